@@ -1,0 +1,199 @@
+"""The training configuration: one frozen object, its defaults, TOML loading, validation.
+
+Precedence: built-in defaults < ``--config FILE.toml`` < command-line flags. The
+resolved configuration is saved next to every result (``config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dist_logreg.errors import UsageError
+
+DTYPES = ("float32", "float64")
+DEFAULT_STEPS = 200
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Help texts double as the ``--help`` strings."""
+
+    samples: int = field(
+        default=32768, metadata={"help": "rows of the built-in synthetic data set (ignored with --data)"}
+    )
+    features: int = field(
+        default=128,
+        metadata={"help": "columns of the synthetic data set; the allreduce carries features+3 "
+                          "numbers per step, so this is the payload-size dial (ignored with --data)"},
+    )
+    batch_size: int = field(
+        default=1024,
+        metadata={"help": "GLOBAL mini-batch rows per step, split across ranks in contiguous "
+                          "slices whose sizes differ by at most one"},
+    )
+    steps: int | None = field(
+        default=None,
+        metadata={"help": f"optimizer steps to run (default {DEFAULT_STEPS} when neither "
+                          "--steps nor --epochs is given; with both, the first bound reached ends "
+                          "the run)"},
+    )
+    epochs: float | None = field(
+        default=None,
+        metadata={"help": "passes over the data; an epoch is floor(samples / batch-size) steps "
+                          "(the last partial batch of each shuffled epoch is dropped)"},
+    )
+    lr: float = field(default=0.5, metadata={"help": "learning rate (> 0)"})
+    l2: float = field(
+        default=1e-4,
+        metadata={"help": "L2 penalty: objective = mean log-loss + (l2/2)*||w||^2, intercept not "
+                          "penalized (scikit-learn's C = 1/(l2*samples)); >= 0"},
+    )
+    momentum: float = field(
+        default=0.0, metadata={"help": "heavy-ball momentum in [0, 1); 0 is plain SGD"}
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "one seed for the synthetic data and the batch order; the same seed "
+                          "gives the same trajectory at any world size"},
+    )
+    dtype: str = field(
+        default="float64",
+        metadata={"help": "float32 or float64: data, parameters and the allreduce buffer"},
+    )
+    data: str | None = field(
+        default=None,
+        metadata={"help": "training data instead of the synthetic set: FILE.npz (arrays X, y), "
+                          "DIR holding X.npy and y.npy, 'X.npy,y.npy' (memory-mapped: each rank "
+                          "reads only the rows it uses), or FILE.csv (header optional)"},
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "CSV only: the label column, by header name or 0-based index "
+                          "(default: a column named y or label, else the last column)"},
+    )
+    out: str | None = field(
+        default=None,
+        metadata={"help": "output directory for model.npz, summary.json, metrics.jsonl, "
+                          "config.json (default: runs/train-<time>)"},
+    )
+    log_every: int = field(
+        default=0,
+        metadata={"help": "rank 0 prints progress every N steps (0: about 10 lines per run)"},
+    )
+    check_every: int = field(
+        default=100,
+        metadata={"help": "every N steps, compare a checksum of the parameters across ranks "
+                          "(invariant: replicas agree bitwise); 0 checks only at the end"},
+    )
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _expected_type(name: str) -> tuple[type, ...]:
+    """Python types accepted for a config key (ints are fine where floats are expected)."""
+    default = FIELDS[name].default
+    annotation = str(FIELDS[name].type)
+    if "float" in annotation:
+        return (int, float)
+    if "int" in annotation:
+        return (int,)
+    if isinstance(default, str) or "str" in annotation:
+        return (str,)
+    raise AssertionError(f"unhandled config type for {name}: {annotation}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a flat TOML file of config keys (names as in ``TrainConfig``; dashes allowed)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise UsageError(f"config file {path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
+    values = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in FIELDS:
+            raise UsageError(
+                f"config file {path}: unknown key {key!r}; expected one of "
+                f"{', '.join(sorted(FIELDS))}"
+            )
+        values[name] = _check_type(name, value, f"config file {path}: key {key!r}")
+    return values
+
+
+def _check_type(name: str, value: Any, where: str) -> Any:
+    types = _expected_type(name)
+    if isinstance(value, bool) or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise UsageError(f"{where}: expected {expected}, got {value!r}")
+    return value
+
+
+def resolve(file_values: dict[str, Any], cli_values: dict[str, Any]) -> TrainConfig:
+    """Defaults < file < command line, then static validation."""
+    merged = {**file_values, **cli_values}
+    cfg = TrainConfig(**merged)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
+    """Raise ``UsageError`` for any setting out of range.
+
+    Called once statically, then again when the world size and the number of data rows are
+    known. Every rank computes the same verdict from the same inputs, so it raises on all
+    ranks together and no rank is left waiting in a collective.
+    """
+    def need(ok: bool, what: str, expected: str, got: Any) -> None:
+        if not ok:
+            raise UsageError(f"{what}: expected {expected}, got {got!r}")
+
+    need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
+    need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
+    need(cfg.batch_size >= 1, "--batch-size", "an integer >= 1", cfg.batch_size)
+    if cfg.steps is not None:
+        need(cfg.steps >= 1, "--steps", "an integer >= 1", cfg.steps)
+    if cfg.epochs is not None:
+        need(cfg.epochs > 0, "--epochs", "a number > 0", cfg.epochs)
+    need(cfg.lr > 0, "--lr", "a number > 0", cfg.lr)
+    need(cfg.l2 >= 0, "--l2", "a number >= 0", cfg.l2)
+    need(0 <= cfg.momentum < 1, "--momentum", "a number in [0, 1)", cfg.momentum)
+    need(cfg.dtype in DTYPES, "--dtype", " or ".join(DTYPES), cfg.dtype)
+    need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
+    need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
+    if world_size is not None:
+        need(cfg.batch_size >= world_size, "--batch-size",
+             f"at least the world size ({world_size} ranks), so every rank gets a row",
+             cfg.batch_size)
+    if n_samples is not None:
+        if world_size is not None:
+            need(n_samples >= world_size, "number of samples",
+                 f"at least the world size ({world_size} ranks)", n_samples)
+        need(cfg.batch_size <= n_samples, "--batch-size",
+             f"at most the number of samples ({n_samples})", cfg.batch_size)
+
+
+def total_steps(cfg: TrainConfig, n_samples: int) -> int:
+    """Steps the run takes: the tighter of ``--steps`` and ``--epochs`` (default 200 steps)."""
+    per_epoch = n_samples // cfg.batch_size
+    bounds = []
+    if cfg.steps is not None:
+        bounds.append(cfg.steps)
+    if cfg.epochs is not None:
+        bounds.append(max(1, int(cfg.epochs * per_epoch)))
+    return min(bounds) if bounds else DEFAULT_STEPS
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain dict of the configuration, for ``config.json``."""
+    return dataclasses.asdict(cfg)

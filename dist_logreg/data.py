@@ -1,0 +1,281 @@
+"""Where the rows come from: the synthetic set, data files, and the global batch order.
+
+No MPI here except in :func:`check_values`, which splits the scan of a file across ranks
+and so takes the communicator as an argument.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.errors import UsageError, raise_together
+
+#: Synthetic rows are generated in blocks of this many, each from its own seeded stream,
+#: so the data do not depend on how many ranks generate them.
+SYNTH_BLOCK = 8192
+#: Rows scanned at a time when checking a file's values (bounds memory for memory maps).
+SCAN_BLOCK = 65536
+
+
+@dataclass
+class Dataset:
+    """Training rows. ``X`` may be a read-only memory map; ``y`` holds 0/1 labels.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, d)
+    y : ndarray, shape (n,)
+    source : str
+        Where the rows came from, for messages and the summary.
+    true_coef, true_intercept : ndarray (d,) and float, or None
+        The generating model of the synthetic set (None for files).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    source: str
+    true_coef: np.ndarray | None = None
+    true_intercept: float | None = None
+    checked: bool = False  # values already known finite and labels 0/1
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+
+def synthetic(samples: int, features: int, seed: int, dtype: str) -> Dataset:
+    """Deterministic synthetic classification data from ``seed``.
+
+    Features are standard normal; labels are drawn through the logistic model from a
+    fixed true weight vector (logit standard deviation about 2, so a well-trained model
+    reaches roughly 80% accuracy and the accuracy means something). Every rank can build
+    the rows itself: nothing is sent.
+    """
+    truth = np.random.default_rng([seed, 0x7EE])
+    true_coef = truth.standard_normal(features) * (2.0 / np.sqrt(features))
+    true_intercept = 0.25
+    X = np.empty((samples, features), dtype=dtype)
+    y = np.empty(samples, dtype=dtype)
+    for block, start in enumerate(range(0, samples, SYNTH_BLOCK)):
+        stop = min(start + SYNTH_BLOCK, samples)
+        rng = np.random.default_rng([seed, 0xDA7A, block])
+        xb = rng.standard_normal((stop - start, features))
+        p = 1.0 / (1.0 + np.exp(-(xb @ true_coef + true_intercept)))
+        X[start:stop] = xb
+        y[start:stop] = rng.random(stop - start) < p
+    return Dataset(X, y, f"synthetic(samples={samples}, features={features}, seed={seed})",
+                   true_coef, true_intercept, checked=True)
+
+
+def load(spec: str, dtype: str, label_column: str | None = None) -> Dataset:
+    """Open the data named by ``--data`` (formats in ``TrainConfig.data``'s help).
+
+    Raises ``UsageError`` naming the file for anything unreadable or mis-shaped. Values
+    (NaN, labels) are checked separately, in parallel, by :func:`check_values`.
+    """
+    if "," in spec:
+        x_path, y_path = (Path(p) for p in spec.split(",", 1))
+        return _load_npy_pair(x_path, y_path, dtype)
+    path = Path(spec)
+    if path.is_dir():
+        return _load_npy_pair(path / "X.npy", path / "y.npy", dtype)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path, dtype)
+    if suffix == ".csv":
+        return _load_csv(path, dtype, label_column)
+    if suffix == ".npy":
+        raise UsageError(
+            f"--data {spec}: a single .npy file holds no labels; expected 'X.npy,y.npy' "
+            "or a folder holding X.npy and y.npy"
+        )
+    raise UsageError(
+        f"--data {spec}: expected a .npz or .csv file, a folder with X.npy and y.npy, "
+        "or 'X.npy,y.npy'"
+    )
+
+
+def _read_error(path: Path, exc: Exception, kind: str) -> UsageError:
+    """One message per way a file can fail to open or parse."""
+    if isinstance(exc, FileNotFoundError):
+        return UsageError(f"data file {path}: not found")
+    if isinstance(exc, PermissionError):
+        return UsageError(f"data file {path}: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return UsageError(f"data file {path}: is a directory, expected a {kind}")
+    return UsageError(f"data file {path}: not a readable {kind} ({exc})")
+
+
+def _check_shapes(X: np.ndarray, y: np.ndarray, where: str) -> None:
+    if X.ndim != 2:
+        raise UsageError(f"{where}: expected X with 2 dimensions (rows, features), "
+                         f"got shape {X.shape}")
+    if y.ndim != 1:
+        raise UsageError(f"{where}: expected y with 1 dimension (rows,), got shape {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise UsageError(f"{where}: X and y differ in length: X has {X.shape[0]} rows, "
+                         f"y has {y.shape[0]}")
+    for name, a in (("X", X), ("y", y)):
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            raise UsageError(f"{where}: expected numeric {name}, got dtype {a.dtype}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise UsageError(f"{where}: expected at least one row and one feature, "
+                         f"got X of shape {X.shape}")
+
+
+def _load_npy_pair(x_path: Path, y_path: Path, dtype: str) -> Dataset:
+    arrays = []
+    for path in (x_path, y_path):
+        try:
+            # Memory-mapped: a rank touches only the rows it uses, no private full copy.
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise _read_error(path, exc, ".npy array") from None
+    X, y = arrays
+    _check_shapes(X, y, f"data files {x_path}, {y_path}")
+    # y is small (one number per row): load it, in the training dtype.
+    return Dataset(X, np.asarray(y, dtype=dtype), f"{x_path},{y_path}")
+
+
+def _load_npz(path: Path, dtype: str) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = {"X", "y"} - set(archive.files)
+            if missing:
+                raise UsageError(f"data file {path}: expected arrays X and y, "
+                                 f"found {sorted(archive.files)}")
+            X, y = archive["X"], archive["y"]
+    except (OSError, ValueError, EOFError) as exc:
+        raise _read_error(path, exc, ".npz archive") from None
+    _check_shapes(X, y, f"data file {path}")
+    return Dataset(np.ascontiguousarray(X, dtype=dtype), np.asarray(y, dtype=dtype), str(path))
+
+
+def _load_csv(path: Path, dtype: str, label_column: str | None) -> Dataset:
+    try:
+        with path.open(newline="") as fh:
+            first = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _read_error(path, exc, "CSV file") from None
+    if first is None:
+        raise UsageError(f"data file {path}: empty CSV file")
+    has_header = not all(_is_number(cell) for cell in first)
+    names = [c.strip() for c in first] if has_header else [str(i) for i in range(len(first))]
+    label = _label_index(path, names, label_column, has_header)
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=int(has_header), dtype=np.float64,
+                           ndmin=2)
+    except ValueError as exc:
+        raise UsageError(f"data file {path}: expected numbers in every CSV cell: {exc}") from None
+    if table.shape[1] != len(names):
+        raise UsageError(f"data file {path}: expected {len(names)} columns, got "
+                         f"{table.shape[1]}")
+    if table.shape[1] < 2:
+        raise UsageError(f"data file {path}: expected a label column and at least one "
+                         f"feature column, got {table.shape[1]} column(s)")
+    y = table[:, label]
+    X = np.delete(table, label, axis=1)
+    _check_shapes(X, y, f"data file {path}")
+    return Dataset(np.ascontiguousarray(X, dtype=dtype), y.astype(dtype), str(path))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_index(path: Path, names: list[str], label_column: str | None, has_header: bool) -> int:
+    if label_column is None:
+        for candidate in ("y", "label"):
+            if has_header and candidate in names:
+                return names.index(candidate)
+        return len(names) - 1
+    if label_column in names and has_header:
+        return names.index(label_column)
+    if label_column.lstrip("-").isdigit() and -len(names) <= int(label_column) < len(names):
+        return int(label_column) % len(names)
+    raise UsageError(f"--label-column {label_column}: expected a header name or index of "
+                     f"{path}, which has columns {names}")
+
+
+def check_values(comm, ds: Dataset) -> None:
+    """Collective: every rank scans its share of the rows for NaN/inf and non-0/1 labels.
+
+    The scan is split across ranks (each reads ``n/p`` rows of a memory map), and the
+    verdicts are exchanged, so a bad value anywhere fails every rank with the row, column
+    and value.
+    """
+    error = None
+    if not ds.checked:
+        n, size, rank = ds.n_samples, comm.Get_size(), comm.Get_rank()
+        lo, hi = rank * n // size, (rank + 1) * n // size
+        try:
+            error = _scan(ds, lo, hi)
+        except OSError as exc:  # a memory map can fail on first touch (truncated file)
+            error = UsageError(f"data {ds.source}: cannot read rows {lo}..{hi - 1}: {exc}")
+    raise_together(comm, error)
+    ds.checked = True
+
+
+def _scan(ds: Dataset, lo: int, hi: int) -> UsageError | None:
+    for start in range(lo, hi, SCAN_BLOCK):
+        stop = min(start + SCAN_BLOCK, hi)
+        xb = np.asarray(ds.X[start:stop])
+        finite = np.isfinite(xb)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            return UsageError(f"data {ds.source}: expected finite features, got "
+                              f"X[{start + row}, {col}] = {xb[row, col]}")
+        yb = ds.y[start:stop]
+        ok = (yb == 0) | (yb == 1)
+        if not ok.all():
+            row = int(np.argmin(ok))
+            return UsageError(f"data {ds.source}: expected labels 0 or 1, got "
+                              f"y[{start + row}] = {yb[row]}")
+    return None
+
+
+class GlobalBatches:
+    """The global batch order, identical on every rank and independent of the world size.
+
+    Epoch ``e`` is a permutation of all rows drawn from ``(seed, e)``; step ``s`` takes the
+    ``(s mod steps_per_epoch)``-th run of ``batch_size`` rows of it (the last partial batch
+    of an epoch is dropped). Every rank derives the same sequence, so training with 1, 2,
+    3 or 7 ranks follows the same trajectory (DESIGN.md invariant 2).
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int):
+        self.n_samples = n_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.steps_per_epoch = n_samples // batch_size
+        self._epoch = -1
+        self._perm = np.empty(0, dtype=np.int64)
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def batch(self, step: int) -> np.ndarray:
+        """Global row indices of step ``step``: shape ``(batch_size,)``."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._perm = np.random.default_rng([self.seed, 0x5A3B, epoch]).permutation(
+                self.n_samples)
+            self._epoch = epoch
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def rank_slice(batch_size: int, size: int, rank: int) -> tuple[int, int]:
+    """This rank's contiguous ``[lo, hi)`` share of a batch; shares differ by at most one row."""
+    return rank * batch_size // size, (rank + 1) * batch_size // size

@@ -1,0 +1,171 @@
+"""The training loop: the only place that knows the order of a step.
+
+One step (DESIGN.md invariant 1)::
+
+    data     gather this rank's contiguous slice of the global batch
+    compute  grad_sums -> packed buffer [grad_w, grad_b, loss_sum, count]
+    comm     ONE in-place allreduce(SUM) of that buffer
+    update   divide by the GLOBAL count, add the L2 term, momentum SGD step
+
+Every rank runs every line, in the same order (rank-specific printing is in the reporter).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from time import perf_counter_ns
+
+import numpy as np
+
+from dist_logreg import model
+from dist_logreg.config import TrainConfig, total_steps, validate
+from dist_logreg.data import Dataset, GlobalBatches, check_values, rank_slice
+from dist_logreg.errors import UsageError
+
+#: Columns of the per-step timing array.
+PHASES = ("data", "compute", "comm", "update")
+#: Rows per block when evaluating the final loss over the whole data set.
+EVAL_BLOCK = 65536
+
+
+@dataclass
+class TrainResult:
+    """What one rank ends with. ``params`` is ``[coef..., intercept]``, shape ``(d + 1,)``."""
+
+    params: np.ndarray
+    steps: int
+    phase_ns: np.ndarray  # (steps, 4) int64: data, compute, comm, update per step
+    batch_loss: np.ndarray  # (steps,) global mean loss of each step's batch (before the step)
+    loop_ns: int  # wall time of the whole loop on this rank
+    final_loss: float  # objective on the full training set, after training
+    final_accuracy: float
+    epochs: float  # passes over the data completed
+
+    @property
+    def coef(self) -> np.ndarray:
+        return self.params[:-1]
+
+    @property
+    def intercept(self) -> float:
+        return float(self.params[-1])
+
+
+def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResult:
+    """Run the data-parallel training loop on this rank (collective over ``comm``).
+
+    Parameters
+    ----------
+    comm : mpi4py communicator
+        Used for control messages (error agreement, replica checks, final evaluation).
+    allreduce : object with ``allreduce(buf)`` (see :mod:`dist_logreg.comm`)
+        The gradient path: called exactly once per step. May be instrumented.
+    cfg : TrainConfig
+    ds : Dataset
+        The full data set as seen from this rank (possibly memory-mapped).
+    reporter : object with ``start(cfg, ds, world_size, steps)`` and
+        ``progress(step, steps, loss, samples_per_s)``; prints on rank 0 only.
+    """
+    size, rank = comm.Get_size(), comm.Get_rank()
+    validate(cfg, world_size=size, n_samples=ds.n_samples)
+    check_values(comm, ds)
+    steps = total_steps(cfg, ds.n_samples)
+    reporter.start(cfg, ds, size, steps)
+    dtype = np.dtype(cfg.dtype)
+    d = ds.n_features
+
+    batches = GlobalBatches(ds.n_samples, cfg.batch_size, cfg.seed)
+    lo, hi = rank_slice(cfg.batch_size, size, rank)
+    m = hi - lo
+    xbuf = np.empty((m, d), dtype=dtype)
+    ybuf = np.empty(m, dtype=dtype)
+    # take() straight into the preallocated buffer needs matching dtypes; a memory map of
+    # another dtype goes through a cast instead.
+    gather_direct = ds.X.dtype == dtype
+    params = np.zeros(d + 1, dtype=dtype)  # identical initial parameters everywhere
+    w = params[:d]
+    velocity = np.zeros(d + 1, dtype=dtype)
+    grad = np.empty(d + 1, dtype=dtype)
+    buf = np.empty(model.buffer_size(d), dtype=dtype)
+    phase_ns = np.zeros((steps, len(PHASES)), dtype=np.int64)
+    batch_loss = np.empty(steps, dtype=np.float64)
+    log_every = cfg.log_every or max(1, steps // 10)
+    lr, l2, mom = cfg.lr, cfg.l2, cfg.momentum
+
+    comm.Barrier()  # start the clocks together, so the first step's skew is real
+    loop_start = last_log = perf_counter_ns()
+    last_log_step = 0
+    for step in range(steps):
+        t0 = perf_counter_ns()
+        idx = np.sort(batches.batch(step)[lo:hi])  # sorted: sequential reads of a memory map
+        if gather_direct:
+            np.take(ds.X, idx, axis=0, out=xbuf, mode="clip")  # idx known valid: skip checks
+        else:
+            xbuf[...] = ds.X[idx]
+        np.take(ds.y, idx, out=ybuf, mode="clip")
+        t1 = perf_counter_ns()
+        model.grad_sums(xbuf, ybuf, w, float(params[d]), buf)
+        t2 = perf_counter_ns()
+        allreduce.step = step
+        allreduce.allreduce(buf)
+        t3 = perf_counter_ns()
+        count = buf[d + 2]
+        np.divide(buf[: d + 1], count, out=grad)  # exact global mean, also for uneven slices
+        if l2:
+            grad[:d] += l2 * w
+        if mom:
+            velocity *= mom
+            velocity += grad
+            params -= lr * velocity
+        else:
+            params -= lr * grad
+        t4 = perf_counter_ns()
+        phase_ns[step] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        loss = float(buf[d + 1] / count)
+        batch_loss[step] = loss
+        if not math.isfinite(loss):
+            # The reduced buffer is identical on all ranks, so all raise together.
+            raise UsageError(f"step {step}: the global batch loss is {loss}; training "
+                             f"diverged (try a smaller --lr than {lr})")
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            now = perf_counter_ns()
+            rows = (step + 1 - last_log_step) * cfg.batch_size
+            reporter.progress(step + 1, steps, loss, rows * 1e9 / (now - last_log))
+            last_log, last_log_step = now, step + 1
+        if cfg.check_every and (step + 1) % cfg.check_every == 0:
+            check_replicas(comm, params, step + 1)
+    loop_ns = perf_counter_ns() - loop_start
+    check_replicas(comm, params, steps)
+    final_loss, final_accuracy = evaluate(comm, ds, params, l2)
+    return TrainResult(params, steps, phase_ns, batch_loss, loop_ns, final_loss,
+                       final_accuracy, steps / batches.steps_per_epoch)
+
+
+def check_replicas(comm, params: np.ndarray, step: int) -> None:
+    """Collective: all ranks must hold bitwise-identical parameters (DESIGN.md invariant 3)."""
+    sums = comm.allgather(zlib.crc32(params.tobytes()))
+    if len(set(sums)) > 1:
+        groups: dict[int, list[int]] = {}
+        for r, s in enumerate(sums):
+            groups.setdefault(s, []).append(r)
+        raise UsageError(f"after step {step}: replicas diverged; parameter checksums differ "
+                         f"between rank groups {sorted(groups.values())}")
+
+
+def evaluate(comm, ds: Dataset, params: np.ndarray, l2: float) -> tuple[float, float]:
+    """Collective: objective and accuracy on the full data set, each rank scanning ``n/p`` rows."""
+    size, rank = comm.Get_size(), comm.Get_rank()
+    n = ds.n_samples
+    w, b = params[:-1], float(params[-1])
+    sums = np.zeros(2, dtype=np.float64)  # loss sum, correct predictions
+    for start in range(rank * n // size, (rank + 1) * n // size, EVAL_BLOCK):
+        stop = min(start + EVAL_BLOCK, (rank + 1) * n // size)
+        X = np.asarray(ds.X[start:stop], dtype=params.dtype)
+        y = ds.y[start:stop]
+        z = X @ w + b
+        sums[0] += model.loss_terms(z, y).sum()
+        sums[1] += np.count_nonzero((z > 0) == (y == 1))
+    sums = comm.allreduce(sums)  # one small control message at the end, not the hot path
+    loss = sums[0] / n + 0.5 * l2 * float(np.dot(w, w))
+    return float(loss), float(sums[1] / n)
