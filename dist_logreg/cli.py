@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dist-logreg",
         description="Instrumented data-parallel logistic regression on numpy + mpi4py. "
-                    "Launch under mpirun; every rank runs the same command.",
+        "Launch under mpirun; every rank runs the same command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -43,16 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train on synthetic or file data, recording every allreduce",
         description="Data-parallel SGD: each rank computes the gradient sums of its slice of "
-                    "every global mini-batch, ONE in-place allreduce per step averages them, "
-                    "every rank applies the same step. Writes model.npz, summary.json, "
-                    "metrics.jsonl, steps.jsonl and config.json under --out.",
+        "every global mini-batch, ONE in-place allreduce per step averages them, "
+        "every rank applies the same step. Writes model.npz, summary.json, "
+        "metrics.jsonl, steps.jsonl and config.json under --out.",
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,  # only flags actually given override the config
     )
-    kinds = {"samples": int, "features": int, "batch_size": int, "steps": int, "epochs": float,
-             "lr": float, "l2": float, "momentum": float, "seed": int, "log_every": int,
-             "check_every": int}
+    kinds = {
+        "samples": int,
+        "features": int,
+        "batch_size": int,
+        "steps": int,
+        "epochs": float,
+        "lr": float,
+        "l2": float,
+        "momentum": float,
+        "seed": int,
+        "log_every": int,
+        "check_every": int,
+    }
     for name, f in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         kwargs = {"help": _help_with_default(f), "type": kinds.get(name, str)}
@@ -62,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         if metavar:
             kwargs["metavar"] = metavar
         train.add_argument(flag, dest=name, **kwargs)
-    train.add_argument("--config", metavar="FILE.toml",
-                       help="read options from a flat TOML file; command-line flags win")
+    train.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="read options from a flat TOML file; command-line flags win",
+    )
     train.set_defaults(func=cmd_train)
     return parser
 
@@ -105,10 +118,14 @@ def run_guarded(comm, body) -> int:
         if isinstance(exc, SystemExit) and not exc.code:
             raise
         traceback.print_exc(file=sys.stderr)
-        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
-            f"{type(exc).__name__}: {exc}"
-        print(f"dist-logreg: error on rank {rank} of {size}: {what}; aborting all ranks",
-              file=sys.stderr, flush=True)
+        what = (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        )
+        print(
+            f"dist-logreg: error on rank {rank} of {size}: {what}; aborting all ranks",
+            file=sys.stderr,
+            flush=True,
+        )
         if size > 1:
             comm.Abort(1)
         return 1
@@ -120,8 +137,13 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
     from dist_logreg.comm import Instrumented, MPIAllreduce
     from dist_logreg.config import load_toml, resolve, to_dict, total_steps
     from dist_logreg.errors import UsageError, raise_together
-    from dist_logreg.report import (Reporter, gather_records, prepare_out_dir, summarize,
-                                    write_outputs)
+    from dist_logreg.report import (
+        Reporter,
+        gather_records,
+        prepare_out_dir,
+        summarize,
+        write_outputs,
+    )
     from dist_logreg.trainer import train
 
     cli_values = {k: v for k, v in vars(args).items() if k in FIELDS}

@@ -23,42 +23,56 @@ class TrainConfig:
     """Everything that decides a training run. Help texts double as the ``--help`` strings."""
 
     samples: int = field(
-        default=32768, metadata={"help": "rows of the built-in synthetic data set (ignored with --data)"}
+        default=32768,
+        metadata={"help": "rows of the built-in synthetic data set (ignored with --data)"},
     )
     features: int = field(
         default=128,
-        metadata={"help": "columns of the synthetic data set; the allreduce carries features+3 "
-                          "numbers per step, so this is the payload-size dial (ignored with --data)"},
+        metadata={
+            "help": "columns of the synthetic data set; the allreduce carries "
+            "features+3 numbers per step, so this is the payload-size dial "
+            "(ignored with --data)"
+        },
     )
     batch_size: int = field(
         default=1024,
-        metadata={"help": "GLOBAL mini-batch rows per step, split across ranks in contiguous "
-                          "slices whose sizes differ by at most one"},
+        metadata={
+            "help": "GLOBAL mini-batch rows per step, split across ranks in contiguous "
+            "slices whose sizes differ by at most one"
+        },
     )
     steps: int | None = field(
         default=None,
-        metadata={"help": f"optimizer steps to run (default {DEFAULT_STEPS} when neither "
-                          "--steps nor --epochs is given; with both, the first bound reached ends "
-                          "the run)"},
+        metadata={
+            "help": f"optimizer steps to run (default {DEFAULT_STEPS} when neither "
+            "--steps nor --epochs is given; with both, the first bound reached ends "
+            "the run)"
+        },
     )
     epochs: float | None = field(
         default=None,
-        metadata={"help": "passes over the data; an epoch is floor(samples / batch-size) steps "
-                          "(the last partial batch of each shuffled epoch is dropped)"},
+        metadata={
+            "help": "passes over the data; an epoch is floor(samples / batch-size) steps "
+            "(the last partial batch of each shuffled epoch is dropped)"
+        },
     )
     lr: float = field(default=0.5, metadata={"help": "learning rate (> 0)"})
     l2: float = field(
         default=1e-4,
-        metadata={"help": "L2 penalty: objective = mean log-loss + (l2/2)*||w||^2, intercept not "
-                          "penalized (scikit-learn's C = 1/(l2*samples)); >= 0"},
+        metadata={
+            "help": "L2 penalty: objective = mean log-loss + (l2/2)*||w||^2, intercept not "
+            "penalized (scikit-learn's C = 1/(l2*samples)); >= 0"
+        },
     )
     momentum: float = field(
         default=0.0, metadata={"help": "heavy-ball momentum in [0, 1); 0 is plain SGD"}
     )
     seed: int = field(
         default=0,
-        metadata={"help": "one seed for the synthetic data and the batch order; the same seed "
-                          "gives the same trajectory at any world size"},
+        metadata={
+            "help": "one seed for the synthetic data and the batch order; the same seed "
+            "gives the same trajectory at any world size"
+        },
     )
     dtype: str = field(
         default="float64",
@@ -66,19 +80,25 @@ class TrainConfig:
     )
     data: str | None = field(
         default=None,
-        metadata={"help": "training data instead of the synthetic set: FILE.npz (arrays X, y), "
-                          "DIR holding X.npy and y.npy, 'X.npy,y.npy' (memory-mapped: each rank "
-                          "reads only the rows it uses), or FILE.csv (header optional)"},
+        metadata={
+            "help": "training data instead of the synthetic set: FILE.npz (arrays X, y), "
+            "DIR holding X.npy and y.npy, 'X.npy,y.npy' (memory-mapped: each rank "
+            "reads only the rows it uses), or FILE.csv (header optional)"
+        },
     )
     label_column: str | None = field(
         default=None,
-        metadata={"help": "CSV only: the label column, by header name or 0-based index "
-                          "(default: a column named y or label, else the last column)"},
+        metadata={
+            "help": "CSV only: the label column, by header name or 0-based index "
+            "(default: a column named y or label, else the last column)"
+        },
     )
     out: str | None = field(
         default=None,
-        metadata={"help": "output directory for model.npz, summary.json, metrics.jsonl, "
-                          "config.json (default: runs/train-<time>)"},
+        metadata={
+            "help": "output directory for model.npz, summary.json, metrics.jsonl, "
+            "config.json (default: runs/train-<time>)"
+        },
     )
     log_every: int = field(
         default=0,
@@ -86,8 +106,10 @@ class TrainConfig:
     )
     check_every: int = field(
         default=100,
-        metadata={"help": "every N steps, compare a checksum of the parameters across ranks "
-                          "(invariant: replicas agree bitwise); 0 checks only at the end"},
+        metadata={
+            "help": "every N steps, compare a checksum of the parameters across ranks "
+            "(invariant: replicas agree bitwise); 0 checks only at the end"
+        },
     )
 
 
@@ -154,6 +176,7 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     known. Every rank computes the same verdict from the same inputs, so it raises on all
     ranks together and no rank is left waiting in a collective.
     """
+
     def need(ok: bool, what: str, expected: str, got: Any) -> None:
         if not ok:
             raise UsageError(f"{what}: expected {expected}, got {got!r}")
@@ -172,15 +195,26 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     if world_size is not None:
-        need(cfg.batch_size >= world_size, "--batch-size",
-             f"at least the world size ({world_size} ranks), so every rank gets a row",
-             cfg.batch_size)
+        need(
+            cfg.batch_size >= world_size,
+            "--batch-size",
+            f"at least the world size ({world_size} ranks), so every rank gets a row",
+            cfg.batch_size,
+        )
     if n_samples is not None:
         if world_size is not None:
-            need(n_samples >= world_size, "number of samples",
-                 f"at least the world size ({world_size} ranks)", n_samples)
-        need(cfg.batch_size <= n_samples, "--batch-size",
-             f"at most the number of samples ({n_samples})", cfg.batch_size)
+            need(
+                n_samples >= world_size,
+                "number of samples",
+                f"at least the world size ({world_size} ranks)",
+                n_samples,
+            )
+        need(
+            cfg.batch_size <= n_samples,
+            "--batch-size",
+            f"at most the number of samples ({n_samples})",
+            cfg.batch_size,
+        )
 
 
 def total_steps(cfg: TrainConfig, n_samples: int) -> int:

@@ -71,8 +71,14 @@ def synthetic(samples: int, features: int, seed: int, dtype: str) -> Dataset:
         p = 1.0 / (1.0 + np.exp(-(xb @ true_coef + true_intercept)))
         X[start:stop] = xb
         y[start:stop] = rng.random(stop - start) < p
-    return Dataset(X, y, f"synthetic(samples={samples}, features={features}, seed={seed})",
-                   true_coef, true_intercept, checked=True)
+    return Dataset(
+        X,
+        y,
+        f"synthetic(samples={samples}, features={features}, seed={seed})",
+        true_coef,
+        true_intercept,
+        checked=True,
+    )
 
 
 def load(spec: str, dtype: str, label_column: str | None = None) -> Dataset:
@@ -116,19 +122,22 @@ def _read_error(path: Path, exc: Exception, kind: str) -> UsageError:
 
 def _check_shapes(X: np.ndarray, y: np.ndarray, where: str) -> None:
     if X.ndim != 2:
-        raise UsageError(f"{where}: expected X with 2 dimensions (rows, features), "
-                         f"got shape {X.shape}")
+        raise UsageError(
+            f"{where}: expected X with 2 dimensions (rows, features), got shape {X.shape}"
+        )
     if y.ndim != 1:
         raise UsageError(f"{where}: expected y with 1 dimension (rows,), got shape {y.shape}")
     if X.shape[0] != y.shape[0]:
-        raise UsageError(f"{where}: X and y differ in length: X has {X.shape[0]} rows, "
-                         f"y has {y.shape[0]}")
+        raise UsageError(
+            f"{where}: X and y differ in length: X has {X.shape[0]} rows, y has {y.shape[0]}"
+        )
     for name, a in (("X", X), ("y", y)):
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             raise UsageError(f"{where}: expected numeric {name}, got dtype {a.dtype}")
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise UsageError(f"{where}: expected at least one row and one feature, "
-                         f"got X of shape {X.shape}")
+        raise UsageError(
+            f"{where}: expected at least one row and one feature, got X of shape {X.shape}"
+        )
 
 
 def _load_npy_pair(x_path: Path, y_path: Path, dtype: str) -> Dataset:
@@ -150,8 +159,9 @@ def _load_npz(path: Path, dtype: str) -> Dataset:
         with np.load(path, allow_pickle=False) as archive:
             missing = {"X", "y"} - set(archive.files)
             if missing:
-                raise UsageError(f"data file {path}: expected arrays X and y, "
-                                 f"found {sorted(archive.files)}")
+                raise UsageError(
+                    f"data file {path}: expected arrays X and y, found {sorted(archive.files)}"
+                )
             X, y = archive["X"], archive["y"]
     except (OSError, ValueError, EOFError) as exc:
         raise _read_error(path, exc, ".npz archive") from None
@@ -171,16 +181,16 @@ def _load_csv(path: Path, dtype: str, label_column: str | None) -> Dataset:
     names = [c.strip() for c in first] if has_header else [str(i) for i in range(len(first))]
     label = _label_index(path, names, label_column, has_header)
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=int(has_header), dtype=np.float64,
-                           ndmin=2)
+        table = np.loadtxt(path, delimiter=",", skiprows=int(has_header), dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise UsageError(f"data file {path}: expected numbers in every CSV cell: {exc}") from None
     if table.shape[1] != len(names):
-        raise UsageError(f"data file {path}: expected {len(names)} columns, got "
-                         f"{table.shape[1]}")
+        raise UsageError(f"data file {path}: expected {len(names)} columns, got {table.shape[1]}")
     if table.shape[1] < 2:
-        raise UsageError(f"data file {path}: expected a label column and at least one "
-                         f"feature column, got {table.shape[1]} column(s)")
+        raise UsageError(
+            f"data file {path}: expected a label column and at least one "
+            f"feature column, got {table.shape[1]} column(s)"
+        )
     y = table[:, label]
     X = np.delete(table, label, axis=1)
     _check_shapes(X, y, f"data file {path}")
@@ -205,8 +215,10 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
         return names.index(label_column)
     if label_column.lstrip("-").isdigit() and -len(names) <= int(label_column) < len(names):
         return int(label_column) % len(names)
-    raise UsageError(f"--label-column {label_column}: expected a header name or index of "
-                     f"{path}, which has columns {names}")
+    raise UsageError(
+        f"--label-column {label_column}: expected a header name or index of "
+        f"{path}, which has columns {names}"
+    )
 
 
 def check_values(comm, ds: Dataset) -> None:
@@ -235,14 +247,17 @@ def _scan(ds: Dataset, lo: int, hi: int) -> UsageError | None:
         finite = np.isfinite(xb)
         if not finite.all():
             row, col = np.argwhere(~finite)[0]
-            return UsageError(f"data {ds.source}: expected finite features, got "
-                              f"X[{start + row}, {col}] = {xb[row, col]}")
+            return UsageError(
+                f"data {ds.source}: expected finite features, got "
+                f"X[{start + row}, {col}] = {xb[row, col]}"
+            )
         yb = ds.y[start:stop]
         ok = (yb == 0) | (yb == 1)
         if not ok.all():
             row = int(np.argmin(ok))
-            return UsageError(f"data {ds.source}: expected labels 0 or 1, got "
-                              f"y[{start + row}] = {yb[row]}")
+            return UsageError(
+                f"data {ds.source}: expected labels 0 or 1, got y[{start + row}] = {yb[row]}"
+            )
     return None
 
 
@@ -271,9 +286,10 @@ class GlobalBatches:
         epoch, i = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._perm = np.random.default_rng([self.seed, 0x5A3B, epoch]).permutation(
-                self.n_samples)
+                self.n_samples
+            )
             self._epoch = epoch
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
 
 def rank_slice(batch_size: int, size: int, rank: int) -> tuple[int, int]:

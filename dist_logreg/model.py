@@ -68,9 +68,7 @@ def loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, z).astype(z.dtype, copy=False) - y * z
 
 
-def grad_sums(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.ndarray
-) -> np.ndarray:
+def grad_sums(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.ndarray) -> np.ndarray:
     """Fill ``out`` with the packed sums for rows ``X``, ``y`` (layout in the module doc).
 
     Parameters

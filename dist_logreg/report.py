@@ -39,8 +39,9 @@ class Reporter:
 
     def progress(self, step: int, steps: int, loss: float, samples_per_s: float) -> None:
         width = len(str(steps))
-        self.say(f"  step {step:>{width}}/{steps}  batch loss {loss:.6f}  "
-                 f"{samples_per_s:,.0f} samples/s")
+        self.say(
+            f"  step {step:>{width}}/{steps}  batch loss {loss:.6f}  {samples_per_s:,.0f} samples/s"
+        )
 
     def finish(self, summary: dict, out_dir: Path) -> None:
         if self.rank == 0:
@@ -49,8 +50,12 @@ class Reporter:
 
 def gather_records(comm, allreduce, result: TrainResult):
     """Collective: every rank's allreduce records and step timings, on rank 0 (else None)."""
-    mine = {"rank": comm.Get_rank(), "calls": allreduce.records(),
-            "phase_ns": result.phase_ns, "loop_ns": result.loop_ns}
+    mine = {
+        "rank": comm.Get_rank(),
+        "calls": allreduce.records(),
+        "phase_ns": result.phase_ns,
+        "loop_ns": result.loop_ns,
+    }
     return comm.gather(mine, root=0)
 
 
@@ -60,8 +65,11 @@ def _pct(values: np.ndarray, q: float) -> float:
 
 def _spread(values) -> dict:
     values = np.asarray(values, dtype=np.float64)
-    return {"min": float(values.min()), "median": float(np.median(values)),
-            "max": float(values.max())}
+    return {
+        "min": float(values.min()),
+        "median": float(np.median(values)),
+        "max": float(values.max()),
+    }
 
 
 def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, algorithm: str) -> dict:
@@ -83,11 +91,13 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, algorithm: str
     p50 = _pct(ns, 50)
     algbw = payload / p50 / 1e9 if p50 > 0 else 0.0
 
-    totals = {ph: [r["phase_ns"][:, i].sum() * 1e-9 for r in per_rank]
-              for i, ph in enumerate(PHASES)}
+    totals = {
+        ph: [r["phase_ns"][:, i].sum() * 1e-9 for r in per_rank] for i, ph in enumerate(PHASES)
+    }
     totals["total"] = [r["loop_ns"] * 1e-9 for r in per_rank]
-    comm_fraction = [c / t if t > 0 else 0.0 for c, t in zip(totals["comm"], totals["total"],
-                                                               strict=True)]
+    comm_fraction = [
+        c / t if t > 0 else 0.0 for c, t in zip(totals["comm"], totals["total"], strict=True)
+    ]
     step_s = np.concatenate([r["phase_ns"].sum(axis=1) for r in per_rank]) * 1e-9
     median_total = float(np.median(totals["total"]))
     return {
@@ -100,25 +110,37 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, algorithm: str
         "final_loss_note": "objective (mean log-loss + l2/2*||w||^2) on the full training set",
         "final_accuracy": result.final_accuracy,
         "final_batch_loss": float(result.batch_loss[-1]),
-        "data": {"source": ds.source, "samples": ds.n_samples, "features": ds.n_features,
-                 "dtype": cfg.dtype},
+        "data": {
+            "source": ds.source,
+            "samples": ds.n_samples,
+            "features": ds.n_features,
+            "dtype": cfg.dtype,
+        },
         "allreduce": {
             "algorithm": algorithm,
             "calls": int(rank0["ns"].size),
             "bytes": int(rank0["bytes"].sum()),
             "bytes_note": "payload bytes per rank, summed over calls (elements x item size)",
             "bytes_per_call": payload,
-            "latency_s": {"p50": p50, "p99": _pct(ns, 99), "mean": float(ns.mean()),
-                          "min": float(ns.min()), "max": float(ns.max())},
+            "latency_s": {
+                "p50": p50,
+                "p99": _pct(ns, 99),
+                "mean": float(ns.mean()),
+                "min": float(ns.min()),
+                "max": float(ns.max()),
+            },
             "algbw_GBps": {"p50": algbw},
             "busbw_GBps": {"p50": algbw * busbw_factor(p)},
             "transfer_s": {"p50": _pct(transfer, 50), "p99": _pct(transfer, 99)},
-            "skew_s": {"p50": _pct(skew, 50), "p99": _pct(skew, 99),
-                       "max": float(skew.max()) if skew.size else 0.0},
+            "skew_s": {
+                "p50": _pct(skew, 50),
+                "p99": _pct(skew, 99),
+                "max": float(skew.max()) if skew.size else 0.0,
+            },
         },
         "time_s": {name: float(np.median(v)) for name, v in totals.items()},
         "time_s_note": "median over ranks of per-rank totals; compute = gradient math, "
-                       "data = batch gather, comm = gradient allreduce, update = optimizer step",
+        "data = batch gather, comm = gradient allreduce, update = optimizer step",
         "time_s_per_rank": {name: _spread(v) for name, v in totals.items()},
         "step_time_s": {"p50": _pct(step_s, 50), "p99": _pct(step_s, 99)},
         "comm_fraction": _spread(comm_fraction),
@@ -153,9 +175,10 @@ def _default_out_dir() -> Path:
     return path
 
 
-def write_outputs(out_dir: Path, summary: dict, per_rank: list[dict], result: TrainResult,
-                  config: dict) -> None:
-    """Rank 0: ``model.npz``, ``summary.json``, ``metrics.jsonl``, ``steps.jsonl``, ``config.json``."""
+def write_outputs(
+    out_dir: Path, summary: dict, per_rank: list[dict], result: TrainResult, config: dict
+) -> None:
+    """Rank 0 writes model.npz, summary.json, metrics.jsonl, steps.jsonl and config.json."""
     np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
     _write_json(out_dir / "summary.json", summary)
     _write_json(out_dir / "config.json", config)
@@ -163,12 +186,25 @@ def write_outputs(out_dir: Path, summary: dict, per_rank: list[dict], result: Tr
         for r in per_rank:
             c = r["calls"]
             origin = c["start_ns"][0] if c["start_ns"].size else 0
-            for step, nbytes, ns, start in zip(c["step"].tolist(), c["bytes"].tolist(),
-                                               c["ns"].tolist(), c["start_ns"].tolist(),
-                                               strict=True):
-                fh.write(json.dumps({"step": step, "rank": r["rank"], "bytes": nbytes,
-                                     "seconds": ns * 1e-9,
-                                     "start_s": (start - origin) * 1e-9}) + "\n")
+            for step, nbytes, ns, start in zip(
+                c["step"].tolist(),
+                c["bytes"].tolist(),
+                c["ns"].tolist(),
+                c["start_ns"].tolist(),
+                strict=True,
+            ):
+                fh.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "rank": r["rank"],
+                            "bytes": nbytes,
+                            "seconds": ns * 1e-9,
+                            "start_s": (start - origin) * 1e-9,
+                        }
+                    )
+                    + "\n"
+                )
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
             for step, row in enumerate((r["phase_ns"] * 1e-9).tolist()):

@@ -126,8 +126,10 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
         batch_loss[step] = loss
         if not math.isfinite(loss):
             # The reduced buffer is identical on all ranks, so all raise together.
-            raise UsageError(f"step {step}: the global batch loss is {loss}; training "
-                             f"diverged (try a smaller --lr than {lr})")
+            raise UsageError(
+                f"step {step}: the global batch loss is {loss}; training "
+                f"diverged (try a smaller --lr than {lr})"
+            )
         if (step + 1) % log_every == 0 or step + 1 == steps:
             now = perf_counter_ns()
             rows = (step + 1 - last_log_step) * cfg.batch_size
@@ -138,8 +140,16 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
     loop_ns = perf_counter_ns() - loop_start
     check_replicas(comm, params, steps)
     final_loss, final_accuracy = evaluate(comm, ds, params, l2)
-    return TrainResult(params, steps, phase_ns, batch_loss, loop_ns, final_loss,
-                       final_accuracy, steps / batches.steps_per_epoch)
+    return TrainResult(
+        params,
+        steps,
+        phase_ns,
+        batch_loss,
+        loop_ns,
+        final_loss,
+        final_accuracy,
+        steps / batches.steps_per_epoch,
+    )
 
 
 def check_replicas(comm, params: np.ndarray, step: int) -> None:
@@ -149,8 +159,10 @@ def check_replicas(comm, params: np.ndarray, step: int) -> None:
         groups: dict[int, list[int]] = {}
         for r, s in enumerate(sums):
             groups.setdefault(s, []).append(r)
-        raise UsageError(f"after step {step}: replicas diverged; parameter checksums differ "
-                         f"between rank groups {sorted(groups.values())}")
+        raise UsageError(
+            f"after step {step}: replicas diverged; parameter checksums differ "
+            f"between rank groups {sorted(groups.values())}"
+        )
 
 
 def evaluate(comm, ds: Dataset, params: np.ndarray, l2: float) -> tuple[float, float]:

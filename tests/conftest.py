@@ -29,14 +29,16 @@ def pytest_ignore_collect(collection_path, config):
 def mpi_env() -> dict[str, str]:
     """Environment for Open MPI on this kind of machine: root allowed, idle ranks yield."""
     env = dict(os.environ)
-    env.update({
-        "OMPI_ALLOW_RUN_AS_ROOT": "1",
-        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-        "OMPI_MCA_mpi_yield_when_idle": "1",
-        # Shared memory only: no TCP listener is needed between ranks of one machine.
-        "OMPI_MCA_btl": "self,sm",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "OMPI_ALLOW_RUN_AS_ROOT": "1",
+            "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+            "OMPI_MCA_mpi_yield_when_idle": "1",
+            # Shared memory only: no TCP listener is needed between ranks of one machine.
+            "OMPI_MCA_btl": "self,sm",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -54,15 +56,24 @@ def run_mpi(n: int, args: list[str], timeout: float = 60, cwd: Path | None = Non
     every rank) is killed and nothing is left behind.
     """
     cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=mpi_env(), cwd=cwd or ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=mpi_env(),
+        cwd=cwd or ROOT,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"mpirun -n {n} {' '.join(args)} did not finish in {timeout} s "
-                    f"(deadlock?)\nstdout:\n{out}\nstderr:\n{err}")
+        pytest.fail(
+            f"mpirun -n {n} {' '.join(args)} did not finish in {timeout} s "
+            f"(deadlock?)\nstdout:\n{out}\nstderr:\n{err}"
+        )
     return Completed(proc.returncode, out, err)
 
 

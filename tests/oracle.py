@@ -14,9 +14,13 @@ def serial_sgd(X, y, *, batch_size, steps, lr, l2, momentum, seed):
     batches = GlobalBatches(n, batch_size, seed)
     for step in range(steps):
         idx = batches.batch(step)
-        gw, gb = model.full_gradient(np.asarray(X[idx], dtype=np.float64),
-                                     np.asarray(y[idx], dtype=np.float64),
-                                     params[:d], params[d], l2)
+        gw, gb = model.full_gradient(
+            np.asarray(X[idx], dtype=np.float64),
+            np.asarray(y[idx], dtype=np.float64),
+            params[:d],
+            params[d],
+            l2,
+        )
         velocity = momentum * velocity + np.append(gw, gb)
         params = params - lr * velocity
     return params

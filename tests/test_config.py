@@ -2,8 +2,7 @@
 
 import pytest
 
-from dist_logreg.config import (DEFAULT_STEPS, TrainConfig, load_toml, resolve, total_steps,
-                                validate)
+from dist_logreg.config import DEFAULT_STEPS, TrainConfig, load_toml, resolve, total_steps, validate
 from dist_logreg.errors import UsageError
 
 
@@ -14,8 +13,9 @@ def write(tmp_path, text):
 
 
 def test_toml_values_and_cli_precedence(tmp_path):
-    path = write(tmp_path, 'batch_size = 512\nlr = 0.1\nsteps = 7\ndtype = "float32"\n'
-                           "momentum = 0.9\n")
+    path = write(
+        tmp_path, 'batch_size = 512\nlr = 0.1\nsteps = 7\ndtype = "float32"\nmomentum = 0.9\n'
+    )
     cfg = resolve(load_toml(path), {"lr": 0.2})
     assert cfg.batch_size == 512 and cfg.steps == 7 and cfg.dtype == "float32"
     assert cfg.lr == 0.2  # the command line wins over the file
@@ -31,13 +31,16 @@ def test_int_where_float_expected_is_fine(tmp_path):
     assert resolve(load_toml(write(tmp_path, "lr = 1\n")), {}).lr == 1
 
 
-@pytest.mark.parametrize("text, message", [
-    ("batch_sise = 5\n", "unknown key 'batch_sise'"),
-    ("lr = \n", "malformed TOML"),
-    ('steps = "ten"\n', "key 'steps': expected int, got 'ten'"),
-    ("lr = true\n", "key 'lr': expected int or float, got True"),
-    ("[train]\nlr = 1\n", "unknown key 'train'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("batch_sise = 5\n", "unknown key 'batch_sise'"),
+        ("lr = \n", "malformed TOML"),
+        ('steps = "ten"\n', "key 'steps': expected int, got 'ten'"),
+        ("lr = true\n", "key 'lr': expected int or float, got True"),
+        ("[train]\nlr = 1\n", "unknown key 'train'"),
+    ],
+)
 def test_bad_config_files(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(UsageError, match="config file .*run.toml") as info:
@@ -50,17 +53,20 @@ def test_missing_config_file(tmp_path):
         load_toml(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"lr": 0.0}, "--lr: expected a number > 0, got 0.0"),
-    ({"lr": -1.0}, "--lr"),
-    ({"steps": 0}, "--steps: expected an integer >= 1, got 0"),
-    ({"batch_size": 0}, "--batch-size"),
-    ({"epochs": -1.0}, "--epochs"),
-    ({"momentum": 1.0}, "--momentum"),
-    ({"l2": -0.1}, "--l2"),
-    ({"dtype": "float16"}, "--dtype: expected float32 or float64, got 'float16'"),
-    ({"samples": 0}, "--samples"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": 0.0}, "--lr: expected a number > 0, got 0.0"),
+        ({"lr": -1.0}, "--lr"),
+        ({"steps": 0}, "--steps: expected an integer >= 1, got 0"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"epochs": -1.0}, "--epochs"),
+        ({"momentum": 1.0}, "--momentum"),
+        ({"l2": -0.1}, "--l2"),
+        ({"dtype": "float16"}, "--dtype: expected float32 or float64, got 'float16'"),
+        ({"samples": 0}, "--samples"),
+    ],
+)
 def test_static_validation(values, message):
     with pytest.raises(UsageError) as info:
         resolve({}, values)

@@ -77,24 +77,42 @@ def test_csv_without_header_uses_last_column(tmp_path, small_problem):
     assert ds.X.dtype == np.float32
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda t: t / "missing.npz", "missing.npz: not found"),
-    (lambda t: (t / "x.txt").write_text("hi") and t / "x.txt", "expected a .npz or .csv"),
-    (lambda t: (t / "bad.npz").write_bytes(b"not a zip") and t / "bad.npz",
-     "bad.npz: not a readable .npz archive"),
-    (lambda t: np.savez(t / "k.npz", A=np.zeros((2, 2))) or t / "k.npz",
-     "expected arrays X and y, found ['A']"),
-    (lambda t: np.savez(t / "len.npz", X=np.zeros((5, 2)), y=np.zeros(4)) or t / "len.npz",
-     "X and y differ in length: X has 5 rows, y has 4"),
-    (lambda t: np.savez(t / "obj.npz", X=np.array([{}], dtype=object), y=np.zeros(1))
-     or t / "obj.npz", "obj.npz: not a readable .npz archive"),
-    (lambda t: np.savez(t / "dim.npz", X=np.zeros(5), y=np.zeros(5)) or t / "dim.npz",
-     "expected X with 2 dimensions"),
-    (lambda t: ((t / "e.csv").write_text(""), t / "e.csv")[1], "empty CSV file"),
-    (lambda t: ((t / "s.csv").write_text("a,b\n1,x\n"), t / "s.csv")[1],
-     "expected numbers in every CSV cell"),
-    (lambda t: t, "folder"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda t: t / "missing.npz", "missing.npz: not found"),
+        (lambda t: (t / "x.txt").write_text("hi") and t / "x.txt", "expected a .npz or .csv"),
+        (
+            lambda t: (t / "bad.npz").write_bytes(b"not a zip") and t / "bad.npz",
+            "bad.npz: not a readable .npz archive",
+        ),
+        (
+            lambda t: np.savez(t / "k.npz", A=np.zeros((2, 2))) or t / "k.npz",
+            "expected arrays X and y, found ['A']",
+        ),
+        (
+            lambda t: np.savez(t / "len.npz", X=np.zeros((5, 2)), y=np.zeros(4)) or t / "len.npz",
+            "X and y differ in length: X has 5 rows, y has 4",
+        ),
+        (
+            lambda t: (
+                np.savez(t / "obj.npz", X=np.array([{}], dtype=object), y=np.zeros(1))
+                or t / "obj.npz"
+            ),
+            "obj.npz: not a readable .npz archive",
+        ),
+        (
+            lambda t: np.savez(t / "dim.npz", X=np.zeros(5), y=np.zeros(5)) or t / "dim.npz",
+            "expected X with 2 dimensions",
+        ),
+        (lambda t: ((t / "e.csv").write_text(""), t / "e.csv")[1], "empty CSV file"),
+        (
+            lambda t: ((t / "s.csv").write_text("a,b\n1,x\n"), t / "s.csv")[1],
+            "expected numbers in every CSV cell",
+        ),
+        (lambda t: t, "folder"),
+    ],
+)
 def test_bad_files_name_the_file_and_problem(tmp_path, make, message):
     spec = make(tmp_path)
     with pytest.raises(UsageError) as info:
@@ -103,22 +121,28 @@ def test_bad_files_name_the_file_and_problem(tmp_path, make, message):
     assert message in text or (message == "folder" and "X.npy: not found" in text)
 
 
-@pytest.mark.parametrize("exc, message", [
-    (PermissionError(13, "Permission denied"), "d.npz: permission denied"),
-    (IsADirectoryError(21, "Is a directory"), "d.npz: is a directory"),
-    (OSError(5, "Input/output error"), "d.npz: not a readable .npz archive"),
-])
+@pytest.mark.parametrize(
+    "exc, message",
+    [
+        (PermissionError(13, "Permission denied"), "d.npz: permission denied"),
+        (IsADirectoryError(21, "Is a directory"), "d.npz: is a directory"),
+        (OSError(5, "Input/output error"), "d.npz: not a readable .npz archive"),
+    ],
+)
 def test_os_errors_become_usage_errors(exc, message):
     # Root (CI) can read any file, so permission errors are produced here directly.
     assert message in str(data._read_error(Path("d.npz"), exc, ".npz archive"))
 
 
-@pytest.mark.parametrize("poison, message", [
-    (("X", (17, 3), np.nan), r"expected finite features, got X\[17, 3\] = nan"),
-    (("X", (230, 0), np.inf), r"X\[230, 0\] = inf"),
-    (("y", 101, 2.0), r"expected labels 0 or 1, got y\[101\] = 2.0"),
-    (("y", 0, -1.0), r"y\[0\] = -1.0"),
-])
+@pytest.mark.parametrize(
+    "poison, message",
+    [
+        (("X", (17, 3), np.nan), r"expected finite features, got X\[17, 3\] = nan"),
+        (("X", (230, 0), np.inf), r"X\[230, 0\] = inf"),
+        (("y", 101, 2.0), r"expected labels 0 or 1, got y\[101\] = 2.0"),
+        (("y", 0, -1.0), r"y\[0\] = -1.0"),
+    ],
+)
 def test_check_values_finds_bad_values(tmp_path, small_problem, poison, message):
     X, y = (a.copy() for a in small_problem)
     name, where, value = poison
@@ -148,11 +172,12 @@ def test_global_batches_cover_each_epoch_once():
     np.testing.assert_array_equal(again.batch(13), gb.batch(13))  # depends on (seed, epoch)
 
 
-@pytest.mark.parametrize("batch, size", [(b, s) for b in (1, 7, 10, 100, 101)
-                                         for s in (1, 2, 3, 7) if b >= s])
+@pytest.mark.parametrize(
+    "batch, size", [(b, s) for b in (1, 7, 10, 100, 101) for s in (1, 2, 3, 7) if b >= s]
+)
 def test_rank_slices_partition_the_batch(batch, size):
     slices = [data.rank_slice(batch, size, r) for r in range(size)]
     assert slices[0][0] == 0 and slices[-1][1] == batch
-    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:]))  # contiguous
+    assert all(a[1] == b[0] for a, b in zip(slices[:-1], slices[1:], strict=True))  # contiguous
     lengths = [hi - lo for lo, hi in slices]
     assert max(lengths) - min(lengths) <= 1

@@ -41,7 +41,8 @@ def test_gradient_matches_finite_differences(small_problem):
         e[j] = eps
         fd = (model.objective(X, y, w + e, b, l2) - model.objective(X, y, w - e, b, l2)) / (2 * eps)
         assert gw[j] == pytest.approx(fd, rel=1e-6, abs=1e-9)
-    fd_b = (model.objective(X, y, w, b + eps, l2) - model.objective(X, y, w, b - eps, l2)) / (2 * eps)
+    up, down = model.objective(X, y, w, b + eps, l2), model.objective(X, y, w, b - eps, l2)
+    fd_b = (up - down) / (2 * eps)
     assert gb == pytest.approx(fd_b, rel=1e-6, abs=1e-9)
 
 
@@ -65,8 +66,10 @@ def test_sums_over_split_equal_sum_over_whole(small_problem):
     X, y = small_problem
     w, b = np.linspace(-1, 1, 5), 0.3
     whole = model.grad_sums(X, y, w, b, np.empty(8))
-    parts = sum(model.grad_sums(X[lo:hi], y[lo:hi], w, b, np.empty(8))
-                for lo, hi in [(0, 81), (81, 161), (161, 240)])
+    parts = sum(
+        model.grad_sums(X[lo:hi], y[lo:hi], w, b, np.empty(8))
+        for lo, hi in [(0, 81), (81, 161), (161, 240)]
+    )
     np.testing.assert_allclose(parts, whole, rtol=1e-12)
 
 

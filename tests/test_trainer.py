@@ -23,8 +23,9 @@ def test_trainer_follows_the_serial_oracle(momentum):
     ds = data.synthetic(500, 6, seed=2, dtype="float64")
     cfg = TrainConfig(batch_size=64, steps=25, lr=0.3, l2=1e-3, momentum=momentum, seed=2)
     result, allreduce = run(cfg, ds)
-    expected = serial_sgd(ds.X, ds.y, batch_size=64, steps=25, lr=0.3, l2=1e-3,
-                          momentum=momentum, seed=2)
+    expected = serial_sgd(
+        ds.X, ds.y, batch_size=64, steps=25, lr=0.3, l2=1e-3, momentum=momentum, seed=2
+    )
     np.testing.assert_allclose(result.params, expected, rtol=1e-12, atol=1e-14)
     assert allreduce.calls == 25  # exactly one allreduce per step
     assert result.phase_ns.shape == (25, 4) and np.all(result.phase_ns >= 0)
@@ -34,8 +35,7 @@ def test_full_batch_training_reaches_scikit_learn_optimum():
     sklearn = pytest.importorskip("sklearn.linear_model")
     ds = data.synthetic(400, 4, seed=9, dtype="float64")
     l2 = 0.05
-    cfg = TrainConfig(batch_size=400, steps=300, lr=1.0, l2=l2, momentum=0.9, seed=9,
-                      check_every=0)
+    cfg = TrainConfig(batch_size=400, steps=300, lr=1.0, l2=l2, momentum=0.9, seed=9, check_every=0)
     result, _ = run(cfg, ds)
     clf = sklearn.LogisticRegression(C=1 / (l2 * 400), tol=1e-12, max_iter=10_000)
     clf.fit(ds.X, ds.y)
@@ -48,8 +48,10 @@ def test_full_batch_training_reaches_scikit_learn_optimum():
 def test_float32_run_tracks_float64():
     cfg = TrainConfig(batch_size=50, steps=30, lr=0.2, seed=1)
     r64, _ = run(cfg, data.synthetic(300, 5, seed=1, dtype="float64"))
-    r32, _ = run(TrainConfig(**{**cfg.__dict__, "dtype": "float32"}),
-                 data.synthetic(300, 5, seed=1, dtype="float32"))
+    r32, _ = run(
+        TrainConfig(**{**cfg.__dict__, "dtype": "float32"}),
+        data.synthetic(300, 5, seed=1, dtype="float32"),
+    )
     assert r32.params.dtype == np.float32
     np.testing.assert_allclose(r32.params, r64.params, rtol=1e-4, atol=1e-5)
 
@@ -60,8 +62,9 @@ def test_memmap_of_other_dtype_gives_same_model(tmp_path):
     np.save(tmp_path / "y.npy", ds.y.astype(np.int8))
     cfg = TrainConfig(batch_size=30, steps=12, seed=4)
     from_file, _ = run(cfg, data.load(str(tmp_path), "float64"))
-    in_memory, _ = run(cfg, data.Dataset(ds.X.astype(np.float32).astype(np.float64), ds.y,
-                                         "same rows"))
+    in_memory, _ = run(
+        cfg, data.Dataset(ds.X.astype(np.float32).astype(np.float64), ds.y, "same rows")
+    )
     np.testing.assert_array_equal(from_file.params, in_memory.params)
 
 
@@ -76,7 +79,12 @@ def test_divergence_is_reported_with_a_hint():
 def test_progress_reported_about_ten_times():
     reporter = QuietReporter()
     ds = data.synthetic(200, 3, seed=0, dtype="float64")
-    train(MPI.COMM_SELF, MPIAllreduce(MPI.COMM_SELF), TrainConfig(batch_size=20, steps=50), ds,
-          reporter)
+    train(
+        MPI.COMM_SELF,
+        MPIAllreduce(MPI.COMM_SELF),
+        TrainConfig(batch_size=20, steps=50),
+        ds,
+        reporter,
+    )
     steps = [line[1] for line in reporter.lines if line[0] == "progress"]
     assert steps == list(range(5, 51, 5))

@@ -1,0 +1,127 @@
+"""Multi-rank tests, run under ``mpirun -n N python -m pytest --with-mpi tests/mpi``.
+
+Expected values are computed from size and rank, never written for one world size; asserts
+on rank-dependent values are collective (allgathered), so a failure on one rank fails all
+ranks instead of leaving the others waiting.
+"""
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from dist_logreg import data
+from dist_logreg.comm import Instrumented, MPIAllreduce
+from dist_logreg.config import TrainConfig
+from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.trainer import train
+from tests.oracle import QuietReporter, serial_sgd
+
+pytestmark = pytest.mark.mpi
+
+
+def collective_assert(comm, ok: bool, message: str = "") -> None:
+    """Every rank fails together if any rank's condition is false."""
+    oks = comm.allgather(bool(ok))
+    assert all(oks), f"failed on ranks {[r for r, o in enumerate(oks) if not o]}: {message}"
+
+
+@pytest.fixture(params=["world", "dup"])
+def comm(request):
+    """COMM_WORLD and a duplicate of it: the library must never assume COMM_WORLD."""
+    if request.param == "world":
+        yield MPI.COMM_WORLD
+    else:
+        dup = MPI.COMM_WORLD.Dup()
+        yield dup
+        dup.Free()
+
+
+@pytest.mark.parametrize("batch_size", [60, 61, 97])  # 61 and 97: not divisible by 2 or 3
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_world_size_invariance_and_replica_agreement(comm, batch_size, dtype):
+    ds = data.synthetic(700, 9, seed=11, dtype=dtype)
+    cfg = TrainConfig(
+        batch_size=batch_size,
+        steps=20,
+        lr=0.4,
+        l2=1e-3,
+        momentum=0.5,
+        seed=11,
+        dtype=dtype,
+        check_every=5,
+    )
+    allreduce = Instrumented(MPIAllreduce(comm), 4)
+    result = train(comm, allreduce, cfg, ds, QuietReporter())
+    # Replicas agree bitwise (invariant 3).
+    everyone = comm.allgather(result.params.tobytes())
+    collective_assert(comm, len(set(everyone)) == 1, "replicas differ")
+    # Same trajectory as the serial run of the same flags (invariant 2).
+    expected = serial_sgd(
+        ds.X, ds.y, batch_size=batch_size, steps=20, lr=0.4, l2=1e-3, momentum=0.5, seed=11
+    )
+    tol = {"float64": 1e-10, "float32": 2e-4}[dtype]
+    collective_assert(
+        comm,
+        np.allclose(result.params, expected, rtol=tol, atol=tol),
+        f"max diff {np.max(np.abs(result.params - expected))}",
+    )
+    # One allreduce per step, each of d + 3 elements.
+    rec = allreduce.records()
+    collective_assert(
+        comm, allreduce.calls == 20 and np.all(rec["bytes"] == (9 + 3) * np.dtype(dtype).itemsize)
+    )
+
+
+def test_each_rank_gets_its_share_of_the_batch(comm):
+    """The count slot of the reduced buffer is the global batch, whatever the split."""
+    size, rank = comm.Get_size(), comm.Get_rank()
+    batch = 10 * size + 1  # never divisible by size > 1
+    lo, hi = data.rank_slice(batch, size, rank)
+    shares = comm.allgather(hi - lo)
+    collective_assert(comm, sum(shares) == batch and max(shares) - min(shares) <= 1)
+
+
+def test_raise_together_names_the_failing_rank(comm):
+    size, rank = comm.Get_size(), comm.Get_rank()
+    bad = size - 1
+    mine = UsageError("cannot open data.npz") if rank == bad else None
+    with pytest.raises(UsageError) as info:
+        raise_together(comm, mine)
+    prefix = f"rank {bad}: " if size > 1 else ""
+    collective_assert(comm, str(info.value) == f"{prefix}cannot open data.npz", str(info.value))
+    raise_together(comm, None)  # nobody failed: returns on every rank
+
+
+def test_bad_value_in_another_ranks_block_fails_every_rank(comm, tmp_path_factory):
+    """The value scan is split across ranks; a NaN seen by the last rank stops all of them."""
+    size, rank = comm.Get_size(), comm.Get_rank()
+    folder = comm.bcast(str(tmp_path_factory.mktemp("nan")) if rank == 0 else None)
+    n = 50
+    if rank == 0:
+        X = np.ones((n, 3))
+        X[n - 1, 2] = np.nan  # the last row: scanned by the last rank
+        np.save(f"{folder}/X.npy", X)
+        np.save(f"{folder}/y.npy", np.zeros(n))
+    comm.Barrier()
+    ds = data.load(folder, "float64")
+    with pytest.raises(UsageError) as info:
+        data.check_values(comm, ds)
+    prefix = f"rank {size - 1}: " if size > 1 else ""
+    collective_assert(
+        comm,
+        str(info.value).startswith(prefix) and "X[49, 2] = nan" in str(info.value),
+        str(info.value),
+    )
+
+
+def test_final_loss_equals_serial_objective(comm):
+    from dist_logreg import model
+
+    ds = data.synthetic(301, 4, seed=5, dtype="float64")  # 301: uneven evaluation blocks
+    cfg = TrainConfig(batch_size=30, steps=10, lr=0.5, l2=0.01, seed=5)
+    result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter())
+    expected = model.objective(ds.X, ds.y, result.coef, result.intercept, 0.01)
+    acc = np.mean(((ds.X @ result.coef + result.intercept) > 0) == (ds.y == 1))
+    collective_assert(
+        comm, abs(result.final_loss - expected) < 1e-12 and abs(result.final_accuracy - acc) < 1e-12
+    )

@@ -1,0 +1,121 @@
+"""Every bad input ends the whole job within seconds: one line naming the problem, exit != 0.
+
+Each case runs under mpirun with a hard timeout, so a rank left hanging fails the test.
+"""
+
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_mpi, train_cmd
+
+SMALL = ["--samples", "300", "--features", "4", "--batch-size", "30", "--steps", "5"]
+
+
+def npy_pair(tmp_path, X, y):
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    return str(tmp_path)
+
+
+def clean(n=60, d=3):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, d)), (rng.random(n) < 0.5).astype(float)
+
+
+def case_missing_file(t):
+    return ["--data", str(t / "nope.npz")], "nope.npz: not found"
+
+
+def case_unreadable_file(t):
+    (t / "junk.npz").write_bytes(b"\x00garbage")
+    return ["--data", str(t / "junk.npz")], "junk.npz: not a readable .npz archive"
+
+
+def case_length_mismatch(t):
+    X, y = clean()
+    return ["--data", npy_pair(t, X, y[:-1])], "X and y differ in length: X has 60 rows, y has 59"
+
+
+def case_nan(t):
+    X, y = clean()
+    X[41, 1] = np.nan
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "X[41, 1] = nan"
+
+
+def case_inf(t):
+    X, y = clean()
+    X[2, 0] = -np.inf
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "X[2, 0] = -inf"
+
+
+def case_bad_labels(t):
+    X, y = clean()
+    y[7] = 3
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "labels 0 or 1, got y[7] = 3.0"
+
+
+def case_batch_smaller_than_world(t):
+    return [*SMALL, "--batch-size", "2"], "--batch-size: expected at least the world size (3"
+
+
+def case_more_ranks_than_samples(t):
+    return [
+        "--samples",
+        "2",
+        "--batch-size",
+        "3",
+    ], "number of samples: expected at least the world size (3 ranks), got 2"
+
+
+def case_zero_lr(t):
+    return [*SMALL, "--lr", "0"], "--lr: expected a number > 0, got 0.0"
+
+
+def case_negative_steps(t):
+    return [*SMALL, "--steps", "-4"], "--steps: expected an integer >= 1, got -4"
+
+
+def case_zero_batch(t):
+    return [*SMALL, "--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"
+
+
+def case_malformed_config(t):
+    (t / "c.toml").write_text("lr = = 3\n")
+    return ["--config", str(t / "c.toml")], "c.toml: malformed TOML"
+
+
+def case_unknown_config_key(t):
+    (t / "c.toml").write_text("learning_rate = 3\n")
+    return ["--config", str(t / "c.toml")], "c.toml: unknown key 'learning_rate'"
+
+
+def case_out_is_a_file(t):
+    (t / "taken").write_text("")
+    return [*SMALL, "--out", str(t / "taken")], "--out"
+
+
+CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__[5:] for c in CASES])
+def test_bad_input_fails_fast_with_one_line(tmp_path, case):
+    args, message = case(tmp_path)
+    if "--out" not in args:
+        args = [*args, "--out", str(tmp_path / "out")]
+    result = run_mpi(3, train_cmd(*args), timeout=30)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("dist-logreg: error")]
+    assert len(errors) == 1, result.stderr  # one line, printed once (not once per rank)
+    assert message in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_exception_on_one_rank_ends_all_ranks(tmp_path, n):
+    script = ROOT / "tests" / "scripts" / "raise_on_one_rank.py"
+    result = run_mpi(
+        n, [sys.executable, str(script), "train", *SMALL, "--out", str(tmp_path)], timeout=30
+    )
+    assert result.returncode != 0
+    assert f"error on rank {n - 1} of {n}: RuntimeError: simulated failure" in result.stderr
