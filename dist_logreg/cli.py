@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from dist_logreg import __version__
-from dist_logreg.config import FIELDS
+from dist_logreg.config import ALGORITHMS, COMPRESSORS, FIELDS, MPI_ALGORITHMS
 
 #: One BLAS thread per rank unless the user says otherwise: data-parallel ranks already
 #: fill the cores, and ranks x threads > cores made steps 8x slower here.
@@ -50,28 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,  # only flags actually given override the config
     )
-    kinds = {
-        "samples": int,
-        "features": int,
-        "batch_size": int,
-        "steps": int,
-        "epochs": float,
-        "lr": float,
-        "l2": float,
-        "momentum": float,
-        "seed": int,
-        "log_every": int,
-        "check_every": int,
+    choices = {
+        "dtype": ("float32", "float64"),
+        "allreduce": ALGORITHMS,
+        "compress": COMPRESSORS,
+        "mpi_algorithm": tuple(MPI_ALGORITHMS),
+    }
+    metavars = {
+        "data": "PATH",
+        "out": "DIR",
+        "label_column": "COLUMN",
+        "bucket_bytes": "N",
+        "ranks_per_node": "K",
     }
     for name, f in FIELDS.items():
-        flag = "--" + name.replace("_", "-")
-        kwargs = {"help": _help_with_default(f), "type": kinds.get(name, str)}
-        if name == "dtype":
-            kwargs["choices"] = ("float32", "float64")
-        metavar = {"data": "PATH", "out": "DIR", "label_column": "COLUMN"}.get(name)
-        if metavar:
-            kwargs["metavar"] = metavar
-        train.add_argument(flag, dest=name, **kwargs)
+        kwargs = {"help": _help_with_default(f)}
+        annotation = str(f.type)  # the type of the config field decides the flag's type
+        if annotation == "bool":
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = float if "float" in annotation else int if "int" in annotation else str
+        if name in choices:
+            kwargs["choices"] = choices[name]
+        if name in metavars:
+            kwargs["metavar"] = metavars[name]
+        train.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
     train.add_argument(
         "--config",
         metavar="FILE.toml",
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _help_with_default(f) -> str:
     text = f.metadata["help"]
-    if f.default is not None and "default" not in text:
+    if f.default not in (None, False) and "default" not in text:
         text += f" (default: {f.default})"
     return text.replace("%", "%%")
 
@@ -92,10 +95,82 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
+    if getattr(args, "func", None) is cmd_train:
+        force_mpi_algorithm(_peek(args, "mpi_algorithm"))
     from mpi4py import MPI  # starts MPI: after the environment is final
 
     comm = MPI.COMM_WORLD
     return run_guarded(comm, lambda: args.func(comm, args))
+
+
+def _peek(args: argparse.Namespace, name: str):
+    """A setting needed before MPI starts: from the flags, else from --config (errors later)."""
+    if name in vars(args):
+        return vars(args)[name]
+    if getattr(args, "config", None):
+        from dist_logreg.config import load_toml
+        from dist_logreg.errors import UsageError
+
+        try:
+            return load_toml(args.config).get(name)
+        except UsageError:
+            return None  # reported by every rank together once MPI runs
+    return None
+
+
+def force_mpi_algorithm(name: str | None) -> None:
+    """Make the MPI library use allreduce algorithm ``name``: must run before MPI starts.
+
+    Sets both Open MPI's coll_tuned parameters and MPICH's CVAR; each library reads only its
+    own. :func:`mpi_algorithm_record` later says which one applied.
+    """
+    if name not in MPI_ALGORITHMS:
+        return  # None, or a bad name that validation reports
+    ompi, mpich = MPI_ALGORITHMS[name]
+    os.environ["OMPI_MCA_coll_tuned_use_dynamic_rules"] = "1"
+    os.environ["OMPI_MCA_coll_tuned_allreduce_algorithm"] = str(ompi)
+    if mpich:
+        os.environ["MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM"] = mpich
+
+
+def mpi_algorithm_record(requested: str | None) -> dict:
+    """What the outputs say about the MPI library's own algorithm (after MPI started).
+
+    The library's choice cannot be read back from inside the application; what is recorded
+    is the library and the setting in force when MPI started, whoever set it.
+    """
+    from mpi4py import MPI
+
+    from dist_logreg.errors import UsageError
+
+    library = MPI.Get_library_version().strip("\x00 \n").splitlines()[0].strip()
+    record = {"library": library, "requested": requested, "forced": None}
+    if "Open MPI" in library:
+        value = os.environ.get("OMPI_MCA_coll_tuned_allreduce_algorithm")
+        if value and os.environ.get("OMPI_MCA_coll_tuned_use_dynamic_rules") == "1":
+            names = {str(v[0]): k for k, v in MPI_ALGORITHMS.items()}
+            record["forced"] = names.get(value, f"coll_tuned algorithm {value}")
+            record["setting"] = (
+                "OMPI_MCA_coll_tuned_use_dynamic_rules=1 "
+                f"OMPI_MCA_coll_tuned_allreduce_algorithm={value}"
+            )
+        else:
+            record["setting"] = "library default: coll_tuned's decision rules, per call"
+    elif "MPICH" in library or "MVAPICH" in library:
+        if requested and not MPI_ALGORITHMS[requested][1]:
+            offered = [k for k, v in MPI_ALGORITHMS.items() if v[1]]
+            raise UsageError(
+                f"--mpi-algorithm: expected one MPICH offers ({', '.join(offered)}), "
+                f"got {requested!r}"
+            )
+        value = os.environ.get("MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM")
+        record["forced"] = value
+        record["setting"] = f"MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM={value}" if value else "default"
+    else:
+        record["setting"] = "unknown MPI library: --mpi-algorithm has no effect"
+        if requested:
+            raise UsageError(f"--mpi-algorithm: not supported with {library}")
+    return record
 
 
 def run_guarded(comm, body) -> int:
@@ -134,7 +209,7 @@ def run_guarded(comm, body) -> int:
 def cmd_train(comm, args: argparse.Namespace) -> int:
     """The ``train`` sub-command: config, data, train, report (collective)."""
     from dist_logreg import data as data_mod
-    from dist_logreg.comm import Instrumented, MPIAllreduce
+    from dist_logreg.comm import Instrumented, make_allreduce
     from dist_logreg.config import load_toml, resolve, to_dict, total_steps
     from dist_logreg.errors import UsageError, raise_together
     from dist_logreg.report import (
@@ -144,14 +219,17 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
         summarize,
         write_outputs,
     )
+    from dist_logreg.trace import clock_offset, write_trace
     from dist_logreg.trainer import train
 
     cli_values = {k: v for k, v in vars(args).items() if k in FIELDS}
-    file_values, error = {}, None
+    file_values, error, mpi_record = {}, None, None
     try:  # every rank reads the file itself; they may disagree (a node without the file)
         if getattr(args, "config", None):
             file_values = load_toml(args.config)
         cfg = resolve(file_values, cli_values)
+        if cfg.allreduce == "mpi":
+            mpi_record = mpi_algorithm_record(cfg.mpi_algorithm)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
@@ -167,16 +245,26 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
         error = exc
     raise_together(comm, error)
 
-    allreduce = Instrumented(MPIAllreduce(comm), capacity=total_steps(cfg, ds.n_samples))
+    steps = total_steps(cfg, ds.n_samples)
+    inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
+    buckets = -(-(ds.n_features + 3) * 8 // cfg.bucket_bytes) if cfg.bucket_bytes else 1
+    allreduce = Instrumented(inner, capacity=steps * buckets)
+    clock = clock_offset(comm) if cfg.trace else (0, 0)
     reporter = Reporter(comm.Get_rank())
     result = train(comm, allreduce, cfg, ds, reporter)
 
-    per_rank = gather_records(comm, allreduce, result)
+    per_rank = gather_records(comm, allreduce, result, clock)
     error = None
     if comm.Get_rank() == 0:
-        summary = summarize(per_rank, result, cfg, ds, allreduce.name)
+        info = {"algorithm": inner.name, "node_of": inner.node_of, "mpi_algorithm": mpi_record}
+        summary, traffic = summarize(per_rank, result, cfg, ds, info)
         try:
-            write_outputs(out_dir, summary, per_rank, result, to_dict(cfg))
+            if cfg.trace:
+                sync = write_trace(
+                    out_dir / "trace.json", per_rank, inner.name, cfg.bucket_bytes > 0
+                )
+                summary["trace"] = {"file": "trace.json", "clock_sync": sync}
+            write_outputs(out_dir, summary, traffic, per_rank, result, to_dict(cfg))
         except OSError as exc:
             error = UsageError(f"--out {out_dir}: writing results failed: {exc}")
         else:

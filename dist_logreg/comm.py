@@ -1,24 +1,70 @@
-"""Communication: reduce a flat numpy buffer in place, and the instrumentation around it.
+"""Communication: reduce a flat numpy buffer in place, and the wrappers around it.
 
-Knows nothing of models. Every allreduce implementation has the same tiny interface::
+Knows nothing of models. Every allreduce has the interface of :class:`Allreduce`::
 
     name: str                         # which algorithm, for the outputs
-    allreduce(buf: ndarray) -> None   # in-place SUM over all ranks of the communicator
+    allreduce(buf) -> None            # blocking in-place SUM over all ranks
+    start(buf) / progress() / wait()  # the same, non-blocking (bucketed overlap)
 
-and :class:`Instrumented` wraps any of them with the same interface, recording each
-call into preallocated storage. With or without the wrapper, results are bit-identical:
-it only reads the clock around the call.
+Wrappers have the same interface (PyTorch DDP comm-hook style): :class:`Instrumented`
+records every call into preallocated storage; :class:`FP16Compressed` reduces a
+half-precision copy. Without wrappers results are unchanged; the instrumentation only
+reads the clock, so results with and without it are bit-identical.
 """
 
 from __future__ import annotations
 
+import math
 from time import perf_counter_ns
 
 import numpy as np
 from mpi4py import MPI
 
+from dist_logreg.config import ALGORITHMS, COMPRESSORS
 
-class MPIAllreduce:
+
+class Allreduce:
+    """Base of every allreduce: the non-blocking calls, for algorithms that have none.
+
+    ``start`` of a blocking algorithm runs it to completion at once (nothing overlaps);
+    :class:`MPIAllreduce` overrides :meth:`istart` with a real ``Iallreduce``.
+    """
+
+    name = "?"
+    traffic = None  # algorithms written here count their traffic; MPI's own cannot
+    node_of = None  # rank -> node index, where the algorithm knows the topology
+
+    def allreduce(self, buf: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def istart(self, buf: np.ndarray):
+        """Start a non-blocking allreduce; returns an ``MPI.Request``, or None if done."""
+        self.allreduce(buf)
+        return None
+
+    def start(self, buf: np.ndarray) -> None:
+        req = self.istart(buf)
+        if req is not None:
+            self._pending().append(req)
+
+    def progress(self) -> None:
+        """Let outstanding requests advance (MPI progresses only inside MPI calls)."""
+        for req in self._pending():
+            req.Test()
+
+    def wait(self) -> None:
+        pending = self._pending()
+        if pending:
+            MPI.Request.Waitall(pending)
+            pending.clear()
+
+    def _pending(self) -> list:
+        if not hasattr(self, "_requests"):
+            self._requests: list = []
+        return self._requests
+
+
+class MPIAllreduce(Allreduce):
     """The MPI library's own ``MPI_Allreduce``, in place (no second buffer to copy)."""
 
     name = "mpi"
@@ -30,31 +76,41 @@ class MPIAllreduce:
     def allreduce(self, buf: np.ndarray) -> None:
         self._allreduce(MPI.IN_PLACE, buf, MPI.SUM)
 
+    def istart(self, buf: np.ndarray):
+        return self.comm.Iallreduce(MPI.IN_PLACE, buf, MPI.SUM)
 
-class Instrumented:
+
+class Instrumented(Allreduce):
     """Wraps an allreduce; records start time, duration, payload bytes and step per call.
 
     Storage is preallocated Python lists (an element store costs ~20 ns, a numpy scalar
     store ~80 ns), grown by doubling if a run makes more calls than planned. Nothing is
     built or written per call; :meth:`records` turns them into arrays at the end. The
-    wrapper costs about 0.2-0.4 us per call (two clock reads and four list stores): noise
+    wrapper costs about 0.3-0.6 us per call (two clock reads and four list stores): noise
     next to a step, but visible next to a few-microsecond allreduce of a tiny buffer
     (benchmarks/bench_step.py measures it).
+
+    For non-blocking calls the duration runs from the post to the moment completion was
+    observed (by :meth:`progress` or :meth:`wait`): an upper bound on the transfer.
 
     Set ``step`` before each call so records carry the optimizer step they belong to.
     """
 
-    def __init__(self, inner, capacity: int = 1024):
+    def __init__(self, inner: Allreduce, capacity: int = 1024):
         self.inner = inner
         self.name = inner.name
+        self.traffic = inner.traffic
+        self.node_of = inner.node_of
         self.step = -1
         self.calls = 0
         self._call = inner.allreduce
+        self._wire_itemsize = getattr(inner, "wire_itemsize", 0)  # compressed payloads
         capacity = max(1, capacity)
         self._start = [0] * capacity
         self._ns = [0] * capacity
         self._bytes = [0] * capacity
         self._step = [0] * capacity
+        self._inflight: list = []  # (request, record index)
 
     def allreduce(self, buf: np.ndarray, _clock=perf_counter_ns) -> None:
         t0 = _clock()
@@ -65,9 +121,42 @@ class Instrumented:
             self._grow()
         self._start[i] = t0
         self._ns[i] = t1 - t0
-        self._bytes[i] = buf.nbytes
+        self._bytes[i] = buf.size * self._wire_itemsize if self._wire_itemsize else buf.nbytes
         self._step[i] = self.step
         self.calls = i + 1
+
+    def start(self, buf: np.ndarray) -> None:
+        t0 = perf_counter_ns()
+        req = self.inner.istart(buf)
+        i = self.calls
+        if i == len(self._ns):
+            self._grow()
+        self._start[i] = t0
+        self._bytes[i] = buf.size * self._wire_itemsize if self._wire_itemsize else buf.nbytes
+        self._step[i] = self.step
+        self.calls = i + 1
+        if req is None:  # a blocking algorithm: already complete
+            self._ns[i] = perf_counter_ns() - t0
+        else:
+            self._inflight.append((req, i))
+
+    def progress(self) -> None:
+        still = []
+        for req, i in self._inflight:
+            if req.Test():
+                self._ns[i] = perf_counter_ns() - self._start[i]
+            else:
+                still.append((req, i))
+        self._inflight = still
+
+    def wait(self) -> None:
+        requests = [req for req, _ in self._inflight]
+        while requests:  # Waitany: each bucket's own completion time
+            k = MPI.Request.Waitany(requests)
+            i = self._inflight[k][1]
+            self._ns[i] = perf_counter_ns() - self._start[i]
+            del requests[k], self._inflight[k]
+        self.inner.wait()  # let a wrapped layer finish its part (fp16: decompress)
 
     def _grow(self) -> None:
         for name in ("_start", "_ns", "_bytes", "_step"):
@@ -85,6 +174,109 @@ class Instrumented:
         }
 
 
+class FP16Compressed(Allreduce):
+    """Reduce a half-precision copy of the buffer (Horovod's fp16 compression).
+
+    float16 tops out at 65504, and the buffer holds *sums* over a rank's rows, which grow
+    with the batch. Each rank therefore divides by ``scale`` (the global batch size, known
+    before the step) before the cast, so what is summed is each rank's share of the *mean*,
+    bounded by the largest feature magnitude whatever the batch or world size; the result
+    is multiplied back. Costs: half the bytes of float32, a quarter of float64, and about
+    3 significant digits per element.
+    """
+
+    wire_itemsize = 2  # what crosses the network: float16
+
+    def __init__(self, inner: Allreduce, scale: float):
+        self.inner = inner
+        self.name = inner.name
+        self.traffic = inner.traffic
+        self.node_of = inner.node_of
+        self.scale = float(scale)
+        self._halves: dict[tuple[int, int], np.ndarray] = {}  # (address, size) -> half copy
+        self._inflight: list[tuple[np.ndarray, np.ndarray]] = []  # (buf, half) to decompress
+
+    def compress(self, buf: np.ndarray) -> np.ndarray:
+        """The scaled float16 copy of ``buf``, in storage reused for the same buffer."""
+        key = (buf.ctypes.data, buf.size)
+        half = self._halves.get(key)
+        if half is None:
+            half = self._halves[key] = np.empty(buf.size, dtype=np.float16)
+        np.multiply(buf, 1.0 / self.scale, out=half, casting="same_kind")
+        return half
+
+    def decompress(self, half: np.ndarray, buf: np.ndarray) -> None:
+        np.multiply(half, self.scale, out=buf, casting="same_kind")
+
+    def allreduce(self, buf: np.ndarray) -> None:
+        half = self.compress(buf)
+        self.inner.allreduce(half)
+        self.decompress(half, buf)
+
+    def istart(self, buf: np.ndarray):
+        # Non-blocking: the half copy must live until wait(); decompress happens there.
+        half = self.compress(buf)
+        self._inflight.append((buf, half))
+        return self.inner.istart(half)
+
+    def wait(self) -> None:
+        super().wait()
+        for buf, half in self._inflight:
+            self.decompress(half, buf)
+        self._inflight.clear()
+
+
+def make_allreduce(
+    name: str,
+    comm: MPI.Comm,
+    ranks_per_node: int | None = None,
+    compress: str = "none",
+    scale: float = 1.0,
+) -> Allreduce:
+    """Collective: build the allreduce called ``name`` (one of :data:`ALGORITHMS`) on ``comm``."""
+    from dist_logreg import algorithms
+
+    if name == "mpi":
+        inner: Allreduce = MPIAllreduce(comm)
+    elif name == "hierarchical":
+        inner = algorithms.Hierarchical(comm, ranks_per_node)
+    elif name in algorithms.FLAT:
+        inner = algorithms.P2PAllreduce(comm, name)
+    else:
+        raise ValueError(f"unknown allreduce algorithm {name!r}; expected one of {ALGORITHMS}")
+    if compress == "fp16":
+        return FP16Compressed(inner, scale)
+    if compress != "none":
+        raise ValueError(f"unknown compression {compress!r}; expected one of {COMPRESSORS}")
+    return inner
+
+
 def busbw_factor(world_size: int) -> float:
     """nccl-tests' bus-bandwidth factor for allreduce, ``2(p-1)/p``: busbw = algbw * factor."""
     return 2.0 * (world_size - 1) / world_size
+
+
+def model_wire_bytes(name: str, payload: int, p: int) -> float:
+    """Cost-model bytes one rank sends per allreduce of ``payload`` bytes (an ESTIMATE).
+
+    ring and rabenseifner (reduce-scatter + allgather): ``2(p-1)/p * S``; recursive
+    doubling: ``log2(p) * S``; for ``mpi`` the library's choice is not observable, so the
+    bandwidth-optimal ``2(p-1)/p * S`` is the estimate (a lower bound for any algorithm).
+    """
+    if p == 1:
+        return 0.0
+    if name == "recursive-doubling":
+        return math.log2(p) * payload
+    return busbw_factor(p) * payload
+
+
+def model_time(name: str, payload: int, p: int, alpha: float, beta: float) -> float:
+    """Hockney alpha-beta time of one allreduce: ``alpha`` s per message, ``beta`` s per byte."""
+    if p == 1:
+        return 0.0
+    lg = math.log2(p)
+    if name == "ring":
+        return 2 * (p - 1) * alpha + busbw_factor(p) * payload * beta
+    if name == "recursive-doubling":
+        return lg * (alpha + payload * beta)
+    return 2 * lg * alpha + busbw_factor(p) * payload * beta

@@ -16,6 +16,18 @@ from dist_logreg.errors import UsageError
 
 DTYPES = ("float32", "float64")
 DEFAULT_STEPS = 200
+ALGORITHMS = ("mpi", "ring", "recursive-doubling", "rabenseifner", "hierarchical")
+COMPRESSORS = ("none", "fp16")
+#: The MPI library's own allreduce algorithms that --mpi-algorithm can force, with their
+#: settings: Open MPI's coll_tuned algorithm number, MPICH's CVAR value (None: not offered).
+MPI_ALGORITHMS = {
+    "linear": (1, None),
+    "reduce-bcast": (2, None),
+    "recursive-doubling": (3, "recursive_doubling"),
+    "ring": (4, "ring"),
+    "segmented-ring": (5, None),
+    "rabenseifner": (6, "reduce_scatter_allgather"),
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,56 @@ class TrainConfig:
             "config.json (default: runs/train-<time>)"
         },
     )
+    allreduce: str = field(
+        default="mpi",
+        metadata={
+            "help": "allreduce algorithm: mpi (the MPI library's own), ring, "
+            "recursive-doubling, rabenseifner, hierarchical (the last four are "
+            "written here on point-to-point calls, with exact traffic counts)"
+        },
+    )
+    mpi_algorithm: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --allreduce mpi, force the library's own algorithm: "
+            + ", ".join(MPI_ALGORITHMS)
+            + " (Open MPI coll_tuned; MPICH offers recursive-doubling, ring, "
+            "rabenseifner); set before MPI starts and recorded in the outputs "
+            "(default: the library decides per call)"
+        },
+    )
+    ranks_per_node: int | None = field(
+        default=None,
+        metadata={
+            "help": "with --allreduce hierarchical, treat each block of K consecutive "
+            "ranks as one node (default: ranks that share memory, as MPI "
+            "reports it)"
+        },
+    )
+    bucket_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "split the gradient into buckets of about N bytes, computed column "
+            "block by block, each reduced by a non-blocking allreduce started "
+            "as soon as it is ready, overlapping the next block's compute "
+            "(0: one blocking allreduce per step)"
+        },
+    )
+    compress: str = field(
+        default="none",
+        metadata={
+            "help": "none, or fp16: reduce a half-precision copy of the gradient, "
+            "pre-scaled by 1/batch-size so its sum cannot overflow"
+        },
+    )
+    trace: bool = field(
+        default=False,
+        metadata={
+            "help": "write trace.json (Chrome trace: Perfetto, chrome://tracing): one "
+            "track per rank, spans for data, compute, each allreduce, update; "
+            "clocks aligned to rank 0 by ping-pong at start-up"
+        },
+    )
     log_every: int = field(
         default=0,
         metadata={"help": "rank 0 prints progress every N steps (0: about 10 lines per run)"},
@@ -120,6 +182,8 @@ def _expected_type(name: str) -> tuple[type, ...]:
     """Python types accepted for a config key (ints are fine where floats are expected)."""
     default = FIELDS[name].default
     annotation = str(FIELDS[name].type)
+    if "bool" in annotation:
+        return (bool,)
     if "float" in annotation:
         return (int, float)
     if "int" in annotation:
@@ -155,7 +219,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 def _check_type(name: str, value: Any, where: str) -> Any:
     types = _expected_type(name)
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in types)
         raise UsageError(f"{where}: expected {expected}, got {value!r}")
     return value
@@ -192,6 +256,30 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.l2 >= 0, "--l2", "a number >= 0", cfg.l2)
     need(0 <= cfg.momentum < 1, "--momentum", "a number in [0, 1)", cfg.momentum)
     need(cfg.dtype in DTYPES, "--dtype", " or ".join(DTYPES), cfg.dtype)
+    need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
+    need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
+    need(cfg.bucket_bytes >= 0, "--bucket-bytes", "an integer >= 0", cfg.bucket_bytes)
+    if cfg.mpi_algorithm is not None:
+        need(
+            cfg.mpi_algorithm in MPI_ALGORITHMS,
+            "--mpi-algorithm",
+            " or ".join(MPI_ALGORITHMS),
+            cfg.mpi_algorithm,
+        )
+        need(
+            cfg.allreduce == "mpi",
+            "--mpi-algorithm",
+            "--allreduce mpi (it forces the MPI library's own algorithm)",
+            cfg.allreduce,
+        )
+    if cfg.ranks_per_node is not None:
+        need(cfg.ranks_per_node >= 1, "--ranks-per-node", "an integer >= 1", cfg.ranks_per_node)
+        need(
+            cfg.allreduce == "hierarchical",
+            "--ranks-per-node",
+            "--allreduce hierarchical (the only topology-aware algorithm)",
+            cfg.allreduce,
+        )
     need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     if world_size is not None:

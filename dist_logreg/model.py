@@ -81,15 +81,39 @@ def grad_sums(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.nda
         Written in place and returned. ``m = 0`` gives all zeros.
     """
     d = w.shape[0]
+    r = residuals(X, y, w, b, out)
+    np.matmul(r, X, out=out[:d])  # r @ X == X.T @ r, without a transposed copy
+    return out
+
+
+def residuals(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.ndarray) -> np.ndarray:
+    """Forward pass: fill the three tail slots of ``out`` and return ``r = sigmoid(z) - y``.
+
+    The weight gradient is then ``r @ X``, computable column block by column block
+    (``r @ X[:, lo:hi]``), which is how bucketed training produces it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (m, d)
+    y : ndarray, shape (m,)
+    w : ndarray, shape (d,)
+    b : float
+    out : ndarray, shape (d + 3,)
+        ``out[d:]`` is written: gradient sum for b, loss sum, row count.
+
+    Returns
+    -------
+    r : ndarray, shape (m,)
+    """
+    d = w.shape[0]
     z = X @ w
     z += b
     r = sigmoid(z)
     r -= y
-    np.matmul(r, X, out=out[:d])  # r @ X == X.T @ r, without a transposed copy
     out[d] = r.sum()
     out[d + 1] = loss_terms(z, y).sum()
     out[d + 2] = X.shape[0]
-    return out
+    return r
 
 
 def objective(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, l2: float) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.comm import busbw_factor
+from dist_logreg.comm import busbw_factor, model_wire_bytes
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.trainer import PHASES, TrainResult
 
@@ -48,13 +48,21 @@ class Reporter:
             print(format_summary(summary, out_dir), file=self.stream, flush=True)
 
 
-def gather_records(comm, allreduce, result: TrainResult):
-    """Collective: every rank's allreduce records and step timings, on rank 0 (else None)."""
+def gather_records(comm, allreduce, result: TrainResult, clock: tuple[int, int] = (0, 0)):
+    """Collective: every rank's records, step timings and traffic, on rank 0 (else None)."""
+    traffic = allreduce.traffic
     mine = {
         "rank": comm.Get_rank(),
         "calls": allreduce.records(),
+        "marks": result.marks,
+        "comm_ns": result.comm_ns,
         "phase_ns": result.phase_ns,
+        "span_ns": result.comm_span_ns,
         "loop_ns": result.loop_ns,
+        "sent_bytes": None if traffic is None else list(traffic.bytes),
+        "sent_messages": None if traffic is None else list(traffic.messages),
+        "clock_offset_ns": clock[0],
+        "clock_error_ns": clock[1],
     }
     return comm.gather(mine, root=0)
 
@@ -72,24 +80,81 @@ def _spread(values) -> dict:
     }
 
 
-def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, algorithm: str) -> dict:
+def traffic_report(per_rank: list[dict], algorithm: str, node_of, payload_total: int):
+    """``traffic.json`` content and the wire-bytes keys of the summary.
+
+    Algorithms written here count what each rank sent to each peer; the MPI library's own
+    algorithm cannot be observed from the application, so it gets a labelled estimate.
+    """
+    p = len(per_rank)
+    if per_rank[0]["sent_bytes"] is None:
+        estimate = model_wire_bytes(algorithm, payload_total, p)  # linear in the payload
+        note = (
+            "not observed: the MPI library's own algorithm does not expose its traffic; "
+            "wire_bytes_estimate is the cost model's 2(p-1)/p x payload per call "
+            "(bandwidth-optimal ring or reduce-scatter+allgather), an ESTIMATE"
+        )
+        doc = {
+            "algorithm": algorithm,
+            "observed": False,
+            "bytes": None,
+            "messages": None,
+            "note": note,
+            "wire_bytes_estimate_per_rank": estimate,
+        }
+        return doc, {
+            "wire_bytes_observed": False,
+            "wire_bytes_estimate_per_rank": estimate,
+            "wire_bytes_note": note,
+        }
+    matrix = [r["sent_bytes"] for r in per_rank]
+    messages = [r["sent_messages"] for r in per_rank]
+    sent = [sum(row) for row in matrix]
+    doc = {
+        "algorithm": algorithm,
+        "observed": True,
+        "bytes": matrix,
+        "messages": messages,
+        "note": "bytes[i][j]: payload bytes rank i sent to rank j over the whole run",
+    }
+    keys = {
+        "wire_bytes_observed": True,
+        "wire_bytes_per_rank": _spread(sent),
+        "wire_bytes_total": int(sum(sent)),
+        "wire_bytes_note": "bytes each rank sent, counted per message; not counting "
+        "MPI envelopes or TCP/IP headers",
+    }
+    if node_of is not None:
+        intra = sum(matrix[i][j] for i in range(p) for j in range(p) if node_of[i] == node_of[j])
+        doc["node_of_rank"] = list(node_of)
+        doc["intra_node_bytes"] = intra
+        doc["inter_node_bytes"] = int(sum(sent)) - intra
+        keys["intra_node_bytes"] = doc["intra_node_bytes"]
+        keys["inter_node_bytes"] = doc["inter_node_bytes"]
+        keys["nodes"] = len(set(node_of))
+    return doc, keys
+
+
+def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) -> dict:
     """Aggregate gathered records into ``summary.json`` (keys per DESIGN.md's contract).
 
+    ``info``: ``algorithm``, ``node_of`` and ``mpi_algorithm`` of the allreduce used.
     Latency percentiles pool every call of every rank. Skew and transfer time come from
-    comparing ranks step by step: the rank that arrives last waits least, so the per-step
-    minimum over ranks approximates the pure transfer and max - min the imbalance.
+    comparing ranks call by call: the rank that arrives last waits least, so the minimum
+    over ranks approximates the pure transfer and max - min the imbalance.
     """
     p = len(per_rank)
     calls = [r["calls"] for r in per_rank]
     ns = np.concatenate([c["ns"] for c in calls]).astype(np.float64) * 1e-9
+    nbytes = np.concatenate([c["bytes"] for c in calls]).astype(np.float64)
     rank0 = calls[0]
-    payload = int(rank0["bytes"][0]) if rank0["bytes"].size else 0
-    # Per-step durations of the gradient allreduce, ranks x calls (all ranks make the same calls).
+    n_calls = int(rank0["ns"].size)
+    payload_step = int(rank0["bytes"].sum()) // max(result.steps, 1)
+    # Durations of each call, ranks x calls (all ranks make the same calls in the same order).
     by_call = np.stack([c["ns"] for c in calls]).astype(np.float64) * 1e-9
     transfer = by_call.min(axis=0)
     skew = by_call.max(axis=0) - transfer
-    p50 = _pct(ns, 50)
-    algbw = payload / p50 / 1e9 if p50 > 0 else 0.0
+    algbw = _pct(nbytes / np.maximum(ns, 1e-12), 50) / 1e9
 
     totals = {
         ph: [r["phase_ns"][:, i].sum() * 1e-9 for r in per_rank] for i, ph in enumerate(PHASES)
@@ -100,7 +165,54 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, algorithm: str
     ]
     step_s = np.concatenate([r["phase_ns"].sum(axis=1) for r in per_rank]) * 1e-9
     median_total = float(np.median(totals["total"]))
-    return {
+    itemsize = np.dtype(cfg.dtype).itemsize
+    uncompressed = (ds.n_features + 3) * itemsize * result.steps
+    traffic_doc, wire = traffic_report(
+        per_rank, info["algorithm"], info.get("node_of"), int(rank0["bytes"].sum())
+    )
+    allreduce = {
+        "algorithm": info["algorithm"],
+        "mpi_algorithm": info.get("mpi_algorithm"),
+        "calls": n_calls,
+        "bytes": int(rank0["bytes"].sum()),
+        "bytes_note": "payload bytes per rank, summed over calls (elements x item size of "
+        "the buffer reduced; after compression, if any)",
+        "bytes_per_call": int(np.median(rank0["bytes"])) if n_calls else 0,
+        "bytes_per_step": payload_step,
+        "latency_s": {
+            "p50": _pct(ns, 50),
+            "p99": _pct(ns, 99),
+            "mean": float(ns.mean()),
+            "min": float(ns.min()),
+            "max": float(ns.max()),
+        },
+        "algbw_GBps": {"p50": algbw},
+        "busbw_GBps": {"p50": algbw * busbw_factor(p)},
+        "transfer_s": {"p50": _pct(transfer, 50), "p99": _pct(transfer, 99)},
+        "skew_s": {
+            "p50": _pct(skew, 50),
+            "p99": _pct(skew, 99),
+            "max": float(skew.max()) if skew.size else 0.0,
+        },
+        "compress": cfg.compress,
+        "bytes_uncompressed": uncompressed,
+        "bytes_saved": uncompressed - int(rank0["bytes"].sum()),
+        "bucket_bytes": cfg.bucket_bytes,
+        "calls_per_step": n_calls / max(result.steps, 1),
+        **wire,
+    }
+    if cfg.bucket_bytes:
+        # Hidden = the part of [first post, last completion] not spent inside comm calls.
+        overlap = [
+            1.0 - r["comm_ns"].sum() / r["span_ns"].sum() if r["span_ns"].sum() > 0 else 0.0
+            for r in per_rank
+        ]
+        allreduce["overlap_fraction"] = _spread(np.clip(overlap, 0.0, 1.0))
+        allreduce["overlap_note"] = (
+            "per rank: 1 - (time inside allreduce calls) / (time from the first bucket "
+            "posted to the last completed), over all steps"
+        )
+    summary = {
         "world_size": p,
         "steps": result.steps,
         "epochs": result.epochs,
@@ -116,35 +228,16 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, algorithm: str
             "features": ds.n_features,
             "dtype": cfg.dtype,
         },
-        "allreduce": {
-            "algorithm": algorithm,
-            "calls": int(rank0["ns"].size),
-            "bytes": int(rank0["bytes"].sum()),
-            "bytes_note": "payload bytes per rank, summed over calls (elements x item size)",
-            "bytes_per_call": payload,
-            "latency_s": {
-                "p50": p50,
-                "p99": _pct(ns, 99),
-                "mean": float(ns.mean()),
-                "min": float(ns.min()),
-                "max": float(ns.max()),
-            },
-            "algbw_GBps": {"p50": algbw},
-            "busbw_GBps": {"p50": algbw * busbw_factor(p)},
-            "transfer_s": {"p50": _pct(transfer, 50), "p99": _pct(transfer, 99)},
-            "skew_s": {
-                "p50": _pct(skew, 50),
-                "p99": _pct(skew, 99),
-                "max": float(skew.max()) if skew.size else 0.0,
-            },
-        },
+        "allreduce": allreduce,
         "time_s": {name: float(np.median(v)) for name, v in totals.items()},
         "time_s_note": "median over ranks of per-rank totals; compute = gradient math, "
-        "data = batch gather, comm = gradient allreduce, update = optimizer step",
+        "data = batch gather, comm = time inside gradient allreduce calls, "
+        "update = optimizer step",
         "time_s_per_rank": {name: _spread(v) for name, v in totals.items()},
         "step_time_s": {"p50": _pct(step_s, 50), "p99": _pct(step_s, 99)},
         "comm_fraction": _spread(comm_fraction),
     }
+    return summary, traffic_doc
 
 
 def prepare_out_dir(comm, requested: str | None) -> Path:
@@ -176,16 +269,22 @@ def _default_out_dir() -> Path:
 
 
 def write_outputs(
-    out_dir: Path, summary: dict, per_rank: list[dict], result: TrainResult, config: dict
+    out_dir: Path,
+    summary: dict,
+    traffic: dict,
+    per_rank: list[dict],
+    result: TrainResult,
+    config: dict,
 ) -> None:
-    """Rank 0 writes model.npz, summary.json, metrics.jsonl, steps.jsonl and config.json."""
+    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config."""
     np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
     _write_json(out_dir / "summary.json", summary)
+    _write_json(out_dir / "traffic.json", traffic)
     _write_json(out_dir / "config.json", config)
     with (out_dir / "metrics.jsonl").open("w") as fh:
         for r in per_rank:
             c = r["calls"]
-            origin = c["start_ns"][0] if c["start_ns"].size else 0
+            origin = int(r["marks"][0, 0]) if r["marks"].size else 0
             for step, nbytes, ns, start in zip(
                 c["step"].tolist(),
                 c["bytes"].tolist(),
@@ -193,18 +292,14 @@ def write_outputs(
                 c["start_ns"].tolist(),
                 strict=True,
             ):
-                fh.write(
-                    json.dumps(
-                        {
-                            "step": step,
-                            "rank": r["rank"],
-                            "bytes": nbytes,
-                            "seconds": ns * 1e-9,
-                            "start_s": (start - origin) * 1e-9,
-                        }
-                    )
-                    + "\n"
-                )
+                rec = {
+                    "step": step,
+                    "rank": r["rank"],
+                    "bytes": nbytes,
+                    "seconds": ns * 1e-9,
+                    "start_s": (start - origin) * 1e-9,
+                }
+                fh.write(json.dumps(rec) + "\n")
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
             for step, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
@@ -239,25 +334,54 @@ def format_summary(s: dict, out_dir: Path) -> str:
         r = tr[name]
         return f"{r['median']:.3f} s [{r['min']:.3f}..{r['max']:.3f}]"
 
+    forced = a.get("mpi_algorithm") or {}
+    label = a["algorithm"] + (f", {forced['requested']}" if forced.get("requested") else "")
     lines = [
         f"done: {s['world_size']} rank(s), {s['steps']} steps ({s['epochs']:.2f} epochs), "
         f"{s['samples_per_s']:,.0f} samples/s",
         f"  final loss      {s['final_loss']:.6f}  (objective on all {s['data']['samples']} "
         f"training rows)   accuracy {100 * s['final_accuracy']:.2f}%",
-        f"  allreduce [{a['algorithm']}]  {a['calls']} calls/rank x {_bytes(a['bytes_per_call'])}"
+        f"  allreduce [{label}]  {a['calls']} calls/rank x {_bytes(a['bytes_per_call'])}"
         f" payload = {_bytes(a['bytes'])} payload per rank",
         f"    latency       p50 {_us(a['latency_s']['p50'])}   p99 {_us(a['latency_s']['p99'])}",
         f"    bandwidth     algbw {a['algbw_GBps']['p50']:.3f} GB/s   busbw "
-        f"{a['busbw_GBps']['p50']:.3f} GB/s   (payload / p50 latency)",
-        f"    per step      transfer p50 {_us(a['transfer_s']['p50'])} (min over ranks)   "
+        f"{a['busbw_GBps']['p50']:.3f} GB/s   (per-call payload / latency, p50)",
+        f"    per call      transfer p50 {_us(a['transfer_s']['p50'])} (min over ranks)   "
         f"skew p50 {_us(a['skew_s']['p50'])} (max - min over ranks)",
+    ]
+    if a["wire_bytes_observed"]:
+        w = a["wire_bytes_per_rank"]
+        line = f"    wire bytes    {_bytes(w['median'])} sent per rank (median, counted)"
+        if "inter_node_bytes" in a:
+            line += (
+                f"; {a['nodes']} nodes: intra-node {_bytes(a['intra_node_bytes'])}, "
+                f"inter-node {_bytes(a['inter_node_bytes'])} (all ranks)"
+            )
+        lines.append(line)
+    else:
+        lines.append(
+            f"    wire bytes    not observed for the MPI library's algorithm; ESTIMATE "
+            f"{_bytes(a['wire_bytes_estimate_per_rank'])} per rank (cost model 2(p-1)/p x payload)"
+        )
+    if a["compress"] != "none":
+        lines.append(
+            f"    compression   {a['compress']}: {_bytes(a['bytes_saved'])} of "
+            f"{_bytes(a['bytes_uncompressed'])} payload saved per rank"
+        )
+    if "overlap_fraction" in a:
+        o = a["overlap_fraction"]
+        lines.append(
+            f"    buckets       {a['calls_per_step']:.0f} per step of <= "
+            f"{_bytes(a['bucket_bytes'])}; overlap {100 * o['median']:.1f}% median "
+            f"[{100 * o['min']:.1f}%..{100 * o['max']:.1f}%] of comm hidden behind compute"
+        )
+    lines += [
         "  time per rank   median [min..max]",
         f"    total   {spread('total')}",
         f"    data    {spread('data')}   compute {spread('compute')}",
         f"    comm    {spread('comm')}   update  {spread('update')}",
         f"  comm fraction   {100 * cf['median']:.1f}% median [{100 * cf['min']:.1f}%.."
         f"{100 * cf['max']:.1f}%] of loop time in the gradient allreduce",
-        f"  outputs         {out_dir}/ (model.npz, summary.json, metrics.jsonl, steps.jsonl, "
-        "config.json)",
+        f"  outputs         {out_dir}/",
     ]
     return "\n".join(lines)

@@ -7,6 +7,11 @@ One step (DESIGN.md invariant 1)::
     comm     ONE in-place allreduce(SUM) of that buffer
     update   divide by the GLOBAL count, add the L2 term, momentum SGD step
 
+With ``--bucket-bytes`` the compute and comm phases interleave instead (as in DDP and
+Horovod): after the forward pass, the weight gradient is produced one column block (bucket)
+at a time, and each bucket's non-blocking allreduce starts as soon as it is ready, while the
+next block is computed. Same sums, same result up to summation order.
+
 Every rank runs every line, in the same order (rank-specific printing is in the reporter).
 """
 
@@ -26,6 +31,8 @@ from dist_logreg.errors import UsageError
 
 #: Columns of the per-step timing array.
 PHASES = ("data", "compute", "comm", "update")
+#: Timestamps taken in every step (perf_counter_ns): the columns of ``TrainResult.marks``.
+MARKS = ("data_start", "data_end", "first_post", "comm_end", "update_end")
 #: Rows per block when evaluating the final loss over the whole data set.
 EVAL_BLOCK = 65536
 
@@ -36,12 +43,25 @@ class TrainResult:
 
     params: np.ndarray
     steps: int
-    phase_ns: np.ndarray  # (steps, 4) int64: data, compute, comm, update per step
+    marks: np.ndarray  # (steps, 5) int64 timestamps, columns MARKS
+    comm_ns: np.ndarray  # (steps,) time this rank spent inside allreduce calls
     batch_loss: np.ndarray  # (steps,) global mean loss of each step's batch (before the step)
     loop_ns: int  # wall time of the whole loop on this rank
     final_loss: float  # objective on the full training set, after training
     final_accuracy: float
     epochs: float  # passes over the data completed
+
+    @property
+    def phase_ns(self) -> np.ndarray:
+        """(steps, 4) int64: data, compute, comm, update time of each step (PHASES)."""
+        m = self.marks
+        compute = m[:, 3] - m[:, 1] - self.comm_ns  # between data and update, not in comm
+        return np.stack([m[:, 1] - m[:, 0], compute, self.comm_ns, m[:, 4] - m[:, 3]], axis=1)
+
+    @property
+    def comm_span_ns(self) -> np.ndarray:
+        """(steps,) from the first allreduce posted to the last one completed."""
+        return self.marks[:, 3] - self.marks[:, 2]
 
     @property
     def coef(self) -> np.ndarray:
@@ -88,28 +108,35 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
     velocity = np.zeros(d + 1, dtype=dtype)
     grad = np.empty(d + 1, dtype=dtype)
     buf = np.empty(model.buffer_size(d), dtype=dtype)
-    phase_ns = np.zeros((steps, len(PHASES)), dtype=np.int64)
+    buckets = bucket_ranges(buf.size, d, cfg.bucket_bytes // dtype.itemsize)
+    marks = np.zeros((steps, len(MARKS)), dtype=np.int64)
+    comm_ns = np.zeros(steps, dtype=np.int64)
     batch_loss = np.empty(steps, dtype=np.float64)
     log_every = cfg.log_every or max(1, steps // 10)
     lr, l2, mom = cfg.lr, cfg.l2, cfg.momentum
+    clock = perf_counter_ns
 
     comm.Barrier()  # start the clocks together, so the first step's skew is real
-    loop_start = last_log = perf_counter_ns()
+    loop_start = last_log = clock()
     last_log_step = 0
     for step in range(steps):
-        t0 = perf_counter_ns()
+        t0 = clock()
         idx = np.sort(batches.batch(step)[lo:hi])  # sorted: sequential reads of a memory map
         if gather_direct:
             np.take(ds.X, idx, axis=0, out=xbuf, mode="clip")  # idx known valid: skip checks
         else:
             xbuf[...] = ds.X[idx]
         np.take(ds.y, idx, out=ybuf, mode="clip")
-        t1 = perf_counter_ns()
-        model.grad_sums(xbuf, ybuf, w, float(params[d]), buf)
-        t2 = perf_counter_ns()
+        t1 = clock()
         allreduce.step = step
-        allreduce.allreduce(buf)
-        t3 = perf_counter_ns()
+        if buckets is None:
+            model.grad_sums(xbuf, ybuf, w, float(params[d]), buf)
+            t2 = clock()
+            allreduce.allreduce(buf)
+            t3 = clock()
+            in_comm = t3 - t2
+        else:
+            t2, t3, in_comm = _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock)
         count = buf[d + 2]
         np.divide(buf[: d + 1], count, out=grad)  # exact global mean, also for uneven slices
         if l2:
@@ -120,8 +147,9 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
             params -= lr * velocity
         else:
             params -= lr * grad
-        t4 = perf_counter_ns()
-        phase_ns[step] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        t4 = clock()
+        marks[step] = (t0, t1, t2, t3, t4)
+        comm_ns[step] = in_comm
         loss = float(buf[d + 1] / count)
         batch_loss[step] = loss
         if not math.isfinite(loss):
@@ -131,25 +159,66 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
                 f"diverged (try a smaller --lr than {lr})"
             )
         if (step + 1) % log_every == 0 or step + 1 == steps:
-            now = perf_counter_ns()
+            now = clock()
             rows = (step + 1 - last_log_step) * cfg.batch_size
             reporter.progress(step + 1, steps, loss, rows * 1e9 / (now - last_log))
             last_log, last_log_step = now, step + 1
         if cfg.check_every and (step + 1) % cfg.check_every == 0:
             check_replicas(comm, params, step + 1)
-    loop_ns = perf_counter_ns() - loop_start
+    loop_ns = clock() - loop_start
     check_replicas(comm, params, steps)
     final_loss, final_accuracy = evaluate(comm, ds, params, l2)
     return TrainResult(
         params,
         steps,
-        phase_ns,
+        marks,
+        comm_ns,
         batch_loss,
         loop_ns,
         final_loss,
         final_accuracy,
         steps / batches.steps_per_epoch,
     )
+
+
+def bucket_ranges(n: int, d: int, bucket_elems: int) -> list[tuple[int, int]] | None:
+    """Contiguous ``[lo, hi)`` element ranges of the packed buffer, or None for no buckets.
+
+    The last bucket also carries the three tail slots (grad_b, loss, count), which the
+    forward pass fills before any weight-gradient block.
+    """
+    if bucket_elems <= 0:
+        return None
+    bounds = list(range(0, d, bucket_elems)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] <= 3:  # no bucket of tail slots alone
+        del bounds[-2]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock) -> tuple[int, int, int]:
+    """Compute the gradient bucket by bucket, starting each bucket's allreduce at once.
+
+    Returns (time the first allreduce was posted, time all completed, time spent inside
+    communication calls). Between blocks, ``progress()`` lets posted allreduces advance:
+    MPI moves non-blocking collectives forward only inside MPI calls.
+    """
+    d = params.size - 1
+    r = model.residuals(xbuf, ybuf, params[:d], float(params[d]), buf)
+    first_post = 0
+    in_comm = 0
+    for lo, hi in buckets:
+        top = min(hi, d)
+        if lo < top:
+            np.matmul(r, xbuf[:, lo:top], out=buf[lo:top])
+        c0 = clock()
+        first_post = first_post or c0
+        allreduce.start(buf[lo:hi])
+        allreduce.progress()
+        in_comm += clock() - c0
+    c0 = clock()
+    allreduce.wait()
+    done = clock()
+    return first_post, done, in_comm + done - c0
 
 
 def check_replicas(comm, params: np.ndarray, step: int) -> None:

@@ -1,0 +1,248 @@
+"""Allreduce algorithms written on buffer-based point-to-point calls, for study.
+
+Each has the interface of :mod:`dist_logreg.comm` (``name``, ``allreduce(buf)``: in-place
+SUM) and counts exactly what this rank sends to each peer (:class:`Traffic`). All of them
+work for any world size (non-powers of two included) and any element count (including
+fewer elements than ranks). Every rank ends with bitwise-identical results: each element
+is reduced in one fixed order and then copied, or reduced pairwise (IEEE addition is
+commutative, so ``a + b == b + a`` on both partners).
+
+Costs (Hockney alpha-beta; Thakur, Rabenseifner and Gropp 2005), ``S`` payload bytes,
+``p`` ranks, per rank:
+
+=====================  ==========================  ==============================
+algorithm              messages                    bytes sent
+=====================  ==========================  ==============================
+ring                   2(p-1)                      2(p-1)/p * S
+recursive-doubling     log2(p)                     log2(p) * S
+rabenseifner           2 log2(p)                   2(p-1)/p * S
+=====================  ==========================  ==============================
+
+(exact for powers of two and, for ring, element counts divisible by p; other sizes add a
+fold-in/fold-out step or uneven chunks, which :class:`Traffic` counts as they happen).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from dist_logreg.comm import Allreduce
+
+
+class Traffic:
+    """Bytes and messages this rank sent to each rank of the parent communicator."""
+
+    def __init__(self, size: int):
+        self.bytes = [0] * size
+        self.messages = [0] * size
+
+    def sent(self, dest: int, nbytes: int) -> None:
+        self.bytes[dest] += nbytes
+        self.messages[dest] += 1
+
+
+class _Scratch:
+    """A reusable receive buffer, grown on demand (no allocation per call)."""
+
+    def __init__(self):
+        self._buf = np.empty(0)
+
+    def get(self, n: int, dtype) -> np.ndarray:
+        if self._buf.dtype != dtype or self._buf.size < n:
+            self._buf = np.empty(max(n, 1), dtype=dtype)
+        return self._buf[:n]
+
+
+def _bounds(n: int, parts: int) -> list[int]:
+    """Split ``n`` elements into ``parts`` contiguous chunks whose sizes differ by at most one."""
+    return [k * n // parts for k in range(parts + 1)]
+
+
+class _P2P:
+    """A communicator plus the map from its ranks to the parent's, and traffic counting."""
+
+    def __init__(self, comm: MPI.Comm, parent: MPI.Comm, traffic: Traffic):
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.to_parent = MPI.Group.Translate_ranks(
+            comm.Get_group(), list(range(self.size)), parent.Get_group()
+        )
+        self.traffic = traffic
+
+    def sendrecv(self, send: np.ndarray, dest: int, recv: np.ndarray, source: int) -> None:
+        self.comm.Sendrecv(send, dest, 0, recv, source, 0)
+        self.traffic.sent(self.to_parent[dest], send.nbytes)
+
+    def send(self, buf: np.ndarray, dest: int) -> None:
+        self.comm.Send(buf, dest, 0)
+        self.traffic.sent(self.to_parent[dest], buf.nbytes)
+
+    def recv(self, buf: np.ndarray, source: int) -> None:
+        self.comm.Recv(buf, source, 0)
+
+
+def ring(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
+    """Reduce-scatter then allgather around the ring ``r -> r+1``; ``2(p-1)`` steps."""
+    p, r = link.size, link.rank
+    if p == 1:
+        return
+    b = _bounds(buf.size, p)
+    right, left = (r + 1) % p, (r - 1) % p
+    tmp = scratch.get(b[1] - b[0] + 1, buf.dtype)
+    for s in range(p - 1):  # after this, rank r holds the full sum of chunk (r + 1) % p
+        sc, rc = (r - s) % p, (r - s - 1) % p
+        incoming = tmp[: b[rc + 1] - b[rc]]
+        link.sendrecv(buf[b[sc] : b[sc + 1]], right, incoming, left)
+        buf[b[rc] : b[rc + 1]] += incoming
+    for s in range(p - 1):  # pass the finished chunks on, straight into place
+        sc, rc = (r + 1 - s) % p, (r - s) % p
+        link.sendrecv(buf[b[sc] : b[sc + 1]], right, buf[b[rc] : b[rc + 1]], left)
+
+
+def _fold_in(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> tuple[int, int, int]:
+    """Reduce ``p`` ranks to the largest power of two ``p2`` (MPICH's scheme).
+
+    Of the first ``2 * extra`` ranks, each even one sends its buffer to the odd one above and
+    sits out. Returns ``(new_rank, p2, extra)``, ``new_rank = -1`` for a rank sitting out.
+    """
+    p, r = link.size, link.rank
+    p2 = 1 << (p.bit_length() - 1)
+    extra = p - p2
+    if r < 2 * extra:
+        if r % 2 == 0:
+            link.send(buf, r + 1)
+            return -1, p2, extra
+        tmp = scratch.get(buf.size, buf.dtype)
+        link.recv(tmp, r - 1)
+        buf += tmp
+        return r // 2, p2, extra
+    return r - extra, p2, extra
+
+
+def _fold_out(link: _P2P, buf: np.ndarray, new_rank: int, extra: int) -> None:
+    """Give the ranks that sat out the finished result."""
+    r = link.rank
+    if r < 2 * extra:
+        if new_rank < 0:
+            link.recv(buf, r + 1)
+        else:
+            link.send(buf, r - 1)
+
+
+def _real(new_rank: int, extra: int) -> int:
+    """Rank in the communicator of a rank of the power-of-two group."""
+    return new_rank * 2 + 1 if new_rank < extra else new_rank + extra
+
+
+def recursive_doubling(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
+    """Exchange whole buffers with partners at distance 1, 2, 4, ...; ``log2(p)`` steps."""
+    if link.size == 1:
+        return
+    me, p2, extra = _fold_in(link, buf, scratch)
+    if me >= 0:
+        tmp = scratch.get(buf.size, buf.dtype)
+        mask = 1
+        while mask < p2:
+            partner = _real(me ^ mask, extra)
+            link.sendrecv(buf, partner, tmp, partner)
+            buf += tmp  # partner computes tmp + buf: the same bits
+            mask <<= 1
+    _fold_out(link, buf, me, extra)
+
+
+def rabenseifner(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
+    """Reduce-scatter by recursive halving, then allgather by recursive doubling."""
+    if link.size == 1:
+        return
+    me, p2, extra = _fold_in(link, buf, scratch)
+    if me >= 0:
+        b = _bounds(buf.size, p2)
+        tmp = scratch.get(buf.size, buf.dtype)
+        lo, hi = 0, p2  # the chunk range this rank is responsible for
+        mask = p2 // 2
+        while mask:  # halving: keep one half of my range, send the other to my partner
+            partner = _real(me ^ mask, extra)
+            mid = (lo + hi) // 2
+            (klo, khi), (slo, shi) = (
+                ((lo, mid), (mid, hi)) if not me & mask else ((mid, hi), (lo, mid))
+            )
+            incoming = tmp[: b[khi] - b[klo]]
+            link.sendrecv(buf[b[slo] : b[shi]], partner, incoming, partner)
+            buf[b[klo] : b[khi]] += incoming
+            lo, hi = klo, khi
+            mask >>= 1
+        mask = 1
+        while mask < p2:  # doubling: swap finished ranges with partners, range doubles
+            partner = _real(me ^ mask, extra)
+            width = hi - lo
+            plo, phi = (lo + width, hi + width) if not me & mask else (lo - width, lo)
+            link.sendrecv(buf[b[lo] : b[hi]], partner, buf[b[plo] : b[phi]], partner)
+            lo, hi = min(lo, plo), max(hi, phi)
+            mask <<= 1
+    _fold_out(link, buf, me, extra)
+
+
+class P2PAllreduce(Allreduce):
+    """One of the flat algorithms above on a communicator, with its traffic counted."""
+
+    def __init__(self, comm: MPI.Comm, name: str):
+        self.name = name
+        self.traffic = Traffic(comm.Get_size())
+        self._link = _P2P(comm, comm, self.traffic)
+        self._algorithm = FLAT[name]
+        self._scratch = _Scratch()
+
+    def allreduce(self, buf: np.ndarray) -> None:
+        self._algorithm(self._link, buf, self._scratch)
+
+
+class Hierarchical(Allreduce):
+    """Topology-aware: reduce inside each node, ring among node leaders, broadcast back.
+
+    Nodes are the groups of ranks that share memory (``MPI_Comm_split_type(SHARED)``), or
+    consecutive blocks of ``ranks_per_node`` ranks, so one machine can act as several nodes.
+    Only the leaders (lowest rank of each node) send across nodes. The intra-node reduce
+    and broadcast are linear (the leader receives from / sends to each member in order),
+    which fixes the summation order.
+    """
+
+    name = "hierarchical"
+
+    def __init__(self, comm: MPI.Comm, ranks_per_node: int | None = None):
+        rank = comm.Get_rank()
+        if ranks_per_node:
+            self.node = comm.Split(rank // ranks_per_node, rank)
+        else:
+            self.node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
+        self.is_leader = self.node.Get_rank() == 0
+        self.leaders = comm.Split(0 if self.is_leader else MPI.UNDEFINED, rank)
+        leader_world_rank = comm.allgather(rank if self.is_leader else -1)
+        first = self.node.bcast(rank, root=0)
+        self.node_of = comm.allgather(sorted(r for r in leader_world_rank if r >= 0).index(first))
+        self.traffic = Traffic(comm.Get_size())
+        self._node = _P2P(self.node, comm, self.traffic)
+        self._leaders = _P2P(self.leaders, comm, self.traffic) if self.is_leader else None
+        self._scratch = _Scratch()
+
+    def allreduce(self, buf: np.ndarray) -> None:
+        node = self._node
+        if self.is_leader:
+            tmp = self._scratch.get(buf.size, buf.dtype)
+            for member in range(1, node.size):
+                node.recv(tmp, member)
+                buf += tmp
+            ring(self._leaders, buf, self._scratch)
+            for member in range(1, node.size):
+                node.send(buf, member)
+        else:
+            node.send(buf, 0)
+            node.recv(buf, 0)
+
+    def free(self) -> None:
+        self.node.Free()
+        if self.leaders != MPI.COMM_NULL:
+            self.leaders.Free()
+
+
+FLAT = {"ring": ring, "recursive-doubling": recursive_doubling, "rabenseifner": rabenseifner}
