@@ -26,8 +26,22 @@ examples:
   mpirun -n 2 dist-logreg train --data data.npz --epochs 5 --out runs/mine
   dist-logreg train --config run.toml --lr 0.1        # flags override the file
 
+study the communication:
+  mpirun -n 3 dist-logreg train --allreduce ring --features 65536 --dtype float32
+  mpirun -n 4 dist-logreg train --allreduce hierarchical --ranks-per-node 2
+  mpirun -n 2 dist-logreg train --mpi-algorithm recursive-doubling
+  mpirun -n 2 dist-logreg train --features 65536 --bucket-bytes 65536 --trace
+
 Config files are flat TOML with the option names as keys (batch_size = 512).
 One BLAS thread per rank is used unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are set.
+"""
+
+
+BENCH_EPILOG = """\
+examples:
+  mpirun -n 2 dist-logreg bench                                   # mpi, 8 B .. 64 MiB
+  mpirun -n 3 dist-logreg bench --allreduce mpi,ring,rabenseifner --max-bytes 1M --out b.json
+  mpirun -n 4 dist-logreg bench --allreduce hierarchical --ranks-per-node 2
 """
 
 
@@ -81,7 +95,107 @@ def build_parser() -> argparse.ArgumentParser:
         help="read options from a flat TOML file; command-line flags win",
     )
     train.set_defaults(func=cmd_train)
+
+    bench = sub.add_parser(
+        "bench",
+        help="allreduce micro-benchmark: time, algbw, busbw and validation per size",
+        description="Allreduce micro-benchmark in the style of OSU osu_allreduce and "
+        "nccl-tests all_reduce_perf. For each algorithm and size, prints the mean time per "
+        "call (avg/min/max over ranks), algbw, busbw and the number of wrong elements.",
+        epilog=BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument(
+        "--allreduce",
+        default="mpi",
+        metavar="LIST",
+        help="comma-separated algorithms among " + ", ".join(ALGORITHMS) + " (default: mpi)",
+    )
+    bench.add_argument(
+        "--min-bytes", default="8", metavar="N", help="smallest message, e.g. 8, 4K (default: 8)"
+    )
+    bench.add_argument(
+        "--max-bytes",
+        default="64M",
+        metavar="N",
+        help="largest message, e.g. 1M, 64M (default: 64M)",
+    )
+    bench.add_argument(
+        "--factor", type=int, default=2, help="size multiplier between rows (default: 2)"
+    )
+    bench.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64", help="element type"
+    )
+    bench.add_argument("--warmup", type=int, default=5, help="untimed calls per size (default: 5)")
+    bench.add_argument(
+        "--iters",
+        type=int,
+        default=50,
+        help="timed calls per size, scaled down above 1 MiB (default: 50)",
+    )
+    bench.add_argument(
+        "--ranks-per-node",
+        type=int,
+        metavar="K",
+        help="for hierarchical: K consecutive ranks form a node (default: shared memory)",
+    )
+    bench.add_argument(
+        "--mpi-algorithm",
+        choices=tuple(MPI_ALGORITHMS),
+        help="force the MPI library's own algorithm for 'mpi' (set before MPI starts)",
+    )
+    bench.add_argument("--out", metavar="FILE", help="also write the records as a JSON list")
+    bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_bench(comm, args: argparse.Namespace) -> int:
+    """The ``bench`` sub-command (collective)."""
+    from dist_logreg import bench
+    from dist_logreg.errors import UsageError, raise_together
+
+    error = None
+    try:
+        args.min_bytes = bench.parse_bytes(args.min_bytes)
+        args.max_bytes = bench.parse_bytes(args.max_bytes)
+        _check_bench_args(args)
+        mpi_record = mpi_algorithm_record(args.mpi_algorithm)
+    except UsageError as exc:
+        error = exc
+    raise_together(comm, error)
+    return bench.run(comm, args, mpi_record)
+
+
+def _check_bench_args(args: argparse.Namespace) -> None:
+    from dist_logreg.errors import UsageError
+
+    names = [a.strip() for a in args.allreduce.split(",") if a.strip()]
+    unknown = [a for a in names if a not in ALGORITHMS]
+    if not names or unknown:
+        raise UsageError(
+            f"--allreduce: expected a comma list of {', '.join(ALGORITHMS)}, got {args.allreduce!r}"
+        )
+    checks = [
+        (args.min_bytes >= 1, "--min-bytes", "at least 1", args.min_bytes),
+        (
+            args.max_bytes >= args.min_bytes,
+            "--max-bytes",
+            f">= --min-bytes ({args.min_bytes})",
+            args.max_bytes,
+        ),
+        (args.factor >= 2, "--factor", "an integer >= 2", args.factor),
+        (args.iters >= 1, "--iters", "an integer >= 1", args.iters),
+        (args.warmup >= 0, "--warmup", "an integer >= 0", args.warmup),
+        (
+            args.ranks_per_node is None or args.ranks_per_node >= 1,
+            "--ranks-per-node",
+            "an integer >= 1",
+            args.ranks_per_node,
+        ),
+    ]
+    for ok, flag, expected, got in checks:
+        if not ok:
+            raise UsageError(f"{flag}: expected {expected}, got {got!r}")
 
 
 def _help_with_default(f) -> str:
@@ -95,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
-    if getattr(args, "func", None) is cmd_train:
-        force_mpi_algorithm(_peek(args, "mpi_algorithm"))
+    force_mpi_algorithm(_peek(args, "mpi_algorithm"))
     from mpi4py import MPI  # starts MPI: after the environment is final
 
     comm = MPI.COMM_WORLD
@@ -105,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _peek(args: argparse.Namespace, name: str):
     """A setting needed before MPI starts: from the flags, else from --config (errors later)."""
-    if name in vars(args):
+    if vars(args).get(name) is not None:
         return vars(args)[name]
     if getattr(args, "config", None):
         from dist_logreg.config import load_toml

@@ -206,7 +206,8 @@ class FP16Compressed(Allreduce):
         return half
 
     def decompress(self, half: np.ndarray, buf: np.ndarray) -> None:
-        np.multiply(half, self.scale, out=buf, casting="same_kind")
+        buf[...] = half  # widen first: the product may not fit in float16
+        buf *= self.scale
 
     def allreduce(self, buf: np.ndarray) -> None:
         half = self.compress(buf)

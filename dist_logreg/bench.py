@@ -1,0 +1,134 @@
+"""``dist-logreg bench``: an allreduce micro-benchmark (after OSU's osu_allreduce and
+nccl-tests' all_reduce_perf).
+
+For each algorithm and message size: barrier, untimed warm-up calls, then timed calls. Before
+every call the buffer is refilled from a template (untimed), so every call reduces the same
+known values and the last result can be checked exactly: rank r holds
+``(i mod 13 + 1) * (r + 1)`` at element i, so the sum is ``(i mod 13 + 1) * p(p+1)/2``, an
+integer that float32 and float64 represent exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from time import perf_counter_ns
+
+import numpy as np
+
+from dist_logreg.comm import busbw_factor, make_allreduce
+from dist_logreg.errors import UsageError
+
+#: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
+LARGE = 1 << 20
+_SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MIB": 1 << 20,
+           "G": 1 << 30, "GIB": 1 << 30}  # fmt: skip
+
+
+def parse_bytes(text: str) -> int:
+    """``"64M"`` -> 67108864 (binary suffixes K, M, G, optional "iB"/"B")."""
+    t = text.strip().upper()
+    digits = t.rstrip("KMGIB")
+    unit = t[len(digits) :]
+    if not digits.isdigit() or unit not in _SUFFIX:
+        raise UsageError(f"expected a byte count such as 8, 4K, 64M or 1G, got {text!r}")
+    return int(digits) * _SUFFIX[unit]
+
+
+def sizes(min_bytes: int, max_bytes: int, factor: int) -> list[int]:
+    """Message sizes from ``min_bytes`` to ``max_bytes``, multiplying by ``factor``."""
+    out, s = [], min_bytes
+    while s <= max_bytes:
+        out.append(s)
+        s *= factor
+    return out
+
+
+def measure(comm, allreduce, nbytes: int, dtype, warmup: int, iters: int) -> dict:
+    """Collective: time ``iters`` calls of ``allreduce`` on ``nbytes``; validate the result."""
+    p, rank = comm.Get_size(), comm.Get_rank()
+    dtype = np.dtype(dtype)
+    count = max(1, nbytes // dtype.itemsize)
+    base = (np.arange(count) % 13 + 1).astype(dtype)
+    template = base * (rank + 1)
+    buf = np.empty_like(template)
+    if nbytes > LARGE:
+        scale = LARGE / nbytes
+        warmup, iters = max(1, int(warmup * scale)), max(3, int(iters * scale))
+    for _ in range(warmup):
+        np.copyto(buf, template)
+        allreduce.allreduce(buf)
+    comm.Barrier()
+    total = 0
+    for _ in range(iters):
+        np.copyto(buf, template)
+        t0 = perf_counter_ns()
+        allreduce.allreduce(buf)
+        total += perf_counter_ns() - t0
+    wrong = int(np.count_nonzero(buf != base * (p * (p + 1) // 2)))
+    mean = total * 1e-9 / iters
+    times = comm.allgather(mean)
+    wrong = comm.allreduce(wrong)
+    avg = float(np.mean(times))
+    algbw = count * dtype.itemsize / avg / 1e9 if avg > 0 else 0.0
+    return {
+        "algorithm": allreduce.name,
+        "bytes": count * dtype.itemsize,
+        "count": count,
+        "dtype": dtype.name,
+        "iters": iters,
+        "time_s": avg,
+        "time_s_min": float(np.min(times)),
+        "time_s_max": float(np.max(times)),
+        "algbw": algbw,
+        "busbw": algbw * busbw_factor(p),
+        "wrong": wrong,
+        "world_size": p,
+    }
+
+
+HEADER = (
+    f"{'algorithm':>20} {'bytes':>10} {'count':>9} {'avg(us)':>10} {'min(us)':>10} "
+    f"{'max(us)':>10} {'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'wrong':>6}"
+)
+
+
+def format_row(r: dict) -> str:
+    return (
+        f"{r['algorithm']:>20} {r['bytes']:>10} {r['count']:>9} {r['time_s'] * 1e6:>10.2f} "
+        f"{r['time_s_min'] * 1e6:>10.2f} {r['time_s_max'] * 1e6:>10.2f} {r['algbw']:>12.3f} "
+        f"{r['busbw']:>12.3f} {r['wrong']:>6}"
+    )
+
+
+def run(comm, args, mpi_record: dict | None) -> int:
+    """Collective: the whole sweep; rank 0 prints the table and writes ``--out``."""
+    rank = comm.Get_rank()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    algorithms = [a.strip() for a in args.allreduce.split(",") if a.strip()]
+    say(
+        f"# dist-logreg bench: {comm.Get_size()} ranks, {args.dtype}, warmup {args.warmup}, "
+        f"iters {args.iters} (scaled down above {LARGE >> 20} MiB); time = mean per call on "
+        "each rank, avg/min/max over ranks; algbw = bytes / avg; busbw = algbw * 2(p-1)/p; "
+        "wrong = elements differing from the exact sum, all ranks",
+        flush=True,
+    )
+    if mpi_record and "mpi" in algorithms:
+        say(f"# mpi: {mpi_record['library']}; {mpi_record['setting']}", flush=True)
+    say(HEADER, flush=True)
+    records = []
+    for name in algorithms:
+        allreduce = make_allreduce(name, comm, args.ranks_per_node)
+        for nbytes in sizes(args.min_bytes, args.max_bytes, args.factor):
+            rec = measure(comm, allreduce, nbytes, args.dtype, args.warmup, args.iters)
+            if name == "mpi" and mpi_record:
+                rec["mpi_algorithm"] = mpi_record
+            records.append(rec)
+            say(format_row(rec), flush=True)
+    if rank == 0 and args.out:
+        Path(args.out).write_text(json.dumps(records, indent=2) + "\n")
+        say(f"# wrote {args.out}")
+    bad = sum(r["wrong"] for r in records)
+    if bad:
+        raise UsageError(f"validation failed: {bad} wrong elements in total (see column wrong)")
+    return 0
