@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from dist_logreg import __version__
 from dist_logreg.config import ALGORITHMS, COMPRESSORS, FIELDS, MPI_ALGORITHMS
@@ -321,14 +322,17 @@ def run_guarded(comm, body) -> int:
 
 def cmd_train(comm, args: argparse.Namespace) -> int:
     """The ``train`` sub-command: config, data, train, report (collective)."""
+    from dist_logreg import checkpoint as ckpt
     from dist_logreg import data as data_mod
     from dist_logreg.comm import Instrumented, make_allreduce
     from dist_logreg.config import load_toml, resolve, to_dict, total_steps
     from dist_logreg.errors import UsageError, raise_together
+    from dist_logreg.faults import Watchdog
     from dist_logreg.report import (
         Reporter,
         gather_records,
         prepare_out_dir,
+        rescue,
         summarize,
         write_outputs,
     )
@@ -358,17 +362,50 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
         error = exc
     raise_together(comm, error)
 
+    rank = comm.Get_rank()
+    reporter = Reporter(rank)
     steps = total_steps(cfg, ds.n_samples)
+    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
+    expected = ckpt.trajectory(cfg, ds)
+    start = None
+    if cfg.resume:  # rank 0 reads and verifies; everyone gets the same state
+        error = None
+        if rank == 0:
+            try:
+                start = ckpt.newest_valid(ckpt_dir, reporter.warn)
+                if start is not None:
+                    ckpt.check_compatible(start, expected)
+            except ckpt.CheckpointError as exc:
+                error = UsageError(f"--resume: {exc}")
+        raise_together(comm, error)
+        start = comm.bcast(start, root=0)
+        reporter.say(
+            f"resuming from {start.path} (after step {start.step})"
+            if start
+            else f"--resume: no checkpoint in {ckpt_dir}; starting from step 0"
+        )
+    checkpointer = None
+    if cfg.checkpoint_every:
+        spe = ds.n_samples // cfg.batch_size
+        meta = {"trajectory": expected, "world_size": comm.Get_size(),
+                "sampler": {"kind": "global permutation per epoch from (seed, epoch)",
+                            "seed": cfg.seed, "steps_per_epoch": spe},
+                "rng": "none beyond the sampler's (seed, epoch)"}  # fmt: skip
+        checkpointer = ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn)
+
     inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
     buckets = -(-(ds.n_features + 3) * 8 // cfg.bucket_bytes) if cfg.bucket_bytes else 1
     allreduce = Instrumented(inner, capacity=steps * buckets)
     clock = clock_offset(comm) if cfg.trace else (0, 0)
-    reporter = Reporter(comm.Get_rank())
-    result = train(comm, allreduce, cfg, ds, reporter)
-
-    per_rank = gather_records(comm, allreduce, result, clock)
+    watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
+    try:
+        result = train(comm, allreduce, cfg, ds, reporter, start, checkpointer, watchdog)
+        per_rank = gather_records(comm, allreduce, result, clock)
+    finally:
+        if watchdog:
+            watchdog.close()
     error = None
-    if comm.Get_rank() == 0:
+    if rank == 0:
         info = {"algorithm": inner.name, "node_of": inner.node_of, "mpi_algorithm": mpi_record}
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
         try:
@@ -379,7 +416,11 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
                 summary["trace"] = {"file": "trace.json", "clock_sync": sync}
             write_outputs(out_dir, summary, traffic, per_rank, result, to_dict(cfg))
         except OSError as exc:
-            error = UsageError(f"--out {out_dir}: writing results failed: {exc}")
+            saved = rescue(summary, result, exc)
+            error = UsageError(
+                f"--out {out_dir}: writing results failed: {exc.strerror or exc}; "
+                f"the model and summary were saved to {saved} instead"
+            )
         else:
             reporter.finish(summary, out_dir)
     raise_together(comm, error)

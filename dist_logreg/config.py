@@ -162,6 +162,45 @@ class TrainConfig:
             "clocks aligned to rank 0 by ping-pong at start-up"
         },
     )
+    checkpoint_every: int = field(
+        default=0,
+        metadata={
+            "help": "every N steps rank 0 writes a checkpoint (parameters, optimizer state, "
+            "step, sampler state, the settings that decide the trajectory), atomically and "
+            "with a checksum (0: never)"
+        },
+    )
+    checkpoint_dir: str | None = field(
+        default=None,
+        metadata={"help": "where checkpoints go (default: <out>/checkpoints)"},
+    )
+    keep_checkpoints: int = field(
+        default=3, metadata={"help": "how many of the newest checkpoints to keep"}
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "continue from the newest valid checkpoint in the checkpoint directory "
+            "(corrupt ones are reported and skipped; none: start from step 0). Same world "
+            "size: bitwise the uninterrupted model; another world size: equal up to "
+            "summation order"
+        },
+    )
+    comm_timeout: float = field(
+        default=0.0,
+        metadata={
+            "help": "seconds a collective may take before the job is ended with a message "
+            "naming the step and the collective, instead of hanging (0: wait forever)"
+        },
+    )
+    inject_fault: str | None = field(
+        default=None,
+        metadata={
+            "help": "cause a fault on purpose, on the first attempt only: "
+            "kill:rank=R:step=N (the rank SIGKILLs itself at step N) or "
+            "stall:rank=R:step=N:seconds=S (it sleeps S seconds inside step N)"
+        },
+    )
     log_every: int = field(
         default=0,
         metadata={"help": "rank 0 prints progress every N steps (0: about 10 lines per run)"},
@@ -281,6 +320,20 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             cfg.allreduce,
         )
     need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
+    need(cfg.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", cfg.checkpoint_every)
+    need(cfg.keep_checkpoints >= 1, "--keep-checkpoints", "an integer >= 1", cfg.keep_checkpoints)
+    need(cfg.comm_timeout >= 0, "--comm-timeout", "a number of seconds >= 0", cfg.comm_timeout)
+    if cfg.inject_fault is not None:
+        from dist_logreg.faults import parse_fault
+
+        fault = parse_fault(cfg.inject_fault)
+        if world_size is not None:
+            need(
+                fault.rank < world_size,
+                "--inject-fault rank",
+                f"a rank below the world size ({world_size})",
+                fault.rank,
+            )
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     if world_size is not None:
         need(

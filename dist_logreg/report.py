@@ -6,9 +6,11 @@ collective); only rank 0 prints and writes. Nothing here is called per allreduce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,9 @@ import numpy as np
 from dist_logreg.comm import busbw_factor, model_wire_bytes
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.trainer import PHASES, TrainResult
+
+#: Set by ``dist-logreg supervise``: rank 0 records its progress there (for "work lost").
+STATUS_VAR = "DIST_LOGREG_STATUS"
 
 
 class Reporter:
@@ -37,11 +42,18 @@ class Reporter:
             f"({cfg.dtype}), data {ds.source}"
         )
 
+    def warn(self, text: str) -> None:
+        if self.rank == 0:
+            print(f"dist-logreg: warning: {text}", file=sys.stderr, flush=True)
+
     def progress(self, step: int, steps: int, loss: float, samples_per_s: float) -> None:
         width = len(str(steps))
         self.say(
             f"  step {step:>{width}}/{steps}  batch loss {loss:.6f}  {samples_per_s:,.0f} samples/s"
         )
+        if self.rank == 0 and STATUS_VAR in os.environ:  # for `dist-logreg supervise`
+            with contextlib.suppress(OSError):
+                Path(os.environ[STATUS_VAR]).write_text(json.dumps({"step": step, "steps": steps}))
 
     def finish(self, summary: dict, out_dir: Path) -> None:
         if self.rank == 0:
@@ -53,6 +65,7 @@ def gather_records(comm, allreduce, result: TrainResult, clock: tuple[int, int] 
     traffic = allreduce.traffic
     mine = {
         "rank": comm.Get_rank(),
+        "first_step": result.first_step,
         "calls": allreduce.records(),
         "marks": result.marks,
         "comm_ns": result.comm_ns,
@@ -149,7 +162,8 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     nbytes = np.concatenate([c["bytes"] for c in calls]).astype(np.float64)
     rank0 = calls[0]
     n_calls = int(rank0["ns"].size)
-    payload_step = int(rank0["bytes"].sum()) // max(result.steps, 1)
+    run_steps = result.steps - result.first_step  # this run's steps (fewer when resumed)
+    payload_step = int(rank0["bytes"].sum()) // max(run_steps, 1)
     # Durations of each call, ranks x calls (all ranks make the same calls in the same order).
     by_call = np.stack([c["ns"] for c in calls]).astype(np.float64) * 1e-9
     transfer = by_call.min(axis=0)
@@ -166,7 +180,7 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     step_s = np.concatenate([r["phase_ns"].sum(axis=1) for r in per_rank]) * 1e-9
     median_total = float(np.median(totals["total"]))
     itemsize = np.dtype(cfg.dtype).itemsize
-    uncompressed = (ds.n_features + 3) * itemsize * result.steps
+    uncompressed = (ds.n_features + 3) * itemsize * run_steps
     traffic_doc, wire = traffic_report(
         per_rank, info["algorithm"], info.get("node_of"), int(rank0["bytes"].sum())
     )
@@ -182,9 +196,9 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
         "latency_s": {
             "p50": _pct(ns, 50),
             "p99": _pct(ns, 99),
-            "mean": float(ns.mean()),
-            "min": float(ns.min()),
-            "max": float(ns.max()),
+            "mean": float(ns.mean()) if ns.size else 0.0,
+            "min": _pct(ns, 0),
+            "max": _pct(ns, 100),
         },
         "algbw_GBps": {"p50": algbw},
         "busbw_GBps": {"p50": algbw * busbw_factor(p)},
@@ -198,7 +212,7 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
         "bytes_uncompressed": uncompressed,
         "bytes_saved": uncompressed - int(rank0["bytes"].sum()),
         "bucket_bytes": cfg.bucket_bytes,
-        "calls_per_step": n_calls / max(result.steps, 1),
+        "calls_per_step": n_calls / max(run_steps, 1),
         **wire,
     }
     if cfg.bucket_bytes:
@@ -215,13 +229,15 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     summary = {
         "world_size": p,
         "steps": result.steps,
+        "resumed_from_step": result.first_step,
+        "steps_run": run_steps,
         "epochs": result.epochs,
         "batch_size": cfg.batch_size,
-        "samples_per_s": result.steps * cfg.batch_size / median_total if median_total else 0.0,
+        "samples_per_s": run_steps * cfg.batch_size / median_total if median_total else 0.0,
         "final_loss": result.final_loss,
         "final_loss_note": "objective (mean log-loss + l2/2*||w||^2) on the full training set",
         "final_accuracy": result.final_accuracy,
-        "final_batch_loss": float(result.batch_loss[-1]),
+        "final_batch_loss": float(result.batch_loss[-1]) if run_steps else None,
         "data": {
             "source": ds.source,
             "samples": ds.n_samples,
@@ -302,11 +318,19 @@ def write_outputs(
                 fh.write(json.dumps(rec) + "\n")
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
-            for step, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
-                rec = {"step": step, "rank": r["rank"]}
+            for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
+                rec = {"step": result.first_step + i, "rank": r["rank"]}
                 rec.update({f"{ph}_s": v for ph, v in zip(PHASES, row, strict=True)})
-                rec["batch_loss"] = float(result.batch_loss[step])
+                rec["batch_loss"] = float(result.batch_loss[i])
                 fh.write(json.dumps(rec) + "\n")
+
+
+def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
+    """Writing to --out failed: save the model and summary to a fresh temporary directory."""
+    where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))
+    np.savez(where / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
+    _write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
+    return where
 
 
 def _write_json(path: Path, obj) -> None:

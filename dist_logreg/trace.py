@@ -52,7 +52,8 @@ def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool
     Each rank is a process in the viewer, with two tracks: ``step`` (data, compute, comm or
     compute+buckets, update) and ``allreduce`` (every call, with bytes and algorithm).
     """
-    origin = min(int(r["marks"][0, 0]) + r["clock_offset_ns"] for r in per_rank if r["marks"].size)
+    starts = [int(r["marks"][0, 0]) + r["clock_offset_ns"] for r in per_rank if r["marks"].size]
+    origin = min(starts, default=0)
     events: list[dict] = []
 
     def span(rank: int, tid: int, name: str, t0: int, t1: int, off: int, args: dict) -> None:
@@ -81,7 +82,7 @@ def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool
                 "args": {"name": "allreduce"},
             },
         ]
-        for step, (t0, t1, t2, t3, t4) in enumerate(r["marks"].tolist()):
+        for step, (t0, t1, t2, t3, t4) in enumerate(r["marks"].tolist(), r["first_step"]):
             span(rank, 0, "data", t0, t1, off, {"step": step})
             if bucketed:
                 span(

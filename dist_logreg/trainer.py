@@ -25,9 +25,11 @@ from time import perf_counter_ns
 import numpy as np
 
 from dist_logreg import model
+from dist_logreg.checkpoint import Checkpoint, Checkpointer
 from dist_logreg.config import TrainConfig, total_steps, validate
 from dist_logreg.data import Dataset, GlobalBatches, check_values, rank_slice
 from dist_logreg.errors import UsageError
+from dist_logreg.faults import NoWatchdog, inject, parse_fault, planned
 
 #: Columns of the per-step timing array.
 PHASES = ("data", "compute", "comm", "update")
@@ -42,7 +44,8 @@ class TrainResult:
     """What one rank ends with. ``params`` is ``[coef..., intercept]``, shape ``(d + 1,)``."""
 
     params: np.ndarray
-    steps: int
+    steps: int  # the step count the run ends at
+    first_step: int  # where this run started (> 0 when resumed from a checkpoint)
     marks: np.ndarray  # (steps, 5) int64 timestamps, columns MARKS
     comm_ns: np.ndarray  # (steps,) time this rank spent inside allreduce calls
     batch_loss: np.ndarray  # (steps,) global mean loss of each step's batch (before the step)
@@ -72,7 +75,16 @@ class TrainResult:
         return float(self.params[-1])
 
 
-def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResult:
+def train(
+    comm,
+    allreduce,
+    cfg: TrainConfig,
+    ds: Dataset,
+    reporter,
+    start: Checkpoint | None = None,
+    checkpointer: Checkpointer | None = None,
+    watchdog=None,
+) -> TrainResult:
     """Run the data-parallel training loop on this rank (collective over ``comm``).
 
     Parameters
@@ -86,14 +98,23 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
         The full data set as seen from this rank (possibly memory-mapped).
     reporter : object with ``start(cfg, ds, world_size, steps)`` and
         ``progress(step, steps, loss, samples_per_s)``; prints on rank 0 only.
+    start : Checkpoint, optional
+        Continue from this state (parameters, velocity, steps done) instead of zeros.
+    checkpointer : Checkpointer, optional
+        Saves every ``cfg.checkpoint_every`` steps, and the last good state on divergence.
+    watchdog : Watchdog, optional
+        Armed around every collective (``--comm-timeout``).
     """
     size, rank = comm.Get_size(), comm.Get_rank()
     validate(cfg, world_size=size, n_samples=ds.n_samples)
     check_values(comm, ds)
     steps = total_steps(cfg, ds.n_samples)
+    first = min(start.step, steps) if start else 0
     reporter.start(cfg, ds, size, steps)
     dtype = np.dtype(cfg.dtype)
     d = ds.n_features
+    dog = watchdog or NoWatchdog()
+    fault = planned(parse_fault(cfg.inject_fault), rank) if cfg.inject_fault else None
 
     batches = GlobalBatches(ds.n_samples, cfg.batch_size, cfg.seed)
     lo, hi = rank_slice(cfg.batch_size, size, rank)
@@ -104,23 +125,29 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
     # another dtype goes through a cast instead.
     gather_direct = ds.X.dtype == dtype
     params = np.zeros(d + 1, dtype=dtype)  # identical initial parameters everywhere
-    w = params[:d]
     velocity = np.zeros(d + 1, dtype=dtype)
+    if start:
+        params[:] = start.params
+        velocity[:] = start.velocity
+    w = params[:d]
     grad = np.empty(d + 1, dtype=dtype)
     buf = np.empty(model.buffer_size(d), dtype=dtype)
     buckets = bucket_ranges(buf.size, d, cfg.bucket_bytes // dtype.itemsize)
-    marks = np.zeros((steps, len(MARKS)), dtype=np.int64)
-    comm_ns = np.zeros(steps, dtype=np.int64)
-    batch_loss = np.empty(steps, dtype=np.float64)
+    marks = np.zeros((steps - first, len(MARKS)), dtype=np.int64)
+    comm_ns = np.zeros(steps - first, dtype=np.int64)
+    batch_loss = np.full(steps - first, np.nan)
     log_every = cfg.log_every or max(1, steps // 10)
+    every = cfg.checkpoint_every if checkpointer else 0
     lr, l2, mom = cfg.lr, cfg.l2, cfg.momentum
     clock = perf_counter_ns
 
     comm.Barrier()  # start the clocks together, so the first step's skew is real
     loop_start = last_log = clock()
-    last_log_step = 0
-    for step in range(steps):
+    last_log_step = first
+    for step in range(first, steps):
         t0 = clock()
+        if fault is not None and step == fault.step:
+            inject(fault, step)
         idx = np.sort(batches.batch(step)[lo:hi])  # sorted: sequential reads of a memory map
         if gather_direct:
             np.take(ds.X, idx, axis=0, out=xbuf, mode="clip")  # idx known valid: skip checks
@@ -132,11 +159,16 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
         if buckets is None:
             model.grad_sums(xbuf, ybuf, w, float(params[d]), buf)
             t2 = clock()
+            dog.arm("gradient allreduce", step, t2)
             allreduce.allreduce(buf)
             t3 = clock()
             in_comm = t3 - t2
         else:
+            dog.arm("bucketed gradient allreduce", step, t1)
             t2, t3, in_comm = _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock)
+        dog.disarm()
+        if not math.isfinite(buf.sum()):  # the reduced buffer is the same on every rank
+            _diverged(step, buf, lr, checkpointer, params, velocity)
         count = buf[d + 2]
         np.divide(buf[: d + 1], count, out=grad)  # exact global mean, also for uneven slices
         if l2:
@@ -148,29 +180,27 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
         else:
             params -= lr * grad
         t4 = clock()
-        marks[step] = (t0, t1, t2, t3, t4)
-        comm_ns[step] = in_comm
+        i = step - first
+        marks[i] = (t0, t1, t2, t3, t4)
+        comm_ns[i] = in_comm
         loss = float(buf[d + 1] / count)
-        batch_loss[step] = loss
-        if not math.isfinite(loss):
-            # The reduced buffer is identical on all ranks, so all raise together.
-            raise UsageError(
-                f"step {step}: the global batch loss is {loss}; training "
-                f"diverged (try a smaller --lr than {lr})"
-            )
+        batch_loss[i] = loss
         if (step + 1) % log_every == 0 or step + 1 == steps:
             now = clock()
             rows = (step + 1 - last_log_step) * cfg.batch_size
             reporter.progress(step + 1, steps, loss, rows * 1e9 / (now - last_log))
             last_log, last_log_step = now, step + 1
         if cfg.check_every and (step + 1) % cfg.check_every == 0:
-            check_replicas(comm, params, step + 1)
+            check_replicas(comm, params, step + 1, dog)
+        if every and (step + 1) % every == 0:
+            checkpointer.save(step + 1, params, velocity)
     loop_ns = clock() - loop_start
-    check_replicas(comm, params, steps)
-    final_loss, final_accuracy = evaluate(comm, ds, params, l2)
+    check_replicas(comm, params, steps, dog)
+    final_loss, final_accuracy = evaluate(comm, ds, params, l2, dog)
     return TrainResult(
         params,
         steps,
+        first,
         marks,
         comm_ns,
         batch_loss,
@@ -178,6 +208,19 @@ def train(comm, allreduce, cfg: TrainConfig, ds: Dataset, reporter) -> TrainResu
         final_loss,
         final_accuracy,
         steps / batches.steps_per_epoch,
+    )
+
+
+def _diverged(step, buf, lr, checkpointer, params, velocity) -> None:
+    """NaN/inf in the reduced gradient or loss: save the last good state, stop all ranks."""
+    saved = ""
+    if checkpointer is not None:
+        path = checkpointer.save(step, params, velocity)  # the state before this step
+        saved = f"; the last good state (after {step} steps) is in {path}" if path else ""
+    what = "loss" if not math.isfinite(buf[-2]) else "gradient"
+    raise UsageError(
+        f"step {step}: the global batch {what} is not finite (nan or inf); training "
+        f"diverged (try a smaller --lr than {lr}){saved}"
     )
 
 
@@ -221,9 +264,12 @@ def _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock) -> tuple[
     return first_post, done, in_comm + done - c0
 
 
-def check_replicas(comm, params: np.ndarray, step: int) -> None:
+def check_replicas(comm, params: np.ndarray, step: int, watchdog=None) -> None:
     """Collective: all ranks must hold bitwise-identical parameters (DESIGN.md invariant 3)."""
+    dog = watchdog or NoWatchdog()
+    dog.arm("replica checksum allgather", step, perf_counter_ns())
     sums = comm.allgather(zlib.crc32(params.tobytes()))
+    dog.disarm()
     if len(set(sums)) > 1:
         groups: dict[int, list[int]] = {}
         for r, s in enumerate(sums):
@@ -234,7 +280,9 @@ def check_replicas(comm, params: np.ndarray, step: int) -> None:
         )
 
 
-def evaluate(comm, ds: Dataset, params: np.ndarray, l2: float) -> tuple[float, float]:
+def evaluate(
+    comm, ds: Dataset, params: np.ndarray, l2: float, watchdog=None
+) -> tuple[float, float]:
     """Collective: objective and accuracy on the full data set, each rank scanning ``n/p`` rows."""
     size, rank = comm.Get_size(), comm.Get_rank()
     n = ds.n_samples
@@ -247,6 +295,9 @@ def evaluate(comm, ds: Dataset, params: np.ndarray, l2: float) -> tuple[float, f
         z = X @ w + b
         sums[0] += model.loss_terms(z, y).sum()
         sums[1] += np.count_nonzero((z > 0) == (y == 1))
+    dog = watchdog or NoWatchdog()
+    dog.arm("final evaluation allreduce", -1, perf_counter_ns())
     sums = comm.allreduce(sums)  # one small control message at the end, not the hot path
+    dog.disarm()
     loss = sums[0] / n + 0.5 * l2 * float(np.dot(w, w))
     return float(loss), float(sums[1] / n)

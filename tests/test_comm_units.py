@@ -118,7 +118,7 @@ def test_trace_file_is_chrome_trace(tmp_path):
     per_rank = [
         {"rank": r, "marks": marks + 1000 * r, "comm_ns": np.array([100, 100]), "calls":
          {k: v + (1000 * r if k == "start_ns" else 0) for k, v in calls.items()},
-         "clock_offset_ns": -1000 * r, "clock_error_ns": 5 * r}
+         "clock_offset_ns": -1000 * r, "clock_error_ns": 5 * r, "first_step": 0}
         for r in range(2)
     ]  # fmt: skip
     sync = write_trace(tmp_path / "t.json", per_rank, "ring", bucketed=False)

@@ -1,0 +1,142 @@
+"""Faults: injected on purpose (``--inject-fault``) and caught (``--comm-timeout``).
+
+Injected faults act on the first attempt only, so a supervised run can recover: the
+supervisor numbers its attempts in the environment variable ``DIST_LOGREG_ATTEMPT``
+(0 or absent: the first).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from dist_logreg.errors import UsageError
+
+ATTEMPT_VAR = "DIST_LOGREG_ATTEMPT"
+FAULT_FORMS = "kill:rank=R:step=N or stall:rank=R:step=N:seconds=S"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One planned fault: ``kind`` is "kill" or "stall"."""
+
+    kind: str
+    rank: int
+    step: int
+    seconds: float = 0.0
+
+
+def parse_fault(text: str) -> Fault:
+    """``"stall:rank=1:step=5:seconds=3"`` -> ``Fault("stall", 1, 5, 3.0)``."""
+    kind, _, rest = text.partition(":")
+    fields = {}
+    for part in filter(None, rest.split(":")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise UsageError(f"--inject-fault: expected {FAULT_FORMS}, got {text!r}")
+        fields[key] = value
+    need = {"kill": {"rank", "step"}, "stall": {"rank", "step", "seconds"}}.get(kind)
+    if need is None or set(fields) != need:
+        raise UsageError(f"--inject-fault: expected {FAULT_FORMS}, got {text!r}")
+    try:
+        fault = Fault(kind, int(fields["rank"]), int(fields["step"]),
+                      float(fields.get("seconds", 0)))  # fmt: skip
+    except ValueError:
+        raise UsageError(f"--inject-fault: expected integers for rank and step and a number "
+                         f"of seconds, got {text!r}") from None  # fmt: skip
+    if fault.rank < 0 or fault.step < 0 or fault.seconds < 0:
+        raise UsageError(f"--inject-fault: expected non-negative values, got {text!r}")
+    return fault
+
+
+def attempt() -> int:
+    """Which attempt of a supervised run this is (0: the first, or unsupervised)."""
+    try:
+        return int(os.environ.get(ATTEMPT_VAR, "0"))
+    except ValueError:
+        return 0
+
+
+def planned(fault: Fault | None, rank: int) -> Fault | None:
+    """The fault this rank must cause in this attempt, if any."""
+    if fault is None or fault.rank != rank or attempt() != 0:
+        return None
+    return fault
+
+
+def inject(fault: Fault, step: int) -> None:
+    """Cause ``fault`` now (called at the start of step ``fault.step`` on its rank)."""
+    if fault.kind == "kill":
+        print(f"dist-logreg: injected fault: rank {fault.rank} kills itself at step {step}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        os.kill(os.getpid(), signal.SIGKILL)
+    print(f"dist-logreg: injected fault: rank {fault.rank} stalls {fault.seconds:g} s in step "
+          f"{step}", file=sys.stderr, flush=True)  # fmt: skip
+    time.sleep(fault.seconds)
+
+
+class Watchdog:
+    """Ends the job if a collective does not complete within ``timeout`` seconds.
+
+    The training thread arms it before a collective (``arm(what, step, now_ns)``) and
+    disarms it after (``disarm()``): a few attribute stores, nothing else on the hot path. A daemon
+    thread checks the deadline a few times per second; when it passes, it prints which
+    collective at which step did not complete, and calls ``MPI_Abort``, which ends every
+    rank (the training thread is blocked inside MPI and cannot). mpi4py starts MPI with
+    ``MPI_THREAD_MULTIPLE``, which makes the call from a second thread legal.
+    """
+
+    def __init__(self, comm, timeout: float):
+        self.comm = comm
+        self.timeout_ns = int(timeout * 1e9)
+        self.deadline = 0  # perf_counter_ns deadline; 0 = disarmed
+        self.what = ""
+        self.step = -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="comm-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, what: str, step: int, now_ns: int) -> None:
+        self.what = what
+        self.step = step
+        self.deadline = now_ns + self.timeout_ns
+
+    def disarm(self) -> None:
+        self.deadline = 0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        period = min(0.25, max(self.timeout_ns / 1e9 / 10, 0.01))
+        while not self._stop.wait(period):
+            deadline = self.deadline
+            if deadline and time.perf_counter_ns() > deadline:
+                rank, size = self.comm.Get_rank(), self.comm.Get_size()
+                print(
+                    f"dist-logreg: error on rank {rank} of {size}: step {self.step}: {self.what} "
+                    "did not complete "
+                    f"within --comm-timeout {self.timeout_ns / 1e9:g} s (a rank stopped or "
+                    "stalled, or a link dropped); aborting all ranks",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.comm.Abort(3)
+
+
+class NoWatchdog:
+    """Stands in when ``--comm-timeout`` is 0: arming costs nothing."""
+
+    def arm(self, what: str, step: int, now_ns: int) -> None:
+        pass
+
+    def disarm(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
