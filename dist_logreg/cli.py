@@ -46,6 +46,17 @@ examples:
 """
 
 
+SUPERVISE_EPILOG = """\
+example:
+  dist-logreg supervise --restarts 2 --min-ranks 2 -- \\
+      mpirun -n 4 dist-logreg train --steps 500 --checkpoint-every 50 --out runs/sup \\
+      --inject-fault kill:rank=1:step=120
+
+The train command needs --out or --checkpoint-dir (restarts look for checkpoints there) and
+should have --checkpoint-every. Injected faults fire on the first attempt only.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dist-logreg",
@@ -147,7 +158,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", metavar="FILE", help="also write the records as a JSON list")
     bench.set_defaults(func=cmd_bench)
+
+    sup = sub.add_parser(
+        "supervise",
+        help="run a training job and restart it from its newest checkpoint when it fails",
+        description="Runs COMMAND (an mpirun ... dist-logreg train ... line). When it fails "
+        "(a rank killed, a node gone), runs it again with --resume, optionally on fewer "
+        "ranks, until it completes or the restarts are spent. Reports each failure, each "
+        "restart and the work lost. A job that rejects its input (exit status 2) is not "
+        "restarted.",
+        epilog=SUPERVISE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sup.add_argument(
+        "--restarts", type=int, default=3, metavar="K", help="restarts at most (default: 3)"
+    )
+    sup.add_argument(
+        "--min-ranks",
+        type=int,
+        metavar="M",
+        help="restart on one rank fewer each time, but not below M (default: same ranks)",
+    )
+    sup.add_argument(
+        "--attempt-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill an attempt that runs longer than this and count it as failed",
+    )
+    sup.add_argument(
+        "command", nargs=argparse.REMAINDER, help="-- mpirun -n P dist-logreg train ..."
+    )
+    sup.set_defaults(func=cmd_supervise)
     return parser
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    """The ``supervise`` sub-command: a plain process that (re)starts the MPI job."""
+    from dist_logreg import supervise
+    from dist_logreg.errors import UsageError
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    try:
+        if args.restarts < 0:
+            raise UsageError(f"--restarts: expected an integer >= 0, got {args.restarts}")
+        return supervise.run(command, args.restarts, args.min_ranks, args.attempt_timeout,
+                             say=lambda text: print(text, flush=True))  # fmt: skip
+    except UsageError as exc:
+        print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
+        return 2
 
 
 def cmd_bench(comm, args: argparse.Namespace) -> int:
@@ -208,6 +266,8 @@ def _help_with_default(f) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is cmd_supervise:  # not an MPI process: it launches one
+        return cmd_supervise(args)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
     force_mpi_algorithm(_peek(args, "mpi_algorithm"))

@@ -324,10 +324,10 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.keep_checkpoints >= 1, "--keep-checkpoints", "an integer >= 1", cfg.keep_checkpoints)
     need(cfg.comm_timeout >= 0, "--comm-timeout", "a number of seconds >= 0", cfg.comm_timeout)
     if cfg.inject_fault is not None:
-        from dist_logreg.faults import parse_fault
+        from dist_logreg.faults import attempt, parse_fault
 
         fault = parse_fault(cfg.inject_fault)
-        if world_size is not None:
+        if world_size is not None and attempt() == 0:  # later attempts ignore the fault
             need(
                 fault.rank < world_size,
                 "--inject-fault rank",

@@ -125,3 +125,20 @@ def test_final_loss_equals_serial_objective(comm):
     collective_assert(
         comm, abs(result.final_loss - expected) < 1e-12 and abs(result.final_accuracy - acc) < 1e-12
     )
+
+
+def test_replica_mismatch_stops_every_rank_and_names_the_ranks(comm):
+    from dist_logreg.trainer import check_replicas
+
+    size, rank = comm.Get_size(), comm.Get_rank()
+    params = np.ones(4)
+    check_replicas(comm, params, 7)  # equal everywhere: passes
+    if size == 1:
+        return
+    if rank == size - 1:
+        params[2] = np.nextafter(1.0, 2.0)  # one ulp: silent divergence
+    with pytest.raises(UsageError) as info:
+        check_replicas(comm, params, 7)
+    expected = f"rank groups [{list(range(size - 1))}, [{size - 1}]]"
+    collective_assert(comm, "after step 7: replicas diverged" in str(info.value)
+                      and expected in str(info.value), str(info.value))  # fmt: skip
