@@ -33,6 +33,12 @@ study the communication:
   mpirun -n 2 dist-logreg train --mpi-algorithm recursive-doubling
   mpirun -n 2 dist-logreg train --features 65536 --bucket-bytes 65536 --trace
 
+survive faults:
+  mpirun -n 3 dist-logreg train --checkpoint-every 50 --out runs/a --comm-timeout 30
+  mpirun -n 2 dist-logreg train --checkpoint-every 50 --out runs/a --resume
+  dist-logreg supervise --restarts 2 -- mpirun -n 3 dist-logreg train --out runs/a \\
+      --checkpoint-every 50 --inject-fault kill:rank=1:step=120
+
 Config files are flat TOML with the option names as keys (batch_size = 512).
 One BLAS thread per rank is used unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are set.
 """

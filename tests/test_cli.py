@@ -151,6 +151,18 @@ def test_help_explains_every_option():
         "--label-column",
         "--log-every",
         "--check-every",
+        "--allreduce",
+        "--mpi-algorithm",
+        "--ranks-per-node",
+        "--bucket-bytes",
+        "--compress",
+        "--trace",
+        "--checkpoint-every",
+        "--checkpoint-dir",
+        "--keep-checkpoints",
+        "--resume",
+        "--comm-timeout",
+        "--inject-fault",
     ):
         assert flag in out, flag
     assert "GLOBAL" in out
