@@ -21,8 +21,16 @@ from dist_logreg.errors import UsageError
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
-_SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MIB": 1 << 20,
-           "G": 1 << 30, "GIB": 1 << 30}  # fmt: skip
+_SUFFIX = {
+    "": 1,
+    "B": 1,
+    "K": 1 << 10,
+    "KIB": 1 << 10,
+    "M": 1 << 20,
+    "MIB": 1 << 20,
+    "G": 1 << 30,
+    "GIB": 1 << 30,
+}
 
 
 def parse_bytes(text: str) -> int:

@@ -70,8 +70,13 @@ def save(directory: Path, step: int, params, velocity, meta: dict, keep: int) ->
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, params=params, velocity=velocity, meta=np.array(meta_json),
-                     checksum=np.array(_digest(meta_json, params, velocity)))  # fmt: skip
+            np.savez(
+                fh,
+                params=params,
+                velocity=velocity,
+                meta=np.array(meta_json),
+                checksum=np.array(_digest(meta_json, params, velocity)),
+            )
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -161,9 +166,11 @@ class Checkpointer:
         try:
             path = save(self.directory, steps_done, params, velocity, meta, self.keep)
         except OSError as exc:
-            self.warn(f"checkpoint after step {steps_done} could not be written to "
-                      f"{self.directory}: {exc.strerror or exc}; training goes on, the "
-                      "previous checkpoint stays the newest")  # fmt: skip
+            self.warn(
+                f"checkpoint after step {steps_done} could not be written to "
+                f"{self.directory}: {exc.strerror or exc}; training goes on, the "
+                "previous checkpoint stays the newest"
+            )
             return None
         self.last = steps_done
         return path

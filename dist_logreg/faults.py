@@ -43,11 +43,14 @@ def parse_fault(text: str) -> Fault:
     if need is None or set(fields) != need:
         raise UsageError(f"--inject-fault: expected {FAULT_FORMS}, got {text!r}")
     try:
-        fault = Fault(kind, int(fields["rank"]), int(fields["step"]),
-                      float(fields.get("seconds", 0)))  # fmt: skip
+        fault = Fault(
+            kind, int(fields["rank"]), int(fields["step"]), float(fields.get("seconds", 0))
+        )
     except ValueError:
-        raise UsageError(f"--inject-fault: expected integers for rank and step and a number "
-                         f"of seconds, got {text!r}") from None  # fmt: skip
+        raise UsageError(
+            f"--inject-fault: expected integers for rank and step and a number "
+            f"of seconds, got {text!r}"
+        ) from None
     if fault.rank < 0 or fault.step < 0 or fault.seconds < 0:
         raise UsageError(f"--inject-fault: expected non-negative values, got {text!r}")
     return fault
@@ -71,11 +74,17 @@ def planned(fault: Fault | None, rank: int) -> Fault | None:
 def inject(fault: Fault, step: int) -> None:
     """Cause ``fault`` now (called at the start of step ``fault.step`` on its rank)."""
     if fault.kind == "kill":
-        print(f"dist-logreg: injected fault: rank {fault.rank} kills itself at step {step}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"dist-logreg: injected fault: rank {fault.rank} kills itself at step {step}",
+            file=sys.stderr,
+            flush=True,
+        )
         os.kill(os.getpid(), signal.SIGKILL)
-    print(f"dist-logreg: injected fault: rank {fault.rank} stalls {fault.seconds:g} s in step "
-          f"{step}", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"dist-logreg: injected fault: rank {fault.rank} stalls {fault.seconds:g} s in step {step}",
+        file=sys.stderr,
+        flush=True,
+    )
     time.sleep(fault.seconds)
 
 

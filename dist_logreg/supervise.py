@@ -46,8 +46,10 @@ def plan(command: list[str]) -> Plan:
     from dist_logreg.config import load_toml
 
     if not command:
-        raise UsageError("supervise: expected a command after --, e.g. -- mpirun -n 4 "
-                         "dist-logreg train --out runs/x --checkpoint-every 50")  # fmt: skip
+        raise UsageError(
+            "supervise: expected a command after --, e.g. -- mpirun -n 4 "
+            "dist-logreg train --out runs/x --checkpoint-every 50"
+        )
     if "train" not in command:
         raise UsageError(f"supervise: expected a 'dist-logreg train' command, got {command}")
     at = command.index("train")
@@ -57,8 +59,10 @@ def plan(command: list[str]) -> Plan:
         settings = {**load_toml(train_args.config), **settings}
     out, ckpt_dir = settings.get("out"), settings.get("checkpoint_dir")
     if not out and not ckpt_dir:
-        raise UsageError("supervise: the train command needs --out DIR or --checkpoint-dir DIR, "
-                         "so that a restarted job finds the checkpoints")  # fmt: skip
+        raise UsageError(
+            "supervise: the train command needs --out DIR or --checkpoint-dir DIR, "
+            "so that a restarted job finds the checkpoints"
+        )
     rank_index = None
     for i, token in enumerate(command[: at - 1]):
         if token in RANK_FLAGS and i + 1 < at and command[i + 1].isdigit():
@@ -66,8 +70,9 @@ def plan(command: list[str]) -> Plan:
             break
     launcher = command[0]
     try:
-        version = subprocess.run([launcher, "--version"], capture_output=True, text=True,
-                                 timeout=30).stdout  # fmt: skip
+        version = subprocess.run(
+            [launcher, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         version = ""
     return Plan(
@@ -105,42 +110,56 @@ def _progress(status: Path) -> int | None:
         return None
 
 
-def run(command: list[str], restarts: int, min_ranks: int | None, attempt_timeout: float | None,
-        say=print) -> int:  # fmt: skip
+def run(
+    command: list[str],
+    restarts: int,
+    min_ranks: int | None,
+    attempt_timeout: float | None,
+    say=print,
+) -> int:
     """Supervise ``command``; returns its final exit status (0: completed)."""
     p = plan(command)
     ranks = int(p.command[p.rank_index]) if p.rank_index is not None else None
     if min_ranks is not None:
         if ranks is None:
-            raise UsageError("supervise: --min-ranks needs a launcher rank count (-n P) in "
-                             "the command")  # fmt: skip
+            raise UsageError(
+                "supervise: --min-ranks needs a launcher rank count (-n P) in the command"
+            )
         if not 1 <= min_ranks <= ranks:
             raise UsageError(f"supervise: --min-ranks: expected 1..{ranks}, got {min_ranks}")
     if not p.checkpoint_every:
-        say("dist-logreg supervise: warning: no --checkpoint-every in the train command: "
-            "a restart starts again from step 0")  # fmt: skip
+        say(
+            "dist-logreg supervise: warning: no --checkpoint-every in the train command: "
+            "a restart starts again from step 0"
+        )
     status = Path(tempfile.mkstemp(prefix="dist-logreg-status-")[1])
     started = time.monotonic()
     try:
         for attempt in range(restarts + 1):
             cmd = attempt_command(p, attempt, ranks)
             status.write_text("{}")
-            say(f"dist-logreg supervise: attempt {attempt + 1} of at most {restarts + 1}: "
-                f"{' '.join(cmd)}")  # fmt: skip
+            say(
+                f"dist-logreg supervise: attempt {attempt + 1} of at most {restarts + 1}: "
+                f"{' '.join(cmd)}"
+            )
             rc = _run_once(cmd, attempt, status, attempt_timeout, say)
             if rc == 0:
                 lost = sum(f["steps_lost"] for f in p.failures)
-                say(f"dist-logreg supervise: completed after {len(p.failures)} failure(s) and "
+                say(
+                    f"dist-logreg supervise: completed after {len(p.failures)} failure(s) and "
                     f"{attempt} restart(s) in {time.monotonic() - started:.1f} s; work lost "
-                    f"and redone: at least {lost} step(s)")  # fmt: skip
+                    f"and redone: at least {lost} step(s)"
+                )
                 return 0
             reached, saved = _progress(status), _newest_checkpoint(p.checkpoint_dir)
             lost = max(0, (reached or 0) - saved)
             p.failures.append({"attempt": attempt, "exit": rc, "steps_lost": lost})
             how = f"signal {-rc}" if rc < 0 else f"exit status {rc}"
-            say(f"dist-logreg supervise: attempt {attempt + 1} failed ({how}); last progress "
+            say(
+                f"dist-logreg supervise: attempt {attempt + 1} failed ({how}); last progress "
                 f"report at step {reached if reached is not None else 'none'}, newest "
-                f"checkpoint after step {saved}: at least {lost} step(s) of work lost")  # fmt: skip
+                f"checkpoint after step {saved}: at least {lost} step(s) of work lost"
+            )
             if rc == USAGE_EXIT:
                 say("dist-logreg supervise: the job rejected its input; not restarting")
                 return rc
@@ -163,8 +182,10 @@ def _run_once(cmd: list[str], attempt: int, status: Path, timeout: float | None,
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        say(f"dist-logreg supervise: attempt {attempt + 1} exceeded --attempt-timeout "
-            f"{timeout:g} s; killing it")  # fmt: skip
+        say(
+            f"dist-logreg supervise: attempt {attempt + 1} exceeded --attempt-timeout "
+            f"{timeout:g} s; killing it"
+        )
         _kill_group(proc)
         return -signal.SIGKILL
     except KeyboardInterrupt:
