@@ -20,8 +20,6 @@ ROUNDS = 16
 
 def clock_offset(comm, rounds: int = ROUNDS) -> tuple[int, int]:
     """Collective: ``(offset_ns, error_ns)`` to add to this rank's clock to get rank 0's."""
-    from mpi4py import MPI
-
     rank, size = comm.Get_rank(), comm.Get_size()
     stamp = np.zeros(1, dtype=np.int64)
     best = (0, 0) if rank == 0 else (0, np.iinfo(np.int64).max)
@@ -42,7 +40,6 @@ def clock_offset(comm, rounds: int = ROUNDS) -> tuple[int, int]:
             if half_rtt < best[1]:
                 best = (int(stamp[0]) - (t1 + t3) // 2, half_rtt)
     comm.Barrier()
-    del MPI
     return best
 
 
