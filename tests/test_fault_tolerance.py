@@ -217,3 +217,14 @@ def test_supervise_help():
     assert r.returncode == 0
     for flag in ("--restarts", "--min-ranks", "--attempt-timeout"):
         assert flag in r.stdout
+
+
+def test_resume_after_completion_changes_nothing(tmp_path, reference):
+    args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "20"]
+    assert run_mpi(2, train_cmd(*args), timeout=60).returncode == 0
+    again = run_mpi(2, train_cmd(*args, "--resume"), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "after step 40" in again.stdout
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["steps_run"] == 0 and s["allreduce"]["calls"] == 0
+    assert np.array_equal(model(tmp_path), reference[2])
