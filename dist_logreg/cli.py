@@ -503,6 +503,7 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
     from dist_logreg.errors import UsageError, raise_together
     from dist_logreg.faults import Watchdog
     from dist_logreg.report import (
+        PartialMetrics,
         Reporter,
         gather_records,
         prepare_out_dir,
@@ -578,8 +579,19 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
     allreduce = Instrumented(inner, capacity=steps * buckets)
     clock = clock_offset(comm) if cfg.trace else (0, 0)
     watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
+    partial = PartialMetrics(out_dir, rank, start.step if start else 0, reporter.warn)
     try:
-        result = train(comm, allreduce, cfg, ds, reporter, start, checkpointer, watchdog)
+        result = train(
+            comm,
+            allreduce,
+            cfg,
+            ds,
+            reporter,
+            start,
+            checkpointer,
+            watchdog,
+            flush=lambda: partial.flush(allreduce),
+        )
         per_rank = gather_records(comm, allreduce, result, clock)
     finally:
         if watchdog:
@@ -604,6 +616,7 @@ def cmd_train(comm, args: argparse.Namespace) -> int:
         else:
             reporter.finish(summary, out_dir)
     raise_together(comm, error)
+    partial.remove()  # metrics.jsonl now holds everything this run measured
     return 0
 
 

@@ -205,6 +205,14 @@ class TrainConfig:
         default=0,
         metadata={"help": "rank 0 prints progress every N steps (0: about 10 lines per run)"},
     )
+    flush_every: int = field(
+        default=1000,
+        metadata={
+            "help": "every N steps each rank appends its new allreduce records to "
+            "<out>/partial/, so a run that dies keeps its measurements; the partial files "
+            "of a run that completes are removed (0: write only at the end)"
+        },
+    )
     check_every: int = field(
         default=100,
         metadata={
@@ -335,6 +343,7 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
                 fault.rank,
             )
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
+    need(cfg.flush_every >= 0, "--flush-every", "an integer >= 0", cfg.flush_every)
     if world_size is not None:
         need(
             cfg.batch_size >= world_size,

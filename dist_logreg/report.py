@@ -325,6 +325,59 @@ def write_outputs(
                 fh.write(json.dumps(rec) + "\n")
 
 
+class PartialMetrics:
+    """Each rank appends its allreduce records to ``<out>/partial/`` every few steps.
+
+    One file per rank and start step (``metrics-from<step>-rank<r>.jsonl``, the lines of
+    ``metrics.jsonl``, with ``start_s`` from the rank's first call of the run), so a run that
+    dies keeps what it measured, and a resumed run does not overwrite it. The run's own files
+    are removed when it completes and ``metrics.jsonl`` holds everything.
+    """
+
+    def __init__(self, out_dir: Path, rank: int, first_step: int, warn):
+        self.path = out_dir / "partial" / f"metrics-from{first_step}-rank{rank}.jsonl"
+        self.rank = rank
+        self.done = 0
+        self.warn = warn
+
+    def flush(self, allreduce) -> None:
+        rec = allreduce.records()
+        if rec["ns"].size == self.done:
+            return
+        origin = int(rec["start_ns"][0])
+        lines = [
+            json.dumps(
+                {
+                    "step": s,
+                    "rank": self.rank,
+                    "bytes": b,
+                    "seconds": ns * 1e-9,
+                    "start_s": (t - origin) * 1e-9,
+                }
+            )
+            for s, b, ns, t in zip(
+                rec["step"][self.done :].tolist(),
+                rec["bytes"][self.done :].tolist(),
+                rec["ns"][self.done :].tolist(),
+                rec["start_ns"][self.done :].tolist(),
+                strict=True,
+            )
+        ]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.write("\n".join(lines) + "\n")
+        except OSError as exc:
+            self.warn(f"could not save partial metrics to {self.path}: {exc.strerror or exc}")
+            return
+        self.done = rec["ns"].size
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()  # only if no other run's files are left
+
+
 def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     """Writing to --out failed: save the model and summary to a fresh temporary directory."""
     where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))

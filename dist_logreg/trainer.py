@@ -84,6 +84,7 @@ def train(
     start: Checkpoint | None = None,
     checkpointer: Checkpointer | None = None,
     watchdog=None,
+    flush=None,
 ) -> TrainResult:
     """Run the data-parallel training loop on this rank (collective over ``comm``).
 
@@ -104,6 +105,8 @@ def train(
         Saves every ``cfg.checkpoint_every`` steps, and the last good state on divergence.
     watchdog : Watchdog, optional
         Armed around every collective (``--comm-timeout``).
+    flush : callable, optional
+        Called every ``cfg.flush_every`` steps to save this rank's records so far.
     """
     size, rank = comm.Get_size(), comm.Get_rank()
     validate(cfg, world_size=size, n_samples=ds.n_samples)
@@ -194,6 +197,8 @@ def train(
             check_replicas(comm, params, step + 1, dog)
         if every and (step + 1) % every == 0:
             checkpointer.save(step + 1, params, velocity)
+        if flush is not None and cfg.flush_every and (step + 1) % cfg.flush_every == 0:
+            flush()
     loop_ns = clock() - loop_start
     check_replicas(comm, params, steps, dog)
     final_loss, final_accuracy = evaluate(comm, ds, params, l2, dog)

@@ -228,3 +228,29 @@ def test_resume_after_completion_changes_nothing(tmp_path, reference):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["steps_run"] == 0 and s["allreduce"]["calls"] == 0
     assert np.array_equal(model(tmp_path), reference[2])
+
+
+def test_a_dead_run_keeps_its_measurements(tmp_path):
+    args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "10", "--flush-every", "5"]
+    r = run_mpi(2, train_cmd(*args, "--inject-fault", "kill:rank=1:step=17"), timeout=60)
+    assert r.returncode != 0
+    partial = tmp_path / "partial"
+    for rank in (0, 1):
+        lines = (partial / f"metrics-from0-rank{rank}.jsonl").read_text().splitlines()
+        recs = [json.loads(x) for x in lines]
+        assert [x["step"] for x in recs] == list(range(15))  # flushed after steps 5, 10, 15
+        assert all(x["rank"] == rank and x["bytes"] == (7 + 3) * 8 for x in recs)
+    again = run_mpi(2, train_cmd(*args, "--resume"), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in partial.iterdir()) == [
+        "metrics-from0-rank0.jsonl",
+        "metrics-from0-rank1.jsonl",
+    ]  # the dead run's stay
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    steps = {json.loads(x)["step"] for x in lines}
+    assert steps == set(range(10, 40))
+
+
+def test_a_completed_run_leaves_no_partial_files(tmp_path):
+    r = run_mpi(2, train_cmd(*RUN, "--out", str(tmp_path), "--flush-every", "7"), timeout=60)
+    assert r.returncode == 0 and not (tmp_path / "partial").exists()
