@@ -264,36 +264,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_plain(body) -> int:
+    """For the sub-commands that are not MPI processes: a ``UsageError`` is one line, exit 2."""
+    from dist_logreg.errors import UsageError
+
+    try:
+        return body()
+    except UsageError as exc:
+        print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def cmd_supervise(args: argparse.Namespace) -> int:
     """The ``supervise`` sub-command: a plain process that (re)starts the MPI job."""
     from dist_logreg import supervise
     from dist_logreg.errors import UsageError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
+
+    def body() -> int:
         if args.restarts < 0:
             raise UsageError(f"--restarts: expected an integer >= 0, got {args.restarts}")
-        return supervise.run(
-            command,
-            args.restarts,
-            args.min_ranks,
-            args.attempt_timeout,
-            say=lambda text: print(text, flush=True),
-        )
-    except UsageError as exc:
-        print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return supervise.run(command, args.restarts, args.min_ranks, args.attempt_timeout, say=_say)
+
+    return run_plain(body)
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
     """The ``cluster`` sub-commands: plain processes that build networks and run mpirun."""
     from dist_logreg import cluster
-    from dist_logreg.errors import UsageError
 
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    try:
+    def body() -> int:
         if args.action == "up":
             c = cluster.up(
                 args.name,
@@ -305,21 +310,19 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                 args.delay,
                 args.loss,
                 args.leaves,
-                say=say,
+                say=_say,
             )
-            say(cluster.status(c.name))
-            return 0
-        if args.action == "run":
+            _say(cluster.status(c.name))
+        elif args.action == "run":
             program = args.program[1:] if args.program[:1] == ["--"] else args.program
-            return cluster.run(args.name, args.ranks_per_host, program, args.tcp_links, say=say)
-        if args.action == "status":
-            say(cluster.status(args.name))
-            return 0
-        cluster.down(args.name, say=say)
+            return cluster.run(args.name, args.ranks_per_host, program, args.tcp_links, say=_say)
+        elif args.action == "status":
+            _say(cluster.status(args.name))
+        else:
+            cluster.down(args.name, say=_say)
         return 0
-    except UsageError as exc:
-        print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+
+    return run_plain(body)
 
 
 def cmd_bench(comm, args: argparse.Namespace) -> int:

@@ -193,6 +193,10 @@ def up(
         )
     if not 1 <= hosts <= min(net.num_addresses - 3, 200):
         raise UsageError(f"--hosts: expected 1..{min(net.num_addresses - 3, 200)}, got {hosts}")
+    if delay_ms is not None and delay_ms < 0:
+        raise UsageError(f"--delay: expected milliseconds >= 0, got {delay_ms}")
+    if loss_pct is not None and not 0 <= loss_pct <= 100:
+        raise UsageError(f"--loss: expected a percentage in [0, 100], got {loss_pct}")
     if topology not in ("flat", "two-tier"):
         raise UsageError(f"--topology: expected flat or two-tier, got {topology!r}")
     if topology == "two-tier" and not 2 <= leaves <= hosts:

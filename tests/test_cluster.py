@@ -168,3 +168,20 @@ def test_down_cleans_up_after_a_crash():
 def test_run_without_a_cluster_says_so():
     r = cli("run", "--name", "dlrnone", "--", "train")
     assert r.returncode == 2 and "is not up" in r.stderr
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--loss", "200"], "--loss: expected a percentage in [0, 100], got 200.0"),
+        (["--delay", "-1"], "--delay: expected milliseconds >= 0"),
+        (["--hosts", "0"], "--hosts: expected 1.."),
+        (["--topology", "two-tier", "--hosts", "3", "--leaves", "5"], "--leaves: expected 2..3"),
+        (["--rate", "fast"], "--rate: expected a rate such as 100mbit"),
+    ],
+)
+def test_bad_cluster_arguments_build_nothing(args, message):
+    r = cli("up", "--name", "dlrbad", "--subnet", "198.18.11.0/24", *args)
+    assert r.returncode == 2 and message in r.stderr
+    assert leftovers("dlrbad") == []
