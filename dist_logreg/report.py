@@ -299,23 +299,8 @@ def write_outputs(
     _write_json(out_dir / "config.json", config)
     with (out_dir / "metrics.jsonl").open("w") as fh:
         for r in per_rank:
-            c = r["calls"]
             origin = int(r["marks"][0, 0]) if r["marks"].size else 0
-            for step, nbytes, ns, start in zip(
-                c["step"].tolist(),
-                c["bytes"].tolist(),
-                c["ns"].tolist(),
-                c["start_ns"].tolist(),
-                strict=True,
-            ):
-                rec = {
-                    "step": step,
-                    "rank": r["rank"],
-                    "bytes": nbytes,
-                    "seconds": ns * 1e-9,
-                    "start_s": (start - origin) * 1e-9,
-                }
-                fh.write(json.dumps(rec) + "\n")
+            fh.writelines(metric_lines(r["rank"], r["calls"], origin))
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
             for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
@@ -344,29 +329,11 @@ class PartialMetrics:
         rec = allreduce.records()
         if rec["ns"].size == self.done:
             return
-        origin = int(rec["start_ns"][0])
-        lines = [
-            json.dumps(
-                {
-                    "step": s,
-                    "rank": self.rank,
-                    "bytes": b,
-                    "seconds": ns * 1e-9,
-                    "start_s": (t - origin) * 1e-9,
-                }
-            )
-            for s, b, ns, t in zip(
-                rec["step"][self.done :].tolist(),
-                rec["bytes"][self.done :].tolist(),
-                rec["ns"][self.done :].tolist(),
-                rec["start_ns"][self.done :].tolist(),
-                strict=True,
-            )
-        ]
+        lines = metric_lines(self.rank, rec, int(rec["start_ns"][0]), self.done)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as fh:
-                fh.write("\n".join(lines) + "\n")
+                fh.writelines(lines)
         except OSError as exc:
             self.warn(f"could not save partial metrics to {self.path}: {exc.strerror or exc}")
             return
@@ -384,6 +351,29 @@ def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     np.savez(where / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
     _write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
     return where
+
+
+def metric_lines(rank: int, calls: dict, origin: int, first: int = 0) -> list[str]:
+    """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``."""
+    return [
+        json.dumps(
+            {
+                "step": step,
+                "rank": rank,
+                "bytes": nbytes,
+                "seconds": ns * 1e-9,
+                "start_s": (start - origin) * 1e-9,
+            }
+        )
+        + "\n"
+        for step, nbytes, ns, start in zip(
+            calls["step"][first:].tolist(),
+            calls["bytes"][first:].tolist(),
+            calls["ns"][first:].tolist(),
+            calls["start_ns"][first:].tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _write_json(path: Path, obj) -> None:
