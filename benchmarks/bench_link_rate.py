@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dist_logreg.comm import model_time
+from dist_logreg.comm.costs import model_time
 
 BIN = Path(sys.executable).parent
 

@@ -27,10 +27,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
-from dist_logreg import data  # noqa: E402
-from dist_logreg.comm import Instrumented, MPIAllreduce  # noqa: E402
-from dist_logreg.config import TrainConfig  # noqa: E402
-from dist_logreg.trainer import train  # noqa: E402
+from dist_logreg.comm.base import MPIAllreduce  # noqa: E402
+from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
+from dist_logreg.train import data  # noqa: E402
+from dist_logreg.train.config import TrainConfig  # noqa: E402
+from dist_logreg.train.loop import train  # noqa: E402
 
 
 class Silent:

@@ -1,31 +1,100 @@
-"""Errors that end a run, and how ranks agree on them so none is left waiting.
+"""Errors that end a run, their exit statuses, and how ranks agree on them.
 
-Two kinds of failure, handled differently (DESIGN.md invariant 5):
+Exit statuses (DESIGN.md; scripts and ``dist-logreg supervise`` depend on them):
 
-* ``UsageError``: bad input (flags, config, data). Raised on *all* ranks together,
-  either because every rank computes the same verdict from the same inputs, or
-  because ranks that may disagree (each opened the file itself) first exchange
-  their verdicts with :func:`raise_together`. The CLI prints one line and exits 2.
-* Anything else, raised on some ranks only: the CLI prints it with the rank and
-  calls ``MPI_Abort``, which ends every rank, including those blocked in a collective.
+====  ======================================================  ===========================
+code  meaning                                                 supervise
+====  ======================================================  ===========================
+0     success
+1     anything unexpected (a bug, a full disk, wrong results)  restarts
+2     bad input or usage                                      never restarts
+3     a communication timeout or stall (``--comm-timeout``)   restarts
+4     numerical divergence                                    never restarts (it would
+                                                              diverge again)
+5     replicas disagree                                       restarts from the last
+                                                              checkpoint
+====  ======================================================  ===========================
+
+Errors raised on *all* ranks together (every rank computes the same verdict from the same
+inputs, or ranks first exchange verdicts with :func:`raise_together`) are printed once by
+rank 0 and end every rank with their status. Anything else, raised on some ranks only, is
+printed with the rank and ends the job through ``MPI_Abort`` (DESIGN.md invariant 5).
 """
 
 from __future__ import annotations
 
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_COMM_TIMEOUT = 3
+EXIT_DIVERGED = 4
+EXIT_REPLICAS = 5
 
-class UsageError(Exception):
+#: One line per status, for ``--help`` and the README.
+EXIT_MEANINGS = {
+    EXIT_OK: "success",
+    EXIT_UNEXPECTED: "unexpected error (a bug, a full disk, wrong benchmark results)",
+    EXIT_USAGE: "bad input or usage (supervise never restarts it)",
+    EXIT_COMM_TIMEOUT: "communication timeout or stall (--comm-timeout)",
+    EXIT_DIVERGED: "numerical divergence (supervise never restarts it: it would diverge again)",
+    EXIT_REPLICAS: "replicas disagree (supervise restarts from the last checkpoint)",
+}
+#: Statuses after which running the same job again cannot help.
+NEVER_RESTART = (EXIT_USAGE, EXIT_DIVERGED)
+
+
+def exit_status_help() -> str:
+    """The exit-status table as ``--help`` epilog lines."""
+    return "exit status:\n" + "\n".join(f"  {k}  {v}" for k, v in EXIT_MEANINGS.items())
+
+
+class RunError(Exception):
+    """An error that ends the run with :attr:`exit_status`; the message is one line."""
+
+    exit_status = EXIT_UNEXPECTED
+
+
+class UsageError(RunError):
     """Bad input: the message says what was expected and what was received."""
 
+    exit_status = EXIT_USAGE
 
-def raise_together(comm, error: UsageError | None) -> None:
+
+class CommTimeout(RunError):
+    """A collective did not complete in time."""
+
+    exit_status = EXIT_COMM_TIMEOUT
+
+
+class Diverged(RunError):
+    """The loss or gradient became non-finite."""
+
+    exit_status = EXIT_DIVERGED
+
+
+class ReplicasDisagree(RunError):
+    """Ranks hold different parameters."""
+
+    exit_status = EXIT_REPLICAS
+
+
+_KINDS = {
+    cls.__name__: cls for cls in (RunError, UsageError, CommTimeout, Diverged, ReplicasDisagree)
+}
+
+
+def raise_together(comm, error: RunError | None) -> None:
     """Collective: raise on every rank if any rank has an error.
 
-    Each rank passes the error it found (or ``None``). The lowest failing rank's message is
-    raised everywhere, prefixed with that rank, so the user sees which rank could not, say,
-    open a file that others could. One small pickled control message: never on the hot path.
+    Each rank passes the error it found (or ``None``). The lowest failing rank's error is
+    raised everywhere, of the same kind (so with the same exit status), prefixed with that
+    rank, so the user sees which rank could not, say, open a file that others could. One
+    small pickled control message: never on the hot path.
     """
-    verdicts = comm.allgather(None if error is None else str(error))
-    for rank, message in enumerate(verdicts):
-        if message is not None:
+    mine = None if error is None else (type(error).__name__, str(error))
+    verdicts = comm.allgather(mine)
+    for rank, verdict in enumerate(verdicts):
+        if verdict is not None:
+            kind, message = verdict
             where = f"rank {rank}: " if comm.Get_size() > 1 else ""
-            raise UsageError(f"{where}{message}")
+            raise _KINDS.get(kind, RunError)(f"{where}{message}")

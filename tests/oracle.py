@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from dist_logreg import model
-from dist_logreg.data import GlobalBatches
+from dist_logreg.train import model
+from dist_logreg.train.data import GlobalBatches
 
 
 def serial_sgd(X, y, *, batch_size, steps, lr, l2, momentum, seed):

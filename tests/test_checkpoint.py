@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from dist_logreg import checkpoint as ckpt
 from dist_logreg.errors import UsageError
-from dist_logreg.faults import Fault, parse_fault, planned
+from dist_logreg.train import checkpoint as ckpt
+from dist_logreg.train.faults import Fault, parse_fault, planned
 
 META = {"trajectory": {"lr": 0.5, "seed": 1}, "sampler": {"steps_per_epoch": 10}}
 

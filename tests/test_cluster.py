@@ -12,8 +12,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from dist_logreg import cluster
 from dist_logreg.errors import UsageError
+from dist_logreg.ops import cluster
+from dist_logreg.units import parse_rate
 from tests.conftest import BIN, mpi_env, run_mpi, train_cmd
 
 needs_root = pytest.mark.skipif(
@@ -63,11 +64,11 @@ def two_hosts():
 
 
 def test_rates_and_subnets_are_checked():
-    assert cluster.parse_rate("100mbit", "--rate") == "100mbit"
+    assert parse_rate("100mbit", "--rate") == "100mbit"
     assert cluster.rate_bits("1gbit") == 1e9 and cluster.rate_bits("2.5mbit") == 2.5e6
     for bad in ("fast", "100", "0mbit", "-1gbit"):
         with pytest.raises(UsageError, match="expected a rate such as 100mbit"):
-            cluster.parse_rate(bad, "--rate")
+            parse_rate(bad, "--rate")
 
 
 @needs_root

@@ -7,19 +7,15 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from dist_logreg import bench
-from dist_logreg.comm import (
-    FP16Compressed,
-    Instrumented,
-    MPIAllreduce,
-    busbw_factor,
-    model_time,
-    model_wire_bytes,
-)
+from dist_logreg.comm.base import MPIAllreduce
+from dist_logreg.comm.costs import busbw_factor, model_time, model_wire_bytes
+from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.errors import UsageError
-from dist_logreg.report import traffic_report
-from dist_logreg.trace import clock_offset, write_trace
-from dist_logreg.trainer import bucket_ranges
+from dist_logreg.study import bench
+from dist_logreg.study.stats import traffic_report
+from dist_logreg.study.trace import clock_offset, write_trace
+from dist_logreg.train.loop import bucket_ranges
+from dist_logreg.units import parse_bytes
 
 
 @pytest.mark.parametrize("d, elems", [(10, 4), (10, 1), (10, 100), (1, 1), (37, 5), (8, 4)])
@@ -69,13 +65,13 @@ def test_fp16_nonblocking_decompresses_on_wait():
 @pytest.mark.parametrize("text, value", [("8", 8), ("4K", 4096), ("64M", 64 << 20),
                                          ("1GiB", 1 << 30), ("2k", 2048)])  # fmt: skip
 def test_parse_bytes(text, value):
-    assert bench.parse_bytes(text) == value
+    assert parse_bytes(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "M", "-4", "4X", "1.5M"])
 def test_parse_bytes_rejects(text):
     with pytest.raises(UsageError, match="expected a byte count"):
-        bench.parse_bytes(text)
+        parse_bytes(text)
 
 
 def test_sizes_sweep():

@@ -2,8 +2,9 @@
 
 import pytest
 
-from dist_logreg.config import DEFAULT_STEPS, TrainConfig, load_toml, resolve, total_steps, validate
 from dist_logreg.errors import UsageError
+from dist_logreg.train.config import DEFAULT_STEPS, TrainConfig, total_steps, validate
+from dist_logreg.train.options import load_toml, resolve
 
 
 def write(tmp_path, text):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from dist_logreg import data
 from dist_logreg.errors import UsageError
+from dist_logreg.train import data
 
 
 def test_synthetic_is_deterministic_and_block_independent():

@@ -149,12 +149,12 @@ def test_stall_within_the_timeout_only_costs_time(tmp_path):
 def test_divergence_writes_the_last_good_checkpoint(tmp_path):
     r = run_mpi(2, train_cmd(*RUN, "--out", str(tmp_path), "--checkpoint-every", "100",
                              "--lr", "1e308"), timeout=60)  # fmt: skip
-    assert r.returncode == 2
+    assert r.returncode == 4  # divergence
     line = [x for x in r.stderr.splitlines() if x.startswith("dist-logreg: error")][0]
     assert "is not finite" in line and "smaller --lr" in line and "last good state" in line
     saved = list((tmp_path / "checkpoints").iterdir())
     assert len(saved) == 1
-    from dist_logreg.checkpoint import load
+    from dist_logreg.train.checkpoint import load
 
     assert np.all(np.isfinite(load(saved[0]).params))
 
@@ -178,7 +178,7 @@ def full_dir(tmp_path):
 
 def test_full_output_directory_loses_nothing(full_dir):
     r = run_mpi(2, train_cmd(*RUN, "--out", str(full_dir)), timeout=60)
-    assert r.returncode == 2
+    assert r.returncode == 1  # a full disk is not bad input
     line = [x for x in r.stderr.splitlines() if x.startswith("dist-logreg: error")][0]
     assert "writing results failed" in line and "saved to" in line
     rescued = Path(line.split("saved to ")[1].split(" instead")[0])

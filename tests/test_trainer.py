@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from dist_logreg import data, model
-from dist_logreg.comm import Instrumented, MPIAllreduce
-from dist_logreg.config import TrainConfig
-from dist_logreg.errors import UsageError
-from dist_logreg.trainer import train
+from dist_logreg.comm.base import MPIAllreduce
+from dist_logreg.comm.wrappers import Instrumented
+from dist_logreg.errors import Diverged
+from dist_logreg.train import data, model
+from dist_logreg.train.config import TrainConfig
+from dist_logreg.train.loop import train
 from tests.oracle import QuietReporter, serial_sgd
 
 
@@ -73,7 +74,7 @@ def test_divergence_is_reported_with_a_hint():
     ds = data.synthetic(200, 5, seed=0, dtype="float64")
     ds.X[:] *= 1e150  # logits overflow the loss sum to inf in the first steps
     with pytest.raises(
-        UsageError, match=r"step \d+: the global batch (loss|gradient) is not finite.*--lr"
+        Diverged, match=r"step \d+: the global batch (loss|gradient) is not finite.*--lr"
     ):
         run(TrainConfig(batch_size=20, steps=5, lr=1e10), ds)
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from dist_logreg import data
-from dist_logreg.comm import FP16Compressed, Instrumented, make_allreduce
-from dist_logreg.config import TrainConfig
-from dist_logreg.trainer import train
+from dist_logreg.comm.registry import make_allreduce
+from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
+from dist_logreg.train import data
+from dist_logreg.train.config import TrainConfig
+from dist_logreg.train.loop import train
 from tests.mpi.test_distributed import collective_assert
 from tests.oracle import QuietReporter
 

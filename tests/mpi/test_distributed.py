@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from dist_logreg import data
-from dist_logreg.comm import Instrumented, MPIAllreduce
-from dist_logreg.config import TrainConfig
-from dist_logreg.errors import UsageError, raise_together
-from dist_logreg.trainer import train
+from dist_logreg.comm.base import MPIAllreduce
+from dist_logreg.comm.wrappers import Instrumented
+from dist_logreg.errors import ReplicasDisagree, UsageError, raise_together
+from dist_logreg.train import data
+from dist_logreg.train.config import TrainConfig
+from dist_logreg.train.loop import train
 from tests.oracle import QuietReporter, serial_sgd
 
 pytestmark = pytest.mark.mpi
@@ -115,7 +116,7 @@ def test_bad_value_in_another_ranks_block_fails_every_rank(comm, tmp_path_factor
 
 
 def test_final_loss_equals_serial_objective(comm):
-    from dist_logreg import model
+    from dist_logreg.train import model
 
     ds = data.synthetic(301, 4, seed=5, dtype="float64")  # 301: uneven evaluation blocks
     cfg = TrainConfig(batch_size=30, steps=10, lr=0.5, l2=0.01, seed=5)
@@ -128,7 +129,7 @@ def test_final_loss_equals_serial_objective(comm):
 
 
 def test_replica_mismatch_stops_every_rank_and_names_the_ranks(comm):
-    from dist_logreg.trainer import check_replicas
+    from dist_logreg.train.loop import check_replicas
 
     size, rank = comm.Get_size(), comm.Get_rank()
     params = np.ones(4)
@@ -137,7 +138,7 @@ def test_replica_mismatch_stops_every_rank_and_names_the_ranks(comm):
         return
     if rank == size - 1:
         params[2] = np.nextafter(1.0, 2.0)  # one ulp: silent divergence
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(ReplicasDisagree) as info:
         check_replicas(comm, params, 7)
     expected = f"rank groups [{list(range(size - 1))}, [{size - 1}]]"
     collective_assert(comm, "after step 7: replicas diverged" in str(info.value)

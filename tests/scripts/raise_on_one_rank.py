@@ -8,7 +8,8 @@ import sys
 
 from mpi4py import MPI
 
-from dist_logreg import cli, model
+from dist_logreg import cli
+from dist_logreg.train import model
 
 real = model.grad_sums
 calls = 0

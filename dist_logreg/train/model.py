@@ -24,6 +24,8 @@ import numpy as np
 
 #: Extra slots after the ``d`` weight-gradient entries: grad_b, loss_sum, count.
 EXTRA_SLOTS = 3
+#: Offsets of the extra slots after the ``d`` weight-gradient entries.
+GRAD_B, LOSS_SUM, COUNT = 0, 1, 2
 
 
 def buffer_size(n_features: int) -> int:
@@ -110,9 +112,9 @@ def residuals(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.nda
     z += b
     r = sigmoid(z)
     r -= y
-    out[d] = r.sum()
-    out[d + 1] = loss_terms(z, y).sum()
-    out[d + 2] = X.shape[0]
+    out[d + GRAD_B] = r.sum()
+    out[d + LOSS_SUM] = loss_terms(z, y).sum()
+    out[d + COUNT] = X.shape[0]
     return r
 
 
@@ -131,8 +133,3 @@ def full_gradient(
     n = X.shape[0]
     d = w.shape[0]
     return buf[:d] / n + l2 * w, float(buf[d] / n)
-
-
-def predict_proba(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
-    """Probability of class 1 for each row of ``X``: shape ``(m,)``."""
-    return sigmoid(X @ w + b)

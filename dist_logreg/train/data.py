@@ -278,9 +278,6 @@ class GlobalBatches:
         self._epoch = -1
         self._perm = np.empty(0, dtype=np.int64)
 
-    def epoch_of(self, step: int) -> int:
-        return step // self.steps_per_epoch
-
     def batch(self, step: int) -> np.ndarray:
         """Global row indices of step ``step``: shape ``(batch_size,)``."""
         epoch, i = divmod(step, self.steps_per_epoch)

@@ -1,83 +1,18 @@
-"""Communication: reduce a flat numpy buffer in place, and the wrappers around it.
+"""Wrappers around an allreduce, with the same interface (:mod:`dist_logreg.comm.base`).
 
-Knows nothing of models. Every allreduce has the interface of :class:`Allreduce`::
-
-    name: str                         # which algorithm, for the outputs
-    allreduce(buf) -> None            # blocking in-place SUM over all ranks
-    start(buf) / progress() / wait()  # the same, non-blocking (bucketed overlap)
-
-Wrappers have the same interface (PyTorch DDP comm-hook style): :class:`Instrumented`
-records every call into preallocated storage; :class:`FP16Compressed` reduces a
-half-precision copy. Without wrappers results are unchanged; the instrumentation only
-reads the clock, so results with and without it are bit-identical.
+:class:`Instrumented` records every call into preallocated storage; :class:`FP16Compressed`
+reduces a half-precision copy. Without wrappers results are unchanged; the instrumentation
+only reads the clock, so results with and without it are bit-identical.
 """
 
 from __future__ import annotations
 
-import math
 from time import perf_counter_ns
 
 import numpy as np
 from mpi4py import MPI
 
-from dist_logreg.config import ALGORITHMS, COMPRESSORS
-
-
-class Allreduce:
-    """Base of every allreduce: the non-blocking calls, for algorithms that have none.
-
-    ``start`` of a blocking algorithm runs it to completion at once (nothing overlaps);
-    :class:`MPIAllreduce` overrides :meth:`istart` with a real ``Iallreduce``.
-    """
-
-    name = "?"
-    traffic = None  # algorithms written here count their traffic; MPI's own cannot
-    node_of = None  # rank -> node index, where the algorithm knows the topology
-
-    def allreduce(self, buf: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def istart(self, buf: np.ndarray):
-        """Start a non-blocking allreduce; returns an ``MPI.Request``, or None if done."""
-        self.allreduce(buf)
-        return None
-
-    def start(self, buf: np.ndarray) -> None:
-        req = self.istart(buf)
-        if req is not None:
-            self._pending().append(req)
-
-    def progress(self) -> None:
-        """Let outstanding requests advance (MPI progresses only inside MPI calls)."""
-        for req in self._pending():
-            req.Test()
-
-    def wait(self) -> None:
-        pending = self._pending()
-        if pending:
-            MPI.Request.Waitall(pending)
-            pending.clear()
-
-    def _pending(self) -> list:
-        if not hasattr(self, "_requests"):
-            self._requests: list = []
-        return self._requests
-
-
-class MPIAllreduce(Allreduce):
-    """The MPI library's own ``MPI_Allreduce``, in place (no second buffer to copy)."""
-
-    name = "mpi"
-
-    def __init__(self, comm: MPI.Comm):
-        self.comm = comm
-        self._allreduce = comm.Allreduce  # bound once: this call is the whole hot path
-
-    def allreduce(self, buf: np.ndarray) -> None:
-        self._allreduce(MPI.IN_PLACE, buf, MPI.SUM)
-
-    def istart(self, buf: np.ndarray):
-        return self.comm.Iallreduce(MPI.IN_PLACE, buf, MPI.SUM)
+from dist_logreg.comm.base import Allreduce
 
 
 class Instrumented(Allreduce):
@@ -93,7 +28,7 @@ class Instrumented(Allreduce):
     For non-blocking calls the duration runs from the post to the moment completion was
     observed (by :meth:`progress` or :meth:`wait`): an upper bound on the transfer.
 
-    Set ``step`` before each call so records carry the optimizer step they belong to.
+    Each call's ``step`` argument is recorded with it: the optimizer step it belongs to.
     """
 
     def __init__(self, inner: Allreduce, capacity: int = 1024):
@@ -101,7 +36,6 @@ class Instrumented(Allreduce):
         self.name = inner.name
         self.traffic = inner.traffic
         self.node_of = inner.node_of
-        self.step = -1
         self.calls = 0
         self._call = inner.allreduce
         self._wire_itemsize = getattr(inner, "wire_itemsize", 0)  # compressed payloads
@@ -112,9 +46,9 @@ class Instrumented(Allreduce):
         self._step = [0] * capacity
         self._inflight: list = []  # (request, record index)
 
-    def allreduce(self, buf: np.ndarray, _clock=perf_counter_ns) -> None:
+    def allreduce(self, buf: np.ndarray, step: int = -1, _clock=perf_counter_ns) -> None:
         t0 = _clock()
-        self._call(buf)
+        self._call(buf, step)
         t1 = _clock()
         i = self.calls
         if i == len(self._ns):
@@ -122,10 +56,10 @@ class Instrumented(Allreduce):
         self._start[i] = t0
         self._ns[i] = t1 - t0
         self._bytes[i] = buf.size * self._wire_itemsize if self._wire_itemsize else buf.nbytes
-        self._step[i] = self.step
+        self._step[i] = step
         self.calls = i + 1
 
-    def start(self, buf: np.ndarray) -> None:
+    def start(self, buf: np.ndarray, step: int = -1) -> None:
         t0 = perf_counter_ns()
         req = self.inner.istart(buf)
         i = self.calls
@@ -133,7 +67,7 @@ class Instrumented(Allreduce):
             self._grow()
         self._start[i] = t0
         self._bytes[i] = buf.size * self._wire_itemsize if self._wire_itemsize else buf.nbytes
-        self._step[i] = self.step
+        self._step[i] = step
         self.calls = i + 1
         if req is None:  # a blocking algorithm: already complete
             self._ns[i] = perf_counter_ns() - t0
@@ -157,6 +91,9 @@ class Instrumented(Allreduce):
             self._ns[i] = perf_counter_ns() - self._start[i]
             del requests[k], self._inflight[k]
         self.inner.wait()  # let a wrapped layer finish its part (fp16: decompress)
+
+    def free(self) -> None:
+        self.inner.free()
 
     def _grow(self) -> None:
         for name in ("_start", "_ns", "_bytes", "_step"):
@@ -209,9 +146,9 @@ class FP16Compressed(Allreduce):
         buf[...] = half  # widen first: the product may not fit in float16
         buf *= self.scale
 
-    def allreduce(self, buf: np.ndarray) -> None:
+    def allreduce(self, buf: np.ndarray, step: int = -1) -> None:
         half = self.compress(buf)
-        self.inner.allreduce(half)
+        self.inner.allreduce(half, step)
         self.decompress(half, buf)
 
     def istart(self, buf: np.ndarray):
@@ -220,64 +157,11 @@ class FP16Compressed(Allreduce):
         self._inflight.append((buf, half))
         return self.inner.istart(half)
 
+    def free(self) -> None:
+        self.inner.free()
+
     def wait(self) -> None:
         super().wait()
         for buf, half in self._inflight:
             self.decompress(half, buf)
         self._inflight.clear()
-
-
-def make_allreduce(
-    name: str,
-    comm: MPI.Comm,
-    ranks_per_node: int | None = None,
-    compress: str = "none",
-    scale: float = 1.0,
-) -> Allreduce:
-    """Collective: build the allreduce called ``name`` (one of :data:`ALGORITHMS`) on ``comm``."""
-    from dist_logreg import algorithms
-
-    if name == "mpi":
-        inner: Allreduce = MPIAllreduce(comm)
-    elif name == "hierarchical":
-        inner = algorithms.Hierarchical(comm, ranks_per_node)
-    elif name in algorithms.FLAT:
-        inner = algorithms.P2PAllreduce(comm, name)
-    else:
-        raise ValueError(f"unknown allreduce algorithm {name!r}; expected one of {ALGORITHMS}")
-    if compress == "fp16":
-        return FP16Compressed(inner, scale)
-    if compress != "none":
-        raise ValueError(f"unknown compression {compress!r}; expected one of {COMPRESSORS}")
-    return inner
-
-
-def busbw_factor(world_size: int) -> float:
-    """nccl-tests' bus-bandwidth factor for allreduce, ``2(p-1)/p``: busbw = algbw * factor."""
-    return 2.0 * (world_size - 1) / world_size
-
-
-def model_wire_bytes(name: str, payload: int, p: int) -> float:
-    """Cost-model bytes one rank sends per allreduce of ``payload`` bytes (an ESTIMATE).
-
-    ring and rabenseifner (reduce-scatter + allgather): ``2(p-1)/p * S``; recursive
-    doubling: ``log2(p) * S``; for ``mpi`` the library's choice is not observable, so the
-    bandwidth-optimal ``2(p-1)/p * S`` is the estimate (a lower bound for any algorithm).
-    """
-    if p == 1:
-        return 0.0
-    if name == "recursive-doubling":
-        return math.log2(p) * payload
-    return busbw_factor(p) * payload
-
-
-def model_time(name: str, payload: int, p: int, alpha: float, beta: float) -> float:
-    """Hockney alpha-beta time of one allreduce: ``alpha`` s per message, ``beta`` s per byte."""
-    if p == 1:
-        return 0.0
-    lg = math.log2(p)
-    if name == "ring":
-        return 2 * (p - 1) * alpha + busbw_factor(p) * payload * beta
-    if name == "recursive-doubling":
-        return lg * (alpha + payload * beta)
-    return 2 * lg * alpha + busbw_factor(p) * payload * beta

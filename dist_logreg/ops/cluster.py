@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
+from dist_logreg.units import rate_bits
 
 STATE_ROOT = Path(os.environ.get("DIST_LOGREG_CLUSTER_STATE", "/run/dist-logreg"))
 ALLOWED = ipaddress.ip_network("198.18.0.0/15")
@@ -83,26 +84,6 @@ def preflight() -> None:
     for tool in ("ip", "tc", "unshare"):
         if shutil.which(tool) is None:
             raise UsageError(f"cluster: expected the `{tool}` command (iproute2 / util-linux)")
-
-
-def parse_rate(text: str | None, flag: str) -> str | None:
-    """``tc`` rate syntax: a number with kbit, mbit or gbit (e.g. 100mbit, 1gbit)."""
-    if text is None:
-        return None
-    t = text.strip().lower()
-    for unit in ("gbit", "mbit", "kbit", "bit"):
-        if t.endswith(unit) and t[: -len(unit)].replace(".", "", 1).isdigit():
-            if float(t[: -len(unit)]) > 0:
-                return t
-    raise UsageError(f"{flag}: expected a rate such as 100mbit or 1gbit, got {text!r}")
-
-
-def rate_bits(rate: str) -> float:
-    """``"100mbit"`` -> 1e8 (bits per second)."""
-    for unit, scale in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)):
-        if rate.endswith(unit):
-            return float(rate[: -len(unit)]) * scale
-    raise ValueError(rate)
 
 
 def netem_available(namespace: str) -> bool:

@@ -9,6 +9,8 @@ progress (``DIST_LOGREG_STATUS``), which with the checkpoint directory gives the
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import signal
 import subprocess
@@ -18,14 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dist_logreg import checkpoint
-from dist_logreg.errors import UsageError
-from dist_logreg.faults import ATTEMPT_VAR
-from dist_logreg.report import STATUS_VAR
+from dist_logreg.errors import EXIT_USAGE, NEVER_RESTART, UsageError
+from dist_logreg.protocol import ATTEMPT_VAR, STATUS_VAR
+from dist_logreg.train import checkpoint
+from dist_logreg.train.options import add_arguments, load_toml
 
 RANK_FLAGS = ("-n", "-np", "--np", "-c", "--n")
-#: Exit status of a job that rejected its input: running it again cannot help.
-USAGE_EXIT = 2
 
 
 @dataclass
@@ -42,9 +42,6 @@ class Plan:
 
 def plan(command: list[str]) -> Plan:
     """Find the rank count and the checkpoint directory in ``mpirun ... dist-logreg train``."""
-    from dist_logreg.cli import build_parser
-    from dist_logreg.config import load_toml
-
     if not command:
         raise UsageError(
             "supervise: expected a command after --, e.g. -- mpirun -n 4 "
@@ -53,7 +50,9 @@ def plan(command: list[str]) -> Plan:
     if "train" not in command:
         raise UsageError(f"supervise: expected a 'dist-logreg train' command, got {command}")
     at = command.index("train")
-    train_args, _ = build_parser().parse_known_args(["train", *command[at + 1 :]])
+    parser = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    add_arguments(parser)
+    train_args, _ = parser.parse_known_args(command[at + 1 :])
     settings = vars(train_args)
     if getattr(train_args, "config", None):
         settings = {**load_toml(train_args.config), **settings}
@@ -102,8 +101,6 @@ def _newest_checkpoint(directory: Path) -> int:
 
 
 def _progress(status: Path) -> int | None:
-    import json
-
     try:
         return int(json.loads(status.read_text())["step"])
     except (OSError, ValueError, KeyError):
@@ -160,8 +157,9 @@ def run(
                 f"report at step {reached if reached is not None else 'none'}, newest "
                 f"checkpoint after step {saved}: at least {lost} step(s) of work lost"
             )
-            if rc == USAGE_EXIT:
-                say("dist-logreg supervise: the job rejected its input; not restarting")
+            if rc in NEVER_RESTART:
+                why = "rejected its input" if rc == EXIT_USAGE else "diverged numerically"
+                say(f"dist-logreg supervise: the job {why} (exit {rc}); not restarting")
                 return rc
             if attempt == restarts:
                 say(f"dist-logreg supervise: giving up after {restarts} restart(s)")

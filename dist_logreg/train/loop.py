@@ -24,12 +24,12 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from dist_logreg import model
-from dist_logreg.checkpoint import Checkpoint, Checkpointer
-from dist_logreg.config import TrainConfig, total_steps, validate
-from dist_logreg.data import Dataset, GlobalBatches, check_values, rank_slice
-from dist_logreg.errors import UsageError
-from dist_logreg.faults import NoWatchdog, inject, parse_fault, planned
+from dist_logreg.errors import Diverged, ReplicasDisagree
+from dist_logreg.train import model
+from dist_logreg.train.checkpoint import Checkpoint, Checkpointer
+from dist_logreg.train.config import TrainConfig, total_steps, validate
+from dist_logreg.train.data import Dataset, GlobalBatches, check_values, rank_slice
+from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
 
 #: Columns of the per-step timing array.
 PHASES = ("data", "compute", "comm", "update")
@@ -158,21 +158,22 @@ def train(
             xbuf[...] = ds.X[idx]
         np.take(ds.y, idx, out=ybuf, mode="clip")
         t1 = clock()
-        allreduce.step = step
         if buckets is None:
             model.grad_sums(xbuf, ybuf, w, float(params[d]), buf)
             t2 = clock()
             dog.arm("gradient allreduce", step, t2)
-            allreduce.allreduce(buf)
+            allreduce.allreduce(buf, step)
             t3 = clock()
             in_comm = t3 - t2
         else:
             dog.arm("bucketed gradient allreduce", step, t1)
-            t2, t3, in_comm = _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock)
+            t2, t3, in_comm = _bucketed_step(
+                allreduce, xbuf, ybuf, params, buf, buckets, clock, step
+            )
         dog.disarm()
         if not math.isfinite(buf.sum()):  # the reduced buffer is the same on every rank
             _diverged(step, buf, lr, checkpointer, params, velocity)
-        count = buf[d + 2]
+        count = buf[d + model.COUNT]
         np.divide(buf[: d + 1], count, out=grad)  # exact global mean, also for uneven slices
         if l2:
             grad[:d] += l2 * w
@@ -186,7 +187,7 @@ def train(
         i = step - first
         marks[i] = (t0, t1, t2, t3, t4)
         comm_ns[i] = in_comm
-        loss = float(buf[d + 1] / count)
+        loss = float(buf[d + model.LOSS_SUM] / count)
         batch_loss[i] = loss
         if (step + 1) % log_every == 0 or step + 1 == steps:
             now = clock()
@@ -222,8 +223,8 @@ def _diverged(step, buf, lr, checkpointer, params, velocity) -> None:
     if checkpointer is not None:
         path = checkpointer.save(step, params, velocity)  # the state before this step
         saved = f"; the last good state (after {step} steps) is in {path}" if path else ""
-    what = "loss" if not math.isfinite(buf[-2]) else "gradient"
-    raise UsageError(
+    what = "loss" if not math.isfinite(buf[-model.EXTRA_SLOTS + model.LOSS_SUM]) else "gradient"
+    raise Diverged(
         f"step {step}: the global batch {what} is not finite (nan or inf); training "
         f"diverged (try a smaller --lr than {lr}){saved}"
     )
@@ -232,18 +233,20 @@ def _diverged(step, buf, lr, checkpointer, params, velocity) -> None:
 def bucket_ranges(n: int, d: int, bucket_elems: int) -> list[tuple[int, int]] | None:
     """Contiguous ``[lo, hi)`` element ranges of the packed buffer, or None for no buckets.
 
-    The last bucket also carries the three tail slots (grad_b, loss, count), which the
-    forward pass fills before any weight-gradient block.
+    The last bucket also carries the tail slots (grad_b, loss, count), which the forward
+    pass fills before any weight-gradient block.
     """
     if bucket_elems <= 0:
         return None
     bounds = list(range(0, d, bucket_elems)) + [n]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] <= 3:  # no bucket of tail slots alone
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] <= model.EXTRA_SLOTS:  # no tail-only bucket
         del bounds[-2]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock) -> tuple[int, int, int]:
+def _bucketed_step(
+    allreduce, xbuf, ybuf, params, buf, buckets, clock, step
+) -> tuple[int, int, int]:
     """Compute the gradient bucket by bucket, starting each bucket's allreduce at once.
 
     Returns (time the first allreduce was posted, time all completed, time spent inside
@@ -260,7 +263,7 @@ def _bucketed_step(allreduce, xbuf, ybuf, params, buf, buckets, clock) -> tuple[
             np.matmul(r, xbuf[:, lo:top], out=buf[lo:top])
         c0 = clock()
         first_post = first_post or c0
-        allreduce.start(buf[lo:hi])
+        allreduce.start(buf[lo:hi], step)
         allreduce.progress()
         in_comm += clock() - c0
     c0 = clock()
@@ -279,7 +282,7 @@ def check_replicas(comm, params: np.ndarray, step: int, watchdog=None) -> None:
         groups: dict[int, list[int]] = {}
         for r, s in enumerate(sums):
             groups.setdefault(s, []).append(r)
-        raise UsageError(
+        raise ReplicasDisagree(
             f"after step {step}: replicas diverged; parameter checksums differ "
             f"between rank groups {sorted(groups.values())}"
         )

@@ -1,33 +1,21 @@
-"""The training configuration: one frozen object, its defaults, TOML loading, validation.
+"""The training configuration: one frozen object, its defaults and its validation.
 
-Precedence: built-in defaults < ``--config FILE.toml`` < command-line flags. The
-resolved configuration is saved next to every result (``config.json``).
+Precedence: built-in defaults < ``--config FILE.toml`` < command-line flags (both read in
+:mod:`dist_logreg.train.options`). The resolved configuration is saved next to every
+result (``config.json``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 
 DTYPES = ("float32", "float64")
 DEFAULT_STEPS = 200
-ALGORITHMS = ("mpi", "ring", "recursive-doubling", "rabenseifner", "hierarchical")
-COMPRESSORS = ("none", "fp16")
-#: The MPI library's own allreduce algorithms that --mpi-algorithm can force, with their
-#: settings: Open MPI's coll_tuned algorithm number, MPICH's CVAR value (None: not offered).
-MPI_ALGORITHMS = {
-    "linear": (1, None),
-    "reduce-bcast": (2, None),
-    "recursive-doubling": (3, "recursive_doubling"),
-    "ring": (4, "ring"),
-    "segmented-ring": (5, None),
-    "rabenseifner": (6, "reduce_scatter_allgather"),
-}
 
 
 @dataclass(frozen=True)
@@ -225,61 +213,6 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def _expected_type(name: str) -> tuple[type, ...]:
-    """Python types accepted for a config key (ints are fine where floats are expected)."""
-    default = FIELDS[name].default
-    annotation = str(FIELDS[name].type)
-    if "bool" in annotation:
-        return (bool,)
-    if "float" in annotation:
-        return (int, float)
-    if "int" in annotation:
-        return (int,)
-    if isinstance(default, str) or "str" in annotation:
-        return (str,)
-    raise AssertionError(f"unhandled config type for {name}: {annotation}")
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a flat TOML file of config keys (names as in ``TrainConfig``; dashes allowed)."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"config file {path}: not found") from None
-    except OSError as exc:
-        raise UsageError(f"config file {path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
-    values = {}
-    for key, value in raw.items():
-        name = key.replace("-", "_")
-        if name not in FIELDS:
-            raise UsageError(
-                f"config file {path}: unknown key {key!r}; expected one of "
-                f"{', '.join(sorted(FIELDS))}"
-            )
-        values[name] = _check_type(name, value, f"config file {path}: key {key!r}")
-    return values
-
-
-def _check_type(name: str, value: Any, where: str) -> Any:
-    types = _expected_type(name)
-    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-        expected = " or ".join(t.__name__ for t in types)
-        raise UsageError(f"{where}: expected {expected}, got {value!r}")
-    return value
-
-
-def resolve(file_values: dict[str, Any], cli_values: dict[str, Any]) -> TrainConfig:
-    """Defaults < file < command line, then static validation."""
-    merged = {**file_values, **cli_values}
-    cfg = TrainConfig(**merged)
-    validate(cfg)
-    return cfg
-
-
 def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
     """Raise ``UsageError`` for any setting out of range.
 
@@ -332,7 +265,7 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.keep_checkpoints >= 1, "--keep-checkpoints", "an integer >= 1", cfg.keep_checkpoints)
     need(cfg.comm_timeout >= 0, "--comm-timeout", "a number of seconds >= 0", cfg.comm_timeout)
     if cfg.inject_fault is not None:
-        from dist_logreg.faults import attempt, parse_fault
+        from dist_logreg.train.faults import attempt, parse_fault
 
         fault = parse_fault(cfg.inject_fault)
         if world_size is not None and attempt() == 0:  # later attempts ignore the fault

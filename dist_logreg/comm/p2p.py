@@ -1,6 +1,6 @@
 """Allreduce algorithms written on buffer-based point-to-point calls, for study.
 
-Each has the interface of :mod:`dist_logreg.comm` (``name``, ``allreduce(buf)``: in-place
+Each has the interface of :mod:`dist_logreg.comm.base` (``name``, ``allreduce(buf)``: in-place
 SUM) and counts exactly what this rank sends to each peer (:class:`Traffic`). All of them
 work for any world size (non-powers of two included) and any element count (including
 fewer elements than ranks). Every rank ends with bitwise-identical results: each element
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-from dist_logreg.comm import Allreduce
+from dist_logreg.comm.base import Allreduce
 
 
 class Traffic:
@@ -193,7 +193,7 @@ class P2PAllreduce(Allreduce):
         self._algorithm = FLAT[name]
         self._scratch = _Scratch()
 
-    def allreduce(self, buf: np.ndarray) -> None:
+    def allreduce(self, buf: np.ndarray, step: int = -1) -> None:
         self._algorithm(self._link, buf, self._scratch)
 
 
@@ -225,7 +225,7 @@ class Hierarchical(Allreduce):
         self._leaders = _P2P(self.leaders, comm, self.traffic) if self.is_leader else None
         self._scratch = _Scratch()
 
-    def allreduce(self, buf: np.ndarray) -> None:
+    def allreduce(self, buf: np.ndarray, step: int = -1) -> None:
         node = self._node
         if self.is_leader:
             tmp = self._scratch.get(buf.size, buf.dtype)

@@ -16,31 +16,13 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from dist_logreg.comm import busbw_factor, make_allreduce
-from dist_logreg.errors import UsageError
+from dist_logreg.comm.costs import busbw_factor
+from dist_logreg.comm.names import ALGORITHMS
+from dist_logreg.comm.registry import make_allreduce
+from dist_logreg.errors import RunError, UsageError
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
-_SUFFIX = {
-    "": 1,
-    "B": 1,
-    "K": 1 << 10,
-    "KIB": 1 << 10,
-    "M": 1 << 20,
-    "MIB": 1 << 20,
-    "G": 1 << 30,
-    "GIB": 1 << 30,
-}
-
-
-def parse_bytes(text: str) -> int:
-    """``"64M"`` -> 67108864 (binary suffixes K, M, G, optional "iB"/"B")."""
-    t = text.strip().upper()
-    digits = t.rstrip("KMGIB")
-    unit = t[len(digits) :]
-    if not digits.isdigit() or unit not in _SUFFIX:
-        raise UsageError(f"expected a byte count such as 8, 4K, 64M or 1G, got {text!r}")
-    return int(digits) * _SUFFIX[unit]
 
 
 def sizes(min_bytes: int, max_bytes: int, factor: int) -> list[int]:
@@ -113,7 +95,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
     """Collective: the whole sweep; rank 0 prints the table and writes ``--out``."""
     rank = comm.Get_rank()
     say = print if rank == 0 else (lambda *a, **k: None)
-    algorithms = [a.strip() for a in args.allreduce.split(",") if a.strip()]
+    algorithms = algorithm_names(args.allreduce)
     say(
         f"# dist-logreg bench: {comm.Get_size()} ranks, {args.dtype}, warmup {args.warmup}, "
         f"iters {args.iters} (scaled down above {LARGE >> 20} MiB); time = mean per call on "
@@ -133,10 +115,48 @@ def run(comm, args, mpi_record: dict | None) -> int:
                 rec["mpi_algorithm"] = mpi_record
             records.append(rec)
             say(format_row(rec), flush=True)
+        allreduce.free()  # hierarchical's split communicators
     if rank == 0 and args.out:
         Path(args.out).write_text(json.dumps(records, indent=2) + "\n")
         say(f"# wrote {args.out}")
     bad = sum(r["wrong"] for r in records)
     if bad:
-        raise UsageError(f"validation failed: {bad} wrong elements in total (see column wrong)")
+        raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")
     return 0
+
+
+def algorithm_names(text: str) -> list[str]:
+    """``"mpi, ring"`` -> ``["mpi", "ring"]``, each checked against the registry."""
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in names if a not in ALGORITHMS]
+    if not names or unknown:
+        raise UsageError(
+            f"--allreduce: expected a comma list of {', '.join(ALGORITHMS)}, got {text!r}"
+        )
+    return names
+
+
+def check_args(args) -> None:
+    """Raise ``UsageError`` for any bench option out of range (sizes already parsed)."""
+    algorithm_names(args.allreduce)
+    checks = [
+        (args.min_bytes >= 1, "--min-bytes", "at least 1", args.min_bytes),
+        (
+            args.max_bytes >= args.min_bytes,
+            "--max-bytes",
+            f">= --min-bytes ({args.min_bytes})",
+            args.max_bytes,
+        ),
+        (args.factor >= 2, "--factor", "an integer >= 2", args.factor),
+        (args.iters >= 1, "--iters", "an integer >= 1", args.iters),
+        (args.warmup >= 0, "--warmup", "an integer >= 0", args.warmup),
+        (
+            args.ranks_per_node is None or args.ranks_per_node >= 1,
+            "--ranks-per-node",
+            "an integer >= 1",
+            args.ranks_per_node,
+        ),
+    ]
+    for ok, flag, expected, got in checks:
+        if not ok:
+            raise UsageError(f"{flag}: expected {expected}, got {got!r}")

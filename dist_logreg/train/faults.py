@@ -14,9 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from dist_logreg.errors import UsageError
+from dist_logreg.errors import EXIT_COMM_TIMEOUT, UsageError
+from dist_logreg.protocol import ATTEMPT_VAR
 
-ATTEMPT_VAR = "DIST_LOGREG_ATTEMPT"
 FAULT_FORMS = "kill:rank=R:step=N or stall:rank=R:step=N:seconds=S"
 
 
@@ -135,7 +135,7 @@ class Watchdog:
                     file=sys.stderr,
                     flush=True,
                 )
-                self.comm.Abort(3)
+                self.comm.Abort(EXIT_COMM_TIMEOUT)
 
 
 class NoWatchdog:

@@ -1,0 +1,88 @@
+"""``dist-logreg bench``: its flags and its entry."""
+
+from __future__ import annotations
+
+import argparse
+
+from dist_logreg.comm.names import ALGORITHMS, MPI_ALGORITHMS
+from dist_logreg.errors import UsageError, exit_status_help, raise_together
+from dist_logreg.units import parse_bytes
+
+BENCH_EPILOG = """\
+examples:
+  mpirun -n 2 dist-logreg bench                                   # mpi, 8 B .. 64 MiB
+  mpirun -n 3 dist-logreg bench --allreduce mpi,ring,rabenseifner --max-bytes 1M --out b.json
+  mpirun -n 4 dist-logreg bench --allreduce hierarchical --ranks-per-node 2
+"""
+
+
+def add_parser(sub) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="allreduce micro-benchmark: time, algbw, busbw and validation per size",
+        description="Allreduce micro-benchmark in the style of OSU osu_allreduce and "
+        "nccl-tests all_reduce_perf. For each algorithm and size, prints the mean time per "
+        "call (avg/min/max over ranks), algbw, busbw and the number of wrong elements.",
+        epilog=BENCH_EPILOG + "\n" + exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument(
+        "--allreduce",
+        default="mpi",
+        metavar="LIST",
+        help="comma-separated algorithms among " + ", ".join(ALGORITHMS) + " (default: mpi)",
+    )
+    bench.add_argument(
+        "--min-bytes", default="8", metavar="N", help="smallest message, e.g. 8, 4K (default: 8)"
+    )
+    bench.add_argument(
+        "--max-bytes",
+        default="64M",
+        metavar="N",
+        help="largest message, e.g. 1M, 64M (default: 64M)",
+    )
+    bench.add_argument(
+        "--factor", type=int, default=2, help="size multiplier between rows (default: 2)"
+    )
+    bench.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64", help="element type"
+    )
+    bench.add_argument("--warmup", type=int, default=5, help="untimed calls per size (default: 5)")
+    bench.add_argument(
+        "--iters",
+        type=int,
+        default=50,
+        help="timed calls per size, scaled down above 1 MiB (default: 50)",
+    )
+    bench.add_argument(
+        "--ranks-per-node",
+        type=int,
+        metavar="K",
+        help="for hierarchical: K consecutive ranks form a node (default: shared memory)",
+    )
+    bench.add_argument(
+        "--mpi-algorithm",
+        choices=tuple(MPI_ALGORITHMS),
+        help="force the MPI library's own algorithm for 'mpi' (set before MPI starts)",
+    )
+    bench.add_argument("--out", metavar="FILE", help="also write the records as a JSON list")
+    bench.set_defaults(func=cmd, mpi=True)
+
+
+def cmd(comm, args: argparse.Namespace) -> int:
+    """Collective: the allreduce sweep."""
+    from mpi4py import MPI
+
+    from dist_logreg.comm.mpilib import mpi_algorithm_record
+    from dist_logreg.study import bench
+
+    error = None
+    try:
+        args.min_bytes = parse_bytes(args.min_bytes)
+        args.max_bytes = parse_bytes(args.max_bytes)
+        bench.check_args(args)
+        mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
+    except UsageError as exc:
+        error = exc
+    raise_together(comm, error)
+    return bench.run(comm, args, mpi_record)

@@ -1,0 +1,57 @@
+"""How a sub-command ends: one line and a meaningful exit status, never a hang.
+
+MPI sub-commands run under :func:`run_guarded`; the plain ones (supervise, cluster) under
+:func:`run_plain`. Exit statuses are listed in :mod:`dist_logreg.errors`.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from dist_logreg.errors import EXIT_UNEXPECTED, RunError, UsageError
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def run_plain(body) -> int:
+    """For the sub-commands that are not MPI processes: a ``UsageError`` is one line, exit 2."""
+    try:
+        return body()
+    except UsageError as exc:
+        print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+
+
+def run_guarded(comm, body) -> int:
+    """Run ``body`` so that no rank is ever left waiting (DESIGN.md invariant 5).
+
+    A ``RunError`` is raised on all ranks together: rank 0 prints one line, everyone
+    exits with its status (2 bad input, 4 divergence, 5 replicas disagree, ...).
+    Anything else may have hit one rank only while the others sit in a collective: that
+    rank prints what happened and aborts the whole job.
+    """
+    rank, size = comm.Get_rank(), comm.Get_size()
+    try:
+        return body() or 0
+    except RunError as exc:
+        if rank == 0:
+            print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt: abort all ranks
+        if isinstance(exc, SystemExit) and not exc.code:
+            raise
+        traceback.print_exc(file=sys.stderr)
+        what = (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        )
+        print(
+            f"dist-logreg: error on rank {rank} of {size}: {what}; aborting all ranks",
+            file=sys.stderr,
+            flush=True,
+        )
+        if size > 1:
+            comm.Abort(EXIT_UNEXPECTED)
+        return EXIT_UNEXPECTED

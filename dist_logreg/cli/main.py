@@ -1,0 +1,53 @@
+"""Command line: ``dist-logreg COMMAND ...`` (and ``python -m dist_logreg``): parse, dispatch.
+
+The only module that reads ``MPI.COMM_WORLD``. numpy and mpi4py are imported inside
+:func:`main`, after the environment is set: BLAS thread counts must be fixed before numpy
+loads, and MPI parameters before MPI starts. Each sub-command's flags and entry live in a
+module of their own (``cli/train.py``, ``cli/bench.py``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from dist_logreg import __version__
+from dist_logreg.cli import bench, cluster, supervise, train
+from dist_logreg.cli.guard import run_guarded
+from dist_logreg.comm.mpilib import force_mpi_algorithm
+from dist_logreg.errors import exit_status_help
+from dist_logreg.train.options import peek
+
+#: One BLAS thread per rank unless the user says otherwise: data-parallel ranks already
+#: fill the cores, and ranks x threads > cores made steps 8x slower here.
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: The sub-commands, in the order ``--help`` lists them.
+COMMANDS = (train, bench, supervise, cluster)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dist-logreg",
+        description="Instrumented data-parallel logistic regression on numpy + mpi4py. "
+        "Launch under mpirun; every rank runs the same command.",
+        epilog=exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.mpi:  # supervise, cluster: not MPI processes, they launch them
+        return args.func(args)
+    for var in THREAD_VARS:
+        os.environ.setdefault(var, "1")
+    force_mpi_algorithm(peek(args, "mpi_algorithm"))
+    from mpi4py import MPI  # starts MPI: after the environment is final
+
+    comm = MPI.COMM_WORLD
+    return run_guarded(comm, lambda: args.func(comm, args))

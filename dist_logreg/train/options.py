@@ -1,0 +1,135 @@
+"""The training configuration as command-line flags and flat TOML files.
+
+The flags are generated from :class:`~dist_logreg.train.config.TrainConfig`'s fields (their
+help texts are the ``--help`` strings), so a new setting is one field. Pure: no MPI, so the
+supervisor can parse a train command line with the same parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
+from dist_logreg.errors import UsageError
+from dist_logreg.train.config import DTYPES, FIELDS, TrainConfig, validate
+
+_CHOICES = {
+    "dtype": DTYPES,
+    "allreduce": ALGORITHMS,
+    "compress": COMPRESSORS,
+    "mpi_algorithm": tuple(MPI_ALGORITHMS),
+}
+_METAVARS = {
+    "data": "PATH",
+    "out": "DIR",
+    "label_column": "COLUMN",
+    "bucket_bytes": "N",
+    "ranks_per_node": "K",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field (``--batch-size`` for ``batch_size``), plus ``--config``.
+
+    The parser should use ``argument_default=argparse.SUPPRESS``, so that only flags
+    actually given override the config file.
+    """
+    for name, f in FIELDS.items():
+        kwargs: dict[str, Any] = {"help": _help_with_default(f)}
+        annotation = str(f.type)  # the type of the config field decides the flag's type
+        if annotation == "bool":
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = float if "float" in annotation else int if "int" in annotation else str
+        if name in _CHOICES:
+            kwargs["choices"] = _CHOICES[name]
+        if name in _METAVARS:
+            kwargs["metavar"] = _METAVARS[name]
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="read options from a flat TOML file; command-line flags win",
+    )
+
+
+def _help_with_default(f) -> str:
+    text = f.metadata["help"]
+    if f.default not in (None, False) and "default" not in text:
+        text += f" (default: {f.default})"
+    return text.replace("%", "%%")
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given as flags."""
+    return {k: v for k, v in vars(args).items() if k in FIELDS}
+
+
+def peek(args: argparse.Namespace, name: str):
+    """A setting needed before MPI starts: from the flags, else from --config (errors later)."""
+    if vars(args).get(name) is not None:
+        return vars(args)[name]
+    if getattr(args, "config", None):
+        try:
+            return load_toml(args.config).get(name)
+        except UsageError:
+            return None  # reported by every rank together once MPI runs
+    return None
+
+
+def _expected_type(name: str) -> tuple[type, ...]:
+    """Python types accepted for a config key (ints are fine where floats are expected)."""
+    default = FIELDS[name].default
+    annotation = str(FIELDS[name].type)
+    if "bool" in annotation:
+        return (bool,)
+    if "float" in annotation:
+        return (int, float)
+    if "int" in annotation:
+        return (int,)
+    if isinstance(default, str) or "str" in annotation:
+        return (str,)
+    raise AssertionError(f"unhandled config type for {name}: {annotation}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a flat TOML file of config keys (names as in ``TrainConfig``; dashes allowed)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise UsageError(f"config file {path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
+    values = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in FIELDS:
+            raise UsageError(
+                f"config file {path}: unknown key {key!r}; expected one of "
+                f"{', '.join(sorted(FIELDS))}"
+            )
+        values[name] = _check_type(name, value, f"config file {path}: key {key!r}")
+    return values
+
+
+def _check_type(name: str, value: Any, where: str) -> Any:
+    types = _expected_type(name)
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise UsageError(f"{where}: expected {expected}, got {value!r}")
+    return value
+
+
+def resolve(file_values: dict[str, Any], cli_values: dict[str, Any]) -> TrainConfig:
+    """Defaults < file < command line, then static validation."""
+    merged = {**file_values, **cli_values}
+    cfg = TrainConfig(**merged)
+    validate(cfg)
+    return cfg
