@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT, run_mpi, train_cmd
 
+pytestmark = [pytest.mark.e2e]
+
 SMALL = ["--samples", "300", "--features", "4", "--batch-size", "30", "--steps", "5"]
 
 

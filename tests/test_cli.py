@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import BIN, WORLD_SIZES, run_mpi, train_cmd
 
+pytestmark = [pytest.mark.e2e]
+
 # 101 rows per step: not divisible by 2 or 3, so ranks get uneven slices.
 COMMON = [
     "--samples",

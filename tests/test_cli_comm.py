@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import BIN, run_mpi, train_cmd
 
+pytestmark = [pytest.mark.e2e]
+
 # 9 features -> a 12-element buffer: divisible by 1, 2, 3 and 4 ranks.
 BASE = ["--samples", "900", "--features", "9", "--batch-size", "90", "--steps", "12", "--seed", "4"]
 ALGOS = ["ring", "recursive-doubling", "rabenseifner", "hierarchical"]

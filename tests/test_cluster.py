@@ -17,10 +17,17 @@ from dist_logreg.ops import cluster
 from dist_logreg.units import parse_rate
 from tests.conftest import BIN, mpi_env, run_mpi, train_cmd
 
-needs_root = pytest.mark.skipif(
+_skip_unless_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
     reason="emulated hosts need root and iproute2 (ip, tc)",
 )
+
+
+def needs_root(test):
+    """Marked ``root`` (select with -m root) and skipped with the reason when not root."""
+    return pytest.mark.root(_skip_unless_root(test))
+
+
 COMMON = [
     "--samples",
     "2000",

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import BIN, ROOT, mpi_env, run_mpi, train_cmd
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 RUN = ["--samples", "3000", "--features", "7", "--batch-size", "100", "--steps", "40",
        "--momentum", "0.5", "--seed", "2", "--log-every", "1"]  # fmt: skip
 
@@ -128,11 +130,20 @@ def test_supervise_gives_up_and_does_not_retry_bad_input(tmp_path):
     assert r.returncode == 2 and "needs --out DIR or --checkpoint-dir" in r.stderr
 
 
+@pytest.mark.parametrize("status, restarted", [(1, True), (3, True), (4, False), (5, True)])
+def test_supervise_restarts_by_exit_status(tmp_path, status, restarted):
+    r = supervise(["--restarts", "1", "--", "sh", "-c", f"exit {status}", "train", "--out",
+                   str(tmp_path)])  # fmt: skip
+    assert r.returncode == status
+    assert r.stdout.count(f"failed (exit status {status})") == (2 if restarted else 1)
+    assert ("not restarting" in r.stdout) != restarted
+
+
 def test_stalled_rank_is_caught_by_the_comm_timeout(tmp_path):
     r = run_mpi(3, train_cmd(*RUN, "--out", str(tmp_path), "--comm-timeout", "1.5",
                              "--inject-fault", "stall:rank=1:step=5:seconds=30"),
                 timeout=25)  # fmt: skip
-    assert r.returncode != 0
+    assert r.returncode == 3, r.stderr  # communication timeout
     assert "stalls 30 s in step 5" in r.stderr
     assert "step 5: gradient allreduce did not complete within --comm-timeout 1.5 s" in r.stderr
 

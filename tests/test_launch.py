@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import ROOT, mpi_env
 
+pytestmark = [pytest.mark.e2e]
+
 WRAPPER = ROOT / "launch" / "mpirun-nodes.sh"
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import WORLD_SIZES, run_mpi
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("n", [*WORLD_SIZES, 4])  # 4: the communication algorithms' issue

@@ -7,14 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from mpi4py import MPI
 
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.train import data
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
-from tests.mpi.test_distributed import collective_assert
+from tests.mpi.conftest import collective_assert
 from tests.oracle import QuietReporter
 
 pytestmark = pytest.mark.mpi
@@ -28,10 +27,9 @@ def make(name, comm, rpn=None):
 @pytest.mark.parametrize("name", ["mpi", *OURS])
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 7, 64, 1001])  # below and not divisible by p
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_sum_is_right_and_identical_everywhere(name, count, dtype):
-    comm = MPI.COMM_WORLD.Dup()
+def test_sum_is_right_and_identical_everywhere(name, count, dtype, comm):
+    allreduce = make(name, comm)
     try:
-        allreduce = make(name, comm)
         rng = np.random.default_rng(100 * comm.Get_rank() + count)
         x = rng.standard_normal(count).astype(dtype)
         expected = np.sum(np.array(comm.allgather(x), dtype=np.float64), axis=0)
@@ -40,12 +38,11 @@ def test_sum_is_right_and_identical_everywhere(name, count, dtype):
         collective_assert(comm, np.allclose(x, expected, rtol=tol, atol=tol), name)
         collective_assert(comm, len(set(comm.allgather(x.tobytes()))) == 1, "ranks differ")
     finally:
-        comm.Free()
+        allreduce.free()
 
 
 @pytest.mark.parametrize("rpn", [1, 2, 3])
-def test_hierarchical_with_ranks_per_node(rpn):
-    comm = MPI.COMM_WORLD
+def test_hierarchical_with_ranks_per_node(rpn, comm):
     p, rank = comm.Get_size(), comm.Get_rank()
     h = make("hierarchical", comm, rpn)
     x = np.full(10, rank + 1.0)
@@ -60,8 +57,7 @@ def traffic_matrix(allreduce, comm):
     )
 
 
-def test_ring_traffic_matches_the_formula():
-    comm = MPI.COMM_WORLD
+def test_ring_traffic_matches_the_formula(comm):
     p = comm.Get_size()
     ring = make("ring", comm)
     n = 120  # divisible by 1..6: every chunk the same size
@@ -78,8 +74,7 @@ def test_ring_traffic_matches_the_formula():
     collective_assert(comm, np.array_equal(msgs, expected_msgs), str(msgs))
 
 
-def test_recursive_doubling_and_rabenseifner_traffic():
-    comm = MPI.COMM_WORLD
+def test_recursive_doubling_and_rabenseifner_traffic(comm):
     p = comm.Get_size()
     n = 96
     S = n * 8
@@ -104,8 +99,7 @@ def test_recursive_doubling_and_rabenseifner_traffic():
         collective_assert(comm, np.all(core_sent == 2 * (p2 - 1) / p2 * S), str(rs_sent))
 
 
-def test_hierarchical_separates_intra_and_inter_node_bytes():
-    comm = MPI.COMM_WORLD
+def test_hierarchical_separates_intra_and_inter_node_bytes(comm):
     p = comm.Get_size()
     k = 2
     h = make("hierarchical", comm, k)
@@ -135,8 +129,7 @@ def _train(comm, allreduce, **kw):
 
 
 @pytest.mark.parametrize("name", OURS)
-def test_training_with_each_algorithm_equals_mpi(name):
-    comm = MPI.COMM_WORLD
+def test_training_with_each_algorithm_equals_mpi(name, comm):
     ref = _train(comm, make("mpi", comm))
     got = _train(comm, Instrumented(make(name, comm, 2 if name == "hierarchical" else None)))
     collective_assert(comm, np.allclose(got.params, ref.params, rtol=1e-10, atol=1e-13))
@@ -145,8 +138,7 @@ def test_training_with_each_algorithm_equals_mpi(name):
 
 @pytest.mark.parametrize("name", ["mpi", "ring"])
 @pytest.mark.parametrize("bucket_bytes", [8, 40, 96, 1 << 20])
-def test_bucketed_training_equals_unbucketed(name, bucket_bytes):
-    comm = MPI.COMM_WORLD
+def test_bucketed_training_equals_unbucketed(name, bucket_bytes, comm):
     ref = _train(comm, make("mpi", comm))
     wrapped = Instrumented(make(name, comm))
     got = _train(comm, wrapped, bucket_bytes=bucket_bytes)
@@ -158,8 +150,7 @@ def test_bucketed_training_equals_unbucketed(name, bucket_bytes):
     collective_assert(comm, len(set(comm.allgather(got.params.tobytes()))) == 1)
 
 
-def test_fp16_compression_is_close_and_halves_bytes_again():
-    comm = MPI.COMM_WORLD
+def test_fp16_compression_is_close_and_halves_bytes_again(comm):
     ref = _train(comm, make("mpi", comm), dtype="float32")
     for inner in ("mpi", "ring"):
         wrapped = Instrumented(FP16Compressed(make(inner, comm), scale=61))

@@ -1,13 +1,10 @@
-"""Multi-rank tests, run under ``mpirun -n N python -m pytest --with-mpi tests/mpi``.
+"""Multi-rank tests of the trainer, run under ``mpirun -n N python -m pytest --with-mpi``.
 
-Expected values are computed from size and rank, never written for one world size; asserts
-on rank-dependent values are collective (allgathered), so a failure on one rank fails all
-ranks instead of leaving the others waiting.
+Fixtures and the collective assert are in ``tests/mpi/conftest.py``.
 """
 
 import numpy as np
 import pytest
-from mpi4py import MPI
 
 from dist_logreg.comm.base import MPIAllreduce
 from dist_logreg.comm.wrappers import Instrumented
@@ -15,26 +12,10 @@ from dist_logreg.errors import ReplicasDisagree, UsageError, raise_together
 from dist_logreg.train import data
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
+from tests.mpi.conftest import collective_assert
 from tests.oracle import QuietReporter, serial_sgd
 
 pytestmark = pytest.mark.mpi
-
-
-def collective_assert(comm, ok: bool, message: str = "") -> None:
-    """Every rank fails together if any rank's condition is false."""
-    oks = comm.allgather(bool(ok))
-    assert all(oks), f"failed on ranks {[r for r, o in enumerate(oks) if not o]}: {message}"
-
-
-@pytest.fixture(params=["world", "dup"])
-def comm(request):
-    """COMM_WORLD and a duplicate of it: the library must never assume COMM_WORLD."""
-    if request.param == "world":
-        yield MPI.COMM_WORLD
-    else:
-        dup = MPI.COMM_WORLD.Dup()
-        yield dup
-        dup.Free()
 
 
 @pytest.mark.parametrize("batch_size", [60, 61, 97])  # 61 and 97: not divisible by 2 or 3
@@ -128,14 +109,14 @@ def test_final_loss_equals_serial_objective(comm):
     )
 
 
-def test_replica_mismatch_stops_every_rank_and_names_the_ranks(comm):
+@pytest.mark.mpi(min_size=2)
+def test_replica_mismatch_stops_every_rank_and_names_the_ranks(world_comm):
+    comm = world_comm
     from dist_logreg.train.loop import check_replicas
 
     size, rank = comm.Get_size(), comm.Get_rank()
     params = np.ones(4)
     check_replicas(comm, params, 7)  # equal everywhere: passes
-    if size == 1:
-        return
     if rank == size - 1:
         params[2] = np.nextafter(1.0, 2.0)  # one ulp: silent divergence
     with pytest.raises(ReplicasDisagree) as info:

@@ -1,0 +1,114 @@
+"""The package layout: no import cycles, no MPI in the operations tools, small modules."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "dist_logreg"
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for f in PACKAGE.rglob("*.py"):
+        name = ".".join(f.relative_to(ROOT).with_suffix("").parts)
+        out[name.removesuffix(".__init__")] = f
+    return out
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Every package module ``name`` imports, at the top or inside functions."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            targets = [module] + [f"{module}.{a.name}" for a in node.names]
+        for t in targets:
+            # importing a.b.c runs a/__init__ and a/b/__init__ too
+            parts = t.split(".")
+            for k in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:k])
+                if prefix in known and prefix != name:
+                    found.add(prefix)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports_of(name, path, known) for name, path in known.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle as a list of modules, or None (depth-first search with colours)."""
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        colour[n] = 1
+        stack.append(n)
+        for m in sorted(graph[n]):
+            # A package's __init__ importing its own submodule is not a cycle back.
+            if colour.get(m) == 1 and not n.startswith(m + "."):
+                return stack[stack.index(m) :] + [m]
+            if m not in colour:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        colour[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in colour:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_the_package():
+    graph = import_graph()
+    assert "dist_logreg.cli.main" in graph and graph["dist_logreg.cli.main"]
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_comm_knows_nothing_of_training():
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith("dist_logreg.comm"):
+            bad = [d for d in deps if d.startswith(("dist_logreg.train", "dist_logreg.study"))]
+            assert not bad, f"{name} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "module", ["dist_logreg.ops.supervise", "dist_logreg.ops.cluster", "dist_logreg.cli"]
+)
+def test_operations_tools_do_not_load_mpi(module):
+    code = f"import sys, {module}; print('mpi4py.MPI' in sys.modules, 'mpi4py' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False"], f"{module} loads MPI: {r.stdout}"
+
+
+def test_modules_stay_small():
+    big = {n: len(p.read_text().splitlines()) for n, p in modules().items()}
+    big = {n: k for n, k in big.items() if k > 400}
+    assert not big, f"modules over 400 lines (one job per module): {big}"
