@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from dist_logreg.comm.costs import model_time
+from dist_logreg.study.runs import bench_records
 
 BIN = Path(sys.executable).parent
 
@@ -34,7 +35,7 @@ def bench(name: str, size: str, tcp_links: int, out: Path, algorithms: str) -> l
          "--max-bytes", size, "--iters", "8", "--warmup", "2", "--out", str(out)],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    return json.loads(out.read_text())
+    return bench_records(json.loads(out.read_text()), str(out))["records"]
 
 
 def main() -> int:

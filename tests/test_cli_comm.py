@@ -113,7 +113,10 @@ def test_bench_table_json_and_validation(tmp_path, n):
            "--warmup", "1", "--dtype", "float32", "--out", str(out)]  # fmt: skip
     result = run_mpi(n, cmd, timeout=60)
     assert result.returncode == 0, result.stderr
-    records = json.loads(out.read_text())
+    doc = json.loads(out.read_text())
+    assert doc["run"]["world_size"] == n and doc["run"]["tag"] == "b"  # the --out file's name
+    assert doc["run"]["command_line"][1:] == cmd[1:]
+    records = doc["records"]
     assert [(r["algorithm"], r["bytes"]) for r in records] == [
         (a, b) for a in ("mpi", "ring", "hierarchical") for b in (8, 32, 128, 512, 2048)
     ]

@@ -65,7 +65,18 @@ def add_parser(sub) -> None:
         choices=tuple(MPI_ALGORITHMS),
         help="force the MPI library's own algorithm for 'mpi' (set before MPI starts)",
     )
-    bench.add_argument("--out", metavar="FILE", help="also write the records as a JSON list")
+    bench.add_argument(
+        "--out",
+        metavar="FILE",
+        help='also write the results as JSON: {"run": where the run came from, "records": '
+        "one object per algorithm and size}",
+    )
+    bench.add_argument(
+        "--tag",
+        metavar="NAME",
+        help="a label for this run, recorded in the JSON (run.tag) and used by `dist-logreg "
+        "report` to name it in comparisons (default: the --out file's name)",
+    )
     bench.set_defaults(func=cmd, mpi=True)
 
 

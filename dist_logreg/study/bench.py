@@ -11,6 +11,7 @@ integer that float32 and float64 represent exactly.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from time import perf_counter_ns
 
@@ -20,6 +21,8 @@ from dist_logreg.comm.costs import busbw_factor
 from dist_logreg.comm.names import ALGORITHMS
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
+from dist_logreg.study import provenance
+from dist_logreg.study.progress import bar_for
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
@@ -92,10 +95,23 @@ def format_row(r: dict) -> str:
 
 
 def run(comm, args, mpi_record: dict | None) -> int:
-    """Collective: the whole sweep; rank 0 prints the table and writes ``--out``."""
+    """Collective: the whole sweep; rank 0 prints the table and writes ``--out``.
+
+    ``--out`` holds ``{"run": <where the run came from>, "records": [...]}``.
+    """
     rank = comm.Get_rank()
-    say = print if rank == 0 else (lambda *a, **k: None)
+    tag = args.tag or (Path(args.out).stem if args.out else None)
+    run_info = provenance.collect(comm, tag)
     algorithms = algorithm_names(args.allreduce)
+    sweep = sizes(args.min_bytes, args.max_bytes, args.factor)
+    bar = bar_for(rank, sys.stdout, len(algorithms) * len(sweep), "size", "bench")
+
+    def say(text: str, flush: bool = True) -> None:
+        if bar is not None:
+            bar.write(text)
+        elif rank == 0:
+            print(text, flush=flush)
+
     say(
         f"# dist-logreg bench: {comm.Get_size()} ranks, {args.dtype}, warmup {args.warmup}, "
         f"iters {args.iters} (scaled down above {LARGE >> 20} MiB); time = mean per call on "
@@ -109,15 +125,20 @@ def run(comm, args, mpi_record: dict | None) -> int:
     records = []
     for name in algorithms:
         allreduce = make_allreduce(name, comm, args.ranks_per_node)
-        for nbytes in sizes(args.min_bytes, args.max_bytes, args.factor):
+        for nbytes in sweep:
             rec = measure(comm, allreduce, nbytes, args.dtype, args.warmup, args.iters)
             if name == "mpi" and mpi_record:
                 rec["mpi_algorithm"] = mpi_record
             records.append(rec)
             say(format_row(rec), flush=True)
+            if bar is not None:
+                bar.advance_to(len(records), f"{name} {nbytes} B")
         allreduce.free()  # hierarchical's split communicators
+    if bar is not None:
+        bar.close()
     if rank == 0 and args.out:
-        Path(args.out).write_text(json.dumps(records, indent=2) + "\n")
+        doc = {"run": run_info, "records": records}
+        Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
         say(f"# wrote {args.out}")
     bad = sum(r["wrong"] for r in records)
     if bad:
@@ -150,6 +171,7 @@ def check_args(args) -> None:
         (args.factor >= 2, "--factor", "an integer >= 2", args.factor),
         (args.iters >= 1, "--iters", "an integer >= 1", args.iters),
         (args.warmup >= 0, "--warmup", "an integer >= 0", args.warmup),
+        (args.tag is None or bool(args.tag.strip()), "--tag", "a non-empty label", args.tag),
         (
             args.ranks_per_node is None or args.ranks_per_node >= 1,
             "--ranks-per-node",

@@ -9,17 +9,28 @@ import sys
 from pathlib import Path
 
 from dist_logreg.protocol import STATUS_VAR
+from dist_logreg.study.progress import bar_for
 
 
 class Reporter:
-    """Progress and the final report, printed by rank 0 only."""
+    """Progress and the final report, printed by rank 0 only.
+
+    On a terminal, rank 0 shows a progress bar (updated about ``updates`` times a run) with
+    the plain progress line printed above it about every tenth of the run; elsewhere, the
+    plain lines only.
+    """
 
     def __init__(self, rank: int, stream=None):
         self.rank = rank
         self.stream = stream if stream is not None else sys.stdout
+        self.bar = None
+        self.updates = 10  # progress() calls per run, when --log-every is not given
+        self._next_line = 0
 
     def say(self, text: str) -> None:
-        if self.rank == 0:
+        if self.bar is not None:
+            self.bar.write(text)
+        elif self.rank == 0:
             print(text, file=self.stream, flush=True)
 
     def start(self, cfg, ds, world_size: int, steps: int) -> None:
@@ -28,23 +39,44 @@ class Reporter:
             f"{cfg.batch_size} rows, {ds.n_samples} samples x {ds.n_features} features "
             f"({cfg.dtype}), data {ds.source}"
         )
+        self.bar = bar_for(self.rank, self.stream, steps, "step")
+        if self.bar is not None:
+            self.updates = min(steps, 200)
+            self._next_line = max(1, steps // 10)
 
     def warn(self, text: str) -> None:
-        if self.rank == 0:
+        if self.bar is not None:
+            self.bar.write(f"dist-logreg: warning: {text}", sys.stderr)
+        elif self.rank == 0:
             print(f"dist-logreg: warning: {text}", file=sys.stderr, flush=True)
 
     def progress(self, step: int, steps: int, loss: float, samples_per_s: float) -> None:
         width = len(str(steps))
-        self.say(
+        line = (
             f"  step {step:>{width}}/{steps}  batch loss {loss:.6f}  {samples_per_s:,.0f} samples/s"
         )
+        if self.bar is None:
+            self.say(line)
+        else:
+            self.bar.advance_to(step, f"loss {loss:.4f}, {samples_per_s:,.0f} samples/s")
+            if step >= self._next_line or step == steps:  # keep about ten lines in the log
+                self.bar.write(line)
+                every = max(1, steps // 10)
+                self._next_line = (step // every + 1) * every
         if self.rank == 0 and STATUS_VAR in os.environ:  # for `dist-logreg supervise`
             with contextlib.suppress(OSError):
                 Path(os.environ[STATUS_VAR]).write_text(json.dumps({"step": step, "steps": steps}))
 
     def finish(self, summary: dict, out_dir: Path) -> None:
+        self.close()
         if self.rank == 0:
             print(format_summary(summary, out_dir), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """End the progress bar, if any (before the end-of-run block or an error)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _bytes(n: float) -> str:

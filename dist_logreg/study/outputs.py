@@ -59,10 +59,16 @@ def write_outputs(
     _write_json(out_dir / "summary.json", summary)
     _write_json(out_dir / "traffic.json", traffic)
     _write_json(out_dir / "config.json", config)
+    # start_aligned_s: on rank 0's clock (offsets measured at start-up), from the earliest
+    # rank's first step, so ranks compare: who arrived late at which allreduce.
+    aligned = [int(r["marks"][0, 0]) + r["clock_offset_ns"] for r in per_rank if r["marks"].size]
+    common = min(aligned, default=0)
     with (out_dir / "metrics.jsonl").open("w") as fh:
         for r in per_rank:
             origin = int(r["marks"][0, 0]) if r["marks"].size else 0
-            fh.writelines(metric_lines(r["rank"], r["calls"], origin))
+            fh.writelines(
+                metric_lines(r["rank"], r["calls"], origin, aligned=common - r["clock_offset_ns"])
+            )
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
             for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
@@ -115,8 +121,14 @@ def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     return where
 
 
-def metric_lines(rank: int, calls: dict, origin: int, first: int = 0) -> list[str]:
-    """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``."""
+def metric_lines(
+    rank: int, calls: dict, origin: int, first: int = 0, aligned: int | None = None
+) -> list[str]:
+    """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``.
+
+    With ``aligned`` (the common origin expressed on this rank's clock), each line also has
+    ``start_aligned_s``, comparable across ranks.
+    """
     return [
         json.dumps(
             {
@@ -125,6 +137,7 @@ def metric_lines(rank: int, calls: dict, origin: int, first: int = 0) -> list[st
                 "bytes": nbytes,
                 "seconds": ns * 1e-9,
                 "start_s": (start - origin) * 1e-9,
+                **({} if aligned is None else {"start_aligned_s": (start - aligned) * 1e-9}),
             }
         )
         + "\n"

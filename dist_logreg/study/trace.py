@@ -43,6 +43,16 @@ def clock_offset(comm, rounds: int = ROUNDS) -> tuple[int, int]:
     return best
 
 
+def clock_sync(per_rank: list[dict]) -> dict:
+    """How the ranks' clocks were aligned: each offset to rank 0 and its error bound."""
+    return {
+        "method": "ping-pong with rank 0 at start-up, smallest round trip of "
+        f"{ROUNDS}; offsets fixed for the run (drift not corrected)",
+        "offset_ns": [r["clock_offset_ns"] for r in per_rank],
+        "error_ns": [r["clock_error_ns"] for r in per_rank],
+    }
+
+
 def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool) -> dict:
     """Rank 0: write ``trace.json`` from the gathered records; returns the clock-sync report.
 
@@ -112,12 +122,7 @@ def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool
                 off,
                 {"step": step, "bytes": nbytes, "algorithm": algorithm},
             )
-    sync = {
-        "method": "ping-pong with rank 0 at start-up, smallest round trip of "
-        f"{ROUNDS}; offsets fixed for the run (drift not corrected)",
-        "offset_ns": [r["clock_offset_ns"] for r in per_rank],
-        "error_ns": [r["clock_error_ns"] for r in per_rank],
-    }
+    sync = clock_sync(per_rank)
     doc = {"traceEvents": events, "displayTimeUnit": "ns", "otherData": {"clock_sync": sync}}
     path.write_text(json.dumps(doc))
     return sync

@@ -100,6 +100,14 @@ class TrainConfig:
             "config.json (default: runs/train-<time>)"
         },
     )
+    tag: str | None = field(
+        default=None,
+        metadata={
+            "help": "a label for this run, recorded in summary.json (run.tag) and used by "
+            "`dist-logreg report` to name it in comparisons (default: the output "
+            "directory's name)"
+        },
+    )
     allreduce: str = field(
         default="mpi",
         metadata={
@@ -275,6 +283,8 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
                 f"a rank below the world size ({world_size})",
                 fault.rank,
             )
+    if cfg.tag is not None:
+        need(bool(cfg.tag.strip()), "--tag", "a non-empty label", cfg.tag)
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     need(cfg.flush_every >= 0, "--flush-every", "an integer >= 0", cfg.flush_every)
     if world_size is not None:

@@ -139,7 +139,7 @@ def train(
     marks = np.zeros((steps - first, len(MARKS)), dtype=np.int64)
     comm_ns = np.zeros(steps - first, dtype=np.int64)
     batch_loss = np.full(steps - first, np.nan)
-    log_every = cfg.log_every or max(1, steps // 10)
+    log_every = cfg.log_every or max(1, steps // getattr(reporter, "updates", 10))
     every = cfg.checkpoint_every if checkpointer else 0
     lr, l2, mom = cfg.lr, cfg.l2, cfg.momentum
     clock = perf_counter_ns

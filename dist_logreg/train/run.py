@@ -16,10 +16,11 @@ from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.study import provenance
 from dist_logreg.study.console import Reporter
 from dist_logreg.study.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
 from dist_logreg.study.stats import gather_records, summarize
-from dist_logreg.study.trace import clock_offset, write_trace
+from dist_logreg.study.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import data as data_mod
 from dist_logreg.train.config import TrainConfig, to_dict, total_steps
@@ -33,6 +34,7 @@ def run(comm, args: argparse.Namespace) -> int:
     """Collective: the ``train`` sub-command from its parsed flags; returns the exit status."""
     cfg, mpi_record = _config(comm, args)
     out_dir = prepare_out_dir(comm, cfg.out)
+    run_info = provenance.collect(comm, cfg.tag or out_dir.name)
     ds = _dataset(comm, cfg)
     rank = comm.Get_rank()
     reporter = Reporter(rank)
@@ -56,7 +58,7 @@ def run(comm, args: argparse.Namespace) -> int:
 
     inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
     allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
-    clock = clock_offset(comm) if cfg.trace else (0, 0)
+    clock = clock_offset(comm)  # always: metrics.jsonl gets clock-aligned start times
     watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
     partial = PartialMetrics(out_dir, rank, start.step if start else 0, reporter.warn)
     try:
@@ -80,6 +82,8 @@ def run(comm, args: argparse.Namespace) -> int:
     if rank == 0:
         info = {"algorithm": inner.name, "node_of": inner.node_of, "mpi_algorithm": mpi_record}
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
+        summary["run"] = run_info
+        summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
         try:
             if cfg.trace:
                 sync = write_trace(

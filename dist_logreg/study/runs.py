@@ -1,0 +1,181 @@
+"""Read what runs left behind, for ``dist-logreg report``: a training output directory or a
+bench JSON. Pure Python and numpy (no MPI): the report runs anywhere the files are.
+
+Missing optional files (``steps.jsonl``, ``metrics.jsonl``, ``traffic.json``,
+``links.json``, ``flows.json``) leave their field ``None``: the report says what it could
+not draw and why. Files that are there but malformed are a ``UsageError`` naming the file,
+the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.errors import UsageError
+
+#: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
+STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss")
+CALL_COLUMNS = ("step", "rank", "bytes", "seconds", "start_s", "start_aligned_s", "predicted_s")
+
+
+@dataclass
+class TrainRun:
+    """One training output directory."""
+
+    path: Path
+    tag: str
+    summary: dict
+    config: dict
+    steps: dict[str, np.ndarray] | None  # STEP_COLUMNS, one entry per step per rank
+    calls: dict[str, np.ndarray] | None  # CALL_COLUMNS, one entry per allreduce per rank
+    traffic: dict | None
+    links: list[dict] | None  # links.json "links"
+    flows: list[dict] | None  # flows.json "flows"
+    kind: str = field(default="train", init=False)
+
+    @property
+    def run(self) -> dict:
+        return self.summary.get("run") or {}
+
+
+@dataclass
+class BenchRun:
+    """One bench JSON (the object form, or the list of records written before the run block)."""
+
+    path: Path
+    tag: str
+    doc: dict  # {"run": ..., "records": [...]}, the old list form wrapped
+    kind: str = field(default="bench", init=False)
+
+    @property
+    def run(self) -> dict:
+        return self.doc.get("run") or {}
+
+    @property
+    def records(self) -> list[dict]:
+        return self.doc["records"]
+
+
+def load(path: str | Path) -> TrainRun | BenchRun:
+    """A training output directory (or its ``summary.json``), or a bench JSON file."""
+    path = Path(path)
+    if path.is_file() and path.name == "summary.json":
+        path = path.parent
+    if path.is_dir():
+        if not (path / "summary.json").is_file():
+            raise UsageError(
+                f"RUN {path}: expected a training output directory (with summary.json) or "
+                "a bench JSON file, got a directory without summary.json"
+            )
+        return _load_train(path)
+    if not path.exists():
+        raise UsageError(f"RUN {path}: not found")
+    return _load_bench(path)
+
+
+def bench_records(doc, where: str) -> dict:
+    """A bench JSON as ``{"run": ..., "records": [...]}``; the old plain list is accepted."""
+    if isinstance(doc, list):
+        doc = {"run": None, "records": doc}
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise UsageError(
+            f"{where}: expected a bench JSON (an object with a list 'records', or a list of "
+            f"records), got {type(doc).__name__}"
+        )
+    needed = ("algorithm", "bytes", "time_s", "busbw")
+    for i, rec in enumerate(doc["records"]):
+        missing = [k for k in needed if not isinstance(rec, dict) or k not in rec]
+        if missing:
+            raise UsageError(f"{where}: record {i}: expected keys {', '.join(missing)}")
+    return doc
+
+
+def _load_bench(path: Path) -> BenchRun:
+    doc = bench_records(_read_json(path), f"bench JSON {path}")
+    tag = (doc.get("run") or {}).get("tag") or path.stem
+    return BenchRun(path, tag, doc)
+
+
+def _load_train(path: Path) -> TrainRun:
+    summary = _read_json(path / "summary.json")
+    if not isinstance(summary, dict) or "world_size" not in summary:
+        raise UsageError(f"{path / 'summary.json'}: expected a run summary with world_size")
+    config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
+    links = flows = None
+    if (path / "links.json").is_file():
+        links = _list_in(path / "links.json", "links", ("name", "bytes"))
+    if (path / "flows.json").is_file():
+        flows = _list_in(path / "flows.json", "flows", ("src_rank", "dst_rank", "bytes", "spine"))
+    return TrainRun(
+        path,
+        tag,
+        summary,
+        config,
+        _read_jsonl(path / "steps.jsonl", STEP_COLUMNS),
+        _read_jsonl(path / "metrics.jsonl", CALL_COLUMNS),
+        _read_json(path / "traffic.json") if (path / "traffic.json").is_file() else None,
+        links,
+        flows,
+    )
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
+
+
+def _list_in(path: Path, key: str, needed: tuple[str, ...]) -> list[dict]:
+    doc = _read_json(path)
+    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise UsageError(f"{path}: expected an object with a list {key!r}")
+    for i, item in enumerate(items):
+        missing = [k for k in needed if not isinstance(item, dict) or k not in item]
+        if missing:
+            raise UsageError(f"{path}: {key}[{i}]: expected keys {', '.join(missing)}")
+    return items
+
+
+def _read_jsonl(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The columns of a JSON-lines file as float arrays (NaN where a line lacks a key)."""
+    if not path.is_file():
+        return None
+    cols: dict[str, list] = {c: [] for c in columns}
+    with path.open() as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{path} line {n}: expected a JSON object ({exc})") from None
+            if not isinstance(rec, dict) or "step" not in rec or "rank" not in rec:
+                raise UsageError(f"{path} line {n}: expected an object with step and rank")
+            for c in columns:
+                v = rec.get(c)
+                cols[c].append(np.nan if v is None else v)
+    return {c: np.asarray(v, dtype=np.float64) for c, v in cols.items()}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a tag: ``"ring 1 Gbit/s"`` -> ``"ring-1-Gbit-s"``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def unique_tags(runs: list) -> None:
+    """Make the runs' tags distinct (``tag``, ``tag #2``, ...), in place."""
+    seen: dict[str, int] = {}
+    for r in runs:
+        seen[r.tag] = seen.get(r.tag, 0) + 1
+        if seen[r.tag] > 1:
+            r.tag = f"{r.tag} #{seen[r.tag]}"
