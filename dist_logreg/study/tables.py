@@ -78,7 +78,8 @@ def training_comparison(runs: list) -> Table:
     rows = []
     for name in heads[0]:
         first = heads[0][name]
-        rows.append([name] + [_fmt(name, h[name]) + _ratio(h[name], first) for h in heads])
+        label = name.replace(" (s)", "").replace(" (GB/s)", "")  # the values carry the unit
+        rows.append([label] + [_fmt(name, h[name]) + _ratio(h[name], first) for h in heads])
     note = f"ratios against the first run ({runs[0].tag}); step time and latency: lower is better"
     return Table("Headline numbers", ["metric"] + [r.tag for r in runs], rows, note)
 
