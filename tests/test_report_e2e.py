@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.e2e]
 
 TRAIN_IMAGES = {"step-time.png", "loss.png", "latency-cdf.png", "lateness.png", "traffic.png"}
 SMALL = ["--samples", "600", "--features", "9", "--batch-size", "60", "--steps", "12"]
-STALL = ("1", "6", "0.3")  # rank, step, seconds
+STALL = ("1", "6", "0.5")  # rank, step, seconds: far above the noise of a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_summary_says_where_the_run_came_from(tmp_path, monkeypatch, n):
     assert len(s["clock_sync"]["offset_ns"]) == n
     lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 3 * n and all(x["start_aligned_s"] >= 0 for x in lines)
-    assert min(x["start_aligned_s"] for x in lines if x["step"] == 0) < 0.01
+    assert min(x["start_aligned_s"] for x in lines if x["step"] == 0) < 1  # a common origin
 
 
 def in_terminal(n: int, args: list[str], timeout: float = 60) -> str:

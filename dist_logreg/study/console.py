@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dist_logreg.protocol import STATUS_VAR
 from dist_logreg.study.progress import bar_for
+from dist_logreg.units import format_bytes as _bytes
 
 
 class Reporter:
@@ -77,14 +78,6 @@ class Reporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def _us(s: float) -> str:

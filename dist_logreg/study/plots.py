@@ -13,6 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
+from dist_logreg.units import format_bytes
+
 PHASE_COLOURS = {"data": "#8c8c8c", "compute": "#4c72b0", "comm": "#dd8452", "update": "#55a868"}
 #: Above this many steps, step series are drawn as means of equal bins (heatmap: maxima).
 MAX_POINTS = 1000
@@ -47,11 +49,7 @@ def time_unit(values) -> tuple[float, str]:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+    return format_bytes(n, ".3g")
 
 
 BYTES_AXIS = FuncFormatter(lambda x, _pos: human_bytes(x))

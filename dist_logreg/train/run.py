@@ -75,6 +75,7 @@ def run(comm, args: argparse.Namespace) -> int:
         )
         per_rank = gather_records(comm, allreduce, result, clock)
     finally:
+        reporter.close()  # the progress bar, if any, ends before any error or summary
         if watchdog:
             watchdog.close()
     allreduce.free()
