@@ -28,6 +28,7 @@ _METAVARS = {
     "label_column": "COLUMN",
     "bucket_bytes": "N",
     "ranks_per_node": "K",
+    "model": "FILE|auto",
 }
 
 
