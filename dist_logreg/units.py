@@ -1,4 +1,4 @@
-"""Sizes and rates as people write them (``64M``, ``1gbit``): parsing, pure Python."""
+"""Sizes and rates as people write them (``64M``, ``1gbit``, ``400G``): parsing, pure Python."""
 
 from __future__ import annotations
 

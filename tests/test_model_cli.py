@@ -1,11 +1,14 @@
 """``dist-logreg model fit|predict`` as a user runs them (plain processes, no MPI)."""
 
+import contextlib
+import io
 import json
 import subprocess
 
 import numpy as np
 import pytest
 
+from dist_logreg.cli.main import main
 from dist_logreg.comm.costmodel import design
 from dist_logreg.comm.costs import coefficients
 from dist_logreg.comm.schedule import Placement, shape
@@ -15,8 +18,19 @@ A_I, B_I, A_E, B_E, G = 3e-6, 2e-10, 40e-6, 8e-9, 1e-10
 
 
 def dl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "dist-logreg"), *args], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    """``dist-logreg ARGS`` in this process (a plain sub-command: no MPI, no launcher)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def test_the_installed_command_runs_without_mpi(model_file):
+    r = subprocess.run([str(BIN / "dist-logreg"), "model", "predict", "--model", str(model_file),
+                        "--bytes", "1M", "--algorithm", "ring"], capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "\nring\n" in r.stdout and "fastest: 1 MiB ring" in r.stdout
 
 
 @pytest.fixture(scope="module")

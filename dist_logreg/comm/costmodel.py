@@ -123,13 +123,15 @@ def params(model: dict, name: str, link_rate: float | None = None) -> tuple[np.n
                 notes[seg, j] = notes[seg, j + 1] = note
         out[seg, 4] = model["gamma"][seg]["s_per_byte"]
         if link_rate:
-            measured = algorithm_params(model, name)["segments"][seg].get("inter")
-            if fit_rate and measured is not None:
-                out[seg, 3] = measured["beta_s_per_byte"] * fit_rate / link_rate
+            measured = algorithm_params(model, name)["segments"][seg]
+            if fit_rate and measured.get("inter") is not None:
+                out[seg, 3] = measured["inter"]["beta_s_per_byte"] * fit_rate / link_rate
             else:
                 out[seg, 3] = 8.0 / link_rate
                 notes[seg, 3] = (f"{name}: inter-host beta = 8 / link rate (serialization time; "
                                  "the fit's own link rate is not known)")  # fmt: skip
+            if measured.get("intra") is None:  # a stand-in: no slower than the new link
+                out[seg, 1] = min(out[seg, 1], out[seg, 3])
     return out, notes
 
 

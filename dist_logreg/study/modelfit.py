@@ -120,8 +120,9 @@ def format_fit(model: dict) -> list[str]:
     edges = ["0", *[f"{b:,}" for b in bps], "inf"]
     src = model.get("source", {})
     lines = [
-        f"# cost model: {len(bps) + 1} size segment(s), breakpoints {bps or 'none'} bytes "
-        f"(message size); world sizes {src.get('world_sizes')}, hosts {src.get('hosts')}, "
+        f"# cost model: {len(bps) + 1} size segment(s)"
+        + (f", breakpoints {bps} (message bytes)" if bps else "")
+        + f"; world sizes {src.get('world_sizes')}, hosts {src.get('hosts')}, "
         f"link {src.get('link_rate') or 'unknown'}, {src.get('topology')}",
     ]
     for k, g in enumerate(model["gamma"]):
