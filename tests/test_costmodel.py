@@ -182,6 +182,9 @@ def test_model_file_errors(tmp_path):
     bad.write_text(json.dumps([1, 2]))
     with pytest.raises(UsageError, match="expected a cost model"):
         costmodel.load(bad)
+    bad.write_text(json.dumps({"format": costmodel.FORMAT, "version": 1, "breakpoints": []}))
+    with pytest.raises(UsageError, match="incomplete cost model"):
+        costmodel.load(bad)
     good = tmp_path / "good.json"
     costmodel.save(one_segment_model(), good)
     model = costmodel.load(good)

@@ -2,12 +2,14 @@
 
 Per algorithm, non-negative least squares of ``alpha`` and ``beta`` (inside a host and
 between hosts, per size segment) against measured allreduce times, weighted by ``1/t`` so it
-minimises the *relative* error; ``gamma`` (per byte reduced) is not fitted from the
-allreduces (ring and Rabenseifner have the same beta:gamma ratio, recursive doubling sends
-and reduces the same bytes, so the two cannot be told apart) but from the local reduction
-micro-benchmark ``bench`` records alongside. Segment breakpoints are given, or found from the
-data: every candidate between two measured message sizes is tried, and extra segments are
-kept only when they pay for their parameters (Bayesian information criterion).
+minimises the *relative* error, robustly (Huber: relative errors beyond 10% count linearly,
+so a few disturbed measurements do not pull the fit); ``gamma`` (per byte reduced) is not
+fitted from the allreduces (ring and Rabenseifner have the same beta:gamma ratio, recursive
+doubling sends and reduces the same bytes, so the two cannot be told apart) but from the
+local reduction micro-benchmark ``bench`` records alongside. Segment breakpoints are given,
+or found from the data: every candidate between two measured message sizes is tried, and
+an extra segment is kept only when it pays for its parameters (Akaike's criterion: the
+small sizes' noise must not hide a change of regime at the large ones).
 """
 
 from __future__ import annotations
@@ -70,6 +72,34 @@ def _weighted_nnls(A: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.ndarray:
     return x
 
 
+#: Relative error beyond which a measurement counts linearly, not squared (Huber): a few
+#: calls disturbed by another job (or a token bucket letting a burst through) must not pull
+#: the fit, and relative least squares is easily pulled by a time far *below* the rest.
+HUBER = 0.1
+
+
+def huber(rel: np.ndarray) -> np.ndarray:
+    """Twice Huber's loss of relative residuals: ``r^2`` up to ``HUBER``, linear beyond."""
+    a = np.abs(rel)
+    return np.where(a <= HUBER, a * a, 2 * HUBER * a - HUBER * HUBER)
+
+
+def robust_nnls(A: np.ndarray, y: np.ndarray, t: np.ndarray, iters: int = 30) -> np.ndarray:
+    """:func:`nnls` of ``A x ~ y``, relative to ``t``, with Huber's loss (iteratively
+    reweighted: rows whose relative residual exceeds ``HUBER`` weigh ``HUBER / |r|``)."""
+    s = np.ones(len(t))
+    x = np.zeros(A.shape[1])
+    for _ in range(iters):
+        w = np.sqrt(s)[:, None]
+        x = _weighted_nnls(A * w, y * w[:, 0], t)
+        rel = np.abs(A @ x - y) / t
+        new = np.minimum(1.0, HUBER / np.maximum(rel, 1e-300))
+        if np.max(np.abs(new - s)) < 1e-3:
+            break
+        s = new
+    return x
+
+
 @dataclass(frozen=True)
 class Sample:
     """One measured allreduce: ``seconds`` for ``nbytes`` with ``algorithm`` on ``place``."""
@@ -92,7 +122,7 @@ def fit_gamma(reduce: list[tuple[float, float]], breakpoints) -> list[dict]:
 
     def one(mask) -> dict:
         A = np.stack([np.ones(mask.sum()), n[mask]], axis=1)
-        c0, g = _weighted_nnls(A, t[mask], t[mask])
+        c0, g = robust_nnls(A, t[mask], t[mask])
         return {"s_per_byte": float(g), "overhead_s": float(c0), "sizes": int(mask.sum())}
 
     whole = one(np.ones(n.size, dtype=bool))
@@ -144,23 +174,23 @@ class _Problem:
         return D
 
     def fit(self, breakpoints) -> tuple[float, int, dict, list]:
-        """``(weighted RSS, free parameters, per-algorithm fits, gamma)``."""
+        """``(robust loss, free parameters, per-algorithm fits, gamma)``."""
         gamma = fit_gamma(self.reduce, breakpoints)
         g = np.array([x["s_per_byte"] for x in gamma])
         design_all = self.design(breakpoints)
-        rss, k, algs = 0.0, 0, {}
+        loss, k, algs = 0.0, 0, {}
         for name in self.names:
             mine = self.alg == name
             D, t = design_all[mine], self.seconds[mine]
             fixed = D[:, :, 4] @ g
             A = D[:, :, :4].reshape(len(t), -1)
-            x = _weighted_nnls(A, t - fixed, t)
+            x = robust_nnls(A, t - fixed, t)
             rel = (A @ x + fixed - t) / t
-            rss += float(rel @ rel)
+            loss += float(huber(rel).sum())
             live = np.abs(A).sum(axis=0) > 0
             k += int(live.sum())
             algs[name] = _algorithm_doc(name, x.reshape(-1, 4), live.reshape(-1, 4), rel)
-        return rss, k, algs, gamma
+        return loss, k, algs, gamma
 
     def candidates(self) -> list[int]:
         """Breakpoints between consecutive measured message sizes (geometric midpoints)."""
@@ -236,14 +266,14 @@ def fit(
 
 
 def _search(prob: _Problem, segments: int | None, max_segments: int) -> list[int]:
-    """Greedy: add the breakpoint that lowers the BIC most, up to the limit (or exactly N)."""
+    """Greedy: add the breakpoint that lowers the AIC most, up to the limit (or exactly N)."""
     n_rows = len(prob.samples)
 
-    def bic(bps) -> float:
-        rss, k, _, _ = prob.fit(bps)
-        return n_rows * math.log(max(rss, 1e-20) / n_rows) + (k + len(bps)) * math.log(n_rows)
+    def aic(bps) -> float:
+        loss, k, _, _ = prob.fit(bps)
+        return n_rows * math.log(max(loss, 1e-20) / n_rows) + 2 * (k + len(bps))
 
-    best, score = [], bic([])
+    best, score = [], aic([])
     limit = segments if segments else max_segments
     while len(best) + 1 < limit:
         trials = [sorted([*best, c]) for c in prob.candidates() if c not in best]
@@ -255,7 +285,7 @@ def _search(prob: _Problem, segments: int | None, max_segments: int) -> list[int
                     "needs at least 3 measured sizes of every algorithm in it)"
                 )
             break
-        scores = [bic(bps) for bps in trials]
+        scores = [aic(bps) for bps in trials]
         i = int(np.argmin(scores))
         if not segments and scores[i] >= score:
             break

@@ -15,12 +15,17 @@ with that link's serialization time, keeping the fitted per-message overhead ``a
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from dist_logreg.comm.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
+
+#: Steps of an algorithm on a placement, kept: a table or a crossover search asks for the
+#: same ones at many sizes.
+_steps = lru_cache(maxsize=64)(shape)
 
 FORMAT = "dist-logreg cost model"
 VERSION = 1
@@ -64,10 +69,15 @@ def load(path: str | Path) -> dict:
         raise UsageError(
             f"model file {path}: expected version {VERSION}, got {doc.get('version')!r}"
         )
-    segments = len(doc["breakpoints"]) + 1
-    for name, alg in doc["algorithms"].items():
-        if len(alg["segments"]) != segments or len(doc["gamma"]) != segments:
-            raise UsageError(f"model file {path}: {name}: expected {segments} segments")
+    try:
+        segments = len(doc["breakpoints"]) + 1
+        ok = len(doc["gamma"]) == segments and all(
+            len(alg["segments"]) == segments for alg in doc["algorithms"].values()
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"model file {path}: incomplete cost model (missing {exc})") from None
+    if not ok:
+        raise UsageError(f"model file {path}: expected {segments} size segments everywhere")
     return doc
 
 
@@ -140,7 +150,7 @@ def predict(
 ) -> dict:
     """Predicted time of one allreduce of ``n`` bytes, and its latency/bandwidth/reduction parts."""
     par, notes = params(model, name, link_rate)
-    coef = design(shape(name, place), n, model["breakpoints"])
+    coef = design(_steps(name, place), n, model["breakpoints"])
     d = coef * par
     alpha, beta, gamma = d[:, [0, 2]].sum(), d[:, [1, 3]].sum(), d[:, 4].sum()
     return {

@@ -119,7 +119,8 @@ def read_summary(run_dir: str) -> dict:
     path = Path(run_dir) / "summary.json"
     try:
         s = json.loads(path.read_text())
-        s["allreduce"]["bytes_per_call"], s["time_s"]["compute"], s["steps_run"]
+        for need in (s["allreduce"]["bytes_per_call"], s["time_s"]["compute"], s["steps_run"]):
+            float(need)
     except FileNotFoundError:
         raise UsageError(
             f"--run {run_dir}: no summary.json there (a finished train --out DIR)"
