@@ -78,17 +78,32 @@ def add_parser(sub) -> None:
         "serialization time (scaled by the fit's efficiency if the fit's rate is known), "
         "keeping the fitted per-message alpha",
     )
-    p.add_argument("--topology", choices=("flat", "two-tier"), default="flat")
-    p.add_argument("--hosts-per-leaf", type=int, default=0, metavar="H", help="two-tier: H")
+    p.add_argument(
+        "--topology",
+        choices=("flat", "two-tier"),
+        default="flat",
+        help="flat: every host on one switch; two-tier: hosts under leaves whose uplinks "
+        "are shared (default: flat)",
+    )
+    p.add_argument(
+        "--hosts-per-leaf", type=int, default=0, metavar="H", help="two-tier: hosts per leaf"
+    )
     p.add_argument(
         "--oversubscription",
         default="1:1",
         metavar="X:1",
         help="two-tier: leaf uplink = link rate x H / X (default: 1:1)",
     )
-    p.add_argument("--bytes", metavar="LIST", help="payload sizes, e.g. 8,64K,16M")
+    p.add_argument(
+        "--bytes", metavar="LIST", help="payload sizes, e.g. 8,64K,16M (default: 8 B to 16 MiB)"
+    )
     p.add_argument("--features", type=int, metavar="D", help="the trainer's buffer: D + 3 elements")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float64",
+        help="with --features: the element type (default: float64)",
+    )
     p.add_argument("--algorithm", metavar="LIST", help="comma list (default: all in the model)")
     p.add_argument("--run", metavar="DIR", help="a train --out DIR: its comm fraction at --ranks")
     p.add_argument("--scaling", choices=("strong", "weak"), default="strong",
