@@ -1,5 +1,5 @@
-"""Sizes and rates as people write them (``64M``, ``1gbit``): parsing and printing, pure
-Python."""
+"""Sizes and rates as people write them (``64M``, ``1gbit``, ``400G``): parsing and printing,
+pure Python."""
 
 from __future__ import annotations
 
@@ -54,3 +54,35 @@ def format_bytes(n: float, spec: str = ".2f") -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:{spec}} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+_BIT_PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_link_rate(text: str, flag: str = "--link-rate") -> float:
+    """A link rate in bits/s: ``25G``, ``400G``, ``100M`` (decimal prefixes, bits, as links
+    are sold), also ``100mbit``, ``1gbit`` (tc) and ``10Gbps``."""
+    t = text.strip().lower()
+    for unit in ("bit/s", "bps", "bit", "b/s"):
+        if t.endswith(unit):
+            t = t[: -len(unit)]
+            break
+    prefix = t[-1:] if t[-1:] in _BIT_PREFIX else ""
+    number = t[: len(t) - len(prefix)]
+    try:
+        value = float(number) * _BIT_PREFIX[prefix]
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise UsageError(
+            f"{flag}: expected a link rate such as 25G, 400G, 100M or 1gbit (bits/s), got {text!r}"
+        )
+    return value
+
+
+def format_link_rate(bits: float) -> str:
+    """1e11 -> ``100 Gbit/s``."""
+    for scale, unit in ((1e12, "Tbit/s"), (1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
+        if bits >= scale:
+            return f"{bits / scale:g} {unit}"
+    return f"{bits:g} bit/s"

@@ -105,6 +105,10 @@ def test_comm_knows_nothing_of_training():
         "dist_logreg.ops.cluster",
         "dist_logreg.cli",
         "dist_logreg.study.report",  # dist-logreg report runs where no MPI is
+        # `dist-logreg model fit|predict` is a plain process: the cost model is pure
+        "dist_logreg.comm.costfit",
+        "dist_logreg.study.modelfit",
+        "dist_logreg.study.whatif",
     ],
 )
 def test_operations_tools_do_not_load_mpi(module):

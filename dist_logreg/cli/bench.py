@@ -13,6 +13,8 @@ examples:
   mpirun -n 2 dist-logreg bench                                   # mpi, 8 B .. 64 MiB
   mpirun -n 3 dist-logreg bench --allreduce mpi,ring,rabenseifner --max-bytes 1M --out b.json
   mpirun -n 4 dist-logreg bench --allreduce hierarchical --ranks-per-node 2
+  mpirun -n 4 dist-logreg bench --allreduce ring,rabenseifner --max-bytes 4M --fit model.json
+  mpirun -n 3 dist-logreg bench --allreduce ring --model model.json   # measured vs predicted
 """
 
 
@@ -77,6 +79,18 @@ def add_parser(sub) -> None:
         help="a label for this run, recorded in the JSON (run.tag) and used by `dist-logreg "
         "report` to name it in comparisons (default: the --out file's name)",
     )
+    bench.add_argument(
+        "--fit",
+        nargs="?",
+        const="model.json",
+        metavar="FILE",
+        help="fit the cost model to this sweep and write it (default FILE: model.json)",
+    )
+    bench.add_argument(
+        "--model",
+        metavar="FILE",
+        help="a fitted model.json: add predicted time and measured/predicted columns",
+    )
     bench.set_defaults(func=cmd, mpi=True)
 
 
@@ -86,6 +100,7 @@ def cmd(comm, args: argparse.Namespace) -> int:
 
     from dist_logreg.comm.mpilib import mpi_algorithm_record
     from dist_logreg.study import bench
+    from dist_logreg.study.benchmodel import load_model
 
     error = None
     try:
@@ -93,6 +108,7 @@ def cmd(comm, args: argparse.Namespace) -> int:
         args.max_bytes = parse_bytes(args.max_bytes)
         bench.check_args(args)
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
+        args.model_doc = load_model(args.model, bench.algorithm_names(args.allreduce))
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

@@ -19,6 +19,7 @@ study the communication:
   mpirun -n 4 dist-logreg train --allreduce hierarchical --ranks-per-node 2
   mpirun -n 2 dist-logreg train --mpi-algorithm recursive-doubling
   mpirun -n 2 dist-logreg train --features 65536 --bucket-bytes 65536 --trace
+  mpirun -n 4 dist-logreg train --model auto        # predicted vs measured, stragglers
 
 survive faults:
   mpirun -n 3 dist-logreg train --checkpoint-every 50 --out runs/a --comm-timeout 30

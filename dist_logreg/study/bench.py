@@ -21,7 +21,7 @@ from dist_logreg.comm.costs import busbw_factor
 from dist_logreg.comm.names import ALGORITHMS
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
-from dist_logreg.study import provenance
+from dist_logreg.study import benchmodel, provenance
 from dist_logreg.study.progress import bar_for
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
@@ -121,7 +121,10 @@ def run(comm, args, mpi_record: dict | None) -> int:
     )
     if mpi_record and "mpi" in algorithms:
         say(f"# mpi: {mpi_record['library']}; {mpi_record['setting']}", flush=True)
-    say(HEADER, flush=True)
+    model = getattr(args, "model_doc", None)  # --model: predicted columns
+    say(HEADER + (benchmodel.HEADER if model else ""), flush=True)
+    place = benchmodel.where(comm, args.ranks_per_node)
+    reduce_s: dict[int, float] = {}  # local np.add per size: gamma, measured alongside
     records = []
     for name in algorithms:
         allreduce = make_allreduce(name, comm, args.ranks_per_node)
@@ -129,8 +132,15 @@ def run(comm, args, mpi_record: dict | None) -> int:
             rec = measure(comm, allreduce, nbytes, args.dtype, args.warmup, args.iters)
             if name == "mpi" and mpi_record:
                 rec["mpi_algorithm"] = mpi_record
+            if rec["bytes"] not in reduce_s:
+                reduce_s[rec["bytes"]] = benchmodel.measure_reduce(
+                    comm, rec["bytes"], args.dtype, args.iters
+                )
+            rec.update(place, reduce_s=reduce_s[rec["bytes"]])
+            if model:
+                rec.update(benchmodel.compare(model, rec))
             records.append(rec)
-            say(format_row(rec), flush=True)
+            say(format_row(rec) + (benchmodel.format_cols(rec) if model else ""), flush=True)
             if bar is not None:
                 bar.advance_to(len(records), f"{name} {nbytes} B")
         allreduce.free()  # hierarchical's split communicators
@@ -140,6 +150,8 @@ def run(comm, args, mpi_record: dict | None) -> int:
         doc = {"run": run_info, "records": records}
         Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
         say(f"# wrote {args.out}")
+    if getattr(args, "fit", None):
+        benchmodel.fit_after_sweep(comm, records, args.fit, say)
     bad = sum(r["wrong"] for r in records)
     if bad:
         raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")

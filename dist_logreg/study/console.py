@@ -141,6 +141,49 @@ def format_summary(s: dict, out_dir: Path) -> str:
         f"    comm    {spread('comm')}   update  {spread('update')}",
         f"  comm fraction   {100 * cf['median']:.1f}% median [{100 * cf['min']:.1f}%.."
         f"{100 * cf['max']:.1f}%] of loop time in the gradient allreduce",
+        *model_lines(s),
         f"  outputs         {out_dir}/",
     ]
     return "\n".join(lines)
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1e3:.1f} ms" if abs(s) >= 1e-3 else _us(s)
+
+
+def model_lines(s: dict, show: int = 3) -> list[str]:
+    """The cost model against the measurement, and the stragglers (when the summary has them)."""
+    lines = []
+    m = s.get("model")
+    if m:
+        ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
+        lines.append(
+            f"  model           measured p50 {_us(m['measured_p50_s'])}, predicted "
+            f"{_us(m['predicted_s'])} (ratio {ratio})  [{m['algorithm']}, {m['source']}]"
+        )
+        if m["explanation"]:
+            lines.append(f"    explanation   {m['explanation']}")
+    st = s.get("stragglers")
+    if st:
+        lines.append("  stragglers      the rank that entered each step's allreduce last, late by "
+                     "(vs the next-latest rank)")  # fmt: skip
+        lines += [
+            f"    rank {r['rank']} (host {r['host']}) arrived last in {100 * r['share']:.0f}% "
+            f"of steps, median +{_ms(r['median_late_s'])}, worst +{_ms(r['worst_late_s'])} "
+            f"(step {r['worst_step']})"
+            for r in st["table"][:show]
+            if r["last_steps"]
+        ]
+        if "flagged_total" in st:
+            lines.append(
+                f"  flagged         {st['flagged_total']} step(s) took over "
+                f"{st['slow_factor']:g}x the predicted allreduce"
+                + ("; the slowest:" if st["flagged_total"] else "")
+            )
+            lines += [
+                f"    step {f['step']}: {_ms(f['measured_s'])} = {f['ratio']:.0f}x predicted; "
+                f"rank {f['late_rank']} (host {f['late_host']}) arrived last, "
+                f"+{_ms(f['late_by_s'])}"
+                for f in sorted(st["flagged_steps"], key=lambda f: -f["measured_s"])[:show]
+            ]
+    return lines

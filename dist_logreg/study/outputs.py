@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.study.stragglers import step_predictions
 from dist_logreg.train.loop import PHASES, TrainResult
 
 
@@ -53,8 +54,13 @@ def write_outputs(
     per_rank: list[dict],
     result: TrainResult,
     config: dict,
+    predict=None,
 ) -> None:
-    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config."""
+    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config.
+
+    ``predict`` (bytes -> seconds, from a cost model): adds ``predicted_s`` to every call in
+    metrics.jsonl and every step in steps.jsonl (the sum over its calls).
+    """
     np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
     _write_json(out_dir / "summary.json", summary)
     _write_json(out_dir / "traffic.json", traffic)
@@ -67,14 +73,25 @@ def write_outputs(
         for r in per_rank:
             origin = int(r["marks"][0, 0]) if r["marks"].size else 0
             fh.writelines(
-                metric_lines(r["rank"], r["calls"], origin, aligned=common - r["clock_offset_ns"])
+                metric_lines(
+                    r["rank"],
+                    r["calls"],
+                    origin,
+                    aligned=common - r["clock_offset_ns"],
+                    predict=predict,
+                )
             )
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
+            pred = None
+            if predict is not None:
+                pred = step_predictions(r["calls"], result.first_step, len(r["phase_ns"]), predict)
             for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
                 rec = {"step": result.first_step + i, "rank": r["rank"]}
                 rec.update({f"{ph}_s": v for ph, v in zip(PHASES, row, strict=True)})
                 rec["batch_loss"] = float(result.batch_loss[i])
+                if pred is not None:
+                    rec["predicted_s"] = float(pred[i])
                 fh.write(json.dumps(rec) + "\n")
 
 
@@ -122,12 +139,18 @@ def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
 
 
 def metric_lines(
-    rank: int, calls: dict, origin: int, first: int = 0, aligned: int | None = None
+    rank: int,
+    calls: dict,
+    origin: int,
+    first: int = 0,
+    aligned: int | None = None,
+    predict=None,
 ) -> list[str]:
     """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``.
 
     With ``aligned`` (the common origin expressed on this rank's clock), each line also has
-    ``start_aligned_s``, comparable across ranks.
+    ``start_aligned_s``, comparable across ranks. ``predict`` (bytes -> seconds): adds each
+    call's predicted time as ``predicted_s``.
     """
     return [
         json.dumps(
@@ -138,6 +161,7 @@ def metric_lines(
                 "seconds": ns * 1e-9,
                 "start_s": (start - origin) * 1e-9,
                 **({} if aligned is None else {"start_aligned_s": (start - aligned) * 1e-9}),
+                **({"predicted_s": predict(nbytes)} if predict else {}),
             }
         )
         + "\n"

@@ -216,6 +216,22 @@ class TrainConfig:
             "(invariant: replicas agree bitwise); 0 checks only at the end"
         },
     )
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "a cost model (model.json from `dist-logreg model fit` or `bench --fit`), "
+            "or auto (a sweep of about a second on these ranks before training): the "
+            "predicted allreduce time goes next to each measured one, and the summary "
+            "compares them"
+        },
+    )
+    slow_factor: float = field(
+        default=2.0,
+        metadata={
+            "help": "with --model: flag the steps whose allreduce took more than this "
+            "times the prediction, naming the rank that arrived last"
+        },
+    )
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -287,6 +303,7 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
         need(bool(cfg.tag.strip()), "--tag", "a non-empty label", cfg.tag)
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     need(cfg.flush_every >= 0, "--flush-every", "an integer >= 0", cfg.flush_every)
+    need(cfg.slow_factor > 0, "--slow-factor", "a number > 0", cfg.slow_factor)
     if world_size is not None:
         need(
             cfg.batch_size >= world_size,

@@ -29,6 +29,7 @@ _METAVARS = {
     "bucket_bytes": "N",
     "ranks_per_node": "K",
     "tag": "NAME",
+    "model": "FILE|auto",
 }
 
 

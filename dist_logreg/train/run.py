@@ -16,10 +16,12 @@ from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import RunError, UsageError, raise_together
-from dist_logreg.study import provenance
+from dist_logreg.study import modelrun, provenance
+from dist_logreg.study.benchmodel import host_names
 from dist_logreg.study.console import Reporter
 from dist_logreg.study.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
 from dist_logreg.study.stats import gather_records, summarize
+from dist_logreg.study.stragglers import annotate
 from dist_logreg.study.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import data as data_mod
@@ -56,9 +58,14 @@ def run(comm, args: argparse.Namespace) -> int:
         }
         checkpointer = ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn)
 
+    payload = buffer_size(ds.n_features) * np.dtype(cfg.dtype).itemsize
+    cost_model = modelrun.prepare(comm, cfg, payload, reporter.say)
     inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
     allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
-    clock = clock_offset(comm)  # always: metrics.jsonl gets clock-aligned start times
+    hosts, host_of = host_names(comm)
+    # always: metrics.jsonl gets clock-aligned start times, and the arrival order of every
+    # step names stragglers
+    clock = clock_offset(comm)
     watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
     partial = PartialMetrics(out_dir, rank, start.step if start else 0, reporter.warn)
     try:
@@ -85,13 +92,15 @@ def run(comm, args: argparse.Namespace) -> int:
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
         summary["run"] = run_info
         summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
+        source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
+        predict = annotate(summary, per_rank, hosts, host_of, cost_model, source, cfg.slow_factor)
         try:
             if cfg.trace:
                 sync = write_trace(
                     out_dir / "trace.json", per_rank, inner.name, cfg.bucket_bytes > 0
                 )
                 summary["trace"] = {"file": "trace.json", "clock_sync": sync}
-            write_outputs(out_dir, summary, traffic, per_rank, result, to_dict(cfg))
+            write_outputs(out_dir, summary, traffic, per_rank, result, to_dict(cfg), predict)
         except OSError as exc:
             saved = rescue(summary, result, exc)
             error = RunError(

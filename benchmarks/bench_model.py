@@ -1,0 +1,127 @@
+"""Is the cost model right? Fit it on emulated hosts, predict what was held out, measure that.
+
+Run as root (network namespaces):  .venv/bin/python benchmarks/bench_model.py [--json FILE]
+
+1. Held out: fit on 2 and 4 emulated hosts (1 rank each, flat, every link 1 Gbit/s) from
+   16 KiB to 4 MiB; predict 8 and 16 MiB there, and 1-16 MiB on 3 hosts (a rank count the
+   fit never saw, and not a power of two). Goal: within 15%.
+2. What-if: the same fit, predicted at 200 Mbit/s (``--link-rate``), measured at 200 Mbit/s.
+   Goal: within 20%.
+3. Two-tier: 4 hosts under 2 leaves, uplinks at 2:1 and 4:1 oversubscription; the predicted
+   cross-leaf slowdown (two-tier time / flat time) of each algorithm against the measured
+   one. Goal: within 25%.
+
+Every measurement is `dist-logreg cluster up/run -- bench/down` (mpi, ring, recursive
+doubling, Rabenseifner); the fit and predictions are the library's own (``model fit`` and
+``model predict`` do the same). Timings on a shared machine are noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dist_logreg.comm.costmodel import predict
+from dist_logreg.comm.schedule import Placement
+from dist_logreg.study.modelfit import fit_records, format_fit, placement_of
+
+BIN = Path(sys.executable).parent
+NAME, SUBNET = "cm-model", "198.18.41.0/24"
+ALGS = "mpi,ring,recursive-doubling,rabenseifner"
+GOALS = {"held-out size": 0.15, "held-out ranks": 0.15, "what-if": 0.20, "two-tier": 0.25}
+
+
+def dl(*args: str) -> None:
+    subprocess.run([str(BIN / "dist-logreg"), *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def measure(hosts: int, lo: str, hi: str, rate: str, factor: int = 2, uplink: str = "") -> list:
+    """Bring a cluster up, bench every algorithm from ``lo`` to ``hi``, bring it down."""
+    tier = ["--topology", "two-tier", "--leaves", "2", "--uplink-rate", uplink] if uplink else []
+    out = Path(tempfile.mkdtemp()) / "bench.json"
+    dl("cluster", "up", "--hosts", str(hosts), "--rate", rate, "--name", NAME,
+       "--subnet", SUBNET, *tier)  # fmt: skip
+    try:
+        dl("cluster", "run", "--name", NAME, "--", "bench", "--allreduce", ALGS, "--min-bytes",
+           lo, "--max-bytes", hi, "--factor", str(factor), "--iters", "10", "--warmup", "2",
+           "--out", str(out))  # fmt: skip
+    finally:
+        dl("cluster", "down", "--name", NAME)
+    recs = json.loads(out.read_text())["records"]
+    print(f"# measured {hosts} hosts at {rate}{' uplinks ' + uplink if uplink else ''}: "
+          f"{len(recs)} records", flush=True)  # fmt: skip
+    return recs
+
+
+def row(kind: str, rec: dict, pred: float, what: str, measured: float | None = None) -> dict:
+    m = rec["time_s"] if measured is None else measured
+    return {"check": kind, "algorithm": rec["algorithm"], "hosts": rec["world_size"],
+            "bytes": rec["bytes"], "what": what, "measured": m, "predicted": pred,
+            "ratio": m / pred, "ok": abs(m / pred - 1) <= GOALS[kind]}  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", metavar="FILE", help="also write the measurements and rows")
+    ap.add_argument("--again", metavar="FILE", help="re-fit the measurements of a --json file")
+    ap.add_argument("--segments", type=int, help="as `model fit --segments`")
+    args = ap.parse_args()
+    t0 = time.time()
+    if args.again:
+        m = json.loads(Path(args.again).read_text())["measured"]
+    else:
+        m = {f"flat{h}": measure(h, "16K", "16M", "1gbit") for h in (2, 4)}
+        m["three"] = measure(3, "1M", "16M", "1gbit", factor=4)
+        m["slow"] = measure(4, "1M", "16M", "200mbit", factor=4)
+        for x, up in ((2, "1gbit"), (4, "500mbit")):
+            m[f"tier{x}"] = measure(4, "4M", "16M", "1gbit", 4, up)
+    flat = {h: m[f"flat{h}"] for h in (2, 4)}
+    three, slow, tiers = m["three"], m["slow"], {x: m[f"tier{x}"] for x in (2, 4)}
+    train = [r for h in (2, 4) for r in flat[h] if r["bytes"] <= 4 << 20]
+    model = fit_records(train, segments=args.segments, link_rate="1gbit")
+    print("\n".join(format_fit(model)))
+
+    def pred(rec: dict, place=None, rate=None) -> float:
+        place = place or placement_of(rec)
+        return predict(model, rec["algorithm"], rec["bytes"], place, rate)["time_s"]
+
+    rows = [row("held-out size", r, pred(r), "fit <= 4 MiB") for h in (2, 4)
+            for r in flat[h] if r["bytes"] > 4 << 20]  # fmt: skip
+    rows += [row("held-out ranks", r, pred(r), "3 hosts") for r in three]
+    rows += [row("what-if", r, pred(r, rate=200e6), "fit 1G, at 200M") for r in slow]
+    base = {(r["algorithm"], r["bytes"]): r for r in flat[4]}
+    for x, recs in tiers.items():
+        for r in recs:
+            flat_rec = base[(r["algorithm"], r["bytes"])]
+            tier = Placement.blocks(4, 1, hosts_per_leaf=2, oversubscription=x)
+            slowdown = pred(r, tier) / pred(flat_rec)
+            rows.append(row("two-tier", r, slowdown, f"{x}:1 slowdown",
+                            r["time_s"] / flat_rec["time_s"]))  # fmt: skip
+    print(f"\n{'check':>15} {'algorithm':>19} {'hosts':>5} {'bytes':>9} {'what':>16} "
+          f"{'measured':>10} {'predicted':>10} {'meas/pred':>9}  goal")  # fmt: skip
+    for r in rows:
+        unit = 1 if r["check"] == "two-tier" else 1e3  # slowdowns are ratios, times in ms
+        print(f"{r['check']:>15} {r['algorithm']:>19} {r['hosts']:>5} {r['bytes']:>9} "
+              f"{r['what']:>16} {r['measured'] * unit:>10.3f} {r['predicted'] * unit:>10.3f} "
+              f"{r['ratio']:>9.2f}  {'met' if r['ok'] else 'MISSED'} "
+              f"(within {100 * GOALS[r['check']]:.0f}%)")  # fmt: skip
+    print("\n# goals met per check and algorithm (rows within the goal / rows):")
+    for kind in GOALS:
+        for alg in ALGS.split(","):
+            mine = [r for r in rows if r["check"] == kind and r["algorithm"] == alg]
+            if mine:
+                print(f"  {kind:>15} {alg:>19}: {sum(r['ok'] for r in mine)}/{len(mine)}")
+    print(f"# {time.time() - t0:.0f} s; times (ms) and slowdowns measured on a shared machine")
+    if args.json:
+        doc = {"measured": m, "model": model, "rows": rows}
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
