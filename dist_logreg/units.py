@@ -44,3 +44,12 @@ def rate_bits(rate: str) -> float:
         if rate.endswith(unit):
             return float(rate[: -len(unit)]) * scale
     raise ValueError(rate)
+
+
+def format_bytes(n: float) -> str:
+    """67108864 -> ``"64.0 MiB"`` (binary units, for messages)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

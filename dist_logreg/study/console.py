@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import sys
 from pathlib import Path
 
-from dist_logreg.protocol import STATUS_VAR
+from dist_logreg.protocol import report
 
 
 class Reporter:
@@ -38,9 +35,8 @@ class Reporter:
         self.say(
             f"  step {step:>{width}}/{steps}  batch loss {loss:.6f}  {samples_per_s:,.0f} samples/s"
         )
-        if self.rank == 0 and STATUS_VAR in os.environ:  # for `dist-logreg supervise`
-            with contextlib.suppress(OSError):
-                Path(os.environ[STATUS_VAR]).write_text(json.dumps({"step": step, "steps": steps}))
+        if self.rank == 0:  # for `dist-logreg supervise`: the work lost if the job dies
+            report(step=step, steps=steps)
 
     def finish(self, summary: dict, out_dir: Path) -> None:
         if self.rank == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -15,13 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import strict_json, write_json
 from dist_logreg.train.loop import PHASES, TrainResult
 
 
-def prepare_out_dir(comm, requested: str | None) -> Path:
+def prepare_out_dir(comm, requested: str | None, attempt: int = 1) -> tuple[Path, int]:
     """Collective: rank 0 picks (default ``runs/train-<time>``) and creates the output directory.
 
     Done before training, so an unwritable directory fails in seconds, not after the run.
+    Also returns this run's attempt number in the directory: ``attempt`` (from the
+    supervisor), or the next free one if ``partial/`` already holds that attempt's files
+    (a run started again by hand), so no run appends to or removes another's records.
     """
     error, path = None, None
     if comm.Get_rank() == 0:
@@ -31,10 +36,22 @@ def prepare_out_dir(comm, requested: str | None) -> Path:
             probe = path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
+            taken = [int(m.group(1)) for m in map(_ATTEMPT.match, _partial_names(path)) if m]
+            if attempt in taken:
+                attempt = max(taken) + 1
         except OSError as exc:
             error = UsageError(f"--out {path}: cannot write there: {exc.strerror or exc}")
     raise_together(comm, error)
-    return Path(comm.bcast(str(path), root=0))
+    where, attempt = comm.bcast((str(path), attempt), root=0)
+    return Path(where), attempt
+
+
+_ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _partial_names(out_dir: Path) -> list[str]:
+    folder = out_dir / "partial"
+    return [p.name for p in folder.iterdir()] if folder.is_dir() else []
 
 
 def _default_out_dir() -> Path:
@@ -53,37 +70,48 @@ def write_outputs(
     per_rank: list[dict],
     result: TrainResult,
     config: dict,
+    attempt: int = 1,
+    append: bool = False,
 ) -> None:
-    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config."""
+    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config.
+
+    ``append``: a resumed run adds its lines to ``metrics.jsonl`` and ``steps.jsonl`` (each
+    line says its ``attempt``) instead of replacing what an earlier run of the same
+    directory recorded.
+    """
     np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
-    _write_json(out_dir / "summary.json", summary)
-    _write_json(out_dir / "traffic.json", traffic)
-    _write_json(out_dir / "config.json", config)
-    with (out_dir / "metrics.jsonl").open("w") as fh:
+    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "traffic.json", traffic)
+    write_json(out_dir / "config.json", config)
+    mode = "a" if append else "w"
+    with (out_dir / "metrics.jsonl").open(mode) as fh:
         for r in per_rank:
             origin = int(r["marks"][0, 0]) if r["marks"].size else 0
-            fh.writelines(metric_lines(r["rank"], r["calls"], origin))
-    with (out_dir / "steps.jsonl").open("w") as fh:
+            fh.writelines(metric_lines(r["rank"], r["calls"], origin, attempt=attempt))
+    with (out_dir / "steps.jsonl").open(mode) as fh:
         for r in per_rank:
             for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
-                rec = {"step": result.first_step + i, "rank": r["rank"]}
+                rec = {"step": result.first_step + i, "rank": r["rank"], "attempt": attempt}
                 rec.update({f"{ph}_s": v for ph, v in zip(PHASES, row, strict=True)})
                 rec["batch_loss"] = float(result.batch_loss[i])
-                fh.write(json.dumps(rec) + "\n")
+                fh.write(strict_json(rec) + "\n")
 
 
 class PartialMetrics:
     """Each rank appends its allreduce records to ``<out>/partial/`` every few steps.
 
-    One file per rank and start step (``metrics-from<step>-rank<r>.jsonl``, the lines of
-    ``metrics.jsonl``, with ``start_s`` from the rank's first call of the run), so a run that
-    dies keeps what it measured, and a resumed run does not overwrite it. The run's own files
-    are removed when it completes and ``metrics.jsonl`` holds everything.
+    One file per attempt, start step and rank (``metrics-attempt<a>-from<step>-rank<r>.jsonl``,
+    the lines of ``metrics.jsonl`` with the attempt, and ``start_s`` from the rank's first
+    call of the run), so a run that dies keeps what it measured, and no later attempt, not
+    even one from the same checkpoint, appends to or removes it. The run's own files are
+    removed when it completes and ``metrics.jsonl`` holds everything it measured.
     """
 
-    def __init__(self, out_dir: Path, rank: int, first_step: int, warn):
-        self.path = out_dir / "partial" / f"metrics-from{first_step}-rank{rank}.jsonl"
+    def __init__(self, out_dir: Path, rank: int, first_step: int, warn, attempt: int = 1):
+        name = f"metrics-attempt{attempt}-from{first_step}-rank{rank}.jsonl"
+        self.path = out_dir / "partial" / name
         self.rank = rank
+        self.attempt = attempt
         self.done = 0
         self.warn = warn
 
@@ -91,7 +119,9 @@ class PartialMetrics:
         rec = allreduce.records()
         if rec["ns"].size == self.done:
             return
-        lines = metric_lines(self.rank, rec, int(rec["start_ns"][0]), self.done)
+        lines = metric_lines(
+            self.rank, rec, int(rec["start_ns"][0]), self.done, attempt=self.attempt
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as fh:
@@ -111,11 +141,13 @@ def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     """Writing to --out failed: save the model and summary to a fresh temporary directory."""
     where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))
     np.savez(where / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
-    _write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
+    write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
     return where
 
 
-def metric_lines(rank: int, calls: dict, origin: int, first: int = 0) -> list[str]:
+def metric_lines(
+    rank: int, calls: dict, origin: int, first: int = 0, attempt: int = 1
+) -> list[str]:
     """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``."""
     return [
         json.dumps(
@@ -125,7 +157,9 @@ def metric_lines(rank: int, calls: dict, origin: int, first: int = 0) -> list[st
                 "bytes": nbytes,
                 "seconds": ns * 1e-9,
                 "start_s": (start - origin) * 1e-9,
-            }
+                "attempt": attempt,
+            },
+            allow_nan=False,
         )
         + "\n"
         for step, nbytes, ns, start in zip(
@@ -136,7 +170,3 @@ def metric_lines(rank: int, calls: dict, origin: int, first: int = 0) -> list[st
             strict=True,
         )
     ]
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")

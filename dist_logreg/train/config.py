@@ -8,6 +8,7 @@ result (``config.json``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,6 +226,18 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
         if not ok:
             raise UsageError(f"{what}: expected {expected}, got {got!r}")
 
+    # Non-finite numbers pass the range checks below (inf > 0) and then train an infinite
+    # model, or sleep or wait forever: refuse them first, for every float setting.
+    for name in ("lr", "l2", "momentum", "epochs", "comm_timeout"):
+        value = getattr(cfg, name)
+        if value is not None:
+            need(math.isfinite(value), _flag(name), "a finite number", value)
+    # An empty path would silently mean "the default" (synthetic data, the current folder).
+    for name in ("data", "out", "checkpoint_dir", "label_column"):
+        value = getattr(cfg, name)
+        if value is not None:
+            need(value.strip() != "", _flag(name), "a non-empty value", value)
+    need(cfg.seed >= 0, "--seed", "an integer >= 0 (numpy seeds are non-negative)", cfg.seed)
     need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
     need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
     need(cfg.batch_size >= 1, "--batch-size", "an integer >= 1", cfg.batch_size)
@@ -238,7 +251,14 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.dtype in DTYPES, "--dtype", " or ".join(DTYPES), cfg.dtype)
     need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
-    need(cfg.bucket_bytes >= 0, "--bucket-bytes", "an integer >= 0", cfg.bucket_bytes)
+    if cfg.dtype in DTYPES:
+        item = 4 if cfg.dtype == "float32" else 8
+        need(
+            cfg.bucket_bytes == 0 or cfg.bucket_bytes >= item,
+            "--bucket-bytes",
+            f"0 (no buckets) or at least one element ({item} bytes at {cfg.dtype})",
+            cfg.bucket_bytes,
+        )
     if cfg.mpi_algorithm is not None:
         need(
             cfg.mpi_algorithm in MPI_ALGORITHMS,
@@ -275,6 +295,14 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
                 f"a rank below the world size ({world_size})",
                 fault.rank,
             )
+        if n_samples is not None:  # a fault at or past the last step would never fire
+            last = total_steps(cfg, n_samples) - 1
+            need(
+                fault.step <= last,
+                "--inject-fault step",
+                f"a step <= {last} (the last)",
+                fault.step,
+            )
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     need(cfg.flush_every >= 0, "--flush-every", "an integer >= 0", cfg.flush_every)
     if world_size is not None:
@@ -298,6 +326,10 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             f"at most the number of samples ({n_samples})",
             cfg.batch_size,
         )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def total_steps(cfg: TrainConfig, n_samples: int) -> int:

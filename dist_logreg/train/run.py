@@ -2,48 +2,74 @@
 
 Every step that can fail on some ranks only (reading a file, writing the outputs) ends in
 :func:`~dist_logreg.errors.raise_together`, so all ranks fail together with one message.
+Every collective outside the steps runs under the ``--comm-timeout`` watchdog too (named
+by its phase), so no rank waits forever, from start-up to the last write.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI
 
-from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.protocol import history, report
 from dist_logreg.study.console import Reporter
 from dist_logreg.study.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
 from dist_logreg.study.stats import gather_records, summarize
 from dist_logreg.study.trace import clock_offset, write_trace
 from dist_logreg.train import checkpoint as ckpt
-from dist_logreg.train import data as data_mod
-from dist_logreg.train.config import TrainConfig, to_dict, total_steps
-from dist_logreg.train.faults import Watchdog
+from dist_logreg.train.config import TrainConfig, to_dict
+from dist_logreg.train.faults import attempt, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.model import buffer_size
-from dist_logreg.train.options import flag_values, load_toml, resolve
+from dist_logreg.train.startup import start
 
 
 def run(comm, args: argparse.Namespace) -> int:
     """Collective: the ``train`` sub-command from its parsed flags; returns the exit status."""
-    cfg, mpi_record = _config(comm, args)
-    out_dir = prepare_out_dir(comm, cfg.out)
-    ds = _dataset(comm, cfg)
     rank = comm.Get_rank()
+    if rank == 0:
+        report(started=True)  # for supervise: a rank started, so no launch failure
+    dog = getattr(args, "watchdog", None)  # started before MPI_Init by the command line
+    if dog is None:
+        dog = start_watchdog(getattr(args, "comm_timeout", None))
+        dog.attach(comm)
+    begin = start(comm, args, dog)
+    cfg, ds = begin.cfg, begin.ds
+    with dog.phase("creating the output directory (rank 0, then bcast)"):
+        out_dir, run_no = prepare_out_dir(comm, cfg.out, attempt() + 1)
+    if rank == 0:
+        report(attempt=run_no)  # its number in --out (partial/metrics-attempt<a>-*)
     reporter = Reporter(rank)
-    steps = total_steps(cfg, ds.n_samples)
+    steps = cfg.steps
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
-    expected = ckpt.trajectory(cfg, ds)
-    start = _resume_point(comm, ckpt_dir, expected, reporter) if cfg.resume else None
+    expected = ckpt.trajectory(cfg, ds, begin.fingerprint)
+    run_id = ckpt.run_id(expected)
+    start_point, done = None, False
+    if cfg.resume:
+        with dog.phase("finding the resume point (rank 0, then bcast)"):
+            start_point, done = _resume_point(comm, ckpt_dir, expected, steps, out_dir, reporter)
+    if done:
+        reporter.say(
+            f"nothing to do: the run in {out_dir} already completed its {steps} steps; "
+            "its outputs are unchanged"
+        )
+        return 0
+    if rank == 0:
+        for tmp in ckpt.clean_temporary(ckpt_dir, run_id):
+            reporter.warn(f"removed {tmp.name}, left by a run killed while writing a checkpoint")
+        if start_point:
+            report(checkpoint=start_point.step)
     checkpointer = None
     if cfg.checkpoint_every:
         meta = {
             "trajectory": expected,
+            "run": run_id,
             "world_size": comm.Get_size(),
             "sampler": {
                 "kind": "global permutation per epoch from (seed, epoch)",
@@ -52,41 +78,68 @@ def run(comm, args: argparse.Namespace) -> int:
             },
             "rng": "none beyond the sampler's (seed, epoch)",
         }
-        checkpointer = ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn)
+        checkpointer = ckpt.Checkpointer(
+            rank,
+            ckpt_dir,
+            cfg.keep_checkpoints,
+            meta,
+            reporter.warn,
+            on_save=lambda step: report(checkpoint=step),
+        )
 
-    inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
+    with dog.phase("setting up the allreduce (communicator split, clock sync)"):
+        inner = make_allreduce(
+            cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size
+        )
+        clock = clock_offset(comm) if cfg.trace else (0, 0)
     allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
-    clock = clock_offset(comm) if cfg.trace else (0, 0)
-    watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
-    partial = PartialMetrics(out_dir, rank, start.step if start else 0, reporter.warn)
-    try:
+    first = start_point.step if start_point else 0
+    partial = PartialMetrics(out_dir, rank, first, reporter.warn, run_no)
+    with np.errstate(all="ignore"):  # non-finite values are caught, and reported in one line
         result = train(
             comm,
             allreduce,
             cfg,
             ds,
             reporter,
-            start,
+            start_point,
             checkpointer,
-            watchdog,
+            dog,
             flush=lambda: partial.flush(allreduce),
         )
+    with dog.phase("gathering the records to rank 0"):
         per_rank = gather_records(comm, allreduce, result, clock)
-    finally:
-        if watchdog:
-            watchdog.close()
     allreduce.free()
     error = None
     if rank == 0:
-        info = {"algorithm": inner.name, "node_of": inner.node_of, "mpi_algorithm": mpi_record}
+        info = {
+            "algorithm": inner.name,
+            "node_of": inner.node_of,
+            "mpi_algorithm": begin.mpi_record,
+        }
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
+        summary["attempts"] = {
+            "count": run_no,
+            "failed": history(),
+            "note": "failed: what each earlier attempt of a supervised run lost; their "
+            "measurements are in partial/metrics-attempt<a>-*.jsonl",
+        }
         try:
             if cfg.trace:
                 sync = write_trace(
                     out_dir / "trace.json", per_rank, inner.name, cfg.bucket_bytes > 0
                 )
                 summary["trace"] = {"file": "trace.json", "clock_sync": sync}
-            write_outputs(out_dir, summary, traffic, per_rank, result, to_dict(cfg))
+            write_outputs(
+                out_dir,
+                summary,
+                traffic,
+                per_rank,
+                result,
+                to_dict(cfg),
+                attempt=run_no,
+                append=first > 0,
+            )
         except OSError as exc:
             saved = rescue(summary, result, exc)
             error = RunError(
@@ -95,57 +148,50 @@ def run(comm, args: argparse.Namespace) -> int:
             )
         else:
             reporter.finish(summary, out_dir)
-    raise_together(comm, error)
+    with dog.phase("agreeing that the results were written"):
+        raise_together(comm, error)
     partial.remove()  # metrics.jsonl now holds everything this run measured
     return 0
 
 
-def _config(comm, args: argparse.Namespace) -> tuple[TrainConfig, dict | None]:
-    """Collective: defaults < --config file < flags, validated; and the MPI library record."""
-    error, cfg, mpi_record = None, None, None
-    try:  # every rank reads the file itself; they may disagree (a node without the file)
-        file_values = load_toml(args.config) if getattr(args, "config", None) else {}
-        cfg = resolve(file_values, flag_values(args))
-        if cfg.allreduce == "mpi":
-            mpi_record = mpi_algorithm_record(cfg.mpi_algorithm, MPI.Get_library_version())
-    except UsageError as exc:
-        error = exc
-    raise_together(comm, error)
-    return cfg, mpi_record
+def _resume_point(
+    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter
+) -> tuple[ckpt.Checkpoint | None, bool]:
+    """Collective: rank 0 finds the newest compatible checkpoint at or before ``steps``.
 
-
-def _dataset(comm, cfg: TrainConfig) -> data_mod.Dataset:
-    """Collective: the synthetic set, or the file every rank opens itself."""
-    ds, error = None, None
-    try:
-        if cfg.data:
-            ds = data_mod.load(cfg.data, cfg.dtype, cfg.label_column)
-        else:
-            ds = data_mod.synthetic(cfg.samples, cfg.features, cfg.seed, cfg.dtype)
-    except UsageError as exc:
-        error = exc
-    raise_together(comm, error)
-    return ds
-
-
-def _resume_point(comm, ckpt_dir: Path, expected: dict, reporter) -> ckpt.Checkpoint | None:
-    """Collective: rank 0 reads and verifies the newest checkpoint; everyone gets the same."""
-    error, start = None, None
+    Returns it (the same on every rank) and whether there is nothing to do: the checkpoint
+    is at the last step and ``out_dir`` holds the outputs of that completed run, which a
+    resume must leave as they are.
+    """
+    error, found, done, notes = None, None, False, []
     if comm.Get_rank() == 0:
         try:
-            start = ckpt.newest_valid(ckpt_dir, reporter.warn)
-            if start is not None:
-                ckpt.check_compatible(start, expected)
+            found, notes = ckpt.newest_usable(ckpt_dir, expected, steps, reporter.warn)
         except ckpt.CheckpointError as exc:
             error = UsageError(f"--resume: {exc}")
+        if found is not None and found.step == steps:
+            done = _completed_steps(out_dir) == steps
     raise_together(comm, error)
-    start = comm.bcast(start, root=0)
-    reporter.say(
-        f"resuming from {start.path} (after step {start.step})"
-        if start
-        else f"--resume: no checkpoint in {ckpt_dir}; starting from step 0"
-    )
-    return start
+    found, done = comm.bcast((found, done), root=0)
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    if not done:
+        reporter.say(
+            f"resuming from {found.path} (after step {found.step}){extra}"
+            if found
+            else f"--resume: no usable checkpoint in {ckpt_dir}; starting from step 0{extra}"
+        )
+    return found, done
+
+
+def _completed_steps(out_dir: Path) -> int | None:
+    """Steps of the completed run whose outputs are in ``out_dir`` (None: none there)."""
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
+        return None
+    return summary.get("steps")
 
 
 def _buckets(cfg: TrainConfig, n_features: int) -> int:
