@@ -6,13 +6,15 @@ import argparse
 
 from dist_logreg.comm.names import ALGORITHMS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
+from dist_logreg.files import check_writable
 from dist_logreg.units import parse_bytes
 
 BENCH_EPILOG = """\
-examples:
+examples (--oversubscribe: more ranks than cores, as on a laptop):
   mpirun -n 2 dist-logreg bench                                   # mpi, 8 B .. 64 MiB
-  mpirun -n 3 dist-logreg bench --allreduce mpi,ring,rabenseifner --max-bytes 1M --out b.json
-  mpirun -n 4 dist-logreg bench --allreduce hierarchical --ranks-per-node 2
+  mpirun -n 3 --oversubscribe dist-logreg bench --allreduce mpi,ring,rabenseifner \\
+      --max-bytes 1M --out b.json
+  mpirun -n 4 --oversubscribe dist-logreg bench --allreduce hierarchical --ranks-per-node 2
 """
 
 
@@ -82,6 +84,8 @@ def cmd(comm, args: argparse.Namespace) -> int:
         args.max_bytes = parse_bytes(args.max_bytes)
         bench.check_args(args)
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
+        if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after the sweep
+            check_writable(args.out, "--out")
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

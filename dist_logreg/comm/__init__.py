@@ -13,5 +13,6 @@ start MPI (the supervisor, the cluster tools).
 ``registry``   ``make_allreduce``: a name to an allreduce object
 ``costs``      the cost-model formulas (bytes on the wire, Hockney time), pure
 ``mpilib``     forcing and recording the MPI library's own algorithm
+``lifecycle``  ``MPI_Init`` / ``MPI_Finalize`` with the GIL released (mpi4py loaded inside)
 =============  ============================================================================
 """

@@ -10,7 +10,6 @@ integer that float32 and float64 represent exactly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from time import perf_counter_ns
 
@@ -20,6 +19,7 @@ from dist_logreg.comm.costs import busbw_factor
 from dist_logreg.comm.names import ALGORITHMS
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
+from dist_logreg.files import write_json
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
@@ -117,7 +117,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
             say(format_row(rec), flush=True)
         allreduce.free()  # hierarchical's split communicators
     if rank == 0 and args.out:
-        Path(args.out).write_text(json.dumps(records, indent=2) + "\n")
+        write_json(Path(args.out), records)
         say(f"# wrote {args.out}")
     bad = sum(r["wrong"] for r in records)
     if bad:

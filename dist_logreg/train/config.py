@@ -161,7 +161,10 @@ class TrainConfig:
     )
     checkpoint_dir: str | None = field(
         default=None,
-        metadata={"help": "where checkpoints go (default: <out>/checkpoints)"},
+        metadata={
+            "help": "where checkpoints go (default: <out>/checkpoints); several runs may "
+            "share one: each file is named after its run's settings and data"
+        },
     )
     keep_checkpoints: int = field(
         default=3, metadata={"help": "how many of the newest checkpoints to keep"}
@@ -169,17 +172,20 @@ class TrainConfig:
     resume: bool = field(
         default=False,
         metadata={
-            "help": "continue from the newest valid checkpoint in the checkpoint directory "
-            "(corrupt ones are reported and skipped; none: start from step 0). Same world "
-            "size: bitwise the uninterrupted model; another world size: equal up to "
-            "summation order"
+            "help": "continue from the newest valid checkpoint of this run's settings and "
+            "data at or before the last step (corrupt ones are reported and skipped, other "
+            "runs' ones ignored; none: start from step 0; a completed run: nothing to do, "
+            "nothing changes). Same world size: bitwise the uninterrupted model; another "
+            "world size: equal up to summation order"
         },
     )
     comm_timeout: float = field(
         default=0.0,
         metadata={
-            "help": "seconds a collective may take before the job is ended with a message "
-            "naming the step and the collective, instead of hanging (0: wait forever)"
+            "help": "seconds a collective may take before the job is ended (exit status 3) "
+            "with a message naming the step or phase and the collective, instead of "
+            "hanging; covers every collective from MPI_Init to the last write "
+            "(0: wait forever)"
         },
     )
     inject_fault: str | None = field(
@@ -197,9 +203,10 @@ class TrainConfig:
     flush_every: int = field(
         default=1000,
         metadata={
-            "help": "every N steps each rank appends its new allreduce records to "
-            "<out>/partial/, so a run that dies keeps its measurements; the partial files "
-            "of a run that completes are removed (0: write only at the end)"
+            "help": "every N steps (and at each checkpoint) each rank appends its new "
+            "allreduce records to <out>/partial/, so a run that dies keeps its measurements; "
+            "the partial files of a run that completes are removed (0: only at checkpoints "
+            "and the end)"
         },
     )
     check_every: int = field(

@@ -198,9 +198,14 @@ def train(
             last_log, last_log_step = now, step + 1
         if cfg.check_every and (step + 1) % cfg.check_every == 0:
             check_replicas(comm, params, step + 1, dog)
-        if every and (step + 1) % every == 0:
+        at_checkpoint = every and (step + 1) % every == 0
+        if at_checkpoint:
             checkpointer.save(step + 1, params, velocity, batch_loss[: i + 1])
-        if flush is not None and cfg.flush_every and (step + 1) % cfg.flush_every == 0:
+        # Records are flushed at each checkpoint too: a run that dies loses no more of its
+        # measurements than of its work.
+        if flush is not None and (
+            at_checkpoint or (cfg.flush_every and (step + 1) % cfg.flush_every == 0)
+        ):
             flush()
     loop_ns = clock() - loop_start
     check_replicas(comm, params, steps, dog)
