@@ -130,9 +130,11 @@ def test_bad_input_fails_fast_with_one_line(tmp_path, case):
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_exception_on_one_rank_ends_all_ranks(tmp_path, n):
-    script = ROOT / "tests" / "scripts" / "raise_on_one_rank.py"
+    script = ROOT / "tests" / "scripts" / "one_rank.py"
     result = run_mpi(
-        n, [sys.executable, str(script), "train", *SMALL, "--out", str(tmp_path)], timeout=30
+        n,
+        [sys.executable, str(script), "raise", "train", *SMALL, "--out", str(tmp_path)],
+        timeout=30,
     )
     assert result.returncode != 0
     assert f"error on rank {n - 1} of {n}: RuntimeError: simulated failure" in result.stderr

@@ -14,30 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, ROOT, mpi_env, run_mpi, train_cmd
+from tests.conftest import BIN, FAULT_RUN, ROOT, load_model, mpi_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-RUN = ["--samples", "3000", "--features", "7", "--batch-size", "100", "--steps", "40",
-       "--momentum", "0.5", "--seed", "2", "--log-every", "1"]  # fmt: skip
+RUN = FAULT_RUN
+model = load_model
 SUPERVISE = [str(BIN / "dist-logreg"), "supervise"]
-
-
-def model(d: Path):
-    m = np.load(d / "model.npz", allow_pickle=False)
-    return np.append(m["coef"], m["intercept"])
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Uninterrupted runs at 2 and 3 ranks."""
-    out = {}
-    for n in (2, 3):
-        d = tmp_path_factory.mktemp(f"ref{n}")
-        r = run_mpi(n, train_cmd(*RUN, "--out", str(d)), timeout=60)
-        assert r.returncode == 0, r.stderr
-        out[n] = model(d)
-    return out
 
 
 def supervise(args, timeout=120):
