@@ -1,6 +1,7 @@
 """Checkpoint files: round trip, checksum, truncation, retention, compatibility, no pickle."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,20 @@ def test_the_good_state_is_kept_out_of_turn(tmp_path):
     losses += [0.44]  # recovered: the newest good one replaces the old, which goes
     saver.save(8, z, z, np.array(losses))
     assert saver.good[0] == 8 and [ckpt.step_of(p) for p in ckpt.candidates(tmp_path)] == [8]
+
+
+def test_another_label_column_is_another_run():
+    from types import SimpleNamespace
+
+    from dist_logreg.train.config import TrainConfig
+
+    ds = SimpleNamespace(n_samples=10, n_features=3)
+    a = ckpt.trajectory(TrainConfig(data="d.csv", label_column="y"), ds, "fp")
+    b = ckpt.trajectory(TrainConfig(data="d.csv", label_column="z"), ds, "fp")
+    assert ckpt.run_id(a) != ckpt.run_id(b)
+    c = ckpt.Checkpoint(10, np.zeros(4), np.zeros(4), {"trajectory": a}, Path("ckpt"))
+    with pytest.raises(ckpt.CheckpointError, match="written with label_column = 'y'"):
+        ckpt.check_compatible(c, b)
+    other_rows = ckpt.trajectory(TrainConfig(data="d.csv", label_column="y"), ds, "fp2")
+    with pytest.raises(ckpt.CheckpointError, match="written with fingerprint = 'fp'"):
+        ckpt.check_compatible(c, other_rows)  # same path, other rows

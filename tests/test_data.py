@@ -8,6 +8,7 @@ from mpi4py import MPI
 
 from dist_logreg.errors import UsageError
 from dist_logreg.train import data
+from dist_logreg.train.startup import fingerprint
 
 
 def test_synthetic_is_deterministic_and_block_independent():
@@ -185,13 +186,13 @@ def test_rank_slices_partition_the_batch(batch, size):
 
 def test_fingerprint_names_the_rows_not_the_path(files, tmp_path):
     tmp, X, y = files
-    a = data.fingerprint(data.load(str(tmp / "d.npz"), "float64"))
-    b = data.fingerprint(data.load(str(tmp / "pair"), "float64"))  # memory-mapped, other path
+    a = fingerprint(data.load(str(tmp / "d.npz"), "float64"))
+    b = fingerprint(data.load(str(tmp / "pair"), "float64"))  # memory-mapped, other path
     assert a == b and a.startswith(f"{len(y)}x{X.shape[1]} float64 sha256:")
     X2 = X.copy()
     X2[-1] += 1.0  # one changed row (the first and last rows are always in the sample)
     np.savez(tmp_path / "other.npz", X=X2, y=y)
-    assert data.fingerprint(data.load(str(tmp_path / "other.npz"), "float64")) != a
+    assert fingerprint(data.load(str(tmp_path / "other.npz"), "float64")) != a
 
 
 @pytest.mark.parametrize("text, rows", [("\ufeff1,2,0\n3,4,1\n", 2), ("a,b,y\n1,2,0\n", 1)])

@@ -320,3 +320,21 @@ class Checkpointer:
         if self.on_save is not None:
             self.on_save(steps_done)
         return path
+
+
+def good_state_note(checkpointer: Checkpointer | None) -> str:
+    """For a divergence message: where the state from before the loss rose is (rank 0's).
+
+    Not the last finite state: by the time a value overflows, the parameters have been
+    blowing up for several steps. The checkpointer keeps the newest checkpoint whose batch
+    loss was still near the lowest seen, out of turn if need be.
+    """
+    if checkpointer is None:
+        return "; no checkpoints were written (--checkpoint-every keeps a good state)"
+    if checkpointer.good is None:
+        return "; no checkpoint was written before the loss started to rise"
+    step, path, loss = checkpointer.good
+    return (
+        f"; the last good state, from before the loss started to rise, is the checkpoint "
+        f"after step {step} (batch loss {loss:.6g}): {path}"
+    )

@@ -7,7 +7,6 @@ and so takes the communicator as an argument.
 from __future__ import annotations
 
 import csv
-import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,21 +260,6 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
         f"--label-column {label_column}: expected a header name or index of "
         f"{path}, which has columns {names}"
     )
-
-
-def fingerprint(ds: Dataset, rows: int = 64) -> str:
-    """A short identity of the rows: shape, dtype and a hash of evenly spaced sample rows.
-
-    Cheap (reads ``rows`` rows of ``X`` and as many labels, also from a memory map), and
-    the same on every rank that holds the same data, whatever its path. Ranks compare it at
-    start-up, and checkpoints record it.
-    """
-    n = ds.n_samples
-    idx = np.unique(np.linspace(0, n - 1, num=min(rows, n)).astype(np.int64))
-    h = hashlib.sha256(f"{ds.X.shape} {ds.X.dtype.str} {ds.y.dtype.str}".encode())
-    h.update(np.ascontiguousarray(ds.X[idx]).tobytes())
-    h.update(np.ascontiguousarray(ds.y[idx]).tobytes())
-    return f"{n}x{ds.n_features} {ds.X.dtype.name} sha256:{h.hexdigest()[:16]}"
 
 
 def check_values(comm, ds: Dataset) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from dist_logreg.errors import Diverged, ReplicasDisagree
 from dist_logreg.train import model
-from dist_logreg.train.checkpoint import Checkpoint, Checkpointer
+from dist_logreg.train.checkpoint import Checkpoint, Checkpointer, good_state_note
 from dist_logreg.train.config import TrainConfig, total_steps, validate
 from dist_logreg.train.data import Dataset, GlobalBatches, check_values, rank_slice
 from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
@@ -215,7 +215,7 @@ def train(
             f"after the last step ({steps}): the final "
             f"{'model' if not np.isfinite(params).all() else 'loss'} is not finite (the "
             f"parameters overflowed); training diverged (try a smaller --lr than {lr})"
-            + _good_state(checkpointer)
+            + good_state_note(checkpointer)
         )
     return TrainResult(
         params,
@@ -236,25 +236,7 @@ def _diverged(step, buf, lr, checkpointer) -> None:
     what = "loss" if not math.isfinite(buf[-model.EXTRA_SLOTS + model.LOSS_SUM]) else "gradient"
     raise Diverged(
         f"step {step}: the global batch {what} is not finite (nan or inf); training "
-        f"diverged (try a smaller --lr than {lr})" + _good_state(checkpointer)
-    )
-
-
-def _good_state(checkpointer) -> str:
-    """Where the state from before the loss started to rise is (rank 0 knows; it prints).
-
-    Not the last finite state: by the time a value overflows, the parameters have been
-    blowing up for several steps. The checkpointer keeps the newest checkpoint whose batch
-    loss was still near the lowest seen, out of turn if need be.
-    """
-    if checkpointer is None:
-        return "; no checkpoints were written (--checkpoint-every keeps a good state)"
-    if checkpointer.good is None:
-        return "; no checkpoint was written before the loss started to rise"
-    step, path, loss = checkpointer.good
-    return (
-        f"; the last good state, from before the loss started to rise, is the checkpoint "
-        f"after step {step} (batch loss {loss:.6g}): {path}"
+        f"diverged (try a smaller --lr than {lr})" + good_state_note(checkpointer)
     )
 
 

@@ -24,7 +24,7 @@ from dist_logreg.study.stats import gather_records, summarize
 from dist_logreg.study.trace import clock_offset, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train.config import TrainConfig, to_dict
-from dist_logreg.train.faults import attempt, start_watchdog
+from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.model import buffer_size
 from dist_logreg.train.startup import start
@@ -32,13 +32,22 @@ from dist_logreg.train.startup import start
 
 def run(comm, args: argparse.Namespace) -> int:
     """Collective: the ``train`` sub-command from its parsed flags; returns the exit status."""
-    rank = comm.Get_rank()
-    if rank == 0:
+    if comm.Get_rank() == 0:
         report(started=True)  # for supervise: a rank started, so no launch failure
     dog = getattr(args, "watchdog", None)  # started before MPI_Init by the command line
-    if dog is None:
-        dog = start_watchdog(getattr(args, "comm_timeout", None))
-        dog.attach(comm)
+    if dog is not None:
+        return _run(comm, args, dog)
+    dog = start_watchdog(getattr(args, "comm_timeout", None))  # called as a library
+    dog.attach(comm)
+    try:
+        return _run(comm, args, dog)
+    finally:
+        dog.close()
+
+
+def _run(comm, args: argparse.Namespace, dog) -> int:
+    """The run itself, with ``dog`` armed around every collective outside the steps too."""
+    rank = comm.Get_rank()
     begin = start(comm, args, dog)
     cfg, ds = begin.cfg, begin.ds
     with dog.phase("creating the output directory (rank 0, then bcast)"):
@@ -60,6 +69,12 @@ def run(comm, args: argparse.Namespace) -> int:
             "its outputs are unchanged"
         )
         return 0
+    fault = parse_fault(cfg.inject_fault) if cfg.inject_fault and attempt() == 0 else None
+    if fault and start_point and fault.step < start_point.step:
+        reporter.warn(
+            f"--inject-fault {cfg.inject_fault}: step {fault.step} comes before the resume "
+            f"point (after step {start_point.step}); the fault will not fire"
+        )
     if rank == 0:
         for tmp in ckpt.clean_temporary(ckpt_dir, run_id):
             reporter.warn(f"removed {tmp.name}, left by a run killed while writing a checkpoint")
