@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import BIN, ROOT, mpi_env, run_mpi, train_cmd
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SMALL = ["--samples", "300", "--features", "4", "--batch-size", "30", "--steps", "5"]
 SCRIPT = ROOT / "tests" / "scripts" / "one_rank.py"
