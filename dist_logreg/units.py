@@ -1,4 +1,5 @@
-"""Sizes and rates as people write them (``64M``, ``1gbit``): parsing, pure Python."""
+"""Sizes and rates as people write them (``64M``, ``1gbit``): parsing and printing, pure
+Python."""
 
 from __future__ import annotations
 
@@ -46,10 +47,10 @@ def rate_bits(rate: str) -> float:
     raise ValueError(rate)
 
 
-def format_bytes(n: float) -> str:
-    """67108864 -> ``"64.0 MiB"`` (binary units, for messages)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def format_bytes(n: float, spec: str = ".2f") -> str:
+    """``1536`` -> ``"1.50 KiB"``: binary units; ``spec`` formats the number above 1 KiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:{spec}} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
