@@ -83,18 +83,23 @@ _KINDS = {
 }
 
 
-def raise_together(comm, error: RunError | None) -> None:
+def raise_together(comm, error: RunError | None, extra=None) -> list:
     """Collective: raise on every rank if any rank has an error.
 
     Each rank passes the error it found (or ``None``). The lowest failing rank's error is
     raised everywhere, of the same kind (so with the same exit status), prefixed with that
     rank, so the user sees which rank could not, say, open a file that others could. One
-    small pickled control message: never on the hot path.
+    small pickled control message: never on the hot path. ``extra`` (small, picklable)
+    travels in the same message: without errors, every rank's ``extra``, by rank.
     """
     mine = None if error is None else (type(error).__name__, str(error))
-    verdicts = comm.allgather(mine)
+    gathered = comm.allgather((mine, extra))
+    verdicts = [v for v, _ in gathered]
     for rank, verdict in enumerate(verdicts):
         if verdict is not None:
             kind, message = verdict
-            where = f"rank {rank}: " if comm.Get_size() > 1 else ""
+            # Naming a rank helps only where ranks saw different things.
+            alike = all(v == verdict for v in verdicts)
+            where = f"rank {rank}: " if comm.Get_size() > 1 and not alike else ""
             raise _KINDS.get(kind, RunError)(f"{where}{message}")
+    return [x for _, x in gathered]

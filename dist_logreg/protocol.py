@@ -3,7 +3,18 @@ no numpy).
 
 ``dist-logreg supervise`` starts each attempt with these environment variables; the job
 reads them. Kept apart from both sides so that neither imports the other.
+
+The status file is how the job talks back: rank 0 merges fields into it (``started`` once
+MPI runs, ``step`` at each progress report, ``checkpoint`` after each checkpoint written
+or resumed from). A failed attempt whose status file stayed empty never started a rank:
+a launch failure, not a lost rank.
 """
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 #: Which attempt of a supervised run this is (0 or absent: the first, or unsupervised).
 ATTEMPT_VAR = "DIST_LOGREG_ATTEMPT"
@@ -13,3 +24,41 @@ STATUS_VAR = "DIST_LOGREG_STATUS"
 #: rates, delay, loss, ...), recorded as-is in the ``run`` block of ``summary.json`` and the
 #: bench JSON. Rank 0 reads it, so it needs to reach rank 0 only (``mpirun -x`` across hosts).
 CLUSTER_INFO_VAR = "DIST_LOGREG_CLUSTER_INFO"
+#: JSON list, one object per earlier failed attempt (what it lost), for ``summary.json``.
+HISTORY_VAR = "DIST_LOGREG_HISTORY"
+
+
+def read_status(path: str | Path) -> dict:
+    """The status file's fields ({} when absent or unreadable)."""
+    try:
+        status = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def report(**fields) -> None:
+    """Merge ``fields`` into the supervisor's status file (nothing when unsupervised).
+
+    Called by rank 0 only. Written to a temporary file and renamed, so the supervisor never
+    reads half a file; a failure to write is ignored (the job matters more).
+    """
+    path = os.environ.get(STATUS_VAR)
+    if not path:
+        return
+    status = {**read_status(path), **fields}
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def history() -> list[dict]:
+    """The earlier failed attempts of this supervised run, as the supervisor passed them."""
+    try:
+        past = json.loads(os.environ.get(HISTORY_VAR, "[]"))
+    except ValueError:
+        return []
+    return past if isinstance(past, list) else []

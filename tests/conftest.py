@@ -90,3 +90,27 @@ def small_problem():
     w = np.array([1.5, -2.0, 0.5, 0.0, 1.0])
     y = (rng.random(240) < 1 / (1 + np.exp(-(X @ w - 0.3)))).astype(np.float64)
     return X, y
+
+
+#: The run the fault-tolerance and supervise tests kill, resume and compare (40 steps, with
+#: momentum, so that resuming must restore the velocity too).
+FAULT_RUN = ["--samples", "3000", "--features", "7", "--batch-size", "100", "--steps", "40",
+             "--momentum", "0.5", "--seed", "2", "--log-every", "1"]  # fmt: skip
+
+
+def load_model(d: Path) -> np.ndarray:
+    """``[coef..., intercept]`` of the model.npz in ``d``."""
+    m = np.load(d / "model.npz", allow_pickle=False)
+    return np.append(m["coef"], m["intercept"])
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """Models of uninterrupted ``FAULT_RUN`` runs at 2 and 3 ranks."""
+    out = {}
+    for n in (2, 3):
+        d = tmp_path_factory.mktemp(f"ref{n}")
+        r = run_mpi(n, train_cmd(*FAULT_RUN, "--out", str(d)), timeout=60)
+        assert r.returncode == 0, r.stderr
+        out[n] = load_model(d)
+    return out

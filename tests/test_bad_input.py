@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_mpi, train_cmd
+from tests.conftest import BIN, ROOT, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e]
 
@@ -98,6 +98,21 @@ def case_out_is_a_file(t):
     return [*SMALL, "--out", str(t / "taken")], "--out"
 
 
+def case_config_not_utf8(t):
+    (t / "c.toml").write_bytes(b"lr = 0.1 # caf\xe9\n")
+    return ["--config", str(t / "c.toml")], "c.toml: expected UTF-8 text (TOML), got byte 0xe9"
+
+
+def case_npy_named_npz(t):
+    np.save(t / "d.npy", np.zeros((5, 2)))
+    (t / "d.npy").rename(t / "d.npz")
+    return ["--data", str(t / "d.npz")], "d.npz: expected a .npz archive"
+
+
+def case_infinite_lr(t):
+    return [*SMALL, "--lr", "inf"], "--lr: expected a finite number, got inf"
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -115,9 +130,23 @@ def test_bad_input_fails_fast_with_one_line(tmp_path, case):
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_exception_on_one_rank_ends_all_ranks(tmp_path, n):
-    script = ROOT / "tests" / "scripts" / "raise_on_one_rank.py"
+    script = ROOT / "tests" / "scripts" / "one_rank.py"
     result = run_mpi(
-        n, [sys.executable, str(script), "train", *SMALL, "--out", str(tmp_path)], timeout=30
+        n,
+        [sys.executable, str(script), "raise", "train", *SMALL, "--out", str(tmp_path)],
+        timeout=30,
     )
     assert result.returncode != 0
     assert f"error on rank {n - 1} of {n}: RuntimeError: simulated failure" in result.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_bench_out_is_checked_before_the_benchmark_runs(tmp_path, n):
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "b.json"  # under a regular file: never writable
+    result = run_mpi(n, [str(BIN / "dist-logreg"), "bench", "--max-bytes", "64", "--out",
+                         str(out)], timeout=30)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [x for x in result.stderr.splitlines() if x.startswith("dist-logreg: error")]
+    assert len(errors) == 1 and f"--out {out}: cannot write there" in errors[0]
+    assert "algbw" not in result.stdout  # refused before the sweep, not after it

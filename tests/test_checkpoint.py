@@ -1,5 +1,8 @@
 """Checkpoint files: round trip, checksum, truncation, retention, compatibility, no pickle."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -109,3 +112,101 @@ def test_faults_fire_on_the_first_attempt_only(monkeypatch):
     assert planned(fault, 1) == fault and planned(fault, 0) is None
     monkeypatch.setenv("DIST_LOGREG_ATTEMPT", "1")
     assert planned(fault, 1) is None
+
+
+TRAJ = {"lr": 0.5, "seed": 1, "features": 4}
+
+
+def write_run(tmp_path, step, traj=TRAJ, keep=10, protect=()):
+    run = ckpt.run_id(traj)
+    meta = {"trajectory": traj, "sampler": {"steps_per_epoch": 10}}
+    params = np.arange(5.0) * step
+    return ckpt.save(tmp_path, step, params, -params, meta, keep, run, protect)
+
+
+def test_run_identity_is_in_the_name_and_pruning_spares_other_runs(tmp_path):
+    other = {**TRAJ, "lr": 0.25}
+    for step in (10, 20, 30):
+        write_run(tmp_path, step, other)
+    for step in (10, 20, 30):
+        write_run(tmp_path, step, keep=1)
+    mine, theirs = ckpt.run_id(TRAJ), ckpt.run_id(other)
+    assert mine != theirs and len(mine) == 12
+    names = sorted(p.name for p in ckpt.candidates(tmp_path))
+    assert names == sorted([f"ckpt-00000030-{mine}.npz"] +
+                           [f"ckpt-000000{s}-{theirs}.npz" for s in (10, 20, 30)])  # fmt: skip
+
+
+def test_resume_takes_the_newest_compatible_checkpoint_at_or_before_the_last_step(tmp_path):
+    for step in (10, 20, 30):
+        write_run(tmp_path, step)
+    write_run(tmp_path, 50, {**TRAJ, "lr": 0.25})  # newer, another run's
+    found, notes = ckpt.newest_usable(tmp_path, TRAJ, 100, print)
+    assert found.step == 30 and "skipped 1 newer checkpoint(s) of other runs" in notes
+    found, notes = ckpt.newest_usable(tmp_path, TRAJ, 25, print)
+    assert found.step == 20 and "past the run's last step (25)" in notes[0]
+    assert ckpt.newest_usable(tmp_path, TRAJ, 5, print)[0] is None
+    # Only other runs' checkpoints: refused, naming the setting (the wrong directory?).
+    with pytest.raises(ckpt.CheckpointError, match="written with lr = 0.25, this run has lr = 0.1"):
+        ckpt.newest_usable(tmp_path, {**TRAJ, "lr": 0.1}, 100, print)  # names the newest
+
+
+def test_a_checkpoint_with_a_valid_checksum_but_the_wrong_shape_is_skipped(tmp_path):
+    good = write_run(tmp_path, 10)
+    bad_traj = dict(TRAJ)
+    meta = {"trajectory": bad_traj, "sampler": {"steps_per_epoch": 10}}
+    ckpt.save(tmp_path, 20, np.zeros(3), np.zeros(3), meta, 10, ckpt.run_id(TRAJ))  # 3 != 4 + 1
+    with pytest.raises(ckpt.CheckpointError, match=r"expected params of shape \(4 \+ 1,\)"):
+        ckpt.load(next(tmp_path.glob("ckpt-00000020-*.npz")))
+    warnings = []
+    found, _ = ckpt.newest_usable(tmp_path, TRAJ, 100, warnings.append)
+    assert found.path == good and "expected params of shape" in warnings[0]
+
+
+def test_temporary_files_of_a_killed_write_are_cleaned(tmp_path):
+    run = ckpt.run_id(TRAJ)
+    mine = tmp_path / f".ckpt-{run}-x1.tmp"
+    fresh_other = tmp_path / ".ckpt-0123456789ab-x2.tmp"  # another run, maybe writing now
+    stale_other = tmp_path / ".ckpt-0123456789ab-x3.tmp"
+    for p in (mine, fresh_other, stale_other):
+        p.write_bytes(b"partial")
+    old = os.path.getmtime(stale_other) - ckpt.STALE_TMP_S - 1
+    os.utime(stale_other, (old, old))
+    assert sorted(ckpt.clean_temporary(tmp_path, run)) == sorted([mine, stale_other])
+    assert fresh_other.exists() and not mine.exists() and not stale_other.exists()
+
+
+def test_the_good_state_is_kept_out_of_turn(tmp_path):
+    meta = {"trajectory": TRAJ, "sampler": {"steps_per_epoch": 10}}
+    saver = ckpt.Checkpointer(0, tmp_path, 1, meta, print)
+    z = np.zeros(5)
+    losses = [0.69, 0.6, 0.5, 0.45]
+    saver.save(2, z, z, np.array(losses[:2]))
+    saver.save(4, z, z, np.array(losses))
+    assert saver.good[0] == 4
+    losses += [0.8, 5.0, 1e6]  # rising sharply: 5.0 > 2 x 0.45
+    saver.save(6, z, z, np.array(losses[:6]))
+    saver.save(7, z, z, np.array(losses))
+    assert saver.good[0] == 4 and saver.good[2] == 0.45
+    kept = sorted(ckpt.step_of(p) for p in ckpt.candidates(tmp_path))
+    assert kept == [4, 7]  # keep=1 keeps the newest, and the good one out of turn
+    losses += [0.44]  # recovered: the newest good one replaces the old, which goes
+    saver.save(8, z, z, np.array(losses))
+    assert saver.good[0] == 8 and [ckpt.step_of(p) for p in ckpt.candidates(tmp_path)] == [8]
+
+
+def test_another_label_column_is_another_run():
+    from types import SimpleNamespace
+
+    from dist_logreg.train.config import TrainConfig
+
+    ds = SimpleNamespace(n_samples=10, n_features=3)
+    a = ckpt.trajectory(TrainConfig(data="d.csv", label_column="y"), ds, "fp")
+    b = ckpt.trajectory(TrainConfig(data="d.csv", label_column="z"), ds, "fp")
+    assert ckpt.run_id(a) != ckpt.run_id(b)
+    c = ckpt.Checkpoint(10, np.zeros(4), np.zeros(4), {"trajectory": a}, Path("ckpt"))
+    with pytest.raises(ckpt.CheckpointError, match="written with label_column = 'y'"):
+        ckpt.check_compatible(c, b)
+    other_rows = ckpt.trajectory(TrainConfig(data="d.csv", label_column="y"), ds, "fp2")
+    with pytest.raises(ckpt.CheckpointError, match="written with fingerprint = 'fp'"):
+        ckpt.check_compatible(c, other_rows)  # same path, other rows

@@ -66,6 +66,14 @@ def test_missing_config_file(tmp_path):
         ({"l2": -0.1}, "--l2"),
         ({"dtype": "float16"}, "--dtype: expected float32 or float64, got 'float16'"),
         ({"samples": 0}, "--samples"),
+        ({"lr": float("inf")}, "--lr: expected a finite number, got inf"),
+        ({"epochs": float("inf")}, "--epochs: expected a finite number, got inf"),
+        ({"comm_timeout": float("inf")}, "--comm-timeout: expected a finite number"),
+        ({"seed": -1}, "--seed: expected an integer >= 0"),
+        ({"data": ""}, "--data: expected a non-empty value, got ''"),
+        ({"label_column": ""}, "--label-column: expected a non-empty value"),
+        ({"bucket_bytes": 7}, "at least one element (8 bytes at float64), got 7"),
+        ({"bucket_bytes": 3, "dtype": "float32"}, "(4 bytes at float32), got 3"),
     ],
 )
 def test_static_validation(values, message):
@@ -93,3 +101,19 @@ def test_total_steps_takes_the_tighter_bound():
     assert total_steps(TrainConfig(batch_size=100, epochs=2, steps=15), n) == 15
     assert total_steps(TrainConfig(batch_size=100, epochs=2, steps=50), n) == 20
     assert total_steps(TrainConfig(batch_size=100, epochs=0.01), n) == 1
+
+
+def test_a_fault_that_would_never_fire_is_refused():
+    cfg = TrainConfig(batch_size=10, steps=5, inject_fault="kill:rank=0:step=5")
+    with pytest.raises(UsageError, match=r"--inject-fault step: expected a step <= 4 \(the last\)"):
+        validate(cfg, world_size=1, n_samples=100)
+    validate(TrainConfig(batch_size=10, steps=5, inject_fault="kill:rank=0:step=4"), 1, 100)
+
+
+def test_toml_inf_and_non_utf8_are_refused(tmp_path):
+    with pytest.raises(UsageError, match="--lr: expected a finite number, got inf"):
+        resolve(load_toml(write(tmp_path, "lr = inf\n")), {})
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"# caf\xe9\nlr = 1\n")
+    with pytest.raises(UsageError, match="expected UTF-8 text"):
+        load_toml(path)

@@ -8,6 +8,7 @@ from mpi4py import MPI
 
 from dist_logreg.errors import UsageError
 from dist_logreg.train import data
+from dist_logreg.train.startup import fingerprint
 
 
 def test_synthetic_is_deterministic_and_block_independent():
@@ -181,3 +182,34 @@ def test_rank_slices_partition_the_batch(batch, size):
     assert all(a[1] == b[0] for a, b in zip(slices[:-1], slices[1:], strict=True))  # contiguous
     lengths = [hi - lo for lo, hi in slices]
     assert max(lengths) - min(lengths) <= 1
+
+
+def test_fingerprint_names_the_rows_not_the_path(files, tmp_path):
+    tmp, X, y = files
+    a = fingerprint(data.load(str(tmp / "d.npz"), "float64"))
+    b = fingerprint(data.load(str(tmp / "pair"), "float64"))  # memory-mapped, other path
+    assert a == b and a.startswith(f"{len(y)}x{X.shape[1]} float64 sha256:")
+    X2 = X.copy()
+    X2[-1] += 1.0  # one changed row (the first and last rows are always in the sample)
+    np.savez(tmp_path / "other.npz", X=X2, y=y)
+    assert fingerprint(data.load(str(tmp_path / "other.npz"), "float64")) != a
+
+
+@pytest.mark.parametrize("text, rows", [("\ufeff1,2,0\n3,4,1\n", 2), ("a,b,y\n1,2,0\n", 1)])
+def test_csv_byte_order_mark_is_not_a_header(tmp_path, text, rows):
+    path = tmp_path / "d.csv"
+    path.write_text(text, encoding="utf-8")
+    assert data.load(str(path), "float64").n_samples == rows
+
+
+def test_csv_first_row_with_a_typo_is_not_a_header(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("1,2x,0\n3,4,1\n")
+    with pytest.raises(UsageError, match="got a mix: column 1 is '2x'"):
+        data.load(str(path), "float64")
+
+
+def test_complex_features_are_refused(tmp_path):
+    np.savez(tmp_path / "c.npz", X=np.ones((3, 2), dtype=complex), y=np.zeros(3))
+    with pytest.raises(UsageError, match="expected real numbers in X, got dtype complex128"):
+        data.load(str(tmp_path / "c.npz"), "float64")

@@ -8,46 +8,20 @@ nothing is left behind.
 import json
 import os
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, ROOT, mpi_env, run_mpi, train_cmd
+from dist_logreg.train.checkpoint import load
+from dist_logreg.train.data import GlobalBatches
+from tests.conftest import FAULT_RUN, load_model, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-RUN = ["--samples", "3000", "--features", "7", "--batch-size", "100", "--steps", "40",
-       "--momentum", "0.5", "--seed", "2", "--log-every", "1"]  # fmt: skip
-
-
-def model(d: Path):
-    m = np.load(d / "model.npz", allow_pickle=False)
-    return np.append(m["coef"], m["intercept"])
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Uninterrupted runs at 2 and 3 ranks."""
-    out = {}
-    for n in (2, 3):
-        d = tmp_path_factory.mktemp(f"ref{n}")
-        r = run_mpi(n, train_cmd(*RUN, "--out", str(d)), timeout=60)
-        assert r.returncode == 0, r.stderr
-        out[n] = model(d)
-    return out
-
-
-def supervise(args, timeout=120):
-    cmd = [str(BIN / "dist-logreg"), "supervise", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(),
-                       cwd=ROOT, start_new_session=True)  # fmt: skip
-    return r
-
-
-def mpirun(n):
-    return [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe"]
+RUN = FAULT_RUN
+model = load_model
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -57,11 +31,12 @@ def test_killed_rank_then_resume_is_bitwise_identical(tmp_path, reference, n):
                     timeout=60)  # fmt: skip
     assert first.returncode != 0 and "kills itself at step 25" in first.stderr
     assert not (tmp_path / "model.npz").exists()
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
-        "ckpt-00000010.npz", "ckpt-00000020.npz"]  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    run = names[0][14:26]  # ckpt-<step>-<run>.npz: the run's identity, a hash of its settings
+    assert names == [f"ckpt-00000010-{run}.npz", f"ckpt-00000020-{run}.npz"]
     again = run_mpi(n, train_cmd(*args, "--resume"), timeout=60)
     assert again.returncode == 0, again.stderr
-    assert "ckpt-00000020.npz (after step 20)" in again.stdout
+    assert f"ckpt-00000020-{run}.npz (after step 20)" in again.stdout
     assert np.array_equal(model(tmp_path), reference[n])  # bitwise
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["resumed_from_step"] == 20 and s["steps_run"] == 20
@@ -78,13 +53,13 @@ def test_resume_on_another_world_size_matches_up_to_summation_order(tmp_path, re
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, reference):
     args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "10"]
     run_mpi(2, train_cmd(*args, "--inject-fault", "kill:rank=1:step=35"), timeout=60)
-    newest = tmp_path / "checkpoints" / "ckpt-00000030.npz"
+    (newest,) = (tmp_path / "checkpoints").glob("ckpt-00000030-*.npz")
     blob = bytearray(newest.read_bytes())
     blob[len(blob) // 2] ^= 0xFF  # one flipped byte
     newest.write_bytes(bytes(blob))
     again = run_mpi(2, train_cmd(*args, "--resume"), timeout=60)
     assert again.returncode == 0, again.stderr
-    assert "ckpt-00000030.npz" in again.stderr and "trying the previous one" in again.stderr
+    assert newest.name in again.stderr and "trying the previous one" in again.stderr
     assert "after step 20" in again.stdout
     assert np.array_equal(model(tmp_path), reference[2])
 
@@ -95,48 +70,6 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     r = run_mpi(2, train_cmd(*args, "--resume", "--lr", "0.1"), timeout=60)
     assert r.returncode == 2
     assert "written with lr = 0.5, this run has lr = 0.1" in r.stderr
-
-
-@pytest.mark.parametrize("n", [2, 3])
-def test_supervise_survives_a_killed_rank(tmp_path, reference, n):
-    r = supervise(["--restarts", "2", "--", *mpirun(n), str(BIN / "dist-logreg"), "train",
-                   *RUN, "--checkpoint-every", "10", "--out", str(tmp_path),
-                   "--inject-fault", f"kill:rank={n - 1}:step=27"])  # fmt: skip
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "attempt 1 failed" in r.stdout and "newest checkpoint after step 20" in r.stdout
-    assert "at least 7 step(s) of work lost" in r.stdout  # progress is reported every step
-    assert "completed after 1 failure(s) and 1 restart(s)" in r.stdout
-    assert np.array_equal(model(tmp_path), reference[n])
-
-
-def test_supervise_restarts_on_fewer_ranks(tmp_path, reference):
-    r = supervise(["--restarts", "2", "--min-ranks", "2", "--", *mpirun(3),
-                   str(BIN / "dist-logreg"), "train", *RUN, "--checkpoint-every", "10",
-                   "--out", str(tmp_path), "--inject-fault", "kill:rank=2:step=12"])  # fmt: skip
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "-n 2" in r.stdout.split("attempt 2 of")[1].splitlines()[0]
-    np.testing.assert_allclose(model(tmp_path), reference[3], rtol=1e-12, atol=1e-14)
-
-
-def test_supervise_gives_up_and_does_not_retry_bad_input(tmp_path):
-    r = supervise(["--restarts", "2", "--", "sh", "-c", "exit 3", "train", "--out",
-                   str(tmp_path)])  # fmt: skip
-    assert r.returncode == 3 and r.stdout.count("failed (exit status 3)") == 3
-    assert "giving up after 2 restart(s)" in r.stdout
-    r = supervise(["--restarts", "2", "--", *mpirun(2), str(BIN / "dist-logreg"), "train",
-                   "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path)])  # fmt: skip
-    assert r.returncode == 2 and "not restarting" in r.stdout
-    r = supervise(["--", *mpirun(2), str(BIN / "dist-logreg"), "train"])
-    assert r.returncode == 2 and "needs --out DIR or --checkpoint-dir" in r.stderr
-
-
-@pytest.mark.parametrize("status, restarted", [(1, True), (3, True), (4, False), (5, True)])
-def test_supervise_restarts_by_exit_status(tmp_path, status, restarted):
-    r = supervise(["--restarts", "1", "--", "sh", "-c", f"exit {status}", "train", "--out",
-                   str(tmp_path)])  # fmt: skip
-    assert r.returncode == status
-    assert r.stdout.count(f"failed (exit status {status})") == (2 if restarted else 1)
-    assert ("not restarting" in r.stdout) != restarted
 
 
 def test_stalled_rank_is_caught_by_the_comm_timeout(tmp_path):
@@ -157,17 +90,48 @@ def test_stall_within_the_timeout_only_costs_time(tmp_path):
     assert s["allreduce"]["skew_s"]["max"] >= 0.4  # rank 1 waited for the stalled rank
 
 
-def test_divergence_writes_the_last_good_checkpoint(tmp_path):
+def outlier_data(folder: Path, batch: int):
+    """300 rows whose row 123 has a feature of 1e200: finite, but once in a batch the step
+    sends the weights to about 1e198, and the row's next visit overflows the loss. Returns
+    the data path and the step of the row's first visit (from the batch order itself)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 4))
+    X[123, 2] = 1e200
+    y = (rng.random(300) < 0.5).astype(float)
+    np.save(folder / "X.npy", X)
+    np.save(folder / "y.npy", y)
+    order = GlobalBatches(300, batch, seed=0)
+    first = next(s for s in range(1000) if 123 in order.batch(s))
+    return str(folder), first
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_divergence_names_the_checkpoint_from_before_the_loss_rose(tmp_path, n):
+    data, first = outlier_data(tmp_path, 30)
+    out = tmp_path / "out"
+    r = run_mpi(n, train_cmd("--data", data, "--batch-size", "30", "--steps", "30", "--out",
+                             str(out), "--checkpoint-every", "2", "--keep-checkpoints", "1"),
+                timeout=60)  # fmt: skip
+    assert r.returncode == 4, r.stderr  # divergence
+    lines = [x for x in r.stderr.splitlines() if x.startswith("dist-logreg")]
+    assert len(lines) == 1 and "is not finite" in lines[0] and "smaller --lr" in lines[0], lines
+    assert "Warning" not in r.stderr  # numpy's overflow warnings do not reach the console
+    good = first // 2 * 2  # the newest checkpoint whose step's loss came before the outlier
+    assert f"from before the loss started to rise, is the checkpoint after step {good}" in lines[0]
+    path = Path(lines[0].rsplit(": ", 1)[1])
+    saved = load(path)
+    assert saved.step == good and np.abs(saved.params).max() < 10  # not the 1e198 ones
+    # It was kept out of turn: --keep-checkpoints 1 alone would have pruned it.
+    assert len(list(path.parent.glob("ckpt-*.npz"))) == 2
+
+
+def test_divergence_without_a_good_checkpoint_says_so(tmp_path):
     r = run_mpi(2, train_cmd(*RUN, "--out", str(tmp_path), "--checkpoint-every", "100",
                              "--lr", "1e308"), timeout=60)  # fmt: skip
-    assert r.returncode == 4  # divergence
+    assert r.returncode == 4
     line = [x for x in r.stderr.splitlines() if x.startswith("dist-logreg: error")][0]
-    assert "is not finite" in line and "smaller --lr" in line and "last good state" in line
-    saved = list((tmp_path / "checkpoints").iterdir())
-    assert len(saved) == 1
-    from dist_logreg.train.checkpoint import load
-
-    assert np.all(np.isfinite(load(saved[0]).params))
+    assert "is not finite" in line and "no checkpoint was written before the loss" in line
+    assert not (tmp_path / "checkpoints").exists()  # the last finite state is not "good"
 
 
 @pytest.fixture
@@ -222,44 +186,91 @@ def test_read_only_output_directory_fails_before_training(read_only_dir):
     assert "cannot write there" in r.stderr and "step " not in r.stdout
 
 
-def test_supervise_help():
-    r = subprocess.run([sys.executable, "-m", "dist_logreg", "supervise", "--help"],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert r.returncode == 0
-    for flag in ("--restarts", "--min-ranks", "--attempt-timeout"):
-        assert flag in r.stdout
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder``: its bytes and modification time."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_resume_after_completion_changes_nothing(tmp_path, reference):
+def strict(text: str):
+    """Parse JSON refusing NaN and Infinity (which json.loads accepts by default)."""
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_resume_after_completion_changes_nothing(tmp_path, reference, n):
     args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "20"]
-    assert run_mpi(2, train_cmd(*args), timeout=60).returncode == 0
-    again = run_mpi(2, train_cmd(*args, "--resume"), timeout=60)
+    assert run_mpi(n, train_cmd(*args), timeout=60).returncode == 0
+    before = snapshot(tmp_path)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 40 * n
+    again = run_mpi(n, train_cmd(*args, "--resume"), timeout=60)
     assert again.returncode == 0, again.stderr
-    assert "after step 40" in again.stdout
-    s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["steps_run"] == 0 and s["allreduce"]["calls"] == 0
-    assert np.array_equal(model(tmp_path), reference[2])
+    assert "nothing to do" in again.stdout and "outputs are unchanged" in again.stdout
+    assert snapshot(tmp_path) == before  # nothing emptied, nothing rewritten
+    for name in ("summary.json", "config.json", "traffic.json"):
+        strict((tmp_path / name).read_text())
+    for line in (tmp_path / "steps.jsonl").read_text().splitlines():
+        strict(line)
+    assert np.array_equal(model(tmp_path), reference[n])
 
 
-def test_a_dead_run_keeps_its_measurements(tmp_path):
+def test_resume_with_fewer_steps_continues_from_a_checkpoint_before_them(tmp_path):
+    args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "10"]
+    assert run_mpi(2, train_cmd(*args), timeout=60).returncode == 0  # 40 steps
+    again = run_mpi(2, train_cmd(*args, "--steps", "25", "--resume"), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "(after step 20)" in again.stdout and "past the run's last step (25)" in again.stdout
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 25
+    fresh = tmp_path / "fresh"
+    assert run_mpi(2, train_cmd(*RUN, "--steps", "25", "--out", str(fresh)),
+                   timeout=60).returncode == 0  # fmt: skip
+    assert np.array_equal(model(tmp_path), model(fresh))  # the model of 25 steps, bitwise
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_other_runs_checkpoints_are_neither_pruned_nor_in_the_way(tmp_path, n):
+    ckpts = tmp_path / "ckpts"
+    other = [*RUN, "--lr", "0.25", "--checkpoint-dir", str(ckpts), "--checkpoint-every", "10"]
+    assert run_mpi(n, train_cmd(*other, "--out", str(tmp_path / "a")), timeout=60).returncode == 0
+    theirs = sorted(p.name for p in ckpts.glob("ckpt-*.npz"))  # after steps 20, 30, 40
+    mine = [*RUN, "--steps", "20", "--checkpoint-dir", str(ckpts), "--checkpoint-every", "10",
+            "--keep-checkpoints", "1", "--out", str(tmp_path / "b")]  # fmt: skip
+    assert run_mpi(n, train_cmd(*mine), timeout=60).returncode == 0
+    (own,) = [p for p in ckpts.glob("ckpt-*.npz") if p.name not in theirs]
+    assert own.name.startswith("ckpt-00000020-")  # kept 1 of its own, none of theirs deleted
+    assert set(theirs) < {p.name for p in ckpts.glob("ckpt-*.npz")}
+    # A kill during a write left a temp file of this run, and one of another run long ago.
+    left = [ckpts / f".ckpt-{own.name[14:26]}-abc.tmp", ckpts / ".ckpt-0123456789ab-old.tmp"]
+    for p in left:
+        p.write_bytes(b"half a checkpoint")
+    os.utime(left[1], (time.time() - 3600, time.time() - 3600))
+    again = run_mpi(n, train_cmd(*mine, "--steps", "30", "--resume"), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming from {own} (after step 20)" in again.stdout  # not theirs, newer as it is
+    assert "skipped 3 newer checkpoint(s) of other runs" in again.stdout
+    assert not any(p.exists() for p in left) and "removed .ckpt-" in again.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_dead_runs_keep_their_measurements_also_from_the_same_checkpoint(tmp_path, n):
     args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "10", "--flush-every", "5"]
-    r = run_mpi(2, train_cmd(*args, "--inject-fault", "kill:rank=1:step=17"), timeout=60)
-    assert r.returncode != 0
+    kill = ["--inject-fault", f"kill:rank={n - 1}:step=17"]  # unsupervised: fires every time
+    assert run_mpi(n, train_cmd(*args, *kill), timeout=60).returncode != 0
+    assert run_mpi(n, train_cmd(*args, *kill, "--resume"), timeout=60).returncode != 0
     partial = tmp_path / "partial"
-    for rank in (0, 1):
-        lines = (partial / f"metrics-from0-rank{rank}.jsonl").read_text().splitlines()
-        recs = [json.loads(x) for x in lines]
-        assert [x["step"] for x in recs] == list(range(15))  # flushed after steps 5, 10, 15
-        assert all(x["rank"] == rank and x["bytes"] == (7 + 3) * 8 for x in recs)
-    again = run_mpi(2, train_cmd(*args, "--resume"), timeout=60)
+    for rank in range(n):
+        # attempt 1 ran from step 0 and flushed after steps 5, 10, 15; attempt 2 resumed
+        # from the same checkpoint (after step 10) and flushed after step 15.
+        for name, steps in ((f"metrics-attempt1-from0-rank{rank}", range(15)),
+                            (f"metrics-attempt2-from10-rank{rank}", range(10, 15))):  # fmt: skip
+            recs = [strict(x) for x in (partial / f"{name}.jsonl").read_text().splitlines()]
+            assert [x["step"] for x in recs] == list(steps), name
+            assert all(x["rank"] == rank and x["bytes"] == (7 + 3) * 8 for x in recs)
+            assert {x["attempt"] for x in recs} == {int(name[15])}
+    again = run_mpi(n, train_cmd(*args, "--resume"), timeout=60)
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in partial.iterdir()) == [
-        "metrics-from0-rank0.jsonl",
-        "metrics-from0-rank1.jsonl",
-    ]  # the dead run's stay
-    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    steps = {json.loads(x)["step"] for x in lines}
-    assert steps == set(range(10, 40))
+    assert len(list(partial.iterdir())) == 2 * n  # both dead attempts' files stay
+    lines = [strict(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {x["step"] for x in lines} == set(range(10, 40)) and {x["attempt"] for x in lines} == {3}
 
 
 def test_a_completed_run_leaves_no_partial_files(tmp_path):

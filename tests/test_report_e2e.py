@@ -159,3 +159,12 @@ def test_progress_bar_on_a_terminal(tmp_path):
     shown = in_terminal(2, [str(BIN / "dist-logreg"), "bench", "--max-bytes", "1K"])
     assert "bench: 100%|" in shown and "8/8 [" in shown  # 8 B .. 1 KiB: 8 sizes
     assert shown.count("         mpi ") == 8  # every table row is still printed
+
+
+def test_no_bar_when_mpirun_writes_to_a_pipe(tmp_path):
+    # Open MPI gives every rank a pseudo-terminal even when mpirun's own output is a pipe:
+    # the rank must look at the launcher's output, or logs fill with bar redraws.
+    r = run_mpi(2, train_cmd(*SMALL[:-1], "100", "--out", str(tmp_path / "r")))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "%|" not in r.stdout and "\r" not in r.stdout
+    assert len([x for x in r.stdout.splitlines() if x.startswith("  step ")]) == 10

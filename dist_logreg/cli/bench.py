@@ -6,15 +6,17 @@ import argparse
 
 from dist_logreg.comm.names import ALGORITHMS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
+from dist_logreg.files import check_writable
 from dist_logreg.units import parse_bytes
 
 BENCH_EPILOG = """\
-examples:
+examples (--oversubscribe: more ranks than cores, as on a laptop):
   mpirun -n 2 dist-logreg bench                                   # mpi, 8 B .. 64 MiB
-  mpirun -n 3 dist-logreg bench --allreduce mpi,ring,rabenseifner --max-bytes 1M --out b.json
-  mpirun -n 4 dist-logreg bench --allreduce hierarchical --ranks-per-node 2
-  mpirun -n 4 dist-logreg bench --allreduce ring,rabenseifner --max-bytes 4M --fit model.json
-  mpirun -n 3 dist-logreg bench --allreduce ring --model model.json   # measured vs predicted
+  mpirun -n 3 --oversubscribe dist-logreg bench --allreduce mpi,ring,rabenseifner \\
+      --max-bytes 1M --out b.json
+  mpirun -n 4 --oversubscribe dist-logreg bench --allreduce hierarchical --ranks-per-node 2
+  mpirun -n 2 dist-logreg bench --allreduce ring,rabenseifner --max-bytes 4M --fit model.json
+  mpirun -n 2 dist-logreg bench --allreduce ring --model model.json   # measured vs predicted
 """
 
 
@@ -109,6 +111,8 @@ def cmd(comm, args: argparse.Namespace) -> int:
         bench.check_args(args)
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
         args.model_doc = load_model(args.model, bench.algorithm_names(args.allreduce))
+        if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after the sweep
+            check_writable(args.out, "--out")
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

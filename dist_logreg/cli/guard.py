@@ -43,10 +43,11 @@ def run_guarded(comm, body) -> int:
     except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt: abort all ranks
         if isinstance(exc, SystemExit) and not exc.code:
             raise
-        traceback.print_exc(file=sys.stderr)
-        what = (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        )
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line, no traceback
+            what = "interrupted"
+        else:
+            traceback.print_exc(file=sys.stderr)
+            what = f"{type(exc).__name__}: {exc}"
         print(
             f"dist-logreg: error on rank {rank} of {size}: {what}; aborting all ranks",
             file=sys.stderr,

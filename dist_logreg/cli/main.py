@@ -1,8 +1,9 @@
 """Command line: ``dist-logreg COMMAND ...`` (and ``python -m dist_logreg``): parse, dispatch.
 
 The only module that reads ``MPI.COMM_WORLD``. numpy and mpi4py are imported inside
-:func:`main`, after the environment is set: BLAS thread counts must be fixed before numpy
-loads, and MPI parameters before MPI starts. Each sub-command's flags and entry live in a
+:func:`main` (MPI through :func:`~dist_logreg.comm.lifecycle.init_mpi`), after the
+environment is set: BLAS thread counts must be fixed before numpy loads, and MPI
+parameters before MPI starts. Each sub-command's flags and entry live in a
 module of their own (``cli/train.py``, ``cli/bench.py``, ...).
 """
 
@@ -14,8 +15,10 @@ import os
 from dist_logreg import __version__
 from dist_logreg.cli import bench, cluster, model, report, supervise, train
 from dist_logreg.cli.guard import run_guarded
+from dist_logreg.comm.lifecycle import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
 from dist_logreg.errors import exit_status_help
+from dist_logreg.train.faults import start_watchdog
 from dist_logreg.train.options import peek
 
 #: One BLAS thread per rank unless the user says otherwise: data-parallel ranks already
@@ -47,7 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
     force_mpi_algorithm(peek(args, "mpi_algorithm"))
-    from mpi4py import MPI  # starts MPI: after the environment is final
+    # --comm-timeout covers the whole run, MPI_Init and MPI_Finalize included: both wait
+    # for every rank, so one rank stopped there would otherwise hang the others forever.
+    dog = start_watchdog(peek(args, "comm_timeout"))
+    with dog.phase("MPI start-up (MPI_Init)"):
+        MPI = init_mpi()  # starts MPI: after the environment is final
 
     comm = MPI.COMM_WORLD
-    return run_guarded(comm, lambda: args.func(comm, args))
+    dog.attach(comm)
+    args.watchdog = dog  # the sub-command arms it around its own collectives
+    status = run_guarded(comm, lambda: args.func(comm, args))
+    dog.attach(None)  # no communicator to abort through once finalizing
+    with dog.phase("MPI shutdown (MPI_Finalize)"):
+        finalize_mpi(MPI)
+    dog.close()
+    return status

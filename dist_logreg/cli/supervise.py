@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
@@ -10,11 +11,15 @@ from dist_logreg.errors import UsageError, exit_status_help
 SUPERVISE_EPILOG = """\
 example:
   dist-logreg supervise --restarts 2 --min-ranks 2 -- \\
-      mpirun -n 4 dist-logreg train --steps 500 --checkpoint-every 50 --out runs/sup \\
-      --inject-fault kill:rank=1:step=120
+      mpirun -n 3 --oversubscribe dist-logreg train --steps 400 --checkpoint-every 50 \\
+      --out runs/sup --inject-fault kill:rank=2:step=120
 
 The train command needs --out or --checkpoint-dir (restarts look for checkpoints there) and
-should have --checkpoint-every. Injected faults fire on the first attempt only.
+should have --checkpoint-every. Injected faults fire on the first attempt only. An attempt
+that started no rank (a launch failure: a wrong command, too few slots) is not restarted.
+Each attempt's measurements stay in <out>/partial/, marked with the attempt number, and the
+final summary.json lists the attempts and what each lost. SIGTERM or SIGINT to the
+supervisor stops the whole job (after --grace seconds, by SIGKILL) and exits 128+signal.
 """
 
 
@@ -46,6 +51,15 @@ def add_parser(sub) -> None:
         help="kill an attempt that runs longer than this and count it as failed",
     )
     sup.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="when the supervisor gets SIGTERM or SIGINT (or an attempt times out), the job "
+        "gets the signal and this long to end before every process of it is killed "
+        "(default: 10)",
+    )
+    sup.add_argument(
         "command", nargs=argparse.REMAINDER, help="-- mpirun -n P dist-logreg train ..."
     )
     sup.set_defaults(func=cmd, mpi=False)
@@ -60,6 +74,16 @@ def cmd(args: argparse.Namespace) -> int:
     def body() -> int:
         if args.restarts < 0:
             raise UsageError(f"--restarts: expected an integer >= 0, got {args.restarts}")
-        return supervise.run(command, args.restarts, args.min_ranks, args.attempt_timeout, say=say)
+        for flag, value in (("--grace", args.grace), ("--attempt-timeout", args.attempt_timeout)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UsageError(f"{flag}: expected a finite number of seconds > 0, got {value}")
+        return supervise.run(
+            command,
+            args.restarts,
+            args.min_ranks,
+            args.attempt_timeout,
+            say=say,
+            grace=args.grace,
+        )
 
     return run_plain(body)

@@ -8,26 +8,29 @@ from dist_logreg.errors import exit_status_help
 from dist_logreg.train.options import add_arguments
 
 TRAIN_EPILOG = """\
-examples:
-  mpirun -n 4 dist-logreg train                       # built-in synthetic data, 200 steps
-  mpirun -n 3 dist-logreg train --features 65536 --dtype float32 --steps 50
+examples (--oversubscribe: more ranks than cores, as on a laptop):
+  mpirun -n 4 --oversubscribe dist-logreg train       # built-in synthetic data, 200 steps
+  mpirun -n 3 --oversubscribe dist-logreg train --features 65536 --dtype float32 --steps 50
   mpirun -n 2 dist-logreg train --data data.npz --epochs 5 --out runs/mine
   dist-logreg train --config run.toml --lr 0.1        # flags override the file
 
 study the communication:
-  mpirun -n 3 dist-logreg train --allreduce ring --features 65536 --dtype float32
-  mpirun -n 4 dist-logreg train --allreduce hierarchical --ranks-per-node 2
+  mpirun -n 3 --oversubscribe dist-logreg train --allreduce ring --features 65536 --dtype float32
+  mpirun -n 4 --oversubscribe dist-logreg train --allreduce hierarchical --ranks-per-node 2
   mpirun -n 2 dist-logreg train --mpi-algorithm recursive-doubling
   mpirun -n 2 dist-logreg train --features 65536 --bucket-bytes 65536 --trace
-  mpirun -n 4 dist-logreg train --model auto        # predicted vs measured, stragglers
+  mpirun -n 4 --oversubscribe dist-logreg train --model auto   # predicted vs measured
 
 survive faults:
-  mpirun -n 3 dist-logreg train --checkpoint-every 50 --out runs/a --comm-timeout 30
+  mpirun -n 3 --oversubscribe dist-logreg train --checkpoint-every 50 --out runs/a --comm-timeout 30
   mpirun -n 2 dist-logreg train --checkpoint-every 50 --out runs/a --resume
-  dist-logreg supervise --restarts 2 -- mpirun -n 3 dist-logreg train --out runs/a \\
-      --checkpoint-every 50 --inject-fault kill:rank=1:step=120
+  dist-logreg supervise --restarts 2 -- mpirun -n 3 --oversubscribe dist-logreg train \\
+      --out runs/a --checkpoint-every 50 --inject-fault kill:rank=1:step=120
 
 Config files are flat TOML with the option names as keys (batch_size = 512).
+Every rank must get the same settings and data: ranks that disagree stop at start-up with
+one line naming the setting and the ranks. --comm-timeout covers every collective, from
+MPI_Init to the last write. Data and config must be regular files (a FIFO would block).
 One BLAS thread per rank is used unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are set.
 """
 

@@ -16,5 +16,6 @@ usable by processes that must not start MPI (the supervisor, the cluster tools).
 ``costmodel``  a fitted model (``model.json``) and its predictions, pure
 ``costfit``    fitting the model to measurements (NNLS, relative error, segments), pure
 ``mpilib``     forcing and recording the MPI library's own algorithm
+``lifecycle``  ``MPI_Init`` / ``MPI_Finalize`` with the GIL released (mpi4py loaded inside)
 =============  ============================================================================
 """

@@ -2,27 +2,32 @@
 newest checkpoint, optionally on fewer ranks, until it completes or the restarts are spent.
 
 The supervisor is not an MPI process: it starts the launcher (``mpirun ...``) as a child in
-its own process group and watches its exit status. It tells the job which attempt it is
-(``DIST_LOGREG_ATTEMPT``, so injected faults fire only in the first) and where to report
-progress (``DIST_LOGREG_STATUS``), which with the checkpoint directory gives the work lost.
+a session of its own and watches its exit status. It tells the job which attempt it is
+(``DIST_LOGREG_ATTEMPT``, so injected faults fire only in the first), where to report
+progress (``DIST_LOGREG_STATUS``, a file next to the checkpoints, so that rank 0 on another
+node can reach it), and what the earlier attempts lost (``DIST_LOGREG_HISTORY``, which the
+job puts in ``summary.json``). A failed attempt that never reported a start is a launch
+failure (the command is wrong, or no slot was free), not a lost rank.
+
+SIGTERM and SIGINT sent to the supervisor go to the job: forwarded to the launcher, then,
+after a grace period, every process of the job's session is killed. Nothing is left
+running and writing into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dist_logreg.errors import EXIT_USAGE, NEVER_RESTART, UsageError
-from dist_logreg.protocol import ATTEMPT_VAR, STATUS_VAR
-from dist_logreg.train import checkpoint
+from dist_logreg.protocol import ATTEMPT_VAR, HISTORY_VAR, STATUS_VAR, read_status
 from dist_logreg.train.options import add_arguments, load_toml
 
 RANK_FLAGS = ("-n", "-np", "--np", "-c", "--n")
@@ -37,6 +42,8 @@ class Plan:
     checkpoint_dir: Path
     checkpoint_every: int
     open_mpi: bool
+    home: Path  # --out (or the checkpoint directory): where the status file goes
+    out: Path | None  # --out, where the job keeps each attempt's partial measurements
     failures: list[dict] = field(default_factory=list)
 
 
@@ -80,6 +87,8 @@ def plan(command: list[str]) -> Plan:
         checkpoint_dir=Path(ckpt_dir) if ckpt_dir else Path(out) / "checkpoints",
         checkpoint_every=int(settings.get("checkpoint_every") or 0),
         open_mpi="Open MPI" in version or "prte" in version.lower(),
+        home=Path(out) if out else Path(ckpt_dir),
+        out=Path(out) if out else None,
     )
 
 
@@ -89,22 +98,18 @@ def attempt_command(p: Plan, attempt: int, ranks: int | None) -> list[str]:
     if ranks is not None and p.rank_index is not None:
         cmd[p.rank_index] = str(ranks)
     if p.open_mpi:  # ranks on other nodes get only the variables mpirun is told to pass
-        cmd[1:1] = ["-x", ATTEMPT_VAR, "-x", STATUS_VAR]
+        cmd[1:1] = ["-x", ATTEMPT_VAR, "-x", STATUS_VAR, "-x", HISTORY_VAR]
     if attempt > 0 and "--resume" not in cmd:
         cmd.append("--resume")
     return cmd
 
 
-def _newest_checkpoint(directory: Path) -> int:
-    files = checkpoint.candidates(directory)
-    return int(checkpoint.NAME.match(files[-1].name).group(1)) if files else 0
+class Stopped(Exception):
+    """The supervisor was sent SIGTERM or SIGINT; the job has been stopped."""
 
-
-def _progress(status: Path) -> int | None:
-    try:
-        return int(json.loads(status.read_text())["step"])
-    except (OSError, ValueError, KeyError):
-        return None
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def run(
@@ -113,6 +118,7 @@ def run(
     min_ranks: int | None,
     attempt_timeout: float | None,
     say=print,
+    grace: float = 10.0,
 ) -> int:
     """Supervise ``command``; returns its final exit status (0: completed)."""
     p = plan(command)
@@ -129,7 +135,11 @@ def run(
             "dist-logreg supervise: warning: no --checkpoint-every in the train command: "
             "a restart starts again from step 0"
         )
-    status = Path(tempfile.mkstemp(prefix="dist-logreg-status-")[1])
+    try:
+        p.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"supervise: cannot create {p.home}: {exc.strerror or exc}") from None
+    status = p.home / f".supervise-status-{os.getpid()}.json"
     started = time.monotonic()
     try:
         for attempt in range(restarts + 1):
@@ -139,7 +149,12 @@ def run(
                 f"dist-logreg supervise: attempt {attempt + 1} of at most {restarts + 1}: "
                 f"{' '.join(cmd)}"
             )
-            rc = _run_once(cmd, attempt, status, attempt_timeout, say)
+            env = {
+                ATTEMPT_VAR: str(attempt),
+                STATUS_VAR: str(status),
+                HISTORY_VAR: json.dumps(p.failures),
+            }
+            rc = _run_once(cmd, env, attempt, attempt_timeout, grace, say)
             if rc == 0:
                 lost = sum(f["steps_lost"] for f in p.failures)
                 say(
@@ -148,59 +163,152 @@ def run(
                     f"and redone: at least {lost} step(s)"
                 )
                 return 0
-            reached, saved = _progress(status), _newest_checkpoint(p.checkpoint_dir)
-            lost = max(0, (reached or 0) - saved)
-            p.failures.append({"attempt": attempt, "exit": rc, "steps_lost": lost})
-            how = f"signal {-rc}" if rc < 0 else f"exit status {rc}"
-            say(
-                f"dist-logreg supervise: attempt {attempt + 1} failed ({how}); last progress "
-                f"report at step {reached if reached is not None else 'none'}, newest "
-                f"checkpoint after step {saved}: at least {lost} step(s) of work lost"
-            )
+            failure = _failure(attempt, rc, read_status(status), p.out)
+            p.failures.append(failure)
+            say(_describe(failure))
+            if not failure["launched"] and attempt == 0:
+                say(
+                    "dist-logreg supervise: no rank started, so the command itself failed "
+                    "(see the launcher's message above: too few slots? add --oversubscribe "
+                    "or lower -n); not restarting"
+                )
+                return EXIT_USAGE
             if rc in NEVER_RESTART:
                 why = "rejected its input" if rc == EXIT_USAGE else "diverged numerically"
                 say(f"dist-logreg supervise: the job {why} (exit {rc}); not restarting")
                 return rc
             if attempt == restarts:
                 say(f"dist-logreg supervise: giving up after {restarts} restart(s)")
-                return rc
+                return rc if rc > 0 else 1
             if min_ranks is not None and ranks is not None:
                 ranks = max(min_ranks, ranks - 1)
         return 1
+    except Stopped as stop:
+        say(f"dist-logreg supervise: stopped by {stop}; the job was stopped, not restarting")
+        return 128 + stop.signum
     finally:
         status.unlink(missing_ok=True)
 
 
-def _run_once(cmd: list[str], attempt: int, status: Path, timeout: float | None, say) -> int:
-    env = {**os.environ, ATTEMPT_VAR: str(attempt), STATUS_VAR: str(status)}
-    try:
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"supervise: cannot start {cmd[0]}: {exc.strerror or exc}") from None
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        say(
-            f"dist-logreg supervise: attempt {attempt + 1} exceeded --attempt-timeout "
-            f"{timeout:g} s; killing it"
+def _failure(attempt: int, rc: int, status: dict, out: Path | None) -> dict:
+    """What one failed attempt lost, from its exit status and what rank 0 reported."""
+    reached, saved = status.get("step"), int(status.get("checkpoint") or 0)
+    number = int(status.get("attempt") or attempt + 1)  # the job's number in --out
+    kept = []
+    if out is not None and (out / "partial").is_dir():
+        kept = sorted(f.name for f in (out / "partial").glob(f"metrics-attempt{number}-*"))
+    return {
+        "attempt": number,
+        "exit_status": rc if rc >= 0 else None,
+        "signal": -rc if rc < 0 else None,
+        "launched": bool(status.get("started")),
+        "last_progress_step": reached,
+        "checkpoint_step": saved,
+        "steps_lost": max(0, int(reached or 0) - saved),
+        "partial_files": kept,  # its measurements up to the last flush, in <out>/partial
+    }
+
+
+def _describe(f: dict) -> str:
+    how = f"signal {f['signal']}" if f["signal"] else f"exit status {f['exit_status']}"
+    if not f["launched"]:
+        return (
+            f"dist-logreg supervise: attempt {f['attempt']} failed to launch ({how}): no rank "
+            "started"
         )
-        _kill_group(proc)
-        return -signal.SIGKILL
-    except KeyboardInterrupt:
-        _kill_group(proc)
-        say("dist-logreg supervise: interrupted; the job was stopped")
-        sys.exit(130)
+    reached = f["last_progress_step"]
+    return (
+        f"dist-logreg supervise: attempt {f['attempt']} failed ({how}); last progress "
+        f"report at step {reached if reached is not None else 'none'}, newest "
+        f"checkpoint after step {f['checkpoint_step']}: at least {f['steps_lost']} step(s) "
+        "of work lost"
+    )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """End the launcher and every rank it started (they share its process group)."""
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+def _run_once(cmd, env: dict, attempt: int, timeout: float | None, grace: float, say) -> int:
+    """One attempt; SIGTERM/SIGINT meanwhile stop the job and raise :class:`Stopped`."""
+    received: list[int] = []
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
+            proc = subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True)
+        except OSError as exc:
+            raise UsageError(f"supervise: cannot start {cmd[0]}: {exc.strerror or exc}") from None
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            try:
+                return proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+            if received:
+                name = signal.Signals(received[0]).name
+                say(
+                    f"dist-logreg supervise: {name} received: forwarding it to the job, "
+                    f"killing it after a grace period of {grace:g} s"
+                )
+                stop_job(proc, received[0], grace)
+                raise Stopped(received[0])
+            if deadline is not None and time.monotonic() > deadline:
+                say(
+                    f"dist-logreg supervise: attempt {attempt + 1} exceeded --attempt-timeout "
+                    f"{timeout:g} s; killing it"
+                )
+                stop_job(proc, signal.SIGTERM, grace)
+                return -signal.SIGKILL
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes of session ``sid`` (Linux ``/proc``): the launcher and its local ranks.
+
+    Open MPI puts each rank in a process group of its own, so signalling the launcher's
+    group does not reach them; the session (started by the launcher) holds them all.
+    """
+    members = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return members
+    for entry in entries:
+        if not entry.isdigit():
             continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # state ppid pgrp session ...
+            members.append(int(entry))  # (a zombie is dead already, only not yet reaped)
+    return members
+
+
+def stop_job(proc: subprocess.Popen, sig: int, grace: float) -> None:
+    """Send ``sig`` to the launcher's group, wait up to ``grace`` s, then SIGKILL the session.
+
+    The launcher forwards the signal to every rank (on every node) and ends; whatever is
+    still alive after the grace period is killed, so no rank goes on writing.
+    """
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=grace)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        pass
+    end = time.monotonic() + grace
+    for _ in range(int((grace + 10) / 0.05)):  # bounded: never wait forever on the job
+        left = [pid for pid in session_members(proc.pid) if pid != os.getpid()]
+        if not left:
+            break
+        if time.monotonic() > end:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -10,7 +10,6 @@ integer that float32 and float64 represent exactly.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from time import perf_counter_ns
@@ -21,6 +20,7 @@ from dist_logreg.comm.costs import busbw_factor
 from dist_logreg.comm.names import ALGORITHMS
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
+from dist_logreg.files import write_json
 from dist_logreg.study import benchmodel, provenance
 from dist_logreg.study.progress import bar_for
 
@@ -147,8 +147,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
     if bar is not None:
         bar.close()
     if rank == 0 and args.out:
-        doc = {"run": run_info, "records": records}
-        Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+        write_json(Path(args.out), {"run": run_info, "records": records})
         say(f"# wrote {args.out}")
     if getattr(args, "fit", None):
         benchmodel.fit_after_sweep(comm, records, args.fit, say)

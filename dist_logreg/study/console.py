@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import sys
 from pathlib import Path
 
-from dist_logreg.protocol import STATUS_VAR
+from dist_logreg.protocol import report
 from dist_logreg.study.progress import bar_for
 from dist_logreg.units import format_bytes as _bytes
 
@@ -64,9 +61,8 @@ class Reporter:
                 self.bar.write(line)
                 every = max(1, steps // 10)
                 self._next_line = (step // every + 1) * every
-        if self.rank == 0 and STATUS_VAR in os.environ:  # for `dist-logreg supervise`
-            with contextlib.suppress(OSError):
-                Path(os.environ[STATUS_VAR]).write_text(json.dumps({"step": step, "steps": steps}))
+        if self.rank == 0:  # for `dist-logreg supervise`: the work lost if the job dies
+            report(step=step, steps=steps)
 
     def finish(self, summary: dict, out_dir: Path) -> None:
         self.close()

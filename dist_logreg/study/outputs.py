@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -15,14 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import strict_json, write_json
 from dist_logreg.study.stragglers import step_predictions
 from dist_logreg.train.loop import PHASES, TrainResult
 
 
-def prepare_out_dir(comm, requested: str | None) -> Path:
+def prepare_out_dir(comm, requested: str | None, attempt: int = 1) -> tuple[Path, int]:
     """Collective: rank 0 picks (default ``runs/train-<time>``) and creates the output directory.
 
     Done before training, so an unwritable directory fails in seconds, not after the run.
+    Also returns this run's attempt number in the directory: ``attempt`` (from the
+    supervisor), or the next free one if ``partial/`` already holds that attempt's files
+    (a run started again by hand), so no run appends to or removes another's records.
     """
     error, path = None, None
     if comm.Get_rank() == 0:
@@ -32,10 +37,22 @@ def prepare_out_dir(comm, requested: str | None) -> Path:
             probe = path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
+            taken = [int(m.group(1)) for m in map(_ATTEMPT.match, _partial_names(path)) if m]
+            if attempt in taken:
+                attempt = max(taken) + 1
         except OSError as exc:
             error = UsageError(f"--out {path}: cannot write there: {exc.strerror or exc}")
     raise_together(comm, error)
-    return Path(comm.bcast(str(path), root=0))
+    where, attempt = comm.bcast((str(path), attempt), root=0)
+    return Path(where), attempt
+
+
+_ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _partial_names(out_dir: Path) -> list[str]:
+    folder = out_dir / "partial"
+    return [p.name for p in folder.iterdir()] if folder.is_dir() else []
 
 
 def _default_out_dir() -> Path:
@@ -55,21 +72,26 @@ def write_outputs(
     result: TrainResult,
     config: dict,
     predict=None,
+    attempt: int = 1,
+    append: bool = False,
 ) -> None:
     """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config.
 
     ``predict`` (bytes -> seconds, from a cost model): adds ``predicted_s`` to every call in
-    metrics.jsonl and every step in steps.jsonl (the sum over its calls).
+    metrics.jsonl and every step in steps.jsonl (the sum over its calls). ``append``: a
+    resumed run adds its lines to ``metrics.jsonl`` and ``steps.jsonl`` (each line says its
+    ``attempt``) instead of replacing what an earlier run of the same directory recorded.
     """
     np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
-    _write_json(out_dir / "summary.json", summary)
-    _write_json(out_dir / "traffic.json", traffic)
-    _write_json(out_dir / "config.json", config)
+    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "traffic.json", traffic)
+    write_json(out_dir / "config.json", config)
     # start_aligned_s: on rank 0's clock (offsets measured at start-up), from the earliest
     # rank's first step, so ranks compare: who arrived late at which allreduce.
     aligned = [int(r["marks"][0, 0]) + r["clock_offset_ns"] for r in per_rank if r["marks"].size]
     common = min(aligned, default=0)
-    with (out_dir / "metrics.jsonl").open("w") as fh:
+    mode = "a" if append else "w"
+    with (out_dir / "metrics.jsonl").open(mode) as fh:
         for r in per_rank:
             origin = int(r["marks"][0, 0]) if r["marks"].size else 0
             fh.writelines(
@@ -79,34 +101,38 @@ def write_outputs(
                     origin,
                     aligned=common - r["clock_offset_ns"],
                     predict=predict,
+                    attempt=attempt,
                 )
             )
-    with (out_dir / "steps.jsonl").open("w") as fh:
+    with (out_dir / "steps.jsonl").open(mode) as fh:
         for r in per_rank:
             pred = None
             if predict is not None:
                 pred = step_predictions(r["calls"], result.first_step, len(r["phase_ns"]), predict)
             for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
-                rec = {"step": result.first_step + i, "rank": r["rank"]}
+                rec = {"step": result.first_step + i, "rank": r["rank"], "attempt": attempt}
                 rec.update({f"{ph}_s": v for ph, v in zip(PHASES, row, strict=True)})
                 rec["batch_loss"] = float(result.batch_loss[i])
                 if pred is not None:
                     rec["predicted_s"] = float(pred[i])
-                fh.write(json.dumps(rec) + "\n")
+                fh.write(strict_json(rec) + "\n")
 
 
 class PartialMetrics:
     """Each rank appends its allreduce records to ``<out>/partial/`` every few steps.
 
-    One file per rank and start step (``metrics-from<step>-rank<r>.jsonl``, the lines of
-    ``metrics.jsonl``, with ``start_s`` from the rank's first call of the run), so a run that
-    dies keeps what it measured, and a resumed run does not overwrite it. The run's own files
-    are removed when it completes and ``metrics.jsonl`` holds everything.
+    One file per attempt, start step and rank (``metrics-attempt<a>-from<step>-rank<r>.jsonl``,
+    the lines of ``metrics.jsonl`` with the attempt, and ``start_s`` from the rank's first
+    call of the run), so a run that dies keeps what it measured, and no later attempt, not
+    even one from the same checkpoint, appends to or removes it. The run's own files are
+    removed when it completes and ``metrics.jsonl`` holds everything it measured.
     """
 
-    def __init__(self, out_dir: Path, rank: int, first_step: int, warn):
-        self.path = out_dir / "partial" / f"metrics-from{first_step}-rank{rank}.jsonl"
+    def __init__(self, out_dir: Path, rank: int, first_step: int, warn, attempt: int = 1):
+        name = f"metrics-attempt{attempt}-from{first_step}-rank{rank}.jsonl"
+        self.path = out_dir / "partial" / name
         self.rank = rank
+        self.attempt = attempt
         self.done = 0
         self.warn = warn
 
@@ -114,7 +140,9 @@ class PartialMetrics:
         rec = allreduce.records()
         if rec["ns"].size == self.done:
             return
-        lines = metric_lines(self.rank, rec, int(rec["start_ns"][0]), self.done)
+        lines = metric_lines(
+            self.rank, rec, int(rec["start_ns"][0]), self.done, attempt=self.attempt
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as fh:
@@ -134,7 +162,7 @@ def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     """Writing to --out failed: save the model and summary to a fresh temporary directory."""
     where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))
     np.savez(where / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
-    _write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
+    write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
     return where
 
 
@@ -145,12 +173,13 @@ def metric_lines(
     first: int = 0,
     aligned: int | None = None,
     predict=None,
+    attempt: int = 1,
 ) -> list[str]:
     """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``.
 
     With ``aligned`` (the common origin expressed on this rank's clock), each line also has
     ``start_aligned_s``, comparable across ranks. ``predict`` (bytes -> seconds): adds each
-    call's predicted time as ``predicted_s``.
+    call's predicted time as ``predicted_s``. ``attempt``: which attempt of a supervised run.
     """
     return [
         json.dumps(
@@ -162,7 +191,9 @@ def metric_lines(
                 "start_s": (start - origin) * 1e-9,
                 **({} if aligned is None else {"start_aligned_s": (start - aligned) * 1e-9}),
                 **({"predicted_s": predict(nbytes)} if predict else {}),
-            }
+                "attempt": attempt,
+            },
+            allow_nan=False,
         )
         + "\n"
         for step, nbytes, ns, start in zip(
@@ -173,7 +204,3 @@ def metric_lines(
             strict=True,
         )
     ]
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")

@@ -2,21 +2,43 @@
 
 When it is not (a pipe, a file, a batch job's log), nothing here draws anything and the
 callers print their plain lines, as they always did: a log must stay readable line by line.
-Under ``mpirun`` a rank's output is a terminal when mpirun's is (Open MPI forwards it
-through a pseudo-terminal), so the bar shows where a person is watching.
+Under ``mpirun`` a rank's output is ALWAYS a pseudo-terminal (Open MPI forwards it through
+one, also when mpirun's own output goes to a pipe or a file), so a rank started by a launcher
+also asks whether the launcher's output is a terminal (its parent's standard output, on the
+same host). ``DIST_LOGREG_PROGRESS=bar|lines`` overrides the guess.
 """
 
 from __future__ import annotations
 
 import os
 
+PROGRESS_VAR = "DIST_LOGREG_PROGRESS"
+#: Set in every rank by Open MPI / PMIx launchers (mpirun, srun with PMIx).
+_LAUNCHER_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+
 
 def is_terminal(stream) -> bool:
-    """Whether ``stream`` is a terminal (False for anything without ``isatty``)."""
+    """Whether ``stream`` is a terminal a person watches (False for anything without ``isatty``)."""
+    forced = os.environ.get(PROGRESS_VAR, "").strip().lower()
+    if forced in ("bar", "lines"):
+        return forced == "bar"
     try:
-        return bool(stream.isatty())
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+    if any(v in os.environ for v in _LAUNCHER_VARS):
+        return _launcher_output_is_terminal()
+    return True
+
+
+def _launcher_output_is_terminal() -> bool:
+    """Whether the parent process (mpirun, or its daemon) writes to a terminal."""
+    try:
+        target = os.readlink(f"/proc/{os.getppid()}/fd/1")
+    except OSError:  # no /proc (not Linux), or not allowed: assume a log, keep it readable
+        return False
+    return target.startswith(("/dev/pts/", "/dev/tty"))
 
 
 def _columns(stream) -> int:

@@ -8,7 +8,13 @@ no RNG state of its own, since the batch order is a function of ``(seed, epoch)`
 
 Writing: temp file in the same directory, flush, fsync, rename, fsync the directory; then
 the oldest beyond ``keep`` are deleted. A crash at any point leaves either the old set or
-the new one, never a half-written file under a checkpoint's name.
+the new one, never a half-written file under a checkpoint's name (a temp file left by a
+kill is removed at the next start, :func:`clean_temporary`).
+
+Several runs may share a checkpoint directory. Each run's files carry its identity, a hash
+of its trajectory settings and data fingerprint, in the name (``ckpt-<step>-<run>.npz``):
+pruning deletes only the run's own files, and ``--resume`` takes the newest *compatible*
+checkpoint, skipping other runs' ones.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +32,24 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = 1
-NAME = re.compile(r"^ckpt-(\d{8})\.npz$")
+#: ``ckpt-<step>-<run>.npz``; files without the run part come from older versions.
+NAME = re.compile(r"^ckpt-(\d{8})(?:-([0-9a-f]{12}))?\.npz$")
 #: Settings that decide the trajectory: a checkpoint is refused if any differs.
-TRAJECTORY_KEYS = ("batch_size", "lr", "l2", "momentum", "seed", "dtype", "compress")
+TRAJECTORY_KEYS = (
+    "batch_size",
+    "lr",
+    "l2",
+    "momentum",
+    "seed",
+    "dtype",
+    "compress",
+    "label_column",
+)
+#: A periodic checkpoint is a *good* state to fall back to after a divergence when its
+#: batch loss is at most this many times the lowest batch loss seen so far in the run.
+RISING = 2.0
+#: Temporary files of other runs older than this are left-overs of a kill: removed.
+STALE_TMP_S = 600
 
 
 class CheckpointError(Exception):
@@ -45,12 +67,18 @@ class Checkpoint:
     path: Path
 
 
-def trajectory(cfg, ds) -> dict:
+def trajectory(cfg, ds, fingerprint: str) -> dict:
     """The settings and data identity that a resumed run must share with the checkpoint."""
     out = {key: getattr(cfg, key) for key in TRAJECTORY_KEYS}
     out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={cfg.features})"
     out["samples"], out["features"] = ds.n_samples, ds.n_features
+    out["fingerprint"] = fingerprint  # the same path may hold other rows than last time
     return out
+
+
+def run_id(expected: dict) -> str:
+    """The run's identity in checkpoint names: 12 hex digits of a hash of its trajectory."""
+    return hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _digest(meta_json: str, params: np.ndarray, velocity: np.ndarray) -> str:
@@ -61,13 +89,23 @@ def _digest(meta_json: str, params: np.ndarray, velocity: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def save(directory: Path, step: int, params, velocity, meta: dict, keep: int) -> Path:
-    """Write ``ckpt-<step>.npz`` atomically; delete all but the ``keep`` newest."""
+def save(
+    directory: Path,
+    step: int,
+    params,
+    velocity,
+    meta: dict,
+    keep: int,
+    run: str | None = None,
+    protect: tuple[Path, ...] = (),
+) -> Path:
+    """Write ``ckpt-<step>-<run>.npz`` atomically; delete all but the ``keep`` newest of
+    this run (never another run's files, nor those in ``protect``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "format": FORMAT, "step": step}
-    meta_json = json.dumps(meta, sort_keys=True)
-    path = directory / f"ckpt-{step:08d}.npz"
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    meta = {**meta, "format": FORMAT, "step": step, "run": run}
+    meta_json = json.dumps(meta, sort_keys=True, allow_nan=False)
+    path = directory / (f"ckpt-{step:08d}-{run}.npz" if run else f"ckpt-{step:08d}.npz")
+    fd, tmp = tempfile.mkstemp(prefix=f".ckpt-{run or 'x'}-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(
@@ -88,16 +126,43 @@ def save(directory: Path, step: int, params, velocity, meta: dict, keep: int) ->
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
-    for old in sorted(candidates(directory))[:-keep]:
-        old.unlink(missing_ok=True)
+    for old in candidates(directory, run)[:-keep]:
+        if old not in protect:
+            old.unlink(missing_ok=True)
     return path
 
 
-def candidates(directory: Path) -> list[Path]:
-    """Checkpoint files in ``directory``, oldest first (by step in the name)."""
+def candidates(directory: Path, run: str | None = None) -> list[Path]:
+    """Checkpoint files in ``directory``, oldest first (by step); only ``run``'s if given."""
     if not directory.is_dir():
         return []
-    return sorted((p for p in directory.iterdir() if NAME.match(p.name)), key=lambda p: p.name)
+    found = []
+    for p in directory.iterdir():
+        m = NAME.match(p.name)
+        if m and (run is None or m.group(2) == run):
+            found.append((int(m.group(1)), p.name, p))
+    return [p for _, _, p in sorted(found)]
+
+
+def step_of(path: Path) -> int:
+    """The step in a checkpoint's name."""
+    return int(NAME.match(path.name).group(1))
+
+
+def clean_temporary(directory: Path, run: str) -> list[Path]:
+    """Remove temp files left by a kill during a write: this run's, and stale ones."""
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for p in directory.glob(".ckpt-*.tmp"):
+        try:
+            stale = time.time() - p.stat().st_mtime > STALE_TMP_S
+            if p.name.startswith(f".ckpt-{run}-") or stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
 
 
 def load(path: Path) -> Checkpoint:
@@ -115,10 +180,22 @@ def load(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path.name}: unreadable (truncated or corrupted?): {exc}") from None
     if _digest(meta_json, params, velocity) != checksum:
         raise CheckpointError(f"{path.name}: checksum mismatch (corrupted)")
-    meta = json.loads(meta_json)
+    try:
+        meta = json.loads(meta_json)
+        step = int(meta["step"])
+        features = meta.get("trajectory", {}).get("features")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path.name}: malformed metadata ({exc})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path.name}: format {meta.get('format')}, expected {FORMAT}")
-    return Checkpoint(int(meta["step"]), params, velocity, meta, path)
+    # A checksum only proves the file is what was written, not that it fits: check shapes.
+    for name, a in (("params", params), ("velocity", velocity)):
+        if a.ndim != 1 or a.dtype.kind != "f" or (features is not None and a.size != features + 1):
+            raise CheckpointError(
+                f"{path.name}: expected {name} of shape ({features} + 1,) floats for "
+                f"{features} features, got shape {a.shape} {a.dtype}"
+            )
+    return Checkpoint(step, params, velocity, meta, path)
 
 
 def newest_valid(directory: Path, warn) -> Checkpoint | None:
@@ -129,6 +206,53 @@ def newest_valid(directory: Path, warn) -> Checkpoint | None:
         except CheckpointError as exc:
             warn(f"checkpoint {exc}; trying the previous one")
     return None
+
+
+def newest_usable(
+    directory: Path, expected: dict, max_step: int, warn
+) -> tuple[Checkpoint | None, list[str]]:
+    """The newest checkpoint of this run's trajectory at or before ``max_step``.
+
+    Other runs' files (another identity in the name, or an older version's file written
+    under other settings) and files past ``max_step`` are skipped; unreadable or corrupted
+    ones are reported through ``warn`` and the previous one is tried. Returns the
+    checkpoint (or None) and notes on what was skipped. Raises ``CheckpointError`` naming
+    the differing setting when the directory holds only other runs' checkpoints (most
+    likely the wrong ``--checkpoint-dir``, or a changed setting).
+    """
+    run = run_id(expected)
+    notes, foreign, own = [], [], 0
+    for path in reversed(candidates(directory)):
+        tag = NAME.match(path.name).group(2)
+        if tag not in (None, run):
+            foreign.append(path)
+            continue
+        own += 1
+        if step_of(path) > max_step:
+            notes.append(f"{path.name} is past the run's last step ({max_step})")
+            continue
+        try:
+            ckpt = load(path)
+            check_compatible(ckpt, expected)
+        except CheckpointError as exc:
+            if tag is None and "written with" in str(exc):
+                foreign.append(path)  # an older version's file, of another run
+                own -= 1
+            else:
+                warn(f"checkpoint {exc}; trying the previous one")
+            continue
+        if foreign:
+            notes.append(f"skipped {len(foreign)} newer checkpoint(s) of other runs")
+        return ckpt, notes
+    for path in foreign if not own else ():
+        try:
+            other = load(path)
+        except CheckpointError:
+            continue
+        check_compatible(other, expected)  # raises, naming the setting that differs
+    if foreign:
+        notes.append(f"skipped {len(foreign)} checkpoint(s) of other runs")
+    return None, notes
 
 
 def check_compatible(ckpt: Checkpoint, expected: dict) -> None:
@@ -148,29 +272,69 @@ class Checkpointer:
 
     A failed write (disk full, directory gone) is reported and training goes on: the
     previous checkpoint stays the newest, and the run's own results are still written.
+
+    It also remembers the newest *good* checkpoint, saved while the batch loss was not
+    rising sharply (at most :data:`RISING` times the lowest so far), and keeps that file
+    out of pruning: after a divergence it is the state to go back to, not the last finite
+    one (whose parameters may already be near overflow).
     """
 
-    def __init__(self, rank: int, directory: Path, keep: int, meta: dict, warn):
+    def __init__(self, rank: int, directory: Path, keep: int, meta: dict, warn, on_save=None):
         self.rank = rank
         self.directory = directory
         self.keep = keep
         self.meta = meta
+        self.run = meta.get("run") or run_id(meta["trajectory"])
         self.warn = warn
+        self.on_save = on_save  # called with the step after each checkpoint written
         self.last: int | None = None
+        self.good: tuple[int, Path, float] | None = None  # step, file, batch loss
 
-    def save(self, steps_done: int, params: np.ndarray, velocity: np.ndarray) -> Path | None:
+    def save(
+        self, steps_done: int, params: np.ndarray, velocity: np.ndarray, losses=None
+    ) -> Path | None:
+        """Write a checkpoint (rank 0); ``losses``: this run's batch losses so far."""
         if self.rank != 0:
             return None
         spe = self.meta["sampler"]["steps_per_epoch"]
         meta = {**self.meta, "epoch": steps_done // spe, "batch_in_epoch": steps_done % spe}
+        protect = (self.good[1],) if self.good else ()
         try:
-            path = save(self.directory, steps_done, params, velocity, meta, self.keep)
+            path = save(
+                self.directory, steps_done, params, velocity, meta, self.keep, self.run, protect
+            )
         except OSError as exc:
             self.warn(
                 f"checkpoint after step {steps_done} could not be written to "
-                f"{self.directory}: {exc.strerror or exc}; training goes on, the "
-                "previous checkpoint stays the newest"
+                f"{self.directory}: {exc.strerror or exc}; training goes on, the previous "
+                "checkpoint stays the newest"
             )
             return None
         self.last = steps_done
+        if losses is not None and len(losses):
+            loss, lowest = float(losses[-1]), float(np.nanmin(losses))
+            if np.isfinite(loss) and loss <= RISING * lowest:
+                old, self.good = self.good, (steps_done, path, loss)
+                if old and old[1] not in candidates(self.directory, self.run)[-self.keep :]:
+                    old[1].unlink(missing_ok=True)  # kept out of turn until now
+        if self.on_save is not None:
+            self.on_save(steps_done)
         return path
+
+
+def good_state_note(checkpointer: Checkpointer | None) -> str:
+    """For a divergence message: where the state from before the loss rose is (rank 0's).
+
+    Not the last finite state: by the time a value overflows, the parameters have been
+    blowing up for several steps. The checkpointer keeps the newest checkpoint whose batch
+    loss was still near the lowest seen, out of turn if need be.
+    """
+    if checkpointer is None:
+        return "; no checkpoints were written (--checkpoint-every keeps a good state)"
+    if checkpointer.good is None:
+        return "; no checkpoint was written before the loss started to rise"
+    step, path, loss = checkpointer.good
+    return (
+        f"; the last good state, from before the loss started to rise, is the checkpoint "
+        f"after step {step} (batch loss {loss:.6g}): {path}"
+    )

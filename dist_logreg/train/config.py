@@ -8,6 +8,7 @@ result (``config.json``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,7 +169,10 @@ class TrainConfig:
     )
     checkpoint_dir: str | None = field(
         default=None,
-        metadata={"help": "where checkpoints go (default: <out>/checkpoints)"},
+        metadata={
+            "help": "where checkpoints go (default: <out>/checkpoints); several runs may "
+            "share one: each file is named after its run's settings and data"
+        },
     )
     keep_checkpoints: int = field(
         default=3, metadata={"help": "how many of the newest checkpoints to keep"}
@@ -176,17 +180,20 @@ class TrainConfig:
     resume: bool = field(
         default=False,
         metadata={
-            "help": "continue from the newest valid checkpoint in the checkpoint directory "
-            "(corrupt ones are reported and skipped; none: start from step 0). Same world "
-            "size: bitwise the uninterrupted model; another world size: equal up to "
-            "summation order"
+            "help": "continue from the newest valid checkpoint of this run's settings and "
+            "data at or before the last step (corrupt ones are reported and skipped, other "
+            "runs' ones ignored; none: start from step 0; a completed run: nothing to do, "
+            "nothing changes). Same world size: bitwise the uninterrupted model; another "
+            "world size: equal up to summation order"
         },
     )
     comm_timeout: float = field(
         default=0.0,
         metadata={
-            "help": "seconds a collective may take before the job is ended with a message "
-            "naming the step and the collective, instead of hanging (0: wait forever)"
+            "help": "seconds a collective may take before the job is ended (exit status 3) "
+            "with a message naming the step or phase and the collective, instead of "
+            "hanging; covers every collective from MPI_Init to the last write "
+            "(0: wait forever)"
         },
     )
     inject_fault: str | None = field(
@@ -204,9 +211,10 @@ class TrainConfig:
     flush_every: int = field(
         default=1000,
         metadata={
-            "help": "every N steps each rank appends its new allreduce records to "
-            "<out>/partial/, so a run that dies keeps its measurements; the partial files "
-            "of a run that completes are removed (0: write only at the end)"
+            "help": "every N steps (and at each checkpoint) each rank appends its new "
+            "allreduce records to <out>/partial/, so a run that dies keeps its measurements; "
+            "the partial files of a run that completes are removed (0: only at checkpoints "
+            "and the end)"
         },
     )
     check_every: int = field(
@@ -249,6 +257,18 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
         if not ok:
             raise UsageError(f"{what}: expected {expected}, got {got!r}")
 
+    # Non-finite numbers pass the range checks below (inf > 0) and then train an infinite
+    # model, or sleep or wait forever: refuse them first, for every float setting.
+    for name in ("lr", "l2", "momentum", "epochs", "comm_timeout"):
+        value = getattr(cfg, name)
+        if value is not None:
+            need(math.isfinite(value), _flag(name), "a finite number", value)
+    # An empty path would silently mean "the default" (synthetic data, the current folder).
+    for name in ("data", "out", "checkpoint_dir", "label_column"):
+        value = getattr(cfg, name)
+        if value is not None:
+            need(value.strip() != "", _flag(name), "a non-empty value", value)
+    need(cfg.seed >= 0, "--seed", "an integer >= 0 (numpy seeds are non-negative)", cfg.seed)
     need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
     need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
     need(cfg.batch_size >= 1, "--batch-size", "an integer >= 1", cfg.batch_size)
@@ -262,7 +282,14 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.dtype in DTYPES, "--dtype", " or ".join(DTYPES), cfg.dtype)
     need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
-    need(cfg.bucket_bytes >= 0, "--bucket-bytes", "an integer >= 0", cfg.bucket_bytes)
+    if cfg.dtype in DTYPES:
+        item = 4 if cfg.dtype == "float32" else 8
+        need(
+            cfg.bucket_bytes == 0 or cfg.bucket_bytes >= item,
+            "--bucket-bytes",
+            f"0 (no buckets) or at least one element ({item} bytes at {cfg.dtype})",
+            cfg.bucket_bytes,
+        )
     if cfg.mpi_algorithm is not None:
         need(
             cfg.mpi_algorithm in MPI_ALGORITHMS,
@@ -299,6 +326,14 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
                 f"a rank below the world size ({world_size})",
                 fault.rank,
             )
+        if n_samples is not None:  # a fault at or past the last step would never fire
+            last = total_steps(cfg, n_samples) - 1
+            need(
+                fault.step <= last,
+                "--inject-fault step",
+                f"a step <= {last} (the last)",
+                fault.step,
+            )
     if cfg.tag is not None:
         need(bool(cfg.tag.strip()), "--tag", "a non-empty label", cfg.tag)
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
@@ -325,6 +360,10 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             f"at most the number of samples ({n_samples})",
             cfg.batch_size,
         )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def total_steps(cfg: TrainConfig, n_samples: int) -> int:

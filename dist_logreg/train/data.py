@@ -7,12 +7,14 @@ and so takes the communicator as an argument.
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import regular_file
 
 #: Synthetic rows are generated in blocks of this many, each from its own seeded stream,
 #: so the data do not depend on how many ranks generate them.
@@ -134,6 +136,8 @@ def _check_shapes(X: np.ndarray, y: np.ndarray, where: str) -> None:
     for name, a in (("X", X), ("y", y)):
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             raise UsageError(f"{where}: expected numeric {name}, got dtype {a.dtype}")
+        if np.issubdtype(a.dtype, np.complexfloating):  # a cast would drop the imaginary part
+            raise UsageError(f"{where}: expected real numbers in {name}, got dtype {a.dtype}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise UsageError(
             f"{where}: expected at least one row and one feature, got X of shape {X.shape}"
@@ -143,6 +147,7 @@ def _check_shapes(X: np.ndarray, y: np.ndarray, where: str) -> None:
 def _load_npy_pair(x_path: Path, y_path: Path, dtype: str) -> Dataset:
     arrays = []
     for path in (x_path, y_path):
+        regular_file(path, "data file")
         try:
             # Memory-mapped: a rank touches only the rows it uses, no private full copy.
             arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
@@ -155,34 +160,70 @@ def _load_npy_pair(x_path: Path, y_path: Path, dtype: str) -> Dataset:
 
 
 def _load_npz(path: Path, dtype: str) -> Dataset:
+    regular_file(path, "data file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _read_error(path, exc, ".npz archive") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # np.load also reads .npy and pickles
+        raise UsageError(
+            f"data file {path}: expected a .npz archive (a zip of X.npy and y.npy), got a "
+            "single .npy array; use 'X.npy,y.npy' or np.savez(path, X=X, y=y)"
+        )
+    try:
+        with archive:
             missing = {"X", "y"} - set(archive.files)
             if missing:
                 raise UsageError(
                     f"data file {path}: expected arrays X and y, found {sorted(archive.files)}"
                 )
             X, y = archive["X"], archive["y"]
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise _read_error(path, exc, ".npz archive") from None
+    except MemoryError:
+        raise UsageError(
+            f"data file {path}: expected a .npz that fits in memory (each rank loads it "
+            "whole); store X.npy and y.npy instead, which are memory-mapped"
+        ) from None
+    for name, a in (("X", X), ("y", y)):
+        if not isinstance(a, np.ndarray):  # numpy hands back a member that is not .npy raw
+            raise UsageError(
+                f"data file {path}: expected member {name} to be a .npy array, got "
+                f"{len(a)} bytes of something else"
+            )
     _check_shapes(X, y, f"data file {path}")
     return Dataset(np.ascontiguousarray(X, dtype=dtype), np.asarray(y, dtype=dtype), str(path))
 
 
 def _load_csv(path: Path, dtype: str, label_column: str | None) -> Dataset:
-    try:
-        with path.open(newline="") as fh:
+    regular_file(path, "data file")
+    try:  # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first cell
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             first = next(csv.reader(fh), None)
     except (OSError, UnicodeDecodeError) as exc:
         raise _read_error(path, exc, "CSV file") from None
     if first is None:
         raise UsageError(f"data file {path}: empty CSV file")
-    has_header = not all(_is_number(cell) for cell in first)
+    numeric = [_is_number(cell) for cell in first]
+    if any(numeric) and not all(numeric):  # neither a header nor a row: a typo in row 1
+        bad = numeric.index(False)
+        raise UsageError(
+            f"data file {path}: expected a header of column names or a row of numbers in "
+            f"line 1, got a mix: column {bad} is {first[bad]!r}"
+        )
+    has_header = not all(numeric)
     names = [c.strip() for c in first] if has_header else [str(i) for i in range(len(first))]
     label = _label_index(path, names, label_column, has_header)
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=int(has_header), dtype=np.float64, ndmin=2)
-    except ValueError as exc:
+        table = np.loadtxt(
+            path,
+            delimiter=",",
+            skiprows=int(has_header),
+            dtype=np.float64,
+            ndmin=2,
+            encoding="utf-8-sig",
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"data file {path}: expected numbers in every CSV cell: {exc}") from None
     if table.shape[1] != len(names):
         raise UsageError(f"data file {path}: expected {len(names)} columns, got {table.shape[1]}")

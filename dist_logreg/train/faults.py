@@ -7,6 +7,8 @@ supervisor numbers its attempts in the environment variable ``DIST_LOGREG_ATTEMP
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import signal
 import sys
@@ -51,6 +53,8 @@ def parse_fault(text: str) -> Fault:
             f"--inject-fault: expected integers for rank and step and a number "
             f"of seconds, got {text!r}"
         ) from None
+    if not math.isfinite(fault.seconds):  # nan would pass the test below; inf never wakes
+        raise UsageError(f"--inject-fault: expected a finite number of seconds, got {text!r}")
     if fault.rank < 0 or fault.step < 0 or fault.seconds < 0:
         raise UsageError(f"--inject-fault: expected non-negative values, got {text!r}")
     return fault
@@ -91,12 +95,22 @@ def inject(fault: Fault, step: int) -> None:
 class Watchdog:
     """Ends the job if a collective does not complete within ``timeout`` seconds.
 
+    One watchdog covers the whole run, from ``MPI_Init`` to the last write: it is started
+    before MPI (``comm=None``), :meth:`attach`-ed to the communicator once MPI runs, and
+    armed around every collective: start-up (``MPI_Init``, the agreement on the
+    configuration, the checks of the data, the resume point), each step's allreduce, and
+    the end (gathering the records, agreeing that the files were written,
+    ``MPI_Finalize``). Local work (reading a file, computing) is never timed: a rank that
+    hangs there makes the others time out in their next collective.
+
     The training thread arms it before a collective (``arm(what, step, now_ns)``) and
-    disarms it after (``disarm()``): a few attribute stores, nothing else on the hot path. A daemon
-    thread checks the deadline a few times per second; when it passes, it prints which
-    collective at which step did not complete, and calls ``MPI_Abort``, which ends every
-    rank (the training thread is blocked inside MPI and cannot). mpi4py starts MPI with
-    ``MPI_THREAD_MULTIPLE``, which makes the call from a second thread legal.
+    disarms it after (``disarm()``): a few attribute stores, nothing else on the hot path.
+    A daemon thread checks the deadline a few times per second; when it passes, it prints
+    which collective at which step did not complete and calls ``MPI_Abort``, which ends
+    every rank (the training thread is blocked inside MPI and cannot). mpi4py starts MPI
+    with ``MPI_THREAD_MULTIPLE``, which makes the call from a second thread legal. Before
+    MPI is up or after it is finalized there is no communicator to abort: the process
+    exits with the same status, and the launcher ends the others.
     """
 
     def __init__(self, comm, timeout: float):
@@ -109,6 +123,10 @@ class Watchdog:
         self._thread = threading.Thread(target=self._watch, name="comm-watchdog", daemon=True)
         self._thread.start()
 
+    def attach(self, comm) -> None:
+        """MPI runs now: abort through ``comm`` (None again once MPI is finalized)."""
+        self.comm = comm
+
     def arm(self, what: str, step: int, now_ns: int) -> None:
         self.what = what
         self.step = step
@@ -116,6 +134,15 @@ class Watchdog:
 
     def disarm(self) -> None:
         self.deadline = 0
+
+    @contextlib.contextmanager
+    def phase(self, what: str):
+        """``with dog.phase("config agreement"):`` a collective outside the steps."""
+        self.arm(what, -1, time.perf_counter_ns())
+        try:
+            yield
+        finally:
+            self.disarm()
 
     def close(self) -> None:
         self._stop.set()
@@ -126,20 +153,33 @@ class Watchdog:
         while not self._stop.wait(period):
             deadline = self.deadline
             if deadline and time.perf_counter_ns() > deadline:
-                rank, size = self.comm.Get_rank(), self.comm.Get_size()
-                print(
-                    f"dist-logreg: error on rank {rank} of {size}: step {self.step}: {self.what} "
-                    "did not complete "
-                    f"within --comm-timeout {self.timeout_ns / 1e9:g} s (a rank stopped or "
-                    "stalled, or a link dropped); aborting all ranks",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                self.comm.Abort(EXIT_COMM_TIMEOUT)
+                self._expire()
+
+    def _expire(self) -> None:
+        comm = self.comm
+        where = f"step {self.step}: " if self.step >= 0 else ""
+        if comm is not None:
+            who = f"rank {comm.Get_rank()} of {comm.Get_size()}"
+        else:  # MPI not (or no longer) running: the launcher's variables say which rank
+            rank = os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK"))
+            who = f"rank {rank}" if rank is not None else f"process {os.getpid()}"
+        print(
+            f"dist-logreg: error on {who}: {where}{self.what} did not complete within "
+            f"--comm-timeout {self.timeout_ns / 1e9:g} s (a rank stopped or stalled, or a "
+            "link dropped); aborting all ranks",
+            file=sys.stderr,
+            flush=True,
+        )
+        if comm is not None:
+            comm.Abort(EXIT_COMM_TIMEOUT)
+        os._exit(EXIT_COMM_TIMEOUT)
 
 
 class NoWatchdog:
     """Stands in when ``--comm-timeout`` is 0: arming costs nothing."""
+
+    def attach(self, comm) -> None:
+        pass
 
     def arm(self, what: str, step: int, now_ns: int) -> None:
         pass
@@ -147,5 +187,18 @@ class NoWatchdog:
     def disarm(self) -> None:
         pass
 
+    @contextlib.contextmanager
+    def phase(self, what: str):
+        yield
+
     def close(self) -> None:
         pass
+
+
+def start_watchdog(timeout) -> Watchdog | NoWatchdog:
+    """A watchdog for ``--comm-timeout`` as given (before validation: anything but a
+    positive finite number of seconds means none; validation reports bad values later)."""
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if number and math.isfinite(timeout) and timeout > 0:
+        return Watchdog(None, float(timeout))
+    return NoWatchdog()

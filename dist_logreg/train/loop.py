@@ -26,7 +26,7 @@ import numpy as np
 
 from dist_logreg.errors import Diverged, ReplicasDisagree
 from dist_logreg.train import model
-from dist_logreg.train.checkpoint import Checkpoint, Checkpointer
+from dist_logreg.train.checkpoint import Checkpoint, Checkpointer, good_state_note
 from dist_logreg.train.config import TrainConfig, total_steps, validate
 from dist_logreg.train.data import Dataset, GlobalBatches, check_values, rank_slice
 from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
@@ -109,14 +109,15 @@ def train(
         Called every ``cfg.flush_every`` steps to save this rank's records so far.
     """
     size, rank = comm.Get_size(), comm.Get_rank()
+    dog = watchdog or NoWatchdog()
     validate(cfg, world_size=size, n_samples=ds.n_samples)
-    check_values(comm, ds)
+    with dog.phase("checking the data values (allgather)"):
+        check_values(comm, ds)
     steps = total_steps(cfg, ds.n_samples)
     first = min(start.step, steps) if start else 0
     reporter.start(cfg, ds, size, steps)
     dtype = np.dtype(cfg.dtype)
     d = ds.n_features
-    dog = watchdog or NoWatchdog()
     fault = planned(parse_fault(cfg.inject_fault), rank) if cfg.inject_fault else None
 
     batches = GlobalBatches(ds.n_samples, cfg.batch_size, cfg.seed)
@@ -144,7 +145,8 @@ def train(
     lr, l2, mom = cfg.lr, cfg.l2, cfg.momentum
     clock = perf_counter_ns
 
-    comm.Barrier()  # start the clocks together, so the first step's skew is real
+    with dog.phase("the barrier before the first step"):
+        comm.Barrier()  # start the clocks together, so the first step's skew is real
     loop_start = last_log = clock()
     last_log_step = first
     for step in range(first, steps):
@@ -172,7 +174,7 @@ def train(
             )
         dog.disarm()
         if not math.isfinite(buf.sum()):  # the reduced buffer is the same on every rank
-            _diverged(step, buf, lr, checkpointer, params, velocity)
+            _diverged(step, buf, lr, checkpointer)
         count = buf[d + model.COUNT]
         np.divide(buf[: d + 1], count, out=grad)  # exact global mean, also for uneven slices
         if l2:
@@ -196,13 +198,25 @@ def train(
             last_log, last_log_step = now, step + 1
         if cfg.check_every and (step + 1) % cfg.check_every == 0:
             check_replicas(comm, params, step + 1, dog)
-        if every and (step + 1) % every == 0:
-            checkpointer.save(step + 1, params, velocity)
-        if flush is not None and cfg.flush_every and (step + 1) % cfg.flush_every == 0:
+        at_checkpoint = every and (step + 1) % every == 0
+        if at_checkpoint:
+            checkpointer.save(step + 1, params, velocity, batch_loss[: i + 1])
+        # Records are flushed at each checkpoint too: a run that dies loses no more of its
+        # measurements than of its work.
+        if flush is not None and (
+            at_checkpoint or (cfg.flush_every and (step + 1) % cfg.flush_every == 0)
+        ):
             flush()
     loop_ns = clock() - loop_start
     check_replicas(comm, params, steps, dog)
     final_loss, final_accuracy = evaluate(comm, ds, params, l2, dog)
+    if not (math.isfinite(final_loss) and np.isfinite(params).all()):
+        raise Diverged(
+            f"after the last step ({steps}): the final "
+            f"{'model' if not np.isfinite(params).all() else 'loss'} is not finite (the "
+            f"parameters overflowed); training diverged (try a smaller --lr than {lr})"
+            + good_state_note(checkpointer)
+        )
     return TrainResult(
         params,
         steps,
@@ -217,16 +231,12 @@ def train(
     )
 
 
-def _diverged(step, buf, lr, checkpointer, params, velocity) -> None:
-    """NaN/inf in the reduced gradient or loss: save the last good state, stop all ranks."""
-    saved = ""
-    if checkpointer is not None:
-        path = checkpointer.save(step, params, velocity)  # the state before this step
-        saved = f"; the last good state (after {step} steps) is in {path}" if path else ""
+def _diverged(step, buf, lr, checkpointer) -> None:
+    """NaN/inf in the reduced gradient or loss: name the last good state, stop all ranks."""
     what = "loss" if not math.isfinite(buf[-model.EXTRA_SLOTS + model.LOSS_SUM]) else "gradient"
     raise Diverged(
         f"step {step}: the global batch {what} is not finite (nan or inf); training "
-        f"diverged (try a smaller --lr than {lr}){saved}"
+        f"diverged (try a smaller --lr than {lr})" + good_state_note(checkpointer)
     )
 
 

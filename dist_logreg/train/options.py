@@ -14,6 +14,7 @@ from typing import Any
 
 from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
+from dist_logreg.files import regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, TrainConfig, validate
 
 _CHOICES = {
@@ -99,7 +100,7 @@ def _expected_type(name: str) -> tuple[type, ...]:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a flat TOML file of config keys (names as in ``TrainConfig``; dashes allowed)."""
-    path = Path(path)
+    path = regular_file(path, "config file")  # a FIFO would block open() forever
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
@@ -107,6 +108,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {path}: not found") from None
     except OSError as exc:
         raise UsageError(f"config file {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"config file {path}: expected UTF-8 text (TOML), got byte "
+            f"0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
     values = {}

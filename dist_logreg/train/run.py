@@ -2,20 +2,22 @@
 
 Every step that can fail on some ranks only (reading a file, writing the outputs) ends in
 :func:`~dist_logreg.errors.raise_together`, so all ranks fail together with one message.
+Every collective outside the steps runs under the ``--comm-timeout`` watchdog too (named
+by its phase), so no rank waits forever, from start-up to the last write.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI
 
-from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.protocol import history, report
 from dist_logreg.study import modelrun, provenance
 from dist_logreg.study.benchmodel import host_names
 from dist_logreg.study.console import Reporter
@@ -24,30 +26,70 @@ from dist_logreg.study.stats import gather_records, summarize
 from dist_logreg.study.stragglers import annotate
 from dist_logreg.study.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
-from dist_logreg.train import data as data_mod
-from dist_logreg.train.config import TrainConfig, to_dict, total_steps
-from dist_logreg.train.faults import Watchdog
+from dist_logreg.train.config import TrainConfig, to_dict
+from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.model import buffer_size
-from dist_logreg.train.options import flag_values, load_toml, resolve
+from dist_logreg.train.startup import start
 
 
 def run(comm, args: argparse.Namespace) -> int:
     """Collective: the ``train`` sub-command from its parsed flags; returns the exit status."""
-    cfg, mpi_record = _config(comm, args)
-    out_dir = prepare_out_dir(comm, cfg.out)
-    run_info = provenance.collect(comm, cfg.tag or out_dir.name)
-    ds = _dataset(comm, cfg)
+    if comm.Get_rank() == 0:
+        report(started=True)  # for supervise: a rank started, so no launch failure
+    dog = getattr(args, "watchdog", None)  # started before MPI_Init by the command line
+    if dog is not None:
+        return _run(comm, args, dog)
+    dog = start_watchdog(getattr(args, "comm_timeout", None))  # called as a library
+    dog.attach(comm)
+    try:
+        return _run(comm, args, dog)
+    finally:
+        dog.close()
+
+
+def _run(comm, args: argparse.Namespace, dog) -> int:
+    """The run itself, with ``dog`` armed around every collective outside the steps too."""
     rank = comm.Get_rank()
+    begin = start(comm, args, dog)
+    cfg, ds = begin.cfg, begin.ds
+    with dog.phase("creating the output directory (rank 0, then bcast)"):
+        out_dir, run_no = prepare_out_dir(comm, cfg.out, attempt() + 1)
+    if rank == 0:
+        report(attempt=run_no)  # its number in --out (partial/metrics-attempt<a>-*)
+    with dog.phase("gathering where the run came from (host names)"):
+        run_info = provenance.collect(comm, cfg.tag or out_dir.name)
     reporter = Reporter(rank)
-    steps = total_steps(cfg, ds.n_samples)
+    steps = cfg.steps
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
-    expected = ckpt.trajectory(cfg, ds)
-    start = _resume_point(comm, ckpt_dir, expected, reporter) if cfg.resume else None
+    expected = ckpt.trajectory(cfg, ds, begin.fingerprint)
+    run_id = ckpt.run_id(expected)
+    start_point, done = None, False
+    if cfg.resume:
+        with dog.phase("finding the resume point (rank 0, then bcast)"):
+            start_point, done = _resume_point(comm, ckpt_dir, expected, steps, out_dir, reporter)
+    if done:
+        reporter.say(
+            f"nothing to do: the run in {out_dir} already completed its {steps} steps; "
+            "its outputs are unchanged"
+        )
+        return 0
+    fault = parse_fault(cfg.inject_fault) if cfg.inject_fault and attempt() == 0 else None
+    if fault and start_point and fault.step < start_point.step:
+        reporter.warn(
+            f"--inject-fault {cfg.inject_fault}: step {fault.step} comes before the resume "
+            f"point (after step {start_point.step}); the fault will not fire"
+        )
+    if rank == 0:
+        for tmp in ckpt.clean_temporary(ckpt_dir, run_id):
+            reporter.warn(f"removed {tmp.name}, left by a run killed while writing a checkpoint")
+        if start_point:
+            report(checkpoint=start_point.step)
     checkpointer = None
     if cfg.checkpoint_every:
         meta = {
             "trajectory": expected,
+            "run": run_id,
             "world_size": comm.Get_size(),
             "sampler": {
                 "kind": "global permutation per epoch from (seed, epoch)",
@@ -56,40 +98,60 @@ def run(comm, args: argparse.Namespace) -> int:
             },
             "rng": "none beyond the sampler's (seed, epoch)",
         }
-        checkpointer = ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn)
+        checkpointer = ckpt.Checkpointer(
+            rank,
+            ckpt_dir,
+            cfg.keep_checkpoints,
+            meta,
+            reporter.warn,
+            on_save=lambda step: report(checkpoint=step),
+        )
 
     payload = buffer_size(ds.n_features) * np.dtype(cfg.dtype).itemsize
-    cost_model = modelrun.prepare(comm, cfg, payload, reporter.say)
-    inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
-    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
-    hosts, host_of = host_names(comm)
-    # always: metrics.jsonl gets clock-aligned start times, and the arrival order of every
-    # step names stragglers
-    clock = clock_offset(comm)
-    watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
-    partial = PartialMetrics(out_dir, rank, start.step if start else 0, reporter.warn)
-    try:
-        result = train(
-            comm,
-            allreduce,
-            cfg,
-            ds,
-            reporter,
-            start,
-            checkpointer,
-            watchdog,
-            flush=lambda: partial.flush(allreduce),
+    cost_model = modelrun.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
+    with dog.phase("setting up the allreduce (communicator split, clock sync)"):
+        inner = make_allreduce(
+            cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size
         )
-        per_rank = gather_records(comm, allreduce, result, clock)
+        hosts, host_of = host_names(comm)
+        # always: metrics.jsonl gets clock-aligned start times, and the arrival order of
+        # every step names stragglers
+        clock = clock_offset(comm)
+    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
+    first = start_point.step if start_point else 0
+    partial = PartialMetrics(out_dir, rank, first, reporter.warn, run_no)
+    try:
+        with np.errstate(all="ignore"):  # non-finite values are caught, reported in one line
+            result = train(
+                comm,
+                allreduce,
+                cfg,
+                ds,
+                reporter,
+                start_point,
+                checkpointer,
+                dog,
+                flush=lambda: partial.flush(allreduce),
+            )
     finally:
         reporter.close()  # the progress bar, if any, ends before any error or summary
-        if watchdog:
-            watchdog.close()
+    with dog.phase("gathering the records to rank 0"):
+        per_rank = gather_records(comm, allreduce, result, clock)
     allreduce.free()
     error = None
     if rank == 0:
-        info = {"algorithm": inner.name, "node_of": inner.node_of, "mpi_algorithm": mpi_record}
+        info = {
+            "algorithm": inner.name,
+            "node_of": inner.node_of,
+            "mpi_algorithm": begin.mpi_record,
+        }
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
+        summary["attempts"] = {
+            "count": run_no,
+            "failed": history(),
+            "note": "failed: what each earlier attempt of a supervised run lost; their "
+            "measurements are in partial/metrics-attempt<a>-*.jsonl",
+        }
         summary["run"] = run_info
         summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
         source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
@@ -100,7 +162,17 @@ def run(comm, args: argparse.Namespace) -> int:
                     out_dir / "trace.json", per_rank, inner.name, cfg.bucket_bytes > 0
                 )
                 summary["trace"] = {"file": "trace.json", "clock_sync": sync}
-            write_outputs(out_dir, summary, traffic, per_rank, result, to_dict(cfg), predict)
+            write_outputs(
+                out_dir,
+                summary,
+                traffic,
+                per_rank,
+                result,
+                to_dict(cfg),
+                predict=predict,
+                attempt=run_no,
+                append=first > 0,
+            )
         except OSError as exc:
             saved = rescue(summary, result, exc)
             error = RunError(
@@ -109,57 +181,50 @@ def run(comm, args: argparse.Namespace) -> int:
             )
         else:
             reporter.finish(summary, out_dir)
-    raise_together(comm, error)
+    with dog.phase("agreeing that the results were written"):
+        raise_together(comm, error)
     partial.remove()  # metrics.jsonl now holds everything this run measured
     return 0
 
 
-def _config(comm, args: argparse.Namespace) -> tuple[TrainConfig, dict | None]:
-    """Collective: defaults < --config file < flags, validated; and the MPI library record."""
-    error, cfg, mpi_record = None, None, None
-    try:  # every rank reads the file itself; they may disagree (a node without the file)
-        file_values = load_toml(args.config) if getattr(args, "config", None) else {}
-        cfg = resolve(file_values, flag_values(args))
-        if cfg.allreduce == "mpi":
-            mpi_record = mpi_algorithm_record(cfg.mpi_algorithm, MPI.Get_library_version())
-    except UsageError as exc:
-        error = exc
-    raise_together(comm, error)
-    return cfg, mpi_record
+def _resume_point(
+    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter
+) -> tuple[ckpt.Checkpoint | None, bool]:
+    """Collective: rank 0 finds the newest compatible checkpoint at or before ``steps``.
 
-
-def _dataset(comm, cfg: TrainConfig) -> data_mod.Dataset:
-    """Collective: the synthetic set, or the file every rank opens itself."""
-    ds, error = None, None
-    try:
-        if cfg.data:
-            ds = data_mod.load(cfg.data, cfg.dtype, cfg.label_column)
-        else:
-            ds = data_mod.synthetic(cfg.samples, cfg.features, cfg.seed, cfg.dtype)
-    except UsageError as exc:
-        error = exc
-    raise_together(comm, error)
-    return ds
-
-
-def _resume_point(comm, ckpt_dir: Path, expected: dict, reporter) -> ckpt.Checkpoint | None:
-    """Collective: rank 0 reads and verifies the newest checkpoint; everyone gets the same."""
-    error, start = None, None
+    Returns it (the same on every rank) and whether there is nothing to do: the checkpoint
+    is at the last step and ``out_dir`` holds the outputs of that completed run, which a
+    resume must leave as they are.
+    """
+    error, found, done, notes = None, None, False, []
     if comm.Get_rank() == 0:
         try:
-            start = ckpt.newest_valid(ckpt_dir, reporter.warn)
-            if start is not None:
-                ckpt.check_compatible(start, expected)
+            found, notes = ckpt.newest_usable(ckpt_dir, expected, steps, reporter.warn)
         except ckpt.CheckpointError as exc:
             error = UsageError(f"--resume: {exc}")
+        if found is not None and found.step == steps:
+            done = _completed_steps(out_dir) == steps
     raise_together(comm, error)
-    start = comm.bcast(start, root=0)
-    reporter.say(
-        f"resuming from {start.path} (after step {start.step})"
-        if start
-        else f"--resume: no checkpoint in {ckpt_dir}; starting from step 0"
-    )
-    return start
+    found, done = comm.bcast((found, done), root=0)
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    if not done:
+        reporter.say(
+            f"resuming from {found.path} (after step {found.step}){extra}"
+            if found
+            else f"--resume: no usable checkpoint in {ckpt_dir}; starting from step 0{extra}"
+        )
+    return found, done
+
+
+def _completed_steps(out_dir: Path) -> int | None:
+    """Steps of the completed run whose outputs are in ``out_dir`` (None: none there)."""
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
+        return None
+    return summary.get("steps")
 
 
 def _buckets(cfg: TrainConfig, n_features: int) -> int:

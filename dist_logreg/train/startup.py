@@ -1,0 +1,177 @@
+"""The start of a ``train`` run on this rank: configuration, data, the memory they need, and
+the agreement of all ranks on both, in ONE small control message.
+
+Every rank reads its own command line, config file and data file, so ranks can differ: a
+different ``--steps`` on one node hangs the job at the first collective that only some
+ranks make, a different ``--features`` kills it with ``MPI_ERR_TRUNCATE``, and a different
+``--seed`` or data file silently trains on mixed data. So, after each rank has loaded
+everything on its own, one allgather carries each rank's verdict (an error, or none), its
+resolved configuration and a fingerprint of its data; every rank then computes the same
+verdict from the same gathered views and fails together, naming the setting and the ranks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+
+from dist_logreg.comm.mpilib import mpi_algorithm_record
+from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.train import data as data_mod
+from dist_logreg.train.config import TrainConfig, to_dict, total_steps, validate
+from dist_logreg.train.model import buffer_size
+from dist_logreg.train.options import flag_values, load_toml, resolve
+from dist_logreg.units import format_bytes
+
+#: Bytes each rank keeps per allreduce call and step until the end: the instrumentation's
+#: four Python lists of ints (about 4 x 40 B), the loop's timestamps, comm time and batch
+#: loss (56 B), and the arrays they become at the end (about 40 B). An estimate.
+RECORD_BYTES = 256
+#: Environment variables in which launchers give the number of ranks on this node.
+LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE")
+
+
+@dataclasses.dataclass
+class Start:
+    """What a rank starts training with, the same on every rank once agreed."""
+
+    cfg: TrainConfig  # ``steps`` resolved (never None)
+    ds: data_mod.Dataset
+    fingerprint: str
+    mpi_record: dict | None
+
+
+def start(comm, args, watchdog) -> Start:
+    """Collective: load and validate everything locally, then agree with every rank."""
+    size = comm.Get_size()
+    error, view, result = None, None, None
+    try:  # every rank reads its files itself: a node may lack one, or hold another
+        file_values = load_toml(args.config) if getattr(args, "config", None) else {}
+        cfg = resolve(file_values, flag_values(args))
+        mpi_record = None
+        if cfg.allreduce == "mpi":
+            from mpi4py import MPI
+
+            mpi_record = mpi_algorithm_record(cfg.mpi_algorithm, MPI.Get_library_version())
+        if cfg.data:
+            ds = data_mod.load(cfg.data, cfg.dtype, cfg.label_column)
+        else:
+            check_memory(
+                cfg.samples * (cfg.features + 1) * np.dtype(cfg.dtype).itemsize,
+                f"the synthetic data set ({cfg.samples} x {cfg.features} {cfg.dtype})",
+                "a smaller --samples or --features, or --dtype float32",
+            )
+            ds = data_mod.synthetic(cfg.samples, cfg.features, cfg.seed, cfg.dtype)
+        validate(cfg, world_size=size, n_samples=ds.n_samples)
+        # Record the resolved step count (config.json, checkpoints, the agreement).
+        cfg = dataclasses.replace(cfg, steps=total_steps(cfg, ds.n_samples))
+        check_memory(
+            run_bytes(cfg, ds.n_features, size),
+            f"recording {cfg.steps} steps (about {RECORD_BYTES} B per allreduce call, kept "
+            "until the end) and the step buffers",
+            "fewer --steps or --epochs",
+        )
+        fp = fingerprint(ds)
+        view = (to_dict(cfg), fp)
+        result = Start(cfg, ds, fp, mpi_record)
+    except UsageError as exc:
+        error = exc
+    with watchdog.phase("start-up agreement on the configuration and data (allgather)"):
+        views = raise_together(comm, error, view)
+    check_agreement(views)
+    return result
+
+
+def fingerprint(ds: data_mod.Dataset, rows: int = 64) -> str:
+    """A short identity of the rows: shape, dtype and a hash of evenly spaced sample rows.
+
+    Cheap (reads ``rows`` rows of ``X`` and as many labels, also from a memory map), and
+    the same on every rank that holds the same data, whatever its path. Ranks compare it at
+    start-up, and checkpoints record it.
+    """
+    n = ds.n_samples
+    idx = np.unique(np.linspace(0, n - 1, num=min(rows, n)).astype(np.int64))
+    h = hashlib.sha256(f"{ds.X.shape} {ds.X.dtype.str} {ds.y.dtype.str}".encode())
+    h.update(np.ascontiguousarray(ds.X[idx]).tobytes())
+    h.update(np.ascontiguousarray(ds.y[idx]).tobytes())
+    return f"{n}x{ds.n_features} {ds.X.dtype.name} sha256:{h.hexdigest()[:16]}"
+
+
+def check_agreement(views: list[tuple[dict[str, Any], str]]) -> None:
+    """``UsageError`` naming the first setting (or the data) on which ranks differ."""
+    configs = [v[0] for v in views]
+    for key in configs[0]:
+        _same([c[key] for c in configs], "--" + key.replace("_", "-"))
+    _same(
+        [v[1] for v in views],
+        "the data (rows x features, dtype and a hash of sample rows)",
+        "; the same --data path holds different files on different nodes?",
+    )
+
+
+def _same(values: list, what: str, hint: str = "") -> None:
+    groups: dict[str, list[int]] = {}
+    for rank, value in enumerate(values):
+        groups.setdefault(repr(value), []).append(rank)
+    if len(groups) > 1:
+        parts = "; ".join(
+            f"{value} on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
+            for value, ranks in groups.items()
+        )
+        raise UsageError(
+            f"ranks disagree on {what}: {parts}{hint} (every rank must run the same "
+            "command line, config file and data)"
+        )
+
+
+def run_bytes(cfg: TrainConfig, n_features: int, size: int) -> int:
+    """Memory a rank needs besides the data: records for every step, and the buffers."""
+    calls = cfg.steps
+    if cfg.bucket_bytes:
+        nbytes = buffer_size(n_features) * np.dtype(cfg.dtype).itemsize
+        calls *= -(-nbytes // cfg.bucket_bytes)
+    rows = -(-cfg.batch_size // size)
+    item = np.dtype(cfg.dtype).itemsize
+    return calls * RECORD_BYTES + (rows + 8) * (n_features + 3) * item
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available on this machine (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def ranks_on_this_node() -> int:
+    """How many ranks share this machine's memory, as the launcher says (else 1)."""
+    for var in LOCAL_SIZE_VARS:
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def check_memory(per_rank: int, what: str, advice: str) -> None:
+    """``UsageError`` before allocating, if this node's ranks would need more than it has."""
+    available = available_memory()
+    if available is None:
+        return
+    local = ranks_on_this_node()
+    if per_rank * local > available:
+        raise UsageError(
+            f"{what} needs {format_bytes(per_rank)} per rank x {local} rank(s) on this node "
+            f"= {format_bytes(per_rank * local)}, but {format_bytes(available)} of memory is "
+            f"available; expected {advice}"
+        )
