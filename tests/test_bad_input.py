@@ -54,8 +54,21 @@ def case_inf(t):
 
 def case_bad_labels(t):
     X, y = clean()
+    y[7] = 0.5
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "class labels, got y[7] = 0.5"
+
+
+def case_label_skips_a_class(t):
+    X, y = clean()
+    y[7] = 3  # 0, 1, 3: a class 2 with no row is more likely a wrong label than a class
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "got no row of class 2"
+
+
+def case_labels_beyond_classes(t):
+    X, y = clean()
     y[7] = 3
-    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "labels 0 or 1, got y[7] = 3.0"
+    args = ["--data", npy_pair(t, X, y), "--batch-size", "6", "--classes", "3"]
+    return args, "expected labels 0..2 (--classes 3), got y[7] = 3.0"
 
 
 def case_batch_smaller_than_world(t):

@@ -17,6 +17,7 @@ class Reporter:
     def __init__(self, rank: int, stream=None):
         self.rank = rank
         self.stream = stream if stream is not None else sys.stdout
+        self.notes: list[str] = []  # lines printed after the start line (model, held-out set)
 
     def say(self, text: str) -> None:
         if self.rank == 0:
@@ -28,6 +29,8 @@ class Reporter:
             f"{cfg.batch_size} rows, {ds.n_samples} samples x {ds.n_features} features "
             f"({cfg.dtype}), data {ds.source}"
         )
+        for note in self.notes:
+            self.say(f"  {note}")
 
     def warn(self, text: str) -> None:
         if self.rank == 0:
@@ -41,6 +44,14 @@ class Reporter:
         if self.rank == 0 and STATUS_VAR in os.environ:  # for `dist-logreg supervise`
             with contextlib.suppress(OSError):
                 Path(os.environ[STATUS_VAR]).write_text(json.dumps({"step": step, "steps": steps}))
+
+    def evaluation(self, step: int, steps: int, m: dict) -> None:
+        """A progress line for the held-out rows (loss without the penalty term)."""
+        auc = f"  auc {m['auc']:.4f}" if m.get("auc") is not None else ""
+        self.say(
+            f"  step {step:>{len(str(steps))}}/{steps}  held-out loss {m['loss']:.6f}  "
+            f"accuracy {100 * m['accuracy']:.2f}%{auc}"
+        )
 
     def finish(self, summary: dict, out_dir: Path) -> None:
         if self.rank == 0:
@@ -59,6 +70,17 @@ def _us(s: float) -> str:
     return f"{s * 1e6:.1f} us"
 
 
+def _validation_lines(s: dict) -> list[str]:
+    v = s.get("validation")
+    if not v:
+        return []
+    auc = f"   auc {v['auc']:.4f}" if v.get("auc") is not None else ""
+    return [
+        f"  held-out loss   {v['loss']:.6f}  (mean log-loss)   accuracy "
+        f"{100 * v['accuracy']:.2f}%{auc}"
+    ]
+
+
 def format_summary(s: dict, out_dir: Path) -> str:
     """The readable end-of-run block (every number says what it is and its unit)."""
     a, tr = s["allreduce"], s["time_s_per_rank"]
@@ -75,6 +97,7 @@ def format_summary(s: dict, out_dir: Path) -> str:
         f"{s['samples_per_s']:,.0f} samples/s",
         f"  final loss      {s['final_loss']:.6f}  (objective on all {s['data']['samples']} "
         f"training rows)   accuracy {100 * s['final_accuracy']:.2f}%",
+        *_validation_lines(s),
         f"  allreduce [{label}]  {a['calls']} calls/rank x {_bytes(a['bytes_per_call'])}"
         f" payload = {_bytes(a['bytes'])} payload per rank",
         f"    latency       p50 {_us(a['latency_s']['p50'])}   p99 {_us(a['latency_s']['p99'])}",

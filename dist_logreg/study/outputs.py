@@ -54,8 +54,9 @@ def write_outputs(
     result: TrainResult,
     config: dict,
 ) -> None:
-    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config."""
-    np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
+    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config
+    (and eval.jsonl, one line per held-out evaluation, when there is a held-out set)."""
+    np.savez(out_dir / "model.npz", **result.model_arrays())
     _write_json(out_dir / "summary.json", summary)
     _write_json(out_dir / "traffic.json", traffic)
     _write_json(out_dir / "config.json", config)
@@ -63,6 +64,9 @@ def write_outputs(
         for r in per_rank:
             origin = int(r["marks"][0, 0]) if r["marks"].size else 0
             fh.writelines(metric_lines(r["rank"], r["calls"], origin))
+    if result.evals:
+        with (out_dir / "eval.jsonl").open("w") as fh:
+            fh.writelines(json.dumps(e) + "\n" for e in result.evals)
     with (out_dir / "steps.jsonl").open("w") as fh:
         for r in per_rank:
             for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
@@ -110,7 +114,7 @@ class PartialMetrics:
 def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     """Writing to --out failed: save the model and summary to a fresh temporary directory."""
     where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))
-    np.savez(where / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
+    np.savez(where / "model.npz", **result.model_arrays())
     _write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
     return where
 

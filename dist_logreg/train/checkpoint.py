@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg.train.config import DEFAULT_FEATURES
+
 FORMAT = 1
 NAME = re.compile(r"^ckpt-(\d{8})\.npz$")
 #: Settings that decide the trajectory: a checkpoint is refused if any differs.
@@ -48,7 +50,8 @@ class Checkpoint:
 def trajectory(cfg, ds) -> dict:
     """The settings and data identity that a resumed run must share with the checkpoint."""
     out = {key: getattr(cfg, key) for key in TRAJECTORY_KEYS}
-    out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={cfg.features})"
+    features = cfg.features or DEFAULT_FEATURES
+    out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={features})"
     out["samples"], out["features"] = ds.n_samples, ds.n_features
     return out
 

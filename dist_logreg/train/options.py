@@ -14,13 +14,14 @@ from typing import Any
 
 from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
-from dist_logreg.train.config import DTYPES, FIELDS, TrainConfig, validate
+from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig, validate
 
 _CHOICES = {
     "dtype": DTYPES,
     "allreduce": ALGORITHMS,
     "compress": COMPRESSORS,
     "mpi_algorithm": tuple(MPI_ALGORITHMS),
+    "format": FORMATS,
 }
 _METAVARS = {
     "data": "PATH",
@@ -28,6 +29,10 @@ _METAVARS = {
     "label_column": "COLUMN",
     "bucket_bytes": "N",
     "ranks_per_node": "K",
+    "classes": "K",
+    "val_data": "PATH",
+    "val_fraction": "F",
+    "eval_every": "N",
 }
 
 

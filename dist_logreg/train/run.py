@@ -21,24 +21,26 @@ from dist_logreg.study.outputs import PartialMetrics, prepare_out_dir, rescue, w
 from dist_logreg.study.stats import gather_records, summarize
 from dist_logreg.study.trace import clock_offset, write_trace
 from dist_logreg.train import checkpoint as ckpt
-from dist_logreg.train import data as data_mod
 from dist_logreg.train.config import TrainConfig, to_dict, total_steps
 from dist_logreg.train.faults import Watchdog
 from dist_logreg.train.loop import train
-from dist_logreg.train.model import buffer_size
 from dist_logreg.train.options import flag_values, load_toml, resolve
+from dist_logreg.train.prepare import prepare, summary_keys
 
 
 def run(comm, args: argparse.Namespace) -> int:
     """Collective: the ``train`` sub-command from its parsed flags; returns the exit status."""
     cfg, mpi_record = _config(comm, args)
     out_dir = prepare_out_dir(comm, cfg.out)
-    ds = _dataset(comm, cfg)
     rank = comm.Get_rank()
     reporter = Reporter(rank)
+    prep = prepare(comm, cfg, reporter.notes.append)
+    ds, mdl = prep.ds, prep.model
     steps = total_steps(cfg, ds.n_samples)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
     expected = ckpt.trajectory(cfg, ds)
+    if mdl.kind == "softmax" or cfg.val_fraction:  # binary runs keep their old trajectory keys
+        expected.update(classes=mdl.n_classes, val_fraction=cfg.val_fraction)
     start = _resume_point(comm, ckpt_dir, expected, reporter) if cfg.resume else None
     checkpointer = None
     if cfg.checkpoint_every:
@@ -55,7 +57,7 @@ def run(comm, args: argparse.Namespace) -> int:
         checkpointer = ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn)
 
     inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
-    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
+    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, mdl.buffer_size))
     clock = clock_offset(comm) if cfg.trace else (0, 0)
     watchdog = Watchdog(comm, cfg.comm_timeout) if cfg.comm_timeout else None
     partial = PartialMetrics(out_dir, rank, start.step if start else 0, reporter.warn)
@@ -70,6 +72,8 @@ def run(comm, args: argparse.Namespace) -> int:
             checkpointer,
             watchdog,
             flush=lambda: partial.flush(allreduce),
+            model=mdl,
+            val=prep.val,
         )
         per_rank = gather_records(comm, allreduce, result, clock)
     finally:
@@ -80,6 +84,7 @@ def run(comm, args: argparse.Namespace) -> int:
     if rank == 0:
         info = {"algorithm": inner.name, "node_of": inner.node_of, "mpi_algorithm": mpi_record}
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
+        summary.update(summary_keys(mdl, prep.labels, result))
         try:
             if cfg.trace:
                 sync = write_trace(
@@ -114,20 +119,6 @@ def _config(comm, args: argparse.Namespace) -> tuple[TrainConfig, dict | None]:
     return cfg, mpi_record
 
 
-def _dataset(comm, cfg: TrainConfig) -> data_mod.Dataset:
-    """Collective: the synthetic set, or the file every rank opens itself."""
-    ds, error = None, None
-    try:
-        if cfg.data:
-            ds = data_mod.load(cfg.data, cfg.dtype, cfg.label_column)
-        else:
-            ds = data_mod.synthetic(cfg.samples, cfg.features, cfg.seed, cfg.dtype)
-    except UsageError as exc:
-        error = exc
-    raise_together(comm, error)
-    return ds
-
-
 def _resume_point(comm, ckpt_dir: Path, expected: dict, reporter) -> ckpt.Checkpoint | None:
     """Collective: rank 0 reads and verifies the newest checkpoint; everyone gets the same."""
     error, start = None, None
@@ -148,9 +139,9 @@ def _resume_point(comm, ckpt_dir: Path, expected: dict, reporter) -> ckpt.Checkp
     return start
 
 
-def _buckets(cfg: TrainConfig, n_features: int) -> int:
+def _buckets(cfg: TrainConfig, buffer_elements: int) -> int:
     """Allreduce calls per step: one, or one per bucket of ``--bucket-bytes``."""
     if not cfg.bucket_bytes:
         return 1
-    nbytes = buffer_size(n_features) * np.dtype(cfg.dtype).itemsize
+    nbytes = buffer_elements * np.dtype(cfg.dtype).itemsize
     return -(-nbytes // cfg.bucket_bytes)
