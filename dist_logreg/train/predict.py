@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def run(comm, args) -> int:
     if idx is not None:
         sums[:] = mdl.loss_terms(scores, idx).sum(), np.count_nonzero(predicted == idx), idx.size
     sums = comm.allreduce(sums)
-    _write(comm, args.out, mdl, predicted, proba, n)
+    _write(comm, args.out, mdl, predicted, proba)
     if comm.Get_rank() == 0:
         stream = sys.stdout if args.out else sys.stderr
         where = f" -> {args.out}" if args.out else ""
@@ -183,9 +184,10 @@ def run(comm, args) -> int:
     return 0
 
 
-def _write(comm, out: str | None, mdl, predicted, proba, n: int) -> None:
+def _write(comm, out: str | None, mdl, predicted, proba) -> None:
     """Rank 0 writes the header and every rank's rows in rank (= row) order."""
     size, rank = comm.Get_size(), comm.Get_rank()
+    counts = comm.allgather(predicted.size)  # LIBSVM parts follow lines, not n/p
     classes = np.asarray(mdl.classes)
     error, fh = None, None
     if rank == 0:
@@ -204,7 +206,7 @@ def _write(comm, out: str | None, mdl, predicted, proba, n: int) -> None:
             if r == 0:
                 part_pred, part_proba = predicted, proba
             else:
-                m = (r + 1) * n // size - r * n // size
+                m = counts[r]
                 part_pred, part_proba = np.empty(m, np.int64), np.empty((m, K))
                 comm.Recv(part_pred, source=r, tag=1)
                 comm.Recv(part_proba, source=r, tag=2)
@@ -213,8 +215,18 @@ def _write(comm, out: str | None, mdl, predicted, proba, n: int) -> None:
                     table = np.column_stack([classes[part_pred], part_proba])
                     fmt = ["%d" if np.issubdtype(classes.dtype, np.integer) else "%g"]
                     np.savetxt(fh, table, fmt=fmt + ["%.10g"] * K, delimiter=",")
+                except BrokenPipeError:  # `predict ... | head`: the reader has what it wanted
+                    fh = _devnull_stdout()
                 except OSError as exc:
                     error = RunError(f"--out {out}: writing failed: {exc.strerror or exc}")
         if out and fh is not None:
             fh.close()
     raise_together(comm, error)
+
+
+def _devnull_stdout():
+    """Send the rest of standard output nowhere (no second broken-pipe error at exit)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    return sys.stdout

@@ -2,16 +2,20 @@
 
 Needs the optional extra ``sparse`` (scipy, scikit-learn): ``pip install -e '.[sparse]'``.
 
-LIBSVM files are read with scikit-learn's ``load_svmlight_file``, which reads a byte range:
-each rank parses only its share of the file's lines (cut at line starts), then all ranks
-exchange their parts with buffer-based ``Allgatherv`` so each holds every row, in file
-order (the default sampling draws any row on any rank). Indices are 1-based, as LIBSVM
-writes them. A file the parser rejects is scanned again, on the error path only, to name
-the line and what is wrong with it.
+LIBSVM files are read with scikit-learn's ``load_svmlight_file`` on a byte range: each rank
+parses only its share of the file's lines (cut at line starts), then all ranks exchange
+their parts with buffer-based ``Allgatherv`` so each holds every row, in file order (the
+default sampling draws any row on any rank). The reader is handed a stream that ends at the
+range's end rather than its own ``offset``/``length``: with those, a range ending in blank
+or comment lines also parses the next range's first data line (its limit is checked after
+data lines only), so that row would be read twice. Indices are 1-based, as LIBSVM writes
+them. A file the parser rejects is scanned again, on the error path only, to name the line
+and what is wrong with it.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -148,25 +152,34 @@ def _data_line(path: Path, start: int, stop: int, row: int) -> int:
     raise AssertionError("row beyond the byte range")
 
 
-def _parse(path: Path, start: int, stop: int, size: int, dtype: str):
+class _Range(io.RawIOBase):
+    """The bytes ``[start, stop)`` of a file, as a stream that ends there."""
+
+    def __init__(self, path: Path, start: int, stop: int):
+        self._fh = path.open("rb")
+        self._fh.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self._left)
+        got = self._fh.readinto(memoryview(b)[:n]) if n > 0 else 0
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _parse(path: Path, start: int, stop: int, dtype: str):
     """This range's rows with scikit-learn's reader: ``(data, indices, indptr, y)``."""
     _, load_svmlight_file = require(f"data file {path} (LIBSVM)")
-    if start >= stop:
-        return (np.empty(0, dtype), np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0))
-    # The reader drops the line holding byte `offset` and stops after the line that passes
-    # offset + length, so start one byte early (a newline) and end one byte early.
-    offset, length = max(start - 1, 0), (stop - max(start, 1) if stop < size else -1)
-    if length == 0:  # the range is one empty line at the top of the file
-        return (np.empty(0, dtype), np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0))
     try:
-        X, y = load_svmlight_file(
-            str(path),
-            n_features=_UNBOUNDED,
-            dtype=dtype,
-            zero_based=False,
-            offset=offset,
-            length=length,
-        )
+        with io.BufferedReader(_Range(path, start, stop), 1 << 20) as stream:
+            X, y = load_svmlight_file(stream, n_features=_UNBOUNDED, dtype=dtype, zero_based=False)
     except (ValueError, OverflowError) as exc:
         for number, text in _lines(path, start, stop):
             why = _problem(text)
@@ -195,7 +208,7 @@ def read_part(comm, path: str, dtype: str, n_features: int | None):
     part, error = None, None
     try:
         start, stop = _byte_range(p, rank, size)
-        part = _parse(p, start, stop, p.stat().st_size, dtype)
+        part = _parse(p, start, stop, dtype)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
