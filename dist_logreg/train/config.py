@@ -89,7 +89,9 @@ class TrainConfig:
         metadata={
             "help": "training data instead of the synthetic set: FILE.npz (arrays X, y), "
             "DIR holding X.npy and y.npy, 'X.npy,y.npy' (memory-mapped: each rank "
-            "reads only the rows it uses), or FILE.csv (header optional)"
+            "reads only the rows it uses), FILE.csv (header optional); sparse: a LIBSVM "
+            "file (.svm, .libsvm, .svmlight; each rank parses its share of the lines) or a "
+            "scipy.sparse.save_npz archive as 'X.npz,y.npy'"
         },
     )
     format: str = field(
