@@ -11,6 +11,7 @@ the parameters is compared across ranks at the end. With ``comm=None`` it runs o
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -99,11 +100,11 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.solver not in SOLVERS:
             raise ValueError(f"solver: expected one of {SOLVERS}, got {self.solver!r}")
-        if self.l2 is None and not (isinstance(self.C, int | float) and self.C > 0):
+        if self.l2 is None and not (isinstance(self.C, numbers.Real) and self.C > 0):
             raise ValueError(f"C: expected a number > 0, got {self.C!r}")
         if self.l2 is not None and not self.l2 >= 0:
             raise ValueError(f"l2: expected a number >= 0, got {self.l2!r}")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
+        if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
             raise ValueError(f"max_iter: expected an integer >= 1, got {self.max_iter!r}")
 
     def fit(self, X, y):

@@ -115,7 +115,10 @@ def test_missing_file_and_empty_file(tmp_path):
         sparse.load_svmlight(MPI.COMM_SELF, str(tmp_path / "nope.svm"), "float64", None)
     empty = write(tmp_path, ["# nothing but a comment"])
     with pytest.raises(UsageError, match=r"d.svm: no data lines"):
-        sparse.load_svmlight(MPI.COMM_SELF, str(empty), "float64", None)
+        sparse.load_svmlight(MPI.COMM_SELF, str(empty), "float64", 3)
+    labels_only = write(tmp_path, ["1", "0"], name="l.svm")
+    with pytest.raises(UsageError, match=r"l.svm: expected at least one INDEX:VALUE feature"):
+        sparse.load_svmlight(MPI.COMM_SELF, str(labels_only), "float64", None)
 
 
 def test_scipy_npz_with_labels_inside_or_beside(tmp_path):

@@ -230,7 +230,9 @@ def train(
         if val is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
             t5 = clock()
             evals.append(_held_out(comm, mdl, val, params, step + 1, steps, reporter, dog))
-            eval_ns += clock() - t5
+            spent = clock() - t5
+            eval_ns += spent
+            last_log += spent  # samples/s counts training time only
     loop_ns = clock() - loop_start - eval_ns
     check_replicas(comm, params, steps, dog)
     final = evaluate(comm, mdl, ds, params, l2, dog)

@@ -215,6 +215,8 @@ def read_part(comm, path: str, dtype: str, n_features: int | None):
     data, indices, indptr, y = part
     top = max(comm.allgather(int(indices.max()) + 1 if indices.size else 0))
     width = top if n_features is None else n_features
+    if width == 0:  # the same verdict on every rank
+        raise UsageError(f"data file {path}: expected at least one INDEX:VALUE feature, got none")
     if top > width:
         error = None
         if indices.size and indices.max() >= width:
