@@ -54,8 +54,53 @@ def case_inf(t):
 
 def case_bad_labels(t):
     X, y = clean()
+    y[7] = 0.5
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "class labels, got y[7] = 0.5"
+
+
+def case_label_skips_a_class(t):
+    X, y = clean()
+    y[7] = 3  # 0, 1, 3: a class 2 with no row is more likely a wrong label than a class
+    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "got no row of class 2"
+
+
+def case_labels_beyond_classes(t):
+    X, y = clean()
     y[7] = 3
-    return ["--data", npy_pair(t, X, y), "--batch-size", "6"], "labels 0 or 1, got y[7] = 3.0"
+    args = ["--data", npy_pair(t, X, y), "--batch-size", "6", "--classes", "3"]
+    return args, "expected labels 0..2 (--classes 3), got y[7] = 3.0"
+
+
+def libsvm_lines(t, bad_line_no, bad_line):
+    lines = [f"{i % 2} 1:{i} 3:0.5" for i in range(60)]
+    lines[bad_line_no - 1] = bad_line
+    (t / "d.svm").write_text("\n".join(lines) + "\n")
+    return str(t / "d.svm")
+
+
+def case_libsvm_unsorted_indices(t):
+    path = libsvm_lines(t, 58, "1 3:1 2:5")  # in the last rank's part of the file
+    return ["--data", path, "--batch-size", "6"], (
+        "rank 2: data file "
+        + path
+        + ": line 58: expected increasing feature indices, got 2 after 3"
+    )
+
+
+def case_libsvm_missing_label(t):
+    path = libsvm_lines(t, 2, "1:0.5 3:2")
+    return ["--data", path, "--batch-size", "6"], "line 2: missing label"
+
+
+def case_val_data_features_differ(t):
+    X, y = clean()
+    np.savez(t / "val.npz", X=X[:, :2], y=y)
+    args = ["--data", npy_pair(t, X, y), "--val-data", str(t / "val.npz"), "--batch-size", "6"]
+    return args, "val.npz: expected 3 features (as the training data), got 2"
+
+
+def case_one_class(t):
+    return [*SMALL, "--classes", "1"], "--classes: expected 0 or an integer >= 2, got 1"
 
 
 def case_batch_smaller_than_world(t):

@@ -40,7 +40,7 @@ def test_a_stalled_rank_is_flagged_and_named(tmp_path, n):
     row = next(x for x in st["table"] if x["rank"] == late)
     assert row["worst_step"] == 5 and row["worst_late_s"] > 0.4
     assert f"rank {late} (host " in r.stdout and "flagged" in r.stdout
-    m = s["model"]
+    m = s["cost_model"]
     assert m["source"] == "auto" and m["predicted_s"] > 0 and m["ratio"] > 0
     steps = lines(out / "steps.jsonl")
     calls = lines(out / "metrics.jsonl")
@@ -84,7 +84,7 @@ def test_bench_fits_a_model_that_bench_and_train_then_use(tmp_path):
     r = run_mpi(2, train_cmd(*BASE, "--allreduce", "ring", "--model", str(model), "--out",
                              str(out)), timeout=90)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads((out / "summary.json").read_text())["model"]["source"] == str(model)
+    assert json.loads((out / "summary.json").read_text())["cost_model"]["source"] == str(model)
     r = run_mpi(2, train_cmd(*BASE, "--model", str(model), "--out", str(out)), timeout=60)
     assert r.returncode == 2
     assert "--model: the cost model has no fit for 'mpi'; it has ring" in r.stderr

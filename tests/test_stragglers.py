@@ -77,7 +77,7 @@ def test_flagged_steps_need_a_model_and_name_the_late_rank():
     assert flag["step"] == 5 and flag["late_rank"] == 2 and flag["late_host"] == "h1"
     assert flag["late_by_s"] == pytest.approx(0.3, rel=1e-3)
     assert flag["ratio"] > 1000
-    m = s["model"]
+    m = s["cost_model"]
     assert m["ratio"] == pytest.approx(40e-6 / predict(1024))
     text = "\n".join(model_lines(s))
     assert "measured p50 40.0 us" in text and "(ratio " in text

@@ -14,6 +14,12 @@ examples (--oversubscribe: more ranks than cores, as on a laptop):
   mpirun -n 2 dist-logreg train --data data.npz --epochs 5 --out runs/mine
   dist-logreg train --config run.toml --lr 0.1        # flags override the file
 
+models, sparse data, held-out rows (LIBSVM needs: pip install 'dist-logreg[sparse]'):
+  mpirun -n 2 dist-logreg train --classes 10 --features 4096   # softmax: 10 x 4097 + 2 numbers
+  mpirun -n 3 dist-logreg train --data train.svm --val-data val.svm --eval-every 50
+  mpirun -n 2 dist-logreg train --data train.csv --val-fraction 0.1 --out runs/a
+  dist-logreg predict --model runs/a --data test.csv --out preds.csv
+
 study the communication:
   mpirun -n 3 --oversubscribe dist-logreg train --allreduce ring --features 65536 --dtype float32
   mpirun -n 4 --oversubscribe dist-logreg train --allreduce hierarchical --ranks-per-node 2

@@ -24,6 +24,7 @@ class Reporter:
         self.bar = None
         self.updates = 10  # progress() calls per run, when --log-every is not given
         self._next_line = 0
+        self.notes: list[str] = []  # lines printed after the start line (model, held-out set)
 
     def say(self, text: str) -> None:
         if self.bar is not None:
@@ -41,6 +42,8 @@ class Reporter:
         if self.bar is not None:
             self.updates = min(steps, 200)
             self._next_line = max(1, steps // 10)
+        for note in self.notes:
+            self.say(f"  {note}")
 
     def warn(self, text: str) -> None:
         if self.bar is not None:
@@ -64,6 +67,14 @@ class Reporter:
         if self.rank == 0:  # for `dist-logreg supervise`: the work lost if the job dies
             report(step=step, steps=steps)
 
+    def evaluation(self, step: int, steps: int, m: dict) -> None:
+        """A progress line for the held-out rows (loss without the penalty term)."""
+        auc = f"  auc {m['auc']:.4f}" if m.get("auc") is not None else ""
+        self.say(
+            f"  step {step:>{len(str(steps))}}/{steps}  held-out loss {m['loss']:.6f}  "
+            f"accuracy {100 * m['accuracy']:.2f}%{auc}"
+        )
+
     def finish(self, summary: dict, out_dir: Path) -> None:
         self.close()
         if self.rank == 0:
@@ -78,6 +89,17 @@ class Reporter:
 
 def _us(s: float) -> str:
     return f"{s * 1e6:.1f} us"
+
+
+def _validation_lines(s: dict) -> list[str]:
+    v = s.get("validation")
+    if not v:
+        return []
+    auc = f"   auc {v['auc']:.4f}" if v.get("auc") is not None else ""
+    return [
+        f"  held-out loss   {v['loss']:.6f}  (mean log-loss)   accuracy "
+        f"{100 * v['accuracy']:.2f}%{auc}"
+    ]
 
 
 def format_summary(s: dict, out_dir: Path) -> str:
@@ -96,6 +118,7 @@ def format_summary(s: dict, out_dir: Path) -> str:
         f"{s['samples_per_s']:,.0f} samples/s",
         f"  final loss      {s['final_loss']:.6f}  (objective on all {s['data']['samples']} "
         f"training rows)   accuracy {100 * s['final_accuracy']:.2f}%",
+        *_validation_lines(s),
         f"  allreduce [{label}]  {a['calls']} calls/rank x {_bytes(a['bytes_per_call'])}"
         f" payload = {_bytes(a['bytes'])} payload per rank",
         f"    latency       p50 {_us(a['latency_s']['p50'])}   p99 {_us(a['latency_s']['p99'])}",
@@ -150,7 +173,7 @@ def _ms(s: float) -> str:
 def model_lines(s: dict, show: int = 3) -> list[str]:
     """The cost model against the measurement, and the stragglers (when the summary has them)."""
     lines = []
-    m = s.get("model")
+    m = s.get("cost_model")
     if m:
         ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
         lines.append(

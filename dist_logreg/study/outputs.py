@@ -75,14 +75,15 @@ def write_outputs(
     attempt: int = 1,
     append: bool = False,
 ) -> None:
-    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config.
+    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config
+    (and eval.jsonl, one line per held-out evaluation, when there is a held-out set).
 
     ``predict`` (bytes -> seconds, from a cost model): adds ``predicted_s`` to every call in
     metrics.jsonl and every step in steps.jsonl (the sum over its calls). ``append``: a
     resumed run adds its lines to ``metrics.jsonl`` and ``steps.jsonl`` (each line says its
     ``attempt``) instead of replacing what an earlier run of the same directory recorded.
     """
-    np.savez(out_dir / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
+    np.savez(out_dir / "model.npz", **result.model_arrays())
     write_json(out_dir / "summary.json", summary)
     write_json(out_dir / "traffic.json", traffic)
     write_json(out_dir / "config.json", config)
@@ -104,6 +105,9 @@ def write_outputs(
                     attempt=attempt,
                 )
             )
+    if result.evals:
+        with (out_dir / "eval.jsonl").open(mode) as fh:
+            fh.writelines(strict_json(e) + "\n" for e in result.evals)
     with (out_dir / "steps.jsonl").open(mode) as fh:
         for r in per_rank:
             pred = None
@@ -161,7 +165,7 @@ class PartialMetrics:
 def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
     """Writing to --out failed: save the model and summary to a fresh temporary directory."""
     where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))
-    np.savez(where / "model.npz", coef=result.coef, intercept=np.asarray(result.intercept))
+    np.savez(where / "model.npz", **result.model_arrays())
     write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
     return where
 

@@ -133,7 +133,8 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     step_s = np.concatenate([r["phase_ns"].sum(axis=1) for r in per_rank]) * 1e-9
     median_total = float(np.median(totals["total"]))
     itemsize = np.dtype(cfg.dtype).itemsize
-    uncompressed = buffer_size(ds.n_features) * itemsize * run_steps
+    elements = result.model.buffer_size if result.model else buffer_size(ds.n_features)
+    uncompressed = elements * itemsize * run_steps
     traffic_doc, wire = traffic_report(
         per_rank, info["algorithm"], info.get("node_of"), int(rank0["bytes"].sum())
     )

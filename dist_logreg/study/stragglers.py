@@ -116,7 +116,7 @@ def annotate(summary: dict, per_rank, hosts, host_of, model=None, source=None, s
         }
         for i in flagged[:KEEP_FLAGGED]
     ]
-    summary["model"] = compare(model, source, a, host_of)
+    summary["cost_model"] = compare(model, source, a, host_of)
     return predict
 
 

@@ -5,7 +5,14 @@
 ``options``    the configuration as command-line flags and TOML files
 ``startup``    load config and data, estimate memory, agreement of all ranks
 ``data``       the synthetic set, data files, the global batch order
+``sparse``     LIBSVM files read in byte-range parts, scipy sparse ``.npz``
+``labels``     which model the labels ask for (0/1, -1/+1, 0..K-1)
 ``model``      binary logistic-regression math, pure numpy
+``softmax``    multinomial (softmax) math, pure numpy
+``models``     the model objects the loop uses (binary or softmax, dense or sparse rows)
+``evaluate``   collective evaluation, the held-out split
+``prepare``    a run's data, labels, model and held-out rows
+``predict``    ``dist-logreg predict``
 ``loop``       the training loop: the only place that knows the order of a step
 ``checkpoint`` atomic, checksummed checkpoints; run identity; the last good state
 ``faults``     injected faults and the communication watchdog

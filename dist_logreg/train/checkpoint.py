@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg.train.config import DEFAULT_FEATURES
+
 FORMAT = 1
 #: ``ckpt-<step>-<run>.npz``; files without the run part come from older versions.
 NAME = re.compile(r"^ckpt-(\d{8})(?:-([0-9a-f]{12}))?\.npz$")
@@ -70,7 +72,8 @@ class Checkpoint:
 def trajectory(cfg, ds, fingerprint: str) -> dict:
     """The settings and data identity that a resumed run must share with the checkpoint."""
     out = {key: getattr(cfg, key) for key in TRAJECTORY_KEYS}
-    out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={cfg.features})"
+    features = cfg.features or DEFAULT_FEATURES
+    out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={features})"
     out["samples"], out["features"] = ds.n_samples, ds.n_features
     out["fingerprint"] = fingerprint  # the same path may hold other rows than last time
     return out

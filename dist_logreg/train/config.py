@@ -17,6 +17,10 @@ from dist_logreg.errors import UsageError
 
 DTYPES = ("float32", "float64")
 DEFAULT_STEPS = 200
+#: Columns of the synthetic set when --features is not given.
+DEFAULT_FEATURES = 128
+#: --format values: by the file name, or LIBSVM / svmlight text whatever the name.
+FORMATS = ("auto", "svmlight")
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,14 @@ class TrainConfig:
         default=32768,
         metadata={"help": "rows of the built-in synthetic data set (ignored with --data)"},
     )
-    features: int = field(
-        default=128,
+    features: int | None = field(
+        default=None,
         metadata={
-            "help": "columns of the synthetic data set; the allreduce carries "
-            "features+3 numbers per step, so this is the payload-size dial "
-            "(ignored with --data)"
+            "help": f"columns of the synthetic data set (default {DEFAULT_FEATURES}); the "
+            "allreduce carries features+3 numbers per step (classes x (features+1) + 2 "
+            "for a softmax model), so this is the payload-size dial. With a LIBSVM file: "
+            "the dimension, when the file's highest index is lower (ignored with other "
+            "--data)"
         },
     )
     batch_size: int = field(
@@ -84,8 +90,45 @@ class TrainConfig:
         metadata={
             "help": "training data instead of the synthetic set: FILE.npz (arrays X, y), "
             "DIR holding X.npy and y.npy, 'X.npy,y.npy' (memory-mapped: each rank "
-            "reads only the rows it uses), or FILE.csv (header optional)"
+            "reads only the rows it uses), FILE.csv (header optional); sparse: a LIBSVM "
+            "file (.svm, .libsvm, .svmlight; each rank parses its share of the lines) or a "
+            "scipy.sparse.save_npz archive as 'X.npz,y.npy'"
         },
+    )
+    format: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: by the file name (.svm, .libsvm, .svmlight are LIBSVM text; a "
+            ".npz written by scipy.sparse.save_npz is sparse), or svmlight for LIBSVM text "
+            "whatever the name (needs the extra: pip install 'dist-logreg[sparse]')"
+        },
+    )
+    classes: int = field(
+        default=0,
+        metadata={
+            "help": "K >= 2: train a K-class softmax model on labels 0..K-1 (payload "
+            "K x (features+1) + 2 elements; also a synthetic K-class set). 0: from the "
+            "labels: 0/1 (or -1/+1, mapped to 0/1) train a binary model, 0..K-1 with "
+            "every class present a K-class one"
+        },
+    )
+    val_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "held-out data (same forms as --data), evaluated collectively every "
+            "--eval-every steps and at the end: loss, accuracy, and ROC AUC for binary"
+        },
+    )
+    val_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "hold out this fraction of the training rows instead (a split drawn "
+            "from --seed, the same at any world size; the rows are copied into memory)"
+        },
+    )
+    eval_every: int = field(
+        default=0,
+        metadata={"help": "evaluate the held-out rows every N steps (0: only at the end)"},
     )
     label_column: str | None = field(
         default=None,
@@ -270,7 +313,18 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             need(value.strip() != "", _flag(name), "a non-empty value", value)
     need(cfg.seed >= 0, "--seed", "an integer >= 0 (numpy seeds are non-negative)", cfg.seed)
     need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
-    need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
+    if cfg.features is not None:
+        need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
+    need(cfg.format in FORMATS, "--format", " or ".join(FORMATS), cfg.format)
+    need(cfg.classes == 0 or cfg.classes >= 2, "--classes", "0 or an integer >= 2", cfg.classes)
+    need(0 <= cfg.val_fraction < 1, "--val-fraction", "a number in [0, 1)", cfg.val_fraction)
+    need(
+        not (cfg.val_data and cfg.val_fraction),
+        "--val-fraction",
+        "0 with --val-data (one held-out set)",
+        cfg.val_fraction,
+    )
+    need(cfg.eval_every >= 0, "--eval-every", "an integer >= 0", cfg.eval_every)
     need(cfg.batch_size >= 1, "--batch-size", "an integer >= 1", cfg.batch_size)
     if cfg.steps is not None:
         need(cfg.steps >= 1, "--steps", "an integer >= 1", cfg.steps)

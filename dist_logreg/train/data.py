@@ -15,6 +15,7 @@ import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.files import regular_file
+from dist_logreg.train import sparse
 
 #: Synthetic rows are generated in blocks of this many, each from its own seeded stream,
 #: so the data do not depend on how many ranks generate them.
@@ -47,6 +48,11 @@ class Dataset:
     @property
     def n_samples(self) -> int:
         return self.X.shape[0]
+
+    @property
+    def sparse(self) -> bool:
+        """``X`` is a scipy sparse CSR matrix (train/sparse.py), not an ndarray or memory map."""
+        return sparse.is_sparse(self.X)
 
     @property
     def n_features(self) -> int:
@@ -91,6 +97,8 @@ def load(spec: str, dtype: str, label_column: str | None = None) -> Dataset:
     """
     if "," in spec:
         x_path, y_path = (Path(p) for p in spec.split(",", 1))
+        if x_path.suffix.lower() == ".npz":  # a scipy sparse matrix and its labels
+            return Dataset(*sparse.load_npz(x_path, y_path, dtype, None), spec)
         return _load_npy_pair(x_path, y_path, dtype)
     path = Path(spec)
     if path.is_dir():
@@ -172,6 +180,8 @@ def _load_npz(path: Path, dtype: str) -> Dataset:
         )
     try:
         with archive:
+            if {"format", "shape", "data"} <= set(archive.files):  # scipy.sparse.save_npz
+                return Dataset(*sparse.load_npz(path, None, dtype, None), str(path))
             missing = {"X", "y"} - set(archive.files)
             if missing:
                 raise UsageError(
@@ -262,8 +272,9 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
     )
 
 
-def check_values(comm, ds: Dataset) -> None:
-    """Collective: every rank scans its share of the rows for NaN/inf and non-0/1 labels.
+def check_values(comm, ds: Dataset, n_classes: int = 2) -> None:
+    """Collective: every rank scans its share of the rows for NaN/inf and labels outside
+    0..n_classes-1 (0 or 1 for a binary model).
 
     The scan is split across ranks (each reads ``n/p`` rows of a memory map), and the
     verdicts are exchanged, so a bad value anywhere fails every rank with the row, column
@@ -274,32 +285,42 @@ def check_values(comm, ds: Dataset) -> None:
         n, size, rank = ds.n_samples, comm.Get_size(), comm.Get_rank()
         lo, hi = rank * n // size, (rank + 1) * n // size
         try:
-            error = _scan(ds, lo, hi)
+            error = _scan(ds, lo, hi, n_classes)
         except OSError as exc:  # a memory map can fail on first touch (truncated file)
             error = UsageError(f"data {ds.source}: cannot read rows {lo}..{hi - 1}: {exc}")
     raise_together(comm, error)
     ds.checked = True
 
 
-def _scan(ds: Dataset, lo: int, hi: int) -> UsageError | None:
+def _scan(ds: Dataset, lo: int, hi: int, k: int) -> UsageError | None:
+    labels = "0 or 1" if k == 2 else f"0..{k - 1}"
     for start in range(lo, hi, SCAN_BLOCK):
         stop = min(start + SCAN_BLOCK, hi)
-        xb = np.asarray(ds.X[start:stop])
-        finite = np.isfinite(xb)
-        if not finite.all():
-            row, col = np.argwhere(~finite)[0]
+        bad = _first_nonfinite(ds.X[start:stop])
+        if bad is not None:
+            row, col, value = bad
             return UsageError(
-                f"data {ds.source}: expected finite features, got "
-                f"X[{start + row}, {col}] = {xb[row, col]}"
+                f"data {ds.source}: expected finite features, got X[{start + row}, {col}] = {value}"
             )
         yb = ds.y[start:stop]
-        ok = (yb == 0) | (yb == 1)
+        ok = (yb >= 0) & (yb < k) & (yb == np.round(yb))
         if not ok.all():
             row = int(np.argmin(ok))
             return UsageError(
-                f"data {ds.source}: expected labels 0 or 1, got y[{start + row}] = {yb[row]}"
+                f"data {ds.source}: expected labels {labels}, got y[{start + row}] = {yb[row]}"
             )
     return None
+
+
+def _first_nonfinite(block) -> tuple[int, int, float] | None:
+    if sparse.is_sparse(block):
+        return sparse.first_nonfinite(block)
+    xb = np.asarray(block)
+    finite = np.isfinite(xb)
+    if finite.all():
+        return None
+    row, col = np.argwhere(~finite)[0]
+    return int(row), int(col), xb[row, col]
 
 
 class GlobalBatches:

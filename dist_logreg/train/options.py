@@ -15,13 +15,14 @@ from typing import Any
 from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
-from dist_logreg.train.config import DTYPES, FIELDS, TrainConfig, validate
+from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig, validate
 
 _CHOICES = {
     "dtype": DTYPES,
     "allreduce": ALGORITHMS,
     "compress": COMPRESSORS,
     "mpi_algorithm": tuple(MPI_ALGORITHMS),
+    "format": FORMATS,
 }
 _METAVARS = {
     "data": "PATH",
@@ -31,6 +32,10 @@ _METAVARS = {
     "ranks_per_node": "K",
     "tag": "NAME",
     "model": "FILE|auto",
+    "classes": "K",
+    "val_data": "PATH",
+    "val_fraction": "F",
+    "eval_every": "N",
 }
 
 

@@ -29,7 +29,7 @@ from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train.config import TrainConfig, to_dict
 from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
-from dist_logreg.train.model import buffer_size
+from dist_logreg.train.prepare import summary_keys
 from dist_logreg.train.startup import start
 
 
@@ -51,18 +51,20 @@ def run(comm, args: argparse.Namespace) -> int:
 def _run(comm, args: argparse.Namespace, dog) -> int:
     """The run itself, with ``dog`` armed around every collective outside the steps too."""
     rank = comm.Get_rank()
-    begin = start(comm, args, dog)
-    cfg, ds = begin.cfg, begin.ds
+    reporter = Reporter(rank)
+    begin = start(comm, args, dog, reporter.notes.append)
+    cfg, ds, mdl = begin.cfg, begin.ds, begin.prep.model
     with dog.phase("creating the output directory (rank 0, then bcast)"):
         out_dir, run_no = prepare_out_dir(comm, cfg.out, attempt() + 1)
     if rank == 0:
         report(attempt=run_no)  # its number in --out (partial/metrics-attempt<a>-*)
     with dog.phase("gathering where the run came from (host names)"):
         run_info = provenance.collect(comm, cfg.tag or out_dir.name)
-    reporter = Reporter(rank)
     steps = cfg.steps
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
     expected = ckpt.trajectory(cfg, ds, begin.fingerprint)
+    if mdl.kind == "softmax" or cfg.val_fraction:  # binary runs keep their old trajectory keys
+        expected.update(classes=mdl.n_classes, val_fraction=cfg.val_fraction)
     run_id = ckpt.run_id(expected)
     start_point, done = None, False
     if cfg.resume:
@@ -107,7 +109,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
             on_save=lambda step: report(checkpoint=step),
         )
 
-    payload = buffer_size(ds.n_features) * np.dtype(cfg.dtype).itemsize
+    payload = mdl.buffer_size * np.dtype(cfg.dtype).itemsize
     cost_model = modelrun.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
     with dog.phase("setting up the allreduce (communicator split, clock sync)"):
         inner = make_allreduce(
@@ -117,7 +119,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
         # always: metrics.jsonl gets clock-aligned start times, and the arrival order of
         # every step names stragglers
         clock = clock_offset(comm)
-    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, ds.n_features))
+    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, mdl.buffer_size))
     first = start_point.step if start_point else 0
     partial = PartialMetrics(out_dir, rank, first, reporter.warn, run_no)
     try:
@@ -132,6 +134,8 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
                 checkpointer,
                 dog,
                 flush=lambda: partial.flush(allreduce),
+                model=mdl,
+                val=begin.prep.val,
             )
     finally:
         reporter.close()  # the progress bar, if any, ends before any error or summary
@@ -156,6 +160,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
         summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
         source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
         predict = annotate(summary, per_rank, hosts, host_of, cost_model, source, cfg.slow_factor)
+        summary.update(summary_keys(mdl, begin.prep.labels, result))
         try:
             if cfg.trace:
                 sync = write_trace(
@@ -227,9 +232,9 @@ def _completed_steps(out_dir: Path) -> int | None:
     return summary.get("steps")
 
 
-def _buckets(cfg: TrainConfig, n_features: int) -> int:
+def _buckets(cfg: TrainConfig, buffer_elements: int) -> int:
     """Allreduce calls per step: one, or one per bucket of ``--bucket-bytes``."""
     if not cfg.bucket_bytes:
         return 1
-    nbytes = buffer_size(n_features) * np.dtype(cfg.dtype).itemsize
+    nbytes = buffer_elements * np.dtype(cfg.dtype).itemsize
     return -(-nbytes // cfg.bucket_bytes)

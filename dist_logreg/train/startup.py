@@ -22,9 +22,9 @@ import numpy as np
 from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
-from dist_logreg.train.config import TrainConfig, to_dict, total_steps, validate
-from dist_logreg.train.model import buffer_size
+from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig, to_dict, total_steps, validate
 from dist_logreg.train.options import flag_values, load_toml, resolve
+from dist_logreg.train.prepare import Prepared, prepare
 from dist_logreg.units import format_bytes
 
 #: Bytes each rank keeps per allreduce call and step until the end: the instrumentation's
@@ -43,41 +43,55 @@ class Start:
     ds: data_mod.Dataset
     fingerprint: str
     mpi_record: dict | None
+    prep: Prepared  # the rows again, with their labels, model and held-out rows
 
 
-def start(comm, args, watchdog) -> Start:
-    """Collective: load and validate everything locally, then agree with every rank."""
+def start(comm, args, watchdog, say=None) -> Start:
+    """Collective: load and validate everything, and agree with every rank.
+
+    Two small control messages: the configurations first (so that no rank goes on to load
+    data that others will not, which for LIBSVM files is itself collective), then the
+    resolved configurations with a fingerprint of the data.
+    """
     size = comm.Get_size()
-    error, view, result = None, None, None
+    error, cfg, mpi_record = None, None, None
     try:  # every rank reads its files itself: a node may lack one, or hold another
         file_values = load_toml(args.config) if getattr(args, "config", None) else {}
         cfg = resolve(file_values, flag_values(args))
-        mpi_record = None
         if cfg.allreduce == "mpi":
             from mpi4py import MPI
 
             mpi_record = mpi_algorithm_record(cfg.mpi_algorithm, MPI.Get_library_version())
-        if cfg.data:
-            ds = data_mod.load(cfg.data, cfg.dtype, cfg.label_column)
-        else:
+        if not cfg.data:
+            features = cfg.features or DEFAULT_FEATURES
             check_memory(
-                cfg.samples * (cfg.features + 1) * np.dtype(cfg.dtype).itemsize,
-                f"the synthetic data set ({cfg.samples} x {cfg.features} {cfg.dtype})",
+                cfg.samples * (features + 1) * np.dtype(cfg.dtype).itemsize,
+                f"the synthetic data set ({cfg.samples} x {features} {cfg.dtype})",
                 "a smaller --samples or --features, or --dtype float32",
             )
-            ds = data_mod.synthetic(cfg.samples, cfg.features, cfg.seed, cfg.dtype)
+    except UsageError as exc:
+        error = exc
+    with watchdog.phase("start-up agreement on the configuration (allgather)"):
+        views = raise_together(comm, error, None if cfg is None else to_dict(cfg))
+    check_agreement([(v, "") for v in views])
+    with watchdog.phase(
+        "loading the data, then the start-up agreement on the configuration and data (allgather)"
+    ):
+        prep = prepare(comm, cfg, say)
+    ds, error, view, result = prep.ds, None, None, None
+    try:
         validate(cfg, world_size=size, n_samples=ds.n_samples)
         # Record the resolved step count (config.json, checkpoints, the agreement).
         cfg = dataclasses.replace(cfg, steps=total_steps(cfg, ds.n_samples))
         check_memory(
-            run_bytes(cfg, ds.n_features, size),
+            run_bytes(cfg, prep.model.buffer_size, size),
             f"recording {cfg.steps} steps (about {RECORD_BYTES} B per allreduce call, kept "
             "until the end) and the step buffers",
             "fewer --steps or --epochs",
         )
         fp = fingerprint(ds)
         view = (to_dict(cfg), fp)
-        result = Start(cfg, ds, fp, mpi_record)
+        result = Start(cfg, ds, fp, mpi_record, prep)
     except UsageError as exc:
         error = exc
     with watchdog.phase("start-up agreement on the configuration and data (allgather)"):
@@ -96,7 +110,8 @@ def fingerprint(ds: data_mod.Dataset, rows: int = 64) -> str:
     n = ds.n_samples
     idx = np.unique(np.linspace(0, n - 1, num=min(rows, n)).astype(np.int64))
     h = hashlib.sha256(f"{ds.X.shape} {ds.X.dtype.str} {ds.y.dtype.str}".encode())
-    h.update(np.ascontiguousarray(ds.X[idx]).tobytes())
+    rows_x = ds.X[idx].toarray() if ds.sparse else ds.X[idx]  # CSR rows: made dense
+    h.update(np.ascontiguousarray(rows_x).tobytes())
     h.update(np.ascontiguousarray(ds.y[idx]).tobytes())
     return f"{n}x{ds.n_features} {ds.X.dtype.name} sha256:{h.hexdigest()[:16]}"
 
@@ -128,15 +143,14 @@ def _same(values: list, what: str, hint: str = "") -> None:
         )
 
 
-def run_bytes(cfg: TrainConfig, n_features: int, size: int) -> int:
+def run_bytes(cfg: TrainConfig, buffer_elements: int, size: int) -> int:
     """Memory a rank needs besides the data: records for every step, and the buffers."""
     calls = cfg.steps
-    if cfg.bucket_bytes:
-        nbytes = buffer_size(n_features) * np.dtype(cfg.dtype).itemsize
-        calls *= -(-nbytes // cfg.bucket_bytes)
-    rows = -(-cfg.batch_size // size)
     item = np.dtype(cfg.dtype).itemsize
-    return calls * RECORD_BYTES + (rows + 8) * (n_features + 3) * item
+    if cfg.bucket_bytes:
+        calls *= -(-buffer_elements * item // cfg.bucket_bytes)
+    rows = -(-cfg.batch_size // size)
+    return calls * RECORD_BYTES + (rows + 8) * buffer_elements * item
 
 
 def available_memory() -> int | None:

@@ -1,0 +1,232 @@
+"""``dist-logreg predict``: a trained model's classes and probabilities for every row.
+
+Collective over ``comm``: rank r predicts rows ``[r n/p, (r+1) n/p)`` (of a LIBSVM file it
+parses only its own lines); rank 0 writes the CSV in row order, receiving each rank's part
+in turn with buffer-based ``Recv``. With labels in the data, the mean log-loss and the
+accuracy are added up with one small allreduce and printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.train import data as data_mod
+from dist_logreg.train import models, sparse
+from dist_logreg.train.config import FIELDS, TrainConfig
+
+
+def load_model(model_dir: Path):
+    """``(model, params, training config)`` from a run's output directory."""
+    path = model_dir / "model.npz" if model_dir.is_dir() else model_dir
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"coef", "intercept"} - set(z.files)
+            if missing:
+                raise UsageError(f"--model {path}: expected arrays coef and intercept")
+            coef, intercept = z["coef"], z["intercept"]
+            classes = z["classes"] if "classes" in z.files else None
+    except FileNotFoundError:
+        raise UsageError(f"--model {path}: not found (expected a run's --out directory)") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"--model {path}: not a readable model.npz ({exc})") from None
+    mdl, params = models.from_arrays(coef.astype(np.float64), intercept, classes)
+    cfg = None
+    config = path.parent / "config.json"
+    if config.is_file():
+        saved = json.loads(config.read_text())
+        cfg = TrainConfig(**{k: v for k, v in saved.items() if k in FIELDS})
+    return mdl, params, cfg
+
+
+def _read(spec: str, d: int, label_column):
+    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict."""
+    path = Path(spec)
+    if path.suffix.lower() == ".npy" and "," not in spec:
+        return _npy(path), None
+    if path.is_dir() and not (path / "y.npy").exists():
+        return _npy(path / "X.npy"), None
+    if path.suffix.lower() == ".npz" and "," not in spec:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                unlabeled = "y" not in z.files
+                if unlabeled and "X" in z.files:
+                    return np.asarray(z["X"]), None
+                if unlabeled and "format" in z.files:
+                    sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
+                    return sp.csr_array(sp.load_npz(path)), None
+        except (OSError, ValueError, EOFError) as exc:
+            raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
+    if path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
+        try:
+            X = np.loadtxt(path, delimiter=",", skiprows=_csv_header(path), ndmin=2)
+        except ValueError as exc:
+            raise UsageError(f"data file {path}: expected numbers in every cell: {exc}") from None
+        return X, None
+    ds = data_mod.load(spec, "float64", label_column)
+    return ds.X, ds.y
+
+
+def _npy(path: Path):
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"data file {path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"data file {path}: not a readable .npy array ({exc})") from None
+
+
+def _csv_width(path: Path) -> int:
+    try:
+        with path.open(newline="") as fh:
+            return len(next(csv.reader(fh), []))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"data file {path}: cannot read: {exc}") from None
+
+
+def _csv_header(path: Path) -> int:
+    with path.open(newline="") as fh:
+        first = next(csv.reader(fh), [])
+    try:
+        [float(c) for c in first]
+    except ValueError:
+        return 1  # a header row
+    return 0
+
+
+def my_rows(comm, spec: str | None, fmt: str, label_column, d: int, cfg):
+    """Collective: ``(X, y or None, first_row, n_rows)`` of this rank's share of the data."""
+    size, rank = comm.Get_size(), comm.Get_rank()
+    if spec and sparse.is_svmlight(spec, fmt):
+        X, y, first, n = sparse.read_part(comm, spec, "float64", d)
+        return X, y, first, n
+    X = y = None
+    error = None
+    try:
+        if spec:
+            X, y = _read(spec, d, label_column)
+        elif cfg is not None:
+            from dist_logreg.train.prepare import training_rows  # the run's own data
+
+            ds = training_rows(comm, dataclasses.replace(cfg, dtype="float64"))
+            X, y = ds.X, ds.y
+        else:
+            raise UsageError("--data: expected a data file (the model has no config.json)")
+    except UsageError as exc:
+        error = exc
+    raise_together(comm, error)
+    n = X.shape[0]
+    lo, hi = rank * n // size, (rank + 1) * n // size
+    part = X[lo:hi] if sparse.is_sparse(X) else np.asarray(X[lo:hi], dtype=np.float64)
+    return part, None if y is None else np.asarray(y[lo:hi]), lo, n
+
+
+def class_index(y: np.ndarray, classes: np.ndarray, first: int, where: str) -> np.ndarray:
+    """Labels as indices into the model's classes; ``UsageError`` names the first stranger."""
+    idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    ok = classes[idx] == y
+    if not ok.all():
+        i = int(np.argmin(ok))
+        shown = ", ".join(str(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+        raise UsageError(
+            f"{where}: expected labels among the model's classes ({shown}), "
+            f"got y[{first + i}] = {y[i]}"
+        )
+    return idx
+
+
+def run(comm, args) -> int:
+    """Collective: predict, write the CSV (rank 0, row order), print loss and accuracy."""
+    error, loaded = None, None
+    try:
+        loaded = load_model(Path(args.model))
+    except UsageError as exc:
+        error = exc
+    raise_together(comm, error)
+    mdl, params, cfg = loaded
+    spec = args.data or (cfg.data if cfg is not None else None)
+    fmt = args.format if args.data else (cfg.format if cfg else "auto")
+    column = args.label_column if args.data else (cfg.label_column if cfg else None)
+    X, y, first, n = my_rows(comm, spec, fmt, column, mdl.n_features, cfg)
+    error, idx = None, None
+    try:
+        if X.shape[1] != mdl.n_features:
+            raise UsageError(
+                f"data {spec}: expected {mdl.n_features} features (the model's), got {X.shape[1]}"
+            )
+        if y is not None:
+            idx = class_index(y, np.asarray(mdl.classes), first, f"data {spec}")
+    except UsageError as exc:
+        error = exc
+    raise_together(comm, error)
+    scores = mdl.scores(X, params)
+    proba = mdl.proba(X, params)
+    predicted = mdl.predict_index(scores).astype(np.int64)
+    sums = np.zeros(3)
+    if idx is not None:
+        sums[:] = mdl.loss_terms(scores, idx).sum(), np.count_nonzero(predicted == idx), idx.size
+    sums = comm.allreduce(sums)
+    _write(comm, args.out, mdl, predicted, proba)
+    if comm.Get_rank() == 0:
+        stream = sys.stdout if args.out else sys.stderr
+        where = f" -> {args.out}" if args.out else ""
+        line = f"predict: {n} rows, {mdl.kind} model ({mdl.n_classes} classes){where}"
+        if sums[2]:
+            line += f"; log-loss {sums[0] / sums[2]:.6f}  accuracy {100 * sums[1] / sums[2]:.2f}%"
+        print(line, file=stream, flush=True)
+    return 0
+
+
+def _write(comm, out: str | None, mdl, predicted, proba) -> None:
+    """Rank 0 writes the header and every rank's rows in rank (= row) order."""
+    size, rank = comm.Get_size(), comm.Get_rank()
+    counts = comm.allgather(predicted.size)  # LIBSVM parts follow lines, not n/p
+    classes = np.asarray(mdl.classes)
+    error, fh = None, None
+    if rank == 0:
+        try:
+            fh = open(out, "w") if out else sys.stdout  # noqa: SIM115 - closed below
+            fh.write(",".join(["label", *(f"p_{c}" for c in classes.tolist())]) + "\n")
+        except OSError as exc:
+            error = UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}")
+    raise_together(comm, error)
+    K = proba.shape[1]
+    if rank != 0:
+        comm.Send(np.ascontiguousarray(predicted), dest=0, tag=1)
+        comm.Send(np.ascontiguousarray(proba, dtype=np.float64), dest=0, tag=2)
+    else:
+        for r in range(size):
+            if r == 0:
+                part_pred, part_proba = predicted, proba
+            else:
+                m = counts[r]
+                part_pred, part_proba = np.empty(m, np.int64), np.empty((m, K))
+                comm.Recv(part_pred, source=r, tag=1)
+                comm.Recv(part_proba, source=r, tag=2)
+            if error is None:
+                try:
+                    table = np.column_stack([classes[part_pred], part_proba])
+                    fmt = ["%d" if np.issubdtype(classes.dtype, np.integer) else "%g"]
+                    np.savetxt(fh, table, fmt=fmt + ["%.10g"] * K, delimiter=",")
+                except BrokenPipeError:  # `predict ... | head`: the reader has what it wanted
+                    fh = _devnull_stdout()
+                except OSError as exc:
+                    error = RunError(f"--out {out}: writing failed: {exc.strerror or exc}")
+        if out and fh is not None:
+            fh.close()
+    raise_together(comm, error)
+
+
+def _devnull_stdout():
+    """Send the rest of standard output nowhere (no second broken-pipe error at exit)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    return sys.stdout
