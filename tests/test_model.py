@@ -50,24 +50,24 @@ def test_grad_sums_layout_and_empty_slice(small_problem):
     X, y = small_problem
     w, b = np.full(5, 0.1), -0.1
     buf = np.empty(model.buffer_size(5))
-    model.grad_sums(X, y, w, b, buf)
+    model.grad_sums(X, y, np.append(w, b), buf)
     z = X @ w + b
     r = 1 / (1 + np.exp(-z)) - y
     np.testing.assert_allclose(buf[:5], X.T @ r, rtol=1e-12)
     assert buf[5] == pytest.approx(r.sum(), rel=1e-12)
     assert buf[6] == pytest.approx(np.sum(np.log1p(np.exp(z)) - y * z), rel=1e-12)
     assert buf[7] == 240
-    model.grad_sums(X[:0], y[:0], w, b, buf)  # a rank with no rows contributes zeros
+    model.grad_sums(X[:0], y[:0], np.append(w, b), buf)  # a rank with no rows: zeros
     assert np.all(buf == 0)
 
 
 def test_sums_over_split_equal_sum_over_whole(small_problem):
     """Invariant 1: sums over uneven slices, added, then divided by the total count."""
     X, y = small_problem
-    w, b = np.linspace(-1, 1, 5), 0.3
-    whole = model.grad_sums(X, y, w, b, np.empty(8))
+    params = np.append(np.linspace(-1, 1, 5), 0.3)
+    whole = model.grad_sums(X, y, params, np.empty(8))
     parts = sum(
-        model.grad_sums(X[lo:hi], y[lo:hi], w, b, np.empty(8))
+        model.grad_sums(X[lo:hi], y[lo:hi], params, np.empty(8))
         for lo, hi in [(0, 81), (81, 161), (161, 240)]
     )
     np.testing.assert_allclose(parts, whole, rtol=1e-12)

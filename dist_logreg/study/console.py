@@ -25,8 +25,8 @@ class Reporter:
     def start(self, cfg, ds, world_size: int, steps: int) -> None:
         self.say(
             f"dist-logreg train: {world_size} rank(s), {steps} steps, global batch "
-            f"{cfg.batch_size} rows, {ds.n_samples} samples x {ds.n_features} features "
-            f"({cfg.dtype}), data {ds.source}"
+            f"{cfg.batch_size} rows, {ds.n_total} samples x {ds.n_features} features "
+            f"({cfg.dtype}), data {ds.source}, --shuffle {cfg.shuffle} --sampling {cfg.sampling}"
         )
 
     def warn(self, text: str) -> None:

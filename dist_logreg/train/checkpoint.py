@@ -27,7 +27,17 @@ import numpy as np
 FORMAT = 1
 NAME = re.compile(r"^ckpt-(\d{8})\.npz$")
 #: Settings that decide the trajectory: a checkpoint is refused if any differs.
-TRAJECTORY_KEYS = ("batch_size", "lr", "l2", "momentum", "seed", "dtype", "compress")
+TRAJECTORY_KEYS = (
+    "batch_size",
+    "lr",
+    "l2",
+    "momentum",
+    "seed",
+    "dtype",
+    "compress",
+    "shuffle",
+    "sampling",
+)
 
 
 class CheckpointError(Exception):
@@ -49,7 +59,7 @@ def trajectory(cfg, ds) -> dict:
     """The settings and data identity that a resumed run must share with the checkpoint."""
     out = {key: getattr(cfg, key) for key in TRAJECTORY_KEYS}
     out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={cfg.features})"
-    out["samples"], out["features"] = ds.n_samples, ds.n_features
+    out["samples"], out["features"] = ds.n_total, ds.n_features
     return out
 
 

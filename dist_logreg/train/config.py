@@ -13,6 +13,7 @@ from typing import Any
 
 from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
+from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 
 DTYPES = ("float32", "float64")
 DEFAULT_STEPS = 200
@@ -84,6 +85,29 @@ class TrainConfig:
             "help": "training data instead of the synthetic set: FILE.npz (arrays X, y), "
             "DIR holding X.npy and y.npy, 'X.npy,y.npy' (memory-mapped: each rank "
             "reads only the rows it uses), or FILE.csv (header optional)"
+        },
+    )
+    shuffle: str = field(
+        default="rows",
+        metadata={
+            "help": "the batch order. rows: a fresh permutation of all rows every epoch, "
+            "each batch a uniform sample; a rank gathers its scattered rows. blocks: runs "
+            "of batch-size consecutive rows, visited in a new random order (and shifted) "
+            "every epoch; a rank reads a contiguous view, nothing is gathered; neighbouring "
+            "rows always share a batch, so shuffle an ordered file once first. none: "
+            "file order, the same every epoch. With --sampling global all three give the "
+            "same trajectory at any world size"
+        },
+    )
+    sampling: str = field(
+        default="global",
+        metadata={
+            "help": "global: every rank can read every row and the global batch does not "
+            "depend on the world size. sharded: rank r owns rows [r*n/p, (r+1)*n/p) (or "
+            "its own file, '{rank}' in --data) and draws its share of each batch from "
+            "them only, as PyTorch's DistributedSampler; it holds about 1/p of the data, "
+            "but the trajectory now depends on the number of ranks (at 1 rank it equals "
+            "global)"
         },
     )
     label_column: str | None = field(
@@ -236,6 +260,15 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.l2 >= 0, "--l2", "a number >= 0", cfg.l2)
     need(0 <= cfg.momentum < 1, "--momentum", "a number in [0, 1)", cfg.momentum)
     need(cfg.dtype in DTYPES, "--dtype", " or ".join(DTYPES), cfg.dtype)
+    need(cfg.shuffle in SHUFFLES, "--shuffle", " or ".join(SHUFFLES), cfg.shuffle)
+    need(cfg.sampling in SAMPLINGS, "--sampling", " or ".join(SAMPLINGS), cfg.sampling)
+    if cfg.data and "{rank}" in cfg.data:
+        need(
+            cfg.sampling == "sharded",
+            "--data with {rank}",
+            "--sampling sharded (each rank reads its own file)",
+            cfg.sampling,
+        )
     need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
     need(cfg.bucket_bytes >= 0, "--bucket-bytes", "an integer >= 0", cfg.bucket_bytes)
@@ -300,9 +333,13 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
         )
 
 
-def total_steps(cfg: TrainConfig, n_samples: int) -> int:
-    """Steps the run takes: the tighter of ``--steps`` and ``--epochs`` (default 200 steps)."""
-    per_epoch = n_samples // cfg.batch_size
+def total_steps(cfg: TrainConfig, n_samples: int, steps_per_epoch: int | None = None) -> int:
+    """Steps the run takes: the tighter of ``--steps`` and ``--epochs`` (default 200 steps).
+
+    An epoch is ``n_samples // batch_size`` steps unless the sampler says otherwise
+    (sharded ranks agree on the shortest shard's epoch).
+    """
+    per_epoch = steps_per_epoch or n_samples // cfg.batch_size
     bounds = []
     if cfg.steps is not None:
         bounds.append(cfg.steps)

@@ -2,10 +2,17 @@
 
 One step (DESIGN.md invariant 1)::
 
-    data     gather this rank's contiguous slice of the global batch
-    compute  grad_sums -> packed buffer [grad_w, grad_b, loss_sum, count]
+    data     which rows: this rank's share of the global batch (train/sampling.py)
+    compute  grad_sums reads those rows once (gathered block by block, or a contiguous
+             view) -> packed buffer [gradient sums of params, loss_sum, count]
     comm     ONE in-place allreduce(SUM) of that buffer
     update   divide by the GLOBAL count, add the L2 term, momentum SGD step
+
+The loop's contract with the model math (:mod:`dist_logreg.train.model`; a second model
+provides the same names): ``n_params(d)``, ``n_penalized(d)`` (the first parameters carry
+the L2 term), ``buffer_size(d)``, ``Workspace(d, max_rows, dtype)`` and
+``grad_sums(X, y, params, out, rows, work)``, which writes ``out = [gradient sums (n_params),
+loss sum, row count]``; for buckets also ``residuals(X, y, params, out)``.
 
 With ``--bucket-bytes`` the compute and comm phases interleave instead (as in DDP and
 Horovod): after the forward pass, the weight gradient is produced one column block (bucket)
@@ -28,8 +35,10 @@ from dist_logreg.errors import Diverged, ReplicasDisagree
 from dist_logreg.train import model
 from dist_logreg.train.checkpoint import Checkpoint, Checkpointer
 from dist_logreg.train.config import TrainConfig, total_steps, validate
-from dist_logreg.train.data import Dataset, GlobalBatches, check_values, rank_slice
+from dist_logreg.train.data import Dataset, check_values, scan_range
 from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
+from dist_logreg.train.sampling import BatchPlan, make_plan
+from dist_logreg.train.shards import agree_shards
 
 #: Columns of the per-step timing array.
 PHASES = ("data", "compute", "comm", "update")
@@ -85,6 +94,7 @@ def train(
     checkpointer: Checkpointer | None = None,
     watchdog=None,
     flush=None,
+    plan: BatchPlan | None = None,
 ) -> TrainResult:
     """Run the data-parallel training loop on this rank (collective over ``comm``).
 
@@ -96,7 +106,8 @@ def train(
         The gradient path: called exactly once per step. May be instrumented.
     cfg : TrainConfig
     ds : Dataset
-        The full data set as seen from this rank (possibly memory-mapped).
+        The rows this rank can read (possibly memory-mapped): all of them, or its shard
+        (``shards.for_rank``).
     reporter : object with ``start(cfg, ds, world_size, steps)`` and
         ``progress(step, steps, loss, samples_per_s)``; prints on rank 0 only.
     start : Checkpoint, optional
@@ -107,11 +118,15 @@ def train(
         Armed around every collective (``--comm-timeout``).
     flush : callable, optional
         Called every ``cfg.flush_every`` steps to save this rank's records so far.
+    plan : BatchPlan, optional
+        Which rows each step reads (default: from ``cfg.shuffle`` and ``cfg.sampling``).
     """
     size, rank = comm.Get_size(), comm.Get_rank()
-    validate(cfg, world_size=size, n_samples=ds.n_samples)
+    agree_shards(comm, ds, cfg.batch_size)
+    validate(cfg, world_size=size, n_samples=ds.n_total)
     check_values(comm, ds)
-    steps = total_steps(cfg, ds.n_samples)
+    plan = plan or make_plan(comm, cfg, ds)
+    steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
     first = min(start.step, steps) if start else 0
     reporter.start(cfg, ds, size, steps)
     dtype = np.dtype(cfg.dtype)
@@ -119,23 +134,20 @@ def train(
     dog = watchdog or NoWatchdog()
     fault = planned(parse_fault(cfg.inject_fault), rank) if cfg.inject_fault else None
 
-    batches = GlobalBatches(ds.n_samples, cfg.batch_size, cfg.seed)
-    lo, hi = rank_slice(cfg.batch_size, size, rank)
-    m = hi - lo
-    xbuf = np.empty((m, d), dtype=dtype)
-    ybuf = np.empty(m, dtype=dtype)
-    # take() straight into the preallocated buffer needs matching dtypes; a memory map of
-    # another dtype goes through a cast instead.
-    gather_direct = ds.X.dtype == dtype
-    params = np.zeros(d + 1, dtype=dtype)  # identical initial parameters everywhere
-    velocity = np.zeros(d + 1, dtype=dtype)
+    mm = model  # the model math, called only through the contract in the module doc
+    n_par, n_pen = mm.n_params(d), mm.n_penalized(d)
+    params = np.zeros(n_par, dtype=dtype)  # identical initial parameters everywhere
+    velocity = np.zeros(n_par, dtype=dtype)
     if start:
         params[:] = start.params
         velocity[:] = start.velocity
-    w = params[:d]
-    grad = np.empty(d + 1, dtype=dtype)
-    buf = np.empty(model.buffer_size(d), dtype=dtype)
+    penalized = params[:n_pen]
+    grad = np.empty(n_par, dtype=dtype)
+    buf = np.empty(mm.buffer_size(d), dtype=dtype)
+    work = mm.Workspace(d, plan.rows_per_step, dtype)
     buckets = bucket_ranges(buf.size, d, cfg.bucket_bytes // dtype.itemsize)
+    if buckets is not None:  # bucketed steps need the whole batch at once, column by column
+        xbuf = np.empty((plan.rows_per_step, d), dtype=dtype)
     marks = np.zeros((steps - first, len(MARKS)), dtype=np.int64)
     comm_ns = np.zeros(steps - first, dtype=np.int64)
     batch_loss = np.full(steps - first, np.nan)
@@ -151,32 +163,28 @@ def train(
         t0 = clock()
         if fault is not None and step == fault.step:
             inject(fault, step)
-        idx = np.sort(batches.batch(step)[lo:hi])  # sorted: sequential reads of a memory map
-        if gather_direct:
-            np.take(ds.X, idx, axis=0, out=xbuf, mode="clip")  # idx known valid: skip checks
-        else:
-            xbuf[...] = ds.X[idx]
-        np.take(ds.y, idx, out=ybuf, mode="clip")
-        t1 = clock()
+        rows = plan.rows(step)
         if buckets is None:
-            model.grad_sums(xbuf, ybuf, w, float(params[d]), buf)
+            t1 = clock()
+            mm.grad_sums(ds.X, ds.y, params, buf, rows, work)
             t2 = clock()
             dog.arm("gradient allreduce", step, t2)
             allreduce.allreduce(buf, step)
             t3 = clock()
             in_comm = t3 - t2
         else:
+            xb = _whole_batch(ds.X, rows, xbuf)
+            yb = mm.row_labels(ds.y, rows, work.y[: xb.shape[0]])
+            t1 = clock()
             dog.arm("bucketed gradient allreduce", step, t1)
-            t2, t3, in_comm = _bucketed_step(
-                allreduce, xbuf, ybuf, params, buf, buckets, clock, step
-            )
+            t2, t3, in_comm = _bucketed_step(allreduce, xb, yb, params, buf, buckets, clock, step)
         dog.disarm()
         if not math.isfinite(buf.sum()):  # the reduced buffer is the same on every rank
             _diverged(step, buf, lr, checkpointer, params, velocity)
-        count = buf[d + model.COUNT]
-        np.divide(buf[: d + 1], count, out=grad)  # exact global mean, also for uneven slices
+        count = buf[-1]
+        np.divide(buf[:n_par], count, out=grad)  # exact global mean, also for uneven slices
         if l2:
-            grad[:d] += l2 * w
+            grad[:n_pen] += l2 * penalized
         if mom:
             velocity *= mom
             velocity += grad
@@ -187,7 +195,7 @@ def train(
         i = step - first
         marks[i] = (t0, t1, t2, t3, t4)
         comm_ns[i] = in_comm
-        loss = float(buf[d + model.LOSS_SUM] / count)
+        loss = float(buf[-2] / count)
         batch_loss[i] = loss
         if (step + 1) % log_every == 0 or step + 1 == steps:
             now = clock()
@@ -213,7 +221,7 @@ def train(
         loop_ns,
         final_loss,
         final_accuracy,
-        steps / batches.steps_per_epoch,
+        steps / plan.steps_per_epoch,
     )
 
 
@@ -223,7 +231,7 @@ def _diverged(step, buf, lr, checkpointer, params, velocity) -> None:
     if checkpointer is not None:
         path = checkpointer.save(step, params, velocity)  # the state before this step
         saved = f"; the last good state (after {step} steps) is in {path}" if path else ""
-    what = "loss" if not math.isfinite(buf[-model.EXTRA_SLOTS + model.LOSS_SUM]) else "gradient"
+    what = "loss" if not math.isfinite(buf[-2]) else "gradient"
     raise Diverged(
         f"step {step}: the global batch {what} is not finite (nan or inf); training "
         f"diverged (try a smaller --lr than {lr}){saved}"
@@ -254,7 +262,7 @@ def _bucketed_step(
     MPI moves non-blocking collectives forward only inside MPI calls.
     """
     d = params.size - 1
-    r = model.residuals(xbuf, ybuf, params[:d], float(params[d]), buf)
+    r = model.residuals(xbuf, ybuf, params, buf)
     first_post = 0
     in_comm = 0
     for lo, hi in buckets:
@@ -270,6 +278,11 @@ def _bucketed_step(
     allreduce.wait()
     done = clock()
     return first_post, done, in_comm + done - c0
+
+
+def _whole_batch(X: np.ndarray, rows, xbuf: np.ndarray) -> np.ndarray:
+    """The step's rows as one array (bucketed steps only): a view, or gathered into xbuf."""
+    return model.row_block(X, rows, 0, model.count_rows(rows, X.shape[0]), xbuf)
 
 
 def check_replicas(comm, params: np.ndarray, step: int, watchdog=None) -> None:
@@ -291,13 +304,14 @@ def check_replicas(comm, params: np.ndarray, step: int, watchdog=None) -> None:
 def evaluate(
     comm, ds: Dataset, params: np.ndarray, l2: float, watchdog=None
 ) -> tuple[float, float]:
-    """Collective: objective and accuracy on the full data set, each rank scanning ``n/p`` rows."""
-    size, rank = comm.Get_size(), comm.Get_rank()
-    n = ds.n_samples
+    """Collective: objective and accuracy on the full data set, each rank scanning ``n/p`` rows
+    (or its shard)."""
+    lo, hi = scan_range(ds, comm.Get_size(), comm.Get_rank())
+    n = ds.n_total
     w, b = params[:-1], float(params[-1])
     sums = np.zeros(2, dtype=np.float64)  # loss sum, correct predictions
-    for start in range(rank * n // size, (rank + 1) * n // size, EVAL_BLOCK):
-        stop = min(start + EVAL_BLOCK, (rank + 1) * n // size)
+    for start in range(lo, hi, EVAL_BLOCK):
+        stop = min(start + EVAL_BLOCK, hi)
         X = np.asarray(ds.X[start:stop], dtype=params.dtype)
         y = ds.y[start:stop]
         z = X @ w + b

@@ -15,12 +15,15 @@ from typing import Any
 from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.train.config import DTYPES, FIELDS, TrainConfig, validate
+from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 
 _CHOICES = {
     "dtype": DTYPES,
     "allreduce": ALGORITHMS,
     "compress": COMPRESSORS,
     "mpi_algorithm": tuple(MPI_ALGORITHMS),
+    "shuffle": SHUFFLES,
+    "sampling": SAMPLINGS,
 }
 _METAVARS = {
     "data": "PATH",

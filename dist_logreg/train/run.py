@@ -22,11 +22,13 @@ from dist_logreg.study.stats import gather_records, summarize
 from dist_logreg.study.trace import clock_offset, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import data as data_mod
-from dist_logreg.train.config import TrainConfig, to_dict, total_steps
+from dist_logreg.train import shards
+from dist_logreg.train.config import TrainConfig, to_dict, total_steps, validate
 from dist_logreg.train.faults import Watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.model import buffer_size
 from dist_logreg.train.options import flag_values, load_toml, resolve
+from dist_logreg.train.sampling import make_plan
 
 
 def run(comm, args: argparse.Namespace) -> int:
@@ -36,7 +38,8 @@ def run(comm, args: argparse.Namespace) -> int:
     ds = _dataset(comm, cfg)
     rank = comm.Get_rank()
     reporter = Reporter(rank)
-    steps = total_steps(cfg, ds.n_samples)
+    plan = make_plan(comm, cfg, ds)
+    steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
     expected = ckpt.trajectory(cfg, ds)
     start = _resume_point(comm, ckpt_dir, expected, reporter) if cfg.resume else None
@@ -46,9 +49,10 @@ def run(comm, args: argparse.Namespace) -> int:
             "trajectory": expected,
             "world_size": comm.Get_size(),
             "sampler": {
-                "kind": "global permutation per epoch from (seed, epoch)",
+                "kind": f"--shuffle {cfg.shuffle} --sampling {cfg.sampling}, "
+                "a function of (seed, epoch[, rank])",
                 "seed": cfg.seed,
-                "steps_per_epoch": ds.n_samples // cfg.batch_size,
+                "steps_per_epoch": plan.steps_per_epoch,
             },
             "rng": "none beyond the sampler's (seed, epoch)",
         }
@@ -70,6 +74,7 @@ def run(comm, args: argparse.Namespace) -> int:
             checkpointer,
             watchdog,
             flush=lambda: partial.flush(allreduce),
+            plan=plan,
         )
         per_rank = gather_records(comm, allreduce, result, clock)
     finally:
@@ -115,16 +120,16 @@ def _config(comm, args: argparse.Namespace) -> tuple[TrainConfig, dict | None]:
 
 
 def _dataset(comm, cfg: TrainConfig) -> data_mod.Dataset:
-    """Collective: the synthetic set, or the file every rank opens itself."""
+    """Collective: the synthetic set or the file every rank opens itself (or its shard),
+    checked against the world size."""
     ds, error = None, None
     try:
-        if cfg.data:
-            ds = data_mod.load(cfg.data, cfg.dtype, cfg.label_column)
-        else:
-            ds = data_mod.synthetic(cfg.samples, cfg.features, cfg.seed, cfg.dtype)
+        ds = shards.for_rank(cfg, comm.Get_size(), comm.Get_rank())
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
+    shards.agree_shards(comm, ds, cfg.batch_size)
+    validate(cfg, world_size=comm.Get_size(), n_samples=ds.n_total)
     return ds
 
 
