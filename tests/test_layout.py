@@ -99,7 +99,13 @@ def test_comm_knows_nothing_of_training():
 
 
 @pytest.mark.parametrize(
-    "module", ["dist_logreg.ops.supervise", "dist_logreg.ops.cluster", "dist_logreg.cli"]
+    "module",
+    [
+        "dist_logreg.ops.supervise",
+        "dist_logreg.ops.cluster",
+        "dist_logreg.ops.scale",
+        "dist_logreg.cli",
+    ],
 )
 def test_operations_tools_do_not_load_mpi(module):
     code = f"import sys, {module}; print('mpi4py.MPI' in sys.modules, 'mpi4py' in sys.modules)"

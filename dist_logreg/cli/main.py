@@ -12,7 +12,7 @@ import argparse
 import os
 
 from dist_logreg import __version__
-from dist_logreg.cli import bench, cluster, supervise, train
+from dist_logreg.cli import bench, cluster, scale, supervise, train
 from dist_logreg.cli.guard import run_guarded
 from dist_logreg.comm.mpilib import force_mpi_algorithm
 from dist_logreg.errors import exit_status_help
@@ -22,7 +22,7 @@ from dist_logreg.train.options import peek
 #: fill the cores, and ranks x threads > cores made steps 8x slower here.
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: The sub-commands, in the order ``--help`` lists them.
-COMMANDS = (train, bench, supervise, cluster)
+COMMANDS = (train, bench, scale, supervise, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.mpi:  # supervise, cluster: not MPI processes, they launch them
+    if not args.mpi:  # scale, supervise, cluster: not MPI processes, they launch them
         return args.func(args)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")

@@ -184,15 +184,15 @@ def _run_once(cmd: list[str], attempt: int, status: Path, timeout: float | None,
             f"dist-logreg supervise: attempt {attempt + 1} exceeded --attempt-timeout "
             f"{timeout:g} s; killing it"
         )
-        _kill_group(proc)
+        kill_group(proc)
         return -signal.SIGKILL
     except KeyboardInterrupt:
-        _kill_group(proc)
+        kill_group(proc)
         say("dist-logreg supervise: interrupted; the job was stopped")
         sys.exit(130)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     """End the launcher and every rank it started (they share its process group)."""
     for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:
