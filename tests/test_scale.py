@@ -29,6 +29,17 @@ def test_weak_scaling_grows_the_batch_and_the_synthetic_set(tmp_path):
     assert "--samples" not in scale.run_argv([], files, "weak", 2, 1, tmp_path)  # a file stays
 
 
+def test_the_emulated_clusters_launcher_leaves_the_rank_count_to_each_run(tmp_path):
+    from dist_logreg.ops.cluster import Cluster
+
+    c = Cluster(name="t", hosts=3, subnet="198.18.7.0/24", namespaces=["a", "b", "c"])
+    line = scale.cluster_launcher(c)
+    assert "-n" not in line and line.count("--map-by") == 1 and line[-1] == "node:OVERSUBSCRIBE"
+    assert "--hostfile" in line and "198.18.7.0/24" in line  # the cluster's own settings
+    cmd = scale.launch_command(line, 5, ["--steps", "3"])
+    assert cmd[1:3] == ["-n", "5"] and cmd[-3:] == ["train", "--steps", "3"]
+
+
 def point(p, batch, step, comm):
     return {"world_size": p, "batch_size": batch, "step_s": step, "comm_s": comm,
             "comm_fraction": comm / step, "payload_bytes_per_step": 4096,

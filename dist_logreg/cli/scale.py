@@ -17,6 +17,7 @@ examples:
   dist-logreg scale --ranks 1,2,4 --oversubscribe -- train --features 4096 --steps 100
   dist-logreg scale --ranks 1,2,4,8 --weak --hostfile hosts -- train --batch-size 512
   dist-logreg scale --ranks 2,4 --model model.json -- train --allreduce ring --steps 50
+  dist-logreg scale --ranks 2,4,8 --cluster dlr -- train --features 65536 --dtype float32
 
 Each run's results stay in OUT/pP/ (summary.json, metrics.jsonl, ...); the sweep writes
 OUT/scale.txt (the table) and OUT/scale.json. --model reads {"alpha_s": .., "beta_s_per_byte":
@@ -68,6 +69,12 @@ def add_parser(sub) -> None:
     )
     sc.add_argument("--hostfile", metavar="FILE", help="pass --hostfile FILE to the launcher")
     sc.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="run on the emulated cluster NAME (dist-logreg cluster up; root), ranks placed "
+        "round-robin over its hosts",
+    )
+    sc.add_argument(
         "--launcher-args",
         default="",
         metavar="'ARGS'",
@@ -80,6 +87,10 @@ def add_parser(sub) -> None:
 
 
 def _launcher(args: argparse.Namespace) -> list[str]:
+    if args.cluster:
+        from dist_logreg.ops import cluster, scale
+
+        return scale.cluster_launcher(cluster.load(args.cluster)) + shlex.split(args.launcher_args)
     if args.launcher:
         exe = shlex.split(args.launcher)
     else:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from dist_logreg.comm.costs import model_time
 from dist_logreg.errors import EXIT_USAGE, UsageError
+from dist_logreg.ops import cluster
 from dist_logreg.ops.supervise import kill_group
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.options import add_arguments, load_toml
@@ -81,6 +82,20 @@ def run_argv(train_argv: list[str], settings: dict, mode: str, p: int, p0: int, 
         if not settings["data"]:
             argv += ["--samples", str(settings["samples"] * p // p0)]
     return argv + ["--out", str(out)]
+
+
+def cluster_launcher(c) -> list[str]:
+    """The emulated cluster's ``mpirun`` line (ops/cluster.py) with the rank count left for
+    each run: ranks are placed round-robin over the emulated hosts."""
+    line = cluster.mpirun_command(c, 1, [], tcp_links=4)
+    out, i = [], 0
+    while i < len(line):
+        if line[i] in ("-n", "--map-by"):  # per-run values, set below and in launch_command
+            i += 2
+            continue
+        out.append(line[i])
+        i += 1
+    return [*out, "--map-by", "node:OVERSUBSCRIBE"]
 
 
 def launch_command(launcher: list[str], p: int, argv: list[str]) -> list[str]:
