@@ -38,7 +38,7 @@ from pathlib import Path
 from dist_logreg.comm.costs import model_time
 from dist_logreg.errors import EXIT_USAGE, UsageError
 from dist_logreg.ops import cluster
-from dist_logreg.ops.supervise import kill_group
+from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.options import add_arguments, load_toml
 
@@ -269,10 +269,7 @@ def run(
 
 def _run_once(cmd: list[str], env: dict, timeout: float | None) -> int:
     """One run in its own process group: a timeout or Ctrl-C ends the launcher and ranks."""
-    try:
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"scale: cannot start {cmd[0]}: {exc.strerror or exc}") from None
+    proc = start_group(cmd, env, "scale")
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

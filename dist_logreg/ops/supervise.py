@@ -173,10 +173,7 @@ def run(
 
 def _run_once(cmd: list[str], attempt: int, status: Path, timeout: float | None, say) -> int:
     env = {**os.environ, ATTEMPT_VAR: str(attempt), STATUS_VAR: str(status)}
-    try:
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"supervise: cannot start {cmd[0]}: {exc.strerror or exc}") from None
+    proc = start_group(cmd, env, "supervise")
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -190,6 +187,14 @@ def _run_once(cmd: list[str], attempt: int, status: Path, timeout: float | None,
         kill_group(proc)
         say("dist-logreg supervise: interrupted; the job was stopped")
         sys.exit(130)
+
+
+def start_group(cmd: list[str], env: dict, who: str) -> subprocess.Popen:
+    """Start ``cmd`` (a launcher) in its own process group, so it can be ended whole."""
+    try:
+        return subprocess.Popen(cmd, env=env, start_new_session=True)
+    except OSError as exc:
+        raise UsageError(f"{who}: cannot start {cmd[0]}: {exc.strerror or exc}") from None
 
 
 def kill_group(proc: subprocess.Popen) -> None:
