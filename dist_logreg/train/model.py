@@ -200,6 +200,8 @@ def grad_sums(
         Preallocated scratch; allocated here when not given.
     """
     n, d = X.shape
+    if isinstance(X, np.memmap):  # a plain view of the same pages: no subclass overhead
+        X = X.view(np.ndarray)
     if rows is None:
         rows = slice(0, n)
     elif isinstance(rows, slice):
