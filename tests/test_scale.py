@@ -117,9 +117,10 @@ def test_scale_usage_errors(tmp_path, args, message):
 @pytest.mark.e2e
 def test_scale_stops_at_a_run_that_rejects_its_input(tmp_path):
     train = ["train", "--samples", "10", "--batch-size", "2", "--steps", "2"]
-    r = dist_logreg("scale", "--ranks", "1,2,3,4", "--oversubscribe", "--out", str(tmp_path),
+    r = dist_logreg("scale", "--ranks", "1,3,4", "--oversubscribe", "--out", str(tmp_path),
                     "--", *train)  # fmt: skip
     assert r.returncode == 2  # batch 2 < 3 ranks: a usage error, and 4 ranks never start
     doc = json.loads((tmp_path / "scale.json").read_text())
-    assert [p["world_size"] for p in doc["points"]] == [1, 2, 3]
-    assert doc["points"][2]["exit"] == 2 and "failed (exit status 2)" in r.stdout
+    assert [p["world_size"] for p in doc["points"]] == [1, 3]
+    assert doc["points"][1]["exit"] == 2 and "failed (exit status 2)" in r.stdout
+    assert "speedup" in doc["points"][0]  # the runs that worked are still tabulated
