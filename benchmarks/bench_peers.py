@@ -50,12 +50,12 @@ HERE = Path(__file__).resolve()
 BIN = Path(sys.executable).parent
 SHAPES = {
     "narrow": {"n": 200_000, "d": 512, "dtype": "float64", "batch": 4096, "warmup": 20,
-               "steps": 60},
+               "steps": 200},
     "wide": {"n": 20_000, "d": 65_536, "dtype": "float32", "batch": 1024, "warmup": 5,
              "steps": 25},
 }  # fmt: skip
 QUICK = {
-    "narrow": {"n": 40_000, "warmup": 5, "steps": 20},
+    "narrow": {"n": 40_000, "warmup": 5, "steps": 40},
     "wide": {"n": 2_500, "warmup": 3, "steps": 8},
 }
 TINY = {  # for the test that keeps this script working: seconds, not minutes
