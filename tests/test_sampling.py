@@ -93,8 +93,9 @@ def test_sharded_plan_at_one_rank_is_the_global_plan(shuffle):
     cfg = TrainConfig(batch_size=16, seed=3, shuffle=shuffle, sampling="sharded")
     ds = data.synthetic(200, 3, seed=3, dtype="float64", rows=(0, 200))
     sharded = sampling.make_plan(FakeComm(1, 0, [None]), cfg, ds)
+    whole = data.synthetic(200, 3, seed=3, dtype="float64")
     plain = sampling.make_plan(
-        FakeComm(1, 0, [None]), TrainConfig(batch_size=16, seed=3, shuffle=shuffle), ds
+        FakeComm(1, 0, [None]), TrainConfig(batch_size=16, seed=3, shuffle=shuffle), whole
     )
     for step in range(0, 60, 7):
         np.testing.assert_array_equal(np.arange(200)[sharded.rows(step)],
@@ -171,3 +172,12 @@ def test_sharded_data_is_checked_on_each_ranks_own_rows(tmp_path):
     ds = shards.for_rank(cfg, 2, 1)  # rows 20..39 of the file
     with pytest.raises(UsageError, match=r"X\[33, 1\] = nan"):  # the global row number
         data.check_values(MPI.COMM_SELF, ds)
+
+
+def test_plan_refuses_data_that_do_not_match_the_sampling():
+    whole = data.synthetic(50, 2, seed=1, dtype="float64")
+    with pytest.raises(ValueError, match="sharded: expected this rank's shard"):
+        sampling.make_plan(FakeComm(1, 0, [None]), TrainConfig(sampling="sharded"), whole)
+    part = data.synthetic(50, 2, seed=1, dtype="float64", rows=(0, 50))
+    with pytest.raises(ValueError, match="global: expected all rows, got a shard"):
+        sampling.make_plan(FakeComm(1, 0, [None]), TrainConfig(), part)

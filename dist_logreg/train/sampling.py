@@ -143,10 +143,15 @@ def make_plan(comm, cfg, ds) -> BatchPlan:
     """Collective when sharded (the ranks agree on the epoch length): this rank's plan.
 
     ``ds`` is what this rank holds: all rows, or (``ds.sharded``) its shard of
-    ``ds.n_total`` rows. Raises ``ValueError`` only for a bad ``cfg.shuffle``; sizes are
-    checked by :func:`check_shards` and the config's validation.
+    ``ds.n_total`` rows. Raises ``ValueError`` for a bad ``cfg.shuffle`` or data that do not
+    match ``cfg.sampling``; sizes are checked by :func:`check_shards` and the config's
+    validation.
     """
     size, rank = comm.Get_size(), comm.Get_rank()
+    if (cfg.sampling == "sharded") != ds.sharded:
+        held = "a shard" if ds.sharded else "all rows"
+        want = "all rows" if ds.sharded else "this rank's shard (shards.for_rank)"
+        raise ValueError(f"--sampling {cfg.sampling}: expected {want}, got {held} of the data")
     if cfg.sampling != "sharded":
         lo, hi = rank_slice(cfg.batch_size, size, rank)
         return BatchPlan(ds.n_samples, cfg.batch_size, lo, hi, cfg.seed, cfg.shuffle)
