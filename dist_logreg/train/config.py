@@ -90,24 +90,18 @@ class TrainConfig:
     shuffle: str = field(
         default="rows",
         metadata={
-            "help": "the batch order. rows: a fresh permutation of all rows every epoch, "
-            "each batch a uniform sample; a rank gathers its scattered rows. blocks: runs "
-            "of batch-size consecutive rows, visited in a new random order (and shifted) "
-            "every epoch; a rank reads a contiguous view, nothing is gathered; neighbouring "
-            "rows always share a batch, so shuffle an ordered file once first. none: "
-            "file order, the same every epoch. With --sampling global all three give the "
-            "same trajectory at any world size"
+            "help": "batch order. rows: a new permutation every epoch (a rank gathers its "
+            "rows); blocks: runs of batch-size consecutive rows in a new order every epoch "
+            "(a contiguous view, no gather; shuffle an ordered file once first); none: file "
+            "order. With --sampling global, same trajectory at any world size"
         },
     )
     sampling: str = field(
         default="global",
         metadata={
-            "help": "global: every rank can read every row and the global batch does not "
-            "depend on the world size. sharded: rank r owns rows [r*n/p, (r+1)*n/p) (or "
-            "its own file, '{rank}' in --data) and draws its share of each batch from "
-            "them only, as PyTorch's DistributedSampler; it holds about 1/p of the data, "
-            "but the trajectory now depends on the number of ranks (at 1 rank it equals "
-            "global)"
+            "help": "global, or sharded: rank r owns rows [r*n/p, (r+1)*n/p) (or its own "
+            "file, '{rank}' in --data) and draws its share of each batch from them, holding "
+            "1/p of the data; the trajectory then depends on the number of ranks"
         },
     )
     label_column: str | None = field(
