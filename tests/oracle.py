@@ -4,20 +4,22 @@ import numpy as np
 
 from dist_logreg.train import model, softmax
 from dist_logreg.train.data import GlobalBatches
+from dist_logreg.train.sampling import BatchPlan, rank_slice, shard_stream
 
 
-def serial_sgd(X, y, *, batch_size, steps, lr, l2, momentum, seed, classes=0):
+def serial_sgd(X, y, *, batch_size, steps, lr, l2, momentum, seed, classes=0, batches=None):
     """Reference trajectory: returns ``[coef..., intercept]`` after ``steps`` steps.
 
     ``classes=K`` runs the K-class softmax model (``[W (K, d) row-major, b (K)]``).
+    ``batches(step)`` gives the global batch's row indices (default: the ``rows`` order).
     """
     n, d = X.shape
     k = classes or 1
     params = np.zeros(k * (d + 1))
     velocity = np.zeros(k * (d + 1))
-    batches = GlobalBatches(n, batch_size, seed)
+    batches = batches or GlobalBatches(n, batch_size, seed).batch
     for step in range(steps):
-        idx = batches.batch(step)
+        idx = batches(step)
         Xb, yb = np.asarray(X[idx], dtype=np.float64), np.asarray(y[idx], dtype=np.float64)
         if classes:
             W, b = params[: k * d].reshape(k, d), params[k * d :]
@@ -29,6 +31,27 @@ def serial_sgd(X, y, *, batch_size, steps, lr, l2, momentum, seed, classes=0):
         velocity = momentum * velocity + grad
         params = params - lr * velocity
     return params
+
+
+def global_rows(n, batch_size, seed, shuffle):
+    """The global batches of a contiguous shuffle mode, as one process draws them."""
+    plan = BatchPlan(n, batch_size, 0, batch_size, seed, shuffle)
+    return lambda step: np.arange(n)[plan.rows(step)]
+
+
+def sharded_rows(n, batch_size, seed, shuffle, size):
+    """The global batch of ``--sampling sharded`` at ``size`` ranks, simulated in one
+    process: each shard draws its share from its own rows with its own stream."""
+    shards = [rank_slice(n, size, r) for r in range(size)]
+    shares = [hi - lo for lo, hi in (rank_slice(batch_size, size, r) for r in range(size))]
+    spe = min((hi - lo) // m for (lo, hi), m in zip(shards, shares, strict=True))
+    plans = [
+        BatchPlan(hi - lo, m, 0, m, seed, shuffle, shard_stream(r), spe)
+        for r, ((lo, hi), m) in enumerate(zip(shards, shares, strict=True))
+    ]
+    return lambda step: np.concatenate(
+        [lo + np.arange(hi - lo)[p.rows(step)] for (lo, hi), p in zip(shards, plans, strict=True)]
+    )
 
 
 class QuietReporter:

@@ -3,8 +3,9 @@
 import pytest
 
 from dist_logreg.errors import UsageError
-from dist_logreg.train.config import DEFAULT_STEPS, TrainConfig, total_steps, validate
+from dist_logreg.train.config import DEFAULT_STEPS, TrainConfig, total_steps
 from dist_logreg.train.options import load_toml, resolve
+from dist_logreg.train.validation import validate
 
 
 def write(tmp_path, text):

@@ -109,6 +109,7 @@ def test_comm_knows_nothing_of_training():
         "dist_logreg.comm.costfit",
         "dist_logreg.study.modelfit",
         "dist_logreg.study.whatif",
+        "dist_logreg.ops.scale",
     ],
 )
 def test_operations_tools_do_not_load_mpi(module):

@@ -91,3 +91,29 @@ def test_progress_reported_about_ten_times():
     )
     steps = [line[1] for line in reporter.lines if line[0] == "progress"]
     assert steps == list(range(5, 51, 5))
+
+
+@pytest.mark.parametrize("shuffle", ["rows", "blocks", "none"])
+def test_sharded_run_at_one_rank_equals_the_global_run(shuffle):
+    """--sampling sharded at p = 1: the one shard is all rows, its stream the global one."""
+    base = dict(batch_size=40, steps=30, lr=0.3, momentum=0.5, seed=5, shuffle=shuffle)
+    plain, _ = run(TrainConfig(**base), data.synthetic(333, 4, seed=5, dtype="float64"))
+    ds = data.synthetic(333, 4, seed=5, dtype="float64", rows=(0, 333))
+    sharded, _ = run(TrainConfig(**base, sampling="sharded"), ds)
+    np.testing.assert_array_equal(sharded.params, plain.params)  # bitwise
+    assert sharded.final_loss == plain.final_loss
+
+
+@pytest.mark.parametrize("shuffle", ["blocks", "none"])
+def test_contiguous_shuffles_follow_the_serial_oracle(shuffle):
+    from tests.oracle import global_rows
+
+    ds = data.synthetic(410, 5, seed=3, dtype="float64")
+    cfg = TrainConfig(batch_size=50, steps=20, lr=0.3, l2=1e-3, seed=3, shuffle=shuffle)
+    result, _ = run(cfg, ds)
+    expected = serial_sgd(
+        ds.X, ds.y, batch_size=50, steps=20, lr=0.3, l2=1e-3, momentum=0.0, seed=3,
+        batches=global_rows(410, 50, 3, shuffle),
+    )  # fmt: skip
+    np.testing.assert_allclose(result.params, expected, rtol=1e-12, atol=1e-14)
+    assert result.epochs == 20 / 8

@@ -13,7 +13,7 @@ import argparse
 import os
 
 from dist_logreg import __version__
-from dist_logreg.cli import bench, cluster, model, predict, report, supervise, train
+from dist_logreg.cli import bench, cluster, model, predict, report, scale, supervise, train
 from dist_logreg.cli.guard import run_guarded
 from dist_logreg.comm.lifecycle import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
@@ -25,7 +25,7 @@ from dist_logreg.train.options import peek
 #: fill the cores, and ranks x threads > cores made steps 8x slower here.
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: The sub-commands, in the order ``--help`` lists them.
-COMMANDS = (train, predict, bench, model, report, supervise, cluster)
+COMMANDS = (train, predict, bench, model, report, scale, supervise, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.mpi:  # model, report, supervise, cluster: not MPI processes
+    if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
         return args.func(args)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")

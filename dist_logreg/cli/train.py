@@ -27,6 +27,11 @@ study the communication:
   mpirun -n 2 dist-logreg train --features 65536 --bucket-bytes 65536 --trace
   mpirun -n 4 --oversubscribe dist-logreg train --model auto   # predicted vs measured
 
+read less, hold less, scale:
+  mpirun -n 2 dist-logreg train --shuffle blocks     # contiguous batches: nothing gathered
+  mpirun -n 4 dist-logreg train --sampling sharded --data 'parts/part-{rank}.npz'
+  dist-logreg scale --ranks 1,2,4 --oversubscribe -- train --features 4096
+
 survive faults:
   mpirun -n 3 --oversubscribe dist-logreg train --checkpoint-every 50 --out runs/a --comm-timeout 30
   mpirun -n 2 dist-logreg train --checkpoint-every 50 --out runs/a --resume

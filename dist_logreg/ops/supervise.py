@@ -232,10 +232,7 @@ def _run_once(cmd, env: dict, attempt: int, timeout: float | None, grace: float,
     for sig in (signal.SIGTERM, signal.SIGINT):
         handlers[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
     try:
-        try:
-            proc = subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True)
-        except OSError as exc:
-            raise UsageError(f"supervise: cannot start {cmd[0]}: {exc.strerror or exc}") from None
+        proc = start_group(cmd, {**os.environ, **env}, "supervise")
         deadline = time.monotonic() + timeout if timeout else None
         while True:
             try:
@@ -312,3 +309,16 @@ def stop_job(proc: subprocess.Popen, sig: int, grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def start_group(cmd: list[str], env: dict, who: str) -> subprocess.Popen:
+    """Start ``cmd`` (a launcher) in a session of its own, so it can be ended whole."""
+    try:
+        return subprocess.Popen(cmd, env=env, start_new_session=True)
+    except OSError as exc:
+        raise UsageError(f"{who}: cannot start {cmd[0]}: {exc.strerror or exc}") from None
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """End the launcher and every rank it started: SIGTERM, then SIGKILL the session."""
+    stop_job(proc, signal.SIGTERM, grace)

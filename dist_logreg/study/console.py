@@ -35,8 +35,8 @@ class Reporter:
     def start(self, cfg, ds, world_size: int, steps: int) -> None:
         self.say(
             f"dist-logreg train: {world_size} rank(s), {steps} steps, global batch "
-            f"{cfg.batch_size} rows, {ds.n_samples} samples x {ds.n_features} features "
-            f"({cfg.dtype}), data {ds.source}"
+            f"{cfg.batch_size} rows, {ds.n_total} samples x {ds.n_features} features "
+            f"({cfg.dtype}), data {ds.source}, --shuffle {cfg.shuffle} --sampling {cfg.sampling}"
         )
         self.bar = bar_for(self.rank, self.stream, steps, "step")
         if self.bar is not None:

@@ -6,6 +6,9 @@ collective); the rest is arithmetic on rank 0. Nothing here is called per allred
 
 from __future__ import annotations
 
+import resource
+import sys
+
 import numpy as np
 
 from dist_logreg.comm.costs import busbw_factor, model_wire_bytes
@@ -29,8 +32,16 @@ def gather_records(comm, allreduce, result: TrainResult, clock: tuple[int, int] 
         "sent_messages": None if traffic is None else list(traffic.messages),
         "clock_offset_ns": clock[0],
         "clock_error_ns": clock[1],
+        "peak_rss_bytes": peak_rss_bytes(),
     }
     return comm.gather(mine, root=0)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (``getrusage``: KiB on Linux, bytes on
+    macOS), including memory-mapped file pages it touched."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _pct(values: np.ndarray, q: float) -> float:
@@ -194,15 +205,24 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
         "final_batch_loss": float(result.batch_loss[-1]) if run_steps else None,
         "data": {
             "source": ds.source,
-            "samples": ds.n_samples,
+            "samples": ds.n_total,
             "features": ds.n_features,
             "dtype": cfg.dtype,
+            "shuffle": cfg.shuffle,
+            "sampling": cfg.sampling,
+        },
+        "memory": {
+            "peak_rss_bytes": _spread([r["peak_rss_bytes"] for r in per_rank]),
+            "peak_rss_bytes_per_rank": [r["peak_rss_bytes"] for r in per_rank],
+            "note": "per rank: peak resident set size (getrusage ru_maxrss) at the end of "
+            "training, including the Python runtime and memory-mapped pages touched",
         },
         "allreduce": allreduce,
         "time_s": {name: float(np.median(v)) for name, v in totals.items()},
-        "time_s_note": "median over ranks of per-rank totals; compute = gradient math, "
-        "data = batch gather, comm = time inside gradient allreduce calls, "
-        "update = optimizer step",
+        "time_s_note": "median over ranks of per-rank totals; data = choosing the step's "
+        "rows (and, when bucketed, gathering them), compute = gradient math, which reads "
+        "the rows itself (gathered block by block, or a contiguous view), comm = time "
+        "inside gradient allreduce calls, update = optimizer step",
         "time_s_per_rank": {name: _spread(v) for name, v in totals.items()},
         "step_time_s": {"p50": _pct(step_s, 50), "p99": _pct(step_s, 99)},
         "comm_fraction": _spread(comm_fraction),

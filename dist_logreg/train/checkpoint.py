@@ -46,6 +46,8 @@ TRAJECTORY_KEYS = (
     "dtype",
     "compress",
     "label_column",
+    "shuffle",
+    "sampling",
 )
 #: A periodic checkpoint is a *good* state to fall back to after a divergence when its
 #: batch loss is at most this many times the lowest batch loss seen so far in the run.
@@ -74,7 +76,7 @@ def trajectory(cfg, ds, fingerprint: str) -> dict:
     out = {key: getattr(cfg, key) for key in TRAJECTORY_KEYS}
     features = cfg.features or DEFAULT_FEATURES
     out["data"] = cfg.data or f"synthetic(samples={cfg.samples}, features={features})"
-    out["samples"], out["features"] = ds.n_samples, ds.n_features
+    out["samples"], out["features"] = ds.n_total, ds.n_features
     out["fingerprint"] = fingerprint  # the same path may hold other rows than last time
     return out
 

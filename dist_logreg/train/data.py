@@ -1,7 +1,9 @@
-"""Where the rows come from: the synthetic set, data files, and the global batch order.
+"""Where the rows come from: the synthetic set, data files, and each rank's shard of them.
 
 No MPI here except in :func:`check_values`, which splits the scan of a file across ranks
-and so takes the communicator as an argument.
+and so takes the communicator as an argument. Each rank's shard of the rows is cut in
+:mod:`dist_logreg.train.shards`, the batch order of each step is in
+:mod:`dist_logreg.train.sampling`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.files import regular_file
 from dist_logreg.train import sparse
+from dist_logreg.train.sampling import GlobalBatches as GlobalBatches  # re-exported
+from dist_logreg.train.sampling import rank_slice
 
 #: Synthetic rows are generated in blocks of this many, each from its own seeded stream,
 #: so the data do not depend on how many ranks generate them.
@@ -44,9 +48,13 @@ class Dataset:
     true_coef: np.ndarray | None = None
     true_intercept: float | None = None
     checked: bool = False  # values already known finite and labels 0/1
+    # Sharded data (see train/shards.py): this process holds rows of a larger set.
+    total_samples: int | None = None  # rows of all shards together; None: not sharded
+    row_offset: int = 0  # global index of this shard's first row (for messages)
 
     @property
     def n_samples(self) -> int:
+        """Rows this process holds (its shard, when sharded)."""
         return self.X.shape[0]
 
     @property
@@ -55,38 +63,51 @@ class Dataset:
         return sparse.is_sparse(self.X)
 
     @property
+    def n_total(self) -> int:
+        """Rows of the whole data set, over all shards."""
+        return self.n_samples if self.total_samples is None else self.total_samples
+
+    @property
+    def sharded(self) -> bool:
+        return self.total_samples is not None
+
+    @property
     def n_features(self) -> int:
         return self.X.shape[1]
 
 
-def synthetic(samples: int, features: int, seed: int, dtype: str) -> Dataset:
+def synthetic(
+    samples: int, features: int, seed: int, dtype: str, rows: tuple[int, int] | None = None
+) -> Dataset:
     """Deterministic synthetic classification data from ``seed``.
 
     Features are standard normal; labels are drawn through the logistic model from a
     fixed true weight vector (logit standard deviation about 2, so a well-trained model
     reaches roughly 80% accuracy and the accuracy means something). Every rank can build
-    the rows itself: nothing is sent.
+    the rows itself: nothing is sent. ``rows=(lo, hi)`` builds only those rows (a shard),
+    equal to the same rows of the whole set, in memory proportional to the shard.
     """
     truth = np.random.default_rng([seed, 0x7EE])
     true_coef = truth.standard_normal(features) * (2.0 / np.sqrt(features))
     true_intercept = 0.25
-    X = np.empty((samples, features), dtype=dtype)
-    y = np.empty(samples, dtype=dtype)
-    for block, start in enumerate(range(0, samples, SYNTH_BLOCK)):
-        stop = min(start + SYNTH_BLOCK, samples)
+    lo, hi = rows if rows is not None else (0, samples)
+    X = np.empty((hi - lo, features), dtype=dtype)
+    y = np.empty(hi - lo, dtype=dtype)
+    for block in range(lo // SYNTH_BLOCK, -(-hi // SYNTH_BLOCK)):
+        start, stop = block * SYNTH_BLOCK, min((block + 1) * SYNTH_BLOCK, samples)
         rng = np.random.default_rng([seed, 0xDA7A, block])
         xb = rng.standard_normal((stop - start, features))
         p = 1.0 / (1.0 + np.exp(-(xb @ true_coef + true_intercept)))
-        X[start:stop] = xb
-        y[start:stop] = rng.random(stop - start) < p
-    return Dataset(
-        X,
-        y,
-        f"synthetic(samples={samples}, features={features}, seed={seed})",
-        true_coef,
-        true_intercept,
-        checked=True,
-    )
+        yb = rng.random(stop - start) < p
+        a, b = max(start, lo), min(stop, hi)  # the part of this block inside the rows
+        X[a - lo : b - lo] = xb[a - start : b - start]
+        y[a - lo : b - lo] = yb[a - start : b - start]
+    source = f"synthetic(samples={samples}, features={features}, seed={seed})"
+    ds = Dataset(X, y, source, true_coef, true_intercept, checked=True)
+    if rows is not None:
+        ds.total_samples, ds.row_offset = samples, lo
+        ds.source += f" rows {lo}..{hi - 1}"
+    return ds
 
 
 def load(spec: str, dtype: str, label_column: str | None = None) -> Dataset:
@@ -282,14 +303,19 @@ def check_values(comm, ds: Dataset, n_classes: int = 2) -> None:
     """
     error = None
     if not ds.checked:
-        n, size, rank = ds.n_samples, comm.Get_size(), comm.Get_rank()
-        lo, hi = rank * n // size, (rank + 1) * n // size
+        lo, hi = scan_range(ds, comm.Get_size(), comm.Get_rank())
         try:
             error = _scan(ds, lo, hi, n_classes)
         except OSError as exc:  # a memory map can fail on first touch (truncated file)
             error = UsageError(f"data {ds.source}: cannot read rows {lo}..{hi - 1}: {exc}")
     raise_together(comm, error)
     ds.checked = True
+
+
+def scan_range(ds: Dataset, size: int, rank: int) -> tuple[int, int]:
+    """The rows this rank scans in a collective pass over the data (checks, evaluation):
+    its part of all rows, or its whole shard."""
+    return (0, ds.n_samples) if ds.sharded else rank_slice(ds.n_samples, size, rank)
 
 
 def _scan(ds: Dataset, lo: int, hi: int, k: int) -> UsageError | None:
@@ -300,14 +326,16 @@ def _scan(ds: Dataset, lo: int, hi: int, k: int) -> UsageError | None:
         if bad is not None:
             row, col, value = bad
             return UsageError(
-                f"data {ds.source}: expected finite features, got X[{start + row}, {col}] = {value}"
+                f"data {ds.source}: expected finite features, got "
+                f"X[{ds.row_offset + start + row}, {col}] = {value}"
             )
         yb = ds.y[start:stop]
         ok = (yb >= 0) & (yb < k) & (yb == np.round(yb))
         if not ok.all():
             row = int(np.argmin(ok))
             return UsageError(
-                f"data {ds.source}: expected labels {labels}, got y[{start + row}] = {yb[row]}"
+                f"data {ds.source}: expected labels {labels}, got "
+                f"y[{ds.row_offset + start + row}] = {yb[row]}"
             )
     return None
 
@@ -321,36 +349,3 @@ def _first_nonfinite(block) -> tuple[int, int, float] | None:
         return None
     row, col = np.argwhere(~finite)[0]
     return int(row), int(col), xb[row, col]
-
-
-class GlobalBatches:
-    """The global batch order, identical on every rank and independent of the world size.
-
-    Epoch ``e`` is a permutation of all rows drawn from ``(seed, e)``; step ``s`` takes the
-    ``(s mod steps_per_epoch)``-th run of ``batch_size`` rows of it (the last partial batch
-    of an epoch is dropped). Every rank derives the same sequence, so training with 1, 2,
-    3 or 7 ranks follows the same trajectory (DESIGN.md invariant 2).
-    """
-
-    def __init__(self, n_samples: int, batch_size: int, seed: int):
-        self.n_samples = n_samples
-        self.batch_size = batch_size
-        self.seed = seed
-        self.steps_per_epoch = n_samples // batch_size
-        self._epoch = -1
-        self._perm = np.empty(0, dtype=np.int64)
-
-    def batch(self, step: int) -> np.ndarray:
-        """Global row indices of step ``step``: shape ``(batch_size,)``."""
-        epoch, i = divmod(step, self.steps_per_epoch)
-        if epoch != self._epoch:
-            self._perm = np.random.default_rng([self.seed, 0x5A3B, epoch]).permutation(
-                self.n_samples
-            )
-            self._epoch = epoch
-        return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
-
-
-def rank_slice(batch_size: int, size: int, rank: int) -> tuple[int, int]:
-    """This rank's contiguous ``[lo, hi)`` share of a batch; shares differ by at most one row."""
-    return rank * batch_size // size, (rank + 1) * batch_size // size

@@ -2,8 +2,9 @@
 
 One step (DESIGN.md invariant 1)::
 
-    data     gather this rank's contiguous slice of the global batch
-    compute  model.grad_sums -> packed buffer [grad params, loss_sum, count]
+    data     which rows: this rank's share of the global batch (train/sampling.py)
+    compute  the model's grad_sums reads those rows once (gathered block by block, or a
+             contiguous view) -> packed buffer [gradient sums of params, loss_sum, count]
     comm     ONE in-place allreduce(SUM) of that buffer
     update   divide by the GLOBAL count, add the L2 term, momentum SGD step
 
@@ -13,9 +14,11 @@ at a time, and each bucket's non-blocking allreduce starts as soon as it is read
 next block is computed. Same sums, same result up to summation order.
 
 The model (binary or softmax, dense or sparse rows) is an object with the contract of
-:mod:`dist_logreg.train.models`: the loop asks it for the parameter count, the buffer size
-and the packed sums, and knows that ``params[:n_weights]`` are penalized, that the last two
-buffer slots are the loss sum and the row count.
+:mod:`dist_logreg.train.models`: the loop asks it for the parameter count, the buffer size,
+a workspace and the packed sums of the step's rows (``grad_sums(X, y, params, out, rows,
+work)``: the binary dense case reads each row once, :mod:`dist_logreg.train.model`), and
+knows that ``params[:n_weights]`` are penalized, that the last two buffer slots are the loss
+sum and the row count.
 
 Every rank runs every line, in the same order (rank-specific printing is in the reporter).
 """
@@ -32,10 +35,13 @@ import numpy as np
 from dist_logreg.errors import Diverged, ReplicasDisagree
 from dist_logreg.train import models
 from dist_logreg.train.checkpoint import Checkpoint, Checkpointer, good_state_note
-from dist_logreg.train.config import TrainConfig, total_steps, validate
-from dist_logreg.train.data import Dataset, GlobalBatches, check_values, rank_slice
+from dist_logreg.train.config import TrainConfig, total_steps
+from dist_logreg.train.data import Dataset, check_values
 from dist_logreg.train.evaluate import evaluate
 from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
+from dist_logreg.train.sampling import BatchPlan, make_plan
+from dist_logreg.train.shards import agree_shards
+from dist_logreg.train.validation import validate
 
 #: Columns of the per-step timing array.
 PHASES = ("data", "compute", "comm", "update")
@@ -102,6 +108,7 @@ def train(
     flush=None,
     model=None,
     val: Dataset | None = None,
+    plan: BatchPlan | None = None,
 ) -> TrainResult:
     """Run the data-parallel training loop on this rank (collective over ``comm``).
 
@@ -113,7 +120,8 @@ def train(
         The gradient path: called exactly once per step. May be instrumented.
     cfg : TrainConfig
     ds : Dataset
-        The full data set as seen from this rank (possibly memory-mapped).
+        The rows this rank can read (possibly memory-mapped): all of them, or its shard
+        (``shards.for_rank``).
     reporter : object with ``start(cfg, ds, world_size, steps)`` and
         ``progress(step, steps, loss, samples_per_s)``; prints on rank 0 only.
     start : Checkpoint, optional
@@ -128,38 +136,39 @@ def train(
         What is trained (default: binary logistic regression on ``ds``'s features).
     val : Dataset, optional
         Held-out rows, evaluated every ``cfg.eval_every`` steps and at the end.
+    plan : BatchPlan, optional
+        Which rows each step reads (default: from ``cfg.shuffle`` and ``cfg.sampling``).
     """
     size, rank = comm.Get_size(), comm.Get_rank()
     dog = watchdog or NoWatchdog()
-    validate(cfg, world_size=size, n_samples=ds.n_samples)
     mdl = model if model is not None else models.Binary(ds.n_features)
-    with dog.phase("checking the data values (allgather)"):
+    with dog.phase("checking the data values and agreeing on the shards (allgather)"):
+        if plan is None:  # called as a library: the run's start-up has done this
+            agree_shards(comm, ds, cfg.batch_size)
+        validate(cfg, world_size=size, n_samples=ds.n_total)
         check_values(comm, ds, mdl.n_classes)
-    steps = total_steps(cfg, ds.n_samples)
+        plan = plan or make_plan(comm, cfg, ds)
+    steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
     first = min(start.step, steps) if start else 0
     reporter.start(cfg, ds, size, steps)
     dtype = np.dtype(cfg.dtype)
     d = ds.n_features
     fault = planned(parse_fault(cfg.inject_fault), rank) if cfg.inject_fault else None
 
-    batches = GlobalBatches(ds.n_samples, cfg.batch_size, cfg.seed)
-    lo, hi = rank_slice(cfg.batch_size, size, rank)
-    m = hi - lo
-    xbuf = None if ds.sparse else np.empty((m, d), dtype=dtype)  # sparse rows: gathered as CSR
-    ybuf = np.empty(m, dtype=dtype)
-    # take() straight into the preallocated buffer needs matching dtypes; a memory map of
-    # another dtype goes through a cast instead.
-    gather_direct = ds.X.dtype == dtype
-    n_params, n_w = mdl.n_params, mdl.n_weights
-    params = np.zeros(n_params, dtype=dtype)  # identical initial parameters everywhere
-    velocity = np.zeros(n_params, dtype=dtype)
+    n_par, n_pen = mdl.n_params, mdl.n_weights
+    params = np.zeros(n_par, dtype=dtype)  # identical initial parameters everywhere
+    velocity = np.zeros(n_par, dtype=dtype)
     if start:
         params[:] = start.params
         velocity[:] = start.velocity
-    w = params[:n_w]
-    grad = np.empty(n_params, dtype=dtype)
+    penalized = params[:n_pen]
+    grad = np.empty(n_par, dtype=dtype)
     buf = np.empty(mdl.buffer_size, dtype=dtype)
-    buckets = bucket_ranges(buf.size, n_w, cfg.bucket_bytes // dtype.itemsize)
+    work = mdl.workspace(plan.rows_per_step, dtype)
+    buckets = bucket_ranges(buf.size, n_pen, cfg.bucket_bytes // dtype.itemsize)
+    if buckets is not None:  # bucketed steps need the whole batch at once, column by column
+        xbuf = None if ds.sparse else np.empty((plan.rows_per_step, d), dtype=dtype)
+        ybuf = np.empty(plan.rows_per_step, dtype=dtype)
     marks = np.zeros((steps - first, len(MARKS)), dtype=np.int64)
     comm_ns = np.zeros(steps - first, dtype=np.int64)
     batch_loss = np.full(steps - first, np.nan)
@@ -177,35 +186,30 @@ def train(
         t0 = clock()
         if fault is not None and step == fault.step:
             inject(fault, step)
-        idx = np.sort(batches.batch(step)[lo:hi])  # sorted: sequential reads of a memory map
-        if xbuf is None:
-            xb = ds.X[idx].astype(dtype, copy=False)  # CSR rows
-        elif gather_direct:
-            xb = np.take(ds.X, idx, axis=0, out=xbuf, mode="clip")  # idx valid: skip checks
-        else:
-            xbuf[...] = ds.X[idx]
-            xb = xbuf
-        np.take(ds.y, idx, out=ybuf, mode="clip")
-        t1 = clock()
+        rows = plan.rows(step)
         if buckets is None:
-            mdl.grad_sums(xb, ybuf, params, buf)
+            t1 = clock()
+            mdl.grad_sums(ds.X, ds.y, params, buf, rows, work)
             t2 = clock()
             dog.arm("gradient allreduce", step, t2)
             allreduce.allreduce(buf, step)
             t3 = clock()
             in_comm = t3 - t2
         else:
+            xb = models.whole_batch(ds.X, rows, xbuf, dtype)
+            yb = models.row_labels(ds.y, rows, ybuf[: xb.shape[0]])
+            t1 = clock()
             dog.arm("bucketed gradient allreduce", step, t1)
             t2, t3, in_comm = _bucketed_step(
-                allreduce, mdl, xb, ybuf, params, buf, buckets, clock, step
+                allreduce, mdl, xb, yb, params, buf, buckets, clock, step
             )
         dog.disarm()
         if not math.isfinite(buf.sum()):  # the reduced buffer is the same on every rank
             _diverged(step, buf, lr, checkpointer)
         count = buf[-1]
-        np.divide(buf[:n_params], count, out=grad)  # exact global mean, also for uneven slices
+        np.divide(buf[:n_par], count, out=grad)  # exact global mean, also for uneven slices
         if l2:
-            grad[:n_w] += l2 * w
+            grad[:n_pen] += l2 * penalized
         if mom:
             velocity *= mom
             velocity += grad
@@ -220,8 +224,8 @@ def train(
         batch_loss[i] = loss
         if (step + 1) % log_every == 0 or step + 1 == steps:
             now = clock()
-            rows = (step + 1 - last_log_step) * cfg.batch_size
-            reporter.progress(step + 1, steps, loss, rows * 1e9 / (now - last_log))
+            done = (step + 1 - last_log_step) * cfg.batch_size
+            reporter.progress(step + 1, steps, loss, done * 1e9 / (now - last_log))
             last_log, last_log_step = now, step + 1
         if cfg.check_every and (step + 1) % cfg.check_every == 0:
             check_replicas(comm, params, step + 1, dog)
@@ -262,7 +266,7 @@ def train(
         loop_ns,
         final["loss"],
         final["accuracy"],
-        steps / batches.steps_per_epoch,
+        steps / plan.steps_per_epoch,
         mdl,
         evals,
         eval_ns,

@@ -5,20 +5,27 @@ Objective (scikit-learn's ``LogisticRegression`` with ``C = 1 / (l2 * n)``)::
     J(w, b) = (1/n) * sum_i [ log(1 + exp(z_i)) - y_i * z_i ] + (l2 / 2) * ||w||^2
     z_i     = x_i . w + b,   y_i in {0, 1},   intercept b not penalized
 
-Functions here return *sums* over the rows they are given; the trainer divides
-by the global row count after the allreduce, so uneven slices still give the
-exact global mean.
+The parameters are one flat vector ``params = [w (d), b]`` of ``n_params(d) = d + 1``
+numbers. Functions here return *sums* over the rows they are given; the trainer divides by
+the global row count after the allreduce, so uneven slices still give the exact global mean.
 
-The gradient buffer layout (``d`` features) is the one packed into the single
-allreduce of a step::
+The packed buffer (the single allreduce of a step) is, for any model::
 
-    buf[0:d]  sum_i (sigmoid(z_i) - y_i) * x_i     (gradient of the loss sum w.r.t. w)
-    buf[d]    sum_i (sigmoid(z_i) - y_i)           (w.r.t. b)
-    buf[d+1]  sum_i loss_i                         (loss sum, for reporting)
-    buf[d+2]  number of rows                       (the count to divide by)
+    buf[:P]   gradient sums w.r.t. params  (here: sum_i r_i x_i, then sum_i r_i,
+                                            r_i = sigmoid(z_i) - y_i)
+    buf[P]    sum_i loss_i                 (loss sum, for reporting)
+    buf[P+1]  number of rows               (the count to divide by)
+
+:func:`grad_sums` reads each row once: it walks the rows in cache-sized blocks and, while
+a block is in cache, computes its logits, residuals and its ``X_block.T @ r_block``
+contribution. The rows are either all of ``X``, a contiguous ``slice`` (a zero-copy view)
+or an index array (gathered block by block into a small scratch buffer, never into a
+whole-batch copy).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +33,18 @@ import numpy as np
 EXTRA_SLOTS = 3
 #: Offsets of the extra slots after the ``d`` weight-gradient entries.
 GRAD_B, LOSS_SUM, COUNT = 0, 1, 2
+#: Bytes of one block of rows when the cache size cannot be read (a common L2 size).
+DEFAULT_BLOCK_BYTES = 512 * 1024
+
+
+def n_params(n_features: int) -> int:
+    """Length of the flat parameter vector ``[w, b]``."""
+    return n_features + 1
+
+
+def n_penalized(n_features: int) -> int:
+    """The first ``n_penalized`` parameters carry the L2 penalty (the weights, not b)."""
+    return n_features
 
 
 def buffer_size(n_features: int) -> int:
@@ -44,13 +63,17 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (m,), values in [0, 1]
     """
+    s = np.multiply(z, 0.5, dtype=z.dtype)
+    return _half_tanh(s, s)
+
+
+def _half_tanh(half_z: np.ndarray, out: np.ndarray) -> np.ndarray:
     # sigmoid(z) = (1 + tanh(z / 2)) / 2: tanh saturates instead of overflowing, and it is
     # one ufunc pass instead of the exp / where / divide of the textbook branch form.
-    s = np.multiply(z, 0.5, dtype=z.dtype)
-    np.tanh(s, out=s)
-    s *= 0.5
-    s += 0.5
-    return s
+    np.tanh(half_z, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -70,25 +93,145 @@ def loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, z).astype(z.dtype, copy=False) - y * z
 
 
-def grad_sums(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.ndarray) -> np.ndarray:
-    """Fill ``out`` with the packed sums for rows ``X``, ``y`` (layout in the module doc).
+def cache_block_bytes() -> int:
+    """Half this CPU's L2 cache (read from sysfs on Linux), else ``DEFAULT_BLOCK_BYTES``."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level == "2" and kind in ("Unified", "Data") and size.endswith("K"):
+            return min(max(int(size[:-1]) * 1024 // 2, 128 * 1024), 4 * 1024 * 1024)
+    return DEFAULT_BLOCK_BYTES
+
+
+class Workspace:
+    """Scratch arrays of :func:`grad_sums`, allocated once per run in the run's dtype.
 
     Parameters
     ----------
-    X : ndarray, shape (m, d)
-    y : ndarray, shape (m,)
-    w : ndarray, shape (d,)
-    b : float
-    out : ndarray, shape (d + 3,)
-        Written in place and returned. ``m = 0`` gives all zeros.
+    n_features : int
+    max_rows : int
+        The most rows one call will be given.
+    dtype : the run's float dtype (every scratch array has it: no silent upcast)
+    block_rows : int, optional
+        Rows per block (default: a block of about half the L2 cache, at least 2 rows).
     """
-    d = w.shape[0]
-    r = residuals(X, y, w, b, out)
-    np.matmul(r, X, out=out[:d])  # r @ X == X.T @ r, without a transposed copy
+
+    def __init__(self, n_features: int, max_rows: int, dtype, block_rows: int | None = None):
+        dtype = np.dtype(dtype)
+        if block_rows is None:
+            block_rows = max(2, cache_block_bytes() // max(1, n_features * dtype.itemsize))
+        self.block_rows = max(1, block_rows)
+        self.block = np.empty((min(self.block_rows, max(max_rows, 1)), n_features), dtype)
+        self.y = np.empty(max_rows, dtype)  # the rows' labels
+        self.z = np.empty(max_rows, dtype)  # logits
+        self.r = np.empty(max_rows, dtype)  # residuals, first 0.5 z
+        self.part = np.empty(n_features, dtype)  # one block's X_block.T @ r_block
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+
+def count_rows(rows, n: int) -> int:
+    """How many rows ``rows`` (None, a slice or an index array) selects out of ``n``."""
+    if rows is None:
+        return n
+    if isinstance(rows, slice):
+        return len(range(*rows.indices(n)))
+    return len(rows)
+
+
+def row_block(X: np.ndarray, rows, lo: int, hi: int, scratch: np.ndarray) -> np.ndarray:
+    """Rows ``lo..hi-1`` of the selection as an array in the run's dtype.
+
+    A contiguous slice of ``X`` in the right dtype is returned as a view (no copy); an
+    index array is gathered into ``scratch`` (one cache-sized block, not the whole batch).
+    """
+    if isinstance(rows, slice):
+        block = X[rows.start + lo : rows.start + hi]
+        if block.dtype == scratch.dtype:
+            return block
+        out = scratch[: hi - lo]
+        np.copyto(out, block, casting="same_kind")
+        return out
+    out = scratch[: hi - lo]
+    if X.dtype == scratch.dtype:
+        np.take(X, rows[lo:hi], axis=0, out=out, mode="clip")  # indices known valid
+    else:
+        out[...] = X[rows[lo:hi]]
     return out
 
 
-def residuals(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.ndarray) -> np.ndarray:
+def row_labels(y: np.ndarray, rows, out: np.ndarray) -> np.ndarray:
+    """The selected rows' labels, copied into ``out`` (shape (m,), the run's dtype)."""
+    if isinstance(rows, slice) or y.dtype != out.dtype:
+        np.copyto(out, y[rows], casting="same_kind")
+    else:
+        np.take(y, rows, out=out, mode="clip")
+    return out
+
+
+def grad_sums(
+    X: np.ndarray,
+    y: np.ndarray,
+    params: np.ndarray,
+    out: np.ndarray,
+    rows=None,
+    work: Workspace | None = None,
+) -> np.ndarray:
+    """Fill ``out`` with the packed sums over the selected rows, reading each row once.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+        All rows this process can read (may be a memory map, of any float dtype).
+    y : ndarray, shape (n,)
+    params : ndarray, shape (d + 1,)
+        ``[w, b]``, in the run's dtype.
+    out : ndarray, shape (d + 3,)
+        Written in place and returned (layout in the module doc). No rows give all zeros.
+    rows : None, slice or int ndarray (m,)
+        Which rows of ``X``: all, a contiguous range (zero-copy), or indices (sorted
+        indices read a memory map sequentially).
+    work : Workspace, optional
+        Preallocated scratch; allocated here when not given.
+    """
+    n, d = X.shape
+    if isinstance(X, np.memmap):  # a plain view of the same pages: no subclass overhead
+        X = X.view(np.ndarray)
+    if rows is None:
+        rows = slice(0, n)
+    elif isinstance(rows, slice):
+        rows = slice(*rows.indices(n)[:2])
+    m = count_rows(rows, n)
+    if work is None:
+        work = Workspace(d, m, out.dtype)
+    w, b = params[:d], params[d]
+    yv = row_labels(y, rows, work.y[:m])
+    z, r = work.z[:m], work.r[:m]
+    acc = out[:d]
+    acc[...] = 0
+    for lo in range(0, m, work.block_rows):
+        hi = min(lo + work.block_rows, m)
+        xb = row_block(X, rows, lo, hi, work.block)
+        zb, rb = z[lo:hi], r[lo:hi]
+        np.matmul(xb, w, out=zb)
+        zb += b
+        np.multiply(zb, 0.5, out=rb)
+        _half_tanh(rb, rb)  # sigmoid(z)
+        rb -= yv[lo:hi]
+        np.matmul(rb, xb, out=work.part)  # r @ X == X.T @ r, while the block is in cache
+        acc += work.part
+    out[d + GRAD_B] = r.sum()
+    out[d + LOSS_SUM] = loss_terms(z, yv).sum()
+    out[d + COUNT] = m
+    return out
+
+
+def residuals(X: np.ndarray, y: np.ndarray, params: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Forward pass: fill the three tail slots of ``out`` and return ``r = sigmoid(z) - y``.
 
     The weight gradient is then ``r @ X``, computable column block by column block
@@ -98,8 +241,7 @@ def residuals(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.nda
     ----------
     X : ndarray, shape (m, d)
     y : ndarray, shape (m,)
-    w : ndarray, shape (d,)
-    b : float
+    params : ndarray, shape (d + 1,)
     out : ndarray, shape (d + 3,)
         ``out[d:]`` is written: gradient sum for b, loss sum, row count.
 
@@ -107,9 +249,9 @@ def residuals(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, out: np.nda
     -------
     r : ndarray, shape (m,)
     """
-    d = w.shape[0]
-    z = X @ w
-    z += b
+    d = X.shape[1]
+    z = X @ params[:d]
+    z += params[d]
     r = sigmoid(z)
     r -= y
     out[d + GRAD_B] = r.sum()
@@ -128,8 +270,9 @@ def full_gradient(
     X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, l2: float
 ) -> tuple[np.ndarray, float]:
     """Gradient of ``J`` w.r.t. ``(w, b)`` on one process's arrays: shapes ``(d,)`` and scalar."""
-    buf = np.empty(buffer_size(w.shape[0]), dtype=np.result_type(X, w))
-    grad_sums(X, y, w, b, buf)
+    dtype = np.result_type(X, w)
+    buf = np.empty(buffer_size(w.shape[0]), dtype=dtype)
+    grad_sums(X, y, np.append(w, b).astype(dtype), buf)
     n = X.shape[0]
     d = w.shape[0]
     return buf[:d] / n + l2 * w, float(buf[d] / n)

@@ -10,7 +10,10 @@ contract (both classes below implement it, for dense ndarray or scipy sparse CSR
     n_params      length of the flat parameter vector: d + 1, or K (d + 1)
     n_weights     params[:n_weights] are the L2-penalized weights, the rest intercepts
     buffer_size   n_params + 2: [gradient sums (n_params), loss sum, row count]
-    grad_sums(X, y, params, out) -> out        the packed sums of a step (buf[-2] loss,
+    workspace(max_rows, dtype)                 scratch for grad_sums, allocated once a run
+    grad_sums(X, y, params, out, rows, work)   the packed sums over the selected rows of
+                                               ``X`` (rows: None, a slice or an index
+                                               array), each row read once (buf[-2] loss,
                                                buf[-1] count); the loop divides by the
                                                GLOBAL count after the one allreduce
     forward(X, y, params, out) -> state        fills out[n_weights:] (bucketed steps)
@@ -40,6 +43,31 @@ def _dense(X) -> bool:
     return isinstance(X, np.ndarray)
 
 
+def row_labels(y: np.ndarray, rows, out: np.ndarray) -> np.ndarray:
+    """The selected rows' labels, in ``out`` (the run's dtype)."""
+    return binary_math.row_labels(y, slice(None) if rows is None else rows, out)
+
+
+def whole_batch(X, rows, xbuf, dtype):
+    """The selected rows as one array: a view, gathered into ``xbuf``, or CSR rows."""
+    if not _dense(X):  # scipy sparse: select, in the run's dtype
+        return (X if rows is None else X[rows]).astype(dtype, copy=False)
+    n = X.shape[0]
+    rows = slice(0, n) if rows is None else rows
+    return binary_math.row_block(X, rows, 0, binary_math.count_rows(rows, n), xbuf)
+
+
+def _selected(X, y, rows, dtype):
+    """Rows and labels of a selection, for the math that takes whole arrays (softmax, CSR)."""
+    if rows is None:
+        Xs, ys = X, y
+    else:
+        Xs, ys = X[rows], y[rows]
+    if _dense(Xs):
+        return np.asarray(Xs, dtype=dtype), np.asarray(ys, dtype=dtype)
+    return Xs.astype(dtype, copy=False), np.asarray(ys, dtype=dtype)
+
+
 class Binary:
     """Binary logistic regression (:mod:`dist_logreg.train.model`), labels 0/1."""
 
@@ -53,17 +81,19 @@ class Binary:
         self.n_weights = d
         self.buffer_size = self.n_params + TAIL
 
-    def grad_sums(self, X, y, params, out):
-        d = self.n_weights
-        if _dense(X):
-            return binary_math.grad_sums(X, y, params[:d], float(params[d]), out)
-        r = binary_math.residuals(X, y, params[:d], float(params[d]), out)
-        out[:d] = r @ X  # scipy sparse: a dense (d,) vector
+    def workspace(self, max_rows: int, dtype):
+        return binary_math.Workspace(self.n_features, max_rows, dtype)
+
+    def grad_sums(self, X, y, params, out, rows=None, work=None):
+        if _dense(X):  # the read-once fused pass (train/model.py)
+            return binary_math.grad_sums(X, y, params, out, rows, work)
+        Xs, ys = _selected(X, y, rows, out.dtype)
+        r = binary_math.residuals(Xs, ys, params, out)
+        out[: self.n_weights] = r @ Xs  # scipy sparse: a dense (d,) vector
         return out
 
     def forward(self, X, y, params, out):
-        d = self.n_weights
-        return binary_math.residuals(X, y, params[:d], float(params[d]), out)
+        return binary_math.residuals(X, y, params, out)
 
     def weight_block(self, X, r, lo, hi, out) -> None:
         if _dense(X):
@@ -109,8 +139,12 @@ class Softmax:
         K, d = self.n_classes, self.n_features
         return params[: K * d].reshape(K, d), params[K * d :]
 
-    def grad_sums(self, X, y, params, out):
-        return softmax_math.grad_sums(X, y, *self._split(params), out)
+    def workspace(self, max_rows: int, dtype):
+        return None  # the softmax math gathers the selected rows whole
+
+    def grad_sums(self, X, y, params, out, rows=None, work=None):
+        Xs, ys = _selected(X, y, rows, out.dtype)
+        return softmax_math.grad_sums(Xs, ys, *self._split(params), out)
 
     def forward(self, X, y, params, out):
         return softmax_math.forward(X, y, *self._split(params), out)

@@ -15,7 +15,9 @@ from typing import Any
 from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
-from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig, validate
+from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig
+from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
+from dist_logreg.train.validation import validate
 
 _CHOICES = {
     "dtype": DTYPES,
@@ -23,6 +25,8 @@ _CHOICES = {
     "compress": COMPRESSORS,
     "mpi_algorithm": tuple(MPI_ALGORITHMS),
     "format": FORMATS,
+    "shuffle": SHUFFLES,
+    "sampling": SAMPLINGS,
 }
 _METAVARS = {
     "data": "PATH",

@@ -13,7 +13,7 @@ import numpy as np
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import labels as labels_mod
-from dist_logreg.train import models, sparse
+from dist_logreg.train import models, shards, sparse
 from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig
 from dist_logreg.train.evaluate import split_holdout
 
@@ -72,13 +72,29 @@ def synthetic_classes(samples: int, features: int, classes: int, seed: int, dtyp
 
 
 def training_rows(comm, cfg: TrainConfig) -> data_mod.Dataset:
-    """Collective: the rows ``--data`` names, or the synthetic set of the settings."""
-    if cfg.data:
+    """Collective: the rows ``--data`` names, or the synthetic set of the settings; with
+    ``--sampling sharded`` only this rank's shard (:mod:`dist_logreg.train.shards`)."""
+    svmlight = bool(cfg.data) and sparse.is_svmlight(cfg.data.replace("{rank}", "0"), cfg.format)
+    if cfg.sampling == "sharded" and (svmlight or cfg.classes):
+        error = UsageError(
+            "--sampling sharded: expected dense binary data (a synthetic set or .npy/.npz/CSV "
+            "files), got "
+            + ("a LIBSVM file" if svmlight else f"--classes {cfg.classes}")
+            + "; use --sampling global"
+        )
+        raise_together(comm, error)
+    if svmlight or (cfg.data and cfg.sampling != "sharded"):
         return load_any(comm, cfg.data, cfg.dtype, cfg.format, cfg.label_column, cfg.features)
     features = cfg.features or DEFAULT_FEATURES
     if cfg.classes:
         return synthetic_classes(cfg.samples, features, cfg.classes, cfg.seed, cfg.dtype)
-    return data_mod.synthetic(cfg.samples, features, cfg.seed, cfg.dtype)
+    ds, error = None, None
+    try:  # the synthetic set, or this rank's shard of it or of a file
+        ds = shards.for_rank(cfg, comm.Get_size(), comm.Get_rank())
+    except UsageError as exc:
+        error = exc
+    raise_together(comm, error)
+    return ds
 
 
 def prepare(comm, cfg: TrainConfig, say=None) -> Prepared:

@@ -94,9 +94,10 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
             "run": run_id,
             "world_size": comm.Get_size(),
             "sampler": {
-                "kind": "global permutation per epoch from (seed, epoch)",
+                "kind": f"--shuffle {cfg.shuffle} --sampling {cfg.sampling}, "
+                "a function of (seed, epoch[, rank])",
                 "seed": cfg.seed,
-                "steps_per_epoch": ds.n_samples // cfg.batch_size,
+                "steps_per_epoch": begin.plan.steps_per_epoch,
             },
             "rng": "none beyond the sampler's (seed, epoch)",
         }
@@ -136,6 +137,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
                 flush=lambda: partial.flush(allreduce),
                 model=mdl,
                 val=begin.prep.val,
+                plan=begin.plan,
             )
     finally:
         reporter.close()  # the progress bar, if any, ends before any error or summary

@@ -22,9 +22,12 @@ import numpy as np
 from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
-from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig, to_dict, total_steps, validate
+from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig, to_dict, total_steps
 from dist_logreg.train.options import flag_values, load_toml, resolve
 from dist_logreg.train.prepare import Prepared, prepare
+from dist_logreg.train.sampling import BatchPlan, make_plan
+from dist_logreg.train.shards import agree_shards
+from dist_logreg.train.validation import validate
 from dist_logreg.units import format_bytes
 
 #: Bytes each rank keeps per allreduce call and step until the end: the instrumentation's
@@ -44,6 +47,7 @@ class Start:
     fingerprint: str
     mpi_record: dict | None
     prep: Prepared  # the rows again, with their labels, model and held-out rows
+    plan: BatchPlan  # which rows each step reads on this rank
 
 
 def start(comm, args, watchdog, say=None) -> Start:
@@ -78,20 +82,25 @@ def start(comm, args, watchdog, say=None) -> Start:
         "loading the data, then the start-up agreement on the configuration and data (allgather)"
     ):
         prep = prepare(comm, cfg, say)
-    ds, error, view, result = prep.ds, None, None, None
+        ds = prep.ds
+        agree_shards(comm, ds, cfg.batch_size)  # sharded: total rows, each shard's offset
+        plan = make_plan(comm, cfg, ds)
+    error, view, result = None, None, None
     try:
-        validate(cfg, world_size=size, n_samples=ds.n_samples)
+        validate(cfg, world_size=size, n_samples=ds.n_total)
         # Record the resolved step count (config.json, checkpoints, the agreement).
-        cfg = dataclasses.replace(cfg, steps=total_steps(cfg, ds.n_samples))
+        steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
+        cfg = dataclasses.replace(cfg, steps=steps)
         check_memory(
             run_bytes(cfg, prep.model.buffer_size, size),
             f"recording {cfg.steps} steps (about {RECORD_BYTES} B per allreduce call, kept "
             "until the end) and the step buffers",
             "fewer --steps or --epochs",
         )
-        fp = fingerprint(ds)
+        # Sharded ranks hold different rows by design: they agree on the whole set's shape.
+        fp = fingerprint(ds) if not ds.sharded else f"{ds.n_total}x{ds.n_features} sharded"
         view = (to_dict(cfg), fp)
-        result = Start(cfg, ds, fp, mpi_record, prep)
+        result = Start(cfg, ds, fp, mpi_record, prep, plan)
     except UsageError as exc:
         error = exc
     with watchdog.phase("start-up agreement on the configuration and data (allgather)"):

@@ -9,11 +9,11 @@ import pytest
 from dist_logreg.comm.base import MPIAllreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import ReplicasDisagree, UsageError, raise_together
-from dist_logreg.train import data
+from dist_logreg.train import data, model, shards
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
 from tests.mpi.conftest import collective_assert
-from tests.oracle import QuietReporter, serial_sgd
+from tests.oracle import QuietReporter, global_rows, serial_sgd, sharded_rows
 
 pytestmark = pytest.mark.mpi
 
@@ -51,6 +51,80 @@ def test_world_size_invariance_and_replica_agreement(comm, batch_size, dtype):
     rec = allreduce.records()
     collective_assert(
         comm, allreduce.calls == 20 and np.all(rec["bytes"] == (9 + 3) * np.dtype(dtype).itemsize)
+    )
+
+
+@pytest.mark.parametrize("shuffle", ["blocks", "none"])
+def test_contiguous_shuffles_are_world_size_invariant(comm, shuffle):
+    """--shuffle blocks and none: each rank reads a view, the global batch is the same at
+    any world size, so the trajectory is the serial one (invariant 2 holds)."""
+    ds = data.synthetic(650, 7, seed=12, dtype="float64")
+    cfg = TrainConfig(batch_size=61, steps=25, lr=0.4, l2=1e-3, seed=12, shuffle=shuffle)
+    result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter())
+    expected = serial_sgd(
+        ds.X, ds.y, batch_size=61, steps=25, lr=0.4, l2=1e-3, momentum=0.0, seed=12,
+        batches=global_rows(650, 61, 12, shuffle),
+    )  # fmt: skip
+    everyone = comm.allgather(result.params.tobytes())
+    collective_assert(comm, len(set(everyone)) == 1, "replicas differ")
+    collective_assert(
+        comm,
+        np.allclose(result.params, expected, rtol=1e-10, atol=1e-10),
+        f"max diff {np.max(np.abs(result.params - expected))}",
+    )
+
+
+@pytest.mark.parametrize("shuffle", ["rows", "blocks", "none"])
+def test_sharded_sampling_follows_the_sharded_oracle(comm, shuffle):
+    """--sampling sharded: each rank generates and reads only its shard; the trajectory
+    depends on p and equals the serial run of the batches the p shards draw."""
+    size, rank = comm.Get_size(), comm.Get_rank()
+    cfg = TrainConfig(
+        samples=503, features=6, batch_size=47, steps=30, lr=0.4, momentum=0.3, seed=9,
+        shuffle=shuffle, sampling="sharded",
+    )  # fmt: skip
+    ds = shards.for_rank(cfg, size, rank)
+    lo, hi = data.rank_slice(503, size, rank)
+    collective_assert(comm, ds.n_samples == hi - lo, f"shard of {ds.n_samples} rows")
+    result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter())
+    whole = data.synthetic(503, 6, seed=9, dtype="float64")
+    expected = serial_sgd(
+        whole.X, whole.y, batch_size=47, steps=30, lr=0.4, l2=cfg.l2, momentum=0.3, seed=9,
+        batches=sharded_rows(503, 47, 9, shuffle, size),
+    )  # fmt: skip
+    collective_assert(
+        comm,
+        np.allclose(result.params, expected, rtol=1e-10, atol=1e-10),
+        f"max diff {np.max(np.abs(result.params - expected))}",
+    )
+    full = model.objective(whole.X, whole.y, result.coef, result.intercept, cfg.l2)
+    collective_assert(comm, abs(result.final_loss - full) < 1e-12, "evaluated over all shards")
+
+
+class DtypeSpy:
+    """An allreduce that records the dtype of every buffer before and after the reduce."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, set()
+
+    def allreduce(self, buf, step):
+        self.seen.add(("in", buf.dtype.name))
+        self.inner.allreduce(buf, step)
+        self.seen.add(("out", buf.dtype.name, type(buf[0]).__name__))
+
+
+@pytest.mark.parametrize("shuffle", ["rows", "blocks"])
+def test_float32_stays_float32_end_to_end(comm, shuffle):
+    """--dtype float32: the reduced buffer, its values and the parameters never upcast."""
+    ds = data.synthetic(400, 9, seed=2, dtype="float32")
+    cfg = TrainConfig(batch_size=40, steps=8, dtype="float32", shuffle=shuffle)
+    spy = DtypeSpy(MPIAllreduce(comm))
+    result = train(comm, spy, cfg, ds, QuietReporter())
+    collective_assert(
+        comm,
+        spy.seen == {("in", "float32"), ("out", "float32", "float32")}
+        and result.params.dtype == np.float32,
+        str(spy.seen),
     )
 
 
@@ -97,8 +171,6 @@ def test_bad_value_in_another_ranks_block_fails_every_rank(comm, tmp_path_factor
 
 
 def test_final_loss_equals_serial_objective(comm):
-    from dist_logreg.train import model
-
     ds = data.synthetic(301, 4, seed=5, dtype="float64")  # 301: uneven evaluation blocks
     cfg = TrainConfig(batch_size=30, steps=10, lr=0.5, l2=0.01, seed=5)
     result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter())

@@ -1,0 +1,157 @@
+"""Validation of a :class:`~dist_logreg.train.config.TrainConfig`: every setting in range,
+and in agreement with the others, the world size and the data.
+
+Every rank computes the same verdict from the same inputs, so a ``UsageError`` is raised on
+all ranks together and no rank is left waiting in a collective.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
+from dist_logreg.errors import UsageError
+from dist_logreg.train.config import DTYPES, FORMATS, TrainConfig, total_steps
+from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
+
+
+def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
+    """Raise ``UsageError`` for any setting out of range.
+
+    Called once statically, then again when the world size and the number of data rows are
+    known. Every rank computes the same verdict from the same inputs, so it raises on all
+    ranks together and no rank is left waiting in a collective.
+    """
+
+    def need(ok: bool, what: str, expected: str, got: Any) -> None:
+        if not ok:
+            raise UsageError(f"{what}: expected {expected}, got {got!r}")
+
+    # Non-finite numbers pass the range checks below (inf > 0) and then train an infinite
+    # model, or sleep or wait forever: refuse them first, for every float setting.
+    for name in ("lr", "l2", "momentum", "epochs", "comm_timeout"):
+        value = getattr(cfg, name)
+        if value is not None:
+            need(math.isfinite(value), _flag(name), "a finite number", value)
+    # An empty path would silently mean "the default" (synthetic data, the current folder).
+    for name in ("data", "out", "checkpoint_dir", "label_column"):
+        value = getattr(cfg, name)
+        if value is not None:
+            need(value.strip() != "", _flag(name), "a non-empty value", value)
+    need(cfg.seed >= 0, "--seed", "an integer >= 0 (numpy seeds are non-negative)", cfg.seed)
+    need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
+    if cfg.features is not None:
+        need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
+    need(cfg.format in FORMATS, "--format", " or ".join(FORMATS), cfg.format)
+    need(cfg.classes == 0 or cfg.classes >= 2, "--classes", "0 or an integer >= 2", cfg.classes)
+    need(0 <= cfg.val_fraction < 1, "--val-fraction", "a number in [0, 1)", cfg.val_fraction)
+    need(
+        not (cfg.val_data and cfg.val_fraction),
+        "--val-fraction",
+        "0 with --val-data (one held-out set)",
+        cfg.val_fraction,
+    )
+    need(cfg.eval_every >= 0, "--eval-every", "an integer >= 0", cfg.eval_every)
+    need(cfg.batch_size >= 1, "--batch-size", "an integer >= 1", cfg.batch_size)
+    if cfg.steps is not None:
+        need(cfg.steps >= 1, "--steps", "an integer >= 1", cfg.steps)
+    if cfg.epochs is not None:
+        need(cfg.epochs > 0, "--epochs", "a number > 0", cfg.epochs)
+    need(cfg.lr > 0, "--lr", "a number > 0", cfg.lr)
+    need(cfg.l2 >= 0, "--l2", "a number >= 0", cfg.l2)
+    need(0 <= cfg.momentum < 1, "--momentum", "a number in [0, 1)", cfg.momentum)
+    need(cfg.dtype in DTYPES, "--dtype", " or ".join(DTYPES), cfg.dtype)
+    need(cfg.shuffle in SHUFFLES, "--shuffle", " or ".join(SHUFFLES), cfg.shuffle)
+    need(cfg.sampling in SAMPLINGS, "--sampling", " or ".join(SAMPLINGS), cfg.sampling)
+    if cfg.data and "{rank}" in cfg.data:
+        need(
+            cfg.sampling == "sharded",
+            "--data with {rank}",
+            "--sampling sharded (each rank reads its own file)",
+            cfg.sampling,
+        )
+    need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
+    need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
+    if cfg.dtype in DTYPES:
+        item = 4 if cfg.dtype == "float32" else 8
+        need(
+            cfg.bucket_bytes == 0 or cfg.bucket_bytes >= item,
+            "--bucket-bytes",
+            f"0 (no buckets) or at least one element ({item} bytes at {cfg.dtype})",
+            cfg.bucket_bytes,
+        )
+    if cfg.mpi_algorithm is not None:
+        need(
+            cfg.mpi_algorithm in MPI_ALGORITHMS,
+            "--mpi-algorithm",
+            " or ".join(MPI_ALGORITHMS),
+            cfg.mpi_algorithm,
+        )
+        need(
+            cfg.allreduce == "mpi",
+            "--mpi-algorithm",
+            "--allreduce mpi (it forces the MPI library's own algorithm)",
+            cfg.allreduce,
+        )
+    if cfg.ranks_per_node is not None:
+        need(cfg.ranks_per_node >= 1, "--ranks-per-node", "an integer >= 1", cfg.ranks_per_node)
+        need(
+            cfg.allreduce == "hierarchical",
+            "--ranks-per-node",
+            "--allreduce hierarchical (the only topology-aware algorithm)",
+            cfg.allreduce,
+        )
+    need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
+    need(cfg.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", cfg.checkpoint_every)
+    need(cfg.keep_checkpoints >= 1, "--keep-checkpoints", "an integer >= 1", cfg.keep_checkpoints)
+    need(cfg.comm_timeout >= 0, "--comm-timeout", "a number of seconds >= 0", cfg.comm_timeout)
+    if cfg.inject_fault is not None:
+        from dist_logreg.train.faults import attempt, parse_fault
+
+        fault = parse_fault(cfg.inject_fault)
+        if world_size is not None and attempt() == 0:  # later attempts ignore the fault
+            need(
+                fault.rank < world_size,
+                "--inject-fault rank",
+                f"a rank below the world size ({world_size})",
+                fault.rank,
+            )
+        if n_samples is not None:  # a fault at or past the last step would never fire
+            last = total_steps(cfg, n_samples) - 1
+            need(
+                fault.step <= last,
+                "--inject-fault step",
+                f"a step <= {last} (the last)",
+                fault.step,
+            )
+    if cfg.tag is not None:
+        need(bool(cfg.tag.strip()), "--tag", "a non-empty label", cfg.tag)
+    need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
+    need(cfg.flush_every >= 0, "--flush-every", "an integer >= 0", cfg.flush_every)
+    need(cfg.slow_factor > 0, "--slow-factor", "a number > 0", cfg.slow_factor)
+    if world_size is not None:
+        need(
+            cfg.batch_size >= world_size,
+            "--batch-size",
+            f"at least the world size ({world_size} ranks), so every rank gets a row",
+            cfg.batch_size,
+        )
+    if n_samples is not None:
+        if world_size is not None:
+            need(
+                n_samples >= world_size,
+                "number of samples",
+                f"at least the world size ({world_size} ranks)",
+                n_samples,
+            )
+        need(
+            cfg.batch_size <= n_samples,
+            "--batch-size",
+            f"at most the number of samples ({n_samples})",
+            cfg.batch_size,
+        )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
