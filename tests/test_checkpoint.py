@@ -200,7 +200,7 @@ def test_another_label_column_is_another_run():
 
     from dist_logreg.train.config import TrainConfig
 
-    ds = SimpleNamespace(n_samples=10, n_features=3)
+    ds = SimpleNamespace(n_samples=10, n_total=10, n_features=3)
     a = ckpt.trajectory(TrainConfig(data="d.csv", label_column="y"), ds, "fp")
     b = ckpt.trajectory(TrainConfig(data="d.csv", label_column="z"), ds, "fp")
     assert ckpt.run_id(a) != ckpt.run_id(b)

@@ -28,7 +28,7 @@ def test_a_stalled_rank_is_flagged_and_named(tmp_path, n):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
     if n == 1:
-        assert "stragglers" not in s and "model" not in s
+        assert "stragglers" not in s and "cost_model" not in s
         assert "one rank, no communication to model" in r.stdout
         return
     assert "model auto: mpi fitted on" in r.stdout
@@ -54,7 +54,7 @@ def test_without_a_model_the_straggler_table_is_still_printed(tmp_path):
                              "--out", str(out)), timeout=90)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
-    assert "model" not in s and "flagged_total" not in s["stragglers"]
+    assert "cost_model" not in s and "flagged_total" not in s["stragglers"]
     row = next(x for x in s["stragglers"]["table"] if x["rank"] == 1)
     assert row["worst_step"] == 3 and row["worst_late_s"] > 0.3
     assert "stragglers      the rank" in r.stdout and "flagged" not in r.stdout

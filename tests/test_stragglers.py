@@ -66,7 +66,7 @@ def test_the_latest_arrival_is_named_and_by_how_much():
 def test_flagged_steps_need_a_model_and_name_the_late_rank():
     s = summary()
     assert annotate(s, per_rank(), HOSTS, HOST_OF) is None
-    assert "flagged_total" not in s["stragglers"] and "model" not in s
+    assert "flagged_total" not in s["stragglers"] and "cost_model" not in s
     assert s["placement"] == {"hosts": HOSTS, "host_of_rank": HOST_OF}
     s = summary()
     predict = annotate(s, per_rank(), HOSTS, HOST_OF, model(), "m.json", slow=2.0)

@@ -10,7 +10,7 @@ from dist_logreg.errors import UsageError, exit_status_help
 
 MODEL_EPILOG = """\
 examples:
-  mpirun -n 4 dist-logreg bench --allreduce mpi,ring,rabenseifner --out b4.json
+  mpirun -n 4 --oversubscribe dist-logreg bench --allreduce mpi,ring,rabenseifner --out b4.json
   dist-logreg model fit b2.json b4.json --out model.json
   dist-logreg model predict --model model.json --ranks 512 --link-rate 400G --bytes 1M,64M
   dist-logreg model predict --model model.json --ranks 64 --ranks-per-host 8 \\

@@ -11,7 +11,7 @@ PREDICT_EPILOG = """\
 examples:
   dist-logreg predict --model runs/mine --data test.csv --out preds.csv
   dist-logreg predict --model runs/mine > preds.csv       # the run's own training data
-  mpirun -n 4 dist-logreg predict --model runs/big --data test.svm --out preds.csv
+  mpirun -n 4 --oversubscribe dist-logreg predict --model runs/big --data test.svm --out preds.csv
 
 The CSV has a header: label, then p_<class> for each class of the model, one row per data
 row in file order. With labels in the data, the mean log-loss and the accuracy are printed

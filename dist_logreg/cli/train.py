@@ -16,7 +16,7 @@ examples (--oversubscribe: more ranks than cores, as on a laptop):
 
 models, sparse data, held-out rows (LIBSVM needs: pip install 'dist-logreg[sparse]'):
   mpirun -n 2 dist-logreg train --classes 10 --features 4096   # softmax: 10 x 4097 + 2 numbers
-  mpirun -n 3 dist-logreg train --data train.svm --val-data val.svm --eval-every 50
+  mpirun -n 3 --oversubscribe dist-logreg train --data train.svm --val-data val.svm --eval-every 50
   mpirun -n 2 dist-logreg train --data train.csv --val-fraction 0.1 --out runs/a
   dist-logreg predict --model runs/a --data test.csv --out preds.csv
 
@@ -29,7 +29,7 @@ study the communication:
 
 read less, hold less, scale:
   mpirun -n 2 dist-logreg train --shuffle blocks     # contiguous batches: nothing gathered
-  mpirun -n 4 dist-logreg train --sampling sharded --data 'parts/part-{rank}.npz'
+  mpirun -n 4 --oversubscribe dist-logreg train --sampling sharded --data 'parts/part-{rank}.npz'
   dist-logreg scale --ranks 1,2,4 --oversubscribe -- train --features 4096
 
 survive faults:

@@ -2,8 +2,8 @@
 
 :func:`evaluate` is collective: each rank scores ``n/p`` of the rows in blocks, and one
 small allreduce adds the sums (control traffic, not the recorded gradient path). For a
-binary model the exact ROC AUC needs every score: they are exchanged with one buffer-based
-``Allgatherv`` (8 bytes per row) and every rank computes the same value.
+binary model the exact ROC AUC needs every score and label: they are exchanged with two
+buffer-based ``Allgatherv`` (16 bytes per row) and every rank computes the same value.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from time import perf_counter_ns
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.train.data import scan_range
 from dist_logreg.train.faults import NoWatchdog
 
 #: Rows per block when scoring a whole data set.
@@ -28,8 +29,8 @@ def evaluate(comm, model, ds, params: np.ndarray, l2: float = 0.0, watchdog=None
     undefined: one class only, or a softmax model).
     """
     size, rank = comm.Get_size(), comm.Get_rank()
-    n = ds.n_samples
-    lo, hi = rank * n // size, (rank + 1) * n // size
+    n = ds.n_total  # all rows, also when each rank holds a shard
+    lo, hi = scan_range(ds, size, rank)  # its part of the rows, or its whole shard
     sums = np.zeros(2, dtype=np.float64)  # loss sum, correct predictions
     mine = np.empty(hi - lo, dtype=np.float64) if auc and model.kind == "binary" else None
     for start in range(lo, hi, EVAL_BLOCK):
@@ -47,9 +48,11 @@ def evaluate(comm, model, ds, params: np.ndarray, l2: float = 0.0, watchdog=None
     sums = comm.allreduce(sums)  # one small control message, not the hot path
     result = {"loss": None, "accuracy": float(sums[1] / n), "auc": None}
     if mine is not None:
-        scores = np.empty(n, dtype=np.float64)
-        comm.Allgatherv(mine, [scores, [(r + 1) * n // size - r * n // size for r in range(size)]])
-        result["auc"] = roc_auc(np.asarray(ds.y) == 1, scores)
+        counts = comm.allgather(hi - lo)
+        scores, labels = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+        comm.Allgatherv(mine, [scores, counts])
+        comm.Allgatherv(np.asarray(ds.y[lo:hi], dtype=np.float64), [labels, counts])
+        result["auc"] = roc_auc(labels == 1, scores)
     dog.disarm()
     W = params[: model.n_weights]
     result["loss"] = float(sums[0] / n + 0.5 * l2 * np.dot(W, W))
