@@ -181,8 +181,9 @@ def test_every_message_size_is_shaped(tmp_path):
         )
         assert r.returncode == 0, r.stderr
         out = tmp_path / "b.json"
-        r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", "--min-bytes",
-                "64K", "--max-bytes", "64K", "--iters", "20", "--warmup", "3", "--out", str(out))  # fmt: skip
+        size = ["--min-bytes", "64K", "--max-bytes", "64K"]
+        r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", *size,
+                "--iters", "20", "--warmup", "3", "--out", str(out))  # fmt: skip
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         (rec,) = read_json(out)
         # Ring at 2 ranks: each host sends the whole 64 KiB over its 100 Mbit/s link.

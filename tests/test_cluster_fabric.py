@@ -155,3 +155,17 @@ def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []
+
+
+@needs_nft
+def test_the_builtin_probe_calibrates_inside_the_namespaces(fabric):
+    """The probe used where iperf3 is missing gives the same kind of ceiling."""
+    from dist_logreg.ops.cluster import load
+    from dist_logreg.ops.cluster.calibrate import calibrate
+
+    cal = calibrate(load(NAME), 0.5, tool="builtin", say=lambda *_: None)
+    assert cal["tool"] == "builtin" and set(cal["classes"]) == {"host", "uplink"}
+    for cls in cal["classes"].values():
+        assert 0 < cls["one_way_Gbps"] <= 0.42 and all(
+            0 < x <= 0.42 for x in cls["bidir_each_Gbps"]
+        )

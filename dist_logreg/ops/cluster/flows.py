@@ -68,10 +68,11 @@ def flow_map(c: Cluster, sent: dict, forwarded: dict, per_host: int) -> list[dic
 
 
 def collisions(c: Cluster, flows: list[dict]) -> list[dict]:
-    """Uplinks carrying two or more elephant flows while a sibling uplink carries none.
+    """Uplinks carrying elephant flows of two or more host pairs while a sibling carries none.
 
     Per leaf and direction (leaf to spine: flows leaving the leaf; spine to leaf: flows
-    entering it), over the whole job.
+    entering it), over the whole job. Flows of one host pair sharing an uplink are no
+    collision: their host link limits them anyway.
     """
     found = []
     names = [short(c, s) for s in spines(c)]
@@ -84,7 +85,7 @@ def collisions(c: Cluster, flows: list[dict]) -> list[dict]:
                     on[f["spine"]].append(f)
             idle = [s for s, fl in on.items() if not fl]
             for s, fl in on.items():
-                if len(fl) >= 2 and idle:
+                if len({(f["src"], f["dst"]) for f in fl}) >= 2 and idle:
                     link = f"{leaf}>{s}" if way == ">" else f"{s}>{leaf}"
                     found.append({
                         "link": link, "elephants": len(fl), "idle": [

@@ -72,7 +72,13 @@ def _veth(c: Cluster, link: Link, rate: str | None, delay_ms=None) -> None:
 
 
 def set_hash(c: Cluster, policy: str, seed: int | None = None) -> None:
-    """ECMP hashing on every leaf: ``l3`` or ``l4``, and optionally a new hash seed."""
+    """ECMP hashing on every leaf: ``l3`` or ``l4``, and optionally a new hash seed.
+
+    A new seed (``net.ipv4.fib_multipath_hash_seed``) moves flows as a different switch
+    would: with ``l3`` it is the only way the same hosts get a different path.
+    """
+    c.spec.hash = policy
+    c.save()
     for leaf in c.routers:
         if leaf.startswith(f"{c.name}-l"):
             args = [f"net.ipv4.fib_multipath_hash_policy={HASHES[policy]}"]
