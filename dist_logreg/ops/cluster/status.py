@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dist_logreg.ops.cluster.shaping import default_burst, default_queue
 from dist_logreg.ops.cluster.state import Cluster, in_ns, load, sh
 
 
@@ -16,7 +17,9 @@ def describe(c: Cluster) -> str:
     if s.topology != "flat":
         parts.append(f"uplinks {s.uplink_rate or 'unshaped'}")
     if s.rate or s.uplink_rate:
-        parts.append(f"burst {c.burst or 'default'}, queue {c.queue or 'default'}")
+        rate = s.rate or s.uplink_rate
+        burst, queue = c.burst or default_burst(rate), c.queue or default_queue(rate)
+        parts.append(f"burst {burst:,} B, switch queues {queue:,} B")
     if s.delay_ms:
         parts.append(f"delay {s.delay_ms} ms")
     if s.loss_pct:
@@ -43,13 +46,10 @@ def status(name: str) -> str:
             f"bidirectional {cal['bidir_Gbps']:.3f} Gbit/s per direction "
             f"({c.calibration['tool']}, {cal['between']})"
         )
-    qd = sh(["tc", "qdisc", "show"], check=False).stdout
-    lines += [f"  tc {line}" for line in qd.splitlines() if f"{c.name}-" in line]
-    for ns in c.routers + (c.hosts if c.spec.topology == "leaf-spine" else []):
+    for ns in ["", *c.routers, *(c.hosts if c.spec.topology == "leaf-spine" else [])]:
         qd = sh([*in_ns(ns), "tc", "qdisc", "show"], check=False).stdout
-        lines += [
-            f"  tc [{ns}] {line}"
-            for line in qd.splitlines()
-            if " tbf " in line or " netem " in line
-        ]
+        where = f"[{ns}] " if ns else ""
+        for line in qd.splitlines():
+            if (" tbf " in line or " netem " in line) and (ns or f"{c.name}-" in line):
+                lines.append(f"  tc {where}{line}")
     return "\n".join(lines)
