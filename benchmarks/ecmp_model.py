@@ -4,9 +4,9 @@ Each algorithm is a list of steps; in a step every rank sends some bytes to one 
 at once. A cross-leaf transfer travels host link, uplink (leaf to spine), downlink (spine to
 leaf), host link; it is carried by ``k`` TCP flows (one per ``btl_tcp_links`` connection),
 each hashed onto a spine when the job starts and kept for the whole job. ``l4`` hashing puts
-every flow on a spine independently; ``l3`` puts all flows between two addresses on one.
-A step lasts as long as its most loaded link needs (a fluid model: every link drains at
-the same rate ``C``); the job's busbw follows from the sum of its steps.
+every flow on a spine independently; ``l3`` puts all flows between two hosts, both ways, on
+one (see ``_flows``). A step lasts as long as its most loaded link needs (a fluid model:
+every link drains at the same rate ``C``); the job's busbw follows from the sum of its steps.
 """
 
 from __future__ import annotations
@@ -49,10 +49,14 @@ class Fabric:
 
 
 def _flows(fab: Fabric, steps, k: int, hashing: str):
-    """The cross-leaf flows: ``[(src, dst, connection)]`` and which ones hash together."""
+    """The cross-leaf flows: ``[(src, dst, connection)]`` and which ones hash together.
+
+    ``l3`` (Linux, one seed on every leaf): the hash of the two addresses is symmetric, so
+    all flows between two hosts, both ways, take one spine. ``l4``: every flow on its own.
+    """
     pairs = sorted({(a, b) for step in steps for a, b, _ in step if fab.leaf(a) != fab.leaf(b)})
     flows = [(a, b, i) for a, b in pairs for i in range(k)]
-    groups = [(a, b) if hashing == "l3" else (a, b, i) for a, b, i in flows]
+    groups = [(min(a, b), max(a, b)) if hashing == "l3" else (a, b, i) for a, b, i in flows]
     return flows, groups
 
 

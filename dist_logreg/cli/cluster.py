@@ -71,17 +71,18 @@ def _up_parser(clsub, name_help: str) -> None:
     c_up.add_argument(
         "--burst",
         metavar="BYTES",
-        help="token bucket of every shaper: this many bytes pass unshaped after a pause "
-        "(default: 2 full-size frames or 20 us of line rate, whichever is larger, so every "
-        "message but the smallest is shaped; larger buckets give TCP more of the rate but "
-        "leave messages up to the bucket's size unshaped; see the README)",
+        help="token bucket of every shaper, in bytes, e.g. 16K: this many bytes pass "
+        "unshaped after a pause (default: 2 full-size frames or 20 us of line rate, whichever "
+        "is larger, so every message but the smallest is shaped; larger buckets give TCP "
+        "more of the rate but leave messages up to the bucket's size unshaped; see the README)",
     )
     c_up.add_argument(
         "--queue",
         metavar="BYTES",
-        help="queue limit behind each shaper, in bytes (default: 1 ms of line rate, at least "
-        "16 frames; longer queues drop less but delay the acknowledgements and small "
-        "messages that wait behind data)",
+        help="queue limit of each switch port (leaf, spine and bridge ends) behind its shaper, "
+        "in bytes, e.g. 128K (default: 1 ms of line rate, at least 64 KiB; a host's own end "
+        "queues 1000 frames, like a NIC). Longer queues drop less but delay the "
+        "acknowledgements and small messages that wait behind data",
     )
     c_up.add_argument(
         "--delay", type=float, metavar="MS", help="added one-way delay on host links (needs netem)"
@@ -90,8 +91,8 @@ def _up_parser(clsub, name_help: str) -> None:
         "--loss",
         type=float,
         metavar="PCT",
-        help="every link drops PCT percent of its packets, each direction (nftables "
-        "`numgen random`; a path of k links loses about k x PCT percent)",
+        help="every link drops PCT percent of its frames, each direction (nftables "
+        "`numgen random`, needs nft; a path of k links loses about k x PCT percent)",
     )
     c_up.add_argument(
         "--loss-link",

@@ -59,6 +59,12 @@ def _namespace(c: Cluster, ns: str, router: bool) -> None:
     if router:
         sysctls.append("net.ipv4.ip_forward=1")
     sh([*in_ns(ns), "sysctl", "-q", "-w", *sysctls])
+    if not router:
+        # A leaf hashes a forwarded TCP packet by the hash its sending socket attached (it
+        # survives the veth): random per connection, like a 5-tuple hash with fresh ports.
+        # TCP draws a new one after a retransmission timeout, which would move the flow to
+        # another spine; an IPv4 switch hashing headers never does that, so neither do we.
+        sh([*in_ns(ns), "sysctl", "-q", "-w", "net.core.txrehash=0"], check=False)
 
 
 def _veth(c: Cluster, link: Link, rate: str | None, delay_ms=None) -> None:

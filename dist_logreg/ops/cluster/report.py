@@ -59,7 +59,7 @@ def post_process(c: Cluster, kind: str, result: Path, report: dict, ceiling, rc:
             if ceiling:
                 r["ceiling_GBps"] = block["ceiling"]["GBps"]
                 r["busbw_pct_of_ceiling"] = 100 * r["busbw"] / block["ceiling"]["GBps"]
-        result.write_text(json.dumps(records, indent=1) + "\n")
+        result.write_text(json.dumps(records, indent=2) + "\n")
         block["records"] = records
     return block
 
