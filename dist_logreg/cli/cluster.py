@@ -162,9 +162,9 @@ def add_parser(sub) -> None:
         type=int,
         default=4,
         metavar="N",
-        help="TCP connections per peer for MPI (btl_tcp_links); one gets about half a "
-        "shaped link's rate, 4 nearly all of it, and more connections give ECMP more "
-        "flows to spread (default: 4)",
+        help="Open MPI's btl_tcp_links (default: 4). Meant to open N TCP connections per "
+        "peer (more flows for ECMP to spread); the flow map of a leaf-spine shows what it "
+        "really opened: one connection per host pair with Open MPI 5.0 here (see the README)",
     )
     c_run.add_argument(
         "--fabric-out", metavar="DIR", help="write links.json and flows.json here instead"
