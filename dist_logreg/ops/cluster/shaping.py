@@ -3,10 +3,11 @@
 A token bucket lets ``burst`` bytes through at memory speed after the link was idle, and
 only what comes after waits for tokens. A message smaller than the bucket is therefore not
 shaped at all: with a 1.25 MB bucket on a "1 Gbit/s" link a 64 KiB allreduce took 71 us,
-7x faster than the wire allows. The default bucket is two full-size packets, so every
-message is shaped to within two packets' time (24 us at 1 Gbit/s). ``queue`` is the byte
-limit of the queue behind the bucket: a long queue delays the acknowledgements that share
-it with data flowing the other way; a short one drops more. See the README ("Shaping").
+7x faster than the wire allows. The default bucket is two full-size frames (or 20 us of
+line rate at high rates), so every message is shaped to within two frames' time (24 us at
+1 Gbit/s). ``queue`` is the byte limit of a switch port's queue behind its bucket: a long
+queue delays the acknowledgements that share it with data flowing the other way; a short
+one drops more. See the README ("Shaping: honest and calibrated").
 """
 
 from __future__ import annotations
