@@ -5,9 +5,7 @@ uses its own cluster name and subnet and tears it down, checking nothing is left
 """
 
 import json
-import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,18 +13,8 @@ import pytest
 from dist_logreg.errors import UsageError
 from dist_logreg.ops import cluster
 from dist_logreg.units import parse_rate
-from tests.conftest import BIN, mpi_env, run_mpi, train_cmd
-
-_skip_unless_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
-    reason="emulated hosts need root and iproute2 (ip, tc)",
-)
-
-
-def needs_root(test):
-    """Marked ``root`` (select with -m root) and skipped with the reason when not root."""
-    return pytest.mark.root(_skip_unless_root(test))
-
+from tests.cluster_tools import cli, leftovers, needs_nft, needs_root, read_json
+from tests.conftest import mpi_env, run_mpi, train_cmd
 
 COMMON = [
     "--samples",
@@ -40,24 +28,6 @@ COMMON = [
     "--seed",
     "6",
 ]
-
-
-def leftovers(name):
-    spaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return [w for w in (spaces + links).split() if w.startswith(f"{name}-")]
-
-
-def cli(*args, timeout=120):
-    r = subprocess.run(
-        [str(BIN / "dist-logreg"), "cluster", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=mpi_env(),
-        start_new_session=True,
-    )
-    return r
 
 
 @pytest.fixture
@@ -81,7 +51,7 @@ def test_rates_and_subnets_are_checked():
 @needs_root
 def test_subnet_outside_the_benchmark_range_is_refused():
     with pytest.raises(UsageError, match="expected a subnet of 198.18.0.0/15"):
-        cluster.up("dlrq", 2, "10.0.0.0/24", "flat", None, None, None, None)
+        cluster.up(cluster.Spec(name="dlrq", subnet="10.0.0.0/24"))
     assert leftovers("dlrq") == []
 
 
@@ -153,7 +123,7 @@ def test_delay_needs_netem_and_a_failed_up_leaves_nothing():
         if r.returncode == 0:  # this kernel has netem
             assert "netem" in cli("status", "--name", name).stdout
         else:
-            assert "need the kernel's netem qdisc" in r.stderr
+            assert "--delay needs the kernel's netem qdisc" in r.stderr
             assert "removing what was created" in r.stdout
             assert leftovers(name) == []
     finally:
@@ -187,9 +157,96 @@ def test_run_without_a_cluster_says_so():
         (["--hosts", "0"], "--hosts: expected 1.."),
         (["--topology", "two-tier", "--hosts", "3", "--leaves", "5"], "--leaves: expected 2..3"),
         (["--rate", "fast"], "--rate: expected a rate such as 100mbit"),
+        (["--loss-link", "h9=1"], "--loss-link: expected a link among h0, h1, got 'h9'"),
+        (["--rate", "1gbit", "--burst", "1000"], "--burst: expected at least 1514 bytes"),
+        (["--hash", "l3"], "--hash: only for --topology leaf-spine"),
+        (["--name", "Dlr-x"], "--name: expected 1-8 lower-case letters and digits"),
+        (["--topology", "leaf-spine", "--spines", "0"], "--spines: expected 1..64, got 0"),
     ],
 )
 def test_bad_cluster_arguments_build_nothing(args, message):
     r = cli("up", "--name", "dlrbad", "--subnet", "198.18.11.0/24", *args)
     assert r.returncode == 2 and message in r.stderr
     assert leftovers("dlrbad") == []
+
+
+@needs_root
+def test_every_message_size_is_shaped(tmp_path):
+    """A 64 KiB allreduce takes at least the wire's time (a 1.25 MB bucket let it through
+    7x faster than a "1 Gbit/s" link allows)."""
+    name = "dlrs"
+    try:
+        r = cli(
+            "up", "--hosts", "2", "--rate", "100mbit", "--name", name, "--subnet", "198.18.12.0/24"
+        )
+        assert r.returncode == 0, r.stderr
+        out = tmp_path / "b.json"
+        size = ["--min-bytes", "64K", "--max-bytes", "64K"]
+        r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", *size,
+                "--iters", "20", "--warmup", "3", "--out", str(out))  # fmt: skip
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        (rec,) = read_json(out)
+        # Ring at 2 ranks: each host sends the whole 64 KiB over its 100 Mbit/s link.
+        wire = 65536 * 8 / 100e6
+        assert rec["time_s"] >= 0.8 * wire, (rec["time_s"], wire)
+        links = read_json(tmp_path / "b.links.json")
+        assert {row["id"] for row in links["links"]} == {"h0", "h1"}
+        sent = links["links"][0]["directions"]["h0>br"]["bytes"]
+        assert sent >= 23 * 65536  # 23 calls of 64 KiB left host 0 (plus headers)
+    finally:
+        cli("down", "--name", name)
+    assert leftovers(name) == []
+
+
+@needs_root
+def test_down_removes_only_its_own_cluster():
+    try:
+        for name, subnet in (("dlr1", "198.18.13.0/24"), ("dlr10", "198.18.14.0/24")):
+            assert cli("up", "--hosts", "1", "--name", name, "--subnet", subnet).returncode == 0
+        assert cli("down", "--name", "dlr1").returncode == 0
+        assert leftovers("dlr1") == []
+        assert leftovers("dlr10") == ["dlr10-br", "dlr10-h0"]  # the other one is untouched
+        assert "dlr10-h0" in cli("status", "--name", "dlr10").stdout
+    finally:
+        cli("down", "--name", "dlr1")
+        cli("down", "--name", "dlr10")
+    assert leftovers("dlr10") == []
+
+
+@needs_root
+def test_a_missing_nft_names_the_debian_package(tmp_path):
+    """Without ``nft`` on PATH, leaf-spine and --loss stop before building anything."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("ip", "tc", "unshare", "sysctl"):
+        (bare / tool).symlink_to(shutil.which(tool))
+    env = {**mpi_env(), "PATH": str(bare)}
+    for args in (["--topology", "leaf-spine", "--hosts", "2"], ["--loss", "1"]):
+        r = cli("up", "--name", "dlrn", "--subnet", "198.18.15.0/24", *args, env=env)
+        assert r.returncode == 2, r.stderr
+        assert "`apt-get install nftables`" in r.stderr and "`nft` command" in r.stderr
+        assert leftovers("dlrn") == []
+
+
+@needs_nft
+def test_loss_turns_into_retransmissions_next_to_the_latency_tail(tmp_path):
+    name = "dlrl"
+    try:
+        r = cli("up", "--hosts", "2", "--loss", "2", "--name", name, "--subnet", "198.18.16.0/24")
+        assert r.returncode == 0, r.stderr
+        assert "loss 2.0% per link and direction" in r.stdout
+        out = tmp_path / "lossy"
+        r = cli("run", "--name", name, "--", "train", "--features", "20000", "--steps", "10",
+                "--batch-size", "64", "--samples", "256", "--out", str(out))  # fmt: skip
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        fabric = read_json(out / "summary.json")["fabric"]
+        assert fabric["tcp_retransmitted"] > 0 and fabric["loss_pct_per_link"] == 2.0
+        assert fabric["allreduce_latency_s"]["p99"] > 0
+        line = next(x for x in r.stdout.splitlines() if "segments retransmitted" in x)
+        assert "allreduce latency p50" in line and "p99" in line  # side by side
+        dropped = sum(d["loss_drops"] for row in read_json(out / "links.json")["links"]
+                      for d in row["directions"].values())  # fmt: skip
+        assert dropped > 0
+    finally:
+        cli("down", "--name", name)
+    assert leftovers(name) == []

@@ -30,9 +30,10 @@ def test_weak_scaling_grows_the_batch_and_the_synthetic_set(tmp_path):
 
 
 def test_the_emulated_clusters_launcher_leaves_the_rank_count_to_each_run(tmp_path):
-    from dist_logreg.ops.cluster import Cluster
+    from dist_logreg.ops.cluster import Cluster, Spec
 
-    c = Cluster(name="t", hosts=3, subnet="198.18.7.0/24", namespaces=["a", "b", "c"])
+    c = Cluster(Spec(name="t", hosts=3), hosts=["t-h0", "t-h1", "t-h2"], mpi_net="198.18.7.0/24",
+                oob_net="198.18.7.128/25")  # fmt: skip
     line = scale.cluster_launcher(c)
     assert "-n" not in line and line.count("--map-by") == 1 and line[-1] == "node:OVERSUBSCRIBE"
     assert "--hostfile" in line and "198.18.7.0/24" in line  # the cluster's own settings

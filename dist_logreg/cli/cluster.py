@@ -5,56 +5,155 @@ from __future__ import annotations
 import argparse
 
 from dist_logreg.cli.guard import run_plain, say
-from dist_logreg.units import parse_rate
+from dist_logreg.errors import UsageError
+from dist_logreg.units import parse_bytes, parse_rate
 
 CLUSTER_EPILOG = """\
-example (as root):
+examples (as root):
   dist-logreg cluster up --hosts 2 --rate 1gbit
   dist-logreg cluster run --ranks-per-host 2 -- train --allreduce hierarchical --out runs/em
-  dist-logreg cluster run -- bench --min-bytes 16M --max-bytes 16M
-  dist-logreg cluster status
   dist-logreg cluster down
+  dist-logreg cluster up --name fab --topology leaf-spine --leaves 2 --spines 2 --hosts 4 \\
+      --rate 1gbit --hash l4 --calibrate
+  dist-logreg cluster run --name fab -- bench --allreduce ring --min-bytes 16M --max-bytes 16M
+  dist-logreg cluster status --name fab
+  dist-logreg cluster down --name fab
 """
+
+
+def _loss_link(text: str) -> tuple[str, float]:
+    link, _, pct = text.partition("=")
+    try:
+        return link, float(pct)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LINK=PCT such as l0-s1=1, got {text!r}"
+        ) from None
+
+
+def _up_parser(clsub, name_help: str) -> None:
+    c_up = clsub.add_parser("up", help="create the hosts, links, bridges and routers")
+    c_up.add_argument("--hosts", type=int, default=2, help="emulated hosts in all (default: 2)")
+    c_up.add_argument(
+        "--topology",
+        choices=("flat", "two-tier", "leaf-spine"),
+        default="flat",
+        help="flat: one bridge; two-tier: leaf bridges with one slower uplink each to a spine "
+        "bridge; leaf-spine: leaf and spine routers, every leaf linked to every spine, "
+        "multipath (ECMP) routes between leaves (default: flat)",
+    )
+    c_up.add_argument(
+        "--leaves",
+        type=int,
+        default=2,
+        help="two-tier, leaf-spine: leaves (default: 2); hosts are spread evenly",
+    )
+    c_up.add_argument(
+        "--spines", type=int, default=2, help="leaf-spine: spine routers (default: 2)"
+    )
+    c_up.add_argument(
+        "--hash",
+        choices=("l3", "l4"),
+        help="leaf-spine: ECMP hash on the leaves: l3 = source and destination address, l4 = "
+        "the 5-tuple with ports (fib_multipath_hash_policy 0 / 1; default: l4)",
+    )
+    c_up.add_argument(
+        "--rate",
+        metavar="RATE",
+        help="shape every host link, both directions (tbf), e.g. 1gbit, 100mbit",
+    )
+    c_up.add_argument(
+        "--uplink-rate",
+        metavar="RATE",
+        help="leaf-to-spine links, both directions (default: two-tier half of --rate or "
+        "1gbit; leaf-spine the same as --rate)",
+    )
+    c_up.add_argument(
+        "--burst",
+        metavar="BYTES",
+        help="token bucket of every shaper, in bytes, e.g. 16K: this many bytes pass "
+        "unshaped after a pause (default: 2 full-size frames or 20 us of line rate, whichever "
+        "is larger, so every message but the smallest is shaped; larger buckets give TCP "
+        "more of the rate but leave messages up to the bucket's size unshaped; see the README)",
+    )
+    c_up.add_argument(
+        "--queue",
+        metavar="BYTES",
+        help="queue limit of each switch port (leaf, spine and bridge ends) behind its shaper, "
+        "in bytes, e.g. 128K (default: 1 ms of line rate, at least 64 KiB; a host's own end "
+        "queues 1000 frames, like a NIC). Longer queues drop less but delay the "
+        "acknowledgements and small messages that wait behind data",
+    )
+    c_up.add_argument(
+        "--delay", type=float, metavar="MS", help="added one-way delay on host links (needs netem)"
+    )
+    c_up.add_argument(
+        "--loss",
+        type=float,
+        metavar="PCT",
+        help="every link drops PCT percent of its frames, each direction (nftables "
+        "`numgen random`, needs nft; a path of k links loses about k x PCT percent)",
+    )
+    c_up.add_argument(
+        "--loss-link",
+        type=_loss_link,
+        action="append",
+        default=[],
+        metavar="LINK=PCT",
+        help="loss on one link (both directions), e.g. l0-s1=1 (leaf 0 to spine 1) or h3=0.5 "
+        "(host 3's link); repeatable, overrides --loss for that link",
+    )
+    c_up.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure each link class's one-way and bidirectional TCP ceiling (iperf3 if "
+        "installed, else a built-in probe) and store them: runs then report busbw as a "
+        "percentage of it",
+    )
+    c_up.add_argument(
+        "--calibrate-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="length of each calibration measurement (default: 2)",
+    )
+    c_up.add_argument(
+        "--subnet",
+        default="198.18.0.0/24",
+        help="addresses of the hosts, inside 198.18.0.0/15 (default: 198.18.0.0/24); "
+        "leaf-spine uses its first half for the hosts and its second for the management "
+        "network mpirun talks over",
+    )
+    c_up.add_argument("--name", default="dlr", help=name_help)
 
 
 def add_parser(sub) -> None:
     cl = sub.add_parser(
         "cluster",
         help="an emulated multi-host network on this machine (network namespaces, as root)",
-        description="Emulated hosts on one Linux machine: each a network namespace joined to "
-        "a bridge by a veth link, addresses in 198.18.0.0/15, links shaped with tc. mpirun "
-        "starts ranks inside them through a launch agent; MPI traffic stays on the emulated "
-        "links. Needs root, iproute2 (ip, tc) and unshare.",
+        description="Emulated hosts on one Linux machine: each a network namespace, "
+        "addresses in 198.18.0.0/15, links shaped with tc, lossy through nftables, counted "
+        "per link and per flow. mpirun starts ranks inside them through a launch agent; MPI "
+        "traffic stays on the emulated links. Needs root, iproute2 (ip, tc) and unshare; "
+        "leaf-spine and --loss also need nft (Debian package nftables).",
         epilog=CLUSTER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     clsub = cl.add_subparsers(dest="action", metavar="ACTION", required=True)
-    name_help = "which emulated cluster (several can coexist on other subnets; default: dlr)"
-    c_up = clsub.add_parser("up", help="create the hosts, links and bridges")
-    c_up.add_argument("--hosts", type=int, default=2, help="emulated hosts (default: 2)")
-    c_up.add_argument("--rate", metavar="RATE", help="shape every host link, e.g. 1gbit, 100mbit")
-    c_up.add_argument("--delay", type=float, metavar="MS", help="added one-way delay (netem)")
-    c_up.add_argument("--loss", type=float, metavar="PCT", help="packet loss in percent (netem)")
-    c_up.add_argument(
-        "--topology",
-        choices=("flat", "two-tier"),
-        default="flat",
-        help="flat: one bridge; two-tier: hosts under leaf bridges whose uplinks to a spine "
-        "bridge are shaped slower (default: flat)",
+    name_help = (
+        "which emulated cluster: up to 8 lower-case letters and digits (several can "
+        "coexist on other subnets; default: dlr)"
     )
-    c_up.add_argument("--leaves", type=int, default=2, help="two-tier: leaf bridges (default: 2)")
-    c_up.add_argument(
-        "--uplink-rate",
-        metavar="RATE",
-        help="two-tier: leaf-to-spine rate (default: half of --rate, or 1gbit)",
+    _up_parser(clsub, name_help)
+    c_run = clsub.add_parser(
+        "run",
+        help="run `train` or `bench` across the emulated hosts, and report what the fabric saw",
+        description="Runs the program under mpirun with R ranks per host, reads every link, "
+        "TCP and flow counter before and after, and writes links.json and flows.json: into "
+        "train's --out DIR, or next to bench's --out FILE as FILE.links.json and "
+        "FILE.flows.json (or into --fabric-out DIR). Without --out, the program gets "
+        "--out runs/<program>-<time>.",
     )
-    c_up.add_argument(
-        "--subnet",
-        default="198.18.0.0/24",
-        help="addresses of the hosts, inside 198.18.0.0/15 (default: 198.18.0.0/24)",
-    )
-    c_up.add_argument("--name", default="dlr", help=name_help)
-    c_run = clsub.add_parser("run", help="run `train` or `bench` across the emulated hosts")
     c_run.add_argument(
         "--ranks-per-host", type=int, default=1, metavar="R", help="ranks per host (default: 1)"
     )
@@ -63,40 +162,78 @@ def add_parser(sub) -> None:
         type=int,
         default=4,
         metavar="N",
-        help="TCP connections per peer for MPI (btl_tcp_links); one gets about half a "
-        "shaped link's rate, 4 nearly all of it (default: 4)",
+        help="Open MPI's btl_tcp_links (default: 4). Meant to open N TCP connections per "
+        "peer (more flows for ECMP to spread); the flow map of a leaf-spine shows what it "
+        "really opened: one connection per host pair with Open MPI 5.0 here (see the README)",
+    )
+    c_run.add_argument(
+        "--fabric-out", metavar="DIR", help="write links.json and flows.json here instead"
     )
     c_run.add_argument("--name", default="dlr", help=name_help)
     c_run.add_argument("program", nargs=argparse.REMAINDER, help="-- train|bench ARGS...")
-    c_status = clsub.add_parser("status", help="hosts, addresses and link shaping")
+    c_status = clsub.add_parser("status", help="hosts, addresses, link shaping and calibration")
     c_status.add_argument("--name", default="dlr", help=name_help)
-    c_down = clsub.add_parser("down", help="remove every namespace, link and bridge")
+    c_down = clsub.add_parser("down", help="remove every namespace, link and bridge of the cluster")
     c_down.add_argument("--name", default="dlr", help=name_help)
     cl.set_defaults(func=cmd, mpi=False)
+
+
+def _spec(args: argparse.Namespace):
+    from dist_logreg.ops.cluster import Spec
+
+    if args.topology != "leaf-spine" and args.hash is not None:
+        raise UsageError(f"--hash: only for --topology leaf-spine, got --topology {args.topology}")
+    loss_links = dict(args.loss_link)
+    if len(loss_links) != len(args.loss_link):
+        raise UsageError("--loss-link: expected each link at most once")
+    try:
+        burst = parse_bytes(args.burst) if args.burst else None
+        queue = parse_bytes(args.queue) if args.queue else None
+    except UsageError as exc:
+        raise UsageError(f"--burst/--queue: {exc}") from None
+    return Spec(
+        name=args.name,
+        hosts=args.hosts,
+        subnet=args.subnet,
+        topology=args.topology,
+        rate=parse_rate(args.rate, "--rate"),
+        uplink_rate=parse_rate(args.uplink_rate, "--uplink-rate"),
+        delay_ms=args.delay,
+        loss_pct=args.loss,
+        loss_links=loss_links,
+        leaves=args.leaves,
+        spines=args.spines,
+        hash=args.hash or "l4",
+        burst=burst,
+        queue=queue,
+    )
 
 
 def cmd(args: argparse.Namespace) -> int:
     """The ``cluster`` sub-commands: plain processes that build networks and run mpirun."""
     from dist_logreg.ops import cluster
+    from dist_logreg.ops.cluster.calibrate import calibrate
+    from dist_logreg.ops.cluster.jobs import run
 
     def body() -> int:
         if args.action == "up":
-            c = cluster.up(
-                args.name,
-                args.hosts,
-                args.subnet,
-                args.topology,
-                parse_rate(args.rate, "--rate"),
-                parse_rate(args.uplink_rate, "--uplink-rate"),
-                args.delay,
-                args.loss,
-                args.leaves,
-                say=say,
-            )
+            cal = None
+            if args.calibrate:
+                if not args.calibrate_seconds > 0:
+                    raise UsageError(
+                        f"--calibrate-seconds: expected > 0, got {args.calibrate_seconds}"
+                    )
+
+                def cal(c):  # noqa: E306
+                    return calibrate(c, args.calibrate_seconds, say=say)
+
+            c = cluster.up(_spec(args), say=say, calibrate=cal)
             say(cluster.status(c.name))
         elif args.action == "run":
             program = args.program[1:] if args.program[:1] == ["--"] else args.program
-            return cluster.run(args.name, args.ranks_per_host, program, args.tcp_links, say=say)
+            return run(
+                args.name, args.ranks_per_host, program, args.tcp_links, args.fabric_out, say=say
+            )
         elif args.action == "status":
             say(cluster.status(args.name))
         else:

@@ -125,8 +125,9 @@ def _cluster(name: str | None) -> dict | None:
     from dist_logreg.ops import cluster
 
     c = dataclasses.asdict(cluster.load(name))
-    keep = ("name", "hosts", "topology", "rate", "uplink_rate", "leaf_of", "delay_ms", "loss_pct")
-    return {k: c.get(k) for k in keep}
+    spec = c["spec"]
+    keep = ("name", "topology", "rate", "uplink_rate", "delay_ms", "loss_pct")
+    return {**{k: spec.get(k) for k in keep}, "hosts": len(c["hosts"]), "leaf_of": c["leaf_of"]}
 
 
 def fit(args) -> int:

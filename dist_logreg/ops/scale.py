@@ -13,11 +13,11 @@ the number of samples) grows in proportion to P. With ``P0`` the smallest world 
     speedup(P)    = P0 * thr(P) / thr(P0)    (strong: P0 * T(P0) / T(P); weak: P * T(P0) / T(P))
     efficiency(P) = speedup(P) / P
 
-Model hook: ``--model FILE.json`` puts a cost-model prediction next to each measurement,
-through :func:`predict_allreduce_s` (the one place to plug in a fitted model). The minimal
-shape read today is ``{"alpha_s": a, "beta_s_per_byte": b, "gamma_s_per_byte": g}``, or
-the same per algorithm under ``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney
-alpha-beta-gamma, DESIGN.md). The predicted step is the baseline's time outside the
+Model: ``--model FILE.json`` puts a cost-model prediction next to each measurement,
+through :func:`predict_allreduce_s`: a ``model.json`` fitted by ``dist-logreg model fit``
+(one rank per host, the fitted inter-host parameters), or the minimal hand-written shape
+``{"alpha_s": a, "beta_s_per_byte": b, "gamma_s_per_byte": g}``, also per algorithm under
+``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, DESIGN.md). The predicted step is the baseline's time outside the
 allreduce (divided by P / P0 under strong scaling, unchanged under weak) plus the
 predicted allreduce.
 """
@@ -35,9 +35,11 @@ import sys
 import time
 from pathlib import Path
 
+from dist_logreg.comm import costmodel
 from dist_logreg.comm.costs import model_time
+from dist_logreg.comm.schedule import Placement
 from dist_logreg.errors import EXIT_USAGE, UsageError
-from dist_logreg.ops import cluster
+from dist_logreg.ops.cluster.jobs import mpirun_command
 from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.options import add_arguments, load_toml
@@ -87,7 +89,7 @@ def run_argv(train_argv: list[str], settings: dict, mode: str, p: int, p0: int, 
 def cluster_launcher(c) -> list[str]:
     """The emulated cluster's ``mpirun`` line (ops/cluster.py) with the rank count left for
     each run: ranks are placed round-robin over the emulated hosts."""
-    line = cluster.mpirun_command(c, 1, [], tcp_links=4)
+    line = mpirun_command(c, 1, [], tcp_links=4)
     out, i = [], 0
     while i < len(line):
         if line[i] in ("-n", "--map-by"):  # per-run values, set below and in launch_command
@@ -127,6 +129,12 @@ def predict_allreduce_s(model: dict, algorithm: str, payload: int, p: int) -> fl
     Reads the minimal shape of the module doc; returns None when the model has no
     parameters for ``algorithm``. A fitted model with its own predictor plugs in here.
     """
+    if "breakpoints" in model:  # fitted by `dist-logreg model fit`: its own predictor
+        try:
+            place = Placement.blocks(p, ranks_per_host=1)
+            return costmodel.predict(model, algorithm, payload, place)["time_s"]
+        except UsageError:  # no fit for this algorithm
+            return None
     params = model.get("algorithms", {}).get(algorithm, model)
     if "alpha_s" not in params or "beta_s_per_byte" not in params:
         return None
@@ -208,6 +216,8 @@ def read_model(path: str | None) -> dict | None:
         raise UsageError(f"--model {path}: expected a readable JSON file: {exc}") from None
     if not isinstance(model, dict):
         raise UsageError(f"--model {path}: expected a JSON object, got {type(model).__name__}")
+    if "breakpoints" in model:
+        return costmodel.load(path)  # a fitted model.json: checked for its keys
     return model
 
 

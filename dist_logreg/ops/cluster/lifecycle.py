@@ -1,0 +1,206 @@
+"""``up`` (check, build, roll back on failure) and ``down`` (remove it all, also after a crash)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import signal
+import threading
+
+from dist_logreg.errors import UsageError
+from dist_logreg.ops.cluster import bridged, leafspine, nft
+from dist_logreg.ops.cluster.shaping import FRAME, netem_available, packets_one_at_a_time
+from dist_logreg.ops.cluster.state import (
+    ALLOWED,
+    HASHES,
+    STATE_ROOT,
+    TOPOLOGIES,
+    Cluster,
+    Spec,
+    check_name,
+    preflight,
+    sh,
+)
+from dist_logreg.units import rate_bits
+
+AGENT = """#!/bin/sh
+# Open MPI launch agent for emulated host $1 (a network namespace): used instead of ssh.
+# unshare --uts gives the host its own hostname, so Open MPI sees one node per namespace.
+ns="$1"; shift
+exec ip netns exec "$ns" unshare --uts /bin/sh -c 'hostname "$1"; shift; exec /bin/sh -c "$*"' \\
+    sh "$ns" "$@"
+"""
+
+
+def link_ids(s: Spec) -> list[str]:
+    """The names of the links ``up`` will build (``--loss-link`` takes them)."""
+    ids = [f"h{h}" for h in range(s.hosts)]
+    if s.topology == "two-tier":
+        ids += [f"l{j}" for j in range(s.leaves)]
+    elif s.topology == "leaf-spine":
+        ids += [f"l{j}-s{k}" for j in range(s.leaves) for k in range(s.spines)]
+    return ids
+
+
+def check(s: Spec) -> None:
+    """Every ``up`` argument, before anything is built."""
+    check_name(s.name)
+    try:
+        net = ipaddress.ip_network(s.subnet, strict=False)
+    except ValueError:
+        raise UsageError(
+            f"--subnet: expected an IPv4 network such as 198.18.0.0/24, got {s.subnet!r}"
+        ) from None
+    if not net.subnet_of(ALLOWED):
+        raise UsageError(
+            f"--subnet: expected a subnet of {ALLOWED} (reserved for network "
+            f"benchmarking), got {s.subnet}"
+        )
+    s.subnet = str(net)
+    if s.topology not in TOPOLOGIES:
+        raise UsageError(f"--topology: expected one of {', '.join(TOPOLOGIES)}, got {s.topology!r}")
+    most = min(net.num_addresses - 3, 200)
+    if not 1 <= s.hosts <= most:
+        raise UsageError(f"--hosts: expected 1..{most}, got {s.hosts}")
+    if s.topology != "flat" and not 2 <= s.leaves <= min(s.hosts, 64):
+        raise UsageError(
+            f"--leaves: expected 2..{min(s.hosts, 64)} (the number of hosts), got {s.leaves}"
+        )
+    if s.topology == "leaf-spine":
+        if not 1 <= s.spines <= 64:
+            raise UsageError(f"--spines: expected 1..64, got {s.spines}")
+        leafspine.plan(s.subnet, s.leaves, s.hosts)
+    if s.hash not in HASHES:
+        raise UsageError(f"--hash: expected l3 or l4, got {s.hash!r}")
+    if s.delay_ms is not None and s.delay_ms < 0:
+        raise UsageError(f"--delay: expected milliseconds >= 0, got {s.delay_ms}")
+    ids = link_ids(s)
+    for what, pct in [
+        ("--loss", s.loss_pct),
+        *((f"--loss-link {k}", v) for k, v in s.loss_links.items()),
+    ]:
+        if pct is not None and not 0 <= pct <= 100:
+            raise UsageError(f"{what}: expected a percentage in [0, 100], got {pct}")
+    for k in s.loss_links:
+        if k not in ids:
+            raise UsageError(f"--loss-link: expected a link among {', '.join(ids)}, got {k!r}")
+    for what, value in (("--burst", s.burst), ("--queue", s.queue)):
+        if value is not None and value < FRAME:
+            raise UsageError(
+                f"{what}: expected at least {FRAME} bytes (one full-size frame), got {value}"
+            )
+    if s.topology == "two-tier" and s.uplink_rate is None:
+        s.uplink_rate = f"{rate_bits(s.rate) / 2 / 1e6:g}mbit" if s.rate else "1gbit"
+    if s.topology == "leaf-spine" and s.uplink_rate is None:
+        s.uplink_rate = s.rate
+    if s.topology == "leaf-spine":
+        nft.need_nft("the leaf-spine flow map (per-flow counters in each spine)")
+    if s.loss_pct or any(s.loss_links.values()):
+        nft.need_nft("--loss without netem (an nftables drop rule)")
+
+
+def _install_loss(c: Cluster) -> None:
+    """A ``numgen random`` drop on the receiving end of every lossy link, both directions."""
+    by_ns: dict[str, dict[str, float]] = {}
+    for link in c.links:
+        pct = c.spec.loss_links.get(link.id, c.spec.loss_pct)
+        if pct:
+            for ns, dev, _ in (link.a, link.b):
+                by_ns.setdefault(ns, {})[dev] = pct
+                packets_one_at_a_time(ns, dev)  # drop frames, not 64 KB offload chunks
+    for ns, devices in by_ns.items():
+        nft.apply(ns, nft.loss_rules(c.name, devices))
+        c.nft = True
+
+
+def up(s: Spec, say=print, calibrate=None) -> Cluster:
+    """Build the cluster; on any failure (or Ctrl-C) remove what was built and re-raise.
+
+    ``calibrate`` (a function of the built cluster) runs inside the same guard.
+    """
+    preflight()
+    check(s)
+    if (STATE_ROOT / s.name / "state.json").exists():
+        raise UsageError(
+            f"cluster {s.name!r} is already up: `dist-logreg cluster down --name {s.name}` first"
+        )
+    c = Cluster(s, burst=s.burst or 0, queue=s.queue or 0)
+    previous = _on_sigterm(_interrupted)
+    try:
+        c.save()
+        if s.delay_ms:
+            probe = f"{s.name}-netem"
+            sh(["ip", "netns", "add", probe])
+            ok = netem_available(probe)
+            sh(["ip", "netns", "del", probe])
+            if not ok:
+                raise UsageError(
+                    "--delay needs the kernel's netem qdisc (sch_netem), which this kernel "
+                    "does not have; --rate and --loss still work"
+                )
+        (leafspine if s.topology == "leaf-spine" else bridged).build(c)
+        _install_loss(c)
+        (c.state_dir / "agent").write_text(AGENT)
+        (c.state_dir / "agent").chmod(0o755)
+        (c.state_dir / "hostfile").write_text("".join(f"{ns}\n" for ns in c.hosts))
+        c.save()
+        if calibrate:
+            c.calibration = calibrate(c)
+            c.save()
+    except BaseException:
+        say(f"dist-logreg cluster: setting up {s.name!r} failed; removing what was created")
+        down(s.name, say=lambda *_: None)
+        raise
+    finally:
+        _on_sigterm(previous)
+    return c
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _on_sigterm(handler):
+    """Let ``kill`` roll back a half-built cluster as Ctrl-C does (main thread only)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _leftovers(name: str) -> tuple[list[str], list[str], list[str]]:
+    """Namespaces, links and bridges named ``<name>-...`` (found even without a state file)."""
+    r = sh(["ip", "netns", "list"], check=False)
+    spaces = [line.split()[0] for line in r.stdout.splitlines() if line.startswith(f"{name}-")]
+    links = [x["ifname"] for x in json.loads(sh(["ip", "-j", "link", "show"]).stdout or "[]")]
+    bridges = [
+        x["ifname"]
+        for x in json.loads(sh(["ip", "-j", "link", "show", "type", "bridge"]).stdout or "[]")
+    ]
+    mine = [x for x in links if x.startswith(f"{name}-")]
+    return spaces, [x for x in mine if x not in bridges], [x for x in mine if x in bridges]
+
+
+def down(name: str, say=print) -> int:
+    """Remove everything of cluster ``name`` (only its own); safe to run twice or after a crash."""
+    preflight()
+    check_name(name)
+    spaces, links, bridges = _leftovers(name)
+    for dev in links:
+        sh(["ip", "link", "del", dev], check=False)  # deletes the peer too
+    for ns in spaces:
+        sh(["ip", "netns", "del", ns], check=False)  # and every link inside
+    for br in bridges:
+        sh(["ip", "link", "del", br], check=False)
+    if shutil.which("nft"):
+        nft.delete_tables(name)  # flat and two-tier loss rules live in the root namespace
+    state = STATE_ROOT / name
+    if state.exists():
+        shutil.rmtree(state)
+    left = [x for group in _leftovers(name) for x in group]
+    if left:
+        raise UsageError(f"cluster down: could not remove {left}")
+    hosts = sum(1 for ns in spaces if ns.startswith(f"{name}-h"))
+    say(f"dist-logreg cluster: {name!r} is down ({hosts} hosts, {len(spaces)} namespaces, "
+        f"{len(links) + len(bridges)} root links and bridges removed)")  # fmt: skip
+    return len(spaces)

@@ -1,0 +1,170 @@
+"""What a cluster is made of (``state.json``), and how its commands run.
+
+Every name a cluster creates starts with ``<name>-`` (namespaces, and the links and bridges
+of the root namespace); cluster names are lower-case letters and digits only, so the prefix
+of one cluster is never the prefix of another (``cm1-`` is not a prefix of ``cm10-h0``).
+``down`` finds its own objects by that prefix, also without a state file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dist_logreg.errors import UsageError
+
+STATE_ROOT = Path(os.environ.get("DIST_LOGREG_CLUSTER_STATE", "/run/dist-logreg"))
+ALLOWED = ipaddress.ip_network("198.18.0.0/15")
+#: Leaf-spine point-to-point links (one /31 each). They exist only inside the leaf and
+#: spine namespaces, so every cluster may use the same ones.
+P2P_NET = ipaddress.ip_network("198.18.64.0/18")
+#: Linux limits interface names to 15 characters: ``<name>-l199u`` must fit.
+NAME_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
+TOPOLOGIES = ("flat", "two-tier", "leaf-spine")
+HASHES = {"l3": 0, "l4": 1}  # net.ipv4.fib_multipath_hash_policy
+#: IPv4 only inside the cluster: no IPv6 neighbour discovery in the link counters.
+QUIET = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
+
+
+@dataclass
+class Spec:
+    """What the user asked ``up`` for (the ``cluster up`` flags)."""
+
+    name: str = "dlr"
+    hosts: int = 2
+    subnet: str = "198.18.0.0/24"
+    topology: str = "flat"
+    rate: str | None = None
+    uplink_rate: str | None = None
+    delay_ms: float | None = None
+    loss_pct: float | None = None
+    loss_links: dict[str, float] = field(default_factory=dict)
+    leaves: int = 2
+    spines: int = 2
+    hash: str = "l4"
+    burst: int | None = None  # bytes; None: one MTU packet and a bit (see shaping.py)
+    queue: int | None = None  # bytes; None: see shaping.py
+
+
+@dataclass
+class Link:
+    """One emulated cable: ends ``a`` and ``b`` are ``[namespace or "", device, node]``."""
+
+    id: str
+    cls: str  # "host" or "uplink"
+    a: list[str]
+    b: list[str]
+
+    def directions(self) -> list[tuple[str, list[str], list[str]]]:
+        """``("h0>l0", sender end, receiver end)`` for both directions."""
+        return [
+            (f"{self.a[2]}>{self.b[2]}", self.a, self.b),
+            (f"{self.b[2]}>{self.a[2]}", self.b, self.a),
+        ]
+
+
+@dataclass
+class Cluster:
+    """What ``up`` built, saved as ``state.json`` before each piece is created."""
+
+    spec: Spec
+    hosts: list[str] = field(default_factory=list)  # host namespaces, in rank order
+    routers: list[str] = field(default_factory=list)  # leaf and spine namespaces
+    root_links: list[str] = field(default_factory=list)  # devices in the root namespace
+    bridges: list[str] = field(default_factory=list)  # bridges in the root namespace
+    links: list[Link] = field(default_factory=list)
+    addresses: dict[str, str] = field(default_factory=dict)  # host -> fabric address
+    leaf_of: dict[str, int] = field(default_factory=dict)
+    mpi_net: str = ""  # the hosts' fabric addresses (btl_tcp_if_include)
+    oob_net: str = ""  # the launcher's control network (oob_tcp_if_include)
+    burst: int = 0
+    queue: int = 0
+    nft: bool = False  # loss rules or flow counters installed
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.spec.name
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(self.state_dir / "state.json")
+
+    def link(self, link_id: str) -> Link:
+        for link in self.links:
+            if link.id == link_id:
+                return link
+        raise KeyError(link_id)
+
+
+def load(name: str) -> Cluster:
+    """The state of cluster ``name``; a clear error when it is not up."""
+    check_name(name)
+    path = STATE_ROOT / name / "state.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(
+            f"cluster {name!r} is not up (no {path}); `dist-logreg cluster up` first"
+        ) from None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise UsageError(
+            f"cluster {name!r}: unreadable {path} ({exc}); `cluster down` it"
+        ) from None
+    raw["spec"] = Spec(**raw["spec"])
+    raw["links"] = [Link(**x) for x in raw["links"]]
+    return Cluster(**raw)
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(
+            "--name: expected 1-8 lower-case letters and digits starting with a letter "
+            f"(it prefixes every interface name, at most 15 characters), got {name!r}"
+        )
+
+
+def sh(
+    args: list[str], check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run one command; a failure is a ``UsageError`` quoting the command and its error."""
+    r = subprocess.run(args, capture_output=True, text=True, input=stdin)
+    if check and r.returncode != 0:
+        raise UsageError(f"`{' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
+    return r
+
+
+def in_ns(ns: str) -> list[str]:
+    """The prefix that runs a command inside namespace ``ns`` ("" is the root namespace)."""
+    return ["ip", "netns", "exec", ns] if ns else []
+
+
+def need_tool(tool: str, package: str, why: str) -> str:
+    """The path of ``tool``, or a ``UsageError`` naming the Debian package that has it."""
+    path = shutil.which(tool)
+    if path is None:
+        raise UsageError(
+            f"cluster: {why} needs the `{tool}` command, which is not installed: "
+            f"`apt-get install {package}` (Debian/Ubuntu package {package})"
+        )
+    return path
+
+
+def preflight() -> None:
+    """Root, and the tools every topology needs; a clear message when something is missing."""
+    if os.geteuid() != 0:
+        raise UsageError("cluster: expected to run as root (network namespaces, veth links, tc)")
+    for tool, package in (("ip", "iproute2"), ("tc", "iproute2"), ("unshare", "util-linux")):
+        need_tool(tool, package, "every emulated cluster")
