@@ -17,9 +17,9 @@ Model: ``--model FILE.json`` puts a cost-model prediction next to each measureme
 through :func:`predict_allreduce_s`: a ``model.json`` fitted by ``dist-logreg model fit``
 (one rank per host, the fitted inter-host parameters), or the minimal hand-written shape
 ``{"alpha_s": a, "beta_s_per_byte": b, "gamma_s_per_byte": g}``, also per algorithm under
-``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, DESIGN.md). The predicted step is the baseline's time outside the
-allreduce (divided by P / P0 under strong scaling, unchanged under weak) plus the
-predicted allreduce.
+``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, DESIGN.md).
+The predicted step is the baseline's time outside the allreduce (divided by P / P0 under
+strong scaling, unchanged under weak) plus the predicted allreduce.
 """
 
 from __future__ import annotations
