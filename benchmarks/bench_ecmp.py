@@ -48,7 +48,7 @@ def job(name: str, alg: str, k: int, size: str, tmp: Path, iters: int) -> dict:
     cluster("run", "--name", name, "--tcp-links", str(k), "--", "bench", "--allreduce", alg,
             "--min-bytes", size, "--max-bytes", size, "--iters", str(iters), "--warmup", "1",
             "--out", str(out))  # fmt: skip
-    (rec,) = json.loads(out.read_text())
+    (rec,) = json.loads(out.read_text())["records"]
     fl = json.loads((tmp / "b.flows.json").read_text())
     links = json.loads((tmp / "b.links.json").read_text())
     big = [f for f in fl["flows"] if f["spine"] and f["elephant"]]

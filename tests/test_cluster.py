@@ -185,7 +185,7 @@ def test_every_message_size_is_shaped(tmp_path):
         r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", *size,
                 "--iters", "20", "--warmup", "3", "--out", str(out))  # fmt: skip
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        (rec,) = read_json(out)
+        (rec,) = read_json(out)["records"]
         # Ring at 2 ranks: each host sends the whole 64 KiB over its 100 Mbit/s link.
         wire = 65536 * 8 / 100e6
         assert rec["time_s"] >= 0.8 * wire, (rec["time_s"], wire)

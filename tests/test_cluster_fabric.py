@@ -151,7 +151,7 @@ def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
         rows = {row["id"]: row for row in read_json(tmp_path / "f" / "links.json")["links"]}
         assert sum(d["loss_drops"] for d in rows["l0-s0"]["directions"].values()) > 0
         assert sum(d["loss_drops"] for d in rows["h0"]["directions"].values()) == 0
-        assert json.loads((tmp_path / "b.json").read_text())[0]["busbw"] > 0
+        assert json.loads((tmp_path / "b.json").read_text())["records"][0]["busbw"] > 0
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dist_logreg.files import write_json
 from dist_logreg.ops.cluster import flows
 from dist_logreg.ops.cluster.state import Cluster
 from dist_logreg.ops.cluster.status import describe
@@ -52,14 +53,15 @@ def post_process(c: Cluster, kind: str, result: Path, report: dict, ceiling, rc:
             block["busbw_pct_of_ceiling"] = 100 * busbw / block["ceiling"]["GBps"]
             block["busbw_GBps_p50"] = busbw
         summary["fabric"] = block
-        path.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(path, summary)
     elif result.exists():
-        records = json.loads(result.read_text())
+        doc = json.loads(result.read_text())
+        records = doc["records"] if isinstance(doc, dict) else doc  # {"run", "records"}
         for r in records:
             if ceiling:
                 r["ceiling_GBps"] = block["ceiling"]["GBps"]
                 r["busbw_pct_of_ceiling"] = 100 * r["busbw"] / block["ceiling"]["GBps"]
-        result.write_text(json.dumps(records, indent=2) + "\n")
+        write_json(result, doc)
         block["records"] = records
     return block
 
