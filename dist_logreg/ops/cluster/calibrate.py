@@ -23,6 +23,7 @@ import time
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster.state import Cluster, in_ns
+from dist_logreg.units import rate_bits
 
 PORT = 5201  # iperf3's; each host is its own namespace, so it is free
 
@@ -133,5 +134,12 @@ def ceiling(c: Cluster, hosts_used: list[str]) -> tuple[str, float] | None:
         crossed.append("uplink")
     if not crossed:
         return None
-    slowest = min(crossed, key=lambda k: cal[k]["bidir_Gbps"])
+
+    # The nominally slower class is the bottleneck; measurements only break ties (a probe's
+    # noise must not make a faster class look like the limit).
+    def nominal(cls: str) -> float:
+        rate = c.spec.uplink_rate if cls == "uplink" else c.spec.rate
+        return rate_bits(rate) if rate else float("inf")
+
+    slowest = min(crossed, key=lambda k: (nominal(k), cal[k]["bidir_Gbps"]))
     return slowest, cal[slowest]["bidir_Gbps"]
