@@ -35,18 +35,11 @@ from mpi4py import MPI  # noqa: E402
 
 from dist_logreg.comm.base import MPIAllreduce  # noqa: E402
 from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
+from dist_logreg.study.console import NullReporter  # noqa: E402
 from dist_logreg.train import models  # noqa: E402
 from dist_logreg.train.config import TrainConfig  # noqa: E402
 from dist_logreg.train.data import Dataset  # noqa: E402
 from dist_logreg.train.loop import train  # noqa: E402
-
-
-class Silent:
-    def start(self, *args):
-        pass
-
-    def progress(self, *args):
-        pass
 
 
 def rows(samples: int, features: int, classes: int, density: float, seed: int = 0):
@@ -65,7 +58,7 @@ def one_round(comm, cfg, configs) -> dict:
     out = {}
     for name, (ds, mdl) in configs.items():
         allreduce = Instrumented(MPIAllreduce(comm), cfg.steps)
-        res = train(comm, allreduce, cfg, ds, Silent(), model=mdl)
+        res = train(comm, allreduce, cfg, ds, NullReporter(), model=mdl)
         phases = np.median(res.phase_ns, axis=0) * 1e-9  # data, compute, comm, update
         out[name] = {
             "step_s": res.loop_ns * 1e-9 / res.steps,

@@ -195,6 +195,7 @@ def worker_trainer(args, shape) -> None:
 
     from dist_logreg.comm.base import MPIAllreduce
     from dist_logreg.comm.wrappers import Instrumented
+    from dist_logreg.study.console import NullReporter
     from dist_logreg.study.stats import peak_rss_bytes
     from dist_logreg.train import shards
     from dist_logreg.train.config import TrainConfig
@@ -211,19 +212,11 @@ def worker_trainer(args, shape) -> None:
     ds = shards.for_rank(cfg, comm.Get_size(), comm.Get_rank())
     ds.checked = True  # our own clean files: skip the value scan
     _pretouch(ds.X)
-    result = train(comm, Instrumented(MPIAllreduce(comm), warmup + steps), cfg, ds, Silent())
+    result = train(comm, Instrumented(MPIAllreduce(comm), warmup + steps), cfg, ds, NullReporter())
     marks, phases = result.marks[warmup:], result.phase_ns[warmup:]
     step_s = (marks[-1, 4] - marks[0, 0]) * 1e-9 / steps
     phases_ms = dict(zip(PHASES, (np.median(phases, axis=0) * 1e-6).tolist(), strict=True))
     _report(rank=comm.Get_rank(), step_s=step_s, rss=peak_rss_bytes(), phases_ms=phases_ms)
-
-
-class Silent:
-    def start(self, *args):
-        pass
-
-    def progress(self, *args):
-        pass
 
 
 def worker_bandwidth(args, shape) -> None:

@@ -29,17 +29,10 @@ from mpi4py import MPI  # noqa: E402
 
 from dist_logreg.comm.base import MPIAllreduce  # noqa: E402
 from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
+from dist_logreg.study.console import NullReporter  # noqa: E402
 from dist_logreg.train import data  # noqa: E402
 from dist_logreg.train.config import TrainConfig  # noqa: E402
 from dist_logreg.train.loop import train  # noqa: E402
-
-
-class Silent:
-    def start(self, *args):
-        pass
-
-    def progress(self, *args):
-        pass
 
 
 def bare_loop(comm, ds, cfg, steps: int) -> float:
@@ -75,7 +68,7 @@ def bare_loop(comm, ds, cfg, steps: int) -> float:
 def trainer_loop(comm, ds, cfg) -> float:
     """The real trainer, instrumented as the CLI runs it: seconds per step."""
     allreduce = Instrumented(MPIAllreduce(comm), cfg.steps)
-    result = train(comm, allreduce, cfg, ds, Silent())
+    result = train(comm, allreduce, cfg, ds, NullReporter())
     return result.loop_ns * 1e-9 / result.steps
 
 

@@ -10,6 +10,18 @@ from dist_logreg.study.progress import bar_for
 from dist_logreg.units import format_bytes as _bytes
 
 
+class NullReporter:
+    """A reporter that prints nothing: for callers of ``train`` that only want the result
+    (benchmarks, scripts). Same methods as :class:`Reporter`."""
+
+    notes: tuple = ()
+
+    def say(self, *args) -> None:
+        pass
+
+    start = progress = evaluation = warn = finish = close = say
+
+
 class Reporter:
     """Progress and the final report, printed by rank 0 only.
 
