@@ -131,9 +131,10 @@ class Net {
   void SetMessages(const std::vector<int64_t>& conn, const std::vector<uint64_t>& bytes,
                    const std::vector<double>& delay, const std::vector<int64_t>& ndeps,
                    const std::vector<int64_t>& outPtr, const std::vector<int64_t>& outIdx,
-                   double localRate) {
+                   const std::vector<double>& outDelay, double localRate) {
     m_msgConn = conn; m_bytes = bytes; m_delay = delay; m_left = ndeps;
-    m_outPtr = outPtr; m_outIdx = outIdx; m_localRate = localRate;
+    m_outPtr = outPtr; m_outIdx = outIdx; m_outDelay = outDelay; m_localRate = localRate;
+    m_ready.assign(conn.size(), 0.0);
     msgStart.assign(conn.size(), -1.0);
     msgDone.assign(conn.size(), -1.0);
   }
@@ -181,7 +182,7 @@ class Net {
   std::vector<Ptr<Socket>> m_sinks, m_accepted;
   std::vector<int64_t> m_msgConn, m_left, m_outPtr, m_outIdx;
   std::vector<uint64_t> m_bytes;
-  std::vector<double> m_delay;
+  std::vector<double> m_delay, m_outDelay, m_ready;
   double m_localRate = 1e12, m_sampleEvery = 0;
   int64_t m_toConnect = 0;
 
@@ -339,10 +340,13 @@ class Net {
   void Done(size_t i) {
     msgDone[i] = Simulator::Now().GetSeconds() - t0;
     ++nDone;
+    double now = Simulator::Now().GetSeconds();
     for (int64_t k = m_outPtr[i]; k < m_outPtr[i + 1]; ++k) {
       int64_t j = m_outIdx[k];
+      // e.g. the receiver reduces what arrived before it sends on: an extra delay per edge
+      m_ready[j] = std::max(m_ready[j], now + m_outDelay[k]);
       if (--m_left[j] == 0)
-        Simulator::Schedule(Seconds(m_delay[j]), [this, j]() { Start(j); });
+        Simulator::Schedule(Seconds(m_ready[j] - now + m_delay[j]), [this, j]() { Start(j); });
     }
     if (nDone == (int64_t)m_msgConn.size()) Simulator::Stop();
   }

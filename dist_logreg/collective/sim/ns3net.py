@@ -75,6 +75,7 @@ class Transfers:
     msg_delay: np.ndarray  # s between the last dependency's arrival and the start
     dep_indptr: np.ndarray
     dep_indices: np.ndarray
+    dep_delay: np.ndarray | None = None  # per dependency edge: s added after that arrival
 
 
 @dataclass(frozen=True)
@@ -226,11 +227,12 @@ def _dependents(transfers):
     n = len(transfers.msg_conn)
     indptr = np.asarray(transfers.dep_indptr, dtype=np.int64)
     deps = np.asarray(transfers.dep_indices, dtype=np.int64)
+    edge = np.zeros(deps.size) if transfers.dep_delay is None else np.asarray(transfers.dep_delay)
     waiter = np.repeat(np.arange(n), np.diff(indptr))
     order = np.argsort(deps, kind="stable")
     out_ptr = np.zeros(n + 1, dtype=np.int64)
     np.add.at(out_ptr, deps + 1, 1)
-    return np.diff(indptr), np.cumsum(out_ptr), waiter[order]
+    return np.diff(indptr), np.cumsum(out_ptr), waiter[order], edge[order]
 
 
 def _vec(gbl, kind, values):
@@ -253,7 +255,7 @@ def run(net, transfers, tcp=Tcp(), sample_every_s=0.0, stop_s=3600.0):
     sim = _build(gbl, net, tcp, spray)
     for c, addr in enumerate(_route(sim, net, transfers, spray)):
         sim.AddConn(int(transfers.conn_src[c]), int(transfers.conn_dst[c]), int(addr))
-    ndeps, out_ptr, out_idx = _dependents(transfers)
+    ndeps, out_ptr, out_idx, out_delay = _dependents(transfers)
     sim.SetMessages(
         _vec(gbl, "int64_t", [int(x) for x in transfers.msg_conn]),
         _vec(gbl, "uint64_t", [int(x) for x in transfers.msg_bytes]),
@@ -261,6 +263,7 @@ def run(net, transfers, tcp=Tcp(), sample_every_s=0.0, stop_s=3600.0):
         _vec(gbl, "int64_t", [int(x) for x in ndeps]),
         _vec(gbl, "int64_t", [int(x) for x in out_ptr]),
         _vec(gbl, "int64_t", [int(x) for x in out_idx]),
+        _vec(gbl, "double", [float(x) for x in out_delay]),
         float(net.host_rate),
     )
     start = time.perf_counter()
