@@ -17,7 +17,6 @@ import pytest
 from dist_logreg.collective.sim import packetopts
 from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.messages import messages
 from dist_logreg.collective.sim.placement import place
 from dist_logreg.errors import UsageError
 

@@ -363,8 +363,8 @@ def load():
     Returns the ``cppyy.gbl`` namespace holding ``ns3`` and ``dlr``.
     """
     if "gbl" not in _LOADED:
-        from ns import ns  # noqa: F401  (loads every ns-3 module into cppyy)
         import cppyy
+        from ns import ns  # noqa: F401  (loads every ns-3 module into cppyy)
 
         cppyy.cppdef(CODE)
         _LOADED["gbl"] = cppyy.gbl

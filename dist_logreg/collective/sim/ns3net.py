@@ -250,8 +250,8 @@ def run(net, transfers, tcp=Tcp(), sample_every_s=0.0, stop_s=3600.0):
     if len(transfers.conn_src) > 60000:
         raise ValueError(f"expected at most 60000 connections, got {len(transfers.conn_src)}")
     gbl = ns3driver.load()
-    spray = any(p is None for p, s, d in zip(transfers.conn_path, transfers.conn_src,
-                                              transfers.conn_dst) if s != d)  # fmt: skip
+    remote = np.asarray(transfers.conn_src) != np.asarray(transfers.conn_dst)
+    spray = any(transfers.conn_path[c] is None for c in np.flatnonzero(remote))
     sim = _build(gbl, net, tcp, spray)
     for c, addr in enumerate(_route(sim, net, transfers, spray)):
         sim.AddConn(int(transfers.conn_src[c]), int(transfers.conn_dst[c]), int(addr))

@@ -49,7 +49,8 @@ def node_name(fab, node: int) -> str:
 
 
 def link_names(fab) -> list:
-    return [f"{node_name(fab, a)}>{node_name(fab, b)}" for a, b in zip(fab.link_src, fab.link_dst)]
+    pairs = zip(fab.link_src.tolist(), fab.link_dst.tolist(), strict=True)
+    return [f"{node_name(fab, a)}>{node_name(fab, b)}" for a, b in pairs]
 
 
 def _per_link(fab, mapping: dict, default: float, what: str) -> np.ndarray:

@@ -78,8 +78,11 @@ def add_packet_arguments(parser: argparse.ArgumentParser) -> None:
         default=500,
         help="queue-occupancy samples over the run (default 500)",
     )
-    g.add_argument("--max-wall", default="1h",
-                   help="refuse a packet run estimated to take longer than this wall time (default 1h)")  # fmt: skip
+    g.add_argument(
+        "--max-wall",
+        default="1h",
+        help="refuse a packet run estimated to take longer than this wall time (default 1h)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
