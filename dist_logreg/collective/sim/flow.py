@@ -83,7 +83,8 @@ class StepCache:
         h = hashlib.blake2b(digest_size=16)
         for arr in (src_host, dst_host, keys):
             h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
-        k = (id(fab), h.digest())
+        route = (id(fab.shape), id(fab.link_rate), id(fab.link_latency), id(fab.pinned))
+        k = (route, fab.hash, fab.hash_seed, fab.polarize, fab.host_rate, h.digest())
         if k not in self._steps:
             self._steps[k] = (fab, cost_step(fab, src_host, dst_host, keys))
         return self._steps[k][1]
