@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from dist_logreg.collective.sim import packetopts
+from dist_logreg.collective.sim import packet_options
 from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.placement import place
@@ -101,9 +101,9 @@ def test_loss_gives_retransmissions_and_a_longer_time(ns3):
     eng = get_engine("packet")
     clean = eng.run(job)
     lossy = eng.run(Job(fab, place(2, fab), RING, 2 * MiB, options={"loss": "1"}))
-    assert clean.extra["retransmissions"] == 0 and clean.extra["lost"] == 0
-    assert lossy.extra["lost"] > 0
-    assert lossy.extra["retransmissions"] > 0
+    assert clean.extra["packet"]["retransmissions"] == 0 and clean.extra["packet"]["lost"] == 0
+    assert lossy.extra["packet"]["lost"] > 0
+    assert lossy.extra["packet"]["retransmissions"] > 0
     assert lossy.time_s > clean.time_s * 1.05
 
 
@@ -127,7 +127,11 @@ def test_spraying_spreads_bytes_over_every_spine(ns3):
     fab = parse_fabric(spec)
     host_of = np.array([0, 2, 1, 3])  # neighbours in the ring sit under different leaves
     res = get_engine("packet").run(Job(fab, host_of, RING, 4 * MiB))
-    up = {d["link"]: d["wire_bytes"] for d in res.extra["links_detail"] if d["class"] == "leaf-up"}
+    up = {
+        d["link"]: d["wire_bytes"]
+        for d in res.extra["packet"]["links_detail"]
+        if d["class"] == "leaf-up"
+    }
     leaf_up = fab.link_class == fab.class_names.index("leaf-up")
     assert len(up) == int(leaf_up.sum()) == 8
     b = np.array(list(up.values()), dtype=float)
@@ -172,17 +176,17 @@ def test_a_run_of_hours_is_refused_up_front_with_the_estimate():
 )  # fmt: skip
 def test_bad_packet_options_are_usage_errors(options, needle):
     with pytest.raises(UsageError, match=needle):
-        packetopts.parse_options(options)
+        packet_options.parse_options(options)
 
 
 def test_cli_options_round_trip():
     import argparse
 
     p = argparse.ArgumentParser()
-    packetopts.add_packet_arguments(p)
+    packet_options.add_packet_arguments(p)
     args = p.parse_args(["--tcp", "dctcp", "--ecn", "65K", "--loss-link", "leaf-up=0.1",
                          "--min-rto", "5ms", "--link-delay", "spine-down=5us"])  # fmt: skip
-    o = packetopts.parse_options(packetopts.options_from_args(args))
+    o = packet_options.parse_options(packet_options.options_from_args(args))
     assert (o.tcp, o.ecn, o.queue, o.min_rto) == ("dctcp", 65 << 10, 1 << 20, 0.005)
     assert o.loss_link == {"leaf-up": pytest.approx(0.001)}
     assert o.link_delay == {"spine-down": pytest.approx(5e-6)}

@@ -9,10 +9,11 @@ or, with ``hash=spray``, ns-3 sprays its packets over every equal-cost path. A m
 starts ``alpha`` after its dependencies arrived (plus ``gamma`` per byte the sender had to
 reduce first), as in ``--exact``. So the two engines differ only in what the network does.
 
-Options (``Job.options``, see :mod:`.packetopts`): ``tcp``, ``queue``, ``ecn``, ``loss``,
+Options (``Job.options``, see :mod:`.packet_options`): ``tcp``, ``queue``, ``ecn``, ``loss``,
 ``loss_link``, ``link_delay``, ``min_rto``, ``queue_samples``, ``max_wall``.
 
-``Result.extra`` adds: ``wall_s``, ``estimate_wall_s``, ``drops``, ``ecn_marks``,
+``Result.extra["packet"]`` (the ``packet`` block of a simulate.json row): ``wall_s``,
+``estimate_wall_s``, ``drops``, ``ecn_marks``,
 ``lost`` (totals, packets), ``retransmissions``, ``timeouts`` (totals), ``links_detail``
 (per directed link with traffic: name, class, wire bytes, drops, marks, lost, peak queue
 bytes), ``connections`` (per connection with retransmissions or timeouts), ``queue``
@@ -32,7 +33,7 @@ import numpy as np
 
 from dist_logreg.collective.sim import flow, ns3net
 from dist_logreg.collective.sim.messages import messages
-from dist_logreg.collective.sim.packetopts import PacketOptions, parse_options
+from dist_logreg.collective.sim.packet_options import PacketOptions, parse_options
 from dist_logreg.errors import UsageError
 
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
@@ -166,8 +167,10 @@ class PacketEngine:
                 f"packet engine: {int((res.msg_done < 0).sum())} messages never arrived"
             )
         time_s = float(np.max(res.msg_done + g.reduce * job.fabric.gamma)) if g.size else 0.0
-        extra = summarize(job, res, tr, g, time_s)
-        extra.update(estimate_wall_s=est, flow_phase_sync_s=fl["time_s"], options=vars_of(opts))
+        detail = summarize(job, res, tr, g, time_s)
+        detail.update(estimate_wall_s=est, flow_phase_sync_s=fl["time_s"], options=vars_of(opts))
+        extra = {"phase_sync_s": fl["time_s"], "cross_leaf_bytes": fl.get("cross_leaf_bytes", 0.0),
+                 "packet": detail}  # fmt: skip
         return Result(
             time_s=time_s,
             ideal_s=fl["ideal_s"],
@@ -231,6 +234,7 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         "links_detail": detail,
         "connections": conns,
         "message_start_s": res.msg_start.tolist(),
+        "message_done_s": res.msg_done.tolist(),
         "queue": {
             "t_s": res.queue_t.tolist(),
             "links": {names[i]: res.queue_bytes[:, i].tolist() for i in top}

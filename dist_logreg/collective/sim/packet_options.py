@@ -1,8 +1,9 @@
 """The packet engine's options: ``add_packet_arguments(parser)`` and their parsing.
 
 Pure (no ns-3 here), so ``simulate --help`` works without the ``packet`` extra. The CLI
-hands :func:`options_from_args` to ``Job.options``; :func:`parse_options` validates that
-mapping (also when it comes from Python) into a :class:`PacketOptions`.
+hands the ``packet_*`` arguments (:func:`options_from_args`) to ``Job.options``;
+:func:`parse_options` validates that mapping (keys with or without the ``packet_`` prefix,
+CLI strings or Python values) into a :class:`PacketOptions`.
 
 Example::
 
@@ -41,22 +42,35 @@ def add_packet_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``--engine packet`` reads (ignored by the flow engine)."""
     g = parser.add_argument_group("packet engine (--engine packet, ns-3)")
     g.add_argument(
-        "--tcp", choices=TCPS, default="cubic", help="TCP congestion control (default cubic)"
+        "--tcp",
+        dest="packet_tcp",
+        choices=TCPS,
+        default="cubic",
+        help="TCP congestion control (default cubic)",
     )
     g.add_argument(
-        "--queue", default="1M", help="per-port drop-tail buffer in bytes, e.g. 256K (default 1M)"
+        "--queue",
+        dest="packet_queue",
+        default="1M",
+        help="per-port drop-tail buffer in bytes, e.g. 256K (default 1M)",
     )
     g.add_argument(
         "--ecn",
+        dest="packet_ecn",
         default=None,
         metavar="K",
         help="RED/ECN marking at queue length K bytes, DCTCP style, e.g. 65K (default off)",
     )
     g.add_argument(
-        "--loss", default="0", metavar="PCT", help="packet loss on every link, percent (default 0)"
+        "--loss",
+        dest="packet_loss",
+        default="0",
+        metavar="PCT",
+        help="packet loss on every link, percent (default 0)",
     )
     g.add_argument(
         "--loss-link",
+        dest="packet_loss_link",
         action="append",
         default=[],
         metavar="LINK=PCT",
@@ -64,30 +78,36 @@ def add_packet_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--link-delay",
+        dest="packet_link_delay",
         action="append",
         default=[],
         metavar="CLASS=TIME",
         help="propagation + switching delay of a link class, e.g. spine-down=5us; repeatable",
     )
     g.add_argument(
-        "--min-rto", default="200ms", help="TCP minimum retransmission timeout (default 200ms)"
+        "--min-rto",
+        dest="packet_min_rto",
+        default="200ms",
+        help="TCP minimum retransmission timeout (default 200ms)",
     )
     g.add_argument(
         "--queue-samples",
+        dest="packet_queue_samples",
         type=int,
         default=500,
         help="queue-occupancy samples over the run (default 500)",
     )
     g.add_argument(
         "--max-wall",
+        dest="packet_max_wall",
         default="1h",
         help="refuse a packet run estimated to take longer than this wall time (default 1h)",
     )
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
-    """The packet options of parsed CLI arguments, as strings for :func:`parse_options`."""
-    return {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
+    """The packet options of parsed CLI arguments (``packet_*``), for :func:`parse_options`."""
+    return {k: v for k, v in vars(args).items() if k.startswith("packet_") and v is not None}
 
 
 def _pct(text, key: str) -> float:
@@ -130,10 +150,10 @@ def _wall(value) -> float:
 
 def parse_options(options: dict) -> PacketOptions:
     """Validate ``Job.options`` (CLI strings or Python values) into :class:`PacketOptions`."""
-    unknown = sorted(set(options) - set(KEYS))
+    o = {k.removeprefix("packet_"): v for k, v in options.items() if v is not None}
+    unknown = sorted(set(o) - set(KEYS))
     if unknown:
         raise UsageError(f"packet options: expected keys among {list(KEYS)}, got {unknown}")
-    o = dict(options)
     tcp = str(o.get("tcp", "cubic"))
     if tcp not in TCPS:
         raise UsageError(f"--tcp: expected one of {', '.join(TCPS)}, got {tcp!r}")
