@@ -13,8 +13,8 @@ from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.messages import messages
 from dist_logreg.collective.sim.placement import place
-from dist_logreg.comm.costs import hierarchical_coefficients, model_time
-from dist_logreg.comm.names import OURS
+from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
+from dist_logreg.collective.algorithms import OURS
 from dist_logreg.errors import UsageError
 
 S = 3 << 20  # payload bytes: not a multiple of the odd p, on purpose

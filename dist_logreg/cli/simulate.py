@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from dist_logreg.comm.names import OURS
+from dist_logreg.collective.algorithms import OURS
 from dist_logreg.errors import UsageError, exit_status_help
 
 EPILOG = """\

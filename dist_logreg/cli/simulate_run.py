@@ -14,8 +14,8 @@ from dist_logreg.collective.sim import cluster as cluster_fabric
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.runner import sweep
 from dist_logreg.collective.sim.text import lines
-from dist_logreg.comm import costmodel
-from dist_logreg.comm.names import OURS
+from dist_logreg.collective import costfile as costmodel
+from dist_logreg.collective.algorithms import OURS
 from dist_logreg.errors import UsageError
 
 

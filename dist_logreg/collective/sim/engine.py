@@ -30,7 +30,7 @@ import numpy as np
 from dist_logreg.collective.sim import exact as exact_mode
 from dist_logreg.collective.sim import flow
 from dist_logreg.collective.sim.fabric import Fabric
-from dist_logreg.comm.schedule import phases
+from dist_logreg.collective.schedule import phases
 from dist_logreg.errors import UsageError
 
 

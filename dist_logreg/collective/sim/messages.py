@@ -1,6 +1,6 @@
 """The messages of one allreduce and what each waits for: ``messages(algorithm, ranks, nbytes)``.
 
-Built from the algorithm's phases (:func:`dist_logreg.comm.schedule.phases`, every repeat
+Built from the algorithm's phases (:func:`dist_logreg.collective.schedule.phases`, every repeat
 of a phase its own step). A ``MessageGraph`` has arrays, one entry per message:
 ``src_rank``, ``dst_rank``, ``nbytes`` (int, B), ``phase`` (the step), ``reduce`` (bytes the
 receiver reduces on arrival), and dependencies in CSR form, ``dep_indptr``/``dep_indices``:
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dist_logreg.comm.schedule import phases
+from dist_logreg.collective.schedule import phases
 
 
 @dataclass(frozen=True)
