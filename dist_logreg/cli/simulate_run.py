@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.collective.algorithms import OURS
 from dist_logreg.collective.sim import cluster as cluster_fabric
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.runner import sweep
 from dist_logreg.collective.sim.text import lines
 from dist_logreg.collective import costfile as costmodel
+from dist_logreg.collective.algorithms import OURS
 from dist_logreg.errors import UsageError
 
 

@@ -13,6 +13,6 @@ What runs on MPI is in :mod:`dist_logreg.comm`.
 ``benchfit``      bench records to a fitted ``model.json``, with provenance
 ``whatif``        ``dist-logreg model predict``: tables, crossovers, a run's comm fraction
 ``ecmp``          balls into bins: what ECMP hashing does to an allreduce on a leaf-spine
-``sim``           the simulators: the flow engine (``simulate``) and the packet engine (ns-3)
+``sim``           the simulators: fabric, placement, engines (``dist-logreg simulate``)
 ================  ==========================================================================
 """

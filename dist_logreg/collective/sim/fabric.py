@@ -43,10 +43,11 @@ _M1, _M2, _G = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.
 
 def mix(x) -> np.ndarray:
     """splitmix64 of each element (uint64, wrapping): a good, vectorised hash."""
-    z = np.asarray(x, dtype=np.uint64) + _G
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    with np.errstate(over="ignore"):
+        z = np.asarray(x, dtype=np.uint64) + _G
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
 
 
 @dataclass(frozen=True, eq=False)
