@@ -190,3 +190,16 @@ def test_cli_options_round_trip():
     assert (o.tcp, o.ecn, o.queue, o.min_rto) == ("dctcp", 65 << 10, 1 << 20, 0.005)
     assert o.loss_link == {"leaf-up": pytest.approx(0.001)}
     assert o.link_delay == {"spine-down": pytest.approx(5e-6)}
+
+
+def test_report_draws_queues_and_the_message_cdf(tmp_path):
+    from dist_logreg.report import packetplots
+
+    block = {"options": {"tcp": "dctcp", "ecn": 30 << 10}, "message_done_s": [3e-4, 1e-4, 2e-4],
+             "queue": {"t_s": [0.0, 1e-4, 2e-4], "links": {"leaf0>spine0": [0, 9000, 0]}}}  # fmt: skip
+    doc = {"results": [{"algorithm": RING, "bytes": MiB, "packet": block},
+                       {"algorithm": RD, "bytes": MiB}]}  # fmt: skip
+    paths = packetplots.draw(doc, tmp_path)
+    assert [p.name for p in paths] == ["packet-queues.png", "packet-messages.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert packetplots.draw({"results": [{"algorithm": RING}]}, tmp_path / "none") == []

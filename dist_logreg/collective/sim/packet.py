@@ -75,7 +75,16 @@ def _per_link(fab, mapping: dict, default: float, what: str) -> np.ndarray:
 
 
 def network_of(fab, opts: PacketOptions) -> ns3net.Network:
-    """The fabric as an ns-3 description: same links, rates and latencies."""
+    """The fabric as an ns-3 description: same links, rates and latencies.
+
+    A host's own NIC queue stands for the sender's socket backpressure (Linux's TCP small
+    queues): deep enough never to drop (every connection's window fits), no ECN marking.
+    Otherwise cubic overflows its own NIC, and a lost last segment of a message waits for
+    the RTO (ns-3 has no tail-loss probe). ``--queue`` and ``--ecn`` are the switch ports'.
+    """
+    nic = fab.link_src < fab.hosts
+    conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
+    host_queue = min(ns3net.BUFFER_BYTES * conns, 1 << 31) + opts.queue
     return ns3net.Network(
         hosts=fab.hosts,
         nodes=fab.hosts + len(fab.switch_names),
@@ -84,8 +93,8 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         link_rate=fab.link_rate,
         link_latency=_per_link(fab, opts.link_delay, 0.0, "link-delay") if opts.link_delay
         else fab.link_latency,
-        queue_bytes=np.full(fab.links, opts.queue, dtype=np.int64),
-        ecn_k=np.full(fab.links, opts.ecn, dtype=np.int64),
+        queue_bytes=np.where(nic, host_queue, opts.queue).astype(np.int64),
+        ecn_k=np.where(nic, 0, opts.ecn).astype(np.int64),
         loss=_per_link(fab, opts.loss_link, opts.loss, "loss-link"),
         mtu=int(fab.mtu),
         host_rate=float(fab.host_rate),
