@@ -57,7 +57,8 @@ def main() -> None:
                        "drops": p.extra["packet"]["drops"]}  # fmt: skip
                 rows.append(row)
                 print(f"| {label} | {alg} | {nb} | {f.time_s * 1e3:.3f} ms | "
-                      f"{p.time_s * 1e3:.3f} ms | {row['ratio']:.3f} | {per_msg * 1e6:.1f} us | {row['wall_s']:.1f} s |",
+                      f"{p.time_s * 1e3:.3f} ms | {row['ratio']:.3f} | {per_msg * 1e6:.1f} us | "
+                      f"{row['wall_s']:.1f} s |",
                       flush=True)  # fmt: skip
     print(f"loadavg {os.getloadavg()}")
     if args.json:
