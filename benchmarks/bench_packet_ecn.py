@@ -42,7 +42,8 @@ def main() -> None:
             out.append({"algorithm": alg, "case": label, **r})
             print(f"{alg:13s} {label:16s} time {r['time_s'] * 1e3:8.3f} ms  peak queue "
                   f"{r['peak_queue_bytes'] / 1024:6.1f} KiB  mean "
-                  f"{r['mean_queue_bytes'] / 1024:6.1f} KiB  marks {r['ecn_marks']:6d}  drops {r['drops']:5d}  retx "
+                  f"{r['mean_queue_bytes'] / 1024:6.1f} KiB  marks {r['ecn_marks']:6d}  drops "
+                  f"{r['drops']:5d}  retx "
                   f"{r['retransmissions']:5d}  wall {r['wall_s']:.1f} s", flush=True)  # fmt: skip
     print(f"loadavg at end {os.getloadavg()}")
     plt = pyplot()

@@ -195,8 +195,9 @@ def test_cli_options_round_trip():
 def test_report_draws_queues_and_the_message_cdf(tmp_path):
     from dist_logreg.report import packetplots
 
+    queue = {"t_s": [0.0, 1e-4, 2e-4], "links": {"leaf0>spine0": [0, 9000, 0]}}
     block = {"options": {"tcp": "dctcp", "ecn": 30 << 10}, "message_done_s": [3e-4, 1e-4, 2e-4],
-             "queue": {"t_s": [0.0, 1e-4, 2e-4], "links": {"leaf0>spine0": [0, 9000, 0]}}}  # fmt: skip
+             "queue": queue}  # fmt: skip
     doc = {"results": [{"algorithm": RING, "bytes": MiB, "packet": block},
                        {"algorithm": RD, "bytes": MiB}]}  # fmt: skip
     paths = packetplots.draw(doc, tmp_path)
