@@ -40,8 +40,14 @@ void SetDefaults(const std::string& tcp, uint32_t segment, uint32_t buffer, doub
   Config::SetDefault("ns3::TcpL4Protocol::SocketType", TypeIdValue(TypeId::LookupByName(tcp)));
   Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(segment));
   Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(buffer));
-  Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(buffer));
+  // 4x the send buffer: what is in flight (at most the send buffer) always fits at the
+  // receiver, else ns-3 can reject the segment that fills a hole and stall on RTOs
+  Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(4 * buffer));
   Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(Seconds(minRto)));
+  // SACK off: with it, ns-3.44 let a connection that lost segments at a full port retransmit
+  // on every RTO without progress for minutes of simulated time (recursive doubling on a
+  // leaf-spine, 1 MiB buffers); NewReno-style recovery does not stall
+  Config::SetDefault("ns3::TcpSocketBase::Sack", BooleanValue(false));
   Config::SetDefault("ns3::TcpSocketBase::UseEcn", StringValue(ecn ? "On" : "Off"));
   Config::SetDefault("ns3::Ipv4GlobalRouting::RandomEcmpRouting", BooleanValue(spray));
 }

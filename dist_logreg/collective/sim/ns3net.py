@@ -41,7 +41,7 @@ TCP_TYPES = {
     "newreno": "ns3::TcpNewReno",
 }
 HEADER_BYTES = 52  # IPv4 20 + TCP 20 + timestamps 12: the segment is mtu - 52
-BUFFER_BYTES = 4 << 20  # socket send and receive buffers: never the limit here
+BUFFER_BYTES = 2 << 20  # socket send buffer (the receive buffer is 4x): bounds the flight
 _LINK_BASE = 0x0A000000  # 10.0.0.0/8: one /30 per cable
 _EXTRA_BASE = 0x0B000000  # 11.0.0.0/8: 11.<host>.<tree>, one per extra path tree
 
