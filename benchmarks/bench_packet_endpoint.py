@@ -25,6 +25,11 @@ RATES = (2.5, 5.0, 10.0)
 SPEC = "leaf-spine:leaves=4,spines=2,hosts-per-leaf=4,rate={r}G,uplink-rate=10G"
 
 
+def _busbw(nb: int, t: float, gbit: float) -> float:
+    """busbw of 16 ranks as a fraction of the host link rate."""
+    return nb / t * 2 * 15 / 16 / (gbit * 1e9 / 8)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bytes", default="4M")
@@ -37,16 +42,16 @@ def main() -> None:
         for r in RATES:
             j = job(SPEC.format(r=r), alg, nb, seed=1, mode="random")
             f, p = flow.run(j), row(pkt.run(j))
-            busbw = lambda t: nb / t * 2 * 15 / 16 / (r * 1e9 / 8)  # noqa: E731
             rec = {"algorithm": alg, "host_gbit": r, "packet_s": p["time_s"], "flow_s": f.time_s,
-                   "bottleneck": f.bottleneck, "packet_busbw_frac": busbw(p["time_s"]),
-                   "flow_busbw_frac": busbw(f.time_s), "drops": p["drops"],
+                   "bottleneck": f.bottleneck, "packet_busbw_frac": _busbw(nb, p["time_s"], r),
+                   "flow_busbw_frac": _busbw(nb, f.time_s, r), "drops": p["drops"],
                    "retransmissions": p["retransmissions"], "wall_s": p["wall_s"]}  # fmt: skip
             out.append(rec)
             print(f"{alg:13s} host {r:4.1f}G  packet {p['time_s'] * 1e3:8.3f} ms  flow "
                   f"{f.time_s * 1e3:8.3f} ms  busbw/host rate packet "
                   f"{rec['packet_busbw_frac']:.2f} flow {rec['flow_busbw_frac']:.2f}  bottleneck "
-                  f"{f.bottleneck}  drops {p['drops']}  wall {p['wall_s']:.1f} s", flush=True)  # fmt: skip
+                  f"{f.bottleneck}  drops {p['drops']}  wall {p['wall_s']:.1f} s",
+                  flush=True)  # fmt: skip
     print(f"loadavg at end {os.getloadavg()}")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))

@@ -35,9 +35,7 @@ LEAF = "leaf-spine:leaves=32,spines=16,hosts-per-leaf=32,rate=400G,oversubscript
 
 def run(spec, seeds, mode="packed", ranks=P, per_host=K, exact=False):
     fab = parse_fabric(spec)
-    doc = sweep(
-        fab, spec, [ranks], ALGS, [S], seeds=seeds, per_host=per_host, mode=mode, exact=exact
-    )
+    doc = sweep(fab, spec, [ranks], ALGS, [S], seeds=seeds, per_host=per_host, mode=mode, exact=exact)
     return {r["algorithm"]: r for r in doc["results"]}
 
 
@@ -131,10 +129,7 @@ def main() -> None:
     placement = answer_c(max(args.seeds // 4, 1), args.images)
     show("(c) placement", placement)
     for m, res in placement.items():
-        print(
-            f"  {m}: cross-leaf "
-            + ", ".join(f"{a} {res[a]['cross_leaf_bytes'] / 2**30:.1f} GiB" for a in ALGS)
-        )
+        print(f"  {m}: cross-leaf " + ", ".join(f"{a} {res[a]['cross_leaf_bytes'] / 2**30:.1f} GiB" for a in ALGS))
     show("(d) host link rate", answer_d(max(args.seeds // 8, 1), args.images))
     small = "leaf-spine:leaves=4,spines=2,hosts-per-leaf=16,rate=400G,oversubscription=2"
     ex = run(small, 1, ranks=64, per_host=1, exact=True)
@@ -143,9 +138,7 @@ def main() -> None:
         print(f"  {a}: exact {ex[a]['time_s'] * 1e3:.3f} ms, phase-sync {ex[a]['phase_sync_s'] * 1e3:.3f} ms, "
               f"ratio {ex[a]['time_s'] / ex[a]['phase_sync_s']:.3f}")  # fmt: skip
     with open("/proc/loadavg") as f:
-        print(
-            f"\nwall {time.perf_counter() - t0:.0f} s, load average {' '.join(f.read().split()[:3])}"
-        )
+        print(f"\nwall {time.perf_counter() - t0:.0f} s, load average {' '.join(f.read().split()[:3])}")
 
 
 if __name__ == "__main__":
