@@ -3,7 +3,7 @@
 Hockney alpha-beta-gamma after Thakur, Rabenseifner and Gropp (2005), with the coefficients
 MPICH's sources state: one allreduce of ``n`` payload bytes on ``p`` ranks costs
 ``a(p)*alpha + b(p)*n*beta + c(p)*n*gamma`` on its critical path, ``alpha`` seconds per
-message, ``beta`` per byte sent, ``gamma`` per byte reduced. See DESIGN.md.
+message, ``beta`` per byte sent, ``gamma`` per byte reduced. See docs/design.md.
 
 =====================  ===================  =====================  ====================
 algorithm              a(p)                 b(p)                   c(p)

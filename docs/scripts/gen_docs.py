@@ -81,14 +81,15 @@ class Recipe:
     page: str  # "README.md", "docs/index.md"; for an image: the page that shows it
     group: str  # recipes of one group share a scratch directory, in order
     make: Callable[[Shell], str | Path]  # block text, or the PNG file to copy
+    image: bool = False  # docs/images/NAME.png, not a block on the page
 
 
 RECIPES: list[Recipe] = []
 
 
-def recipe(name: str, page: str, group: str):
+def recipe(name: str, page: str, group: str, image: bool = False):
     def add(fn):
-        RECIPES.append(Recipe(name, page, group, fn))
+        RECIPES.append(Recipe(name, page, group, fn, image))
         return fn
 
     return add
@@ -230,7 +231,7 @@ def _stragglers(sh: Shell) -> str:
 
 
 def _image(name: str, page: str, group: str, path: str, make=_report):
-    recipe(name, page, group)(lambda sh: make(sh) / path)
+    recipe(name, page, group, image=True)(lambda sh: make(sh) / path)
 
 
 _image("report-lateness", "docs/report.md", "report", "one/lateness.png")
