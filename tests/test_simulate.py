@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
 from dist_logreg.collective.sim import maxmin
 from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.messages import messages
 from dist_logreg.collective.sim.placement import place
-from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
-from dist_logreg.collective.algorithms import OURS
 from dist_logreg.errors import UsageError
 
 S = 3 << 20  # payload bytes: not a multiple of the odd p, on purpose
@@ -45,7 +45,9 @@ def test_hierarchical_matches_its_closed_form_with_intra_host_flows(hosts, k):
 def test_hop_latency_is_paid_per_message():
     fab = parse_fabric("flat:hosts=4,rate=100G,link-latency=3us,alpha=5us")
     ring = OURS[0]
-    assert run(fab, 4, ring).time_s == pytest.approx(model_time(ring, S, 4, 5e-6 + 6e-6, 8 / 100e9), rel=1e-9)
+    assert run(fab, 4, ring).time_s == pytest.approx(
+        model_time(ring, S, 4, 5e-6 + 6e-6, 8 / 100e9), rel=1e-9
+    )
 
 
 def test_recursive_doubling_on_an_oversubscribed_leaf_spine_by_hand():
@@ -178,17 +180,24 @@ def test_ideal_and_placement():
     "spec,match",
     [
         ("flat:hosts=4,rate=fast", r"rate: expected a rate such as 100G.*got 'fast'"),
-        ("flat:hosts=4,link-latency=1parsec", r"link-latency: expected a time such as 1us.*'1parsec'"),
+        (
+            "flat:hosts=4,link-latency=1parsec",
+            r"link-latency: expected a time such as 1us.*'1parsec'",
+        ),
         ("flat:hosts=4,colour=red", r"unknown key 'colour'"),
         ("leaf-spine:leaves=2,spines=2", r"leaf-spine needs hosts-per-leaf="),
         ("fat-tree:k=5", r"k: expected an even radix"),
         ("torus:n=4", r"expected a preset"),
         ("flat:hosts=4,hash=ecmp", r"hash: expected one of l3\|l4\|spray, got 'ecmp'"),
         ("flat:hosts=0", r"hosts: expected a whole number >= 1, got '0'"),
-        ("leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,uplink-rate=1G,oversubscription=2",
-         "not both"),  # fmt: skip
-        ("clos3:pods=2,leaves-per-pod=2,spines-per-pod=3,hosts-per-leaf=2,super-spines=4",
-         "super-spines: expected a multiple of spines-per-pod=3"),  # fmt: skip
+        (
+            "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,uplink-rate=1G,oversubscription=2",
+            "not both",
+        ),  # fmt: skip
+        (
+            "clos3:pods=2,leaves-per-pod=2,spines-per-pod=3,hosts-per-leaf=2,super-spines=4",
+            "super-spines: expected a multiple of spines-per-pod=3",
+        ),  # fmt: skip
     ],
 )
 def test_bad_specs_name_the_key_and_value(spec, match):

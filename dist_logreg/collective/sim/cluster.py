@@ -44,7 +44,10 @@ def overrides(state: dict) -> tuple[str, dict]:
     if spec.get("uplink_rate"):
         out["uplink-rate"] = (_gbit(spec["uplink_rate"]), f"{src} (shaped uplink rate)")
     if "uplink" in cal:
-        out["uplink-rate"] = (cal["uplink"]["bidir_Gbps"] * 1e9 / 8, f"{src} (calibrated uplink ceiling)")
+        out["uplink-rate"] = (
+            cal["uplink"]["bidir_Gbps"] * 1e9 / 8,
+            f"{src} (calibrated uplink ceiling)",
+        )
     per_leaf = -(-hosts // leaves)
     return f"leaf-spine:leaves={leaves},spines={spines},hosts-per-leaf={per_leaf}", out
 
@@ -68,7 +71,11 @@ def pinned(flows_doc, spine_names=None) -> dict:
         if not isinstance(f, dict) or "src" not in f or f.get("spine") in (None, "unseen"):
             continue
         pair = (_index(f["src"], "host"), _index(f["dst"], "host"))
-        spine = order.index(f["spine"]) if order and f["spine"] in order else _index(f["spine"], "spine")
+        spine = (
+            order.index(f["spine"])
+            if order and f["spine"] in order
+            else _index(f["spine"], "spine")
+        )
         if f.get("bytes", 0) >= best.get(pair, (-1, 0))[0]:
             best[pair] = (f.get("bytes", 0), spine)
     if order is None and best:  # numbers as named: make them 0-based

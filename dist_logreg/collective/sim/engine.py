@@ -27,10 +27,10 @@ from typing import Protocol
 
 import numpy as np
 
+from dist_logreg.collective.schedule import phases
 from dist_logreg.collective.sim import exact as exact_mode
 from dist_logreg.collective.sim import flow
 from dist_logreg.collective.sim.fabric import Fabric
-from dist_logreg.collective.schedule import phases
 from dist_logreg.errors import UsageError
 
 
