@@ -1,8 +1,10 @@
 """``dist-logreg simulate`` end to end: JSON shape, --out, exit statuses, report, replay."""
 
+import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +183,28 @@ def test_cluster_state_and_flow_map_replay():
     host_of = place(4, pinned)
     t = get_engine("flow").run(Job(pinned, host_of, OURS[0], 1 << 20)).time_s
     assert t > 0
+
+
+def test_replay_of_a_flow_map_recorded_on_the_emulated_leaf_spine():
+    # recorded by `cluster run -- bench` on a 4-host, 2 x 2 leaf-spine (--hash l4): the map
+    # put h2>h0, h3>h1 and h0>h2 on spine s0 and h1>h3 on s1
+    data = Path(__file__).parent / "data" / "simv"
+    state = json.loads((data / "state.json").read_text())
+    spines = [r.split("-", 1)[1] for r in state["routers"] if r.split("-", 1)[1].startswith("s")]
+    pins = cluster.pinned(json.loads((data / "flows.json").read_text()), spines)
+    assert {k: pins[k] for k in [(2, 0), (3, 1), (0, 2), (1, 3)]} == {
+        (2, 0): 0, (3, 1): 0, (0, 2): 0, (1, 3): 1,
+    }  # fmt: skip
+    preset, over = cluster.overrides(state)
+    fab = dataclasses.replace(parse_fabric(preset, **over), pinned=pins)
+    rd = OURS[1]
+    r = get_engine("flow").run(Job(fab, place(4, fab), rd, 1 << 24))
+    # the distance-2 step: h2>h0 and h3>h1 share leaf 1's uplink to s0, so that step takes
+    # twice the distance-1 step (one flow per host link)
+    rate = fab.link_rate[0]
+    step1 = fab.alpha + 2 * fab.link_latency[0] + (1 << 24) / rate
+    step2 = (
+        fab.alpha + 4 * fab.link_latency[0] + 2 * (1 << 24) / fab.link_rate[fab.link_class == 2][0]
+    )
+    assert r.max_flows_per_uplink == 2 and r.bottleneck in ("leaf-up", "spine-down")
+    assert r.time_s == pytest.approx(step1 + step2, rel=1e-9)

@@ -25,9 +25,14 @@ def resolve_fabric(args):
     if spec.strip().lower().startswith("cluster:"):
         from dist_logreg.ops.cluster import state
 
-        c = state.load(spec.split(":", 1)[1].strip())
+        name, _, extra = spec.split(":", 1)[1].partition(",")
+        c = state.load(name.strip())
         raw = dataclasses.asdict(c)
         spec, over = cluster_fabric.overrides(raw)
+        if extra.strip():  # cluster:NAME,alpha=2ms: the user's keys win over the cluster's
+            spec += "," + extra.strip()
+            for key in [k.split("=")[0].strip().lower() for k in extra.split(",") if k.strip()]:
+                over.pop(key, None)
         spines = [r[len(c.name) + 1 :] for r in c.routers if r.startswith(f"{c.name}-s")]
         if args.flows:
             over["pinned"] = (
