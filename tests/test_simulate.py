@@ -221,3 +221,29 @@ def test_units_files_and_sources(tmp_path):
     fab = parse_fabric(str(j))
     assert fab.link_rate[0] == 25e9 / 8 and fab.link_latency[0] == pytest.approx(5e-7)
     assert parse_fabric("fat-tree:k=16").hosts == 16**3 // 4
+
+
+@pytest.mark.parametrize("hashing", ["l3", "l4"])
+@pytest.mark.parametrize("alg", [OURS[1], OURS[2]])
+def test_matches_the_packages_ecmp_model_over_seeds(alg, hashing):
+    # collective/ecmp.py enumerates every hash outcome of the ECMP study's fabric (4 hosts,
+    # 2 leaves, 2 spines, one flow per rank pair) in a fluid model; with alpha = latency = 0
+    # and equal link rates, max-min sharing gives each step the same time as its most loaded
+    # link, so the simulator's mean busbw over seeds must match the model's mean. The model's
+    # leaves share one hash seed (as Linux leaves do): hash-polarize=yes.
+    import dataclasses
+
+    from dist_logreg.collective.ecmp import predict
+
+    want = predict(alg, 1, hashing)["busbw"]  # in units of the link rate, every outcome
+    base = parse_fabric(f"leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=8,alpha=0,"
+                        f"link-latency=0,hash={hashing},hash-polarize=yes")  # fmt: skip
+    got = []
+    for seed in range(400):
+        fab = dataclasses.replace(base, hash_seed=seed)
+        t = run(fab, 4, alg, 1 << 20).time_s
+        got.append(2 * 3 / 4 * (1 << 20) / t / 1.0)  # link rate 8 bit/s = 1 B/s
+    got = np.array(got)
+    assert got.max() <= want.max() * (1 + 1e-9) and got.min() >= want.min() * (1 - 1e-9)
+    sigma = want.std() / math.sqrt(got.size)
+    assert abs(got.mean() - want.mean()) < 4 * sigma + 1e-12

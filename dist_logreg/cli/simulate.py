@@ -2,7 +2,8 @@
 
 The engine options of ``--engine packet`` are added by
 ``dist_logreg.collective.sim.packet_options.add_packet_arguments(parser)`` when that module
-exists (it must not import ns-3 at parse time); they reach the engine as ``Job.options``.
+exists (it must not import ns-3 at parse time); every option it adds reaches the engine in
+``Job.options``, keyed by its dest.
 """
 
 from __future__ import annotations
@@ -159,9 +160,11 @@ def add_parser(sub) -> None:
         packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
     except ModuleNotFoundError:
         packet = None
+    before = {action.dest for action in p._actions}
     if packet is not None:
         packet.add_packet_arguments(p)
-    p.set_defaults(func=cmd, mpi=False)
+    added = sorted({action.dest for action in p._actions} - before)
+    p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
 
 
 def cmd(args: argparse.Namespace) -> int:

@@ -109,7 +109,7 @@ def run(args) -> int:
             )
     fab, spec_text = resolve_fabric(args)
     fabric_for = cost_model_fabrics(fab, args.cost_model) if args.cost_model else None
-    options = {k: v for k, v in vars(args).items() if k.startswith("packet_")}
+    options = {k: getattr(args, k) for k in getattr(args, "engine_option_dests", [])}
     sizes = args.bytes
     train = None
     if args.run:

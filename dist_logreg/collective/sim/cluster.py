@@ -30,6 +30,8 @@ def overrides(state: dict) -> tuple[str, dict]:
     topo = spec.get("topology", "flat")
     src = f"cluster {name}"
     out = {"hash": (spec.get("hash", "l4"), src)}
+    # Linux leaves hash with one function and seed (collective/ecmp.py): polarized
+    out["hash-polarize"] = (True, f"{src} (Linux: one hash seed on every leaf)")
     if spec.get("rate"):
         out["rate"] = (_gbit(spec["rate"]), f"{src} (shaped rate)")
     cal = (state.get("calibration") or {}).get("classes", {})
