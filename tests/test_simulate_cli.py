@@ -208,3 +208,31 @@ def test_replay_of_a_flow_map_recorded_on_the_emulated_leaf_spine():
     )
     assert r.max_flows_per_uplink == 2 and r.bottleneck in ("leaf-up", "spine-down")
     assert r.time_s == pytest.approx(step1 + step2, rel=1e-9)
+
+
+def test_cost_model_supplies_alpha_and_gamma(tmp_path):
+    # a model fitted (collective/costfit.py) to synthetic measurements of known parameters:
+    # alpha_inter 40 us, gamma 0.1 ns/B; the one-switch ring must then be its closed form
+    from dist_logreg.collective import costfile
+    from dist_logreg.collective.closed_form import model_time
+    from tests.test_costmodel import one_segment_model
+
+    model = one_segment_model()
+    path = tmp_path / "model.json"
+    costfile.save(model, path)
+    ring = OURS[0]
+    alpha = model["algorithms"][ring]["segments"][0]["inter"]["alpha_s"]
+    gamma = model["gamma"][0]["s_per_byte"]
+    r = cli("--fabric", "flat:hosts=5,rate=100G,link-latency=0", "--ranks", "5", "--bytes", "3M",
+            "--algorithm", ring, "--cost-model", str(path), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert alpha == pytest.approx(40e-6, rel=0.01) and gamma == pytest.approx(1e-10, rel=0.01)
+    want = model_time(ring, 3 << 20, 5, alpha, 8 / 100e9, gamma)
+    assert doc["results"][0]["time_s"] == pytest.approx(want, rel=1e-9)
+    assert doc["fabric"]["params"]["alpha"]["source"].startswith("cost model")
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    bad = cli(
+        "--fabric", "flat:hosts=5", "--ranks", "5", "--cost-model", str(tmp_path / "bad.json")
+    )
+    assert bad.returncode == 2 and "bad.json" in bad.stderr
