@@ -14,11 +14,11 @@ import argparse
 import resource
 import time
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.algorithms import HIERARCHICAL, scheduled
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.runner import sweep
 
-ALGS = [a for a in OURS if a != OURS[-1]]  # ring, recursive doubling, Rabenseifner
+ALGS = [a for a in scheduled() if a != HIERARCHICAL.name]  # ring, recursive doubling, Rabenseifner
 
 
 def loadavg() -> str:

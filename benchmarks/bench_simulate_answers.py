@@ -23,11 +23,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dist_logreg.collective.algorithms import OURS  # noqa: E402
+from dist_logreg.collective.algorithms import HIERARCHICAL, scheduled  # noqa: E402
 from dist_logreg.collective.sim.fabric import parse_fabric  # noqa: E402
 from dist_logreg.collective.sim.runner import sweep  # noqa: E402
 
-ALGS = [a for a in OURS if a != OURS[-1]]
+ALGS = [a for a in scheduled() if a != HIERARCHICAL.name]
 P, K, S = 4096, 4, 100 << 20
 FAT = "fat-tree:k=16,rate={rate}"
 LEAF = "leaf-spine:leaves=32,spines=16,hosts-per-leaf=32,rate=400G,oversubscription={o}"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective import algorithms
 from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
 from dist_logreg.collective.sim import maxmin
 from dist_logreg.collective.sim.engine import Job, get_engine
@@ -16,6 +16,8 @@ from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.messages import messages
 from dist_logreg.collective.sim.placement import place
 from dist_logreg.errors import UsageError
+
+OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical
 
 S = 3 << 20  # payload bytes: not a multiple of the odd p, on purpose
 
@@ -25,11 +27,15 @@ def run(fab, p, alg, nbytes=S, per_host=1, exact=False, mode="packed"):
 
 
 @pytest.mark.parametrize("p", [2, 3, 5, 6, 8, 13, 16])
-@pytest.mark.parametrize("alg", [a for a in OURS if a != OURS[-1]])  # hierarchical: below
+@pytest.mark.parametrize(
+    "alg", [a for a in algorithms.of() if a.phases and a.closed_form], ids=lambda a: a.name
+)  # every record with a schedule and a closed form; hierarchical: below
 def test_one_switch_matches_the_closed_form(p, alg):
     fab = parse_fabric(f"flat:hosts={p},rate=100G,link-latency=0,alpha=7us,reduce-rate=20GB/s")
-    want = model_time(alg, S, p, 7e-6, 8 / 100e9, 1 / 20e9)
-    assert run(fab, p, alg).time_s == pytest.approx(want, rel=1e-9)
+    a, b, c = alg.closed_form(p)
+    want = a * 7e-6 + b * S * 8 / 100e9 + c * S / 20e9
+    assert run(fab, p, alg.name).time_s == pytest.approx(want, rel=1e-9)
+    assert want == pytest.approx(model_time(alg.name, S, p, 7e-6, 8 / 100e9, 1 / 20e9), rel=1e-12)
 
 
 @pytest.mark.parametrize("hosts,k", [(3, 2), (4, 3), (5, 4)])

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective import algorithms
 from dist_logreg.collective.sim import cluster
 from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.placement import place
+
+OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical
 
 
 def cli(*args, timeout=60):

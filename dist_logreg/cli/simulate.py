@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.algorithms import scheduled
 from dist_logreg.errors import UsageError, exit_status_help
 
 EPILOG = """\
@@ -108,9 +108,9 @@ def add_parser(sub) -> None:
     a(
         "--algorithm",
         type=_list(str),
-        default=list(OURS),
+        default=list(scheduled()),
         metavar="A[,A...]",
-        help=f"algorithms with a step-by-step schedule: {', '.join(OURS)} (default: all)",
+        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: all)",
     )
     a(
         "--bytes",

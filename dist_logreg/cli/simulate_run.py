@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.collective import costfile as costmodel
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.algorithms import scheduled
 from dist_logreg.collective.sim import cluster as cluster_fabric
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.runner import sweep
@@ -103,9 +103,10 @@ def _progress(done: int, total: int, elapsed: float) -> None:
 
 def run(args) -> int:
     for alg in args.algorithm:
-        if alg not in OURS:
+        if alg not in scheduled():
             raise UsageError(
-                f"--algorithm: expected one of {', '.join(OURS)} (with a schedule), got {alg!r}"
+                f"--algorithm: expected one of {', '.join(scheduled())} (with a schedule), "
+                f"got {alg!r}"
             )
     fab, spec_text = resolve_fabric(args)
     fabric_for = cost_model_fabrics(fab, args.cost_model) if args.cost_model else None
