@@ -14,11 +14,11 @@ import argparse
 import resource
 import time
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.algorithms import HIERARCHICAL, scheduled
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.runner import sweep
 
-ALGS = [a for a in OURS if a != OURS[-1]]  # ring, recursive doubling, Rabenseifner
+ALGS = [a for a in scheduled() if a != HIERARCHICAL.name]  # ring, recursive doubling, Rabenseifner
 
 
 def loadavg() -> str:
@@ -33,11 +33,15 @@ def case(spec: str, ranks: int, seeds: int) -> None:
     doc = sweep(fab, spec, [ranks], ALGS, [100 << 20], seeds=seeds, per_host=4)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{spec}: {ranks} ranks x 4/host, {', '.join(ALGS)}, 100 MiB, {seeds} seed(s): "
-          f"{wall:.1f} s wall, peak RSS {peak:.0f} MiB, load average {before} -> {loadavg()}")  # fmt: skip
+    print(
+        f"{spec}: {ranks} ranks x 4/host, {', '.join(ALGS)}, 100 MiB, {seeds} seed(s): "
+        f"{wall:.1f} s wall, peak RSS {peak:.0f} MiB, load average {before} -> {loadavg()}"
+    )
     for r in doc["results"]:
-        print(f"  {r['algorithm']:<19} median {r['time_s'] * 1e3:9.2f} ms  worst "
-              f"{r['time_s_worst'] * 1e3:9.2f} ms  x ideal {r['ratio_to_ideal']:.2f}")  # fmt: skip
+        print(
+            f"  {r['algorithm']:<19} median {r['time_s'] * 1e3:9.2f} ms  worst "
+            f"{r['time_s_worst'] * 1e3:9.2f} ms  x ideal {r['ratio_to_ideal']:.2f}"
+        )
 
 
 def main() -> None:

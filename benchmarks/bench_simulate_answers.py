@@ -23,11 +23,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dist_logreg.collective.algorithms import OURS  # noqa: E402
+from dist_logreg.collective.algorithms import HIERARCHICAL, scheduled  # noqa: E402
 from dist_logreg.collective.sim.fabric import parse_fabric  # noqa: E402
 from dist_logreg.collective.sim.runner import sweep  # noqa: E402
 
-ALGS = [a for a in OURS if a != OURS[-1]]
+ALGS = [a for a in scheduled() if a != HIERARCHICAL.name]
 P, K, S = 4096, 4, 100 << 20
 FAT = "fat-tree:k=16,rate={rate}"
 LEAF = "leaf-spine:leaves=32,spines=16,hosts-per-leaf=32,rate=400G,oversubscription={o}"
@@ -35,7 +35,9 @@ LEAF = "leaf-spine:leaves=32,spines=16,hosts-per-leaf=32,rate=400G,oversubscript
 
 def run(spec, seeds, mode="packed", ranks=P, per_host=K, exact=False):
     fab = parse_fabric(spec)
-    doc = sweep(fab, spec, [ranks], ALGS, [S], seeds=seeds, per_host=per_host, mode=mode, exact=exact)
+    doc = sweep(
+        fab, spec, [ranks], ALGS, [S], seeds=seeds, per_host=per_host, mode=mode, exact=exact
+    )
     return {r["algorithm"]: r for r in doc["results"]}
 
 
@@ -65,15 +67,22 @@ def answer_b(seeds, out):
     for i, (h, res) in enumerate(groups.items()):
         for j, a in enumerate(ALGS):
             y = np.array(res[a]["time_s_seeds"]) * 1e3
-            ax.scatter(np.full(y.size, j + i * 0.25) + np.linspace(-0.05, 0.05, y.size), y, s=6,
-                       color=f"C{i}", label=h if j == 0 else None)  # fmt: skip
+            ax.scatter(
+                np.full(y.size, j + i * 0.25) + np.linspace(-0.05, 0.05, y.size),
+                y,
+                s=6,
+                color=f"C{i}",
+                label=h if j == 0 else None,
+            )
     ax.set_xticks(np.arange(len(ALGS)) + 0.25, ALGS)
     ax.set_ylabel("allreduce time per seed (ms)")
     ax.set_title(f"fat tree k=16, {P} ranks: ECMP hashing, {seeds} seeds")
     ax.legend(fontsize=8)
     fig.tight_layout(), fig.savefig(out / "sim-hashing.png", dpi=110), plt.close(fig)
-    polar = {p: run(FAT.format(rate="400G") + f",hash=l4,hash-polarize={p}", min(seeds, 8))
-             for p in ("no", "yes")}  # fmt: skip
+    polar = {
+        p: run(FAT.format(rate="400G") + f",hash=l4,hash-polarize={p}", min(seeds, 8))
+        for p in ("no", "yes")
+    }
     return groups, polar
 
 
@@ -107,8 +116,11 @@ def answer_d(seeds, out):
 def show(title, groups):
     print(f"\n{title}")
     for label, res in groups.items():
-        cells = "  ".join(f"{a} {res[a]['time_s'] * 1e3:.2f} ms (worst {res[a]['time_s_worst'] * 1e3:.2f}, "
-                          f"x{res[a]['ratio_to_ideal']:.2f}, {res[a]['bottleneck']})" for a in ALGS)  # fmt: skip
+        cells = "  ".join(
+            f"{a} {res[a]['time_s'] * 1e3:.2f} ms (worst {res[a]['time_s_worst'] * 1e3:.2f}, "
+            f"x{res[a]['ratio_to_ideal']:.2f}, {res[a]['bottleneck']})"
+            for a in ALGS
+        )
         print(f"  {label:<22} {cells}")
 
 
@@ -124,21 +136,36 @@ def main() -> None:
     show("(b) hashing", hashing)
     for p, res in polar.items():
         core = {a: res[a]["links"].get("core-down", {}) for a in ALGS}
-        print(f"  polarize={p}: " + "  ".join(f"{a} {res[a]['time_s'] * 1e3:.2f} ms, core-down max util "
-              f"{core[a].get('max_util', 0):.2f} mean {core[a].get('mean_util', 0):.3f}" for a in ALGS))  # fmt: skip
+        print(
+            f"  polarize={p}: "
+            + "  ".join(
+                f"{a} {res[a]['time_s'] * 1e3:.2f} ms, core-down max util "
+                f"{core[a].get('max_util', 0):.2f} mean {core[a].get('mean_util', 0):.3f}"
+                for a in ALGS
+            )
+        )
     placement = answer_c(max(args.seeds // 4, 1), args.images)
     show("(c) placement", placement)
     for m, res in placement.items():
-        print(f"  {m}: cross-leaf " + ", ".join(f"{a} {res[a]['cross_leaf_bytes'] / 2**30:.1f} GiB" for a in ALGS))
+        print(
+            f"  {m}: cross-leaf "
+            + ", ".join(f"{a} {res[a]['cross_leaf_bytes'] / 2**30:.1f} GiB" for a in ALGS)
+        )
     show("(d) host link rate", answer_d(max(args.seeds // 8, 1), args.images))
     small = "leaf-spine:leaves=4,spines=2,hosts-per-leaf=16,rate=400G,oversubscription=2"
     ex = run(small, 1, ranks=64, per_host=1, exact=True)
     print("\n(e) exact vs phase-synchronous, 64 ranks, leaf-spine 4x16, 2 spines, 2:1:")
     for a in ALGS:
-        print(f"  {a}: exact {ex[a]['time_s'] * 1e3:.3f} ms, phase-sync {ex[a]['phase_sync_s'] * 1e3:.3f} ms, "
-              f"ratio {ex[a]['time_s'] / ex[a]['phase_sync_s']:.3f}")  # fmt: skip
+        print(
+            f"  {a}: exact {ex[a]['time_s'] * 1e3:.3f} ms, "
+            f"phase-sync {ex[a]['phase_sync_s'] * 1e3:.3f} ms, "
+            f"ratio {ex[a]['time_s'] / ex[a]['phase_sync_s']:.3f}"
+        )
     with open("/proc/loadavg") as f:
-        print(f"\nwall {time.perf_counter() - t0:.0f} s, load average {' '.join(f.read().split()[:3])}")
+        print(
+            f"\nwall {time.perf_counter() - t0:.0f} s, "
+            f"load average {' '.join(f.read().split()[:3])}"
+        )
 
 
 if __name__ == "__main__":

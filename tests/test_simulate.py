@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from dist_logreg.collective import algorithms
+from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
 from dist_logreg.collective.sim import maxmin
 from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.messages import messages
 from dist_logreg.collective.sim.placement import place
-from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
-from dist_logreg.collective.algorithms import OURS
 from dist_logreg.errors import UsageError
+
+OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical
 
 S = 3 << 20  # payload bytes: not a multiple of the odd p, on purpose
 
@@ -25,11 +27,15 @@ def run(fab, p, alg, nbytes=S, per_host=1, exact=False, mode="packed"):
 
 
 @pytest.mark.parametrize("p", [2, 3, 5, 6, 8, 13, 16])
-@pytest.mark.parametrize("alg", [a for a in OURS if a != OURS[-1]])  # hierarchical: below
+@pytest.mark.parametrize(
+    "alg", [a for a in algorithms.of() if a.phases and a.closed_form], ids=lambda a: a.name
+)  # every record with a schedule and a closed form; hierarchical: below
 def test_one_switch_matches_the_closed_form(p, alg):
     fab = parse_fabric(f"flat:hosts={p},rate=100G,link-latency=0,alpha=7us,reduce-rate=20GB/s")
-    want = model_time(alg, S, p, 7e-6, 8 / 100e9, 1 / 20e9)
-    assert run(fab, p, alg).time_s == pytest.approx(want, rel=1e-9)
+    a, b, c = alg.closed_form(p)
+    want = a * 7e-6 + b * S * 8 / 100e9 + c * S / 20e9
+    assert run(fab, p, alg.name).time_s == pytest.approx(want, rel=1e-9)
+    assert want == pytest.approx(model_time(alg.name, S, p, 7e-6, 8 / 100e9, 1 / 20e9), rel=1e-12)
 
 
 @pytest.mark.parametrize("hosts,k", [(3, 2), (4, 3), (5, 4)])
@@ -45,7 +51,9 @@ def test_hierarchical_matches_its_closed_form_with_intra_host_flows(hosts, k):
 def test_hop_latency_is_paid_per_message():
     fab = parse_fabric("flat:hosts=4,rate=100G,link-latency=3us,alpha=5us")
     ring = OURS[0]
-    assert run(fab, 4, ring).time_s == pytest.approx(model_time(ring, S, 4, 5e-6 + 6e-6, 8 / 100e9), rel=1e-9)
+    assert run(fab, 4, ring).time_s == pytest.approx(
+        model_time(ring, S, 4, 5e-6 + 6e-6, 8 / 100e9), rel=1e-9
+    )
 
 
 def test_recursive_doubling_on_an_oversubscribed_leaf_spine_by_hand():
@@ -178,17 +186,24 @@ def test_ideal_and_placement():
     "spec,match",
     [
         ("flat:hosts=4,rate=fast", r"rate: expected a rate such as 100G.*got 'fast'"),
-        ("flat:hosts=4,link-latency=1parsec", r"link-latency: expected a time such as 1us.*'1parsec'"),
+        (
+            "flat:hosts=4,link-latency=1parsec",
+            r"link-latency: expected a time such as 1us.*'1parsec'",
+        ),
         ("flat:hosts=4,colour=red", r"unknown key 'colour'"),
         ("leaf-spine:leaves=2,spines=2", r"leaf-spine needs hosts-per-leaf="),
         ("fat-tree:k=5", r"k: expected an even radix"),
         ("torus:n=4", r"expected a preset"),
         ("flat:hosts=4,hash=ecmp", r"hash: expected one of l3\|l4\|spray, got 'ecmp'"),
         ("flat:hosts=0", r"hosts: expected a whole number >= 1, got '0'"),
-        ("leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,uplink-rate=1G,oversubscription=2",
-         "not both"),  # fmt: skip
-        ("clos3:pods=2,leaves-per-pod=2,spines-per-pod=3,hosts-per-leaf=2,super-spines=4",
-         "super-spines: expected a multiple of spines-per-pod=3"),  # fmt: skip
+        (
+            "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,uplink-rate=1G,oversubscription=2",
+            "not both",
+        ),  # fmt: skip
+        (
+            "clos3:pods=2,leaves-per-pod=2,spines-per-pod=3,hosts-per-leaf=2,super-spines=4",
+            "super-spines: expected a multiple of spines-per-pod=3",
+        ),  # fmt: skip
     ],
 )
 def test_bad_specs_name_the_key_and_value(spec, match):
@@ -212,3 +227,29 @@ def test_units_files_and_sources(tmp_path):
     fab = parse_fabric(str(j))
     assert fab.link_rate[0] == 25e9 / 8 and fab.link_latency[0] == pytest.approx(5e-7)
     assert parse_fabric("fat-tree:k=16").hosts == 16**3 // 4
+
+
+@pytest.mark.parametrize("hashing", ["l3", "l4"])
+@pytest.mark.parametrize("alg", [OURS[1], OURS[2]])
+def test_matches_the_packages_ecmp_model_over_seeds(alg, hashing):
+    # collective/ecmp.py enumerates every hash outcome of the ECMP study's fabric (4 hosts,
+    # 2 leaves, 2 spines, one flow per rank pair) in a fluid model; with alpha = latency = 0
+    # and equal link rates, max-min sharing gives each step the same time as its most loaded
+    # link, so the simulator's mean busbw over seeds must match the model's mean. The model's
+    # leaves share one hash seed (as Linux leaves do): hash-polarize=yes.
+    import dataclasses
+
+    from dist_logreg.collective.ecmp import predict
+
+    want = predict(alg, 1, hashing)["busbw"]  # in units of the link rate, every outcome
+    base = parse_fabric(f"leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=8,alpha=0,"
+                        f"link-latency=0,hash={hashing},hash-polarize=yes")  # fmt: skip
+    got = []
+    for seed in range(400):
+        fab = dataclasses.replace(base, hash_seed=seed)
+        t = run(fab, 4, alg, 1 << 20).time_s
+        got.append(2 * 3 / 4 * (1 << 20) / t / 1.0)  # link rate 8 bit/s = 1 B/s
+    got = np.array(got)
+    assert got.max() <= want.max() * (1 + 1e-9) and got.min() >= want.min() * (1 - 1e-9)
+    sigma = want.std() / math.sqrt(got.size)
+    assert abs(got.mean() - want.mean()) < 4 * sigma + 1e-12

@@ -2,7 +2,8 @@
 
 The engine options of ``--engine packet`` are added by
 ``dist_logreg.collective.sim.packet_options.add_packet_arguments(parser)`` when that module
-exists (it must not import ns-3 at parse time); they reach the engine as ``Job.options``.
+exists (it must not import ns-3 at parse time); every option it adds reaches the engine in
+``Job.options``, keyed by its dest.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.algorithms import scheduled
 from dist_logreg.errors import UsageError, exit_status_help
 
 EPILOG = """\
@@ -25,7 +26,8 @@ examples:
 SPEC keys (preset:key=value,...; or a .json/.toml file with "topology" and the same keys):
   flat: hosts; leaf-spine: leaves, spines, hosts-per-leaf, uplink-rate | oversubscription;
   fat-tree: k; clos3: pods, leaves-per-pod, spines-per-pod, hosts-per-leaf, super-spines,
-  core-rate | core-oversubscription; cluster:NAME (a running emulated cluster).
+  core-rate | core-oversubscription; cluster:NAME[,key=value...] (a running emulated
+  cluster; keys given win over the cluster's, e.g. cluster:fab,alpha=2ms).
   common: rate=400G link-latency=1us alpha=5us gamma=0.05ns | reduce-rate=20GB/s
   host-rate=100GB/s mtu=9000 hash=l3|l4|spray hash-seed=0 hash-polarize=no
   Rates without B/s are bits/s (400G = 400 Gbit/s); times take s, ms, us, ns.
@@ -69,38 +71,105 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a = p.add_argument
-    a("--fabric", required=True, metavar="SPEC", help="preset:key=value,... or a .json/.toml file (keys below)")
-    a("--ranks", required=True, type=_list(_ranks), metavar="P[,P...]", help="world size(s) to simulate")
-    a("--ranks-per-host", type=_ranks, default=1, metavar="K", help="ranks on each host (default 1)")
-    a("--placement", choices=("packed", "random", "spread"), default="packed",
-      help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
-      "the topology); spread: round-robin over leaves (default packed)")  # fmt: skip
-    a("--placement-seed", type=int, default=0, metavar="N", help="seed of random placement (default 0)")
-    a("--algorithm", type=_list(str), default=list(OURS), metavar="A[,A...]",
-      help=f"algorithms with a step-by-step schedule: {', '.join(OURS)} (default: all)")  # fmt: skip
-    a("--bytes", type=_list(_size), default=[1 << 20, 100 << 20], metavar="N[,N...]",
-      help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)")  # fmt: skip
-    a("--seeds", type=_ranks, default=1, metavar="N",
-      help="hash (and random placement) seeds: seed i adds i to hash-seed and --placement-seed")  # fmt: skip
+    a(
+        "--fabric",
+        required=True,
+        metavar="SPEC",
+        help="preset:key=value,... or a .json/.toml file (keys below)",
+    )
+    a(
+        "--ranks",
+        required=True,
+        type=_list(_ranks),
+        metavar="P[,P...]",
+        help="world size(s) to simulate",
+    )
+    a(
+        "--ranks-per-host",
+        type=_ranks,
+        default=1,
+        metavar="K",
+        help="ranks on each host (default 1)",
+    )
+    a(
+        "--placement",
+        choices=("packed", "random", "spread"),
+        default="packed",
+        help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
+        "the topology); spread: round-robin over leaves (default packed)",
+    )
+    a(
+        "--placement-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of random placement (default 0)",
+    )
+    a(
+        "--algorithm",
+        type=_list(str),
+        default=list(scheduled()),
+        metavar="A[,A...]",
+        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: all)",
+    )
+    a(
+        "--bytes",
+        type=_list(_size),
+        default=[1 << 20, 100 << 20],
+        metavar="N[,N...]",
+        help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)",
+    )
+    a(
+        "--seeds",
+        type=_ranks,
+        default=1,
+        metavar="N",
+        help="hash (and random placement) seeds: seed i adds i to hash-seed and --placement-seed",
+    )
     a("--exact", action="store_true", help="run the dependency graph event by event (smaller runs)")
-    a("--engine", choices=("flow", "packet"), default="flow", help="flow (default) or packet (ns-3)")
-    a("--cost-model", metavar="FILE", help="take alpha and gamma from a fitted model.json (model fit)")
-    a("--run", metavar="RUN", help="a train --out directory: predict its step time and comm "
-      "fraction at --ranks (measured compute, simulated comm)")  # fmt: skip
-    a("--flows", metavar="FILE", help="flows.json of a cluster run: replay the spine each host "
-      "pair's flows took (with --fabric cluster:NAME)")  # fmt: skip
-    a("--json", action="store_true", help="print simulate.json to standard output instead of the table")
+    a(
+        "--engine",
+        choices=("flow", "packet"),
+        default="flow",
+        help="flow (default) or packet (ns-3)",
+    )
+    a(
+        "--cost-model",
+        metavar="FILE",
+        help="take alpha and gamma from a fitted model.json (model fit)",
+    )
+    a(
+        "--run",
+        metavar="RUN",
+        help="a train --out directory: predict its step time and comm "
+        "fraction at --ranks (measured compute, simulated comm)",
+    )
+    a(
+        "--flows",
+        metavar="FILE",
+        help="flows.json of a cluster run: replay the spine each host "
+        "pair's flows took (with --fabric cluster:NAME)",
+    )
+    a(
+        "--json",
+        action="store_true",
+        help="print simulate.json to standard output instead of the table",
+    )
     a("--out", metavar="DIR", help="write DIR/simulate.json")
     try:
         packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
     except ModuleNotFoundError:
         packet = None
+    before = {action.dest for action in p._actions}
     if packet is not None:
         packet.add_packet_arguments(p)
-    p.set_defaults(func=cmd, mpi=False)
+    added = sorted({action.dest for action in p._actions} - before)
+    p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
 
 
 def cmd(args: argparse.Namespace) -> int:
+    """The ``simulate`` sub-command: a plain process (bad input exits 2, with one line)."""
+    from dist_logreg.cli.guard import run_plain
     from dist_logreg.cli.simulate_run import run
 
-    return run(args)
+    return run_plain(lambda: run(args))

@@ -20,13 +20,18 @@ def read_run(path) -> dict:
         compute = float(s["time_s"]["compute"])
         world = int(s["world_size"])
     except FileNotFoundError:
-        raise UsageError(f"--run {path}: expected a train --out directory with summary.json, "
-                         "found none") from None  # fmt: skip
+        raise UsageError(
+            f"--run {path}: expected a train --out directory with summary.json, found none"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--run {f}: expected steps, world_size, allreduce.calls/bytes and "
-                         f"time_s.compute, got an error reading {exc}") from None  # fmt: skip
+        raise UsageError(
+            f"--run {f}: expected steps, world_size, allreduce.calls/bytes and "
+            f"time_s.compute, got an error reading {exc}"
+        ) from None
     if steps < 1 or calls < 1 or nbytes <= 0 or compute < 0:
-        raise UsageError(f"--run {f}: expected steps, calls, bytes > 0, got {steps}, {calls}, {nbytes}")
+        raise UsageError(
+            f"--run {f}: expected steps, calls, bytes > 0, got {steps}, {calls}, {nbytes}"
+        )
     return {
         "path": str(path),
         "world_size": world,
@@ -43,9 +48,18 @@ def predict_steps(run: dict, results: list) -> dict:
     for r in results:
         compute = run["compute_s_per_step"] * run["world_size"] / r["ranks"]
         comm = run["calls_per_step"] * r["time_s"]
-        preds.append({
-            "algorithm": r["algorithm"], "ranks": r["ranks"], "compute_s": compute, "comm_s": comm,
-            "step_s": compute + comm, "comm_fraction": comm / (compute + comm) if compute + comm else 0.0,
-        })  # fmt: skip
-    return {**run, "predictions": preds,
-            "assumption": "compute per step scales as world_size / P (the same global batch)"}  # fmt: skip
+        preds.append(
+            {
+                "algorithm": r["algorithm"],
+                "ranks": r["ranks"],
+                "compute_s": compute,
+                "comm_s": comm,
+                "step_s": compute + comm,
+                "comm_fraction": comm / (compute + comm) if compute + comm else 0.0,
+            }
+        )
+    return {
+        **run,
+        "predictions": preds,
+        "assumption": "compute per step scales as world_size / P (the same global batch)",
+    }

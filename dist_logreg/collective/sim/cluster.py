@@ -30,6 +30,8 @@ def overrides(state: dict) -> tuple[str, dict]:
     topo = spec.get("topology", "flat")
     src = f"cluster {name}"
     out = {"hash": (spec.get("hash", "l4"), src)}
+    # Linux leaves hash with one function and seed (collective/ecmp.py): polarized
+    out["hash-polarize"] = (True, f"{src} (Linux: one hash seed on every leaf)")
     if spec.get("rate"):
         out["rate"] = (_gbit(spec["rate"]), f"{src} (shaped rate)")
     cal = (state.get("calibration") or {}).get("classes", {})
@@ -44,7 +46,10 @@ def overrides(state: dict) -> tuple[str, dict]:
     if spec.get("uplink_rate"):
         out["uplink-rate"] = (_gbit(spec["uplink_rate"]), f"{src} (shaped uplink rate)")
     if "uplink" in cal:
-        out["uplink-rate"] = (cal["uplink"]["bidir_Gbps"] * 1e9 / 8, f"{src} (calibrated uplink ceiling)")
+        out["uplink-rate"] = (
+            cal["uplink"]["bidir_Gbps"] * 1e9 / 8,
+            f"{src} (calibrated uplink ceiling)",
+        )
     per_leaf = -(-hosts // leaves)
     return f"leaf-spine:leaves={leaves},spines={spines},hosts-per-leaf={per_leaf}", out
 
@@ -68,7 +73,11 @@ def pinned(flows_doc, spine_names=None) -> dict:
         if not isinstance(f, dict) or "src" not in f or f.get("spine") in (None, "unseen"):
             continue
         pair = (_index(f["src"], "host"), _index(f["dst"], "host"))
-        spine = order.index(f["spine"]) if order and f["spine"] in order else _index(f["spine"], "spine")
+        spine = (
+            order.index(f["spine"])
+            if order and f["spine"] in order
+            else _index(f["spine"], "spine")
+        )
         if f.get("bytes", 0) >= best.get(pair, (-1, 0))[0]:
             best[pair] = (f.get("bytes", 0), spine)
     if order is None and best:  # numbers as named: make them 0-based

@@ -10,8 +10,12 @@ Public names (the contract with the packet engine, which implements the same ``E
   uplinks beyond an even spread, summed over steps), ``links`` (``{class: {"max_util",
   "mean_util"}}``), ``messages`` (per-message arrival times in s, exact mode only),
   ``extra`` (engine-specific).
-- ``Engine``: ``name`` and ``run(job) -> Result``; ``get_engine("flow" | "packet")``
-  (the packet engine is imported lazily; without ns3 a ``UsageError`` names the extra).
+- ``Engine``: ``name`` and ``run(job) -> Result``; ``get_engine("flow" | "packet")``.
+  ``"packet"`` imports ``dist_logreg.collective.sim.packet`` and calls its
+  ``PacketEngine()`` only then; without ns3 a ``UsageError`` names the extra (exit 2). Its
+  command-line options come from ``dist_logreg.collective.sim.packet_options``
+  (``add_packet_arguments(parser)``, called by ``cli/simulate.py`` when that module exists;
+  every option it adds reaches the engine in ``Job.options``, keyed by its dest).
 
 Example::
 
@@ -27,10 +31,10 @@ from typing import Protocol
 
 import numpy as np
 
+from dist_logreg.collective.schedule import phases
 from dist_logreg.collective.sim import exact as exact_mode
 from dist_logreg.collective.sim import flow
 from dist_logreg.collective.sim.fabric import Fabric
-from dist_logreg.collective.schedule import phases
 from dist_logreg.errors import UsageError
 
 

@@ -38,7 +38,11 @@ import scipy.sparse as sp
 from dist_logreg.collective.sim.spec import parse_spec
 from dist_logreg.collective.sim.topology import CLASS_NAMES, Shape, links, shape_of, switch_names
 
-_M1, _M2, _G = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2, _G = (
+    np.uint64(0xBF58476D1CE4E5B9),
+    np.uint64(0x94D049BB133111EB),
+    np.uint64(0x9E3779B97F4A7C15),
+)
 
 
 def mix(x) -> np.ndarray:
@@ -124,10 +128,26 @@ class Fabric:
         host = np.ones((f, 1))
         plane = (pa[:, None] * s + s_of_c) * zs + c_of_c
         plane_b = (pb[:, None] * s + s_of_c) * zs + c_of_c
-        cols = np.hstack([a[:, None], n + b[:, None], up0 + la[:, None] * s + sa,
-                          dn0 + lb[:, None] * s + sa, cu0 + plane, cd0 + plane_b])  # fmt: skip
-        w = np.hstack([host, host, np.broadcast_to(w_s, sa.shape), np.broadcast_to(w_s, sa.shape),
-                       np.broadcast_to(w_c, plane.shape), np.broadcast_to(w_c, plane.shape)])  # fmt: skip
+        cols = np.hstack(
+            [
+                a[:, None],
+                n + b[:, None],
+                up0 + la[:, None] * s + sa,
+                dn0 + lb[:, None] * s + sa,
+                cu0 + plane,
+                cd0 + plane_b,
+            ]
+        )
+        w = np.hstack(
+            [
+                host,
+                host,
+                np.broadcast_to(w_s, sa.shape),
+                np.broadcast_to(w_s, sa.shape),
+                np.broadcast_to(w_c, plane.shape),
+                np.broadcast_to(w_c, plane.shape),
+            ]
+        )
         w = np.where((a == b)[:, None], 0.0, w)
         return cols, w
 
@@ -205,8 +225,14 @@ def parse_fabric(spec: str, **overrides) -> Fabric:
     sh = shape_of(values, source)
     src, dst, rate, cls = links(sh)
     names = switch_names(sh)
-    tier = np.concatenate([np.zeros(sh.n_hosts, np.int8), np.full(sh.n_leaves, 1, np.int8),
-                           np.full(sh.pods * sh.spines, 2, np.int8), np.full(sh.cores, 3, np.int8)])  # fmt: skip
+    tier = np.concatenate(
+        [
+            np.zeros(sh.n_hosts, np.int8),
+            np.full(sh.n_leaves, 1, np.int8),
+            np.full(sh.pods * sh.spines, 2, np.int8),
+            np.full(sh.cores, 3, np.int8),
+        ]
+    )
     values = {**values, "uplink-rate": sh.uplink_rate, "core-rate": sh.core_rate}
     return Fabric(
         shape=sh,

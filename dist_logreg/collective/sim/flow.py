@@ -60,13 +60,17 @@ def cost_step(fab: Fabric, src_host, dst_host, keys) -> StepCost:
         u[inter] = maxmin.drain(ai, fab.link_rate, np.ones(ai.shape[0]))
         lat[inter] = ai @ fab.link_latency
         host = fab.link_class < 2
-        u_ideal[inter] = maxmin.drain(ai[:, np.flatnonzero(host)], fab.link_rate[host], np.ones(ai.shape[0]))
+        u_ideal[inter] = maxmin.drain(
+            ai[:, np.flatnonzero(host)], fab.link_rate[host], np.ones(ai.shape[0])
+        )
         weight = np.asarray(ai.sum(axis=0)).ravel()
         last = int(np.argmax(lat[inter] + u[inter]))
         critical = int(fab.link_class[maxmin.bottleneck_link(ai, fab.link_rate, last)])
         sh = fab.shape
         _, up0, dn0, cu0, cd0 = sh.bases()
-        leaf_up = weight[up0:dn0].reshape(sh.n_leaves, max(sh.spines, 1)) if sh.spines else weight[:0]
+        leaf_up = (
+            weight[up0:dn0].reshape(sh.n_leaves, max(sh.spines, 1)) if sh.spines else weight[:0]
+        )
         spine_up = weight[cu0:cd0].reshape(-1, sh.per_plane) if sh.per_plane else weight[:0]
         max_up = float(max(leaf_up.max(initial=0.0), spine_up.max(initial=0.0)))
         excess = _excess(leaf_up) + _excess(spine_up)
@@ -122,7 +126,11 @@ def _summary(fab, total, ideal, link_bytes, class_time, max_up, excess) -> dict:
         if mine.size:
             links[name] = {"max_util": float(mine.max()), "mean_util": float(mine.mean())}
     crit = int(np.argmax(class_time))
-    bottleneck = "host-internal" if crit == len(fab.class_names) or not class_time.any() else fab.class_names[crit]
+    bottleneck = (
+        "host-internal"
+        if crit == len(fab.class_names) or not class_time.any()
+        else fab.class_names[crit]
+    )
     up = fab.class_names.index("leaf-up")
     return {
         "time_s": total,

@@ -53,7 +53,7 @@ def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGr
     n = 0
     for t, (s, d, frac, reduces) in enumerate(steps(algorithm, ranks, node_of)):
         ids = np.arange(n, n + s.size)
-        for i, r in zip(ids.tolist(), s.tolist(), strict=True):
+        for r in s.tolist():
             own = [int(last_send[r])] if last_send[r] >= 0 else []
             deps.append(own + pending[r])
             pending[r] = []

@@ -15,13 +15,17 @@ from dist_logreg.errors import UsageError
 MODES = ("packed", "random", "spread")
 
 
-def place(ranks: int, fabric, ranks_per_host: int = 1, mode: str = "packed", seed: int = 0) -> np.ndarray:
+def place(
+    ranks: int, fabric, ranks_per_host: int = 1, mode: str = "packed", seed: int = 0
+) -> np.ndarray:
     """``host_of``, shape ``(ranks,)``: the host of each rank.
 
     Raises a ``UsageError`` when the fabric has too few host slots.
     """
     if ranks < 1 or ranks_per_host < 1:
-        raise UsageError(f"expected ranks >= 1 and ranks per host >= 1, got {ranks} and {ranks_per_host}")
+        raise UsageError(
+            f"expected ranks >= 1 and ranks per host >= 1, got {ranks} and {ranks_per_host}"
+        )
     slots = fabric.hosts * ranks_per_host
     if ranks > slots:
         raise UsageError(

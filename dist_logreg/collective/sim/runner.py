@@ -68,7 +68,9 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
     for i in range(seeds):
         f = dataclasses.replace(fab, hash_seed=fab.hash_seed + i)
         host_of = place(ranks, f, per_host, mode, pseed + i)
-        runs.append(_one(engine, f, host_of, alg, nbytes, seed=i, exact=exact, options=options or {}))
+        runs.append(
+            _one(engine, f, host_of, alg, nbytes, seed=i, exact=exact, options=options or {})
+        )
     times = np.array([r.time_s for r in runs])
     mid = runs[int(np.argsort(times)[len(times) // 2])]
     t = float(np.median(times))
@@ -109,7 +111,9 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
         for alg in algorithms:
             for n in sizes:
                 f = fabric_for(alg, n) if fabric_for else fab
-                results.append(point(eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options))
+                results.append(
+                    point(eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options)
+                )
                 if progress:
                     progress(len(results), total, time.perf_counter() - t0)
     return {
@@ -117,8 +121,12 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
         "engine": engine,
         "mode": "exact (dependency graph, event by event)" if exact or engine == "packet" else "phase-synchronous",
         "fabric": fabric_doc(fab, spec),
-        "placement": {"mode": mode, "ranks_per_host": per_host, "placement_seed": placement_seed,
-                      "seeds": seeds},  # fmt: skip
+        "placement": {
+            "mode": mode,
+            "ranks_per_host": per_host,
+            "placement_seed": placement_seed,
+            "seeds": seeds,
+        },  # fmt: skip
         "units": RESULT_UNITS,
         "results": results,
         "wall_s": time.perf_counter() - t0,

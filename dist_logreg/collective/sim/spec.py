@@ -31,7 +31,9 @@ def seconds(text, key: str) -> float:
     except ValueError:
         value = -1.0
     if not 0.0 <= value < float("inf"):
-        raise UsageError(f"fabric spec: {key}: expected a time such as 1us, 5us or 0.2ms, got {text!r}")
+        raise UsageError(
+            f"fabric spec: {key}: expected a time such as 1us, 5us or 0.2ms, got {text!r}"
+        )
     return value
 
 
@@ -86,7 +88,9 @@ def choice(options):
     def parse(text, key: str) -> str:
         t = str(text).strip().lower()
         if t not in options:
-            raise UsageError(f"fabric spec: {key}: expected one of {'|'.join(options)}, got {text!r}")
+            raise UsageError(
+                f"fabric spec: {key}: expected one of {'|'.join(options)}, got {text!r}"
+            )
         return t
 
     return parse
@@ -153,9 +157,13 @@ def _read_file(path: Path) -> tuple[str, dict]:
         text = path.read_text()
         doc = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"fabric file {path}: not a readable {path.suffix[1:]} file ({exc})") from None
+        raise UsageError(
+            f"fabric file {path}: not a readable {path.suffix[1:]} file ({exc})"
+        ) from None
     if not isinstance(doc, dict) or "topology" not in doc:
-        raise UsageError(f"fabric file {path}: expected a table with a 'topology' key, got {str(doc)[:60]!r}")
+        raise UsageError(
+            f"fabric file {path}: expected a table with a 'topology' key, got {str(doc)[:60]!r}"
+        )
     raw = {str(k).replace("_", "-").lower(): v for k, v in doc.items()}
     return str(raw.pop("topology")).lower(), raw
 
@@ -181,7 +189,10 @@ def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
         values[key], source[key] = KEYS[key][0](value, key), origin
     for key, (value, src) in overrides.items():
         key = key.replace("_", "-")
-        values[key], source[key] = KEYS[key][0](value, key) if isinstance(value, str) else value, src
+        values[key], source[key] = (
+            KEYS[key][0](value, key) if isinstance(value, str) else value,
+            src,
+        )
     for key, (_, default, _, _) in KEYS.items():
         if key not in values and default is not None:
             values[key], source[key] = default, "default"

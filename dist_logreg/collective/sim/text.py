@@ -47,24 +47,35 @@ def lines(doc: dict) -> list[str]:
     for r in doc["results"]:
         out.append(
             f"{r['algorithm']:<19}{r['ranks']:>6}{size(r['bytes']):>10}{seconds(r['time_s']):>13}"
-            f"{seconds(r['time_s_worst']):>11}{r['busbw'] / 1e9:>7.2f} GB/s{seconds(r['ideal_s']):>11}"
+            f"{seconds(r['time_s_worst']):>11}{r['busbw'] / 1e9:>7.2f} GB/s"
+            f"{seconds(r['ideal_s']):>11}"
             f"{r['ratio_to_ideal']:>8.2f}  {r['bottleneck']:<12}{r['max_flows_per_uplink']:>12.4g}"
         )
         if "phase_sync_s" in r:
-            out.append(f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} "
-                       f"(exact / phase-sync = {r['time_s'] / r['phase_sync_s']:.3f})")  # fmt: skip
-    out.append("busbw = bytes / time * 2(p-1)/p; ideal: every link but the host links "
-               "infinitely fast; flows/uplink: the worst leaf or spine uplink in the worst step")
+            out.append(
+                f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} "
+                f"(exact / phase-sync = {r['time_s'] / r['phase_sync_s']:.3f})"
+            )
+    out.append(
+        "busbw = bytes / time * 2(p-1)/p; ideal: every link but the host links "
+        "infinitely fast; flows/uplink: the worst leaf or spine uplink in the worst step"
+    )
     out.append("parameters:")
-    out += [_param(k, p) for k, p in fab["params"].items() if p["unit"] or k in ("hash", "hash-polarize", "hash-seed", "topology")]
+    out += [
+        _param(k, p)
+        for k, p in fab["params"].items()
+        if p["unit"] or k in ("hash", "hash-polarize", "hash-seed", "topology")
+    ]
     if "run" in doc:
         out += run_lines(doc["run"])
     return out
 
 
 def run_lines(run: dict) -> list[str]:
-    out = [f"train run {run['path']}: measured at {run['world_size']} ranks, "
-           f"{run['calls_per_step']:g} allreduce(s) of {size(run['bytes_per_call'])} per step"]  # fmt: skip
+    out = [
+        f"train run {run['path']}: measured at {run['world_size']} ranks, "
+        f"{run['calls_per_step']:g} allreduce(s) of {size(run['bytes_per_call'])} per step"
+    ]
     for p in run["predictions"]:
         out.append(
             f"  {p['algorithm']:<19} at {p['ranks']} ranks: step {seconds(p['step_s'])} = compute "

@@ -93,7 +93,9 @@ def shape_of(values: dict, source: dict) -> Shape:
         return Shape(1, 1, 0, hosts, 0, rate, rate, rate)
     if topo in ("leaf-spine", "cluster"):
         leaves, spines, hosts = _need(values, "leaves", "spines", "hosts-per-leaf")
-        return Shape(1, leaves, spines, hosts, 0, rate, _uplink(values, source, hosts, spines), rate)
+        return Shape(
+            1, leaves, spines, hosts, 0, rate, _uplink(values, source, hosts, spines), rate
+        )
     if topo == "fat-tree":
         (k,) = _need(values, "k")
         if k % 2 or k < 2:
@@ -135,7 +137,11 @@ def links(sh: Shape) -> tuple[np.ndarray, ...]:
     src = np.concatenate([h, leaf_of_h, leaf0 + lf, spine_of, spine_u, core_u])
     dst = np.concatenate([leaf_of_h, h, spine_of, leaf0 + lf, core_u, spine_u])
     rate = np.concatenate(
-        [np.full(2 * n, sh.rate), np.full(2 * nl * s, sh.uplink_rate), np.full(2 * ps.size, sh.core_rate)]
+        [
+            np.full(2 * n, sh.rate),
+            np.full(2 * nl * s, sh.uplink_rate),
+            np.full(2 * ps.size, sh.core_rate),
+        ]
     )
     sizes = [n, n, nl * s, nl * s, ps.size, ps.size]
     cls = np.repeat(np.arange(6, dtype=np.int8), sizes)
