@@ -264,7 +264,8 @@ class Net {
               if (now == TcpSocketState::CA_LOSS) m_conns[c].timeouts += 1; }));
     cn.sock->SetConnectCallback(
         Callback<void, Ptr<Socket>>([this](Ptr<Socket>) {
-          if (--m_toConnect == 0) Begin(); }),
+          m_toConnect -= 1;
+          if (m_toConnect == 0) Begin(); }),
         Callback<void, Ptr<Socket>>([](Ptr<Socket>) {
           NS_FATAL_ERROR("dlr: a connection failed"); }));
     cn.sock->SetSendCallback(
@@ -351,7 +352,8 @@ class Net {
       int64_t j = m_outIdx[k];
       // e.g. the receiver reduces what arrived before it sends on: an extra delay per edge
       m_ready[j] = std::max(m_ready[j], now + m_outDelay[k]);
-      if (--m_left[j] == 0)
+      m_left[j] -= 1;
+      if (m_left[j] == 0)
         Simulator::Schedule(Seconds(m_ready[j] - now + m_delay[j]), [this, j]() { Start(j); });
     }
     if (nDone == (int64_t)m_msgConn.size()) Simulator::Stop();

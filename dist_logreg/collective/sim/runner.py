@@ -99,6 +99,9 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
     return row
 
 
+EXACT_MODE = "exact (dependency graph, event by event)"
+
+
 def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="packed",
           placement_seed=0, exact=False, engine="flow", options=None, fabric_for=None,
           progress=None) -> dict:  # fmt: skip
@@ -119,7 +122,7 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
     return {
         "format": FORMAT,
         "engine": engine,
-        "mode": "exact (dependency graph, event by event)" if exact or engine == "packet" else "phase-synchronous",
+        "mode": EXACT_MODE if exact or engine == "packet" else "phase-synchronous",
         "fabric": fabric_doc(fab, spec),
         "placement": {
             "mode": mode,
