@@ -204,3 +204,30 @@ def test_report_draws_queues_and_the_message_cdf(tmp_path):
     assert [p.name for p in paths] == ["packet-queues.png", "packet-messages.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert packetplots.draw({"results": [{"algorithm": RING}]}, tmp_path / "none") == []
+
+
+@needs_ns3
+def test_simulate_engine_packet_and_report_end_to_end(tmp_path):
+    """The command writes the packet block and the table line; report draws both figures."""
+    import json
+    import subprocess
+
+    def cli(*args):
+        cmd = [sys.executable, "-m", "dist_logreg", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=280)
+
+    r = cli("simulate", "--engine", "packet", "--fabric", "flat:hosts=3,rate=10G", "--ranks", "3",
+            "--bytes", "64K", "--algorithm", RING, "--tcp", "dctcp", "--ecn", "20K",
+            "--out", str(tmp_path / "sim"))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "packet: " in r.stdout and "retransmissions" in r.stdout
+    row = json.loads((tmp_path / "sim" / "simulate.json").read_text())["results"][0]
+    assert row["packet"]["options"]["tcp"] == "dctcp"
+    assert len(row["packet"]["message_done_s"]) == 2 * (3 - 1) * 3  # ring: 2(p-1) steps x p
+    rep = cli("report", str(tmp_path / "sim"), "--out", str(tmp_path / "rep"))
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert (tmp_path / "rep" / "packet-queues.png").is_file()
+    assert (tmp_path / "rep" / "packet-messages.png").is_file()
+    big = cli("simulate", "--engine", "packet", "--fabric", "flat:hosts=64,rate=100G",
+              "--ranks", "64", "--bytes", "1G", "--algorithm", RING, "--max-wall", "10min")  # fmt: skip
+    assert big.returncode == 2 and "h of wall time" in big.stderr and "flow engine" in big.stderr
