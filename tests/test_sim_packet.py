@@ -229,5 +229,6 @@ def test_simulate_engine_packet_and_report_end_to_end(tmp_path):
     assert (tmp_path / "rep" / "packet-queues.png").is_file()
     assert (tmp_path / "rep" / "packet-messages.png").is_file()
     big = cli("simulate", "--engine", "packet", "--fabric", "flat:hosts=64,rate=100G",
-              "--ranks", "64", "--bytes", "1G", "--algorithm", RING, "--max-wall", "10min")  # fmt: skip
+              "--ranks", "64", "--bytes", "1G", "--algorithm", RING,
+              "--max-wall", "10min")  # fmt: skip
     assert big.returncode == 2 and "h of wall time" in big.stderr and "flow engine" in big.stderr

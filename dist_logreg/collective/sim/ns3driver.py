@@ -47,7 +47,8 @@ void SetDefaults(const std::string& tcp, uint32_t segment, uint32_t buffer, doub
   // Delayed ACK at most 40 ms (Linux's floor) and under half the min RTO: with ns-3's 200 ms
   // default equal to the RTO, after a timeout (cwnd 1) every single segment waited for the
   // delayed ACK, the RTO fired first, and a 1 MiB ring at 0.1% loss took 15 s
-  Config::SetDefault("ns3::TcpSocket::DelAckTimeout", TimeValue(Seconds(std::min(0.04, minRto / 2))));
+  double delAck = std::min(0.04, minRto / 2);
+  Config::SetDefault("ns3::TcpSocket::DelAckTimeout", TimeValue(Seconds(delAck)));
   // SACK off: with it, ns-3.44 let a connection that lost segments at a full port retransmit
   // on every RTO without progress for minutes of simulated time (recursive doubling on a
   // leaf-spine, 1 MiB buffers); NewReno-style recovery does not stall
