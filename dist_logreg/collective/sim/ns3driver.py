@@ -195,6 +195,7 @@ class Net {
   std::vector<uint64_t> m_bytes;
   std::vector<double> m_delay, m_outDelay, m_ready;
   double m_localRate = 1e12, m_sampleEvery = 0;
+  std::vector<std::pair<Ptr<RateErrorModel>, double>> m_loss;
   int64_t m_toConnect = 0;
 
   void InstallQueue(int link, uint32_t qbytes, uint32_t k) {
@@ -216,7 +217,8 @@ class Net {
     if (rate <= 0) return;
     Ptr<RateErrorModel> em = CreateObject<RateErrorModel>();
     em->SetAttribute("ErrorUnit", StringValue("ERROR_UNIT_PACKET"));
-    em->SetAttribute("ErrorRate", DoubleValue(rate));
+    em->SetAttribute("ErrorRate", DoubleValue(0.0));  // lossless handshakes: see Begin
+    m_loss.push_back({em, rate});
     em->AssignStreams(1000 + link);
     rx->SetAttribute("ReceiveErrorModel", PointerValue(em));
     rx->TraceConnectWithoutContext("PhyRxDrop",
@@ -293,6 +295,9 @@ class Net {
 
   void Begin() {
     t0 = Simulator::Now().GetSeconds();
+    // loss starts with the collective: a lost SYN would leave ns-3's backed-off 3 s+ RTO on
+    // the connection until its next RTT sample, a warm-up artefact MPI does not have
+    for (auto& em : m_loss) em.first->SetRate(em.second);
     for (size_t i = 0; i < m_msgConn.size(); ++i)
       if (m_left[i] == 0) Simulator::Schedule(Seconds(m_delay[i]), [this, i]() { Start(i); });
     if (m_msgConn.empty()) Simulator::Stop();
