@@ -14,10 +14,12 @@ Options (``Job.options``, see :mod:`.packet_options`): ``tcp``, ``queue``, ``ecn
 
 ``Result.extra["packet"]`` (the ``packet`` block of a simulate.json row): ``wall_s``,
 ``estimate_wall_s``, ``drops``, ``ecn_marks``,
-``lost`` (totals, packets), ``retransmissions``, ``timeouts`` (totals), ``links_detail``
+``lost`` (totals, packets), ``retransmissions``, ``timeouts`` (totals),
+``peak_queue_bytes`` (switch ports), ``peak_host_nic_bytes`` (sender backlog), ``links_detail``
 (per directed link with traffic: name, class, wire bytes, drops, marks, lost, peak queue
 bytes), ``connections`` (per connection with retransmissions or timeouts), ``queue``
-(sample times and occupancy of the busiest ports), ``flow_phase_sync_s``, ``options``.
+(sample times and occupancy of the busiest switch ports), ``message_start_s``,
+``message_done_s``, ``flow_phase_sync_s``, ``options``.
 
 Example::
 
@@ -230,8 +232,10 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         for k, r, t in zip(keys, res.conn_retrans, res.conn_timeouts, strict=True)
         if r or t
     ]
-    top = np.argsort(-res.link_peak, kind="stable")[:QUEUE_LINKS]
-    top = [int(i) for i in top if res.link_peak[i] > 0]
+    # switch ports: a host's own NIC queue is its socket backlog (network_of), not a buffer
+    port_peak = np.where(fab.link_src >= fab.hosts, res.link_peak, 0)
+    top = np.argsort(-port_peak, kind="stable")[:QUEUE_LINKS]
+    top = [int(i) for i in top if port_peak[i] > 0]
     return {
         "wall_s": res.wall_s,
         "drops": int(res.link_drops.sum()),
@@ -239,7 +243,8 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         "lost": int(res.link_loss.sum()),
         "retransmissions": int(res.conn_retrans.sum()),
         "timeouts": int(res.conn_timeouts.sum()),
-        "peak_queue_bytes": int(res.link_peak.max()) if res.link_peak.size else 0,
+        "peak_queue_bytes": int(port_peak.max()) if port_peak.size else 0,
+        "peak_host_nic_bytes": int((res.link_peak - port_peak).max()) if port_peak.size else 0,
         "links_detail": detail,
         "connections": conns,
         "message_start_s": res.msg_start.tolist(),
