@@ -136,7 +136,7 @@ def add_parser(sub) -> None:
     a(
         "--cost-model",
         metavar="FILE",
-        help="take alpha and gamma from a fitted model.json (model fit)",
+        help="take alpha and gamma from a fitted model.json (dist-logreg model fit)",
     )
     a(
         "--run",
