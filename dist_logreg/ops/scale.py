@@ -17,7 +17,7 @@ Model: ``--model FILE.json`` puts a cost-model prediction next to each measureme
 through :func:`predict_allreduce_s`: a ``model.json`` fitted by ``dist-logreg model fit``
 (one rank per host, the fitted inter-host parameters), or the minimal hand-written shape
 ``{"alpha_s": a, "beta_s_per_byte": b, "gamma_s_per_byte": g}``, also per algorithm under
-``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, DESIGN.md).
+``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, docs/design.md).
 The predicted step is the baseline's time outside the allreduce (divided by P / P0 under
 strong scaling, unchanged under weak) plus the predicted allreduce.
 """
@@ -86,7 +86,7 @@ def run_argv(train_argv: list[str], settings: dict, mode: str, p: int, p0: int, 
 
 
 def cluster_launcher(c) -> list[str]:
-    """The emulated cluster's ``mpirun`` line (ops/cluster.py) with the rank count left for
+    """The emulated cluster's ``mpirun`` line (ops/cluster/jobs.py) with the rank count left for
     each run: ranks are placed round-robin over the emulated hosts."""
     line = mpirun_command(c, 1, [], tcp_links=4)
     out, i = [], 0
