@@ -95,9 +95,12 @@ def add_parser(sub) -> None:
         help="fit the cost model to this sweep and write it (default FILE: model.json)",
     )
     bench.add_argument(
+        "--cost-model",
         "--model",
+        dest="model",
         metavar="FILE",
-        help="a fitted model.json: add predicted time and measured/predicted columns",
+        help="a fitted cost model (model.json): add predicted time and measured/predicted "
+        "columns (--model: the same, kept for scripts)",
     )
     bench.set_defaults(func=cmd, mpi=True)
 
