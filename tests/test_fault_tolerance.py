@@ -16,7 +16,7 @@ import pytest
 
 from dist_logreg.train.checkpoint import load
 from dist_logreg.train.data import GlobalBatches
-from tests.conftest import FAULT_RUN, load_model, run_mpi, train_cmd
+from tests.helpers import FAULT_RUN, load_model, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -75,6 +75,12 @@ def add_parser(sub) -> None:
         help=f"force the MPI library's own algorithm for {table.MPI.name!r} (set before MPI "
         "starts)",
     )
+    _output_arguments(bench)
+    bench.set_defaults(func=cmd, mpi=True)
+
+
+def _output_arguments(bench) -> None:
+    """``bench``: what it writes, and the cost model it fits or compares with."""
     bench.add_argument(
         "--out",
         metavar="FILE",
@@ -102,7 +108,6 @@ def add_parser(sub) -> None:
         help="a fitted cost model (model.json): add predicted time and measured/predicted "
         "columns (--model: the same, kept for scripts)",
     )
-    bench.set_defaults(func=cmd, mpi=True)
 
 
 def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:

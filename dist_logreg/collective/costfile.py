@@ -30,7 +30,6 @@ _steps = lru_cache(maxsize=64)(shape)
 
 FORMAT = "dist-logreg cost model"
 VERSION = 1
-LINKS = ("intra", "inter")
 #: Columns of the design matrix, per segment.
 COLUMNS = ("alpha_intra", "beta_intra", "alpha_inter", "beta_inter", "gamma")
 

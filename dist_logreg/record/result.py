@@ -30,7 +30,7 @@ class TrainResult:
     final_loss: float  # objective on the full training set, after training
     final_accuracy: float
     epochs: float  # passes over the data completed
-    model: object = None  # the models.Binary / models.Softmax trained (None: binary)
+    model: object  # the models.Binary / models.Softmax trained
     evals: list = field(default_factory=list)  # held-out metrics: {"step", "loss", ...}
     eval_ns: int = 0  # time spent in periodic held-out evaluations (not in loop_ns)
 
@@ -48,15 +48,18 @@ class TrainResult:
 
     @property
     def coef(self) -> np.ndarray:
-        return self.params[:-1] if self.model is None else self.model.unpack(self.params)[0]
+        return self.model.unpack(self.params)[0]
 
     @property
     def intercept(self):
-        if self.model is None or self.model.kind == "binary":
+        if self.model.kind == "binary":
             return float(self.params[-1])
         return self.model.unpack(self.params)[1]
 
     def model_arrays(self) -> dict:
         """The arrays of ``model.npz``: ``coef``, ``intercept`` and ``classes``."""
-        classes = (0, 1) if self.model is None else self.model.classes
-        return {"coef": self.coef, "intercept": np.asarray(self.intercept), "classes": classes}
+        return {
+            "coef": self.coef,
+            "intercept": np.asarray(self.intercept),
+            "classes": self.model.classes,
+        }

@@ -65,7 +65,7 @@ def train(
     comm : mpi4py communicator
         Used for control messages (error agreement, replica checks, final evaluation).
     allreduce : object with ``allreduce(buf)`` (see :mod:`dist_logreg.comm`)
-        The gradient path: called exactly once per step. May be instrumented.
+        The gradient path: once per step (per bucket with ``--bucket-bytes``); may be wrapped.
     cfg : TrainConfig
     ds : Dataset
         The rows this rank can read (possibly memory-mapped): all of them, or its shard
