@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     dog.attach(comm)
-    args.watchdog = dog  # the sub-command arms it around its own collectives
-    status = run_guarded(comm, lambda: args.func(comm, args))
+    # the sub-command arms the watchdog around its own collectives
+    status = run_guarded(comm, lambda: args.func(comm, args, dog))
     dog.attach(None)  # no communicator to abort through once finalizing
     with dog.phase("MPI shutdown (MPI_Finalize)"):
         finalize_mpi(MPI)
