@@ -12,10 +12,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dist_logreg.comm import costmodel
-from dist_logreg.comm.costmodel import design
-from dist_logreg.comm.costs import coefficients
-from dist_logreg.comm.schedule import Placement, shape
+from dist_logreg.collective import costfile as costmodel
+from dist_logreg.collective.costfile import design
+from dist_logreg.collective.closed_form import coefficients
+from dist_logreg.collective.schedule import Placement, shape
 from tests.test_model_cli import dl
 
 A_I, B_I, A_E, B_E, G = 3e-6, 2e-10, 40e-6, 8e-9, 1e-10
@@ -229,7 +229,7 @@ def test_a_million_ranks_in_bounded_memory(model, k):
 @pytest.mark.parametrize("p, k, hpl", [(7, 2, 0), (12, 3, 2), (16, 4, 2), (33, 4, 3), (64, 8, 0)])
 def test_fast_schedule_shape_matches_the_flow_by_flow_one(name, p, k, hpl):
     place = Placement.blocks(p, k, hpl, 2.0)
-    from dist_logreg.comm import schedule
+    from dist_logreg.collective import schedule
 
     fast = schedule.shape(name, place)
     slow = schedule.shape_by_flows(name, place)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dist_logreg.comm.names import ALGORITHMS, MPI_ALGORITHMS
+from dist_logreg.collective.algorithms import ALGORITHMS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
 from dist_logreg.files import check_writable
 from dist_logreg.units import parse_bytes
@@ -100,9 +100,9 @@ def cmd(comm, args: argparse.Namespace) -> int:
     """Collective: the allreduce sweep."""
     from mpi4py import MPI
 
+    from dist_logreg.bench import sweep as bench
+    from dist_logreg.bench.cost import load_model
     from dist_logreg.comm.mpilib import mpi_algorithm_record
-    from dist_logreg.study import bench
-    from dist_logreg.study.benchmodel import load_model
 
     error = None
     try:

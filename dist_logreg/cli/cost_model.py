@@ -131,8 +131,8 @@ def _cluster(name: str | None) -> dict | None:
 
 
 def fit(args) -> int:
-    from dist_logreg.comm.costmodel import save
-    from dist_logreg.study.modelfit import fit_records, format_fit, read_bench
+    from dist_logreg.collective.benchfit import fit_records, format_fit, read_bench
+    from dist_logreg.collective.costfile import save
     from dist_logreg.units import parse_bytes, parse_link_rate
 
     if args.segments is not None and not 1 <= args.segments <= 4:
@@ -151,7 +151,7 @@ def fit(args) -> int:
 
 
 def _sizes(args) -> list[int]:
-    from dist_logreg.train.model import buffer_size
+    from dist_logreg.train.binary import buffer_size
     from dist_logreg.units import parse_bytes
 
     if args.features is not None:
@@ -164,7 +164,7 @@ def _sizes(args) -> list[int]:
 
 
 def _placement(args, ranks: int):
-    from dist_logreg.comm.schedule import Placement
+    from dist_logreg.collective.schedule import Placement
 
     if ranks < 1 or args.ranks_per_host < 1:
         raise UsageError(f"--ranks, --ranks-per-host: expected integers >= 1, got "
@@ -190,17 +190,16 @@ def _placement(args, ranks: int):
 
 
 def predict(args) -> int:
-    from dist_logreg.comm import costmodel
-    from dist_logreg.study import whatif
+    from dist_logreg.collective import costfile, whatif
     from dist_logreg.units import parse_link_rate
 
-    model = costmodel.load(args.model)
+    model = costfile.load(args.model)
     rate = parse_link_rate(args.link_rate) if args.link_rate else None
     ranks = args.ranks or max(model.get("source", {}).get("world_sizes") or [2])
     place = _placement(args, ranks)
     names = args.algorithm.split(",") if args.algorithm else list(model["algorithms"])
     for name in names:
-        costmodel.algorithm_params(model, name)
+        costfile.algorithm_params(model, name)
     if args.run:
         summary = whatif.read_summary(args.run)
         name = names[0] if args.algorithm else None

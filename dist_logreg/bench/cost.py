@@ -13,9 +13,9 @@ from time import perf_counter_ns
 import numpy as np
 from mpi4py import MPI
 
-from dist_logreg.comm import costmodel
+from dist_logreg.collective import costfile
+from dist_logreg.collective.benchfit import fit_records, format_fit, placement_of
 from dist_logreg.errors import UsageError, raise_together
-from dist_logreg.study.modelfit import fit_records, format_fit, placement_of
 
 #: Above this size, fewer reduction iterations (as for the allreduces).
 LARGE = 1 << 20
@@ -59,7 +59,7 @@ def load_model(path: str | None, algorithms: list[str]) -> dict | None:
     """``--model FILE`` for bench: the model, which must fit at least one benched algorithm."""
     if not path:
         return None
-    model = costmodel.load(path)
+    model = costfile.load(path)
     if not set(algorithms) & set(model["algorithms"]):
         raise UsageError(
             f"--model {path}: expected a fit of one of {', '.join(algorithms)}, "
@@ -72,7 +72,7 @@ def compare(model: dict, rec: dict) -> dict:
     """``predicted_s`` and ``measured_over_predicted`` of one bench record (None: no fit)."""
     if rec["algorithm"] not in model["algorithms"] or rec["world_size"] < 2:
         return {"predicted_s": None, "measured_over_predicted": None}
-    pred = costmodel.predict(model, rec["algorithm"], rec["bytes"], placement_of(rec))["time_s"]
+    pred = costfile.predict(model, rec["algorithm"], rec["bytes"], placement_of(rec))["time_s"]
     return {
         "predicted_s": pred,
         "measured_over_predicted": rec["time_s"] / pred if pred > 0 else None,
@@ -91,7 +91,7 @@ def fit_after_sweep(comm, records: list[dict], path: str, say) -> None:
     if comm.Get_rank() == 0:
         try:
             model = fit_records(records)
-            costmodel.save(model, path)
+            costfile.save(model, path)
             for line in format_fit(model):
                 say(line)
             say(f"# wrote {path}")

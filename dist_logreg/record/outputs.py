@@ -17,8 +17,8 @@ import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.files import strict_json, write_json
-from dist_logreg.study.stragglers import step_predictions
-from dist_logreg.train.loop import PHASES, TrainResult
+from dist_logreg.record.result import PHASES, TrainResult
+from dist_logreg.record.stragglers import step_predictions
 
 
 def prepare_out_dir(comm, requested: str | None, attempt: int = 1) -> tuple[Path, int]:

@@ -16,13 +16,14 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from dist_logreg.comm.costs import busbw_factor
-from dist_logreg.comm.names import ALGORITHMS
+from dist_logreg.bench import cost
+from dist_logreg.collective.algorithms import ALGORITHMS
+from dist_logreg.collective.closed_form import busbw_factor
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
 from dist_logreg.files import write_json
-from dist_logreg.study import benchmodel, provenance
-from dist_logreg.study.progress import bar_for
+from dist_logreg.record import provenance
+from dist_logreg.record.progress import bar_for
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
@@ -122,8 +123,8 @@ def run(comm, args, mpi_record: dict | None) -> int:
     if mpi_record and "mpi" in algorithms:
         say(f"# mpi: {mpi_record['library']}; {mpi_record['setting']}", flush=True)
     model = getattr(args, "model_doc", None)  # --model: predicted columns
-    say(HEADER + (benchmodel.HEADER if model else ""), flush=True)
-    place = benchmodel.where(comm, args.ranks_per_node)
+    say(HEADER + (cost.HEADER if model else ""), flush=True)
+    place = cost.where(comm, args.ranks_per_node)
     reduce_s: dict[int, float] = {}  # local np.add per size: gamma, measured alongside
     records = []
     for name in algorithms:
@@ -133,14 +134,14 @@ def run(comm, args, mpi_record: dict | None) -> int:
             if name == "mpi" and mpi_record:
                 rec["mpi_algorithm"] = mpi_record
             if rec["bytes"] not in reduce_s:
-                reduce_s[rec["bytes"]] = benchmodel.measure_reduce(
+                reduce_s[rec["bytes"]] = cost.measure_reduce(
                     comm, rec["bytes"], args.dtype, args.iters
                 )
             rec.update(place, reduce_s=reduce_s[rec["bytes"]])
             if model:
-                rec.update(benchmodel.compare(model, rec))
+                rec.update(cost.compare(model, rec))
             records.append(rec)
-            say(format_row(rec) + (benchmodel.format_cols(rec) if model else ""), flush=True)
+            say(format_row(rec) + (cost.format_cols(rec) if model else ""), flush=True)
             if bar is not None:
                 bar.advance_to(len(records), f"{name} {nbytes} B")
         allreduce.free()  # hierarchical's split communicators
@@ -150,7 +151,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
         write_json(Path(args.out), {"run": run_info, "records": records})
         say(f"# wrote {args.out}")
     if getattr(args, "fit", None):
-        benchmodel.fit_after_sweep(comm, records, args.fit, say)
+        cost.fit_after_sweep(comm, records, args.fit, say)
     bad = sum(r["wrong"] for r in records)
     if bad:
         raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")

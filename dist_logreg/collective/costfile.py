@@ -6,9 +6,10 @@ message) and ``beta`` (seconds per byte on the bottleneck link) for traffic insi
 measured by the local reduction micro-benchmark. Segments split message sizes where the
 transport changes protocol (eager vs rendezvous); for ``mpi`` they split the payload.
 
-A prediction walks the algorithm's steps on a placement (:func:`~dist_logreg.comm.schedule.shape`)
-and adds, per step, ``alpha + load * n * beta + reduce * n * gamma`` with the parameters of
-the step's segment and kind of link. ``link_rate`` (bits/s) replaces the inter-host ``beta``
+A prediction walks the algorithm's steps on a placement
+(:func:`~dist_logreg.collective.schedule.shape`) and adds, per step,
+``alpha + load * n * beta + reduce * n * gamma`` with the parameters of the step's segment
+and kind of link. ``link_rate`` (bits/s) replaces the inter-host ``beta``
 with that link's serialization time, keeping the fitted per-message overhead ``alpha``.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.comm.schedule import Placement, Step, shape
+from dist_logreg.collective.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
 
 #: Steps of an algorithm on a placement, kept: a table or a crossover search asks for the

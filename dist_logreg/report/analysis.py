@@ -1,7 +1,7 @@
 """The numbers behind the report's plots and tables, from loaded runs (pure numpy, no MPI).
 
-Every function takes a :class:`~dist_logreg.study.runs.TrainRun` or
-:class:`~dist_logreg.study.runs.BenchRun` and returns arrays or rows; none draws.
+Every function takes a :class:`~dist_logreg.report.runs.TrainRun` or
+:class:`~dist_logreg.report.runs.BenchRun` and returns arrays or rows; none draws.
 """
 
 from __future__ import annotations

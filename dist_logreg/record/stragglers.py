@@ -2,7 +2,7 @@
 
 Pure arithmetic on rank 0, after the records are gathered. Arrival: the time each rank
 entered a step's allreduce, on rank 0's clock (each rank's clock offset from the ping-pong
-at start-up, :mod:`dist_logreg.study.trace`). The rank that arrives last is the one every
+at start-up, :mod:`dist_logreg.record.trace`). The rank that arrives last is the one every
 other rank waits for; *late by* is how long after the next-latest rank it came, the time the
 job lost to it alone. With a cost model, a step whose allreduce (the longest any rank spent
 in it, i.e. as the first to arrive saw it) took more than ``slow_factor`` times the
@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from dist_logreg.comm import costmodel
-from dist_logreg.comm.schedule import Placement
+from dist_logreg.collective import costfile
+from dist_logreg.collective.schedule import Placement
 
 #: Flagged steps kept in summary.json (the count says how many there were).
 KEEP_FLAGGED = 200
@@ -28,7 +28,7 @@ def predictor(model: dict, name: str, host_of: list[int]):
 
     @lru_cache(maxsize=256)
     def predict(nbytes: int) -> float:
-        return costmodel.predict(model, name, nbytes, place)["time_s"]
+        return costfile.predict(model, name, nbytes, place)["time_s"]
 
     return predict
 
@@ -123,7 +123,7 @@ def annotate(summary: dict, per_rank, hosts, host_of, model=None, source=None, s
 def compare(model: dict, source: str | None, a: dict, host_of) -> dict:
     """Measured p50 against the prediction, and why they differ when they do."""
     nbytes = a["bytes_per_call"]
-    pred = costmodel.predict(model, a["algorithm"], nbytes, Placement(tuple(host_of)))
+    pred = costfile.predict(model, a["algorithm"], nbytes, Placement(tuple(host_of)))
     measured = a["latency_s"]["p50"]
     ratio = measured / pred["time_s"] if pred["time_s"] > 0 else None
     return {

@@ -10,7 +10,7 @@ flow between hosts costs ``alpha_inter + load * beta_inter``, where ``load`` is 
 host link carries in one direction, or a leaf uplink carries times how much slower the
 uplink is; a step inside hosts costs ``alpha_intra + largest flow * beta_intra``. The
 reduction of the step adds ``reduce * gamma``. All of it is linear in the parameters, which
-is what lets :mod:`dist_logreg.comm.costfit` fit them.
+is what lets :mod:`dist_logreg.collective.costfit` fit them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dist_logreg.comm.costs import pow2_below
+from dist_logreg.collective.closed_form import pow2_below
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """``dist-logreg report``: plots and tables of one or more runs, as PNG files, one
 self-contained ``report.html``, ``report.md`` and ``report.json`` (the tables' numbers).
 
-A plain process: reads files (:mod:`~dist_logreg.study.runs`), computes
-(:mod:`~dist_logreg.study.analysis`), draws (:mod:`~dist_logreg.study.plots`,
-:mod:`~dist_logreg.study.netplots`) and writes (:mod:`~dist_logreg.study.reportdoc`).
+A plain process: reads files (:mod:`~dist_logreg.report.runs`), computes
+(:mod:`~dist_logreg.report.analysis`), draws (:mod:`~dist_logreg.report.plots`,
+:mod:`~dist_logreg.report.netplots`) and writes (:mod:`~dist_logreg.report.document`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dist_logreg.study import analysis, netplots, plots, tables
-from dist_logreg.study.reportdoc import Image, Section, Table, write_html, write_markdown
-from dist_logreg.study.runs import BenchRun, TrainRun, load, slug, unique_tags
+from dist_logreg.report import analysis, netplots, plots, tables
+from dist_logreg.report.document import Image, Section, Table, write_html, write_markdown
+from dist_logreg.report.runs import BenchRun, TrainRun, load, slug, unique_tags
 
 
 class Builder:

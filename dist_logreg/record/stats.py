@@ -11,9 +11,8 @@ import sys
 
 import numpy as np
 
-from dist_logreg.comm.costs import busbw_factor, model_wire_bytes
-from dist_logreg.train.loop import PHASES, TrainResult
-from dist_logreg.train.model import buffer_size
+from dist_logreg.collective.closed_form import busbw_factor, model_wire_bytes
+from dist_logreg.record.result import PHASES, TrainResult
 
 
 def gather_records(comm, allreduce, result: TrainResult, clock: tuple[int, int] = (0, 0)):
@@ -144,7 +143,7 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     step_s = np.concatenate([r["phase_ns"].sum(axis=1) for r in per_rank]) * 1e-9
     median_total = float(np.median(totals["total"]))
     itemsize = np.dtype(cfg.dtype).itemsize
-    elements = result.model.buffer_size if result.model else buffer_size(ds.n_features)
+    elements = result.model.buffer_size
     uncompressed = elements * itemsize * run_steps
     traffic_doc, wire = traffic_report(
         per_rank, info["algorithm"], info.get("node_of"), int(rank0["bytes"].sum())

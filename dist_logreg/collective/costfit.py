@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dist_logreg.comm.costmodel import COLUMNS, FORMAT, VERSION, segment_of
-from dist_logreg.comm.schedule import Placement, Step, shape
+from dist_logreg.collective.costfile import COLUMNS, FORMAT, VERSION, segment_of
+from dist_logreg.collective.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
 
 FORMULAS = {

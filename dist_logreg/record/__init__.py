@@ -1,16 +1,15 @@
-"""Studying the communication: statistics, the files of a run, the console, the timeline,
-and the allreduce micro-benchmark.
+"""What a run records and prints: its statistics, its files, the console, the timeline.
+
+Imports nothing from ``train``, ``report`` or ``bench``: the loop and the commands call in.
 
 ================  ==========================================================================
+``result``        what one rank ends a training run with (``TrainResult``, the step phases)
 ``stats``         gather every rank's records; the summary (latency, bandwidth, skew, traffic)
 ``outputs``       the output directory, the final files, partial flushes, rescue
 ``console``       progress lines and the end-of-run block (rank 0)
+``progress``      the progress bar when the output is a terminal, plain lines otherwise
 ``trace``         clock alignment across ranks and the Chrome trace file
-``bench``         ``dist-logreg bench``: the allreduce micro-benchmark
-``benchmodel``    what bench records for the cost model; its predicted columns; ``--fit``
-``modelfit``      bench records to ``model.json``, with provenance (pure)
-``whatif``        ``dist-logreg model predict``: tables, crossovers, a run's comm fraction (pure)
-``modelrun``      the model of a train run: ``--model FILE`` or ``auto``
+``provenance``    where a run came from: the ``run`` block of the summary and the bench JSON
 ``stragglers``    arrival order, flagged steps, predicted vs measured, the explanation (pure)
 ================  ==========================================================================
 """

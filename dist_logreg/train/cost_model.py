@@ -7,12 +7,12 @@ from time import perf_counter
 
 import numpy as np
 
-from dist_logreg.comm import costmodel
+from dist_logreg.bench.cost import measure_reduce, where
+from dist_logreg.bench.sweep import measure, sizes
+from dist_logreg.collective import costfile
+from dist_logreg.collective.benchfit import fit_records
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import UsageError, raise_together
-from dist_logreg.study.bench import measure, sizes
-from dist_logreg.study.benchmodel import measure_reduce, where
-from dist_logreg.study.modelfit import fit_records
 
 #: The auto sweep: sizes from payload / 64 to payload * 16, few calls each.
 AUTO_WARMUP, AUTO_ITERS = 2, 10
@@ -29,8 +29,8 @@ def prepare(comm, cfg, payload: int, say) -> dict | None:
     error, model = None, None
     if comm.Get_rank() == 0:
         try:
-            model = costmodel.load(cfg.model)
-            costmodel.algorithm_params(model, cfg.allreduce)
+            model = costfile.load(cfg.model)
+            costfile.algorithm_params(model, cfg.allreduce)
         except UsageError as exc:
             error = UsageError(f"--model: {exc}")
     raise_together(comm, error)

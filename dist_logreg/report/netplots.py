@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from dist_logreg.study.plots import BYTES_AXIS, bytes_ticks, figure, human_bytes, time_unit
+from dist_logreg.report.plots import BYTES_AXIS, bytes_ticks, figure, human_bytes, time_unit
 
 MARKERS = "os^Dv<>p*h"
 

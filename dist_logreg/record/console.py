@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from dist_logreg.protocol import report
-from dist_logreg.study.progress import bar_for
+from dist_logreg.record.progress import bar_for
 from dist_logreg.units import format_bytes as _bytes
 
 

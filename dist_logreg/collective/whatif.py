@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dist_logreg.comm import costmodel
-from dist_logreg.comm.costs import busbw_factor
-from dist_logreg.comm.schedule import Placement
+from dist_logreg.collective import costfile
+from dist_logreg.collective.closed_form import busbw_factor
+from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.units import format_link_rate
 
 
 def table(model: dict, names: list[str], sizes: list[int], place: Placement, link_rate=None):
-    """Predictions per algorithm and size (dicts, see :func:`costmodel.predict`)."""
+    """Predictions per algorithm and size (dicts, see :func:`costfile.predict`)."""
     rows = []
     for name in names:
         for n in sizes:
-            r = costmodel.predict(model, name, n, place, link_rate)
+            r = costfile.predict(model, name, n, place, link_rate)
             t = r["time_s"]
             algbw = n / t / 1e9 if t > 0 else 0.0
             rows.append(
@@ -65,7 +65,7 @@ def report(model: dict, names, sizes, place: Placement, link_rate=None) -> dict:
     for n in sizes:
         best = min((r for r in rows if r["bytes"] == n), key=lambda r: r["time_s"])
         fastest.append({"bytes": n, "algorithm": best["algorithm"], "time_s": best["time_s"]})
-    cross = costmodel.crossovers(model, names, place, min(sizes), max(sizes), link_rate)
+    cross = costfile.crossovers(model, names, place, min(sizes), max(sizes), link_rate)
     notes = sorted({note for r in rows for note in r.pop("notes")})
     return {
         "placement": describe(place, link_rate),
@@ -148,10 +148,10 @@ def run_fraction(
     update = t["update"] / steps
     factor = p0 / place.ranks if scaling == "strong" else 1.0
     local = rows * factor + update
-    per_call = costmodel.predict(model, name, a["bytes_per_call"], place, link_rate)
+    per_call = costfile.predict(model, name, a["bytes_per_call"], place, link_rate)
     comm = per_call["time_s"] * a.get("calls_per_step", 1)
     host_of = (summary.get("placement") or {}).get("host_of_rank") or [0] * p0
-    at_p0 = costmodel.predict(model, name, a["bytes_per_call"], Placement(tuple(host_of)))
+    at_p0 = costfile.predict(model, name, a["bytes_per_call"], Placement(tuple(host_of)))
     return {
         "algorithm": name,
         "placement": describe(place, link_rate),

@@ -1,6 +1,6 @@
 """The report's figures for training runs (matplotlib, Agg canvas, no pyplot state).
 
-Each function takes numbers from :mod:`dist_logreg.study.analysis` and returns a titled
+Each function takes numbers from :mod:`dist_logreg.report.analysis` and returns a titled
 ``Figure`` with units on both axes; :func:`save` writes it as PNG. Nothing here loads MPI.
 """
 

@@ -11,8 +11,8 @@ import math
 import time
 from pathlib import Path
 
-from dist_logreg.comm.costfit import Sample, fit
-from dist_logreg.comm.schedule import Placement
+from dist_logreg.collective.costfit import Sample, fit
+from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.units import parse_link_rate
 

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 
-from dist_logreg.study import analysis
-from dist_logreg.study.plots import human_bytes, time_unit
-from dist_logreg.study.reportdoc import Table
+from dist_logreg.report import analysis
+from dist_logreg.report.document import Table
+from dist_logreg.report.plots import human_bytes, time_unit
 
 
 def fmt_s(x) -> str:
