@@ -225,15 +225,48 @@ def test_a_million_ranks_in_bounded_memory(model, k):
         assert ring["time_s"] == pytest.approx(want, rel=0.01)
 
 
-@pytest.mark.parametrize("name", ["ring", "recursive-doubling", "rabenseifner", "hierarchical"])
-@pytest.mark.parametrize("p, k, hpl", [(7, 2, 0), (12, 3, 2), (16, 4, 2), (33, 4, 3), (64, 8, 0)])
-def test_fast_schedule_shape_matches_the_flow_by_flow_one(name, p, k, hpl):
-    place = Placement.blocks(p, k, hpl, 2.0)
-    from dist_logreg.collective import schedule
+def reference_hierarchical(node_of):
+    """Hierarchical's phases written flow by flow (the oracle of the vectorised version)."""
+    node_of = np.asarray(node_of)
+    members = [np.flatnonzero(node_of == n) for n in dict.fromkeys(node_of.tolist())]
+    members.sort(key=lambda m: m[0])
+    out = []
+    for i in range(1, max(m.size for m in members)):
+        src = [int(m[i]) for m in members if m.size > i]
+        dst = [int(m[0]) for m in members if m.size > i]
+        out.append((src, dst))
+    return out, [int(m[0]) for m in members]
 
-    fast = schedule.shape(name, place)
-    slow = schedule.shape_by_flows(name, place)
-    assert fast == slow
+
+@pytest.mark.parametrize("node_of", [[0, 0, 1, 1, 1, 2], [2, 0, 2, 1, 0, 0, 1], [0] * 5,
+                                     list(range(6)), [0, 1, 0, 1, 0, 1, 3]])  # fmt: skip
+def test_vectorised_hierarchical_phases_match_the_flow_by_flow_ones(node_of):
+    from dist_logreg.collective.schedule import hierarchical_phases
+
+    got = hierarchical_phases(node_of)
+    ups, leaders = reference_hierarchical(node_of)
+    k = len(ups)
+    assert [(ph.src.tolist(), ph.dst.tolist()) for ph in got[:k]] == ups
+    assert [(ph.dst.tolist(), ph.src.tolist()) for ph in got[len(got) - k :]] == ups
+    ring = got[k : len(got) - k]
+    if len(leaders) > 1:
+        assert ring[0].src.tolist() == leaders
+
+
+@pytest.mark.parametrize("p", [2, 3, 5, 6, 7, 12, 33])
+def test_vectorised_fold_matches_mpich(p):
+    from dist_logreg.collective.schedule import _folded
+
+    q = 1 << (p.bit_length() - 1)
+    extra = p - q
+    want = [2 * i + 1 if i < extra else i + extra for i in range(q)]  # MPICH's new ranks
+    assert _folded(p)[2].tolist() == want
+
+
+def test_placement_of_a_million_ranks_is_built_without_a_python_loop():
+    place = Placement.blocks(10**6, 8, 4, 2.0)
+    assert place.hosts == 125000 and len(place.leaf_of) == 125000
+    assert hash(place) == hash(Placement.blocks(10**6, 8, 4, 2.0))
 
 
 # --- how far a prediction can be trusted -------------------------------------------------
@@ -293,7 +326,7 @@ def test_user_stated_fabric_parameters_replace_the_fit_and_say_so(model):
     "args, want",
     [
         (["--alpha", "fast"], "--alpha: expected a time such as 2us, 500ns or 1e-6 (seconds)"),
-        (["--alpha", "-2us"], "--alpha: expected a time such as 2us"),
+        (["--alpha=-2us"], "--alpha: expected a time such as 2us"),
         (["--gamma", "0.02ns", "--reduce-rate", "50GB/s"], "--gamma and --reduce-rate: give one"),
         (["--reduce-rate", "0GB/s"], "--reduce-rate: expected a rate such as 50GB/s"),
         (["--link-latency", "nan"], "--link-latency: expected a time such as 2us"),
