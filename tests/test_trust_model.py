@@ -347,3 +347,30 @@ def test_mpi_is_left_out_of_fastest_with_a_note(model):
     assert any("mpi" in n and "left out of fastest" in n for n in got["notes"])
     assert any(x["algorithm"] == "mpi" for x in got["predictions"])  # still predicted
     assert all(math.isfinite(x["time_s"]) for x in got["predictions"])
+
+
+# --- train and bench read the model at start-up ------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_train_refuses_a_bad_model_file_before_training(model, tmp_path, n):
+    from tests.conftest import run_mpi, train_cmd
+
+    bad = corrupt(model, tmp_path, _set_alpha(-5e-3))
+    out = tmp_path / "run"
+    r = run_mpi(n, train_cmd("--steps", "5", "--samples", "64", "--features", "4",
+                             "--batch-size", "8", "--allreduce", "ring", "--model", str(bad),
+                             "--out", str(out)), timeout=120)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "alpha_s: expected a finite number >= 0, got -0.005" in r.stderr
+    assert not (out / "summary.json").exists() and "step" not in r.stdout.lower()
+
+
+def test_bench_refuses_a_bad_model_file_before_the_sweep(model, tmp_path):
+    from tests.conftest import BIN, run_mpi
+
+    bad = corrupt(model, tmp_path, _set_alpha(float("nan")))
+    r = run_mpi(2, [str(BIN / "dist-logreg"), "bench", "--allreduce", "ring", "--model",
+                    str(bad), "--max-bytes", "64"], timeout=120)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "alpha_s: expected a finite number >= 0, got nan" in r.stderr

@@ -81,7 +81,7 @@ def load(path: str | Path) -> dict:
 MAX_PARAM = 1.0
 
 
-def _param(v, key: str) -> str | None:
+def param_problem(v, key: str) -> str | None:
     """What is wrong with one parameter (seconds per message or per byte), or None."""
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
         return f"{key}: expected a finite number >= 0, got {v!r}"
@@ -100,7 +100,7 @@ def _check_links(seg, key: str) -> str | None:
         if not isinstance(v, dict) or not {"alpha_s", "beta_s_per_byte"} <= set(v):
             return f"{key}.{link}: expected an object with alpha_s and beta_s_per_byte (or null), got {v!r:.40}"  # noqa: E501
         for name in ("alpha_s", "beta_s_per_byte"):
-            if why := _param(v[name], f"{key}.{link}.{name}"):
+            if why := param_problem(v[name], f"{key}.{link}.{name}"):
                 return why
     return None
 
@@ -124,7 +124,7 @@ def check(doc: dict) -> str | None:
     for k, g in enumerate(gamma):
         if not isinstance(g, dict):
             return f"gamma[{k}]: expected an object with s_per_byte, got {g!r:.40}"
-        if why := _param(g.get("s_per_byte"), f"gamma[{k}].s_per_byte"):
+        if why := param_problem(g.get("s_per_byte"), f"gamma[{k}].s_per_byte"):
             return why
     algs = doc.get("algorithms")
     if not isinstance(algs, dict) or not algs:
