@@ -122,5 +122,7 @@ def parse_byte_rate(text: str, flag: str) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value < float("inf"):
-        raise UsageError(f"{flag}: expected a rate such as 50GB/s or 800MB/s (bytes/s), got {text!r}")
+        raise UsageError(
+            f"{flag}: expected a rate such as 50GB/s or 800MB/s (bytes/s), got {text!r}"
+        )
     return value

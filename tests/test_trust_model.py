@@ -12,9 +12,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dist_logreg.collective import costfile as costmodel
-from dist_logreg.collective.costfile import design
 from dist_logreg.collective.closed_form import coefficients
+from dist_logreg.collective.costfile import design
 from dist_logreg.collective.schedule import Placement, shape
 from tests.test_model_cli import dl
 

@@ -113,12 +113,18 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", metavar="TIME", help="per-message overhead of the fabric's "
                    "software stack, e.g. 2us, instead of the fitted alpha (which is this "
                    "machine's: Python over shared memory)")  # fmt: skip
-    p.add_argument("--link-latency", metavar="TIME",
-                   help="added to every message between hosts, e.g. 1us (wire and switches)")
+    p.add_argument(
+        "--link-latency",
+        metavar="TIME",
+        help="added to every message between hosts, e.g. 1us (wire and switches)",
+    )
     p.add_argument("--gamma", metavar="TIME", help="seconds per byte reduced, e.g. 0.02ns, "
                    "instead of this machine's measured local reduction")  # fmt: skip
-    p.add_argument("--reduce-rate", metavar="RATE",
-                   help="bytes reduced per second, e.g. 50GB/s (the same as --gamma 1/RATE)")
+    p.add_argument(
+        "--reduce-rate",
+        metavar="RATE",
+        help="bytes reduced per second, e.g. 50GB/s (the same as --gamma 1/RATE)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     m.set_defaults(func=cmd, mpi=False)
 

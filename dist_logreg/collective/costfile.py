@@ -132,7 +132,9 @@ def check(doc: dict) -> str | None:
     for name, alg in algs.items():
         segs = alg.get("segments") if isinstance(alg, dict) else None
         if not isinstance(segs, list) or len(segs) != segments:
-            return f"algorithms.{name}.segments: expected {segments} size segment(s), got {segs!r:.40}"  # noqa: E501
+            return (
+                f"algorithms.{name}.segments: expected {segments} size segment(s), got {segs!r:.40}"  # noqa: E501
+            )
         for k, seg in enumerate(segs):
             if why := _check_links(seg, f"algorithms.{name}.segments[{k}]"):
                 return why
@@ -142,7 +144,9 @@ def check(doc: dict) -> str | None:
         for key in ("median_rel", "max_rel") if isinstance(res, dict) else ():
             v = res.get(key)
             if v is not None and not (isinstance(v, (int, float)) and 0 <= v < math.inf):
-                return f"algorithms.{name}.residuals.{key}: expected a finite number >= 0, got {v!r}"  # noqa: E501
+                return (
+                    f"algorithms.{name}.residuals.{key}: expected a finite number >= 0, got {v!r}"  # noqa: E501
+                )
     return _check_source(doc.get("source"))
 
 

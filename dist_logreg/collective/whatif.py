@@ -8,10 +8,9 @@ reduction (gamma); the fastest algorithm per size and the crossovers; and, given
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
-
-import copy
 
 from dist_logreg.collective import costfile
 from dist_logreg.collective.algorithms import OURS
@@ -139,10 +138,12 @@ def parameters_from(model: dict, user: dict | None, link_rate) -> dict:
     else:
         beta = f"user: 8 / {format_link_rate(link_rate)} (--link-rate, serialization time)"
     out = {
-        "alpha": f"user: {user['alpha'] * 1e6:g} us" if "alpha" in user
+        "alpha": f"user: {user['alpha'] * 1e6:g} us"
+        if "alpha" in user
         else "fit (per message, as measured)",
         "beta": beta,
-        "gamma": f"user: {user['gamma'] * 1e9:g} ns/B" if "gamma" in user
+        "gamma": f"user: {user['gamma'] * 1e9:g} ns/B"
+        if "gamma" in user
         else "fit (the local reduction, as measured)",
     }
     if "link_latency" in user:

@@ -106,8 +106,10 @@ def write_html(path: Path, title: str, intro: list[str], sections: list[Section]
 
 
 #: Characters that Markdown (or the HTML it lets through) would read as markup.
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|~"} | {
-    "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "})
+_MD_SPECIAL = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]#|~"}
+    | {"<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "}
+)
 
 
 def md(text: str) -> str:

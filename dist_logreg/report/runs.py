@@ -130,7 +130,9 @@ def _load_train(path: Path) -> TrainRun:
         raise UsageError(f"{path / 'summary.json'}: expected a run summary with world_size")
     p = summary["world_size"]
     if not isinstance(p, int) or isinstance(p, bool) or p < 1:
-        raise UsageError(f"{path / 'summary.json'}: world_size: expected an integer >= 1, got {p!r}")
+        raise UsageError(
+            f"{path / 'summary.json'}: world_size: expected an integer >= 1, got {p!r}"
+        )
     config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
