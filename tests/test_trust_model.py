@@ -240,7 +240,7 @@ def reference_hierarchical(node_of):
 @pytest.mark.parametrize("node_of", [[0, 0, 1, 1, 1, 2], [2, 0, 2, 1, 0, 0, 1], [0] * 5,
                                      list(range(6)), [0, 1, 0, 1, 0, 1, 3]])  # fmt: skip
 def test_vectorised_hierarchical_phases_match_the_flow_by_flow_ones(node_of):
-    from dist_logreg.collective.schedule import hierarchical_phases
+    from dist_logreg.collective.steps import hierarchical_phases
 
     got = hierarchical_phases(node_of)
     ups, leaders = reference_hierarchical(node_of)
@@ -254,7 +254,7 @@ def test_vectorised_hierarchical_phases_match_the_flow_by_flow_ones(node_of):
 
 @pytest.mark.parametrize("p", [2, 3, 5, 6, 7, 12, 33])
 def test_vectorised_fold_matches_mpich(p):
-    from dist_logreg.collective.schedule import _folded
+    from dist_logreg.collective.steps import _folded
 
     q = 1 << (p.bit_length() - 1)
     extra = p - q

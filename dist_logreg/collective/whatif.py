@@ -12,8 +12,7 @@ import copy
 import json
 from pathlib import Path
 
-from dist_logreg.collective import costfile
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.closed_form import busbw_factor
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
@@ -68,7 +67,8 @@ def report(model: dict, names, sizes, place: Placement, link_rate=None, given=No
     rank count is not observable), so it is predicted but never named fastest.
     """
     rows = table(model, names, sizes, place, link_rate)
-    ours = [n for n in names if n in OURS] or list(names)
+    scheduled = algorithms.scheduled()  # the library's own is modelled generically
+    ours = [n for n in names if n in scheduled] or list(names)
     fastest = []
     for n in sizes:
         best = min((r for r in rows if r["bytes"] == n and r["algorithm"] in ours),
