@@ -17,7 +17,7 @@ from time import perf_counter_ns
 import numpy as np
 
 from dist_logreg.bench import cost
-from dist_logreg.collective.algorithms import ALGORITHMS
+from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.closed_form import busbw_factor
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
@@ -120,7 +120,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
         "wrong = elements differing from the exact sum, all ranks",
         flush=True,
     )
-    if mpi_record and "mpi" in algorithms:
+    if mpi_record and table.MPI.name in algorithms:
         say(f"# mpi: {mpi_record['library']}; {mpi_record['setting']}", flush=True)
     model = getattr(args, "model_doc", None)  # --model: predicted columns
     say(HEADER + (cost.HEADER if model else ""), flush=True)
@@ -128,10 +128,10 @@ def run(comm, args, mpi_record: dict | None) -> int:
     reduce_s: dict[int, float] = {}  # local np.add per size: gamma, measured alongside
     records = []
     for name in algorithms:
-        allreduce = make_allreduce(name, comm, args.ranks_per_node)
+        allreduce = make_allreduce(name, comm, ranks_per_node=args.ranks_per_node)
         for nbytes in sweep:
             rec = measure(comm, allreduce, nbytes, args.dtype, args.warmup, args.iters)
-            if name == "mpi" and mpi_record:
+            if table.get(name).library and mpi_record:
                 rec["mpi_algorithm"] = mpi_record
             if rec["bytes"] not in reduce_s:
                 reduce_s[rec["bytes"]] = cost.measure_reduce(
@@ -161,11 +161,10 @@ def run(comm, args, mpi_record: dict | None) -> int:
 def algorithm_names(text: str) -> list[str]:
     """``"mpi, ring"`` -> ``["mpi", "ring"]``, each checked against the registry."""
     names = [a.strip() for a in text.split(",") if a.strip()]
-    unknown = [a for a in names if a not in ALGORITHMS]
+    known = table.names()
+    unknown = [a for a in names if a not in known]
     if not names or unknown:
-        raise UsageError(
-            f"--allreduce: expected a comma list of {', '.join(ALGORITHMS)}, got {text!r}"
-        )
+        raise UsageError(f"--allreduce: expected a comma list of {', '.join(known)}, got {text!r}")
     return names
 
 

@@ -115,7 +115,11 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
     costs = cost_model.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
     with dog.phase("setting up the allreduce (communicator split, clock sync)"):
         inner = make_allreduce(
-            cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size
+            cfg.allreduce,
+            comm,
+            ranks_per_node=cfg.ranks_per_node,
+            compress=cfg.compress,
+            fp16_scale=cfg.batch_size,  # fp16 sums each rank's share of the mean
         )
         hosts, host_of = host_names(comm)
         # always: metrics.jsonl gets clock-aligned start times, and the arrival order of
