@@ -102,10 +102,11 @@ def prepare(comm, cfg: TrainConfig, say=None) -> Prepared:
     ds = training_rows(comm, cfg)
     info, error = None, None
     try:
-        info, ds.y = labels_mod.resolve(ds.y, cfg.classes, f"data {ds.source}")
+        sharded = cfg.sampling == "sharded"
+        info, ds.y = labels_mod.resolve(ds.y, cfg.classes, f"data {ds.source}", sharded)
     except UsageError as exc:
         error = exc
-    labels_mod.agree(comm, info, error)
+    labels_mod.agree(comm, info, error, cfg.sampling == "sharded")
     val = None
     if cfg.val_data:
         val = held_out(comm, cfg, ds.n_features, info)

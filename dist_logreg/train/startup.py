@@ -93,11 +93,15 @@ def start(comm, args, watchdog, say=None) -> Start:
         # Record the resolved step count (config.json, checkpoints, the agreement).
         steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
         cfg = dataclasses.replace(cfg, steps=steps)
+        width = f"{ds.n_features} features"
+        if ds.sparse and not cfg.features:
+            width += f", the largest feature index in {cfg.data}"
         check_memory(
             run_bytes(cfg, prep.model.buffer_size, size),
             f"recording {cfg.steps} steps (about {RECORD_BYTES} B per allreduce call, kept "
-            "until the end) and the step buffers",
-            "fewer --steps or --epochs",
+            f"until the end) and the step buffers of a model of {width}",
+            "fewer --steps or --epochs, or fewer features (a LIBSVM index that is a typo, "
+            "or --features D)",
         )
         # Sharded ranks hold different rows by design: they agree on the whole set's shape.
         fp = fingerprint(ds) if not ds.sharded else f"{ds.n_total}x{ds.n_features} sharded"
