@@ -13,7 +13,17 @@ import argparse
 import os
 
 from dist_logreg import __version__
-from dist_logreg.cli import bench, cluster, cost_model, predict, report, scale, simulate, supervise, train
+from dist_logreg.cli import (
+    bench,
+    cluster,
+    cost_model,
+    predict,
+    report,
+    scale,
+    simulate,
+    supervise,
+    train,
+)
 from dist_logreg.cli.guard import run_guarded
 from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
