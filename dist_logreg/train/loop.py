@@ -185,7 +185,7 @@ def train(
         if flush is not None and (
             at_checkpoint or (cfg.flush_every and (step + 1) % cfg.flush_every == 0)
         ):
-            flush()
+            flush(i + 1, marks, comm_ns, batch_loss)  # the step rows so far, too
         if val is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
             t5 = clock()
             evals.append(_held_out(comm, mdl, val, params, step + 1, steps, reporter, dog))

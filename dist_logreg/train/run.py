@@ -139,7 +139,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
                 start_point,
                 checkpointer,
                 dog,
-                flush=lambda: partial.flush(allreduce),
+                flush=lambda *rows: partial.flush(allreduce, *rows),
                 model=mdl,
                 val=begin.prep.val,
                 plan=begin.plan,
