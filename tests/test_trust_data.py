@@ -179,3 +179,21 @@ def test_estimator_validation_is_collective(tmp_path, n, fault):
         assert line.startswith(f"rank {rank}: ValueError"), line
         if rank != n - 1:
             assert f"rank {n - 1} of {n}" in line
+
+
+# --- bench --out -------------------------------------------------------------------------
+
+
+def test_bench_out_refuses_to_replace_another_runs_file_unless_force(tmp_path):
+    out = tmp_path / "bench.json"
+    out.write_text('{"run": {"tag": "yesterday"}, "records": []}')
+    bench = [str(BIN / "dist-logreg"), "bench", "--allreduce", "ring", "--max-bytes", "64",
+             "--iters", "2", "--warmup", "1", "--out", str(out)]  # fmt: skip
+    r = run_mpi(2, bench, timeout=90)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
+    assert "--out " in line and "exists" in line and "--force" in line
+    assert "yesterday" in out.read_text()
+    r = run_mpi(2, [*bench, "--force"], timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert "yesterday" not in out.read_text()
