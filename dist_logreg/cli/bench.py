@@ -119,7 +119,7 @@ def refuse_existing(path: str, force: bool) -> None:
         )
 
 
-def cmd(comm, args: argparse.Namespace) -> int:
+def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the allreduce sweep."""
     from mpi4py import MPI
 

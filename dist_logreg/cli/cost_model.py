@@ -37,6 +37,17 @@ def add_parser(sub) -> None:
         "local reduction bench records next to each size; size segments where the transport "
         "changes protocol, found from the data unless given.",
     )
+    _fit_arguments(f)
+    p = msub.add_parser(
+        "predict",
+        help="predicted time, algbw, busbw, alpha/beta/gamma shares; fastest algorithm",
+        description="Predict one allreduce per algorithm and size on a placement of ranks.",
+    )
+    _predict_arguments(p)
+    m.set_defaults(func=cmd, mpi=False)
+
+
+def _fit_arguments(f) -> None:
     f.add_argument("bench", nargs="+", metavar="BENCH.json", help="`bench --out` files")
     f.add_argument("--out", default="model.json", metavar="FILE", help="(default: model.json)")
     f.add_argument(
@@ -57,11 +68,9 @@ def add_parser(sub) -> None:
     f.add_argument(
         "--link-rate", metavar="RATE", help="the link rate the bench ran at, if known (e.g. 1G)"
     )
-    p = msub.add_parser(
-        "predict",
-        help="predicted time, algbw, busbw, alpha/beta/gamma shares; fastest algorithm",
-        description="Predict one allreduce per algorithm and size on a placement of ranks.",
-    )
+
+
+def _predict_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
     p.add_argument("--ranks", type=int, metavar="P",
                    help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)")  # fmt: skip
@@ -126,7 +135,6 @@ def add_parser(sub) -> None:
         help="bytes reduced per second, e.g. 50GB/s (the same as --gamma 1/RATE)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    m.set_defaults(func=cmd, mpi=False)
 
 
 def cmd(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss",
@@ -70,6 +71,12 @@ def load(path: str | Path) -> TrainRun | BenchRun:
     path = Path(path)
     if path.is_file() and path.name == "summary.json":
         path = path.parent
+    if (
+        path.is_dir()
+        and (path / "simulate.json").is_file()
+        and not (path / "summary.json").is_file()
+    ):
+        path = path / "simulate.json"
     if path.is_dir():
         if not (path / "summary.json").is_file():
             raise UsageError(
@@ -122,7 +129,10 @@ def _check_record(rec: dict) -> str | None:
 
 
 def _load_bench(path: Path) -> BenchRun:
-    doc = bench_records(_read_json(path), f"bench JSON {path}")
+    raw = _read_json(path)
+    if simulate.is_simulate(raw):
+        return simulate.load(path, raw)
+    doc = bench_records(raw, f"bench JSON {path}")
     tag = (doc.get("run") or {}).get("tag") or path.stem
     return BenchRun(path, tag, doc)
 
