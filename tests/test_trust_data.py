@@ -243,3 +243,22 @@ def test_emulated_hosts_of_one_machine_share_its_memory(tmp_path):
     assert r.returncode == 2, r.stderr
     (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
     assert "x 2 rank(s) on this machine" in line
+
+
+# --- one BLAS thread per rank, measured ----------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_one_blas_thread_per_rank_is_enforced_and_measured(tmp_path, n, monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)  # as a user's shell: nothing set
+    out = tmp_path / "r"
+    r = run_mpi(n, train_cmd("--samples", "64", "--features", "4", *SMALL, "--out", str(out)),
+                timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import json
+
+    blas = json.loads((out / "summary.json").read_text())["run"]["blas"]
+    assert blas["source"] == "threadpoolctl"
+    assert [lib["num_threads"] for lib in blas["libraries"]] == [1] * len(blas["libraries"])
