@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import MPI_ALGORITHMS
@@ -88,6 +89,12 @@ def _output_arguments(bench) -> None:
         "one object per algorithm and size}",
     )
     bench.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file (default: refuse, so one run never overwrites "
+        "another's results)",
+    )
+    bench.add_argument(
         "--tag",
         metavar="NAME",
         help="a label for this run, recorded in the JSON (run.tag) and used by `dist-logreg "
@@ -110,6 +117,16 @@ def _output_arguments(bench) -> None:
     )
 
 
+def refuse_existing(path: str, force: bool) -> None:
+    """``UsageError`` if ``--out`` names a file that exists, unless ``--force``."""
+    p = Path(path)
+    if p.is_file() and not force:
+        raise UsageError(
+            f"--out {path}: the file exists ({p.stat().st_size} B, another run's results?); "
+            "expected a new file name, or --force to replace it"
+        )
+
+
 def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the allreduce sweep."""
     from mpi4py import MPI
@@ -127,6 +144,7 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
         args.model_doc = load_model(args.model, bench.algorithm_names(args.allreduce))
         if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after the sweep
             check_writable(args.out, "--out")
+            refuse_existing(args.out, args.force)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

@@ -37,9 +37,13 @@ class TrainResult:
     @property
     def phase_ns(self) -> np.ndarray:
         """(steps, 4) int64: data, compute, comm, update time of each step (PHASES)."""
-        m = self.marks
-        compute = m[:, 3] - m[:, 1] - self.comm_ns  # between data and update, not in comm
-        return np.stack([m[:, 1] - m[:, 0], compute, self.comm_ns, m[:, 4] - m[:, 3]], axis=1)
+        return self.phases_of(self.marks, self.comm_ns)
+
+    @staticmethod
+    def phases_of(m: np.ndarray, comm_ns: np.ndarray) -> np.ndarray:
+        """:attr:`phase_ns` of the marks (steps, MARKS) and comm times (steps,) given."""
+        compute = m[:, 3] - m[:, 1] - comm_ns  # between data and update, not in comm
+        return np.stack([m[:, 1] - m[:, 0], compute, comm_ns, m[:, 4] - m[:, 3]], axis=1)
 
     @property
     def comm_span_ns(self) -> np.ndarray:
