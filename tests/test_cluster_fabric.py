@@ -6,6 +6,7 @@ short calibration), and every test that builds its own tears it down.
 """
 
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from dist_logreg.ops.cluster import STATE_ROOT
 from tests.cluster_tools import cli, leftovers, needs_nft, read_json
-from tests.conftest import run_mpi, train_cmd
+from tests.conftest import BIN, mpi_env, run_mpi, train_cmd
 
 NAME, SUBNET = "fabt", "198.18.17.0/24"
 COMMON = ["--samples", "2000", "--features", "300", "--batch-size", "100", "--steps", "12",
@@ -104,7 +105,7 @@ def test_link_bytes_add_up(trained):
 @needs_nft
 def test_every_flow_across_leaves_has_its_spine(trained):
     out, stdout = trained
-    flows = read_json(out / "flows.json")
+    flows = read_json(out / "flows.json")["maps"][0]
     cross = [f for f in flows["flows"] if f["src_leaf"] != f["dst_leaf"]]
     assert cross and all(f["spine"] in ("s0", "s1") for f in cross)
     for f in cross:  # one spine saw the whole flow: the path did not change mid-flow
@@ -125,7 +126,7 @@ def test_hash_l3_sends_every_flow_of_a_host_pair_over_one_spine(tmp_path):
                 "recursive-doubling", "--min-bytes", "256K", "--max-bytes", "256K", "--iters",
                 "3", "--out", str(tmp_path / "b.json"))  # fmt: skip
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        flows = read_json(tmp_path / "b.flows.json")["flows"]
+        flows = read_json(tmp_path / "b.flows.json")["maps"][0]["flows"]
         for src, dst in (("h0", "h1"), ("h1", "h0")):
             mine = [f for f in flows if (f["src"], f["dst"]) == (src, dst)]
             assert len({(f["sport"], f["dport"]) for f in mine}) >= 2  # several connections
@@ -152,6 +153,14 @@ def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
         assert sum(d["loss_drops"] for d in rows["l0-s0"]["directions"].values()) > 0
         assert sum(d["loss_drops"] for d in rows["h0"]["directions"].values()) == 0
         assert json.loads((tmp_path / "b.json").read_text())["records"][0]["busbw"] > 0
+        # Every flow between the leaves crossed the lossy uplink, and says so; the sender's
+        # per-connection counters carry the retransmissions the loss caused.
+        (fmap,) = read_json(tmp_path / "f" / "flows.json")["maps"]
+        cross = [f for f in fmap["flows"] if f["spine"]]
+        assert cross and all(f["lossy_links"] == {"l0-s0": 5.0} for f in cross)
+        assert all(f["links"] == [f["src"], "l0-s0", "l1-s0", f["dst"]] for f in cross)
+        assert sum(f["retransmits"] for f in cross) > 0
+        assert re.search(r"h[01]>h[01] crossed l0-s0 \(5% loss\): \d+ retransmissions", r.stdout)
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []
@@ -169,3 +178,16 @@ def test_the_builtin_probe_calibrates_inside_the_namespaces(fabric):
         assert 0 < cls["one_way_Gbps"] <= 0.42 and all(
             0 < x <= 0.42 for x in cls["bidir_each_Gbps"]
         )
+
+
+@needs_nft
+def test_the_report_draws_the_links_and_flows_of_a_cluster_run(trained, tmp_path):
+    """`cluster up` -> `cluster run -- train` -> `report`: the fabric plots are there."""
+    out, _ = trained
+    r = subprocess.run([str(BIN / "dist-logreg"), "report", str(out), "--out",
+                        str(tmp_path / "rep")], capture_output=True, text=True, timeout=300,
+                       env={**mpi_env(), "MPLBACKEND": "Agg"})  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for png in ("links.png", "flows.png"):
+        assert (tmp_path / "rep" / png).stat().st_size > 1000
+    assert "links.png" in (tmp_path / "rep" / "report.md").read_text()
