@@ -74,7 +74,10 @@ def test_training_on_the_fabric_gives_the_one_host_model(trained, tmp_path):
     a, b = np.load(tmp_path / "l" / "model.npz"), np.load(out / "model.npz")
     np.testing.assert_allclose(b["coef"], a["coef"], rtol=1e-10)
     fabric = read_json(out / "summary.json")["fabric"]
-    assert fabric["ceiling"]["class"] == "uplink" and 0 < fabric["busbw_pct_of_ceiling"]
+    # Both classes are 400 Mbit/s nominally: the measured bidirectional ceiling breaks the tie.
+    cal = read_json(STATE_ROOT / NAME / "state.json")["calibration"]["classes"]
+    slowest = min(cal, key=lambda k: cal[k]["bidir_Gbps"])
+    assert fabric["ceiling"]["class"] == slowest and 0 < fabric["busbw_pct_of_ceiling"]
 
 
 @needs_nft
@@ -158,7 +161,9 @@ def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
         (fmap,) = read_json(tmp_path / "f" / "flows.json")["maps"]
         cross = [f for f in fmap["flows"] if f["spine"]]
         assert cross and all(f["lossy_links"] == {"l0-s0": 5.0} for f in cross)
-        assert all(f["links"] == [f["src"], "l0-s0", "l1-s0", f["dst"]] for f in cross)
+        for f in cross:  # its host link, the uplinks out of its leaf and into the other one
+            up, down = f"{f['src_leaf']}-s0", f"{f['dst_leaf']}-s0"
+            assert f["links"] == [f["src"], up, down, f["dst"]]
         assert sum(f["retransmits"] for f in cross) > 0
         assert re.search(r"h[01]>h[01] crossed l0-s0 \(5% loss\): \d+ retransmissions", r.stdout)
     finally:
