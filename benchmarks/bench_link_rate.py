@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dist_logreg.ops.cluster import STATE_ROOT
 from dist_logreg.units import rate_bits
 
 BIN = Path(sys.executable).parent
@@ -53,7 +54,7 @@ def one_rate(rate: str, tmp: Path, seconds: str) -> list[str]:
     cluster("up", "--name", NAME, "--subnet", SUBNET, "--topology", "leaf-spine", "--hosts",
             "4", "--rate", rate, "--calibrate", "--calibrate-seconds", seconds)  # fmt: skip
     try:
-        state = json.loads(Path(f"/run/dist-logreg/{NAME}/state.json").read_text())
+        state = json.loads((STATE_ROOT / NAME / "state.json").read_text())
         for cls, cal in sorted(state["calibration"]["classes"].items()):
             rows.append(f"| {rate} | {cls} TCP one way | {cal['one_way_Gbps']:.3f} Gbit/s | "
                         f"{cal['one_way_Gbps'] / nominal:.2f} | >= 0.90 | {load()} |")  # fmt: skip

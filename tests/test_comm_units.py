@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from dist_logreg.bench import sweep as bench
+from dist_logreg.collective.closed_form import busbw_factor, model_time, model_wire_bytes
 from dist_logreg.comm.base import MPIAllreduce
-from dist_logreg.comm.costs import busbw_factor, model_time, model_wire_bytes
 from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.errors import UsageError
-from dist_logreg.study import bench
-from dist_logreg.study.stats import traffic_report
-from dist_logreg.study.trace import clock_offset, write_trace
+from dist_logreg.record.stats import traffic_report
+from dist_logreg.record.trace import clock_offset, write_trace
 from dist_logreg.train.loop import bucket_ranges
 from dist_logreg.units import parse_bytes
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dist_logreg.comm.names import ALGORITHMS, MPI_ALGORITHMS
+from dist_logreg.collective import algorithms as table
+from dist_logreg.collective.algorithms import MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
 from dist_logreg.files import check_writable
 from dist_logreg.units import parse_bytes
@@ -32,9 +33,11 @@ def add_parser(sub) -> None:
     )
     bench.add_argument(
         "--allreduce",
-        default="mpi",
+        default=table.DEFAULT,
         metavar="LIST",
-        help="comma-separated algorithms among " + ", ".join(ALGORITHMS) + " (default: mpi)",
+        help="comma-separated algorithms among "
+        + ", ".join(table.names())
+        + f" (default: {table.DEFAULT})",
     )
     bench.add_argument(
         "--min-bytes", default="8", metavar="N", help="smallest message, e.g. 8, 4K (default: 8)"
@@ -62,12 +65,15 @@ def add_parser(sub) -> None:
         "--ranks-per-node",
         type=int,
         metavar="K",
-        help="for hierarchical: K consecutive ranks form a node (default: shared memory)",
+        help="for a topology-aware algorithm ("
+        + ", ".join(a.name for a in table.of() if a.topology_aware)
+        + "): K consecutive ranks form a node (default: shared memory)",
     )
     bench.add_argument(
         "--mpi-algorithm",
         choices=tuple(MPI_ALGORITHMS),
-        help="force the MPI library's own algorithm for 'mpi' (set before MPI starts)",
+        help=f"force the MPI library's own algorithm for {table.MPI.name!r} (set before MPI "
+        "starts)",
     )
     bench.add_argument(
         "--out",
@@ -100,9 +106,9 @@ def cmd(comm, args: argparse.Namespace) -> int:
     """Collective: the allreduce sweep."""
     from mpi4py import MPI
 
+    from dist_logreg.bench import sweep as bench
+    from dist_logreg.bench.cost import load_model
     from dist_logreg.comm.mpilib import mpi_algorithm_record
-    from dist_logreg.study import bench
-    from dist_logreg.study.benchmodel import load_model
 
     error = None
     try:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
+from dist_logreg.collective import algorithms as table
+
 
 class Allreduce:
     """Base of every allreduce: the non-blocking calls, for algorithms that have none.
@@ -64,7 +66,7 @@ class Allreduce:
 class MPIAllreduce(Allreduce):
     """The MPI library's own ``MPI_Allreduce``, in place (no second buffer to copy)."""
 
-    name = "mpi"
+    name = table.MPI.name
 
     def __init__(self, comm: MPI.Comm):
         self.comm = comm

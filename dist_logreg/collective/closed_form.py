@@ -1,0 +1,104 @@
+"""Cost-model formulas of an allreduce (pure arithmetic: no MPI).
+
+The coefficients are the records' ``closed_form`` in the algorithm table
+(:mod:`dist_logreg.collective.algorithms`); this module asks the table. Hockney
+alpha-beta-gamma after Thakur, Rabenseifner and Gropp (2005), with the coefficients
+MPICH's sources state: one allreduce of ``n`` payload bytes on ``p`` ranks costs
+``a(p)*alpha + b(p)*n*beta + c(p)*n*gamma`` on its critical path, ``alpha`` seconds per
+message, ``beta`` per byte sent, ``gamma`` per byte reduced. See docs/design.md, "Cost model".
+
+=====================  ===================  =====================  ====================
+algorithm              a(p)                 b(p)                   c(p)
+=====================  ===================  =====================  ====================
+ring                   2(p-1)               2(p-1)/p               (p-1)/p
+recursive-doubling     lg p' + 2f           lg p' + 2f             lg p' + f
+rabenseifner           2 lg p' + 2f         2(p'-1)/p' + 2f        (p'-1)/p' + f
+mpi (generic)          ceil(lg p)           2(p-1)/p               (p-1)/p
+=====================  ===================  =====================  ====================
+
+``p'`` is the largest power of two <= p and ``f`` is 1 when ``p != p'`` (MPICH folds the
+extra ranks in first, whole buffers, and hands them the result at the end), else 0. For
+``mpi`` the library's choice is not observable: the generic form assumes the latency of a
+logarithmic algorithm and the bandwidth of an optimal one, and a fit says so.
+``hierarchical`` has no single closed form (intra- and inter-node links differ): see
+:func:`hierarchical_coefficients`; :func:`coefficients` answers None and :func:`why_not` says
+why.
+"""
+
+from __future__ import annotations
+
+from dist_logreg.collective import algorithms
+from dist_logreg.collective.steps import pow2_below
+
+__all__ = [
+    "busbw_factor",
+    "coefficients",
+    "hierarchical_coefficients",
+    "model_time",
+    "model_wire_bytes",
+    "pow2_below",
+    "why_not",
+]
+
+
+def busbw_factor(world_size: int) -> float:
+    """nccl-tests' bus-bandwidth factor for allreduce, ``2(p-1)/p``: busbw = algbw * factor."""
+    return 2.0 * (world_size - 1) / world_size
+
+
+def coefficients(name: str, p: int) -> tuple[float, float, float] | None:
+    """``(a, b, c)`` of one allreduce on ``p`` ranks over one kind of link (table above), or
+    None where the algorithm has no closed form (its record says why: :func:`why_not`)."""
+    alg = algorithms.get(name)
+    if alg.closed_form is None:
+        return None
+    if p <= 1:
+        return 0.0, 0.0, 0.0
+    return alg.closed_form(p)
+
+
+def why_not(name: str) -> str:
+    """One line: why ``name`` has no closed form ("" when it has one)."""
+    alg = algorithms.get(name)
+    return "" if alg.closed_form else f"no closed form for {name}: {alg.why}"
+
+
+def hierarchical_coefficients(ranks_per_node: int, nodes: int) -> dict[str, float]:
+    """Hierarchical allreduce, ``k`` ranks in each of ``H`` nodes, per kind of link.
+
+    Linear reduce inside each node ``(k-1)(alpha_i + n beta_i + n gamma)``, ring among the
+    node leaders ``2(H-1) alpha_e + 2(H-1)/H n beta_e + (H-1)/H n gamma``, linear broadcast
+    ``(k-1)(alpha_i + n beta_i)``. Keys: ``a_intra b_intra a_inter b_inter c``.
+    """
+    k, h = ranks_per_node, nodes
+    a_e, b_e, c_e = coefficients(algorithms.RING.name, h)
+    return {
+        "a_intra": 2.0 * (k - 1),
+        "b_intra": 2.0 * (k - 1),
+        "a_inter": a_e,
+        "b_inter": b_e,
+        "c": (k - 1) + c_e,
+    }
+
+
+def model_wire_bytes(name: str, payload: int, p: int) -> float:
+    """Cost-model bytes one rank sends per allreduce of ``payload`` bytes (an ESTIMATE).
+
+    ring and rabenseifner (reduce-scatter + allgather): ``2(p-1)/p * S``; recursive
+    doubling: ``log2(p) * S``; for ``mpi`` the library's choice is not observable, so the
+    bandwidth-optimal ``2(p-1)/p * S`` is the estimate (a lower bound for any algorithm).
+    The factor is each record's ``wire_bytes_factor``.
+    """
+    return algorithms.get(name).wire_bytes_factor(p) * payload
+
+
+def model_time(
+    name: str, payload: int, p: int, alpha: float, beta: float, gamma: float = 0.0
+) -> float | None:
+    """Hockney time of one allreduce over one kind of link: ``a alpha + b n beta + c n gamma``
+    (None where the algorithm has no closed form, :func:`why_not`)."""
+    abc = coefficients(name, p)
+    if abc is None:
+        return None
+    a, b, c = abc
+    return a * alpha + b * payload * beta + c * payload * gamma
