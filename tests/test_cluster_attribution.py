@@ -8,7 +8,7 @@ import pytest
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import attribution, change, fabricfiles, jobs, lifecycle, tcpinfo
 from dist_logreg.ops.cluster.state import Spec
-from dist_logreg.study import runs
+from dist_logreg.report import runs
 from tests.test_cluster_units import fabric_state
 
 SS = """\
