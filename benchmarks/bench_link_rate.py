@@ -48,11 +48,12 @@ def bench(size: str, iters: int, out: Path) -> dict:
     return json.loads(out.read_text())["records"][0]
 
 
-def one_rate(rate: str, tmp: Path, seconds: str) -> list[str]:
+def one_rate(rate: str, tmp: Path, seconds: str, shaping: list[str]) -> list[str]:
     nominal = rate_bits(rate) / 1e9
     rows = []
     cluster("up", "--name", NAME, "--subnet", SUBNET, "--topology", "leaf-spine", "--hosts",
-            "4", "--rate", rate, "--calibrate", "--calibrate-seconds", seconds)  # fmt: skip
+            "4", "--rate", rate, "--calibrate", "--calibrate-seconds", seconds,
+            *shaping)  # fmt: skip
     try:
         state = json.loads((STATE_ROOT / NAME / "state.json").read_text())
         for cls, cal in sorted(state["calibration"]["classes"].items()):
@@ -62,7 +63,7 @@ def one_rate(rate: str, tmp: Path, seconds: str) -> list[str]:
                         f" | {cal['bidir_Gbps'] / nominal:.2f} | >= 0.85 | {load()} |")  # fmt: skip
     finally:
         cluster("down", "--name", NAME)
-    cluster("up", "--name", NAME, "--subnet", SUBNET, "--hosts", "2", "--rate", rate)
+    cluster("up", "--name", NAME, "--subnet", SUBNET, "--hosts", "2", "--rate", rate, *shaping)
     try:
         small = bench("64K", 50, tmp / "s.json")
         wire = small["bytes"] * 8 / rate_bits(rate)
@@ -82,12 +83,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="200mbit,300mbit,400mbit,500mbit")
     ap.add_argument("--calibrate-seconds", default="3")
+    ap.add_argument("--burst", help="cluster up --burst (default: its own)")
+    ap.add_argument("--queue", help="cluster up --queue (default: its own)")
     args = ap.parse_args()
+    shaping = [*(["--burst", args.burst] if args.burst else []),
+               *(["--queue", args.queue] if args.queue else [])]  # fmt: skip
     tmp = Path(tempfile.mkdtemp())
     print("| rate | measurement | measured | measured / nominal (or / wire) | goal | load |")
     print("|---|---|---|---|---|---|")
     for rate in args.rates.split(","):
-        for row in one_rate(rate, tmp, args.calibrate_seconds):
+        for row in one_rate(rate, tmp, args.calibrate_seconds, shaping):
             print(row, flush=True)
     return 0
 

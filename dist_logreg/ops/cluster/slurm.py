@@ -24,6 +24,8 @@ from dist_logreg.ops.cluster import leafspine
 from dist_logreg.ops.cluster.state import STATE_ROOT, Cluster, need_tool
 
 CTLD_PORT, SLURMD_PORT = 6817, 6818
+#: The Slurm commands `cluster run -- ...` runs against the cluster's controller.
+CLIENTS = ("sbatch", "srun", "sinfo", "squeue", "scontrol", "scancel")
 CONF = """\
 ClusterName={name}
 SlurmctldHost={name}ctl({ctl})
