@@ -117,8 +117,9 @@ def loss_lines(flows: list[dict], latency: dict | None, most: int = 8) -> list[s
     lines = []
     for f in lossy[:most]:
         where = ", ".join(f"{k} ({v:g}% loss)" for k, v in f["lossy_links"].items())
-        rt = "retransmissions not sampled" if f["retransmits"] is None else (
-            f"{f['retransmits']} retransmissions")  # fmt: skip
+        n = f["retransmits"]
+        rt = "retransmissions not sampled" if n is None else (
+            f"{n} retransmission{'' if n == 1 else 's'}")  # fmt: skip
         lines.append(f"  loss            {f['src']}>{f['dst']} crossed {where}: {rt}{tail}")
     if len(lossy) > most:
         lines.append(f"  ... {len(lossy) - most} more lossy flows in flows.json")
