@@ -102,7 +102,7 @@ def add_parser(sub) -> None:
     bench.set_defaults(func=cmd, mpi=True)
 
 
-def cmd(comm, args: argparse.Namespace) -> int:
+def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the allreduce sweep."""
     from mpi4py import MPI
 

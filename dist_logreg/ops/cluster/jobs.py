@@ -180,7 +180,8 @@ def run(name: str, ranks_per_host: int, program: list[str], tcp_links: int = 4,
         return slurm.submit(c, program, say=say)
     if not program or program[0] not in ("train", "bench"):
         raise UsageError("cluster run: expected `-- train ARGS...`, `-- bench ARGS...` or "
-                         "`-- sbatch|srun|sinfo|squeue ARGS...` (a cluster up --slurm)")  # fmt: skip
+                         "`-- sbatch|srun|sinfo|squeue ARGS...` (a cluster up "
+                         "--slurm)")  # fmt: skip
     program, result, links_path, flows_path = outputs(program, fabric_out)
     exe = Path(sys.executable).parent / "dist-logreg"
     os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")  # emulated hosts share cores
