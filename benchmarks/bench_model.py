@@ -33,7 +33,7 @@ from dist_logreg.collective.schedule import Placement
 from dist_logreg.units import rate_bits
 
 BIN = Path(sys.executable).parent
-NAME, SUBNET = "cm-model", "198.18.41.0/24"
+NAME, SUBNET = "cmmodel", "198.18.41.0/24"  # a valid --name: letters and digits
 ALGS = "mpi,ring,recursive-doubling,rabenseifner"
 GOALS = {"held-out size": 0.15, "held-out ranks": 0.15, "2 -> 4 hosts": 0.20, "what-if": 0.20,
          "two-tier": 0.25}  # fmt: skip
