@@ -156,6 +156,7 @@ def test_sbatch_across_two_emulated_nodes_gives_the_local_model(tmp_path):
     try:
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         assert "2 nodes idle" in r.stdout
+        assert "4 of 4 daemons running" in cli("status", "--name", name).stdout
         script = Path(__file__).resolve().parents[1] / "launch" / "slurm.sbatch"
         r = subprocess.run(
             [str(BIN / "dist-logreg"), "cluster", "run", "--name", name, "--", "sbatch",

@@ -138,6 +138,16 @@ def start(c: Cluster, say=print, timeout: float = 60.0) -> None:
         f"idle (partition emu); SLURM_CONF={d}/slurm.conf")  # fmt: skip
 
 
+def status_line(c: Cluster) -> str:
+    """``cluster status``: how many of the daemons ``start`` recorded still run."""
+    d = slurm_dir(c.name)
+    path = d / "pids"
+    pids = [int(x) for x in path.read_text().split() if x.isdigit()] if path.exists() else []
+    alive = sum(_alive(p) and str(d) in _cmdline(p) for p in pids)
+    return (f"  slurm           {alive} of {len(pids)} daemons running (munged, slurmctld, one "
+            f"slurmd per host); SLURM_CONF={d}/slurm.conf")  # fmt: skip
+
+
 def _idle(c: Cluster, d: Path) -> int:
     r = client(c.name, ["sinfo", "-h", "-N", "-o", "%N %t"], check=False)
     return sum(1 for line in r.stdout.splitlines() if line.split()[-1:] == ["idle"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dist_logreg.ops.cluster import counters
+from dist_logreg.ops.cluster import counters, slurm
 from dist_logreg.ops.cluster.shaping import default_burst, default_queue
 from dist_logreg.ops.cluster.state import Cluster, in_ns, load, sh
 
@@ -47,6 +47,8 @@ def status(name: str) -> str:
             f"bidirectional {cal['bidir_Gbps']:.3f} Gbit/s per direction "
             f"({c.calibration['tool']}, {cal['between']})"
         )
+    if c.spec.slurm:
+        lines.append(slurm.status_line(c))
     for change in c.changes:
         lines.append(f"  changed {change['utc']}: {change['what']}")
     lines += live_lines(c)
