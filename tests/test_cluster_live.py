@@ -150,13 +150,14 @@ _no_slurm = pytest.mark.skipif(
 @needs_root
 @_no_slurm
 def test_sbatch_across_two_emulated_nodes_gives_the_local_model(tmp_path):
-    name = "dlrslm"
+    name, pids = "dlrslm", []
     r = cli("up", "--name", name, "--hosts", "2", "--subnet", "198.18.25.0/24", "--slurm",
             timeout=180)  # fmt: skip
     try:
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         assert "2 nodes idle" in r.stdout
         assert "4 of 4 daemons running" in cli("status", "--name", name).stdout
+        pids = [int(x) for x in (STATE_ROOT / name / "slurm" / "pids").read_text().split()]
         script = Path(__file__).resolve().parents[1] / "launch" / "slurm.sbatch"
         r = subprocess.run(
             [str(BIN / "dist-logreg"), "cluster", "run", "--name", name, "--", "sbatch",
@@ -177,5 +178,12 @@ def test_sbatch_across_two_emulated_nodes_gives_the_local_model(tmp_path):
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []
-    pids = STATE_ROOT / name / "slurm" / "pids"
-    assert not pids.exists()  # down ended every daemon (and removed the state)
+    assert not any(_running(p) for p in pids)  # down ended every daemon it started
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an ended daemon whose parent has not reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
