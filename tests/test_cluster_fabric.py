@@ -149,23 +149,31 @@ def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
         assert "loss l0-s0 5.0%" in r.stdout
         assert len(leftovers(name)) == 2 + 2 + 1 + 1 + 2  # hosts, leaves, spine, mgmt bridge+links
         r = cli("run", "--name", name, "--fabric-out", str(tmp_path / "f"), "--", "bench",
-                "--allreduce", "ring", "--min-bytes", "1M", "--max-bytes", "1M", "--iters", "3",
-                "--out", str(tmp_path / "b.json"))  # fmt: skip
+                "--allreduce", "ring,rabenseifner", "--min-bytes", "1M", "--max-bytes", "1M",
+                "--iters", "3", "--out", str(tmp_path / "b.json"))  # fmt: skip
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         rows = {row["id"]: row for row in read_json(tmp_path / "f" / "links.json")["links"]}
         assert sum(d["loss_drops"] for d in rows["l0-s0"]["directions"].values()) > 0
         assert sum(d["loss_drops"] for d in rows["h0"]["directions"].values()) == 0
-        assert json.loads((tmp_path / "b.json").read_text())["records"][0]["busbw"] > 0
-        # Every flow between the leaves crossed the lossy uplink, and says so; the sender's
+        records = json.loads((tmp_path / "b.json").read_text())["records"]
+        assert [r["algorithm"] for r in records] == ["ring", "rabenseifner"]  # merged back
+        assert all(r["busbw"] > 0 for r in records)
+        assert not list(tmp_path.glob("b.part-*"))
+        # One flow map per algorithm (each its own job, its own connections). Every flow
+        # between the leaves crossed the lossy uplink, and says so; the sender's
         # per-connection counters carry the retransmissions the loss caused.
-        (fmap,) = read_json(tmp_path / "f" / "flows.json")["maps"]
-        cross = [f for f in fmap["flows"] if f["spine"]]
+        maps = read_json(tmp_path / "f" / "flows.json")["maps"]
+        assert [m["label"] for m in maps] == ["ring", "rabenseifner"]
+        ports = [{(f["sport"], f["dport"]) for f in m["flows"]} for m in maps]
+        assert not ports[0] & ports[1]
+        cross = [f for m in maps for f in m["flows"] if f["spine"]]
         assert cross and all(f["lossy_links"] == {"l0-s0": 5.0} for f in cross)
         for f in cross:  # its host link, the uplinks out of its leaf and into the other one
             up, down = f"{f['src_leaf']}-s0", f"{f['dst_leaf']}-s0"
             assert f["links"] == [f["src"], up, down, f["dst"]]
         assert sum(f["retransmits"] for f in cross) > 0
-        assert re.search(r"h[01]>h[01] crossed l0-s0 \(5% loss\): \d+ retransmissions", r.stdout)
+        assert re.search(r"h[01]>h[01] crossed l0-s0 \(5% loss\): \d+ retransmission", r.stdout)
+        assert "flow map        ring" in r.stdout and "flow map        rabenseifner" in r.stdout
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []
