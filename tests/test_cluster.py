@@ -14,7 +14,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.ops import cluster
 from dist_logreg.units import parse_rate
 from tests.cluster_tools import cli, leftovers, needs_nft, needs_root, read_json
-from tests.conftest import mpi_env, run_mpi, train_cmd
+from tests.helpers import mpi_env, run_mpi, train_cmd
 
 COMMON = [
     "--samples",

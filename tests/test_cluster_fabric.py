@@ -14,7 +14,7 @@ import pytest
 
 from dist_logreg.ops.cluster import STATE_ROOT
 from tests.cluster_tools import cli, leftovers, needs_nft, read_json
-from tests.conftest import BIN, mpi_env, run_mpi, train_cmd
+from tests.helpers import BIN, mpi_env, run_mpi, train_cmd
 
 NAME, SUBNET = "fabt", "198.18.17.0/24"
 COMMON = ["--samples", "2000", "--features", "300", "--batch-size", "100", "--steps", "12",

@@ -17,7 +17,7 @@ import pytest
 
 from dist_logreg.ops.cluster import STATE_ROOT
 from tests.cluster_tools import cli, leftovers, needs_nft, needs_root, read_json
-from tests.conftest import BIN, mpi_env, run_mpi, train_cmd
+from tests.helpers import BIN, mpi_env, run_mpi, train_cmd
 
 SMALL = ["--samples", "512", "--features", "16", "--batch-size", "128", "--steps", "12",
          "--seed", "3"]  # fmt: skip

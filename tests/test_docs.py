@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import BIN
 from tests.docs_blocks import (
     DOCS,
     NEEDS,
@@ -41,6 +40,7 @@ from tests.docs_blocks import (
     pages,
     shell_blocks,
 )
+from tests.helpers import BIN
 
 PAGES = pages()
 BLOCKS = shell_blocks()

@@ -35,6 +35,15 @@ def train_section(b: Builder, run: TrainRun, prefix: str) -> Section:
         f"{s['world_size']} rank(s), {s.get('steps_run', s.get('steps'))} steps, allreduce "
         f"{(s.get('allreduce') or {}).get('algorithm', '?')}, output directory {run.path}"
     )
+    if len(run.attempts) > 1:
+        sec.notes.append(
+            f"{len(run.attempts)} attempts (resumed from checkpoints): "
+            + "; ".join(
+                f"attempt {a['attempt']}: steps {a['first']}..{a['last']}"
+                + ("" if a["completed"] else " (died; its rows saved up to its last flush)")
+                for a in run.attempts
+            )
+        )
     if run.steps is not None and run.steps["step"].size:
         steps, phases = analysis.step_phases(run)
         fig = plots.step_time_stack(steps, phases, f"Step time by phase: {run.tag}")

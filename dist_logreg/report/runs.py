@@ -22,7 +22,8 @@ from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
-STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss")
+STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss",
+                "attempt")  # fmt: skip
 CALL_COLUMNS = ("step", "rank", "bytes", "seconds", "start_s", "start_aligned_s", "predicted_s")
 
 
@@ -40,6 +41,8 @@ class TrainRun:
     links: list[dict] | None  # links.json, one row per link and direction (fabricfiles)
     flows: list[dict] | None  # flows.json, one flow map per part of the job (fabricfiles)
     kind: str = field(default="train", init=False)
+    #: Which attempt ran which steps: ``[{"attempt", "first", "last", "completed"}]``.
+    attempts: list[dict] = field(default_factory=list, init=False)
 
     @property
     def run(self) -> dict:
@@ -151,7 +154,7 @@ def _load_train(path: Path) -> TrainRun:
         links = fabricfiles.read_links(path / "links.json")
     if (path / "flows.json").is_file():
         flows = fabricfiles.read_flows(path / "flows.json")
-    return TrainRun(
+    run = TrainRun(
         path,
         tag,
         summary,
@@ -162,6 +165,32 @@ def _load_train(path: Path) -> TrainRun:
         links,
         flows,
     )
+    run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
+    return run
+
+
+def with_dead_attempts(path: Path, steps, world_size: int):
+    """``steps.jsonl``'s columns with the rows that attempts which died saved in
+    ``partial/steps-attempt<a>-*.jsonl`` (steps no later attempt ran), and which attempt ran
+    which steps."""
+    parts = sorted((path / "partial").glob("steps-attempt*-rank*.jsonl"))
+    dead = [_read_jsonl(f, STEP_COLUMNS, world_size) for f in parts]
+    dead = [d for d in dead if d is not None and d["step"].size]
+    done = set() if steps is None else set(steps["step"].tolist())
+    keep = [{c: v[~np.isin(d["step"], list(done))] for c, v in d.items()} for d in dead]
+    tables = ([steps] if steps is not None else []) + [k for k in keep if k["step"].size]
+    if not tables:
+        return steps, []
+    merged = {c: np.concatenate([t[c] for t in tables]) for c in STEP_COLUMNS}
+    order = np.lexsort((merged["rank"], merged["step"]))
+    merged = {c: v[order] for c, v in merged.items()}
+    completed = set() if steps is None else set(steps["attempt"][~np.isnan(steps["attempt"])])
+    attempts = []
+    for a in sorted(set(merged["attempt"][~np.isnan(merged["attempt"])].tolist())):
+        mine = merged["step"][merged["attempt"] == a]
+        attempts.append({"attempt": int(a), "first": int(mine.min()), "last": int(mine.max()),
+                         "completed": a in completed})  # fmt: skip
+    return merged, attempts
 
 
 def _read_json(path: Path):

@@ -28,7 +28,8 @@ rolls back on any failure or Ctrl-C.
 ``flows``        the flow map: which spine each TCP flow took, ``flows.json``
 ``calibrate``    one-way and bidirectional TCP ceilings per link class
 ``probe``        the built-in TCP probe that runs inside the namespaces
-``jobs``         ``cluster run``: the ``mpirun`` line, snapshots, the fabric report
+``jobs``         ``cluster run``: the ``mpirun`` line, snapshots, the fabric files
+``report``       the fabric block, busbw against the ceiling, the printed summary
 ===============  ==========================================================================
 """
 
