@@ -46,7 +46,7 @@ def bars(ax, groups: dict, key, scale=1e3):
     for i, (label, res) in enumerate(groups.items()):
         x = np.arange(len(ALGS)) + i * width
         ax.bar(x, [res[a][key] * scale for a in ALGS], width, label=label)
-    ax.set_xticks(np.arange(len(ALGS)) + 0.4 - width / 2, ALGS)
+    ax.set_xticks(np.arange(len(ALGS)) + 0.4 - width / 2, ALGS, fontsize=8)
 
 
 def answer_a(seeds, out):

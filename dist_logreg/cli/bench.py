@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import MPI_ALGORITHMS
@@ -75,11 +76,23 @@ def add_parser(sub) -> None:
         help=f"force the MPI library's own algorithm for {table.MPI.name!r} (set before MPI "
         "starts)",
     )
+    _output_arguments(bench)
+    bench.set_defaults(func=cmd, mpi=True)
+
+
+def _output_arguments(bench) -> None:
+    """``bench``: what it writes, and the cost model it fits or compares with."""
     bench.add_argument(
         "--out",
         metavar="FILE",
         help='also write the results as JSON: {"run": where the run came from, "records": '
         "one object per algorithm and size}",
+    )
+    bench.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file (default: refuse, so one run never overwrites "
+        "another's results)",
     )
     bench.add_argument(
         "--tag",
@@ -95,14 +108,26 @@ def add_parser(sub) -> None:
         help="fit the cost model to this sweep and write it (default FILE: model.json)",
     )
     bench.add_argument(
+        "--cost-model",
         "--model",
+        dest="model",
         metavar="FILE",
-        help="a fitted model.json: add predicted time and measured/predicted columns",
+        help="a fitted cost model (model.json): add predicted time and measured/predicted "
+        "columns (--model: the same, kept for scripts)",
     )
-    bench.set_defaults(func=cmd, mpi=True)
 
 
-def cmd(comm, args: argparse.Namespace) -> int:
+def refuse_existing(path: str, force: bool) -> None:
+    """``UsageError`` if ``--out`` names a file that exists, unless ``--force``."""
+    p = Path(path)
+    if p.is_file() and not force:
+        raise UsageError(
+            f"--out {path}: the file exists ({p.stat().st_size} B, another run's results?); "
+            "expected a new file name, or --force to replace it"
+        )
+
+
+def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the allreduce sweep."""
     from mpi4py import MPI
 
@@ -119,6 +144,7 @@ def cmd(comm, args: argparse.Namespace) -> int:
         args.model_doc = load_model(args.model, bench.algorithm_names(args.allreduce))
         if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after the sweep
             check_writable(args.out, "--out")
+            refuse_existing(args.out, args.force)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

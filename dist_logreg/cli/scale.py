@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import shutil
 import sys
@@ -53,9 +54,12 @@ def add_parser(sub) -> None:
         "--out", metavar="DIR", help="where the runs and the table go (default: runs/scale-<time>)"
     )
     sc.add_argument(
+        "--cost-model",
         "--model",
+        dest="model",
         metavar="FILE.json",
-        help="cost-model parameters; adds predicted step time and speedup to each row",
+        help="a cost model (model.json); adds predicted step time and speedup to each row "
+        "(--model: the same, kept for scripts)",
     )
     sc.add_argument(
         "--launcher",
@@ -114,6 +118,10 @@ def cmd(args: argparse.Namespace) -> int:
         if not command or command[0] != "train":
             raise UsageError(f"scale: expected '-- train [options]' after the flags, got {command}")
         ranks = scale.parse_ranks(args.ranks)
+        if args.timeout is not None and not 0 < args.timeout < math.inf:
+            raise UsageError(
+                f"--timeout: expected a finite number of seconds > 0, got {args.timeout}"
+            )
         out = Path(args.out or time.strftime("runs/scale-%Y%m%d-%H%M%S"))
         return scale.run(
             command, ranks, args.mode, out, _launcher(args), args.model, args.label,

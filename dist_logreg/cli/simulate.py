@@ -77,6 +77,58 @@ def add_parser(sub) -> None:
         metavar="SPEC",
         help="preset:key=value,... or a .json/.toml file (keys below)",
     )
+    _what_to_simulate(p)
+    a(
+        "--seeds",
+        type=_ranks,
+        default=1,
+        metavar="N",
+        help="hash (and random placement) seeds: seed i adds i to hash-seed and --placement-seed",
+    )
+    a("--exact", action="store_true", help="run the dependency graph event by event (smaller runs)")
+    a(
+        "--engine",
+        choices=("flow", "packet"),
+        default="flow",
+        help="flow (default) or packet (ns-3)",
+    )
+    a(
+        "--cost-model",
+        metavar="FILE",
+        help="take alpha and gamma from a fitted model.json (dist-logreg model fit)",
+    )
+    a(
+        "--run",
+        metavar="RUN",
+        help="a train --out directory: predict its step time and comm "
+        "fraction at --ranks (measured compute, simulated comm)",
+    )
+    a(
+        "--flows",
+        metavar="FILE",
+        help="flows.json of a cluster run: replay the spine each host "
+        "pair's flows took (with --fabric cluster:NAME)",
+    )
+    a(
+        "--json",
+        action="store_true",
+        help="print simulate.json to standard output instead of the table",
+    )
+    a("--out", metavar="DIR", help="write DIR/simulate.json")
+    try:
+        packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
+    except ModuleNotFoundError:
+        packet = None
+    before = {action.dest for action in p._actions}
+    if packet is not None:
+        packet.add_packet_arguments(p)
+    added = sorted({action.dest for action in p._actions} - before)
+    p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
+
+
+def _what_to_simulate(p) -> None:
+    """``simulate``: the world sizes, where the ranks sit, the algorithms and the sizes."""
+    a = p.add_argument
     a(
         "--ranks",
         required=True,
@@ -119,52 +171,6 @@ def add_parser(sub) -> None:
         metavar="N[,N...]",
         help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)",
     )
-    a(
-        "--seeds",
-        type=_ranks,
-        default=1,
-        metavar="N",
-        help="hash (and random placement) seeds: seed i adds i to hash-seed and --placement-seed",
-    )
-    a("--exact", action="store_true", help="run the dependency graph event by event (smaller runs)")
-    a(
-        "--engine",
-        choices=("flow", "packet"),
-        default="flow",
-        help="flow (default) or packet (ns-3)",
-    )
-    a(
-        "--cost-model",
-        metavar="FILE",
-        help="take alpha and gamma from a fitted model.json (model fit)",
-    )
-    a(
-        "--run",
-        metavar="RUN",
-        help="a train --out directory: predict its step time and comm "
-        "fraction at --ranks (measured compute, simulated comm)",
-    )
-    a(
-        "--flows",
-        metavar="FILE",
-        help="flows.json of a cluster run: replay the spine each host "
-        "pair's flows took (with --fabric cluster:NAME)",
-    )
-    a(
-        "--json",
-        action="store_true",
-        help="print simulate.json to standard output instead of the table",
-    )
-    a("--out", metavar="DIR", help="write DIR/simulate.json")
-    try:
-        packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
-    except ModuleNotFoundError:
-        packet = None
-    before = {action.dest for action in p._actions}
-    if packet is not None:
-        packet.add_packet_arguments(p)
-    added = sorted({action.dest for action in p._actions} - before)
-    p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
 
 
 def cmd(args: argparse.Namespace) -> int:

@@ -24,11 +24,12 @@ from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
 from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig, to_dict, total_steps
+from dist_logreg.train.data import check_values
 from dist_logreg.train.options import flag_values, load_toml, resolve
 from dist_logreg.train.prepare import Prepared, prepare
 from dist_logreg.train.sampling import BatchPlan, make_plan
 from dist_logreg.train.shards import agree_shards
-from dist_logreg.train.validation import validate
+from dist_logreg.train.validation import validate_for_run
 from dist_logreg.units import format_bytes
 
 #: Bytes each rank keeps per allreduce call and step until the end: the instrumentation's
@@ -59,6 +60,8 @@ def start(comm, args, watchdog, say=None) -> Start:
     resolved configurations with a fingerprint of the data.
     """
     size = comm.Get_size()
+    with watchdog.phase("start-up: which ranks share this machine's memory (allgather)"):
+        local = ranks_sharing_memory(comm)
     error, cfg, mpi_record = None, None, None
     try:  # every rank reads its files itself: a node may lack one, or hold another
         file_values = load_toml(args.config) if getattr(args, "config", None) else {}
@@ -73,6 +76,7 @@ def start(comm, args, watchdog, say=None) -> Start:
                 cfg.samples * (features + 1) * np.dtype(cfg.dtype).itemsize,
                 f"the synthetic data set ({cfg.samples} x {features} {cfg.dtype})",
                 "a smaller --samples or --features, or --dtype float32",
+                local,
             )
     except UsageError as exc:
         error = exc
@@ -88,15 +92,20 @@ def start(comm, args, watchdog, say=None) -> Start:
         plan = make_plan(comm, cfg, ds)
     error, view, result = None, None, None
     try:
-        validate(cfg, world_size=size, n_samples=ds.n_total)
+        validate_for_run(cfg, size, ds.n_total)  # resolve() checked the settings alone
         # Record the resolved step count (config.json, checkpoints, the agreement).
         steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
         cfg = dataclasses.replace(cfg, steps=steps)
+        width = f"{ds.n_features} features"
+        if ds.sparse and not cfg.features:
+            width += f", the largest feature index in {cfg.data}"
         check_memory(
             run_bytes(cfg, prep.model.buffer_size, size),
             f"recording {cfg.steps} steps (about {RECORD_BYTES} B per allreduce call, kept "
-            "until the end) and the step buffers",
-            "fewer --steps or --epochs",
+            f"until the end) and the step buffers of a model of {width}",
+            "fewer --steps or --epochs, or fewer features (a LIBSVM index that is a typo, "
+            "or --features D)",
+            local,
         )
         # Sharded ranks hold different rows by design: they agree on the whole set's shape.
         fp = fingerprint(ds) if not ds.sharded else f"{ds.n_total}x{ds.n_features} sharded"
@@ -107,6 +116,8 @@ def start(comm, args, watchdog, say=None) -> Start:
     with watchdog.phase("start-up agreement on the configuration and data (allgather)"):
         views = raise_together(comm, error, view)
     check_agreement(views)
+    with watchdog.phase("checking the data values (allgather)"):
+        check_values(comm, result.ds, result.prep.model.n_classes)  # NaN, labels: in parts
     return result
 
 
@@ -187,15 +198,35 @@ def ranks_on_this_node() -> int:
     return 1
 
 
-def check_memory(per_rank: int, what: str, advice: str) -> None:
-    """``UsageError`` before allocating, if this node's ranks would need more than it has."""
+def machine_id() -> str:
+    """This machine's identity: the kernel's boot id, the same in every network namespace
+    (the emulated hosts of `dist-logreg cluster` are namespaces of one machine, which the
+    launcher counts as separate nodes), else the host name."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        import socket
+
+        return socket.gethostname()
+
+
+def ranks_sharing_memory(comm) -> int:
+    """Collective: how many ranks run on this rank's machine (they share its memory)."""
+    ids = comm.allgather(machine_id())
+    return max(ranks_on_this_node(), ids.count(ids[comm.Get_rank()]))
+
+
+def check_memory(per_rank: int, what: str, advice: str, local: int | None = None) -> None:
+    """``UsageError`` before allocating, if this machine's ranks would need more than it
+    has (``local``: the ranks on it, from :func:`ranks_sharing_memory`)."""
     available = available_memory()
     if available is None:
         return
-    local = ranks_on_this_node()
+    local = local or ranks_on_this_node()
     if per_rank * local > available:
         raise UsageError(
-            f"{what} needs {format_bytes(per_rank)} per rank x {local} rank(s) on this node "
-            f"= {format_bytes(per_rank * local)}, but {format_bytes(available)} of memory is "
-            f"available; expected {advice}"
+            f"{what} needs {format_bytes(per_rank)} per rank x {local} rank(s) on this "
+            f"machine = {format_bytes(per_rank * local)}, but {format_bytes(available)} of "
+            f"memory is available; expected {advice}"
         )

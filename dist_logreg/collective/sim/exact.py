@@ -33,44 +33,44 @@ class _Flows:
 
     def __init__(self, a, cap):
         self.a, self.cap = a, cap
-        self.ids: list[int] = []
-        self.left: dict[int, float] = {}
-        self.rate = np.zeros(0)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.left = np.zeros(0)
+        self.rate: np.ndarray | None = np.zeros(0)
 
-    def add(self, i: int, nbytes: float) -> None:
-        self.ids.append(i)
-        self.left[i] = nbytes
+    def add(self, ids: list[int], nbytes: np.ndarray) -> None:
+        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
+        self.left = np.concatenate([self.left, nbytes])
         self.rate = None
 
     def _rates(self) -> np.ndarray:
         if self.rate is None:
             sub = self.a[self.ids]
-            self.rate = maxmin.rates(sub, sub.T.tocsr(), self.cap, np.ones(len(self.ids), bool))
+            self.rate = maxmin.rates(sub, sub.T.tocsr(), self.cap, np.ones(self.ids.size, bool))
         return self.rate
 
     def next_finish(self) -> float:
-        if not self.ids:
-            return np.inf
-        left = np.array([self.left[i] for i in self.ids])
-        return float(np.min(left / self._rates()))
+        return float(np.min(self.left / self._rates())) if self.ids.size else np.inf
 
-    def advance(self, dt: float) -> list[int]:
+    def advance(self, dt: float) -> np.ndarray:
         """Drain ``dt`` seconds; the ids that finished (removed)."""
-        if not self.ids:
-            return []
+        if not self.ids.size:
+            return self.ids
         r = self._rates()
-        done = []
-        for k, i in enumerate(self.ids):
-            self.left[i] -= r[k] * dt
-            if self.left[i] <= maxmin.TOL * max(r[k] * dt, 1.0):
-                done.append(i)
-        if done:
-            gone = set(done)
-            self.ids = [i for i in self.ids if i not in gone]
-            for i in done:
-                del self.left[i]
-            self.rate = None
-        return done
+        self.left -= r * dt
+        done = self.left <= maxmin.TOL * np.maximum(r * dt, 1.0)
+        out = self.ids[done]
+        if done.any():
+            self.ids, self.left, self.rate = self.ids[~done], self.left[~done], None
+        return out
+
+
+def _release(g, after, i, t, reduced, ready, waits, events, alpha) -> None:
+    """Message ``i`` arrived at ``t``: its dependents may start ``alpha`` after their last."""
+    for j in after.indices[after.indptr[i] : after.indptr[i + 1]].tolist():
+        ready[j] = max(ready[j], reduced if g.src_rank[j] == g.dst_rank[i] else t)
+        waits[j] -= 1
+        if waits[j] == 0:
+            heapq.heappush(events, (ready[j] + alpha, BEGIN, int(j)))
 
 
 def simulate(fab, host_of: np.ndarray, algorithm: str, nbytes: int) -> dict:
@@ -89,30 +89,30 @@ def simulate(fab, host_of: np.ndarray, algorithm: str, nbytes: int) -> dict:
     events = [(fab.alpha, BEGIN, int(i)) for i in np.flatnonzero(waits == 0)]
     heapq.heapify(events)
     flows, t = _Flows(a, fab.link_rate), 0.0
-    while events or flows.ids:
+    while events or flows.ids.size:
         t_next = events[0][0] if events else np.inf
         t_fin = t + flows.next_finish()
         if t_fin < t_next * (1 - maxmin.TOL):
-            for i in flows.advance(t_fin - t):
+            for i in flows.advance(t_fin - t).tolist():
                 heapq.heappush(events, (t_fin + lat[i], ARRIVE, i))
             t = t_fin
             continue
-        for i in flows.advance(t_next - t):  # ends that coincide with the event
+        for i in flows.advance(t_next - t).tolist():  # ends that coincide with the event
             heapq.heappush(events, (t_next + lat[i], ARRIVE, i))
         t = t_next
-        _, kind, i = heapq.heappop(events)
-        if kind == BEGIN:
-            if inter[i] and g.nbytes[i] > 0:
-                flows.add(i, float(g.nbytes[i]))
-            else:
+        starting = []  # every event at this moment first, then one new allocation
+        while events and events[0][0] <= t * (1 + maxmin.TOL):
+            _, kind, i = heapq.heappop(events)
+            if kind == BEGIN and inter[i] and g.nbytes[i] > 0:
+                starting.append(i)
+            elif kind == BEGIN:
                 heapq.heappush(events, (t + g.nbytes[i] / fab.host_rate, ARRIVE, i))
-            continue
-        arrival[i] = t
-        done = t + g.reduce[i] * fab.gamma
-        for j in after.indices[after.indptr[i] : after.indptr[i + 1]]:
-            ready[j] = max(ready[j], done if g.src_rank[j] == g.dst_rank[i] else t)
-            waits[j] -= 1
-            if waits[j] == 0:
-                heapq.heappush(events, (ready[j] + fab.alpha, BEGIN, int(j)))
+            else:
+                arrival[i] = t
+                _release(
+                    g, after, i, t, t + g.reduce[i] * fab.gamma, ready, waits, events, fab.alpha
+                )
+        if starting:
+            flows.add(starting, g.nbytes[starting].astype(float))
     end = float(np.max(arrival + g.reduce * fab.gamma))
     return {"time_s": end, "arrivals": arrival, "message_count": int(g.size)}

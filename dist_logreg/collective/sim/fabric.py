@@ -233,7 +233,11 @@ def parse_fabric(spec: str, **overrides) -> Fabric:
             np.full(sh.cores, 3, np.int8),
         ]
     )
-    values = {**values, "uplink-rate": sh.uplink_rate, "core-rate": sh.core_rate}
+    values = dict(values)
+    if sh.spines:
+        values["uplink-rate"] = sh.uplink_rate
+    if sh.cores:
+        values["core-rate"] = sh.core_rate
     return Fabric(
         shape=sh,
         hosts=sh.n_hosts,
