@@ -18,3 +18,26 @@ MPI_ALGORITHMS = {
     "segmented-ring": (5, None),
     "rabenseifner": (6, "reduce_scatter_allgather"),
 }
+
+#: The collectives ``bench --collective`` measures; the gradient path is the first.
+COLLECTIVES = ("allreduce", "reduce-scatter", "allgather", "broadcast", "alltoall")
+#: Recursive halving: the reduce-scatter half of Rabenseifner's allreduce.
+RECURSIVE_HALVING = "recursive-halving"
+#: The implementations of each collective besides allreduce: the MPI library's own, and
+#: the two halves of the ring and of Rabenseifner's allreduce (:mod:`dist_logreg.comm.halves`).
+IMPLEMENTATIONS = {
+    "reduce-scatter": (ALGORITHMS[0], ALGORITHMS[1], RECURSIVE_HALVING),
+    "allgather": (ALGORITHMS[0], ALGORITHMS[1], ALGORITHMS[2]),
+    "broadcast": (ALGORITHMS[0],),
+    "alltoall": (ALGORITHMS[0],),
+}
+#: nccl-tests' bus-bandwidth factor of each collective (busbw = algbw * factor; S = the
+#: total size: the allreduce buffer, the reduce-scatter input, the allgather output, the
+#: alltoall send buffer, the broadcast buffer).
+BUSBW_FACTORS = {
+    "allreduce": lambda p: 2.0 * (p - 1) / p,
+    "reduce-scatter": lambda p: (p - 1) / p,
+    "allgather": lambda p: (p - 1) / p,
+    "alltoall": lambda p: (p - 1) / p,
+    "broadcast": lambda p: 1.0,
+}
