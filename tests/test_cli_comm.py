@@ -137,7 +137,8 @@ def test_bench_every_collective_validated(tmp_path, n):
     out = tmp_path / "c.json"
     cmd = [str(BIN / "dist-logreg"), "bench", "--collective",
            "allreduce,reduce-scatter,allgather,broadcast,alltoall", "--max-bytes", "1K",
-           "--factor", "8", "--iters", "4", "--warmup", "1", "--repeats", "2", "--out", str(out)]  # fmt: skip
+           "--factor", "8", "--iters", "4", "--warmup", "1", "--repeats", "2",
+           "--out", str(out)]  # fmt: skip
     result = run_mpi(n, cmd, timeout=90)
     assert result.returncode == 0, result.stderr
     records = json.loads(out.read_text())["records"]

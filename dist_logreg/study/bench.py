@@ -71,6 +71,25 @@ def scaled(nbytes: int, warmup: int, iters: int) -> tuple[int, int]:
     return max(1, int(warmup * scale)), max(3, int(iters * scale))
 
 
+def timed(comm, case: Case, nbytes: int, dtype, warmup: int, iters: int, repeats: int = 1):
+    """Collective: set ``case`` up for ``nbytes``, warm up, time ``repeats`` loops.
+
+    Returns ``(count, call, ns)``: ``ns`` of shape ``(repeats, iters)`` holds the slowest
+    rank's nanoseconds of each iteration (the same array on every rank).
+    """
+    dtype = np.dtype(dtype)
+    count, call = case.setup(nbytes, dtype)
+    warmup, iters = scaled(count * dtype.itemsize, warmup, iters)
+    for _ in range(warmup):
+        call()
+    ns = np.empty((repeats, iters), dtype=np.int64)
+    for k in range(repeats):
+        comm.Barrier()
+        ns[k] = time_calls(call, iters)
+    comm.Allreduce(MPI.IN_PLACE, ns, MPI.MAX)  # the slowest rank, iteration by iteration
+    return count, call, ns
+
+
 def measure(
     comm, impl, nbytes: int, dtype, warmup: int, iters: int, repeats: int = 1,
     collective: str = "allreduce",
@@ -83,15 +102,7 @@ def measure(
     """
     case = Case(collective, impl, comm)
     dtype = np.dtype(dtype)
-    count, call = case.setup(nbytes, dtype)
-    warmup, iters = scaled(count * dtype.itemsize, warmup, iters)
-    for _ in range(warmup):
-        call()
-    ns = np.empty((repeats, iters), dtype=np.int64)
-    for k in range(repeats):
-        comm.Barrier()
-        ns[k] = time_calls(call, iters)
-    comm.Allreduce(MPI.IN_PLACE, ns, MPI.MAX)  # the slowest rank, iteration by iteration
+    count, call, ns = timed(comm, case, nbytes, dtype, warmup, iters, repeats)
     wrong = comm.allreduce(case.check(call))
     rec = {
         "collective": collective,

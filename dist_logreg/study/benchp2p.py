@@ -65,13 +65,16 @@ def _calls(comm, test: str, me: int, peer: int, buf, window: int):
 
     if test == "latency":
         if me == 0:
+
             def once():
                 comm.Send(buf, peer, 1)
                 comm.Recv(buf, peer, 1)
         else:
+
             def once():
                 comm.Recv(buf, peer, 1)
                 comm.Send(buf, peer, 1)
+
         return once, recvs
 
     def once():
@@ -170,8 +173,10 @@ def run(comm, args, say) -> list[dict]:
     return records
 
 
-CSV_COLUMNS = ("p2p", "pair", "bytes", "window", "iters", "repeats", "time_s", "time_s_p50",
-               "time_s_p99", "time_s_min", "time_s_max", "time_s_ci95", "GBps", "wrong")  # fmt: skip
+CSV_COLUMNS = (
+    "p2p", "pair", "bytes", "window", "iters", "repeats", "time_s", "time_s_p50", "time_s_p99",
+    "time_s_min", "time_s_max", "time_s_ci95", "GBps", "wrong",
+)  # fmt: skip
 
 
 def main(comm, args) -> int:
