@@ -9,7 +9,7 @@ hash in --hashes. Per job: busbw (from bench), collisions (flows.json: an uplink
 elephant flows of two host pairs while a sibling carries none), TCP connections per host
 pair seen by the spines. With l3 the leaves get a new hash seed before every job (the same
 two addresses always hash alike; a new seed is a different switch). Next to it, the
-balls-into-bins prediction of benchmarks/ecmp_model.py, with k = btl_tcp_links flows per
+balls-into-bins prediction of dist_logreg/collective/ecmp.py, with k = btl_tcp_links flows per
 pair and with the k the spines really saw, at the calibrated bidirectional ceiling.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.ecmp_model import predict  # noqa: E402
+from dist_logreg.collective.ecmp import predict  # noqa: E402
 from dist_logreg.ops.cluster import load  # noqa: E402
 from dist_logreg.ops.cluster.leafspine import set_hash  # noqa: E402
 

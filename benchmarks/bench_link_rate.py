@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dist_logreg.comm.costs import model_time
-from dist_logreg.study.runs import bench_records
+from dist_logreg.collective.closed_form import model_time
+from dist_logreg.report.runs import bench_records
 
 BIN = Path(sys.executable).parent
 

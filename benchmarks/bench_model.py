@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dist_logreg.comm.costmodel import predict
-from dist_logreg.comm.schedule import Placement
-from dist_logreg.study.modelfit import fit_records, format_fit, placement_of
+from dist_logreg.collective.benchfit import fit_records, format_fit, placement_of
+from dist_logreg.collective.costfile import predict
+from dist_logreg.collective.schedule import Placement
 
 BIN = Path(sys.executable).parent
 NAME, SUBNET = "cm-model", "198.18.41.0/24"

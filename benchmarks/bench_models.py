@@ -35,7 +35,7 @@ from mpi4py import MPI  # noqa: E402
 
 from dist_logreg.comm.base import MPIAllreduce  # noqa: E402
 from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
-from dist_logreg.study.console import NullReporter  # noqa: E402
+from dist_logreg.record.console import NullReporter  # noqa: E402
 from dist_logreg.train import models  # noqa: E402
 from dist_logreg.train.config import TrainConfig  # noqa: E402
 from dist_logreg.train.data import Dataset  # noqa: E402

@@ -37,10 +37,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
+from dist_logreg.bench.cases import Case  # noqa: E402
+from dist_logreg.bench.sweep import time_calls, timed  # noqa: E402
 from dist_logreg.comm.base import Allreduce, MPIAllreduce  # noqa: E402
 from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
-from dist_logreg.study.bench import time_calls, timed  # noqa: E402
-from dist_logreg.study.benchcases import Case  # noqa: E402
 
 SIZES = (8, 64, 256, 1024, 64 << 10, 1 << 20)
 

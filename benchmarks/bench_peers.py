@@ -95,7 +95,7 @@ def _pretouch(X, lo: int = 0, hi: int | None = None) -> None:
 
 def _numpy_like_loop(X, y, idx_of, batch_rows, steps, warmup, allreduce=None) -> float:
     """Gather, logits, residuals, two matrix-vector products, (allreduce), SGD: s/step."""
-    from dist_logreg.train.model import loss_terms, sigmoid
+    from dist_logreg.train.binary import loss_terms, sigmoid
 
     d = X.shape[1]
     xbuf = np.empty((batch_rows, d), X.dtype)
@@ -195,8 +195,8 @@ def worker_trainer(args, shape) -> None:
 
     from dist_logreg.comm.base import MPIAllreduce
     from dist_logreg.comm.wrappers import Instrumented
-    from dist_logreg.study.console import NullReporter
-    from dist_logreg.study.stats import peak_rss_bytes
+    from dist_logreg.record.console import NullReporter
+    from dist_logreg.record.stats import peak_rss_bytes
     from dist_logreg.train import shards
     from dist_logreg.train.config import TrainConfig
     from dist_logreg.train.loop import PHASES, train

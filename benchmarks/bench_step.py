@@ -29,7 +29,7 @@ from mpi4py import MPI  # noqa: E402
 
 from dist_logreg.comm.base import MPIAllreduce  # noqa: E402
 from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
-from dist_logreg.study.console import NullReporter  # noqa: E402
+from dist_logreg.record.console import NullReporter  # noqa: E402
 from dist_logreg.train import data  # noqa: E402
 from dist_logreg.train.config import TrainConfig  # noqa: E402
 from dist_logreg.train.loop import train  # noqa: E402

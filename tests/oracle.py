@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from dist_logreg.train import model, softmax
+from dist_logreg.train import binary as model
+from dist_logreg.train import softmax
 from dist_logreg.train.data import GlobalBatches
 from dist_logreg.train.sampling import BatchPlan, rank_slice, shard_stream
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.ecmp_model import Fabric, predict, schedule
+from dist_logreg.collective.ecmp import Fabric, predict, schedule
 
 
 @pytest.mark.parametrize("p", [2, 4, 8])

@@ -3,8 +3,8 @@
 import numpy as np
 from mpi4py import MPI
 
+from dist_logreg.collective.closed_form import busbw_factor
 from dist_logreg.comm.base import MPIAllreduce
-from dist_logreg.comm.costs import busbw_factor
 from dist_logreg.comm.wrappers import Instrumented
 
 

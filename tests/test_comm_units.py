@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from dist_logreg.bench import sweep as bench
+from dist_logreg.collective.closed_form import busbw_factor, model_time, model_wire_bytes
 from dist_logreg.comm.base import MPIAllreduce
-from dist_logreg.comm.costs import busbw_factor, model_time, model_wire_bytes
 from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.errors import UsageError
-from dist_logreg.study import bench
-from dist_logreg.study.stats import traffic_report
-from dist_logreg.study.trace import clock_offset, write_trace
+from dist_logreg.record.stats import traffic_report
+from dist_logreg.record.trace import clock_offset, write_trace
 from dist_logreg.train.loop import bucket_ranges
 from dist_logreg.units import parse_bytes
 
@@ -83,7 +83,7 @@ def test_sizes_sweep():
 
 
 def test_summary_columns_from_a_known_matrix():
-    from dist_logreg.study.benchstats import summarize, t95
+    from dist_logreg.bench.stats import summarize, t95
 
     ns = np.array([[1000, 3000, 2000, 2000], [4000, 4000, 4000, 4000]])  # 2 repeats x 4
     s = summarize(ns)
@@ -96,7 +96,7 @@ def test_summary_columns_from_a_known_matrix():
 
 
 def test_best_per_size_names_the_crossovers():
-    from dist_logreg.study.benchstats import best_per_size
+    from dist_logreg.bench.stats import best_per_size
 
     def rec(alg, n, t):
         return {"collective": "allgather", "algorithm": alg, "bytes": n, "time_s_p50": t,

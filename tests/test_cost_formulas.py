@@ -3,8 +3,8 @@
 The algorithms of ``comm/p2p.py`` run for real, one thread per rank, on an in-process
 stand-in for the communicator (messages through queues): no launcher, any world size. What
 they count (:class:`Traffic`) must equal the schedule the cost model walks
-(``comm/schedule.py``), and the schedule's critical path must equal the closed forms of
-Thakur, Rabenseifner and Gropp (``comm/costs.py``).
+(``collective/schedule.py``), and the schedule's critical path must equal the closed forms of
+Thakur, Rabenseifner and Gropp (``collective/closed_form.py``).
 """
 
 import math
@@ -14,9 +14,9 @@ import threading
 import numpy as np
 import pytest
 
-from dist_logreg.comm.costs import coefficients, hierarchical_coefficients, model_time
+from dist_logreg.collective.closed_form import coefficients, hierarchical_coefficients, model_time
+from dist_logreg.collective.schedule import Placement, shape, traffic
 from dist_logreg.comm.p2p import _P2P, FLAT, Hierarchical, Traffic, _Scratch
-from dist_logreg.comm.schedule import Placement, shape, traffic
 
 P_RANGE = range(2, 10)
 COUNT = 2520  # divisible by 1..9: every chunk of every algorithm is whole

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls as scipy_nnls
 
-from dist_logreg.comm import costmodel
-from dist_logreg.comm.costfit import Sample, fit, fit_gamma, nnls
-from dist_logreg.comm.costs import coefficients
-from dist_logreg.comm.schedule import Placement, shape
+from dist_logreg.collective import costfile
+from dist_logreg.collective.closed_form import coefficients
+from dist_logreg.collective.costfit import Sample, fit, fit_gamma, nnls
+from dist_logreg.collective.schedule import Placement, shape
 from dist_logreg.errors import UsageError
 from dist_logreg.units import parse_link_rate
 
@@ -31,9 +31,9 @@ def synthetic(params: np.ndarray, breakpoints, noise: float = 0.0, seed: int = 0
             place = Placement.blocks(p, k)
             steps = shape(name, place)
             for n in SIZES:
-                t = float((costmodel.design(steps, n, breakpoints) * params).sum())
+                t = float((costfile.design(steps, n, breakpoints) * params).sum())
                 samples.append(Sample(name, n, place, t * (1 + noise * rng.standard_normal())))
-    seg = [costmodel.segment_of(n, breakpoints) for n in SIZES]
+    seg = [costfile.segment_of(n, breakpoints) for n in SIZES]
     reduce = [(n, 1e-6 + n * params[s, 4]) for n, s in zip(SIZES, seg, strict=True)]
     return samples, reduce
 
@@ -104,7 +104,7 @@ def test_prediction_is_the_closed_form_with_the_fitted_parameters():
         for p in (2, 5, 512, 4096):
             ca, cb, cc = coefficients(name, p)
             want = ca * a + cb * 1e6 * b + cc * 1e6 * g
-            got = costmodel.predict(model, name, 1e6, Placement.blocks(p, 1))
+            got = costfile.predict(model, name, 1e6, Placement.blocks(p, 1))
             assert got["time_s"] == pytest.approx(want, rel=1e-6), (name, p)
             assert got["alpha_s"] + got["beta_s"] + got["gamma_s"] == pytest.approx(got["time_s"])
 
@@ -115,11 +115,11 @@ def test_link_rate_replaces_inter_host_beta_keeping_alpha():
     p, n = 64, 16 << 20
     ca, cb, cc = coefficients("ring", p)
     want = ca * LOW[2] + cb * n * LOW[3] / 400 + cc * n * LOW[4]
-    got = costmodel.predict(model, "ring", n, Placement.blocks(p, 1), link_rate=400e9)
+    got = costfile.predict(model, "ring", n, Placement.blocks(p, 1), link_rate=400e9)
     assert got["time_s"] == pytest.approx(want, rel=1e-6)
     # Unknown fit rate: the serialization time 8 / rate, and a note saying so.
     del model["source"]["link_rate_bits"]
-    got = costmodel.predict(model, "ring", n, Placement.blocks(p, 1), link_rate=100e9)
+    got = costfile.predict(model, "ring", n, Placement.blocks(p, 1), link_rate=100e9)
     assert got["beta_s"] == pytest.approx(cb * n * 8 / 100e9)
     assert any("serialization" in note for note in got["notes"])
 
@@ -136,7 +136,7 @@ def test_two_tier_slowdown_follows_the_uplink_load(over):
     b = LOW[3]
 
     def beta(name, place):
-        return costmodel.predict(model, name, n, place)["beta_s"]
+        return costfile.predict(model, name, n, place)["beta_s"]
 
     assert beta("ring", tier) / beta("ring", flat) == pytest.approx(max(1, over / 2))
     rd_flat = 2 * n * b
@@ -148,7 +148,7 @@ def test_single_host_fit_stands_in_for_inter_host_and_says_so():
     one_host = [s for s in samples if s.place.hosts == 1]
     model = fit(one_host, reduce, breakpoints=[])
     assert model["algorithms"]["ring"]["segments"][0]["inter"] is None
-    got = costmodel.predict(model, "ring", 1e6, Placement.blocks(8, 1))
+    got = costfile.predict(model, "ring", 1e6, Placement.blocks(8, 1))
     assert got["notes"] and "inter-host" in got["notes"][0]
     assert got["time_s"] == pytest.approx(
         sum(
@@ -158,38 +158,38 @@ def test_single_host_fit_stands_in_for_inter_host_and_says_so():
             )
         )  # fmt: skip
     )
-    assert not costmodel.predict(model, "ring", 1e6, Placement.blocks(8, 0))["notes"]
+    assert not costfile.predict(model, "ring", 1e6, Placement.blocks(8, 0))["notes"]
 
 
 def test_crossover_between_latency_and_bandwidth_algorithms():
     model = one_segment_model()
     place = Placement.blocks(16, 1)
-    (size, before, after), *_ = costmodel.crossovers(
+    (size, before, after), *_ = costfile.crossovers(
         model, ["ring", "recursive-doubling"], place, 8, 1 << 26
     )
     assert (before, after) == ("recursive-doubling", "ring")
-    t = {a: costmodel.predict(model, a, size, place)["time_s"] for a in (before, after)}
+    t = {a: costfile.predict(model, a, size, place)["time_s"] for a in (before, after)}
     assert t[before] == pytest.approx(t[after], rel=0.02)
 
 
 def test_model_file_errors(tmp_path):
     bad = tmp_path / "m.json"
     with pytest.raises(UsageError, match="not found"):
-        costmodel.load(bad)
+        costfile.load(bad)
     bad.write_text("{nope")
     with pytest.raises(UsageError, match="not a readable JSON"):
-        costmodel.load(bad)
+        costfile.load(bad)
     bad.write_text(json.dumps([1, 2]))
     with pytest.raises(UsageError, match="expected a cost model"):
-        costmodel.load(bad)
-    bad.write_text(json.dumps({"format": costmodel.FORMAT, "version": 1, "breakpoints": []}))
+        costfile.load(bad)
+    bad.write_text(json.dumps({"format": costfile.FORMAT, "version": 1, "breakpoints": []}))
     with pytest.raises(UsageError, match="incomplete cost model"):
-        costmodel.load(bad)
+        costfile.load(bad)
     good = tmp_path / "good.json"
-    costmodel.save(one_segment_model(), good)
-    model = costmodel.load(good)
+    costfile.save(one_segment_model(), good)
+    model = costfile.load(good)
     with pytest.raises(UsageError, match="no fit for 'nccl'; it has ring"):
-        costmodel.predict(model, "nccl", 8, Placement.blocks(2, 1))
+        costfile.predict(model, "nccl", 8, Placement.blocks(2, 1))
 
 
 RATES = [("25G", 25e9), ("400G", 400e9), ("100M", 100e6), ("1gbit", 1e9), ("100mbit", 100e6),

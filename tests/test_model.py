@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dist_logreg.train import model
+from dist_logreg.train import binary as model
 
 
 def test_sigmoid_is_stable_and_correct():

@@ -6,8 +6,8 @@ import pytest
 from mpi4py import MPI
 
 from dist_logreg.comm.base import MPIAllreduce
-from dist_logreg.study.console import Reporter
-from dist_logreg.study.progress import bar_for, is_terminal
+from dist_logreg.record.console import Reporter
+from dist_logreg.record.progress import bar_for, is_terminal
 from dist_logreg.train import data
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train

@@ -1,12 +1,12 @@
-"""Every command in the README runs as written on a 2-core machine.
+"""Every command in the README and the docs pages runs as written on a 2-core machine.
 
-The README sets up the shell once, before its first command (venv activated, the root and
-oversubscription variables exported); every later command must then run as written. This
-test checks that statically for every command of the README and of the ``--help`` examples
-(``--oversubscribe`` wherever ``mpirun`` starts more than 2 ranks), and runs every
-``train``, ``bench`` and ``supervise`` command of the README in that shell. It does not run
-the cluster, docker, launch and benchmark commands: they need root, a container engine,
-other nodes or minutes of a quiet machine.
+The README and Getting started set up the shell once, before their first command (venv
+activated, the root and oversubscription variables exported); every later command must then
+run as written. This test checks that statically for every command of the README, of every
+page under ``docs/`` and of the ``--help`` examples (``--oversubscribe`` wherever ``mpirun``
+starts more than 2 ranks), and runs every ``train``, ``bench`` and ``supervise`` command of
+the unmarked blocks in that shell. A block after ``<!-- needs: root -->`` (or ``slow``,
+``cluster``, ``docker``) is not run: it needs root, other nodes, an engine or minutes.
 """
 
 import os
@@ -21,16 +21,29 @@ from dist_logreg.cli.train import TRAIN_EPILOG
 from tests.conftest import BIN, ROOT
 
 README = (ROOT / "README.md").read_text()
+PAGES = {p.name: p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}
 #: Commands that need what a test cannot assume (root, an engine, nodes) or take minutes.
 NOT_RUN = ("cluster", "docker", "launch/", "--hostfile", "sbatch", "pytest", "benchmarks/",
            "pip ", "module ", "run-cluster")  # fmt: skip
 CORES = 2  # the machine every README command must run on as written
+#: The marker on the line before a fence for a block that is checked, not run.
+MARKER = re.compile(r"<!-- needs: ([a-z, ]+) -->\n$")
+README_LIMIT = 12 * 1024  # bytes: one screen, then links
 
 
-def shell_lines(text: str) -> list[str]:
+def shell_blocks(text: str, marked: bool = False) -> list[str]:
+    """The bodies of the ```sh blocks (``marked``: only those with a needs marker, else none)."""
+    out = []
+    for m in re.finditer(r"```sh\n(.*?)```", text, re.S):
+        if bool(MARKER.search(text[: m.start()][-60:])) == marked:
+            out.append(m.group(1))
+    return out
+
+
+def shell_lines(text: str, marked: bool = False) -> list[str]:
     """Commands of the ```sh blocks: continuations joined, comments dropped."""
     out = []
-    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+    for block in shell_blocks(text, marked):
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"(^|\s+)#.*$", "", line).strip()
             if line:
@@ -50,20 +63,36 @@ def epilog_commands(epilog: str) -> list[str]:
     return [" ".join(x.split()) for x in lines if x.startswith(("mpirun", "dist-logreg"))]
 
 
-ALL = shell_lines(README) + inline_commands(README)
+TEXTS = [README, *PAGES.values()]
+UNMARKED = [c for text in TEXTS for c in shell_lines(text) + inline_commands(text)]
+ALL = UNMARKED + [c for text in TEXTS for c in shell_lines(text, marked=True)]
 HELP = [c for e in (TRAIN_EPILOG, BENCH_EPILOG, SUPERVISE_EPILOG) for c in epilog_commands(e)]
 RUN = list(dict.fromkeys(
-    c for c in ALL
+    c for c in UNMARKED
     if c.startswith(("mpirun", "dist-logreg"))
     and re.search(r"dist-logreg (train|bench|supervise)\b", c)
     and not any(s in c for s in NOT_RUN)
 ))  # fmt: skip
 
 
-def test_the_readme_has_commands_to_check():
+def test_the_docs_have_commands_to_check():
     assert len(ALL) > 15 and len(HELP) > 10
     assert any("supervise" in c for c in RUN) and any("bench" in c for c in RUN)
     assert any("--config run.toml" in c for c in RUN)
+
+
+def test_the_readme_is_one_screen_then_links():
+    assert len(README.encode()) <= README_LIMIT, f"README.md is {len(README.encode())} bytes"
+    assert len(shell_blocks(README)) == 2, "the README has exactly two set-up-to-result commands"
+    for page in re.findall(r"\]\((docs/[^)#]+)", README):
+        assert (ROOT / page).exists() or page == "docs/design.md", page
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    test_command = shell_lines(README)[-1]
+    assert "pytest" in test_command
+    ci = [" ".join(x.split()) for x in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci, f".ci/run does not run {test_command!r}"
 
 
 @pytest.mark.parametrize("cmd", ALL + HELP)
@@ -96,7 +125,7 @@ def readme_shell() -> dict[str, str]:
 
 
 def toml_example() -> str:
-    return re.search(r"```toml\n# run.toml\n(.*?)```", README, re.S).group(1)
+    return re.search(r"```toml\n# run.toml\n(.*?)```", PAGES["train.md"], re.S).group(1)
 
 
 @pytest.mark.e2e
@@ -104,7 +133,7 @@ def toml_example() -> str:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cmd", RUN)
 def test_readme_command_runs_as_written(tmp_path, cmd):
-    (tmp_path / "run.toml").write_text(toml_example())  # the README's own config file
+    (tmp_path / "run.toml").write_text(toml_example())  # the docs' own config file
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=240,
                        env=readme_shell(), cwd=tmp_path, start_new_session=True)  # fmt: skip
     tail = f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"

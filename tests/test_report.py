@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from dist_logreg.errors import UsageError
-from dist_logreg.study import analysis
-from dist_logreg.study.report import build
-from dist_logreg.study.runs import BenchRun, load, unique_tags
+from dist_logreg.report import analysis
+from dist_logreg.report.build import build
+from dist_logreg.report.runs import BenchRun, load, unique_tags
 from tests.conftest import BIN, ROOT
 from tests.fake_runs import write_bench, write_train_run
 from tests.report_checks import check_png, check_report

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from dist_logreg.study.report import build
+from dist_logreg.report.build import build
 from tests.fake_runs import write_bench, write_train_run
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")

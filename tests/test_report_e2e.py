@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from dist_logreg.study import analysis
-from dist_logreg.study.runs import load
+from dist_logreg.report import analysis
+from dist_logreg.report.runs import load
 from tests.conftest import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
 from tests.report_checks import check_report
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dist_logreg.train import model as binary_math
+from dist_logreg.train import binary as binary_math
 from dist_logreg.train import models
 from dist_logreg.train import softmax as sm
 from dist_logreg.train.loop import bucket_ranges

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from dist_logreg.comm.costfit import Sample, fit
-from dist_logreg.comm.schedule import Placement
-from dist_logreg.study.console import model_lines
-from dist_logreg.study.stragglers import annotate, explain, straggler_table
+from dist_logreg.collective.costfit import Sample, fit
+from dist_logreg.collective.schedule import Placement
+from dist_logreg.record.console import model_lines
+from dist_logreg.record.stragglers import annotate, explain, straggler_table
 
 HOSTS, HOST_OF = ["h0", "h1"], [0, 0, 1]
 

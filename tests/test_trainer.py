@@ -7,7 +7,8 @@ from mpi4py import MPI
 from dist_logreg.comm.base import MPIAllreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import Diverged
-from dist_logreg.train import data, model
+from dist_logreg.train import binary as model
+from dist_logreg.train import data
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
 from tests.oracle import QuietReporter, serial_sgd

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from dist_logreg.comm.names import ALGORITHMS, COLLECTIVES, IMPLEMENTATIONS, MPI_ALGORITHMS
+from dist_logreg.collective.algorithms import (
+    ALGORITHMS,
+    COLLECTIVES,
+    IMPLEMENTATIONS,
+    MPI_ALGORITHMS,
+)
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
 from dist_logreg.files import check_writable
 from dist_logreg.units import parse_bytes
@@ -152,9 +157,10 @@ def cmd(comm, args: argparse.Namespace) -> int:
     """Collective: the collective sweep, or with ``--p2p`` the point-to-point tests."""
     from mpi4py import MPI
 
+    from dist_logreg.bench import p2p as benchp2p
+    from dist_logreg.bench import sweep as bench
+    from dist_logreg.bench.cost import load_model
     from dist_logreg.comm.mpilib import mpi_algorithm_record
-    from dist_logreg.study import bench, benchp2p
-    from dist_logreg.study.benchmodel import load_model
 
     error = None
     try:

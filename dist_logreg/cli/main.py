@@ -1,7 +1,7 @@
 """Command line: ``dist-logreg COMMAND ...`` (and ``python -m dist_logreg``): parse, dispatch.
 
 The only module that reads ``MPI.COMM_WORLD``. numpy and mpi4py are imported inside
-:func:`main` (MPI through :func:`~dist_logreg.comm.lifecycle.init_mpi`), after the
+:func:`main` (MPI through :func:`~dist_logreg.comm.mpi_start.init_mpi`), after the
 environment is set: BLAS thread counts must be fixed before numpy loads, and MPI
 parameters before MPI starts. Each sub-command's flags and entry live in a
 module of their own (``cli/train.py``, ``cli/bench.py``, ...).
@@ -13,9 +13,9 @@ import argparse
 import os
 
 from dist_logreg import __version__
-from dist_logreg.cli import bench, cluster, model, predict, report, scale, supervise, train
+from dist_logreg.cli import bench, cluster, cost_model, predict, report, scale, supervise, train
 from dist_logreg.cli.guard import run_guarded
-from dist_logreg.comm.lifecycle import finalize_mpi, init_mpi
+from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
 from dist_logreg.errors import exit_status_help
 from dist_logreg.train.faults import start_watchdog
@@ -25,7 +25,7 @@ from dist_logreg.train.options import peek
 #: fill the cores, and ranks x threads > cores made steps 8x slower here.
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: The sub-commands, in the order ``--help`` lists them.
-COMMANDS = (train, predict, bench, model, report, scale, supervise, cluster)
+COMMANDS = (train, predict, bench, cost_model, report, scale, supervise, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,11 +58,11 @@ def cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     def body() -> int:
-        from dist_logreg.study.runs import load
+        from dist_logreg.report.runs import load
 
         link_rate = parse_rate(args.link_rate, "--link-rate")
         runs = [load(p) for p in args.runs]  # bad input fails here, before matplotlib loads
-        from dist_logreg.study.report import build
+        from dist_logreg.report.build import build
 
         out = (
             Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")

@@ -30,8 +30,8 @@ from functools import partial
 import numpy as np
 from mpi4py import MPI
 
+from dist_logreg.collective.algorithms import ALGORITHMS, IMPLEMENTATIONS, RECURSIVE_HALVING
 from dist_logreg.comm import halves
-from dist_logreg.comm.names import ALGORITHMS, IMPLEMENTATIONS, RECURSIVE_HALVING
 from dist_logreg.comm.p2p import _P2P, Traffic, _Scratch
 
 MPI_NAME, RING, RECURSIVE_DOUBLING = ALGORITHMS[0], ALGORITHMS[1], ALGORITHMS[2]

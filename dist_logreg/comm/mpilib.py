@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from dist_logreg.comm.names import MPI_ALGORITHMS
+from dist_logreg.collective.algorithms import MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 
 

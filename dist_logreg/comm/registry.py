@@ -1,11 +1,12 @@
-"""The algorithm registry: a name (:data:`~dist_logreg.comm.names.ALGORITHMS`) to an allreduce."""
+"""The algorithm registry: a name (:data:`~dist_logreg.collective.algorithms.ALGORITHMS`) to an
+allreduce."""
 
 from __future__ import annotations
 
 from mpi4py import MPI
 
+from dist_logreg.collective.algorithms import ALGORITHMS, COMPRESSORS
 from dist_logreg.comm.base import Allreduce, MPIAllreduce
-from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS
 from dist_logreg.comm.p2p import FLAT, Hierarchical, P2PAllreduce
 from dist_logreg.comm.wrappers import FP16Compressed
 

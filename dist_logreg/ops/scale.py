@@ -35,9 +35,9 @@ import sys
 import time
 from pathlib import Path
 
-from dist_logreg.comm import costmodel
-from dist_logreg.comm.costs import model_time
-from dist_logreg.comm.schedule import Placement
+from dist_logreg.collective import costfile
+from dist_logreg.collective.closed_form import model_time
+from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import EXIT_USAGE, UsageError
 from dist_logreg.ops.cluster.jobs import mpirun_command
 from dist_logreg.ops.supervise import kill_group, start_group
@@ -132,7 +132,7 @@ def predict_allreduce_s(model: dict, algorithm: str, payload: int, p: int) -> fl
     if "breakpoints" in model:  # fitted by `dist-logreg model fit`: its own predictor
         try:
             place = Placement.blocks(p, ranks_per_host=1)
-            return costmodel.predict(model, algorithm, payload, place)["time_s"]
+            return costfile.predict(model, algorithm, payload, place)["time_s"]
         except UsageError:  # no fit for this algorithm
             return None
     params = model.get("algorithms", {}).get(algorithm, model)
@@ -217,7 +217,7 @@ def read_model(path: str | None) -> dict | None:
     if not isinstance(model, dict):
         raise UsageError(f"--model {path}: expected a JSON object, got {type(model).__name__}")
     if "breakpoints" in model:
-        return costmodel.load(path)  # a fitted model.json: checked for its keys
+        return costfile.load(path)  # a fitted model.json: checked for its keys
     return model
 
 

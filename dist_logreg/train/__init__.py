@@ -7,7 +7,7 @@
 ``data``       the synthetic set, data files, the global batch order
 ``sparse``     LIBSVM files read in byte-range parts, scipy sparse ``.npz``
 ``labels``     which model the labels ask for (0/1, -1/+1, 0..K-1)
-``model``      binary logistic-regression math, pure numpy
+``binary``     binary logistic-regression math, pure numpy
 ``softmax``    multinomial (softmax) math, pure numpy
 ``models``     the model objects the loop uses (binary or softmax, dense or sparse rows)
 ``evaluate``   collective evaluation, the held-out split
@@ -17,5 +17,6 @@
 ``checkpoint`` atomic, checksummed checkpoints; run identity; the last good state
 ``faults``     injected faults and the communication watchdog
 ``run``        one whole ``train`` run: config, data, resume, loop, outputs
+``cost_model`` the cost model of a run: ``--model FILE`` or ``auto`` (a short sweep)
 =============  ============================================================================
 """

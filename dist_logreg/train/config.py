@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from dist_logreg.comm.names import MPI_ALGORITHMS
+from dist_logreg.collective.algorithms import MPI_ALGORITHMS
 
 DTYPES = ("float32", "float64")
 DEFAULT_STEPS = 200

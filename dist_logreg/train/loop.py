@@ -16,7 +16,7 @@ next block is computed. Same sums, same result up to summation order.
 The model (binary or softmax, dense or sparse rows) is an object with the contract of
 :mod:`dist_logreg.train.models`: the loop asks it for the parameter count, the buffer size,
 a workspace and the packed sums of the step's rows (``grad_sums(X, y, params, out, rows,
-work)``: the binary dense case reads each row once, :mod:`dist_logreg.train.model`), and
+work)``: the binary dense case reads each row once, :mod:`dist_logreg.train.binary`), and
 knows that ``params[:n_weights]`` are penalized, that the last two buffer slots are the loss
 sum and the row count.
 
@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
 from time import perf_counter_ns
 
 import numpy as np
 
 from dist_logreg.errors import Diverged, ReplicasDisagree
+from dist_logreg.record.result import MARKS, TrainResult
 from dist_logreg.train import models
 from dist_logreg.train.checkpoint import Checkpoint, Checkpointer, good_state_note
 from dist_logreg.train.config import TrainConfig, total_steps
@@ -42,58 +42,6 @@ from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
 from dist_logreg.train.sampling import BatchPlan, make_plan
 from dist_logreg.train.shards import agree_shards
 from dist_logreg.train.validation import validate
-
-#: Columns of the per-step timing array.
-PHASES = ("data", "compute", "comm", "update")
-#: Timestamps taken in every step (perf_counter_ns): the columns of ``TrainResult.marks``.
-MARKS = ("data_start", "data_end", "first_post", "comm_end", "update_end")
-
-
-@dataclass
-class TrainResult:
-    """What one rank ends with. ``params`` is the model's flat vector (``[coef..., intercept]``,
-    shape ``(d + 1,)`` for binary; see :mod:`dist_logreg.train.models`)."""
-
-    params: np.ndarray
-    steps: int  # the step count the run ends at
-    first_step: int  # where this run started (> 0 when resumed from a checkpoint)
-    marks: np.ndarray  # (steps, 5) int64 timestamps, columns MARKS
-    comm_ns: np.ndarray  # (steps,) time this rank spent inside allreduce calls
-    batch_loss: np.ndarray  # (steps,) global mean loss of each step's batch (before the step)
-    loop_ns: int  # wall time of the whole loop on this rank
-    final_loss: float  # objective on the full training set, after training
-    final_accuracy: float
-    epochs: float  # passes over the data completed
-    model: object = None  # the models.Binary / models.Softmax trained (None: binary)
-    evals: list = field(default_factory=list)  # held-out metrics: {"step", "loss", ...}
-    eval_ns: int = 0  # time spent in periodic held-out evaluations (not in loop_ns)
-
-    @property
-    def phase_ns(self) -> np.ndarray:
-        """(steps, 4) int64: data, compute, comm, update time of each step (PHASES)."""
-        m = self.marks
-        compute = m[:, 3] - m[:, 1] - self.comm_ns  # between data and update, not in comm
-        return np.stack([m[:, 1] - m[:, 0], compute, self.comm_ns, m[:, 4] - m[:, 3]], axis=1)
-
-    @property
-    def comm_span_ns(self) -> np.ndarray:
-        """(steps,) from the first allreduce posted to the last one completed."""
-        return self.marks[:, 3] - self.marks[:, 2]
-
-    @property
-    def coef(self) -> np.ndarray:
-        return self.params[:-1] if self.model is None else self.model.unpack(self.params)[0]
-
-    @property
-    def intercept(self):
-        if self.model is None or self.model.kind == "binary":
-            return float(self.params[-1])
-        return self.model.unpack(self.params)[1]
-
-    def model_arrays(self) -> dict:
-        """The arrays of ``model.npz``: ``coef``, ``intercept`` and ``classes``."""
-        classes = (0, 1) if self.model is None else self.model.classes
-        return {"coef": self.coef, "intercept": np.asarray(self.intercept), "classes": classes}
 
 
 def train(

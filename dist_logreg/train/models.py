@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dist_logreg.train import model as binary_math
+from dist_logreg.train import binary as binary_math
 from dist_logreg.train import softmax as softmax_math
 
 #: The two slots after the parameter gradients: loss sum, row count.
@@ -69,7 +69,7 @@ def _selected(X, y, rows, dtype):
 
 
 class Binary:
-    """Binary logistic regression (:mod:`dist_logreg.train.model`), labels 0/1."""
+    """Binary logistic regression (:mod:`dist_logreg.train.binary`), labels 0/1."""
 
     kind = "binary"
 
@@ -85,7 +85,7 @@ class Binary:
         return binary_math.Workspace(self.n_features, max_rows, dtype)
 
     def grad_sums(self, X, y, params, out, rows=None, work=None):
-        if _dense(X):  # the read-once fused pass (train/model.py)
+        if _dense(X):  # the read-once fused pass (train/binary.py)
             return binary_math.grad_sums(X, y, params, out, rows, work)
         Xs, ys = _selected(X, y, rows, out.dtype)
         r = binary_math.residuals(Xs, ys, params, out)

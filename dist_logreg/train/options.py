@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
+from dist_logreg.collective.algorithms import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig

@@ -14,18 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg.bench.cost import host_names
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import RunError, UsageError, raise_together
 from dist_logreg.protocol import history, report
-from dist_logreg.study import modelrun, provenance
-from dist_logreg.study.benchmodel import host_names
-from dist_logreg.study.console import Reporter
-from dist_logreg.study.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
-from dist_logreg.study.stats import gather_records, summarize
-from dist_logreg.study.stragglers import annotate
-from dist_logreg.study.trace import clock_offset, clock_sync, write_trace
+from dist_logreg.record import provenance
+from dist_logreg.record.console import Reporter
+from dist_logreg.record.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
+from dist_logreg.record.stats import gather_records, summarize
+from dist_logreg.record.stragglers import annotate
+from dist_logreg.record.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
+from dist_logreg.train import cost_model
 from dist_logreg.train.config import TrainConfig, to_dict
 from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
@@ -111,7 +112,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
         )
 
     payload = mdl.buffer_size * np.dtype(cfg.dtype).itemsize
-    cost_model = modelrun.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
+    costs = cost_model.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
     with dog.phase("setting up the allreduce (communicator split, clock sync)"):
         inner = make_allreduce(
             cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size
@@ -161,7 +162,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
         summary["run"] = run_info
         summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
         source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
-        predict = annotate(summary, per_rank, hosts, host_of, cost_model, source, cfg.slow_factor)
+        predict = annotate(summary, per_rank, hosts, host_of, costs, source, cfg.slow_factor)
         summary.update(summary_keys(mdl, begin.prep.labels, result))
         try:
             if cfg.trace:

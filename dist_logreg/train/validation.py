@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dist_logreg.comm.names import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
+from dist_logreg.collective.algorithms import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.train.config import DTYPES, FORMATS, TrainConfig, total_steps
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES

@@ -4,10 +4,10 @@ bench's record and check for each, against numpy oracles computed from size and 
 import numpy as np
 import pytest
 
+from dist_logreg.bench.sweep import measure
+from dist_logreg.collective.algorithms import IMPLEMENTATIONS
 from dist_logreg.comm.collectives import make_collective
 from dist_logreg.comm.halves import bounds
-from dist_logreg.comm.names import IMPLEMENTATIONS
-from dist_logreg.study.bench import measure
 from tests.mpi.conftest import collective_assert
 
 #: Element counts: fewer than ranks, not divisible by 2 or 3, divisible, larger.

@@ -9,7 +9,8 @@ import pytest
 from dist_logreg.comm.base import MPIAllreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import ReplicasDisagree, UsageError, raise_together
-from dist_logreg.train import data, model, shards
+from dist_logreg.train import binary as model
+from dist_logreg.train import data, shards
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
 from tests.mpi.conftest import collective_assert

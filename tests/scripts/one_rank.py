@@ -23,7 +23,8 @@ if action == "stop-init" and last and size > 1:
     os.kill(os.getpid(), signal.SIGSTOP)
 
 from dist_logreg import cli  # noqa: E402
-from dist_logreg.train import data, model  # noqa: E402
+from dist_logreg.train import binary as model  # noqa: E402
+from dist_logreg.train import data  # noqa: E402
 
 real_grad, real_synthetic = model.grad_sums, data.synthetic
 calls = 0

@@ -1,0 +1,211 @@
+"""``dist-logreg model fit|predict``: the cost model (a plain process, never MPI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dist_logreg.cli.guard import run_plain, say
+from dist_logreg.errors import UsageError, exit_status_help
+
+MODEL_EPILOG = """\
+examples:
+  mpirun -n 4 --oversubscribe dist-logreg bench --allreduce mpi,ring,rabenseifner --out b4.json
+  dist-logreg model fit b2.json b4.json --out model.json
+  dist-logreg model predict --model model.json --ranks 512 --link-rate 400G --bytes 1M,64M
+  dist-logreg model predict --model model.json --ranks 64 --ranks-per-host 8 \\
+      --topology two-tier --hosts-per-leaf 4 --oversubscription 2:1 --features 65536
+  dist-logreg model predict --model model.json --run runs/mine --ranks 1024 --link-rate 100G
+"""
+
+
+def add_parser(sub) -> None:
+    m = sub.add_parser(
+        "model",
+        help="fit a cost model to bench results, and predict with it (what-if)",
+        description="The Hockney alpha-beta-gamma cost model of each allreduce algorithm "
+        "(Thakur, Rabenseifner and Gropp 2005): `fit` it to `dist-logreg bench --out` files, "
+        "then `predict` other sizes, rank counts, link rates and topologies.",
+        epilog=MODEL_EPILOG + "\n" + exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    msub = m.add_subparsers(dest="action", metavar="ACTION", required=True)
+    f = msub.add_parser(
+        "fit",
+        help="fit alpha, beta (inside/between hosts, per size segment) and gamma",
+        description="Non-negative least squares, relative error, per algorithm; gamma from the "
+        "local reduction bench records next to each size; size segments where the transport "
+        "changes protocol, found from the data unless given.",
+    )
+    f.add_argument("bench", nargs="+", metavar="BENCH.json", help="`bench --out` files")
+    f.add_argument("--out", default="model.json", metavar="FILE", help="(default: model.json)")
+    f.add_argument(
+        "--segments",
+        type=int,
+        metavar="N",
+        help="exactly N size segments, breakpoints found from the data (default: 1-3, as "
+        "many as pay for their parameters)",
+    )
+    f.add_argument(
+        "--breakpoints", metavar="LIST", help="segment boundaries as message sizes, e.g. 64K,1M"
+    )
+    f.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="the `dist-logreg cluster` the bench ran on: records its link rate and topology",
+    )
+    f.add_argument(
+        "--link-rate", metavar="RATE", help="the link rate the bench ran at, if known (e.g. 1G)"
+    )
+    p = msub.add_parser(
+        "predict",
+        help="predicted time, algbw, busbw, alpha/beta/gamma shares; fastest algorithm",
+        description="Predict one allreduce per algorithm and size on a placement of ranks.",
+    )
+    p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
+    p.add_argument("--ranks", type=int, metavar="P", help="ranks (default: the fit's largest)")
+    p.add_argument(
+        "--ranks-per-host",
+        type=int,
+        default=1,
+        metavar="K",
+        help="consecutive ranks per host (default: 1, every rank its own host)",
+    )
+    p.add_argument(
+        "--link-rate",
+        metavar="RATE",
+        help="host link rate, e.g. 25G, 400G, 100M: replaces the inter-host beta with its "
+        "serialization time (scaled by the fit's efficiency if the fit's rate is known), "
+        "keeping the fitted per-message alpha",
+    )
+    p.add_argument(
+        "--topology",
+        choices=("flat", "two-tier"),
+        default="flat",
+        help="flat: every host on one switch; two-tier: hosts under leaves whose uplinks "
+        "are shared (default: flat)",
+    )
+    p.add_argument(
+        "--hosts-per-leaf", type=int, default=0, metavar="H", help="two-tier: hosts per leaf"
+    )
+    p.add_argument(
+        "--oversubscription",
+        default="1:1",
+        metavar="X:1",
+        help="two-tier: leaf uplink = link rate x H / X (default: 1:1)",
+    )
+    p.add_argument(
+        "--bytes", metavar="LIST", help="payload sizes, e.g. 8,64K,16M (default: 8 B to 16 MiB)"
+    )
+    p.add_argument("--features", type=int, metavar="D", help="the trainer's buffer: D + 3 elements")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float64",
+        help="with --features: the element type (default: float64)",
+    )
+    p.add_argument("--algorithm", metavar="LIST", help="comma list (default: all in the model)")
+    p.add_argument("--run", metavar="DIR", help="a train --out DIR: its comm fraction at --ranks")
+    p.add_argument("--scaling", choices=("strong", "weak"), default="strong",
+                   help="with --run: strong keeps the global batch (default), weak the "
+                   "per-rank batch")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    m.set_defaults(func=cmd, mpi=False)
+
+
+def cmd(args: argparse.Namespace) -> int:
+    return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
+
+
+def _cluster(name: str | None) -> dict | None:
+    if not name:
+        return None
+    import dataclasses
+
+    from dist_logreg.ops import cluster
+
+    c = dataclasses.asdict(cluster.load(name))
+    spec = c["spec"]
+    keep = ("name", "topology", "rate", "uplink_rate", "delay_ms", "loss_pct")
+    return {**{k: spec.get(k) for k in keep}, "hosts": len(c["hosts"]), "leaf_of": c["leaf_of"]}
+
+
+def fit(args) -> int:
+    from dist_logreg.collective.benchfit import fit_records, format_fit, read_bench
+    from dist_logreg.collective.costfile import save
+    from dist_logreg.units import parse_bytes, parse_link_rate
+
+    if args.segments is not None and not 1 <= args.segments <= 4:
+        raise UsageError(f"--segments: expected 1 to 4, got {args.segments}")
+    bps = [parse_bytes(b) for b in args.breakpoints.split(",")] if args.breakpoints else None
+    if args.link_rate:
+        parse_link_rate(args.link_rate)
+    model = fit_records(
+        read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
+    )
+    save(model, args.out)
+    for line in format_fit(model):
+        say(line)
+    say(f"# wrote {args.out}")
+    return 0
+
+
+def _sizes(args) -> list[int]:
+    from dist_logreg.train.binary import buffer_size
+    from dist_logreg.units import parse_bytes
+
+    if args.features is not None:
+        if args.features < 1:
+            raise UsageError(f"--features: expected an integer >= 1, got {args.features}")
+        return [buffer_size(args.features) * (4 if args.dtype == "float32" else 8)]
+    if args.bytes:
+        return [parse_bytes(b) for b in args.bytes.split(",") if b.strip()]
+    return [8 * 8**k for k in range(8)]  # 8 B .. 16 MiB
+
+
+def _placement(args, ranks: int):
+    from dist_logreg.collective.schedule import Placement
+
+    if ranks < 1 or args.ranks_per_host < 1:
+        raise UsageError(f"--ranks, --ranks-per-host: expected integers >= 1, got "
+                         f"{ranks}, {args.ranks_per_host}")  # fmt: skip
+    over = 1.0
+    if args.topology == "two-tier":
+        if args.hosts_per_leaf < 1:
+            raise UsageError(
+                f"--hosts-per-leaf: expected an integer >= 1 with --topology two-tier, "
+                f"got {args.hosts_per_leaf}"
+            )
+        try:
+            over = float(args.oversubscription.split(":")[0])
+        except ValueError:
+            over = 0.0
+        if not over > 0:
+            raise UsageError(
+                "--oversubscription: expected X:1 with X > 0, e.g. 2:1, got "
+                f"{args.oversubscription!r}"
+            )
+    hpl = args.hosts_per_leaf if args.topology == "two-tier" else 0
+    return Placement.blocks(ranks, args.ranks_per_host, hpl, over)
+
+
+def predict(args) -> int:
+    from dist_logreg.collective import costfile, whatif
+    from dist_logreg.units import parse_link_rate
+
+    model = costfile.load(args.model)
+    rate = parse_link_rate(args.link_rate) if args.link_rate else None
+    ranks = args.ranks or max(model.get("source", {}).get("world_sizes") or [2])
+    place = _placement(args, ranks)
+    names = args.algorithm.split(",") if args.algorithm else list(model["algorithms"])
+    for name in names:
+        costfile.algorithm_params(model, name)
+    if args.run:
+        summary = whatif.read_summary(args.run)
+        name = names[0] if args.algorithm else None
+        rep = whatif.run_fraction(model, summary, place, rate, args.scaling, name)
+        say(json.dumps(rep, indent=2) if args.json else whatif.format_run_fraction(rep))
+        return 0
+    rep = whatif.report(model, names, _sizes(args), place, rate)
+    say(json.dumps(rep, indent=2) if args.json else whatif.format_report(rep, args.model))
+    return 0

@@ -1,0 +1,150 @@
+"""From ``bench`` records to a fitted ``model.json``, with where the numbers came from.
+
+Pure (numpy, no MPI): ``dist-logreg model fit`` runs it as a plain process, ``bench --fit``
+and ``train --model auto`` on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from dist_logreg.collective.costfit import Sample, fit
+from dist_logreg.collective.schedule import Placement
+from dist_logreg.errors import UsageError
+from dist_logreg.units import parse_link_rate
+
+
+def read_bench(paths: list[str]) -> list[dict]:
+    """The records of one or more ``bench --out`` files (a JSON list, or ``{"records": [...]}``)."""
+    records = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"bench file {path}: not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"bench file {path}: not a readable JSON file ({exc})") from None
+        rows = doc.get("records") if isinstance(doc, dict) else doc
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise UsageError(
+                f"bench file {path}: expected the JSON `dist-logreg bench --out` writes "
+                '({"records": [...]} or a list of records), '
+                f"got {type(doc).__name__}"
+            )
+        for i, r in enumerate(rows):
+            missing = [k for k in ("algorithm", "bytes", "time_s", "world_size") if k not in r]
+            if missing:
+                raise UsageError(f"bench file {path}: record {i}: missing {', '.join(missing)}")
+            records.append({**r, "_file": str(path)})
+    return records
+
+
+def placement_of(rec: dict, cluster: dict | None = None) -> Placement:
+    """Where the ranks of a bench record sat (one host when the record does not say)."""
+    p = int(rec["world_size"])
+    host_of = tuple(rec.get("host_of_rank") or [0] * p)
+    leaf_of, factor = None, 1.0
+    if cluster and cluster.get("topology") == "two-tier" and rec.get("hosts"):
+        leaves = cluster.get("leaf_of") or {}
+        leaf_of = tuple(int(leaves.get(h, 0)) for h in rec["hosts"])
+        if cluster.get("rate") and cluster.get("uplink_rate"):
+            factor = parse_link_rate(cluster["rate"]) / parse_link_rate(cluster["uplink_rate"])
+    rpn = rec.get("ranks_per_node")
+    node_of = tuple(r // rpn for r in range(p)) if rpn else None
+    return Placement(host_of, leaf_of, factor, node_of)
+
+
+def fit_records(
+    records: list[dict],
+    breakpoints: list[int] | None = None,
+    segments: int | None = None,
+    cluster: dict | None = None,
+    link_rate: str | None = None,
+    max_segments: int = 3,
+) -> dict:
+    """``model.json`` fitted to bench records, with its provenance under ``source``."""
+    samples, reduce = [], {}
+    for r in records:
+        if r["world_size"] < 2 or r["time_s"] <= 0:
+            continue  # nothing crosses a link at one rank
+        samples.append(Sample(r["algorithm"], r["bytes"], placement_of(r, cluster), r["time_s"]))
+        if r.get("reduce_s"):
+            reduce[r["bytes"]] = r["reduce_s"]
+    if not samples:
+        raise UsageError(
+            "expected allreduce measurements at 2 or more ranks to fit, got none "
+            f"(of {len(records)} records)"
+        )
+    model = fit(samples, sorted(reduce.items()), breakpoints, segments, max_segments)
+    model["source"] = source(records, samples, cluster, link_rate)
+    return model
+
+
+def source(records, samples, cluster, link_rate) -> dict:
+    """Where a fit came from: files, ranks, hosts, MPI library, link, date."""
+    rate = link_rate or (cluster or {}).get("rate")
+    hosts = sorted({s.place.hosts for s in samples})
+    per_host = sorted({s.place.ranks // s.place.hosts for s in samples})
+    libs = sorted({r["mpi_library"] for r in records if r.get("mpi_library")})
+    return {
+        "files": sorted({r["_file"] for r in records if "_file" in r}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "algorithms": sorted({s.algorithm for s in samples}),
+        "world_sizes": sorted({s.place.ranks for s in samples}),
+        "hosts": hosts,
+        "ranks_per_host": per_host,
+        "host_names": sorted({h for r in records for h in r.get("hosts") or []}),
+        "bytes": [min(s.nbytes for s in samples), max(s.nbytes for s in samples)],
+        "dtype": sorted({r.get("dtype", "?") for r in records}),
+        "mpi_library": libs[0] if len(libs) == 1 else libs or None,
+        "link_rate": rate,
+        "link_rate_bits": parse_link_rate(rate) if rate else None,
+        "topology": (cluster or {}).get("topology")
+        or ("unknown" if max(hosts) > 1 else "one host"),
+        "cluster": cluster,
+    }
+
+
+def _us(s: float) -> str:
+    return f"{s * 1e6:.2f} us"
+
+
+def _rate(beta: float) -> str:
+    return f"{8 / beta / 1e9:.3f} Gbit/s" if beta > 0 else "inf"
+
+
+def format_fit(model: dict) -> list[str]:
+    """The fit, readable: breakpoints, parameters per algorithm and segment, residuals."""
+    bps = model["breakpoints"]
+    edges = ["0", *[f"{b:,}" for b in bps], "inf"]
+    src = model.get("source", {})
+    lines = [
+        f"# cost model: {len(bps) + 1} size segment(s)"
+        + (f", breakpoints {bps} (message bytes)" if bps else "")
+        + f"; world sizes {src.get('world_sizes')}, hosts {src.get('hosts')}, "
+        f"link {src.get('link_rate') or 'unknown'}, {src.get('topology')}",
+    ]
+    for k, g in enumerate(model["gamma"]):
+        lines.append(
+            f"#   gamma [{edges[k]}, {edges[k + 1]}) B: {g['s_per_byte'] * 1e9:.4f} ns/B "
+            f"(local reduction, {1 / g['s_per_byte'] / 1e9 if g['s_per_byte'] else 0:.2f} GB/s)"
+        )
+    for name, alg in model["algorithms"].items():
+        res = alg["residuals"]
+        lines.append(
+            f"{name}: {alg['formula']}; residuals median {100 * res['median_rel']:.1f}%, "
+            f"max {100 * res['max_rel']:.1f}% over {res['rows']} sizes"
+        )
+        for k, seg in enumerate(alg["segments"]):
+            parts = [
+                f"{link} alpha {_us(v['alpha_s'])} beta {v['beta_s_per_byte'] * 1e9:.4f} ns/B "
+                f"(= {_rate(v['beta_s_per_byte'])})"
+                for link, v in seg.items()
+                if v is not None
+            ]
+            lines.append(
+                f"  [{edges[k]}, {edges[k + 1]}) B: " + ("; ".join(parts) or "not measured")
+            )
+    return lines

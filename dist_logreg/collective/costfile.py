@@ -1,0 +1,189 @@
+"""A fitted cost model (``model.json``): what it holds, and what it predicts.
+
+Pure (numpy, no MPI). Parameters per algorithm and per size segment: ``alpha`` (seconds per
+message) and ``beta`` (seconds per byte on the bottleneck link) for traffic inside a host
+(``intra``) and between hosts (``inter``); ``gamma`` (seconds per byte reduced) per segment,
+measured by the local reduction micro-benchmark. Segments split message sizes where the
+transport changes protocol (eager vs rendezvous); for ``mpi`` they split the payload.
+
+A prediction walks the algorithm's steps on a placement
+(:func:`~dist_logreg.collective.schedule.shape`) and adds, per step,
+``alpha + load * n * beta + reduce * n * gamma`` with the parameters of the step's segment
+and kind of link. ``link_rate`` (bits/s) replaces the inter-host ``beta``
+with that link's serialization time, keeping the fitted per-message overhead ``alpha``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.collective.schedule import Placement, Step, shape
+from dist_logreg.errors import UsageError
+
+#: Steps of an algorithm on a placement, kept: a table or a crossover search asks for the
+#: same ones at many sizes.
+_steps = lru_cache(maxsize=64)(shape)
+
+FORMAT = "dist-logreg cost model"
+VERSION = 1
+LINKS = ("intra", "inter")
+#: Columns of the design matrix, per segment.
+COLUMNS = ("alpha_intra", "beta_intra", "alpha_inter", "beta_inter", "gamma")
+
+
+def segment_of(size: float, breakpoints) -> int:
+    """Index of the segment holding a message of ``size`` bytes (``size >= bp`` -> above)."""
+    return int(np.searchsorted(np.asarray(breakpoints, dtype=float), size, side="right"))
+
+
+def design(steps: list[Step], n: float, breakpoints) -> np.ndarray:
+    """``(segments, 5)`` coefficients of one allreduce of ``n`` bytes (columns ``COLUMNS``)."""
+    out = np.zeros((len(breakpoints) + 1, len(COLUMNS)))
+    for s in steps:
+        seg = segment_of(s.msg * n, breakpoints)
+        j = 2 if s.inter else 0
+        out[seg, j] += s.repeat
+        out[seg, j + 1] += s.repeat * s.load * n
+        out[seg, 4] += s.repeat * s.reduce * n
+    return out
+
+
+def load(path: str | Path) -> dict:
+    """Read and check ``model.json``; errors name the file and what is wrong."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"model file {path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"model file {path}: not a readable JSON file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UsageError(
+            f"model file {path}: expected a cost model written by `dist-logreg model fit` "
+            f"(format {FORMAT!r}), got {str(doc)[:60]!r}"
+        )
+    if doc.get("version") != VERSION:
+        raise UsageError(
+            f"model file {path}: expected version {VERSION}, got {doc.get('version')!r}"
+        )
+    try:
+        segments = len(doc["breakpoints"]) + 1
+        ok = len(doc["gamma"]) == segments and all(
+            len(alg["segments"]) == segments for alg in doc["algorithms"].values()
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"model file {path}: incomplete cost model (missing {exc})") from None
+    if not ok:
+        raise UsageError(f"model file {path}: expected {segments} size segments everywhere")
+    return doc
+
+
+def save(model: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(model, indent=2) + "\n")
+
+
+def algorithm_params(model: dict, name: str) -> dict:
+    """The fitted parameters of ``name``; a ``UsageError`` naming what the model has."""
+    algs = model["algorithms"]
+    if name not in algs:
+        raise UsageError(
+            f"the cost model has no fit for {name!r}; it has {', '.join(algs) or 'none'} "
+            "(bench that algorithm and fit again)"
+        )
+    return algs[name]
+
+
+def _link(model: dict, name: str, seg: int, link: str) -> tuple[float, float, str | None]:
+    """``(alpha, beta, note)`` of a segment and link, falling back to what was measured."""
+    segs = algorithm_params(model, name)["segments"]
+    other = "inter" if link == "intra" else "intra"
+    for k in sorted(range(len(segs)), key=lambda k: abs(k - seg)):
+        for which in (link, other):
+            got = segs[k].get(which)
+            if got is None:
+                continue
+            note = None
+            if k != seg:
+                note = f"{name}: size segment {seg} was not measured; segment {k} stands in"
+            elif which != link:
+                note = (f"{name}: no {link}-host traffic was measured; its {which}-host "
+                        "parameters stand in")  # fmt: skip
+            return got["alpha_s"], got["beta_s_per_byte"], note
+    raise UsageError(f"the cost model's fit for {name!r} holds no parameters")
+
+
+def params(model: dict, name: str, link_rate: float | None = None) -> tuple[np.ndarray, dict]:
+    """``(segments, 5)`` parameters of ``name`` (``COLUMNS``), and notes on stand-ins, keyed by
+    ``(segment, column)``.
+
+    ``link_rate`` (bits/s): the inter-host ``beta`` becomes that link's serialization time,
+    scaled by the fit's efficiency when the fit's own link rate is known.
+    """
+    notes: dict = {}
+    segments = len(model["breakpoints"]) + 1
+    out = np.zeros((segments, len(COLUMNS)))
+    fit_rate = (model.get("source") or {}).get("link_rate_bits")
+    for seg in range(segments):
+        for j, link in ((0, "intra"), (2, "inter")):
+            out[seg, j], out[seg, j + 1], note = _link(model, name, seg, link)
+            if note:
+                notes[seg, j] = notes[seg, j + 1] = note
+        out[seg, 4] = model["gamma"][seg]["s_per_byte"]
+        if link_rate:
+            measured = algorithm_params(model, name)["segments"][seg]
+            if fit_rate and measured.get("inter") is not None:
+                out[seg, 3] = measured["inter"]["beta_s_per_byte"] * fit_rate / link_rate
+            else:
+                out[seg, 3] = 8.0 / link_rate
+                notes[seg, 3] = (f"{name}: inter-host beta = 8 / link rate (serialization time; "
+                                 "the fit's own link rate is not known)")  # fmt: skip
+            if measured.get("intra") is None:  # a stand-in: no slower than the new link
+                out[seg, 1] = min(out[seg, 1], out[seg, 3])
+    return out, notes
+
+
+def predict(
+    model: dict, name: str, n: float, place: Placement, link_rate: float | None = None
+) -> dict:
+    """Predicted time of one allreduce of ``n`` bytes, and its latency/bandwidth/reduction parts."""
+    par, notes = params(model, name, link_rate)
+    coef = design(_steps(name, place), n, model["breakpoints"])
+    d = coef * par
+    alpha, beta, gamma = d[:, [0, 2]].sum(), d[:, [1, 3]].sum(), d[:, 4].sum()
+    return {
+        "algorithm": name,
+        "bytes": n,
+        "time_s": float(alpha + beta + gamma),
+        "alpha_s": float(alpha),
+        "beta_s": float(beta),
+        "gamma_s": float(gamma),
+        "notes": sorted({note for key, note in notes.items() if coef[key] > 0}),
+    }
+
+
+def crossovers(model: dict, names, place: Placement, lo: float, hi: float, link_rate=None):
+    """Sizes in ``[lo, hi]`` where the fastest algorithm changes: ``[(bytes, from, to)]``.
+
+    Scans a fine geometric grid, then bisects each change to within 1%.
+    """
+
+    def best(n: float) -> str:
+        return min(names, key=lambda a: predict(model, a, n, place, link_rate)["time_s"])
+
+    grid = np.geomspace(lo, hi, 64) if hi > lo else np.array([lo])
+    out = []
+    prev = best(grid[0])
+    for a, b in zip(grid[:-1], grid[1:], strict=True):
+        cur = best(b)
+        if cur != prev:
+            x, y = a, b
+            while y / x > 1.01:
+                mid = float(np.sqrt(x * y))
+                x, y = (mid, y) if best(mid) == prev else (x, mid)
+            out.append((float(y), prev, cur))
+            prev = cur
+    return out

@@ -1,0 +1,210 @@
+"""The files of a run: the output directory, the final files, periodic partial flushes, and
+the rescue of results when the output directory fails. Written by rank 0, except the
+partial flushes, which each rank writes for itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import strict_json, write_json
+from dist_logreg.record.result import PHASES, TrainResult
+from dist_logreg.record.stragglers import step_predictions
+
+
+def prepare_out_dir(comm, requested: str | None, attempt: int = 1) -> tuple[Path, int]:
+    """Collective: rank 0 picks (default ``runs/train-<time>``) and creates the output directory.
+
+    Done before training, so an unwritable directory fails in seconds, not after the run.
+    Also returns this run's attempt number in the directory: ``attempt`` (from the
+    supervisor), or the next free one if ``partial/`` already holds that attempt's files
+    (a run started again by hand), so no run appends to or removes another's records.
+    """
+    error, path = None, None
+    if comm.Get_rank() == 0:
+        path = Path(requested) if requested else _default_out_dir()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            taken = [int(m.group(1)) for m in map(_ATTEMPT.match, _partial_names(path)) if m]
+            if attempt in taken:
+                attempt = max(taken) + 1
+        except OSError as exc:
+            error = UsageError(f"--out {path}: cannot write there: {exc.strerror or exc}")
+    raise_together(comm, error)
+    where, attempt = comm.bcast((str(path), attempt), root=0)
+    return Path(where), attempt
+
+
+_ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _partial_names(out_dir: Path) -> list[str]:
+    folder = out_dir / "partial"
+    return [p.name for p in folder.iterdir()] if folder.is_dir() else []
+
+
+def _default_out_dir() -> Path:
+    base = Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def write_outputs(
+    out_dir: Path,
+    summary: dict,
+    traffic: dict,
+    per_rank: list[dict],
+    result: TrainResult,
+    config: dict,
+    predict=None,
+    attempt: int = 1,
+    append: bool = False,
+) -> None:
+    """Rank 0 writes model.npz, summary.json, traffic.json, metrics.jsonl, steps.jsonl, config
+    (and eval.jsonl, one line per held-out evaluation, when there is a held-out set).
+
+    ``predict`` (bytes -> seconds, from a cost model): adds ``predicted_s`` to every call in
+    metrics.jsonl and every step in steps.jsonl (the sum over its calls). ``append``: a
+    resumed run adds its lines to ``metrics.jsonl`` and ``steps.jsonl`` (each line says its
+    ``attempt``) instead of replacing what an earlier run of the same directory recorded.
+    """
+    np.savez(out_dir / "model.npz", **result.model_arrays())
+    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "traffic.json", traffic)
+    write_json(out_dir / "config.json", config)
+    # start_aligned_s: on rank 0's clock (offsets measured at start-up), from the earliest
+    # rank's first step, so ranks compare: who arrived late at which allreduce.
+    aligned = [int(r["marks"][0, 0]) + r["clock_offset_ns"] for r in per_rank if r["marks"].size]
+    common = min(aligned, default=0)
+    mode = "a" if append else "w"
+    with (out_dir / "metrics.jsonl").open(mode) as fh:
+        for r in per_rank:
+            origin = int(r["marks"][0, 0]) if r["marks"].size else 0
+            fh.writelines(
+                metric_lines(
+                    r["rank"],
+                    r["calls"],
+                    origin,
+                    aligned=common - r["clock_offset_ns"],
+                    predict=predict,
+                    attempt=attempt,
+                )
+            )
+    if result.evals:
+        with (out_dir / "eval.jsonl").open(mode) as fh:
+            fh.writelines(strict_json(e) + "\n" for e in result.evals)
+    with (out_dir / "steps.jsonl").open(mode) as fh:
+        for r in per_rank:
+            pred = None
+            if predict is not None:
+                pred = step_predictions(r["calls"], result.first_step, len(r["phase_ns"]), predict)
+            for i, row in enumerate((r["phase_ns"] * 1e-9).tolist()):
+                rec = {"step": result.first_step + i, "rank": r["rank"], "attempt": attempt}
+                rec.update({f"{ph}_s": v for ph, v in zip(PHASES, row, strict=True)})
+                rec["batch_loss"] = float(result.batch_loss[i])
+                if pred is not None:
+                    rec["predicted_s"] = float(pred[i])
+                fh.write(strict_json(rec) + "\n")
+
+
+class PartialMetrics:
+    """Each rank appends its allreduce records to ``<out>/partial/`` every few steps.
+
+    One file per attempt, start step and rank (``metrics-attempt<a>-from<step>-rank<r>.jsonl``,
+    the lines of ``metrics.jsonl`` with the attempt, and ``start_s`` from the rank's first
+    call of the run), so a run that dies keeps what it measured, and no later attempt, not
+    even one from the same checkpoint, appends to or removes it. The run's own files are
+    removed when it completes and ``metrics.jsonl`` holds everything it measured.
+    """
+
+    def __init__(self, out_dir: Path, rank: int, first_step: int, warn, attempt: int = 1):
+        name = f"metrics-attempt{attempt}-from{first_step}-rank{rank}.jsonl"
+        self.path = out_dir / "partial" / name
+        self.rank = rank
+        self.attempt = attempt
+        self.done = 0
+        self.warn = warn
+
+    def flush(self, allreduce) -> None:
+        rec = allreduce.records()
+        if rec["ns"].size == self.done:
+            return
+        lines = metric_lines(
+            self.rank, rec, int(rec["start_ns"][0]), self.done, attempt=self.attempt
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.writelines(lines)
+        except OSError as exc:
+            self.warn(f"could not save partial metrics to {self.path}: {exc.strerror or exc}")
+            return
+        self.done = rec["ns"].size
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()  # only if no other run's files are left
+
+
+def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:
+    """Writing to --out failed: save the model and summary to a fresh temporary directory."""
+    where = Path(tempfile.mkdtemp(prefix="dist-logreg-rescue-"))
+    np.savez(where / "model.npz", **result.model_arrays())
+    write_json(where / "summary.json", {**summary, "rescued_because": str(error)})
+    return where
+
+
+def metric_lines(
+    rank: int,
+    calls: dict,
+    origin: int,
+    first: int = 0,
+    aligned: int | None = None,
+    predict=None,
+    attempt: int = 1,
+) -> list[str]:
+    """``metrics.jsonl`` lines for one rank's calls from index ``first``; times from ``origin``.
+
+    With ``aligned`` (the common origin expressed on this rank's clock), each line also has
+    ``start_aligned_s``, comparable across ranks. ``predict`` (bytes -> seconds): adds each
+    call's predicted time as ``predicted_s``. ``attempt``: which attempt of a supervised run.
+    """
+    return [
+        json.dumps(
+            {
+                "step": step,
+                "rank": rank,
+                "bytes": nbytes,
+                "seconds": ns * 1e-9,
+                "start_s": (start - origin) * 1e-9,
+                **({} if aligned is None else {"start_aligned_s": (start - aligned) * 1e-9}),
+                **({"predicted_s": predict(nbytes)} if predict else {}),
+                "attempt": attempt,
+            },
+            allow_nan=False,
+        )
+        + "\n"
+        for step, nbytes, ns, start in zip(
+            calls["step"][first:].tolist(),
+            calls["bytes"][first:].tolist(),
+            calls["ns"][first:].tolist(),
+            calls["start_ns"][first:].tolist(),
+            strict=True,
+        )
+    ]

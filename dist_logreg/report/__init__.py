@@ -1,0 +1,12 @@
+"""``dist-logreg report``: the offline report of finished runs (a plain process, no MPI).
+
+================  ==========================================================================
+``runs``          read what runs left behind: a training output directory or a bench JSON
+``analysis``      the numbers behind the plots and tables (pure numpy)
+``plots``         the figures of training runs (matplotlib, Agg)
+``netplots``      the figures of bench sweeps and of the fabric
+``tables``        the tables: provenance, headline numbers, stragglers, bench records
+``document``      the report as ``report.html`` (self-contained) and ``report.md``
+``build``         the whole report: load, compute, draw, write
+================  ==========================================================================
+"""
