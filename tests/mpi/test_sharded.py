@@ -1,0 +1,72 @@
+"""``--sync sharded``'s step (reduce-scatter, slice update, allgather) against the allreduce
+mode's update computed in numpy from every rank's buffer (an oracle from size and rank)."""
+
+import numpy as np
+import pytest
+
+from dist_logreg.train.sharded import HALVES, ShardedSync
+from tests.mpi.conftest import collective_assert
+
+
+def _buffer(step, rank, n_params, count_here, dtype):
+    """A rank's packed buffer at ``step``: gradient sums, loss sum, its row count."""
+    rng = np.random.default_rng(1000 * step + rank)
+    buf = np.empty(n_params + 2, dtype=dtype)
+    buf[:n_params] = rng.standard_normal(n_params)
+    buf[-2] = rng.random() * 3
+    buf[-1] = count_here
+    return buf
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("algorithm", list(HALVES))
+@pytest.mark.parametrize("n_params", [1, 2, 5, 40])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sharded_steps_follow_the_allreduce_update(comm, algorithm, n_params, momentum):
+    p, r = comm.Get_size(), comm.Get_rank()
+    batch, lr, l2 = 7 * p + 1, 0.3, 0.01
+    counts = [(k + 1) * batch // p - k * batch // p for k in range(p)]  # rows per rank
+    n_pen = max(0, n_params - 1)  # the intercept is not penalized
+    buf = np.empty(n_params + 2)
+    sync = ShardedSync(comm, algorithm, buf, n_params, n_pen, lr, l2, momentum, batch, 8)
+    params, velocity = np.zeros(n_params), np.zeros(n_params)  # the oracle's
+    losses = []
+    for step in range(4):
+        buf[:] = _buffer(step, r, n_params, counts[r], np.float64)
+        loss = sync.step(step)
+        total = sum(_buffer(step, k, n_params, counts[k], np.float64) for k in range(p))
+        grad = total[:n_params] / total[-1]
+        grad[:n_pen] += l2 * params[:n_pen]
+        velocity = momentum * velocity + grad
+        params = params - lr * velocity
+        losses.append(abs(loss - total[-2] / total[-1]))
+    ok = np.allclose(sync.params, params, rtol=1e-12, atol=1e-12) and max(losses) < 1e-12
+    same = comm.allgather(sync.params.tobytes())
+    collective_assert(comm, ok and len(set(same)) == 1, f"{algorithm} n={n_params}")
+    rec = sync.records()
+    shape_ok = (
+        rec["ns"].size == 8
+        and rec["collective"].tolist() == [0, 1] * 4
+        and rec["step"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+        and set(rec["bytes"].tolist()) == {buf.nbytes}
+    )
+    collective_assert(comm, shape_ok, str(rec))
+
+
+@pytest.mark.mpi
+def test_optimizer_state_falls_as_one_over_p(comm):
+    p, n = comm.Get_size(), 1000
+    buf = np.empty(n + 2)
+    sync = ShardedSync(comm, "mpi", buf, n, n - 1, 0.1, 0.0, 0.9, 10)
+    total = comm.allreduce(sync.optimizer_state_bytes)
+    # the slices partition the n parameters: together exactly one full momentum vector
+    collective_assert(comm, total == n * 8, f"total {total}")
+    collective_assert(comm, sync.optimizer_state_bytes <= (n // p + 2) * 8, "slice too big")
+
+
+@pytest.mark.mpi
+def test_a_wrong_divisor_is_caught_on_every_rank(comm):
+    buf = np.ones(5)
+    sync = ShardedSync(comm, "ring", buf, 3, 2, 0.1, 0.0, 0.0, count=10**6)
+    with pytest.raises(Exception, match="reduced row count"):
+        sync.step(0)
