@@ -97,8 +97,10 @@ class ShardedSync:
 
     node_of = None
 
-    def __init__(self, comm, algorithm: str, buf, n_params: int, n_penalized: int,
-                 lr: float, l2: float, momentum: float, count: int, capacity: int = 1024):  # fmt: skip
+    def __init__(
+        self, comm, algorithm: str, buf, n_params: int, n_penalized: int, lr: float,
+        l2: float, momentum: float, count: int, capacity: int = 1024,
+    ):  # fmt: skip
         p, r = comm.Get_size(), comm.Get_rank()
         rs_name, ag_name = HALVES[algorithm]
         self.name = algorithm
