@@ -17,6 +17,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
+from dist_logreg.train.syncmode import SYNCS
 from dist_logreg.train.validation import validate
 
 _CHOICES = {
@@ -27,6 +28,7 @@ _CHOICES = {
     "format": FORMATS,
     "shuffle": SHUFFLES,
     "sampling": SAMPLINGS,
+    "sync": SYNCS,
 }
 _METAVARS = {
     "data": "PATH",

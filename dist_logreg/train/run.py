@@ -24,6 +24,7 @@ from dist_logreg.record.console import Reporter
 from dist_logreg.record.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
 from dist_logreg.record.stats import gather_records, summarize
 from dist_logreg.record.stragglers import annotate
+from dist_logreg.record.sync import sync_block
 from dist_logreg.record.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import cost_model
@@ -31,6 +32,7 @@ from dist_logreg.train.config import TrainConfig, to_dict
 from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.prepare import summary_keys
+from dist_logreg.train.sharded import ShardedSync
 from dist_logreg.train.startup import start
 
 
@@ -114,14 +116,11 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
     payload = mdl.buffer_size * np.dtype(cfg.dtype).itemsize
     costs = cost_model.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
     with dog.phase("setting up the allreduce (communicator split, clock sync)"):
-        inner = make_allreduce(
-            cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size
-        )
+        allreduce, inner = _gradient_path(comm, cfg, mdl, steps)
         hosts, host_of = host_names(comm)
         # always: metrics.jsonl gets clock-aligned start times, and the arrival order of
         # every step names stragglers
         clock = clock_offset(comm)
-    allreduce = Instrumented(inner, capacity=steps * _buckets(cfg, mdl.buffer_size))
     first = start_point.step if start_point else 0
     partial = PartialMetrics(out_dir, rank, first, reporter.warn, run_no)
     try:
@@ -153,6 +152,8 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
             "mpi_algorithm": begin.mpi_record,
         }
         summary, traffic = summarize(per_rank, result, cfg, ds, info)
+        halves = getattr(inner, "halves", inner.name)
+        summary["sync"] = sync_block(per_rank, cfg, mdl.n_params, mdl.buffer_size, halves)
         summary["attempts"] = {
             "count": run_no,
             "failed": history(),
@@ -233,6 +234,20 @@ def _completed_steps(out_dir: Path) -> int | None:
     if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
         return None
     return summary.get("steps")
+
+
+def _gradient_path(comm, cfg: TrainConfig, mdl, steps: int):
+    """Collective: ``(recorded gradient path, the object under it)``: an instrumented
+    allreduce, or with ``--sync sharded`` the reduce-scatter + update + allgather step
+    (which records its two collectives itself)."""
+    if cfg.sync == "sharded":
+        sync = ShardedSync(
+            comm, cfg.allreduce, mdl.buffer_size, cfg.dtype, mdl.n_params, mdl.n_weights,
+            cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, capacity=steps,
+        )  # fmt: skip
+        return sync, sync
+    inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
+    return Instrumented(inner, capacity=steps * _buckets(cfg, mdl.buffer_size)), inner
 
 
 def _buckets(cfg: TrainConfig, buffer_elements: int) -> int:

@@ -35,49 +35,11 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from dist_logreg.collective.algorithms import ALGORITHMS, RECURSIVE_HALVING
 from dist_logreg.comm.collectives import make_collective
 from dist_logreg.comm.halves import bounds
 from dist_logreg.comm.p2p import Traffic
 from dist_logreg.errors import RunError
-
-SYNCS = ("allreduce", "sharded")
-#: The collectives of a sharded step, in order; ``records()["collective"]`` indexes it.
-SHARDED_COLLECTIVES = ("reduce-scatter", "allgather")
-#: ``--allreduce`` name -> (reduce-scatter, allgather) implementations: the allreduce's
-#: own two halves (the MPI library's, the ring's, Rabenseifner's).
-HALVES = {
-    ALGORITHMS[0]: (ALGORITHMS[0], ALGORITHMS[0]),
-    ALGORITHMS[1]: (ALGORITHMS[1], ALGORITHMS[1]),
-    ALGORITHMS[3]: (RECURSIVE_HALVING, ALGORITHMS[2]),
-}
-
-
-def refusal(cfg) -> str | None:
-    """Why ``cfg`` cannot run with ``--sync sharded`` (None: it can)."""
-    if cfg.allreduce not in HALVES:
-        return (
-            f"--allreduce {cfg.allreduce}: --sync sharded runs an allreduce's two halves, "
-            f"expected one of {', '.join(HALVES)} (recursive doubling has no reduce-scatter "
-            "half; hierarchical's halves are not written)"
-        )
-    if cfg.bucket_bytes:
-        return (
-            "--bucket-bytes: not with --sync sharded: a bucket would need its own "
-            "reduce-scatter and allgather, and the allgather of step s must finish before "
-            "step s+1's forward pass (FSDP's per-unit prefetch; not written here)"
-        )
-    if cfg.compress != "none":
-        return (
-            f"--compress {cfg.compress}: not with --sync sharded: the fp16 wrapper compresses "
-            "an allreduce; a half-precision reduce-scatter + allgather is not written"
-        )
-    if cfg.checkpoint_every or cfg.resume:
-        return (
-            "--checkpoint-every/--resume: not with --sync sharded yet: a checkpoint holds "
-            "the whole momentum, which sharded mode keeps in 1/p slices"
-        )
-    return None
+from dist_logreg.train.syncmode import HALVES, SHARDED_COLLECTIVES
 
 
 class ShardedSync:
@@ -86,9 +48,12 @@ class ShardedSync:
     Parameters
     ----------
     comm : mpi4py communicator
-    algorithm : one of :data:`HALVES` (the run's ``--allreduce``)
-    buf : ndarray, shape (n,)
-        The loop's packed gradient buffer (reduce-scattered in place by ours).
+    algorithm : one of :data:`~dist_logreg.train.syncmode.HALVES` (the run's ``--allreduce``)
+    n : int
+        Elements of the packed buffer; :attr:`buf` is allocated here (the loop computes the
+        gradient sums into it; ours reduce-scatters it in place), :attr:`params` too (a view
+        of the allgather buffer :attr:`full`, so the loop updates nothing itself).
+    dtype : the run's float dtype
     n_params, n_penalized : ints
         Parameters at the front of the buffer; the first ``n_penalized`` carry the L2 term.
     lr, l2, momentum : the update's constants; count : the global rows of every step.
@@ -96,17 +61,19 @@ class ShardedSync:
     """
 
     node_of = None
+    sync = "sharded"  # what the loop asks: it then calls step() instead of allreduce()
 
     def __init__(
-        self, comm, algorithm: str, buf, n_params: int, n_penalized: int, lr: float,
-        l2: float, momentum: float, count: int, capacity: int = 1024,
+        self, comm, algorithm: str, n: int, dtype, n_params: int, n_penalized: int,
+        lr: float, l2: float, momentum: float, count: int, capacity: int = 1024,
     ):  # fmt: skip
         p, r = comm.Get_size(), comm.Get_rank()
+        self.buf = buf = np.zeros(n, dtype=dtype)
         rs_name, ag_name = HALVES[algorithm]
         self.name = algorithm
+        self.halves = (rs_name, ag_name)  # the summary names each collective's own
         self.rs = make_collective("reduce-scatter", rs_name, comm)
         self.ag = make_collective("allgather", ag_name, comm)
-        n = buf.size
         b = bounds(n, p)
         self.lo, self.hi = b[r], b[r + 1]
         self.plo, self.phi = min(self.lo, n_params), min(self.hi, n_params)
@@ -125,6 +92,7 @@ class ShardedSync:
         self.traffic = _combined(p, self.rs.traffic, self.ag.traffic)
         self.calls, self._cap = 0, max(2, 2 * capacity)
         self._rec = [array("q", bytes(8 * self._cap)) for _ in range(5)]
+        self.last_comm_ns = self.last_update_ns = 0
 
     @property
     def optimizer_state_bytes(self) -> int:
@@ -143,6 +111,7 @@ class ShardedSync:
         t3 = clock()
         self._record(t0, t1 - t0, step, 0)
         self._record(t2, t3 - t2, step, 1)
+        self.last_comm_ns, self.last_update_ns = (t1 - t0) + (t3 - t2), t2 - t1
         loss_sum, count = self.full[-2], self.full[-1]
         if count != self.count:  # the same value on every rank: all raise together
             raise RunError(
@@ -185,8 +154,10 @@ class ShardedSync:
         """Both collectives' calls as int64 arrays: ``start_ns``, ``ns``, ``bytes``, ``step``
         and ``collective`` (an index into :data:`SHARDED_COLLECTIVES`)."""
         keys = ("start_ns", "ns", "bytes", "step", "collective")
-        return {k: np.frombuffer(a, dtype=np.int64)[: self.calls].copy()
-                for k, a in zip(keys, self._rec, strict=True)}  # fmt: skip
+        out = {k: np.frombuffer(a, dtype=np.int64)[: self.calls].copy()
+               for k, a in zip(keys, self._rec, strict=True)}  # fmt: skip
+        out["collective_names"] = SHARDED_COLLECTIVES
+        return out
 
     def free(self) -> None:
         """Nothing to release (no communicator of its own)."""

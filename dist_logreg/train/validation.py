@@ -14,6 +14,7 @@ from dist_logreg.collective.algorithms import ALGORITHMS, COMPRESSORS, MPI_ALGOR
 from dist_logreg.errors import UsageError
 from dist_logreg.train.config import DTYPES, FORMATS, TrainConfig, total_steps
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
+from dist_logreg.train.syncmode import SYNCS, refusal
 
 
 def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
@@ -73,6 +74,9 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
         )
     need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
+    need(cfg.sync in SYNCS, "--sync", " or ".join(SYNCS), cfg.sync)
+    if cfg.sync == "sharded" and cfg.allreduce in ALGORITHMS and (why := refusal(cfg)):
+        raise UsageError(why)
     if cfg.dtype in DTYPES:
         item = 4 if cfg.dtype == "float32" else 8
         need(

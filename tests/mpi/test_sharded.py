@@ -27,8 +27,9 @@ def test_sharded_steps_follow_the_allreduce_update(comm, algorithm, n_params, mo
     batch, lr, l2 = 7 * p + 1, 0.3, 0.01
     counts = [(k + 1) * batch // p - k * batch // p for k in range(p)]  # rows per rank
     n_pen = max(0, n_params - 1)  # the intercept is not penalized
-    buf = np.empty(n_params + 2)
-    sync = ShardedSync(comm, algorithm, buf, n_params, n_pen, lr, l2, momentum, batch, 8)
+    sync = ShardedSync(comm, algorithm, n_params + 2, np.float64, n_params, n_pen, lr, l2,
+                       momentum, batch, 8)  # fmt: skip
+    buf = sync.buf
     params, velocity = np.zeros(n_params), np.zeros(n_params)  # the oracle's
     losses = []
     for step in range(4):
@@ -48,6 +49,7 @@ def test_sharded_steps_follow_the_allreduce_update(comm, algorithm, n_params, mo
         rec["ns"].size == 8
         and rec["collective"].tolist() == [0, 1] * 4
         and rec["step"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+        and rec["collective_names"] == ("reduce-scatter", "allgather")
         and set(rec["bytes"].tolist()) == {buf.nbytes}
     )
     collective_assert(comm, shape_ok, str(rec))
@@ -56,8 +58,7 @@ def test_sharded_steps_follow_the_allreduce_update(comm, algorithm, n_params, mo
 @pytest.mark.mpi
 def test_optimizer_state_falls_as_one_over_p(comm):
     p, n = comm.Get_size(), 1000
-    buf = np.empty(n + 2)
-    sync = ShardedSync(comm, "mpi", buf, n, n - 1, 0.1, 0.0, 0.9, 10)
+    sync = ShardedSync(comm, "mpi", n + 2, np.float64, n, n - 1, 0.1, 0.0, 0.9, 10)
     total = comm.allreduce(sync.optimizer_state_bytes)
     # the slices partition the n parameters: together exactly one full momentum vector
     collective_assert(comm, total == n * 8, f"total {total}")
@@ -66,7 +67,7 @@ def test_optimizer_state_falls_as_one_over_p(comm):
 
 @pytest.mark.mpi
 def test_a_wrong_divisor_is_caught_on_every_rank(comm):
-    buf = np.ones(5)
-    sync = ShardedSync(comm, "ring", buf, 3, 2, 0.1, 0.0, 0.0, count=10**6)
+    sync = ShardedSync(comm, "ring", 5, np.float64, 3, 2, 0.1, 0.0, 0.0, count=10**6)
+    sync.buf[:] = 1.0
     with pytest.raises(Exception, match="reduced row count"):
         sync.step(0)
