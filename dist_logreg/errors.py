@@ -1,6 +1,6 @@
 """Errors that end a run, their exit statuses, and how ranks agree on them.
 
-Exit statuses (DESIGN.md; scripts and ``dist-logreg supervise`` depend on them):
+Exit statuses (docs/design.md; scripts and ``dist-logreg supervise`` depend on them):
 
 ====  ======================================================  ===========================
 code  meaning                                                 supervise
@@ -18,7 +18,7 @@ code  meaning                                                 supervise
 Errors raised on *all* ranks together (every rank computes the same verdict from the same
 inputs, or ranks first exchange verdicts with :func:`raise_together`) are printed once by
 rank 0 and end every rank with their status. Anything else, raised on some ranks only, is
-printed with the rank and ends the job through ``MPI_Abort`` (DESIGN.md invariant 5).
+printed with the rank and ends the job through ``MPI_Abort`` (docs/design.md invariant 5).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dist_logreg.collective.ecmp import Fabric, predict, schedule
 @pytest.mark.parametrize("p", [2, 4, 8])
 def test_schedules_send_what_the_cost_models_say(p):
     size = 1.0
-    expected = {  # bytes each rank sends per allreduce (DESIGN.md's cost models)
+    expected = {  # bytes each rank sends per allreduce (docs/design.md's cost models)
         "ring": 2 * (p - 1) / p * size,
         "recursive-doubling": np.log2(p) * size,
         "rabenseifner": 2 * (p - 1) / p * size,

@@ -129,3 +129,28 @@ def test_modules_stay_small():
     big = {n: len(p.read_text().splitlines()) for n, p in modules().items()}
     big = {n: k for n, k in big.items() if k > 400}
     assert not big, f"modules over 400 lines (one job per module): {big}"
+
+
+#: String literals equal to an algorithm name that are not one: the run block's key that
+#: names the MPI library (an output contract older than the table).
+NOT_ALGORITHMS = {("dist_logreg/record/provenance.py", "mpi")}
+
+
+def test_algorithm_names_are_spelled_in_the_table_only():
+    """Every other module reads the table (iterates it, or its named constants), so an
+    algorithm is added, renamed or dropped in one place."""
+    from dist_logreg.collective import algorithms
+
+    names = set(algorithms.names())
+    assert {"mpi", "ring", "hierarchical"} <= names
+    table = PACKAGE / "collective" / "algorithms.py"
+    found = []
+    for f in sorted(PACKAGE.rglob("*.py")):
+        rel = f.relative_to(ROOT).as_posix()
+        if f == table:
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                if (rel, node.value) not in NOT_ALGORITHMS:
+                    found.append(f"{rel}:{node.lineno} {node.value!r}")
+    assert not found, "algorithm names outside collective/algorithms.py: " + ", ".join(found)

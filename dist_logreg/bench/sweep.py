@@ -25,7 +25,8 @@ from mpi4py import MPI
 from dist_logreg.bench import cost
 from dist_logreg.bench.cases import Case
 from dist_logreg.bench.stats import best_per_size, summarize
-from dist_logreg.collective.algorithms import ALGORITHMS, COLLECTIVES, IMPLEMENTATIONS
+from dist_logreg.collective import algorithms as table
+from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS
 from dist_logreg.comm.collectives import make_collective
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
@@ -152,7 +153,7 @@ def plan(args) -> list[tuple[str, str]]:
 
 def _build(comm, collective: str, name: str, ranks_per_node):
     if collective == "allreduce":
-        return make_allreduce(name, comm, ranks_per_node)
+        return make_allreduce(name, comm, ranks_per_node=ranks_per_node)
     return make_collective(collective, name, comm)
 
 
@@ -183,7 +184,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
         "algbw = bytes / avg; busbw = algbw * the nccl-tests factor of the collective; "
         "wrong = elements differing from the exact result, all ranks"
     )
-    if mpi_record and ("allreduce", ALGORITHMS[0]) in pairs:
+    if mpi_record and ("allreduce", table.MPI.name) in pairs:
         say(f"# mpi allreduce: {mpi_record['library']}; {mpi_record['setting']}")
     model = getattr(args, "model_doc", None)  # --model: predicted columns
     place = cost.where(comm, args.ranks_per_node)
@@ -201,7 +202,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
                           collective)  # fmt: skip
             extra = ""
             if collective == "allreduce":
-                if name == ALGORITHMS[0] and mpi_record:
+                if table.get(name).library and mpi_record:
                     rec["mpi_algorithm"] = mpi_record
                 if rec["bytes"] not in reduce_s:
                     reduce_s[rec["bytes"]] = cost.measure_reduce(
@@ -267,7 +268,7 @@ def _names(text: str, allowed, flag: str) -> list[str]:
 
 def algorithm_names(text: str) -> list[str]:
     """``"mpi, ring"`` -> ``["mpi", "ring"]``, each checked against the registry."""
-    return _names(text, ALGORITHMS, "--allreduce")
+    return _names(text, table.names(), "--allreduce")
 
 
 def collective_names(text: str) -> list[str]:

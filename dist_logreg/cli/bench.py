@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dist_logreg.collective.algorithms import (
-    ALGORITHMS,
-    COLLECTIVES,
-    IMPLEMENTATIONS,
-    MPI_ALGORITHMS,
-)
+from dist_logreg.collective import algorithms as table
+from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
 from dist_logreg.files import check_writable
 from dist_logreg.units import parse_bytes
@@ -48,9 +44,11 @@ def add_parser(sub) -> None:
     )
     bench.add_argument(
         "--allreduce",
-        default="mpi",
+        default=table.DEFAULT,
         metavar="LIST",
-        help="comma-separated algorithms among " + ", ".join(ALGORITHMS) + " (default: mpi)",
+        help="comma-separated algorithms among "
+        + ", ".join(table.names())
+        + f" (default: {table.DEFAULT})",
     )
     bench.add_argument(
         "--collective",
@@ -114,12 +112,15 @@ def add_parser(sub) -> None:
         "--ranks-per-node",
         type=int,
         metavar="K",
-        help="for hierarchical: K consecutive ranks form a node (default: shared memory)",
+        help="for a topology-aware algorithm ("
+        + ", ".join(a.name for a in table.of() if a.topology_aware)
+        + "): K consecutive ranks form a node (default: shared memory)",
     )
     bench.add_argument(
         "--mpi-algorithm",
         choices=tuple(MPI_ALGORITHMS),
-        help="force the MPI library's own algorithm for 'mpi' (set before MPI starts)",
+        help=f"force the MPI library's own algorithm for {table.MPI.name!r} (set before MPI "
+        "starts)",
     )
     bench.add_argument(
         "--out",

@@ -26,7 +26,7 @@ def run_plain(body) -> int:
 
 
 def run_guarded(comm, body) -> int:
-    """Run ``body`` so that no rank is ever left waiting (DESIGN.md invariant 5).
+    """Run ``body`` so that no rank is ever left waiting (docs/design.md invariant 5).
 
     A ``RunError`` is raised on all ranks together: rank 0 prints one line, everyone
     exits with its status (2 bad input, 4 divergence, 5 replicas disagree, ...).

@@ -5,7 +5,8 @@ the supervisor, ``scale``, ``report``, ``model fit|predict`` and the simulators 
 What runs on MPI is in :mod:`dist_logreg.comm`.
 
 ================  ==========================================================================
-``algorithms``    the algorithm and compressor names (the registry's keys)
+``algorithms``    the algorithm table: one record per algorithm (runner, phases, closed form)
+``steps``         the step-by-step schedules the records point at (flows between ranks)
 ``closed_form``   the cost-model formulas (closed forms, bytes on the wire, Hockney time)
 ``schedule``      each algorithm step by step, and its load on a placement of hosts
 ``costfile``      a fitted cost model (``model.json``) and its predictions

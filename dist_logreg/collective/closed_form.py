@@ -1,9 +1,11 @@
-"""Cost-model formulas of an allreduce (pure arithmetic: no MPI, no numpy).
+"""Cost-model formulas of an allreduce (pure arithmetic: no MPI).
 
-Hockney alpha-beta-gamma after Thakur, Rabenseifner and Gropp (2005), with the coefficients
+The coefficients are the records' ``closed_form`` in the algorithm table
+(:mod:`dist_logreg.collective.algorithms`); this module asks the table. Hockney
+alpha-beta-gamma after Thakur, Rabenseifner and Gropp (2005), with the coefficients
 MPICH's sources state: one allreduce of ``n`` payload bytes on ``p`` ranks costs
 ``a(p)*alpha + b(p)*n*beta + c(p)*n*gamma`` on its critical path, ``alpha`` seconds per
-message, ``beta`` per byte sent, ``gamma`` per byte reduced. See DESIGN.md.
+message, ``beta`` per byte sent, ``gamma`` per byte reduced. See docs/design.md, "Cost model".
 
 =====================  ===================  =====================  ====================
 algorithm              a(p)                 b(p)                   c(p)
@@ -18,11 +20,25 @@ mpi (generic)          ceil(lg p)           2(p-1)/p               (p-1)/p
 extra ranks in first, whole buffers, and hands them the result at the end), else 0. For
 ``mpi`` the library's choice is not observable: the generic form assumes the latency of a
 logarithmic algorithm and the bandwidth of an optimal one, and a fit says so.
+``hierarchical`` has no single closed form (intra- and inter-node links differ): see
+:func:`hierarchical_coefficients`; :func:`coefficients` answers None and :func:`why_not` says
+why.
 """
 
 from __future__ import annotations
 
-import math
+from dist_logreg.collective import algorithms
+from dist_logreg.collective.steps import pow2_below
+
+__all__ = [
+    "busbw_factor",
+    "coefficients",
+    "hierarchical_coefficients",
+    "model_time",
+    "model_wire_bytes",
+    "pow2_below",
+    "why_not",
+]
 
 
 def busbw_factor(world_size: int) -> float:
@@ -30,27 +46,21 @@ def busbw_factor(world_size: int) -> float:
     return 2.0 * (world_size - 1) / world_size
 
 
-def pow2_below(p: int) -> int:
-    """The largest power of two <= ``p`` (the group MPICH's algorithms fold into)."""
-    return 1 << (p.bit_length() - 1)
-
-
-def coefficients(name: str, p: int) -> tuple[float, float, float]:
-    """``(a, b, c)`` of one allreduce on ``p`` ranks over one kind of link (table above)."""
+def coefficients(name: str, p: int) -> tuple[float, float, float] | None:
+    """``(a, b, c)`` of one allreduce on ``p`` ranks over one kind of link (table above), or
+    None where the algorithm has no closed form (its record says why: :func:`why_not`)."""
+    alg = algorithms.get(name)
+    if alg.closed_form is None:
+        return None
     if p <= 1:
         return 0.0, 0.0, 0.0
-    q = pow2_below(p)
-    f = 1.0 if q != p else 0.0
-    k = math.log2(q)
-    if name == "ring":
-        return 2.0 * (p - 1), 2.0 * (p - 1) / p, (p - 1) / p
-    if name == "recursive-doubling":
-        return k + 2 * f, k + 2 * f, k + f
-    if name == "rabenseifner":
-        return 2 * k + 2 * f, 2.0 * (q - 1) / q + 2 * f, (q - 1) / q + f
-    if name == "mpi":
-        return float(math.ceil(math.log2(p))), 2.0 * (p - 1) / p, (p - 1) / p
-    raise ValueError(f"no closed-form cost for {name!r}; see hierarchical_coefficients")
+    return alg.closed_form(p)
+
+
+def why_not(name: str) -> str:
+    """One line: why ``name`` has no closed form ("" when it has one)."""
+    alg = algorithms.get(name)
+    return "" if alg.closed_form else f"no closed form for {name}: {alg.why}"
 
 
 def hierarchical_coefficients(ranks_per_node: int, nodes: int) -> dict[str, float]:
@@ -61,7 +71,7 @@ def hierarchical_coefficients(ranks_per_node: int, nodes: int) -> dict[str, floa
     ``(k-1)(alpha_i + n beta_i)``. Keys: ``a_intra b_intra a_inter b_inter c``.
     """
     k, h = ranks_per_node, nodes
-    a_e, b_e, c_e = coefficients("ring", h)
+    a_e, b_e, c_e = coefficients(algorithms.RING.name, h)
     return {
         "a_intra": 2.0 * (k - 1),
         "b_intra": 2.0 * (k - 1),
@@ -77,17 +87,18 @@ def model_wire_bytes(name: str, payload: int, p: int) -> float:
     ring and rabenseifner (reduce-scatter + allgather): ``2(p-1)/p * S``; recursive
     doubling: ``log2(p) * S``; for ``mpi`` the library's choice is not observable, so the
     bandwidth-optimal ``2(p-1)/p * S`` is the estimate (a lower bound for any algorithm).
+    The factor is each record's ``wire_bytes_factor``.
     """
-    if p == 1:
-        return 0.0
-    if name == "recursive-doubling":
-        return math.log2(p) * payload
-    return busbw_factor(p) * payload
+    return algorithms.get(name).wire_bytes_factor(p) * payload
 
 
 def model_time(
     name: str, payload: int, p: int, alpha: float, beta: float, gamma: float = 0.0
-) -> float:
-    """Hockney time of one allreduce over one kind of link: ``a alpha + b n beta + c n gamma``."""
-    a, b, c = coefficients(name, p)
+) -> float | None:
+    """Hockney time of one allreduce over one kind of link: ``a alpha + b n beta + c n gamma``
+    (None where the algorithm has no closed form, :func:`why_not`)."""
+    abc = coefficients(name, p)
+    if abc is None:
+        return None
+    a, b, c = abc
     return a * alpha + b * payload * beta + c * payload * gamma

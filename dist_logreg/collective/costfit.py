@@ -19,21 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dist_logreg.collective import algorithms
 from dist_logreg.collective.costfile import COLUMNS, FORMAT, VERSION, segment_of
 from dist_logreg.collective.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
-
-FORMULAS = {
-    "ring": "2(p-1) alpha + 2n(p-1)/p beta + n(p-1)/p gamma",
-    "recursive-doubling": "lg p alpha + n lg p beta + n lg p gamma (+ fold-in/out when p is "
-    "not a power of two)",
-    "rabenseifner": "2 lg p alpha + 2n(p-1)/p beta + n(p-1)/p gamma (+ fold-in/out when p is "
-    "not a power of two)",
-    "hierarchical": "intra-node linear reduce + inter-node ring among leaders + intra-node "
-    "linear broadcast, separate intra/inter alpha and beta",
-    "mpi": "GENERIC: the library's choice is not observable; ceil(lg p) alpha + "
-    "2n(p-1)/p beta + n(p-1)/p gamma per size segment (of the payload)",
-}
 
 
 def nnls(A: np.ndarray, b: np.ndarray, max_iter: int = 0) -> np.ndarray:
@@ -226,7 +215,7 @@ def _algorithm_doc(name, x, live, rel) -> dict:
         segs.append(doc)
     a = np.abs(rel)
     return {
-        "formula": FORMULAS.get(name, ""),
+        "formula": algorithms.get(name).formula,
         "segments": segs,
         "residuals": {
             "median_rel": float(np.median(a)),

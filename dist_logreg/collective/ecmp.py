@@ -16,24 +16,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dist_logreg.collective.schedule import phases
+
 
 def schedule(algorithm: str, p: int, size: float) -> list[list[tuple[int, int, float]]]:
-    """Per step, ``(src rank, dst rank, bytes)`` for our point-to-point algorithms.
+    """Per step, ``(src rank, dst rank, bytes)``: the algorithm's phases
+    (:func:`dist_logreg.collective.schedule.phases`, one rank per host), each repeat a step.
 
-    ``p`` must be a power of two for the halving and doubling ones (what the study uses).
+    The model has every rank send once in every step, so an algorithm that folds ranks in
+    first (halving and doubling at a ``p`` that is not a power of two) is refused.
     """
-    if algorithm == "ring":  # reduce-scatter then allgather, blocks of size/p to the right
-        return [[(r, (r + 1) % p, size / p) for r in range(p)] for _ in range(2 * (p - 1))]
-    log = p.bit_length() - 1
-    if 1 << log != p:
-        raise ValueError(f"expected a power of two for {algorithm}, got p={p}")
-    pairs = [[(r, r ^ (1 << i)) for r in range(p)] for i in range(log)]
-    if algorithm == "recursive-doubling":  # whole buffers at distance 1, 2, 4, ...
-        return [[(a, b, size) for a, b in step] for step in pairs]
-    if algorithm == "rabenseifner":  # halving from the far partner in, doubling back out
-        halves = [[(a, b, size / 2 ** (i + 1)) for a, b in pairs[log - 1 - i]] for i in range(log)]
-        return halves + halves[::-1]
-    raise ValueError(f"no schedule for {algorithm!r}")
+    out = []
+    for ph in phases(algorithm, p):
+        if sorted(ph.src.tolist()) != list(range(p)):
+            raise ValueError(
+                f"expected a power of two for {algorithm}, got p={p} (its fold-in steps "
+                "leave ranks idle, which this model does not describe)"
+            )
+        step = [(int(a), int(b), float(f) * size) for a, b, f in zip(ph.src, ph.dst, ph.frac,
+                strict=True)]  # fmt: skip
+        out += [step] * ph.repeat
+    return out
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """The steps of each allreduce algorithm as flows between ranks, and their load on a fabric.
 
-Pure (numpy, no MPI). :func:`phases` lists what :mod:`dist_logreg.comm.p2p` does, step by
-step: which rank sends how much (as a fraction of the payload) to which, and how much the
-busiest rank reduces. The tests check these flows against the traffic the algorithms count.
+Pure (numpy, no MPI). :func:`phases` lists what an algorithm does, step by step (its record's
+schedule in :mod:`dist_logreg.collective.algorithms`, built in
+:mod:`dist_logreg.collective.steps`): which rank sends how much (as a fraction of the
+payload) to which, and how much the busiest rank reduces. The tests check these flows
+against the traffic the algorithms count. An algorithm without a schedule (the MPI
+library's own) gets a generic shape: ``ceil(lg p)`` messages carrying a ring's load.
 
 :func:`shape` places the ranks on hosts (and hosts under leaves) and turns each step into
 what it costs (the fluid model: a step is as slow as its most loaded link): a step with any
@@ -20,101 +23,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dist_logreg.collective.closed_form import pow2_below
+from dist_logreg.collective import algorithms
+from dist_logreg.collective.steps import Phase
 
-
-@dataclass(frozen=True)
-class Phase:
-    """One step of an algorithm, run ``repeat`` times; all of its flows run at once.
-
-    ``frac``: bytes of each flow / payload bytes; ``reduce``: bytes the busiest rank
-    reduces in the step / payload bytes.
-    """
-
-    repeat: int
-    src: np.ndarray
-    dst: np.ndarray
-    frac: np.ndarray
-    reduce: float
-
-
-def _phase(repeat: int, src, dst, frac, reduce: float) -> Phase:
-    src = np.asarray(src, dtype=np.int64)
-    return Phase(repeat, src, np.asarray(dst, dtype=np.int64), np.broadcast_to(frac, src.shape),
-                 reduce)  # fmt: skip
-
-
-def ring_phases(ranks) -> list[Phase]:
-    """Reduce-scatter then allgather around ``ranks[i] -> ranks[i+1]``: 2(h-1) steps of 1/h."""
-    ranks = np.asarray(ranks, dtype=np.int64)
-    h = ranks.size
-    if h < 2:
-        return []
-    dst = np.roll(ranks, -1)
-    return [_phase(h - 1, ranks, dst, 1.0 / h, 1.0 / h), _phase(h - 1, ranks, dst, 1.0 / h, 0.0)]
-
-
-def _folded(p: int) -> tuple[list[Phase], list[Phase], np.ndarray]:
-    """MPICH's fold to a power of two: (fold-in, fold-out, real rank of each new rank)."""
-    q = pow2_below(p)
-    extra = p - q
-    real = np.array([2 * i + 1 if i < extra else i + extra for i in range(q)], dtype=np.int64)
-    if not extra:
-        return [], [], real
-    evens = np.arange(0, 2 * extra, 2)
-    return [_phase(1, evens, evens + 1, 1.0, 1.0)], [_phase(1, evens + 1, evens, 1.0, 0.0)], real
-
-
-def recursive_doubling_phases(p: int) -> list[Phase]:
-    """Whole-buffer exchanges at distance 1, 2, 4, ... among the folded power of two."""
-    fold_in, fold_out, real = _folded(p)
-    me = np.arange(real.size)
-    steps = [
-        _phase(1, real, real[me ^ (1 << i)], 1.0, 1.0) for i in range(real.size.bit_length() - 1)
-    ]
-    return fold_in + steps + fold_out
-
-
-def rabenseifner_phases(p: int) -> list[Phase]:
-    """Recursive halving (reduce-scatter) then recursive doubling (allgather)."""
-    fold_in, fold_out, real = _folded(p)
-    q = real.size
-    me = np.arange(q)
-    masks = [1 << i for i in range(q.bit_length() - 1)]
-    halving = [_phase(1, real, real[me ^ m], m / q, m / q) for m in reversed(masks)]
-    doubling = [_phase(1, real, real[me ^ m], m / q, 0.0) for m in masks]
-    return fold_in + halving + doubling + fold_out
-
-
-def hierarchical_phases(node_of) -> list[Phase]:
-    """Linear reduce to each node's lowest rank, ring among those leaders, linear broadcast."""
-    node_of = np.asarray(node_of)
-    members = [np.flatnonzero(node_of == n) for n in dict.fromkeys(node_of.tolist())]
-    members.sort(key=lambda m: m[0])
-    leaders = np.array([m[0] for m in members], dtype=np.int64)
-    k = max(m.size for m in members)
-    up, down = [], []
-    for i in range(1, k):
-        src = [m[i] for m in members if m.size > i]
-        dst = [m[0] for m in members if m.size > i]
-        up.append(_phase(1, src, dst, 1.0, 1.0))
-        down.append(_phase(1, dst, src, 1.0, 0.0))
-    return up + ring_phases(leaders) + down
+__all__ = ["Phase", "Placement", "Step", "phases", "shape", "traffic"]
 
 
 def phases(name: str, p: int, node_of=None) -> list[Phase]:
-    """The steps of algorithm ``name`` on ``p`` ranks (``node_of``: hierarchical's nodes)."""
-    if p <= 1:
-        return []
-    if name == "ring":
-        return ring_phases(np.arange(p))
-    if name == "recursive-doubling":
-        return recursive_doubling_phases(p)
-    if name == "rabenseifner":
-        return rabenseifner_phases(p)
-    if name == "hierarchical":
-        return hierarchical_phases(np.arange(p) if node_of is None else node_of)
-    raise ValueError(f"no step-by-step schedule for {name!r}")
+    """The steps of algorithm ``name`` on ``p`` ranks (``node_of``: the nodes of a
+    topology-aware algorithm), from its record in the algorithm table."""
+    alg = algorithms.get(name)
+    if alg.phases is None:
+        raise ValueError(f"no step-by-step schedule for {name!r}: {alg.why}")
+    return [] if p <= 1 else alg.phases(p, None if node_of is None else np.asarray(node_of))
 
 
 def traffic(name: str, p: int, payload: float, node_of=None) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +112,12 @@ def shape(name: str, place: Placement) -> list[Step]:
     if p <= 1:
         return []
     host = np.asarray(place.host_of)
-    if name == "mpi":  # generic: a log p latency, a ring's (bandwidth-optimal) load
-        ring = shape("ring", place)
+    alg = algorithms.get(name)
+    if alg.phases is None and alg.collective != algorithms.ALLREDUCE:
+        a, b, c = alg.closed_form(p)  # generic, from the closed form: a steps of b/a, c/a
+        return [Step(int(a), place.hosts > 1, b / a, b / a, c / a)]
+    if alg.phases is None:  # generic: a log p latency, a ring's load
+        ring = shape(algorithms.RING.name, place)
         lat = math.ceil(math.log2(p))
         load = sum(s.repeat * s.load for s in ring) / lat
         return [Step(lat, place.hosts > 1, 1.0, load, (p - 1) / p / lat)]

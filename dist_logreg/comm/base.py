@@ -18,6 +18,8 @@ from functools import partial
 import numpy as np
 from mpi4py import MPI
 
+from dist_logreg.collective import algorithms as table
+
 
 class Allreduce:
     """Base of every allreduce: the non-blocking calls, for algorithms that have none.
@@ -70,7 +72,7 @@ class Allreduce:
 class MPIAllreduce(Allreduce):
     """The MPI library's own ``MPI_Allreduce``, in place (no second buffer to copy)."""
 
-    name = "mpi"
+    name = table.MPI.name
 
     def __init__(self, comm: MPI.Comm):
         self.comm = comm

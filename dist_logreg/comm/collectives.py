@@ -18,7 +18,7 @@ alltoall        ``n`` elements, chunk j for rank j   ``n`` elements, chunk j fro
 
 Example::
 
-    >>> rs = make_collective("reduce-scatter", "ring", comm)
+    >>> rs = make_collective("reduce-scatter", name, comm)  # a record of the table
     >>> call = rs.bind(buf, buf[lo:hi])  # ours reduces in place: out is the own chunk
     >>> call()
 """
@@ -30,11 +30,9 @@ from functools import partial
 import numpy as np
 from mpi4py import MPI
 
-from dist_logreg.collective.algorithms import ALGORITHMS, IMPLEMENTATIONS, RECURSIVE_HALVING
+from dist_logreg.collective import algorithms
 from dist_logreg.comm import halves
 from dist_logreg.comm.p2p import _P2P, Traffic, _Scratch
-
-MPI_NAME, RING, RECURSIVE_DOUBLING = ALGORITHMS[0], ALGORITHMS[1], ALGORITHMS[2]
 
 
 def counts_displs(n: int, p: int) -> tuple[list[int], list[int]]:
@@ -43,67 +41,87 @@ def counts_displs(n: int, p: int) -> tuple[list[int], list[int]]:
     return [b[k + 1] - b[k] for k in range(p)], b[:-1]
 
 
-class MPICollective:
-    """The MPI library's own reduce-scatter, allgather, broadcast or alltoall."""
+class _MPI:
+    """The MPI library's own (its traffic is not observable)."""
 
-    name = MPI_NAME
+    name = algorithms.MPI.name
     in_place = False  # reduce-scatter into a separate ``out``
-    traffic = None  # the library's own traffic is not observable
+    traffic = None
 
-    def __init__(self, collective: str, comm: MPI.Comm):
-        self.collective = collective
+    def __init__(self, comm: MPI.Comm):
         self.comm = comm
 
+
+class MPIReduceScatter(_MPI):
+    collective = "reduce-scatter"
+
     def bind(self, buf: np.ndarray, out: np.ndarray | None = None):
-        comm, p, kind = self.comm, self.comm.Get_size(), self.collective
-        if kind == "broadcast":
-            return partial(comm.Bcast, buf, 0)
-        if kind == "alltoall":
-            return partial(comm.Alltoall, buf, out)
-        counts, displs = counts_displs(buf.size, p)
-        if kind == "reduce-scatter":
-            if len(set(counts)) == 1:
-                return partial(comm.Reduce_scatter_block, buf, out, MPI.SUM)
-            return partial(comm.Reduce_scatter, buf, out, counts, MPI.SUM)
-        if kind == "allgather":
-            if len(set(counts)) == 1:
-                return partial(comm.Allgather, MPI.IN_PLACE, buf)
-            return partial(comm.Allgatherv, MPI.IN_PLACE, [buf, counts, displs, None])
-        raise ValueError(f"no MPI collective {kind!r}")
+        counts, _ = counts_displs(buf.size, self.comm.Get_size())
+        if len(set(counts)) == 1:
+            return partial(self.comm.Reduce_scatter_block, buf, out, MPI.SUM)
+        return partial(self.comm.Reduce_scatter, buf, out, counts, MPI.SUM)
 
 
-class P2PCollective:
+class MPIAllgather(_MPI):
+    collective = "allgather"
+
+    def bind(self, buf: np.ndarray, out: np.ndarray | None = None):
+        counts, displs = counts_displs(buf.size, self.comm.Get_size())
+        if len(set(counts)) == 1:
+            return partial(self.comm.Allgather, MPI.IN_PLACE, buf)
+        return partial(self.comm.Allgatherv, MPI.IN_PLACE, [buf, counts, displs, None])
+
+
+class MPIBroadcast(_MPI):
+    collective = "broadcast"
+
+    def bind(self, buf: np.ndarray, out: np.ndarray | None = None):
+        return partial(self.comm.Bcast, buf, 0)
+
+
+class MPIAlltoall(_MPI):
+    collective = "alltoall"
+
+    def bind(self, buf: np.ndarray, out: np.ndarray | None = None):
+        return partial(self.comm.Alltoall, buf, out)
+
+
+class _Ours:
     """One of our halves (:mod:`dist_logreg.comm.halves`), its traffic counted."""
 
     in_place = True  # reduce-scatter leaves the result in the own chunk of ``buf``
+    collective = name = "?"
 
-    def __init__(self, collective: str, name: str, comm: MPI.Comm):
-        self.collective, self.name = collective, name
+    def __init__(self, comm: MPI.Comm):
         self.traffic = Traffic(comm.Get_size())
         self._link = _P2P(comm, comm, self.traffic)
         self._scratch = _Scratch()
-        self._algorithm = OURS[(collective, name)]
 
     def bind(self, buf: np.ndarray, out: np.ndarray | None = None):
-        return partial(self._algorithm, self._link, buf, self._scratch)
+        return partial(type(self).run, self._link, buf, self._scratch)
 
 
-#: (collective, name) -> our implementation on point-to-point calls.
-OURS = {
-    ("reduce-scatter", RING): halves.ring_reduce_scatter,
-    ("reduce-scatter", RECURSIVE_HALVING): halves.recursive_halving,
-    ("allgather", RING): halves.ring_allgather,
-    ("allgather", RECURSIVE_DOUBLING): halves.recursive_doubling_allgather,
-}
+class RingReduceScatter(_Ours):
+    collective, name = "reduce-scatter", algorithms.RING.name
+    run = staticmethod(halves.ring_reduce_scatter)
+
+
+class HalvingReduceScatter(_Ours):
+    collective, name = "reduce-scatter", algorithms.RECURSIVE_HALVING
+    run = staticmethod(halves.recursive_halving)
+
+
+class RingAllgather(_Ours):
+    collective, name = "allgather", algorithms.RING.name
+    run = staticmethod(halves.ring_allgather)
+
+
+class DoublingAllgather(_Ours):
+    collective, name = "allgather", algorithms.RECURSIVE_DOUBLING.name
+    run = staticmethod(halves.recursive_doubling_allgather)
 
 
 def make_collective(collective: str, name: str, comm: MPI.Comm):
-    """Collective: the implementation ``name`` of ``collective`` on ``comm``."""
-    if name not in IMPLEMENTATIONS.get(collective, ()):
-        raise ValueError(
-            f"no {collective} called {name!r}; expected one of "
-            f"{IMPLEMENTATIONS.get(collective, ())}"
-        )
-    if name == MPI_NAME:
-        return MPICollective(collective, comm)
-    return P2PCollective(collective, name, comm)
+    """Collective: the implementation ``name`` of ``collective`` on ``comm``, from its
+    record in the algorithm table (a ``ValueError`` names the choices)."""
+    return algorithms.get(name, collective).runner_class()(comm)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
+from dist_logreg.collective import algorithms as table
 from dist_logreg.comm.base import Allreduce
 
 
@@ -184,17 +185,40 @@ def rabenseifner(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
 
 
 class P2PAllreduce(Allreduce):
-    """One of the flat algorithms above on a communicator, with its traffic counted."""
+    """A flat algorithm above on a communicator, with its traffic counted: a subclass names
+    its record (``name``) and its function (``algorithm``).
 
-    def __init__(self, comm: MPI.Comm, name: str):
-        self.name = name
+    Example::
+
+        >>> ar = Ring(MPI.COMM_WORLD)
+        >>> ar.allreduce(buf)          # in-place SUM; ar.traffic counts what was sent
+    """
+
+    name = ""
+    algorithm = staticmethod(ring)
+
+    def __init__(self, comm: MPI.Comm):
         self.traffic = Traffic(comm.Get_size())
         self._link = _P2P(comm, comm, self.traffic)
-        self._algorithm = FLAT[name]
         self._scratch = _Scratch()
 
     def allreduce(self, buf: np.ndarray, step: int = -1) -> None:
-        self._algorithm(self._link, buf, self._scratch)
+        self.algorithm(self._link, buf, self._scratch)
+
+
+class Ring(P2PAllreduce):
+    name = table.RING.name
+    algorithm = staticmethod(ring)
+
+
+class RecursiveDoubling(P2PAllreduce):
+    name = table.RECURSIVE_DOUBLING.name
+    algorithm = staticmethod(recursive_doubling)
+
+
+class Rabenseifner(P2PAllreduce):
+    name = table.RABENSEIFNER.name
+    algorithm = staticmethod(rabenseifner)
 
 
 class Hierarchical(Allreduce):
@@ -207,7 +231,7 @@ class Hierarchical(Allreduce):
     which fixes the summation order.
     """
 
-    name = "hierarchical"
+    name = table.HIERARCHICAL.name
 
     def __init__(self, comm: MPI.Comm, ranks_per_node: int | None = None):
         rank = comm.Get_rank()
@@ -243,6 +267,3 @@ class Hierarchical(Allreduce):
         self.node.Free()
         if self.leaders != MPI.COMM_NULL:
             self.leaders.Free()
-
-
-FLAT = {"ring": ring, "recursive-doubling": recursive_doubling, "rabenseifner": rabenseifner}

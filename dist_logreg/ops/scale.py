@@ -17,7 +17,7 @@ Model: ``--model FILE.json`` puts a cost-model prediction next to each measureme
 through :func:`predict_allreduce_s`: a ``model.json`` fitted by ``dist-logreg model fit``
 (one rank per host, the fitted inter-host parameters), or the minimal hand-written shape
 ``{"alpha_s": a, "beta_s_per_byte": b, "gamma_s_per_byte": g}``, also per algorithm under
-``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, DESIGN.md).
+``{"algorithms": {"ring": {...}, "mpi": {...}}}`` (Hockney alpha-beta-gamma, docs/design.md).
 The predicted step is the baseline's time outside the allreduce (divided by P / P0 under
 strong scaling, unchanged under weak) plus the predicted allreduce.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import signal
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 
 from dist_logreg.collective import costfile
-from dist_logreg.collective.closed_form import model_time
+from dist_logreg.collective.closed_form import model_time, why_not
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import EXIT_USAGE, UsageError
 from dist_logreg.ops.cluster.jobs import mpirun_command
@@ -87,7 +86,7 @@ def run_argv(train_argv: list[str], settings: dict, mode: str, p: int, p0: int, 
 
 
 def cluster_launcher(c) -> list[str]:
-    """The emulated cluster's ``mpirun`` line (ops/cluster.py) with the rank count left for
+    """The emulated cluster's ``mpirun`` line (ops/cluster/jobs.py) with the rank count left for
     each run: ranks are placed round-robin over the emulated hosts."""
     line = mpirun_command(c, 1, [], tcp_links=4)
     out, i = [], 0
@@ -138,12 +137,16 @@ def predict_allreduce_s(model: dict, algorithm: str, payload: int, p: int) -> fl
     params = model.get("algorithms", {}).get(algorithm, model)
     if "alpha_s" not in params or "beta_s_per_byte" not in params:
         return None
-    t = model_time(algorithm, payload, p, params["alpha_s"], params["beta_s_per_byte"])
-    gamma = params.get("gamma_s_per_byte", 0.0)
-    if p > 1 and gamma:  # bytes reduced per rank: (p-1)/p S, or log2(p) S by doubling
-        reduced = math.log2(p) if algorithm == "recursive-doubling" else (p - 1) / p
-        t += reduced * payload * gamma
-    return t
+    # the algorithm's closed form (its record in the table); None where it has none
+    alpha, beta = params["alpha_s"], params["beta_s_per_byte"]
+    return model_time(algorithm, payload, p, alpha, beta, params.get("gamma_s_per_byte", 0.0))
+
+
+def why_no_prediction(model: dict, algorithm: str) -> str:
+    """One line: why :func:`predict_allreduce_s` has no time for ``algorithm``."""
+    if "breakpoints" not in model and why_not(algorithm):
+        return f"{why_not(algorithm)}; no prediction"
+    return f"the model has no parameters for {algorithm}; no prediction"
 
 
 def tabulate(points: list[dict], mode: str, model: dict | None = None) -> list[dict]:
@@ -163,6 +166,7 @@ def tabulate(points: list[dict], mode: str, model: dict | None = None) -> list[d
             continue
         comm = predict_allreduce_s(model, pt["algorithm"], pt["payload_bytes_per_step"], p)
         if comm is None:
+            pt["no_prediction"] = why_no_prediction(model, pt["algorithm"])
             continue
         step = (outside * p0 / p if mode == "strong" else outside) + comm
         pt["predicted"] = {
@@ -199,6 +203,8 @@ def format_table(points: list[dict], mode: str, label: str) -> str:
                 f"{pr['measured_over_predicted_step']:>9.2f}"
             )
         lines.append(row)
+    for note in dict.fromkeys(pt["no_prediction"] for pt in points if "no_prediction" in pt):
+        lines.append(f"model: {note}")
     lines.append(
         "step: loop time / steps and comm/step: time inside the gradient allreduce / "
         "steps (median over ranks); comm %: median rank's share of its loop time; speedup "

@@ -22,6 +22,9 @@ from dist_logreg.protocol import CLUSTER_INFO_VAR
 #: Environment variables that decide BLAS threads (reported when threadpoolctl is missing).
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
+#: The key of the run block that names the MPI library (the library, not an algorithm).
+MPI_KEY = "mpi"
+
 
 def collect(comm, tag: str | None, argv: list[str] | None = None) -> dict | None:
     """Collective: the ``run`` block on rank 0 (None elsewhere).
@@ -62,7 +65,7 @@ def describe(
         "world_size": len(hosts),
         "hosts": [{"name": h, "ranks": r} for h, r in per_host.items()],
         "ranks_per_host": sorted({len(r) for r in per_host.values()}),
-        "mpi": {"library": lines[0].strip(), "mpi4py": _version_of("mpi4py")},
+        MPI_KEY: {"library": lines[0].strip(), "mpi4py": _version_of("mpi4py")},
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas_info(env),

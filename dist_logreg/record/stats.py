@@ -112,7 +112,7 @@ def traffic_report(per_rank: list[dict], algorithm: str, node_of, payload_total:
 
 
 def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) -> dict:
-    """Aggregate gathered records into ``summary.json`` (keys per DESIGN.md's contract).
+    """Aggregate gathered records into ``summary.json`` (keys per docs/design.md's contract).
 
     ``info``: ``algorithm``, ``node_of`` and ``mpi_algorithm`` of the allreduce used.
     Latency percentiles pool every call of every rank. Skew and transfer time come from

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from dist_logreg.record.provenance import MPI_KEY
 from dist_logreg.report import analysis
 from dist_logreg.report.document import Table
 from dist_logreg.report.plots import human_bytes, time_unit
@@ -53,7 +54,7 @@ def _provenance_column(run) -> dict[str, str]:
         "dist_logreg version": info.get("dist_logreg_version"),
         "world size": str(info.get("world_size")),
         "hosts: ranks": hosts,
-        "MPI library": (info.get("mpi") or {}).get("library", "").split(",")[0],
+        "MPI library": (info.get(MPI_KEY) or {}).get("library", "").split(",")[0],
         "numpy": info.get("numpy"),
         "BLAS": blas,
         "command line": " ".join(info.get("command_line", [])),

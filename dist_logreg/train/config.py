@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import MPI_ALGORITHMS
 
 DTYPES = ("float32", "float64")
@@ -168,17 +169,18 @@ class TrainConfig:
         },
     )
     allreduce: str = field(
-        default="mpi",
+        default=table.DEFAULT,
         metadata={
-            "help": "allreduce algorithm: mpi (the MPI library's own), ring, "
-            "recursive-doubling, rabenseifner, hierarchical (the last four are "
-            "written here on point-to-point calls, with exact traffic counts)"
+            "help": "allreduce algorithm: "
+            + "; ".join(f"{a.name} ({a.help})" for a in table.of())
+            + " (all but the library's own are written here on point-to-point calls, "
+            "with exact traffic counts)"
         },
     )
     mpi_algorithm: str | None = field(
         default=None,
         metadata={
-            "help": "with --allreduce mpi, force the library's own algorithm: "
+            "help": f"with --allreduce {table.MPI.name}, force the library's own algorithm: "
             + ", ".join(MPI_ALGORITHMS)
             + " (Open MPI coll_tuned; MPICH offers recursive-doubling, ring, "
             "rabenseifner); set before MPI starts and recorded in the outputs "
@@ -188,7 +190,9 @@ class TrainConfig:
     ranks_per_node: int | None = field(
         default=None,
         metadata={
-            "help": "with --allreduce hierarchical, treat each block of K consecutive "
+            "help": "with a topology-aware --allreduce ("
+            + ", ".join(a.name for a in table.of() if a.topology_aware)
+            + "), treat each block of K consecutive "
             "ranks as one node (default: ranks that share memory, as MPI "
             "reports it)"
         },

@@ -40,7 +40,7 @@ def prepare(comm, cfg, payload: int, say) -> dict | None:
 def auto(comm, cfg, payload: int, say) -> dict:
     """Collective: a short bench of this run's algorithm on these ranks, fitted on rank 0."""
     t0 = perf_counter()
-    allreduce = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node)
+    allreduce = make_allreduce(cfg.allreduce, comm, ranks_per_node=cfg.ranks_per_node)
     itemsize = np.dtype(cfg.dtype).itemsize
     lo = max(itemsize, payload // 64)
     place = where(comm, cfg.ranks_per_node)

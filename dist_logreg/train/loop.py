@@ -1,6 +1,6 @@
 """The training loop: the only place that knows the order of a step.
 
-One step (DESIGN.md invariant 1)::
+One step (docs/design.md invariant 1)::
 
     data     which rows: this rank's share of the global batch (train/sampling.py)
     compute  the model's grad_sums reads those rows once (gathered block by block, or a
@@ -281,7 +281,7 @@ def _bucketed_step(
 
 
 def check_replicas(comm, params: np.ndarray, step: int, watchdog=None) -> None:
-    """Collective: all ranks must hold bitwise-identical parameters (DESIGN.md invariant 3)."""
+    """Collective: all ranks must hold bitwise-identical parameters (docs/design.md invariant 3)."""
     dog = watchdog or NoWatchdog()
     dog.arm("replica checksum allgather", step, perf_counter_ns())
     sums = comm.allgather(zlib.crc32(params.tobytes()))

@@ -12,7 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dist_logreg.collective.algorithms import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
+from dist_logreg.collective import algorithms as table
+from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig
@@ -22,7 +23,7 @@ from dist_logreg.train.validation import validate
 
 _CHOICES = {
     "dtype": DTYPES,
-    "allreduce": ALGORITHMS,
+    "allreduce": table.names,  # read when the parser is built: the table may grow
     "compress": COMPRESSORS,
     "mpi_algorithm": tuple(MPI_ALGORITHMS),
     "format": FORMATS,
@@ -59,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs["type"] = float if "float" in annotation else int if "int" in annotation else str
         if name in _CHOICES:
-            kwargs["choices"] = _CHOICES[name]
+            choices = _CHOICES[name]
+            kwargs["choices"] = choices() if callable(choices) else choices
         if name in _METAVARS:
             kwargs["metavar"] = _METAVARS[name]
         parser.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)

@@ -246,7 +246,13 @@ def _gradient_path(comm, cfg: TrainConfig, mdl, steps: int):
             cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, capacity=steps,
         )  # fmt: skip
         return sync, sync
-    inner = make_allreduce(cfg.allreduce, comm, cfg.ranks_per_node, cfg.compress, cfg.batch_size)
+    inner = make_allreduce(
+        cfg.allreduce,
+        comm,
+        ranks_per_node=cfg.ranks_per_node,
+        compress=cfg.compress,
+        fp16_scale=cfg.batch_size,  # fp16 sums each rank's share of the mean
+    )
     return Instrumented(inner, capacity=steps * _buckets(cfg, mdl.buffer_size)), inner
 
 

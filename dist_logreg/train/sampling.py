@@ -4,7 +4,7 @@ Pure index arithmetic (numpy only; the one collective, :func:`make_plan`, takes 
 communicator as an argument). A step's rows on a rank are a ``slice`` of the rows it can
 read (a zero-copy view) or a sorted index array (gathered block by block by the model).
 
-``--shuffle`` (what an epoch visits, DESIGN.md invariant 2 holds for all three under
+``--shuffle`` (what an epoch visits, docs/design.md invariant 2 holds for all three under
 ``--sampling global``: the global batch of a step does not depend on the world size):
 
 rows
@@ -49,7 +49,7 @@ class GlobalBatches:
 
     Step ``s`` takes the ``(s mod steps_per_epoch)``-th run of ``batch_size`` rows of it (the
     rows after the last whole batch of an epoch are dropped). Every rank derives the same
-    sequence, so training with 1, 2, 3 or 7 ranks follows the same trajectory (DESIGN.md
+    sequence, so training with 1, 2, 3 or 7 ranks follows the same trajectory (docs/design.md
     invariant 2). ``stream`` (extra seed words) gives a shard its own independent order.
     """
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dist_logreg.collective import algorithms as table
 from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
@@ -62,7 +63,7 @@ def start(comm, args, watchdog, say=None) -> Start:
     try:  # every rank reads its files itself: a node may lack one, or hold another
         file_values = load_toml(args.config) if getattr(args, "config", None) else {}
         cfg = resolve(file_values, flag_values(args))
-        if cfg.allreduce == "mpi":
+        if table.get(cfg.allreduce).library:  # resolve() validated the name
             from mpi4py import MPI
 
             mpi_record = mpi_algorithm_record(cfg.mpi_algorithm, MPI.Get_library_version())

@@ -4,7 +4,7 @@ no MPI, read by validation and the supervisor). The step itself: :mod:`dist_logr
 
 from __future__ import annotations
 
-from dist_logreg.collective.algorithms import ALGORITHMS, RECURSIVE_HALVING
+from dist_logreg.collective import algorithms as table
 
 SYNCS = ("allreduce", "sharded")
 #: The collectives of a sharded step, in order; ``records()["collective"]`` indexes it.
@@ -12,9 +12,9 @@ SHARDED_COLLECTIVES = ("reduce-scatter", "allgather")
 #: ``--allreduce`` name -> (reduce-scatter, allgather) implementations: the allreduce's
 #: own two halves (the MPI library's, the ring's, Rabenseifner's).
 HALVES = {
-    ALGORITHMS[0]: (ALGORITHMS[0], ALGORITHMS[0]),
-    ALGORITHMS[1]: (ALGORITHMS[1], ALGORITHMS[1]),
-    ALGORITHMS[3]: (RECURSIVE_HALVING, ALGORITHMS[2]),
+    table.MPI.name: (table.MPI.name, table.MPI.name),
+    table.RING.name: (table.RING.name, table.RING.name),
+    table.RABENSEIFNER.name: (table.RECURSIVE_HALVING, table.RECURSIVE_DOUBLING.name),
 }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dist_logreg.collective.algorithms import ALGORITHMS, COMPRESSORS, MPI_ALGORITHMS
+from dist_logreg.collective import algorithms as table
+from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.train.config import DTYPES, FORMATS, TrainConfig, total_steps
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
@@ -72,10 +73,11 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             "--sampling sharded (each rank reads its own file)",
             cfg.sampling,
         )
-    need(cfg.allreduce in ALGORITHMS, "--allreduce", " or ".join(ALGORITHMS), cfg.allreduce)
+    known = table.names()
+    need(cfg.allreduce in known, "--allreduce", " or ".join(known), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
     need(cfg.sync in SYNCS, "--sync", " or ".join(SYNCS), cfg.sync)
-    if cfg.sync == "sharded" and cfg.allreduce in ALGORITHMS and (why := refusal(cfg)):
+    if cfg.sync == "sharded" and cfg.allreduce in table.names() and (why := refusal(cfg)):
         raise UsageError(why)
     if cfg.dtype in DTYPES:
         item = 4 if cfg.dtype == "float32" else 8
@@ -93,17 +95,18 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             cfg.mpi_algorithm,
         )
         need(
-            cfg.allreduce == "mpi",
+            cfg.allreduce in known and table.get(cfg.allreduce).library,
             "--mpi-algorithm",
-            "--allreduce mpi (it forces the MPI library's own algorithm)",
+            f"--allreduce {table.MPI.name} (it forces the MPI library's own algorithm)",
             cfg.allreduce,
         )
     if cfg.ranks_per_node is not None:
         need(cfg.ranks_per_node >= 1, "--ranks-per-node", "an integer >= 1", cfg.ranks_per_node)
+        aware = [a.name for a in table.of() if a.topology_aware]
         need(
-            cfg.allreduce == "hierarchical",
+            cfg.allreduce in aware,
             "--ranks-per-node",
-            "--allreduce hierarchical (the only topology-aware algorithm)",
+            f"--allreduce {' or '.join(aware)} (a topology-aware algorithm)",
             cfg.allreduce,
         )
     need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from dist_logreg.collective import algorithms as table
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.train import data
@@ -17,14 +18,15 @@ from tests.mpi.conftest import collective_assert
 from tests.oracle import QuietReporter
 
 pytestmark = pytest.mark.mpi
-OURS = ["ring", "recursive-doubling", "rabenseifner", "hierarchical"]
+#: Every algorithm in the table, and those written here on point-to-point calls.
+ALL, OURS = table.names(), table.scheduled()
 
 
 def make(name, comm, rpn=None):
-    return make_allreduce(name, comm, rpn)
+    return make_allreduce(name, comm, ranks_per_node=rpn)
 
 
-@pytest.mark.parametrize("name", ["mpi", *OURS])
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 7, 64, 1001])  # below and not divisible by p
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sum_is_right_and_identical_everywhere(name, count, dtype, comm):
@@ -130,8 +132,9 @@ def _train(comm, allreduce, **kw):
 
 @pytest.mark.parametrize("name", OURS)
 def test_training_with_each_algorithm_equals_mpi(name, comm):
-    ref = _train(comm, make("mpi", comm))
-    got = _train(comm, Instrumented(make(name, comm, 2 if name == "hierarchical" else None)))
+    ref = _train(comm, make(table.MPI.name, comm))
+    rpn = 2 if table.get(name).topology_aware else None
+    got = _train(comm, Instrumented(make(name, comm, rpn)))
     collective_assert(comm, np.allclose(got.params, ref.params, rtol=1e-10, atol=1e-13))
     collective_assert(comm, len(set(comm.allgather(got.params.tobytes()))) == 1)
 

@@ -6,6 +6,8 @@ import pytest
 
 from dist_logreg.bench.sweep import measure
 from dist_logreg.collective.algorithms import IMPLEMENTATIONS
+from dist_logreg.collective import algorithms as table
+from dist_logreg.collective import schedule
 from dist_logreg.comm.collectives import make_collective
 from dist_logreg.comm.halves import bounds
 from tests.mpi.conftest import collective_assert
@@ -103,3 +105,34 @@ def test_the_wrong_column_sees_a_collective_that_does_nothing(world_comm):
     p, n = world_comm.Get_size(), rec["count"]
     # Each rank misses the other p - 1 chunks of n / p elements (zeros where >= 1 belong).
     collective_assert(world_comm, rec["wrong"] == (p - 1) * n, f"wrong={rec['wrong']} p={p}")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind, name", [(c, a) for c in ("reduce-scatter", "allgather")
+                                        for a in table.scheduled(c)])  # fmt: skip
+def test_the_schedule_table_counts_what_our_halves_send(comm, kind, name):
+    """The records' phases (collective/halves.py) against the bytes and messages each rank
+    really sent to each peer, at any world size (folds included)."""
+    p = comm.Get_size()
+    n = 60 * p  # whole chunks: the schedules count fractions of the payload
+    impl = make_collective(kind, name, comm)
+    impl.bind(np.ones(n), None)()
+    sent = np.array(comm.allgather(list(impl.traffic.bytes)), dtype=np.float64)
+    msgs = np.array(comm.allgather(list(impl.traffic.messages)))
+    want_bytes, want_msgs = schedule.traffic(f"{kind}/{name}", p, n * 8)
+    ok = np.allclose(sent, want_bytes) and np.array_equal(msgs, want_msgs)
+    collective_assert(comm, ok, f"{kind} {name} at p={p}: {sent} vs {want_bytes}")
+
+
+def test_closed_forms_match_the_schedules_at_powers_of_two():
+    """Messages and bytes on the critical path at p = 2, 4, 8 (the fold's approximation
+    aside): the closed form's a and b against the schedule's steps."""
+    for kind in ("reduce-scatter", "allgather"):
+        for name in table.scheduled(kind):
+            for p in (2, 4, 8):
+                a, b, c = table.get(name, kind).closed_form(p)
+                phases = schedule.phases(f"{kind}/{name}", p)
+                steps = sum(ph.repeat for ph in phases)
+                per_rank = sum(ph.repeat * float(ph.frac.max()) for ph in phases)
+                reduce = sum(ph.repeat * ph.reduce for ph in phases)
+                assert (a, b, c) == pytest.approx((steps, per_rank, reduce)), (kind, name, p)

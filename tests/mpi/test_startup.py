@@ -4,7 +4,7 @@ configuration and its data, and every bad input is ONE error raised on all ranks
 Each case runs the real ``train`` entry (:func:`dist_logreg.train.run.run`) in-process on
 the test's communicator, so dozens of cases cost one ``mpirun`` per world size. The
 command-line side (one line on stderr, exit status 2) is checked end to end in
-``tests/test_bad_input.py`` and ``tests/test_startup.py``.
+``tests/test_bad_input.py`` and ``tests/test_startup_e2e.py``.
 """
 
 import json
