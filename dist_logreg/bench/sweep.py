@@ -151,6 +151,11 @@ def plan(args) -> list[tuple[str, str]]:
     return pairs
 
 
+def keys(args) -> list[str]:
+    """The algorithm-table keys of what runs (``ring``, ``reduce-scatter/ring``, ...)."""
+    return [table.key(table.get(n, c)) for c, n in plan(args)]
+
+
 def _build(comm, collective: str, name: str, ranks_per_node):
     if collective == "allreduce":
         return make_allreduce(name, comm, ranks_per_node=ranks_per_node)
@@ -194,26 +199,23 @@ def run(comm, args, mpi_record: dict | None) -> int:
         if collective != current:
             factor = f"busbw factor {_factor_text(collective)}"
             say(f"# {collective} ({factor})")
-            say(HEADER + (cost.HEADER if model and collective == "allreduce" else ""))
+            say(HEADER + (cost.HEADER if model else ""))
             current = collective
         impl = _build(comm, collective, name, args.ranks_per_node)
         for nbytes in sweep:
             rec = measure(comm, impl, nbytes, args.dtype, args.warmup, args.iters, repeats,
                           collective)  # fmt: skip
+            if collective == "allreduce" and table.get(name).library and mpi_record:
+                rec["mpi_algorithm"] = mpi_record
+            if rec["bytes"] not in reduce_s:  # gamma: what the cost model fits next to alpha
+                reduce_s[rec["bytes"]] = cost.measure_reduce(
+                    comm, rec["bytes"], args.dtype, args.iters
+                )
+            rec.update(place, reduce_s=reduce_s[rec["bytes"]])
             extra = ""
-            if collective == "allreduce":
-                if table.get(name).library and mpi_record:
-                    rec["mpi_algorithm"] = mpi_record
-                if rec["bytes"] not in reduce_s:
-                    reduce_s[rec["bytes"]] = cost.measure_reduce(
-                        comm, rec["bytes"], args.dtype, args.iters
-                    )
-                rec.update(place, reduce_s=reduce_s[rec["bytes"]])
-                if model:
-                    rec.update(cost.compare(model, rec))
-                    extra = cost.format_cols(rec)
-            else:
-                rec.update(place)
+            if model:
+                rec.update(cost.compare(model, rec))
+                extra = cost.format_cols(rec)
             records.append(rec)
             say(format_row(rec) + extra)
             if bar is not None:
@@ -227,8 +229,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
     if rank == 0:
         _write(args, run_info, records, say)
     if getattr(args, "fit", None):
-        allreduce = [r for r in records if r["collective"] == "allreduce"]
-        cost.fit_after_sweep(comm, allreduce, args.fit, say)
+        cost.fit_after_sweep(comm, records, args.fit, say)  # one fit per implementation
     bad = sum(r["wrong"] for r in records)
     if bad:
         raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")

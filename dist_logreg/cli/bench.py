@@ -171,7 +171,7 @@ def cmd(comm, args: argparse.Namespace) -> int:
         if args.p2p:
             benchp2p.check_args(args, comm.Get_size())
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
-        args.model_doc = load_model(args.model, bench.algorithm_names(args.allreduce))
+        args.model_doc = load_model(args.model, bench.keys(args))
         for flag, path in (("--out", args.out), ("--csv", args.csv)):
             if path and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
                 check_writable(path, flag)

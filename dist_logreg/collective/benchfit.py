@@ -41,6 +41,13 @@ def read_bench(paths: list[str]) -> list[dict]:
     return records
 
 
+def record_key(rec: dict) -> str:
+    """The algorithm a bench record fits: ``ring``, or ``reduce-scatter/ring`` for another
+    collective's (the algorithm table's key)."""
+    collective = rec.get("collective", "allreduce")
+    return rec["algorithm"] if collective == "allreduce" else f"{collective}/{rec['algorithm']}"
+
+
 def placement_of(rec: dict, cluster: dict | None = None) -> Placement:
     """Where the ranks of a bench record sat (one host when the record does not say)."""
     p = int(rec["world_size"])
@@ -69,7 +76,7 @@ def fit_records(
     for r in records:
         if r["world_size"] < 2 or r["time_s"] <= 0:
             continue  # nothing crosses a link at one rank
-        samples.append(Sample(r["algorithm"], r["bytes"], placement_of(r, cluster), r["time_s"]))
+        samples.append(Sample(record_key(r), r["bytes"], placement_of(r, cluster), r["time_s"]))
         if r.get("reduce_s"):
             reduce[r["bytes"]] = r["reduce_s"]
     if not samples:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dist_logreg.collective import costfile
-from dist_logreg.collective.closed_form import busbw_factor
+from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.units import format_link_rate
@@ -30,13 +29,25 @@ def table(model: dict, names: list[str], sizes: list[int], place: Placement, lin
                 {
                     **r,
                     "algbw_GBps": algbw,
-                    "busbw_GBps": algbw * busbw_factor(place.ranks),
+                    "busbw_GBps": algbw * _factor(name, place.ranks),
                     "share": {
                         k: (r[f"{k}_s"] / t if t > 0 else 0.0) for k in ("alpha", "beta", "gamma")
                     },
                 }
             )
     return rows
+
+
+def _factor(name: str, p: int) -> float:
+    """nccl-tests' busbw factor of the collective ``name`` implements (p >= 2)."""
+    return algorithms.BUSBW_FACTORS[algorithms.get(name).collective](p) if p > 1 else 0.0
+
+
+def _same_collective(names) -> list[str]:
+    """The names of the first name's collective: fastest and crossovers compare only those
+    (an allgather is no alternative to an allreduce)."""
+    first = algorithms.get(names[0]).collective
+    return [n for n in names if algorithms.get(n).collective == first]
 
 
 def describe(place: Placement, link_rate: float | None) -> str:
@@ -61,11 +72,13 @@ def _b(n: float) -> str:
 def report(model: dict, names, sizes, place: Placement, link_rate=None) -> dict:
     """Everything ``model predict`` prints (and ``--json`` writes)."""
     rows = table(model, names, sizes, place, link_rate)
+    group = _same_collective(list(names))
     fastest = []
     for n in sizes:
-        best = min((r for r in rows if r["bytes"] == n), key=lambda r: r["time_s"])
+        here = (r for r in rows if r["bytes"] == n and r["algorithm"] in group)
+        best = min(here, key=lambda r: r["time_s"])
         fastest.append({"bytes": n, "algorithm": best["algorithm"], "time_s": best["time_s"]})
-    cross = costfile.crossovers(model, names, place, min(sizes), max(sizes), link_rate)
+    cross = costfile.crossovers(model, group, place, min(sizes), max(sizes), link_rate)
     notes = sorted({note for r in rows for note in r.pop("notes")})
     return {
         "placement": describe(place, link_rate),
