@@ -178,3 +178,44 @@ def _combined(p: int, *parts) -> Traffic | None:
             return [sum(t.messages[k] for t in parts) for k in range(p)]
 
     return _Sum.__new__(_Sum)
+
+
+class ShardedStep:
+    """The loop's step for ``--sync sharded`` (the call of
+    :class:`~dist_logreg.train.step.AllreduceStep`): this rank's gradient sums into the
+    sync's buffer, then :meth:`ShardedSync.step` (reduce-scatter, slice update, allgather).
+
+    The state's parameters become the sync's (a view of its allgather buffer, so the
+    update of the slice and the allgather change them in place) and its velocity the
+    momentum slice. Marks: the update's time is moved to the end (``comm_end`` is the
+    allgather's end minus the update), so the phases add up as in allreduce mode.
+
+    Example::
+
+        >>> step = ShardedStep(cfg, mdl, ds, plan, sync, watchdog, state)
+        >>> marks, in_comm, loss = step(state, 0, perf_counter_ns())
+    """
+
+    def __init__(self, cfg, mdl, ds, plan, sync: ShardedSync, watchdog, state, checkpointer=None):
+        self.cfg, self.mdl, self.ds, self.plan = cfg, mdl, ds, plan
+        self.sync, self.dog, self.checkpointer = sync, watchdog, checkpointer
+        self.work = mdl.workspace(plan.rows_per_step, np.dtype(cfg.dtype))
+        sync.params[:] = state.params  # zeros, identical everywhere
+        state.params = sync.params
+        state.velocity = sync.velocity if sync.velocity is not None else sync.grad[:0]
+
+    def __call__(self, state, step: int, t0: int) -> tuple[tuple, int, float]:
+        from dist_logreg.train.step import diverged
+
+        sync, clock = self.sync, perf_counter_ns
+        rows = self.plan.rows(step)
+        t1 = clock()
+        self.mdl.grad_sums(self.ds.X, self.ds.y, state.params, sync.buf, rows, self.work)
+        t2 = clock()
+        self.dog.arm("gradient reduce-scatter + allgather (--sync sharded)", step, t2)
+        loss = sync.step(step)
+        end = clock()
+        self.dog.disarm()
+        if not np.isfinite(sync.full.sum()):  # after the allgather: the same bits everywhere
+            diverged(step, sync.full, self.cfg.lr, self.checkpointer)
+        return (t0, t1, t2, end - sync.last_update_ns, end), sync.last_comm_ns, loss
