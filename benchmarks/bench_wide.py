@@ -8,7 +8,9 @@ float32, batch 1024 (``--samples`` scales the rows down: a step reads ``batch / 
 whatever the file's length, so only the file size and the first epoch change). The data is
 a memory-mapped ``X.npy`` written to ``--dir`` (a temporary folder by default).
 
-Measured in one run, interleaved round by round, medians over rounds, slowest rank:
+Measured in one run, interleaved round by round; every time is the median over a round's
+steps (one preempted step moves a mean, not a median), then the median over rounds, on the
+slowest rank:
 
 - ``one pass``: ``X[rows] @ w`` over the rank's share of a step (a gemv: every row read
   once, the least any gradient can cost);
@@ -71,7 +73,7 @@ def make_data(folder: Path, n: int, d: int, dtype: str, comm) -> None:
 
 
 def phases(X, y, params, out, rows, work, acc_ns: np.ndarray) -> None:
-    """``binary.grad_sums`` with a timer between its statements (adds to ``acc_ns``)."""
+    """``binary.grad_sums`` with a timer between its statements (writes ``acc_ns``)."""
     n, d = X.shape
     m = rows.stop - rows.start
     w, b = params[:d], params[d]
@@ -98,7 +100,7 @@ def phases(X, y, params, out, rows, work, acc_ns: np.ndarray) -> None:
         acc += work.part
         t4 = t()
         acc_ns[:4] += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
-    t5 = t()
+    t5 = t()  # (acc_ns is zeroed per step by the caller)
     out[d] = r.sum()
     out[d + 1] = binary.loss_terms(z, yv).sum()
     out[d + 2] = m
@@ -106,13 +108,14 @@ def phases(X, y, params, out, rows, work, acc_ns: np.ndarray) -> None:
 
 
 def trainer_step(comm, ds, cfg) -> tuple[float, np.ndarray, float]:
-    """Seconds per step of the real trainer, its (data, compute, comm, update) medians in
-    seconds, and minor page faults per step."""
+    """The real trainer: median seconds per step, the medians of its (data, compute, comm,
+    update) phases in seconds, and minor page faults per step."""
     allreduce = Instrumented(MPIAllreduce(comm), cfg.steps)
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     res = train(comm, allreduce, cfg, ds, NullReporter())
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / res.steps
-    return res.loop_ns * 1e-9 / res.steps, np.median(res.phase_ns, axis=0) * 1e-9, faults
+    step = float(np.median(res.phase_ns.sum(axis=1))) * 1e-9
+    return step, np.median(res.phase_ns, axis=0) * 1e-9, faults
 
 
 def with_block(nbytes: int):
@@ -131,27 +134,32 @@ def one_round(comm, ds, cfg, after_bytes: int, rng) -> dict:
     z = np.empty(m, X.dtype)
     res = {}
     starts = rng.integers(0, n // cfg.batch_size, size=cfg.steps) * cfg.batch_size + rank * m
+    clock = perf_counter_ns
     for label, nbytes in (("before", BEFORE_BYTES), ("after", after_bytes)):
         work = binary.Workspace(d, m, X.dtype, max(2, nbytes // (d * X.itemsize)))
-        acc = np.zeros(5, dtype=np.int64)
+        per = np.zeros((len(starts), 5), dtype=np.int64)
         comm.Barrier()
-        for s in starts:
-            phases(X, ds.y, params, out, slice(s, s + m), work, acc)
-        res[f"phases_{label}"] = acc / len(starts) * 1e-9
+        for k, s in enumerate(starts):
+            phases(X, ds.y, params, out, slice(s, s + m), work, per[k])
+        res[f"phases_{label}"] = np.median(per, axis=0) * 1e-9  # per step, medians
         res[f"block_rows_{label}"] = work.block_rows
         comm.Barrier()
-        t0 = perf_counter_ns()
-        for s in starts:
+        ts = np.empty(len(starts))
+        for k, s in enumerate(starts):
+            t0 = clock()
             binary.grad_sums(X, ds.y, params, out, slice(s, s + m), work)
-        res[f"grad_{label}"] = (perf_counter_ns() - t0) * 1e-9 / len(starts)
+            ts[k] = clock() - t0
+        res[f"grad_{label}"] = float(np.median(ts)) * 1e-9
         with_block(nbytes)
         step, split, faults = trainer_step(comm, ds, cfg)
         res[f"step_{label}"], res[f"split_{label}"], res[f"faults_{label}"] = step, split, faults
     comm.Barrier()
-    t0 = perf_counter_ns()
-    for s in starts:
+    ts = np.empty(len(starts))
+    for k, s in enumerate(starts):
+        t0 = clock()
         np.matmul(X[s : s + m], params[:d], out=z)
-    res["one_pass"] = (perf_counter_ns() - t0) * 1e-9 / len(starts)
+        ts[k] = clock() - t0
+    res["one_pass"] = float(np.median(ts)) * 1e-9
     return res
 
 
@@ -161,8 +169,8 @@ def report(rows: list[dict], args, n, d, dtype, batch, p) -> dict:
     mb = batch // p * d * np.dtype(dtype).itemsize / 1e6
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
     print(f"{args.shape}: {n} x {d} {dtype} memory map, batch {batch}, {p} ranks, "
-          f"--shuffle blocks; {len(rows)} rounds of {args.steps} steps, medians, slowest "
-          f"rank; loadavg {' '.join(load)}")  # fmt: skip
+          f"--shuffle blocks; {len(rows)} rounds of {args.steps} steps, per-step medians, "
+          f"slowest rank; loadavg {' '.join(load)}")  # fmt: skip
     print(f"one pass over the rank's {mb:.1f} MB of rows (gemv): {one * 1e3:.3f} ms "
           f"({mb / 1e3 / one:.1f} GB/s)")  # fmt: skip
     for label in ("before", "after"):

@@ -90,7 +90,15 @@ def loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (m,)
     """
-    return np.logaddexp(0.0, z).astype(z.dtype, copy=False) - y * z
+    # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): e^-|z| <= 1 never overflows, and these four
+    # ufuncs cost ~6x less than np.logaddexp (~30 ns per element here; benchmarks/bench_wide.py)
+    t = np.abs(z)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    t += np.maximum(z, 0.0)
+    t -= y * z
+    return t
 
 
 def cache_block_bytes() -> int:
