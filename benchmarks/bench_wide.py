@@ -16,7 +16,8 @@ slowest rank:
   once, the least any gradient can cost);
 - the gradient's phases, block by block as ``train/binary.grad_sums`` runs them (gemv
   ``X_b w``, the sigmoid, gemv ``r_b X_b``, the accumulation, the loss), with the
-  cache-block size before this change (512 KiB: half the L2) and after (twice the L2);
+  cache-block size and per-row loss before this change (512 KiB: half the L2;
+  ``np.logaddexp``) and after (twice the L2; ``max(z, 0) + log1p(exp(-|z|))``);
 - the trainer's whole step (``train`` with ``--shuffle blocks``), before and after, and
   its data/compute/comm/update split; minor page faults per step (``getrusage``) once the
   map has been touched (the first epoch faults every page in).
@@ -102,7 +103,7 @@ def phases(X, y, params, out, rows, work, acc_ns: np.ndarray) -> None:
         acc_ns[:4] += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
     t5 = t()  # (acc_ns is zeroed per step by the caller)
     out[d] = r.sum()
-    out[d + 1] = binary.loss_terms(z, yv).sum()
+    out[d + 1] = binary.loss_terms(z, yv).sum()  # the switched one
     out[d + 2] = m
     acc_ns[4] += t() - t5
 
@@ -118,9 +119,19 @@ def trainer_step(comm, ds, cfg) -> tuple[float, np.ndarray, float]:
     return step, np.median(res.phase_ns, axis=0) * 1e-9, faults
 
 
-def with_block(nbytes: int):
-    """Make the trainer's workspaces use ``nbytes`` blocks (the before/after switch)."""
-    binary.cache_block_bytes = lambda: nbytes  # noqa: E731 (read at Workspace creation)
+_LOSS_AFTER = binary.loss_terms
+
+
+def _loss_before(z, y):
+    """The per-row loss before this change (np.logaddexp)."""
+    return np.logaddexp(0.0, z).astype(z.dtype, copy=False) - y * z
+
+
+def switch(label: str, nbytes: int) -> None:
+    """The before/after switch: the trainer's block size (read at Workspace creation) and
+    its per-row loss (a module global of train/binary.py, read at every step)."""
+    binary.cache_block_bytes = lambda: nbytes
+    binary.loss_terms = _loss_before if label == "before" else _LOSS_AFTER
 
 
 def one_round(comm, ds, cfg, after_bytes: int, rng) -> dict:
@@ -136,6 +147,7 @@ def one_round(comm, ds, cfg, after_bytes: int, rng) -> dict:
     starts = rng.integers(0, n // cfg.batch_size, size=cfg.steps) * cfg.batch_size + rank * m
     clock = perf_counter_ns
     for label, nbytes in (("before", BEFORE_BYTES), ("after", after_bytes)):
+        switch(label, nbytes)
         work = binary.Workspace(d, m, X.dtype, max(2, nbytes // (d * X.itemsize)))
         per = np.zeros((len(starts), 5), dtype=np.int64)
         comm.Barrier()
@@ -150,7 +162,6 @@ def one_round(comm, ds, cfg, after_bytes: int, rng) -> dict:
             binary.grad_sums(X, ds.y, params, out, slice(s, s + m), work)
             ts[k] = clock() - t0
         res[f"grad_{label}"] = float(np.median(ts)) * 1e-9
-        with_block(nbytes)
         step, split, faults = trainer_step(comm, ds, cfg)
         res[f"step_{label}"], res[f"split_{label}"], res[f"faults_{label}"] = step, split, faults
     comm.Barrier()
