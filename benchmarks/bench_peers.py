@@ -196,10 +196,11 @@ def worker_trainer(args, shape) -> None:
     from dist_logreg.comm.base import MPIAllreduce
     from dist_logreg.comm.wrappers import Instrumented
     from dist_logreg.record.console import NullReporter
+    from dist_logreg.record.result import PHASES
     from dist_logreg.record.stats import peak_rss_bytes
     from dist_logreg.train import shards
     from dist_logreg.train.config import TrainConfig
-    from dist_logreg.train.loop import PHASES, train
+    from dist_logreg.train.loop import train
 
     comm = MPI.COMM_WORLD
     steps, warmup = shape["steps"], shape["warmup"]

@@ -41,10 +41,12 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    C : float, default=1.0
-        Inverse regularization strength, as in ``LogisticRegression``.
+    C : float or None, default=None
+        Inverse regularization strength, as in ``LogisticRegression`` (None: 1.0, unless
+        ``l2`` is given).
     l2 : float or None, default=None
-        The penalty of ``dist-logreg train --l2``; when given, ``C`` is ignored.
+        The penalty of ``dist-logreg train --l2``. Give ``C`` or ``l2``, not both: both is
+        a ``ValueError`` (neither silently wins).
     fit_intercept : bool, default=True
     tol : float, default=1e-4
         Stop when the largest gradient component is at most ``tol`` (L-BFGS: ``gtol``).
@@ -64,7 +66,7 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        C=1.0,
+        C=None,
         *,
         l2=None,
         fit_intercept=True,
@@ -100,7 +102,11 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.solver not in SOLVERS:
             raise ValueError(f"solver: expected one of {SOLVERS}, got {self.solver!r}")
-        if self.l2 is None and not (isinstance(self.C, numbers.Real) and self.C > 0):
+        if self.l2 is not None and self.C is not None:
+            raise ValueError(
+                f"give C or l2, not both: got C={self.C!r} and l2={self.l2!r} (l2 = 1 / (C n))"
+            )
+        if self.C is not None and not (isinstance(self.C, numbers.Real) and self.C > 0):
             raise ValueError(f"C: expected a number > 0, got {self.C!r}")
         if self.l2 is not None and not self.l2 >= 0:
             raise ValueError(f"l2: expected a number >= 0, got {self.l2!r}")
@@ -109,10 +115,15 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Collective with a communicator: fit on every rank's rows. Returns ``self``."""
-        self._check_params()
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
-        check_classification_targets(y)
         comm = self._comm()
+        error = None
+        try:  # any rank's bad rows (NaN, none, ...) stop every rank, or the others would hang
+            self._check_params()
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
+            check_classification_targets(y)
+        except (ValueError, TypeError) as exc:
+            error = exc
+        _raise_together(comm, error)
         self.classes_ = _all_classes(comm, y, X.shape[1])
         if self.classes_.size < 2:
             raise ValueError(
@@ -123,7 +134,7 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
         mdl = models.make(X.shape[1], k, k > 2, self.classes_)
         y_idx = np.searchsorted(self.classes_, y).astype(np.float64)
         n = comm.allreduce(X.shape[0])
-        l2 = self.l2 if self.l2 is not None else 1.0 / (self.C * n)
+        l2 = self.l2 if self.l2 is not None else 1.0 / ((self.C or 1.0) * n)
         objective = _Objective(comm, mdl, X, y_idx, l2, self.fit_intercept)
         x0 = np.zeros(mdl.n_params)
         if self.solver == "lbfgs":
@@ -183,6 +194,22 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
         if self.comm is not None:
             sums = self.comm.allreduce(sums)
         return float(sums[0] / sums[1])
+
+
+def _raise_together(comm, error: Exception | None) -> None:
+    """Collective: raise on every rank if any rank's input was bad (the rank that saw it
+    re-raises its own error; the others a ``ValueError`` naming that rank)."""
+    if comm.Get_size() == 1:
+        if error is not None:
+            raise error
+        return
+    seen = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    bad = [(r, msg) for r, msg in enumerate(seen) if msg is not None]
+    if bad:
+        r, msg = bad[0]
+        raise ValueError(f"rank {r} of {comm.Get_size()}: {msg}")
 
 
 def _all_classes(comm, y: np.ndarray, d: int) -> np.ndarray:

@@ -86,3 +86,43 @@ def format_link_rate(bits: float) -> str:
         if bits >= scale:
             return f"{bits / scale:g} {unit}"
     return f"{bits:g} bit/s"
+
+
+_TIME = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "": 1.0}
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """A duration >= 0 as people write one: ``2us``, ``500ns``, ``1.5ms``, ``1e-6`` (s)."""
+    t = text.strip().lower().replace(" ", "")
+    for unit in ("ns", "us", "µs", "ms", "s", ""):
+        if t.endswith(unit):
+            try:
+                value = float(t[: len(t) - len(unit)]) * _TIME[unit]
+            except ValueError:
+                continue
+            if 0 <= value < float("inf"):
+                return value
+            break
+    raise UsageError(f"{flag}: expected a time such as 2us, 500ns or 1e-6 (seconds), got {text!r}")
+
+
+_BYTE_PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_byte_rate(text: str, flag: str) -> float:
+    """A rate in bytes/s > 0: ``50GB/s``, ``50G``, ``800MB/s`` (decimal prefixes)."""
+    t = text.strip().lower().replace(" ", "")
+    for unit in ("b/s", "bps", "b"):
+        if t.endswith(unit):
+            t = t[: -len(unit)]
+            break
+    prefix = t[-1:] if t[-1:] in _BYTE_PREFIX else ""
+    try:
+        value = float(t[: len(t) - len(prefix)]) * _BYTE_PREFIX[prefix]
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise UsageError(
+            f"{flag}: expected a rate such as 50GB/s or 800MB/s (bytes/s), got {text!r}"
+        )
+    return value

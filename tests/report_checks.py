@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dist_logreg.report.document import md as md_text
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -76,7 +78,7 @@ def check_report(out: Path, expected_images: set[str]) -> dict:
         assert table["header"] in page.rows, table["title"]
         for row in table["rows"]:
             assert row in page.rows, f"{table['title']}: row {row} not in report.html"
-            assert "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" in md
+            assert "| " + " | ".join(md_text(c) for c in row) + " |" in md
     for name in pngs:
         assert f"]({name})" in md
     return numbers

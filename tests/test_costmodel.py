@@ -183,7 +183,7 @@ def test_model_file_errors(tmp_path):
     with pytest.raises(UsageError, match="expected a cost model"):
         costfile.load(bad)
     bad.write_text(json.dumps({"format": costfile.FORMAT, "version": 1, "breakpoints": []}))
-    with pytest.raises(UsageError, match="incomplete cost model"):
+    with pytest.raises(UsageError, match="gamma: expected a list of 1 size segment"):
         costfile.load(bad)
     good = tmp_path / "good.json"
     costfile.save(one_segment_model(), good)

@@ -7,7 +7,7 @@ import pytest
 from mpi4py import MPI
 
 from dist_logreg.errors import UsageError
-from dist_logreg.train import data
+from dist_logreg.train import data, readers
 from dist_logreg.train.startup import fingerprint
 
 
@@ -132,7 +132,7 @@ def test_bad_files_name_the_file_and_problem(tmp_path, make, message):
 )
 def test_os_errors_become_usage_errors(exc, message):
     # Root (CI) can read any file, so permission errors are produced here directly.
-    assert message in str(data._read_error(Path("d.npz"), exc, ".npz archive"))
+    assert message in str(readers._read_error(Path("d.npz"), exc, ".npz archive"))
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,14 @@ def add_parser(sub) -> None:
         epilog=BENCH_EPILOG + "\n" + exit_status_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _what_to_measure(bench)
+    _sizes_and_timing(bench)
+    _placement_and_outputs(bench)
+    bench.set_defaults(func=cmd, mpi=True)
+
+
+def _what_to_measure(bench) -> None:
+    """--allreduce, --collective, --p2p, --pairs, --window."""
     bench.add_argument(
         "--allreduce",
         default=table.DEFAULT,
@@ -76,6 +84,10 @@ def add_parser(sub) -> None:
         default=64,
         help="for --p2p bw/bibw: messages in flight per iteration (default: 64, as OSU)",
     )
+
+
+def _sizes_and_timing(bench) -> None:
+    """Sizes, element type, warm-up, iterations, repeats."""
     bench.add_argument(
         "--min-bytes", default="8", metavar="N", help="smallest message, e.g. 8, 4K (default: 8)"
     )
@@ -108,6 +120,10 @@ def add_parser(sub) -> None:
         "ci95 column is the half-width of the 95%% confidence interval of the mean "
         "(Student's t over the R loop means) (default: 1)",
     )
+
+
+def _placement_and_outputs(bench) -> None:
+    """Where the ranks sit, the MPI library's algorithm, the outputs, the cost model."""
     bench.add_argument(
         "--ranks-per-node",
         type=int,
@@ -151,10 +167,9 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="a fitted model.json: add predicted time and measured/predicted columns",
     )
-    bench.set_defaults(func=cmd, mpi=True)
 
 
-def cmd(comm, args: argparse.Namespace) -> int:
+def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the collective sweep, or with ``--p2p`` the point-to-point tests."""
     from mpi4py import MPI
 

@@ -57,6 +57,33 @@ def _up_parser(clsub, name_help: str) -> None:
         help="leaf-spine: ECMP hash on the leaves: l3 = source and destination address, l4 = "
         "the 5-tuple with ports (fib_multipath_hash_policy 0 / 1; default: l4)",
     )
+    _shaping_arguments(c_up)
+    c_up.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure each link class's one-way and bidirectional TCP ceiling (iperf3 if "
+        "installed, else a built-in probe) and store them: runs then report busbw as a "
+        "percentage of it",
+    )
+    c_up.add_argument(
+        "--calibrate-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="length of each calibration measurement (default: 2)",
+    )
+    c_up.add_argument(
+        "--subnet",
+        default="198.18.0.0/24",
+        help="addresses of the hosts, inside 198.18.0.0/15 (default: 198.18.0.0/24); "
+        "leaf-spine uses its first half for the hosts and its second for the management "
+        "network mpirun talks over",
+    )
+    c_up.add_argument("--name", default="dlr", help=name_help)
+
+
+def _shaping_arguments(c_up) -> None:
+    """``cluster up``: how the links are shaped (rate, burst, queue, delay, loss)."""
     c_up.add_argument(
         "--rate",
         metavar="RATE",
@@ -103,28 +130,6 @@ def _up_parser(clsub, name_help: str) -> None:
         help="loss on one link (both directions), e.g. l0-s1=1 (leaf 0 to spine 1) or h3=0.5 "
         "(host 3's link); repeatable, overrides --loss for that link",
     )
-    c_up.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="measure each link class's one-way and bidirectional TCP ceiling (iperf3 if "
-        "installed, else a built-in probe) and store them: runs then report busbw as a "
-        "percentage of it",
-    )
-    c_up.add_argument(
-        "--calibrate-seconds",
-        type=float,
-        default=2.0,
-        metavar="S",
-        help="length of each calibration measurement (default: 2)",
-    )
-    c_up.add_argument(
-        "--subnet",
-        default="198.18.0.0/24",
-        help="addresses of the hosts, inside 198.18.0.0/15 (default: 198.18.0.0/24); "
-        "leaf-spine uses its first half for the hosts and its second for the management "
-        "network mpirun talks over",
-    )
-    c_up.add_argument("--name", default="dlr", help=name_help)
 
 
 def add_parser(sub) -> None:

@@ -37,6 +37,17 @@ def add_parser(sub) -> None:
         "local reduction bench records next to each size; size segments where the transport "
         "changes protocol, found from the data unless given.",
     )
+    _fit_arguments(f)
+    p = msub.add_parser(
+        "predict",
+        help="predicted time, algbw, busbw, alpha/beta/gamma shares; fastest algorithm",
+        description="Predict one allreduce per algorithm and size on a placement of ranks.",
+    )
+    _predict_arguments(p)
+    m.set_defaults(func=cmd, mpi=False)
+
+
+def _fit_arguments(f) -> None:
     f.add_argument("bench", nargs="+", metavar="BENCH.json", help="`bench --out` files")
     f.add_argument("--out", default="model.json", metavar="FILE", help="(default: model.json)")
     f.add_argument(
@@ -57,13 +68,12 @@ def add_parser(sub) -> None:
     f.add_argument(
         "--link-rate", metavar="RATE", help="the link rate the bench ran at, if known (e.g. 1G)"
     )
-    p = msub.add_parser(
-        "predict",
-        help="predicted time, algbw, busbw, alpha/beta/gamma shares; fastest algorithm",
-        description="Predict one allreduce per algorithm and size on a placement of ranks.",
-    )
+
+
+def _predict_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
-    p.add_argument("--ranks", type=int, metavar="P", help="ranks (default: the fit's largest)")
+    p.add_argument("--ranks", type=int, metavar="P",
+                   help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)")  # fmt: skip
     p.add_argument(
         "--ranks-per-host",
         type=int,
@@ -109,8 +119,22 @@ def add_parser(sub) -> None:
     p.add_argument("--scaling", choices=("strong", "weak"), default="strong",
                    help="with --run: strong keeps the global batch (default), weak the "
                    "per-rank batch")  # fmt: skip
+    p.add_argument("--alpha", metavar="TIME", help="per-message overhead of the fabric's "
+                   "software stack, e.g. 2us, instead of the fitted alpha (which is this "
+                   "machine's: Python over shared memory)")  # fmt: skip
+    p.add_argument(
+        "--link-latency",
+        metavar="TIME",
+        help="added to every message between hosts, e.g. 1us (wire and switches)",
+    )
+    p.add_argument("--gamma", metavar="TIME", help="seconds per byte reduced, e.g. 0.02ns, "
+                   "instead of this machine's measured local reduction")  # fmt: skip
+    p.add_argument(
+        "--reduce-rate",
+        metavar="RATE",
+        help="bytes reduced per second, e.g. 50GB/s (the same as --gamma 1/RATE)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    m.set_defaults(func=cmd, mpi=False)
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -163,12 +187,18 @@ def _sizes(args) -> list[int]:
     return [8 * 8**k for k in range(8)]  # 8 B .. 16 MiB
 
 
+#: The most ranks a prediction walks (steps are arrays of p: 10^6 take well under a second).
+MAX_RANKS = 10**6
+
+
 def _placement(args, ranks: int):
     from dist_logreg.collective.schedule import Placement
 
-    if ranks < 1 or args.ranks_per_host < 1:
-        raise UsageError(f"--ranks, --ranks-per-host: expected integers >= 1, got "
-                         f"{ranks}, {args.ranks_per_host}")  # fmt: skip
+    if not 1 <= ranks <= MAX_RANKS:
+        raise UsageError(f"--ranks: expected an integer from 1 to {MAX_RANKS}, got {ranks}")
+    if not 1 <= args.ranks_per_host <= ranks:
+        raise UsageError(f"--ranks-per-host: expected an integer from 1 to --ranks ({ranks}), "
+                         f"got {args.ranks_per_host}")  # fmt: skip
     over = 1.0
     if args.topology == "two-tier":
         if args.hosts_per_leaf < 1:
@@ -189,13 +219,33 @@ def _placement(args, ranks: int):
     return Placement.blocks(ranks, args.ranks_per_host, hpl, over)
 
 
+def _fabric(args) -> dict:
+    """The fabric parameters the user stated (seconds; gamma per byte)."""
+    from dist_logreg.units import parse_byte_rate, parse_seconds
+
+    if args.gamma and args.reduce_rate:
+        raise UsageError("--gamma and --reduce-rate: give one (--gamma = 1 / --reduce-rate)")
+    user = {}
+    for key in ("alpha", "link_latency", "gamma"):
+        text = getattr(args, key)
+        if text is not None:
+            user[key] = parse_seconds(text, "--" + key.replace("_", "-"))
+    if args.reduce_rate:
+        user["gamma"] = 1.0 / parse_byte_rate(args.reduce_rate, "--reduce-rate")
+    return user
+
+
 def predict(args) -> int:
     from dist_logreg.collective import costfile, whatif
     from dist_logreg.units import parse_link_rate
 
     model = costfile.load(args.model)
     rate = parse_link_rate(args.link_rate) if args.link_rate else None
-    ranks = args.ranks or max(model.get("source", {}).get("world_sizes") or [2])
+    user = _fabric(args)
+    given = whatif.parameters_from(model, user, rate)
+    model = whatif.with_fabric(model, user)
+    ranks = args.ranks if args.ranks is not None else max(
+        model.get("source", {}).get("world_sizes") or [2])  # fmt: skip
     place = _placement(args, ranks)
     names = args.algorithm.split(",") if args.algorithm else list(model["algorithms"])
     for name in names:
@@ -206,6 +256,6 @@ def predict(args) -> int:
         rep = whatif.run_fraction(model, summary, place, rate, args.scaling, name)
         say(json.dumps(rep, indent=2) if args.json else whatif.format_run_fraction(rep))
         return 0
-    rep = whatif.report(model, names, _sizes(args), place, rate)
+    rep = whatif.report(model, names, _sizes(args), place, rate, given)
     say(json.dumps(rep, indent=2) if args.json else whatif.format_report(rep, args.model))
     return 0

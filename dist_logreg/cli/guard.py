@@ -12,6 +12,13 @@ import traceback
 from dist_logreg.errors import EXIT_UNEXPECTED, RunError, UsageError
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (escape sequences, control
+    characters, a bare carriage return) shown as its ``\\x..`` escape: error lines echo user
+    data (a LIBSVM line, a label, a path), and that must not clear or recolour a screen."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 
@@ -21,7 +28,7 @@ def run_plain(body) -> int:
     try:
         return body()
     except UsageError as exc:
-        print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
+        print(f"dist-logreg: error: {printable(exc)}", file=sys.stderr, flush=True)
         return exc.exit_status
 
 
@@ -38,7 +45,7 @@ def run_guarded(comm, body) -> int:
         return body() or 0
     except RunError as exc:
         if rank == 0:
-            print(f"dist-logreg: error: {exc}", file=sys.stderr, flush=True)
+            print(f"dist-logreg: error: {printable(exc)}", file=sys.stderr, flush=True)
         return exc.exit_status
     except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt: abort all ranks
         if isinstance(exc, SystemExit) and not exc.code:
@@ -47,7 +54,7 @@ def run_guarded(comm, body) -> int:
             what = "interrupted"
         else:
             traceback.print_exc(file=sys.stderr)
-            what = f"{type(exc).__name__}: {exc}"
+            what = printable(f"{type(exc).__name__}: {exc}")
         print(
             f"dist-logreg: error on rank {rank} of {size}: {what}; aborting all ranks",
             file=sys.stderr,

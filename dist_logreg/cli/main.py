@@ -13,7 +13,17 @@ import argparse
 import os
 
 from dist_logreg import __version__
-from dist_logreg.cli import bench, cluster, cost_model, predict, report, scale, supervise, train
+from dist_logreg.cli import (
+    bench,
+    cluster,
+    cost_model,
+    predict,
+    report,
+    scale,
+    simulate,
+    supervise,
+    train,
+)
 from dist_logreg.cli.guard import run_guarded
 from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
@@ -25,7 +35,7 @@ from dist_logreg.train.options import peek
 #: fill the cores, and ranks x threads > cores made steps 8x slower here.
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: The sub-commands, in the order ``--help`` lists them.
-COMMANDS = (train, predict, bench, cost_model, report, scale, supervise, cluster)
+COMMANDS = (train, predict, bench, cost_model, report, scale, simulate, supervise, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     dog.attach(comm)
-    args.watchdog = dog  # the sub-command arms it around its own collectives
-    status = run_guarded(comm, lambda: args.func(comm, args))
+    # the sub-command arms the watchdog around its own collectives
+    status = run_guarded(comm, lambda: args.func(comm, args, dog))
     dog.attach(None)  # no communicator to abort through once finalizing
     with dog.phase("MPI shutdown (MPI_Finalize)"):
         finalize_mpi(MPI)

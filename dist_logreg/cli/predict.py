@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd, mpi=True)
 
 
-def cmd(comm, args: argparse.Namespace) -> int:
+def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: predict every row."""
     from dist_logreg.train.predict import run
 

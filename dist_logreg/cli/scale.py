@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import shutil
 import sys
@@ -114,6 +115,10 @@ def cmd(args: argparse.Namespace) -> int:
         if not command or command[0] != "train":
             raise UsageError(f"scale: expected '-- train [options]' after the flags, got {command}")
         ranks = scale.parse_ranks(args.ranks)
+        if args.timeout is not None and not 0 < args.timeout < math.inf:
+            raise UsageError(
+                f"--timeout: expected a finite number of seconds > 0, got {args.timeout}"
+            )
         out = Path(args.out or time.strftime("runs/scale-%Y%m%d-%H%M%S"))
         return scale.run(
             command, ranks, args.mode, out, _launcher(args), args.model, args.label,

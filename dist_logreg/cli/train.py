@@ -62,8 +62,8 @@ def add_parser(sub) -> None:
     train.set_defaults(func=cmd, mpi=True)
 
 
-def cmd(comm, args: argparse.Namespace) -> int:
+def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: one training run."""
     from dist_logreg.train.run import run
 
-    return run(comm, args)
+    return run(comm, args, watchdog)

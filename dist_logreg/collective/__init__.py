@@ -14,5 +14,6 @@ What runs on MPI is in :mod:`dist_logreg.comm`.
 ``benchfit``      bench records to a fitted ``model.json``, with provenance
 ``whatif``        ``dist-logreg model predict``: tables, crossovers, a run's comm fraction
 ``ecmp``          balls into bins: what ECMP hashing does to an allreduce on a leaf-spine
+``sim``           the simulators: fabric, placement, engines (``dist-logreg simulate``)
 ================  ==========================================================================
 """

@@ -7,6 +7,7 @@ and ``train --model auto`` on rank 0.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def read_bench(paths: list[str]) -> list[dict]:
             missing = [k for k in ("algorithm", "bytes", "time_s", "world_size") if k not in r]
             if missing:
                 raise UsageError(f"bench file {path}: record {i}: missing {', '.join(missing)}")
+            problem = check_record(r)
+            if problem:
+                raise UsageError(f"bench file {path}: record {i}: {problem}")
             records.append({**r, "_file": str(path)})
     return records
 
@@ -46,6 +50,43 @@ def record_key(rec: dict) -> str:
     collective's (the algorithm table's key)."""
     collective = rec.get("collective", "allreduce")
     return rec["algorithm"] if collective == "allreduce" else f"{collective}/{rec['algorithm']}"
+
+
+#: Beyond these a measurement is not one: an allreduce of an hour, a petabyte, 10^7 ranks.
+MAX_SECONDS, MAX_BYTES, MAX_RANKS = 3600.0, 1 << 50, 10**7
+
+
+def _number(v) -> float | None:
+    """``v`` as a float if it is a JSON number (not a bool, not a string), else None."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def check_record(r: dict) -> str | None:
+    """What is wrong with one bench record's measurements (None: nothing), as one phrase."""
+    for key in ("time_s", "reduce_s"):
+        if key == "reduce_s" and r.get(key) is None:
+            continue
+        v = _number(r[key])
+        if v is None or not math.isfinite(v) or v <= 0:
+            return f"{key}: expected a finite number of seconds > 0, got {r[key]!r}"
+        if v > MAX_SECONDS:
+            return f"{key}: expected at most {MAX_SECONDS:g} s for one call, got {v!r}"
+    n = _number(r["bytes"])
+    if n is None or not 1 <= n <= MAX_BYTES or n != int(n):
+        return f"bytes: expected a whole number of bytes from 1 to 2^50, got {r['bytes']!r}"
+    p = r["world_size"]
+    if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= MAX_RANKS:
+        return f"world_size: expected an integer from 1 to {MAX_RANKS}, got {p!r}"
+    host_of = r.get("host_of_rank")
+    if host_of is not None and (
+        not isinstance(host_of, list)
+        or len(host_of) != p
+        or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 0 for h in host_of)
+    ):
+        return f"host_of_rank: expected {p} host numbers >= 0 (one per rank), got {host_of!r:.60}"
+    if not isinstance(r["algorithm"], str):
+        return f"algorithm: expected a name, got {r['algorithm']!r}"
+    return None
 
 
 def placement_of(rec: dict, cluster: dict | None = None) -> Placement:
@@ -74,7 +115,7 @@ def fit_records(
     """``model.json`` fitted to bench records, with its provenance under ``source``."""
     samples, reduce = [], {}
     for r in records:
-        if r["world_size"] < 2 or r["time_s"] <= 0:
+        if r["world_size"] < 2:
             continue  # nothing crosses a link at one rank
         samples.append(Sample(record_key(r), r["bytes"], placement_of(r, cluster), r["time_s"]))
         if r.get("reduce_s"):

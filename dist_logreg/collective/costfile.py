@@ -16,6 +16,7 @@ with that link's serialization time, keeping the fitted per-message overhead ``a
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,20 +71,106 @@ def load(path: str | Path) -> dict:
         raise UsageError(
             f"model file {path}: expected version {VERSION}, got {doc.get('version')!r}"
         )
-    try:
-        segments = len(doc["breakpoints"]) + 1
-        ok = len(doc["gamma"]) == segments and all(
-            len(alg["segments"]) == segments for alg in doc["algorithms"].values()
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"model file {path}: incomplete cost model (missing {exc})") from None
-    if not ok:
-        raise UsageError(f"model file {path}: expected {segments} size segments everywhere")
+    problem = check(doc)
+    if problem:
+        raise UsageError(f"model file {path}: {problem}")
     return doc
 
 
+#: No parameter of a real fabric is near this: a second per message, per byte or reduced byte.
+MAX_PARAM = 1.0
+
+
+def param_problem(v, key: str) -> str | None:
+    """What is wrong with one parameter (seconds per message or per byte), or None."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+        return f"{key}: expected a finite number >= 0, got {v!r}"
+    if v > MAX_PARAM:
+        return f"{key}: expected at most {MAX_PARAM:g} (seconds per message or byte), got {v!r}"
+    return None
+
+
+def _check_links(seg, key: str) -> str | None:
+    if not isinstance(seg, dict):
+        return f"{key}: expected an object with intra and inter, got {seg!r:.40}"
+    for link in LINKS:
+        v = seg.get(link)
+        if v is None:
+            continue
+        if not isinstance(v, dict) or not {"alpha_s", "beta_s_per_byte"} <= set(v):
+            return f"{key}.{link}: expected an object with alpha_s and beta_s_per_byte (or null), got {v!r:.40}"  # noqa: E501
+        for name in ("alpha_s", "beta_s_per_byte"):
+            if why := param_problem(v[name], f"{key}.{link}.{name}"):
+                return why
+    return None
+
+
+def check(doc: dict) -> str | None:
+    """The first thing wrong in a cost model (``key: expected X, got Y``), or None.
+
+    Every number a prediction uses must be finite, non-negative and sane, so that no
+    command that reads a model predicts ``nan`` or a negative time, or fails after its work.
+    """
+    bps = doc.get("breakpoints")
+    if not isinstance(bps, list):
+        return f"breakpoints: expected a list of message sizes in bytes, got {bps!r:.40}"
+    for i, b in enumerate(bps):
+        if not isinstance(b, int) or isinstance(b, bool) or b < 1 or (i and b <= bps[i - 1]):
+            return f"breakpoints[{i}]: expected a whole number of bytes >= 1, above the one before, got {b!r}"  # noqa: E501
+    segments = len(bps) + 1
+    gamma = doc.get("gamma")
+    if not isinstance(gamma, list) or len(gamma) != segments:
+        return f"gamma: expected a list of {segments} size segment(s), got {gamma!r:.40}"
+    for k, g in enumerate(gamma):
+        if not isinstance(g, dict):
+            return f"gamma[{k}]: expected an object with s_per_byte, got {g!r:.40}"
+        if why := param_problem(g.get("s_per_byte"), f"gamma[{k}].s_per_byte"):
+            return why
+    algs = doc.get("algorithms")
+    if not isinstance(algs, dict) or not algs:
+        return f"algorithms: expected an object of fits by algorithm name, got {algs!r:.40}"
+    for name, alg in algs.items():
+        segs = alg.get("segments") if isinstance(alg, dict) else None
+        if not isinstance(segs, list) or len(segs) != segments:
+            return (
+                f"algorithms.{name}.segments: expected {segments} size segment(s), got {segs!r:.40}"  # noqa: E501
+            )
+        for k, seg in enumerate(segs):
+            if why := _check_links(seg, f"algorithms.{name}.segments[{k}]"):
+                return why
+        if all(seg.get(link) is None for seg in segs for link in LINKS):
+            return f"algorithms.{name}.segments: expected fitted parameters, got none"
+        res = alg.get("residuals")
+        for key in ("median_rel", "max_rel") if isinstance(res, dict) else ():
+            v = res.get(key)
+            if v is not None and not (isinstance(v, (int, float)) and 0 <= v < math.inf):
+                return (
+                    f"algorithms.{name}.residuals.{key}: expected a finite number >= 0, got {v!r}"  # noqa: E501
+                )
+    return _check_source(doc.get("source"))
+
+
+def _check_source(src) -> str | None:
+    if src is None:
+        return None
+    if not isinstance(src, dict):
+        return f"source: expected an object, got {src!r:.40}"
+    rate = src.get("link_rate_bits")
+    if rate is not None and (not isinstance(rate, (int, float)) or not 0 < rate < math.inf):
+        return f"source.link_rate_bits: expected a link rate in bits/s > 0 or null, got {rate!r}"
+    for key in ("world_sizes", "bytes"):
+        v = src.get(key)
+        if v is not None and (
+            not isinstance(v, list)
+            or not all(isinstance(x, (int, float)) and 1 <= x < math.inf for x in v)
+        ):
+            return f"source.{key}: expected a list of numbers >= 1, got {v!r:.40}"
+    return None
+
+
 def save(model: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(model, indent=2) + "\n")
+    """Write ``model.json`` as strict JSON (a non-finite number is a bug: ``ValueError``)."""
+    Path(path).write_text(json.dumps(model, indent=2, allow_nan=False) + "\n")
 
 
 def algorithm_params(model: dict, name: str) -> dict:

@@ -61,6 +61,10 @@ def _weighted_nnls(A: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.ndarray:
     return x
 
 
+#: The least ratio of the largest to the smallest measured size in a segment for which a
+#: fit can tell the per-message alpha from the per-byte beta.
+SPAN = 8
+
 #: Relative error beyond which a measurement counts linearly, not squared (Huber): a few
 #: calls disturbed by another job (or a token bucket letting a burst through) must not pull
 #: the fit, and relative least squares is easily pulled by a time far *below* the rest.
@@ -187,19 +191,45 @@ class _Problem:
         return sorted({round(math.sqrt(a * b)) for a, b in zip(sizes[:-1], sizes[1:],
                        strict=True) if b > 1.05 * a})  # fmt: skip
 
+    def sizes_in(self, breakpoints, name: str) -> list[np.ndarray]:
+        """Per segment, the distinct payload sizes of ``name`` whose largest message is in it."""
+        seg = np.searchsorted(np.asarray(breakpoints, dtype=float), self.top, side="right")
+        mine = self.alg == name
+        return [np.unique(self.nbytes[mine & (seg == k)]) for k in range(len(breakpoints) + 1)]
+
     def usable(self, breakpoints) -> bool:
         """No algorithm has only 1 or 2 measured sizes in a segment (no spare row to check
-        its 2 parameters), and every segment has an algorithm with 3 or more."""
-        seg = np.searchsorted(np.asarray(breakpoints, dtype=float), self.top, side="right")
+        its 2 parameters) or sizes too close to tell alpha from beta, and every segment has
+        an algorithm with 3 or more."""
         filled = set()
         for name in self.names:
-            mine = self.alg == name
-            counts = [np.unique(self.nbytes[mine & (seg == k)]).size
-                      for k in range(len(breakpoints) + 1)]  # fmt: skip
-            if any(0 < c < 3 for c in counts):
+            per_seg = self.sizes_in(breakpoints, name)
+            if any(0 < s.size < 3 or (s.size and s[-1] < SPAN * s[0]) for s in per_seg):
                 return False
-            filled |= {k for k, c in enumerate(counts) if c >= 3}
+            filled |= {k for k, s in enumerate(per_seg) if s.size >= 3}
         return len(filled) == len(breakpoints) + 1
+
+    def unidentifiable(self, breakpoints) -> str | None:
+        """Why ``beta`` cannot be told from ``alpha`` in some segment (None: it can).
+
+        A time ``alpha + n beta`` measured at one size ``n`` fits any ``beta`` (with
+        ``alpha`` taking up the rest); at sizes within a factor of a few, noise decides.
+        """
+        edges = ["0", *[str(b) for b in breakpoints], "inf"]
+        for name in self.names:
+            for k, s in enumerate(self.sizes_in(breakpoints, name)):
+                if not s.size or (s.size >= 2 and s[-1] >= SPAN * s[0]):
+                    continue
+                got = (f"1 message size ({int(s[0])} B)" if s.size == 1 else
+                       f"{s.size} message sizes spanning a factor of {s[-1] / s[0]:.3g} "
+                       f"({int(s[0])}..{int(s[-1])} B)")  # fmt: skip
+                return (
+                    f"cannot identify beta (seconds per byte) of {name} in size segment {k} "
+                    f"[{edges[k]}, {edges[k + 1]}) B: {got}; expected at least 2 sizes "
+                    f"spanning a factor of at least {SPAN} (bench with --min-bytes and "
+                    "--max-bytes further apart, or give fewer --breakpoints)"
+                )
+        return None
 
 
 def _algorithm_doc(name, x, live, rel) -> dict:
@@ -241,6 +271,9 @@ def fit(
     if breakpoints is None:
         breakpoints = _search(prob, segments, max_segments)
     breakpoints = sorted(int(b) for b in breakpoints)
+    why = prob.unidentifiable(breakpoints)
+    if why:
+        raise UsageError(why)
     _, _, algs, gamma = prob.fit(breakpoints)
     return {
         "format": FORMAT,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -71,23 +72,37 @@ class Placement:
         """Ranks in order, ``ranks_per_host`` per host (0: all on one host), hosts in order,
         ``hosts_per_leaf`` per leaf (0: one flat fabric)."""
         k = ranks_per_host or p
-        host_of = tuple(r // k for r in range(p))
+        ranks = np.arange(p)
+        host_of = tuple((ranks // k).tolist())
         hosts = host_of[-1] + 1
         leaf_of = None
         factor = 1.0
         if hosts_per_leaf and hosts > hosts_per_leaf:
-            leaf_of = tuple(h // hosts_per_leaf for h in range(hosts))
+            leaf_of = tuple((np.arange(hosts) // hosts_per_leaf).tolist())
             factor = oversubscription / hosts_per_leaf
-        node_of = tuple(r // ranks_per_node for r in range(p)) if ranks_per_node else None
+        node_of = tuple((ranks // ranks_per_node).tolist()) if ranks_per_node else None
         return cls(host_of, leaf_of, factor, node_of)
+
+    def __hash__(self) -> int:
+        # computed once: a prediction looks up the steps of a placement of up to 10^6 ranks
+        # many times (a table, a crossover search)
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((self.host_of, self.leaf_of, self.uplink_factor, self.node_of))
+
+    @cached_property
+    def host_array(self) -> np.ndarray:
+        return np.asarray(self.host_of, dtype=np.int64)
 
     @property
     def ranks(self) -> int:
         return len(self.host_of)
 
-    @property
+    @cached_property
     def hosts(self) -> int:
-        return len(set(self.host_of))
+        return int(np.count_nonzero(np.bincount(self.host_array)))
 
 
 @dataclass(frozen=True)
@@ -106,12 +121,22 @@ def _max_load(keys: np.ndarray, weights: np.ndarray) -> float:
     return float(np.bincount(keys, weights=weights).max()) if keys.size else 0.0
 
 
+def _busiest(src_keys, dst_keys, frac: np.ndarray, mask: np.ndarray) -> float:
+    """The most any key (host, leaf) sends or receives of the flows in ``mask``."""
+    if frac.size and frac.strides == (0,):  # one size for every flow: count, do not weigh
+        s, d = src_keys[mask], dst_keys[mask]
+        top = max(np.bincount(s).max(), np.bincount(d).max()) if s.size else 0
+        return float(top) * float(frac[0])
+    w = frac[mask]
+    return max(_max_load(src_keys[mask], w), _max_load(dst_keys[mask], w))
+
+
 def shape(name: str, place: Placement) -> list[Step]:
     """The steps of ``name`` on ``place``, each with the load of its bottleneck link."""
     p = place.ranks
     if p <= 1:
         return []
-    host = np.asarray(place.host_of)
+    host = place.host_array
     alg = algorithms.get(name)
     if alg.phases is None and alg.collective != algorithms.ALLREDUCE:
         a, b, c = alg.closed_form(p)  # generic, from the closed form: a steps of b/a, c/a
@@ -126,15 +151,14 @@ def shape(name: str, place: Placement) -> list[Step]:
     for ph in phases(name, p, place.node_of if place.node_of is not None else host):
         hs, hd = host[ph.src], host[ph.dst]
         cross = hs != hd
-        if cross.any():
-            w = ph.frac[cross]
-            load = max(_max_load(hs[cross], w), _max_load(hd[cross], w))
+        top = float(ph.frac.max())
+        any_cross = bool(cross.any())
+        if any_cross:
+            load = _busiest(hs, hd, ph.frac, cross)
             if leaf is not None:
-                up = leaf[hs] != leaf[hd]
-                w = ph.frac[up]
-                up_load = max(_max_load(leaf[hs[up]], w), _max_load(leaf[hd[up]], w))
-                load = max(load, up_load * place.uplink_factor)
+                ls, ld = leaf[hs], leaf[hd]
+                load = max(load, _busiest(ls, ld, ph.frac, ls != ld) * place.uplink_factor)
         else:
-            load = float(ph.frac.max())
-        steps.append(Step(ph.repeat, bool(cross.any()), float(ph.frac.max()), load, ph.reduce))
+            load = top
+        steps.append(Step(ph.repeat, any_cross, top, load, ph.reduce))
     return steps

@@ -53,7 +53,8 @@ def _folded(p: int) -> tuple[list[Phase], list[Phase], np.ndarray]:
     """MPICH's fold to a power of two: (fold-in, fold-out, real rank of each new rank)."""
     q = pow2_below(p)
     extra = p - q
-    real = np.array([2 * i + 1 if i < extra else i + extra for i in range(q)], dtype=np.int64)
+    i = np.arange(q, dtype=np.int64)
+    real = np.where(i < extra, 2 * i + 1, i + extra)
     if not extra:
         return [], [], real
     evens = np.arange(0, 2 * extra, 2)
@@ -84,14 +85,22 @@ def rabenseifner_phases(p: int) -> list[Phase]:
 def hierarchical_phases(node_of) -> list[Phase]:
     """Linear reduce to each node's lowest rank, ring among those leaders, linear broadcast."""
     node_of = np.asarray(node_of)
-    members = [np.flatnonzero(node_of == n) for n in dict.fromkeys(node_of.tolist())]
-    members.sort(key=lambda m: m[0])
-    leaders = np.array([m[0] for m in members], dtype=np.int64)
-    k = max(m.size for m in members)
+    # each rank's place among its node's ranks (0: the leader, its lowest rank), in O(p):
+    # a million ranks must not loop over nodes in Python
+    _, node, count = np.unique(node_of, return_inverse=True, return_counts=True)
+    order = np.argsort(node, kind="stable")
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    slot = np.empty(node_of.size, dtype=np.int64)
+    slot[order] = np.arange(node_of.size) - np.repeat(first, count)
+    leader_of = order[first[node]]  # the lowest rank of each rank's node
+    leaders = np.sort(order[first])
     up, down = [], []
-    for i in range(1, k):
-        src = [m[i] for m in members if m.size > i]
-        dst = [m[0] for m in members if m.size > i]
+    by_slot = np.argsort(slot, kind="stable")
+    bounds = np.searchsorted(slot[by_slot], np.arange(1, int(count.max()) + 1))
+    for i in range(1, int(count.max())):
+        src = by_slot[bounds[i - 1] : bounds[i]]
+        src = src[np.argsort(leader_of[src], kind="stable")]
+        dst = leader_of[src]
         up.append(_phase(1, src, dst, 1.0, 1.0))
         down.append(_phase(1, dst, src, 1.0, 0.0))
     return up + ring_phases(leaders) + down

@@ -8,6 +8,7 @@ reduction (gamma); the fastest algorithm per size and the crossovers; and, given
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -69,27 +70,117 @@ def _b(n: float) -> str:
     raise AssertionError
 
 
-def report(model: dict, names, sizes, place: Placement, link_rate=None) -> dict:
-    """Everything ``model predict`` prints (and ``--json`` writes)."""
+def report(model: dict, names, sizes, place: Placement, link_rate=None, given=None) -> dict:
+    """Everything ``model predict`` prints (and ``--json`` writes).
+
+    ``given``: what :func:`with_fabric` says of the parameters the user stated. The MPI
+    library's own allreduce is modelled generically (its choice of algorithm for a size and
+    rank count is not observable), so it is predicted but never named fastest.
+    """
     rows = table(model, names, sizes, place, link_rate)
-    group = _same_collective(list(names))
+    group = _same_collective(list(names))  # an allgather is no alternative to an allreduce
+    ours = [n for n in group if algorithms.get(n).phases is not None] or group  # not generic
     fastest = []
     for n in sizes:
-        here = (r for r in rows if r["bytes"] == n and r["algorithm"] in group)
-        best = min(here, key=lambda r: r["time_s"])
+        best = min((r for r in rows if r["bytes"] == n and r["algorithm"] in ours),
+                   key=lambda r: r["time_s"])  # fmt: skip
         fastest.append({"bytes": n, "algorithm": best["algorithm"], "time_s": best["time_s"]})
-    cross = costfile.crossovers(model, group, place, min(sizes), max(sizes), link_rate)
+    cross = costfile.crossovers(model, ours, place, min(sizes), max(sizes), link_rate)
     notes = sorted({note for r in rows for note in r.pop("notes")})
+    notes += [
+        f"{n}: left out of fastest and crossovers: its model is generic (ceil(lg p) messages, "
+        "a ring's bytes), not the algorithm the library picks for this size and rank count; "
+        "bench the library's algorithms with --mpi-algorithm to compare them"
+        for n in group
+        if n not in ours
+    ]
     return {
         "placement": describe(place, link_rate),
         "ranks": place.ranks,
         "hosts": place.hosts,
         "link_rate_bits": link_rate,
+        "parameters": given or parameters_from(model, None, link_rate),
+        "trust": trust(model, names, sizes, place, link_rate),
         "predictions": rows,
         "fastest": fastest,
         "crossovers": [{"bytes": b, "from": a, "to": c} for b, a, c in cross],
         "notes": notes,
     }
+
+
+def trust(model: dict, names, sizes, place: Placement, link_rate=None) -> dict:
+    """How far the predictions can be trusted: the fit's residuals on its own data, and
+    how far outside what was measured (sizes, rank counts, link rate) they reach."""
+    src = model.get("source") or {}
+    residuals = {n: model["algorithms"][n].get("residuals") for n in names}
+    warn = []
+    lo, hi = (src.get("bytes") or [None, None])[:2]
+    if hi and max(sizes) > hi:
+        warn.append(f"size {_b(max(sizes))} is {max(sizes) / hi:.3g}x above the largest "
+                    f"measured ({_b(hi)})")  # fmt: skip
+    if lo and min(sizes) < lo:
+        warn.append(f"size {_b(min(sizes))} is {lo / min(sizes):.3g}x below the smallest "
+                    f"measured ({_b(lo)})")  # fmt: skip
+    ws = src.get("world_sizes") or []
+    if ws and place.ranks > max(ws):
+        warn.append(f"{place.ranks} ranks is {place.ranks / max(ws):.3g}x the most measured "
+                    f"({max(ws)})")  # fmt: skip
+    elif ws and place.ranks < min(ws):
+        warn.append(f"{place.ranks} ranks is fewer than the fewest measured ({min(ws)})")
+    fit_rate = src.get("link_rate_bits")
+    if link_rate and fit_rate and link_rate != fit_rate:
+        warn.append(f"link rate {format_link_rate(link_rate)} is {link_rate / fit_rate:.3g}x "
+                    f"the fit's ({format_link_rate(fit_rate)})")  # fmt: skip
+    elif link_rate and not fit_rate:
+        warn.append(f"link rate {format_link_rate(link_rate)}: the fit's own link rate is not "
+                    "known (beta = serialization time)")  # fmt: skip
+    return {"residuals": residuals, "extrapolation": warn}
+
+
+def parameters_from(model: dict, user: dict | None, link_rate) -> dict:
+    """Which parameter came from the fit and which from the user, as readable phrases."""
+    user = user or {}
+    fit_rate = (model.get("source") or {}).get("link_rate_bits")
+    if not link_rate:
+        beta = "fit (per byte, as measured)"
+    elif fit_rate:
+        beta = (f"fit, scaled from its {format_link_rate(fit_rate)} to "
+                f"{format_link_rate(link_rate)} (--link-rate)")  # fmt: skip
+    else:
+        beta = f"user: 8 / {format_link_rate(link_rate)} (--link-rate, serialization time)"
+    out = {
+        "alpha": f"user: {user['alpha'] * 1e6:g} us"
+        if "alpha" in user
+        else "fit (per message, as measured)",
+        "beta": beta,
+        "gamma": f"user: {user['gamma'] * 1e9:g} ns/B"
+        if "gamma" in user
+        else "fit (the local reduction, as measured)",
+    }
+    if "link_latency" in user:
+        out["link_latency"] = f"user: {user['link_latency'] * 1e6:g} us per inter-host message"
+    return out
+
+
+def with_fabric(model: dict, user: dict) -> dict:
+    """The model with the parameters the user stated: ``alpha`` (seconds per message, every
+    link), ``link_latency`` (added per message between hosts), ``gamma`` (per byte reduced)."""
+    if not user:
+        return model
+    m = copy.deepcopy(model)
+    for alg in m["algorithms"].values():
+        for seg in alg["segments"]:
+            for link in costfile.LINKS:
+                if seg.get(link) is None:
+                    continue
+                if "alpha" in user:
+                    seg[link]["alpha_s"] = user["alpha"]
+                if link == "inter" and "link_latency" in user:
+                    seg[link]["alpha_s"] += user["link_latency"]
+    if "gamma" in user:
+        for g in m["gamma"]:
+            g["s_per_byte"] = user["gamma"]
+    return m
 
 
 def format_report(rep: dict, model_path: str) -> str:
@@ -125,7 +216,22 @@ def format_report(rep: dict, model_path: str) -> str:
             )
         )
     lines += [f"note: {n}" for n in rep["notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + format_trust(rep))
+
+
+def format_trust(rep: dict) -> list[str]:
+    """The lines that say where the parameters came from and how far to trust them."""
+    par = rep["parameters"]
+    lines = ["parameters: " + "; ".join(
+        f"{k} {v[6:]} from the user" if v.startswith("user: ") else f"{k} from the fit"
+        for k, v in par.items())]  # fmt: skip
+    res = rep["trust"]["residuals"]
+    lines.append("fit residuals on its own data: " + "; ".join(
+        f"{n} median {100 * r['median_rel']:.1f}%, worst {100 * r['max_rel']:.1f}% over "
+        f"{r['rows']} measurements" if r else f"{n} not recorded"
+        for n, r in res.items()))  # fmt: skip
+    lines += [f"warning: extrapolation: {w}" for w in rep["trust"]["extrapolation"]]
+    return lines
 
 
 def read_summary(run_dir: str) -> dict:

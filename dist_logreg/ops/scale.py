@@ -223,8 +223,30 @@ def read_model(path: str | None) -> dict | None:
     if not isinstance(model, dict):
         raise UsageError(f"--model {path}: expected a JSON object, got {type(model).__name__}")
     if "breakpoints" in model:
-        return costfile.load(path)  # a fitted model.json: checked for its keys
+        return costfile.load(path)  # a fitted model.json: checked key by key
+    problem = check_minimal(model)
+    if problem:
+        raise UsageError(f"--model {path}: {problem}")
     return model
+
+
+def check_minimal(model: dict) -> str | None:
+    """What is wrong with a hand-written ``{"alpha_s", "beta_s_per_byte"[, "gamma_s_per_byte"]}``
+    model (also per algorithm under ``"algorithms"``), or None."""
+    algs = model.get("algorithms")
+    if algs is not None and not (isinstance(algs, dict) and algs):
+        return f"algorithms: expected an object of parameters by algorithm name, got {algs!r:.40}"
+    tables = {f"algorithms.{k}.": v for k, v in (algs or {}).items()}
+    if algs is None or "alpha_s" in model:
+        tables[""] = model
+    for prefix, params in tables.items():
+        if not isinstance(params, dict) or not {"alpha_s", "beta_s_per_byte"} <= set(params):
+            return (f"{prefix or 'the model: '}expected alpha_s and beta_s_per_byte (seconds "
+                    f"per message, per byte), got {params!r:.60}")  # fmt: skip
+        for key in ("alpha_s", "beta_s_per_byte", "gamma_s_per_byte"):
+            if key in params and (why := costfile.param_problem(params[key], prefix + key)):
+                return why
+    return None
 
 
 def run(

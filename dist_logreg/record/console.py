@@ -4,10 +4,47 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from dist_logreg.protocol import report
 from dist_logreg.record.progress import bar_for
 from dist_logreg.units import format_bytes as _bytes
+
+#: Progress lines per run when the reporter does not ask for a number (:class:`Paced`).
+DEFAULT_UPDATES = 10
+
+
+class LoopReporter(Protocol):
+    """What the training loop tells whoever watches (rank 0 prints; other ranks stay quiet).
+
+    :class:`Reporter` (the console), :class:`NullReporter` (silence) and the tests' reporters
+    implement it. Example::
+
+        >>> train(comm, allreduce, cfg, ds, NullReporter())
+    """
+
+    def start(self, cfg, ds, world_size: int, steps: int) -> None:
+        """Before the first step: the run's shape."""
+
+    def progress(self, step: int, steps: int, loss: float, samples_per_s: float) -> None:
+        """After ``step`` steps: the batch's global mean loss and the training rate."""
+
+    def evaluation(self, step: int, steps: int, metrics: dict) -> None:
+        """After a held-out evaluation: ``loss``, ``accuracy``, ``auc`` (None if K > 2)."""
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """A reporter that says how many :meth:`LoopReporter.progress` calls it wants per run
+    (read after :meth:`LoopReporter.start`, which may set it)."""
+
+    updates: int
+
+
+def progress_every(cfg, steps: int, reporter) -> int:
+    """Steps between progress calls: ``--log-every``, else the reporter's pace."""
+    updates = reporter.updates if isinstance(reporter, Paced) else DEFAULT_UPDATES
+    return cfg.log_every or max(1, steps // updates)
 
 
 class NullReporter:
@@ -34,7 +71,7 @@ class Reporter:
         self.rank = rank
         self.stream = stream if stream is not None else sys.stdout
         self.bar = None
-        self.updates = 10  # progress() calls per run, when --log-every is not given
+        self.updates = DEFAULT_UPDATES  # progress() calls per run without --log-every
         self._next_line = 0
         self.notes: list[str] = []  # lines printed after the start line (model, held-out set)
 

@@ -120,19 +120,7 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     over ranks approximates the pure transfer and max - min the imbalance.
     """
     p = len(per_rank)
-    calls = [r["calls"] for r in per_rank]
-    ns = np.concatenate([c["ns"] for c in calls]).astype(np.float64) * 1e-9
-    nbytes = np.concatenate([c["bytes"] for c in calls]).astype(np.float64)
-    rank0 = calls[0]
-    n_calls = int(rank0["ns"].size)
     run_steps = result.steps - result.first_step  # this run's steps (fewer when resumed)
-    payload_step = int(rank0["bytes"].sum()) // max(run_steps, 1)
-    # Durations of each call, ranks x calls (all ranks make the same calls in the same order).
-    by_call = np.stack([c["ns"] for c in calls]).astype(np.float64) * 1e-9
-    transfer = by_call.min(axis=0)
-    skew = by_call.max(axis=0) - transfer
-    algbw = _pct(nbytes / np.maximum(ns, 1e-12), 50) / 1e9
-
     totals = {
         ph: [r["phase_ns"][:, i].sum() * 1e-9 for r in per_rank] for i, ph in enumerate(PHASES)
     }
@@ -142,54 +130,7 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
     ]
     step_s = np.concatenate([r["phase_ns"].sum(axis=1) for r in per_rank]) * 1e-9
     median_total = float(np.median(totals["total"]))
-    itemsize = np.dtype(cfg.dtype).itemsize
-    elements = result.model.buffer_size
-    uncompressed = elements * itemsize * run_steps
-    traffic_doc, wire = traffic_report(
-        per_rank, info["algorithm"], info.get("node_of"), int(rank0["bytes"].sum())
-    )
-    allreduce = {
-        "algorithm": info["algorithm"],
-        "mpi_algorithm": info.get("mpi_algorithm"),
-        "calls": n_calls,
-        "bytes": int(rank0["bytes"].sum()),
-        "bytes_note": "payload bytes per rank, summed over calls (elements x item size of "
-        "the buffer reduced; after compression, if any)",
-        "bytes_per_call": int(np.median(rank0["bytes"])) if n_calls else 0,
-        "bytes_per_step": payload_step,
-        "latency_s": {
-            "p50": _pct(ns, 50),
-            "p99": _pct(ns, 99),
-            "mean": float(ns.mean()) if ns.size else 0.0,
-            "min": _pct(ns, 0),
-            "max": _pct(ns, 100),
-        },
-        "algbw_GBps": {"p50": algbw},
-        "busbw_GBps": {"p50": algbw * busbw_factor(p)},
-        "transfer_s": {"p50": _pct(transfer, 50), "p99": _pct(transfer, 99)},
-        "skew_s": {
-            "p50": _pct(skew, 50),
-            "p99": _pct(skew, 99),
-            "max": float(skew.max()) if skew.size else 0.0,
-        },
-        "compress": cfg.compress,
-        "bytes_uncompressed": uncompressed,
-        "bytes_saved": uncompressed - int(rank0["bytes"].sum()),
-        "bucket_bytes": cfg.bucket_bytes,
-        "calls_per_step": n_calls / max(run_steps, 1),
-        **wire,
-    }
-    if cfg.bucket_bytes:
-        # Hidden = the part of [first post, last completion] not spent inside comm calls.
-        overlap = [
-            1.0 - r["comm_ns"].sum() / r["span_ns"].sum() if r["span_ns"].sum() > 0 else 0.0
-            for r in per_rank
-        ]
-        allreduce["overlap_fraction"] = _spread(np.clip(overlap, 0.0, 1.0))
-        allreduce["overlap_note"] = (
-            "per rank: 1 - (time inside allreduce calls) / (time from the first bucket "
-            "posted to the last completed), over all steps"
-        )
+    allreduce, traffic_doc = _allreduce_block(per_rank, result, cfg, info, run_steps)
     summary = {
         "world_size": p,
         "steps": result.steps,
@@ -227,3 +168,64 @@ def summarize(per_rank: list[dict], result: TrainResult, cfg, ds, info: dict) ->
         "comm_fraction": _spread(comm_fraction),
     }
     return summary, traffic_doc
+
+
+def _allreduce_block(per_rank, result, cfg, info: dict, run_steps: int) -> tuple[dict, dict]:
+    """``summary["allreduce"]`` (latency, bandwidth, skew, bytes, overlap) and traffic.json."""
+    p = len(per_rank)
+    calls = [r["calls"] for r in per_rank]
+    ns = np.concatenate([c["ns"] for c in calls]).astype(np.float64) * 1e-9
+    nbytes = np.concatenate([c["bytes"] for c in calls]).astype(np.float64)
+    rank0 = calls[0]
+    n_calls = int(rank0["ns"].size)
+    sent = int(rank0["bytes"].sum())
+    # Durations of each call, ranks x calls (all ranks make the same calls in the same order).
+    by_call = np.stack([c["ns"] for c in calls]).astype(np.float64) * 1e-9
+    transfer = by_call.min(axis=0)
+    skew = by_call.max(axis=0) - transfer
+    algbw = _pct(nbytes / np.maximum(ns, 1e-12), 50) / 1e9
+    uncompressed = result.model.buffer_size * np.dtype(cfg.dtype).itemsize * run_steps
+    traffic_doc, wire = traffic_report(per_rank, info["algorithm"], info.get("node_of"), sent)
+    allreduce = {
+        "algorithm": info["algorithm"],
+        "mpi_algorithm": info.get("mpi_algorithm"),
+        "calls": n_calls,
+        "bytes": sent,
+        "bytes_note": "payload bytes per rank, summed over calls (elements x item size of "
+        "the buffer reduced; after compression, if any)",
+        "bytes_per_call": int(np.median(rank0["bytes"])) if n_calls else 0,
+        "bytes_per_step": sent // max(run_steps, 1),
+        "latency_s": {
+            "p50": _pct(ns, 50),
+            "p99": _pct(ns, 99),
+            "mean": float(ns.mean()) if ns.size else 0.0,
+            "min": _pct(ns, 0),
+            "max": _pct(ns, 100),
+        },
+        "algbw_GBps": {"p50": algbw},
+        "busbw_GBps": {"p50": algbw * busbw_factor(p)},
+        "transfer_s": {"p50": _pct(transfer, 50), "p99": _pct(transfer, 99)},
+        "skew_s": {
+            "p50": _pct(skew, 50),
+            "p99": _pct(skew, 99),
+            "max": float(skew.max()) if skew.size else 0.0,
+        },
+        "compress": cfg.compress,
+        "bytes_uncompressed": uncompressed,
+        "bytes_saved": uncompressed - sent,
+        "bucket_bytes": cfg.bucket_bytes,
+        "calls_per_step": n_calls / max(run_steps, 1),
+        **wire,
+    }
+    if cfg.bucket_bytes:
+        # Hidden = the part of [first post, last completion] not spent inside comm calls.
+        overlap = [
+            1.0 - r["comm_ns"].sum() / r["span_ns"].sum() if r["span_ns"].sum() > 0 else 0.0
+            for r in per_rank
+        ]
+        allreduce["overlap_fraction"] = _spread(np.clip(overlap, 0.0, 1.0))
+        allreduce["overlap_note"] = (
+            "per rank: 1 - (time inside allreduce calls) / (time from the first bucket "
+            "posted to the last completed), over all steps"
+        )
+    return allreduce, traffic_doc

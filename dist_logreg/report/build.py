@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dist_logreg.report import analysis, netplots, plots, tables
+from dist_logreg.report import analysis, netplots, plots, simulate, tables
 from dist_logreg.report.document import Image, Section, Table, write_html, write_markdown
 from dist_logreg.report.runs import BenchRun, TrainRun, load, slug, unique_tags
 
@@ -133,7 +133,7 @@ def build(runs: list, out: Path, link_rate: str | None = None) -> list[Path]:
 
     Returns every file written.
     """
-    runs = [r if isinstance(r, TrainRun | BenchRun) else load(r) for r in runs]
+    runs = [r if isinstance(r, TrainRun | BenchRun | simulate.SimRun) else load(r) for r in runs]
     unique_tags(runs)
     out.mkdir(parents=True, exist_ok=True)
     b = Builder(out)
@@ -144,6 +144,8 @@ def build(runs: list, out: Path, link_rate: str | None = None) -> list[Path]:
         sections.append(comparison_section(b, train))
     if bench:
         sections.append(bench_section(b, bench, link_rate))
+    for i, r in enumerate(r for r in runs if r.kind == "simulate"):
+        sections.append(simulate.section(b, r, f"{i + 1}-"))
     for i, r in enumerate(train):
         prefix = f"{i + 1}-{slug(r.tag)}-" if len(train) > 1 else ""
         sections.append(train_section(b, r, prefix))

@@ -105,27 +105,42 @@ def write_html(path: Path, title: str, intro: list[str], sections: list[Section]
     return path
 
 
+#: Characters that Markdown (or the HTML it lets through) would read as markup.
+_MD_SPECIAL = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]#|~"}
+    | {"<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "}
+)
+
+
+def md(text: str) -> str:
+    """``text`` as literal Markdown: no tag, heading, emphasis, link or table cell break in a
+    tag, a path or a note can change the document (every string of a report is escaped,
+    user-supplied or not)."""
+    return str(text).translate(_MD_SPECIAL)
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def write_markdown(path: Path, title: str, intro: list[str], sections: list[Section]) -> Path:
     """``report.md``: the same tables; images linked by file name (they sit beside it)."""
-    out = [f"# {title}", "", *[line + "\n" for line in intro]]
+    out = [f"# {md(title)}", "", *[md(line) + "\n" for line in intro]]
     for sec in sections:
-        out += [f"## {sec.title}", ""]
-        out += [n + "\n" for n in sec.notes]
+        out += [f"## {md(sec.title)}", ""]
+        out += [md(n) + "\n" for n in sec.notes]
         for item in sec.items:
             if isinstance(item, Table):
-                out += [f"### {item.title}", ""]
+                out += [f"### {md(item.title)}", ""]
                 out.append("| " + " | ".join(_md_cell(h) for h in item.header) + " |")
                 out.append("|" + "---|" * len(item.header))
                 out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in item.rows]
                 out.append("")
                 if item.note:
-                    out += [item.note, ""]
+                    out += [md(item.note), ""]
             else:
-                caption = f" {item.caption}" if item.caption else ""
-                out += [f"![{item.title}]({item.file})", "", f"*{item.title}.*{caption}", ""]
+                caption = f" {md(item.caption)}" if item.caption else ""
+                out += [f"![{md(item.title)}]({item.file})", "", f"*{md(item.title)}.*{caption}",
+                        ""]  # fmt: skip
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path

@@ -10,6 +10,7 @@ the line and what was expected.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss")
@@ -66,6 +68,12 @@ def load(path: str | Path) -> TrainRun | BenchRun:
     path = Path(path)
     if path.is_file() and path.name == "summary.json":
         path = path.parent
+    if (
+        path.is_dir()
+        and (path / "simulate.json").is_file()
+        and not (path / "summary.json").is_file()
+    ):
+        path = path / "simulate.json"
     if path.is_dir():
         if not (path / "summary.json").is_file():
             raise UsageError(
@@ -87,16 +95,41 @@ def bench_records(doc, where: str) -> dict:
             f"{where}: expected a bench JSON (an object with a list 'records', or a list of "
             f"records), got {type(doc).__name__}"
         )
+    if not doc["records"]:
+        raise UsageError(f"{where}: expected at least one record, got none")
     needed = ("algorithm", "bytes", "time_s", "busbw")
     for i, rec in enumerate(doc["records"]):
         missing = [k for k in needed if not isinstance(rec, dict) or k not in rec]
         if missing:
             raise UsageError(f"{where}: record {i}: expected keys {', '.join(missing)}")
+        if why := _check_record(rec):
+            raise UsageError(f"{where}: record {i}: {why}")
     return doc
 
 
+def _check_record(rec: dict) -> str | None:
+    """What is wrong with one bench record's numbers, or None."""
+    n, t = rec["bytes"], rec["time_s"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return f"bytes: expected a whole number of bytes >= 1, got {n!r}"
+    if not _is_number(t) or not math.isfinite(t) or t <= 0:
+        return f"time_s: expected a finite number of seconds > 0, got {t!r}"
+    if t > MAX_SECONDS:
+        return f"time_s: expected at most {MAX_SECONDS:g} s, got {t!r}"
+    for key in ("busbw", "algbw", "predicted_s"):
+        v = rec.get(key)
+        if v is not None and (not _is_number(v) or not 0 <= v < math.inf):
+            return f"{key}: expected a finite number >= 0, got {v!r}"
+    if not isinstance(rec["algorithm"], str):
+        return f"algorithm: expected a name, got {rec['algorithm']!r}"
+    return None
+
+
 def _load_bench(path: Path) -> BenchRun:
-    doc = bench_records(_read_json(path), f"bench JSON {path}")
+    raw = _read_json(path)
+    if simulate.is_simulate(raw):
+        return simulate.load(path, raw)
+    doc = bench_records(raw, f"bench JSON {path}")
     tag = (doc.get("run") or {}).get("tag") or path.stem
     return BenchRun(path, tag, doc)
 
@@ -105,6 +138,11 @@ def _load_train(path: Path) -> TrainRun:
     summary = _read_json(path / "summary.json")
     if not isinstance(summary, dict) or "world_size" not in summary:
         raise UsageError(f"{path / 'summary.json'}: expected a run summary with world_size")
+    p = summary["world_size"]
+    if not isinstance(p, int) or isinstance(p, bool) or p < 1:
+        raise UsageError(
+            f"{path / 'summary.json'}: world_size: expected an integer >= 1, got {p!r}"
+        )
     config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
@@ -117,8 +155,8 @@ def _load_train(path: Path) -> TrainRun:
         tag,
         summary,
         config,
-        _read_jsonl(path / "steps.jsonl", STEP_COLUMNS),
-        _read_jsonl(path / "metrics.jsonl", CALL_COLUMNS),
+        _read_jsonl(path / "steps.jsonl", STEP_COLUMNS, p),
+        _read_jsonl(path / "metrics.jsonl", CALL_COLUMNS, p),
         _read_json(path / "traffic.json") if (path / "traffic.json").is_file() else None,
         links,
         flows,
@@ -146,8 +184,43 @@ def _list_in(path: Path, key: str, needed: tuple[str, ...]) -> list[dict]:
     return items
 
 
-def _read_jsonl(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The columns of a JSON-lines file as float arrays (NaN where a line lacks a key)."""
+#: Columns that are durations (seconds >= 0) or byte counts; beyond MAX_SECONDS a duration
+#: is not a measurement (eleven days for one step or call).
+DURATIONS = ("data_s", "compute_s", "comm_s", "update_s", "seconds", "predicted_s", "bytes")
+TIMESTAMPS = ("start_s", "start_aligned_s")
+MAX_SECONDS = 1e6
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_value(c: str, v, world_size: int) -> str | None:
+    """What is wrong with one value of a ``steps.jsonl`` / ``metrics.jsonl`` line, or None."""
+    if c == "step":
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            return f"step: expected a whole number >= 0, got {v!r}"
+    elif c == "rank":
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < world_size:
+            return (f"rank: expected a rank from 0 to {world_size - 1} ({world_size} ranks), "
+                    f"got {v!r}")  # fmt: skip
+    elif c in DURATIONS or c in TIMESTAMPS:
+        if not _is_number(v) or not math.isfinite(v) or (c in DURATIONS and v < 0):
+            want = "a finite number >= 0" if c in DURATIONS else "a finite number"
+            return f"{c}: expected {want}, got {v!r}"
+        if abs(v) > MAX_SECONDS and c != "bytes":
+            return f"{c}: expected at most {MAX_SECONDS:g} s, got {v!r}"
+    elif not _is_number(v):
+        return f"{c}: expected a number, got {v!r}"
+    return None
+
+
+def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30):
+    """The columns of a JSON-lines file as float arrays (NaN where a line lacks a key).
+
+    Every value is checked (:func:`check_value`): a bad one is a ``UsageError`` naming the
+    file, the line and the key, never a traceback or a report of ``nan`` seconds.
+    """
     if not path.is_file():
         return None
     cols: dict[str, list] = {c: [] for c in columns}
@@ -163,6 +236,8 @@ def _read_jsonl(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray] |
                 raise UsageError(f"{path} line {n}: expected an object with step and rank")
             for c in columns:
                 v = rec.get(c)
+                if v is not None and (why := check_value(c, v, world_size)):
+                    raise UsageError(f"{path} line {n}: {why}")
                 cols[c].append(np.nan if v is None else v)
     return {c: np.asarray(v, dtype=np.float64) for c, v in cols.items()}
 

@@ -82,6 +82,14 @@ def training_comparison(runs: list) -> Table:
         label = name.replace(" (s)", "").replace(" (GB/s)", "")  # the values carry the unit
         rows.append([label] + [_fmt(name, h[name]) + _ratio(h[name], first) for h in heads])
     note = f"ratios against the first run ({runs[0].tag}); step time and latency: lower is better"
+    sizes = sorted({r.summary["world_size"] for r in runs})
+    if len(sizes) > 1:
+        note += (
+            f". NOTE: these runs have different world sizes ({', '.join(map(str, sizes))} "
+            "ranks): per-rank bytes, step and allreduce times are not like for like (the "
+            "allreduce grows with the ranks, each rank's share of the batch shrinks); "
+            "`dist-logreg scale` compares world sizes with speedup and efficiency"
+        )
     return Table("Headline numbers", ["metric"] + [r.tag for r in runs], rows, note)
 
 

@@ -4,7 +4,9 @@
 ``config``     the one frozen configuration object, its defaults and validation
 ``options``    the configuration as command-line flags and TOML files
 ``startup``    load config and data, estimate memory, agreement of all ranks
-``data``       the synthetic set, data files, the global batch order
+``data``       the synthetic set, the check of the values (re-exports the readers)
+``dataset``    the ``Dataset``: features, labels, where they came from, its shard
+``readers``    the table of data readers: each ``--data`` form and what reads it
 ``sparse``     LIBSVM files read in byte-range parts, scipy sparse ``.npz``
 ``labels``     which model the labels ask for (0/1, -1/+1, 0..K-1)
 ``binary``     binary logistic-regression math, pure numpy
@@ -14,6 +16,7 @@
 ``prepare``    a run's data, labels, model and held-out rows
 ``predict``    ``dist-logreg predict``
 ``loop``       the training loop: the only place that knows the order of a step
+``step``       one step: gradient sums, one allreduce, the same update (and buckets)
 ``checkpoint`` atomic, checksummed checkpoints; run identity; the last good state
 ``faults``     injected faults and the communication watchdog
 ``run``        one whole ``train`` run: config, data, resume, loop, outputs

@@ -30,14 +30,18 @@ class Labels:
     note: str | None = None
 
 
-def resolve(y: np.ndarray, requested: int, where: str) -> tuple[Labels, np.ndarray]:
+def resolve(
+    y: np.ndarray, requested: int, where: str, sharded: bool = False
+) -> tuple[Labels, np.ndarray]:
     """Decide the label scheme of ``y``; return it and the labels as class indices.
 
     -1/+1 labels come back mapped to 0/1 (a new array; ``y`` may be a read-only map).
 
     ``requested`` is ``--classes``: 0 infers (0/1 or -1/+1: binary; 0..K-1 with every class
     present: K classes), K >= 2 trains a K-class softmax model (classes may be absent).
-    Raises ``UsageError`` naming ``where`` and the first offending row.
+    Raises ``UsageError`` naming ``where`` and the first offending row. ``sharded``: ``y``
+    is one rank's shard (``--sampling sharded``), so a missing class is the sampling's doing
+    and ``--classes`` (which sharded sampling refuses) is not the advice.
     """
     bad = ~np.isfinite(y) | (y != np.round(y))
     if bad.any():
@@ -59,6 +63,13 @@ def resolve(y: np.ndarray, requested: int, where: str) -> tuple[Labels, np.ndarr
         scheme = f"0..{requested - 1} (--classes {requested})" if requested else "0..K-1 or -1/+1"
         raise UsageError(f"{where}: expected labels {scheme}, got y[{i}] = {y[i]}")
     top = int(y.max()) if y.size else 0
+    if not requested and top >= max(y.size, 1 << 20):  # more classes than rows: refused
+        i = int(np.argmax(y))  # before counting them (one counter per class: 5e9 is 37 GiB)
+        raise UsageError(
+            f"{where}: expected labels 0..K-1 with a row of every class, got y[{i}] = {y[i]:g}, "
+            f"which would need {top + 1} classes in {y.size} rows"
+            + ("" if sharded else " (or give --classes K)")
+        )
     if requested:
         if top >= requested:
             i = int(np.argmax(y >= requested))
@@ -68,14 +79,21 @@ def resolve(y: np.ndarray, requested: int, where: str) -> tuple[Labels, np.ndarr
             )
         return Labels(requested, tuple(range(requested)), True), y
     if top <= 1:
-        return Labels(2, (0, 1), False), y
+        one = y.size and (y == y[0]).all()
+        note = None
+        if one and not sharded:
+            note = (f"warning: every training label is {int(y[0])}: the model can only learn to "
+                    f"predict {int(y[0])}, and an accuracy of 100% says nothing (check the "
+                    "labels or --label-column)")  # fmt: skip
+        return Labels(2, (0, 1), False, note), y
     counts = np.bincount(y.astype(np.intp), minlength=top + 1)
     if not counts.all():
         missing = int(np.argmin(counts))
         seen = ", ".join(str(k) for k in np.flatnonzero(counts))
+        advice = "" if sharded else f" (or give --classes {top + 1})"
         raise UsageError(
-            f"{where}: expected labels 0..{top} with a row of every class (or give "
-            f"--classes {top + 1}), got no row of class {missing} (labels seen: {seen})"
+            f"{where}: expected labels 0..{top} with a row of every class{advice}, got no "
+            f"row of class {missing} (labels seen: {seen})" + (SHARDED_HINT if sharded else "")
         )
     return Labels(top + 1, tuple(range(top + 1)), True), y
 
@@ -96,7 +114,13 @@ def apply(y: np.ndarray, labels: Labels, where: str) -> np.ndarray:
     return y
 
 
-def agree(comm, labels: Labels | None, error: UsageError | None) -> None:
+SHARDED_HINT = (
+    "; with --sampling sharded each rank sees only its shard's labels: sorted or "
+    "multi-class data needs --sampling global"
+)
+
+
+def agree(comm, labels: Labels | None, error: UsageError | None, sharded: bool = False) -> None:
     """Collective: fail every rank together on an error, or if ranks decided differently."""
     raise_together(comm, error)
     seen = comm.allgather((labels.n_classes, labels.softmax))
@@ -104,4 +128,5 @@ def agree(comm, labels: Labels | None, error: UsageError | None) -> None:
         raise UsageError(
             "ranks disagree on the number of classes (each read the labels itself): "
             + ", ".join(f"rank {r}: {k}" for r, (k, _) in enumerate(seen))
+            + (SHARDED_HINT if sharded else "")
         )

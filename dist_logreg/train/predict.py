@@ -37,13 +37,64 @@ def load_model(model_dir: Path):
         raise UsageError(f"--model {path}: not found (expected a run's --out directory)") from None
     except (OSError, ValueError, EOFError) as exc:
         raise UsageError(f"--model {path}: not a readable model.npz ({exc})") from None
-    mdl, params = models.from_arrays(coef.astype(np.float64), intercept, classes)
+    problem = check_arrays(coef, intercept, classes)
+    if problem:
+        raise UsageError(f"--model {path}: {problem}")
+    mdl, params = models.from_arrays(coef.astype(np.float64), intercept.astype(np.float64),
+                                     classes)  # fmt: skip
     cfg = None
     config = path.parent / "config.json"
     if config.is_file():
         saved = json.loads(config.read_text())
         cfg = TrainConfig(**{k: v for k, v in saved.items() if k in FIELDS})
     return mdl, params, cfg
+
+
+def _finite(name: str, a: np.ndarray) -> str | None:
+    """What is wrong with the numbers of one array of ``model.npz``, or None."""
+    if a.dtype.kind not in "biuf":
+        kind = "complex" if a.dtype.kind == "c" else "not numbers"
+        return f"{name}: expected real numbers, got {a.dtype} ({kind})"
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = np.unravel_index(int(np.argmax(bad)), a.shape) if a.ndim else ()
+        where = f"{name}[{', '.join(map(str, i))}]" if a.ndim else name
+        return f"{name}: expected finite numbers, got {where} = {a[i]}"
+    return None
+
+
+def check_arrays(coef: np.ndarray, intercept: np.ndarray, classes) -> str | None:
+    """What is wrong with ``model.npz``'s arrays, or None: dtypes, finiteness, and shapes
+    that agree (binary: ``coef (d,)``, one intercept, 2 classes; softmax: ``coef (K, d)``,
+    ``intercept (K,)``, K classes), classes distinct and increasing."""
+    for name, a in (("coef", coef), ("intercept", intercept)):
+        if why := _finite(name, a):
+            return why
+    if coef.ndim not in (1, 2) or coef.size == 0:
+        return f"coef: expected 1 or 2 dimensions ((features,) or (classes, features)), got shape {coef.shape}"  # noqa: E501
+    if coef.ndim == 1:
+        k = 2
+        if intercept.size != 1:
+            return f"intercept: expected one number for a binary model, got shape {intercept.shape}"  # noqa: E501
+    else:
+        k = coef.shape[0]
+        if k < 2:
+            return f"coef: expected at least 2 rows (one per class), got shape {coef.shape}"
+        if intercept.shape != (k,):
+            return f"intercept: expected shape ({k},) (one per class), got {intercept.shape}"
+    if classes is None:
+        return None
+    if classes.ndim != 1 or classes.size != k:
+        what = f"for a binary model (coef of shape {coef.shape})" if coef.ndim == 1 else (
+            f"(coef has {k} rows)")  # fmt: skip
+        return f"classes: expected {k} classes {what}, got {classes.size}"
+    if why := _finite("classes", classes):
+        return why
+    if (np.diff(classes) <= 0).any():
+        return (
+            f"classes: expected distinct classes in increasing order, got {classes.tolist()[:10]}"  # noqa: E501
+        )
+    return None
 
 
 def _read(spec: str, d: int, label_column):

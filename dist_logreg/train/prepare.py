@@ -13,7 +13,7 @@ import numpy as np
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import labels as labels_mod
-from dist_logreg.train import models, shards, sparse
+from dist_logreg.train import models, shards
 from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig
 from dist_logreg.train.evaluate import split_holdout
 
@@ -31,14 +31,11 @@ class Prepared:
 def load_any(
     comm, spec: str, dtype: str, fmt: str = "auto", label_column=None, n_features=None
 ) -> data_mod.Dataset:
-    """Collective: any ``--data`` form; LIBSVM files are parsed in parts by all ranks."""
+    """Collective: any ``--data`` form, by the table of readers (``data.READERS``); LIBSVM
+    files are parsed in parts by all ranks."""
     ds, error = None, None
     try:
-        if sparse.is_svmlight(spec, fmt):
-            X, y = sparse.load_svmlight(comm, spec, dtype, n_features)
-            ds = data_mod.Dataset(X, y, spec)
-        else:
-            ds = data_mod.load(spec, dtype, label_column)
+        ds = data_mod.reader_for(spec, fmt).read(comm, spec, dtype, label_column, n_features)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
@@ -74,7 +71,10 @@ def synthetic_classes(samples: int, features: int, classes: int, seed: int, dtyp
 def training_rows(comm, cfg: TrainConfig) -> data_mod.Dataset:
     """Collective: the rows ``--data`` names, or the synthetic set of the settings; with
     ``--sampling sharded`` only this rank's shard (:mod:`dist_logreg.train.shards`)."""
-    svmlight = bool(cfg.data) and sparse.is_svmlight(cfg.data.replace("{rank}", "0"), cfg.format)
+    # LIBSVM: all ranks parse one file together, which is not cut into shards
+    svmlight = bool(cfg.data) and data_mod.is_collective(
+        cfg.data.replace("{rank}", "0"), cfg.format
+    )
     if cfg.sampling == "sharded" and (svmlight or cfg.classes):
         error = UsageError(
             "--sampling sharded: expected dense binary data (a synthetic set or .npy/.npz/CSV "
@@ -102,10 +102,11 @@ def prepare(comm, cfg: TrainConfig, say=None) -> Prepared:
     ds = training_rows(comm, cfg)
     info, error = None, None
     try:
-        info, ds.y = labels_mod.resolve(ds.y, cfg.classes, f"data {ds.source}")
+        sharded = cfg.sampling == "sharded"
+        info, ds.y = labels_mod.resolve(ds.y, cfg.classes, f"data {ds.source}", sharded)
     except UsageError as exc:
         error = exc
-    labels_mod.agree(comm, info, error)
+    labels_mod.agree(comm, info, error, cfg.sampling == "sharded")
     val = None
     if cfg.val_data:
         val = held_out(comm, cfg, ds.n_features, info)

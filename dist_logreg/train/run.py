@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,17 @@ from dist_logreg.train.sharded import ShardedSync
 from dist_logreg.train.startup import start
 
 
-def run(comm, args: argparse.Namespace) -> int:
-    """Collective: the ``train`` sub-command from its parsed flags; returns the exit status."""
+def run(comm, args: argparse.Namespace, watchdog=None) -> int:
+    """Collective: the ``train`` sub-command from its parsed flags; returns the exit status.
+
+    ``watchdog``: the command line's, started before ``MPI_Init``; without one (a library
+    call) a watchdog of ``--comm-timeout`` is started here for the run.
+    """
     if comm.Get_rank() == 0:
         report(started=True)  # for supervise: a rank started, so no launch failure
-    dog = getattr(args, "watchdog", None)  # started before MPI_Init by the command line
-    if dog is not None:
-        return _run(comm, args, dog)
-    dog = start_watchdog(getattr(args, "comm_timeout", None))  # called as a library
+    if watchdog is not None:
+        return _run(comm, args, watchdog)
+    dog = start_watchdog(getattr(args, "comm_timeout", None))
     dog.attach(comm)
     try:
         return _run(comm, args, dog)
@@ -51,34 +55,111 @@ def run(comm, args: argparse.Namespace) -> int:
         dog.close()
 
 
+@dataclass
+class _Out:
+    """Where this attempt writes: the output directory, its attempt number, the run block."""
+
+    dir: Path
+    attempt: int
+    run_info: dict | None
+
+
+@dataclass
+class _Comm:
+    """The gradient path: the allreduce (instrumented), where the ranks sit, clock offset."""
+
+    inner: object
+    allreduce: Instrumented
+    hosts: list
+    host_of: list
+    clock: tuple
+    cost_model: dict | None
+
+
 def _run(comm, args: argparse.Namespace, dog) -> int:
     """The run itself, with ``dog`` armed around every collective outside the steps too."""
-    rank = comm.Get_rank()
-    reporter = Reporter(rank)
+    reporter = Reporter(comm.Get_rank())
+    # start-up: settings, data and model, checked and agreed by every rank
     begin = start(comm, args, dog, reporter.notes.append)
-    cfg, ds, mdl = begin.cfg, begin.ds, begin.prep.model
+    out = _output_dir(comm, begin.cfg, dog)
+    # resume: the newest compatible checkpoint, or step 0; the checkpointer
+    expected = _trajectory(begin)
+    start_point, done = _resume(comm, begin.cfg, expected, out, dog, reporter)
+    if done:
+        reporter.say(
+            f"nothing to do: the run in {out.dir} already completed its {begin.cfg.steps} "
+            "steps; its outputs are unchanged"
+        )
+        return 0
+    checkpointer = _checkpointer(comm, begin, expected, out, start_point, reporter)
+    # the allreduce: the table's algorithm, instrumented; where the ranks sit; clocks
+    path = _gradient_path(comm, begin, dog, reporter)
+    # the loop
+    first = start_point.step if start_point else 0
+    partial = PartialMetrics(out.dir, comm.Get_rank(), first, reporter.warn, out.attempt)
+    try:
+        with np.errstate(all="ignore"):  # non-finite values are caught, reported in one line
+            result = train(
+                comm, path.allreduce, begin.cfg, begin.ds, reporter, start_point, checkpointer,
+                dog, flush=lambda: partial.flush(path.allreduce), model=begin.prep.model,
+                val=begin.prep.val, plan=begin.plan,
+            )  # fmt: skip
+    finally:
+        reporter.close()  # the progress bar, if any, ends before any error or summary
+    # the end: records to rank 0, the files written there, every rank agrees they were
+    with dog.phase("gathering the records to rank 0"):
+        per_rank = gather_records(comm, path.allreduce, result, path.clock)
+    path.allreduce.free()
+    error = None
+    if comm.Get_rank() == 0:
+        summary, traffic, predict = _summary(begin, out, path, per_rank, result)
+        error = _write(begin.cfg, out, summary, traffic, per_rank, result, predict, first, path)
+        if error is None:
+            reporter.finish(summary, out.dir)
+    with dog.phase("agreeing that the results were written"):
+        raise_together(comm, error)
+    partial.remove()  # metrics.jsonl now holds everything this run measured
+    return 0
+
+
+def _output_dir(comm, cfg: TrainConfig, dog) -> _Out:
+    """Collective: the output directory (made by rank 0), this attempt, the run block."""
     with dog.phase("creating the output directory (rank 0, then bcast)"):
         out_dir, run_no = prepare_out_dir(comm, cfg.out, attempt() + 1)
-    if rank == 0:
+    if comm.Get_rank() == 0:
         report(attempt=run_no)  # its number in --out (partial/metrics-attempt<a>-*)
     with dog.phase("gathering where the run came from (host names)"):
         run_info = provenance.collect(comm, cfg.tag or out_dir.name)
-    steps = cfg.steps
-    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out_dir / "checkpoints"
-    expected = ckpt.trajectory(cfg, ds, begin.fingerprint)
+    return _Out(out_dir, run_no, run_info)
+
+
+def _trajectory(begin) -> dict:
+    """What decides the trajectory: a checkpoint must match it to be resumed."""
+    cfg, mdl = begin.cfg, begin.prep.model
+    expected = ckpt.trajectory(cfg, begin.ds, begin.fingerprint)
     if mdl.kind == "softmax" or cfg.val_fraction:  # binary runs keep their old trajectory keys
         expected.update(classes=mdl.n_classes, val_fraction=cfg.val_fraction)
-    run_id = ckpt.run_id(expected)
-    start_point, done = None, False
-    if cfg.resume:
-        with dog.phase("finding the resume point (rank 0, then bcast)"):
-            start_point, done = _resume_point(comm, ckpt_dir, expected, steps, out_dir, reporter)
-    if done:
-        reporter.say(
-            f"nothing to do: the run in {out_dir} already completed its {steps} steps; "
-            "its outputs are unchanged"
-        )
-        return 0
+    return expected
+
+
+def _checkpoint_dir(cfg: TrainConfig, out: _Out) -> Path:
+    return Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out.dir / "checkpoints"
+
+
+def _resume(comm, cfg: TrainConfig, expected: dict, out: _Out, dog, reporter):
+    """Collective: ``(checkpoint to start from or None, whether nothing is left to do)``."""
+    if not cfg.resume:
+        return None, False
+    with dog.phase("finding the resume point (rank 0, then bcast)"):
+        return _resume_point(comm, _checkpoint_dir(cfg, out), expected, cfg.steps, out.dir,
+                             reporter)  # fmt: skip
+
+
+def _checkpointer(comm, begin, expected: dict, out: _Out, start_point, reporter):
+    """Warnings about the resume point; temp files of a killed run removed; the checkpointer
+    of ``--checkpoint-every`` (None without it)."""
+    cfg, rank = begin.cfg, comm.Get_rank()
+    ckpt_dir, run_id = _checkpoint_dir(cfg, out), ckpt.run_id(expected)
     fault = parse_fault(cfg.inject_fault) if cfg.inject_fault and attempt() == 0 else None
     if fault and start_point and fault.step < start_point.step:
         reporter.warn(
@@ -90,110 +171,105 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
             reporter.warn(f"removed {tmp.name}, left by a run killed while writing a checkpoint")
         if start_point:
             report(checkpoint=start_point.step)
-    checkpointer = None
-    if cfg.checkpoint_every:
-        meta = {
-            "trajectory": expected,
-            "run": run_id,
-            "world_size": comm.Get_size(),
-            "sampler": {
-                "kind": f"--shuffle {cfg.shuffle} --sampling {cfg.sampling}, "
-                "a function of (seed, epoch[, rank])",
-                "seed": cfg.seed,
-                "steps_per_epoch": begin.plan.steps_per_epoch,
-            },
-            "rng": "none beyond the sampler's (seed, epoch)",
-        }
-        checkpointer = ckpt.Checkpointer(
-            rank,
-            ckpt_dir,
-            cfg.keep_checkpoints,
-            meta,
-            reporter.warn,
-            on_save=lambda step: report(checkpoint=step),
-        )
+    if not cfg.checkpoint_every:
+        return None
+    meta = {
+        "trajectory": expected,
+        "run": run_id,
+        "world_size": comm.Get_size(),
+        "sampler": {
+            "kind": f"--shuffle {cfg.shuffle} --sampling {cfg.sampling}, "
+            "a function of (seed, epoch[, rank])",
+            "seed": cfg.seed,
+            "steps_per_epoch": begin.plan.steps_per_epoch,
+        },
+        "rng": "none beyond the sampler's (seed, epoch)",
+    }
+    return ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn,
+                             on_save=lambda step: report(checkpoint=step))  # fmt: skip
 
+
+def _gradient_path(comm, begin, dog, reporter) -> _Comm:
+    """Collective: the cost model (``--model auto``: a short sweep), the allreduce of the
+    table's algorithm, where the ranks sit, and each rank's clock offset."""
+    cfg, mdl = begin.cfg, begin.prep.model
     payload = mdl.buffer_size * np.dtype(cfg.dtype).itemsize
-    costs = cost_model.prepare(comm, cfg, payload, reporter.say)  # --model auto: a sweep
+    costs = cost_model.prepare(comm, cfg, payload, reporter.say)
     with dog.phase("setting up the allreduce (communicator split, clock sync)"):
-        allreduce, inner = _gradient_path(comm, cfg, mdl, steps)
+        allreduce, inner = _sync(comm, cfg, mdl)
         hosts, host_of = host_names(comm)
         # always: metrics.jsonl gets clock-aligned start times, and the arrival order of
         # every step names stragglers
         clock = clock_offset(comm)
-    first = start_point.step if start_point else 0
-    partial = PartialMetrics(out_dir, rank, first, reporter.warn, run_no)
+    return _Comm(inner, allreduce, hosts, host_of, clock, costs)
+
+
+def _sync(comm, cfg: TrainConfig, mdl):
+    """Collective: ``(recorded gradient path, the object under it)``: an instrumented
+    allreduce, or with ``--sync sharded`` the reduce-scatter + update + allgather
+    (:mod:`dist_logreg.train.sharded`, which records its two collectives itself)."""
+    if cfg.sync == "sharded":
+        sync = ShardedSync(
+            comm, cfg.allreduce, mdl.buffer_size, cfg.dtype, mdl.n_params, mdl.n_weights,
+            cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, capacity=cfg.steps or 1024,
+        )  # fmt: skip
+        return sync, sync
+    inner = make_allreduce(
+        cfg.allreduce,
+        comm,
+        ranks_per_node=cfg.ranks_per_node,
+        compress=cfg.compress,
+        fp16_scale=cfg.batch_size,  # fp16 sums each rank's share of the mean
+    )
+    return Instrumented(inner, capacity=cfg.steps * _buckets(cfg, mdl.buffer_size)), inner
+
+
+def _summary(begin, out: _Out, path: _Comm, per_rank, result):
+    """Rank 0: ``(summary.json, traffic.json, per-step predictions)`` of the run."""
+    cfg = begin.cfg
+    info = {
+        "algorithm": path.inner.name,
+        "node_of": path.inner.node_of,
+        "mpi_algorithm": begin.mpi_record,
+    }
+    summary, traffic = summarize(per_rank, result, cfg, begin.ds, info)
+    mdl, halves = begin.prep.model, getattr(path.inner, "halves", path.inner.name)
+    summary["sync"] = sync_block(per_rank, cfg, mdl.n_params, mdl.buffer_size, halves)
+    summary["attempts"] = {
+        "count": out.attempt,
+        "failed": history(),
+        "note": "failed: what each earlier attempt of a supervised run lost; their "
+        "measurements are in partial/metrics-attempt<a>-*.jsonl",
+    }
+    summary["run"] = out.run_info
+    summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
+    source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
+    predict = annotate(
+        summary, per_rank, path.hosts, path.host_of, path.cost_model, source, cfg.slow_factor
+    )
+    summary.update(summary_keys(begin.prep.model, begin.prep.labels, result))
+    return summary, traffic, predict
+
+
+def _write(cfg, out: _Out, summary, traffic, per_rank, result, predict, first, path):
+    """Rank 0: the trace and the output files; a ``RunError`` (results rescued) or None."""
     try:
-        with np.errstate(all="ignore"):  # non-finite values are caught, reported in one line
-            result = train(
-                comm,
-                allreduce,
-                cfg,
-                ds,
-                reporter,
-                start_point,
-                checkpointer,
-                dog,
-                flush=lambda: partial.flush(allreduce),
-                model=mdl,
-                val=begin.prep.val,
-                plan=begin.plan,
+        if cfg.trace:
+            sync = write_trace(
+                out.dir / "trace.json", per_rank, path.inner.name, cfg.bucket_bytes > 0
             )
-    finally:
-        reporter.close()  # the progress bar, if any, ends before any error or summary
-    with dog.phase("gathering the records to rank 0"):
-        per_rank = gather_records(comm, allreduce, result, clock)
-    allreduce.free()
-    error = None
-    if rank == 0:
-        info = {
-            "algorithm": inner.name,
-            "node_of": inner.node_of,
-            "mpi_algorithm": begin.mpi_record,
-        }
-        summary, traffic = summarize(per_rank, result, cfg, ds, info)
-        halves = getattr(inner, "halves", inner.name)
-        summary["sync"] = sync_block(per_rank, cfg, mdl.n_params, mdl.buffer_size, halves)
-        summary["attempts"] = {
-            "count": run_no,
-            "failed": history(),
-            "note": "failed: what each earlier attempt of a supervised run lost; their "
-            "measurements are in partial/metrics-attempt<a>-*.jsonl",
-        }
-        summary["run"] = run_info
-        summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
-        source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
-        predict = annotate(summary, per_rank, hosts, host_of, costs, source, cfg.slow_factor)
-        summary.update(summary_keys(mdl, begin.prep.labels, result))
-        try:
-            if cfg.trace:
-                sync = write_trace(
-                    out_dir / "trace.json", per_rank, inner.name, cfg.bucket_bytes > 0
-                )
-                summary["trace"] = {"file": "trace.json", "clock_sync": sync}
-            write_outputs(
-                out_dir,
-                summary,
-                traffic,
-                per_rank,
-                result,
-                to_dict(cfg),
-                predict=predict,
-                attempt=run_no,
-                append=first > 0,
-            )
-        except OSError as exc:
-            saved = rescue(summary, result, exc)
-            error = RunError(
-                f"--out {out_dir}: writing results failed: {exc.strerror or exc}; "
-                f"the model and summary were saved to {saved} instead"
-            )
-        else:
-            reporter.finish(summary, out_dir)
-    with dog.phase("agreeing that the results were written"):
-        raise_together(comm, error)
-    partial.remove()  # metrics.jsonl now holds everything this run measured
-    return 0
+            summary["trace"] = {"file": "trace.json", "clock_sync": sync}
+        write_outputs(
+            out.dir, summary, traffic, per_rank, result, to_dict(cfg), predict=predict,
+            attempt=out.attempt, append=first > 0,
+        )  # fmt: skip
+    except OSError as exc:
+        saved = rescue(summary, result, exc)
+        return RunError(
+            f"--out {out.dir}: writing results failed: {exc.strerror or exc}; "
+            f"the model and summary were saved to {saved} instead"
+        )
+    return None
 
 
 def _resume_point(
@@ -234,26 +310,6 @@ def _completed_steps(out_dir: Path) -> int | None:
     if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
         return None
     return summary.get("steps")
-
-
-def _gradient_path(comm, cfg: TrainConfig, mdl, steps: int):
-    """Collective: ``(recorded gradient path, the object under it)``: an instrumented
-    allreduce, or with ``--sync sharded`` the reduce-scatter + update + allgather step
-    (which records its two collectives itself)."""
-    if cfg.sync == "sharded":
-        sync = ShardedSync(
-            comm, cfg.allreduce, mdl.buffer_size, cfg.dtype, mdl.n_params, mdl.n_weights,
-            cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, capacity=steps,
-        )  # fmt: skip
-        return sync, sync
-    inner = make_allreduce(
-        cfg.allreduce,
-        comm,
-        ranks_per_node=cfg.ranks_per_node,
-        compress=cfg.compress,
-        fp16_scale=cfg.batch_size,  # fp16 sums each rank's share of the mean
-    )
-    return Instrumented(inner, capacity=steps * _buckets(cfg, mdl.buffer_size)), inner
 
 
 def _buckets(cfg: TrainConfig, buffer_elements: int) -> int:

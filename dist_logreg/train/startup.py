@@ -24,11 +24,12 @@ from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.train import data as data_mod
 from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig, to_dict, total_steps
+from dist_logreg.train.data import check_values
 from dist_logreg.train.options import flag_values, load_toml, resolve
 from dist_logreg.train.prepare import Prepared, prepare
 from dist_logreg.train.sampling import BatchPlan, make_plan
 from dist_logreg.train.shards import agree_shards
-from dist_logreg.train.validation import validate
+from dist_logreg.train.validation import validate_for_run
 from dist_logreg.units import format_bytes
 
 #: Bytes each rank keeps per allreduce call and step until the end: the instrumentation's
@@ -88,15 +89,19 @@ def start(comm, args, watchdog, say=None) -> Start:
         plan = make_plan(comm, cfg, ds)
     error, view, result = None, None, None
     try:
-        validate(cfg, world_size=size, n_samples=ds.n_total)
+        validate_for_run(cfg, size, ds.n_total)  # resolve() checked the settings alone
         # Record the resolved step count (config.json, checkpoints, the agreement).
         steps = total_steps(cfg, ds.n_total, plan.steps_per_epoch)
         cfg = dataclasses.replace(cfg, steps=steps)
+        width = f"{ds.n_features} features"
+        if ds.sparse and not cfg.features:
+            width += f", the largest feature index in {cfg.data}"
         check_memory(
             run_bytes(cfg, prep.model.buffer_size, size),
             f"recording {cfg.steps} steps (about {RECORD_BYTES} B per allreduce call, kept "
-            "until the end) and the step buffers",
-            "fewer --steps or --epochs",
+            f"until the end) and the step buffers of a model of {width}",
+            "fewer --steps or --epochs, or fewer features (a LIBSVM index that is a typo, "
+            "or --features D)",
         )
         # Sharded ranks hold different rows by design: they agree on the whole set's shape.
         fp = fingerprint(ds) if not ds.sharded else f"{ds.n_total}x{ds.n_features} sharded"
@@ -107,6 +112,8 @@ def start(comm, args, watchdog, say=None) -> Start:
     with watchdog.phase("start-up agreement on the configuration and data (allgather)"):
         views = raise_together(comm, error, view)
     check_agreement(views)
+    with watchdog.phase("checking the data values (allgather)"):
+        check_values(comm, result.ds, result.prep.model.n_classes)  # NaN, labels: in parts
     return result
 
 

@@ -19,17 +19,53 @@ from dist_logreg.train.syncmode import SYNCS, refusal
 
 
 def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
-    """Raise ``UsageError`` for any setting out of range.
+    """Raise ``UsageError`` for any setting out of range (every check below, in order).
 
-    Called once statically, then again when the world size and the number of data rows are
-    known. Every rank computes the same verdict from the same inputs, so it raises on all
-    ranks together and no rank is left waiting in a collective.
+    A library caller validates once with everything it knows. The command line validates
+    the settings alone when it reads them (:func:`~dist_logreg.train.options.resolve`), and
+    what depends on the world size and the data once both are known (:func:`validate_for_run`,
+    at start-up). Every rank computes the same verdict from the same inputs, so it raises on
+    all ranks together and no rank is left waiting in a collective.
     """
+    for check in (_numbers, _data_and_model, _steps_and_optimizer, _communication, _records):
+        check(cfg)
+    validate_for_run(cfg, world_size, n_samples)
 
-    def need(ok: bool, what: str, expected: str, got: Any) -> None:
-        if not ok:
-            raise UsageError(f"{what}: expected {expected}, got {got!r}")
 
+def validate_for_run(cfg: TrainConfig, world_size: int | None, n_samples: int | None) -> None:
+    """The checks that need the world size or the number of data rows (None: unknown yet)."""
+    if cfg.inject_fault is not None:
+        _fault_in_run(cfg, world_size, n_samples)
+    if world_size is not None:
+        need(
+            cfg.batch_size >= world_size,
+            "--batch-size",
+            f"at least the world size ({world_size} ranks), so every rank gets a row",
+            cfg.batch_size,
+        )
+    if n_samples is not None:
+        if world_size is not None:
+            need(
+                n_samples >= world_size,
+                "number of samples",
+                f"at least the world size ({world_size} ranks)",
+                n_samples,
+            )
+        need(
+            cfg.batch_size <= n_samples,
+            "--batch-size",
+            f"at most the number of samples ({n_samples})",
+            cfg.batch_size,
+        )
+
+
+def need(ok: bool, what: str, expected: str, got: Any) -> None:
+    """``UsageError`` "WHAT: expected EXPECTED, got GOT" unless ``ok``."""
+    if not ok:
+        raise UsageError(f"{what}: expected {expected}, got {got!r}")
+
+
+def _numbers(cfg: TrainConfig) -> None:
     # Non-finite numbers pass the range checks below (inf > 0) and then train an infinite
     # model, or sleep or wait forever: refuse them first, for every float setting.
     for name in ("lr", "l2", "momentum", "epochs", "comm_timeout"):
@@ -45,6 +81,9 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
     need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
     if cfg.features is not None:
         need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
+
+
+def _data_and_model(cfg: TrainConfig) -> None:
     need(cfg.format in FORMATS, "--format", " or ".join(FORMATS), cfg.format)
     need(cfg.classes == 0 or cfg.classes >= 2, "--classes", "0 or an integer >= 2", cfg.classes)
     need(0 <= cfg.val_fraction < 1, "--val-fraction", "a number in [0, 1)", cfg.val_fraction)
@@ -55,6 +94,9 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
         cfg.val_fraction,
     )
     need(cfg.eval_every >= 0, "--eval-every", "an integer >= 0", cfg.eval_every)
+
+
+def _steps_and_optimizer(cfg: TrainConfig) -> None:
     need(cfg.batch_size >= 1, "--batch-size", "an integer >= 1", cfg.batch_size)
     if cfg.steps is not None:
         need(cfg.steps >= 1, "--steps", "an integer >= 1", cfg.steps)
@@ -73,6 +115,9 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             "--sampling sharded (each rank reads its own file)",
             cfg.sampling,
         )
+
+
+def _communication(cfg: TrainConfig) -> None:
     known = table.names()
     need(cfg.allreduce in known, "--allreduce", " or ".join(known), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
@@ -109,54 +154,42 @@ def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | N
             f"--allreduce {' or '.join(aware)} (a topology-aware algorithm)",
             cfg.allreduce,
         )
+
+
+def _records(cfg: TrainConfig) -> None:
     need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
     need(cfg.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", cfg.checkpoint_every)
     need(cfg.keep_checkpoints >= 1, "--keep-checkpoints", "an integer >= 1", cfg.keep_checkpoints)
     need(cfg.comm_timeout >= 0, "--comm-timeout", "a number of seconds >= 0", cfg.comm_timeout)
     if cfg.inject_fault is not None:
-        from dist_logreg.train.faults import attempt, parse_fault
+        from dist_logreg.train.faults import parse_fault
 
-        fault = parse_fault(cfg.inject_fault)
-        if world_size is not None and attempt() == 0:  # later attempts ignore the fault
-            need(
-                fault.rank < world_size,
-                "--inject-fault rank",
-                f"a rank below the world size ({world_size})",
-                fault.rank,
-            )
-        if n_samples is not None:  # a fault at or past the last step would never fire
-            last = total_steps(cfg, n_samples) - 1
-            need(
-                fault.step <= last,
-                "--inject-fault step",
-                f"a step <= {last} (the last)",
-                fault.step,
-            )
+        parse_fault(cfg.inject_fault)  # its format: a UsageError naming the part
     if cfg.tag is not None:
         need(bool(cfg.tag.strip()), "--tag", "a non-empty label", cfg.tag)
     need(cfg.check_every >= 0, "--check-every", "an integer >= 0", cfg.check_every)
     need(cfg.flush_every >= 0, "--flush-every", "an integer >= 0", cfg.flush_every)
     need(cfg.slow_factor > 0, "--slow-factor", "a number > 0", cfg.slow_factor)
-    if world_size is not None:
+
+
+def _fault_in_run(cfg: TrainConfig, world_size: int | None, n_samples: int | None) -> None:
+    from dist_logreg.train.faults import attempt, parse_fault
+
+    fault = parse_fault(cfg.inject_fault)
+    if world_size is not None and attempt() == 0:  # later attempts ignore the fault
         need(
-            cfg.batch_size >= world_size,
-            "--batch-size",
-            f"at least the world size ({world_size} ranks), so every rank gets a row",
-            cfg.batch_size,
+            fault.rank < world_size,
+            "--inject-fault rank",
+            f"a rank below the world size ({world_size})",
+            fault.rank,
         )
-    if n_samples is not None:
-        if world_size is not None:
-            need(
-                n_samples >= world_size,
-                "number of samples",
-                f"at least the world size ({world_size} ranks)",
-                n_samples,
-            )
+    if n_samples is not None:  # a fault at or past the last step would never fire
+        last = total_steps(cfg, n_samples) - 1
         need(
-            cfg.batch_size <= n_samples,
-            "--batch-size",
-            f"at most the number of samples ({n_samples})",
-            cfg.batch_size,
+            fault.step <= last,
+            "--inject-fault step",
+            f"a step <= {last} (the last)",
+            fault.step,
         )
 
 

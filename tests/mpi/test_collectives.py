@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from dist_logreg.bench.sweep import measure
-from dist_logreg.collective.algorithms import IMPLEMENTATIONS
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import schedule
+from dist_logreg.collective.algorithms import IMPLEMENTATIONS
 from dist_logreg.comm.collectives import make_collective
 from dist_logreg.comm.halves import bounds
 from tests.mpi.conftest import collective_assert

@@ -1,0 +1,175 @@
+"""``dist-logreg simulate``: the trainer's collectives on a described fabric (never MPI).
+
+The engine options of ``--engine packet`` are added by
+``dist_logreg.collective.sim.packet_options.add_packet_arguments(parser)`` when that module
+exists (it must not import ns-3 at parse time); every option it adds reaches the engine in
+``Job.options``, keyed by its dest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from dist_logreg.collective.algorithms import scheduled
+from dist_logreg.errors import UsageError, exit_status_help
+
+EPILOG = """\
+examples:
+  dist-logreg simulate --fabric flat:hosts=16,rate=100G --ranks 16
+  dist-logreg simulate --fabric leaf-spine:leaves=4,spines=2,hosts-per-leaf=8,oversubscription=2 \\
+      --ranks 32 --bytes 1M,64M --seeds 8
+  dist-logreg simulate --fabric fat-tree:k=8,rate=400G --ranks 512 --ranks-per-host 4 \\
+      --placement random --seeds 4 --json
+  dist-logreg simulate --fabric fabric.toml --ranks 64 --exact --out sims/one
+
+SPEC keys (preset:key=value,...; or a .json/.toml file with "topology" and the same keys):
+  flat: hosts; leaf-spine: leaves, spines, hosts-per-leaf, uplink-rate | oversubscription;
+  fat-tree: k; clos3: pods, leaves-per-pod, spines-per-pod, hosts-per-leaf, super-spines,
+  core-rate | core-oversubscription; cluster:NAME[,key=value...] (a running emulated
+  cluster; keys given win over the cluster's, e.g. cluster:fab,alpha=2ms).
+  common: rate=400G link-latency=1us alpha=5us gamma=0.05ns | reduce-rate=20GB/s
+  host-rate=100GB/s mtu=9000 hash=l3|l4|spray hash-seed=0 hash-polarize=no
+  Rates without B/s are bits/s (400G = 400 Gbit/s); times take s, ms, us, ns.
+"""
+
+
+def _list(kind):
+    def parse(text: str) -> list:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        return [kind(x) for x in items]
+
+    return parse
+
+
+def _ranks(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _size(text: str) -> int:
+    from dist_logreg.units import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate the allreduce algorithms on a described fabric (flow level, no MPI)",
+        description="Runs the project's own allreduce schedules over a described fabric: paths, "
+        "ECMP hashing, max-min fair sharing of every link, per-message overhead and hop latency. "
+        "Prints time (median and worst over seeds), busbw, the non-blocking ideal and the "
+        "bottleneck, and where every parameter came from.",
+        epilog=EPILOG + "\n" + exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a = p.add_argument
+    a(
+        "--fabric",
+        required=True,
+        metavar="SPEC",
+        help="preset:key=value,... or a .json/.toml file (keys below)",
+    )
+    a(
+        "--ranks",
+        required=True,
+        type=_list(_ranks),
+        metavar="P[,P...]",
+        help="world size(s) to simulate",
+    )
+    a(
+        "--ranks-per-host",
+        type=_ranks,
+        default=1,
+        metavar="K",
+        help="ranks on each host (default 1)",
+    )
+    a(
+        "--placement",
+        choices=("packed", "random", "spread"),
+        default="packed",
+        help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
+        "the topology); spread: round-robin over leaves (default packed)",
+    )
+    a(
+        "--placement-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of random placement (default 0)",
+    )
+    a(
+        "--algorithm",
+        type=_list(str),
+        default=list(scheduled()),
+        metavar="A[,A...]",
+        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: all)",
+    )
+    a(
+        "--bytes",
+        type=_list(_size),
+        default=[1 << 20, 100 << 20],
+        metavar="N[,N...]",
+        help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)",
+    )
+    a(
+        "--seeds",
+        type=_ranks,
+        default=1,
+        metavar="N",
+        help="hash (and random placement) seeds: seed i adds i to hash-seed and --placement-seed",
+    )
+    a("--exact", action="store_true", help="run the dependency graph event by event (smaller runs)")
+    a(
+        "--engine",
+        choices=("flow", "packet"),
+        default="flow",
+        help="flow (default) or packet (ns-3)",
+    )
+    a(
+        "--cost-model",
+        metavar="FILE",
+        help="take alpha and gamma from a fitted model.json (dist-logreg model fit)",
+    )
+    a(
+        "--run",
+        metavar="RUN",
+        help="a train --out directory: predict its step time and comm "
+        "fraction at --ranks (measured compute, simulated comm)",
+    )
+    a(
+        "--flows",
+        metavar="FILE",
+        help="flows.json of a cluster run: replay the spine each host "
+        "pair's flows took (with --fabric cluster:NAME)",
+    )
+    a(
+        "--json",
+        action="store_true",
+        help="print simulate.json to standard output instead of the table",
+    )
+    a("--out", metavar="DIR", help="write DIR/simulate.json")
+    try:
+        packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
+    except ModuleNotFoundError:
+        packet = None
+    before = {action.dest for action in p._actions}
+    if packet is not None:
+        packet.add_packet_arguments(p)
+    added = sorted({action.dest for action in p._actions} - before)
+    p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
+
+
+def cmd(args: argparse.Namespace) -> int:
+    """The ``simulate`` sub-command: a plain process (bad input exits 2, with one line)."""
+    from dist_logreg.cli.guard import run_plain
+    from dist_logreg.cli.simulate_run import run
+
+    return run_plain(lambda: run(args))

@@ -1,0 +1,175 @@
+"""What ``simulate`` does once parsed: resolve the fabric (spec, cluster, cost model), sweep,
+print, write ``simulate.json``; with ``--run``, predict a train run's step time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.collective import costfile as costmodel
+from dist_logreg.collective.algorithms import scheduled
+from dist_logreg.collective.sim import cluster as cluster_fabric
+from dist_logreg.collective.sim.fabric import parse_fabric
+from dist_logreg.collective.sim.runner import sweep
+from dist_logreg.collective.sim.text import lines
+from dist_logreg.errors import UsageError
+
+
+def resolve_fabric(args):
+    """The fabric, with a cluster's keys and pinned paths when ``cluster:NAME``."""
+    spec, over = args.fabric, {}
+    if spec.strip().lower().startswith("cluster:"):
+        from dist_logreg.ops.cluster import state
+
+        name, _, extra = spec.split(":", 1)[1].partition(",")
+        c = state.load(name.strip())
+        raw = dataclasses.asdict(c)
+        spec, over = cluster_fabric.overrides(raw)
+        if extra.strip():  # cluster:NAME,alpha=2ms: the user's keys win over the cluster's
+            spec += "," + extra.strip()
+            for key in [k.split("=")[0].strip().lower() for k in extra.split(",") if k.strip()]:
+                over.pop(key, None)
+        spines = [r[len(c.name) + 1 :] for r in c.routers if r.startswith(f"{c.name}-s")]
+        if args.flows:
+            over["pinned"] = (
+                cluster_fabric.pinned(_json(args.flows, "--flows"), spines),
+                "flows.json",
+            )
+        spec_text = f"{args.fabric} = {spec}"
+    else:
+        spec_text = spec
+        if args.flows:
+            over["pinned"] = (cluster_fabric.pinned(_json(args.flows, "--flows")), "flows.json")
+    if "pinned" in over:
+        over["pinned"] = over["pinned"]  # kept in Fabric.values; not a spec key
+    pinned = over.pop("pinned", (None, None))[0]
+    fab = parse_fabric(spec, **over)
+    if pinned:
+        fab = dataclasses.replace(fab, pinned=pinned)
+    return fab, spec_text
+
+
+def _json(path, flag: str):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{flag} {path}: not a readable JSON file ({exc})") from None
+
+
+def cost_model_fabrics(fab, path):
+    """``fabric_for(alg, nbytes)``: alpha (inter-host) and gamma of the model's segment."""
+    model = costmodel.load(path)
+    cache = {}
+
+    def fabric_for(alg: str, nbytes: int):
+        par, _ = costmodel.params(model, alg)
+        seg = costmodel.segment_of(nbytes, model["breakpoints"])
+        alpha, gamma = float(par[seg, 2]), float(par[seg, 4])
+        if not (np.isfinite(alpha) and np.isfinite(gamma) and alpha >= 0 and gamma >= 0):
+            raise UsageError(
+                f"cost model {path}: {alg} segment {seg}: expected finite alpha, gamma >= 0, "
+                f"got {alpha!r}, {gamma!r}"
+            )
+        key = (alpha, gamma)
+        if key not in cache:
+            src = f"cost model {path} ({alg}, size segment {seg})"
+            cache[key] = dataclasses.replace(
+                fab,
+                alpha=alpha,
+                gamma=gamma,
+                values={**fab.values, "alpha": alpha, "gamma": gamma},
+                source={**fab.source, "alpha": src, "gamma": src},
+            )
+        return cache[key]
+
+    return fabric_for
+
+
+def _progress(done: int, total: int, elapsed: float) -> None:
+    if elapsed > 2.0 or done == total and elapsed > 2.0:
+        print(
+            f"\rsimulate: {done}/{total} points, {elapsed:.1f} s",
+            end="\n" if done == total else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def run(args) -> int:
+    for alg in args.algorithm:
+        if alg not in scheduled():
+            raise UsageError(
+                f"--algorithm: expected one of {', '.join(scheduled())} (with a schedule), "
+                f"got {alg!r}"
+            )
+    fab, spec_text = resolve_fabric(args)
+    fabric_for = cost_model_fabrics(fab, args.cost_model) if args.cost_model else None
+    options = {k: getattr(args, k) for k in getattr(args, "engine_option_dests", [])}
+    sizes = args.bytes
+    train = None
+    if args.run:
+        from dist_logreg.cli.simulate_train import read_run
+
+        train = read_run(args.run)
+        sizes = [train["bytes_per_call"]]
+    doc = sweep(
+        fab,
+        spec_text,
+        args.ranks,
+        args.algorithm,
+        sizes,
+        seeds=args.seeds,
+        per_host=args.ranks_per_host,
+        mode=args.placement,
+        placement_seed=args.placement_seed,
+        exact=args.exact,
+        engine=args.engine,
+        options=options,
+        fabric_for=fabric_for,
+        progress=None if args.json else _progress,
+    )
+    if fabric_for:
+        doc["fabric"]["params"]["alpha"]["source"] = (
+            f"cost model {args.cost_model} (per algorithm and size)"
+        )
+        doc["fabric"]["params"]["gamma"]["source"] = (
+            f"cost model {args.cost_model} (per algorithm and size)"
+        )
+        doc["cost_model"] = {
+            "path": str(args.cost_model),
+            "alpha_s": {
+                r["algorithm"]: fabric_for(r["algorithm"], r["bytes"]).alpha for r in doc["results"]
+            },
+            "gamma_s_per_byte": {
+                r["algorithm"]: fabric_for(r["algorithm"], r["bytes"]).gamma for r in doc["results"]
+            },
+        }
+    if train:
+        from dist_logreg.cli.simulate_train import predict_steps
+
+        doc["run"] = predict_steps(train, doc["results"])
+    _check_finite(doc)
+    text = json.dumps(doc, indent=1)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "simulate.json").write_text(text + "\n")
+    print(text if args.json else "\n".join(lines(doc)))
+    if args.out and not args.json:
+        print(f"wrote {Path(args.out) / 'simulate.json'}")
+    return 0
+
+
+def _check_finite(doc) -> None:
+    for r in doc["results"]:
+        for k in ("time_s", "ideal_s", "busbw"):
+            if not np.isfinite(r[k]):
+                raise RuntimeError(
+                    f"simulate: {r['algorithm']} {r['bytes']} B: {k} is {r[k]} (a bug)"
+                )

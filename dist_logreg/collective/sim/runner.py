@@ -1,0 +1,131 @@
+"""A sweep of simulations (algorithms x sizes x ranks x seeds) and its ``simulate.json``.
+
+``sweep(fabric, ranks_list, algorithms, sizes, seeds, ...)`` returns the document the
+command prints and writes: ``{"fabric": {...}, "placement": {...}, "results": [...]}``
+(every key of a result: :data:`RESULT_UNITS`). Seed ``i`` hashes with ``hash-seed + i``
+and, for ``random`` placement, places with ``placement-seed + i``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from dist_logreg.collective.sim.engine import Job, get_engine
+from dist_logreg.collective.sim.placement import place
+from dist_logreg.collective.sim.spec import KEYS
+
+FORMAT = "dist-logreg simulate"
+RESULT_UNITS = {
+    "algorithm": "",
+    "bytes": "B (payload per rank)",
+    "ranks": "ranks",
+    "time_s": "s (median over seeds)",
+    "time_s_worst": "s (worst seed)",
+    "time_s_seeds": "s (one per seed)",
+    "ideal_s": "s (non-blocking fabric: only host links finite)",
+    "ratio_to_ideal": "time_s / ideal_s",
+    "algbw": "B/s (bytes / time_s)",
+    "busbw": "B/s (algbw * 2(p-1)/p)",
+    "bottleneck": "link class of the links that set most of the time",
+    "max_flows_per_uplink": "flows (worst uplink, worst step, worst seed)",
+    "collisions": "flows on uplinks beyond an even spread, summed over steps (median seed)",
+    "cross_leaf_bytes": "B crossing a leaf uplink, all ranks (median seed)",
+    "links": "utilisation 0..1 per link class, median seed: busy time / time_s",
+}
+
+
+def fabric_doc(fab, spec: str) -> dict:
+    """The fabric's parameters with units and where each came from."""
+    params = {}
+    for key, value in fab.values.items():
+        if key in ("pinned",):
+            continue
+        unit = KEYS[key][2] if key in KEYS else ("B/s" if key.endswith("rate") else "")
+        v = float(value) if isinstance(value, np.floating) else value
+        params[key] = {"value": v, "unit": unit, "source": fab.source.get(key, "derived")}
+    sh = fab.shape
+    return {
+        "spec": spec,
+        "hosts": fab.hosts,
+        "switches": len(fab.switch_names),
+        "links": fab.links,
+        "shape": dataclasses.asdict(sh),
+        "params": params,
+        "pinned_paths": len(fab.pinned),
+    }
+
+
+def _one(engine, fab, host_of, alg, nbytes, seed, exact, options):
+    return engine.run(Job(fab, host_of, alg, nbytes, seed=seed, exact=exact, options=options))
+
+
+def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=False, options=None):
+    """One result row: ``alg`` at ``nbytes`` on ``ranks``, over ``seeds`` seeds."""
+    runs = []
+    for i in range(seeds):
+        f = dataclasses.replace(fab, hash_seed=fab.hash_seed + i)
+        host_of = place(ranks, f, per_host, mode, pseed + i)
+        runs.append(
+            _one(engine, f, host_of, alg, nbytes, seed=i, exact=exact, options=options or {})
+        )
+    times = np.array([r.time_s for r in runs])
+    mid = runs[int(np.argsort(times)[len(times) // 2])]
+    t = float(np.median(times))
+    algbw = nbytes / t if t > 0 else 0.0
+    row = {
+        "algorithm": alg,
+        "bytes": int(nbytes),
+        "ranks": int(ranks),
+        "time_s": t,
+        "time_s_worst": float(times.max()),
+        "time_s_seeds": times.tolist(),
+        "ideal_s": mid.ideal_s,
+        "ratio_to_ideal": t / mid.ideal_s if mid.ideal_s > 0 else 1.0,
+        "algbw": algbw,
+        "busbw": algbw * 2 * (ranks - 1) / ranks if ranks > 1 else 0.0,
+        "bottleneck": mid.bottleneck,
+        "max_flows_per_uplink": max(r.max_flows_per_uplink for r in runs),
+        "collisions": mid.collisions,
+        "cross_leaf_bytes": mid.extra.get("cross_leaf_bytes", 0.0),
+        "links": mid.links,
+    }
+    if exact:
+        row["phase_sync_s"] = float(np.median([r.extra["phase_sync_s"] for r in runs]))
+    return row
+
+
+def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="packed",
+          placement_seed=0, exact=False, engine="flow", options=None, fabric_for=None,
+          progress=None) -> dict:  # fmt: skip
+    """Every (ranks, algorithm, size) point; ``fabric_for(alg, nbytes)`` may swap in a
+    fabric with other alpha/gamma (a cost model's fit per algorithm and size)."""
+    eng = get_engine(engine)
+    total = len(ranks_list) * len(algorithms) * len(sizes)
+    t0, results = time.perf_counter(), []
+    for p in ranks_list:
+        for alg in algorithms:
+            for n in sizes:
+                f = fabric_for(alg, n) if fabric_for else fab
+                results.append(
+                    point(eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options)
+                )
+                if progress:
+                    progress(len(results), total, time.perf_counter() - t0)
+    return {
+        "format": FORMAT,
+        "engine": engine,
+        "mode": "exact (dependency graph, event by event)" if exact else "phase-synchronous",
+        "fabric": fabric_doc(fab, spec),
+        "placement": {
+            "mode": mode,
+            "ranks_per_host": per_host,
+            "placement_seed": placement_seed,
+            "seeds": seeds,
+        },  # fmt: skip
+        "units": RESULT_UNITS,
+        "results": results,
+        "wall_s": time.perf_counter() - t0,
+    }

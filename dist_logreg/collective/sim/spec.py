@@ -1,0 +1,206 @@
+"""Fabric specs as people write them: ``leaf-spine:leaves=32,spines=16,rate=400G``, or a
+JSON/TOML file holding the same keys. Pure parsing: text to numbers in SI units.
+
+Every key, its unit and its default is in :data:`KEYS`; :func:`parse_spec` returns the
+values and, for each one, where it came from (``preset``, ``spec``, ``file``, ``default``,
+``derived``, or what the caller says, e.g. ``cost-model``). Errors name the key and the
+value: ``fabric spec: rate: expected a link rate such as 100G or 400G, got 'fast'``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+from dist_logreg.errors import UsageError
+
+PRESETS = ("flat", "leaf-spine", "fat-tree", "clos3")
+HASHES = ("l3", "l4", "spray")
+_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_BITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def seconds(text, key: str) -> float:
+    """``"5us"`` -> 5e-6; a bare number is seconds."""
+    t = str(text).strip().lower()
+    m = re.fullmatch(r"([0-9.e+-]+)\s*(s|ms|us|µs|ns)?", t)
+    try:
+        value = float(m.group(1)) * _TIME[m.group(2) or "s"] if m else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise UsageError(
+            f"fabric spec: {key}: expected a time such as 1us, 5us or 0.2ms, got {text!r}"
+        )
+    return value
+
+
+def bytes_per_s(text, key: str) -> float:
+    """A rate in bytes/s: ``"400G"`` (bits/s, as links are sold), ``"20GB/s"`` (bytes/s)."""
+    t = str(text).strip()
+    m = re.fullmatch(r"([0-9.e+]+)\s*([kKmMgGtT]?)(B/s|b/s|bit/s|bps|bit|Gbps)?", t)
+    value = 0.0
+    if m:
+        try:
+            value = float(m.group(1)) * _BITS[m.group(2).lower()]
+        except ValueError:
+            value = 0.0
+        if m.group(3) != "B/s":
+            value /= 8.0  # bits
+    if not 0.0 < value < float("inf"):
+        raise UsageError(
+            f"fabric spec: {key}: expected a rate such as 100G, 400G (bits/s) or 20GB/s "
+            f"(bytes/s), got {text!r}"
+        )
+    return value
+
+
+def count(text, key: str, low: int = 1) -> int:
+    t = str(text).strip()
+    if not t.isdigit() or int(t) < low:
+        raise UsageError(f"fabric spec: {key}: expected a whole number >= {low}, got {text!r}")
+    return int(t)
+
+
+def positive(text, key: str) -> float:
+    t = re.sub(r":\s*1$", "", str(text).strip())  # "2:1" means 2
+    try:
+        value = float(t)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value < float("inf"):
+        raise UsageError(f"fabric spec: {key}: expected a positive number such as 2, got {text!r}")
+    return value
+
+
+def yes_no(text, key: str) -> bool:
+    t = str(text).strip().lower()
+    if t in ("yes", "true", "1", "on"):
+        return True
+    if t in ("no", "false", "0", "off"):
+        return False
+    raise UsageError(f"fabric spec: {key}: expected yes or no, got {text!r}")
+
+
+def choice(options):
+    def parse(text, key: str) -> str:
+        t = str(text).strip().lower()
+        if t not in options:
+            raise UsageError(
+                f"fabric spec: {key}: expected one of {'|'.join(options)}, got {text!r}"
+            )
+        return t
+
+    return parse
+
+
+def mtu(text, key: str) -> int:
+    t = str(text).strip().upper().removesuffix("B")
+    if not t.isdigit() or not 68 <= int(t) <= 65536:
+        raise UsageError(f"fabric spec: {key}: expected bytes between 68 and 65536, got {text!r}")
+    return int(t)
+
+
+#: key -> (parser, default, unit, help). Defaults None: absent unless given (or derived).
+KEYS = {
+    "topology": (choice(PRESETS + ("cluster",)), None, "", "the preset"),
+    "hosts": (count, None, "hosts", "flat: hosts on the one switch"),
+    "leaves": (count, None, "switches", "leaf-spine: leaves"),
+    "spines": (count, None, "switches", "leaf-spine: spines"),
+    "hosts-per-leaf": (count, None, "hosts", "hosts under each leaf"),
+    "k": (count, None, "ports", "fat-tree: switch radix (even)"),
+    "pods": (count, None, "pods", "clos3: pods"),
+    "leaves-per-pod": (count, None, "switches", "clos3: leaves in each pod"),
+    "spines-per-pod": (count, None, "switches", "clos3: spines in each pod"),
+    "super-spines": (count, None, "switches", "clos3: super-spines (a multiple of spines-per-pod)"),
+    "rate": (bytes_per_s, 400e9 / 8, "B/s", "host link rate"),
+    "uplink-rate": (bytes_per_s, None, "B/s", "leaf-to-spine link rate (default: rate)"),
+    "oversubscription": (positive, None, "", "leaf: host bandwidth / uplink bandwidth"),
+    "core-rate": (bytes_per_s, None, "B/s", "clos3: spine-to-super-spine rate"),
+    "core-oversubscription": (positive, None, "", "clos3: spine down / up bandwidth"),
+    "link-latency": (seconds, 1e-6, "s", "per hop, propagation + switching"),
+    "alpha": (seconds, 5e-6, "s", "per-message software overhead at the host"),
+    "gamma": (seconds, None, "s/B", "seconds per byte reduced"),
+    "reduce-rate": (bytes_per_s, None, "B/s", "bytes reduced per second (1/gamma)"),
+    "host-rate": (bytes_per_s, 100e9, "B/s", "a flow between two ranks of one host"),
+    "mtu": (mtu, 9000, "B", "maximum transfer unit"),
+    "hash": (choice(HASHES), "l4", "", "ECMP: l3 host pair, l4 5-tuple, spray per packet"),
+    "hash-seed": (lambda t, k: count(t, k, 0), 0, "", "seed of the ECMP hash"),
+    "hash-polarize": (yes_no, False, "", "every switch hashes with one function and seed"),
+    "name": (str, None, "", "cluster: its name"),
+}
+
+
+def _split(spec: str) -> tuple[str, dict]:
+    head, _, rest = spec.partition(":")
+    head = head.strip().lower()
+    if head == "cluster":
+        return head, {"name": rest.strip()}
+    if head not in PRESETS:
+        raise UsageError(
+            f"--fabric: expected a preset ({', '.join(p + ':...' for p in PRESETS)}, "
+            f"cluster:NAME) or a .json/.toml file, got {spec!r}"
+        )
+    raw = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UsageError(f"fabric spec: expected key=value, got {item!r} in {spec!r}")
+        raw[key.strip().lower()] = value.strip()
+    return head, raw
+
+
+def _read_file(path: Path) -> tuple[str, dict]:
+    try:
+        text = path.read_text()
+        doc = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(
+            f"fabric file {path}: not a readable {path.suffix[1:]} file ({exc})"
+        ) from None
+    if not isinstance(doc, dict) or "topology" not in doc:
+        raise UsageError(
+            f"fabric file {path}: expected a table with a 'topology' key, got {str(doc)[:60]!r}"
+        )
+    raw = {str(k).replace("_", "-").lower(): v for k, v in doc.items()}
+    return str(raw.pop("topology")).lower(), raw
+
+
+def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
+    """``(values, source)``: every key of :data:`KEYS` that is set, in SI units.
+
+    ``overrides``: ``key=(value, source)`` pairs that win over the spec (e.g. alpha from a
+    cost model), keys spelled with ``_`` or ``-``.
+    """
+    path = Path(spec)
+    origin = "spec"
+    if path.suffix in (".json", ".toml"):
+        topology, raw = _read_file(path)
+        origin = "file"
+    else:
+        topology, raw = _split(spec)
+    choice(PRESETS + ("cluster",))(topology, "topology")
+    values, source = {"topology": topology}, {"topology": origin}
+    for key, value in raw.items():
+        if key not in KEYS or key == "topology":
+            raise UsageError(f"fabric spec: unknown key {key!r}; expected one of {', '.join(KEYS)}")
+        values[key], source[key] = KEYS[key][0](value, key), origin
+    for key, (value, src) in overrides.items():
+        key = key.replace("_", "-")
+        values[key], source[key] = (
+            KEYS[key][0](value, key) if isinstance(value, str) else value,
+            src,
+        )
+    for key, (_, default, _, _) in KEYS.items():
+        if key not in values and default is not None:
+            values[key], source[key] = default, "default"
+    if "gamma" in values and "reduce-rate" in values:
+        if source["gamma"] == source["reduce-rate"]:
+            raise UsageError("fabric spec: give reduce-rate or gamma, not both")
+    if "reduce-rate" in values and "gamma" not in values:
+        values["gamma"], source["gamma"] = 1.0 / values["reduce-rate"], "derived (reduce-rate)"
+    if "gamma" not in values:
+        values["gamma"], source["gamma"] = 0.0, "default (reduction not modelled)"
+    return values, source

@@ -1,0 +1,85 @@
+"""``simulate``'s console table and parameter list, from the ``simulate.json`` document."""
+
+from __future__ import annotations
+
+
+def seconds(t: float) -> str:
+    """``0.0123`` -> ``"12.30 ms"``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(t) >= scale or unit == "us":
+            return f"{t / scale:.2f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.4g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _param(key: str, p: dict) -> str:
+    v, unit = p["value"], p["unit"]
+    if unit == "B/s":
+        text = f"{v * 8 / 1e9:g} Gbit/s ({v / 1e9:g} GB/s)"
+    elif unit == "s":
+        text = seconds(v)
+    elif unit == "s/B":
+        text = f"{v * 1e12:g} ps/B" + (f" ({1 / v / 1e9:g} GB/s)" if v else "")
+    else:
+        text = f"{v} {unit}".strip()
+    return f"  {key:<22} {text:<34} from {p['source']}"
+
+
+def lines(doc: dict) -> list[str]:
+    fab, pl = doc["fabric"], doc["placement"]
+    sh = fab["shape"]
+    out = [
+        f"fabric {fab['spec']}: {fab['hosts']} hosts, {fab['switches']} switches, "
+        f"{fab['links']} directed links ({sh['pods']} pod(s) x {sh['leaves']} leaves x "
+        f"{sh['hosts']} hosts, {sh['spines']} spines/pod, {sh['cores']} cores)",
+        f"placement {pl['mode']}, {pl['ranks_per_host']} rank(s) per host; {pl['seeds']} "
+        f"seed(s); engine {doc['engine']}, {doc['mode']}",
+        f"{'algorithm':<19}{'ranks':>6}{'bytes':>10}{'time median':>13}{'worst':>11}"
+        f"{'busbw':>12}{'ideal':>11}{'x ideal':>8}  {'bottleneck':<12}{'flows/uplink':>12}",
+    ]
+    for r in doc["results"]:
+        out.append(
+            f"{r['algorithm']:<19}{r['ranks']:>6}{size(r['bytes']):>10}{seconds(r['time_s']):>13}"
+            f"{seconds(r['time_s_worst']):>11}{r['busbw'] / 1e9:>7.2f} GB/s"
+            f"{seconds(r['ideal_s']):>11}"
+            f"{r['ratio_to_ideal']:>8.2f}  {r['bottleneck']:<12}{r['max_flows_per_uplink']:>12.4g}"
+        )
+        if "phase_sync_s" in r:
+            out.append(
+                f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} "
+                f"(exact / phase-sync = {r['time_s'] / r['phase_sync_s']:.3f})"
+            )
+    out.append(
+        "busbw = bytes / time * 2(p-1)/p; ideal: every link but the host links "
+        "infinitely fast; flows/uplink: the worst leaf or spine uplink in the worst step"
+    )
+    out.append("parameters:")
+    out += [
+        _param(k, p)
+        for k, p in fab["params"].items()
+        if p["unit"] or k in ("hash", "hash-polarize", "hash-seed", "topology")
+    ]
+    if "run" in doc:
+        out += run_lines(doc["run"])
+    return out
+
+
+def run_lines(run: dict) -> list[str]:
+    out = [
+        f"train run {run['path']}: measured at {run['world_size']} ranks, "
+        f"{run['calls_per_step']:g} allreduce(s) of {size(run['bytes_per_call'])} per step"
+    ]
+    for p in run["predictions"]:
+        out.append(
+            f"  {p['algorithm']:<19} at {p['ranks']} ranks: step {seconds(p['step_s'])} = compute "
+            f"{seconds(p['compute_s'])} (measured, x {run['world_size']}/{p['ranks']}) + comm "
+            f"{seconds(p['comm_s'])} (simulated); comm fraction {p['comm_fraction']:.1%}"
+        )
+    return out
