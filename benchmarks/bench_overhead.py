@@ -15,8 +15,8 @@ absolute times drift, ratios measured side by side much less):
     loop (one clock read and one ``array('q')`` store per call) and the trainer's
     ``Instrumented`` wrapper (two clock reads, four stores), each minus the bare loop of
     the same call. Goal: <= 0.2 us per recorded call.
-(c) the trainer's per-step instrumentation: the loop's own records (five clock reads, the
-    marks row, the comm time, the batch loss: the same statements the loop runs) and the
+(c) the trainer's per-step instrumentation: the loop's own records (a step's five clock
+    reads and ``_Records.put``: the marks row, the comm time, the batch loss) and the
     wrapper, per step.
 
 Prints a table on rank 0; ``--json FILE`` also writes the numbers.
@@ -41,6 +41,7 @@ from dist_logreg.bench.cases import Case  # noqa: E402
 from dist_logreg.bench.sweep import time_calls, timed  # noqa: E402
 from dist_logreg.comm.base import Allreduce, MPIAllreduce  # noqa: E402
 from dist_logreg.comm.wrappers import Instrumented  # noqa: E402
+from dist_logreg.train.loop import _Records  # noqa: E402
 
 SIZES = (8, 64, 256, 1024, 64 << 10, 1 << 20)
 
@@ -148,13 +149,10 @@ def part_b(rounds: int, n: int, blocks: int = 50) -> dict:
 
 
 def part_c(rounds: int, n: int, blocks: int = 50) -> dict:
-    """ns per step of the loop's own records (the statements train/loop.py runs per
-    step), minus an empty loop; each the minimum over short blocks."""
+    """ns per step of the loop's own records: the five clock reads of a step and the real
+    ``_Records.put`` of train/loop.py, minus an empty loop; each the minimum over blocks."""
     clock = perf_counter_ns
-    marks = np.zeros((n, 5), dtype=np.int64)
-    comm_ns = np.zeros(n, dtype=np.int64)
-    batch_loss = np.full(n, np.nan)
-    buf = np.array([0.5, 2.0])
+    rec = _Records(n)
     full, empty = [], []
     for _ in range(rounds * blocks):
         t_start = clock()
@@ -163,10 +161,7 @@ def part_c(rounds: int, n: int, blocks: int = 50) -> dict:
             t1 = clock()
             t2 = clock()
             t3 = clock()
-            t4 = clock()
-            marks[i] = (t0, t1, t2, t3, t4)
-            comm_ns[i] = t3 - t2
-            batch_loss[i] = float(buf[-2] / buf[-1])
+            rec.put(i, (t0, t1, t2, t3, clock()), t3 - t2, 0.5)
         t_mid = clock()
         for _ in range(n):
             pass
