@@ -184,6 +184,12 @@ def scheduled(collective: str = ALLREDUCE) -> tuple[str, ...]:
     return tuple(a.name for a in of(collective) if a.phases is not None)
 
 
+def scheduled_keys() -> tuple[str, ...]:
+    """Every record with a schedule, as :func:`key` names it: the allreduce algorithms, then
+    ``reduce-scatter/ring`` and the like (what the simulator can replay)."""
+    return tuple(key(a) for a in _TABLE if a.phases is not None)
+
+
 def get(name: str, collective: str = ALLREDUCE) -> Algorithm:
     """The record of ``name``; a ``ValueError`` names the choices.
 
