@@ -58,7 +58,8 @@ def lines(doc: dict) -> list[str]:
             )
     out.append(
         "busbw = bytes / time * 2(p-1)/p ((p-1)/p for reduce-scatter, allgather); ideal: "
-        "every link but the host links infinitely fast; flows/uplink: the worst leaf or spine uplink in the worst step"
+        "every link but the host links infinitely fast; flows/uplink: the worst leaf or "
+        "spine uplink in the worst step"
     )
     out.append("parameters:")
     out += [
