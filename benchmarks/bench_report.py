@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-STATS = ("median", "best")
-
 
 def _median(values) -> float:
     return float(np.median(values)) if len(values) else float("nan")

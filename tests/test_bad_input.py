@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, ROOT, run_mpi, train_cmd
+from tests.helpers import BIN, ROOT, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e]
 

@@ -43,7 +43,7 @@ def test_truncated_and_corrupted_are_detected_and_skipped(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="unreadable"):
         ckpt.load(newest)
     warnings = []
-    c = ckpt.newest_valid(tmp_path, warnings.append)
+    c, _ = ckpt.newest_usable(tmp_path, META["trajectory"], 100, warnings.append)
     assert c.step == 10 and "ckpt-00000020.npz" in warnings[0]
 
 

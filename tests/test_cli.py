@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, WORLD_SIZES, run_mpi, train_cmd
+from tests.helpers import BIN, WORLD_SIZES, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e]
 

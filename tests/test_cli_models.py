@@ -11,7 +11,7 @@ from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from tests.conftest import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
+from tests.helpers import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e]
 

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, run_mpi, train_cmd
+from tests.helpers import BIN, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e]
 

@@ -118,3 +118,16 @@ def test_toml_inf_and_non_utf8_are_refused(tmp_path):
     path.write_bytes(b"# caf\xe9\nlr = 1\n")
     with pytest.raises(UsageError, match="expected UTF-8 text"):
         load_toml(path)
+
+
+@pytest.mark.parametrize("command", [["train"], ["bench"], ["scale", "--ranks", "1,2"]])
+@pytest.mark.parametrize("flag", ["--cost-model", "--model"])
+def test_cost_model_flag_and_its_documented_alias(command, flag):
+    """``--cost-model`` says which model; ``--model`` stays for the scripts that use it."""
+    from dist_logreg.cli.main import build_parser
+
+    args = build_parser().parse_args([*command, flag, "m.json"])
+    assert args.model == "m.json"
+    text = build_parser()._subparsers._group_actions[0].choices[command[0]].format_help()
+    text = " ".join(text.split())  # help wraps its lines
+    assert "--cost-model" in text and "--model: the same, kept for scripts" in text

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from dist_logreg import DistLogisticRegression
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 #: Checks that may skip for a reason of the environment (an optional package), never fail.
 ALLOWED_SKIPS = {"check_array_api_input", "check_classifier_data_not_an_array"}

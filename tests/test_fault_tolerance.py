@@ -16,7 +16,7 @@ import pytest
 
 from dist_logreg.train.checkpoint import load
 from dist_logreg.train.data import GlobalBatches
-from tests.conftest import FAULT_RUN, load_model, run_mpi, train_cmd
+from tests.helpers import FAULT_RUN, load_model, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -268,7 +268,8 @@ def test_dead_runs_keep_their_measurements_also_from_the_same_checkpoint(tmp_pat
             assert {x["attempt"] for x in recs} == {int(name[15])}
     again = run_mpi(n, train_cmd(*args, "--resume"), timeout=60)
     assert again.returncode == 0, again.stderr
-    assert len(list(partial.iterdir())) == 2 * n  # both dead attempts' files stay
+    assert len(list(partial.glob("metrics-*"))) == 2 * n  # both dead attempts' files stay
+    assert len(list(partial.glob("steps-*"))) == 2 * n  # and their step rows
     lines = [strict(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {x["step"] for x in lines} == set(range(10, 40)) and {x["attempt"] for x in lines} == {3}
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, mpi_env
+from tests.helpers import ROOT, mpi_env
 
 pytestmark = [pytest.mark.e2e]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PACKAGE = ROOT / "dist_logreg"
 
@@ -204,3 +204,19 @@ def test_functions_stay_short():
                 if lines > 80:
                     long.append(f"{name}.{node.name}: {lines} lines")
     assert not long, f"functions over 80 lines: {long}"
+
+
+def test_package_tables_list_every_module():
+    """A package docstring's table of modules (````name````  what) names every module and
+    subpackage it holds, and nothing that is gone."""
+    import re
+
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        listed = set(re.findall(r"^``(\w+)``\s{2,}", doc, re.M))  # table rows
+        if not listed:
+            continue
+        here = {p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"}
+        here |= {p.parent.name for p in init.parent.glob("*/*.py")}  # subpackages
+        where = init.parent.relative_to(ROOT)
+        assert listed == here, f"{where}: missing {here - listed}, gone {listed - here}"

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import BIN, ROOT
+from tests.helpers import BIN, ROOT
 
 
 @pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]])

@@ -12,7 +12,7 @@ from dist_logreg.cli.main import main
 from dist_logreg.collective.closed_form import coefficients
 from dist_logreg.collective.costfile import design
 from dist_logreg.collective.schedule import Placement, shape
-from tests.conftest import BIN
+from tests.helpers import BIN
 
 A_I, B_I, A_E, B_E, G = 3e-6, 2e-10, 40e-6, 8e-9, 1e-10
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.conftest import WORLD_SIZES, run_mpi
+from tests.helpers import WORLD_SIZES, run_mpi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,8 +15,8 @@ import pytest
 from dist_logreg.cli.bench import BENCH_EPILOG
 from dist_logreg.cli.supervise import SUPERVISE_EPILOG
 from dist_logreg.cli.train import TRAIN_EPILOG
-from tests.conftest import ROOT
 from tests.docs_blocks import blocks, pages, shell_blocks
+from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 README_LIMIT = 12 * 1024  # bytes: one screen, then links

@@ -15,8 +15,8 @@ from dist_logreg.errors import UsageError
 from dist_logreg.report import analysis
 from dist_logreg.report.build import build
 from dist_logreg.report.runs import BenchRun, load, unique_tags
-from tests.conftest import BIN, ROOT
 from tests.fake_runs import write_bench, write_train_run
+from tests.helpers import BIN, ROOT
 from tests.report_checks import check_png, check_report
 
 TRAIN_IMAGES = {"step-time.png", "loss.png", "latency-cdf.png", "lateness.png", "traffic.png"}

@@ -18,7 +18,7 @@ import pytest
 
 from dist_logreg.report import analysis
 from dist_logreg.report.runs import load
-from tests.conftest import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
+from tests.helpers import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
 from tests.report_checks import check_report
 
 pytestmark = [pytest.mark.e2e]

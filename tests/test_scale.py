@@ -7,7 +7,7 @@ import pytest
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops import scale
-from tests.conftest import BIN, mpi_env
+from tests.helpers import BIN, mpi_env
 
 
 def test_parse_ranks():

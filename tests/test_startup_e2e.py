@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, ROOT, mpi_env, run_mpi, train_cmd
+from tests.helpers import BIN, ROOT, mpi_env, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import BIN, FAULT_RUN, ROOT, load_model, mpi_env
+from tests.helpers import BIN, FAULT_RUN, ROOT, load_model, mpi_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -179,3 +179,86 @@ def test_estimator_validation_is_collective(tmp_path, n, fault):
         assert line.startswith(f"rank {rank}: ValueError"), line
         if rank != n - 1:
             assert f"rank {n - 1} of {n}" in line
+
+
+# --- bench --out -------------------------------------------------------------------------
+
+
+def test_bench_out_refuses_to_replace_another_runs_file_unless_force(tmp_path):
+    out = tmp_path / "bench.json"
+    out.write_text('{"run": {"tag": "yesterday"}, "records": []}')
+    bench = [str(BIN / "dist-logreg"), "bench", "--allreduce", "ring", "--max-bytes", "64",
+             "--iters", "2", "--warmup", "1", "--out", str(out)]  # fmt: skip
+    r = run_mpi(2, bench, timeout=90)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
+    assert "--out " in line and "exists" in line and "--force" in line
+    assert "yesterday" in out.read_text()
+    r = run_mpi(2, [*bench, "--force"], timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert "yesterday" not in out.read_text()
+
+
+# --- memory: every rank of one machine together ----------------------------------------
+
+
+class FakeComm:
+    """What allgather returns on a machine holding ranks 0 and 2 of 3 (rank 1 elsewhere)."""
+
+    def __init__(self, rank, ids):
+        self.rank, self.ids = rank, ids
+
+    def Get_rank(self):
+        return self.rank
+
+    def allgather(self, value):
+        return list(self.ids)
+
+
+def test_ranks_on_one_machine_are_counted_together_whatever_the_launcher_says(monkeypatch):
+    from dist_logreg.train import startup
+
+    for var in startup.LOCAL_SIZE_VARS:  # the launcher says 1 per node (a namespace each)
+        monkeypatch.setenv(var, "1")
+    ids = ["boot-a", "boot-b", "boot-a"]
+    assert startup.ranks_sharing_memory(FakeComm(0, ids)) == 2
+    assert startup.ranks_sharing_memory(FakeComm(1, ids)) == 1
+    monkeypatch.setattr(startup, "available_memory", lambda: 10 << 30)
+    startup.check_memory(4 << 30, "the data", "less", 2)  # 8 GiB of 10: fits
+    with pytest.raises(UsageError, match=r"needs 6.00 GiB per rank x 2 rank\(s\) on this machine"):
+        startup.check_memory(6 << 30, "the data", "less", 2)
+
+
+def test_emulated_hosts_of_one_machine_share_its_memory(tmp_path):
+    """Two ranks, each told by its environment that it is alone on its node (as in
+    `cluster run`, one namespace per host): the check still counts both."""
+    from dist_logreg.train.startup import available_memory
+
+    avail = available_memory()
+    features = int(avail * 0.6 / (8 * 1001))  # 0.6 of the memory per rank: 1.2 for two
+    wrap = ["sh", "-c", 'OMPI_COMM_WORLD_LOCAL_SIZE=1 MPI_LOCALNRANKS=1 exec "$@"', "rank"]
+    cmd = train_cmd("--samples", "1000", "--features", str(features), *SMALL, "--out",
+                    str(tmp_path / "r"))  # fmt: skip
+    r = run_mpi(2, [*wrap, *cmd], timeout=60)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
+    assert "x 2 rank(s) on this machine" in line
+
+
+# --- one BLAS thread per rank, measured ----------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_one_blas_thread_per_rank_is_enforced_and_measured(tmp_path, n, monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)  # as a user's shell: nothing set
+    out = tmp_path / "r"
+    r = run_mpi(n, train_cmd("--samples", "64", "--features", "4", *SMALL, "--out", str(out)),
+                timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import json
+
+    blas = json.loads((out / "summary.json").read_text())["run"]["blas"]
+    assert blas["source"] == "threadpoolctl"
+    assert [lib["num_threads"] for lib in blas["libraries"]] == [1] * len(blas["libraries"])

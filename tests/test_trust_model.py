@@ -373,3 +373,17 @@ def test_bench_refuses_a_bad_model_file_before_the_sweep(model, tmp_path):
                     str(bad), "--max-bytes", "64"], timeout=120)  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert "alpha_s: expected a finite number >= 0, got nan" in r.stderr
+
+
+def test_the_comm_fraction_of_a_run_says_how_far_to_trust_it(model, tmp_path):
+    summary = {"world_size": 4, "steps_run": 100,
+               "allreduce": {"algorithm": "ring", "bytes_per_call": 1 << 20, "calls_per_step": 1,
+                             "latency_s": {"p50": 1e-3}},
+               "time_s": {"data": 0.2, "compute": 0.6, "update": 0.1},
+               "comm_fraction": {"median": 0.3}}  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    r = dl("model", "predict", "--model", str(model), "--run", str(tmp_path), "--ranks", "1024",
+           "--link-rate", "100G")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "fit residuals on its own data: ring median" in r.stdout
+    assert "extrapolation: 1024 ranks is 256x the most measured (4)" in r.stdout

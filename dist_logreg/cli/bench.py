@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS, MPI_ALGORITHMS
@@ -138,6 +139,12 @@ def _placement_and_outputs(bench) -> None:
         help=f"force the MPI library's own algorithm for {table.MPI.name!r} (set before MPI "
         "starts)",
     )
+    _output_arguments(bench)
+    bench.set_defaults(func=cmd, mpi=True)
+
+
+def _output_arguments(bench) -> None:
+    """``bench``: what it writes, and the cost model it fits or compares with."""
     bench.add_argument(
         "--out",
         metavar="FILE",
@@ -148,6 +155,12 @@ def _placement_and_outputs(bench) -> None:
         "--csv",
         metavar="FILE",
         help="also write the records as CSV, one row per collective, implementation and size",
+    )
+    bench.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file (default: refuse, so one run never overwrites "
+        "another's results)",
     )
     bench.add_argument(
         "--tag",
@@ -163,10 +176,23 @@ def _placement_and_outputs(bench) -> None:
         help="fit the cost model to this sweep and write it (default FILE: model.json)",
     )
     bench.add_argument(
+        "--cost-model",
         "--model",
+        dest="model",
         metavar="FILE",
-        help="a fitted model.json: add predicted time and measured/predicted columns",
+        help="a fitted cost model (model.json): add predicted time and measured/predicted "
+        "columns (--model: the same, kept for scripts)",
     )
+
+
+def refuse_existing(path: str, force: bool) -> None:
+    """``UsageError`` if ``--out`` names a file that exists, unless ``--force``."""
+    p = Path(path)
+    if p.is_file() and not force:
+        raise UsageError(
+            f"--out {path}: the file exists ({p.stat().st_size} B, another run's results?); "
+            "expected a new file name, or --force to replace it"
+        )
 
 
 def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
@@ -190,6 +216,8 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
         for flag, path in (("--out", args.out), ("--csv", args.csv)):
             if path and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
                 check_writable(path, flag)
+                if flag == "--out":
+                    refuse_existing(path, args.force)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

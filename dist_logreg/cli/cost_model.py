@@ -254,6 +254,8 @@ def predict(args) -> int:
         summary = whatif.read_summary(args.run)
         name = names[0] if args.algorithm else None
         rep = whatif.run_fraction(model, summary, place, rate, args.scaling, name)
+        rep["parameters"] = given
+        rep["trust"] = whatif.trust(model, [rep["algorithm"]], [rep["bytes_per_call"]], place, rate)
         say(json.dumps(rep, indent=2) if args.json else whatif.format_run_fraction(rep))
         return 0
     rep = whatif.report(model, names, _sizes(args), place, rate, given)

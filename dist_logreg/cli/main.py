@@ -53,12 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def limit_blas_threads() -> None:
+    """Apply the thread variables to a BLAS that already started: numpy is loaded with the
+    package, before :func:`main` sets them, and OpenBLAS reads them only when it loads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the provenance block then reports the variables, not the threads
+        return
+    value = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or ""
+    if value.isdigit() and int(value) > 0:
+        threadpool_limits(limits=int(value), user_api="blas")  # stays for the process
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
         return args.func(args)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
+    limit_blas_threads()
     force_mpi_algorithm(peek(args, "mpi_algorithm"))
     # --comm-timeout covers the whole run, MPI_Init and MPI_Finalize included: both wait
     # for every rank, so one rank stopped there would otherwise hang the others forever.

@@ -58,10 +58,12 @@ def cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     def body() -> int:
+        from dist_logreg.report import packetplots
         from dist_logreg.report.runs import load
 
         link_rate = parse_rate(args.link_rate, "--link-rate")
-        runs = [load(p) for p in args.runs]  # bad input fails here, before matplotlib loads
+        sims = {p: packetplots.simulate_doc(Path(p)) for p in args.runs}
+        runs = [load(p) for p in args.runs]  # bad input fails here; simulate.json included
         from dist_logreg.report.build import build
 
         out = (
@@ -71,12 +73,15 @@ def cmd(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
-        files = build(runs, out, link_rate)
+        files = build(runs, out, link_rate) if runs else []
+        for doc in (d for d in sims.values() if d is not None):  # simulate --engine packet
+            files += packetplots.draw(doc, out)
         pngs = [f.name for f in files if f.suffix == ".png"]
         say(f"dist-logreg report: {len(args.runs)} run(s) -> {out}/")
-        say("  report.html  self-contained: open it in a browser, mail it, attach it")
-        say("  report.md    the same tables, the plots linked")
-        say("  report.json  the tables' numbers")
+        if runs:
+            say("  report.html  self-contained: open it in a browser, mail it, attach it")
+            say("  report.md    the same tables, the plots linked")
+            say("  report.json  the tables' numbers")
         say(f"  {len(pngs)} plot(s): {', '.join(pngs)}")
         return 0
 

@@ -54,9 +54,12 @@ def add_parser(sub) -> None:
         "--out", metavar="DIR", help="where the runs and the table go (default: runs/scale-<time>)"
     )
     sc.add_argument(
+        "--cost-model",
         "--model",
+        dest="model",
         metavar="FILE.json",
-        help="cost-model parameters; adds predicted step time and speedup to each row",
+        help="a cost model (model.json); adds predicted step time and speedup to each row "
+        "(--model: the same, kept for scripts)",
     )
     sc.add_argument(
         "--launcher",

@@ -77,50 +77,7 @@ def add_parser(sub) -> None:
         metavar="SPEC",
         help="preset:key=value,... or a .json/.toml file (keys below)",
     )
-    a(
-        "--ranks",
-        required=True,
-        type=_list(_ranks),
-        metavar="P[,P...]",
-        help="world size(s) to simulate",
-    )
-    a(
-        "--ranks-per-host",
-        type=_ranks,
-        default=1,
-        metavar="K",
-        help="ranks on each host (default 1)",
-    )
-    a(
-        "--placement",
-        choices=("packed", "random", "spread"),
-        default="packed",
-        help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
-        "the topology); spread: round-robin over leaves (default packed)",
-    )
-    a(
-        "--placement-seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="seed of random placement (default 0)",
-    )
-    a(
-        "--algorithm",
-        type=_list(str),
-        default=list(scheduled()),
-        metavar="A[,A...]",
-        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: "
-        "all of these), or another collective's as collective/name: "
-        + ", ".join(k for k in scheduled_keys() if "/" in k),
-    )
-    a(
-        "--bytes",
-        type=_list(_size),
-        default=[1 << 20, 100 << 20],
-        metavar="N[,N...]",
-        help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)",
-    )
+    _what_to_simulate(p)
     a(
         "--seeds",
         type=_ranks,
@@ -167,6 +124,55 @@ def add_parser(sub) -> None:
         packet.add_packet_arguments(p)
     added = sorted({action.dest for action in p._actions} - before)
     p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
+
+
+def _what_to_simulate(p) -> None:
+    """``simulate``: the world sizes, where the ranks sit, the algorithms and the sizes."""
+    a = p.add_argument
+    a(
+        "--ranks",
+        required=True,
+        type=_list(_ranks),
+        metavar="P[,P...]",
+        help="world size(s) to simulate",
+    )
+    a(
+        "--ranks-per-host",
+        type=_ranks,
+        default=1,
+        metavar="K",
+        help="ranks on each host (default 1)",
+    )
+    a(
+        "--placement",
+        choices=("packed", "random", "spread"),
+        default="packed",
+        help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
+        "the topology); spread: round-robin over leaves (default packed)",
+    )
+    a(
+        "--placement-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of random placement (default 0)",
+    )
+    a(
+        "--algorithm",
+        type=_list(str),
+        default=list(scheduled()),
+        metavar="A[,A...]",
+        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: "
+        "all of these), or another collective's as collective/name: "
+        + ", ".join(k for k in scheduled_keys() if "/" in k),
+    )
+    a(
+        "--bytes",
+        type=_list(_size),
+        default=[1 << 20, 100 << 20],
+        metavar="N[,N...]",
+        help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)",
+    )
 
 
 def cmd(args: argparse.Namespace) -> int:

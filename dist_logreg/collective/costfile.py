@@ -31,6 +31,7 @@ _steps = lru_cache(maxsize=64)(shape)
 
 FORMAT = "dist-logreg cost model"
 VERSION = 1
+#: The kinds of link a segment has parameters for.
 LINKS = ("intra", "inter")
 #: Columns of the design matrix, per segment.
 COLUMNS = ("alpha_intra", "beta_intra", "alpha_inter", "beta_inter", "gamma")

@@ -304,4 +304,4 @@ def format_run_fraction(r: dict) -> str:
         f"{m['predicted_s_same_placement'] * 1e6:.1f} us)",
     ]
     lines += [f"note: {n}" for n in r["notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + (format_trust(r) if "trust" in r else []))

@@ -6,6 +6,7 @@ it supervises. A test imports these modules in a fresh interpreter and checks.
 
 =============  ============================================================================
 ``supervise``  restart a training job from its newest checkpoint when it fails
+``scale``      one training command at several world sizes: speedup, efficiency
 ``cluster``    an emulated multi-host network in network namespaces
 =============  ============================================================================
 """

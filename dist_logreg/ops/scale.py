@@ -43,8 +43,6 @@ from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.options import add_arguments, load_toml
 
-MODES = ("strong", "weak")
-
 
 def parse_ranks(text: str) -> list[int]:
     """``"1,2,4,8"`` -> ``[1, 2, 4, 8]`` (distinct, increasing)."""

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dist_logreg.errors import EXIT_USAGE, NEVER_RESTART, UsageError
+from dist_logreg.errors import EXIT_COMM_TIMEOUT, EXIT_USAGE, NEVER_RESTART, UsageError
 from dist_logreg.protocol import ATTEMPT_VAR, HISTORY_VAR, STATUS_VAR, read_status
 from dist_logreg.train.options import add_arguments, load_toml
 
@@ -166,7 +166,8 @@ def run(
             failure = _failure(attempt, rc, read_status(status), p.out)
             p.failures.append(failure)
             say(_describe(failure))
-            if not failure["launched"] and attempt == 0:
+            # exit 3 is a stall wherever it happens (MPI_Init on a loaded machine included)
+            if not failure["launched"] and attempt == 0 and rc != EXIT_COMM_TIMEOUT:
                 say(
                     "dist-logreg supervise: no rank started, so the command itself failed "
                     "(see the launcher's message above: too few slots? add --oversubscribe "
@@ -211,6 +212,12 @@ def _failure(attempt: int, rc: int, status: dict, out: Path | None) -> dict:
 
 def _describe(f: dict) -> str:
     how = f"signal {f['signal']}" if f["signal"] else f"exit status {f['exit_status']}"
+    if not f["launched"] and f["exit_status"] == EXIT_COMM_TIMEOUT:
+        return (
+            f"dist-logreg supervise: attempt {f['attempt']} stalled before any rank reported a "
+            f"start ({how}: a communication timeout, e.g. in MPI_Init under --comm-timeout); "
+            "a stall, so it is restarted"
+        )
     if not f["launched"]:
         return (
             f"dist-logreg supervise: attempt {f['attempt']} failed to launch ({how}): no rank "

@@ -133,31 +133,54 @@ class PartialMetrics:
     """
 
     def __init__(self, out_dir: Path, rank: int, first_step: int, warn, attempt: int = 1):
-        name = f"metrics-attempt{attempt}-from{first_step}-rank{rank}.jsonl"
-        self.path = out_dir / "partial" / name
+        name = f"attempt{attempt}-from{first_step}-rank{rank}.jsonl"
+        self.path = out_dir / "partial" / f"metrics-{name}"
+        self.steps_path = out_dir / "partial" / f"steps-{name}"
         self.rank = rank
+        self.first_step = first_step
         self.attempt = attempt
         self.done = 0
+        self.steps_done = 0
         self.warn = warn
 
-    def flush(self, allreduce) -> None:
+    def flush(self, allreduce, n_steps=None, marks=None, comm_ns=None, batch_loss=None) -> None:
+        """Append the calls (and, given the loop's arrays, the first ``n_steps`` step rows,
+        as ``steps.jsonl`` has them) not yet saved."""
         rec = allreduce.records()
-        if rec["ns"].size == self.done:
-            return
-        lines = metric_lines(
-            self.rank, rec, int(rec["start_ns"][0]), self.done, attempt=self.attempt
-        )
+        lines = []
+        if rec["ns"].size > self.done:
+            lines = metric_lines(
+                self.rank, rec, int(rec["start_ns"][0]), self.done, attempt=self.attempt
+            )
+        rows = []
+        if n_steps is not None and n_steps > self.steps_done:
+            rows = self._step_lines(n_steps, marks, comm_ns, batch_loss)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as fh:
-                fh.writelines(lines)
+            for path, new in ((self.path, lines), (self.steps_path, rows)):
+                if new:
+                    with path.open("a") as fh:
+                        fh.writelines(new)
         except OSError as exc:
             self.warn(f"could not save partial metrics to {self.path}: {exc.strerror or exc}")
             return
         self.done = rec["ns"].size
+        self.steps_done = n_steps if rows else self.steps_done
+
+    def _step_lines(self, n_steps, marks, comm_ns, batch_loss) -> list[str]:
+        lo = self.steps_done
+        phase_ns = TrainResult.phases_of(marks[lo:n_steps], comm_ns[lo:n_steps])
+        out = []
+        for i, row in enumerate((phase_ns * 1e-9).tolist()):
+            rec = {"step": self.first_step + lo + i, "rank": self.rank, "attempt": self.attempt}
+            rec.update({f"{ph}_s": v for ph, v in zip(PHASES, row, strict=True)})
+            rec["batch_loss"] = float(batch_loss[lo + i])
+            out.append(strict_json(rec) + "\n")
+        return out
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.steps_path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.path.parent.rmdir()  # only if no other run's files are left
 

@@ -30,16 +30,20 @@ class TrainResult:
     final_loss: float  # objective on the full training set, after training
     final_accuracy: float
     epochs: float  # passes over the data completed
-    model: object = None  # the models.Binary / models.Softmax trained (None: binary)
+    model: object  # the models.Binary / models.Softmax trained
     evals: list = field(default_factory=list)  # held-out metrics: {"step", "loss", ...}
     eval_ns: int = 0  # time spent in periodic held-out evaluations (not in loop_ns)
 
     @property
     def phase_ns(self) -> np.ndarray:
         """(steps, 4) int64: data, compute, comm, update time of each step (PHASES)."""
-        m = self.marks
-        compute = m[:, 3] - m[:, 1] - self.comm_ns  # between data and update, not in comm
-        return np.stack([m[:, 1] - m[:, 0], compute, self.comm_ns, m[:, 4] - m[:, 3]], axis=1)
+        return self.phases_of(self.marks, self.comm_ns)
+
+    @staticmethod
+    def phases_of(m: np.ndarray, comm_ns: np.ndarray) -> np.ndarray:
+        """:attr:`phase_ns` of the marks (steps, MARKS) and comm times (steps,) given."""
+        compute = m[:, 3] - m[:, 1] - comm_ns  # between data and update, not in comm
+        return np.stack([m[:, 1] - m[:, 0], compute, comm_ns, m[:, 4] - m[:, 3]], axis=1)
 
     @property
     def comm_span_ns(self) -> np.ndarray:
@@ -48,15 +52,18 @@ class TrainResult:
 
     @property
     def coef(self) -> np.ndarray:
-        return self.params[:-1] if self.model is None else self.model.unpack(self.params)[0]
+        return self.model.unpack(self.params)[0]
 
     @property
     def intercept(self):
-        if self.model is None or self.model.kind == "binary":
+        if self.model.kind == "binary":
             return float(self.params[-1])
         return self.model.unpack(self.params)[1]
 
     def model_arrays(self) -> dict:
         """The arrays of ``model.npz``: ``coef``, ``intercept`` and ``classes``."""
-        classes = (0, 1) if self.model is None else self.model.classes
-        return {"coef": self.coef, "intercept": np.asarray(self.intercept), "classes": classes}
+        return {
+            "coef": self.coef,
+            "intercept": np.asarray(self.intercept),
+            "classes": self.model.classes,
+        }

@@ -35,6 +35,15 @@ def train_section(b: Builder, run: TrainRun, prefix: str) -> Section:
         f"{s['world_size']} rank(s), {s.get('steps_run', s.get('steps'))} steps, allreduce "
         f"{(s.get('allreduce') or {}).get('algorithm', '?')}, output directory {run.path}"
     )
+    if len(run.attempts) > 1:
+        sec.notes.append(
+            f"{len(run.attempts)} attempts (resumed from checkpoints): "
+            + "; ".join(
+                f"attempt {a['attempt']}: steps {a['first']}..{a['last']}"
+                + ("" if a["completed"] else " (died; its rows saved up to its last flush)")
+                for a in run.attempts
+            )
+        )
     if run.steps is not None and run.steps["step"].size:
         steps, phases = analysis.step_phases(run)
         fig = plots.step_time_stack(steps, phases, f"Step time by phase: {run.tag}")
@@ -78,10 +87,14 @@ def train_section(b: Builder, run: TrainRun, prefix: str) -> Section:
     if run.links:
         fig = netplots.link_bytes(run.links, f"Bytes per link: {run.tag}")
         sec.items.append(b.image(fig, f"{prefix}links.png", "Bytes per link (links.json)"))
-    if run.flows:
-        fig = netplots.flow_spine_map(run.flows, s["world_size"], f"Flow-to-spine map: {run.tag}")
+    for k, fmap in enumerate(run.flows or []):
+        if not fmap["flows"]:
+            continue
+        label = fmap["label"]
+        fig = netplots.flow_spine_map(fmap["flows"], f"Flow-to-spine map ({label}): {run.tag}")
         cap = "colour: the spine that carried most of the pair's bytes; labels: bytes per spine"
-        sec.items.append(b.image(fig, f"{prefix}flows.png", "Flow-to-spine map (flows.json)", cap))
+        name = f"{prefix}flows.png" if k == 0 else f"{prefix}flows-{k}.png"
+        sec.items.append(b.image(fig, name, f"Flow-to-spine map, {label} (flows.json)", cap))
     return sec
 
 

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
-STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss")
+STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss",
+                "attempt")  # fmt: skip
 CALL_COLUMNS = ("step", "rank", "bytes", "seconds", "start_s", "start_aligned_s", "predicted_s")
 
 
@@ -36,9 +38,11 @@ class TrainRun:
     steps: dict[str, np.ndarray] | None  # STEP_COLUMNS, one entry per step per rank
     calls: dict[str, np.ndarray] | None  # CALL_COLUMNS, one entry per allreduce per rank
     traffic: dict | None
-    links: list[dict] | None  # links.json "links"
-    flows: list[dict] | None  # flows.json "flows"
+    links: list[dict] | None  # links.json, one row per link and direction (fabricfiles)
+    flows: list[dict] | None  # flows.json, one flow map per part of the job (fabricfiles)
     kind: str = field(default="train", init=False)
+    #: Which attempt ran which steps: ``[{"attempt", "first", "last", "completed"}]``.
+    attempts: list[dict] = field(default_factory=list, init=False)
 
     @property
     def run(self) -> dict:
@@ -147,10 +151,10 @@ def _load_train(path: Path) -> TrainRun:
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
     if (path / "links.json").is_file():
-        links = _list_in(path / "links.json", "links", ("name", "bytes"))
+        links = fabricfiles.read_links(path / "links.json")
     if (path / "flows.json").is_file():
-        flows = _list_in(path / "flows.json", "flows", ("src_rank", "dst_rank", "bytes", "spine"))
-    return TrainRun(
+        flows = fabricfiles.read_flows(path / "flows.json")
+    run = TrainRun(
         path,
         tag,
         summary,
@@ -161,6 +165,32 @@ def _load_train(path: Path) -> TrainRun:
         links,
         flows,
     )
+    run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
+    return run
+
+
+def with_dead_attempts(path: Path, steps, world_size: int):
+    """``steps.jsonl``'s columns with the rows that attempts which died saved in
+    ``partial/steps-attempt<a>-*.jsonl`` (steps no later attempt ran), and which attempt ran
+    which steps."""
+    parts = sorted((path / "partial").glob("steps-attempt*-rank*.jsonl"))
+    dead = [_read_jsonl(f, STEP_COLUMNS, world_size) for f in parts]
+    dead = [d for d in dead if d is not None and d["step"].size]
+    done = set() if steps is None else set(steps["step"].tolist())
+    keep = [{c: v[~np.isin(d["step"], list(done))] for c, v in d.items()} for d in dead]
+    tables = ([steps] if steps is not None else []) + [k for k in keep if k["step"].size]
+    if not tables:
+        return steps, []
+    merged = {c: np.concatenate([t[c] for t in tables]) for c in STEP_COLUMNS}
+    order = np.lexsort((merged["rank"], merged["step"]))
+    merged = {c: v[order] for c, v in merged.items()}
+    completed = set() if steps is None else set(steps["attempt"][~np.isnan(steps["attempt"])])
+    attempts = []
+    for a in sorted(set(merged["attempt"][~np.isnan(merged["attempt"])].tolist())):
+        mine = merged["step"][merged["attempt"] == a]
+        attempts.append({"attempt": int(a), "first": int(mine.min()), "last": int(mine.max()),
+                         "completed": a in completed})  # fmt: skip
+    return merged, attempts
 
 
 def _read_json(path: Path):
@@ -170,18 +200,6 @@ def _read_json(path: Path):
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
-
-
-def _list_in(path: Path, key: str, needed: tuple[str, ...]) -> list[dict]:
-    doc = _read_json(path)
-    items = doc.get(key) if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise UsageError(f"{path}: expected an object with a list {key!r}")
-    for i, item in enumerate(items):
-        missing = [k for k in needed if not isinstance(item, dict) or k not in item]
-        if missing:
-            raise UsageError(f"{path}: {key}[{i}]: expected keys {', '.join(missing)}")
-    return items
 
 
 #: Columns that are durations (seconds >= 0) or byte counts; beyond MAX_SECONDS a duration

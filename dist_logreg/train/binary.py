@@ -42,11 +42,6 @@ def n_params(n_features: int) -> int:
     return n_features + 1
 
 
-def n_penalized(n_features: int) -> int:
-    """The first ``n_penalized`` parameters carry the L2 penalty (the weights, not b)."""
-    return n_features
-
-
 def buffer_size(n_features: int) -> int:
     """Number of elements in the packed gradient buffer for ``n_features``."""
     return n_features + EXTRA_SLOTS

@@ -1,7 +1,8 @@
 """Checkpoints: atomic, checksummed, pickle-free; found, verified and checked on resume.
 
 A checkpoint is an ``.npz`` (``np.load(..., allow_pickle=False)``) holding ``params`` and
-``velocity`` (shape ``(d + 1,)``), ``meta`` (a JSON string) and ``checksum`` (SHA-256 of the
+``velocity`` (both of the model's ``n_params`` shape: ``(d + 1,)`` binary, ``(K (d + 1),)``
+softmax), ``meta`` (a JSON string) and ``checksum`` (SHA-256 of the
 JSON and both arrays' bytes). ``meta`` holds the step to continue from, the epoch and
 position in it, the sampler and the settings that decide the trajectory; the sampler needs
 no RNG state of its own, since the batch order is a function of ``(seed, epoch)``.
@@ -201,16 +202,6 @@ def load(path: Path) -> Checkpoint:
                 f"{features} features, got shape {a.shape} {a.dtype}"
             )
     return Checkpoint(step, params, velocity, meta, path)
-
-
-def newest_valid(directory: Path, warn) -> Checkpoint | None:
-    """The newest checkpoint that verifies; each one skipped is reported through ``warn``."""
-    for path in reversed(candidates(directory)):
-        try:
-            return load(path)
-        except CheckpointError as exc:
-            warn(f"checkpoint {exc}; trying the previous one")
-    return None
 
 
 def newest_usable(

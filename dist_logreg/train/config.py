@@ -1,8 +1,8 @@
-"""The training configuration: one frozen object, its defaults and its validation.
+"""The training configuration: one frozen object and its commented defaults.
 
-Precedence: built-in defaults < ``--config FILE.toml`` < command-line flags (both read in
-:mod:`dist_logreg.train.options`). The resolved configuration is saved next to every
-result (``config.json``).
+Its validation is in :mod:`dist_logreg.train.validation`. Precedence: built-in defaults <
+``--config FILE.toml`` < command-line flags (both read in :mod:`dist_logreg.train.options`).
+The resolved configuration is saved next to every result (``config.json``).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def train(
     comm : mpi4py communicator
         Used for control messages (error agreement, replica checks, final evaluation).
     allreduce : object with ``allreduce(buf)`` (see :mod:`dist_logreg.comm`)
-        The gradient path: called exactly once per step. May be instrumented.
+        The gradient path: once per step (per bucket with ``--bucket-bytes``); may be wrapped.
     cfg : TrainConfig
     ds : Dataset
         The rows this rank can read (possibly memory-mapped): all of them, or its shard
@@ -194,8 +194,8 @@ class _EveryN:
         # measurements than of its work.
         if self.flush is not None and (
             at_checkpoint or (cfg.flush_every and done % cfg.flush_every == 0)
-        ):
-            self.flush()
+        ):  # the step rows so far, too: a run that dies keeps them (partial/steps-*)
+            self.flush(step - self.first + 1, rec.marks, rec.comm_ns, rec.batch_loss)
         if self.val is not None and cfg.eval_every and done % cfg.eval_every == 0:
             t5 = perf_counter_ns()
             self.evals.append(

@@ -31,6 +31,8 @@ _CHOICES = {
     "sampling": SAMPLINGS,
     "sync": SYNCS,
 }
+#: Fields whose flag is not their name: the flag first, then aliases that scripts use.
+_FLAGS = {"model": ("--cost-model", "--model")}
 _METAVARS = {
     "data": "PATH",
     "out": "DIR",
@@ -64,7 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = choices() if callable(choices) else choices
         if name in _METAVARS:
             kwargs["metavar"] = _METAVARS[name]
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
+        flags = _FLAGS.get(name, ("--" + name.replace("_", "-"),))
+        if len(flags) > 1:
+            kwargs["help"] += f" ({' '.join(flags[1:])}: the same, kept for scripts)"
+        parser.add_argument(*flags, dest=name, **kwargs)
     parser.add_argument(
         "--config",
         metavar="FILE.toml",

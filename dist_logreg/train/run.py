@@ -101,8 +101,8 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
         with np.errstate(all="ignore"):  # non-finite values are caught, reported in one line
             result = train(
                 comm, path.allreduce, begin.cfg, begin.ds, reporter, start_point, checkpointer,
-                dog, flush=lambda: partial.flush(path.allreduce), model=begin.prep.model,
-                val=begin.prep.val, plan=begin.plan,
+                dog, flush=lambda *rows: partial.flush(path.allreduce, *rows),
+                model=begin.prep.model, val=begin.prep.val, plan=begin.plan,
             )  # fmt: skip
     finally:
         reporter.close()  # the progress bar, if any, ends before any error or summary

@@ -60,6 +60,8 @@ def start(comm, args, watchdog, say=None) -> Start:
     resolved configurations with a fingerprint of the data.
     """
     size = comm.Get_size()
+    with watchdog.phase("start-up: which ranks share this machine's memory (allgather)"):
+        local = ranks_sharing_memory(comm)
     error, cfg, mpi_record = None, None, None
     try:  # every rank reads its files itself: a node may lack one, or hold another
         file_values = load_toml(args.config) if getattr(args, "config", None) else {}
@@ -74,6 +76,7 @@ def start(comm, args, watchdog, say=None) -> Start:
                 cfg.samples * (features + 1) * np.dtype(cfg.dtype).itemsize,
                 f"the synthetic data set ({cfg.samples} x {features} {cfg.dtype})",
                 "a smaller --samples or --features, or --dtype float32",
+                local,
             )
     except UsageError as exc:
         error = exc
@@ -102,6 +105,7 @@ def start(comm, args, watchdog, say=None) -> Start:
             f"until the end) and the step buffers of a model of {width}",
             "fewer --steps or --epochs, or fewer features (a LIBSVM index that is a typo, "
             "or --features D)",
+            local,
         )
         # Sharded ranks hold different rows by design: they agree on the whole set's shape.
         fp = fingerprint(ds) if not ds.sharded else f"{ds.n_total}x{ds.n_features} sharded"
@@ -194,15 +198,35 @@ def ranks_on_this_node() -> int:
     return 1
 
 
-def check_memory(per_rank: int, what: str, advice: str) -> None:
-    """``UsageError`` before allocating, if this node's ranks would need more than it has."""
+def machine_id() -> str:
+    """This machine's identity: the kernel's boot id, the same in every network namespace
+    (the emulated hosts of `dist-logreg cluster` are namespaces of one machine, which the
+    launcher counts as separate nodes), else the host name."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        import socket
+
+        return socket.gethostname()
+
+
+def ranks_sharing_memory(comm) -> int:
+    """Collective: how many ranks run on this rank's machine (they share its memory)."""
+    ids = comm.allgather(machine_id())
+    return max(ranks_on_this_node(), ids.count(ids[comm.Get_rank()]))
+
+
+def check_memory(per_rank: int, what: str, advice: str, local: int | None = None) -> None:
+    """``UsageError`` before allocating, if this machine's ranks would need more than it
+    has (``local``: the ranks on it, from :func:`ranks_sharing_memory`)."""
     available = available_memory()
     if available is None:
         return
-    local = ranks_on_this_node()
+    local = local or ranks_on_this_node()
     if per_rank * local > available:
         raise UsageError(
-            f"{what} needs {format_bytes(per_rank)} per rank x {local} rank(s) on this node "
-            f"= {format_bytes(per_rank * local)}, but {format_bytes(available)} of memory is "
-            f"available; expected {advice}"
+            f"{what} needs {format_bytes(per_rank)} per rank x {local} rank(s) on this "
+            f"machine = {format_bytes(per_rank * local)}, but {format_bytes(available)} of "
+            f"memory is available; expected {advice}"
         )

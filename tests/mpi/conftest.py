@@ -2,17 +2,13 @@
 
 Expected values are computed from size and rank, never written for one world size; asserts
 on rank-dependent values are collective (allgathered), so a failure on one rank fails all
-ranks instead of leaving the others waiting.
+ranks instead of leaving the others waiting (``tests.helpers.collective_assert``).
 """
 
 import pytest
 from mpi4py import MPI
 
-
-def collective_assert(comm, ok: bool, message: str = "") -> None:
-    """Every rank fails together if any rank's condition is false."""
-    oks = comm.allgather(bool(ok))
-    assert all(oks), f"failed on ranks {[r for r, o in enumerate(oks) if not o]}: {message}"
+from tests.helpers import collective_assert  # noqa: F401  (re-exported for code not yet moved)
 
 
 def _communicator(kind: str):

@@ -14,7 +14,7 @@ from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.train import data
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
-from tests.mpi.conftest import collective_assert
+from tests.helpers import collective_assert
 from tests.oracle import QuietReporter
 
 pytestmark = pytest.mark.mpi

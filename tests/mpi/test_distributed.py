@@ -13,7 +13,7 @@ from dist_logreg.train import binary as model
 from dist_logreg.train import data, shards
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.loop import train
-from tests.mpi.conftest import collective_assert
+from tests.helpers import collective_assert
 from tests.oracle import QuietReporter, global_rows, serial_sgd, sharded_rows
 
 pytestmark = pytest.mark.mpi
@@ -129,13 +129,35 @@ def test_float32_stays_float32_end_to_end(comm, shuffle):
     )
 
 
+class CountSpy:
+    """An allreduce that records the count slot (``buf[-1]``) before and after the reduce."""
+
+    def __init__(self, inner):
+        self.inner, self.before, self.after = inner, [], []
+
+    def allreduce(self, buf, step):
+        self.before.append(float(buf[-1]))
+        self.inner.allreduce(buf, step)
+        self.after.append(float(buf[-1]))
+
+
 def test_each_rank_gets_its_share_of_the_batch(comm):
-    """The count slot of the reduced buffer is the global batch, whatever the split."""
+    """The count slot of the reduced buffer is the global batch, whatever the split: each
+    rank packs its own share (sizes differ by at most one) and the reduce sums them."""
     size, rank = comm.Get_size(), comm.Get_rank()
     batch = 10 * size + 1  # never divisible by size > 1
     lo, hi = data.rank_slice(batch, size, rank)
-    shares = comm.allgather(hi - lo)
-    collective_assert(comm, sum(shares) == batch and max(shares) - min(shares) <= 1)
+    ds = data.synthetic(400, 5, seed=3, dtype="float64")
+    spy = CountSpy(MPIAllreduce(comm))
+    train(comm, spy, TrainConfig(batch_size=batch, steps=4, seed=3), ds, QuietReporter())
+    shares = comm.allgather(spy.before)
+    collective_assert(
+        comm,
+        spy.before == [hi - lo] * 4  # this rank's own rows, every step
+        and spy.after == [batch] * 4  # after the reduce: the global batch, on every rank
+        and max(s[0] for s in shares) - min(s[0] for s in shares) <= 1,
+        f"before {spy.before}, after {spy.after}",
+    )
 
 
 def test_raise_together_names_the_failing_rank(comm):

@@ -23,7 +23,7 @@ from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.data import Dataset
 from dist_logreg.train.loop import train
 from dist_logreg.train.prepare import synthetic_classes
-from tests.mpi.conftest import collective_assert
+from tests.helpers import collective_assert
 from tests.oracle import QuietReporter, serial_sgd
 
 pytestmark = pytest.mark.mpi

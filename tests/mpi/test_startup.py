@@ -17,7 +17,7 @@ import pytest
 from dist_logreg.cli.main import build_parser
 from dist_logreg.errors import Diverged, UsageError
 from dist_logreg.train.run import run
-from tests.mpi.conftest import collective_assert
+from tests.helpers import collective_assert
 
 pytestmark = pytest.mark.mpi
 

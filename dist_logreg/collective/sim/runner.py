@@ -93,9 +93,14 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
         "cross_leaf_bytes": mid.extra.get("cross_leaf_bytes", 0.0),
         "links": mid.links,
     }
+    if "packet" in mid.extra:  # the packet engine's drops, marks, queues, retransmissions
+        row["packet"] = mid.extra["packet"]
     if exact:
         row["phase_sync_s"] = float(np.median([r.extra["phase_sync_s"] for r in runs]))
     return row
+
+
+EXACT_MODE = "exact (dependency graph, event by event)"
 
 
 def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="packed",
@@ -118,7 +123,7 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
     return {
         "format": FORMAT,
         "engine": engine,
-        "mode": "exact (dependency graph, event by event)" if exact else "phase-synchronous",
+        "mode": EXACT_MODE if exact or engine == "packet" else "phase-synchronous",
         "fabric": fabric_doc(fab, spec),
         "placement": {
             "mode": mode,

@@ -32,6 +32,15 @@ def _param(key: str, p: dict) -> str:
     return f"  {key:<22} {text:<34} from {p['source']}"
 
 
+def packet_line(p: dict) -> str:
+    """One line of a packet-engine row: drops, marks, retransmissions, peak queue."""
+    return (
+        f"{'':<19}packet: {p['drops']} drops, {p['ecn_marks']} ECN marks, {p['lost']} lost, "
+        f"{p['retransmissions']} retransmissions ({p['timeouts']} timeouts), peak queue "
+        f"{size(p['peak_queue_bytes'])}, {p['wall_s']:.1f} s wall"
+    )
+
+
 def lines(doc: dict) -> list[str]:
     fab, pl = doc["fabric"], doc["placement"]
     sh = fab["shape"]
@@ -51,6 +60,8 @@ def lines(doc: dict) -> list[str]:
             f"{seconds(r['ideal_s']):>11}"
             f"{r['ratio_to_ideal']:>8.2f}  {r['bottleneck']:<12}{r['max_flows_per_uplink']:>12.4g}"
         )
+        if "packet" in r:  # the packet engine (ns-3): what the network did
+            out.append(packet_line(r["packet"]))
         if "phase_sync_s" in r:
             out.append(
                 f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} "

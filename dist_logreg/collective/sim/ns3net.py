@@ -1,0 +1,299 @@
+"""Run a set of dependent TCP transfers over a described network in ns-3.
+
+This is the packet engine's network layer, independent of how the network and the
+messages were made (``packet.py`` builds them from a ``Fabric`` and a schedule):
+
+- :class:`Network`: nodes ``0..hosts-1`` are hosts, the rest switches; directed links
+  (arrays of length L) with rate (bytes/s), latency (s), per-port buffer (bytes),
+  ECN threshold K (bytes, 0 = plain drop-tail) and loss probability. Every cable is two
+  directed links, paired here in the order they appear.
+- :class:`Transfers`: connections (src host, dst host, the path as directed link ids, or
+  ``None`` to let ns-3 spray packets over every equal-cost path) and messages (the
+  connection, bytes, the delay before it starts, its dependencies in CSR form).
+- :class:`Tcp`: the congestion control (``cubic|dctcp|bbr|newreno``), min RTO, ECN.
+
+Per-flow paths without a per-flow ECMP hash in ns-3: a destination host gets one extra
+address per distinct forwarding tree its incoming flows need, and every node on a path
+gets a static host route for that address. The first tree is a shortest-path tree to the
+host's own address, which also carries every ACK. Spraying uses ns-3's global routing
+with ``RandomEcmpRouting`` (a random equal-cost next hop per packet).
+
+Example::
+
+    >>> res = run(net, transfers, Tcp("cubic"))      # doctest: +SKIP
+    >>> res.msg_done[-1]                              # s after the connections were up
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import ns3driver
+
+TCP_TYPES = {
+    "cubic": "ns3::TcpCubic",
+    "dctcp": "ns3::TcpDctcp",
+    "bbr": "ns3::TcpBbr",
+    "newreno": "ns3::TcpNewReno",
+}
+HEADER_BYTES = 52  # IPv4 20 + TCP 20 + timestamps 12: the segment is mtu - 52
+BUFFER_BYTES = 2 << 20  # socket send buffer (the receive buffer is 4x): bounds the flight
+_LINK_BASE = 0x0A000000  # 10.0.0.0/8: one /30 per cable
+_EXTRA_BASE = 0x0B000000  # 11.0.0.0/8: 11.<host>.<tree>, one per extra path tree
+
+
+@dataclass(frozen=True)
+class Network:
+    """Nodes and directed links; arrays have one entry per directed link."""
+
+    hosts: int
+    nodes: int
+    link_src: np.ndarray
+    link_dst: np.ndarray
+    link_rate: np.ndarray  # bytes/s
+    link_latency: np.ndarray  # s
+    queue_bytes: np.ndarray  # per-port buffer, bytes
+    ecn_k: np.ndarray  # marking threshold, bytes (0: drop-tail)
+    loss: np.ndarray  # probability a packet is lost on the link (0..1)
+    mtu: int = 1500
+    host_rate: float = 1e12  # bytes/s for a message inside one host
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """Connections and the messages they carry (a connection is one byte stream)."""
+
+    conn_src: np.ndarray
+    conn_dst: np.ndarray
+    conn_path: list  # per connection: directed link ids, or None (spray or local)
+    msg_conn: np.ndarray
+    msg_bytes: np.ndarray
+    msg_delay: np.ndarray  # s between the last dependency's arrival and the start
+    dep_indptr: np.ndarray
+    dep_indices: np.ndarray
+    dep_delay: np.ndarray | None = None  # per dependency edge: s added after that arrival
+
+
+@dataclass(frozen=True)
+class Tcp:
+    """Transport settings shared by every connection."""
+
+    variant: str = "cubic"
+    min_rto_s: float = 0.2
+    ecn: bool = False
+    seed: int = 0
+
+
+@dataclass
+class PacketRun:
+    """What one run measured (times in s from the moment every connection was up)."""
+
+    msg_start: np.ndarray
+    msg_done: np.ndarray
+    link_bytes: np.ndarray  # wire bytes sent on each directed link
+    link_drops: np.ndarray  # packets dropped by the port's queue
+    link_marks: np.ndarray  # packets ECN-marked by the port's queue
+    link_loss: np.ndarray  # packets lost on the wire (the loss model)
+    link_peak: np.ndarray  # exact peak queue, bytes
+    queue_t: np.ndarray  # sample times, s
+    queue_bytes: np.ndarray  # (samples, links) queue occupancy, bytes
+    conn_retrans: np.ndarray  # retransmitted segments per connection
+    conn_retrans_bytes: np.ndarray
+    conn_timeouts: np.ndarray  # retransmission timeouts per connection
+    conn_rx: np.ndarray  # payload bytes each connection's receiver read
+    wall_s: float
+    complete: bool
+    info: dict = field(default_factory=dict)
+
+
+def _cables(net):
+    """Pair directed links (a->b with b->a, in order); returns [(l_ab, l_ba)]."""
+    waiting: dict = {}
+    cables = []
+    for link in range(len(net.link_src)):
+        a, b = int(net.link_src[link]), int(net.link_dst[link])
+        back = waiting.get((b, a))
+        if back:
+            cables.append((back.popleft(), link))
+        else:
+            waiting.setdefault((a, b), deque()).append(link)
+    left = [lk for q in waiting.values() for lk in q]
+    if left:
+        raise ValueError(f"expected every link to have a reverse link, got none for {left}")
+    return cables
+
+
+def _bfs_tree(net, host):
+    """Shortest-path next hop of every node towards ``host``: {node: link}."""
+    dist = {host: 0}
+    frontier = [host]
+    while frontier:
+        nxt = []
+        for link in np.flatnonzero(np.isin(net.link_dst, frontier)):
+            node = int(net.link_src[link])
+            if node not in dist:
+                dist[node] = dist[int(net.link_dst[link])] + 1
+                nxt.append(node)
+        frontier = nxt
+    tree = {}
+    for link in range(len(net.link_src)):
+        a, b = int(net.link_src[link]), int(net.link_dst[link])
+        if a != host and a not in tree and a in dist and dist.get(b, -9) == dist[a] - 1:
+            tree[a] = link
+    return tree
+
+
+def assign_trees(net, transfers):
+    """Group each destination's paths into forwarding trees.
+
+    Returns (trees, conn_tree): trees[host] is a list of {node: link}; connection c
+    uses tree conn_tree[c] of its destination (-1: spray or local).
+    """
+    trees: dict = {}
+    conn_tree = np.full(len(transfers.conn_src), -1, dtype=np.int64)
+    for c, path in enumerate(transfers.conn_path):
+        dst = int(transfers.conn_dst[c])
+        if path is None or dst == int(transfers.conn_src[c]):
+            continue
+        hops = {int(net.link_src[lk]): int(lk) for lk in path}
+        mine = trees.setdefault(dst, [_bfs_tree(net, dst)])
+        for t, tree in enumerate(mine):
+            if all(tree.get(node, link) == link for node, link in hops.items()):
+                tree.update(hops)
+                conn_tree[c] = t
+                break
+        else:
+            mine.append(dict(hops))
+            conn_tree[c] = len(mine) - 1
+    return trees, conn_tree
+
+
+def _build(gbl, net, tcp, spray):
+    """Create the dlr::Net with cables and queues (routes come later)."""
+    gbl.dlr.SetDefaults(
+        TCP_TYPES[tcp.variant],
+        int(net.mtu - HEADER_BYTES),
+        BUFFER_BYTES,
+        float(tcp.min_rto_s),
+        bool(tcp.ecn or tcp.variant == "dctcp"),
+        bool(spray),
+        int(tcp.seed),
+    )
+    sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu))
+    for c, (ab, ba) in enumerate(_cables(net)):
+        sim.AddCable(
+            int(net.link_src[ab]), int(net.link_dst[ab]), ab, ba,
+            float(net.link_rate[ab] * 8), float(net.link_rate[ba] * 8),
+            float(net.link_latency[ab]),
+            int(net.queue_bytes[ab]), int(net.queue_bytes[ba]),
+            int(net.ecn_k[ab]), int(net.ecn_k[ba]),
+            float(net.loss[ab]), float(net.loss[ba]),
+            _LINK_BASE + 4 * c,
+        )  # fmt: skip
+    return sim
+
+
+def _route(sim, net, transfers, spray):
+    """Install routes; returns the destination address of every connection."""
+    dst_addr = [sim.HostAddr(int(d)) for d in transfers.conn_dst]
+    if spray:
+        sim.PopulateGlobal()
+        return dst_addr
+    trees, conn_tree = assign_trees(net, transfers)
+    first_out = {int(a): i for i, a in reversed(list(enumerate(net.link_src)))}
+    for host, mine in trees.items():
+        for t, tree in enumerate(mine):
+            addr = sim.HostAddr(host) if t == 0 else _EXTRA_BASE + (host << 8) + t
+            if t > 0:
+                sim.AddAddress(host, first_out[host], addr)
+            for node, link in tree.items():
+                sim.AddRoute(node, addr, link)
+    for c, t in enumerate(conn_tree):
+        if t > 0:
+            dst_addr[c] = _EXTRA_BASE + (int(transfers.conn_dst[c]) << 8) + int(t)
+    for host in range(net.hosts):  # every host reachable (ACKs) even with no flow in
+        if host not in trees:
+            for node, link in _bfs_tree(net, host).items():
+                sim.AddRoute(node, sim.HostAddr(host), link)
+    return dst_addr
+
+
+def _dependents(transfers):
+    """Invert the dependency CSR: for each message, the messages waiting on it."""
+    n = len(transfers.msg_conn)
+    indptr = np.asarray(transfers.dep_indptr, dtype=np.int64)
+    deps = np.asarray(transfers.dep_indices, dtype=np.int64)
+    edge = np.zeros(deps.size) if transfers.dep_delay is None else np.asarray(transfers.dep_delay)
+    waiter = np.repeat(np.arange(n), np.diff(indptr))
+    order = np.argsort(deps, kind="stable")
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(out_ptr, deps + 1, 1)
+    return np.diff(indptr), np.cumsum(out_ptr), waiter[order], edge[order]
+
+
+def _vec(gbl, kind, values):
+    v = gbl.std.vector[kind]()
+    v.reserve(len(values))
+    for x in values:
+        v.push_back(x)
+    return v
+
+
+def run(net, transfers, tcp=Tcp(), sample_every_s=0.0, stop_s=3600.0):
+    """Simulate; returns a :class:`PacketRun` (``complete`` False if ``stop_s`` came first)."""
+    if tcp.variant not in TCP_TYPES:
+        raise ValueError(f"expected tcp in {sorted(TCP_TYPES)}, got {tcp.variant!r}")
+    if len(transfers.conn_src) > 60000:
+        raise ValueError(f"expected at most 60000 connections, got {len(transfers.conn_src)}")
+    gbl = ns3driver.load()
+    remote = np.asarray(transfers.conn_src) != np.asarray(transfers.conn_dst)
+    spray = any(transfers.conn_path[c] is None for c in np.flatnonzero(remote))
+    sim = _build(gbl, net, tcp, spray)
+    for c, addr in enumerate(_route(sim, net, transfers, spray)):
+        sim.AddConn(int(transfers.conn_src[c]), int(transfers.conn_dst[c]), int(addr))
+    ndeps, out_ptr, out_idx, out_delay = _dependents(transfers)
+    sim.SetMessages(
+        _vec(gbl, "int64_t", [int(x) for x in transfers.msg_conn]),
+        _vec(gbl, "uint64_t", [int(x) for x in transfers.msg_bytes]),
+        _vec(gbl, "double", [float(x) for x in transfers.msg_delay]),
+        _vec(gbl, "int64_t", [int(x) for x in ndeps]),
+        _vec(gbl, "int64_t", [int(x) for x in out_ptr]),
+        _vec(gbl, "int64_t", [int(x) for x in out_idx]),
+        _vec(gbl, "double", [float(x) for x in out_delay]),
+        float(net.host_rate),
+    )
+    start = time.perf_counter()
+    sim.Run(float(sample_every_s), float(stop_s))
+    wall = time.perf_counter() - start
+    return _collect(sim, len(net.link_src), wall)
+
+
+def _arr(vec, dtype):
+    return np.array(list(vec), dtype=dtype)
+
+
+def _collect(sim, n_links, wall):
+    done = _arr(sim.msgDone, float)
+    samples = _arr(sim.samples, np.int64)
+    return PacketRun(
+        msg_start=_arr(sim.msgStart, float),
+        msg_done=done,
+        link_bytes=_arr(sim.linkBytes, np.int64),
+        link_drops=_arr(sim.linkDrops, np.int64),
+        link_marks=_arr(sim.linkMarks, np.int64),
+        link_loss=_arr(sim.linkLoss, np.int64),
+        link_peak=_arr(sim.linkPeak, np.int64),
+        queue_t=_arr(sim.sampleTimes, float),
+        queue_bytes=samples.reshape(-1, n_links) if n_links else samples,
+        conn_retrans=_arr(sim.connRetrans, np.int64),
+        conn_retrans_bytes=_arr(sim.connRetransBytes, np.int64),
+        conn_timeouts=_arr(sim.connTimeouts, np.int64),
+        conn_rx=_arr(sim.connRx, np.int64),
+        wall_s=wall,
+        complete=bool(len(done) == 0 or (done >= 0).all()),
+        info={"connect_s": float(sim.t0)},
+    )

@@ -1,0 +1,258 @@
+"""The packet engine: the flow engine's exact-mode message graph as TCP transfers in ns-3.
+
+``PacketEngine().run(job) -> Result``, the same interface as the flow engine
+(:mod:`.engine`). The fabric (``Fabric``: its links, rates, latencies, MTU, alpha, gamma),
+the placement and the messages (:func:`.messages.messages`) are the flow engine's; every
+connection (one per ordered rank pair, opened before the clock starts) takes the path the
+fabric's hash picks for it (``Fabric.route`` with the flow engine's key ``src * P + dst``),
+or, with ``hash=spray``, ns-3 sprays its packets over every equal-cost path. A message
+starts ``alpha`` after its dependencies arrived (plus ``gamma`` per byte the sender had to
+reduce first), as in ``--exact``. So the two engines differ only in what the network does.
+
+Options (``Job.options``, see :mod:`.packet_options`): ``tcp``, ``queue``, ``ecn``, ``loss``,
+``loss_link``, ``link_delay``, ``min_rto``, ``queue_samples``, ``max_wall``.
+
+``Result.extra["packet"]`` (the ``packet`` block of a simulate.json row): ``wall_s``,
+``estimate_wall_s``, ``drops``, ``ecn_marks``,
+``lost`` (totals, packets), ``retransmissions``, ``timeouts`` (totals),
+``peak_queue_bytes`` (switch ports), ``peak_host_nic_bytes`` (sender backlog), ``links_detail``
+(per directed link with traffic: name, class, wire bytes, drops, marks, lost, peak queue
+bytes), ``connections`` (per connection with retransmissions or timeouts), ``queue``
+(sample times and occupancy of the busiest switch ports), ``message_start_s``,
+``message_done_s``, ``flow_phase_sync_s``, ``options``.
+
+Example::
+
+    >>> fab = parse_fabric("flat:hosts=4,rate=10G")            # doctest: +SKIP
+    >>> r = PacketEngine().run(Job(fab, place(4, fab), ALG, 1 << 20, options={"tcp": "dctcp"}))
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from dist_logreg.collective.sim import flow, ns3net
+from dist_logreg.collective.sim.messages import messages
+from dist_logreg.collective.sim.packet_options import PacketOptions, parse_options
+from dist_logreg.errors import UsageError
+
+if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
+    raise ImportError("the ns3 package is not installed")
+
+#: Wall seconds per data packet per hop (its ACKs included), measured with
+#: benchmarks/bench_packet_scaling.py on a loaded 2-core machine (docs/packet.md).
+WALL_PER_PACKET_HOP = 60e-6
+QUEUE_LINKS = 16  # queue time series kept for this many ports (the highest peaks)
+
+
+def node_name(fab, node: int) -> str:
+    return f"host{node}" if node < fab.hosts else fab.switch_names[node - fab.hosts]
+
+
+def link_names(fab) -> list:
+    pairs = zip(fab.link_src.tolist(), fab.link_dst.tolist(), strict=True)
+    return [f"{node_name(fab, a)}>{node_name(fab, b)}" for a, b in pairs]
+
+
+def _per_link(fab, mapping: dict, default: float, what: str) -> np.ndarray:
+    """A value per directed link from ``{class or link name: value}``."""
+    out = np.full(fab.links, float(default))
+    names = link_names(fab)
+    for key, value in mapping.items():
+        if key in fab.class_names:
+            out[fab.link_class == fab.class_names.index(key)] = value
+            continue
+        a, sep, b = key.partition("-")  # a-b: both directions of one cable
+        wanted = {key} if not sep else {f"{a}>{b}", f"{b}>{a}"}
+        hit = [i for i, n in enumerate(names) if n in wanted]
+        if not hit:
+            raise UsageError(
+                f"--{what}: expected a link class ({', '.join(fab.class_names)}) or a link "
+                f"such as {names[0]}, got {key!r}"
+            )
+        out[hit] = value
+    return out
+
+
+def network_of(fab, opts: PacketOptions) -> ns3net.Network:
+    """The fabric as an ns-3 description: same links, rates and latencies.
+
+    A host's own NIC queue stands for the sender's socket backpressure (Linux's TCP small
+    queues): deep enough never to drop (every connection's window fits), no ECN marking.
+    Otherwise cubic overflows its own NIC, and a lost last segment of a message waits for
+    the RTO (ns-3 has no tail-loss probe). ``--queue`` and ``--ecn`` are the switch ports'.
+    """
+    nic = fab.link_src < fab.hosts
+    conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
+    host_queue = min(ns3net.BUFFER_BYTES * conns, 1 << 31) + opts.queue
+    return ns3net.Network(
+        hosts=fab.hosts,
+        nodes=fab.hosts + len(fab.switch_names),
+        link_src=fab.link_src,
+        link_dst=fab.link_dst,
+        link_rate=fab.link_rate,
+        link_latency=_per_link(fab, opts.link_delay, 0.0, "link-delay") if opts.link_delay
+        else fab.link_latency,
+        queue_bytes=np.where(nic, host_queue, opts.queue).astype(np.int64),
+        ecn_k=np.where(nic, 0, opts.ecn).astype(np.int64),
+        loss=_per_link(fab, opts.loss_link, opts.loss, "loss-link"),
+        mtu=int(fab.mtu),
+        host_rate=float(fab.host_rate),
+    )  # fmt: skip
+
+
+def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
+    """One connection per ordered rank pair, on the path the fabric's hash gives it."""
+    p = host_of.size
+    key = g.src_rank * p + g.dst_rank
+    keys, conn_of = np.unique(key, return_inverse=True)
+    src_r, dst_r = keys // p, keys % p
+    src_h, dst_h = host_of[src_r], host_of[dst_r]
+    paths = []
+    for a, b, k in zip(src_h.tolist(), dst_h.tolist(), keys.tolist(), strict=True):
+        if a == b or fab.hash == "spray":
+            paths.append(None)
+        else:
+            paths.append(fab.route(a, b, k)[0][0])
+    # the sender of message j reduces what it received (message i) before sending on
+    edge_src = np.repeat(np.arange(g.size), np.diff(g.dep_indptr))
+    received = g.dst_rank[g.dep_indices] == g.src_rank[edge_src]
+    edge_delay = np.where(received, g.reduce[g.dep_indices] * fab.gamma, 0.0)
+    return ns3net.Transfers(
+        conn_src=src_h, conn_dst=dst_h, conn_path=paths, msg_conn=conn_of,
+        msg_bytes=g.nbytes, msg_delay=np.full(g.size, fab.alpha),
+        dep_indptr=g.dep_indptr, dep_indices=g.dep_indices, dep_delay=edge_delay,
+    )  # fmt: skip
+
+
+def estimate_wall_s(fab, transfers: ns3net.Transfers) -> float:
+    """Wall time the run will take: packets x hops x a measured cost per packet-hop."""
+    seg = fab.mtu - ns3net.HEADER_BYTES
+    hops = np.array([2 if p is None else len(p) for p in transfers.conn_path], dtype=float)
+    if fab.hash == "spray" and fab.links:
+        hops[:] = max(2, int(np.max(fab.node_tier)) * 2)
+    local = transfers.conn_src == transfers.conn_dst
+    pkts = (
+        np.ceil(np.asarray(transfers.msg_bytes) / seg)
+        * np.where(local, 0, hops)[transfers.msg_conn]
+    )
+    return float(pkts.sum() * WALL_PER_PACKET_HOP)
+
+
+class PacketEngine:
+    """ns-3: queues, drops, ECN, congestion control; tens of hosts."""
+
+    name = "packet"
+
+    def __init__(self):
+        self.cache = flow.StepCache()
+
+    def prepare(self, job):
+        """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
+        opts = parse_options(dict(job.options))
+        host_of = np.asarray(job.host_of, dtype=np.int64)
+        g = messages(job.algorithm, host_of.size, int(job.nbytes), host_of)
+        tr = transfers_of(job.fabric, host_of, g)
+        est = estimate_wall_s(job.fabric, tr)
+        if est > opts.max_wall:
+            raise UsageError(
+                f"--engine packet: this run would take about {est / 3600:.1f} h of wall time "
+                f"({est:.0f} s > --max-wall {opts.max_wall:.0f} s); use the flow engine, fewer "
+                "ranks or fewer bytes"
+            )
+        return opts, network_of(job.fabric, opts), tr, g, est
+
+    def run(self, job):
+        from dist_logreg.collective.sim.engine import Result, job_phases
+
+        opts, net, tr, g, est = self.prepare(job)
+        host_of = np.asarray(job.host_of, dtype=np.int64)
+        fl = flow.simulate(job.fabric, host_of, job_phases(job), float(job.nbytes), self.cache)
+        every = fl["time_s"] / opts.queue_samples if opts.queue_samples else 0.0
+        tcp = ns3net.Tcp(opts.tcp, opts.min_rto, bool(opts.ecn), int(job.seed))
+        res = ns3net.run(net, tr, tcp, sample_every_s=every, stop_s=max(60.0, 1e4 * fl["time_s"]))
+        if not res.complete:
+            raise RuntimeError(
+                f"packet engine: {int((res.msg_done < 0).sum())} messages never arrived"
+            )
+        time_s = float(np.max(res.msg_done + g.reduce * job.fabric.gamma)) if g.size else 0.0
+        detail = summarize(job, res, tr, g, time_s)
+        detail.update(estimate_wall_s=est, flow_phase_sync_s=fl["time_s"], options=vars_of(opts))
+        extra = {"phase_sync_s": fl["time_s"], "cross_leaf_bytes": fl.get("cross_leaf_bytes", 0.0),
+                 "packet": detail}  # fmt: skip
+        return Result(
+            time_s=time_s,
+            ideal_s=fl["ideal_s"],
+            bottleneck=fl["bottleneck"],
+            max_flows_per_uplink=fl["max_flows_per_uplink"],
+            collisions=fl["collisions"],
+            links=_utilisation(job.fabric, res.link_bytes, time_s),
+            messages=res.msg_done,
+            extra=extra,
+        )
+
+
+def vars_of(opts: PacketOptions) -> dict:
+    return {k: getattr(opts, k) for k in opts.__dataclass_fields__}
+
+
+def _utilisation(fab, link_bytes, time_s) -> dict:
+    util = link_bytes / (fab.link_rate * max(time_s, 1e-300))
+    out = {}
+    for c, name in enumerate(fab.class_names):
+        mine = util[fab.link_class == c]
+        if mine.size:
+            out[name] = {"max_util": float(mine.max()), "mean_util": float(mine.mean())}
+    return out
+
+
+def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
+    """Result.extra: totals, per-link and per-connection detail, the queue time series."""
+    fab = job.fabric
+    names = link_names(fab)
+    busy = np.flatnonzero(res.link_bytes > 0)
+    detail = [
+        {"link": names[i], "class": fab.class_names[int(fab.link_class[i])],
+         "wire_bytes": int(res.link_bytes[i]), "drops": int(res.link_drops[i]),
+         "ecn_marks": int(res.link_marks[i]), "lost": int(res.link_loss[i]),
+         "peak_queue_bytes": int(res.link_peak[i])}
+        for i in busy
+    ]  # fmt: skip
+    p = np.asarray(job.host_of).size
+    keys = np.unique(g.src_rank * p + g.dst_rank)
+    conns = [
+        {
+            "src_rank": int(k // p),
+            "dst_rank": int(k % p),
+            "retransmissions": int(r),
+            "timeouts": int(t),
+        }
+        for k, r, t in zip(keys, res.conn_retrans, res.conn_timeouts, strict=True)
+        if r or t
+    ]
+    # switch ports: a host's own NIC queue is its socket backlog (network_of), not a buffer
+    port_peak = np.where(fab.link_src >= fab.hosts, res.link_peak, 0)
+    top = np.argsort(-port_peak, kind="stable")[:QUEUE_LINKS]
+    top = [int(i) for i in top if port_peak[i] > 0]
+    return {
+        "wall_s": res.wall_s,
+        "drops": int(res.link_drops.sum()),
+        "ecn_marks": int(res.link_marks.sum()),
+        "lost": int(res.link_loss.sum()),
+        "retransmissions": int(res.conn_retrans.sum()),
+        "timeouts": int(res.conn_timeouts.sum()),
+        "peak_queue_bytes": int(port_peak.max()) if port_peak.size else 0,
+        "peak_host_nic_bytes": int((res.link_peak - port_peak).max()) if port_peak.size else 0,
+        "links_detail": detail,
+        "connections": conns,
+        "message_start_s": res.msg_start.tolist(),
+        "message_done_s": res.msg_done.tolist(),
+        "queue": {
+            "t_s": res.queue_t.tolist(),
+            "links": {names[i]: res.queue_bytes[:, i].tolist() for i in top}
+            if res.queue_t.size
+            else {},
+        },
+    }

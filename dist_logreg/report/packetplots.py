@@ -1,0 +1,88 @@
+"""Figures of a packet-engine simulate.json: queue occupancy over time, message-completion CDF.
+
+``draw(doc, out) -> [Path]`` reads the ``packet`` block of every result row
+(``simulate --engine packet --out DIR``) and writes ``packet-queues.png`` (the busiest
+ports' queue in KiB against time, one panel per row) and ``packet-messages.png`` (the CDF
+of message completion times, one curve per row). Rows without a ``packet`` block are
+skipped; nothing is written when no row has one.
+
+Example::
+
+    >>> draw(json.loads(Path("sim/simulate.json").read_text()), Path("report"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg.errors import UsageError
+
+MAX_PANELS = 6
+MAX_LINES = 4
+
+
+def packet_rows(doc: dict) -> list:
+    return [r for r in doc.get("results", []) if isinstance(r.get("packet"), dict)]
+
+
+def _label(r: dict) -> str:
+    o = r["packet"].get("options", {})
+    ecn = f" ecn {o['ecn'] // 1024}K" if o.get("ecn") else ""
+    return f"{r['algorithm']} {r['bytes'] / 2**20:g} MiB, {o.get('tcp', '?')}{ecn}"
+
+
+def draw(doc: dict, out: Path) -> list:
+    """Write the two figures into ``out``; returns their paths (empty without packet rows)."""
+    rows = packet_rows(doc)
+    if not rows:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    shown = rows[:MAX_PANELS]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(7, 2.2 * len(shown)), squeeze=False)
+    for ax, r in zip(axes[:, 0], shown, strict=True):
+        q = r["packet"]["queue"]
+        t = np.asarray(q["t_s"]) * 1e3
+        for name, series in list(q["links"].items())[:MAX_LINES]:
+            ax.plot(t, np.asarray(series) / 1024, label=name, lw=1)
+        ax.set_title(_label(r), fontsize=9)
+        ax.set_ylabel("queue (KiB)")
+        if q["links"]:
+            ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("simulated time (ms)")
+    fig.tight_layout()
+    paths = [out / "packet-queues.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        done = np.sort(np.asarray(r["packet"]["message_done_s"])) * 1e3
+        ax.step(
+            done, np.arange(1, done.size + 1) / max(done.size, 1), where="post", label=_label(r)
+        )
+    ax.set_xlabel("message completion time (ms from the collective's start)")
+    ax.set_ylabel("fraction of messages")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "packet-messages.png")
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def simulate_doc(path: Path) -> dict | None:
+    """The simulate.json at ``path`` (a file or a directory holding one), or None."""
+    f = path / "simulate.json" if path.is_dir() else path
+    if f.name != "simulate.json" or not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{f}: expected a simulate.json, got an unreadable file ({exc})") from None

@@ -1,0 +1,94 @@
+"""Shared test helpers: launching ``mpirun`` with a hard timeout, the commands, collective
+asserts. Tests import them from here; ``conftest.py`` holds only pytest's hooks and fixtures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+#: World sizes every multi-rank test runs at (odd sizes find bugs).
+WORLD_SIZES = (1, 2, 3)
+
+
+def mpi_env() -> dict[str, str]:
+    """Environment for Open MPI on this kind of machine: root allowed, idle ranks yield."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "OMPI_ALLOW_RUN_AS_ROOT": "1",
+            "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+            "OMPI_MCA_mpi_yield_when_idle": "1",
+            # Shared memory only: no TCP listener is needed between ranks of one machine.
+            "OMPI_MCA_btl": "self,sm",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_mpi(n: int, args: list[str], timeout: float = 60, cwd: Path | None = None) -> Completed:
+    """Run ``mpirun -n n ARGS`` and return its result; a hang fails the test after ``timeout``.
+
+    The launcher runs in its own process group, so on timeout the whole group (mpirun and
+    every rank) is killed and nothing is left behind.
+    """
+    cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", *args]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=mpi_env(),
+        cwd=cwd or ROOT,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(
+            f"mpirun -n {n} {' '.join(args)} did not finish in {timeout} s "
+            f"(deadlock?)\nstdout:\n{out}\nstderr:\n{err}"
+        )
+    return Completed(proc.returncode, out, err)
+
+
+def train_cmd(*args: str) -> list[str]:
+    """The ``dist-logreg train`` command line as the installed console script."""
+    return [str(BIN / "dist-logreg"), "train", *args]
+
+
+#: The run the fault-tolerance and supervise tests kill, resume and compare (40 steps, with
+#: momentum, so that resuming must restore the velocity too).
+FAULT_RUN = ["--samples", "3000", "--features", "7", "--batch-size", "100", "--steps", "40",
+             "--momentum", "0.5", "--seed", "2", "--log-every", "1"]  # fmt: skip
+
+
+def load_model(d: Path) -> np.ndarray:
+    """``[coef..., intercept]`` of the model.npz in ``d``."""
+    m = np.load(d / "model.npz", allow_pickle=False)
+    return np.append(m["coef"], m["intercept"])
+
+
+def collective_assert(comm, ok: bool, message: str = "") -> None:
+    """Every rank fails together if any rank's condition is false (an assert that fails on
+    some ranks only would leave the others waiting in the next collective)."""
+    oks = comm.allgather(bool(ok))
+    assert all(oks), f"failed on ranks {[r for r, o in enumerate(oks) if not o]}: {message}"
