@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dist_logreg.collective.ecmp import predict  # noqa: E402
-from dist_logreg.ops.cluster import load  # noqa: E402
+from dist_logreg.ops.cluster import fabricfiles, load  # noqa: E402
 from dist_logreg.ops.cluster.leafspine import set_hash  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -49,7 +49,7 @@ def job(name: str, alg: str, k: int, size: str, tmp: Path, iters: int) -> dict:
             "--min-bytes", size, "--max-bytes", size, "--iters", str(iters), "--warmup", "1",
             "--out", str(out))  # fmt: skip
     (rec,) = json.loads(out.read_text())["records"]
-    fl = json.loads((tmp / "b.flows.json").read_text())
+    (fl,) = fabricfiles.read_flows(tmp / "b.flows.json")  # one algorithm: one flow map
     links = json.loads((tmp / "b.links.json").read_text())
     big = [f for f in fl["flows"] if f["spine"] and f["elephant"]]
     conns: dict[frozenset, set] = {}  # host pair -> its connections that carried data

@@ -1,11 +1,18 @@
-"""A large allreduce on emulated hosts as the link rate drops, next to the cost model.
+"""Does the emulated fabric's shaping hold at both ends, rate by rate?
 
-Run as root:  .venv/bin/python benchmarks/bench_link_rate.py
+Run as root (iperf3 and nft installed):  python benchmarks/bench_link_rate.py
 
-For each rate: `dist-logreg cluster up --hosts 2 --rate R`, then `cluster run -- bench` of one
-16 MiB allreduce (mpi and ring), then `cluster down`. The cost model (Hockney, ring):
-t = 2(p-1) alpha + 2(p-1)/p * S * beta, with beta = 8 / rate seconds per byte and alpha the
-measured 8-byte latency of the unshaped link.
+For each rate (default 200, 300, 400, 500 Mbit/s), with the default shaping:
+
+1. a 4-host leaf-spine (2 leaves x 2 spines) with ``--calibrate``: TCP goodput of each link
+   class one way and both ways at once (iperf3), as a share of the nominal rate
+   (goals: >= 90% one way, >= 85% both ways);
+2. a 2-host flat cluster, one rank each: a 64 KiB ring allreduce (measured time over its
+   wire time, S * 8 / rate: each direction of the link carries S bytes at 2 ranks; goal
+   >= 0.85) and a 16 MiB one (busbw over the nominal rate; goal >= 85%).
+
+Prints one table row per rate and measurement, with the load average when it was taken:
+on a shared 2-core machine the numbers move with the load.
 """
 
 from __future__ import annotations
@@ -17,57 +24,76 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dist_logreg.collective.closed_form import model_time
-from dist_logreg.report.runs import bench_records
+from dist_logreg.ops.cluster import STATE_ROOT
+from dist_logreg.units import rate_bits
 
 BIN = Path(sys.executable).parent
+NAME, SUBNET = "lrbench", "198.18.12.0/24"
 
 
-def cluster(*args: str) -> None:
-    subprocess.run([str(BIN / "dist-logreg"), "cluster", *args], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+def cluster(*args: str) -> str:
+    r = subprocess.run([str(BIN / "dist-logreg"), "cluster", *args], check=True,
+                       capture_output=True, text=True)  # fmt: skip
+    return r.stdout
 
 
-def bench(name: str, size: str, tcp_links: int, out: Path, algorithms: str) -> list[dict]:
-    subprocess.run(
-        [str(BIN / "dist-logreg"), "cluster", "run", "--name", name, "--tcp-links",
-         str(tcp_links), "--", "bench", "--allreduce", algorithms, "--min-bytes", size,
-         "--max-bytes", size, "--iters", "8", "--warmup", "2", "--out", str(out)],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    return bench_records(json.loads(out.read_text()), str(out))["records"]
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def bench(size: str, iters: int, out: Path) -> dict:
+    cluster("run", "--name", NAME, "--", "bench", "--allreduce", "ring", "--min-bytes",
+            size, "--max-bytes", size, "--iters", str(iters), "--warmup", "3",
+            "--out", str(out))  # fmt: skip
+    return json.loads(out.read_text())["records"][0]
+
+
+def one_rate(rate: str, tmp: Path, seconds: str, shaping: list[str]) -> list[str]:
+    nominal = rate_bits(rate) / 1e9
+    rows = []
+    cluster("up", "--name", NAME, "--subnet", SUBNET, "--topology", "leaf-spine", "--hosts",
+            "4", "--rate", rate, "--calibrate", "--calibrate-seconds", seconds,
+            *shaping)  # fmt: skip
+    try:
+        state = json.loads((STATE_ROOT / NAME / "state.json").read_text())
+        for cls, cal in sorted(state["calibration"]["classes"].items()):
+            rows.append(f"| {rate} | {cls} TCP one way | {cal['one_way_Gbps']:.3f} Gbit/s | "
+                        f"{cal['one_way_Gbps'] / nominal:.2f} | >= 0.90 | {load()} |")  # fmt: skip
+            rows.append(f"| {rate} | {cls} TCP both ways (each) | {cal['bidir_Gbps']:.3f} Gbit/s"
+                        f" | {cal['bidir_Gbps'] / nominal:.2f} | >= 0.85 | {load()} |")  # fmt: skip
+    finally:
+        cluster("down", "--name", NAME)
+    cluster("up", "--name", NAME, "--subnet", SUBNET, "--hosts", "2", "--rate", rate, *shaping)
+    try:
+        small = bench("64K", 50, tmp / "s.json")
+        wire = small["bytes"] * 8 / rate_bits(rate)
+        ms, ratio = small["time_s"] * 1e3, small["time_s"] / wire
+        rows.append(f"| {rate} | 64 KiB ring allreduce | {ms:.3f} ms (wire {wire * 1e3:.3f} "
+                    f"ms) | {ratio:.2f} | >= 0.85 | {load()} |")  # fmt: skip
+        big = bench("16M", 5, tmp / "b.json")
+        gbps = big["busbw"] * 8
+        rows.append(f"| {rate} | 16 MiB ring busbw | {gbps:.3f} Gbit/s | {gbps / nominal:.2f} "
+                    f"| >= 0.85 | {load()} |")  # fmt: skip
+    finally:
+        cluster("down", "--name", NAME)
+    return rows
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rates", default="unshaped,1gbit,500mbit,100mbit")
-    ap.add_argument("--size", default="16M")
-    ap.add_argument("--tcp-links", type=int, default=4)
+    ap.add_argument("--rates", default="200mbit,300mbit,400mbit,500mbit")
+    ap.add_argument("--calibrate-seconds", default="3")
+    ap.add_argument("--burst", help="cluster up --burst (default: its own)")
+    ap.add_argument("--queue", help="cluster up --queue (default: its own)")
     args = ap.parse_args()
-    name, subnet = "dlrbench", "198.18.10.0/24"
+    shaping = [*(["--burst", args.burst] if args.burst else []),
+               *(["--queue", args.queue] if args.queue else [])]  # fmt: skip
     tmp = Path(tempfile.mkdtemp())
-    rows = []
-    alpha = None
+    print("| rate | measurement | measured | measured / nominal (or / wire) | goal | load |")
+    print("|---|---|---|---|---|---|")
     for rate in args.rates.split(","):
-        shaped = [] if rate == "unshaped" else ["--rate", rate]
-        cluster("up", "--hosts", "2", "--name", name, "--subnet", subnet, *shaped)
-        try:
-            if alpha is None:  # per-message latency of the link, for the cost model
-                alpha = bench(name, "8", args.tcp_links, tmp / "a.json", "ring")[0]["time_s"] / 2
-            recs = bench(name, args.size, args.tcp_links, tmp / "b.json", "mpi,ring")
-        finally:
-            cluster("down", "--name", name)
-        for r in recs:
-            bits = None if rate == "unshaped" else float(rate[:-4]) * {"g": 1e9, "m": 1e6}[rate[-4]]
-            model = model_time("ring", r["bytes"], 2, alpha, 8 / bits) if bits else None
-            rows.append((rate, r["algorithm"], r["bytes"], r["time_s"], r["busbw"] * 8, model))
-    print(f"# 2 emulated hosts x 1 rank, {args.size} allreduce, btl_tcp_links {args.tcp_links}; "
-          f"alpha (8 B ring / 2 messages) = {alpha * 1e6:.1f} us")  # fmt: skip
-    print(f"{'link':>10} {'algorithm':>10} {'time (ms)':>10} {'busbw (Gbit/s)':>15} "
-          f"{'model (ms)':>11} {'measured/model':>15}")  # fmt: skip
-    for rate, alg, _, t, busbw, model in rows:
-        m = f"{model * 1e3:11.1f} {t / model:15.2f}" if model else f"{'-':>11} {'-':>15}"
-        print(f"{rate:>10} {alg:>10} {t * 1e3:10.1f} {busbw:15.2f} {m}")
+        for row in one_rate(rate, tmp, args.calibrate_seconds, shaping):
+            print(row, flush=True)
     return 0
 
 

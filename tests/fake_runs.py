@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg.ops.cluster import fabricfiles
+
 
 def write_train_run(
     d: Path,
@@ -83,13 +85,19 @@ def write_train_run(
     (d / "traffic.json").write_text(
         json.dumps({"algorithm": "ring", "observed": True, "bytes": ring})
     )
-    if fabric:
-        links = [{"name": f"leaf{i}-spine{k}", "direction": dr, "bytes": 1000 * (i + k + 1)}
-                 for i in range(2) for k in range(2) for dr in ("up", "down")]  # fmt: skip
-        flows = [{"src_rank": i, "dst_rank": (i + 1) % p, "bytes": 5000, "spine": f"s{i % 2}"}
-                 for i in range(p)]  # fmt: skip
-        (d / "links.json").write_text(json.dumps({"links": links}))
-        (d / "flows.json").write_text(json.dumps({"flows": flows}))
+    if fabric:  # the files `cluster run` writes, through its own writer
+        links = [{"id": f"l{i}-s{k}", "class": "uplink", "directions": {
+            f"l{i}>s{k}": {"way": "up", "bytes": 1000 * (i + k + 1), "packets": 1,
+                           "shaper_drops": 0, "loss_drops": 0, "Gbps": 0.0},
+            f"s{k}>l{i}": {"way": "down", "bytes": 500 * (i + k + 1), "packets": 1,
+                           "shaper_drops": 0, "loss_drops": 0, "Gbps": 0.0}}}
+            for i in range(2) for k in range(2)]  # fmt: skip
+        flows = [{"src": f"h{i}", "dst": f"h{(i + 1) % p}", "sport": 1000 + i, "dport": 2000,
+                  "src_ranks": [i], "dst_ranks": [(i + 1) % p], "bytes": 5000,
+                  "spine": f"s{i % 2}"} for i in range(p)]  # fmt: skip
+        fabricfiles.write_links(d / "links.json", {"cluster": "fake", "links": links})
+        fabricfiles.write_flows(d / "flows.json", {"cluster": "fake"},
+                                [{"label": "job", "flows": flows}])  # fmt: skip
     return d
 
 

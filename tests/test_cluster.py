@@ -123,7 +123,8 @@ def test_delay_needs_netem_and_a_failed_up_leaves_nothing():
         if r.returncode == 0:  # this kernel has netem
             assert "netem" in cli("status", "--name", name).stdout
         else:
-            assert "--delay needs the kernel's netem qdisc" in r.stderr
+            assert "this kernel has no netem" in r.stderr
+            assert "simulate --engine packet" in r.stderr  # where delay lives instead
             assert "removing what was created" in r.stdout
             assert leftovers(name) == []
     finally:
@@ -188,11 +189,21 @@ def test_every_message_size_is_shaped(tmp_path):
         (rec,) = read_json(out)["records"]
         # Ring at 2 ranks: each host sends the whole 64 KiB over its 100 Mbit/s link.
         wire = 65536 * 8 / 100e6
-        assert rec["time_s"] >= 0.8 * wire, (rec["time_s"], wire)
+        assert rec["time_s"] >= 0.85 * wire, (rec["time_s"], wire)
         links = read_json(tmp_path / "b.links.json")
         assert {row["id"] for row in links["links"]} == {"h0", "h1"}
         sent = links["links"][0]["directions"]["h0>br"]["bytes"]
         assert sent >= 23 * 65536  # 23 calls of 64 KiB left host 0 (plus headers)
+        # The other end: a 4 MiB stream is not faster than the wire either, and the shaper
+        # has not collapsed (a generous bound: the machine running CI is shared).
+        big = tmp_path / "big.json"
+        r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", "--min-bytes",
+                "4M", "--max-bytes", "4M", "--iters", "2", "--warmup", "1",
+                "--out", str(big))  # fmt: skip
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        (rec,) = read_json(big)["records"]
+        wire = (4 << 20) * 8 / 100e6
+        assert 0.95 * wire <= rec["time_s"] <= 4 * wire, (rec["time_s"], wire)
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []

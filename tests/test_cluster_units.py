@@ -30,9 +30,12 @@ def fabric_state(leaves=2, spines=2, hosts=4) -> Cluster:
 
 def test_default_buckets_shape_every_message_of_64_kib_and_up():
     for rate in ("100mbit", "400mbit", "1gbit"):
-        # what passes unshaped after a pause is under 5% of a 64 KiB message
-        assert shaping.default_burst(rate) < 0.05 * 65536
+        # what passes unshaped after a pause is under 15% of a 64 KiB message, so it takes
+        # at least 0.85 of its wire time (the goal of issue 21)
+        assert shaping.default_burst(rate) <= 0.15 * 65536
         assert shaping.default_burst(rate) >= 2 * shaping.FRAME  # tbf needs a whole frame
+    # and the shaper's timer may fire 100 us late at 500 Mbit/s before tokens are lost
+    assert shaping.default_burst("500mbit") / (500e6 / 8) >= 100e-6
     assert shaping.default_burst("10gbit") == int(10e9 / 8 * 20e-6)  # 20 us at high rates
     assert shaping.default_queue("1gbit") == 125_000  # 1 ms
     assert shaping.default_queue("100mbit") == 65536  # at least 64 KiB
@@ -92,23 +95,6 @@ def _flow(src, dst, sport, nbytes, spine, c):
             "src_leaf": leaf[src], "dst_leaf": leaf[dst], "spine": spine,
             "spine_bytes": {spine: nbytes} if spine else {},
             "elephant": nbytes >= flows.ELEPHANT_MIN}  # fmt: skip
-
-
-def test_collisions_are_two_elephants_on_one_uplink_while_another_idles():
-    c = fabric_state()
-    big = 10 << 20
-    collided = [_flow("h0", "h2", 1, big, "s1", c), _flow("h1", "h3", 2, big, "s1", c),
-                _flow("h2", "h0", 3, big, "s0", c), _flow("h3", "h1", 4, big, "s1", c),
-                _flow("h0", "h3", 5, 100, "s0", c)]  # fmt: skip
-    # (the mouse on l0>s0 does not make it busy)
-    found = flows.collisions(c, collided)
-    assert [(x["link"], x["elephants"], x["idle"]) for x in found] == [
-        ("l0>s1", 2, ["l0>s0"]),  # both elephants leaving leaf 0 hashed onto spine 1
-        ("s1>l1", 2, ["s0>l1"]),  # ... and so entering leaf 1 from it
-    ]
-    assert "h0:1>h2:1024" in found[0]["flows"]
-    balanced = [_flow("h0", "h2", 1, big, "s0", c), _flow("h1", "h3", 2, big, "s1", c)]
-    assert flows.collisions(c, balanced) == []
 
 
 def test_pairs_add_what_each_spine_saw():
@@ -186,7 +172,7 @@ def test_fabric_lines_put_retransmissions_next_to_the_latency_tail():
     report = {"tcp": {"total": {"OutSegs": 1000, "RetransSegs": 12, "retrans_pct": 1.2}},
               "uplinks": {"line": "uplinks: max/mean load 1.00"}}  # fmt: skip
     block = {"allreduce_latency_s": {"p50": 0.001, "p99": 0.02, "max": 0.2}, "ceiling": None}
-    lines = fabric_lines(c, report, None, block)
+    lines = fabric_lines(c, report, [], block)
     assert "12 of 1,000 segments retransmitted (1.20%)" in lines[1]
     assert "allreduce latency p50 1.00 ms  p99 20.00 ms  max 200.00 ms" in lines[1]
     assert any("no calibrated ceiling" in x for x in lines)

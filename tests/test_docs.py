@@ -52,7 +52,11 @@ OTHER_TOOLS = {
     "--no-binary": "pip", "--no-cache-dir": "pip", "--scale": "docker-compose",
     "--uts": "unshare", "--mpi": "srun", "--with-mpi": "pytest-mpi", "--check": "ruff format",
     "--strict": "mkdocs", "--site-dir": "mkdocs", "--n": "mpirun", "--np": "mpirun",
-    "--forceflush": "iperf3", "--bidir": "iperf3",
+    "--forceflush": "iperf3", "--bidir": "iperf3", "--wait": "sbatch",
+    "--ntasks-per-node": "sbatch", "--cpus-per-task": "sbatch", "--output": "sbatch",
+    "--job-name": "sbatch", "--nodes": "sbatch", "--time": "sbatch", "--export": "sbatch",
+    "--force": "munged", "--socket": "munged", "--key-file": "munged", "--pid-file": "munged",
+    "--log-file": "munged", "--seed-file": "munged", "--net": "nsenter",
 }  # fmt: skip
 SCRIPT_DIRS = ("benchmarks", "launch", "docker", "docs/scripts")
 #: Folders whose ``name/x.py`` in a docstring means dist_logreg/name/x.py (old names too).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError
@@ -16,6 +18,7 @@ examples (as root):
   dist-logreg cluster up --name fab --topology leaf-spine --leaves 2 --spines 2 --hosts 4 \\
       --rate 1gbit --hash l4 --calibrate
   dist-logreg cluster run --name fab -- bench --allreduce ring --min-bytes 16M --max-bytes 16M
+  dist-logreg cluster set --name fab --rate 200mbit --loss-link l0-s1=1
   dist-logreg cluster status --name fab
   dist-logreg cluster down --name fab
 """
@@ -112,7 +115,18 @@ def _shaping_arguments(c_up) -> None:
         "acknowledgements and small messages that wait behind data",
     )
     c_up.add_argument(
-        "--delay", type=float, metavar="MS", help="added one-way delay on host links (needs netem)"
+        "--delay",
+        type=float,
+        metavar="MS",
+        help="added one-way delay on host links: needs netem, which this kernel lacks, so it is "
+        "refused; delay is a packet-level simulator option (simulate --engine packet)",
+    )
+    c_up.add_argument(
+        "--slurm",
+        action="store_true",
+        help="also start Slurm: munged, slurmctld in the root namespace and one slurmd in each "
+        "host (its own hostname), so `cluster run -- sbatch launch/slurm.sbatch` schedules "
+        "across the emulated nodes (Debian packages slurm-wlm and munge)",
     )
     c_up.add_argument(
         "--loss",
@@ -129,6 +143,56 @@ def _shaping_arguments(c_up) -> None:
         metavar="LINK=PCT",
         help="loss on one link (both directions), e.g. l0-s1=1 (leaf 0 to spine 1) or h3=0.5 "
         "(host 3's link); repeatable, overrides --loss for that link",
+    )
+
+
+def _set_parser(clsub, name_help: str) -> None:
+    c_set = clsub.add_parser(
+        "set",
+        help="change rates, buckets, queues, loss or hashing of a running cluster, in place",
+        description="Changes a running cluster in seconds, without rebuilding it: shapers are "
+        "replaced (tc qdisc replace), loss rules rewritten, the leaves' hash policy set. The "
+        "change is recorded in the cluster state (shown by `cluster status`) and in the "
+        "provenance (run.cluster) of every later run. Options as for `cluster up`.",
+    )
+    c_set.add_argument("--rate", metavar="RATE", help="every host link, both directions")
+    c_set.add_argument("--uplink-rate", metavar="RATE", help="every uplink, both directions")
+    c_set.add_argument("--burst", metavar="BYTES", help="token bucket of every shaper")
+    c_set.add_argument("--queue", metavar="BYTES", help="queue limit of every switch port")
+    c_set.add_argument(
+        "--loss", type=float, metavar="PCT", help="every link, each direction (0 removes it)"
+    )
+    c_set.add_argument(
+        "--loss-link",
+        type=_loss_link,
+        action="append",
+        default=[],
+        metavar="LINK=PCT",
+        help="loss on one link, e.g. l0-s1=1 (=0 removes it); repeatable",
+    )
+    c_set.add_argument("--hash", choices=("l3", "l4"), help="leaf-spine: the leaves' ECMP hash")
+    c_set.add_argument("--name", default="dlr", help=name_help)
+
+
+def _change(args: argparse.Namespace):
+    from dist_logreg.ops.cluster.change import Change
+
+    loss_links = dict(args.loss_link)
+    if len(loss_links) != len(args.loss_link):
+        raise UsageError("--loss-link: expected each link at most once")
+    try:
+        burst = parse_bytes(args.burst) if args.burst else None
+        queue = parse_bytes(args.queue) if args.queue else None
+    except UsageError as exc:
+        raise UsageError(f"--burst/--queue: {exc}") from None
+    return Change(
+        rate=parse_rate(args.rate, "--rate"),
+        uplink_rate=parse_rate(args.uplink_rate, "--uplink-rate"),
+        loss_pct=args.loss,
+        loss_links=loss_links,
+        burst=burst,
+        queue=queue,
+        hash=args.hash,
     )
 
 
@@ -150,6 +214,7 @@ def add_parser(sub) -> None:
         "coexist on other subnets; default: dlr)"
     )
     _up_parser(clsub, name_help)
+    _set_parser(clsub, name_help)
     c_run = clsub.add_parser(
         "run",
         help="run `train` or `bench` across the emulated hosts, and report what the fabric saw",
@@ -175,7 +240,9 @@ def add_parser(sub) -> None:
         "--fabric-out", metavar="DIR", help="write links.json and flows.json here instead"
     )
     c_run.add_argument("--name", default="dlr", help=name_help)
-    c_run.add_argument("program", nargs=argparse.REMAINDER, help="-- train|bench ARGS...")
+    c_run.add_argument(
+        "program", nargs=argparse.REMAINDER, help="-- train|bench ARGS... (or -- sbatch|srun ARGS)"
+    )
     c_status = clsub.add_parser("status", help="hosts, addresses, link shaping and calibration")
     c_status.add_argument("--name", default="dlr", help=name_help)
     c_down = clsub.add_parser("down", help="remove every namespace, link and bridge of the cluster")
@@ -211,6 +278,7 @@ def _spec(args: argparse.Namespace):
         hash=args.hash or "l4",
         burst=burst,
         queue=queue,
+        slurm=args.slurm,
     )
 
 
@@ -218,7 +286,9 @@ def cmd(args: argparse.Namespace) -> int:
     """The ``cluster`` sub-commands: plain processes that build networks and run mpirun."""
     from dist_logreg.ops import cluster
     from dist_logreg.ops.cluster.calibrate import calibrate
+    from dist_logreg.ops.cluster.change import apply
     from dist_logreg.ops.cluster.jobs import run
+    from dist_logreg.ops.cluster.state import end_children
 
     def body() -> int:
         if args.action == "up":
@@ -234,6 +304,8 @@ def cmd(args: argparse.Namespace) -> int:
 
             c = cluster.up(_spec(args), say=say, calibrate=cal)
             say(cluster.status(c.name))
+        elif args.action == "set":
+            apply(args.name, _change(args), say=say)
         elif args.action == "run":
             program = args.program[1:] if args.program[:1] == ["--"] else args.program
             return run(
@@ -245,4 +317,20 @@ def cmd(args: argparse.Namespace) -> int:
             cluster.down(args.name, say=say)
         return 0
 
-    return run_plain(body)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return run_plain(body)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback
+        end_children()
+        signum = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
+        print(f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
+              "every process it started was ended", file=sys.stderr, flush=True)  # fmt: skip
+        return 128 + signum
+    finally:
+        end_children()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")

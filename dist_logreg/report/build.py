@@ -87,10 +87,14 @@ def train_section(b: Builder, run: TrainRun, prefix: str) -> Section:
     if run.links:
         fig = netplots.link_bytes(run.links, f"Bytes per link: {run.tag}")
         sec.items.append(b.image(fig, f"{prefix}links.png", "Bytes per link (links.json)"))
-    if run.flows:
-        fig = netplots.flow_spine_map(run.flows, s["world_size"], f"Flow-to-spine map: {run.tag}")
+    for k, fmap in enumerate(run.flows or []):
+        if not fmap["flows"]:
+            continue
+        label = fmap["label"]
+        fig = netplots.flow_spine_map(fmap["flows"], f"Flow-to-spine map ({label}): {run.tag}")
         cap = "colour: the spine that carried most of the pair's bytes; labels: bytes per spine"
-        sec.items.append(b.image(fig, f"{prefix}flows.png", "Flow-to-spine map (flows.json)", cap))
+        name = f"{prefix}flows.png" if k == 0 else f"{prefix}flows-{k}.png"
+        sec.items.append(b.image(fig, name, f"Flow-to-spine map, {label} (flows.json)", cap))
     return sec
 
 

@@ -105,14 +105,24 @@ def link_bytes(links: list[dict], title: str):
     return fig
 
 
-def flow_spine_map(flows: list[dict], world_size: int, title: str):
-    """Source rank x destination rank, coloured by the spine that carried the most bytes."""
-    spines = sorted({str(f["spine"]) for f in flows})
-    p = max(world_size, 1 + max(max(int(f["src_rank"]), int(f["dst_rank"])) for f in flows))
+def flow_spine_map(flows: list[dict], title: str):
+    """Source host x destination host, coloured by the spine that carried the most bytes.
+
+    ``flows``: one flow map of ``flows.json`` (:mod:`dist_logreg.ops.cluster.fabricfiles`);
+    flows under one leaf are ``(same leaf)``.
+    """
+
+    def key(host: str):
+        return (len(host), host)  # h2 before h10
+
+    hosts = sorted({str(f[k]) for f in flows for k in ("src", "dst")}, key=key)
+    spines = sorted({str(f["spine"] or "(same leaf)") for f in flows})
     per_pair: dict[tuple[int, int], dict[str, float]] = {}
     for f in flows:
-        pair = per_pair.setdefault((int(f["src_rank"]), int(f["dst_rank"])), {})
-        pair[str(f["spine"])] = pair.get(str(f["spine"]), 0.0) + float(f["bytes"])
+        pair = per_pair.setdefault((hosts.index(str(f["src"])), hosts.index(str(f["dst"]))), {})
+        spine = str(f["spine"] or "(same leaf)")
+        pair[spine] = pair.get(spine, 0.0) + float(f["bytes"])
+    p = len(hosts)
     grid = np.full((p, p), np.nan)
     for (i, j), by_spine in per_pair.items():
         grid[i, j] = spines.index(max(by_spine, key=by_spine.get))
@@ -127,8 +137,8 @@ def flow_spine_map(flows: list[dict], world_size: int, title: str):
     ax.legend(
         handles=handles, title="spine", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1)
     )
-    ax.set_xlabel("destination rank")
-    ax.set_ylabel("source rank")
-    ax.set_xticks(range(p))
-    ax.set_yticks(range(p))
+    ax.set_xlabel("destination host")
+    ax.set_ylabel("source host")
+    ax.set_xticks(range(p), hosts)
+    ax.set_yticks(range(p), hosts)
     return fig

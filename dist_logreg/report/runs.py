@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
@@ -37,8 +38,8 @@ class TrainRun:
     steps: dict[str, np.ndarray] | None  # STEP_COLUMNS, one entry per step per rank
     calls: dict[str, np.ndarray] | None  # CALL_COLUMNS, one entry per allreduce per rank
     traffic: dict | None
-    links: list[dict] | None  # links.json "links"
-    flows: list[dict] | None  # flows.json "flows"
+    links: list[dict] | None  # links.json, one row per link and direction (fabricfiles)
+    flows: list[dict] | None  # flows.json, one flow map per part of the job (fabricfiles)
     kind: str = field(default="train", init=False)
     #: Which attempt ran which steps: ``[{"attempt", "first", "last", "completed"}]``.
     attempts: list[dict] = field(default_factory=list, init=False)
@@ -150,9 +151,9 @@ def _load_train(path: Path) -> TrainRun:
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
     if (path / "links.json").is_file():
-        links = _list_in(path / "links.json", "links", ("name", "bytes"))
+        links = fabricfiles.read_links(path / "links.json")
     if (path / "flows.json").is_file():
-        flows = _list_in(path / "flows.json", "flows", ("src_rank", "dst_rank", "bytes", "spine"))
+        flows = fabricfiles.read_flows(path / "flows.json")
     run = TrainRun(
         path,
         tag,
@@ -199,18 +200,6 @@ def _read_json(path: Path):
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
-
-
-def _list_in(path: Path, key: str, needed: tuple[str, ...]) -> list[dict]:
-    doc = _read_json(path)
-    items = doc.get(key) if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise UsageError(f"{path}: expected an object with a list {key!r}")
-    for i, item in enumerate(items):
-        missing = [k for k in needed if not isinstance(item, dict) or k not in item]
-        if missing:
-            raise UsageError(f"{path}: {key}[{i}]: expected keys {', '.join(missing)}")
-    return items
 
 
 #: Columns that are durations (seconds >= 0) or byte counts; beyond MAX_SECONDS a duration

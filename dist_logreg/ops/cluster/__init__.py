@@ -4,7 +4,7 @@ Each emulated host is a network namespace with an address in 198.18.0.0/15 (the 
 reserved for network benchmarking). Three topologies: ``flat`` (every host on one bridge),
 ``two-tier`` (leaf bridges with one slow uplink each to a spine bridge) and ``leaf-spine``
 (leaf and spine routers in their own namespaces, multipath routes over every spine: real
-ECMP). Links are shaped with ``tc`` (``tbf``; delay with ``netem`` where the kernel has it),
+ECMP). Links are shaped with ``tc`` (``tbf``; delay only where the kernel has ``netem``),
 lose packets through ``nftables`` rules, and are counted per link and per flow.
 
 ``mpirun`` runs in the root namespace and starts ranks inside the hosts through a launch
@@ -24,12 +24,17 @@ rolls back on any failure or Ctrl-C.
 ``leafspine``    the routed ``leaf-spine`` builder (ECMP)
 ``lifecycle``    ``up`` (checks, rollback) and ``down``
 ``status``       ``cluster status``
-``counters``     link and TCP counters, ``links.json``
-``flows``        the flow map: which spine each TCP flow took, ``flows.json``
+``counters``     link and TCP counters, the baseline ``cluster status`` counts from
+``flows``        the flow map: which spine each TCP flow took
 ``calibrate``    one-way and bidirectional TCP ceilings per link class
 ``probe``        the built-in TCP probe that runs inside the namespaces
 ``jobs``         ``cluster run``: the ``mpirun`` line, snapshots, the fabric files
 ``report``       the fabric block, busbw against the ceiling, the printed summary
+``fabricfiles``  the schema of ``links.json`` and ``flows.json``: written and read here
+``attribution``  flows tied to lossy links and retransmissions; collisions, imbalance
+``tcpinfo``      per-connection TCP counters (``ss -tin``) sampled during a job
+``change``       ``cluster set``: rates, buckets, queues, loss, hashing in place
+``slurm``        ``up --slurm``: munged, slurmctld, one slurmd per host; sbatch/srun
 ===============  ==========================================================================
 """
 

@@ -22,7 +22,7 @@ import sys
 import time
 
 from dist_logreg.errors import UsageError
-from dist_logreg.ops.cluster.state import Cluster, in_ns
+from dist_logreg.ops.cluster.state import Cluster, in_ns, spawn
 from dist_logreg.units import rate_bits
 
 PORT = 5201  # iperf3's; each host is its own namespace, so it is free
@@ -43,9 +43,7 @@ def classes(c: Cluster) -> dict[str, tuple[str, str]]:
 
 
 def _run(ns: str, args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*in_ns(ns), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    return spawn([*in_ns(ns), *args])  # ended on every exit path (state.end_children)
 
 
 def _ready(proc: subprocess.Popen, word: str, timeout: float = 10.0) -> str:

@@ -61,6 +61,22 @@ def snapshot(c: Cluster) -> dict:
     return snap
 
 
+def save_baseline(c: Cluster, snap: dict) -> None:
+    """The counters at the end of the last job (or at ``up``/``set``), for ``cluster status``."""
+    (c.state_dir / "counters.json").write_text(json.dumps(snap, default=list))
+
+
+def load_baseline(c: Cluster) -> dict | None:
+    path = c.state_dir / "counters.json"
+    try:
+        snap = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    for ns, chains in snap.get("loss", {}).items():  # JSON turned the tuples into lists
+        snap["loss"][ns] = {k: tuple(v) for k, v in chains.items()}
+    return snap
+
+
 def _delta(after: dict, before: dict, ns: str, dev: str, key: str) -> int:
     return after["dev"][ns].get(dev, {}).get(key, 0) - before["dev"][ns].get(dev, {}).get(key, 0)
 
@@ -71,7 +87,9 @@ def link_table(c: Cluster, before: dict, after: dict) -> list[dict]:
     rows = []
     for link in c.links:
         directions = {}
-        for name, (sns, sdev, _), (rns, rdev, _) in link.directions():
+        for way, (name, (sns, sdev, _), (rns, rdev, _)) in zip(
+            ("up", "down"), link.directions(), strict=True
+        ):
             sent = _delta(after, before, sns, sdev, "tx_bytes")
             lost = [
                 snap["loss"].get(rns, {}).get(nft.chain(rdev), (0, 0))[1]
@@ -79,6 +97,7 @@ def link_table(c: Cluster, before: dict, after: dict) -> list[dict]:
             ]
             shaped = [snap["shaper"].get(sns, {}).get(sdev, 0) for snap in (after, before)]
             directions[name] = {
+                "way": way,
                 "bytes": sent,
                 "packets": _delta(after, before, sns, sdev, "tx_packets"),
                 "shaper_drops": shaped[0] - shaped[1],

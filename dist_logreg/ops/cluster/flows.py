@@ -67,34 +67,6 @@ def flow_map(c: Cluster, sent: dict, forwarded: dict, per_host: int) -> list[dic
     return flows
 
 
-def collisions(c: Cluster, flows: list[dict]) -> list[dict]:
-    """Uplinks carrying elephant flows of two or more host pairs while a sibling carries none.
-
-    Per leaf and direction (leaf to spine: flows leaving the leaf; spine to leaf: flows
-    entering it), over the whole job. Flows of one host pair sharing an uplink are no
-    collision: their host link limits them anyway.
-    """
-    found = []
-    names = [short(c, s) for s in spines(c)]
-    for j in range(c.spec.leaves):
-        leaf = f"l{j}"
-        for way, side in ((">", "src_leaf"), ("<", "dst_leaf")):
-            on = {s: [] for s in names}
-            for f in flows:
-                if f["elephant"] and f[side] == leaf and f["spine"] in on:
-                    on[f["spine"]].append(f)
-            idle = [s for s, fl in on.items() if not fl]
-            for s, fl in on.items():
-                if len({(f["src"], f["dst"]) for f in fl}) >= 2 and idle:
-                    link = f"{leaf}>{s}" if way == ">" else f"{s}>{leaf}"
-                    found.append({
-                        "link": link, "elephants": len(fl), "idle": [
-                            f"{leaf}>{i}" if way == ">" else f"{i}>{leaf}" for i in idle],
-                        "flows": [f"{f['src']}:{f['sport']}>{f['dst']}:{f['dport']}" for f in fl],
-                    })  # fmt: skip
-    return found
-
-
 def pairs(flows: list[dict]) -> list[dict]:
     """Per host pair: what the source host sent and what each spine forwarded of it."""
     out: dict[tuple[str, str], dict] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
-from dist_logreg.ops.cluster import calibrate, counters, flows
+from dist_logreg.ops.cluster import (
+    attribution,
+    calibrate,
+    counters,
+    fabricfiles,
+    flows,
+    slurm,
+    tcpinfo,
+)
 from dist_logreg.ops.cluster.report import fabric_lines, post_process
 from dist_logreg.ops.cluster.state import Cluster, load, preflight
 from dist_logreg.protocol import CLUSTER_INFO_VAR
@@ -78,9 +87,84 @@ def outputs(program: list[str], fabric_out: str | None) -> tuple[list[str], Path
     return program, where, links, flow
 
 
-def _write(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
+def _set_option(program: list[str], flag: str, value: str) -> list[str]:
+    out = list(program)
+    for i, arg in enumerate(out):
+        if arg == flag and i + 1 < len(out):
+            out[i + 1] = value
+            return out
+        if arg.startswith(flag + "="):
+            out[i] = f"{flag}={value}"
+            return out
+    return [*out, flag, value]
+
+
+def parts(program: list[str], result: Path) -> list[tuple[str, list[str], Path]]:
+    """``[(label, program, its output)]``: a bench of several algorithms runs as one job per
+    algorithm, so each gets its own flow map (``--fit`` needs them in one job: kept whole)."""
+    algs = _option(program, "--allreduce") if program[0] == "bench" else None
+    names = [a.strip() for a in (algs or "").split(",") if a.strip()]
+    if len(names) < 2 or _option(program, "--fit") is not None or "--fit" in program:
+        return [("job", program, result)]
+    stem = result.with_suffix("") if result.suffix == ".json" else result
+    return [(a, _set_option(_set_option(program, "--allreduce", a), "--out",
+                            f"{stem}.part-{a}.json"), Path(f"{stem}.part-{a}.json"))
+            for a in names]  # fmt: skip
+
+
+def _merge_bench(result: Path, pieces: list[Path]) -> None:
+    """One bench JSON from the parts' (the first part's run block, every record)."""
+    docs = [json.loads(p.read_text()) for p in pieces if p.exists()]
+    if not docs:
+        return
+    merged = {"run": docs[0].get("run"), "records": [r for d in docs for r in d["records"]]}
+    if merged["run"] is not None:
+        merged["run"]["cluster_parts"] = [p.name for p in pieces]
+    result.write_text(json.dumps(merged, indent=1, allow_nan=False) + "\n")
+    for p in pieces:
+        p.unlink(missing_ok=True)
+
+
+def _job(c: Cluster, cmd: list[str], label: str, ranks_per_host: int) -> tuple[int, dict]:
+    """Run one mpirun; returns its exit status and this part's flow map."""
+    leaf_spine = c.spec.topology == "leaf-spine"
+    if leaf_spine:
+        flows.reset(c)
+    sampler = tcpinfo.Sampler(c).start()
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: end the whole job, then say so
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
+    finally:
+        tcp = sampler.stop()
+    if leaf_spine:
+        fl = flows.flow_map(c, *flows.read(c), ranks_per_host)
+        attribution.annotate(c, fl, tcp)
+    else:
+        fl = attribution.connections(c, tcp)
+        for f in fl:
+            f["elephant"] = False
+    fmap = {"label": label, "flows": fl}
+    if leaf_spine:
+        fmap["collisions"] = attribution.collisions(c, fl)
+        fmap["imbalance"] = attribution.imbalance(c, fl)
+    return rc, fmap
+
+
+def failed_lines(rc: int, label: str) -> list[str]:
+    """What ``cluster run`` prints instead of a fabric summary when the job failed."""
+    sig = rc - 128 if rc > 128 else -rc if rc < 0 else 0
+    why = f"exit status {rc}"
+    if sig:
+        why += f": a process was killed by signal {sig}"
+        if sig == 9:
+            why += " (SIGKILL, what the kernel's out-of-memory killer sends; see `dmesg`)"
+    part = "" if label == "job" else f" (part {label})"
+    return [f"dist-logreg cluster: the job failed{part}, {why}; no fabric summary: what the "
+            "fabric counted is in the fabric files, marked job_exit"]  # fmt: skip
 
 
 def run(name: str, ranks_per_host: int, program: list[str], tcp_links: int = 4,
@@ -92,54 +176,58 @@ def run(name: str, ranks_per_host: int, program: list[str], tcp_links: int = 4,
         raise UsageError(f"--ranks-per-host: expected an integer >= 1, got {ranks_per_host}")
     if tcp_links < 1:
         raise UsageError(f"--tcp-links: expected an integer >= 1, got {tcp_links}")
+    if program[:1] and program[0] in slurm.CLIENTS:
+        return slurm.submit(c, program, say=say)
     if not program or program[0] not in ("train", "bench"):
-        raise UsageError("cluster run: expected `-- train ARGS...` or `-- bench ARGS...`")
+        raise UsageError("cluster run: expected `-- train ARGS...`, `-- bench ARGS...` or "
+                         "`-- sbatch|srun|sinfo|squeue ARGS...` (a cluster up "
+                         "--slurm)")  # fmt: skip
     program, result, links_path, flows_path = outputs(program, fabric_out)
     exe = Path(sys.executable).parent / "dist-logreg"
-    prog = [str(exe) if exe.exists() else "dist-logreg", *program]
     os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")  # emulated hosts share cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ[CLUSTER_INFO_VAR] = json.dumps(cluster_info(c, ranks_per_host, tcp_links))
-    cmd = mpirun_command(c, ranks_per_host, prog, tcp_links)
-    say(f"dist-logreg cluster: {' '.join(cmd)}")
-    leaf_spine = c.spec.topology == "leaf-spine"
-    if leaf_spine:
-        flows.reset(c)
-    before = counters.snapshot(c)
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        os.killpg(proc.pid, 15)
-        proc.wait()
-        return 130
+    before, maps, rc, label = counters.snapshot(c), [], 0, "job"
+    jobs = parts(program, result)
+    for label, prog, _ in jobs:
+        cmd = mpirun_command(c, ranks_per_host, [str(exe) if exe.exists() else "dist-logreg",
+                                                 *prog], tcp_links)  # fmt: skip
+        say(f"dist-logreg cluster: {' '.join(cmd)}")
+        rc, fmap = _job(c, cmd, label, ranks_per_host)
+        maps.append(fmap)
+        if rc != 0:
+            break
     after = counters.snapshot(c)
+    counters.save_baseline(c, after)
+    if len(jobs) > 1:
+        _merge_bench(result, [p for _, _, p in jobs])
     links = counters.link_table(c, before, after)
     report = {
         "cluster": c.name, "topology": c.spec.topology, "seconds": after["time"] - before["time"],
-        "ranks_per_host": ranks_per_host, "tcp_links": tcp_links,
+        "job_exit": rc, "ranks_per_host": ranks_per_host, "tcp_links": tcp_links,
         "uplinks": counters.uplink_summary(c, links), "tcp": counters.tcp_table(before, after),
         "links": links,
     }  # fmt: skip
+    if c.spec.topology == "leaf-spine":
+        report["pairs"] = flows.pairs([f for m in maps for f in m["flows"]])
+    else:
+        report["connections"] = maps
     flow_doc = None
-    if leaf_spine:
-        fl = flows.flow_map(c, *flows.read(c), ranks_per_host)
-        report["pairs"] = flows.pairs(fl)
-        flow_doc = {
-            "cluster": c.name,
-            "hash": c.spec.hash,
-            "ranks_per_host": ranks_per_host,
-            "tcp_links": tcp_links,
-            "collisions": flows.collisions(c, fl),
-            "flows": fl,
-        }
-        _write(flows_path, flow_doc)
-    _write(links_path, report)
+    if c.spec.topology == "leaf-spine":
+        flow_doc = {"cluster": c.name, "hash": c.spec.hash, "ranks_per_host": ranks_per_host,
+                    "tcp_links": tcp_links, "job_exit": rc, "maps": maps}  # fmt: skip
+        fabricfiles.write_flows(flows_path, flow_doc, maps)
+    fabricfiles.write_links(links_path, report)
+    files = f"  fabric files    {links_path}" + (f", {flows_path}" if flow_doc else "")
+    if rc != 0:
+        for line in [*failed_lines(rc, label), files]:
+            say(line)
+        return rc
     ceiling = calibrate.ceiling(c, c.hosts)
-    block = post_process(c, program[0], result, report, ceiling, rc) if rc == 0 else None
-    for line in fabric_lines(c, report, flow_doc, block):
+    block = post_process(c, program[0], result, report, ceiling, rc)
+    for line in fabric_lines(c, report, maps, block):
         say(line)
-    say(f"  fabric files    {links_path}" + (f", {flows_path}" if flow_doc else ""))
+    say(files)
     return rc
 
 
@@ -153,4 +241,5 @@ def cluster_info(c: Cluster, ranks_per_host: int, tcp_links: int) -> dict:
         "burst_bytes": c.burst,
         "queue_bytes": c.queue,
         "calibration": c.calibration,
+        "changes": c.changes,
     }

@@ -9,8 +9,8 @@ import signal
 import threading
 
 from dist_logreg.errors import UsageError
-from dist_logreg.ops.cluster import bridged, leafspine, nft
-from dist_logreg.ops.cluster.shaping import FRAME, netem_available, packets_one_at_a_time
+from dist_logreg.ops.cluster import bridged, change, counters, leafspine, nft, slurm
+from dist_logreg.ops.cluster.shaping import FRAME, netem_available
 from dist_logreg.ops.cluster.state import (
     ALLOWED,
     HASHES,
@@ -19,6 +19,7 @@ from dist_logreg.ops.cluster.state import (
     Cluster,
     Spec,
     check_name,
+    end_children,
     preflight,
     sh,
 )
@@ -43,6 +44,30 @@ def link_ids(s: Spec) -> list[str]:
     return ids
 
 
+DELAY_REFUSED = (
+    "--delay: this kernel has no netem (sch_netem), so the emulated fabric cannot delay "
+    "packets; link delay is an option of the packet-level simulator (`dist-logreg simulate "
+    '--engine packet`, see docs/emulated-fabric.md, "Delay"); --rate and --loss still work'
+)
+
+#: The most hosts one cluster has (each is a namespace and a few processes on one machine).
+MOST_HOSTS = 200
+
+
+def _check_hosts(hosts: int, net) -> None:
+    """``hosts`` fit in ``net``: network, broadcast and the bridge's address are taken."""
+    if not 1 <= hosts <= MOST_HOSTS:
+        raise UsageError(f"--hosts: expected 1..{MOST_HOSTS}, got {hosts}")
+    room = net.num_addresses - 3
+    if hosts > room:
+        prefix = 32 - (hosts + 3 - 1).bit_length()  # the longest prefix with room enough
+        raise UsageError(
+            f"--subnet: {net} has {net.num_addresses} addresses, room for "
+            f"{max(room, 0)} hosts (network, broadcast and the bridge's own address are "
+            f"taken); {hosts} hosts need a /{prefix} or larger"
+        )
+
+
 def check(s: Spec) -> None:
     """Every ``up`` argument, before anything is built."""
     check_name(s.name)
@@ -60,9 +85,7 @@ def check(s: Spec) -> None:
     s.subnet = str(net)
     if s.topology not in TOPOLOGIES:
         raise UsageError(f"--topology: expected one of {', '.join(TOPOLOGIES)}, got {s.topology!r}")
-    most = min(net.num_addresses - 3, 200)
-    if not 1 <= s.hosts <= most:
-        raise UsageError(f"--hosts: expected 1..{most}, got {s.hosts}")
+    _check_hosts(s.hosts, net)
     if s.topology != "flat" and not 2 <= s.leaves <= min(s.hosts, 64):
         raise UsageError(
             f"--leaves: expected 2..{min(s.hosts, 64)} (the number of hosts), got {s.leaves}"
@@ -100,20 +123,6 @@ def check(s: Spec) -> None:
         nft.need_nft("--loss without netem (an nftables drop rule)")
 
 
-def _install_loss(c: Cluster) -> None:
-    """A ``numgen random`` drop on the receiving end of every lossy link, both directions."""
-    by_ns: dict[str, dict[str, float]] = {}
-    for link in c.links:
-        pct = c.spec.loss_links.get(link.id, c.spec.loss_pct)
-        if pct:
-            for ns, dev, _ in (link.a, link.b):
-                by_ns.setdefault(ns, {})[dev] = pct
-                packets_one_at_a_time(ns, dev)  # drop frames, not 64 KB offload chunks
-    for ns, devices in by_ns.items():
-        nft.apply(ns, nft.loss_rules(c.name, devices))
-        c.nft = True
-
-
 def up(s: Spec, say=print, calibrate=None) -> Cluster:
     """Build the cluster; on any failure (or Ctrl-C) remove what was built and re-raise.
 
@@ -135,20 +144,29 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
             ok = netem_available(probe)
             sh(["ip", "netns", "del", probe])
             if not ok:
-                raise UsageError(
-                    "--delay needs the kernel's netem qdisc (sch_netem), which this kernel "
-                    "does not have; --rate and --loss still work"
-                )
+                raise UsageError(DELAY_REFUSED)
+        say(f"dist-logreg cluster: building {s.name!r} ({s.hosts} hosts, {s.topology})")
         (leafspine if s.topology == "leaf-spine" else bridged).build(c)
-        _install_loss(c)
         (c.state_dir / "agent").write_text(AGENT)
         (c.state_dir / "agent").chmod(0o755)
         (c.state_dir / "hostfile").write_text("".join(f"{ns}\n" for ns in c.hosts))
         c.save()
-        if calibrate:
-            c.calibration = calibrate(c)
+        lossy = bool(s.loss_pct or any(s.loss_links.values()))
+        if calibrate:  # the clean fabric: loss would lower the ceiling runs are held against
+            say("dist-logreg cluster: calibrating" + (
+                " the clean fabric, before the loss is applied" if lossy else ""))  # fmt: skip
+            c.calibration = {**calibrate(c), "before_loss": lossy}
             c.save()
+        if lossy:
+            say("dist-logreg cluster: applying the loss rules")
+        change.install_loss(c)
+        c.save()
+        if s.slurm:
+            say("dist-logreg cluster: starting Slurm (a controller and one slurmd per host)")
+            slurm.start(c, say=say)
+        counters_baseline(c)
     except BaseException:
+        end_children()
         say(f"dist-logreg cluster: setting up {s.name!r} failed; removing what was created")
         down(s.name, say=lambda *_: None)
         raise
@@ -157,8 +175,13 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
     return c
 
 
+def counters_baseline(c: Cluster) -> None:
+    """Save every counter now: ``cluster status`` shows what changed since (the last job)."""
+    counters.save_baseline(c, counters.snapshot(c))
+
+
 def _interrupted(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _on_sigterm(handler):
@@ -186,6 +209,7 @@ def down(name: str, say=print) -> int:
     preflight()
     check_name(name)
     spaces, links, bridges = _leftovers(name)
+    slurm.stop(name)  # every daemon it started, by the pids it recorded
     for dev in links:
         sh(["ip", "link", "del", dev], check=False)  # deletes the peer too
     for ns in spaces:

@@ -65,9 +65,9 @@ def apply(ns: str, text: str) -> None:
     sh([*in_ns(ns), "nft", "-f", "-"], stdin=text)
 
 
-def delete_tables(cluster: str, ns: str = "") -> None:
+def delete_tables(cluster: str, ns: str = "", families=("netdev", "inet")) -> None:
     """Remove this cluster's tables from namespace ``ns`` (the root one by default)."""
-    for family in ("netdev", "inet"):
+    for family in families:
         sh([*in_ns(ns), "nft", "delete", "table", family, table(cluster)], check=False)
 
 

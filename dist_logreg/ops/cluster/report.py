@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from dist_logreg.files import write_json
-from dist_logreg.ops.cluster import flows
+from dist_logreg.ops.cluster import attribution, flows, tcpinfo
 from dist_logreg.ops.cluster.state import Cluster
 from dist_logreg.ops.cluster.status import describe
 
@@ -81,8 +81,8 @@ def _busbw_lines(block: dict) -> list[str]:
             f"{block['busbw_pct_of_ceiling']:.0f}% {ref}"]  # fmt: skip
 
 
-def fabric_lines(c: Cluster, report: dict, flow_doc: dict | None, block: dict | None) -> list[str]:
-    """The console summary of what the fabric saw of the job."""
+def fabric_lines(c: Cluster, report: dict, maps: list[dict], block: dict | None) -> list[str]:
+    """The console summary of what the fabric saw of the job (``maps``: one per part)."""
     tcp = report["tcp"]["total"]
     line = (
         f"  tcp             {tcp['RetransSegs']:,} of {tcp['OutSegs']:,} segments "
@@ -97,18 +97,26 @@ def fabric_lines(c: Cluster, report: dict, flow_doc: dict | None, block: dict | 
     if block:
         lines += _busbw_lines(block)
     lines.append(f"  {report['uplinks']['line']}")
-    if flow_doc is not None:
-        fl = flow_doc["flows"]
-        cross = [f for f in fl if f["spine"]]
-        elephants = sum(f["elephant"] for f in cross)
-        lines.append(
-            f"  flows           {len(cross)} TCP flows crossed the spines ({elephants} "
-            f"elephants), {len(fl) - len(cross)} stayed under a leaf"
-        )
-        for col in flow_doc["collisions"]:
-            lines.append(
-                f"  collision       {col['link']} carried {col['elephants']} elephant flows "
-                f"({', '.join(col['flows'])}) while {', '.join(col['idle'])} carried none"
-            )
-        lines += flows.table(cross) if cross else []
+    for fmap in maps:
+        lines += _map_lines(c, fmap, lat, several=len(maps) > 1)
     return lines
+
+
+def _map_lines(c: Cluster, fmap: dict, lat: dict | None, several: bool) -> list[str]:
+    fl = fmap["flows"]
+    lines = [f"  flow map        {fmap['label']}"] if several else []
+    lines += attribution.loss_lines(fl, lat)
+    sampled = sum(f["retransmits"] or 0 for f in fl if f.get("retransmits") is not None)
+    if any(f.get("lossy_links") for f in fl):
+        lines.append(f"  retransmissions {sampled:,} seen on the flows' connections (ss -tin, "
+                     f"sampled every {tcpinfo.PERIOD:g} s: a lower bound)")  # fmt: skip
+    if c.spec.topology != "leaf-spine":
+        return lines
+    cross = [f for f in fl if f["spine"]]
+    elephants = sum(f["elephant"] for f in cross)
+    lines.append(
+        f"  flows           {len(cross)} TCP flows crossed the spines ({elephants} "
+        f"elephants), {len(fl) - len(cross)} stayed under a leaf"
+    )
+    lines += attribution.collision_lines(fmap.get("collisions", []), fmap.get("imbalance", {}))
+    return lines + (flows.table(cross) if cross else [])

@@ -19,13 +19,20 @@ from dist_logreg.units import rate_bits
 FRAME = 1514
 
 
-def default_burst(rate: str) -> int:
-    """Two full-size frames or 20 us of line rate, whichever is larger.
+#: The smallest default bucket: five full-size frames (7,570 B). A 64 KiB message then takes
+#: at least 1 - 7570/65536 = 88% of its wire time, and the shaper's timer may fire up to
+#: five frames late (121 us at 500 Mbit/s) before tokens are lost; with two frames (48 us
+#: at 500 Mbit/s) a loaded 2-core machine lost a third of the rate (docs/emulated-fabric.md).
+BURST_FRAMES = 5
 
-    Two frames is as small as a bucket can usefully be; at 10 Gbit/s and above the timer
-    that refills it cannot wake every 2.4 us, so the bucket grows with the rate.
+
+def default_burst(rate: str) -> int:
+    """Five full-size frames or 20 us of line rate, whichever is larger.
+
+    At 10 Gbit/s and above the timer that refills the bucket cannot wake every few
+    microseconds, so the bucket grows with the rate.
     """
-    return max(2 * FRAME, int(rate_bits(rate) / 8 * 20e-6))
+    return max(BURST_FRAMES * FRAME, int(rate_bits(rate) / 8 * 20e-6))
 
 
 def default_queue(rate: str) -> int:
@@ -39,13 +46,16 @@ NIC_QUEUE = 1000 * FRAME
 
 
 def shape(ns: str, dev: str, rate: str | None, burst: int, queue: int, delay_ms=None,
-          nic: bool = False) -> None:  # fmt: skip
+          nic: bool = False, verb: str = "add") -> None:  # fmt: skip
     """Shape the egress of ``dev`` in namespace ``ns`` ("" = root): netem above tbf.
 
     ``burst`` and ``queue`` in bytes; 0 picks the defaults for ``rate``. ``nic``: this is a
     host's own end, whose queue is :data:`NIC_QUEUE` (``queue`` is for switch ports).
+    ``verb``: ``add`` (a new link) or ``replace`` (``cluster set``, in place, no rebuild).
+    A shaped end hands the shaper one frame at a time (:func:`packets_one_at_a_time`): tbf
+    would otherwise split every 64 KB offload chunk larger than its bucket in software.
     """
-    tc = [*in_ns(ns), "tc", "qdisc", "add", "dev", dev]
+    tc = [*in_ns(ns), "tc", "qdisc", verb, "dev", dev]
     parent = ["root"]
     if delay_ms:
         sh([*tc, "root", "handle", "1:", "netem", "delay", f"{delay_ms}ms"])
@@ -57,13 +67,16 @@ def shape(ns: str, dev: str, rate: str | None, burst: int, queue: int, delay_ms=
         )
         sh([*tc, *parent, "handle", "2:", "tbf", "rate", rate, "burst", str(burst),
             "limit", str(queue)])  # fmt: skip
+        packets_one_at_a_time(ns, dev)
 
 
 def packets_one_at_a_time(ns: str, dev: str) -> None:
     """Make TCP hand ``dev`` one MTU-sized packet at a time instead of 64 KB GSO chunks.
 
     On a veth pair a 64 KB segmentation-offload chunk crosses as one packet, so a rule that
-    drops "1% of packets" would drop 1% of 44-frame chunks. A real link carries frames.
+    drops "1% of packets" would drop 1% of 44-frame chunks, and a token bucket smaller than
+    the chunk segments it in software (``tbf_segment``) at every hop. A real link carries
+    frames.
     """
     sh(["ip", *(["-n", ns] if ns else []), "link", "set", "dev", dev, "gso_max_segs", "1"])
 

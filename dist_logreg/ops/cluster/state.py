@@ -48,8 +48,9 @@ class Spec:
     leaves: int = 2
     spines: int = 2
     hash: str = "l4"
-    burst: int | None = None  # bytes; None: one MTU packet and a bit (see shaping.py)
+    burst: int | None = None  # bytes; None: see shaping.py
     queue: int | None = None  # bytes; None: see shaping.py
+    slurm: bool = False  # a controller and one slurmd per host (slurm.py)
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Cluster:
     queue: int = 0
     nft: bool = False  # loss rules or flow counters installed
     calibration: dict = field(default_factory=dict)
+    changes: list[dict] = field(default_factory=list)  # `cluster set`, in order (when, what)
 
     @property
     def name(self) -> str:
@@ -144,6 +146,35 @@ def sh(
     if check and r.returncode != 0:
         raise UsageError(f"`{' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
     return r
+
+
+#: Every long-running process a cluster command started (probes, iperf3, samplers): ended
+#: by :func:`end_children` on every exit path, so none outlives the command.
+CHILDREN: list[subprocess.Popen] = []
+
+
+def spawn(args: list[str], **kw) -> subprocess.Popen:
+    """Start ``args`` (stdout and stderr piped, text) and remember it for :func:`end_children`."""
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen(args, text=True, **kw)
+    CHILDREN.append(proc)
+    return proc
+
+
+def end_children(grace: float = 2.0) -> int:
+    """Terminate (then kill) every process :func:`spawn` started that still runs; how many."""
+    alive = [p for p in CHILDREN if p.poll() is None]
+    for p in alive:
+        p.terminate()
+    for p in alive:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    CHILDREN.clear()
+    return len(alive)
 
 
 def in_ns(ns: str) -> list[str]:

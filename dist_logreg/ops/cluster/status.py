@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dist_logreg.ops.cluster import counters, slurm
 from dist_logreg.ops.cluster.shaping import default_burst, default_queue
 from dist_logreg.ops.cluster.state import Cluster, in_ns, load, sh
 
@@ -46,6 +47,11 @@ def status(name: str) -> str:
             f"bidirectional {cal['bidir_Gbps']:.3f} Gbit/s per direction "
             f"({c.calibration['tool']}, {cal['between']})"
         )
+    if c.spec.slurm:
+        lines.append(slurm.status_line(c))
+    for change in c.changes:
+        lines.append(f"  changed {change['utc']}: {change['what']}")
+    lines += live_lines(c)
     for ns in ["", *c.routers, *(c.hosts if c.spec.topology == "leaf-spine" else [])]:
         qd = sh([*in_ns(ns), "tc", "qdisc", "show"], check=False).stdout
         where = f"[{ns}] " if ns else ""
@@ -53,3 +59,18 @@ def status(name: str) -> str:
             if (" tbf " in line or " netem " in line) and (ns or f"{c.name}-" in line):
                 lines.append(f"  tc {where}{line}")
     return "\n".join(lines)
+
+
+def live_lines(c: Cluster) -> list[str]:
+    """Per link and direction: bytes and drops since the last job (or ``up``/``set``)."""
+    before = counters.load_baseline(c)
+    if before is None:
+        return ["  counters        no baseline saved (a cluster from an older version)"]
+    rows = counters.link_table(c, before, counters.snapshot(c))
+    out = ["  counters since the last job (bytes sent; shaper drops: queue full; loss drops: "
+           "the loss rule):"]  # fmt: skip
+    for row in rows:
+        parts = [f"{name} {d['bytes']:,} B, {d['shaper_drops']:,} + {d['loss_drops']:,} dropped"
+                 for name, d in row["directions"].items()]  # fmt: skip
+        out.append(f"    {row['id']:<7} {row['class']:<6} " + "; ".join(parts))
+    return out
