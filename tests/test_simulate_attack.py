@@ -1,6 +1,7 @@
 """``dist-logreg simulate`` under bad input: one line naming the key and value, exit 2, no
 traceback, no hang, nothing absurd in memory (each case hung, crashed or was accepted)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,46 @@ def test_exact_for_hours_refused_up_front():
         timeout=20,
     )  # fmt: skip
     refused(r, "--exact", "estimated")
+
+
+def _model(tmp_path, alphas):
+    """A minimal fitted model: ``alphas[alg]`` (inter-host), gamma 0.01 ns/B."""
+    seg = lambda a: {"intra": {"alpha_s": a, "beta_s_per_byte": 1e-9},  # noqa: E731
+                     "inter": {"alpha_s": a, "beta_s_per_byte": 1e-9}}  # fmt: skip
+    doc = {
+        "format": "dist-logreg cost model",
+        "version": 1,
+        "breakpoints": [],
+        "columns": ["alpha_intra", "beta_intra", "alpha_inter", "beta_inter", "gamma"],
+        "gamma": [{"s_per_byte": 1e-11, "overhead_s": 0.0, "sizes": 4}],
+        "algorithms": {
+            a: {"formula": "", "segments": [seg(v)], "residuals": {}} for a, v in alphas.items()
+        },
+    }
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_cost_model_alpha_and_gamma_printed_are_the_ones_used(tmp_path):
+    path = _model(tmp_path, {"ring": 7e-6, "rabenseifner": 30e-6})
+    args = ["--fabric", "flat:hosts=4,rate=100G", "--ranks", "4", "--bytes", "1M", "--json"]
+    r = cli(*args, "--algorithm", "ring", "--cost-model", str(path))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    # ring on one switch, p=4: 6 steps of alpha + 2 hops + (S/4)/B, 3 steps reduce S/4
+    s, b = 1 << 20, 100e9 / 8
+    expect = 6 * (7e-6 + 2e-6 + s / 4 / b) + 3 * (s / 4) * 1e-11
+    assert doc["results"][0]["time_s"] == pytest.approx(expect, rel=1e-9)
+    assert doc["fabric"]["params"]["alpha"]["value"] == pytest.approx(7e-6)
+    assert doc["fabric"]["params"]["gamma"]["value"] == pytest.approx(1e-11)
+    r = cli(*args, "--algorithm", "ring,rabenseifner", "--cost-model", str(path))
+    alpha = json.loads(r.stdout)["fabric"]["params"]["alpha"]
+    assert alpha["value"] is None and "ring 7 us" in alpha["source"]
+    assert "rabenseifner 30 us" in alpha["source"]
+
+
+def test_an_algorithm_given_twice_is_one_row():
+    r = cli(*FLAT[:-1], "ring,ring", "--bytes", "1M", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["results"]) == 1

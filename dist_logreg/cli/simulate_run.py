@@ -100,6 +100,28 @@ def cost_model_fabrics(fab, path):
     return fabric_for
 
 
+def _cost_model_params(doc, fabric_for, path) -> None:
+    """The alpha and gamma each result took from the model, in ``params`` and the table:
+    the one value when every result shares it, else null and every algorithm's value."""
+    per = {
+        key: {r["algorithm"]: getattr(fabric_for(r["algorithm"], r["bytes"]), key)
+              for r in doc["results"]}
+        for key in ("alpha", "gamma")
+    }  # fmt: skip
+    unit = {"alpha": ("us", 1e6), "gamma": ("ps/B", 1e12)}
+    for key, values in per.items():
+        name, scale = unit[key]
+        distinct = set(values.values())
+        text = ", ".join(f"{a} {v * scale:.4g} {name}" for a, v in values.items())
+        doc["fabric"]["params"][key]["value"] = distinct.pop() if len(distinct) == 1 else None
+        doc["fabric"]["params"][key]["source"] = f"cost model {path} ({text})"
+    doc["cost_model"] = {
+        "path": str(path),
+        "alpha_s": per["alpha"],
+        "gamma_s_per_byte": per["gamma"],
+    }
+
+
 def _progress(done: int, total: int, elapsed: float) -> None:
     if elapsed > 2.0 or done == total and elapsed > 2.0:
         print(
@@ -111,6 +133,8 @@ def _progress(done: int, total: int, elapsed: float) -> None:
 
 
 def run(args) -> int:
+    for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
+        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     if args.out is not None:
         _check_out(args.out)
     for alg in args.algorithm:
@@ -148,21 +172,7 @@ def run(args) -> int:
         progress=None if args.json else _progress,
     )
     if fabric_for:
-        doc["fabric"]["params"]["alpha"]["source"] = (
-            f"cost model {args.cost_model} (per algorithm and size)"
-        )
-        doc["fabric"]["params"]["gamma"]["source"] = (
-            f"cost model {args.cost_model} (per algorithm and size)"
-        )
-        doc["cost_model"] = {
-            "path": str(args.cost_model),
-            "alpha_s": {
-                r["algorithm"]: fabric_for(r["algorithm"], r["bytes"]).alpha for r in doc["results"]
-            },
-            "gamma_s_per_byte": {
-                r["algorithm"]: fabric_for(r["algorithm"], r["bytes"]).gamma for r in doc["results"]
-            },
-        }
+        _cost_model_params(doc, fabric_for, args.cost_model)
     if train:
         from dist_logreg.cli.simulate_train import predict_steps
 
