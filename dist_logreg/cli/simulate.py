@@ -50,13 +50,35 @@ def _ranks(text: str) -> int:
     return int(text)
 
 
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+#: The most seeds one sweep runs (every seed is a whole simulation of every point).
+MAX_SEEDS = 10_000
+#: The largest payload per rank: 1 TiB (more than any host could hold).
+MAX_BYTES = 1 << 40
+
+
+def _seeds(text: str) -> int:
+    n = _ranks(text)
+    if n > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SEEDS} seeds, got {text!r}")
+    return n
+
+
 def _size(text: str) -> int:
     from dist_logreg.units import parse_bytes
 
     try:
-        return parse_bytes(text)
+        n = parse_bytes(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if n > MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"expected at most 1T bytes per rank, got {text!r}")
+    return n
 
 
 def add_parser(sub) -> None:
@@ -80,10 +102,11 @@ def add_parser(sub) -> None:
     _what_to_simulate(p)
     a(
         "--seeds",
-        type=_ranks,
+        type=_seeds,
         default=1,
         metavar="N",
-        help="hash (and random placement) seeds: seed i adds i to hash-seed and --placement-seed",
+        help="hash (and random placement) seeds, 1 to 10000 (default 1): seed i adds i to "
+        "hash-seed and --placement-seed",
     )
     a("--exact", action="store_true", help="run the dependency graph event by event (smaller runs)")
     a(
@@ -114,7 +137,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="print simulate.json to standard output instead of the table",
     )
-    a("--out", metavar="DIR", help="write DIR/simulate.json")
+    a("--out", metavar="DIR", help="write DIR/simulate.json (DIR is created if missing)")
     try:
         packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
     except ModuleNotFoundError:
@@ -152,7 +175,7 @@ def _what_to_simulate(p) -> None:
     )
     a(
         "--placement-seed",
-        type=int,
+        type=_seed,
         default=0,
         metavar="N",
         help="seed of random placement (default 0)",

@@ -53,7 +53,15 @@ def resolve_fabric(args):
     return fab, spec_text
 
 
+def regular_file(path, flag: str) -> None:
+    """Refuse a FIFO, device or directory up front: reading one would block or fail late."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise UsageError(f"{flag} {path}: expected a regular file, got a directory, FIFO or device")
+
+
 def _json(path, flag: str):
+    regular_file(path, flag)
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -64,6 +72,7 @@ def _json(path, flag: str):
 
 def cost_model_fabrics(fab, path):
     """``fabric_for(alg, nbytes)``: alpha (inter-host) and gamma of the model's segment."""
+    regular_file(path, "--cost-model")
     model = costmodel.load(path)
     cache = {}
 
@@ -91,6 +100,28 @@ def cost_model_fabrics(fab, path):
     return fabric_for
 
 
+def _cost_model_params(doc, fabric_for, path) -> None:
+    """The alpha and gamma each result took from the model, in ``params`` and the table:
+    the one value when every result shares it, else null and every algorithm's value."""
+    per = {
+        key: {r["algorithm"]: getattr(fabric_for(r["algorithm"], r["bytes"]), key)
+              for r in doc["results"]}
+        for key in ("alpha", "gamma")
+    }  # fmt: skip
+    unit = {"alpha": ("us", 1e6), "gamma": ("ps/B", 1e12)}
+    for key, values in per.items():
+        name, scale = unit[key]
+        distinct = set(values.values())
+        text = ", ".join(f"{a} {v * scale:.4g} {name}" for a, v in values.items())
+        doc["fabric"]["params"][key]["value"] = distinct.pop() if len(distinct) == 1 else None
+        doc["fabric"]["params"][key]["source"] = f"cost model {path} ({text})"
+    doc["cost_model"] = {
+        "path": str(path),
+        "alpha_s": per["alpha"],
+        "gamma_s_per_byte": per["gamma"],
+    }
+
+
 def _progress(done: int, total: int, elapsed: float) -> None:
     if elapsed > 2.0 or done == total and elapsed > 2.0:
         print(
@@ -102,6 +133,10 @@ def _progress(done: int, total: int, elapsed: float) -> None:
 
 
 def run(args) -> int:
+    for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
+        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
+    if args.out is not None:
+        _check_out(args.out)
     for alg in args.algorithm:
         if alg not in scheduled_keys():  # reduce-scatter/ring and the like too
             raise UsageError(
@@ -109,6 +144,8 @@ def run(args) -> int:
                 f"schedule), got {alg!r}"
             )
     fab, spec_text = resolve_fabric(args)
+    if args.exact and args.engine == "flow":
+        _check_exact(args)
     fabric_for = cost_model_fabrics(fab, args.cost_model) if args.cost_model else None
     options = {k: getattr(args, k) for k in getattr(args, "engine_option_dests", [])}
     sizes = args.bytes
@@ -135,35 +172,60 @@ def run(args) -> int:
         progress=None if args.json else _progress,
     )
     if fabric_for:
-        doc["fabric"]["params"]["alpha"]["source"] = (
-            f"cost model {args.cost_model} (per algorithm and size)"
-        )
-        doc["fabric"]["params"]["gamma"]["source"] = (
-            f"cost model {args.cost_model} (per algorithm and size)"
-        )
-        doc["cost_model"] = {
-            "path": str(args.cost_model),
-            "alpha_s": {
-                r["algorithm"]: fabric_for(r["algorithm"], r["bytes"]).alpha for r in doc["results"]
-            },
-            "gamma_s_per_byte": {
-                r["algorithm"]: fabric_for(r["algorithm"], r["bytes"]).gamma for r in doc["results"]
-            },
-        }
+        _cost_model_params(doc, fabric_for, args.cost_model)
     if train:
         from dist_logreg.cli.simulate_train import predict_steps
 
         doc["run"] = predict_steps(train, doc["results"])
     _check_finite(doc)
     text = json.dumps(doc, indent=1)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "simulate.json").write_text(text + "\n")
+    if args.out is not None:
+        _write(Path(args.out), text)
     print(text if args.json else "\n".join(lines(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
+
+
+#: ``--exact`` sweeps estimated longer than this are refused up front, longer than
+#: :data:`EXACT_WARN_S` announced.
+EXACT_MAX_S, EXACT_WARN_S = 3600.0, 60.0
+
+
+def _check_exact(args) -> None:
+    """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes."""
+    from dist_logreg.collective.sim.exact import estimate_s
+
+    one = sum(estimate_s(a, p) for a in args.algorithm for p in args.ranks)
+    total = one * len(args.bytes) * args.seeds
+    what = (
+        f"--exact: estimated {total:,.0f} s of event-by-event simulation (about 2 us x ranks^2 "
+        f"x steps per run, {len(args.bytes)} size(s) x {args.seeds} seed(s); good to a factor "
+        f"of a few)"
+    )
+    if total > EXACT_MAX_S:
+        raise UsageError(
+            f"{what}, expected at most {EXACT_MAX_S:.0f} s: drop --exact (phase-synchronous "
+            f"runs in seconds), or simulate fewer ranks, sizes or seeds"
+        )
+    if total > EXACT_WARN_S:
+        print(f"simulate: {what}", file=sys.stderr, flush=True)
+
+
+def _check_out(out: str) -> None:
+    """Before simulating: ``--out`` must name a directory, new or existing, not a file."""
+    if not out.strip():
+        raise UsageError("--out: expected a directory name, got ''")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
+
+
+def _write(out: Path, text: str) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "simulate.json").write_text(text + "\n")
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write simulate.json there ({exc})") from None
 
 
 def _check_finite(doc) -> None:

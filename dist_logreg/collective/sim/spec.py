@@ -148,15 +148,60 @@ def _split(spec: str) -> tuple[str, dict]:
         key, eq, value = item.partition("=")
         if not eq:
             raise UsageError(f"fabric spec: expected key=value, got {item!r} in {spec!r}")
-        raw[key.strip().lower()] = value.strip()
+        key = key.strip().lower()
+        if key in raw:
+            raise UsageError(
+                f"fabric spec: {key}: given twice ({raw[key]!r} and {value.strip()!r}) in {spec!r}"
+            )
+        raw[key] = value.strip()
     return head, raw
+
+
+#: A fabric file is a few lines; anything larger is not one (and is not read into memory).
+MAX_FILE_BYTES = 1 << 20
+
+#: The keys that describe each preset's shape; every other key is common to all presets.
+SHAPE_KEYS = {
+    "flat": ("hosts",),
+    "leaf-spine": ("leaves", "spines", "hosts-per-leaf", "uplink-rate", "oversubscription"),
+    "fat-tree": ("k",),
+    "clos3": (
+        "pods", "leaves-per-pod", "spines-per-pod", "hosts-per-leaf", "super-spines",
+        "uplink-rate", "oversubscription", "core-rate", "core-oversubscription",
+    ),
+}  # fmt: skip
+_ALL_SHAPE_KEYS = {k for keys in SHAPE_KEYS.values() for k in keys}
+
+
+def _unique(pairs) -> dict:
+    doc = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"key {key!r} given twice")
+        doc[key] = value
+    return doc
 
 
 def _read_file(path: Path) -> tuple[str, dict]:
     try:
+        if path.exists() and not path.is_file():
+            raise OSError(f"{path}: expected a regular file, got a directory, FIFO or device")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise OSError(
+                f"{path.stat().st_size} bytes, expected at most {MAX_FILE_BYTES} for a fabric"
+            )
         text = path.read_text()
-        doc = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        if path.suffix == ".toml":
+            doc = tomllib.loads(text)
+        else:
+            doc = json.loads(text, object_pairs_hook=_unique)
+    except (
+        OSError,
+        UnicodeDecodeError,
+        RecursionError,
+        ValueError,
+        tomllib.TOMLDecodeError,
+    ) as exc:
         raise UsageError(
             f"fabric file {path}: not a readable {path.suffix[1:]} file ({exc})"
         ) from None
@@ -186,6 +231,11 @@ def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
     for key, value in raw.items():
         if key not in KEYS or key == "topology":
             raise UsageError(f"fabric spec: unknown key {key!r}; expected one of {', '.join(KEYS)}")
+        if key in _ALL_SHAPE_KEYS and key not in SHAPE_KEYS.get(topology, _ALL_SHAPE_KEYS):
+            raise UsageError(
+                f"fabric spec: {key}: not a key of {topology} (its keys: "
+                f"{', '.join(SHAPE_KEYS[topology])}; common keys: rate, alpha, link-latency, ...)"
+            )
         values[key], source[key] = KEYS[key][0](value, key), origin
     for key, (value, src) in overrides.items():
         key = key.replace("_", "-")

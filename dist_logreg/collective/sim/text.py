@@ -21,7 +21,9 @@ def size(n: float) -> str:
 
 def _param(key: str, p: dict) -> str:
     v, unit = p["value"], p["unit"]
-    if unit == "B/s":
+    if v is None:
+        text = "per algorithm"
+    elif unit == "B/s":
         text = f"{v * 8 / 1e9:g} Gbit/s ({v / 1e9:g} GB/s)"
     elif unit == "s":
         text = seconds(v)

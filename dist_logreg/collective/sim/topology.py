@@ -85,8 +85,26 @@ def _uplink(values: dict, source: dict, hosts: int, spines: int) -> float:
     return values.get("uplink-rate", rate)
 
 
+#: The largest fabric built: about 2 GiB of link arrays and routing at these sizes.
+MAX_HOSTS = 1 << 20
+MAX_LINKS = 1 << 23
+
+
 def shape_of(values: dict, source: dict) -> Shape:
-    """The :class:`Shape` a parsed spec describes (``source`` gains derived keys)."""
+    """The :class:`Shape` a parsed spec describes (``source`` gains derived keys); refused
+    beyond :data:`MAX_HOSTS` hosts or :data:`MAX_LINKS` directed links, before anything is
+    built."""
+    sh = _shape_of(values, source)
+    n_links = sh.bases()[4] + sh.pods * sh.spines * sh.per_plane
+    if sh.n_hosts > MAX_HOSTS or n_links > MAX_LINKS:
+        raise UsageError(
+            f"fabric spec: {values['topology']}: {sh.n_hosts} hosts and {n_links} directed "
+            f"links, expected at most {MAX_HOSTS} hosts and {MAX_LINKS} links"
+        )
+    return sh
+
+
+def _shape_of(values: dict, source: dict) -> Shape:
     topo, rate = values["topology"], values["rate"]
     if topo == "flat":
         (hosts,) = _need(values, "hosts")
