@@ -140,3 +140,15 @@ def test_an_algorithm_given_twice_is_one_row():
     r = cli(*FLAT[:-1], "ring,ring", "--bytes", "1M", "--json")
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)["results"]) == 1
+
+
+def test_exact_says_its_ideal_is_the_phase_synchronous_one():
+    # one switch, p=13: exact is slower than phase-synchronous (early messages share a
+    # folded rank's host link), so "x ideal" > 1 where only host links exist: the table
+    # must say which run the ideal comes from.
+    r = cli("--fabric", "flat:hosts=16", "--ranks", "13", "--bytes", "3M", "--exact",
+            "--algorithm", "recursive-doubling")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "ideal, bottleneck, flows/uplink and link utilisation are the phase-synchronous" in (
+        r.stdout
+    )

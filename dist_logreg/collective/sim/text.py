@@ -73,6 +73,11 @@ def lines(doc: dict) -> list[str]:
         "busbw = bytes / time * 2(p-1)/p; ideal: every link but the host links "
         "infinitely fast; flows/uplink: the worst leaf or spine uplink in the worst step"
     )
+    if any("phase_sync_s" in r for r in doc["results"]):
+        out.append(
+            "--exact: time is event by event; ideal, bottleneck, flows/uplink and link "
+            "utilisation are the phase-synchronous run's"
+        )
     out.append("parameters:")
     out += [
         _param(k, p)
