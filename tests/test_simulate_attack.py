@@ -152,3 +152,22 @@ def test_exact_says_its_ideal_is_the_phase_synchronous_one():
     assert "ideal, bottleneck, flows/uplink and link utilisation are the phase-synchronous" in (
         r.stdout
     )
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("compute", float("nan"), ["time_s.compute", "nan"]),
+        ("compute", -1.0, ["time_s.compute", "-1.0"]),
+        ("world_size", 0, ["world_size", "0"]),
+    ],
+)
+def test_run_summary_with_garbage_is_refused(tmp_path, key, value, words):
+    summary = {"steps": 10, "world_size": 2, "allreduce": {"calls": 10, "bytes": 10240.0},
+               "time_s": {"compute": 0.01}}  # fmt: skip
+    if key == "compute":
+        summary["time_s"]["compute"] = value
+    else:
+        summary[key] = value
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    refused(cli(*FLAT, "--run", str(tmp_path)), "--run", *words)
