@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 
-from dist_logreg.collective.algorithms import OURS
+from dist_logreg.collective.algorithms import scheduled
 from dist_logreg.collective.sim import ns3driver
 from dist_logreg.collective.sim.engine import Job, get_engine, job_phases
 from dist_logreg.collective.sim.fabric import parse_fabric
@@ -45,7 +45,7 @@ def main() -> None:
           "per-message cost | wall |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
     for label, spec in FABRICS.items():
         fab = parse_fabric(spec)
-        for alg in OURS:
+        for alg in scheduled():
             for nb in sizes:
                 host_of = place(fab.hosts, fab)
                 job = Job(fab, host_of, alg, nb, exact=True, options={"queue": "8M"})

@@ -48,8 +48,9 @@ def main() -> None:
             seg = fab.mtu - HEADER_BYTES
             hops = np.array([len(p) if p is not None else 2 for p in tr.conn_path])[tr.msg_conn]
             ph = float((np.ceil(g.nbytes / seg) * hops).sum())
-            row = {"hosts": h, "bytes": nb, "sim_s": r.time_s, "wall_s": r.extra["wall_s"],
-                   "packet_hops": ph, "wall_per_packet_hop_s": r.extra["wall_s"] / ph,
+            wall = r.extra["packet"]["wall_s"]
+            row = {"hosts": h, "bytes": nb, "sim_s": r.time_s, "wall_s": wall,
+                   "packet_hops": ph, "wall_per_packet_hop_s": wall / ph,
                    "estimate_s": est, "loadavg": os.getloadavg()[0]}  # fmt: skip
             rows.append(row)
             print(f"hosts {h:3d} bytes {nb:>10d}  sim {r.time_s * 1e3:8.3f} ms  wall "

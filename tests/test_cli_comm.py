@@ -1,6 +1,7 @@
 """End-to-end communication study: algorithms, traffic.json, --mpi-algorithm, buckets,
 compression, the trace and ``dist-logreg bench``, under mpirun at 1 to 4 ranks."""
 
+import csv
 import json
 
 import numpy as np
@@ -110,7 +111,8 @@ def test_bench_table_json_and_validation(tmp_path, n):
     out = tmp_path / "b.json"
     cmd = [str(BIN / "dist-logreg"), "bench", "--allreduce", "mpi,ring,hierarchical",
            "--min-bytes", "8", "--max-bytes", "4K", "--factor", "4", "--iters", "5",
-           "--warmup", "1", "--dtype", "float32", "--out", str(out)]  # fmt: skip
+           "--warmup", "1", "--dtype", "float32", "--out", str(out),
+           "--csv", str(tmp_path / "b.csv")]  # fmt: skip
     result = run_mpi(n, cmd, timeout=60)
     assert result.returncode == 0, result.stderr
     doc = json.loads(out.read_text())
@@ -118,13 +120,58 @@ def test_bench_table_json_and_validation(tmp_path, n):
     assert doc["run"]["command_line"][1:] == cmd[1:]
     records = doc["records"]
     assert [(r["algorithm"], r["bytes"]) for r in records] == [
-        (a, b) for a in ("mpi", "ring", "hierarchical") for b in (8, 32, 128, 512, 2048)
-    ]
+        (a, b) for a in ("mpi", "ring", "hierarchical") for b in (8, 32, 128, 512, 2048, 4096)
+    ]  # 4096: --max-bytes is inclusive
     for r in records:
         assert r["wrong"] == 0 and r["time_s"] > 0 and r["world_size"] == n
         assert r["busbw"] == pytest.approx(r["algbw"] * 2 * (n - 1) / n)
         assert r["time_s_min"] <= r["time_s"] <= r["time_s_max"]
     assert "busbw(GB/s)" in result.stdout and result.stdout.count("ring") >= 5
+    rows = list(csv.DictReader((tmp_path / "b.csv").open()))
+    assert len(rows) == len(records)
+    assert [float(r["time_s_p99"]) for r in rows] == [r["time_s_p99"] for r in records]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_bench_every_collective_validated(tmp_path, n):
+    out = tmp_path / "c.json"
+    cmd = [str(BIN / "dist-logreg"), "bench", "--collective",
+           "allreduce,reduce-scatter,allgather,broadcast,alltoall", "--max-bytes", "1K",
+           "--factor", "8", "--iters", "4", "--warmup", "1", "--repeats", "2",
+           "--out", str(out)]  # fmt: skip
+    result = run_mpi(n, cmd, timeout=90)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())["records"]
+    pairs = list(dict.fromkeys((r["collective"], r["algorithm"]) for r in records))
+    assert pairs == [("allreduce", "mpi"), ("reduce-scatter", "mpi"), ("reduce-scatter", "ring"),
+                     ("reduce-scatter", "recursive-halving"), ("allgather", "mpi"),
+                     ("allgather", "ring"), ("allgather", "recursive-doubling"),
+                     ("broadcast", "mpi"), ("alltoall", "mpi")]  # fmt: skip
+    factors = {"allreduce": 2 * (n - 1) / n, "broadcast": 1.0}
+    for r in records:
+        assert r["wrong"] == 0 and r["repeats"] == 2 and r["time_s_ci95"] is not None
+        want = factors.get(r["collective"], (n - 1) / n) if n > 1 else 0.0
+        assert r["busbw_factor"] == pytest.approx(want)
+    if n > 1:
+        assert "# crossovers (reduce-scatter)" in result.stdout
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_bench_p2p_pairs(tmp_path, n):
+    out = tmp_path / "p.json"
+    pairs = "0:1" if n == 2 else "0:1,2:0"
+    cmd = [str(BIN / "dist-logreg"), "bench", "--p2p", "latency,bw,bibw", "--pairs", pairs,
+           "--max-bytes", "4K", "--factor", "32", "--iters", "4", "--warmup", "1",
+           "--window", "4", "--out", str(out)]  # fmt: skip
+    result = run_mpi(n, cmd, timeout=90)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())["records"]
+    npairs = len(pairs.split(","))
+    assert len(records) == 3 * npairs * 3  # tests x pairs x sizes (8, 256, 4096)
+    for r in records:
+        assert r["wrong"] == 0 and r["GBps"] > 0
+        moved = r["bytes"] * {"latency": 1, "bw": 4, "bibw": 8}[r["p2p"]]
+        assert r["GBps"] == pytest.approx(moved / r["time_s"] / 1e9)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -132,6 +179,11 @@ def test_bench_table_json_and_validation(tmp_path, n):
     (["--min-bytes", "lots"], "expected a byte count"),
     (["--min-bytes", "1M", "--max-bytes", "1K"], "--max-bytes: expected >= --min-bytes"),
     (["--factor", "1"], "--factor: expected an integer >= 2"),
+    (["--collective", "allreduce,gossip"], "--collective: expected a comma list"),
+    (["--repeats", "0"], "--repeats: expected an integer >= 1"),
+    (["--p2p", "latency", "--pairs", "0:5"], "--pairs: expected two different ranks below"),
+    (["--p2p", "latency", "--pairs", "0-1"], "--pairs: expected rank pairs such as"),
+    (["--p2p", "pingpong"], "--p2p: expected a comma list of latency, bw, bibw"),
 ])  # fmt: skip
 def test_bench_bad_arguments(args, message):
     result = run_mpi(2, [str(BIN / "dist-logreg"), "bench", *args], timeout=30)

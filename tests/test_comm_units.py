@@ -76,7 +76,36 @@ def test_parse_bytes_rejects(text):
 
 def test_sizes_sweep():
     assert bench.sizes(8, 64, 2) == [8, 16, 32, 64]
-    assert bench.sizes(8, 100, 4) == [8, 32]
+    # --max-bytes is inclusive: the last row is always max_bytes itself
+    assert bench.sizes(8, 100, 4) == [8, 32, 100]
+    assert bench.sizes(8, 1 << 20, 4)[-2:] == [512 << 10, 1 << 20]
+    assert bench.sizes(64, 64, 2) == [64]
+
+
+def test_summary_columns_from_a_known_matrix():
+    from dist_logreg.bench.stats import summarize, t95
+
+    ns = np.array([[1000, 3000, 2000, 2000], [4000, 4000, 4000, 4000]])  # 2 repeats x 4
+    s = summarize(ns)
+    assert s["time_s"] == pytest.approx(3e-6) and s["time_s_min"] == pytest.approx(1e-6)
+    assert s["time_s_max"] == pytest.approx(4e-6) and s["time_s_p50"] == pytest.approx(3.5e-6)
+    assert s["iters"] == 4 and s["repeats"] == 2
+    # repeat means 2 us and 4 us: sd sqrt(2) us, t(1) = 12.706, half-width 12.706 * 1 us
+    assert s["time_s_ci95"] == pytest.approx(12.706e-6)
+    assert summarize(ns[:1])["time_s_ci95"] is None and t95(100) == 1.96
+
+
+def test_best_per_size_names_the_crossovers():
+    from dist_logreg.bench.stats import best_per_size
+
+    def rec(alg, n, t):
+        return {"collective": "allgather", "algorithm": alg, "bytes": n, "time_s_p50": t,
+                "time_s": t}  # fmt: skip
+
+    recs = [rec("mpi", 8, 1), rec("ring", 8, 2), rec("mpi", 1024, 5), rec("ring", 1024, 3)]
+    lines = best_per_size(recs + [rec("mpi", 8, 1) | {"collective": "broadcast"}])
+    assert lines == ["# best per size (allgather, by p50): 8 B mpi, 1.00 KiB ring",
+                     "# crossovers (allgather): ring overtakes mpi at 1.00 KiB"]  # fmt: skip
 
 
 def test_measure_validates_at_one_rank():

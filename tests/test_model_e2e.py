@@ -72,11 +72,13 @@ def test_bench_fits_a_model_that_bench_and_train_then_use(tmp_path):
     assert f"# wrote {model}" in r.stdout and "ring: 2(p-1) alpha" in r.stdout
     recs = json.loads(bench_json.read_text())["records"]
     assert all(x["reduce_s"] > 0 and x["host_of_rank"] == [0, 0] for x in recs)
+    # A second sweep writes a file of its own: bench refuses to replace another run's results.
+    bench_json2 = tmp_path / "b2.json"
     r = run_mpi(2, [*bench, "--allreduce", "ring,mpi", *sweep, "--model", str(model), "--out",
-                    str(bench_json)], timeout=90)  # fmt: skip
+                    str(bench_json2)], timeout=90)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "pred(us)" in r.stdout and "meas/pred" in r.stdout
-    recs = json.loads(bench_json.read_text())["records"]
+    recs = json.loads(bench_json2.read_text())["records"]
     ring = [x for x in recs if x["algorithm"] == "ring"]
     assert all(x["predicted_s"] > 0 and x["measured_over_predicted"] > 0 for x in ring)
     assert all(x["predicted_s"] is None for x in recs if x["algorithm"] == "mpi")

@@ -1,7 +1,11 @@
-"""``dist-logreg bench``: the allreduce micro-benchmark, on MPI.
+"""``dist-logreg bench``: the collective and point-to-point micro-benchmarks, on MPI.
 
 =============  ============================================================================
-``sweep``      barrier, warm-up, timed calls per algorithm and size; the checked result
+``sweep``      warm-up, timed loops per collective, implementation and size; the table,
+               ``--out``, ``--csv``
+``cases``      each collective's buffers, its timed call and its exact check
+``stats``      avg/p50/p99/min/max, the 95% interval over repeats, best per size (pure)
+``p2p``        ``--p2p latency|bw|bibw`` between ``--pairs`` of ranks
 ``cost``       what bench records for the cost model (placement, local reduction time),
                its predicted columns (``--model``) and ``--fit``
 =============  ============================================================================

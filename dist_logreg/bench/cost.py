@@ -14,7 +14,7 @@ import numpy as np
 from mpi4py import MPI
 
 from dist_logreg.collective import costfile
-from dist_logreg.collective.benchfit import fit_records, format_fit, placement_of
+from dist_logreg.collective.benchfit import fit_records, format_fit, placement_of, record_key
 from dist_logreg.errors import UsageError, raise_together
 
 #: Above this size, fewer reduction iterations (as for the allreduces).
@@ -70,9 +70,10 @@ def load_model(path: str | None, algorithms: list[str]) -> dict | None:
 
 def compare(model: dict, rec: dict) -> dict:
     """``predicted_s`` and ``measured_over_predicted`` of one bench record (None: no fit)."""
-    if rec["algorithm"] not in model["algorithms"] or rec["world_size"] < 2:
+    name = record_key(rec)  # reduce-scatter/ring beyond allreduce
+    if name not in model["algorithms"] or rec["world_size"] < 2:
         return {"predicted_s": None, "measured_over_predicted": None}
-    pred = costfile.predict(model, rec["algorithm"], rec["bytes"], placement_of(rec))["time_s"]
+    pred = costfile.predict(model, name, rec["bytes"], placement_of(rec))["time_s"]
     return {
         "predicted_s": pred,
         "measured_over_predicted": rec["time_s"] / pred if pred > 0 else None,

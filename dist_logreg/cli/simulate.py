@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from dist_logreg.collective.algorithms import scheduled
+from dist_logreg.collective.algorithms import scheduled, scheduled_keys
 from dist_logreg.errors import UsageError, exit_status_help
 
 EPILOG = """\
@@ -185,7 +185,9 @@ def _what_to_simulate(p) -> None:
         type=_list(str),
         default=list(scheduled()),
         metavar="A[,A...]",
-        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: all)",
+        help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: "
+        "all of these), or another collective's as collective/name: "
+        + ", ".join(k for k in scheduled_keys() if "/" in k),
     )
     a(
         "--bytes",

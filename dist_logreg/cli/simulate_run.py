@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.collective import costfile as costmodel
-from dist_logreg.collective.algorithms import scheduled
+from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.collective.sim import cluster as cluster_fabric
 from dist_logreg.collective.sim.fabric import parse_fabric
 from dist_logreg.collective.sim.runner import sweep
@@ -138,10 +138,10 @@ def run(args) -> int:
     if args.out is not None:
         _check_out(args.out)
     for alg in args.algorithm:
-        if alg not in scheduled():
+        if alg not in scheduled_keys():  # reduce-scatter/ring and the like too
             raise UsageError(
-                f"--algorithm: expected one of {', '.join(scheduled())} (with a schedule), "
-                f"got {alg!r}"
+                f"--algorithm: expected one of {', '.join(scheduled_keys())} (with a "
+                f"schedule), got {alg!r}"
             )
     fab, spec_text = resolve_fabric(args)
     if args.exact and args.engine == "flow":

@@ -7,6 +7,7 @@ What runs on MPI is in :mod:`dist_logreg.comm`.
 ================  ==========================================================================
 ``algorithms``    the algorithm table: one record per algorithm (runner, phases, closed form)
 ``steps``         the step-by-step schedules the records point at (flows between ranks)
+``halves``        reduce-scatter, allgather, broadcast, alltoall: schedules and closed forms
 ``closed_form``   the cost-model formulas (closed forms, bytes on the wire, Hockney time)
 ``schedule``      each algorithm step by step, and its load on a placement of hosts
 ``costfile``      a fitted cost model (``model.json``) and its predictions

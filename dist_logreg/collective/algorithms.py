@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dist_logreg.collective import steps
+from dist_logreg.collective import halves, steps
 from dist_logreg.collective.steps import Phase, pow2_below
 
 #: The collective a record implements unless it says otherwise.
@@ -184,14 +184,32 @@ def scheduled(collective: str = ALLREDUCE) -> tuple[str, ...]:
     return tuple(a.name for a in of(collective) if a.phases is not None)
 
 
+def scheduled_keys() -> tuple[str, ...]:
+    """Every record with a schedule, as :func:`key` names it: the allreduce algorithms, then
+    ``reduce-scatter/ring`` and the like (what the simulator can replay)."""
+    return tuple(key(a) for a in _TABLE if a.phases is not None)
+
+
 def get(name: str, collective: str = ALLREDUCE) -> Algorithm:
-    """The record of ``name``; a ``ValueError`` names the choices."""
+    """The record of ``name``; a ``ValueError`` names the choices.
+
+    ``"reduce-scatter/ring"`` names a record of another collective (how a fitted model and
+    its samples key the algorithms beyond allreduce: :func:`key`).
+    """
+    if "/" in name:
+        collective, name = name.split("/", 1)
     for a in of(collective):
         if a.name == name:
             return a
     raise ValueError(
         f"unknown {collective} algorithm {name!r}; expected one of {', '.join(names(collective))}"
     )
+
+
+def key(record: Algorithm) -> str:
+    """The name a fit and a prediction use: ``ring``, or ``reduce-scatter/ring`` beyond
+    allreduce (so that the two rings of one sweep are fitted apart)."""
+    return record.name if record.collective == ALLREDUCE else f"{record.collective}/{record.name}"
 
 
 def register(record: Algorithm) -> None:
@@ -223,3 +241,76 @@ MPI_ALGORITHMS = {
     "segmented-ring": (5, None),
     "rabenseifner": (6, "reduce_scatter_allgather"),
 }
+
+
+#: The collectives ``bench --collective`` measures; the gradient path is the first.
+COLLECTIVES = (ALLREDUCE, "reduce-scatter", "allgather", "broadcast", "alltoall")
+#: nccl-tests' bus-bandwidth factor of each collective (busbw = algbw * factor; S = the
+#: total size: the allreduce buffer, the reduce-scatter input, the allgather output, the
+#: alltoall send buffer, the broadcast buffer).
+BUSBW_FACTORS = {
+    ALLREDUCE: lambda p: 2.0 * (p - 1) / p,
+    "reduce-scatter": lambda p: (p - 1) / p,
+    "allgather": lambda p: (p - 1) / p,
+    "alltoall": lambda p: (p - 1) / p,
+    "broadcast": lambda p: 1.0,
+}
+_NOT_OBSERVABLE = (
+    "the MPI library's choice is not observable: the cost model takes a generic shape "
+    "(closed form: collective/halves.py)"
+)
+
+
+def _mpi(collective: str, cls: str, form, formula: str, wire) -> Algorithm:
+    return Algorithm(
+        name=MPI.name, runner=f"dist_logreg.comm.collectives:{cls}",
+        help="the MPI library's own", formula=f"GENERIC: {formula}", phases=None,
+        closed_form=form, why=_NOT_OBSERVABLE, wire_factor=wire, library=True,
+        collective=collective,
+    )  # fmt: skip
+
+
+_HALF = halves.one_minus_one_over
+_TABLE += [
+    _mpi("reduce-scatter", "MPIReduceScatter", halves.generic_rs_form,
+         "ceil(lg p) alpha + n(p-1)/p beta + n(p-1)/p gamma", _HALF),
+    Algorithm(
+        name=RING.name, runner="dist_logreg.comm.collectives:RingReduceScatter",
+        help="p-1 steps around a ring (the first half of the ring allreduce)",
+        formula="(p-1) alpha + n(p-1)/p beta + n(p-1)/p gamma",
+        phases=lambda p, node_of: halves.ring_reduce_scatter_phases(p),
+        closed_form=halves.ring_rs_form, wire_factor=_HALF, collective="reduce-scatter",
+    ),
+    Algorithm(
+        name="recursive-halving", runner="dist_logreg.comm.collectives:HalvingReduceScatter",
+        help="exchanges of halving size at distance p/2, p/4, ... (Rabenseifner's first half)",
+        formula=f"lg p alpha + n(p-1)/p beta + n(p-1)/p gamma {_FOLD_NOTE}",
+        phases=lambda p, node_of: halves.halving_phases(p),
+        closed_form=halves.halving_form, wire_factor=_HALF, collective="reduce-scatter",
+    ),
+    _mpi("allgather", "MPIAllgather", halves.generic_ag_form,
+         "ceil(lg p) alpha + n(p-1)/p beta", _HALF),
+    Algorithm(
+        name=RING.name, runner="dist_logreg.comm.collectives:RingAllgather",
+        help="p-1 steps around a ring (the second half of the ring allreduce)",
+        formula="(p-1) alpha + n(p-1)/p beta",
+        phases=lambda p, node_of: halves.ring_allgather_phases(p),
+        closed_form=halves.ring_ag_form, wire_factor=_HALF, collective="allgather",
+    ),
+    Algorithm(
+        name=RECURSIVE_DOUBLING.name,
+        runner="dist_logreg.comm.collectives:DoublingAllgather",
+        help="exchanges of doubling size at distance 1, 2, 4, ... (Rabenseifner's second half)",
+        formula=f"lg p alpha + n(p-1)/p beta {_FOLD_NOTE}",
+        phases=lambda p, node_of: halves.doubling_allgather_phases(p),
+        closed_form=halves.doubling_ag_form, wire_factor=_HALF, collective="allgather",
+    ),
+    _mpi("broadcast", "MPIBroadcast", halves.generic_bcast_form, "ceil(lg p) alpha + n beta",
+         lambda p: 1.0),
+    _mpi("alltoall", "MPIAlltoall", halves.generic_alltoall_form,
+         "(p-1) alpha + n(p-1)/p beta (pairwise exchange)", _HALF),
+]  # fmt: skip
+#: Recursive halving's name (the reduce-scatter half of Rabenseifner's allreduce).
+RECURSIVE_HALVING = get("recursive-halving", "reduce-scatter").name
+#: Every collective's implementations, in registration order (bench --collective runs them).
+IMPLEMENTATIONS = {c: names(c) for c in COLLECTIVES[1:]}

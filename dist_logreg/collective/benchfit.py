@@ -45,6 +45,13 @@ def read_bench(paths: list[str]) -> list[dict]:
     return records
 
 
+def record_key(rec: dict) -> str:
+    """The algorithm a bench record fits: ``ring``, or ``reduce-scatter/ring`` for another
+    collective's (the algorithm table's key)."""
+    collective = rec.get("collective", "allreduce")
+    return rec["algorithm"] if collective == "allreduce" else f"{collective}/{rec['algorithm']}"
+
+
 #: Beyond these a measurement is not one: an allreduce of an hour, a petabyte, 10^7 ranks.
 MAX_SECONDS, MAX_BYTES, MAX_RANKS = 3600.0, 1 << 50, 10**7
 
@@ -110,7 +117,7 @@ def fit_records(
     for r in records:
         if r["world_size"] < 2:
             continue  # nothing crosses a link at one rank
-        samples.append(Sample(r["algorithm"], r["bytes"], placement_of(r, cluster), r["time_s"]))
+        samples.append(Sample(record_key(r), r["bytes"], placement_of(r, cluster), r["time_s"]))
         if r.get("reduce_s"):
             reduce[r["bytes"]] = r["reduce_s"]
     if not samples:

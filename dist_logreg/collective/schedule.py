@@ -137,7 +137,11 @@ def shape(name: str, place: Placement) -> list[Step]:
     if p <= 1:
         return []
     host = place.host_array
-    if algorithms.get(name).phases is None:  # generic: a log p latency, a ring's load
+    alg = algorithms.get(name)
+    if alg.phases is None and alg.collective != algorithms.ALLREDUCE:
+        a, b, c = alg.closed_form(p)  # generic, from the closed form: a steps of b/a, c/a
+        return [Step(int(a), place.hosts > 1, b / a, b / a, c / a)]
+    if alg.phases is None:  # generic: a log p latency, a ring's load
         ring = shape(algorithms.RING.name, place)
         lat = math.ceil(math.log2(p))
         load = sum(s.repeat * s.load for s in ring) / lat

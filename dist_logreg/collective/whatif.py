@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 from dist_logreg.collective import algorithms, costfile
-from dist_logreg.collective.closed_form import busbw_factor
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.units import format_link_rate
@@ -31,13 +30,25 @@ def table(model: dict, names: list[str], sizes: list[int], place: Placement, lin
                 {
                     **r,
                     "algbw_GBps": algbw,
-                    "busbw_GBps": algbw * busbw_factor(place.ranks),
+                    "busbw_GBps": algbw * _factor(name, place.ranks),
                     "share": {
                         k: (r[f"{k}_s"] / t if t > 0 else 0.0) for k in ("alpha", "beta", "gamma")
                     },
                 }
             )
     return rows
+
+
+def _factor(name: str, p: int) -> float:
+    """nccl-tests' busbw factor of the collective ``name`` implements (p >= 2)."""
+    return algorithms.BUSBW_FACTORS[algorithms.get(name).collective](p) if p > 1 else 0.0
+
+
+def _same_collective(names) -> list[str]:
+    """The names of the first name's collective: fastest and crossovers compare only those
+    (an allgather is no alternative to an allreduce)."""
+    first = algorithms.get(names[0]).collective
+    return [n for n in names if algorithms.get(n).collective == first]
 
 
 def describe(place: Placement, link_rate: float | None) -> str:
@@ -67,8 +78,8 @@ def report(model: dict, names, sizes, place: Placement, link_rate=None, given=No
     rank count is not observable), so it is predicted but never named fastest.
     """
     rows = table(model, names, sizes, place, link_rate)
-    scheduled = algorithms.scheduled()  # the library's own is modelled generically
-    ours = [n for n in names if n in scheduled] or list(names)
+    group = _same_collective(list(names))  # an allgather is no alternative to an allreduce
+    ours = [n for n in group if algorithms.get(n).phases is not None] or group  # not generic
     fastest = []
     for n in sizes:
         best = min((r for r in rows if r["bytes"] == n and r["algorithm"] in ours),
@@ -80,7 +91,7 @@ def report(model: dict, names, sizes, place: Placement, link_rate=None, given=No
         f"{n}: left out of fastest and crossovers: its model is generic (ceil(lg p) messages, "
         "a ring's bytes), not the algorithm the library picks for this size and rank count; "
         "bench the library's algorithms with --mpi-algorithm to compare them"
-        for n in names
+        for n in group
         if n not in ours
     ]
     return {

@@ -7,6 +7,7 @@ only reads the clock, so results with and without it are bit-identical.
 
 from __future__ import annotations
 
+from array import array
 from time import perf_counter_ns
 
 import numpy as np
@@ -18,12 +19,11 @@ from dist_logreg.comm.base import Allreduce
 class Instrumented(Allreduce):
     """Wraps an allreduce; records start time, duration, payload bytes and step per call.
 
-    Storage is preallocated Python lists (an element store costs ~20 ns, a numpy scalar
-    store ~80 ns), grown by doubling if a run makes more calls than planned. Nothing is
-    built or written per call; :meth:`records` turns them into arrays at the end. The
-    wrapper costs about 0.3-0.6 us per call (two clock reads and four list stores): noise
-    next to a step, but visible next to a few-microsecond allreduce of a tiny buffer
-    (benchmarks/bench_step.py measures it).
+    Storage is four preallocated ``array('q')`` (a C int64 store, no Python object kept
+    per call, where a list would keep one int per value), grown by doubling if a run makes
+    more calls than planned. Nothing is built or written per call; :meth:`records` views
+    them as numpy arrays at the end. The wrapper's cost per call (two clock reads, four
+    stores) is measured against the bare call by ``benchmarks/bench_overhead.py``.
 
     For non-blocking calls the duration runs from the post to the moment completion was
     observed (by :meth:`progress` or :meth:`wait`): an upper bound on the transfer.
@@ -40,10 +40,11 @@ class Instrumented(Allreduce):
         self._call = inner.allreduce
         self._wire_itemsize = getattr(inner, "wire_itemsize", 0)  # compressed payloads
         capacity = max(1, capacity)
-        self._start = [0] * capacity
-        self._ns = [0] * capacity
-        self._bytes = [0] * capacity
-        self._step = [0] * capacity
+        self._cap = capacity
+        self._start = array("q", bytes(8 * capacity))
+        self._ns = array("q", bytes(8 * capacity))
+        self._bytes = array("q", bytes(8 * capacity))
+        self._step = array("q", bytes(8 * capacity))
         self._inflight: list = []  # (request, record index)
 
     def allreduce(self, buf: np.ndarray, step: int = -1, _clock=perf_counter_ns) -> None:
@@ -51,7 +52,7 @@ class Instrumented(Allreduce):
         self._call(buf, step)
         t1 = _clock()
         i = self.calls
-        if i == len(self._ns):
+        if i == self._cap:
             self._grow()
         self._start[i] = t0
         self._ns[i] = t1 - t0
@@ -63,7 +64,7 @@ class Instrumented(Allreduce):
         t0 = perf_counter_ns()
         req = self.inner.istart(buf)
         i = self.calls
-        if i == len(self._ns):
+        if i == self._cap:
             self._grow()
         self._start[i] = t0
         self._bytes[i] = buf.size * self._wire_itemsize if self._wire_itemsize else buf.nbytes
@@ -97,18 +98,17 @@ class Instrumented(Allreduce):
 
     def _grow(self) -> None:
         for name in ("_start", "_ns", "_bytes", "_step"):
-            lst = getattr(self, name)
-            lst.extend([0] * len(lst))
+            getattr(self, name).frombytes(bytes(8 * self._cap))  # as many zeros again
+        self._cap *= 2
 
     def records(self) -> dict[str, np.ndarray]:
         """The calls so far as int64 arrays: ``start_ns``, ``ns``, ``bytes``, ``step``."""
         n = self.calls
         return {
-            "start_ns": np.array(self._start[:n], dtype=np.int64),
-            "ns": np.array(self._ns[:n], dtype=np.int64),
-            "bytes": np.array(self._bytes[:n], dtype=np.int64),
-            "step": np.array(self._step[:n], dtype=np.int64),
-        }
+            key: np.frombuffer(getattr(self, name), dtype=np.int64)[:n].copy()
+            for key, name in (("start_ns", "_start"), ("ns", "_ns"), ("bytes", "_bytes"),
+                              ("step", "_step"))
+        }  # fmt: skip
 
 
 class FP16Compressed(Allreduce):

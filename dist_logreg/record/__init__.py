@@ -10,6 +10,7 @@ Imports nothing from ``train``, ``report`` or ``bench``: the loop and the comman
 ``progress``      the progress bar when the output is a terminal, plain lines otherwise
 ``trace``         clock alignment across ranks and the Chrome trace file
 ``provenance``    where a run came from: the ``run`` block of the summary and the bench JSON
+``sync``          the summary's ``sync`` block: per collective, optimizer state per rank
 ``stragglers``    arrival order, flagged steps, predicted vs measured, the explanation (pure)
 ================  ==========================================================================
 """

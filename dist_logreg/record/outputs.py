@@ -208,26 +208,28 @@ def metric_lines(
     ``start_aligned_s``, comparable across ranks. ``predict`` (bytes -> seconds): adds each
     call's predicted time as ``predicted_s``. ``attempt``: which attempt of a supervised run.
     """
-    return [
-        json.dumps(
-            {
-                "step": step,
-                "rank": rank,
-                "bytes": nbytes,
-                "seconds": ns * 1e-9,
-                "start_s": (start - origin) * 1e-9,
-                **({} if aligned is None else {"start_aligned_s": (start - aligned) * 1e-9}),
-                **({"predicted_s": predict(nbytes)} if predict else {}),
-                "attempt": attempt,
-            },
-            allow_nan=False,
-        )
-        + "\n"
-        for step, nbytes, ns, start in zip(
+    names = calls.get("collective_names")  # --sync sharded: two collectives per step
+    which = calls["collective"][first:].tolist() if names else None
+    lines = []
+    for i, (step, nbytes, ns, start) in enumerate(
+        zip(
             calls["step"][first:].tolist(),
             calls["bytes"][first:].tolist(),
             calls["ns"][first:].tolist(),
             calls["start_ns"][first:].tolist(),
             strict=True,
         )
-    ]
+    ):
+        line = {
+            "step": step,
+            "rank": rank,
+            **({"collective": names[which[i]]} if names else {}),
+            "bytes": nbytes,
+            "seconds": ns * 1e-9,
+            "start_s": (start - origin) * 1e-9,
+            **({} if aligned is None else {"start_aligned_s": (start - aligned) * 1e-9}),
+            **({"predicted_s": predict(nbytes)} if predict else {}),
+            "attempt": attempt,
+        }
+        lines.append(json.dumps(line, allow_nan=False) + "\n")
+    return lines

@@ -153,16 +153,22 @@ def train_headline(run) -> dict[str, float | None]:
 
 
 def bench_series(run) -> dict[str, dict[str, np.ndarray]]:
-    """Per algorithm: ``bytes``, ``time_s``, ``busbw`` (GB/s) and ``predicted_s`` (or NaN)."""
+    """Per series (the algorithm; ``collective algorithm`` beyond allreduce): ``bytes``,
+    ``time_s``, ``busbw`` (GB/s), ``predicted_s``, and the spread ``time_s_ci95``,
+    ``time_s_p50``, ``time_s_p99`` (NaN where a record has none: older bench files)."""
     out: dict[str, dict[str, list]] = {}
+    spread = ("predicted_s", "time_s_ci95", "time_s_p50", "time_s_p99")
     for rec in run.records:
-        d = out.setdefault(rec["algorithm"], {k: [] for k in ("bytes", "time_s", "busbw")})
-        d.setdefault("predicted_s", [])
+        collective = rec.get("collective", "allreduce")
+        label = (
+            rec["algorithm"] if collective == "allreduce" else f"{collective} {rec['algorithm']}"
+        )
+        d = out.setdefault(label, {k: [] for k in ("bytes", "time_s", "busbw", *spread)})
         d["bytes"].append(rec["bytes"])
         d["time_s"].append(rec["time_s"])
         d["busbw"].append(rec["busbw"])
-        p = rec.get("predicted_s")
-        d["predicted_s"].append(np.nan if p is None else p)
+        for k in spread:
+            d[k].append(np.nan if rec.get(k) is None else rec[k])
     return {a: {k: np.asarray(v, dtype=np.float64) for k, v in d.items()} for a, d in out.items()}
 
 

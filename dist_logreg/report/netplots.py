@@ -40,6 +40,8 @@ def _lines(ax, runs: dict[str, dict], key: str, scale: float = 1.0) -> None:
                 linewidth=1.2,
                 label=label,
             )
+            if key == "time_s":
+                _error_bars(ax, d, scale, colour)
             pred = d["predicted_s"]
             if key in ("time_s", "busbw") and np.isfinite(pred).any():
                 value = pred if key == "time_s" else d["busbw"] * d["time_s"] / pred
@@ -53,6 +55,21 @@ def _lines(ax, runs: dict[str, dict], key: str, scale: float = 1.0) -> None:
                 )
 
 
+def _error_bars(ax, d: dict, scale: float, colour: str) -> None:
+    """The 95% interval of the mean (``--repeats``), else the p50..p99 range, as bars."""
+    ci, p50, p99 = (d.get(k) for k in ("time_s_ci95", "time_s_p50", "time_s_p99"))
+    if ci is not None and np.isfinite(ci).any():
+        yerr = np.nan_to_num(ci) * scale
+    elif p50 is not None and np.isfinite(p99).any():
+        low = np.clip(d["time_s"] - np.nan_to_num(p50, nan=d["time_s"]), 0, None)
+        high = np.clip(np.nan_to_num(p99, nan=d["time_s"]) - d["time_s"], 0, None)
+        yerr = np.vstack([np.minimum(low, d["time_s"] * 0.999), high]) * scale
+    else:
+        return
+    ax.errorbar(d["bytes"], d["time_s"] * scale, yerr=yerr, fmt="none", ecolor=colour,
+                elinewidth=0.8, capsize=2, alpha=0.7)  # fmt: skip
+
+
 def bench_latency(runs: dict[str, dict], title: str):
     """Mean time per call against size, log-log; ``runs`` is ``{tag: bench_series(run)}``."""
     every = np.concatenate([d["time_s"] for s in runs.values() for d in s.values()])
@@ -61,7 +78,7 @@ def bench_latency(runs: dict[str, dict], title: str):
     _lines(ax, runs, "time_s", scale)
     _size_axis(ax)
     ax.set_yscale("log")
-    ax.set_ylabel(f"time per call ({unit}, avg over ranks, log scale)")
+    ax.set_ylabel(f"time per call ({unit}, avg; bars: 95% CI or p50..p99; log scale)")
     ax.legend(fontsize="small", ncols=2 if sum(map(len, runs.values())) > 6 else 1)
     return fig
 

@@ -20,6 +20,8 @@
 ``predict``       ``dist-logreg predict``
 ``loop``          the training loop: the only place that knows the order of a step
 ``step``          one step: gradient sums, one allreduce, the same update (and buckets)
+``syncmode``      ``--sync allreduce|sharded``: the names and what sharded refuses (pure)
+``sharded``       ``--sync sharded``: reduce-scatter, the 1/p slice's update, allgather
 ``checkpoint``    atomic, checksummed checkpoints; run identity; the last good state
 ``faults``        injected faults and the communication watchdog
 ``cost_model``    the cost model of a run: ``--cost-model FILE`` or ``auto`` (a short sweep)

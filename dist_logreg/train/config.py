@@ -213,6 +213,17 @@ class TrainConfig:
             "pre-scaled by 1/batch-size so its sum cannot overflow"
         },
     )
+    sync: str = field(
+        default="allreduce",
+        metadata={
+            "help": "allreduce: one allreduce of the packed gradient per step, every rank "
+            "updates every parameter; sharded: reduce-scatter the gradient, each rank "
+            "updates its 1/p slice (momentum sharded too), then allgather the parameters "
+            "(the ZeRO-1 / FSDP traffic pattern; with --allreduce mpi, ring or "
+            "rabenseifner: that allreduce's two halves; not with buckets, --compress or "
+            "checkpoints)"
+        },
+    )
     trace: bool = field(
         default=False,
         metadata={

@@ -96,7 +96,7 @@ def train(
     first = min(start.step, steps) if start else 0
     reporter.start(cfg, ds, comm.Get_size(), steps)
     state = SgdState.initial(mdl.n_params, np.dtype(cfg.dtype), start)
-    one_step = AllreduceStep(cfg, mdl, ds, plan, allreduce, dog, checkpointer)
+    one_step = _step_object(cfg, mdl, ds, plan, allreduce, dog, state, checkpointer)
     rec = _Records(steps - first)
     every = _EveryN(comm, cfg, reporter, dog, steps, first, checkpointer, flush, mdl, val)
     fault = planned(parse_fault(cfg.inject_fault), comm.Get_rank()) if cfg.inject_fault else None
@@ -124,6 +124,16 @@ def train(
         final["loss"], final["accuracy"], steps / plan.steps_per_epoch, mdl,
         every.evals, every.eval_ns,
     )  # fmt: skip
+
+
+def _step_object(cfg, mdl, ds, plan, allreduce, dog, state, checkpointer):
+    """The step: :class:`AllreduceStep`, or with ``--sync sharded`` (the gradient path is a
+    :class:`~dist_logreg.train.sharded.ShardedSync`) its own step object."""
+    if getattr(allreduce, "sync", None) == "sharded":
+        from dist_logreg.train.sharded import ShardedStep  # MPI-side, loaded only then
+
+        return ShardedStep(cfg, mdl, ds, plan, allreduce, dog, state, checkpointer)
+    return AllreduceStep(cfg, mdl, ds, plan, allreduce, dog, checkpointer)
 
 
 def library_start(comm, cfg: TrainConfig, ds: Dataset, mdl, dog) -> BatchPlan:

@@ -18,6 +18,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
+from dist_logreg.train.syncmode import SYNCS
 from dist_logreg.train.validation import validate
 
 _CHOICES = {
@@ -28,6 +29,7 @@ _CHOICES = {
     "format": FORMATS,
     "shuffle": SHUFFLES,
     "sampling": SAMPLINGS,
+    "sync": SYNCS,
 }
 #: Fields whose flag is not their name: the flag first, then aliases that scripts use.
 _FLAGS = {"model": ("--cost-model", "--model")}

@@ -25,6 +25,7 @@ from dist_logreg.record.console import Reporter
 from dist_logreg.record.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
 from dist_logreg.record.stats import gather_records, summarize
 from dist_logreg.record.stragglers import annotate
+from dist_logreg.record.sync import sync_block
 from dist_logreg.record.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import cost_model
@@ -32,6 +33,7 @@ from dist_logreg.train.config import TrainConfig, to_dict
 from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.prepare import summary_keys
+from dist_logreg.train.sharded import ShardedSync
 from dist_logreg.train.startup import start
 
 
@@ -194,19 +196,32 @@ def _gradient_path(comm, begin, dog, reporter) -> _Comm:
     payload = mdl.buffer_size * np.dtype(cfg.dtype).itemsize
     costs = cost_model.prepare(comm, cfg, payload, reporter.say)
     with dog.phase("setting up the allreduce (communicator split, clock sync)"):
-        inner = make_allreduce(
-            cfg.allreduce,
-            comm,
-            ranks_per_node=cfg.ranks_per_node,
-            compress=cfg.compress,
-            fp16_scale=cfg.batch_size,  # fp16 sums each rank's share of the mean
-        )
+        allreduce, inner = _sync(comm, cfg, mdl)
         hosts, host_of = host_names(comm)
         # always: metrics.jsonl gets clock-aligned start times, and the arrival order of
         # every step names stragglers
         clock = clock_offset(comm)
-    allreduce = Instrumented(inner, capacity=cfg.steps * _buckets(cfg, mdl.buffer_size))
     return _Comm(inner, allreduce, hosts, host_of, clock, costs)
+
+
+def _sync(comm, cfg: TrainConfig, mdl):
+    """Collective: ``(recorded gradient path, the object under it)``: an instrumented
+    allreduce, or with ``--sync sharded`` the reduce-scatter + update + allgather
+    (:mod:`dist_logreg.train.sharded`, which records its two collectives itself)."""
+    if cfg.sync == "sharded":
+        sync = ShardedSync(
+            comm, cfg.allreduce, mdl.buffer_size, cfg.dtype, mdl.n_params, mdl.n_weights,
+            cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, capacity=cfg.steps or 1024,
+        )  # fmt: skip
+        return sync, sync
+    inner = make_allreduce(
+        cfg.allreduce,
+        comm,
+        ranks_per_node=cfg.ranks_per_node,
+        compress=cfg.compress,
+        fp16_scale=cfg.batch_size,  # fp16 sums each rank's share of the mean
+    )
+    return Instrumented(inner, capacity=cfg.steps * _buckets(cfg, mdl.buffer_size)), inner
 
 
 def _summary(begin, out: _Out, path: _Comm, per_rank, result):
@@ -218,6 +233,8 @@ def _summary(begin, out: _Out, path: _Comm, per_rank, result):
         "mpi_algorithm": begin.mpi_record,
     }
     summary, traffic = summarize(per_rank, result, cfg, begin.ds, info)
+    mdl, halves = begin.prep.model, getattr(path.inner, "halves", path.inner.name)
+    summary["sync"] = sync_block(per_rank, cfg, mdl.n_params, mdl.buffer_size, halves)
     summary["attempts"] = {
         "count": out.attempt,
         "failed": history(),

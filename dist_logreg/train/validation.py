@@ -15,6 +15,7 @@ from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.train.config import DTYPES, FORMATS, TrainConfig, total_steps
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
+from dist_logreg.train.syncmode import SYNCS, refusal
 
 
 def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
@@ -120,6 +121,9 @@ def _communication(cfg: TrainConfig) -> None:
     known = table.names()
     need(cfg.allreduce in known, "--allreduce", " or ".join(known), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
+    need(cfg.sync in SYNCS, "--sync", " or ".join(SYNCS), cfg.sync)
+    if cfg.sync == "sharded" and cfg.allreduce in table.names() and (why := refusal(cfg)):
+        raise UsageError(why)
     if cfg.dtype in DTYPES:
         item = 4 if cfg.dtype == "float32" else 8
         need(

@@ -41,9 +41,11 @@ from dist_logreg.errors import UsageError
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
     raise ImportError("the ns3 package is not installed")
 
-#: Wall seconds per data packet per hop (its ACKs included), measured with
+#: Wall seconds per data packet per hop (its ACKs included): a base plus a part per host
+#: (ns-3's static routing scans its host routes linearly), fitted to
 #: benchmarks/bench_packet_scaling.py on a loaded 2-core machine (docs/packet.md).
-WALL_PER_PACKET_HOP = 60e-6
+WALL_PER_PACKET_HOP = 20e-6
+WALL_PER_PACKET_HOP_PER_HOST = 4.5e-6
 QUEUE_LINKS = 16  # queue time series kept for this many ports (the highest peaks)
 
 
@@ -138,7 +140,8 @@ def estimate_wall_s(fab, transfers: ns3net.Transfers) -> float:
         np.ceil(np.asarray(transfers.msg_bytes) / seg)
         * np.where(local, 0, hops)[transfers.msg_conn]
     )
-    return float(pkts.sum() * WALL_PER_PACKET_HOP)
+    per_hop = WALL_PER_PACKET_HOP + WALL_PER_PACKET_HOP_PER_HOST * fab.hosts
+    return float(pkts.sum() * per_hop)
 
 
 class PacketEngine:

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from dist_logreg.collective import algorithms
 from dist_logreg.collective.sim.engine import Job, get_engine
 from dist_logreg.collective.sim.placement import place
 from dist_logreg.collective.sim.spec import KEYS
@@ -28,7 +29,7 @@ RESULT_UNITS = {
     "ideal_s": "s (non-blocking fabric: only host links finite)",
     "ratio_to_ideal": "time_s / ideal_s",
     "algbw": "B/s (bytes / time_s)",
-    "busbw": "B/s (algbw * 2(p-1)/p)",
+    "busbw": "B/s (algbw * the collective's nccl-tests factor: 2(p-1)/p for allreduce)",
     "bottleneck": "link class of the links that set most of the time",
     "max_flows_per_uplink": "flows (worst uplink, worst step, worst seed)",
     "collisions": "flows on uplinks beyond an even spread, summed over steps (median seed)",
@@ -85,7 +86,7 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
         "ideal_s": mid.ideal_s,
         "ratio_to_ideal": t / mid.ideal_s if mid.ideal_s > 0 else 1.0,
         "algbw": algbw,
-        "busbw": algbw * 2 * (ranks - 1) / ranks if ranks > 1 else 0.0,
+        "busbw": algbw * _busbw_factor(alg, ranks),
         "bottleneck": mid.bottleneck,
         "max_flows_per_uplink": max(r.max_flows_per_uplink for r in runs),
         "collisions": mid.collisions,
@@ -134,3 +135,10 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
         "results": results,
         "wall_s": time.perf_counter() - t0,
     }
+
+
+def _busbw_factor(alg: str, ranks: int) -> float:
+    """nccl-tests' factor of the collective ``alg`` implements (reduce-scatter: (p-1)/p)."""
+    if ranks <= 1:
+        return 0.0
+    return algorithms.BUSBW_FACTORS[algorithms.get(alg).collective](ranks)

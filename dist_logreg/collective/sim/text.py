@@ -70,8 +70,9 @@ def lines(doc: dict) -> list[str]:
                 f"(exact / phase-sync = {r['time_s'] / r['phase_sync_s']:.3f})"
             )
     out.append(
-        "busbw = bytes / time * 2(p-1)/p; ideal: every link but the host links "
-        "infinitely fast; flows/uplink: the worst leaf or spine uplink in the worst step"
+        "busbw = bytes / time * 2(p-1)/p ((p-1)/p for reduce-scatter, allgather); ideal: "
+        "every link but the host links infinitely fast; flows/uplink: the worst leaf or "
+        "spine uplink in the worst step"
     )
     if any("phase_sync_s" in r for r in doc["results"]):
         out.append(
