@@ -171,3 +171,12 @@ def test_run_summary_with_garbage_is_refused(tmp_path, key, value, words):
         summary[key] = value
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     refused(cli(*FLAT, "--run", str(tmp_path)), "--run", *words)
+
+
+def test_busbw_of_a_small_allreduce_keeps_its_digits():
+    # ring, p=2, 1 KiB on one switch: 2 steps of 5 us + 2 hops + 512 B at 50 GB/s
+    t = 2 * (5e-6 + 2e-6 + 512 / 50e9)
+    busbw = 1024 / t * 2 * 1 / 2
+    r = cli("--fabric", "flat:hosts=2", "--ranks", "2", "--algorithm", "ring", "--bytes", "1K")
+    assert r.returncode == 0, r.stderr
+    assert f"{busbw / 1e6:.2f} MB/s" in r.stdout, r.stdout
