@@ -140,3 +140,43 @@ def test_an_algorithm_given_twice_is_one_row():
     r = cli(*FLAT[:-1], "ring,ring", "--bytes", "1M", "--json")
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)["results"]) == 1
+
+
+def test_exact_says_its_ideal_is_the_phase_synchronous_one():
+    # one switch, p=13: exact is slower than phase-synchronous (early messages share a
+    # folded rank's host link), so "x ideal" > 1 where only host links exist: the table
+    # must say which run the ideal comes from.
+    r = cli("--fabric", "flat:hosts=16", "--ranks", "13", "--bytes", "3M", "--exact",
+            "--algorithm", "recursive-doubling")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "ideal, bottleneck, flows/uplink and link utilisation are the phase-synchronous" in (
+        r.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("compute", float("nan"), ["time_s.compute", "nan"]),
+        ("compute", -1.0, ["time_s.compute", "-1.0"]),
+        ("world_size", 0, ["world_size", "0"]),
+    ],
+)
+def test_run_summary_with_garbage_is_refused(tmp_path, key, value, words):
+    summary = {"steps": 10, "world_size": 2, "allreduce": {"calls": 10, "bytes": 10240.0},
+               "time_s": {"compute": 0.01}}  # fmt: skip
+    if key == "compute":
+        summary["time_s"]["compute"] = value
+    else:
+        summary[key] = value
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    refused(cli(*FLAT, "--run", str(tmp_path)), "--run", *words)
+
+
+def test_busbw_of_a_small_allreduce_keeps_its_digits():
+    # ring, p=2, 1 KiB on one switch: 2 steps of 5 us + 2 hops + 512 B at 50 GB/s
+    t = 2 * (5e-6 + 2e-6 + 512 / 50e9)
+    busbw = 1024 / t * 2 * 1 / 2
+    r = cli("--fabric", "flat:hosts=2", "--ranks", "2", "--algorithm", "ring", "--bytes", "1K")
+    assert r.returncode == 0, r.stderr
+    assert f"{busbw / 1e6:.2f} MB/s" in r.stdout, r.stdout

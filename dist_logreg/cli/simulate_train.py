@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
@@ -28,10 +29,19 @@ def read_run(path) -> dict:
             f"--run {f}: expected steps, world_size, allreduce.calls/bytes and "
             f"time_s.compute, got an error reading {exc}"
         ) from None
-    if steps < 1 or calls < 1 or nbytes <= 0 or compute < 0:
-        raise UsageError(
-            f"--run {f}: expected steps, calls, bytes > 0, got {steps}, {calls}, {nbytes}"
+    bad = [
+        f"{key} = {value!r} (expected {want})"
+        for key, value, ok, want in (
+            ("steps", steps, steps >= 1, ">= 1"),
+            ("world_size", world, world >= 1, ">= 1"),
+            ("allreduce.calls", calls, calls >= 1, ">= 1"),
+            ("allreduce.bytes", nbytes, math.isfinite(nbytes) and nbytes > 0, "finite, > 0"),
+            ("time_s.compute", compute, math.isfinite(compute) and compute >= 0, "finite, >= 0"),
         )
+        if not ok
+    ]
+    if bad:
+        raise UsageError(f"--run {f}: {'; '.join(bad)}")
     return {
         "path": str(path),
         "world_size": world,

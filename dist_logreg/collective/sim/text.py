@@ -11,6 +11,14 @@ def seconds(t: float) -> str:
     raise AssertionError("unreachable")
 
 
+def bandwidth(b: float) -> str:
+    """``2.5e6`` B/s -> ``"2.50 MB/s"``: small allreduces keep their digits."""
+    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if b >= scale or unit == "kB/s":
+            return f"{b / scale:.2f} {unit}"
+    raise AssertionError("unreachable")
+
+
 def size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -58,7 +66,7 @@ def lines(doc: dict) -> list[str]:
     for r in doc["results"]:
         out.append(
             f"{r['algorithm']:<19}{r['ranks']:>6}{size(r['bytes']):>10}{seconds(r['time_s']):>13}"
-            f"{seconds(r['time_s_worst']):>11}{r['busbw'] / 1e9:>7.2f} GB/s"
+            f"{seconds(r['time_s_worst']):>11}{bandwidth(r['busbw']):>12}"
             f"{seconds(r['ideal_s']):>11}"
             f"{r['ratio_to_ideal']:>8.2f}  {r['bottleneck']:<12}{r['max_flows_per_uplink']:>12.4g}"
         )
@@ -74,6 +82,11 @@ def lines(doc: dict) -> list[str]:
         "every link but the host links infinitely fast; flows/uplink: the worst leaf or "
         "spine uplink in the worst step"
     )
+    if any("phase_sync_s" in r for r in doc["results"]):
+        out.append(
+            "--exact: time is event by event; ideal, bottleneck, flows/uplink and link "
+            "utilisation are the phase-synchronous run's"
+        )
     out.append("parameters:")
     out += [
         _param(k, p)
