@@ -159,11 +159,14 @@ def test_sbatch_across_two_emulated_nodes_gives_the_local_model(tmp_path):
         assert "4 of 4 daemons running" in cli("status", "--name", name).stdout
         pids = [int(x) for x in (STATE_ROOT / name / "slurm" / "pids").read_text().split()]
         script = Path(__file__).resolve().parents[1] / "launch" / "slurm.sbatch"
+        # The job runs in tmp_path, where no .venv is: the script takes $VENV, the venv of
+        # this interpreter (sbatch passes the environment on), as a user of it would.
+        venv_env = {**mpi_env(), "VENV": str(BIN.parent)}
         r = subprocess.run(
             [str(BIN / "dist-logreg"), "cluster", "run", "--name", name, "--", "sbatch",
              "--wait", "--ntasks-per-node=1", f"--output={tmp_path}/slurm-%j.out", str(script),
              *SMALL, "--allreduce", "ring", "--out", str(tmp_path / "s")],
-            capture_output=True, text=True, timeout=300, env=mpi_env(), cwd=tmp_path,
+            capture_output=True, text=True, timeout=300, env=venv_env, cwd=tmp_path,
             start_new_session=True)  # fmt: skip
         logs = "".join(p.read_text() for p in tmp_path.glob("slurm-*.out"))
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:] + logs[-2000:]
