@@ -65,12 +65,12 @@ def one_rate(rate: str, tmp: Path, seconds: str, shaping: list[str]) -> list[str
         cluster("down", "--name", NAME)
     cluster("up", "--name", NAME, "--subnet", SUBNET, "--hosts", "2", "--rate", rate, *shaping)
     try:
-        small = bench("64K", 50, tmp / "s.json")
+        small = bench("64K", 50, tmp / f"s-{rate}.json")  # bench never overwrites
         wire = small["bytes"] * 8 / rate_bits(rate)
         ms, ratio = small["time_s"] * 1e3, small["time_s"] / wire
         rows.append(f"| {rate} | 64 KiB ring allreduce | {ms:.3f} ms (wire {wire * 1e3:.3f} "
                     f"ms) | {ratio:.2f} | >= 0.85 | {load()} |")  # fmt: skip
-        big = bench("16M", 5, tmp / "b.json")
+        big = bench("16M", 5, tmp / f"b-{rate}.json")
         gbps = big["busbw"] * 8
         rows.append(f"| {rate} | 16 MiB ring busbw | {gbps:.3f} Gbit/s | {gbps / nominal:.2f} "
                     f"| >= 0.85 | {load()} |")  # fmt: skip
