@@ -174,9 +174,8 @@ def _set_parser(clsub, name_help: str) -> None:
     c_set.add_argument("--name", default="dlr", help=name_help)
 
 
-def _change(args: argparse.Namespace):
-    from dist_logreg.ops.cluster.change import Change
-
+def _loss_and_bucket(args: argparse.Namespace) -> tuple[dict, int | None, int | None]:
+    """``--loss-link`` as a mapping (each link once), ``--burst`` and ``--queue`` in bytes."""
     loss_links = dict(args.loss_link)
     if len(loss_links) != len(args.loss_link):
         raise UsageError("--loss-link: expected each link at most once")
@@ -185,6 +184,13 @@ def _change(args: argparse.Namespace):
         queue = parse_bytes(args.queue) if args.queue else None
     except UsageError as exc:
         raise UsageError(f"--burst/--queue: {exc}") from None
+    return loss_links, burst, queue
+
+
+def _change(args: argparse.Namespace):
+    from dist_logreg.ops.cluster.change import Change
+
+    loss_links, burst, queue = _loss_and_bucket(args)
     return Change(
         rate=parse_rate(args.rate, "--rate"),
         uplink_rate=parse_rate(args.uplink_rate, "--uplink-rate"),
@@ -255,14 +261,7 @@ def _spec(args: argparse.Namespace):
 
     if args.topology != "leaf-spine" and args.hash is not None:
         raise UsageError(f"--hash: only for --topology leaf-spine, got --topology {args.topology}")
-    loss_links = dict(args.loss_link)
-    if len(loss_links) != len(args.loss_link):
-        raise UsageError("--loss-link: expected each link at most once")
-    try:
-        burst = parse_bytes(args.burst) if args.burst else None
-        queue = parse_bytes(args.queue) if args.queue else None
-    except UsageError as exc:
-        raise UsageError(f"--burst/--queue: {exc}") from None
+    loss_links, burst, queue = _loss_and_bucket(args)
     return Spec(
         name=args.name,
         hosts=args.hosts,
