@@ -18,10 +18,10 @@ import json
 import os
 
 from dist_logreg.collective.algorithms import scheduled
-from dist_logreg.collective.sim import ns3driver
-from dist_logreg.collective.sim.engine import Job, get_engine, job_phases
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.placement import place
+from dist_logreg.sim import ns3driver
+from dist_logreg.sim.engine import Job, get_engine, job_phases
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.placement import place
 from dist_logreg.units import parse_bytes
 
 FABRICS = {

@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 
-from dist_logreg.collective.sim import ns3driver
-from dist_logreg.collective.sim.engine import Job, get_engine
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.ns3net import HEADER_BYTES
-from dist_logreg.collective.sim.placement import place
+from dist_logreg.sim import ns3driver
+from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.ns3net import HEADER_BYTES
+from dist_logreg.sim.placement import place
 from dist_logreg.units import parse_bytes
 
 

@@ -15,8 +15,8 @@ import resource
 import time
 
 from dist_logreg.collective.algorithms import HIERARCHICAL, scheduled
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.runner import sweep
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.runner import sweep
 
 ALGS = [a for a in scheduled() if a != HIERARCHICAL.name]  # ring, recursive doubling, Rabenseifner
 

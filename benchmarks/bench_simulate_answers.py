@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dist_logreg.collective.algorithms import HIERARCHICAL, scheduled  # noqa: E402
-from dist_logreg.collective.sim.fabric import parse_fabric  # noqa: E402
-from dist_logreg.collective.sim.runner import sweep  # noqa: E402
+from dist_logreg.sim.fabric import parse_fabric  # noqa: E402
+from dist_logreg.sim.runner import sweep  # noqa: E402
 
 ALGS = [a for a in scheduled() if a != HIERARCHICAL.name]
 P, K, S = 4096, 4, 100 << 20

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.collective.sim import ns3driver
-from dist_logreg.collective.sim.engine import Job, get_engine
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.placement import place
+from dist_logreg.sim import ns3driver
+from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.placement import place
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 

@@ -14,10 +14,10 @@ import sys
 import numpy as np
 import pytest
 
-from dist_logreg.collective.sim import packet_options
-from dist_logreg.collective.sim.engine import Job, get_engine
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.placement import place
+from dist_logreg.sim import packet_options
+from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.placement import place
 from dist_logreg.errors import UsageError
 
 HAVE_NS3 = (
@@ -39,7 +39,7 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="session")
 def ns3():
-    from dist_logreg.collective.sim import ns3driver, ns3net
+    from dist_logreg.sim import ns3driver, ns3net
 
     ns3driver.load()
     return ns3net
@@ -155,7 +155,7 @@ def test_missing_ns3_names_the_extra(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda n, *a: None if n == "ns" else real(n, *a)
     )
-    monkeypatch.delitem(sys.modules, "dist_logreg.collective.sim.packet", raising=False)
+    monkeypatch.delitem(sys.modules, "dist_logreg.sim.packet", raising=False)
     with pytest.raises(UsageError, match=r"pip install -e '\.\[packet\]'"):
         get_engine("packet")
 

@@ -10,11 +10,11 @@ import scipy.sparse as sp
 
 from dist_logreg.collective import algorithms
 from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
-from dist_logreg.collective.sim import maxmin
-from dist_logreg.collective.sim.engine import Job, get_engine
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.messages import messages
-from dist_logreg.collective.sim.placement import place
+from dist_logreg.sim import maxmin
+from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.messages import messages
+from dist_logreg.sim.placement import place
 from dist_logreg.errors import UsageError
 
 OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical

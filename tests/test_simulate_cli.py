@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from dist_logreg.collective import algorithms
-from dist_logreg.collective.sim import cluster
-from dist_logreg.collective.sim.engine import Job, get_engine
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.placement import place
+from dist_logreg.sim import cluster
+from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.placement import place
 
 OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical
 

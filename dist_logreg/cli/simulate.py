@@ -1,7 +1,7 @@
 """``dist-logreg simulate``: the trainer's collectives on a described fabric (never MPI).
 
 The engine options of ``--engine packet`` are added by
-``dist_logreg.collective.sim.packet_options.add_packet_arguments(parser)`` when that module
+``dist_logreg.sim.packet_options.add_packet_arguments(parser)`` when that module
 exists (it must not import ns-3 at parse time); every option it adds reaches the engine in
 ``Job.options``, keyed by its dest.
 """
@@ -139,7 +139,7 @@ def add_parser(sub) -> None:
     )
     a("--out", metavar="DIR", help="write DIR/simulate.json (DIR is created if missing)")
     try:
-        packet = importlib.import_module("dist_logreg.collective.sim.packet_options")
+        packet = importlib.import_module("dist_logreg.sim.packet_options")
     except ModuleNotFoundError:
         packet = None
     before = {action.dest for action in p._actions}

@@ -12,10 +12,10 @@ import numpy as np
 
 from dist_logreg.collective import costfile as costmodel
 from dist_logreg.collective.algorithms import scheduled_keys
-from dist_logreg.collective.sim import cluster as cluster_fabric
-from dist_logreg.collective.sim.fabric import parse_fabric
-from dist_logreg.collective.sim.runner import sweep
-from dist_logreg.collective.sim.text import lines
+from dist_logreg.sim import cluster as cluster_fabric
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.runner import sweep
+from dist_logreg.sim.text import lines
 from dist_logreg.errors import UsageError
 
 
@@ -194,7 +194,7 @@ EXACT_MAX_S, EXACT_WARN_S = 3600.0, 60.0
 
 def _check_exact(args) -> None:
     """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes."""
-    from dist_logreg.collective.sim.exact import estimate_s
+    from dist_logreg.sim.exact import estimate_s
 
     one = sum(estimate_s(a, p) for a in args.algorithm for p in args.ranks)
     total = one * len(args.bytes) * args.seeds

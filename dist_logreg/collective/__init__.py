@@ -1,7 +1,8 @@
 """Reasoning about collectives: schedules, closed forms, the cost model, ECMP (pure).
 
 Nothing here loads MPI (a test imports each module in a fresh interpreter and checks), so
-the supervisor, ``scale``, ``report``, ``model fit|predict`` and the simulators can use it.
+the supervisor, ``scale``, ``report``, ``model fit|predict`` and the simulators
+(:mod:`dist_logreg.sim`) can use it.
 What runs on MPI is in :mod:`dist_logreg.comm`.
 
 ================  ==========================================================================
@@ -15,6 +16,5 @@ What runs on MPI is in :mod:`dist_logreg.comm`.
 ``benchfit``      bench records to a fitted ``model.json``, with provenance
 ``whatif``        ``dist-logreg model predict``: tables, crossovers, a run's comm fraction
 ``ecmp``          balls into bins: what ECMP hashing does to an allreduce on a leaf-spine
-``sim``           the simulators: fabric, placement, engines (``dist-logreg simulate``)
 ================  ==========================================================================
 """

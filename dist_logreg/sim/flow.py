@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dist_logreg.collective.sim import maxmin
-from dist_logreg.collective.sim.fabric import Fabric
+from dist_logreg.sim import maxmin
+from dist_logreg.sim.fabric import Fabric
 
 UPLINKS = ("leaf-up", "spine-up")
 

@@ -11,9 +11,9 @@ Public names (the contract with the packet engine, which implements the same ``E
   "mean_util"}}``), ``messages`` (per-message arrival times in s, exact mode only),
   ``extra`` (engine-specific).
 - ``Engine``: ``name`` and ``run(job) -> Result``; ``get_engine("flow" | "packet")``.
-  ``"packet"`` imports ``dist_logreg.collective.sim.packet`` and calls its
+  ``"packet"`` imports ``dist_logreg.sim.packet`` and calls its
   ``PacketEngine()`` only then; without ns3 a ``UsageError`` names the extra (exit 2). Its
-  command-line options come from ``dist_logreg.collective.sim.packet_options``
+  command-line options come from ``dist_logreg.sim.packet_options``
   (``add_packet_arguments(parser)``, called by ``cli/simulate.py`` when that module exists;
   every option it adds reaches the engine in ``Job.options``, keyed by its dest).
 
@@ -32,9 +32,9 @@ from typing import Protocol
 import numpy as np
 
 from dist_logreg.collective.schedule import phases
-from dist_logreg.collective.sim import exact as exact_mode
-from dist_logreg.collective.sim import flow
-from dist_logreg.collective.sim.fabric import Fabric
+from dist_logreg.sim import exact as exact_mode
+from dist_logreg.sim import flow
+from dist_logreg.sim.fabric import Fabric
 from dist_logreg.errors import UsageError
 
 
@@ -107,7 +107,7 @@ def get_engine(name: str) -> Engine:
         return FlowEngine()
     if name == "packet":
         try:
-            mod = importlib.import_module("dist_logreg.collective.sim.packet")
+            mod = importlib.import_module("dist_logreg.sim.packet")
         except ImportError as exc:
             raise UsageError(
                 f"--engine packet needs ns-3: pip install -e '.[packet]' ({exc})"

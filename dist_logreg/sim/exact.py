@@ -16,8 +16,8 @@ import heapq
 import numpy as np
 import scipy.sparse as sp
 
-from dist_logreg.collective.sim import maxmin
-from dist_logreg.collective.sim.messages import messages
+from dist_logreg.sim import maxmin
+from dist_logreg.sim.messages import messages
 
 BEGIN, ARRIVE = 0, 1
 

@@ -5,7 +5,7 @@ Public names (the contract with the packet engine):
 - ``parse_fabric(spec, **overrides) -> Fabric``: a preset (``flat:``, ``leaf-spine:``,
   ``fat-tree:``, ``clos3:``), a JSON/TOML file with the same keys, or ``cluster:NAME``
   with the cluster's keys handed in as ``overrides`` (see :mod:`.cluster`). Keys, units and
-  defaults: :data:`dist_logreg.collective.sim.spec.KEYS`.
+  defaults: :data:`dist_logreg.sim.spec.KEYS`.
 - ``Fabric``: ``hosts`` (nodes ``0..hosts-1`` are hosts, then switches), ``switch_names``,
   ``node_tier`` (0 host, 1 leaf, 2 spine, 3 core), directed links as equal-length arrays
   ``link_src``, ``link_dst``, ``link_rate`` (B/s), ``link_latency`` (s), ``link_class``
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from dist_logreg.collective.sim.spec import parse_spec
-from dist_logreg.collective.sim.topology import CLASS_NAMES, Shape, links, shape_of, switch_names
+from dist_logreg.sim.spec import parse_spec
+from dist_logreg.sim.topology import CLASS_NAMES, Shape, links, shape_of, switch_names
 
 _M1, _M2, _G = (
     np.uint64(0xBF58476D1CE4E5B9),

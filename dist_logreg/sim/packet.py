@@ -33,9 +33,9 @@ import importlib.util
 
 import numpy as np
 
-from dist_logreg.collective.sim import flow, ns3net
-from dist_logreg.collective.sim.messages import messages
-from dist_logreg.collective.sim.packet_options import PacketOptions, parse_options
+from dist_logreg.sim import flow, ns3net
+from dist_logreg.sim.messages import messages
+from dist_logreg.sim.packet_options import PacketOptions, parse_options
 from dist_logreg.errors import UsageError
 
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
@@ -168,7 +168,7 @@ class PacketEngine:
         return opts, network_of(job.fabric, opts), tr, g, est
 
     def run(self, job):
-        from dist_logreg.collective.sim.engine import Result, job_phases
+        from dist_logreg.sim.engine import Result, job_phases
 
         opts, net, tr, g, est = self.prepare(job)
         host_of = np.asarray(job.host_of, dtype=np.int64)

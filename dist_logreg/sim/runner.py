@@ -14,9 +14,9 @@ import time
 import numpy as np
 
 from dist_logreg.collective import algorithms
-from dist_logreg.collective.sim.engine import Job, get_engine
-from dist_logreg.collective.sim.placement import place
-from dist_logreg.collective.sim.spec import KEYS
+from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.placement import place
+from dist_logreg.sim.spec import KEYS
 
 FORMAT = "dist-logreg simulate"
 RESULT_UNITS = {

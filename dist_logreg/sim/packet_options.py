@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from dist_logreg.collective.sim.spec import seconds
+from dist_logreg.sim.spec import seconds
 from dist_logreg.errors import UsageError
 from dist_logreg.units import parse_bytes
 

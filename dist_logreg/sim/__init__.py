@@ -1,0 +1,27 @@
+"""Simulating a fabric: ``dist-logreg simulate`` (pure: no MPI, ns-3 only in the packet engine).
+
+It reads the schedules of :mod:`dist_logreg.collective` (what each rank sends when) and
+plays them on a described fabric: a topology (which links, which paths), an engine (how
+the flows share the links: phase by phase, event by event, or packet by packet in ns-3),
+and, in the packet engine, a transport. Nothing here loads MPI (a test imports each module
+in a fresh interpreter and checks).
+
+==================  ======================================================================
+``spec``            fabric specs as people write them (presets, keys, units, files)
+``topology``        the shape of a Clos fabric from a parsed spec, and its links
+``fabric``          a described fabric: hosts, switches, links, the ECMP choice of each flow
+``cluster``         ``--fabric cluster:NAME``: an emulated cluster's state and measured paths
+``placement``       ranks on hosts (packed or random)
+``messages``        the messages of one allreduce and what each waits for
+``maxmin``          max-min fair sharing of links by flows (progressive filling)
+``flow``            the flow engine's phase-synchronous mode
+``exact``           the flow engine's ``--exact`` mode: the dependency graph, event by event
+``engine``          the engine interface, the flow engine, ``get_engine``
+``packet``          the packet engine: the message graph as transfers in ns-3
+``packet_options``  the packet engine's options (pure: ``--help`` without ns-3)
+``ns3net``          the packet engine's network layer: dependent transfers over ns-3
+``ns3driver``       the C++ half of the packet engine, compiled by cppyy
+``runner``          a sweep of simulations and its ``simulate.json``
+``text``            the console table and parameter list of ``simulate``
+==================  ======================================================================
+"""
