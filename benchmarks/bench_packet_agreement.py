@@ -19,8 +19,9 @@ import os
 
 from dist_logreg.collective.algorithms import scheduled
 from dist_logreg.sim import ns3driver
-from dist_logreg.sim.engine import Job, get_engine, job_phases
+from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.job import Job, job_phases
 from dist_logreg.sim.placement import place
 from dist_logreg.units import parse_bytes
 

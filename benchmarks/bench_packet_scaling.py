@@ -18,8 +18,9 @@ import time
 import numpy as np
 
 from dist_logreg.sim import ns3driver
-from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.ns3net import HEADER_BYTES
 from dist_logreg.sim.placement import place
 from dist_logreg.units import parse_bytes

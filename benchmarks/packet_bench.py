@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.sim import ns3driver
-from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"

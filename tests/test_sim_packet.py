@@ -14,11 +14,12 @@ import sys
 import numpy as np
 import pytest
 
-from dist_logreg.sim import packet_options
-from dist_logreg.sim.engine import Job, get_engine
-from dist_logreg.sim.fabric import parse_fabric
-from dist_logreg.sim.placement import place
 from dist_logreg.errors import UsageError
+from dist_logreg.sim import packet_options
+from dist_logreg.sim.engine import get_engine
+from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.job import Job
+from dist_logreg.sim.placement import place
 
 HAVE_NS3 = (
     importlib.util.find_spec("ns") is not None and importlib.util.find_spec("cppyy") is not None

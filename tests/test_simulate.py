@@ -10,12 +10,13 @@ import scipy.sparse as sp
 
 from dist_logreg.collective import algorithms
 from dist_logreg.collective.closed_form import hierarchical_coefficients, model_time
+from dist_logreg.errors import UsageError
 from dist_logreg.sim import maxmin
-from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.messages import messages
 from dist_logreg.sim.placement import place
-from dist_logreg.errors import UsageError
 
 OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from dist_logreg.collective import algorithms
-from dist_logreg.sim import cluster
-from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim import from_cluster as cluster
+from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 
 OURS = algorithms.scheduled()  # ring, recursive-doubling, rabenseifner, hierarchical

@@ -13,6 +13,7 @@ import importlib
 
 from dist_logreg.collective.algorithms import scheduled, scheduled_keys
 from dist_logreg.errors import UsageError, exit_status_help
+from dist_logreg.sim import engine as engine_table
 
 EPILOG = """\
 examples:
@@ -111,9 +112,9 @@ def add_parser(sub) -> None:
     a("--exact", action="store_true", help="run the dependency graph event by event (smaller runs)")
     a(
         "--engine",
-        choices=("flow", "packet"),
+        choices=engine_table.names(),
         default="flow",
-        help="flow (default) or packet (ns-3)",
+        help=" or ".join(e.help for e in engine_table.ENGINES.values()),
     )
     a(
         "--cost-model",

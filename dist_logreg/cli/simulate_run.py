@@ -1,5 +1,6 @@
-"""What ``simulate`` does once parsed: resolve the fabric (spec, cluster, cost model), sweep,
-print, write ``simulate.json``; with ``--run``, predict a train run's step time."""
+"""What ``simulate`` does once parsed: read the files the fabric needs (a cluster's state, a
+flow map, a cost model) and hand them to :mod:`dist_logreg.sim.fabric`, sweep, print, write
+``simulate.json``; with ``--run``, predict a train run's step time."""
 
 from __future__ import annotations
 
@@ -10,120 +11,38 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.collective import costfile as costmodel
+from dist_logreg.collective import costfile
 from dist_logreg.collective.algorithms import scheduled_keys
-from dist_logreg.sim import cluster as cluster_fabric
-from dist_logreg.sim.fabric import parse_fabric
-from dist_logreg.sim.runner import sweep
-from dist_logreg.sim.text import lines
 from dist_logreg.errors import UsageError
+from dist_logreg.files import regular_file
+from dist_logreg.sim.fabric import cost_model_fabrics, resolve
+from dist_logreg.sim.runner import note_cost_model, sweep
+from dist_logreg.sim.text import lines
 
 
 def resolve_fabric(args):
-    """The fabric, with a cluster's keys and pinned paths when ``cluster:NAME``."""
-    spec, over = args.fabric, {}
-    if spec.strip().lower().startswith("cluster:"):
-        from dist_logreg.ops.cluster import state
+    """Read what ``--fabric cluster:NAME`` and ``--flows`` name; the library resolves."""
+    state, flows = None, None
+    if args.fabric.strip().lower().startswith("cluster:"):
+        from dist_logreg.ops.cluster import state as cluster_state
 
-        name, _, extra = spec.split(":", 1)[1].partition(",")
-        c = state.load(name.strip())
-        raw = dataclasses.asdict(c)
-        spec, over = cluster_fabric.overrides(raw)
-        if extra.strip():  # cluster:NAME,alpha=2ms: the user's keys win over the cluster's
-            spec += "," + extra.strip()
-            for key in [k.split("=")[0].strip().lower() for k in extra.split(",") if k.strip()]:
-                over.pop(key, None)
-        spines = [r[len(c.name) + 1 :] for r in c.routers if r.startswith(f"{c.name}-s")]
-        if args.flows:
-            over["pinned"] = (
-                cluster_fabric.pinned(_json(args.flows, "--flows"), spines),
-                "flows.json",
-            )
-        spec_text = f"{args.fabric} = {spec}"
-    else:
-        spec_text = spec
-        if args.flows:
-            over["pinned"] = (cluster_fabric.pinned(_json(args.flows, "--flows")), "flows.json")
-    if "pinned" in over:
-        over["pinned"] = over["pinned"]  # kept in Fabric.values; not a spec key
-    pinned = over.pop("pinned", (None, None))[0]
-    fab = parse_fabric(spec, **over)
-    if pinned:
-        fab = dataclasses.replace(fab, pinned=pinned)
-    return fab, spec_text
-
-
-def regular_file(path, flag: str) -> None:
-    """Refuse a FIFO, device or directory up front: reading one would block or fail late."""
-    p = Path(path)
-    if p.exists() and not p.is_file():
-        raise UsageError(f"{flag} {path}: expected a regular file, got a directory, FIFO or device")
+        name = args.fabric.split(":", 1)[1].partition(",")[0].strip()
+        state = dataclasses.asdict(cluster_state.load(name))
+    if args.flows:
+        flows = _json(args.flows, "--flows")
+    return resolve(args.fabric, cluster_state=state, flows=flows)
 
 
 def _json(path, flag: str):
     regular_file(path, flag)
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{flag} {path}: not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{flag} {path}: not a readable JSON file ({exc})") from None
 
 
-def cost_model_fabrics(fab, path):
-    """``fabric_for(alg, nbytes)``: alpha (inter-host) and gamma of the model's segment."""
-    regular_file(path, "--cost-model")
-    model = costmodel.load(path)
-    cache = {}
-
-    def fabric_for(alg: str, nbytes: int):
-        par, _ = costmodel.params(model, alg)
-        seg = costmodel.segment_of(nbytes, model["breakpoints"])
-        alpha, gamma = float(par[seg, 2]), float(par[seg, 4])
-        if not (np.isfinite(alpha) and np.isfinite(gamma) and alpha >= 0 and gamma >= 0):
-            raise UsageError(
-                f"cost model {path}: {alg} segment {seg}: expected finite alpha, gamma >= 0, "
-                f"got {alpha!r}, {gamma!r}"
-            )
-        key = (alpha, gamma)
-        if key not in cache:
-            src = f"cost model {path} ({alg}, size segment {seg})"
-            cache[key] = dataclasses.replace(
-                fab,
-                alpha=alpha,
-                gamma=gamma,
-                values={**fab.values, "alpha": alpha, "gamma": gamma},
-                source={**fab.source, "alpha": src, "gamma": src},
-            )
-        return cache[key]
-
-    return fabric_for
-
-
-def _cost_model_params(doc, fabric_for, path) -> None:
-    """The alpha and gamma each result took from the model, in ``params`` and the table:
-    the one value when every result shares it, else null and every algorithm's value."""
-    per = {
-        key: {r["algorithm"]: getattr(fabric_for(r["algorithm"], r["bytes"]), key)
-              for r in doc["results"]}
-        for key in ("alpha", "gamma")
-    }  # fmt: skip
-    unit = {"alpha": ("us", 1e6), "gamma": ("ps/B", 1e12)}
-    for key, values in per.items():
-        name, scale = unit[key]
-        distinct = set(values.values())
-        text = ", ".join(f"{a} {v * scale:.4g} {name}" for a, v in values.items())
-        doc["fabric"]["params"][key]["value"] = distinct.pop() if len(distinct) == 1 else None
-        doc["fabric"]["params"][key]["source"] = f"cost model {path} ({text})"
-    doc["cost_model"] = {
-        "path": str(path),
-        "alpha_s": per["alpha"],
-        "gamma_s_per_byte": per["gamma"],
-    }
-
-
 def _progress(done: int, total: int, elapsed: float) -> None:
-    if elapsed > 2.0 or done == total and elapsed > 2.0:
+    if elapsed > 2.0:
         print(
             f"\rsimulate: {done}/{total} points, {elapsed:.1f} s",
             end="\n" if done == total else "",
@@ -146,7 +65,10 @@ def run(args) -> int:
     fab, spec_text = resolve_fabric(args)
     if args.exact and args.engine == "flow":
         _check_exact(args)
-    fabric_for = cost_model_fabrics(fab, args.cost_model) if args.cost_model else None
+    fabric_for = None
+    if args.cost_model:
+        model = costfile.load(regular_file(args.cost_model, "--cost-model"))
+        fabric_for = cost_model_fabrics(fab, model, args.cost_model)
     options = {k: getattr(args, k) for k in getattr(args, "engine_option_dests", [])}
     sizes = args.bytes
     train = None
@@ -172,7 +94,7 @@ def run(args) -> int:
         progress=None if args.json else _progress,
     )
     if fabric_for:
-        _cost_model_params(doc, fabric_for, args.cost_model)
+        note_cost_model(doc, fabric_for, args.cost_model)
     if train:
         from dist_logreg.cli.simulate_train import predict_steps
 

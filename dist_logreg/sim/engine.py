@@ -1,116 +1,75 @@
-"""The engine interface every simulator implements, and the flow engine.
+"""The engine table: one record per simulator, read by the command line and the runner.
 
-Public names (the contract with the packet engine, which implements the same ``Engine``):
+A record names the class as ``"module:Class"``, imported only by :func:`get_engine` (the
+packet engine needs ns-3, an optional extra), and the option group it takes (``None``:
+only the common options). Every engine implements :class:`~dist_logreg.sim.job.Engine`
+(``run(job) -> Result``).
 
-- ``Job(fabric, host_of, algorithm, nbytes, seed=0, exact=False, options={})``: one
-  allreduce of ``nbytes`` payload bytes per rank on ``host_of.size`` ranks; ``seed`` is the
-  seed the fabric's hash and the placement were drawn with (for the record).
-- ``Result``: ``time_s``, ``ideal_s`` (non-blocking fabric: only host links finite),
-  ``bottleneck`` (link class name), ``max_flows_per_uplink``, ``collisions`` (flows on
-  uplinks beyond an even spread, summed over steps), ``links`` (``{class: {"max_util",
-  "mean_util"}}``), ``messages`` (per-message arrival times in s, exact mode only),
-  ``extra`` (engine-specific).
-- ``Engine``: ``name`` and ``run(job) -> Result``; ``get_engine("flow" | "packet")``.
-  ``"packet"`` imports ``dist_logreg.sim.packet`` and calls its
-  ``PacketEngine()`` only then; without ns3 a ``UsageError`` names the extra (exit 2). Its
-  command-line options come from ``dist_logreg.sim.packet_options``
-  (``add_packet_arguments(parser)``, called by ``cli/simulate.py`` when that module exists;
-  every option it adds reaches the engine in ``Job.options``, keyed by its dest).
-
-Example::
-
-    >>> fab = parse_fabric("flat:hosts=8,rate=100G,link-latency=0")
-    >>> r = get_engine("flow").run(Job(fab, place(8, fab), ALG, 1 << 20))
+>>> from dist_logreg.sim import engine
+>>> engine.names()
+('flow', 'packet')
+>>> get_engine("flow").run(Job(fab, place(8, fab), ALG, 1 << 20))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
-import numpy as np
-
-from dist_logreg.collective.schedule import phases
-from dist_logreg.sim import exact as exact_mode
-from dist_logreg.sim import flow
-from dist_logreg.sim.fabric import Fabric
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.job import Engine
 
 
-@dataclass
-class Job:
-    fabric: Fabric
-    host_of: np.ndarray
-    algorithm: str
-    nbytes: int
-    seed: int = 0
-    exact: bool = False
-    options: dict = field(default_factory=dict)
+@dataclass(frozen=True)
+class EngineRecord:
+    """``name`` (``--engine``), ``cls`` (``"module:Class"``), ``help`` (its ``--help``
+    phrase), ``options`` (the module of its option group, or None), ``event_by_event``
+    (always plays the dependency graph, as ``--exact`` does), ``extra`` (the pip extra its
+    import needs)."""
 
-    @property
-    def ranks(self) -> int:
-        return int(np.asarray(self.host_of).size)
-
-
-@dataclass
-class Result:
-    time_s: float
-    ideal_s: float
-    bottleneck: str
-    max_flows_per_uplink: float
-    collisions: float
-    links: dict
-    messages: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
-
-
-class Engine(Protocol):
     name: str
-
-    def run(self, job: Job) -> Result: ...
-
-
-def job_phases(job: Job) -> list:
-    """The algorithm's phases on the job's ranks (hierarchical: the hosts are its nodes)."""
-    try:
-        return phases(job.algorithm, job.ranks, np.asarray(job.host_of))
-    except ValueError:
-        raise UsageError(f"--algorithm: no step-by-step schedule for {job.algorithm!r}") from None
+    cls: str
+    help: str
+    options: str | None = None
+    event_by_event: bool = False
+    extra: str = ""
 
 
-class FlowEngine:
-    """Max-min fair flows; phase-synchronous, or event by event with ``Job.exact``."""
+#: The engine table (tests may add a record).
+ENGINES = {
+    e.name: e
+    for e in (
+        EngineRecord("flow", "dist_logreg.sim.flow:FlowEngine", "flow (default)"),
+        EngineRecord(
+            "packet",
+            "dist_logreg.sim.packet:PacketEngine",
+            "packet (ns-3)",
+            options="dist_logreg.sim.packet_options",
+            event_by_event=True,
+            extra="packet",
+        ),
+    )
+}
 
-    name = "flow"
 
-    def __init__(self):
-        self.cache = flow.StepCache()
+def names() -> tuple[str, ...]:
+    return tuple(ENGINES)
 
-    def run(self, job: Job) -> Result:
-        host_of = np.asarray(job.host_of, dtype=np.int64)
-        steps = job_phases(job)
-        out = flow.simulate(job.fabric, host_of, steps, float(job.nbytes), self.cache)
-        arrivals = None
-        if job.exact:
-            sync_time = out["time_s"]
-            out.update(exact_mode.simulate(job.fabric, host_of, job.algorithm, job.nbytes))
-            arrivals = out.pop("arrivals")
-            out["phase_sync_s"] = sync_time
-        extra = {k: out.pop(k) for k in list(out) if k not in Result.__dataclass_fields__}
-        return Result(**out, messages=arrivals, extra=extra)
+
+def get(name: str) -> EngineRecord:
+    if name not in ENGINES:
+        raise UsageError(f"--engine: expected one of {' or '.join(ENGINES)}, got {name!r}")
+    return ENGINES[name]
 
 
 def get_engine(name: str) -> Engine:
-    """``"flow"`` (this module) or ``"packet"`` (ns-3, an optional extra, loaded here)."""
-    if name == "flow":
-        return FlowEngine()
-    if name == "packet":
-        try:
-            mod = importlib.import_module("dist_logreg.sim.packet")
-        except ImportError as exc:
-            raise UsageError(
-                f"--engine packet needs ns-3: pip install -e '.[packet]' ({exc})"
-            ) from None
-        return mod.PacketEngine()
-    raise UsageError(f"--engine: expected flow or packet, got {name!r}")
+    """A new engine of the record ``name``; without its extra a ``UsageError`` names it."""
+    rec = get(name)
+    module, _, cls = rec.cls.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise UsageError(
+            f"--engine {name} needs ns-3: pip install -e '.[{rec.extra}]' ({exc})"
+        ) from None
+    return getattr(mod, cls)()

@@ -90,9 +90,11 @@ def _release(g, after, i, t, reduced, ready, waits, events, alpha) -> None:
             heapq.heappush(events, (ready[j] + alpha, BEGIN, int(j)))
 
 
-def simulate(fab, host_of: np.ndarray, algorithm: str, nbytes: int) -> dict:
-    """``{"time_s", "arrivals", "message_count"}`` of one allreduce, event by event."""
-    g = messages(algorithm, host_of.size, nbytes, host_of)
+def simulate(job, host_of: np.ndarray) -> dict:
+    """``{"time_s", "arrivals", "message_count"}`` of one allreduce (a ``Job``), event by
+    event; ``host_of``: the job's endpoints as int64."""
+    fab = job.fabric
+    g = messages(job.algorithm, host_of.size, job.nbytes, job.node_of())
     if g.size == 0:
         return {"time_s": 0.0, "arrivals": np.zeros(0), "message_count": 0}
     src_h, dst_h = host_of[g.src_rank], host_of[g.dst_rank]

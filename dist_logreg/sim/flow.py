@@ -1,14 +1,17 @@
-"""The flow engine's phase-synchronous mode: each step's flows share the fabric max-min
+"""The flow engine: max-min fair flows, phase-synchronous (here) or event by event
+(``--exact``, :mod:`.exact`). Phase-synchronous: each step's flows share the fabric max-min
 fairly; a step ends when its last message has arrived; the allreduce is the sum of its steps.
 
 A step of ``F`` flows (one per message; every message of a step has the same size ``x``)
 is routed once (:meth:`Fabric.route_many`) and drained once with 1-byte flows: max-min
 rates do not depend on the size, so the finish time of each flow is ``x`` times its
 1-byte finish time, and a step's time is ``alpha + max_f(latency_f + x * u_f) +
-gamma * reduced bytes``. Steps with the same flows (the repeats of the ring, the halving and
-doubling steps of Rabenseifner, recursive doubling's exchanges at one distance, every seed
-that hashes the same way) are computed once, kept in a :class:`StepCache`. Flows between two
-ranks of one host never touch a link: they run at ``host_rate`` each.
+gamma * reduced bytes``. The collision statistics count flows over each switch's
+equal-cost next hops (:meth:`Topology.ecmp_groups`). Steps with the same flows (the repeats
+of the ring, the halving and doubling steps of Rabenseifner, recursive doubling's exchanges
+at one distance, every seed that hashes the same way) are computed once, kept in a
+:class:`StepCache`. Flows between two ranks of one host never touch a link: they run at
+``host_rate`` each.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import maxmin
 from dist_logreg.sim.fabric import Fabric
-
-UPLINKS = ("leaf-up", "spine-up")
+from dist_logreg.sim.job import Job, Result, job_phases
 
 
 @dataclass
@@ -33,8 +36,8 @@ class StepCost:
     u_ideal: np.ndarray  # (F,) s/B: the same with only the host links finite
     link_weight: np.ndarray  # (L,) flows (weights) on each link
     critical: int  # link class of the last flow's tightest link (-1: inside hosts)
-    max_uplink: float  # most flows (weights) on one uplink
-    excess: float  # flows on uplinks beyond an even spread
+    max_uplink: float  # most flows (weights) on one equal-cost next hop
+    excess: float  # flows on equal-cost next hops beyond an even spread
 
 
 def _excess(w: np.ndarray) -> float:
@@ -59,21 +62,16 @@ def cost_step(fab: Fabric, src_host, dst_host, keys) -> StepCost:
         ai = a[inter]
         u[inter] = maxmin.drain(ai, fab.link_rate, np.ones(ai.shape[0]))
         lat[inter] = ai @ fab.link_latency
-        host = fab.link_class < 2
+        host = fab.edge_links()
         u_ideal[inter] = maxmin.drain(
             ai[:, np.flatnonzero(host)], fab.link_rate[host], np.ones(ai.shape[0])
         )
         weight = np.asarray(ai.sum(axis=0)).ravel()
         last = int(np.argmax(lat[inter] + u[inter]))
         critical = int(fab.link_class[maxmin.bottleneck_link(ai, fab.link_rate, last)])
-        sh = fab.shape
-        _, up0, dn0, cu0, cd0 = sh.bases()
-        leaf_up = (
-            weight[up0:dn0].reshape(sh.n_leaves, max(sh.spines, 1)) if sh.spines else weight[:0]
-        )
-        spine_up = weight[cu0:cd0].reshape(-1, sh.per_plane) if sh.per_plane else weight[:0]
-        max_up = float(max(leaf_up.max(initial=0.0), spine_up.max(initial=0.0)))
-        excess = _excess(leaf_up) + _excess(spine_up)
+        for group in fab.topology.ecmp_groups():
+            w = weight[group]
+            max_up, excess = max(max_up, float(w.max(initial=0.0))), excess + _excess(w)
     return StepCost(u, lat, u_ideal, weight, critical, max_up, excess)
 
 
@@ -87,7 +85,7 @@ class StepCache:
         h = hashlib.blake2b(digest_size=16)
         for arr in (src_host, dst_host, keys):
             h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
-        route = (id(fab.shape), id(fab.link_rate), id(fab.link_latency), id(fab.pinned))
+        route = (id(fab.topology), id(fab.pinned))
         k = (route, fab.hash, fab.hash_seed, fab.polarize, fab.host_rate, h.digest())
         if k not in self._steps:
             self._steps[k] = (fab, cost_step(fab, src_host, dst_host, keys))
@@ -131,7 +129,7 @@ def _summary(fab, total, ideal, link_bytes, class_time, max_up, excess) -> dict:
         if crit == len(fab.class_names) or not class_time.any()
         else fab.class_names[crit]
     )
-    up = fab.class_names.index("leaf-up")
+    up = np.isin(fab.link_class, [fab.class_names.index(c) for c in fab.topology.uplink_classes])
     return {
         "time_s": total,
         "ideal_s": ideal,
@@ -139,5 +137,26 @@ def _summary(fab, total, ideal, link_bytes, class_time, max_up, excess) -> dict:
         "max_flows_per_uplink": max_up,
         "collisions": excess,
         "links": links,
-        "cross_leaf_bytes": float(link_bytes[fab.link_class == up].sum()),
+        "cross_leaf_bytes": float(link_bytes[up].sum()),
     }
+
+
+class FlowEngine:
+    """Max-min fair flows; phase-synchronous, or event by event with ``Job.exact``."""
+
+    name = "flow"
+
+    def __init__(self):
+        self.cache = StepCache()
+
+    def run(self, job: Job) -> Result:
+        host_of = np.asarray(job.host_of, dtype=np.int64)
+        out = simulate(job.fabric, host_of, job_phases(job), float(job.nbytes), self.cache)
+        arrivals = None
+        if job.exact:
+            sync_time = out["time_s"]
+            out.update(exact_mode.simulate(job, host_of))
+            arrivals = out.pop("arrivals")
+            out["phase_sync_s"] = sync_time
+        extra = {k: out.pop(k) for k in list(out) if k not in Result.__dataclass_fields__}
+        return Result(**out, messages=arrivals, extra=extra)

@@ -204,12 +204,13 @@ def _route(sim, net, transfers, spray):
         sim.PopulateGlobal()
         return dst_addr
     trees, conn_tree = assign_trees(net, transfers)
-    first_out = {int(a): i for i, a in reversed(list(enumerate(net.link_src)))}
+    back = {ab: ba for pair in _cables(net) for ab, ba in (pair, pair[::-1])}
     for host, mine in trees.items():
         for t, tree in enumerate(mine):
             addr = sim.HostAddr(host) if t == 0 else _EXTRA_BASE + (host << 8) + t
-            if t > 0:
-                sim.AddAddress(host, first_out[host], addr)
+            if t > 0:  # on the NIC the tree reaches the host through
+                into = next(lk for lk in tree.values() if int(net.link_dst[lk]) == host)
+                sim.AddAddress(host, back[into], addr)
             for node, link in tree.items():
                 sim.AddRoute(node, addr, link)
     for c, t in enumerate(conn_tree):

@@ -33,10 +33,11 @@ import importlib.util
 
 import numpy as np
 
+from dist_logreg.errors import UsageError
 from dist_logreg.sim import flow, ns3net
+from dist_logreg.sim.job import Result, job_phases
 from dist_logreg.sim.messages import messages
 from dist_logreg.sim.packet_options import PacketOptions, parse_options
-from dist_logreg.errors import UsageError
 
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
     raise ImportError("the ns3 package is not installed")
@@ -49,13 +50,10 @@ WALL_PER_PACKET_HOP_PER_HOST = 4.5e-6
 QUEUE_LINKS = 16  # queue time series kept for this many ports (the highest peaks)
 
 
-def node_name(fab, node: int) -> str:
-    return f"host{node}" if node < fab.hosts else fab.switch_names[node - fab.hosts]
-
-
 def link_names(fab) -> list:
+    names = fab.topology.node_names
     pairs = zip(fab.link_src.tolist(), fab.link_dst.tolist(), strict=True)
-    return [f"{node_name(fab, a)}>{node_name(fab, b)}" for a, b in pairs]
+    return [f"{names[a]}>{names[b]}" for a, b in pairs]
 
 
 def _per_link(fab, mapping: dict, default: float, what: str) -> np.ndarray:
@@ -86,12 +84,12 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
     Otherwise cubic overflows its own NIC, and a lost last segment of a message waits for
     the RTO (ns-3 has no tail-loss probe). ``--queue`` and ``--ecn`` are the switch ports'.
     """
-    nic = fab.link_src < fab.hosts
+    nic = fab.node_tier[fab.link_src] == 0  # links leaving a host
     conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
     host_queue = min(ns3net.BUFFER_BYTES * conns, 1 << 31) + opts.queue
     return ns3net.Network(
         hosts=fab.hosts,
-        nodes=fab.hosts + len(fab.switch_names),
+        nodes=len(fab.topology.node_names),
         link_src=fab.link_src,
         link_dst=fab.link_dst,
         link_rate=fab.link_rate,
@@ -106,15 +104,18 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
 
 
 def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
-    """One connection per ordered rank pair, on the path the fabric's hash gives it."""
+    """One connection per ordered rank pair, on the path the fabric's hash gives it
+    (``host_of``: the ranks' endpoints; a connection runs between their hosts' nodes)."""
     p = host_of.size
     key = g.src_rank * p + g.dst_rank
     keys, conn_of = np.unique(key, return_inverse=True)
     src_r, dst_r = keys // p, keys % p
-    src_h, dst_h = host_of[src_r], host_of[dst_r]
+    src_e, dst_e = host_of[src_r], host_of[dst_r]
+    node = fab.topology.endpoint_host
+    src_h, dst_h = node[src_e], node[dst_e]
     paths = []
-    for a, b, k in zip(src_h.tolist(), dst_h.tolist(), keys.tolist(), strict=True):
-        if a == b or fab.hash == "spray":
+    for a, b, k in zip(src_e.tolist(), dst_e.tolist(), keys.tolist(), strict=True):
+        if node[a] == node[b] or fab.hash == "spray":
             paths.append(None)
         else:
             paths.append(fab.route(a, b, k)[0][0])
@@ -134,7 +135,7 @@ def estimate_wall_s(fab, transfers: ns3net.Transfers) -> float:
     seg = fab.mtu - ns3net.HEADER_BYTES
     hops = np.array([2 if p is None else len(p) for p in transfers.conn_path], dtype=float)
     if fab.hash == "spray" and fab.links:
-        hops[:] = max(2, int(np.max(fab.node_tier)) * 2)
+        hops[:] = max(2, fab.topology.max_hops)
     local = transfers.conn_src == transfers.conn_dst
     pkts = (
         np.ceil(np.asarray(transfers.msg_bytes) / seg)
@@ -156,7 +157,7 @@ class PacketEngine:
         """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
         opts = parse_options(dict(job.options))
         host_of = np.asarray(job.host_of, dtype=np.int64)
-        g = messages(job.algorithm, host_of.size, int(job.nbytes), host_of)
+        g = messages(job.algorithm, host_of.size, int(job.nbytes), job.node_of())
         tr = transfers_of(job.fabric, host_of, g)
         est = estimate_wall_s(job.fabric, tr)
         if est > opts.max_wall:
@@ -168,8 +169,6 @@ class PacketEngine:
         return opts, network_of(job.fabric, opts), tr, g, est
 
     def run(self, job):
-        from dist_logreg.sim.engine import Result, job_phases
-
         opts, net, tr, g, est = self.prepare(job)
         host_of = np.asarray(job.host_of, dtype=np.int64)
         fl = flow.simulate(job.fabric, host_of, job_phases(job), float(job.nbytes), self.cache)
@@ -236,7 +235,7 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         if r or t
     ]
     # switch ports: a host's own NIC queue is its socket backlog (network_of), not a buffer
-    port_peak = np.where(fab.link_src >= fab.hosts, res.link_peak, 0)
+    port_peak = np.where(fab.node_tier[fab.link_src] > 0, res.link_peak, 0)
     top = np.argsort(-port_peak, kind="stable")[:QUEUE_LINKS]
     top = [int(i) for i in top if port_peak[i] > 0]
     return {

@@ -14,9 +14,10 @@ import time
 import numpy as np
 
 from dist_logreg.collective import algorithms
-from dist_logreg.sim.engine import Job, get_engine
+from dist_logreg.sim import engine as engines
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
-from dist_logreg.sim.spec import KEYS
+from dist_logreg.sim.spec import key_info
 
 FORMAT = "dist-logreg simulate"
 RESULT_UNITS = {
@@ -42,18 +43,17 @@ def fabric_doc(fab, spec: str) -> dict:
     """The fabric's parameters with units and where each came from."""
     params = {}
     for key, value in fab.values.items():
-        if key in ("pinned",):
-            continue
-        unit = KEYS[key][2] if key in KEYS else ("B/s" if key.endswith("rate") else "")
+        info = key_info(key, fab.values["topology"])
+        unit = info[2] if info else ("B/s" if key.endswith("rate") else "")
         v = float(value) if isinstance(value, np.floating) else value
         params[key] = {"value": v, "unit": unit, "source": fab.source.get(key, "derived")}
-    sh = fab.shape
     return {
         "spec": spec,
         "hosts": fab.hosts,
-        "switches": len(fab.switch_names),
+        "switches": int((fab.node_tier > 0).sum()),
         "links": fab.links,
-        "shape": dataclasses.asdict(sh),
+        "shape": fab.topology.describe(),
+        "layout": fab.topology.summary(),
         "params": params,
         "pinned_paths": len(fab.pinned),
     }
@@ -108,7 +108,7 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
           progress=None) -> dict:  # fmt: skip
     """Every (ranks, algorithm, size) point; ``fabric_for(alg, nbytes)`` may swap in a
     fabric with other alpha/gamma (a cost model's fit per algorithm and size)."""
-    eng = get_engine(engine)
+    eng = engines.get_engine(engine)
     total = len(ranks_list) * len(algorithms) * len(sizes)
     t0, results = time.perf_counter(), []
     for p in ranks_list:
@@ -123,7 +123,7 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
     return {
         "format": FORMAT,
         "engine": engine,
-        "mode": EXACT_MODE if exact or engine == "packet" else "phase-synchronous",
+        "mode": EXACT_MODE if exact or engines.get(engine).event_by_event else "phase-synchronous",
         "fabric": fabric_doc(fab, spec),
         "placement": {
             "mode": mode,
@@ -134,6 +134,28 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
         "units": RESULT_UNITS,
         "results": results,
         "wall_s": time.perf_counter() - t0,
+    }
+
+
+def note_cost_model(doc, fabric_for, path) -> None:
+    """The alpha and gamma each result took from the model, in ``params`` and the table:
+    the one value when every result shares it, else null and every algorithm's value."""
+    per = {
+        key: {r["algorithm"]: getattr(fabric_for(r["algorithm"], r["bytes"]), key)
+              for r in doc["results"]}
+        for key in ("alpha", "gamma")
+    }  # fmt: skip
+    unit = {"alpha": ("us", 1e6), "gamma": ("ps/B", 1e12)}
+    for key, values in per.items():
+        name, scale = unit[key]
+        distinct = set(values.values())
+        text = ", ".join(f"{a} {v * scale:.4g} {name}" for a, v in values.items())
+        doc["fabric"]["params"][key]["value"] = distinct.pop() if len(distinct) == 1 else None
+        doc["fabric"]["params"][key]["source"] = f"cost model {path} ({text})"
+    doc["cost_model"] = {
+        "path": str(path),
+        "alpha_s": per["alpha"],
+        "gamma_s_per_byte": per["gamma"],
     }
 
 

@@ -1,7 +1,9 @@
 """Fabric specs as people write them: ``leaf-spine:leaves=32,spines=16,rate=400G``, or a
 JSON/TOML file holding the same keys. Pure parsing: text to numbers in SI units.
 
-Every key, its unit and its default is in :data:`KEYS`; :func:`parse_spec` returns the
+The presets are a table, :data:`PRESETS`: one :class:`Preset` record per topology, naming
+the function that builds it and the keys of its shape. Every other key, its unit and its
+default is in :data:`KEYS`; :func:`parse_spec` returns the
 values and, for each one, where it came from (``preset``, ``spec``, ``file``, ``default``,
 ``derived``, or what the caller says, e.g. ``cost-model``). Errors name the key and the
 value: ``fabric spec: rate: expected a link rate such as 100G or 400G, got 'fast'``.
@@ -9,14 +11,15 @@ value: ``fabric spec: rate: expected a link rate such as 100G or 400G, got 'fast
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
 
-PRESETS = ("flat", "leaf-spine", "fat-tree", "clos3")
 HASHES = ("l3", "l4", "spray")
 _TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _BITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
@@ -103,23 +106,10 @@ def mtu(text, key: str) -> int:
     return int(t)
 
 
-#: key -> (parser, default, unit, help). Defaults None: absent unless given (or derived).
+#: The keys every preset takes: key -> (parser, default, unit, help). Defaults None: absent
+#: unless given (or derived).
 KEYS = {
-    "topology": (choice(PRESETS + ("cluster",)), None, "", "the preset"),
-    "hosts": (count, None, "hosts", "flat: hosts on the one switch"),
-    "leaves": (count, None, "switches", "leaf-spine: leaves"),
-    "spines": (count, None, "switches", "leaf-spine: spines"),
-    "hosts-per-leaf": (count, None, "hosts", "hosts under each leaf"),
-    "k": (count, None, "ports", "fat-tree: switch radix (even)"),
-    "pods": (count, None, "pods", "clos3: pods"),
-    "leaves-per-pod": (count, None, "switches", "clos3: leaves in each pod"),
-    "spines-per-pod": (count, None, "switches", "clos3: spines in each pod"),
-    "super-spines": (count, None, "switches", "clos3: super-spines (a multiple of spines-per-pod)"),
     "rate": (bytes_per_s, 400e9 / 8, "B/s", "host link rate"),
-    "uplink-rate": (bytes_per_s, None, "B/s", "leaf-to-spine link rate (default: rate)"),
-    "oversubscription": (positive, None, "", "leaf: host bandwidth / uplink bandwidth"),
-    "core-rate": (bytes_per_s, None, "B/s", "clos3: spine-to-super-spine rate"),
-    "core-oversubscription": (positive, None, "", "clos3: spine down / up bandwidth"),
     "link-latency": (seconds, 1e-6, "s", "per hop, propagation + switching"),
     "alpha": (seconds, 5e-6, "s", "per-message software overhead at the host"),
     "gamma": (seconds, None, "s/B", "seconds per byte reduced"),
@@ -129,15 +119,99 @@ KEYS = {
     "hash": (choice(HASHES), "l4", "", "ECMP: l3 host pair, l4 5-tuple, spray per packet"),
     "hash-seed": (lambda t, k: count(t, k, 0), 0, "", "seed of the ECMP hash"),
     "hash-polarize": (yes_no, False, "", "every switch hashes with one function and seed"),
-    "name": (str, None, "", "cluster: its name"),
 }
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One topology preset: ``--fabric NAME:key=value,...`` (or ``topology = NAME``).
+
+    ``build``: ``"module:function"``, ``function(values, source) -> Topology`` (imported
+    when a fabric is built; it may add derived values); ``keys``: the preset's own keys,
+    ``key -> (parser, default, unit, help)`` as in :data:`KEYS`.
+    """
+
+    name: str
+    build: str
+    keys: dict
+    help: str = ""
+
+    def builder(self):
+        module, _, fn = self.build.partition(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+_UPLINK = {
+    "hosts-per-leaf": (count, None, "hosts", "hosts under each leaf"),
+    "uplink-rate": (bytes_per_s, None, "B/s", "leaf-to-spine link rate (default: rate)"),
+    "oversubscription": (positive, None, "", "leaf: host bandwidth / uplink bandwidth"),
+}
+_CLOS = "dist_logreg.sim.topology.clos:build"
+
+#: The preset table: every fabric spec names one (tests may add a record).
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset(
+            "flat",
+            _CLOS,
+            {"hosts": (count, None, "hosts", "hosts on the one switch")},
+            "one switch",
+        ),
+        Preset(
+            "leaf-spine",
+            _CLOS,
+            {
+                "leaves": (count, None, "switches", "leaves"),
+                "spines": (count, None, "switches", "spines"),
+                **_UPLINK,
+            },
+            "two tiers",
+        ),
+        Preset(
+            "fat-tree",
+            _CLOS,
+            {"k": (count, None, "ports", "switch radix (even)")},
+            "a k-ary fat tree",
+        ),
+        Preset(
+            "clos3",
+            _CLOS,
+            {
+                "pods": (count, None, "pods", "pods"),
+                "leaves-per-pod": (count, None, "switches", "leaves in each pod"),
+                "spines-per-pod": (count, None, "switches", "spines in each pod"),
+                "super-spines": (count, None, "switches", "a multiple of spines-per-pod"),
+                **_UPLINK,
+                "core-rate": (bytes_per_s, None, "B/s", "spine-to-super-spine rate"),
+                "core-oversubscription": (positive, None, "", "spine down / up bandwidth"),
+            },
+            "three tiers",
+        ),
+    )
+}
+
+
+def key_info(key: str, topology: str | None = None) -> tuple | None:
+    """``(parser, default, unit, help)`` of a common key or of a preset's (``topology``'s
+    first, then any preset's); None for an unknown key."""
+    if key in KEYS:
+        return KEYS[key]
+    names = [topology] if topology in PRESETS else []
+    for name in names + list(PRESETS):
+        if key in PRESETS[name].keys:
+            return PRESETS[name].keys[key]
+    return None
 
 
 def _split(spec: str) -> tuple[str, dict]:
     head, _, rest = spec.partition(":")
     head = head.strip().lower()
     if head == "cluster":
-        return head, {"name": rest.strip()}
+        raise UsageError(
+            f"--fabric {spec}: an emulated cluster's fabric comes from its state: "
+            "dist_logreg.sim.fabric.resolve(spec, cluster_state=...) (the command line reads it)"
+        )
     if head not in PRESETS:
         raise UsageError(
             f"--fabric: expected a preset ({', '.join(p + ':...' for p in PRESETS)}, "
@@ -159,18 +233,6 @@ def _split(spec: str) -> tuple[str, dict]:
 
 #: A fabric file is a few lines; anything larger is not one (and is not read into memory).
 MAX_FILE_BYTES = 1 << 20
-
-#: The keys that describe each preset's shape; every other key is common to all presets.
-SHAPE_KEYS = {
-    "flat": ("hosts",),
-    "leaf-spine": ("leaves", "spines", "hosts-per-leaf", "uplink-rate", "oversubscription"),
-    "fat-tree": ("k",),
-    "clos3": (
-        "pods", "leaves-per-pod", "spines-per-pod", "hosts-per-leaf", "super-spines",
-        "uplink-rate", "oversubscription", "core-rate", "core-oversubscription",
-    ),
-}  # fmt: skip
-_ALL_SHAPE_KEYS = {k for keys in SHAPE_KEYS.values() for k in keys}
 
 
 def _unique(pairs) -> dict:
@@ -214,7 +276,8 @@ def _read_file(path: Path) -> tuple[str, dict]:
 
 
 def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
-    """``(values, source)``: every key of :data:`KEYS` that is set, in SI units.
+    """``(values, source)``: every key of :data:`KEYS` and of the preset's that is set, in
+    SI units.
 
     ``overrides``: ``key=(value, source)`` pairs that win over the spec (e.g. alpha from a
     cost model), keys spelled with ``_`` or ``-``.
@@ -226,24 +289,28 @@ def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
         origin = "file"
     else:
         topology, raw = _split(spec)
-    choice(PRESETS + ("cluster",))(topology, "topology")
+    choice(tuple(PRESETS))(topology, "topology")
+    own = PRESETS[topology].keys
     values, source = {"topology": topology}, {"topology": origin}
     for key, value in raw.items():
-        if key not in KEYS or key == "topology":
-            raise UsageError(f"fabric spec: unknown key {key!r}; expected one of {', '.join(KEYS)}")
-        if key in _ALL_SHAPE_KEYS and key not in SHAPE_KEYS.get(topology, _ALL_SHAPE_KEYS):
+        info = key_info(key, topology)
+        if info is None:
+            raise UsageError(
+                f"fabric spec: unknown key {key!r}; expected one of {', '.join([*own, *KEYS])}"
+            )
+        if key not in KEYS and key not in own:
             raise UsageError(
                 f"fabric spec: {key}: not a key of {topology} (its keys: "
-                f"{', '.join(SHAPE_KEYS[topology])}; common keys: rate, alpha, link-latency, ...)"
+                f"{', '.join(own)}; common keys: rate, alpha, link-latency, ...)"
             )
-        values[key], source[key] = KEYS[key][0](value, key), origin
+        values[key], source[key] = info[0](value, key), origin
     for key, (value, src) in overrides.items():
         key = key.replace("_", "-")
         values[key], source[key] = (
-            KEYS[key][0](value, key) if isinstance(value, str) else value,
+            key_info(key, topology)[0](value, key) if isinstance(value, str) else value,
             src,
         )
-    for key, (_, default, _, _) in KEYS.items():
+    for key, (_, default, _, _) in {**own, **KEYS}.items():
         if key not in values and default is not None:
             values[key], source[key] = default, "default"
     if "gamma" in values and "reduce-rate" in values:

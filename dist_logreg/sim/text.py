@@ -53,11 +53,9 @@ def packet_line(p: dict) -> str:
 
 def lines(doc: dict) -> list[str]:
     fab, pl = doc["fabric"], doc["placement"]
-    sh = fab["shape"]
     out = [
         f"fabric {fab['spec']}: {fab['hosts']} hosts, {fab['switches']} switches, "
-        f"{fab['links']} directed links ({sh['pods']} pod(s) x {sh['leaves']} leaves x "
-        f"{sh['hosts']} hosts, {sh['spines']} spines/pod, {sh['cores']} cores)",
+        f"{fab['links']} directed links ({fab['layout']})",
         f"placement {pl['mode']}, {pl['ranks_per_host']} rank(s) per host; {pl['seeds']} "
         f"seed(s); engine {doc['engine']}, {doc['mode']}",
         f"{'algorithm':<19}{'ranks':>6}{'bytes':>10}{'time median':>13}{'worst':>11}"

@@ -1,11 +1,12 @@
-"""The shape of a Clos fabric (flat, 2-tier, 3-tier) from a parsed spec, and its links.
+"""The Clos topology (flat, 2-tier, 3-tier): its shape from a parsed spec, links, routes.
 
 One structure covers every preset: ``pods`` pods of ``leaves`` leaves each (per pod),
 ``spines`` spines per pod, ``hosts`` hosts per leaf, ``cores`` super-spines in
 ``spines`` planes (spine ``s`` of every pod connects to cores ``s*cores/spines ...``, as in
 a k-ary fat tree). ``flat`` is one leaf and no spine; ``leaf-spine`` one pod and no core.
 
-Link ids are laid out by class, so routing computes them with arithmetic, no lookup:
+One endpoint per host (endpoint ``e`` is host ``e``). Link ids are laid out by class, so
+routing computes them with arithmetic, no lookup (nothing outside this module knows it):
 
 =============  ==============================================  ==================
 class          from -> to                                      id
@@ -17,15 +18,27 @@ spine-down     spine s of l's pod -> leaf l                    ``dn0 + l*S + s``
 spine-up       spine s of pod p -> core ``s*Zs + c``           ``cu0 + (p*S+s)*Zs + c``
 core-down      core ``s*Zs + c`` -> spine s of pod p           ``cd0 + (p*S+s)*Zs + c``
 =============  ==============================================  ==================
+
+Hashing: each switch with a choice (a leaf picking a spine, a spine picking a core) hashes
+the flow (:class:`.base.Ecmp`): ``l3`` the unordered host pair (both directions and every
+connection of a pair take one path, as Linux's symmetric L3 hash does), ``l4`` the pair and
+the connection, ``spray`` splits the flow evenly over every equal-cost path. With
+``polarize`` every switch uses the same function and seed, so a choice made at the leaf
+repeats at the spine: on a fat tree of ``k/2`` spines per pod and ``k/2`` cores per spine
+only ``k/2`` of the ``k²/4`` cores carry traffic. Without it each switch salts the hash
+with its own id. A pinned pair takes its pinned spine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.topology.base import Ecmp, csr
 
 CLASS_NAMES = ("host-up", "host-down", "leaf-up", "spine-down", "spine-up", "core-down")
 
@@ -109,7 +122,7 @@ def _shape_of(values: dict, source: dict) -> Shape:
     if topo == "flat":
         (hosts,) = _need(values, "hosts")
         return Shape(1, 1, 0, hosts, 0, rate, rate, rate)
-    if topo in ("leaf-spine", "cluster"):
+    if topo == "leaf-spine":
         leaves, spines, hosts = _need(values, "leaves", "spines", "hosts-per-leaf")
         return Shape(
             1, leaves, spines, hosts, 0, rate, _uplink(values, source, hosts, spines), rate
@@ -170,3 +183,142 @@ def switch_names(sh: Shape) -> tuple[str, ...]:
     names = [f"leaf{i}" for i in range(sh.n_leaves)]
     names += [f"spine{i}" for i in range(sh.pods * sh.spines)]
     return tuple(names + [f"core{i}" for i in range(sh.cores)])
+
+
+def build(values: dict, source: dict) -> Clos:
+    """The preset records' ``build``: the Clos a parsed spec describes (``values`` gains
+    the derived uplink and core rates)."""
+    sh = shape_of(values, source)
+    if sh.spines:
+        values["uplink-rate"] = sh.uplink_rate
+    if sh.cores:
+        values["core-rate"] = sh.core_rate
+    return Clos(sh, values["link-latency"])
+
+
+class Clos:
+    """A :class:`~dist_logreg.sim.topology.base.Topology`: one :class:`Shape`, its links."""
+
+    class_names = CLASS_NAMES
+    uplink_classes = ("leaf-up",)
+
+    def __init__(self, shape: Shape, latency: float):
+        self.shape = sh = shape
+        self.hosts = sh.n_hosts
+        self.link_src, self.link_dst, self.link_rate, self.link_class = links(sh)
+        self.link_latency = np.full(self.link_src.size, latency)
+        self.node_names = tuple(f"host{h}" for h in range(sh.n_hosts)) + switch_names(sh)
+        self.node_tier = np.concatenate(
+            [
+                np.zeros(sh.n_hosts, np.int8),
+                np.full(sh.n_leaves, 1, np.int8),
+                np.full(sh.pods * sh.spines, 2, np.int8),
+                np.full(sh.cores, 3, np.int8),
+            ]
+        )
+        self.endpoint_host = np.arange(sh.n_hosts)
+        self.endpoint_up = np.arange(sh.n_hosts)
+        self.endpoint_down = sh.n_hosts + np.arange(sh.n_hosts)
+        self.max_hops = 2 * int(self.node_tier.max())
+
+    def locality(self, level: str) -> np.ndarray:
+        per = {"host": 1, "leaf": self.shape.hosts, "pod": self.shape.hosts * self.shape.leaves}
+        return self.endpoint_host // per[level]
+
+    def ecmp_groups(self) -> list[np.ndarray]:
+        sh = self.shape
+        _, up0, dn0, cu0, cd0 = sh.bases()
+        out = []
+        if sh.spines:
+            out.append((up0 + np.arange(dn0 - up0)).reshape(sh.n_leaves, sh.spines))
+        if sh.per_plane:
+            out.append((cu0 + np.arange(cd0 - cu0)).reshape(-1, sh.per_plane))
+        return out
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self.shape)
+
+    def summary(self) -> str:
+        sh = self.shape
+        return (
+            f"{sh.pods} pod(s) x {sh.leaves} leaves x {sh.hosts} hosts, {sh.spines} "
+            f"spines/pod, {sh.cores} cores"
+        )
+
+    def route_many(self, src, dst, keys, ecmp: Ecmp) -> sp.csr_matrix:
+        a, b = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+        return csr(self._hops(a, b, np.asarray(keys), ecmp), a.size, self.link_src.size)
+
+    def _hops(self, a, b, keys, ecmp: Ecmp):
+        """``(cols, weights)`` both (F, W): the links of each flow, -1 where none."""
+        sh = self.shape
+        n, up0, dn0, cu0, cd0 = sh.bases()
+        s, zs = sh.spines, sh.per_plane
+        la, lb = a // sh.hosts, b // sh.hosts
+        pa, pb = la // sh.leaves, lb // sh.leaves
+        cross_leaf = la != lb
+        cross_pod = pa != pb
+        f = a.size
+        if ecmp.hash == "spray":
+            sa = np.broadcast_to(np.arange(max(s, 1)), (f, max(s, 1)))
+            ca = np.broadcast_to(np.arange(max(s * zs, 1)), (f, max(s * zs, 1)))
+            s_of_c, c_of_c = np.divmod(ca, max(zs, 1))
+            w_s = np.where(cross_leaf, 1.0 / max(s, 1), 0.0)[:, None]
+            w_c = np.where(cross_pod, 1.0 / max(s * zs, 1), 0.0)[:, None]
+        else:
+            key = ecmp.keys(a, b, keys)
+            sa = ecmp.pin(a, b, ecmp.choose(key, n + la, max(s, 1)))[:, None]
+            spine_node = n + sh.n_leaves + pa * s + sa[:, 0]
+            c_of_c = ecmp.choose(key, spine_node, max(zs, 1))[:, None] if zs else sa * 0
+            s_of_c = sa
+            w_s = cross_leaf.astype(float)[:, None]
+            w_c = cross_pod.astype(float)[:, None]
+        host = np.ones((f, 1))
+        plane = (pa[:, None] * s + s_of_c) * zs + c_of_c
+        plane_b = (pb[:, None] * s + s_of_c) * zs + c_of_c
+        cols = np.hstack(
+            [
+                a[:, None],
+                n + b[:, None],
+                up0 + la[:, None] * s + sa,
+                dn0 + lb[:, None] * s + sa,
+                cu0 + plane,
+                cd0 + plane_b,
+            ]
+        )
+        w = np.hstack(
+            [
+                host,
+                host,
+                np.broadcast_to(w_s, sa.shape),
+                np.broadcast_to(w_s, sa.shape),
+                np.broadcast_to(w_c, plane.shape),
+                np.broadcast_to(w_c, plane.shape),
+            ]
+        )
+        w = np.where((a == b)[:, None], 0.0, w)
+        return cols, w
+
+    def paths(self, src: int, dst: int) -> list[np.ndarray]:
+        """Every equal-cost path, spine-major order, each up the tiers then down."""
+        sh = self.shape
+        if src == dst:
+            return []
+        n, up0, dn0, cu0, cd0 = sh.bases()
+        la, lb = src // sh.hosts, dst // sh.hosts
+        pa, pb = la // sh.leaves, lb // sh.leaves
+        n_s = 1 if la == lb else sh.spines
+        n_c = sh.per_plane if pa != pb else 1
+        out = []
+        for s in range(n_s):
+            for c in range(n_c):
+                up, down = [src], [n + dst]
+                if la != lb:
+                    up.append(up0 + la * sh.spines + s)
+                    down.insert(0, dn0 + lb * sh.spines + s)
+                if pa != pb:
+                    zs = sh.per_plane
+                    up.append(cu0 + (pa * sh.spines + s) * zs + c)
+                    down.insert(0, cd0 + (pb * sh.spines + s) * zs + c)
+                out.append(np.array(up + down, dtype=np.int64))
+        return out

@@ -1,5 +1,6 @@
-"""``--fabric cluster:NAME``: an emulated cluster's state as fabric keys, and its measured
-paths (``flows.json``) as pinned routes. Pure: the command line reads the files.
+"""A fabric from an emulated cluster (``--fabric cluster:NAME``): its state as fabric keys,
+and its measured paths (``flows.json``) as pinned routes. Pure: the command line reads the
+files, :func:`dist_logreg.sim.fabric.resolve` calls this.
 
 The emulated hosts become a leaf-spine (``two-tier``: one spine; ``flat``: one switch) with
 the cluster's shaped rates, or better, its calibrated bidirectional ceilings (an allreduce
@@ -52,6 +53,19 @@ def overrides(state: dict) -> tuple[str, dict]:
         )
     per_leaf = -(-hosts // leaves)
     return f"leaf-spine:leaves={leaves},spines={spines},hosts-per-leaf={per_leaf}", out
+
+
+def spec_of(state: dict, extra: str = "") -> tuple[str, dict, list]:
+    """``(preset, overrides, spine names)`` of ``cluster:NAME[,extra]``: the cluster's keys
+    (:func:`overrides`), with the user's ``extra`` keys (``alpha=2ms,...``) winning."""
+    preset, over = overrides(state)
+    if extra.strip():
+        preset += "," + extra.strip()
+        for key in [k.split("=")[0].strip().lower() for k in extra.split(",") if k.strip()]:
+            over.pop(key, None)
+    name = state.get("spec", {}).get("name", "?")
+    spines = [r[len(name) + 1 :] for r in state.get("routers", []) if r.startswith(f"{name}-s")]
+    return preset, over, spines
 
 
 def _index(name: str, what: str) -> int:
