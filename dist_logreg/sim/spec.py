@@ -306,6 +306,8 @@ def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
         values[key], source[key] = info[0](value, key), origin
     for key, (value, src) in overrides.items():
         key = key.replace("_", "-")
+        if key_info(key, topology) is None:
+            raise UsageError(f"fabric spec: unknown key {key!r} (from {src})")
         values[key], source[key] = (
             key_info(key, topology)[0](value, key) if isinstance(value, str) else value,
             src,

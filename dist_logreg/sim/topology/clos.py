@@ -32,6 +32,7 @@ with its own id. A pinned pair takes its pinned spine.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,7 +208,6 @@ class Clos:
         self.hosts = sh.n_hosts
         self.link_src, self.link_dst, self.link_rate, self.link_class = links(sh)
         self.link_latency = np.full(self.link_src.size, latency)
-        self.node_names = tuple(f"host{h}" for h in range(sh.n_hosts)) + switch_names(sh)
         self.node_tier = np.concatenate(
             [
                 np.zeros(sh.n_hosts, np.int8),
@@ -220,6 +220,11 @@ class Clos:
         self.endpoint_up = np.arange(sh.n_hosts)
         self.endpoint_down = sh.n_hosts + np.arange(sh.n_hosts)
         self.max_hops = 2 * int(self.node_tier.max())
+
+    @functools.cached_property
+    def node_names(self) -> tuple[str, ...]:
+        """``host0 ... leaf0 ... spine0 ... core0 ...`` (built when asked: a million hosts)."""
+        return tuple(f"host{h}" for h in range(self.hosts)) + switch_names(self.shape)
 
     def locality(self, level: str) -> np.ndarray:
         per = {"host": 1, "leaf": self.shape.hosts, "pod": self.shape.hosts * self.shape.leaves}
