@@ -65,3 +65,37 @@ def test_a_cost_model_gives_each_algorithm_its_alpha_and_gamma():
     assert got.source["alpha"].startswith("cost model model.json (ring")
     assert fabric_for("ring", 1 << 20) is got  # one fabric per (alpha, gamma)
     assert np.array_equal(got.link_rate, fab.link_rate)
+
+
+def test_the_command_line_takes_the_same_path(tmp_path, monkeypatch, capsys):
+    # a cluster "up" under a temporary state root: the command line reads its state and the
+    # flow map, and the fabric it simulates is the library's
+    from dist_logreg.cli.main import main
+    from dist_logreg.ops.cluster import state as cluster_state
+
+    doc = {**state(), "links": []}
+    (tmp_path / "simv").mkdir()
+    (tmp_path / "simv" / "state.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(cluster_state, "STATE_ROOT", tmp_path)
+    flows = DATA / "flows.json"
+    argv = [
+        "simulate",
+        "--fabric",
+        "cluster:simv,alpha=2ms",
+        "--ranks",
+        "4",
+        "--bytes",
+        "1M",
+        "--algorithm",
+        "recursive-doubling",
+        "--flows",
+        str(flows),
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    fab, text = resolve(
+        "cluster:simv,alpha=2ms", cluster_state=doc, flows=json.loads(flows.read_text())
+    )
+    assert out["fabric"]["spec"] == text and out["fabric"]["pinned_paths"] == len(fab.pinned)
+    assert out["fabric"]["params"]["alpha"]["value"] == pytest.approx(2e-3)
