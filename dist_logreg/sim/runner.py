@@ -103,9 +103,22 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
 EXACT_MODE = "exact (dependency graph, event by event)"
 
 
-def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="packed",
-          placement_seed=0, exact=False, engine="flow", options=None, fabric_for=None,
-          progress=None) -> dict:  # fmt: skip
+def sweep(
+    fab,
+    spec,
+    ranks_list,
+    algorithms,
+    sizes,
+    seeds=1,
+    per_host=1,
+    mode="packed",
+    placement_seed=0,
+    exact=False,
+    engine="flow",
+    options=None,
+    fabric_for=None,
+    progress=None,
+) -> dict:
     """Every (ranks, algorithm, size) point; ``fabric_for(alg, nbytes)`` may swap in a
     fabric with other alpha/gamma (a cost model's fit per algorithm and size)."""
     eng = engines.get_engine(engine)
@@ -130,7 +143,7 @@ def sweep(fab, spec, ranks_list, algorithms, sizes, seeds=1, per_host=1, mode="p
             "ranks_per_host": per_host,
             "placement_seed": placement_seed,
             "seeds": seeds,
-        },  # fmt: skip
+        },
         "units": RESULT_UNITS,
         "results": results,
         "wall_s": time.perf_counter() - t0,
@@ -141,10 +154,12 @@ def note_cost_model(doc, fabric_for, path) -> None:
     """The alpha and gamma each result took from the model, in ``params`` and the table:
     the one value when every result shares it, else null and every algorithm's value."""
     per = {
-        key: {r["algorithm"]: getattr(fabric_for(r["algorithm"], r["bytes"]), key)
-              for r in doc["results"]}
+        key: {
+            r["algorithm"]: getattr(fabric_for(r["algorithm"], r["bytes"]), key)
+            for r in doc["results"]
+        }
         for key in ("alpha", "gamma")
-    }  # fmt: skip
+    }
     unit = {"alpha": ("us", 1e6), "gamma": ("ps/B", 1e12)}
     for key, values in per.items():
         name, scale = unit[key]
