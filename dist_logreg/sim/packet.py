@@ -1,7 +1,7 @@
 """The packet engine: the flow engine's exact-mode message graph as TCP transfers in ns-3.
 
 ``PacketEngine().run(job) -> Result``, the same interface as the flow engine
-(:mod:`.engine`). The fabric (``Fabric``: its links, rates, latencies, MTU, alpha, gamma),
+(:mod:`.job`). The fabric (``Fabric``: its links, rates, latencies, MTU, alpha, gamma),
 the placement and the messages (:func:`.messages.messages`) are the flow engine's; every
 connection (one per ordered rank pair, opened before the clock starts) takes the path the
 fabric's hash picks for it (``Fabric.route`` with the flow engine's key ``src * P + dst``),
