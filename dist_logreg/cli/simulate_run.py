@@ -12,11 +12,12 @@ import numpy as np
 
 from dist_logreg.collective import costfile as costmodel
 from dist_logreg.collective.algorithms import scheduled_keys
+from dist_logreg.errors import UsageError
 from dist_logreg.sim import cluster as cluster_fabric
+from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.runner import sweep
 from dist_logreg.sim.text import lines
-from dist_logreg.errors import UsageError
 
 
 def resolve_fabric(args):
@@ -147,7 +148,7 @@ def run(args) -> int:
     if args.exact and args.engine == "flow":
         _check_exact(args)
     fabric_for = cost_model_fabrics(fab, args.cost_model) if args.cost_model else None
-    options = {k: getattr(args, k) for k in getattr(args, "engine_option_dests", [])}
+    options = packet_options.from_args(args, args.engine)  # typed once; refused if ignored
     sizes = args.bytes
     train = None
     if args.run:
