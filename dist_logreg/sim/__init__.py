@@ -18,9 +18,11 @@ in a fresh interpreter and checks).
 ``exact``           the flow engine's ``--exact`` mode: the dependency graph, event by event
 ``engine``          the engine interface, the flow engine, ``get_engine``
 ``packet``          the packet engine: the message graph as transfers in ns-3
+``options``         typed options that carry their flag, reader and help (one default each)
 ``packet_options``  the packet engine's options (pure: ``--help`` without ns-3)
+``transports``      the packet engine's transports: their table, one module each (TCP)
 ``ns3net``          the packet engine's network layer: dependent transfers over ns-3
-``ns3driver``       the C++ half of the packet engine, compiled by cppyy
+``ns3driver``       loads the packet engine's C++ (``ns3driver.cc``, ``.h``) through cppyy
 ``runner``          a sweep of simulations and its ``simulate.json``
 ``text``            the console table and parameter list of ``simulate``
 ==================  ======================================================================

@@ -8,6 +8,10 @@
 // byte (a connection is a byte stream, so messages on one connection arrive in the order
 // they were started). Doing this in C++ keeps Python out of the event loop: one call to
 // Run simulates the whole collective.
+// Compiled by cppyy's include (a file is compiled once; another may include it).
+#ifndef DLR_NS3DRIVER_CC
+#define DLR_NS3DRIVER_CC
+
 #include <algorithm>
 #include <deque>
 #include <string>
@@ -277,3 +281,5 @@ class Net {
 };
 
 }  // namespace dlr
+
+#endif  // DLR_NS3DRIVER_CC

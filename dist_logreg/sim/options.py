@@ -87,10 +87,10 @@ def choice(options: tuple) -> Callable:
 
 
 def size(value, flag: str) -> int:
-    """Bytes: an int as it is, text with binary suffixes (``256K``); None or 0 is 0."""
+    """Bytes: an int as it is, text with binary suffixes (``256K``); None or ``off`` is 0."""
     if isinstance(value, int):
         return value
-    if value is None:
+    if value is None or str(value).strip().lower() == "off":
         return 0
     try:
         return parse_bytes(str(value))

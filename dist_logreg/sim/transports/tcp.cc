@@ -2,6 +2,10 @@
 //
 // Its Python record (tcp.py) names the counters it reports, in the order of Counters():
 // retransmitted segments, retransmitted bytes, retransmission timeouts.
+// Compiled by cppyy's include (a file is compiled once; another may include it).
+#ifndef DLR_TRANSPORTS_TCP_CC
+#define DLR_TRANSPORTS_TCP_CC
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -180,3 +184,5 @@ class TcpTransport : public Transport {
 };
 
 }  // namespace dlr
+
+#endif  // DLR_TRANSPORTS_TCP_CC
