@@ -105,6 +105,12 @@ class PacketOptions:
     transport_options: object = None  # the transport's options class; None: its defaults
 
     def __post_init__(self):
+        """Checks across fields (each field's own were its reader's), and the transport's."""
+        if self.queue < 3000 or (self.ecn and self.ecn >= self.queue):
+            raise UsageError(
+                f"--queue/--ecn: expected 3000 <= queue bytes and K < queue, got {self.queue}, "
+                f"{self.ecn}"
+            )
         cls = transports.get(self.transport).options_class()
         if self.transport_options is None:
             object.__setattr__(self, "transport_options", cls())
@@ -187,15 +193,9 @@ def parse_options(options: dict | PacketOptions) -> PacketOptions:
         )
     if unknown:
         raise UsageError(f"packet options: expected keys among {sorted(known)}, got {unknown}")
-    opts = PacketOptions(
+    return PacketOptions(
         **o.read(PacketOptions, given), transport_options=own(**o.read(own, given))
     )
-    if opts.queue < 3000 or (opts.ecn and opts.ecn >= opts.queue):
-        raise UsageError(
-            f"--queue/--ecn: expected 3000 <= queue bytes and K < queue, got {opts.queue}, "
-            f"{opts.ecn}"
-        )
-    return opts
 
 
 def vars_of(opts: PacketOptions) -> dict:
