@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import shutil
 import sys
 
 import numpy as np
@@ -312,3 +313,23 @@ def test_a_toy_transport_is_one_module_and_one_record(ns3, tmp_path):
     assert vegas.time_s >= flow.time_s >= flow.ideal_s
     # and it is another congestion control (the simulation is deterministic)
     assert vegas.time_s != cubic.time_s
+
+
+@pytest.mark.skipif(not HAVE_NS3, reason="ns-3 not installed: pip install -e '.[packet]'")
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no g++ to compile-check with")
+@pytest.mark.timeout(300)
+def test_the_cxx_files_compile_on_their_own_without_warnings():
+    """Each C++ file stands alone (its own includes) and is clean under -Wall -Wextra with a
+    compiler other than cppyy's, against the ns-3 headers the packet extra installs."""
+    import subprocess
+    from pathlib import Path
+
+    from dist_logreg.sim import ns3driver
+
+    include = Path(importlib.util.find_spec("ns").origin).parent.parent / "include"
+    assert (include / "ns3" / "core-module.h").is_file()
+    for path in ns3driver.sources():
+        flags = ["-std=c++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+        cmd = ["g++", *flags, "-isystem", str(include), "-x", "c++", str(path)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, f"{path.name}: {r.stderr[-3000:]}"

@@ -25,7 +25,7 @@ class Transport {
  public:
   virtual ~Transport() = default;
   // After the internet stack is on every node, before any connection opens: per-host setup.
-  virtual void Install(ns3::NodeContainer& nodes) {}
+  virtual void Install(ns3::NodeContainer& /*nodes*/) {}
   // Open every connection but the local ones (src == dst: the Net carries those itself)
   // at simulated time 0, then call up() once, when the last one can carry bytes (at once
   // if there is none).
