@@ -21,7 +21,7 @@ from dist_logreg.sim import ns3driver
 from dist_logreg.sim.engine import Job, get_engine
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.placement import place
-from dist_logreg.sim.transports.table import TCP
+from dist_logreg.sim.transports.tcp import Tcp
 from dist_logreg.units import parse_bytes
 
 
@@ -45,7 +45,7 @@ def main() -> None:
             job = Job(fab, place(h, fab), args.algorithm, nb)
             _, _, tr, g, est = eng.prepare(job)
             r = eng.run(job)
-            seg = fab.mtu - TCP.header_bytes
+            seg = fab.mtu - Tcp.header_bytes
             hops = np.array([len(p) if p is not None else 2 for p in tr.conn_path])[tr.msg_conn]
             ph = float((np.ceil(g.nbytes / seg) * hops).sum())
             wall = r.extra["packet"]["wall_s"]

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import shutil
 import sys
+import typing
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from dist_logreg.sim import packet_options
 from dist_logreg.sim.engine import Job, get_engine
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.placement import place
+from dist_logreg.sim.transports.tcp import Tcp
 
 HAVE_NS3 = (
     importlib.util.find_spec("ns") is not None and importlib.util.find_spec("cppyy") is not None
@@ -274,14 +276,15 @@ VEGAS_MADE: list = []
 
 @dataclasses.dataclass(frozen=True)
 class Vegas:
-    """TCP Vegas: no options of its own (TCP's 200 ms minimum RTO)."""
+    """TCP Vegas: no options of its own (TCP's 200 ms minimum RTO), TCP's packets."""
+
+    header_bytes: typing.ClassVar[int] = Tcp.header_bytes
+    window_bytes: typing.ClassVar[int] = Tcp.window_bytes
 
     def create(self, gbl, net):
-        from dist_logreg.sim.transports import table
-
         VEGAS_MADE.append(net)
-        tcp = table.TCP
-        return gbl.dlr.VegasTransport(int(net.mtu - tcp.header_bytes), tcp.window_bytes, 0.2)
+        segment = int(net.mtu - self.header_bytes)
+        return gbl.dlr.VegasTransport(segment, self.window_bytes, 0.2)
 
 
 @needs_ns3

@@ -94,7 +94,7 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
     """
     nic = fab.link_src < fab.hosts
     conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
-    host_queue = min(opts.record.window_bytes * conns, 1 << 31) + opts.queue
+    host_queue = min(opts.transport_options.window_bytes * conns, 1 << 31) + opts.queue
     return ns3net.Network(
         hosts=fab.hosts,
         nodes=fab.hosts + len(fab.switch_names),
@@ -140,7 +140,9 @@ def estimate_wall_s(fab, transfers: ns3net.Transfers, header_bytes: int | None =
 
     ``header_bytes``: the transport's per packet (default: the default transport's).
     """
-    seg = fab.mtu - (transports.DEFAULT.header_bytes if header_bytes is None else header_bytes)
+    if header_bytes is None:
+        header_bytes = transports.DEFAULT.options_class().header_bytes
+    seg = fab.mtu - header_bytes
     hops = np.array([2 if p is None else len(p) for p in transfers.conn_path], dtype=float)
     if fab.hash == "spray" and fab.links:
         hops[:] = max(2, int(np.max(fab.node_tier)) * 2)
@@ -167,7 +169,7 @@ class PacketEngine:
         host_of = np.asarray(job.host_of, dtype=np.int64)
         g = messages(job.algorithm, host_of.size, int(job.nbytes), host_of)
         tr = transfers_of(job.fabric, host_of, g)
-        est = estimate_wall_s(job.fabric, tr, opts.record.header_bytes)
+        est = estimate_wall_s(job.fabric, tr, opts.transport_options.header_bytes)
         if est > opts.max_wall:
             raise UsageError(
                 f"--engine packet: this run would take about {est / 3600:.1f} h of wall time "

@@ -126,10 +126,6 @@ class PacketOptions:
             raise AttributeError(name)
         return getattr(self.transport_options, name)
 
-    @property
-    def record(self) -> transports.Transport:
-        return transports.get(self.transport)
-
 
 def add_packet_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``--engine packet`` reads (refused with another engine)."""

@@ -9,7 +9,11 @@ The options class is a frozen dataclass whose fields are made with
 :func:`dist_logreg.sim.options.option` (each field its flag, reader and default); its
 ``create(gbl, net)`` builds the transport's C++ object (a ``dlr::Transport``, see
 ``sim/ns3driver.h``) for one run of :func:`dist_logreg.sim.ns3net.run`, after the run's
-configuration was reset and before the network is built.
+configuration was reset and before the network is built; two class attributes size what
+it puts on the wire: ``header_bytes`` per packet (payload per packet: ``mtu -
+header_bytes``; the wall-time estimate) and ``window_bytes``, the most one connection keeps
+queued at its sender (it sizes a host's own NIC queue, which must never drop). The table
+imports no transport module, and a transport module needs nothing of the table.
 
 >>> from dist_logreg.sim.transports import table
 >>> table.names()
@@ -37,9 +41,7 @@ class Transport:
     once per process after the driver's; ``counters``: what its C++ side counts per
     connection, in the order of ``Counters()`` (each becomes a total in the ``packet``
     block of a simulate.json row, and a key of its ``connections`` entries);
-    ``header_bytes``: header bytes per packet (payload per packet: ``mtu - header_bytes``);
-    ``window_bytes``: the most one connection keeps queued at its sender (it sizes a host's
-    own NIC queue, which must never drop); ``summary``: its part of ``simulate``'s packet
+    ``summary``: its part of ``simulate``'s packet
     line, a format string over the packet block; ``label``: its name in a figure's legend,
     a format string over the options block.
     """
@@ -49,8 +51,6 @@ class Transport:
     options: str
     sources: tuple[str, ...]
     counters: tuple[str, ...]
-    header_bytes: int
-    window_bytes: int
     summary: str
     label: str
 
@@ -66,8 +66,6 @@ TCP = Transport(
     options="dist_logreg.sim.transports.tcp:Tcp",
     sources=("transports/tcp.cc",),
     counters=("retransmissions", "retransmitted_bytes", "timeouts"),
-    header_bytes=52,  # IPv4 20 + TCP 20 + timestamps 12: the segment is mtu - 52
-    window_bytes=2 << 20,  # the socket send buffer (the receive buffer is 4x)
     summary="{retransmissions} retransmissions ({timeouts} timeouts)",
     label="{tcp}",
 )

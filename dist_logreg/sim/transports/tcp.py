@@ -2,8 +2,8 @@
 
 :class:`Tcp` is both the typed options of ``--transport tcp`` (``--tcp``, ``--min-rto``)
 and what builds the run's ``dlr::TcpTransport``: the congestion control's ns-3 type, the
-segment (``mtu`` less the record's header bytes), the socket buffers (the record's
-``window_bytes``), the minimum RTO, and ECN negotiated when any port of the network marks.
+segment (``mtu`` less its ``header_bytes``), the socket buffers (its ``window_bytes``),
+the minimum RTO, and ECN negotiated when any port of the network marks.
 
 Example::
 
@@ -13,11 +13,11 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from dist_logreg.sim.options import choice, duration, option, show_time
-from dist_logreg.sim.transports.table import TCP
 
 #: ``--tcp`` names and their ns-3 types.
 TCP_TYPES = {
@@ -31,6 +31,11 @@ TCP_TYPES = {
 @dataclass(frozen=True)
 class Tcp:
     """TCP settings shared by every connection of a run."""
+
+    #: IPv4 20 + TCP 20 + timestamps 12 bytes: the segment is ``mtu - 52``
+    header_bytes: ClassVar[int] = 52
+    #: the socket send buffer (the receive buffer is 4x): bounds what a connection queues
+    window_bytes: ClassVar[int] = 2 << 20
 
     tcp: str = option(
         "cubic",
@@ -61,8 +66,8 @@ def make(gbl, net, ns3_type: str, min_rto: float, ecn: bool = False):
     """
     return gbl.dlr.TcpTransport(
         ns3_type,
-        int(net.mtu - TCP.header_bytes),
-        TCP.window_bytes,
+        int(net.mtu - Tcp.header_bytes),
+        Tcp.window_bytes,
         float(min_rto),
         bool(ecn or np.any(np.asarray(net.ecn_k) > 0)),
     )
