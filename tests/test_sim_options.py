@@ -107,7 +107,7 @@ def test_the_command_refuses_it_with_one_line_and_exit_2():
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1
-    assert "--loss: only --engine packet reads it; the flow engine would ignore it" in r.stderr
+    assert "--loss, --tcp: only --engine packet reads them; the flow engine would" in r.stderr
 
 
 @dataclasses.dataclass(frozen=True)

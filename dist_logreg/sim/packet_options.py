@@ -156,10 +156,11 @@ def from_args(args: argparse.Namespace, engine: str) -> PacketOptions | None:
     given = options_from_args(args)
     if engine != ENGINE:
         if given:
-            flag = _flag_of(next(iter(given)))
+            flags = ", ".join(sorted(_flag_of(k) for k in given))
+            them = "them" if len(given) > 1 else "it"
             raise UsageError(
-                f"{flag}: only --engine {ENGINE} reads it; the {engine} engine would ignore it "
-                f"(add --engine {ENGINE}, or drop {flag})"
+                f"{flags}: only --engine {ENGINE} reads {them}; the {engine} engine would "
+                f"ignore {them} (add --engine {ENGINE}, or drop {them})"
             )
         return None
     return parse_options(given)
