@@ -21,8 +21,8 @@ from dist_logreg.sim import ns3driver
 from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
-from dist_logreg.sim.ns3net import HEADER_BYTES
 from dist_logreg.sim.placement import place
+from dist_logreg.sim.transports.tcp import Tcp
 from dist_logreg.units import parse_bytes
 
 
@@ -46,7 +46,7 @@ def main() -> None:
             job = Job(fab, place(h, fab), args.algorithm, nb)
             _, _, tr, g, est = eng.prepare(job)
             r = eng.run(job)
-            seg = fab.mtu - HEADER_BYTES
+            seg = fab.mtu - Tcp.header_bytes
             hops = np.array([len(p) if p is not None else 2 for p in tr.conn_path])[tr.msg_conn]
             ph = float((np.ceil(g.nbytes / seg) * hops).sum())
             wall = r.extra["packet"]["wall_s"]

@@ -7,9 +7,12 @@ these tests skip with the reason (the error path is tested without it).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
+import shutil
 import sys
+import typing
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
+from dist_logreg.sim.transports.tcp import Tcp
 
 HAVE_NS3 = (
     importlib.util.find_spec("ns") is not None and importlib.util.find_spec("cppyy") is not None
@@ -233,3 +237,103 @@ def test_simulate_engine_packet_and_report_end_to_end(tmp_path):
               "--ranks", "64", "--bytes", "1G", "--algorithm", RING,
               "--max-wall", "10min")  # fmt: skip
     assert big.returncode == 2 and "h of wall time" in big.stderr and "flow engine" in big.stderr
+
+
+@needs_ns3
+def test_the_driver_and_the_transports_compile_from_their_files(ns3, tmp_path):
+    """The C++ is the package's .cc/.h files (no code in a Python string), each compiled
+    once per process; a further file is compiled on demand, once."""
+    from dist_logreg.sim import ns3driver
+
+    gbl = ns3driver.load()
+    names = {p.relative_to(ns3driver.HERE).as_posix() for p in ns3driver.sources()}
+    assert names == {"ns3driver.h", "ns3driver.cc", "transports/tcp.cc"}
+    assert set(ns3driver.sources()) <= ns3driver._LOADED["done"]
+    assert issubclass(gbl.dlr.TcpTransport, gbl.dlr.Transport)
+    assert not hasattr(ns3driver, "CODE")
+    probe = tmp_path / "probe.cc"
+    probe.write_text(
+        '#include "ns3driver.h"\nnamespace dlr { struct Probe { static int Twice(int x) '
+        "{ return 2 * x; } }; }\n"
+    )
+    assert ns3driver.load(extra=[probe]).dlr.Probe.Twice(21) == 42
+    assert ns3driver.load(extra=[probe]) is gbl  # again: nothing recompiled (no redefinition)
+
+
+# A toy transport, added the way docs/packet.md says: one module (this one: its options
+# class, its C++ file) and one record. TCP Vegas: TCP's socket handling, another congestion
+# control, a class of its own in C++.
+VEGAS_CC = """
+#include "transports/tcp.cc"
+namespace dlr {
+struct VegasTransport : TcpTransport {
+  VegasTransport(uint32_t segment, uint32_t buffer, double minRto)
+      : TcpTransport("ns3::TcpVegas", segment, buffer, minRto, false) {}
+};
+}
+"""
+VEGAS_MADE: list = []
+
+
+@dataclasses.dataclass(frozen=True)
+class Vegas:
+    """TCP Vegas: no options of its own (TCP's 200 ms minimum RTO), TCP's packets."""
+
+    header_bytes: typing.ClassVar[int] = Tcp.header_bytes
+    window_bytes: typing.ClassVar[int] = Tcp.window_bytes
+
+    def create(self, gbl, net):
+        VEGAS_MADE.append(net)
+        segment = int(net.mtu - self.header_bytes)
+        return gbl.dlr.VegasTransport(segment, self.window_bytes, 0.2)
+
+
+@needs_ns3
+def test_a_toy_transport_is_one_module_and_one_record(ns3, tmp_path):
+    from dist_logreg.sim.transports import table
+
+    source = tmp_path / "vegas.cc"
+    source.write_text(VEGAS_CC)
+    record = dataclasses.replace(
+        table.TCP,
+        name="vegas",
+        help="TCP Vegas",
+        options=f"{__name__}:Vegas",
+        sources=(str(source),),
+        label="vegas",
+    )
+    fab = parse_fabric("leaf-spine:leaves=2,spines=1,hosts-per-leaf=2,rate=10G,uplink-rate=5G")
+    with table.registered(record):
+        job = Job(fab, place(4, fab), RING, 4 * MiB, exact=True, options={"transport": "vegas"})
+        vegas = get_engine("packet").run(job)
+    flow = get_engine("flow").run(job)
+    cubic = get_engine("packet").run(dataclasses.replace(job, options={}))
+    assert len(VEGAS_MADE) == 1 and VEGAS_MADE[0].hosts == 4  # the record built the run
+    p = vegas.extra["packet"]
+    assert p["options"]["transport"] == "vegas" and p["transport_label"] == "vegas"
+    assert set(record.counters) <= set(p)  # its counters, totalled
+    # physically sensible: all delivered, no faster than max-min fair sharing allows
+    assert (vegas.messages > 0).all() and vegas.messages.shape == flow.messages.shape
+    assert vegas.time_s >= flow.time_s >= flow.ideal_s
+    # and it is another congestion control (the simulation is deterministic)
+    assert vegas.time_s != cubic.time_s
+
+
+@pytest.mark.skipif(not HAVE_NS3, reason="ns-3 not installed: pip install -e '.[packet]'")
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no g++ to compile-check with")
+@pytest.mark.timeout(300)
+def test_the_cxx_files_compile_on_their_own_without_warnings():
+    """Each C++ file stands alone (its own includes) and is clean under -Wall -Wextra with a
+    compiler other than cppyy's, against the ns-3 headers the packet extra installs."""
+    import subprocess
+    from pathlib import Path
+
+    from dist_logreg.sim import ns3driver
+
+    include = Path(importlib.util.find_spec("ns").origin).parent.parent / "include"
+    assert (include / "ns3" / "core-module.h").is_file()
+    for path in ns3driver.sources():
+        flags = ["-std=c++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+        cmd = ["g++", *flags, "-isystem", str(include), "-x", "c++", str(path)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, f"{path.name}: {r.stderr[-3000:]}"

@@ -1,19 +1,19 @@
 """``dist-logreg simulate``: the trainer's collectives on a described fabric (never MPI).
 
-The engine options of ``--engine packet`` are added by
-``dist_logreg.sim.packet_options.add_packet_arguments(parser)`` when that module
-exists (it must not import ns-3 at parse time); every option it adds reaches the engine in
-``Job.options``, keyed by its dest.
+The options of ``--engine packet`` (and of its transports) are added by
+``dist_logreg.sim.packet_options.add_packet_arguments(parser)`` (pure: no ns-3 at parse
+time), with ``default=None``; ``packet_options.from_args`` turns the given ones into the
+one typed ``Job.options``, and refuses one given to an engine that would ignore it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from dist_logreg.collective.algorithms import scheduled, scheduled_keys
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.sim import engine as engine_table
+from dist_logreg.sim import packet_options
 
 EPILOG = """\
 examples:
@@ -139,15 +139,8 @@ def add_parser(sub) -> None:
         help="print simulate.json to standard output instead of the table",
     )
     a("--out", metavar="DIR", help="write DIR/simulate.json (DIR is created if missing)")
-    try:
-        packet = importlib.import_module("dist_logreg.sim.packet_options")
-    except ModuleNotFoundError:
-        packet = None
-    before = {action.dest for action in p._actions}
-    if packet is not None:
-        packet.add_packet_arguments(p)
-    added = sorted({action.dest for action in p._actions} - before)
-    p.set_defaults(func=cmd, mpi=False, engine_option_dests=added)
+    packet_options.add_packet_arguments(p)
+    p.set_defaults(func=cmd, mpi=False)
 
 
 def _what_to_simulate(p) -> None:

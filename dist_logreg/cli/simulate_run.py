@@ -15,6 +15,7 @@ from dist_logreg.collective import costfile
 from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
+from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
 from dist_logreg.sim.text import lines
@@ -69,7 +70,7 @@ def run(args) -> int:
     if args.cost_model:
         model = costfile.load(regular_file(args.cost_model, "--cost-model"))
         fabric_for = cost_model_fabrics(fab, model, args.cost_model)
-    options = {k: getattr(args, k) for k in getattr(args, "engine_option_dests", [])}
+    options = packet_options.from_args(args, args.engine)  # typed once; refused if ignored
     sizes = args.bytes
     train = None
     if args.run:

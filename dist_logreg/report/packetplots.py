@@ -31,7 +31,10 @@ def packet_rows(doc: dict) -> list:
 def _label(r: dict) -> str:
     o = r["packet"].get("options", {})
     ecn = f" ecn {o['ecn'] // 1024}K" if o.get("ecn") else ""
-    return f"{r['algorithm']} {r['bytes'] / 2**20:g} MiB, {o.get('tcp', '?')}{ecn}"
+    # the transport's own name for itself (TCP: its congestion control); documents written
+    # before transports were a table have none, and were all TCP's
+    name = r["packet"].get("transport_label") or o.get("tcp", "?")
+    return f"{r['algorithm']} {r['bytes'] / 2**20:g} MiB, {name}{ecn}"
 
 
 def draw(doc: dict, out: Path) -> list:

@@ -39,7 +39,8 @@ class Job:
     nbytes: int
     seed: int = 0
     exact: bool = False
-    options: dict = field(default_factory=dict)
+    # the engine's typed options (packet: a PacketOptions), or a mapping it parses
+    options: object = field(default_factory=dict)
 
     @property
     def ranks(self) -> int:

@@ -1,7 +1,8 @@
-"""Run a set of dependent TCP transfers over a described network in ns-3.
+"""Run a set of dependent transfers over a described network in ns-3.
 
 This is the packet engine's network layer, independent of how the network and the
-messages were made (``packet.py`` builds them from a ``Fabric`` and a schedule):
+messages were made (``packet.py`` builds them from a ``Fabric`` and a schedule), and of
+the transport that carries them (:mod:`.transports`: TCP today):
 
 - :class:`Network`: nodes ``0..hosts-1`` are hosts, the rest switches; directed links
   (arrays of length L) with rate (bytes/s), latency (s), per-port buffer (bytes),
@@ -10,7 +11,9 @@ messages were made (``packet.py`` builds them from a ``Fabric`` and a schedule):
 - :class:`Transfers`: connections (src host, dst host, the path as directed link ids, or
   ``None`` to let ns-3 spray packets over every equal-cost path) and messages (the
   connection, bytes, the delay before it starts, its dependencies in CSR form).
-- :class:`Tcp`: the congestion control (``cubic|dctcp|bbr|newreno``), min RTO, ECN.
+- the transport: an options object of a transport record (``Tcp("cubic")``), whose
+  ``create(gbl, net)`` builds its C++ side; its record names what it counts per connection
+  (:attr:`PacketRun.conn_counts`).
 
 Per-flow paths without a per-flow ECMP hash in ns-3: a destination host gets one extra
 address per distinct forwarding tree its incoming flows need, and every node on a path
@@ -32,16 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ns3driver
+from dist_logreg.sim import ns3driver
+from dist_logreg.sim.transports import table as transports
+from dist_logreg.sim.transports.tcp import Tcp  # noqa: F401  (callers name TCP's options here)
 
-TCP_TYPES = {
-    "cubic": "ns3::TcpCubic",
-    "dctcp": "ns3::TcpDctcp",
-    "bbr": "ns3::TcpBbr",
-    "newreno": "ns3::TcpNewReno",
-}
-HEADER_BYTES = 52  # IPv4 20 + TCP 20 + timestamps 12: the segment is mtu - 52
-BUFFER_BYTES = 2 << 20  # socket send buffer (the receive buffer is 4x): bounds the flight
 _LINK_BASE = 0x0A000000  # 10.0.0.0/8: one /30 per cable
 _EXTRA_BASE = 0x0B000000  # 11.0.0.0/8: 11.<host>.<tree>, one per extra path tree
 
@@ -78,16 +75,6 @@ class Transfers:
     dep_delay: np.ndarray | None = None  # per dependency edge: s added after that arrival
 
 
-@dataclass(frozen=True)
-class Tcp:
-    """Transport settings shared by every connection."""
-
-    variant: str = "cubic"
-    min_rto_s: float = 0.2
-    ecn: bool = False
-    seed: int = 0
-
-
 @dataclass
 class PacketRun:
     """What one run measured (times in s from the moment every connection was up)."""
@@ -101,10 +88,8 @@ class PacketRun:
     link_peak: np.ndarray  # exact peak queue, bytes
     queue_t: np.ndarray  # sample times, s
     queue_bytes: np.ndarray  # (samples, links) queue occupancy, bytes
-    conn_retrans: np.ndarray  # retransmitted segments per connection
-    conn_retrans_bytes: np.ndarray
-    conn_timeouts: np.ndarray  # retransmission timeouts per connection
     conn_rx: np.ndarray  # payload bytes each connection's receiver read
+    conn_counts: dict  # the transport's counters: {name: one value per connection}
     wall_s: float
     complete: bool
     info: dict = field(default_factory=dict)
@@ -172,18 +157,11 @@ def assign_trees(net, transfers):
     return trees, conn_tree
 
 
-def _build(gbl, net, tcp, spray):
-    """Create the dlr::Net with cables and queues (routes come later)."""
-    gbl.dlr.SetDefaults(
-        TCP_TYPES[tcp.variant],
-        int(net.mtu - HEADER_BYTES),
-        BUFFER_BYTES,
-        float(tcp.min_rto_s),
-        bool(tcp.ecn or tcp.variant == "dctcp"),
-        bool(spray),
-        int(tcp.seed),
-    )
-    sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu))
+def _build(gbl, net, transport, spray, seed):
+    """Create the dlr::Net with its transport, cables and queues (routes come later)."""
+    gbl.dlr.Reset(int(seed), bool(spray))
+    tr = transport.create(gbl, net)  # sets the transport's ns-3 defaults: before the stack
+    sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu), tr)
     for c, (ab, ba) in enumerate(_cables(net)):
         sim.AddCable(
             int(net.link_src[ab]), int(net.link_dst[ab]), ab, ba,
@@ -194,7 +172,7 @@ def _build(gbl, net, tcp, spray):
             float(net.loss[ab]), float(net.loss[ba]),
             _LINK_BASE + 4 * c,
         )  # fmt: skip
-    return sim
+    return sim, tr
 
 
 def _route(sim, net, transfers, spray):
@@ -244,16 +222,28 @@ def _vec(gbl, kind, values):
     return v
 
 
-def run(net, transfers, tcp=Tcp(), sample_every_s=0.0, stop_s=3600.0):
-    """Simulate; returns a :class:`PacketRun` (``complete`` False if ``stop_s`` came first)."""
-    if tcp.variant not in TCP_TYPES:
-        raise ValueError(f"expected tcp in {sorted(TCP_TYPES)}, got {tcp.variant!r}")
+def record_of(transport) -> transports.Transport:
+    """The table's record whose options class ``transport`` is an instance of."""
+    for record in transports.all_records():
+        if type(transport) is record.options_class():
+            return record
+    raise ValueError(f"expected the options of a registered transport, got {transport!r}")
+
+
+def run(net, transfers, transport=None, sample_every_s=0.0, stop_s=3600.0, seed=0):
+    """Simulate; returns a :class:`PacketRun` (``complete`` False if ``stop_s`` came first).
+
+    ``transport``: a transport's options (default: the default transport's defaults);
+    ``seed``: ns-3's random run.
+    """
+    transport = transports.DEFAULT.options_class()() if transport is None else transport
+    record = record_of(transport)
     if len(transfers.conn_src) > 60000:
         raise ValueError(f"expected at most 60000 connections, got {len(transfers.conn_src)}")
     gbl = ns3driver.load()
     remote = np.asarray(transfers.conn_src) != np.asarray(transfers.conn_dst)
     spray = any(transfers.conn_path[c] is None for c in np.flatnonzero(remote))
-    sim = _build(gbl, net, tcp, spray)
+    sim, tr = _build(gbl, net, transport, spray, seed)  # tr: alive while sim runs
     for c, addr in enumerate(_route(sim, net, transfers, spray)):
         sim.AddConn(int(transfers.conn_src[c]), int(transfers.conn_dst[c]), int(addr))
     ndeps, out_ptr, out_idx, out_delay = _dependents(transfers)
@@ -270,16 +260,18 @@ def run(net, transfers, tcp=Tcp(), sample_every_s=0.0, stop_s=3600.0):
     start = time.perf_counter()
     sim.Run(float(sample_every_s), float(stop_s))
     wall = time.perf_counter() - start
-    return _collect(sim, len(net.link_src), wall)
+    return _collect(sim, len(net.link_src), wall, record.counters)
 
 
 def _arr(vec, dtype):
     return np.array(list(vec), dtype=dtype)
 
 
-def _collect(sim, n_links, wall):
+def _collect(sim, n_links, wall, counters):
     done = _arr(sim.msgDone, float)
     samples = _arr(sim.samples, np.int64)
+    rx = _arr(sim.connRx, np.int64)
+    counts = _arr(sim.connCounters, np.int64).reshape(len(counters), rx.size)
     return PacketRun(
         msg_start=_arr(sim.msgStart, float),
         msg_done=done,
@@ -290,10 +282,8 @@ def _collect(sim, n_links, wall):
         link_peak=_arr(sim.linkPeak, np.int64),
         queue_t=_arr(sim.sampleTimes, float),
         queue_bytes=samples.reshape(-1, n_links) if n_links else samples,
-        conn_retrans=_arr(sim.connRetrans, np.int64),
-        conn_retrans_bytes=_arr(sim.connRetransBytes, np.int64),
-        conn_timeouts=_arr(sim.connTimeouts, np.int64),
-        conn_rx=_arr(sim.connRx, np.int64),
+        conn_rx=rx,
+        conn_counts=dict(zip(counters, counts, strict=True)),
         wall_s=wall,
         complete=bool(len(done) == 0 or (done >= 0).all()),
         info={"connect_s": float(sim.t0)},

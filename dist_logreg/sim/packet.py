@@ -1,4 +1,4 @@
-"""The packet engine: the flow engine's exact-mode message graph as TCP transfers in ns-3.
+"""The packet engine: the flow engine's exact-mode message graph as transfers in ns-3.
 
 ``PacketEngine().run(job) -> Result``, the same interface as the flow engine
 (:mod:`.job`). The fabric (``Fabric``: its links, rates, latencies, MTU, alpha, gamma),
@@ -8,18 +8,23 @@ fabric's hash picks for it (``Fabric.route`` with the flow engine's key ``src * 
 or, with ``hash=spray``, ns-3 sprays its packets over every equal-cost path. A message
 starts ``alpha`` after its dependencies arrived (plus ``gamma`` per byte the sender had to
 reduce first), as in ``--exact``. So the two engines differ only in what the network does.
+What carries the messages is the transport (``--transport``, :mod:`.transports`: TCP).
 
-Options (``Job.options``, see :mod:`.packet_options`): ``tcp``, ``queue``, ``ecn``, ``loss``,
-``loss_link``, ``link_delay``, ``min_rto``, ``queue_samples``, ``max_wall``.
+Options (``Job.options``): a :class:`.packet_options.PacketOptions` (the CLI's, parsed
+once), or a mapping of them (``{"tcp": "dctcp", "loss": "1"}``) parsed here: ``transport``,
+``queue``, ``ecn``, ``loss``, ``loss_link``, ``link_delay``, ``queue_samples``,
+``max_wall`` and the transport's own (TCP: ``tcp``, ``min_rto``).
 
 ``Result.extra["packet"]`` (the ``packet`` block of a simulate.json row): ``wall_s``,
 ``estimate_wall_s``, ``drops``, ``ecn_marks``,
-``lost`` (totals, packets), ``retransmissions``, ``timeouts`` (totals),
+``lost`` (totals, packets), the transport's counters (totals; TCP: ``retransmissions``,
+``retransmitted_bytes``, ``timeouts``),
 ``peak_queue_bytes`` (switch ports), ``peak_host_nic_bytes`` (sender backlog), ``links_detail``
 (per directed link with traffic: name, class, wire bytes, drops, marks, lost, peak queue
-bytes), ``connections`` (per connection with retransmissions or timeouts), ``queue``
+bytes), ``connections`` (per connection with a non-zero counter, its counters), ``queue``
 (sample times and occupancy of the busiest switch ports), ``message_start_s``,
-``message_done_s``, ``flow_phase_sync_s``, ``options``.
+``message_done_s``, ``flow_phase_sync_s``, ``options`` (flat: the transport's own too),
+``transport_label`` (the transport's name for a legend, e.g. ``dctcp``).
 
 Example::
 
@@ -37,7 +42,8 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim import flow, ns3net
 from dist_logreg.sim.job import Result, job_phases
 from dist_logreg.sim.messages import messages
-from dist_logreg.sim.packet_options import PacketOptions, parse_options
+from dist_logreg.sim.packet_options import PacketOptions, parse_options, vars_of
+from dist_logreg.sim.transports import table as transports
 
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
     raise ImportError("the ns3 package is not installed")
@@ -86,7 +92,7 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
     """
     nic = fab.node_tier[fab.link_src] == 0  # links leaving a host
     conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
-    host_queue = min(ns3net.BUFFER_BYTES * conns, 1 << 31) + opts.queue
+    host_queue = min(opts.transport_options.window_bytes * conns, 1 << 31) + opts.queue
     return ns3net.Network(
         hosts=fab.hosts,
         nodes=len(fab.topology.node_names),
@@ -130,9 +136,14 @@ def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
     )  # fmt: skip
 
 
-def estimate_wall_s(fab, transfers: ns3net.Transfers) -> float:
-    """Wall time the run will take: packets x hops x a measured cost per packet-hop."""
-    seg = fab.mtu - ns3net.HEADER_BYTES
+def estimate_wall_s(fab, transfers: ns3net.Transfers, header_bytes: int | None = None) -> float:
+    """Wall time the run will take: packets x hops x a measured cost per packet-hop.
+
+    ``header_bytes``: the transport's per packet (default: the default transport's).
+    """
+    if header_bytes is None:
+        header_bytes = transports.DEFAULT.options_class().header_bytes
+    seg = fab.mtu - header_bytes
     hops = np.array([2 if p is None else len(p) for p in transfers.conn_path], dtype=float)
     if fab.hash == "spray" and fab.links:
         hops[:] = max(2, fab.topology.max_hops)
@@ -155,11 +166,11 @@ class PacketEngine:
 
     def prepare(self, job):
         """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
-        opts = parse_options(dict(job.options))
+        opts = parse_options(job.options)  # the CLI's typed object passes as it is
         host_of = np.asarray(job.host_of, dtype=np.int64)
         g = messages(job.algorithm, host_of.size, int(job.nbytes), job.node_of())
         tr = transfers_of(job.fabric, host_of, g)
-        est = estimate_wall_s(job.fabric, tr)
+        est = estimate_wall_s(job.fabric, tr, opts.transport_options.header_bytes)
         if est > opts.max_wall:
             raise UsageError(
                 f"--engine packet: this run would take about {est / 3600:.1f} h of wall time "
@@ -173,15 +184,21 @@ class PacketEngine:
         host_of = np.asarray(job.host_of, dtype=np.int64)
         fl = flow.simulate(job.fabric, host_of, job_phases(job), float(job.nbytes), self.cache)
         every = fl["time_s"] / opts.queue_samples if opts.queue_samples else 0.0
-        tcp = ns3net.Tcp(opts.tcp, opts.min_rto, bool(opts.ecn), int(job.seed))
-        res = ns3net.run(net, tr, tcp, sample_every_s=every, stop_s=max(60.0, 1e4 * fl["time_s"]))
+        stop = max(60.0, 1e4 * fl["time_s"])
+        res = ns3net.run(net, tr, opts.transport_options, every, stop, seed=int(job.seed))
         if not res.complete:
             raise RuntimeError(
                 f"packet engine: {int((res.msg_done < 0).sum())} messages never arrived"
             )
         time_s = float(np.max(res.msg_done + g.reduce * job.fabric.gamma)) if g.size else 0.0
         detail = summarize(job, res, tr, g, time_s)
-        detail.update(estimate_wall_s=est, flow_phase_sync_s=fl["time_s"], options=vars_of(opts))
+        options = vars_of(opts)
+        detail.update(
+            estimate_wall_s=est,
+            flow_phase_sync_s=fl["time_s"],
+            options=options,
+            transport_label=transports.label(options),
+        )
         extra = {"phase_sync_s": fl["time_s"], "cross_leaf_bytes": fl.get("cross_leaf_bytes", 0.0),
                  "packet": detail}  # fmt: skip
         return Result(
@@ -194,10 +211,6 @@ class PacketEngine:
             messages=res.msg_done,
             extra=extra,
         )
-
-
-def vars_of(opts: PacketOptions) -> dict:
-    return {k: getattr(opts, k) for k in opts.__dataclass_fields__}
 
 
 def _utilisation(fab, link_bytes, time_s) -> dict:
@@ -224,15 +237,12 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
     ]  # fmt: skip
     p = np.asarray(job.host_of).size
     keys = np.unique(g.src_rank * p + g.dst_rank)
+    counts = res.conn_counts  # the transport's: {name: per connection}
     conns = [
-        {
-            "src_rank": int(k // p),
-            "dst_rank": int(k % p),
-            "retransmissions": int(r),
-            "timeouts": int(t),
-        }
-        for k, r, t in zip(keys, res.conn_retrans, res.conn_timeouts, strict=True)
-        if r or t
+        {"src_rank": int(k // p), "dst_rank": int(k % p)}
+        | {name: int(v[c]) for name, v in counts.items()}
+        for c, k in enumerate(keys)
+        if any(v[c] for v in counts.values())
     ]
     # switch ports: a host's own NIC queue is its socket backlog (network_of), not a buffer
     port_peak = np.where(fab.node_tier[fab.link_src] > 0, res.link_peak, 0)
@@ -243,8 +253,7 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         "drops": int(res.link_drops.sum()),
         "ecn_marks": int(res.link_marks.sum()),
         "lost": int(res.link_loss.sum()),
-        "retransmissions": int(res.conn_retrans.sum()),
-        "timeouts": int(res.conn_timeouts.sum()),
+        **{name: int(v.sum()) for name, v in counts.items()},
         "peak_queue_bytes": int(port_peak.max()) if port_peak.size else 0,
         "peak_host_nic_bytes": int((res.link_peak - port_peak).max()) if port_peak.size else 0,
         "links_detail": detail,

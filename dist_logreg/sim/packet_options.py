@@ -1,9 +1,16 @@
-"""The packet engine's options: ``add_packet_arguments(parser)`` and their parsing.
+"""The packet engine's options: one typed object, parsed once, each default written once.
 
-Pure (no ns-3 here), so ``simulate --help`` works without the ``packet`` extra. The CLI
-hands the ``packet_*`` arguments (:func:`options_from_args`) to ``Job.options``;
-:func:`parse_options` validates that mapping (keys with or without the ``packet_`` prefix,
-CLI strings or Python values) into a :class:`PacketOptions`.
+Pure (no ns-3 here), so ``simulate --help`` works without the ``packet`` extra.
+:class:`PacketOptions` holds the engine's own options (the network's: queues, ECN, loss,
+delays; the run's: samples, wall-time limit), the transport's name and that transport's own
+options (its record's options class, e.g. :class:`~.transports.tcp.Tcp`). Every field is
+made with :func:`.options.option`: its default, flag, reader and help in one place.
+
+- :func:`add_packet_arguments` adds the flags (``default=None``: given or not is known);
+- :func:`from_args`: the CLI's one parse into a :class:`PacketOptions` for ``Job.options``
+  (refusing, with the reason, a packet option given to an engine that would ignore it);
+- :func:`parse_options` validates a mapping (keys with or without the ``packet_`` prefix,
+  CLI strings or Python values; the library's ``Job(options={...})``).
 
 Example::
 
@@ -14,168 +21,190 @@ Example::
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
-from dist_logreg.sim.spec import seconds
 from dist_logreg.errors import UsageError
-from dist_logreg.units import parse_bytes
+from dist_logreg.sim import options as o
+from dist_logreg.sim.transports import table as transports
 
-TCPS = ("cubic", "dctcp", "bbr", "newreno")
-KEYS = ("tcp", "queue", "ecn", "loss", "loss_link", "link_delay", "min_rto", "queue_samples",
-        "max_wall")  # fmt: skip
+
+def _readers() -> list[str]:
+    """The engines whose table record names this module as their option group."""
+    from dist_logreg.sim.engine import ENGINES
+
+    return [e.name for e in ENGINES.values() if e.options == __name__]
+
+
+_PREFIX = "packet_"
 
 
 @dataclass(frozen=True)
 class PacketOptions:
-    tcp: str = "cubic"
-    queue: int = 1 << 20  # per-port drop-tail buffer, bytes
-    ecn: int = 0  # RED marking threshold K, bytes (0: no ECN)
-    loss: float = 0.0  # probability a packet is lost on every link (0..1)
-    loss_link: dict = field(default_factory=dict)  # link name or class -> probability
-    link_delay: dict = field(default_factory=dict)  # link class -> s
-    min_rto: float = 0.2  # s (Linux's default)
-    queue_samples: int = 500  # queue occupancy samples over the run
-    max_wall: float = 3600.0  # refuse a run estimated to take longer (s of wall time)
+    """What ``--engine packet`` reads; ``transport_options``: the transport's own."""
+
+    transport: str = o.option(
+        transports.DEFAULT.name,
+        "--transport",
+        lambda value, flag: transports.get(str(value)).name,  # the table as it is now
+        "what carries the messages: "
+        + "; ".join(f"{t.name}: {t.help}" for t in transports.all_records()),
+        show=str,
+        metavar="NAME",
+    )
+    queue: int = o.option(
+        1 << 20,
+        "--queue",
+        o.size,
+        "per-port drop-tail buffer in bytes, e.g. 256K",
+        show=o.show_size,
+        metavar="BYTES",
+    )
+    ecn: int = o.option(
+        0,
+        "--ecn",
+        o.size,
+        "RED/ECN marking at queue length K bytes, DCTCP style, e.g. 65K",
+        show=o.show_size,
+        metavar="K",
+    )
+    loss: float = o.option(
+        0.0,
+        "--loss",
+        o.percent,
+        "packet loss on every link, percent",
+        show=o.show_percent,
+        metavar="PCT",
+    )
+    loss_link: dict = o.option(
+        {},
+        "--loss-link",
+        o.pairs(o.percent),
+        "loss on one link class (e.g. leaf-up=0.1) or one link (leaf0>spine1=1); repeatable",
+        metavar="LINK=PCT",
+        repeat=True,
+    )
+    link_delay: dict = o.option(
+        {},
+        "--link-delay",
+        o.pairs(o.duration),
+        "propagation + switching delay of a link class, e.g. spine-down=5us; repeatable",
+        metavar="CLASS=TIME",
+        repeat=True,
+    )
+    queue_samples: int = o.option(
+        500,
+        "--queue-samples",
+        o.count,
+        "queue-occupancy samples over the run",
+        show=str,
+        metavar="N",
+    )
+    max_wall: float = o.option(
+        3600.0,
+        "--max-wall",
+        o.wall,
+        "refuse a packet run estimated to take longer than this wall time",
+        show=o.show_time,
+        metavar="TIME",
+    )
+    transport_options: object = None  # the transport's options class; None: its defaults
+
+    def __post_init__(self):
+        """Checks across fields (each field's own were its reader's), and the transport's."""
+        if self.queue < 3000 or (self.ecn and self.ecn >= self.queue):
+            raise UsageError(
+                f"--queue/--ecn: expected 3000 <= queue bytes and K < queue, got {self.queue}, "
+                f"{self.ecn}"
+            )
+        cls = transports.get(self.transport).options_class()
+        if self.transport_options is None:
+            object.__setattr__(self, "transport_options", cls())
+        elif type(self.transport_options) is not cls:
+            raise ValueError(
+                f"expected {self.transport}'s options ({cls.__name__}), "
+                f"got {self.transport_options!r}"
+            )
+
+    def __getattr__(self, name: str):
+        """The transport's own options read through (``opts.tcp``, ``opts.min_rto``)."""
+        if name.startswith("__") or name == "transport_options":
+            raise AttributeError(name)
+        return getattr(self.transport_options, name)
 
 
 def add_packet_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options only ``--engine packet`` reads (ignored by the flow engine)."""
+    """The options only ``--engine packet`` reads (refused with another engine)."""
     g = parser.add_argument_group("packet engine (--engine packet, ns-3)")
-    g.add_argument(
-        "--tcp",
-        dest="packet_tcp",
-        choices=TCPS,
-        default="cubic",
-        help="TCP congestion control (default cubic)",
-    )
-    g.add_argument(
-        "--queue",
-        dest="packet_queue",
-        default="1M",
-        help="per-port drop-tail buffer in bytes, e.g. 256K (default 1M)",
-    )
-    g.add_argument(
-        "--ecn",
-        dest="packet_ecn",
-        default=None,
-        metavar="K",
-        help="RED/ECN marking at queue length K bytes, DCTCP style, e.g. 65K (default off)",
-    )
-    g.add_argument(
-        "--loss",
-        dest="packet_loss",
-        default="0",
-        metavar="PCT",
-        help="packet loss on every link, percent (default 0)",
-    )
-    g.add_argument(
-        "--loss-link",
-        dest="packet_loss_link",
-        action="append",
-        default=[],
-        metavar="LINK=PCT",
-        help="loss on one link class (e.g. leaf-up=0.1) or one link (leaf0>spine1=1); repeatable",
-    )
-    g.add_argument(
-        "--link-delay",
-        dest="packet_link_delay",
-        action="append",
-        default=[],
-        metavar="CLASS=TIME",
-        help="propagation + switching delay of a link class, e.g. spine-down=5us; repeatable",
-    )
-    g.add_argument(
-        "--min-rto",
-        dest="packet_min_rto",
-        default="200ms",
-        help="TCP minimum retransmission timeout (default 200ms)",
-    )
-    g.add_argument(
-        "--queue-samples",
-        dest="packet_queue_samples",
-        type=int,
-        default=500,
-        help="queue-occupancy samples over the run (default 500)",
-    )
-    g.add_argument(
-        "--max-wall",
-        dest="packet_max_wall",
-        default="1h",
-        help="refuse a packet run estimated to take longer than this wall time (default 1h)",
-    )
+    o.add_arguments(g, PacketOptions, _PREFIX)
+    for t in transports.all_records():
+        cls = t.options_class()
+        if o.flags(cls):
+            group = parser.add_argument_group(f"{t.name} transport (--transport {t.name})")
+            o.add_arguments(group, cls, _PREFIX)
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
-    """The packet options of parsed CLI arguments (``packet_*``), for :func:`parse_options`."""
-    return {k: v for k, v in vars(args).items() if k.startswith("packet_") and v is not None}
+    """The packet options given on the command line (``packet_*`` not None), unprefixed."""
+    return {
+        k.removeprefix(_PREFIX): v
+        for k, v in vars(args).items()
+        if k.startswith(_PREFIX) and v is not None
+    }
 
 
-def _pct(text, key: str) -> float:
-    try:
-        value = float(str(text).strip().rstrip("%"))
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 100.0:
-        raise UsageError(f"--{key}: expected a loss in percent, 0 <= PCT < 100, got {text!r}")
-    return value / 100.0
+def from_args(args: argparse.Namespace, engine: str) -> PacketOptions | None:
+    """``Job.options`` of the CLI: parsed once; None for an engine that reads none of them.
+
+    A packet option given explicitly with another engine is refused, naming it: it would
+    be dropped silently, and the time printed would not be what was asked for.
+    """
+    given = options_from_args(args)
+    readers = _readers()
+    if engine not in readers:
+        if given:
+            flags = ", ".join(sorted(_flag_of(k) for k in given))
+            them = "them" if len(given) > 1 else "it"
+            raise UsageError(
+                f"{flags}: only --engine {' or '.join(readers)} reads {them}; the {engine} "
+                f"engine would ignore {them} (add --engine {readers[0]}, or drop {them})"
+            )
+        return None
+    return parse_options(given)
 
 
-def _pairs(items, key: str) -> list:
-    out = []
-    for item in [items] if isinstance(items, str) else list(items):
-        name, sep, value = str(item).rpartition("=")
-        if not sep or not name:
-            raise UsageError(f"--{key}: expected NAME=VALUE, got {item!r}")
-        out.append((name.strip(), value.strip()))
-    return out
+def _flag_of(key: str) -> str:
+    for cls in [PacketOptions] + [t.options_class() for t in transports.all_records()]:
+        if key in o.flags(cls):
+            return o.flags(cls)[key].flag
+    return key
 
 
-def _size(value, key: str) -> int:
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_bytes(str(value))
-    except UsageError as exc:
-        raise UsageError(f"--{key}: {exc}") from None
-
-
-def _wall(value) -> float:
-    t = str(value).strip().lower()
-    if t.endswith("h") and t[:-1].replace(".", "", 1).isdigit():
-        return float(t[:-1]) * 3600.0
-    if t.endswith("min") and t[:-3].replace(".", "", 1).isdigit():
-        return float(t[:-3]) * 60.0
-    return seconds(t, "--max-wall")
-
-
-def parse_options(options: dict) -> PacketOptions:
+def parse_options(options: dict | PacketOptions) -> PacketOptions:
     """Validate ``Job.options`` (CLI strings or Python values) into :class:`PacketOptions`."""
-    o = {k.removeprefix("packet_"): v for k, v in options.items() if v is not None}
-    unknown = sorted(set(o) - set(KEYS))
-    if unknown:
-        raise UsageError(f"packet options: expected keys among {list(KEYS)}, got {unknown}")
-    tcp = str(o.get("tcp", "cubic"))
-    if tcp not in TCPS:
-        raise UsageError(f"--tcp: expected one of {', '.join(TCPS)}, got {tcp!r}")
-    queue = _size(o.get("queue", 1 << 20), "queue")
-    ecn = _size(o.get("ecn") or 0, "ecn")
-    if queue < 3000 or (ecn and ecn >= queue):
+    if isinstance(options, PacketOptions):
+        return options
+    given = {k.removeprefix(_PREFIX): v for k, v in options.items() if v is not None}
+    record = transports.get(str(given.get("transport", transports.DEFAULT.name)))
+    own = record.options_class()
+    known = set(o.flags(PacketOptions)) | set(o.flags(own))
+    unknown = sorted(set(given) - known)
+    others = [k for k in unknown if _flag_of(k) != k]
+    if others:
         raise UsageError(
-            f"--queue/--ecn: expected 3000 <= queue bytes and K < queue, got {queue}, {ecn}"
+            f"{_flag_of(others[0])}: not an option of --transport {record.name} "
+            f"(its own: {', '.join(f.flag for f in o.flags(own).values()) or 'none'})"
         )
-    loss = o.get("loss", 0.0)
-    loss = float(loss) if isinstance(loss, float) else _pct(loss, "loss")
-    loss_link = o.get("loss_link", {})
-    if not isinstance(loss_link, dict):
-        loss_link = {k: _pct(v, "loss-link") for k, v in _pairs(loss_link, "loss-link")}
-    delay = o.get("link_delay", {})
-    if not isinstance(delay, dict):
-        delay = {k: seconds(v, f"--link-delay {k}") for k, v in _pairs(delay, "link-delay")}
-    rto = o.get("min_rto", 0.2)
-    rto = float(rto) if isinstance(rto, float) else seconds(rto, "--min-rto")
-    samples = int(o.get("queue_samples", 500))
-    if samples < 0:
-        raise UsageError(f"--queue-samples: expected >= 0, got {samples}")
-    wall = o.get("max_wall", 3600.0)
-    wall = float(wall) if isinstance(wall, float) else _wall(wall)
-    return PacketOptions(tcp, queue, ecn, loss, loss_link, delay, rto, samples, wall)
+    if unknown:
+        raise UsageError(f"packet options: expected keys among {sorted(known)}, got {unknown}")
+    return PacketOptions(
+        **o.read(PacketOptions, given), transport_options=own(**o.read(own, given))
+    )
+
+
+def vars_of(opts: PacketOptions) -> dict:
+    """The options as one flat mapping (the ``options`` of a simulate.json packet block)."""
+    out = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+    inner = out.pop("transport_options")
+    out.update({f.name: getattr(inner, f.name) for f in dataclasses.fields(inner)})
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dist_logreg.sim.transports import table as transports
+
 
 def seconds(t: float) -> str:
     """``0.0123`` -> ``"12.30 ms"``."""
@@ -43,11 +45,11 @@ def _param(key: str, p: dict) -> str:
 
 
 def packet_line(p: dict) -> str:
-    """One line of a packet-engine row: drops, marks, retransmissions, peak queue."""
+    """One line of a packet-engine row: drops, marks, the transport's counts, peak queue."""
     return (
         f"{'':<19}packet: {p['drops']} drops, {p['ecn_marks']} ECN marks, {p['lost']} lost, "
-        f"{p['retransmissions']} retransmissions ({p['timeouts']} timeouts), peak queue "
-        f"{size(p['peak_queue_bytes'])}, {p['wall_s']:.1f} s wall"
+        f"{transports.summary(p)}, peak queue {size(p['peak_queue_bytes'])}, "
+        f"{p['wall_s']:.1f} s wall"
     )
 
 

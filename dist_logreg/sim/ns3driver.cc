@@ -1,0 +1,285 @@
+// The packet engine's network and message driver, compiled at run time by cppyy.
+//
+// One dlr::Net builds the network (nodes, point-to-point cables, one queue disc per port,
+// optional per-port loss), holds the routes the Python side computed, has its transport
+// (ns3driver.h) open one connection per (src, dst, key) before the clock starts, and then
+// drives the messages: message i is handed to its connection delay[i] seconds after the
+// last message it depends on has arrived; it arrives when the receiver has read its last
+// byte (a connection is a byte stream, so messages on one connection arrive in the order
+// they were started). Doing this in C++ keeps Python out of the event loop: one call to
+// Run simulates the whole collective.
+// Compiled by cppyy's include (a file is compiled once; another may include it).
+#ifndef DLR_NS3DRIVER_CC
+#define DLR_NS3DRIVER_CC
+
+#include <algorithm>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "ns3/core-module.h"
+#include "ns3/internet-module.h"
+#include "ns3/network-module.h"
+#include "ns3/point-to-point-module.h"
+#include "ns3/traffic-control-module.h"
+
+#include "ns3driver.h"
+
+namespace dlr {
+using namespace ns3;
+
+// Before a run, before the transport sets its own defaults: a clean configuration, the
+// run's random stream, and per-packet random ECMP for spraying.
+void Reset(uint32_t seed, bool spray) {
+  Config::Reset();
+  RngSeedManager::SetSeed(1);
+  RngSeedManager::SetRun(seed + 1);
+  Config::SetDefault("ns3::Ipv4GlobalRouting::RandomEcmpRouting", BooleanValue(spray));
+}
+
+class Net {
+ public:
+  // results, read by Python after Run
+  std::vector<double> msgStart, msgDone, sampleTimes;
+  std::vector<uint64_t> linkBytes, linkDrops, linkMarks, linkLoss, linkPeak;
+  std::vector<uint32_t> samples;  // link-major within each sample: t * L + l
+  std::vector<uint64_t> connRx, connCounters;  // counters: the transport's, counter-major
+  double t0 = -1.0;
+  int64_t nDone = 0;
+
+  // The transport's defaults must be set already: the internet stack reads them here.
+  Net(int nNodes, int nLinks, uint32_t mtu, Transport* transport)
+      : m_mtu(mtu), m_tr(transport) {
+    m_nodes.Create(nNodes);
+    InternetStackHelper stack;
+    stack.Install(m_nodes);
+    m_tr->Install(m_nodes);
+    m_tr->delivered = [this](size_t c, uint64_t n) { Delivered(c, n); };
+    m_dev.resize(nLinks);
+    m_qd.resize(nLinks);
+    m_if.resize(nLinks, 0);
+    linkBytes.assign(nLinks, 0);
+    linkDrops.assign(nLinks, 0);
+    linkMarks.assign(nLinks, 0);
+    linkLoss.assign(nLinks, 0);
+    linkPeak.assign(nLinks, 0);
+    m_hostAddr.assign(nNodes, 0);
+  }
+
+  void AddCable(int a, int b, int lab, int lba, double rateAB, double rateBA,
+                double delay, uint32_t qAB, uint32_t qBA, uint32_t kAB, uint32_t kBA,
+                double lossAB, double lossBA, uint32_t subnet) {
+    PointToPointHelper p2p;
+    p2p.SetChannelAttribute("Delay", TimeValue(Seconds(delay)));
+    p2p.SetDeviceAttribute("Mtu", UintegerValue(m_mtu + 2));
+    p2p.SetQueue("ns3::DropTailQueue<Packet>", "MaxSize", StringValue("1p"));
+    NetDeviceContainer d = p2p.Install(m_nodes.Get(a), m_nodes.Get(b));
+    DynamicCast<PointToPointNetDevice>(d.Get(0))->SetDataRate(DataRate(rateAB));
+    DynamicCast<PointToPointNetDevice>(d.Get(1))->SetDataRate(DataRate(rateBA));
+    m_dev[lab] = d.Get(0);
+    m_dev[lba] = d.Get(1);
+    InstallQueue(lab, qAB, kAB);
+    InstallQueue(lba, qBA, kBA);
+    InstallLoss(d.Get(1), lab, lossAB);  // loss on a->b is seen by b's receiver
+    InstallLoss(d.Get(0), lba, lossBA);
+    Ipv4AddressHelper addr;
+    addr.SetBase(Ipv4Address(subnet), Ipv4Mask("255.255.255.252"));
+    Ipv4InterfaceContainer ifc = addr.Assign(d);
+    m_if[lab] = ifc.Get(0).second;
+    m_if[lba] = ifc.Get(1).second;
+    if (m_hostAddr[a] == 0) m_hostAddr[a] = ifc.GetAddress(0).Get();
+    if (m_hostAddr[b] == 0) m_hostAddr[b] = ifc.GetAddress(1).Get();
+    d.Get(0)->TraceConnectWithoutContext(
+        "PhyTxEnd", Callback<void, Ptr<const Packet>>(
+                        [this, lab](Ptr<const Packet> p) { linkBytes[lab] += p->GetSize(); }));
+    d.Get(1)->TraceConnectWithoutContext(
+        "PhyTxEnd", Callback<void, Ptr<const Packet>>(
+                        [this, lba](Ptr<const Packet> p) { linkBytes[lba] += p->GetSize(); }));
+  }
+
+  uint32_t HostAddr(int node) const { return m_hostAddr[node]; }
+
+  void AddAddress(int node, int link, uint32_t address) {
+    Ptr<Ipv4> ip = m_nodes.Get(node)->GetObject<Ipv4>();
+    ip->AddAddress(m_if[link],
+                   Ipv4InterfaceAddress(Ipv4Address(address), Ipv4Mask("255.255.255.255")));
+  }
+
+  void AddRoute(int node, uint32_t address, int link) {
+    Ptr<Ipv4> ip = m_nodes.Get(node)->GetObject<Ipv4>();
+    Ipv4StaticRoutingHelper helper;
+    helper.GetStaticRouting(ip)->AddHostRouteTo(Ipv4Address(address), m_if[link]);
+  }
+
+  void PopulateGlobal() { Ipv4GlobalRoutingHelper::PopulateRoutingTables(); }
+
+  int AddConn(int src, int dst, uint32_t dstAddr) {
+    Ends e;
+    e.src = src;
+    e.dst = dst;
+    e.dstAddr = dstAddr;
+    m_ends.push_back(e);
+    m_streams.emplace_back();
+    return (int)m_ends.size() - 1;
+  }
+
+  void SetMessages(const std::vector<int64_t>& conn, const std::vector<uint64_t>& bytes,
+                   const std::vector<double>& delay, const std::vector<int64_t>& ndeps,
+                   const std::vector<int64_t>& outPtr, const std::vector<int64_t>& outIdx,
+                   const std::vector<double>& outDelay, double localRate) {
+    m_msgConn = conn;
+    m_bytes = bytes;
+    m_delay = delay;
+    m_left = ndeps;
+    m_outPtr = outPtr;
+    m_outIdx = outIdx;
+    m_outDelay = outDelay;
+    m_localRate = localRate;
+    m_ready.assign(conn.size(), 0.0);
+    msgStart.assign(conn.size(), -1.0);
+    msgDone.assign(conn.size(), -1.0);
+  }
+
+  void Run(double sampleEvery, double stopAt) {
+    m_sampleEvery = sampleEvery;
+    for (size_t l = 0; l < m_qd.size(); ++l) {
+      if (!m_qd[l]) continue;
+      m_qd[l]->TraceConnectWithoutContext(
+          "BytesInQueue", Callback<void, uint32_t, uint32_t>([this, l](uint32_t, uint32_t now) {
+            if (now > linkPeak[l]) linkPeak[l] = now;
+          }));
+    }
+    // after the nodes' own initialisation events at time 0 (traffic control needs it)
+    Simulator::ScheduleNow([this]() { m_tr->Open(m_nodes, m_ends, [this]() { Begin(); }); });
+    Simulator::Stop(Seconds(stopAt));
+    Simulator::Run();
+    for (size_t l = 0; l < m_qd.size(); ++l) {
+      if (!m_qd[l]) continue;
+      const QueueDisc::Stats& st = m_qd[l]->GetStats();
+      linkDrops[l] = st.nTotalDroppedPackets;
+      linkMarks[l] = st.nTotalMarkedPackets;
+    }
+    for (auto& s : m_streams) connRx.push_back(s.rx);
+    connCounters = m_tr->Counters(m_ends.size());
+    m_tr->Close();
+    m_ends.clear();
+    m_streams.clear();
+    Simulator::Destroy();
+  }
+
+ private:
+  // What the Net knows of a connection: bytes handed over and read, messages in flight.
+  struct Stream {
+    uint64_t queued = 0, rx = 0;
+    std::deque<std::pair<int64_t, uint64_t>> expect;  // (message, cumulative end byte)
+  };
+
+  NodeContainer m_nodes;
+  uint32_t m_mtu;
+  Transport* m_tr;
+  std::vector<Ptr<NetDevice>> m_dev;
+  std::vector<Ptr<QueueDisc>> m_qd;
+  std::vector<uint32_t> m_if, m_hostAddr;
+  std::vector<Ends> m_ends;
+  std::vector<Stream> m_streams;
+  std::vector<int64_t> m_msgConn, m_left, m_outPtr, m_outIdx;
+  std::vector<uint64_t> m_bytes;
+  std::vector<double> m_delay, m_outDelay, m_ready;
+  double m_localRate = 1e12, m_sampleEvery = 0;
+  std::vector<std::pair<Ptr<RateErrorModel>, double>> m_loss;
+
+  void InstallQueue(int link, uint32_t qbytes, uint32_t k) {
+    TrafficControlHelper tch;
+    std::string size = std::to_string(qbytes) + "B";
+    if (k > 0) {
+      tch.SetRootQueueDisc("ns3::RedQueueDisc", "MaxSize", StringValue(size), "MinTh",
+                           DoubleValue(k), "MaxTh", DoubleValue(k + m_mtu), "QW",
+                           DoubleValue(1.0), "LInterm", DoubleValue(1.0), "MeanPktSize",
+                           UintegerValue(m_mtu), "UseEcn", BooleanValue(true), "UseHardDrop",
+                           BooleanValue(false), "Gentle", BooleanValue(false));
+    } else {
+      tch.SetRootQueueDisc("ns3::FifoQueueDisc", "MaxSize", StringValue(size));
+    }
+    m_qd[link] = tch.Install(m_dev[link]).Get(0);
+  }
+
+  void InstallLoss(Ptr<NetDevice> rx, int link, double rate) {
+    if (rate <= 0) return;
+    Ptr<RateErrorModel> em = CreateObject<RateErrorModel>();
+    em->SetAttribute("ErrorUnit", StringValue("ERROR_UNIT_PACKET"));
+    em->SetAttribute("ErrorRate", DoubleValue(0.0));  // lossless handshakes: see Begin
+    m_loss.push_back({em, rate});
+    em->AssignStreams(1000 + link);
+    rx->SetAttribute("ReceiveErrorModel", PointerValue(em));
+    rx->TraceConnectWithoutContext(
+        "PhyRxDrop", Callback<void, Ptr<const Packet>>(
+                         [this, link](Ptr<const Packet>) { linkLoss[link] += 1; }));
+  }
+
+  void Begin() {
+    t0 = Simulator::Now().GetSeconds();
+    // loss starts with the collective: a lost handshake (TCP: a SYN) would leave a backed-off
+    // timer (ns-3: a 3 s+ RTO until the next RTT sample), a warm-up artefact MPI does not have
+    for (auto& em : m_loss) em.first->SetRate(em.second);
+    for (size_t i = 0; i < m_msgConn.size(); ++i)
+      if (m_left[i] == 0) Simulator::Schedule(Seconds(m_delay[i]), [this, i]() { Start(i); });
+    if (m_msgConn.empty()) Simulator::Stop();
+    if (m_sampleEvery > 0) Sample();
+  }
+
+  void Sample() {
+    sampleTimes.push_back(Simulator::Now().GetSeconds() - t0);
+    for (size_t l = 0; l < m_qd.size(); ++l) {
+      uint32_t b = m_qd[l] ? m_qd[l]->GetNBytes() : 0;
+      samples.push_back(b);
+    }
+    if (nDone < (int64_t)m_msgConn.size())
+      Simulator::Schedule(Seconds(m_sampleEvery), [this]() { Sample(); });
+  }
+
+  void Start(size_t i) {
+    msgStart[i] = Simulator::Now().GetSeconds() - t0;
+    size_t c = m_msgConn[i];
+    if (m_bytes[i] == 0) {
+      Done(i);
+      return;
+    }
+    if (m_ends[c].src == m_ends[c].dst) {
+      Simulator::Schedule(Seconds(m_bytes[i] / m_localRate), [this, i]() { Done(i); });
+      return;
+    }
+    Stream& s = m_streams[c];
+    s.queued += m_bytes[i];
+    s.expect.push_back({(int64_t)i, s.queued});
+    m_tr->Send(c, m_bytes[i]);
+  }
+
+  void Delivered(size_t c, uint64_t n) {
+    Stream& s = m_streams[c];
+    s.rx += n;
+    while (!s.expect.empty() && s.expect.front().second <= s.rx) {
+      int64_t i = s.expect.front().first;
+      s.expect.pop_front();
+      Done(i);
+    }
+  }
+
+  void Done(size_t i) {
+    msgDone[i] = Simulator::Now().GetSeconds() - t0;
+    ++nDone;
+    double now = Simulator::Now().GetSeconds();
+    for (int64_t k = m_outPtr[i]; k < m_outPtr[i + 1]; ++k) {
+      int64_t j = m_outIdx[k];
+      // e.g. the receiver reduces what arrived before it sends on: an extra delay per edge
+      m_ready[j] = std::max(m_ready[j], now + m_outDelay[k]);
+      m_left[j] -= 1;
+      if (m_left[j] == 0)
+        Simulator::Schedule(Seconds(m_ready[j] - now + m_delay[j]), [this, j]() { Start(j); });
+    }
+    if (nDone == (int64_t)m_msgConn.size()) Simulator::Stop();
+  }
+};
+
+}  // namespace dlr
+
+#endif  // DLR_NS3DRIVER_CC

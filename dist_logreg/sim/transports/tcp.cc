@@ -1,0 +1,188 @@
+// The TCP transport of the packet engine: one ns-3 TCP socket per connection.
+//
+// Its Python record (tcp.py) names the counters it reports, in the order of Counters():
+// retransmitted segments, retransmitted bytes, retransmission timeouts.
+// Compiled by cppyy's include (a file is compiled once; another may include it).
+#ifndef DLR_TRANSPORTS_TCP_CC
+#define DLR_TRANSPORTS_TCP_CC
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "ns3/core-module.h"
+#include "ns3/internet-module.h"
+#include "ns3/network-module.h"
+
+#include "../ns3driver.h"
+
+namespace dlr {
+using namespace ns3;
+
+class TcpTransport : public Transport {
+ public:
+  // `type`: the congestion control's ns-3 TypeId name (ns3::TcpCubic, ...). Sets the TCP
+  // defaults every socket of the run takes: construct after Reset, before the Net.
+  TcpTransport(const std::string& type, uint32_t segment, uint32_t buffer, double minRto,
+               bool ecn) {
+    Config::SetDefault("ns3::TcpL4Protocol::SocketType",
+                       TypeIdValue(TypeId::LookupByName(type)));
+    Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(segment));
+    Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(buffer));
+    // 4x the send buffer: what is in flight (at most the send buffer) always fits at the
+    // receiver, else ns-3 can reject the segment that fills a hole and stall on RTOs
+    Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(4 * buffer));
+    Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(Seconds(minRto)));
+    // Every segment ACKed at once (Linux's quick-ACK): with delayed ACKs (ns-3: every 2nd
+    // segment or 200 ms) a window of one or two segments, after an RTO or a DCTCP cut,
+    // waited for the timer on every round trip (a 1 MiB ring at 0.1% loss took 15 s, not
+    // 0.44 s)
+    Config::SetDefault("ns3::TcpSocket::DelAckCount", UintegerValue(1));
+    // SACK off: with it, ns-3.44 let a connection that lost segments at a full port
+    // retransmit on every RTO without progress for minutes of simulated time (recursive
+    // doubling on a leaf-spine, 1 MiB buffers); NewReno-style recovery does not stall
+    Config::SetDefault("ns3::TcpSocketBase::Sack", BooleanValue(false));
+    Config::SetDefault("ns3::TcpSocketBase::UseEcn", StringValue(ecn ? "On" : "Off"));
+  }
+
+  void Open(NodeContainer& nodes, const std::vector<Ends>& conns,
+            std::function<void()> up) override {
+    m_up = up;
+    m_conns.assign(conns.size(), Conn());
+    OpenSinks(nodes, conns);
+    m_toConnect = 0;
+    for (auto& e : conns)
+      if (e.src != e.dst) ++m_toConnect;
+    for (size_t c = 0; c < conns.size(); ++c)
+      if (conns[c].src != conns[c].dst) OpenConn(nodes, conns[c], c);
+    if (m_toConnect == 0) m_up();
+  }
+
+  void Send(size_t c, uint64_t bytes) override {
+    m_conns[c].pending += bytes;
+    Push(c);
+  }
+
+  std::vector<uint64_t> Counters(size_t nConns) const override {
+    std::vector<uint64_t> out(3 * nConns, 0);
+    for (size_t c = 0; c < std::min(nConns, m_conns.size()); ++c) {
+      out[c] = m_conns[c].retrans;
+      out[nConns + c] = m_conns[c].retransBytes;
+      out[2 * nConns + c] = m_conns[c].timeouts;
+    }
+    return out;
+  }
+
+  void Close() override {
+    for (auto& c : m_conns)
+      if (c.sock) c.sock->Close();
+    for (auto& s : m_sinks) s->Close();
+    m_accepted.clear();
+    m_conns.clear();
+    m_sinks.clear();
+  }
+
+ private:
+  struct Conn {
+    Ptr<Socket> sock;
+    uint64_t pending = 0;
+    uint32_t highTx = 0;
+    bool sentAny = false;
+    uint64_t retrans = 0, retransBytes = 0, timeouts = 0;
+  };
+
+  std::vector<Conn> m_conns;
+  std::vector<Ptr<Socket>> m_sinks, m_accepted;
+  int64_t m_toConnect = 0;
+  std::function<void()> m_up;
+
+  void OpenSinks(NodeContainer& nodes, const std::vector<Ends>& conns) {
+    std::vector<bool> has(nodes.GetN(), false);
+    for (auto& e : conns)
+      if (e.src != e.dst) has[e.dst] = true;
+    for (uint32_t n = 0; n < nodes.GetN(); ++n) {
+      if (!has[n]) continue;
+      Ptr<Socket> s = Socket::CreateSocket(nodes.Get(n), TcpSocketFactory::GetTypeId());
+      s->Bind(InetSocketAddress(Ipv4Address::GetAny(), 9));
+      s->Listen();
+      s->SetAcceptCallback(MakeNullCallback<bool, Ptr<Socket>, const Address&>(),
+                           Callback<void, Ptr<Socket>, const Address&>(
+                               [this](Ptr<Socket> a, const Address& from) { Accepted(a, from); }));
+      m_sinks.push_back(s);
+    }
+  }
+
+  // A connection's source port is 1024 + its index: the receiver knows which one it is.
+  void Accepted(Ptr<Socket> a, const Address& from) {
+    size_t c = InetSocketAddress::ConvertFrom(from).GetPort() - 1024;
+    m_accepted.push_back(a);
+    a->SetRecvCallback(Callback<void, Ptr<Socket>>([this, c](Ptr<Socket> s) { Recv(c, s); }));
+  }
+
+  void OpenConn(NodeContainer& nodes, const Ends& e, size_t c) {
+    Conn& cn = m_conns[c];
+    cn.sock = Socket::CreateSocket(nodes.Get(e.src), TcpSocketFactory::GetTypeId());
+    cn.sock->Bind(InetSocketAddress(Ipv4Address::GetAny(), 1024 + c));
+    cn.sock->TraceConnectWithoutContext(
+        "Tx", Callback<void, Ptr<const Packet>, const TcpHeader&, Ptr<const TcpSocketBase>>(
+                  [this, c](Ptr<const Packet> p, const TcpHeader& h, Ptr<const TcpSocketBase>) {
+                    OnTx(c, p, h);
+                  }));
+    cn.sock->TraceConnectWithoutContext(
+        "CongState",
+        Callback<void, TcpSocketState::TcpCongState_t, TcpSocketState::TcpCongState_t>(
+            [this, c](TcpSocketState::TcpCongState_t, TcpSocketState::TcpCongState_t now) {
+              if (now == TcpSocketState::CA_LOSS) m_conns[c].timeouts += 1;
+            }));
+    cn.sock->SetConnectCallback(Callback<void, Ptr<Socket>>([this](Ptr<Socket>) {
+                                  m_toConnect -= 1;
+                                  if (m_toConnect == 0) m_up();
+                                }),
+                                Callback<void, Ptr<Socket>>([](Ptr<Socket>) {
+                                  NS_FATAL_ERROR("dlr: a connection failed");
+                                }));
+    cn.sock->SetSendCallback(
+        Callback<void, Ptr<Socket>, uint32_t>([this, c](Ptr<Socket>, uint32_t) { Push(c); }));
+    cn.sock->Connect(InetSocketAddress(Ipv4Address(e.dstAddr), 9));
+  }
+
+  // A data segment below the highest byte sent so far is a retransmission.
+  void OnTx(size_t c, Ptr<const Packet> p, const TcpHeader& h) {
+    uint32_t n = p->GetSize();
+    if (n == 0) return;
+    Conn& cn = m_conns[c];
+    uint32_t seq = h.GetSequenceNumber().GetValue();
+    if (cn.sentAny && (int32_t)(seq - cn.highTx) < 0) {
+      cn.retrans += 1;
+      cn.retransBytes += n;
+    }
+    if (!cn.sentAny || (int32_t)(seq + n - cn.highTx) > 0) cn.highTx = seq + n;
+    cn.sentAny = true;
+  }
+
+  void Push(size_t c) {
+    Conn& cn = m_conns[c];
+    while (cn.pending > 0) {
+      uint32_t room = cn.sock->GetTxAvailable();
+      if (room == 0) break;
+      uint32_t n = (uint32_t)std::min<uint64_t>({cn.pending, (uint64_t)room, 65536});
+      int sent = cn.sock->Send(Create<Packet>(n));
+      if (sent <= 0) break;
+      cn.pending -= (uint64_t)sent;
+    }
+  }
+
+  void Recv(size_t c, Ptr<Socket> s) {
+    uint64_t n = 0;
+    Ptr<Packet> p;
+    while ((p = s->Recv())) {
+      if (p->GetSize() == 0) break;
+      n += p->GetSize();
+    }
+    if (n > 0) delivered(c, n);
+  }
+};
+
+}  // namespace dlr
+
+#endif  // DLR_TRANSPORTS_TCP_CC

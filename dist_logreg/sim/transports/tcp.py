@@ -1,0 +1,73 @@
+"""TCP in the packet engine: its options, and its ns-3 side (``tcp.cc``, ``dlr::TcpTransport``).
+
+:class:`Tcp` is both the typed options of ``--transport tcp`` (``--tcp``, ``--min-rto``)
+and what builds the run's ``dlr::TcpTransport``: the congestion control's ns-3 type, the
+segment (``mtu`` less its ``header_bytes``), the socket buffers (its ``window_bytes``),
+the minimum RTO, and ECN negotiated when any port of the network marks.
+
+Example::
+
+    >>> res = ns3net.run(net, transfers, Tcp("dctcp", min_rto=0.005))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from dist_logreg.sim.options import choice, duration, option, show_time
+
+#: ``--tcp`` names and their ns-3 types.
+TCP_TYPES = {
+    "cubic": "ns3::TcpCubic",
+    "dctcp": "ns3::TcpDctcp",
+    "bbr": "ns3::TcpBbr",
+    "newreno": "ns3::TcpNewReno",
+}
+
+
+@dataclass(frozen=True)
+class Tcp:
+    """TCP settings shared by every connection of a run."""
+
+    #: IPv4 20 + TCP 20 + timestamps 12 bytes: the segment is ``mtu - 52``
+    header_bytes: ClassVar[int] = 52
+    #: the socket send buffer (the receive buffer is 4x): bounds what a connection queues
+    window_bytes: ClassVar[int] = 2 << 20
+
+    tcp: str = option(
+        "cubic",
+        "--tcp",
+        choice(tuple(TCP_TYPES)),
+        "TCP congestion control",
+        show=str,
+        choices=tuple(TCP_TYPES),
+    )
+    min_rto: float = option(
+        0.2,
+        "--min-rto",
+        duration,
+        "TCP minimum retransmission timeout",
+        show=show_time,
+        metavar="TIME",
+    )
+
+    def create(self, gbl, net):
+        """The run's ``dlr::TcpTransport`` (sets ns-3's TCP defaults: after ``dlr.Reset``)."""
+        return make(gbl, net, TCP_TYPES[self.tcp], self.min_rto, ecn=self.tcp == "dctcp")
+
+
+def make(gbl, net, ns3_type: str, min_rto: float, ecn: bool = False):
+    """A ``dlr::TcpTransport`` of congestion control ``ns3_type`` (e.g. ``ns3::TcpVegas``).
+
+    ECN is on when ``ecn`` or when any port of ``net`` marks (``net.ecn_k > 0``).
+    """
+    return gbl.dlr.TcpTransport(
+        ns3_type,
+        int(net.mtu - Tcp.header_bytes),
+        Tcp.window_bytes,
+        float(min_rto),
+        bool(ecn or np.any(np.asarray(net.ecn_k) > 0)),
+    )
