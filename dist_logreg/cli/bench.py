@@ -206,8 +206,8 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
 
     error = None
     try:
-        args.min_bytes = parse_bytes(args.min_bytes)
-        args.max_bytes = parse_bytes(args.max_bytes)
+        args.min_bytes = parse_bytes(args.min_bytes, "--min-bytes")
+        args.max_bytes = parse_bytes(args.max_bytes, "--max-bytes")
         bench.check_args(args)
         if args.p2p:
             benchp2p.check_args(args, comm.Get_size())

@@ -161,7 +161,9 @@ def fit(args) -> int:
 
     if args.segments is not None and not 1 <= args.segments <= 4:
         raise UsageError(f"--segments: expected 1 to 4, got {args.segments}")
-    bps = [parse_bytes(b) for b in args.breakpoints.split(",")] if args.breakpoints else None
+    bps = None
+    if args.breakpoints:
+        bps = [parse_bytes(b, "--breakpoints") for b in args.breakpoints.split(",")]
     if args.link_rate:
         parse_link_rate(args.link_rate)
     model = fit_records(
@@ -183,7 +185,7 @@ def _sizes(args) -> list[int]:
             raise UsageError(f"--features: expected an integer >= 1, got {args.features}")
         return [buffer_size(args.features) * (4 if args.dtype == "float32" else 8)]
     if args.bytes:
-        return [parse_bytes(b) for b in args.bytes.split(",") if b.strip()]
+        return [parse_bytes(b, "--bytes") for b in args.bytes.split(",") if b.strip()]
     return [8 * 8**k for k in range(8)]  # 8 B .. 16 MiB
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from dist_logreg.collective.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
+from dist_logreg.files import read_json
 
 #: Steps of an algorithm on a placement, kept: a table or a crossover search asks for the
 #: same ones at many sizes.
@@ -57,12 +58,7 @@ def design(steps: list[Step], n: float, breakpoints) -> np.ndarray:
 def load(path: str | Path) -> dict:
     """Read and check ``model.json``; errors name the file and what is wrong."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"model file {path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"model file {path}: not a readable JSON file ({exc})") from None
+    doc = read_json(path, "model file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(
             f"model file {path}: expected a cost model written by `dist-logreg model fit` "

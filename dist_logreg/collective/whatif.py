@@ -9,12 +9,12 @@ reduction (gamma); the fastest algorithm per size and the crossovers; and, given
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
+from dist_logreg.files import read_json
 from dist_logreg.units import format_link_rate
 
 
@@ -236,15 +236,13 @@ def format_trust(rep: dict) -> list[str]:
 
 def read_summary(run_dir: str) -> dict:
     path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        raise UsageError(f"--run {run_dir}: no summary.json there (a finished train --out DIR)")
+    s = read_json(path, "--run")
     try:
-        s = json.loads(path.read_text())
         for need in (s["allreduce"]["bytes_per_call"], s["time_s"]["compute"], s["steps_run"]):
             float(need)
-    except FileNotFoundError:
-        raise UsageError(
-            f"--run {run_dir}: no summary.json there (a finished train --out DIR)"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--run {path}: not a readable train summary ({exc!r})") from None
     return s
 

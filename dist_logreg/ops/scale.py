@@ -38,6 +38,7 @@ from dist_logreg.collective import costfile
 from dist_logreg.collective.closed_form import model_time, why_not
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import EXIT_USAGE, UsageError
+from dist_logreg.files import read_json
 from dist_logreg.ops.cluster.jobs import mpirun_command
 from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
@@ -214,10 +215,7 @@ def format_table(points: list[dict], mode: str, label: str) -> str:
 def read_model(path: str | None) -> dict | None:
     if path is None:
         return None
-    try:
-        model = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--model {path}: expected a readable JSON file: {exc}") from None
+    model = read_json(path, "--model")
     if not isinstance(model, dict):
         raise UsageError(f"--model {path}: expected a JSON object, got {type(model).__name__}")
     if "breakpoints" in model:

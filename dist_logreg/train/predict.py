@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.files import read_json
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
 from dist_logreg.train.config import FIELDS, TrainConfig
@@ -45,7 +45,7 @@ def load_model(model_dir: Path):
     cfg = None
     config = path.parent / "config.json"
     if config.is_file():
-        saved = json.loads(config.read_text())
+        saved = read_json(config, "config file")
         cfg = TrainConfig(**{k: v for k, v in saved.items() if k in FIELDS})
     return mdl, params, cfg
 
