@@ -9,8 +9,8 @@ The grammar (documented in docs/cli.md, "Units"):
   (1000, as links are sold), ``Ki Mi Gi Ti`` binary (1024); case does not matter. Units:
   ``bit``, ``bit/s``, ``bps``, ``b/s`` are bits per second, ``B``, ``B/s``, ``Bps``, ``byte/s``
   bytes per second (``b`` bit, ``B`` byte); no unit is bits per second (but a rate for
-  ``tc``, :func:`parse_rate`, needs a prefix or unit: tc reads a bare number as bytes/s). So ``25G``,
-  ``25Gbit/s``, ``25gbit`` (tc) and ``25Gbps`` are one rate, ``50GB/s`` is 400 Gbit/s.
+  ``tc``, :func:`parse_rate`, needs a prefix or unit: tc reads a bare number as bytes/s).
+  So ``25G``, ``25Gbit/s``, ``25gbit`` (tc) and ``25Gbps`` are one rate, ``50GB/s`` is 400 Gbit/s.
 - **time**: a number >= 0 with an optional unit ``ns``, ``us`` (``µs``), ``ms``, ``s``,
   ``min``, ``h``; no unit is seconds (``1e-6``).
 

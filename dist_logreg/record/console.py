@@ -8,8 +8,8 @@ from typing import Protocol, runtime_checkable
 
 from dist_logreg.protocol import report
 from dist_logreg.record.progress import bar_for
-from dist_logreg.units import format_bytes as _bytes
 from dist_logreg.units import format_byte_rate, format_seconds
+from dist_logreg.units import format_bytes as _bytes
 
 
 def _time(s: float) -> str:
