@@ -85,8 +85,8 @@ def tc_rate(bits: float) -> str:
     """1e8 -> ``"100mbit"``: a rate as ``tc`` reads it."""
     for unit, scale in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
         if bits >= scale:
-            return f"{bits / scale:g}{unit}"
-    return f"{bits:g}bit"
+            return f"{bits / scale:.12g}{unit}"
+    return f"{bits:.12g}bit"
 
 
 def parse_rate(text: str | None, flag: str) -> str | None:
