@@ -72,8 +72,12 @@ def _fit_arguments(f) -> None:
 
 def _predict_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
-    p.add_argument("--ranks", type=int, metavar="P",
-                   help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)")  # fmt: skip
+    p.add_argument(
+        "--ranks",
+        type=int,
+        metavar="P",
+        help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)",
+    )
     p.add_argument(
         "--ranks-per-host",
         type=int,
@@ -116,19 +120,30 @@ def _predict_arguments(p) -> None:
     )
     p.add_argument("--algorithm", metavar="LIST", help="comma list (default: all in the model)")
     p.add_argument("--run", metavar="DIR", help="a train --out DIR: its comm fraction at --ranks")
-    p.add_argument("--scaling", choices=("strong", "weak"), default="strong",
-                   help="with --run: strong keeps the global batch (default), weak the "
-                   "per-rank batch")  # fmt: skip
-    p.add_argument("--alpha", metavar="TIME", help="per-message overhead of the fabric's "
-                   "software stack, e.g. 2us, instead of the fitted alpha (which is this "
-                   "machine's: Python over shared memory)")  # fmt: skip
+    p.add_argument(
+        "--scaling",
+        choices=("strong", "weak"),
+        default="strong",
+        help="with --run: strong keeps the global batch (default), weak the per-rank batch",
+    )
+    p.add_argument(
+        "--alpha",
+        metavar="TIME",
+        help="per-message overhead of the fabric's "
+        "software stack, e.g. 2us, instead of the fitted alpha (which is this "
+        "machine's: Python over shared memory)",
+    )
     p.add_argument(
         "--link-latency",
         metavar="TIME",
         help="added to every message between hosts, e.g. 1us (wire and switches)",
     )
-    p.add_argument("--gamma", metavar="TIME", help="seconds per byte reduced, e.g. 0.02ns, "
-                   "instead of this machine's measured local reduction")  # fmt: skip
+    p.add_argument(
+        "--gamma",
+        metavar="TIME",
+        help="seconds per byte reduced, e.g. 0.02ns, "
+        "instead of this machine's measured local reduction",
+    )
     p.add_argument(
         "--reduce-rate",
         metavar="RATE",
@@ -199,8 +214,10 @@ def _placement(args, ranks: int):
     if not 1 <= ranks <= MAX_RANKS:
         raise UsageError(f"--ranks: expected an integer from 1 to {MAX_RANKS}, got {ranks}")
     if not 1 <= args.ranks_per_host <= ranks:
-        raise UsageError(f"--ranks-per-host: expected an integer from 1 to --ranks ({ranks}), "
-                         f"got {args.ranks_per_host}")  # fmt: skip
+        raise UsageError(
+            f"--ranks-per-host: expected an integer from 1 to --ranks ({ranks}), "
+            f"got {args.ranks_per_host}"
+        )
     over = 1.0
     if args.topology == "two-tier":
         if args.hosts_per_leaf < 1:
@@ -246,8 +263,11 @@ def predict(args) -> int:
     user = _fabric(args)
     given = whatif.parameters_from(model, user, rate)
     model = whatif.with_fabric(model, user)
-    ranks = args.ranks if args.ranks is not None else max(
-        model.get("source", {}).get("world_sizes") or [2])  # fmt: skip
+    ranks = (
+        args.ranks
+        if args.ranks is not None
+        else max(model.get("source", {}).get("world_sizes") or [2])
+    )
     place = _placement(args, ranks)
     names = args.algorithm.split(",") if args.algorithm else list(model["algorithms"])
     for name in names:

@@ -43,13 +43,19 @@ def add_parser(sub) -> None:
     )
     mode = sc.add_mutually_exclusive_group()
     mode.add_argument(
-        "--strong", dest="mode", action="store_const", const="strong",
+        "--strong",
+        dest="mode",
+        action="store_const",
+        const="strong",
         help="same global batch and data at every world size (the default)",
-    )  # fmt: skip
+    )
     mode.add_argument(
-        "--weak", dest="mode", action="store_const", const="weak",
+        "--weak",
+        dest="mode",
+        action="store_const",
+        const="weak",
         help="global batch (and synthetic samples) grow with the world size",
-    )  # fmt: skip
+    )
     sc.add_argument(
         "--out", metavar="DIR", help="where the runs and the table go (default: runs/scale-<time>)"
     )
@@ -124,8 +130,15 @@ def cmd(args: argparse.Namespace) -> int:
             )
         out = Path(args.out or time.strftime("runs/scale-%Y%m%d-%H%M%S"))
         return scale.run(
-            command, ranks, args.mode, out, _launcher(args), args.model, args.label,
-            args.timeout, say=say,
-        )  # fmt: skip
+            command,
+            ranks,
+            args.mode,
+            out,
+            _launcher(args),
+            args.model,
+            args.label,
+            args.timeout,
+            say=say,
+        )
 
     return run_plain(body)

@@ -100,8 +100,17 @@ def cluster_launcher(c) -> list[str]:
 
 def launch_command(launcher: list[str], p: int, argv: list[str]) -> list[str]:
     """``mpirun -n P [launcher args] python -m dist_logreg train ARGV``."""
-    return [launcher[0], "-n", str(p), *launcher[1:], sys.executable, "-m", "dist_logreg",
-            "train", *argv]  # fmt: skip
+    return [
+        launcher[0],
+        "-n",
+        str(p),
+        *launcher[1:],
+        sys.executable,
+        "-m",
+        "dist_logreg",
+        "train",
+        *argv,
+    ]
 
 
 def measure(summary: dict) -> dict:
@@ -237,8 +246,10 @@ def check_minimal(model: dict) -> str | None:
         tables[""] = model
     for prefix, params in tables.items():
         if not isinstance(params, dict) or not {"alpha_s", "beta_s_per_byte"} <= set(params):
-            return (f"{prefix or 'the model: '}expected alpha_s and beta_s_per_byte (seconds "
-                    f"per message, per byte), got {params!r:.60}")  # fmt: skip
+            return (
+                f"{prefix or 'the model: '}expected alpha_s and beta_s_per_byte (seconds "
+                f"per message, per byte), got {params!r:.60}"
+            )
         for key in ("alpha_s", "beta_s_per_byte", "gamma_s_per_byte"):
             if key in params and (why := costfile.param_problem(params[key], prefix + key)):
                 return why

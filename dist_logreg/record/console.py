@@ -237,8 +237,10 @@ def model_lines(s: dict, show: int = 3) -> list[str]:
             lines.append(f"    explanation   {m['explanation']}")
     st = s.get("stragglers")
     if st:
-        lines.append("  stragglers      the rank that entered each step's allreduce last, late by "
-                     "(vs the next-latest rank)")  # fmt: skip
+        lines.append(
+            "  stragglers      the rank that entered each step's allreduce last, late by "
+            "(vs the next-latest rank)"
+        )
         lines += [
             f"    rank {r['rank']} (host {r['host']}) arrived last in {100 * r['share']:.0f}% "
             f"of steps, median +{_time(r['median_late_s'])}, worst +{_time(r['worst_late_s'])} "

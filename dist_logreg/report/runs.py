@@ -23,8 +23,16 @@ from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
-STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss",
-                "attempt")  # fmt: skip
+STEP_COLUMNS = (
+    "step",
+    "rank",
+    "data_s",
+    "compute_s",
+    "comm_s",
+    "update_s",
+    "batch_loss",
+    "attempt",
+)
 CALL_COLUMNS = ("step", "rank", "bytes", "seconds", "start_s", "start_aligned_s", "predicted_s")
 
 
@@ -189,8 +197,14 @@ def with_dead_attempts(path: Path, steps, world_size: int):
     attempts = []
     for a in sorted(set(merged["attempt"][~np.isnan(merged["attempt"])].tolist())):
         mine = merged["step"][merged["attempt"] == a]
-        attempts.append({"attempt": int(a), "first": int(mine.min()), "last": int(mine.max()),
-                         "completed": a in completed})  # fmt: skip
+        attempts.append(
+            {
+                "attempt": int(a),
+                "first": int(mine.min()),
+                "last": int(mine.max()),
+                "completed": a in completed,
+            }
+        )
     return merged, attempts
 
 
@@ -212,8 +226,9 @@ def check_value(c: str, v, world_size: int) -> str | None:
             return f"step: expected a whole number >= 0, got {v!r}"
     elif c == "rank":
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < world_size:
-            return (f"rank: expected a rank from 0 to {world_size - 1} ({world_size} ranks), "
-                    f"got {v!r}")  # fmt: skip
+            return (
+                f"rank: expected a rank from 0 to {world_size - 1} ({world_size} ranks), got {v!r}"
+            )
     elif c in DURATIONS or c in TIMESTAMPS:
         if not _is_number(v) or not math.isfinite(v) or (c in DURATIONS and v < 0):
             want = "a finite number >= 0" if c in DURATIONS else "a finite number"

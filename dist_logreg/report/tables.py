@@ -136,9 +136,15 @@ def bench_headline(runs: list) -> Table:
 
 def bench_records(run) -> Table:
     rows = [
-        [rec["algorithm"], str(rec["bytes"]), fmt_s(rec["time_s"]), f"{rec['busbw']:.4g}",
-         fmt_s(rec.get("predicted_s")), str(rec.get("wrong", "n/a"))]
+        [
+            rec["algorithm"],
+            str(rec["bytes"]),
+            fmt_s(rec["time_s"]),
+            f"{rec['busbw']:.4g}",
+            fmt_s(rec.get("predicted_s")),
+            str(rec.get("wrong", "n/a")),
+        ]
         for rec in run.records
-    ]  # fmt: skip
+    ]
     header = ["algorithm", "bytes", "time per call", "busbw (GB/s)", "predicted", "wrong"]
     return Table(f"Bench records: {run.tag}", header, rows)
