@@ -15,7 +15,7 @@ from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.files import read_json
-from dist_logreg.units import format_link_rate
+from dist_logreg.units import format_bytes, format_link_rate, format_seconds
 
 
 def table(model: dict, names: list[str], sizes: list[int], place: Placement, link_rate=None):
@@ -63,11 +63,11 @@ def describe(place: Placement, link_rate: float | None) -> str:
 
 
 def _b(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError
+    return format_bytes(n, ".3g")
+
+
+def _t(s: float) -> str:
+    return format_seconds(s, ".1f")
 
 
 def report(model: dict, names, sizes, place: Placement, link_rate=None, given=None) -> dict:
@@ -315,13 +315,13 @@ def format_run_fraction(r: dict) -> str:
     lines = [
         f"# dist-logreg model predict --run: {r['placement']}, {r['scaling']} scaling",
         f"  allreduce [{r['algorithm']}] of {_b(r['bytes_per_call'])} x {r['calls_per_step']:g} "
-        f"per step: predicted {r['predicted_comm_s_per_step'] * 1e6:.1f} us per step",
-        f"  data + compute + update per step: {r['local_s_per_step'] * 1e6:.1f} us",
+        f"per step: predicted {_t(r['predicted_comm_s_per_step'])} per step",
+        f"  data + compute + update per step: {_t(r['local_s_per_step'])}",
         f"  predicted comm fraction: {100 * r['predicted_comm_fraction']:.1f}%",
         f"  the run itself: {m['world_size']} ranks, comm fraction "
         + (f"{100 * m['comm_fraction']:.1f}%" if m["comm_fraction"] is not None else "?")
-        + f", allreduce latency p50 {m['latency_p50_s'] * 1e6:.1f} us (model at its placement: "
-        f"{m['predicted_s_same_placement'] * 1e6:.1f} us)",
+        + f", allreduce latency p50 {_t(m['latency_p50_s'])} (model at its placement: "
+        f"{_t(m['predicted_s_same_placement'])})",
     ]
     lines += [f"note: {n}" for n in r["notes"]]
     return "\n".join(lines + (format_trust(r) if "trust" in r else []))
