@@ -116,6 +116,19 @@ def parse_seconds(text, name: str, *, examples: str = TIME_EXAMPLES) -> float:
     return value
 
 
+def parse_timeout(text, name: str) -> float:
+    """A time > 0 that ends something (``30``, ``90s``, ``2min``), in seconds."""
+    try:
+        value = parse_seconds(text, name)
+    except UsageError:
+        value = 0.0
+    if not value > 0:
+        raise UsageError(
+            f"{name}: expected a finite number of seconds > 0 (e.g. 30, 90s, 2min), got {text!r}"
+        )
+    return value
+
+
 def _scaled(x: float, units: tuple[tuple[str, float], ...], spec: str) -> str:
     """``x`` in the largest unit it reaches (the last one below all); zero in the first."""
     for unit, scale in units:

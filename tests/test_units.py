@@ -142,3 +142,31 @@ def test_report_takes_the_rates_model_predict_takes(tmp_path):
     assert good.returncode == 2 and "--link-rate" not in good.stderr, good.stderr
     bad = subprocess.run(run + ["--link-rate", "25 parsec"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--link-rate: expected a rate" in bad.stderr, bad.stderr
+
+
+@pytest.mark.parametrize("text, seconds", [("30", 30.0), ("90s", 90.0), ("2min", 120.0)])
+def test_timeouts_take_the_time_grammar(text, seconds):
+    assert units.parse_timeout(text, "--timeout") == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "fast"])
+def test_timeouts_refused(text):
+    with pytest.raises(UsageError, match="--grace: expected a finite number of seconds > 0"):
+        units.parse_timeout(text, "--grace")
+
+
+def test_supervise_reads_its_times_with_the_grammar():
+    """``--attempt-timeout 2min`` is read (the command then runs); a bad one names the flag."""
+    base = [sys.executable, "-m", "dist_logreg", "supervise", "--restarts", "0"]
+    tail = ["--", "true", "train", "--out", "x"]
+    ok = subprocess.run(
+        base + ["--attempt-timeout", "2min", "--grace", "500ms", *tail],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "expected" not in ok.stderr, ok.stderr
+    bad = subprocess.run(
+        base + ["--attempt-timeout", "2 fortnights", *tail], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--attempt-timeout: expected" in bad.stderr, bad.stderr
