@@ -146,9 +146,10 @@ def format_bytes(n: float, spec: str = ".2f") -> str:
     return _scaled(n, units, spec)
 
 
-def format_seconds(t: float, spec: str = ".2f") -> str:
-    """``0.0123`` -> ``"12.30 ms"``; from ns to s (a small time gets a small unit)."""
-    return _scaled(t, (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)), spec)
+def format_seconds(t: float, spec: str = ".2f", micro: str = "us") -> str:
+    """``0.0123`` -> ``"12.30 ms"``; from ns to s (a small time gets a small unit).
+    ``micro="µs"`` where the page can show it (the report)."""
+    return _scaled(t, (("s", 1.0), ("ms", 1e-3), (micro, 1e-6), ("ns", 1e-9)), spec)
 
 
 def format_bit_rate(bits: float, spec: str = "g") -> str:

@@ -10,15 +10,15 @@ import numpy as np
 from dist_logreg.record.provenance import MPI_KEY
 from dist_logreg.report import analysis
 from dist_logreg.report.document import Table
-from dist_logreg.report.plots import human_bytes, time_unit
+from dist_logreg.report.plots import human_bytes
+from dist_logreg.units import format_seconds
 
 
 def fmt_s(x) -> str:
     """Seconds in a readable unit: ``"171 µs"``; ``"n/a"`` for None or NaN."""
     if x is None or not np.isfinite(x):
         return "n/a"
-    scale, unit = time_unit([x])
-    return f"{x * scale:.4g} {unit}"
+    return format_seconds(x, ".4g", micro="µs")
 
 
 def _fmt(name: str, x) -> str:
