@@ -1,9 +1,10 @@
 """dist_logreg: an instrumented data-parallel logistic-regression trainer (numpy + mpi4py).
 
-Importing the package loads neither numpy nor MPI: the command line sets thread and MPI
-environment variables first (see ``dist_logreg.cli``). ``DistLogisticRegression``, the
-scikit-learn estimator, is loaded on first use (``from dist_logreg import
-DistLogisticRegression``).
+Importing the package alone loads neither numpy nor MPI (a test holds it); its modules
+load what they use. The command line loads numpy with its parsers and MPI only inside
+``main``, after the MPI environment is set (``dist_logreg.cli.main``).
+``DistLogisticRegression``, the scikit-learn estimator, is loaded on first use
+(``from dist_logreg import DistLogisticRegression``).
 """
 
 __version__ = "0.1.0"

@@ -83,7 +83,7 @@ _KINDS = {
 }
 
 
-def raise_together(comm, error: RunError | None, extra=None) -> list:
+def raise_together(comm, error: Exception | None, extra=None, *, others=None) -> list:
     """Collective: raise on every rank if any rank has an error.
 
     Each rank passes the error it found (or ``None``). The lowest failing rank's error is
@@ -91,6 +91,10 @@ def raise_together(comm, error: RunError | None, extra=None) -> list:
     rank, so the user sees which rank could not, say, open a file that others could. One
     small pickled control message: never on the hot path. ``extra`` (small, picklable)
     travels in the same message: without errors, every rank's ``extra``, by rank.
+
+    ``others`` is for a library caller that raises Python's own exceptions (the
+    scikit-learn estimator): a rank that found an error re-raises it unchanged, and the
+    others raise ``others`` (e.g. ``ValueError``) naming the first failing rank and its error.
     """
     mine = None if error is None else (type(error).__name__, str(error))
     gathered = comm.allgather((mine, extra))
@@ -98,6 +102,10 @@ def raise_together(comm, error: RunError | None, extra=None) -> list:
     for rank, verdict in enumerate(verdicts):
         if verdict is not None:
             kind, message = verdict
+            if others is not None:
+                if error is not None:
+                    raise error
+                raise others(f"rank {rank} of {comm.Get_size()}: {kind}: {message}")
             # Naming a rank helps only where ranks saw different things.
             alike = all(v == verdict for v in verdicts)
             where = f"rank {rank}: " if comm.Get_size() > 1 and not alike else ""

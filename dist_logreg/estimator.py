@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on the installation
         "DistLogisticRegression needs scikit-learn >= 1.6: pip install 'dist-logreg[sparse]'"
     ) from None
 
+from dist_logreg.errors import raise_together
 from dist_logreg.train import models
 
 SOLVERS = ("lbfgs", "gd")
@@ -123,7 +124,7 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
             check_classification_targets(y)
         except (ValueError, TypeError) as exc:
             error = exc
-        _raise_together(comm, error)
+        raise_together(comm, error, others=ValueError)
         self.classes_ = _all_classes(comm, y, X.shape[1])
         if self.classes_.size < 2:
             raise ValueError(
@@ -194,22 +195,6 @@ class DistLogisticRegression(ClassifierMixin, BaseEstimator):
         if self.comm is not None:
             sums = self.comm.allreduce(sums)
         return float(sums[0] / sums[1])
-
-
-def _raise_together(comm, error: Exception | None) -> None:
-    """Collective: raise on every rank if any rank's input was bad (the rank that saw it
-    re-raises its own error; the others a ``ValueError`` naming that rank)."""
-    if comm.Get_size() == 1:
-        if error is not None:
-            raise error
-        return
-    seen = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
-    if error is not None:
-        raise error
-    bad = [(r, msg) for r, msg in enumerate(seen) if msg is not None]
-    if bad:
-        r, msg = bad[0]
-        raise ValueError(f"rank {r} of {comm.Get_size()}: {msg}")
 
 
 def _all_classes(comm, y: np.ndarray, d: int) -> np.ndarray:

@@ -5,6 +5,7 @@ Pure Python (no numpy, no MPI), so every layer can use it, the supervisor includ
 - :func:`regular_file`: a data or config path must be a regular file *before* it is opened.
   Opening a FIFO blocks until a writer appears, and a device can block on read, so a typo
   like ``--data /dev/stdin`` would hang every rank where no watchdog can help.
+- :func:`read_json`: a JSON file, or one ``UsageError`` line naming it and what is wrong.
 - :func:`strict_json`: ``json.dumps`` turns ``nan`` and ``inf`` into ``NaN`` and
   ``Infinity``, which are not JSON (RFC 8259) and break other tools' parsers; here a
   non-finite number becomes ``null`` and anything else non-JSON is an error.
@@ -53,6 +54,23 @@ def regular_file(path: str | Path, what: str) -> Path:
             "every rank forever)"
         )
     return path
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """The JSON document in the regular file ``path``; errors name ``what`` and the path.
+
+    One line for each way it fails: ``{what} {path}: not found`` (and the other
+    :func:`regular_file` refusals), ``...: cannot read: <reason>``, ``...: not a readable
+    JSON file (expected JSON: <where the parser stopped>)``.
+    """
+    where = f"{what} {path}"
+    path = regular_file(path, what)
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise UsageError(f"{where}: not a readable JSON file (expected JSON: {exc})") from None
 
 
 def finite_or_none(obj: Any) -> Any:

@@ -1,128 +1,169 @@
-"""Sizes and rates as people write them (``64M``, ``1gbit``, ``400G``): parsing and printing,
-pure Python."""
+"""Sizes, rates and times as people write them (``64M``, ``400G``, ``50GB/s``, ``2us``):
+one grammar for every option and spec key, and the printing. Pure Python.
+
+The grammar (documented in docs/cli.md, "Units"):
+
+- **size**: a whole number of bytes with an optional binary prefix: ``8``, ``4K``, ``64M``,
+  ``1G``, ``2T`` (also written ``KiB``, ``KB``, ``MiB`` ...; always 1024-based).
+- **rate**: a number, an optional prefix, an optional unit. Prefixes ``k M G T`` are decimal
+  (1000, as links are sold), ``Ki Mi Gi Ti`` binary (1024); case does not matter. Units:
+  ``bit``, ``bit/s``, ``bps``, ``b/s`` are bits per second, ``B``, ``B/s``, ``Bps``, ``byte/s``
+  bytes per second (``b`` bit, ``B`` byte); no unit is bits per second (but a rate for
+  ``tc``, :func:`parse_rate`, needs a prefix or unit: tc reads a bare number as bytes/s).
+  So ``25G``, ``25Gbit/s``, ``25gbit`` (tc) and ``25Gbps`` are one rate, ``50GB/s`` is 400 Gbit/s.
+- **time**: a number >= 0 with an optional unit ``ns``, ``us`` (``µs``), ``ms``, ``s``,
+  ``min``, ``h``; no unit is seconds (``1e-6``).
+
+Errors name the option or key: ``--link-rate: expected a rate such as ..., got 'fast'``.
+"""
 
 from __future__ import annotations
 
+import re
+
 from dist_logreg.errors import UsageError
 
-_SUFFIX = {
-    "": 1,
-    "B": 1,
-    "K": 1 << 10,
-    "KIB": 1 << 10,
-    "M": 1 << 20,
-    "MIB": 1 << 20,
-    "G": 1 << 30,
-    "GIB": 1 << 30,
-}
+_SIZE = re.compile(r"([0-9]+)\s*(?:([kmgt])(?:i?b)?|b)?", re.IGNORECASE)
+_SIZE_SCALE = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
+_RATE = re.compile(
+    _NUMBER + r"\s*(?:([kKmMgGtT])(i?))?\s*(bits?/s|bits?|bps|b/s|B/s|Bps|B|bytes?/s)?"
+)
+_BIT_UNITS = {None, "bit", "bits", "bit/s", "bits/s", "bps", "b/s"}
+_DECIMAL = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+_TIME_UNITS = {"": 1.0, "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+_TIME_UNITS.update({"min": 60.0, "h": 3600.0})
+_TIME = re.compile(_NUMBER + r"\s*(ns|us|µs|ms|s|min|h)?", re.IGNORECASE)
+
+RATE_EXAMPLES = "25G, 400Gbit/s, 100mbit (bits/s) or 50GB/s (bytes/s)"
+BYTE_RATE_EXAMPLES = "50GB/s, 800MB/s (bytes/s) or 400G (bits/s)"
+TIME_EXAMPLES = "2us, 500ns or 1e-6 (seconds)"
 
 
-def parse_bytes(text: str) -> int:
-    """``"64M"`` -> 67108864 (binary suffixes K, M, G, optional "iB"/"B")."""
-    t = text.strip().upper()
-    digits = t.rstrip("KMGIB")
-    unit = t[len(digits) :]
-    if not digits.isdigit() or unit not in _SUFFIX:
-        raise UsageError(f"expected a byte count such as 8, 4K, 64M or 1G, got {text!r}")
-    return int(digits) * _SUFFIX[unit]
+def _refuse(name: str | None, noun: str, examples: str, text) -> UsageError:
+    where = f"{name}: " if name else ""
+    return UsageError(f"{where}expected {noun} such as {examples}, got {text!r}")
+
+
+def parse_bytes(text, name: str | None = None) -> int:
+    """``"64M"`` -> 67108864: a size in bytes (binary prefixes K, M, G, T)."""
+    m = _SIZE.fullmatch(str(text).strip())
+    if not m:
+        raise _refuse(name, "a byte count", "8, 4K, 64M or 1G", text)
+    return int(m.group(1)) * _SIZE_SCALE.get((m.group(2) or "").lower(), 1)
+
+
+def parse_bit_rate(
+    text, name: str, *, noun: str = "a rate", examples: str = RATE_EXAMPLES
+) -> float:
+    """A rate > 0 in bits/s, in the grammar above: ``"25G"`` -> 2.5e10, ``"50GB/s"`` -> 4e11."""
+    m = _RATE.fullmatch(str(text).strip())
+    value = 0.0
+    if m:
+        number, prefix, binary, unit = m.groups()
+        scale = _DECIMAL[(prefix or "").lower()]
+        if binary:
+            scale = 1024.0 ** "kmgt".index(prefix.lower()) * 1024.0
+        value = float(number) * scale * (1.0 if unit in _BIT_UNITS else 8.0)
+    if not 0.0 < value < float("inf"):
+        raise _refuse(name, noun, examples, text)
+    return value
+
+
+def parse_byte_rate(text, name: str, *, examples: str = BYTE_RATE_EXAMPLES) -> float:
+    """The same grammar, in bytes/s: ``"50GB/s"`` -> 5e10, ``"400G"`` -> 5e10."""
+    return parse_bit_rate(text, name, examples=examples) / 8.0
+
+
+def parse_link_rate(text, flag: str = "--link-rate") -> float:
+    """A link rate in bits/s (``25G``, ``400G``, ``100mbit``); the error says "link rate"."""
+    examples = "25G, 400G, 100M or 1gbit (bits/s)"
+    return parse_bit_rate(text, flag, noun="a link rate", examples=examples)
+
+
+def tc_rate(bits: float) -> str:
+    """1e8 -> ``"100mbit"``: a rate as ``tc`` reads it."""
+    for unit, scale in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
+        if bits >= scale:
+            return f"{bits / scale:.12g}{unit}"
+    return f"{bits:.12g}bit"
 
 
 def parse_rate(text: str | None, flag: str) -> str | None:
-    """``tc`` rate syntax: a number with kbit, mbit or gbit (e.g. 100mbit, 1gbit)."""
+    """A rate for ``tc`` (None stays None): any rate of the grammar -> ``"100mbit"``."""
     if text is None:
         return None
-    t = text.strip().lower()
-    for unit in ("gbit", "mbit", "kbit", "bit"):
-        if t.endswith(unit) and t[: -len(unit)].replace(".", "", 1).isdigit():
-            if float(t[: -len(unit)]) > 0:
-                return t
-    raise UsageError(f"{flag}: expected a rate such as 100mbit or 1gbit, got {text!r}")
+    examples = "100mbit, 1gbit or 25G (bits/s)"
+    bits = parse_bit_rate(text, flag, examples=examples)
+    if re.fullmatch(_NUMBER, str(text).strip()):  # tc would read a bare number as bytes/s
+        raise _refuse(flag, "a rate", examples + " with a unit", text)
+    return tc_rate(bits)
 
 
-def rate_bits(rate: str) -> float:
-    """``"100mbit"`` -> 1e8 (bits per second)."""
-    for unit, scale in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)):
-        if rate.endswith(unit):
-            return float(rate[: -len(unit)]) * scale
-    raise ValueError(rate)
+def rate_bits(rate) -> float:
+    """``"100mbit"`` -> 1e8: a stored rate (any form of the grammar) in bits/s."""
+    return parse_bit_rate(rate, "rate")
+
+
+def parse_seconds(text, name: str, *, examples: str = TIME_EXAMPLES) -> float:
+    """A duration >= 0 in seconds: ``2us``, ``500ns``, ``1.5ms``, ``2h``, ``1e-6``."""
+    m = _TIME.fullmatch(str(text).strip())
+    value = -1.0
+    if m:
+        value = float(m.group(1)) * _TIME_UNITS[(m.group(2) or "").lower()]
+    if not 0.0 <= value < float("inf"):
+        raise _refuse(name, "a time", examples, text)
+    return value
+
+
+def parse_timeout(text, name: str) -> float:
+    """A time > 0 that ends something (``30``, ``90s``, ``2min``), in seconds."""
+    try:
+        value = parse_seconds(text, name)
+    except UsageError:
+        value = 0.0
+    if not value > 0:
+        raise UsageError(
+            f"{name}: expected a finite number of seconds > 0 (e.g. 30, 90s, 2min), got {text!r}"
+        )
+    return value
+
+
+def _scaled(x: float, units: tuple[tuple[str, float], ...], spec: str) -> str:
+    """``x`` in the largest unit it reaches (the last one below all); zero in the first."""
+    for unit, scale in units:
+        if abs(x) >= scale or x == 0:
+            return f"{x / scale:{spec}} {unit}"
+    unit, scale = units[-1]
+    return f"{x / scale:{spec}} {unit}"
 
 
 def format_bytes(n: float, spec: str = ".2f") -> str:
     """``1536`` -> ``"1.50 KiB"``: binary units; ``spec`` formats the number above 1 KiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:{spec}} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    units = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+    return _scaled(n, units, spec)
 
 
-_BIT_PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+def format_seconds(t: float, spec: str = ".2f", micro: str = "us") -> str:
+    """``0.0123`` -> ``"12.30 ms"``; from ns to s (a small time gets a small unit).
+    ``micro="µs"`` where the page can show it (the report)."""
+    return _scaled(t, (("s", 1.0), ("ms", 1e-3), (micro, 1e-6), ("ns", 1e-9)), spec)
 
 
-def parse_link_rate(text: str, flag: str = "--link-rate") -> float:
-    """A link rate in bits/s: ``25G``, ``400G``, ``100M`` (decimal prefixes, bits, as links
-    are sold), also ``100mbit``, ``1gbit`` (tc) and ``10Gbps``."""
-    t = text.strip().lower()
-    for unit in ("bit/s", "bps", "bit", "b/s"):
-        if t.endswith(unit):
-            t = t[: -len(unit)]
-            break
-    prefix = t[-1:] if t[-1:] in _BIT_PREFIX else ""
-    number = t[: len(t) - len(prefix)]
-    try:
-        value = float(number) * _BIT_PREFIX[prefix]
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise UsageError(
-            f"{flag}: expected a link rate such as 25G, 400G, 100M or 1gbit (bits/s), got {text!r}"
-        )
-    return value
+def format_bit_rate(bits: float, spec: str = "g") -> str:
+    """1e11 -> ``"100 Gbit/s"``; down to bit/s, so a small rate never reads 0."""
+    units = (("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3))
+    return _scaled(bits, units + (("bit/s", 1.0),), spec)
 
 
 def format_link_rate(bits: float) -> str:
     """1e11 -> ``100 Gbit/s``."""
-    for scale, unit in ((1e12, "Tbit/s"), (1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
-        if bits >= scale:
-            return f"{bits / scale:g} {unit}"
-    return f"{bits:g} bit/s"
+    return format_bit_rate(bits)
 
 
-_TIME = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "": 1.0}
-
-
-def parse_seconds(text: str, flag: str) -> float:
-    """A duration >= 0 as people write one: ``2us``, ``500ns``, ``1.5ms``, ``1e-6`` (s)."""
-    t = text.strip().lower().replace(" ", "")
-    for unit in ("ns", "us", "µs", "ms", "s", ""):
-        if t.endswith(unit):
-            try:
-                value = float(t[: len(t) - len(unit)]) * _TIME[unit]
-            except ValueError:
-                continue
-            if 0 <= value < float("inf"):
-                return value
-            break
-    raise UsageError(f"{flag}: expected a time such as 2us, 500ns or 1e-6 (seconds), got {text!r}")
-
-
-_BYTE_PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-
-
-def parse_byte_rate(text: str, flag: str) -> float:
-    """A rate in bytes/s > 0: ``50GB/s``, ``50G``, ``800MB/s`` (decimal prefixes)."""
-    t = text.strip().lower().replace(" ", "")
-    for unit in ("b/s", "bps", "b"):
-        if t.endswith(unit):
-            t = t[: -len(unit)]
-            break
-    prefix = t[-1:] if t[-1:] in _BYTE_PREFIX else ""
-    try:
-        value = float(t[: len(t) - len(prefix)]) * _BYTE_PREFIX[prefix]
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise UsageError(
-            f"{flag}: expected a rate such as 50GB/s or 800MB/s (bytes/s), got {text!r}"
-        )
-    return value
+def format_byte_rate(b: float, spec: str = ".2f") -> str:
+    """``2.5e6`` B/s -> ``"2.50 MB/s"`` (decimal); down to B/s, so a small rate never reads 0."""
+    units = (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3), ("B/s", 1.0))
+    return _scaled(b, units, spec)

@@ -46,9 +46,16 @@ def write_train_run(
                 rec["predicted_s"] = 1.5e-4
             metric_lines.append(rec)
             steps_lines.append(
-                {"step": s, "rank": r, "data_s": arrive[r] - t, "compute_s": 1e-4,
-                 "comm_s": done - arrive[r], "update_s": 2e-5, "batch_loss": 0.7 / (1 + s)}
-            )  # fmt: skip
+                {
+                    "step": s,
+                    "rank": r,
+                    "data_s": arrive[r] - t,
+                    "compute_s": 1e-4,
+                    "comm_s": done - arrive[r],
+                    "update_s": 2e-5,
+                    "batch_loss": 0.7 / (1 + s),
+                }
+            )
         t = done + 1e-4
     summary = {
         "world_size": p,
@@ -86,18 +93,49 @@ def write_train_run(
         json.dumps({"algorithm": "ring", "observed": True, "bytes": ring})
     )
     if fabric:  # the files `cluster run` writes, through its own writer
-        links = [{"id": f"l{i}-s{k}", "class": "uplink", "directions": {
-            f"l{i}>s{k}": {"way": "up", "bytes": 1000 * (i + k + 1), "packets": 1,
-                           "shaper_drops": 0, "loss_drops": 0, "Gbps": 0.0},
-            f"s{k}>l{i}": {"way": "down", "bytes": 500 * (i + k + 1), "packets": 1,
-                           "shaper_drops": 0, "loss_drops": 0, "Gbps": 0.0}}}
-            for i in range(2) for k in range(2)]  # fmt: skip
-        flows = [{"src": f"h{i}", "dst": f"h{(i + 1) % p}", "sport": 1000 + i, "dport": 2000,
-                  "src_ranks": [i], "dst_ranks": [(i + 1) % p], "bytes": 5000,
-                  "spine": f"s{i % 2}"} for i in range(p)]  # fmt: skip
+        links = [
+            {
+                "id": f"l{i}-s{k}",
+                "class": "uplink",
+                "directions": {
+                    f"l{i}>s{k}": {
+                        "way": "up",
+                        "bytes": 1000 * (i + k + 1),
+                        "packets": 1,
+                        "shaper_drops": 0,
+                        "loss_drops": 0,
+                        "Gbps": 0.0,
+                    },
+                    f"s{k}>l{i}": {
+                        "way": "down",
+                        "bytes": 500 * (i + k + 1),
+                        "packets": 1,
+                        "shaper_drops": 0,
+                        "loss_drops": 0,
+                        "Gbps": 0.0,
+                    },
+                },
+            }
+            for i in range(2)
+            for k in range(2)
+        ]
+        flows = [
+            {
+                "src": f"h{i}",
+                "dst": f"h{(i + 1) % p}",
+                "sport": 1000 + i,
+                "dport": 2000,
+                "src_ranks": [i],
+                "dst_ranks": [(i + 1) % p],
+                "bytes": 5000,
+                "spine": f"s{i % 2}",
+            }
+            for i in range(p)
+        ]
         fabricfiles.write_links(d / "links.json", {"cluster": "fake", "links": links})
-        fabricfiles.write_flows(d / "flows.json", {"cluster": "fake"},
-                                [{"label": "job", "flows": flows}])  # fmt: skip
+        fabricfiles.write_flows(
+            d / "flows.json", {"cluster": "fake"}, [{"label": "job", "flows": flows}]
+        )
     return d
 
 
@@ -108,9 +146,18 @@ def bench_records(p: int = 2, algorithms=("mpi", "ring"), predicted: bool = True
         for nbytes in (8, 64, 512, 4096, 32768, 262144):
             t = (10 + 5 * k) * 1e-6 + nbytes / 1e9
             algbw = nbytes / t / 1e9
-            rec = {"algorithm": alg, "bytes": nbytes, "count": nbytes // 8, "time_s": t,
-                   "time_s_min": t, "time_s_max": t, "algbw": algbw,
-                   "busbw": algbw * 2 * (p - 1) / p, "wrong": 0, "world_size": p}  # fmt: skip
+            rec = {
+                "algorithm": alg,
+                "bytes": nbytes,
+                "count": nbytes // 8,
+                "time_s": t,
+                "time_s_min": t,
+                "time_s_max": t,
+                "algbw": algbw,
+                "busbw": algbw * 2 * (p - 1) / p,
+                "wrong": 0,
+                "world_size": p,
+            }
             if predicted:
                 rec["predicted_s"] = 0.9 * t
             out.append(rec)
@@ -119,7 +166,10 @@ def bench_records(p: int = 2, algorithms=("mpi", "ring"), predicted: bool = True
 
 def write_bench(path: Path, tag: str = "bench", old_list: bool = False, **kw) -> Path:
     records = bench_records(**kw)
-    doc = records if old_list else {"run": {"tag": tag, "cluster": {"rate": "1gbit"}},
-                                    "records": records}  # fmt: skip
+    doc = (
+        records
+        if old_list
+        else {"run": {"tag": tag, "cluster": {"rate": "1gbit"}}, "records": records}
+    )
     path.write_text(json.dumps(doc))
     return path

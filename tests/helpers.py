@@ -77,8 +77,22 @@ def train_cmd(*args: str) -> list[str]:
 
 #: The run the fault-tolerance and supervise tests kill, resume and compare (40 steps, with
 #: momentum, so that resuming must restore the velocity too).
-FAULT_RUN = ["--samples", "3000", "--features", "7", "--batch-size", "100", "--steps", "40",
-             "--momentum", "0.5", "--seed", "2", "--log-every", "1"]  # fmt: skip
+FAULT_RUN = [
+    "--samples",
+    "3000",
+    "--features",
+    "7",
+    "--batch-size",
+    "100",
+    "--steps",
+    "40",
+    "--momentum",
+    "0.5",
+    "--seed",
+    "2",
+    "--log-every",
+    "1",
+]
 
 
 def load_model(d: Path) -> np.ndarray:

@@ -189,8 +189,9 @@ def test_exception_on_one_rank_ends_all_ranks(tmp_path, n):
 def test_bench_out_is_checked_before_the_benchmark_runs(tmp_path, n):
     (tmp_path / "file").write_text("")
     out = tmp_path / "file" / "b.json"  # under a regular file: never writable
-    result = run_mpi(n, [str(BIN / "dist-logreg"), "bench", "--max-bytes", "64", "--out",
-                         str(out)], timeout=30)  # fmt: skip
+    result = run_mpi(
+        n, [str(BIN / "dist-logreg"), "bench", "--max-bytes", "64", "--out", str(out)], timeout=30
+    )
     assert result.returncode == 2, result.stderr
     errors = [x for x in result.stderr.splitlines() if x.startswith("dist-logreg: error")]
     assert len(errors) == 1 and f"--out {out}: cannot write there" in errors[0]

@@ -31,8 +31,7 @@ def test_round_trip(tmp_path):
 def test_keeps_only_the_newest(tmp_path):
     for step in (10, 20, 30, 40):
         write(tmp_path, step, keep=2)
-    assert [p.name for p in ckpt.candidates(tmp_path)] == ["ckpt-00000030.npz",
-                                                           "ckpt-00000040.npz"]  # fmt: skip
+    assert [p.name for p in ckpt.candidates(tmp_path)] == ["ckpt-00000030.npz", "ckpt-00000040.npz"]
 
 
 def test_truncated_and_corrupted_are_detected_and_skipped(tmp_path):
@@ -62,8 +61,13 @@ def test_flipped_value_fails_the_checksum(tmp_path):
 
 def test_pickled_content_is_refused(tmp_path):
     path = tmp_path / "ckpt-00000010.npz"
-    np.savez(path, params=np.array([{"evil": 1}], dtype=object), velocity=np.zeros(2),
-             meta=np.array("{}"), checksum=np.array("x"))  # fmt: skip
+    np.savez(
+        path,
+        params=np.array([{"evil": 1}], dtype=object),
+        velocity=np.zeros(2),
+        meta=np.array("{}"),
+        checksum=np.array("x"),
+    )
     with pytest.raises(ckpt.CheckpointError, match="unreadable"):
         ckpt.load(path)
 
@@ -88,16 +92,26 @@ def test_checkpointer_reports_a_failed_write_and_goes_on(tmp_path):
     assert ckpt.candidates(tmp_path) == []
 
 
-@pytest.mark.parametrize("text, fault", [
-    ("kill:rank=1:step=5", Fault("kill", 1, 5)),
-    ("stall:rank=0:step=3:seconds=2.5", Fault("stall", 0, 3, 2.5)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, fault",
+    [
+        ("kill:rank=1:step=5", Fault("kill", 1, 5)),
+        ("stall:rank=0:step=3:seconds=2.5", Fault("stall", 0, 3, 2.5)),
+    ],
+)
 def test_parse_fault(text, fault):
     assert parse_fault(text) == fault
 
 
-BAD_FAULTS = ["kill", "kill:rank=1", "stall:rank=1:step=2", "boom:rank=1:step=2",
-              "kill:rank=x:step=2", "kill:rank=-1:step=2", "kill:rank=1:step=2:x=1"]  # fmt: skip
+BAD_FAULTS = [
+    "kill",
+    "kill:rank=1",
+    "stall:rank=1:step=2",
+    "boom:rank=1:step=2",
+    "kill:rank=x:step=2",
+    "kill:rank=-1:step=2",
+    "kill:rank=1:step=2:x=1",
+]
 
 
 @pytest.mark.parametrize("text", BAD_FAULTS)
@@ -133,8 +147,9 @@ def test_run_identity_is_in_the_name_and_pruning_spares_other_runs(tmp_path):
     mine, theirs = ckpt.run_id(TRAJ), ckpt.run_id(other)
     assert mine != theirs and len(mine) == 12
     names = sorted(p.name for p in ckpt.candidates(tmp_path))
-    assert names == sorted([f"ckpt-00000030-{mine}.npz"] +
-                           [f"ckpt-000000{s}-{theirs}.npz" for s in (10, 20, 30)])  # fmt: skip
+    assert names == sorted(
+        [f"ckpt-00000030-{mine}.npz"] + [f"ckpt-000000{s}-{theirs}.npz" for s in (10, 20, 30)]
+    )
 
 
 def test_resume_takes_the_newest_compatible_checkpoint_at_or_before_the_last_step(tmp_path):

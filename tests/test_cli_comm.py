@@ -61,8 +61,11 @@ def test_mpi_algorithm_is_forced_and_recorded(tmp_path):
 
 
 def test_mpi_algorithm_needs_allreduce_mpi(tmp_path):
-    result = run_mpi(2, train_cmd(*BASE, "--allreduce", "ring", "--mpi-algorithm", "ring",
-                                  "--out", str(tmp_path)), timeout=30)  # fmt: skip
+    result = run_mpi(
+        2,
+        train_cmd(*BASE, "--allreduce", "ring", "--mpi-algorithm", "ring", "--out", str(tmp_path)),
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "--mpi-algorithm: expected --allreduce mpi" in result.stderr
 
@@ -97,8 +100,9 @@ def test_trace_has_one_track_per_rank(tmp_path):
     assert {e["pid"] for e in spans} == {0, 1, 2}
     ar = [e for e in spans if e["name"] == "allreduce"]
     assert len(ar) == 3 * 12
-    assert all(e["args"] == {"step": e["args"]["step"], "bytes": 96, "algorithm": "ring"}
-               for e in ar)  # fmt: skip
+    assert all(
+        e["args"] == {"step": e["args"]["step"], "bytes": 96, "algorithm": "ring"} for e in ar
+    )
     for phase in ("data", "compute", "comm", "update"):
         assert sum(e["name"] == phase for e in spans) == 3 * 12
     sync = s["trace"]["clock_sync"]
@@ -109,10 +113,28 @@ def test_trace_has_one_track_per_rank(tmp_path):
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_bench_table_json_and_validation(tmp_path, n):
     out = tmp_path / "b.json"
-    cmd = [str(BIN / "dist-logreg"), "bench", "--allreduce", "mpi,ring,hierarchical",
-           "--min-bytes", "8", "--max-bytes", "4K", "--factor", "4", "--iters", "5",
-           "--warmup", "1", "--dtype", "float32", "--out", str(out),
-           "--csv", str(tmp_path / "b.csv")]  # fmt: skip
+    cmd = [
+        str(BIN / "dist-logreg"),
+        "bench",
+        "--allreduce",
+        "mpi,ring,hierarchical",
+        "--min-bytes",
+        "8",
+        "--max-bytes",
+        "4K",
+        "--factor",
+        "4",
+        "--iters",
+        "5",
+        "--warmup",
+        "1",
+        "--dtype",
+        "float32",
+        "--out",
+        str(out),
+        "--csv",
+        str(tmp_path / "b.csv"),
+    ]
     result = run_mpi(n, cmd, timeout=60)
     assert result.returncode == 0, result.stderr
     doc = json.loads(out.read_text())
@@ -135,18 +157,39 @@ def test_bench_table_json_and_validation(tmp_path, n):
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_bench_every_collective_validated(tmp_path, n):
     out = tmp_path / "c.json"
-    cmd = [str(BIN / "dist-logreg"), "bench", "--collective",
-           "allreduce,reduce-scatter,allgather,broadcast,alltoall", "--max-bytes", "1K",
-           "--factor", "8", "--iters", "4", "--warmup", "1", "--repeats", "2",
-           "--out", str(out)]  # fmt: skip
+    cmd = [
+        str(BIN / "dist-logreg"),
+        "bench",
+        "--collective",
+        "allreduce,reduce-scatter,allgather,broadcast,alltoall",
+        "--max-bytes",
+        "1K",
+        "--factor",
+        "8",
+        "--iters",
+        "4",
+        "--warmup",
+        "1",
+        "--repeats",
+        "2",
+        "--out",
+        str(out),
+    ]
     result = run_mpi(n, cmd, timeout=90)
     assert result.returncode == 0, result.stderr
     records = json.loads(out.read_text())["records"]
     pairs = list(dict.fromkeys((r["collective"], r["algorithm"]) for r in records))
-    assert pairs == [("allreduce", "mpi"), ("reduce-scatter", "mpi"), ("reduce-scatter", "ring"),
-                     ("reduce-scatter", "recursive-halving"), ("allgather", "mpi"),
-                     ("allgather", "ring"), ("allgather", "recursive-doubling"),
-                     ("broadcast", "mpi"), ("alltoall", "mpi")]  # fmt: skip
+    assert pairs == [
+        ("allreduce", "mpi"),
+        ("reduce-scatter", "mpi"),
+        ("reduce-scatter", "ring"),
+        ("reduce-scatter", "recursive-halving"),
+        ("allgather", "mpi"),
+        ("allgather", "ring"),
+        ("allgather", "recursive-doubling"),
+        ("broadcast", "mpi"),
+        ("alltoall", "mpi"),
+    ]
     factors = {"allreduce": 2 * (n - 1) / n, "broadcast": 1.0}
     for r in records:
         assert r["wrong"] == 0 and r["repeats"] == 2 and r["time_s_ci95"] is not None
@@ -160,9 +203,26 @@ def test_bench_every_collective_validated(tmp_path, n):
 def test_bench_p2p_pairs(tmp_path, n):
     out = tmp_path / "p.json"
     pairs = "0:1" if n == 2 else "0:1,2:0"
-    cmd = [str(BIN / "dist-logreg"), "bench", "--p2p", "latency,bw,bibw", "--pairs", pairs,
-           "--max-bytes", "4K", "--factor", "32", "--iters", "4", "--warmup", "1",
-           "--window", "4", "--out", str(out)]  # fmt: skip
+    cmd = [
+        str(BIN / "dist-logreg"),
+        "bench",
+        "--p2p",
+        "latency,bw,bibw",
+        "--pairs",
+        pairs,
+        "--max-bytes",
+        "4K",
+        "--factor",
+        "32",
+        "--iters",
+        "4",
+        "--warmup",
+        "1",
+        "--window",
+        "4",
+        "--out",
+        str(out),
+    ]
     result = run_mpi(n, cmd, timeout=90)
     assert result.returncode == 0, result.stderr
     records = json.loads(out.read_text())["records"]
@@ -174,17 +234,20 @@ def test_bench_p2p_pairs(tmp_path, n):
         assert r["GBps"] == pytest.approx(moved / r["time_s"] / 1e9)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--allreduce", "mpi,bogus"], "--allreduce: expected a comma list"),
-    (["--min-bytes", "lots"], "expected a byte count"),
-    (["--min-bytes", "1M", "--max-bytes", "1K"], "--max-bytes: expected >= --min-bytes"),
-    (["--factor", "1"], "--factor: expected an integer >= 2"),
-    (["--collective", "allreduce,gossip"], "--collective: expected a comma list"),
-    (["--repeats", "0"], "--repeats: expected an integer >= 1"),
-    (["--p2p", "latency", "--pairs", "0:5"], "--pairs: expected two different ranks below"),
-    (["--p2p", "latency", "--pairs", "0-1"], "--pairs: expected rank pairs such as"),
-    (["--p2p", "pingpong"], "--p2p: expected a comma list of latency, bw, bibw"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--allreduce", "mpi,bogus"], "--allreduce: expected a comma list"),
+        (["--min-bytes", "lots"], "expected a byte count"),
+        (["--min-bytes", "1M", "--max-bytes", "1K"], "--max-bytes: expected >= --min-bytes"),
+        (["--factor", "1"], "--factor: expected an integer >= 2"),
+        (["--collective", "allreduce,gossip"], "--collective: expected a comma list"),
+        (["--repeats", "0"], "--repeats: expected an integer >= 1"),
+        (["--p2p", "latency", "--pairs", "0:5"], "--pairs: expected two different ranks below"),
+        (["--p2p", "latency", "--pairs", "0-1"], "--pairs: expected rank pairs such as"),
+        (["--p2p", "pingpong"], "--p2p: expected a comma list of latency, bw, bibw"),
+    ],
+)
 def test_bench_bad_arguments(args, message):
     result = run_mpi(2, [str(BIN / "dist-logreg"), "bench", *args], timeout=30)
     assert result.returncode == 2

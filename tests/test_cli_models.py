@@ -164,8 +164,9 @@ def test_predict_defaults_to_the_runs_own_data_and_takes_unlabeled_csv(tmp_path)
     q = predict(out, "--data", str(tmp_path / "x.csv"), "--out", str(tmp_path / "x_pred.csv"))
     assert q.returncode == 0, q.stderr
     _, table = read_csv(tmp_path / "x_pred.csv")
-    np.testing.assert_allclose(table[:, 1:], sklearn_with(out / "model.npz").predict_proba(rows),
-                               rtol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        table[:, 1:], sklearn_with(out / "model.npz").predict_proba(rows), rtol=1e-9
+    )
     assert "log-loss" not in q.stdout  # no labels, nothing to score
 
 
@@ -178,8 +179,22 @@ def test_predict_defaults_to_the_runs_own_data_and_takes_unlabeled_csv(tmp_path)
 )
 def test_predict_bad_input_is_one_line(tmp_path, args, message):
     out = tmp_path / "run"
-    r = run_mpi(1, train_cmd("--samples", "100", "--features", "5", "--batch-size", "20",
-                             "--steps", "2", "--out", str(out)), timeout=60)  # fmt: skip
+    r = run_mpi(
+        1,
+        train_cmd(
+            "--samples",
+            "100",
+            "--features",
+            "5",
+            "--batch-size",
+            "20",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     np.savez(tmp_path / "four.npz", X=np.zeros((3, 4)))
     model = str(tmp_path / "nope") if "MISSING" in args else str(out)

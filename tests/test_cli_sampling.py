@@ -41,8 +41,18 @@ def test_rank_pattern_needs_sharded_sampling(tmp_path):
 def test_sharded_ranks_hold_a_fraction_of_the_data(tmp_path):
     """Per-rank peak RSS: each rank of a sharded run holds half the set, a global run all."""
     rows, features = 150_000, 64  # 76.8 MB of float64
-    flags = ["--samples", str(rows), "--features", str(features), "--batch-size", "1000",
-             "--steps", "3", "--check-every", "0"]  # fmt: skip
+    flags = [
+        "--samples",
+        str(rows),
+        "--features",
+        str(features),
+        "--batch-size",
+        "1000",
+        "--steps",
+        "3",
+        "--check-every",
+        "0",
+    ]
     rss = {}
     for sampling in ("global", "sharded"):
         out = tmp_path / sampling

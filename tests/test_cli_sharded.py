@@ -11,8 +11,22 @@ from tests.conftest import WORLD_SIZES, run_mpi, train_cmd
 
 pytestmark = pytest.mark.e2e
 
-FLAGS = ["--samples", "600", "--features", "13", "--batch-size", "61", "--steps", "15",
-         "--lr", "0.3", "--momentum", "0.9", "--seed", "4"]  # fmt: skip
+FLAGS = [
+    "--samples",
+    "600",
+    "--features",
+    "13",
+    "--batch-size",
+    "61",
+    "--steps",
+    "15",
+    "--lr",
+    "0.3",
+    "--momentum",
+    "0.9",
+    "--seed",
+    "4",
+]
 
 
 def _run(tmp_path, n, name, *extra):
@@ -49,15 +63,19 @@ def test_sharded_equals_allreduce_and_records_both_collectives(tmp_path, n, algo
     assert sum(per) == full and max(per) <= -(-14 // n) * 8 + 8  # 1/p, the tail aside
 
 
-@pytest.mark.parametrize("extra, reason", [
-    (["--bucket-bytes", "64"], "--bucket-bytes: not with --sync sharded"),
-    (["--compress", "fp16"], "--compress fp16: not with --sync sharded"),
-    (["--checkpoint-every", "5"], "not with --sync sharded yet"),
-    (["--allreduce", "hierarchical"], "--sync sharded runs an allreduce's two halves"),
-    (["--allreduce", "recursive-doubling"], "recursive doubling has no reduce-scatter"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        (["--bucket-bytes", "64"], "--bucket-bytes: not with --sync sharded"),
+        (["--compress", "fp16"], "--compress fp16: not with --sync sharded"),
+        (["--checkpoint-every", "5"], "not with --sync sharded yet"),
+        (["--allreduce", "hierarchical"], "--sync sharded runs an allreduce's two halves"),
+        (["--allreduce", "recursive-doubling"], "recursive doubling has no reduce-scatter"),
+    ],
+)
 def test_what_sharded_cannot_do_is_refused_with_the_reason(tmp_path, extra, reason):
-    result = run_mpi(2, train_cmd(*FLAGS, "--sync", "sharded", *extra,
-                                  "--out", str(tmp_path / "o")), timeout=60)  # fmt: skip
+    result = run_mpi(
+        2, train_cmd(*FLAGS, "--sync", "sharded", *extra, "--out", str(tmp_path / "o")), timeout=60
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert reason in result.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import counters, flows, jobs, leafspine, lifecycle, nft, shaping
-from dist_logreg.ops.cluster.report import fabric_lines
+from dist_logreg.ops.cluster.postprocess import fabric_lines
 from dist_logreg.ops.cluster.state import Cluster, Link, Spec
 from dist_logreg.units import rate_bits
 

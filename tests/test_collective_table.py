@@ -26,9 +26,10 @@ def test_every_collective_has_its_records_and_keys():
 def test_the_halves_add_up_to_their_allreduce(p):
     """Ring allreduce = ring reduce-scatter + ring allgather; Rabenseifner = recursive
     halving + recursive doubling: the coefficients, and the schedules' bytes, add up."""
-    for whole, rs, ag in [("ring", "reduce-scatter/ring", "allgather/ring"),
-                          ("rabenseifner", "reduce-scatter/recursive-halving",
-                           "allgather/recursive-doubling")]:  # fmt: skip
+    for whole, rs, ag in [
+        ("ring", "reduce-scatter/ring", "allgather/ring"),
+        ("rabenseifner", "reduce-scatter/recursive-halving", "allgather/recursive-doubling"),
+    ]:
         a = table.get(rs).closed_form(p)
         b = table.get(ag).closed_form(p)
         total = tuple(x + y for x, y in zip(a, b, strict=True))
@@ -42,10 +43,23 @@ def test_the_halves_add_up_to_their_allreduce(p):
 
 def test_the_simulator_replays_a_half_in_half_the_time_of_the_ring():
     out = subprocess.run(
-        [str(BIN / "dist-logreg"), "simulate", "--fabric", "flat:hosts=8", "--ranks", "8",
-         "--bytes", "1M", "--algorithm", "ring,reduce-scatter/ring,allgather/ring", "--json"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            str(BIN / "dist-logreg"),
+            "simulate",
+            "--fabric",
+            "flat:hosts=8",
+            "--ranks",
+            "8",
+            "--bytes",
+            "1M",
+            "--algorithm",
+            "ring,reduce-scatter/ring,allgather/ring",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     rows = {r["algorithm"]: r for r in json.loads(out.stdout)["results"]}
     ring = rows["ring"]["time_s"]

@@ -62,8 +62,9 @@ def test_fp16_nonblocking_decompresses_on_wait():
     assert list(wrapped.records()["bytes"]) == [12, 8]  # float16 on the wire
 
 
-@pytest.mark.parametrize("text, value", [("8", 8), ("4K", 4096), ("64M", 64 << 20),
-                                         ("1GiB", 1 << 30), ("2k", 2048)])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, value", [("8", 8), ("4K", 4096), ("64M", 64 << 20), ("1GiB", 1 << 30), ("2k", 2048)]
+)
 def test_parse_bytes(text, value):
     assert parse_bytes(text) == value
 
@@ -83,7 +84,7 @@ def test_sizes_sweep():
 
 
 def test_summary_columns_from_a_known_matrix():
-    from dist_logreg.bench.stats import summarize, t95
+    from dist_logreg.bench.summary import summarize, t95
 
     ns = np.array([[1000, 3000, 2000, 2000], [4000, 4000, 4000, 4000]])  # 2 repeats x 4
     s = summarize(ns)
@@ -96,16 +97,23 @@ def test_summary_columns_from_a_known_matrix():
 
 
 def test_best_per_size_names_the_crossovers():
-    from dist_logreg.bench.stats import best_per_size
+    from dist_logreg.bench.summary import best_per_size
 
     def rec(alg, n, t):
-        return {"collective": "allgather", "algorithm": alg, "bytes": n, "time_s_p50": t,
-                "time_s": t}  # fmt: skip
+        return {
+            "collective": "allgather",
+            "algorithm": alg,
+            "bytes": n,
+            "time_s_p50": t,
+            "time_s": t,
+        }
 
     recs = [rec("mpi", 8, 1), rec("ring", 8, 2), rec("mpi", 1024, 5), rec("ring", 1024, 3)]
     lines = best_per_size(recs + [rec("mpi", 8, 1) | {"collective": "broadcast"}])
-    assert lines == ["# best per size (allgather, by p50): 8 B mpi, 1.00 KiB ring",
-                     "# crossovers (allgather): ring overtakes mpi at 1.00 KiB"]  # fmt: skip
+    assert lines == [
+        "# best per size (allgather, by p50): 8 B mpi, 1.00 KiB ring",
+        "# crossovers (allgather): ring overtakes mpi at 1.00 KiB",
+    ]
 
 
 def test_measure_validates_at_one_rank():
@@ -138,14 +146,24 @@ def test_clock_offset_of_rank0_is_zero():
 
 def test_trace_file_is_chrome_trace(tmp_path):
     marks = np.array([[100, 200, 300, 400, 450], [500, 600, 700, 800, 850]], dtype=np.int64)
-    calls = {"step": np.array([0, 1]), "bytes": np.array([64, 64]),
-             "start_ns": np.array([300, 700]), "ns": np.array([100, 100])}  # fmt: skip
+    calls = {
+        "step": np.array([0, 1]),
+        "bytes": np.array([64, 64]),
+        "start_ns": np.array([300, 700]),
+        "ns": np.array([100, 100]),
+    }
     per_rank = [
-        {"rank": r, "marks": marks + 1000 * r, "comm_ns": np.array([100, 100]), "calls":
-         {k: v + (1000 * r if k == "start_ns" else 0) for k, v in calls.items()},
-         "clock_offset_ns": -1000 * r, "clock_error_ns": 5 * r, "first_step": 0}
+        {
+            "rank": r,
+            "marks": marks + 1000 * r,
+            "comm_ns": np.array([100, 100]),
+            "calls": {k: v + (1000 * r if k == "start_ns" else 0) for k, v in calls.items()},
+            "clock_offset_ns": -1000 * r,
+            "clock_error_ns": 5 * r,
+            "first_step": 0,
+        }
         for r in range(2)
-    ]  # fmt: skip
+    ]
     sync = write_trace(tmp_path / "t.json", per_rank, "ring", bucketed=False)
     doc = json.loads((tmp_path / "t.json").read_text())
     spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]

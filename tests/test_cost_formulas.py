@@ -17,7 +17,10 @@ import pytest
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.closed_form import coefficients, hierarchical_coefficients, model_time
 from dist_logreg.collective.schedule import Placement, shape, traffic
-from dist_logreg.comm.p2p import _P2P, Hierarchical, Traffic, _Scratch
+from dist_logreg.comm.links import Link as _P2P
+from dist_logreg.comm.links import Scratch as _Scratch
+from dist_logreg.comm.links import Traffic
+from dist_logreg.comm.p2p import Hierarchical
 
 P_RANGE = range(2, 10)
 #: The flat algorithms of the table written on point-to-point calls: name -> function.
@@ -104,8 +107,9 @@ def counted(traffics: list[Traffic]) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("p", P_RANGE)
 def test_flat_algorithms_send_what_the_schedule_says(name, p):
     box = Mailbox()
-    tr, _ = run_ranks(p, lambda r, t, buf: FLAT[name](link(box, "w", list(range(p)), r, t), buf,
-                                                      _Scratch()))  # fmt: skip
+    tr, _ = run_ranks(
+        p, lambda r, t, buf: FLAT[name](link(box, "w", list(range(p)), r, t), buf, _Scratch())
+    )
     nbytes, messages = counted(tr)
     want_bytes, want_messages = traffic(name, p, COUNT * 8)
     np.testing.assert_allclose(nbytes, want_bytes)
@@ -140,8 +144,11 @@ def test_uneven_counts_stay_within_an_element_per_message(name):
     """With 1001 elements chunks differ by one element; the schedule uses n/p."""
     p, count = 7, 1001
     box = Mailbox()
-    tr, _ = run_ranks(p, lambda r, t, buf: FLAT[name](link(box, "w", list(range(p)), r, t), buf,
-                                                      _Scratch()), count)  # fmt: skip
+    tr, _ = run_ranks(
+        p,
+        lambda r, t, buf: FLAT[name](link(box, "w", list(range(p)), r, t), buf, _Scratch()),
+        count,
+    )
     nbytes, messages = counted(tr)
     want, want_messages = traffic(name, p, count * 8)
     assert np.all(np.abs(nbytes - want) <= 8 * messages)

@@ -40,8 +40,13 @@ def synthetic(params: np.ndarray, breakpoints, noise: float = 0.0, seed: int = 0
 
 def fitted(model: dict, name: str, seg: int) -> list[float]:
     s = model["algorithms"][name]["segments"][seg]
-    return [s["intra"]["alpha_s"], s["intra"]["beta_s_per_byte"], s["inter"]["alpha_s"],
-            s["inter"]["beta_s_per_byte"], model["gamma"][seg]["s_per_byte"]]  # fmt: skip
+    return [
+        s["intra"]["alpha_s"],
+        s["intra"]["beta_s_per_byte"],
+        s["inter"]["alpha_s"],
+        s["inter"]["beta_s_per_byte"],
+        model["gamma"][seg]["s_per_byte"],
+    ]
 
 
 def test_nnls_agrees_with_scipy():
@@ -156,7 +161,7 @@ def test_single_host_fit_stands_in_for_inter_host_and_says_so():
             for c, x in zip(
                 coefficients("ring", 8), (LOW[0], 1e6 * LOW[1], 1e6 * LOW[4]), strict=True
             )
-        )  # fmt: skip
+        )
     )
     assert not costfile.predict(model, "ring", 1e6, Placement.blocks(8, 0))["notes"]
 
@@ -192,8 +197,14 @@ def test_model_file_errors(tmp_path):
         costfile.predict(model, "nccl", 8, Placement.blocks(2, 1))
 
 
-RATES = [("25G", 25e9), ("400G", 400e9), ("100M", 100e6), ("1gbit", 1e9), ("100mbit", 100e6),
-         ("10Gbps", 10e9)]  # fmt: skip
+RATES = [
+    ("25G", 25e9),
+    ("400G", 400e9),
+    ("100M", 100e6),
+    ("1gbit", 1e9),
+    ("100mbit", 100e6),
+    ("10Gbps", 10e9),
+]
 
 
 @pytest.mark.parametrize("text, bits", RATES)

@@ -49,15 +49,35 @@ BLOCKS = shell_blocks()
 QUICK = ("README.md", "docs/index.md", "docs/train.md", "docs/data.md", "docs/writing-docs.md")
 #: Flags of the other tools the pages and modules name (not ours to define).
 OTHER_TOOLS = {
-    "--no-binary": "pip", "--no-cache-dir": "pip", "--scale": "docker-compose",
-    "--uts": "unshare", "--mpi": "srun", "--with-mpi": "pytest-mpi", "--check": "ruff format",
-    "--strict": "mkdocs", "--site-dir": "mkdocs", "--n": "mpirun", "--np": "mpirun",
-    "--forceflush": "iperf3", "--bidir": "iperf3", "--wait": "sbatch",
-    "--ntasks-per-node": "sbatch", "--cpus-per-task": "sbatch", "--output": "sbatch",
-    "--job-name": "sbatch", "--nodes": "sbatch", "--time": "sbatch", "--export": "sbatch",
-    "--force": "munged", "--socket": "munged", "--key-file": "munged", "--pid-file": "munged",
-    "--log-file": "munged", "--seed-file": "munged", "--net": "nsenter",
-}  # fmt: skip
+    "--no-binary": "pip",
+    "--no-cache-dir": "pip",
+    "--scale": "docker-compose",
+    "--uts": "unshare",
+    "--mpi": "srun",
+    "--with-mpi": "pytest-mpi",
+    "--check": "ruff format",
+    "--strict": "mkdocs",
+    "--site-dir": "mkdocs",
+    "--n": "mpirun",
+    "--np": "mpirun",
+    "--forceflush": "iperf3",
+    "--bidir": "iperf3",
+    "--wait": "sbatch",
+    "--ntasks-per-node": "sbatch",
+    "--cpus-per-task": "sbatch",
+    "--output": "sbatch",
+    "--job-name": "sbatch",
+    "--nodes": "sbatch",
+    "--time": "sbatch",
+    "--export": "sbatch",
+    "--force": "munged",
+    "--socket": "munged",
+    "--key-file": "munged",
+    "--pid-file": "munged",
+    "--log-file": "munged",
+    "--seed-file": "munged",
+    "--net": "nsenter",
+}
 SCRIPT_DIRS = ("benchmarks", "launch", "docker", "docs/scripts")
 #: Folders whose ``name/x.py`` in a docstring means dist_logreg/name/x.py (old names too).
 PACKAGE_DIRS = ("cli", "comm", "collective", "ops", "study", "train", "record", "report", "bench")
@@ -108,7 +128,9 @@ def test_the_flag_check_can_fail():
     ]
     assert not flag_in("--nope", helps()["dist-logreg train"])
     assert invocations("dist-logreg scale --ranks 1,2 -- train --steps 5")[1] == (
-        "dist-logreg train", ["--steps"])  # fmt: skip
+        "dist-logreg train",
+        ["--steps"],
+    )
     assert invocations("dist-logreg frobnicate --x")[0][0] not in helps()
 
 
@@ -174,8 +196,15 @@ def test_a_pages_commands_run_as_written(tmp_path, page):
         (tmp_path / name).write_text(body)
     env = docs_shell()
     for cmd in page_commands(page):
-        r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=240,
-                           env=env, cwd=tmp_path, start_new_session=True)  # fmt: skip
+        r = subprocess.run(
+            ["bash", "-c", cmd],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
         tail = f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         assert r.returncode == 0, f"{page}: {cmd}\n{tail}"
         if "supervise" in cmd and "--inject-fault" in cmd:  # recovered from its own fault
@@ -315,8 +344,9 @@ def test_the_cli_reference_renders_every_sub_command_without_mpi():
         "assert 'mpi4py' not in sys.modules, 'rendering the CLI reference loaded mpi4py'\n"
         "print(page)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     for prog in helps():
         assert f"## `{prog}`" in r.stdout

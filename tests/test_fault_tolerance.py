@@ -27,8 +27,7 @@ model = load_model
 @pytest.mark.parametrize("n", [2, 3])
 def test_killed_rank_then_resume_is_bitwise_identical(tmp_path, reference, n):
     args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "10"]
-    first = run_mpi(n, train_cmd(*args, "--inject-fault", f"kill:rank={n - 1}:step=25"),
-                    timeout=60)  # fmt: skip
+    first = run_mpi(n, train_cmd(*args, "--inject-fault", f"kill:rank={n - 1}:step=25"), timeout=60)
     assert first.returncode != 0 and "kills itself at step 25" in first.stderr
     assert not (tmp_path / "model.npz").exists()
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
@@ -73,18 +72,38 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
 
 
 def test_stalled_rank_is_caught_by_the_comm_timeout(tmp_path):
-    r = run_mpi(3, train_cmd(*RUN, "--out", str(tmp_path), "--comm-timeout", "1.5",
-                             "--inject-fault", "stall:rank=1:step=5:seconds=30"),
-                timeout=25)  # fmt: skip
+    r = run_mpi(
+        3,
+        train_cmd(
+            *RUN,
+            "--out",
+            str(tmp_path),
+            "--comm-timeout",
+            "1.5",
+            "--inject-fault",
+            "stall:rank=1:step=5:seconds=30",
+        ),
+        timeout=25,
+    )
     assert r.returncode == 3, r.stderr  # communication timeout
     assert "stalls 30 s in step 5" in r.stderr
     assert "step 5: gradient allreduce did not complete within --comm-timeout 1.5 s" in r.stderr
 
 
 def test_stall_within_the_timeout_only_costs_time(tmp_path):
-    r = run_mpi(2, train_cmd(*RUN, "--out", str(tmp_path), "--comm-timeout", "20",
-                             "--inject-fault", "stall:rank=0:step=3:seconds=0.5"),
-                timeout=60)  # fmt: skip
+    r = run_mpi(
+        2,
+        train_cmd(
+            *RUN,
+            "--out",
+            str(tmp_path),
+            "--comm-timeout",
+            "20",
+            "--inject-fault",
+            "stall:rank=0:step=3:seconds=0.5",
+        ),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["allreduce"]["skew_s"]["max"] >= 0.4  # rank 1 waited for the stalled rank
@@ -109,9 +128,24 @@ def outlier_data(folder: Path, batch: int):
 def test_divergence_names_the_checkpoint_from_before_the_loss_rose(tmp_path, n):
     data, first = outlier_data(tmp_path, 30)
     out = tmp_path / "out"
-    r = run_mpi(n, train_cmd("--data", data, "--batch-size", "30", "--steps", "30", "--out",
-                             str(out), "--checkpoint-every", "2", "--keep-checkpoints", "1"),
-                timeout=60)  # fmt: skip
+    r = run_mpi(
+        n,
+        train_cmd(
+            "--data",
+            data,
+            "--batch-size",
+            "30",
+            "--steps",
+            "30",
+            "--out",
+            str(out),
+            "--checkpoint-every",
+            "2",
+            "--keep-checkpoints",
+            "1",
+        ),
+        timeout=60,
+    )
     assert r.returncode == 4, r.stderr  # divergence
     lines = [x for x in r.stderr.splitlines() if x.startswith("dist-logreg")]
     assert len(lines) == 1 and "is not finite" in lines[0] and "smaller --lr" in lines[0], lines
@@ -126,8 +160,11 @@ def test_divergence_names_the_checkpoint_from_before_the_loss_rose(tmp_path, n):
 
 
 def test_divergence_without_a_good_checkpoint_says_so(tmp_path):
-    r = run_mpi(2, train_cmd(*RUN, "--out", str(tmp_path), "--checkpoint-every", "100",
-                             "--lr", "1e308"), timeout=60)  # fmt: skip
+    r = run_mpi(
+        2,
+        train_cmd(*RUN, "--out", str(tmp_path), "--checkpoint-every", "100", "--lr", "1e308"),
+        timeout=60,
+    )
     assert r.returncode == 4
     line = [x for x in r.stderr.splitlines() if x.startswith("dist-logreg: error")][0]
     assert "is not finite" in line and "no checkpoint was written before the loss" in line
@@ -139,10 +176,14 @@ def full_dir(tmp_path):
     """A directory on a full file system: a 64 KiB tmpfs as root, else /dev/full links."""
     d = tmp_path / "full"
     d.mkdir()
-    if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                                             str(d)]).returncode == 0:  # fmt: skip
-        subprocess.run(["dd", "if=/dev/zero", f"of={d}/filler", "bs=4k", "count=64"],
-                       capture_output=True)  # fmt: skip
+    if (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)]).returncode
+        == 0
+    ):
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={d}/filler", "bs=4k", "count=64"], capture_output=True
+        )
         yield d
         subprocess.run(["umount", str(d)])
     else:
@@ -221,8 +262,10 @@ def test_resume_with_fewer_steps_continues_from_a_checkpoint_before_them(tmp_pat
     assert "(after step 20)" in again.stdout and "past the run's last step (25)" in again.stdout
     assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 25
     fresh = tmp_path / "fresh"
-    assert run_mpi(2, train_cmd(*RUN, "--steps", "25", "--out", str(fresh)),
-                   timeout=60).returncode == 0  # fmt: skip
+    assert (
+        run_mpi(2, train_cmd(*RUN, "--steps", "25", "--out", str(fresh)), timeout=60).returncode
+        == 0
+    )
     assert np.array_equal(model(tmp_path), model(fresh))  # the model of 25 steps, bitwise
 
 
@@ -232,8 +275,19 @@ def test_other_runs_checkpoints_are_neither_pruned_nor_in_the_way(tmp_path, n):
     other = [*RUN, "--lr", "0.25", "--checkpoint-dir", str(ckpts), "--checkpoint-every", "10"]
     assert run_mpi(n, train_cmd(*other, "--out", str(tmp_path / "a")), timeout=60).returncode == 0
     theirs = sorted(p.name for p in ckpts.glob("ckpt-*.npz"))  # after steps 20, 30, 40
-    mine = [*RUN, "--steps", "20", "--checkpoint-dir", str(ckpts), "--checkpoint-every", "10",
-            "--keep-checkpoints", "1", "--out", str(tmp_path / "b")]  # fmt: skip
+    mine = [
+        *RUN,
+        "--steps",
+        "20",
+        "--checkpoint-dir",
+        str(ckpts),
+        "--checkpoint-every",
+        "10",
+        "--keep-checkpoints",
+        "1",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     assert run_mpi(n, train_cmd(*mine), timeout=60).returncode == 0
     (own,) = [p for p in ckpts.glob("ckpt-*.npz") if p.name not in theirs]
     assert own.name.startswith("ckpt-00000020-")  # kept 1 of its own, none of theirs deleted
@@ -260,8 +314,10 @@ def test_dead_runs_keep_their_measurements_also_from_the_same_checkpoint(tmp_pat
     for rank in range(n):
         # attempt 1 ran from step 0 and flushed after steps 5, 10, 15; attempt 2 resumed
         # from the same checkpoint (after step 10) and flushed after step 15.
-        for name, steps in ((f"metrics-attempt1-from0-rank{rank}", range(15)),
-                            (f"metrics-attempt2-from10-rank{rank}", range(10, 15))):  # fmt: skip
+        for name, steps in (
+            (f"metrics-attempt1-from0-rank{rank}", range(15)),
+            (f"metrics-attempt2-from10-rank{rank}", range(10, 15)),
+        ):
             recs = [strict(x) for x in (partial / f"{name}.jsonl").read_text().splitlines()]
             assert [x["step"] for x in recs] == list(steps), name
             assert all(x["rank"] == rank and x["bytes"] == (7 + 3) * 8 for x in recs)

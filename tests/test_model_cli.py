@@ -26,9 +26,22 @@ def dl(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_installed_command_runs_without_mpi(model_file):
-    r = subprocess.run([str(BIN / "dist-logreg"), "model", "predict", "--model", str(model_file),
-                        "--bytes", "1M", "--algorithm", "ring"], capture_output=True, text=True,
-                       timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [
+            str(BIN / "dist-logreg"),
+            "model",
+            "predict",
+            "--model",
+            str(model_file),
+            "--bytes",
+            "1M",
+            "--algorithm",
+            "ring",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "\nring\n" in r.stdout and "fastest: 1 MiB ring" in r.stdout
 
@@ -44,9 +57,17 @@ def bench_file(tmp_path_factory):
             place = Placement.blocks(p, k)
             for n in (2**e for e in range(10, 24, 2)):
                 t = float((design(shape(name, place), n, []) * params).sum())
-                recs.append({"algorithm": name, "bytes": n, "time_s": t, "world_size": p,
-                             "host_of_rank": list(place.host_of), "reduce_s": n * G,
-                             "hosts": [f"h{h}" for h in range(place.hosts)]})  # fmt: skip
+                recs.append(
+                    {
+                        "algorithm": name,
+                        "bytes": n,
+                        "time_s": t,
+                        "world_size": p,
+                        "host_of_rank": list(place.host_of),
+                        "reduce_s": n * G,
+                        "hosts": [f"h{h}" for h in range(place.hosts)],
+                    }
+                )
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     path.write_text(json.dumps(recs))
     return path
@@ -55,8 +76,9 @@ def bench_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model_file(bench_file):
     out = bench_file.parent / "model.json"
-    r = dl("model", "fit", str(bench_file), "--out", str(out), "--link-rate", "1G",
-           "--segments", "1")  # fmt: skip
+    r = dl(
+        "model", "fit", str(bench_file), "--out", str(out), "--link-rate", "1G", "--segments", "1"
+    )
     assert r.returncode == 0, r.stderr
     assert "ring: 2(p-1) alpha" in r.stdout and f"# wrote {out}" in r.stdout
     return out
@@ -76,8 +98,21 @@ def test_fit_writes_the_parameters_and_where_they_came_from(model_file, bench_fi
 
 
 def test_predict_at_512_ranks_on_400g(model_file):
-    r = dl("model", "predict", "--model", str(model_file), "--ranks", "512", "--link-rate",
-           "400G", "--bytes", "16M", "--algorithm", "ring", "--json")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model_file),
+        "--ranks",
+        "512",
+        "--link-rate",
+        "400G",
+        "--bytes",
+        "16M",
+        "--algorithm",
+        "ring",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     (row,) = json.loads(r.stdout)["predictions"]
     n = 16 << 20
@@ -89,9 +124,24 @@ def test_predict_at_512_ranks_on_400g(model_file):
 
 
 def test_predict_table_names_the_fastest_and_the_crossovers(model_file):
-    r = dl("model", "predict", "--model", str(model_file), "--ranks", "64", "--ranks-per-host",
-           "8", "--topology", "two-tier", "--hosts-per-leaf", "4", "--oversubscription", "2:1",
-           "--bytes", "8,64K,16M")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model_file),
+        "--ranks",
+        "64",
+        "--ranks-per-host",
+        "8",
+        "--topology",
+        "two-tier",
+        "--hosts-per-leaf",
+        "4",
+        "--oversubscription",
+        "2:1",
+        "--bytes",
+        "8,64K,16M",
+    )
     assert r.returncode == 0, r.stderr
     assert "64 ranks, 8 per host (8 hosts), two-tier: 2 leaves" in r.stdout
     for name in ("ring", "recursive-doubling", "rabenseifner", "mpi"):
@@ -101,21 +151,50 @@ def test_predict_table_names_the_fastest_and_the_crossovers(model_file):
 
 
 def test_predict_the_trainers_buffer(model_file):
-    r = dl("model", "predict", "--model", str(model_file), "--features", "65536", "--dtype",
-           "float32", "--algorithm", "ring", "--json")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model_file),
+        "--features",
+        "65536",
+        "--dtype",
+        "float32",
+        "--algorithm",
+        "ring",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert [x["bytes"] for x in json.loads(r.stdout)["predictions"]] == [(65536 + 3) * 4]
 
 
 def test_predict_the_comm_fraction_of_a_run(model_file, tmp_path):
-    summary = {"world_size": 4, "steps_run": 100,
-               "allreduce": {"algorithm": "ring", "bytes_per_call": 1 << 20, "calls_per_step": 1,
-                             "latency_s": {"p50": 1e-3}},
-               "time_s": {"data": 0.2, "compute": 0.6, "update": 0.1},
-               "comm_fraction": {"median": 0.3}}  # fmt: skip
+    summary = {
+        "world_size": 4,
+        "steps_run": 100,
+        "allreduce": {
+            "algorithm": "ring",
+            "bytes_per_call": 1 << 20,
+            "calls_per_step": 1,
+            "latency_s": {"p50": 1e-3},
+        },
+        "time_s": {"data": 0.2, "compute": 0.6, "update": 0.1},
+        "comm_fraction": {"median": 0.3},
+    }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    r = dl("model", "predict", "--model", str(model_file), "--run", str(tmp_path), "--ranks",
-           "1024", "--link-rate", "100G", "--json")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model_file),
+        "--run",
+        str(tmp_path),
+        "--ranks",
+        "1024",
+        "--link-rate",
+        "100G",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     a, b, c = coefficients("ring", 1024)

@@ -8,8 +8,18 @@ from tests.helpers import BIN, run_mpi, train_cmd
 
 pytestmark = [pytest.mark.e2e]
 
-BASE = ["--samples", "2000", "--features", "9", "--batch-size", "60", "--steps", "12",
-        "--log-every", "12"]  # fmt: skip
+BASE = [
+    "--samples",
+    "2000",
+    "--features",
+    "9",
+    "--batch-size",
+    "60",
+    "--steps",
+    "12",
+    "--log-every",
+    "12",
+]
 
 
 def lines(path):
@@ -23,8 +33,11 @@ def test_a_stalled_rank_is_flagged_and_named(tmp_path, n):
     late = n - 1
     out = tmp_path / "run"
     fault = f"stall:rank={late}:step=5:seconds=0.5"
-    r = run_mpi(n, train_cmd(*BASE, "--model", "auto", "--inject-fault", fault, "--out",
-                             str(out)), timeout=90)  # fmt: skip
+    r = run_mpi(
+        n,
+        train_cmd(*BASE, "--model", "auto", "--inject-fault", fault, "--out", str(out)),
+        timeout=90,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
     if n == 1:
@@ -50,8 +63,11 @@ def test_a_stalled_rank_is_flagged_and_named(tmp_path, n):
 
 def test_without_a_model_the_straggler_table_is_still_printed(tmp_path):
     out = tmp_path / "run"
-    r = run_mpi(3, train_cmd(*BASE, "--inject-fault", "stall:rank=1:step=3:seconds=0.4",
-                             "--out", str(out)), timeout=90)  # fmt: skip
+    r = run_mpi(
+        3,
+        train_cmd(*BASE, "--inject-fault", "stall:rank=1:step=3:seconds=0.4", "--out", str(out)),
+        timeout=90,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
     assert "cost_model" not in s and "flagged_total" not in s["stragglers"]
@@ -66,16 +82,31 @@ def test_bench_fits_a_model_that_bench_and_train_then_use(tmp_path):
     model, bench_json = tmp_path / "m.json", tmp_path / "b.json"
     sweep = ["--min-bytes", "1K", "--max-bytes", "256K", "--factor", "4", "--iters", "5"]
     bench = [str(BIN / "dist-logreg"), "bench"]
-    r = run_mpi(2, [*bench, "--allreduce", "ring", *sweep, "--out", str(bench_json), "--fit",
-                    str(model)], timeout=90)  # fmt: skip
+    r = run_mpi(
+        2,
+        [*bench, "--allreduce", "ring", *sweep, "--out", str(bench_json), "--fit", str(model)],
+        timeout=90,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"# wrote {model}" in r.stdout and "ring: 2(p-1) alpha" in r.stdout
     recs = json.loads(bench_json.read_text())["records"]
     assert all(x["reduce_s"] > 0 and x["host_of_rank"] == [0, 0] for x in recs)
     # A second sweep writes a file of its own: bench refuses to replace another run's results.
     bench_json2 = tmp_path / "b2.json"
-    r = run_mpi(2, [*bench, "--allreduce", "ring,mpi", *sweep, "--model", str(model), "--out",
-                    str(bench_json2)], timeout=90)  # fmt: skip
+    r = run_mpi(
+        2,
+        [
+            *bench,
+            "--allreduce",
+            "ring,mpi",
+            *sweep,
+            "--model",
+            str(model),
+            "--out",
+            str(bench_json2),
+        ],
+        timeout=90,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "pred(us)" in r.stdout and "meas/pred" in r.stdout
     recs = json.loads(bench_json2.read_text())["records"]
@@ -83,8 +114,11 @@ def test_bench_fits_a_model_that_bench_and_train_then_use(tmp_path):
     assert all(x["predicted_s"] > 0 and x["measured_over_predicted"] > 0 for x in ring)
     assert all(x["predicted_s"] is None for x in recs if x["algorithm"] == "mpi")
     out = tmp_path / "run"
-    r = run_mpi(2, train_cmd(*BASE, "--allreduce", "ring", "--model", str(model), "--out",
-                             str(out)), timeout=90)  # fmt: skip
+    r = run_mpi(
+        2,
+        train_cmd(*BASE, "--allreduce", "ring", "--model", str(model), "--out", str(out)),
+        timeout=90,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["cost_model"]["source"] == str(model)
     r = run_mpi(2, train_cmd(*BASE, "--model", str(model), "--out", str(out)), timeout=60)

@@ -48,8 +48,9 @@ def test_other_ranks_show_nothing():
     assert progress_of(Terminal(), rank=1) == ""
 
 
-@pytest.mark.parametrize("stream, expected", [(Terminal(), True), (io.StringIO(), False),
-                                              (object(), False)])  # fmt: skip
+@pytest.mark.parametrize(
+    "stream, expected", [(Terminal(), True), (io.StringIO(), False), (object(), False)]
+)
 def test_is_terminal(stream, expected):
     assert is_terminal(stream) is expected
     assert (bar_for(0, stream, 10, "x") is not None) is expected

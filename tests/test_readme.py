@@ -71,6 +71,9 @@ def test_more_ranks_than_cores_carry_oversubscribe(cmd):
 
 def test_the_shell_is_set_up_before_the_first_command():
     first = README.index("\nmpirun ")
-    for setup in (". .venv/bin/activate", "OMPI_ALLOW_RUN_AS_ROOT=1",
-                  "OMPI_MCA_mpi_yield_when_idle=1"):  # fmt: skip
+    for setup in (
+        ". .venv/bin/activate",
+        "OMPI_ALLOW_RUN_AS_ROOT=1",
+        "OMPI_MCA_mpi_yield_when_idle=1",
+    ):
         assert 0 <= README.index(setup) < first, f"{setup} comes after the first command"

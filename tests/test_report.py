@@ -24,8 +24,9 @@ TRAIN_IMAGES = {"step-time.png", "loss.png", "latency-cdf.png", "lateness.png", 
 
 @pytest.mark.parametrize("aligned", [True, False])
 def test_lateness_finds_the_constructed_straggler(tmp_path, aligned):
-    run = load(write_train_run(tmp_path / "r", p=3, late_rank=2, late_step=7, late_s=0.05,
-                               aligned=aligned))  # fmt: skip
+    run = load(
+        write_train_run(tmp_path / "r", p=3, late_rank=2, late_step=7, late_s=0.05, aligned=aligned)
+    )
     lat = analysis.lateness(run)
     assert lat.matrix.shape == (3, 20)
     assert ("clocks aligned" in lat.method) == aligned
@@ -86,8 +87,11 @@ def test_bench_report_reads_the_old_list_form_too(tmp_path):
 
 def test_link_ceilings():
     bench = BenchRun
-    run = bench("b.json", "b", {"run": {"cluster": {"rate": "1gbit", "uplink_rate": "500mbit"}},
-                               "records": []})  # fmt: skip
+    run = bench(
+        "b.json",
+        "b",
+        {"run": {"cluster": {"rate": "1gbit", "uplink_rate": "500mbit"}}, "records": []},
+    )
     assert analysis.link_ceilings(run) == [
         ("cluster rate 1 Gbit/s", 0.125),
         ("cluster uplink rate 0.5 Gbit/s", 0.0625),
@@ -127,13 +131,16 @@ def test_check_png_rejects_a_blank_image(tmp_path):
         check_png(tmp_path / "blank.png")
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d.mkdir(), "expected a training output directory (with summary.json)"),
-    (lambda d: d.write_text("{"), "expected JSON"),
-    (lambda d: d.write_text('{"a": 1}'), "expected a bench JSON"),
-    (lambda d: d.write_text('[{"algorithm": "mpi"}]'), "record 0: expected keys bytes"),
-    (lambda d: None, "not found"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d.mkdir(), "expected a training output directory (with summary.json)"),
+        (lambda d: d.write_text("{"), "expected JSON"),
+        (lambda d: d.write_text('{"a": 1}'), "expected a bench JSON"),
+        (lambda d: d.write_text('[{"algorithm": "mpi"}]'), "record 0: expected keys bytes"),
+        (lambda d: None, "not found"),
+    ],
+)
 def test_bad_runs_are_named(tmp_path, make, message):
     make(tmp_path / "x")
     with pytest.raises(UsageError, match=re.escape(message)):
@@ -158,10 +165,18 @@ def test_cli_report_exit_statuses_and_no_mpi(tmp_path):
     ok = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     assert "report.html" in ok.stdout and (tmp_path / "o" / "report.html").is_file()
-    bad = subprocess.run([str(BIN / "dist-logreg"), "report", str(tmp_path / "nope")],
-                         capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    bad = subprocess.run(
+        [str(BIN / "dist-logreg"), "report", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip() == f"dist-logreg: error: RUN {tmp_path / 'nope'}: not found"
-    rate = subprocess.run([str(BIN / "dist-logreg"), "report", str(run), "--link-rate", "fast"],
-                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    rate = subprocess.run(
+        [str(BIN / "dist-logreg"), "report", str(run), "--link-rate", "fast"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert rate.returncode == 2 and "--link-rate: expected a rate" in rate.stderr

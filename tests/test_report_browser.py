@@ -49,11 +49,22 @@ def test_report_renders_in_chromium(tmp_path):
     probe = out / "probe.html"
     probe.write_text(page.replace("<head>", "<head>" + PROBE, 1))
     result = subprocess.run(
-        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+        [
+            browser(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
     assert found, f"the page did not finish loading: {result.stderr[-2000:]}"

@@ -34,21 +34,59 @@ def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("runs")
     rank, step, secs = STALL
     fault = f"stall:rank={rank}:step={step}:seconds={secs}"
-    ring = run_mpi(3, train_cmd(*SMALL, "--allreduce", "ring", "--tag", "ring", "--out",
-                                str(d / "ring"), "--inject-fault", fault), timeout=90)  # fmt: skip
-    rab = run_mpi(3, train_cmd(*SMALL, "--allreduce", "rabenseifner", "--tag", "rab",
-                               "--out", str(d / "rab")), timeout=90)  # fmt: skip
-    bench = run_mpi(2, [str(BIN / "dist-logreg"), "bench", "--allreduce", "mpi,ring",
-                        "--max-bytes", "32K", "--factor", "8", "--iters", "5", "--tag", "shm",
-                        "--out", str(d / "bench.json")], timeout=90)  # fmt: skip
+    ring = run_mpi(
+        3,
+        train_cmd(
+            *SMALL,
+            "--allreduce",
+            "ring",
+            "--tag",
+            "ring",
+            "--out",
+            str(d / "ring"),
+            "--inject-fault",
+            fault,
+        ),
+        timeout=90,
+    )
+    rab = run_mpi(
+        3,
+        train_cmd(*SMALL, "--allreduce", "rabenseifner", "--tag", "rab", "--out", str(d / "rab")),
+        timeout=90,
+    )
+    bench = run_mpi(
+        2,
+        [
+            str(BIN / "dist-logreg"),
+            "bench",
+            "--allreduce",
+            "mpi,ring",
+            "--max-bytes",
+            "32K",
+            "--factor",
+            "8",
+            "--iters",
+            "5",
+            "--tag",
+            "shm",
+            "--out",
+            str(d / "bench.json"),
+        ],
+        timeout=90,
+    )
     for r in (ring, rab, bench):
         assert r.returncode == 0, r.stderr
     return d, ring
 
 
 def report(*args: str, cwd) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(BIN / "dist-logreg"), "report", *args], capture_output=True,
-                       text=True, cwd=cwd, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [str(BIN / "dist-logreg"), "report", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     return r
 
@@ -123,9 +161,14 @@ def test_summary_says_where_the_run_came_from(tmp_path, monkeypatch, n):
 def in_terminal(n: int, args: list[str], timeout: float = 60) -> str:
     """Run ``mpirun -n n ARGS`` with a pseudo-terminal as its output; return what it showed."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", *args],
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env=mpi_env(), start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=mpi_env(),
+        start_new_session=True,
+    )
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
     try:

@@ -98,8 +98,9 @@ def test_sharded_plan_at_one_rank_is_the_global_plan(shuffle):
         FakeComm(1, 0, [None]), TrainConfig(batch_size=16, seed=3, shuffle=shuffle), whole
     )
     for step in range(0, 60, 7):
-        np.testing.assert_array_equal(np.arange(200)[sharded.rows(step)],
-                                      np.arange(200)[plain.rows(step)])  # fmt: skip
+        np.testing.assert_array_equal(
+            np.arange(200)[sharded.rows(step)], np.arange(200)[plain.rows(step)]
+        )
 
 
 @pytest.mark.parametrize("shuffle", sampling.SHUFFLES)

@@ -32,8 +32,12 @@ def test_weak_scaling_grows_the_batch_and_the_synthetic_set(tmp_path):
 def test_the_emulated_clusters_launcher_leaves_the_rank_count_to_each_run(tmp_path):
     from dist_logreg.ops.cluster import Cluster, Spec
 
-    c = Cluster(Spec(name="t", hosts=3), hosts=["t-h0", "t-h1", "t-h2"], mpi_net="198.18.7.0/24",
-                oob_net="198.18.7.128/25")  # fmt: skip
+    c = Cluster(
+        Spec(name="t", hosts=3),
+        hosts=["t-h0", "t-h1", "t-h2"],
+        mpi_net="198.18.7.0/24",
+        oob_net="198.18.7.128/25",
+    )
     line = scale.cluster_launcher(c)
     assert "-n" not in line and line.count("--map-by") == 1 and line[-1] == "node:OVERSUBSCRIBE"
     assert "--hostfile" in line and "198.18.7.0/24" in line  # the cluster's own settings
@@ -42,14 +46,21 @@ def test_the_emulated_clusters_launcher_leaves_the_rank_count_to_each_run(tmp_pa
 
 
 def point(p, batch, step, comm):
-    return {"world_size": p, "batch_size": batch, "step_s": step, "comm_s": comm,
-            "comm_fraction": comm / step, "payload_bytes_per_step": 4096,
-            "algorithm": "ring"}  # fmt: skip
+    return {
+        "world_size": p,
+        "batch_size": batch,
+        "step_s": step,
+        "comm_s": comm,
+        "comm_fraction": comm / step,
+        "payload_bytes_per_step": 4096,
+        "algorithm": "ring",
+    }
 
 
 def test_speedup_and_efficiency():
-    strong = scale.tabulate([point(1, 64, 0.010, 0.0), point(2, 64, 0.006, 0.001),
-                             point(4, 64, 0.004, 0.002)], "strong")  # fmt: skip
+    strong = scale.tabulate(
+        [point(1, 64, 0.010, 0.0), point(2, 64, 0.006, 0.001), point(4, 64, 0.004, 0.002)], "strong"
+    )
     assert [round(p["speedup"], 6) for p in strong] == [1.0, round(10 / 6, 6), 2.5]
     assert strong[2]["efficiency"] == pytest.approx(2.5 / 4)
     weak = scale.tabulate([point(2, 64, 0.010, 0.0), point(4, 128, 0.0125, 0.002)], "weak")
@@ -65,8 +76,7 @@ def test_model_prediction_next_to_each_point():
     per_algo = {"algorithms": {"mpi": model}}
     assert scale.predict_allreduce_s(per_algo, "ring", 4096, 4) is None  # no ring parameters
     assert scale.predict_allreduce_s(per_algo, "mpi", 4096, 2) > 0
-    points = scale.tabulate([point(1, 64, 0.010, 0.0), point(4, 64, 0.004, 0.002)], "strong",
-                            model)  # fmt: skip
+    points = scale.tabulate([point(1, 64, 0.010, 0.0), point(4, 64, 0.004, 0.002)], "strong", model)
     pred = points[1]["predicted"]
     assert pred["step_s"] == pytest.approx(0.010 / 4 + t)
     assert pred["measured_over_predicted_step"] == pytest.approx(0.004 / pred["step_s"])
@@ -75,8 +85,13 @@ def test_model_prediction_next_to_each_point():
 
 
 def dist_logreg(*args, timeout=180):
-    return subprocess.run([str(BIN / "dist-logreg"), *args], capture_output=True, text=True,
-                          env=mpi_env(), timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "dist-logreg"), *args],
+        capture_output=True,
+        text=True,
+        env=mpi_env(),
+        timeout=timeout,
+    )
 
 
 TRAIN = ["train", "--samples", "600", "--features", "5", "--batch-size", "60", "--steps", "8"]
@@ -87,8 +102,21 @@ def test_scale_sweep_end_to_end(tmp_path):
     model = tmp_path / "model.json"
     model.write_text(json.dumps({"alpha_s": 2e-6, "beta_s_per_byte": 1e-10}))
     out = str(tmp_path / "s")
-    r = dist_logreg("scale", "--ranks", "1,2", "--oversubscribe", "--weak", "--out", out,
-                    "--model", str(model), "--label", "ci", "--", *TRAIN)  # fmt: skip
+    r = dist_logreg(
+        "scale",
+        "--ranks",
+        "1,2",
+        "--oversubscribe",
+        "--weak",
+        "--out",
+        out,
+        "--model",
+        str(model),
+        "--label",
+        "ci",
+        "--",
+        *TRAIN,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "s" / "scale.json").read_text())
     assert doc["mode"] == "weak" and [p["world_size"] for p in doc["points"]] == [1, 2]
@@ -118,8 +146,9 @@ def test_scale_usage_errors(tmp_path, args, message):
 @pytest.mark.e2e
 def test_scale_stops_at_a_run_that_rejects_its_input(tmp_path):
     train = ["train", "--samples", "10", "--batch-size", "2", "--steps", "2"]
-    r = dist_logreg("scale", "--ranks", "1,3,4", "--oversubscribe", "--out", str(tmp_path),
-                    "--", *train)  # fmt: skip
+    r = dist_logreg(
+        "scale", "--ranks", "1,3,4", "--oversubscribe", "--out", str(tmp_path), "--", *train
+    )
     assert r.returncode == 2  # batch 2 < 3 ranks: a usage error, and 4 ranks never start
     doc = json.loads((tmp_path / "scale.json").read_text())
     assert [p["world_size"] for p in doc["points"]] == [1, 3]

@@ -47,14 +47,30 @@ def test_a_fifo_is_refused_instead_of_blocking(tmp_path, n, flag):
 
 
 @pytest.mark.parametrize("n", [2, 3])
-@pytest.mark.parametrize("where, phase", [
-    ("init", "MPI start-up (MPI_Init) did not complete within --comm-timeout 1.5 s"),
-    ("data", "start-up agreement on the configuration and data (allgather) did not complete"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "where, phase",
+    [
+        ("init", "MPI start-up (MPI_Init) did not complete within --comm-timeout 1.5 s"),
+        ("data", "start-up agreement on the configuration and data (allgather) did not complete"),
+    ],
+)
 def test_a_rank_stopped_during_start_up_is_caught_by_the_comm_timeout(tmp_path, n, where, phase):
     start = time.monotonic()
-    r = run_mpi(n, [sys.executable, str(SCRIPT), f"stop-{where}", "train", *SMALL,
-                    "--comm-timeout", "1.5", "--out", str(tmp_path)], timeout=90)  # fmt: skip
+    r = run_mpi(
+        n,
+        [
+            sys.executable,
+            str(SCRIPT),
+            f"stop-{where}",
+            "train",
+            *SMALL,
+            "--comm-timeout",
+            "1.5",
+            "--out",
+            str(tmp_path),
+        ],
+        timeout=90,
+    )
     assert r.returncode == 3, r.stdout + r.stderr  # a communication timeout
     assert phase in r.stderr
     assert time.monotonic() - start < 30  # ended by the watchdog, not by the test's timeout
@@ -65,8 +81,15 @@ def mpmd(parts: list[list[str]], timeout: float = 30):
     cmd = [str(BIN / "mpirun"), "--oversubscribe"]
     for i, part in enumerate(parts):
         cmd += ([":"] if i else []) + part
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(),
-                       cwd=ROOT, start_new_session=True)  # fmt: skip
+    r = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=mpi_env(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
     return r
 
 
@@ -74,14 +97,20 @@ def mpmd(parts: list[list[str]], timeout: float = 30):
 @pytest.mark.parametrize("flag, a, b", [("--steps", "5", "6"), ("--features", "4", "6")])
 def test_ranks_with_other_settings_stop_with_one_line(tmp_path, n, flag, a, b):
     common = [*SMALL, "--out", str(tmp_path)]
-    r = mpmd([["-n", str(n - 1), *train_cmd(*common, flag, a)], ["-n", "1", *train_cmd(*common,
-             flag, b)]])  # fmt: skip
+    r = mpmd(
+        [
+            ["-n", str(n - 1), *train_cmd(*common, flag, a)],
+            ["-n", "1", *train_cmd(*common, flag, b)],
+        ]
+    )
     assert r.returncode == 2, r.stderr
     lines = error_lines(r.stderr)
     others = ", ".join(map(str, range(n - 1)))
     assert len(lines) == 1, r.stderr
-    assert f"ranks disagree on {flag}: {a} on rank{'s' if n > 2 else ''} {others}; {b} on rank " \
-        f"{n - 1}" in lines[0]  # fmt: skip
+    assert (
+        f"ranks disagree on {flag}: {a} on rank{'s' if n > 2 else ''} {others}; {b} on rank "
+        f"{n - 1}" in lines[0]
+    )
     assert "Traceback" not in r.stderr and "TRUNCATE" not in r.stderr
 
 
@@ -92,8 +121,12 @@ def test_one_path_holding_other_rows_on_one_node_is_caught(tmp_path, n):
         rng = np.random.default_rng(seed)
         np.savez(tmp_path / node / "d.npz", X=rng.standard_normal((60, 3)), y=np.zeros(60))
     common = ["--data", "d.npz", "--batch-size", "6", "--steps", "3", "--out", str(tmp_path / "o")]
-    r = mpmd([["-n", str(n - 1), "--wdir", str(tmp_path / "a"), *train_cmd(*common)],
-              ["-n", "1", "--wdir", str(tmp_path / "b"), *train_cmd(*common)]])  # fmt: skip
+    r = mpmd(
+        [
+            ["-n", str(n - 1), "--wdir", str(tmp_path / "a"), *train_cmd(*common)],
+            ["-n", "1", "--wdir", str(tmp_path / "b"), *train_cmd(*common)],
+        ]
+    )
     assert r.returncode == 2, r.stderr
     lines = error_lines(r.stderr)
     assert len(lines) == 1 and "ranks disagree on the data" in lines[0], r.stderr
@@ -102,8 +135,11 @@ def test_one_path_holding_other_rows_on_one_node_is_caught(tmp_path, n):
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_ctrl_c_at_one_rank_is_one_line(tmp_path, n):
-    r = run_mpi(n, [sys.executable, str(SCRIPT), "interrupt", "train", *SMALL, "--out",
-                    str(tmp_path)], timeout=30)  # fmt: skip
+    r = run_mpi(
+        n,
+        [sys.executable, str(SCRIPT), "interrupt", "train", *SMALL, "--out", str(tmp_path)],
+        timeout=30,
+    )
     assert r.returncode != 0
     lines = error_lines(r.stderr)
     expected = f"dist-logreg: error on rank {n - 1} of {n}: interrupted; aborting all ranks"

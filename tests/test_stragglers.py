@@ -24,17 +24,36 @@ def per_rank(steps=10, late_rank=2, late_step=5, late_ns=300_000_000, offsets=(0
             comm[late_step] += late_ns
         marks = np.zeros((steps, 5), dtype=np.int64)
         marks[:, 2] = arrive
-        calls = {"step": np.arange(steps), "bytes": np.full(steps, 1024),
-                 "start_ns": arrive, "ns": comm}  # fmt: skip
-        out.append({"rank": r, "first_step": 0, "marks": marks, "comm_ns": comm, "calls": calls,
-                    "clock_offset_ns": offsets[r], "clock_error_ns": 500})  # fmt: skip
+        calls = {
+            "step": np.arange(steps),
+            "bytes": np.full(steps, 1024),
+            "start_ns": arrive,
+            "ns": comm,
+        }
+        out.append(
+            {
+                "rank": r,
+                "first_step": 0,
+                "marks": marks,
+                "comm_ns": comm,
+                "calls": calls,
+                "clock_offset_ns": offsets[r],
+                "clock_error_ns": 500,
+            }
+        )
     return out
 
 
 def summary() -> dict:
-    return {"allreduce": {"algorithm": "ring", "bytes_per_call": 1024,
-                          "latency_s": {"p50": 40e-6}, "transfer_s": {"p50": 20e-6},
-                          "skew_s": {"p50": 2e-6}}}  # fmt: skip
+    return {
+        "allreduce": {
+            "algorithm": "ring",
+            "bytes_per_call": 1024,
+            "latency_s": {"p50": 40e-6},
+            "transfer_s": {"p50": 20e-6},
+            "skew_s": {"p50": 2e-6},
+        }
+    }
 
 
 def model(alpha=2e-6, beta=1e-9) -> dict:
@@ -92,8 +111,13 @@ def test_one_rank_has_no_stragglers():
 
 
 def parts(alpha, beta, gamma, n=1024) -> dict:
-    return {"time_s": alpha + beta + gamma, "alpha_s": alpha, "beta_s": beta,
-            "gamma_s": gamma, "bytes": n}  # fmt: skip
+    return {
+        "time_s": alpha + beta + gamma,
+        "alpha_s": alpha,
+        "beta_s": beta,
+        "gamma_s": gamma,
+        "bytes": n,
+    }
 
 
 def test_explanation_says_skew_latency_bandwidth_or_reduction():

@@ -24,8 +24,15 @@ SUPERVISE = [str(BIN / "dist-logreg"), "supervise"]
 
 
 def supervise(args, timeout=120):
-    return subprocess.run([*SUPERVISE, *args], capture_output=True, text=True, timeout=timeout,
-                          env=mpi_env(), cwd=ROOT, start_new_session=True)  # fmt: skip
+    return subprocess.run(
+        [*SUPERVISE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=mpi_env(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
 
 
 def mpirun(n):
@@ -40,9 +47,23 @@ def fake_job(status: int) -> list[str]:
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_supervise_survives_a_killed_rank_and_keeps_every_attempt(tmp_path, reference, n):
-    r = supervise(["--restarts", "2", "--", *mpirun(n), str(BIN / "dist-logreg"), "train",
-                   *RUN, "--checkpoint-every", "10", "--out", str(tmp_path),
-                   "--inject-fault", f"kill:rank={n - 1}:step=27"])  # fmt: skip
+    r = supervise(
+        [
+            "--restarts",
+            "2",
+            "--",
+            *mpirun(n),
+            str(BIN / "dist-logreg"),
+            "train",
+            *RUN,
+            "--checkpoint-every",
+            "10",
+            "--out",
+            str(tmp_path),
+            "--inject-fault",
+            f"kill:rank={n - 1}:step=27",
+        ]
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "attempt 1 failed" in r.stdout and "newest checkpoint after step 20" in r.stdout
     assert "at least 7 step(s) of work lost" in r.stdout  # progress is reported every step
@@ -64,9 +85,25 @@ def test_supervise_survives_a_killed_rank_and_keeps_every_attempt(tmp_path, refe
 
 
 def test_supervise_restarts_on_fewer_ranks(tmp_path, reference):
-    r = supervise(["--restarts", "2", "--min-ranks", "2", "--", *mpirun(3),
-                   str(BIN / "dist-logreg"), "train", *RUN, "--checkpoint-every", "10",
-                   "--out", str(tmp_path), "--inject-fault", "kill:rank=2:step=12"])  # fmt: skip
+    r = supervise(
+        [
+            "--restarts",
+            "2",
+            "--min-ranks",
+            "2",
+            "--",
+            *mpirun(3),
+            str(BIN / "dist-logreg"),
+            "train",
+            *RUN,
+            "--checkpoint-every",
+            "10",
+            "--out",
+            str(tmp_path),
+            "--inject-fault",
+            "kill:rank=2:step=12",
+        ]
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "-n 2" in r.stdout.split("attempt 2 of")[1].splitlines()[0]
     np.testing.assert_allclose(model(tmp_path), reference[3], rtol=1e-12, atol=1e-14)
@@ -75,9 +112,27 @@ def test_supervise_restarts_on_fewer_ranks(tmp_path, reference):
 @pytest.mark.parametrize("n", [2, 3])
 def test_a_launch_failure_is_not_a_lost_rank(tmp_path, n):
     # One slot on this host for n ranks: the launcher refuses before any rank starts.
-    r = supervise(["--restarts", "2", "--min-ranks", "1", "--", str(BIN / "mpirun"), "-n",
-                   str(n), "--host", "localhost:1", str(BIN / "dist-logreg"), "train", *RUN,
-                   "--out", str(tmp_path), "--inject-fault", "kill:rank=1:step=5"])  # fmt: skip
+    r = supervise(
+        [
+            "--restarts",
+            "2",
+            "--min-ranks",
+            "1",
+            "--",
+            str(BIN / "mpirun"),
+            "-n",
+            str(n),
+            "--host",
+            "localhost:1",
+            str(BIN / "dist-logreg"),
+            "train",
+            *RUN,
+            "--out",
+            str(tmp_path),
+            "--inject-fault",
+            "kill:rank=1:step=5",
+        ]
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "attempt 1 failed to launch" in r.stdout and "no rank started" in r.stdout
     assert "not restarting" in r.stdout and "attempt 2" not in r.stdout
@@ -87,8 +142,20 @@ def test_supervise_gives_up_and_does_not_retry_bad_input(tmp_path):
     r = supervise(["--restarts", "2", "--", *fake_job(3), "train", "--out", str(tmp_path)])
     assert r.returncode == 3 and r.stdout.count("failed (exit status 3)") == 3
     assert "giving up after 2 restart(s)" in r.stdout
-    r = supervise(["--restarts", "2", "--", *mpirun(2), str(BIN / "dist-logreg"), "train",
-                   "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path)])  # fmt: skip
+    r = supervise(
+        [
+            "--restarts",
+            "2",
+            "--",
+            *mpirun(2),
+            str(BIN / "dist-logreg"),
+            "train",
+            "--data",
+            str(tmp_path / "missing.npz"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert r.returncode == 2 and "not restarting" in r.stdout
     r = supervise(["--", *mpirun(2), str(BIN / "dist-logreg"), "train"])
     assert r.returncode == 2 and "needs --out DIR or --checkpoint-dir" in r.stderr
@@ -120,10 +187,31 @@ def job_processes(marker: str) -> list[int]:
 @pytest.mark.parametrize("n, sig", [(2, signal.SIGTERM), (3, signal.SIGINT)])
 def test_a_signal_to_the_supervisor_stops_the_whole_job(tmp_path, n, sig):
     out = tmp_path / "job"
-    cmd = [*SUPERVISE, "--grace", "3", "--", *mpirun(n), str(BIN / "dist-logreg"), "train",
-           *RUN, "--steps", "1000000", "--log-every", "200", "--out", str(out)]  # fmt: skip
-    sup = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=mpi_env(), cwd=ROOT, start_new_session=True)  # fmt: skip
+    cmd = [
+        *SUPERVISE,
+        "--grace",
+        "3",
+        "--",
+        *mpirun(n),
+        str(BIN / "dist-logreg"),
+        "train",
+        *RUN,
+        "--steps",
+        "1000000",
+        "--log-every",
+        "200",
+        "--out",
+        str(out),
+    ]
+    sup = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=mpi_env(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
     try:
         seen = ""
         for line in sup.stdout:  # wait until the job trains
@@ -146,16 +234,24 @@ def test_a_signal_to_the_supervisor_stops_the_whole_job(tmp_path, n, sig):
 
 
 def test_supervise_help():
-    r = subprocess.run([sys.executable, "-m", "dist_logreg", "supervise", "--help"],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "dist_logreg", "supervise", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0
     for flag in ("--restarts", "--min-ranks", "--attempt-timeout", "--grace"):
         assert flag in r.stdout
 
 
 def test_bad_grace_is_usage():
-    r = subprocess.run([*SUPERVISE, "--grace", "nan", "--", "true", "train", "--out", "x"],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    r = subprocess.run(
+        [*SUPERVISE, "--grace", "nan", "--", "true", "train", "--out", "x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2 and "--grace: expected a finite number of seconds > 0" in r.stderr
 
 

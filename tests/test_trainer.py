@@ -113,8 +113,15 @@ def test_contiguous_shuffles_follow_the_serial_oracle(shuffle):
     cfg = TrainConfig(batch_size=50, steps=20, lr=0.3, l2=1e-3, seed=3, shuffle=shuffle)
     result, _ = run(cfg, ds)
     expected = serial_sgd(
-        ds.X, ds.y, batch_size=50, steps=20, lr=0.3, l2=1e-3, momentum=0.0, seed=3,
+        ds.X,
+        ds.y,
+        batch_size=50,
+        steps=20,
+        lr=0.3,
+        l2=1e-3,
+        momentum=0.0,
+        seed=3,
         batches=global_rows(410, 50, 3, shuffle),
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(result.params, expected, rtol=1e-12, atol=1e-14)
     assert result.epochs == 20 / 8

@@ -36,16 +36,22 @@ def test_huge_labels_from_the_command_line(tmp_path, label):
     X = np.ones((6, 2))
     y = np.array([0, 1, 0, 1, 0, float(label)])
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    r = run_mpi(1, train_cmd("--data", str(tmp_path / "d.npz"), *SMALL, "--out",
-                             str(tmp_path / "r")), timeout=60)  # fmt: skip
+    r = run_mpi(
+        1,
+        train_cmd("--data", str(tmp_path / "d.npz"), *SMALL, "--out", str(tmp_path / "r")),
+        timeout=60,
+    )
     assert "would need" in one_line(r)
 
 
 def test_every_label_zero_warns(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", X=rng.random((20, 2)), y=np.zeros(20))
-    r = run_mpi(1, train_cmd("--data", str(tmp_path / "d.npz"), *SMALL, "--out",
-                             str(tmp_path / "r")), timeout=60)  # fmt: skip
+    r = run_mpi(
+        1,
+        train_cmd("--data", str(tmp_path / "d.npz"), *SMALL, "--out", str(tmp_path / "r")),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "warning: every training label is 0" in r.stdout + r.stderr
 
@@ -54,9 +60,21 @@ def test_sharded_sorted_multiclass_advises_global_sampling_not_classes(tmp_path)
     X = np.random.default_rng(0).random((30, 2))
     y = np.repeat([0.0, 1.0, 2.0], 10)  # sorted: each rank's shard sees only some classes
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    r = run_mpi(3, train_cmd("--data", str(tmp_path / "d.npz"), "--sampling", "sharded",
-                             *SMALL, "--batch-size", "6", "--out", str(tmp_path / "r")),
-                timeout=90)  # fmt: skip
+    r = run_mpi(
+        3,
+        train_cmd(
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--sampling",
+            "sharded",
+            *SMALL,
+            "--batch-size",
+            "6",
+            "--out",
+            str(tmp_path / "r"),
+        ),
+        timeout=90,
+    )
     assert r.returncode == 2, r.stderr
     (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
     assert "--sampling global" in line and "--classes 3" not in line
@@ -67,16 +85,31 @@ def test_sharded_sorted_multiclass_advises_global_sampling_not_classes(tmp_path)
 
 def test_a_huge_libsvm_index_names_the_model_width(tmp_path):
     (tmp_path / "d.svm").write_text("1 1:0.5 2000000000:1\n0 2:1\n1 3:1\n0 1:1\n")
-    r = run_mpi(1, train_cmd("--data", str(tmp_path / "d.svm"), "--steps", "2", "--batch-size",
-                             "2", "--out", str(tmp_path / "r")), timeout=60)  # fmt: skip
+    r = run_mpi(
+        1,
+        train_cmd(
+            "--data",
+            str(tmp_path / "d.svm"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--out",
+            str(tmp_path / "r"),
+        ),
+        timeout=60,
+    )
     line = one_line(r)
     assert "2000000000 features" in line and "largest feature index" in line
 
 
 def test_user_data_is_echoed_printable_only(tmp_path):
     (tmp_path / "d.svm").write_text("1 1:0.5\n\x1b[2J\x1b[31m1:3 2:1\n")
-    r = run_mpi(1, train_cmd("--data", str(tmp_path / "d.svm"), *SMALL, "--out",
-                             str(tmp_path / "r")), timeout=60)  # fmt: skip
+    r = run_mpi(
+        1,
+        train_cmd("--data", str(tmp_path / "d.svm"), *SMALL, "--out", str(tmp_path / "r")),
+        timeout=60,
+    )
     line = one_line(r)
     assert "\x1b" not in r.stderr and "line 2" in line and "\\x1b[2J" in line
 
@@ -91,34 +124,72 @@ def npz(tmp_path, **arrays):
 
 
 BAD_MODELS = [
-    (dict(coef=np.array([np.nan, 1.0]), intercept=np.array(0.0)), "coef: expected finite numbers, got coef[0] = nan"),  # noqa: E501
-    (dict(coef=np.array([1.0, 2.0]), intercept=np.array(np.inf)), "intercept: expected finite numbers"),  # noqa: E501
-    (dict(coef=np.ones(4), intercept=np.zeros(1), classes=np.array([0, 1, 2])),
-     "classes: expected 2 classes for a binary model (coef of shape (4,)), got 3"),
-    (dict(coef=np.ones((3, 4)), intercept=np.zeros(2)), "intercept: expected shape (3,) (one per class), got (2,)"),  # noqa: E501
-    (dict(coef=np.ones((3, 4)), intercept=np.zeros(3), classes=np.array([0, 1])),
-     "classes: expected 3 classes (coef has 3 rows), got 2"),
-    (dict(coef=np.ones(3) + 1j, intercept=np.zeros(1)), "coef: expected real numbers, got complex128"),  # noqa: E501
+    (
+        dict(coef=np.array([np.nan, 1.0]), intercept=np.array(0.0)),
+        "coef: expected finite numbers, got coef[0] = nan",
+    ),  # noqa: E501
+    (
+        dict(coef=np.array([1.0, 2.0]), intercept=np.array(np.inf)),
+        "intercept: expected finite numbers",
+    ),  # noqa: E501
+    (
+        dict(coef=np.ones(4), intercept=np.zeros(1), classes=np.array([0, 1, 2])),
+        "classes: expected 2 classes for a binary model (coef of shape (4,)), got 3",
+    ),
+    (
+        dict(coef=np.ones((3, 4)), intercept=np.zeros(2)),
+        "intercept: expected shape (3,) (one per class), got (2,)",
+    ),  # noqa: E501
+    (
+        dict(coef=np.ones((3, 4)), intercept=np.zeros(3), classes=np.array([0, 1])),
+        "classes: expected 3 classes (coef has 3 rows), got 2",
+    ),
+    (
+        dict(coef=np.ones(3) + 1j, intercept=np.zeros(1)),
+        "coef: expected real numbers, got complex128",
+    ),  # noqa: E501
     (dict(coef=np.ones((2, 2, 2)), intercept=np.zeros(2)), "coef: expected 1 or 2 dimensions"),
-    (dict(coef=np.ones(2), intercept=np.zeros(2)), "intercept: expected one number for a binary model"),  # noqa: E501
-    (dict(coef=np.ones((3, 2)), intercept=np.zeros(3), classes=np.array([2, 1, 0])),
-     "classes: expected distinct classes in increasing order"),
-]  # fmt: skip
+    (
+        dict(coef=np.ones(2), intercept=np.zeros(2)),
+        "intercept: expected one number for a binary model",
+    ),  # noqa: E501
+    (
+        dict(coef=np.ones((3, 2)), intercept=np.zeros(3), classes=np.array([2, 1, 0])),
+        "classes: expected distinct classes in increasing order",
+    ),
+]
 
 
 @pytest.mark.parametrize("arrays, want", BAD_MODELS)
 def test_predict_validates_model_npz_fully(tmp_path, arrays, want):
     path = npz(tmp_path, **arrays)
-    with pytest.raises(UsageError, match=rf"--model {path}: {want}".replace("(", r"\(")
-                       .replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=rf"--model {path}: {want}".replace("(", r"\(")
+        .replace(")", r"\)")
+        .replace("[", r"\[")
+        .replace("]", r"\]"),
+    ):
         load_model(path)
 
 
 def test_predict_cli_refuses_a_nan_model_with_exit_2(tmp_path):
     path = npz(tmp_path, coef=np.array([np.nan, 1.0]), intercept=np.array(0.0))
     np.savez(tmp_path / "d.npz", X=np.ones((4, 2)))
-    r = run_mpi(1, [str(BIN / "dist-logreg"), "predict", "--model", str(path), "--data",
-                    str(tmp_path / "d.npz"), "--out", str(tmp_path / "p.csv")], timeout=60)  # fmt: skip  # noqa: E501
+    r = run_mpi(
+        1,
+        [
+            str(BIN / "dist-logreg"),
+            "predict",
+            "--model",
+            str(path),
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+        timeout=60,
+    )
     assert "expected finite numbers" in one_line(r)
     assert not (tmp_path / "p.csv").exists()
 
@@ -187,8 +258,20 @@ def test_estimator_validation_is_collective(tmp_path, n, fault):
 def test_bench_out_refuses_to_replace_another_runs_file_unless_force(tmp_path):
     out = tmp_path / "bench.json"
     out.write_text('{"run": {"tag": "yesterday"}, "records": []}')
-    bench = [str(BIN / "dist-logreg"), "bench", "--allreduce", "ring", "--max-bytes", "64",
-             "--iters", "2", "--warmup", "1", "--out", str(out)]  # fmt: skip
+    bench = [
+        str(BIN / "dist-logreg"),
+        "bench",
+        "--allreduce",
+        "ring",
+        "--max-bytes",
+        "64",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--out",
+        str(out),
+    ]
     r = run_mpi(2, bench, timeout=90)
     assert r.returncode == 2, r.stderr
     (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
@@ -237,8 +320,9 @@ def test_emulated_hosts_of_one_machine_share_its_memory(tmp_path):
     avail = available_memory()
     features = int(avail * 0.6 / (8 * 1001))  # 0.6 of the memory per rank: 1.2 for two
     wrap = ["sh", "-c", 'OMPI_COMM_WORLD_LOCAL_SIZE=1 MPI_LOCALNRANKS=1 exec "$@"', "rank"]
-    cmd = train_cmd("--samples", "1000", "--features", str(features), *SMALL, "--out",
-                    str(tmp_path / "r"))  # fmt: skip
+    cmd = train_cmd(
+        "--samples", "1000", "--features", str(features), *SMALL, "--out", str(tmp_path / "r")
+    )
     r = run_mpi(2, [*wrap, *cmd], timeout=60)
     assert r.returncode == 2, r.stderr
     (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("dist-logreg: error")]
@@ -254,8 +338,9 @@ def test_one_blas_thread_per_rank_is_enforced_and_measured(tmp_path, n, monkeypa
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)  # as a user's shell: nothing set
     out = tmp_path / "r"
-    r = run_mpi(n, train_cmd("--samples", "64", "--features", "4", *SMALL, "--out", str(out)),
-                timeout=60)  # fmt: skip
+    r = run_mpi(
+        n, train_cmd("--samples", "64", "--features", "4", *SMALL, "--out", str(out)), timeout=60
+    )
     assert r.returncode == 0, r.stderr
     import json
 

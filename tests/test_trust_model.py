@@ -30,9 +30,17 @@ def records(sizes, names=("ring", "recursive-doubling"), places=((2, 1), (4, 1),
             place = Placement.blocks(p, k)
             for n in sizes:
                 t = float((design(shape(name, place), n, []) * params).sum())
-                out.append({"algorithm": name, "bytes": n, "time_s": t, "world_size": p,
-                            "host_of_rank": list(place.host_of), "reduce_s": n * G,
-                            "hosts": [f"h{h}" for h in range(place.hosts)]})  # fmt: skip
+                out.append(
+                    {
+                        "algorithm": name,
+                        "bytes": n,
+                        "time_s": t,
+                        "world_size": p,
+                        "host_of_rank": list(place.host_of),
+                        "reduce_s": n * G,
+                        "hosts": [f"h{h}" for h in range(place.hosts)],
+                    }
+                )
     return out
 
 
@@ -136,18 +144,26 @@ def _set_alpha(v):
 
 
 BAD_MODELS = [
-    (_set_alpha(float("nan")), "algorithms.ring.segments[0].inter.alpha_s: expected a finite "
-     "number >= 0, got nan"),
-    (_set_alpha(-5e-3), "algorithms.ring.segments[0].inter.alpha_s: expected a finite number "
-     ">= 0, got -0.005"),
-    (_set_alpha("x"), "algorithms.ring.segments[0].inter.alpha_s: expected a finite number >= 0, "
-     "got 'x'"),
+    (
+        _set_alpha(float("nan")),
+        "algorithms.ring.segments[0].inter.alpha_s: expected a finite number >= 0, got nan",
+    ),
+    (
+        _set_alpha(-5e-3),
+        "algorithms.ring.segments[0].inter.alpha_s: expected a finite number >= 0, got -0.005",
+    ),
+    (
+        _set_alpha("x"),
+        "algorithms.ring.segments[0].inter.alpha_s: expected a finite number >= 0, got 'x'",
+    ),
     (_set_alpha(1e9), "algorithms.ring.segments[0].inter.alpha_s: expected at most"),
     (lambda d: d["gamma"][0].update(s_per_byte=None), "gamma[0].s_per_byte: expected a finite"),
     (lambda d: d.update(breakpoints=["64K"]), "breakpoints[0]: expected a whole number of bytes"),
-    (lambda d: d["algorithms"][RING]["segments"][0].update(inter=[1]),
-     "algorithms.ring.segments[0].inter: expected an object with alpha_s and beta_s_per_byte"),
-]  # fmt: skip
+    (
+        lambda d: d["algorithms"][RING]["segments"][0].update(inter=[1]),
+        "algorithms.ring.segments[0].inter: expected an object with alpha_s and beta_s_per_byte",
+    ),
+]
 
 
 @pytest.mark.parametrize("edit, want", BAD_MODELS)
@@ -159,8 +175,19 @@ def test_model_predict_refuses_a_bad_model_file_naming_the_key(model, tmp_path, 
 
 def test_scale_refuses_a_bad_fitted_model_before_any_run(model, tmp_path):
     bad = corrupt(model, tmp_path, _set_alpha(float("nan")))
-    r = dl("scale", "--ranks", "1,2", "--model", str(bad), "--out", str(tmp_path / "s"),
-           "--", "train", "--steps", "2")  # fmt: skip
+    r = dl(
+        "scale",
+        "--ranks",
+        "1,2",
+        "--model",
+        str(bad),
+        "--out",
+        str(tmp_path / "s"),
+        "--",
+        "train",
+        "--steps",
+        "2",
+    )
     assert "alpha_s: expected a finite number >= 0, got nan" in one_line(r)
     assert not (tmp_path / "s" / "p1").exists()
 
@@ -172,22 +199,46 @@ def test_scale_refuses_a_bad_fitted_model_before_any_run(model, tmp_path):
         ({"alpha_s": -1, "beta_s_per_byte": 1e-9}, "alpha_s: expected a finite number >= 0"),
         ({"alpha_s": 1e-6, "beta_s_per_byte": float("nan")}, "beta_s_per_byte: expected a"),
         ({"alpha_s": 1e-6}, "expected alpha_s and beta_s_per_byte"),
-        ({"algorithms": {"ring": {"alpha_s": 1e-6, "beta_s_per_byte": -2}}},
-         "algorithms.ring.beta_s_per_byte: expected a finite number >= 0"),
+        (
+            {"algorithms": {"ring": {"alpha_s": 1e-6, "beta_s_per_byte": -2}}},
+            "algorithms.ring.beta_s_per_byte: expected a finite number >= 0",
+        ),
     ],
-)  # fmt: skip
+)
 def test_scale_refuses_bad_hand_written_models(tmp_path, doc, want):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(doc))
-    r = dl("scale", "--ranks", "1,2", "--model", str(path), "--out", str(tmp_path / "s"),
-           "--", "train", "--steps", "2")  # fmt: skip
+    r = dl(
+        "scale",
+        "--ranks",
+        "1,2",
+        "--model",
+        str(path),
+        "--out",
+        str(tmp_path / "s"),
+        "--",
+        "train",
+        "--steps",
+        "2",
+    )
     assert want in one_line(r)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_scale_refuses_a_timeout_that_is_not_positive(tmp_path, value):
-    r = dl("scale", "--ranks", "1", "--timeout", value, "--out", str(tmp_path / "s"),
-           "--", "train", "--steps", "2")  # fmt: skip
+    r = dl(
+        "scale",
+        "--ranks",
+        "1",
+        "--timeout",
+        value,
+        "--out",
+        str(tmp_path / "s"),
+        "--",
+        "train",
+        "--steps",
+        "2",
+    )
     assert "--timeout: expected a finite number of seconds > 0" in one_line(r)
 
 
@@ -208,8 +259,21 @@ def test_predict_refuses_a_billion_ranks_instead_of_growing_without_bound(model)
 @pytest.mark.parametrize("k", [1, 8])
 def test_a_million_ranks_in_bounded_memory(model, k):
     tracemalloc.start()
-    r = dl("model", "predict", "--model", str(model), "--ranks", "1000000", "--ranks-per-host",
-           str(k), "--link-rate", "400G", "--bytes", "8,1M,64M", "--json")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model),
+        "--ranks",
+        "1000000",
+        "--ranks-per-host",
+        str(k),
+        "--link-rate",
+        "400G",
+        "--bytes",
+        "8,1M,64M",
+        "--json",
+    )
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert r.returncode == 0, r.stderr
@@ -237,8 +301,10 @@ def reference_hierarchical(node_of):
     return out, [int(m[0]) for m in members]
 
 
-@pytest.mark.parametrize("node_of", [[0, 0, 1, 1, 1, 2], [2, 0, 2, 1, 0, 0, 1], [0] * 5,
-                                     list(range(6)), [0, 1, 0, 1, 0, 1, 3]])  # fmt: skip
+@pytest.mark.parametrize(
+    "node_of",
+    [[0, 0, 1, 1, 1, 2], [2, 0, 2, 1, 0, 0, 1], [0] * 5, list(range(6)), [0, 1, 0, 1, 0, 1, 3]],
+)
 def test_vectorised_hierarchical_phases_match_the_flow_by_flow_ones(node_of):
     from dist_logreg.collective.steps import hierarchical_phases
 
@@ -276,15 +342,30 @@ def test_every_prediction_states_the_fit_residuals(model):
     assert r.returncode == 0, r.stderr
     assert "fit residuals on its own data: ring median" in r.stdout
     assert "worst" in r.stdout
-    js = json.loads(dl("model", "predict", "--model", str(model), "--ranks", "4", "--bytes",
-                       "64K", "--json").stdout)  # fmt: skip
+    js = json.loads(
+        dl(
+            "model", "predict", "--model", str(model), "--ranks", "4", "--bytes", "64K", "--json"
+        ).stdout
+    )
     res = js["trust"]["residuals"]["ring"]
     assert 0 <= res["median_rel"] <= res["max_rel"] < 0.01
 
 
 def test_extrapolation_in_size_ranks_and_link_rate_is_warned_with_how_far(model):
-    r = dl("model", "predict", "--model", str(model), "--ranks", "512", "--link-rate", "400G",
-           "--bytes", "1G", "--algorithm", "ring")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model),
+        "--ranks",
+        "512",
+        "--link-rate",
+        "400G",
+        "--bytes",
+        "1G",
+        "--algorithm",
+        "ring",
+    )
     assert r.returncode == 0, r.stderr
     out = r.stdout
     # measured: 1 KiB .. 4 MiB, 2..4 ranks, 1 Gbit/s
@@ -294,8 +375,18 @@ def test_extrapolation_in_size_ranks_and_link_rate_is_warned_with_how_far(model)
 
 
 def test_no_extrapolation_warning_inside_the_measured_range(model):
-    r = dl("model", "predict", "--model", str(model), "--ranks", "4", "--bytes", "64K",
-           "--algorithm", "ring")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model),
+        "--ranks",
+        "4",
+        "--bytes",
+        "64K",
+        "--algorithm",
+        "ring",
+    )
     assert r.returncode == 0 and "extrapolation" not in r.stdout
 
 
@@ -304,9 +395,27 @@ def test_no_extrapolation_warning_inside_the_measured_range(model):
 
 def test_user_stated_fabric_parameters_replace_the_fit_and_say_so(model):
     n, p = 100 << 20, 512
-    r = dl("model", "predict", "--model", str(model), "--ranks", str(p), "--link-rate", "400G",
-           "--bytes", str(n), "--algorithm", "ring", "--alpha", "2us", "--reduce-rate", "50GB/s",
-           "--link-latency", "1us", "--json")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model),
+        "--ranks",
+        str(p),
+        "--link-rate",
+        "400G",
+        "--bytes",
+        str(n),
+        "--algorithm",
+        "ring",
+        "--alpha",
+        "2us",
+        "--reduce-rate",
+        "50GB/s",
+        "--link-latency",
+        "1us",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     (row,) = got["predictions"]
@@ -316,8 +425,20 @@ def test_user_stated_fabric_parameters_replace_the_fit_and_say_so(model):
     src = got["parameters"]
     assert src["alpha"].startswith("user") and src["gamma"].startswith("user")
     assert src["link_latency"].startswith("user") and src["beta"].startswith("fit")
-    text = dl("model", "predict", "--model", str(model), "--ranks", str(p), "--bytes", str(n),
-              "--algorithm", "ring", "--gamma", "0.02ns").stdout  # fmt: skip
+    text = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model),
+        "--ranks",
+        str(p),
+        "--bytes",
+        str(n),
+        "--algorithm",
+        "ring",
+        "--gamma",
+        "0.02ns",
+    ).stdout
     assert "parameters: alpha from the fit" in text and "gamma 0.02 ns/B from the user" in text
 
 
@@ -339,8 +460,7 @@ def test_user_fabric_parameters_are_checked(model, args, want):
 
 
 def test_mpi_is_left_out_of_fastest_with_a_note(model):
-    r = dl("model", "predict", "--model", str(model), "--ranks", "64", "--bytes", "8,16M",
-           "--json")  # fmt: skip
+    r = dl("model", "predict", "--model", str(model), "--ranks", "64", "--bytes", "8,16M", "--json")
     got = json.loads(r.stdout)
     assert all(f["algorithm"] != "mpi" for f in got["fastest"])
     assert any("mpi" in n and "left out of fastest" in n for n in got["notes"])
@@ -357,9 +477,26 @@ def test_train_refuses_a_bad_model_file_before_training(model, tmp_path, n):
 
     bad = corrupt(model, tmp_path, _set_alpha(-5e-3))
     out = tmp_path / "run"
-    r = run_mpi(n, train_cmd("--steps", "5", "--samples", "64", "--features", "4",
-                             "--batch-size", "8", "--allreduce", "ring", "--model", str(bad),
-                             "--out", str(out)), timeout=120)  # fmt: skip
+    r = run_mpi(
+        n,
+        train_cmd(
+            "--steps",
+            "5",
+            "--samples",
+            "64",
+            "--features",
+            "4",
+            "--batch-size",
+            "8",
+            "--allreduce",
+            "ring",
+            "--model",
+            str(bad),
+            "--out",
+            str(out),
+        ),
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert "alpha_s: expected a finite number >= 0, got -0.005" in r.stderr
     assert not (out / "summary.json").exists() and "step" not in r.stdout.lower()
@@ -369,21 +506,50 @@ def test_bench_refuses_a_bad_model_file_before_the_sweep(model, tmp_path):
     from tests.conftest import BIN, run_mpi
 
     bad = corrupt(model, tmp_path, _set_alpha(float("nan")))
-    r = run_mpi(2, [str(BIN / "dist-logreg"), "bench", "--allreduce", "ring", "--model",
-                    str(bad), "--max-bytes", "64"], timeout=120)  # fmt: skip
+    r = run_mpi(
+        2,
+        [
+            str(BIN / "dist-logreg"),
+            "bench",
+            "--allreduce",
+            "ring",
+            "--model",
+            str(bad),
+            "--max-bytes",
+            "64",
+        ],
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert "alpha_s: expected a finite number >= 0, got nan" in r.stderr
 
 
 def test_the_comm_fraction_of_a_run_says_how_far_to_trust_it(model, tmp_path):
-    summary = {"world_size": 4, "steps_run": 100,
-               "allreduce": {"algorithm": "ring", "bytes_per_call": 1 << 20, "calls_per_step": 1,
-                             "latency_s": {"p50": 1e-3}},
-               "time_s": {"data": 0.2, "compute": 0.6, "update": 0.1},
-               "comm_fraction": {"median": 0.3}}  # fmt: skip
+    summary = {
+        "world_size": 4,
+        "steps_run": 100,
+        "allreduce": {
+            "algorithm": "ring",
+            "bytes_per_call": 1 << 20,
+            "calls_per_step": 1,
+            "latency_s": {"p50": 1e-3},
+        },
+        "time_s": {"data": 0.2, "compute": 0.6, "update": 0.1},
+        "comm_fraction": {"median": 0.3},
+    }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    r = dl("model", "predict", "--model", str(model), "--run", str(tmp_path), "--ranks", "1024",
-           "--link-rate", "100G")  # fmt: skip
+    r = dl(
+        "model",
+        "predict",
+        "--model",
+        str(model),
+        "--run",
+        str(tmp_path),
+        "--ranks",
+        "1024",
+        "--link-rate",
+        "100G",
+    )
     assert r.returncode == 0, r.stderr
     assert "fit residuals on its own data: ring median" in r.stdout
     assert "extrapolation: 1024 ranks is 256x the most measured (4)" in r.stdout

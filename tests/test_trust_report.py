@@ -26,16 +26,40 @@ def edit_jsonl(path, line_no, **changes):
 @pytest.mark.parametrize(
     "file, change, want",
     [
-        ("metrics.jsonl", {"step": "x"}, "metrics.jsonl line 2: step: expected a whole number >= 0, got 'x'"),  # noqa: E501
-        ("metrics.jsonl", {"seconds": float("nan")}, "metrics.jsonl line 2: seconds: expected a finite number >= 0, got nan"),  # noqa: E501
+        (
+            "metrics.jsonl",
+            {"step": "x"},
+            "metrics.jsonl line 2: step: expected a whole number >= 0, got 'x'",
+        ),  # noqa: E501
+        (
+            "metrics.jsonl",
+            {"seconds": float("nan")},
+            "metrics.jsonl line 2: seconds: expected a finite number >= 0, got nan",
+        ),  # noqa: E501
         ("metrics.jsonl", {"seconds": 1e308}, "metrics.jsonl line 2: seconds: expected at most"),
-        ("metrics.jsonl", {"seconds": -0.5}, "metrics.jsonl line 2: seconds: expected a finite number >= 0, got -0.5"),  # noqa: E501
-        ("metrics.jsonl", {"rank": 99}, "metrics.jsonl line 2: rank: expected a rank from 0 to 2 (3 ranks), got 99"),  # noqa: E501
-        ("metrics.jsonl", {"bytes": "big"}, "metrics.jsonl line 2: bytes: expected a finite number >= 0, got 'big'"),  # noqa: E501
-        ("steps.jsonl", {"comm_s": float("inf")}, "steps.jsonl line 2: comm_s: expected a finite number >= 0, got inf"),  # noqa: E501
+        (
+            "metrics.jsonl",
+            {"seconds": -0.5},
+            "metrics.jsonl line 2: seconds: expected a finite number >= 0, got -0.5",
+        ),  # noqa: E501
+        (
+            "metrics.jsonl",
+            {"rank": 99},
+            "metrics.jsonl line 2: rank: expected a rank from 0 to 2 (3 ranks), got 99",
+        ),  # noqa: E501
+        (
+            "metrics.jsonl",
+            {"bytes": "big"},
+            "metrics.jsonl line 2: bytes: expected a finite number >= 0, got 'big'",
+        ),  # noqa: E501
+        (
+            "steps.jsonl",
+            {"comm_s": float("inf")},
+            "steps.jsonl line 2: comm_s: expected a finite number >= 0, got inf",
+        ),  # noqa: E501
         ("steps.jsonl", {"rank": -1}, "steps.jsonl line 2: rank: expected a rank from 0 to 2"),
     ],
-)  # fmt: skip
+)
 def test_bad_values_in_a_run_are_one_line_and_exit_2(tmp_path, file, change, want):
     run = write_train_run(tmp_path / "r")
     edit_jsonl(run / file, 2, **change)
@@ -62,12 +86,21 @@ def test_bad_summary_values(tmp_path, key, value, want):
     "edit, want",
     [
         (lambda d: d.update(records=[]), "expected at least one record, got none"),
-        (lambda d: d["records"][1].update(bytes="big"), "record 1: bytes: expected a whole number of bytes >= 1, got 'big'"),  # noqa: E501
-        (lambda d: d["records"][1].update(time_s=float("nan")), "record 1: time_s: expected a finite number of seconds > 0, got nan"),  # noqa: E501
+        (
+            lambda d: d["records"][1].update(bytes="big"),
+            "record 1: bytes: expected a whole number of bytes >= 1, got 'big'",
+        ),  # noqa: E501
+        (
+            lambda d: d["records"][1].update(time_s=float("nan")),
+            "record 1: time_s: expected a finite number of seconds > 0, got nan",
+        ),  # noqa: E501
         (lambda d: d["records"][1].update(time_s=1e308), "record 1: time_s: expected at most"),
-        (lambda d: d["records"][1].update(busbw=-3), "record 1: busbw: expected a finite number >= 0, got -3"),  # noqa: E501
+        (
+            lambda d: d["records"][1].update(busbw=-3),
+            "record 1: busbw: expected a finite number >= 0, got -3",
+        ),  # noqa: E501
     ],
-)  # fmt: skip
+)
 def test_bad_bench_values_are_one_line_and_exit_2(tmp_path, edit, want):
     path = write_bench(tmp_path / "b.json")
     doc = json.loads(path.read_text())

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from dist_logreg.collective.algorithms import BUSBW_FACTORS, COLLECTIVES
-from dist_logreg.comm.halves import bounds
+from dist_logreg.comm.links import bounds
 
 CHUNKED = ("reduce-scatter", "allgather", "alltoall")
 

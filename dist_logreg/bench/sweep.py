@@ -24,7 +24,7 @@ from mpi4py import MPI
 
 from dist_logreg.bench import cost
 from dist_logreg.bench.cases import Case
-from dist_logreg.bench.stats import best_per_size, summarize
+from dist_logreg.bench.summary import best_per_size, summarize
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS
 from dist_logreg.comm.collectives import make_collective
@@ -38,10 +38,25 @@ from dist_logreg.record.progress import bar_for
 LARGE = 1 << 20
 #: The columns of ``--csv``, in order (the JSON records hold these and more).
 CSV_COLUMNS = (
-    "collective", "algorithm", "bytes", "count", "dtype", "world_size", "iters", "repeats",
-    "time_s", "time_s_p50", "time_s_p99", "time_s_min", "time_s_max", "time_s_ci95",
-    "algbw", "busbw", "busbw_factor", "wrong",
-)  # fmt: skip
+    "collective",
+    "algorithm",
+    "bytes",
+    "count",
+    "dtype",
+    "world_size",
+    "iters",
+    "repeats",
+    "time_s",
+    "time_s_p50",
+    "time_s_p99",
+    "time_s_min",
+    "time_s_max",
+    "time_s_ci95",
+    "algbw",
+    "busbw",
+    "busbw_factor",
+    "wrong",
+)
 
 
 def sizes(min_bytes: int, max_bytes: int, factor: int) -> list[int]:
@@ -93,12 +108,18 @@ def timed(comm, case: Case, nbytes: int, dtype, warmup: int, iters: int, repeats
 
 
 def measure(
-    comm, impl, nbytes: int, dtype, warmup: int, iters: int, repeats: int = 1,
+    comm,
+    impl,
+    nbytes: int,
+    dtype,
+    warmup: int,
+    iters: int,
+    repeats: int = 1,
     collective: str = "allreduce",
-) -> dict:  # fmt: skip
+) -> dict:
     """Collective: time ``impl`` (an allreduce or another collective) on ``nbytes``.
 
-    Returns one record: the columns of :func:`~dist_logreg.bench.stats.summarize`
+    Returns one record: the columns of :func:`~dist_logreg.bench.summary.summarize`
     (the slowest rank's time per iteration), algbw = bytes / avg, busbw = algbw * the
     collective's nccl-tests factor, and ``wrong``: elements off the exact result, all ranks.
     """
@@ -117,8 +138,7 @@ def measure(
     avg, p = rec["time_s"], comm.Get_size()
     algbw = rec["bytes"] / avg / 1e9 if avg > 0 else 0.0
     factor = case.busbw_factor() if p > 1 else 0.0
-    rec.update(algbw=algbw, busbw=algbw * factor, busbw_factor=factor, wrong=wrong,
-               world_size=p)  # fmt: skip
+    rec.update(algbw=algbw, busbw=algbw * factor, busbw_factor=factor, wrong=wrong, world_size=p)
     return rec
 
 
@@ -131,8 +151,10 @@ HEADER = (
 
 def format_row(r: dict) -> str:
     ci = "-" if r.get("time_s_ci95") is None else f"{r['time_s_ci95'] * 1e6:.2f}"
-    us = [f"{r[k] * 1e6:>10.2f}" for k in ("time_s", "time_s_p50", "time_s_p99",
-                                            "time_s_min", "time_s_max")]  # fmt: skip
+    us = [
+        f"{r[k] * 1e6:>10.2f}"
+        for k in ("time_s", "time_s_p50", "time_s_p99", "time_s_min", "time_s_max")
+    ]
     return (
         f"{r['algorithm']:>18} {r['bytes']:>10} {r['count']:>9} {r['iters'] * r['repeats']:>6} "
         + " ".join(us)
@@ -203,8 +225,9 @@ def run(comm, args, mpi_record: dict | None) -> int:
             current = collective
         impl = _build(comm, collective, name, args.ranks_per_node)
         for nbytes in sweep:
-            rec = measure(comm, impl, nbytes, args.dtype, args.warmup, args.iters, repeats,
-                          collective)  # fmt: skip
+            rec = measure(
+                comm, impl, nbytes, args.dtype, args.warmup, args.iters, repeats, collective
+            )
             if collective == "allreduce" and table.get(name).library and mpi_record:
                 rec["mpi_algorithm"] = mpi_record
             if rec["bytes"] not in reduce_s:  # gamma: what the cost model fits next to alpha

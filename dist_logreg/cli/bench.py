@@ -199,15 +199,15 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the collective sweep, or with ``--p2p`` the point-to-point tests."""
     from mpi4py import MPI
 
-    from dist_logreg.bench import p2p as benchp2p
+    from dist_logreg.bench import pairs as benchp2p
     from dist_logreg.bench import sweep as bench
     from dist_logreg.bench.cost import load_model
     from dist_logreg.comm.mpilib import mpi_algorithm_record
 
     error = None
     try:
-        args.min_bytes = parse_bytes(args.min_bytes)
-        args.max_bytes = parse_bytes(args.max_bytes)
+        args.min_bytes = parse_bytes(args.min_bytes, "--min-bytes")
+        args.max_bytes = parse_bytes(args.max_bytes, "--max-bytes")
         bench.check_args(args)
         if args.p2p:
             benchp2p.check_args(args, comm.Get_size())

@@ -72,8 +72,12 @@ def _fit_arguments(f) -> None:
 
 def _predict_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
-    p.add_argument("--ranks", type=int, metavar="P",
-                   help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)")  # fmt: skip
+    p.add_argument(
+        "--ranks",
+        type=int,
+        metavar="P",
+        help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)",
+    )
     p.add_argument(
         "--ranks-per-host",
         type=int,
@@ -116,19 +120,30 @@ def _predict_arguments(p) -> None:
     )
     p.add_argument("--algorithm", metavar="LIST", help="comma list (default: all in the model)")
     p.add_argument("--run", metavar="DIR", help="a train --out DIR: its comm fraction at --ranks")
-    p.add_argument("--scaling", choices=("strong", "weak"), default="strong",
-                   help="with --run: strong keeps the global batch (default), weak the "
-                   "per-rank batch")  # fmt: skip
-    p.add_argument("--alpha", metavar="TIME", help="per-message overhead of the fabric's "
-                   "software stack, e.g. 2us, instead of the fitted alpha (which is this "
-                   "machine's: Python over shared memory)")  # fmt: skip
+    p.add_argument(
+        "--scaling",
+        choices=("strong", "weak"),
+        default="strong",
+        help="with --run: strong keeps the global batch (default), weak the per-rank batch",
+    )
+    p.add_argument(
+        "--alpha",
+        metavar="TIME",
+        help="per-message overhead of the fabric's "
+        "software stack, e.g. 2us, instead of the fitted alpha (which is this "
+        "machine's: Python over shared memory)",
+    )
     p.add_argument(
         "--link-latency",
         metavar="TIME",
         help="added to every message between hosts, e.g. 1us (wire and switches)",
     )
-    p.add_argument("--gamma", metavar="TIME", help="seconds per byte reduced, e.g. 0.02ns, "
-                   "instead of this machine's measured local reduction")  # fmt: skip
+    p.add_argument(
+        "--gamma",
+        metavar="TIME",
+        help="seconds per byte reduced, e.g. 0.02ns, "
+        "instead of this machine's measured local reduction",
+    )
     p.add_argument(
         "--reduce-rate",
         metavar="RATE",
@@ -161,7 +176,9 @@ def fit(args) -> int:
 
     if args.segments is not None and not 1 <= args.segments <= 4:
         raise UsageError(f"--segments: expected 1 to 4, got {args.segments}")
-    bps = [parse_bytes(b) for b in args.breakpoints.split(",")] if args.breakpoints else None
+    bps = None
+    if args.breakpoints:
+        bps = [parse_bytes(b, "--breakpoints") for b in args.breakpoints.split(",")]
     if args.link_rate:
         parse_link_rate(args.link_rate)
     model = fit_records(
@@ -183,7 +200,7 @@ def _sizes(args) -> list[int]:
             raise UsageError(f"--features: expected an integer >= 1, got {args.features}")
         return [buffer_size(args.features) * (4 if args.dtype == "float32" else 8)]
     if args.bytes:
-        return [parse_bytes(b) for b in args.bytes.split(",") if b.strip()]
+        return [parse_bytes(b, "--bytes") for b in args.bytes.split(",") if b.strip()]
     return [8 * 8**k for k in range(8)]  # 8 B .. 16 MiB
 
 
@@ -197,8 +214,10 @@ def _placement(args, ranks: int):
     if not 1 <= ranks <= MAX_RANKS:
         raise UsageError(f"--ranks: expected an integer from 1 to {MAX_RANKS}, got {ranks}")
     if not 1 <= args.ranks_per_host <= ranks:
-        raise UsageError(f"--ranks-per-host: expected an integer from 1 to --ranks ({ranks}), "
-                         f"got {args.ranks_per_host}")  # fmt: skip
+        raise UsageError(
+            f"--ranks-per-host: expected an integer from 1 to --ranks ({ranks}), "
+            f"got {args.ranks_per_host}"
+        )
     over = 1.0
     if args.topology == "two-tier":
         if args.hosts_per_leaf < 1:
@@ -244,8 +263,11 @@ def predict(args) -> int:
     user = _fabric(args)
     given = whatif.parameters_from(model, user, rate)
     model = whatif.with_fabric(model, user)
-    ranks = args.ranks if args.ranks is not None else max(
-        model.get("source", {}).get("world_sizes") or [2])  # fmt: skip
+    ranks = (
+        args.ranks
+        if args.ranks is not None
+        else max(model.get("source", {}).get("world_sizes") or [2])
+    )
     place = _placement(args, ranks)
     names = args.algorithm.split(",") if args.algorithm else list(model["algorithms"])
     for name in names:

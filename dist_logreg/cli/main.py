@@ -1,10 +1,11 @@
 """Command line: ``dist-logreg COMMAND ...`` (and ``python -m dist_logreg``): parse, dispatch.
 
-The only module that reads ``MPI.COMM_WORLD``. numpy and mpi4py are imported inside
-:func:`main` (MPI through :func:`~dist_logreg.comm.mpi_start.init_mpi`), after the
-environment is set: BLAS thread counts must be fixed before numpy loads, and MPI
-parameters before MPI starts. Each sub-command's flags and entry live in a
-module of their own (``cli/train.py``, ``cli/bench.py``, ...).
+The only module that reads ``MPI.COMM_WORLD``. mpi4py is imported inside :func:`main`
+(through :func:`~dist_logreg.comm.mpi_start.init_mpi`), after the MPI parameters are set.
+numpy loads earlier, with the parsers (the algorithm table behind ``--allreduce`` is numpy),
+so the BLAS thread counts :func:`main` sets reach a BLAS already started through
+:func:`limit_blas_threads`. Each sub-command's flags and entry live in a module of their
+own (``cli/train.py``, ``cli/bench.py``, ...).
 """
 
 from __future__ import annotations

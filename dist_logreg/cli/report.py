@@ -7,7 +7,7 @@ import time
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
-from dist_logreg.units import parse_rate
+from dist_logreg.units import parse_bit_rate
 
 REPORT_EPILOG = """\
 examples:
@@ -61,7 +61,7 @@ def cmd(args: argparse.Namespace) -> int:
         from dist_logreg.report import packetplots
         from dist_logreg.report.runs import load
 
-        link_rate = parse_rate(args.link_rate, "--link-rate")
+        link_rate = args.link_rate and parse_bit_rate(args.link_rate, "--link-rate")
         sims = {p: packetplots.simulate_doc(Path(p)) for p in args.runs}
         runs = [load(p) for p in args.runs]  # bad input fails here; simulate.json included
         from dist_logreg.report.build import build

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import shutil
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import exit_status_help
+from dist_logreg.units import parse_timeout
 
 SCALE_EPILOG = """\
 examples:
@@ -43,13 +43,19 @@ def add_parser(sub) -> None:
     )
     mode = sc.add_mutually_exclusive_group()
     mode.add_argument(
-        "--strong", dest="mode", action="store_const", const="strong",
+        "--strong",
+        dest="mode",
+        action="store_const",
+        const="strong",
         help="same global batch and data at every world size (the default)",
-    )  # fmt: skip
+    )
     mode.add_argument(
-        "--weak", dest="mode", action="store_const", const="weak",
+        "--weak",
+        dest="mode",
+        action="store_const",
+        const="weak",
         help="global batch (and synthetic samples) grow with the world size",
-    )  # fmt: skip
+    )
     sc.add_argument(
         "--out", metavar="DIR", help="where the runs and the table go (default: runs/scale-<time>)"
     )
@@ -85,7 +91,9 @@ def add_parser(sub) -> None:
         help="more launcher arguments, one string (e.g. '--mca btl self,sm,tcp')",
     )
     sc.add_argument("--label", default="", help="a line describing the machine, for the table")
-    sc.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a run that takes longer")
+    sc.add_argument(
+        "--timeout", metavar="TIME", help="kill a run that takes longer (e.g. 600, 10min)"
+    )
     sc.add_argument("command", nargs=argparse.REMAINDER, help="-- train [train options]")
     sc.set_defaults(func=cmd, mpi=False, mode="strong")
 
@@ -118,14 +126,19 @@ def cmd(args: argparse.Namespace) -> int:
         if not command or command[0] != "train":
             raise UsageError(f"scale: expected '-- train [options]' after the flags, got {command}")
         ranks = scale.parse_ranks(args.ranks)
-        if args.timeout is not None and not 0 < args.timeout < math.inf:
-            raise UsageError(
-                f"--timeout: expected a finite number of seconds > 0, got {args.timeout}"
-            )
+        if args.timeout is not None:
+            args.timeout = parse_timeout(args.timeout, "--timeout")
         out = Path(args.out or time.strftime("runs/scale-%Y%m%d-%H%M%S"))
         return scale.run(
-            command, ranks, args.mode, out, _launcher(args), args.model, args.label,
-            args.timeout, say=say,
-        )  # fmt: skip
+            command,
+            ranks,
+            args.mode,
+            out,
+            _launcher(args),
+            args.model,
+            args.label,
+            args.timeout,
+            say=say,
+        )
 
     return run_plain(body)

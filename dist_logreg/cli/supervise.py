@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
+from dist_logreg.units import parse_timeout
 
 SUPERVISE_EPILOG = """\
 example:
@@ -46,15 +46,13 @@ def add_parser(sub) -> None:
     )
     sup.add_argument(
         "--attempt-timeout",
-        type=float,
-        metavar="SECONDS",
+        metavar="TIME",
         help="kill an attempt that runs longer than this and count it as failed",
     )
     sup.add_argument(
         "--grace",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
+        default="10",
+        metavar="TIME",
         help="when the supervisor gets SIGTERM or SIGINT (or an attempt times out), the job "
         "gets the signal and this long to end before every process of it is killed "
         "(default: 10)",
@@ -74,16 +72,17 @@ def cmd(args: argparse.Namespace) -> int:
     def body() -> int:
         if args.restarts < 0:
             raise UsageError(f"--restarts: expected an integer >= 0, got {args.restarts}")
-        for flag, value in (("--grace", args.grace), ("--attempt-timeout", args.attempt_timeout)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise UsageError(f"{flag}: expected a finite number of seconds > 0, got {value}")
+        grace = parse_timeout(args.grace, "--grace")
+        limit = args.attempt_timeout
+        if limit is not None:
+            limit = parse_timeout(limit, "--attempt-timeout")
         return supervise.run(
             command,
             args.restarts,
             args.min_ranks,
-            args.attempt_timeout,
+            limit,
             say=say,
-            grace=args.grace,
+            grace=grace,
         )
 
     return run_plain(body)

@@ -263,39 +263,64 @@ _NOT_OBSERVABLE = (
 
 def _mpi(collective: str, cls: str, form, formula: str, wire) -> Algorithm:
     return Algorithm(
-        name=MPI.name, runner=f"dist_logreg.comm.collectives:{cls}",
-        help="the MPI library's own", formula=f"GENERIC: {formula}", phases=None,
-        closed_form=form, why=_NOT_OBSERVABLE, wire_factor=wire, library=True,
+        name=MPI.name,
+        runner=f"dist_logreg.comm.collectives:{cls}",
+        help="the MPI library's own",
+        formula=f"GENERIC: {formula}",
+        phases=None,
+        closed_form=form,
+        why=_NOT_OBSERVABLE,
+        wire_factor=wire,
+        library=True,
         collective=collective,
-    )  # fmt: skip
+    )
 
 
 _HALF = halves.one_minus_one_over
 _TABLE += [
-    _mpi("reduce-scatter", "MPIReduceScatter", halves.generic_rs_form,
-         "ceil(lg p) alpha + n(p-1)/p beta + n(p-1)/p gamma", _HALF),
+    _mpi(
+        "reduce-scatter",
+        "MPIReduceScatter",
+        halves.generic_rs_form,
+        "ceil(lg p) alpha + n(p-1)/p beta + n(p-1)/p gamma",
+        _HALF,
+    ),
     Algorithm(
-        name=RING.name, runner="dist_logreg.comm.collectives:RingReduceScatter",
+        name=RING.name,
+        runner="dist_logreg.comm.collectives:RingReduceScatter",
         help="p-1 steps around a ring (the first half of the ring allreduce)",
         formula="(p-1) alpha + n(p-1)/p beta + n(p-1)/p gamma",
         phases=lambda p, node_of: halves.ring_reduce_scatter_phases(p),
-        closed_form=halves.ring_rs_form, wire_factor=_HALF, collective="reduce-scatter",
+        closed_form=halves.ring_rs_form,
+        wire_factor=_HALF,
+        collective="reduce-scatter",
     ),
     Algorithm(
-        name="recursive-halving", runner="dist_logreg.comm.collectives:HalvingReduceScatter",
+        name="recursive-halving",
+        runner="dist_logreg.comm.collectives:HalvingReduceScatter",
         help="exchanges of halving size at distance p/2, p/4, ... (Rabenseifner's first half)",
         formula=f"lg p alpha + n(p-1)/p beta + n(p-1)/p gamma {_FOLD_NOTE}",
         phases=lambda p, node_of: halves.halving_phases(p),
-        closed_form=halves.halving_form, wire_factor=_HALF, collective="reduce-scatter",
+        closed_form=halves.halving_form,
+        wire_factor=_HALF,
+        collective="reduce-scatter",
     ),
-    _mpi("allgather", "MPIAllgather", halves.generic_ag_form,
-         "ceil(lg p) alpha + n(p-1)/p beta", _HALF),
+    _mpi(
+        "allgather",
+        "MPIAllgather",
+        halves.generic_ag_form,
+        "ceil(lg p) alpha + n(p-1)/p beta",
+        _HALF,
+    ),
     Algorithm(
-        name=RING.name, runner="dist_logreg.comm.collectives:RingAllgather",
+        name=RING.name,
+        runner="dist_logreg.comm.collectives:RingAllgather",
         help="p-1 steps around a ring (the second half of the ring allreduce)",
         formula="(p-1) alpha + n(p-1)/p beta",
         phases=lambda p, node_of: halves.ring_allgather_phases(p),
-        closed_form=halves.ring_ag_form, wire_factor=_HALF, collective="allgather",
+        closed_form=halves.ring_ag_form,
+        wire_factor=_HALF,
+        collective="allgather",
     ),
     Algorithm(
         name=RECURSIVE_DOUBLING.name,
@@ -303,13 +328,25 @@ _TABLE += [
         help="exchanges of doubling size at distance 1, 2, 4, ... (Rabenseifner's second half)",
         formula=f"lg p alpha + n(p-1)/p beta {_FOLD_NOTE}",
         phases=lambda p, node_of: halves.doubling_allgather_phases(p),
-        closed_form=halves.doubling_ag_form, wire_factor=_HALF, collective="allgather",
+        closed_form=halves.doubling_ag_form,
+        wire_factor=_HALF,
+        collective="allgather",
     ),
-    _mpi("broadcast", "MPIBroadcast", halves.generic_bcast_form, "ceil(lg p) alpha + n beta",
-         lambda p: 1.0),
-    _mpi("alltoall", "MPIAlltoall", halves.generic_alltoall_form,
-         "(p-1) alpha + n(p-1)/p beta (pairwise exchange)", _HALF),
-]  # fmt: skip
+    _mpi(
+        "broadcast",
+        "MPIBroadcast",
+        halves.generic_bcast_form,
+        "ceil(lg p) alpha + n beta",
+        lambda p: 1.0,
+    ),
+    _mpi(
+        "alltoall",
+        "MPIAlltoall",
+        halves.generic_alltoall_form,
+        "(p-1) alpha + n(p-1)/p beta (pairwise exchange)",
+        _HALF,
+    ),
+]
 #: Recursive halving's name (the reduce-scatter half of Rabenseifner's allreduce).
 RECURSIVE_HALVING = get("recursive-halving", "reduce-scatter").name
 #: Every collective's implementations, in registration order (bench --collective runs them).

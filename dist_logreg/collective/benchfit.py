@@ -6,27 +6,21 @@ and ``train --model auto`` on rank 0.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 from dist_logreg.collective.costfit import Sample, fit
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
-from dist_logreg.units import parse_link_rate
+from dist_logreg.files import read_json
+from dist_logreg.units import format_bit_rate, format_seconds, parse_link_rate
 
 
 def read_bench(paths: list[str]) -> list[dict]:
     """The records of one or more ``bench --out`` files (a JSON list, or ``{"records": [...]}``)."""
     records = []
     for path in paths:
-        try:
-            doc = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UsageError(f"bench file {path}: not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(f"bench file {path}: not a readable JSON file ({exc})") from None
+        doc = read_json(path, "bench file")
         rows = doc.get("records") if isinstance(doc, dict) else doc
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise UsageError(
@@ -156,11 +150,11 @@ def source(records, samples, cluster, link_rate) -> dict:
 
 
 def _us(s: float) -> str:
-    return f"{s * 1e6:.2f} us"
+    return format_seconds(s)
 
 
 def _rate(beta: float) -> str:
-    return f"{8 / beta / 1e9:.3f} Gbit/s" if beta > 0 else "inf"
+    return format_bit_rate(8 / beta, ".4g") if beta > 0 else "inf"
 
 
 def format_fit(model: dict) -> list[str]:

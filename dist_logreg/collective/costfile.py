@@ -24,6 +24,7 @@ import numpy as np
 
 from dist_logreg.collective.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
+from dist_logreg.files import read_json
 
 #: Steps of an algorithm on a placement, kept: a table or a crossover search asks for the
 #: same ones at many sizes.
@@ -57,12 +58,7 @@ def design(steps: list[Step], n: float, breakpoints) -> np.ndarray:
 def load(path: str | Path) -> dict:
     """Read and check ``model.json``; errors name the file and what is wrong."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"model file {path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"model file {path}: not a readable JSON file ({exc})") from None
+    doc = read_json(path, "model file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(
             f"model file {path}: expected a cost model written by `dist-logreg model fit` "
@@ -198,8 +194,10 @@ def _link(model: dict, name: str, seg: int, link: str) -> tuple[float, float, st
             if k != seg:
                 note = f"{name}: size segment {seg} was not measured; segment {k} stands in"
             elif which != link:
-                note = (f"{name}: no {link}-host traffic was measured; its {which}-host "
-                        "parameters stand in")  # fmt: skip
+                note = (
+                    f"{name}: no {link}-host traffic was measured; its {which}-host "
+                    "parameters stand in"
+                )
             return got["alpha_s"], got["beta_s_per_byte"], note
     raise UsageError(f"the cost model's fit for {name!r} holds no parameters")
 
@@ -227,8 +225,10 @@ def params(model: dict, name: str, link_rate: float | None = None) -> tuple[np.n
                 out[seg, 3] = measured["inter"]["beta_s_per_byte"] * fit_rate / link_rate
             else:
                 out[seg, 3] = 8.0 / link_rate
-                notes[seg, 3] = (f"{name}: inter-host beta = 8 / link rate (serialization time; "
-                                 "the fit's own link rate is not known)")  # fmt: skip
+                notes[seg, 3] = (
+                    f"{name}: inter-host beta = 8 / link rate (serialization time; "
+                    "the fit's own link rate is not known)"
+                )
             if measured.get("intra") is None:  # a stand-in: no slower than the new link
                 out[seg, 1] = min(out[seg, 1], out[seg, 3])
     return out, notes

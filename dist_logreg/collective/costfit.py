@@ -188,8 +188,13 @@ class _Problem:
     def candidates(self) -> list[int]:
         """Breakpoints between consecutive measured message sizes (geometric midpoints)."""
         sizes = np.unique(np.round(self.msg))
-        return sorted({round(math.sqrt(a * b)) for a, b in zip(sizes[:-1], sizes[1:],
-                       strict=True) if b > 1.05 * a})  # fmt: skip
+        return sorted(
+            {
+                round(math.sqrt(a * b))
+                for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+                if b > 1.05 * a
+            }
+        )
 
     def sizes_in(self, breakpoints, name: str) -> list[np.ndarray]:
         """Per segment, the distinct payload sizes of ``name`` whose largest message is in it."""
@@ -220,9 +225,12 @@ class _Problem:
             for k, s in enumerate(self.sizes_in(breakpoints, name)):
                 if not s.size or (s.size >= 2 and s[-1] >= SPAN * s[0]):
                     continue
-                got = (f"1 message size ({int(s[0])} B)" if s.size == 1 else
-                       f"{s.size} message sizes spanning a factor of {s[-1] / s[0]:.3g} "
-                       f"({int(s[0])}..{int(s[-1])} B)")  # fmt: skip
+                got = (
+                    f"1 message size ({int(s[0])} B)"
+                    if s.size == 1
+                    else f"{s.size} message sizes spanning a factor of {s[-1] / s[0]:.3g} "
+                    f"({int(s[0])}..{int(s[-1])} B)"
+                )
                 return (
                     f"cannot identify beta (seconds per byte) of {name} in size segment {k} "
                     f"[{edges[k]}, {edges[k + 1]}) B: {got}; expected at least 2 sizes "

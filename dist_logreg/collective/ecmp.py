@@ -33,8 +33,10 @@ def schedule(algorithm: str, p: int, size: float) -> list[list[tuple[int, int, f
                 f"expected a power of two for {algorithm}, got p={p} (its fold-in steps "
                 "leave ranks idle, which this model does not describe)"
             )
-        step = [(int(a), int(b), float(f) * size) for a, b, f in zip(ph.src, ph.dst, ph.frac,
-                strict=True)]  # fmt: skip
+        step = [
+            (int(a), int(b), float(f) * size)
+            for a, b, f in zip(ph.src, ph.dst, ph.frac, strict=True)
+        ]
         out += [step] * ph.repeat
     return out
 
@@ -69,8 +71,16 @@ def _assignments(n_groups: int, spines: int, exact_limit: int, samples: int, see
     return np.random.default_rng(seed).integers(0, spines, size=(samples, n_groups))
 
 
-def predict(algorithm: str, k: int, hashing: str, fab: Fabric | None = None, size: float = 1.0,
-            exact_limit: int = 1 << 16, samples: int = 20000, seed: int = 0) -> dict:  # fmt: skip
+def predict(
+    algorithm: str,
+    k: int,
+    hashing: str,
+    fab: Fabric | None = None,
+    size: float = 1.0,
+    exact_limit: int = 1 << 16,
+    samples: int = 20000,
+    seed: int = 0,
+) -> dict:
     """Predicted busbw (in units of the link rate) and collision probability.
 
     Returns ``busbw`` (an array: one value per hash outcome), ``ideal`` (every step's

@@ -1,8 +1,9 @@
 """Schedules and closed forms of reduce-scatter, allgather, broadcast and alltoall (pure).
 
-The step-by-step schedules of :mod:`dist_logreg.comm.halves` (the ring's and Rabenseifner's
-two halves), as flows between ranks in the units of :mod:`dist_logreg.collective.steps`
-(fractions of the payload ``S``: the reduce-scatter's input, the allgather's output), and
+The step-by-step schedules of :mod:`dist_logreg.comm.reduce_scatter_allgather` (the ring's
+and Rabenseifner's two halves), as flows between ranks in the units of
+:mod:`dist_logreg.collective.steps` (fractions of the payload ``S``: the reduce-scatter's
+input, the allgather's output), and
 the Hockney coefficients ``(a, b, c)`` of ``a alpha + b S beta + c S gamma`` on one kind of
 link (Thakur, Rabenseifner and Gropp 2005; ``p'`` the largest power of two <= p, ``f`` 1
 when ranks fold in):
@@ -37,7 +38,8 @@ from dist_logreg.collective.steps import Phase, _phase, pow2_below
 
 def _groups(p: int) -> tuple[int, int, np.ndarray, list[int]]:
     """``(p', extra, real, first)``: group rank ``i`` is rank ``real[i]`` and owns chunks
-    ``first[i] .. first[i + 1] - 1`` (two for the paired ranks), as comm.halves folds."""
+    ``first[i] .. first[i + 1] - 1`` (two for the paired ranks), as
+    comm.reduce_scatter_allgather folds."""
     q = pow2_below(p)
     extra = p - q
     real = np.array([2 * i + 1 if i < extra else i + extra for i in range(q)], dtype=np.int64)

@@ -35,8 +35,9 @@ class Phase:
 
 def _phase(repeat: int, src, dst, frac, reduce: float) -> Phase:
     src = np.asarray(src, dtype=np.int64)
-    return Phase(repeat, src, np.asarray(dst, dtype=np.int64), np.broadcast_to(frac, src.shape),
-                 reduce)  # fmt: skip
+    return Phase(
+        repeat, src, np.asarray(dst, dtype=np.int64), np.broadcast_to(frac, src.shape), reduce
+    )
 
 
 def ring_phases(ranks) -> list[Phase]:

@@ -9,13 +9,13 @@ reduction (gamma); the fastest algorithm per size and the crossovers; and, given
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
-from dist_logreg.units import format_link_rate
+from dist_logreg.files import read_json
+from dist_logreg.units import format_bytes, format_link_rate, format_seconds
 
 
 def table(model: dict, names: list[str], sizes: list[int], place: Placement, link_rate=None):
@@ -63,11 +63,11 @@ def describe(place: Placement, link_rate: float | None) -> str:
 
 
 def _b(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError
+    return format_bytes(n, ".3g")
+
+
+def _t(s: float) -> str:
+    return format_seconds(s, ".1f")
 
 
 def report(model: dict, names, sizes, place: Placement, link_rate=None, given=None) -> dict:
@@ -82,8 +82,10 @@ def report(model: dict, names, sizes, place: Placement, link_rate=None, given=No
     ours = [n for n in group if algorithms.get(n).phases is not None] or group  # not generic
     fastest = []
     for n in sizes:
-        best = min((r for r in rows if r["bytes"] == n and r["algorithm"] in ours),
-                   key=lambda r: r["time_s"])  # fmt: skip
+        best = min(
+            (r for r in rows if r["bytes"] == n and r["algorithm"] in ours),
+            key=lambda r: r["time_s"],
+        )
         fastest.append({"bytes": n, "algorithm": best["algorithm"], "time_s": best["time_s"]})
     cross = costfile.crossovers(model, ours, place, min(sizes), max(sizes), link_rate)
     notes = sorted({note for r in rows for note in r.pop("notes")})
@@ -116,24 +118,32 @@ def trust(model: dict, names, sizes, place: Placement, link_rate=None) -> dict:
     warn = []
     lo, hi = (src.get("bytes") or [None, None])[:2]
     if hi and max(sizes) > hi:
-        warn.append(f"size {_b(max(sizes))} is {max(sizes) / hi:.3g}x above the largest "
-                    f"measured ({_b(hi)})")  # fmt: skip
+        warn.append(
+            f"size {_b(max(sizes))} is {max(sizes) / hi:.3g}x above the largest measured ({_b(hi)})"
+        )
     if lo and min(sizes) < lo:
-        warn.append(f"size {_b(min(sizes))} is {lo / min(sizes):.3g}x below the smallest "
-                    f"measured ({_b(lo)})")  # fmt: skip
+        warn.append(
+            f"size {_b(min(sizes))} is {lo / min(sizes):.3g}x below the smallest "
+            f"measured ({_b(lo)})"
+        )
     ws = src.get("world_sizes") or []
     if ws and place.ranks > max(ws):
-        warn.append(f"{place.ranks} ranks is {place.ranks / max(ws):.3g}x the most measured "
-                    f"({max(ws)})")  # fmt: skip
+        warn.append(
+            f"{place.ranks} ranks is {place.ranks / max(ws):.3g}x the most measured ({max(ws)})"
+        )
     elif ws and place.ranks < min(ws):
         warn.append(f"{place.ranks} ranks is fewer than the fewest measured ({min(ws)})")
     fit_rate = src.get("link_rate_bits")
     if link_rate and fit_rate and link_rate != fit_rate:
-        warn.append(f"link rate {format_link_rate(link_rate)} is {link_rate / fit_rate:.3g}x "
-                    f"the fit's ({format_link_rate(fit_rate)})")  # fmt: skip
+        warn.append(
+            f"link rate {format_link_rate(link_rate)} is {link_rate / fit_rate:.3g}x "
+            f"the fit's ({format_link_rate(fit_rate)})"
+        )
     elif link_rate and not fit_rate:
-        warn.append(f"link rate {format_link_rate(link_rate)}: the fit's own link rate is not "
-                    "known (beta = serialization time)")  # fmt: skip
+        warn.append(
+            f"link rate {format_link_rate(link_rate)}: the fit's own link rate is not "
+            "known (beta = serialization time)"
+        )
     return {"residuals": residuals, "extrapolation": warn}
 
 
@@ -144,8 +154,10 @@ def parameters_from(model: dict, user: dict | None, link_rate) -> dict:
     if not link_rate:
         beta = "fit (per byte, as measured)"
     elif fit_rate:
-        beta = (f"fit, scaled from its {format_link_rate(fit_rate)} to "
-                f"{format_link_rate(link_rate)} (--link-rate)")  # fmt: skip
+        beta = (
+            f"fit, scaled from its {format_link_rate(fit_rate)} to "
+            f"{format_link_rate(link_rate)} (--link-rate)"
+        )
     else:
         beta = f"user: 8 / {format_link_rate(link_rate)} (--link-rate, serialization time)"
     out = {
@@ -222,29 +234,37 @@ def format_report(rep: dict, model_path: str) -> str:
 def format_trust(rep: dict) -> list[str]:
     """The lines that say where the parameters came from and how far to trust them."""
     par = rep["parameters"]
-    lines = ["parameters: " + "; ".join(
-        f"{k} {v[6:]} from the user" if v.startswith("user: ") else f"{k} from the fit"
-        for k, v in par.items())]  # fmt: skip
+    lines = [
+        "parameters: "
+        + "; ".join(
+            f"{k} {v[6:]} from the user" if v.startswith("user: ") else f"{k} from the fit"
+            for k, v in par.items()
+        )
+    ]
     res = rep["trust"]["residuals"]
-    lines.append("fit residuals on its own data: " + "; ".join(
-        f"{n} median {100 * r['median_rel']:.1f}%, worst {100 * r['max_rel']:.1f}% over "
-        f"{r['rows']} measurements" if r else f"{n} not recorded"
-        for n, r in res.items()))  # fmt: skip
+    lines.append(
+        "fit residuals on its own data: "
+        + "; ".join(
+            f"{n} median {100 * r['median_rel']:.1f}%, worst {100 * r['max_rel']:.1f}% over "
+            f"{r['rows']} measurements"
+            if r
+            else f"{n} not recorded"
+            for n, r in res.items()
+        )
+    )
     lines += [f"warning: extrapolation: {w}" for w in rep["trust"]["extrapolation"]]
     return lines
 
 
 def read_summary(run_dir: str) -> dict:
     path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        raise UsageError(f"--run {run_dir}: no summary.json there (a finished train --out DIR)")
+    s = read_json(path, "--run")
     try:
-        s = json.loads(path.read_text())
         for need in (s["allreduce"]["bytes_per_call"], s["time_s"]["compute"], s["steps_run"]):
             float(need)
-    except FileNotFoundError:
-        raise UsageError(
-            f"--run {run_dir}: no summary.json there (a finished train --out DIR)"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--run {path}: not a readable train summary ({exc!r})") from None
     return s
 
@@ -295,13 +315,13 @@ def format_run_fraction(r: dict) -> str:
     lines = [
         f"# dist-logreg model predict --run: {r['placement']}, {r['scaling']} scaling",
         f"  allreduce [{r['algorithm']}] of {_b(r['bytes_per_call'])} x {r['calls_per_step']:g} "
-        f"per step: predicted {r['predicted_comm_s_per_step'] * 1e6:.1f} us per step",
-        f"  data + compute + update per step: {r['local_s_per_step'] * 1e6:.1f} us",
+        f"per step: predicted {_t(r['predicted_comm_s_per_step'])} per step",
+        f"  data + compute + update per step: {_t(r['local_s_per_step'])}",
         f"  predicted comm fraction: {100 * r['predicted_comm_fraction']:.1f}%",
         f"  the run itself: {m['world_size']} ranks, comm fraction "
         + (f"{100 * m['comm_fraction']:.1f}%" if m["comm_fraction"] is not None else "?")
-        + f", allreduce latency p50 {m['latency_p50_s'] * 1e6:.1f} us (model at its placement: "
-        f"{m['predicted_s_same_placement'] * 1e6:.1f} us)",
+        + f", allreduce latency p50 {_t(m['latency_p50_s'])} (model at its placement: "
+        f"{_t(m['predicted_s_same_placement'])})",
     ]
     lines += [f"note: {n}" for n in r["notes"]]
     return "\n".join(lines + (format_trust(r) if "trust" in r else []))

@@ -4,7 +4,7 @@ Every object has ``collective`` and ``name`` and one method, ``bind(buf, out)``,
 returns a call with no arguments doing the collective once on those buffers (a
 ``functools.partial`` of the buffer-based mpi4py call, so a timed loop pays nothing on top
 of the call itself). The layouts (``n`` elements cut into ``p`` chunks by
-:func:`~dist_logreg.comm.halves.bounds`, chunk ``r`` belonging to rank ``r``):
+:func:`~dist_logreg.comm.links.bounds`, chunk ``r`` belonging to rank ``r``):
 
 ==============  ===================================  ======================================
 collective      ``buf``                              ``out``
@@ -31,13 +31,13 @@ import numpy as np
 from mpi4py import MPI
 
 from dist_logreg.collective import algorithms
-from dist_logreg.comm import halves
-from dist_logreg.comm.p2p import _P2P, Traffic, _Scratch
+from dist_logreg.comm import reduce_scatter_allgather as halves
+from dist_logreg.comm.links import Link, Scratch, Traffic, bounds
 
 
 def counts_displs(n: int, p: int) -> tuple[list[int], list[int]]:
     """Element counts and offsets of the ``p`` chunks of an ``n``-element buffer."""
-    b = halves.bounds(n, p)
+    b = bounds(n, p)
     return [b[k + 1] - b[k] for k in range(p)], b[:-1]
 
 
@@ -87,15 +87,15 @@ class MPIAlltoall(_MPI):
 
 
 class _Ours:
-    """One of our halves (:mod:`dist_logreg.comm.halves`), its traffic counted."""
+    """One of our halves (:mod:`dist_logreg.comm.reduce_scatter_allgather`), its traffic counted."""
 
     in_place = True  # reduce-scatter leaves the result in the own chunk of ``buf``
     collective = name = "?"
 
     def __init__(self, comm: MPI.Comm):
         self.traffic = Traffic(comm.Get_size())
-        self._link = _P2P(comm, comm, self.traffic)
-        self._scratch = _Scratch()
+        self._link = Link(comm, comm, self.traffic)
+        self._scratch = Scratch()
 
     def bind(self, buf: np.ndarray, out: np.ndarray | None = None):
         return partial(type(self).run, self._link, buf, self._scratch)

@@ -29,79 +29,21 @@ from mpi4py import MPI
 
 from dist_logreg.collective import algorithms as table
 from dist_logreg.comm.base import Allreduce
+from dist_logreg.comm.links import Link, Scratch, Traffic, bounds, pair_rank
+from dist_logreg.comm.reduce_scatter_allgather import ring_allgather, ring_reduce_scatter
 
 
-class Traffic:
-    """Bytes and messages this rank sent to each rank of the parent communicator."""
+def ring(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
+    """Reduce-scatter then allgather around the ring ``r -> r+1``; ``2(p-1)`` steps.
 
-    def __init__(self, size: int):
-        self.bytes = [0] * size
-        self.messages = [0] * size
-
-    def sent(self, dest: int, nbytes: int) -> None:
-        self.bytes[dest] += nbytes
-        self.messages[dest] += 1
+    Rank ``r`` reduces chunk ``r + 1`` (``shift=1``): the order each chunk is summed in, so
+    the bits every rank ends with, are this algorithm's since its first version.
+    """
+    ring_reduce_scatter(link, buf, scratch, shift=1)
+    ring_allgather(link, buf, shift=1)
 
 
-class _Scratch:
-    """A reusable receive buffer, grown on demand (no allocation per call)."""
-
-    def __init__(self):
-        self._buf = np.empty(0)
-
-    def get(self, n: int, dtype) -> np.ndarray:
-        if self._buf.dtype != dtype or self._buf.size < n:
-            self._buf = np.empty(max(n, 1), dtype=dtype)
-        return self._buf[:n]
-
-
-def _bounds(n: int, parts: int) -> list[int]:
-    """Split ``n`` elements into ``parts`` contiguous chunks whose sizes differ by at most one."""
-    return [k * n // parts for k in range(parts + 1)]
-
-
-class _P2P:
-    """A communicator plus the map from its ranks to the parent's, and traffic counting."""
-
-    def __init__(self, comm: MPI.Comm, parent: MPI.Comm, traffic: Traffic):
-        self.comm = comm
-        self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self.to_parent = MPI.Group.Translate_ranks(
-            comm.Get_group(), list(range(self.size)), parent.Get_group()
-        )
-        self.traffic = traffic
-
-    def sendrecv(self, send: np.ndarray, dest: int, recv: np.ndarray, source: int) -> None:
-        self.comm.Sendrecv(send, dest, 0, recv, source, 0)
-        self.traffic.sent(self.to_parent[dest], send.nbytes)
-
-    def send(self, buf: np.ndarray, dest: int) -> None:
-        self.comm.Send(buf, dest, 0)
-        self.traffic.sent(self.to_parent[dest], buf.nbytes)
-
-    def recv(self, buf: np.ndarray, source: int) -> None:
-        self.comm.Recv(buf, source, 0)
-
-
-def ring(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
-    """Reduce-scatter then allgather around the ring ``r -> r+1``; ``2(p-1)`` steps."""
-    p, r = link.size, link.rank
-    if p == 1:
-        return
-    b = _bounds(buf.size, p)
-    right, left = (r + 1) % p, (r - 1) % p
-    tmp = scratch.get(b[1] - b[0] + 1, buf.dtype)
-    for s in range(p - 1):  # after this, rank r holds the full sum of chunk (r + 1) % p
-        sc, rc = (r - s) % p, (r - s - 1) % p
-        incoming = tmp[: b[rc + 1] - b[rc]]
-        link.sendrecv(buf[b[sc] : b[sc + 1]], right, incoming, left)
-        buf[b[rc] : b[rc + 1]] += incoming
-    for s in range(p - 1):  # pass the finished chunks on, straight into place
-        sc, rc = (r + 1 - s) % p, (r - s) % p
-        link.sendrecv(buf[b[sc] : b[sc + 1]], right, buf[b[rc] : b[rc + 1]], left)
-
-
-def _fold_in(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> tuple[int, int, int]:
+def _fold_in(link: Link, buf: np.ndarray, scratch: Scratch) -> tuple[int, int, int]:
     """Reduce ``p`` ranks to the largest power of two ``p2`` (MPICH's scheme).
 
     Of the first ``2 * extra`` ranks, each even one sends its buffer to the odd one above and
@@ -121,7 +63,7 @@ def _fold_in(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> tuple[int, int, 
     return r - extra, p2, extra
 
 
-def _fold_out(link: _P2P, buf: np.ndarray, new_rank: int, extra: int) -> None:
+def _fold_out(link: Link, buf: np.ndarray, new_rank: int, extra: int) -> None:
     """Give the ranks that sat out the finished result."""
     r = link.rank
     if r < 2 * extra:
@@ -131,12 +73,7 @@ def _fold_out(link: _P2P, buf: np.ndarray, new_rank: int, extra: int) -> None:
             link.send(buf, r - 1)
 
 
-def _real(new_rank: int, extra: int) -> int:
-    """Rank in the communicator of a rank of the power-of-two group."""
-    return new_rank * 2 + 1 if new_rank < extra else new_rank + extra
-
-
-def recursive_doubling(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
+def recursive_doubling(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
     """Exchange whole buffers with partners at distance 1, 2, 4, ...; ``log2(p)`` steps."""
     if link.size == 1:
         return
@@ -145,25 +82,25 @@ def recursive_doubling(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
         tmp = scratch.get(buf.size, buf.dtype)
         mask = 1
         while mask < p2:
-            partner = _real(me ^ mask, extra)
+            partner = pair_rank(me ^ mask, extra)
             link.sendrecv(buf, partner, tmp, partner)
             buf += tmp  # partner computes tmp + buf: the same bits
             mask <<= 1
     _fold_out(link, buf, me, extra)
 
 
-def rabenseifner(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
+def rabenseifner(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
     """Reduce-scatter by recursive halving, then allgather by recursive doubling."""
     if link.size == 1:
         return
     me, p2, extra = _fold_in(link, buf, scratch)
     if me >= 0:
-        b = _bounds(buf.size, p2)
+        b = bounds(buf.size, p2)
         tmp = scratch.get(buf.size, buf.dtype)
         lo, hi = 0, p2  # the chunk range this rank is responsible for
         mask = p2 // 2
         while mask:  # halving: keep one half of my range, send the other to my partner
-            partner = _real(me ^ mask, extra)
+            partner = pair_rank(me ^ mask, extra)
             mid = (lo + hi) // 2
             (klo, khi), (slo, shi) = (
                 ((lo, mid), (mid, hi)) if not me & mask else ((mid, hi), (lo, mid))
@@ -175,7 +112,7 @@ def rabenseifner(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
             mask >>= 1
         mask = 1
         while mask < p2:  # doubling: swap finished ranges with partners, range doubles
-            partner = _real(me ^ mask, extra)
+            partner = pair_rank(me ^ mask, extra)
             width = hi - lo
             plo, phi = (lo + width, hi + width) if not me & mask else (lo - width, lo)
             link.sendrecv(buf[b[lo] : b[hi]], partner, buf[b[plo] : b[phi]], partner)
@@ -199,8 +136,8 @@ class P2PAllreduce(Allreduce):
 
     def __init__(self, comm: MPI.Comm):
         self.traffic = Traffic(comm.Get_size())
-        self._link = _P2P(comm, comm, self.traffic)
-        self._scratch = _Scratch()
+        self._link = Link(comm, comm, self.traffic)
+        self._scratch = Scratch()
 
     def allreduce(self, buf: np.ndarray, step: int = -1) -> None:
         self.algorithm(self._link, buf, self._scratch)
@@ -245,9 +182,9 @@ class Hierarchical(Allreduce):
         first = self.node.bcast(rank, root=0)
         self.node_of = comm.allgather(sorted(r for r in leader_world_rank if r >= 0).index(first))
         self.traffic = Traffic(comm.Get_size())
-        self._node = _P2P(self.node, comm, self.traffic)
-        self._leaders = _P2P(self.leaders, comm, self.traffic) if self.is_leader else None
-        self._scratch = _Scratch()
+        self._node = Link(self.node, comm, self.traffic)
+        self._leaders = Link(self.leaders, comm, self.traffic) if self.is_leader else None
+        self._scratch = Scratch()
 
     def allreduce(self, buf: np.ndarray, step: int = -1) -> None:
         node = self._node

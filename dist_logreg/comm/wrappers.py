@@ -106,9 +106,13 @@ class Instrumented(Allreduce):
         n = self.calls
         return {
             key: np.frombuffer(getattr(self, name), dtype=np.int64)[:n].copy()
-            for key, name in (("start_ns", "_start"), ("ns", "_ns"), ("bytes", "_bytes"),
-                              ("step", "_step"))
-        }  # fmt: skip
+            for key, name in (
+                ("start_ns", "_start"),
+                ("ns", "_ns"),
+                ("bytes", "_bytes"),
+                ("step", "_step"),
+            )
+        }
 
 
 class FP16Compressed(Allreduce):

@@ -38,6 +38,7 @@ from dist_logreg.collective import costfile
 from dist_logreg.collective.closed_form import model_time, why_not
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import EXIT_USAGE, UsageError
+from dist_logreg.files import read_json
 from dist_logreg.ops.cluster.jobs import mpirun_command
 from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
@@ -99,8 +100,17 @@ def cluster_launcher(c) -> list[str]:
 
 def launch_command(launcher: list[str], p: int, argv: list[str]) -> list[str]:
     """``mpirun -n P [launcher args] python -m dist_logreg train ARGV``."""
-    return [launcher[0], "-n", str(p), *launcher[1:], sys.executable, "-m", "dist_logreg",
-            "train", *argv]  # fmt: skip
+    return [
+        launcher[0],
+        "-n",
+        str(p),
+        *launcher[1:],
+        sys.executable,
+        "-m",
+        "dist_logreg",
+        "train",
+        *argv,
+    ]
 
 
 def measure(summary: dict) -> dict:
@@ -214,10 +224,7 @@ def format_table(points: list[dict], mode: str, label: str) -> str:
 def read_model(path: str | None) -> dict | None:
     if path is None:
         return None
-    try:
-        model = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--model {path}: expected a readable JSON file: {exc}") from None
+    model = read_json(path, "--model")
     if not isinstance(model, dict):
         raise UsageError(f"--model {path}: expected a JSON object, got {type(model).__name__}")
     if "breakpoints" in model:
@@ -239,8 +246,10 @@ def check_minimal(model: dict) -> str | None:
         tables[""] = model
     for prefix, params in tables.items():
         if not isinstance(params, dict) or not {"alpha_s", "beta_s_per_byte"} <= set(params):
-            return (f"{prefix or 'the model: '}expected alpha_s and beta_s_per_byte (seconds "
-                    f"per message, per byte), got {params!r:.60}")  # fmt: skip
+            return (
+                f"{prefix or 'the model: '}expected alpha_s and beta_s_per_byte (seconds "
+                f"per message, per byte), got {params!r:.60}"
+            )
         for key in ("alpha_s", "beta_s_per_byte", "gamma_s_per_byte"):
             if key in params and (why := costfile.param_problem(params[key], prefix + key)):
                 return why

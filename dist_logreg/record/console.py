@@ -8,7 +8,18 @@ from typing import Protocol, runtime_checkable
 
 from dist_logreg.protocol import report
 from dist_logreg.record.progress import bar_for
+from dist_logreg.units import format_byte_rate, format_seconds
 from dist_logreg.units import format_bytes as _bytes
+
+
+def _time(s: float) -> str:
+    return format_seconds(s, ".1f")
+
+
+def _rate(gb_per_s: float) -> str:
+    """A rate the summary holds in GB/s, in the unit that keeps its digits."""
+    return format_byte_rate(gb_per_s * 1e9, ".3f")
+
 
 #: Progress lines per run when the reporter does not ask for a number (:class:`Paced`).
 DEFAULT_UPDATES = 10
@@ -136,10 +147,6 @@ class Reporter:
             self.bar = None
 
 
-def _us(s: float) -> str:
-    return f"{s * 1e6:.1f} us"
-
-
 def _validation_lines(s: dict) -> list[str]:
     v = s.get("validation")
     if not v:
@@ -170,11 +177,12 @@ def format_summary(s: dict, out_dir: Path) -> str:
         *_validation_lines(s),
         f"  allreduce [{label}]  {a['calls']} calls/rank x {_bytes(a['bytes_per_call'])}"
         f" payload = {_bytes(a['bytes'])} payload per rank",
-        f"    latency       p50 {_us(a['latency_s']['p50'])}   p99 {_us(a['latency_s']['p99'])}",
-        f"    bandwidth     algbw {a['algbw_GBps']['p50']:.3f} GB/s   busbw "
-        f"{a['busbw_GBps']['p50']:.3f} GB/s   (per-call payload / latency, p50)",
-        f"    per call      transfer p50 {_us(a['transfer_s']['p50'])} (min over ranks)   "
-        f"skew p50 {_us(a['skew_s']['p50'])} (max - min over ranks)",
+        f"    latency       p50 {_time(a['latency_s']['p50'])}   "
+        f"p99 {_time(a['latency_s']['p99'])}",
+        f"    bandwidth     algbw {_rate(a['algbw_GBps']['p50'])}   busbw "
+        f"{_rate(a['busbw_GBps']['p50'])}   (per-call payload / latency, p50)",
+        f"    per call      transfer p50 {_time(a['transfer_s']['p50'])} (min over ranks)   "
+        f"skew p50 {_time(a['skew_s']['p50'])} (max - min over ranks)",
     ]
     if a["wire_bytes_observed"]:
         w = a["wire_bytes_per_rank"]
@@ -215,10 +223,6 @@ def format_summary(s: dict, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _ms(s: float) -> str:
-    return f"{s * 1e3:.1f} ms" if abs(s) >= 1e-3 else _us(s)
-
-
 def model_lines(s: dict, show: int = 3) -> list[str]:
     """The cost model against the measurement, and the stragglers (when the summary has them)."""
     lines = []
@@ -226,18 +230,20 @@ def model_lines(s: dict, show: int = 3) -> list[str]:
     if m:
         ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
         lines.append(
-            f"  model           measured p50 {_us(m['measured_p50_s'])}, predicted "
-            f"{_us(m['predicted_s'])} (ratio {ratio})  [{m['algorithm']}, {m['source']}]"
+            f"  model           measured p50 {_time(m['measured_p50_s'])}, predicted "
+            f"{_time(m['predicted_s'])} (ratio {ratio})  [{m['algorithm']}, {m['source']}]"
         )
         if m["explanation"]:
             lines.append(f"    explanation   {m['explanation']}")
     st = s.get("stragglers")
     if st:
-        lines.append("  stragglers      the rank that entered each step's allreduce last, late by "
-                     "(vs the next-latest rank)")  # fmt: skip
+        lines.append(
+            "  stragglers      the rank that entered each step's allreduce last, late by "
+            "(vs the next-latest rank)"
+        )
         lines += [
             f"    rank {r['rank']} (host {r['host']}) arrived last in {100 * r['share']:.0f}% "
-            f"of steps, median +{_ms(r['median_late_s'])}, worst +{_ms(r['worst_late_s'])} "
+            f"of steps, median +{_time(r['median_late_s'])}, worst +{_time(r['worst_late_s'])} "
             f"(step {r['worst_step']})"
             for r in st["table"][:show]
             if r["last_steps"]
@@ -249,9 +255,9 @@ def model_lines(s: dict, show: int = 3) -> list[str]:
                 + ("; the slowest:" if st["flagged_total"] else "")
             )
             lines += [
-                f"    step {f['step']}: {_ms(f['measured_s'])} = {f['ratio']:.0f}x predicted; "
+                f"    step {f['step']}: {_time(f['measured_s'])} = {f['ratio']:.0f}x predicted; "
                 f"rank {f['late_rank']} (host {f['late_host']}) arrived last, "
-                f"+{_ms(f['late_by_s'])}"
+                f"+{_time(f['late_by_s'])}"
                 for f in sorted(st["flagged_steps"], key=lambda f: -f["measured_s"])[:show]
             ]
     return lines

@@ -17,6 +17,12 @@ import numpy as np
 
 from dist_logreg.collective import costfile
 from dist_logreg.collective.schedule import Placement
+from dist_logreg.units import format_seconds
+
+
+def _t(s: float) -> str:
+    return format_seconds(s, ".1f")
+
 
 #: Flagged steps kept in summary.json (the count says how many there were).
 KEEP_FLAGGED = 200
@@ -149,8 +155,8 @@ def explain(pred: dict, measured: float, transfer: float, skew: float) -> str | 
     excess = measured - t
     if skew >= 0.5 * excess:
         return (
-            f"skew: ranks reach the allreduce at different times (skew p50 {skew * 1e6:.1f} us "
-            f"of the {excess * 1e6:.1f} us excess); the straggler table names who is late"
+            f"skew: ranks reach the allreduce at different times (skew p50 {_t(skew)} "
+            f"of the {_t(excess)} excess); the straggler table names who is late"
         )
     part = max(("alpha", "beta", "gamma"), key=lambda k: pred[f"{k}_s"])
     share = 100 * pred[f"{part}_s"] / t
@@ -164,4 +170,4 @@ def explain(pred: dict, measured: float, transfer: float, skew: float) -> str | 
         "gamma": f"reduction: at {n} bytes the prediction is {share:.0f}% local reduction "
         "(gamma); memory bandwidth is lower than measured (other work on the cores)",
     }[part]
-    return f"{what}; transfer p50 {transfer * 1e6:.1f} us, skew p50 {skew * 1e6:.1f} us"
+    return f"{what}; transfer p50 {_t(transfer)}, skew p50 {_t(skew)}"

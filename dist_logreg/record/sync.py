@@ -17,8 +17,11 @@ def _latency(ns: np.ndarray) -> dict:
     s = ns.astype(np.float64) * 1e-9
     if not s.size:
         return {"p50": 0.0, "p99": 0.0, "mean": 0.0}
-    return {"p50": float(np.percentile(s, 50)), "p99": float(np.percentile(s, 99)),
-            "mean": float(s.mean())}  # fmt: skip
+    return {
+        "p50": float(np.percentile(s, 50)),
+        "p99": float(np.percentile(s, 99)),
+        "mean": float(s.mean()),
+    }
 
 
 def state_bytes(sync: str, momentum: float, n_params: int, n: int, p: int, item: int):
@@ -27,7 +30,7 @@ def state_bytes(sync: str, momentum: float, n_params: int, n: int, p: int, item:
         return [0] * p
     if sync != "sharded":
         return [n_params * item] * p
-    b = [k * n // p for k in range(p + 1)]  # the chunks of comm.halves.bounds
+    b = [k * n // p for k in range(p + 1)]  # the chunks of comm.links.bounds
     return [(min(b[r + 1], n_params) - min(b[r], n_params)) * item for r in range(p)]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dist_logreg.errors import UsageError
 from dist_logreg.units import rate_bits
 
 PHASES = ("data", "compute", "comm", "update")
@@ -191,7 +192,7 @@ def bench_headline(run) -> list[dict]:
     return rows
 
 
-def link_ceilings(run, link_rate: str | None = None) -> list[tuple[str, float]]:
+def link_ceilings(run, link_rate: float | None = None) -> list[tuple[str, float]]:
     """``(label, GB/s)`` of the links a bench's busbw can be held against, where known.
 
     From ``--link-rate`` of the report, else the bench JSON's ``link_rate`` (``1gbit``) or
@@ -211,8 +212,8 @@ def link_ceilings(run, link_rate: str | None = None) -> list[tuple[str, float]]:
     out = []
     for label, value in found:
         try:
-            bits = float(value) if isinstance(value, int | float) else rate_bits(value.lower())
-        except ValueError:
+            bits = float(value) if isinstance(value, int | float) else rate_bits(value)
+        except (ValueError, UsageError):
             continue  # a rate we cannot read: no line rather than a wrong one
         out.append((f"{label} {bits / 1e9:g} Gbit/s", bits / 8 / 1e9))
     return out

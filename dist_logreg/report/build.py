@@ -127,7 +127,7 @@ def comparison_section(b: Builder, runs: list[TrainRun]) -> Section:
     return sec
 
 
-def bench_section(b: Builder, runs: list, link_rate: str | None) -> Section:
+def bench_section(b: Builder, runs: list, link_rate: float | None) -> Section:
     sec = Section("Allreduce benchmark" + (" runs compared" if len(runs) > 1 else ""))
     series = {r.tag: analysis.bench_series(r) for r in runs}
     fig = netplots.bench_latency(series, "Allreduce time per call vs message size")
@@ -141,7 +141,7 @@ def bench_section(b: Builder, runs: list, link_rate: str | None) -> Section:
     return sec
 
 
-def build(runs: list, out: Path, link_rate: str | None = None) -> list[Path]:
+def build(runs: list, out: Path, link_rate: float | None = None) -> list[Path]:
     """Write the report of ``runs`` (loaded runs, or their paths) into ``out``.
 
     Returns every file written.

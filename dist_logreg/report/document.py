@@ -140,7 +140,11 @@ def write_markdown(path: Path, title: str, intro: list[str], sections: list[Sect
                     out += [md(item.note), ""]
             else:
                 caption = f" {md(item.caption)}" if item.caption else ""
-                out += [f"![{md(item.title)}]({item.file})", "", f"*{md(item.title)}.*{caption}",
-                        ""]  # fmt: skip
+                out += [
+                    f"![{md(item.title)}]({item.file})",
+                    "",
+                    f"*{md(item.title)}.*{caption}",
+                    "",
+                ]
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path

@@ -66,8 +66,16 @@ def _error_bars(ax, d: dict, scale: float, colour: str) -> None:
         yerr = np.vstack([np.minimum(low, d["time_s"] * 0.999), high]) * scale
     else:
         return
-    ax.errorbar(d["bytes"], d["time_s"] * scale, yerr=yerr, fmt="none", ecolor=colour,
-                elinewidth=0.8, capsize=2, alpha=0.7)  # fmt: skip
+    ax.errorbar(
+        d["bytes"],
+        d["time_s"] * scale,
+        yerr=yerr,
+        fmt="none",
+        ecolor=colour,
+        elinewidth=0.8,
+        capsize=2,
+        alpha=0.7,
+    )
 
 
 def bench_latency(runs: dict[str, dict], title: str):

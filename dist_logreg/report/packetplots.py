@@ -13,12 +13,11 @@ Example::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.errors import UsageError
+from dist_logreg.files import read_json
 
 MAX_PANELS = 6
 MAX_LINES = 4
@@ -85,7 +84,4 @@ def simulate_doc(path: Path) -> dict | None:
     f = path / "simulate.json" if path.is_dir() else path
     if f.name != "simulate.json" or not f.is_file():
         return None
-    try:
-        return json.loads(f.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{f}: expected a simulate.json, got an unreadable file ({exc})") from None
+    return read_json(f, "simulate output")

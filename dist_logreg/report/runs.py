@@ -18,12 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.files import read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
-STEP_COLUMNS = ("step", "rank", "data_s", "compute_s", "comm_s", "update_s", "batch_loss",
-                "attempt")  # fmt: skip
+STEP_COLUMNS = (
+    "step",
+    "rank",
+    "data_s",
+    "compute_s",
+    "comm_s",
+    "update_s",
+    "batch_loss",
+    "attempt",
+)
 CALL_COLUMNS = ("step", "rank", "bytes", "seconds", "start_s", "start_aligned_s", "predicted_s")
 
 
@@ -130,7 +139,7 @@ def _check_record(rec: dict) -> str | None:
 
 
 def _load_bench(path: Path) -> BenchRun:
-    raw = _read_json(path)
+    raw = read_json(path, "run file")
     if simulate.is_simulate(raw):
         return simulate.load(path, raw)
     doc = bench_records(raw, f"bench JSON {path}")
@@ -139,7 +148,7 @@ def _load_bench(path: Path) -> BenchRun:
 
 
 def _load_train(path: Path) -> TrainRun:
-    summary = _read_json(path / "summary.json")
+    summary = read_json(path / "summary.json", "run file")
     if not isinstance(summary, dict) or "world_size" not in summary:
         raise UsageError(f"{path / 'summary.json'}: expected a run summary with world_size")
     p = summary["world_size"]
@@ -147,7 +156,7 @@ def _load_train(path: Path) -> TrainRun:
         raise UsageError(
             f"{path / 'summary.json'}: world_size: expected an integer >= 1, got {p!r}"
         )
-    config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    config = read_json(path / "config.json", "run file") if (path / "config.json").is_file() else {}
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
     if (path / "links.json").is_file():
@@ -161,7 +170,7 @@ def _load_train(path: Path) -> TrainRun:
         config,
         _read_jsonl(path / "steps.jsonl", STEP_COLUMNS, p),
         _read_jsonl(path / "metrics.jsonl", CALL_COLUMNS, p),
-        _read_json(path / "traffic.json") if (path / "traffic.json").is_file() else None,
+        read_json(path / "traffic.json", "run file") if (path / "traffic.json").is_file() else None,
         links,
         flows,
     )
@@ -188,18 +197,15 @@ def with_dead_attempts(path: Path, steps, world_size: int):
     attempts = []
     for a in sorted(set(merged["attempt"][~np.isnan(merged["attempt"])].tolist())):
         mine = merged["step"][merged["attempt"] == a]
-        attempts.append({"attempt": int(a), "first": int(mine.min()), "last": int(mine.max()),
-                         "completed": a in completed})  # fmt: skip
+        attempts.append(
+            {
+                "attempt": int(a),
+                "first": int(mine.min()),
+                "last": int(mine.max()),
+                "completed": a in completed,
+            }
+        )
     return merged, attempts
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
 
 
 #: Columns that are durations (seconds >= 0) or byte counts; beyond MAX_SECONDS a duration
@@ -220,8 +226,9 @@ def check_value(c: str, v, world_size: int) -> str | None:
             return f"step: expected a whole number >= 0, got {v!r}"
     elif c == "rank":
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < world_size:
-            return (f"rank: expected a rank from 0 to {world_size - 1} ({world_size} ranks), "
-                    f"got {v!r}")  # fmt: skip
+            return (
+                f"rank: expected a rank from 0 to {world_size - 1} ({world_size} ranks), got {v!r}"
+            )
     elif c in DURATIONS or c in TIMESTAMPS:
         if not _is_number(v) or not math.isfinite(v) or (c in DURATIONS and v < 0):
             want = "a finite number >= 0" if c in DURATIONS else "a finite number"

@@ -11,6 +11,7 @@ import numpy as np
 from dist_logreg.errors import UsageError
 from dist_logreg.report import plots
 from dist_logreg.report.document import Section, Table
+from dist_logreg.units import format_byte_rate, format_bytes, format_seconds
 
 FORMAT = "dist-logreg simulate"
 
@@ -139,11 +140,11 @@ def section(b, run: SimRun, prefix: str) -> Section:
         [
             r["algorithm"],
             str(r["ranks"]),
-            f"{r['bytes'] / 2**20:g} MiB",
-            f"{r['time_s'] * 1e3:.3f} ms",
-            f"{r['time_s_worst'] * 1e3:.3f} ms",
-            f"{r['ideal_s'] * 1e3:.3f} ms",
-            f"{r['busbw'] / 1e9:.2f} GB/s",
+            format_bytes(r["bytes"], "g"),
+            format_seconds(r["time_s"], ".3f"),
+            format_seconds(r["time_s_worst"], ".3f"),
+            format_seconds(r["ideal_s"], ".3f"),
+            format_byte_rate(r["busbw"]),
             r["bottleneck"],
         ]
         for r in d["results"]

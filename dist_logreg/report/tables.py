@@ -10,15 +10,15 @@ import numpy as np
 from dist_logreg.record.provenance import MPI_KEY
 from dist_logreg.report import analysis
 from dist_logreg.report.document import Table
-from dist_logreg.report.plots import human_bytes, time_unit
+from dist_logreg.report.plots import human_bytes
+from dist_logreg.units import format_seconds
 
 
 def fmt_s(x) -> str:
     """Seconds in a readable unit: ``"171 µs"``; ``"n/a"`` for None or NaN."""
     if x is None or not np.isfinite(x):
         return "n/a"
-    scale, unit = time_unit([x])
-    return f"{x * scale:.4g} {unit}"
+    return format_seconds(x, ".4g", micro="µs")
 
 
 def _fmt(name: str, x) -> str:
@@ -136,9 +136,15 @@ def bench_headline(runs: list) -> Table:
 
 def bench_records(run) -> Table:
     rows = [
-        [rec["algorithm"], str(rec["bytes"]), fmt_s(rec["time_s"]), f"{rec['busbw']:.4g}",
-         fmt_s(rec.get("predicted_s")), str(rec.get("wrong", "n/a"))]
+        [
+            rec["algorithm"],
+            str(rec["bytes"]),
+            fmt_s(rec["time_s"]),
+            f"{rec['busbw']:.4g}",
+            fmt_s(rec.get("predicted_s")),
+            str(rec.get("wrong", "n/a")),
+        ]
         for rec in run.records
-    ]  # fmt: skip
+    ]
     header = ["algorithm", "bytes", "time per call", "busbw (GB/s)", "predicted", "wrong"]
     return Table(f"Bench records: {run.tag}", header, rows)

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import re
 
+from dist_logreg import units
 from dist_logreg.errors import UsageError
 
 
 def _gbit(text) -> str:
-    t = str(text).strip().lower()
-    for unit, scale in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
-        if t.endswith(unit):
-            return f"{float(t[: -len(unit)]) * scale / 1e9:g}G"
-    return t
+    """A cluster's tc rate (``"100mbit"``) as a fabric spec rate (``"0.1G"``, bits/s)."""
+    return f"{units.rate_bits(str(text)) / 1e9:g}G"
 
 
 def overrides(state: dict) -> tuple[str, dict]:

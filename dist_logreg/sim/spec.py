@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dist_logreg import units
 from dist_logreg.errors import UsageError
 
 HASHES = ("l3", "l4", "spray")
@@ -26,38 +27,16 @@ _BITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
 def seconds(text, key: str) -> float:
-    """``"5us"`` -> 5e-6; a bare number is seconds."""
-    t = str(text).strip().lower()
-    m = re.fullmatch(r"([0-9.e+-]+)\s*(s|ms|us|µs|ns)?", t)
-    try:
-        value = float(m.group(1)) * _TIME[m.group(2) or "s"] if m else -1.0
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < float("inf"):
-        raise UsageError(
-            f"fabric spec: {key}: expected a time such as 1us, 5us or 0.2ms, got {text!r}"
-        )
-    return value
+    """``"5us"`` -> 5e-6; a bare number is seconds (the grammar of :mod:`dist_logreg.units`)."""
+    name = key if key.startswith("-") else f"fabric spec: {key}"  # an option names itself
+    return units.parse_seconds(text, name, examples="1us, 5us or 0.2ms")
 
 
 def bytes_per_s(text, key: str) -> float:
     """A rate in bytes/s: ``"400G"`` (bits/s, as links are sold), ``"20GB/s"`` (bytes/s)."""
-    t = str(text).strip()
-    m = re.fullmatch(r"([0-9.e+]+)\s*([kKmMgGtT]?)(B/s|b/s|bit/s|bps|bit|Gbps)?", t)
-    value = 0.0
-    if m:
-        try:
-            value = float(m.group(1)) * _BITS[m.group(2).lower()]
-        except ValueError:
-            value = 0.0
-        if m.group(3) != "B/s":
-            value /= 8.0  # bits
-    if not 0.0 < value < float("inf"):
-        raise UsageError(
-            f"fabric spec: {key}: expected a rate such as 100G, 400G (bits/s) or 20GB/s "
-            f"(bytes/s), got {text!r}"
-        )
-    return value
+    name = key if key.startswith("-") else f"fabric spec: {key}"  # an option names itself
+    examples = "100G, 400G (bits/s) or 20GB/s (bytes/s)"
+    return units.parse_byte_rate(text, name, examples=examples)
 
 
 def count(text, key: str, low: int = 1) -> int:

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
+from dist_logreg import units
 from dist_logreg.sim.transports import table as transports
 
 
 def seconds(t: float) -> str:
     """``0.0123`` -> ``"12.30 ms"``."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(t) >= scale or unit == "us":
-            return f"{t / scale:.2f} {unit}"
-    raise AssertionError("unreachable")
+    return units.format_seconds(t)
 
 
 def bandwidth(b: float) -> str:
     """``2.5e6`` B/s -> ``"2.50 MB/s"``: small allreduces keep their digits."""
-    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-        if b >= scale or unit == "kB/s":
-            return f"{b / scale:.2f} {unit}"
-    raise AssertionError("unreachable")
+    return units.format_byte_rate(b)
 
 
 def size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.4g} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+    return units.format_bytes(n, ".4g")
 
 
 def _param(key: str, p: dict) -> str:

@@ -297,7 +297,7 @@ class TrainConfig:
             "(invariant: replicas agree bitwise); 0 checks only at the end"
         },
     )
-    model: str | None = field(
+    cost_model: str | None = field(
         default=None,
         metadata={
             "help": "a cost model (model.json from `dist-logreg model fit` or `bench --fit`), "
@@ -316,6 +316,8 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+#: Keys renamed since (old name: new), still read from TOML files and saved ``config.json``.
+RENAMED = {"model": "cost_model"}
 
 
 def total_steps(cfg: TrainConfig, n_samples: int, steps_per_epoch: int | None = None) -> int:

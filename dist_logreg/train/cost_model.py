@@ -20,16 +20,16 @@ AUTO_WARMUP, AUTO_ITERS = 2, 10
 
 def prepare(comm, cfg, payload: int, say) -> dict | None:
     """Collective: the model every rank uses for this run, or None without ``--model``."""
-    if not cfg.model or comm.Get_size() < 2:
-        if cfg.model:
+    if not cfg.cost_model or comm.Get_size() < 2:
+        if cfg.cost_model:
             say("--model: one rank, no communication to model; ignored")
         return None
-    if cfg.model == "auto":
+    if cfg.cost_model == "auto":
         return auto(comm, cfg, payload, say)
     error, model = None, None
     if comm.Get_rank() == 0:
         try:
-            model = costfile.load(cfg.model)
+            model = costfile.load(cfg.cost_model)
             costfile.algorithm_params(model, cfg.allreduce)
         except UsageError as exc:
             error = UsageError(f"--model: {exc}")

@@ -82,9 +82,11 @@ def resolve(
         one = y.size and (y == y[0]).all()
         note = None
         if one and not sharded:
-            note = (f"warning: every training label is {int(y[0])}: the model can only learn to "
-                    f"predict {int(y[0])}, and an accuracy of 100% says nothing (check the "
-                    "labels or --label-column)")  # fmt: skip
+            note = (
+                f"warning: every training label is {int(y[0])}: the model can only learn to "
+                f"predict {int(y[0])}, and an accuracy of 100% says nothing (check the "
+                "labels or --label-column)"
+            )
         return Labels(2, (0, 1), False, note), y
     counts = np.bincount(y.astype(np.intp), minlength=top + 1)
     if not counts.all():

@@ -119,11 +119,26 @@ def train(
     final = _finish(comm, mdl, ds, state, cfg, steps, checkpointer, dog)
     if val is not None and not (every.evals and every.evals[-1]["step"] == steps):
         every.evals.append(held_out(comm, mdl, val, state.params, steps, steps, reporter, dog))
+    return _result(state, steps, first, rec, loop_ns, final, steps / plan.steps_per_epoch, every)
+
+
+def _result(state, steps, first, rec, loop_ns, final, epochs, every) -> TrainResult:
+    """What the loop hands to the records (``record/result.py``)."""
     return TrainResult(
-        state.params, steps, first, rec.marks, rec.comm_ns, rec.batch_loss, loop_ns,
-        final["loss"], final["accuracy"], steps / plan.steps_per_epoch, mdl,
-        every.evals, every.eval_ns,
-    )  # fmt: skip
+        state.params,
+        steps,
+        first,
+        rec.marks,
+        rec.comm_ns,
+        rec.batch_loss,
+        loop_ns,
+        final["loss"],
+        final["accuracy"],
+        epochs,
+        every.mdl,
+        every.evals,
+        every.eval_ns,
+    )
 
 
 def _step_object(cfg, mdl, ds, plan, allreduce, dog, state, checkpointer):
@@ -167,8 +182,12 @@ class _EveryN:
     def __init__(self, comm, cfg, reporter, dog, steps, first, checkpointer, flush, mdl, val):
         self.comm, self.cfg, self.reporter, self.dog = comm, cfg, reporter, dog
         self.steps, self.checkpointer, self.flush, self.mdl, self.val = (
-            steps, checkpointer, flush, mdl, val
-        )  # fmt: skip
+            steps,
+            checkpointer,
+            flush,
+            mdl,
+            val,
+        )
         self.log_every = progress_every(cfg, steps, reporter)
         self.save_every = cfg.checkpoint_every if checkpointer else 0
         self.last_log_step, self.first = first, first
@@ -199,9 +218,17 @@ class _EveryN:
         if self.val is not None and cfg.eval_every and done % cfg.eval_every == 0:
             t5 = perf_counter_ns()
             self.evals.append(
-                held_out(self.comm, self.mdl, self.val, state.params, done, self.steps,
-                         self.reporter, self.dog)
-            )  # fmt: skip
+                held_out(
+                    self.comm,
+                    self.mdl,
+                    self.val,
+                    state.params,
+                    done,
+                    self.steps,
+                    self.reporter,
+                    self.dog,
+                )
+            )
             spent = perf_counter_ns() - t5
             self.eval_ns += spent
             self.last_log += spent  # samples/s counts training time only

@@ -16,7 +16,7 @@ from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
-from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, TrainConfig
+from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, RENAMED, TrainConfig
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 from dist_logreg.train.syncmode import SYNCS
 from dist_logreg.train.validation import validate
@@ -32,7 +32,10 @@ _CHOICES = {
     "sync": SYNCS,
 }
 #: Fields whose flag is not their name: the flag first, then aliases that scripts use.
-_FLAGS = {"model": ("--cost-model", "--model")}
+_FLAGS = {"cost_model": ("--cost-model", "--model")}
+#: Fields whose place in the parsed arguments keeps its old name: ``args.model`` is the cost
+#: model on ``train`` as on ``bench`` and ``scale``.
+_DESTS = {new: old for old, new in RENAMED.items()}
 _METAVARS = {
     "data": "PATH",
     "out": "DIR",
@@ -40,7 +43,7 @@ _METAVARS = {
     "bucket_bytes": "N",
     "ranks_per_node": "K",
     "tag": "NAME",
-    "model": "FILE|auto",
+    "cost_model": "FILE|auto",
     "classes": "K",
     "val_data": "PATH",
     "val_fraction": "F",
@@ -69,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flags = _FLAGS.get(name, ("--" + name.replace("_", "-"),))
         if len(flags) > 1:
             kwargs["help"] += f" ({' '.join(flags[1:])}: the same, kept for scripts)"
-        parser.add_argument(*flags, dest=name, **kwargs)
+        parser.add_argument(*flags, dest=_DESTS.get(name, name), **kwargs)
     parser.add_argument(
         "--config",
         metavar="FILE.toml",
@@ -86,7 +89,8 @@ def _help_with_default(f) -> str:
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields given as flags."""
-    return {k: v for k, v in vars(args).items() if k in FIELDS}
+    given = {RENAMED.get(k, k): v for k, v in vars(args).items()}
+    return {k: v for k, v in given.items() if k in FIELDS}
 
 
 def peek(args: argparse.Namespace, name: str):
@@ -136,6 +140,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     values = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
+        name = RENAMED.get(name, name)
         if name not in FIELDS:
             raise UsageError(
                 f"config file {path}: unknown key {key!r}; expected one of "

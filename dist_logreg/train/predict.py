@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.files import read_json
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
-from dist_logreg.train.config import FIELDS, TrainConfig
+from dist_logreg.train.config import FIELDS, RENAMED, TrainConfig
 
 
 def load_model(model_dir: Path):
@@ -40,12 +40,12 @@ def load_model(model_dir: Path):
     problem = check_arrays(coef, intercept, classes)
     if problem:
         raise UsageError(f"--model {path}: {problem}")
-    mdl, params = models.from_arrays(coef.astype(np.float64), intercept.astype(np.float64),
-                                     classes)  # fmt: skip
+    mdl, params = models.from_arrays(coef.astype(np.float64), intercept.astype(np.float64), classes)
     cfg = None
     config = path.parent / "config.json"
     if config.is_file():
-        saved = json.loads(config.read_text())
+        saved = read_json(config, "config file")
+        saved = {RENAMED.get(k, k): v for k, v in saved.items()}
         cfg = TrainConfig(**{k: v for k, v in saved.items() if k in FIELDS})
     return mdl, params, cfg
 
@@ -85,8 +85,11 @@ def check_arrays(coef: np.ndarray, intercept: np.ndarray, classes) -> str | None
     if classes is None:
         return None
     if classes.ndim != 1 or classes.size != k:
-        what = f"for a binary model (coef of shape {coef.shape})" if coef.ndim == 1 else (
-            f"(coef has {k} rows)")  # fmt: skip
+        what = (
+            f"for a binary model (coef of shape {coef.shape})"
+            if coef.ndim == 1
+            else (f"(coef has {k} rows)")
+        )
         return f"classes: expected {k} classes {what}, got {classes.size}"
     if why := _finite("classes", classes):
         return why

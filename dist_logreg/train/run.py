@@ -100,10 +100,19 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
     try:
         with np.errstate(all="ignore"):  # non-finite values are caught, reported in one line
             result = train(
-                comm, path.allreduce, begin.cfg, begin.ds, reporter, start_point, checkpointer,
-                dog, flush=lambda *rows: partial.flush(path.allreduce, *rows),
-                model=begin.prep.model, val=begin.prep.val, plan=begin.plan,
-            )  # fmt: skip
+                comm,
+                path.allreduce,
+                begin.cfg,
+                begin.ds,
+                reporter,
+                start_point,
+                checkpointer,
+                dog,
+                flush=lambda *rows: partial.flush(path.allreduce, *rows),
+                model=begin.prep.model,
+                val=begin.prep.val,
+                plan=begin.plan,
+            )
     finally:
         reporter.close()  # the progress bar, if any, ends before any error or summary
     # the end: records to rank 0, the files written there, every rank agrees they were
@@ -151,8 +160,9 @@ def _resume(comm, cfg: TrainConfig, expected: dict, out: _Out, dog, reporter):
     if not cfg.resume:
         return None, False
     with dog.phase("finding the resume point (rank 0, then bcast)"):
-        return _resume_point(comm, _checkpoint_dir(cfg, out), expected, cfg.steps, out.dir,
-                             reporter)  # fmt: skip
+        return _resume_point(
+            comm, _checkpoint_dir(cfg, out), expected, cfg.steps, out.dir, reporter
+        )
 
 
 def _checkpointer(comm, begin, expected: dict, out: _Out, start_point, reporter):
@@ -185,8 +195,14 @@ def _checkpointer(comm, begin, expected: dict, out: _Out, start_point, reporter)
         },
         "rng": "none beyond the sampler's (seed, epoch)",
     }
-    return ckpt.Checkpointer(rank, ckpt_dir, cfg.keep_checkpoints, meta, reporter.warn,
-                             on_save=lambda step: report(checkpoint=step))  # fmt: skip
+    return ckpt.Checkpointer(
+        rank,
+        ckpt_dir,
+        cfg.keep_checkpoints,
+        meta,
+        reporter.warn,
+        on_save=lambda step: report(checkpoint=step),
+    )
 
 
 def _gradient_path(comm, begin, dog, reporter) -> _Comm:
@@ -210,9 +226,18 @@ def _sync(comm, cfg: TrainConfig, mdl):
     (:mod:`dist_logreg.train.sharded`, which records its two collectives itself)."""
     if cfg.sync == "sharded":
         sync = ShardedSync(
-            comm, cfg.allreduce, mdl.buffer_size, cfg.dtype, mdl.n_params, mdl.n_weights,
-            cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, capacity=cfg.steps or 1024,
-        )  # fmt: skip
+            comm,
+            cfg.allreduce,
+            mdl.buffer_size,
+            cfg.dtype,
+            mdl.n_params,
+            mdl.n_weights,
+            cfg.lr,
+            cfg.l2,
+            cfg.momentum,
+            cfg.batch_size,
+            capacity=cfg.steps or 1024,
+        )
         return sync, sync
     inner = make_allreduce(
         cfg.allreduce,
@@ -243,7 +268,7 @@ def _summary(begin, out: _Out, path: _Comm, per_rank, result):
     }
     summary["run"] = out.run_info
     summary["clock_sync"] = clock_sync(per_rank)  # behind metrics.jsonl start_aligned_s
-    source = cfg.model if cfg.model == "auto" or cfg.model is None else str(cfg.model)
+    source = cfg.cost_model if cfg.cost_model in ("auto", None) else str(cfg.cost_model)
     predict = annotate(
         summary, per_rank, path.hosts, path.host_of, path.cost_model, source, cfg.slow_factor
     )
@@ -260,9 +285,16 @@ def _write(cfg, out: _Out, summary, traffic, per_rank, result, predict, first, p
             )
             summary["trace"] = {"file": "trace.json", "clock_sync": sync}
         write_outputs(
-            out.dir, summary, traffic, per_rank, result, to_dict(cfg), predict=predict,
-            attempt=out.attempt, append=first > 0,
-        )  # fmt: skip
+            out.dir,
+            summary,
+            traffic,
+            per_rank,
+            result,
+            to_dict(cfg),
+            predict=predict,
+            attempt=out.attempt,
+            append=first > 0,
+        )
     except OSError as exc:
         saved = rescue(summary, result, exc)
         return RunError(

@@ -4,7 +4,7 @@ Instead of one allreduce of the packed gradient buffer ``[gradient sums, loss_su
 (``n`` elements) and the same update on every rank, each step:
 
 1. reduce-scatters the buffer: rank ``r`` receives the SUM over ranks of its chunk
-   ``[b_r, b_{r+1})`` (chunks from :func:`~dist_logreg.comm.halves.bounds`, sizes differ
+   ``[b_r, b_{r+1})`` (chunks from :func:`~dist_logreg.comm.links.bounds`, sizes differ
    by at most one);
 2. updates only the parameters in its chunk, with only its slice of the momentum
    (optimizer state per rank falls as 1/p);
@@ -36,8 +36,7 @@ from time import perf_counter_ns
 import numpy as np
 
 from dist_logreg.comm.collectives import make_collective
-from dist_logreg.comm.halves import bounds
-from dist_logreg.comm.p2p import Traffic
+from dist_logreg.comm.links import Traffic, bounds
 from dist_logreg.errors import RunError
 from dist_logreg.train.syncmode import HALVES, SHARDED_COLLECTIVES
 
@@ -64,9 +63,19 @@ class ShardedSync:
     sync = "sharded"  # what the loop asks: it then calls step() instead of allreduce()
 
     def __init__(
-        self, comm, algorithm: str, n: int, dtype, n_params: int, n_penalized: int,
-        lr: float, l2: float, momentum: float, count: int, capacity: int = 1024,
-    ):  # fmt: skip
+        self,
+        comm,
+        algorithm: str,
+        n: int,
+        dtype,
+        n_params: int,
+        n_penalized: int,
+        lr: float,
+        l2: float,
+        momentum: float,
+        count: int,
+        capacity: int = 1024,
+    ):
         p, r = comm.Get_size(), comm.Get_rank()
         self.buf = buf = np.zeros(n, dtype=dtype)
         rs_name, ag_name = HALVES[algorithm]
@@ -146,16 +155,22 @@ class ShardedSync:
             self._cap *= 2
         start_a, ns_a, bytes_a, step_a, coll_a = self._rec
         start_a[i], ns_a[i], bytes_a[i], step_a[i], coll_a[i] = (
-            start, ns, self.payload, step, which
-        )  # fmt: skip
+            start,
+            ns,
+            self.payload,
+            step,
+            which,
+        )
         self.calls = i + 1
 
     def records(self) -> dict[str, np.ndarray]:
         """Both collectives' calls as int64 arrays: ``start_ns``, ``ns``, ``bytes``, ``step``
         and ``collective`` (an index into :data:`SHARDED_COLLECTIVES`)."""
         keys = ("start_ns", "ns", "bytes", "step", "collective")
-        out = {k: np.frombuffer(a, dtype=np.int64)[: self.calls].copy()
-               for k, a in zip(keys, self._rec, strict=True)}  # fmt: skip
+        out = {
+            k: np.frombuffer(a, dtype=np.int64)[: self.calls].copy()
+            for k, a in zip(keys, self._rec, strict=True)
+        }
         out["collective_names"] = SHARDED_COLLECTIVES
         return out
 

@@ -66,9 +66,16 @@ class Shell:
 
     def __call__(self, cmd: str, timeout: float = 900) -> str:
         if cmd not in self.seen:
-            r = subprocess.run(["bash", "-c", cmd], cwd=self.cwd, env=self.env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               timeout=timeout, start_new_session=True)  # fmt: skip
+            r = subprocess.run(
+                ["bash", "-c", cmd],
+                cwd=self.cwd,
+                env=self.env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                start_new_session=True,
+            )
             if r.returncode != 0:
                 raise RuntimeError(f"{cmd}: exit status {r.returncode}\n{r.stdout[-3000:]}")
             self.seen[cmd] = r.stdout
@@ -113,9 +120,20 @@ def console(cmd: str, output: str) -> str:
 
 # --- Getting started and the README ---------------------------------------------------
 TRAIN = "mpirun -n 4 --oversubscribe dist-logreg train"
-SUMMARY = ("done:", "  final loss", "  allreduce [", "    latency", "    bandwidth",
-           "    per call", "  time per rank", "    total", "    data", "    comm ",
-           "  comm fraction", "  outputs")  # fmt: skip
+SUMMARY = (
+    "done:",
+    "  final loss",
+    "  allreduce [",
+    "    latency",
+    "    bandwidth",
+    "    per call",
+    "  time per rank",
+    "    total",
+    "    data",
+    "    comm ",
+    "  comm fraction",
+    "  outputs",
+)
 
 
 @recipe("train-default", "docs/index.md", "start")
@@ -131,8 +149,10 @@ def _train_summary(sh: Shell) -> str:
 # --- Study your allreduce -----------------------------------------------------------------
 @recipe("traffic-ring", "docs/allreduce.md", "allreduce")
 def _traffic(sh: Shell) -> str:
-    sh("mpirun -n 3 --oversubscribe dist-logreg train --allreduce ring --features 9 --steps 10 "
-       "--out runs/t")  # fmt: skip
+    sh(
+        "mpirun -n 3 --oversubscribe dist-logreg train --allreduce ring --features 9 --steps 10 "
+        "--out runs/t"
+    )
     t = json.loads((sh.cwd / "runs/t/traffic.json").read_text())
     rows = {k: json.dumps(t[k]) for k in ("bytes", "messages")}
     head = json.dumps({"algorithm": t["algorithm"], "observed": t["observed"]})[:-1]
@@ -140,8 +160,10 @@ def _traffic(sh: Shell) -> str:
 
 
 # --- Data and predict -----------------------------------------------------------------------
-HELD_OUT = ("mpirun -n 2 dist-logreg train --data train.svm --val-data val.svm --eval-every 25 "
-            "--batch-size 256 --steps 100 --out runs/a")  # fmt: skip
+HELD_OUT = (
+    "mpirun -n 2 dist-logreg train --data train.svm --val-data val.svm --eval-every 25 "
+    "--batch-size 256 --steps 100 --out runs/a"
+)
 
 
 @recipe("held-out", "docs/data.md", "data")
@@ -177,8 +199,10 @@ def _model_fit(sh: Shell) -> str:
 
 @recipe("model-predict", "docs/cost-model.md", "cost")
 def _model_predict(sh: Shell) -> str:
-    out = sh("dist-logreg model predict --model model.json --ranks 512 --link-rate 400G "
-             "--bytes 64K,1M,16M,256M")  # fmt: skip
+    out = sh(
+        "dist-logreg model predict --model model.json --ranks 512 --link-rate 400G "
+        "--bytes 64K,1M,16M,256M"
+    )
     tables = out.split("\n\n")
     keep = [tables[0], *[t for t in tables if t.startswith(("ring\n", "rabenseifner\n"))]]
     tail = [x for x in tables[-1].splitlines() if x.startswith(("fastest", "crossovers", "note"))]
@@ -187,15 +211,19 @@ def _model_predict(sh: Shell) -> str:
 
 @recipe("model-auto", "docs/cost-model.md", "cost")
 def _model_auto(sh: Shell) -> str:
-    out = sh("mpirun -n 3 --oversubscribe dist-logreg train --steps 50 --model auto "
-             "--inject-fault stall:rank=2:step=5:seconds=0.3 --out runs/auto")  # fmt: skip
+    out = sh(
+        "mpirun -n 3 --oversubscribe dist-logreg train --steps 50 --model auto "
+        "--inject-fault stall:rank=2:step=5:seconds=0.3 --out runs/auto"
+    )
     return "\n".join(section(out, "  model ", "  outputs"))
 
 
 # --- Fault tolerance -----------------------------------------------------------------------
-SUPERVISE = ("dist-logreg supervise --restarts 2 --min-ranks 2 -- mpirun -n 3 --oversubscribe "
-             "dist-logreg train --steps 200 --checkpoint-every 50 --out runs/sup "
-             "--inject-fault kill:rank=2:step=120")  # fmt: skip
+SUPERVISE = (
+    "dist-logreg supervise --restarts 2 --min-ranks 2 -- mpirun -n 3 --oversubscribe "
+    "dist-logreg train --steps 200 --checkpoint-every 50 --out runs/sup "
+    "--inject-fault kill:rank=2:step=120"
+)
 
 
 @recipe("supervise", "docs/fault-tolerance.md", "faults")

@@ -9,7 +9,7 @@ from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import schedule
 from dist_logreg.collective.algorithms import IMPLEMENTATIONS
 from dist_logreg.comm.collectives import make_collective
-from dist_logreg.comm.halves import bounds
+from dist_logreg.comm.links import bounds
 from tests.mpi.conftest import collective_assert
 
 #: Element counts: fewer than ranks, not divisible by 2 or 3, divisible, larger.
@@ -54,9 +54,12 @@ def test_p2p_halves_count_the_traffic_the_closed_form_says(comm):
     """Ring: (p-1) messages of S/p; halving/doubling at a power of two: log2(p) messages,
     (p-1)/p * S bytes in all (other p add a fold: up to one more buffer)."""
     p, n = comm.Get_size(), 120  # divisible by 1 to 6 and 8
-    for kind, name in [("reduce-scatter", "ring"), ("allgather", "ring"),
-                       ("reduce-scatter", "recursive-halving"),
-                       ("allgather", "recursive-doubling")]:  # fmt: skip
+    for kind, name in [
+        ("reduce-scatter", "ring"),
+        ("allgather", "ring"),
+        ("reduce-scatter", "recursive-halving"),
+        ("allgather", "recursive-doubling"),
+    ]:
         impl = make_collective(kind, name, comm)
         impl.bind(np.ones(n), None if kind == "allgather" else np.empty(0))()
         sent, msgs = sum(impl.traffic.bytes), sum(impl.traffic.messages)
@@ -108,8 +111,9 @@ def test_the_wrong_column_sees_a_collective_that_does_nothing(world_comm):
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("kind, name", [(c, a) for c in ("reduce-scatter", "allgather")
-                                        for a in table.scheduled(c)])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind, name", [(c, a) for c in ("reduce-scatter", "allgather") for a in table.scheduled(c)]
+)
 def test_the_schedule_table_counts_what_our_halves_send(comm, kind, name):
     """The records' phases (collective/halves.py) against the bytes and messages each rank
     really sent to each peer, at any world size (folds included)."""

@@ -63,9 +63,16 @@ def test_contiguous_shuffles_are_world_size_invariant(comm, shuffle):
     cfg = TrainConfig(batch_size=61, steps=25, lr=0.4, l2=1e-3, seed=12, shuffle=shuffle)
     result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter())
     expected = serial_sgd(
-        ds.X, ds.y, batch_size=61, steps=25, lr=0.4, l2=1e-3, momentum=0.0, seed=12,
+        ds.X,
+        ds.y,
+        batch_size=61,
+        steps=25,
+        lr=0.4,
+        l2=1e-3,
+        momentum=0.0,
+        seed=12,
         batches=global_rows(650, 61, 12, shuffle),
-    )  # fmt: skip
+    )
     everyone = comm.allgather(result.params.tobytes())
     collective_assert(comm, len(set(everyone)) == 1, "replicas differ")
     collective_assert(
@@ -81,18 +88,32 @@ def test_sharded_sampling_follows_the_sharded_oracle(comm, shuffle):
     depends on p and equals the serial run of the batches the p shards draw."""
     size, rank = comm.Get_size(), comm.Get_rank()
     cfg = TrainConfig(
-        samples=503, features=6, batch_size=47, steps=30, lr=0.4, momentum=0.3, seed=9,
-        shuffle=shuffle, sampling="sharded",
-    )  # fmt: skip
+        samples=503,
+        features=6,
+        batch_size=47,
+        steps=30,
+        lr=0.4,
+        momentum=0.3,
+        seed=9,
+        shuffle=shuffle,
+        sampling="sharded",
+    )
     ds = shards.for_rank(cfg, size, rank)
     lo, hi = data.rank_slice(503, size, rank)
     collective_assert(comm, ds.n_samples == hi - lo, f"shard of {ds.n_samples} rows")
     result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter())
     whole = data.synthetic(503, 6, seed=9, dtype="float64")
     expected = serial_sgd(
-        whole.X, whole.y, batch_size=47, steps=30, lr=0.4, l2=cfg.l2, momentum=0.3, seed=9,
+        whole.X,
+        whole.y,
+        batch_size=47,
+        steps=30,
+        lr=0.4,
+        l2=cfg.l2,
+        momentum=0.3,
+        seed=9,
         batches=sharded_rows(503, 47, 9, shuffle, size),
-    )  # fmt: skip
+    )
     collective_assert(
         comm,
         np.allclose(result.params, expected, rtol=1e-10, atol=1e-10),
@@ -217,5 +238,8 @@ def test_replica_mismatch_stops_every_rank_and_names_the_ranks(world_comm):
     with pytest.raises(ReplicasDisagree) as info:
         check_replicas(comm, params, 7)
     expected = f"rank groups [{list(range(size - 1))}, [{size - 1}]]"
-    collective_assert(comm, "after step 7: replicas diverged" in str(info.value)
-                      and expected in str(info.value), str(info.value))  # fmt: skip
+    collective_assert(
+        comm,
+        "after step 7: replicas diverged" in str(info.value) and expected in str(info.value),
+        str(info.value),
+    )

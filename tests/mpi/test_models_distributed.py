@@ -42,17 +42,37 @@ def _sparse_problem(n=400, d=50, classes=4, seed=3):
 def test_softmax_world_size_invariance(comm, batch_size, dtype):
     ds = synthetic_classes(700, 9, 5, seed=11, dtype=dtype)
     mdl = models.Softmax(9, 5)
-    cfg = TrainConfig(batch_size=batch_size, steps=15, lr=0.4, l2=1e-3, momentum=0.5, seed=11,
-                      dtype=dtype, check_every=5)  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=batch_size,
+        steps=15,
+        lr=0.4,
+        l2=1e-3,
+        momentum=0.5,
+        seed=11,
+        dtype=dtype,
+        check_every=5,
+    )
     allreduce = Instrumented(MPIAllreduce(comm), 4)
     result = train(comm, allreduce, cfg, ds, QuietReporter(), model=mdl)
     everyone = comm.allgather(result.params.tobytes())
     collective_assert(comm, len(set(everyone)) == 1, "replicas differ")
-    expected = serial_sgd(ds.X, ds.y, batch_size=batch_size, steps=15, lr=0.4, l2=1e-3,
-                          momentum=0.5, seed=11, classes=5)  # fmt: skip
+    expected = serial_sgd(
+        ds.X,
+        ds.y,
+        batch_size=batch_size,
+        steps=15,
+        lr=0.4,
+        l2=1e-3,
+        momentum=0.5,
+        seed=11,
+        classes=5,
+    )
     tol = {"float64": 1e-10, "float32": 2e-4}[dtype]
-    collective_assert(comm, np.allclose(result.params, expected, rtol=tol, atol=tol),
-                      f"max diff {np.max(np.abs(result.params - expected))}")  # fmt: skip
+    collective_assert(
+        comm,
+        np.allclose(result.params, expected, rtol=tol, atol=tol),
+        f"max diff {np.max(np.abs(result.params - expected))}",
+    )
     # One allreduce per step, of K (d + 1) + 2 elements.
     rec = allreduce.records()
     itemsize = np.dtype(dtype).itemsize
@@ -72,10 +92,22 @@ def test_sparse_rows_train_like_dense_rows(comm, classes):
     sparse_run = train(
         comm, MPIAllreduce(comm), cfg, Dataset(X, y, "csr"), QuietReporter(), model=mdl
     )
-    expected = serial_sgd(X.toarray(), y, batch_size=61, steps=12, lr=0.3, l2=1e-3, momentum=0.3,
-                          seed=2, classes=classes)  # fmt: skip
-    collective_assert(comm, np.allclose(sparse_run.params, expected, rtol=1e-10, atol=1e-12),
-                      f"max diff {np.max(np.abs(sparse_run.params - expected))}")  # fmt: skip
+    expected = serial_sgd(
+        X.toarray(),
+        y,
+        batch_size=61,
+        steps=12,
+        lr=0.3,
+        l2=1e-3,
+        momentum=0.3,
+        seed=2,
+        classes=classes,
+    )
+    collective_assert(
+        comm,
+        np.allclose(sparse_run.params, expected, rtol=1e-10, atol=1e-12),
+        f"max diff {np.max(np.abs(sparse_run.params - expected))}",
+    )
 
 
 def _standardized(loader, rows=None):
@@ -86,9 +118,14 @@ def _standardized(loader, rows=None):
 
 @pytest.mark.parametrize(
     "name",
-    ["iris (softmax)", "breast_cancer (binary)", "digits (softmax)", "sparse (softmax)",
-     "sparse (binary)"],
-)  # fmt: skip
+    [
+        "iris (softmax)",
+        "breast_cancer (binary)",
+        "digits (softmax)",
+        "sparse (softmax)",
+        "sparse (binary)",
+    ],
+)
 def test_full_batch_training_reaches_scikit_learns_optimum(name):
     comm = MPI.COMM_WORLD
     if name.startswith("iris"):
@@ -111,8 +148,10 @@ def test_full_batch_training_reaches_scikit_learns_optimum(name):
     cfg = TrainConfig(batch_size=n, steps=steps, lr=lr, l2=l2, momentum=momentum, check_every=0)
     result = train(comm, MPIAllreduce(comm), cfg, Dataset(X, y, name), QuietReporter(), model=mdl)
     coef, intercept = mdl.unpack(result.params)
-    gap = max(np.max(np.abs(np.atleast_2d(coef) - ref.coef_)),
-              np.max(np.abs(np.atleast_1d(intercept) - ref.intercept_)))  # fmt: skip
+    gap = max(
+        np.max(np.abs(np.atleast_2d(coef) - ref.coef_)),
+        np.max(np.abs(np.atleast_1d(intercept) - ref.intercept_)),
+    )
     collective_assert(comm, gap < 1e-6, f"{name}: max difference from scikit-learn {gap}")
 
 
@@ -149,8 +188,12 @@ def test_a_bad_line_in_the_last_part_stops_every_rank(comm, tmp_path_factory):
         sparse.load_svmlight(comm, path, "float64", None)
     prefix = f"rank {size - 1}: " if size > 1 else ""
     text = str(info.value)
-    collective_assert(comm, text.startswith(prefix) and "bad.svm: line 59: expected increasing "
-                      "feature indices, got 2 after 3" in text, text)  # fmt: skip
+    collective_assert(
+        comm,
+        text.startswith(prefix)
+        and "bad.svm: line 59: expected increasing feature indices, got 2 after 3" in text,
+        text,
+    )
 
 
 def test_held_out_metrics_equal_the_serial_ones(comm):
@@ -159,8 +202,9 @@ def test_held_out_metrics_equal_the_serial_ones(comm):
     ds = Dataset(*_standardized(load_breast_cancer), "bc", checked=True)
     val = Dataset(ds.X[::3].copy(), ds.y[::3].copy(), "val", checked=True)
     cfg = TrainConfig(batch_size=64, steps=30, lr=0.5, l2=1e-3, seed=1, eval_every=10)
-    result = train(comm, MPIAllreduce(comm), cfg, ds, QuietReporter(), model=models.Binary(30),
-                   val=val)  # fmt: skip
+    result = train(
+        comm, MPIAllreduce(comm), cfg, ds, QuietReporter(), model=models.Binary(30), val=val
+    )
     collective_assert(comm, [e["step"] for e in result.evals] == [10, 20, 30])
     p = models.Binary(30).proba(val.X, result.params)[:, 1]
     last = result.evals[-1]
@@ -179,11 +223,13 @@ def test_estimator_fits_every_ranks_rows_together(world_comm):
     size, rank = comm.Get_size(), comm.Get_rank()
     X, y = _standardized(load_iris)
     mine = np.arange(rank, len(y), size)  # each rank passes other rows
-    est = DistLogisticRegression(l2=0.01, solver="gd", learning_rate=1.0, momentum=0.9,
-                                 tol=1e-10, max_iter=2000, comm=comm)  # fmt: skip
+    est = DistLogisticRegression(
+        l2=0.01, solver="gd", learning_rate=1.0, momentum=0.9, tol=1e-10, max_iter=2000, comm=comm
+    )
     est.fit(X[mine], y[mine])
-    alone = DistLogisticRegression(l2=0.01, solver="gd", learning_rate=1.0, momentum=0.9,
-                                   tol=1e-10, max_iter=2000).fit(X, y)  # fmt: skip
+    alone = DistLogisticRegression(
+        l2=0.01, solver="gd", learning_rate=1.0, momentum=0.9, tol=1e-10, max_iter=2000
+    ).fit(X, y)
     everyone = comm.allgather(est.coef_.tobytes())
     collective_assert(comm, len(set(everyone)) == 1, "replicas differ")
     collective_assert(comm, np.allclose(est.coef_, alone.coef_, atol=1e-8), "differs from one rank")

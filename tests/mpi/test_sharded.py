@@ -27,8 +27,9 @@ def test_sharded_steps_follow_the_allreduce_update(comm, algorithm, n_params, mo
     batch, lr, l2 = 7 * p + 1, 0.3, 0.01
     counts = [(k + 1) * batch // p - k * batch // p for k in range(p)]  # rows per rank
     n_pen = max(0, n_params - 1)  # the intercept is not penalized
-    sync = ShardedSync(comm, algorithm, n_params + 2, np.float64, n_params, n_pen, lr, l2,
-                       momentum, batch, 8)  # fmt: skip
+    sync = ShardedSync(
+        comm, algorithm, n_params + 2, np.float64, n_params, n_pen, lr, l2, momentum, batch, 8
+    )
     buf = sync.buf
     params, velocity = np.zeros(n_params), np.zeros(n_params)  # the oracle's
     losses = []
@@ -84,13 +85,24 @@ def test_sharded_training_follows_the_serial_oracle(comm, algorithm, batch_size,
     from tests.oracle import QuietReporter, serial_sgd
 
     ds = data.synthetic(700, 9, seed=11, dtype="float64")
-    cfg = TrainConfig(batch_size=batch_size, steps=20, lr=0.4, l2=1e-3, momentum=momentum,
-                      seed=11, check_every=5, sync="sharded", allreduce=algorithm)  # fmt: skip
-    sync = ShardedSync(comm, algorithm, 9 + 3, np.float64, 10, 9, cfg.lr, cfg.l2,
-                       cfg.momentum, cfg.batch_size, 20)  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=batch_size,
+        steps=20,
+        lr=0.4,
+        l2=1e-3,
+        momentum=momentum,
+        seed=11,
+        check_every=5,
+        sync="sharded",
+        allreduce=algorithm,
+    )
+    sync = ShardedSync(
+        comm, algorithm, 9 + 3, np.float64, 10, 9, cfg.lr, cfg.l2, cfg.momentum, cfg.batch_size, 20
+    )
     result = train(comm, sync, cfg, ds, QuietReporter())
-    expected = serial_sgd(ds.X, ds.y, batch_size=batch_size, steps=20, lr=0.4, l2=1e-3,
-                          momentum=momentum, seed=11)  # fmt: skip
+    expected = serial_sgd(
+        ds.X, ds.y, batch_size=batch_size, steps=20, lr=0.4, l2=1e-3, momentum=momentum, seed=11
+    )
     everyone = comm.allgather(result.params.tobytes())
     ok = np.allclose(result.params, expected, rtol=1e-10, atol=1e-10)
     collective_assert(comm, ok and len(set(everyone)) == 1, f"{result.params} vs {expected}")

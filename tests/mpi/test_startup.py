@@ -116,8 +116,15 @@ def _csv_typo_in_row_one(folder):
     return ["--data", f"{folder}/d.csv"], "got a mix: column 1 is '2x'"
 
 
-FILE_CASES = [_fifo, _fifo_config, _latin1_config, _npy_named_npz, _zip_of_text, _complex_x,
-              _csv_typo_in_row_one]  # fmt: skip
+FILE_CASES = [
+    _fifo,
+    _fifo_config,
+    _latin1_config,
+    _npy_named_npz,
+    _zip_of_text,
+    _complex_x,
+    _csv_typo_in_row_one,
+]
 
 
 @pytest.mark.parametrize("case", FILE_CASES, ids=[c.__name__[1:] for c in FILE_CASES])
@@ -137,15 +144,23 @@ def test_csv_with_a_byte_order_mark_has_no_header(comm, tmp_path_factory):
             fh.write(rows)  # starts with a BOM: no header, 40 data rows
     comm.Barrier()
     out = f"{folder}/out"
-    assert run(comm, parse(*SMALL, "--batch-size", "4", "--data", f"{folder}/d.csv",
-                           "--out", out)) == 0  # fmt: skip
+    assert (
+        run(comm, parse(*SMALL, "--batch-size", "4", "--data", f"{folder}/d.csv", "--out", out))
+        == 0
+    )
     summary = comm.bcast(json.load(open(f"{out}/summary.json")) if comm.Get_rank() == 0 else None)
     collective_assert(comm, summary["data"]["samples"] == 40, str(summary["data"]))
 
 
-FLAGS_THAT_DIFFER = [("--steps", "5", "6"), ("--check-every", "2", "3"), ("--seed", "1", "2"),
-                     ("--features", "4", "5"), ("--dtype", "float64", "float32"),
-                     ("--batch-size", "12", "13"), ("--lr", "0.5", "0.25")]  # fmt: skip
+FLAGS_THAT_DIFFER = [
+    ("--steps", "5", "6"),
+    ("--check-every", "2", "3"),
+    ("--seed", "1", "2"),
+    ("--features", "4", "5"),
+    ("--dtype", "float64", "float32"),
+    ("--batch-size", "12", "13"),
+    ("--lr", "0.5", "0.25"),
+]
 
 
 @pytest.mark.mpi(min_size=2)

@@ -29,7 +29,7 @@ rolls back on any failure or Ctrl-C.
 ``calibrate``    one-way and bidirectional TCP ceilings per link class
 ``probe``        the built-in TCP probe that runs inside the namespaces
 ``jobs``         ``cluster run``: the ``mpirun`` line, snapshots, the fabric files
-``report``       the fabric block, busbw against the ceiling, the printed summary
+``postprocess``  the fabric block, busbw against the ceiling, the printed summary
 ``fabricfiles``  the schema of ``links.json`` and ``flows.json``: written and read here
 ``attribution``  flows tied to lossy links and retransmissions; collisions, imbalance
 ``tcpinfo``      per-connection TCP counters (``ss -tin``) sampled during a job

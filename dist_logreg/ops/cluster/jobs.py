@@ -30,7 +30,7 @@ from dist_logreg.ops.cluster import (
     slurm,
     tcpinfo,
 )
-from dist_logreg.ops.cluster.report import fabric_lines, post_process
+from dist_logreg.ops.cluster.postprocess import fabric_lines, post_process
 from dist_logreg.ops.cluster.state import Cluster, load, preflight
 from dist_logreg.protocol import CLUSTER_INFO_VAR
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from dist_logreg.bench.stats import summarize
+from dist_logreg.bench.summary import summarize
 from dist_logreg.bench.sweep import scaled, sizes, time_calls
 from dist_logreg.errors import RunError, UsageError
 from dist_logreg.files import write_json
@@ -92,8 +92,9 @@ def _calls(comm, test: str, me: int, peer: int, buf, window: int):
     return once, recvs
 
 
-def measure_pair(comm, test: str, pair, nbytes: int, warmup: int, iters: int, repeats: int,
-                 window: int) -> dict | None:  # fmt: skip
+def measure_pair(
+    comm, test: str, pair, nbytes: int, warmup: int, iters: int, repeats: int, window: int
+) -> dict | None:
     """On the pair's two ranks: time ``test``; the first rank returns the record."""
     me = pair.index(comm.Get_rank())
     peer = pair[1 - me]
@@ -140,11 +141,15 @@ HEADER = (
 
 def format_row(r: dict) -> str:
     ci = "-" if r["time_s_ci95"] is None else f"{r['time_s_ci95'] * 1e6:.2f}"
-    us = " ".join(f"{r[k] * 1e6:>10.2f}" for k in ("time_s", "time_s_p50", "time_s_p99",
-                                                   "time_s_min", "time_s_max"))  # fmt: skip
+    us = " ".join(
+        f"{r[k] * 1e6:>10.2f}"
+        for k in ("time_s", "time_s_p50", "time_s_p99", "time_s_min", "time_s_max")
+    )
     pair = f"{r['pair'][0]}:{r['pair'][1]}"
-    return (f"{r['p2p']:>8} {pair:>7} {r['bytes']:>10} {r['iters'] * r['repeats']:>6} {us} "
-            f"{ci:>9} {r['GBps']:>10.3f} {r['wrong']:>6}")  # fmt: skip
+    return (
+        f"{r['p2p']:>8} {pair:>7} {r['bytes']:>10} {r['iters'] * r['repeats']:>6} {us} "
+        f"{ci:>9} {r['GBps']:>10.3f} {r['wrong']:>6}"
+    )
 
 
 def run(comm, args, say) -> list[dict]:
@@ -165,8 +170,9 @@ def run(comm, args, say) -> list[dict]:
                 comm.Barrier()
                 rec = None
                 if rank in pair:
-                    rec = measure_pair(comm, test, pair, nbytes, args.warmup, args.iters,
-                                       repeats, args.window)  # fmt: skip
+                    rec = measure_pair(
+                        comm, test, pair, nbytes, args.warmup, args.iters, repeats, args.window
+                    )
                 rec = comm.bcast(rec, root=pair[0])
                 records.append(rec)
                 say(format_row(rec))
@@ -174,9 +180,21 @@ def run(comm, args, say) -> list[dict]:
 
 
 CSV_COLUMNS = (
-    "p2p", "pair", "bytes", "window", "iters", "repeats", "time_s", "time_s_p50", "time_s_p99",
-    "time_s_min", "time_s_max", "time_s_ci95", "GBps", "wrong",
-)  # fmt: skip
+    "p2p",
+    "pair",
+    "bytes",
+    "window",
+    "iters",
+    "repeats",
+    "time_s",
+    "time_s_p50",
+    "time_s_p99",
+    "time_s_min",
+    "time_s_max",
+    "time_s_ci95",
+    "GBps",
+    "wrong",
+)
 
 
 def main(comm, args) -> int:

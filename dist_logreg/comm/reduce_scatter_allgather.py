@@ -25,38 +25,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from dist_logreg.comm.p2p import _P2P, _bounds, _real, _Scratch
+from dist_logreg.comm.links import Link, Scratch, bounds, pair_rank
 
 
-def bounds(n: int, p: int) -> list[int]:
-    """Chunk ``r`` of an ``n``-element buffer on ``p`` ranks is ``[b[r], b[r + 1])``."""
-    return _bounds(n, p)
-
-
-def ring_reduce_scatter(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
-    """``p - 1`` steps around ``r -> r+1``; rank ``r`` ends with the sum of chunk ``r``."""
+def ring_reduce_scatter(link: Link, buf: np.ndarray, scratch: Scratch, shift: int = 0) -> None:
+    """``p - 1`` steps around ``r -> r+1``; rank ``r`` ends with the sum of chunk ``r``
+    (of chunk ``r + shift`` with ``shift``: the ring allreduce's own order, ``shift=1``)."""
     p, r = link.size, link.rank
     if p == 1:
         return
-    b = _bounds(buf.size, p)
+    b = bounds(buf.size, p)
     right, left = (r + 1) % p, (r - 1) % p
     tmp = scratch.get(b[1] - b[0] + 1, buf.dtype)
     for s in range(p - 1):  # send the chunk summed so far, add the one coming in
-        sc, rc = (r - 1 - s) % p, (r - 2 - s) % p
+        sc, rc = (r + shift - 1 - s) % p, (r + shift - 2 - s) % p
         incoming = tmp[: b[rc + 1] - b[rc]]
         link.sendrecv(buf[b[sc] : b[sc + 1]], right, incoming, left)
         buf[b[rc] : b[rc + 1]] += incoming
 
 
-def ring_allgather(link: _P2P, buf: np.ndarray, scratch: _Scratch | None = None) -> None:
-    """``p - 1`` steps around ``r -> r+1``, each chunk received straight into place."""
+def ring_allgather(
+    link: Link, buf: np.ndarray, scratch: Scratch | None = None, shift: int = 0
+) -> None:
+    """``p - 1`` steps around ``r -> r+1``, each chunk received straight into place; rank
+    ``r`` starts with chunk ``r + shift`` filled."""
     p, r = link.size, link.rank
     if p == 1:
         return
-    b = _bounds(buf.size, p)
+    b = bounds(buf.size, p)
     right, left = (r + 1) % p, (r - 1) % p
     for s in range(p - 1):
-        sc, rc = (r - s) % p, (r - s - 1) % p
+        sc, rc = (r + shift - s) % p, (r + shift - s - 1) % p
         link.sendrecv(buf[b[sc] : b[sc + 1]], right, buf[b[rc] : b[rc + 1]], left)
 
 
@@ -68,12 +67,12 @@ def _groups(p: int) -> tuple[int, int, list[int]]:
     return p2, extra, [2 * i if i < extra else i + extra for i in range(p2)] + [p]
 
 
-def recursive_halving(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
+def recursive_halving(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
     """Reduce-scatter by recursive halving: ``log2(p)`` exchanges of halving size."""
     p, r = link.size, link.rank
     if p == 1:
         return
-    b = _bounds(buf.size, p)
+    b = bounds(buf.size, p)
     p2, extra, first = _groups(p)
     tmp = scratch.get(buf.size, buf.dtype)
     if r < 2 * extra:  # fold in: the even rank of each pair hands its buffer to the odd one
@@ -87,7 +86,7 @@ def recursive_halving(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
     lo, hi = 0, p2  # the group ranks whose chunks I still reduce
     mask = p2 // 2
     while mask:
-        partner = _real(me ^ mask, extra)
+        partner = pair_rank(me ^ mask, extra)
         mid = (lo + hi) // 2
         (klo, khi), (slo, shi) = ((lo, mid), (mid, hi)) if not me & mask else ((mid, hi), (lo, mid))
         keep = slice(b[first[klo]], b[first[khi]])
@@ -100,12 +99,12 @@ def recursive_halving(link: _P2P, buf: np.ndarray, scratch: _Scratch) -> None:
         link.send(buf[b[r - 1] : b[r]], r - 1)
 
 
-def recursive_doubling_allgather(link: _P2P, buf: np.ndarray, scratch=None) -> None:
+def recursive_doubling_allgather(link: Link, buf: np.ndarray, scratch=None) -> None:
     """Allgather by recursive doubling: ``log2(p)`` exchanges of doubling size."""
     p, r = link.size, link.rank
     if p == 1:
         return
-    b = _bounds(buf.size, p)
+    b = bounds(buf.size, p)
     p2, extra, first = _groups(p)
     if r < 2 * extra:  # fold in: the even rank of a pair hands its chunk to the odd one
         if r % 2 == 0:
@@ -117,7 +116,7 @@ def recursive_doubling_allgather(link: _P2P, buf: np.ndarray, scratch=None) -> N
     lo, hi = me, me + 1  # the group ranks whose chunks I hold
     mask = 1
     while mask < p2:
-        partner = _real(me ^ mask, extra)
+        partner = pair_rank(me ^ mask, extra)
         width = hi - lo
         plo, phi = (lo + width, hi + width) if not me & mask else (lo - width, lo)
         link.sendrecv(
