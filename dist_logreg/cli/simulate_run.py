@@ -12,11 +12,12 @@ import numpy as np
 
 from dist_logreg.collective import costfile as costmodel
 from dist_logreg.collective.algorithms import scheduled_keys
+from dist_logreg.errors import UsageError
+from dist_logreg.files import check_output, write_output
 from dist_logreg.sim import cluster as cluster_fabric
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.runner import sweep
 from dist_logreg.sim.text import lines
-from dist_logreg.errors import UsageError
 
 
 def resolve_fabric(args):
@@ -136,7 +137,7 @@ def run(args) -> int:
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
         setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     if args.out is not None:
-        _check_out(args.out)
+        _check_out(args.out, getattr(args, "force", False))
     for alg in args.algorithm:
         if alg not in scheduled_keys():  # reduce-scatter/ring and the like too
             raise UsageError(
@@ -180,7 +181,7 @@ def run(args) -> int:
     _check_finite(doc)
     text = json.dumps(doc, indent=1)
     if args.out is not None:
-        _write(Path(args.out), text)
+        _write(Path(args.out), text, getattr(args, "force", False))
     print(text if args.json else "\n".join(lines(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
@@ -212,20 +213,18 @@ def _check_exact(args) -> None:
         print(f"simulate: {what}", file=sys.stderr, flush=True)
 
 
-def _check_out(out: str) -> None:
-    """Before simulating: ``--out`` must name a directory, new or existing, not a file."""
+def _check_out(out: str, force: bool = False) -> None:
+    """Before simulating: ``--out`` must name a directory, new or existing, not a file, and
+    ``simulate.json`` there must be new (or ``--force``) and never a link (files.check_output)."""
     if not out.strip():
         raise UsageError("--out: expected a directory name, got ''")
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
+    check_output(Path(out) / "simulate.json", "--out", force)
 
 
-def _write(out: Path, text: str) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "simulate.json").write_text(text + "\n")
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write simulate.json there ({exc})") from None
+def _write(out: Path, text: str, force: bool = False) -> None:
+    write_output(out / "simulate.json", text + "\n", "--out", force)
 
 
 def _check_finite(doc) -> None:
