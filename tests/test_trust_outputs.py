@@ -193,3 +193,53 @@ def test_simulate_never_replaces_an_earlier_result_without_force(tmp_path):
     r = cli(*SIM, "--ranks", "2", "--out", str(tmp_path))
     assert "the file exists" in one_error(r) and "--force" in r.stderr
     assert (tmp_path / "simulate.json").read_text() == before
+
+
+# --- train into another run's --out --------------------------------------------------------
+
+TRAIN = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "6"]
+
+
+def _train(n, *args, timeout=90):
+    from tests.helpers import run_mpi, train_cmd
+
+    return run_mpi(n, train_cmd(*TRAIN, *args), timeout=timeout)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", [1, 2])
+def test_train_refuses_an_out_holding_another_runs_results(tmp_path, n):
+    out = tmp_path / "run"
+    assert _train(n, "--out", str(out)).returncode == 0
+    before = (out / "summary.json").read_text()
+    r = _train(n, "--out", str(out), "--seed", "7")
+    errors = [x for x in r.stderr.splitlines() if "error" in x]
+    assert r.returncode == 2 and len(errors) == 1, r.stderr
+    assert f"--out {out}: holds another run's results" in errors[0] and "--force" in errors[0]
+    assert (out / "summary.json").read_text() == before
+    # --force starts afresh: no line of the earlier run is left in the new one's files
+    (out / "partial").mkdir(exist_ok=True)
+    (out / "partial" / "steps-attempt1-from0-rank0.jsonl").write_text("")
+    r = _train(n, "--out", str(out), "--seed", "7", "--force")
+    assert r.returncode == 0, r.stderr
+    steps = [json.loads(x) for x in (out / "steps.jsonl").read_text().splitlines()]
+    assert len(steps) == 6 * n and not list((out / "partial").glob("steps-*"))
+
+
+@pytest.mark.timeout(300)
+def test_report_never_merges_a_dead_run_into_a_fresh_one(tmp_path):
+    out = tmp_path / "run"
+    assert _train(2, "--out", str(out)).returncode == 0
+    # as an earlier version left it: the fresh run was attempt 2 (partial/ held attempt 1),
+    # next to what a dead, independent run flushed (10,900 steps in the attack; 3 here)
+    steps = [json.loads(x) for x in (out / "steps.jsonl").read_text().splitlines()]
+    (out / "steps.jsonl").write_text("".join(json.dumps({**x, "attempt": 2}) + "\n" for x in steps))
+    rows = [{**steps[0], "step": s, "attempt": 1} for s in (6, 7, 8)]
+    (out / "partial").mkdir(exist_ok=True)
+    (out / "partial" / "steps-attempt1-from0-rank0.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in rows)
+    )
+    r = cli("report", str(out), "--out", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "attempts" not in md and "resumed" not in md
