@@ -78,9 +78,14 @@ def strict_json(obj: Any, **kwargs) -> str:
     return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
 
 
-def write_json(path: Path, obj: Any, what: str = "output", force: bool = True) -> None:
-    """Write ``obj`` as indented strict JSON, through :func:`write_output`."""
-    write_output(path, strict_json(obj, indent=2) + "\n", what, force=force)
+def write_json(path: Path, obj: Any, what: str | None = None, force: bool = True) -> None:
+    """Write ``obj`` as indented strict JSON: through :func:`write_output` when ``what``
+    names the option (``UsageError``), else :func:`write_atomically` (``OSError``)."""
+    text = strict_json(obj, indent=2) + "\n"
+    if what is None:
+        write_atomically(path, text)
+    else:
+        write_output(path, text, what, force=force)
 
 
 def check_writable(path: str | Path, what: str) -> None:
@@ -172,23 +177,12 @@ def write_output(path: str | Path, data: str | bytes, what: str, force: bool = F
     on any failure; no temporary file is left behind.
     """
     path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = None
     try:
-        if force:
-            mode = os.lstat(path).st_mode if os.path.lexists(path) else None
-            if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        if force and os.path.lexists(path):
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
                 raise UsageError(f"{what} {path}: expected a new file name, got {_kind(mode)}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.chmod(tmp, 0o666 & ~_umask())
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-            os.unlink(tmp)
-        tmp = None
+        write_atomically(path, data, replace=force)
     except FileExistsError:
         raise UsageError(
             f"{what} {path}: the file exists (written meanwhile?); expected a new file name, "
@@ -196,10 +190,28 @@ def write_output(path: str | Path, data: str | bytes, what: str, force: bool = F
         ) from None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot write there: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+
+
+def write_atomically(path: str | Path, data: str | bytes, replace: bool = True) -> None:
+    """:func:`write_output` without the checks: ``OSError`` propagates (a caller that
+    rescues results on a full disk catches it); ``replace=False``: ``FileExistsError`` if
+    ``path`` exists."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _umask() -> int:

@@ -6,6 +6,7 @@ partial flushes, which each rank writes for itself.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
-from dist_logreg.files import strict_json, write_json
+from dist_logreg.files import strict_json, write_atomically, write_json
 from dist_logreg.record.result import PHASES, TrainResult
 from dist_logreg.record.stragglers import step_predictions
 
@@ -121,7 +122,9 @@ def write_outputs(
     resumed run adds its lines to ``metrics.jsonl`` and ``steps.jsonl`` (each line says its
     ``attempt``) instead of replacing what an earlier run of the same directory recorded.
     """
-    np.savez(out_dir / "model.npz", **result.model_arrays())
+    buf = io.BytesIO()
+    np.savez(buf, **result.model_arrays())
+    write_atomically(out_dir / "model.npz", buf.getvalue())  # whole, never through a link
     write_json(out_dir / "summary.json", summary)
     write_json(out_dir / "traffic.json", traffic)
     write_json(out_dir / "config.json", config)
