@@ -323,8 +323,12 @@ def cmd(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback
         end_children()
         signum = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
-        print(f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
-              "every process it started was ended", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
+            "every process it started was ended",
+            file=sys.stderr,
+            flush=True,
+        )
         return 128 + signum
     finally:
         end_children()

@@ -14,6 +14,7 @@ from dist_logreg.collective import costfile as costmodel
 from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.errors import UsageError
 from dist_logreg.files import check_output, write_output
+from dist_logreg.record.progress import status_line
 from dist_logreg.sim import cluster as cluster_fabric
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.runner import sweep
@@ -125,12 +126,7 @@ def _cost_model_params(doc, fabric_for, path) -> None:
 
 def _progress(done: int, total: int, elapsed: float) -> None:
     if elapsed > 2.0 or done == total and elapsed > 2.0:
-        print(
-            f"\rsimulate: {done}/{total} points, {elapsed:.1f} s",
-            end="\n" if done == total else "",
-            file=sys.stderr,
-            flush=True,
-        )
+        status_line(sys.stderr, f"simulate: {done}/{total} points, {elapsed:.1f} s", done == total)
 
 
 def run(args) -> int:

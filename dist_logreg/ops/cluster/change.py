@@ -56,8 +56,9 @@ def install_loss(c: Cluster) -> None:
 def _check(c: Cluster, ch: Change, link_ids: list[str]) -> None:
     if ch.hash is not None:
         if c.spec.topology != "leaf-spine":
-            raise UsageError(f"--hash: only for a leaf-spine cluster, {c.name!r} is "
-                             f"{c.spec.topology}")  # fmt: skip
+            raise UsageError(
+                f"--hash: only for a leaf-spine cluster, {c.name!r} is {c.spec.topology}"
+            )
         if ch.hash not in HASHES:
             raise UsageError(f"--hash: expected l3 or l4, got {ch.hash!r}")
     if ch.uplink_rate is not None and c.spec.topology == "flat":
@@ -74,10 +75,14 @@ def _check(c: Cluster, ch: Change, link_ids: list[str]) -> None:
             raise UsageError(
                 f"{what}: expected at least {FRAME} bytes (one full-size frame), got {value}"
             )
-    if all(v is None for v in (ch.rate, ch.uplink_rate, ch.loss_pct, ch.burst, ch.queue,
-                               ch.hash)) and not ch.loss_links:  # fmt: skip
-        raise UsageError("cluster set: expected at least one of --rate, --uplink-rate, --loss, "
-                         "--loss-link, --burst, --queue, --hash")  # fmt: skip
+    if (
+        all(v is None for v in (ch.rate, ch.uplink_rate, ch.loss_pct, ch.burst, ch.queue, ch.hash))
+        and not ch.loss_links
+    ):
+        raise UsageError(
+            "cluster set: expected at least one of --rate, --uplink-rate, --loss, "
+            "--loss-link, --burst, --queue, --hash"
+        )
 
 
 def _reshape(c: Cluster) -> None:
@@ -122,14 +127,17 @@ def apply(name: str, ch: Change, say=print) -> Cluster:
         _reshape(c)
         if c.calibration and what:  # measured on other shaping: no longer the ceiling
             c.calibration = {}
-            what.append("calibration dropped (shaping changed; `cluster up --calibrate` "
-                        "measures a new one)")  # fmt: skip
+            what.append(
+                "calibration dropped (shaping changed; `cluster up --calibrate` measures a new one)"
+            )
     if ch.loss_pct is not None or ch.loss_links:
         install_loss(c)
     if ch.hash is not None:
         leafspine.set_hash(c, ch.hash)
-    change = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "what": ", ".join(what) or "nothing (already so)"}  # fmt: skip
+    change = {
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "what": ", ".join(what) or "nothing (already so)",
+    }
     c.changes.append(change)
     c.save()
     counters.save_baseline(c, counters.snapshot(c))  # status counts from the change on

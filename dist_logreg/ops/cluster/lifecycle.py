@@ -153,8 +153,10 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
         c.save()
         lossy = bool(s.loss_pct or any(s.loss_links.values()))
         if calibrate:  # the clean fabric: loss would lower the ceiling runs are held against
-            say("dist-logreg cluster: calibrating" + (
-                " the clean fabric, before the loss is applied" if lossy else ""))  # fmt: skip
+            say(
+                "dist-logreg cluster: calibrating"
+                + (" the clean fabric, before the loss is applied" if lossy else "")
+            )
             c.calibration = {**calibrate(c), "before_loss": lossy}
             c.save()
         if lossy:
@@ -225,6 +227,8 @@ def down(name: str, say=print) -> int:
     if left:
         raise UsageError(f"cluster down: could not remove {left}")
     hosts = sum(1 for ns in spaces if ns.startswith(f"{name}-h"))
-    say(f"dist-logreg cluster: {name!r} is down ({hosts} hosts, {len(spaces)} namespaces, "
-        f"{len(links) + len(bridges)} root links and bridges removed)")  # fmt: skip
+    say(
+        f"dist-logreg cluster: {name!r} is down ({hosts} hosts, {len(spaces)} namespaces, "
+        f"{len(links) + len(bridges)} root links and bridges removed)"
+    )
     return len(spaces)

@@ -45,8 +45,16 @@ def default_queue(rate: str) -> int:
 NIC_QUEUE = 1000 * FRAME
 
 
-def shape(ns: str, dev: str, rate: str | None, burst: int, queue: int, delay_ms=None,
-          nic: bool = False, verb: str = "add") -> None:  # fmt: skip
+def shape(
+    ns: str,
+    dev: str,
+    rate: str | None,
+    burst: int,
+    queue: int,
+    delay_ms=None,
+    nic: bool = False,
+    verb: str = "add",
+) -> None:
     """Shape the egress of ``dev`` in namespace ``ns`` ("" = root): netem above tbf.
 
     ``burst`` and ``queue`` in bytes; 0 picks the defaults for ``rate``. ``nic``: this is a
@@ -65,8 +73,21 @@ def shape(ns: str, dev: str, rate: str | None, burst: int, queue: int, delay_ms=
             burst or default_burst(rate),
             NIC_QUEUE if nic else (queue or default_queue(rate)),
         )
-        sh([*tc, *parent, "handle", "2:", "tbf", "rate", rate, "burst", str(burst),
-            "limit", str(queue)])  # fmt: skip
+        sh(
+            [
+                *tc,
+                *parent,
+                "handle",
+                "2:",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                str(burst),
+                "limit",
+                str(queue),
+            ]
+        )
         packets_one_at_a_time(ns, dev)
 
 
@@ -83,8 +104,10 @@ def packets_one_at_a_time(ns: str, dev: str) -> None:
 
 def netem_available(ns: str) -> bool:
     """Try a netem qdisc on the loopback of namespace ``ns`` (removed again)."""
-    r = sh([*in_ns(ns), "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-           check=False)  # fmt: skip
+    r = sh(
+        [*in_ns(ns), "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+        check=False,
+    )
     if r.returncode == 0:
         sh([*in_ns(ns), "tc", "qdisc", "del", "dev", "lo", "root"], check=False)
     return r.returncode == 0

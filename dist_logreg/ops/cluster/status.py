@@ -67,10 +67,14 @@ def live_lines(c: Cluster) -> list[str]:
     if before is None:
         return ["  counters        no baseline saved (a cluster from an older version)"]
     rows = counters.link_table(c, before, counters.snapshot(c))
-    out = ["  counters since the last job (bytes sent; shaper drops: queue full; loss drops: "
-           "the loss rule):"]  # fmt: skip
+    out = [
+        "  counters since the last job (bytes sent; shaper drops: queue full; loss drops: "
+        "the loss rule):"
+    ]
     for row in rows:
-        parts = [f"{name} {d['bytes']:,} B, {d['shaper_drops']:,} + {d['loss_drops']:,} dropped"
-                 for name, d in row["directions"].items()]  # fmt: skip
+        parts = [
+            f"{name} {d['bytes']:,} B, {d['shaper_drops']:,} + {d['loss_drops']:,} dropped"
+            for name, d in row["directions"].items()
+        ]
         out.append(f"    {row['id']:<7} {row['class']:<6} " + "; ".join(parts))
     return out
