@@ -122,6 +122,14 @@ def _shaping_arguments(c_up) -> None:
         "refused; delay is a packet-level simulator option (simulate --engine packet)",
     )
     c_up.add_argument(
+        "--mtu",
+        type=int,
+        default=1500,
+        metavar="BYTES",
+        help="MTU of every veth and bridge, 576 to 65535 (default: 1500; 9000 for jumbo "
+        "frames, as AI fabrics run: fewer frames per byte through every shaper and bridge)",
+    )
+    c_up.add_argument(
         "--slurm",
         action="store_true",
         help="also start Slurm: munged, slurmctld in the root namespace and one slurmd in each "
@@ -171,6 +179,13 @@ def _set_parser(clsub, name_help: str) -> None:
         help="loss on one link, e.g. l0-s1=1 (=0 removes it); repeatable",
     )
     c_set.add_argument("--hash", choices=("l3", "l4"), help="leaf-spine: the leaves' ECMP hash")
+    c_set.add_argument(
+        "--force",
+        action="store_true",
+        help="change the fabric also while a `cluster run` job runs on it (default: refuse: "
+        "that job's summary records the fabric it started on; the change is in the "
+        "cluster's changes, with its time)",
+    )
     c_set.add_argument("--name", default="dlr", help=name_help)
 
 
@@ -278,6 +293,7 @@ def _spec(args: argparse.Namespace):
         burst=burst,
         queue=queue,
         slurm=args.slurm,
+        mtu=args.mtu,
     )
 
 
@@ -304,7 +320,7 @@ def cmd(args: argparse.Namespace) -> int:
             c = cluster.up(_spec(args), say=say, calibrate=cal)
             say(cluster.status(c.name))
         elif args.action == "set":
-            apply(args.name, _change(args), say=say)
+            apply(args.name, _change(args), say=say, force=args.force)
         elif args.action == "run":
             program = args.program[1:] if args.program[:1] == ["--"] else args.program
             return run(

@@ -10,6 +10,7 @@ it; ``--fabric-out DIR`` puts both files in DIR instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -244,15 +245,16 @@ def run(
     os.environ[CLUSTER_INFO_VAR] = json.dumps(cluster_info(c, ranks_per_host, tcp_links))
     before, maps, rc, label = counters.snapshot(c), [], 0, "job"
     jobs = parts(program, result)
-    for label, prog, _ in jobs:
-        cmd = mpirun_command(
-            c, ranks_per_host, [str(exe) if exe.exists() else "dist-logreg", *prog], tcp_links
-        )
-        say(f"dist-logreg cluster: {' '.join(cmd)}")
-        rc, fmap = _job(c, cmd, label, ranks_per_host)
-        maps.append(fmap)
-        if rc != 0:
-            break
+    with _job_marker(c):  # `cluster set` refuses to change the fabric under it
+        for label, prog, _ in jobs:
+            cmd = mpirun_command(
+                c, ranks_per_host, [str(exe) if exe.exists() else "dist-logreg", *prog], tcp_links
+            )
+            say(f"dist-logreg cluster: {' '.join(cmd)}")
+            rc, fmap = _job(c, cmd, label, ranks_per_host)
+            maps.append(fmap)
+            if rc != 0:
+                break
     after = counters.snapshot(c)
     counters.save_baseline(c, after)
     if len(jobs) > 1:
@@ -296,6 +298,19 @@ def _write_fabric_files(c: Cluster, report: dict, maps: list, links_path, flows_
         fabricfiles.write_flows(flows_path, flow_doc, maps)
     fabricfiles.write_links(links_path, report)
     return f"  fabric files    {links_path}" + (f", {flows_path}" if flow_doc else "")
+
+
+@contextlib.contextmanager
+def _job_marker(c: Cluster):
+    """``job.json`` in the state directory while the job runs (this process's pid)."""
+    path = c.state_dir / "job.json"
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path.write_text(json.dumps({"pid": os.getpid(), "utc": when}))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def cluster_info(c: Cluster, ranks_per_host: int, tcp_links: int) -> dict:

@@ -26,13 +26,19 @@ FRAME = 1514
 BURST_FRAMES = 5
 
 
-def default_burst(rate: str) -> int:
+def frame(mtu: int = 1500) -> int:
+    """The largest frame a link of this MTU carries (the MTU plus the Ethernet header)."""
+    return mtu + FRAME - 1500
+
+
+def default_burst(rate: str, mtu: int = 1500) -> int:
     """Five full-size frames or 20 us of line rate, whichever is larger.
 
     At 10 Gbit/s and above the timer that refills the bucket cannot wake every few
-    microseconds, so the bucket grows with the rate.
+    microseconds, so the bucket grows with the rate. A bucket smaller than one frame would
+    never let that frame through, so jumbo frames get a larger one.
     """
-    return max(BURST_FRAMES * FRAME, int(rate_bits(rate) / 8 * 20e-6))
+    return max(BURST_FRAMES * frame(mtu), int(rate_bits(rate) / 8 * 20e-6))
 
 
 def default_queue(rate: str) -> int:
@@ -45,6 +51,11 @@ def default_queue(rate: str) -> int:
 NIC_QUEUE = 1000 * FRAME
 
 
+def nic_queue(mtu: int = 1500) -> int:
+    """:data:`NIC_QUEUE` at this MTU (1000 full-size frames)."""
+    return 1000 * frame(mtu)
+
+
 def shape(
     ns: str,
     dev: str,
@@ -54,6 +65,7 @@ def shape(
     delay_ms=None,
     nic: bool = False,
     verb: str = "add",
+    mtu: int = 1500,
 ) -> None:
     """Shape the egress of ``dev`` in namespace ``ns`` ("" = root): netem above tbf.
 
@@ -70,8 +82,8 @@ def shape(
         parent = ["parent", "1:"]
     if rate:
         burst, queue = (
-            burst or default_burst(rate),
-            NIC_QUEUE if nic else (queue or default_queue(rate)),
+            burst or default_burst(rate, mtu),
+            nic_queue(mtu) if nic else (queue or default_queue(rate)),
         )
         sh(
             [

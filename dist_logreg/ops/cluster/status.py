@@ -14,12 +14,13 @@ def describe(c: Cluster) -> str:
     if s.topology == "leaf-spine":
         parts[0] += f" ({s.leaves} leaves x {s.spines} spines, --hash {s.hash})"
     parts.append(f"subnet {s.subnet}")
+    parts.append(f"mtu {s.mtu}")
     parts.append(f"rate {s.rate or 'unshaped'}")
     if s.topology != "flat":
         parts.append(f"uplinks {s.uplink_rate or 'unshaped'}")
     if s.rate or s.uplink_rate:
         rate = s.rate or s.uplink_rate
-        burst, queue = c.burst or default_burst(rate), c.queue or default_queue(rate)
+        burst, queue = c.burst or default_burst(rate, c.spec.mtu), c.queue or default_queue(rate)
         parts.append(f"burst {burst:,} B, switch queues {queue:,} B")
     if s.delay_ms:
         parts.append(f"delay {s.delay_ms} ms")
