@@ -87,10 +87,10 @@ def tc_dry_run(shapers: list[tuple[str, str, int, int]]) -> None:
     ns = f"_tc_check_{os.getpid()}"  # no cluster name starts with "_": never one of theirs
     sh(["ip", "netns", "add", ns])
     try:
-        sh([*in_ns(ns), "ip", "link", "add", "a", "type", "veth", "peer", "name", "b"])
+        sh([*in_ns(ns), "ip", "link", "add", "name", "tca", "type", "veth", "peer", "name", "tcb"])
         for what, rate, burst, limit in shapers:
             tbf = ["tbf", "rate", rate, "burst", str(burst), "limit", str(limit)]
-            r = sh([*in_ns(ns), "tc", "qdisc", "replace", "dev", "a", "root", *tbf], check=False)
+            r = sh([*in_ns(ns), "tc", "qdisc", "replace", "dev", "tca", "root", *tbf], check=False)
             if r.returncode != 0:
                 raise UsageError(
                     f"{what} {rate}: tc refuses its shaper (tbf rate {rate} burst {burst} "
