@@ -87,3 +87,27 @@ def test_option_tables_render_escaped_pipes_as_pipes():
 
 def test_the_site_runs_the_table_hook():
     assert "docs/hooks/table_pipes.py" in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_a_single_run_report_opens_with_its_headline(tmp_path):
+    from dist_logreg.report.build import build
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "run", fabric=False)
+    build([run], tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    head = md[: md.index("## Runs")]  # before where the run came from
+    for line in (
+        "| final loss | 0.25 |",  # the summary's numbers, as fake_runs wrote them
+        "| allreduce latency p50 | 300 µs |",
+        "| allreduce busbw p50 | 0.005 GB/s |",
+        "| comm fraction of step time | 40.0% |",
+        "| final accuracy (training set) | n/a |",  # fake_runs records none
+    ):
+        assert line in head, md[:1500]
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.index("Headline") < html.index("Where each run came from")
+    # two runs: the comparison table is the headline, not one run's
+    write_train_run(tmp_path / "other", fabric=False, tag="other")
+    build([run, tmp_path / "other"], tmp_path / "rep2")
+    assert "## Headline\n" not in (tmp_path / "rep2" / "report.md").read_text()
