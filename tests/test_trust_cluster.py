@@ -18,7 +18,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import STATE_ROOT, jobs, validate
 from dist_logreg.ops.cluster.state import Cluster, Spec
 from tests.cluster_tools import cli, leftovers, needs_root, read_json
-from tests.helpers import mpi_env
+from tests.helpers import BIN, mpi_env
 
 
 def values(**kw):
@@ -138,6 +138,15 @@ def test_mtu_overlap_and_set_all_or_nothing_on_a_live_cluster():
         assert _mtu("eth0", f"{name}-h0") == _mtu(f"{name}-h1") == _mtu(f"{name}-br") == 9000
         assert read_json(STATE_ROOT / name / "state.json")["spec"]["mtu"] == 9000
         assert "mtu 9000" in cli("status", "--name", name).stdout
+        # `cluster status | head`: a reader gone early ends it quietly
+        rd, wr = os.pipe()
+        os.close(rd)
+        status = [str(BIN / "dist-logreg"), "cluster", "status", "--name", name]
+        p = subprocess.run(
+            status, stdout=wr, stderr=subprocess.PIPE, text=True, timeout=60, env=mpi_env()
+        )
+        os.close(wr)
+        assert p.returncode == 141 and p.stderr == "", p.stderr
         # another cluster on an overlapping subnet would break this one's routes
         r = cli("up", "--name", "h4ovl", "--hosts", "2", "--subnet", "198.19.200.128/25")
         assert r.returncode == 2 and "overlaps cluster 'h4mtu'" in r.stderr, r.stderr

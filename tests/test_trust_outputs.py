@@ -97,6 +97,16 @@ def test_bench_csv_never_replaces_an_existing_file_without_force(tmp_path):
     assert csv.read_text().startswith("collective,")
 
 
+def test_bench_fit_never_replaces_an_earlier_model_without_force(tmp_path):
+    model = tmp_path / "model.json"
+    model.write_text("{}")
+    r = cli("bench", "--max-bytes", "64", "--fit", str(model))
+    assert "--fit" in one_error(r) and "the file exists" in r.stderr
+    assert model.read_text() == "{}" and "algbw" not in r.stdout
+    r = cli("bench", "--max-bytes", "64", "--fit", str(model), "--csv", str(model))
+    assert "the same file as" in one_error(r)
+
+
 def test_bench_fifo_as_out_is_refused_before_the_sweep(tmp_path):
     fifo = tmp_path / "f"
     os.mkfifo(fifo)

@@ -230,7 +230,8 @@ def run(comm, args, mpi_record: dict | None) -> int:
     if rank == 0:
         _write(args, run_info, records, say)
     if getattr(args, "fit", None):
-        cost.fit_after_sweep(comm, records, args.fit, say)  # one fit per implementation
+        force = bool(getattr(args, "force", False))
+        cost.fit_after_sweep(comm, records, args.fit, say, force)  # one fit per implementation
     bad = sum(r["wrong"] for r in records)
     if bad:
         raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")

@@ -158,7 +158,7 @@ def _output_arguments(bench) -> None:
     bench.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing --out or --csv file (default: refuse, so one run never "
+        help="replace an existing --out, --csv or --fit file (default: refuse, so one run never "
         "overwrites another's results)",
     )
     bench.add_argument(
@@ -203,8 +203,8 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
         args.model_doc = load_model(args.model, bench.keys(args))
         if comm.Get_rank() == 0:  # rank 0 writes them: fail now, not after the sweep
-            distinct_outputs({"--out": args.out, "--csv": args.csv})
-            for flag, path in (("--out", args.out), ("--csv", args.csv)):
+            distinct_outputs({"--out": args.out, "--csv": args.csv, "--fit": args.fit})
+            for flag, path in (("--out", args.out), ("--csv", args.csv), ("--fit", args.fit)):
                 if path:
                     check_output(path, flag, args.force)
     except UsageError as exc:
