@@ -69,6 +69,15 @@ def test_the_shapers_to_try_follow_the_mtu_and_the_limits():
         ({"spec": {**vars(Spec(name="h4bad")), "rate": "fastmbit"}}, "spec.rate: expected a tc"),
         ({"spec": {**vars(Spec(name="h4bad")), "hosts": "two"}}, "spec.hosts: expected a int"),
         ({"spec": vars(Spec(name="h4bad")), "links": [1]}, "links: expected a list of {id"),
+        (
+            {
+                "spec": vars(Spec(name="h4bad")),
+                "calibration": {
+                    "classes": {"host": {"one_way_Gbps": float("nan"), "bidir_Gbps": 0.2}}
+                },
+            },
+            "calibration.classes.host.one_way_Gbps: expected a number of Gbit/s > 0, got nan",
+        ),
     ],
 )
 def test_a_corrupt_state_file_is_one_line_naming_file_key_and_value(tmp_path, state, message):

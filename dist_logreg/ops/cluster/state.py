@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import shutil
@@ -205,6 +206,15 @@ def check_state(path: Path, raw) -> None:
         v = raw.get(key, 0)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise bad(key, "an integer >= 0", v)
+    classes = raw.get("calibration", {}).get("classes") or {}
+    if not isinstance(classes, dict):
+        raise bad("calibration.classes", "an object", classes)
+    for cls, cal in classes.items():
+        for key in ("one_way_Gbps", "bidir_Gbps"):
+            v = cal.get(key) if isinstance(cal, dict) else None
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 < v < math.inf:
+                # a NaN ceiling would make the max-min solver of `simulate` spin forever
+                raise bad(f"calibration.classes.{cls}.{key}", "a number of Gbit/s > 0", v)
     if not isinstance(raw.get("changes", []), list):
         raise bad("changes", "a list", raw.get("changes"))
 
