@@ -102,8 +102,8 @@ def _shaping_arguments(c_up) -> None:
         "--burst",
         metavar="BYTES",
         help="token bucket of every shaper, in bytes, e.g. 16K: this many bytes pass "
-        "unshaped after a pause (default: 2 full-size frames or 20 us of line rate, whichever "
-        "is larger, so every message but the smallest is shaped; larger buckets give TCP "
+        "unshaped after a pause (default: 5 full-size frames of the MTU or 20 us of line rate, "
+        "whichever is larger, so every message but the smallest is shaped; larger buckets give TCP "
         "more of the rate but leave messages up to the bucket's size unshaped; see the README)",
     )
     c_up.add_argument(
