@@ -1,6 +1,7 @@
 """Does the emulated fabric's shaping hold at both ends, rate by rate?
 
 Run as root (iperf3 and nft installed):  python benchmarks/bench_link_rate.py
+(``--mtu 9000`` for jumbo frames: the shapers' cost is per frame, see docs/emulated-fabric.md)
 
 For each rate (default 200, 300, 400, 500 Mbit/s), with the default shaping:
 
@@ -85,9 +86,11 @@ def main() -> int:
     ap.add_argument("--calibrate-seconds", default="3")
     ap.add_argument("--burst", help="cluster up --burst (default: its own)")
     ap.add_argument("--queue", help="cluster up --queue (default: its own)")
+    ap.add_argument("--mtu", help="cluster up --mtu, e.g. 9000 (default: its own, 1500)")
     args = ap.parse_args()
     shaping = [*(["--burst", args.burst] if args.burst else []),
-               *(["--queue", args.queue] if args.queue else [])]  # fmt: skip
+               *(["--queue", args.queue] if args.queue else []),
+               *(["--mtu", args.mtu] if args.mtu else [])]  # fmt: skip
     tmp = Path(tempfile.mkdtemp())
     print("| rate | measurement | measured | measured / nominal (or / wire) | goal | load |")
     print("|---|---|---|---|---|---|")

@@ -10,14 +10,21 @@ Pure Python (no numpy, no MPI), so every layer can use it, the supervisor includ
   ``Infinity``, which are not JSON (RFC 8259) and break other tools' parsers; here a
   non-finite number becomes ``null`` and anything else non-JSON is an error.
 - :func:`check_writable`: probe an output file's directory before the work that fills it.
+- :func:`check_output` / :func:`write_output`: THE writer of every output file: checked
+  before the work (no directory, FIFO, link or, without ``--force``, existing file at the
+  name), written to a temporary file in the same folder and renamed into place, so a
+  failure never leaves half a file and a planted link is never followed.
+  :func:`distinct_outputs`: two options naming one file are refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +96,14 @@ def strict_json(obj: Any, **kwargs) -> str:
     return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented strict JSON."""
-    Path(path).write_text(strict_json(obj, indent=2) + "\n")
+def write_json(path: Path, obj: Any, what: str | None = None, force: bool = True) -> None:
+    """Write ``obj`` as indented strict JSON: through :func:`write_output` when ``what``
+    names the option (``UsageError``), else :func:`write_atomically` (``OSError``)."""
+    text = strict_json(obj, indent=2) + "\n"
+    if what is None:
+        write_atomically(path, text)
+    else:
+        write_output(path, text, what, force=force)
 
 
 def check_writable(path: str | Path, what: str) -> None:
@@ -108,3 +120,119 @@ def check_writable(path: str | Path, what: str) -> None:
             raise PermissionError(13, "Permission denied")
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot write there: {exc.strerror or exc}") from None
+
+
+# --- the one writer for outputs -------------------------------------------------------------
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_output(path: str | Path, what: str, force: bool = False) -> Path:
+    """Before the work: ``UsageError`` unless :func:`write_output` can write ``path``.
+
+    Refused: a directory, a FIFO, device or socket (never opened: a FIFO would block), a
+    symbolic link (never followed: the file it points to is not ours to replace), and an
+    existing file unless ``force`` (one run never overwrites another's results). The folder
+    is made and probed, so a read-only file system fails here, not after the work.
+    """
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there: {exc.strerror or exc}") from None
+    if mode is not None and not stat.S_ISREG(mode) and not (force and stat.S_ISLNK(mode)):
+        extra = (
+            " (it is not followed; --force replaces the link itself)"
+            if (stat.S_ISLNK(mode))
+            else ""
+        )
+        raise UsageError(f"{what} {path}: expected a new file name, got {_kind(mode)}{extra}")
+    if mode is not None and not force:
+        size = os.lstat(path).st_size
+        raise UsageError(
+            f"{what} {path}: the file exists ({size} B, another run's results?); "
+            "expected a new file name, or --force to replace it"
+        )
+    check_writable(path, what)
+    return path
+
+
+def distinct_outputs(paths: dict[str, str | Path | None]) -> None:
+    """``UsageError`` if two output options name the same file (one would lose the other)."""
+    seen: dict[str, str] = {}
+    for flag, path in paths.items():
+        if not path:
+            continue
+        key = os.path.realpath(os.path.abspath(path))
+        if key in seen:
+            raise UsageError(
+                f"{flag} {path}: the same file as {seen[key]}; expected two different "
+                "file names (one output would overwrite the other)"
+            )
+        seen[key] = f"{flag} {path}"
+
+
+def write_output(path: str | Path, data: str | bytes, what: str, force: bool = False) -> None:
+    """Write ``data`` to ``path`` whole or not at all, never through a link at ``path``.
+
+    The text goes to a temporary file in the same folder, then takes the final name: with
+    ``force`` by ``os.replace`` (which replaces a link, never its target), else by
+    ``os.link``, which fails if a file appeared there meanwhile. ``UsageError`` (one line)
+    on any failure; no temporary file is left behind.
+    """
+    path = Path(path)
+    try:
+        if force and os.path.lexists(path):
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                raise UsageError(f"{what} {path}: expected a new file name, got {_kind(mode)}")
+        write_atomically(path, data, replace=force)
+    except FileExistsError:
+        raise UsageError(
+            f"{what} {path}: the file exists (written meanwhile?); expected a new file name, "
+            "or --force to replace it"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there: {exc.strerror or exc}") from None
+
+
+def write_atomically(path: str | Path, data: str | bytes, replace: bool = True) -> None:
+    """:func:`write_output` without the checks: ``OSError`` propagates (a caller that
+    rescues results on a full disk catches it); ``replace=False``: ``FileExistsError`` if
+    ``path`` exists."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

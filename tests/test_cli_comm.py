@@ -25,6 +25,7 @@ def train(n, tmp_path, name, *extra):
     return out, summary, traffic, result.stdout
 
 
+@pytest.mark.slow  # 6-13 s per world size on a loaded 2-core machine
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_every_algorithm_gives_the_mpi_model_and_counts_traffic(tmp_path, n):
     ref, summary, traffic, out = train(n, tmp_path, "mpi")

@@ -101,6 +101,7 @@ def sklearn_with(model_npz):
     return clf
 
 
+@pytest.mark.slow  # 10 s on a loaded 2-core machine
 def test_predict_softmax_on_a_held_out_file_equals_scikit_learn(softmax_runs, tmp_path):
     model_dir = softmax_runs[2][1]
     test = libsvm(tmp_path / "test.svm", 150, seed=9)

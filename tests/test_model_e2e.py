@@ -121,6 +121,7 @@ def test_bench_fits_a_model_that_bench_and_train_then_use(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["cost_model"]["source"] == str(model)
-    r = run_mpi(2, train_cmd(*BASE, "--model", str(model), "--out", str(out)), timeout=60)
+    # another --out: train refuses one holding another run's results (issue 29)
+    r = run_mpi(2, train_cmd(*BASE, "--model", str(model), "--out", str(out) + "2"), timeout=60)
     assert r.returncode == 2
     assert "--model: the cost model has no fit for 'mpi'; it has ring" in r.stderr

@@ -50,11 +50,13 @@ def test_a_fifo_is_refused_instead_of_blocking(tmp_path, n, flag):
 @pytest.mark.parametrize(
     "where, phase",
     [
-        ("init", "MPI start-up (MPI_Init) did not complete within --comm-timeout 1.5 s"),
+        ("init", "MPI start-up (MPI_Init) did not complete within --comm-timeout 10 s"),
         ("data", "start-up agreement on the configuration and data (allgather) did not complete"),
     ],
 )
 def test_a_rank_stopped_during_start_up_is_caught_by_the_comm_timeout(tmp_path, n, where, phase):
+    # 10 s, not 1.5: a healthy rank's own start-up (MPI_Init, imports, data) must never
+    # reach the timeout on a loaded machine; the stopped rank's always does
     start = time.monotonic()
     r = run_mpi(
         n,
@@ -65,15 +67,15 @@ def test_a_rank_stopped_during_start_up_is_caught_by_the_comm_timeout(tmp_path, 
             "train",
             *SMALL,
             "--comm-timeout",
-            "1.5",
+            "10",
             "--out",
             str(tmp_path),
         ],
-        timeout=90,
+        timeout=240,
     )
     assert r.returncode == 3, r.stdout + r.stderr  # a communication timeout
     assert phase in r.stderr
-    assert time.monotonic() - start < 30  # ended by the watchdog, not by the test's timeout
+    assert time.monotonic() - start < 120  # ended by the watchdog, not by the test's timeout
 
 
 def mpmd(parts: list[list[str]], timeout: float = 30):

@@ -236,6 +236,7 @@ ESTIMATOR_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 5-9 s per case on a loaded 2-core machine
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("n", WORLD_SIZES)
 @pytest.mark.parametrize("fault", ["nan", "empty"])

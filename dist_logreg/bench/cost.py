@@ -8,6 +8,7 @@ measured/predicted; ``--fit`` fits a model right after the sweep.
 
 from __future__ import annotations
 
+import json
 from time import perf_counter_ns
 
 import numpy as np
@@ -16,6 +17,7 @@ from mpi4py import MPI
 from dist_logreg.collective import costfile
 from dist_logreg.collective.benchfit import fit_records, format_fit, placement_of, record_key
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import write_output
 
 #: Above this size, fewer reduction iterations (as for the allreduces).
 LARGE = 1 << 20
@@ -86,13 +88,15 @@ def format_cols(rec: dict) -> str:
     return f" {rec['predicted_s'] * 1e6:>10.2f} {rec['measured_over_predicted']:>9.2f}"
 
 
-def fit_after_sweep(comm, records: list[dict], path: str, say) -> None:
-    """Collective: rank 0 fits the sweep and writes ``path``; errors end all ranks together."""
+def fit_after_sweep(comm, records: list[dict], path: str, say, force: bool = False) -> None:
+    """Collective: rank 0 fits the sweep and writes ``path`` (files.write_output: never over
+    another file without ``--force``); errors end all ranks together."""
     error = None
     if comm.Get_rank() == 0:
         try:
             model = fit_records(records)
-            costfile.save(model, path)
+            text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
+            write_output(path, text, "--fit", force)
             for line in format_fit(model):
                 say(line)
             say(f"# wrote {path}")

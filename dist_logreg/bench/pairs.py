@@ -18,6 +18,7 @@ how many differ). Buffers are bytes (``uint8``), as OSU's are.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from mpi4py import MPI
 from dist_logreg.bench.summary import summarize
 from dist_logreg.bench.sweep import scaled, sizes, time_calls
 from dist_logreg.errors import RunError, UsageError
-from dist_logreg.files import write_json
+from dist_logreg.files import write_json, write_output
 from dist_logreg.record import provenance
 
 P2P_TESTS = ("latency", "bw", "bibw")
@@ -209,15 +210,21 @@ def main(comm, args) -> int:
 
     records = run(comm, args, say)
     if rank == 0 and args.out:
-        write_json(Path(args.out), {"run": run_info, "records": records})
+        write_json(
+            Path(args.out),
+            {"run": run_info, "records": records},
+            "--out",
+            getattr(args, "force", False),
+        )
         say(f"# wrote {args.out}")
     if rank == 0 and args.csv:
-        with open(args.csv, "w", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(CSV_COLUMNS)
-            for r in records:
-                row = {**r, "pair": f"{r['pair'][0]}:{r['pair'][1]}"}
-                out.writerow(["" if row.get(k) is None else row[k] for k in CSV_COLUMNS])
+        f = io.StringIO(newline="")
+        out = csv.writer(f)
+        out.writerow(CSV_COLUMNS)
+        for r in records:
+            row = {**r, "pair": f"{r['pair'][0]}:{r['pair'][1]}"}
+            out.writerow(["" if row.get(k) is None else row[k] for k in CSV_COLUMNS])
+        write_output(args.csv, f.getvalue(), "--csv", getattr(args, "force", False))
         say(f"# wrote {args.csv}")
     sys.stdout.flush()
     bad = sum(r["wrong"] for r in records)

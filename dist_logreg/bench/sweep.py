@@ -14,6 +14,7 @@ per-iteration times are reduced with MAX after the loops, never during them.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from array import array
 from pathlib import Path
@@ -30,7 +31,7 @@ from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS
 from dist_logreg.comm.collectives import make_collective
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.errors import RunError, UsageError
-from dist_logreg.files import write_json
+from dist_logreg.files import write_json, write_output
 from dist_logreg.record import provenance
 from dist_logreg.record.progress import bar_for
 
@@ -252,7 +253,8 @@ def run(comm, args, mpi_record: dict | None) -> int:
     if rank == 0:
         _write(args, run_info, records, say)
     if getattr(args, "fit", None):
-        cost.fit_after_sweep(comm, records, args.fit, say)  # one fit per implementation
+        force = bool(getattr(args, "force", False))
+        cost.fit_after_sweep(comm, records, args.fit, say, force)  # one fit per implementation
     bad = sum(r["wrong"] for r in records)
     if bad:
         raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")
@@ -265,21 +267,23 @@ def _factor_text(collective: str) -> str:
 
 def _write(args, run_info: dict, records: list[dict], say) -> None:
     """Rank 0: ``--out`` (JSON) and ``--csv``."""
+    force = bool(getattr(args, "force", False))
     if args.out:
-        write_json(Path(args.out), {"run": run_info, "records": records})
+        write_json(Path(args.out), {"run": run_info, "records": records}, "--out", force)
         say(f"# wrote {args.out}")
     if getattr(args, "csv", None):
-        write_csv(Path(args.csv), records)
+        write_csv(Path(args.csv), records, force)
         say(f"# wrote {args.csv}")
 
 
-def write_csv(path: Path, records: list[dict]) -> None:
+def write_csv(path: Path, records: list[dict], force: bool = False) -> None:
     """One row per record, columns :data:`CSV_COLUMNS` (seconds, bytes, GB/s; empty: none)."""
-    with open(path, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(CSV_COLUMNS)
-        for r in records:
-            out.writerow(["" if r.get(k) is None else r.get(k) for k in CSV_COLUMNS])
+    f = io.StringIO(newline="")
+    out = csv.writer(f)
+    out.writerow(CSV_COLUMNS)
+    for r in records:
+        out.writerow(["" if r.get(k) is None else r.get(k) for k in CSV_COLUMNS])
+    write_output(path, f.getvalue(), "--csv", force)
 
 
 def _names(text: str, allowed, flag: str) -> list[str]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
-from dist_logreg.files import check_writable
+from dist_logreg.files import check_output, distinct_outputs
 from dist_logreg.units import parse_bytes
 
 BENCH_EPILOG = """\
@@ -159,8 +158,8 @@ def _output_arguments(bench) -> None:
     bench.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing --out file (default: refuse, so one run never overwrites "
-        "another's results)",
+        help="replace an existing --out, --csv or --fit file (default: refuse, so one run never "
+        "overwrites another's results)",
     )
     bench.add_argument(
         "--tag",
@@ -185,16 +184,6 @@ def _output_arguments(bench) -> None:
     )
 
 
-def refuse_existing(path: str, force: bool) -> None:
-    """``UsageError`` if ``--out`` names a file that exists, unless ``--force``."""
-    p = Path(path)
-    if p.is_file() and not force:
-        raise UsageError(
-            f"--out {path}: the file exists ({p.stat().st_size} B, another run's results?); "
-            "expected a new file name, or --force to replace it"
-        )
-
-
 def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     """Collective: the collective sweep, or with ``--p2p`` the point-to-point tests."""
     from mpi4py import MPI
@@ -213,11 +202,11 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
             benchp2p.check_args(args, comm.Get_size())
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
         args.model_doc = load_model(args.model, bench.keys(args))
-        for flag, path in (("--out", args.out), ("--csv", args.csv)):
-            if path and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
-                check_writable(path, flag)
-                if flag == "--out":
-                    refuse_existing(path, args.force)
+        if comm.Get_rank() == 0:  # rank 0 writes them: fail now, not after the sweep
+            distinct_outputs({"--out": args.out, "--csv": args.csv, "--fit": args.fit})
+            for flag, path in (("--out", args.out), ("--csv", args.csv), ("--fit", args.fit)):
+                if path:
+                    check_output(path, flag, args.force)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)

@@ -102,8 +102,8 @@ def _shaping_arguments(c_up) -> None:
         "--burst",
         metavar="BYTES",
         help="token bucket of every shaper, in bytes, e.g. 16K: this many bytes pass "
-        "unshaped after a pause (default: 2 full-size frames or 20 us of line rate, whichever "
-        "is larger, so every message but the smallest is shaped; larger buckets give TCP "
+        "unshaped after a pause (default: 5 full-size frames of the MTU or 20 us of line rate, "
+        "whichever is larger, so every message but the smallest is shaped; larger buckets give TCP "
         "more of the rate but leave messages up to the bucket's size unshaped; see the README)",
     )
     c_up.add_argument(
@@ -120,6 +120,14 @@ def _shaping_arguments(c_up) -> None:
         metavar="MS",
         help="added one-way delay on host links: needs netem, which this kernel lacks, so it is "
         "refused; delay is a packet-level simulator option (simulate --engine packet)",
+    )
+    c_up.add_argument(
+        "--mtu",
+        type=int,
+        default=1500,
+        metavar="BYTES",
+        help="MTU of every veth and bridge, 576 to 65535 (default: 1500; 9000 for jumbo "
+        "frames, as AI fabrics run: fewer frames per byte through every shaper and bridge)",
     )
     c_up.add_argument(
         "--slurm",
@@ -171,6 +179,13 @@ def _set_parser(clsub, name_help: str) -> None:
         help="loss on one link, e.g. l0-s1=1 (=0 removes it); repeatable",
     )
     c_set.add_argument("--hash", choices=("l3", "l4"), help="leaf-spine: the leaves' ECMP hash")
+    c_set.add_argument(
+        "--force",
+        action="store_true",
+        help="change the fabric also while a `cluster run` job runs on it (default: refuse: "
+        "that job's summary records the fabric it started on; the change is in the "
+        "cluster's changes, with its time)",
+    )
     c_set.add_argument("--name", default="dlr", help=name_help)
 
 
@@ -278,6 +293,7 @@ def _spec(args: argparse.Namespace):
         burst=burst,
         queue=queue,
         slurm=args.slurm,
+        mtu=args.mtu,
     )
 
 
@@ -304,7 +320,7 @@ def cmd(args: argparse.Namespace) -> int:
             c = cluster.up(_spec(args), say=say, calibrate=cal)
             say(cluster.status(c.name))
         elif args.action == "set":
-            apply(args.name, _change(args), say=say)
+            apply(args.name, _change(args), say=say, force=args.force)
         elif args.action == "run":
             program = args.program[1:] if args.program[:1] == ["--"] else args.program
             return run(
@@ -323,8 +339,12 @@ def cmd(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback
         end_children()
         signum = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
-        print(f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
-              "every process it started was ended", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
+            "every process it started was ended",
+            file=sys.stderr,
+            flush=True,
+        )
         return 128 + signum
     finally:
         end_children()

@@ -51,6 +51,12 @@ def _fit_arguments(f) -> None:
     f.add_argument("bench", nargs="+", metavar="BENCH.json", help="`bench --out` files")
     f.add_argument("--out", default="model.json", metavar="FILE", help="(default: model.json)")
     f.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file (default: refuse, so one fit never overwrites "
+        "another)",
+    )
+    f.add_argument(
         "--segments",
         type=int,
         metavar="N",
@@ -171,7 +177,7 @@ def _cluster(name: str | None) -> dict | None:
 
 def fit(args) -> int:
     from dist_logreg.collective.benchfit import fit_records, format_fit, read_bench
-    from dist_logreg.collective.costfile import save
+    from dist_logreg.files import check_output, write_output
     from dist_logreg.units import parse_bytes, parse_link_rate
 
     if args.segments is not None and not 1 <= args.segments <= 4:
@@ -181,10 +187,12 @@ def fit(args) -> int:
         bps = [parse_bytes(b, "--breakpoints") for b in args.breakpoints.split(",")]
     if args.link_rate:
         parse_link_rate(args.link_rate)
+    check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
     model = fit_records(
         read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
     )
-    save(model, args.out)
+    text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
+    write_output(args.out, text, "--out", args.force)
     for line in format_fit(model):
         say(line)
     say(f"# wrote {args.out}")

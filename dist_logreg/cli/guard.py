@@ -6,6 +6,7 @@ MPI sub-commands run under :func:`run_guarded`; the plain ones (supervise, clust
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -17,6 +18,22 @@ def printable(text: str) -> str:
     characters, a bare carriage return) shown as its ``\\x..`` escape: error lines echo user
     data (a LIBSVM line, a label, a path), and that must not clear or recolour a screen."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
+#: A reader that went away (``dist-logreg simulate | head``): the shell's status for a
+#: process ended by SIGPIPE, 128 + 13, as ``yes | head`` gives.
+EXIT_BROKEN_PIPE = 141
+
+
+def broken_pipe() -> int:
+    """After a ``BrokenPipeError`` on stdout: no traceback, no error line (nobody reads it),
+    and no second error when Python flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def say(text: str) -> None:
@@ -50,6 +67,10 @@ def run_guarded(comm, body) -> int:
     except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt: abort all ranks
         if isinstance(exc, SystemExit) and not exc.code:
             raise
+        if isinstance(exc, BrokenPipeError):  # rank 0's reader went away: end every rank
+            if size > 1:
+                comm.Abort(EXIT_BROKEN_PIPE)
+            return broken_pipe()
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line, no traceback
             what = "interrupted"
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from dist_logreg import __version__
 from dist_logreg.cli import (
@@ -25,7 +26,7 @@ from dist_logreg.cli import (
     supervise,
     train,
 )
-from dist_logreg.cli.guard import run_guarded
+from dist_logreg.cli.guard import broken_pipe, run_guarded
 from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
 from dist_logreg.errors import exit_status_help
@@ -67,6 +68,16 @@ def limit_blas_threads() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every sub-command; a reader of stdout that went away (``| head``) ends it quietly."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
+    except BrokenPipeError:
+        return broken_pipe()
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
         return args.func(args)

@@ -139,6 +139,11 @@ def add_parser(sub) -> None:
         help="print simulate.json to standard output instead of the table",
     )
     a("--out", metavar="DIR", help="write DIR/simulate.json (DIR is created if missing)")
+    a(
+        "--force",
+        action="store_true",
+        help="replace an existing DIR/simulate.json (default: refuse)",
+    )
     packet_options.add_packet_arguments(p)
     p.set_defaults(func=cmd, mpi=False)
 

@@ -14,7 +14,8 @@ import numpy as np
 from dist_logreg.collective import costfile
 from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.errors import UsageError
-from dist_logreg.files import regular_file
+from dist_logreg.files import check_output, regular_file, write_output
+from dist_logreg.record.progress import status_line
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
@@ -44,19 +45,14 @@ def _json(path, flag: str):
 
 def _progress(done: int, total: int, elapsed: float) -> None:
     if elapsed > 2.0:
-        print(
-            f"\rsimulate: {done}/{total} points, {elapsed:.1f} s",
-            end="\n" if done == total else "",
-            file=sys.stderr,
-            flush=True,
-        )
+        status_line(sys.stderr, f"simulate: {done}/{total} points, {elapsed:.1f} s", done == total)
 
 
 def run(args) -> int:
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
         setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     if args.out is not None:
-        _check_out(args.out)
+        _check_out(args.out, getattr(args, "force", False))
     for alg in args.algorithm:
         if alg not in scheduled_keys():  # reduce-scatter/ring and the like too
             raise UsageError(
@@ -103,7 +99,7 @@ def run(args) -> int:
     _check_finite(doc)
     text = json.dumps(doc, indent=1)
     if args.out is not None:
-        _write(Path(args.out), text)
+        _write(Path(args.out), text, getattr(args, "force", False))
     print(text if args.json else "\n".join(lines(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
@@ -135,20 +131,18 @@ def _check_exact(args) -> None:
         print(f"simulate: {what}", file=sys.stderr, flush=True)
 
 
-def _check_out(out: str) -> None:
-    """Before simulating: ``--out`` must name a directory, new or existing, not a file."""
+def _check_out(out: str, force: bool = False) -> None:
+    """Before simulating: ``--out`` must name a directory, new or existing, not a file, and
+    ``simulate.json`` there must be new (or ``--force``) and never a link (files.check_output)."""
     if not out.strip():
         raise UsageError("--out: expected a directory name, got ''")
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
+    check_output(Path(out) / "simulate.json", "--out", force)
 
 
-def _write(out: Path, text: str) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "simulate.json").write_text(text + "\n")
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write simulate.json there ({exc})") from None
+def _write(out: Path, text: str, force: bool = False) -> None:
+    write_output(out / "simulate.json", text + "\n", "--out", force)
 
 
 def _check_finite(doc) -> None:

@@ -7,6 +7,7 @@ and ``train --model auto`` on rank 0.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from dist_logreg.collective.costfit import Sample, fit
@@ -19,6 +20,7 @@ from dist_logreg.units import format_bit_rate, format_seconds, parse_link_rate
 def read_bench(paths: list[str]) -> list[dict]:
     """The records of one or more ``bench --out`` files (a JSON list, or ``{"records": [...]}``)."""
     records = []
+    _refuse_repeats(paths)
     for path in paths:
         doc = read_json(path, "bench file")
         rows = doc.get("records") if isinstance(doc, dict) else doc
@@ -37,6 +39,23 @@ def read_bench(paths: list[str]) -> list[dict]:
                 raise UsageError(f"bench file {path}: record {i}: {problem}")
             records.append({**r, "_file": str(path)})
     return records
+
+
+def _refuse_repeats(paths: list[str]) -> None:
+    """``UsageError`` if one file is given twice (by one name or two): it would count twice."""
+    seen: dict[tuple[int, int] | str, str] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+            key: tuple[int, int] | str = (st.st_dev, st.st_ino)
+        except OSError:
+            key = os.path.abspath(path)  # a missing file: read_bench names it below
+        if key in seen:
+            raise UsageError(
+                f"bench file {path}: given twice (also as {seen[key]}); expected each bench "
+                "file once (its records would count twice in the fit)"
+            )
+        seen[key] = str(path)
 
 
 def record_key(rec: dict) -> str:

@@ -6,6 +6,7 @@ partial flushes, which each rank writes for itself.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -16,23 +17,40 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
-from dist_logreg.files import strict_json, write_json
+from dist_logreg.files import strict_json, write_atomically, write_json
 from dist_logreg.record.result import PHASES, TrainResult
 from dist_logreg.record.stragglers import step_predictions
 
+#: What a run leaves in its ``--out`` (besides ``partial/`` and checkpoints).
+RESULT_FILES = (
+    "summary.json",
+    "traffic.json",
+    "config.json",
+    "model.npz",
+    "metrics.jsonl",
+    "steps.jsonl",
+    "eval.jsonl",
+)
 
-def prepare_out_dir(comm, requested: str | None, attempt: int = 1) -> tuple[Path, int]:
+
+def prepare_out_dir(
+    comm, requested: str | None, attempt: int = 1, fresh: bool = False, force: bool = False
+) -> tuple[Path, int]:
     """Collective: rank 0 picks (default ``runs/train-<time>``) and creates the output directory.
 
     Done before training, so an unwritable directory fails in seconds, not after the run.
     Also returns this run's attempt number in the directory: ``attempt`` (from the
     supervisor), or the next free one if ``partial/`` already holds that attempt's files
     (a run started again by hand), so no run appends to or removes another's records.
+    ``fresh`` (no ``--resume``): a directory holding another run's results is refused, or
+    with ``force`` emptied of them first, so no report merges two independent runs.
     """
     error, path = None, None
     if comm.Get_rank() == 0:
         path = Path(requested) if requested else _default_out_dir()
         try:
+            if fresh:
+                error = _refuse_or_clear(path, force)
             path.mkdir(parents=True, exist_ok=True)
             probe = path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
@@ -48,6 +66,27 @@ def prepare_out_dir(comm, requested: str | None, attempt: int = 1) -> tuple[Path
 
 
 _ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _refuse_or_clear(path: Path, force: bool) -> UsageError | None:
+    """A fresh run's ``--out``: a ``UsageError`` (returned, for raise_together) if it holds
+    another run's results, unless ``force``, which removes them (checkpoints stay: they are
+    named by their settings)."""
+    if not path.is_dir():
+        return None
+    found = [n for n in RESULT_FILES if (path / n).exists()]
+    found += [f"partial/{n}" for n in sorted(_partial_names(path))]
+    if not found:
+        return None
+    if not force:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        return UsageError(
+            f"--out {path}: holds another run's results ({shown}); expected a new directory, "
+            "--resume to continue that run, or --force to replace its results"
+        )
+    for name in found:
+        (path / name).unlink()
+    return None
 
 
 def _partial_names(out_dir: Path) -> list[str]:
@@ -83,7 +122,9 @@ def write_outputs(
     resumed run adds its lines to ``metrics.jsonl`` and ``steps.jsonl`` (each line says its
     ``attempt``) instead of replacing what an earlier run of the same directory recorded.
     """
-    np.savez(out_dir / "model.npz", **result.model_arrays())
+    buf = io.BytesIO()
+    np.savez(buf, **result.model_arrays())
+    write_atomically(out_dir / "model.npz", buf.getvalue())  # whole, never through a link
     write_json(out_dir / "summary.json", summary)
     write_json(out_dir / "traffic.json", traffic)
     write_json(out_dir / "config.json", config)

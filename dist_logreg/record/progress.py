@@ -89,3 +89,13 @@ def bar_for(rank: int, stream, total: int, unit: str, desc: str | None = None) -
     if rank != 0 or not is_terminal(stream):
         return None
     return Bar(stream, total, unit, desc)
+
+
+def status_line(stream, text: str, last: bool = False) -> None:
+    """One progress line on ``stream``: on a terminal redrawn in place (``\\r``, the last one
+    ends the line); anywhere else (a pipe, a log) a whole line each time, never run together."""
+    if is_terminal(stream):
+        stream.write(f"\r{text}" + ("\n" if last else ""))
+    else:
+        stream.write(f"{text}\n")
+    stream.flush()

@@ -153,6 +153,8 @@ def build(runs: list, out: Path, link_rate: float | None = None) -> list[Path]:
     train = [r for r in runs if r.kind == "train"]
     bench = [r for r in runs if r.kind == "bench"]
     sections = [Section("Runs", items=[tables.provenance(runs)])]
+    if len(runs) == 1 and train:  # one run: its headline first, before where it came from
+        sections.insert(0, Section("Headline", items=[tables.run_headline(train[0])]))
     if len(train) > 1:
         sections.append(comparison_section(b, train))
     if bench:

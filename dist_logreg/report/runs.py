@@ -174,7 +174,10 @@ def _load_train(path: Path) -> TrainRun:
         links,
         flows,
     )
-    run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
+    if config.get("resume") is not False or run.steps is None:
+        run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
+    # else: a run started afresh (no --resume) continues no earlier attempt: what a dead
+    # run left in partial/ is another run's, never merged into this one's steps
     return run
 
 

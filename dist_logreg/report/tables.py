@@ -93,6 +93,26 @@ def training_comparison(runs: list) -> Table:
     return Table("Headline numbers", ["metric"] + [r.tag for r in runs], rows, note)
 
 
+def run_headline(run) -> Table:
+    """One training run's numbers at the top of its report: how well it learned, and what
+    the communication cost (median over calls; comm fraction: median over ranks)."""
+    s, a = run.summary, run.summary.get("allreduce") or {}
+    acc = s.get("final_accuracy")
+    loss = s.get("final_loss")
+    frac = (s.get("comm_fraction") or {}).get("median")
+    lat = (a.get("latency_s") or {}).get("p50")
+    bw = (a.get("busbw_GBps") or {}).get("p50")
+    rows = [
+        ["final loss", "n/a" if loss is None else f"{loss:.6g}"],
+        ["final accuracy (training set)", "n/a" if acc is None else f"{100 * acc:.2f}%"],
+        ["allreduce latency p50", fmt_s(lat)],
+        ["allreduce busbw p50", "n/a" if bw is None else f"{bw:.4g} GB/s"],
+        ["comm fraction of step time", "n/a" if frac is None else f"{100 * frac:.1f}%"],
+    ]
+    note = f"{s['world_size']} rank(s), allreduce {a.get('algorithm', '?')}"
+    return Table(f"Headline: {run.tag}", ["metric", "value"], rows, note)
+
+
 def stragglers(run, lat: analysis.Lateness) -> Table:
     """One row per rank, the latest first (the heatmap's rows summarised)."""
     rows = [

@@ -260,6 +260,13 @@ class TrainConfig:
             "world size: equal up to summation order"
         },
     )
+    force: bool = field(
+        default=False,
+        metadata={
+            "help": "start afresh in an --out that holds another run's results, removing "
+            "them (default: refuse; --resume continues that run instead)"
+        },
+    )
     comm_timeout: float = field(
         default=0.0,
         metadata={

@@ -34,6 +34,7 @@ rolls back on any failure or Ctrl-C.
 ``attribution``  flows tied to lossy links and retransmissions; collisions, imbalance
 ``tcpinfo``      per-connection TCP counters (``ss -tin``) sampled during a job
 ``change``       ``cluster set``: rates, buckets, queues, loss, hashing in place
+``validate``     the link values of ``up`` and ``set`` against what tc and nft accept
 ``slurm``        ``up --slurm``: munged, slurmctld, one slurmd per host; sbatch/srun
 ===============  ==========================================================================
 """

@@ -47,8 +47,16 @@ def connections(c: Cluster, tcp: dict) -> list[dict]:
     out = []
     for (src, dst, sport, dport), v in sorted(tcp.items()):
         if src in host_of and dst in host_of:
-            out.append({"src": host_of[src], "dst": host_of[dst], "sport": sport,
-                        "dport": dport, "bytes": v["bytes_sent"], "spine": None})  # fmt: skip
+            out.append(
+                {
+                    "src": host_of[src],
+                    "dst": host_of[dst],
+                    "sport": sport,
+                    "dport": dport,
+                    "bytes": v["bytes_sent"],
+                    "spine": None,
+                }
+            )
     annotate(c, out, tcp)
     return out
 
@@ -91,12 +99,16 @@ def collisions(c: Cluster, flows: list[dict]) -> list[dict]:
             fl = [f for f in flows if f["elephant"] and f[side] == leaf and f["spine"] == spine]
             light = [s for s, b in by.items() if s != spine and b <= SIBLING_SHARE * nbytes]
             if len({(f["src"], f["dst"]) for f in fl}) >= 2 and light:
-                found.append({
-                    "link": _link(leaf, way, spine), "elephants": len(fl), "bytes": nbytes,
-                    "siblings": {_link(leaf, way, s): by[s] for s in light},
-                    "idle": [_link(leaf, way, s) for s in light if by[s] == 0],
-                    "flows": [f"{f['src']}:{f['sport']}>{f['dst']}:{f['dport']}" for f in fl],
-                })  # fmt: skip
+                found.append(
+                    {
+                        "link": _link(leaf, way, spine),
+                        "elephants": len(fl),
+                        "bytes": nbytes,
+                        "siblings": {_link(leaf, way, s): by[s] for s in light},
+                        "idle": [_link(leaf, way, s) for s in light if by[s] == 0],
+                        "flows": [f"{f['src']}:{f['sport']}>{f['dst']}:{f['dport']}" for f in fl],
+                    }
+                )
     return found
 
 
@@ -118,8 +130,11 @@ def loss_lines(flows: list[dict], latency: dict | None, most: int = 8) -> list[s
     for f in lossy[:most]:
         where = ", ".join(f"{k} ({v:g}% loss)" for k, v in f["lossy_links"].items())
         n = f["retransmits"]
-        rt = "retransmissions not sampled" if n is None else (
-            f"{n} retransmission{'' if n == 1 else 's'}")  # fmt: skip
+        rt = (
+            "retransmissions not sampled"
+            if n is None
+            else (f"{n} retransmission{'' if n == 1 else 's'}")
+        )
         lines.append(f"  loss            {f['src']}>{f['dst']} crossed {where}: {rt}{tail}")
     if len(lossy) > most:
         lines.append(f"  ... {len(lossy) - most} more lossy flows in flows.json")

@@ -48,7 +48,7 @@ def build(c: Cluster) -> None:
             sh(["ip", "link", "set", up_leaf, "master", br, "up"])
             sh(["ip", "link", "set", up_spine, "master", spine, "up"])
             for dev in (up_leaf, up_spine):  # both directions of the uplink
-                shape("", dev, s.uplink_rate, c.burst, c.queue)
+                shape("", dev, s.uplink_rate, c.burst, c.queue, mtu=s.mtu)
             attach.append((br, f"l{j}"))
     for h in range(s.hosts):
         ns = root_dev = f"{n}-h{h}"
@@ -64,5 +64,9 @@ def build(c: Cluster) -> None:
         sh(["ip", "-n", ns, "addr", "add", f"{addrs[h]}/{net.prefixlen}", "dev", "eth0"])
         sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-        shape(ns, "eth0", s.rate, c.burst, c.queue, s.delay_ms, nic=True)  # the host's egress
-        shape("", root_dev, s.rate, c.burst, c.queue, s.delay_ms)  # the switch port to it
+        shape(
+            ns, "eth0", s.rate, c.burst, c.queue, s.delay_ms, nic=True, mtu=s.mtu
+        )  # the host's egress
+        shape(
+            "", root_dev, s.rate, c.burst, c.queue, s.delay_ms, mtu=s.mtu
+        )  # the switch port to it

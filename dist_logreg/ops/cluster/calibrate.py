@@ -119,8 +119,10 @@ def calibrate(c: Cluster, seconds: float = 2.0, tool: str = "auto", say=print) -
             "bidir_Gbps": sum(both) / 2,
             "bidir_each_Gbps": both,
         }
-        say(f"  calibrated {cls:<7} one-way {one:.3f} Gbit/s, bidirectional "
-            f"{both[0]:.3f} + {both[1]:.3f} Gbit/s ({tool}, {seconds:g} s each)")  # fmt: skip
+        say(
+            f"  calibrated {cls:<7} one-way {one:.3f} Gbit/s, bidirectional "
+            f"{both[0]:.3f} + {both[1]:.3f} Gbit/s ({tool}, {seconds:g} s each)"
+        )
     return result
 
 

@@ -8,13 +8,26 @@ recorded in the state (``changes``, and the spec itself), so every later run's p
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import fcntl
+import json
+import os
 import time
 from dataclasses import dataclass, field
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import counters, leafspine, nft
-from dist_logreg.ops.cluster.shaping import FRAME, packets_one_at_a_time, shape
-from dist_logreg.ops.cluster.state import HASHES, Cluster, load, preflight
+from dist_logreg.ops.cluster.shaping import packets_one_at_a_time, shape
+from dist_logreg.ops.cluster.state import (
+    HASHES,
+    STATE_ROOT,
+    Cluster,
+    check_name,
+    load,
+    preflight,
+)
+from dist_logreg.ops.cluster.validate import check_link_values, tc_dry_run
 
 
 @dataclass
@@ -53,31 +66,40 @@ def install_loss(c: Cluster) -> None:
             c.nft = True
 
 
-def _check(c: Cluster, ch: Change, link_ids: list[str]) -> None:
+def _check(c: Cluster, ch: Change, link_ids: list[str]) -> list:
+    """Every value, before anything is touched; the shapers the change needs (tc_dry_run)."""
     if ch.hash is not None:
         if c.spec.topology != "leaf-spine":
-            raise UsageError(f"--hash: only for a leaf-spine cluster, {c.name!r} is "
-                             f"{c.spec.topology}")  # fmt: skip
+            raise UsageError(
+                f"--hash: only for a leaf-spine cluster, {c.name!r} is {c.spec.topology}"
+            )
         if ch.hash not in HASHES:
             raise UsageError(f"--hash: expected l3 or l4, got {ch.hash!r}")
     if ch.uplink_rate is not None and c.spec.topology == "flat":
         raise UsageError(f"--uplink-rate: cluster {c.name!r} is flat: it has no uplinks")
-    pcts = [("--loss", ch.loss_pct), *((f"--loss-link {k}", v) for k, v in ch.loss_links.items())]
-    for what, pct in pcts:
-        if pct is not None and not 0 <= pct <= 100:
-            raise UsageError(f"{what}: expected a percentage in [0, 100], got {pct}")
-    for k in ch.loss_links:
-        if k not in link_ids:
-            raise UsageError(f"--loss-link: expected a link among {', '.join(link_ids)}, got {k!r}")
-    for what, value in (("--burst", ch.burst), ("--queue", ch.queue)):
-        if value is not None and value < FRAME:
-            raise UsageError(
-                f"{what}: expected at least {FRAME} bytes (one full-size frame), got {value}"
-            )
-    if all(v is None for v in (ch.rate, ch.uplink_rate, ch.loss_pct, ch.burst, ch.queue,
-                               ch.hash)) and not ch.loss_links:  # fmt: skip
-        raise UsageError("cluster set: expected at least one of --rate, --uplink-rate, --loss, "
-                         "--loss-link, --burst, --queue, --hash")  # fmt: skip
+    if (
+        all(v is None for v in (ch.rate, ch.uplink_rate, ch.loss_pct, ch.burst, ch.queue, ch.hash))
+        and not ch.loss_links
+    ):
+        raise UsageError(
+            "cluster set: expected at least one of --rate, --uplink-rate, --loss, "
+            "--loss-link, --burst, --queue, --hash"
+        )
+    reshaping = any(v is not None for v in (ch.rate, ch.uplink_rate, ch.burst, ch.queue))
+    rates = {
+        "--rate": ch.rate or c.spec.rate,
+        "--uplink-rate": ch.uplink_rate or c.spec.uplink_rate,
+    }
+    shapers = check_link_values(
+        rates=rates if reshaping else {},
+        loss_pct=ch.loss_pct,
+        loss_links=ch.loss_links,
+        link_ids=link_ids,
+        burst=ch.burst or c.burst or None,
+        queue=ch.queue or c.queue or None,
+        mtu=c.spec.mtu,
+    )
+    return shapers
 
 
 def _reshape(c: Cluster) -> None:
@@ -87,14 +109,80 @@ def _reshape(c: Cluster) -> None:
             continue
         for ns, dev, _ in (link.a, link.b):
             nic = link.cls == "host" and dev == "eth0"
-            shape(ns, dev, rate, c.burst, c.queue, c.spec.delay_ms, nic=nic, verb="replace")
+            shape(
+                ns,
+                dev,
+                rate,
+                c.burst,
+                c.queue,
+                c.spec.delay_ms,
+                nic=nic,
+                verb="replace",
+                mtu=c.spec.mtu,
+            )
 
 
-def apply(name: str, ch: Change, say=print) -> Cluster:
-    """Change cluster ``name`` in place; returns its new state (saved)."""
+def apply(name: str, ch: Change, say=print, force: bool = False) -> Cluster:
+    """Change cluster ``name`` in place, all or nothing; returns its new state (saved).
+
+    One ``set`` at a time (a lock in the state directory); every value checked, and every
+    shaper tried by ``tc`` on a scratch link, before anything is touched; a failure in the
+    middle restores every link as it was. Refused while a ``cluster run`` job runs, unless
+    ``force``: that job's provenance records the fabric it started on.
+    """
     preflight()
-    c = load(name)
-    _check(c, ch, [link.id for link in c.links])
+    check_name(name)
+    with _set_lock(name):
+        c = load(name)
+        tc_dry_run(_check(c, ch, [link.id for link in c.links]))
+        job = running_job(c)
+        if job and not force:
+            raise UsageError(
+                f"cluster set: a job runs on cluster {name!r} (cluster run, pid {job['pid']}, "
+                f"since {job['utc']}), and its summary records the fabric it started on; "
+                "expected to wait for it, or --force (the change is then only in the "
+                "cluster's changes, with its time)"
+            )
+        before = copy.deepcopy(c)
+        what = _update(c, ch)
+        try:
+            redone = _enact(c, ch)
+        except (UsageError, OSError) as exc:
+            _restore(before, exc)
+        if c.calibration and what and "shaping" in redone:
+            c.calibration = {}  # measured on other shaping: no longer the ceiling
+            what.append(
+                "calibration dropped (shaping changed; `cluster up --calibrate` measures a new one)"
+            )
+        text = ", ".join(what) or (
+            f"no setting changed; re-applied the {' and '.join(redone)} of every link as "
+            "recorded (repairs a link changed by hand)"
+        )
+        if job:
+            text += f" (with --force, during job pid {job['pid']})"
+        change = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "what": text}
+        c.changes.append(change)
+        c.save()
+    counters.save_baseline(c, counters.snapshot(c))  # status counts from the change on
+    say(f"dist-logreg cluster: {c.name}: {change['what']}")
+    return c
+
+
+def _restore(before: Cluster, exc: Exception) -> None:
+    """After a failure in the middle of a change: every link as ``before`` says; raises."""
+    try:
+        _enact(before, None)
+        before.save()
+    except (UsageError, OSError) as again:
+        raise UsageError(
+            f"cluster set: {exc}; restoring the links failed too ({again}): `cluster down` "
+            "and `cluster up` rebuild it"
+        ) from None
+    raise UsageError(f"cluster set: {exc}; every link was restored as it was, nothing changed")
+
+
+def _update(c: Cluster, ch: Change) -> list[str]:
+    """Write the change into ``c``'s spec; what changed, as ``key old -> new``."""
     s, what = c.spec, []
 
     def note(key: str, old, new) -> None:
@@ -118,20 +206,46 @@ def apply(name: str, ch: Change, say=print) -> Cluster:
         s.loss_pct = ch.loss_pct or None
     s.loss_links = {**s.loss_links, **ch.loss_links}
     s.loss_links = {k: v for k, v in s.loss_links.items() if v}
-    if any(v is not None for v in (ch.rate, ch.uplink_rate, ch.burst, ch.queue)):
-        _reshape(c)
-        if c.calibration and what:  # measured on other shaping: no longer the ceiling
-            c.calibration = {}
-            what.append("calibration dropped (shaping changed; `cluster up --calibrate` "
-                        "measures a new one)")  # fmt: skip
-    if ch.loss_pct is not None or ch.loss_links:
-        install_loss(c)
     if ch.hash is not None:
-        leafspine.set_hash(c, ch.hash)
-    change = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "what": ", ".join(what) or "nothing (already so)"}  # fmt: skip
-    c.changes.append(change)
-    c.save()
-    counters.save_baseline(c, counters.snapshot(c))  # status counts from the change on
-    say(f"dist-logreg cluster: {c.name}: {change['what']}")
-    return c
+        s.hash = ch.hash
+    return what
+
+
+def _enact(c: Cluster, ch: Change | None) -> list[str]:
+    """Put ``c``'s shaping, loss and hash on the links (``ch`` None: all of them, to restore);
+    what was (re)applied."""
+    done = []
+    if ch is None or any(v is not None for v in (ch.rate, ch.uplink_rate, ch.burst, ch.queue)):
+        _reshape(c)
+        done.append("shaping")
+    if ch is None or ch.loss_pct is not None or ch.loss_links:
+        install_loss(c)
+        done.append("loss rules")
+    if c.spec.topology == "leaf-spine" and (ch is None or ch.hash is not None):
+        leafspine.set_hash(c, c.spec.hash)
+        done.append("hash policy")
+    return done
+
+
+@contextlib.contextmanager
+def _set_lock(name: str):
+    """One ``cluster set`` of ``name`` at a time (``flock`` on a file in its state dir)."""
+    folder = STATE_ROOT / name
+    if not folder.is_dir():
+        load(name)  # the clear "not up" error
+    fd = os.open(folder / "set.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def running_job(c: Cluster) -> dict | None:
+    """The ``cluster run`` job running on ``c`` (``job.json``, its pid alive), or None."""
+    try:
+        job = json.loads((c.state_dir / "job.json").read_text())
+        os.kill(int(job["pid"]), 0)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return job

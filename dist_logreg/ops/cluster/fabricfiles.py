@@ -97,11 +97,15 @@ def read_links(path: Path) -> list[dict]:
             missing = [k for k in DIRECTION_KEYS if not isinstance(d, dict) or k not in d]
             if missing:
                 raise UsageError(f"{path}: {where}: expected keys {', '.join(missing)}")
-            rows.append({
-                "name": str(link.get("id")), "class": str(link.get("class")),
-                "direction": d["way"], "from_to": name,
-                **{k: _count(path, f"{where}.{k}", d[k]) for k in DIRECTION_KEYS[1:]},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "name": str(link.get("id")),
+                    "class": str(link.get("class")),
+                    "direction": d["way"],
+                    "from_to": name,
+                    **{k: _count(path, f"{where}.{k}", d[k]) for k in DIRECTION_KEYS[1:]},
+                }
+            )
     return rows
 
 
@@ -120,8 +124,12 @@ def read_flows(path: Path) -> list[dict]:
                     f"{path}: maps[{m}].flows[{i}]: expected keys {', '.join(missing)}"
                 )
             _count(path, f"maps[{m}].flows[{i}].bytes", f["bytes"])
-        out.append({
-            "label": str(fmap.get("label", f"part {m}")), "flows": flows,
-            "collisions": fmap.get("collisions", []), "imbalance": fmap.get("imbalance", {}),
-        })  # fmt: skip
+        out.append(
+            {
+                "label": str(fmap.get("label", f"part {m}")),
+                "flows": flows,
+                "collisions": fmap.get("collisions", []),
+                "imbalance": fmap.get("imbalance", {}),
+            }
+        )
     return out

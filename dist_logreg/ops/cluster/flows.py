@@ -33,8 +33,10 @@ def spines(c: Cluster) -> list[str]:
 
 def read(c: Cluster) -> tuple[dict, dict]:
     """``(sent per host, forwarded per spine)``: ``{ns: {5-tuple: (bytes, packets)}}``."""
-    return ({h: nft.read_flows(c.name, h) for h in c.hosts},
-            {s: nft.read_flows(c.name, s) for s in spines(c)})  # fmt: skip
+    return (
+        {h: nft.read_flows(c.name, h) for h in c.hosts},
+        {s: nft.read_flows(c.name, s) for s in spines(c)},
+    )
 
 
 def ranks(host_index: int, per_host: int) -> list[int]:
@@ -50,16 +52,28 @@ def flow_map(c: Cluster, sent: dict, forwarded: dict, per_host: int) -> list[dic
             if dst not in host_of:
                 continue
             a, b = short(c, ns), short(c, host_of[dst])
-            seen = {short(c, s): f[(src, dst, sport, dport)][0]
-                    for s, f in forwarded.items() if (src, dst, sport, dport) in f}  # fmt: skip
+            seen = {
+                short(c, s): f[(src, dst, sport, dport)][0]
+                for s, f in forwarded.items()
+                if (src, dst, sport, dport) in f
+            }
             same = c.leaf_of[ns] == c.leaf_of[host_of[dst]]
-            flows.append({
-                "src": a, "dst": b, "sport": sport, "dport": dport,
-                "src_ranks": ranks(int(a[1:]), per_host), "dst_ranks": ranks(int(b[1:]), per_host),
-                "src_leaf": f"l{c.leaf_of[ns]}", "dst_leaf": f"l{c.leaf_of[host_of[dst]]}",
-                "bytes": nbytes, "packets": packets, "spine_bytes": seen,
-                "spine": None if same else (max(seen, key=seen.get) if seen else "unseen"),
-            })  # fmt: skip
+            flows.append(
+                {
+                    "src": a,
+                    "dst": b,
+                    "sport": sport,
+                    "dport": dport,
+                    "src_ranks": ranks(int(a[1:]), per_host),
+                    "dst_ranks": ranks(int(b[1:]), per_host),
+                    "src_leaf": f"l{c.leaf_of[ns]}",
+                    "dst_leaf": f"l{c.leaf_of[host_of[dst]]}",
+                    "bytes": nbytes,
+                    "packets": packets,
+                    "spine_bytes": seen,
+                    "spine": None if same else (max(seen, key=seen.get) if seen else "unseen"),
+                }
+            )
     flows.sort(key=lambda f: (-f["bytes"], f["src"], f["dst"], f["sport"]))
     biggest = flows[0]["bytes"] if flows else 0
     for f in flows:
@@ -71,9 +85,16 @@ def pairs(flows: list[dict]) -> list[dict]:
     """Per host pair: what the source host sent and what each spine forwarded of it."""
     out: dict[tuple[str, str], dict] = {}
     for f in flows:
-        p = out.setdefault((f["src"], f["dst"]), {
-            "src": f["src"], "dst": f["dst"], "same_leaf": f["spine"] is None,
-            "sent_bytes": 0, "spine_bytes": {}})  # fmt: skip
+        p = out.setdefault(
+            (f["src"], f["dst"]),
+            {
+                "src": f["src"],
+                "dst": f["dst"],
+                "same_leaf": f["spine"] is None,
+                "sent_bytes": 0,
+                "spine_bytes": {},
+            },
+        )
         p["sent_bytes"] += f["bytes"]
         for s, n in f["spine_bytes"].items():
             p["spine_bytes"][s] = p["spine_bytes"].get(s, 0) + n

@@ -10,6 +10,7 @@ it; ``--fabric-out DIR`` puts both files in DIR instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,9 +35,19 @@ from dist_logreg.ops.cluster.postprocess import fabric_lines, post_process
 from dist_logreg.ops.cluster.state import Cluster, load, preflight
 from dist_logreg.protocol import CLUSTER_INFO_VAR
 
-ENV = ("PATH", "OMPI_MCA_mpi_yield_when_idle", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-       "PYTHONPATH", "VIRTUAL_ENV", "DIST_LOGREG_ATTEMPT", "DIST_LOGREG_STATUS",
-       CLUSTER_INFO_VAR)  # fmt: skip
+ENV = (
+    "PATH",
+    "OMPI_MCA_mpi_yield_when_idle",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "DIST_LOGREG_ATTEMPT",
+    "DIST_LOGREG_STATUS",
+    "OMPI_ALLOW_RUN_AS_ROOT",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM",
+    CLUSTER_INFO_VAR,
+)
 
 
 def mpirun_command(
@@ -46,16 +57,45 @@ def mpirun_command(
     mpirun = Path(sys.executable).parent / "mpirun"
     exe = str(mpirun) if mpirun.exists() else (shutil.which("mpirun") or "mpirun")
     ranks = len(c.hosts) * ranks_per_host
-    cmd = [exe, "--hostfile", str(c.state_dir / "hostfile"), "-n", str(ranks),
-           "--map-by", f"ppr:{ranks_per_host}:node", "--bind-to", "none",
-           "--prtemca", "plm_ssh_agent", str(c.state_dir / "agent"),
-           "--prtemca", "oob_tcp_if_include", c.oob_net,
-           "--mca", "btl", "self,sm,tcp", "--mca", "btl_tcp_if_include", c.mpi_net,
-           "--mca", "btl_tcp_links", str(tcp_links)]  # fmt: skip
+    cmd = [
+        exe,
+        "--hostfile",
+        str(c.state_dir / "hostfile"),
+        "-n",
+        str(ranks),
+        "--map-by",
+        f"ppr:{ranks_per_host}:node",
+        "--bind-to",
+        "none",
+        "--prtemca",
+        "plm_ssh_agent",
+        str(c.state_dir / "agent"),
+        "--prtemca",
+        "oob_tcp_if_include",
+        c.oob_net,
+        "--mca",
+        "btl",
+        "self,sm,tcp",
+        "--mca",
+        "btl_tcp_if_include",
+        c.mpi_net,
+        "--mca",
+        "btl_tcp_links",
+        str(tcp_links),
+    ]
     for var in ENV:
         if var in os.environ:
             cmd += ["-x", var]
     return [*cmd, *program]
+
+
+def root_env(euid: int | None = None) -> dict[str, str]:
+    """Open MPI's two run-as-root variables when this runs as root (``cluster`` needs root
+    for its namespaces, and Open MPI refuses root without both); none otherwise."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return {}
+    names = ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")
+    return {n: os.environ.get(n) or "1" for n in names}
 
 
 def _option(program: list[str], flag: str) -> str | None:
@@ -107,9 +147,14 @@ def parts(program: list[str], result: Path) -> list[tuple[str, list[str], Path]]
     if len(names) < 2 or _option(program, "--fit") is not None or "--fit" in program:
         return [("job", program, result)]
     stem = result.with_suffix("") if result.suffix == ".json" else result
-    return [(a, _set_option(_set_option(program, "--allreduce", a), "--out",
-                            f"{stem}.part-{a}.json"), Path(f"{stem}.part-{a}.json"))
-            for a in names]  # fmt: skip
+    return [
+        (
+            a,
+            _set_option(_set_option(program, "--allreduce", a), "--out", f"{stem}.part-{a}.json"),
+            Path(f"{stem}.part-{a}.json"),
+        )
+        for a in names
+    ]
 
 
 def _merge_bench(result: Path, pieces: list[Path]) -> None:
@@ -163,12 +208,20 @@ def failed_lines(rc: int, label: str) -> list[str]:
         if sig == 9:
             why += " (SIGKILL, what the kernel's out-of-memory killer sends; see `dmesg`)"
     part = "" if label == "job" else f" (part {label})"
-    return [f"dist-logreg cluster: the job failed{part}, {why}; no fabric summary: what the "
-            "fabric counted is in the fabric files, marked job_exit"]  # fmt: skip
+    return [
+        f"dist-logreg cluster: the job failed{part}, {why}; no fabric summary: what the "
+        "fabric counted is in the fabric files, marked job_exit"
+    ]
 
 
-def run(name: str, ranks_per_host: int, program: list[str], tcp_links: int = 4,
-        fabric_out: str | None = None, say=print) -> int:  # fmt: skip
+def run(
+    name: str,
+    ranks_per_host: int,
+    program: list[str],
+    tcp_links: int = 4,
+    fabric_out: str | None = None,
+    say=print,
+) -> int:
     """Run ``dist-logreg train|bench ...`` across the cluster; returns mpirun's exit status."""
     preflight()
     c = load(name)
@@ -179,46 +232,50 @@ def run(name: str, ranks_per_host: int, program: list[str], tcp_links: int = 4,
     if program[:1] and program[0] in slurm.CLIENTS:
         return slurm.submit(c, program, say=say)
     if not program or program[0] not in ("train", "bench"):
-        raise UsageError("cluster run: expected `-- train ARGS...`, `-- bench ARGS...` or "
-                         "`-- sbatch|srun|sinfo|squeue ARGS...` (a cluster up "
-                         "--slurm)")  # fmt: skip
+        raise UsageError(
+            "cluster run: expected `-- train ARGS...`, `-- bench ARGS...` or "
+            "`-- sbatch|srun|sinfo|squeue ARGS...` (a cluster up "
+            "--slurm)"
+        )
     program, result, links_path, flows_path = outputs(program, fabric_out)
     exe = Path(sys.executable).parent / "dist-logreg"
     os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")  # emulated hosts share cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.update(root_env())
     os.environ[CLUSTER_INFO_VAR] = json.dumps(cluster_info(c, ranks_per_host, tcp_links))
     before, maps, rc, label = counters.snapshot(c), [], 0, "job"
     jobs = parts(program, result)
-    for label, prog, _ in jobs:
-        cmd = mpirun_command(c, ranks_per_host, [str(exe) if exe.exists() else "dist-logreg",
-                                                 *prog], tcp_links)  # fmt: skip
-        say(f"dist-logreg cluster: {' '.join(cmd)}")
-        rc, fmap = _job(c, cmd, label, ranks_per_host)
-        maps.append(fmap)
-        if rc != 0:
-            break
+    with _job_marker(c):  # `cluster set` refuses to change the fabric under it
+        for label, prog, _ in jobs:
+            cmd = mpirun_command(
+                c, ranks_per_host, [str(exe) if exe.exists() else "dist-logreg", *prog], tcp_links
+            )
+            say(f"dist-logreg cluster: {' '.join(cmd)}")
+            rc, fmap = _job(c, cmd, label, ranks_per_host)
+            maps.append(fmap)
+            if rc != 0:
+                break
     after = counters.snapshot(c)
     counters.save_baseline(c, after)
     if len(jobs) > 1:
         _merge_bench(result, [p for _, _, p in jobs])
     links = counters.link_table(c, before, after)
     report = {
-        "cluster": c.name, "topology": c.spec.topology, "seconds": after["time"] - before["time"],
-        "job_exit": rc, "ranks_per_host": ranks_per_host, "tcp_links": tcp_links,
-        "uplinks": counters.uplink_summary(c, links), "tcp": counters.tcp_table(before, after),
+        "cluster": c.name,
+        "topology": c.spec.topology,
+        "seconds": after["time"] - before["time"],
+        "job_exit": rc,
+        "ranks_per_host": ranks_per_host,
+        "tcp_links": tcp_links,
+        "uplinks": counters.uplink_summary(c, links),
+        "tcp": counters.tcp_table(before, after),
         "links": links,
-    }  # fmt: skip
+    }
     if c.spec.topology == "leaf-spine":
         report["pairs"] = flows.pairs([f for m in maps for f in m["flows"]])
     else:
         report["connections"] = maps
-    flow_doc = None
-    if c.spec.topology == "leaf-spine":
-        flow_doc = {"cluster": c.name, "hash": c.spec.hash, "ranks_per_host": ranks_per_host,
-                    "tcp_links": tcp_links, "job_exit": rc, "maps": maps}  # fmt: skip
-        fabricfiles.write_flows(flows_path, flow_doc, maps)
-    fabricfiles.write_links(links_path, report)
-    files = f"  fabric files    {links_path}" + (f", {flows_path}" if flow_doc else "")
+    files = _write_fabric_files(c, report, maps, links_path, flows_path)
     if rc != 0:
         for line in [*failed_lines(rc, label), files]:
             say(line)
@@ -229,6 +286,31 @@ def run(name: str, ranks_per_host: int, program: list[str], tcp_links: int = 4,
         say(line)
     say(files)
     return rc
+
+
+def _write_fabric_files(c: Cluster, report: dict, maps: list, links_path, flows_path) -> str:
+    """``links.json`` (and ``flows.json`` on a leaf-spine); the line that names them."""
+    flow_doc = None
+    if c.spec.topology == "leaf-spine":
+        keep = ("ranks_per_host", "tcp_links", "job_exit")
+        flow_doc = {"cluster": c.name, "hash": c.spec.hash, **{k: report[k] for k in keep}}
+        flow_doc["maps"] = maps
+        fabricfiles.write_flows(flows_path, flow_doc, maps)
+    fabricfiles.write_links(links_path, report)
+    return f"  fabric files    {links_path}" + (f", {flows_path}" if flow_doc else "")
+
+
+@contextlib.contextmanager
+def _job_marker(c: Cluster):
+    """``job.json`` in the state directory while the job runs (this process's pid)."""
+    path = c.state_dir / "job.json"
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path.write_text(json.dumps({"pid": os.getpid(), "utc": when}))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def cluster_info(c: Cluster, ranks_per_host: int, tcp_links: int) -> dict:

@@ -74,7 +74,8 @@ def _veth(c: Cluster, link: Link, rate: str | None, delay_ms=None) -> None:
     c.save()
     sh(["ip", "-n", ans, "link", "add", adev, "type", "veth", "peer", "name", bdev, "netns", bns])
     for ns, dev in ((ans, adev), (bns, bdev)):
-        shape(ns, dev, rate, c.burst, c.queue, delay_ms, nic=link.cls == "host" and dev == "eth0")
+        nic = link.cls == "host" and dev == "eth0"
+        shape(ns, dev, rate, c.burst, c.queue, delay_ms, nic=nic, mtu=c.spec.mtu)
 
 
 def set_hash(c: Cluster, policy: str, seed: int | None = None) -> None:

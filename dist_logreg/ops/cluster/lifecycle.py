@@ -10,7 +10,7 @@ import threading
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import bridged, change, counters, leafspine, nft, slurm
-from dist_logreg.ops.cluster.shaping import FRAME, netem_available
+from dist_logreg.ops.cluster.shaping import netem_available
 from dist_logreg.ops.cluster.state import (
     ALLOWED,
     HASHES,
@@ -23,6 +23,7 @@ from dist_logreg.ops.cluster.state import (
     preflight,
     sh,
 )
+from dist_logreg.ops.cluster.validate import check_link_values, check_mtu, overlapping, tc_dry_run
 from dist_logreg.units import rate_bits
 
 AGENT = """#!/bin/sh
@@ -68,8 +69,8 @@ def _check_hosts(hosts: int, net) -> None:
         )
 
 
-def check(s: Spec) -> None:
-    """Every ``up`` argument, before anything is built."""
+def check(s: Spec) -> list:
+    """Every ``up`` argument, before anything is built; the shapers for ``tc_dry_run``."""
     check_name(s.name)
     try:
         net = ipaddress.ip_network(s.subnet, strict=False)
@@ -98,25 +99,25 @@ def check(s: Spec) -> None:
         raise UsageError(f"--hash: expected l3 or l4, got {s.hash!r}")
     if s.delay_ms is not None and s.delay_ms < 0:
         raise UsageError(f"--delay: expected milliseconds >= 0, got {s.delay_ms}")
-    ids = link_ids(s)
-    for what, pct in [
-        ("--loss", s.loss_pct),
-        *((f"--loss-link {k}", v) for k, v in s.loss_links.items()),
-    ]:
-        if pct is not None and not 0 <= pct <= 100:
-            raise UsageError(f"{what}: expected a percentage in [0, 100], got {pct}")
-    for k in s.loss_links:
-        if k not in ids:
-            raise UsageError(f"--loss-link: expected a link among {', '.join(ids)}, got {k!r}")
-    for what, value in (("--burst", s.burst), ("--queue", s.queue)):
-        if value is not None and value < FRAME:
-            raise UsageError(
-                f"{what}: expected at least {FRAME} bytes (one full-size frame), got {value}"
-            )
+    check_mtu(s.mtu)
     if s.topology == "two-tier" and s.uplink_rate is None:
         s.uplink_rate = f"{rate_bits(s.rate) / 2 / 1e6:g}mbit" if s.rate else "1gbit"
     if s.topology == "leaf-spine" and s.uplink_rate is None:
         s.uplink_rate = s.rate
+    shapers = check_link_values(
+        rates={"--rate": s.rate, "--uplink-rate": s.uplink_rate},
+        loss_pct=s.loss_pct,
+        loss_links=s.loss_links,
+        link_ids=link_ids(s),
+        burst=s.burst,
+        queue=s.queue,
+        mtu=s.mtu,
+    )
+    _need_nft(s)
+    return shapers
+
+
+def _need_nft(s: Spec) -> None:
     if s.topology == "leaf-spine":
         nft.need_nft("the leaf-spine flow map (per-flow counters in each spine)")
     if s.loss_pct or any(s.loss_links.values()):
@@ -129,11 +130,19 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
     ``calibrate`` (a function of the built cluster) runs inside the same guard.
     """
     preflight()
-    check(s)
+    shapers = check(s)
     if (STATE_ROOT / s.name / "state.json").exists():
         raise UsageError(
             f"cluster {s.name!r} is already up: `dist-logreg cluster down --name {s.name}` first"
         )
+    other = overlapping(s.name, s.subnet)
+    if other:
+        raise UsageError(
+            f"--subnet {s.subnet}: overlaps cluster {other[0]!r} (subnet {other[1]}), which is "
+            f"up: its routes would break; expected another subnet of {ALLOWED}, or "
+            f"`dist-logreg cluster down --name {other[0]}` first"
+        )
+    tc_dry_run(shapers)
     c = Cluster(s, burst=s.burst or 0, queue=s.queue or 0)
     previous = _on_sigterm(_interrupted)
     try:
@@ -147,14 +156,17 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
                 raise UsageError(DELAY_REFUSED)
         say(f"dist-logreg cluster: building {s.name!r} ({s.hosts} hosts, {s.topology})")
         (leafspine if s.topology == "leaf-spine" else bridged).build(c)
+        set_mtu(c)
         (c.state_dir / "agent").write_text(AGENT)
         (c.state_dir / "agent").chmod(0o755)
         (c.state_dir / "hostfile").write_text("".join(f"{ns}\n" for ns in c.hosts))
         c.save()
         lossy = bool(s.loss_pct or any(s.loss_links.values()))
         if calibrate:  # the clean fabric: loss would lower the ceiling runs are held against
-            say("dist-logreg cluster: calibrating" + (
-                " the clean fabric, before the loss is applied" if lossy else ""))  # fmt: skip
+            say(
+                "dist-logreg cluster: calibrating"
+                + (" the clean fabric, before the loss is applied" if lossy else "")
+            )
             c.calibration = {**calibrate(c), "before_loss": lossy}
             c.save()
         if lossy:
@@ -173,6 +185,20 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
     finally:
         _on_sigterm(previous)
     return c
+
+
+def set_mtu(c: Cluster) -> None:
+    """``--mtu`` on every interface of the cluster: veth ends in its namespaces, its links and
+    bridges in the root namespace (the bridges last: a bridge takes its ports' smallest)."""
+    if c.spec.mtu == 1500:  # the kernel's default for veth and bridges
+        return
+    mtu = str(c.spec.mtu)
+    for ns in [*c.hosts, *c.routers]:
+        devs = json.loads(sh(["ip", "-n", ns, "-j", "link", "show"]).stdout or "[]")
+        for dev in (d["ifname"] for d in devs if d["ifname"] != "lo"):
+            sh(["ip", "-n", ns, "link", "set", "dev", dev, "mtu", mtu])
+    for dev in [*c.root_links, *c.bridges]:
+        sh(["ip", "link", "set", "dev", dev, "mtu", mtu])
 
 
 def counters_baseline(c: Cluster) -> None:
@@ -225,6 +251,8 @@ def down(name: str, say=print) -> int:
     if left:
         raise UsageError(f"cluster down: could not remove {left}")
     hosts = sum(1 for ns in spaces if ns.startswith(f"{name}-h"))
-    say(f"dist-logreg cluster: {name!r} is down ({hosts} hosts, {len(spaces)} namespaces, "
-        f"{len(links) + len(bridges)} root links and bridges removed)")  # fmt: skip
+    say(
+        f"dist-logreg cluster: {name!r} is down ({hosts} hosts, {len(spaces)} namespaces, "
+        f"{len(links) + len(bridges)} root links and bridges removed)"
+    )
     return len(spaces)

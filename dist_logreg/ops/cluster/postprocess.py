@@ -37,8 +37,12 @@ def post_process(c: Cluster, kind: str, result: Path, report: dict, ceiling, rc:
     }
     if ceiling:
         cls, gbps = ceiling
-        block["ceiling"] = {"class": cls, "Gbps_per_direction": gbps, "GBps": gbps / 8,
-                            "tool": c.calibration["tool"]}  # fmt: skip
+        block["ceiling"] = {
+            "class": cls,
+            "Gbps_per_direction": gbps,
+            "GBps": gbps / 8,
+            "tool": c.calibration["tool"],
+        }
     if kind == "train":
         path = result / "summary.json"
         if not path.exists():
@@ -70,15 +74,22 @@ def _busbw_lines(block: dict) -> list[str]:
     ceil = block["ceiling"]
     if ceil is None:
         return ["  busbw           no calibrated ceiling (`cluster up --calibrate` measures one)"]
-    ref = (f"of the calibrated ceiling {ceil['GBps']:.4f} GB/s per direction, both ways at once "
-           f"({ceil['class']} links, {ceil['tool']})")  # fmt: skip
+    ref = (
+        f"of the calibrated ceiling {ceil['GBps']:.4f} GB/s per direction, both ways at once "
+        f"({ceil['class']} links, {ceil['tool']})"
+    )
     if "records" in block:
-        return [f"  busbw           {r['algorithm']} {r['bytes']:,} B: {r['busbw']:.4f} GB/s = "
-                f"{r['busbw_pct_of_ceiling']:.0f}% {ref}" for r in block["records"]]  # fmt: skip
+        return [
+            f"  busbw           {r['algorithm']} {r['bytes']:,} B: {r['busbw']:.4f} GB/s = "
+            f"{r['busbw_pct_of_ceiling']:.0f}% {ref}"
+            for r in block["records"]
+        ]
     if block["busbw_pct_of_ceiling"] is None:
         return []
-    return [f"  busbw           p50 {block['busbw_GBps_p50']:.4f} GB/s = "
-            f"{block['busbw_pct_of_ceiling']:.0f}% {ref}"]  # fmt: skip
+    return [
+        f"  busbw           p50 {block['busbw_GBps_p50']:.4f} GB/s = "
+        f"{block['busbw_pct_of_ceiling']:.0f}% {ref}"
+    ]
 
 
 def fabric_lines(c: Cluster, report: dict, maps: list[dict], block: dict | None) -> list[str]:
@@ -108,8 +119,10 @@ def _map_lines(c: Cluster, fmap: dict, lat: dict | None, several: bool) -> list[
     lines += attribution.loss_lines(fl, lat)
     sampled = sum(f["retransmits"] or 0 for f in fl if f.get("retransmits") is not None)
     if any(f.get("lossy_links") for f in fl):
-        lines.append(f"  retransmissions {sampled:,} seen on the flows' connections (ss -tin, "
-                     f"sampled every {tcpinfo.PERIOD:g} s: a lower bound)")  # fmt: skip
+        lines.append(
+            f"  retransmissions {sampled:,} seen on the flows' connections (ss -tin, "
+            f"sampled every {tcpinfo.PERIOD:g} s: a lower bound)"
+        )
     if c.spec.topology != "leaf-spine":
         return lines
     cross = [f for f in fl if f["spine"]]

@@ -26,13 +26,19 @@ FRAME = 1514
 BURST_FRAMES = 5
 
 
-def default_burst(rate: str) -> int:
+def frame(mtu: int = 1500) -> int:
+    """The largest frame a link of this MTU carries (the MTU plus the Ethernet header)."""
+    return mtu + FRAME - 1500
+
+
+def default_burst(rate: str, mtu: int = 1500) -> int:
     """Five full-size frames or 20 us of line rate, whichever is larger.
 
     At 10 Gbit/s and above the timer that refills the bucket cannot wake every few
-    microseconds, so the bucket grows with the rate.
+    microseconds, so the bucket grows with the rate. A bucket smaller than one frame would
+    never let that frame through, so jumbo frames get a larger one.
     """
-    return max(BURST_FRAMES * FRAME, int(rate_bits(rate) / 8 * 20e-6))
+    return max(BURST_FRAMES * frame(mtu), int(rate_bits(rate) / 8 * 20e-6))
 
 
 def default_queue(rate: str) -> int:
@@ -45,8 +51,22 @@ def default_queue(rate: str) -> int:
 NIC_QUEUE = 1000 * FRAME
 
 
-def shape(ns: str, dev: str, rate: str | None, burst: int, queue: int, delay_ms=None,
-          nic: bool = False, verb: str = "add") -> None:  # fmt: skip
+def nic_queue(mtu: int = 1500) -> int:
+    """:data:`NIC_QUEUE` at this MTU (1000 full-size frames)."""
+    return 1000 * frame(mtu)
+
+
+def shape(
+    ns: str,
+    dev: str,
+    rate: str | None,
+    burst: int,
+    queue: int,
+    delay_ms=None,
+    nic: bool = False,
+    verb: str = "add",
+    mtu: int = 1500,
+) -> None:
     """Shape the egress of ``dev`` in namespace ``ns`` ("" = root): netem above tbf.
 
     ``burst`` and ``queue`` in bytes; 0 picks the defaults for ``rate``. ``nic``: this is a
@@ -62,11 +82,24 @@ def shape(ns: str, dev: str, rate: str | None, burst: int, queue: int, delay_ms=
         parent = ["parent", "1:"]
     if rate:
         burst, queue = (
-            burst or default_burst(rate),
-            NIC_QUEUE if nic else (queue or default_queue(rate)),
+            burst or default_burst(rate, mtu),
+            nic_queue(mtu) if nic else (queue or default_queue(rate)),
         )
-        sh([*tc, *parent, "handle", "2:", "tbf", "rate", rate, "burst", str(burst),
-            "limit", str(queue)])  # fmt: skip
+        sh(
+            [
+                *tc,
+                *parent,
+                "handle",
+                "2:",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                str(burst),
+                "limit",
+                str(queue),
+            ]
+        )
         packets_one_at_a_time(ns, dev)
 
 
@@ -83,8 +116,10 @@ def packets_one_at_a_time(ns: str, dev: str) -> None:
 
 def netem_available(ns: str) -> bool:
     """Try a netem qdisc on the loopback of namespace ``ns`` (removed again)."""
-    r = sh([*in_ns(ns), "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-           check=False)  # fmt: skip
+    r = sh(
+        [*in_ns(ns), "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+        check=False,
+    )
     if r.returncode == 0:
         sh([*in_ns(ns), "tc", "qdisc", "del", "dev", "lo", "root"], check=False)
     return r.returncode == 0

@@ -86,15 +86,21 @@ def config(c: Cluster, d: Path) -> str:
         "ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN"
         for h in c.hosts
     )
-    return CONF.format(name=c.name, ctl=ctl, dir=d, nodes=nodes, ctld_port=CTLD_PORT,
-                       slurmd_port=SLURMD_PORT)  # fmt: skip
+    return CONF.format(
+        name=c.name, ctl=ctl, dir=d, nodes=nodes, ctld_port=CTLD_PORT, slurmd_port=SLURMD_PORT
+    )
 
 
 def _daemon(d: Path, args: list[str], log: str) -> int:
     """Start a daemon in its own session (it outlives ``up``); record its pid at once."""
     with open(d / log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     with open(d / "pids", "a") as fh:
         fh.write(f"{proc.pid}\n")
     return proc.pid
@@ -102,8 +108,12 @@ def _daemon(d: Path, args: list[str], log: str) -> int:
 
 def start(c: Cluster, say=print, timeout: float = 60.0) -> None:
     """Key, config, munged, slurmctld, one slurmd per host; wait until every node is idle."""
-    for tool, pkg in (("munged", "munge"), ("slurmctld", "slurm-wlm"), ("slurmd", "slurm-wlm"),
-                      ("sinfo", "slurm-wlm")):  # fmt: skip
+    for tool, pkg in (
+        ("munged", "munge"),
+        ("slurmctld", "slurm-wlm"),
+        ("slurmd", "slurm-wlm"),
+        ("sinfo", "slurm-wlm"),
+    ):
         need_tool(tool, pkg, "--slurm")
     d = slurm_dir(c.name)
     (d / "ctld").mkdir(parents=True, exist_ok=True)
@@ -111,31 +121,37 @@ def start(c: Cluster, say=print, timeout: float = 60.0) -> None:
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     (d / "slurm.conf").write_text(config(c, d))
-    _daemon(d, ["munged", "-F", "--force", f"--socket={d}/munge.sock", f"--key-file={key}",
-                f"--pid-file={d}/munged.pid", f"--log-file={d}/munged.log",
-                f"--seed-file={d}/munged.seed"], "munged.out")  # fmt: skip
+    munged = ["munged", "-F", "--force", f"--socket={d}/munge.sock", f"--key-file={key}"]
+    munged += [f"--{k}-file={d}/munged.{k[:4]}" for k in ("pid", "log", "seed")]
+    _daemon(d, munged, "munged.out")
     _wait(lambda: (d / "munge.sock").exists(), timeout, "munged did not create its socket", d)
     env = ["env", f"SLURM_CONF={d}/slurm.conf"]
     ctl = f'hostname "{c.name}ctl"; exec "$@"'  # SlurmctldHost's name, in its own UTS
-    _daemon(d, ["unshare", "--uts", "/bin/sh", "-c", ctl, "sh", *env, "slurmctld", "-D", "-i",
-                "-f", f"{d}/slurm.conf"], "slurmctld.out")  # fmt: skip
+    ctld = ["unshare", "--uts", "/bin/sh", "-c", ctl, "sh", *env, "slurmctld", "-D", "-i"]
+    _daemon(d, [*ctld, "-f", f"{d}/slurm.conf"], "slurmctld.out")
     for h in c.hosts:
-        n = node(c, h)
-        (d / f"spool-{n}").mkdir(exist_ok=True)
-        (d / f"tmp-{n}").mkdir(exist_ok=True)
-        # Its own TmpFS: nodes on one machine would share PMIx's directories under /tmp
-        # (spmix_appdir_<uid>_<job>.<step>) and the second node's step would fail.
-        conf = d / f"slurm-{n}.conf"
-        conf.write_text(config(c, d) + f"TmpFS={d}/tmp-{n}\n")
-        script = f'hostname "{n}"; exec "$@"'
-        # nsenter, not `ip netns exec`: that one mounts a fresh /sys, hiding the cgroup
-        # file systems slurmd needs; unshare --uts gives the node its own hostname.
-        _daemon(d, ["nsenter", f"--net=/run/netns/{h}", "unshare", "--uts", "/bin/sh", "-c",
-                    script, "sh", *env,
-                    "slurmd", "-D", "-N", n, "-f", str(conf)], f"slurmd-{n}.out")  # fmt: skip
+        _start_slurmd(c, d, h, env)
     _wait(lambda: _idle(c, d) == len(c.hosts), timeout, "not every slurmd registered", d)
-    say(f"  slurm           controller {addresses(c)[0]}:{CTLD_PORT}, {len(c.hosts)} nodes "
-        f"idle (partition emu); SLURM_CONF={d}/slurm.conf")  # fmt: skip
+    say(
+        f"  slurm           controller {addresses(c)[0]}:{CTLD_PORT}, {len(c.hosts)} nodes "
+        f"idle (partition emu); SLURM_CONF={d}/slurm.conf"
+    )
+
+
+def _start_slurmd(c: Cluster, d: Path, h: str, env: list[str]) -> None:
+    """The slurmd of emulated host ``h``, in its namespace, with its own hostname and TmpFS."""
+    n = node(c, h)
+    (d / f"spool-{n}").mkdir(exist_ok=True)
+    (d / f"tmp-{n}").mkdir(exist_ok=True)
+    # Its own TmpFS: nodes on one machine would share PMIx's directories under /tmp
+    # (spmix_appdir_<uid>_<job>.<step>) and the second node's step would fail.
+    conf = d / f"slurm-{n}.conf"
+    conf.write_text(config(c, d) + f"TmpFS={d}/tmp-{n}\n")
+    script = f'hostname "{n}"; exec "$@"'
+    # nsenter, not `ip netns exec`: that one mounts a fresh /sys, hiding the cgroup
+    # file systems slurmd needs; unshare --uts gives the node its own hostname.
+    enter = ["nsenter", f"--net=/run/netns/{h}", "unshare", "--uts", "/bin/sh", "-c", script]
+    _daemon(d, [*enter, "sh", *env, "slurmd", "-D", "-N", n, "-f", str(conf)], f"slurmd-{n}.out")
 
 
 def status_line(c: Cluster) -> str:
@@ -144,8 +160,10 @@ def status_line(c: Cluster) -> str:
     path = d / "pids"
     pids = [int(x) for x in path.read_text().split() if x.isdigit()] if path.exists() else []
     alive = sum(_alive(p) and str(d) in _cmdline(p) for p in pids)
-    return (f"  slurm           {alive} of {len(pids)} daemons running (munged, slurmctld, one "
-            f"slurmd per host); SLURM_CONF={d}/slurm.conf")  # fmt: skip
+    return (
+        f"  slurm           {alive} of {len(pids)} daemons running (munged, slurmctld, one "
+        f"slurmd per host); SLURM_CONF={d}/slurm.conf"
+    )
 
 
 def _idle(c: Cluster, d: Path) -> int:
@@ -176,15 +194,21 @@ def client(name: str, args: list[str], check: bool = True, **kw) -> subprocess.C
 def submit(c: Cluster, program: list[str], say=print) -> int:
     """``cluster run -- sbatch|srun ARGS``: the client, against this cluster (no fabric files)."""
     if not c.spec.slurm:
-        raise UsageError(f"cluster run -- {program[0]}: cluster {c.name!r} has no Slurm; "
-                         "`cluster up --slurm` starts it")  # fmt: skip
+        raise UsageError(
+            f"cluster run -- {program[0]}: cluster {c.name!r} has no Slurm; "
+            "`cluster up --slurm` starts it"
+        )
     # What mpirun gets from `cluster run` on the command line, as the environment srun and
     # sbatch pass on (--export=ALL): MPI's TCP over the fabric, one BLAS thread, yielding.
-    os.environ.update({
-        "OMPI_MCA_btl": "self,sm,tcp", "OMPI_MCA_btl_tcp_if_include": c.mpi_net,
-        "OMPI_MCA_mpi_yield_when_idle": "1", "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-    })  # fmt: skip
+    os.environ.update(
+        {
+            "OMPI_MCA_btl": "self,sm,tcp",
+            "OMPI_MCA_btl_tcp_if_include": c.mpi_net,
+            "OMPI_MCA_mpi_yield_when_idle": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     say(f"dist-logreg cluster: SLURM_CONF={slurm_dir(c.name)}/slurm.conf {' '.join(program)}")
     return client(c.name, program, check=False, capture=False).returncode
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
+from dist_logreg.units import rate_bits
 
 STATE_ROOT = Path(os.environ.get("DIST_LOGREG_CLUSTER_STATE", "/run/dist-logreg"))
 ALLOWED = ipaddress.ip_network("198.18.0.0/15")
@@ -51,6 +53,7 @@ class Spec:
     burst: int | None = None  # bytes; None: see shaping.py
     queue: int | None = None  # bytes; None: see shaping.py
     slurm: bool = False  # a controller and one slurmd per host (slurm.py)
+    mtu: int = 1500  # bytes, every veth and bridge (``--mtu``)
 
 
 @dataclass
@@ -121,13 +124,99 @@ def load(name: str) -> Cluster:
         raise UsageError(
             f"cluster {name!r} is not up (no {path}); `dist-logreg cluster up` first"
         ) from None
-    except (json.JSONDecodeError, TypeError) as exc:
+    except OSError as exc:
+        raise UsageError(f"cluster {name!r}: cannot read {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
         raise UsageError(
             f"cluster {name!r}: unreadable {path} ({exc}); `cluster down` it"
         ) from None
+    check_state(path, raw)
+    known = {f.name for f in fields(Spec)}
+    unknown = sorted(set(raw["spec"]) - known)
+    if unknown:
+        raise UsageError(f"{path}: spec: unknown key {unknown[0]!r}; expected {sorted(known)}")
     raw["spec"] = Spec(**raw["spec"])
-    raw["links"] = [Link(**x) for x in raw["links"]]
+    raw["links"] = [Link(**{k: x[k] for k in ("id", "cls", "a", "b")}) for x in raw["links"]]
+    extra = sorted(set(raw) - {f.name for f in fields(Cluster)})
+    if extra:
+        raise UsageError(f"{path}: unknown key {extra[0]!r}; the state is damaged")
     return Cluster(**raw)
+
+
+# --- state.json: checked before a field is used ------------------------------------
+
+_SPEC_TYPES = {
+    "name": str,
+    "hosts": int,
+    "subnet": str,
+    "topology": str,
+    "leaves": int,
+    "spines": int,
+    "hash": str,
+}
+_OPTIONAL = {"rate": str, "uplink_rate": str, "burst": int, "queue": int}
+
+
+def check_state(path: Path, raw) -> None:
+    """``UsageError`` naming the file, key and value unless ``raw`` is a ``state.json``."""
+
+    def bad(key: str, expected: str, value) -> UsageError:
+        return UsageError(
+            f"{path}: {key}: expected {expected}, got {value!r:.60}; the state is damaged: "
+            "`dist-logreg cluster down --name <name>` removes the cluster"
+        )
+
+    if not isinstance(raw, dict):
+        raise bad("(top level)", "a JSON object", raw)
+    spec = raw.get("spec")
+    if not isinstance(spec, dict):
+        raise bad("spec", "an object (the cluster up flags)", spec)
+    for key, kind in _SPEC_TYPES.items():
+        v = spec.get(key)
+        if not isinstance(v, kind) or isinstance(v, bool):
+            raise bad(f"spec.{key}", f"a {kind.__name__}", v)
+    for key, kind in _OPTIONAL.items():
+        v = spec.get(key)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise bad(f"spec.{key}", f"a {kind.__name__} or null", v)
+    for key in ("rate", "uplink_rate"):
+        if spec.get(key) is not None:
+            try:
+                ok = 0 < rate_bits(spec[key]) < float("inf")
+            except ValueError:
+                ok = False
+            if not ok:
+                raise bad(f"spec.{key}", "a tc rate such as 300mbit", spec[key])
+    if "mtu" in spec and (not isinstance(spec["mtu"], int) or isinstance(spec["mtu"], bool)):
+        raise bad("spec.mtu", "an integer", spec["mtu"])
+    for key in ("hosts", "routers", "root_links", "bridges"):
+        v = raw.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise bad(key, "a list of names", v)
+    links = raw.get("links", [])
+    if not isinstance(links, list) or not all(
+        isinstance(x, dict) and {"id", "cls", "a", "b"} <= set(x) for x in links
+    ):
+        raise bad("links", "a list of {id, cls, a, b}", links)
+    for key in ("addresses", "leaf_of", "calibration", "loss_links"):
+        v = raw.get(key, {}) if key != "loss_links" else spec.get(key, {})
+        if not isinstance(v, dict):
+            raise bad(key, "an object", v)
+    for key in ("burst", "queue"):
+        v = raw.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise bad(key, "an integer >= 0", v)
+    classes = raw.get("calibration", {}).get("classes") or {}
+    if not isinstance(classes, dict):
+        raise bad("calibration.classes", "an object", classes)
+    for cls, cal in classes.items():
+        for key in ("one_way_Gbps", "bidir_Gbps"):
+            v = cal.get(key) if isinstance(cal, dict) else None
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 < v < math.inf:
+                # a NaN ceiling would make the max-min solver of `simulate` spin forever
+                raise bad(f"calibration.classes.{cls}.{key}", "a number of Gbit/s > 0", v)
+    if not isinstance(raw.get("changes", []), list):
+        raise bad("changes", "a list", raw.get("changes"))
 
 
 def check_name(name: str) -> None:

@@ -14,12 +14,13 @@ def describe(c: Cluster) -> str:
     if s.topology == "leaf-spine":
         parts[0] += f" ({s.leaves} leaves x {s.spines} spines, --hash {s.hash})"
     parts.append(f"subnet {s.subnet}")
+    parts.append(f"mtu {s.mtu}")
     parts.append(f"rate {s.rate or 'unshaped'}")
     if s.topology != "flat":
         parts.append(f"uplinks {s.uplink_rate or 'unshaped'}")
     if s.rate or s.uplink_rate:
         rate = s.rate or s.uplink_rate
-        burst, queue = c.burst or default_burst(rate), c.queue or default_queue(rate)
+        burst, queue = c.burst or default_burst(rate, c.spec.mtu), c.queue or default_queue(rate)
         parts.append(f"burst {burst:,} B, switch queues {queue:,} B")
     if s.delay_ms:
         parts.append(f"delay {s.delay_ms} ms")
@@ -67,10 +68,14 @@ def live_lines(c: Cluster) -> list[str]:
     if before is None:
         return ["  counters        no baseline saved (a cluster from an older version)"]
     rows = counters.link_table(c, before, counters.snapshot(c))
-    out = ["  counters since the last job (bytes sent; shaper drops: queue full; loss drops: "
-           "the loss rule):"]  # fmt: skip
+    out = [
+        "  counters since the last job (bytes sent; shaper drops: queue full; loss drops: "
+        "the loss rule):"
+    ]
     for row in rows:
-        parts = [f"{name} {d['bytes']:,} B, {d['shaper_drops']:,} + {d['loss_drops']:,} dropped"
-                 for name, d in row["directions"].items()]  # fmt: skip
+        parts = [
+            f"{name} {d['bytes']:,} B, {d['shaper_drops']:,} + {d['loss_drops']:,} dropped"
+            for name, d in row["directions"].items()
+        ]
         out.append(f"    {row['id']:<7} {row['class']:<6} " + "; ".join(parts))
     return out
