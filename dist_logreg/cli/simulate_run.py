@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg import schema
 from dist_logreg.collective import costfile
 from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.errors import UsageError
@@ -29,16 +30,9 @@ def resolve_fabric(args):
         name = args.fabric.split(":", 1)[1].partition(",")[0].strip()
         state = dataclasses.asdict(cluster_state.load(name))
     if args.flows:
-        flows = _json(args.flows, "--flows")
-    return resolve(args.fabric, cluster_state=state, flows=flows)
-
-
-def _json(path, flag: str):
-    regular_file(path, flag)
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{flag} {path}: not a readable JSON file ({exc})") from None
+        flows = schema.read(args.flows, "--flows")
+    name = f"--flows {args.flows}"
+    return resolve(args.fabric, cluster_state=state, flows=flows, flows_name=name)
 
 
 def _progress(done: int, total: int, elapsed: float) -> None:

@@ -13,12 +13,9 @@ Example::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-
-from dist_logreg.errors import UsageError
 
 MAX_PANELS = 6
 MAX_LINES = 4
@@ -80,9 +77,8 @@ def draw(doc: dict, out: Path) -> list:
 def simulate_doc(path: Path) -> dict | None:
     """The simulate.json at ``path`` (a file or a directory holding one), or None."""
     f = path / "simulate.json" if path.is_dir() else path
-    if f.name != "simulate.json" or not f.is_file():
+    if f.name != "simulate.json" or not f.exists():
         return None
-    try:
-        return json.loads(f.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{f}: expected a simulate.json, got an unreadable file ({exc})") from None
+    from dist_logreg.report.simulate import read
+
+    return read(f)  # checked: a regular file, every key the figures read

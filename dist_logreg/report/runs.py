@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.files import regular_file
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import simulate
 
@@ -194,6 +195,7 @@ def with_dead_attempts(path: Path, steps, world_size: int):
 
 
 def _read_json(path: Path):
+    regular_file(path, "RUN")  # a FIFO would block the open
     try:
         return json.loads(path.read_text())
     except OSError as exc:

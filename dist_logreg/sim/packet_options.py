@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from dist_logreg.sim.spec import seconds
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.spec import seconds
 from dist_logreg.units import parse_bytes
 
 TCPS = ("cubic", "dctcp", "bbr", "newreno")
