@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -35,17 +36,49 @@ def resolve_fabric(args):
     return resolve(args.fabric, cluster_state=state, flows=flows, flows_name=name)
 
 
-def _progress(done: int, total: int, elapsed: float) -> None:
-    if elapsed > 2.0:
-        print(
-            f"\rsimulate: {done}/{total} points, {elapsed:.1f} s",
-            end="\n" if done == total else "",
-            file=sys.stderr,
-            flush=True,
-        )
+#: A sweep estimated longer than this says so (from its first seed) before going on.
+ANNOUNCE_S = 60.0
+
+
+def progress_printer(points: int, seeds: int, stream=None):
+    """``progress(done, total, elapsed)`` over runs (points x seeds): after the first run,
+    an estimate when the sweep will take over :data:`ANNOUNCE_S`; then a line at most every
+    second once it has run 2 s."""
+    last = [0.0]
+
+    def progress(done: int, total: int, elapsed: float) -> None:
+        out = stream or sys.stderr
+        if done == 1 and elapsed * total > ANNOUNCE_S:
+            print(
+                f"simulate: about {elapsed * total:,.0f} s for {total} runs ({points} "
+                f"point(s) x {seeds} seed(s)), estimated from the first seed's {elapsed:.2f} s",
+                file=out,
+                flush=True,
+            )
+        if elapsed > 2.0 and (elapsed - last[0] >= 1.0 or done == total):
+            last[0] = elapsed
+            print(
+                f"\rsimulate: {done}/{total} runs ({points} point(s) x {seeds} seed(s)), "
+                f"{elapsed:.1f} s",
+                end="\n" if done == total else "",
+                file=out,
+                flush=True,
+            )
+
+    return progress
 
 
 def run(args) -> int:
+    """``simulate``; Ctrl-C (SIGINT) stops it with one line, exit 130, nothing written."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        msg = "dist-logreg simulate: interrupted (SIGINT); nothing written"
+        print(msg, file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args) -> int:
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
         setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     if args.out is not None:
@@ -85,7 +118,9 @@ def run(args) -> int:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
-        progress=None if args.json else _progress,
+        progress=None
+        if args.json
+        else progress_printer(len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds),
     )
     if fabric_for:
         note_cost_model(doc, fabric_for, args.cost_model)
@@ -139,7 +174,12 @@ def _check_out(out: str) -> None:
 def _write(out: Path, text: str) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "simulate.json").write_text(text + "\n")
+        tmp = out / f".simulate.json.{os.getpid()}.tmp"  # whole or not at all (Ctrl-C)
+        try:
+            tmp.write_text(text + "\n")
+            tmp.replace(out / "simulate.json")
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot write simulate.json there ({exc})") from None
 

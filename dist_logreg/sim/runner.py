@@ -64,8 +64,22 @@ def _one(engine, fab, host_of, alg, nbytes, seed, exact, options):
     return check_result(job, engine.run(job), engine.name)  # never faster than physics
 
 
-def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=False, options=None):
-    """One result row: ``alg`` at ``nbytes`` on ``ranks``, over ``seeds`` seeds."""
+def point(
+    engine,
+    fab,
+    ranks,
+    per_host,
+    mode,
+    pseed,
+    alg,
+    nbytes,
+    seeds,
+    exact=False,
+    options=None,
+    on_seed=None,
+):
+    """One result row: ``alg`` at ``nbytes`` on ``ranks``, over ``seeds`` seeds;
+    ``on_seed()`` is called after each seed (progress)."""
     runs = []
     for i in range(seeds):
         f = dataclasses.replace(fab, hash_seed=fab.hash_seed + i)
@@ -73,6 +87,8 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
         runs.append(
             _one(engine, f, host_of, alg, nbytes, seed=i, exact=exact, options=options or {})
         )
+        if on_seed:
+            on_seed()
     times = np.array([r.time_s for r in runs])
     # the median seed, the lower of the two middle ones when even: time, ideal, bottleneck,
     # links, ... all of ONE seed (a mean of two times over one seed's ideal fell below 1)
@@ -123,19 +139,25 @@ def sweep(
     progress=None,
 ) -> dict:
     """Every (ranks, algorithm, size) point; ``fabric_for(alg, nbytes)`` may swap in a
-    fabric with other alpha/gamma (a cost model's fit per algorithm and size)."""
+    fabric with other alpha/gamma (a cost model's fit per algorithm and size);
+    ``progress(runs done, runs in all, seconds)`` after every seed of every point."""
     eng = engines.get_engine(engine)
-    total = len(ranks_list) * len(algorithms) * len(sizes)
-    t0, results = time.perf_counter(), []
+    total = len(ranks_list) * len(algorithms) * len(sizes) * seeds
+    t0, results, done = time.perf_counter(), [], [0]
+
+    def tick():
+        done[0] += 1
+        if progress:
+            progress(done[0], total, time.perf_counter() - t0)
+
     for p in ranks_list:
         for alg in algorithms:
             for n in sizes:
                 f = fabric_for(alg, n) if fabric_for else fab
-                results.append(
-                    point(eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options)
+                row = point(
+                    eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options, tick
                 )
-                if progress:
-                    progress(len(results), total, time.perf_counter() - t0)
+                results.append(row)
     return {
         "format": FORMAT,
         "engine": engine,
