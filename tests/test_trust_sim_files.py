@@ -193,3 +193,19 @@ def test_a_run_summary_that_is_a_fifo_does_not_hang(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     one_line(r, "--run", "regular file")
+
+
+@pytest.mark.parametrize(
+    "fabric, spine, words",
+    [
+        ("leaf-spine:leaves=2,spines=2,hosts-per-leaf=2", "s99", ["spine", "'s99'", "s0..s1"]),
+        ("flat:hosts=4", "s0", ["spine", "'s0'", "no spines"]),
+    ],
+)
+def test_a_spine_a_preset_fabric_lacks_is_one_line(tmp_path, fabric, spine, words):
+    doc = _flow_doc()
+    doc["flows"][_cross(doc)]["spine"] = spine
+    f = tmp_path / "flows.json"
+    f.write_text(json.dumps(doc))
+    r = dl("simulate", "--fabric", fabric, "--ranks", "4", "--flows", str(f), "--json")
+    one_line(r, "--flows", *words)

@@ -121,8 +121,14 @@ def pinned(flows_doc, spine_names=None, fab=None, name: str = "flows.json") -> d
     n_spines = int(getattr(shape, "spines", 0)) if fab is not None else -1
     host_names = f"h0..h{hosts - 1}, {hosts} hosts" if hosts > 0 else "h0, h1, ..."
     order = list(spine_names) if spine_names else None
-    spine_text = ", ".join(order) if order else f"s0..s{n_spines - 1}, {n_spines} spines"
-    best: dict = {}
+    spine_text = (
+        ", ".join(order)
+        if order
+        else f"s0..s{n_spines - 1}, {n_spines} spines"
+        if n_spines > 0
+        else "none: this fabric has no spines"
+    )
+    seen = []  # (pair, bytes, spine as named, flow index)
     for i, f in enumerate(flows):
         where = f"{name}: flows[{i}]"
         pair = tuple(
@@ -141,11 +147,15 @@ def pinned(flows_doc, spine_names=None, fab=None, name: str = "flows.json") -> d
             if order
             else _index(f["spine"], f"{where}.spine", "a spine", -1, spine_text)
         )
-        if f["bytes"] >= best.get(pair, (-1, 0))[0]:
-            best[pair] = (f["bytes"], spine)
-    if order is None and best:  # numbers as named: make them 0-based
-        low = min(s for _, s in best.values())
-        best = {k: (b, s - low) for k, (b, s) in best.items()}
-    if n_spines >= 0 and any(s >= n_spines for _, s in best.values()):
-        raise UsageError(f"{name}: expected spines of the fabric ({spine_text}), got more")
+        seen.append((pair, f["bytes"], spine, i))
+    low = 0 if order or not seen else min(s for _, _, s, _ in seen)  # by number: 0-based
+    best: dict = {}
+    for pair, nbytes, spine, i in seen:
+        if n_spines >= 0 and spine - low >= n_spines:
+            raise UsageError(
+                f"{name}: flows[{i}].spine: expected a spine of the fabric ({spine_text}), "
+                f"got {flows[i]['spine']!r}"
+            )
+        if nbytes >= best.get(pair, (-1, 0))[0]:
+            best[pair] = (nbytes, spine - low)
     return {pair: s for pair, (_, s) in best.items()}
