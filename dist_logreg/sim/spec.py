@@ -146,12 +146,14 @@ def _bounded(key: str, value, unit: str) -> None:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if number and low <= value <= high:
         return
-    want = f"{low:g} to {high:g} {unit}".rstrip()
+    u = f" {unit}" if unit else ""
+    show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
+    want = f"{show(low)} to {show(high)}{u}"
     if number and value < low:
-        want = f"at least {low:g} {unit} ({want})"
+        want = f"at least {show(low)}{u} ({want})"
     elif number and value > high:
-        want = f"at most {high:g} {unit} ({want})"
-    got = f"{value:g}" if number else repr(value)
+        want = f"at most {show(high)}{u} ({want})"
+    got = show(value) if number else repr(value)
     raise UsageError(f"fabric spec: {key}: expected {want}, got {got}")
 
 
