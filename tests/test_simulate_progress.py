@@ -61,3 +61,11 @@ def test_ctrl_c_stops_a_large_sweep_with_one_line_and_nothing_written(tmp_path):
     assert stopped < 10  # within a second on a quiet machine; generous under load
     assert not (out / "simulate.json").exists()
     assert not list(out.glob("*.tmp")) if out.exists() else True
+
+
+def test_with_json_only_the_estimate_is_printed():
+    out = io.StringIO()
+    progress = progress_printer(points=1, seeds=10000, stream=out, lines=False)
+    progress(1, 10000, 0.05)
+    progress(9000, 10000, 30.0)
+    assert out.getvalue().count("\n") == 1 and "about 500 s" in out.getvalue()

@@ -40,10 +40,10 @@ def resolve_fabric(args):
 ANNOUNCE_S = 60.0
 
 
-def progress_printer(points: int, seeds: int, stream=None):
+def progress_printer(points: int, seeds: int, stream=None, lines: bool = True):
     """``progress(done, total, elapsed)`` over runs (points x seeds): after the first run,
-    an estimate when the sweep will take over :data:`ANNOUNCE_S`; then a line at most every
-    second once it has run 2 s."""
+    an estimate when the sweep will take over :data:`ANNOUNCE_S`; then (``lines``) a line
+    at most every second once it has run 2 s."""
     last = [0.0]
 
     def progress(done: int, total: int, elapsed: float) -> None:
@@ -55,7 +55,7 @@ def progress_printer(points: int, seeds: int, stream=None):
                 file=out,
                 flush=True,
             )
-        if elapsed > 2.0 and (elapsed - last[0] >= 1.0 or done == total):
+        if lines and elapsed > 2.0 and (elapsed - last[0] >= 1.0 or done == total):
             last[0] = elapsed
             print(
                 f"\rsimulate: {done}/{total} runs ({points} point(s) x {seeds} seed(s)), "
@@ -118,9 +118,9 @@ def _run(args) -> int:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
-        progress=None
-        if args.json
-        else progress_printer(len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds),
+        progress=progress_printer(  # with --json: only the estimate (stdout is the JSON)
+            len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds, lines=not args.json
+        ),
     )
     if fabric_for:
         note_cost_model(doc, fabric_for, args.cost_model)
@@ -129,7 +129,12 @@ def _run(args) -> int:
 
         doc["run"] = predict_steps(train, doc["results"])
     _check_finite(doc)
-    text = json.dumps(doc, indent=1)
+    try:
+        text = json.dumps(doc, indent=1, allow_nan=False)  # never Infinity or NaN: not JSON
+    except ValueError as exc:
+        raise RuntimeError(
+            f"simulate: a non-finite number in the results ({exc}) (a bug)"
+        ) from None
     if args.out is not None:
         _write(Path(args.out), text)
     print(text if args.json else "\n".join(lines(doc)))
