@@ -185,7 +185,7 @@ ARROWS = {
 LAZY_ARROWS = {"collective": {"comm"}}
 #: Modules at the top of the package: the shared ones every folder may import (they import
 #: no folder), and the two entry points with the folders they use.
-SHARED = {"errors", "units", "files", "protocol"}
+SHARED = {"errors", "units", "files", "protocol", "schema"}
 ENTRIES = {"estimator": {"train"}, "__main__": {"cli"}}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg import schema
 from dist_logreg.collective import costfile
 from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.errors import UsageError
@@ -31,24 +32,53 @@ def resolve_fabric(args):
         name = args.fabric.split(":", 1)[1].partition(",")[0].strip()
         state = dataclasses.asdict(cluster_state.load(name))
     if args.flows:
-        flows = _json(args.flows, "--flows")
-    return resolve(args.fabric, cluster_state=state, flows=flows)
+        flows = schema.read(args.flows, "--flows")
+    name = f"--flows {args.flows}"
+    return resolve(args.fabric, cluster_state=state, flows=flows, flows_name=name)
 
 
-def _json(path, flag: str):
-    regular_file(path, flag)
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{flag} {path}: not a readable JSON file ({exc})") from None
+#: A sweep estimated longer than this says so (from its first seed) before going on.
+ANNOUNCE_S = 60.0
 
 
-def _progress(done: int, total: int, elapsed: float) -> None:
-    if elapsed > 2.0:
-        status_line(sys.stderr, f"simulate: {done}/{total} points, {elapsed:.1f} s", done == total)
+def progress_printer(points: int, seeds: int, stream=None, lines: bool = True):
+    """``progress(done, total, elapsed)`` over runs (points x seeds): after the first run,
+    an estimate when the sweep will take over :data:`ANNOUNCE_S`; then (``lines``) a line
+    at most every second once it has run 2 s."""
+    last = [0.0]
+
+    def progress(done: int, total: int, elapsed: float) -> None:
+        out = stream or sys.stderr
+        if done == 1 and elapsed * total > ANNOUNCE_S:
+            print(
+                f"simulate: about {elapsed * total:,.0f} s for {total} runs ({points} "
+                f"point(s) x {seeds} seed(s)), estimated from the first seed's {elapsed:.2f} s",
+                file=out,
+                flush=True,
+            )
+        if lines and elapsed > 2.0 and (elapsed - last[0] >= 1.0 or done == total):
+            last[0] = elapsed
+            status_line(
+                out,
+                f"simulate: {done}/{total} runs ({points} point(s) x {seeds} seed(s)), "
+                f"{elapsed:.1f} s",
+                done == total,
+            )
+
+    return progress
 
 
 def run(args) -> int:
+    """``simulate``; Ctrl-C (SIGINT) stops it with one line, exit 130, nothing written."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        msg = "dist-logreg simulate: interrupted (SIGINT); nothing written"
+        print(msg, file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args) -> int:
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
         setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     if args.out is not None:
@@ -88,7 +118,9 @@ def run(args) -> int:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
-        progress=None if args.json else _progress,
+        progress=progress_printer(  # with --json: only the estimate (stdout is the JSON)
+            len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds, lines=not args.json
+        ),
     )
     if fabric_for:
         note_cost_model(doc, fabric_for, args.cost_model)
@@ -97,7 +129,12 @@ def run(args) -> int:
 
         doc["run"] = predict_steps(train, doc["results"])
     _check_finite(doc)
-    text = json.dumps(doc, indent=1)
+    try:
+        text = json.dumps(doc, indent=1, allow_nan=False)  # never Infinity or NaN: not JSON
+    except ValueError as exc:
+        raise RuntimeError(
+            f"simulate: a non-finite number in the results ({exc}) (a bug)"
+        ) from None
     if args.out is not None:
         _write(Path(args.out), text, getattr(args, "force", False))
     print(text if args.json else "\n".join(lines(doc)))

@@ -2,53 +2,53 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
+from dist_logreg import schema
 from dist_logreg.errors import UsageError
+
+#: The keys of a train run's ``summary.json`` that ``simulate --run`` reads, with bounds.
+SUMMARY = schema.table(
+    {
+        "steps": schema.count(1, 10**12, "a whole number of steps"),
+        "world_size": schema.count(1, 10**6, "a number of ranks"),
+        "allreduce": schema.table(
+            {
+                "calls": schema.count(1, 10**15, "a whole number of calls"),
+                "bytes": schema.number(0.0, 1e18, "a finite number of bytes", above=True),
+            }
+        ),
+        "time_s": schema.table({"compute": schema.number(0.0, 1e9, "a finite number of s")}),
+    }
+)
+#: One allreduce of more than this is not a logistic regression's gradient (1 TiB).
+MAX_BYTES_PER_CALL = 1 << 40
 
 
 def read_run(path) -> dict:
     """World size, steps, allreduce calls and bytes, compute time, from ``summary.json``."""
     p = Path(path)
     f = p if p.name == "summary.json" else p / "summary.json"
-    try:
-        s = json.loads(f.read_text())
-        steps = int(s["steps"])
-        calls = int(s["allreduce"]["calls"])
-        nbytes = float(s["allreduce"]["bytes"])
-        compute = float(s["time_s"]["compute"])
-        world = int(s["world_size"])
-    except FileNotFoundError:
+    if not f.exists() and not f.is_symlink():
         raise UsageError(
             f"--run {path}: expected a train --out directory with summary.json, found none"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(
-            f"--run {f}: expected steps, world_size, allreduce.calls/bytes and "
-            f"time_s.compute, got an error reading {exc}"
-        ) from None
-    bad = [
-        f"{key} = {value!r} (expected {want})"
-        for key, value, ok, want in (
-            ("steps", steps, steps >= 1, ">= 1"),
-            ("world_size", world, world >= 1, ">= 1"),
-            ("allreduce.calls", calls, calls >= 1, ">= 1"),
-            ("allreduce.bytes", nbytes, math.isfinite(nbytes) and nbytes > 0, "finite, > 0"),
-            ("time_s.compute", compute, math.isfinite(compute) and compute >= 0, "finite, >= 0"),
         )
-        if not ok
-    ]
-    if bad:
-        raise UsageError(f"--run {f}: {'; '.join(bad)}")
+    s = schema.check(schema.read(f, "--run"), SUMMARY, f"--run {f}")
+    steps, world = s["steps"], s["world_size"]
+    calls, nbytes = s["allreduce"]["calls"], s["allreduce"]["bytes"]
+    per_call = int(round(nbytes / calls))
+    if not 1 <= per_call <= MAX_BYTES_PER_CALL:
+        raise UsageError(
+            f"--run {f}: allreduce.bytes / allreduce.calls: expected 1 to "
+            f"{MAX_BYTES_PER_CALL} bytes per call, got {nbytes!r} / {calls} = {per_call}"
+        )
     return {
         "path": str(path),
         "world_size": world,
         "steps": steps,
         "calls_per_step": calls / steps,
-        "bytes_per_call": int(round(nbytes / calls)),
-        "compute_s_per_step": compute / steps,
+        "bytes_per_call": per_call,
+        "compute_s_per_step": s["time_s"]["compute"] / steps,
     }
 
 

@@ -240,6 +240,25 @@ class _Problem:
         return None
 
 
+def _zero_beta(algs: dict, breakpoints) -> str | None:
+    """Why a fit that came out with ``beta = 0`` (an infinite bandwidth) cannot stand, or
+    None: the span rule passed, but the times did not grow with the size (at the rule's
+    boundary, or with noise), so the non-negative fit put beta at its bound."""
+    edges = ["0", *[str(b) for b in breakpoints], "inf"]
+    for name, doc in algs.items():
+        for k, seg in enumerate(doc["segments"]):
+            for link, par in seg.items():
+                if par is not None and not par["beta_s_per_byte"] > 0:
+                    return (
+                        f"cannot identify beta (seconds per byte) of {name} in size segment "
+                        f"{k} [{edges[k]}, {edges[k + 1]}) B: the fit gives {link} beta = "
+                        f"{par['beta_s_per_byte']:g} (an infinite bandwidth): the measured "
+                        "times do not grow with the message size; expected times that do "
+                        "(bench larger sizes, or on a quieter machine)"
+                    )
+    return None
+
+
 def _algorithm_doc(name, x, live, rel) -> dict:
     segs = []
     for seg in range(x.shape[0]):
@@ -283,6 +302,8 @@ def fit(
     if why:
         raise UsageError(why)
     _, _, algs, gamma = prob.fit(breakpoints)
+    if why := _zero_beta(algs, breakpoints):
+        raise UsageError(why)
     return {
         "format": FORMAT,
         "version": VERSION,

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.files import read_json
-
 MAX_PANELS = 6
 MAX_LINES = 4
 
@@ -82,6 +80,8 @@ def draw(doc: dict, out: Path) -> list:
 def simulate_doc(path: Path) -> dict | None:
     """The simulate.json at ``path`` (a file or a directory holding one), or None."""
     f = path / "simulate.json" if path.is_dir() else path
-    if f.name != "simulate.json" or not f.is_file():
+    if f.name != "simulate.json" or not f.exists():
         return None
-    return read_json(f, "simulate output")
+    from dist_logreg.report.simulate import read
+
+    return read(f)  # checked: a regular file, every key the figures read

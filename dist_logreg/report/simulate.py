@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_logreg.errors import UsageError
+from dist_logreg import schema
 from dist_logreg.report import plots
 from dist_logreg.report.document import Section, Table
 from dist_logreg.units import format_byte_rate, format_bytes, format_seconds
@@ -28,21 +28,60 @@ class SimRun:
         return {}
 
 
+#: A duration beyond this is not a simulated allreduce (eleven days).
+MAX_SECONDS = 1e6
+_SECONDS = schema.number(0.0, MAX_SECONDS, "a finite number of seconds")
+_RATE = schema.number(0.0, 1e18, "a finite number of B/s")
+_UTIL = schema.table({"max_util": schema.number(), "mean_util": schema.number()})
+_PACKET = schema.table(
+    {
+        "queue": schema.table(
+            {"t_s": schema.items(_SECONDS), "links": schema.mapping(schema.items(schema.number()))}
+        ),
+        "message_done_s": schema.items(schema.number(-1.0, MAX_SECONDS)),
+    }
+)
+RESULT = schema.table(
+    {
+        "algorithm": schema.text(),
+        "bytes": schema.count(1, 1 << 50, "a whole number of bytes"),
+        "ranks": schema.count(1, 10**7, "a number of ranks"),
+        "time_s": _SECONDS,
+        "time_s_worst": _SECONDS,
+        "time_s_seeds": schema.items(_SECONDS, 1, 10**7, "a list of seconds (one per seed)"),
+        "ideal_s": _SECONDS,
+        "busbw": _RATE,
+        "bottleneck": schema.text(),
+        "links": schema.mapping(_UTIL, "an object of link classes"),
+    },
+    {"algbw": _RATE, "ratio_to_ideal": schema.number(), "packet": _PACKET},
+    "a result (an object)",
+)
+#: ``simulate.json``: what :func:`dist_logreg.sim.runner.sweep` writes, as the report reads it.
+SCHEMA = schema.table(
+    {
+        "format": schema.text(FORMAT),
+        "engine": schema.text(),
+        "mode": schema.text(),
+        "fabric": schema.table({"spec": schema.text(), "hosts": schema.count(1)}),
+        "placement": schema.table({"mode": schema.text(), "seeds": schema.count(1)}),
+        "results": schema.items(RESULT, 1, 10**6, "a list of results"),
+    }
+)
+
+
+def read(path: Path) -> dict:
+    """The checked ``simulate.json`` at ``path`` (a regular file, never a FIFO)."""
+    return check(path, schema.read(path, "simulate.json"))
+
+
+def check(path: Path, doc) -> dict:
+    """``doc`` if it is a ``simulate.json`` every key of which the report can show."""
+    return schema.check(doc, SCHEMA, f"simulate.json {path}")
+
+
 def load(path: Path, doc) -> SimRun:
-    if (
-        not isinstance(doc, dict)
-        or doc.get("format") != FORMAT
-        or not isinstance(doc.get("results"), list)
-    ):
-        raise UsageError(f"{path}: expected simulate.json written by `dist-logreg simulate`")
-    for i, r in enumerate(doc["results"]):
-        missing = [
-            k
-            for k in ("algorithm", "ranks", "bytes", "time_s", "time_s_seeds", "links")
-            if k not in r
-        ]
-        if missing:
-            raise UsageError(f"{path}: result {i}: expected keys {', '.join(missing)}")
+    check(path, doc)
     tag = path.parent.name if path.name == "simulate.json" else path.stem
     return SimRun(path, tag, doc)
 
@@ -59,7 +98,7 @@ def _time_vs_ranks(run: SimRun):
         seeds = [np.asarray(r["time_s_seeds"]) * 1e3 for r in rows]
         ax.plot(
             x,
-            [np.median(s) for s in seeds],
+            [r["time_s"] * 1e3 for r in rows],  # the median seed's (the row's own)
             "o-",
             color=f"C{i % 10}",
             label=f"{alg}, {n / 2**20:g} MiB",

@@ -117,9 +117,12 @@ def parse_fabric(spec: str, **overrides) -> Fabric:
     )
 
 
-def resolve(spec: str, cluster_state: dict | None = None, flows=None) -> tuple[Fabric, str]:
+def resolve(
+    spec: str, cluster_state: dict | None = None, flows=None, flows_name: str = "flows.json"
+) -> tuple[Fabric, str]:
     """``(fabric, spec_text)`` of ``--fabric``: a spec, or ``cluster:NAME[,key=value...]``
-    with that cluster's ``state.json`` contents; ``flows``: a flow map to replay."""
+    with that cluster's ``state.json`` contents; ``flows``: a flow map to replay (checked
+    against the fabric; ``flows_name`` starts its errors)."""
     is_cluster = spec.strip().lower().startswith("cluster:")
     if is_cluster and cluster_state is None:
         raise UsageError(f"--fabric {spec}: expected the cluster's state, got none")
@@ -131,7 +134,7 @@ def resolve(spec: str, cluster_state: dict | None = None, flows=None) -> tuple[F
         spec = preset
     fab = parse_fabric(spec, **over)
     if flows is not None:
-        fab = dataclasses.replace(fab, pinned=from_cluster.pinned(flows, spines))
+        fab = dataclasses.replace(fab, pinned=from_cluster.pinned(flows, spines, fab, flows_name))
     return fab, text
 
 

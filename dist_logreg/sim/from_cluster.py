@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from dist_logreg import units
+from dist_logreg import schema, units
 from dist_logreg.errors import UsageError
 
 
@@ -66,33 +66,93 @@ def spec_of(state: dict, extra: str = "") -> tuple[str, dict, list]:
     return preset, over, spines
 
 
-def _index(name: str, what: str) -> int:
+#: The schema ``cluster run`` writes (:mod:`dist_logreg.ops.cluster.fabricfiles`); a file
+#: without ``schema`` is the older single map (its ``flows`` at the top).
+FLOWS_SCHEMA = "dist-logreg/flows/1"
+_FLOW = schema.table(
+    {
+        "src": schema.text(),
+        "dst": schema.text(),
+        "bytes": schema.number(0.0, 1e18, "a finite number of bytes"),
+        "spine": schema.optional(schema.text()),
+    },
+    what="a flow (an object)",
+)
+_FLOWS = schema.items(_FLOW, 0, 10**6, "a list of flows")
+SCHEMA = schema.table(
+    {"schema": schema.text(FLOWS_SCHEMA), "maps": schema.items(schema.table({"flows": _FLOWS}))}
+)
+OLD_SCHEMA = schema.table({"flows": _FLOWS})
+
+
+def flows_of(doc, name: str = "flows.json") -> list:
+    """Every flow of a checked ``flows.json`` document (all its maps); ``name`` (the file)
+    starts every error."""
+    if not isinstance(doc, dict):
+        raise UsageError(
+            f"{name}: expected a flows.json of `cluster run` (an object with schema "
+            f"{FLOWS_SCHEMA!r}), got a {type(doc).__name__}"
+        )
+    if "schema" in doc:
+        schema.check(doc, SCHEMA, name)
+        return [f for m in doc["maps"] for f in m["flows"]]
+    return schema.check(doc, OLD_SCHEMA, name)["flows"]
+
+
+def _index(name: str, where: str, what: str, high: int, names: str) -> int:
     m = re.fullmatch(r"[a-z]+(\d+)", str(name))
-    if not m:
-        raise UsageError(f"flows.json: expected a {what} name such as h0 or s1, got {name!r}")
+    if not m or (high >= 0 and int(m.group(1)) >= high):
+        raise UsageError(f"{where}: expected {what} ({names}), got {name!r}")
     return int(m.group(1))
 
 
-def pinned(flows_doc, spine_names=None) -> dict:
-    """``{(src host, dst host): spine index}`` from a flow map (``flows.json``).
+def pinned(flows_doc, spine_names=None, fab=None, name: str = "flows.json") -> dict:
+    """``{(src host, dst host): spine index}`` from a flow map (``flows.json``), every flow
+    checked (:func:`flows_of`) and, given the fabric ``fab``, its hosts and spines too.
 
     ``spine_names``: the cluster's spines in order (``["s0", "s1"]``); default: by number.
     """
-    flows = flows_doc.get("flows", []) if isinstance(flows_doc, dict) else flows_doc
+    flows = flows_of(flows_doc, name)
+    hosts = fab.hosts if fab is not None else -1
+    shape = getattr(fab.topology, "shape", None) if fab is not None else None
+    n_spines = int(getattr(shape, "spines", 0)) if fab is not None else -1
+    host_names = f"h0..h{hosts - 1}, {hosts} hosts" if hosts > 0 else "h0, h1, ..."
     order = list(spine_names) if spine_names else None
-    best: dict = {}
-    for f in flows:
-        if not isinstance(f, dict) or "src" not in f or f.get("spine") in (None, "unseen"):
+    spine_text = (
+        ", ".join(order)
+        if order
+        else f"s0..s{n_spines - 1}, {n_spines} spines"
+        if n_spines > 0
+        else "none: this fabric has no spines"
+    )
+    seen = []  # (pair, bytes, spine as named, flow index)
+    for i, f in enumerate(flows):
+        where = f"{name}: flows[{i}]"
+        pair = tuple(
+            _index(f[k], f"{where}.{k}", "a host of the fabric", hosts, host_names)
+            for k in ("src", "dst")
+        )
+        if f["spine"] in (None, "unseen"):
             continue
-        pair = (_index(f["src"], "host"), _index(f["dst"], "host"))
+        if order and f["spine"] not in order:
+            raise UsageError(
+                f"{where}.spine: expected one of the cluster's spines {spine_text}, "
+                f"got {f['spine']!r}"
+            )
         spine = (
             order.index(f["spine"])
-            if order and f["spine"] in order
-            else _index(f["spine"], "spine")
+            if order
+            else _index(f["spine"], f"{where}.spine", "a spine", -1, spine_text)
         )
-        if f.get("bytes", 0) >= best.get(pair, (-1, 0))[0]:
-            best[pair] = (f.get("bytes", 0), spine)
-    if order is None and best:  # numbers as named: make them 0-based
-        low = min(s for _, s in best.values())
-        best = {k: (b, s - low) for k, (b, s) in best.items()}
+        seen.append((pair, f["bytes"], spine, i))
+    low = 0 if order or not seen else min(s for _, _, s, _ in seen)  # by number: 0-based
+    best: dict = {}
+    for pair, nbytes, spine, i in seen:
+        if n_spines >= 0 and spine - low >= n_spines:
+            raise UsageError(
+                f"{name}: flows[{i}].spine: expected a spine of the fabric ({spine_text}), "
+                f"got {flows[i]['spine']!r}"
+            )
+        if nbytes >= best.get(pair, (-1, 0))[0]:
+            best[pair] = (nbytes, spine - low)
     return {pair: s for pair, (_, s) in best.items()}

@@ -12,6 +12,9 @@
   times in s, exact mode and packet engine only), ``extra`` (engine-specific).
 - ``Engine``: ``name`` and ``run(job) -> Result``; the engines are a table,
   :mod:`dist_logreg.sim.engine`.
+- :func:`check_result`: the invariant every engine's result is held to (the runner calls it
+  on every one): a finite time, never below the job's :func:`lower_bound_s`, so never a
+  busbw above what the ranks' links can carry.
 
 Example::
 
@@ -75,3 +78,47 @@ def job_phases(job: Job) -> list:
         return phases(job.algorithm, job.ranks, job.node_of())
     except ValueError:
         raise UsageError(f"--algorithm: no step-by-step schedule for {job.algorithm!r}") from None
+
+
+#: Relative slack of :func:`check_result`: sums over thousands of events in floating point.
+BOUND_RTOL = 1e-9
+
+
+def lower_bound_s(job: Job) -> float:
+    """No engine may be faster: ``alpha`` + the bytes the collective makes each rank send
+    (nccl-tests' busbw factor x ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can
+    push (its NIC link, plus ``host_rate`` to each other rank of its host) + the hop
+    latency of its NIC's links when no rank shares a host. 0 for one rank or no bytes."""
+    from dist_logreg.collective import algorithms
+
+    p = job.ranks
+    if p < 2 or job.nbytes <= 0:
+        return 0.0
+    factor = algorithms.BUSBW_FACTORS[algorithms.get(job.algorithm).collective](p)
+    topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
+    up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
+    nic = np.maximum(topo.link_rate[up], topo.link_rate[down])
+    _, where, per_host = np.unique(topo.endpoint_host[ep], return_inverse=True, return_counts=True)
+    share = per_host[where] - 1
+    push = nic + job.fabric.host_rate * share
+    hops = 0.0 if share.any() else topo.link_latency[up].min() + topo.link_latency[down].min()
+    return float(job.fabric.alpha + factor * job.nbytes / push.min() + hops)
+
+
+def check_result(job: Job, result: Result, engine: str = "") -> Result:
+    """``result`` if it is physical for ``job``; else ``RuntimeError`` naming the numbers
+    (a bug in the engine, never the user's input)."""
+    t, bound = result.time_s, lower_bound_s(job)
+    what = f"{engine} engine: {job.algorithm}, {job.nbytes} B on {job.ranks} ranks".lstrip()
+    if not (np.isfinite(t) and t >= 0):
+        raise RuntimeError(f"{what}: time_s is {t} (a bug)")
+    if t < bound * (1 - BOUND_RTOL):
+        from dist_logreg.collective import algorithms
+
+        factor = algorithms.BUSBW_FACTORS[algorithms.get(job.algorithm).collective](job.ranks)
+        raise RuntimeError(
+            f"{what}: time_s {t:.9g} s is below the job's lower bound {bound:.9g} s "
+            f"(busbw {factor * job.nbytes / t:.6g} B/s; alpha {job.fabric.alpha:g} s + the "
+            "bytes every rank must send at its links' rate + hop latency) (a bug)"
+        )
+    return result

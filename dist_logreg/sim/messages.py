@@ -2,8 +2,9 @@
 
 Built from the algorithm's phases (:func:`dist_logreg.collective.schedule.phases`, every repeat
 of a phase its own step). A ``MessageGraph`` has arrays, one entry per message:
-``src_rank``, ``dst_rank``, ``nbytes`` (int, B), ``phase`` (the step), ``reduce`` (bytes the
-receiver reduces on arrival), and dependencies in CSR form, ``dep_indptr``/``dep_indices``:
+``src_rank``, ``dst_rank``, ``nbytes`` (int, B, rounded up: :func:`chunk_bytes`), ``phase``
+(the step), ``reduce`` (bytes the receiver reduces on arrival), and dependencies in CSR
+form, ``dep_indptr``/``dep_indices``:
 message ``i`` starts once every message ``dep_indices[dep_indptr[i]:dep_indptr[i+1]]`` has
 arrived. A rank's message of step ``t`` depends on its own previous send and on every
 message it received since that send (in the ring: the send and the receive of step
@@ -45,6 +46,16 @@ def steps(algorithm: str, ranks: int, node_of=None) -> list:
     return out
 
 
+def chunk_bytes(frac, nbytes: int) -> np.ndarray:
+    """Whole bytes of messages carrying ``frac`` of ``nbytes``: rounded UP, the largest
+    chunk of an uneven split (1000 B in 16 chunks: some of 63 B, and a ring's chain of
+    dependencies carries one chunk all the way round), never 0 B for a share of a payload
+    (a 2-byte ring on 16 ranks still sends a byte per message, and pays its latency).
+    Rounding to the nearest would send 62 B and beat the lower bound."""
+    exact = np.asarray(frac, dtype=float) * nbytes
+    return np.ceil(exact * (1.0 - 1e-12)).astype(np.int64)  # 65536.0000001 is 65536
+
+
 def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGraph:
     """Every message of one allreduce of ``nbytes`` on ``ranks`` ranks, with dependencies."""
     last_send = np.full(ranks, -1, dtype=np.int64)
@@ -60,7 +71,7 @@ def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGr
         for i, r in zip(ids.tolist(), d.tolist(), strict=True):
             pending[r].append(i)
         last_send[s] = ids
-        b = np.rint(frac * nbytes).astype(np.int64)
+        b = chunk_bytes(frac, nbytes)
         src.append(s), dst.append(d), size.append(b), phase.append(np.full(s.size, t))
         red.append(b if reduces else np.zeros_like(b))
         n += s.size

@@ -15,7 +15,7 @@ import numpy as np
 
 from dist_logreg.collective import algorithms
 from dist_logreg.sim import engine as engines
-from dist_logreg.sim.job import Job
+from dist_logreg.sim.job import Job, check_result
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.spec import key_info
 
@@ -24,7 +24,7 @@ RESULT_UNITS = {
     "algorithm": "",
     "bytes": "B (payload per rank)",
     "ranks": "ranks",
-    "time_s": "s (median over seeds)",
+    "time_s": "s (the median seed's; the lower middle one of an even number)",
     "time_s_worst": "s (worst seed)",
     "time_s_seeds": "s (one per seed)",
     "ideal_s": "s (non-blocking fabric: only host links finite)",
@@ -60,11 +60,26 @@ def fabric_doc(fab, spec: str) -> dict:
 
 
 def _one(engine, fab, host_of, alg, nbytes, seed, exact, options):
-    return engine.run(Job(fab, host_of, alg, nbytes, seed=seed, exact=exact, options=options))
+    job = Job(fab, host_of, alg, nbytes, seed=seed, exact=exact, options=options)
+    return check_result(job, engine.run(job), engine.name)  # never faster than physics
 
 
-def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=False, options=None):
-    """One result row: ``alg`` at ``nbytes`` on ``ranks``, over ``seeds`` seeds."""
+def point(
+    engine,
+    fab,
+    ranks,
+    per_host,
+    mode,
+    pseed,
+    alg,
+    nbytes,
+    seeds,
+    exact=False,
+    options=None,
+    on_seed=None,
+):
+    """One result row: ``alg`` at ``nbytes`` on ``ranks``, over ``seeds`` seeds;
+    ``on_seed()`` is called after each seed (progress)."""
     runs = []
     for i in range(seeds):
         f = dataclasses.replace(fab, hash_seed=fab.hash_seed + i)
@@ -72,9 +87,13 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
         runs.append(
             _one(engine, f, host_of, alg, nbytes, seed=i, exact=exact, options=options or {})
         )
+        if on_seed:
+            on_seed()
     times = np.array([r.time_s for r in runs])
-    mid = runs[int(np.argsort(times)[len(times) // 2])]
-    t = float(np.median(times))
+    # the median seed, the lower of the two middle ones when even: time, ideal, bottleneck,
+    # links, ... all of ONE seed (a mean of two times over one seed's ideal fell below 1)
+    mid = runs[int(np.argsort(times, kind="stable")[(len(times) - 1) // 2])]
+    t = float(mid.time_s)
     algbw = nbytes / t if t > 0 else 0.0
     row = {
         "algorithm": alg,
@@ -96,7 +115,7 @@ def point(engine, fab, ranks, per_host, mode, pseed, alg, nbytes, seeds, exact=F
     if "packet" in mid.extra:  # the packet engine's drops, marks, queues, retransmissions
         row["packet"] = mid.extra["packet"]
     if exact:
-        row["phase_sync_s"] = float(np.median([r.extra["phase_sync_s"] for r in runs]))
+        row["phase_sync_s"] = float(mid.extra["phase_sync_s"])
     return row
 
 
@@ -120,19 +139,25 @@ def sweep(
     progress=None,
 ) -> dict:
     """Every (ranks, algorithm, size) point; ``fabric_for(alg, nbytes)`` may swap in a
-    fabric with other alpha/gamma (a cost model's fit per algorithm and size)."""
+    fabric with other alpha/gamma (a cost model's fit per algorithm and size);
+    ``progress(runs done, runs in all, seconds)`` after every seed of every point."""
     eng = engines.get_engine(engine)
-    total = len(ranks_list) * len(algorithms) * len(sizes)
-    t0, results = time.perf_counter(), []
+    total = len(ranks_list) * len(algorithms) * len(sizes) * seeds
+    t0, results, done = time.perf_counter(), [], [0]
+
+    def tick():
+        done[0] += 1
+        if progress:
+            progress(done[0], total, time.perf_counter() - t0)
+
     for p in ranks_list:
         for alg in algorithms:
             for n in sizes:
                 f = fabric_for(alg, n) if fabric_for else fab
-                results.append(
-                    point(eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options)
+                row = point(
+                    eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options, tick
                 )
-                if progress:
-                    progress(len(results), total, time.perf_counter() - t0)
+                results.append(row)
     return {
         "format": FORMAT,
         "engine": engine,

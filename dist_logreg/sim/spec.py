@@ -41,7 +41,7 @@ def bytes_per_s(text, key: str) -> float:
 
 def count(text, key: str, low: int = 1) -> int:
     t = str(text).strip()
-    if not t.isdigit() or int(t) < low:
+    if not re.fullmatch(r"[0-9]{1,30}", t) or int(t) < low:  # isdigit() would take a superscript
         raise UsageError(f"fabric spec: {key}: expected a whole number >= {low}, got {text!r}")
     return int(t)
 
@@ -80,7 +80,7 @@ def choice(options):
 
 def mtu(text, key: str) -> int:
     t = str(text).strip().upper().removesuffix("B")
-    if not t.isdigit() or not 68 <= int(t) <= 65536:
+    if not re.fullmatch(r"[0-9]{1,6}", t) or not 68 <= int(t) <= 65536:
         raise UsageError(f"fabric spec: {key}: expected bytes between 68 and 65536, got {text!r}")
     return int(t)
 
@@ -99,6 +99,41 @@ KEYS = {
     "hash-seed": (lambda t, k: count(t, k, 0), 0, "", "seed of the ECMP hash"),
     "hash-polarize": (yes_no, False, "", "every switch hashes with one function and seed"),
 }
+
+
+_RATES = (1.0, 1e14)  # B/s: 8 bit/s (a unit rate in tests) to 800 Tbit/s
+#: What is physical, per key: ``key -> (low, high)`` in the key's unit (SI), checked for
+#: every value, from a spec, a file, a cluster or a cost model, so no sum overflows.
+BOUNDS = {
+    "rate": _RATES,
+    "host-rate": _RATES,
+    "reduce-rate": _RATES,
+    "uplink-rate": _RATES,
+    "core-rate": _RATES,
+    "link-latency": (0.0, 10.0),
+    "alpha": (0.0, 100.0),
+    "gamma": (0.0, 1.0),  # s/B: the reduce-rate's lower bound
+    "oversubscription": (1e-3, 1e3),
+    "core-oversubscription": (1e-3, 1e3),
+    "hash-seed": (0, 2**32 - 1),
+}
+
+
+def _bounded(key: str, value, unit: str) -> None:
+    """``UsageError`` naming the bound unless ``low <= value <= high`` (NaN is not)."""
+    low, high = BOUNDS[key]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and low <= value <= high:
+        return
+    u = f" {unit}" if unit else ""
+    show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
+    want = f"{show(low)} to {show(high)}{u}"
+    if number and value < low:
+        want = f"at least {show(low)}{u} ({want})"
+    elif number and value > high:
+        want = f"at most {show(high)}{u} ({want})"
+    got = show(value) if number else repr(value)
+    raise UsageError(f"fabric spec: {key}: expected {want}, got {got}")
 
 
 @dataclass(frozen=True)
@@ -201,7 +236,7 @@ def _split(spec: str) -> tuple[str, dict]:
         key, eq, value = item.partition("=")
         if not eq:
             raise UsageError(f"fabric spec: expected key=value, got {item!r} in {spec!r}")
-        key = key.strip().lower()
+        key = key.strip().lower().replace("_", "-")  # as in files: link_latency too
         if key in raw:
             raise UsageError(
                 f"fabric spec: {key}: given twice ({raw[key]!r} and {value.strip()!r}) in {spec!r}"
@@ -250,7 +285,14 @@ def _read_file(path: Path) -> tuple[str, dict]:
         raise UsageError(
             f"fabric file {path}: expected a table with a 'topology' key, got {str(doc)[:60]!r}"
         )
-    raw = {str(k).replace("_", "-").lower(): v for k, v in doc.items()}
+    raw: dict = {}
+    for k, v in doc.items():
+        key = str(k).replace("_", "-").lower()
+        if key in raw:
+            raise UsageError(
+                f"fabric file {path}: {key}: given twice, spelled two ways ({raw[key]!r} and {v!r})"
+            )
+        raw[key] = v
     return str(raw.pop("topology")).lower(), raw
 
 
@@ -301,4 +343,6 @@ def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
         values["gamma"], source["gamma"] = 1.0 / values["reduce-rate"], "derived (reduce-rate)"
     if "gamma" not in values:
         values["gamma"], source["gamma"] = 0.0, "default (reduction not modelled)"
+    for key in (k for k in BOUNDS if k in values):  # reduce-rate before gamma
+        _bounded(key, values[key], key_info(key, topology)[2])
     return values, source

@@ -1,0 +1,169 @@
+"""One checked schema per file kind the tool reads: every key, its type and its bounds.
+
+A schema is a tree of small checkers (:func:`number`, :func:`count`, :func:`text`,
+:func:`items`, :func:`table`); :func:`check` walks a document with one and turns the first
+thing wrong into a one-line ``UsageError`` naming the file, the key and the value::
+
+    r/simulate.json: results[0].time_s: expected a finite number of seconds >= 0 and at
+    most 1e+06, got nan
+
+:func:`read` opens a JSON file the safe way first: a regular file (a FIFO would block),
+of bounded size, strict JSON (``NaN`` and ``Infinity`` are read, then refused by the
+number checkers, which name the key). Pure Python: every layer may use it.
+
+Example::
+
+    >>> SCHEMA = table({"steps": count(1, 10**9), "name": text()})
+    >>> doc = check(read(path, "summary"), SCHEMA, f"summary {path}")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from dist_logreg.errors import UsageError
+from dist_logreg.files import regular_file
+
+#: A checker: ``checker(value, where)``; raises :class:`Invalid` (``where``, what was expected).
+Checker = Callable[[Any, str], None]
+#: Files the tool reads are results and maps of megabytes; anything larger is refused.
+MAX_FILE_BYTES = 256 << 20
+
+
+class Invalid(Exception):
+    """One thing wrong: ``where`` (``results[3].time_s``) and the message."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+def _got(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def number(low: float = 0.0, high: float = math.inf, what: str = "a number", above=False):
+    """A finite JSON number in ``[low, high]`` (``above``: ``> low``); bools are refused."""
+
+    def chk(v, where):
+        ok = is_number(v) and math.isfinite(v) and (v > low if above else v >= low)
+        if not ok or v > high:
+            bound = f"{'>' if above else '>='} {low:g}" + (
+                f" and at most {high:g}" if high < math.inf else ""
+            )
+            raise Invalid(where, f"expected {what} {bound}, got {_got(v)}")
+
+    chk.__doc__ = what
+    return chk
+
+
+def count(low: int = 0, high: int = 10**15, what: str = "a whole number"):
+    """A JSON integer in ``[low, high]`` (``true`` and ``2.5`` are not)."""
+
+    def chk(v, where):
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            raise Invalid(where, f"expected {what} from {low} to {high}, got {_got(v)}")
+
+    return chk
+
+
+def text(*choices: str):
+    """A string, one of ``choices`` if any are given."""
+
+    def chk(v, where):
+        if not isinstance(v, str) or (choices and v not in choices):
+            want = f"one of {', '.join(choices)}" if choices else "a string"
+            raise Invalid(where, f"expected {want}, got {_got(v)}")
+
+    return chk
+
+
+def anything(v, where) -> None:
+    """Any value (kept, not read)."""
+
+
+def optional(checker: Checker) -> Checker:
+    """``null`` or what ``checker`` accepts."""
+
+    def chk(v, where):
+        if v is not None:
+            checker(v, where)
+
+    return chk
+
+
+def items(checker: Checker, low: int = 0, high: int = 10**8, what: str = "a list"):
+    """A list of ``low`` to ``high`` items, each accepted by ``checker``."""
+
+    def chk(v, where):
+        if not isinstance(v, list):
+            raise Invalid(where, f"expected {what}, got {type(v).__name__} {_got(v)}")
+        if not low <= len(v) <= high:
+            raise Invalid(where, f"expected {what} of {low} to {high} items, got {len(v)}")
+        for i, x in enumerate(v):
+            checker(x, f"{where}[{i}]")
+
+    return chk
+
+
+def mapping(checker: Checker, what: str = "an object"):
+    """An object whose every value ``checker`` accepts (any keys)."""
+
+    def chk(v, where):
+        if not isinstance(v, dict):
+            raise Invalid(where, f"expected {what}, got {type(v).__name__} {_got(v)}")
+        for k, x in v.items():
+            checker(x, f"{where}.{k}" if where else str(k))
+
+    return chk
+
+
+def table(required: dict, optional_keys: dict | None = None, what: str = "an object"):
+    """An object with every key of ``required`` and any of ``optional_keys``, each checked by
+    its checker; other keys are kept unread."""
+    optional_keys = optional_keys or {}
+
+    def chk(v, where):
+        if not isinstance(v, dict):
+            raise Invalid(where, f"expected {what}, got {type(v).__name__} {_got(v)}")
+        for k, c in (*required.items(), *optional_keys.items()):  # in order: schema first
+            if k in v:
+                c(v[k], f"{where}.{k}" if where else k)
+            elif k in required:
+                missing = [m for m in required if m not in v]
+                raise Invalid(where, f"expected keys {', '.join(missing)} (missing)")
+
+    return chk
+
+
+def check(doc, schema: Checker, name: str):
+    """``doc`` if ``schema`` accepts it; else ``UsageError("<name>: <where>: ...")``."""
+    try:
+        schema(doc, "")
+    except Invalid as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    return doc
+
+
+def read(path, what: str, max_bytes: int = MAX_FILE_BYTES):
+    """The JSON document at ``path``: checked to be a regular file of at most ``max_bytes``
+    before it is opened; ``UsageError`` naming ``what`` and the path otherwise."""
+    path = regular_file(path, what)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UsageError(
+                f"{what} {path}: expected at most {max_bytes} bytes of JSON, got {size}"
+            )
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UsageError(f"{what} {path}: expected JSON, got a file that is not ({exc})") from None
