@@ -162,10 +162,11 @@ def _what_to_simulate(p) -> None:
     )
     a(
         "--placement",
-        choices=("packed", "random", "spread"),
+        choices=("packed", "random", "spread", "scatter"),
         default="packed",
         help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
-        "the topology); spread: round-robin over leaves (default packed)",
+        "the topology); spread: round-robin over leaves; scatter: whole hosts drawn at random "
+        "from the fabric (default packed)",
     )
     a(
         "--placement-seed",
