@@ -108,8 +108,8 @@ def ecmp_hash(text, key: str) -> str:
     if t in HASHES or (m and 1 <= int(m.group(1)) <= 64):
         return f"qp:{int(m.group(1))}" if m else t
     raise UsageError(
-        f"fabric spec: {key}: expected one of {'|'.join(HASHES)} or qp:N (N queue pairs per "
-        f"connection, 1 to 64), got {text!r}"
+        f"fabric spec: {key}: expected one of {'|'.join(HASHES)}, got {text!r} (or qp:N, N "
+        "queue pairs per connection, 1 to 64)"
     )
 
 
