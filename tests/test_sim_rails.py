@@ -192,3 +192,14 @@ def test_scatter_places_whole_hosts_anywhere():
     assert len(set(hosts.tolist())) == 8 and np.all(np.bincount(hosts)[hosts] == 8)
     assert hosts.max() >= 8  # drawn from the whole fabric, not its first hosts
     assert np.array_equal(host_of % 8, np.arange(64) % 8)
+
+
+def test_a_tor_that_reaches_the_receiver_delivers_itself():
+    # dual-ToR, one plane: two hosts of one unit on one rail share both ToRs of the pair;
+    # whatever port the sender hashes to, its ToR reaches the receiver: no spine
+    fab = parse_fabric("hpn:units=1,planes=1")
+    up = fab.class_names.index("leaf-up")
+    for seed in range(20):
+        f = dataclasses.replace(fab, hash_seed=seed)
+        a = f.route_many(np.arange(0, 64, 8), np.arange(8, 72, 8))  # GPU 0 of hosts 0..7
+        assert not np.any(f.link_class[a.indices] == up)

@@ -155,6 +155,8 @@ class Rail:
             p_s = ecmp.choose(key, n_nodes + nic_s, sh.ports)
             p_d = p_s if sh.planes > 1 else ecmp.choose(key, 2 * n_nodes + nic_d, sh.ports)
         leaf_s = sh.leaf_of(ha, nic_s % sh.nics, p_s)
+        # a ToR cabled to the receiving NIC delivers itself (its host route is shortest)
+        p_d = np.where(sh.leaf_of(hb, nic_d % sh.nics, p_s) == leaf_s, p_s, p_d)
         leaf_d = sh.leaf_of(hb, nic_d % sh.nics, p_d)
         return cross, pxn, relay, nic_s * sh.ports + p_s, nic_d * sh.ports + p_d, leaf_s, leaf_d
 
