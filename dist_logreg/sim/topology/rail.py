@@ -104,11 +104,12 @@ class Rail:
         sh = self.shape
         extra = (", dual-ToR" if sh.dual_tor else "") + (", 2 planes" if sh.planes > 1 else "")
         core = f", {sh.n_cores} cores" if sh.n_cores else ""
+        core += f"; {sh.hosts} scale-up switches" if sh.gpus > 1 else ""
         return (
             f"{sh.units} unit(s) x {sh.hosts_per_unit} hosts x {sh.gpus} GPUs, {sh.nics} "
             f"NIC(s)/host x {sh.ports} port(s), {sh.wiring}-wired{extra}; {sh.n_leaves} "
-            f"leaves, {sh.pods} pod(s) x {sh.spines} spines{core}; pxn "
-            f"{'on' if sh.pxn else 'off'}"
+            f"leaves, {sh.pods} pod(s) x {sh.spines} spines{core}"
+            + (f"; pxn {'on' if sh.pxn else 'off'}" if sh.wiring == "rail" else "")
         )
 
     def size_hint(self, endpoints: int) -> str:
