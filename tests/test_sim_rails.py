@@ -203,3 +203,11 @@ def test_a_tor_that_reaches_the_receiver_delivers_itself():
         f = dataclasses.replace(fab, hash_seed=seed)
         a = f.route_many(np.arange(0, 64, 8), np.arange(8, 72, 8))  # GPU 0 of hosts 0..7
         assert not np.any(f.link_class[a.indices] == up)
+
+
+def test_nics_per_host_is_rails_and_wins_over_the_preset():
+    fab = parse_fabric("superpod-h100:nics-per-host=4")
+    assert fab.topology.shape.nics == 4 and fab.values["rails"] == 4
+    assert parse_fabric("rail:hosts-per-unit=2,spines=1").values["rails"] == 8
+    with pytest.raises(UsageError, match="rails=8 and nics-per-host=4"):
+        parse_fabric("rail:hosts-per-unit=2,spines=1,rails=8,nics-per-host=4")

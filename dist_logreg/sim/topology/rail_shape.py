@@ -153,7 +153,12 @@ def _opt(values, key, default):
     return values[key] if key in values else default
 
 
-def _nics(values: dict) -> int:
+def _nics(values: dict, source: dict) -> int:
+    """NICs per host from ``rails`` or ``nics-per-host`` (a named preset's value yields to
+    the spec's); written back into ``rails``."""
+    for key, other in (("rails", "nics-per-host"), ("nics-per-host", "rails")):
+        if key in values and other in values and source[key].startswith("preset"):
+            del values[key]
     rails, nics = values.get("rails"), values.get("nics-per-host")
     if rails is not None and nics is not None and rails != nics:
         raise UsageError(
@@ -162,6 +167,9 @@ def _nics(values: dict) -> int:
     n = nics or rails or 8
     if n not in (1, 2, 4, 8):
         raise UsageError(f"fabric spec: rails: expected 1, 2, 4 or 8 NICs per host, got {n}")
+    if "rails" not in values:
+        values["rails"] = n
+        source["rails"] = "derived (nics-per-host)" if nics else "default (8)"
     return n
 
 
@@ -177,7 +185,7 @@ def shape_of(values: dict, source: dict, wiring: str, pods: bool) -> RailShape:
     topo = values["topology"]
     missing = [k for k in ("hosts-per-unit", "spines") if k not in values]
     _check(not missing, f"{topo} needs {', '.join(k + '=' for k in missing)}")
-    nics, gpus = _nics(values), values["gpus-per-host"]
+    nics, gpus = _nics(values, source), values["gpus-per-host"]
     hpu, units, spines = values["hosts-per-unit"], values["units"], values["spines"]
     ports, planes, dual = values["nic-ports"], values["planes"], values["dual-tor"]
     _check(gpus % nics == 0, f"gpus-per-host: expected a multiple of rails={nics}, got {gpus}")
