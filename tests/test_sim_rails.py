@@ -211,3 +211,32 @@ def test_nics_per_host_is_rails_and_wins_over_the_preset():
     assert parse_fabric("rail:hosts-per-unit=2,spines=1").values["rails"] == 8
     with pytest.raises(UsageError, match="rails=8 and nics-per-host=4"):
         parse_fabric("rail:hosts-per-unit=2,spines=1,rails=8,nics-per-host=4")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "rail3:hosts-per-unit=2,units=4,units-per-pod=2,spines=4,rails=2,gpus-per-host=4",
+        "rail:hosts-per-unit=2,units=2,rails=2,gpus-per-host=2,nic-ports=2,dual-tor=yes,"
+        "planes=2,spines=4",
+        "rail:hosts-per-unit=2,units=2,rails=2,gpus-per-host=2,nic-ports=2,dual-tor=yes,spines=2",
+    ],
+)
+def test_paths_are_the_sprayed_route(spec):
+    # every equal-cost path, each weighted 1/n, adds up to what spray routes; each path
+    # runs link to link from the sender's host to the receiver's
+    fab = parse_fabric(spec + ",hash=spray")
+    topo, e = fab.topology, fab.endpoints
+    src, dst = np.arange(e), (np.arange(e) * 5 + 3) % e
+    want = fab.route_many(src, dst).toarray()
+    for a, b in zip(src.tolist(), dst.tolist(), strict=True):
+        got = np.zeros(fab.links)
+        paths = topo.paths(a, b)
+        for p in paths:
+            got[p] += 1.0 / len(paths)
+            node = topo.endpoint_host[a]
+            for link in p:
+                assert topo.link_src[link] == node
+                node = topo.link_dst[link]
+            assert node == topo.endpoint_host[b]
+        assert np.allclose(got, want[a]), (a, b)
