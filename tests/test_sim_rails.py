@@ -240,3 +240,11 @@ def test_paths_are_the_sprayed_route(spec):
                 node = topo.link_dst[link]
             assert node == topo.endpoint_host[b]
         assert np.allclose(got, want[a]), (a, b)
+
+
+def test_core_keys_belong_to_rail3_and_rail_locality_names_the_rails():
+    with pytest.raises(UsageError, match="units-per-pod: a key of rail3"):
+        parse_fabric("rail:hosts-per-unit=2,spines=1,units=2,units-per-pod=1")
+    fab = parse_fabric("rail:hosts-per-unit=2,spines=1,rails=4,gpus-per-host=8")
+    assert fab.topology.locality("rail").tolist() == [0, 0, 1, 1, 2, 2, 3, 3] * 2
+    assert fab.topology.locality("host").tolist() == [0] * 8 + [1] * 8

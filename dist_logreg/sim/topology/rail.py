@@ -79,12 +79,16 @@ class Rail:
         return tuple(names + [f"core{i}" for i in range(sh.n_cores)])
 
     def locality(self, level: str) -> np.ndarray:
-        """Group of each GPU at ``host``, ``leaf`` (its NIC's first port), ``unit``, ``pod``."""
+        """Group of each GPU at ``host``, ``leaf`` (its NIC's first port), ``unit``, ``pod``,
+        or ``rail`` (its NIC's index in the host: the groups a rail-aware 2-D allreduce
+        reduces across hosts)."""
         sh = self.shape
         e = np.arange(sh.endpoints)
         h = e // sh.gpus
         if level == "leaf":
             return sh.leaf_of(h, sh.rail_of(e % sh.gpus), 0)
+        if level == "rail":
+            return sh.rail_of(e % sh.gpus)
         per = {"host": 1, "unit": sh.hosts_per_unit}
         per["pod"] = sh.hosts_per_unit * sh.units_per_pod
         return h // per[level]

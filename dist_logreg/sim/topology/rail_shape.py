@@ -199,6 +199,9 @@ def shape_of(values: dict, source: dict, wiring: str, pods: bool) -> RailShape:
         f"hosts-per-unit: expected a multiple of rails={nics} (tor: hosts split over the "
         f"unit's leaves), got {hpu}",
     )
+    core_keys = ("units-per-pod", "cores-per-plane", "core-rate", "core-oversubscription")
+    given = [k for k in core_keys if k in values and not pods]
+    _check(not given, f"{given[0] if given else ''}: a key of rail3 ({topo} has two tiers)")
     upp = units
     if pods and "units-per-pod" in values:
         upp = min(values["units-per-pod"], units)
