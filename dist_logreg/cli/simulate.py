@@ -29,8 +29,11 @@ SPEC keys (preset:key=value,...; or a .json/.toml file with "topology" and the s
   fat-tree: k; clos3: pods, leaves-per-pod, spines-per-pod, hosts-per-leaf, super-spines,
   core-rate | core-oversubscription; cluster:NAME[,key=value...] (a running emulated
   cluster; keys given win over the cluster's, e.g. cluster:fab,alpha=2ms).
+  rail, rail3, tor (hosts of several GPUs and NICs): hosts-per-unit, units, rails,
+  gpus-per-host, spines, nic-ports, dual-tor, planes, pxn, nic-efficiency, scaleup-rate,
+  units-per-pod, ...; named: superpod-h100, spectrum-x, hpn, meta-ai-zone (docs/rails.md).
   common: rate=400G link-latency=1us alpha=5us gamma=0.05ns | reduce-rate=20GB/s
-  host-rate=100GB/s mtu=9000 hash=l3|l4|spray hash-seed=0 hash-polarize=no
+  host-rate=100GB/s mtu=9000 hash=l3|l4|spray|qp:N hash-seed=0 hash-polarize=no
   Rates without B/s are bits/s (400G = 400 Gbit/s); times take s, ms, us, ns.
 """
 
@@ -167,10 +170,11 @@ def _what_to_simulate(p) -> None:
     )
     a(
         "--placement",
-        choices=("packed", "random", "spread"),
+        choices=("packed", "random", "spread", "scatter"),
         default="packed",
         help="packed: fill hosts and leaves in order; random: shuffled (a scheduler that ignores "
-        "the topology); spread: round-robin over leaves (default packed)",
+        "the topology); spread: round-robin over leaves; scatter: whole hosts drawn at random "
+        "from the fabric (default packed)",
     )
     a(
         "--placement-seed",

@@ -74,10 +74,18 @@ class Fabric:
         return Ecmp(self.hash, self.hash_seed, self.polarize, self.pinned)
 
     def edge_links(self) -> np.ndarray:
-        """Mask of the links leaving or reaching an endpoint (the NICs' links), shape (L,)."""
+        """Mask of the links leaving or reaching an endpoint (the NICs' links, and a
+        topology's ``edge_classes``: its scale-up links), shape (L,)."""
         mask = np.zeros(self.links, bool)
         mask[self.topology.endpoint_up] = mask[self.topology.endpoint_down] = True
+        for name in getattr(self.topology, "edge_classes", ()):
+            mask |= self.link_class == self.class_names.index(name)
         return mask
+
+    @property
+    def qps(self) -> int:
+        """Queue pairs per connection: N for ``hash=qp:N``, else 1."""
+        return int(self.hash[3:]) if self.hash.startswith("qp:") else 1
 
     def route_many(self, src, dst, keys=None) -> sp.csr_matrix:
         """Flows x links CSR of weights: flow i puts ``w`` of its rate on each of its links.
@@ -85,15 +93,33 @@ class Fabric:
         ``src``, ``dst``: endpoint of each flow, shape (F,); ``keys``: connection of each
         flow (``l4``), shape (F,), default 0. Flows inside a host have empty rows.
         """
-        src = np.asarray(src, dtype=np.int64)
+        src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
         keys = np.zeros(src.size, dtype=np.int64) if keys is None else np.asarray(keys)
-        return self.topology.route_many(src, np.asarray(dst, dtype=np.int64), keys, self.ecmp)
+        n = self.qps
+        if n == 1:
+            return self.topology.route_many(src, dst, keys, self.ecmp)
+        # N queue pairs per connection, each hashed as its own l4 flow: N rows of 1/N each,
+        # summed back into the connection's row (a flow of N equal parts, as spray's is)
+        qp_keys = (np.asarray(keys, dtype=np.int64)[:, None] * 64 + np.arange(n)).ravel()
+        ecmp = dataclasses.replace(self.ecmp, hash="l4")
+        parts = self.topology.route_many(np.repeat(src, n), np.repeat(dst, n), qp_keys, ecmp)
+        rows = np.repeat(np.arange(src.size), n)
+        fold = sp.csr_matrix(
+            (np.full(rows.size, 1.0 / n), (rows, np.arange(rows.size))), (src.size, rows.size)
+        )
+        return (fold @ parts).tocsr()
 
     def route(self, src: int, dst: int, flow_key: int = 0) -> list:
         """``[(link_ids, weight)]`` for one flow: one path (l3/l4), every path (spray)."""
         if self.hash == "spray":
             ps = self.topology.paths(src, dst)
             return [(p, 1.0 / len(ps)) for p in ps]
+        if self.qps > 1:
+            keys = flow_key * 64 + np.arange(self.qps)
+            ecmp = dataclasses.replace(self.ecmp, hash="l4")
+            rows = self.topology.route_many([src] * self.qps, [dst] * self.qps, keys, ecmp)
+            ids = np.split(rows.indices, rows.indptr[1:-1])
+            return [(ordered(self.topology, src, i), 1.0 / self.qps) for i in ids]
         row = self.route_many([src], [dst], [flow_key])
         return [(ordered(self.topology, src, row.indices), 1.0)]
 
@@ -102,6 +128,13 @@ def parse_fabric(spec: str, **overrides) -> Fabric:
     """The fabric ``spec`` describes; ``overrides``: ``key=(value, source)`` that win."""
     values, source = parse_spec(spec, **overrides)
     values = dict(values)
+    if "qps" in values:
+        if source["hash"] != "default" and values["hash"] != f"qp:{values['qps']}":
+            raise UsageError(
+                f"fabric spec: qps={values['qps']} and hash={values['hash']}: expected one "
+                f"(qps=N is hash=qp:N)"
+            )
+        values["hash"], source["hash"] = f"qp:{values['qps']}", f"derived (qps={values['qps']})"
     topo = PRESETS[values["topology"]].builder()(values, source)
     return Fabric(
         topology=topo,

@@ -2,8 +2,9 @@
 
 - ``Job(fabric, host_of, algorithm, nbytes, seed=0, exact=False, options={})``: one
   allreduce of ``nbytes`` payload bytes per rank on ``host_of.size`` ranks; ``host_of[r]``
-  is the endpoint (NIC) rank ``r``'s traffic leaves through (one per host on today's
-  topologies); ``seed`` is the seed the fabric's hash and the placement were drawn with
+  is the endpoint rank ``r`` sits on: a host's NIC on the Clos topologies (one per host), a
+  GPU on the rail family (the topology routes it over its scale-up switch and its rail's
+  NIC); ``seed`` is the seed the fabric's hash and the placement were drawn with
   (for the record); ``options``: the engine's own options, opaque here.
 - ``Result``: ``time_s``, ``ideal_s`` (non-blocking fabric: only the endpoints' links
   finite), ``bottleneck`` (link class name), ``max_flows_per_uplink``, ``collisions``

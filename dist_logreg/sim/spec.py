@@ -16,6 +16,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from dist_logreg import units
@@ -78,6 +79,19 @@ def choice(options):
     return parse
 
 
+def ecmp_hash(text, key: str) -> str:
+    """``l3``, ``l4``, ``spray``, or ``qp:N``: each connection split over N queue pairs that
+    hash independently (N from 1 to 64)."""
+    t = str(text).strip().lower()
+    m = re.fullmatch(r"qp:([0-9]{1,2})", t)
+    if t in HASHES or (m and 1 <= int(m.group(1)) <= 64):
+        return f"qp:{int(m.group(1))}" if m else t
+    raise UsageError(
+        f"fabric spec: {key}: expected one of {'|'.join(HASHES)}, got {text!r} (or qp:N, N "
+        "queue pairs per connection, 1 to 64)"
+    )
+
+
 def mtu(text, key: str) -> int:
     t = str(text).strip().upper().removesuffix("B")
     if not re.fullmatch(r"[0-9]{1,6}", t) or not 68 <= int(t) <= 65536:
@@ -95,7 +109,8 @@ KEYS = {
     "reduce-rate": (bytes_per_s, None, "B/s", "bytes reduced per second (1/gamma)"),
     "host-rate": (bytes_per_s, 100e9, "B/s", "a flow between two ranks of one host"),
     "mtu": (mtu, 9000, "B", "maximum transfer unit"),
-    "hash": (choice(HASHES), "l4", "", "ECMP: l3 host pair, l4 5-tuple, spray per packet"),
+    "hash": (ecmp_hash, "l4", "", "ECMP: l3 host pair, l4 5-tuple, spray, qp:N queue pairs"),
+    "qps": (count, None, "", "queue pairs per connection, each hashed (hash=qp:N)"),
     "hash-seed": (lambda t, k: count(t, k, 0), 0, "", "seed of the ECMP hash"),
     "hash-polarize": (yes_no, False, "", "every switch hashes with one function and seed"),
 }
@@ -142,13 +157,15 @@ class Preset:
 
     ``build``: ``"module:function"``, ``function(values, source) -> Topology`` (imported
     when a fabric is built; it may add derived values); ``keys``: the preset's own keys,
-    ``key -> (parser, default, unit, help)`` as in :data:`KEYS`.
+    ``key -> (parser, default, unit, help)`` as in :data:`KEYS`; ``file``: a parameter file
+    of ``dist_logreg.sim.presets`` whose values sit below the spec's (a named preset).
     """
 
     name: str
     build: str
     keys: dict
     help: str = ""
+    file: str = ""
 
     def builder(self):
         module, _, fn = self.build.partition(":")
@@ -161,6 +178,31 @@ _UPLINK = {
     "oversubscription": (positive, None, "", "leaf: host bandwidth / uplink bandwidth"),
 }
 _CLOS = "dist_logreg.sim.topology.clos:build"
+
+
+#: The keys of the rail family (``rail``, ``rail3``, ``tor`` and the named presets).
+_RAIL = {
+    "hosts-per-unit": (count, None, "hosts", "hosts in a scalable unit (one leaf per rail)"),
+    "units": (count, 1, "units", "scalable units"),
+    "rails": (count, None, "NICs", "NICs per host (default 8)"),
+    "nics-per-host": (count, None, "NICs", "the same as rails"),
+    "gpus-per-host": (count, 8, "GPUs", "GPUs (ranks) per host; GPU g uses NIC g*nics/gpus"),
+    "nic-ports": (count, 1, "ports", "ports per NIC"),
+    "dual-tor": (yes_no, False, "", "each port of a NIC on its own ToR of a pair"),
+    "planes": (count, 1, "", "2: ToR k of each pair reaches only plane k's spines"),
+    "pxn": (yes_no, True, "", "cross-rail traffic over the scale-up domain first (NCCL PXN)"),
+    "nic-efficiency": (positive, 1.0, "", "share of a NIC port's rate a transfer reaches"),
+    "scaleup-rate": (bytes_per_s, 450e9, "B/s", "each GPU into its scale-up switch, each way"),
+    "scaleup-latency": (seconds, 1e-6, "s", "per scale-up hop"),
+    "spines": (count, None, "switches", "spines (per pod with a core tier)"),
+    "uplink-rate": _UPLINK["uplink-rate"],
+    "oversubscription": (positive, None, "", "leaf: down / up bandwidth (default 1)"),
+    "units-per-pod": (count, None, "units", "units under one pod's spines (rail3)"),
+    "cores-per-plane": (count, None, "switches", "cores each spine reaches (default pods/2)"),
+    "core-rate": (bytes_per_s, None, "B/s", "spine-to-core rate (default: non-blocking)"),
+    "core-oversubscription": (positive, None, "", "spine: down / up bandwidth (default 1)"),
+}
+_RAILS = "dist_logreg.sim.topology.rail"
 
 #: The preset table: every fabric spec names one (tests may add a record).
 PRESETS = {
@@ -202,8 +244,29 @@ PRESETS = {
             },
             "three tiers",
         ),
+        Preset("rail", f"{_RAILS}:build_rail", _RAIL, "rail-optimized, two tiers"),
+        Preset("rail3", f"{_RAILS}:build_rail", _RAIL, "rail-optimized, a core tier over pods"),
+        Preset("tor", f"{_RAILS}:build_tor", _RAIL, "every NIC of a host on one leaf"),
+        Preset(
+            "superpod-h100",
+            f"{_RAILS}:build_superpod",
+            _RAIL,
+            "NVIDIA DGX SuperPOD (H100)",
+            "superpod-h100.toml",
+        ),
+        Preset("spectrum-x", f"{_RAILS}:build_rail", _RAIL, "Spectrum-X", "spectrum-x.toml"),
+        Preset("hpn", f"{_RAILS}:build_rail", _RAIL, "Alibaba HPN", "hpn.toml"),
+        Preset("meta-ai-zone", f"{_RAILS}:build_tor", _RAIL, "Meta AI zone", "meta-ai-zone.toml"),
     )
 }
+
+
+def preset_file(preset: Preset) -> dict:
+    """The values of a named preset's parameter file (``{}`` for the others)."""
+    if not preset.file:
+        return {}
+    text = resources.files("dist_logreg.sim.presets").joinpath(preset.file).read_text()
+    return {k.replace("_", "-").lower(): v for k, v in tomllib.loads(text).items()}
 
 
 def key_info(key: str, topology: str | None = None) -> tuple | None:
@@ -325,6 +388,9 @@ def parse_spec(spec: str, **overrides) -> tuple[dict, dict]:
                 f"{', '.join(own)}; common keys: rate, alpha, link-latency, ...)"
             )
         values[key], source[key] = info[0](value, key), origin
+    for key, value in preset_file(PRESETS[topology]).items():
+        if key not in values:
+            values[key], source[key] = key_info(key, topology)[0](value, key), f"preset {topology}"
     for key, (value, src) in overrides.items():
         key = key.replace("_", "-")
         if key_info(key, topology) is None:

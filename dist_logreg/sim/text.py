@@ -44,12 +44,17 @@ def packet_line(p: dict) -> str:
     )
 
 
+def _slot(fab: dict) -> str:
+    """Where ranks sit: a GPU on the rail family (its shape has GPUs), else a host."""
+    return "GPU" if "gpus" in fab.get("shape", {}) else "host"
+
+
 def lines(doc: dict) -> list[str]:
     fab, pl = doc["fabric"], doc["placement"]
     out = [
         f"fabric {fab['spec']}: {fab['hosts']} hosts, {fab['switches']} switches, "
         f"{fab['links']} directed links ({fab['layout']})",
-        f"placement {pl['mode']}, {pl['ranks_per_host']} rank(s) per host; {pl['seeds']} "
+        f"placement {pl['mode']}, {pl['ranks_per_host']} rank(s) per {_slot(fab)}; {pl['seeds']} "
         f"seed(s); engine {doc['engine']}, {doc['mode']}",
         f"{'algorithm':<19}{'ranks':>6}{'bytes':>10}{'time median':>13}{'worst':>11}"
         f"{'busbw':>12}{'ideal':>11}{'x ideal':>8}  {'bottleneck':<12}{'flows/uplink':>12}",

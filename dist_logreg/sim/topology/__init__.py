@@ -6,8 +6,10 @@ picks, and which endpoints share a host, a leaf, a pod. Nothing above it (engine
 placement, statistics, the ns-3 builder) knows a shape's arithmetic. A preset record in
 :data:`dist_logreg.sim.spec.PRESETS` names the function that builds one from a spec.
 
-========  ==========================================================================
-``base``  the ``Topology`` protocol, the ECMP hash (``Ecmp``), helpers for routes
-``clos``  the Clos family (flat, leaf-spine, fat-tree, clos3): shape, links, routes
-========  ==========================================================================
+==============  ====================================================================
+``base``        the ``Topology`` protocol, the ECMP hash (``Ecmp``), helpers for routes
+``clos``        the Clos family (flat, leaf-spine, fat-tree, clos3): shape, links, routes
+``rail``        the rail family (rail, rail3, tor, named presets): GPUs, PXN, routes
+``rail_shape``  the rail family's shape from a spec, its link ids and links
+==============  ====================================================================
 """

@@ -1,22 +1,28 @@
 """The topology protocol: what the engines, placement, statistics and ns-3 builder may ask.
 
 A topology is nodes and directed links. Nodes ``0..hosts-1`` are hosts, the rest switches
-(``node_names``, ``node_tier``: 0 for a host, 1, 2, ... up the switch tiers). A rank's
-traffic leaves through an **endpoint** (a NIC), not a host: ``endpoint_host[e]`` is the
-host of endpoint ``e``, ``endpoint_up[e]``/``endpoint_down[e]`` the links leaving and
-reaching it. Links are equal-length arrays: ``link_src``, ``link_dst`` (nodes),
-``link_rate`` (B/s), ``link_latency`` (s), ``link_class`` (index into ``class_names``).
+(``node_names``, ``node_tier``: 0 for a host, 1, 2, ... up the switch tiers). A rank sits
+on an **endpoint**, not a host: a NIC on the Clos topologies (one per host), a GPU on the
+rail family (several per host, each routed to its rail's NIC); ``endpoint_host[e]`` is the
+host of endpoint ``e``, ``endpoint_up[e]``/``endpoint_down[e]`` the NIC links leaving and
+reaching it (an optional ``edge_classes`` names more link classes the hosts own, such as
+a scale-up domain's: the ideal time keeps them finite). An optional ``size_hint(endpoints)``
+says what to change for the fabric to hold that many endpoints. Links are equal-length
+arrays: ``link_src``, ``link_dst`` (nodes), ``link_rate`` (B/s), ``link_latency`` (s),
+``link_class`` (index into ``class_names``). An empty row for two ranks of one endpoint.
 
 Routing is :meth:`Topology.route_many`: for flows ``src -> dst`` (endpoints) with
 connection keys, a flows x links CSR matrix of weights (1 on each link of the one path the
-hash picks, ``1/n`` on each of ``n`` sprayed paths; an empty row for two endpoints of one
-host). :class:`Ecmp` says how a switch with a choice picks (the fabric's ``hash``,
-``hash-seed``, ``hash-polarize`` and pinned pairs), and :meth:`Ecmp.choose` is the hash
-every implementation uses. :meth:`Topology.ecmp_groups` lists the links among which one
-switch chooses (the collision statistics count flows beyond an even spread over them);
-:meth:`Topology.locality` groups endpoints by ``host``, ``leaf`` or ``pod``.
+hash picks, ``1/n`` on each of ``n`` sprayed paths; on the Clos topologies an empty row for
+two endpoints of one host). :class:`Ecmp` says how a switch with a choice picks (the
+fabric's ``hash``, ``hash-seed``, ``hash-polarize`` and pinned pairs), and
+:meth:`Ecmp.choose` is the hash every implementation uses. :meth:`Topology.ecmp_groups`
+lists the links among which one switch chooses (the collision statistics count flows
+beyond an even spread over them); :meth:`Topology.locality` groups endpoints by ``host``,
+``leaf`` or ``pod``.
 
-Implementations: :mod:`.clos` (flat, leaf-spine, fat-tree, clos3). Adding one:
+Implementations: :mod:`.clos` (flat, leaf-spine, fat-tree, clos3), :mod:`.rail` (rail,
+rail3, tor and the named presets: multi-GPU hosts, a scale-up domain, rails). Adding one:
 ``docs/extending.md``, "Add a topology".
 """
 
