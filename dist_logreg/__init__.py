@@ -5,6 +5,27 @@ load what they use. The command line loads numpy with its parsers and MPI only i
 ``main``, after the MPI environment is set (``dist_logreg.cli.main``).
 ``DistLogisticRegression``, the scikit-learn estimator, is loaded on first use
 (``from dist_logreg import DistLogisticRegression``).
+
+The layers (``docs/design.md``):
+
+================  ========================================================================
+``cli``           the command line: one module per sub-command (``dist-logreg COMMAND``)
+``train``         the rows, the model math, the loop and its step, start-up, checkpoints
+``comm``          what runs on MPI: the allreduce algorithms, wrappers, MPI start-up
+``collective``    reasoning about collectives: the algorithm table, schedules, cost model
+``sim``           simulating a fabric: topologies, engines (flow, exact, packet), transports
+``record``        what a run records and prints
+``report``        the offline ``dist-logreg report``
+``bench``         ``dist-logreg bench``: the sweep
+``ops``           processes around a job: ``supervise``, ``scale``, the emulated ``cluster``
+``estimator``     ``DistLogisticRegression``, the scikit-learn estimator
+``errors``        the errors every layer raises, and raising them on all ranks together
+``units``         the one grammar of sizes, rates and times, and their formatters
+``files``         reading and writing files: one reader, one writer (never through a link)
+``schema``        one checked schema per file kind the tool reads
+``protocol``      the small control messages ranks agree on at start-up
+``__main__``      ``python -m dist_logreg``
+================  ========================================================================
 """
 
 __version__ = "0.1.0"

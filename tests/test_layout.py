@@ -334,9 +334,9 @@ def test_package_tables_list_every_module():
     for init in sorted(PACKAGE.rglob("__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         listed = set(re.findall(r"^``(\w+)``\s{2,}", doc, re.M))  # table rows
-        if not listed:
-            continue
         here = {p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"}
         here |= {p.parent.name for p in init.parent.glob("*/*.py")}  # subpackages
         where = init.parent.relative_to(ROOT)
+        if not listed and len(here) < 2:
+            continue  # a package of one module (or of data files) needs no table
         assert listed == here, f"{where}: missing {here - listed}, gone {listed - here}"

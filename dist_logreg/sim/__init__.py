@@ -6,5 +6,27 @@ the flows share the links: phase by phase, event by event, or packet by packet i
 and, in the packet engine, a transport. Nothing here loads MPI (a test imports each module
 in a fresh interpreter and checks).
 
-====================  =============================================================
+====================  ==========================================================================
+``spec``              fabric specs as people write them: the preset table, the common keys, files
+``values``            the readers of a spec's values (rates, times, counts) and their bounds
+``presets``           named presets' parameter files (superpod-h100, spectrum-x, hpn, meta-ai-zone)
+``topology``          the topologies (a package): the protocol every shape answers; Clos, rails
+``fabric``            a described fabric: a topology, host parameters, ECMP; ``resolve``
+``from_cluster``      ``--fabric cluster:NAME``: an emulated cluster's state and measured paths
+``placement``         ranks on endpoints (packed, random, spread, scatter)
+``messages``          the messages of one allreduce and what each waits for
+``maxmin``            max-min fair sharing of links by flows (progressive filling)
+``job``               what every engine takes and gives: ``Job``, ``Result``, ``Engine``; the bounds
+``engine``            the engine table: one record per engine, ``get_engine``
+``flow``              the flow engine: phase-synchronous, or ``--exact`` through ``exact``
+``exact``             the flow engine's ``--exact`` mode: the dependency graph, event by event
+``packet``            the packet engine: the message graph as transfers in ns-3
+``options``           typed options that carry their flag, reader and help (one default each)
+``packet_options``    the packet engine's options (pure: ``--help`` without ns-3)
+``transports``        the packet engine's transports: their table, one module each (TCP)
+``ns3net``            the packet engine's network layer: dependent transfers over ns-3
+``ns3driver``         loads the packet engine's C++ (``ns3driver.cc``, ``.h``) through cppyy
+``runner``            a sweep of simulations and its ``simulate.json``
+``text``              the console table and parameter list of ``simulate``
+====================  ==========================================================================
 """
