@@ -23,7 +23,7 @@ The layers (``docs/design.md``):
 ``units``         the one grammar of sizes, rates and times, and their formatters
 ``files``         reading and writing files: one reader, one writer (never through a link)
 ``schema``        one checked schema per file kind the tool reads
-``protocol``      the small control messages ranks agree on at start-up
+``protocol``      what a job and the tools that start it tell each other
 ``__main__``      ``python -m dist_logreg``
 ================  ========================================================================
 """

@@ -1,7 +1,7 @@
 """The command line: the parser, one module per sub-command, and dispatch (thin).
 
 ==================  ========================================================================
-``main``            parse ``dist-logreg COMMAND ...`` and dispatch; the only reader of ``MPI.COMM_WORLD``
+``main``            parse ``dist-logreg COMMAND ...`` and dispatch (reads ``MPI.COMM_WORLD``)
 ``guard``           how a sub-command ends: one line and a meaningful exit status, never a hang
 ``train``           ``train``: its flags (generated from the config) and its entry
 ``predict``         ``predict``: classes and probabilities of a trained model
