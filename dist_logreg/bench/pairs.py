@@ -26,7 +26,7 @@ import numpy as np
 from mpi4py import MPI
 
 from dist_logreg.bench.summary import summarize
-from dist_logreg.bench.sweep import scaled, sizes, time_calls
+from dist_logreg.bench.sweep import TIMING_COLUMNS, scaled, sizes, time_calls
 from dist_logreg.errors import RunError, UsageError
 from dist_logreg.files import write_json, write_output
 from dist_logreg.record import provenance
@@ -185,14 +185,7 @@ CSV_COLUMNS = (
     "pair",
     "bytes",
     "window",
-    "iters",
-    "repeats",
-    "time_s",
-    "time_s_p50",
-    "time_s_p99",
-    "time_s_min",
-    "time_s_max",
-    "time_s_ci95",
+    *TIMING_COLUMNS,
     "GBps",
     "wrong",
 )

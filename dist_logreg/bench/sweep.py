@@ -37,14 +37,8 @@ from dist_logreg.record.progress import bar_for
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
-#: The columns of ``--csv``, in order (the JSON records hold these and more).
-CSV_COLUMNS = (
-    "collective",
-    "algorithm",
-    "bytes",
-    "count",
-    "dtype",
-    "world_size",
+#: The timing columns every bench record has (collectives and point-to-point alike).
+TIMING_COLUMNS = (
     "iters",
     "repeats",
     "time_s",
@@ -53,6 +47,16 @@ CSV_COLUMNS = (
     "time_s_min",
     "time_s_max",
     "time_s_ci95",
+)
+#: The columns of ``--csv``, in order (the JSON records hold these and more).
+CSV_COLUMNS = (
+    "collective",
+    "algorithm",
+    "bytes",
+    "count",
+    "dtype",
+    "world_size",
+    *TIMING_COLUMNS,
     "algbw",
     "busbw",
     "busbw_factor",
