@@ -86,7 +86,10 @@ def hierarchical_coefficients(ranks_per_node: int, nodes: int) -> dict[str, floa
 
 
 def hierarchical_2d_coefficients(
-    ranks_per_node: int, nodes: int, inter: str = algorithms.INTER_DEFAULT
+    ranks_per_node: int,
+    nodes: int,
+    inter: str = algorithms.INTER_DEFAULT,
+    nics_per_node: int | None = None,
 ) -> dict[str, float]:
     """Hierarchical-2d allreduce, ``k`` ranks in each of ``H`` nodes, per kind of link.
 
@@ -96,6 +99,10 @@ def hierarchical_2d_coefficients(
     allgather inside ``(k-1)(alpha_i + n/k beta_i)``. Keys as
     :func:`hierarchical_coefficients`. With a ring across, ``c = (kH-1)/kH``: each element
     is reduced ``p - 1`` times, as in any allreduce.
+
+    ``nics_per_node`` (default ``k``: one per rank, the rail-optimized node): the ``k`` rails
+    share the node's NICs, ``k / nics`` flows on each, so ``b_inter = b_e / nics``; on a
+    node with one NIC the inter-node bytes are those of ``inter`` on the whole buffer.
     """
     k, h = ranks_per_node, nodes
     a_e, b_e, c_e = coefficients(inter, h)
@@ -103,7 +110,7 @@ def hierarchical_2d_coefficients(
         "a_intra": 2.0 * (k - 1),
         "b_intra": 2.0 * (k - 1) / k,
         "a_inter": a_e,
-        "b_inter": b_e / k,
+        "b_inter": b_e / (nics_per_node or k),
         "c": (k - 1) / k + c_e / k,
     }
 
