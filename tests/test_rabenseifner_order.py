@@ -8,13 +8,17 @@ check of the leaf-spine numbers is SimGrid 3.32, which gave the same two times o
 fabric (the project's simulation notes).
 """
 
+import threading
+
 import numpy as np
 import pytest
 
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import schedule
+from dist_logreg.comm.links import Scratch, Traffic
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.runner import sweep
+from tests.test_cost_formulas import Mailbox, link
 
 NEAR, FAR = table.RABENSEIFNER.name, table.RABENSEIFNER_FAR.name
 LEAF_SPINE = (
@@ -33,6 +37,42 @@ def test_the_large_halves_go_to_the_nearest_rank_in_the_default_order(p):
     # the same bytes per rank, the same messages: only who gets which size differs
     np.testing.assert_allclose(near.sum(axis=1), far.sum(axis=1))
     assert table.RABENSEIFNER.closed_form(p) == table.RABENSEIFNER_FAR.closed_form(p)
+
+
+def _reduce(name: str, xs: list[np.ndarray]) -> list[np.ndarray]:
+    p, fn, box = len(xs), table.get(name).runner_class().algorithm, Mailbox()
+    out = [x.copy() for x in xs]
+    threads = [
+        threading.Thread(
+            target=lambda r: fn(link(box, "w", list(range(p)), r, Traffic(p)), out[r], Scratch()),
+            args=(r,),
+        )
+        for r in range(p)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    return out
+
+
+def test_each_order_sums_in_its_own_order():
+    """At 4 ranks every element is summed pairwise: distance 1 first gives
+    ``(x0 + x1) + (x2 + x3)``, distance 2 first ``(x0 + x2) + (x1 + x3)`` (each chunk's
+    owner adds what its partner holds; IEEE addition commutes, so the owner does not
+    matter). With 1e16 and 1 (the spacing of doubles at 1e16 is 2) the two orders differ:
+    this is the summation order the default changed, and why the invariance tests compare
+    trajectories to a tolerance, not bit for bit."""
+    a = np.array([1e16, 1.0, -1e16, 1.0])
+    xs = [np.full(8, v) for v in a]
+    near_want = (a[0] + a[1]) + (a[2] + a[3])
+    far_want = (a[0] + a[2]) + (a[1] + a[3])
+    assert near_want != far_want and far_want == 2.0  # the far order happens to be exact here
+    for x in _reduce(NEAR, xs):
+        assert np.all(x == near_want)
+    for x in _reduce(FAR, xs):
+        assert np.all(x == far_want)
 
 
 def _time(alg: str) -> float:
