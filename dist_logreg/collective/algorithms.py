@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dist_logreg.collective import halves, steps
-from dist_logreg.collective.steps import Phase, pow2_below
+from dist_logreg.collective.steps import Phase
 
 #: The collective a record implements unless it says otherwise.
 ALLREDUCE = "allreduce"
@@ -71,6 +71,9 @@ class Algorithm:
     library: bool = False
     topology_aware: bool = False
     collective: str = ALLREDUCE
+    #: keyword arguments the runner's constructor takes besides the communicator (and
+    #: ``ranks_per_node``): ``(("inter", "ring"),)`` for hierarchical-2d (:func:`variant`)
+    params: tuple[tuple[str, str], ...] = ()
 
     def runner_class(self) -> type:
         """The class that runs this algorithm (imports its module: MPI, on the MPI side)."""
@@ -84,30 +87,6 @@ class Algorithm:
         return self.wire_factor(p) if self.wire_factor else 2.0 * (p - 1) / p
 
 
-def _fold(p: int) -> tuple[int, float, float]:
-    """``(p', f, lg p')``: the folded power of two, 1 when ranks fold in, its log."""
-    q = pow2_below(p)
-    return q, 1.0 if q != p else 0.0, math.log2(q)
-
-
-def _ring_form(p: int) -> tuple[float, float, float]:
-    return 2.0 * (p - 1), 2.0 * (p - 1) / p, (p - 1) / p
-
-
-def _doubling_form(p: int) -> tuple[float, float, float]:
-    _, f, k = _fold(p)
-    return k + 2 * f, k + 2 * f, k + f
-
-
-def _halving_form(p: int) -> tuple[float, float, float]:
-    q, f, k = _fold(p)
-    return 2 * k + 2 * f, 2.0 * (q - 1) / q + 2 * f, (q - 1) / q + f
-
-
-def _generic_form(p: int) -> tuple[float, float, float]:
-    return float(math.ceil(math.log2(p))), 2.0 * (p - 1) / p, (p - 1) / p
-
-
 _FOLD_NOTE = "(+ fold-in/out when p is not a power of two)"
 
 MPI = Algorithm(
@@ -117,7 +96,7 @@ MPI = Algorithm(
     formula="GENERIC: the library's choice is not observable; ceil(lg p) alpha + "
     "2n(p-1)/p beta + n(p-1)/p gamma per size segment (of the payload)",
     phases=None,
-    closed_form=_generic_form,
+    closed_form=halves.generic_ar_form,
     why="the MPI library's choice is not observable: the cost model takes a generic shape "
     "(ceil(lg p) messages, a ring's bandwidth-optimal load)",
     library=True,
@@ -128,7 +107,7 @@ RING = Algorithm(
     help="reduce-scatter then allgather around a ring, 2(p-1) steps",
     formula="2(p-1) alpha + 2n(p-1)/p beta + n(p-1)/p gamma",
     phases=lambda p, node_of: steps.ring_phases(np.arange(p)),
-    closed_form=_ring_form,
+    closed_form=halves.ring_ar_form,
 )
 RECURSIVE_DOUBLING = Algorithm(
     name="recursive-doubling",
@@ -136,16 +115,26 @@ RECURSIVE_DOUBLING = Algorithm(
     help="whole buffers at distance 1, 2, 4, ..., lg p steps",
     formula=f"lg p alpha + n lg p beta + n lg p gamma {_FOLD_NOTE}",
     phases=lambda p, node_of: steps.recursive_doubling_phases(p),
-    closed_form=_doubling_form,
+    closed_form=halves.doubling_ar_form,
     wire_factor=math.log2,
 )
 RABENSEIFNER = Algorithm(
     name="rabenseifner",
     runner="dist_logreg.comm.p2p:Rabenseifner",
-    help="reduce-scatter by recursive halving, allgather by recursive doubling",
+    help="reduce-scatter by recursive halving from distance 1, allgather by recursive "
+    "doubling back (MPICH's order: the largest halves between neighbours)",
     formula=f"2 lg p alpha + 2n(p-1)/p beta + n(p-1)/p gamma {_FOLD_NOTE}",
     phases=lambda p, node_of: steps.rabenseifner_phases(p),
-    closed_form=_halving_form,
+    closed_form=halves.rabenseifner_ar_form,
+)
+RABENSEIFNER_FAR = Algorithm(
+    name="rabenseifner-far",
+    runner="dist_logreg.comm.p2p:RabenseifnerFar",
+    help="Rabenseifner's halving from distance p/2, doubling back from 1 (the largest "
+    "halves at the farthest distance; the order before MPICH's became the default)",
+    formula=f"2 lg p alpha + 2n(p-1)/p beta + n(p-1)/p gamma {_FOLD_NOTE}",
+    phases=lambda p, node_of: steps.rabenseifner_far_phases(p),
+    closed_form=halves.rabenseifner_ar_form,
 )
 HIERARCHICAL = Algorithm(
     name="hierarchical",
@@ -162,9 +151,54 @@ HIERARCHICAL = Algorithm(
     "with `dist-logreg model fit`)",
     topology_aware=True,
 )
+#: The flat algorithms hierarchical-2d can run across nodes (``inter``), and its default.
+INTER_CHOICES = (RING.name, RECURSIVE_DOUBLING.name, RABENSEIFNER.name, RABENSEIFNER_FAR.name)
+INTER_DEFAULT = RING.name
+
+
+def _two_d_schedule(inter: str) -> Schedule:
+    flat = {a.name: a.phases for a in (RING, RECURSIVE_DOUBLING, RABENSEIFNER, RABENSEIFNER_FAR)}
+    if inter not in flat:
+        raise ValueError(f"hierarchical-2d: expected inter one of {INTER_CHOICES}, got {inter!r}")
+    return steps.two_d_schedule(flat[inter])
+
+
+def variant(inter: str, name: str = "hierarchical-2d") -> Algorithm:
+    """The hierarchical-2d record running ``inter`` (one of :data:`INTER_CHOICES`) among
+    the ranks of the same place on every node; :func:`registered` adds it for a while::
+
+        with registered(variant("rabenseifner", "hierarchical-2d-rab")):
+            ...
+    """
+    return Algorithm(
+        name=name,
+        runner="dist_logreg.comm.hierarchical_2d:Hierarchical2D",
+        help="ring reduce-scatter inside each node, an allreduce per rail across nodes "
+        f"({inter}), ring allgather inside (Horovod's hierarchical allreduce)",
+        formula=f"intra-node ring reduce-scatter + inter-node {inter} of n/k per rail + "
+        "intra-node ring allgather, separate intra/inter alpha and beta",
+        phases=_two_d_schedule(inter),
+        closed_form=None,
+        why="its cost depends on how the ranks sit on nodes, with separate intra- and "
+        "inter-node alpha and beta (closed_form.hierarchical_2d_coefficients; or fit a "
+        "model.json with `dist-logreg model fit`)",
+        topology_aware=True,
+        params=(("inter", inter),),
+    )
+
+
+HIERARCHICAL_2D = variant(INTER_DEFAULT)
 
 #: Every record, in registration order.
-_TABLE: list[Algorithm] = [MPI, RING, RECURSIVE_DOUBLING, RABENSEIFNER, HIERARCHICAL]
+_TABLE: list[Algorithm] = [
+    MPI,
+    RING,
+    RECURSIVE_DOUBLING,
+    RABENSEIFNER,
+    RABENSEIFNER_FAR,
+    HIERARCHICAL_2D,
+    HIERARCHICAL,  # last: tests take the last scheduled record as the leader-based one
+]
 #: The default ``--allreduce``.
 DEFAULT = MPI.name
 

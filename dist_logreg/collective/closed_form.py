@@ -13,6 +13,7 @@ algorithm              a(p)                 b(p)                   c(p)
 ring                   2(p-1)               2(p-1)/p               (p-1)/p
 recursive-doubling     lg p' + 2f           lg p' + 2f             lg p' + f
 rabenseifner           2 lg p' + 2f         2(p'-1)/p' + 2f        (p'-1)/p' + f
+rabenseifner-far       2 lg p' + 2f         2(p'-1)/p' + 2f        (p'-1)/p' + f
 mpi (generic)          ceil(lg p)           2(p-1)/p               (p-1)/p
 =====================  ===================  =====================  ====================
 
@@ -20,9 +21,11 @@ mpi (generic)          ceil(lg p)           2(p-1)/p               (p-1)/p
 extra ranks in first, whole buffers, and hands them the result at the end), else 0. For
 ``mpi`` the library's choice is not observable: the generic form assumes the latency of a
 logarithmic algorithm and the bandwidth of an optimal one, and a fit says so.
-``hierarchical`` has no single closed form (intra- and inter-node links differ): see
-:func:`hierarchical_coefficients`; :func:`coefficients` answers None and :func:`why_not` says
-why.
+The two orders of Rabenseifner's allreduce cost the same over one kind of link; on a
+fabric they differ in where the large halves go (docs/allreduce.md).
+``hierarchical`` and ``hierarchical-2d`` have no single closed form (intra- and inter-node
+links differ): see :func:`hierarchical_coefficients` and :func:`hierarchical_2d_coefficients`;
+:func:`coefficients` answers None and :func:`why_not` says why.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dist_logreg.collective.steps import pow2_below
 __all__ = [
     "busbw_factor",
     "coefficients",
+    "hierarchical_2d_coefficients",
     "hierarchical_coefficients",
     "model_time",
     "model_wire_bytes",
@@ -78,6 +82,36 @@ def hierarchical_coefficients(ranks_per_node: int, nodes: int) -> dict[str, floa
         "a_inter": a_e,
         "b_inter": b_e,
         "c": (k - 1) + c_e,
+    }
+
+
+def hierarchical_2d_coefficients(
+    ranks_per_node: int,
+    nodes: int,
+    inter: str = algorithms.INTER_DEFAULT,
+    nics_per_node: int | None = None,
+) -> dict[str, float]:
+    """Hierarchical-2d allreduce, ``k`` ranks in each of ``H`` nodes, per kind of link.
+
+    Ring reduce-scatter inside each node ``(k-1)(alpha_i + n/k beta_i + n/k gamma)``;
+    ``inter`` among the ``H`` ranks of each rail on ``n/k`` bytes, all rails at once,
+    ``a_e alpha_e + b_e n/k beta_e + c_e n/k gamma`` (its closed form on ``H``); ring
+    allgather inside ``(k-1)(alpha_i + n/k beta_i)``. Keys as
+    :func:`hierarchical_coefficients`. With a ring across, ``c = (kH-1)/kH``: each element
+    is reduced ``p - 1`` times, as in any allreduce.
+
+    ``nics_per_node`` (default ``k``: one per rank, the rail-optimized node): the ``k`` rails
+    share the node's NICs, ``k / nics`` flows on each, so ``b_inter = b_e / nics``; on a
+    node with one NIC the inter-node bytes are those of ``inter`` on the whole buffer.
+    """
+    k, h = ranks_per_node, nodes
+    a_e, b_e, c_e = coefficients(inter, h)
+    return {
+        "a_intra": 2.0 * (k - 1),
+        "b_intra": 2.0 * (k - 1) / k,
+        "a_inter": a_e,
+        "b_inter": b_e / (nics_per_node or k),
+        "c": (k - 1) / k + c_e / k,
     }
 
 

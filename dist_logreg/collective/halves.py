@@ -103,6 +103,25 @@ def _fold(p: int) -> tuple[int, float, float]:
     return q, 1.0 if q != p else 0.0, math.log2(q)
 
 
+def ring_ar_form(p: int) -> tuple[float, float, float]:
+    """The allreduces' closed forms (the table's records; closed_form.py tabulates them)."""
+    return 2.0 * (p - 1), 2.0 * (p - 1) / p, (p - 1) / p
+
+
+def doubling_ar_form(p: int) -> tuple[float, float, float]:
+    _, f, k = _fold(p)
+    return k + 2 * f, k + 2 * f, k + f
+
+
+def rabenseifner_ar_form(p: int) -> tuple[float, float, float]:
+    q, f, k = _fold(p)
+    return 2 * k + 2 * f, 2.0 * (q - 1) / q + 2 * f, (q - 1) / q + f
+
+
+def generic_ar_form(p: int) -> tuple[float, float, float]:
+    return float(math.ceil(math.log2(p))), 2.0 * (p - 1) / p, (p - 1) / p
+
+
 def ring_rs_form(p: int) -> tuple[float, float, float]:
     return float(p - 1), (p - 1) / p, (p - 1) / p
 

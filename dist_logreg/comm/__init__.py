@@ -10,8 +10,10 @@ The pure arithmetic about collectives (names, schedules, costs, the cost model) 
 ``base``                      the interface every allreduce has, and the MPI library's own
 ``links``                     the point-to-point link the algorithms run on (traffic counted),
                               the chunking
-``p2p``                       ring, recursive doubling, Rabenseifner, hierarchical on
-                              point-to-point calls
+``p2p``                       ring, recursive doubling, Rabenseifner (both orders),
+                              hierarchical on point-to-point calls
+``hierarchical_2d``           the 2-D allreduce: reduce-scatter inside nodes, one allreduce
+                              per rail across, allgather inside
 ``reduce_scatter_allgather``  reduce-scatter and allgather on point-to-point calls: the ring's
                               and Rabenseifner's two halves
 ``collectives``               reduce-scatter, allgather, broadcast, alltoall: the MPI library's

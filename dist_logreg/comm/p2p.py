@@ -16,6 +16,7 @@ algorithm              messages                    bytes sent
 ring                   2(p-1)                      2(p-1)/p * S
 recursive-doubling     log2(p)                     log2(p) * S
 rabenseifner           2 log2(p)                   2(p-1)/p * S
+rabenseifner-far       2 log2(p)                   2(p-1)/p * S
 =====================  ==========================  ==============================
 
 (exact for powers of two and, for ring, element counts divisible by p; other sizes add a
@@ -89,17 +90,25 @@ def recursive_doubling(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
     _fold_out(link, buf, me, extra)
 
 
-def rabenseifner(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
-    """Reduce-scatter by recursive halving, then allgather by recursive doubling."""
+def rabenseifner(link: Link, buf: np.ndarray, scratch: Scratch, near: bool = True) -> None:
+    """Reduce-scatter by recursive halving, then allgather by recursive doubling.
+
+    ``near`` (MPICH's order): halve at distance 1, 2, 4, ... and double back from ``p'/2``,
+    so the half-buffer exchanges are between neighbours (the same host or leaf when ranks
+    are packed); otherwise halve at ``p'/2`` first and double from 1. Either way a rank keeps
+    the lower half of its range when its bit of the distance is 0, so each element is
+    reduced by one rank per step in a fixed order, then copied: identical bits everywhere.
+    """
     if link.size == 1:
         return
     me, p2, extra = _fold_in(link, buf, scratch)
     if me >= 0:
         b = bounds(buf.size, p2)
         tmp = scratch.get(buf.size, buf.dtype)
+        masks = [1 << i for i in range(p2.bit_length() - 1)]
+        order = masks if near else masks[::-1]
         lo, hi = 0, p2  # the chunk range this rank is responsible for
-        mask = p2 // 2
-        while mask:  # halving: keep one half of my range, send the other to my partner
+        for mask in order:  # halving: keep one half of my range, send the other to my partner
             partner = pair_rank(me ^ mask, extra)
             mid = (lo + hi) // 2
             (klo, khi), (slo, shi) = (
@@ -109,16 +118,18 @@ def rabenseifner(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
             link.sendrecv(buf[b[slo] : b[shi]], partner, incoming, partner)
             buf[b[klo] : b[khi]] += incoming
             lo, hi = klo, khi
-            mask >>= 1
-        mask = 1
-        while mask < p2:  # doubling: swap finished ranges with partners, range doubles
+        for mask in reversed(order):  # doubling: swap finished ranges, the range doubles
             partner = pair_rank(me ^ mask, extra)
             width = hi - lo
             plo, phi = (lo + width, hi + width) if not me & mask else (lo - width, lo)
             link.sendrecv(buf[b[lo] : b[hi]], partner, buf[b[plo] : b[phi]], partner)
             lo, hi = min(lo, plo), max(hi, phi)
-            mask <<= 1
     _fold_out(link, buf, me, extra)
+
+
+def rabenseifner_far(link: Link, buf: np.ndarray, scratch: Scratch) -> None:
+    """Rabenseifner's allreduce halving at distance ``p'/2`` first (the former order)."""
+    rabenseifner(link, buf, scratch, near=False)
 
 
 class P2PAllreduce(Allreduce):
@@ -156,6 +167,11 @@ class RecursiveDoubling(P2PAllreduce):
 class Rabenseifner(P2PAllreduce):
     name = table.RABENSEIFNER.name
     algorithm = staticmethod(rabenseifner)
+
+
+class RabenseifnerFar(P2PAllreduce):
+    name = table.RABENSEIFNER_FAR.name
+    algorithm = staticmethod(rabenseifner_far)
 
 
 class Hierarchical(Allreduce):

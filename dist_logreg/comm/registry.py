@@ -37,7 +37,11 @@ def make_allreduce(
             f"unknown compression {compress!r}; expected one of {algorithms.COMPRESSORS}"
         )
     runner = record.runner_class()
-    inner: Allreduce = runner(comm, ranks_per_node) if record.topology_aware else runner(comm)
+    params = dict(record.params)  # hierarchical-2d: its inter-node algorithm
+    if record.topology_aware:
+        inner: Allreduce = runner(comm, ranks_per_node, **params)
+    else:
+        inner = runner(comm, **params)
     if compress == "fp16":
         return FP16Compressed(inner, fp16_scale)
     return inner

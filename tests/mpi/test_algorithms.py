@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dist_logreg.collective import algorithms as table
+from dist_logreg.collective import schedule
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import FP16Compressed, Instrumented
 from dist_logreg.train import data
@@ -51,6 +52,47 @@ def test_hierarchical_with_ranks_per_node(rpn, comm):
     h.allreduce(x)
     collective_assert(comm, np.all(x == p * (p + 1) / 2))
     collective_assert(comm, h.node_of == [r // rpn for r in range(p)], str(h.node_of))
+
+
+@pytest.mark.parametrize("inter", table.INTER_CHOICES)
+@pytest.mark.parametrize("rpn", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_hierarchical_2d_sums_any_count_on_any_nodes(inter, rpn, dtype, comm):
+    """Nodes of rpn ranks (the last smaller, or none whole: the flat fallback), every
+    inter-node algorithm, 1 to 1001 elements: the exact sum, the same bits on every rank."""
+    p = comm.Get_size()
+    with table.registered(table.variant(inter, "h2d-under-test")) as record:
+        h = make(record.name, comm, rpn)
+    try:
+        sizes = {h.node_of.count(v) for v in h.node_of}
+        collective_assert(comm, bool(h.fallback) == (len(sizes) > 1), h.fallback)
+        collective_assert(comm, h.node_of == [r // rpn for r in range(p)], str(h.node_of))
+        for count in [1, 2, 3, 5, 7, 64, 1001]:
+            rng = np.random.default_rng(100 * comm.Get_rank() + count)
+            x = rng.standard_normal(count).astype(dtype)
+            expected = np.sum(np.array(comm.allgather(x), dtype=np.float64), axis=0)
+            h.allreduce(x)
+            tol = 1e-5 if dtype == "float32" else 1e-12
+            collective_assert(comm, np.allclose(x, expected, rtol=tol, atol=tol), str(count))
+            collective_assert(comm, len(set(comm.allgather(x.tobytes()))) == 1, "ranks differ")
+    finally:
+        h.free()
+
+
+def test_hierarchical_2d_sends_what_its_schedule_says(comm):
+    """Two ranks per node: inside a node 2(k-1)/k S to the next rank, across only to the
+    rank of the same place (its rail); the whole matrix is the schedule's."""
+    p, k, n = comm.Get_size(), 2, 120
+    h = make(table.HIERARCHICAL_2D.name, comm, k)
+    h.allreduce(np.ones(n))
+    sent, msgs = traffic_matrix(h, comm)
+    want, want_msgs = schedule.traffic(table.HIERARCHICAL_2D.name, p, n * 8, h.node_of)
+    collective_assert(comm, np.allclose(sent, want) and np.array_equal(msgs, want_msgs), str(sent))
+    if not h.fallback:
+        node = h.node_of
+        crossing = [(i, j) for i in range(p) for j in range(p) if sent[i, j] and node[i] != node[j]]
+        collective_assert(comm, all(i % k == j % k for i, j in crossing), str(crossing))
+    h.free()
 
 
 def traffic_matrix(allreduce, comm):
