@@ -290,17 +290,18 @@ def write_csv(path: Path, records: list[dict], force: bool = False) -> None:
     write_output(path, f.getvalue(), "--csv", force)
 
 
-def _names(text: str, allowed, flag: str) -> list[str]:
+def _names(text: str, allowed, flag: str, known=None) -> list[str]:
     names = [a.strip() for a in str(text).split(",") if a.strip()]
-    unknown = [a for a in names if a not in allowed]
+    unknown = [a for a in names if not (known(a) if known else a in allowed)]
     if not names or unknown:
         raise UsageError(f"{flag}: expected a comma list of {', '.join(allowed)}, got {text!r}")
     return list(dict.fromkeys(names))
 
 
 def algorithm_names(text: str) -> list[str]:
-    """``"mpi, ring"`` -> ``["mpi", "ring"]``, each checked against the registry."""
-    return _names(text, table.names(), "--allreduce")
+    """``"mpi, ring"`` -> ``["mpi", "ring"]``, each checked against the registry
+    (``hierarchical-2d:rabenseifner`` too: its inter-node algorithm)."""
+    return _names(text, table.names() + table.INTER_SPELLINGS, "--allreduce", table.known)
 
 
 def collective_names(text: str) -> list[str]:

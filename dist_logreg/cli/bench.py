@@ -56,7 +56,8 @@ def _what_to_measure(bench) -> None:
         metavar="LIST",
         help="comma-separated algorithms among "
         + ", ".join(table.names())
-        + f" (default: {table.DEFAULT})",
+        + f" (default: {table.DEFAULT}); {table.HIERARCHICAL_2D.name}:INTER runs INTER "
+        "across nodes (" + ", ".join(table.INTER_CHOICES) + ")",
     )
     bench.add_argument(
         "--collective",

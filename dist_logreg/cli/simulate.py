@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from dist_logreg.collective.algorithms import scheduled, scheduled_keys
+from dist_logreg.collective.algorithms import (
+    HIERARCHICAL_2D,
+    INTER_CHOICES,
+    scheduled,
+    scheduled_keys,
+)
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.sim import engine as engine_table
 from dist_logreg.sim import packet_options
@@ -189,7 +194,10 @@ def _what_to_simulate(p) -> None:
         default=list(scheduled()),
         metavar="A[,A...]",
         help=f"algorithms with a step-by-step schedule: {', '.join(scheduled())} (default: "
-        "all of these), or another collective's as collective/name: "
+        f"all of these; {HIERARCHICAL_2D.name}'s nodes are the hosts, on the rail family "
+        f"the GPUs of a host), {HIERARCHICAL_2D.name}:INTER with INTER across nodes ("
+        + ", ".join(INTER_CHOICES)
+        + "), or another collective's as collective/name: "
         + ", ".join(k for k in scheduled_keys() if "/" in k),
     )
     a(

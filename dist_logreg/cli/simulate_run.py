@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg import schema
+from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import costfile
-from dist_logreg.collective.algorithms import scheduled_keys
 from dist_logreg.errors import UsageError
 from dist_logreg.files import check_output, regular_file, write_output
 from dist_logreg.record.progress import status_line
@@ -84,10 +84,10 @@ def _run(args) -> int:
     if args.out is not None:
         _check_out(args.out, getattr(args, "force", False))
     for alg in args.algorithm:
-        if alg not in scheduled_keys():  # reduce-scatter/ring and the like too
+        if not (table.known(alg) and table.get(alg).phases):  # reduce-scatter/ring too
+            choices = table.scheduled_keys() + table.INTER_SPELLINGS
             raise UsageError(
-                f"--algorithm: expected one of {', '.join(scheduled_keys())} (with a "
-                f"schedule), got {alg!r}"
+                f"--algorithm: expected one of {', '.join(choices)} (with a schedule), got {alg!r}"
             )
     fab, spec_text = resolve_fabric(args)
     if args.exact and args.engine == "flow":

@@ -1,18 +1,13 @@
 """The algorithm table: one record per collective algorithm, read by every other module.
 
-Pure (numpy, no MPI): reading the table never loads MPI. A record names the class that runs
-the algorithm as ``"module:Class"``, imported only when :meth:`Algorithm.runner` is called
-(by :func:`dist_logreg.comm.registry.make_allreduce`, on MPI ranks), after mpi4py's
-``bench.py`` table of commands and Horovod's ``Compression`` (name and object together).
-
-The command line's choices, validation, the schedules (:mod:`~dist_logreg.collective.schedule`),
-the closed forms (:mod:`~dist_logreg.collective.closed_form`), the cost-model fit and its
-formula text, ``scale``, the what-if tables, the ECMP model and the tests' parametrisation
-all read this table; an algorithm's name appears as a string literal here only (a layout
-test checks it). Other modules name one through the constants below (``RING.name``).
-
-Adding an algorithm is one new module and one new record (``docs/design.md``, "How to add
-an algorithm"):
+Pure (numpy, no MPI). A record names the class that runs it as ``"module:Class"``, imported
+only on MPI ranks (:func:`dist_logreg.comm.registry.make_allreduce`), after mpi4py's
+``bench.py`` table of commands. The command line, validation, the schedules, the closed
+forms, the cost-model fit, ``scale``, the what-if tables and the tests read this table; an
+algorithm's name is a string literal here only (a layout test checks it), elsewhere a
+constant (``RING.name``). Adding an algorithm is one module and one record
+(``docs/design.md``). ``hierarchical-2d:rabenseifner`` names hierarchical-2d with another
+algorithm across nodes (:data:`INTER_SPELLINGS`; :func:`get` makes its record):
 
 >>> import dist_logreg.collective.algorithms as table
 >>> [a.name for a in table.of("allreduce")][:2]
@@ -20,9 +15,8 @@ an algorithm"):
 >>> table.get("ring").closed_form(4)
 (6.0, 1.5, 0.75)
 
-A record says which collective it implements (``allreduce`` by default), so records of other
-collectives (reduce-scatter, allgather, ...) sit in the same table; :func:`of` lists one
-collective's algorithms, in the order they were registered.
+A record says which collective it implements (``allreduce`` by default): records of other
+collectives sit in the same table; :func:`of` lists one collective's, in registration order.
 """
 
 from __future__ import annotations
@@ -165,11 +159,7 @@ def _two_d_schedule(inter: str) -> Schedule:
 
 def variant(inter: str, name: str = "hierarchical-2d") -> Algorithm:
     """The hierarchical-2d record running ``inter`` (one of :data:`INTER_CHOICES`) among
-    the ranks of the same place on every node; :func:`registered` adds it for a while::
-
-        with registered(variant("rabenseifner", "hierarchical-2d-rab")):
-            ...
-    """
+    the ranks of the same place on every node (``get("hierarchical-2d:" + inter)``)."""
     return Algorithm(
         name=name,
         runner="dist_logreg.comm.hierarchical_2d:Hierarchical2D",
@@ -188,6 +178,20 @@ def variant(inter: str, name: str = "hierarchical-2d") -> Algorithm:
 
 
 HIERARCHICAL_2D = variant(INTER_DEFAULT)
+#: ``hierarchical-2d:rabenseifner``: the name that picks hierarchical-2d's inter algorithm.
+INTER_SPELLINGS = tuple(f"{HIERARCHICAL_2D.name}:{i}" for i in INTER_CHOICES)
+_VARIANTS: dict[str, Algorithm] = {}
+
+
+def _variant_of(name: str) -> Algorithm | None:
+    """The record of ``hierarchical-2d:INTER`` (made once, named so), else None."""
+    base, sep, inter = name.partition(":")
+    if sep and base == HIERARCHICAL_2D.name:
+        if inter not in INTER_CHOICES:
+            raise ValueError(f"{name!r}: expected {' or '.join(INTER_SPELLINGS)}")
+        return _VARIANTS.setdefault(name, variant(inter, name))
+    return None
+
 
 #: Every record, in registration order.
 _TABLE: list[Algorithm] = [
@@ -218,6 +222,13 @@ def scheduled(collective: str = ALLREDUCE) -> tuple[str, ...]:
     return tuple(a.name for a in of(collective) if a.phases is not None)
 
 
+def known(name: str) -> bool:
+    """Whether :func:`get` knows ``name`` (``hierarchical-2d:rabenseifner`` too)."""
+    with contextlib.suppress(ValueError):
+        return bool(get(name))
+    return False
+
+
 def scheduled_keys() -> tuple[str, ...]:
     """Every record with a schedule, as :func:`key` names it: the allreduce algorithms, then
     ``reduce-scatter/ring`` and the like (what the simulator can replay)."""
@@ -232,6 +243,8 @@ def get(name: str, collective: str = ALLREDUCE) -> Algorithm:
     """
     if "/" in name:
         collective, name = name.split("/", 1)
+    if collective == ALLREDUCE and (two_d := _variant_of(name)):
+        return two_d
     for a in of(collective):
         if a.name == name:
             return a

@@ -103,7 +103,10 @@ def hierarchical_2d_coefficients(
     ``nics_per_node`` (default ``k``: one per rank, the rail-optimized node): the ``k`` rails
     share the node's NICs, ``k / nics`` flows on each, so ``b_inter = b_e / nics``; on a
     node with one NIC the inter-node bytes are those of ``inter`` on the whole buffer.
+    ``inter`` may also name the 2-D record itself: ``hierarchical-2d:rabenseifner`` (what
+    ``--allreduce`` and ``--algorithm`` take) is Rabenseifner's across.
     """
+    inter = dict(algorithms.get(inter).params).get("inter", inter)
     k, h = ranks_per_node, nodes
     a_e, b_e, c_e = coefficients(inter, h)
     return {

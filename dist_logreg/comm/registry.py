@@ -4,6 +4,7 @@ allreduce, with its compression.
 Example::
 
     >>> ar = make_allreduce("ring", comm)                        # any name in the table
+    >>> ar = make_allreduce("hierarchical-2d:rabenseifner", comm)  # its inter algorithm
     >>> ar = make_allreduce(name, comm, compress="fp16", fp16_scale=batch_size)
     >>> ar.allreduce(buf)
 """
@@ -42,6 +43,8 @@ def make_allreduce(
         inner: Allreduce = runner(comm, ranks_per_node, **params)
     else:
         inner = runner(comm, **params)
+    if params:
+        inner.name = record.name  # hierarchical-2d:rabenseifner, as the records say
     if compress == "fp16":
         return FP16Compressed(inner, fp16_scale)
     return inner

@@ -173,6 +173,9 @@ class TrainConfig:
         metadata={
             "help": "allreduce algorithm: "
             + "; ".join(f"{a.name} ({a.help})" for a in table.of())
+            + f"; {table.HIERARCHICAL_2D.name}:INTER runs INTER across nodes ("
+            + ", ".join(table.INTER_CHOICES)
+            + ")"
             + " (all but the library's own are written here on point-to-point calls, "
             "with exact traffic counts)"
         },

@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
@@ -23,7 +22,6 @@ from dist_logreg.train.validation import validate
 
 _CHOICES = {
     "dtype": DTYPES,
-    "allreduce": table.names,  # read when the parser is built: the table may grow
     "compress": COMPRESSORS,
     "mpi_algorithm": tuple(MPI_ALGORITHMS),
     "format": FORMATS,
@@ -42,6 +40,7 @@ _METAVARS = {
     "label_column": "COLUMN",
     "bucket_bytes": "N",
     "ranks_per_node": "K",
+    "allreduce": "NAME",  # validate() checks it: hierarchical-2d:INTER is no fixed choice
     "tag": "NAME",
     "cost_model": "FILE|auto",
     "classes": "K",

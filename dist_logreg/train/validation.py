@@ -118,11 +118,11 @@ def _steps_and_optimizer(cfg: TrainConfig) -> None:
 
 
 def _communication(cfg: TrainConfig) -> None:
-    known = table.names()
-    need(cfg.allreduce in known, "--allreduce", " or ".join(known), cfg.allreduce)
+    known = table.known(cfg.allreduce)  # hierarchical-2d:rabenseifner too
+    need(known, "--allreduce", " or ".join(table.names() + table.INTER_SPELLINGS), cfg.allreduce)
     need(cfg.compress in COMPRESSORS, "--compress", " or ".join(COMPRESSORS), cfg.compress)
     need(cfg.sync in SYNCS, "--sync", " or ".join(SYNCS), cfg.sync)
-    if cfg.sync == "sharded" and cfg.allreduce in table.names() and (why := refusal(cfg)):
+    if cfg.sync == "sharded" and known and (why := refusal(cfg)):
         raise UsageError(why)
     if cfg.dtype in DTYPES:
         item = 4 if cfg.dtype == "float32" else 8
@@ -140,7 +140,7 @@ def _communication(cfg: TrainConfig) -> None:
             cfg.mpi_algorithm,
         )
         need(
-            cfg.allreduce in known and table.get(cfg.allreduce).library,
+            known and table.get(cfg.allreduce).library,
             "--mpi-algorithm",
             f"--allreduce {table.MPI.name} (it forces the MPI library's own algorithm)",
             cfg.allreduce,
@@ -149,7 +149,7 @@ def _communication(cfg: TrainConfig) -> None:
         need(cfg.ranks_per_node >= 1, "--ranks-per-node", "an integer >= 1", cfg.ranks_per_node)
         aware = [a.name for a in table.of() if a.topology_aware]
         need(
-            cfg.allreduce in aware,
+            known and table.get(cfg.allreduce).topology_aware,
             "--ranks-per-node",
             f"--allreduce {' or '.join(aware)} (a topology-aware algorithm)",
             cfg.allreduce,
