@@ -166,6 +166,14 @@ class PacketEngine:
 
     def prepare(self, job):
         """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
+        from dist_logreg.sim.topology.rail import Rail
+
+        if isinstance(job.fabric.topology, Rail):  # GPUs behind scale-up switches and NICs
+            raise UsageError(
+                "--engine packet: the rail family (rail:, rail3:, tor: and the named presets) "
+                "is not built in ns-3 (no scale-up switch, NIC ports or PXN paths there); use "
+                "--engine flow"
+            )
         opts = parse_options(job.options)  # the CLI's typed object passes as it is
         host_of = np.asarray(job.host_of, dtype=np.int64)
         g = messages(job.algorithm, host_of.size, int(job.nbytes), job.node_of())

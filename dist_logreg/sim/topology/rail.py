@@ -116,10 +116,16 @@ class Rail:
             + (f"; pxn {'on' if sh.pxn else 'off'}" if sh.wiring == "rail" else "")
         )
 
+    #: ``units -> units``: the smallest valid unit count from ``units`` up, where a preset
+    #: builds its shape from the count (superpod-h100: whole pods of 4 beyond 8 units)
+    round_units = None
+
     def size_hint(self, endpoints: int) -> str:
         """The smallest ``units=`` that holds ``endpoints`` GPUs (whole pods)."""
         sh = self.shape
         units = -(-endpoints // (sh.hosts_per_unit * sh.gpus))
+        if self.round_units is not None:
+            return f"units={self.round_units(units)}"
         if units > sh.units_per_pod and sh.units_per_pod < sh.units or sh.pods > 1:
             units = -(-units // sh.units_per_pod) * sh.units_per_pod
         return f"units={units}"
@@ -243,9 +249,16 @@ def build_superpod(values: dict, source: dict) -> Rail:
     """``superpod-h100``: spines and pods follow the unit count as in NVIDIA's reference
     table (up to 8 units: two tiers, 4 spines per unit; beyond: pods of 4 units with 32
     spines each, a core tier); what the spec gives wins."""
-    units = values["units"]
+    units, given = values["units"], values.get("units-per-pod")
     shape = {"spines": 4 * units} if units <= 8 else {"spines": 32, "units-per-pod": 4}
     for key, value in shape.items():
         if key not in values:
             values[key], source[key] = value, "preset superpod-h100 (reference table)"
-    return build_rail(values, source)
+    rail = build_rail(values, source)
+
+    def whole_pods(n: int) -> int:  # the units-per-pod the spec gives, else the table's
+        step = given or (4 if n > 8 else 1)
+        return -(-n // step) * step
+
+    rail.round_units = whole_pods
+    return rail
