@@ -17,8 +17,11 @@ Every row also gives the scale-up share: the part of the time that an infinitely
 scale-up domain without latency would save (the same sweep run again with it). Writes
 docs/images/rails-*.png and prints the numbers docs/rails.md quotes.
 
-The rail-aware allreduce (hierarchical-2d) is not in the algorithm table yet: ``ALGS`` is
-the hook; until then ring and Rabenseifner run with packed placement (rank r on GPU r).
+``ALGS``: ring and Rabenseifner over all ranks in rank order, and the rail-aware
+hierarchical-2d (reduce-scatter over the scale-up domain, an allreduce per rail across
+hosts: a ring, or Rabenseifner's with ``hierarchical-2d:rabenseifner``; allgather inside;
+its nodes are the hosts, ``Job.node_of``), packed placement (rank r on GPU r) unless the
+case says otherwise.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np  # noqa: E402
 from dist_logreg.sim.fabric import parse_fabric  # noqa: E402
 from dist_logreg.sim.runner import sweep  # noqa: E402
 
-ALGS = ["ring", "rabenseifner"]  # the hook: add "hierarchical-2d" once it is in the table
+ALGS = ["ring", "rabenseifner", "hierarchical-2d", "hierarchical-2d:rabenseifner"]
 SIZES = [100 << 20, 1 << 30]
 UNITS = {1024: 4, 4096: 16, 16384: 64}
 FREE_SCALEUP = "scaleup-rate=1000TB/s,scaleup-latency=0"
@@ -68,7 +71,7 @@ def run(spec, ranks, seeds, mode="packed"):
 def show(label: str, res: dict) -> None:
     for (alg, n), r in res.items():
         print(
-            f"  {label:<34} {alg:<13} {n >> 20:>5} MiB {r['time_s'] * 1e3:9.2f} ms "
+            f"  {label:<34} {alg:<28} {n >> 20:>5} MiB {r['time_s'] * 1e3:9.2f} ms "
             f"(worst {r['time_s_worst'] * 1e3:8.2f})  busbw/NIC {r['busbw'] / 1e9:6.2f} GB/s  "
             f"spine bytes {r['cross_leaf_bytes'] / 2**30:9.1f} GiB  flows/uplink "
             f"{r['max_flows_per_uplink']:5.1f}  scale-up share {r['scaleup_share']:.2f}"
@@ -80,7 +83,7 @@ def bars(ax, groups: dict, key, scale, size):
     for i, (label, res) in enumerate(groups.items()):
         x = np.arange(len(ALGS)) + i * width
         ax.bar(x, [res[(a, size)][key] * scale for a in ALGS], width, label=label)
-    ax.set_xticks(np.arange(len(ALGS)) + 0.4 - width / 2, ALGS, fontsize=8)
+    ax.set_xticks(np.arange(len(ALGS)) + 0.4 - width / 2, ALGS, fontsize=7)
 
 
 def figure(groups, key, ylabel, title, path, scale=1e3, size=SIZES[0]):
