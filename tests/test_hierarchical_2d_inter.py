@@ -104,3 +104,17 @@ def test_the_simulator_is_the_closed_form_where_nothing_is_shared(inter, hosts, 
     )
     assert r.time_s == pytest.approx(want, rel=1e-9)
     assert r.extra["cross_leaf_bytes"] == 0.0 and r.max_flows_per_uplink <= 1
+
+
+def test_simulate_reports_each_spelling_as_its_own_row():
+    """The default (a ring across) and the spelled ring are the same schedule; Rabenseifner
+    across 4 hosts takes 2 lg 4 = 4 steps across instead of 6: fewer alphas."""
+    from dist_logreg.sim.runner import sweep
+
+    spec = "rail:hosts-per-unit=4,rails=2,gpus-per-host=2,spines=1,alpha=50us"
+    names = [TWO_D, f"{TWO_D}:{table.RING.name}", f"{TWO_D}:{table.RABENSEIFNER.name}"]
+    doc = sweep(parse_fabric(spec), spec, [8], names, [1 << 10])
+    got = {r["algorithm"]: r["time_s"] for r in doc["results"]}
+    assert list(got) == names
+    assert got[names[0]] == pytest.approx(got[names[1]], rel=1e-12)
+    assert got[names[2]] < got[names[1]]
