@@ -183,7 +183,7 @@ def check_state(path: Path, raw) -> None:
         if spec.get(key) is not None:
             try:
                 ok = 0 < rate_bits(spec[key]) < float("inf")
-            except ValueError:
+            except (ValueError, UsageError):  # the units grammar names no file: we do
                 ok = False
             if not ok:
                 raise bad(f"spec.{key}", "a tc rate such as 300mbit", spec[key])
