@@ -139,7 +139,7 @@ class RoceTransport : public Transport {
     std::vector<uint32_t> len;  // payload of each PSN cut so far
     uint32_t nxt = 0, una = 0;  // next PSN to send (go-back-N rewinds it), first unacked
     std::deque<uint32_t> retx;  // selective: PSNs to resend first
-    double line = 0, rate = 0, target = 0, alpha = 1.0, alphaAt = 0;
+    double line = 0, rate = 0, target = 0, alpha = 1.0, alphaAt = 0, ackAskedAt = 0;
     Time next;  // pacing: the QP's next packet not before this
     uint64_t sinceInc = 0;
     uint32_t highSent = 0;  // highest PSN sent + 1: a PSN below it is a resend
@@ -248,8 +248,14 @@ class RoceTransport : public Transport {
     }
     q.highSent = std::max(q.highSent, psn + 1);
     bool last = !HasData(q);
-    uint8_t flags = (last || ++q.sinceAck >= m_ackEvery) ? 1 : 0;
-    if (flags) q.sinceAck = 0;
+    // an ACK requested every ackEvery packets, and at least every rto/4 of sending: at a
+    // rate DCQCN has cut (or behind a PAUSE) ackEvery packets can outlast the timeout
+    double now = Now();
+    uint8_t flags = (last || ++q.sinceAck >= m_ackEvery || now - q.ackAskedAt >= m_rto / 4);
+    if (flags) {
+      q.sinceAck = 0;
+      q.ackAskedAt = now;
+    }
     if (!Dropped(c, psn)) q.sock->Send(Make(DATA, flags, c, psn, 0, n));
     if (!q.rtoEv.IsPending()) ArmRto(c);
     if (m_cc.on) ByteCounter(c, n);
