@@ -3,14 +3,16 @@
 Run:  python benchmarks/bench_rdma.py [--part a,b,c,d] [--bytes 4M] [--json rows.json]
 
 A small leaf-spine (2 leaves of 4 hosts at 10 Gbit/s; 2 spines for the ring and spraying,
-1 spine, so 2:1 oversubscribed, for the incast), small enough to run in minutes on 2 cores:
+1 spine with 10 Gbit/s uplinks, so 4:1 oversubscribed, for the incast), small enough to run
+in minutes on 2 cores:
 
 (a) loss 1e-5 .. 1e-2 per link: ring allreduce time and retransmitted bytes, RoCE
     go-back-N, RoCE selective repeat, TCP cubic;
-(b) an incast (3 hosts of leaf 0 into one host of leaf 1) next to a victim flow (the 4th
-    host of leaf 0 into another host of leaf 1, sharing only the uplink and the spine's
-    port towards leaf 1): the victim's time with PFC (lossless, paused upstream) and
-    without (lossy, go-back-N), against its time alone;
+(b) an incast (one host of leaf 0 and two of leaf 1 into a host of leaf 1; 40 Gbit/s
+    uplinks) next to a victim flow (another host of leaf 0 into another of leaf 1, sharing
+    only the spine's port towards leaf 1 with the incast): the victim's time with PFC
+    (lossless, the spine paused: head-of-line blocking) and without (lossy, go-back-N),
+    against its time alone;
 (c) the same incast under DCQCN, DCTCP and no congestion control (PFC on for RoCE): peak
     and mean bottleneck queue, PAUSEs, completion; and DCQCN's Kmin swept;
 (d) spraying (hash=spray, 2 spines) under RoCE go-back-N and selective repeat: reordering
@@ -42,8 +44,9 @@ RATE = 10e9 / 8
 LAT = 1e-6
 
 
-def _two_leaves(queue=1 << 20, k=0, kmax=None, pfc=False):
-    """Hosts 0-3 on leaf 8, 4-7 on leaf 9, one spine 10; every link 10 Gbit/s, 1 us.
+def _two_leaves(queue=1 << 20, k=0, kmax=None, pfc=False, up=RATE):
+    """Hosts 0-3 on leaf 8, 4-7 on leaf 9, one spine 10; host links 10 Gbit/s, leaf-spine
+    links ``up`` bytes/s; every link 1 us.
     Link ids: host h up 2h, down 2h+1; leaf l (0, 1) up 16 + 2l, down 17 + 2l."""
     src, dst = [], []
     for h in range(8):
@@ -54,9 +57,10 @@ def _two_leaves(queue=1 << 20, k=0, kmax=None, pfc=False):
         dst += [10, leaf]
     n = len(src)
     nic = np.array(src) < 8
+    rate = np.where((np.array(src) >= 8) & (np.array(dst) >= 8), up, RATE)
     return ns3net.Network(
         hosts=8, nodes=11, link_src=np.array(src), link_dst=np.array(dst),
-        link_rate=np.full(n, RATE), link_latency=np.full(n, LAT),
+        link_rate=rate, link_latency=np.full(n, LAT),
         queue_bytes=np.where(nic, 1 << 30, queue if not pfc else 1 << 30),
         ecn_k=np.where(nic, 0, k), loss=np.zeros(n),
         ecn_kmax=None if kmax is None else np.where(nic, 0, kmax), ecn_pmax=0.01, pfc=pfc,
@@ -64,8 +68,10 @@ def _two_leaves(queue=1 << 20, k=0, kmax=None, pfc=False):
 
 
 def _path(a, b):
-    """Links from host a (leaf 0) to host b (leaf 1) through the spine."""
-    return [2 * a, 16, 19, 2 * b + 1]
+    """Links from host a to host b: through their leaf, or through the spine."""
+    if a // 4 == b // 4:
+        return [2 * a, 2 * b + 1]
+    return [2 * a, 16 + 2 * (a // 4), 17 + 2 * (b // 4), 2 * b + 1]
 
 
 def _flows(pairs, nbytes):
@@ -79,7 +85,10 @@ def _flows(pairs, nbytes):
 
 
 INCAST = [(0, 4), (1, 4), (2, 4)]
-VICTIM = [(3, 5)]
+# (b): host 0 (leaf 0) and hosts 5, 6 (leaf 1) into host 4; the victim, host 1 into host 7,
+# shares only the spine's port towards leaf 1 with host 0's flow (uplinks 4x faster)
+INCAST_B = [(0, 4), (5, 4), (6, 4)]
+VICTIM_B = [(1, 7)]
 
 
 def part_a(nbytes, rows):
@@ -101,10 +110,11 @@ def part_a(nbytes, rows):
 
 
 def part_b(nbytes, rows):
-    alone = ns3net.run(_two_leaves(pfc=True), _flows(VICTIM, nbytes), Roce(cc="none"))
+    alone = ns3net.run(_two_leaves(pfc=True, up=4 * RATE), _flows(VICTIM_B, nbytes),
+                       Roce(cc="none"))  # fmt: skip
     for pfc in (True, False):
-        net = _two_leaves(queue=256 << 10, pfc=pfc)
-        res = ns3net.run(net, _flows(INCAST + VICTIM, nbytes), Roce(cc="none"))
+        net = _two_leaves(queue=256 << 10, pfc=pfc, up=4 * RATE)
+        res = ns3net.run(net, _flows(INCAST_B + VICTIM_B, nbytes), Roce(cc="none"))
         row = {"part": "b", "pfc": pfc, "victim_s": float(res.msg_done[3]),
                "victim_alone_s": float(alone.msg_done[0]),
                "slowdown": float(res.msg_done[3] / alone.msg_done[0]),
@@ -114,7 +124,7 @@ def part_b(nbytes, rows):
 
 
 def part_c(nbytes, rows):
-    bottleneck = 2 * 4 + 1  # leaf 1 -> host 4
+    bottleneck = 16  # leaf 0 -> spine: 3 hosts' 30 Gbit/s into one 10 Gbit/s uplink
     cases = [("dcqcn Kmin 5K", _two_leaves(k=5 << 10, kmax=200 << 10, pfc=True), Roce())]
     cases += [(f"dcqcn Kmin {k >> 10}K", _two_leaves(k=k, kmax=max(200 << 10, 2 * k), pfc=True),
                Roce()) for k in (20 << 10, 80 << 10)]  # fmt: skip
