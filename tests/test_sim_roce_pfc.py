@@ -110,3 +110,15 @@ def test_report_draws_pauses_and_qp_rates_when_the_block_has_them(tmp_path):
     names = ["packet-queues.png", "packet-messages.png", "packet-pauses.png", "packet-rates.png"]
     assert [p.name for p in paths] == names
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_the_headroom_formula_by_hand():
+    """2 x rate x delay + 3 packets: 10 Gbit/s, 1 us, 1500-byte packets: 2500 + 4500."""
+    from dist_logreg.sim import ns3net
+
+    net = ns3net.Network(
+        hosts=1, nodes=2, link_src=np.array([0, 1]), link_dst=np.array([1, 0]),
+        link_rate=np.array([RATE, RATE / 2]), link_latency=np.array([1e-6, 4e-6]),
+        queue_bytes=np.full(2, 1 << 20), ecn_k=np.zeros(2), loss=np.zeros(2), mtu=MTU,
+    )  # fmt: skip
+    assert ns3net.pfc_headroom(net).tolist() == [7000, 9500]
