@@ -121,15 +121,15 @@ class Bare:
 def test_another_transports_option_is_refused_naming_it():
     record = dataclasses.replace(table.TCP, name="bare", options=f"{__name__}:Bare")
     with table.registered(record):
-        assert table.names() == ("tcp", "bare")
+        assert table.names() == ("tcp", "roce", "bare")
         opts = parse_options({"transport": "bare", "loss": "1"})
         assert opts.transport_options == Bare() and opts.loss == 0.01
         with pytest.raises(UsageError, match=r"^--tcp: not an option of --transport bare"):
             parse_options({"transport": "bare", "tcp": "dctcp"})
         with pytest.raises(ValueError, match="new transport name"):
             table.register(record)
-    assert table.names() == ("tcp",)
-    with pytest.raises(UsageError, match=r"^--transport: expected one of tcp, got 'bare'"):
+    assert table.names() == ("tcp", "roce")
+    with pytest.raises(UsageError, match=r"^--transport: expected one of tcp, roce, got 'bare'"):
         parse_options({"transport": "bare"})
     with pytest.raises(ValueError, match="expected tcp's options"):
         PacketOptions(transport="tcp", transport_options=Bare())

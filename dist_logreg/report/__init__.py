@@ -6,7 +6,7 @@
 ``plots``         the figures of training runs (matplotlib, Agg)
 ``netplots``      the figures of bench sweeps and of the fabric
 ``simulate``      ``simulate.json``: time against ranks per algorithm, link utilisation per tier
-``packetplots``   a packet-engine ``simulate.json``: queues over time, message-completion CDF
+``packetplots``   a packet-engine ``simulate.json``: queues, QP rates, pauses, message CDF
 ``tables``        the tables: provenance, headline numbers, stragglers, bench records
 ``document``      the report as ``report.html`` (self-contained) and ``report.md``
 ``build``         the whole report: load, compute, draw, write

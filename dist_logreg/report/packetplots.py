@@ -1,9 +1,12 @@
-"""Figures of a packet-engine simulate.json: queue occupancy over time, message-completion CDF.
+"""Figures of a packet-engine simulate.json: queues and QP rates over time, pauses, messages.
 
 ``draw(doc, out) -> [Path]`` reads the ``packet`` block of every result row
 (``simulate --engine packet --out DIR``) and writes ``packet-queues.png`` (the busiest
 ports' queue in KiB against time, one panel per row) and ``packet-messages.png`` (the CDF
-of message completion times, one curve per row). Rows without a ``packet`` block are
+of message completion times, one curve per row), and where a row has them
+``packet-pauses.png`` (PFC: the time each link's sender stood paused, the most paused
+links) and ``packet-rates.png`` (the rate of a few queue pairs against time: RoCE with
+DCQCN, one panel per row). Rows without a ``packet`` block are
 skipped; nothing is written when no row has one.
 
 Example::
@@ -74,7 +77,48 @@ def draw(doc: dict, out: Path) -> list:
     paths.append(out / "packet-messages.png")
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
-    return paths
+    return paths + _pauses(rows, out, plt) + _rates(rows, out, plt)
+
+
+def _pauses(rows: list, out: Path, plt) -> list:
+    """PFC: time paused per link (the most paused), one bar group per row; [] if none."""
+    rows = [r for r in rows if r["packet"].get("pause_frames")][:MAX_PANELS]
+    if not rows:
+        return []
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 2.2 * len(rows)), squeeze=False)
+    for ax, r in zip(axes[:, 0], rows, strict=True):
+        links = [d for d in r["packet"]["links_detail"] if d.get("paused_s")]
+        links = sorted(links, key=lambda d: -d["paused_s"])[:12]
+        ax.bar([d["link"] for d in links], [d["paused_s"] * 1e3 for d in links])
+        ax.set_title(_label(r) + f", {r['packet']['pause_frames']} PAUSEs", fontsize=9)
+        ax.set_ylabel("sender paused (ms)")
+        ax.tick_params(axis="x", labelsize=6, rotation=45)
+    fig.tight_layout()
+    path = out / "packet-pauses.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def _rates(rows: list, out: Path, plt) -> list:
+    """Queue-pair rates (e.g. DCQCN's) against time, a few QPs per row; [] if none."""
+    rows = [r for r in rows if r["packet"].get("rates")][:MAX_PANELS]
+    if not rows:
+        return []
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 2.2 * len(rows)), squeeze=False)
+    for ax, r in zip(axes[:, 0], rows, strict=True):
+        for qp, series in list(r["packet"]["rates"].items())[:MAX_LINES]:
+            t = np.asarray(series["t_s"]) * 1e3
+            ax.step(t, np.asarray(series["bytes_per_s"]) * 8 / 1e9, where="post", label=qp)
+        ax.set_title(_label(r), fontsize=9)
+        ax.set_ylabel("QP rate (Gbit/s)")
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("simulated time (ms)")
+    fig.tight_layout()
+    path = out / "packet-rates.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
 
 
 def simulate_doc(path: Path) -> dict | None:

@@ -24,6 +24,7 @@
 #include "ns3/traffic-control-module.h"
 
 #include "ns3driver.h"
+#include "pfc.cc"
 
 namespace dlr {
 using namespace ns3;
@@ -44,6 +45,11 @@ class Net {
   std::vector<uint64_t> linkBytes, linkDrops, linkMarks, linkLoss, linkPeak;
   std::vector<uint32_t> samples;  // link-major within each sample: t * L + l
   std::vector<uint64_t> connRx, connCounters;  // counters: the transport's, counter-major
+  std::vector<double> series;                  // the transport's (connection, t, value)
+  // PFC, per directed link l: PAUSEs that stopped l's sender, the time it stood paused,
+  // packets that came in on l and overflowed its headroom at the switch
+  std::vector<uint64_t> linkPauses, linkHeadroomDrops;
+  std::vector<double> linkPausedS;
   double t0 = -1.0;
   int64_t nDone = 0;
 
@@ -63,6 +69,15 @@ class Net {
     linkMarks.assign(nLinks, 0);
     linkLoss.assign(nLinks, 0);
     linkPeak.assign(nLinks, 0);
+    linkPauses.assign(nLinks, 0);
+    linkHeadroomDrops.assign(nLinks, 0);
+    linkPausedS.assign(nLinks, 0.0);
+    m_pq.resize(nLinks);
+    m_inBytes.assign(nLinks, 0);
+    m_pauseSent.assign(nLinks, false);
+    m_pausedAt.assign(nLinks, -1.0);
+    m_linkDelay.assign(nLinks, 0.0);
+    m_linkA.assign(nLinks, 0);
     m_hostAddr.assign(nNodes, 0);
   }
 
@@ -78,6 +93,17 @@ class Net {
     DynamicCast<PointToPointNetDevice>(d.Get(1))->SetDataRate(DataRate(rateBA));
     m_dev[lab] = d.Get(0);
     m_dev[lba] = d.Get(1);
+    m_linkDelay[lab] = m_linkDelay[lba] = delay;
+    m_linkA[lab] = a;
+    m_linkA[lba] = b;
+    if (m_pfc) {  // which link the packet now being forwarded came in on
+      d.Get(1)->TraceConnectWithoutContext(
+          "MacRx", Callback<void, Ptr<const Packet>>(
+                       [this, b, lab](Ptr<const Packet>) { m_lastIn[b] = lab; }));
+      d.Get(0)->TraceConnectWithoutContext(
+          "MacRx", Callback<void, Ptr<const Packet>>(
+                       [this, a, lba](Ptr<const Packet>) { m_lastIn[a] = lba; }));
+    }
     InstallQueue(lab, qAB, kAB);
     InstallQueue(lba, qBA, kBA);
     InstallLoss(d.Get(1), lab, lossAB);  // loss on a->b is seen by b's receiver
@@ -95,6 +121,25 @@ class Net {
     d.Get(1)->TraceConnectWithoutContext(
         "PhyTxEnd", Callback<void, Ptr<const Packet>>(
                         [this, lba](Ptr<const Packet> p) { linkBytes[lba] += p->GetSize(); }));
+  }
+
+  // RED between K and kmax[link] bytes with marking probability up to pmax (DCQCN's Kmin,
+  // Kmax, Pmax); without it (or kmax <= K) a step at K. Before the cables.
+  void SetRed(const std::vector<uint32_t>& kmax, double pmax) {
+    m_kmax = kmax;
+    m_pmax = pmax;
+  }
+
+  // PFC on every switch ingress link: PAUSE its sender when more than xoff bytes that came
+  // in on it wait in the switch, RESUME at xon, drop beyond xoff + headroom[link]. Nodes
+  // below `hosts` are hosts (no ingress accounting). Before the cables.
+  void SetPfc(int hosts, uint32_t xoff, uint32_t xon, const std::vector<uint32_t>& headroom) {
+    m_pfc = true;
+    m_hosts = hosts;
+    m_xoff = xoff;
+    m_xon = xon;
+    m_headroom = headroom;
+    m_lastIn.assign(m_nodes.GetN(), -1);
   }
 
   uint32_t HostAddr(int node) const { return m_hostAddr[node]; }
@@ -159,8 +204,12 @@ class Net {
       linkDrops[l] = st.nTotalDroppedPackets;
       linkMarks[l] = st.nTotalMarkedPackets;
     }
+    double end = Simulator::Now().GetSeconds();
+    for (size_t l = 0; l < m_pq.size(); ++l)  // still paused at the end
+      if (m_pq[l] && m_pq[l]->paused) linkPausedS[l] += end - m_pausedAt[l];
     for (auto& s : m_streams) connRx.push_back(s.rx);
     connCounters = m_tr->Counters(m_ends.size());
+    series = m_tr->Series();
     m_tr->Close();
     m_ends.clear();
     m_streams.clear();
@@ -185,22 +234,91 @@ class Net {
   std::vector<int64_t> m_msgConn, m_left, m_outPtr, m_outIdx;
   std::vector<uint64_t> m_bytes;
   std::vector<double> m_delay, m_outDelay, m_ready;
-  double m_localRate = 1e12, m_sampleEvery = 0;
+  double m_localRate = 1e12, m_sampleEvery = 0, m_pmax = 1.0;
+  bool m_pfc = false;
+  int m_hosts = 0;
+  uint32_t m_xoff = 0, m_xon = 0;
+  std::vector<uint32_t> m_headroom;
+  std::vector<int> m_lastIn, m_linkA;
+  std::vector<Ptr<PfcQueue>> m_pq;
+  std::vector<uint64_t> m_inBytes;
+  std::vector<bool> m_pauseSent;
+  std::vector<double> m_pausedAt, m_linkDelay;
+  std::vector<uint32_t> m_kmax;
   std::vector<std::pair<Ptr<RateErrorModel>, double>> m_loss;
 
   void InstallQueue(int link, uint32_t qbytes, uint32_t k) {
+    if (m_pfc) return InstallPfcQueue(link, qbytes, k);
     TrafficControlHelper tch;
     std::string size = std::to_string(qbytes) + "B";
     if (k > 0) {
+      bool red = (size_t)link < m_kmax.size() && m_kmax[link] > k;
+      double maxTh = red ? m_kmax[link] : k + m_mtu, interm = red ? 1.0 / m_pmax : 1.0;
       tch.SetRootQueueDisc("ns3::RedQueueDisc", "MaxSize", StringValue(size), "MinTh",
-                           DoubleValue(k), "MaxTh", DoubleValue(k + m_mtu), "QW",
-                           DoubleValue(1.0), "LInterm", DoubleValue(1.0), "MeanPktSize",
+                           DoubleValue(k), "MaxTh", DoubleValue(maxTh), "QW",
+                           DoubleValue(1.0), "LInterm", DoubleValue(interm), "MeanPktSize",
                            UintegerValue(m_mtu), "UseEcn", BooleanValue(true), "UseHardDrop",
                            BooleanValue(false), "Gentle", BooleanValue(false));
     } else {
       tch.SetRootQueueDisc("ns3::FifoQueueDisc", "MaxSize", StringValue(size));
     }
     m_qd[link] = tch.Install(m_dev[link]).Get(0);
+  }
+
+  void InstallPfcQueue(int link, uint32_t qbytes, uint32_t k) {
+    Ptr<PfcQueue> q = CreateObject<PfcQueue>();
+    q->SetMaxSize(QueueSize(QueueSizeUnit::BYTES, qbytes));
+    q->kmin = k;
+    q->kmax = (size_t)link < m_kmax.size() ? m_kmax[link] : 0;
+    q->pmax = q->kmax > k ? m_pmax : 1.0;
+    q->rng = CreateObject<UniformRandomVariable>();
+    q->rng->SetStream(2000 + link);
+    int node = m_linkA[link];
+    if (node >= m_hosts) {
+      q->ingress = [this, node]() { return m_lastIn[node]; };
+      q->admit = [this](int in, uint32_t n) { return Admit(in, n); };
+      q->left = [this](int in, uint32_t n) { Left(in, n); };
+    }
+    Ptr<TrafficControlLayer> tc = m_dev[link]->GetNode()->GetObject<TrafficControlLayer>();
+    tc->SetRootQueueDiscOnDevice(m_dev[link], q);
+    m_qd[link] = q;
+    m_pq[link] = q;
+  }
+
+  // Ingress link `in` of a switch: charge n bytes; PAUSE its sender above xoff.
+  bool Admit(int in, uint32_t n) {
+    if (m_inBytes[in] + n > (uint64_t)m_xoff + m_headroom[in]) {
+      linkHeadroomDrops[in] += 1;
+      return false;
+    }
+    m_inBytes[in] += n;
+    if (!m_pauseSent[in] && m_inBytes[in] > m_xoff) {
+      m_pauseSent[in] = true;
+      Simulator::Schedule(Seconds(m_linkDelay[in]), [this, in]() { Pause(in, true); });
+    }
+    return true;
+  }
+
+  void Left(int in, uint32_t n) {
+    m_inBytes[in] -= n;
+    if (m_pauseSent[in] && m_inBytes[in] <= m_xon) {
+      m_pauseSent[in] = false;
+      Simulator::Schedule(Seconds(m_linkDelay[in]), [this, in]() { Pause(in, false); });
+    }
+  }
+
+  // A PAUSE (or RESUME) frame reaches the sender of link `in`, one link delay later.
+  void Pause(int in, bool on) {
+    Ptr<PfcQueue> q = m_pq[in];
+    double now = Simulator::Now().GetSeconds();
+    if (on && !q->paused) {
+      linkPauses[in] += 1;
+      m_pausedAt[in] = now;
+    } else if (!on && q->paused) {
+      linkPausedS[in] += now - m_pausedAt[in];
+    }
+    q->paused = on;
+    if (!on) q->Run();
   }
 
   void InstallLoss(Ptr<NetDevice> rx, int link, double rate) {

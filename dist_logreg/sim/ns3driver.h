@@ -36,6 +36,9 @@ class Transport {
   // Per-connection counters, counter-major: counter k of connection c at k * nConns + c,
   // in the order the transport's Python record names them (its `counters`).
   virtual std::vector<uint64_t> Counters(size_t nConns) const = 0;
+  // A time series the transport keeps (e.g. a QP's rate): flat triples (connection,
+  // simulated time in s, value); empty if it keeps none.
+  virtual std::vector<double> Series() const { return {}; }
   // After the run: close sockets, drop references (before Simulator::Destroy).
   virtual void Close() = 0;
   // Set by the Net: connection c's receiver has read `bytes` more bytes.

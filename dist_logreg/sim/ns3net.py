@@ -58,6 +58,12 @@ class Network:
     loss: np.ndarray  # probability a packet is lost on the link (0..1)
     mtu: int = 1500
     host_rate: float = 1e12  # bytes/s for a message inside one host
+    ecn_kmax: np.ndarray | None = None  # RED's upper threshold, bytes (<= ecn_k: a step at K)
+    ecn_pmax: float = 1.0  # RED's marking probability at ecn_kmax
+    pfc: bool = False  # PFC on every switch ingress link (lossless; see pfc_headroom)
+    pfc_xoff: int = 64 << 10  # bytes of one ingress link waiting in a switch: PAUSE above
+    pfc_xon: int = 32 << 10  # ... RESUME at or below
+    pfc_headroom: np.ndarray | None = None  # per link, bytes beyond xoff; None: the formula
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ class PacketRun:
     queue_bytes: np.ndarray  # (samples, links) queue occupancy, bytes
     conn_rx: np.ndarray  # payload bytes each connection's receiver read
     conn_counts: dict  # the transport's counters: {name: one value per connection}
+    series: np.ndarray  # the transport's time series: rows (connection, t s, value)
+    link_pauses: np.ndarray  # PFC: PAUSEs that stopped the link's sender
+    link_paused_s: np.ndarray  # PFC: time the link's sender stood paused, s
+    link_headroom_drops: np.ndarray  # PFC: packets in on the link beyond xoff + headroom
     wall_s: float
     complete: bool
     info: dict = field(default_factory=dict)
@@ -162,6 +172,12 @@ def _build(gbl, net, transport, spray, seed):
     gbl.dlr.Reset(int(seed), bool(spray))
     tr = transport.create(gbl, net)  # sets the transport's ns-3 defaults: before the stack
     sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu), tr)
+    if net.pfc:
+        room = pfc_headroom(net) if net.pfc_headroom is None else net.pfc_headroom
+        sim.SetPfc(int(net.hosts), int(net.pfc_xoff), int(net.pfc_xon),
+                   _vec(gbl, "uint32_t", [int(h) for h in room]))  # fmt: skip
+    if net.ecn_kmax is not None:
+        sim.SetRed(_vec(gbl, "uint32_t", [int(k) for k in net.ecn_kmax]), float(net.ecn_pmax))
     for c, (ab, ba) in enumerate(_cables(net)):
         sim.AddCable(
             int(net.link_src[ab]), int(net.link_dst[ab]), ab, ba,
@@ -173,6 +189,19 @@ def _build(gbl, net, transport, spray, seed):
             _LINK_BASE + 4 * c,
         )  # fmt: skip
     return sim, tr
+
+
+def pfc_headroom(net) -> np.ndarray:
+    """Headroom per link, bytes: what still arrives after the switch crosses xoff.
+
+    The PAUSE takes one link delay to reach the sender, whose port then finishes the packet
+    on the wire and the one its device holds; the bytes already on the wire (one delay's
+    worth) and sent meanwhile (another) arrive too: 2 x rate x delay + 3 packets (the one
+    being received when xoff was crossed). PAUSE frames are modelled as taking no time
+    on the wire.
+    """
+    rate = np.asarray(net.link_rate, dtype=float)
+    return np.ceil(2 * rate * np.asarray(net.link_latency) + 3 * (net.mtu + 2)).astype(np.int64)
 
 
 def _route(sim, net, transfers, spray):
@@ -284,6 +313,10 @@ def _collect(sim, n_links, wall, counters):
         queue_bytes=samples.reshape(-1, n_links) if n_links else samples,
         conn_rx=rx,
         conn_counts=dict(zip(counters, counts, strict=True)),
+        link_pauses=_arr(sim.linkPauses, np.int64),
+        link_paused_s=_arr(sim.linkPausedS, float),
+        link_headroom_drops=_arr(sim.linkHeadroomDrops, np.int64),
+        series=_arr(sim.series, float).reshape(-1, 3) - [0.0, float(sim.t0), 0.0],
         wall_s=wall,
         complete=bool(len(done) == 0 or (done >= 0).all()),
         info={"connect_s": float(sim.t0)},

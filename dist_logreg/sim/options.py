@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.spec import seconds as spec_seconds
-from dist_logreg.units import parse_bytes
+from dist_logreg.units import parse_bit_rate, parse_bytes, tc_rate
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,26 @@ def wall(value, flag: str) -> float:
     return spec_seconds(t, flag)
 
 
+def bit_rate(value, flag: str) -> float:
+    """Bits/s: a float as it is; text such as ``40mbit``, ``25G``."""
+    return float(value) if isinstance(value, float) else parse_bit_rate(value, flag)
+
+
+def fraction(value, flag: str) -> float:
+    """A number in (0, 1]: a float or text (``0.01``, ``1/256``)."""
+    text = str(value).strip()
+    try:
+        num, _, den = text.partition("/")
+        x = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        x = -1.0
+    if not 0.0 < x <= 1.0:
+        raise UsageError(
+            f"{flag}: expected a number in (0, 1] such as 0.01 or 1/256, got {value!r}"
+        )
+    return x
+
+
 def count(value, flag: str) -> int:
     """A whole number >= 0."""
     try:
@@ -167,6 +187,11 @@ def show_size(n: int) -> str:
         if n % scale == 0:
             return f"{n // scale}{suffix}"
     return str(n)
+
+
+def show_rate(bits: float) -> str:
+    """``4e7`` -> ``"40mbit"``."""
+    return tc_rate(bits)
 
 
 def show_percent(p: float) -> str:

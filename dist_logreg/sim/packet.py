@@ -8,12 +8,13 @@ fabric's hash picks for it (``Fabric.route`` with the flow engine's key ``src * 
 or, with ``hash=spray``, ns-3 sprays its packets over every equal-cost path. A message
 starts ``alpha`` after its dependencies arrived (plus ``gamma`` per byte the sender had to
 reduce first), as in ``--exact``. So the two engines differ only in what the network does.
-What carries the messages is the transport (``--transport``, :mod:`.transports`: TCP).
+What carries the messages is the transport (``--transport``, :mod:`.transports`: TCP
+or RoCEv2).
 
 Options (``Job.options``): a :class:`.packet_options.PacketOptions` (the CLI's, parsed
 once), or a mapping of them (``{"tcp": "dctcp", "loss": "1"}``) parsed here: ``transport``,
-``queue``, ``ecn``, ``loss``, ``loss_link``, ``link_delay``, ``queue_samples``,
-``max_wall`` and the transport's own (TCP: ``tcp``, ``min_rto``).
+``queue``, ``ecn``, ``ecn_max``, ``ecn_pmax``, ``loss``, ``loss_link``, ``link_delay``,
+``queue_samples``, ``max_wall`` and the transport's own (TCP: ``tcp``, ``min_rto``).
 
 ``Result.extra["packet"]`` (the ``packet`` block of a simulate.json row): ``wall_s``,
 ``estimate_wall_s``, ``drops``, ``ecn_marks``,
@@ -21,7 +22,11 @@ once), or a mapping of them (``{"tcp": "dctcp", "loss": "1"}``) parsed here: ``t
 ``retransmitted_bytes``, ``timeouts``),
 ``peak_queue_bytes`` (switch ports), ``peak_host_nic_bytes`` (sender backlog), ``links_detail``
 (per directed link with traffic: name, class, wire bytes, drops, marks, lost, peak queue
-bytes), ``connections`` (per connection with a non-zero counter, its counters), ``queue``
+bytes; PFC: PAUSEs that stopped its sender, the time paused, and the packets that came in
+on it beyond the headroom, ``headroom_drops``), ``pause_frames``, ``headroom_drops``,
+``connections`` (per connection with a non-zero counter, its counters), ``rates``
+(per rank pair ``"src>dst"`` whose transport changed its rate: ``t_s``, ``bytes_per_s``;
+RoCE with DCQCN, at most 400 changes per QP), ``queue``
 (sample times and occupancy of the busiest switch ports), ``message_start_s``,
 ``message_done_s``, ``flow_phase_sync_s``, ``options`` (flat: the transport's own too),
 ``transport_label`` (the transport's name for a legend, e.g. ``dctcp``).
@@ -101,8 +106,14 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         link_rate=fab.link_rate,
         link_latency=_per_link(fab, opts.link_delay, 0.0, "link-delay") if opts.link_delay
         else fab.link_latency,
-        queue_bytes=np.where(nic, host_queue, opts.queue).astype(np.int64),
+        # with PFC a switch port's queue is bounded by its ingresses' thresholds instead
+        queue_bytes=np.where(nic, host_queue, opts.queue if opts.pfc == "off" else 1 << 30)
+        .astype(np.int64),
         ecn_k=np.where(nic, 0, opts.ecn).astype(np.int64),
+        ecn_kmax=np.where(nic, 0, opts.ecn_max).astype(np.int64) if opts.ecn_max else None,
+        ecn_pmax=float(opts.ecn_pmax),
+        pfc=opts.pfc == "on", pfc_xoff=opts.pfc_xoff, pfc_xon=opts.pfc_xon,
+        pfc_headroom=np.full(fab.links, opts.pfc_headroom) if opts.pfc_headroom else None,
         loss=_per_link(fab, opts.loss_link, opts.loss, "loss-link"),
         mtu=int(fab.mtu),
         host_rate=float(fab.host_rate),
@@ -240,7 +251,9 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         {"link": names[i], "class": fab.class_names[int(fab.link_class[i])],
          "wire_bytes": int(res.link_bytes[i]), "drops": int(res.link_drops[i]),
          "ecn_marks": int(res.link_marks[i]), "lost": int(res.link_loss[i]),
-         "peak_queue_bytes": int(res.link_peak[i])}
+         "peak_queue_bytes": int(res.link_peak[i]), "pauses": int(res.link_pauses[i]),
+         "paused_s": float(res.link_paused_s[i]),
+         "headroom_drops": int(res.link_headroom_drops[i])}
         for i in busy
     ]  # fmt: skip
     p = np.asarray(job.host_of).size
@@ -252,6 +265,12 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         for c, k in enumerate(keys)
         if any(v[c] for v in counts.values())
     ]
+    rates = {}  # the transport's rate over time per connection (RoCE: DCQCN), if it keeps one
+    for c, t, value in res.series:
+        k = int(keys[int(c)])
+        mine = rates.setdefault(f"{k // p}>{k % p}", {"t_s": [], "bytes_per_s": []})
+        mine["t_s"].append(float(t))
+        mine["bytes_per_s"].append(float(value))
     # switch ports: a host's own NIC queue is its socket backlog (network_of), not a buffer
     port_peak = np.where(fab.node_tier[fab.link_src] > 0, res.link_peak, 0)
     top = np.argsort(-port_peak, kind="stable")[:QUEUE_LINKS]
@@ -262,10 +281,13 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         "ecn_marks": int(res.link_marks.sum()),
         "lost": int(res.link_loss.sum()),
         **{name: int(v.sum()) for name, v in counts.items()},
+        "pause_frames": int(res.link_pauses.sum()),
+        "headroom_drops": int(res.link_headroom_drops.sum()),
         "peak_queue_bytes": int(port_peak.max()) if port_peak.size else 0,
         "peak_host_nic_bytes": int((res.link_peak - port_peak).max()) if port_peak.size else 0,
         "links_detail": detail,
         "connections": conns,
+        "rates": rates,
         "message_start_s": res.msg_start.tolist(),
         "message_done_s": res.msg_done.tolist(),
         "queue": {

@@ -68,6 +68,46 @@ class PacketOptions:
         show=o.show_size,
         metavar="K",
     )
+    ecn_max: int = o.option(
+        0,
+        "--ecn-max",
+        o.size,
+        "RED: mark with a probability rising from 0 at --ecn to --ecn-pmax at this queue "
+        "(DCQCN's Kmax, e.g. 200K); off: a step at --ecn",
+        show=o.show_size,
+        metavar="KMAX",
+    )
+    ecn_pmax: float = o.option(
+        0.01,
+        "--ecn-pmax",
+        o.fraction,
+        "RED: the marking probability at --ecn-max (DCQCN's Pmax)",
+        show=str,
+        metavar="P",
+    )
+    pfc: str = o.option(
+        "off",
+        "--pfc",
+        o.choice(("on", "off")),
+        "PFC on every switch ingress: PAUSE the sender above --pfc-xoff bytes waiting, "
+        "RESUME at --pfc-xon; lossless unless the headroom overflows",
+        show=str,
+        choices=("on", "off"),
+    )
+    pfc_xoff: int = o.option(
+        64 << 10, "--pfc-xoff", o.size, "PFC: PAUSE threshold per ingress link", show=o.show_size
+    )
+    pfc_xon: int = o.option(
+        32 << 10, "--pfc-xon", o.size, "PFC: RESUME threshold per ingress link", show=o.show_size
+    )
+    pfc_headroom: int = o.option(
+        0,
+        "--pfc-headroom",
+        o.size,
+        "PFC: bytes an ingress may take beyond xoff before it drops; off: 2 x rate x delay "
+        "+ 3 packets of each link",
+        show=o.show_size,
+    )
     loss: float = o.option(
         0.0,
         "--loss",
@@ -116,6 +156,15 @@ class PacketOptions:
             raise UsageError(
                 f"--queue/--ecn: expected 3000 <= queue bytes and K < queue, got {self.queue}, "
                 f"{self.ecn}"
+            )
+        if self.pfc_xon >= self.pfc_xoff:
+            raise UsageError(
+                f"--pfc-xon: expected xon < xoff, got {self.pfc_xon} and {self.pfc_xoff}"
+            )
+        if self.ecn_max and not self.ecn < self.ecn_max < self.queue:
+            raise UsageError(
+                f"--ecn-max: expected --ecn < KMAX < --queue, got {self.ecn}, {self.ecn_max}, "
+                f"{self.queue}"
             )
         cls = transports.get(self.transport).options_class()
         if self.transport_options is None:

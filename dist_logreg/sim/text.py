@@ -37,8 +37,14 @@ def _param(key: str, p: dict) -> str:
 
 def packet_line(p: dict) -> str:
     """One line of a packet-engine row: drops, marks, the transport's counts, peak queue."""
+    pfc = ""
+    if p.get("pause_frames") or p.get("headroom_drops"):  # PFC: named where it dropped
+        worst = [d["link"] for d in p.get("links_detail", []) if d.get("headroom_drops")]
+        pfc = f", {p['pause_frames']} PAUSEs, {p['headroom_drops']} headroom drops" + (
+            f" (in on {', '.join(worst[:3])}: headroom too small)" if worst else ""
+        )
     return (
-        f"{'':<19}packet: {p['drops']} drops, {p['ecn_marks']} ECN marks, {p['lost']} lost, "
+        f"{'':<19}packet: {p['drops']} drops{pfc}, {p['ecn_marks']} ECN marks, {p['lost']} lost, "
         f"{transports.summary(p)}, peak queue {size(p['peak_queue_bytes'])}, "
         f"{p['wall_s']:.1f} s wall"
     )

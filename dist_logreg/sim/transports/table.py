@@ -17,7 +17,7 @@ imports no transport module, and a transport module needs nothing of the table.
 
 >>> from dist_logreg.sim.transports import table
 >>> table.names()
-('tcp',)
+('tcp', 'roce')
 >>> table.get("tcp").counters
 ('retransmissions', 'retransmitted_bytes', 'timeouts')
 """
@@ -70,10 +70,21 @@ TCP = Transport(
     label="{tcp}",
 )
 
+ROCE = Transport(
+    name="roce",
+    help="RoCEv2 queue pairs over UDP: paced, NACK + go-back-N or selective, DCQCN",
+    options="dist_logreg.sim.transports.roce:Roce",
+    sources=("transports/roce.cc",),
+    counters=("retransmitted_packets", "retransmitted_bytes", "timeouts", "nacks", "cnps"),
+    summary="{retransmitted_packets} packets resent ({nacks} NACKs, {timeouts} timeouts), "
+    "{cnps} CNPs",
+    label="roce-{retransmit}-{cc}",
+)
+
 #: The transport of ``--transport``'s default.
 DEFAULT = TCP
 
-_TABLE: list[Transport] = [TCP]
+_TABLE: list[Transport] = [TCP, ROCE]
 
 
 def all_records() -> list[Transport]:
