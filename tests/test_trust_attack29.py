@@ -1,0 +1,62 @@
+"""Defects found by the second attack on issue 29's surfaces, each a test that failed before
+its fix: rail keys without a bound (a traceback, or 1e+303 s with exit 0) and ``--exact``
+spinning forever on a rail fabric's few-byte messages."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.test_model_cli import dl
+from tests.test_trust_sim_numbers import refused
+
+RAIL = "rail:hosts-per-unit=2,spines=2"
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        (RAIL + ",scaleup-rate=1e-308", ["scaleup-rate", "at least"]),
+        (RAIL + ",scaleup-rate=1e30", ["scaleup-rate", "at most"]),
+        (RAIL + ",scaleup-latency=1e308", ["scaleup-latency", "at most", "1e+308"]),
+        (RAIL + ",scaleup-latency=1e30", ["scaleup-latency", "at most"]),
+        (RAIL + ",nic-efficiency=1e-308", ["nic-efficiency", "at least", "1e-308"]),
+    ],
+)
+def test_a_rail_value_out_of_bounds_is_refused_with_the_bound(spec, words):
+    """Before: ``time_s is inf (a bug)`` with a traceback, or a time of 1.2e+31 s (a
+    latency of 1e30 s) or 3.9e+303 s (an efficiency of 1e-308) printed with exit 0."""
+    refused(spec, *words)
+
+
+def test_rail_values_at_their_bounds_simulate_finite_times():
+    spec = RAIL + ",scaleup-rate=8b/s,scaleup-latency=10s,nic-efficiency=0.001"
+    r = dl("simulate", "--fabric", spec, "--ranks", "16", "--bytes", "1M", "--json")
+    assert r.returncode == 0, r.stderr
+    assert all(np.isfinite(x["time_s"]) for x in json.loads(r.stdout)["results"])
+
+
+@pytest.mark.parametrize("algorithm", ["ring", "hierarchical"])
+def test_exact_on_a_rail_fabric_with_a_few_bytes_ends(algorithm):
+    """16 ranks, 16 B: 1-byte chunks left a residue of 2.6e-9 B whose finish time
+    (5.9e-21 s) was below the clock's resolution, so the event loop advanced by 0 s forever.
+    The phase-synchronous time is an upper bound of the exact one (up to the exact mode's
+    whole-byte chunks: 1 B where the phases carry 1/16 B), and both are at least the job's
+    lower bound (checked by the engine itself)."""
+    args = ["simulate", "--fabric", RAIL, "--ranks", "16", "--algorithm", algorithm]
+    args += ["--bytes", "1,16", "--json"]
+
+    def run(*extra):
+        cmd = [sys.executable, "-m", "dist_logreg", *args, *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    exact, phased = run("--exact"), run()
+    assert exact.returncode == 0 and phased.returncode == 0, exact.stderr[-600:]
+    t_exact = [x["time_s"] for x in json.loads(exact.stdout)["results"]]
+    t_phased = [x["time_s"] for x in json.loads(phased.stdout)["results"]]
+    assert all(0 < e <= p * (1 + 1e-5) for e, p in zip(t_exact, t_phased, strict=True)), (
+        t_exact,
+        t_phased,
+    )
