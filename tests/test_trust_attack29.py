@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.test_model_cli import dl
+from tests.test_sim_packet import needs_ns3
 from tests.test_trust_sim_numbers import refused
 
 RAIL = "rail:hosts-per-unit=2,spines=2"
@@ -60,3 +61,60 @@ def test_exact_on_a_rail_fabric_with_a_few_bytes_ends(algorithm):
         t_exact,
         t_phased,
     )
+
+
+FLAT = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", "ring"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--queue", "99999999999999999999T"], ["--queue", "4294967295"]),
+        (["--ecn", "5G"], ["--ecn", "4294967295"]),
+        (["--link-delay", "host-up=1e308"], ["--link-delay host-up", "10 s", "1e+308"]),
+        (["--min-rto", "1e308"], ["--min-rto", "10 s"]),
+        (["--queue-samples", "1000000000"], ["--queue-samples", "1000000"]),
+        (["--max-wall", "²h"], ["--max-wall", "'²h'"]),
+    ],
+)
+def test_a_packet_option_beyond_ns3s_range_is_refused(args, words):
+    """Before: an ``OverflowError`` traceback (``--queue``), a ``ValueError`` traceback
+    (``²h``: ``isdigit`` takes a superscript), a delay of 1e308 s that overflowed ns-3's
+    clock and gave 30 us (below the 42 us ideal) with exit 0, a sampler of 10^9 samples
+    that ran out of memory. Refused before ns-3 is imported."""
+    r = dl(*FLAT, "--engine", "packet", "--bytes", "1K", *args)
+    assert r.returncode == 2, (r.stdout[-300:], r.stderr[-600:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_ranks_per_host_that_would_overflow_is_refused():
+    """Before: ``OverflowError: Python int too large to convert to C long``."""
+    cmd = [sys.executable, "-m", "dist_logreg", *FLAT, "--bytes", "1K"]
+    r = subprocess.run(
+        [*cmd, "--ranks-per-host", str(10**19)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--ranks-per-host" in r.stderr and "1000000" in r.stderr, r.stderr
+
+
+def _limited_memory():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+
+@needs_ns3
+def test_the_queue_sampler_never_steps_below_ns3s_resolution():
+    """A 64-byte ring with no latency and no overhead: the flow time over the default 500
+    samples is below 1 ns, which ns-3 rounds to 0, so the sampler rescheduled itself at
+    +0 forever and died in ``std::bad_alloc`` (a traceback). At least 1 ns now."""
+    spec = "flat:hosts=4,link-latency=0,alpha=0"
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--fabric", spec, "--ranks", "4"]
+    cmd += ["--algorithm", "ring", "--engine", "packet", "--bytes", "64", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=280, preexec_fn=_limited_memory)
+    assert r.returncode == 0, r.stderr[-800:]
+    res = json.loads(r.stdout)["results"][0]
+    assert np.isfinite(res["time_s"]) and res["time_s"] > 0
