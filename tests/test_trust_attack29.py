@@ -73,7 +73,7 @@ FLAT = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", "
         (["--ecn", "5G"], ["--ecn", "4294967295"]),
         (["--link-delay", "host-up=1e308"], ["--link-delay host-up", "10 s", "1e+308"]),
         (["--min-rto", "1e308"], ["--min-rto", "10 s"]),
-        (["--queue-samples", "1000000000"], ["--queue-samples", "1000000"]),
+        (["--queue-samples", "1000000000"], ["--queue-samples", "100000"]),
         (["--max-wall", "²h"], ["--max-wall", "'²h'"]),
     ],
 )
@@ -118,3 +118,17 @@ def test_the_queue_sampler_never_steps_below_ns3s_resolution():
     assert r.returncode == 0, r.stderr[-800:]
     res = json.loads(r.stdout)["results"][0]
     assert np.isfinite(res["time_s"]) and res["time_s"] > 0
+
+
+@needs_ns3
+def test_a_long_link_delay_ends_in_bounded_memory():
+    """``--link-delay host-up=10s``: the run lasts 120 s of simulated time, the sampler's
+    interval was sized by the flow time without the delay (80 ns), so it sampled 1.5e9
+    times (memory without bound; killed after 200 s); and the run's stop (60 s) was before
+    the end. Now: exit 0, the ring's 6 dependent steps each cross a 10 s host link."""
+    cmd = [sys.executable, "-m", "dist_logreg", *FLAT, "--engine", "packet", "--bytes", "1K"]
+    cmd += ["--link-delay", "host-up=10s", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=280, preexec_fn=_limited_memory)
+    assert r.returncode == 0, r.stderr[-800:]
+    t = json.loads(r.stdout)["results"][0]["time_s"]
+    assert 6 * 10.0 <= t < 1e4, t

@@ -139,7 +139,7 @@ def wall(value, flag: str) -> float:
     return spec_seconds(t, flag)
 
 
-def count(value, flag: str, most: int = 1_000_000) -> int:
+def count(value, flag: str, most: int = 100_000) -> int:
     """A whole number from 0 to ``most`` (queue samples: each is a row of every link)."""
     try:
         n = int(value)
