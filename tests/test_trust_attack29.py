@@ -132,3 +132,29 @@ def test_a_long_link_delay_ends_in_bounded_memory():
     assert r.returncode == 0, r.stderr[-800:]
     t = json.loads(r.stdout)["results"][0]["time_s"]
     assert 6 * 10.0 <= t < 1e4, t
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"algorithm": "nope"}, ["record 0", "algorithm", "'nope'", "ring"]),
+        ({"algorithm": ""}, ["record 0", "algorithm", "''"]),
+        ({"collective": "nope"}, ["record 0", "collective", "'nope'", "allreduce"]),
+        ({"collective": [1]}, ["record 0", "collective", "[1]"]),
+    ],
+)
+def test_a_bench_record_of_an_unknown_algorithm_is_one_line(tmp_path, change, words):
+    """Before: ``ValueError: unknown allreduce algorithm 'nope'`` with a traceback, from
+    deep in the fit."""
+    rec = {"algorithm": "ring", "time_s": 1e-5, "world_size": 4}
+    recs = [{**rec, "bytes": b} for b in (1024, 65536)]
+    recs[0].update(change)
+    bench = tmp_path / "b.json"
+    bench.write_text(json.dumps({"records": recs}))
+    r = dl("model", "fit", str(bench), "--out", str(tmp_path / "m.json"))
+    assert r.returncode == 2, (r.stdout[-300:], r.stderr[-600:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert not (tmp_path / "m.json").exists()
