@@ -3,6 +3,7 @@ its fix: rail keys without a bound (a traceback, or 1e+303 s with exit 0) and ``
 spinning forever on a rail fabric's few-byte messages."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -158,3 +159,13 @@ def test_a_bench_record_of_an_unknown_algorithm_is_one_line(tmp_path, change, wo
     for w in words:
         assert w in lines[0], lines[0]
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_command_started_with_stdout_closed_ends_without_a_traceback():
+    """``dist-logreg simulate ... >&-``: Python's ``sys.stdout`` is None, and the CLI's
+    final flush was ``AttributeError: 'NoneType' object has no attribute 'flush'``."""
+    cmd = [sys.executable, "-m", "dist_logreg", *FLAT, "--bytes", "1K"]
+    r = subprocess.run(
+        cmd, stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1)
+    )
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-800:]
