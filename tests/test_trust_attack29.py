@@ -169,3 +169,32 @@ def test_a_command_started_with_stdout_closed_ends_without_a_traceback():
         cmd, stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1)
     )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-800:]
+
+
+def test_a_p2p_window_beyond_the_memory_is_refused_before_allocating(monkeypatch):
+    """``bench --p2p bw --window 100000000`` held 11.5 GB of receive buffers and request
+    objects and ran past 12 minutes; refused now with the estimate."""
+    import argparse
+
+    from dist_logreg.bench import pairs, sweep
+    from dist_logreg.errors import UsageError
+
+    monkeypatch.setattr(sweep, "available_memory", lambda: 16 << 30)
+    args = argparse.Namespace(p2p="bw", pairs="0:1", window=100_000_000, max_bytes=64)
+    with pytest.raises(UsageError, match="--window 100000000 x --max-bytes 64.*GiB"):
+        pairs.check_args(args, 2)
+    pairs.check_args(argparse.Namespace(**{**vars(args), "window": 64}), 2)
+
+
+def test_a_max_bytes_beyond_the_memory_is_refused_before_allocating(monkeypatch):
+    """``bench --max-bytes 99999999999999999999T`` was killed by the kernel (exit 137)."""
+    import argparse
+
+    from dist_logreg.bench import sweep
+    from dist_logreg.errors import UsageError
+
+    monkeypatch.setattr(sweep, "available_memory", lambda: 16 << 30)
+    given = dict(allreduce="mpi", min_bytes=8, max_bytes=2**70, factor=2, iters=1, warmup=0)
+    args = argparse.Namespace(**given, tag=None, ranks_per_node=None)
+    with pytest.raises(UsageError, match="--max-bytes .*GiB"):
+        sweep.check_args(args)
