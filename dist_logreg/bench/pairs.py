@@ -232,5 +232,14 @@ def check_args(args, p: int) -> None:
     parse_pairs(args.pairs, p)
     if args.window < 1:
         raise UsageError(f"--window: expected an integer >= 1, got {args.window!r}")
+    from dist_logreg.bench import sweep
+
+    need, avail = args.window * (args.max_bytes + 512), sweep.available_memory()  # + a request's
+    if avail and need > avail // 2:  # each rank of a pair holds the window, on one machine
+        raise UsageError(
+            f"--window {args.window} x --max-bytes {args.max_bytes}: the window's buffers "
+            f"need about {need / 2**30:.2f} GiB per rank, over half the {avail / 2**30:.2f} "
+            "GiB available; expected a smaller --window or --max-bytes"
+        )
     if p < 2:
         raise UsageError(f"--p2p: expected at least 2 ranks (a pair), got {p}")

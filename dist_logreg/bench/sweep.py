@@ -309,9 +309,26 @@ def collective_names(text: str) -> list[str]:
     return _names(text, COLLECTIVES, "--collective")
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available on this machine (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return kib * 1024
+
+
 def check_args(args) -> None:
     """Raise ``UsageError`` for any bench option out of range (sizes already parsed)."""
     algorithm_names(args.allreduce)
+    avail = available_memory()  # a send, a receive and a reference buffer of the largest
+    if avail and 3 * args.max_bytes > avail:
+        raise UsageError(
+            f"--max-bytes {args.max_bytes}: the buffers of the largest message need about "
+            f"{3 * args.max_bytes / 2**30:.2f} GiB per rank, but {avail / 2**30:.2f} GiB is "
+            "available; expected a smaller --max-bytes"
+        )
     collective_names(getattr(args, "collective", "allreduce"))
     repeats = getattr(args, "repeats", 1)
     checks = [

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     """Every sub-command; a reader of stdout that went away (``| head``) ends it quietly."""
     try:
         status = _main(argv)
-        sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
+        if sys.stdout is not None:  # None: started with stdout closed (``>&-``)
+            sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
     except BrokenPipeError:
         return broken_pipe()
     return status

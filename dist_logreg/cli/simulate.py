@@ -59,6 +59,13 @@ def _ranks(text: str) -> int:
     return int(text)
 
 
+def _per_host(text: str) -> int:
+    """Ranks on each host: 1 to 10^6 (a product with the hosts must not overflow int64)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000, got {text!r}")
+    return int(text)
+
+
 def _seed(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
@@ -168,7 +175,7 @@ def _what_to_simulate(p) -> None:
     )
     a(
         "--ranks-per-host",
-        type=_ranks,
+        type=_per_host,
         default=1,
         metavar="K",
         help="ranks on each host (default 1)",

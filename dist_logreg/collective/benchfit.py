@@ -10,6 +10,7 @@ import math
 import os
 import time
 
+from dist_logreg.collective import algorithms
 from dist_logreg.collective.costfit import Sample, fit
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
@@ -99,6 +100,13 @@ def check_record(r: dict) -> str | None:
         return f"host_of_rank: expected {p} host numbers >= 0 (one per rank), got {host_of!r:.60}"
     if not isinstance(r["algorithm"], str):
         return f"algorithm: expected a name, got {r['algorithm']!r}"
+    c, known = r.get("collective", "allreduce"), algorithms.BUSBW_FACTORS
+    if not isinstance(c, str) or c not in known:
+        return f"collective: expected one of {', '.join(known)}, got {c!r}"
+    try:  # a name the algorithm table lacks was a ValueError traceback in the fit
+        algorithms.get(record_key(r))
+    except (ValueError, KeyError) as exc:
+        return f"algorithm: {str(exc).strip(chr(34))}"
     return None
 
 

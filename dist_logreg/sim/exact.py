@@ -112,6 +112,8 @@ def simulate(job, host_of: np.ndarray) -> dict:
         t_next = events[0][0] if events else np.inf
         t_fin = t + flows.next_finish()
         if t_fin < t_next * (1 - maxmin.TOL):
+            if t_fin <= t:  # a residue whose finish is below the clock's resolution: it ends now
+                t_fin = np.nextafter(t, np.inf)
             for i in flows.advance(t_fin - t).tolist():
                 heapq.heappush(events, (t_fin + lat[i], ARRIVE, i))
             t = t_fin

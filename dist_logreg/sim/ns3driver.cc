@@ -351,7 +351,10 @@ class Net {
       uint32_t b = m_qd[l] ? m_qd[l]->GetNBytes() : 0;
       samples.push_back(b);
     }
-    if (nDone < (int64_t)m_msgConn.size())
+    // at most 2^17 samples and 2^22 values (16 MB): a run far longer than the flow time the
+    // interval was sized by (timeouts, long link delays) stops sampling, memory bounded
+    bool room = sampleTimes.size() < (size_t(1) << 17) && samples.size() < (size_t(1) << 22);
+    if (nDone < (int64_t)m_msgConn.size() && room)
       Simulator::Schedule(Seconds(m_sampleEvery), [this]() { Sample(); });
   }
 

@@ -86,16 +86,22 @@ def choice(options: tuple) -> Callable:
     return read_choice
 
 
+#: ns-3 counts a queue's bytes in 32 bits; its clock is int64 nanoseconds, and no link's
+#: delay or timeout is physical beyond the fabric spec's own bound on a hop (10 s).
+MAX_SIZE, MAX_DURATION_S = 2**32 - 1, 10.0
+
+
 def size(value, flag: str) -> int:
     """Bytes: an int as it is, text with binary suffixes (``256K``); None or ``off`` is 0."""
-    if isinstance(value, int):
-        return value
     if value is None or str(value).strip().lower() == "off":
         return 0
     try:
-        return parse_bytes(str(value))
+        n = value if isinstance(value, int) else parse_bytes(str(value))
     except UsageError as exc:
         raise UsageError(f"{flag}: {exc}") from None
+    if not 0 <= n <= MAX_SIZE:
+        raise UsageError(f"{flag}: expected 0 to {MAX_SIZE} bytes (ns-3's limit), got {n}")
+    return n
 
 
 def percent(value, flag: str) -> float:
@@ -113,7 +119,10 @@ def percent(value, flag: str) -> float:
 
 def duration(value, flag: str) -> float:
     """Seconds: a float as it is; text with s, ms, us, ns (a bare number is seconds)."""
-    return float(value) if isinstance(value, float) else spec_seconds(value, flag)
+    t = float(value) if isinstance(value, float) else spec_seconds(value, flag)
+    if not 0.0 <= t <= MAX_DURATION_S:
+        raise UsageError(f"{flag}: expected 0 to {MAX_DURATION_S:g} s, got {t:g}")
+    return t
 
 
 def wall(value, flag: str) -> float:
@@ -121,6 +130,8 @@ def wall(value, flag: str) -> float:
     t = str(value).strip().lower()
     if isinstance(value, float):
         return value
+    if not t.isascii():  # isdigit() takes a superscript that float() does not
+        return spec_seconds(t, flag)
     if t.endswith("h") and t[:-1].replace(".", "", 1).isdigit():
         return float(t[:-1]) * 3600.0
     if t.endswith("min") and t[:-3].replace(".", "", 1).isdigit():
@@ -148,14 +159,14 @@ def fraction(value, flag: str) -> float:
     return x
 
 
-def count(value, flag: str) -> int:
-    """A whole number >= 0."""
+def count(value, flag: str, most: int = 100_000) -> int:
+    """A whole number from 0 to ``most`` (queue samples: each is a row of every link)."""
     try:
         n = int(value)
     except (TypeError, ValueError):
         n = -1
-    if n < 0:
-        raise UsageError(f"{flag}: expected a whole number >= 0, got {value!r}")
+    if not 0 <= n <= most:
+        raise UsageError(f"{flag}: expected a whole number from 0 to {most}, got {value!r}")
     return n
 
 

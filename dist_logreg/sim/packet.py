@@ -203,7 +203,9 @@ class PacketEngine:
         host_of = np.asarray(job.host_of, dtype=np.int64)
         fl = flow.simulate(job.fabric, host_of, job_phases(job), float(job.nbytes), self.cache)
         every = fl["time_s"] / opts.queue_samples if opts.queue_samples else 0.0
+        every = max(every, 1e-9) if every else 0.0  # ns-3's step: below it, +0 forever
         stop = max(60.0, 1e4 * fl["time_s"])
+        stop += 16 * g.size * float(np.max(net.link_latency, initial=0.0))  # --link-delay
         res = ns3net.run(net, tr, opts.transport_options, every, stop, seed=int(job.seed))
         if not res.complete:
             raise RuntimeError(

@@ -97,10 +97,13 @@ BOUNDS = {
     "uplink-rate": _RATES,
     "core-rate": _RATES,
     "link-latency": (0.0, 10.0),
+    "scaleup-rate": _RATES,
+    "scaleup-latency": (0.0, 10.0),
     "alpha": (0.0, 100.0),
     "gamma": (0.0, 1.0),  # s/B: the reduce-rate's lower bound
     "oversubscription": (1e-3, 1e3),
     "core-oversubscription": (1e-3, 1e3),
+    "nic-efficiency": (1e-3, 1.0),
     "hash-seed": (0, 2**32 - 1),
 }
 
