@@ -79,10 +79,39 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
-        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
+    for key in ("fabric", "ranks"):
+        if getattr(args, key) is None:
+            raise UsageError(f"--{key}: required (or --sweep FILE)")
+    if getattr(args, "resume", False):
+        raise UsageError("--resume: goes with --sweep FILE (a sweep's partial results)")
     if args.out is not None:
         _check_out(args.out, getattr(args, "force", False))
+    doc = simulate_doc(args, progress_lines=not args.json)
+    text = to_json(doc)
+    if args.out is not None:
+        _write(Path(args.out), text, getattr(args, "force", False))
+    print(text if args.json else "\n".join(lines(doc)))
+    if args.out and not args.json:
+        print(f"wrote {Path(args.out) / 'simulate.json'}")
+    return 0
+
+
+def to_json(doc) -> str:
+    """``simulate.json``'s text: never Infinity or NaN (not JSON)."""
+    _check_finite(doc)
+    try:
+        return json.dumps(doc, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise RuntimeError(
+            f"simulate: a non-finite number in the results ({exc}) (a bug)"
+        ) from None
+
+
+def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
+    """The ``simulate.json`` document of the parsed options ``args`` (nothing printed but
+    the progress on standard error; ``progress`` replaces the printer)."""
+    for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
+        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     for alg in args.algorithm:
         if not (table.known(alg) and table.get(alg).phases):  # reduce-scatter/ring too
             choices = table.scheduled_keys() + table.INTER_SPELLINGS
@@ -118,8 +147,9 @@ def _run(args) -> int:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
-        progress=progress_printer(  # with --json: only the estimate (stdout is the JSON)
-            len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds, lines=not args.json
+        progress=progress  # with --json: only the estimate (stdout is the JSON)
+        or progress_printer(
+            len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds, lines=progress_lines
         ),
     )
     if fabric_for:
@@ -128,19 +158,7 @@ def _run(args) -> int:
         from dist_logreg.cli.simulate_train import predict_steps
 
         doc["run"] = predict_steps(train, doc["results"])
-    _check_finite(doc)
-    try:
-        text = json.dumps(doc, indent=1, allow_nan=False)  # never Infinity or NaN: not JSON
-    except ValueError as exc:
-        raise RuntimeError(
-            f"simulate: a non-finite number in the results ({exc}) (a bug)"
-        ) from None
-    if args.out is not None:
-        _write(Path(args.out), text, getattr(args, "force", False))
-    print(text if args.json else "\n".join(lines(doc)))
-    if args.out and not args.json:
-        print(f"wrote {Path(args.out) / 'simulate.json'}")
-    return 0
+    return doc
 
 
 #: ``--exact`` sweeps estimated longer than this are refused up front, longer than
