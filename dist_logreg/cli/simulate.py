@@ -152,6 +152,22 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace an existing DIR/simulate.json (default: refuse)",
     )
+    _step_and_sweep(p)
+    packet_options.add_packet_arguments(p)
+    # the sweep reads its file's keys with this parser's own readers
+    p.set_defaults(func=cmd, mpi=False, simulate_parser=p)
+
+
+def _step_and_sweep(p) -> None:
+    """``simulate``: a training step instead of one allreduce; a grid of runs."""
+    a = p.add_argument
+    a(
+        "--workload",
+        metavar="SPEC",
+        help="a training step: preset[:key=value,...], key=value,... or a .toml/.json file "
+        "(params, dtype, buckets, forward, backward, optimizer, flops, flop-rate, overlap, "
+        "sync, strong; docs/step-at-scale.md): step time, exposed communication, efficiency",
+    )
     a(
         "--sweep",
         metavar="FILE",
@@ -163,9 +179,6 @@ def add_parser(sub) -> None:
         action="store_true",
         help="with --sweep and --out: keep the points an interrupted sweep finished",
     )
-    packet_options.add_packet_arguments(p)
-    # the sweep reads its file's keys with this parser's own readers
-    p.set_defaults(func=cmd, mpi=False, simulate_parser=p)
 
 
 def _what_to_simulate(p) -> None:

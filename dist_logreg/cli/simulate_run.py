@@ -20,7 +20,9 @@ from dist_logreg.record.progress import status_line
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
+from dist_logreg.sim.step import step_doc, step_lines
 from dist_logreg.sim.text import lines
+from dist_logreg.sim.workload import collectives, parse_workload
 
 
 def resolve_fabric(args):
@@ -90,10 +92,15 @@ def _run(args) -> int:
     text = to_json(doc)
     if args.out is not None:
         _write(Path(args.out), text, getattr(args, "force", False))
-    print(text if args.json else "\n".join(lines(doc)))
+    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
+
+
+def step_text(doc) -> list[str]:
+    """The step table under the collectives' table, when there is a workload."""
+    return step_lines(doc["step"]) if "step" in doc else []
 
 
 def to_json(doc) -> str:
@@ -126,18 +133,22 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         model = costfile.load(regular_file(args.cost_model, "--cost-model"))
         fabric_for = cost_model_fabrics(fab, model, args.cost_model)
     options = packet_options.from_args(args, args.engine)  # typed once; refused if ignored
-    sizes = args.bytes
+    sizes, algs = args.bytes, args.algorithm
     train = None
     if args.run:
         from dist_logreg.cli.simulate_train import read_run
 
         train = read_run(args.run)
         sizes = [train["bytes_per_call"]]
+    work = _workload(args, train)
+    if work is not None:  # the step's buckets: each distinct size, each collective once
+        sizes = sorted(set(work.sizes()))
+        algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
     doc = sweep(
         fab,
         spec_text,
         args.ranks,
-        args.algorithm,
+        algs,
         sizes,
         seeds=args.seeds,
         per_host=args.ranks_per_host,
@@ -149,7 +160,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         fabric_for=fabric_for,
         progress=progress  # with --json: only the estimate (stdout is the JSON)
         or progress_printer(
-            len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds, lines=progress_lines
+            len(args.ranks) * len(algs) * len(sizes), args.seeds, lines=progress_lines
         ),
     )
     if fabric_for:
@@ -158,7 +169,21 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         from dist_logreg.cli.simulate_train import predict_steps
 
         doc["run"] = predict_steps(train, doc["results"])
+    if work is not None:
+        doc["step"] = step_doc(work, doc["results"])
     return doc
+
+
+def _workload(args, train):
+    """``--workload SPEC``, or with ``--run`` the run's own buckets and compute; else None."""
+    spec = getattr(args, "workload", None)
+    if spec:
+        return parse_workload(spec)
+    if train is None:
+        return None
+    from dist_logreg.cli.simulate_train import run_workload
+
+    return run_workload(train)
 
 
 #: ``--exact`` sweeps estimated longer than this are refused up front, longer than

@@ -165,7 +165,7 @@ def run_sweep(args) -> int:
 
 
 def _sweep(args, axes, points, comm, rank, size) -> int:
-    from dist_logreg.cli.simulate_run import _check_out, lines, to_json
+    from dist_logreg.cli.simulate_run import _check_out, lines, step_text, to_json
 
     if args.out is None and (args.resume or comm is not None):
         raise UsageError("--sweep: --out DIR is required with --resume and under mpirun")
@@ -210,7 +210,7 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
 
         _write(Path(args.out), text, True)
         partial.remove()
-    print(text if args.json else "\n".join(lines(doc)))
+    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
@@ -259,7 +259,10 @@ def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> di
     head["results"] = [r for d in docs for r in d["results"]]
     steps = [d["step"] for d in docs if "step" in d]
     if steps:
+        from dist_logreg.sim.step import efficiency
+
         head["step"] = {**steps[0], "rows": [r for s in steps for r in s["rows"]]}
+        efficiency(head["step"]["rows"])  # across the points: against the fewest ranks
     head["sweep"] = {
         "file": Path(file).name,
         "points": len(docs),
