@@ -179,3 +179,49 @@ def test_a_bad_workload_is_one_line_naming_the_key_and_value(spec, words):
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and f"--workload {spec}" in err[0] and words in err[0], err
+
+
+def test_the_report_draws_the_steps_timeline_and_refuses_a_bad_step(tmp_path):
+    out = tmp_path / "sim"
+    run = [sys.executable, "-m", "dist_logreg"]
+    spec = "params=1048576,dtype=fp32,buckets=1M,forward=1ms,backward=2ms"
+    r = subprocess.run(
+        [
+            *run,
+            "simulate",
+            "--fabric",
+            FLAT,
+            "--ranks",
+            "2,8",
+            "--algorithm",
+            RING.name,
+            "--workload",
+            spec,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Training step" in r.stdout and "exposed" in r.stdout
+    r = subprocess.run(
+        [*run, "report", str(out), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r" / "1-sim-step.png").stat().st_size > 1000
+    assert "Training step" in (tmp_path / "r" / "report.md").read_text()
+    doc = json.loads((out / "simulate.json").read_text())
+    doc["step"]["rows"][0]["comm_fraction"] = 1.5
+    (out / "simulate.json").write_text(json.dumps(doc))
+    r = subprocess.run(
+        [*run, "report", str(out), "--out", str(tmp_path / "r2")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "step.rows[0].comm_fraction" in r.stderr, r.stderr
