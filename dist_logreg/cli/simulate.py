@@ -169,6 +169,13 @@ def _step_and_sweep(p) -> None:
         "sync, strong; docs/step-at-scale.md): step time, exposed communication, efficiency",
     )
     a(
+        "--scenario",
+        metavar="SPEC",
+        help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
+        "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "
+        "background:fraction=F (docs/step-at-scale.md)",
+    )
+    a(
         "--sweep",
         metavar="FILE",
         help="a TOML grid whose keys are these options, a list meaning each of these "

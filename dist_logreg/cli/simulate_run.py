@@ -20,6 +20,7 @@ from dist_logreg.record.progress import status_line
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
+from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario
 from dist_logreg.sim.step import step_doc, step_lines
 from dist_logreg.sim.text import lines
 from dist_logreg.sim.workload import collectives, parse_workload
@@ -126,6 +127,8 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
                 f"--algorithm: expected one of {', '.join(choices)} (with a schedule), got {alg!r}"
             )
     fab, spec_text = resolve_fabric(args)
+    scenario = parse_scenario(getattr(args, "scenario", None))
+    fab = apply_fabric(scenario, fab)
     if args.exact and args.engine == "flow":
         _check_exact(args)
     fabric_for = None
@@ -169,8 +172,12 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         from dist_logreg.cli.simulate_train import predict_steps
 
         doc["run"] = predict_steps(train, doc["results"])
+    if scenario.kind != "none":
+        doc["scenario"] = scenario.describe()
     if work is not None:
-        doc["step"] = step_doc(work, doc["results"])
+        doc["step"] = step_doc(apply_workload(scenario, work, min(args.ranks)), doc["results"])
+    elif scenario.kind == "straggler":
+        raise UsageError(f"--scenario {scenario.spec}: a straggler slows a step: give --workload")
     return doc
 
 
