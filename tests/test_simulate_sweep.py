@@ -194,3 +194,26 @@ def test_plain_simulate_never_loads_mpi():
     )
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_a_scenario_axis_gives_each_row_its_slowdown_against_running_alone(tmp_path):
+    # no latency, no per-message cost: half of every link's rate is twice the time
+    f = tmp_path / "sc.toml"
+    f.write_text(
+        'fabric = "flat:hosts=4,rate=100G,link-latency=0,alpha=0"\nranks = [2, 4]\n'
+        f'algorithm = "{RING.name}"\nbytes = "4M"\n'
+        'workload = "params=1048576,dtype=fp32,buckets=4M,forward=1ms,backward=1ms,overlap=no"\n'
+        'scenario = ["none", "background:fraction=0.5", "straggler:factor=3"]\n'
+    )
+    r = sweep_cli("--sweep", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    for row in doc["results"]:
+        want = 2.0 if row["scenario"].startswith("background") else 1.0
+        assert row["slowdown"] == pytest.approx(want, rel=1e-9), row
+    steps = {(s["scenario"], s["ranks"]): s for s in doc["step"]["rows"]}
+    for p in (2, 4):
+        alone, late = steps[("none", p)], steps[("straggler:factor=3", p)]
+        # overlap off: the straggler adds twice its 2 ms of compute, the comm unchanged
+        assert late["step_s"] == pytest.approx(alone["step_s"] + 0.004, rel=1e-9)
+        assert late["slowdown"] == pytest.approx(late["step_s"] / alone["step_s"])

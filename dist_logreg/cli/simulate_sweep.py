@@ -258,11 +258,13 @@ def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> di
     head["fabrics"] = list(fabrics.values())
     head["results"] = [r for d in docs for r in d["results"]]
     steps = [d["step"] for d in docs if "step" in d]
-    if steps:
-        from dist_logreg.sim.step import efficiency
+    from dist_logreg.sim.step import efficiency, slowdown
 
+    slowdown(head["results"], "time_s")  # against the same point with scenario none
+    if steps:
         head["step"] = {**steps[0], "rows": [r for s in steps for r in s["rows"]]}
         efficiency(head["step"]["rows"])  # across the points: against the fewest ranks
+        slowdown(head["step"]["rows"], "step_s")
     head["sweep"] = {
         "file": Path(file).name,
         "points": len(docs),

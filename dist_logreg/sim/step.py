@@ -168,3 +168,42 @@ def step_lines(step: dict) -> list[str]:
             f"{r['efficiency']:>7.2f}"
         )
     return out
+
+
+def slowdown(rows: list[dict], value: str) -> None:
+    """Each row's ``slowdown``: its ``value`` over the same row's with ``scenario`` none
+    (running alone on the fabric as described); rows without such a twin get none."""
+
+    def twin(r):
+        return json.dumps(
+            {k: v for k, v in r.items() if k == "ranks" or k not in _NUMBERS | _SKIP},
+            sort_keys=True,
+            default=str,
+        )
+
+    alone = {twin(r): r[value] for r in rows if r.get("scenario") == "none"}
+    for r in rows:
+        base = alone.get(twin(r))
+        if base is not None and "scenario" in r:
+            r["slowdown"] = r[value] / base if base > 0 else 1.0
+
+
+#: What a row's twin may differ in besides its numbers: the scenario, and per-seed numbers.
+_SKIP = {
+    "scenario",
+    "slowdown",
+    "time_s",
+    "time_s_worst",
+    "time_s_seeds",
+    "ideal_s",
+    "ratio_to_ideal",
+    "algbw",
+    "busbw",
+    "bottleneck",
+    "max_flows_per_uplink",
+    "collisions",
+    "cross_leaf_bytes",
+    "links",
+    "packet",
+    "phase_sync_s",
+}
