@@ -217,3 +217,27 @@ def test_a_scenario_axis_gives_each_row_its_slowdown_against_running_alone(tmp_p
         # overlap off: the straggler adds twice its 2 ms of compute, the comm unchanged
         assert late["step_s"] == pytest.approx(alone["step_s"] + 0.004, rel=1e-9)
         assert late["slowdown"] == pytest.approx(late["step_s"] / alone["step_s"])
+
+
+def test_the_report_draws_a_sweep_one_line_per_fabric(serial, tmp_path):
+    from dist_logreg.report.simulate import SimRun, _series
+
+    d, doc = serial
+    keys = _series(SimRun(d / "serial" / "simulate.json", "s", doc))
+    assert {k[2] for k in keys} == {FLAT, LEAF} and len(keys) == 8  # 2 algs x 2 sizes x 2
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dist_logreg",
+            "report",
+            str(d / "serial"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r" / "1-sim-time.png").exists()

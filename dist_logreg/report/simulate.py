@@ -127,7 +127,7 @@ def is_simulate(doc) -> bool:
 
 def _time_vs_ranks(run: SimRun):
     fig, ax = plots.figure(f"Simulated allreduce time: {run.tag}")
-    for i, ((alg, n), rows) in enumerate(_series(run).items()):
+    for i, ((alg, n, *tags), rows) in enumerate(_series(run).items()):
         rows.sort(key=lambda r: r["ranks"])
         x = [r["ranks"] for r in rows]
         seeds = [np.asarray(r["time_s_seeds"]) * 1e3 for r in rows]
@@ -136,7 +136,7 @@ def _time_vs_ranks(run: SimRun):
             [r["time_s"] * 1e3 for r in rows],  # the median seed's (the row's own)
             "o-",
             color=f"C{i % 10}",
-            label=f"{alg}, {n / 2**20:g} MiB",
+            label=", ".join([*map(str, filter(None, tags)), alg, f"{n / 2**20:g} MiB"]),
         )
         ax.fill_between(
             x, [s.min() for s in seeds], [s.max() for s in seeds], color=f"C{i % 10}", alpha=0.2
@@ -147,10 +147,17 @@ def _time_vs_ranks(run: SimRun):
     return fig
 
 
+#: What else a sweep's rows may differ in (``simulate --sweep``): one line each.
+SWEEP_TAGS = ("fabric", "workload", "scenario")
+
+
 def _series(run: SimRun) -> dict:
+    """Rows by (algorithm, bytes, and a sweep's fabric, workload and scenario)."""
     out: dict = {}
+    varied = [k for k in SWEEP_TAGS if len({str(r.get(k)) for r in run.doc["results"]}) > 1]
     for r in run.doc["results"]:
-        out.setdefault((r["algorithm"], r["bytes"]), []).append(r)
+        key = (r["algorithm"], r["bytes"], *(r.get(k) for k in varied))
+        out.setdefault(key, []).append(r)
     return out
 
 
