@@ -94,6 +94,24 @@ def test_a_degraded_class_and_background_traffic_are_a_slower_fabric(scenario):
         )
 
 
+def test_a_background_permutation_loads_every_host_link_once():
+    # every host sends one flow and receives one: on one switch, F of each host link
+    fab = parse_fabric("flat:hosts=8,rate=100G,link-latency=1us")
+    perm = apply_fabric(parse_scenario("background:permutation=0.25,seed=5"), fab)
+    share = apply_fabric(parse_scenario("background:fraction=0.25"), fab)
+    assert np.allclose(perm.link_rate, share.link_rate, rtol=1e-12)
+    # on a leaf-spine the flows also take (hashed) uplinks, never more than they carry
+    ls = parse_fabric("leaf-spine:leaves=2,spines=2,hosts-per-leaf=4")
+    bg = apply_fabric(parse_scenario("background:permutation=0.25,seed=5"), ls)
+    taken = ls.link_rate - bg.link_rate
+    host = np.isin(ls.link_class, [0, 1])
+    assert np.allclose(taken[host], 0.25 * ls.link_rate[host])
+    order = np.random.default_rng(5).permutation(8)  # the scenario's cycle, drawn again
+    cross = int((order // 4 != np.roll(order, -1) // 4).sum())
+    # each flow that leaves its leaf takes F of a host rate on one leaf-up and one spine-down
+    assert taken[~host].sum() == pytest.approx(2 * cross * 0.25 * ls.link_rate[0], rel=1e-12)
+
+
 def test_a_degraded_cable_slows_only_the_flows_through_it():
     fab = parse_fabric("leaf-spine:leaves=2,spines=2,hosts-per-leaf=4,hash=spray")
     sc = parse_scenario("degrade:factor=8,link=leaf0-spine1")

@@ -12,6 +12,10 @@
 ``fail:spine=S``                                   spine S's cable to every leaf of its pod down
 ``background:fraction=F``                          a fraction F of every link's rate taken by
                                                    other traffic
+``background:permutation=F[,seed=S]``              every host sends one constant flow of F x
+                                                   its link rate to another host of a random
+                                                   permutation (ECMP-routed); each link keeps
+                                                   what those flows leave (at least 1%)
 =================================================  =============================================
 
 A straggler acts on the step (:func:`apply_workload`): with the phase-synchronous model
@@ -75,7 +79,7 @@ def parse_scenario(spec: str | None) -> Scenario:
         "straggler": ("factor", "rank"),
         "degrade": ("factor", "class", "link"),
         "fail": ("link", "spine"),
-        "background": ("fraction",),
+        "background": ("fraction", "permutation", "seed"),
     }[kind]
     for key in pairs:
         if key not in allowed:
@@ -97,7 +101,12 @@ def parse_scenario(spec: str | None) -> Scenario:
             raise _bad(text, "link|spine", "one of link=A-B[+C-D...] or spine=S", rest)
         values.update({k: pairs[k] for k in ("link", "spine") if k in pairs})
     if kind == "background":
-        values["fraction"] = _positive(text, "fraction", pairs.get("fraction"), 0.0, 0.99)
+        key = "permutation" if "permutation" in pairs else "fraction"
+        values[key] = _positive(text, key, pairs.get(key), 0.0, 0.99)
+        seed = pairs.get("seed", "0")
+        if not seed.isdigit():
+            raise _bad(text, "seed", "a whole number >= 0", seed)
+        values["seed"] = int(seed)
     return Scenario(kind, values, text)
 
 
@@ -119,8 +128,10 @@ def apply_fabric(sc: Scenario, fab):
         return fab
     topo = copy.copy(fab.topology)
     rate = np.array(topo.link_rate, dtype=float)
-    if sc.kind == "background":
+    if sc.kind == "background" and "fraction" in sc.values:
         rate *= 1.0 - sc.values["fraction"]
+    elif sc.kind == "background":
+        rate = np.maximum(rate - _permutation_load(sc, fab), 0.01 * rate)
     elif sc.kind == "degrade":
         rate[_links(sc, fab)] /= sc.values["factor"]
     else:
@@ -174,3 +185,19 @@ def _cables(sc: Scenario, fab) -> list[tuple[int, int]]:
             raise _bad(sc.spec, "link", f"a spine of leaf{leaf}'s pod", cable)
         out.append((leaf, local))
     return out
+
+
+def _permutation_load(sc: Scenario, fab) -> np.ndarray:
+    """B/s each link carries of a random permutation's flows: host h sends F x its link
+    rate to host perm[h] (one random cycle: every host sends one flow and receives one),
+    routed as the fabric's ECMP routes any flow."""
+    topo = fab.topology
+    n = topo.endpoint_host.size
+    if n < 2:
+        return np.zeros_like(np.asarray(topo.link_rate, dtype=float))
+    rng = np.random.default_rng(sc.values["seed"])
+    order = rng.permutation(n)
+    src, dst = order, np.roll(order, -1)  # one random cycle: a permutation, no host to itself
+    send = sc.values["permutation"] * np.asarray(topo.link_rate, dtype=float)[topo.endpoint_up]
+    routes = fab.route_many(src, dst, np.arange(n))
+    return np.asarray(routes.T @ send).ravel()
