@@ -14,6 +14,7 @@
 ``simulate``        ``simulate``: its flags
 ``simulate_run``    what ``simulate`` does once parsed: read the files, sweep, print, write
 ``simulate_train``  ``simulate --run RUN``: a run's measured compute, simulated communication
+``simulate_sweep``  ``simulate --sweep FILE``: a TOML grid, serial or spread over MPI ranks
 ==================  ========================================================================
 """
 

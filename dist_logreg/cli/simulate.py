@@ -28,6 +28,7 @@ examples:
   dist-logreg simulate --fabric fat-tree:k=8,rate=400G --ranks 512 --ranks-per-host 4 \\
       --placement random --seeds 4 --json
   dist-logreg simulate --fabric fabric.toml --ranks 64 --exact --out sims/one
+  mpirun -n 4 dist-logreg simulate --sweep grid.toml --out sims/grid
 
 SPEC keys (preset:key=value,...; or a .json/.toml file with "topology" and the same keys):
   flat: hosts; leaf-spine: leaves, spines, hosts-per-leaf, uplink-rate | oversubscription;
@@ -111,9 +112,8 @@ def add_parser(sub) -> None:
     a = p.add_argument
     a(
         "--fabric",
-        required=True,
         metavar="SPEC",
-        help="preset:key=value,... or a .json/.toml file (keys below)",
+        help="preset:key=value,... or a .json/.toml file (keys below); required unless --sweep",
     )
     _what_to_simulate(p)
     a(
@@ -159,8 +159,40 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace an existing DIR/simulate.json (default: refuse)",
     )
+    _step_and_sweep(p)
     packet_options.add_packet_arguments(p)
-    p.set_defaults(func=cmd, mpi=False)
+    # the sweep reads its file's keys with this parser's own readers
+    p.set_defaults(func=cmd, mpi=False, simulate_parser=p)
+
+
+def _step_and_sweep(p) -> None:
+    """``simulate``: a training step instead of one allreduce; a grid of runs."""
+    a = p.add_argument
+    a(
+        "--workload",
+        metavar="SPEC",
+        help="a training step: preset[:key=value,...], key=value,... or a .toml/.json file "
+        "(params, dtype, buckets, forward, backward, optimizer, flops, flop-rate, overlap, "
+        "sync, strong; docs/step-at-scale.md): step time, exposed communication, efficiency",
+    )
+    a(
+        "--scenario",
+        metavar="SPEC",
+        help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
+        "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "
+        "background:fraction=F (docs/step-at-scale.md)",
+    )
+    a(
+        "--sweep",
+        metavar="FILE",
+        help="a TOML grid whose keys are these options, a list meaning each of these "
+        "(docs/step-at-scale.md); under mpirun the runs spread over the ranks",
+    )
+    a(
+        "--resume",
+        action="store_true",
+        help="with --sweep and --out: keep the points an interrupted sweep finished",
+    )
 
 
 def _what_to_simulate(p) -> None:
@@ -168,10 +200,9 @@ def _what_to_simulate(p) -> None:
     a = p.add_argument
     a(
         "--ranks",
-        required=True,
         type=_list(_ranks),
         metavar="P[,P...]",
-        help="world size(s) to simulate",
+        help="world size(s) to simulate; required unless --sweep",
     )
     a(
         "--ranks-per-host",
@@ -217,8 +248,14 @@ def _what_to_simulate(p) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    """The ``simulate`` sub-command: a plain process (bad input exits 2, with one line)."""
+    """The ``simulate`` sub-command: a plain process (bad input exits 2, with one line);
+    ``--sweep`` under mpirun: one rank of the sweep."""
     from dist_logreg.cli.guard import run_plain
+
+    if args.sweep:
+        from dist_logreg.cli.simulate_sweep import run_sweep
+
+        return run_plain(lambda: run_sweep(args))
     from dist_logreg.cli.simulate_run import run
 
     return run_plain(lambda: run(args))

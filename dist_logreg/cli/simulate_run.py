@@ -20,7 +20,10 @@ from dist_logreg.record.progress import status_line
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
+from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario
+from dist_logreg.sim.step import step_doc, step_lines
 from dist_logreg.sim.text import lines
+from dist_logreg.sim.workload import collectives, parse_workload
 
 
 def resolve_fabric(args):
@@ -79,10 +82,44 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
-        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
+    for key in ("fabric", "ranks"):
+        if getattr(args, key) is None:
+            raise UsageError(f"--{key}: required (or --sweep FILE)")
+    if getattr(args, "resume", False):
+        raise UsageError("--resume: goes with --sweep FILE (a sweep's partial results)")
     if args.out is not None:
         _check_out(args.out, getattr(args, "force", False))
+    doc = simulate_doc(args, progress_lines=not args.json)
+    text = to_json(doc)
+    if args.out is not None:
+        _write(Path(args.out), text, getattr(args, "force", False))
+    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
+    if args.out and not args.json:
+        print(f"wrote {Path(args.out) / 'simulate.json'}")
+    return 0
+
+
+def step_text(doc) -> list[str]:
+    """The step table under the collectives' table, when there is a workload."""
+    return step_lines(doc["step"]) if "step" in doc else []
+
+
+def to_json(doc) -> str:
+    """``simulate.json``'s text: never Infinity or NaN (not JSON)."""
+    _check_finite(doc)
+    try:
+        return json.dumps(doc, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise RuntimeError(
+            f"simulate: a non-finite number in the results ({exc}) (a bug)"
+        ) from None
+
+
+def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
+    """The ``simulate.json`` document of the parsed options ``args`` (nothing printed but
+    the progress on standard error; ``progress`` replaces the printer)."""
+    for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
+        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     for alg in args.algorithm:
         if not (table.known(alg) and table.get(alg).phases):  # reduce-scatter/ring too
             choices = table.scheduled_keys() + table.INTER_SPELLINGS
@@ -90,6 +127,8 @@ def _run(args) -> int:
                 f"--algorithm: expected one of {', '.join(choices)} (with a schedule), got {alg!r}"
             )
     fab, spec_text = resolve_fabric(args)
+    scenario = parse_scenario(getattr(args, "scenario", None))
+    fab = apply_fabric(scenario, fab)
     if args.exact and args.engine == "flow":
         _check_exact(args)
     fabric_for = None
@@ -97,18 +136,22 @@ def _run(args) -> int:
         model = costfile.load(regular_file(args.cost_model, "--cost-model"))
         fabric_for = cost_model_fabrics(fab, model, args.cost_model)
     options = packet_options.from_args(args, args.engine)  # typed once; refused if ignored
-    sizes = args.bytes
+    sizes, algs = args.bytes, args.algorithm
     train = None
     if args.run:
         from dist_logreg.cli.simulate_train import read_run
 
         train = read_run(args.run)
         sizes = [train["bytes_per_call"]]
+    work = _workload(args, train)
+    if work is not None:  # the step's buckets: each distinct size, each collective once
+        sizes = sorted(set(work.sizes()))
+        algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
     doc = sweep(
         fab,
         spec_text,
         args.ranks,
-        args.algorithm,
+        algs,
         sizes,
         seeds=args.seeds,
         per_host=args.ranks_per_host,
@@ -118,8 +161,9 @@ def _run(args) -> int:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
-        progress=progress_printer(  # with --json: only the estimate (stdout is the JSON)
-            len(args.ranks) * len(args.algorithm) * len(sizes), args.seeds, lines=not args.json
+        progress=progress  # with --json: only the estimate (stdout is the JSON)
+        or progress_printer(
+            len(args.ranks) * len(algs) * len(sizes), args.seeds, lines=progress_lines
         ),
     )
     if fabric_for:
@@ -128,19 +172,25 @@ def _run(args) -> int:
         from dist_logreg.cli.simulate_train import predict_steps
 
         doc["run"] = predict_steps(train, doc["results"])
-    _check_finite(doc)
-    try:
-        text = json.dumps(doc, indent=1, allow_nan=False)  # never Infinity or NaN: not JSON
-    except ValueError as exc:
-        raise RuntimeError(
-            f"simulate: a non-finite number in the results ({exc}) (a bug)"
-        ) from None
-    if args.out is not None:
-        _write(Path(args.out), text, getattr(args, "force", False))
-    print(text if args.json else "\n".join(lines(doc)))
-    if args.out and not args.json:
-        print(f"wrote {Path(args.out) / 'simulate.json'}")
-    return 0
+    if scenario.kind != "none":
+        doc["scenario"] = scenario.describe()
+    if work is not None:
+        doc["step"] = step_doc(apply_workload(scenario, work, min(args.ranks)), doc["results"])
+    elif scenario.kind == "straggler":
+        raise UsageError(f"--scenario {scenario.spec}: a straggler slows a step: give --workload")
+    return doc
+
+
+def _workload(args, train):
+    """``--workload SPEC``, or with ``--run`` the run's own buckets and compute; else None."""
+    spec = getattr(args, "workload", None)
+    if spec:
+        return parse_workload(spec)
+    if train is None:
+        return None
+    from dist_logreg.cli.simulate_train import run_workload
+
+    return run_workload(train)
 
 
 #: ``--exact`` sweeps estimated longer than this are refused up front, longer than

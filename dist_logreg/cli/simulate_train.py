@@ -73,3 +73,26 @@ def predict_steps(run: dict, results: list) -> dict:
         "predictions": preds,
         "assumption": "compute per step scales as world_size / P (the same global batch)",
     }
+
+
+def run_workload(run: dict):
+    """The run as a workload: its buckets (``calls_per_step`` of ``bytes_per_call``) and its
+    measured compute, split evenly between the forward pass (the margins, X w) and the
+    backward pass (the gradient, r X, block by block: the buckets), on one global batch
+    (``strong``: the compute scales as world_size / P)."""
+    from dist_logreg.sim.workload import Workload
+
+    calls = max(1, int(round(run["calls_per_step"])))
+    half = run["compute_s_per_step"] / 2
+    sizes = (run["bytes_per_call"],) * calls
+    return Workload(
+        params=float(sum(sizes)),
+        dtype_bytes=1,
+        bucket_bytes=run["bytes_per_call"],
+        forward_s=half,
+        backward_s=half,
+        overlap=calls > 1,  # the trainer posts each bucket's allreduce as soon as it is made
+        strong=run["world_size"],
+        bucket_sizes=sizes,
+        spec=f"--run {run['path']}",
+    )

@@ -57,6 +57,40 @@ RESULT = schema.table(
     {"algbw": _RATE, "ratio_to_ideal": schema.number(), "packet": _PACKET},
     "a result (an object)",
 )
+_SPAN = schema.table(
+    {
+        "bucket": schema.count(0),
+        "collective": schema.text(),
+        "bytes": schema.count(1, 1 << 50, "a whole number of bytes"),
+        "ready_s": _SECONDS,
+        "start_s": _SECONDS,
+        "end_s": _SECONDS,
+    },
+    what="a bucket's span (an object)",
+)
+_STEP_ROW = schema.table(
+    {
+        "ranks": schema.count(1, 10**7, "a number of ranks"),
+        "algorithm": schema.text(),
+        "step_s": _SECONDS,
+        "compute_s": _SECONDS,
+        "comm_s": _SECONDS,
+        "exposed_s": _SECONDS,
+        "comm_fraction": schema.number(0.0, 1.0, "a fraction"),
+        "efficiency": schema.number(0.0, 1e6, "a ratio"),
+    },
+    what="a step row (an object)",
+)
+#: ``simulate --workload``'s block: the step per rank count, one step's timeline.
+STEP = schema.table(
+    {
+        "workload": schema.table({"spec": schema.text(), "buckets": schema.count(1)}),
+        "rows": schema.items(_STEP_ROW, 1, 10**6, "a list of step rows"),
+        "timeline": schema.table(
+            {"ranks": schema.count(1), "buckets": schema.items(_SPAN, 1, 10**7, "a list")}
+        ),
+    }
+)
 #: ``simulate.json``: what :func:`dist_logreg.sim.runner.sweep` writes, as the report reads it.
 SCHEMA = schema.table(
     {
@@ -66,7 +100,8 @@ SCHEMA = schema.table(
         "fabric": schema.table({"spec": schema.text(), "hosts": schema.count(1)}),
         "placement": schema.table({"mode": schema.text(), "seeds": schema.count(1)}),
         "results": schema.items(RESULT, 1, 10**6, "a list of results"),
-    }
+    },
+    {"step": STEP},
 )
 
 
@@ -92,7 +127,7 @@ def is_simulate(doc) -> bool:
 
 def _time_vs_ranks(run: SimRun):
     fig, ax = plots.figure(f"Simulated allreduce time: {run.tag}")
-    for i, ((alg, n), rows) in enumerate(_series(run).items()):
+    for i, ((alg, n, *tags), rows) in enumerate(_series(run).items()):
         rows.sort(key=lambda r: r["ranks"])
         x = [r["ranks"] for r in rows]
         seeds = [np.asarray(r["time_s_seeds"]) * 1e3 for r in rows]
@@ -101,7 +136,7 @@ def _time_vs_ranks(run: SimRun):
             [r["time_s"] * 1e3 for r in rows],  # the median seed's (the row's own)
             "o-",
             color=f"C{i % 10}",
-            label=f"{alg}, {n / 2**20:g} MiB",
+            label=", ".join([*map(str, filter(None, tags)), alg, f"{n / 2**20:g} MiB"]),
         )
         ax.fill_between(
             x, [s.min() for s in seeds], [s.max() for s in seeds], color=f"C{i % 10}", alpha=0.2
@@ -112,10 +147,17 @@ def _time_vs_ranks(run: SimRun):
     return fig
 
 
+#: What else a sweep's rows may differ in (``simulate --sweep``): one line each.
+SWEEP_TAGS = ("fabric", "workload", "scenario")
+
+
 def _series(run: SimRun) -> dict:
+    """Rows by (algorithm, bytes, and a sweep's fabric, workload and scenario)."""
     out: dict = {}
+    varied = [k for k in SWEEP_TAGS if len({str(r.get(k)) for r in run.doc["results"]}) > 1]
     for r in run.doc["results"]:
-        out.setdefault((r["algorithm"], r["bytes"]), []).append(r)
+        key = (r["algorithm"], r["bytes"], *(r.get(k) for k in varied))
+        out.setdefault(key, []).append(r)
     return out
 
 
@@ -175,6 +217,8 @@ def section(b, run: SimRun, prefix: str) -> Section:
             "busy time / allreduce time, per link class, median seed",
         )
     )
+    if "step" in d:
+        _step_items(b, run, prefix, sec)
     rows = [
         [
             r["algorithm"],
@@ -205,3 +249,57 @@ def section(b, run: SimRun, prefix: str) -> Section:
         )
     )
     return sec
+
+
+def _timeline(run: SimRun):
+    """One step: the compute, each bucket's collective from its start to its end (a tick
+    where it was ready), one row per bucket, the first ready at the top."""
+    tl, w = run.doc["step"]["timeline"], run.doc["step"]["workload"]
+    spans = tl["buckets"]
+    fig, ax = plots.figure(
+        f"One step, {tl['ranks']} ranks, {tl.get('algorithm', '')}: {w['spec']}"[:110]
+    )
+    step = max(x["end_s"] for x in spans)
+    fwd, bwd = w.get("forward_s", 0.0), w.get("backward_s", 0.0)
+    ax.axvspan(0, fwd * 1e3, color="0.85", label="forward")
+    ax.axvspan(fwd * 1e3, (fwd + bwd) * 1e3, color="0.7", label="backward")
+    names = list(dict.fromkeys(x["collective"] for x in spans))
+    for i, x in enumerate(spans):
+        c = f"C{names.index(x['collective']) % 10}"
+        ax.plot([x["start_s"] * 1e3, x["end_s"] * 1e3], [i, i], color=c, lw=2)
+        ax.plot([x["ready_s"] * 1e3], [i], "|", color="k", ms=3)
+    for j, n in enumerate(names):
+        ax.plot([], [], color=f"C{j % 10}", lw=2, label=n)
+    ax.set_xlim(0, max(step, fwd + bwd) * 1e3 * 1.02)
+    ax.invert_yaxis()
+    ax.set_xlabel("time in the step (ms)"), ax.set_ylabel("bucket (first ready on top)")
+    ax.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def _step_items(b, run: SimRun, prefix: str, sec: Section) -> None:
+    """The step's timeline and its table (``simulate --workload``)."""
+    step = run.doc["step"]
+    sec.items.append(
+        b.image(
+            _timeline(run),
+            f"{prefix}sim-step.png",
+            "One training step, bucket by bucket",
+            "grey: compute; a line: a bucket's collective from start to end; tick: ready",
+        )
+    )
+    rows = [
+        [
+            r["algorithm"],
+            str(r["ranks"]),
+            format_seconds(r["step_s"], ".3f"),
+            format_seconds(r["compute_s"], ".3f"),
+            format_seconds(r["comm_s"], ".3f"),
+            format_seconds(r["exposed_s"], ".3f"),
+            f"{100 * r['comm_fraction']:.1f}%",
+            f"{r['efficiency']:.2f}",
+        ]
+        for r in step["rows"]
+    ]
+    head = ["algorithm", "ranks", "step", "compute", "comm", "exposed", "comm %", "efficiency"]
+    sec.items.append(Table(f"Training step: {step['workload']['spec']}", head, rows))

@@ -27,6 +27,10 @@ in a fresh interpreter and checks).
 ``ns3net``            the packet engine's network layer: dependent transfers over ns-3
 ``ns3driver``         loads the packet engine's C++ (``ns3driver.cc``, ``.h``) through cppyy
 ``runner``            a sweep of simulations and its ``simulate.json``
+``workload``          ``--workload``: a training step's gradient, buckets and compute (presets)
+``step``              one training step: the buckets' collectives on one stream against compute
+``scenario``          ``--scenario``: a straggler, a degraded or failed link, background traffic
+``sweep``             a ``--sweep`` grid: its points in order, its key, its partial file
 ``text``              the console table and parameter list of ``simulate``
 ====================  ==========================================================================
 """

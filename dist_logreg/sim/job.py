@@ -5,7 +5,8 @@
   is the endpoint rank ``r`` sits on: a host's NIC on the Clos topologies (one per host), a
   GPU on the rail family (the topology routes it over its scale-up switch and its rail's
   NIC); ``seed`` is the seed the fabric's hash and the placement were drawn with
-  (for the record); ``options``: the engine's own options, opaque here.
+  (for the record); ``options``: the engine's own options, opaque here; ``start_s``
+  (optional): each rank's start offset in s (a late rank), for the dependency graph.
 - ``Result``: ``time_s``, ``ideal_s`` (non-blocking fabric: only the endpoints' links
   finite), ``bottleneck`` (link class name), ``max_flows_per_uplink``, ``collisions``
   (flows beyond an even spread over a switch's equal-cost next hops, summed over steps),
@@ -45,6 +46,10 @@ class Job:
     exact: bool = False
     # the engine's typed options (packet: a PacketOptions), or a mapping it parses
     options: object = field(default_factory=dict)
+    # per-rank start offsets in s (a straggler's late start; None: every rank at 0). The
+    # event-by-event engines are to start rank r's first sends at start_s[r]; the
+    # phase-synchronous one cannot (its phases start together)
+    start_s: np.ndarray | None = None
 
     @property
     def ranks(self) -> int:

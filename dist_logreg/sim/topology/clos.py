@@ -31,6 +31,7 @@ with its own id. A pinned pair takes its pinned spine.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -220,6 +221,45 @@ class Clos:
         self.endpoint_up = np.arange(sh.n_hosts)
         self.endpoint_down = sh.n_hosts + np.arange(sh.n_hosts)
         self.max_hops = 2 * int(self.node_tier.max())
+        #: (leaves, spines) bool: the leaf-spine cables up (None: all; see ``fail``)
+        self.alive = None
+
+    def fail(self, cables) -> Clos:
+        """A copy without the leaf-spine cables ``[(leaf, spine of its pod)]``: ECMP hashes
+        over the remaining ones; a leaf left without uplinks is an error naming it."""
+        sh = self.shape
+        out = copy.copy(self)
+        alive = np.ones((sh.n_leaves, max(sh.spines, 1)), bool)
+        alive[tuple(np.asarray(list(cables), dtype=np.int64).reshape(-1, 2).T)] = False
+        dead = np.flatnonzero(~alive.any(axis=1))
+        if dead.size:
+            raise UsageError(
+                f"--scenario: leaf{dead[0]} loses all its {sh.spines} uplinks (no path left)"
+            )
+        out.alive = alive
+        return out
+
+    def _alive_pairs(self, la, lb, cross) -> np.ndarray:
+        """(F, spines) bool: the spines both leaves of each flow still reach."""
+        ok = self.alive[la] & self.alive[lb]
+        bad = cross & ~ok.any(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UsageError(
+                f"--scenario: leaf{la[i]} and leaf{lb[i]} share no spine left (no path)"
+            )
+        return ok
+
+    def _rehash(self, key, la, lb, cross, ecmp: Ecmp, sa) -> np.ndarray:
+        """The spine each flow takes when its leaf hashes over the spines left."""
+        ok = self._alive_pairs(la, lb, cross)
+        count = ok.sum(axis=1)
+        out = sa[:, 0].copy()
+        for c in np.unique(count[cross]):
+            m = cross & (count == c)
+            k = ecmp.choose(key[m], self.shape.n_hosts + la[m], int(c))
+            out[m] = np.argmax(np.cumsum(ok[m], axis=1) > k[:, None], axis=1)
+        return out[:, None]
 
     @functools.cached_property
     def node_names(self) -> tuple[str, ...]:
@@ -270,9 +310,16 @@ class Clos:
             s_of_c, c_of_c = np.divmod(ca, max(zs, 1))
             w_s = np.where(cross_leaf, 1.0 / max(s, 1), 0.0)[:, None]
             w_c = np.where(cross_pod, 1.0 / max(s * zs, 1), 0.0)[:, None]
+            if self.alive is not None:  # spray over the spines both leaves still reach
+                ok = self._alive_pairs(la, lb, cross_leaf)
+                share = ok / ok.sum(axis=1, keepdims=True)
+                w_s = np.where(cross_leaf[:, None], share, 0.0)
+                w_c = np.where(cross_pod[:, None], share[:, s_of_c[0]] / max(zs, 1), 0.0)
         else:
             key = ecmp.keys(a, b, keys)
             sa = ecmp.pin(a, b, ecmp.choose(key, n + la, max(s, 1)))[:, None]
+            if self.alive is not None:  # the leaf hashes over its remaining uplinks
+                sa = self._rehash(key, la, lb, cross_leaf, ecmp, sa)
             spine_node = n + sh.n_leaves + pa * s + sa[:, 0]
             c_of_c = ecmp.choose(key, spine_node, max(zs, 1))[:, None] if zs else sa * 0
             s_of_c = sa
@@ -316,6 +363,12 @@ class Clos:
         n_c = sh.per_plane if pa != pb else 1
         out = []
         for s in range(n_s):
+            if (
+                self.alive is not None
+                and la != lb
+                and not (self.alive[la, s] and self.alive[lb, s])
+            ):
+                continue
             for c in range(n_c):
                 up, down = [src], [n + dst]
                 if la != lb:

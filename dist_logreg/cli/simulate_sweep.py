@@ -1,0 +1,308 @@
+"""``simulate --sweep FILE``: a TOML grid of ``simulate`` runs, serial or spread over MPI ranks.
+
+The file's keys are the command's options (``ranks-per-host``, not ``--ranks-per-host``);
+a list means "each of these", a single value one. Each value is read by the option's own
+reader, so the file takes what the command line takes, and a bad one is one line naming
+the file, the key and the value (exit 2). Options given on the command line stand for the
+keys the file leaves out.
+
+Started under ``mpirun -n N`` (``OMPI_COMM_WORLD_SIZE``, ``PMI_SIZE`` or ``PMIX_RANK`` in
+the environment), MPI starts here (only then: a plain ``simulate`` never loads mpi4py) and
+the points not yet done go round-robin over the ranks; rank 0 gathers them and writes the
+one ``simulate.json``, its ``results`` in the points' order, as the serial sweep writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from dist_logreg.errors import UsageError
+from dist_logreg.files import regular_file
+from dist_logreg.record.progress import status_line
+from dist_logreg.sim.sweep import Partial, expand, grid_key, varying
+
+#: Options a sweep file may not set: they say where and how the sweep itself writes.
+NOT_KEYS = {"sweep", "resume", "out", "json", "force", "help", "simulate_parser"}
+#: The environment variables by which an MPI launcher tells a process it is one rank.
+MPI_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
+#: The options the command takes as a comma-separated list (one value each at a point).
+LISTED = ("ranks", "algorithm", "bytes")
+#: A grid of more points than this is refused (a typo such as ranks = [1, ..., 1e6]).
+MAX_POINTS = 100_000
+
+
+def _options(parser) -> dict:
+    """``{key: action}`` of every option a sweep file may set."""
+    out = {}
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest not in NOT_KEYS:
+            out[longs[0][2:]] = action
+    return out
+
+
+def _values(name: str, key: str, value, action) -> list:
+    """The values ``value`` (one, or a list) of option ``key``, read as the command reads."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise UsageError(f"--sweep {name}: {key}: expected a value or a list of values, got []")
+    out = []
+    for v in items:
+        where = f"--sweep {name}: {key}"
+        if action.nargs == 0:  # a switch (exact): true or false
+            if not isinstance(v, bool):
+                raise UsageError(f"{where}: expected true or false, got {v!r}")
+            out.append(v)
+            continue
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise UsageError(f"{where}: expected a string or a number, got {v!r}")
+        text = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        try:
+            got = action.type(text) if action.type else text
+        except (argparse.ArgumentTypeError, ValueError, UsageError) as exc:
+            raise UsageError(f"{where}: {exc} (value {v!r})") from None
+        if action.choices and got not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise UsageError(f"{where}: expected one of {choices}, got {v!r}")
+        out.extend(got if isinstance(got, list) else [got])
+    return list(dict.fromkeys(out))
+
+
+def read_grid(path: str, parser) -> dict[str, list]:
+    """The axes of the sweep file ``path``: ``{option: [values]}`` (checked)."""
+    f = regular_file(path, "--sweep")
+    try:
+        raw = tomllib.loads(f.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--sweep {path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--sweep {path}: expected TOML, got a file that is not ({exc})") from None
+    options = _options(parser)
+    axes = {}
+    for key, value in raw.items():
+        if key not in options:
+            known = ", ".join(sorted(options))
+            raise UsageError(f"--sweep {path}: {key}: expected one of the options {known}")
+        axes[key] = _values(path, key, value, options[key])
+    n = 1
+    for v in axes.values():
+        n *= len(v)
+    if n > MAX_POINTS:
+        raise UsageError(f"--sweep {path}: expected at most {MAX_POINTS} points, got {n}")
+    return axes
+
+
+def point_args(base: argparse.Namespace, options: dict, point: dict) -> argparse.Namespace:
+    """The command's options for one point: the command line's, with the point's values."""
+    args = copy.copy(base)
+    args.sweep, args.out, args.json, args.resume = None, None, True, False
+    for key, value in point.items():
+        dest = options[key].dest
+        setattr(args, dest, [value] if dest in LISTED else value)
+    return args
+
+
+def run_point(base, options, axes, index: int, point: dict) -> dict:
+    """One point's ``simulate.json`` document, each row naming the point."""
+    from dist_logreg.cli.simulate_run import simulate_doc
+
+    args = point_args(base, options, point)
+    if args.fabric is None or args.ranks is None:
+        missing = "fabric" if args.fabric is None else "ranks"
+        raise UsageError(f"--sweep: {missing}: required (in the file or on the command line)")
+    doc = simulate_doc(args, progress=lambda *a: None)
+    tag = {"point": index, "fabric": doc["fabric"]["spec"]}
+    tag.update({k: point[k] for k in varying(axes) if k not in ("ranks", "algorithm", "bytes")})
+    doc["results"] = [{**tag, **r} for r in doc["results"]]
+    if "step" in doc:
+        doc["step"]["rows"] = [{**tag, **r} for r in doc["step"]["rows"]]
+    doc.pop("wall_s", None)
+    return doc
+
+
+def world():
+    """``(comm, rank, size)``: MPI's world when started by an MPI launcher, else a serial
+    ``(None, 0, 1)`` (MPI never loaded)."""
+    if not any(v in os.environ for v in MPI_ENV):
+        return None, 0, 1
+    from dist_logreg.comm.mpi_start import init_mpi
+
+    MPI = init_mpi()
+    comm = MPI.COMM_WORLD  # the sweep's entry point: the only reader of the world here
+    return comm, comm.Get_rank(), comm.Get_size()
+
+
+def run_sweep(args) -> int:
+    """``simulate --sweep FILE``; under mpirun every rank calls it."""
+    axes = read_grid(args.sweep, args.simulate_parser)
+    points = expand(axes)
+    comm, rank, size = world()
+    try:
+        return _sweep(args, axes, points, comm, rank, size)
+    except KeyboardInterrupt:
+        kept = f"; finished points kept in {args.out} (--resume)" if args.out else ""
+        if rank == 0:
+            print(f"dist-logreg simulate: interrupted (SIGINT){kept}", file=sys.stderr)
+        return 130
+    except UsageError:
+        if rank == 0 or comm is None:
+            raise
+        return 2
+    except Exception:
+        if comm is None:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        comm.Abort(1)  # one rank's bug must not leave the others waiting
+        return 1
+
+
+def _sweep(args, axes, points, comm, rank, size) -> int:
+    from dist_logreg.cli.simulate_run import _check_out, lines, step_text, to_json
+
+    if args.out is None and (args.resume or comm is not None):
+        raise UsageError("--sweep: --out DIR is required with --resume and under mpirun")
+    partial = None
+    if args.out is not None:
+        _check_out(args.out, args.force)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        partial = Partial(Path(args.out), grid_key(points), len(points), rank)
+    done = _resume(args, partial, comm)
+    todo = [i for i in range(len(points)) if i not in done]
+    mine = todo[rank::size]
+    if rank == 0:
+        _announce(args.sweep, axes, points, len(done), size)
+    options, t0, failed = _options(args.simulate_parser), time.perf_counter(), None
+    for n, i in enumerate(mine, 1):
+        try:
+            doc = run_point(args, options, axes, i, points[i])
+        except UsageError as exc:
+            failed = (i, str(exc))
+            break
+        if partial:
+            partial.add(i, doc)
+        else:
+            done[i] = doc
+        if rank == 0:
+            _progress(n, len(mine), time.perf_counter() - t0, size, not args.json)
+    if comm is not None:
+        fails = [f for f in comm.allgather(failed) if f]
+        failed = min(fails) if fails else None
+    if failed:
+        raise UsageError(
+            f"--sweep {args.sweep}: point {failed[0]} {points[failed[0]]}: {failed[1]}"
+        )
+    finished = _gather(comm, partial.done if partial else done)
+    if rank != 0:
+        return 0
+    finished.update(done)
+    doc = combine(args.sweep, axes, [finished[i] for i in range(len(points))], size, t0)
+    text = to_json(doc)
+    if args.out is not None:
+        from dist_logreg.cli.simulate_run import _write
+
+        _write(Path(args.out), text, True)
+        partial.remove()
+    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
+    if args.out and not args.json:
+        print(f"wrote {Path(args.out) / 'simulate.json'}")
+    return 0
+
+
+def _resume(args, partial, comm) -> dict:
+    """The points an interrupted sweep finished (``--resume``); a partial sweep found without
+    ``--resume`` or ``--force`` is refused, with ``--force`` removed."""
+    done = {}
+    if partial is not None and partial.files():
+        if args.resume:
+            done = partial.load()
+        elif not args.force:
+            raise UsageError(
+                f"--out {args.out}: a partial sweep is there ({partial.files()[0].name}): "
+                "--resume to keep its points, or --force to start over"
+            )
+    if comm is not None:
+        comm.Barrier()  # every rank read the old files before any rank rewrites its own
+    if partial is not None:
+        if partial.path.name.endswith("partial"):  # rank 0 keeps them all, in one file
+            partial.done = dict(done)
+            partial.save(done)
+        elif not args.resume:
+            partial.path.unlink(missing_ok=True)
+    return done
+
+
+def _gather(comm, mine: dict) -> dict:
+    if comm is None:
+        return dict(mine)
+    got = comm.gather(mine, root=0)  # one control message per rank, at the end
+    out = {}
+    for part in got or []:
+        out.update(part)
+    return out
+
+
+def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> dict:
+    """One ``simulate.json`` of the points' documents, in the points' order."""
+    head = dict(docs[0])
+    fabrics = {}
+    for d in docs:
+        fabrics.setdefault(d["fabric"]["spec"], d["fabric"])
+    head["fabrics"] = list(fabrics.values())
+    head["results"] = [r for d in docs for r in d["results"]]
+    steps = [d["step"] for d in docs if "step" in d]
+    from dist_logreg.sim.step import efficiency, slowdown
+
+    slowdown(head["results"], "time_s")  # against the same point with scenario none
+    if steps:
+        head["step"] = {**steps[0], "rows": [r for s in steps for r in s["rows"]]}
+        efficiency(head["step"]["rows"])  # across the points: against the fewest ranks
+        slowdown(head["step"]["rows"], "step_s")
+    head["sweep"] = {
+        "file": Path(file).name,
+        "points": len(docs),
+        "axes": {k: [str(x) for x in v] for k, v in axes.items()},
+        "mpi_ranks": size,
+    }
+    head["wall_s"] = time.perf_counter() - t0
+    return head
+
+
+def _announce(file, axes, points, done, size) -> None:
+    shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items() if len(v) > 1) or "1 point"
+    left = len(points) - done
+    where = f" over {size} MPI ranks" if size > 1 else ""
+    kept = f", {done} kept from the partial file" if done else ""
+    print(
+        f"simulate --sweep {Path(file).name}: {len(points)} points ({shape}){kept}; "
+        f"{left} to run{where}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _progress(n: int, total: int, elapsed: float, size: int, lines: bool) -> None:
+    """After each of rank 0's points: the estimate after the first, then a progress line."""
+    eta = elapsed / n * (total - n)
+    if n == 1 and total > 1:
+        print(
+            f"simulate --sweep: about {elapsed * total:,.1f} s in all"
+            + (f" on each of {size} ranks" if size > 1 else "")
+            + f", estimated from the first point's {elapsed:.2f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    if lines:
+        bar = "#" * int(20 * n / total)
+        status_line(
+            sys.stderr,
+            f"simulate --sweep: [{bar:<20}] {n}/{total} points, {elapsed:.1f} s, ~{eta:.0f} s left",
+            n == total,
+        )

@@ -1,0 +1,203 @@
+"""What happens to a step at scale (``simulate --scenario SPEC``): one thing gone wrong.
+
+=================================================  =============================================
+``none``                                           the fabric and the workload as described
+``straggler:factor=K[,rank=R]``                    rank R (default 0) computes K times slower
+``degrade:factor=K,class=CLASS``                   every link of a class (``leaf-up``...) at 1/K
+``degrade:factor=K,link=A-B``                      the cable between nodes A and B (both
+                                                   directions), e.g. ``leaf0-spine1``, at 1/K
+``fail:link=A-B[+C-D...]``                         leaf-spine cables down (Clos): ECMP hashes
+                                                   over the remaining spines; a leaf left with
+                                                   none is an error naming it
+``fail:spine=S``                                   spine S's cable to every leaf of its pod down
+``background:fraction=F``                          a fraction F of every link's rate taken by
+                                                   other traffic
+``background:permutation=F[,seed=S]``              every host sends one constant flow of F x
+                                                   its link rate to another host of a random
+                                                   permutation (ECMP-routed); each link keeps
+                                                   what those flows leave (at least 1%)
+=================================================  =============================================
+
+A straggler acts on the step (:func:`apply_workload`): with the phase-synchronous model
+every collective waits for the slowest rank, so the buckets are ready when the straggler's
+are: the step's compute is K times the compute, i.e. the flow engine adds (K-1) x compute.
+The rest act on the fabric (:func:`apply_fabric`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+
+import numpy as np
+
+from dist_logreg.errors import UsageError
+
+KINDS = ("none", "straggler", "degrade", "fail", "background")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    kind: str
+    values: dict
+    spec: str
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "kind": self.kind, **self.values}
+
+
+def _bad(spec: str, key: str, want: str, got) -> UsageError:
+    return UsageError(f"--scenario {spec}: {key}: expected {want}, got {got!r}")
+
+
+def _positive(spec: str, key: str, text, low: float = 0.0, high: float = 1e9) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not low < v <= high:
+        raise _bad(spec, key, f"a number > {low:g} and at most {high:g}", text)
+    return v
+
+
+def parse_scenario(spec: str | None) -> Scenario:
+    """``--scenario SPEC`` (None or ``none``: nothing happens)."""
+    text = (spec or "none").strip()
+    kind, _, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise _bad(text, "kind", f"one of {', '.join(KINDS)}", kind)
+    pairs = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise _bad(text, item, "key=value", item)
+        pairs[key.strip().lower()] = value.strip()
+    allowed = {
+        "none": (),
+        "straggler": ("factor", "rank"),
+        "degrade": ("factor", "class", "link"),
+        "fail": ("link", "spine"),
+        "background": ("fraction", "permutation", "seed"),
+    }[kind]
+    for key in pairs:
+        if key not in allowed:
+            raise _bad(text, key, f"one of the keys {', '.join(allowed) or '(none)'}", key)
+    values: dict = {}
+    if kind in ("straggler", "degrade"):
+        values["factor"] = _positive(text, "factor", pairs.get("factor"), 0.0)
+    if kind == "straggler":
+        rank = pairs.get("rank", "0")
+        if not rank.isdigit():
+            raise _bad(text, "rank", "a rank (a whole number >= 0)", rank)
+        values["rank"] = int(rank)
+    if kind == "degrade":
+        if ("class" in pairs) == ("link" in pairs):
+            raise _bad(text, "class|link", "one of class=CLASS or link=A-B", rest)
+        values.update({k: pairs[k] for k in ("class", "link") if k in pairs})
+    if kind == "fail":
+        if ("link" in pairs) == ("spine" in pairs):
+            raise _bad(text, "link|spine", "one of link=A-B[+C-D...] or spine=S", rest)
+        values.update({k: pairs[k] for k in ("link", "spine") if k in pairs})
+    if kind == "background":
+        key = "permutation" if "permutation" in pairs else "fraction"
+        values[key] = _positive(text, key, pairs.get(key), 0.0, 0.99)
+        seed = pairs.get("seed", "0")
+        if not seed.isdigit():
+            raise _bad(text, "seed", "a whole number >= 0", seed)
+        values["seed"] = int(seed)
+    return Scenario(kind, values, text)
+
+
+def apply_workload(sc: Scenario, w, ranks: int):
+    """The workload as the step sees it: a straggler's compute sets everyone's."""
+    if sc.kind != "straggler":
+        return w
+    if sc.values["rank"] >= ranks:
+        raise _bad(sc.spec, "rank", f"a rank below {ranks}", sc.values["rank"])
+    k = sc.values["factor"]
+    return dataclasses.replace(
+        w, forward_s=w.forward_s * k, backward_s=w.backward_s * k, optimizer_s=w.optimizer_s * k
+    )
+
+
+def apply_fabric(sc: Scenario, fab):
+    """The fabric with the scenario's links degraded, failed or shared."""
+    if sc.kind in ("none", "straggler"):
+        return fab
+    topo = copy.copy(fab.topology)
+    rate = np.array(topo.link_rate, dtype=float)
+    if sc.kind == "background" and "fraction" in sc.values:
+        rate *= 1.0 - sc.values["fraction"]
+    elif sc.kind == "background":
+        rate = np.maximum(rate - _permutation_load(sc, fab), 0.01 * rate)
+    elif sc.kind == "degrade":
+        rate[_links(sc, fab)] /= sc.values["factor"]
+    else:
+        if not hasattr(topo, "fail") or not getattr(topo.shape, "spines", 0):
+            raise _bad(sc.spec, "fail", "a leaf-spine or Clos fabric (one with spines)", fab)
+        topo = topo.fail(_cables(sc, fab))
+    topo.link_rate = rate
+    return dataclasses.replace(fab, topology=topo)
+
+
+def _links(sc: Scenario, fab) -> np.ndarray:
+    """The link ids a ``degrade`` names: a class, or the cable between two nodes."""
+    if "class" in sc.values:
+        name = sc.values["class"]
+        if name not in fab.class_names:
+            raise _bad(sc.spec, "class", f"one of {', '.join(fab.class_names)}", name)
+        return np.flatnonzero(fab.link_class == fab.class_names.index(name))
+    a, b = _nodes(sc, fab, sc.values["link"])
+    src, dst = fab.link_src, fab.link_dst
+    ids = np.flatnonzero(((src == a) & (dst == b)) | ((src == b) & (dst == a)))
+    if not ids.size:
+        raise _bad(sc.spec, "link", "two nodes joined by a link", sc.values["link"])
+    return ids
+
+
+def _nodes(sc: Scenario, fab, text: str) -> tuple[int, int]:
+    names = fab.topology.node_names
+    parts = text.split("-")
+    if len(parts) != 2 or any(p not in names for p in parts):
+        raise _bad(sc.spec, "link", "NODE-NODE of the fabric's nodes (e.g. leaf0-spine1)", text)
+    return names.index(parts[0]), names.index(parts[1])
+
+
+def _cables(sc: Scenario, fab) -> list[tuple[int, int]]:
+    """``[(leaf, spine of its pod)]`` a ``fail`` names."""
+    sh = fab.topology.shape
+    if "spine" in sc.values:
+        s = sc.values["spine"]
+        if not s.isdigit() or int(s) >= sh.pods * sh.spines:
+            raise _bad(sc.spec, "spine", f"a spine from 0 to {sh.pods * sh.spines - 1}", s)
+        pod, local = divmod(int(s), sh.spines)
+        return [(pod * sh.leaves + i, local) for i in range(sh.leaves)]
+    out = []
+    for cable in sc.values["link"].split("+"):
+        m = re.fullmatch(r"leaf(\d+)-spine(\d+)", cable.strip())
+        if not m or int(m.group(1)) >= sh.n_leaves or int(m.group(2)) >= sh.pods * sh.spines:
+            raise _bad(sc.spec, "link", "leafL-spineS cables of the fabric", cable)
+        leaf, spine = int(m.group(1)), int(m.group(2))
+        pod, local = divmod(spine, sh.spines)
+        if pod != leaf // sh.leaves:
+            raise _bad(sc.spec, "link", f"a spine of leaf{leaf}'s pod", cable)
+        out.append((leaf, local))
+    return out
+
+
+def _permutation_load(sc: Scenario, fab) -> np.ndarray:
+    """B/s each link carries of a random permutation's flows: host h sends F x its link
+    rate to host perm[h] (one random cycle: every host sends one flow and receives one),
+    routed as the fabric's ECMP routes any flow."""
+    topo = fab.topology
+    n = topo.endpoint_host.size
+    if n < 2:
+        return np.zeros_like(np.asarray(topo.link_rate, dtype=float))
+    rng = np.random.default_rng(sc.values["seed"])
+    order = rng.permutation(n)
+    src, dst = order, np.roll(order, -1)  # one random cycle: a permutation, no host to itself
+    send = sc.values["permutation"] * np.asarray(topo.link_rate, dtype=float)[topo.endpoint_up]
+    routes = fab.route_many(src, dst, np.arange(n))
+    return np.asarray(routes.T @ send).ravel()

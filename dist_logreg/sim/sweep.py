@@ -1,0 +1,129 @@
+"""A grid of ``simulate`` runs: its points in a fixed order, its key, its partial file.
+
+``simulate --sweep FILE`` reads a TOML file whose keys are the command's options, a list
+meaning "each of these" (the reading is the command line's: ``cli/simulate_sweep``). Here,
+pure and MPI-free: :func:`expand` turns the axes into points (the first axes fabric, ranks,
+algorithm, bytes, then the others by name: the order of ``results`` whatever ran them),
+:func:`grid_key` names the grid (a resume must be of the same grid), and :class:`Partial`
+keeps the points finished so far beside the output, written atomically after each one.
+
+A point's numbers depend on the point alone (its seeds are its options', never the rank or
+the order that ran it), so a sweep spread over ranks gives the serial sweep's ``results``
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from dist_logreg.errors import UsageError
+
+#: The axes that lead the order of the points (the rest follow by name).
+FIRST = ("fabric", "ranks", "algorithm", "bytes", "workload", "scenario")
+PARTIAL_FORMAT = "dist-logreg simulate sweep (partial)"
+#: The partial file's name beside ``simulate.json`` (rank r of a spread sweep: ``.r`` added).
+PARTIAL = "simulate.json.partial"
+
+
+def order(axes: dict) -> list[str]:
+    """The axes' names in the points' order."""
+    first = [k for k in FIRST if k in axes]
+    return first + sorted(k for k in axes if k not in FIRST)
+
+
+def expand(axes: dict[str, list]) -> list[dict]:
+    """Every combination of the axes' values, the last axis varying fastest.
+
+    >>> expand({"ranks": [2, 4], "fabric": ["a"]})
+    [{'fabric': 'a', 'ranks': 2}, {'fabric': 'a', 'ranks': 4}]
+    """
+    names = order(axes)
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(axes[k] for k in names))
+    ]
+
+
+def grid_key(points: list[dict]) -> str:
+    """A digest of the points in order: two grids with the same key run the same runs."""
+    text = json.dumps(points, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def varying(axes: dict) -> list[str]:
+    """The axes with more than one value (the ones a row must name)."""
+    return [k for k in order(axes) if len(axes[k]) > 1]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` at ``path`` all at once: a temporary file beside it, then ``os.replace``
+    (an interrupt leaves the old file or the new one, never half of one)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Partial:
+    """The finished points of one grid in ``DIR/simulate.json.partial[.r]``.
+
+    ``done``: ``{index: the point's document}``; :meth:`add` records one and rewrites this
+    rank's file; :meth:`remove` deletes every partial file of the directory.
+    """
+
+    def __init__(self, out: Path, key: str, points: int, rank: int = 0):
+        self.out, self.key, self.points = Path(out), key, points
+        self.path = self.out / (PARTIAL if rank == 0 else f"{PARTIAL}.{rank}")
+        self.done: dict[int, dict] = {}
+
+    def files(self) -> list[Path]:
+        return sorted(self.out.glob(PARTIAL + "*")) if self.out.is_dir() else []
+
+    def load(self) -> dict[int, dict]:
+        """Every partial file's points (``UsageError`` when one is of another grid)."""
+        found = {}
+        for f in self.files():
+            if f.name != PARTIAL and not f.name[len(PARTIAL) + 1 :].isdigit():
+                continue
+            try:
+                doc = json.loads(f.read_text())
+                ok = doc.get("format") == PARTIAL_FORMAT
+            except (OSError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                raise UsageError(f"--resume: {f}: expected a sweep's partial file, got another")
+            if doc.get("grid") != self.key:
+                raise UsageError(
+                    f"--resume: {f}: grid: expected {self.key} (this --sweep file's points), "
+                    f"got {doc.get('grid')!r} (another grid; start over with --force)"
+                )
+            found.update({int(i): d for i, d in doc["done"].items()})
+        return found
+
+    def save(self, entries: dict[int, dict]) -> None:
+        doc = {
+            "format": PARTIAL_FORMAT,
+            "grid": self.key,
+            "points": self.points,
+            "done": {str(i): entries[i] for i in sorted(entries)},
+        }
+        write_atomic(self.path, json.dumps(doc, allow_nan=False))
+
+    def add(self, index: int, point_doc: dict) -> None:
+        self.done[index] = point_doc
+        self.save(self.done)
+
+    def remove(self) -> None:
+        for f in self.files():
+            f.unlink(missing_ok=True)

@@ -1,0 +1,243 @@
+"""A training step's workload (``simulate --workload SPEC``): what a step computes and sends.
+
+A spec is ``preset[:key=value,...]``, ``key=value,...`` or a ``.toml``/``.json`` file of the
+same keys (like ``--fabric``):
+
+============  =================================================================================
+``params``    parameters of the model (``7e9``, ``7B``, ``340M``: decimal suffixes K M B G T)
+``dtype``     bytes per gradient element: ``fp32`` ``bf16`` ``fp16`` ``fp8`` ``fp64``
+``buckets``   bucket size in bytes (``25M``, DDP's default; binary suffixes); ``0``: one bucket
+``forward``   the forward pass of one step on one rank (``60ms``)
+``backward``  the backward pass (``120ms``); the buckets become ready uniformly over it
+``optimizer`` the optimizer step after the gradients are synchronised (default 0)
+``flops``     instead of forward/backward: the FLOPs of a step on one rank (1/3 forward,
+              2/3 backward), with ``flop-rate`` (FLOP/s of one rank, e.g. ``400T``)
+``overlap``   ``yes`` (default): a bucket's collective starts once it is ready; ``no``: all
+              after the backward pass
+``sync``      ``allreduce`` (default), or ``sharded``: reduce-scatter per bucket, allgather
+              of the parameters after the optimizer (ZeRO / FSDP)
+``strong``    ``P0``: the compute given is at P0 ranks of one global batch (it scales as
+              P0 / P); default 0: the compute per rank is fixed (weak scaling)
+============  =================================================================================
+
+:func:`step` is the model: bucket ``i`` (the last layers first) is ready at
+``forward + backward x (bytes through bucket i) / (all bytes)``; the collectives run one
+after another on one stream, as DDP's do: bucket ``i``'s starts at ``max(ready_i, end of
+bucket i-1's)`` (overlap) or after the backward pass (no overlap); the step ends at
+``max(backward end, last collective's end) + optimizer`` (+ the allgathers, when sharded).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dist_logreg import units
+from dist_logreg.collective import algorithms as table
+from dist_logreg.errors import UsageError
+
+DTYPES = {"fp64": 8, "fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+SYNCS = ("allreduce", "sharded")
+#: Allreduce -> its (reduce-scatter, allgather) halves, as ``train --sync sharded`` runs them.
+HALVES = {
+    table.RING.name: (table.RING.name, table.RING.name),
+    table.RABENSEIFNER.name: (table.RECURSIVE_HALVING, table.RECURSIVE_DOUBLING.name),
+}
+#: Named workloads (illustrative sizes and times of one rank's step, not measurements).
+PRESETS = {
+    "llama-7b": "params=7e9,dtype=bf16,buckets=25M,forward=60ms,backward=120ms",
+    "gpt-1.3b": "params=1.3e9,dtype=bf16,buckets=25M,forward=12ms,backward=24ms",
+    "bert-large": "params=340M,dtype=fp32,buckets=25M,forward=40ms,backward=80ms",
+    "resnet50": "params=25.6M,dtype=fp32,buckets=25M,forward=30ms,backward=60ms",
+}
+_SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One rank's step: gradient ``params`` x ``dtype_bytes`` in buckets of ``bucket_bytes``
+    (or the explicit ``bucket_sizes``, in the order backward makes them), its compute in s."""
+
+    params: float
+    dtype_bytes: int
+    bucket_bytes: int
+    forward_s: float
+    backward_s: float
+    optimizer_s: float = 0.0
+    overlap: bool = True
+    sync: str = "allreduce"
+    strong: int = 0
+    bucket_sizes: tuple = ()
+    spec: str = ""
+
+    def sizes(self) -> list[int]:
+        """The buckets' bytes, first ready first (the last layers' gradients)."""
+        if self.bucket_sizes:
+            return [int(b) for b in self.bucket_sizes]
+        total = int(round(self.params * self.dtype_bytes))
+        if self.bucket_bytes <= 0 or self.bucket_bytes >= total:
+            return [total]
+        full, rest = divmod(total, self.bucket_bytes)
+        return [self.bucket_bytes] * full + ([rest] if rest else [])
+
+    def compute(self, ranks: int) -> tuple[float, float, float]:
+        """(forward, backward, optimizer) in s on one of ``ranks`` ranks."""
+        k = self.strong / ranks if self.strong else 1.0
+        return self.forward_s * k, self.backward_s * k, self.optimizer_s * k
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d["bucket_sizes"] = list(self.bucket_sizes)
+        d["gradient_bytes"] = sum(self.sizes())
+        d["buckets"] = len(self.sizes())
+        return d
+
+
+def _where(name: str, key: str) -> str:
+    return f"--workload {name}: {key}"
+
+
+def _number(text, name, key) -> float:
+    m = re.fullmatch(r"\s*([0-9.]+(?:e[+-]?[0-9]+)?)\s*([KMBGT]?)\s*", str(text), re.I)
+    value = float(m.group(1)) * _SCALE[m.group(2).upper()] if m else -1.0
+    if not 0 < value < 1e16:
+        raise UsageError(
+            f"{_where(name, key)}: expected a positive number such as 7e9, 7B or 340M, got {text!r}"
+        )
+    return value
+
+
+def _read(pairs: dict, name: str) -> Workload:
+    """The checked workload of ``pairs`` (``{key: text}``)."""
+    known = (
+        "params",
+        "dtype",
+        "buckets",
+        "forward",
+        "backward",
+        "optimizer",
+        "flops",
+        "flop-rate",
+        "overlap",
+        "sync",
+        "strong",
+        "bucket-sizes",
+    )
+    for key in pairs:
+        if key not in known:
+            raise UsageError(f"{_where(name, key)}: expected one of the keys {', '.join(known)}")
+    get = pairs.get
+    if "bucket-sizes" in pairs:
+        sizes = tuple(
+            int(units.parse_bytes(str(b), _where(name, "bucket-sizes")))
+            for b in get("bucket-sizes")
+        )
+        params, dtype = float(sum(sizes)), 1
+    else:
+        sizes = ()
+        if "params" not in pairs:
+            raise UsageError(f"{_where(name, 'params')}: required (the model's parameters)")
+        params = _number(get("params"), name, "params")
+        dtype = DTYPES.get(str(get("dtype", "fp32")).lower())
+        if dtype is None:
+            raise UsageError(
+                f"{_where(name, 'dtype')}: expected one of {', '.join(DTYPES)}, "
+                f"got {get('dtype')!r}"
+            )
+    bucket = units.parse_bytes(str(get("buckets", "25M")), _where(name, "buckets"))
+    secs = lambda k: units.parse_seconds(str(get(k, 0)), _where(name, k))  # noqa: E731
+    if "flops" in pairs:
+        if "forward" in pairs or "backward" in pairs:
+            raise UsageError(f"{_where(name, 'flops')}: give flops or forward/backward, not both")
+        rate = _number(get("flop-rate", ""), name, "flop-rate")
+        total = _number(get("flops"), name, "flops") / rate
+        fwd, bwd = total / 3, 2 * total / 3
+    else:
+        fwd, bwd = secs("forward"), secs("backward")
+    overlap = str(get("overlap", "yes")).lower()
+    if overlap not in ("yes", "no", "true", "false"):
+        raise UsageError(f"{_where(name, 'overlap')}: expected yes or no, got {overlap!r}")
+    sync = str(get("sync", SYNCS[0])).lower()
+    if sync not in SYNCS:
+        raise UsageError(
+            f"{_where(name, 'sync')}: expected one of {', '.join(SYNCS)}, got {sync!r}"
+        )
+    strong = str(get("strong", 0))
+    if not strong.isdigit():
+        raise UsageError(
+            f"{_where(name, 'strong')}: expected a whole number of ranks, got {strong!r}"
+        )
+    return Workload(
+        params,
+        dtype,
+        bucket,
+        fwd,
+        bwd,
+        secs("optimizer"),
+        overlap in ("yes", "true"),
+        sync,
+        int(strong),
+        sizes,
+        name,
+    )
+
+
+def parse_workload(spec: str) -> Workload:
+    """``--workload SPEC``: a preset (with overrides), ``key=value,...`` or a file."""
+    text = spec.strip()
+    if text.endswith((".toml", ".json")) and "=" not in text:
+        return _read(_file(Path(text)), spec)
+    head, _, rest = text.partition(":")
+    pairs = {}
+    if "=" not in head:
+        if head not in PRESETS:
+            raise UsageError(
+                f"--workload {spec}: expected a preset ({', '.join(PRESETS)}), "
+                "key=value,... or a .toml/.json file"
+            )
+        pairs.update(_pairs(PRESETS[head], spec))
+    else:
+        rest = text
+    pairs.update(_pairs(rest, spec))
+    return _read(pairs, spec)
+
+
+def _pairs(text: str, spec: str) -> dict:
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not value.strip():
+            raise UsageError(f"--workload {spec}: expected key=value, got {item!r}")
+        out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _file(path: Path) -> dict:
+    try:
+        raw = path.read_text()
+        doc = tomllib.loads(raw) if path.suffix == ".toml" else json.loads(raw)
+    except OSError as exc:
+        raise UsageError(f"--workload {path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(
+            f"--workload {path}: expected {path.suffix[1:].upper()}, got ({exc})"
+        ) from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"--workload {path}: expected a table of keys, got {type(doc).__name__}")
+    return {str(k).replace("_", "-").lower(): v for k, v in doc.items()}
+
+
+def collectives(w: Workload, algorithm: str) -> tuple[str, ...]:
+    """The collectives a step of ``w`` runs: the allreduce, or its two halves (sharded)."""
+    if w.sync == SYNCS[0]:
+        return (algorithm,)
+    if algorithm not in HALVES:
+        raise UsageError(
+            f"--algorithm {algorithm}: sync=sharded runs an allreduce's two "
+            f"halves, expected one of {', '.join(HALVES)}"
+        )
+    rs, ag = HALVES[algorithm]
+    return (f"reduce-scatter/{rs}", f"allgather/{ag}")
