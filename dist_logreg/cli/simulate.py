@@ -13,6 +13,7 @@ import argparse
 from dist_logreg.collective.algorithms import scheduled, scheduled_keys
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.sim import engine as engine_table
+from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
 
 EPILOG = """\
@@ -147,6 +148,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace an existing DIR/simulate.json (default: refuse)",
     )
+    exact_mode.add_arguments(p)
     packet_options.add_packet_arguments(p)
     p.set_defaults(func=cmd, mpi=False)
 
