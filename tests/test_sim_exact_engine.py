@@ -4,6 +4,7 @@ flight) on many random small cases, with every message eager; and MPI's rendezvo
 by hand."""
 
 import heapq
+import json
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.messages import messages
 from dist_logreg.sim.placement import place
+from tests.test_simulate_attack import cli, refused
 
 ALL_EAGER = {"eager_limit": "inf", "eager_limit_host": "inf"}
 
@@ -125,3 +127,53 @@ def test_options_default_to_open_mpi_and_are_checked():
     assert parse_options({"eager_limit_host": "1M"}).eager_limit_host == 1 << 20
     with pytest.raises(ValueError, match="eager_limt"):
         parse_options({"eager_limt": 1})
+
+
+def test_rendezvous_by_hand():
+    # recursive doubling on 3 ranks, 3000 B, one switch at 1 GB/s, alpha 1 us, no latency,
+    # no reduction cost. Step 0: rank 0 folds into 1 (0->1). Step 1: 1->2 (after 0->1) and
+    # 2->1 (rank 2 waits for nothing). Step 2: 1->0 (after both).
+    # Eager: 0->1 and 2->1 start at 1 us and share rank 1's downlink (0.5 GB/s each):
+    # arrive at 1 + 6 = 7 us; 1->2 from 8 us alone, 11 us; 1->0 from 12 us: ends at 15 us.
+    # Rendezvous (limit 1K): 2->1 waits for rank 1 to post its receive of step 1 (once
+    # 0->1 has arrived, at 4 us): 0->1 runs alone, 1 -> 4 us; 1->2 and 2->1 from 5 us on
+    # disjoint links, 8 us; 1->0 from 9 us: 12 us. The message waits; the job gains.
+    fab = parse_fabric("flat:hosts=3,rate=8G,alpha=1us,link-latency=0,gamma=0")
+    run = lambda **opts: get_engine("flow").run(  # noqa: E731
+        Job(fab, place(3, fab), "recursive-doubling", 3000, exact=True, options=opts)
+    )
+    eager = run(eager_limit="inf")
+    rdv = run(eager_limit="1K")
+    us = 1e-6
+    assert eager.messages == pytest.approx([7 * us, 11 * us, 7 * us, 15 * us])
+    assert eager.time_s == pytest.approx(15 * us, rel=1e-12)
+    assert rdv.messages == pytest.approx([4 * us, 8 * us, 8 * us, 12 * us])
+    assert rdv.time_s == pytest.approx(12 * us, rel=1e-12)
+    assert (eager.extra["rendezvous"], rdv.extra["rendezvous"]) == (0, 4)
+    default = run()  # 3000 B is under Open MPI's 64 KiB TCP eager limit: eager
+    assert default.time_s == eager.time_s
+
+
+def test_rendezvous_inside_a_host_by_its_own_limit():
+    # the same ranks all on one host (host-rate 1 GB/s): 3000 B > the 4 KiB shared-memory
+    # limit? no: eager, as above; with --eager-limit-host 1K: rendezvous, as above
+    fab = parse_fabric("flat:hosts=1,rate=8G,alpha=1us,link-latency=0,gamma=0,host-rate=1GB/s")
+    run = lambda **opts: get_engine("flow").run(  # noqa: E731
+        Job(fab, place(3, fab, 3), "recursive-doubling", 3000, exact=True, options=opts)
+    )
+    assert run().extra["rendezvous"] == 0
+    assert run(eager_limit_host="1K").extra["rendezvous"] == 4
+    assert run(eager_limit="1K").extra["rendezvous"] == 0  # the network's limit: not here
+
+
+def test_eager_limit_on_the_command_line():
+    base = ["--fabric", "flat:hosts=3,rate=8G,alpha=1us,link-latency=0,gamma=0", "--ranks", "3"]
+    base += ["--algorithm", "recursive-doubling", "--bytes", "3000"]
+    refused(cli(*base, "--eager-limit", "1K"), "--eager-limit", "--exact")  # read by nothing
+    refused(cli(*base, "--exact", "--eager-limit", "lots"), "--eager-limit", "lots")
+    times = []
+    for limit in ("inf", "1K"):
+        r = cli(*base, "--exact", "--eager-limit", limit, "--json")
+        assert r.returncode == 0, r.stderr[-600:]
+        times.append(json.loads(r.stdout)["results"][0]["time_s"])
+    assert times == pytest.approx([15e-6, 12e-6])  # the hand case above

@@ -11,7 +11,9 @@ fast, besides being compiled:
   link, directly or through other flows, do not depend on each other), and only the
   flows whose rate changed get a new finish time;
 - a flow's bytes left are brought up to date only when its rate changes (``left``,
-  ``tupd``), and finish times sit in a heap with stale entries skipped.
+  ``tupd``), and finish times sit in a heap with stale entries skipped;
+- the state of a flow lives in a slot, reused once the flow is done: a few thousand
+  slots in cache, not one entry per message among millions.
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ def pop(keys, vals, n):
 
 
 @njit
-def component(seeds, ns, lflows, ldeg, route, r_ptr, r_link, lmark, fmark, stamp, comp_l, comp_f):
-    """Links and flows connected to the links ``seeds[:ns]``: ``(nl, nf)`` of them in
-    ``comp_l``, ``comp_f``, marked with ``stamp`` (flows: free to grow)."""
+def component(seeds, ns, lflows, ldeg, s_route, r_ptr, r_link, lmark, fmark, stamp, comp_l, comp_f):
+    """Links and flows (slots) connected to the links ``seeds[:ns]``: ``(nl, nf)`` of them
+    in ``comp_l``, ``comp_f``, marked with ``stamp`` (flows: free to grow)."""
     nl = nf = 0
     for k in range(ns):
         if lmark[seeds[k]] != stamp:
@@ -86,7 +88,7 @@ def component(seeds, ns, lflows, ldeg, route, r_ptr, r_link, lmark, fmark, stamp
             fmark[f] = stamp
             comp_f[nf] = f
             nf += 1
-            r = route[f]
+            r = s_route[f]
             for e in range(r_ptr[r], r_ptr[r + 1]):
                 l2 = r_link[e]
                 if lmark[l2] != stamp:
@@ -98,36 +100,21 @@ def component(seeds, ns, lflows, ldeg, route, r_ptr, r_link, lmark, fmark, stamp
 
 @njit
 def fill(
-    nl,
-    nf,
-    comp_l,
-    comp_f,
-    lflows,
-    ldeg,
-    route,
-    r_ptr,
-    r_link,
-    r_w,
-    cap,
-    fmark,
-    stamp,
-    new,
-    pos,
-    tol,
+    nl, nf, lk, comp_f, lflows, ldeg, s_route, r_ptr, r_link, r_w, cap, fmark, stamp, new, tol
 ):
-    """Progressive filling (:func:`.maxmin.rates`) of one component: ``new[f]`` per flow
-    (``pos``: scratch, one entry per link)."""
-    lleft, lcnt, lsum = np.empty(nl), np.zeros(nl, np.int64), np.zeros(nl)
+    """Progressive filling (:func:`.maxmin.rates`) of one component: ``new[f]`` per flow.
+    ``lk``: ``(comp_l, pos, lleft, lcnt, lsum, full)``, per link (scratch but comp_l)."""
+    comp_l, pos, lleft, lcnt, lsum, full = lk
     for k in range(nl):
         pos[comp_l[k]] = k
-        lleft[k] = cap[comp_l[k]]
+        lleft[k], lcnt[k], lsum[k] = cap[comp_l[k]], 0, 0.0
     for k in range(nf):
-        r = route[comp_f[k]]
+        r = s_route[comp_f[k]]
         for e in range(r_ptr[r], r_ptr[r + 1]):
             j = pos[r_link[e]]
             lcnt[j] += 1
             lsum[j] += r_w[e]
-    level, free, full = 0.0, nf, np.empty(nl, np.int64)
+    level, free = 0.0, nf
     while free > 0:
         inc = np.inf
         for j in range(nl):
@@ -159,7 +146,7 @@ def fill(
                 fmark[f] = -stamp  # frozen
                 new[f] = level
                 free -= 1
-                r = route[f]
+                r = s_route[f]
                 for e in range(r_ptr[r], r_ptr[r + 1]):
                     j = pos[r_link[e]]
                     lcnt[j] -= 1
@@ -206,7 +193,7 @@ def touch(touched, nt, tmark, stamp, r, r_ptr, r_link):
 def release(i, now, red_t, aft_ptr, aft_idx, aft_red, ready, waits, alpha, ek, ev, en):
     """Message ``i`` arrived at ``now``: its dependents may start ``alpha`` after their last
     dependency (after the reduction, where the dependency was received by the rank waiting)."""
-    reduced = now + red_t[i]
+    reduced = now + red_t
     for e in range(aft_ptr[i], aft_ptr[i + 1]):
         j = aft_idx[e]
         val = reduced if aft_red[e] else now
@@ -218,34 +205,30 @@ def release(i, now, red_t, aft_ptr, aft_idx, aft_red, ready, waits, alpha, ek, e
     return ek, ev, en
 
 
+#: A finish-heap entry is ``slot | generation << SLOT_BITS``: stale once the slot is reused.
+SLOT_BITS = 24
+
+
 @njit
-def reshare(g, nt, now, stamp, st, lflows, fk, fv, fn, tol):
-    """New max-min rates for the component of the links ``st.touched[:nt]``; a new finish
-    time for each flow whose rate changed."""
-    route, r_ptr, r_link, r_w, cap = g[2], g[7], g[8], g[9], g[12]
-    touched, ldeg, lmark, fmark, comp_l, comp_f, pos = (
-        st[0],
-        st[1],
-        st[2],
-        st[3],
-        st[4],
-        st[5],
-        st[6],
-    )
-    new, rate, left, tupd, fin = st[7], st[8], st[9], st[10], st[11]
+def reshare(g, nt, now, stamp, sl, lk, lflows, ldeg, fk, fv, fn, tol):
+    """New max-min rates for the component of the links ``lk[6][:nt]`` (touched); a new
+    finish time for each flow whose rate changed."""
+    r_ptr, r_link, r_w, cap = g[7], g[8], g[9], g[12]
+    s_gen, s_route, fmark, comp_f, new, rate, left, tupd, fin = sl[1:]
+    comp_l, lmark = lk[0], lk[7]
     nl, nf = component(
-        touched, nt, lflows, ldeg, route, r_ptr, r_link, lmark, fmark, stamp, comp_l, comp_f
+        lk[6], nt, lflows, ldeg, s_route, r_ptr, r_link, lmark, fmark, stamp, comp_l, comp_f
     )
     if nf == 0:
         return fk, fv, fn
     fill(
         nl,
         nf,
-        comp_l,
+        lk[:6],
         comp_f,
         lflows,
         ldeg,
-        route,
+        s_route,
         r_ptr,
         r_link,
         r_w,
@@ -253,7 +236,6 @@ def reshare(g, nt, now, stamp, st, lflows, fk, fv, fn, tol):
         fmark,
         stamp,
         new,
-        pos,
         tol,
     )
     for k in range(nf):
@@ -262,86 +244,108 @@ def reshare(g, nt, now, stamp, st, lflows, fk, fv, fn, tol):
             left[f] -= rate[f] * (now - tupd[f])
             tupd[f], rate[f] = now, new[f]
             fin[f] = max(now, now + left[f] / rate[f])
-            fk, fv, fn = push(fk, fv, fn, fin[f], f)
+            fk, fv, fn = push(fk, fv, fn, fin[f], f | (s_gen[f] << SLOT_BITS))
     return fk, fv, fn
 
 
 @njit
-def run(g, alpha, host_rate, tol):
+def slots(n):
+    """Flow state of ``n`` slots: ``(message, generation, route, mark, component scratch,
+    new rate, rate B/s, bytes left at tupd, tupd, finish time)``."""
+    i, f = np.zeros(n, np.int64), np.zeros(n)
+    return (i, i.copy(), i.copy(), i.copy(), i.copy(), f, f.copy(), f.copy(), f.copy(), f.copy())
+
+
+@njit
+def grow(sl, free):
+    """Twice the slots (the new ones on the free stack ``free``, returned grown too)."""
+    n = sl[0].size
+    big = slots(2 * n)
+    big[0][:n], big[1][:n], big[2][:n], big[3][:n], big[4][:n] = sl[0], sl[1], sl[2], sl[3], sl[4]
+    big[5][:n], big[6][:n], big[7][:n], big[8][:n], big[9][:n] = sl[5], sl[6], sl[7], sl[8], sl[9]
+    stack = np.empty(2 * n, np.int64)
+    stack[:n] = np.arange(2 * n - 1, n - 1, -1)
+    return big, stack, n
+
+
+@njit
+def links(n):
+    """Per link: component links, position, capacity left, flows, weight, full (the
+    progressive filling's scratch), touched, and two marks."""
+    z, zf = np.zeros(n, np.int64), np.zeros(n)
+    return (z, z.copy(), zf, z.copy(), zf.copy(), z.copy(), z.copy(), z.copy(), z.copy())
+
+
+@njit
+def run(g, alpha, gamma, host_rate, tol):
     """Arrival time (s) of every message; ``g``: the arrays :func:`.exact.simulate` builds:
-    ``(nbytes, red_t, route, waits, aft_ptr, aft_idx, aft_red, r_ptr, r_link, r_w, r_lat,
+    ``(nbytes, reduce, route, waits, aft_ptr, aft_idx, aft_red, r_ptr, r_link, r_w, r_lat,
     r_inter, cap)``; ``waits`` is used up."""
-    nbytes, red_t, route, waits, aft_ptr, aft_idx, aft_red = (
-        g[0],
-        g[1],
-        g[2],
-        g[3],
-        g[4],
-        g[5],
-        g[6],
-    )
-    r_ptr, r_link, r_lat, r_inter = g[7], g[8], g[10], g[11]
-    m, nlinks = nbytes.size, g[12].size
-    arrival, ready = np.full(m, np.nan), np.zeros(m)
-    st = (
-        np.empty(nlinks, np.int64),  # touched links
-        np.zeros(nlinks, np.int64),  # flows on each link
-        np.zeros(nlinks, np.int64),  # link marks (component)
-        np.zeros(m, np.int64),  # flow marks
-        np.empty(nlinks, np.int64),  # component links
-        np.empty(m, np.int64),  # component flows
-        np.zeros(nlinks, np.int64),  # scratch
-        np.zeros(m),  # new rates
-        np.zeros(m),  # rates, B/s
-        np.zeros(m),  # bytes left at tupd
-        np.zeros(m),  # tupd
-        np.zeros(m),  # finish times
-    )
-    ldeg, rate, left, tupd, fin = st[1], st[8], st[9], st[10], st[11]
-    tmark, active = np.zeros(nlinks, np.int64), np.zeros(m, np.bool_)
-    lflows = np.empty((nlinks, 4), np.int64)
+    nbytes, reduce, route, waits, aft_ptr, aft_idx = g[0], g[1], g[2], g[3], g[4], g[5]
+    aft_red, r_ptr, r_link, r_lat, r_inter, nlinks = g[6], g[7], g[8], g[10], g[11], g[12].size
+    arrival, ready = np.full(nbytes.size, np.nan), np.zeros(nbytes.size)
+    lk = links(nlinks)
+    sl, free = slots(256), np.arange(255, -1, -1).astype(np.int64)
+    nfree, ldeg, lflows = 256, np.zeros(nlinks, np.int64), np.empty((nlinks, 4), np.int64)
     ek, ev, en = np.empty(1024), np.empty(1024, np.int64), 0
     fk, fv, fn = np.empty(1024), np.empty(1024, np.int64), 0
-    for i in range(m):
+    for i in range(nbytes.size):
         if waits[i] == 0:
             ek, ev, en = push(ek, ev, en, alpha, 2 * i + BEGIN)
-    t, nactive, stamp = 0.0, 0, 0
+    t, nactive, stamp, mask = 0.0, 0, 0, (1 << SLOT_BITS) - 1
     while en > 0 or nactive > 0:
-        while fn > 0 and not (active[fv[0]] and fin[fv[0]] == fk[0]):
-            fn = pop(fk, fv, fn)  # stale: the flow's rate changed since
+        s_msg, s_gen, s_route, rate, fin = sl[0], sl[1], sl[2], sl[6], sl[9]
+        while fn > 0 and not (
+            s_gen[fv[0] & mask] == fv[0] >> SLOT_BITS and fin[fv[0] & mask] == fk[0]
+        ):
+            fn = pop(fk, fv, fn)  # stale: the flow's rate changed since, or it is done
         t_next = ek[0] if en > 0 else np.inf
         t_fin = fk[0] if fn > 0 else np.inf
         events = not t_fin < t_next * (1 - tol)
         now = t_next if events else t_fin
         dt, t, stamp, nt = now - t, now, stamp + 1, 0
         while fn > 0:  # flows done by now (within tol), the last bytes left
-            f = fv[0]
-            if not (active[f] and fin[f] == fk[0]):
+            f = fv[0] & mask
+            if not (s_gen[f] == fv[0] >> SLOT_BITS and fin[f] == fk[0]):
                 fn = pop(fk, fv, fn)
                 continue
             if (fk[0] - now) * rate[f] > tol * max(rate[f] * dt, 1.0):
                 break
             fn = pop(fk, fv, fn)
-            active[f], nactive, r = False, nactive - 1, route[f]
+            i, r = s_msg[f], s_route[f]
             link_remove(lflows, ldeg, f, r, r_ptr, r_link)
-            nt = touch(st[0], nt, tmark, stamp, r, r_ptr, r_link)
-            ek, ev, en = push(ek, ev, en, now + r_lat[r], 2 * f + ARRIVE)
+            nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link)
+            ek, ev, en = push(ek, ev, en, now + r_lat[r], 2 * i + ARRIVE)
+            s_gen[f], nactive, free[nfree], nfree = s_gen[f] + 1, nactive - 1, f, nfree + 1
         while events and en > 0 and ek[0] <= now * (1 + tol):  # every event of this instant
             i, kind = ev[0] >> 1, ev[0] & 1
             en = pop(ek, ev, en)
             r = route[i]
             if kind == BEGIN and r_inter[r] and nbytes[i] > 0:
-                active[i], nactive = True, nactive + 1
-                left[i], tupd[i], rate[i] = nbytes[i], now, 0.0
-                lflows = link_add(lflows, ldeg, i, r, r_ptr, r_link)
-                nt = touch(st[0], nt, tmark, stamp, r, r_ptr, r_link)
+                if nfree == 0:
+                    sl, free, nfree = grow(sl, free)
+                f, nfree, nactive = free[nfree - 1], nfree - 1, nactive + 1
+                sl[0][f], sl[2][f], sl[6][f], sl[7][f], sl[8][f] = i, r, 0.0, nbytes[i], now
+                lflows = link_add(lflows, ldeg, f, r, r_ptr, r_link)
+                nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link)
             elif kind == BEGIN:  # inside a host (or nothing to send)
                 ek, ev, en = push(ek, ev, en, now + nbytes[i] / host_rate, 2 * i + ARRIVE)
             else:
                 arrival[i] = now
                 ek, ev, en = release(
-                    i, now, red_t, aft_ptr, aft_idx, aft_red, ready, waits, alpha, ek, ev, en
+                    i,
+                    now,
+                    reduce[i] * gamma,
+                    aft_ptr,
+                    aft_idx,
+                    aft_red,
+                    ready,
+                    waits,
+                    alpha,
+                    ek,
+                    ev,
+                    en,
                 )
         if nt > 0:  # then one reallocation
-            fk, fv, fn = reshare(g, nt, now, stamp, st, lflows, fk, fv, fn, tol)
+            fk, fv, fn = reshare(g, nt, now, stamp, sl, lk, lflows, ldeg, fk, fv, fn, tol)
     return arrival

@@ -28,7 +28,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim import eventloop, maxmin
 from dist_logreg.sim import options as o
 from dist_logreg.sim.jit import AVAILABLE, njit
-from dist_logreg.sim.messages import messages
+from dist_logreg.sim.messages import depends, messages
 
 #: An eager limit no message reaches: every message eager (``--eager-limit inf``).
 EAGER = 1 << 62
@@ -128,44 +128,6 @@ def estimate_s(algorithm: str, p: int) -> float:
 
 
 @njit
-def posted(src, dst, start, ranks, rdv):
-    """Rendezvous dependencies (CSR): message ``i`` with ``rdv[i]``, received by ``r`` at step
-    ``t``, waits for what ``r``'s send of step ``t`` would: ``r``'s last send before ``t`` and
-    what ``r`` received after it, before ``t``."""
-    m = src.size
-    last, count = np.full(ranks, -1, np.int64), np.zeros(ranks, np.int64)
-    head, tail = np.full(ranks, -1, np.int64), np.full(ranks, -1, np.int64)
-    nxt, own = np.full(m, -1, np.int64), np.full(m, -1, np.int64)
-    first, many = np.full(m, -1, np.int64), np.zeros(m, np.int64)
-    for t in range(start.size - 1):
-        for i in range(start[t], start[t + 1]):
-            if rdv[i]:
-                own[i], first[i], many[i] = last[dst[i]], head[dst[i]], count[dst[i]]
-        for i in range(start[t], start[t + 1]):
-            head[src[i]], count[src[i]] = -1, 0
-        for i in range(start[t], start[t + 1]):
-            last[src[i]] = i
-        for i in range(start[t], start[t + 1]):
-            r = dst[i]
-            if count[r] == 0:
-                head[r] = i
-            else:
-                nxt[tail[r]] = i
-            tail[r], count[r] = i, count[r] + 1
-    indptr = np.zeros(m + 1, np.int64)
-    for i in range(m):
-        indptr[i + 1] = indptr[i] + (1 if own[i] >= 0 else 0) + many[i]
-    indices = np.empty(indptr[m], np.int64)
-    for i in range(m):
-        k, j = indptr[i], first[i]
-        if own[i] >= 0:
-            indices[k], k = own[i], k + 1
-        for _ in range(many[i]):
-            indices[k], k, j = j, k + 1, nxt[j]
-    return indptr, indices
-
-
-@njit
 def dependents(ptr1, idx1, ptr2, idx2, src, dst):
     """Who waits on each message (CSR, the transpose of two dependency CSRs), and whether
     the waiting rank received it (then it waits for the reduction too): the sender of the
@@ -222,11 +184,11 @@ def simulate(job, host_of: np.ndarray) -> dict:
     limit = np.where(inter, opts.eager_limit, opts.eager_limit_host)[route]
     rdv = g.nbytes > limit
     start = np.concatenate([[0], np.flatnonzero(np.diff(g.phase)) + 1, [g.size]]).astype(np.int64)
-    ptr2, idx2 = posted(g.src_rank, g.dst_rank, start, np.int64(host_of.size), rdv)
+    ptr2, idx2 = depends(g.src_rank, g.dst_rank, start, np.int64(host_of.size), rdv)
     aft = dependents(g.dep_indptr, g.dep_indices, ptr2, idx2, g.src_rank, g.dst_rank)
     arrays = (
-        g.nbytes.astype(float),
-        g.reduce * float(fab.gamma),
+        g.nbytes,
+        g.reduce,
         route,
         np.diff(g.dep_indptr) + np.diff(ptr2),  # waits
         *aft,
@@ -237,7 +199,9 @@ def simulate(job, host_of: np.ndarray) -> dict:
         inter,
         np.asarray(fab.link_rate, dtype=float),
     )
-    arrival = eventloop.run(arrays, float(fab.alpha), float(fab.host_rate), maxmin.TOL)
+    arrival = eventloop.run(
+        arrays, float(fab.alpha), float(fab.gamma), float(fab.host_rate), maxmin.TOL
+    )
     end = float(np.max(arrival + g.reduce * fab.gamma))
     return {
         "time_s": end,

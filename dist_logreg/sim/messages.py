@@ -60,7 +60,7 @@ def chunk_bytes(frac, nbytes: int) -> np.ndarray:
 def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGraph:
     """Every message of one allreduce of ``nbytes`` on ``ranks`` ranks, with dependencies."""
     st = steps(algorithm, ranks, node_of)
-    cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
+    cat = lambda xs: np.concatenate(xs, dtype=np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
     sizes, chunk = [], {}  # repeats of a step share its arrays: one rounding each
     for s, _, frac, _ in st:
         sizes.append(s.size)
@@ -81,40 +81,46 @@ def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGr
 
 
 @njit
-def depends(src, dst, start, ranks):
+def depends(src, dst, start, ranks, posted=None):
     """The dependency CSR of messages ``start[t]:start[t+1]`` of each step ``t``: a send
-    waits for its rank's previous send and for what the rank received since (in order)."""
+    waits for its rank's previous send and for what the rank received since (in order).
+
+    With ``posted`` (bool per message, MPI's rendezvous: :mod:`.exact`): instead, for each
+    message ``i`` where it is set, what its receiver waited for before the step of ``i``
+    (its last send before it, and what it received after that), else nothing."""
     m = src.size
-    last = np.full(ranks, -1, np.int64)
-    head, tail, count = (
-        np.full(ranks, -1, np.int64),
-        np.full(ranks, -1, np.int64),
-        np.zeros(ranks, np.int64),
-    )
-    nxt, own = np.full(m, -1, np.int64), np.full(m, -1, np.int64)
-    first, many = np.full(m, -1, np.int64), np.zeros(m, np.int64)
-    for t in range(start.size - 1):
-        for i in range(start[t], start[t + 1]):  # sends first: what the rank has by now
-            r = src[i]
-            own[i], first[i], many[i] = last[r], head[r], count[r]
-            head[r], count[r] = -1, 0
-        for i in range(start[t], start[t + 1]):
-            last[src[i]] = i
-        for i in range(start[t], start[t + 1]):  # then this step's receives
-            r = dst[i]
-            if count[r] == 0:
-                head[r] = i
-            else:
-                nxt[tail[r]] = i
-            tail[r], count[r] = i, count[r] + 1
-    indptr = np.zeros(m + 1, np.int64)
-    for i in range(m):
-        indptr[i + 1] = indptr[i] + (1 if own[i] >= 0 else 0) + many[i]
-    indices = np.empty(indptr[m], np.int64)
-    for i in range(m):
-        k, j = indptr[i], first[i]
-        if own[i] >= 0:
-            indices[k], k = own[i], k + 1
-        for _ in range(many[i]):
-            indices[k], k, j = j, k + 1, nxt[j]
+    indptr, nxt = np.zeros(m + 1, np.int64), np.full(m, -1, np.int64)
+    for fill in range(2):  # count, then the same walk writing the indices
+        indices = np.empty(indptr[m] if fill else 0, np.int64)
+        last, count = np.full(ranks, -1, np.int64), np.zeros(ranks, np.int64)
+        head, tail = np.full(ranks, -1, np.int64), np.full(ranks, -1, np.int64)
+        for t in range(start.size - 1):
+            for i in range(start[t], start[t + 1]):  # sends first: what the rank has by now
+                r = src[i] if posted is None else dst[i]
+                if posted is not None and not posted[i]:
+                    continue
+                if not fill:
+                    indptr[i + 1] = (1 if last[r] >= 0 else 0) + count[r]
+                else:
+                    k, j = indptr[i], head[r]
+                    if last[r] >= 0:
+                        indices[k], k = last[r], k + 1
+                    for _ in range(count[r]):
+                        indices[k], k, j = j, k + 1, nxt[j]
+                if posted is None:
+                    head[r], count[r] = -1, 0
+            for i in range(start[t], start[t + 1]):
+                if posted is not None:
+                    head[src[i]], count[src[i]] = -1, 0
+                last[src[i]] = i
+            for i in range(start[t], start[t + 1]):  # then this step's receives
+                r = dst[i]
+                if count[r] == 0:
+                    head[r] = i
+                else:
+                    nxt[tail[r]] = i
+                tail[r], count[r] = i, count[r] + 1
+        if not fill:
+            for i in range(m):
+                indptr[i + 1] += indptr[i]
     return indptr, indices
