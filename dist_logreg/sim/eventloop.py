@@ -179,10 +179,11 @@ def link_remove(lflows, ldeg, f, r, r_ptr, r_link):
 
 
 @njit
-def touch(touched, nt, tmark, stamp, r, r_ptr, r_link):
-    """Add route ``r``'s links to ``touched[:nt]`` (once each per ``stamp``); the new count."""
+def touch(touched, nt, tmark, stamp, r, r_ptr, r_link, ldeg):
+    """Add route ``r``'s links that carry a flow to ``touched[:nt]`` (once each per
+    ``stamp``); the new count. A link without flows changes no rate."""
     for e in range(r_ptr[r], r_ptr[r + 1]):
-        if tmark[r_link[e]] != stamp:
+        if tmark[r_link[e]] != stamp and ldeg[r_link[e]] > 0:
             tmark[r_link[e]] = stamp
             touched[nt] = r_link[e]
             nt += 1
@@ -203,6 +204,18 @@ def release(i, now, red_t, aft_ptr, aft_idx, aft_red, ready, waits, alpha, ek, e
         if waits[j] == 0:
             ek, ev, en = push(ek, ev, en, ready[j] + alpha, 2 * j + BEGIN)
     return ek, ev, en
+
+
+@njit
+def alone(r, r_ptr, r_link, r_w, cap, ldeg):
+    """The max-min rate of a flow on route ``r`` if no other flow shares its links (what
+    :func:`fill` gives a component of one flow), else 0."""
+    x = np.inf
+    for e in range(r_ptr[r], r_ptr[r + 1]):
+        if ldeg[r_link[e]] > 1:
+            return 0.0
+        x = min(x, cap[r_link[e]] / r_w[e])
+    return x
 
 
 #: A finish-heap entry is ``slot | generation << SLOT_BITS``: stale once the slot is reused.
@@ -282,7 +295,8 @@ def run(g, alpha, gamma, host_rate, tol):
     ``(nbytes, reduce, route, waits, aft_ptr, aft_idx, aft_red, r_ptr, r_link, r_w, r_lat,
     r_inter, cap)``; ``waits`` is used up."""
     nbytes, reduce, route, waits, aft_ptr, aft_idx = g[0], g[1], g[2], g[3], g[4], g[5]
-    aft_red, r_ptr, r_link, r_lat, r_inter, nlinks = g[6], g[7], g[8], g[10], g[11], g[12].size
+    aft_red, r_ptr, r_link, r_w, r_lat, r_inter, cap = g[6], g[7], g[8], g[9], g[10], g[11], g[12]
+    nlinks = cap.size
     arrival, ready = np.full(nbytes.size, np.nan), np.zeros(nbytes.size)
     lk = links(nlinks)
     sl, free = slots(256), np.arange(255, -1, -1).astype(np.int64)
@@ -314,7 +328,7 @@ def run(g, alpha, gamma, host_rate, tol):
             fn = pop(fk, fv, fn)
             i, r = s_msg[f], s_route[f]
             link_remove(lflows, ldeg, f, r, r_ptr, r_link)
-            nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link)
+            nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link, ldeg)
             ek, ev, en = push(ek, ev, en, now + r_lat[r], 2 * i + ARRIVE)
             s_gen[f], nactive, free[nfree], nfree = s_gen[f] + 1, nactive - 1, f, nfree + 1
         while events and en > 0 and ek[0] <= now * (1 + tol):  # every event of this instant
@@ -327,7 +341,12 @@ def run(g, alpha, gamma, host_rate, tol):
                 f, nfree, nactive = free[nfree - 1], nfree - 1, nactive + 1
                 sl[0][f], sl[2][f], sl[6][f], sl[7][f], sl[8][f] = i, r, 0.0, nbytes[i], now
                 lflows = link_add(lflows, ldeg, f, r, r_ptr, r_link)
-                nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link)
+                x = alone(r, r_ptr, r_link, r_w, cap, ldeg)
+                if x > 0:  # alone on its links: its own component, a rate at once
+                    sl[6][f], sl[9][f] = x, now + nbytes[i] / x
+                    fk, fv, fn = push(fk, fv, fn, sl[9][f], f | (sl[1][f] << SLOT_BITS))
+                else:
+                    nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link, ldeg)
             elif kind == BEGIN:  # inside a host (or nothing to send)
                 ek, ev, en = push(ek, ev, en, now + nbytes[i] / host_rate, 2 * i + ARRIVE)
             else:
