@@ -191,18 +191,27 @@ def touch(touched, nt, tmark, stamp, r, r_ptr, r_link, ldeg):
 
 
 @njit
-def release(i, now, red_t, aft_ptr, aft_idx, aft_red, ready, waits, alpha, ek, ev, en):
+def begin(j, t0, g, host_rate, ek, ev, en):
+    """Message ``j`` may start at ``t0``: a flow begins then (an event: it shares links);
+    a message inside a host (or of no bytes) shares nothing: its arrival is known now."""
+    if g[11][g[2][j]] and g[0][j] > 0:
+        return push(ek, ev, en, t0, 2 * j + BEGIN)
+    return push(ek, ev, en, t0 + g[0][j] / host_rate, 2 * j + ARRIVE)
+
+
+@njit
+def release(i, now, red_t, g, ready, waits, alpha, host_rate, ek, ev, en):
     """Message ``i`` arrived at ``now``: its dependents may start ``alpha`` after their last
     dependency (after the reduction, where the dependency was received by the rank waiting)."""
-    reduced = now + red_t
-    for e in range(aft_ptr[i], aft_ptr[i + 1]):
+    reduced, aft_idx, aft_red = now + red_t, g[5], g[6]
+    for e in range(g[4][i], g[4][i + 1]):
         j = aft_idx[e]
         val = reduced if aft_red[e] else now
         if val > ready[j]:
             ready[j] = val
         waits[j] -= 1
         if waits[j] == 0:
-            ek, ev, en = push(ek, ev, en, ready[j] + alpha, 2 * j + BEGIN)
+            ek, ev, en = begin(j, ready[j] + alpha, g, host_rate, ek, ev, en)
     return ek, ev, en
 
 
@@ -294,8 +303,8 @@ def run(g, alpha, gamma, host_rate, tol):
     """Arrival time (s) of every message; ``g``: the arrays :func:`.exact.simulate` builds:
     ``(nbytes, reduce, route, waits, aft_ptr, aft_idx, aft_red, r_ptr, r_link, r_w, r_lat,
     r_inter, cap)``; ``waits`` is used up."""
-    nbytes, reduce, route, waits, aft_ptr, aft_idx = g[0], g[1], g[2], g[3], g[4], g[5]
-    aft_red, r_ptr, r_link, r_w, r_lat, r_inter, cap = g[6], g[7], g[8], g[9], g[10], g[11], g[12]
+    nbytes, reduce, route, waits = g[0], g[1], g[2], g[3]
+    r_ptr, r_link, r_w, r_lat, cap = g[7], g[8], g[9], g[10], g[12]
     nlinks = cap.size
     arrival, ready = np.full(nbytes.size, np.nan), np.zeros(nbytes.size)
     lk = links(nlinks)
@@ -305,7 +314,7 @@ def run(g, alpha, gamma, host_rate, tol):
     fk, fv, fn = np.empty(1024), np.empty(1024, np.int64), 0
     for i in range(nbytes.size):
         if waits[i] == 0:
-            ek, ev, en = push(ek, ev, en, alpha, 2 * i + BEGIN)
+            ek, ev, en = begin(i, alpha, g, host_rate, ek, ev, en)
     t, nactive, stamp, mask = 0.0, 0, 0, (1 << SLOT_BITS) - 1
     while en > 0 or nactive > 0:
         s_msg, s_gen, s_route, rate, fin = sl[0], sl[1], sl[2], sl[6], sl[9]
@@ -335,7 +344,7 @@ def run(g, alpha, gamma, host_rate, tol):
             i, kind = ev[0] >> 1, ev[0] & 1
             en = pop(ek, ev, en)
             r = route[i]
-            if kind == BEGIN and r_inter[r] and nbytes[i] > 0:
+            if kind == BEGIN:  # a flow (messages inside a host: ARRIVE only, see begin)
                 if nfree == 0:
                     sl, free, nfree = grow(sl, free)
                 f, nfree, nactive = free[nfree - 1], nfree - 1, nactive + 1
@@ -347,23 +356,10 @@ def run(g, alpha, gamma, host_rate, tol):
                     fk, fv, fn = push(fk, fv, fn, sl[9][f], f | (sl[1][f] << SLOT_BITS))
                 else:
                     nt = touch(lk[6], nt, lk[8], stamp, r, r_ptr, r_link, ldeg)
-            elif kind == BEGIN:  # inside a host (or nothing to send)
-                ek, ev, en = push(ek, ev, en, now + nbytes[i] / host_rate, 2 * i + ARRIVE)
             else:
                 arrival[i] = now
                 ek, ev, en = release(
-                    i,
-                    now,
-                    reduce[i] * gamma,
-                    aft_ptr,
-                    aft_idx,
-                    aft_red,
-                    ready,
-                    waits,
-                    alpha,
-                    ek,
-                    ev,
-                    en,
+                    i, now, reduce[i] * gamma, g, ready, waits, alpha, host_rate, ek, ev, en
                 )
         if nt > 0:  # then one reallocation
             fk, fv, fn = reshare(g, nt, now, stamp, sl, lk, lflows, ldeg, fk, fv, fn, tol)
