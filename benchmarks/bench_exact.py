@@ -2,6 +2,7 @@
 
     python benchmarks/bench_exact.py            # the 1024-rank goals, then 4096 ranks
     python benchmarks/bench_exact.py --quick    # the 1024-rank goals only
+    python benchmarks/bench_exact.py --modes    # exact / phase-sync on the docs' answers
 
 Goals (wall time of one ``--exact`` run through the flow engine, the phase-synchronous
 pass it also makes included; compiled with numba, the ``fast`` extra):
@@ -40,14 +41,26 @@ GOALS_1024 = [("flat:hosts=1024", 1, "ring", MiB, 3.0)] + [
     for fab in (FAT16, LS32)
     for size in (MiB, 100 * MiB)
 ]
+#: The headline answers of docs/simulation.md (bench_simulate_answers.py): 4096 ranks, 4 per
+#: host, 100 MiB, seed 0; (label, spec, placement).
+FAT = "fat-tree:k=16,rate={rate}"
+LEAF = "leaf-spine:leaves=32,spines=16,hosts-per-leaf=32,rate=400G,oversubscription={o}"
+ANSWERS = (
+    [(f"(a) leaf-spine {o}:1", LEAF.format(o=o), "packed") for o in (1, 2, 4)]
+    + [("(a) fat tree k=16", FAT.format(rate="400G"), "packed")]
+    + [(f"(b) hash {h}", FAT.format(rate="400G") + f",hash={h}", "packed") for h in ("l3", "spray")]
+    + [("(b) polarized", FAT.format(rate="400G") + ",hash=l4,hash-polarize=yes", "packed")]
+    + [("(c) random placement", FAT.format(rate="400G"), "random")]
+    + [(f"(d) {r}", FAT.format(rate=r), "packed") for r in ("100G", "800G")]
+)
 GOALS_4096 = [
     (FAT16, 4, alg, 100 * MiB, None) for alg in ("ring", "recursive-doubling", "rabenseifner")
 ]
 
 
-def one(spec: str, ranks: int, per_host: int, alg: str, nbytes: int) -> dict:
+def one(spec: str, ranks: int, per_host: int, alg: str, nbytes: int, mode="packed") -> dict:
     fab = parse_fabric(spec)
-    job = Job(fab, place(ranks, fab, per_host), alg, nbytes, exact=True)
+    job = Job(fab, place(ranks, fab, per_host, mode), alg, nbytes, exact=True)
     t0 = time.perf_counter()
     r = get_engine("flow").run(job)
     wall = time.perf_counter() - t0
@@ -78,6 +91,7 @@ def show(row: dict, goal: float | None) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="only the 1024-rank goals")
+    ap.add_argument("--modes", action="store_true", help="only exact / phase-sync, answers")
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = ap.parse_args()
     load0 = os.getloadavg()
@@ -89,6 +103,8 @@ def main() -> None:
     one("flat:hosts=4", 4, 1, "ring", 4096)
     print(f"compile or cache load: {time.perf_counter() - t0:.2f} s")
     rows = []
+    if args.modes:
+        return modes()
     for spec, per, alg, size, goal in GOALS_1024:
         rows.append(one(spec, 1024, per, alg, size))
         show(rows[-1], goal)
@@ -110,6 +126,19 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"load_before": load0, "load_after": load1, "rows": rows}, fh, indent=1)
+
+
+def modes() -> None:
+    """Event-driven (rendezvous at Open MPI's limits) over phase-synchronous time on the
+    configurations of the docs' headline answers: recursive doubling and Rabenseifner."""
+    for label, spec, mode in ANSWERS:
+        for alg in ("recursive-doubling", "rabenseifner"):
+            r = one(spec, 4096, 4, alg, 100 * MiB, mode)
+            print(
+                f"{label:<22} {alg:>19}: exact {r['time_s'] * 1e3:8.2f} ms, exact/sync "
+                f"{r['exact_over_phase_sync']:.3f} ({r['wall_s']:.1f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
