@@ -33,12 +33,14 @@ from dist_logreg.sim.messages import depends, messages
 #: An eager limit no message reaches: every message eager (``--eager-limit inf``).
 EAGER = 1 << 62
 
-#: Seconds per message (compiled by numba; without it, plain Python, 40 times more), and
-#: per message per rank (the max-min reallocations of large components): measured at
-#: 128-4096 ranks on the 2-core development machine under load (docs/simulation.md).
-#: :func:`estimate_s` is good to a factor of a few, enough to refuse hours.
+#: Seconds per message (compiled by numba; without it plain Python, 40 times more), and,
+#: for the algorithms of log(p) steps whose every step crosses the fabric together, per
+#: message per rank (one component holds every flow, recomputed at each event): measured
+#: at 1024-4096 ranks on the 2-core development machine under a load average of 5-7
+#: (docs/simulation.md). :func:`estimate_s` is good to a factor of a few where flows
+#: collide and pessimistic where they do not, enough to refuse hours.
 SECONDS_PER_MESSAGE = 2e-6 if AVAILABLE else 8e-5
-SECONDS_PER_MESSAGE_RANK = 1e-9 if AVAILABLE else 4e-8
+SECONDS_PER_MESSAGE_RANK = 2e-7 if AVAILABLE else 8e-6
 
 
 def _limit(value, flag: str) -> int:
@@ -124,7 +126,8 @@ def estimate_s(algorithm: str, p: int) -> float:
         return 0.0
     form = get(algorithm).closed_form
     steps = form(p)[0] if form else 2 * (p - 1)  # hierarchical: at most the ring's steps
-    return steps * p * (SECONDS_PER_MESSAGE + SECONDS_PER_MESSAGE_RANK * p)
+    shared = steps < p  # few steps, each of every rank's flows across the fabric at once
+    return steps * p * (SECONDS_PER_MESSAGE + (SECONDS_PER_MESSAGE_RANK * p if shared else 0.0))
 
 
 @njit
