@@ -80,17 +80,16 @@ class ExactOptions:
 
 
 def parse_options(options) -> ExactOptions:
-    """``Job.options`` of the flow engine: an :class:`ExactOptions`, or a mapping of its
-    fields (CLI text or Python values; an empty mapping: the defaults)."""
+    """``Job.options`` of the flow engine: an :class:`ExactOptions`, or a mapping whose keys
+    of its fields (CLI text or Python values) are read; the rest, another engine's (a job
+    may be run through several), is not the flow engine's to check."""
     if isinstance(options, ExactOptions):
         return options
-    given = {k: v for k, v in dict(options or {}).items() if v is not None}
-    unknown = sorted(set(given) - set(o.flags(ExactOptions)))
-    if unknown:
-        raise ValueError(
-            f"flow engine options: expected {sorted(o.flags(ExactOptions))}, got {unknown}"
-        )
-    return ExactOptions(**o.read(ExactOptions, given))
+    mine = o.flags(ExactOptions)
+    given = options.items() if isinstance(options, dict) else ()
+    return ExactOptions(
+        **o.read(ExactOptions, {k: v for k, v in given if k in mine and v is not None})
+    )
 
 
 _PREFIX = "flow_"
