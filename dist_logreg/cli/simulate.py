@@ -18,6 +18,7 @@ from dist_logreg.collective.algorithms import (
 )
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.sim import engine as engine_table
+from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
 
 EPILOG = """\
@@ -159,6 +160,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace an existing DIR/simulate.json (default: refuse)",
     )
+    exact_mode.add_arguments(p)
     _step_and_sweep(p)
     packet_options.add_packet_arguments(p)
     # the sweep reads its file's keys with this parser's own readers

@@ -17,6 +17,7 @@ from dist_logreg.collective import costfile
 from dist_logreg.errors import UsageError
 from dist_logreg.files import check_output, regular_file, write_output
 from dist_logreg.record.progress import status_line
+from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
@@ -136,6 +137,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         model = costfile.load(regular_file(args.cost_model, "--cost-model"))
         fabric_for = cost_model_fabrics(fab, model, args.cost_model)
     options = packet_options.from_args(args, args.engine)  # typed once; refused if ignored
+    options = exact_mode.from_args(args, args.engine, args.exact) or options
     sizes, algs = args.bytes, args.algorithm
     train = None
     if args.run:
@@ -205,9 +207,9 @@ def _check_exact(args) -> None:
     one = sum(estimate_s(a, p) for a in args.algorithm for p in args.ranks)
     total = one * len(args.bytes) * args.seeds
     what = (
-        f"--exact: estimated {total:,.0f} s of event-by-event simulation (about 2 us x ranks^2 "
-        f"x steps per run, {len(args.bytes)} size(s) x {args.seeds} seed(s); good to a factor "
-        f"of a few)"
+        f"--exact: estimated {total:,.0f} s of event-by-event simulation (about 2 us per "
+        f"message, ranks x steps messages per run, {len(args.bytes)} size(s) x {args.seeds} "
+        f"seed(s); good to a factor of a few)"
     )
     if total > EXACT_MAX_S:
         raise UsageError(

@@ -20,6 +20,8 @@ in a fresh interpreter and checks).
 ``engine``            the engine table: one record per engine, ``get_engine``
 ``flow``              the flow engine: phase-synchronous, or ``--exact`` through ``exact``
 ``exact``             the flow engine's ``--exact`` mode: the dependency graph, event by event
+``eventloop``         ``--exact``'s kernels: batched events, max-min per touched component
+``jit``               numba's ``njit`` where installed (the ``fast`` extra), plain Python where not
 ``packet``            the packet engine: the message graph as transfers in ns-3
 ``options``           typed options that carry their flag, reader and help (one default each)
 ``packet_options``    the packet engine's options (pure: ``--help`` without ns-3)

@@ -7,133 +7,207 @@ rates recomputed at every start and finish, and arrives its path's hop latency a
 last byte leaves. Nothing waits for a step to end, so a rank that is ahead runs ahead: the
 phase-synchronous time is an upper bound of this one whenever sharing does not get worse by
 the overlap, and the two are equal where nothing is shared.
+
+MPI's rendezvous rule (:class:`ExactOptions`): a message larger than the eager limit of its
+transport (Open MPI 5's defaults: 64 KiB over TCP between hosts, ``btl_tcp_eager_limit``;
+4 KiB through shared memory inside a host, ``btl_sm_eager_limit``) starts only once its
+receiver has posted the receive, i.e. has reached the step that receives it: the receiver's
+own previous send has arrived and what it received before that step has arrived and been
+reduced. Smaller messages go eagerly, as soon as the sender is ready.
+
+The loop itself is :mod:`.eventloop` (compiled by numba where installed: :mod:`.jit`).
 """
 
 from __future__ import annotations
 
-import heapq
+from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from dist_logreg.sim import maxmin
-from dist_logreg.sim.messages import messages
+from dist_logreg.errors import UsageError
+from dist_logreg.sim import eventloop, maxmin
+from dist_logreg.sim import options as o
+from dist_logreg.sim.jit import AVAILABLE, njit
+from dist_logreg.sim.messages import depends, messages
 
-BEGIN, ARRIVE = 0, 1
+#: An eager limit no message reaches: every message eager (``--eager-limit inf``).
+EAGER = 1 << 62
 
-#: Event-loop seconds per message per rank in flight (each start or finish reallocates the
-#: flows in flight): 1-3 us measured at 128-512 ranks on the 2-core development machine
-#: under load. :func:`estimate_s` is good to a factor of a few, enough to refuse hours.
-SECONDS_PER_MESSAGE_RANK = 2e-6
+#: Seconds per message (compiled by numba; without it plain Python, 40 times more), and,
+#: for the algorithms of log(p) steps whose every step crosses the fabric together, per
+#: message per rank (one component holds every flow, recomputed at each event): measured
+#: at 1024-4096 ranks on the 2-core development machine under a load average of 5-7
+#: (docs/simulation.md). :func:`estimate_s` is good to a factor of a few where flows
+#: collide and pessimistic where they do not, enough to refuse hours.
+SECONDS_PER_MESSAGE = 2e-6 if AVAILABLE else 8e-5
+SECONDS_PER_MESSAGE_RANK = 2e-7 if AVAILABLE else 8e-6
+
+
+def _limit(value, flag: str) -> int:
+    """Bytes (``64K``), or ``inf``: no message waits for its receiver."""
+    if isinstance(value, int):
+        return value
+    if str(value).strip().lower() in ("inf", "eager"):
+        return EAGER
+    return o.size(value, flag)
+
+
+def _show(n: int) -> str:
+    return "inf" if n >= EAGER else o.show_size(n)
+
+
+@dataclass(frozen=True)
+class ExactOptions:
+    """The flow engine's options of ``--exact``: where MPI's rendezvous begins."""
+
+    eager_limit: int = o.option(
+        64 << 10,
+        "--eager-limit",
+        _limit,
+        "--exact: messages between hosts above this many bytes wait for the receiver to "
+        "post its receive (MPI's rendezvous; Open MPI's btl_tcp_eager_limit); inf: none wait",
+        show=_show,
+        metavar="BYTES",
+    )
+    eager_limit_host: int = o.option(
+        4 << 10,
+        "--eager-limit-host",
+        _limit,
+        "--exact: the same inside a host (Open MPI's btl_sm_eager_limit)",
+        show=_show,
+        metavar="BYTES",
+    )
+
+
+def parse_options(options) -> ExactOptions:
+    """``Job.options`` of the flow engine: an :class:`ExactOptions`, or a mapping whose keys
+    of its fields (CLI text or Python values) are read; the rest, another engine's (a job
+    may be run through several), is not the flow engine's to check."""
+    if isinstance(options, ExactOptions):
+        return options
+    mine = o.flags(ExactOptions)
+    given = options.items() if isinstance(options, dict) else ()
+    return ExactOptions(
+        **o.read(ExactOptions, {k: v for k, v in given if k in mine and v is not None})
+    )
+
+
+_PREFIX = "flow_"
+
+
+def add_arguments(parser) -> None:
+    """The flow engine's option group (``default=None``: given or not is known)."""
+    g = parser.add_argument_group("flow engine, --exact (MPI's eager and rendezvous protocols)")
+    o.add_arguments(g, ExactOptions, _PREFIX)
+
+
+def from_args(args, engine: str, exact: bool) -> ExactOptions | None:
+    """``Job.options`` of the flow engine from the command line; an option of this group
+    given where nothing reads it (another engine, or no ``--exact``) is refused."""
+    given = {
+        k.removeprefix(_PREFIX): v
+        for k, v in vars(args).items()
+        if k.startswith(_PREFIX) and v is not None
+    }
+    if given and (engine != "flow" or not exact):
+        flags = ", ".join(o.flags(ExactOptions)[k].flag for k in sorted(given))
+        raise UsageError(
+            f"{flags}: only --engine flow with --exact reads this (add --exact, or drop it)"
+        )
+    return parse_options(given) if engine == "flow" else None
 
 
 def estimate_s(algorithm: str, p: int) -> float:
-    """Rough wall time of one ``--exact`` run: ``p`` ranks x ``a(p)`` steps messages, each
-    costing one reallocation over about ``p`` flows."""
+    """Rough wall time of one ``--exact`` run: ``p`` ranks x ``a(p)`` steps messages."""
     from dist_logreg.collective.algorithms import get
 
     if p < 2:
         return 0.0
     form = get(algorithm).closed_form
     steps = form(p)[0] if form else 2 * (p - 1)  # hierarchical: at most the ring's steps
-    return SECONDS_PER_MESSAGE_RANK * steps * p * p
+    shared = steps < p  # few steps, each of every rank's flows across the fabric at once
+    return steps * p * (SECONDS_PER_MESSAGE + (SECONDS_PER_MESSAGE_RANK * p if shared else 0.0))
 
 
-def _dependents(g) -> sp.csr_matrix:
-    rows = np.repeat(np.arange(g.size), np.diff(g.dep_indptr))
-    m = sp.csr_matrix((np.ones(rows.size), (g.dep_indices, rows)), shape=(g.size, g.size))
-    return m
+@njit
+def dependents(ptr1, idx1, ptr2, idx2, src, dst):
+    """Who waits on each message (CSR, the transpose of two dependency CSRs), and whether
+    the waiting rank received it (then it waits for the reduction too): the sender of the
+    waiting message for ``ptr1/idx1``, its receiver for ``ptr2/idx2`` (rendezvous)."""
+    m = src.size
+    indptr = np.zeros(m + 1, np.int64)
+    for k in range(idx1.size):
+        indptr[idx1[k] + 1] += 1
+    for k in range(idx2.size):
+        indptr[idx2[k] + 1] += 1
+    for i in range(m):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    after, reduced = np.empty(indptr[m], np.int64), np.empty(indptr[m], np.bool_)
+    for i in range(m):
+        for k in range(ptr1[i], ptr1[i + 1]):
+            j = idx1[k]
+            after[fill[j]], reduced[fill[j]] = i, dst[j] == src[i]
+            fill[j] += 1
+        for k in range(ptr2[i], ptr2[i + 1]):
+            j = idx2[k]
+            after[fill[j]], reduced[fill[j]] = i, dst[j] == dst[i]
+            fill[j] += 1
+    return indptr, after, reduced
 
 
-class _Flows:
-    """The messages in flight between hosts and their max-min rates."""
-
-    def __init__(self, a, cap):
-        self.a, self.cap = a, cap
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.left = np.zeros(0)
-        self.rate: np.ndarray | None = np.zeros(0)
-
-    def add(self, ids: list[int], nbytes: np.ndarray) -> None:
-        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
-        self.left = np.concatenate([self.left, nbytes])
-        self.rate = None
-
-    def _rates(self) -> np.ndarray:
-        if self.rate is None:
-            sub = self.a[self.ids]
-            self.rate = maxmin.rates(sub, sub.T.tocsr(), self.cap, np.ones(self.ids.size, bool))
-        return self.rate
-
-    def next_finish(self) -> float:
-        return float(np.min(self.left / self._rates())) if self.ids.size else np.inf
-
-    def advance(self, dt: float) -> np.ndarray:
-        """Drain ``dt`` seconds; the ids that finished (removed)."""
-        if not self.ids.size:
-            return self.ids
-        r = self._rates()
-        self.left -= r * dt
-        done = self.left <= maxmin.TOL * np.maximum(r * dt, 1.0)
-        out = self.ids[done]
-        if done.any():
-            self.ids, self.left, self.rate = self.ids[~done], self.left[~done], None
-        return out
-
-
-def _release(g, after, i, t, reduced, ready, waits, events, alpha) -> None:
-    """Message ``i`` arrived at ``t``: its dependents may start ``alpha`` after their last."""
-    for j in after.indices[after.indptr[i] : after.indptr[i + 1]].tolist():
-        ready[j] = max(ready[j], reduced if g.src_rank[j] == g.dst_rank[i] else t)
-        waits[j] -= 1
-        if waits[j] == 0:
-            heapq.heappush(events, (ready[j] + alpha, BEGIN, int(j)))
+def routes(fab, host_of: np.ndarray, g):
+    """Each message's route (an index into the distinct rank pairs' routes, each routed
+    once) and those routes as a flows x links CSR."""
+    p = host_of.size
+    keys = g.src_rank * p + g.dst_rank
+    if p <= 8192:  # a table of every pair: no sort of millions of keys
+        seen = np.zeros(p * p, bool)
+        seen[keys] = True
+        pairs = np.flatnonzero(seen)
+        index = np.zeros(p * p, np.int64)
+        index[pairs] = np.arange(pairs.size)
+        route = index[keys]
+    else:
+        pairs, route = np.unique(keys, return_inverse=True)
+    a = fab.route_many(host_of[pairs // p], host_of[pairs % p], pairs)
+    return route.astype(np.int64), a
 
 
 def simulate(job, host_of: np.ndarray) -> dict:
-    """``{"time_s", "arrivals", "message_count"}`` of one allreduce (a ``Job``), event by
-    event; ``host_of``: the job's endpoints as int64."""
-    fab = job.fabric
+    """``{"time_s", "arrivals", "message_count", "rendezvous"}`` of one allreduce (a
+    ``Job``), event by event; ``host_of``: the job's endpoints as int64."""
+    fab, opts = job.fabric, parse_options(job.options)
     g = messages(job.algorithm, host_of.size, job.nbytes, job.node_of())
     if g.size == 0:
-        return {"time_s": 0.0, "arrivals": np.zeros(0), "message_count": 0}
-    src_h, dst_h = host_of[g.src_rank], host_of[g.dst_rank]
-    a = fab.route_many(src_h, dst_h, g.src_rank * host_of.size + g.dst_rank)
-    lat = a @ fab.link_latency
+        return {"time_s": 0.0, "arrivals": np.zeros(0), "message_count": 0, "rendezvous": 0}
+    route, a = routes(fab, host_of, g)
     inter = np.diff(a.indptr) > 0
-    waits = np.diff(g.dep_indptr).copy()
-    ready = np.zeros(g.size)
-    arrival = np.full(g.size, np.nan)
-    after = _dependents(g)
-    events = [(fab.alpha, BEGIN, int(i)) for i in np.flatnonzero(waits == 0)]
-    heapq.heapify(events)
-    flows, t = _Flows(a, fab.link_rate), 0.0
-    while events or flows.ids.size:
-        t_next = events[0][0] if events else np.inf
-        t_fin = t + flows.next_finish()
-        if t_fin < t_next * (1 - maxmin.TOL):
-            if t_fin <= t:  # a residue whose finish is below the clock's resolution: it ends now
-                t_fin = np.nextafter(t, np.inf)
-            for i in flows.advance(t_fin - t).tolist():
-                heapq.heappush(events, (t_fin + lat[i], ARRIVE, i))
-            t = t_fin
-            continue
-        for i in flows.advance(t_next - t).tolist():  # ends that coincide with the event
-            heapq.heappush(events, (t_next + lat[i], ARRIVE, i))
-        t = t_next
-        starting = []  # every event at this moment first, then one new allocation
-        while events and events[0][0] <= t * (1 + maxmin.TOL):
-            _, kind, i = heapq.heappop(events)
-            if kind == BEGIN and inter[i] and g.nbytes[i] > 0:
-                starting.append(i)
-            elif kind == BEGIN:
-                heapq.heappush(events, (t + g.nbytes[i] / fab.host_rate, ARRIVE, i))
-            else:
-                arrival[i] = t
-                _release(
-                    g, after, i, t, t + g.reduce[i] * fab.gamma, ready, waits, events, fab.alpha
-                )
-        if starting:
-            flows.add(starting, g.nbytes[starting].astype(float))
+    limit = np.where(inter, opts.eager_limit, opts.eager_limit_host)[route]
+    rdv = g.nbytes > limit
+    start = np.concatenate([[0], np.flatnonzero(np.diff(g.phase)) + 1, [g.size]]).astype(np.int64)
+    ptr2, idx2 = depends(g.src_rank, g.dst_rank, start, np.int64(host_of.size), rdv)
+    aft = dependents(g.dep_indptr, g.dep_indices, ptr2, idx2, g.src_rank, g.dst_rank)
+    arrays = (
+        g.nbytes,
+        g.reduce,
+        route,
+        np.diff(g.dep_indptr) + np.diff(ptr2),  # waits
+        *aft,
+        a.indptr.astype(np.int64),
+        a.indices.astype(np.int64),
+        a.data.astype(float),
+        np.asarray(a @ fab.link_latency, dtype=float),
+        inter,
+        np.asarray(fab.link_rate, dtype=float),
+    )
+    arrival = eventloop.run(
+        arrays, float(fab.alpha), float(fab.gamma), float(fab.host_rate), maxmin.TOL
+    )
     end = float(np.max(arrival + g.reduce * fab.gamma))
-    return {"time_s": end, "arrivals": arrival, "message_count": int(g.size)}
+    return {
+        "time_s": end,
+        "arrivals": arrival,
+        "message_count": int(g.size),
+        "rendezvous": int(rdv.sum()),
+    }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dist_logreg.collective.schedule import phases
+from dist_logreg.sim.jit import njit
 
 
 @dataclass(frozen=True)
@@ -58,31 +59,68 @@ def chunk_bytes(frac, nbytes: int) -> np.ndarray:
 
 def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGraph:
     """Every message of one allreduce of ``nbytes`` on ``ranks`` ranks, with dependencies."""
-    last_send = np.full(ranks, -1, dtype=np.int64)
-    pending: list[list[int]] = [[] for _ in range(ranks)]
-    src, dst, size, phase, red, deps = [], [], [], [], [], [[]]
-    n = 0
-    for t, (s, d, frac, reduces) in enumerate(steps(algorithm, ranks, node_of)):
-        ids = np.arange(n, n + s.size)
-        for r in s.tolist():
-            own = [int(last_send[r])] if last_send[r] >= 0 else []
-            deps.append(own + pending[r])
-            pending[r] = []
-        for i, r in zip(ids.tolist(), d.tolist(), strict=True):
-            pending[r].append(i)
-        last_send[s] = ids
-        b = chunk_bytes(frac, nbytes)
-        src.append(s), dst.append(d), size.append(b), phase.append(np.full(s.size, t))
-        red.append(b if reduces else np.zeros_like(b))
-        n += s.size
-    lengths = np.array([len(x) for x in deps[1:]], dtype=np.int64)
-    cat = lambda xs, dt=np.int64: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+    st = steps(algorithm, ranks, node_of)
+    cat = lambda xs: np.concatenate(xs, dtype=np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
+    sizes, chunk = [], {}  # repeats of a step share its arrays: one rounding each
+    for s, _, frac, _ in st:
+        sizes.append(s.size)
+        chunk.setdefault(id(frac), chunk_bytes(frac, nbytes))
+    b = [chunk[id(frac)] for _, _, frac, _ in st]
+    src, dst = cat([s for s, *_ in st]), cat([d for _, d, *_ in st])
+    start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+    indptr, indices = depends(src, dst, start, np.int64(ranks))
     return MessageGraph(
-        src_rank=cat(src),
-        dst_rank=cat(dst),
-        nbytes=cat(size),
-        phase=cat(phase),
-        reduce=cat(red),
-        dep_indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        dep_indices=np.array([j for x in deps[1:] for j in x], dtype=np.int64),
+        src_rank=src,
+        dst_rank=dst,
+        nbytes=cat(b),
+        phase=np.repeat(np.arange(len(st), dtype=np.int64), sizes),
+        reduce=cat([x if st[t][3] else np.zeros_like(x) for t, x in enumerate(b)]),
+        dep_indptr=indptr,
+        dep_indices=indices,
     )
+
+
+@njit
+def depends(src, dst, start, ranks, posted=None):
+    """The dependency CSR of messages ``start[t]:start[t+1]`` of each step ``t``: a send
+    waits for its rank's previous send and for what the rank received since (in order).
+
+    With ``posted`` (bool per message, MPI's rendezvous: :mod:`.exact`): instead, for each
+    message ``i`` where it is set, what its receiver waited for before the step of ``i``
+    (its last send before it, and what it received after that), else nothing."""
+    m = src.size
+    indptr, nxt = np.zeros(m + 1, np.int64), np.full(m, -1, np.int64)
+    for fill in range(2):  # count, then the same walk writing the indices
+        indices = np.empty(indptr[m] if fill else 0, np.int64)
+        last, count = np.full(ranks, -1, np.int64), np.zeros(ranks, np.int64)
+        head, tail = np.full(ranks, -1, np.int64), np.full(ranks, -1, np.int64)
+        for t in range(start.size - 1):
+            for i in range(start[t], start[t + 1]):  # sends first: what the rank has by now
+                r = src[i] if posted is None else dst[i]
+                if posted is not None and not posted[i]:
+                    continue
+                if not fill:
+                    indptr[i + 1] = (1 if last[r] >= 0 else 0) + count[r]
+                else:
+                    k, j = indptr[i], head[r]
+                    if last[r] >= 0:
+                        indices[k], k = last[r], k + 1
+                    for _ in range(count[r]):
+                        indices[k], k, j = j, k + 1, nxt[j]
+                if posted is None:
+                    head[r], count[r] = -1, 0
+            for i in range(start[t], start[t + 1]):
+                if posted is not None:
+                    head[src[i]], count[src[i]] = -1, 0
+                last[src[i]] = i
+            for i in range(start[t], start[t + 1]):  # then this step's receives
+                r = dst[i]
+                if count[r] == 0:
+                    head[r] = i
+                else:
+                    nxt[tail[r]] = i
+                tail[r], count[r] = i, count[r] + 1
+        if not fill:
+            for i in range(m):
+                indptr[i + 1] += indptr[i]
+    return indptr, indices

@@ -1,0 +1,23 @@
+"""Compiled loops where numba is installed (the ``fast`` extra), plain Python where not.
+
+``njit`` is numba's ``njit(cache=True)`` when numba imports, else the function itself: the
+kernels of :mod:`.eventloop` are written in the subset of Python that numba compiles (numpy
+arrays and scalars, no objects), so both ways give the same numbers; numba only makes them
+50-200 times faster (``--exact`` at thousands of ranks needs it: docs/simulation.md).
+"""
+
+from __future__ import annotations
+
+try:  # pragma: no cover - which branch runs depends on the environment
+    import numba
+
+    AVAILABLE = True
+
+    def njit(fn):
+        return numba.njit(cache=True, nogil=True)(fn)
+
+except ImportError:  # pragma: no cover
+    AVAILABLE = False
+
+    def njit(fn):
+        return fn
