@@ -45,9 +45,27 @@ def cluster(*args: str) -> subprocess.CompletedProcess:
 
 def job(name: str, alg: str, k: int, size: str, tmp: Path, iters: int) -> dict:
     out = tmp / "b.json"
-    cluster("run", "--name", name, "--tcp-links", str(k), "--", "bench", "--allreduce", alg,
-            "--min-bytes", size, "--max-bytes", size, "--iters", str(iters), "--warmup", "1",
-            "--out", str(out))  # fmt: skip
+    cluster(
+        "run",
+        "--name",
+        name,
+        "--tcp-links",
+        str(k),
+        "--",
+        "bench",
+        "--allreduce",
+        alg,
+        "--min-bytes",
+        size,
+        "--max-bytes",
+        size,
+        "--iters",
+        str(iters),
+        "--warmup",
+        "1",
+        "--out",
+        str(out),
+    )
     (rec,) = json.loads(out.read_text())["records"]
     (fl,) = fabricfiles.read_flows(tmp / "b.flows.json")  # one algorithm: one flow map
     links = json.loads((tmp / "b.links.json").read_text())
@@ -70,15 +88,17 @@ def job(name: str, alg: str, k: int, size: str, tmp: Path, iters: int) -> dict:
         "retransmitted": links["tcp"]["total"]["RetransSegs"],
         "elephants": [
             {k: f[k] for k in ("src", "dst", "sport", "dport", "bytes", "spine")} for f in big
-        ],  # fmt: skip
+        ],
     }
 
 
 def table(results: list[dict], ceiling: float) -> list[str]:
-    rows = ["| hash | tcp links | algorithm | busbw min / median / max (% of ceiling) | jobs "
-            "with a collision | connections per pair seen | model, k = tcp links: collision, "
-            "median busbw | model, k seen: collision, median busbw | balanced ideal |",
-            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| hash | tcp links | algorithm | busbw min / median / max (% of ceiling) | jobs "
+        "with a collision | connections per pair seen | model, k = tcp links: collision, "
+        "median busbw | model, k seen: collision, median busbw | balanced ideal |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         b = [100 * x / ceiling for x in r["busbw"]]
         rows.append(
@@ -122,12 +142,30 @@ def main() -> int:
     ap.add_argument("--out", default="runs/ecmp.json")
     args = ap.parse_args()
     name, subnet = "fabecmp", "198.18.21.0/24"
-    configs = [(h, int(k), a) for h in args.hashes.split(",") for k in args.links.split(",")
-               for a in args.algorithms.split(",")]  # fmt: skip
+    configs = [
+        (h, int(k), a)
+        for h in args.hashes.split(",")
+        for k in args.links.split(",")
+        for a in args.algorithms.split(",")
+    ]
     cluster("down", "--name", name)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` takes it down
-    up = cluster("up", "--name", name, "--subnet", subnet, "--topology", "leaf-spine", "--hosts",
-                 "4", "--rate", args.rate, "--calibrate", "--calibrate-seconds", "5")  # fmt: skip
+    up = cluster(
+        "up",
+        "--name",
+        name,
+        "--subnet",
+        subnet,
+        "--topology",
+        "leaf-spine",
+        "--hosts",
+        "4",
+        "--rate",
+        args.rate,
+        "--calibrate",
+        "--calibrate-seconds",
+        "5",
+    )
     print("\n".join(x for x in up.stdout.splitlines() if "calibrated" in x), flush=True)
     c = load(name)
     # Every link runs at --rate, so one class's ceiling is every link's: the host class (two
@@ -151,18 +189,27 @@ def main() -> int:
     results = []
     for (hashing, k, alg), runs in raw.items():
         seen = statistics.median(r["connections_per_pair"] for r in runs)
-        results.append({
-            "hash": hashing, "links": k, "algorithm": alg, "runs": runs,
-            "busbw": [r["busbw_GBps"] for r in runs],
-            "collided": sum(r["collided"] for r in runs), "seen_k": seen,
-            "model": _model(alg, k, hashing), "model_seen": _model(alg, seen, hashing),
-        })  # fmt: skip
+        results.append(
+            {
+                "hash": hashing,
+                "links": k,
+                "algorithm": alg,
+                "runs": runs,
+                "busbw": [r["busbw_GBps"] for r in runs],
+                "collided": sum(r["collided"] for r in runs),
+                "seen_k": seen,
+                "model": _model(alg, k, hashing),
+                "model_seen": _model(alg, seen, hashing),
+            }
+        )
     doc = {"ceiling_GBps": ceiling, "rate": args.rate, "size": args.size, "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1))
-    print(f"\n# {args.size} allreduce, 2 leaves x 2 spines x 4 hosts, every link {args.rate}; "
-          f"ceiling {ceiling * 8:.3f} Gbit/s per direction (calibrated, both ways at once); "
-          f"{args.reps} jobs per row; {time.monotonic() - start:.0f} s")  # fmt: skip
+    print(
+        f"\n# {args.size} allreduce, 2 leaves x 2 spines x 4 hosts, every link {args.rate}; "
+        f"ceiling {ceiling * 8:.3f} Gbit/s per direction (calibrated, both ways at once); "
+        f"{args.reps} jobs per row; {time.monotonic() - start:.0f} s"
+    )
     print("\n".join(table(results, ceiling)))
     return 0
 

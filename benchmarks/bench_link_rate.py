@@ -33,8 +33,9 @@ NAME, SUBNET = "lrbench", "198.18.12.0/24"
 
 
 def cluster(*args: str) -> str:
-    r = subprocess.run([str(BIN / "dist-logreg"), "cluster", *args], check=True,
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [str(BIN / "dist-logreg"), "cluster", *args], check=True, capture_output=True, text=True
+    )
     return r.stdout
 
 
@@ -43,25 +44,59 @@ def load() -> str:
 
 
 def bench(size: str, iters: int, out: Path) -> dict:
-    cluster("run", "--name", NAME, "--", "bench", "--allreduce", "ring", "--min-bytes",
-            size, "--max-bytes", size, "--iters", str(iters), "--warmup", "3",
-            "--out", str(out))  # fmt: skip
+    cluster(
+        "run",
+        "--name",
+        NAME,
+        "--",
+        "bench",
+        "--allreduce",
+        "ring",
+        "--min-bytes",
+        size,
+        "--max-bytes",
+        size,
+        "--iters",
+        str(iters),
+        "--warmup",
+        "3",
+        "--out",
+        str(out),
+    )
     return json.loads(out.read_text())["records"][0]
 
 
 def one_rate(rate: str, tmp: Path, seconds: str, shaping: list[str]) -> list[str]:
     nominal = rate_bits(rate) / 1e9
     rows = []
-    cluster("up", "--name", NAME, "--subnet", SUBNET, "--topology", "leaf-spine", "--hosts",
-            "4", "--rate", rate, "--calibrate", "--calibrate-seconds", seconds,
-            *shaping)  # fmt: skip
+    cluster(
+        "up",
+        "--name",
+        NAME,
+        "--subnet",
+        SUBNET,
+        "--topology",
+        "leaf-spine",
+        "--hosts",
+        "4",
+        "--rate",
+        rate,
+        "--calibrate",
+        "--calibrate-seconds",
+        seconds,
+        *shaping,
+    )
     try:
         state = json.loads((STATE_ROOT / NAME / "state.json").read_text())
         for cls, cal in sorted(state["calibration"]["classes"].items()):
-            rows.append(f"| {rate} | {cls} TCP one way | {cal['one_way_Gbps']:.3f} Gbit/s | "
-                        f"{cal['one_way_Gbps'] / nominal:.2f} | >= 0.90 | {load()} |")  # fmt: skip
-            rows.append(f"| {rate} | {cls} TCP both ways (each) | {cal['bidir_Gbps']:.3f} Gbit/s"
-                        f" | {cal['bidir_Gbps'] / nominal:.2f} | >= 0.85 | {load()} |")  # fmt: skip
+            rows.append(
+                f"| {rate} | {cls} TCP one way | {cal['one_way_Gbps']:.3f} Gbit/s | "
+                f"{cal['one_way_Gbps'] / nominal:.2f} | >= 0.90 | {load()} |"
+            )
+            rows.append(
+                f"| {rate} | {cls} TCP both ways (each) | {cal['bidir_Gbps']:.3f} Gbit/s"
+                f" | {cal['bidir_Gbps'] / nominal:.2f} | >= 0.85 | {load()} |"
+            )
     finally:
         cluster("down", "--name", NAME)
     cluster("up", "--name", NAME, "--subnet", SUBNET, "--hosts", "2", "--rate", rate, *shaping)
@@ -69,12 +104,16 @@ def one_rate(rate: str, tmp: Path, seconds: str, shaping: list[str]) -> list[str
         small = bench("64K", 50, tmp / f"s-{rate}.json")  # bench never overwrites
         wire = small["bytes"] * 8 / rate_bits(rate)
         ms, ratio = small["time_s"] * 1e3, small["time_s"] / wire
-        rows.append(f"| {rate} | 64 KiB ring allreduce | {ms:.3f} ms (wire {wire * 1e3:.3f} "
-                    f"ms) | {ratio:.2f} | >= 0.85 | {load()} |")  # fmt: skip
+        rows.append(
+            f"| {rate} | 64 KiB ring allreduce | {ms:.3f} ms (wire {wire * 1e3:.3f} "
+            f"ms) | {ratio:.2f} | >= 0.85 | {load()} |"
+        )
         big = bench("16M", 5, tmp / f"b-{rate}.json")
         gbps = big["busbw"] * 8
-        rows.append(f"| {rate} | 16 MiB ring busbw | {gbps:.3f} Gbit/s | {gbps / nominal:.2f} "
-                    f"| >= 0.85 | {load()} |")  # fmt: skip
+        rows.append(
+            f"| {rate} | 16 MiB ring busbw | {gbps:.3f} Gbit/s | {gbps / nominal:.2f} "
+            f"| >= 0.85 | {load()} |"
+        )
     finally:
         cluster("down", "--name", NAME)
     return rows
@@ -88,9 +127,11 @@ def main() -> int:
     ap.add_argument("--queue", help="cluster up --queue (default: its own)")
     ap.add_argument("--mtu", help="cluster up --mtu, e.g. 9000 (default: its own, 1500)")
     args = ap.parse_args()
-    shaping = [*(["--burst", args.burst] if args.burst else []),
-               *(["--queue", args.queue] if args.queue else []),
-               *(["--mtu", args.mtu] if args.mtu else [])]  # fmt: skip
+    shaping = [
+        *(["--burst", args.burst] if args.burst else []),
+        *(["--queue", args.queue] if args.queue else []),
+        *(["--mtu", args.mtu] if args.mtu else []),
+    ]
     tmp = Path(tempfile.mkdtemp())
     print("| rate | measurement | measured | measured / nominal (or / wire) | goal | load |")
     print("|---|---|---|---|---|---|")

@@ -35,8 +35,13 @@ from dist_logreg.units import rate_bits
 BIN = Path(sys.executable).parent
 NAME, SUBNET = "cmmodel", "198.18.41.0/24"  # a valid --name: letters and digits
 ALGS = "mpi,ring,recursive-doubling,rabenseifner"
-GOALS = {"held-out size": 0.15, "held-out ranks": 0.15, "2 -> 4 hosts": 0.20, "what-if": 0.20,
-         "two-tier": 0.25}  # fmt: skip
+GOALS = {
+    "held-out size": 0.15,
+    "held-out ranks": 0.15,
+    "2 -> 4 hosts": 0.20,
+    "what-if": 0.20,
+    "two-tier": 0.25,
+}
 
 
 def dl(*args: str) -> None:
@@ -47,25 +52,66 @@ def measure(hosts: int, lo: str, hi: str, rate: str, factor: int = 2, uplink: st
     """Bring a cluster up, bench every algorithm from ``lo`` to ``hi``, bring it down."""
     tier = ["--topology", "two-tier", "--leaves", "2", "--uplink-rate", uplink] if uplink else []
     out = Path(tempfile.mkdtemp()) / "bench.json"
-    dl("cluster", "up", "--hosts", str(hosts), "--rate", rate, "--name", NAME,
-       "--subnet", SUBNET, *tier)  # fmt: skip
+    dl(
+        "cluster",
+        "up",
+        "--hosts",
+        str(hosts),
+        "--rate",
+        rate,
+        "--name",
+        NAME,
+        "--subnet",
+        SUBNET,
+        *tier,
+    )
     try:
-        dl("cluster", "run", "--name", NAME, "--", "bench", "--allreduce", ALGS, "--min-bytes",
-           lo, "--max-bytes", hi, "--factor", str(factor), "--iters", "10", "--warmup", "2",
-           "--out", str(out))  # fmt: skip
+        dl(
+            "cluster",
+            "run",
+            "--name",
+            NAME,
+            "--",
+            "bench",
+            "--allreduce",
+            ALGS,
+            "--min-bytes",
+            lo,
+            "--max-bytes",
+            hi,
+            "--factor",
+            str(factor),
+            "--iters",
+            "10",
+            "--warmup",
+            "2",
+            "--out",
+            str(out),
+        )
     finally:
         dl("cluster", "down", "--name", NAME)
     recs = json.loads(out.read_text())["records"]
-    print(f"# measured {hosts} hosts at {rate}{' uplinks ' + uplink if uplink else ''}: "
-          f"{len(recs)} records", flush=True)  # fmt: skip
+    print(
+        f"# measured {hosts} hosts at {rate}{' uplinks ' + uplink if uplink else ''}: "
+        f"{len(recs)} records",
+        flush=True,
+    )
     return recs
 
 
 def row(kind: str, rec: dict, pred: float, what: str, measured: float | None = None) -> dict:
     m = rec["time_s"] if measured is None else measured
-    return {"check": kind, "algorithm": rec["algorithm"], "hosts": rec["world_size"],
-            "bytes": rec["bytes"], "what": what, "measured": m, "predicted": pred,
-            "ratio": m / pred, "ok": abs(m / pred - 1) <= GOALS[kind]}  # fmt: skip
+    return {
+        "check": kind,
+        "algorithm": rec["algorithm"],
+        "hosts": rec["world_size"],
+        "bytes": rec["bytes"],
+        "what": what,
+        "measured": m,
+        "predicted": pred,
+        "ratio": m / pred,
+        "ok": abs(m / pred - 1) <= GOALS[kind],
+    }
 
 
 def main() -> int:
@@ -102,17 +148,29 @@ def main() -> int:
     train = [r for h in (2, 4) for r in flat[h] if r["bytes"] <= 4 << 20]
     model = fit_records(train, segments=args.segments, link_rate=rate)
     print("\n".join(format_fit(model)))
-    two = fit_records([r for r in flat[2] if r["bytes"] <= 4 << 20], segments=args.segments,
-                      link_rate=rate)  # fmt: skip
+    two = fit_records(
+        [r for r in flat[2] if r["bytes"] <= 4 << 20], segments=args.segments, link_rate=rate
+    )
 
     def pred(rec: dict, place=None, rate=None) -> float:
         place = place or placement_of(rec)
         return predict(model, rec["algorithm"], rec["bytes"], place, rate)["time_s"]
 
-    rows = [row("held-out size", r, pred(r), "fit <= 4 MiB") for h in (2, 4)
-            for r in flat[h] if r["bytes"] > 4 << 20]  # fmt: skip
-    rows += [row("2 -> 4 hosts", r, predict(two, r["algorithm"], r["bytes"], placement_of(r))
-                 ["time_s"], "fit at 2 hosts") for r in flat[4]]  # fmt: skip
+    rows = [
+        row("held-out size", r, pred(r), "fit <= 4 MiB")
+        for h in (2, 4)
+        for r in flat[h]
+        if r["bytes"] > 4 << 20
+    ]
+    rows += [
+        row(
+            "2 -> 4 hosts",
+            r,
+            predict(two, r["algorithm"], r["bytes"], placement_of(r))["time_s"],
+            "fit at 2 hosts",
+        )
+        for r in flat[4]
+    ]
     rows += [row("held-out ranks", r, pred(r), "3 hosts") for r in three]
     rows += [row("what-if", r, pred(r, rate=200e6), f"fit {rate}, at 200M") for r in slow]
     base = {(r["algorithm"], r["bytes"]): r for r in flat[4]}
@@ -121,16 +179,21 @@ def main() -> int:
             flat_rec = base[(r["algorithm"], r["bytes"])]
             tier = Placement.blocks(4, 1, hosts_per_leaf=2, oversubscription=x)
             slowdown = pred(r, tier) / pred(flat_rec)
-            rows.append(row("two-tier", r, slowdown, f"{x}:1 slowdown",
-                            r["time_s"] / flat_rec["time_s"]))  # fmt: skip
-    print(f"\n{'check':>15} {'algorithm':>19} {'hosts':>5} {'bytes':>9} {'what':>16} "
-          f"{'measured':>10} {'predicted':>10} {'meas/pred':>9}  goal")  # fmt: skip
+            rows.append(
+                row("two-tier", r, slowdown, f"{x}:1 slowdown", r["time_s"] / flat_rec["time_s"])
+            )
+    print(
+        f"\n{'check':>15} {'algorithm':>19} {'hosts':>5} {'bytes':>9} {'what':>16} "
+        f"{'measured':>10} {'predicted':>10} {'meas/pred':>9}  goal"
+    )
     for r in rows:
         unit = 1 if r["check"] == "two-tier" else 1e3  # slowdowns are ratios, times in ms
-        print(f"{r['check']:>15} {r['algorithm']:>19} {r['hosts']:>5} {r['bytes']:>9} "
-              f"{r['what']:>16} {r['measured'] * unit:>10.3f} {r['predicted'] * unit:>10.3f} "
-              f"{r['ratio']:>9.2f}  {'met' if r['ok'] else 'MISSED'} "
-              f"(within {100 * GOALS[r['check']]:.0f}%)")  # fmt: skip
+        print(
+            f"{r['check']:>15} {r['algorithm']:>19} {r['hosts']:>5} {r['bytes']:>9} "
+            f"{r['what']:>16} {r['measured'] * unit:>10.3f} {r['predicted'] * unit:>10.3f} "
+            f"{r['ratio']:>9.2f}  {'met' if r['ok'] else 'MISSED'} "
+            f"(within {100 * GOALS[r['check']]:.0f}%)"
+        )
     print("\n# goals met per check and algorithm (rows within the goal / rows):")
     for kind in GOALS:
         for alg in ALGS.split(","):

@@ -74,12 +74,22 @@ def bare_blocks(comm, call, iters: int) -> tuple[float, float]:
     per_block = np.diff(stamps)
     comm.Allreduce(MPI.IN_PLACE, per_block, MPI.MAX)
     return float(per_block.sum()) * 1e-9 / (nblocks * BLOCK), float(
-        np.median(per_block)) * 1e-9 / BLOCK  # fmt: skip
+        np.median(per_block)
+    ) * 1e-9 / BLOCK
 
 
 def part_a(comm, rounds: int, iters: int) -> list[dict]:
-    keys = ("bare_mean", "bare_med", "omb_mean", "omb_med", "bench_mean", "bench_med",
-            "bench_p50", "rank_mean", "rank_med")  # fmt: skip
+    keys = (
+        "bare_mean",
+        "bare_med",
+        "omb_mean",
+        "omb_med",
+        "bench_mean",
+        "bench_med",
+        "bench_p50",
+        "rank_mean",
+        "rank_med",
+    )
     res = {s: {k: [] for k in keys} for s in SIZES}
     impl = MPIAllreduce(comm)
     for _ in range(rounds):
@@ -105,8 +115,7 @@ def part_a(comm, rounds: int, iters: int) -> list[dict]:
             own = time_calls(call, n)
             res[s]["rank_mean"].append(comm.allreduce(float(own.mean()) * 1e-9, op=MPI.MAX))
             res[s]["rank_med"].append(comm.allreduce(block_medians(own), op=MPI.MAX))
-    return [{"bytes": s, **{k: float(np.median(v)) for k, v in d.items()}}
-            for s, d in res.items()]  # fmt: skip
+    return [{"bytes": s, **{k: float(np.median(v)) for k, v in d.items()}} for s, d in res.items()]
 
 
 class _Nothing(Allreduce):
@@ -190,29 +199,47 @@ def main() -> int:
         "(a) allreduce, us per call: mean over all calls (OSU's number) and, in [ ], the "
         f"median over blocks of {BLOCK} calls of the block mean (robust to preemption)"
     )
-    print(f"    {'bytes':>10} {'bare IN_PLACE':>20} {'OMB-Py form':>20} {'bench':>20} "
-          f"{'bench loop, own rank':>21} {'bench/bare':>14} {'own rank/bare':>14}")  # fmt: skip
+    print(
+        f"    {'bytes':>10} {'bare IN_PLACE':>20} {'OMB-Py form':>20} {'bench':>20} "
+        f"{'bench loop, own rank':>21} {'bench/bare':>14} {'own rank/bare':>14}"
+    )
     for r in a:
         r["ratio_mean"] = r["bench_mean"] / r["bare_mean"]
         r["ratio"] = r["bench_med"] / r["bare_med"]
         goal = "  goal <= 1.2" if r["bytes"] <= 1024 else ""
         r["ratio_own"] = r["rank_med"] / r["bare_med"]
-        cols = " ".join(f"{r[k + '_mean'] * 1e6:9.2f} [{r[k + '_med'] * 1e6:7.2f}]"
-                        for k in ("bare", "omb", "bench", "rank"))  # fmt: skip
-        print(f"    {r['bytes']:>8} B {cols} {r['ratio_mean']:6.2f} [{r['ratio']:5.2f}]"
-              f" [{r['ratio_own']:5.2f}]{goal}")  # fmt: skip
-    print("(b) per recorded call (a call that does nothing, min over blocks): bench loop "
-          f"+{b['bench_cost']:.0f} ns "
-          f"(bare {b['bare_bound']:.0f} ns); Instrumented wrapper +{b['wrapper_cost']:.0f} ns "
-          f"(bare {b['bare_call']:.0f} ns); goal <= 200 ns")  # fmt: skip
+        cols = " ".join(
+            f"{r[k + '_mean'] * 1e6:9.2f} [{r[k + '_med'] * 1e6:7.2f}]"
+            for k in ("bare", "omb", "bench", "rank")
+        )
+        print(
+            f"    {r['bytes']:>8} B {cols} {r['ratio_mean']:6.2f} [{r['ratio']:5.2f}]"
+            f" [{r['ratio_own']:5.2f}]{goal}"
+        )
+    print(
+        "(b) per recorded call (a call that does nothing, min over blocks): bench loop "
+        f"+{b['bench_cost']:.0f} ns "
+        f"(bare {b['bare_bound']:.0f} ns); Instrumented wrapper +{b['wrapper_cost']:.0f} ns "
+        f"(bare {b['bare_call']:.0f} ns); goal <= 200 ns"
+    )
     step = c["loop_records"] + b["wrapper_cost"]
-    print(f"(c) trainer, per step: the loop's records {c['loop_records']:.0f} ns + the wrapper "
-          f"{b['wrapper_cost']:.0f} ns = {step / 1e3:.2f} us per step")  # fmt: skip
+    print(
+        f"(c) trainer, per step: the loop's records {c['loop_records']:.0f} ns + the wrapper "
+        f"{b['wrapper_cost']:.0f} ns = {step / 1e3:.2f} us per step"
+    )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"world_size": size, "loadavg": load, "allreduce": a, "per_call_ns": b,
-                       "per_step_ns": {**c, "wrapper": b["wrapper_cost"], "total": step}},
-                      fh, indent=2)  # fmt: skip
+            json.dump(
+                {
+                    "world_size": size,
+                    "loadavg": load,
+                    "allreduce": a,
+                    "per_call_ns": b,
+                    "per_step_ns": {**c, "wrapper": b["wrapper_cost"], "total": step},
+                },
+                fh,
+                indent=2,
+            )
     return 0
 
 

@@ -42,8 +42,10 @@ def main() -> None:
     sizes = [parse_bytes(x) for x in [args.bytes, *args.small.split(",")]]
     rows = []
     print(f"loadavg {os.getloadavg()}")
-    print("| fabric | algorithm | bytes | flow exact | packet | packet/flow | "
-          "per-message cost | wall |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| fabric | algorithm | bytes | flow exact | packet | packet/flow | "
+        "per-message cost | wall |\n|---|---|---|---|---|---|---|---|"
+    )
     for label, spec in FABRICS.items():
         fab = parse_fabric(spec)
         for alg in scheduled():
@@ -53,16 +55,26 @@ def main() -> None:
                 f, p = flow.run(job), pkt.run(job)
                 steps = sum(ph.repeat for ph in job_phases(job))
                 per_msg = (p.time_s - f.time_s) / steps
-                row = {"fabric": label, "algorithm": alg, "bytes": nb, "flow_s": f.time_s,
-                       "packet_s": p.time_s, "ratio": p.time_s / f.time_s, "steps": steps,
-                       "per_message_s": per_msg, "wall_s": p.extra["packet"]["wall_s"],
-                       "retransmissions": p.extra["packet"]["retransmissions"],
-                       "drops": p.extra["packet"]["drops"]}  # fmt: skip
+                row = {
+                    "fabric": label,
+                    "algorithm": alg,
+                    "bytes": nb,
+                    "flow_s": f.time_s,
+                    "packet_s": p.time_s,
+                    "ratio": p.time_s / f.time_s,
+                    "steps": steps,
+                    "per_message_s": per_msg,
+                    "wall_s": p.extra["packet"]["wall_s"],
+                    "retransmissions": p.extra["packet"]["retransmissions"],
+                    "drops": p.extra["packet"]["drops"],
+                }
                 rows.append(row)
-                print(f"| {label} | {alg} | {nb} | {f.time_s * 1e3:.3f} ms | "
-                      f"{p.time_s * 1e3:.3f} ms | {row['ratio']:.3f} | {per_msg * 1e6:.1f} us | "
-                      f"{row['wall_s']:.1f} s |",
-                      flush=True)  # fmt: skip
+                print(
+                    f"| {label} | {alg} | {nb} | {f.time_s * 1e3:.3f} ms | "
+                    f"{p.time_s * 1e3:.3f} ms | {row['ratio']:.3f} | {per_msg * 1e6:.1f} us | "
+                    f"{row['wall_s']:.1f} s |",
+                    flush=True,
+                )
     print(f"loadavg {os.getloadavg()}")
     if args.json:
         with open(args.json, "w") as fh:

@@ -45,17 +45,22 @@ def main() -> None:
                 rec[f"packet_{h}_s"], rec[f"retx_{h}"] = r["time_s"], r["retransmissions"]
                 rec[f"flow_{h}_s"] = flow.run(j).time_s
             out.append(rec)
-            print(f"{alg:18s} seed {s:2d}  l4: packet {rec['packet_l4_s'] * 1e3:7.3f} ms flow "
-                  f"{rec['flow_l4_s'] * 1e3:7.3f} ms retx {rec['retx_l4']:4d} | spray: packet "
-                  f"{rec['packet_spray_s'] * 1e3:7.3f} ms flow {rec['flow_spray_s'] * 1e3:7.3f} ms "
-                  f"retx {rec['retx_spray']:4d}", flush=True)  # fmt: skip
+            print(
+                f"{alg:18s} seed {s:2d}  l4: packet {rec['packet_l4_s'] * 1e3:7.3f} ms flow "
+                f"{rec['flow_l4_s'] * 1e3:7.3f} ms retx {rec['retx_l4']:4d} | spray: packet "
+                f"{rec['packet_spray_s'] * 1e3:7.3f} ms flow {rec['flow_spray_s'] * 1e3:7.3f} ms "
+                f"retx {rec['retx_spray']:4d}",
+                flush=True,
+            )
     print(f"loadavg at end {os.getloadavg()}")
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=False)
     for ax, alg in zip(axes, ("ring", "recursive-doubling"), strict=True):
         mine = [r for r in out if r["algorithm"] == alg]
-        data = [[r[k] * 1e3 for r in mine] for k in ("packet_l4_s", "flow_l4_s", "packet_spray_s",
-                                                      "flow_spray_s")]  # fmt: skip
+        data = [
+            [r[k] * 1e3 for r in mine]
+            for k in ("packet_l4_s", "flow_l4_s", "packet_spray_s", "flow_spray_s")
+        ]
         ax.boxplot(data)
         ax.set_xticks(
             [1, 2, 3, 4], ["l4 packet", "l4 flow", "spray packet", "spray flow"], fontsize=8

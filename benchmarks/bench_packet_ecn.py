@@ -21,10 +21,12 @@ from packet_bench import IMAGES, job, pyplot, row, start
 
 from dist_logreg.units import parse_bytes
 
-CASES = (("cubic drop-tail", {"tcp": "cubic"}),
-         ("dctcp K=20K", {"tcp": "dctcp", "ecn": "20K"}),
-         ("dctcp K=65K", {"tcp": "dctcp", "ecn": "65K"}),
-         ("dctcp K=200K", {"tcp": "dctcp", "ecn": "200K"}))  # fmt: skip
+CASES = (
+    ("cubic drop-tail", {"tcp": "cubic"}),
+    ("dctcp K=20K", {"tcp": "dctcp", "ecn": "20K"}),
+    ("dctcp K=65K", {"tcp": "dctcp", "ecn": "65K"}),
+    ("dctcp K=200K", {"tcp": "dctcp", "ecn": "200K"}),
+)
 SPEC = "leaf-spine:leaves=2,spines=1,hosts-per-leaf=4,rate=10G,uplink-rate=10G"
 
 
@@ -40,11 +42,14 @@ def main() -> None:
         for label, opts in CASES:
             r = row(pkt.run(job(SPEC, alg, nb, mode="spread", queue="512K", **opts)))
             out.append({"algorithm": alg, "case": label, **r})
-            print(f"{alg:13s} {label:16s} time {r['time_s'] * 1e3:8.3f} ms  peak queue "
-                  f"{r['peak_queue_bytes'] / 1024:6.1f} KiB  mean "
-                  f"{r['mean_queue_bytes'] / 1024:6.1f} KiB  marks {r['ecn_marks']:6d}  drops "
-                  f"{r['drops']:5d}  retx "
-                  f"{r['retransmissions']:5d}  wall {r['wall_s']:.1f} s", flush=True)  # fmt: skip
+            print(
+                f"{alg:13s} {label:16s} time {r['time_s'] * 1e3:8.3f} ms  peak queue "
+                f"{r['peak_queue_bytes'] / 1024:6.1f} KiB  mean "
+                f"{r['mean_queue_bytes'] / 1024:6.1f} KiB  marks {r['ecn_marks']:6d}  drops "
+                f"{r['drops']:5d}  retx "
+                f"{r['retransmissions']:5d}  wall {r['wall_s']:.1f} s",
+                flush=True,
+            )
     print(f"loadavg at end {os.getloadavg()}")
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -57,8 +62,9 @@ def main() -> None:
         ax.set_xticks(x + 0.19, [c for c, _ in CASES], rotation=20, fontsize=8)
         ax.set_ylabel(yl)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{nb / 2**20:g} MiB allreduce, 2 leaves x 4 hosts, 4:1 uplink, 512 KiB buffers",
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"{nb / 2**20:g} MiB allreduce, 2 leaves x 4 hosts, 4:1 uplink, 512 KiB buffers", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(IMAGES / "packet-ecn.png", dpi=110)
     if args.json:

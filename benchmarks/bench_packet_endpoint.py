@@ -42,16 +42,26 @@ def main() -> None:
         for r in RATES:
             j = job(SPEC.format(r=r), alg, nb, seed=1, mode="random")
             f, p = flow.run(j), row(pkt.run(j))
-            rec = {"algorithm": alg, "host_gbit": r, "packet_s": p["time_s"], "flow_s": f.time_s,
-                   "bottleneck": f.bottleneck, "packet_busbw_frac": _busbw(nb, p["time_s"], r),
-                   "flow_busbw_frac": _busbw(nb, f.time_s, r), "drops": p["drops"],
-                   "retransmissions": p["retransmissions"], "wall_s": p["wall_s"]}  # fmt: skip
+            rec = {
+                "algorithm": alg,
+                "host_gbit": r,
+                "packet_s": p["time_s"],
+                "flow_s": f.time_s,
+                "bottleneck": f.bottleneck,
+                "packet_busbw_frac": _busbw(nb, p["time_s"], r),
+                "flow_busbw_frac": _busbw(nb, f.time_s, r),
+                "drops": p["drops"],
+                "retransmissions": p["retransmissions"],
+                "wall_s": p["wall_s"],
+            }
             out.append(rec)
-            print(f"{alg:13s} host {r:4.1f}G  packet {p['time_s'] * 1e3:8.3f} ms  flow "
-                  f"{f.time_s * 1e3:8.3f} ms  busbw/host rate packet "
-                  f"{rec['packet_busbw_frac']:.2f} flow {rec['flow_busbw_frac']:.2f}  bottleneck "
-                  f"{f.bottleneck}  drops {p['drops']}  wall {p['wall_s']:.1f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"{alg:13s} host {r:4.1f}G  packet {p['time_s'] * 1e3:8.3f} ms  flow "
+                f"{f.time_s * 1e3:8.3f} ms  busbw/host rate packet "
+                f"{rec['packet_busbw_frac']:.2f} flow {rec['flow_busbw_frac']:.2f}  bottleneck "
+                f"{f.bottleneck}  drops {p['drops']}  wall {p['wall_s']:.1f} s",
+                flush=True,
+            )
     print(f"loadavg at end {os.getloadavg()}")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -63,8 +73,9 @@ def main() -> None:
     ax.set_xlabel("host link (the unscaled question's rate)")
     ax.set_ylabel("busbw / host link rate")
     ax.set_ylim(0, 1.1)
-    ax.set_title(f"{nb / 2**20:g} MiB, 16 hosts, 4 per leaf, 2 x 10G uplinks, random placement",
-                 fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{nb / 2**20:g} MiB, 16 hosts, 4 per leaf, 2 x 10G uplinks, random placement", fontsize=9
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(IMAGES / "packet-endpoint.png", dpi=110)

@@ -34,19 +34,30 @@ def main() -> None:
     out = []
     for rto in RTOS:
         for loss in LOSSES:
-            runs = [row(pkt.run(job(spec, "ring", 1 << 20, s, loss=str(loss), min_rto=rto)))
-                    for s in range(args.seeds)]  # fmt: skip
+            runs = [
+                row(pkt.run(job(spec, "ring", 1 << 20, s, loss=str(loss), min_rto=rto)))
+                for s in range(args.seeds)
+            ]
             t = np.array([r["time_s"] for r in runs])
             p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
             trips = [x for x in TIMEOUTS if p99 > x]
-            out.append({"min_rto": rto, "loss_pct": loss, "p50_s": p50, "p99_s": p99,
-                        "timeouts": int(sum(r["timeouts"] for r in runs)),
-                        "retransmissions": int(sum(r["retransmissions"] for r in runs)),
-                        "trips_comm_timeout": trips})  # fmt: skip
-            print(f"min-rto {rto:>5}  loss {loss:5.2f} %  p50 {p50 * 1e3:9.3f} ms  p99 "
-                  f"{p99 * 1e3:9.3f} ms  RTOs {out[-1]['timeouts']:4d}  retx "
-                  f"{out[-1]['retransmissions']:5d}  trips --comm-timeout {trips or 'none'}",
-                  flush=True)  # fmt: skip
+            out.append(
+                {
+                    "min_rto": rto,
+                    "loss_pct": loss,
+                    "p50_s": p50,
+                    "p99_s": p99,
+                    "timeouts": int(sum(r["timeouts"] for r in runs)),
+                    "retransmissions": int(sum(r["retransmissions"] for r in runs)),
+                    "trips_comm_timeout": trips,
+                }
+            )
+            print(
+                f"min-rto {rto:>5}  loss {loss:5.2f} %  p50 {p50 * 1e3:9.3f} ms  p99 "
+                f"{p99 * 1e3:9.3f} ms  RTOs {out[-1]['timeouts']:4d}  retx "
+                f"{out[-1]['retransmissions']:5d}  trips --comm-timeout {trips or 'none'}",
+                flush=True,
+            )
     print(f"loadavg at end {os.getloadavg()}")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))

@@ -50,14 +50,24 @@ def main() -> None:
             hops = np.array([len(p) if p is not None else 2 for p in tr.conn_path])[tr.msg_conn]
             ph = float((np.ceil(g.nbytes / seg) * hops).sum())
             wall = r.extra["packet"]["wall_s"]
-            row = {"hosts": h, "bytes": nb, "sim_s": r.time_s, "wall_s": wall,
-                   "packet_hops": ph, "wall_per_packet_hop_s": wall / ph,
-                   "estimate_s": est, "loadavg": os.getloadavg()[0]}  # fmt: skip
+            row = {
+                "hosts": h,
+                "bytes": nb,
+                "sim_s": r.time_s,
+                "wall_s": wall,
+                "packet_hops": ph,
+                "wall_per_packet_hop_s": wall / ph,
+                "estimate_s": est,
+                "loadavg": os.getloadavg()[0],
+            }
             rows.append(row)
-            print(f"hosts {h:3d} bytes {nb:>10d}  sim {r.time_s * 1e3:8.3f} ms  wall "
-                  f"{row['wall_s']:7.2f} s  packet-hops {ph:10.0f}  "
-                  f"{row['wall_per_packet_hop_s'] * 1e6:6.2f} us/packet-hop  "
-                  f"estimate {est:7.2f} s  load {row['loadavg']:.2f}", flush=True)  # fmt: skip
+            print(
+                f"hosts {h:3d} bytes {nb:>10d}  sim {r.time_s * 1e3:8.3f} ms  wall "
+                f"{row['wall_s']:7.2f} s  packet-hops {ph:10.0f}  "
+                f"{row['wall_per_packet_hop_s'] * 1e6:6.2f} us/packet-hop  "
+                f"estimate {est:7.2f} s  load {row['loadavg']:.2f}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -49,11 +49,16 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve()
 BIN = Path(sys.executable).parent
 SHAPES = {
-    "narrow": {"n": 200_000, "d": 512, "dtype": "float64", "batch": 4096, "warmup": 20,
-               "steps": 200},
-    "wide": {"n": 20_000, "d": 65_536, "dtype": "float32", "batch": 1024, "warmup": 5,
-             "steps": 25},
-}  # fmt: skip
+    "narrow": {
+        "n": 200_000,
+        "d": 512,
+        "dtype": "float64",
+        "batch": 4096,
+        "warmup": 20,
+        "steps": 200,
+    },
+    "wide": {"n": 20_000, "d": 65_536, "dtype": "float32", "batch": 1024, "warmup": 5, "steps": 25},
+}
 QUICK = {
     "narrow": {"n": 40_000, "warmup": 5, "steps": 40},
     "wide": {"n": 2_500, "warmup": 3, "steps": 8},
@@ -144,9 +149,14 @@ def worker_mpi4py(args, shape) -> None:
     gb = GlobalBatches(X.shape[0], shape["batch"], SEED)
     comm.Barrier()
     step_s = _numpy_like_loop(
-        X, y, lambda s: gb.batch(s)[lo:hi], hi - lo, shape["steps"], shape["warmup"],
+        X,
+        y,
+        lambda s: gb.batch(s)[lo:hi],
+        hi - lo,
+        shape["steps"],
+        shape["warmup"],
         lambda buf: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
-    )  # fmt: skip
+    )
     _report(rank=comm.Get_rank(), step_s=step_s)
 
 
@@ -205,11 +215,19 @@ def worker_trainer(args, shape) -> None:
     comm = MPI.COMM_WORLD
     steps, warmup = shape["steps"], shape["warmup"]
     cfg = TrainConfig(
-        data=f"{args.data}/X.npy,{args.data}/y.npy", dtype=shape["dtype"],
-        batch_size=shape["batch"], steps=warmup + steps, lr=LR, l2=L2, seed=SEED,
-        shuffle=args.shuffle, sampling=args.sampling, check_every=0, flush_every=0,
+        data=f"{args.data}/X.npy,{args.data}/y.npy",
+        dtype=shape["dtype"],
+        batch_size=shape["batch"],
+        steps=warmup + steps,
+        lr=LR,
+        l2=L2,
+        seed=SEED,
+        shuffle=args.shuffle,
+        sampling=args.sampling,
+        check_every=0,
+        flush_every=0,
         log_every=10**9,
-    )  # fmt: skip
+    )
     ds = shards.for_rank(cfg, comm.Get_size(), comm.Get_rank())
     ds.checked = True  # our own clean files: skip the value scan
     _pretouch(ds.X)
@@ -300,8 +318,17 @@ def _free_port() -> int:
 
 def launch(kind: str, ranks: int, shape: dict, data: Path | None, extra=(), timeout=900):
     """Run one worker (under mpirun when ``ranks`` > 0); the results of every rank."""
-    cmd = [sys.executable, str(HERE), "--worker", kind, "--shape-json", json.dumps(shape),
-           "--data", str(data), *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(HERE),
+        "--worker",
+        kind,
+        "--shape-json",
+        json.dumps(shape),
+        "--data",
+        str(data),
+        *extra,
+    ]
     if ranks:
         cmd = [str(BIN / "mpirun"), "-n", str(ranks), *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
@@ -313,9 +340,25 @@ def launch(kind: str, ranks: int, shape: dict, data: Path | None, extra=(), time
 
 def peak_rss(ranks: int, rows: int, features: int, sampling: str) -> list[int]:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [str(BIN / "mpirun"), "-n", str(ranks), str(BIN / "dist-logreg"), "train",
-               "--samples", str(rows), "--features", str(features), "--batch-size", "4096",
-               "--steps", "20", "--sampling", sampling, "--out", out]  # fmt: skip
+        cmd = [
+            str(BIN / "mpirun"),
+            "-n",
+            str(ranks),
+            str(BIN / "dist-logreg"),
+            "train",
+            "--samples",
+            str(rows),
+            "--features",
+            str(features),
+            "--batch-size",
+            "4096",
+            "--steps",
+            "20",
+            "--sampling",
+            sampling,
+            "--out",
+            out,
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=900)
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
@@ -359,15 +402,18 @@ def main() -> int:
     rounds = args.rounds or (1 if args.tiny else 2 if args.quick else 5)
     shapes = {}
     for name in args.shapes.split(","):
-        shapes[name] = {**SHAPES[name], **(TINY if args.tiny else QUICK if args.quick else {})
-                        .get(name, {})}  # fmt: skip
+        shapes[name] = {
+            **SHAPES[name],
+            **(TINY if args.tiny else QUICK if args.quick else {}).get(name, {}),
+        }
     skip_ddp = "left out (--no-ddp)" if args.no_ddp else torch_missing()
     contenders = [("numpy", 0, "numpy", ()), ("mpi4py", args.ranks, "mpi4py", ())]
     if not skip_ddp:
         contenders.append(("ddp", args.ranks, "ddp", ()))
     for label, (shuffle, sampling) in TRAINER_MODES.items():
-        contenders.append((label, args.ranks, "trainer",
-                           ("--shuffle", shuffle, "--sampling", sampling)))  # fmt: skip
+        contenders.append(
+            (label, args.ranks, "trainer", ("--shuffle", shuffle, "--sampling", sampling))
+        )
     load_before = os.getloadavg()
     started = time.time()
     folders = {name: make_data(Path(args.data_dir), shape) for name, shape in shapes.items()}
@@ -391,13 +437,24 @@ def main() -> int:
     rows, features = RSS_SHAPE["tiny" if args.tiny else "full"]
     rss = {s: peak_rss(args.ranks, rows, features, s) for s in ("global", "sharded")}
     doc = {
-        "size": size, "rounds": rounds, "ranks": args.ranks, "shapes": shapes,
-        "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "wall_s": time.time() - started, "ddp_skipped": skip_ddp, "steps_s": results,
-        "trainer_details": details, "bandwidth_GBps": bandwidth,
-        "rss": {"rows": rows, "features": features, "data_bytes": rows * features * 8,
-                "peak_rss_bytes_per_rank": rss},
-    }  # fmt: skip
+        "size": size,
+        "rounds": rounds,
+        "ranks": args.ranks,
+        "shapes": shapes,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "wall_s": time.time() - started,
+        "ddp_skipped": skip_ddp,
+        "steps_s": results,
+        "trainer_details": details,
+        "bandwidth_GBps": bandwidth,
+        "rss": {
+            "rows": rows,
+            "features": features,
+            "data_bytes": rows * features * 8,
+            "peak_rss_bytes_per_rank": rss,
+        },
+    }
     print(report(doc))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")

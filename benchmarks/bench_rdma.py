@@ -59,12 +59,19 @@ def _two_leaves(queue=1 << 20, k=0, kmax=None, pfc=False, up=RATE):
     nic = np.array(src) < 8
     rate = np.where((np.array(src) >= 8) & (np.array(dst) >= 8), up, RATE)
     return ns3net.Network(
-        hosts=8, nodes=11, link_src=np.array(src), link_dst=np.array(dst),
-        link_rate=rate, link_latency=np.full(n, LAT),
+        hosts=8,
+        nodes=11,
+        link_src=np.array(src),
+        link_dst=np.array(dst),
+        link_rate=rate,
+        link_latency=np.full(n, LAT),
         queue_bytes=np.where(nic, 1 << 30, queue if not pfc else 1 << 30),
-        ecn_k=np.where(nic, 0, k), loss=np.zeros(n),
-        ecn_kmax=None if kmax is None else np.where(nic, 0, kmax), ecn_pmax=0.01, pfc=pfc,
-    )  # fmt: skip
+        ecn_k=np.where(nic, 0, k),
+        loss=np.zeros(n),
+        ecn_kmax=None if kmax is None else np.where(nic, 0, kmax),
+        ecn_pmax=0.01,
+        pfc=pfc,
+    )
 
 
 def _path(a, b):
@@ -77,11 +84,15 @@ def _path(a, b):
 def _flows(pairs, nbytes):
     n = len(pairs)
     return ns3net.Transfers(
-        conn_src=np.array([a for a, _ in pairs]), conn_dst=np.array([b for _, b in pairs]),
-        conn_path=[_path(a, b) for a, b in pairs], msg_conn=np.arange(n),
-        msg_bytes=np.full(n, nbytes), msg_delay=np.zeros(n),
-        dep_indptr=np.zeros(n + 1, int), dep_indices=np.zeros(0, int),
-    )  # fmt: skip
+        conn_src=np.array([a for a, _ in pairs]),
+        conn_dst=np.array([b for _, b in pairs]),
+        conn_path=[_path(a, b) for a, b in pairs],
+        msg_conn=np.arange(n),
+        msg_bytes=np.full(n, nbytes),
+        msg_delay=np.zeros(n),
+        dep_indptr=np.zeros(n + 1, int),
+        dep_indices=np.zeros(0, int),
+    )
 
 
 INCAST = [(0, 4), (1, 4), (2, 4)]
@@ -103,42 +114,64 @@ def part_a(nbytes, rows):
             job = Job(fab, place(8, fab), "ring", nbytes, options={**opts, "loss": loss})
             r = eng.run(job)
             p = r.extra["packet"]
-            row = {"part": "a", "loss": loss, "transport": name, "time_s": r.time_s,
-                   "retransmitted_bytes": p["retransmitted_bytes"],
-                   "wall_s": p["wall_s"]}  # fmt: skip
+            row = {
+                "part": "a",
+                "loss": loss,
+                "transport": name,
+                "time_s": r.time_s,
+                "retransmitted_bytes": p["retransmitted_bytes"],
+                "wall_s": p["wall_s"],
+            }
             _show(rows, row)
 
 
 def part_b(nbytes, rows):
-    alone = ns3net.run(_two_leaves(pfc=True, up=4 * RATE), _flows(VICTIM_B, nbytes),
-                       Roce(cc="none"))  # fmt: skip
+    alone = ns3net.run(
+        _two_leaves(pfc=True, up=4 * RATE), _flows(VICTIM_B, nbytes), Roce(cc="none")
+    )
     for pfc in (True, False):
         net = _two_leaves(queue=256 << 10, pfc=pfc, up=4 * RATE)
         res = ns3net.run(net, _flows(INCAST_B + VICTIM_B, nbytes), Roce(cc="none"))
-        row = {"part": "b", "pfc": pfc, "victim_s": float(res.msg_done[3]),
-               "victim_alone_s": float(alone.msg_done[0]),
-               "slowdown": float(res.msg_done[3] / alone.msg_done[0]),
-               "incast_s": float(res.msg_done[:3].max()), "pauses": int(res.link_pauses.sum()),
-               "drops": int(res.link_drops.sum()), "wall_s": res.wall_s}  # fmt: skip
+        row = {
+            "part": "b",
+            "pfc": pfc,
+            "victim_s": float(res.msg_done[3]),
+            "victim_alone_s": float(alone.msg_done[0]),
+            "slowdown": float(res.msg_done[3] / alone.msg_done[0]),
+            "incast_s": float(res.msg_done[:3].max()),
+            "pauses": int(res.link_pauses.sum()),
+            "drops": int(res.link_drops.sum()),
+            "wall_s": res.wall_s,
+        }
         _show(rows, row)
 
 
 def part_c(nbytes, rows):
     bottleneck = 16  # leaf 0 -> spine: 3 hosts' 30 Gbit/s into one 10 Gbit/s uplink
     cases = [("dcqcn Kmin 5K", _two_leaves(k=5 << 10, kmax=200 << 10, pfc=True), Roce())]
-    cases += [(f"dcqcn Kmin {k >> 10}K", _two_leaves(k=k, kmax=max(200 << 10, 2 * k), pfc=True),
-               Roce()) for k in (20 << 10, 80 << 10)]  # fmt: skip
-    cases += [("roce no cc", _two_leaves(pfc=True), Roce(cc="none")),
-              ("dctcp K 65K", _two_leaves(k=65 << 10), Tcp("dctcp")),
-              ("cubic", _two_leaves(), Tcp("cubic"))]  # fmt: skip
+    cases += [
+        (f"dcqcn Kmin {k >> 10}K", _two_leaves(k=k, kmax=max(200 << 10, 2 * k), pfc=True), Roce())
+        for k in (20 << 10, 80 << 10)
+    ]
+    cases += [
+        ("roce no cc", _two_leaves(pfc=True), Roce(cc="none")),
+        ("dctcp K 65K", _two_leaves(k=65 << 10), Tcp("dctcp")),
+        ("cubic", _two_leaves(), Tcp("cubic")),
+    ]
     for name, net, transport in cases:
         every = 20e-6
         res = ns3net.run(net, _flows(INCAST, nbytes), transport, sample_every_s=every)
         q = res.queue_bytes[:, bottleneck] if res.queue_t.size else np.zeros(1)
-        row = {"part": "c", "case": name, "peak_queue": int(res.link_peak[bottleneck]),
-               "mean_queue": float(q.mean()), "pauses": int(res.link_pauses.sum()),
-               "done_s": float(res.msg_done.max()), "drops": int(res.link_drops.sum()),
-               "wall_s": res.wall_s}  # fmt: skip
+        row = {
+            "part": "c",
+            "case": name,
+            "peak_queue": int(res.link_peak[bottleneck]),
+            "mean_queue": float(q.mean()),
+            "pauses": int(res.link_pauses.sum()),
+            "done_s": float(res.msg_done.max()),
+            "drops": int(res.link_drops.sum()),
+            "wall_s": res.wall_s,
+        }
         _show(rows, row)
 
 
@@ -149,17 +182,24 @@ def part_d(nbytes, rows):
         opts = {"transport": "roce", "retransmit": retransmit, "cc": "none"}
         r = eng.run(Job(fab, place(8, fab), "ring", nbytes, options=opts))
         p = r.extra["packet"]
-        row = {"part": "d", "retransmit": retransmit, "time_s": r.time_s,
-               "retransmitted_bytes": p["retransmitted_bytes"], "nacks": p["nacks"],
-               "wall_s": p["wall_s"]}  # fmt: skip
+        row = {
+            "part": "d",
+            "retransmit": retransmit,
+            "time_s": r.time_s,
+            "retransmitted_bytes": p["retransmitted_bytes"],
+            "nacks": p["nacks"],
+            "wall_s": p["wall_s"],
+        }
         _show(rows, row)
 
 
 def _show(rows, row):
     row["loadavg"] = os.getloadavg()[0]
     rows.append(row)
-    print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
-          flush=True)  # fmt: skip
+    print(
+        "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -85,8 +85,9 @@ def report(doc: dict) -> str:
             f"{shape['batch']}; one-pass limit {limit * 1e3:.3f} ms (the rank's batch bytes at "
             f"{read:.1f} GB/s; best round {best_limit * 1e3:.3f} ms at {best_read:.1f} GB/s)"
         )
-        lines.append(f"  {'contender':<16} {'step ms':>9} {'[min..max]':>19} {'x numpy':>8} "
-                     f"{'x limit':>8}")  # fmt: skip
+        lines.append(
+            f"  {'contender':<16} {'step ms':>9} {'[min..max]':>19} {'x numpy':>8} {'x limit':>8}"
+        )
         for label, values in per.items():
             m, lo, hi = _median(values) * 1e3, min(values) * 1e3, max(values) * 1e3
             lines.append(
@@ -94,8 +95,10 @@ def report(doc: dict) -> str:
                 f"{m / 1e3 / limit:>8.2f}"
             )
         for label, rounds in doc["trainer_details"].get(name, {}).items():
-            phases = {k: _median([r[0]["phases_ms"][k] for r in rounds]) for k in
-                      rounds[0][0]["phases_ms"]}  # fmt: skip
+            phases = {
+                k: _median([r[0]["phases_ms"][k] for r in rounds])
+                for k in rounds[0][0]["phases_ms"]
+            }
             lines.append(
                 f"  {label}: rank 0 per step "
                 + ", ".join(f"{k} {v:.3f} ms" for k, v in phases.items())

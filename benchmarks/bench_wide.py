@@ -179,25 +179,37 @@ def report(rows: list[dict], args, n, d, dtype, batch, p) -> dict:
     one = float(med["one_pass"])
     mb = batch // p * d * np.dtype(dtype).itemsize / 1e6
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
-    print(f"{args.shape}: {n} x {d} {dtype} memory map, batch {batch}, {p} ranks, "
-          f"--shuffle blocks; {len(rows)} rounds of {args.steps} steps, per-step medians, "
-          f"slowest rank; loadavg {' '.join(load)}")  # fmt: skip
-    print(f"one pass over the rank's {mb:.1f} MB of rows (gemv): {one * 1e3:.3f} ms "
-          f"({mb / 1e3 / one:.1f} GB/s)")  # fmt: skip
+    print(
+        f"{args.shape}: {n} x {d} {dtype} memory map, batch {batch}, {p} ranks, "
+        f"--shuffle blocks; {len(rows)} rounds of {args.steps} steps, per-step medians, "
+        f"slowest rank; loadavg {' '.join(load)}"
+    )
+    print(
+        f"one pass over the rank's {mb:.1f} MB of rows (gemv): {one * 1e3:.3f} ms "
+        f"({mb / 1e3 / one:.1f} GB/s)"
+    )
     for label in ("before", "after"):
         ph = med[f"phases_{label}"]
         br = int(med[f"block_rows_{label}"])
-        print(f"[{label}] blocks of {br} rows ({br * d * np.dtype(dtype).itemsize >> 10} KiB): "
-              f"gradient {med[f'grad_{label}'] * 1e3:.3f} ms = "
-              f"{med[f'grad_{label}'] / one:.2f}x one pass; trainer step "
-              f"{med[f'step_{label}'] * 1e3:.3f} ms = {med[f'step_{label}'] / one:.2f}x "
-              f"(goal <= 1.5x); page faults per step {med[f'faults_{label}']:.0f}")  # fmt: skip
-        print("    gradient phases, ms: " + ", ".join(
-            f"{name} {v * 1e3:.3f}" for name, v in zip(PHASES, ph, strict=True)))  # fmt: skip
+        print(
+            f"[{label}] blocks of {br} rows ({br * d * np.dtype(dtype).itemsize >> 10} KiB): "
+            f"gradient {med[f'grad_{label}'] * 1e3:.3f} ms = "
+            f"{med[f'grad_{label}'] / one:.2f}x one pass; trainer step "
+            f"{med[f'step_{label}'] * 1e3:.3f} ms = {med[f'step_{label}'] / one:.2f}x "
+            f"(goal <= 1.5x); page faults per step {med[f'faults_{label}']:.0f}"
+        )
+        print(
+            "    gradient phases, ms: "
+            + ", ".join(f"{name} {v * 1e3:.3f}" for name, v in zip(PHASES, ph, strict=True))
+        )
         split = med[f"split_{label}"]
-        print("    trainer step, ms: " + ", ".join(
-            f"{k} {v * 1e3:.3f}" for k, v in zip(("data", "compute", "comm", "update"), split,
-                                                  strict=True)))  # fmt: skip
+        print(
+            "    trainer step, ms: "
+            + ", ".join(
+                f"{k} {v * 1e3:.3f}"
+                for k, v in zip(("data", "compute", "comm", "update"), split, strict=True)
+            )
+        )
     return {k: (v.tolist() if isinstance(v, np.ndarray) else float(v)) for k, v in med.items()}
 
 
@@ -217,16 +229,25 @@ def main() -> int:
     make_data(folder, n, d, dtype, comm)
     ds = data.load(str(folder), dtype)
     after = binary.cache_block_bytes()
-    cfg = TrainConfig(batch_size=batch, steps=args.steps, lr=0.1, seed=0, check_every=0,
-                      shuffle="blocks", dtype=dtype)  # fmt: skip
+    cfg = TrainConfig(
+        batch_size=batch,
+        steps=args.steps,
+        lr=0.1,
+        seed=0,
+        check_every=0,
+        shuffle="blocks",
+        dtype=dtype,
+    )
     rng = np.random.default_rng(comm.Get_rank())
     for s in range(0, n - n % batch, batch):  # touch every page once: steady state
         float(ds.X[s : s + batch].sum())
     rows = [one_round(comm, ds, cfg, after, rng) for _ in range(args.rounds)]
     rows = comm.gather(rows, root=0)
     if comm.Get_rank() == 0:
-        worst = [{k: np.maximum.reduce([np.asarray(r[i][k]) for r in rows]) for k in rows[0][i]}
-                 for i in range(args.rounds)]  # fmt: skip
+        worst = [
+            {k: np.maximum.reduce([np.asarray(r[i][k]) for r in rows]) for k in rows[0][i]}
+            for i in range(args.rounds)
+        ]
         doc = report(worst, args, n, d, dtype, batch, comm.Get_size())
         if args.json:
             Path(args.json).write_text(json.dumps(doc, indent=2))

@@ -26,8 +26,15 @@ def start() -> tuple:
 
 def job(spec: str, alg: str, nbytes: int, seed: int = 0, mode: str = "packed", **options) -> Job:
     fab = parse_fabric(spec)
-    return Job(fab, place(fab.hosts, fab, 1, mode, seed), alg, nbytes, seed=seed, exact=True,
-               options=options)  # fmt: skip
+    return Job(
+        fab,
+        place(fab.hosts, fab, 1, mode, seed),
+        alg,
+        nbytes,
+        seed=seed,
+        exact=True,
+        options=options,
+    )
 
 
 def row(res) -> dict:

@@ -183,8 +183,22 @@ def test_every_message_size_is_shaped(tmp_path):
         assert r.returncode == 0, r.stderr
         out = tmp_path / "b.json"
         size = ["--min-bytes", "64K", "--max-bytes", "64K"]
-        r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", *size,
-                "--iters", "20", "--warmup", "3", "--out", str(out))  # fmt: skip
+        r = cli(
+            "run",
+            "--name",
+            name,
+            "--",
+            "bench",
+            "--allreduce",
+            "ring",
+            *size,
+            "--iters",
+            "20",
+            "--warmup",
+            "3",
+            "--out",
+            str(out),
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         (rec,) = read_json(out)["records"]
         # Ring at 2 ranks: each host sends the whole 64 KiB over its 100 Mbit/s link.
@@ -197,9 +211,25 @@ def test_every_message_size_is_shaped(tmp_path):
         # The other end: a 4 MiB stream is not faster than the wire either, and the shaper
         # has not collapsed (a generous bound: the machine running CI is shared).
         big = tmp_path / "big.json"
-        r = cli("run", "--name", name, "--", "bench", "--allreduce", "ring", "--min-bytes",
-                "4M", "--max-bytes", "4M", "--iters", "2", "--warmup", "1",
-                "--out", str(big))  # fmt: skip
+        r = cli(
+            "run",
+            "--name",
+            name,
+            "--",
+            "bench",
+            "--allreduce",
+            "ring",
+            "--min-bytes",
+            "4M",
+            "--max-bytes",
+            "4M",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--out",
+            str(big),
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         (rec,) = read_json(big)["records"]
         wire = (4 << 20) * 8 / 100e6
@@ -247,16 +277,34 @@ def test_loss_turns_into_retransmissions_next_to_the_latency_tail(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "loss 2.0% per link and direction" in r.stdout
         out = tmp_path / "lossy"
-        r = cli("run", "--name", name, "--", "train", "--features", "20000", "--steps", "10",
-                "--batch-size", "64", "--samples", "256", "--out", str(out))  # fmt: skip
+        r = cli(
+            "run",
+            "--name",
+            name,
+            "--",
+            "train",
+            "--features",
+            "20000",
+            "--steps",
+            "10",
+            "--batch-size",
+            "64",
+            "--samples",
+            "256",
+            "--out",
+            str(out),
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         fabric = read_json(out / "summary.json")["fabric"]
         assert fabric["tcp_retransmitted"] > 0 and fabric["loss_pct_per_link"] == 2.0
         assert fabric["allreduce_latency_s"]["p99"] > 0
         line = next(x for x in r.stdout.splitlines() if "segments retransmitted" in x)
         assert "allreduce latency p50" in line and "p99" in line  # side by side
-        dropped = sum(d["loss_drops"] for row in read_json(out / "links.json")["links"]
-                      for d in row["directions"].values())  # fmt: skip
+        dropped = sum(
+            d["loss_drops"]
+            for row in read_json(out / "links.json")["links"]
+            for d in row["directions"].values()
+        )
         assert dropped > 0
     finally:
         cli("down", "--name", name)

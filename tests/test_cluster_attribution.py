@@ -30,10 +30,19 @@ def test_ss_output_gives_each_connection_its_retransmissions():
 
 def _flow(c, src, dst, sport, nbytes, spine):
     leaf = {h[len("fab-") :]: f"l{j}" for h, j in c.leaf_of.items()}
-    return {"src": src, "dst": dst, "sport": sport, "dport": 1024, "bytes": nbytes,
-            "src_ranks": [int(src[1:])], "dst_ranks": [int(dst[1:])],
-            "src_leaf": leaf[src], "dst_leaf": leaf[dst], "spine": spine,
-            "elephant": nbytes >= 64 * 1024}  # fmt: skip
+    return {
+        "src": src,
+        "dst": dst,
+        "sport": sport,
+        "dport": 1024,
+        "bytes": nbytes,
+        "src_ranks": [int(src[1:])],
+        "dst_ranks": [int(dst[1:])],
+        "src_leaf": leaf[src],
+        "dst_leaf": leaf[dst],
+        "spine": spine,
+        "elephant": nbytes >= 64 * 1024,
+    }
 
 
 def test_a_flow_is_tied_to_the_lossy_link_it_crossed_and_its_retransmissions():
@@ -46,16 +55,20 @@ def test_a_flow_is_tied_to_the_lossy_link_it_crossed_and_its_retransmissions():
     assert fl[0]["lossy_links"] == {"l0-s1": 1.0} and fl[0]["retransmits"] == 54
     assert fl[1]["lossy_links"] == {} and fl[1]["retransmits"] == 0
     lines = attribution.loss_lines(fl, {"p50": 0.010, "p99": 0.194})
-    assert lines == ["  loss            h0>h3 crossed l0-s1 (1% loss): 54 retransmissions, "
-                     "p99 +184 ms"]  # fmt: skip
+    assert lines == [
+        "  loss            h0>h3 crossed l0-s1 (1% loss): 54 retransmissions, p99 +184 ms"
+    ]
 
 
 def test_a_collision_needs_a_sibling_at_most_half_as_loaded_not_idle():
     c = fabric_state()
     big = 10 << 20
     # leaf 0: two elephants of two pairs on s1 (20 MiB), a third on s0 (10 MiB = half)
-    fl = [_flow(c, "h0", "h2", 1, big, "s1"), _flow(c, "h1", "h3", 2, big, "s1"),
-          _flow(c, "h1", "h2", 3, big, "s0")]  # fmt: skip
+    fl = [
+        _flow(c, "h0", "h2", 1, big, "s1"),
+        _flow(c, "h1", "h3", 2, big, "s1"),
+        _flow(c, "h1", "h2", 3, big, "s0"),
+    ]
     found = {x["link"]: x for x in attribution.collisions(c, fl)}
     assert "l0>s1" in found and found["l0>s1"]["siblings"] == {"l0>s0": big}
     assert found["l0>s1"]["idle"] == []  # named although its sibling was not idle
@@ -69,19 +82,41 @@ def test_a_collision_needs_a_sibling_at_most_half_as_loaded_not_idle():
 
 
 def test_fabric_files_are_read_by_the_module_that_writes_them(tmp_path):
-    links = [{"id": "h0", "class": "host", "directions": {
-        "h0>l0": {"way": "up", "bytes": 10, "packets": 1, "shaper_drops": 0, "loss_drops": 2,
-                  "Gbps": 0.0},
-        "l0>h0": {"way": "down", "bytes": 7, "packets": 1, "shaper_drops": 1, "loss_drops": 0,
-                  "Gbps": 0.0}}}]  # fmt: skip
+    links = [
+        {
+            "id": "h0",
+            "class": "host",
+            "directions": {
+                "h0>l0": {
+                    "way": "up",
+                    "bytes": 10,
+                    "packets": 1,
+                    "shaper_drops": 0,
+                    "loss_drops": 2,
+                    "Gbps": 0.0,
+                },
+                "l0>h0": {
+                    "way": "down",
+                    "bytes": 7,
+                    "packets": 1,
+                    "shaper_drops": 1,
+                    "loss_drops": 0,
+                    "Gbps": 0.0,
+                },
+            },
+        }
+    ]
     fabricfiles.write_links(tmp_path / "links.json", {"cluster": "x", "links": links})
     rows = fabricfiles.read_links(tmp_path / "links.json")
     assert [(r["name"], r["direction"], r["bytes"]) for r in rows] == [
-        ("h0", "up", 10.0), ("h0", "down", 7.0)]  # fmt: skip
+        ("h0", "up", 10.0),
+        ("h0", "down", 7.0),
+    ]
     c = fabric_state()
     fl = [_flow(c, "h0", "h2", 1, 500, "s1")]
-    fabricfiles.write_flows(tmp_path / "flows.json", {"cluster": "x"}, [{"label": "ring",
-                                                                         "flows": fl}])  # fmt: skip
+    fabricfiles.write_flows(
+        tmp_path / "flows.json", {"cluster": "x"}, [{"label": "ring", "flows": fl}]
+    )
     maps = fabricfiles.read_flows(tmp_path / "flows.json")
     assert maps[0]["label"] == "ring" and maps[0]["flows"][0]["spine"] == "s1"
 
@@ -90,15 +125,39 @@ def test_fabric_files_are_read_by_the_module_that_writes_them(tmp_path):
     "name, doc, message",
     [
         ("links.json", {"links": []}, "expected a `cluster run` file with schema"),
-        ("links.json", {"schema": fabricfiles.LINKS_SCHEMA, "links": [{"id": "h0"}]},
-         "links[0]: expected keys id, class, directions"),
-        ("links.json", {"schema": fabricfiles.LINKS_SCHEMA, "links": [{"id": "h0", "directions":
-         {"h0>l0": {"way": "up", "bytes": "big", "packets": 1, "shaper_drops": 0,
-                    "loss_drops": 0}}}]}, "bytes: expected a count >= 0, got 'big'"),
-        ("flows.json", {"schema": fabricfiles.FLOWS_SCHEMA, "maps": [{"flows": [{"src": 1}]}]},
-         "maps[0].flows[0]: expected keys dst"),
+        (
+            "links.json",
+            {"schema": fabricfiles.LINKS_SCHEMA, "links": [{"id": "h0"}]},
+            "links[0]: expected keys id, class, directions",
+        ),
+        (
+            "links.json",
+            {
+                "schema": fabricfiles.LINKS_SCHEMA,
+                "links": [
+                    {
+                        "id": "h0",
+                        "directions": {
+                            "h0>l0": {
+                                "way": "up",
+                                "bytes": "big",
+                                "packets": 1,
+                                "shaper_drops": 0,
+                                "loss_drops": 0,
+                            }
+                        },
+                    }
+                ],
+            },
+            "bytes: expected a count >= 0, got 'big'",
+        ),
+        (
+            "flows.json",
+            {"schema": fabricfiles.FLOWS_SCHEMA, "maps": [{"flows": [{"src": 1}]}]},
+            "maps[0].flows[0]: expected keys dst",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_report_refuses_a_bad_fabric_file_naming_the_key(tmp_path, name, doc, message):
     path = tmp_path / name
     path.write_text(json.dumps(doc))
@@ -123,8 +182,9 @@ def test_a_bench_of_several_algorithms_runs_one_job_per_algorithm(tmp_path):
     assert [label for label, _, _ in got] == ["ring", "rabenseifner"]
     assert got[0][1][2] == "ring" and got[0][1][-1] == str(tmp_path / "b.part-ring.json")
     assert len(jobs.parts([*prog, "--fit", "m.json"], out)) == 1  # a fit needs them together
-    assert jobs.parts(["train", "--out", "r"], tmp_path) == [("job", ["train", "--out", "r"],
-                                                              tmp_path)]  # fmt: skip
+    assert jobs.parts(["train", "--out", "r"], tmp_path) == [
+        ("job", ["train", "--out", "r"], tmp_path)
+    ]
 
 
 def test_a_killed_rank_is_said_not_hidden():
@@ -134,8 +194,9 @@ def test_a_killed_rank_is_said_not_hidden():
 
 
 def test_a_subnet_too_small_for_the_hosts_says_so():
-    with pytest.raises(UsageError, match=re.escape(
-            "--subnet: 198.18.0.0/31 has 2 addresses, room for 0 hosts")) as exc:  # fmt: skip
+    with pytest.raises(
+        UsageError, match=re.escape("--subnet: 198.18.0.0/31 has 2 addresses, room for 0 hosts")
+    ) as exc:
         lifecycle.check(Spec(subnet="198.18.0.0/31", hosts=2))
     assert "2 hosts need a /29 or larger" in str(exc.value)
     assert "-1" not in str(exc.value)

@@ -17,14 +17,38 @@ from tests.cluster_tools import cli, leftovers, needs_nft, read_json
 from tests.helpers import BIN, mpi_env, run_mpi, train_cmd
 
 NAME, SUBNET = "fabt", "198.18.17.0/24"
-COMMON = ["--samples", "2000", "--features", "300", "--batch-size", "100", "--steps", "12",
-          "--seed", "6"]  # fmt: skip
+COMMON = [
+    "--samples",
+    "2000",
+    "--features",
+    "300",
+    "--batch-size",
+    "100",
+    "--steps",
+    "12",
+    "--seed",
+    "6",
+]
 
 
 @pytest.fixture(scope="module")
 def fabric():
-    r = cli("up", "--name", NAME, "--subnet", SUBNET, "--topology", "leaf-spine", "--hosts", "4",
-            "--rate", "400mbit", "--calibrate", "--calibrate-seconds", "0.5")  # fmt: skip
+    r = cli(
+        "up",
+        "--name",
+        NAME,
+        "--subnet",
+        SUBNET,
+        "--topology",
+        "leaf-spine",
+        "--hosts",
+        "4",
+        "--rate",
+        "400mbit",
+        "--calibrate",
+        "--calibrate-seconds",
+        "0.5",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     yield r.stdout
     cli("down", "--name", NAME)
@@ -46,13 +70,21 @@ def test_up_builds_routers_and_multipath_routes(fabric):
     assert [x.split("-")[1] for x in state["routers"]] == ["s0", "s1", "l0", "l1"]
     assert state["leaf_of"] == {f"{NAME}-h{h}": h // 2 for h in range(4)}
     assert sorted(link["id"] for link in state["links"] if link["cls"] == "uplink") == [
-        "l0-s0", "l0-s1", "l1-s0", "l1-s1"]  # fmt: skip
-    route = subprocess.run(["ip", "-n", f"{NAME}-l0", "route", "show", "198.18.17.64/26"],
-                           capture_output=True, text=True).stdout  # fmt: skip
+        "l0-s0",
+        "l0-s1",
+        "l1-s0",
+        "l1-s1",
+    ]
+    route = subprocess.run(
+        ["ip", "-n", f"{NAME}-l0", "route", "show", "198.18.17.64/26"],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert route.count("nexthop via") == 2  # one route over both spines
     key = "net.ipv4.fib_multipath_hash_policy"
-    policy = subprocess.run(["ip", "netns", "exec", f"{NAME}-l0", "sysctl", "-n", key],
-                            capture_output=True, text=True)  # fmt: skip
+    policy = subprocess.run(
+        ["ip", "netns", "exec", f"{NAME}-l0", "sysctl", "-n", key], capture_output=True, text=True
+    )
     assert policy.stdout.strip() == "1"  # --hash l4 is the default
 
 
@@ -121,13 +153,40 @@ def test_every_flow_across_leaves_has_its_spine(trained):
 def test_hash_l3_sends_every_flow_of_a_host_pair_over_one_spine(tmp_path):
     name = "fabh"
     try:
-        r = cli("up", "--name", name, "--subnet", "198.18.18.0/24", "--topology", "leaf-spine",
-                "--hosts", "2", "--hash", "l3")  # fmt: skip
+        r = cli(
+            "up",
+            "--name",
+            name,
+            "--subnet",
+            "198.18.18.0/24",
+            "--topology",
+            "leaf-spine",
+            "--hosts",
+            "2",
+            "--hash",
+            "l3",
+        )
         assert r.returncode == 0, r.stderr
         # 2 ranks per host: 4 rank pairs across the leaves, each its own TCP connection.
-        r = cli("run", "--name", name, "--ranks-per-host", "2", "--", "bench", "--allreduce",
-                "recursive-doubling", "--min-bytes", "256K", "--max-bytes", "256K", "--iters",
-                "3", "--out", str(tmp_path / "b.json"))  # fmt: skip
+        r = cli(
+            "run",
+            "--name",
+            name,
+            "--ranks-per-host",
+            "2",
+            "--",
+            "bench",
+            "--allreduce",
+            "recursive-doubling",
+            "--min-bytes",
+            "256K",
+            "--max-bytes",
+            "256K",
+            "--iters",
+            "3",
+            "--out",
+            str(tmp_path / "b.json"),
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         flows = read_json(tmp_path / "b.flows.json")["maps"][0]["flows"]
         for src, dst in (("h0", "h1"), ("h1", "h0")):
@@ -142,15 +201,44 @@ def test_hash_l3_sends_every_flow_of_a_host_pair_over_one_spine(tmp_path):
 @needs_nft
 def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
     name = "fabd"
-    r = cli("up", "--name", name, "--subnet", "198.18.19.0/24", "--topology", "leaf-spine",
-            "--hosts", "2", "--spines", "1", "--loss-link", "l0-s0=5")  # fmt: skip
+    r = cli(
+        "up",
+        "--name",
+        name,
+        "--subnet",
+        "198.18.19.0/24",
+        "--topology",
+        "leaf-spine",
+        "--hosts",
+        "2",
+        "--spines",
+        "1",
+        "--loss-link",
+        "l0-s0=5",
+    )
     try:
         assert r.returncode == 0, r.stderr
         assert "loss l0-s0 5.0%" in r.stdout
         assert len(leftovers(name)) == 2 + 2 + 1 + 1 + 2  # hosts, leaves, spine, mgmt bridge+links
-        r = cli("run", "--name", name, "--fabric-out", str(tmp_path / "f"), "--", "bench",
-                "--allreduce", "ring,rabenseifner", "--min-bytes", "1M", "--max-bytes", "1M",
-                "--iters", "3", "--out", str(tmp_path / "b.json"))  # fmt: skip
+        r = cli(
+            "run",
+            "--name",
+            name,
+            "--fabric-out",
+            str(tmp_path / "f"),
+            "--",
+            "bench",
+            "--allreduce",
+            "ring,rabenseifner",
+            "--min-bytes",
+            "1M",
+            "--max-bytes",
+            "1M",
+            "--iters",
+            "3",
+            "--out",
+            str(tmp_path / "b.json"),
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         rows = {row["id"]: row for row in read_json(tmp_path / "f" / "links.json")["links"]}
         assert sum(d["loss_drops"] for d in rows["l0-s0"]["directions"].values()) > 0
@@ -197,9 +285,13 @@ def test_the_builtin_probe_calibrates_inside_the_namespaces(fabric):
 def test_the_report_draws_the_links_and_flows_of_a_cluster_run(trained, tmp_path):
     """`cluster up` -> `cluster run -- train` -> `report`: the fabric plots are there."""
     out, _ = trained
-    r = subprocess.run([str(BIN / "dist-logreg"), "report", str(out), "--out",
-                        str(tmp_path / "rep")], capture_output=True, text=True, timeout=300,
-                       env={**mpi_env(), "MPLBACKEND": "Agg"})  # fmt: skip
+    r = subprocess.run(
+        [str(BIN / "dist-logreg"), "report", str(out), "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**mpi_env(), "MPLBACKEND": "Agg"},
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for png in ("links.png", "flows.png"):
         assert (tmp_path / "rep" / png).stat().st_size > 1000

@@ -23,8 +23,14 @@ def fabric_state(leaves=2, spines=2, hosts=4) -> Cluster:
     c.addresses = {h: f"198.18.0.{i + 1}" for i, h in enumerate(c.hosts)}
     for j in range(leaves):
         for k in range(spines):
-            c.links.append(Link(f"l{j}-s{k}", "uplink", [f"fab-l{j}", f"s{k}", f"l{j}"],
-                                [f"fab-s{k}", f"l{j}", f"s{k}"]))  # fmt: skip
+            c.links.append(
+                Link(
+                    f"l{j}-s{k}",
+                    "uplink",
+                    [f"fab-l{j}", f"s{k}", f"l{j}"],
+                    [f"fab-s{k}", f"l{j}", f"s{k}"],
+                )
+            )
     return c
 
 
@@ -91,16 +97,27 @@ def test_loss_rules_drop_the_asked_share_and_count_it():
 
 def _flow(src, dst, sport, nbytes, spine, c):
     leaf = {h[len("fab-") :]: f"l{j}" for h, j in c.leaf_of.items()}
-    return {"src": src, "dst": dst, "sport": sport, "dport": 1024, "bytes": nbytes,
-            "src_leaf": leaf[src], "dst_leaf": leaf[dst], "spine": spine,
-            "spine_bytes": {spine: nbytes} if spine else {},
-            "elephant": nbytes >= flows.ELEPHANT_MIN}  # fmt: skip
+    return {
+        "src": src,
+        "dst": dst,
+        "sport": sport,
+        "dport": 1024,
+        "bytes": nbytes,
+        "src_leaf": leaf[src],
+        "dst_leaf": leaf[dst],
+        "spine": spine,
+        "spine_bytes": {spine: nbytes} if spine else {},
+        "elephant": nbytes >= flows.ELEPHANT_MIN,
+    }
 
 
 def test_pairs_add_what_each_spine_saw():
     c = fabric_state()
-    fl = [_flow("h0", "h2", 1, 500, "s1", c), _flow("h0", "h2", 2, 300, "s0", c),
-          _flow("h0", "h1", 3, 700, None, c)]  # fmt: skip
+    fl = [
+        _flow("h0", "h2", 1, 500, "s1", c),
+        _flow("h0", "h2", 2, 300, "s0", c),
+        _flow("h0", "h1", 3, 700, None, c),
+    ]
     pairs = {(p["src"], p["dst"]): p for p in flows.pairs(fl)}
     assert pairs[("h0", "h2")]["spine_bytes"] == {"s0": 300, "s1": 500}
     assert pairs[("h0", "h2")]["sent_bytes"] == 800 and not pairs[("h0", "h2")]["same_leaf"]
@@ -132,8 +149,18 @@ def _links(loads: dict[str, int]) -> list[dict]:
 
 def test_the_uplink_summary_line():
     c = fabric_state()
-    links = _links({"l0>s0": 29, "l0>s1": 71, "s0>l1": 29, "s1>l1": 71,
-                    "l1>s0": 0, "l1>s1": 0, "s0>l0": 0, "s1>l0": 0})  # fmt: skip
+    links = _links(
+        {
+            "l0>s0": 29,
+            "l0>s1": 71,
+            "s0>l1": 29,
+            "s1>l1": 71,
+            "l1>s0": 0,
+            "l1>s1": 0,
+            "s0>l0": 0,
+            "s1>l0": 0,
+        }
+    )
     out = counters.uplink_summary(c, links)
     assert out["uplink_max_over_mean"] == pytest.approx(71 / 25)
     assert out["line"] == "uplinks: max/mean load 2.84; spine s1 carried 71% of cross-leaf bytes"
@@ -169,8 +196,10 @@ def test_mpirun_pins_mpi_and_the_launcher_to_their_networks():
 
 def test_fabric_lines_put_retransmissions_next_to_the_latency_tail():
     c = fabric_state()
-    report = {"tcp": {"total": {"OutSegs": 1000, "RetransSegs": 12, "retrans_pct": 1.2}},
-              "uplinks": {"line": "uplinks: max/mean load 1.00"}}  # fmt: skip
+    report = {
+        "tcp": {"total": {"OutSegs": 1000, "RetransSegs": 12, "retrans_pct": 1.2}},
+        "uplinks": {"line": "uplinks: max/mean load 1.00"},
+    }
     block = {"allreduce_latency_s": {"p50": 0.001, "p99": 0.02, "max": 0.2}, "ceiling": None}
     lines = fabric_lines(c, report, [], block)
     assert "12 of 1,000 segments retransmitted (1.20%)" in lines[1]
@@ -184,8 +213,12 @@ def test_the_builtin_probe_measures_a_tcp_stream():
     server = subprocess.Popen([*probe, "serve", "2"], stdout=subprocess.PIPE, text=True)
     try:
         port = server.stdout.readline().split()[-1]
-        client = subprocess.run([*probe, "client", "127.0.0.1", port, "0.3", "1", "1"],
-                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        client = subprocess.run(
+            [*probe, "client", "127.0.0.1", port, "0.3", "1", "1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         got_server = json.loads(server.stdout.readline())
         got_client = json.loads(client.stdout)
     finally:

@@ -92,8 +92,9 @@ def test_random_small_cases_respect_the_bound(case):
 
 
 @needs_ns3
-@pytest.mark.parametrize("alg, p, nbytes", [("ring", 4, 2), ("recursive-doubling", 4, 3),
-                                            ("ring", 5, 1000)])  # fmt: skip
+@pytest.mark.parametrize(
+    "alg, p, nbytes", [("ring", 4, 2), ("recursive-doubling", 4, 3), ("ring", 5, 1000)]
+)
 def test_packet_cases_respect_the_bound_and_pay_their_hops(alg, p, nbytes):
     spec = f"flat:hosts={p},rate=10G"  # alpha 5 us, 1 us per hop
     fab = parse_fabric(spec)

@@ -58,21 +58,31 @@ def _star(ns3net, hosts, rate=10e9 / 8, queue=1 << 20, k=0, loss=0.0, lat=1e-6):
         dst += [hosts, h]
     n = len(src)
     return ns3net.Network(
-        hosts=hosts, nodes=hosts + 1, link_src=np.array(src), link_dst=np.array(dst),
-        link_rate=np.full(n, rate), link_latency=np.full(n, lat),
-        queue_bytes=np.full(n, queue), ecn_k=np.full(n, k), loss=np.full(n, loss),
-    )  # fmt: skip
+        hosts=hosts,
+        nodes=hosts + 1,
+        link_src=np.array(src),
+        link_dst=np.array(dst),
+        link_rate=np.full(n, rate),
+        link_latency=np.full(n, lat),
+        queue_bytes=np.full(n, queue),
+        ecn_k=np.full(n, k),
+        loss=np.full(n, loss),
+    )
 
 
 def _incast(ns3net, senders, nbytes):
     """Every other host sends ``nbytes`` to host 0 at once."""
     conn_src = np.arange(1, senders + 1)
     return ns3net.Transfers(
-        conn_src=conn_src, conn_dst=np.zeros(senders, int),
-        conn_path=[[2 * s, 1] for s in conn_src], msg_conn=np.arange(senders),
-        msg_bytes=np.full(senders, nbytes), msg_delay=np.zeros(senders),
-        dep_indptr=np.zeros(senders + 1, int), dep_indices=np.zeros(0, int),
-    )  # fmt: skip
+        conn_src=conn_src,
+        conn_dst=np.zeros(senders, int),
+        conn_path=[[2 * s, 1] for s in conn_src],
+        msg_conn=np.arange(senders),
+        msg_bytes=np.full(senders, nbytes),
+        msg_delay=np.zeros(senders),
+        dep_indptr=np.zeros(senders + 1, int),
+        dep_indices=np.zeros(0, int),
+    )
 
 
 @pytest.mark.parametrize(("alg", "ranks", "per_host"), [(RING, 3, 1), (RD, 4, 1), (RING, 4, 2)])
@@ -175,10 +185,15 @@ def test_a_run_of_hours_is_refused_up_front_with_the_estimate():
 
 @pytest.mark.parametrize(
     ("options", "needle"),
-    [({"tcp": "vegas"}, "--tcp"), ({"loss": "150"}, "--loss"), ({"queue": "1X"}, "--queue"),
-     ({"ecn": "2M", "queue": "1M"}, "K < queue"), ({"loss_link": ["leaf-up"]}, "NAME=VALUE"),
-     ({"bogus": 1}, "expected keys")],
-)  # fmt: skip
+    [
+        ({"tcp": "vegas"}, "--tcp"),
+        ({"loss": "150"}, "--loss"),
+        ({"queue": "1X"}, "--queue"),
+        ({"ecn": "2M", "queue": "1M"}, "K < queue"),
+        ({"loss_link": ["leaf-up"]}, "NAME=VALUE"),
+        ({"bogus": 1}, "expected keys"),
+    ],
+)
 def test_bad_packet_options_are_usage_errors(options, needle):
     with pytest.raises(UsageError, match=needle):
         packet_options.parse_options(options)
@@ -189,8 +204,20 @@ def test_cli_options_round_trip():
 
     p = argparse.ArgumentParser()
     packet_options.add_packet_arguments(p)
-    args = p.parse_args(["--tcp", "dctcp", "--ecn", "65K", "--loss-link", "leaf-up=0.1",
-                         "--min-rto", "5ms", "--link-delay", "spine-down=5us"])  # fmt: skip
+    args = p.parse_args(
+        [
+            "--tcp",
+            "dctcp",
+            "--ecn",
+            "65K",
+            "--loss-link",
+            "leaf-up=0.1",
+            "--min-rto",
+            "5ms",
+            "--link-delay",
+            "spine-down=5us",
+        ]
+    )
     o = packet_options.parse_options(packet_options.options_from_args(args))
     assert (o.tcp, o.ecn, o.queue, o.min_rto) == ("dctcp", 65 << 10, 1 << 20, 0.005)
     assert o.loss_link == {"leaf-up": pytest.approx(0.001)}
@@ -201,10 +228,17 @@ def test_report_draws_queues_and_the_message_cdf(tmp_path):
     from dist_logreg.report import packetplots
 
     queue = {"t_s": [0.0, 1e-4, 2e-4], "links": {"leaf0>spine0": [0, 9000, 0]}}
-    block = {"options": {"tcp": "dctcp", "ecn": 30 << 10}, "message_done_s": [3e-4, 1e-4, 2e-4],
-             "queue": queue}  # fmt: skip
-    doc = {"results": [{"algorithm": RING, "bytes": MiB, "packet": block},
-                       {"algorithm": RD, "bytes": MiB}]}  # fmt: skip
+    block = {
+        "options": {"tcp": "dctcp", "ecn": 30 << 10},
+        "message_done_s": [3e-4, 1e-4, 2e-4],
+        "queue": queue,
+    }
+    doc = {
+        "results": [
+            {"algorithm": RING, "bytes": MiB, "packet": block},
+            {"algorithm": RD, "bytes": MiB},
+        ]
+    }
     paths = packetplots.draw(doc, tmp_path)
     assert [p.name for p in paths] == ["packet-queues.png", "packet-messages.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -221,9 +255,25 @@ def test_simulate_engine_packet_and_report_end_to_end(tmp_path):
         cmd = [sys.executable, "-m", "dist_logreg", *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=280)
 
-    r = cli("simulate", "--engine", "packet", "--fabric", "flat:hosts=3,rate=10G", "--ranks", "3",
-            "--bytes", "64K", "--algorithm", RING, "--tcp", "dctcp", "--ecn", "20K",
-            "--out", str(tmp_path / "sim"))  # fmt: skip
+    r = cli(
+        "simulate",
+        "--engine",
+        "packet",
+        "--fabric",
+        "flat:hosts=3,rate=10G",
+        "--ranks",
+        "3",
+        "--bytes",
+        "64K",
+        "--algorithm",
+        RING,
+        "--tcp",
+        "dctcp",
+        "--ecn",
+        "20K",
+        "--out",
+        str(tmp_path / "sim"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "packet: " in r.stdout and "retransmissions" in r.stdout
     row = json.loads((tmp_path / "sim" / "simulate.json").read_text())["results"][0]
@@ -233,9 +283,21 @@ def test_simulate_engine_packet_and_report_end_to_end(tmp_path):
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (tmp_path / "rep" / "packet-queues.png").is_file()
     assert (tmp_path / "rep" / "packet-messages.png").is_file()
-    big = cli("simulate", "--engine", "packet", "--fabric", "flat:hosts=64,rate=100G",
-              "--ranks", "64", "--bytes", "1G", "--algorithm", RING,
-              "--max-wall", "10min")  # fmt: skip
+    big = cli(
+        "simulate",
+        "--engine",
+        "packet",
+        "--fabric",
+        "flat:hosts=64,rate=100G",
+        "--ranks",
+        "64",
+        "--bytes",
+        "1G",
+        "--algorithm",
+        RING,
+        "--max-wall",
+        "10min",
+    )
     assert big.returncode == 2 and "h of wall time" in big.stderr and "flow engine" in big.stderr
 
 
@@ -247,8 +309,13 @@ def test_the_driver_and_the_transports_compile_from_their_files(ns3, tmp_path):
 
     gbl = ns3driver.load()
     names = {p.relative_to(ns3driver.HERE).as_posix() for p in ns3driver.sources()}
-    assert names == {"ns3driver.h", "pfc.cc", "ns3driver.cc", "transports/tcp.cc",
-                     "transports/roce.cc"}  # fmt: skip
+    assert names == {
+        "ns3driver.h",
+        "pfc.cc",
+        "ns3driver.cc",
+        "transports/tcp.cc",
+        "transports/roce.cc",
+    }
     assert set(ns3driver.sources()) <= ns3driver._LOADED["done"]
     assert issubclass(gbl.dlr.TcpTransport, gbl.dlr.Transport)
     assert not hasattr(ns3driver, "CODE")

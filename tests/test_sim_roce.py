@@ -31,11 +31,19 @@ def _star(ns3net, hosts, queue=64 * MiB, k=0, kmax=None, lat=1e-6, loss=0.0):
         dst += [hosts, h]
     n = len(src)
     return ns3net.Network(
-        hosts=hosts, nodes=hosts + 1, link_src=np.array(src), link_dst=np.array(dst),
-        link_rate=np.full(n, RATE), link_latency=np.full(n, lat),
-        queue_bytes=np.full(n, queue), ecn_k=np.full(n, k), loss=np.full(n, loss), mtu=MTU,
-        ecn_kmax=None if kmax is None else np.full(n, kmax), ecn_pmax=0.01,
-    )  # fmt: skip
+        hosts=hosts,
+        nodes=hosts + 1,
+        link_src=np.array(src),
+        link_dst=np.array(dst),
+        link_rate=np.full(n, RATE),
+        link_latency=np.full(n, lat),
+        queue_bytes=np.full(n, queue),
+        ecn_k=np.full(n, k),
+        loss=np.full(n, loss),
+        mtu=MTU,
+        ecn_kmax=None if kmax is None else np.full(n, kmax),
+        ecn_pmax=0.01,
+    )
 
 
 def _incast(ns3net, senders, nbytes, chunks=1):
@@ -43,11 +51,15 @@ def _incast(ns3net, senders, nbytes, chunks=1):
     conn_src = np.arange(1, senders + 1)
     msgs = senders * chunks
     return ns3net.Transfers(
-        conn_src=conn_src, conn_dst=np.zeros(senders, int),
-        conn_path=[[2 * s, 1] for s in conn_src], msg_conn=np.repeat(np.arange(senders), chunks),
-        msg_bytes=np.full(msgs, nbytes // chunks), msg_delay=np.zeros(msgs),
-        dep_indptr=np.zeros(msgs + 1, int), dep_indices=np.zeros(0, int),
-    )  # fmt: skip
+        conn_src=conn_src,
+        conn_dst=np.zeros(senders, int),
+        conn_path=[[2 * s, 1] for s in conn_src],
+        msg_conn=np.repeat(np.arange(senders), chunks),
+        msg_bytes=np.full(msgs, nbytes // chunks),
+        msg_delay=np.zeros(msgs),
+        dep_indptr=np.zeros(msgs + 1, int),
+        dep_indices=np.zeros(0, int),
+    )
 
 
 @pytest.mark.parametrize("lat", [1e-6, 2.5e-6])
@@ -147,12 +159,14 @@ def test_uncongested_roce_matches_the_flow_engine(alg, ns3):  # noqa: F811
 
 @pytest.mark.parametrize(
     ("options", "needle"),
-    [({"transport": "roce", "retransmit": "sack"}, "--retransmit"),
-     ({"transport": "roce", "dcqcn_g": "2"}, "--dcqcn-g"),
-     ({"retransmit": "gbn"}, "--transport tcp"),
-     ({"ecn": "5K", "ecn_max": "4K"}, "--ecn-max"),
-     ({"transport": "roce", "dcqcn_rai": "fast"}, "--dcqcn-rai")],
-)  # fmt: skip
+    [
+        ({"transport": "roce", "retransmit": "sack"}, "--retransmit"),
+        ({"transport": "roce", "dcqcn_g": "2"}, "--dcqcn-g"),
+        ({"retransmit": "gbn"}, "--transport tcp"),
+        ({"ecn": "5K", "ecn_max": "4K"}, "--ecn-max"),
+        ({"transport": "roce", "dcqcn_rai": "fast"}, "--dcqcn-rai"),
+    ],
+)
 def test_bad_roce_options_are_usage_errors(options, needle):
     with pytest.raises(UsageError, match=needle):
         packet_options.parse_options(options)
@@ -160,8 +174,16 @@ def test_bad_roce_options_are_usage_errors(options, needle):
 
 def test_roce_options_parse_from_text():
     o = packet_options.parse_options(
-        {"transport": "roce", "retransmit": "selective", "cc": "none", "rto": "4ms",
-         "dcqcn_g": "1/16", "dcqcn_rai": "5mbit", "ecn": "5K", "ecn_max": "200K"}
-    )  # fmt: skip
+        {
+            "transport": "roce",
+            "retransmit": "selective",
+            "cc": "none",
+            "rto": "4ms",
+            "dcqcn_g": "1/16",
+            "dcqcn_rai": "5mbit",
+            "ecn": "5K",
+            "ecn_max": "200K",
+        }
+    )
     assert (o.retransmit, o.cc, o.rto, o.dcqcn_g) == ("selective", "none", 0.004, 1 / 16)
     assert o.dcqcn_rai == 5e6 and (o.ecn, o.ecn_max) == (5 << 10, 200 << 10)

@@ -27,10 +27,19 @@ def _star(ns3net, hosts, down_rate=RATE, lat=1e-6, **pfc):
     rate = np.full(n, RATE)
     rate[3] = down_rate
     return ns3net.Network(
-        hosts=hosts, nodes=hosts + 1, link_src=np.array(src), link_dst=np.array(dst),
-        link_rate=rate, link_latency=np.full(n, lat), queue_bytes=np.full(n, 1 << 30),
-        ecn_k=np.zeros(n), loss=np.zeros(n), mtu=MTU, pfc=True, **pfc,
-    )  # fmt: skip
+        hosts=hosts,
+        nodes=hosts + 1,
+        link_src=np.array(src),
+        link_dst=np.array(dst),
+        link_rate=rate,
+        link_latency=np.full(n, lat),
+        queue_bytes=np.full(n, 1 << 30),
+        ecn_k=np.zeros(n),
+        loss=np.zeros(n),
+        mtu=MTU,
+        pfc=True,
+        **pfc,
+    )
 
 
 @pytest.mark.parametrize("senders", [2, 5, 9])
@@ -57,13 +66,20 @@ def test_too_little_headroom_drops_and_names_the_link(ns3):  # noqa: F811
     assert res.link_headroom_drops[ups].sum() > 0
     assert res.link_drops.sum() == res.link_headroom_drops.sum()  # no other drop
     block = {
-        "drops": int(res.link_drops.sum()), "ecn_marks": 0, "lost": 0, "wall_s": 0.0,
-        "peak_queue_bytes": 0, "pause_frames": int(res.link_pauses.sum()),
+        "drops": int(res.link_drops.sum()),
+        "ecn_marks": 0,
+        "lost": 0,
+        "wall_s": 0.0,
+        "peak_queue_bytes": 0,
+        "pause_frames": int(res.link_pauses.sum()),
         "headroom_drops": int(res.link_headroom_drops.sum()),
         "links_detail": [{"link": "h2>sw", "headroom_drops": 3}],
-        "options": {"transport": "roce"}, "retransmitted_packets": 1, "nacks": 1,
-        "timeouts": 0, "cnps": 0,
-    }  # fmt: skip
+        "options": {"transport": "roce"},
+        "retransmitted_packets": 1,
+        "nacks": 1,
+        "timeouts": 0,
+        "cnps": 0,
+    }
     assert "in on h2>sw: headroom too small" in text.packet_line(block)
 
 
@@ -75,10 +91,15 @@ def test_a_pause_holds_the_sender_while_the_ingress_drains_from_xoff_to_xon(ns3)
     xoff, xon, d = 256 << 10, 64 << 10, 1e-6
     net = _star(ns3, 2, down_rate=RATE / 2, lat=d, pfc_xoff=xoff, pfc_xon=xon)
     tr = ns3.Transfers(
-        conn_src=np.array([0]), conn_dst=np.array([1]), conn_path=[[0, 3]],
-        msg_conn=np.array([0]), msg_bytes=np.array([8 * MiB]), msg_delay=np.zeros(1),
-        dep_indptr=np.zeros(2, int), dep_indices=np.zeros(0, int),
-    )  # fmt: skip
+        conn_src=np.array([0]),
+        conn_dst=np.array([1]),
+        conn_path=[[0, 3]],
+        msg_conn=np.array([0]),
+        msg_bytes=np.array([8 * MiB]),
+        msg_delay=np.zeros(1),
+        dep_indptr=np.zeros(2, int),
+        dep_indices=np.zeros(0, int),
+    )
     res = ns3.run(net, tr, Roce(cc="none"))
     assert res.complete and res.link_drops.sum() == 0
     pauses, held = int(res.link_pauses[0]), float(res.link_paused_s[0])
@@ -102,9 +123,14 @@ def test_report_draws_pauses_and_qp_rates_when_the_block_has_them(tmp_path):
 
     detail = [{"link": "h1>sw", "paused_s": 2e-4}, {"link": "h2>sw", "paused_s": 0.0}]
     rates = {"1>0": {"t_s": [0.0, 1e-4, 2e-4], "bytes_per_s": [1.25e9, 6e8, 9e8]}}
-    block = {"options": {"transport": "roce"}, "message_done_s": [1e-4, 3e-4],
-             "queue": {"t_s": [], "links": {}}, "pause_frames": 3, "links_detail": detail,
-             "rates": rates}  # fmt: skip
+    block = {
+        "options": {"transport": "roce"},
+        "message_done_s": [1e-4, 3e-4],
+        "queue": {"t_s": [], "links": {}},
+        "pause_frames": 3,
+        "links_detail": detail,
+        "rates": rates,
+    }
     doc = {"results": [{"algorithm": "ring", "bytes": MiB, "packet": block}]}
     paths = packetplots.draw(doc, tmp_path)
     names = ["packet-queues.png", "packet-messages.png", "packet-pauses.png", "packet-rates.png"]
@@ -117,8 +143,15 @@ def test_the_headroom_formula_by_hand():
     from dist_logreg.sim import ns3net
 
     net = ns3net.Network(
-        hosts=1, nodes=2, link_src=np.array([0, 1]), link_dst=np.array([1, 0]),
-        link_rate=np.array([RATE, RATE / 2]), link_latency=np.array([1e-6, 4e-6]),
-        queue_bytes=np.full(2, 1 << 20), ecn_k=np.zeros(2), loss=np.zeros(2), mtu=MTU,
-    )  # fmt: skip
+        hosts=1,
+        nodes=2,
+        link_src=np.array([0, 1]),
+        link_dst=np.array([1, 0]),
+        link_rate=np.array([RATE, RATE / 2]),
+        link_latency=np.array([1e-6, 4e-6]),
+        queue_bytes=np.full(2, 1 << 20),
+        ecn_k=np.zeros(2),
+        loss=np.zeros(2),
+        mtu=MTU,
+    )
     assert ns3net.pfc_headroom(net).tolist() == [7000, 9500]

@@ -61,8 +61,9 @@ def test_recursive_doubling_on_an_oversubscribed_leaf_spine_by_hand():
     # 4 leaves x 4 hosts, one spine, 2:1: the uplink is 4 x 100G / 2 = 200G. Distances 1, 2
     # stay in a leaf (S/B each); at 4 and 8 four flows share each uplink and each spine
     # downlink: 200G / 4 = 50G each, 2 S/B. Total 4 alpha + (1 + 1 + 2 + 2) S/B.
-    fab = parse_fabric("leaf-spine:leaves=4,spines=1,hosts-per-leaf=4,rate=100G,"
-                       "oversubscription=2,link-latency=0")  # fmt: skip
+    fab = parse_fabric(
+        "leaf-spine:leaves=4,spines=1,hosts-per-leaf=4,rate=100G,oversubscription=2,link-latency=0"
+    )
     assert fab.link_rate[fab.link_class == 2][0] == pytest.approx(200e9 / 8)
     r = run(fab, 16, "recursive-doubling" if "recursive-doubling" in OURS else OURS[1])
     assert r.time_s == pytest.approx(4 * 5e-6 + 6 * S * 8 / 100e9, rel=1e-9)
@@ -200,11 +201,11 @@ def test_ideal_and_placement():
         (
             "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,uplink-rate=1G,oversubscription=2",
             "not both",
-        ),  # fmt: skip
+        ),
         (
             "clos3:pods=2,leaves-per-pod=2,spines-per-pod=3,hosts-per-leaf=2,super-spines=4",
             "super-spines: expected a multiple of spines-per-pod=3",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_specs_name_the_key_and_value(spec, match):
@@ -214,9 +215,11 @@ def test_bad_specs_name_the_key_and_value(spec, match):
 
 def test_units_files_and_sources(tmp_path):
     f = tmp_path / "fab.toml"
-    f.write_text('topology = "clos3"\npods = 2\nleaves-per-pod = 2\nspines-per-pod = 2\n'
-                 'hosts-per-leaf = 4\nsuper-spines = 4\nrate = "200G"\noversubscription = "2:1"\n'
-                 'core-oversubscription = 2\nalpha = "2us"\nreduce-rate = "10GB/s"\n')  # fmt: skip
+    f.write_text(
+        'topology = "clos3"\npods = 2\nleaves-per-pod = 2\nspines-per-pod = 2\n'
+        'hosts-per-leaf = 4\nsuper-spines = 4\nrate = "200G"\noversubscription = "2:1"\n'
+        'core-oversubscription = 2\nalpha = "2us"\nreduce-rate = "10GB/s"\n'
+    )
     fab = parse_fabric(str(f))
     assert fab.hosts == 16 and fab.alpha == 2e-6 and fab.gamma == pytest.approx(1e-10)
     assert fab.shape.uplink_rate == pytest.approx(4 * 25e9 / (2 * 2))
@@ -243,8 +246,10 @@ def test_matches_the_packages_ecmp_model_over_seeds(alg, hashing):
     from dist_logreg.collective.ecmp import predict
 
     want = predict(alg, 1, hashing)["busbw"]  # in units of the link rate, every outcome
-    base = parse_fabric(f"leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=8,alpha=0,"
-                        f"link-latency=0,hash={hashing},hash-polarize=yes")  # fmt: skip
+    base = parse_fabric(
+        f"leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=8,alpha=0,"
+        f"link-latency=0,hash={hashing},hash-polarize=yes"
+    )
     got = []
     for seed in range(400):
         fab = dataclasses.replace(base, hash_seed=seed)

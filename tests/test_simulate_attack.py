@@ -93,17 +93,31 @@ def test_exact_for_hours_refused_up_front():
     # plays a 4096-rank ring in a minute, issue 30): hours of event loop and far more memory
     # than a machine has; it must be refused before any of it.
     r = cli(
-        "--fabric", "flat:hosts=16384", "--ranks", "65536", "--ranks-per-host", "4",
-        "--algorithm", "ring", "--bytes", "100M", "--exact",
+        "--fabric",
+        "flat:hosts=16384",
+        "--ranks",
+        "65536",
+        "--ranks-per-host",
+        "4",
+        "--algorithm",
+        "ring",
+        "--bytes",
+        "100M",
+        "--exact",
         timeout=20,
-    )  # fmt: skip
+    )
     refused(r, "--exact", "estimated")
 
 
 def _model(tmp_path, alphas):
     """A minimal fitted model: ``alphas[alg]`` (inter-host), gamma 0.01 ns/B."""
-    seg = lambda a: {"intra": {"alpha_s": a, "beta_s_per_byte": 1e-9},  # noqa: E731
-                     "inter": {"alpha_s": a, "beta_s_per_byte": 1e-9}}  # fmt: skip
+
+    def seg(a):
+        return {
+            "intra": {"alpha_s": a, "beta_s_per_byte": 1e-9},
+            "inter": {"alpha_s": a, "beta_s_per_byte": 1e-9},
+        }
+
     doc = {
         "format": "dist-logreg cost model",
         "version": 1,
@@ -147,8 +161,17 @@ def test_exact_says_its_ideal_is_the_phase_synchronous_one():
     # one switch, p=13: exact is slower than phase-synchronous (early messages share a
     # folded rank's host link), so "x ideal" > 1 where only host links exist: the table
     # must say which run the ideal comes from.
-    r = cli("--fabric", "flat:hosts=16", "--ranks", "13", "--bytes", "3M", "--exact",
-            "--algorithm", "recursive-doubling")  # fmt: skip
+    r = cli(
+        "--fabric",
+        "flat:hosts=16",
+        "--ranks",
+        "13",
+        "--bytes",
+        "3M",
+        "--exact",
+        "--algorithm",
+        "recursive-doubling",
+    )
     assert r.returncode == 0, r.stderr
     assert "ideal, bottleneck, flows/uplink and link utilisation are the phase-synchronous" in (
         r.stdout
@@ -164,8 +187,12 @@ def test_exact_says_its_ideal_is_the_phase_synchronous_one():
     ],
 )
 def test_run_summary_with_garbage_is_refused(tmp_path, key, value, words):
-    summary = {"steps": 10, "world_size": 2, "allreduce": {"calls": 10, "bytes": 10240.0},
-               "time_s": {"compute": 0.01}}  # fmt: skip
+    summary = {
+        "steps": 10,
+        "world_size": 2,
+        "allreduce": {"calls": 10, "bytes": 10240.0},
+        "time_s": {"compute": 0.01},
+    }
     if key == "compute":
         summary["time_s"]["compute"] = value
     else:

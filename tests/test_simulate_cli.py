@@ -196,8 +196,11 @@ def test_replay_of_a_flow_map_recorded_on_the_emulated_leaf_spine():
     spines = [r.split("-", 1)[1] for r in state["routers"] if r.split("-", 1)[1].startswith("s")]
     pins = cluster.pinned(json.loads((data / "flows.json").read_text()), spines)
     assert {k: pins[k] for k in [(2, 0), (3, 1), (0, 2), (1, 3)]} == {
-        (2, 0): 0, (3, 1): 0, (0, 2): 0, (1, 3): 1,
-    }  # fmt: skip
+        (2, 0): 0,
+        (3, 1): 0,
+        (0, 2): 0,
+        (1, 3): 1,
+    }
     preset, over = cluster.overrides(state)
     fab = dataclasses.replace(parse_fabric(preset, **over), pinned=pins)
     rd = OURS[1]
@@ -226,8 +229,19 @@ def test_cost_model_supplies_alpha_and_gamma(tmp_path):
     ring = OURS[0]
     alpha = model["algorithms"][ring]["segments"][0]["inter"]["alpha_s"]
     gamma = model["gamma"][0]["s_per_byte"]
-    r = cli("--fabric", "flat:hosts=5,rate=100G,link-latency=0", "--ranks", "5", "--bytes", "3M",
-            "--algorithm", ring, "--cost-model", str(path), "--json")  # fmt: skip
+    r = cli(
+        "--fabric",
+        "flat:hosts=5,rate=100G,link-latency=0",
+        "--ranks",
+        "5",
+        "--bytes",
+        "3M",
+        "--algorithm",
+        ring,
+        "--cost-model",
+        str(path),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert alpha == pytest.approx(40e-6, rel=0.01) and gamma == pytest.approx(1e-10, rel=0.01)

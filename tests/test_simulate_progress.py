@@ -18,8 +18,15 @@ from dist_logreg.sim.runner import sweep
 def test_progress_counts_every_seed():
     calls = []
     fab = parse_fabric("flat:hosts=4")
-    sweep(fab, "flat:hosts=4", [2, 4], ["ring"], [1024], seeds=5,
-          progress=lambda d, t, e: calls.append((d, t)))  # fmt: skip
+    sweep(
+        fab,
+        "flat:hosts=4",
+        [2, 4],
+        ["ring"],
+        [1024],
+        seeds=5,
+        progress=lambda d, t, e: calls.append((d, t)),
+    )
     assert [d for d, _ in calls] == list(range(1, 11)) and {t for _, t in calls} == {10}
 
 
@@ -35,10 +42,26 @@ def test_a_sweep_estimated_over_a_minute_says_so_first():
 
 def test_ctrl_c_stops_a_large_sweep_with_one_line_and_nothing_written(tmp_path):
     out = tmp_path / "sim"
-    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--fabric", "fat-tree:k=16",
-           "--ranks", "1024", "--algorithm", "rabenseifner", "--bytes", "1M", "--seeds", "5000",
-           "--placement", "random",
-           "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "dist_logreg",
+        "simulate",
+        "--fabric",
+        "fat-tree:k=16",
+        "--ranks",
+        "1024",
+        "--algorithm",
+        "rabenseifner",
+        "--bytes",
+        "1M",
+        "--seeds",
+        "5000",
+        "--placement",
+        "random",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, seen = time.monotonic() + 120, ""

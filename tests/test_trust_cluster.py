@@ -139,8 +139,19 @@ def _mtu(dev: str, ns: str | None = None) -> int:
 @pytest.mark.timeout(600)
 def test_mtu_overlap_and_set_all_or_nothing_on_a_live_cluster():
     name, subnet = "h4mtu", "198.19.200.0/24"
-    r = cli("up", "--name", name, "--hosts", "2", "--rate", "200mbit", "--mtu", "9000",
-            "--subnet", subnet)  # fmt: skip
+    r = cli(
+        "up",
+        "--name",
+        name,
+        "--hosts",
+        "2",
+        "--rate",
+        "200mbit",
+        "--mtu",
+        "9000",
+        "--subnet",
+        subnet,
+    )
     try:
         assert r.returncode == 0, r.stderr
         # --mtu on every veth end and the bridge, recorded and shown

@@ -17,8 +17,17 @@ def flat_times(recs):
     return recs
 
 
-@pytest.mark.parametrize("names", [("ring",), ("mpi",), ("alltoall/mpi",), ("allgather/mpi",),
-                                   ("reduce-scatter/mpi",), ("broadcast/mpi",)])  # fmt: skip
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("ring",),
+        ("mpi",),
+        ("alltoall/mpi",),
+        ("allgather/mpi",),
+        ("reduce-scatter/mpi",),
+        ("broadcast/mpi",),
+    ],
+)
 def test_times_without_a_per_byte_cost_at_a_span_of_exactly_8_are_refused(tmp_path, names):
     bench = write(tmp_path, flat_times(records([4096, 4096 * 2, 4096 * SPAN], names=names)))
     r = dl("model", "fit", str(bench), "--out", str(tmp_path / "m.json"), "--link-rate", "1G")

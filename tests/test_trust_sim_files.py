@@ -90,10 +90,19 @@ def test_a_simulate_json_that_is_a_fifo_does_not_hang(tmp_path):
     (tmp_path / "s").mkdir()
     os.mkfifo(tmp_path / "s" / "simulate.json")
     r = subprocess.run(
-        [sys.executable, "-m", "dist_logreg", "report", str(tmp_path / "s" / "simulate.json"),
-         "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dist_logreg",
+            "report",
+            str(tmp_path / "s" / "simulate.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     one_line(r, "regular file")
 
 
@@ -113,8 +122,20 @@ def _flows(tmp_path, monkeypatch, doc):
     _state(tmp_path, monkeypatch)
     f = tmp_path / "flows.json"
     f.write_text(json.dumps(doc))
-    return dl("simulate", "--fabric", "cluster:simv", "--ranks", "4", "--bytes", "1M",
-              "--algorithm", "ring", "--flows", str(f), "--json")  # fmt: skip
+    return dl(
+        "simulate",
+        "--fabric",
+        "cluster:simv",
+        "--ranks",
+        "4",
+        "--bytes",
+        "1M",
+        "--algorithm",
+        "ring",
+        "--flows",
+        str(f),
+        "--json",
+    )
 
 
 def _flow_doc():
@@ -150,8 +171,12 @@ def test_flows_json_of_cluster_run_pins_its_maps(tmp_path, monkeypatch):
     """The file ``cluster run`` writes (schema 1: flows inside ``maps``) pins as the older
     single-map file does: it pinned nothing before (it read a top-level ``flows``)."""
     old = _flow_doc()
-    new = {"schema": "dist-logreg/flows/1", "cluster": "simv", "hash": "l4",
-           "maps": [{"label": "job", "flows": old["flows"]}]}  # fmt: skip
+    new = {
+        "schema": "dist-logreg/flows/1",
+        "cluster": "simv",
+        "hash": "l4",
+        "maps": [{"label": "job", "flows": old["flows"]}],
+    }
     r = _flows(tmp_path, monkeypatch, new)
     assert r.returncode == 0, r.stderr
     pinned = json.loads(r.stdout)["fabric"]["pinned_paths"]
@@ -162,8 +187,12 @@ def test_flows_json_of_cluster_run_pins_its_maps(tmp_path, monkeypatch):
 
 
 def _summary(**change):
-    s = {"steps": 10, "world_size": 2, "allreduce": {"calls": 10, "bytes": 10240.0},
-         "time_s": {"compute": 0.01}}  # fmt: skip
+    s = {
+        "steps": 10,
+        "world_size": 2,
+        "allreduce": {"calls": 10, "bytes": 10240.0},
+        "time_s": {"compute": 0.01},
+    }
     for k, v in change.items():
         if k in ("calls", "bytes"):
             s["allreduce"][k] = v
@@ -190,8 +219,10 @@ def test_a_run_summary_that_is_a_fifo_does_not_hang(tmp_path):
     os.mkfifo(tmp_path / "summary.json")
     r = subprocess.run(
         [sys.executable, "-m", "dist_logreg", "simulate", *FLAT, "--run", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     one_line(r, "--run", "regular file")
 
 

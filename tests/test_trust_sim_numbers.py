@@ -96,9 +96,22 @@ def test_values_at_the_bounds_simulate_finite_times():
 
 def test_an_undersubscribed_leaf_writes_no_infinity():
     r = subprocess.run(
-        [sys.executable, "-m", "dist_logreg", "simulate", "--fabric", LS + ",oversubscription=1e-3",
-         "--ranks", "4", "--bytes", "1K", "--json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dist_logreg",
+            "simulate",
+            "--fabric",
+            LS + ",oversubscription=1e-3",
+            "--ranks",
+            "4",
+            "--bytes",
+            "1K",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "Infinity" not in r.stdout and "NaN" not in r.stdout

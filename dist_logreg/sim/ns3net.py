@@ -174,20 +174,31 @@ def _build(gbl, net, transport, spray, seed):
     sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu), tr)
     if net.pfc:
         room = pfc_headroom(net) if net.pfc_headroom is None else net.pfc_headroom
-        sim.SetPfc(int(net.hosts), int(net.pfc_xoff), int(net.pfc_xon),
-                   _vec(gbl, "uint32_t", [int(h) for h in room]))  # fmt: skip
+        sim.SetPfc(
+            int(net.hosts),
+            int(net.pfc_xoff),
+            int(net.pfc_xon),
+            _vec(gbl, "uint32_t", [int(h) for h in room]),
+        )
     if net.ecn_kmax is not None:
         sim.SetRed(_vec(gbl, "uint32_t", [int(k) for k in net.ecn_kmax]), float(net.ecn_pmax))
     for c, (ab, ba) in enumerate(_cables(net)):
         sim.AddCable(
-            int(net.link_src[ab]), int(net.link_dst[ab]), ab, ba,
-            float(net.link_rate[ab] * 8), float(net.link_rate[ba] * 8),
+            int(net.link_src[ab]),
+            int(net.link_dst[ab]),
+            ab,
+            ba,
+            float(net.link_rate[ab] * 8),
+            float(net.link_rate[ba] * 8),
             float(net.link_latency[ab]),
-            int(net.queue_bytes[ab]), int(net.queue_bytes[ba]),
-            int(net.ecn_k[ab]), int(net.ecn_k[ba]),
-            float(net.loss[ab]), float(net.loss[ba]),
+            int(net.queue_bytes[ab]),
+            int(net.queue_bytes[ba]),
+            int(net.ecn_k[ab]),
+            int(net.ecn_k[ba]),
+            float(net.loss[ab]),
+            float(net.loss[ba]),
             _LINK_BASE + 4 * c,
-        )  # fmt: skip
+        )
     return sim, tr
 
 

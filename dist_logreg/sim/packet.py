@@ -104,20 +104,24 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         link_src=fab.link_src,
         link_dst=fab.link_dst,
         link_rate=fab.link_rate,
-        link_latency=_per_link(fab, opts.link_delay, 0.0, "link-delay") if opts.link_delay
+        link_latency=_per_link(fab, opts.link_delay, 0.0, "link-delay")
+        if opts.link_delay
         else fab.link_latency,
         # with PFC a switch port's queue is bounded by its ingresses' thresholds instead
-        queue_bytes=np.where(nic, host_queue, opts.queue if opts.pfc == "off" else 1 << 30)
-        .astype(np.int64),
+        queue_bytes=np.where(nic, host_queue, opts.queue if opts.pfc == "off" else 1 << 30).astype(
+            np.int64
+        ),
         ecn_k=np.where(nic, 0, opts.ecn).astype(np.int64),
         ecn_kmax=np.where(nic, 0, opts.ecn_max).astype(np.int64) if opts.ecn_max else None,
         ecn_pmax=float(opts.ecn_pmax),
-        pfc=opts.pfc == "on", pfc_xoff=opts.pfc_xoff, pfc_xon=opts.pfc_xon,
+        pfc=opts.pfc == "on",
+        pfc_xoff=opts.pfc_xoff,
+        pfc_xon=opts.pfc_xon,
         pfc_headroom=np.full(fab.links, opts.pfc_headroom) if opts.pfc_headroom else None,
         loss=_per_link(fab, opts.loss_link, opts.loss, "loss-link"),
         mtu=int(fab.mtu),
         host_rate=float(fab.host_rate),
-    )  # fmt: skip
+    )
 
 
 def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
@@ -141,10 +145,16 @@ def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
     received = g.dst_rank[g.dep_indices] == g.src_rank[edge_src]
     edge_delay = np.where(received, g.reduce[g.dep_indices] * fab.gamma, 0.0)
     return ns3net.Transfers(
-        conn_src=src_h, conn_dst=dst_h, conn_path=paths, msg_conn=conn_of,
-        msg_bytes=g.nbytes, msg_delay=np.full(g.size, fab.alpha),
-        dep_indptr=g.dep_indptr, dep_indices=g.dep_indices, dep_delay=edge_delay,
-    )  # fmt: skip
+        conn_src=src_h,
+        conn_dst=dst_h,
+        conn_path=paths,
+        msg_conn=conn_of,
+        msg_bytes=g.nbytes,
+        msg_delay=np.full(g.size, fab.alpha),
+        dep_indptr=g.dep_indptr,
+        dep_indices=g.dep_indices,
+        dep_delay=edge_delay,
+    )
 
 
 def estimate_wall_s(fab, transfers: ns3net.Transfers, header_bytes: int | None = None) -> float:
@@ -220,8 +230,11 @@ class PacketEngine:
             options=options,
             transport_label=transports.label(options),
         )
-        extra = {"phase_sync_s": fl["time_s"], "cross_leaf_bytes": fl.get("cross_leaf_bytes", 0.0),
-                 "packet": detail}  # fmt: skip
+        extra = {
+            "phase_sync_s": fl["time_s"],
+            "cross_leaf_bytes": fl.get("cross_leaf_bytes", 0.0),
+            "packet": detail,
+        }
         return Result(
             time_s=time_s,
             ideal_s=fl["ideal_s"],
@@ -250,14 +263,20 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
     names = link_names(fab)
     busy = np.flatnonzero(res.link_bytes > 0)
     detail = [
-        {"link": names[i], "class": fab.class_names[int(fab.link_class[i])],
-         "wire_bytes": int(res.link_bytes[i]), "drops": int(res.link_drops[i]),
-         "ecn_marks": int(res.link_marks[i]), "lost": int(res.link_loss[i]),
-         "peak_queue_bytes": int(res.link_peak[i]), "pauses": int(res.link_pauses[i]),
-         "paused_s": float(res.link_paused_s[i]),
-         "headroom_drops": int(res.link_headroom_drops[i])}
+        {
+            "link": names[i],
+            "class": fab.class_names[int(fab.link_class[i])],
+            "wire_bytes": int(res.link_bytes[i]),
+            "drops": int(res.link_drops[i]),
+            "ecn_marks": int(res.link_marks[i]),
+            "lost": int(res.link_loss[i]),
+            "peak_queue_bytes": int(res.link_peak[i]),
+            "pauses": int(res.link_pauses[i]),
+            "paused_s": float(res.link_paused_s[i]),
+            "headroom_drops": int(res.link_headroom_drops[i]),
+        }
         for i in busy
-    ]  # fmt: skip
+    ]
     p = np.asarray(job.host_of).size
     keys = np.unique(g.src_rank * p + g.dst_rank)
     counts = res.conn_counts  # the transport's: {name: per connection}
