@@ -181,3 +181,12 @@ def test_a_bad_scenario_is_one_line_naming_the_key_and_value(spec, words):
 def test_a_flat_fabric_has_no_spine_to_fail():
     with pytest.raises(UsageError, match="fail: expected a leaf-spine or Clos"):
         apply_fabric(parse_scenario("fail:spine=0"), parse_fabric("flat:hosts=4"))
+
+
+@pytest.mark.parametrize("spec", ["rail:hosts-per-unit=2,spines=2", "flat:hosts=4"])
+def test_a_failed_cable_on_a_fabric_without_clos_spines_is_one_short_line(spec):
+    """Found by a new user: the refusal dumped the whole Fabric object into the message."""
+    with pytest.raises(UsageError) as err:
+        apply_fabric(parse_scenario("fail:spine=1"), parse_fabric(spec))
+    msg = str(err.value)
+    assert "Fabric(" not in msg and len(msg) < 300 and "degrade" in msg, msg

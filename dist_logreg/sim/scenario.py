@@ -136,7 +136,12 @@ def apply_fabric(sc: Scenario, fab):
         rate[_links(sc, fab)] /= sc.values["factor"]
     else:
         if not hasattr(topo, "fail") or not getattr(topo.shape, "spines", 0):
-            raise _bad(sc.spec, "fail", "a leaf-spine or Clos fabric (one with spines)", fab)
+            raise UsageError(
+                f"--scenario {sc.spec}: fail: expected a fabric of the Clos family with spines "
+                f"(leaf-spine, fat-tree, clos3), got {fab.values.get('topology', 'another')!r} "
+                "(failed cables are not modelled on flat or rail-family fabrics; degrade a "
+                "link class instead: degrade:factor=K,class=NAME)"
+            )
         topo = topo.fail(_cables(sc, fab))
     topo.link_rate = rate
     return dataclasses.replace(fab, topology=topo)
