@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,40 @@ def test_load_beside_another_ns3_tree(tmp_path):
     res = _load_from(tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "multiple build profiles" not in res.stderr
+
+
+FABRIC = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=10G"
+
+
+@needs_ns3
+def test_sigint_stops_a_packet_run_within_seconds(tmp_path):
+    # 6 points (the default algorithms) of tens of seconds each: after the first one's progress
+    # line ns-3 is running the second; before the fix ns-3 went on until its Run returned
+    out = tmp_path / "sim"
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--engine", "packet"]
+    cmd += ["--fabric", FABRIC, "--ranks", "4", "--bytes", "1GB", "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        seen = []
+        for line in proc.stderr:  # the progress lines: "simulate: 1/6 runs ..."
+            seen.append(line)
+            if " runs (" in line and line.startswith("simulate: 1/"):
+                break
+        else:
+            pytest.fail("no progress line: " + "".join(seen)[-2000:])
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        rest = proc.communicate(timeout=60)[1]
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest[-2000:]
+    assert took < 15.0, took
+    tail = [ln for ln in rest.splitlines() if ln.strip()]
+    assert tail == ["dist-logreg simulate: interrupted (SIGINT); nothing written"], rest
+    assert not (out / "simulate.json").exists()
