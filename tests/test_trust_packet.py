@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 HAVE_NS3 = (
@@ -111,3 +112,56 @@ def test_sigint_stops_a_packet_run_within_seconds(tmp_path):
     tail = [ln for ln in rest.splitlines() if ln.strip()]
     assert tail == ["dist-logreg simulate: interrupted (SIGINT); nothing written"], rest
     assert not (out / "simulate.json").exists()
+
+
+def _simulate(args, cwd, timeout=400) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--engine", "packet", *args]
+    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _error_lines(stderr: str) -> list:
+    # cppyy's own start-up notices ("[runStaticInitializersOnce]: ...") are not ours
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+
+
+@needs_ns3
+def test_a_collective_that_cannot_finish_is_one_line(tmp_path):
+    # 90% loss on both hops: TCP's backoff outlasts the simulated time limit (60 s); this
+    # was a traceback (RuntimeError: 4 messages never arrived)
+    args = ["--fabric", "leaf-spine:leaves=1,spines=1,hosts-per-leaf=2,rate=10G"]
+    args += ["--ranks", "2", "--bytes", "20K", "--algorithm", "ring", "--loss", "90"]
+    res = _simulate(args + ["--out", str(tmp_path / "sim")], tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = _error_lines(res.stderr)
+    assert len(lines) == 1, res.stderr
+    assert "messages never arrived" in lines[0] and "simulated time limit of 60 s" in lines[0]
+    assert "rank 0->1" in lines[0] and "--loss" in lines[0]
+    assert not (tmp_path / "sim" / "simulate.json").exists()
+
+
+def test_the_estimate_counts_the_resends_of_a_lossy_path():
+    # flat: every remote message crosses 2 links; at loss p each packet is sent about
+    # 1 / (1 - p)^2 times, so p = 0.5 costs 4x the lossless estimate, 100% is unbounded
+    from dist_logreg.sim import packet
+    from dist_logreg.sim.fabric import parse_fabric
+    from dist_logreg.sim.placement import place
+
+    fab = parse_fabric("flat:hosts=4,rate=10G")
+    g = packet.messages("ring", 4, 1 << 20, np.zeros(4, dtype=np.int64))
+    tr = packet.transfers_of(fab, np.asarray(place(4, fab)), g)
+    base = packet.estimate_wall_s(fab, tr)
+    assert base > 0
+    assert packet.estimate_wall_s(fab, tr, loss=0.5) == pytest.approx(4 * base)
+    assert packet.estimate_wall_s(fab, tr, loss=1.0) == float("inf")
+
+
+def test_a_run_at_99_percent_loss_is_refused_with_its_estimate(tmp_path):
+    # before: accepted (the estimate ignored loss), 155 s and then MemoryError
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=10G"]
+    args += ["--ranks", "4", "--bytes", "1M", "--loss", "99", "--out", str(tmp_path / "sim")]
+    res = _simulate(args, tmp_path, timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = _error_lines(res.stderr)
+    assert len(lines) == 1, res.stderr
+    assert "--max-wall" in lines[0] and "0.99 loss" in lines[0] and "wall time" in lines[0]
+    assert not (tmp_path / "sim" / "simulate.json").exists()
