@@ -213,8 +213,8 @@ class PacketEngine:
         if est > opts.max_wall:
             lossy = f" at {loss:.4g} loss per link (resent ~1/(1-p)^hops times)" if loss else ""
             raise UsageError(
-                f"--engine packet: this run would take about {est / 3600:.3g} h of wall time"
-                f"{lossy} ({est:.3g} s > --max-wall {opts.max_wall:.0f} s); use the flow "
+                f"--engine packet: this run would take about {est / 3600:.1f} h of wall time"
+                f"{lossy} ({est:.0f} s > --max-wall {opts.max_wall:.0f} s); use the flow "
                 "engine, fewer ranks, fewer bytes or less loss"
             )
         return opts, network_of(job.fabric, opts), tr, g, est
