@@ -12,7 +12,11 @@
 #ifndef DLR_NS3DRIVER_CC
 #define DLR_NS3DRIVER_CC
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <deque>
 #include <string>
 #include <vector>
@@ -38,6 +42,11 @@ void Reset(uint32_t seed, bool spray) {
   Config::SetDefault("ns3::Ipv4GlobalRouting::RandomEcmpRouting", BooleanValue(spray));
 }
 
+// Ctrl-C during Run: the handler (installed for the run only) raises the flag, and
+// Net::CheckInterrupt, a periodic event, stops the simulator when it sees it.
+volatile std::sig_atomic_t g_interrupted = 0;
+inline void OnSigint(int) { g_interrupted = 1; }
+
 class Net {
  public:
   // results, read by Python after Run
@@ -52,6 +61,7 @@ class Net {
   std::vector<double> linkPausedS;
   double t0 = -1.0;
   int64_t nDone = 0;
+  bool interrupted = false;  // Run stopped by SIGINT
 
   // The transport's defaults must be set already: the internet stack reads them here.
   Net(int nNodes, int nLinks, uint32_t mtu, Transport* transport)
@@ -197,7 +207,17 @@ class Net {
     // after the nodes' own initialisation events at time 0 (traffic control needs it)
     Simulator::ScheduleNow([this]() { m_tr->Open(m_nodes, m_ends, [this]() { Begin(); }); });
     Simulator::Stop(Seconds(stopAt));
+    g_interrupted = 0;
+    struct sigaction sa = {}, old = {};
+    sa.sa_handler = OnSigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    m_wallAt = std::chrono::steady_clock::now();
+    m_checkStep = 1e-6;
+    Simulator::Schedule(Seconds(m_checkStep), [this]() { CheckInterrupt(); });
     Simulator::Run();
+    sigaction(SIGINT, &old, nullptr);
+    interrupted = g_interrupted != 0;
     for (size_t l = 0; l < m_qd.size(); ++l) {
       if (!m_qd[l]) continue;
       const QueueDisc::Stats& st = m_qd[l]->GetStats();
@@ -217,6 +237,25 @@ class Net {
   }
 
  private:
+  // Every few milliseconds of wall time: stop if SIGINT came. The simulated step between
+  // checks doubles while checks come under 10 ms of wall time apart and halves above 50 ms
+  // (at most 1 s simulated: a drained run still ends at stopAt).
+  void CheckInterrupt() {
+    if (g_interrupted) {
+      Simulator::Stop();
+      return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    double wall = std::chrono::duration<double>(now - m_wallAt).count();
+    m_wallAt = now;
+    if (wall < 0.01) m_checkStep = std::min(m_checkStep * 2, 1.0);
+    if (wall > 0.05) m_checkStep = std::max(m_checkStep / 2, 1e-9);
+    Simulator::Schedule(Seconds(m_checkStep), [this]() { CheckInterrupt(); });
+  }
+
+  std::chrono::steady_clock::time_point m_wallAt;
+  double m_checkStep = 1e-6;
+
   // What the Net knows of a connection: bytes handed over and read, messages in flight.
   struct Stream {
     uint64_t queued = 0, rx = 0;

@@ -21,6 +21,9 @@ import); the tests and the benchmarks call it up front to pay it before timing a
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,6 +31,28 @@ HERE = Path(__file__).resolve().parent
 DRIVER = ("ns3driver.h", "pfc.cc", "ns3driver.cc")
 
 _LOADED: dict = {}
+
+
+@contextlib.contextmanager
+def _in_wheel_dir():
+    """The working directory is the ns3 wheel's own folder while ns-3 loads.
+
+    The wheel's loader globs every shared library under the working directory, recursively:
+    from ``/`` that walks the whole file system, and from a folder holding another ns-3 tree
+    it finds two builds of each module ("multiple build profiles"). Its own folder is
+    searched anyway, so nothing is lost.
+    """
+    spec = importlib.util.find_spec("ns3")
+    where = list(spec.submodule_search_locations or []) if spec else []
+    if not where:
+        yield
+        return
+    here = os.getcwd()
+    os.chdir(where[0])
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def sources(extra=()) -> list[Path]:
@@ -46,7 +71,9 @@ def load(extra=()):
     """
     if "gbl" not in _LOADED:
         import cppyy
-        from ns import ns  # noqa: F401  (loads every ns-3 module into cppyy)
+
+        with _in_wheel_dir():
+            from ns import ns  # noqa: F401  (loads every ns-3 module into cppyy)
 
         cppyy.add_include_path(str(HERE))
         _LOADED.update(gbl=cppyy.gbl, cppyy=cppyy, done=set())

@@ -298,8 +298,10 @@ def run(net, transfers, transport=None, sample_every_s=0.0, stop_s=3600.0, seed=
         float(net.host_rate),
     )
     start = time.perf_counter()
-    sim.Run(float(sample_every_s), float(stop_s))
+    sim.Run(float(sample_every_s), float(stop_s))  # SIGINT stops it within a second
     wall = time.perf_counter() - start
+    if sim.interrupted:
+        raise KeyboardInterrupt
     return _collect(sim, len(net.link_src), wall, record.counters)
 
 

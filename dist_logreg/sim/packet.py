@@ -157,10 +157,15 @@ def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
     )
 
 
-def estimate_wall_s(fab, transfers: ns3net.Transfers, header_bytes: int | None = None) -> float:
+def estimate_wall_s(
+    fab, transfers: ns3net.Transfers, header_bytes: int | None = None, loss: float = 0.0
+) -> float:
     """Wall time the run will take: packets x hops x a measured cost per packet-hop.
 
     ``header_bytes``: the transport's per packet (default: the default transport's).
+    ``loss``: the highest loss probability of a link (0..1): a packet crossing ``h`` links
+    is sent about ``1 / (1 - loss)^h`` times before it arrives (the timeouts between add
+    simulated time, few events); 100% loss is an unbounded run (infinite estimate).
     """
     if header_bytes is None:
         header_bytes = transports.DEFAULT.options_class().header_bytes
@@ -173,6 +178,10 @@ def estimate_wall_s(fab, transfers: ns3net.Transfers, header_bytes: int | None =
         np.ceil(np.asarray(transfers.msg_bytes) / seg)
         * np.where(local, 0, hops)[transfers.msg_conn]
     )
+    if loss > 0.0:
+        if loss >= 1.0:
+            return float("inf")
+        pkts = pkts * np.exp(-np.log1p(-loss) * np.where(local, 0, hops))[transfers.msg_conn]
     per_hop = WALL_PER_PACKET_HOP + WALL_PER_PACKET_HOP_PER_HOST * fab.hosts
     return float(pkts.sum() * per_hop)
 
@@ -199,12 +208,14 @@ class PacketEngine:
         host_of = np.asarray(job.host_of, dtype=np.int64)
         g = messages(job.algorithm, host_of.size, int(job.nbytes), job.node_of())
         tr = transfers_of(job.fabric, host_of, g)
-        est = estimate_wall_s(job.fabric, tr, opts.transport_options.header_bytes)
+        loss = float(np.max(_per_link(job.fabric, opts.loss_link, opts.loss, "loss-link")))
+        est = estimate_wall_s(job.fabric, tr, opts.transport_options.header_bytes, loss)
         if est > opts.max_wall:
+            lossy = f" at {loss:.4g} loss per link (resent ~1/(1-p)^hops times)" if loss else ""
             raise UsageError(
-                f"--engine packet: this run would take about {est / 3600:.1f} h of wall time "
-                f"({est:.0f} s > --max-wall {opts.max_wall:.0f} s); use the flow engine, fewer "
-                "ranks or fewer bytes"
+                f"--engine packet: this run would take about {est / 3600:.1f} h of wall time"
+                f"{lossy} ({est:.0f} s > --max-wall {opts.max_wall:.0f} s); use the flow "
+                "engine, fewer ranks, fewer bytes or less loss"
             )
         return opts, network_of(job.fabric, opts), tr, g, est
 
@@ -218,9 +229,7 @@ class PacketEngine:
         stop += 16 * g.size * float(np.max(net.link_latency, initial=0.0))  # --link-delay
         res = ns3net.run(net, tr, opts.transport_options, every, stop, seed=int(job.seed))
         if not res.complete:
-            raise RuntimeError(
-                f"packet engine: {int((res.msg_done < 0).sum())} messages never arrived"
-            )
+            raise UsageError(_unfinished(res, tr, host_of, stop))
         time_s = float(np.max(res.msg_done + g.reduce * job.fabric.gamma)) if g.size else 0.0
         detail = summarize(job, res, tr, g, time_s)
         options = vars_of(opts)
@@ -245,6 +254,23 @@ class PacketEngine:
             messages=res.msg_done,
             extra=extra,
         )
+
+
+def _unfinished(res: ns3net.PacketRun, tr, host_of, stop: float) -> str:
+    """One line: the messages that never arrived (the first few) and the time limit."""
+    lost = np.flatnonzero(res.msg_done < 0)
+    rank_of = {int(h): r for r, h in enumerate(host_of)}
+    named = []
+    for m in lost[:4]:
+        c = int(tr.msg_conn[m])
+        src, dst = (rank_of.get(int(x), int(x)) for x in (tr.conn_src[c], tr.conn_dst[c]))
+        named.append(f"#{int(m)} rank {src}->{dst} {int(tr.msg_bytes[m])} B")
+    more = f", and {lost.size - len(named)} more" if lost.size > len(named) else ""
+    return (
+        f"--engine packet: {lost.size} of {res.msg_done.size} messages never arrived within "
+        f"the simulated time limit of {stop:.4g} s ({'; '.join(named)}{more}); the collective "
+        "cannot finish: lower --loss / --loss-link or check the queues"
+    )
 
 
 def _utilisation(fab, link_bytes, time_s) -> dict:
