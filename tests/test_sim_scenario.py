@@ -179,7 +179,7 @@ def test_a_bad_scenario_is_one_line_naming_the_key_and_value(spec, words):
 
 
 def test_a_flat_fabric_has_no_spine_to_fail():
-    with pytest.raises(UsageError, match="fail: expected a leaf-spine or Clos"):
+    with pytest.raises(UsageError, match="fail: expected a fabric of the Clos family with spines"):
         apply_fabric(parse_scenario("fail:spine=0"), parse_fabric("flat:hosts=4"))
 
 
