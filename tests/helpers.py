@@ -106,3 +106,26 @@ def collective_assert(comm, ok: bool, message: str = "") -> None:
     some ranks only would leave the others waiting in the next collective)."""
     oks = comm.allgather(bool(ok))
     assert all(oks), f"failed on ranks {[r for r, o in enumerate(oks) if not o]}: {message}"
+
+
+def star_network(ns3net, hosts, rate, queue, k=0, loss=0.0, lat=1e-6, **extra):
+    """``hosts`` hosts on one switch (node ``hosts``) for the packet engine's network layer:
+    links ``2h`` up and ``2h+1`` down, each at ``rate`` B/s with ``queue`` bytes, ECN step
+    ``k``, ``loss`` and latency ``lat``; ``extra``: other ``ns3net.Network`` fields."""
+    src, dst = [], []
+    for h in range(hosts):
+        src += [h, hosts]
+        dst += [hosts, h]
+    n = len(src)
+    return ns3net.Network(
+        hosts=hosts,
+        nodes=hosts + 1,
+        link_src=np.array(src),
+        link_dst=np.array(dst),
+        link_rate=np.full(n, rate),
+        link_latency=np.full(n, lat),
+        queue_bytes=np.full(n, queue),
+        ecn_k=np.full(n, k),
+        loss=np.full(n, loss),
+        **extra,
+    )

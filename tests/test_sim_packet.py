@@ -24,6 +24,7 @@ from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.transports.tcp import Tcp
+from tests.helpers import star_network
 
 HAVE_NS3 = (
     importlib.util.find_spec("ns") is not None and importlib.util.find_spec("cppyy") is not None
@@ -51,23 +52,7 @@ def ns3():
 
 
 def _star(ns3net, hosts, rate=10e9 / 8, queue=1 << 20, k=0, loss=0.0, lat=1e-6):
-    """``hosts`` hosts on one switch (node ``hosts``); links ``2h`` up and ``2h+1`` down."""
-    src, dst = [], []
-    for h in range(hosts):
-        src += [h, hosts]
-        dst += [hosts, h]
-    n = len(src)
-    return ns3net.Network(
-        hosts=hosts,
-        nodes=hosts + 1,
-        link_src=np.array(src),
-        link_dst=np.array(dst),
-        link_rate=np.full(n, rate),
-        link_latency=np.full(n, lat),
-        queue_bytes=np.full(n, queue),
-        ecn_k=np.full(n, k),
-        loss=np.full(n, loss),
-    )
+    return star_network(ns3net, hosts, rate, queue, k, loss, lat)
 
 
 def _incast(ns3net, senders, nbytes):

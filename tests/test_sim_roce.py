@@ -16,6 +16,7 @@ from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.transports.roce import Roce
+from tests.helpers import star_network
 from tests.test_sim_packet import needs_ns3, ns3  # noqa: F401  (the session fixture)
 
 MiB = 1 << 20
@@ -24,25 +25,10 @@ MTU = 1498  # a packet of 1500 bytes on the wire (PPP 2): 1.2 us at 10 Gbit/s, w
 
 
 def _star(ns3net, hosts, queue=64 * MiB, k=0, kmax=None, lat=1e-6, loss=0.0):
-    """``hosts`` hosts on one switch (node ``hosts``); links ``2h`` up and ``2h+1`` down."""
-    src, dst = [], []
-    for h in range(hosts):
-        src += [h, hosts]
-        dst += [hosts, h]
-    n = len(src)
-    return ns3net.Network(
-        hosts=hosts,
-        nodes=hosts + 1,
-        link_src=np.array(src),
-        link_dst=np.array(dst),
-        link_rate=np.full(n, RATE),
-        link_latency=np.full(n, lat),
-        queue_bytes=np.full(n, queue),
-        ecn_k=np.full(n, k),
-        loss=np.full(n, loss),
-        mtu=MTU,
-        ecn_kmax=None if kmax is None else np.full(n, kmax),
-        ecn_pmax=0.01,
+    n = 2 * hosts
+    kmax = None if kmax is None else np.full(n, kmax)
+    return star_network(
+        ns3net, hosts, RATE, queue, k, loss, lat, mtu=MTU, ecn_kmax=kmax, ecn_pmax=0.01
     )
 
 
