@@ -6,6 +6,7 @@ uses its own cluster name and subnet and tears it down, checking nothing is left
 
 import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -159,7 +160,12 @@ def test_run_without_a_cluster_says_so():
         (["--topology", "two-tier", "--hosts", "3", "--leaves", "5"], "--leaves: expected 2..3"),
         (["--rate", "fast"], "--rate: expected a rate such as 100mbit"),
         (["--loss-link", "h9=1"], "--loss-link: expected a link among h0, h1, got 'h9'"),
-        (["--rate", "1gbit", "--burst", "1000"], "--burst: expected at least 1514 bytes"),
+        # the default MTU is 9000: a frame is 9000 + 14 B of Ethernet header
+        (["--rate", "1gbit", "--burst", "1000"], "--burst: expected at least 9014 bytes"),
+        (
+            ["--rate", "1gbit", "--mtu", "1500", "--burst", "1000"],
+            "--burst: expected at least 1514 bytes",
+        ),
         (["--hash", "l3"], "--hash: only for --topology leaf-spine"),
         (["--name", "Dlr-x"], "--name: expected 1-8 lower-case letters and digits"),
         (["--topology", "leaf-spine", "--spines", "0"], "--spines: expected 1..64, got 0"),
@@ -309,3 +315,29 @@ def test_loss_turns_into_retransmissions_next_to_the_latency_tail(tmp_path):
     finally:
         cli("down", "--name", name)
     assert leftovers(name) == []
+
+
+@needs_root
+def test_jumbo_frames_are_the_default_and_1500_is_one_option_away():
+    """``cluster up`` sets its MTU on every host's interface: 9000 unless told otherwise."""
+    for name, subnet, args, want in (
+        ("dlrmtu", "198.18.26.0/24", [], 9000),
+        ("dlrmtv", "198.18.27.0/24", ["--mtu", "1500"], 1500),
+    ):
+        try:
+            assert (
+                cli("up", "--hosts", "2", "--name", name, "--subnet", subnet, *args).returncode == 0
+            )
+            for host in (f"{name}-h0", f"{name}-h1"):
+                r = subprocess.run(
+                    ["ip", "-n", host, "-j", "link", "show", "eth0"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                assert json.loads(r.stdout)[0]["mtu"] == want
+            status = cli("status", "--name", name)
+            assert f"mtu {want}" in status.stdout
+        finally:
+            cli("down", "--name", name)
+        assert leftovers(name) == []

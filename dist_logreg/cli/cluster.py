@@ -124,10 +124,11 @@ def _shaping_arguments(c_up) -> None:
     c_up.add_argument(
         "--mtu",
         type=int,
-        default=1500,
+        default=9000,
         metavar="BYTES",
-        help="MTU of every veth and bridge, 576 to 65535 (default: 1500; 9000 for jumbo "
-        "frames, as AI fabrics run: fewer frames per byte through every shaper and bridge)",
+        help="MTU of every veth and bridge, 576 to 65535 (default: 9000, jumbo frames as AI "
+        "fabrics run: the shapers' cost is per frame, and on a quiet 2-core machine 9000 "
+        "holds 1gbit where 1500 holds only 200mbit; 1500 for the kernel's default)",
     )
     c_up.add_argument(
         "--slurm",
