@@ -297,6 +297,7 @@ def test_the_driver_and_the_transports_compile_from_their_files(ns3, tmp_path):
     assert names == {
         "ns3driver.h",
         "pfc.cc",
+        "switch.cc",
         "ns3driver.cc",
         "transports/tcp.cc",
         "transports/roce.cc",

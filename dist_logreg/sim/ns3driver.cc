@@ -1,7 +1,8 @@
 // The packet engine's network and message driver, compiled at run time by cppyy.
 //
 // One dlr::Net builds the network (nodes, point-to-point cables, one queue disc per port,
-// optional per-port loss), holds the routes the Python side computed, has its transport
+// optional per-port loss), forwards by table (switch.cc: the paths the Python side pinned,
+// else equal-cost groups hashed per flow or sprayed per packet), has its transport
 // (ns3driver.h) open one connection per (src, dst, key) before the clock starts, and then
 // drives the messages: message i is handed to its connection delay[i] seconds after the
 // last message it depends on has arrived; it arrives when the receiver has read its last
@@ -29,17 +30,23 @@
 
 #include "ns3driver.h"
 #include "pfc.cc"
+#include "switch.cc"
 
 namespace dlr {
 using namespace ns3;
 
-// Before a run, before the transport sets its own defaults: a clean configuration, the
-// run's random stream, and per-packet random ECMP for spraying.
-void Reset(uint32_t seed, bool spray) {
+inline uint32_t& RunSeed() {
+  static uint32_t seed = 0;
+  return seed;
+}
+
+// Before a run, before the transport sets its own defaults: a clean configuration and the
+// run's random stream.
+void Reset(uint32_t seed) {
   Config::Reset();
   RngSeedManager::SetSeed(1);
   RngSeedManager::SetRun(seed + 1);
-  Config::SetDefault("ns3::Ipv4GlobalRouting::RandomEcmpRouting", BooleanValue(spray));
+  RunSeed() = seed;
 }
 
 // Ctrl-C during Run: the handler (installed for the run only) raises the flag, and
@@ -69,6 +76,11 @@ class Net {
     m_nodes.Create(nNodes);
     InternetStackHelper stack;
     stack.Install(m_nodes);
+    for (int n = 0; n < nNodes; ++n) {  // forwarding by table (switch.cc), not ns-3's routing
+      Ptr<TableRouting> r = CreateObject<TableRouting>();
+      m_nodes.Get(n)->GetObject<Ipv4>()->SetRoutingProtocol(r);
+      m_routing.push_back(r);
+    }
     m_tr->Install(m_nodes);
     m_tr->delivered = [this](size_t c, uint64_t n) { Delivered(c, n); };
     m_dev.resize(nLinks);
@@ -154,19 +166,34 @@ class Net {
 
   uint32_t HostAddr(int node) const { return m_hostAddr[node]; }
 
-  void AddAddress(int node, int link, uint32_t address) {
-    Ptr<Ipv4> ip = m_nodes.Get(node)->GetObject<Ipv4>();
-    ip->AddAddress(m_if[link],
-                   Ipv4InterfaceAddress(Ipv4Address(address), Ipv4Mask("255.255.255.255")));
+  // The forwarding tables, after the cables: nodes below `hosts` are hosts; the equal-cost
+  // group of (node n, host h) is the directed links groupLink[groupPtr[n * hosts + h] ..
+  // groupPtr[n * hosts + h + 1]); `salt` is mixed into every switch's hash with its index
+  // (polarized: the same salt everywhere); `spray`: a random member per packet instead.
+  void SetTables(int hosts, const std::vector<int64_t>& groupPtr,
+                 const std::vector<int32_t>& groupLink, uint64_t salt, bool polarized,
+                 bool spray) {
+    auto t = std::make_shared<Tables>();
+    t->hosts = hosts;
+    t->spray = spray;
+    t->groupPtr = groupPtr;
+    t->groupIf.reserve(groupLink.size());
+    for (int32_t l : groupLink) t->groupIf.push_back((int32_t)m_if[l]);
+    for (int h = 0; h < hosts; ++h) t->hostOf[m_hostAddr[h]] = h;
+    std::shared_ptr<const Tables> shared = t;
+    for (size_t n = 0; n < m_routing.size(); ++n) {
+      bool host = (int)n < hosts;
+      uint64_t nodeSalt = polarized ? salt : Mix(salt + 0x9e3779b97f4a7c15ULL * (n + 1));
+      m_routing[n]->Configure(shared, (int)n, host, nodeSalt, RunSeed());
+      if (host) m_routing[n]->SetOwnAddress(m_hostAddr[n]);
+    }
   }
 
-  void AddRoute(int node, uint32_t address, int link) {
-    Ptr<Ipv4> ip = m_nodes.Get(node)->GetObject<Ipv4>();
-    Ipv4StaticRoutingHelper helper;
-    helper.GetStaticRouting(ip)->AddHostRouteTo(Ipv4Address(address), m_if[link]);
+  // Connection c's data packets leave each link's sending node on that link (the path
+  // the fabric's hash gave it): `links` in order from the source.
+  void Pin(uint32_t c, const std::vector<int32_t>& links) {
+    for (int32_t l : links) m_routing[m_linkA[l]]->Pin(c, 0, m_if[l]);
   }
-
-  void PopulateGlobal() { Ipv4GlobalRoutingHelper::PopulateRoutingTables(); }
 
   int AddConn(int src, int dst, uint32_t dstAddr) {
     Ends e;
@@ -233,6 +260,7 @@ class Net {
     m_tr->Close();
     m_ends.clear();
     m_streams.clear();
+    m_routing.clear();
     Simulator::Destroy();
   }
 
@@ -285,6 +313,7 @@ class Net {
   std::vector<double> m_pausedAt, m_linkDelay;
   std::vector<uint32_t> m_kmax;
   std::vector<std::pair<Ptr<RateErrorModel>, double>> m_loss;
+  std::vector<Ptr<TableRouting>> m_routing;
 
   void InstallQueue(int link, uint32_t qbytes, uint32_t k) {
     if (m_pfc) return InstallPfcQueue(link, qbytes, k);

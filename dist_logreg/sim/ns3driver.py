@@ -6,6 +6,9 @@ it can be formatted, linted and compiled on its own:
 ================================  ==========================================================
 ``sim/ns3driver.h``               ``dlr::Transport``: what a transport implements
 ``sim/pfc.cc``                    ``dlr::PfcQueue``: a switch port's queue, PFC and RED/ECN
+``sim/switch.cc``                 ``dlr::TableRouting``: forwarding by table lookup, O(1) a
+                                  packet: pinned paths, per-flow ECMP hash salted per switch
+                                  (or polarized), per-packet spraying
 ``sim/ns3driver.cc``              ``dlr::Reset`` and ``dlr::Net``: the network, the routes,
                                   the messages and their dependencies (transport-agnostic)
 ``sim/transports/<name>.cc``      a transport's own class (``dlr::TcpTransport``); each
@@ -28,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: The driver's own files, in the order they are compiled.
-DRIVER = ("ns3driver.h", "pfc.cc", "ns3driver.cc")
+DRIVER = ("ns3driver.h", "pfc.cc", "switch.cc", "ns3driver.cc")
 
 _LOADED: dict = {}
 

@@ -15,11 +15,13 @@ the transport that carries them (:mod:`.transports`: TCP today):
   ``create(gbl, net)`` builds its C++ side; its record names what it counts per connection
   (:attr:`PacketRun.conn_counts`).
 
-Per-flow paths without a per-flow ECMP hash in ns-3: a destination host gets one extra
-address per distinct forwarding tree its incoming flows need, and every node on a path
-gets a static host route for that address. The first tree is a shortest-path tree to the
-host's own address, which also carries every ACK. Spraying uses ns-3's global routing
-with ``RandomEcmpRouting`` (a random equal-cost next hop per packet).
+Forwarding is our own (``sim/switch.cc``): a table lookup per packet, O(1) whatever the
+fabric's size. A connection's data packets follow the path given here (pinned at every
+node on it: the fabric's own ECMP hash, so the flow and packet engines see the same
+collisions). Everything else (ACKs, NACKs, CNPs) is hashed per flow over the equal-cost
+next hops towards its destination, on the 5-tuple salted by the switch (the fabric's
+``hash-seed``; one salt everywhere with ``hash-polarize``); when spraying, every packet
+without a pinned path takes a random equal-cost next hop.
 
 Example::
 
@@ -40,7 +42,6 @@ from dist_logreg.sim.transports import table as transports
 from dist_logreg.sim.transports.tcp import Tcp  # noqa: F401  (callers name TCP's options here)
 
 _LINK_BASE = 0x0A000000  # 10.0.0.0/8: one /30 per cable
-_EXTRA_BASE = 0x0B000000  # 11.0.0.0/8: 11.<host>.<tree>, one per extra path tree
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Network:
     pfc_xoff: int = 64 << 10  # bytes of one ingress link waiting in a switch: PAUSE above
     pfc_xon: int = 32 << 10  # ... RESUME at or below
     pfc_headroom: np.ndarray | None = None  # per link, bytes beyond xoff; None: the formula
+    hash_seed: int = 0  # salts every switch's per-flow ECMP hash
+    polarize: bool = False  # every switch hashes with the same salt
 
 
 @dataclass(frozen=True)
@@ -122,54 +125,34 @@ def _cables(net):
     return cables
 
 
-def _bfs_tree(net, host):
-    """Shortest-path next hop of every node towards ``host``: {node: link}."""
-    dist = {host: 0}
-    frontier = [host]
-    while frontier:
-        nxt = []
-        for link in np.flatnonzero(np.isin(net.link_dst, frontier)):
-            node = int(net.link_src[link])
-            if node not in dist:
-                dist[node] = dist[int(net.link_dst[link])] + 1
-                nxt.append(node)
-        frontier = nxt
-    tree = {}
-    for link in range(len(net.link_src)):
-        a, b = int(net.link_src[link]), int(net.link_dst[link])
-        if a != host and a not in tree and a in dist and dist.get(b, -9) == dist[a] - 1:
-            tree[a] = link
-    return tree
+def equal_cost_groups(net):
+    """Per (node, host): the directed links leaving the node on a shortest path to the host.
 
-
-def assign_trees(net, transfers):
-    """Group each destination's paths into forwarding trees.
-
-    Returns (trees, conn_tree): trees[host] is a list of {node: link}; connection c
-    uses tree conn_tree[c] of its destination (-1: spray or local).
+    Returns (indptr, links) in CSR form over the pairs ``node * hosts + host``; a host's
+    own pair and an unreachable one are empty.
     """
-    trees: dict = {}
-    conn_tree = np.full(len(transfers.conn_src), -1, dtype=np.int64)
-    for c, path in enumerate(transfers.conn_path):
-        dst = int(transfers.conn_dst[c])
-        if path is None or dst == int(transfers.conn_src[c]):
-            continue
-        hops = {int(net.link_src[lk]): int(lk) for lk in path}
-        mine = trees.setdefault(dst, [_bfs_tree(net, dst)])
-        for t, tree in enumerate(mine):
-            if all(tree.get(node, link) == link for node, link in hops.items()):
-                tree.update(hops)
-                conn_tree[c] = t
-                break
-        else:
-            mine.append(dict(hops))
-            conn_tree[c] = len(mine) - 1
-    return trees, conn_tree
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    src = np.asarray(net.link_src, dtype=np.int64)
+    dst = np.asarray(net.link_dst, dtype=np.int64)
+    hosts, nodes = int(net.hosts), int(net.nodes)
+    # hops from every node to each host: shortest paths from the host over reversed links
+    back = csr_matrix((np.ones(src.size), (dst, src)), shape=(nodes, nodes))
+    dist = shortest_path(back, unweighted=True, indices=np.arange(hosts))  # (hosts, nodes)
+    d_src, d_dst = dist[:, src], dist[:, dst]
+    on = np.isfinite(d_src) & (d_src > 0) & (d_dst == d_src - 1)  # (hosts, links)
+    h, link = np.nonzero(on)
+    pair = src[link] * hosts + h
+    order = np.argsort(pair, kind="stable")
+    indptr = np.zeros(nodes * hosts + 1, dtype=np.int64)
+    np.add.at(indptr, pair + 1, 1)
+    return np.cumsum(indptr), link[order].astype(np.int32)
 
 
 def _build(gbl, net, transport, spray, seed):
     """Create the dlr::Net with its transport, cables and queues (routes come later)."""
-    gbl.dlr.Reset(int(seed), bool(spray))
+    gbl.dlr.Reset(int(seed))
     tr = transport.create(gbl, net)  # sets the transport's ns-3 defaults: before the stack
     sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu), tr)
     if net.pfc:
@@ -215,30 +198,22 @@ def pfc_headroom(net) -> np.ndarray:
     return np.ceil(2 * rate * np.asarray(net.link_latency) + 3 * (net.mtu + 2)).astype(np.int64)
 
 
-def _route(sim, net, transfers, spray):
-    """Install routes; returns the destination address of every connection."""
-    dst_addr = [sim.HostAddr(int(d)) for d in transfers.conn_dst]
-    if spray:
-        sim.PopulateGlobal()
-        return dst_addr
-    trees, conn_tree = assign_trees(net, transfers)
-    back = {ab: ba for pair in _cables(net) for ab, ba in (pair, pair[::-1])}
-    for host, mine in trees.items():
-        for t, tree in enumerate(mine):
-            addr = sim.HostAddr(host) if t == 0 else _EXTRA_BASE + (host << 8) + t
-            if t > 0:  # on the NIC the tree reaches the host through
-                into = next(lk for lk in tree.values() if int(net.link_dst[lk]) == host)
-                sim.AddAddress(host, back[into], addr)
-            for node, link in tree.items():
-                sim.AddRoute(node, addr, link)
-    for c, t in enumerate(conn_tree):
-        if t > 0:
-            dst_addr[c] = _EXTRA_BASE + (int(transfers.conn_dst[c]) << 8) + int(t)
-    for host in range(net.hosts):  # every host reachable (ACKs) even with no flow in
-        if host not in trees:
-            for node, link in _bfs_tree(net, host).items():
-                sim.AddRoute(node, sim.HostAddr(host), link)
-    return dst_addr
+def _route(gbl, sim, net, transfers, spray):
+    """Fill the forwarding tables; returns the destination address of every connection."""
+    indptr, links = equal_cost_groups(net)
+    salt = int(net.hash_seed) & (2**64 - 1)
+    sim.SetTables(
+        int(net.hosts),
+        _vec(gbl, "int64_t", indptr.tolist()),
+        _vec(gbl, "int32_t", links.tolist()),
+        salt,
+        bool(net.polarize),
+        bool(spray),
+    )
+    for c, path in enumerate(transfers.conn_path):
+        if path is not None and int(transfers.conn_src[c]) != int(transfers.conn_dst[c]):
+            sim.Pin(c, _vec(gbl, "int32_t", [int(lk) for lk in path]))
+    return [sim.HostAddr(int(d)) for d in transfers.conn_dst]
 
 
 def _dependents(transfers):
@@ -284,7 +259,7 @@ def run(net, transfers, transport=None, sample_every_s=0.0, stop_s=3600.0, seed=
     remote = np.asarray(transfers.conn_src) != np.asarray(transfers.conn_dst)
     spray = any(transfers.conn_path[c] is None for c in np.flatnonzero(remote))
     sim, tr = _build(gbl, net, transport, spray, seed)  # tr: alive while sim runs
-    for c, addr in enumerate(_route(sim, net, transfers, spray)):
+    for c, addr in enumerate(_route(gbl, sim, net, transfers, spray)):
         sim.AddConn(int(transfers.conn_src[c]), int(transfers.conn_dst[c]), int(addr))
     ndeps, out_ptr, out_idx, out_delay = _dependents(transfers)
     sim.SetMessages(

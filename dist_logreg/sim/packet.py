@@ -121,6 +121,8 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         loss=_per_link(fab, opts.loss_link, opts.loss, "loss-link"),
         mtu=int(fab.mtu),
         host_rate=float(fab.host_rate),
+        hash_seed=int(fab.hash_seed),
+        polarize=bool(fab.polarize),
     )
 
 
