@@ -163,6 +163,22 @@ def test_cluster_set_checks_zero_and_near_total_loss_before_anything(ch, message
         change._check(c, ch, [link.id for link in c.links])
 
 
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(queue=0), "--queue: expected at least 1514 bytes"),
+        (dict(loss_pct=99.9999999), "--loss: expected a percentage below 100, at most 99.9999"),
+    ],
+)
+def test_cluster_up_checks_the_same_values_before_building(kw, message):
+    from dist_logreg.ops.cluster import lifecycle
+    from dist_logreg.ops.cluster.state import Spec
+
+    spec = Spec(name="i29l", subnet="198.18.61.0/24", hosts=2, **kw)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        lifecycle.check(spec)
+
+
 # -- 4. a packet sweep over --max-wall ----------------------------------------------------------
 
 
