@@ -343,6 +343,27 @@ def test_a_symlinked_out_folder_is_written_into_never_through_a_link_at_the_file
     assert (target / "m.json").is_file()
 
 
+@pytest.mark.timeout(300)
+def test_train_and_bench_with_a_symlinked_folder(tmp_path):
+    """train --out LINK writes into the folder and keeps the link; bench --out names a FILE,
+    so a link there (to a folder or not) is refused before the sweep, as before."""
+    from tests.test_trust_outputs import TRAIN
+
+    target = tmp_path / "scratch"
+    target.mkdir()
+    link = tmp_path / "run"
+    link.symlink_to(target, target_is_directory=True)
+    r = run_mpi(1, [str(BIN / "dist-logreg"), "train", *TRAIN, "--out", str(link)], timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (target / "summary.json").is_file() and link.is_symlink()
+    again = run_mpi(1, [str(BIN / "dist-logreg"), "train", *TRAIN, "--out", str(link)], timeout=120)
+    assert again.returncode == 2 and "holds another run's results" in again.stderr
+    bench = run_mpi(
+        1, [str(BIN / "dist-logreg"), "bench", "--max-bytes", "64", "--out", str(link)], timeout=120
+    )
+    assert bench.returncode == 2 and "symbolic link" in bench.stderr, bench.stderr[-2000:]
+
+
 # -- 10. the console table and --help -----------------------------------------------------------
 
 
