@@ -257,7 +257,17 @@ def test_ctrl_c_while_model_fit_loads_is_one_line(tmp_path):
         text=True,
         cwd=tmp_path,
     )
-    time.sleep(0.4)  # past the interpreter's start, in the package's imports (about 1 s)
+    # once numpy loads, the command line is loading (dist_logreg alone loads no numpy): the
+    # interpreter's own start, which no program can guard, is over, however loaded the machine
+    maps, deadline = f"/proc/{p.pid}/maps", time.monotonic() + 60
+    while p.poll() is None and time.monotonic() < deadline:
+        try:
+            with open(maps) as fh:
+                if "_multiarray_umath" in fh.read():
+                    break
+        except OSError:
+            break
+        time.sleep(0.005)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert "Traceback" not in err, err
