@@ -14,6 +14,12 @@ Pure Python (no numpy, no MPI), so every layer can use it, the supervisor includ
   before the work (no directory, FIFO, link or, without ``--force``, existing file at the
   name), written to a temporary file in the same folder and renamed into place, so a
   failure never leaves half a file and a planted link is never followed.
+  A link to a FOLDER on the way (``--out DIR`` where DIR is a link) is followed, on purpose:
+  it is how a scratch disk is used, and refusing the last folder only would still follow
+  every link above it (``runs/x`` with ``runs`` a link), which no check can refuse without
+  refusing ``/tmp`` on systems where that is a link. What the rule protects holds there:
+  the output file's own name is never a link followed, and nothing in the folder is
+  replaced without ``--force``.
   :func:`distinct_outputs`: two options naming one file are refused.
 """
 

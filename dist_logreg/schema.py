@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -74,13 +75,24 @@ def count(low: int = 0, high: int = 10**15, what: str = "a whole number"):
     return chk
 
 
+def has_control(v: str) -> bool:
+    """Whether ``v`` holds a control character (ESC, a newline, DEL, C1...): a string of a
+    file the tool reads is printed to a terminal and written into ``report.md`` and
+    ``report.html``, where an escape sequence would act (clear, recolour, retitle)."""
+    return any(unicodedata.category(c) == "Cc" for c in v)
+
+
 def text(*choices: str):
-    """A string, one of ``choices`` if any are given."""
+    """A string without control characters, one of ``choices`` if any are given."""
 
     def chk(v, where):
         if not isinstance(v, str) or (choices and v not in choices):
             want = f"one of {', '.join(choices)}" if choices else "a string"
             raise Invalid(where, f"expected {want}, got {_got(v)}")
+        if has_control(v):
+            raise Invalid(
+                where, f"expected a string without control characters (ESC, newline), got {_got(v)}"
+            )
 
     return chk
 
@@ -120,6 +132,8 @@ def mapping(checker: Checker, what: str = "an object"):
         if not isinstance(v, dict):
             raise Invalid(where, f"expected {what}, got {type(v).__name__} {_got(v)}")
         for k, x in v.items():
+            if has_control(k):
+                raise Invalid(where, f"expected keys without control characters, got {_got(k)}")
             checker(x, f"{where}.{k}" if where else str(k))
 
     return chk

@@ -18,6 +18,25 @@
 ==================  ========================================================================
 """
 
-from dist_logreg.cli.main import main
+import os
+import signal
+
+
+def _interrupted_while_loading(signum, frame) -> None:  # pragma: no cover - a signal
+    """Ctrl-C while the command line loads (numpy, the parsers: the first 0.3 s or more):
+    one line and 130, as any sub-command's own handler gives, never an import traceback."""
+    os.write(2, b"dist-logreg: interrupted (SIGINT) while starting; nothing done\n")
+    os._exit(130)
+
+
+try:  # the main thread of a process (a thread importing the package cannot set handlers)
+    _before = signal.signal(signal.SIGINT, _interrupted_while_loading)
+except ValueError:
+    _before = None
+try:
+    from dist_logreg.cli.main import main
+finally:
+    if _before is not None:
+        signal.signal(signal.SIGINT, _before)
 
 __all__ = ["main"]

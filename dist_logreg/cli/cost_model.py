@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
@@ -159,7 +160,18 @@ def _predict_arguments(p) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
+    """``model fit|predict``; Ctrl-C (SIGINT) is one line and exit 130, as ``simulate``."""
+    try:
+        return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
+    except KeyboardInterrupt:
+        wrote = args.action == "fit" and getattr(args, "wrote", False)
+        print(
+            f"dist-logreg model {args.action}: interrupted (SIGINT); "
+            + (f"{args.out} was written" if wrote else "nothing written"),
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
 
 
 def _cluster(name: str | None) -> dict | None:
@@ -193,6 +205,7 @@ def fit(args) -> int:
     )
     text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
     write_output(args.out, text, "--out", args.force)
+    args.wrote = True  # an interrupt from here on says so
     for line in format_fit(model):
         say(line)
     say(f"# wrote {args.out}")

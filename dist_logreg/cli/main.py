@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
     except BrokenPipeError:
         return broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C before a sub-command's own handler (parsing): no traceback
+        print("dist-logreg: interrupted (SIGINT); nothing done", file=sys.stderr, flush=True)
+        return 130
     return status
 
 

@@ -182,7 +182,7 @@ def _step_and_sweep(p) -> None:
         metavar="SPEC",
         help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
         "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "
-        "background:fraction=F (docs/step-at-scale.md)",
+        "background:fraction=F, background:permutation=F[,seed=S] (docs/step-at-scale.md)",
     )
     a(
         "--sweep",

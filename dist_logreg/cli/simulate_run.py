@@ -35,7 +35,9 @@ def resolve_fabric(args):
 
         name = args.fabric.split(":", 1)[1].partition(",")[0].strip()
         state = dataclasses.asdict(cluster_state.load(name))
-    if args.flows:
+    if args.flows is not None:
+        if not args.flows.strip():  # "" was silently no flow map at all
+            raise UsageError(f"--flows: expected the path of a flows.json, got {args.flows!r}")
         flows = schema.read(args.flows, "--flows")
     name = f"--flows {args.flows}"
     return resolve(args.fabric, cluster_state=state, flows=flows, flows_name=name)
@@ -149,6 +151,8 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
     if work is not None:  # the step's buckets: each distinct size, each collective once
         sizes = sorted(set(work.sizes()))
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
+    if args.engine == "packet":
+        _check_packet_sweep(args, fab, fabric_for, algs, sizes, options)
     doc = sweep(
         fab,
         spec_text,
@@ -218,6 +222,34 @@ def _check_exact(args) -> None:
         )
     if total > EXACT_WARN_S:
         print(f"simulate: {what}", file=sys.stderr, flush=True)
+
+
+def _check_packet_sweep(args, fab, fabric_for, algs, sizes, options) -> None:
+    """Refuse a packet sweep whose runs together exceed ``--max-wall``, before the first:
+    the engine estimates each run (and refuses one over the limit), but a sweep of many
+    runs each under it ran for hours. Each point is estimated on its first seed's
+    placement; the seeds of a point send the same packets."""
+    from dist_logreg.sim.engine import get_engine
+    from dist_logreg.sim.job import Job
+    from dist_logreg.sim.placement import place
+
+    eng, limit = get_engine("packet"), packet_options.parse_options(options).max_wall
+    points, total, worst = 0, 0.0, 0.0
+    for p in args.ranks:
+        for alg in algs:
+            for n in sizes:
+                f = fabric_for(alg, n) if fabric_for else fab
+                host_of = place(p, f, args.ranks_per_host, args.placement, args.placement_seed)
+                est = eng.prepare(Job(f, host_of, alg, n, options=options))[-1]
+                points, total, worst = points + 1, total + est * args.seeds, max(worst, est)
+    if total > limit:
+        about = f"{total / 3600:.1f} h ({total:.0f} s)" if total >= 360 else f"{total:.3g} s"
+        raise UsageError(
+            f"--engine packet: this sweep of {points * args.seeds} runs ({points} point(s) x "
+            f"{args.seeds} seed(s)) would take about {about} of wall time, over --max-wall "
+            f"{limit:g} s (the longest run about {worst:.3g} s); use the flow engine, fewer "
+            "ranks, sizes, algorithms or seeds, or a larger --max-wall"
+        )
 
 
 def _check_out(out: str, force: bool = False) -> None:

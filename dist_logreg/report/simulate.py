@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg import schema
+from dist_logreg.errors import UsageError
 from dist_logreg.report import plots
 from dist_logreg.report.document import Section, Table
 from dist_logreg.units import format_byte_rate, format_bytes, format_seconds
@@ -111,8 +112,81 @@ def read(path: Path) -> dict:
 
 
 def check(path: Path, doc) -> dict:
-    """``doc`` if it is a ``simulate.json`` every key of which the report can show."""
-    return schema.check(doc, SCHEMA, f"simulate.json {path}")
+    """``doc`` if it is a ``simulate.json`` every key of which the report can show, and
+    whose numbers keep to physics (:func:`physics`)."""
+    name = f"simulate.json {path}"
+    schema.check(doc, SCHEMA, name)
+    try:
+        physics(doc)
+    except schema.Invalid as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    return doc
+
+
+#: Relative slack of :func:`physics`: the engines' own (``sim.job.BOUND_RTOL``) and JSON's
+#: 17 significant digits leave far less.
+RTOL = 1e-6
+
+
+def host_push(doc) -> float | None:
+    """The most B/s one rank can push (its endpoint's fastest link, plus ``host-rate`` to
+    each other rank of its host), when the file says it for every row: not for a sweep
+    (rows of other fabrics) nor a scenario (``degrade:factor=0.5`` makes links faster)."""
+    scenario = doc.get("scenario")
+    if "sweep" in doc or (scenario is not None and _get(scenario, "kind") != "none"):
+        return None
+    shape = doc["fabric"].get("shape")
+    rates = [_get(shape, k) for k in ("rate", "nic_rate", "scaleup_rate")]
+    rates = [x for x in rates if schema.is_number(x) and x > 0]
+    host = _get(_get(doc["fabric"].get("params"), "host-rate"), "value", 0.0)
+    per_host = _get(doc["placement"], "ranks_per_host", 1)
+    if not rates or not schema.is_number(host) or not schema.is_number(per_host):
+        return None
+    return max(rates) + max(host, 0.0) * max(per_host - 1, 0)
+
+
+def _get(d, key, default=None):
+    return d.get(key, default) if isinstance(d, dict) else default
+
+
+def _synchronous(doc, row) -> bool:
+    """Whether ``row`` ran phase-synchronous (a sweep's row may name its own engine)."""
+    return (
+        doc["mode"] == "phase-synchronous"
+        and not row.get("exact")
+        and row.get("engine", "flow") == "flow"
+    )
+
+
+def physics(doc) -> None:
+    """:class:`schema.Invalid` for a row no engine could give (``sim.job.check_result``
+    holds every engine to this): the median seed outside its seeds' range; in
+    phase-synchronous mode a time below the non-blocking ideal (each phase waits for its
+    slowest flow, which the ideal only speeds up; event by event a rank may run ahead of
+    the ideal's phases, so there it is not a bound); a busbw above what a rank's links can
+    carry (:func:`host_push`)."""
+    push = host_push(doc)
+    for i, r in enumerate(doc["results"]):
+        t, seeds = r["time_s"], r["time_s_seeds"]
+        if not min(seeds) * (1 - RTOL) <= t <= r["time_s_worst"] * (1 + RTOL):
+            raise schema.Invalid(
+                f"results[{i}].time_s",
+                f"expected the median seed's time, between the fastest seed's {min(seeds):g} s "
+                f"and time_s_worst {r['time_s_worst']:g} s, got {t:g} (a file that breaks "
+                "physics)",
+            )
+        if _synchronous(doc, r) and t < r["ideal_s"] * (1 - RTOL):
+            raise schema.Invalid(
+                f"results[{i}].time_s",
+                f"expected at least ideal_s {r['ideal_s']:g} s (the non-blocking fabric's "
+                f"time; phase-synchronous), got {t:g} (a file that breaks physics)",
+            )
+        if push is not None and r["busbw"] > push * (1 + RTOL):
+            raise schema.Invalid(
+                f"results[{i}].busbw",
+                f"expected at most {push:g} B/s (the host link's rate, plus host-rate to each "
+                f"other rank of a host), got {r['busbw']:g} (a file that breaks physics)",
+            )
 
 
 def load(path: Path, doc) -> SimRun:

@@ -95,10 +95,20 @@ class PacketOptions:
         choices=("on", "off"),
     )
     pfc_xoff: int = o.option(
-        64 << 10, "--pfc-xoff", o.size, "PFC: PAUSE threshold per ingress link", show=o.show_size
+        64 << 10,
+        "--pfc-xoff",
+        o.size,
+        "PFC: PAUSE threshold per ingress link, in bytes",
+        show=o.show_size,
+        metavar="BYTES",
     )
     pfc_xon: int = o.option(
-        32 << 10, "--pfc-xon", o.size, "PFC: RESUME threshold per ingress link", show=o.show_size
+        32 << 10,
+        "--pfc-xon",
+        o.size,
+        "PFC: RESUME threshold per ingress link, in bytes",
+        show=o.show_size,
+        metavar="BYTES",
     )
     pfc_headroom: int = o.option(
         0,
@@ -107,6 +117,7 @@ class PacketOptions:
         "PFC: bytes an ingress may take beyond xoff before it drops; off: 2 x rate x delay "
         "+ 3 packets of each link",
         show=o.show_size,
+        metavar="BYTES",
     )
     loss: float = o.option(
         0.0,
@@ -144,7 +155,8 @@ class PacketOptions:
         3600.0,
         "--max-wall",
         o.wall,
-        "refuse a packet run estimated to take longer than this wall time",
+        "refuse a packet run, or a sweep of them (every point and seed together), "
+        "estimated to take longer than this wall time",
         show=o.show_time,
         metavar="TIME",
     )

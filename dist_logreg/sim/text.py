@@ -57,17 +57,19 @@ def _slot(fab: dict) -> str:
 
 def lines(doc: dict) -> list[str]:
     fab, pl = doc["fabric"], doc["placement"]
+    # the algorithm column fits its longest name (hierarchical-2d:rabenseifner is 28)
+    w = max([19, *(len(r["algorithm"]) + 2 for r in doc["results"])])
     out = [
         f"fabric {fab['spec']}: {fab['hosts']} hosts, {fab['switches']} switches, "
         f"{fab['links']} directed links ({fab['layout']})",
         f"placement {pl['mode']}, {pl['ranks_per_host']} rank(s) per {_slot(fab)}; {pl['seeds']} "
         f"seed(s); engine {doc['engine']}, {doc['mode']}",
-        f"{'algorithm':<19}{'ranks':>6}{'bytes':>10}{'time median':>13}{'worst':>11}"
+        f"{'algorithm':<{w}}{'ranks':>6}{'bytes':>10}{'time median':>13}{'worst':>11}"
         f"{'busbw':>12}{'ideal':>11}{'x ideal':>8}  {'bottleneck':<12}{'flows/uplink':>12}",
     ]
     for r in doc["results"]:
         out.append(
-            f"{r['algorithm']:<19}{r['ranks']:>6}{size(r['bytes']):>10}{seconds(r['time_s']):>13}"
+            f"{r['algorithm']:<{w}}{r['ranks']:>6}{size(r['bytes']):>10}{seconds(r['time_s']):>13}"
             f"{seconds(r['time_s_worst']):>11}{bandwidth(r['busbw']):>12}"
             f"{seconds(r['ideal_s']):>11}"
             f"{r['ratio_to_ideal']:>8.2f}  {r['bottleneck']:<12}{r['max_flows_per_uplink']:>12.4g}"

@@ -95,8 +95,8 @@ def _check(c: Cluster, ch: Change, link_ids: list[str]) -> list:
         loss_pct=ch.loss_pct,
         loss_links=ch.loss_links,
         link_ids=link_ids,
-        burst=ch.burst or c.burst or None,
-        queue=ch.queue or c.queue or None,
+        burst=ch.burst if ch.burst is not None else c.burst or None,  # 0 is checked
+        queue=ch.queue if ch.queue is not None else c.queue or None,
         mtu=c.spec.mtu,
     )
     return shapers

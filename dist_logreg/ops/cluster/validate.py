@@ -15,11 +15,14 @@ import json
 import os
 
 from dist_logreg.errors import UsageError
+from dist_logreg.ops.cluster.nft import PPM
 from dist_logreg.ops.cluster.shaping import default_burst, default_queue, frame, nic_queue
 from dist_logreg.ops.cluster.state import STATE_ROOT, in_ns, sh
 
 #: ``tbf`` keeps burst and limit as 32-bit byte counts.
 TC_U32 = 2**32 - 1
+#: The most loss ``nft``'s drop rule expresses short of every packet (999999 ppm).
+LOSS_MAX_PCT = 100 * (PPM - 1) / PPM
 #: ``--mtu``: 576 (the smallest datagram every IPv4 host must take) to 65535 (a veth's most).
 MTU_MIN, MTU_MAX = 576, 65535
 
@@ -51,10 +54,13 @@ def check_link_values(
     for what, pct in pcts:
         if pct is not None and not 0 <= pct <= 100:
             raise UsageError(f"{what}: expected a percentage in [0, 100], got {pct}")
-        if pct == 100:
+        if pct is not None and pct > LOSS_MAX_PCT:
+            # nft drops in parts per million: 99.99995 % and above round to all of them
             raise UsageError(
-                f"{what}: expected a percentage below 100 (100 drops every packet: no job "
-                "could run, and nft's random drop rule has no value for it), got 100"
+                f"{what}: expected a percentage below 100, at most {LOSS_MAX_PCT:g} (nft "
+                f"drops in parts per million; {pct!r} % is {round(pct / 100 * PPM)} of {PPM}: "
+                "every packet, no job could run, and nft's random drop rule has no value "
+                f"for it), got {pct!r}"
             )
     for k in loss_links:
         if k not in link_ids:
