@@ -174,6 +174,18 @@ def routes(fab, host_of: np.ndarray, g):
     return route.astype(np.int64), a
 
 
+def ready_at(start_s, p: int, src, dst, rdv) -> np.ndarray:
+    """Per message, the earliest time it may be ready: its sender's start offset (a message
+    from rank r waits for r's start), and for a rendezvous message also its receiver's (no
+    receive is posted before the receiver starts); zeros without offsets."""
+    if start_s is None:
+        return np.zeros(src.size)
+    st = np.asarray(start_s, dtype=float).ravel()
+    if st.size != p or not np.all(np.isfinite(st)) or np.any(st < 0):
+        raise ValueError(f"Job.start_s: expected {p} finite offsets >= 0 s, got {st.tolist()}")
+    return np.where(rdv, np.maximum(st[src], st[dst]), st[src]).astype(float)
+
+
 def simulate(job, host_of: np.ndarray) -> dict:
     """``{"time_s", "arrivals", "message_count", "rendezvous"}`` of one allreduce (a
     ``Job``), event by event; ``host_of``: the job's endpoints as int64."""
@@ -202,7 +214,12 @@ def simulate(job, host_of: np.ndarray) -> dict:
         np.asarray(fab.link_rate, dtype=float),
     )
     arrival = eventloop.run(
-        arrays, float(fab.alpha), float(fab.gamma), float(fab.host_rate), maxmin.TOL
+        arrays,
+        float(fab.alpha),
+        float(fab.gamma),
+        float(fab.host_rate),
+        maxmin.TOL,
+        ready_at(job.start_s, host_of.size, g.src_rank, g.dst_rank, rdv),
     )
     end = float(np.max(arrival + g.reduce * fab.gamma))
     return {
