@@ -182,7 +182,8 @@ def _step_and_sweep(p) -> None:
         metavar="SPEC",
         help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
         "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "
-        "background:fraction=F (docs/step-at-scale.md)",
+        "background:fraction=F|permutation=F, neighbour:ranks=N[,placement=P,algorithm=A,"
+        "bytes=B,start=T] (with --exact; docs/step-at-scale.md)",
     )
     a(
         "--sweep",

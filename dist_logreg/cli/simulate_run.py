@@ -22,7 +22,7 @@ from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario
-from dist_logreg.sim.step import step_doc, step_lines
+from dist_logreg.sim.step import neighbour_lines, step_doc, step_lines
 from dist_logreg.sim.text import lines
 from dist_logreg.sim.workload import collectives, parse_workload
 
@@ -94,7 +94,7 @@ def _run(args) -> int:
     text = to_json(doc)
     if args.out is not None:
         _write(Path(args.out), text, getattr(args, "force", False))
-    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
+    print(text if args.json else "\n".join(lines(doc) + neighbour_lines(doc) + step_text(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
@@ -130,6 +130,12 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
     fab, spec_text = resolve_fabric(args)
     scenario = parse_scenario(getattr(args, "scenario", None))
     fab = apply_fabric(scenario, fab)
+    neighbour = scenario if scenario.kind == "neighbour" else None
+    if neighbour and not (args.exact and args.engine == "flow"):
+        raise UsageError(
+            f"--scenario {scenario.spec}: two jobs at once run in the dependency graph: add "
+            "--exact (with --engine flow; the phase-synchronous engine cannot)"
+        )
     if args.exact and args.engine == "flow":
         _check_exact(args)
     fabric_for = None
@@ -163,6 +169,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
+        neighbour=neighbour,
         progress=progress  # with --json: only the estimate (stdout is the JSON)
         or progress_printer(
             len(args.ranks) * len(algs) * len(sizes), args.seeds, lines=progress_lines
