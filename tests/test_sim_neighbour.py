@@ -18,7 +18,7 @@ from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.runner import with_neighbour
-from dist_logreg.sim.scenario import parse_scenario, place_neighbour
+from dist_logreg.sim.scenario import apply_fabric, parse_scenario, place_neighbour
 
 N = 1 << 20
 RATE, LAT, ALPHA = 50e9, 1e-6, 5e-6  # 400G in B/s
@@ -128,3 +128,38 @@ def test_the_command_names_each_job_and_the_phase_synchronous_engine_refuses():
     assert row["slowdown"] == pytest.approx(row["time_s"] / row["alone_s"], rel=1e-12)
     text = cli(*BASE, *SCEN, "--exact").stdout
     assert "first job" in text and "neighbour job" in text and "slowdown" in text
+
+
+# background:permutation on the rail family (a neighbour's traffic as constant flows): a
+# rail fabric's links to the fabric are NICs, not GPUs. Routed per GPU, several GPUs' flows
+# left one NIC through PXN (1.5 x its rate at F = 0.5) and the NIC sat at the 1% floor.
+@pytest.mark.parametrize("f", [0.5, 0.9])
+def test_a_permutation_on_a_rail_fabric_leaves_each_link_its_hand_count(f):
+    # 2 hosts, one per unit, 8 rails: the cycle is 0 -> 1 -> 0 whatever the seed. Every NIC
+    # sends one flow of f x R to its rail's NIC on the other host and receives one: its up
+    # and down links keep (1 - f) R. Each flow crosses its rail's leaf in one unit, sprayed
+    # over the 2 spines: each leaf uplink (and spine downlink) carries f R / 2 of its R / 2.
+    # Nothing crosses the scale-up switch (same rail: no PXN relay).
+    spec = "rail:hosts-per-unit=1,units=2,spines=2,hash=spray"
+    fab = parse_fabric(spec)
+    kept = apply_fabric(parse_scenario(f"background:permutation={f},seed=3"), fab).link_rate
+    nic = fab.link_rate[fab.topology.endpoint_up][0]
+    carried = {"nic-up": f * nic, "nic-down": f * nic, "leaf-up": f * nic / 2}
+    carried["spine-down"] = carried["leaf-up"]
+    for c, name in enumerate(fab.class_names):
+        mine = fab.link_class == c
+        want = fab.link_rate[mine] - carried.get(name, 0.0)  # scale-up links: untouched
+        assert kept[mine] == pytest.approx(want, rel=1e-12), name
+        assert np.all(want > 0.01 * fab.link_rate[mine]), name  # nothing at the floor
+
+
+@pytest.mark.parametrize(
+    "spec", ["rail:hosts-per-unit=4,spines=2", "tor:hosts-per-unit=8,spines=2", "superpod-h100"]
+)
+def test_a_permutation_on_the_rail_family_floors_no_nic(spec):
+    fab = parse_fabric(spec)
+    kept = apply_fabric(parse_scenario("background:permutation=0.5"), fab).link_rate
+    for name in ("nic-up", "nic-down"):
+        mine = fab.link_class == fab.class_names.index(name)
+        assert kept[mine] == pytest.approx(0.5 * fab.link_rate[mine], rel=1e-12), name
+    # (a hashed uplink may still meet several flows and reach the floor: ECMP collisions)

@@ -14,8 +14,9 @@
                                                    other traffic
 ``background:permutation=F[,seed=S]``              every host sends one constant flow of F x
                                                    its link rate to another host of a random
-                                                   permutation (ECMP-routed); each link keeps
-                                                   what those flows leave (at least 1%)
+                                                   permutation (ECMP-routed; rail family: one
+                                                   per NIC, to the same rail); each link
+                                                   keeps what those flows leave (at least 1%)
 ``neighbour:ranks=N[,placement=P,algorithm=A,``    a second job on the fabric (``--exact``):
 ``bytes=B,start=T,seed=S]``                        N ranks on hosts the first job does not use
                                                    (P: packed, spread or random over them), an
@@ -265,14 +266,20 @@ def _cables(sc: Scenario, fab) -> list[tuple[int, int]]:
 def _permutation_load(sc: Scenario, fab) -> np.ndarray:
     """B/s each link carries of a random permutation's flows: host h sends F x its link
     rate to host perm[h] (one random cycle: every host sends one flow and receives one),
-    routed as the fabric's ECMP routes any flow."""
+    routed as the fabric's ECMP routes any flow. On the rail family a host's endpoints are
+    its GPUs and its links to the fabric its NICs: every NIC sends one flow of F x its rate
+    to the NIC of the same rail of host perm[h] (routing a flow per GPU sent several
+    GPUs' flows out of one NIC through PXN, and floored that NIC at 1%)."""
     topo = fab.topology
-    n = topo.endpoint_host.size
+    nic = getattr(topo, "nic_endpoints", None)
+    ends = nic() if nic is not None else np.arange(topo.endpoint_host.size)[:, None]
+    n = ends.shape[0]
     if n < 2:
         return np.zeros_like(np.asarray(topo.link_rate, dtype=float))
     rng = np.random.default_rng(sc.values["seed"])
     order = rng.permutation(n)
-    src, dst = order, np.roll(order, -1)  # one random cycle: a permutation, no host to itself
+    # one random cycle: a permutation, no host to itself; each rail (column) along it
+    src, dst = ends[order].ravel(), ends[np.roll(order, -1)].ravel()
     send = sc.values["permutation"] * np.asarray(topo.link_rate, dtype=float)[topo.endpoint_up]
-    routes = fab.route_many(src, dst, np.arange(n))
-    return np.asarray(routes.T @ send).ravel()
+    routes = fab.route_many(src, dst, np.arange(src.size))
+    return np.asarray(routes.T @ send[src]).ravel()
