@@ -2,7 +2,8 @@
 messages in one event loop. The independent reasons: jobs that share no link cannot slow
 each other (a non-blocking switch); two rings through one 2:1 leaf-spine's spine links
 share them max-min fairly, the rate computed by hand; a job that starts after the other
-has ended runs as if alone."""
+has ended runs as if alone. And, of the same issue's list, the sweep's console columns and
+``--exact``'s estimate of a workload's runs."""
 
 import json
 import subprocess
@@ -163,3 +164,40 @@ def test_a_permutation_on_the_rail_family_floors_no_nic(spec):
         mine = fab.link_class == fab.class_names.index(name)
         assert kept[mine] == pytest.approx(0.5 * fab.link_rate[mine], rel=1e-12), name
     # (a hashed uplink may still meet several flows and reach the floor: ECMP collisions)
+
+
+def test_a_sweep_table_has_fabric_and_placement_columns_when_they_vary(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'fabric = ["flat:hosts=8,rate=100G", "leaf-spine:leaves=2,spines=1,hosts-per-leaf=4"]\n'
+        'ranks = [4]\nalgorithm = ["ring"]\nbytes = ["1M"]\nplacement = ["packed", "spread"]\n'
+    )
+    out = cli("--sweep", str(grid))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.splitlines()
+    head = next(i for i, line in enumerate(text) if "algorithm" in line and "ranks" in line)
+    assert text[head].split()[:3] == ["fabric", "placement", "algorithm"]
+    rows = [line.split()[:3] for line in text[head + 1 : head + 5]]
+    assert rows == [
+        ["F1", "packed", "ring"],
+        ["F1", "spread", "ring"],
+        ["F2", "packed", "ring"],
+        ["F2", "spread", "ring"],
+    ]
+    assert "F2 = leaf-spine:leaves=2,spines=1,hosts-per-leaf=4" in text
+    # one axis: no extra column
+    grid.write_text('fabric = "flat:hosts=8"\nranks = [2, 4]\nalgorithm = "ring"\nbytes = "1M"\n')
+    out = cli("--sweep", str(grid))
+    assert any(line.startswith("algorithm ") for line in out.stdout.splitlines()), out.stdout
+
+
+def test_the_exact_estimate_counts_the_workloads_buckets_not_bytes(tmp_path):
+    # a ring at 16384 ranks: 2(p-1) x p messages per run, about 1074 s each at 2 us a
+    # message (more without numba): 4 distinct bucket sizes are over the 3600 s limit,
+    # the one --bytes size was not (the estimate counted --bytes: it would have run)
+    work = tmp_path / "w.json"
+    work.write_text(json.dumps({"bucket-sizes": ["1M", "2M", "3M", "4M"], "forward": "1ms"}))
+    args = ("--fabric", "flat:hosts=16384", "--ranks", "16384", "--algorithm", "ring")
+    out = cli(*args, "--bytes", "1M", "--exact", "--workload", str(work))
+    assert out.returncode == 2, out.stderr
+    assert "4 size(s)" in out.stderr and "expected at most 3600 s" in out.stderr, out.stderr

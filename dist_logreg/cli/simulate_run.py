@@ -136,8 +136,6 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
             f"--scenario {scenario.spec}: two jobs at once run in the dependency graph: add "
             "--exact (with --engine flow; the phase-synchronous engine cannot)"
         )
-    if args.exact and args.engine == "flow":
-        _check_exact(args)
     fabric_for = None
     if args.cost_model:
         model = costfile.load(regular_file(args.cost_model, "--cost-model"))
@@ -155,6 +153,8 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
     if work is not None:  # the step's buckets: each distinct size, each collective once
         sizes = sorted(set(work.sizes()))
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
+    if args.exact and args.engine == "flow":  # what will run: the buckets, not --bytes
+        _check_exact(args, algs, sizes, neighbour)
     doc = sweep(
         fab,
         spec_text,
@@ -207,15 +207,21 @@ def _workload(args, train):
 EXACT_MAX_S, EXACT_WARN_S = 3600.0, 60.0
 
 
-def _check_exact(args) -> None:
-    """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes."""
+def _check_exact(args, algs, sizes, neighbour=None) -> None:
+    """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes.
+    ``algs`` and ``sizes``: what runs (with a workload, its collectives and bucket sizes);
+    a neighbour adds its run alone and the two jobs together."""
     from dist_logreg.sim.exact import estimate_s
 
-    one = sum(estimate_s(a, p) for a in args.algorithm for p in args.ranks)
-    total = one * len(args.bytes) * args.seeds
+    one = sum(estimate_s(a, p) for a in algs for p in args.ranks)
+    if neighbour is not None:
+        v = neighbour.values
+        other = sum(estimate_s(v["algorithm"] or a, v["ranks"]) for a in algs)
+        one = 2 * (one + other * len(args.ranks))  # alone each, then both in one loop
+    total = one * len(sizes) * args.seeds
     what = (
         f"--exact: estimated {total:,.0f} s of event-by-event simulation (about 2 us per "
-        f"message, ranks x steps messages per run, {len(args.bytes)} size(s) x {args.seeds} "
+        f"message, ranks x steps messages per run, {len(sizes)} size(s) x {args.seeds} "
         f"seed(s); good to a factor of a few)"
     )
     if total > EXACT_MAX_S:
