@@ -6,6 +6,7 @@ has ended runs as if alone. And, of the same issue's list, the sweep's console c
 ``--exact``'s estimate of a workload's runs."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -201,3 +202,31 @@ def test_the_exact_estimate_counts_the_workloads_buckets_not_bytes(tmp_path):
     out = cli(*args, "--bytes", "1M", "--exact", "--workload", str(work))
     assert out.returncode == 2, out.stderr
     assert "4 size(s)" in out.stderr and "expected at most 3600 s" in out.stderr, out.stderr
+
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from dist_logreg.sim import jit
+assert not jit.AVAILABLE, "DIST_LOGREG_NO_JIT=1 left numba on"
+import test_sim_neighbour as t
+res, jobs = t.together(t.LEAF_SPINE, 4, "ring", "neighbour:ranks=4,placement=spread", "spread")
+print(json.dumps(jobs))
+"""
+
+
+def test_two_jobs_in_plain_python_give_the_compiled_numbers():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD.format(tests=here)],
+        env={**os.environ, "DIST_LOGREG_NO_JIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    _, jobs = together(LEAF_SPINE, 4, RING.name, "neighbour:ranks=4,placement=spread", "spread")
+    for name in ("first", "neighbour"):
+        for key in ("alone_s", "together_s"):
+            assert plain[name][key] == pytest.approx(jobs[name][key], rel=1e-12), (name, key)
