@@ -11,6 +11,13 @@ none, a straggler 1.2x slower, one spine failed, one leaf-spine cable at 1/4 of 
 time and exposed communication against ranks, one line per scenario) and
 docs/images/step-timeline.png (one step's buckets at the most ranks, no scenario), and
 prints the numbers docs/step-at-scale.md quotes, with the load average (shared machine).
+
+A neighbour (``--neighbour-ranks 16,64,256``): the same step in the dependency graph
+(``--exact``), the first job on whole hosts drawn at random from the fabric (``scatter``),
+alone and beside a second job of as many ranks placed at random on the hosts it leaves
+free, running the same buckets' collectives from the same instant;
+writes docs/images/step-neighbour.png (step time alone and with the neighbour, and the
+slowdown, against ranks).
 """
 
 from __future__ import annotations
@@ -53,6 +60,43 @@ def run(ranks: list[int], scenario: str) -> dict:
     return step_doc(apply_workload(sc, w, min(ranks)), doc["results"])
 
 
+def with_neighbour(ranks: list[int]) -> dict:
+    """``{alg: [(ranks, step alone, step with the neighbour)]}``, event by event."""
+    fab, w = parse_fabric(FABRIC), parse_workload(WORKLOAD)
+    out: dict = {a: [] for a in ALGS}
+    for p in ranks:
+        sc = parse_scenario(f"neighbour:ranks={p},placement=random")
+        algs = [c for a in ALGS for c in collectives(w, a)]
+        doc = sweep(
+            fab, FABRIC, [p], algs, sorted(set(w.sizes())), mode="scatter", exact=True, neighbour=sc
+        )
+        alone = [{**r, "time_s": r["alone_s"]} for r in doc["results"]]
+        both, solo = step_doc(w, doc["results"]), step_doc(w, alone)
+        for a, b in zip(solo["rows"], both["rows"], strict=True):
+            out[a["algorithm"]].append((p, a["step_s"], b["step_s"]))
+    return out
+
+
+def neighbour_figure(points: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (alg, rows) in enumerate(points.items()):
+        x = [r[0] for r in rows]
+        axes[0].plot(x, [r[1] * 1e3 for r in rows], "o-", color=f"C{i}", label=f"{alg}, alone")
+        axes[0].plot(
+            x, [r[2] * 1e3 for r in rows], "s--", color=f"C{i}", label=f"{alg}, with a neighbour"
+        )
+        axes[1].plot(x, [r[2] / r[1] for r in rows], "o-", color=f"C{i}", label=alg)
+    for ax, what in zip(axes, ("step time (ms)", "slowdown (with / alone)"), strict=True):
+        ax.set_xscale("log", base=2), ax.set_xlabel("ranks (each job)"), ax.set_ylabel(what)
+        ax.set_xticks(x, [str(r) for r in x]), ax.legend(fontsize=7)
+    fig.suptitle(
+        f"{WORKLOAD}, --exact, on a 2:1 leaf-spine: alone and beside a job of as many ranks "
+        "(both on hosts drawn at random)",
+        fontsize=9,
+    )
+    fig.tight_layout(), fig.savefig(path, dpi=110), plt.close(fig)
+
+
 def figure(steps: dict, ranks: list[int], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, (name, step) in enumerate(steps.items()):
@@ -93,7 +137,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ranks", default="16,64,256,512")
     ap.add_argument("--images", type=Path, default=Path("docs/images"))
+    ap.add_argument("--neighbour-ranks", default="16,32,64,128,256")
+    ap.add_argument("--only-neighbour", action="store_true", help="only the neighbour figure")
     args = ap.parse_args()
+    args.images.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    points = with_neighbour([int(x) for x in args.neighbour_ranks.split(",")])
+    for alg, rows in points.items():
+        for p, alone, both in rows:
+            print(
+                f"neighbour {alg:<13} {p:>5} ranks each: step alone {alone * 1e3:8.2f} ms, with "
+                f"the neighbour {both * 1e3:8.2f} ms, slowdown {both / alone:.3f}"
+            )
+    neighbour_figure(points, args.images / "step-neighbour.png")
+    print(f"neighbour: wall {time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.2f}")
+    if args.only_neighbour:
+        return
     ranks = [int(x) for x in args.ranks.split(",")]
     args.images.mkdir(parents=True, exist_ok=True)
     t0, steps = time.perf_counter(), {}

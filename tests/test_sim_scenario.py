@@ -140,10 +140,6 @@ def test_a_stragglers_step_waits_for_it_hand_case_at_four_ranks():
         apply_workload(parse_scenario("straggler:factor=2,rank=4"), w, 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the exact engine does not honour Job.start_s yet (issue 30: the lead wires it)",
-)
 def test_the_dependency_graph_delays_a_ring_by_a_late_ranks_offset():
     # p = 4 ring, rank 2 starts d late: every chain of the ring passes through rank 2's
     # first send, and the last step of some rank closes a chain of all 2(p-1) steps from

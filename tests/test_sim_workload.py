@@ -225,3 +225,33 @@ def test_the_report_draws_the_steps_timeline_and_refuses_a_bad_step(tmp_path):
         timeout=120,
     )
     assert r.returncode == 2 and "step.rows[0].comm_fraction" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("flops, rate", [("6T", "400T"), ("1.5e15", "1e15"), ("12e9", "3G")])
+def test_flops_and_a_flop_rate_give_the_compute_of_their_closed_form(flops, rate):
+    # compute = flops / rate, a third forward and two thirds backward; one bucket after
+    # the backward pass (overlap off) of c s: the step is compute + c, c of it exposed
+    scale = {"T": 1e12, "G": 1e9}
+    num = lambda t: float(t[:-1]) * scale[t[-1]] if t[-1] in scale else float(t)  # noqa: E731
+    compute = num(flops) / num(rate)
+    w = parse_workload(f"params=1M,buckets=0,flops={flops},flop-rate={rate},overlap=no")
+    assert w.forward_s == pytest.approx(compute / 3, rel=1e-12)
+    assert w.backward_s == pytest.approx(2 * compute / 3, rel=1e-12)
+    c = 1.25e-3
+    row, _ = step_row(w, P, RING.name, lambda coll, b: c)
+    assert row["compute_s"] == pytest.approx(compute, rel=1e-12)
+    assert row["step_s"] == pytest.approx(compute + c, rel=1e-12)
+    assert row["exposed_s"] == pytest.approx(c, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("params=1M,flops=6T", "flop-rate: expected a positive number"),
+        ("params=1M,flops=6T,flop-rate=0", "flop-rate: expected a positive number"),
+        ("params=1M,flops=6T,flop-rate=1T,forward=1ms", "give flops or forward/backward"),
+    ],
+)
+def test_flops_without_a_rate_or_with_forward_is_one_line(spec, words):
+    with pytest.raises(UsageError, match=words):
+        parse_workload(spec)

@@ -182,7 +182,9 @@ def _step_and_sweep(p) -> None:
         metavar="SPEC",
         help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
         "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "
-        "background:fraction=F, background:permutation=F[,seed=S] (docs/step-at-scale.md)",
+        "background:fraction=F, background:permutation=F[,seed=S], "
+        "neighbour:ranks=N[,placement=P,algorithm=A,bytes=B,start=T] (with --exact; "
+        "docs/step-at-scale.md)",
     )
     a(
         "--sweep",

@@ -22,7 +22,7 @@ from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
 from dist_logreg.sim.runner import note_cost_model, sweep
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario
-from dist_logreg.sim.step import step_doc, step_lines
+from dist_logreg.sim.step import neighbour_lines, step_doc, step_lines
 from dist_logreg.sim.text import lines
 from dist_logreg.sim.workload import collectives, parse_workload
 
@@ -96,7 +96,7 @@ def _run(args) -> int:
     text = to_json(doc)
     if args.out is not None:
         _write(Path(args.out), text, getattr(args, "force", False))
-    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
+    print(text if args.json else "\n".join(lines(doc) + neighbour_lines(doc) + step_text(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
@@ -132,8 +132,12 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
     fab, spec_text = resolve_fabric(args)
     scenario = parse_scenario(getattr(args, "scenario", None))
     fab = apply_fabric(scenario, fab)
-    if args.exact and args.engine == "flow":
-        _check_exact(args)
+    neighbour = scenario if scenario.kind == "neighbour" else None
+    if neighbour and not (args.exact and args.engine == "flow"):
+        raise UsageError(
+            f"--scenario {scenario.spec}: two jobs at once run in the dependency graph: add "
+            "--exact (with --engine flow; the phase-synchronous engine cannot)"
+        )
     fabric_for = None
     if args.cost_model:
         model = costfile.load(regular_file(args.cost_model, "--cost-model"))
@@ -153,6 +157,8 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
     if args.engine == "packet":
         _check_packet_sweep(args, fab, fabric_for, algs, sizes, options)
+    if args.exact and args.engine == "flow":  # what will run: the buckets, not --bytes
+        _check_exact(args, algs, sizes, neighbour)
     doc = sweep(
         fab,
         spec_text,
@@ -167,6 +173,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         engine=args.engine,
         options=options,
         fabric_for=fabric_for,
+        neighbour=neighbour,
         progress=progress  # with --json: only the estimate (stdout is the JSON)
         or progress_printer(
             len(args.ranks) * len(algs) * len(sizes), args.seeds, lines=progress_lines
@@ -204,15 +211,21 @@ def _workload(args, train):
 EXACT_MAX_S, EXACT_WARN_S = 3600.0, 60.0
 
 
-def _check_exact(args) -> None:
-    """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes."""
+def _check_exact(args, algs, sizes, neighbour=None) -> None:
+    """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes.
+    ``algs`` and ``sizes``: what runs (with a workload, its collectives and bucket sizes);
+    a neighbour adds its run alone and the two jobs together."""
     from dist_logreg.sim.exact import estimate_s
 
-    one = sum(estimate_s(a, p) for a in args.algorithm for p in args.ranks)
-    total = one * len(args.bytes) * args.seeds
+    one = sum(estimate_s(a, p) for a in algs for p in args.ranks)
+    if neighbour is not None:
+        v = neighbour.values
+        other = sum(estimate_s(v["algorithm"] or a, v["ranks"]) for a in algs)
+        one = 2 * (one + other * len(args.ranks))  # alone each, then both in one loop
+    total = one * len(sizes) * args.seeds
     what = (
         f"--exact: estimated {total:,.0f} s of event-by-event simulation (about 2 us per "
-        f"message, ranks x steps messages per run, {len(args.bytes)} size(s) x {args.seeds} "
+        f"message, ranks x steps messages per run, {len(sizes)} size(s) x {args.seeds} "
         f"seed(s); good to a factor of a few)"
     )
     if total > EXACT_MAX_S:

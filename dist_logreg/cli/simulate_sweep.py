@@ -210,10 +210,45 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
 
         _write(Path(args.out), text, True)
         partial.remove()
-    print(text if args.json else "\n".join(lines(doc) + step_text(doc)))
+    print(text if args.json else "\n".join(table(lines(doc), doc, axes) + step_text(doc)))
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
+
+
+#: The axes the collectives' table has columns of already.
+IN_TABLE = ("ranks", "algorithm", "bytes")
+
+
+def table(out: list[str], doc: dict, axes: dict) -> list[str]:
+    """The console lines ``out`` of ``doc`` with a column in front of the results table for
+    each axis that varies besides ranks, algorithm and bytes (fabric, placement, workload,
+    scenario...); fabrics by number (``F1``...), named under the table."""
+    keys = [k for k in varying(axes) if k not in IN_TABLE]
+    rows = doc["results"]
+    if not keys or len(out) < 3:
+        return out
+    specs = list(dict.fromkeys(r["fabric"] for r in rows))
+    cell = lambda r, k: (  # noqa: E731
+        f"F{specs.index(r['fabric']) + 1}" if k == "fabric" else str(r.get(k, ""))
+    )
+    width = {k: max(len(k), *(len(cell(r, k)) for r in rows)) + 2 for k in keys}
+    blank = " " * sum(width.values())
+    head = "".join(f"{k:<{width[k]}}" for k in keys)
+    done, n, inside = list(out[:2]) + [head + out[2]], 0, True
+    for line in out[3:]:
+        if inside and line.startswith("busbw ="):  # the table's footnote: its end
+            inside = False
+            if "fabric" in keys:
+                done += [f"F{i + 1} = {spec}" for i, spec in enumerate(specs)]
+        if not inside:
+            done.append(line)
+        elif not line.startswith(" ") and n < len(rows):  # a result's row
+            done.append("".join(f"{cell(rows[n], k):<{width[k]}}" for k in keys) + line)
+            n += 1
+        else:  # its packet or phase-synchronous line
+            done.append(blank + line)
+    return done
 
 
 def _resume(args, partial, comm) -> dict:

@@ -299,14 +299,16 @@ def links(n):
 
 
 @njit
-def run(g, alpha, gamma, host_rate, tol):
+def run(g, alpha, gamma, host_rate, tol, ready0):
     """Arrival time (s) of every message; ``g``: the arrays :func:`.exact.simulate` builds:
     ``(nbytes, reduce, route, waits, aft_ptr, aft_idx, aft_red, r_ptr, r_link, r_w, r_lat,
-    r_inter, cap)``; ``waits`` is used up."""
+    r_inter, cap)``; ``waits`` is used up. ``ready0``: per message, the earliest time it may
+    be ready (its sender's start offset): it starts ``alpha`` after that or after its last
+    dependency, whichever is later."""
     nbytes, reduce, route, waits = g[0], g[1], g[2], g[3]
     r_ptr, r_link, r_w, r_lat, cap = g[7], g[8], g[9], g[10], g[12]
     nlinks = cap.size
-    arrival, ready = np.full(nbytes.size, np.nan), np.zeros(nbytes.size)
+    arrival, ready = np.full(nbytes.size, np.nan), ready0.copy()
     lk = links(nlinks)
     sl, free = slots(256), np.arange(255, -1, -1).astype(np.int64)
     nfree, ldeg, lflows = 256, np.zeros(nlinks, np.int64), np.empty((nlinks, 4), np.int64)
@@ -314,7 +316,7 @@ def run(g, alpha, gamma, host_rate, tol):
     fk, fv, fn = np.empty(1024), np.empty(1024, np.int64), 0
     for i in range(nbytes.size):
         if waits[i] == 0:
-            ek, ev, en = begin(i, alpha, g, host_rate, ek, ev, en)
+            ek, ev, en = begin(i, ready[i] + alpha, g, host_rate, ek, ev, en)
     t, nactive, stamp, mask = 0.0, 0, 0, (1 << SLOT_BITS) - 1
     while en > 0 or nactive > 0:
         s_msg, s_gen, s_route, rate, fin = sl[0], sl[1], sl[2], sl[6], sl[9]

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim import eventloop, maxmin
@@ -174,40 +175,90 @@ def routes(fab, host_of: np.ndarray, g):
     return route.astype(np.int64), a
 
 
-def simulate(job, host_of: np.ndarray) -> dict:
-    """``{"time_s", "arrivals", "message_count", "rendezvous"}`` of one allreduce (a
-    ``Job``), event by event; ``host_of``: the job's endpoints as int64."""
+def ready_at(start_s, p: int, src, dst, rdv) -> np.ndarray:
+    """Per message, the earliest time it may be ready: its sender's start offset (a message
+    from rank r waits for r's start), and for a rendezvous message also its receiver's (no
+    receive is posted before the receiver starts); zeros without offsets."""
+    if start_s is None:
+        return np.zeros(src.size)
+    st = np.asarray(start_s, dtype=float).ravel()
+    if st.size != p or not np.all(np.isfinite(st)) or np.any(st < 0):
+        raise ValueError(f"Job.start_s: expected {p} finite offsets >= 0 s, got {st.tolist()}")
+    return np.where(rdv, np.maximum(st[src], st[dst]), st[src]).astype(float)
+
+
+def _prepare(job, host_of: np.ndarray) -> dict:
+    """One job's message graph, routes, rendezvous dependencies and ready times."""
     fab, opts = job.fabric, parse_options(job.options)
     g = messages(job.algorithm, host_of.size, job.nbytes, job.node_of())
-    if g.size == 0:
-        return {"time_s": 0.0, "arrivals": np.zeros(0), "message_count": 0, "rendezvous": 0}
     route, a = routes(fab, host_of, g)
     inter = np.diff(a.indptr) > 0
     limit = np.where(inter, opts.eager_limit, opts.eager_limit_host)[route]
     rdv = g.nbytes > limit
     start = np.concatenate([[0], np.flatnonzero(np.diff(g.phase)) + 1, [g.size]]).astype(np.int64)
     ptr2, idx2 = depends(g.src_rank, g.dst_rank, start, np.int64(host_of.size), rdv)
-    aft = dependents(g.dep_indptr, g.dep_indices, ptr2, idx2, g.src_rank, g.dst_rank)
+    ready0 = ready_at(job.start_s, host_of.size, g.src_rank, g.dst_rank, rdv)
+    return {"g": g, "route": route, "a": a, "rdv": rdv, "ptr2": ptr2, "idx2": idx2, "r0": ready0}
+
+
+def _cat_csr(parts, shift) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, indices)`` pieces one after another, the indices of piece k moved by
+    ``shift[k]`` (its first row's number overall)."""
+    ptr, idx, base = [np.zeros(1, np.int64)], [], 0
+    for (p, i), s in zip(parts, shift[: len(parts)], strict=True):
+        ptr.append(np.asarray(p[1:], np.int64) + base)
+        idx.append(np.asarray(i, np.int64) + s)
+        base += int(p[-1])
+    return np.concatenate(ptr), np.concatenate(idx) if idx else np.zeros(0, np.int64)
+
+
+def simulate_together(jobs: list, hosts: list) -> list[dict]:
+    """Several jobs on one fabric (``jobs[0].fabric``), their message graphs in one event
+    loop: each job's ``{"time_s", "arrivals", "message_count", "rendezvous"}``, its
+    ``time_s`` the end of its last message (from 0, start offsets included)."""
+    fab = jobs[0].fabric
+    ps = [_prepare(j, np.asarray(h, dtype=np.int64)) for j, h in zip(jobs, hosts, strict=True)]
+    sizes = [x["g"].size for x in ps]
+    moff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    roff = np.concatenate([[0], np.cumsum([x["a"].shape[0] for x in ps])]).astype(np.int64)
+    koff = np.concatenate([[0], np.cumsum([h.size for h in hosts])]).astype(np.int64)
+    cat = lambda key: np.concatenate([getattr(x["g"], key) for x in ps])  # noqa: E731
+    src = np.concatenate([x["g"].src_rank + koff[k] for k, x in enumerate(ps)])
+    dst = np.concatenate([x["g"].dst_rank + koff[k] for k, x in enumerate(ps)])
+    p1, i1 = _cat_csr([(x["g"].dep_indptr, x["g"].dep_indices) for x in ps], moff)
+    p2, i2 = _cat_csr([(x["ptr2"], x["idx2"]) for x in ps], moff)
+    a = sparse.vstack([x["a"] for x in ps], format="csr")
+    reduce = cat("reduce")
+    out = [{"time_s": 0.0, "arrivals": np.zeros(n), "message_count": n} for n in sizes]
+    for k, x in enumerate(ps):
+        out[k]["rendezvous"] = int(x["rdv"].sum())
+    if moff[-1] == 0:
+        return out
     arrays = (
-        g.nbytes,
-        g.reduce,
-        route,
-        np.diff(g.dep_indptr) + np.diff(ptr2),  # waits
-        *aft,
+        cat("nbytes"),
+        reduce,
+        np.concatenate([x["route"] + roff[k] for k, x in enumerate(ps)]),
+        np.diff(p1) + np.diff(p2),  # waits
+        *dependents(p1, i1, p2, i2, src, dst),
         a.indptr.astype(np.int64),
         a.indices.astype(np.int64),
         a.data.astype(float),
         np.asarray(a @ fab.link_latency, dtype=float),
-        inter,
+        np.diff(a.indptr) > 0,
         np.asarray(fab.link_rate, dtype=float),
     )
-    arrival = eventloop.run(
-        arrays, float(fab.alpha), float(fab.gamma), float(fab.host_rate), maxmin.TOL
-    )
-    end = float(np.max(arrival + g.reduce * fab.gamma))
-    return {
-        "time_s": end,
-        "arrivals": arrival,
-        "message_count": int(g.size),
-        "rendezvous": int(rdv.sum()),
-    }
+    ready0 = np.concatenate([x["r0"] for x in ps])
+    consts = (float(fab.alpha), float(fab.gamma), float(fab.host_rate), maxmin.TOL)
+    arrival = eventloop.run(arrays, *consts, ready0)
+    done = arrival + reduce * fab.gamma
+    for k in range(len(ps)):
+        mine = slice(moff[k], moff[k + 1])
+        out[k]["arrivals"] = arrival[mine]
+        out[k]["time_s"] = float(np.max(done[mine], initial=0.0))
+    return out
+
+
+def simulate(job, host_of: np.ndarray) -> dict:
+    """``{"time_s", "arrivals", "message_count", "rendezvous"}`` of one allreduce (a
+    ``Job``), event by event; ``host_of``: the job's endpoints as int64."""
+    return simulate_together([job], [host_of])[0]

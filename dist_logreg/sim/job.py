@@ -6,7 +6,7 @@
   GPU on the rail family (the topology routes it over its scale-up switch and its rail's
   NIC); ``seed`` is the seed the fabric's hash and the placement were drawn with
   (for the record); ``options``: the engine's own options, opaque here; ``start_s``
-  (optional): each rank's start offset in s (a late rank), for the dependency graph.
+  (optional): each rank's start offset in s (a late rank), read by ``--exact``.
 - ``Result``: ``time_s``, ``ideal_s`` (non-blocking fabric: only the endpoints' links
   finite), ``bottleneck`` (link class name), ``max_flows_per_uplink``, ``collisions``
   (flows beyond an even spread over a switch's equal-cost next hops, summed over steps),
@@ -47,8 +47,9 @@ class Job:
     # the engine's typed options (packet: a PacketOptions), or a mapping it parses
     options: object = field(default_factory=dict)
     # per-rank start offsets in s (a straggler's late start; None: every rank at 0). The
-    # event-by-event engines are to start rank r's first sends at start_s[r]; the
-    # phase-synchronous one cannot (its phases start together)
+    # flow engine's --exact starts no message of rank r before start_s[r] (a rendezvous
+    # one, nor before its receiver's); the phase-synchronous mode cannot (its phases start
+    # together) and the packet engine does not read it
     start_s: np.ndarray | None = None
 
     @property

@@ -37,6 +37,14 @@ RESULT_UNITS = {
     "cross_leaf_bytes": "B crossing a leaf uplink, all ranks (median seed)",
     "links": "utilisation 0..1 per link class, median seed: busy time / time_s",
 }
+#: The keys a result gains with ``--scenario neighbour:...`` (its ``time_s``: together).
+NEIGHBOUR_UNITS = {
+    "alone_s": "s (this job, the first, without the neighbour; median seed)",
+    "slowdown": "time_s / alone_s (the first job's)",
+    "jobs": "{first, neighbour}: ranks, algorithm, bytes, hosts, start_s (s), alone_s and "
+    "together_s (s, from the job's own start), slowdown (together_s / alone_s); the "
+    "neighbour's placement",
+}
 
 
 def fabric_doc(fab, spec: str) -> dict:
@@ -59,9 +67,51 @@ def fabric_doc(fab, spec: str) -> dict:
     }
 
 
-def _one(engine, fab, host_of, alg, nbytes, seed, exact, options):
+def _one(engine, fab, host_of, alg, nbytes, seed, exact, options, neighbour=None):
     job = Job(fab, host_of, alg, nbytes, seed=seed, exact=exact, options=options)
-    return check_result(job, engine.run(job), engine.name)  # never faster than physics
+    res = check_result(job, engine.run(job), engine.name)  # never faster than physics
+    return res if neighbour is None else with_neighbour(job, res, neighbour)
+
+
+def with_neighbour(job, res, sc):
+    """``res`` (the job alone, ``--exact``) with its time next to the neighbour of the
+    scenario ``sc``: ``time_s`` together, ``extra["alone_s"]`` and ``extra["jobs"]``, each
+    job's time alone and together (from its own start) and slowdown."""
+    from dist_logreg.sim import exact as exact_mode
+    from dist_logreg.sim.scenario import place_neighbour
+
+    v, fab = sc.values, job.fabric
+    hosts = place_neighbour(sc, fab, job.host_of, job.seed)
+    other = Job(
+        fab,
+        hosts,
+        v["algorithm"] or job.algorithm,
+        v["bytes"] if v["bytes"] is not None else job.nbytes,
+        seed=job.seed,
+        exact=True,
+        options=job.options,
+        start_s=np.full(hosts.size, v["start_s"]),
+    )
+    host_of = np.asarray(job.host_of, dtype=np.int64)
+    both = exact_mode.simulate_together([job, other], [host_of, hosts])
+    alone = [res.time_s, exact_mode.simulate(other, hosts)["time_s"] - v["start_s"]]
+    together = [both[0]["time_s"], both[1]["time_s"] - v["start_s"]]
+    jobs = {}
+    for k, (name, j) in enumerate((("first", job), ("neighbour", other))):
+        jobs[name] = {
+            "ranks": j.ranks,
+            "algorithm": j.algorithm,
+            "bytes": int(j.nbytes),
+            "hosts": int(np.unique(fab.topology.endpoint_host[np.asarray(j.host_of)]).size),
+            "start_s": 0.0 if k == 0 else float(v["start_s"]),
+            "alone_s": float(alone[k]),
+            "together_s": float(together[k]),
+            "slowdown": together[k] / alone[k] if alone[k] > 0 else 1.0,
+        }
+    jobs["neighbour"]["placement"] = v["placement"]
+    res = dataclasses.replace(res, time_s=together[0], extra=dict(res.extra))
+    res.extra.update(alone_s=float(alone[0]), jobs=jobs)
+    return check_result(job, res, "flow")
 
 
 def point(
@@ -77,16 +127,16 @@ def point(
     exact=False,
     options=None,
     on_seed=None,
+    neighbour=None,
 ):
     """One result row: ``alg`` at ``nbytes`` on ``ranks``, over ``seeds`` seeds;
-    ``on_seed()`` is called after each seed (progress)."""
+    ``on_seed()`` is called after each seed (progress); ``neighbour``: a neighbour
+    scenario, run beside each seed's job (:func:`with_neighbour`)."""
     runs = []
     for i in range(seeds):
         f = dataclasses.replace(fab, hash_seed=fab.hash_seed + i)
         host_of = place(ranks, f, per_host, mode, pseed + i)
-        runs.append(
-            _one(engine, f, host_of, alg, nbytes, seed=i, exact=exact, options=options or {})
-        )
+        runs.append(_one(engine, f, host_of, alg, nbytes, i, exact, options or {}, neighbour))
         if on_seed:
             on_seed()
     times = np.array([r.time_s for r in runs])
@@ -116,6 +166,10 @@ def point(
         row["packet"] = mid.extra["packet"]
     if exact:
         row["phase_sync_s"] = float(mid.extra["phase_sync_s"])
+    if "jobs" in mid.extra:  # the median seed's two jobs, alone and together
+        row["alone_s"] = mid.extra["alone_s"]
+        row["slowdown"] = mid.extra["jobs"]["first"]["slowdown"]
+        row["jobs"] = mid.extra["jobs"]
     return row
 
 
@@ -137,6 +191,7 @@ def sweep(
     options=None,
     fabric_for=None,
     progress=None,
+    neighbour=None,
 ) -> dict:
     """Every (ranks, algorithm, size) point; ``fabric_for(alg, nbytes)`` may swap in a
     fabric with other alpha/gamma (a cost model's fit per algorithm and size);
@@ -155,7 +210,19 @@ def sweep(
             for n in sizes:
                 f = fabric_for(alg, n) if fabric_for else fab
                 row = point(
-                    eng, f, p, per_host, mode, placement_seed, alg, n, seeds, exact, options, tick
+                    eng,
+                    f,
+                    p,
+                    per_host,
+                    mode,
+                    placement_seed,
+                    alg,
+                    n,
+                    seeds,
+                    exact,
+                    options,
+                    tick,
+                    neighbour,
                 )
                 results.append(row)
     return {
@@ -169,7 +236,7 @@ def sweep(
             "placement_seed": placement_seed,
             "seeds": seeds,
         },
-        "units": RESULT_UNITS,
+        "units": RESULT_UNITS if neighbour is None else {**RESULT_UNITS, **NEIGHBOUR_UNITS},
         "results": results,
         "wall_s": time.perf_counter() - t0,
     }

@@ -14,13 +14,21 @@
                                                    other traffic
 ``background:permutation=F[,seed=S]``              every host sends one constant flow of F x
                                                    its link rate to another host of a random
-                                                   permutation (ECMP-routed); each link keeps
-                                                   what those flows leave (at least 1%)
+                                                   permutation (ECMP-routed; rail family: one
+                                                   per NIC, to the same rail); each link
+                                                   keeps what those flows leave (at least 1%)
+``neighbour:ranks=N[,placement=P,algorithm=A,``    a second job on the fabric (``--exact``):
+``bytes=B,start=T,seed=S]``                        N ranks on hosts the first job does not use
+                                                   (P: packed, spread or random over them), an
+                                                   allreduce of B bytes (default: the first
+                                                   job's algorithm and bytes) from T s on
 =================================================  =============================================
 
 A straggler acts on the step (:func:`apply_workload`): with the phase-synchronous model
 every collective waits for the slowest rank, so the buckets are ready when the straggler's
 are: the step's compute is K times the compute, i.e. the flow engine adds (K-1) x compute.
+A neighbour runs beside the job (:func:`place_neighbour`, :func:`.runner.with_neighbour`):
+both jobs' messages in one event loop, each job's time alone and together.
 The rest act on the fabric (:func:`apply_fabric`).
 """
 
@@ -34,7 +42,9 @@ import numpy as np
 
 from dist_logreg.errors import UsageError
 
-KINDS = ("none", "straggler", "degrade", "fail", "background")
+KINDS = ("none", "straggler", "degrade", "fail", "background", "neighbour")
+#: Where a neighbour's ranks go among the endpoints the first job leaves free.
+NEIGHBOUR_PLACEMENTS = ("packed", "spread", "random")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +90,7 @@ def parse_scenario(spec: str | None) -> Scenario:
         "degrade": ("factor", "class", "link"),
         "fail": ("link", "spine"),
         "background": ("fraction", "permutation", "seed"),
+        "neighbour": ("ranks", "placement", "algorithm", "bytes", "start", "seed"),
     }[kind]
     for key in pairs:
         if key not in allowed:
@@ -107,7 +118,67 @@ def parse_scenario(spec: str | None) -> Scenario:
         if not seed.isdigit():
             raise _bad(text, "seed", "a whole number >= 0", seed)
         values["seed"] = int(seed)
+    if kind == "neighbour":
+        values.update(_neighbour(text, pairs))
     return Scenario(kind, values, text)
+
+
+def _neighbour(text: str, pairs: dict) -> dict:
+    """The values of ``neighbour:...`` (``algorithm`` and ``bytes`` None: the first job's)."""
+    from dist_logreg.collective import algorithms as table
+    from dist_logreg.sim import options as o
+
+    ranks, seed = pairs.get("ranks", ""), pairs.get("seed", "0")
+    if not ranks.isdigit() or int(ranks) < 1:
+        raise _bad(text, "ranks", "a whole number of ranks >= 1", pairs.get("ranks"))
+    if not seed.isdigit():
+        raise _bad(text, "seed", "a whole number >= 0", seed)
+    placement = pairs.get("placement", "packed").lower()
+    if placement not in NEIGHBOUR_PLACEMENTS:
+        raise _bad(text, "placement", f"one of {', '.join(NEIGHBOUR_PLACEMENTS)}", placement)
+    alg = pairs.get("algorithm")
+    if alg is not None and not (table.known(alg) and table.get(alg).phases):
+        raise _bad(text, "algorithm", "an algorithm with a schedule (see --algorithm)", alg)
+    where = f"--scenario {text}"
+    return {
+        "ranks": int(ranks),
+        "placement": placement,
+        "algorithm": alg,
+        "bytes": o.size(pairs["bytes"], f"{where}: bytes") if "bytes" in pairs else None,
+        "start_s": o.duration(pairs.get("start", "0"), f"{where}: start"),
+        "seed": int(seed),
+    }
+
+
+def place_neighbour(sc: Scenario, fab, host_of, seed: int = 0) -> np.ndarray:
+    """The neighbour's endpoints, one rank each, on hosts none of ``host_of`` (the first
+    job's endpoints) sits on; too few is one line naming the numbers."""
+    topo = fab.topology
+    host = np.asarray(topo.endpoint_host)
+    used = np.unique(host[np.asarray(host_of, dtype=np.int64)])
+    free = np.flatnonzero(~np.isin(host, used))
+    n, mode = sc.values["ranks"], sc.values["placement"]
+    if n > free.size:
+        raise UsageError(
+            f"--scenario {sc.spec}: ranks: the neighbour's {n} ranks need {n} endpoints on "
+            f"hosts the first job does not use; the fabric has {fab.hosts} hosts "
+            f"({host.size} endpoints), the first job's {len(host_of)} ranks use {used.size} "
+            f"host(s), leaving {free.size} endpoint(s)"
+        )
+    if mode == "random":
+        out = np.random.default_rng(sc.values["seed"] + seed).permutation(free)[:n]
+    elif mode == "spread":  # round-robin over the leaves, as --placement spread
+        leaf = np.asarray(topo.locality("leaf"))[free]
+        within = np.zeros(free.size, np.int64)
+        seen: dict = {}
+        for i, lf in enumerate(leaf.tolist()):
+            within[i], seen[lf] = seen.get(lf, 0), seen.get(lf, 0) + 1
+        out = free[np.lexsort((leaf, within))][:n]
+    else:
+        out = free[:n]
+    if np.isin(host[out], used).any():  # never: the free endpoints exclude them
+        raise UsageError(f"--scenario {sc.spec}: the neighbour overlaps the first job's hosts")
+    return out.astype(np.int64)
 
 
 def apply_workload(sc: Scenario, w, ranks: int):
@@ -124,7 +195,7 @@ def apply_workload(sc: Scenario, w, ranks: int):
 
 def apply_fabric(sc: Scenario, fab):
     """The fabric with the scenario's links degraded, failed or shared."""
-    if sc.kind in ("none", "straggler"):
+    if sc.kind in ("none", "straggler", "neighbour"):
         return fab
     topo = copy.copy(fab.topology)
     rate = np.array(topo.link_rate, dtype=float)
@@ -195,14 +266,20 @@ def _cables(sc: Scenario, fab) -> list[tuple[int, int]]:
 def _permutation_load(sc: Scenario, fab) -> np.ndarray:
     """B/s each link carries of a random permutation's flows: host h sends F x its link
     rate to host perm[h] (one random cycle: every host sends one flow and receives one),
-    routed as the fabric's ECMP routes any flow."""
+    routed as the fabric's ECMP routes any flow. On the rail family a host's endpoints are
+    its GPUs and its links to the fabric its NICs: every NIC sends one flow of F x its rate
+    to the NIC of the same rail of host perm[h] (routing a flow per GPU sent several
+    GPUs' flows out of one NIC through PXN, and floored that NIC at 1%)."""
     topo = fab.topology
-    n = topo.endpoint_host.size
+    nic = getattr(topo, "nic_endpoints", None)
+    ends = nic() if nic is not None else np.arange(topo.endpoint_host.size)[:, None]
+    n = ends.shape[0]
     if n < 2:
         return np.zeros_like(np.asarray(topo.link_rate, dtype=float))
     rng = np.random.default_rng(sc.values["seed"])
     order = rng.permutation(n)
-    src, dst = order, np.roll(order, -1)  # one random cycle: a permutation, no host to itself
+    # one random cycle: a permutation, no host to itself; each rail (column) along it
+    src, dst = ends[order].ravel(), ends[np.roll(order, -1)].ravel()
     send = sc.values["permutation"] * np.asarray(topo.link_rate, dtype=float)[topo.endpoint_up]
-    routes = fab.route_many(src, dst, np.arange(n))
-    return np.asarray(routes.T @ send).ravel()
+    routes = fab.route_many(src, dst, np.arange(src.size))
+    return np.asarray(routes.T @ send[src]).ravel()

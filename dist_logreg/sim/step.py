@@ -170,6 +170,25 @@ def step_lines(step: dict) -> list[str]:
     return out
 
 
+def neighbour_lines(doc: dict) -> list[str]:
+    """With ``--scenario neighbour:...``: per result, each job alone, together, slowdown."""
+    out = []
+    for r in doc.get("results", []):
+        if "jobs" not in r:
+            continue
+        out.append("")
+        for name, j in r["jobs"].items():
+            where = (
+                f", {j['placement']}, from {j['start_s'] * 1e3:g} ms" if name == "neighbour" else ""
+            )
+            out.append(
+                f"{name + ' job':<15} {j['algorithm']} {j['bytes']:,} B on {j['ranks']} ranks "
+                f"({j['hosts']} hosts{where}): alone {j['alone_s'] * 1e3:.4f} ms, together "
+                f"{j['together_s'] * 1e3:.4f} ms, slowdown {j['slowdown']:.3f}"
+            )
+    return out
+
+
 def slowdown(rows: list[dict], value: str) -> None:
     """Each row's ``slowdown``: its ``value`` over the same row's with ``scenario`` none
     (running alone on the fabric as described); rows without such a twin get none."""

@@ -130,6 +130,13 @@ class Rail:
             units = -(-units // sh.units_per_pod) * sh.units_per_pod
         return f"units={units}"
 
+    def nic_endpoints(self) -> np.ndarray:
+        """``(hosts, nics)``: per NIC, the first GPU (endpoint) of its host on its rail: the
+        endpoint a NIC's own traffic is routed from (same rail: no scale-up hop, no PXN)."""
+        sh = self.shape
+        first = np.searchsorted(sh.rail_of(np.arange(sh.gpus)), np.arange(sh.nics))
+        return np.arange(sh.hosts)[:, None] * sh.gpus + first[None, :]
+
     def route_many(self, src, dst, keys, ecmp: Ecmp) -> sp.csr_matrix:
         a, b = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
         keys, n = np.asarray(keys), self.link_src.size
