@@ -106,13 +106,18 @@ def test_efficiency_is_against_the_smallest_rank_count_weak_and_strong():
     assert strong["compute_s"] == pytest.approx(0.003 * 2 / 4)  # one global batch over 4
 
 
-def test_the_command_writes_the_step_block_and_the_run_becomes_a_workload(tmp_path):
+@pytest.mark.parametrize("algorithm, overlapped", [("mpi", True), ("ring", False), (None, False)])
+def test_the_command_writes_the_step_block_and_the_run_becomes_a_workload(
+    tmp_path, algorithm, overlapped
+):
+    """Only MPI's non-blocking Iallreduce overlaps the next bucket's compute; the project's
+    own algorithms run each bucket's allreduce to the end when it is posted."""
     run = tmp_path / "run"
     run.mkdir()
     summary = {
         "world_size": 2,
         "steps": 10,
-        "allreduce": {"calls": 40, "bytes": 40 * 4096},
+        "allreduce": {"calls": 40, "bytes": 40 * 4096, "algorithm": algorithm},
         "time_s": {"compute": 0.5},
     }
     (run / "summary.json").write_text(json.dumps(summary))
@@ -138,7 +143,7 @@ def test_the_command_writes_the_step_block_and_the_run_becomes_a_workload(tmp_pa
     )
     assert r.returncode == 0, r.stderr
     step = json.loads(r.stdout)["step"]
-    assert step["workload"]["buckets"] == 4 and step["workload"]["overlap"] is True
+    assert step["workload"]["buckets"] == 4 and step["workload"]["overlap"] is overlapped
     rows = {x["ranks"]: x for x in step["rows"]}
     assert rows[8]["compute_s"] == pytest.approx(0.05 * 2 / 8)  # the batch over 8 ranks
     assert rows[2]["compute_s"] == pytest.approx(0.05)

@@ -16,7 +16,8 @@ SUMMARY = schema.table(
             {
                 "calls": schema.count(1, 10**15, "a whole number of calls"),
                 "bytes": schema.number(0.0, 1e18, "a finite number of bytes", above=True),
-            }
+            },
+            {"algorithm": schema.optional(schema.text())},
         ),
         "time_s": schema.table({"compute": schema.number(0.0, 1e9, "a finite number of s")}),
     }
@@ -49,6 +50,9 @@ def read_run(path) -> dict:
         "calls_per_step": calls / steps,
         "bytes_per_call": per_call,
         "compute_s_per_step": s["time_s"]["compute"] / steps,
+        # only MPI's own Iallreduce overlaps; the project's algorithms run each bucket's
+        # allreduce to the end when it is posted (comm/base.py: istart is blocking)
+        "overlapped": s["allreduce"].get("algorithm") == "mpi",
     }
 
 
@@ -91,7 +95,9 @@ def run_workload(run: dict):
         bucket_bytes=run["bytes_per_call"],
         forward_s=half,
         backward_s=half,
-        overlap=calls > 1,  # the trainer posts each bucket's allreduce as soon as it is made
+        # the trainer posts each bucket's allreduce as soon as it is made; it overlaps the next
+        # block's compute only with --allreduce mpi (a non-blocking Iallreduce)
+        overlap=calls > 1 and run.get("overlapped", False),
         strong=run["world_size"],
         bucket_sizes=sizes,
         spec=f"--run {run['path']}",
