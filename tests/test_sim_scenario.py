@@ -156,7 +156,7 @@ def test_the_dependency_graph_delays_a_ring_by_a_late_ranks_offset():
     "spec, words",
     [
         ("meteor", "kind: expected one of none, straggler"),
-        ("straggler:factor=0", "factor: expected a number > 0"),
+        ("straggler:factor=0", "factor: expected a number from 1 to 1e6"),
         ("straggler:factor=2,rank=x", "rank: expected a rank"),
         ("degrade:factor=2", "class|link: expected one of"),
         ("degrade:factor=2,class=warp", "class: expected one of host-up"),

@@ -71,6 +71,23 @@ def _positive(spec: str, key: str, text, low: float = 0.0, high: float = 1e9) ->
     return v
 
 
+def _whole(text) -> bool:
+    """ASCII digits only (``str.isdigit`` takes superscripts), at most 2^31 - 1."""
+    t = str(text)
+    return t.isascii() and t.isdigit() and int(t) < 2**31
+
+
+def _factor(text: str, value) -> float:
+    """A straggler's or a degraded link's factor: 1 (as is) to 10^6 times slower."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not 1.0 <= v <= 1e6:
+        raise _bad(text, "factor", "a number from 1 to 1e6 (how many times slower)", value)
+    return v
+
+
 def parse_scenario(spec: str | None) -> Scenario:
     """``--scenario SPEC`` (None or ``none``: nothing happens)."""
     text = (spec or "none").strip()
@@ -83,7 +100,10 @@ def parse_scenario(spec: str | None) -> Scenario:
         key, eq, value = item.partition("=")
         if not eq:
             raise _bad(text, item, "key=value", item)
-        pairs[key.strip().lower()] = value.strip()
+        key = key.strip().lower().replace("_", "-")
+        if key in pairs:
+            raise _bad(text, key, "each key once (keys ignore case)", item)
+        pairs[key] = value.strip()
     allowed = {
         "none": (),
         "straggler": ("factor", "rank"),
@@ -96,11 +116,11 @@ def parse_scenario(spec: str | None) -> Scenario:
         if key not in allowed:
             raise _bad(text, key, f"one of the keys {', '.join(allowed) or '(none)'}", key)
     values: dict = {}
-    if kind in ("straggler", "degrade"):
-        values["factor"] = _positive(text, "factor", pairs.get("factor"), 0.0)
+    if kind in ("straggler", "degrade"):  # slower, never faster: factor >= 1
+        values["factor"] = _factor(text, pairs.get("factor"))
     if kind == "straggler":
         rank = pairs.get("rank", "0")
-        if not rank.isdigit():
+        if not _whole(rank):
             raise _bad(text, "rank", "a rank (a whole number >= 0)", rank)
         values["rank"] = int(rank)
     if kind == "degrade":
@@ -115,7 +135,7 @@ def parse_scenario(spec: str | None) -> Scenario:
         key = "permutation" if "permutation" in pairs else "fraction"
         values[key] = _positive(text, key, pairs.get(key), 0.0, 0.99)
         seed = pairs.get("seed", "0")
-        if not seed.isdigit():
+        if not _whole(seed):
             raise _bad(text, "seed", "a whole number >= 0", seed)
         values["seed"] = int(seed)
     if kind == "neighbour":
@@ -129,9 +149,9 @@ def _neighbour(text: str, pairs: dict) -> dict:
     from dist_logreg.sim import options as o
 
     ranks, seed = pairs.get("ranks", ""), pairs.get("seed", "0")
-    if not ranks.isdigit() or int(ranks) < 1:
+    if not _whole(ranks) or int(ranks) < 1:
         raise _bad(text, "ranks", "a whole number of ranks >= 1", pairs.get("ranks"))
-    if not seed.isdigit():
+    if not _whole(seed):
         raise _bad(text, "seed", "a whole number >= 0", seed)
     placement = pairs.get("placement", "packed").lower()
     if placement not in NEIGHBOUR_PLACEMENTS:
@@ -246,7 +266,7 @@ def _cables(sc: Scenario, fab) -> list[tuple[int, int]]:
     sh = fab.topology.shape
     if "spine" in sc.values:
         s = sc.values["spine"]
-        if not s.isdigit() or int(s) >= sh.pods * sh.spines:
+        if not _whole(s) or int(s) >= sh.pods * sh.spines:
             raise _bad(sc.spec, "spine", f"a spine from 0 to {sh.pods * sh.spines - 1}", s)
         pod, local = divmod(int(s), sh.spines)
         return [(pod * sh.leaves + i, local) for i in range(sh.leaves)]

@@ -28,6 +28,8 @@ FIRST = ("fabric", "ranks", "algorithm", "bytes", "workload", "scenario")
 PARTIAL_FORMAT = "dist-logreg simulate sweep (partial)"
 #: The partial file's name beside ``simulate.json`` (rank r of a spread sweep: ``.r`` added).
 PARTIAL = "simulate.json.partial"
+#: A partial file of at most this many bytes (a finished simulate.json is capped alike).
+MAX_PARTIAL_BYTES = 256 << 20
 
 
 def order(axes: dict) -> list[str]:
@@ -92,17 +94,37 @@ class Partial:
 
     def load(self) -> dict[int, dict]:
         """Every partial file's points (``UsageError`` when one is of another grid)."""
+        from dist_logreg.files import regular_file
+
         found = {}
         for f in self.files():
-            if f.name != PARTIAL and not f.name[len(PARTIAL) + 1 :].isdigit():
+            tail = f.name[len(PARTIAL) + 1 :]
+            if f.name != PARTIAL and not (tail.isascii() and tail.isdigit()):
                 continue
+            regular_file(f, "--resume")  # a FIFO would block, a directory is not a file
+            if f.stat().st_size > MAX_PARTIAL_BYTES:
+                raise UsageError(
+                    f"--resume: {f}: expected a partial file of at most {MAX_PARTIAL_BYTES:,} B"
+                )
             try:
                 doc = json.loads(f.read_text())
                 ok = doc.get("format") == PARTIAL_FORMAT
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, UnicodeDecodeError):
                 ok = False
             if not ok:
                 raise UsageError(f"--resume: {f}: expected a sweep's partial file, got another")
+            done = doc.get("done")
+            bad = not isinstance(done, dict) or any(
+                not (isinstance(k, str) and k.isascii() and k.isdigit())
+                or int(k) >= self.points
+                or not isinstance(v, dict)
+                for k, v in done.items()
+            )
+            if bad:
+                raise UsageError(
+                    f"--resume: {f}: done: expected {{point index below {self.points}: its "
+                    "result}, got something else (start over with --force)"
+                )
             if doc.get("grid") != self.key:
                 raise UsageError(
                     f"--resume: {f}: grid: expected {self.key} (this --sweep file's points), "

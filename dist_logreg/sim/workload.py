@@ -54,6 +54,12 @@ PRESETS = {
     "resnet50": "params=25.6M,dtype=fp32,buckets=25M,forward=30ms,backward=60ms",
 }
 _SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+#: At most this many buckets a step (DDP's 25 MB buckets of a 10T-parameter model: 1.6e6).
+MAX_BUCKETS = 1 << 21
+#: A forward, backward or optimizer pass of at most this long (11.6 days; a report's bound).
+MAX_SECONDS = 1e6
+#: A workload file of at most this many bytes (its bucket-sizes list included).
+MAX_FILE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -147,13 +153,30 @@ def _read(pairs: dict, name: str) -> Workload:
                 f"{_where(name, 'dtype')}: expected one of {', '.join(DTYPES)}, "
                 f"got {get('dtype')!r}"
             )
+    if "bucket-sizes" not in pairs and params * dtype < 1:
+        raise UsageError(
+            f"{_where(name, 'params')}: expected a gradient of at least 1 byte, got "
+            f"{get('params')!r} parameters of {dtype} B"
+        )
     bucket = units.parse_bytes(str(get("buckets", "25M")), _where(name, "buckets"))
-    secs = lambda k: units.parse_seconds(str(get(k, 0)), _where(name, k))  # noqa: E731
+    total = sum(sizes) if sizes else int(round(params * dtype))
+    count = len(sizes) if sizes else (-(-total // bucket) if bucket > 0 else 1)
+    if count > MAX_BUCKETS:
+        raise UsageError(
+            f"{_where(name, 'buckets')}: {get('buckets', len(sizes))!r} makes {count:,} buckets "
+            f"of a {total:,} B gradient; expected at most {MAX_BUCKETS:,} (larger buckets)"
+        )
+    secs = lambda k: _seconds(get(k, 0), name, k)  # noqa: E731
     if "flops" in pairs:
         if "forward" in pairs or "backward" in pairs:
             raise UsageError(f"{_where(name, 'flops')}: give flops or forward/backward, not both")
         rate = _number(get("flop-rate", ""), name, "flop-rate")
         total = _number(get("flops"), name, "flops") / rate
+        if total > MAX_SECONDS:
+            raise UsageError(
+                f"{_where(name, 'flops')}: flops / flop-rate = {total:.3g} s a step; expected "
+                f"at most {MAX_SECONDS:g} s"
+            )
         fwd, bwd = total / 3, 2 * total / 3
     else:
         fwd, bwd = secs("forward"), secs("backward")
@@ -166,7 +189,7 @@ def _read(pairs: dict, name: str) -> Workload:
             f"{_where(name, 'sync')}: expected one of {', '.join(SYNCS)}, got {sync!r}"
         )
     strong = str(get("strong", 0))
-    if not strong.isdigit():
+    if not (strong.isascii() and strong.isdigit() and int(strong) < 2**31):
         raise UsageError(
             f"{_where(name, 'strong')}: expected a whole number of ranks, got {strong!r}"
         )
@@ -183,6 +206,15 @@ def _read(pairs: dict, name: str) -> Workload:
         sizes,
         name,
     )
+
+
+def _seconds(text, name: str, key: str) -> float:
+    v = units.parse_seconds(str(text), _where(name, key))
+    if not 0 <= v <= MAX_SECONDS:
+        raise UsageError(
+            f"{_where(name, key)}: expected at most {MAX_SECONDS:g} s (11.6 days), got {text!r}"
+        )
+    return v
 
 
 def parse_workload(spec: str) -> Workload:
@@ -211,11 +243,25 @@ def _pairs(text: str, spec: str) -> dict:
         key, eq, value = item.partition("=")
         if not eq or not value.strip():
             raise UsageError(f"--workload {spec}: expected key=value, got {item!r}")
-        out[key.strip().lower()] = value.strip()
+        key = key.strip().lower().replace("_", "-")
+        if key in out:
+            raise UsageError(
+                f"--workload {spec}: {key}: expected each key once (keys ignore case), "
+                f"got {item!r} again"
+            )
+        out[key] = value.strip()
     return out
 
 
 def _file(path: Path) -> dict:
+    from dist_logreg.files import regular_file
+
+    regular_file(path, "--workload")  # a FIFO or a device would block
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise UsageError(
+            f"--workload {path}: expected a workload file of at most {MAX_FILE_BYTES:,} B, "
+            f"got {path.stat().st_size:,} B"
+        )
     try:
         raw = path.read_text()
         doc = tomllib.loads(raw) if path.suffix == ".toml" else json.loads(raw)
