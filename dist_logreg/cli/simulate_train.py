@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dist_logreg import schema
+from dist_logreg.collective.algorithms import MPI
 from dist_logreg.errors import UsageError
 
 #: The keys of a train run's ``summary.json`` that ``simulate --run`` reads, with bounds.
@@ -52,7 +53,7 @@ def read_run(path) -> dict:
         "compute_s_per_step": s["time_s"]["compute"] / steps,
         # only MPI's own Iallreduce overlaps; the project's algorithms run each bucket's
         # allreduce to the end when it is posted (comm/base.py: istart is blocking)
-        "overlapped": s["allreduce"].get("algorithm") == "mpi",
+        "overlapped": s["allreduce"].get("algorithm") == MPI.name,
     }
 
 
