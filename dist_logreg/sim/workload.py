@@ -153,19 +153,7 @@ def _read(pairs: dict, name: str) -> Workload:
                 f"{_where(name, 'dtype')}: expected one of {', '.join(DTYPES)}, "
                 f"got {get('dtype')!r}"
             )
-    if "bucket-sizes" not in pairs and params * dtype < 1:
-        raise UsageError(
-            f"{_where(name, 'params')}: expected a gradient of at least 1 byte, got "
-            f"{get('params')!r} parameters of {dtype} B"
-        )
-    bucket = units.parse_bytes(str(get("buckets", "25M")), _where(name, "buckets"))
-    total = sum(sizes) if sizes else int(round(params * dtype))
-    count = len(sizes) if sizes else (-(-total // bucket) if bucket > 0 else 1)
-    if count > MAX_BUCKETS:
-        raise UsageError(
-            f"{_where(name, 'buckets')}: {get('buckets', len(sizes))!r} makes {count:,} buckets "
-            f"of a {total:,} B gradient; expected at most {MAX_BUCKETS:,} (larger buckets)"
-        )
+    bucket = _buckets(pairs, name, params, dtype, sizes)
     secs = lambda k: _seconds(get(k, 0), name, k)  # noqa: E731
     if "flops" in pairs:
         if "forward" in pairs or "backward" in pairs:
@@ -206,6 +194,25 @@ def _read(pairs: dict, name: str) -> Workload:
         sizes,
         name,
     )
+
+
+def _buckets(pairs: dict, name: str, params: float, dtype: int, sizes: tuple) -> int:
+    """The bucket size; refuses a gradient under 1 B and more than MAX_BUCKETS buckets."""
+    get = pairs.get
+    if not sizes and params * dtype < 1:
+        raise UsageError(
+            f"{_where(name, 'params')}: expected a gradient of at least 1 byte, got "
+            f"{get('params')!r} parameters of {dtype} B"
+        )
+    bucket = units.parse_bytes(str(get("buckets", "25M")), _where(name, "buckets"))
+    total = sum(sizes) if sizes else int(round(params * dtype))
+    count = len(sizes) if sizes else (-(-total // bucket) if bucket > 0 else 1)
+    if count > MAX_BUCKETS:
+        raise UsageError(
+            f"{_where(name, 'buckets')}: {get('buckets', len(sizes))!r} makes {count:,} buckets "
+            f"of a {total:,} B gradient; expected at most {MAX_BUCKETS:,} (larger buckets)"
+        )
+    return bucket
 
 
 def _seconds(text, name: str, key: str) -> float:
