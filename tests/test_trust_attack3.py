@@ -123,3 +123,21 @@ def test_a_fifo_as_the_workload_file_is_refused(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(UsageError, match="expected a regular file, got a FIFO"):
         parse_workload(str(fifo))
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        # D13: a retransmission timer of 0 rescheduled itself at +0: bad_alloc, then a segfault
+        (["--transport", "roce", "--rto", "0"], "--rto: expected a timer of at least 1 us"),
+        (["--transport", "roce", "--dcqcn-timer", "0"], "--dcqcn-timer: expected a timer"),
+        # D14: "0 s > --max-wall 0 s"
+        (["--max-wall", "0"], "--max-wall: expected a wall time > 0"),
+    ],
+)
+def test_packet_timers_of_zero_are_refused_before_ns3(tmp_path, args, words):
+    """Refused while the options are read: before ns-3 is imported, so without it too."""
+    job = ["--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "64K", "--algorithm", "ring"]
+    r = _simulate(*job, "--engine", "packet", *args, cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

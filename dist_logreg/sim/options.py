@@ -125,8 +125,30 @@ def duration(value, flag: str) -> float:
     return t
 
 
+#: A timer's shortest period: one of ns-3's 1 ns steps would reschedule it at +0 forever.
+MIN_TIMER_S = 1e-6
+
+
+def timer(value, flag: str) -> float:
+    """A timer's period: :func:`duration`, and at least :data:`MIN_TIMER_S` (1 us)."""
+    t = duration(value, flag)
+    if t < MIN_TIMER_S:
+        raise UsageError(
+            f"{flag}: expected a timer of at least {MIN_TIMER_S * 1e6:g} us (a timer of 0 "
+            f"fires again at once, forever), got {t:g} s"
+        )
+    return t
+
+
 def wall(value, flag: str) -> float:
-    """Like :func:`time`, and ``2h``, ``10min`` too."""
+    """Like :func:`time`, and ``2h``, ``10min`` too; more than 0."""
+    t = _wall(value, flag)
+    if not t > 0:
+        raise UsageError(f"{flag}: expected a wall time > 0 (e.g. 10min, 2h), got {value!r}")
+    return t
+
+
+def _wall(value, flag: str) -> float:
     t = str(value).strip().lower()
     if isinstance(value, float):
         return value

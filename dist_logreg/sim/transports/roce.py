@@ -33,6 +33,7 @@ from dist_logreg.sim.options import (
     show_size,
     show_time,
     size,
+    timer,
 )
 
 
@@ -64,7 +65,7 @@ class Roce:
     rto: float = option(
         1e-3,
         "--rto",
-        duration,
+        timer,
         "RoCE retransmission timeout, for a lost tail",
         show=show_time,
         metavar="TIME",
@@ -78,7 +79,7 @@ class Roce:
     dcqcn_timer: float = option(
         55e-6,
         "--dcqcn-timer",
-        duration,
+        timer,
         "DCQCN: rate-increase timer (and alpha's decay period)",
         show=show_time,
         metavar="TIME",
