@@ -72,19 +72,53 @@ def load(extra=()):
     ``extra``: more files (paths relative to ``sim/``). Returns the ``cppyy.gbl`` namespace
     holding ``ns3`` and ``dlr``.
     """
-    if "gbl" not in _LOADED:
-        import cppyy
+    with _without_cling_notices():
+        if "gbl" not in _LOADED:
+            import cppyy
 
-        with _in_wheel_dir():
-            from ns import ns  # noqa: F401  (loads every ns-3 module into cppyy)
+            with _in_wheel_dir():
+                from ns import ns  # noqa: F401  (loads every ns-3 module into cppyy)
 
-        cppyy.add_include_path(str(HERE))
-        _LOADED.update(gbl=cppyy.gbl, cppyy=cppyy, done=set())
-    done, cppyy = _LOADED["done"], _LOADED["cppyy"]
-    for path in sources(extra):
-        if path not in done:
-            if not path.is_file():
-                raise FileNotFoundError(f"packet engine: the C++ file {path} is missing")
-            cppyy.include(str(path))
-            done.add(path)
+            cppyy.add_include_path(str(HERE))
+            _LOADED.update(gbl=cppyy.gbl, cppyy=cppyy, done=set())
+        done, cppyy = _LOADED["done"], _LOADED["cppyy"]
+        for path in sources(extra):
+            if path not in done:
+                if not path.is_file():
+                    raise FileNotFoundError(f"packet engine: the C++ file {path} is missing")
+                cppyy.include(str(path))
+                done.add(path)
     return _LOADED["gbl"]
+
+
+#: What cling prints on every load of the ns-3 wheel although nothing failed: its JIT
+#: cannot materialise a few static initialisers of ns-3's headers that the libraries
+#: already ran. Dropped from standard error; every other line is kept.
+CLING_NOTICE = "[runStaticInitializersOnce]: Failed to materialize symbols"
+
+
+@contextlib.contextmanager
+def _without_cling_notices():
+    """Standard error (file descriptor 2, where cling writes) into a temporary file while
+    ns-3 loads, then back, with every line but :data:`CLING_NOTICE`'s written on."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no standard error to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().splitlines(True) if CLING_NOTICE.encode() not in ln]
+            if kept:
+                os.write(2, b"".join(kept))
