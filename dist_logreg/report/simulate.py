@@ -10,7 +10,7 @@ import numpy as np
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
-from dist_logreg.report import plots
+from dist_logreg.report import neighbour, plots
 from dist_logreg.report.document import Section, Table
 from dist_logreg.units import format_byte_rate, format_bytes, format_seconds
 
@@ -55,7 +55,7 @@ RESULT = schema.table(
         "bottleneck": schema.text(),
         "links": schema.mapping(_UTIL, "an object of link classes"),
     },
-    {"algbw": _RATE, "ratio_to_ideal": schema.number(), "packet": _PACKET},
+    {"algbw": _RATE, "ratio_to_ideal": schema.number(), "packet": _PACKET, **neighbour.KEYS},
     "a result (an object)",
 )
 _SPAN = schema.table(
@@ -164,7 +164,8 @@ def physics(doc) -> None:
     phase-synchronous mode a time below the non-blocking ideal (each phase waits for its
     slowest flow, which the ideal only speeds up; event by event a rank may run ahead of
     the ideal's phases, so there it is not a bound); a busbw above what a rank's links can
-    carry (:func:`host_push`)."""
+    carry (:func:`host_push`); a neighbour row's (:func:`neighbour.physics`)."""
+    neighbour.physics(doc)
     push = host_push(doc)
     for i, r in enumerate(doc["results"]):
         t, seeds = r["time_s"], r["time_s_seeds"]
@@ -322,6 +323,7 @@ def section(b, run: SimRun, prefix: str) -> Section:
             rows,
         )
     )
+    sec.items += neighbour.items(b, run, prefix)  # --scenario neighbour: each job's slowdown
     return sec
 
 

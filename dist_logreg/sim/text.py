@@ -50,6 +50,17 @@ def packet_line(p: dict) -> str:
     )
 
 
+def phase_sync_line(r: dict) -> str:
+    """The phase-synchronous time beside the exact one, like with like: with a neighbour
+    (``alone_s``) ``time_s`` is the two jobs together and ``phase_sync_s`` the first job
+    alone, so the ratio is the exact time alone over it."""
+    if "alone_s" in r:
+        ratio, what = r["alone_s"] / r["phase_sync_s"], "exact alone / phase-sync alone"
+    else:
+        ratio, what = r["time_s"] / r["phase_sync_s"], "exact / phase-sync"
+    return f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} ({what} = {ratio:.3f})"
+
+
 def _slot(fab: dict) -> str:
     """Where ranks sit: a GPU on the rail family (its shape has GPUs), else a host."""
     return "GPU" if "gpus" in fab.get("shape", {}) else "host"
@@ -77,10 +88,7 @@ def lines(doc: dict) -> list[str]:
         if "packet" in r:  # the packet engine (ns-3): what the network did
             out.append(packet_line(r["packet"]))
         if "phase_sync_s" in r:
-            out.append(
-                f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} "
-                f"(exact / phase-sync = {r['time_s'] / r['phase_sync_s']:.3f})"
-            )
+            out.append(phase_sync_line(r))
     out.append(
         "busbw = bytes / time * 2(p-1)/p ((p-1)/p for reduce-scatter, allgather); ideal: "
         "every link but the host links infinitely fast; flows/uplink: the worst leaf or "
