@@ -6,6 +6,7 @@
 ``plots``         the figures of training runs (matplotlib, Agg)
 ``netplots``      the figures of bench sweeps and of the fabric
 ``simulate``      ``simulate.json``: time against ranks per algorithm, link utilisation per tier
+``simcheck``      a ``simulate.json``'s packet rows, and the relations between its numbers
 ``packetplots``   a packet-engine ``simulate.json``: queues, QP rates, pauses, message CDF
 ``tables``        the tables: provenance, headline numbers, stragglers, bench records
 ``document``      the report as ``report.html`` (self-contained) and ``report.md``

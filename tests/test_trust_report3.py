@@ -1,0 +1,159 @@
+"""``dist-logreg report``, third attack on issue 29: every key it reads is checked (a
+simulate.json's sweep tags, workload seconds, packet series, the relations between its
+numbers; a bench JSON's every key), and its outputs go through the one writer."""
+
+import copy
+import json
+
+import pytest
+
+from tests.test_model_cli import dl
+from tests.test_trust_report import one_line
+
+T = 1e-5  # 1 KiB in 10 us at 4 ranks: busbw = 1024 / T x 2(p-1)/p, by hand
+ROW = {
+    "algorithm": "ring",
+    "bytes": 1024,
+    "ranks": 4,
+    "time_s": T,
+    "time_s_worst": 1.2 * T,
+    "time_s_seeds": [T, 1.2 * T],
+    "ideal_s": 0.5 * T,
+    "algbw": 1024 / T,
+    "busbw": 1024 / T * 1.5,
+    "bottleneck": "host-up",
+    "links": {"host-up": {"max_util": 0.5, "mean_util": 0.25}},
+}
+SIM = {
+    "format": "dist-logreg simulate",
+    "engine": "flow",
+    "mode": "event",
+    "fabric": {"spec": "flat:hosts=4", "hosts": 4},
+    "placement": {"mode": "packed", "seeds": 2},
+    "results": [ROW],
+}
+STEP = {
+    "workload": {"spec": "params=1e6", "buckets": 1, "forward_s": 1e-3, "backward_s": 2e-3},
+    "rows": [
+        {
+            "ranks": 4,
+            "algorithm": "ring",
+            "step_s": 3.1e-3,
+            "compute_s": 3e-3,
+            "comm_s": 1e-4,
+            "exposed_s": 1e-4,
+            "comm_fraction": 0.03,
+            "efficiency": 1.0,
+        }
+    ],
+    "timeline": {
+        "ranks": 4,
+        "algorithm": "ring",
+        "buckets": [
+            {
+                "bucket": 0,
+                "collective": "ring",
+                "bytes": 1024,
+                "ready_s": 3e-3,
+                "start_s": 3e-3,
+                "end_s": 3.1e-3,
+            }
+        ],
+    },
+}
+
+
+def sim_dir(tmp_path, edit=None, step=False):
+    doc = copy.deepcopy(SIM)
+    if step:
+        doc["step"] = copy.deepcopy(STEP)
+    if edit:
+        edit(doc)
+    d = tmp_path / "sim"
+    d.mkdir()
+    (d / "simulate.json").write_text(json.dumps(doc))
+    return d
+
+
+def row(**kw):
+    return lambda d: d["results"][0].update(kw)
+
+
+def wl(**kw):
+    return lambda d: d["step"]["workload"].update(kw)
+
+
+def both_rows(d):
+    d["results"].append({**d["results"][0], "scenario": "none"})
+    d["results"][0]["scenario"] = {"a": 1}
+
+
+PACKET = {"queue": {"t_s": [0.0, 1e-6], "links": {"host-up": [1.0, 2.0, 3.0]}}}
+
+
+@pytest.mark.parametrize(
+    "edit, step, want",
+    [  # D1: a sweep's tag that is not a string (the report groups rows by it)
+        (both_rows, False, "results[0].scenario: expected a string, got {'a': 1}"),
+        (row(fabric=[1]), False, "results[0].fabric: expected a string, got [1]"),
+        (row(workload={"x": 1}), False, "results[0].workload: expected a string"),
+        # D2: the workload's seconds the timeline draws
+        (wl(forward_s="x"), True, "step.workload.forward_s: expected a finite number of seconds"),
+        (wl(forward_s=1e308), True, "step.workload.forward_s: expected a finite number"),
+        (wl(backward_s=float("nan")), True, "step.workload.backward_s: expected a finite"),
+        (
+            lambda d: d["step"]["timeline"].update(algorithm={"x": [1]}),
+            True,
+            "step.timeline.algorithm: expected a string",
+        ),
+        # D3: a packet series of another length than its times
+        (
+            row(packet={**PACKET, "message_done_s": [-1.0]}),
+            False,
+            "results[0].packet.queue.links.host-up: expected 2 values (one per t_s), got 3",
+        ),
+        # D4: numbers that contradict each other or physics
+        (row(busbw=9e12), False, "results[0].busbw: expected bytes / time_s x 2(p-1)/p"),
+        (
+            lambda d: d["results"][0].update(
+                time_s=0.0, time_s_worst=0.0, time_s_seeds=[0.0], ideal_s=0.0
+            ),
+            False,
+            "results[0].busbw: expected bytes / time_s x 2(p-1)/p or (p-1)/p (0 B/s",
+        ),
+        (row(algbw=1.0), False, "results[0].algbw: expected bytes / time_s, got 1"),
+        (
+            row(links={"host-up": {"max_util": 5.0, "mean_util": 0.1}}),
+            False,
+            "results[0].links.host-up.max_util: expected a utilisation",
+        ),
+        (
+            row(links={"host-up": {"max_util": 0.2, "mean_util": 0.7}}),
+            False,
+            "results[0].links.host-up.mean_util: expected at most max_util 0.2, got 0.7",
+        ),
+        (
+            lambda d: d["step"]["rows"][0].update(step_s=1e-9),
+            True,
+            "step.rows[0].step_s: expected at least compute_s 0.003 s, got 1e-09",
+        ),
+        (
+            lambda d: d["step"]["timeline"]["buckets"][0].update(end_s=0.0),
+            True,
+            "step.timeline.buckets[0]: expected ready_s <= start_s <= end_s",
+        ),
+    ],
+)
+def test_bad_simulate_json_is_one_line_and_exit_2(tmp_path, edit, step, want):
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit, step)), "--out", str(out)))
+    assert want in line, line
+    assert "simulate.json" in line and not out.exists()
+
+
+def test_the_hand_made_simulate_json_is_reported(tmp_path):
+    """The base the cases above break is itself a good file (so each case fails on its key)."""
+    out = tmp_path / "o"
+    r = dl("report", str(sim_dir(tmp_path, step=True)), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "report.md").is_file() and (out / "1-sim-step.png").is_file()
