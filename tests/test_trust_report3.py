@@ -3,7 +3,10 @@ simulate.json's sweep tags, workload seconds, packet series, the relations betwe
 numbers; a bench JSON's every key), and its outputs go through the one writer."""
 
 import copy
+import errno
 import json
+import os
+import signal
 
 import pytest
 
@@ -157,3 +160,93 @@ def test_the_hand_made_simulate_json_is_reported(tmp_path):
     r = dl("report", str(sim_dir(tmp_path, step=True)), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert (out / "report.md").is_file() and (out / "1-sim-step.png").is_file()
+
+
+# --- D5, D6, D7, D23: the report's files go through the one writer --------------------------
+
+
+def test_a_link_at_an_output_name_is_never_written_through(tmp_path):
+    src = sim_dir(tmp_path)
+    out, victim = tmp_path / "o", tmp_path / "precious.txt"
+    out.mkdir()
+    victim.write_text("KEEP")
+    for name in ("report.md", "report.json", "1-sim-time.png"):
+        (out / name).symlink_to(victim)
+    line = one_line(dl("report", str(src), "--out", str(out)))
+    assert "expected a new file name, got a symbolic link" in line, line
+    assert victim.read_text() == "KEEP"
+    r = dl("report", str(src), "--out", str(out), "--force")  # replaces the links themselves
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "KEEP"
+    assert not (out / "report.md").is_symlink() and (out / "report.md").read_text().startswith("#")
+
+
+def test_an_earlier_report_is_kept_without_force(tmp_path):
+    src, out = sim_dir(tmp_path), tmp_path / "o"
+    out.mkdir()
+    (out / "report.md").write_text("OLD")
+    line = one_line(dl("report", str(src), "--out", str(out)))
+    assert f"--out {out}: holds another report (report.md); expected a new directory" in line
+    assert (out / "report.md").read_text() == "OLD" and sorted(os.listdir(out)) == ["report.md"]
+    assert dl("report", str(src), "--out", str(out), "--force").returncode == 0
+    assert (out / "report.md").read_text() != "OLD" and (out / "1-sim-time.png").is_file()
+
+
+def test_an_unwritable_out_is_one_line_before_any_plot(tmp_path, monkeypatch):
+    """A read-only file system (EROFS, as a ``mount -o ro`` gives even to root): the probe
+    in ``--out`` fails, before anything is drawn."""
+    import tempfile
+
+    from dist_logreg.report import plots
+
+    def erofs(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    drawn = []
+    monkeypatch.setattr(tempfile, "mkdtemp", erofs)
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(path))
+    out = tmp_path / "o"
+    out.mkdir()
+    line = one_line(dl("report", str(sim_dir(tmp_path)), "--out", str(out)))
+    assert line == f"dist-logreg: error: --out {out}: cannot write there: Read-only file system"
+    assert drawn == [] and os.listdir(out) == []
+
+
+def test_sigint_while_drawing_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C lands after the first plot is drawn: exit 130, and neither the plot nor the
+    folder ``report`` made is left (before: the plots drawn so far stayed)."""
+    from dist_logreg.report import plots
+
+    save = plots.save
+
+    def save_then_interrupt(fig, path):
+        save(fig, path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "save", save_then_interrupt)
+    out = tmp_path / "o"
+    r = dl("report", str(sim_dir(tmp_path)), "--out", str(out))
+    assert r.returncode == 130 and "interrupted (SIGINT); nothing done" in r.stderr
+    assert not out.exists()
+
+
+def test_sigint_while_the_files_are_moved_in_finishes_and_says_so(tmp_path, monkeypatch):
+    """Ctrl-C between two renames: held until every file is in place, then said, exit 130."""
+    from dist_logreg.cli import report as cli_report
+
+    calls = []
+    real = cli_report.write_output
+
+    def write_then_sigint(*a, **k):
+        real(*a, **k)
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)
+        calls.append(a[0])
+
+    monkeypatch.setattr(cli_report, "write_output", write_then_sigint)
+    out = tmp_path / "o"
+    r = dl("report", str(sim_dir(tmp_path)), "--out", str(out))
+    assert r.returncode == 130, r.stderr
+    assert f"interrupted (SIGINT) after the report was written to {out}/" in r.stdout + r.stderr
+    assert sorted(p.name for p in calls) == sorted(os.listdir(out))
+    assert {"report.md", "report.html", "report.json"} <= set(os.listdir(out))
