@@ -250,3 +250,85 @@ def test_sigint_while_the_files_are_moved_in_finishes_and_says_so(tmp_path, monk
     assert f"interrupted (SIGINT) after the report was written to {out}/" in r.stdout + r.stderr
     assert sorted(p.name for p in calls) == sorted(os.listdir(out))
     assert {"report.md", "report.html", "report.json"} <= set(os.listdir(out))
+
+
+# --- D9, D10, D11: a bench JSON, every key the report reads ---------------------------------
+
+#: One allreduce record at 2 ranks, by hand: 64 KiB in 40 us is 1.6384 GB/s (algbw), and the
+#: factor 2(p-1)/p = 1 at p = 2 makes busbw the same.
+REC = {
+    "collective": "allreduce",
+    "algorithm": "ring",
+    "bytes": 65536,
+    "time_s": 4e-5,
+    "time_s_p50": 3.9e-5,
+    "time_s_p99": 5e-5,
+    "time_s_min": 3e-5,
+    "time_s_max": 6e-5,
+    "time_s_ci95": None,
+    "algbw": 65536 / 4e-5 / 1e9,
+    "busbw": 65536 / 4e-5 / 1e9,
+    "busbw_factor": 1.0,
+    "wrong": 0,
+    "world_size": 2,
+}
+BENCH = {"run": {"tag": "b", "command_line": ["bench"], "cluster": None}, "records": [REC]}
+
+
+def bench_file(tmp_path, edit=None):
+    doc = copy.deepcopy(BENCH)
+    if edit:
+        edit(doc)
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def rec(**kw):
+    return lambda d: d["records"][0].update(kw)
+
+
+def top(**kw):
+    return lambda d: d.update(kw)
+
+
+def run(**kw):
+    return lambda d: d["run"].update(kw)
+
+
+@pytest.mark.parametrize(
+    "edit, want",
+    [  # D9: keys the report reads, of the wrong type or unbounded
+        (rec(time_s_p50="x"), "record 0: time_s_p50: expected a finite number of seconds"),
+        (rec(time_s_ci95=[1, 2]), "record 0: time_s_ci95: expected a finite number of seconds"),
+        (rec(bytes=10**400), "record 0: bytes: expected a whole number of bytes from 1 to"),
+        (top(link_rate_bps="abc"), "link_rate_bps: expected a finite rate in bit/s > 0"),
+        (top(link_rate_bps=[1]), "link_rate_bps: expected a finite rate in bit/s > 0"),
+        (top(run=[1]), "run: expected an object (the run block) or null, got list [1]"),
+        (top(run="x"), "run: expected an object (the run block) or null, got str 'x'"),
+        (run(cluster=[1]), "run.cluster: expected an object, got list [1]"),
+        (run(tag={"a": 1}), "run.tag: expected a string, got {'a': 1}"),
+        (rec(collective=[1]), "record 0: collective: expected a string, got [1]"),
+        # D10: numbers no network gives, or that contradict each other
+        (rec(busbw=1e6), "record 0: busbw: expected bytes / time_s x the collective's factor"),
+        (rec(busbw=1e300), "record 0: busbw: expected a finite number of GB/s"),
+        (rec(algbw=5.0), "record 0: algbw: expected bytes / time_s = 1.6384 GB/s, got 5"),
+        (rec(time_s=1e-300), "record 0: time_s: expected a finite number of seconds >= 1e-09"),
+        (rec(time_s_p99=float("nan")), "record 0: time_s_p99: expected a finite number"),
+        (rec(time_s_min=1.0, time_s_max=1e-9), "record 0: time_s_p50: expected at least"),
+        (rec(time_s_min=5e-5), "record 0: time_s_p50: expected at least time_s_min 5e-05 s"),
+        (rec(world_size=0), "record 0: world_size: expected a number of ranks from 1"),
+        (top(link_rate_bps=float("nan")), "link_rate_bps: expected a finite rate in bit/s"),
+    ],
+)
+def test_bad_bench_json_is_one_line_and_exit_2(tmp_path, edit, want):
+    path, out = bench_file(tmp_path, edit), tmp_path / "o"
+    line = one_line(dl("report", str(path), "--out", str(out)))
+    assert f"bench JSON {path}: " in line and want in line, line
+    assert not out.exists()
+
+
+def test_the_hand_made_bench_json_is_reported(tmp_path):
+    r = dl("report", str(bench_file(tmp_path)), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    assert "1.638" in (tmp_path / "o" / "report.md").read_text()  # 65536 B / 40 us, GB/s

@@ -20,7 +20,7 @@ import numpy as np
 from dist_logreg.errors import UsageError
 from dist_logreg.files import read_json
 from dist_logreg.ops.cluster import fabricfiles
-from dist_logreg.report import simulate
+from dist_logreg.report import benchfile, simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = (
@@ -117,6 +117,7 @@ def bench_records(doc, where: str) -> dict:
             raise UsageError(f"{where}: record {i}: expected keys {', '.join(missing)}")
         if why := _check_record(rec):
             raise UsageError(f"{where}: record {i}: {why}")
+    benchfile.check(doc, where)
     return doc
 
 
