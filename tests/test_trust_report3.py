@@ -332,3 +332,23 @@ def test_the_hand_made_bench_json_is_reported(tmp_path):
     r = dl("report", str(bench_file(tmp_path)), "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
     assert "1.638" in (tmp_path / "o" / "report.md").read_text()  # 65536 B / 40 us, GB/s
+
+
+def test_a_p2p_bench_file_is_named_for_what_it_is(tmp_path):
+    """D11: ``bench --p2p``'s own output: not "expected keys algorithm, busbw" (a damaged
+    file), but what it is and that report does not draw it yet."""
+    recs = [{"p2p": "latency", "pair": [0, 1], "bytes": 8, "time_s": 2.7e-6, "GBps": 0.003}]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"run": {"tag": "p"}, "records": recs}))
+    line = one_line(dl("report", str(path), "--out", str(tmp_path / "o")))
+    assert "a bench --p2p file" in line and "does not draw point-to-point records" in line
+
+
+def test_a_dangling_simulate_json_link_is_named(tmp_path):
+    """D8: a folder whose simulate.json is a link to nothing: said so, not "a directory
+    without summary.json"."""
+    d = tmp_path / "dangling"
+    d.mkdir()
+    (d / "simulate.json").symlink_to(tmp_path / "nonexistent")
+    line = one_line(dl("report", str(d), "--out", str(tmp_path / "o")))
+    assert "simulate.json: a symbolic link to" in line and "which does not exist" in line, line

@@ -120,3 +120,14 @@ def relations(rec: dict) -> None:
 
 def _bad(key: str, message: str) -> schema.Invalid:
     return schema.Invalid(key, f"{message} (a file that breaks physics)")
+
+
+def p2p_refusal(doc, where: str) -> None:
+    """``UsageError`` naming what a ``bench --p2p`` file is, which the report does not draw."""
+    recs = doc.get("records") if isinstance(doc, dict) else doc
+    if isinstance(recs, list) and recs and all(isinstance(r, dict) and "p2p" in r for r in recs):
+        raise UsageError(
+            f"{where}: a bench --p2p file (point-to-point latency and bandwidth per pair); "
+            "report does not draw point-to-point records yet (it reads bench --allreduce "
+            "and --collective files)"
+        )
