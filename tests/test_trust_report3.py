@@ -126,6 +126,11 @@ PACKET = {"queue": {"t_s": [0.0, 1e-6], "links": {"host-up": [1.0, 2.0, 3.0]}}}
         ),
         (row(algbw=1.0), False, "results[0].algbw: expected bytes / time_s, got 1"),
         (
+            row(time_s_worst=5.0),
+            False,
+            "results[0].time_s_worst: expected the slowest seed's time, max of time_s_seeds",
+        ),
+        (
             row(links={"host-up": {"max_util": 5.0, "mean_util": 0.1}}),
             False,
             "results[0].links.host-up.max_util: expected a utilisation",

@@ -76,6 +76,13 @@ def _row_relations(r: dict, where: str) -> None:
             f"expected bytes / time_s x 2(p-1)/p or (p-1)/p ({' or '.join(map(_g, expect))} "
             f"B/s for {n} B in {t:g} s at {p} ranks), got {busbw:g}",
         )
+    worst, seeds = r["time_s_worst"], r["time_s_seeds"]
+    if abs(worst - max(seeds)) > RTOL * worst:
+        raise _bad(
+            f"{where}.time_s_worst",
+            f"expected the slowest seed's time, max of time_s_seeds {max(seeds):g} s, "
+            f"got {worst:g}",
+        )
     algbw = r.get("algbw")
     if algbw is not None and abs(algbw - (n / t if t > 0 else 0.0)) > RTOL * algbw:
         raise _bad(f"{where}.algbw", f"expected bytes / time_s, got {algbw:g}")
