@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -96,7 +97,11 @@ def cmd(args: argparse.Namespace) -> int:
             say("  report.json  the tables' numbers")
         say(f"  {len(pngs)} plot(s): {', '.join(pngs)}")
         if late:
-            say(f"dist-logreg report: interrupted (SIGINT) after the report was written to {out}/")
+            print(
+                f"dist-logreg report: interrupted (SIGINT) after the report was written to {out}/",
+                file=sys.stderr,
+                flush=True,
+            )
             return 130
         return 0
 
@@ -145,11 +150,12 @@ def staged(out, force: bool, draw) -> tuple[list, bool]:
         out.mkdir(parents=True, exist_ok=True)
         _probe(out)
         stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
-    except BaseException:
+    except BaseException as exc:
         if made:
             shutil.rmtree(out, ignore_errors=True)
+        if isinstance(exc, OSError):
+            why = exc.strerror or exc
+            raise UsageError(f"--out {out}: cannot write there: {why}") from None
         raise
     done = False
     try:
