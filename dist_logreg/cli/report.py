@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
+from dist_logreg.files import check_output, write_output
 from dist_logreg.units import parse_bit_rate
 
 REPORT_EPILOG = """\
@@ -45,6 +52,12 @@ def add_parser(sub) -> None:
         help="where the report goes (default: reports/report-<time>)",
     )
     rep.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the report files already in --out (report.md, report.html, report.json, "
+        "the plots); without it such a folder is refused before any work",
+    )
+    rep.add_argument(
         "--link-rate",
         metavar="RATE",
         help="the link rate to draw as the busbw ceiling of bench runs, e.g. 1gbit, 100mbit "
@@ -55,27 +68,27 @@ def add_parser(sub) -> None:
 
 def cmd(args: argparse.Namespace) -> int:
     """The ``report`` sub-command: read the runs, write the report."""
-    from pathlib import Path
 
     def body() -> int:
         from dist_logreg.report import packetplots
         from dist_logreg.report.runs import load
 
         link_rate = args.link_rate and parse_bit_rate(args.link_rate, "--link-rate")
+        out = (
+            Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")
+        )
+        check_out(out, args.force)  # before any work
         sims = {p: packetplots.simulate_doc(Path(p)) for p in args.runs}
         runs = [load(p) for p in args.runs]  # bad input fails here; simulate.json included
         from dist_logreg.report.build import build
 
-        out = (
-            Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")
-        )
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
-        files = build(runs, out, link_rate) if runs else []
-        for doc in (d for d in sims.values() if d is not None):  # simulate --engine packet
-            files += packetplots.draw(doc, out)
+        def draw(stage: Path) -> list:
+            files = build(runs, stage, link_rate) if runs else []
+            for doc in (d for d in sims.values() if d is not None):  # simulate --engine packet
+                files += packetplots.draw(doc, stage)
+            return files
+
+        files, late = staged(out, args.force, draw)
         pngs = [f.name for f in files if f.suffix == ".png"]
         say(f"dist-logreg report: {len(args.runs)} run(s) -> {out}/")
         if runs:
@@ -83,6 +96,85 @@ def cmd(args: argparse.Namespace) -> int:
             say("  report.md    the same tables, the plots linked")
             say("  report.json  the tables' numbers")
         say(f"  {len(pngs)} plot(s): {', '.join(pngs)}")
+        if late:
+            print(
+                f"dist-logreg report: interrupted (SIGINT) after the report was written to {out}/",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 130
         return 0
 
     return run_plain(body)
+
+
+#: The fixed names of a report; its plots are ``*.png``.
+REPORT_FILES = ("report.md", "report.html", "report.json")
+
+
+def check_out(out, force: bool) -> None:
+    """Before any work: ``UsageError`` unless ``out`` is a folder (or a new name) that holds
+    no report (``force``: one it may replace) and where a file can be written."""
+    if os.path.lexists(out) and not out.is_dir():
+        raise UsageError(f"--out {out}: expected a directory, got a file")
+    if not out.is_dir():
+        return
+    found = sorted(n for n in os.listdir(out) if n in REPORT_FILES or n.endswith(".png"))
+    for name in found:  # a link, FIFO or folder at a report's name: refused even with --force
+        if not os.path.isfile(out / name) or os.path.islink(out / name):
+            check_output(out / name, "--out", force)
+    if found and not force:
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise UsageError(
+            f"--out {out}: holds another report ({', '.join(found[:3])}{more}); expected a new "
+            "directory, or --force to replace it"
+        )
+    _probe(out)
+
+
+def _probe(out) -> None:
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".report-probe-", dir=out))
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+
+
+def staged(out, force: bool, draw) -> tuple[list, bool]:
+    """``draw(folder)`` into a hidden folder inside ``out``, then each file into ``out``
+    through the one writer (temporary file, rename; a link at a final name is never
+    followed): a failure or Ctrl-C while drawing leaves nothing (a folder made here is
+    removed). Returns the final paths, and whether SIGINT came while they were moved in
+    (the move itself is not interrupted: the report is whole)."""
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _probe(out)
+        stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    except BaseException as exc:
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(exc, OSError):
+            why = exc.strerror or exc
+            raise UsageError(f"--out {out}: cannot write there: {why}") from None
+        raise
+    done = False
+    try:
+        files = draw(stage)
+        finals = [out / f.name for f in files]
+        for f in finals:  # all checked before the first is moved
+            check_output(f, "--out", force)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for f, final in zip(files, finals, strict=True):
+                write_output(final, f.read_bytes(), "--out", force)
+            done = True
+        finally:
+            late = signal.SIGINT in signal.sigpending()
+            if late:
+                signal.sigwait({signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return finals, late
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made and not done:
+            shutil.rmtree(out, ignore_errors=True)

@@ -2,11 +2,13 @@
 
 ================  ==========================================================================
 ``runs``          read what runs left behind: a training output directory or a bench JSON
+``benchfile``     a bench JSON's schema (every key the report reads) and its records' relations
 ``analysis``      the numbers behind the plots and tables (pure numpy)
 ``plots``         the figures of training runs (matplotlib, Agg)
 ``netplots``      the figures of bench sweeps and of the fabric
 ``simulate``      ``simulate.json``: time against ranks per algorithm, link utilisation per tier
 ``neighbour``     a ``simulate.json`` with a neighbouring job: each job alone, together, slowdown
+``simcheck``      a ``simulate.json``'s packet rows, and the relations between its numbers
 ``packetplots``   a packet-engine ``simulate.json``: queues, QP rates, pauses, message CDF
 ``tables``        the tables: provenance, headline numbers, stragglers, bench records
 ``document``      the report as ``report.html`` (self-contained) and ``report.md``

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from dist_logreg.errors import UsageError
 from dist_logreg.files import read_json
 from dist_logreg.ops.cluster import fabricfiles
-from dist_logreg.report import simulate
+from dist_logreg.report import benchfile, simulate
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = (
@@ -83,15 +84,20 @@ def load(path: str | Path) -> TrainRun | BenchRun:
         path = path.parent
     if (
         path.is_dir()
-        and (path / "simulate.json").is_file()
+        and os.path.lexists(path / "simulate.json")  # a link or FIFO there: its own message
         and not (path / "summary.json").is_file()
     ):
         path = path / "simulate.json"
+        if path.is_symlink() and not path.exists():
+            raise UsageError(
+                f"RUN {path}: a symbolic link to {os.readlink(path)!r}, which does not exist"
+            )
     if path.is_dir():
         if not (path / "summary.json").is_file():
             raise UsageError(
-                f"RUN {path}: expected a training output directory (with summary.json) or "
-                "a bench JSON file, got a directory without summary.json"
+                f"RUN {path}: expected a training output directory (with summary.json), a "
+                "simulate output directory (with simulate.json) or a bench JSON file, got a "
+                "directory without either"
             )
         return _load_train(path)
     if not path.exists():
@@ -101,6 +107,7 @@ def load(path: str | Path) -> TrainRun | BenchRun:
 
 def bench_records(doc, where: str) -> dict:
     """A bench JSON as ``{"run": ..., "records": [...]}``; the old plain list is accepted."""
+    benchfile.p2p_refusal(doc, where)
     if isinstance(doc, list):
         doc = {"run": None, "records": doc}
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
@@ -117,6 +124,7 @@ def bench_records(doc, where: str) -> dict:
             raise UsageError(f"{where}: record {i}: expected keys {', '.join(missing)}")
         if why := _check_record(rec):
             raise UsageError(f"{where}: record {i}: {why}")
+    benchfile.check(doc, where)
     return doc
 
 

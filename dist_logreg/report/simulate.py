@@ -12,6 +12,8 @@ from dist_logreg import schema
 from dist_logreg.errors import UsageError
 from dist_logreg.report import neighbour, plots
 from dist_logreg.report.document import Section, Table
+from dist_logreg.report.simcheck import PACKET as _PACKET
+from dist_logreg.report.simcheck import relations
 from dist_logreg.units import format_byte_rate, format_bytes, format_seconds
 
 FORMAT = "dist-logreg simulate"
@@ -33,15 +35,10 @@ class SimRun:
 MAX_SECONDS = 1e6
 _SECONDS = schema.number(0.0, MAX_SECONDS, "a finite number of seconds")
 _RATE = schema.number(0.0, 1e18, "a finite number of B/s")
-_UTIL = schema.table({"max_util": schema.number(), "mean_util": schema.number()})
-_PACKET = schema.table(
-    {
-        "queue": schema.table(
-            {"t_s": schema.items(_SECONDS), "links": schema.mapping(schema.items(schema.number()))}
-        ),
-        "message_done_s": schema.items(schema.number(-1.0, MAX_SECONDS)),
-    }
-)
+#: Busy time over the collective's time: no link is busier than all the time (every engine
+#: divides a link's bytes by its rate and the time; checked up to :data:`RTOL`).
+_FRACTION = schema.number(0.0, 1.0 + 1e-6, "a utilisation (busy time / time)")
+_UTIL = schema.table({"max_util": _FRACTION, "mean_util": _FRACTION})
 RESULT = schema.table(
     {
         "algorithm": schema.text(),
@@ -55,7 +52,16 @@ RESULT = schema.table(
         "bottleneck": schema.text(),
         "links": schema.mapping(_UTIL, "an object of link classes"),
     },
-    {"algbw": _RATE, "ratio_to_ideal": schema.number(), "packet": _PACKET, **neighbour.KEYS},
+    {
+        "algbw": _RATE,
+        "ratio_to_ideal": schema.number(),
+        "packet": _PACKET,
+        # a sweep's tags of a row (the report groups rows by them)
+        "fabric": schema.text(),
+        "workload": schema.text(),
+        "scenario": schema.text(),
+        **neighbour.KEYS,
+    },
     "a result (an object)",
 )
 _SPAN = schema.table(
@@ -85,10 +91,14 @@ _STEP_ROW = schema.table(
 #: ``simulate --workload``'s block: the step per rank count, one step's timeline.
 STEP = schema.table(
     {
-        "workload": schema.table({"spec": schema.text(), "buckets": schema.count(1)}),
+        "workload": schema.table(
+            {"spec": schema.text(), "buckets": schema.count(1)},
+            {"forward_s": _SECONDS, "backward_s": _SECONDS},
+        ),
         "rows": schema.items(_STEP_ROW, 1, 10**6, "a list of step rows"),
         "timeline": schema.table(
-            {"ranks": schema.count(1), "buckets": schema.items(_SPAN, 1, 10**7, "a list")}
+            {"ranks": schema.count(1), "buckets": schema.items(_SPAN, 1, 10**7, "a list")},
+            {"algorithm": schema.text()},
         ),
     }
 )
@@ -118,6 +128,7 @@ def check(path: Path, doc) -> dict:
     schema.check(doc, SCHEMA, name)
     try:
         physics(doc)
+        relations(doc)
     except schema.Invalid as exc:
         raise UsageError(f"{name}: {exc}") from None
     return doc

@@ -1,0 +1,133 @@
+"""A bench JSON (``bench --out``) as the report reads it: one schema for every key it reads
+(records, the ``run`` block, the link rate), and the relations between a record's numbers.
+
+A record's busbw is derived, never measured: ``algbw = bytes / time_s`` (GB/s) and ``busbw
+= algbw x busbw_factor`` (the collective's nccl-tests factor, at most 2), so a busbw that is
+not that is a damaged or edited file; the spread keeps ``time_s_min <= time_s_p50 <=
+time_s_p99 <= time_s_max`` and the mean ``time_s`` between min and max. A time below
+:data:`MIN_SECONDS` is no collective on any network. Pure Python.
+"""
+
+from __future__ import annotations
+
+from dist_logreg import schema
+from dist_logreg.errors import UsageError
+
+#: A collective's time per call is at least this (a nanosecond: no call, no network, is faster).
+MIN_SECONDS = 1e-9
+#: Relative slack of the relations (the bench computes them in binary64; JSON keeps 17 digits).
+RTOL = 1e-6
+_SPREAD = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))
+_GBPS = schema.number(0.0, 1e9, "a finite number of GB/s")
+_RATE = schema.number(0.0, 1e15, "a finite rate in bit/s", above=True)
+
+
+def _rate_value(v, where):
+    """A cluster's rate as recorded: ``"1gbit"`` or a number of bit/s."""
+    if isinstance(v, str):
+        schema.text()(v, where)
+    else:
+        _RATE(v, where)
+
+
+RECORD = schema.table(
+    {},
+    {
+        "algorithm": schema.text(),
+        "bytes": schema.count(1, 1 << 50, "a whole number of bytes"),
+        "collective": schema.text(),
+        "time_s": schema.number(MIN_SECONDS, 1e6, "a finite number of seconds"),
+        "time_s_p50": _SPREAD,
+        "time_s_p99": _SPREAD,
+        "time_s_min": _SPREAD,
+        "time_s_max": _SPREAD,
+        "time_s_ci95": _SPREAD,
+        "predicted_s": _SPREAD,
+        "algbw": _GBPS,
+        "busbw": _GBPS,
+        "busbw_factor": schema.number(0.0, 2.0, "a factor"),
+        "wrong": schema.optional(schema.count(0)),
+        "world_size": schema.count(1, 10**7, "a number of ranks"),
+    },
+    "a record (an object)",
+)
+RUN = schema.table(
+    {},
+    {
+        "tag": schema.text(),
+        "started_utc": schema.optional(schema.text()),
+        "dist_logreg_version": schema.optional(schema.text()),
+        "world_size": schema.optional(schema.count(1, 10**7, "a number of ranks")),
+        "hosts": schema.optional(
+            schema.items(
+                schema.table({"name": schema.text(), "ranks": schema.items(schema.count())})
+            )
+        ),
+        "mpi": schema.optional(schema.table({}, {"library": schema.text()})),
+        "numpy": schema.optional(schema.text()),
+        "command_line": schema.items(schema.text()),
+        "cluster": schema.optional(
+            schema.table({}, {"rate": _rate_value, "uplink_rate": _rate_value}, "an object")
+        ),
+    },
+    "an object (the run block) or null",
+)
+TOP = schema.table(
+    {},
+    {
+        "run": schema.optional(RUN),
+        "link_rate": schema.optional(schema.text()),
+        "link_rate_bps": schema.optional(_RATE),
+    },
+)
+
+
+def check(doc: dict, where: str) -> None:
+    """``UsageError`` (one line: ``where``, the record, the key, the value) unless every key
+    of ``doc`` the report reads has its type and bounds, and each record its relations."""
+    schema.check(doc, TOP, where)
+    for i, rec in enumerate(doc["records"]):
+        schema.check(rec, RECORD, f"{where}: record {i}")
+        try:
+            relations(rec)
+        except schema.Invalid as exc:
+            raise UsageError(f"{where}: record {i}: {exc}") from None
+
+
+def relations(rec: dict) -> None:
+    """:class:`schema.Invalid` for a record whose numbers contradict each other."""
+    n, t = rec["bytes"], rec["time_s"]
+    algbw = n / t / 1e9
+    if rec.get("algbw") is not None and abs(rec["algbw"] - algbw) > RTOL * algbw:
+        raise _bad("algbw", f"expected bytes / time_s = {algbw:g} GB/s, got {rec['algbw']:g}")
+    factor = rec.get("busbw_factor")
+    top = algbw * (2.0 if factor is None else factor)
+    if rec["busbw"] > top * (1 + RTOL) or (factor is not None and rec["busbw"] < top * (1 - RTOL)):
+        want = f"= {top:g}" if factor is not None else f"at most {top:g}"
+        raise _bad(
+            "busbw",
+            f"expected bytes / time_s x the collective's factor ({want} GB/s for {n} B in "
+            f"{t:g} s), got {rec['busbw']:g}",
+        )
+    order = [k for k in ("time_s_min", "time_s_p50", "time_s_p99", "time_s_max") if rec.get(k)]
+    for a, b in zip(order, order[1:], strict=False):
+        if rec[a] > rec[b] * (1 + RTOL):
+            raise _bad(b, f"expected at least {a} {rec[a]:g} s, got {rec[b]:g}")
+    lo, hi = rec.get("time_s_min"), rec.get("time_s_max")
+    if (lo and t < lo * (1 - RTOL)) or (hi and t > hi * (1 + RTOL)):
+        raise _bad("time_s", f"expected the mean, between time_s_min and time_s_max, got {t:g}")
+
+
+def _bad(key: str, message: str) -> schema.Invalid:
+    return schema.Invalid(key, f"{message} (a file that breaks physics)")
+
+
+def p2p_refusal(doc, where: str) -> None:
+    """``UsageError`` naming what a ``bench --p2p`` file is, which the report does not draw."""
+    recs = doc.get("records") if isinstance(doc, dict) else doc
+    if isinstance(recs, list) and recs and all(isinstance(r, dict) and "p2p" in r for r in recs):
+        raise UsageError(
+            f"{where}: a bench --p2p file (point-to-point latency and bandwidth per pair); "
+            "report does not draw point-to-point records yet (it reads bench --allreduce "
+            "and --collective files)"
+        )

@@ -1,0 +1,108 @@
+"""A ``simulate.json``'s checks beyond its top schema (:mod:`~dist_logreg.report.simulate`):
+the schema of a packet row (every key :mod:`~dist_logreg.report.packetplots` reads), and the
+relations between numbers: numbers of one row that contradict each other are a damaged or
+edited file, never a simulation.
+
+Pure Python: a :class:`~dist_logreg.schema.Invalid` names the key and both values.
+"""
+
+from __future__ import annotations
+
+from dist_logreg import schema
+
+#: Relative slack: the engines compute busbw as bytes / time x factor in binary64, and JSON
+#: keeps 17 significant digits, which leave far less.
+RTOL = 1e-6
+#: The bounds of :mod:`~dist_logreg.report.simulate` (``MAX_SECONDS``, B/s).
+_SECONDS = schema.number(0.0, 1e6, "a finite number of seconds")
+_RATE = schema.number(0.0, 1e18, "a finite number of B/s")
+#: A packet row: its queue series, message times, and what the plots label and draw.
+PACKET = schema.table(
+    {
+        "queue": schema.table(
+            {"t_s": schema.items(_SECONDS), "links": schema.mapping(schema.items(schema.number()))}
+        ),
+        "message_done_s": schema.items(schema.number(-1.0, 1e6)),
+    },
+    {  # what packetplots reads besides
+        "options": schema.table({}, {"ecn": schema.count(0), "tcp": schema.text()}),
+        "transport_label": schema.text(),
+        "pause_frames": schema.count(0),
+        "links_detail": schema.items(
+            schema.table({"link": schema.text()}, {"paused_s": schema.optional(_SECONDS)})
+        ),
+        "rates": schema.mapping(
+            schema.table({"t_s": schema.items(_SECONDS), "bytes_per_s": schema.items(_RATE)})
+        ),
+    },
+)
+
+
+def _bad(where: str, message: str) -> schema.Invalid:
+    return schema.Invalid(where, f"{message} (a file that breaks physics)")
+
+
+def relations(doc) -> None:
+    """:class:`schema.Invalid` for numbers of one row that contradict each other: busbw not
+    bytes / time x the collective's factor (2(p-1)/p for an allreduce, (p-1)/p for a
+    reduce-scatter or allgather; 0 with a zero time), a link's mean utilisation above its
+    max, a packet series whose lengths differ from its times', a step shorter than its
+    compute, a bucket that starts before it is ready or ends before it starts."""
+    for i, r in enumerate(doc["results"]):
+        _row_relations(r, f"results[{i}]")
+    step = doc.get("step") or {}
+    for i, r in enumerate(step.get("rows", [])):
+        if r["step_s"] < r["compute_s"] * (1 - RTOL):
+            raise _bad(
+                f"step.rows[{i}].step_s",
+                f"expected at least compute_s {r['compute_s']:g} s, got {r['step_s']:g}",
+            )
+    for i, x in enumerate((step.get("timeline") or {}).get("buckets", [])):
+        if not x["ready_s"] <= x["start_s"] <= x["end_s"]:
+            raise _bad(
+                f"step.timeline.buckets[{i}]",
+                f"expected ready_s <= start_s <= end_s, got {x['ready_s']:g}, "
+                f"{x['start_s']:g}, {x['end_s']:g}",
+            )
+
+
+def _row_relations(r: dict, where: str) -> None:
+    t, n, p, busbw = r["time_s"], r["bytes"], r["ranks"], r["busbw"]
+    factors = [2 * (p - 1) / p, (p - 1) / p]
+    expect = [n / t * f for f in factors] if t > 0 else [0.0]
+    if not any(abs(busbw - e) <= RTOL * e for e in expect):
+        raise _bad(
+            f"{where}.busbw",
+            f"expected bytes / time_s x 2(p-1)/p or (p-1)/p ({' or '.join(map(_g, expect))} "
+            f"B/s for {n} B in {t:g} s at {p} ranks), got {busbw:g}",
+        )
+    worst, seeds = r["time_s_worst"], r["time_s_seeds"]
+    if abs(worst - max(seeds)) > RTOL * worst:
+        raise _bad(
+            f"{where}.time_s_worst",
+            f"expected the slowest seed's time, max of time_s_seeds {max(seeds):g} s, "
+            f"got {worst:g}",
+        )
+    algbw = r.get("algbw")
+    if algbw is not None and abs(algbw - (n / t if t > 0 else 0.0)) > RTOL * algbw:
+        raise _bad(f"{where}.algbw", f"expected bytes / time_s, got {algbw:g}")
+    for c, u in r["links"].items():
+        if u["mean_util"] > u["max_util"] * (1 + RTOL):
+            raise _bad(
+                f"{where}.links.{c}.mean_util",
+                f"expected at most max_util {u['max_util']:g}, got {u['mean_util']:g}",
+            )
+    packet = r.get("packet") or {}
+    q = packet.get("queue", {"t_s": [], "links": {}})
+    series = [(f"queue.links.{k}", v, len(q["t_s"])) for k, v in q["links"].items()]
+    for k, v in (packet.get("rates") or {}).items():
+        series.append((f"rates.{k}.bytes_per_s", v["bytes_per_s"], len(v["t_s"])))
+    for key, v, want in series:
+        if len(v) != want:
+            raise schema.Invalid(
+                f"{where}.packet.{key}", f"expected {want} values (one per t_s), got {len(v)}"
+            )
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
