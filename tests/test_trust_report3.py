@@ -357,3 +357,22 @@ def test_a_dangling_simulate_json_link_is_named(tmp_path):
     (d / "simulate.json").symlink_to(tmp_path / "nonexistent")
     line = one_line(dl("report", str(d), "--out", str(tmp_path / "o")))
     assert "simulate.json: a symbolic link to" in line and "which does not exist" in line, line
+
+
+def _many_algorithms(d):
+    """201 series (one per algorithm name), each row valid on its own."""
+    d["results"] = [{**d["results"][0], "algorithm": f"alg{i}"} for i in range(201)]
+
+
+@pytest.mark.parametrize(
+    "edit, want",
+    [  # D36: 100,000 rows of 1,000 algorithms ran past 2 min in matplotlib's legend
+        (_many_algorithms, "results: expected at most 200 series"),
+        (row(algorithm="a" * 201), "results[0].algorithm: expected a name of at most 200"),
+    ],
+)
+def test_a_file_too_large_to_draw_is_refused_before_drawing(tmp_path, edit, want):
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(out)))
+    assert want in line, line
+    assert not out.exists()

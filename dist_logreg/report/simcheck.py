@@ -50,6 +50,7 @@ def relations(doc) -> None:
     compute, a bucket that starts before it is ready or ends before it starts."""
     for i, r in enumerate(doc["results"]):
         _row_relations(r, f"results[{i}]")
+    _drawable(doc)
     step = doc.get("step") or {}
     for i, r in enumerate(step.get("rows", [])):
         if r["step_s"] < r["compute_s"] * (1 - RTOL):
@@ -64,6 +65,34 @@ def relations(doc) -> None:
                 f"expected ready_s <= start_s <= end_s, got {x['ready_s']:g}, "
                 f"{x['start_s']:g}, {x['end_s']:g}",
             )
+
+
+#: What one figure can draw: lines (an algorithm and size each, per sweep tag) and a name.
+MAX_SERIES = 200
+MAX_NAME = 200
+
+
+def _drawable(doc) -> None:
+    """A file the report could not draw in minutes (100,000 rows of 1,000 algorithms took
+    over 2 min in matplotlib's legend): refused with the count, before any drawing."""
+    keys = set()
+    for i, r in enumerate(doc["results"]):
+        for k in ("algorithm", "fabric", "workload", "scenario"):
+            v = r.get(k)
+            if isinstance(v, str) and len(v) > MAX_NAME:
+                raise schema.Invalid(
+                    f"results[{i}].{k}",
+                    f"expected a name of at most {MAX_NAME} characters, got {len(v):,}",
+                )
+        keys.add(
+            (r["algorithm"], r["bytes"], r.get("fabric"), r.get("workload"), r.get("scenario"))
+        )
+    if len(keys) > MAX_SERIES:
+        raise schema.Invalid(
+            "results",
+            f"expected at most {MAX_SERIES} series (algorithm x size x sweep tags) to draw, got "
+            f"{len(keys):,}; split the file",
+        )
 
 
 def _row_relations(r: dict, where: str) -> None:
