@@ -376,3 +376,17 @@ def test_a_file_too_large_to_draw_is_refused_before_drawing(tmp_path, edit, want
     line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(out)))
     assert want in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "spec, nbytes",
+    [("flat:hosts=4", "0"), ("flat:hosts=4,rate=8bit", "1M")],
+)
+def test_what_simulate_writes_its_report_reads(tmp_path, spec, nbytes):
+    """D34: a latency-only allreduce (0 B) and one of 18 days (1 MiB at 8 bit/s) were written
+    by simulate with exit 0 and refused by report: one set of bounds."""
+    sim = tmp_path / "s"
+    r = dl("simulate", "--fabric", spec, "--ranks", "4", "--bytes", nbytes, "--out", str(sim))
+    assert r.returncode == 0, r.stderr
+    rep = dl("report", str(sim), "--out", str(tmp_path / "r"))
+    assert rep.returncode == 0, rep.stderr

@@ -24,7 +24,7 @@ from dist_logreg.report.document import Table
 from dist_logreg.units import format_bytes, format_seconds
 
 #: A duration beyond this is not a simulated allreduce (eleven days): as ``simulate``'s.
-MAX_SECONDS = 1e6
+MAX_SECONDS = 1e12  # as report/simulate.py's
 #: Relative slack for rounding (JSON's 17 digits, a ratio of two rounded times).
 RTOL = 1e-6
 _SECONDS = schema.number(0.0, MAX_SECONDS, "a finite number of seconds")

@@ -31,8 +31,9 @@ class SimRun:
         return {}
 
 
-#: A duration beyond this is not a simulated allreduce (eleven days).
-MAX_SECONDS = 1e6
+#: A simulated duration beyond this is not a number any engine writes (31,700 years; a
+#: collective of the largest bytes over the slowest rate a fabric spec allows stays below).
+MAX_SECONDS = 1e12
 _SECONDS = schema.number(0.0, MAX_SECONDS, "a finite number of seconds")
 _RATE = schema.number(0.0, 1e18, "a finite number of B/s")
 #: Busy time over the collective's time: no link is busier than all the time (every engine
@@ -42,7 +43,7 @@ _UTIL = schema.table({"max_util": _FRACTION, "mean_util": _FRACTION})
 RESULT = schema.table(
     {
         "algorithm": schema.text(),
-        "bytes": schema.count(1, 1 << 50, "a whole number of bytes"),
+        "bytes": schema.count(0, 1 << 50, "a whole number of bytes"),  # 0: latency only
         "ranks": schema.count(1, 10**7, "a number of ranks"),
         "time_s": _SECONDS,
         "time_s_worst": _SECONDS,
