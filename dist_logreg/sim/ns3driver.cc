@@ -128,6 +128,8 @@ class Net {
     }
     InstallQueue(lab, qAB, kAB);
     InstallQueue(lba, qBA, kBA);
+    m_tr->Port(a, m_qd[lab], rateAB / 8);
+    m_tr->Port(b, m_qd[lba], rateBA / 8);
     InstallLoss(d.Get(1), lab, lossAB);  // loss on a->b is seen by b's receiver
     InstallLoss(d.Get(0), lba, lossBA);
     Ipv4AddressHelper addr;

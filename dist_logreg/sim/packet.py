@@ -90,10 +90,11 @@ def _per_link(fab, mapping: dict, default: float, what: str) -> np.ndarray:
 def network_of(fab, opts: PacketOptions) -> ns3net.Network:
     """The fabric as an ns-3 description: same links, rates and latencies.
 
-    A host's own NIC queue stands for the sender's socket backpressure (Linux's TCP small
-    queues): deep enough never to drop (every connection's window fits), no ECN marking.
-    Otherwise cubic overflows its own NIC, and a lost last segment of a message waits for
-    the RTO (ns-3 has no tail-loss probe). ``--queue`` and ``--ecn`` are the switch ports'.
+    A host's own NIC queue is deep enough never to drop (every connection's window fits),
+    no ECN marking: otherwise cubic overflows its own NIC, and a lost last segment of a
+    message waits for the RTO (ns-3 has no tail-loss probe). What one TCP connection keeps
+    in it is bounded by TCP small queues (``--tsq``, ``transports/tcp.cc``). ``--queue`` and
+    ``--ecn`` are the switch ports'.
     """
     nic = fab.node_tier[fab.link_src] == 0  # links leaving a host
     conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
