@@ -30,6 +30,9 @@ class Transport {
   // Each egress port once it has its queue disc, before Open: the node it leaves, its
   // queue and its rate in bytes/s (e.g. TCP bounds what a socket keeps in its host's queue).
   virtual void Port(uint32_t /*node*/, ns3::Ptr<ns3::QueueDisc> /*q*/, double /*rate*/) {}
+  // A packet's priority class at a port with priorities (PFC on): 0 data, 1 control (leaves
+  // first, paused apart).
+  virtual int Class(ns3::Ptr<const ns3::QueueDiscItem> /*item*/) const { return 0; }
   // Open every connection but the local ones (src == dst: the Net carries those itself)
   // at simulated time 0, then call up() once, when the last one can carry bytes (at once
   // if there is none).

@@ -191,8 +191,9 @@ def pfc_headroom(net) -> np.ndarray:
     The PAUSE takes one link delay to reach the sender, whose port then finishes the packet
     on the wire and the one its device holds; the bytes already on the wire (one delay's
     worth) and sent meanwhile (another) arrive too: 2 x rate x delay + 3 packets (the one
-    being received when xoff was crossed). PAUSE frames are modelled as taking no time
-    on the wire.
+    being received when xoff was crossed). Not counted: the PAUSE frame's own wait on the
+    switch's port back to the sender (the packet on that wire, then its own 64 bytes): at
+    equal rates up to a packet and 64 B more may arrive; ``--pfc-headroom`` sets more.
     """
     rate = np.asarray(net.link_rate, dtype=float)
     return np.ceil(2 * rate * np.asarray(net.link_latency) + 3 * (net.mtu + 2)).astype(np.int64)

@@ -138,6 +138,15 @@ class TcpTransport : public Transport {
     Push(c);
   }
 
+  // Control: a segment without payload (an ACK, SYN, FIN).
+  int Class(Ptr<const QueueDiscItem> item) const override {
+    Ptr<const Ipv4QueueDiscItem> ip = DynamicCast<const Ipv4QueueDiscItem>(item);
+    if (!ip || ip->GetHeader().GetProtocol() != 6) return 0;
+    TcpHeader h;
+    uint32_t header = ip->GetPacket()->PeekHeader(h);
+    return ip->GetPacket()->GetSize() <= header ? 1 : 0;
+  }
+
   std::vector<uint64_t> Counters(size_t nConns) const override {
     std::vector<uint64_t> out(3 * nConns, 0);
     for (size_t c = 0; c < std::min(nConns, m_conns.size()); ++c) {
