@@ -169,6 +169,15 @@ class Net {
     m_lastIn.assign(m_nodes.GetN(), -1);
   }
 
+  // A shared buffer of `bytes` per switch (nodes from `hosts` on): a port may hold at most
+  // alpha x the bytes of the buffer still free (the dynamic threshold). Before the cables.
+  void SetBuffer(int hosts, uint64_t bytes, double alpha) {
+    m_bufHosts = hosts;
+    m_buffer = bytes;
+    m_alpha = alpha;
+    m_used.assign(m_nodes.GetN(), 0);
+  }
+
   uint32_t HostAddr(int node) const { return m_hostAddr[node]; }
 
   // The forwarding tables, after the cables: nodes below `hosts` are hosts; the equal-cost
@@ -312,6 +321,10 @@ class Net {
   int m_hosts = 0;
   uint32_t m_xoff = 0, m_xon = 0;
   std::vector<uint32_t> m_headroom;
+  int m_bufHosts = 0;
+  uint64_t m_buffer = 0;  // per switch, bytes (0: no shared buffer)
+  double m_alpha = 1.0;
+  std::vector<uint64_t> m_used;  // per node: bytes in its ports' queues
   std::vector<int> m_lastIn, m_linkA, m_rev;
   std::vector<Ptr<PfcQueue>> m_pq;
   std::vector<uint64_t> m_inBytes;
@@ -322,7 +335,8 @@ class Net {
   std::vector<Ptr<TableRouting>> m_routing;
 
   void InstallQueue(int link, uint32_t qbytes, uint32_t k) {
-    if (m_pfc) return InstallPfcQueue(link, qbytes, k);
+    if (m_pfc || (m_buffer > 0 && m_linkA[link] >= m_bufHosts))
+      return InstallPfcQueue(link, qbytes, k);
     TrafficControlHelper tch;
     std::string size = std::to_string(qbytes) + "B";
     if (k > 0) {
@@ -349,7 +363,14 @@ class Net {
     q->rng->SetStream(2000 + link);
     int node = m_linkA[link];
     q->classify = [this](Ptr<const QueueDiscItem> i) { return m_tr->Class(i); };
-    if (node >= m_hosts) {
+    if (m_buffer > 0 && node >= m_bufHosts) {
+      q->shared = [this, node](uint32_t mine, uint32_t n) {
+        uint64_t used = m_used[node];
+        return used + n <= m_buffer && mine + n <= m_alpha * (double)(m_buffer - used);
+      };
+      q->used = [this, node](int64_t d) { m_used[node] += d; };
+    }
+    if (m_pfc && node >= m_hosts) {
       q->ingress = [this, node]() { return m_lastIn[node]; };
       q->admit = [this](int in, int c, uint32_t n) { return Admit(in, c, n); };
       q->left = [this](int in, int c, uint32_t n) { Left(in, c, n); };

@@ -9,7 +9,8 @@
 // it and still wait in one of its egress queues; `ingress` names the link the packet being
 // enqueued came in on (-1: none), `admit` charges it (false: the headroom overflowed, the
 // packet is dropped), `left` credits it back at dequeue. A class paused by the downstream
-// neighbour (`paused[c]`) dequeues nothing until resumed; the other class goes on.
+// neighbour (`paused[c]`) dequeues nothing until resumed; the other class goes on. A
+// switch's shared buffer (`shared`): a port may hold at most alpha x the buffer left free.
 // Compiled by cppyy's include (a file is compiled once; another may include it).
 #ifndef DLR_PFC_CC
 #define DLR_PFC_CC
@@ -61,6 +62,10 @@ class PfcQueue : public QueueDisc {
   std::function<bool(int, int, uint32_t)> admit;  // (ingress, class, bytes)
   std::function<void(int, int, uint32_t)> left;
   std::function<int(Ptr<const QueueDiscItem>)> classify;  // none: every packet data
+  // A switch's shared buffer (none: this port's MaxSize alone): may this port, holding
+  // `mine` bytes, take n more? `used` tells it the bytes that came in (+) or left (-).
+  std::function<bool(uint32_t, uint32_t)> shared;
+  std::function<void(int64_t)> used;
   bool paused[kClasses] = {false, false};
   uint32_t kmin = 0, kmax = 0;
   double pmax = 1.0;
@@ -90,6 +95,10 @@ class PfcQueue : public QueueDisc {
     int cls = classify ? classify(item) : 0;
     int in = ingress ? ingress() : -1;
     uint32_t n = item->GetSize();
+    if (shared && !shared(GetNBytes(), n)) {
+      DropBeforeEnqueue(item, "shared buffer");
+      return false;
+    }
     if (in >= 0 && !admit(in, cls, n)) {
       headroomDrops += 1;
       DropBeforeEnqueue(item, "PFC headroom overflow");
@@ -102,10 +111,12 @@ class PfcQueue : public QueueDisc {
       if (p > 0 && (p >= 1.0 || rng->GetValue() < p)) Mark(item, "ECN");
     }
     bool ok = GetInternalQueue(cls)->Enqueue(item);
-    if (ok)
+    if (ok) {
       m_in[cls].push_back(in);
-    else if (in >= 0)
+      if (used) used(n);
+    } else if (in >= 0) {
       left(in, cls, n);
+    }
     return ok;
   }
 
@@ -125,6 +136,7 @@ class PfcQueue : public QueueDisc {
       int in = m_in[lane].front();
       m_in[lane].pop_front();
       if (in >= 0) left(in, lane, item->GetSize());
+      if (used) used(-(int64_t)item->GetSize());
     }
     return item;
   }
