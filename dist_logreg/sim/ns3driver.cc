@@ -95,9 +95,10 @@ class Net {
     linkHeadroomDrops.assign(nLinks, 0);
     linkPausedS.assign(nLinks, 0.0);
     m_pq.resize(nLinks);
-    m_inBytes.assign(nLinks, 0);
-    m_pauseSent.assign(nLinks, false);
-    m_pausedAt.assign(nLinks, -1.0);
+    m_inBytes.assign(nLinks * PfcQueue::kClasses, 0);
+    m_pauseSent.assign(nLinks * PfcQueue::kClasses, false);
+    m_pausedAt.assign(nLinks * PfcQueue::kClasses, -1.0);
+    m_rev.assign(nLinks, -1);
     m_linkDelay.assign(nLinks, 0.0);
     m_linkA.assign(nLinks, 0);
     m_hostAddr.assign(nNodes, 0);
@@ -118,16 +119,20 @@ class Net {
     m_linkDelay[lab] = m_linkDelay[lba] = delay;
     m_linkA[lab] = a;
     m_linkA[lba] = b;
-    if (m_pfc) {  // which link the packet now being forwarded came in on
+    m_rev[lab] = lba;
+    m_rev[lba] = lab;
+    if (m_pfc) {  // which link the packet now being forwarded came in on; PAUSE frames
       d.Get(1)->TraceConnectWithoutContext(
           "MacRx", Callback<void, Ptr<const Packet>>(
-                       [this, b, lab](Ptr<const Packet>) { m_lastIn[b] = lab; }));
+                       [this, b, lab](Ptr<const Packet> p) { Received(b, lab, p); }));
       d.Get(0)->TraceConnectWithoutContext(
           "MacRx", Callback<void, Ptr<const Packet>>(
-                       [this, a, lba](Ptr<const Packet>) { m_lastIn[a] = lba; }));
+                       [this, a, lba](Ptr<const Packet> p) { Received(a, lba, p); }));
     }
     InstallQueue(lab, qAB, kAB);
     InstallQueue(lba, qBA, kBA);
+    m_tr->Port(a, m_qd[lab], rateAB / 8);
+    m_tr->Port(b, m_qd[lba], rateBA / 8);
     InstallLoss(d.Get(1), lab, lossAB);  // loss on a->b is seen by b's receiver
     InstallLoss(d.Get(0), lba, lossBA);
     Ipv4AddressHelper addr;
@@ -162,6 +167,15 @@ class Net {
     m_xon = xon;
     m_headroom = headroom;
     m_lastIn.assign(m_nodes.GetN(), -1);
+  }
+
+  // A shared buffer of `bytes` per switch (nodes from `hosts` on): a port may hold at most
+  // alpha x the bytes of the buffer still free (the dynamic threshold). Before the cables.
+  void SetBuffer(int hosts, uint64_t bytes, double alpha) {
+    m_bufHosts = hosts;
+    m_buffer = bytes;
+    m_alpha = alpha;
+    m_used.assign(m_nodes.GetN(), 0);
   }
 
   uint32_t HostAddr(int node) const { return m_hostAddr[node]; }
@@ -253,7 +267,8 @@ class Net {
     }
     double end = Simulator::Now().GetSeconds();
     for (size_t l = 0; l < m_pq.size(); ++l)  // still paused at the end
-      if (m_pq[l] && m_pq[l]->paused) linkPausedS[l] += end - m_pausedAt[l];
+      for (int c = 0; c < PfcQueue::kClasses; ++c)
+        if (m_pq[l] && m_pq[l]->paused[c]) linkPausedS[l] += end - m_pausedAt[Slot(l, c)];
     for (auto& s : m_streams) connRx.push_back(s.rx);
     connCounters = m_tr->Counters(m_ends.size());
     series = m_tr->Series();
@@ -306,7 +321,11 @@ class Net {
   int m_hosts = 0;
   uint32_t m_xoff = 0, m_xon = 0;
   std::vector<uint32_t> m_headroom;
-  std::vector<int> m_lastIn, m_linkA;
+  int m_bufHosts = 0;
+  uint64_t m_buffer = 0;  // per switch, bytes (0: no shared buffer)
+  double m_alpha = 1.0;
+  std::vector<uint64_t> m_used;  // per node: bytes in its ports' queues
+  std::vector<int> m_lastIn, m_linkA, m_rev;
   std::vector<Ptr<PfcQueue>> m_pq;
   std::vector<uint64_t> m_inBytes;
   std::vector<bool> m_pauseSent;
@@ -316,7 +335,8 @@ class Net {
   std::vector<Ptr<TableRouting>> m_routing;
 
   void InstallQueue(int link, uint32_t qbytes, uint32_t k) {
-    if (m_pfc) return InstallPfcQueue(link, qbytes, k);
+    if (m_pfc || (m_buffer > 0 && m_linkA[link] >= m_bufHosts))
+      return InstallPfcQueue(link, qbytes, k);
     TrafficControlHelper tch;
     std::string size = std::to_string(qbytes) + "B";
     if (k > 0) {
@@ -342,10 +362,18 @@ class Net {
     q->rng = CreateObject<UniformRandomVariable>();
     q->rng->SetStream(2000 + link);
     int node = m_linkA[link];
-    if (node >= m_hosts) {
+    q->classify = [this](Ptr<const QueueDiscItem> i) { return m_tr->Class(i); };
+    if (m_buffer > 0 && node >= m_bufHosts) {
+      q->shared = [this, node](uint32_t mine, uint32_t n) {
+        uint64_t used = m_used[node];
+        return used + n <= m_buffer && mine + n <= m_alpha * (double)(m_buffer - used);
+      };
+      q->used = [this, node](int64_t d) { m_used[node] += d; };
+    }
+    if (m_pfc && node >= m_hosts) {
       q->ingress = [this, node]() { return m_lastIn[node]; };
-      q->admit = [this](int in, uint32_t n) { return Admit(in, n); };
-      q->left = [this](int in, uint32_t n) { Left(in, n); };
+      q->admit = [this](int in, int c, uint32_t n) { return Admit(in, c, n); };
+      q->left = [this](int in, int c, uint32_t n) { Left(in, c, n); };
     }
     Ptr<TrafficControlLayer> tc = m_dev[link]->GetNode()->GetObject<TrafficControlLayer>();
     tc->SetRootQueueDiscOnDevice(m_dev[link], q);
@@ -353,39 +381,70 @@ class Net {
     m_pq[link] = q;
   }
 
-  // Ingress link `in` of a switch: charge n bytes; PAUSE its sender above xoff.
-  bool Admit(int in, uint32_t n) {
-    if (m_inBytes[in] + n > (uint64_t)m_xoff + m_headroom[in]) {
+  static size_t Slot(size_t link, int cls) { return link * PfcQueue::kClasses + cls; }
+
+  // Ingress link `in` of a switch, class c: charge n bytes; PAUSE its sender above xoff.
+  bool Admit(int in, int c, uint32_t n) {
+    size_t k = Slot(in, c);
+    if (m_inBytes[k] + n > (uint64_t)m_xoff + m_headroom[in]) {
       linkHeadroomDrops[in] += 1;
       return false;
     }
-    m_inBytes[in] += n;
-    if (!m_pauseSent[in] && m_inBytes[in] > m_xoff) {
-      m_pauseSent[in] = true;
-      Simulator::Schedule(Seconds(m_linkDelay[in]), [this, in]() { Pause(in, true); });
+    m_inBytes[k] += n;
+    if (!m_pauseSent[k] && m_inBytes[k] > m_xoff) {
+      m_pauseSent[k] = true;
+      SendPause(in, c, true);
     }
     return true;
   }
 
-  void Left(int in, uint32_t n) {
-    m_inBytes[in] -= n;
-    if (m_pauseSent[in] && m_inBytes[in] <= m_xon) {
-      m_pauseSent[in] = false;
-      Simulator::Schedule(Seconds(m_linkDelay[in]), [this, in]() { Pause(in, false); });
+  void Left(int in, int c, uint32_t n) {
+    size_t k = Slot(in, c);
+    m_inBytes[k] -= n;
+    if (m_pauseSent[k] && m_inBytes[k] <= m_xon) {
+      m_pauseSent[k] = false;
+      SendPause(in, c, false);
     }
   }
 
-  // A PAUSE (or RESUME) frame reaches the sender of link `in`, one link delay later.
-  void Pause(int in, bool on) {
-    Ptr<PfcQueue> q = m_pq[in];
+  // A PAUSE (or RESUME) frame for class c of link `in`'s sender: 64 bytes on the wire
+  // (42 of payload, 20 of IPv4, 2 of PPP) ahead of every packet of the switch's port
+  // back to the sender; not from inside the queue that is enqueuing or dequeuing.
+  void SendPause(int in, int c, bool on) {
+    Ptr<Packet> p = Create<Packet>(42);
+    PfcTag tag;
+    tag.link = in;
+    tag.cls = (uint8_t)c;
+    tag.on = on ? 1 : 0;
+    p->AddPacketTag(tag);
+    Ipv4Header h;
+    h.SetDestination(Ipv4Address("192.0.2.1"));  // nobody's: dropped where it arrives
+    h.SetProtocol(253);
+    h.SetPayloadSize(p->GetSize());
+    h.SetTtl(1);
+    Ptr<QueueDiscItem> item = Create<Ipv4QueueDiscItem>(p, Address(), 0x0800, h);
+    Ptr<PfcQueue> q = m_pq[m_rev[in]];
+    Simulator::ScheduleNow([q, item]() { q->EnqueuePause(item); });
+  }
+
+  // A packet came in on link `in` to `node`: the link a switch forwards it from, or a
+  // PAUSE frame that stops (or restarts) the class it names on the link it names.
+  void Received(int node, int in, Ptr<const Packet> p) {
+    m_lastIn[node] = in;
+    PfcTag tag;
+    if (p->PeekPacketTag(tag)) Pause(tag.link, tag.cls, tag.on != 0);
+  }
+
+  void Pause(int link, int c, bool on) {
+    Ptr<PfcQueue> q = m_pq[link];
     double now = Simulator::Now().GetSeconds();
-    if (on && !q->paused) {
-      linkPauses[in] += 1;
-      m_pausedAt[in] = now;
-    } else if (!on && q->paused) {
-      linkPausedS[in] += now - m_pausedAt[in];
+    if (on && !q->paused[c]) {
+      linkPauses[link] += 1;
+      m_pausedAt[Slot(link, c)] = now;
+    } else if (!on && q->paused[c]) {
+      linkPausedS[link] += now - m_pausedAt[Slot(link, c)];
     }
-    q->paused = on;
+    q->paused[c] = on;
     if (!on) q->Run();
   }
 
@@ -397,9 +456,15 @@ class Net {
     m_loss.push_back({em, rate});
     em->AssignStreams(1000 + link);
     rx->SetAttribute("ReceiveErrorModel", PointerValue(em));
+    // a PAUSE frame is not lost (a real one carries a timer and is repeated: not modelled)
     rx->TraceConnectWithoutContext(
-        "PhyRxDrop", Callback<void, Ptr<const Packet>>(
-                         [this, link](Ptr<const Packet>) { linkLoss[link] += 1; }));
+        "PhyRxDrop", Callback<void, Ptr<const Packet>>([this, link](Ptr<const Packet> p) {
+          PfcTag tag;
+          if (m_pfc && p->PeekPacketTag(tag))
+            Pause(tag.link, tag.cls, tag.on != 0);
+          else
+            linkLoss[link] += 1;
+        }));
   }
 
   void Begin() {

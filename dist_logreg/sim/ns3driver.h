@@ -13,6 +13,7 @@
 
 #include "ns3/core-module.h"
 #include "ns3/network-module.h"
+#include "ns3/traffic-control-module.h"
 
 namespace dlr {
 
@@ -26,6 +27,12 @@ class Transport {
   virtual ~Transport() = default;
   // After the internet stack is on every node, before any connection opens: per-host setup.
   virtual void Install(ns3::NodeContainer& /*nodes*/) {}
+  // Each egress port once it has its queue disc, before Open: the node it leaves, its
+  // queue and its rate in bytes/s (e.g. TCP bounds what a socket keeps in its host's queue).
+  virtual void Port(uint32_t /*node*/, ns3::Ptr<ns3::QueueDisc> /*q*/, double /*rate*/) {}
+  // A packet's priority class at a port with priorities (PFC on): 0 data, 1 control (leaves
+  // first, paused apart).
+  virtual int Class(ns3::Ptr<const ns3::QueueDiscItem> /*item*/) const { return 0; }
   // Open every connection but the local ones (src == dst: the Net carries those itself)
   // at simulated time 0, then call up() once, when the last one can carry bytes (at once
   // if there is none).

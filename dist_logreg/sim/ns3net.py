@@ -7,7 +7,8 @@ the transport that carries them (:mod:`.transports`: TCP today):
 - :class:`Network`: nodes ``0..hosts-1`` are hosts, the rest switches; directed links
   (arrays of length L) with rate (bytes/s), latency (s), per-port buffer (bytes),
   ECN threshold K (bytes, 0 = plain drop-tail) and loss probability. Every cable is two
-  directed links, paired here in the order they appear.
+  directed links, paired here in the order they appear. Optionally a shared buffer per
+  switch with a dynamic threshold (``buffer``, ``buffer_alpha``).
 - :class:`Transfers`: connections (src host, dst host, the path as directed link ids, or
   ``None`` to let ns-3 spray packets over every equal-cost path) and messages (the
   connection, bytes, the delay before it starts, its dependencies in CSR form).
@@ -67,6 +68,8 @@ class Network:
     pfc_headroom: np.ndarray | None = None  # per link, bytes beyond xoff; None: the formula
     hash_seed: int = 0  # salts every switch's per-flow ECMP hash
     polarize: bool = False  # every switch hashes with the same salt
+    buffer: int = 0  # a shared buffer per switch, bytes (0: each port its queue_bytes)
+    buffer_alpha: float = 1.0  # a port holds at most alpha x the shared buffer left free
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,8 @@ def _build(gbl, net, transport, spray, seed):
             int(net.pfc_xon),
             _vec(gbl, "uint32_t", [int(h) for h in room]),
         )
+    if net.buffer:
+        sim.SetBuffer(int(net.hosts), int(net.buffer), float(net.buffer_alpha))
     if net.ecn_kmax is not None:
         sim.SetRed(_vec(gbl, "uint32_t", [int(k) for k in net.ecn_kmax]), float(net.ecn_pmax))
     for c, (ab, ba) in enumerate(_cables(net)):
@@ -191,8 +196,9 @@ def pfc_headroom(net) -> np.ndarray:
     The PAUSE takes one link delay to reach the sender, whose port then finishes the packet
     on the wire and the one its device holds; the bytes already on the wire (one delay's
     worth) and sent meanwhile (another) arrive too: 2 x rate x delay + 3 packets (the one
-    being received when xoff was crossed). PAUSE frames are modelled as taking no time
-    on the wire.
+    being received when xoff was crossed). Not counted: the PAUSE frame's own wait on the
+    switch's port back to the sender (the packet on that wire, then its own 64 bytes): at
+    equal rates up to a packet and 64 B more may arrive; ``--pfc-headroom`` sets more.
     """
     rate = np.asarray(net.link_rate, dtype=float)
     return np.ceil(2 * rate * np.asarray(net.link_latency) + 3 * (net.mtu + 2)).astype(np.int64)

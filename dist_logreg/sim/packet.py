@@ -90,10 +90,11 @@ def _per_link(fab, mapping: dict, default: float, what: str) -> np.ndarray:
 def network_of(fab, opts: PacketOptions) -> ns3net.Network:
     """The fabric as an ns-3 description: same links, rates and latencies.
 
-    A host's own NIC queue stands for the sender's socket backpressure (Linux's TCP small
-    queues): deep enough never to drop (every connection's window fits), no ECN marking.
-    Otherwise cubic overflows its own NIC, and a lost last segment of a message waits for
-    the RTO (ns-3 has no tail-loss probe). ``--queue`` and ``--ecn`` are the switch ports'.
+    A host's own NIC queue is deep enough never to drop (every connection's window fits),
+    no ECN marking: otherwise cubic overflows its own NIC, and a lost last segment of a
+    message waits for the RTO (ns-3 has no tail-loss probe). What one TCP connection keeps
+    in it is bounded by TCP small queues (``--tsq``, ``transports/tcp.cc``). ``--queue`` and
+    ``--ecn`` are the switch ports'; ``--buffer`` a switch's, shared by its ports.
     """
     nic = fab.node_tier[fab.link_src] == 0  # links leaving a host
     conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
@@ -107,10 +108,9 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         link_latency=_per_link(fab, opts.link_delay, 0.0, "link-delay")
         if opts.link_delay
         else fab.link_latency,
-        # with PFC a switch port's queue is bounded by its ingresses' thresholds instead
-        queue_bytes=np.where(nic, host_queue, opts.queue if opts.pfc == "off" else 1 << 30).astype(
-            np.int64
-        ),
+        # with PFC a switch port's queue is bounded by its ingresses' thresholds instead,
+        # with a shared buffer by the buffer's dynamic threshold
+        queue_bytes=np.where(nic, host_queue, _port_bytes(opts)).astype(np.int64),
         ecn_k=np.where(nic, 0, opts.ecn).astype(np.int64),
         ecn_kmax=np.where(nic, 0, opts.ecn_max).astype(np.int64) if opts.ecn_max else None,
         ecn_pmax=float(opts.ecn_pmax),
@@ -123,7 +123,16 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         host_rate=float(fab.host_rate),
         hash_seed=int(fab.hash_seed),
         polarize=bool(fab.polarize),
+        buffer=int(opts.buffer),
+        buffer_alpha=float(opts.buffer_alpha),
     )
+
+
+def _port_bytes(opts: PacketOptions) -> int:
+    """A switch port's own bound: ``--queue``, or none under PFC, or the shared buffer."""
+    if opts.pfc == "on":
+        return 1 << 30
+    return opts.buffer if opts.buffer else opts.queue
 
 
 def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:

@@ -39,6 +39,17 @@ def _readers() -> list[str]:
 _PREFIX = "packet_"
 
 
+def _alpha(value, flag: str) -> float:
+    """A dynamic threshold's alpha: a number above 0, at most 64."""
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        alpha = -1.0
+    if not 0.0 < alpha <= 64.0:
+        raise UsageError(f"{flag}: expected a number above 0, at most 64, got {value!r}")
+    return alpha
+
+
 @dataclass(frozen=True)
 class PacketOptions:
     """What ``--engine packet`` reads; ``transport_options``: the transport's own."""
@@ -118,6 +129,23 @@ class PacketOptions:
         "+ 3 packets of each link",
         show=o.show_size,
         metavar="BYTES",
+    )
+    buffer: int = o.option(
+        0,
+        "--buffer",
+        o.size,
+        "a buffer shared by every port of a switch, in bytes, e.g. 12M; a port may hold at "
+        "most --buffer-alpha x the part still free (off: each port its --queue)",
+        show=o.show_size,
+        metavar="BYTES",
+    )
+    buffer_alpha: float = o.option(
+        1.0,
+        "--buffer-alpha",
+        _alpha,
+        "the shared buffer's dynamic threshold: a port alone takes alpha/(1+alpha) of it",
+        show=str,
+        metavar="ALPHA",
     )
     loss: float = o.option(
         0.0,

@@ -46,7 +46,22 @@ def packet_line(p: dict) -> str:
     return (
         f"{'':<19}packet: {p['drops']} drops{pfc}, {p['ecn_marks']} ECN marks, {p['lost']} lost, "
         f"{transports.summary(p)}, peak queue {size(p['peak_queue_bytes'])}, "
-        f"{p['wall_s']:.1f} s wall"
+        f"{p['wall_s']:.1f} s wall{_setup(p)}"
+    )
+
+
+def _setup(p: dict) -> str:
+    """What the run was: the transport (and its variant), PFC on or off, the loss."""
+    o = p.get("options")
+    if not o:  # a simulate.json written before the block kept its options
+        return ""
+    tr, lab = str(o.get("transport", "tcp")), str(p.get("transport_label") or "")
+    name = lab if lab.startswith(tr) else f"{tr} {lab}".strip()
+    per_link = [f"{k} {v * 100:g}%" for k, v in (o.get("loss_link") or {}).items()]
+    loss = float(o.get("loss") or 0.0)
+    lossy = ([f"{loss * 100:g}%"] if loss else []) + per_link
+    return f"; {name}, PFC {o.get('pfc', 'off')}, " + (
+        f"loss {', '.join(lossy)}" if lossy else "no loss"
     )
 
 

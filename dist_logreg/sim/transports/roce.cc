@@ -103,6 +103,15 @@ class RoceTransport : public Transport {
     Wake(m_qp[c].node, Simulator::Now());
   }
 
+  // Control: every packet but DATA (ACK, NACK, CNP): the byte after the UDP header.
+  int Class(Ptr<const QueueDiscItem> item) const override {
+    Ptr<const Ipv4QueueDiscItem> ip = DynamicCast<const Ipv4QueueDiscItem>(item);
+    if (!ip || ip->GetHeader().GetProtocol() != 17 || ip->GetPacket()->GetSize() < 9) return 0;
+    uint8_t b[9];
+    ip->GetPacket()->CopyData(b, 9);
+    return b[8] == DATA ? 0 : 1;
+  }
+
   std::vector<uint64_t> Counters(size_t nConns) const override {
     std::vector<uint64_t> out(5 * nConns, 0);
     for (size_t c = 0; c < std::min(nConns, m_qp.size()); ++c) {

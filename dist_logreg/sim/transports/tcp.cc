@@ -2,6 +2,14 @@
 //
 // Its Python record (tcp.py) names the counters it reports, in the order of Counters():
 // retransmitted segments, retransmitted bytes, retransmission timeouts.
+//
+// TCP small queues (TSQ, as Linux's tcp_small_queue_check): a sending socket (TsqSocket)
+// sends no new segment while more than its limit of its own bytes wait in its host's NIC
+// queue, and resumes when the queue drains below it. The limit is max(2 segments, the
+// pacing rate x tsq seconds), the pacing rate as Linux computes it (2 x cwnd / srtt in
+// slow start, 1.2 x after; at most the NIC's rate). ns-3's TcpSocketBase has no TSQ: a
+// window grew into the NIC queue (unbounded, so that it never drops) and left it as a
+// burst at line rate into the fabric.
 // Compiled by cppyy's include (a file is compiled once; another may include it).
 #ifndef DLR_TRANSPORTS_TCP_CC
 #define DLR_TRANSPORTS_TCP_CC
@@ -19,12 +27,73 @@
 namespace dlr {
 using namespace ns3;
 
+class TsqSocket : public TcpSocketBase {
+ public:
+  uint64_t queued = 0;  // bytes of this socket waiting in its host's NIC queue
+  double nicRate = 0;   // bytes/s
+  double tsq = 0;       // s of the pacing rate the socket may queue; 0: no limit
+  uint32_t wireSegment = 0;
+  mutable bool blocked = false;  // the last send stopped at the limit
+
+  // Linux: max(2 packets, sk_pacing_rate >> sk_pacing_shift (10: ~1 ms))
+  double Limit() const {
+    double rate = nicRate, srtt = m_tcb->m_srtt.Get().GetSeconds();
+    if (srtt > 0) {
+      double ratio = m_tcb->m_cWnd.Get() < m_tcb->m_ssThresh.Get() ? 2.0 : 1.2;
+      rate = std::min(rate, ratio * m_tcb->m_cWnd.Get() / srtt);
+    }
+    return std::max(2.0 * wireSegment, rate * tsq);
+  }
+
+  uint32_t AvailableWindow() const override {
+    if (tsq > 0 && queued >= Limit()) {
+      blocked = true;
+      return 0;
+    }
+    return TcpSocketBase::AvailableWindow();
+  }
+
+  // The NIC queue sent n of this socket's bytes on.
+  void Drained(uint32_t n) {
+    queued -= std::min<uint64_t>(queued, n);
+    if (blocked && queued < Limit()) {
+      blocked = false;
+      // not from inside the queue's dequeue: the segments sent go into that queue
+      Simulator::ScheduleNow([this]() { SendPendingData(m_connected); });
+    }
+  }
+};
+
+// A TsqSocket on node's TCP, set up as TcpL4Protocol::CreateSocket sets up its sockets.
+inline Ptr<TsqSocket> CreateTsqSocket(Ptr<Node> node) {
+  Ptr<TcpL4Protocol> tcp = node->GetObject<TcpL4Protocol>();
+  TypeIdValue cc, recovery, rtt;
+  tcp->GetAttribute("SocketType", cc);
+  tcp->GetAttribute("RecoveryType", recovery);
+  tcp->GetAttribute("RttEstimatorType", rtt);
+  ObjectFactory f;
+  Ptr<TsqSocket> s = CreateObject<TsqSocket>();
+  s->SetNode(node);
+  s->SetTcp(tcp);
+  f.SetTypeId(rtt.Get());
+  s->SetRtt(f.Create<RttEstimator>());
+  f.SetTypeId(cc.Get());
+  s->SetCongestionControlAlgorithm(f.Create<TcpCongestionOps>());
+  f.SetTypeId(recovery.Get());
+  s->SetRecoveryAlgorithm(f.Create<TcpRecoveryOps>());
+  tcp->AddSocket(s);
+  return s;
+}
+
 class TcpTransport : public Transport {
  public:
   // `type`: the congestion control's ns-3 TypeId name (ns3::TcpCubic, ...). Sets the TCP
   // defaults every socket of the run takes: construct after Reset, before the Net.
+  // `tsq`: seconds of its pacing rate a socket may keep in its host's NIC queue (0: no
+  // limit); `wireSegment`: a full segment's bytes in that queue.
   TcpTransport(const std::string& type, uint32_t segment, uint32_t buffer, double minRto,
-               bool ecn) {
+               bool ecn, double tsq = 0, uint32_t wireSegment = 0)
+      : m_tsq(tsq), m_wireSegment(wireSegment) {
     Config::SetDefault("ns3::TcpL4Protocol::SocketType",
                        TypeIdValue(TypeId::LookupByName(type)));
     Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(segment));
@@ -45,10 +114,16 @@ class TcpTransport : public Transport {
     Config::SetDefault("ns3::TcpSocketBase::UseEcn", StringValue(ecn ? "On" : "Off"));
   }
 
+  void Port(uint32_t node, Ptr<QueueDisc> q, double rate) override {
+    if (m_ports.size() <= node) m_ports.resize(node + 1);
+    m_ports[node].push_back({q, rate});
+  }
+
   void Open(NodeContainer& nodes, const std::vector<Ends>& conns,
             std::function<void()> up) override {
     m_up = up;
     m_conns.assign(conns.size(), Conn());
+    if (m_tsq > 0) WatchHostQueues(conns);
     OpenSinks(nodes, conns);
     m_toConnect = 0;
     for (auto& e : conns)
@@ -61,6 +136,15 @@ class TcpTransport : public Transport {
   void Send(size_t c, uint64_t bytes) override {
     m_conns[c].pending += bytes;
     Push(c);
+  }
+
+  // Control: a segment without payload (an ACK, SYN, FIN).
+  int Class(Ptr<const QueueDiscItem> item) const override {
+    Ptr<const Ipv4QueueDiscItem> ip = DynamicCast<const Ipv4QueueDiscItem>(item);
+    if (!ip || ip->GetHeader().GetProtocol() != 6) return 0;
+    TcpHeader h;
+    uint32_t header = ip->GetPacket()->PeekHeader(h);
+    return ip->GetPacket()->GetSize() <= header ? 1 : 0;
   }
 
   std::vector<uint64_t> Counters(size_t nConns) const override {
@@ -79,12 +163,14 @@ class TcpTransport : public Transport {
     for (auto& s : m_sinks) s->Close();
     m_accepted.clear();
     m_conns.clear();
+    m_ports.clear();
     m_sinks.clear();
   }
 
  private:
   struct Conn {
     Ptr<Socket> sock;
+    Ptr<TsqSocket> tsq;  // the same socket when TSQ is on
     uint64_t pending = 0;
     uint32_t highTx = 0;
     bool sentAny = false;
@@ -95,6 +181,43 @@ class TcpTransport : public Transport {
   std::vector<Ptr<Socket>> m_sinks, m_accepted;
   int64_t m_toConnect = 0;
   std::function<void()> m_up;
+  double m_tsq = 0;
+  uint32_t m_wireSegment = 0;
+  std::vector<std::vector<std::pair<Ptr<QueueDisc>, double>>> m_ports;  // per node
+
+  // The sending connection a packet in a host's queue belongs to (source port 1024 + c;
+  // the receivers' ACKs leave port 9), or -1.
+  int64_t ConnOf(Ptr<const QueueDiscItem> item) const {
+    Ptr<const Ipv4QueueDiscItem> ip = DynamicCast<const Ipv4QueueDiscItem>(item);
+    if (!ip || ip->GetHeader().GetProtocol() != 6) return -1;
+    TcpHeader h;
+    if (ip->GetPacket()->PeekHeader(h) == 0) return -1;
+    int64_t c = (int64_t)h.GetSourcePort() - 1024;
+    return c >= 0 && (size_t)c < m_conns.size() && m_conns[c].tsq ? c : -1;
+  }
+
+  // Count each sending socket's bytes in its host's NIC queue (every port of a node that
+  // sends: a host has one).
+  void WatchHostQueues(const std::vector<Ends>& conns) {
+    std::vector<bool> sends(m_ports.size(), false);
+    for (auto& e : conns)
+      if (e.src != e.dst && e.src < sends.size()) sends[e.src] = true;
+    for (size_t n = 0; n < m_ports.size(); ++n) {
+      if (!sends[n]) continue;
+      for (auto& port : m_ports[n]) {
+        port.first->TraceConnectWithoutContext(
+            "Enqueue", Callback<void, Ptr<const QueueDiscItem>>([this](Ptr<const QueueDiscItem> i) {
+              int64_t c = ConnOf(i);
+              if (c >= 0) m_conns[c].tsq->queued += i->GetSize();
+            }));
+        port.first->TraceConnectWithoutContext(
+            "Dequeue", Callback<void, Ptr<const QueueDiscItem>>([this](Ptr<const QueueDiscItem> i) {
+              int64_t c = ConnOf(i);
+              if (c >= 0) m_conns[c].tsq->Drained(i->GetSize());
+            }));
+      }
+    }
+  }
 
   void OpenSinks(NodeContainer& nodes, const std::vector<Ends>& conns) {
     std::vector<bool> has(nodes.GetN(), false);
@@ -121,7 +244,16 @@ class TcpTransport : public Transport {
 
   void OpenConn(NodeContainer& nodes, const Ends& e, size_t c) {
     Conn& cn = m_conns[c];
-    cn.sock = Socket::CreateSocket(nodes.Get(e.src), TcpSocketFactory::GetTypeId());
+    if (m_tsq > 0) {
+      cn.tsq = CreateTsqSocket(nodes.Get(e.src));
+      cn.tsq->tsq = m_tsq;
+      cn.tsq->wireSegment = m_wireSegment;
+      if (e.src < m_ports.size())
+        for (auto& port : m_ports[e.src]) cn.tsq->nicRate = std::max(cn.tsq->nicRate, port.second);
+      cn.sock = cn.tsq;
+    } else {
+      cn.sock = Socket::CreateSocket(nodes.Get(e.src), TcpSocketFactory::GetTypeId());
+    }
     cn.sock->Bind(InetSocketAddress(Ipv4Address::GetAny(), 1024 + c));
     cn.sock->TraceConnectWithoutContext(
         "Tx", Callback<void, Ptr<const Packet>, const TcpHeader&, Ptr<const TcpSocketBase>>(

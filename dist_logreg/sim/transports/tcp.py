@@ -1,9 +1,11 @@
 """TCP in the packet engine: its options, and its ns-3 side (``tcp.cc``, ``dlr::TcpTransport``).
 
-:class:`Tcp` is both the typed options of ``--transport tcp`` (``--tcp``, ``--min-rto``)
+:class:`Tcp` is both the typed options of ``--transport tcp`` (``--tcp``, ``--min-rto``,
+``--tsq``)
 and what builds the run's ``dlr::TcpTransport``: the congestion control's ns-3 type, the
 segment (``mtu`` less its ``header_bytes``), the socket buffers (its ``window_bytes``),
-the minimum RTO, and ECN negotiated when any port of the network marks.
+the minimum RTO, ECN negotiated when any port of the network marks, and TCP small queues
+(the limit on what one connection keeps in its host's NIC queue).
 
 Example::
 
@@ -53,16 +55,27 @@ class Tcp:
         show=show_time,
         metavar="TIME",
     )
+    tsq: float = option(
+        1e-3,
+        "--tsq",
+        duration,
+        "TCP small queues: a connection keeps at most max(2 packets, this long at its pacing "
+        "rate) in its host's NIC queue, as Linux does (0: no limit)",
+        show=show_time,
+        metavar="TIME",
+    )
 
     def create(self, gbl, net):
         """The run's ``dlr::TcpTransport`` (sets ns-3's TCP defaults: after ``dlr.Reset``)."""
-        return make(gbl, net, TCP_TYPES[self.tcp], self.min_rto, ecn=self.tcp == "dctcp")
+        ecn = self.tcp == "dctcp"
+        return make(gbl, net, TCP_TYPES[self.tcp], self.min_rto, ecn=ecn, tsq=self.tsq)
 
 
-def make(gbl, net, ns3_type: str, min_rto: float, ecn: bool = False):
+def make(gbl, net, ns3_type: str, min_rto: float, ecn: bool = False, tsq: float = 0.0):
     """A ``dlr::TcpTransport`` of congestion control ``ns3_type`` (e.g. ``ns3::TcpVegas``).
 
-    ECN is on when ``ecn`` or when any port of ``net`` marks (``net.ecn_k > 0``).
+    ECN is on when ``ecn`` or when any port of ``net`` marks (``net.ecn_k > 0``); ``tsq``:
+    TCP small queues' time (s, 0: a socket may fill its host's NIC queue).
     """
     return gbl.dlr.TcpTransport(
         ns3_type,
@@ -70,4 +83,6 @@ def make(gbl, net, ns3_type: str, min_rto: float, ecn: bool = False):
         Tcp.window_bytes,
         float(min_rto),
         bool(ecn or np.any(np.asarray(net.ecn_k) > 0)),
+        float(tsq),
+        int(net.mtu),
     )
