@@ -1,0 +1,118 @@
+"""The third attack on issue 29's surfaces: bench, model, cluster and the packet engine.
+
+Each case was a traceback, an abort or an unphysical number with exit 0 (D24-D40 of the
+attack's findings, those outside ``report``); each is now one line naming the option, key
+and value, exit status 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+import pytest
+
+from dist_logreg.errors import UsageError
+from tests.helpers import run_mpi
+
+
+def _sweep_args(**given):
+    base = dict(allreduce="mpi", min_bytes=8, max_bytes=64, factor=2, iters=50, warmup=1)
+    base.update(given)
+    return argparse.Namespace(**base, tag=None, ranks_per_node=None)
+
+
+def test_bench_counts_every_rank_of_this_machine(monkeypatch):
+    """D25: the memory check compared one rank's buffers with the machine's memory; eight
+    ranks of one machine each hold a send, a receive and a reference buffer at once."""
+    from dist_logreg.bench import sweep
+
+    monkeypatch.setattr(sweep, "available_memory", lambda: 16 << 30)
+    args = _sweep_args(max_bytes=1 << 30)  # 3 GiB a rank, 24 GiB for eight
+    with pytest.raises(UsageError, match=r"--max-bytes 1073741824: .* x 8 rank\(s\)"):
+        sweep.check_args(args, 8)
+    sweep.check_args(args, 4)  # 12 GiB of 16: fits
+
+
+@pytest.mark.skipif(not shutil.which("prlimit"), reason="needs prlimit")
+@pytest.mark.parametrize("n", [2, 3])
+def test_p2p_under_an_address_space_cap_is_one_line(tmp_path, n):
+    """D25: `prlimit --as=4G mpirun -n 2 ... bench --p2p bw` with the default 64 x 64 MiB
+    window: MemoryError tracebacks on every rank after 55 s; refused now before allocating."""
+    cmd = ["prlimit", "--as=4294967296", sys.executable, "-m", "dist_logreg", "bench"]
+    r = run_mpi(n, [*cmd, "--p2p", "bw", "--iters", "2", "--warmup", "1"], 120, tmp_path)
+    assert r.returncode == 2, r.stderr[-800:]
+    assert "Traceback" not in r.stderr
+    assert "--window 64 x --max-bytes 67108864" in r.stderr
+    assert "address-space limit" in r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_p2p_window_is_bounded_by_what_mpi_can_post(monkeypatch):
+    """D26: `--window 10000000 --max-bytes 8` passed the buffer estimate (80 MB) and
+    ended in MPI_ERR_INTERN; a window of at most 4096 messages now."""
+    from dist_logreg.bench import pairs, sweep
+
+    monkeypatch.setattr(sweep, "available_memory", lambda: 64 << 30)
+    args = argparse.Namespace(p2p="bw", pairs="0:1", window=100_000, max_bytes=8)
+    with pytest.raises(UsageError, match="--window: expected at most 4096 .* got 100000"):
+        pairs.check_args(args, 2)
+    pairs.check_args(argparse.Namespace(**{**vars(args), "window": 4096}), 2)
+
+
+def test_p2p_window_counts_each_posted_message(monkeypatch):
+    """D26: 10^7 one-byte messages are 10^7 numpy arrays and MPI requests, not 80 MB."""
+    from dist_logreg.bench import pairs, sweep
+
+    monkeypatch.setattr(sweep, "available_memory", lambda: 16 << 30)
+    args = argparse.Namespace(p2p="bw", pairs="0:1", window=10_000_000, max_bytes=8)
+    with pytest.raises(UsageError, match="--window 10000000 x --max-bytes 8: .*GiB"):
+        pairs.check_args(args, 2, 2)
+
+
+@pytest.mark.parametrize("iters, repeats", [(99_999_999_999, 1), (10_000_000, 2)])
+def test_bench_iters_are_bounded(iters, repeats):
+    """D27: `--iters 99999999999` allocated a 745 GiB array of timings (MemoryError)."""
+    from dist_logreg.bench import sweep
+
+    args = _sweep_args(iters=iters, repeats=repeats)
+    with pytest.raises(UsageError, match=f"--iters {iters} x --repeats {repeats}: expected at"):
+        sweep.check_args(args)
+    sweep.check_args(_sweep_args(iters=10_000_000))
+
+
+class _FakePairComm:
+    """Rank 0 of two, whose peer allocated its buffers."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def Barrier(self):
+        pass
+
+    def bcast(self, obj, root=0):
+        return obj
+
+    def sendrecv(self, obj, dest, sendtag=0, recvbuf=None, source=0, recvtag=0):
+        return 1
+
+
+def test_p2p_out_of_memory_is_one_line_on_every_rank(monkeypatch):
+    """D25: where an allocation still fails (memory taken by another program), both ranks
+    of the pair learn it and every rank raises the same one-line error."""
+    from dist_logreg.bench import pairs
+
+    def no_memory(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(pairs, "_calls", no_memory)
+    args = argparse.Namespace(
+        p2p="bw", pairs="0:1", window=64, min_bytes=8, max_bytes=8, factor=2, warmup=1, iters=2
+    )
+    with pytest.raises(UsageError, match="out of memory while allocating the buffers of bw 0:1"):
+        pairs.run(_FakePairComm(), args, lambda text: None)
