@@ -116,3 +116,103 @@ def test_p2p_out_of_memory_is_one_line_on_every_rank(monkeypatch):
     )
     with pytest.raises(UsageError, match="out of memory while allocating the buffers of bw 0:1"):
         pairs.run(_FakePairComm(), args, lambda text: None)
+
+
+# --- model predict (D38, D39) -------------------------------------------------------------
+
+
+def _fit(tmp_path_factory, places):
+    from tests.test_model_cli import dl
+    from tests.test_trust_model import SIZES, records, write
+
+    d = tmp_path_factory.mktemp("m")
+    bench = write(d, records(SIZES, names=("ring",), places=places))
+    out = d / "model.json"
+    r = dl("model", "fit", str(bench), "--out", str(out), "--segments", "1")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def hosts_model(tmp_path_factory):
+    """Fitted across hosts: 2 and 4 ranks, one per host, and 4 ranks two per host."""
+    return _fit(tmp_path_factory, ((2, 1), (4, 1), (4, 2)))
+
+
+@pytest.fixture(scope="module")
+def one_host_model(tmp_path_factory):
+    """Fitted on one host only: no inter-host links measured."""
+    return _fit(tmp_path_factory, ((2, 2), (4, 4)))
+
+
+def _predict(model, *args):
+    from tests.test_model_cli import dl
+
+    return dl("model", "predict", "--model", str(model), "--algorithm", "ring", *args)
+
+
+@pytest.mark.parametrize(
+    "args, want",
+    [
+        # D38: 0 bytes divided by zero in the trust check (a traceback, exit 1)
+        (["--ranks", "4", "--bytes", "0"], "--bytes: expected 1 to 1099511627776 bytes"),
+        (["--ranks", "4", "--bytes", "99999999999T"], "--bytes: expected 1 to 1099511627776"),
+        # D38: inf time and nan% with exit 0
+        (["--ranks", "4", "--bytes", "1K", "--alpha", "1e308s"], "--alpha: expected at most 100 s"),
+        (
+            ["--ranks", "4", "--bytes", "1K", "--topology", "two-tier", "--hosts-per-leaf", "2"]
+            + ["--oversubscription", "1e308:1"],
+            "--oversubscription: expected at most 1000 (0.001 to 1000), got '1e308:1'",
+        ),
+        (
+            ["--ranks", "4", "--bytes", "1K", "--topology", "two-tier", "--hosts-per-leaf", "2"]
+            + ["--oversubscription", "inf"],
+            "--oversubscription: expected X:1 with X > 0",
+        ),
+        (["--ranks", "4", "--bytes", "1K", "--gamma", "1e300s"], "--gamma: expected at most 1 s/B"),
+        (["--ranks", "4", "--bytes", "1K", "--reduce-rate", "1e-300B/s"], "--reduce-rate: expect"),
+        (["--ranks", "4", "--bytes", "1K", "--link-rate", "1bit"], "--link-rate: expected at le"),
+        # D39: silently ignored, now bounded
+        (["--ranks", "4", "--bytes", "1K", "--link-latency", "1e308s"], "--link-latency: expec"),
+        (["--ranks", "4", "--features", "999999999999999"], "--features: expected 1 to"),
+    ],
+)
+def test_model_predict_bounds_every_input(hosts_model, args, want):
+    r = _predict(hosts_model, *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert want in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "inf" not in r.stdout and "nan" not in r.stdout
+
+
+@pytest.mark.parametrize("flag", ["--ranks", "--ranks-per-host", "--hosts-per-leaf"])
+def test_model_predict_takes_ascii_digits_only(hosts_model, flag):
+    """D39: `--ranks ４` (a full-width digit) predicted 4 ranks with exit 0."""
+    given = {"--ranks": "4", "--ranks-per-host": "1", "--hosts-per-leaf": "2", flag: "\uff14"}
+    args = [x for kv in given.items() for x in kv] + ["--bytes", "1K", "--topology", "two-tier"]
+    with pytest.raises(SystemExit) as e:  # argparse's error: usage and one line, exit 2
+        _predict(hosts_model, *args)
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize("flag", ["--ranks", "--ranks-per-host", "--hosts-per-leaf"])
+def test_model_predict_ascii_digits_message(flag, capsys):
+    from dist_logreg.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["model", "predict", "--model", "m.json", flag, "\uff14"])
+    assert f"argument {flag}: expected a whole number (ASCII digits)" in capsys.readouterr().err
+
+
+def test_link_latency_with_no_inter_host_fit_is_refused(one_host_model, hosts_model):
+    """D39: `--link-latency` on a model fitted on one host changed nothing, silently (the
+    intra-host parameters stand in for the inter-host links, and it is added to those only);
+    across hosts it is added per message, as before."""
+    args = ["--ranks", "4", "--bytes", "1K", "--json"]
+    r = _predict(one_host_model, *args, "--link-latency", "1ms")
+    assert r.returncode == 2 and "the model has no inter-host links fitted" in r.stderr
+    import json
+
+    base = json.loads(_predict(hosts_model, *args).stdout)["predictions"][0]["time_s"]
+    more = _predict(hosts_model, *args, "--link-latency", "1ms")
+    assert json.loads(more.stdout)["predictions"][0]["time_s"] > base + 1e-3  # 2(p-1) messages

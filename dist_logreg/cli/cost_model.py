@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from dist_logreg.cli import model_bounds as bounds
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
 
@@ -81,13 +82,13 @@ def _predict_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
     p.add_argument(
         "--ranks",
-        type=int,
+        type=bounds.whole,
         metavar="P",
         help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)",
     )
     p.add_argument(
         "--ranks-per-host",
-        type=int,
+        type=bounds.whole,
         default=1,
         metavar="K",
         help="consecutive ranks per host (default: 1, every rank its own host)",
@@ -107,7 +108,11 @@ def _predict_arguments(p) -> None:
         "are shared (default: flat)",
     )
     p.add_argument(
-        "--hosts-per-leaf", type=int, default=0, metavar="H", help="two-tier: hosts per leaf"
+        "--hosts-per-leaf",
+        type=bounds.whole,
+        default=0,
+        metavar="H",
+        help="two-tier: hosts per leaf",
     )
     p.add_argument(
         "--oversubscription",
@@ -118,7 +123,9 @@ def _predict_arguments(p) -> None:
     p.add_argument(
         "--bytes", metavar="LIST", help="payload sizes, e.g. 8,64K,16M (default: 8 B to 16 MiB)"
     )
-    p.add_argument("--features", type=int, metavar="D", help="the trainer's buffer: D + 3 elements")
+    p.add_argument(
+        "--features", type=bounds.whole, metavar="D", help="the trainer's buffer: D + 3 elements"
+    )
     p.add_argument(
         "--dtype",
         choices=("float32", "float64"),
@@ -133,6 +140,12 @@ def _predict_arguments(p) -> None:
         default="strong",
         help="with --run: strong keeps the global batch (default), weak the per-rank batch",
     )
+    _fabric_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _fabric_arguments(p) -> None:
+    """The fabric parameters a user may state instead of the fit's."""
     p.add_argument(
         "--alpha",
         metavar="TIME",
@@ -156,7 +169,6 @@ def _predict_arguments(p) -> None:
         metavar="RATE",
         help="bytes reduced per second, e.g. 50GB/s (the same as --gamma 1/RATE)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -219,9 +231,11 @@ def _sizes(args) -> list[int]:
     if args.features is not None:
         if args.features < 1:
             raise UsageError(f"--features: expected an integer >= 1, got {args.features}")
-        return [buffer_size(args.features) * (4 if args.dtype == "float32" else 8)]
+        size = buffer_size(args.features) * (4 if args.dtype == "float32" else 8)
+        return bounds.check_sizes([size], "--features")
     if args.bytes:
-        return [parse_bytes(b, "--bytes") for b in args.bytes.split(",") if b.strip()]
+        sizes = [parse_bytes(b, "--bytes") for b in args.bytes.split(",") if b.strip()]
+        return bounds.check_sizes(sizes, "--bytes")
     return [8 * 8**k for k in range(8)]  # 8 B .. 16 MiB
 
 
@@ -246,15 +260,7 @@ def _placement(args, ranks: int):
                 f"--hosts-per-leaf: expected an integer >= 1 with --topology two-tier, "
                 f"got {args.hosts_per_leaf}"
             )
-        try:
-            over = float(args.oversubscription.split(":")[0])
-        except ValueError:
-            over = 0.0
-        if not over > 0:
-            raise UsageError(
-                "--oversubscription: expected X:1 with X > 0, e.g. 2:1, got "
-                f"{args.oversubscription!r}"
-            )
+        over = bounds.oversubscription(args.oversubscription)
     hpl = args.hosts_per_leaf if args.topology == "two-tier" else 0
     return Placement.blocks(ranks, args.ranks_per_host, hpl, over)
 
@@ -271,7 +277,8 @@ def _fabric(args) -> dict:
         if text is not None:
             user[key] = parse_seconds(text, "--" + key.replace("_", "-"))
     if args.reduce_rate:
-        user["gamma"] = 1.0 / parse_byte_rate(args.reduce_rate, "--reduce-rate")
+        rate = parse_byte_rate(args.reduce_rate, "--reduce-rate")
+        user["gamma"] = 1.0 / bounds.bounded("--reduce-rate", rate)
     return user
 
 
@@ -282,6 +289,9 @@ def predict(args) -> int:
     model = costfile.load(args.model)
     rate = parse_link_rate(args.link_rate) if args.link_rate else None
     user = _fabric(args)
+    bounds.check_fabric(user, rate)
+    bounds.check_link_latency(model, user)
+    sizes = None if args.run else _sizes(args)  # checked before anything is predicted
     given = whatif.parameters_from(model, user, rate)
     model = whatif.with_fabric(model, user)
     ranks = (
@@ -301,6 +311,6 @@ def predict(args) -> int:
         rep["trust"] = whatif.trust(model, [rep["algorithm"]], [rep["bytes_per_call"]], place, rate)
         say(json.dumps(rep, indent=2) if args.json else whatif.format_run_fraction(rep))
         return 0
-    rep = whatif.report(model, names, _sizes(args), place, rate, given)
+    rep = whatif.report(model, names, sizes, place, rate, given)
     say(json.dumps(rep, indent=2) if args.json else whatif.format_report(rep, args.model))
     return 0
