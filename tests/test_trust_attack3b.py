@@ -216,3 +216,37 @@ def test_link_latency_with_no_inter_host_fit_is_refused(one_host_model, hosts_mo
     base = json.loads(_predict(hosts_model, *args).stdout)["predictions"][0]["time_s"]
     more = _predict(hosts_model, *args, "--link-latency", "1ms")
     assert json.loads(more.stdout)["predictions"][0]["time_s"] > base + 1e-3  # 2(p-1) messages
+
+
+# --- the packet engine on links too slow to connect (D32) ---------------------------------
+
+
+def _simulate(*args, timeout=300):
+    import subprocess
+
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--ranks", "2", "--bytes", "1K"]
+    return subprocess.run(
+        [*cmd, "--algorithm", "ring", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_packet_run_on_8_bit_links_is_refused_before_ns3():
+    """D32: at 8 bit/s a SYN takes minutes; ns-3 gave up after 6 tries (189 simulated s)
+    with NS_FATAL_ERROR, an abort and every thread's backtrace, exit 133."""
+    r = _simulate("--fabric", "flat:hosts=2,rate=8bit", "--engine", "packet")
+    assert r.returncode == 2, r.stderr[-800:]
+    (line,) = r.stderr.strip().splitlines()
+    assert "--engine packet: link class host-up runs at 8 bit/s" in line
+    assert "floor of 1 Mbit/s" in line and "--engine flow" in line
+
+
+def test_the_floor_names_the_slowest_class_and_spares_the_flow_engine():
+    from dist_logreg.sim.fabric import resolve
+    from dist_logreg.sim.packet_floor import check_link_rates
+
+    fab, _ = resolve("leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,uplink-rate=500kbit")
+    with pytest.raises(UsageError, match="link class leaf-up runs at 500 kbit/s"):
+        check_link_rates(fab, "tcp")
+    check_link_rates(resolve("flat:hosts=2,rate=1mbit")[0], "tcp")  # the floor itself runs
+    r = _simulate("--fabric", "flat:hosts=2,rate=8bit")  # the flow engine: no handshake
+    assert r.returncode == 0, r.stderr[-800:]
