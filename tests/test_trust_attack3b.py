@@ -250,3 +250,74 @@ def test_the_floor_names_the_slowest_class_and_spares_the_flow_engine():
     check_link_rates(resolve("flat:hosts=2,rate=1mbit")[0], "tcp")  # the floor itself runs
     r = _simulate("--fabric", "flat:hosts=2,rate=8bit")  # the flow engine: no handshake
     assert r.returncode == 0, r.stderr[-800:]
+
+
+# --- cluster set under SIGINT (D31) -------------------------------------------------------
+
+
+@pytest.fixture
+def fake_cluster(monkeypatch):
+    """``cluster set`` on a fake: ``kernel`` is what the links carry, ``saved`` what
+    ``state.json`` says; applying a change sends this process SIGINT half-way."""
+    import contextlib
+    import signal
+
+    from dist_logreg.ops.cluster import change
+    from dist_logreg.ops.cluster.state import Cluster, Spec
+
+    world = {"kernel": "8bit", "saved": "8bit", "fail": False}
+
+    class Fake(Cluster):
+        def save(self):
+            world["saved"] = self.spec.rate
+
+    def enact(c, ch):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the shapers are replaced
+        if world["fail"] and ch is not None:
+            raise OSError("tc failed")
+        world["kernel"] = c.spec.rate
+        return ["shaping"]
+
+    for name in ("preflight", "check_name", "tc_dry_run"):
+        monkeypatch.setattr(change, name, lambda *a, **k: None)
+    monkeypatch.setattr(change, "_set_lock", lambda name: contextlib.nullcontext())
+    monkeypatch.setattr(change, "load", lambda name: Fake(Spec(name="fixa", rate="8bit")))
+    monkeypatch.setattr(change, "_check", lambda *a: [])
+    monkeypatch.setattr(change, "running_job", lambda c: None)
+    monkeypatch.setattr(change, "_enact", enact)
+    monkeypatch.setattr(change.counters, "save_baseline", lambda *a: None)
+    monkeypatch.setattr(change.counters, "snapshot", lambda c: None)
+    return change, world
+
+
+def test_sigint_during_cluster_set_finishes_and_records_the_change(fake_cluster):
+    """D31: SIGINT after the shapers were replaced left tc at the new rate and state.json
+    (which `cluster status` and every run's provenance read) at the old, with exit 130."""
+    change, world = fake_cluster
+    with pytest.raises(KeyboardInterrupt) as e:
+        change.apply("fixa", change.Change(rate="100mbit"), say=lambda text: None)
+    assert world["kernel"] == world["saved"] == "100mbit"
+    assert "the change was finished and recorded first: rate 8bit -> 100mbit" in e.value.note
+
+
+def test_sigint_and_a_failure_during_cluster_set_restore_every_link(fake_cluster):
+    change, world = fake_cluster
+    world["fail"] = True
+    with pytest.raises(KeyboardInterrupt) as e:
+        change.apply("fixa", change.Change(rate="100mbit"), say=lambda text: None)
+    assert world["kernel"] == world["saved"] == "8bit"
+    assert "every link was restored as it was, nothing changed" in e.value.note
+
+
+@pytest.mark.parametrize("action", [["set", "--name", "fixa"], ["up", "--name", "fixa"]])
+@pytest.mark.parametrize("rate", ["1bit", "7bit", "0.5bit"])
+def test_cluster_rate_below_what_tc_keeps_is_one_line(action, rate, capsys):
+    """D33: `cluster set --rate 1bit` printed tc's raw usage text (tbf rounds it to 0)."""
+    from dist_logreg.cli.main import main
+
+    assert main(["cluster", *action, "--rate", rate]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"dist-logreg: error: --rate: expected at least 8bit (tc's tbf counts whole bytes per "
+        f"second and rounds {rate} to 0), got '{rate}'"
+    )
