@@ -321,3 +321,30 @@ def test_cluster_rate_below_what_tc_keeps_is_one_line(action, rate, capsys):
         f"dist-logreg: error: --rate: expected at least 8bit (tc's tbf counts whole bytes per "
         f"second and rounds {rate} to 0), got '{rate}'"
     )
+
+
+# --- model fit interrupted after its file is whole (D40) ----------------------------------
+
+
+def test_sigint_after_model_fit_wrote_its_file_is_exit_0(tmp_path, monkeypatch, capsys):
+    """D40: SIGINT once model.json was renamed into place gave exit 130 ("interrupted"):
+    a script reran and was refused (the file exists)."""
+    import signal
+
+    from dist_logreg import files
+    from dist_logreg.cli.main import main
+    from tests.test_trust_model import SIZES, records, write
+
+    bench = write(tmp_path, records(SIZES, names=("ring",)))
+    real = files.write_output
+
+    def write_then_interrupt(*a, **k):
+        real(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C just after the rename
+
+    monkeypatch.setattr(files, "write_output", write_then_interrupt)
+    out = tmp_path / "m.json"
+    code = main(["model", "fit", str(bench), "--out", str(out), "--segments", "1"])
+    err = capsys.readouterr().err
+    assert out.is_file() and code == 0, err
+    assert f"interrupted (SIGINT) after {out} was written whole; it stands, exit 0" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -176,14 +177,39 @@ def cmd(args: argparse.Namespace) -> int:
     try:
         return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
     except KeyboardInterrupt:
-        wrote = args.action == "fit" and getattr(args, "wrote", False)
+        if args.action == "fit" and getattr(args, "wrote", False):  # the model is whole
+            print(
+                f"dist-logreg model fit: interrupted (SIGINT) after {args.out} was written "
+                "whole; it stands, exit 0 (only the summary's printing was cut short)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 0
         print(
-            f"dist-logreg model {args.action}: interrupted (SIGINT); "
-            + (f"{args.out} was written" if wrote else "nothing written"),
+            f"dist-logreg model {args.action}: interrupted (SIGINT); nothing written",
             file=sys.stderr,
             flush=True,
         )
         return 130
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """SIGINT waits until the block ends (main thread only), then is raised."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _cluster(name: str | None) -> dict | None:
@@ -216,8 +242,9 @@ def fit(args) -> int:
         read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
     )
     text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
-    write_output(args.out, text, "--out", args.force)
-    args.wrote = True  # an interrupt from here on says so
+    with _sigint_held():  # the file and the flag together: an interrupt then finds it
+        write_output(args.out, text, "--out", args.force)
+        args.wrote = True
     for line in format_fit(model):
         say(line)
     say(f"# wrote {args.out}")
