@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -348,3 +349,68 @@ def test_sigint_after_model_fit_wrote_its_file_is_exit_0(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert out.is_file() and code == 0, err
     assert f"interrupted (SIGINT) after {out} was written whole; it stands, exit 0" in err
+
+
+# --- a sweep under mpirun, its ranks sent SIGTERM (D24) -----------------------------------
+
+GRID = """\
+fabric = ["leaf-spine:leaves=8,spines=4,hosts-per-leaf=32"]
+ranks = [64, 128, 256]
+algorithm = ["ring", "rabenseifner"]
+bytes = ["1M", "64M"]
+seeds = 400
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_sweep_ranks_stop_on_sigterm_with_one_line(tmp_path, n):
+    """D24: Open MPI's mpirun passes a Ctrl-C on to the ranks as SIGTERM (after SIGCONT),
+    which ended them with no line. Each rank now stops as the serial sweep stops on Ctrl-C:
+    rank 0's line, the finished points kept, exit 143 (128 + SIGTERM). mpirun's own status
+    after a Ctrl-C stays 1 (it stops forwarding the ranks' output and exits 1 itself)."""
+    import signal
+    import time
+
+    from tests.helpers import BIN, mpi_env
+
+    (tmp_path / "g.toml").write_text(GRID)
+    cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", sys.executable, "-m"]
+    cmd += ["dist_logreg", "simulate", "--sweep", "g.toml", "--out", "o"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=mpi_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(proc.pid)) < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # inside the sweep: MPI started, the handlers set
+        for pid in _children(proc.pid):
+            os.kill(pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 143, err[-800:]
+    assert "dist-logreg simulate: interrupted (SIGTERM); finished points kept in o" in err
+    assert "Traceback" not in err
