@@ -414,3 +414,22 @@ def test_sweep_ranks_stop_on_sigterm_with_one_line(tmp_path, n):
     assert proc.returncode == 143, err[-800:]
     assert "dist-logreg simulate: interrupted (SIGTERM); finished points kept in o" in err
     assert "Traceback" not in err
+
+
+# --- simulate --flows: host names in ASCII digits (D35) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, name", [("src", "h\uff10"), ("dst", "h\u0662"), ("spine", "s\uff11")]
+)
+def test_flows_host_names_take_ascii_digits_only(key, name):
+    """D35: `h０` (a full-width zero) was read as h0 and the flow pinned, exit 0."""
+    from dist_logreg.sim.fabric import resolve
+    from dist_logreg.sim.from_cluster import pinned
+
+    fab, _ = resolve("leaf-spine:leaves=2,spines=2,hosts-per-leaf=2")
+    flow = {"src": "h0", "dst": "h2", "spine": "s1", "bytes": 1000, key: name}
+    doc = {"schema": "dist-logreg/flows/1", "maps": [{"flows": [flow]}]}
+    with pytest.raises(UsageError, match=rf"flows\[0\]\.{key}: expected a .*got '{name}'"):
+        pinned(doc, fab=fab)
+    assert pinned({**doc, "maps": [{"flows": [{**flow, key: name[0] + "1"}]}]}, fab=fab)
