@@ -433,3 +433,26 @@ def test_flows_host_names_take_ascii_digits_only(key, name):
     with pytest.raises(UsageError, match=rf"flows\[0\]\.{key}: expected a .*got '{name}'"):
         pinned(doc, fab=fab)
     assert pinned({**doc, "maps": [{"flows": [{**flow, key: name[0] + "1"}]}]}, fab=fab)
+
+
+# --- model fit of sub-nanosecond times (D29) ----------------------------------------------
+
+
+def test_model_fit_refuses_times_below_a_nanosecond(tmp_path):
+    """D29: records of 1e-300 s x bytes gave numpy's overflow warning, then "the measured
+    times do not grow with the message size" (they grow exactly linearly)."""
+    import warnings
+
+    from tests.test_model_cli import dl
+    from tests.test_trust_model import SIZES, records, write
+
+    recs = records(SIZES, names=("ring",))
+    for r in recs:
+        r["time_s"] = 1e-300 * r["bytes"]
+    bench = write(tmp_path, recs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw numpy warning fails the test
+        r = dl("model", "fit", str(bench), "--out", str(tmp_path / "m.json"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "record 0: time_s: expected at least 1 ns for one call, got 1.024e-297" in r.stderr
+    assert not (tmp_path / "m.json").exists()
