@@ -456,3 +456,25 @@ def test_model_fit_refuses_times_below_a_nanosecond(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "record 0: time_s: expected at least 1 ns for one call, got 1.024e-297" in r.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+# --- an output named by a link to a device (D37) ------------------------------------------
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_an_output_link_to_a_device_is_refused_without_offering_force(tmp_path, force):
+    """D37: `bench --out /dev/stdout` was refused with "--force replaces the link itself":
+    as root that renames a file over the system's /dev/stdout."""
+    from dist_logreg.files import check_output
+
+    (tmp_path / "out.json").symlink_to("/dev/null")
+    with pytest.raises(UsageError) as e:
+        check_output(tmp_path / "out.json", "--out", force)
+    assert "got a symbolic link to a device (/dev/null)" in str(e.value)
+    assert "--force" not in str(e.value)
+    with pytest.raises(UsageError, match="a symbolic link in /dev") as e:
+        check_output("/dev/stdout", "--out", force)
+    assert "--force" not in str(e.value)
+    (tmp_path / "gone.json").symlink_to(tmp_path / "nowhere")  # dangling: as before
+    if force:
+        check_output(tmp_path / "gone.json", "--out", force)
