@@ -478,3 +478,19 @@ def test_an_output_link_to_a_device_is_refused_without_offering_force(tmp_path, 
     (tmp_path / "gone.json").symlink_to(tmp_path / "nowhere")  # dangling: as before
     if force:
         check_output(tmp_path / "gone.json", "--out", force)
+
+
+# --- simulate --bytes 0 (D34) -------------------------------------------------------------
+
+
+def test_simulate_refuses_zero_bytes(tmp_path, capsys):
+    """D34: `simulate --bytes 0 --out z0` wrote a simulate.json its own `report` refused
+    (`results[0].bytes: expected a whole number of bytes from 1`)."""
+    from dist_logreg.cli.main import main
+
+    args = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", "ring"]
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--bytes", "1K,0", "--out", str(tmp_path / "z0")])
+    assert e.value.code == 2
+    assert "argument --bytes: expected at least 1 byte per rank, got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "z0").exists()
