@@ -494,3 +494,23 @@ def test_simulate_refuses_zero_bytes(tmp_path, capsys):
     assert e.value.code == 2
     assert "argument --bytes: expected at least 1 byte per rank, got '0'" in capsys.readouterr().err
     assert not (tmp_path / "z0").exists()
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1M,64K", "expected increasing sizes, each once"),  # D30: unsorted, accepted
+        ("64K,64K", "expected increasing sizes, each once"),  # a duplicate boundary
+        ("99999999T", "expected message sizes from 1 B to 2^50 B"),  # a segment never measured
+        ("0", "expected message sizes from 1 B to 2^50 B"),
+    ],
+)
+def test_model_fit_breakpoints_are_increasing_and_bounded(tmp_path, text, words):
+    from tests.test_model_cli import dl
+    from tests.test_trust_model import SIZES, records, write
+
+    bench = write(tmp_path, records(SIZES, names=("ring",)))
+    r = dl("model", "fit", str(bench), "--out", str(tmp_path / "m.json"), "--breakpoints", text)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"--breakpoints: {words}" in r.stderr
+    assert not (tmp_path / "m.json").exists()

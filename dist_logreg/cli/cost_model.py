@@ -235,6 +235,7 @@ def fit(args) -> int:
     bps = None
     if args.breakpoints:
         bps = [parse_bytes(b, "--breakpoints") for b in args.breakpoints.split(",")]
+        bounds.check_breakpoints(bps, args.breakpoints)
     if args.link_rate:
         parse_link_rate(args.link_rate)
     check_output(args.out, "--out", args.force)  # before the fit, not after it is printed

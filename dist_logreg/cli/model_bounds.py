@@ -1,4 +1,5 @@
-"""``model predict``: what its options may be, checked before anything is predicted.
+"""``model fit|predict``: what their options may be, checked before anything is fitted or
+predicted.
 
 The same bounds as the simulator's (``dist_logreg.sim.values.BOUNDS``): a prediction of
 ``inf`` or ``nan%`` from an option out of range is refused here, in one line.
@@ -86,4 +87,22 @@ def check_link_latency(model: dict, user: dict) -> None:
             f"--link-latency {user['link_latency']:g} s: the model has no inter-host links "
             "fitted (its bench ran on one host), so the latency would not be added; expected "
             "a model fitted across hosts, or --alpha for every message"
+        )
+
+
+#: The largest size a bench record may hold (``benchfit.MAX_BYTES``): a boundary past it
+#: makes a segment nothing can be measured in.
+MAX_BREAKPOINT = 1 << 50
+
+
+def check_breakpoints(bps: list[int], text: str) -> None:
+    """``model fit --breakpoints``: increasing sizes from 1 B to 2^50 B."""
+    if any(not 1 <= b <= MAX_BREAKPOINT for b in bps):
+        raise UsageError(
+            f"--breakpoints: expected message sizes from 1 B to 2^50 B (what a bench record "
+            f"may hold), got {text!r}"
+        )
+    if any(b >= c for b, c in zip(bps, bps[1:], strict=False)):
+        raise UsageError(
+            f"--breakpoints: expected increasing sizes, each once (e.g. 64K,1M), got {text!r}"
         )
