@@ -1,5 +1,5 @@
 """What a bench run may allocate: the machine's available memory shared by the ranks on it,
-and this process's address-space limit (``ulimit -v``, ``prlimit --as``)."""
+and this process's address-space limit (``ulimit -v``)."""
 
 from __future__ import annotations
 
