@@ -160,6 +160,8 @@ def check_output(path: str | Path, what: str, force: bool = False) -> Path:
         mode = None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot write there: {exc.strerror or exc}") from None
+    if mode is not None and stat.S_ISLNK(mode):
+        _refuse_device_link(path, what)
     if mode is not None and not stat.S_ISREG(mode) and not (force and stat.S_ISLNK(mode)):
         extra = (
             " (it is not followed; --force replaces the link itself)"
@@ -175,6 +177,23 @@ def check_output(path: str | Path, what: str, force: bool = False) -> Path:
         )
     check_writable(path, what)
     return path
+
+
+def _refuse_device_link(path: Path, what: str) -> None:
+    """A link in /dev, or to a device, FIFO or socket (``/dev/stdout``): refused, and
+    ``--force`` not offered, which would rename a file over the system's link."""
+    try:
+        target = os.stat(path).st_mode
+    except OSError:  # dangling: --force replaces the link itself
+        return
+    in_dev = path.absolute().parent == Path("/dev")
+    if stat.S_ISREG(target) and not in_dev:
+        return
+    link = "a symbolic link in /dev" if in_dev else f"a symbolic link to {_kind(target)}"
+    raise UsageError(
+        f"{what} {path}: expected a new file name, got {link} ({os.path.realpath(path)}); "
+        "outputs are written to files: name a file"
+    )
 
 
 def distinct_outputs(paths: dict[str, str | Path | None]) -> None:

@@ -8,5 +8,7 @@
 ``pairs``      ``--p2p latency|bw|bibw`` between ``--pairs`` of ranks
 ``cost``       what bench records for the cost model (placement, local reduction time),
                its predicted columns (``--model``) and ``--fit``
+``memory``     the buffers a run may hold: the machine's memory over its ranks, and the
+               address-space limit
 =============  ============================================================================
 """

@@ -32,6 +32,12 @@ from dist_logreg.files import write_json, write_output
 from dist_logreg.record import provenance
 
 P2P_TESTS = ("latency", "bw", "bibw")
+#: The most messages one window may post (OSU's default is 64). Open MPI slows down far
+#: faster than the window grows (65536 one-byte messages: 20 s an iteration; 10^7:
+#: MPI_ERR_INTERN); 4096 take milliseconds.
+MAX_WINDOW = 4096
+#: Bytes a posted message holds besides its buffer: the numpy array and the MPI request.
+PER_MESSAGE = 1024
 
 
 def parse_pairs(text: str | None, p: int) -> list[tuple[int, int]]:
@@ -99,9 +105,15 @@ def measure_pair(
     """On the pair's two ranks: time ``test``; the first rank returns the record."""
     me = pair.index(comm.Get_rank())
     peer = pair[1 - me]
-    pattern = (np.arange(nbytes) % 251).astype(np.uint8)
-    buf = pattern.copy()
-    once, recvs = _calls(comm, test, me, peer, buf, window)
+    try:  # allocated before any exchange, so that both ranks of the pair learn of a failure
+        pattern = (np.arange(nbytes) % 251).astype(np.uint8)
+        buf = pattern.copy()
+        once, recvs = _calls(comm, test, me, peer, buf, window)
+        ok = 1
+    except MemoryError:
+        ok = 0
+    if not min(ok, comm.sendrecv(ok, peer, 6, None, peer, 6)):
+        return {"memory": f"{test} {pair[0]}:{pair[1]} at {nbytes} B"} if me == 0 else None
     warmup, iters = scaled(nbytes * (1 if test == "latency" else window), warmup, iters)
     for _ in range(warmup):
         once()
@@ -175,6 +187,12 @@ def run(comm, args, say) -> list[dict]:
                         comm, test, pair, nbytes, args.warmup, args.iters, repeats, args.window
                     )
                 rec = comm.bcast(rec, root=pair[0])
+                if "memory" in rec:  # on every rank: the pair could not allocate
+                    raise UsageError(
+                        f"--window {args.window} x --max-bytes {args.max_bytes}: out of memory "
+                        f"while allocating the buffers of {rec['memory']}; expected a smaller "
+                        "--window or --max-bytes"
+                    )
                 records.append(rec)
                 say(format_row(rec))
     return records
@@ -226,20 +244,30 @@ def main(comm, args) -> int:
     return 0
 
 
-def check_args(args, p: int) -> None:
-    """``UsageError`` for --p2p options out of range (the shared ones checked elsewhere)."""
+def check_args(args, p: int, local: int = 1) -> None:
+    """``UsageError`` for --p2p options out of range (the shared ones checked elsewhere);
+    ``local``: the ranks of the job on this machine."""
     test_names(args.p2p)
     parse_pairs(args.pairs, p)
     if args.window < 1:
         raise UsageError(f"--window: expected an integer >= 1, got {args.window!r}")
-    from dist_logreg.bench import sweep
+    from dist_logreg.bench import memory, sweep
 
-    need, avail = args.window * (args.max_bytes + 512), sweep.available_memory()  # + a request's
-    if avail and need > avail // 2:  # each rank of a pair holds the window, on one machine
+    # Each rank of the pair holds the window's receives (a buffer, a numpy array and an MPI
+    # request each), the send buffer and its pattern; one pair at a time, so at most two
+    # ranks of this machine hold them together.
+    per_rank = args.window * (args.max_bytes + PER_MESSAGE) + 2 * args.max_bytes
+    memory.check(
+        per_rank,
+        min(2, max(1, local)),
+        f"--window {args.window} x --max-bytes {args.max_bytes}",
+        "a smaller --window or --max-bytes",
+        sweep.available_memory(),
+    )
+    if args.window > MAX_WINDOW:
         raise UsageError(
-            f"--window {args.window} x --max-bytes {args.max_bytes}: the window's buffers "
-            f"need about {need / 2**30:.2f} GiB per rank, over half the {avail / 2**30:.2f} "
-            "GiB available; expected a smaller --window or --max-bytes"
+            f"--window: expected at most {MAX_WINDOW} messages in flight (OSU uses 64; at "
+            f"65536 one iteration took 20 s, at 10^7 Open MPI failed), got {args.window}"
         )
     if p < 2:
         raise UsageError(f"--p2p: expected at least 2 ranks (a pair), got {p}")

@@ -37,6 +37,8 @@ from dist_logreg.record.progress import bar_for
 
 #: Above this size, fewer iterations (OSU does the same): large calls are long and stable.
 LARGE = 1 << 20
+#: The most timed calls per size (--iters x --repeats): their timings are allocated first.
+MAX_TIMED = 10_000_000
 #: The timing columns every bench record has (collectives and point-to-point alike).
 TIMING_COLUMNS = (
     "iters",
@@ -319,18 +321,29 @@ def available_memory() -> int | None:
     return kib * 1024
 
 
-def check_args(args) -> None:
-    """Raise ``UsageError`` for any bench option out of range (sizes already parsed)."""
+def check_args(args, local: int = 1) -> None:
+    """Raise ``UsageError`` for any bench option out of range (sizes already parsed);
+    ``local``: the ranks of the job on this machine (each holds its buffers at once)."""
+    from dist_logreg.bench import memory
+
     algorithm_names(args.allreduce)
-    avail = available_memory()  # a send, a receive and a reference buffer of the largest
-    if avail and 3 * args.max_bytes > avail:
+    repeats = getattr(args, "repeats", 1)
+    if not getattr(
+        args, "p2p", None
+    ):  # a send, a receive and a reference buffer of the largest, every rank
+        memory.check(
+            3 * args.max_bytes,
+            max(1, local),
+            f"--max-bytes {args.max_bytes}",
+            "a smaller --max-bytes",
+            available_memory(),
+        )
+    if args.iters * max(1, repeats) > MAX_TIMED:  # 8 B a call, in two arrays
         raise UsageError(
-            f"--max-bytes {args.max_bytes}: the buffers of the largest message need about "
-            f"{3 * args.max_bytes / 2**30:.2f} GiB per rank, but {avail / 2**30:.2f} GiB is "
-            "available; expected a smaller --max-bytes"
+            f"--iters {args.iters} x --repeats {repeats}: expected at most {MAX_TIMED:,} "
+            "timed calls per size (each keeps 8 bytes of timings, held before the loop)"
         )
     collective_names(getattr(args, "collective", "allreduce"))
-    repeats = getattr(args, "repeats", 1)
     checks = [
         (args.min_bytes >= 1, "--min-bytes", "at least 1", args.min_bytes),
         (

@@ -7,6 +7,7 @@
 ``predict``         ``predict``: classes and probabilities of a trained model
 ``bench``           ``bench``: its flags and its entry
 ``cost_model``      ``model fit|predict``: the cost model (a plain process)
+``model_bounds``    ``model fit|predict``: option bounds (the simulator's), ASCII digits
 ``scale``           ``scale``: one training command at several world sizes
 ``supervise``       ``supervise``: restart a training job from its newest checkpoint
 ``report``          ``report``: its flags and its entry

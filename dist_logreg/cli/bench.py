@@ -193,14 +193,15 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     from dist_logreg.bench import sweep as bench
     from dist_logreg.bench.cost import load_model
     from dist_logreg.comm.mpilib import mpi_algorithm_record
+    from dist_logreg.train.startup import ranks_sharing_memory
 
-    error = None
+    error, local = None, ranks_sharing_memory(comm)  # collective: before any rank may fail
     try:
         args.min_bytes = parse_bytes(args.min_bytes, "--min-bytes")
         args.max_bytes = parse_bytes(args.max_bytes, "--max-bytes")
-        bench.check_args(args)
+        bench.check_args(args, local)
         if args.p2p:
-            benchp2p.check_args(args, comm.Get_size())
+            benchp2p.check_args(args, comm.Get_size(), local)
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
         args.model_doc = load_model(args.model, bench.keys(args))
         if comm.Get_rank() == 0:  # rank 0 writes them: fail now, not after the sweep

@@ -8,7 +8,7 @@ import sys
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError
-from dist_logreg.units import parse_bytes, parse_rate
+from dist_logreg.units import parse_bytes, parse_rate, rate_bits
 
 CLUSTER_EPILOG = """\
 examples (as root):
@@ -190,6 +190,21 @@ def _set_parser(clsub, name_help: str) -> None:
     c_set.add_argument("--name", default="dlr", help=name_help)
 
 
+#: tc's tbf keeps a rate in whole bytes per second: below 8 bit/s it reads 0 and fails.
+MIN_TC_RATE_BITS = 8
+
+
+def _tc_rate(text: str | None, flag: str) -> str | None:
+    """A shaper's rate for tc, at least 8 bit/s (tc's own error was its usage text)."""
+    rate = parse_rate(text, flag)
+    if rate is not None and rate_bits(rate) < MIN_TC_RATE_BITS:
+        raise UsageError(
+            f"{flag}: expected at least {MIN_TC_RATE_BITS}bit (tc's tbf counts whole bytes "
+            f"per second and rounds {text} to 0), got {text!r}"
+        )
+    return rate
+
+
 def _loss_and_bucket(args: argparse.Namespace) -> tuple[dict, int | None, int | None]:
     """``--loss-link`` as a mapping (each link once), ``--burst`` and ``--queue`` in bytes."""
     loss_links = dict(args.loss_link)
@@ -208,8 +223,8 @@ def _change(args: argparse.Namespace):
 
     loss_links, burst, queue = _loss_and_bucket(args)
     return Change(
-        rate=parse_rate(args.rate, "--rate"),
-        uplink_rate=parse_rate(args.uplink_rate, "--uplink-rate"),
+        rate=_tc_rate(args.rate, "--rate"),
+        uplink_rate=_tc_rate(args.uplink_rate, "--uplink-rate"),
         loss_pct=args.loss,
         loss_links=loss_links,
         burst=burst,
@@ -283,8 +298,8 @@ def _spec(args: argparse.Namespace):
         hosts=args.hosts,
         subnet=args.subnet,
         topology=args.topology,
-        rate=parse_rate(args.rate, "--rate"),
-        uplink_rate=parse_rate(args.uplink_rate, "--uplink-rate"),
+        rate=_tc_rate(args.rate, "--rate"),
+        uplink_rate=_tc_rate(args.uplink_rate, "--uplink-rate"),
         delay_ms=args.delay,
         loss_pct=args.loss,
         loss_links=loss_links,
@@ -340,9 +355,12 @@ def cmd(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback
         end_children()
         signum = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
+        what = "every process it started was ended"
+        if args.action == "set":  # held while the links and the state change (change.py)
+            what = getattr(exc, "note", "nothing changed")
         print(
             f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
-            "every process it started was ended",
+            + what,
             file=sys.stderr,
             flush=True,
         )

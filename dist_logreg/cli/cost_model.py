@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
+from dist_logreg.cli import model_bounds as bounds
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
 
@@ -81,13 +83,13 @@ def _predict_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="FILE", help="model.json from `model fit`")
     p.add_argument(
         "--ranks",
-        type=int,
+        type=bounds.whole,
         metavar="P",
         help=f"ranks, 1 to {MAX_RANKS} (default: the fit's largest)",
     )
     p.add_argument(
         "--ranks-per-host",
-        type=int,
+        type=bounds.whole,
         default=1,
         metavar="K",
         help="consecutive ranks per host (default: 1, every rank its own host)",
@@ -107,7 +109,11 @@ def _predict_arguments(p) -> None:
         "are shared (default: flat)",
     )
     p.add_argument(
-        "--hosts-per-leaf", type=int, default=0, metavar="H", help="two-tier: hosts per leaf"
+        "--hosts-per-leaf",
+        type=bounds.whole,
+        default=0,
+        metavar="H",
+        help="two-tier: hosts per leaf",
     )
     p.add_argument(
         "--oversubscription",
@@ -118,7 +124,9 @@ def _predict_arguments(p) -> None:
     p.add_argument(
         "--bytes", metavar="LIST", help="payload sizes, e.g. 8,64K,16M (default: 8 B to 16 MiB)"
     )
-    p.add_argument("--features", type=int, metavar="D", help="the trainer's buffer: D + 3 elements")
+    p.add_argument(
+        "--features", type=bounds.whole, metavar="D", help="the trainer's buffer: D + 3 elements"
+    )
     p.add_argument(
         "--dtype",
         choices=("float32", "float64"),
@@ -133,6 +141,12 @@ def _predict_arguments(p) -> None:
         default="strong",
         help="with --run: strong keeps the global batch (default), weak the per-rank batch",
     )
+    _fabric_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _fabric_arguments(p) -> None:
+    """The fabric parameters a user may state instead of the fit's."""
     p.add_argument(
         "--alpha",
         metavar="TIME",
@@ -156,7 +170,6 @@ def _predict_arguments(p) -> None:
         metavar="RATE",
         help="bytes reduced per second, e.g. 50GB/s (the same as --gamma 1/RATE)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -164,14 +177,39 @@ def cmd(args: argparse.Namespace) -> int:
     try:
         return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
     except KeyboardInterrupt:
-        wrote = args.action == "fit" and getattr(args, "wrote", False)
+        if args.action == "fit" and getattr(args, "wrote", False):  # the model is whole
+            print(
+                f"dist-logreg model fit: interrupted (SIGINT) after {args.out} was written "
+                "whole; it stands, exit 0 (only the summary's printing was cut short)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 0
         print(
-            f"dist-logreg model {args.action}: interrupted (SIGINT); "
-            + (f"{args.out} was written" if wrote else "nothing written"),
+            f"dist-logreg model {args.action}: interrupted (SIGINT); nothing written",
             file=sys.stderr,
             flush=True,
         )
         return 130
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """SIGINT waits until the block ends (main thread only), then is raised."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _cluster(name: str | None) -> dict | None:
@@ -197,6 +235,7 @@ def fit(args) -> int:
     bps = None
     if args.breakpoints:
         bps = [parse_bytes(b, "--breakpoints") for b in args.breakpoints.split(",")]
+        bounds.check_breakpoints(bps, args.breakpoints)
     if args.link_rate:
         parse_link_rate(args.link_rate)
     check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
@@ -204,8 +243,9 @@ def fit(args) -> int:
         read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
     )
     text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
-    write_output(args.out, text, "--out", args.force)
-    args.wrote = True  # an interrupt from here on says so
+    with _sigint_held():  # the file and the flag together: an interrupt then finds it
+        write_output(args.out, text, "--out", args.force)
+        args.wrote = True
     for line in format_fit(model):
         say(line)
     say(f"# wrote {args.out}")
@@ -219,9 +259,11 @@ def _sizes(args) -> list[int]:
     if args.features is not None:
         if args.features < 1:
             raise UsageError(f"--features: expected an integer >= 1, got {args.features}")
-        return [buffer_size(args.features) * (4 if args.dtype == "float32" else 8)]
+        size = buffer_size(args.features) * (4 if args.dtype == "float32" else 8)
+        return bounds.check_sizes([size], "--features")
     if args.bytes:
-        return [parse_bytes(b, "--bytes") for b in args.bytes.split(",") if b.strip()]
+        sizes = [parse_bytes(b, "--bytes") for b in args.bytes.split(",") if b.strip()]
+        return bounds.check_sizes(sizes, "--bytes")
     return [8 * 8**k for k in range(8)]  # 8 B .. 16 MiB
 
 
@@ -246,15 +288,7 @@ def _placement(args, ranks: int):
                 f"--hosts-per-leaf: expected an integer >= 1 with --topology two-tier, "
                 f"got {args.hosts_per_leaf}"
             )
-        try:
-            over = float(args.oversubscription.split(":")[0])
-        except ValueError:
-            over = 0.0
-        if not over > 0:
-            raise UsageError(
-                "--oversubscription: expected X:1 with X > 0, e.g. 2:1, got "
-                f"{args.oversubscription!r}"
-            )
+        over = bounds.oversubscription(args.oversubscription)
     hpl = args.hosts_per_leaf if args.topology == "two-tier" else 0
     return Placement.blocks(ranks, args.ranks_per_host, hpl, over)
 
@@ -271,7 +305,8 @@ def _fabric(args) -> dict:
         if text is not None:
             user[key] = parse_seconds(text, "--" + key.replace("_", "-"))
     if args.reduce_rate:
-        user["gamma"] = 1.0 / parse_byte_rate(args.reduce_rate, "--reduce-rate")
+        rate = parse_byte_rate(args.reduce_rate, "--reduce-rate")
+        user["gamma"] = 1.0 / bounds.bounded("--reduce-rate", rate)
     return user
 
 
@@ -282,6 +317,9 @@ def predict(args) -> int:
     model = costfile.load(args.model)
     rate = parse_link_rate(args.link_rate) if args.link_rate else None
     user = _fabric(args)
+    bounds.check_fabric(user, rate)
+    bounds.check_link_latency(model, user)
+    sizes = None if args.run else _sizes(args)  # checked before anything is predicted
     given = whatif.parameters_from(model, user, rate)
     model = whatif.with_fabric(model, user)
     ranks = (
@@ -301,6 +339,6 @@ def predict(args) -> int:
         rep["trust"] = whatif.trust(model, [rep["algorithm"]], [rep["bytes_per_call"]], place, rate)
         say(json.dumps(rep, indent=2) if args.json else whatif.format_run_fraction(rep))
         return 0
-    rep = whatif.report(model, names, _sizes(args), place, rate, given)
+    rep = whatif.report(model, names, sizes, place, rate, given)
     say(json.dumps(rep, indent=2) if args.json else whatif.format_report(rep, args.model))
     return 0

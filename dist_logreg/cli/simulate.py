@@ -96,6 +96,8 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if n > MAX_BYTES:
         raise argparse.ArgumentTypeError(f"expected at most 1T bytes per rank, got {text!r}")
+    if n < 1:  # no allreduce at all; its simulate.json was one `report` refuses
+        raise argparse.ArgumentTypeError(f"expected at least 1 byte per rank, got {text!r}")
     return n
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import signal
 import sys
 import time
 import tomllib
@@ -143,13 +144,17 @@ def run_sweep(args) -> int:
     axes = read_grid(args.sweep, args.simulate_parser)
     points = expand(axes)
     comm, rank, size = world()
+    previous = None
+    if comm is not None:  # Open MPI's mpirun passes a Ctrl-C on to the ranks as SIGTERM
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return _sweep(args, axes, points, comm, rank, size)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         kept = f"; finished points kept in {args.out} (--resume)" if args.out else ""
+        name = "SIGTERM" if "SIGTERM" in str(exc) else "SIGINT"
         if rank == 0:
-            print(f"dist-logreg simulate: interrupted (SIGINT){kept}", file=sys.stderr)
-        return 130
+            print(f"dist-logreg simulate: interrupted ({name}){kept}", file=sys.stderr, flush=True)
+        return 130 if name == "SIGINT" else 143
     except UsageError:
         if rank == 0 or comm is None:
             raise
@@ -162,6 +167,14 @@ def run_sweep(args) -> int:
         traceback.print_exc()
         comm.Abort(1)  # one rank's bug must not leave the others waiting
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    """SIGTERM (mpirun's forward of a Ctrl-C): stop as Ctrl-C stops a serial sweep."""
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def _sweep(args, axes, points, comm, rank, size) -> int:

@@ -68,6 +68,8 @@ def record_key(rec: dict) -> str:
 
 #: Beyond these a measurement is not one: an allreduce of an hour, a petabyte, 10^7 ranks.
 MAX_SECONDS, MAX_BYTES, MAX_RANKS = 3600.0, 1 << 50, 10**7
+#: Below this a time is not a measurement: bench's clock reads whole nanoseconds.
+MIN_SECONDS = 1e-9
 
 
 def _number(v) -> float | None:
@@ -85,6 +87,8 @@ def check_record(r: dict) -> str | None:
             return f"{key}: expected a finite number of seconds > 0, got {r[key]!r}"
         if v > MAX_SECONDS:
             return f"{key}: expected at most {MAX_SECONDS:g} s for one call, got {v!r}"
+        if key == "time_s" and v < MIN_SECONDS:  # no call is faster than the clock's tick
+            return f"time_s: expected at least 1 ns for one call, got {v!r}"
     n = _number(r["bytes"])
     if n is None or not 1 <= n <= MAX_BYTES or n != int(n):
         return f"bytes: expected a whole number of bytes from 1 to 2^50, got {r['bytes']!r}"

@@ -25,6 +25,7 @@ in a fresh interpreter and checks).
 ``packet``            the packet engine: the message graph as transfers in ns-3
 ``options``           typed options that carry their flag, reader and help (one default each)
 ``packet_options``    the packet engine's options (pure: ``--help`` without ns-3)
+``packet_floor``      the packet engine's floor on link rates (a transport must connect)
 ``transports``        the packet engine's transports: their table, one module each (TCP)
 ``ns3net``            the packet engine's network layer: dependent transfers over ns-3
 ``ns3driver``         loads the packet engine's C++ (``ns3driver.cc``, ``.h``) through cppyy

@@ -116,7 +116,7 @@ def flows_of(doc, name: str = "flows.json") -> list:
 
 
 def _index(name: str, where: str, what: str, high: int, names: str) -> int:
-    m = re.fullmatch(r"[a-z]+(\d+)", str(name))
+    m = re.fullmatch(r"[a-z]+([0-9]+)", str(name))  # ASCII digits: int() takes "０" too
     if not m or (high >= 0 and int(m.group(1)) >= high):
         raise UsageError(f"{where}: expected {what} ({names}), got {name!r}")
     return int(m.group(1))

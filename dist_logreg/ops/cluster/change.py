@@ -13,6 +13,8 @@ import copy
 import fcntl
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -128,44 +130,93 @@ def apply(name: str, ch: Change, say=print, force: bool = False) -> Cluster:
     One ``set`` at a time (a lock in the state directory); every value checked, and every
     shaper tried by ``tc`` on a scratch link, before anything is touched; a failure in the
     middle restores every link as it was. Refused while a ``cluster run`` job runs, unless
-    ``force``: that job's provenance records the fabric it started on.
+    ``force``: that job's provenance records the fabric it started on. From the first link
+    touched to the state saved, SIGINT and SIGTERM wait (:class:`_Held`): the links and
+    ``state.json`` change together, and the interrupt then says which way it ended.
     """
     preflight()
     check_name(name)
-    with _set_lock(name):
-        c = load(name)
-        tc_dry_run(_check(c, ch, [link.id for link in c.links]))
-        job = running_job(c)
-        if job and not force:
-            raise UsageError(
-                f"cluster set: a job runs on cluster {name!r} (cluster run, pid {job['pid']}, "
-                f"since {job['utc']}), and its summary records the fabric it started on; "
-                "expected to wait for it, or --force (the change is then only in the "
-                "cluster's changes, with its time)"
-            )
-        before = copy.deepcopy(c)
-        what = _update(c, ch)
-        try:
-            redone = _enact(c, ch)
-        except (UsageError, OSError) as exc:
-            _restore(before, exc)
-        if c.calibration and what and "shaping" in redone:
-            c.calibration = {}  # measured on other shaping: no longer the ceiling
-            what.append(
-                "calibration dropped (shaping changed; `cluster up --calibrate` measures a new one)"
-            )
-        text = ", ".join(what) or (
-            f"no setting changed; re-applied the {' and '.join(redone)} of every link as "
-            "recorded (repairs a link changed by hand)"
-        )
-        if job:
-            text += f" (with --force, during job pid {job['pid']})"
-        change = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "what": text}
-        c.changes.append(change)
-        c.save()
-    counters.save_baseline(c, counters.snapshot(c))  # status counts from the change on
-    say(f"dist-logreg cluster: {c.name}: {change['what']}")
+    held = _Held()
+    try:
+        with _set_lock(name):
+            c = load(name)
+            tc_dry_run(_check(c, ch, [link.id for link in c.links]))
+            job = running_job(c)
+            if job and not force:
+                raise UsageError(
+                    f"cluster set: a job runs on cluster {name!r} (cluster run, pid "
+                    f"{job['pid']}, since {job['utc']}), and its summary records the fabric "
+                    "it started on; expected to wait for it, or --force (the change is then "
+                    "only in the cluster's changes, with its time)"
+                )
+            held.start()
+            change = _apply_and_record(c, ch, job)
+        counters.save_baseline(c, counters.snapshot(c))  # status counts from the change on
+        say(f"dist-logreg cluster: {c.name}: {change['what']}")
+    except Exception as exc:
+        held.stop(str(exc) if isinstance(exc, UsageError) else None)
+        raise
+    held.stop(f"the change was finished and recorded first: {change['what']}")
     return c
+
+
+def _apply_and_record(c: Cluster, ch: Change, job: dict | None) -> dict:
+    """Put the change on the links and in ``state.json``; a failure restores the links."""
+    before = copy.deepcopy(c)
+    what = _update(c, ch)
+    try:
+        redone = _enact(c, ch)
+    except (UsageError, OSError) as exc:
+        _restore(before, exc)
+    if c.calibration and what and "shaping" in redone:
+        c.calibration = {}  # measured on other shaping: no longer the ceiling
+        what.append(
+            "calibration dropped (shaping changed; `cluster up --calibrate` measures a new one)"
+        )
+    text = ", ".join(what) or (
+        f"no setting changed; re-applied the {' and '.join(redone)} of every link as "
+        "recorded (repairs a link changed by hand)"
+    )
+    if job:
+        text += f" (with --force, during job pid {job['pid']})"
+    change = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "what": text}
+    c.changes.append(change)
+    c.save()
+    return change
+
+
+class ChangeInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a change, raised once the change ended one way or the other;
+    ``note`` says which (finished and recorded, or every link restored)."""
+
+    def __init__(self, signum: int, note: str):
+        super().__init__("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
+        self.signum, self.note = signum, note
+
+
+class _Held:
+    """SIGINT and SIGTERM held from :meth:`start` to :meth:`stop` (the main thread only)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.got, self.previous = 0, {}
+
+    def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._hold) for s in self.SIGNALS}
+
+    def _hold(self, signum, frame) -> None:
+        self.got = self.got or signum
+
+    def stop(self, note: str | None) -> None:
+        """The handlers back; ``ChangeInterrupted`` when a signal came and ``note`` says
+        how the change ended (None: another error ends the command anyway)."""
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+        if self.got and note is not None:
+            raise ChangeInterrupted(self.got, note)
 
 
 def _restore(before: Cluster, exc: Exception) -> None:

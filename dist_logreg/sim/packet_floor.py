@@ -1,0 +1,35 @@
+"""The packet engine's floor on link rates, checked before ns-3 is loaded.
+
+Below about 1 Mbit/s a transport cannot get going in ns-3: a TCP handshake at 8 bit/s
+takes minutes, ns-3 retries the SYN at 3, 6, 12, ... s (6 tries) and then ends the whole
+process with ``NS_FATAL_ERROR`` after 189 simulated seconds (an abort, not an exception);
+at 1 Mbit/s a full-size segment crosses a link in 12 ms, well inside TCP's first RTO (1 s)
+and RoCE's timers. The flow engine has no handshake and takes any rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dist_logreg.errors import UsageError
+from dist_logreg.units import format_link_rate
+
+#: The slowest link (bits/s) the packet engine runs.
+MIN_RATE_BITS = 1e6
+
+
+def check_link_rates(fab, transport: str) -> None:
+    """``UsageError`` naming the slowest link's class and rate when it is below the floor."""
+    rates = np.asarray(fab.link_rate, dtype=float) * 8.0  # B/s -> bit/s
+    if rates.size == 0:
+        return
+    i = int(np.argmin(rates))
+    if rates[i] >= MIN_RATE_BITS:
+        return
+    raise UsageError(
+        f"--engine packet: link class {fab.class_names[int(fab.link_class[i])]} runs at "
+        f"{format_link_rate(rates[i])}, below the packet engine's floor of "
+        f"{format_link_rate(MIN_RATE_BITS)}: the {transport} transport cannot start within ns-3's "
+        "timeouts (a TCP handshake at 8 bit/s outlasts 6 SYN tries, 189 s); use --engine "
+        "flow, or faster links"
+    )
