@@ -53,11 +53,11 @@ from dist_logreg.sim.transports import table as transports
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
     raise ImportError("the ns3 package is not installed")
 
-#: Wall seconds per data packet per hop (its ACKs included): a base plus a part per host
-#: (ns-3's static routing scans its host routes linearly), fitted to
-#: benchmarks/bench_packet_scaling.py on a loaded 2-core machine (docs/packet.md).
-WALL_PER_PACKET_HOP = 20e-6
-WALL_PER_PACKET_HOP_PER_HOST = 4.5e-6
+#: Wall seconds per data packet per hop (its ACKs included), whatever the host count since
+#: forwarding is a table lookup (sim/switch.cc): TCP measured 19-22 us at 16-64 hosts on a
+#: quiet 2-core machine (benchmarks/bench_packet_scaling.py, docs/packet.md), RoCE 7-9 us;
+#: twice TCP's, for a loaded machine.
+WALL_PER_PACKET_HOP = 40e-6
 QUEUE_LINKS = 16  # queue time series kept for this many ports (the highest peaks)
 
 
@@ -193,8 +193,7 @@ def estimate_wall_s(
         if loss >= 1.0:
             return float("inf")
         pkts = pkts * np.exp(-np.log1p(-loss) * np.where(local, 0, hops))[transfers.msg_conn]
-    per_hop = WALL_PER_PACKET_HOP + WALL_PER_PACKET_HOP_PER_HOST * fab.hosts
-    return float(pkts.sum() * per_hop)
+    return float(pkts.sum() * WALL_PER_PACKET_HOP)
 
 
 class PacketEngine:
