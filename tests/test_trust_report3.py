@@ -387,3 +387,35 @@ def test_what_simulate_writes_its_report_reads(tmp_path, spec, nbytes):
     assert r.returncode == 0, r.stderr
     rep = dl("report", str(sim), "--out", str(tmp_path / "r"))
     assert rep.returncode == 0, rep.stderr
+
+
+def _rows(n):
+    def edit(d):
+        d["results"] = [dict(d["results"][0]) for _ in range(n)]
+
+    return edit
+
+
+def test_a_file_of_too_many_rows_is_refused_before_drawing(tmp_path):
+    """Attack 4: 200 series x 500 rank counts (100,000 valid rows) ran past 2 min."""
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, _rows(20_001))), "--out", str(out)))
+    assert "results: expected at most 20,000 rows to draw, got 20,001" in line, line
+    assert not out.exists()
+
+
+def test_sigterm_while_drawing_leaves_nothing(tmp_path):
+    """Attack 4: a SIGTERM (timeout, kill) while drawing left the hidden drawing folder."""
+    from dist_logreg.cli.report import staged
+
+    out = tmp_path / "o"
+
+    def draw(folder):
+        (folder / "half.png").write_bytes(b"x")
+        os.kill(os.getpid(), signal.SIGTERM)
+        return [folder / "half.png"]
+
+    with pytest.raises(KeyboardInterrupt):
+        staged(out, False, draw)
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -158,6 +159,8 @@ def staged(out, force: bool, draw) -> tuple[list, bool]:
             raise UsageError(f"--out {out}: cannot write there: {why}") from None
         raise
     done = False
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if main else None  # kill: as Ctrl-C
     try:
         files = draw(stage)
         finals = [out / f.name for f in files]
@@ -175,6 +178,13 @@ def staged(out, force: bool, draw) -> tuple[list, bool]:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         return finals, late
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
         shutil.rmtree(stage, ignore_errors=True)
         if made and not done:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def _terminated(signum, frame):
+    """SIGTERM while a report is drawn: unwind as Ctrl-C does (nothing half-written left)."""
+    raise KeyboardInterrupt("SIGTERM")

@@ -70,11 +70,20 @@ def relations(doc) -> None:
 #: What one figure can draw: lines (an algorithm and size each, per sweep tag) and a name.
 MAX_SERIES = 200
 MAX_NAME = 200
+#: Rows a report draws in about a minute on a loaded 2-core machine (10,000 rows of 200
+#: series took 29 s at a load of 3.6; 100,000 ran past 2 min).
+MAX_ROWS = 20_000
 
 
 def _drawable(doc) -> None:
     """A file the report could not draw in minutes (100,000 rows of 1,000 algorithms took
     over 2 min in matplotlib's legend): refused with the count, before any drawing."""
+    if len(doc["results"]) > MAX_ROWS:
+        raise schema.Invalid(
+            "results",
+            f"expected at most {MAX_ROWS:,} rows to draw, got {len(doc['results']):,}; "
+            "split the file",
+        )
     keys = set()
     for i, r in enumerate(doc["results"]):
         for k in ("algorithm", "fabric", "workload", "scenario"):
