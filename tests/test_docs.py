@@ -156,6 +156,11 @@ def docs_shell() -> dict[str, str]:
     return env
 
 
+#: The packet engine's commands run where its extra is installed (``.[packet]``, as CI does);
+#: a ``[test]``-only install checks them as it checks every other block, without running them.
+HAVE_NS3 = all(importlib.util.find_spec(m) is not None for m in ("ns", "cppyy"))
+
+
 def page_commands(page: str) -> list[str]:
     return [
         c
@@ -196,6 +201,8 @@ def test_a_pages_commands_run_as_written(tmp_path, page):
         (tmp_path / name).write_text(body)
     env = docs_shell()
     for cmd in page_commands(page):
+        if "--engine packet" in cmd and not HAVE_NS3:  # the packet extra: CI installs it
+            continue
         r = subprocess.run(
             ["bash", "-c", cmd],
             capture_output=True,

@@ -6,6 +6,7 @@ with a ``hierarchical-2d:INTER`` name, a symbolic link as the ``--out`` folder, 
 console table and ``--help`` cosmetics. Each case is a row of ``docs/bad-input.md``."""
 
 import copy
+import importlib.util
 import json
 import os
 import re
@@ -29,6 +30,8 @@ from tests.test_trust_sim_files import DATA, _flows, one_line
 
 FLAT = ["--fabric", "flat:hosts=4,rate=100G", "--ranks", "4", "--algorithm", "ring"]
 ESC = "\x1b[2J"
+
+NS3 = all(importlib.util.find_spec(m) is not None for m in ("ns", "cppyy"))
 
 
 def _sim(tmp_path, *args) -> dict:
@@ -182,6 +185,7 @@ def test_cluster_up_checks_the_same_values_before_building(kw, message):
 # -- 4. a packet sweep over --max-wall ----------------------------------------------------------
 
 
+@pytest.mark.skipif(not NS3, reason="ns-3 not installed: pip install -e '.[packet]'")
 def test_a_packet_sweep_is_estimated_whole_before_it_starts(tmp_path):
     fab = parse_fabric("flat:hosts=4")
     eng = get_engine("packet")

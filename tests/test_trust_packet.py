@@ -139,6 +139,7 @@ def test_a_collective_that_cannot_finish_is_one_line(tmp_path):
     assert not (tmp_path / "sim" / "simulate.json").exists()
 
 
+@pytest.mark.skipif(not HAVE_NS3, reason="ns-3 not installed: pip install -e '.[packet]'")
 def test_the_estimate_counts_the_resends_of_a_lossy_path():
     # flat: every remote message crosses 2 links; at loss p each packet is sent about
     # 1 / (1 - p)^2 times, so p = 0.5 costs 4x the lossless estimate, 100% is unbounded
@@ -155,6 +156,7 @@ def test_the_estimate_counts_the_resends_of_a_lossy_path():
     assert packet.estimate_wall_s(fab, tr, loss=1.0) == float("inf")
 
 
+@pytest.mark.skipif(not HAVE_NS3, reason="ns-3 not installed: pip install -e '.[packet]'")
 def test_a_run_at_99_percent_loss_is_refused_with_its_estimate(tmp_path):
     # before: accepted (the estimate ignored loss), 155 s and then MemoryError
     args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,rate=10G"]

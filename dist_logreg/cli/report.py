@@ -166,17 +166,19 @@ def staged(out, force: bool, draw) -> tuple[list, bool]:
         finals = [out / f.name for f in files]
         for f in finals:  # all checked before the first is moved
             check_output(f, "--out", force)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # Ctrl-C while the files are moved in is noted, not raised: the report is whole. A
+        # Python handler (run in the main thread whichever thread the signal lands on), not
+        # a signal mask (per thread: a BLAS or plotting thread would still take it)
+        late = []
+        held = signal.signal(signal.SIGINT, lambda *_: late.append(1)) if main else None
         try:
             for f, final in zip(files, finals, strict=True):
                 write_output(final, f.read_bytes(), "--out", force)
             done = True
         finally:
-            late = signal.SIGINT in signal.sigpending()
-            if late:
-                signal.sigwait({signal.SIGINT})
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        return finals, late
+            if main:
+                signal.signal(signal.SIGINT, held)
+        return finals, bool(late)
     finally:
         if main:
             signal.signal(signal.SIGTERM, before)
