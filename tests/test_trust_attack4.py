@@ -4,7 +4,10 @@ above its recorded link rate is refused."""
 
 import json
 
+import pytest
+
 from tests.test_model_cli import dl
+from tests.test_trust_report import one_line
 
 
 def test_report_reads_a_sweep_that_varies_scenario(tmp_path):
@@ -21,3 +24,29 @@ def test_report_reads_a_sweep_that_varies_scenario(tmp_path):
     r = dl("report", str(tmp_path / "sw"), "--out", str(tmp_path / "rout"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "rout" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("spines", [["s99", "s99"], ["s7"], ["s2", "s3"]])
+def test_flows_naming_only_spines_the_fabric_lacks_are_refused(tmp_path, spines):
+    # N-H4: spines were numbered from the smallest named, so s99 alone was spine 0
+    flows = [
+        {"src": f"h{i}", "dst": f"h{i + 2}", "spine": s, "bytes": 1000}
+        for i, s in enumerate(spines)
+    ]
+    f = tmp_path / "flows.json"
+    f.write_text(json.dumps({"schema": "dist-logreg/flows/1", "maps": [{"flows": flows}]}))
+    fabric = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"
+    args = ["--ranks", "4", "--bytes", "1M", "--algorithm", "ring", "--placement", "spread"]
+    r = dl("simulate", "--fabric", fabric, *args, "--flows", str(f))
+    line = one_line(r)
+    assert "flows[0].spine" in line and repr(spines[0]) in line and "s0..s1" in line, line
+
+
+def test_flows_naming_the_fabrics_spines_still_pin(tmp_path):
+    flows = [{"src": "h0", "dst": "h2", "spine": "s1", "bytes": 1000}]
+    f = tmp_path / "flows.json"
+    f.write_text(json.dumps({"schema": "dist-logreg/flows/1", "maps": [{"flows": flows}]}))
+    fabric = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"
+    r = dl("simulate", "--fabric", fabric, "--ranks", "4", "--flows", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["fabric"]["pinned_paths"] == 1
