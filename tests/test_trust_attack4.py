@@ -50,3 +50,36 @@ def test_flows_naming_the_fabrics_spines_still_pin(tmp_path):
     r = dl("simulate", "--fabric", fabric, "--ranks", "4", "--flows", str(f), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["fabric"]["pinned_paths"] == 1
+
+
+def _bench_two_hosts(tmp_path, speedup, cluster=None):
+    """2 ranks on 2 hosts of a 1 Gbit/s (0.125 GB/s) cluster: 1 MiB in 1 MiB / 0.1 GB/s,
+    busbw = algbw x 2(p-1)/p = algbw; ``speedup`` divides the time, as the attack's file."""
+    n, t = 1 << 20, (1 << 20) / 0.1e9 / speedup
+    rec = {"algorithm": "ring", "bytes": n, "time_s": t, "time_s_min": t, "time_s_max": t}
+    rec.update(algbw=n / t / 1e9, busbw=n / t / 1e9, busbw_factor=1.0, world_size=2)
+    run = {"tag": "b", "world_size": 2, "cluster": cluster or {"rate": "1gbit"}}
+    run["hosts"] = [{"name": "h0", "ranks": [0]}, {"name": "h1", "ranks": [1]}]
+    tmp_path.mkdir(exist_ok=True)
+    f = tmp_path / "b.json"
+    f.write_text(json.dumps({"run": run, "records": [rec]}))
+    return dl("report", str(f), "--out", str(tmp_path / "rout"))
+
+
+def test_bench_busbw_above_the_recorded_link_rate_is_refused(tmp_path):
+    # N-H2: 1 MiB at 1000 GB/s across two hosts on 1 Gbit/s links, exit 0 before
+    line = one_line(_bench_two_hosts(tmp_path, 1e4))
+    assert "record 0: busbw" in line and "1gbit" in line and "physics" in line, line
+
+
+def test_bench_busbw_below_the_recorded_link_rate_is_reported(tmp_path):
+    # 0.1 GB/s on 0.125 GB/s links; and 1.2x faster, still within the 5% slack of the
+    # shaper and the burst its bucket lets through at memory speed (here 1 MiB of 1 MiB)
+    assert _bench_two_hosts(tmp_path, 1.0).returncode == 0
+    r = _bench_two_hosts(tmp_path / "b", 1e4, {"rate": "1gbit", "burst_bytes": 1 << 20})
+    assert r.returncode == 0, r.stderr
+
+
+def test_bench_cluster_rate_that_is_no_rate_is_one_line(tmp_path):
+    line = one_line(_bench_two_hosts(tmp_path, 1.0, {"rate": "fast"}))
+    assert "run.cluster.rate" in line and "'fast'" in line, line
