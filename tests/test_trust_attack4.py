@@ -83,3 +83,16 @@ def test_bench_busbw_below_the_recorded_link_rate_is_reported(tmp_path):
 def test_bench_cluster_rate_that_is_no_rate_is_one_line(tmp_path):
     line = one_line(_bench_two_hosts(tmp_path, 1.0, {"rate": "fast"}))
     assert "run.cluster.rate" in line and "'fast'" in line, line
+
+
+def test_report_time_zero_names_time_s(tmp_path):
+    # N-M1: "0 B/s for 1024 B in 0 s" named busbw; 1024 B across 4 ranks take some time
+    from tests.test_trust_report3 import ROW, SIM
+
+    row = {**ROW, "time_s": 0.0, "time_s_seeds": [0.0, 0.0], "time_s_worst": 0.0}
+    row.update(ideal_s=0.0, algbw=0.0)
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "simulate.json").write_text(json.dumps({**SIM, "results": [row]}))
+    line = one_line(dl("report", str(d), "--out", str(tmp_path / "rout")))
+    assert "results[0].time_s: expected more than 0 s for 1024 B at 4 ranks, got 0" in line

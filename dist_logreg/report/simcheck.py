@@ -106,6 +106,8 @@ def _drawable(doc) -> None:
 
 def _row_relations(r: dict, where: str) -> None:
     t, n, p, busbw = r["time_s"], r["bytes"], r["ranks"], r["busbw"]
+    if t <= 0 and n > 0 and p > 1:
+        raise _bad(f"{where}.time_s", f"expected more than 0 s for {n} B at {p} ranks, got {t:g}")
     factors = [2 * (p - 1) / p, (p - 1) / p]
     expect = [n / t * f for f in factors] if t > 0 else [0.0]
     if not any(abs(busbw - e) <= RTOL * e for e in expect):
