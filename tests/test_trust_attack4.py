@@ -96,3 +96,26 @@ def test_report_time_zero_names_time_s(tmp_path):
     (d / "simulate.json").write_text(json.dumps({**SIM, "results": [row]}))
     line = one_line(dl("report", str(d), "--out", str(tmp_path / "rout")))
     assert "results[0].time_s: expected more than 0 s for 1024 B at 4 ranks, got 0" in line
+
+
+def _report_sim(tmp_path, doc):
+    d = tmp_path / "run"
+    d.mkdir(parents=True)
+    (d / "simulate.json").write_text(json.dumps(doc))
+    return dl("report", str(d), "--out", str(tmp_path / "rout"))
+
+
+def test_report_refuses_a_row_given_twice(tmp_path):
+    # N-M14: every row twice was drawn, exit 0
+    from tests.test_trust_report3 import ROW, SIM
+
+    line = one_line(_report_sim(tmp_path, {**SIM, "results": [ROW, dict(ROW)]}))
+    assert "results[1]: expected each row once, got results[0] again" in line, line
+
+
+def test_report_refuses_a_wall_time_that_is_no_number(tmp_path):
+    from tests.test_trust_report3 import SIM
+
+    line = one_line(_report_sim(tmp_path, {**SIM, "wall_s": float("nan")}))
+    assert "wall_s" in line and "nan" in line.lower(), line
+    assert _report_sim(tmp_path / "ok", {**SIM, "wall_s": 0.5}).returncode == 0
