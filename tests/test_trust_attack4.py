@@ -119,3 +119,15 @@ def test_report_refuses_a_wall_time_that_is_no_number(tmp_path):
     line = one_line(_report_sim(tmp_path, {**SIM, "wall_s": float("nan")}))
     assert "wall_s" in line and "nan" in line.lower(), line
     assert _report_sim(tmp_path / "ok", {**SIM, "wall_s": 0.5}).returncode == 0
+
+
+def test_report_refuses_a_key_given_twice(tmp_path):
+    # N-M14: `"time_s": NaN, "time_s": 5.4e-05`: JSON keeps the last, the NaN unseen
+    from tests.test_trust_report3 import SIM
+
+    d = tmp_path / "run"
+    d.mkdir()
+    text = json.dumps(SIM).replace('"time_s": ', '"time_s": NaN, "time_s": ', 1)
+    (d / "simulate.json").write_text(text)
+    line = one_line(dl("report", str(d), "--out", str(tmp_path / "rout")))
+    assert "expected each key once in an object, got 'time_s' twice" in line, line
