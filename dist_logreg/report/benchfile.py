@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
+from dist_logreg.units import rate_bits
 
 #: A collective's time per call is at least this (a nanosecond: no call, no network, is faster).
 MIN_SECONDS = 1e-9
@@ -26,6 +27,12 @@ def _rate_value(v, where):
     """A cluster's rate as recorded: ``"1gbit"`` or a number of bit/s."""
     if isinstance(v, str):
         schema.text()(v, where)
+        try:
+            rate_bits(v)
+        except UsageError:
+            raise schema.Invalid(
+                where, f"expected a rate such as 1gbit or 25G, got {v!r}"
+            ) from None
     else:
         _RATE(v, where)
 
@@ -90,6 +97,7 @@ def check(doc: dict, where: str) -> None:
         schema.check(rec, RECORD, f"{where}: record {i}")
         try:
             relations(rec)
+            link_bound(rec, doc.get("run") or {})
         except schema.Invalid as exc:
             raise UsageError(f"{where}: record {i}: {exc}") from None
 
@@ -116,6 +124,49 @@ def relations(rec: dict) -> None:
     lo, hi = rec.get("time_s_min"), rec.get("time_s_max")
     if (lo and t < lo * (1 - RTOL)) or (hi and t > hi * (1 + RTOL)):
         raise _bad("time_s", f"expected the mean, between time_s_min and time_s_max, got {t:g}")
+
+
+#: The shaper's slack on the recorded link rate (``tbf`` keeps to it within a few percent).
+LINK_RTOL = 0.05
+#: The largest default bucket of the emulated cluster's shaper when the file records none:
+#: five jumbo frames (``ops.cluster.shaping.default_burst``; 20 us of line rate is less up
+#: to 18 Gbit/s, and is added below).
+BURST_BYTES = 5 * 9014
+
+
+def _hosts(rec: dict, run: dict) -> int:
+    """How many hosts the record's ranks span (``run.hosts``; else the cluster's ranks per
+    host), 0 when the file does not say."""
+    if run.get("hosts"):
+        return sum(1 for h in run["hosts"] if h["ranks"])
+    per, p = (run.get("cluster") or {}).get("ranks_per_host"), rec.get("world_size")
+    return -(-p // per) if isinstance(per, int) and per > 0 and p else 0
+
+
+def link_bound(rec: dict, run: dict) -> None:
+    """:class:`schema.Invalid` for a record faster than the recorded cluster's links allow.
+
+    Ranks on ``h >= 2`` hosts: each host's link carries at least ``c (h-1)/h`` of the bytes
+    (the factor ``c (p-1)/p`` at ``h`` ranks; hierarchically, shared memory inside a host),
+    less the shaper's bucket, at the link rate (+ :data:`LINK_RTOL`)."""
+    rate = (run.get("cluster") or {}).get("rate")
+    p, h = rec.get("world_size") or run.get("world_size") or 0, _hosts(rec, run)
+    if rate is None or not 2 <= h <= p:
+        return
+    bps = (rate_bits(rate) if isinstance(rate, str) else float(rate)) / 8
+    burst = (run.get("cluster") or {}).get("burst_bytes") or BURST_BYTES + bps * 20e-6
+    factor = rec.get("busbw_factor") or 2.0 * (p - 1) / p
+    wire = rec["bytes"] * factor * p / (p - 1) * (h - 1) / h - burst
+    if wire <= 0:
+        return
+    top = rec["bytes"] / (wire / (bps * (1 + LINK_RTOL))) * factor / 1e9
+    if rec["busbw"] > top:
+        raise _bad(
+            "busbw",
+            f"expected at most {top:g} GB/s: {h} hosts on the cluster's {rate} links "
+            f"({bps / 1e9:g} GB/s) carry {wire:.0f} B of {rec['bytes']} B per host beyond the "
+            f"shaper's bucket, got {rec['busbw']:g}",
+        )
 
 
 def _bad(key: str, message: str) -> schema.Invalid:

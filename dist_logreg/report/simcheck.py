@@ -8,6 +8,8 @@ Pure Python: a :class:`~dist_logreg.schema.Invalid` names the key and both value
 
 from __future__ import annotations
 
+import json
+
 from dist_logreg import schema
 
 #: Relative slack: the engines compute busbw as bytes / time x factor in binary64, and JSON
@@ -47,10 +49,15 @@ def relations(doc) -> None:
     bytes / time x the collective's factor (2(p-1)/p for an allreduce, (p-1)/p for a
     reduce-scatter or allgather; 0 with a zero time), a link's mean utilisation above its
     max, a packet series whose lengths differ from its times', a step shorter than its
-    compute, a bucket that starts before it is ready or ends before it starts."""
+    compute, a bucket that starts before it is ready or ends before it starts; a row given
+    twice (every key the same)."""
+    _drawable(doc)
+    first: dict = {}
     for i, r in enumerate(doc["results"]):
         _row_relations(r, f"results[{i}]")
-    _drawable(doc)
+        j = first.setdefault(json.dumps(r, sort_keys=True), i)
+        if j != i:
+            raise schema.Invalid(f"results[{i}]", f"expected each row once, got results[{j}] again")
     step = doc.get("step") or {}
     for i, r in enumerate(step.get("rows", [])):
         if r["step_s"] < r["compute_s"] * (1 - RTOL):
@@ -106,6 +113,8 @@ def _drawable(doc) -> None:
 
 def _row_relations(r: dict, where: str) -> None:
     t, n, p, busbw = r["time_s"], r["bytes"], r["ranks"], r["busbw"]
+    if t <= 0 and n > 0 and p > 1:
+        raise _bad(f"{where}.time_s", f"expected more than 0 s for {n} B at {p} ranks, got {t:g}")
     factors = [2 * (p - 1) / p, (p - 1) / p]
     expect = [n / t * f for f in factors] if t > 0 else [0.0]
     if not any(abs(busbw - e) <= RTOL * e for e in expect):

@@ -113,7 +113,7 @@ SCHEMA = schema.table(
         "placement": schema.table({"mode": schema.text(), "seeds": schema.count(1)}),
         "results": schema.items(RESULT, 1, 10**6, "a list of results"),
     },
-    {"step": STEP},
+    {"step": STEP, "wall_s": schema.optional(_SECONDS)},
 )
 
 

@@ -161,14 +161,13 @@ def pinned(flows_doc, spine_names=None, fab=None, name: str = "flows.json") -> d
             else _index(f["spine"], f"{where}.spine", "a spine", -1, spine_text)
         )
         seen.append((pair, f["bytes"], spine, i))
-    low = 0 if order or not seen else min(s for _, _, s, _ in seen)  # by number: 0-based
-    best: dict = {}
+    best: dict = {}  # by number, s0 is the first spine (as the cluster names them)
     for pair, nbytes, spine, i in seen:
-        if n_spines >= 0 and spine - low >= n_spines:
+        if n_spines >= 0 and spine >= n_spines:
             raise UsageError(
                 f"{name}: flows[{i}].spine: expected a spine of the fabric ({spine_text}), "
                 f"got {flows[i]['spine']!r}"
             )
         if nbytes >= best.get(pair, (-1, 0))[0]:
-            best[pair] = (nbytes, spine - low)
+            best[pair] = (nbytes, spine)
     return {pair: s for pair, (_, s) in best.items()}
