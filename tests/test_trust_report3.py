@@ -419,3 +419,43 @@ def test_sigterm_while_drawing_leaves_nothing(tmp_path):
         staged(out, False, draw)
     assert not out.exists()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+# --- a fourth attack: packet data and bench files the report could not draw ------------------
+
+
+def _packet(queue=1.0, done=0.5 * T):
+    def edit(d):
+        d["results"][0]["packet"] = {
+            "queue": {"t_s": [0.0, 1e-6], "links": {"host-up": [0.0, queue]}},
+            "message_done_s": [done],
+        }
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, want",
+    [
+        (_packet(queue=1e15), "packet.queue.links.host-up[1]: expected a queue in bytes"),
+        (_packet(done=1.0), "packet.message_done_s[0]: expected a message done within"),
+    ],
+)
+def test_unphysical_packet_data_is_refused(tmp_path, edit, want):
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(out)))
+    assert want in line, line
+    assert not out.exists()
+
+
+def test_the_packet_base_is_reported(tmp_path):
+    """The case above with physical values reports (so each case fails on its key)."""
+    r = dl("report", str(sim_dir(tmp_path, _packet())), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_bench_file_too_large_to_draw_is_refused(tmp_path):
+    """100,000 records of a fourth attack's bench file ran past 2 min."""
+    path = bench_file(tmp_path, lambda d: d.update(records=d["records"] * 5001))
+    line = one_line(dl("report", str(path), "--out", str(tmp_path / "o")))
+    assert "records: expected at most 5,000 records to draw, got 5,001" in line, line

@@ -79,6 +79,9 @@ RUN = schema.table(
     },
     "an object (the run block) or null",
 )
+#: Records a report draws in about a minute (a fourth attack's 5,000-series file ran past
+#: 2 min; the simulate.json bound is 20,000 rows of at most 200 series).
+MAX_RECORDS = 5_000
 TOP = schema.table(
     {},
     {
@@ -93,6 +96,11 @@ def check(doc: dict, where: str) -> None:
     """``UsageError`` (one line: ``where``, the record, the key, the value) unless every key
     of ``doc`` the report reads has its type and bounds, and each record its relations."""
     schema.check(doc, TOP, where)
+    if len(doc["records"]) > MAX_RECORDS:  # drawn in about a minute on a loaded 2-core machine
+        raise UsageError(
+            f"{where}: records: expected at most {MAX_RECORDS:,} records to draw, got "
+            f"{len(doc['records']):,}; split the file"
+        )
     for i, rec in enumerate(doc["records"]):
         schema.check(rec, RECORD, f"{where}: record {i}")
         try:

@@ -22,7 +22,13 @@ _RATE = schema.number(0.0, 1e18, "a finite number of B/s")
 PACKET = schema.table(
     {
         "queue": schema.table(
-            {"t_s": schema.items(_SECONDS), "links": schema.mapping(schema.items(schema.number()))}
+            {
+                "t_s": schema.items(_SECONDS),
+                # a port's queue in bytes: ns-3's queue sizes are 32-bit
+                "links": schema.mapping(
+                    schema.items(schema.number(0.0, 2.0**32, "a queue in bytes (0 to 2^32)"))
+                ),
+            }
         ),
         "message_done_s": schema.items(schema.number(-1.0, 1e6)),
     },
@@ -148,6 +154,13 @@ def _row_relations(r: dict, where: str) -> None:
         if len(v) != want:
             raise schema.Invalid(
                 f"{where}.packet.{key}", f"expected {want} values (one per t_s), got {len(v)}"
+            )
+    t = r["time_s_worst"]
+    for k, done in enumerate(packet.get("message_done_s", [])):
+        if done > t * (1 + RTOL) + 1e-12:  # -1: never arrived (refused by the engine)
+            raise _bad(
+                f"{where}.packet.message_done_s[{k}]",
+                f"expected a message done within the collective's time {t:g} s, got {done:g}",
             )
 
 
