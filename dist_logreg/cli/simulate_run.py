@@ -153,6 +153,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         sizes = [train["bytes_per_call"]]
     work = _workload(args, train)
     if work is not None:  # the step's buckets: each distinct size, each collective once
+        work.check_ranks(args.ranks)  # strong= scales the compute: bounded at every count
         sizes = sorted(set(work.sizes()))
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
     if args.engine == "packet":

@@ -1,0 +1,48 @@
+"""The fourth attack on the simulator: each case wrote an unphysical number with exit 0 or
+ended in a traceback; each is now one line naming the option, key and value, exit status 2,
+nothing written (or, for the packet engine, a time at or above its own ideal)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dist_logreg.errors import UsageError
+from tests.test_simulate_attack import cli, refused
+
+FLAT64 = ["--fabric", "flat:hosts=64", "--bytes", "1M", "--algorithm", "ring"]
+
+
+@pytest.mark.parametrize(
+    "ranks, workload, words",
+    [
+        # N-H5: 1e6 s x 1e7 / 2 ranks = 5e12 s a pass (317,000 years), written with exit 0
+        (
+            "2",
+            "params=1e6,forward=1000000s,backward=1000000s,strong=10000000",
+            ["strong", "at 2 ranks", "at most 1e+06 s"],
+        ),
+        # 2 ms x 1e9 / 2 = 1e6 s forward at 2 ranks; backward 1.5e6 s: above the bound
+        ("2,64", "params=1e6,forward=1ms,backward=3ms,strong=1000", None),
+        ("2,64", "params=1e6,forward=1ms,backward=3ms,strong=1000000000", ["strong", "at most"]),
+        ("2", "params=1e6,forward=1ms,backward=1ms,strong=100000000", ["strong", "10,000,000"]),
+    ],
+)
+def test_strong_scaling_bounds_the_compute(tmp_path, ranks, workload, words):
+    out = tmp_path / "o"
+    r = cli(*FLAT64, "--ranks", ranks, "--workload", workload, "--out", str(out), timeout=120)
+    if words is None:  # 3 ms x 1000 / 2 = 1.5 s a pass: well inside the bound
+        assert r.returncode == 0, r.stderr[-600:]
+        return
+    refused(r, *words)
+    assert not (out / "simulate.json").exists()
+
+
+def test_strong_bound_is_checked_at_the_smallest_rank_count():
+    """The compute per rank is pass x strong / ranks: the fewest ranks give the longest."""
+    from dist_logreg.sim.workload import MAX_SECONDS, parse_workload
+
+    w = parse_workload("params=1e6,forward=1s,backward=1s,strong=4000000")
+    w.check_ranks([4, 64])  # 1 s x 4e6 / 4 = 1e6 s: at the bound, accepted
+    assert w.compute(4)[0] == pytest.approx(MAX_SECONDS)
+    with pytest.raises(UsageError, match="at 2 ranks"):
+        w.check_ranks([2, 64])
