@@ -4,10 +4,13 @@ nothing written (or, for the packet engine, a time at or above its own ideal).""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dist_logreg.errors import UsageError
 from tests.test_simulate_attack import cli, refused
+from tests.test_trust_packet import needs_ns3
 
 FLAT64 = ["--fabric", "flat:hosts=64", "--bytes", "1M", "--algorithm", "ring"]
 
@@ -46,3 +49,31 @@ def test_strong_bound_is_checked_at_the_smallest_rank_count():
     assert w.compute(4)[0] == pytest.approx(MAX_SECONDS)
     with pytest.raises(UsageError, match="at 2 ranks"):
         w.check_ranks([2, 64])
+
+
+def _row(r) -> dict:
+    assert r.returncode == 0, r.stderr[-600:]
+    return json.loads(r.stdout)["results"][0]
+
+
+@needs_ns3
+def test_packet_ideal_uses_the_link_delays_it_ran_with():
+    """N-H3: ns-3 ran with --link-delay's 0 ns, the ideal (and the job's lower bound) with the
+    spec's 10 us: a time 0.2x its own "ideal" with exit 0. The ideal of the links at 0 ns is
+    the flow engine's on a fabric whose link-latency is 0 ns."""
+    job = ["--ranks", "4", "--bytes", "1K", "--algorithm", "ring", "--json"]
+    delays = ["--link-delay", "host-up=0ns", "--link-delay", "host-down=0ns"]
+    pk = _row(
+        cli(
+            "--fabric",
+            "flat:hosts=4,link-latency=10us",
+            *job,
+            "--engine",
+            "packet",
+            *delays,
+            timeout=300,
+        )
+    )
+    fl = _row(cli("--fabric", "flat:hosts=4,link-latency=0ns", *job, timeout=120))
+    assert pk["ideal_s"] == pytest.approx(fl["ideal_s"], rel=1e-9)
+    assert pk["time_s"] >= pk["ideal_s"]
