@@ -77,3 +77,33 @@ def test_packet_ideal_uses_the_link_delays_it_ran_with():
     fl = _row(cli("--fabric", "flat:hosts=4,link-latency=0ns", *job, timeout=120))
     assert pk["ideal_s"] == pytest.approx(fl["ideal_s"], rel=1e-9)
     assert pk["time_s"] >= pk["ideal_s"]
+
+
+def test_exact_refuses_a_message_graph_over_memory(monkeypatch):
+    """N-H6: ring at 8192 ranks (8192 x 2(8192-1) = 134,201,344 messages) passed the time
+    estimate, then ended in a MemoryError traceback: the graph's memory is now estimated
+    against the memory available before it is built (here a 1 GiB limit)."""
+    from dist_logreg.sim import exact
+
+    monkeypatch.setattr(exact, "memory_limit", lambda: 1 << 30)
+    with pytest.raises(UsageError, match=r"ring at 8192 ranks is 134,201,344 messages"):
+        exact.check_memory("ring", 8192)
+    exact.check_memory("ring", 64)  # 8064 messages: kilobytes
+    exact.check_memory("rabenseifner", 8192)  # 2 log2(8192) = 26 steps: 213,000 messages
+
+
+def test_simulate_exact_checks_memory_before_building(monkeypatch, tmp_path):
+    """The whole command: refused in one line, the message graph never built."""
+    from dist_logreg.cli.main import build_parser
+    from dist_logreg.cli.simulate_run import simulate_doc
+    from dist_logreg.sim import exact
+
+    def never(*a, **k):
+        raise AssertionError("the message graph was built")
+
+    monkeypatch.setattr(exact, "memory_limit", lambda: 1 << 20)  # 1 MiB: 64 ranks do not fit
+    monkeypatch.setattr(exact, "messages", never)
+    argv = ["simulate", *FLAT64[:2], "--ranks", "64", "--bytes", "1K", "--algorithm", "ring"]
+    args = build_parser().parse_args([*argv, "--exact"])
+    with pytest.raises(UsageError, match=r"--exact: ring at 64 ranks is 8,064 messages"):
+        simulate_doc(args, progress=lambda *a: None)
