@@ -107,3 +107,11 @@ def test_simulate_exact_checks_memory_before_building(monkeypatch, tmp_path):
     args = build_parser().parse_args([*argv, "--exact"])
     with pytest.raises(UsageError, match=r"--exact: ring at 64 ranks is 8,064 messages"):
         simulate_doc(args, progress=lambda *a: None)
+
+
+def test_scenario_given_twice_is_refused():
+    """N-M11: the first of two --scenario options was silently dropped."""
+    fab = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2", "--ranks", "4"]
+    twice = ["--scenario", "straggler:factor=2", "--scenario", "fail:spine=0"]
+    r = cli(*fab, "--bytes", "1M", "--algorithm", "ring", *twice)
+    refused(r, "--scenario", "given twice")
