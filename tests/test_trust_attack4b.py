@@ -115,3 +115,14 @@ def test_scenario_given_twice_is_refused():
     twice = ["--scenario", "straggler:factor=2", "--scenario", "fail:spine=0"]
     r = cli(*fab, "--bytes", "1M", "--algorithm", "ring", *twice)
     refused(r, "--scenario", "given twice")
+
+
+@pytest.mark.parametrize("key", ["flops", "params", "flop-rate"])
+def test_a_number_past_the_bound_names_the_bound(key):
+    """N-M12: flops=1e30 was refused as not "a positive number"; the bound is 1e16."""
+    from dist_logreg.sim.workload import parse_workload
+
+    given = {"params": "1e6", "flops": "1e9", "flop-rate": "1e12", key: "1e30"}
+    spec = ",".join(f"{k}={v}" for k, v in given.items())
+    with pytest.raises(UsageError, match=rf"{key}: expected below 1e\+16, got '1e30'"):
+        parse_workload(spec)

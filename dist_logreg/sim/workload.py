@@ -60,6 +60,8 @@ MAX_BUCKETS = 1 << 21
 MAX_SECONDS = 1e6
 #: ``strong=P0`` of at most this many ranks (the compute scales as P0 / ranks).
 MAX_STRONG = 10**7
+#: params, flops and flop-rate below this.
+MAX_NUMBER = 1e16
 #: A workload file of at most this many bytes (its bucket-sizes list included).
 MAX_FILE_BYTES = 64 << 20
 
@@ -121,7 +123,9 @@ def _where(name: str, key: str) -> str:
 def _number(text, name, key) -> float:
     m = re.fullmatch(r"\s*([0-9.]+(?:e[+-]?[0-9]+)?)\s*([KMBGT]?)\s*", str(text), re.I)
     value = float(m.group(1)) * _SCALE[m.group(2).upper()] if m else -1.0
-    if not 0 < value < 1e16:
+    if value >= MAX_NUMBER:  # positive, but past the bound: say the bound
+        raise UsageError(f"{_where(name, key)}: expected below {MAX_NUMBER:g}, got {text!r}")
+    if not 0 < value:
         raise UsageError(
             f"{_where(name, key)}: expected a positive number such as 7e9, 7B or 340M, got {text!r}"
         )
