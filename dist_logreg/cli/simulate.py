@@ -45,6 +45,15 @@ SPEC keys (preset:key=value,...; or a .json/.toml file with "topology" and the s
 """
 
 
+class _Once(argparse.Action):
+    """An option given at most once: a second ``--scenario`` silently replaced the first."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, "given twice; one scenario a run")
+        setattr(namespace, self.dest, values)
+
+
 def _list(kind):
     def parse(text: str) -> list:
         items = [x.strip() for x in text.split(",") if x.strip()]
@@ -182,6 +191,7 @@ def _step_and_sweep(p) -> None:
     a(
         "--scenario",
         metavar="SPEC",
+        action=_Once,
         help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
         "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "
         "background:fraction=F, background:permutation=F[,seed=S], "

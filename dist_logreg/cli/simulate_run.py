@@ -153,6 +153,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         sizes = [train["bytes_per_call"]]
     work = _workload(args, train)
     if work is not None:  # the step's buckets: each distinct size, each collective once
+        work.check_ranks(args.ranks)  # strong= scales the compute: bounded at every count
         sizes = sorted(set(work.sizes()))
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
     if args.engine == "packet":
@@ -215,7 +216,7 @@ def _check_exact(args, algs, sizes, neighbour=None) -> None:
     """Refuse an ``--exact`` sweep that would run for hours; say so when it takes minutes.
     ``algs`` and ``sizes``: what runs (with a workload, its collectives and bucket sizes);
     a neighbour adds its run alone and the two jobs together."""
-    from dist_logreg.sim.exact import estimate_s
+    from dist_logreg.sim.exact import check_memory, estimate_s
 
     one = sum(estimate_s(a, p) for a in algs for p in args.ranks)
     if neighbour is not None:
@@ -233,6 +234,8 @@ def _check_exact(args, algs, sizes, neighbour=None) -> None:
             f"{what}, expected at most {EXACT_MAX_S:.0f} s: drop --exact (phase-synchronous "
             f"runs in seconds), or simulate fewer ranks, sizes or seeds"
         )
+    for a in algs:  # the largest message graph: before any is built
+        check_memory(a, max(args.ranks))
     if total > EXACT_WARN_S:
         print(f"simulate: {what}", file=sys.stderr, flush=True)
 

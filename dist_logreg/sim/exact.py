@@ -42,6 +42,11 @@ EAGER = 1 << 62
 #: collide and pessimistic where they do not, enough to refuse hours.
 SECONDS_PER_MESSAGE = 2e-6 if AVAILABLE else 8e-5
 SECONDS_PER_MESSAGE_RANK = 2e-7 if AVAILABLE else 8e-6
+#: Bytes of memory per message at the peak of a run: the graph's int64 arrays, its two
+#: dependency CSRs, the routes and the event loop's arrays. A fourth attack's ring ran at
+#: 2048 ranks (8.4 M messages) under a 4 GiB address-space cap and failed at 4096 (33.5 M):
+#: about 300 B a message, rounded up.
+BYTES_PER_MESSAGE = 400
 
 
 def _limit(value, flag: str) -> int:
@@ -118,14 +123,49 @@ def from_args(args, engine: str, exact: bool) -> ExactOptions | None:
     return parse_options(given) if engine == "flow" else None
 
 
-def estimate_s(algorithm: str, p: int) -> float:
-    """Rough wall time of one ``--exact`` run: ``p`` ranks x ``a(p)`` steps messages."""
+def _steps(algorithm: str, p: int) -> int:
     from dist_logreg.collective.algorithms import get
 
+    form = get(algorithm).closed_form
+    return int(form(p)[0]) if form else 2 * (p - 1)  # hierarchical: at most the ring's
+
+
+def memory_limit() -> int | None:
+    """Bytes this process may still take: the smaller of the machine's available memory
+    (``MemAvailable``) and the address-space limit (``ulimit -v``); None if unknown."""
+    import resource
+
+    limits = []
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = [int(x.split()[1]) for x in fh if x.startswith("MemAvailable:")]
+        limits += [k * 1024 for k in kib]
+    except (OSError, ValueError, IndexError):
+        pass
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft != resource.RLIM_INFINITY:
+        limits.append(int(soft))
+    return min(limits) if limits else None
+
+
+def check_memory(algorithm: str, p: int) -> None:
+    """Refuse an ``--exact`` run whose message graph would not fit in memory (estimated
+    before it is built: ``p`` x steps messages x :data:`BYTES_PER_MESSAGE`)."""
+    n = _steps(algorithm, p) * p if p > 1 else 0
+    need, limit = n * BYTES_PER_MESSAGE, memory_limit()
+    if limit is not None and need > limit:
+        raise UsageError(
+            f"--exact: {algorithm} at {p} ranks is {n:,} messages, about {need / 2**30:.1f} "
+            f"GiB ({BYTES_PER_MESSAGE} B a message); expected at most the {limit / 2**30:.1f} "
+            "GiB of memory available: fewer ranks, or drop --exact"
+        )
+
+
+def estimate_s(algorithm: str, p: int) -> float:
+    """Rough wall time of one ``--exact`` run: ``p`` ranks x ``a(p)`` steps messages."""
     if p < 2:
         return 0.0
-    form = get(algorithm).closed_form
-    steps = form(p)[0] if form else 2 * (p - 1)  # hierarchical: at most the ring's steps
+    steps = _steps(algorithm, p)
     shared = steps < p  # few steps, each of every rank's flows across the fabric at once
     return steps * p * (SECONDS_PER_MESSAGE + (SECONDS_PER_MESSAGE_RANK * p if shared else 0.0))
 

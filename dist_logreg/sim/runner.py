@@ -69,6 +69,8 @@ def fabric_doc(fab, spec: str) -> dict:
 
 def _one(engine, fab, host_of, alg, nbytes, seed, exact, options, neighbour=None):
     job = Job(fab, host_of, alg, nbytes, seed=seed, exact=exact, options=options)
+    if hasattr(engine, "job_of"):  # the packet engine's --link-delay: the fabric it runs
+        job = engine.job_of(job)
     res = check_result(job, engine.run(job), engine.name)  # never faster than physics
     return res if neighbour is None else with_neighbour(job, res, neighbour)
 

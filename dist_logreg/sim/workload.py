@@ -58,6 +58,10 @@ _SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 MAX_BUCKETS = 1 << 21
 #: A forward, backward or optimizer pass of at most this long (11.6 days; a report's bound).
 MAX_SECONDS = 1e6
+#: ``strong=P0`` of at most this many ranks (the compute scales as P0 / ranks).
+MAX_STRONG = 10**7
+#: params, flops and flop-rate below this.
+MAX_NUMBER = 1e16
 #: A workload file of at most this many bytes (its bucket-sizes list included).
 MAX_FILE_BYTES = 64 << 20
 
@@ -94,6 +98,16 @@ class Workload:
         k = self.strong / ranks if self.strong else 1.0
         return self.forward_s * k, self.backward_s * k, self.optimizer_s * k
 
+    def check_ranks(self, ranks) -> None:
+        """Refuse a pass that ``strong`` scales past MAX_SECONDS at one of ``ranks``."""
+        for p in ranks:
+            for what, s in zip(("forward", "backward", "optimizer"), self.compute(p), strict=True):
+                if s > MAX_SECONDS:
+                    raise UsageError(
+                        f"{_where(self.spec, 'strong')}: {what} x strong / ranks = {s:.3g} s "
+                        f"at {p} ranks; expected at most {MAX_SECONDS:g} s (11.6 days) a pass"
+                    )
+
     def describe(self) -> dict:
         d = asdict(self)
         d["bucket_sizes"] = list(self.bucket_sizes)
@@ -109,7 +123,9 @@ def _where(name: str, key: str) -> str:
 def _number(text, name, key) -> float:
     m = re.fullmatch(r"\s*([0-9.]+(?:e[+-]?[0-9]+)?)\s*([KMBGT]?)\s*", str(text), re.I)
     value = float(m.group(1)) * _SCALE[m.group(2).upper()] if m else -1.0
-    if not 0 < value < 1e16:
+    if value >= MAX_NUMBER:  # positive, but past the bound: say the bound
+        raise UsageError(f"{_where(name, key)}: expected below {MAX_NUMBER:g}, got {text!r}")
+    if not 0 < value:
         raise UsageError(
             f"{_where(name, key)}: expected a positive number such as 7e9, 7B or 340M, got {text!r}"
         )
@@ -177,9 +193,10 @@ def _read(pairs: dict, name: str) -> Workload:
             f"{_where(name, 'sync')}: expected one of {', '.join(SYNCS)}, got {sync!r}"
         )
     strong = str(get("strong", 0))
-    if not (strong.isascii() and strong.isdigit() and int(strong) < 2**31):
+    if not (strong.isascii() and strong.isdigit() and int(strong) <= MAX_STRONG):
         raise UsageError(
-            f"{_where(name, 'strong')}: expected a whole number of ranks, got {strong!r}"
+            f"{_where(name, 'strong')}: expected a whole number of ranks at most "
+            f"{MAX_STRONG:,}, got {strong!r}"
         )
     return Workload(
         params,
