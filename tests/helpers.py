@@ -129,3 +129,20 @@ def star_network(ns3net, hosts, rate, queue, k=0, loss=0.0, lat=1e-6, **extra):
         loss=np.full(n, loss),
         **extra,
     )
+
+
+def plain_python(code: str, timeout: float = 600):
+    """Run ``code`` (``{tests}`` formatted to this folder) in a child process with numba off
+    (``DIST_LOGREG_NO_JIT=1``): the JSON of its last printed line."""
+    import json
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", code.format(tests=here)],
+        env={**os.environ, "DIST_LOGREG_NO_JIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -9,11 +9,6 @@ hierarchical allreduce on a switch, a fat tree and leaf-spines (hashed and spray
 ranks per host, packed, spread or random, some with start offsets and some beside a
 neighbouring job (both jobs in one loop)."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -21,6 +16,7 @@ from dist_logreg.sim import exact
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
+from tests.helpers import plain_python
 
 FABRICS = (
     "flat:hosts=16,rate=100G",
@@ -157,16 +153,7 @@ print(json.dumps({{"arrivals": out, "shared": shared}}))
 
 @pytest.fixture(scope="module")
 def old():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(tests=here)],
-        env={**os.environ, "DIST_LOGREG_NO_JIT": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return plain_python(CHILD, timeout=900)
 
 
 @pytest.mark.parametrize("k", range(CASES))

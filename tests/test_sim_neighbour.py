@@ -6,7 +6,6 @@ has ended runs as if alone. And, of the same issue's list, the sweep's console c
 ``--exact``'s estimate of a workload's runs."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -21,6 +20,7 @@ from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.runner import with_neighbour
 from dist_logreg.sim.scenario import apply_fabric, parse_scenario, place_neighbour
+from tests.helpers import plain_python
 
 N = 1 << 20
 RATE, LAT, ALPHA = 50e9, 1e-6, 5e-6  # 400G in B/s
@@ -216,16 +216,7 @@ print(json.dumps(jobs))
 
 
 def test_two_jobs_in_plain_python_give_the_compiled_numbers():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(tests=here)],
-        env={**os.environ, "DIST_LOGREG_NO_JIT": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    plain = plain_python(CHILD)
     _, jobs = together(LEAF_SPINE, 4, RING.name, "neighbour:ranks=4,placement=spread", "spread")
     for name in ("first", "neighbour"):
         for key in ("alone_s", "together_s"):

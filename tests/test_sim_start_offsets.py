@@ -5,11 +5,6 @@ rendezvous: it waits for the late receiver to post), and a shift of every rank b
 offset, which shifts every event by it. Both paths of the loop: compiled by numba here,
 plain Python in a child process (``DIST_LOGREG_NO_JIT=1``), the same numbers."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -18,6 +13,7 @@ from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
+from tests.helpers import plain_python
 
 N = 1 << 20
 RATE = 12.5e9  # 100G in B/s
@@ -98,17 +94,7 @@ print(json.dumps([t.run(*c) for c in t.CASES]))
 
 def test_numba_and_plain_python_give_the_same_numbers():
     pytest.importorskip("numba")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = {**os.environ, "DIST_LOGREG_NO_JIT": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(tests=here)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    plain = plain_python(CHILD)
     for case, (t, arr) in zip(CASES, plain, strict=True):
         tj, aj = run(*case)
         assert t == pytest.approx(tj, rel=1e-12), case
