@@ -139,7 +139,9 @@ def test_report_draws_pauses_and_qp_rates_when_the_block_has_them(tmp_path):
 
 
 def test_the_headroom_formula_by_hand():
-    """2 x rate x delay + 3 packets: 10 Gbit/s, 1 us, 1500-byte packets: 2500 + 4500."""
+    """2 x rate x delay + 3 packets + (a packet + 64 B) x rate / reverse rate: 10 Gbit/s one
+    way, 5 the other, 1 us and 4 us, 1500-byte packets: 2500 + 4500 + 1564 x 2 = 10128 and
+    5000 + 4500 + 1564 / 2 = 10282."""
     from dist_logreg.sim import ns3net
 
     net = ns3net.Network(
@@ -154,4 +156,4 @@ def test_the_headroom_formula_by_hand():
         loss=np.zeros(2),
         mtu=MTU,
     )
-    assert ns3net.pfc_headroom(net).tolist() == [7000, 9500]
+    assert ns3net.pfc_headroom(net).tolist() == [10128, 10282]

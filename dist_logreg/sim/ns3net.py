@@ -193,15 +193,21 @@ def _build(gbl, net, transport, spray, seed):
 def pfc_headroom(net) -> np.ndarray:
     """Headroom per link, bytes: what still arrives after the switch crosses xoff.
 
-    The PAUSE takes one link delay to reach the sender, whose port then finishes the packet
-    on the wire and the one its device holds; the bytes already on the wire (one delay's
-    worth) and sent meanwhile (another) arrive too: 2 x rate x delay + 3 packets (the one
-    being received when xoff was crossed). Not counted: the PAUSE frame's own wait on the
-    switch's port back to the sender (the packet on that wire, then its own 64 bytes): at
-    equal rates up to a packet and 64 B more may arrive; ``--pfc-headroom`` sets more.
+    The PAUSE first waits on the switch's port back to the sender behind the packet on that
+    wire, then takes its own 64 bytes there, then one link delay to reach the sender, whose
+    port then finishes the packet on the wire and the one its device holds; the bytes
+    already on the wire (one delay's worth) and sent meanwhile (another) arrive too:
+    2 x rate x delay + 3 packets (the one being received when xoff was crossed) + what the
+    link carries while the frame waits and goes out on the reverse link ((packet + 64 B) x
+    rate / reverse rate: a packet and 64 B at equal rates).
     """
     rate = np.asarray(net.link_rate, dtype=float)
-    return np.ceil(2 * rate * np.asarray(net.link_latency) + 3 * (net.mtu + 2)).astype(np.int64)
+    back = np.empty_like(rate)
+    for ab, ba in _cables(net):
+        back[ab], back[ba] = rate[ba], rate[ab]
+    wait = (net.mtu + 2 + 64) * rate / back  # bytes in while the PAUSE waits and goes out
+    room = 2 * rate * np.asarray(net.link_latency) + 3 * (net.mtu + 2) + wait
+    return np.ceil(room).astype(np.int64)
 
 
 def _route(gbl, sim, net, transfers, spray):

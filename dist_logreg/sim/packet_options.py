@@ -126,7 +126,7 @@ class PacketOptions:
         "--pfc-headroom",
         o.size,
         "PFC: bytes an ingress may take beyond xoff before it drops; off: 2 x rate x delay "
-        "+ 3 packets of each link",
+        "+ 3 packets + (a packet + 64 B) x rate / reverse rate, of each link",
         show=o.show_size,
         metavar="BYTES",
     )
