@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from dist_logreg.errors import UsageError
-from dist_logreg.sim import eventloop, maxmin
+from dist_logreg.sim import eventloop, jit, maxmin
 from dist_logreg.sim import options as o
 from dist_logreg.sim.jit import AVAILABLE, njit
 from dist_logreg.sim.messages import depends, messages
@@ -300,7 +300,7 @@ def simulate_together(jobs: list, hosts: list) -> list[dict]:
     )
     ready0 = np.concatenate([x["r0"] for x in ps])
     consts = (float(fab.alpha), float(fab.gamma), float(fab.host_rate), maxmin.TOL)
-    arrival = eventloop.run(arrays, *consts, ready0)
+    arrival = jit.interruptible(eventloop.run, arrays, *consts, ready0)
     done = arrival + reduce * fab.gamma
     for k in range(len(ps)):
         mine = slice(moff[k], moff[k + 1])
