@@ -236,6 +236,29 @@ def test_train_refuses_an_out_holding_another_runs_results(tmp_path, n):
     assert len(steps) == 6 * n and not list((out / "partial").glob("steps-*"))
 
 
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_resume_without_a_checkpoint_never_replaces_a_run(tmp_path, n):
+    """Fifth attack, E-H3: ``--resume`` into a finished run's --out that has no checkpoint
+    started from step 0 and replaced that run (another --lr and --seed, or the same)."""
+    out = tmp_path / "run"
+    assert _train(n, "--out", str(out)).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for extra in ([], ["--lr", "0.1", "--seed", "7"]):
+        r = _train(n, "--out", str(out), "--resume", *extra)
+        errors = [x for x in r.stderr.splitlines() if "error" in x]
+        assert r.returncode == 2 and len(errors) == 1, r.stderr
+        assert "no usable checkpoint" in errors[0] and f"--out {out} holds" in errors[0]
+        assert "--force" in errors[0]
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # --force: the new run replaces the old one, whole
+    r = _train(n, "--out", str(out), "--resume", "--seed", "7", "--force")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["seed"] == 7
+    steps = (out / "steps.jsonl").read_text().splitlines()
+    assert len(steps) == 6 * n
+
+
 @pytest.mark.timeout(300)
 def test_report_never_merges_a_dead_run_into_a_fresh_one(tmp_path):
     out = tmp_path / "run"

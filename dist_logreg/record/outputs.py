@@ -72,21 +72,44 @@ def _refuse_or_clear(path: Path, force: bool) -> UsageError | None:
     """A fresh run's ``--out``: a ``UsageError`` (returned, for raise_together) if it holds
     another run's results, unless ``force``, which removes them (checkpoints stay: they are
     named by their settings)."""
-    if not path.is_dir():
-        return None
-    found = [n for n in RESULT_FILES if (path / n).exists()]
-    found += [f"partial/{n}" for n in sorted(_partial_names(path))]
+    found = held_results(path)
     if not found:
         return None
     if not force:
-        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         return UsageError(
-            f"--out {path}: holds another run's results ({shown}); expected a new directory, "
-            "--resume to continue that run, or --force to replace its results"
+            f"--out {path}: holds another run's results ({_shown(found)}); expected a new "
+            "directory, --resume to continue that run, or --force to replace its results"
         )
     for name in found:
         (path / name).unlink()
     return None
+
+
+def refuse_fresh_start(path: Path, force: bool) -> UsageError | None:
+    """``--resume`` found no checkpoint to continue from, so the run starts from step 0: as
+    a fresh run, it may not replace the results in ``path`` without ``force`` (then it
+    removes them). The error names the results; None where there are none."""
+    found = held_results(path)
+    if found and not force:
+        return UsageError(
+            f"--resume: no usable checkpoint to continue from, and --out {path} holds a "
+            f"run's results ({_shown(found)}) that starting from step 0 would replace; "
+            "expected a run with checkpoints (--checkpoint-every), a new directory, or "
+            "--force to replace its results"
+        )
+    return _refuse_or_clear(path, True)
+
+
+def held_results(path: Path) -> list[str]:
+    """The result files (and ``partial/`` records) of a run in ``path``."""
+    if not path.is_dir():
+        return []
+    found = [n for n in RESULT_FILES if (path / n).exists()]
+    return found + [f"partial/{n}" for n in sorted(_partial_names(path))]
+
+
+def _shown(found: list[str]) -> str:
+    return ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
 
 
 def _partial_names(out_dir: Path) -> list[str]:

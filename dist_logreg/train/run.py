@@ -22,7 +22,13 @@ from dist_logreg.errors import RunError, UsageError, raise_together
 from dist_logreg.protocol import history, report
 from dist_logreg.record import provenance
 from dist_logreg.record.console import Reporter
-from dist_logreg.record.outputs import PartialMetrics, prepare_out_dir, rescue, write_outputs
+from dist_logreg.record.outputs import (
+    PartialMetrics,
+    prepare_out_dir,
+    refuse_fresh_start,
+    rescue,
+    write_outputs,
+)
 from dist_logreg.record.stats import gather_records, summarize
 from dist_logreg.record.stragglers import annotate
 from dist_logreg.record.sync import sync_block
@@ -163,7 +169,7 @@ def _resume(comm, cfg: TrainConfig, expected: dict, out: _Out, dog, reporter):
         return None, False
     with dog.phase("finding the resume point (rank 0, then bcast)"):
         return _resume_point(
-            comm, _checkpoint_dir(cfg, out), expected, cfg.steps, out.dir, reporter
+            comm, _checkpoint_dir(cfg, out), expected, cfg.steps, out.dir, reporter, cfg.force
         )
 
 
@@ -307,13 +313,15 @@ def _write(cfg, out: _Out, summary, traffic, per_rank, result, predict, first, p
 
 
 def _resume_point(
-    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter
+    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter, force=False
 ) -> tuple[ckpt.Checkpoint | None, bool]:
     """Collective: rank 0 finds the newest compatible checkpoint at or before ``steps``.
 
     Returns it (the same on every rank) and whether there is nothing to do: the checkpoint
     is at the last step and ``out_dir`` holds the outputs of that completed run, which a
-    resume must leave as they are.
+    resume must leave as they are. A ``--resume`` by hand that finds no checkpoint starts
+    from step 0: a fresh run, which may not replace the results in ``out_dir`` without
+    ``force`` (a supervised restart's attempts belong to one run and are merged).
     """
     error, found, done, notes = None, None, False, []
     if comm.Get_rank() == 0:
@@ -321,6 +329,11 @@ def _resume_point(
             found, notes = ckpt.newest_usable(ckpt_dir, expected, steps, reporter.warn)
         except ckpt.CheckpointError as exc:
             error = UsageError(f"--resume: {exc}")
+        if error is None and found is None and attempt() == 0:
+            try:
+                error = refuse_fresh_start(out_dir, force)
+            except OSError as exc:
+                error = UsageError(f"--out {out_dir}: cannot replace its results: {exc}")
         if found is not None and found.step == steps:
             done = _completed_steps(out_dir) == steps
     raise_together(comm, error)
