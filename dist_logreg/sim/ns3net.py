@@ -72,6 +72,7 @@ class Network:
     buffer: int = 0  # a shared buffer per switch, bytes (0: each port its queue_bytes)
     buffer_alpha: float = 1.0  # a port holds at most alpha x the shared buffer left free
     edge_nodes: int = 0  # nodes below it (at least the hosts) are no switch for PFC, buffer
+    spray_in_turn: tuple = ()  # nodes that spray over their group in turn, not at random
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,8 @@ def _route(gbl, sim, net, transfers, spray):
         bool(net.polarize),
         bool(spray),
     )
+    for node in net.spray_in_turn:
+        sim.SprayInTurn(int(node))
     pins = transfers.conn_pin
     for c, path in enumerate(transfers.conn_path):
         if path is not None and int(transfers.conn_src[c]) != int(transfers.conn_dst[c]):

@@ -143,6 +143,7 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         buffer=int(opts.buffer),
         buffer_alpha=float(opts.buffer_alpha),
         edge_nodes=graph.edge_nodes,
+        spray_in_turn=tuple(graph.nic_node.tolist()),  # a NIC spreads a QP evenly
     )
 
 
