@@ -7,23 +7,24 @@ not model (GPU memory, PCIe); ns-3 needs a node per endpoint, so :func:`graph_of
 it:
 
 - a **GPU** node per endpoint (an ns-3 host: the transport runs there; nodes ``0..E-1``);
-- the fabric's other vertices as they are (the scale-up switch, leaves, spines, cores);
 - a **GPU port** switch per GPU (its NVLink port and its PCIe root: a PXN relay forwards
   there, as NCCL's PXN relays through the peer GPU's memory);
-- a **NIC** switch per NIC (its ports are the fabric's ``nic-up``/``nic-down`` links).
+- a **NIC** switch per NIC (its ports are the fabric's ``nic-up``/``nic-down`` links);
+- the fabric's other vertices as they are (the scale-up switch, leaves, spines, cores).
 
+GPUs, ports and NICs come first (``edge_nodes``: no PFC ingress, no shared buffer there).
 The fabric's links keep their ids (``scaleup-up`` of GPU ``e`` now leaves its port,
 ``nic-up`` leaves the NIC), so every counter is the flow engine's link; the links added
-(GPU <-> its port, port <-> NIC, each at the scale-up rate plus the NIC's over all
-its ports, no latency) follow them, named ``gpu-port`` and ``pcie``: not a
-bottleneck the flow engine lacks, and never reported as the fabric's. A path is the
-flow engine's path with these links put in where it enters and leaves a host
-(:meth:`Graph.path`).
+(GPU <-> its port, port <-> NIC, each at the scale-up rate plus the NIC's over all its
+ports, no latency) follow them: no bottleneck the flow engine lacks, never reported as
+the fabric's. A path is the flow engine's path with these links put in where it enters
+and leaves a host (:meth:`Graph.path`).
 
 Example::
 
-    >>> g = graph_of(parse_fabric("rail:hosts-per-unit=2,rails=2,spines=1"))  # doctest: +SKIP
-    >>> g.hosts, g.path(0, 9, fab.route(0, 9)[0][0])
+    >>> fab = parse_fabric("rail:hosts-per-unit=2,rails=2,spines=1")  # doctest: +SKIP
+    >>> g = graph_of(fab)  # g.hosts: 16 GPUs (8 per host)
+    >>> g.path(0, 12, fab.route(0, 12)[0][0])  # GPU 0 to 12 (rail 0 to 1, PXN): link ids
 """
 
 from __future__ import annotations
@@ -72,15 +73,14 @@ class Graph:
 
     def pinned_until(self, path: list[int]) -> int:
         """How many links of ``path`` (one of a sprayed flow's paths) to pin: up to the
-        first NIC it enters; from there the switches spray over their equal-cost links
-        (the NIC's ports, the leaf's spines, the spine's cores), as the flow engine splits
-        it. Before it, the path has no choice the fabric would spray (PXN or not is the
-        route's, not a choice)."""
-        nics = set(self.nic_node.tolist())
-        for k, link in enumerate(path):
-            if int(self.link_dst[link]) in nics:
-                return k + 1
-        return len(path)
+        first NIC it enters; from there the NIC (in turn) and the switches spray over
+        their equal-cost links (the NIC's ports, the leaf's spines, the spine's cores), as
+        the flow engine splits it. Before it, the path has no choice the fabric would
+        spray (PXN or not is the route's, not a choice)."""
+        hit = np.flatnonzero(
+            np.isin(self.link_dst[np.asarray(path, dtype=np.int64)], self.nic_node)
+        )
+        return int(hit[0]) + 1 if hit.size else len(path)
 
     def line_rate(self, path: list[int], sprayed: bool) -> float:
         """The rate a connection on ``path`` leaves its host at, B/s: the slowest of the
