@@ -23,6 +23,7 @@ in a fresh interpreter and checks).
 ``eventloop``         ``--exact``'s kernels: batched events, max-min per touched component
 ``jit``               numba's ``njit`` where installed (the ``fast`` extra), plain Python where not
 ``packet``            the packet engine: the message graph as transfers in ns-3
+``packet_graph``      the fabric as the packet network's graph (rails: a node per GPU, port, NIC)
 ``options``           typed options that carry their flag, reader and help (one default each)
 ``packet_options``    the packet engine's options (pure: ``--help`` without ns-3)
 ``packet_floor``      the packet engine's floor on link rates (a transport must connect)

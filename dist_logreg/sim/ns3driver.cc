@@ -203,6 +203,9 @@ class Net {
     }
   }
 
+  // When spraying, `node` takes its equal-cost members in turn (switch.cc). After SetTables.
+  void SprayInTurn(int node) { m_routing[node]->SprayInTurn(); }
+
   // Connection c's data packets leave each link's sending node on that link (the path
   // the fabric's hash gave it): `links` in order from the source.
   void Pin(uint32_t c, const std::vector<int32_t>& links) {

@@ -10,8 +10,9 @@ the transport that carries them (:mod:`.transports`: TCP today):
   directed links, paired here in the order they appear. Optionally a shared buffer per
   switch with a dynamic threshold (``buffer``, ``buffer_alpha``).
 - :class:`Transfers`: connections (src host, dst host, the path as directed link ids, or
-  ``None`` to let ns-3 spray packets over every equal-cost path) and messages (the
-  connection, bytes, the delay before it starts, its dependencies in CSR form).
+  ``None`` to let ns-3 spray packets over every equal-cost path, or a path pinned up to a
+  link and sprayed from there) and messages (the connection, bytes, the delay before it
+  starts, its dependencies in CSR form).
 - the transport: an options object of a transport record (``Tcp("cubic")``), whose
   ``create(gbl, net)`` builds its C++ side; its record names what it counts per connection
   (:attr:`PacketRun.conn_counts`).
@@ -70,6 +71,8 @@ class Network:
     polarize: bool = False  # every switch hashes with the same salt
     buffer: int = 0  # a shared buffer per switch, bytes (0: each port its queue_bytes)
     buffer_alpha: float = 1.0  # a port holds at most alpha x the shared buffer left free
+    edge_nodes: int = 0  # nodes below it (at least the hosts) are no switch for PFC, buffer
+    spray_in_turn: tuple = ()  # nodes that spray over their group in turn, not at random
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,20 @@ class Transfers:
     dep_indptr: np.ndarray
     dep_indices: np.ndarray
     dep_delay: np.ndarray | None = None  # per dependency edge: s added after that arrival
+    #: per connection, how many leading links of its path are pinned (the rest sprayed by
+    #: the switches over their equal-cost groups); None: all of them
+    conn_pin: np.ndarray | None = None
+    #: per connection, the rate a pacing transport (RoCE) sends at, B/s (0: its host's
+    #: first link's); None: every one its host's
+    conn_rate: np.ndarray | None = None
+
+    def sprayed(self) -> bool:
+        """Whether a remote connection leaves (part of) its path to spraying."""
+        remote = np.flatnonzero(np.asarray(self.conn_src) != np.asarray(self.conn_dst))
+        if any(self.conn_path[c] is None for c in remote):
+            return True
+        pins = self.conn_pin
+        return pins is not None and any(pins[c] < len(self.conn_path[c]) for c in remote)
 
 
 @dataclass
@@ -158,16 +175,17 @@ def _build(gbl, net, transport, spray, seed):
     gbl.dlr.Reset(int(seed))
     tr = transport.create(gbl, net)  # sets the transport's ns-3 defaults: before the stack
     sim = gbl.dlr.Net(int(net.nodes), len(net.link_src), int(net.mtu), tr)
+    edge = max(int(net.hosts), int(net.edge_nodes))
     if net.pfc:
         room = pfc_headroom(net) if net.pfc_headroom is None else net.pfc_headroom
         sim.SetPfc(
-            int(net.hosts),
+            edge,
             int(net.pfc_xoff),
             int(net.pfc_xon),
             _vec(gbl, "uint32_t", [int(h) for h in room]),
         )
     if net.buffer:
-        sim.SetBuffer(int(net.hosts), int(net.buffer), float(net.buffer_alpha))
+        sim.SetBuffer(edge, int(net.buffer), float(net.buffer_alpha))
     if net.ecn_kmax is not None:
         sim.SetRed(_vec(gbl, "uint32_t", [int(k) for k in net.ecn_kmax]), float(net.ecn_pmax))
     for c, (ab, ba) in enumerate(_cables(net)):
@@ -222,9 +240,13 @@ def _route(gbl, sim, net, transfers, spray):
         bool(net.polarize),
         bool(spray),
     )
+    for node in net.spray_in_turn:
+        sim.SprayInTurn(int(node))
+    pins = transfers.conn_pin
     for c, path in enumerate(transfers.conn_path):
         if path is not None and int(transfers.conn_src[c]) != int(transfers.conn_dst[c]):
-            sim.Pin(c, _vec(gbl, "int32_t", [int(lk) for lk in path]))
+            mine = path if pins is None else path[: int(pins[c])]
+            sim.Pin(c, _vec(gbl, "int32_t", [int(lk) for lk in mine]))
     return [sim.HostAddr(int(d)) for d in transfers.conn_dst]
 
 
@@ -268,9 +290,10 @@ def run(net, transfers, transport=None, sample_every_s=0.0, stop_s=3600.0, seed=
     if len(transfers.conn_src) > 60000:
         raise ValueError(f"expected at most 60000 connections, got {len(transfers.conn_src)}")
     gbl = ns3driver.load()
-    remote = np.asarray(transfers.conn_src) != np.asarray(transfers.conn_dst)
-    spray = any(transfers.conn_path[c] is None for c in np.flatnonzero(remote))
+    spray = transfers.sprayed()
     sim, tr = _build(gbl, net, transport, spray, seed)  # tr: alive while sim runs
+    if transfers.conn_rate is not None and hasattr(tr, "SetLineRates"):
+        tr.SetLineRates(_vec(gbl, "double", [float(r) for r in transfers.conn_rate]))
     for c, addr in enumerate(_route(gbl, sim, net, transfers, spray)):
         sim.AddConn(int(transfers.conn_src[c]), int(transfers.conn_dst[c]), int(addr))
     ndeps, out_ptr, out_idx, out_delay = _dependents(transfers)

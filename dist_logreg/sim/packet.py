@@ -46,7 +46,7 @@ import importlib.util
 import numpy as np
 
 from dist_logreg.errors import UsageError
-from dist_logreg.sim import flow, ns3net
+from dist_logreg.sim import flow, ns3net, packet_graph
 from dist_logreg.sim.job import Result, job_phases
 from dist_logreg.sim.messages import messages
 from dist_logreg.sim.packet_options import PacketOptions, parse_options, vars_of
@@ -101,24 +101,30 @@ def delayed(fab, opts: PacketOptions):
 
 
 def network_of(fab, opts: PacketOptions) -> ns3net.Network:
-    """The fabric as an ns-3 description: same links, rates and latencies.
+    """The fabric as an ns-3 description: same links, rates and latencies (on the rail
+    family with a node per GPU, its port and each NIC: :mod:`.packet_graph`).
 
     A host's own NIC queue is deep enough never to drop (every connection's window fits),
     no ECN marking: otherwise cubic overflows its own NIC, and a lost last segment of a
     message waits for the RTO (ns-3 has no tail-loss probe). What one TCP connection keeps
     in it is bounded by TCP small queues (``--tsq``, ``transports/tcp.cc``). ``--queue`` and
-    ``--ecn`` are the switch ports'; ``--buffer`` a switch's, shared by its ports.
+    ``--ecn`` are the switch ports'; ``--buffer`` a switch's, shared by its ports. On the
+    rail family the host's own queues are every link leaving the fabric's host vertex
+    (``scaleup-up``, ``nic-up``) and the links the graph adds inside the host.
     """
-    nic = fab.node_tier[fab.link_src] == 0  # links leaving a host
-    conns = fab.hosts * fab.hosts  # upper bound on connections leaving one host
+    graph = packet_graph.graph_of(fab)
+    extra = np.zeros(graph.added)
+    nic = np.concatenate([fab.node_tier[fab.link_src] == 0, extra == 0])  # a host's own
+    conns = graph.hosts * graph.hosts  # upper bound on connections leaving one host
     host_queue = min(opts.transport_options.window_bytes * conns, 1 << 31) + opts.queue
+    lat = np.concatenate([delayed(fab, opts).link_latency, extra])
     return ns3net.Network(
-        hosts=fab.hosts,
-        nodes=len(fab.topology.node_names),
-        link_src=fab.link_src,
-        link_dst=fab.link_dst,
-        link_rate=fab.link_rate,
-        link_latency=delayed(fab, opts).link_latency,
+        hosts=graph.hosts,
+        nodes=graph.nodes,
+        link_src=graph.link_src,
+        link_dst=graph.link_dst,
+        link_rate=graph.link_rate,
+        link_latency=lat,
         # with PFC a switch port's queue is bounded by its ingresses' thresholds instead,
         # with a shared buffer by the buffer's dynamic threshold
         queue_bytes=np.where(nic, host_queue, _port_bytes(opts)).astype(np.int64),
@@ -128,14 +134,16 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         pfc=opts.pfc == "on",
         pfc_xoff=opts.pfc_xoff,
         pfc_xon=opts.pfc_xon,
-        pfc_headroom=np.full(fab.links, opts.pfc_headroom) if opts.pfc_headroom else None,
-        loss=_per_link(fab, opts.loss_link, opts.loss, "loss-link"),
+        pfc_headroom=np.full(lat.size, opts.pfc_headroom) if opts.pfc_headroom else None,
+        loss=np.concatenate([_per_link(fab, opts.loss_link, opts.loss, "loss-link"), extra]),
         mtu=int(fab.mtu),
         host_rate=float(fab.host_rate),
         hash_seed=int(fab.hash_seed),
         polarize=bool(fab.polarize),
         buffer=int(opts.buffer),
         buffer_alpha=float(opts.buffer_alpha),
+        edge_nodes=graph.edge_nodes,
+        spray_in_turn=tuple(graph.nic_node.tolist()),  # a NIC spreads a QP evenly
     )
 
 
@@ -148,20 +156,30 @@ def _port_bytes(opts: PacketOptions) -> int:
 
 def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
     """One connection per ordered rank pair, on the path the fabric's hash gives it
-    (``host_of``: the ranks' endpoints; a connection runs between their hosts' nodes)."""
+    (``host_of``: the ranks' endpoints; a connection runs between their ns-3 hosts). With
+    ``hash=spray`` on the Clos family ns-3 sprays every packet over the equal-cost paths;
+    on the rail family a connection is pinned up to its NIC (its PXN hop included) and
+    sprayed from there (:meth:`.packet_graph.Graph.pinned_until`)."""
     p = host_of.size
     key = g.src_rank * p + g.dst_rank
     keys, conn_of = np.unique(key, return_inverse=True)
     src_r, dst_r = keys // p, keys % p
     src_e, dst_e = host_of[src_r], host_of[dst_r]
-    node = fab.topology.endpoint_host
+    graph = packet_graph.graph_of(fab)
+    node = graph.endpoint_node
     src_h, dst_h = node[src_e], node[dst_e]
-    paths = []
+    spray, rails = fab.hash == "spray", bool(graph.connect)
+    paths, pins, rates = [], [], []
     for a, b, k in zip(src_e.tolist(), dst_e.tolist(), keys.tolist(), strict=True):
-        if node[a] == node[b] or fab.hash == "spray":
+        if node[a] == node[b] or spray and not rails:
             paths.append(None)
-        else:
-            paths.append(fab.route(a, b, k)[0][0])
+            pins.append(0)
+            rates.append(0.0)
+            continue
+        path = graph.path(a, b, fab.route(a, b, k)[0][0])
+        paths.append(path)
+        pins.append(graph.pinned_until(path) if spray else len(path))
+        rates.append(graph.line_rate(path, spray))
     # the sender of message j reduces what it received (message i) before sending on
     edge_src = np.repeat(np.arange(g.size), np.diff(g.dep_indptr))
     received = g.dst_rank[g.dep_indices] == g.src_rank[edge_src]
@@ -170,6 +188,8 @@ def transfers_of(fab, host_of: np.ndarray, g) -> ns3net.Transfers:
         conn_src=src_h,
         conn_dst=dst_h,
         conn_path=paths,
+        conn_pin=np.asarray(pins, dtype=np.int64) if spray and rails else None,
+        conn_rate=np.asarray(rates) if rails else None,
         msg_conn=conn_of,
         msg_bytes=g.nbytes,
         msg_delay=np.full(g.size, fab.alpha),
@@ -192,9 +212,9 @@ def estimate_wall_s(
     if header_bytes is None:
         header_bytes = transports.DEFAULT.options_class().header_bytes
     seg = fab.mtu - header_bytes
-    hops = np.array([2 if p is None else len(p) for p in transfers.conn_path], dtype=float)
-    if fab.hash == "spray" and fab.links:
-        hops[:] = max(2, fab.topology.max_hops)
+    sprayed = fab.hash == "spray" and fab.links
+    wide = max(2, fab.topology.max_hops) if sprayed else 2
+    hops = np.array([wide if p is None else len(p) for p in transfers.conn_path], dtype=float)
     local = transfers.conn_src == transfers.conn_dst
     pkts = (
         np.ceil(np.asarray(transfers.msg_bytes) / seg)
@@ -230,14 +250,7 @@ class PacketEngine:
     def prepare(self, job):
         """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
         from dist_logreg.sim.packet_floor import check_link_rates
-        from dist_logreg.sim.topology.rail import Rail
 
-        if isinstance(job.fabric.topology, Rail):  # GPUs behind scale-up switches and NICs
-            raise UsageError(
-                "--engine packet: the rail family (rail:, rail3:, tor: and the named presets) "
-                "is not built in ns-3 (no scale-up switch, NIC ports or PXN paths there); use "
-                "--engine flow"
-            )
         opts = parse_options(job.options)  # the CLI's typed object passes as it is
         check_link_rates(job.fabric, opts.transport)  # before ns-3: a transport must connect
         host_of = np.asarray(job.host_of, dtype=np.int64)
@@ -286,7 +299,7 @@ class PacketEngine:
             bottleneck=fl["bottleneck"],
             max_flows_per_uplink=fl["max_flows_per_uplink"],
             collisions=fl["collisions"],
-            links=_utilisation(job.fabric, res.link_bytes, time_s),
+            links=_utilisation(job.fabric, res.link_bytes[: job.fabric.links], time_s),
             messages=res.msg_done,
             extra=extra,
         )
@@ -322,8 +335,8 @@ def _utilisation(fab, link_bytes, time_s) -> dict:
 def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
     """Result.extra: totals, per-link and per-connection detail, the queue time series."""
     fab = job.fabric
-    names = link_names(fab)
-    busy = np.flatnonzero(res.link_bytes > 0)
+    names = link_names(fab)  # the fabric's links (rails: the links added follow, unnamed)
+    busy = np.flatnonzero(res.link_bytes[: fab.links] > 0)
     detail = [
         {
             "link": names[i],
@@ -355,7 +368,9 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         mine["t_s"].append(float(t))
         mine["bytes_per_s"].append(float(value))
     # switch ports: a host's own NIC queue is its socket backlog (network_of), not a buffer
-    port_peak = np.where(fab.node_tier[fab.link_src] > 0, res.link_peak, 0)
+    peak, added = res.link_peak[: fab.links], res.link_peak[fab.links :]
+    port_peak = np.where(fab.node_tier[fab.link_src] > 0, peak, 0)
+    host_peak = np.concatenate([peak - port_peak, added])
     top = np.argsort(-port_peak, kind="stable")[:QUEUE_LINKS]
     top = [int(i) for i in top if port_peak[i] > 0]
     return {
@@ -367,7 +382,7 @@ def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:
         "pause_frames": int(res.link_pauses.sum()),
         "headroom_drops": int(res.link_headroom_drops.sum()),
         "peak_queue_bytes": int(port_peak.max()) if port_peak.size else 0,
-        "peak_host_nic_bytes": int((res.link_peak - port_peak).max()) if port_peak.size else 0,
+        "peak_host_nic_bytes": int(host_peak.max()) if host_peak.size else 0,
         "links_detail": detail,
         "connections": conns,
         "rates": rates,

@@ -11,7 +11,7 @@
 // - equal-cost groups: per (node, destination host), the interfaces on a shortest path.
 //   A packet with no pinned entry is hashed over its group on its 5-tuple, salted by the
 //   node (salt 0 on every node: polarized), or, when spraying, sent on a random member of
-//   the group per packet.
+//   the group per packet (on a node told to SprayInTurn, the members in turn).
 //
 // A host delivers what is addressed to it and drops anything else (hosts do not forward).
 // Compiled by cppyy's include (a file is compiled once; another may include it).
@@ -77,6 +77,10 @@ class TableRouting : public Ipv4RoutingProtocol {
   // The address this host answers to (its NIC's).
   void SetOwnAddress(uint32_t address) { m_own = address; }
 
+  // When spraying, take the group's members in turn (per flow, its 5-tuple) instead of at
+  // random: a NIC spreading a QP evenly over its ports (the rail family's NIC nodes).
+  void SprayInTurn() { m_inTurn = true; }
+
   Ptr<Ipv4Route> RouteOutput(Ptr<Packet> p, const Ipv4Header& header, Ptr<NetDevice>,
                              Socket::SocketErrno& sockerr) override {
     int32_t iface = Choose(p, header);
@@ -128,6 +132,8 @@ class TableRouting : public Ipv4RoutingProtocol {
   bool m_host = false;
   uint64_t m_salt = 0, m_rng = 1;
   uint32_t m_own = 0;
+  bool m_inTurn = false;
+  std::unordered_map<uint64_t, uint64_t> m_turn;  // per flow (5-tuple): the next member
   Ptr<Ipv4> m_ipv4;
   std::unordered_map<uint32_t, uint32_t> m_pinned;
   std::unordered_map<uint32_t, Ptr<Ipv4Route>> m_routes;  // one per interface, made once
@@ -156,12 +162,14 @@ class TableRouting : public Ipv4RoutingProtocol {
     if (n <= 0) return -1;
     if (n == 1) return t.groupIf[lo];
     uint64_t pick;
-    if (t.spray) {
+    uint64_t tuple = ((uint64_t)header.GetSource().Get() << 32) | header.GetDestination().Get();
+    uint64_t rest = ((uint64_t)header.GetProtocol() << 32) | ((uint64_t)sport << 16) | dport;
+    if (t.spray && m_inTurn) {
+      pick = m_turn[Mix(Mix(tuple) ^ rest)]++;  // per flow: a QP's packets alternate
+    } else if (t.spray) {
       m_rng = Mix(m_rng);
       pick = m_rng;
     } else {
-      uint64_t tuple = ((uint64_t)header.GetSource().Get() << 32) | header.GetDestination().Get();
-      uint64_t rest = ((uint64_t)header.GetProtocol() << 32) | ((uint64_t)sport << 16) | dport;
       pick = Mix(Mix(tuple ^ m_salt) ^ rest);
     }
     return t.groupIf[lo + (int64_t)(pick % (uint64_t)n)];

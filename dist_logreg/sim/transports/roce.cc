@@ -57,6 +57,11 @@ class RoceTransport : public Transport {
       : m_payload(payload), m_selective(selective), m_rto(rto),
         m_ackEvery(std::max<uint32_t>(ackEvery, 1)), m_cc(cc) {}
 
+  // Each connection's line rate, bytes/s (0: its host's NIC rate), before Open: a host
+  // whose one device feeds links of different rates (a GPU: its NVLink and its NIC) paces
+  // each QP at its path's own NIC (packet_graph.py).
+  void SetLineRates(const std::vector<double>& rates) { m_lineOf = rates; }
+
   // Test hook: the first time connection c sends PSN psn, the packet is lost on the wire.
   void DropOnce(size_t c, uint32_t psn) { m_drops.push_back({c, psn}); }
 
@@ -73,8 +78,9 @@ class RoceTransport : public Transport {
       sink[e.dst] = true;
       Qp& q = m_qp[c];
       q.node = e.src;
-      q.line = q.rate = q.target = LineRate(e.src);
-      m_host[e.src].line = q.line;
+      m_host[e.src].line = LineRate(e.src);
+      bool own = c < m_lineOf.size() && m_lineOf[c] > 0;  // its path's, below the host's
+      q.line = q.rate = q.target = own ? m_lineOf[c] : m_host[e.src].line;
       m_host[e.src].nic = nodes.Get(e.src)->GetObject<TrafficControlLayer>()
                               ->GetRootQueueDiscOnDevice(nodes.Get(e.src)->GetDevice(1));
       m_host[e.src].qps.push_back(c);
@@ -184,6 +190,7 @@ class RoceTransport : public Transport {
   std::vector<Host> m_host;
   std::vector<Ptr<Socket>> m_sinks;
   std::vector<std::pair<size_t, uint32_t>> m_drops;
+  std::vector<double> m_lineOf;
   std::vector<double> m_series;
 
   static double Now() { return Simulator::Now().GetSeconds(); }
