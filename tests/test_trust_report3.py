@@ -424,7 +424,7 @@ def test_sigterm_while_drawing_leaves_nothing(tmp_path):
 # --- a fourth attack: packet data and bench files the report could not draw ------------------
 
 
-def _packet(queue=1.0, done=0.5 * T):
+def _packet(queue=1.0, done=T):  # the last message done at the row (median seed) time
     def edit(d):
         d["results"][0]["packet"] = {
             "queue": {"t_s": [0.0, 1e-6], "links": {"host-up": [0.0, queue]}},
@@ -438,7 +438,7 @@ def _packet(queue=1.0, done=0.5 * T):
     "edit, want",
     [
         (_packet(queue=1e15), "packet.queue.links.host-up[1]: expected a queue in bytes"),
-        (_packet(done=1.0), "packet.message_done_s[0]: expected a message done within"),
+        (_packet(done=1.0), "packet.message_done_s[0]: expected a message done after it"),
     ],
 )
 def test_unphysical_packet_data_is_refused(tmp_path, edit, want):

@@ -9,6 +9,7 @@ Pure Python: a :class:`~dist_logreg.schema.Invalid` names the key and both value
 from __future__ import annotations
 
 import json
+import math
 
 from dist_logreg import schema
 
@@ -59,8 +60,9 @@ def relations(doc) -> None:
     twice (every key the same)."""
     _drawable(doc)
     first: dict = {}
+    fastest = _fastest_link(doc.get("fabric"))
     for i, r in enumerate(doc["results"]):
-        _row_relations(r, f"results[{i}]")
+        _row_relations(r, f"results[{i}]", fastest)
         j = first.setdefault(json.dumps(r, sort_keys=True), i)
         if j != i:
             raise schema.Invalid(f"results[{i}]", f"expected each row once, got results[{j}] again")
@@ -117,7 +119,7 @@ def _drawable(doc) -> None:
         )
 
 
-def _row_relations(r: dict, where: str) -> None:
+def _row_relations(r: dict, where: str, fastest: float) -> None:
     t, n, p, busbw = r["time_s"], r["bytes"], r["ranks"], r["busbw"]
     if t <= 0 and n > 0 and p > 1:
         raise _bad(f"{where}.time_s", f"expected more than 0 s for {n} B at {p} ranks, got {t:g}")
@@ -145,24 +147,134 @@ def _row_relations(r: dict, where: str) -> None:
                 f"{where}.links.{c}.mean_util",
                 f"expected at most max_util {u['max_util']:g}, got {u['mean_util']:g}",
             )
-    packet = r.get("packet") or {}
-    q = packet.get("queue", {"t_s": [], "links": {}})
-    series = [(f"queue.links.{k}", v, len(q["t_s"])) for k, v in q["links"].items()]
-    for k, v in (packet.get("rates") or {}).items():
-        series.append((f"rates.{k}.bytes_per_s", v["bytes_per_s"], len(v["t_s"])))
-    for key, v, want in series:
-        if len(v) != want:
-            raise schema.Invalid(
-                f"{where}.packet.{key}", f"expected {want} values (one per t_s), got {len(v)}"
-            )
-    t = r["time_s_worst"]
-    for k, done in enumerate(packet.get("message_done_s", [])):
-        if done > t * (1 + RTOL) + 1e-12:  # -1: never arrived (refused by the engine)
-            raise _bad(
-                f"{where}.packet.message_done_s[{k}]",
-                f"expected a message done within the collective's time {t:g} s, got {done:g}",
-            )
+    if r.get("packet"):
+        _packet_relations(r, f"{where}.packet", fastest)
 
 
 def _g(x: float) -> str:
     return f"{x:g}"
+
+
+def _fastest_link(fabric) -> float:
+    """The fastest link rate the file's fabric block names, B/s (inf where it names none)."""
+    rates = []
+    if isinstance(fabric, dict):
+        shape, params = fabric.get("shape") or {}, fabric.get("params") or {}
+        rates += [v for k, v in shape.items() if k.endswith("rate") and _num(v)]
+        rates += [
+            p["value"]
+            for p in params.values()
+            if isinstance(p, dict) and p.get("unit") == "B/s" and _num(p.get("value"))
+        ]
+    return max(rates) if rates else float("inf")
+
+
+def _num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")
+
+
+def _packet_relations(r: dict, where: str, fastest: float) -> None:
+    """A packet row's series against its own collective: samples in time order within the
+    collective's time (one sample interval of slack), every queue sample within the row's
+    peak and the peak within what the job moves, QP rates within the fastest link, pauses
+    within the collective's time, each message done after it started and the last one at
+    the row's time (the queues and messages are one seed's: between the fastest and the
+    slowest seed's time)."""
+    packet, t = r["packet"], r["time_s_worst"]
+    q = packet.get("queue", {"t_s": [], "links": {}})
+    _times(q["t_s"], f"{where}.queue.t_s", t)
+    series = [(f"queue.links.{k}", v, len(q["t_s"])) for k, v in q["links"].items()]
+    for k, v in (packet.get("rates") or {}).items():
+        series.append((f"rates.{k}.bytes_per_s", v["bytes_per_s"], len(v["t_s"])))
+        _times(v["t_s"], f"{where}.rates.{k}.t_s", t)
+        _at_most(v["bytes_per_s"], fastest, f"{where}.rates.{k}.bytes_per_s", "the fastest link")
+    for key, v, want in series:
+        if len(v) != want:
+            raise schema.Invalid(
+                f"{where}.{key}", f"expected {want} values (one per t_s), got {len(v)}"
+            )
+    peaks = [packet.get(k) for k in ("peak_queue_bytes", "peak_host_nic_bytes")]
+    peak = max((x for x in peaks if x is not None), default=None)  # switch ports, host NICs
+    moved = _bytes_moved(r, len(packet.get("message_done_s", [])))
+    if peak is not None:
+        key = "peak_queue_bytes" if peak == peaks[0] else "peak_host_nic_bytes"
+        _at_most([peak], moved, f"{where}.{key}", "4 x the bytes the job moves")
+    for k, v in q["links"].items():
+        _at_most(v, moved if peak is None else peak, f"{where}.queue.links.{k}", "the peak")
+    packets = moved / 40  # every packet carries at least 40 B of headers
+    for key in ("drops", "lost", "retransmissions", "ecn_marks", "pause_frames", "timeouts"):
+        if isinstance(packet.get(key), int):
+            _at_most([packet[key]], packets, f"{where}.{key}", "the packets the job sends")
+    for i, x in enumerate(packet.get("links_detail") or []):
+        if peak is not None and isinstance(x.get("peak_queue_bytes"), int | float):
+            _at_most(
+                [x["peak_queue_bytes"]],
+                peak,
+                f"{where}.links_detail[{i}].peak_queue_bytes",
+                "the row's peak (switch port or host NIC)",
+            )
+        _at_most(
+            [x.get("paused_s") or 0.0], t, f"{where}.links_detail[{i}].paused_s", "time_s_worst"
+        )
+    _messages(packet, where, r)
+
+
+def _bytes_moved(r: dict, messages: int) -> float:
+    """A generous bound on the bytes a job's packets put on one port at once: 4 x what every
+    rank sends in the most bytes-hungry of the algorithms (recursive doubling: log2 p + 2
+    times the vector), plus 4 packets of headers per message and a MiB of control."""
+    p, n = r["ranks"], r["bytes"]
+    return 4.0 * p * n * (math.ceil(math.log2(max(p, 2))) + 2) + messages * 4 * 9200 + 2**20
+
+
+def _messages(packet: dict, where: str, r: dict) -> None:
+    done, start = packet.get("message_done_s", []), packet.get("message_start_s")
+    t = r["time_s_worst"]
+    if start is not None and len(start) != len(done):
+        raise schema.Invalid(
+            f"{where}.message_start_s",
+            f"expected {len(done)} values (one per message_done_s), got {len(start)}",
+        )
+    for k, d in enumerate(done):
+        s = start[k] if start is not None else 0.0
+        if d == -1:  # never arrived (a result marked incomplete)
+            continue
+        if not (0 <= s <= d <= t * (1 + RTOL) + 1e-12):
+            raise _bad(
+                f"{where}.message_done_s[{k}]",
+                f"expected a message done after it started ({s:g} s) and within the "
+                f"collective's time {t:g} s (or -1: never arrived), got {d:g}",
+            )
+    if done and min(done) >= 0:
+        low = min(r["time_s_seeds"])
+        if max(done) < low * (1 - RTOL) - 1e-12:
+            raise _bad(
+                f"{where}.message_done_s",
+                f"expected the last message done at the row's time (at least the fastest "
+                f"seed's {low:g} s), got {max(done):g}",
+            )
+
+
+def _times(ts, where: str, t: float) -> None:
+    step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else 0.0
+    for k in range(1, len(ts)):
+        if ts[k] <= ts[k - 1]:
+            raise _bad(
+                f"{where}[{k}]",
+                f"expected times in increasing order, got {ts[k - 1]:g} then {ts[k]:g}",
+            )
+    if ts and ts[-1] > t * (1 + RTOL) + step + 1e-12:
+        raise _bad(
+            f"{where}[{len(ts) - 1}]",
+            f"expected a sample within the collective's time {t:g} s (+ one interval), "
+            f"got {ts[-1]:g}",
+        )
+
+
+def _at_most(values, bound: float, where: str, what: str) -> None:
+    for k, v in enumerate(values):
+        if v > bound * (1 + RTOL):
+            raise _bad(
+                f"{where}[{k}]" if len(values) > 1 else where,
+                f"expected at most {what} {bound:g}, got {v:g}",
+            )

@@ -1,0 +1,107 @@
+"""Fifth attack on issue 29: the report of a packet ``simulate.json`` drew unphysical queues,
+times, rates and pauses with exit 0 (E-H1, the rest of the fourth attack's N-H7). Each
+number of a packet row is now held against the row's own collective: samples in time order
+within its time, queue samples within the row's peak and the peak within what the job moves,
+QP rates within the fabric's fastest link, pauses within the collective's time, messages done
+after they start, the last at the row's time, counts within the packets the job sends.
+
+The base (``tests/test_trust_report3.py``'s row: 1 KiB ring at 4 ranks in 10 us, the slowest
+seed 12 us) with a physical packet block reports; each case changes one number.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_model_cli import dl
+from tests.test_trust_report import one_line
+from tests.test_trust_report3 import T, sim_dir
+
+RATE = 12.5e9  # the fabric block's host link, B/s (100 Gbit/s)
+
+
+def _block(**over):
+    block = {
+        "peak_queue_bytes": 3000,
+        "drops": 0,
+        "lost": 0,
+        "queue": {"t_s": [0.0, 0.5 * T, T], "links": {"host-up": [0.0, 3000.0, 0.0]}},
+        "message_start_s": [0.0, 0.2 * T],
+        "message_done_s": [0.5 * T, T],
+        "rates": {"qp0": {"t_s": [0.0, T], "bytes_per_s": [RATE, 0.5 * RATE]}},
+        "links_detail": [{"link": "h0>sw", "paused_s": 0.1 * T, "peak_queue_bytes": 3000}],
+    }
+    for path, value in over.items():
+        *keys, last = path.split(".")
+        node = block
+        for k in keys:
+            node = node[k]
+        node[last] = value
+    return block
+
+
+def _edit(**over):
+    def edit(d):
+        d["fabric"] = {"spec": "flat:hosts=4", "hosts": 4, "shape": {"rate": RATE}}
+        d["results"][0]["packet"] = _block(**over)
+
+    return edit
+
+
+def test_the_base_is_reported(tmp_path):
+    r = dl("report", str(sim_dir(tmp_path, _edit())), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "packet-queues.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "over, want",
+    [
+        # a queue sample above the row's own peak (4e9 B on a 1 KiB job)
+        (
+            {"queue.links": {"host-up": [0.0, 4e9, 0.0]}},
+            "queue.links.host-up[1]: expected at most the peak",
+        ),
+        # the peak above 4 x what the job moves (4 ranks x 1 KiB x (2 + 2) x 4 + headers)
+        ({"peak_queue_bytes": 10**15}, "peak_queue_bytes: expected at most 4 x the bytes"),
+        # samples backwards, and long after a 12 us collective
+        ({"queue.t_s": [0.0, T, 0.5 * T]}, "queue.t_s[2]: expected times in increasing order"),
+        ({"queue.t_s": [1000.0, 1050.0, 1100.0]}, "queue.t_s[2]: expected a sample within"),
+        # a QP at 8e8 Gbit/s on a 100 Gbit/s fabric
+        (
+            {"rates.qp0.bytes_per_s": [1e17, 0.0]},
+            "rates.qp0.bytes_per_s[0]: expected at most the fastest link",
+        ),
+        # paused 999 s in a 12 us collective
+        (
+            {"links_detail": [{"link": "h0>sw", "paused_s": 999.0}]},
+            "links_detail[0].paused_s: expected at most",
+        ),
+        # a message done before it started, at -0.5 s (only -1 means never), all at 0 s
+        ({"message_done_s": [T, 0.1 * T]}, "message_done_s[1]: expected a message done after it"),
+        ({"message_done_s": [-0.5, T]}, "message_done_s[0]: expected a message done after it"),
+        (
+            {"message_start_s": [0.0, 0.0], "message_done_s": [0.0, 0.0]},
+            "message_done_s: expected the last",
+        ),
+        ({"message_start_s": [0.0]}, "message_start_s: expected 2 values"),
+        # counts no job of 1 KiB can make; a link's peak above the row's
+        ({"lost": 10**12}, "lost: expected at most the packets the job sends"),
+        (
+            {"links_detail": [{"link": "h0>sw", "peak_queue_bytes": 9000}]},
+            "links_detail[0].peak_queue_bytes",
+        ),
+    ],
+)
+def test_an_unphysical_packet_block_is_refused(tmp_path, over, want):
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, _edit(**over))), "--out", str(out)))
+    assert want in line, line
+    assert not out.exists()
+
+
+def test_a_message_that_never_arrived_is_not_a_time(tmp_path):
+    """-1 marks a message that never arrived (an incomplete result): no order is asked of it."""
+    edit = _edit(message_done_s=[-1, T])
+    r = dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
