@@ -105,3 +105,24 @@ def test_a_message_that_never_arrived_is_not_a_time(tmp_path):
     edit = _edit(message_done_s=[-1, T])
     r = dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
+
+
+# --- E-H6: --link-delay on one direction of a cable, in the packet engine ------------------
+
+
+@pytest.mark.parametrize("delays", [["host-down=5us"], ["host-up=0ns"], ["leaf0>host0=2us"]])
+def test_a_delay_on_one_direction_of_a_cable_is_refused(delays):
+    """ns-3's point-to-point channel has one delay for both directions: a host-down delay
+    was ignored and a host-up one set both (a time 0.66x its own ideal, exit 0)."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim import packet
+    from dist_logreg.sim.fabric import parse_fabric
+    from dist_logreg.sim.packet_options import PacketOptions
+
+    fab = parse_fabric("flat:hosts=4")
+    delay = {k: float(v[:-2]) * 1e-6 for k, v in (d.split("=") for d in delays)}
+    opts = PacketOptions(link_delay=delay)
+    with pytest.raises(UsageError, match=r"one delay for both directions"):
+        packet.delayed(fab, opts)
+    both = {"host-up": 5e-6, "host-down": 5e-6}
+    assert packet.delayed(fab, PacketOptions(link_delay=both)).link_latency.max() == 5e-6

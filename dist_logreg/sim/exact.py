@@ -236,7 +236,9 @@ def _prepare(job, host_of: np.ndarray) -> dict:
     limit = np.where(inter, opts.eager_limit, opts.eager_limit_host)[route]
     rdv = g.nbytes > limit
     start = np.concatenate([[0], np.flatnonzero(np.diff(g.phase)) + 1, [g.size]]).astype(np.int64)
-    ptr2, idx2 = depends(g.src_rank, g.dst_rank, start, np.int64(host_of.size), rdv)
+    ptr2, idx2 = jit.interruptible(
+        depends, g.src_rank, g.dst_rank, start, np.int64(host_of.size), rdv
+    )
     ready0 = ready_at(job.start_s, host_of.size, g.src_rank, g.dst_rank, rdv)
     return {"g": g, "route": route, "a": a, "rdv": rdv, "ptr2": ptr2, "idx2": idx2, "r0": ready0}
 
@@ -290,7 +292,7 @@ def simulate_together(jobs: list, hosts: list) -> list[dict]:
         reduce,
         np.concatenate([x["route"] + roff[k] for k, x in enumerate(ps)]),
         np.diff(p1) + np.diff(p2),  # waits
-        *dependents(p1, i1, p2, i2, src, dst),
+        *jit.interruptible(dependents, p1, i1, p2, i2, src, dst),
         a.indptr.astype(np.int64),
         a.indices.astype(np.int64),
         a.data.astype(float),

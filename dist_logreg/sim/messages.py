@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dist_logreg.collective.schedule import phases
+from dist_logreg.sim import jit
 from dist_logreg.sim.jit import njit
 
 
@@ -68,7 +69,7 @@ def messages(algorithm: str, ranks: int, nbytes: int, node_of=None) -> MessageGr
     b = [chunk[id(frac)] for _, _, frac, _ in st]
     src, dst = cat([s for s, *_ in st]), cat([d for _, d, *_ in st])
     start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
-    indptr, indices = depends(src, dst, start, np.int64(ranks))
+    indptr, indices = jit.interruptible(depends, src, dst, start, np.int64(ranks))
     return MessageGraph(
         src_rank=src,
         dst_rank=dst,

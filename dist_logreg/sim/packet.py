@@ -49,6 +49,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim import flow, ns3net, packet_graph
 from dist_logreg.sim.job import Result, job_phases
 from dist_logreg.sim.messages import messages
+from dist_logreg.sim.packet_floor import check_one_delay_per_cable
 from dist_logreg.sim.packet_options import PacketOptions, parse_options, vars_of
 from dist_logreg.sim.transports import table as transports
 
@@ -96,7 +97,8 @@ def delayed(fab, opts: PacketOptions):
     if not opts.link_delay:
         return fab
     topo = copy.copy(fab.topology)
-    topo.link_latency = _per_link(fab, opts.link_delay, fab.link_latency, "link-delay")
+    topo.link_latency = lat = _per_link(fab, opts.link_delay, fab.link_latency, "link-delay")
+    check_one_delay_per_cable(fab, lat, link_names)
     return dataclasses.replace(fab, topology=topo)
 
 

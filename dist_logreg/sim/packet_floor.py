@@ -1,4 +1,5 @@
-"""The packet engine's floor on link rates, checked before ns-3 is loaded.
+"""The packet engine's floor on link rates, and its one delay per cable, checked before
+ns-3 is loaded.
 
 Below about 1 Mbit/s a transport cannot get going in ns-3: a TCP handshake at 8 bit/s
 takes minutes, ns-3 retries the SYN at 3, 6, 12, ... s (6 tries) and then ends the whole
@@ -33,3 +34,21 @@ def check_link_rates(fab, transport: str) -> None:
         "timeouts (a TCP handshake at 8 bit/s outlasts 6 SYN tries, 189 s); use --engine "
         "flow, or faster links"
     )
+
+
+def check_one_delay_per_cable(fab, lat: np.ndarray, link_names) -> None:
+    """ns-3's point-to-point channel has one delay for both directions of a cable: a
+    ``--link-delay`` on one direction only would be ignored (or set both), and the time
+    would fall below the job's own lower bound. Refused, naming both directions."""
+    from dist_logreg.sim.ns3net import _cables
+
+    for ab, ba in _cables(fab):
+        if lat[ab] != lat[ba]:
+            names = link_names(fab)
+            cls = [fab.class_names[fab.link_class[x]] for x in (ab, ba)]
+            raise UsageError(
+                f"--link-delay: {names[ab]} ({cls[0]}) would have {lat[ab] * 1e6:.6g} us and "
+                f"its reverse {names[ba]} ({cls[1]}) {lat[ba] * 1e6:.6g} us; the packet "
+                "engine's cables have one delay for both directions: give both the same "
+                f"(e.g. --link-delay {cls[0]}=D --link-delay {cls[1]}=D)"
+            )
