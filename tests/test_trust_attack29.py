@@ -124,9 +124,10 @@ def test_the_queue_sampler_never_steps_below_ns3s_resolution():
 @needs_ns3
 def test_a_long_link_delay_ends_in_bounded_memory():
     """``--link-delay host-up=10s`` (and host-down: one cable): the run lasts 120 s of
-    simulated time, the sampler's interval was sized by the flow time without the delay (80 ns), so it sampled 1.5e9
-    times (memory without bound; killed after 200 s); and the run's stop (60 s) was before
-    the end. Now: exit 0, the ring's 6 dependent steps each cross a 10 s host link."""
+    simulated time, the sampler's interval was sized by the flow time without the delay
+    (80 ns), so it sampled 1.5e9 times (memory without bound; killed after 200 s); and the
+    run's stop (60 s) was before the end. Now: exit 0, the ring's 6 dependent steps each
+    cross a 10 s host link."""
     cmd = [sys.executable, "-m", "dist_logreg", *FLAT, "--engine", "packet", "--bytes", "1K"]
     cmd += ["--link-delay", "host-up=10s", "--link-delay", "host-down=10s", "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=280, preexec_fn=_limited_memory)
