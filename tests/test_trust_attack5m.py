@@ -101,6 +101,15 @@ def test_model_fit_refuses_a_wrong_allreduce(tmp_path):
     assert "record 0: wrong: 5 elements differ from the exact result" in line, line
 
 
+def test_a_refused_fit_leaves_no_out_folder(tmp_path):
+    # the folders of --out were made by the output check, then the fit refused
+    recs = _sizes()
+    recs[0]["wrong"] = 5
+    out = tmp_path / "new" / "deeper" / "m.json"
+    one_line(dl("model", "fit", _bench(tmp_path, recs), "--out", str(out)))
+    assert not (tmp_path / "new").exists()
+
+
 def test_model_fit_names_a_p2p_file(tmp_path):
     # N-M6: "record 0: missing algorithm, world_size" for bench's own --p2p output
     rec = {"p2p": "latency", "pair": [0, 1], "bytes": 8, "time_s": 1e-6, "iters": 5}
@@ -315,3 +324,35 @@ def test_a_long_packet_run_is_announced_before_ns3_loads(monkeypatch):
     lines = r.stderr.strip().splitlines()
     assert "--engine packet: about" in lines[0] and "before ns-3 loads" in lines[0], r.stderr
     assert "stopped where ns-3 would load" in lines[-1]
+
+
+PACKET = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "64K"]
+PACKET += ["--algorithm", "ring", "--engine", "packet"]
+
+
+@pytest.mark.parametrize(
+    "extra, want",
+    [
+        # N-M7: 1 B of shared buffer ran 24 s of ns-3, then blamed loss
+        (["--buffer", "1"], "--buffer: expected 0 (off: each port its --queue) or at least 6000"),
+        (["--buffer", "12K", "--buffer-alpha", "0.25"], "at least 15000 bytes"),
+        # N-M8: an option that tunes one switched off
+        (["--buffer-alpha", "5"], "--buffer-alpha: only read with --buffer"),
+        (["--transport", "roce", "--pfc-xoff", "1K"], "--pfc-xoff: only read with --pfc on"),
+        (["--pfc-headroom", "9K"], "--pfc-headroom: only read with --pfc on"),
+        (["--pfc", "on", "--pfc-xoff", "0"], "--pfc-xoff: expected more than --pfc-xon's default"),
+    ],
+)
+def test_packet_options_without_effect_or_below_a_packet_are_refused(extra, want):
+    # refused before ns-3 loads (one line, in well under a second of the parse)
+    line = one_line(dl(*PACKET, *extra))
+    assert want in line, line
+
+
+def test_packet_options_that_tune_what_is_on_are_read():
+    from dist_logreg.sim import packet_options
+
+    o = packet_options.parse_options({"buffer": "12M", "buffer_alpha": "0.125"})
+    assert (o.buffer, o.buffer_alpha) == (12 << 20, 0.125)
+    o = packet_options.parse_options({"pfc": "on", "pfc_xoff": "128K"})
+    assert (o.pfc_xoff, o.pfc_xon) == (128 << 10, 32 << 10)

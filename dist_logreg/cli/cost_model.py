@@ -208,6 +208,26 @@ def _sigint_held():
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def _made_folders(path: str):
+    """The folders :func:`~dist_logreg.files.check_output` makes for ``path`` (to probe
+    them) are removed again, when empty, if the block fails."""
+    import os
+    from pathlib import Path
+
+    missing, up = [], Path(path).absolute().parent
+    while not os.path.lexists(up):
+        missing.append(up)
+        up = up.parent
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # the deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def _cluster(name: str | None) -> dict | None:
     if not name:
         return None
@@ -234,14 +254,15 @@ def fit(args) -> int:
         bounds.check_breakpoints(bps, args.breakpoints)
     if args.link_rate:
         parse_link_rate(args.link_rate)
-    check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
-    model = fit_records(
-        read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
-    )
-    text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
-    with _sigint_held():  # the file and the flag together: an interrupt then finds it
-        write_output(args.out, text, "--out", args.force)
-        args.wrote = True
+    with _made_folders(args.out):  # a refused fit leaves no empty folder behind
+        check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
+        model = fit_records(
+            read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
+        )
+        text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
+        with _sigint_held():  # the file and the flag together: an interrupt then finds it
+            write_output(args.out, text, "--out", args.force)
+            args.wrote = True
     for line in format_fit(model):
         say(line)
     say(f"# wrote {args.out}")
