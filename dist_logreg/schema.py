@@ -181,3 +181,22 @@ def read(path, what: str, max_bytes: int = MAX_FILE_BYTES):
         raise UsageError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UsageError(f"{what} {path}: expected JSON, got a file that is not ({exc})") from None
+
+
+def given_twice(rows: list[dict]) -> str | None:
+    """Of bench records (``bench --out``; ``report`` and ``model fit`` read them): the phrase
+    for the first record measuring what an earlier one did (its collective, algorithm,
+    bytes, dtype, ranks and their placement on hosts). Bench measures each once, so a file
+    holding two is edited or concatenated, and which to draw or fit is a guess."""
+    seen: dict[tuple, int] = {}
+    keys = ("collective", "algorithm", "bytes", "dtype", "world_size", "host_of_rank")
+    for i, r in enumerate(rows):
+        key = tuple(repr(r.get(k)) for k in (*keys, "ranks_per_node"))
+        if key in seen:
+            return (
+                f"record {i}: {r.get('algorithm')} at {r.get('bytes')} B given twice (records "
+                f"{seen[key]} and {i}); expected each collective, algorithm and size once "
+                "per placement of the ranks"
+            )
+        seen[key] = i
+    return None

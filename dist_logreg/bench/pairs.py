@@ -47,7 +47,8 @@ def parse_pairs(text: str | None, p: int) -> list[tuple[int, int]]:
     pairs = []
     for part in text.split(","):
         a, sep, b = part.strip().partition(":")
-        if not (sep and a.strip().isdigit() and b.strip().isdigit()):
+        a, b = a.strip(), b.strip()
+        if not (sep and a.isascii() and a.isdigit() and b.isascii() and b.isdigit()):
             raise UsageError(f"--pairs: expected rank pairs such as 0:1,0:2, got {text!r}")
         a, b = int(a), int(b)
         if a == b or a >= p or b >= p:

@@ -231,7 +231,7 @@ def run(comm, args, mpi_record: dict | None) -> int:
             say(HEADER + (cost.HEADER if model else ""))
             current = collective
         impl = _build(comm, collective, name, args.ranks_per_node)
-        for nbytes in sweep:
+        for nbytes in _distinct(Case(collective, impl, comm), sweep, args.dtype, say):
             rec = measure(
                 comm, impl, nbytes, args.dtype, args.warmup, args.iters, repeats, collective
             )
@@ -265,6 +265,21 @@ def run(comm, args, mpi_record: dict | None) -> int:
     if bad:
         raise RunError(f"validation failed: {bad} wrong elements in total (see column wrong)")
     return 0
+
+
+def _distinct(case: Case, sweep: list[int], dtype, say) -> list[int]:
+    """The sizes of ``sweep`` whose element count (rounded to whole elements, and to chunks
+    of ``p``) differs from the previous one's: each size measured once, as report and
+    ``model fit`` read a file (``--min-bytes 1`` at float64 would measure 8 B four times)."""
+    itemsize, out, last = np.dtype(dtype).itemsize, [], None
+    for nbytes in sweep:
+        n = case.count_for(nbytes, itemsize) * itemsize
+        if n == last:
+            say(f"# {case.name}: {nbytes} B rounds to {n} B, measured already: skipped")
+            continue
+        out.append(nbytes)
+        last = n
+    return out
 
 
 def _factor_text(collective: str) -> str:

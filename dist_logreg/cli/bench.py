@@ -200,7 +200,7 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
         args.min_bytes = parse_bytes(args.min_bytes, "--min-bytes")
         args.max_bytes = parse_bytes(args.max_bytes, "--max-bytes")
         bench.check_args(args, local)
-        if args.p2p:
+        if args.p2p is not None:
             benchp2p.check_args(args, comm.Get_size(), local)
         mpi_record = mpi_algorithm_record(args.mpi_algorithm, MPI.Get_library_version())
         args.model_doc = load_model(args.model, bench.keys(args))
@@ -212,6 +212,6 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
-    if args.p2p:
+    if args.p2p is not None:
         return benchp2p.main(comm, args)
     return bench.run(comm, args, mpi_record)

@@ -111,13 +111,11 @@ def _predict_arguments(p) -> None:
     p.add_argument(
         "--hosts-per-leaf",
         type=bounds.whole,
-        default=0,
         metavar="H",
         help="two-tier: hosts per leaf",
     )
     p.add_argument(
         "--oversubscription",
-        default="1:1",
         metavar="X:1",
         help="two-tier: leaf uplink = link rate x H / X (default: 1:1)",
     )
@@ -130,7 +128,6 @@ def _predict_arguments(p) -> None:
     p.add_argument(
         "--dtype",
         choices=("float32", "float64"),
-        default="float64",
         help="with --features: the element type (default: float64)",
     )
     p.add_argument("--algorithm", metavar="LIST", help="comma list (default: all in the model)")
@@ -138,7 +135,6 @@ def _predict_arguments(p) -> None:
     p.add_argument(
         "--scaling",
         choices=("strong", "weak"),
-        default="strong",
         help="with --run: strong keeps the global batch (default), weak the per-rank batch",
     )
     _fabric_arguments(p)
@@ -212,6 +208,26 @@ def _sigint_held():
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def _made_folders(path: str):
+    """The folders :func:`~dist_logreg.files.check_output` makes for ``path`` (to probe
+    them) are removed again, when empty, if the block fails."""
+    import os
+    from pathlib import Path
+
+    missing, up = [], Path(path).absolute().parent
+    while not os.path.lexists(up):
+        missing.append(up)
+        up = up.parent
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # the deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def _cluster(name: str | None) -> dict | None:
     if not name:
         return None
@@ -238,14 +254,15 @@ def fit(args) -> int:
         bounds.check_breakpoints(bps, args.breakpoints)
     if args.link_rate:
         parse_link_rate(args.link_rate)
-    check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
-    model = fit_records(
-        read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
-    )
-    text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
-    with _sigint_held():  # the file and the flag together: an interrupt then finds it
-        write_output(args.out, text, "--out", args.force)
-        args.wrote = True
+    with _made_folders(args.out):  # a refused fit leaves no empty folder behind
+        check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
+        model = fit_records(
+            read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate
+        )
+        text = json.dumps(model, indent=2, allow_nan=False) + "\n"  # non-finite: a bug
+        with _sigint_held():  # the file and the flag together: an interrupt then finds it
+            write_output(args.out, text, "--out", args.force)
+            args.wrote = True
     for line in format_fit(model):
         say(line)
     say(f"# wrote {args.out}")
@@ -283,12 +300,12 @@ def _placement(args, ranks: int):
         )
     over = 1.0
     if args.topology == "two-tier":
-        if args.hosts_per_leaf < 1:
+        if (args.hosts_per_leaf or 0) < 1:
             raise UsageError(
                 f"--hosts-per-leaf: expected an integer >= 1 with --topology two-tier, "
                 f"got {args.hosts_per_leaf}"
             )
-        over = bounds.oversubscription(args.oversubscription)
+        over = bounds.oversubscription(args.oversubscription or "1:1")
     hpl = args.hosts_per_leaf if args.topology == "two-tier" else 0
     return Placement.blocks(ranks, args.ranks_per_host, hpl, over)
 
@@ -310,10 +327,45 @@ def _fabric(args) -> dict:
     return user
 
 
+def _unread(args) -> None:
+    """``UsageError`` for an option ``model predict`` would not read beside the others
+    given (it was dropped silently: one prediction with no sign of it)."""
+    run = "not read with --run (the run's own buffer and dtype are used)"
+    rules = (
+        (args.run and args.bytes, "--bytes", run),
+        (args.run and args.features is not None, "--features", run),
+        (
+            args.features is not None and args.bytes,
+            "--bytes",
+            "not read with --features (the trainer's buffer is D + 3 elements)",
+        ),
+        (
+            args.dtype and args.features is None,
+            "--dtype",
+            "only read with --features (--bytes are bytes)",
+        ),
+        (args.scaling and not args.run, "--scaling", "only read with --run"),
+        (
+            args.hosts_per_leaf is not None and args.topology != "two-tier",
+            "--hosts-per-leaf",
+            "only read with --topology two-tier",
+        ),
+        (
+            args.oversubscription is not None and args.topology != "two-tier",
+            "--oversubscription",
+            "only read with --topology two-tier",
+        ),
+    )
+    for bad, flag, why in rules:
+        if bad:
+            raise UsageError(f"{flag}: {why}; drop it")
+
+
 def predict(args) -> int:
     from dist_logreg.collective import costfile, whatif
     from dist_logreg.units import parse_link_rate
 
+    _unread(args)
     model = costfile.load(args.model)
     rate = parse_link_rate(args.link_rate) if args.link_rate else None
     user = _fabric(args)
@@ -334,7 +386,8 @@ def predict(args) -> int:
     if args.run:
         summary = whatif.read_summary(args.run)
         name = names[0] if args.algorithm else None
-        rep = whatif.run_fraction(model, summary, place, rate, args.scaling, name)
+        scaling = args.scaling or "strong"
+        rep = whatif.run_fraction(model, summary, place, rate, scaling, name)
         rep["parameters"] = given
         rep["trust"] = whatif.trust(model, [rep["algorithm"]], [rep["bytes_per_call"]], place, rate)
         say(json.dumps(rep, indent=2) if args.json else whatif.format_run_fraction(rep))

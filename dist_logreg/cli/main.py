@@ -81,8 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+#: Set in every rank by mpirun (Open MPI, PMIx, MPICH) before MPI starts.
+LAUNCHER_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line; under mpirun a command-line error is printed by rank 0
+    only (every rank parses it before MPI starts, and every rank exits 2)."""
+    rank = next((os.environ[v] for v in LAUNCHER_RANK_VARS if v in os.environ), "0")
+    if rank.strip() in ("", "0"):
+        return build_parser().parse_args(argv)
+    saved = sys.stderr
+    try:
+        with open(os.devnull, "w") as sys.stderr:
+            return build_parser().parse_args(argv)
+    finally:
+        sys.stderr = saved
+
+
 def _main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
         return args.func(args)
     for var in THREAD_VARS:

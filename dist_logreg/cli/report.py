@@ -71,7 +71,6 @@ def cmd(args: argparse.Namespace) -> int:
     """The ``report`` sub-command: read the runs, write the report."""
 
     def body() -> int:
-        from dist_logreg.report import packetplots
         from dist_logreg.report.runs import load
 
         link_rate = args.link_rate and parse_bit_rate(args.link_rate, "--link-rate")
@@ -79,15 +78,11 @@ def cmd(args: argparse.Namespace) -> int:
             Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")
         )
         check_out(out, args.force)  # before any work
-        sims = {p: packetplots.simulate_doc(Path(p)) for p in args.runs}
         runs = [load(p) for p in args.runs]  # bad input fails here; simulate.json included
         from dist_logreg.report.build import build
 
-        def draw(stage: Path) -> list:
-            files = build(runs, stage, link_rate) if runs else []
-            for doc in (d for d in sims.values() if d is not None):  # simulate --engine packet
-                files += packetplots.draw(doc, stage)
-            return files
+        def draw(stage: Path) -> list:  # a packet simulate.json's plots: in its section
+            return build(runs, stage, link_rate) if runs else []
 
         files, late = staged(out, args.force, draw)
         pngs = [f.name for f in files if f.suffix == ".png"]

@@ -257,7 +257,6 @@ def _what_to_simulate(p) -> None:
     a(
         "--bytes",
         type=_list(_size),
-        default=[1 << 20, 100 << 20],
         metavar="N[,N...]",
         help="payload bytes per rank, e.g. 1M,100M (binary suffixes; default 1M,100M)",
     )

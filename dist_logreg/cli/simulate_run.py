@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -118,9 +119,40 @@ def to_json(doc) -> str:
         ) from None
 
 
-def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
-    """The ``simulate.json`` document of the parsed options ``args`` (nothing printed but
-    the progress on standard error; ``progress`` replaces the printer)."""
+#: ``--bytes`` when neither the command line nor a sweep file gives it.
+DEFAULT_BYTES = [1 << 20, 100 << 20]
+
+
+@dataclasses.dataclass
+class Plan:
+    """What one ``simulate`` run will do, every option read and checked, nothing run."""
+
+    fab: object
+    spec_text: str
+    scenario: object
+    neighbour: object
+    fabric_for: object
+    options: object
+    sizes: list
+    algs: list
+    train: dict | None
+    work: object
+
+
+def plan(args) -> Plan:
+    """Read and check every option of ``args`` (``UsageError``), nothing simulated: a
+    sweep checks each point with it before the first runs."""
+    if args.run and getattr(args, "workload", None):
+        raise UsageError(
+            "--workload and --run: give one (--run takes the run's own buckets and measured "
+            "compute; --workload would replace both)"
+        )
+    if args.run and args.bytes is not None:
+        raise UsageError(
+            "--bytes: not read with --run (the run's own bytes per call are simulated); drop it"
+        )
+    if args.bytes is None:
+        args.bytes = list(DEFAULT_BYTES)
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
         setattr(args, key, list(dict.fromkeys(getattr(args, key))))
     for alg in args.algorithm:
@@ -156,6 +188,24 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         work.check_ranks(args.ranks)  # strong= scales the compute: bounded at every count
         sizes = sorted(set(work.sizes()))
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
+    if scenario.kind == "straggler" and work is None:
+        raise UsageError(f"--scenario {scenario.spec}: a straggler slows a step: give --workload")
+    return Plan(fab, spec_text, scenario, neighbour, fabric_for, options, sizes, algs, train, work)
+
+
+def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
+    """The ``simulate.json`` document of the parsed options ``args`` (nothing printed but
+    the progress on standard error; ``progress`` replaces the printer)."""
+    pl = plan(args)
+    fab, spec_text, scenario, neighbour = pl.fab, pl.spec_text, pl.scenario, pl.neighbour
+    fabric_for, options, sizes, algs, train, work = (
+        pl.fabric_for,
+        pl.options,
+        pl.sizes,
+        pl.algs,
+        pl.train,
+        pl.work,
+    )
     if args.engine == "packet":
         _check_packet_sweep(args, fab, fabric_for, algs, sizes, options)
     if args.exact and args.engine == "flow":  # what will run: the buckets, not --bytes
@@ -190,8 +240,6 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         doc["scenario"] = scenario.describe()
     if work is not None:
         doc["step"] = step_doc(apply_workload(scenario, work, min(args.ranks)), doc["results"])
-    elif scenario.kind == "straggler":
-        raise UsageError(f"--scenario {scenario.spec}: a straggler slows a step: give --workload")
     return doc
 
 
@@ -234,10 +282,17 @@ def _check_exact(args, algs, sizes, neighbour=None) -> None:
             f"{what}, expected at most {EXACT_MAX_S:.0f} s: drop --exact (phase-synchronous "
             f"runs in seconds), or simulate fewer ranks, sizes or seeds"
         )
-    for a in algs:  # the largest message graph: before any is built
-        check_memory(a, max(args.ranks))
+    for a in algs:  # the largest message graph (with a neighbour's): before any is built
+        also = None
+        if neighbour is not None:
+            also = (neighbour.values["algorithm"] or a, neighbour.values["ranks"])
+        check_memory(a, max(args.ranks), also)
     if total > EXACT_WARN_S:
         print(f"simulate: {what}", file=sys.stderr, flush=True)
+
+
+#: A packet sweep estimated longer than this says so before ns-3 loads.
+PACKET_ANNOUNCE_S = 10.0
 
 
 def _check_packet_sweep(args, fab, fabric_for, algs, sizes, options) -> None:
@@ -258,8 +313,16 @@ def _check_packet_sweep(args, fab, fabric_for, algs, sizes, options) -> None:
                 host_of = place(p, f, args.ranks_per_host, args.placement, args.placement_seed)
                 est = eng.prepare(Job(f, host_of, alg, n, options=options))[-1]
                 points, total, worst = points + 1, total + est * args.seeds, max(worst, est)
+    about = f"{total / 3600:.1f} h ({total:.0f} s)" if total >= 360 else f"{total:.3g} s"
+    if PACKET_ANNOUNCE_S < total <= limit:  # said before ns-3 loads: nothing else prints
+        print(
+            f"simulate: --engine packet: about {about} of wall time for {points * args.seeds} "
+            "run(s), estimated before ns-3 loads (packet hops x 40 us; good to a factor of a "
+            "few)",
+            file=sys.stderr,
+            flush=True,
+        )
     if total > limit:
-        about = f"{total / 3600:.1f} h ({total:.0f} s)" if total >= 360 else f"{total:.3g} s"
         raise UsageError(
             f"--engine packet: this sweep of {points * args.seeds} runs ({points} point(s) x "
             f"{args.seeds} seed(s)) would take about {about} of wall time, over --max-wall "
@@ -275,10 +338,38 @@ def _check_out(out: str, force: bool = False) -> None:
         raise UsageError("--out: expected a directory name, got ''")
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
-    check_output(Path(out) / "simulate.json", "--out", force)
+    if Path(out).is_dir():
+        check_output(Path(out) / "simulate.json", "--out", force)
+    else:  # made when the results are written: a run refused later leaves no empty folder
+        _check_new_folder(Path(out))
+
+
+def _check_new_folder(out: Path) -> None:
+    """``UsageError`` unless the folder ``out`` (not there yet) can be made: its nearest
+    existing ancestor a folder this process may write in, on a writable file system."""
+    if os.path.lexists(out):
+        raise UsageError(f"--out {out}: cannot write there: a symbolic link to nothing")
+    up = out.absolute().parent
+    while not os.path.lexists(up):
+        up = up.parent
+    if not up.is_dir():
+        raise UsageError(f"--out {out}: cannot write there: {up} is not a directory")
+    if os.statvfs(up).f_flag & os.ST_RDONLY:
+        raise UsageError(f"--out {out}: cannot write there: Read-only file system")
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write there: Permission denied ({up})")
+
+
+def make_out(out: Path) -> None:
+    """Make the ``--out`` folder, once every check passed (``UsageError`` on failure)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
 
 
 def _write(out: Path, text: str, force: bool = False) -> None:
+    make_out(out)
     write_output(out / "simulate.json", text + "\n", "--out", force)
 
 

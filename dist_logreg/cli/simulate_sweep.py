@@ -109,14 +109,51 @@ def point_args(base: argparse.Namespace, options: dict, point: dict) -> argparse
     return args
 
 
+def given_twice(args, axes: dict) -> None:
+    """``UsageError`` for an option both on the command line and in the sweep file (the
+    command line was dropped silently), or a ``bytes`` axis with ``--run`` (each point
+    simulated the run's own bytes)."""
+    options = _options(args.simulate_parser)
+    for key in axes:
+        action = options[key]
+        if getattr(args, action.dest, action.default) != action.default:
+            raise UsageError(
+                f"--{key}: also set in {args.sweep} ({key}); give it in one place (the "
+                "command line stands for the keys the file leaves out)"
+            )
+    if args.run and "bytes" in axes:
+        raise UsageError(
+            f"--sweep {args.sweep}: bytes: not read with --run (every point simulates the "
+            "run's own bytes per call)"
+        )
+
+
+def check_points(args, options, points: list[dict]) -> None:
+    """Read and check every point's options before the first runs (``UsageError`` naming
+    the point): a conflict at the last point was found after the others had run."""
+    from dist_logreg.cli.simulate_run import plan
+
+    for i, point in enumerate(points):
+        pa = point_args(args, options, point)
+        try:
+            _required(pa)
+            plan(pa)
+        except UsageError as exc:
+            raise UsageError(f"--sweep {args.sweep}: point {i} {point}: {exc}") from None
+
+
+def _required(args) -> None:
+    if args.fabric is None or args.ranks is None:
+        missing = "fabric" if args.fabric is None else "ranks"
+        raise UsageError(f"--sweep: {missing}: required (in the file or on the command line)")
+
+
 def run_point(base, options, axes, index: int, point: dict) -> dict:
     """One point's ``simulate.json`` document, each row naming the point."""
     from dist_logreg.cli.simulate_run import simulate_doc
 
     args = point_args(base, options, point)
-    if args.fabric is None or args.ranks is None:
-        missing = "fabric" if args.fabric is None else "ranks"
-        raise UsageError(f"--sweep: {missing}: required (in the file or on the command line)")
+    _required(args)
     doc = simulate_doc(args, progress=lambda *a: None)
     tag = {"point": index, "fabric": doc["fabric"]["spec"]}
     tag.update({k: point[k] for k in varying(axes) if k not in ("ranks", "algorithm", "bytes")})
@@ -142,6 +179,7 @@ def world():
 def run_sweep(args) -> int:
     """``simulate --sweep FILE``; under mpirun every rank calls it."""
     axes = read_grid(args.sweep, args.simulate_parser)
+    given_twice(args, axes)
     points = expand(axes)
     comm, rank, size = world()
     previous = None
@@ -178,14 +216,16 @@ def _terminated(signum, frame):
 
 
 def _sweep(args, axes, points, comm, rank, size) -> int:
-    from dist_logreg.cli.simulate_run import _check_out, lines, step_text, to_json
+    from dist_logreg.cli.simulate_run import _check_out, lines, make_out, step_text, to_json
 
     if args.out is None and (args.resume or comm is not None):
         raise UsageError("--sweep: --out DIR is required with --resume and under mpirun")
     partial = None
     if args.out is not None:
         _check_out(args.out, args.force)
-        Path(args.out).mkdir(parents=True, exist_ok=True)
+    check_points(args, _options(args.simulate_parser), points)
+    if args.out is not None:
+        make_out(Path(args.out))  # after every check: a refused sweep leaves no folder
         partial = Partial(Path(args.out), grid_key(points), len(points), rank)
     done = _resume(args, partial, comm)
     todo = [i for i in range(len(points)) if i not in done]

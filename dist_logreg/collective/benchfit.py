@@ -15,6 +15,7 @@ from dist_logreg.collective.costfit import Sample, fit
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.files import read_json
+from dist_logreg.schema import given_twice
 from dist_logreg.units import format_bit_rate, format_seconds, parse_link_rate
 
 
@@ -31,15 +32,36 @@ def read_bench(paths: list[str]) -> list[dict]:
                 '({"records": [...]} or a list of records), '
                 f"got {type(doc).__name__}"
             )
+        if rows and all("p2p" in r for r in rows):
+            raise UsageError(
+                f"bench file {path}: a bench --p2p file (point-to-point latency and bandwidth "
+                "per pair); model fit reads collective records (bench --allreduce, --collective)"
+            )
         for i, r in enumerate(rows):
             missing = [k for k in ("algorithm", "bytes", "time_s", "world_size") if k not in r]
             if missing:
                 raise UsageError(f"bench file {path}: record {i}: missing {', '.join(missing)}")
-            problem = check_record(r)
+            problem = check_record(r) or wrong_record(r)
             if problem:
                 raise UsageError(f"bench file {path}: record {i}: {problem}")
             records.append({**r, "_file": str(path)})
+        twice = given_twice(rows)
+        if twice:
+            raise UsageError(f"bench file {path}: {twice}")
     return records
+
+
+def wrong_record(r: dict) -> str | None:
+    """The phrase for a record whose collective gave wrong results (its time measures no
+    allreduce), None for ``wrong`` 0 or absent."""
+    wrong = r.get("wrong")
+    if isinstance(wrong, int) and not isinstance(wrong, bool) and wrong > 0:
+        return (
+            f"wrong: {wrong} elements differ from the exact result; the timing of a wrong "
+            f"{r.get('collective', 'allreduce')} is no measurement (fix the implementation, "
+            "then bench again)"
+        )
+    return None
 
 
 def _refuse_repeats(paths: list[str]) -> None:

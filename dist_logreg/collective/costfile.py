@@ -59,6 +59,11 @@ def load(path: str | Path) -> dict:
     """Read and check ``model.json``; errors name the file and what is wrong."""
     path = Path(path)
     doc = read_json(path, "model file")
+    if isinstance(doc, dict) and "records" in doc and "format" not in doc:
+        raise UsageError(
+            f"model file {path}: a bench JSON (its records), not a cost model; fit it first: "
+            f"dist-logreg model fit {path} --out model.json"
+        )
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(
             f"model file {path}: expected a cost model written by `dist-logreg model fit` "

@@ -105,9 +105,13 @@ def check(doc: dict, where: str) -> None:
         schema.check(rec, RECORD, f"{where}: record {i}")
         try:
             relations(rec)
+            consistent(rec, doc.get("run") or {})
             link_bound(rec, doc.get("run") or {})
         except schema.Invalid as exc:
             raise UsageError(f"{where}: record {i}: {exc}") from None
+    twice = schema.given_twice(doc["records"])
+    if twice:
+        raise UsageError(f"{where}: {twice}")
 
 
 def relations(rec: dict) -> None:
@@ -132,6 +136,65 @@ def relations(rec: dict) -> None:
     lo, hi = rec.get("time_s_min"), rec.get("time_s_max")
     if (lo and t < lo * (1 - RTOL)) or (hi and t > hi * (1 + RTOL)):
         raise _bad("time_s", f"expected the mean, between time_s_min and time_s_max, got {t:g}")
+
+
+#: Bytes per element of the dtypes bench writes (``--dtype``).
+ITEMSIZE = {"float32": 4, "float64": 8}
+#: A local ``np.add`` of the whole buffer (``reduce_s``) against the call that reduces it:
+#: the call reduces at least (p-1)/p of it, so more than this many of its slowest iteration,
+#: plus numpy's call overhead, is no measurement beside it.
+REDUCE_SLACK, REDUCE_OVERHEAD_S = 4.0, 20e-6
+
+
+def consistent(rec: dict, run: dict) -> None:
+    """:class:`schema.Invalid` for a record whose bookkeeping contradicts itself or the run
+    block: ranks, hosts, element count, iterations, the reduction beside the call."""
+    p = rec.get("world_size")
+    if p is not None and run.get("world_size") is not None and p != run["world_size"]:
+        raise _self("world_size", f"expected the run's world_size {run['world_size']}, got {p}")
+    hor, hosts = rec.get("host_of_rank"), rec.get("hosts")
+    if hor is not None and p is not None:
+        n_hosts = len(hosts) if isinstance(hosts, list) else None
+        if not isinstance(hor, list) or len(hor) != p:
+            raise _self(
+                "host_of_rank", f"expected {p} host numbers (one per rank), got {hor!r:.60}"
+            )
+        if not all(
+            isinstance(h, int) and not isinstance(h, bool) and 0 <= h < (n_hosts or 1 << 30)
+            for h in hor
+        ):
+            raise _self(
+                "host_of_rank", f"expected host numbers 0..{(n_hosts or 1) - 1}, got {hor!r:.60}"
+            )
+    count, size = rec.get("count"), ITEMSIZE.get(rec.get("dtype"))
+    if count is not None and size is not None and count * size != rec["bytes"]:
+        raise _self(
+            "count",
+            f"expected bytes / {size} B ({rec['dtype']}) = {rec['bytes'] / size:g}, got {count!r}",
+        )
+    for key in ("iters", "repeats"):
+        v = rec.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise _self(key, f"expected at least 1 timed call behind the times, got {v!r}")
+    _reduce(rec)
+
+
+def _reduce(rec: dict) -> None:
+    red = rec.get("reduce_s")
+    if red is None or rec.get("collective", "allreduce") not in ("allreduce", "reduce-scatter"):
+        return
+    slowest = rec.get("time_s_max") or rec["time_s"]
+    top = REDUCE_SLACK * slowest + REDUCE_OVERHEAD_S
+    if not isinstance(red, (int, float)) or isinstance(red, bool) or not 0 <= red <= top:
+        raise _self(
+            "reduce_s",
+            f"expected 0 to {top:g} s (a local sum of the buffer the call itself reduces in "
+            f"at most {slowest:g} s), got {red!r}",
+        )
+
+
+def _self(key: str, message: str) -> schema.Invalid:
+    return schema.Invalid(key, f"{message} (a record that contradicts itself)")
 
 
 #: The shaper's slack on the recorded link rate (``tbf`` keeps to it within a few percent).

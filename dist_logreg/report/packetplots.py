@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg.units import format_bytes
+
 MAX_PANELS = 6
 MAX_LINES = 4
 
@@ -34,10 +36,40 @@ def _label(r: dict) -> str:
     # the transport's own name for itself (TCP: its congestion control); documents written
     # before transports were a table have none, and were all TCP's
     name = r["packet"].get("transport_label") or o.get("tcp", "?")
-    return f"{r['algorithm']} {r['bytes'] / 2**20:g} MiB, {name}{ecn}"
+    return f"{r['algorithm']} {format_bytes(r['bytes'], 'g')}, {name}{ecn}"
 
 
-def draw(doc: dict, out: Path) -> list:
+#: Each figure's title and caption in the report.
+TITLES = {
+    "packet-queues.png": ("Packet engine: queues", "the busiest ports' queue against time"),
+    "packet-messages.png": ("Packet engine: messages", "CDF of message completion times"),
+    "packet-pauses.png": ("Packet engine: PFC pauses", "time each link's sender stood paused"),
+    "packet-rates.png": ("Packet engine: queue-pair rates", "a few QPs' rate against time"),
+}
+
+
+def items(b, doc: dict, prefix: str = "") -> list:
+    """The report's images of the packet rows (drawn into ``b.out``, linked in report.md
+    and report.html), then a note of each row's counts; [] without packet rows."""
+    from dist_logreg.report.document import Image, Table
+
+    out = []
+    for path in draw(doc, b.out, prefix):
+        b.files.append(path)
+        title, caption = TITLES[path.name[len(prefix) :]]
+        out.append(Image(path.name, title, caption))
+    if out:
+        keys = ("drops", "lost", "retransmissions", "pause_frames", "peak_queue_bytes")
+        rows = [
+            [_label(r), str(r["ranks"])] + [str(r["packet"].get(k, "-")) for k in keys]
+            for r in packet_rows(doc)
+        ]
+        head = ["row", "ranks", "drops", "lost", "retransmissions", "PAUSEs", "peak queue (B)"]
+        out.append(Table("Packet engine: counts per row", head, rows))
+    return out
+
+
+def draw(doc: dict, out: Path, prefix: str = "") -> list:
     """Write the two figures into ``out``; returns their paths (empty without packet rows)."""
     rows = packet_rows(doc)
     if not rows:
@@ -61,7 +93,7 @@ def draw(doc: dict, out: Path) -> list:
             ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("simulated time (ms)")
     fig.tight_layout()
-    paths = [out / "packet-queues.png"]
+    paths = [out / f"{prefix}packet-queues.png"]
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -74,13 +106,13 @@ def draw(doc: dict, out: Path) -> list:
     ax.set_ylabel("fraction of messages")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.append(out / "packet-messages.png")
+    paths.append(out / f"{prefix}packet-messages.png")
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
-    return paths + _pauses(rows, out, plt) + _rates(rows, out, plt)
+    return paths + _pauses(rows, out, plt, prefix) + _rates(rows, out, plt, prefix)
 
 
-def _pauses(rows: list, out: Path, plt) -> list:
+def _pauses(rows: list, out: Path, plt, prefix: str = "") -> list:
     """PFC: time paused per link (the most paused), one bar group per row; [] if none."""
     rows = [r for r in rows if r["packet"].get("pause_frames")][:MAX_PANELS]
     if not rows:
@@ -94,13 +126,13 @@ def _pauses(rows: list, out: Path, plt) -> list:
         ax.set_ylabel("sender paused (ms)")
         ax.tick_params(axis="x", labelsize=6, rotation=45)
     fig.tight_layout()
-    path = out / "packet-pauses.png"
+    path = out / f"{prefix}packet-pauses.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [path]
 
 
-def _rates(rows: list, out: Path, plt) -> list:
+def _rates(rows: list, out: Path, plt, prefix: str = "") -> list:
     """Queue-pair rates (e.g. DCQCN's) against time, a few QPs per row; [] if none."""
     rows = [r for r in rows if r["packet"].get("rates")][:MAX_PANELS]
     if not rows:
@@ -115,17 +147,7 @@ def _rates(rows: list, out: Path, plt) -> list:
         ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("simulated time (ms)")
     fig.tight_layout()
-    path = out / "packet-rates.png"
+    path = out / f"{prefix}packet-rates.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [path]
-
-
-def simulate_doc(path: Path) -> dict | None:
-    """The simulate.json at ``path`` (a file or a directory holding one), or None."""
-    f = path / "simulate.json" if path.is_dir() else path
-    if f.name != "simulate.json" or not f.exists():
-        return None
-    from dist_logreg.report.simulate import read
-
-    return read(f)  # checked: a regular file, every key the figures read

@@ -37,6 +37,10 @@ PACKET = schema.table(
         "options": schema.table({}, {"ecn": schema.count(0), "tcp": schema.text()}),
         "transport_label": schema.text(),
         "pause_frames": schema.count(0),
+        "drops": schema.count(0),  # the counts the report's packet table shows
+        "lost": schema.count(0),
+        "retransmissions": schema.count(0),
+        "peak_queue_bytes": schema.count(0, 2**32),
         "links_detail": schema.items(
             schema.table({"link": schema.text()}, {"paused_s": schema.optional(_SECONDS)})
         ),

@@ -10,7 +10,7 @@ import numpy as np
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
-from dist_logreg.report import neighbour, plots
+from dist_logreg.report import neighbour, packetplots, plots
 from dist_logreg.report.document import Section, Table
 from dist_logreg.report.simcheck import PACKET as _PACKET
 from dist_logreg.report.simcheck import relations
@@ -335,6 +335,8 @@ def section(b, run: SimRun, prefix: str) -> Section:
             rows,
         )
     )
+    # --engine packet: queues, messages; the first run's under the names docs/packet.md gives
+    sec.items += packetplots.items(b, d, "" if prefix == "1-" else prefix)
     sec.items += neighbour.items(b, run, prefix)  # --scenario neighbour: each job's slowdown
     return sec
 

@@ -148,14 +148,19 @@ def memory_limit() -> int | None:
     return min(limits) if limits else None
 
 
-def check_memory(algorithm: str, p: int) -> None:
+def check_memory(algorithm: str, p: int, also: tuple[str, int] | None = None) -> None:
     """Refuse an ``--exact`` run whose message graph would not fit in memory (estimated
-    before it is built: ``p`` x steps messages x :data:`BYTES_PER_MESSAGE`)."""
+    before it is built: ``p`` x steps messages x :data:`BYTES_PER_MESSAGE`); ``also``: a
+    neighbour job ``(algorithm, ranks)`` whose messages share the graph."""
     n = _steps(algorithm, p) * p if p > 1 else 0
+    what = f"{algorithm} at {p} ranks"
+    if also is not None and also[1] > 1:
+        n += _steps(also[0], also[1]) * also[1]
+        what += f" with a neighbour's {also[0]} at {also[1]} ranks"
     need, limit = n * BYTES_PER_MESSAGE, memory_limit()
     if limit is not None and need > limit:
         raise UsageError(
-            f"--exact: {algorithm} at {p} ranks is {n:,} messages, about {need / 2**30:.1f} "
+            f"--exact: {what} is {n:,} messages, about {need / 2**30:.1f} "
             f"GiB ({BYTES_PER_MESSAGE} B a message); expected at most the {limit / 2**30:.1f} "
             "GiB of memory available: fewer ranks, or drop --exact"
         )

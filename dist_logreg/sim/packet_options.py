@@ -286,9 +286,54 @@ def parse_options(options: dict | PacketOptions) -> PacketOptions:
         )
     if unknown:
         raise UsageError(f"packet options: expected keys among {sorted(known)}, got {unknown}")
-    return PacketOptions(
+    _unread(given)
+    opts = PacketOptions(
         **o.read(PacketOptions, given), transport_options=own(**o.read(own, given))
     )
+    _check_buffer(opts)
+    return opts
+
+
+#: The options read only beside another one switched on: ``{key: the one it tunes}``.
+_TUNES = {"buffer_alpha": "buffer", "pfc_xoff": "pfc", "pfc_xon": "pfc", "pfc_headroom": "pfc"}
+#: The least a port must hold (as ``--queue``): two full packets.
+MIN_PORT_BYTES = 3000
+
+
+def _unread(given: dict) -> None:
+    """``UsageError`` for an option given where it has no effect (the option it tunes is
+    off): it was accepted silently, or refused with a message about another option."""
+    on = {
+        "buffer": o.size(given.get("buffer"), "--buffer") > 0,
+        "pfc": str(given.get("pfc", "off")).strip().lower() == "on",
+    }
+    for key, tuned in _TUNES.items():
+        if key in given and not on[tuned]:
+            switch = "--pfc on" if tuned == "pfc" else "--buffer BYTES"
+            raise UsageError(f"{_flag_of(key)}: only read with {switch}; drop it, or add {switch}")
+    if "pfc_xoff" in given and "pfc_xon" not in given:  # the default xon, not given
+        xon = {f.name: f.default for f in dataclasses.fields(PacketOptions)}["pfc_xon"]
+        xoff = o.size(given["pfc_xoff"], "--pfc-xoff")
+        if xoff <= xon:
+            raise UsageError(
+                f"--pfc-xoff: expected more than --pfc-xon's default {xon >> 10}K (or give "
+                f"--pfc-xon below it), got {xoff}"
+            )
+
+
+def _check_buffer(opts: PacketOptions) -> None:
+    """A shared buffer from which a port alone cannot take two full packets drops every
+    packet: refused before ns-3 (it ran 24 s, then blamed loss)."""
+    if not opts.buffer:
+        return
+    share = opts.buffer_alpha / (1 + opts.buffer_alpha)
+    need = -(-MIN_PORT_BYTES // share) if share else float("inf")
+    if opts.buffer < need:
+        raise UsageError(
+            f"--buffer: expected 0 (off: each port its --queue) or at least {need:.0f} bytes "
+            f"(a port alone takes --buffer-alpha/(1+alpha) = {share:g} of it, and must hold "
+            f"{MIN_PORT_BYTES} bytes, two full packets, as --queue), got {opts.buffer}"
+        )
 
 
 def vars_of(opts: PacketOptions) -> dict:

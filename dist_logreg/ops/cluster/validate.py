@@ -23,6 +23,8 @@ from dist_logreg.ops.cluster.state import STATE_ROOT, in_ns, sh
 TC_U32 = 2**32 - 1
 #: The most loss ``nft``'s drop rule expresses short of every packet (999999 ppm).
 LOSS_MAX_PCT = 100 * (PPM - 1) / PPM
+#: The least loss it expresses: 1 ppm (below, the rule drops nothing).
+LOSS_MIN_PCT = 100 / PPM
 #: ``--mtu``: 576 (the smallest datagram every IPv4 host must take) to 65535 (a veth's most).
 MTU_MIN, MTU_MAX = 576, 65535
 
@@ -54,6 +56,13 @@ def check_link_values(
     for what, pct in pcts:
         if pct is not None and not 0 <= pct <= 100:
             raise UsageError(f"{what}: expected a percentage in [0, 100], got {pct}")
+        if pct is not None and 0 < pct < LOSS_MIN_PCT:
+            # nft drops in parts per million: below 1 ppm the rule drops nothing at all
+            raise UsageError(
+                f"{what}: expected 0 (no loss) or at least {LOSS_MIN_PCT:g} % (1 part per "
+                f"million, the least nft's random drop rule expresses; {pct!r} % rounds to 0 "
+                f"of {PPM}: no loss, while the cluster would record some), got {pct!r}"
+            )
         if pct is not None and pct > LOSS_MAX_PCT:
             # nft drops in parts per million: 99.99995 % and above round to all of them
             raise UsageError(
