@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.cluster_tools import needs_root
 from tests.test_model_cli import dl
 from tests.test_trust_report import one_line
 from tests.test_trust_report3 import T, sim_dir
@@ -126,3 +127,37 @@ def test_a_delay_on_one_direction_of_a_cable_is_refused(delays):
         packet.delayed(fab, opts)
     both = {"host-up": 5e-6, "host-down": 5e-6}
     assert packet.delayed(fab, PacketOptions(link_delay=both)).link_latency.max() == 5e-6
+
+
+# --- E-H4: a tbf bucket (or rate) tc clamps without an error --------------------------------
+
+
+@pytest.mark.parametrize(
+    "rate, burst, held, words",
+    [
+        # 1 GiB at 10 Mbit/s is 859 s of line rate: tc kept 42,949,672 B (2^32 ticks)
+        ("10mbit", 1 << 30, {"rate": 1_250_000, "burst": 42_949_672}, "tc keeps 42949672 bytes"),
+        # 100 bit/s: tc kept 96 bit/s and a 2,189 B bucket (below one frame)
+        ("100bit", 2189, {"rate": 12, "burst": 2189}, "tc keeps a rate of 96 bit/s"),
+    ],
+)
+def test_a_shaper_tc_holds_otherwise_is_refused(rate, burst, held, words):
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops.cluster import validate
+
+    with pytest.raises(UsageError, match=words):
+        validate.held_as_asked("--rate", rate, burst, held)
+    # what tc holds as asked (rounded by less than a percent) passes
+    validate.held_as_asked("--rate", "1gbit", 200_000, {"rate": 125_000_000, "burst": 200_100})
+
+
+@needs_root
+def test_tc_itself_is_asked_what_it_holds():
+    """The dry run on a scratch veth reads the shaper back (tc -j qdisc show): a clamped
+    bucket is refused before any link of the cluster is touched."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops.cluster import validate
+
+    with pytest.raises(UsageError, match=r"--rate 10mbit with a bucket of 1073741824 bytes"):
+        validate.tc_dry_run([("--rate", "10mbit", 1 << 30, 100_000)])
+    validate.tc_dry_run([("--rate", "1gbit", 200_000, 1_000_000)])  # held as asked

@@ -18,6 +18,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster.nft import PPM
 from dist_logreg.ops.cluster.shaping import default_burst, default_queue, frame, nic_queue
 from dist_logreg.ops.cluster.state import STATE_ROOT, in_ns, sh
+from dist_logreg.units import rate_bits
 
 #: ``tbf`` keeps burst and limit as 32-bit byte counts.
 TC_U32 = 2**32 - 1
@@ -111,8 +112,43 @@ def tc_dry_run(shapers: list[tuple[str, str, int, int]]) -> None:
                     f"{what} {rate}: tc refuses its shaper (tbf rate {rate} burst {burst} "
                     f"limit {limit}: {(r.stderr or r.stdout).strip()}); nothing was changed"
                 )
+            shown = sh([*in_ns(ns), "tc", "-j", "qdisc", "show", "dev", "tca"], check=False)
+            held_as_asked(what, rate, burst, _tbf_options(shown.stdout))
     finally:
         sh(["ip", "netns", "del", ns], check=False)
+
+
+def _tbf_options(text: str) -> dict:
+    with contextlib.suppress(ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return next(q["options"] for q in json.loads(text) if q.get("kind") == "tbf")
+    return {}
+
+
+#: tc stores a tbf's bucket as a time in ticks: a bucket it holds within this share of the
+#: one asked for is the same bucket (rounding); beyond it, tc clamped it.
+HELD_RTOL = 0.01
+
+
+def held_as_asked(what: str, rate: str, burst: int, held: dict) -> None:
+    """A ``UsageError`` where tc keeps a shaper other than the one asked for: tbf stores the
+    bucket as a time of at most 2^32 ticks (34 s of line rate at 10 Mbit/s), so a larger
+    bucket (``--burst 1G`` at 10 Mbit/s) or a rate of a few bits/s is clamped without an
+    error, and the cluster would record a bucket, or a rate, that its shapers do not have.
+    ``held``: tc's ``options`` of the tbf (``rate`` in bytes/s, ``burst`` in bytes)."""
+    got_rate, got_burst = held.get("rate"), held.get("burst")
+    want_rate = rate_bits(rate) / 8
+    if isinstance(got_burst, int) and abs(got_burst - burst) > HELD_RTOL * burst:
+        raise UsageError(
+            f"{what} {rate} with a bucket of {burst} bytes (--burst, or the rate's default): "
+            f"tc keeps {got_burst} bytes (tbf holds the bucket as a time of at most 2^32 "
+            "ticks and clamps it); expected a smaller --burst or a higher rate; nothing was "
+            "changed"
+        )
+    if isinstance(got_rate, int) and abs(got_rate - want_rate) > HELD_RTOL * want_rate:
+        raise UsageError(
+            f"{what} {rate}: tc keeps a rate of {got_rate * 8} bit/s, not {rate} "
+            f"({want_rate * 8:g} bit/s); expected a rate tc can hold; nothing was changed"
+        )
 
 
 def overlapping(name: str, subnet: str) -> tuple[str, str] | None:
