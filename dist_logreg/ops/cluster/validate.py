@@ -125,8 +125,9 @@ def _tbf_options(text: str) -> dict:
 
 
 #: tc stores a tbf's bucket as a time in ticks: a bucket it holds within this share of the
-#: one asked for is the same bucket (rounding); beyond it, tc clamped it.
-HELD_RTOL = 0.01
+#: one asked for, or within HELD_BYTES (a tick at 100 Gbit/s is hundreds of bytes), is the
+#: same bucket (rounding); beyond both, tc clamped it.
+HELD_RTOL, HELD_BYTES = 0.01, 2048
 
 
 def held_as_asked(what: str, rate: str, burst: int, held: dict) -> None:
@@ -137,7 +138,7 @@ def held_as_asked(what: str, rate: str, burst: int, held: dict) -> None:
     ``held``: tc's ``options`` of the tbf (``rate`` in bytes/s, ``burst`` in bytes)."""
     got_rate, got_burst = held.get("rate"), held.get("burst")
     want_rate = rate_bits(rate) / 8
-    if isinstance(got_burst, int) and abs(got_burst - burst) > HELD_RTOL * burst:
+    if isinstance(got_burst, int) and abs(got_burst - burst) > max(HELD_RTOL * burst, HELD_BYTES):
         raise UsageError(
             f"{what} {rate} with a bucket of {burst} bytes (--burst, or the rate's default): "
             f"tc keeps {got_burst} bytes (tbf holds the bucket as a time of at most 2^32 "
