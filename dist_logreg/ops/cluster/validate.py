@@ -133,17 +133,18 @@ HELD_RTOL, HELD_BYTES = 0.01, 2048
 def held_as_asked(what: str, rate: str, burst: int, held: dict) -> None:
     """A ``UsageError`` where tc keeps a shaper other than the one asked for: tbf stores the
     bucket as a time of at most 2^32 ticks (34 s of line rate at 10 Mbit/s), so a larger
-    bucket (``--burst 1G`` at 10 Mbit/s) or a rate of a few bits/s is clamped without an
-    error, and the cluster would record a bucket, or a rate, that its shapers do not have.
+    bucket (``--burst 1G`` at 10 Mbit/s), one under a tick (9014 B at 100 Gbit/s: 0 B) or a
+    rate of a few bits/s is rounded or clamped without an error, and the cluster would record a bucket, or a rate, that its shapers do not have.
     ``held``: tc's ``options`` of the tbf (``rate`` in bytes/s, ``burst`` in bytes)."""
     got_rate, got_burst = held.get("rate"), held.get("burst")
     want_rate = rate_bits(rate) / 8
     if isinstance(got_burst, int) and abs(got_burst - burst) > max(HELD_RTOL * burst, HELD_BYTES):
         raise UsageError(
             f"{what} {rate} with a bucket of {burst} bytes (--burst, or the rate's default): "
-            f"tc keeps {got_burst} bytes (tbf holds the bucket as a time of at most 2^32 "
-            "ticks and clamps it); expected a smaller --burst or a higher rate; nothing was "
-            "changed"
+            f"tc keeps {got_burst} bytes (tbf holds the bucket as a time in whole ticks, at "
+            "most 2^32 of them: it rounds and clamps); expected a bucket of more than a "
+            "microsecond of line rate and far less than 2^32 ticks of it (another --burst or "
+            "rate); nothing was changed"
         )
     if isinstance(got_rate, int) and abs(got_rate - want_rate) > HELD_RTOL * want_rate:
         raise UsageError(
