@@ -64,7 +64,7 @@ def test_the_base_is_reported(tmp_path):
             "queue.links.host-up[1]: expected at most the peak",
         ),
         # the peak above 4 x what the job moves (4 ranks x 1 KiB x (2 + 2) x 4 + headers)
-        ({"peak_queue_bytes": 10**15}, "peak_queue_bytes: expected at most 4 x the bytes"),
+        ({"peak_queue_bytes": 4 * 10**9}, "peak_queue_bytes: expected at most 4 x the bytes"),
         # samples backwards, and long after a 12 us collective
         ({"queue.t_s": [0.0, T, 0.5 * T]}, "queue.t_s[2]: expected times in increasing order"),
         ({"queue.t_s": [1000.0, 1050.0, 1100.0]}, "queue.t_s[2]: expected a sample within"),
@@ -147,8 +147,19 @@ def test_a_shaper_tc_holds_otherwise_is_refused(rate, burst, held, words):
 
     with pytest.raises(UsageError, match=words):
         validate.held_as_asked("--rate", rate, burst, held)
-    # what tc holds as asked (rounded by less than a percent) passes
+    # what tc holds as asked, rounded by less than a tick (1 us) of line rate, passes: the
+    # default bucket of 20 us at 40 Gbit/s is kept as 19 us
     validate.held_as_asked("--rate", "1gbit", 200_000, {"rate": 125_000_000, "burst": 200_100})
+    validate.held_as_asked("--rate", "40gbit", 100_000, {"rate": 5e9, "burst": 95_000}, 9014)
+
+
+def test_a_bucket_no_full_size_frame_passes_is_refused():
+    """9014 B at 100 Gbit/s is under a tick: tc keeps 0 B, and no frame would pass."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops.cluster import validate
+
+    with pytest.raises(UsageError, match="tc keeps 0 bytes"):
+        validate.held_as_asked("--rate", "100gbit", 9014, {"rate": 12.5e9, "burst": 0}, 9014)
 
 
 @needs_root

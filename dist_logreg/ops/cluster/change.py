@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import counters, leafspine, nft
-from dist_logreg.ops.cluster.shaping import packets_one_at_a_time, shape
+from dist_logreg.ops.cluster.shaping import frame, packets_one_at_a_time, shape
 from dist_logreg.ops.cluster.state import (
     HASHES,
     STATE_ROOT,
@@ -140,7 +140,7 @@ def apply(name: str, ch: Change, say=print, force: bool = False) -> Cluster:
     try:
         with _set_lock(name):
             c = load(name)
-            tc_dry_run(_check(c, ch, [link.id for link in c.links]))
+            tc_dry_run(_check(c, ch, [link.id for link in c.links]), frame(c.spec.mtu))
             job = running_job(c)
             if job and not force:
                 raise UsageError(

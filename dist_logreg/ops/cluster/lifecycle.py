@@ -10,7 +10,7 @@ import threading
 
 from dist_logreg.errors import UsageError
 from dist_logreg.ops.cluster import bridged, change, counters, leafspine, nft, slurm
-from dist_logreg.ops.cluster.shaping import netem_available
+from dist_logreg.ops.cluster.shaping import frame, netem_available
 from dist_logreg.ops.cluster.state import (
     ALLOWED,
     HASHES,
@@ -142,7 +142,7 @@ def up(s: Spec, say=print, calibrate=None) -> Cluster:
             f"up: its routes would break; expected another subnet of {ALLOWED}, or "
             f"`dist-logreg cluster down --name {other[0]}` first"
         )
-    tc_dry_run(shapers)
+    tc_dry_run(shapers, frame(s.mtu))
     c = Cluster(s, burst=s.burst or 0, queue=s.queue or 0)
     previous = _on_sigterm(_interrupted)
     try:

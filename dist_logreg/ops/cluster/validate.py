@@ -98,8 +98,10 @@ def check_link_values(
     return sorted(shapers)
 
 
-def tc_dry_run(shapers: list[tuple[str, str, int, int]]) -> None:
-    """``tc`` itself tries each ``(option, rate, burst, limit)`` on a scratch veth pair."""
+def tc_dry_run(shapers: list[tuple[str, str, int, int]], frame_bytes: int = 0) -> None:
+    """``tc`` itself tries each ``(option, rate, burst, limit)`` on a scratch veth pair, and
+    reads back what it holds (:func:`held_as_asked`; ``frame_bytes``: the largest frame,
+    which a bucket must pass)."""
     ns = f"_tc_check_{os.getpid()}"  # no cluster name starts with "_": never one of theirs
     sh(["ip", "netns", "add", ns])
     try:
@@ -113,7 +115,7 @@ def tc_dry_run(shapers: list[tuple[str, str, int, int]]) -> None:
                     f"limit {limit}: {(r.stderr or r.stdout).strip()}); nothing was changed"
                 )
             shown = sh([*in_ns(ns), "tc", "-j", "qdisc", "show", "dev", "tca"], check=False)
-            held_as_asked(what, rate, burst, _tbf_options(shown.stdout))
+            held_as_asked(what, rate, burst, _tbf_options(shown.stdout), frame_bytes)
     finally:
         sh(["ip", "netns", "del", ns], check=False)
 
@@ -124,21 +126,25 @@ def _tbf_options(text: str) -> dict:
     return {}
 
 
-#: tc stores a tbf's bucket as a time in ticks: a bucket it holds within this share of the
-#: one asked for, or within HELD_BYTES (a tick at 100 Gbit/s is hundreds of bytes), is the
-#: same bucket (rounding); beyond both, tc clamped it.
-HELD_RTOL, HELD_BYTES = 0.01, 2048
+#: tc stores a tbf's bucket as a time in whole ticks (a microsecond here): a bucket it
+#: holds within a tick of line rate (or 1 %) of the one asked for is the same bucket,
+#: rounded (20 us at 40 Gbit/s is kept as 19 us); beyond, tc clamped it.
+HELD_RTOL, TICK_S = 0.01, 1.05e-6
 
 
-def held_as_asked(what: str, rate: str, burst: int, held: dict) -> None:
+def held_as_asked(what: str, rate: str, burst: int, held: dict, frame_bytes: int = 0) -> None:
     """A ``UsageError`` where tc keeps a shaper other than the one asked for: tbf stores the
     bucket as a time of at most 2^32 ticks (34 s of line rate at 10 Mbit/s), so a larger
     bucket (``--burst 1G`` at 10 Mbit/s), one under a tick (9014 B at 100 Gbit/s: 0 B) or a
-    rate of a few bits/s is rounded or clamped without an error, and the cluster would record a bucket, or a rate, that its shapers do not have.
-    ``held``: tc's ``options`` of the tbf (``rate`` in bytes/s, ``burst`` in bytes)."""
+    rate of a few bits/s is rounded or clamped without an error, and the cluster would
+    record a bucket, or a rate, that its shapers do not have (or a bucket no full-size
+    frame passes). ``held``: tc's ``options`` of the tbf (``rate`` B/s, ``burst`` bytes)."""
     got_rate, got_burst = held.get("rate"), held.get("burst")
     want_rate = rate_bits(rate) / 8
-    if isinstance(got_burst, int) and abs(got_burst - burst) > max(HELD_RTOL * burst, HELD_BYTES):
+    slack = max(HELD_RTOL * burst, TICK_S * want_rate)
+    if isinstance(got_burst, int) and (
+        abs(got_burst - burst) > slack or got_burst < min(frame_bytes, burst)
+    ):
         raise UsageError(
             f"{what} {rate} with a bucket of {burst} bytes (--burst, or the rate's default): "
             f"tc keeps {got_burst} bytes (tbf holds the bucket as a time in whole ticks, at "
