@@ -200,3 +200,24 @@ def given_twice(rows: list[dict]) -> str | None:
             )
         seen[key] = i
     return None
+
+
+_RATES = (1.0, 1e14)  # B/s: 8 bit/s (a unit rate in tests) to 800 Tbit/s
+#: What is physical, per key: ``key -> (low, high)`` in the key's unit (SI), checked for
+#: every value, from a spec, a file, a cluster or a cost model, so no sum overflows.
+FABRIC_BOUNDS = {
+    "rate": _RATES,
+    "host-rate": _RATES,
+    "reduce-rate": _RATES,
+    "uplink-rate": _RATES,
+    "core-rate": _RATES,
+    "link-latency": (0.0, 10.0),
+    "scaleup-rate": _RATES,
+    "scaleup-latency": (0.0, 10.0),
+    "alpha": (0.0, 100.0),
+    "gamma": (0.0, 1.0),  # s/B: the reduce-rate's lower bound
+    "oversubscription": (1e-3, 1e3),
+    "core-oversubscription": (1e-3, 1e3),
+    "nic-efficiency": (1e-3, 1.0),
+    "hash-seed": (0, 2**32 - 1),
+}

@@ -175,7 +175,7 @@ ARROWS = {
     "bench": {"record", "comm", "collective"},
     "comm": {"collective"},
     "record": {"collective"},
-    "report": {"record", "ops"},
+    "report": {"record", "ops", "collective"},
     "ops": {"train", "collective"},
     "sim": {"collective"},
     "collective": set(),

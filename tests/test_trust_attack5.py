@@ -172,3 +172,39 @@ def test_tc_itself_is_asked_what_it_holds():
     with pytest.raises(UsageError, match=r"--rate 10mbit with a bucket of 1073741824 bytes"):
         validate.tc_dry_run([("--rate", "10mbit", 1 << 30, 100_000)])
     validate.tc_dry_run([("--rate", "1gbit", 200_000, 1_000_000)])  # held as asked
+
+
+# --- E-H5: times below the fabric's own alpha, a fabric no simulation accepts ---------------
+
+
+def _fabric(alpha=None, **shape):
+    def edit(d):
+        params = {} if alpha is None else {"alpha": {"value": alpha, "unit": "s"}}
+        d["fabric"] = {"spec": "flat:hosts=4", "hosts": 4, "shape": shape, "params": params}
+
+    return edit
+
+
+def test_a_time_below_the_dependent_steps_alpha_is_refused(tmp_path):
+    """A 4-rank ring is 2(p-1) = 6 dependent steps, each paying alpha: at 5 us, 30 us at
+    least; the base row's 10 us is a file edited 1000x faster (the attack's 54 ns)."""
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, _fabric(5e-6))), "--out", str(out)))
+    assert "results[0].time_s: expected at least 3e-05 s (6 dependent steps" in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 0.0])
+def test_a_time_above_the_floor_is_reported(tmp_path, alpha):
+    r = dl("report", str(sim_dir(tmp_path, _fabric(alpha))), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [(_fabric(rate=1e20), "fabric.rate"), (_fabric(alpha=1e9), "fabric.alpha")],
+)
+def test_a_fabric_no_simulation_accepts_is_refused(tmp_path, edit, key):
+    out = tmp_path / "o"
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(out)))
+    assert f"{key}: expected" in line and "what simulate accepts" in line, line

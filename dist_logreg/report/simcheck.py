@@ -65,8 +65,11 @@ def relations(doc) -> None:
     _drawable(doc)
     first: dict = {}
     fastest = _fastest_link(doc.get("fabric"))
+    alpha = _fabric_bounds(doc.get("fabric"))
     for i, r in enumerate(doc["results"]):
         _row_relations(r, f"results[{i}]", fastest)
+        if r.get("fabric") is None:  # a sweep's rows name their own fabrics
+            _latency_floor(r, f"results[{i}]", alpha)
         j = first.setdefault(json.dumps(r, sort_keys=True), i)
         if j != i:
             raise schema.Invalid(f"results[{i}]", f"expected each row once, got results[{j}] again")
@@ -282,3 +285,51 @@ def _at_most(values, bound: float, where: str, what: str) -> None:
                 f"{where}[{k}]" if len(values) > 1 else where,
                 f"expected at most {what} {bound:g}, got {v:g}",
             )
+
+
+def _fabric_bounds(fabric) -> float:
+    """The fabric block's values within what ``simulate`` accepts (rates 1 to 1e14 B/s,
+    latencies, alpha: :data:`dist_logreg.schema.FABRIC_BOUNDS`); returns its alpha (0 if not
+    given): a file's fabric that no simulation could have had is a damaged or edited file."""
+    if not isinstance(fabric, dict):
+        return 0.0
+    values = {k.replace("_", "-"): v for k, v in (fabric.get("shape") or {}).items()}
+    values |= {
+        k: p.get("value") for k, p in (fabric.get("params") or {}).items() if isinstance(p, dict)
+    }
+    for key, v in values.items():
+        if key in schema.FABRIC_BOUNDS and _num_or_zero(v):
+            low, high = schema.FABRIC_BOUNDS[key]
+            if not low <= v <= high:
+                raise _bad(
+                    f"fabric.{key}",
+                    f"expected {low:g} to {high:g} (what simulate accepts), got {v:g}",
+                )
+    alpha = values.get("alpha")
+    return float(alpha) if _num_or_zero(alpha) else 0.0
+
+
+def _num_or_zero(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _latency_floor(r: dict, where: str, alpha: float) -> None:
+    """No engine finishes a collective before its dependent steps have each paid the
+    fabric's alpha (the closed form's latency count: 2(p-1) for a ring, log2 p for
+    recursive doubling); the hierarchical algorithms, without a closed form, are not held."""
+    from dist_logreg.collective.algorithms import get
+
+    try:
+        form = get(r["algorithm"]).closed_form
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return  # a name this version does not know: the row's other checks still hold
+    if not form or r["ranks"] < 2 or alpha <= 0:
+        return
+    floor = float(form(r["ranks"])[0]) * alpha
+    t = min([r["time_s"], *r["time_s_seeds"]])
+    if t < floor * (1 - RTOL):
+        raise _bad(
+            f"{where}.time_s",
+            f"expected at least {floor:g} s ({form(r['ranks'])[0]:g} dependent steps x the "
+            f"fabric's alpha {alpha:g} s), got {t:g}",
+        )

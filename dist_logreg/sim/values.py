@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from dist_logreg import units
+from dist_logreg import schema, units
 from dist_logreg.errors import UsageError
 
 HASHES = ("l3", "l4", "spray")
@@ -87,25 +87,9 @@ def mtu(text, key: str) -> int:
     return int(t)
 
 
-_RATES = (1.0, 1e14)  # B/s: 8 bit/s (a unit rate in tests) to 800 Tbit/s
-#: What is physical, per key: ``key -> (low, high)`` in the key's unit (SI), checked for
-#: every value, from a spec, a file, a cluster or a cost model, so no sum overflows.
-BOUNDS = {
-    "rate": _RATES,
-    "host-rate": _RATES,
-    "reduce-rate": _RATES,
-    "uplink-rate": _RATES,
-    "core-rate": _RATES,
-    "link-latency": (0.0, 10.0),
-    "scaleup-rate": _RATES,
-    "scaleup-latency": (0.0, 10.0),
-    "alpha": (0.0, 100.0),
-    "gamma": (0.0, 1.0),  # s/B: the reduce-rate's lower bound
-    "oversubscription": (1e-3, 1e3),
-    "core-oversubscription": (1e-3, 1e3),
-    "nic-efficiency": (1e-3, 1.0),
-    "hash-seed": (0, 2**32 - 1),
-}
+#: What is physical, per key (the table lives with the schemas: a ``simulate.json``'s fabric
+#: block is held to it too).
+BOUNDS = schema.FABRIC_BOUNDS
 
 
 def bounded(key: str, value, unit: str) -> None:
