@@ -202,9 +202,74 @@ def test_a_time_above_the_floor_is_reported(tmp_path, alpha):
 
 @pytest.mark.parametrize(
     "edit, key",
-    [(_fabric(rate=1e20), "fabric.rate"), (_fabric(alpha=1e9), "fabric.alpha")],
+    [(_fabric(rate=1e20), "fabric.shape.rate"), (_fabric(alpha=1e9), "fabric.alpha")],
 )
 def test_a_fabric_no_simulation_accepts_is_refused(tmp_path, edit, key):
     out = tmp_path / "o"
     line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(out)))
     assert f"{key}: expected" in line and "what simulate accepts" in line, line
+
+
+# --- sixth attack: the floor's other half (link latency), and what a real run may hold -----
+
+
+def _params(**values):
+    def edit(d):
+        params = {
+            k.replace("_", "-"): {"value": v, "unit": "s", "source": "spec"}
+            for k, v in values.items()
+        }
+        d["fabric"] = {"spec": "flat:hosts=4", "hosts": 4, "params": params}
+        d["placement"] = {"mode": "packed", "seeds": 2, "ranks_per_host": 1}
+
+    return edit
+
+
+def test_a_time_below_the_links_latency_is_refused(tmp_path):
+    """F-H2: alpha 0 (or 1 ps) and link-latency 1 us: a 4-rank ring, one rank a host, is 6
+    dependent messages each crossing two links: 12 us at least; the base row is 10 us."""
+    edit = _params(alpha=0.0, link_latency=1e-6)
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "results[0].time_s: expected at least 1.2e-05 s (6 dependent steps" in line, line
+
+
+@pytest.mark.parametrize("alpha", [None, "5us"])
+def test_a_fabric_block_without_a_numeric_alpha_is_refused(tmp_path, alpha):
+    def edit(d):
+        _params(link_latency=1e-7)(d)
+        if alpha is not None:
+            d["fabric"]["params"]["alpha"] = {"value": alpha, "unit": "s", "source": "spec"}
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "fabric.params.alpha: expected a number of seconds" in line, line
+
+
+def test_an_algorithm_this_version_does_not_know_is_refused(tmp_path):
+    def edit(d):
+        _params(alpha=1e-7, link_latency=1e-7)(d)
+        d["results"][0]["algorithm"] = "ring-v2"
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "results[0].algorithm: unknown allreduce algorithm 'ring-v2'" in line, line
+
+
+def test_a_derived_uplink_above_the_spec_bound_is_a_real_run(tmp_path):
+    """F-H1: 1024 hosts x 800 Gbit/s at 1:1 derive a 1.024e14 B/s uplink, which simulate
+    writes (only the rates it is given are bounded); the report took it for a broken file."""
+    out = tmp_path / "s"
+    r = dl(
+        "simulate",
+        "--fabric",
+        "leaf-spine:leaves=2,spines=1,hosts-per-leaf=1024,rate=800G,oversubscription=1",
+        "--ranks",
+        "8",
+        "--bytes",
+        "1M",
+        "--algorithm",
+        "ring",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    r = dl("report", str(out), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr

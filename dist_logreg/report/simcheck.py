@@ -65,11 +65,12 @@ def relations(doc) -> None:
     _drawable(doc)
     first: dict = {}
     fastest = _fastest_link(doc.get("fabric"))
-    alpha = _fabric_bounds(doc.get("fabric"))
+    fabric = _fabric_bounds(doc.get("fabric"))
+    per_host = (doc.get("placement") or {}).get("ranks_per_host")
     for i, r in enumerate(doc["results"]):
         _row_relations(r, f"results[{i}]", fastest)
         if r.get("fabric") is None:  # a sweep's rows name their own fabrics
-            _latency_floor(r, f"results[{i}]", alpha)
+            _latency_floor(r, f"results[{i}]", fabric, per_host)
         j = first.setdefault(json.dumps(r, sort_keys=True), i)
         if j != i:
             raise schema.Invalid(f"results[{i}]", f"expected each row once, got results[{j}] again")
@@ -287,17 +288,19 @@ def _at_most(values, bound: float, where: str, what: str) -> None:
             )
 
 
-def _fabric_bounds(fabric) -> float:
-    """The fabric block's values within what ``simulate`` accepts (rates 1 to 1e14 B/s,
-    latencies, alpha: :data:`dist_logreg.schema.FABRIC_BOUNDS`); returns its alpha (0 if not
-    given): a file's fabric that no simulation could have had is a damaged or edited file."""
+def _fabric_bounds(fabric) -> dict:
+    """The fabric block's given values (a spec's or the defaults', not those derived from
+    them) within what ``simulate`` accepts (rates 1 to 1e14 B/s, latencies, alpha:
+    :data:`dist_logreg.schema.FABRIC_BOUNDS`), its alpha a number of seconds, and the
+    shape's rate its ``rate``; returns the values by key: a file's fabric that no
+    simulation could have had is a damaged or edited file."""
     if not isinstance(fabric, dict):
-        return 0.0
-    values = {k.replace("_", "-"): v for k, v in (fabric.get("shape") or {}).items()}
-    values |= {
-        k: p.get("value") for k, p in (fabric.get("params") or {}).items() if isinstance(p, dict)
-    }
+        return {}
+    params = {k: p for k, p in (fabric.get("params") or {}).items() if isinstance(p, dict)}
+    values = {k: p.get("value") for k, p in params.items()}
     for key, v in values.items():
+        if str(params[key].get("source", "")).startswith("derived"):
+            continue  # an uplink of hosts x rate / oversubscription may pass 1e14 B/s
         if key in schema.FABRIC_BOUNDS and _num_or_zero(v):
             low, high = schema.FABRIC_BOUNDS[key]
             if not low <= v <= high:
@@ -305,31 +308,61 @@ def _fabric_bounds(fabric) -> float:
                     f"fabric.{key}",
                     f"expected {low:g} to {high:g} (what simulate accepts), got {v:g}",
                 )
-    alpha = values.get("alpha")
-    return float(alpha) if _num_or_zero(alpha) else 0.0
+    if params and not (_num_or_zero(values.get("alpha")) and values["alpha"] >= 0):
+        raise schema.Invalid(
+            "fabric.params.alpha",
+            f"expected a number of seconds >= 0, got {values.get('alpha')!r}",
+        )
+    shape_rate = (fabric.get("shape") or {}).get("rate")
+    rate = values.get("rate")
+    low, high = schema.FABRIC_BOUNDS["rate"]
+    if _num_or_zero(shape_rate) and not low <= shape_rate <= high:
+        raise _bad(
+            "fabric.shape.rate",
+            f"expected {low:g} to {high:g} (what simulate accepts), got {shape_rate:g}",
+        )
+    if _num_or_zero(shape_rate) and _num_or_zero(rate) and shape_rate != rate:
+        raise _bad("fabric.shape.rate", f"expected params.rate {rate:g} B/s, got {shape_rate:g}")
+    return values
 
 
 def _num_or_zero(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _latency_floor(r: dict, where: str, alpha: float) -> None:
+#: The other collectives a row may hold (a sharded step's halves): ``collective/algorithm``.
+HALVES = ("reduce-scatter/", "allgather/")
+
+
+def _latency_floor(r: dict, where: str, fabric: dict, per_host) -> None:
     """No engine finishes a collective before its dependent steps have each paid the
     fabric's alpha (the closed form's latency count: 2(p-1) for a ring, log2 p for
-    recursive doubling); the hierarchical algorithms, without a closed form, are not held."""
+    recursive doubling) and, with one rank a host, crossed two links (to a switch and off
+    it) of the fabric's shortest latency; the MPI library's own (its choice varies) and
+    the hierarchical algorithms, without a closed form, are held only to known names."""
     from dist_logreg.collective.algorithms import get
 
-    try:
-        form = get(r["algorithm"]).closed_form
-    except (KeyError, ValueError, TypeError, AttributeError):
-        return  # a name this version does not know: the row's other checks still hold
-    if not form or r["ranks"] < 2 or alpha <= 0:
+    name = r["algorithm"]
+    if name.startswith(HALVES):
         return
-    floor = float(form(r["ranks"])[0]) * alpha
+    try:
+        algorithm = get(name)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
+    form = algorithm.closed_form
+    if not form or algorithm.library or r["ranks"] < 2:
+        return
+    alpha = fabric.get("alpha") or 0.0
+    lat = [fabric.get(k) for k in ("link-latency", "scaleup-latency")]
+    lat = [x for x in lat if _num_or_zero(x)]
+    delays = ((r.get("packet") or {}).get("options") or {}).get("link_delay")
+    hop = 2 * min(lat) if lat and per_host == 1 and not delays else 0.0
+    steps = float(form(r["ranks"])[0])
+    floor = steps * (alpha + hop)
     t = min([r["time_s"], *r["time_s_seeds"]])
     if t < floor * (1 - RTOL):
         raise _bad(
             f"{where}.time_s",
-            f"expected at least {floor:g} s ({form(r['ranks'])[0]:g} dependent steps x the "
-            f"fabric's alpha {alpha:g} s), got {t:g}",
+            f"expected at least {floor:g} s ({steps:g} dependent steps x (the fabric's alpha "
+            f"{alpha:g} s + two links of {hop / 2:g} s)), got {t:g}",
         )
