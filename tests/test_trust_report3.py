@@ -31,7 +31,16 @@ SIM = {
     "format": "dist-logreg simulate",
     "engine": "flow",
     "mode": "event",
-    "fabric": {"spec": "flat:hosts=4", "hosts": 4},
+    # alpha 0.5 us, links of 0.25 us: a 4-rank ring's floor is 6 x (0.5 + 2 x 0.25) us =
+    # 6 us, under the row's 10 us
+    "fabric": {
+        "spec": "flat:hosts=4",
+        "hosts": 4,
+        "params": {
+            "alpha": {"value": 0.5e-6, "unit": "s", "source": "spec"},
+            "link-latency": {"value": 0.25e-6, "unit": "s", "source": "spec"},
+        },
+    },
     "placement": {"mode": "packed", "seeds": 2},
     "results": [ROW],
 }

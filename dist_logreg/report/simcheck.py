@@ -12,6 +12,7 @@ import json
 import math
 
 from dist_logreg import schema
+from dist_logreg.report import simfloor
 
 #: Relative slack: the engines compute busbw as bytes / time x factor in binary64, and JSON
 #: keeps 17 significant digits, which leave far less.
@@ -65,12 +66,10 @@ def relations(doc) -> None:
     _drawable(doc)
     first: dict = {}
     fastest = _fastest_link(doc.get("fabric"))
-    fabric = _fabric_bounds(doc.get("fabric"))
-    per_host = (doc.get("placement") or {}).get("ranks_per_host")
+    floor = simfloor.Floor(doc)
     for i, r in enumerate(doc["results"]):
         _row_relations(r, f"results[{i}]", fastest)
-        if r.get("fabric") is None:  # a sweep's rows name their own fabrics
-            _latency_floor(r, f"results[{i}]", fabric, per_host)
+        floor.check(r, f"results[{i}]")
         j = first.setdefault(json.dumps(r, sort_keys=True), i)
         if j != i:
             raise schema.Invalid(f"results[{i}]", f"expected each row once, got results[{j}] again")
@@ -286,83 +285,3 @@ def _at_most(values, bound: float, where: str, what: str) -> None:
                 f"{where}[{k}]" if len(values) > 1 else where,
                 f"expected at most {what} {bound:g}, got {v:g}",
             )
-
-
-def _fabric_bounds(fabric) -> dict:
-    """The fabric block's given values (a spec's or the defaults', not those derived from
-    them) within what ``simulate`` accepts (rates 1 to 1e14 B/s, latencies, alpha:
-    :data:`dist_logreg.schema.FABRIC_BOUNDS`), its alpha a number of seconds, and the
-    shape's rate its ``rate``; returns the values by key: a file's fabric that no
-    simulation could have had is a damaged or edited file."""
-    if not isinstance(fabric, dict):
-        return {}
-    params = {k: p for k, p in (fabric.get("params") or {}).items() if isinstance(p, dict)}
-    values = {k: p.get("value") for k, p in params.items()}
-    for key, v in values.items():
-        if str(params[key].get("source", "")).startswith("derived"):
-            continue  # an uplink of hosts x rate / oversubscription may pass 1e14 B/s
-        if key in schema.FABRIC_BOUNDS and _num_or_zero(v):
-            low, high = schema.FABRIC_BOUNDS[key]
-            if not low <= v <= high:
-                raise _bad(
-                    f"fabric.{key}",
-                    f"expected {low:g} to {high:g} (what simulate accepts), got {v:g}",
-                )
-    if params and not (_num_or_zero(values.get("alpha")) and values["alpha"] >= 0):
-        raise schema.Invalid(
-            "fabric.params.alpha",
-            f"expected a number of seconds >= 0, got {values.get('alpha')!r}",
-        )
-    shape_rate = (fabric.get("shape") or {}).get("rate")
-    rate = values.get("rate")
-    low, high = schema.FABRIC_BOUNDS["rate"]
-    if _num_or_zero(shape_rate) and not low <= shape_rate <= high:
-        raise _bad(
-            "fabric.shape.rate",
-            f"expected {low:g} to {high:g} (what simulate accepts), got {shape_rate:g}",
-        )
-    if _num_or_zero(shape_rate) and _num_or_zero(rate) and shape_rate != rate:
-        raise _bad("fabric.shape.rate", f"expected params.rate {rate:g} B/s, got {shape_rate:g}")
-    return values
-
-
-def _num_or_zero(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-#: The other collectives a row may hold (a sharded step's halves): ``collective/algorithm``.
-HALVES = ("reduce-scatter/", "allgather/")
-
-
-def _latency_floor(r: dict, where: str, fabric: dict, per_host) -> None:
-    """No engine finishes a collective before its dependent steps have each paid the
-    fabric's alpha (the closed form's latency count: 2(p-1) for a ring, log2 p for
-    recursive doubling) and, with one rank a host, crossed two links (to a switch and off
-    it) of the fabric's shortest latency; the MPI library's own (its choice varies) and
-    the hierarchical algorithms, without a closed form, are held only to known names."""
-    from dist_logreg.collective.algorithms import get
-
-    name = r["algorithm"]
-    if name.startswith(HALVES):
-        return
-    try:
-        algorithm = get(name)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
-    form = algorithm.closed_form
-    if not form or algorithm.library or r["ranks"] < 2:
-        return
-    alpha = fabric.get("alpha") or 0.0
-    lat = [fabric.get(k) for k in ("link-latency", "scaleup-latency")]
-    lat = [x for x in lat if _num_or_zero(x)]
-    delays = ((r.get("packet") or {}).get("options") or {}).get("link_delay")
-    hop = 2 * min(lat) if lat and per_host == 1 and not delays else 0.0
-    steps = float(form(r["ranks"])[0])
-    floor = steps * (alpha + hop)
-    t = min([r["time_s"], *r["time_s_seeds"]])
-    if t < floor * (1 - RTOL):
-        raise _bad(
-            f"{where}.time_s",
-            f"expected at least {floor:g} s ({steps:g} dependent steps x (the fabric's alpha "
-            f"{alpha:g} s + two links of {hop / 2:g} s)), got {t:g}",
-        )

@@ -1,0 +1,131 @@
+"""A ``simulate.json``'s fabric block against what ``simulate`` accepts, and each row's time
+against the least time its fabric allows (:mod:`~dist_logreg.report.simcheck` calls it).
+
+No engine finishes a collective before its dependent steps have each paid the fabric's
+alpha (the closed form's latency count: 2(p-1) for a ring, log2 p for recursive doubling,
+p-1 for a reduce-scatter ring; without a closed form, ceil(log2 p): a step at most doubles
+the ranks a rank's data has reached) and, with one rank a host, crossed two links (to a switch and
+off it) of the fabric's shortest latency. A file whose times are below that, or whose fabric
+no simulation could have had, is a damaged or edited file.
+
+Pure Python: a :class:`~dist_logreg.schema.Invalid` names the key and both values.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dist_logreg import schema
+
+#: Slack for binary64 sums and JSON's 17 digits.
+RTOL = 1e-6
+#: What an uplink or core rate derived from a spec (hosts x rate / oversubscription) may
+#: reach: the spec's highest rate x its lowest oversubscription's inverse x the hosts.
+DERIVED_FACTOR = 1e3
+
+
+def _bad(where: str, message: str) -> schema.Invalid:
+    return schema.Invalid(where, f"{message} (a file that breaks physics)")
+
+
+def _num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class Floor:
+    """The fabric block checked once; :meth:`check` holds each row to its floor."""
+
+    def __init__(self, doc: dict):
+        fabric = doc.get("fabric")
+        self.values = _values(fabric) if isinstance(fabric, dict) else {}
+        self.per_host = (doc.get("placement") or {}).get("ranks_per_host", 1)
+        if not (_num(self.per_host) and self.per_host >= 1 and self.per_host == int(self.per_host)):
+            raise schema.Invalid(
+                "placement.ranks_per_host",
+                f"expected a whole number of ranks >= 1, got {self.per_host!r}",
+            )
+        self.sweep = "sweep" in doc
+        cost = doc.get("cost_model") or {}
+        self.cost_alpha = cost.get("alpha_s") if isinstance(cost, dict) else None
+
+    def check(self, r: dict, where: str) -> None:
+        from dist_logreg.collective.algorithms import get
+
+        try:
+            algorithm = get(r["algorithm"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
+        if (r.get("fabric") is not None and self.sweep) or not self.values:
+            return  # a sweep's rows name their own fabrics
+        alpha = self._alpha(r, where)
+        if r["ranks"] < 2:
+            return
+        form = algorithm.closed_form
+        # without a closed form (the hierarchical ones, the MPI library's choice): every
+        # rank's data reaches every rank, and a step at most doubles whom it has reached
+        low = math.ceil(math.log2(r["ranks"]))
+        steps = low if not form or algorithm.library else max(float(form(r["ranks"])[0]), low)
+        lat = [self.values[k] for k in ("link-latency", "scaleup-latency") if k in self.values]
+        delays = ((r.get("packet") or {}).get("options") or {}).get("link_delay")
+        hop = 2 * min(lat) if lat and self.per_host == 1 and not delays else 0.0
+        floor = steps * (alpha + hop)
+        t = min([r["time_s"], *r["time_s_seeds"]])
+        if t < floor * (1 - RTOL):
+            raise _bad(
+                f"{where}.time_s",
+                f"expected at least {floor:g} s ({steps:g} dependent steps x (the fabric's "
+                f"alpha {alpha:g} s + two links of {hop / 2:g} s)), got {t:g}",
+            )
+
+    def _alpha(self, r: dict, where: str) -> float:
+        """The fabric's alpha; 0 under a cost model (a fitted alpha is not the engines'
+        per-message one: a real 8-rank ring under a model took 90 us, below 14 x its
+        fitted 8.2 us), where only the links' latency holds the floor."""
+        alpha = self.values.get("alpha")
+        if self.cost_alpha is not None:
+            return 0.0
+        if not (_num(alpha) and alpha >= 0):
+            raise schema.Invalid(
+                f"{where}: fabric.params.alpha",
+                f"expected a number of seconds >= 0, got {alpha!r}",
+            )
+        return float(alpha)
+
+
+def _values(fabric: dict) -> dict:
+    """The fabric's parameters by key, each within what ``simulate`` accepts
+    (:data:`dist_logreg.schema.FABRIC_BOUNDS`; a rate it derives, such as an uplink of
+    hosts x rate / oversubscription, within that x the hosts x 1000), latencies numbers,
+    the shape's rate its ``rate``. A fabric block without ``params`` or ``link-latency``
+    is not one ``simulate`` writes."""
+    params = fabric.get("params")
+    if not isinstance(params, dict) or not params:
+        raise schema.Invalid("fabric.params", f"expected the fabric's parameters, got {params!r}")
+    values = {k: (p.get("value") if isinstance(p, dict) else p) for k, p in params.items()}
+    hosts = fabric.get("hosts") if _num(fabric.get("hosts")) else 1
+    for key, v in values.items():
+        if key not in schema.FABRIC_BOUNDS or v is None and key in ("alpha", "gamma"):
+            continue  # null: the cost model's, per algorithm
+        low, high = schema.FABRIC_BOUNDS[key]
+        if str((params[key] or {}).get("source", "")).startswith("derived"):
+            high *= DERIVED_FACTOR * max(hosts, 1)
+        if not _num(v) or not low <= v <= high:
+            raise _bad(
+                f"fabric.{key}", f"expected {low:g} to {high:g} (what simulate accepts), got {v!r}"
+            )
+    for key in ("link-latency",):
+        if not _num(values.get(key)):
+            raise schema.Invalid(
+                f"fabric.params.{key}", f"expected a number of seconds, got {values.get(key)!r}"
+            )
+    shape_rate = (fabric.get("shape") or {}).get("rate")
+    low, high = schema.FABRIC_BOUNDS["rate"]
+    if shape_rate is not None and not (_num(shape_rate) and low <= shape_rate <= high):
+        raise _bad(
+            "fabric.shape.rate",
+            f"expected {low:g} to {high:g} (what simulate accepts), got {shape_rate!r}",
+        )
+    rate = values.get("rate")
+    if _num(shape_rate) and _num(rate) and shape_rate != rate:
+        raise _bad("fabric.shape.rate", f"expected params.rate {rate:g} B/s, got {shape_rate:g}")
+    return values
