@@ -339,3 +339,15 @@ def test_a_reduce_scatter_row_is_held_to_its_own_steps(tmp_path):
 
     line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
     assert "expected at least 1.5e-05 s (3 dependent steps" in line, line
+
+
+def test_a_sprayed_qp_may_run_at_its_nics_ports(tmp_path):
+    """F-H5: a rail fabric's NIC of two ports paces a sprayed QP at both (2 x the port
+    rate, the engine's own start rate); one port's rate refused a real run."""
+
+    def edit(d):
+        _edit(**{"rates.qp0.bytes_per_s": [1.9 * RATE, RATE]})(d)
+        d["fabric"]["params"]["nic-ports"] = {"value": 2, "unit": "", "source": "spec"}
+
+    r = dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr

@@ -163,8 +163,10 @@ def _g(x: float) -> str:
 
 
 def _fastest_link(fabric) -> float:
-    """The fastest link rate the file's fabric block names, B/s (inf where it names none)."""
-    rates = []
+    """What one connection may be paced at, B/s: the fastest link rate the file's fabric
+    block names, times the NIC ports (and planes) a sprayed connection spreads over (a
+    rail fabric's NIC of two ports paces a sprayed QP at both); inf where it names none."""
+    rates, ports = [], 1.0
     if isinstance(fabric, dict):
         shape, params = fabric.get("shape") or {}, fabric.get("params") or {}
         rates += [v for k, v in shape.items() if k.endswith("rate") and _num(v)]
@@ -173,7 +175,10 @@ def _fastest_link(fabric) -> float:
             for p in params.values()
             if isinstance(p, dict) and p.get("unit") == "B/s" and _num(p.get("value"))
         ]
-    return max(rates) if rates else float("inf")
+        for key in ("nic-ports", "planes"):
+            v = params.get(key, {}).get("value") if isinstance(params.get(key), dict) else None
+            ports *= v if _num(v) and v >= 1 else 1.0
+    return max(rates) * ports if rates else float("inf")
 
 
 def _num(v) -> bool:
