@@ -141,20 +141,26 @@ RTOL = 1e-6
 
 
 def host_push(doc) -> float | None:
-    """The most B/s one rank can push (its endpoint's fastest link, plus ``host-rate`` to
-    each other rank of its host), when the file says it for every row: not for a sweep
-    (rows of other fabrics) nor a scenario (``degrade:factor=0.5`` makes links faster)."""
+    """The most B/s one rank can push (its endpoint's fastest link times its NIC's ports and
+    planes, plus ``host-rate`` to each other rank of its host), when the file says it for
+    every row: not for a sweep (rows of other fabrics) nor a scenario
+    (``degrade:factor=0.5`` makes links faster)."""
     scenario = doc.get("scenario")
     if "sweep" in doc or (scenario is not None and _get(scenario, "kind") != "none"):
         return None
     shape = doc["fabric"].get("shape")
     rates = [_get(shape, k) for k in ("rate", "nic_rate", "scaleup_rate")]
     rates = [x for x in rates if schema.is_number(x) and x > 0]
-    host = _get(_get(doc["fabric"].get("params"), "host-rate"), "value", 0.0)
+    params = doc["fabric"].get("params")
+    host = _get(_get(params, "host-rate"), "value", 0.0)
     per_host = _get(doc["placement"], "ranks_per_host", 1)
     if not rates or not schema.is_number(host) or not schema.is_number(per_host):
         return None
-    return max(rates) + max(host, 0.0) * max(per_host - 1, 0)
+    ports = 1.0  # a NIC of two ports (or planes), sprayed, carries a rank's bytes on each
+    for key in ("nic-ports", "planes"):
+        v = _get(_get(params, key), "value")
+        ports *= v if schema.is_number(v) and v >= 1 else 1.0
+    return max(rates) * ports + max(host, 0.0) * max(per_host - 1, 0)
 
 
 def _get(d, key, default=None):

@@ -94,7 +94,8 @@ BOUND_RTOL = 1e-9
 def lower_bound_s(job: Job) -> float:
     """No engine may be faster: ``alpha`` + the bytes the collective makes each rank send
     (nccl-tests' busbw factor x ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can
-    push (its NIC link, plus ``host_rate`` to each other rank of its host) + the hop
+    push (every link out of its endpoint's node, plus ``host_rate`` to each other rank of
+    its host) + the hop
     latency of its NIC's links when no rank shares a host. 0 for one rank or no bytes."""
     from dist_logreg.collective import algorithms
 
@@ -104,7 +105,13 @@ def lower_bound_s(job: Job) -> float:
     factor = algorithms.BUSBW_FACTORS[algorithms.get(job.algorithm).collective](p)
     topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
     up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
-    nic = np.maximum(topo.link_rate[up], topo.link_rate[down])
+    # every link out of (and into) the endpoint's node: a NIC of two ports, sprayed, or the
+    # other NICs of a rail host (PXN) carry a rank's bytes too
+    src, dst, rate = topo.link_src, topo.link_dst, topo.link_rate
+    nodes = len(topo.node_names)
+    out = np.bincount(src, weights=rate, minlength=nodes)
+    into = np.bincount(dst, weights=rate, minlength=nodes)
+    nic = np.maximum(out[src[up]], into[dst[down]])
     _, where, per_host = np.unique(topo.endpoint_host[ep], return_inverse=True, return_counts=True)
     share = per_host[where] - 1
     push = nic + job.fabric.host_rate * share
