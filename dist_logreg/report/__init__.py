@@ -9,7 +9,7 @@
 ``simulate``      ``simulate.json``: time against ranks per algorithm, link utilisation per tier
 ``neighbour``     a ``simulate.json`` with a neighbouring job: each job alone, together, slowdown
 ``simcheck``      a ``simulate.json``'s packet rows, and the relations between its numbers
-``simfloor``      a ``simulate.json``'s fabric block, and each row's least time on that fabric
+``simfloor``      a ``simulate.json``'s fabric block, each row's least time, a rank's most push
 ``packetplots``   a packet-engine ``simulate.json``: queues, QP rates, pauses, message CDF
 ``tables``        the tables: provenance, headline numbers, stragglers, bench records
 ``document``      the report as ``report.html`` (self-contained) and ``report.md``

@@ -129,3 +129,29 @@ def _values(fabric: dict) -> dict:
     if _num(shape_rate) and _num(rate) and shape_rate != rate:
         raise _bad("fabric.shape.rate", f"expected params.rate {rate:g} B/s, got {shape_rate:g}")
     return values
+
+
+def host_push(doc) -> float | None:
+    """The most B/s one rank can push (its endpoint's fastest link times its NIC's ports and
+    planes, plus ``host-rate`` to each other rank of its host), when the file says it for
+    every row: not for a sweep (rows of other fabrics) nor a scenario
+    (``degrade:factor=0.5`` makes links faster)."""
+    scenario = doc.get("scenario")
+    if "sweep" in doc or (scenario is not None and _get(scenario, "kind") != "none"):
+        return None
+    shape = doc["fabric"].get("shape")
+    rates = [_get(shape, k) for k in ("rate", "nic_rate", "scaleup_rate")]
+    rates = [x for x in rates if schema.is_number(x) and x > 0]
+    params = doc["fabric"].get("params")
+    host = _get(_get(params, "host-rate"), "value", 0.0)
+    per_host = _get(doc["placement"], "ranks_per_host", 1)
+    if not rates or not schema.is_number(host) or not schema.is_number(per_host):
+        return None
+    # a NIC of two ports (or planes), sprayed, carries a rank's bytes on each
+    ports = [_get(_get(params, k), "value") for k in ("nic-ports", "planes")]
+    ports = math.prod(v for v in ports if schema.is_number(v) and v >= 1)
+    return max(rates) * ports + max(host, 0.0) * max(per_host - 1, 0)
+
+
+def _get(d, key, default=None):
+    return d.get(key, default) if isinstance(d, dict) else default

@@ -10,7 +10,7 @@ import numpy as np
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
-from dist_logreg.report import neighbour, packetplots, plots
+from dist_logreg.report import neighbour, packetplots, plots, simfloor
 from dist_logreg.report.document import Section, Table
 from dist_logreg.report.simcheck import PACKET as _PACKET
 from dist_logreg.report.simcheck import relations
@@ -140,29 +140,6 @@ def check(path: Path, doc) -> dict:
 RTOL = 1e-6
 
 
-def host_push(doc) -> float | None:
-    """The most B/s one rank can push (its endpoint's fastest link times its NIC's ports and
-    planes, plus ``host-rate`` to each other rank of its host), when the file says it for
-    every row: not for a sweep (rows of other fabrics) nor a scenario
-    (``degrade:factor=0.5`` makes links faster)."""
-    scenario = doc.get("scenario")
-    if "sweep" in doc or (scenario is not None and _get(scenario, "kind") != "none"):
-        return None
-    shape = doc["fabric"].get("shape")
-    rates = [_get(shape, k) for k in ("rate", "nic_rate", "scaleup_rate")]
-    rates = [x for x in rates if schema.is_number(x) and x > 0]
-    params = doc["fabric"].get("params")
-    host = _get(_get(params, "host-rate"), "value", 0.0)
-    per_host = _get(doc["placement"], "ranks_per_host", 1)
-    if not rates or not schema.is_number(host) or not schema.is_number(per_host):
-        return None
-    ports = 1.0  # a NIC of two ports (or planes), sprayed, carries a rank's bytes on each
-    for key in ("nic-ports", "planes"):
-        v = _get(_get(params, key), "value")
-        ports *= v if schema.is_number(v) and v >= 1 else 1.0
-    return max(rates) * ports + max(host, 0.0) * max(per_host - 1, 0)
-
-
 def _get(d, key, default=None):
     return d.get(key, default) if isinstance(d, dict) else default
 
@@ -184,7 +161,7 @@ def physics(doc) -> None:
     the ideal's phases, so there it is not a bound); a busbw above what a rank's links can
     carry (:func:`host_push`); a neighbour row's (:func:`neighbour.physics`)."""
     neighbour.physics(doc)
-    push = host_push(doc)
+    push = simfloor.host_push(doc)
     for i, r in enumerate(doc["results"]):
         t, seeds = r["time_s"], r["time_s_seeds"]
         if not min(seeds) * (1 - RTOL) <= t <= r["time_s_worst"] * (1 + RTOL):
