@@ -15,6 +15,7 @@ import pytest
 
 from tests.cluster_tools import needs_root
 from tests.test_model_cli import dl
+from tests.test_trust_packet import needs_ns3
 from tests.test_trust_report import one_line
 from tests.test_trust_report3 import T, sim_dir
 
@@ -112,20 +113,37 @@ def test_a_message_that_never_arrived_is_not_a_time(tmp_path):
 # --- E-H6: --link-delay on one direction of a cable, in the packet engine ------------------
 
 
-@pytest.mark.parametrize("delays", [["host-down=5us"], ["host-up=0ns"], ["leaf0>host0=2us"]])
-def test_a_delay_on_one_direction_of_a_cable_is_refused(delays):
+@pytest.mark.parametrize("cls, delay", [("host-down", 5e-6), ("host-up", 0.0)])
+def test_a_delay_on_one_direction_of_a_cable_is_refused(cls, delay):
     """ns-3's point-to-point channel has one delay for both directions: a host-down delay
-    was ignored and a host-up one set both (a time 0.66x its own ideal, exit 0)."""
+    was ignored and a host-up one set both (a time 0.66x its own ideal, exit 0). Checked
+    before ns-3 loads (sim/packet_floor.py), so without the packet extra too."""
+    import numpy as np
+
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.fabric import parse_fabric
+    from dist_logreg.sim.packet_floor import check_one_delay_per_cable
+
+    fab = parse_fabric("flat:hosts=4")
+    names = lambda f: [f"link{i}" for i in range(len(f.link_src))]  # noqa: E731
+    lat = np.array(fab.link_latency, dtype=float)
+    lat[fab.link_class == fab.class_names.index(cls)] = delay
+    with pytest.raises(UsageError, match=r"one delay for both directions"):
+        check_one_delay_per_cable(fab, lat, names)
+    check_one_delay_per_cable(fab, np.full(lat.size, delay), names)  # both ways: runs
+
+
+@needs_ns3
+def test_the_packet_engine_refuses_a_one_way_link_delay():
     from dist_logreg.errors import UsageError
     from dist_logreg.sim import packet
     from dist_logreg.sim.fabric import parse_fabric
     from dist_logreg.sim.packet_options import PacketOptions
 
     fab = parse_fabric("flat:hosts=4")
-    delay = {k: float(v[:-2]) * 1e-6 for k, v in (d.split("=") for d in delays)}
-    opts = PacketOptions(link_delay=delay)
-    with pytest.raises(UsageError, match=r"one delay for both directions"):
-        packet.delayed(fab, opts)
+    for delay in ({"host-down": 5e-6}, {"host-up": 0.0}, {"leaf0>host0": 2e-6}):
+        with pytest.raises(UsageError, match=r"one delay for both directions"):
+            packet.delayed(fab, PacketOptions(link_delay=delay))
     both = {"host-up": 5e-6, "host-down": 5e-6}
     assert packet.delayed(fab, PacketOptions(link_delay=both)).link_latency.max() == 5e-6
 

@@ -308,6 +308,7 @@ def test_report_links_the_packet_plots_and_counts(tmp_path):
     assert "counts per row" in md and "ring 1 KiB" in md
 
 
+@needs_ns3  # without ns-3 the run is refused first, naming the packet extra
 def test_a_long_packet_run_is_announced_before_ns3_loads(monkeypatch):
     # N-M20: a packet run of minutes printed nothing until it ended (at 1024 hosts, nothing
     # within 120 s); the estimate is said before the run (here: with the threshold at 0 and
