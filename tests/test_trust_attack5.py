@@ -402,3 +402,12 @@ def test_a_two_port_nic_sprayed_is_within_the_lower_bound(tmp_path):
     assert row["busbw"] > 5e10  # above one port: both carried the ring
     r = dl("report", str(out), "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
+
+
+def test_exact_at_one_rank_prints_its_table():
+    """F-H7: the phase-synchronous line divided the exact time by a one-rank collective's
+    0 s: a ZeroDivisionError traceback, exit 1, after writing --out."""
+    args = ["--fabric", "flat:hosts=2", "--ranks", "1", "--bytes", "1K", "--algorithm", "ring"]
+    r = dl("simulate", *args, "--exact")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "exact / phase-sync = -" in r.stdout + r.stderr

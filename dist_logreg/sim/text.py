@@ -69,11 +69,16 @@ def phase_sync_line(r: dict) -> str:
     """The phase-synchronous time beside the exact one, like with like: with a neighbour
     (``alone_s``) ``time_s`` is the two jobs together and ``phase_sync_s`` the first job
     alone, so the ratio is the exact time alone over it."""
-    if "alone_s" in r:
-        ratio, what = r["alone_s"] / r["phase_sync_s"], "exact alone / phase-sync alone"
-    else:
-        ratio, what = r["time_s"] / r["phase_sync_s"], "exact / phase-sync"
-    return f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} ({what} = {ratio:.3f})"
+    top, what = (
+        (r["alone_s"], "exact alone / phase-sync alone")
+        if "alone_s" in r
+        else (
+            r["time_s"],
+            "exact / phase-sync",
+        )
+    )
+    ratio = f"{top / r['phase_sync_s']:.3f}" if r["phase_sync_s"] > 0 else "-"  # one rank: 0 s
+    return f"{'':<19}phase-synchronous {seconds(r['phase_sync_s'])} ({what} = {ratio})"
 
 
 def _slot(fab: dict) -> str:
