@@ -411,3 +411,45 @@ def test_exact_at_one_rank_prints_its_table():
     r = dl("simulate", *args, "--exact")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "exact / phase-sync = -" in r.stdout + r.stderr
+
+
+def test_a_sweep_row_is_held_to_its_own_fabric(tmp_path):
+    """F-H8: a sweep's rows were exempt from the busbw bound and the latency floor; each is
+    now held to the fabric it names (the file's ``fabrics``): a real two-fabric sweep made
+    1e4 x faster (time / 1e4, busbw x 1e4) is refused, the sweep itself reports."""
+    import json
+
+    sweep = tmp_path / "sw.toml"
+    sweep.write_text(
+        'fabric = ["flat:hosts=4", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"]\n'
+        'ranks = [4]\nalgorithm = ["ring"]\nbytes = ["1M"]\n'
+    )
+    out = tmp_path / "s"
+    assert dl("simulate", "--sweep", str(sweep), "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "o")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    for r in doc["results"]:
+        for k in ("time_s", "time_s_worst", "ideal_s"):
+            r[k] /= 1e4
+        r["time_s_seeds"] = [t / 1e4 for t in r["time_s_seeds"]]
+        r["algbw"] *= 1e4
+        r["busbw"] *= 1e4
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o2")))
+    assert "results[0].busbw: expected at most" in line or "results[0].time_s" in line, line
+
+
+@pytest.mark.parametrize(
+    "scenario, holds",
+    [
+        ({"kind": "background", "fraction": 0.5}, True),
+        ({"kind": "degrade", "factor": 2.0}, True),
+        ({"kind": "degrade", "factor": 0.5}, False),  # links made faster: no bound
+        ("fail:class=leaf-up", True),
+        ("degrade:factor=0.25", False),
+    ],
+)
+def test_a_scenario_that_only_slows_links_keeps_the_bound(scenario, holds):
+    from dist_logreg.report import simfloor
+
+    assert simfloor.slows_only(scenario) is holds

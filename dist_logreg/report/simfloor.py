@@ -37,14 +37,21 @@ class Floor:
 
     def __init__(self, doc: dict):
         fabric = doc.get("fabric")
+        self.doc = doc
         self.values = _values(fabric) if isinstance(fabric, dict) else {}
+        self.swept = {  # a sweep's fabrics, each checked once
+            b["spec"]: _values(b)
+            for b in doc.get("fabrics") or []
+            if isinstance(b, dict) and isinstance(b.get("spec"), str)
+        }
+        axes = _get(doc.get("sweep"), "axes") or {}
+        self.per_host_varies = any(k in axes for k in ("ranks-per-host", "ranks_per_host"))
         self.per_host = (doc.get("placement") or {}).get("ranks_per_host", 1)
         if not (_num(self.per_host) and self.per_host >= 1 and self.per_host == int(self.per_host)):
             raise schema.Invalid(
                 "placement.ranks_per_host",
                 f"expected a whole number of ranks >= 1, got {self.per_host!r}",
             )
-        self.sweep = "sweep" in doc
         cost = doc.get("cost_model") or {}
         self.cost_alpha = cost.get("alpha_s") if isinstance(cost, dict) else None
 
@@ -55,9 +62,10 @@ class Floor:
             algorithm = get(r["algorithm"])
         except (KeyError, ValueError, TypeError) as exc:
             raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
-        if (r.get("fabric") is not None and self.sweep) or not self.values:
-            return  # a sweep's rows name their own fabrics
-        alpha = self._alpha(r, where)
+        values = self.values if r.get("fabric") is None else self.swept.get(r["fabric"])
+        if not values:
+            return  # a sweep row whose fabric the file does not carry
+        alpha = self._alpha(r, where, values)
         if r["ranks"] < 2:
             return
         form = algorithm.closed_form
@@ -65,9 +73,10 @@ class Floor:
         # rank's data reaches every rank, and a step at most doubles whom it has reached
         low = math.ceil(math.log2(r["ranks"]))
         steps = low if not form or algorithm.library else max(float(form(r["ranks"])[0]), low)
-        lat = [self.values[k] for k in ("link-latency", "scaleup-latency") if k in self.values]
+        lat = [values[k] for k in ("link-latency", "scaleup-latency") if k in values]
         delays = ((r.get("packet") or {}).get("options") or {}).get("link_delay")
-        hop = 2 * min(lat) if lat and self.per_host == 1 and not delays else 0.0
+        one = self.per_host == 1 and not self.per_host_varies
+        hop = 2 * min(lat) if lat and one and not delays else 0.0
         floor = steps * (alpha + hop)
         t = min([r["time_s"], *r["time_s_seeds"]])
         if t < floor * (1 - RTOL):
@@ -77,11 +86,11 @@ class Floor:
                 f"alpha {alpha:g} s + two links of {hop / 2:g} s)), got {t:g}",
             )
 
-    def _alpha(self, r: dict, where: str) -> float:
+    def _alpha(self, r: dict, where: str, values: dict) -> float:
         """The fabric's alpha; 0 under a cost model (a fitted alpha is not the engines'
         per-message one: a real 8-rank ring under a model took 90 us, below 14 x its
         fitted 8.2 us), where only the links' latency holds the floor."""
-        alpha = self.values.get("alpha")
+        alpha = values.get("alpha")
         if self.cost_alpha is not None:
             return 0.0
         if not (_num(alpha) and alpha >= 0):
@@ -131,18 +140,55 @@ def _values(fabric: dict) -> dict:
     return values
 
 
-def host_push(doc) -> float | None:
+def fabric_of(doc: dict, r: dict) -> dict | None:
+    """The fabric block a row ran on: a sweep row's own (the file's ``fabrics`` by the row's
+    ``fabric`` spec; None if the file lacks it), else the file's."""
+    if r.get("fabric") is None:
+        return doc.get("fabric")
+    for block in doc.get("fabrics") or []:
+        if isinstance(block, dict) and block.get("spec") == r["fabric"]:
+            return block
+    return None
+
+
+def slows_only(scenario) -> bool:
+    """Whether a scenario (the file's block or a sweep row's spec) can only slow links:
+    every kind but ``degrade`` with a factor below 1 (which makes links faster)."""
+    if scenario is None:
+        return True
+    if isinstance(scenario, dict):
+        kind, factor = scenario.get("kind"), scenario.get("factor", 1.0)
+    else:
+        kind, _, rest = str(scenario).partition(":")
+        pairs = dict(x.partition("=")[::2] for x in rest.split(",") if x)
+        try:
+            factor = float(pairs.get("factor", 1.0))
+        except ValueError:
+            return False
+    if kind in ("none", "straggler", "background", "fail", "neighbour"):
+        return True
+    return kind == "degrade" and schema.is_number(factor) and factor >= 1
+
+
+def host_push(doc, r: dict | None = None) -> float | None:
     """The most B/s one rank can push (its endpoint's fastest link times its NIC's ports and
-    planes, plus ``host-rate`` to each other rank of its host), when the file says it for
-    every row: not for a sweep (rows of other fabrics) nor a scenario
-    (``degrade:factor=0.5`` makes links faster)."""
-    scenario = doc.get("scenario")
-    if "sweep" in doc or (scenario is not None and _get(scenario, "kind") != "none"):
+    planes, plus ``host-rate`` to each other rank of its host) on the fabric row ``r`` ran
+    on (a sweep row's own), or None where the file does not say it: a scenario that makes
+    links faster (``degrade:factor=0.5``), a sweep over ranks per host."""
+    r = r or {}
+    fabric = fabric_of(doc, r)
+    scenario = r.get("scenario", doc.get("scenario"))
+    sweep_axes = _get(doc.get("sweep"), "axes") or {}
+    if (
+        not isinstance(fabric, dict)
+        or not slows_only(scenario)
+        or any(k in sweep_axes for k in ("ranks-per-host", "ranks_per_host"))
+    ):
         return None
-    shape = doc["fabric"].get("shape")
+    shape = fabric.get("shape")
     rates = [_get(shape, k) for k in ("rate", "nic_rate", "scaleup_rate")]
     rates = [x for x in rates if schema.is_number(x) and x > 0]
-    params = doc["fabric"].get("params")
+    params = fabric.get("params")
     host = _get(_get(params, "host-rate"), "value", 0.0)
     per_host = _get(doc["placement"], "ranks_per_host", 1)
     if not rates or not schema.is_number(host) or not schema.is_number(per_host):

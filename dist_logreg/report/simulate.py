@@ -161,8 +161,8 @@ def physics(doc) -> None:
     the ideal's phases, so there it is not a bound); a busbw above what a rank's links can
     carry (:func:`host_push`); a neighbour row's (:func:`neighbour.physics`)."""
     neighbour.physics(doc)
-    push = simfloor.host_push(doc)
     for i, r in enumerate(doc["results"]):
+        push = simfloor.host_push(doc, r)
         t, seeds = r["time_s"], r["time_s_seeds"]
         if not min(seeds) * (1 - RTOL) <= t <= r["time_s_worst"] * (1 + RTOL):
             raise schema.Invalid(
