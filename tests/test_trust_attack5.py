@@ -453,3 +453,26 @@ def test_a_scenario_that_only_slows_links_keeps_the_bound(scenario, holds):
     from dist_logreg.report import simfloor
 
     assert simfloor.slows_only(scenario) is holds
+
+
+def test_a_cost_model_block_does_not_turn_the_floor_off(tmp_path):
+    """F-H9: a cost_model block added to a file whose alpha is the fabric's own (its source
+    a default, not a model) turned the alpha floor off."""
+
+    def edit(d):
+        _params(alpha=5e-6, link_latency=1e-6)(d)
+        d["cost_model"] = {"path": "m.json", "alpha_s": {"ring": 5e-6}}
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "results[0].time_s: expected at least 4.2e-05 s" in line, line
+
+
+def test_a_sweep_row_on_a_fabric_the_file_lacks_is_refused(tmp_path):
+    """F-H10: a row naming a fabric the file does not carry skipped every bound."""
+
+    def edit(d):
+        _params(alpha=1e-7, link_latency=1e-7)(d)
+        d["results"][0]["fabric"] = "made-up:fabric"
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "results[0].fabric: expected one of the file's fabrics" in line, line

@@ -52,8 +52,6 @@ class Floor:
                 "placement.ranks_per_host",
                 f"expected a whole number of ranks >= 1, got {self.per_host!r}",
             )
-        cost = doc.get("cost_model") or {}
-        self.cost_alpha = cost.get("alpha_s") if isinstance(cost, dict) else None
 
     def check(self, r: dict, where: str) -> None:
         from dist_logreg.collective.algorithms import get
@@ -63,8 +61,16 @@ class Floor:
         except (KeyError, ValueError, TypeError) as exc:
             raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
         values = self.values if r.get("fabric") is None else self.swept.get(r["fabric"])
+        if r.get("fabric") is not None and values is None:
+            if r["fabric"] != (self.doc.get("fabric") or {}).get("spec"):
+                raise schema.Invalid(
+                    f"{where}.fabric",
+                    f"expected one of the file's fabrics ({', '.join(self.swept) or 'none'}), "
+                    f"got {r['fabric']!r}",
+                )
+            values = self.values
         if not values:
-            return  # a sweep row whose fabric the file does not carry
+            return
         alpha = self._alpha(r, where, values)
         if r["ranks"] < 2:
             return
@@ -87,12 +93,13 @@ class Floor:
             )
 
     def _alpha(self, r: dict, where: str, values: dict) -> float:
-        """The fabric's alpha; 0 under a cost model (a fitted alpha is not the engines'
-        per-message one: a real 8-rank ring under a model took 90 us, below 14 x its
-        fitted 8.2 us), where only the links' latency holds the floor."""
+        """The fabric's alpha; 0 where a cost model gave it (its source says so; ``null``
+        for one per algorithm): a fitted alpha is not the engines' per-message one (a real
+        8-rank ring under a model took 90 us, below 14 x its fitted 8.2 us), so only the
+        links' latency holds the floor there."""
         alpha = values.get("alpha")
-        if self.cost_alpha is not None:
-            return 0.0
+        if str(values.get("alpha-source", "")).startswith("cost model"):
+            return 0.0  # a fitted alpha (one, or null: one per algorithm)
         if not (_num(alpha) and alpha >= 0):
             raise schema.Invalid(
                 f"{where}: fabric.params.alpha",
@@ -111,6 +118,7 @@ def _values(fabric: dict) -> dict:
     if not isinstance(params, dict) or not params:
         raise schema.Invalid("fabric.params", f"expected the fabric's parameters, got {params!r}")
     values = {k: (p.get("value") if isinstance(p, dict) else p) for k, p in params.items()}
+    values["alpha-source"] = (params.get("alpha") or {}).get("source", "")
     hosts = fabric.get("hosts") if _num(fabric.get("hosts")) else 1
     for key, v in values.items():
         if key not in schema.FABRIC_BOUNDS or v is None and key in ("alpha", "gamma"):
