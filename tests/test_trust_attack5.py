@@ -331,7 +331,7 @@ def _set(value, *path):
         (_halves("reduce-scatter/warp-drive"), "unknown reduce-scatter algorithm 'warp-drive'"),
         (_drop("fabric", "params"), "fabric.params: expected the fabric's parameters"),
         (_set("1us", "fabric", "params", "link-latency", "value"), "link-latency"),
-        (_set("1", "placement", "ranks_per_host"), "placement.ranks_per_host: expected a whole"),
+        (_set("1", "placement", "ranks_per_host"), "expected a whole number of ranks >= 1"),
         (
             _set(
                 {"value": 1e300, "unit": "B/s", "source": "derived"},
@@ -476,3 +476,31 @@ def test_a_sweep_row_on_a_fabric_the_file_lacks_is_refused(tmp_path):
 
     line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
     assert "results[0].fabric: expected one of the file's fabrics" in line, line
+
+
+# --- seventh attack: G-H1 (a sweep over ranks per host), G-H2 (a scenario never written) ----
+
+
+def test_a_row_is_held_to_its_own_ranks_per_host(tmp_path):
+    """G-H1: a sweep over ranks per host skipped the busbw bound for every row; each row
+    records its own, and one rank a host holds the row to its host link (1e11 B/s here)."""
+
+    def edit(d):
+        _params(alpha=1e-7, link_latency=1e-7)(d)
+        d["fabric"]["shape"] = {"rate": 1e8}
+        d["sweep"] = {"axes": {"ranks-per-host": ["1"]}}
+        d["results"][0]["ranks-per-host"] = 1
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "results[0].busbw: expected at most 1e+08 B/s" in line, line
+
+
+def test_a_scenario_simulate_never_writes_is_refused(tmp_path):
+    """G-H2: degrade with a factor below 1 (simulate refuses it) turned the bound off."""
+
+    def edit(d):
+        _params(alpha=1e-7, link_latency=1e-7)(d)
+        d["scenario"] = {"kind": "degrade", "factor": 0.5}
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "scenario: expected a scenario simulate writes" in line, line

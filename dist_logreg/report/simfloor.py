@@ -44,8 +44,6 @@ class Floor:
             for b in doc.get("fabrics") or []
             if isinstance(b, dict) and isinstance(b.get("spec"), str)
         }
-        axes = _get(doc.get("sweep"), "axes") or {}
-        self.per_host_varies = any(k in axes for k in ("ranks-per-host", "ranks_per_host"))
         self.per_host = (doc.get("placement") or {}).get("ranks_per_host", 1)
         if not (_num(self.per_host) and self.per_host >= 1 and self.per_host == int(self.per_host)):
             raise schema.Invalid(
@@ -81,7 +79,7 @@ class Floor:
         steps = low if not form or algorithm.library else max(float(form(r["ranks"])[0]), low)
         lat = [values[k] for k in ("link-latency", "scaleup-latency") if k in values]
         delays = ((r.get("packet") or {}).get("options") or {}).get("link_delay")
-        one = self.per_host == 1 and not self.per_host_varies
+        one = ranks_per_host(self.doc, r) == 1
         hop = 2 * min(lat) if lat and one and not delays else 0.0
         floor = steps * (alpha + hop)
         t = min([r["time_s"], *r["time_s_seeds"]])
@@ -186,20 +184,17 @@ def host_push(doc, r: dict | None = None) -> float | None:
     r = r or {}
     fabric = fabric_of(doc, r)
     scenario = r.get("scenario", doc.get("scenario"))
-    sweep_axes = _get(doc.get("sweep"), "axes") or {}
-    if (
-        not isinstance(fabric, dict)
-        or not slows_only(scenario)
-        or any(k in sweep_axes for k in ("ranks-per-host", "ranks_per_host"))
-    ):
+    if not slows_only(scenario):  # simulate refuses a scenario that speeds links up
+        raise schema.Invalid("scenario", f"expected a scenario simulate writes, got {scenario!r}")
+    if not isinstance(fabric, dict):
         return None
     shape = fabric.get("shape")
     rates = [_get(shape, k) for k in ("rate", "nic_rate", "scaleup_rate")]
     rates = [x for x in rates if schema.is_number(x) and x > 0]
     params = fabric.get("params")
     host = _get(_get(params, "host-rate"), "value", 0.0)
-    per_host = _get(doc["placement"], "ranks_per_host", 1)
-    if not rates or not schema.is_number(host) or not schema.is_number(per_host):
+    per_host = ranks_per_host(doc, r)
+    if not rates or not schema.is_number(host):
         return None
     # a NIC of two ports (or planes), sprayed, carries a rank's bytes on each
     ports = [_get(_get(params, k), "value") for k in ("nic-ports", "planes")]
@@ -209,3 +204,12 @@ def host_push(doc, r: dict | None = None) -> float | None:
 
 def _get(d, key, default=None):
     return d.get(key, default) if isinstance(d, dict) else default
+
+
+def ranks_per_host(doc: dict, r: dict) -> int:
+    """Ranks a host of row ``r`` holds: the row's own (a sweep over ``ranks-per-host``
+    records it per row), else the file's placement; a whole number >= 1, or refused."""
+    k = r.get("ranks-per-host", (doc.get("placement") or {}).get("ranks_per_host", 1))
+    if not (schema.is_number(k) and k >= 1 and k == int(k)):
+        raise schema.Invalid("ranks-per-host", f"expected a whole number of ranks >= 1, got {k!r}")
+    return int(k)
