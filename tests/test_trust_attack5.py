@@ -504,3 +504,14 @@ def test_a_scenario_simulate_never_writes_is_refused(tmp_path):
 
     line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
     assert "scenario: expected a scenario simulate writes" in line, line
+
+
+def test_an_alpha_source_alone_does_not_turn_the_floor_off(tmp_path):
+    """G-H4: an alpha whose source says "cost model" in a file with no cost_model block."""
+
+    def edit(d):
+        _params(alpha=5e-6, link_latency=1e-6)(d)
+        d["fabric"]["params"]["alpha"]["source"] = "cost model m.json (ring 5 us)"
+
+    line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
+    assert "results[0].time_s: expected at least 4.2e-05 s" in line, line

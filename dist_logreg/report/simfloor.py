@@ -96,8 +96,11 @@ class Floor:
         8-rank ring under a model took 90 us, below 14 x its fitted 8.2 us), so only the
         links' latency holds the floor there."""
         alpha = values.get("alpha")
-        if str(values.get("alpha-source", "")).startswith("cost model"):
-            return 0.0  # a fitted alpha (one, or null: one per algorithm)
+        model = (self.doc.get("cost_model") or {}) if isinstance(self.doc, dict) else {}
+        if str(values.get("alpha-source", "")).startswith("cost model") and isinstance(
+            model.get("alpha_s"), dict
+        ):
+            return 0.0  # a fitted alpha (one, or null: one per algorithm), the model recorded
         if not (_num(alpha) and alpha >= 0):
             raise schema.Invalid(
                 f"{where}: fabric.params.alpha",
