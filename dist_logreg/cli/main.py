@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from dist_logreg import __version__
 from dist_logreg.cli import (
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
 #: Set in every rank by mpirun (Open MPI, PMIx, MPICH) before MPI starts.
 LAUNCHER_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+#: How long a rank other than 0 waits before exiting on a command-line error.
+QUIET_RANK_EXIT_DELAY_S = 2.0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -95,6 +98,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     try:
         with open(os.devnull, "w") as sys.stderr:
             return build_parser().parse_args(argv)
+    except SystemExit:
+        # the first rank to exit non-zero makes mpirun kill the others: leave rank 0 the
+        # time to print the line (a fresh clone's test saw it killed before it did)
+        time.sleep(QUIET_RANK_EXIT_DELAY_S)
+        raise
     finally:
         sys.stderr = saved
 
