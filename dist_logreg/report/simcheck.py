@@ -13,10 +13,8 @@ import math
 
 from dist_logreg import schema
 from dist_logreg.report import simfloor
+from dist_logreg.report.simfloor import RTOL, _bad
 
-#: Relative slack: the engines compute busbw as bytes / time x factor in binary64, and JSON
-#: keeps 17 significant digits, which leave far less.
-RTOL = 1e-6
 #: The bounds of :mod:`~dist_logreg.report.simulate` (``MAX_SECONDS``, B/s).
 _SECONDS = schema.number(0.0, 1e6, "a finite number of seconds")
 _RATE = schema.number(0.0, 1e18, "a finite number of B/s")
@@ -50,10 +48,6 @@ PACKET = schema.table(
         ),
     },
 )
-
-
-def _bad(where: str, message: str) -> schema.Invalid:
-    return schema.Invalid(where, f"{message} (a file that breaks physics)")
 
 
 def relations(doc) -> None:
@@ -175,9 +169,7 @@ def _fastest_link(fabric) -> float:
             for p in params.values()
             if isinstance(p, dict) and p.get("unit") == "B/s" and _num(p.get("value"))
         ]
-        for key in ("nic-ports", "planes"):
-            v = params.get(key, {}).get("value") if isinstance(params.get(key), dict) else None
-            ports *= v if _num(v) and v >= 1 else 1.0
+        ports = simfloor.nic_ports(params)
     return max(rates) * ports if rates else float("inf")
 
 

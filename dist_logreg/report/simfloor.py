@@ -17,7 +17,8 @@ import math
 
 from dist_logreg import schema
 
-#: Slack for binary64 sums and JSON's 17 digits.
+#: Relative slack of the checks here and in ``simcheck``: the engines compute busbw as
+#: bytes / time x factor in binary64, and JSON keeps 17 significant digits.
 RTOL = 1e-6
 #: What an uplink or core rate derived from a spec (hosts x rate / oversubscription) may
 #: reach: the spec's highest rate x its lowest oversubscription's inverse x the hosts.
@@ -29,7 +30,14 @@ def _bad(where: str, message: str) -> schema.Invalid:
 
 
 def _num(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return schema.is_number(v) and math.isfinite(v)
+
+
+def nic_ports(params) -> float:
+    """The links a sprayed connection spreads over at its NIC: ``nic-ports`` x ``planes``
+    of the fabric's parameters (1 where it has neither): a rank's bytes go out on each."""
+    ports = [_get(_get(params, k), "value") for k in ("nic-ports", "planes")]
+    return math.prod(v for v in ports if schema.is_number(v) and v >= 1)
 
 
 class Floor:
@@ -199,10 +207,7 @@ def host_push(doc, r: dict | None = None) -> float | None:
     per_host = ranks_per_host(doc, r)
     if not rates or not schema.is_number(host):
         return None
-    # a NIC of two ports (or planes), sprayed, carries a rank's bytes on each
-    ports = [_get(_get(params, k), "value") for k in ("nic-ports", "planes")]
-    ports = math.prod(v for v in ports if schema.is_number(v) and v >= 1)
-    return max(rates) * ports + max(host, 0.0) * max(per_host - 1, 0)
+    return max(rates) * nic_ports(params) + max(host, 0.0) * max(per_host - 1, 0)
 
 
 def _get(d, key, default=None):
