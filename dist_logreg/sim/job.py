@@ -95,8 +95,8 @@ def lower_bound_s(job: Job) -> float:
     """No engine may be faster: ``alpha`` + the bytes the collective makes each rank send
     (nccl-tests' busbw factor x ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can
     push (every link out of its endpoint's node, plus ``host_rate`` to each other rank of
-    its host) + the hop
-    latency of its NIC's links when no rank shares a host. 0 for one rank or no bytes."""
+    its host) + the hop latency of its NIC's links when no rank shares a host. 0 for one
+    rank or no bytes."""
     from dist_logreg.collective import algorithms
 
     p = job.ranks
