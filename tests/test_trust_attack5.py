@@ -17,7 +17,7 @@ from tests.cluster_tools import needs_root
 from tests.test_model_cli import dl
 from tests.test_trust_packet import needs_ns3
 from tests.test_trust_report import one_line
-from tests.test_trust_report3 import T, sim_dir
+from tests.test_trust_report3 import T, fabric_block, sim_dir
 
 RATE = 12.5e9  # the fabric block's host link, B/s (100 Gbit/s)
 
@@ -44,8 +44,7 @@ def _block(**over):
 
 def _edit(**over):
     def edit(d):
-        d["fabric"]["shape"] = {"rate": RATE}
-        d["fabric"]["params"]["rate"] = {"value": RATE, "unit": "B/s", "source": "spec"}
+        d["fabric"] = fabric_block("flat:hosts=4,alpha=0.5us,link-latency=0.25us,rate=100G")
         d["results"][0]["packet"] = _block(**over)
 
     return edit
@@ -198,8 +197,10 @@ def test_tc_itself_is_asked_what_it_holds():
 
 def _fabric(alpha=0.0, **shape):  # links of 0 s: the floor is alpha's alone
     def edit(d):
-        params = {"alpha": {"value": alpha, "unit": "s"}, "link-latency": {"value": 0.0}}
-        d["fabric"] = {"spec": "flat:hosts=4", "hosts": 4, "shape": shape, "params": params}
+        spec = f"flat:hosts=4,alpha={min(alpha, 1.0)},link-latency=0"
+        d["fabric"] = fabric_block(spec)  # then edited past what simulate accepts
+        d["fabric"]["params"]["alpha"]["value"] = alpha
+        d["fabric"]["shape"].update(shape)
 
     return edit
 
@@ -234,11 +235,8 @@ def test_a_fabric_no_simulation_accepts_is_refused(tmp_path, edit, key):
 
 def _params(**values):
     def edit(d):
-        params = {
-            k.replace("_", "-"): {"value": v, "unit": "s", "source": "spec"}
-            for k, v in values.items()
-        }
-        d["fabric"] = {"spec": "flat:hosts=4", "hosts": 4, "params": params}
+        keys = ",".join(f"{k.replace('_', '-')}={v}" for k, v in values.items())
+        d["fabric"] = fabric_block(f"flat:hosts=4,{keys}")
         d["placement"] = {"mode": "packed", "seeds": 2, "ranks_per_host": 1}
 
     return edit
@@ -256,7 +254,9 @@ def test_a_time_below_the_links_latency_is_refused(tmp_path):
 def test_a_fabric_block_without_a_numeric_alpha_is_refused(tmp_path, alpha):
     def edit(d):
         _params(link_latency=1e-7)(d)
-        if alpha is not None:
+        if alpha is None:
+            del d["fabric"]["params"]["alpha"]
+        else:
             d["fabric"]["params"]["alpha"] = {"value": alpha, "unit": "s", "source": "spec"}
 
     line = one_line(dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o")))
@@ -365,7 +365,10 @@ def test_a_sprayed_qp_may_run_at_its_nics_ports(tmp_path):
 
     def edit(d):
         _edit(**{"rates.qp0.bytes_per_s": [1.9 * RATE, RATE]})(d)
-        d["fabric"]["params"]["nic-ports"] = {"value": 2, "unit": "", "source": "spec"}
+        d["fabric"] = fabric_block(
+            "rail:hosts-per-unit=2,units=2,rails=1,gpus-per-host=1,spines=2,nic-ports=2,"
+            "dual-tor=yes,hash=spray,rate=100G,alpha=0.5us,link-latency=0.25us"
+        )
 
     r = dl("report", str(sim_dir(tmp_path, edit)), "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr

@@ -78,7 +78,10 @@ def cmd(args: argparse.Namespace) -> int:
             Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")
         )
         check_out(out, args.force)  # before any work
-        runs = [load(p) for p in args.runs]  # bad input fails here; simulate.json included
+        from dist_logreg.sim.recheck import check as job_bound
+
+        # bad input fails here; a simulate.json held to the simulator's own bound too
+        runs = [load(p, job_bound) for p in args.runs]
         from dist_logreg.report.build import build
 
         def draw(stage: Path) -> list:  # a packet simulate.json's plots: in its section

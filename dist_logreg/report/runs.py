@@ -77,8 +77,10 @@ class BenchRun:
         return self.doc["records"]
 
 
-def load(path: str | Path) -> TrainRun | BenchRun:
-    """A training output directory (or its ``summary.json``), or a bench JSON file."""
+def load(path: str | Path, job_bound=None) -> TrainRun | BenchRun:
+    """A training output directory (or its ``summary.json``), or a bench JSON file;
+    ``job_bound(doc)``: a ``simulate.json``'s check against the simulator's own bound
+    (``cli/`` passes ``sim.recheck.check``; ``report/`` never imports ``sim/``)."""
     path = Path(path)
     if path.is_file() and path.name == "summary.json":
         path = path.parent
@@ -102,7 +104,7 @@ def load(path: str | Path) -> TrainRun | BenchRun:
         return _load_train(path)
     if not path.exists():
         raise UsageError(f"RUN {path}: not found")
-    return _load_bench(path)
+    return _load_bench(path, job_bound)
 
 
 def bench_records(doc, where: str) -> dict:
@@ -160,11 +162,11 @@ def _once(where: str):
     return hook
 
 
-def _load_bench(path: Path) -> BenchRun:
+def _load_bench(path: Path, job_bound=None) -> BenchRun:
     raw = read_json(path, "run file")
     if simulate.is_simulate(raw):
         json.loads(path.read_text(), object_pairs_hook=_once(f"simulate.json {path}"))
-        return simulate.load(path, raw)
+        return simulate.load(path, raw, job_bound)
     doc = bench_records(raw, f"bench JSON {path}")
     tag = (doc.get("run") or {}).get("tag") or path.stem
     return BenchRun(path, tag, doc)

@@ -122,14 +122,17 @@ def read(path: Path) -> dict:
     return check(path, schema.read(path, "simulate.json"))
 
 
-def check(path: Path, doc) -> dict:
+def check(path: Path, doc, job_bound=None) -> dict:
     """``doc`` if it is a ``simulate.json`` every key of which the report can show, and
-    whose numbers keep to physics (:func:`physics`)."""
+    whose numbers keep to physics (:func:`physics`; ``job_bound(doc)``: the simulator's own
+    bound on each row, its fabric rebuilt, which ``cli/`` passes in)."""
     name = f"simulate.json {path}"
     schema.check(doc, SCHEMA, name)
     try:
         physics(doc)
         relations(doc)
+        if job_bound is not None:
+            job_bound(doc)
     except schema.Invalid as exc:
         raise UsageError(f"{name}: {exc}") from None
     return doc
@@ -185,8 +188,8 @@ def physics(doc) -> None:
             )
 
 
-def load(path: Path, doc) -> SimRun:
-    check(path, doc)
+def load(path: Path, doc, job_bound=None) -> SimRun:
+    check(path, doc, job_bound)
     tag = path.parent.name if path.name == "simulate.json" else path.stem
     return SimRun(path, tag, doc)
 

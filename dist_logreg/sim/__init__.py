@@ -31,6 +31,7 @@ in a fresh interpreter and checks).
 ``ns3net``            the packet engine's network layer: dependent transfers over ns-3
 ``ns3driver``         loads the packet engine's C++ (``ns3driver.cc``, ``.h``) through cppyy
 ``runner``            a sweep of simulations and its ``simulate.json``
+``recheck``           a ``simulate.json`` held to the engines' bound, its fabric rebuilt
 ``workload``          ``--workload``: a training step's gradient, buckets and compute (presets)
 ``step``              one training step: the buckets' collectives on one stream against compute
 ``scenario``          ``--scenario``: a straggler, a degraded or failed link, background traffic

@@ -91,12 +91,16 @@ def job_phases(job: Job) -> list:
 BOUND_RTOL = 1e-9
 
 
-def lower_bound_s(job: Job) -> float:
-    """No engine may be faster: ``alpha`` + the bytes the collective makes each rank send
-    (nccl-tests' busbw factor x ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can
-    push (every link out of its endpoint's node, plus ``host_rate`` to each other rank of
-    its host) + the hop latency of its NIC's links when no rank shares a host. 0 for one
-    rank or no bytes."""
+def lower_bound_s(job: Job, latency: bool = True) -> float:
+    """No engine may be faster: ``alpha`` + the larger of two byte terms + the hop latency
+    of its NIC's links when no rank shares a host (``latency=False``: without it, for a
+    run whose links' delays were set apart from the fabric's). 0 for one rank or no bytes.
+
+    - a rank's: the bytes the collective makes each rank send (nccl-tests' busbw factor x
+      ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can push (every link out of
+      its endpoint's node, plus ``host_rate`` to each other rank of its host);
+    - a host's (:func:`host_cut_s`): the bytes that must cross each host's boundary at the
+      rate of the links that cross it (a host's scale-up links stay inside it)."""
     from dist_logreg.collective import algorithms
 
     p = job.ranks
@@ -115,8 +119,62 @@ def lower_bound_s(job: Job) -> float:
     _, where, per_host = np.unique(topo.endpoint_host[ep], return_inverse=True, return_counts=True)
     share = per_host[where] - 1
     push = nic + job.fabric.host_rate * share
-    hops = 0.0 if share.any() else topo.link_latency[up].min() + topo.link_latency[down].min()
-    return float(job.fabric.alpha + factor * job.nbytes / push.min() + hops)
+    hops = topo.link_latency[up].min() + topo.link_latency[down].min()
+    hops = 0.0 if share.any() or not latency else hops
+    wire = max(factor * job.nbytes / push.min(), host_cut_s(job))
+    return float(job.fabric.alpha + wire + hops)
+
+
+def host_cut_s(job: Job) -> float:
+    """The least time the bytes that must leave or enter a host take at the rate of the
+    links that cross its boundary, the slowest host's (0 with one host). A host with ``k``
+    of the ``p`` ranks must send out (and take in), as fractions of ``nbytes``: allreduce 1
+    and 1 (every element's sum needs the host's part, and the host needs the sum);
+    reduce-scatter (p-k)/p and k/p; allgather k/p and (p-k)/p; alltoall k(p-k)/p both ways;
+    broadcast 1 into every host but the root's (the least over the hosts, the root unknown
+    here). A host is its endpoints' nodes and the nodes linked only to them (its scale-up
+    switch); a node two hosts share makes the cut unknown (0)."""
+    from dist_logreg.collective import algorithms
+
+    topo, p = job.fabric.topology, job.ranks
+    ep = np.asarray(job.host_of, dtype=np.int64)
+    hosts, k = np.unique(topo.endpoint_host[ep], return_counts=True)
+    if hosts.size < 2:
+        return 0.0
+    nodes = len(topo.node_names)
+    src, dst, rate = topo.link_src, topo.link_dst, topo.link_rate
+    owner = np.full(nodes, -1, dtype=np.int64)
+    ep_node = src[topo.endpoint_up]
+    owner[ep_node] = topo.endpoint_host
+    if (owner[ep_node] != topo.endpoint_host).any():
+        return 0.0  # one node holds endpoints of two hosts
+    lo, hi = np.full(nodes, nodes + 1, dtype=np.int64), np.full(nodes, -2, dtype=np.int64)
+    for a, b in ((src, dst), (dst, src)):
+        np.minimum.at(lo, a, owner[b])
+        np.maximum.at(hi, a, owner[b])
+    inside = (owner < 0) & (lo == hi) & (lo >= 0)  # linked only to one host's endpoints
+    owner = np.where(inside, lo, owner)
+    crossing = owner[src] != owner[dst]
+    size = int(max(owner.max(), hosts.max())) + 1
+    leaving, entering = crossing & (owner[src] >= 0), crossing & (owner[dst] >= 0)
+    egress = np.bincount(owner[src][leaving], weights=rate[leaving], minlength=size)[hosts]
+    ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)[hosts]
+    kind = algorithms.get(job.algorithm).collective
+    f = k / p
+    need_out, need_in = {
+        algorithms.ALLREDUCE: (np.ones_like(f), np.ones_like(f)),
+        "reduce-scatter": (1 - f, f),
+        "allgather": (f, 1 - f),
+        "alltoall": (f * (1 - f) * p, f * (1 - f) * p),
+        "broadcast": (np.zeros_like(f), np.ones_like(f)),
+    }[kind]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_out = np.where(need_out > 0, need_out * job.nbytes / egress, 0.0)
+        t_in = np.where(need_in > 0, need_in * job.nbytes / ingress, 0.0)
+    t = np.maximum(t_out, t_in)
+    if not np.isfinite(t).all():
+        return 0.0  # a host with no link out: the fabric's own error, not this bound's
+    return float(t.min() if kind == "broadcast" else t.max())
 
 
 def check_result(job: Job, result: Result, engine: str = "") -> Result:

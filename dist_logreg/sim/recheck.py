@@ -1,0 +1,181 @@
+"""A ``simulate.json`` held to the engines' own bound, for ``dist-logreg report``.
+
+``report/`` never imports ``sim/``: ``cli/`` hands :func:`check` to the report's reader.
+Each fabric block is rebuilt the way ``simulate`` built it (its spec; a fabric file's or an
+emulated cluster's keys from the block's ``params``; a cost model's alpha as 0, since a
+fitted alpha is per size segment) and must agree with that fabric key by key, shape and
+counts included: a block edited to make a fabric faster than its spec, or holding keys its
+kind has not, is refused. Each row's every seed is then held to
+:func:`~dist_logreg.sim.job.lower_bound_s` of its own placement, the function every engine's
+result is checked against as it is made.
+
+Raises :class:`~dist_logreg.schema.Invalid` naming the key and both values.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from dist_logreg import schema
+from dist_logreg.collective import algorithms
+from dist_logreg.errors import UsageError
+from dist_logreg.sim.fabric import Fabric, parse_fabric
+from dist_logreg.sim.job import BOUND_RTOL, Job, lower_bound_s
+from dist_logreg.sim.placement import place
+
+#: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
+RTOL = max(BOUND_RTOL, 1e-9)
+#: A random placement is redrawn per seed: the first this many seeds get their own bound,
+#: the rest the least of those.
+SEED_CAP = 32
+#: Where a value in ``params`` came from, when the rebuild takes it from the spec text or
+#: recomputes it instead of reading it from the block.
+_REBUILT = ("default", "derived", "preset")
+
+
+def check(doc: dict) -> None:
+    """:class:`schema.Invalid` for a fabric block that is not what its spec builds, or a
+    row whose time (any seed's) is below the job's lower bound."""
+    built: dict[int, Fabric] = {}
+    placement = doc.get("placement") or {}
+    for i, r in enumerate(doc["results"]):
+        where = f"results[{i}]"
+        block, name = _block_of(doc, r, where)
+        if id(block) not in built:
+            built[id(block)] = rebuild(block, name)
+        _row(built[id(block)], r, placement, where)
+
+
+def _block_of(doc: dict, r: dict, where: str) -> tuple[dict, str]:
+    spec = r.get("fabric")
+    if spec is None or spec == (doc.get("fabric") or {}).get("spec"):
+        block = doc.get("fabric")
+        if isinstance(block, dict):
+            return block, "fabric"
+    for j, block in enumerate(doc.get("fabrics") or []):
+        if isinstance(block, dict) and block.get("spec") == spec:
+            return block, f"fabrics[{j}]"
+    raise schema.Invalid(f"{where}.fabric", f"expected one of the file's fabrics, got {spec!r}")
+
+
+def rebuild(block: dict, name: str = "fabric") -> Fabric:
+    """The fabric ``block`` describes, rebuilt; :class:`schema.Invalid` where the block
+    disagrees with it (a key, the shape, the counts) or no fabric can be built from it."""
+    spec, params = block.get("spec"), block.get("params")
+    if not isinstance(spec, str) or not isinstance(params, dict) or not params:
+        raise schema.Invalid(f"{name}", "expected a spec and its params, as simulate writes")
+    for key, p in params.items():
+        if not isinstance(p, dict) or not isinstance(p.get("source", ""), str):
+            raise schema.Invalid(f"{name}.params.{key}", f"expected {{value, source}}, got {p!r}")
+        v = p.get("value")
+        if not (v is None or isinstance(v, (bool, str)) or _finite(v)):
+            raise schema.Invalid(f"{name}.params.{key}", f"expected a finite value, got {v!r}")
+    base = spec.split(" = ", 1)[1] if " = " in spec else spec  # cluster:NAME = its preset
+    from_block = Path(base).suffix in (".json", ".toml") or base.lower().startswith("cluster:")
+    if from_block:  # a fabric file (perhaps gone) or a cluster's: its keys are in params
+        base = f"{(params.get('topology') or {}).get('value')}:"
+    model = {k for k, p in params.items() if p["source"].startswith("cost model")}
+    over = {}
+    for key, p in params.items():
+        src = p["source"]
+        if key == "topology" or src.startswith(_REBUILT) or (src == "spec" and not from_block):
+            continue
+        over[key] = (0.0, src) if key in model else (p.get("value"), src)
+    try:
+        fab = parse_fabric(base, **over)
+    except (UsageError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise schema.Invalid(f"{name}.spec", f"expected a fabric simulate builds: {exc}") from None
+    _agree(name, block, fab, model)
+    return fab
+
+
+def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
+    """Every key of ``params`` as the rebuilt fabric has it (a cost model's alpha and gamma
+    aside), and the block's counts and shape as it builds them."""
+    params, spec = block["params"], block["spec"]
+    for key in sorted(set(params) | set(fab.values)):
+        if key in model:
+            continue
+        got = params[key].get("value") if key in params else "(no such key)"
+        want = fab.values.get(key, "(no such key)")
+        if not _same(got, want):
+            raise _bad(
+                f"{name}.params.{key}",
+                f"expected {_text(want)} (what the spec {spec!r} builds), got {_text(got)}",
+            )
+    switches = int((fab.topology.node_tier > 0).sum())
+    counts = {"hosts": fab.hosts, "links": fab.links, "switches": switches}
+    shape, got_shape = fab.topology.describe(), block.get("shape")
+    if not isinstance(got_shape, dict):
+        raise schema.Invalid(f"{name}.shape", f"expected the fabric's shape, got {got_shape!r}")
+    pairs = [(k, block.get(k, "(no such key)"), v) for k, v in counts.items()]
+    keys = sorted(set(shape) | set(got_shape))
+    pairs += [(f"shape.{k}", got_shape.get(k, "(none)"), shape.get(k, "(none)")) for k in keys]
+    for key, got, want in pairs:
+        if not _same(got, want):
+            raise _bad(
+                f"{name}.{key}",
+                f"expected {_text(want)} (what the spec {spec!r} builds), got {_text(got)}",
+            )
+
+
+def _row(fab: Fabric, r: dict, placement: dict, where: str) -> None:
+    p, seeds = r["ranks"], r["time_s_seeds"]
+    try:
+        scheduled = algorithms.get(r["algorithm"]).phases is not None
+    except (ValueError, TypeError) as exc:
+        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
+    if not scheduled:  # the MPI library's choice: simulate has no schedule to replay
+        choices = ", ".join(algorithms.scheduled_keys())
+        raise schema.Invalid(
+            f"{where}.algorithm",
+            f"expected one simulate runs ({choices}), got {r['algorithm']!r}",
+        )
+    if p < 2 or r["bytes"] <= 0:
+        return
+    per_host = r.get("ranks-per-host", placement.get("ranks_per_host", 1))
+    mode = r.get("placement", placement.get("mode", "packed"))
+    first = r.get("placement-seed", placement.get("placement_seed", 0))
+    options = (r.get("packet") or {}).get("options") or {}
+    latency = not (options.get("link_delay") or r.get("link-delay"))
+    draws = min(len(seeds), SEED_CAP) if mode == "random" else 1
+    bounds = []
+    for i in range(draws):
+        try:
+            host_of = place(p, fab, int(per_host), str(mode), int(first) + i)
+            job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
+            bounds.append(lower_bound_s(job, latency=latency))
+        except (UsageError, ValueError, TypeError, KeyError) as exc:
+            raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
+    for i, t in enumerate(seeds):
+        bound = bounds[i] if i < len(bounds) else min(bounds)
+        if t < bound * (1 - RTOL):
+            raise _bad(
+                f"{where}.time_s_seeds[{i}]",
+                f"expected at least {bound:.6g} s (the job's lower bound on this fabric: "
+                f"alpha + the bytes a rank or a host must send at its links' rate + hop "
+                f"latency), got {t:.6g}",
+            )
+
+
+def _finite(v) -> bool:
+    return schema.is_number(v) and math.isfinite(v)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, (bool, np.bool_)):
+        return isinstance(a, bool) and bool(b) == a and isinstance(b, (bool, np.bool_))
+    if _finite(a) and isinstance(b, (int, float, np.integer, np.floating)):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+def _text(v) -> str:
+    return f"{float(v):g}" if _finite(v) and not isinstance(v, bool) else repr(v)
+
+
+def _bad(where: str, message: str) -> schema.Invalid:
+    return schema.Invalid(where, f"{message} (a file that breaks physics)")

@@ -1,0 +1,188 @@
+"""G-H3 (the seventh attack on issue 29) and its class: ``report`` rebuilds each
+``simulate.json`` fabric from its spec (``sim/recheck.py``) and holds every seed of every
+row to the engines' own lower bound (``sim/job.py``), so a file edited to make its fabric
+faster, or its times faster than the fabric allows, is refused; the host-boundary term of
+that bound, by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_model_cli import dl
+from tests.test_trust_report import one_line
+
+LEAF_SPINE = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,alpha=0"
+#: the attack's genuine rail run: one GPU a host, a NIC of two 50 GB/s ports sprayed
+RAIL1 = (
+    "rail:hosts-per-unit=2,units=2,rails=1,gpus-per-host=1,spines=2,nic-ports=2,"
+    "dual-tor=yes,hash=spray"
+)
+
+
+def _simulate(tmp_path, name, *args):
+    out = tmp_path / name
+    r = dl("simulate", *args, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _edit(folder, edit):
+    path = folder / "simulate.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    return folder
+
+
+def _faster(k):
+    """Every time of every row k x shorter, busbw and algbw k x higher (consistent)."""
+
+    def edit(doc):
+        for r in doc["results"]:
+            for key in ("time_s", "time_s_worst", "ideal_s"):
+                r[key] /= k
+            r["time_s_seeds"] = [t / k for t in r["time_s_seeds"]]
+            r["algbw"] *= k
+            r["busbw"] *= k
+
+    return edit
+
+
+def _report(tmp_path, folder):
+    n = len(list(tmp_path.glob("rep-*")))
+    return dl("report", str(folder), "--out", str(tmp_path / f"rep-{n}"))
+
+
+@pytest.fixture(scope="module")
+def leaf_spine(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ls")
+    return _simulate(tmp, "ls", "--fabric", LEAF_SPINE, "--ranks", "4", "--bytes", "1M")
+
+
+@pytest.mark.parametrize(
+    "key, edit",
+    [  # each one key the attack added; the fabric's kind has none of them
+        ("fabric.shape.scaleup_rate", lambda d: d["fabric"]["shape"].update(scaleup_rate=1e12)),
+        ("fabric.shape.nic_rate", lambda d: d["fabric"]["shape"].update(nic_rate=1e12)),
+        (
+            "fabric.params.nic-ports",
+            lambda d: d["fabric"]["params"].update({"nic-ports": {"value": 4, "source": "spec"}}),
+        ),
+        (
+            "fabric.params.planes",
+            lambda d: d["fabric"]["params"].update({"planes": {"value": 4, "source": "spec"}}),
+        ),
+        ("fabric.params.spines", lambda d: d["fabric"]["params"]["spines"].update(value=4)),
+        ("fabric.shape.uplink_rate", lambda d: d["fabric"]["shape"].update(uplink_rate=2e11)),
+        ("fabric.links", lambda d: d["fabric"].update(links=3)),
+    ],
+)
+def test_a_key_the_spec_does_not_build_is_refused(tmp_path, leaf_spine, key, edit):
+    folder = tmp_path / "ls"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((leaf_spine / "simulate.json").read_text())
+    assert _report(tmp_path, folder).returncode == 0  # as simulate wrote it
+    line = one_line(_report(tmp_path, _edit(folder, edit)))
+    assert f"{key}: expected" in line and "what the spec 'leaf-spine:" in line, line
+
+
+def test_a_genuine_rail_run_made_faster_is_refused(tmp_path):
+    """G-H3: the genuine run reports; its times / 8 are below the bound: a ring of 4 ranks
+    sends 2(3/4) x 100 MiB from each rank over its two 50 GB/s ports: 1.5 x 104857600 B /
+    1e11 B/s = 1.5729 ms, + alpha 5 us + two 1 us hops = 1.57986 ms (hand)."""
+    run = _simulate(tmp_path, "rail", "--fabric", RAIL1, "--ranks", "4", "--bytes", "100M")
+    assert _report(tmp_path, run).returncode == 0
+    line = one_line(_report(tmp_path, _edit(run, _faster(8))))
+    assert "time_s_seeds[0]: expected at least 0.00157986 s" in line, line
+
+
+def test_a_host_is_held_to_the_links_that_leave_it(tmp_path):
+    """8 ranks, 2 a host, on a flat fabric of 100 GB/s links (host-rate 100 GB/s): a rank's
+    links allow a ring of 1 MiB 2(7/8) x 1 MiB / 200 GB/s = 9.175 us; the bytes that must
+    leave a host (all 1 MiB: the other hosts need its part of every element) over its one
+    100 GB/s link take 10.486 us (hand). A time just under the second is refused, and its
+    busbw is under what the report's host-link check allows (200 GB/s)."""
+    n, spec = 1 << 20, "flat:hosts=4,rate=800G,host-rate=100GB/s,alpha=0,link-latency=0"
+    run = _simulate(
+        tmp_path,
+        "h2",
+        *("--fabric", spec, "--ranks", "8", "--ranks-per-host", "2", "--bytes", "1M"),
+    )
+    t = json.loads((run / "simulate.json").read_text())["results"][0]["time_s"]
+    k = t / (0.95 * n / 100e9)
+    assert k > 1 and 1.75 * n / (t / k) < 200e9
+    line = one_line(_report(tmp_path, _edit(run, _faster(k))))
+    assert "time_s_seeds[0]: expected at least 1.04858e-05 s" in line, line
+
+
+def test_the_engines_bound_counts_a_rail_hosts_nics_not_its_scale_up():
+    """16 ranks on two 8-GPU rail hosts (alpha and latency 0): a rank's own links (8 x 450
+    GB/s scale-up, 8 x 50 GB/s NICs, PXN, + 7 x host-rate) allow 0.42 us for a ring of
+    1 MiB; the 1 MiB that must leave a host over its 8 NICs of 50 GB/s take 2.62144 us."""
+    from dist_logreg.sim.fabric import parse_fabric
+    from dist_logreg.sim.job import Job, lower_bound_s
+    from dist_logreg.sim.placement import place
+
+    fab = parse_fabric("rail:hosts-per-unit=2,spines=2,alpha=0,link-latency=0")
+    job = Job(fab, place(16, fab), "ring", 1 << 20)
+    assert lower_bound_s(job) == pytest.approx((1 << 20) / 400e9, rel=1e-12)
+
+
+def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
+    """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
+    is an edited file."""
+    folder = tmp_path / "ls"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((leaf_spine / "simulate.json").read_text())
+    line = one_line(
+        _report(tmp_path, _edit(folder, lambda d: d["results"][0].update(algorithm="mpi")))
+    )
+    assert "results[0].algorithm: expected one simulate runs" in line, line
+
+
+def test_a_fabric_file_gone_and_a_cost_model_still_report(tmp_path):
+    """The rebuild reads a fabric file's keys from the block (the file may be gone) and a
+    cost model's alpha as the model's (per size segment): genuine runs of both report."""
+    from dist_logreg.collective import costfile
+    from tests.test_costmodel import one_segment_model
+
+    fabric = tmp_path / "fab.toml"
+    fabric.write_text('topology = "leaf-spine"\nleaves = 2\nspines = 2\nhosts-per-leaf = 2\n')
+    a = _simulate(tmp_path, "file", "--fabric", str(fabric), "--ranks", "4", "--bytes", "1M")
+    fabric.unlink()
+    assert _report(tmp_path, a).returncode == 0, _report(tmp_path, a).stderr
+    costfile.save(one_segment_model(), tmp_path / "model.json")
+    b = _simulate(
+        tmp_path,
+        "model",
+        *("--fabric", "flat:hosts=5,rate=100G", "--ranks", "5", "--bytes", "3M"),
+        *("--algorithm", "ring", "--cost-model", str(tmp_path / "model.json")),
+    )
+    r = _report(tmp_path, b)
+    assert r.returncode == 0, r.stderr
+    # a fabric file's block edited: its keys are read from the block; the counts disagree
+    edit = lambda d: d["fabric"]["params"]["spines"].update(value=8)  # noqa: E731
+    line = one_line(_report(tmp_path, _edit(a, edit)))
+    assert "fabric.links: expected" in line, line
+
+
+@pytest.mark.parametrize(
+    "algorithm, want",
+    [  # 8 ranks, 2 a host (flat, 100 GB/s links): a host holds k/p = 1/4 of the ranks
+        ("ring", 1.0),  # allreduce: all n out
+        ("reduce-scatter/ring", 3 / 4),  # (p-k)/p of n out
+        ("allgather/ring", 3 / 4),  # (p-k)/p of n in
+    ],
+)
+def test_host_cut_by_hand(algorithm, want):
+    from dist_logreg.sim.fabric import parse_fabric
+    from dist_logreg.sim.job import Job, host_cut_s
+    from dist_logreg.sim.placement import place
+
+    fab = parse_fabric("flat:hosts=4,rate=800G")
+    job = Job(fab, place(8, fab, 2), algorithm, 1 << 20)
+    assert host_cut_s(job) == pytest.approx(want * (1 << 20) / 100e9, rel=1e-12)
+    one_host = Job(fab, place(2, fab, 2), algorithm, 1 << 20)
+    assert host_cut_s(one_host) == 0.0  # nothing leaves a host that holds every rank
