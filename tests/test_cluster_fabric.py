@@ -235,7 +235,7 @@ def test_a_lossy_uplink_drops_and_down_leaves_nothing(tmp_path):
             "--max-bytes",
             "1M",
             "--iters",
-            "3",
+            "30",  # several of the sampler's 0.5 s polls, however loaded the machine
             "--out",
             str(tmp_path / "b.json"),
         )
