@@ -91,10 +91,11 @@ def job_phases(job: Job) -> list:
 BOUND_RTOL = 1e-9
 
 
-def lower_bound_s(job: Job, latency: bool = True) -> float:
+def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) -> float:
     """No engine may be faster: ``alpha`` + the larger of two byte terms + the hop latency
     of its NIC's links when no rank shares a host (``latency=False``: without it, for a
     run whose links' delays were set apart from the fabric's). 0 for one rank or no bytes.
+    ``sums``: the fabric's :class:`LinkSums`, to reuse over many jobs on one fabric.
 
     - a rank's: the bytes the collective makes each rank send (nccl-tests' busbw factor x
       ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can push (every link out of
@@ -106,59 +107,77 @@ def lower_bound_s(job: Job, latency: bool = True) -> float:
     p = job.ranks
     if p < 2 or job.nbytes <= 0:
         return 0.0
+    sums = sums or LinkSums.of(job.fabric.topology)
     factor = algorithms.BUSBW_FACTORS[algorithms.get(job.algorithm).collective](p)
     topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
     up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
     # every link out of (and into) the endpoint's node: a NIC of two ports, sprayed, or the
     # other NICs of a rail host (PXN) carry a rank's bytes too
-    src, dst, rate = topo.link_src, topo.link_dst, topo.link_rate
-    nodes = len(topo.node_names)
-    out = np.bincount(src, weights=rate, minlength=nodes)
-    into = np.bincount(dst, weights=rate, minlength=nodes)
-    nic = np.maximum(out[src[up]], into[dst[down]])
+    nic = np.maximum(sums.out[topo.link_src[up]], sums.into[topo.link_dst[down]])
     _, where, per_host = np.unique(topo.endpoint_host[ep], return_inverse=True, return_counts=True)
     share = per_host[where] - 1
     push = nic + job.fabric.host_rate * share
     hops = topo.link_latency[up].min() + topo.link_latency[down].min()
     hops = 0.0 if share.any() or not latency else hops
-    wire = max(factor * job.nbytes / push.min(), host_cut_s(job))
+    wire = max(factor * job.nbytes / push.min(), host_cut_s(job, sums))
     return float(job.fabric.alpha + wire + hops)
 
 
-def host_cut_s(job: Job) -> float:
+@dataclass
+class LinkSums:
+    """What the bounds need of a topology, whatever the job: per node the rate of the links
+    out of it and into it; per host the rate of the links that leave it and enter it (None
+    where a node holds endpoints of two hosts: the cut is unknown). A host is its
+    endpoints' nodes and the nodes linked only to them (its scale-up switch)."""
+
+    out: np.ndarray
+    into: np.ndarray
+    egress: np.ndarray | None
+    ingress: np.ndarray | None
+
+    @classmethod
+    def of(cls, topo) -> LinkSums:
+        src, dst, rate = topo.link_src, topo.link_dst, topo.link_rate
+        nodes = len(topo.node_names)
+        out = np.bincount(src, weights=rate, minlength=nodes)
+        into = np.bincount(dst, weights=rate, minlength=nodes)
+        owner = np.full(nodes, -1, dtype=np.int64)
+        ep_node = src[topo.endpoint_up]
+        owner[ep_node] = topo.endpoint_host
+        if (owner[ep_node] != topo.endpoint_host).any():
+            return cls(out, into, None, None)  # one node holds endpoints of two hosts
+        lo, hi = np.full(nodes, nodes + 1, dtype=np.int64), np.full(nodes, -2, dtype=np.int64)
+        for a, b in ((src, dst), (dst, src)):
+            np.minimum.at(lo, a, owner[b])
+            np.maximum.at(hi, a, owner[b])
+        inside = (owner < 0) & (lo == hi) & (lo >= 0)  # linked only to one host's endpoints
+        owner = np.where(inside, lo, owner)
+        crossing = owner[src] != owner[dst]
+        size = int(max(owner.max(), topo.endpoint_host.max())) + 1
+        leaving, entering = crossing & (owner[src] >= 0), crossing & (owner[dst] >= 0)
+        egress = np.bincount(owner[src][leaving], weights=rate[leaving], minlength=size)
+        ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)
+        return cls(out, into, egress, ingress)
+
+
+def host_cut_s(job: Job, sums: LinkSums | None = None) -> float:
     """The least time the bytes that must leave or enter a host take at the rate of the
-    links that cross its boundary, the slowest host's (0 with one host). A host with ``k``
-    of the ``p`` ranks must send out (and take in), as fractions of ``nbytes``: allreduce 1
-    and 1 (every element's sum needs the host's part, and the host needs the sum);
-    reduce-scatter (p-k)/p and k/p; allgather k/p and (p-k)/p; alltoall k(p-k)/p both ways;
-    broadcast 1 into every host but the root's (the least over the hosts, the root unknown
-    here). A host is its endpoints' nodes and the nodes linked only to them (its scale-up
-    switch); a node two hosts share makes the cut unknown (0)."""
+    links that cross its boundary (:class:`LinkSums`), the slowest host's (0 with one host,
+    or where the cut is unknown). A host with ``k`` of the ``p`` ranks must send out (and
+    take in), as fractions of ``nbytes``: allreduce 1 and 1 (every element's sum needs the
+    host's part, and the host needs the sum); reduce-scatter (p-k)/p and k/p; allgather k/p
+    and (p-k)/p; alltoall k(p-k)/p both ways; broadcast 1 into every host but the root's
+    (the least over the hosts, the root unknown here)."""
     from dist_logreg.collective import algorithms
 
     topo, p = job.fabric.topology, job.ranks
-    ep = np.asarray(job.host_of, dtype=np.int64)
-    hosts, k = np.unique(topo.endpoint_host[ep], return_counts=True)
-    if hosts.size < 2:
+    hosts, k = np.unique(
+        topo.endpoint_host[np.asarray(job.host_of, dtype=np.int64)], return_counts=True
+    )
+    sums = sums or LinkSums.of(topo)
+    if hosts.size < 2 or sums.egress is None:
         return 0.0
-    nodes = len(topo.node_names)
-    src, dst, rate = topo.link_src, topo.link_dst, topo.link_rate
-    owner = np.full(nodes, -1, dtype=np.int64)
-    ep_node = src[topo.endpoint_up]
-    owner[ep_node] = topo.endpoint_host
-    if (owner[ep_node] != topo.endpoint_host).any():
-        return 0.0  # one node holds endpoints of two hosts
-    lo, hi = np.full(nodes, nodes + 1, dtype=np.int64), np.full(nodes, -2, dtype=np.int64)
-    for a, b in ((src, dst), (dst, src)):
-        np.minimum.at(lo, a, owner[b])
-        np.maximum.at(hi, a, owner[b])
-    inside = (owner < 0) & (lo == hi) & (lo >= 0)  # linked only to one host's endpoints
-    owner = np.where(inside, lo, owner)
-    crossing = owner[src] != owner[dst]
-    size = int(max(owner.max(), hosts.max())) + 1
-    leaving, entering = crossing & (owner[src] >= 0), crossing & (owner[dst] >= 0)
-    egress = np.bincount(owner[src][leaving], weights=rate[leaving], minlength=size)[hosts]
-    ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)[hosts]
+    egress, ingress = sums.egress[hosts], sums.ingress[hosts]
     kind = algorithms.get(job.algorithm).collective
     f = k / p
     need_out, need_in = {

@@ -23,7 +23,7 @@ from dist_logreg import schema
 from dist_logreg.collective import algorithms
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.fabric import Fabric, parse_fabric
-from dist_logreg.sim.job import BOUND_RTOL, Job, lower_bound_s
+from dist_logreg.sim.job import BOUND_RTOL, Job, LinkSums, lower_bound_s
 from dist_logreg.sim.placement import place
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
@@ -39,14 +39,15 @@ _REBUILT = ("default", "derived", "preset")
 def check(doc: dict) -> None:
     """:class:`schema.Invalid` for a fabric block that is not what its spec builds, or a
     row whose time (any seed's) is below the job's lower bound."""
-    built: dict[int, Fabric] = {}
+    built: dict[int, tuple[Fabric, LinkSums]] = {}
     placement = doc.get("placement") or {}
     for i, r in enumerate(doc["results"]):
         where = f"results[{i}]"
         block, name = _block_of(doc, r, where)
         if id(block) not in built:
-            built[id(block)] = rebuild(block, name)
-        _row(built[id(block)], r, placement, where)
+            fab = rebuild(block, name)
+            built[id(block)] = fab, LinkSums.of(fab.topology)
+        _row(*built[id(block)], r, placement, where)
 
 
 def _block_of(doc: dict, r: dict, where: str) -> tuple[dict, str]:
@@ -122,7 +123,7 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
             )
 
 
-def _row(fab: Fabric, r: dict, placement: dict, where: str) -> None:
+def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str) -> None:
     p, seeds = r["ranks"], r["time_s_seeds"]
     try:
         scheduled = algorithms.get(r["algorithm"]).phases is not None
@@ -147,7 +148,7 @@ def _row(fab: Fabric, r: dict, placement: dict, where: str) -> None:
         try:
             host_of = place(p, fab, int(per_host), str(mode), int(first) + i)
             job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
-            bounds.append(lower_bound_s(job, latency=latency))
+            bounds.append(lower_bound_s(job, latency=latency, sums=sums))
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
