@@ -130,6 +130,18 @@ def test_the_engines_bound_counts_a_rail_hosts_nics_not_its_scale_up():
     assert lower_bound_s(job) == pytest.approx((1 << 20) / 400e9, rel=1e-12)
 
 
+def test_a_leaf_is_held_to_its_uplinks(tmp_path):
+    """H-H1 (eighth attack): 4 ranks under each of two leaves joined by one 12.5 GB/s
+    uplink (oversubscription 16): an allreduce of 100 MiB moves all of it across each
+    leaf's boundary, 104857600 B / 12.5e9 B/s = 8.388608 ms, + alpha 5 us + two 1 us hops (hand);
+    the attack's genuine run with its times x 0.35 (ring 5.18 ms) was drawn."""
+    spec = "leaf-spine:leaves=2,spines=1,hosts-per-leaf=4,oversubscription=16"
+    run = _simulate(tmp_path, "os", "--fabric", spec, "--ranks", "8", "--bytes", "100M")
+    assert _report(tmp_path, run).returncode == 0
+    line = one_line(_report(tmp_path, _edit(run, _faster(1 / 0.35))))
+    assert "time_s_seeds[0]: expected at least 0.00839561 s" in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""
@@ -178,11 +190,11 @@ def test_a_fabric_file_gone_and_a_cost_model_still_report(tmp_path):
 )
 def test_host_cut_by_hand(algorithm, want):
     from dist_logreg.sim.fabric import parse_fabric
-    from dist_logreg.sim.job import Job, host_cut_s
+    from dist_logreg.sim.job import Job, cut_s
     from dist_logreg.sim.placement import place
 
     fab = parse_fabric("flat:hosts=4,rate=800G")
     job = Job(fab, place(8, fab, 2), algorithm, 1 << 20)
-    assert host_cut_s(job) == pytest.approx(want * (1 << 20) / 100e9, rel=1e-12)
+    assert cut_s(job) == pytest.approx(want * (1 << 20) / 100e9, rel=1e-12)
     one_host = Job(fab, place(2, fab, 2), algorithm, 1 << 20)
-    assert host_cut_s(one_host) == 0.0  # nothing leaves a host that holds every rank
+    assert cut_s(one_host) == 0.0  # nothing leaves a host that holds every rank

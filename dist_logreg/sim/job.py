@@ -100,8 +100,9 @@ def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) 
     - a rank's: the bytes the collective makes each rank send (nccl-tests' busbw factor x
       ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can push (every link out of
       its endpoint's node, plus ``host_rate`` to each other rank of its host);
-    - a host's (:func:`host_cut_s`): the bytes that must cross each host's boundary at the
-      rate of the links that cross it (a host's scale-up links stay inside it)."""
+    - a group's (:func:`cut_s`): the bytes that must cross the boundary of each host, leaf,
+      unit or pod at the rate of the links that cross it (a host's scale-up links stay
+      inside it; a leaf's uplinks carry what leaves the hosts under it)."""
     from dist_logreg.collective import algorithms
 
     p = job.ranks
@@ -119,21 +120,26 @@ def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) 
     push = nic + job.fabric.host_rate * share
     hops = topo.link_latency[up].min() + topo.link_latency[down].min()
     hops = 0.0 if share.any() or not latency else hops
-    wire = max(factor * job.nbytes / push.min(), host_cut_s(job, sums))
+    wire = max(factor * job.nbytes / push.min(), cut_s(job, sums))
     return float(job.fabric.alpha + wire + hops)
+
+
+#: The groups of endpoints whose boundaries :func:`cut_s` holds a job to (where the
+#: topology has the level and each of its nodes holds one group's endpoints).
+CUT_LEVELS = ("host", "leaf", "unit", "pod")
 
 
 @dataclass
 class LinkSums:
     """What the bounds need of a topology, whatever the job: per node the rate of the links
-    out of it and into it; per host the rate of the links that leave it and enter it (None
-    where a node holds endpoints of two hosts: the cut is unknown). A host is its
-    endpoints' nodes and the nodes linked only to them (its scale-up switch)."""
+    out of it and into it; per level of :data:`CUT_LEVELS`, each endpoint's group and per
+    group the rate of the links that leave it and enter it. A group is its endpoints' nodes
+    and every switch whose links down (to a lower tier) all reach the group (a host's
+    scale-up switch; a leaf, for the group of the hosts under it; a pod's spines)."""
 
     out: np.ndarray
     into: np.ndarray
-    egress: np.ndarray | None
-    ingress: np.ndarray | None
+    cuts: list  # [(level, group of each endpoint, egress per group, ingress per group)]
 
     @classmethod
     def of(cls, topo) -> LinkSums:
@@ -141,59 +147,84 @@ class LinkSums:
         nodes = len(topo.node_names)
         out = np.bincount(src, weights=rate, minlength=nodes)
         into = np.bincount(dst, weights=rate, minlength=nodes)
-        owner = np.full(nodes, -1, dtype=np.int64)
-        ep_node = src[topo.endpoint_up]
-        owner[ep_node] = topo.endpoint_host
-        if (owner[ep_node] != topo.endpoint_host).any():
-            return cls(out, into, None, None)  # one node holds endpoints of two hosts
-        lo, hi = np.full(nodes, nodes + 1, dtype=np.int64), np.full(nodes, -2, dtype=np.int64)
-        for a, b in ((src, dst), (dst, src)):
-            np.minimum.at(lo, a, owner[b])
-            np.maximum.at(hi, a, owner[b])
-        inside = (owner < 0) & (lo == hi) & (lo >= 0)  # linked only to one host's endpoints
-        owner = np.where(inside, lo, owner)
-        crossing = owner[src] != owner[dst]
-        size = int(max(owner.max(), topo.endpoint_host.max())) + 1
-        leaving, entering = crossing & (owner[src] >= 0), crossing & (owner[dst] >= 0)
-        egress = np.bincount(owner[src][leaving], weights=rate[leaving], minlength=size)
-        ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)
-        return cls(out, into, egress, ingress)
+        cuts = []
+        for level in CUT_LEVELS:
+            try:
+                group = np.asarray(topo.locality(level), dtype=np.int64)
+            except (KeyError, ValueError, AttributeError, TypeError):
+                continue
+            owner = _owners(topo, group)
+            if owner is None:
+                continue  # a node holds endpoints of two groups
+            crossing = owner[src] != owner[dst]
+            size = int(group.max()) + 1
+            leaving, entering = crossing & (owner[src] >= 0), crossing & (owner[dst] >= 0)
+            egress = np.bincount(owner[src][leaving], weights=rate[leaving], minlength=size)
+            ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)
+            cuts.append((level, group, egress[:size], ingress[:size]))
+        return cls(out, into, cuts)
 
 
-def host_cut_s(job: Job, sums: LinkSums | None = None) -> float:
-    """The least time the bytes that must leave or enter a host take at the rate of the
-    links that cross its boundary (:class:`LinkSums`), the slowest host's (0 with one host,
-    or where the cut is unknown). A host with ``k`` of the ``p`` ranks must send out (and
-    take in), as fractions of ``nbytes``: allreduce 1 and 1 (every element's sum needs the
-    host's part, and the host needs the sum); reduce-scatter (p-k)/p and k/p; allgather k/p
-    and (p-k)/p; alltoall k(p-k)/p both ways; broadcast 1 into every host but the root's
-    (the least over the hosts, the root unknown here)."""
+def _owners(topo, group: np.ndarray) -> np.ndarray | None:
+    """Each node's group (-1: none), tier by tier from the endpoints' nodes up: a switch
+    belongs to a group when every node it links to below it does. None where one node
+    holds endpoints of two groups."""
+    src, dst, tier = topo.link_src, topo.link_dst, np.asarray(topo.node_tier)
+    nodes = len(topo.node_names)
+    owner = np.full(nodes, -1, dtype=np.int64)
+    ep_node = src[topo.endpoint_up]
+    owner[ep_node] = group
+    if (owner[ep_node] != group).any():
+        return None
+    ends = np.concatenate([src, dst]), np.concatenate([dst, src])
+    for t in range(1, int(tier.max()) + 1 if tier.size else 1):
+        a, b = ends
+        down = (tier[a] == t) & (tier[b] < t)
+        lo = np.full(nodes, nodes + 1, dtype=np.int64)
+        hi = np.full(nodes, -2, dtype=np.int64)
+        np.minimum.at(lo, a[down], owner[b[down]])
+        np.maximum.at(hi, a[down], owner[b[down]])
+        mine = (tier == t) & (lo == hi) & (lo >= 0) & (owner < 0)
+        owner[mine] = lo[mine]
+    return owner
+
+
+def cut_s(job: Job, sums: LinkSums | None = None) -> float:
+    """The least time the bytes that must leave or enter a group of endpoints (a host, a
+    leaf, a unit, a pod: :class:`LinkSums`) take at the rate of the links that cross its
+    boundary, the slowest group's at any level (0 where no group holds some but not all
+    ranks). A group with ``k`` of the ``p`` ranks must send out (and take in), as fractions
+    of ``nbytes``: allreduce 1 and 1 (every element's sum needs the group's part, and the
+    group needs the sum); reduce-scatter (p-k)/p and k/p; allgather k/p and (p-k)/p;
+    alltoall k(p-k)/p both ways; broadcast 1 into every group but the root's (the least over
+    the groups, the root unknown here)."""
     from dist_logreg.collective import algorithms
 
     topo, p = job.fabric.topology, job.ranks
-    hosts, k = np.unique(
-        topo.endpoint_host[np.asarray(job.host_of, dtype=np.int64)], return_counts=True
-    )
+    ep = np.asarray(job.host_of, dtype=np.int64)
     sums = sums or LinkSums.of(topo)
-    if hosts.size < 2 or sums.egress is None:
-        return 0.0
-    egress, ingress = sums.egress[hosts], sums.ingress[hosts]
     kind = algorithms.get(job.algorithm).collective
-    f = k / p
-    need_out, need_in = {
-        algorithms.ALLREDUCE: (np.ones_like(f), np.ones_like(f)),
-        "reduce-scatter": (1 - f, f),
-        "allgather": (f, 1 - f),
-        "alltoall": (f * (1 - f) * p, f * (1 - f) * p),
-        "broadcast": (np.zeros_like(f), np.ones_like(f)),
-    }[kind]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_out = np.where(need_out > 0, need_out * job.nbytes / egress, 0.0)
-        t_in = np.where(need_in > 0, need_in * job.nbytes / ingress, 0.0)
-    t = np.maximum(t_out, t_in)
-    if not np.isfinite(t).all():
-        return 0.0  # a host with no link out: the fabric's own error, not this bound's
-    return float(t.min() if kind == "broadcast" else t.max())
+    worst = 0.0
+    for _, group, egress_all, ingress_all in sums.cuts:
+        groups, k = np.unique(group[ep], return_counts=True)
+        if groups.size < 2:
+            continue
+        egress, ingress, f = egress_all[groups], ingress_all[groups], k / p
+        need_out, need_in = {
+            algorithms.ALLREDUCE: (np.ones_like(f), np.ones_like(f)),
+            "reduce-scatter": (1 - f, f),
+            "allgather": (f, 1 - f),
+            "alltoall": (f * (1 - f) * p, f * (1 - f) * p),
+            "broadcast": (np.zeros_like(f), np.ones_like(f)),
+        }[kind]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_out = np.where(need_out > 0, need_out * job.nbytes / egress, 0.0)
+            t_in = np.where(need_in > 0, need_in * job.nbytes / ingress, 0.0)
+        t = np.maximum(t_out, t_in)
+        if not np.isfinite(t).all():
+            continue  # a group with no link out: the fabric's own error, not this bound's
+        worst = max(worst, float(t.min() if kind == "broadcast" else t.max()))
+    return worst
 
 
 def check_result(job: Job, result: Result, engine: str = "") -> Result:

@@ -157,8 +157,8 @@ def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str) -> N
             raise _bad(
                 f"{where}.time_s_seeds[{i}]",
                 f"expected at least {bound:.6g} s (the job's lower bound on this fabric: "
-                f"alpha + the bytes a rank or a host must send at its links' rate + hop "
-                f"latency), got {t:.6g}",
+                "alpha + the bytes a rank, a host, a leaf or a pod must send at its links' "
+                f"rate + hop latency), got {t:.6g}",
             )
 
 
