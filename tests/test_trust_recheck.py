@@ -142,6 +142,25 @@ def test_a_leaf_is_held_to_its_uplinks(tmp_path):
     assert "time_s_seeds[0]: expected at least 0.00839561 s" in line, line
 
 
+@pytest.mark.parametrize("algorithm", ["recursive-doubling", "rabenseifner"])
+def test_an_uneven_host_runs_and_reports(tmp_path, algorithm):
+    """H-H2 (eighth attack): 3 ranks, two on one host (900 GB/s between them), one alone
+    behind a 50 GB/s NIC: recursive doubling folds rank 0 into rank 1 inside the host, so
+    rank 2 sends only 100 MiB, not 2(p-1)/p of it; the bound charged the average at the
+    slowest rank's rate and ended the genuine run in a RuntimeError. It runs, its time at
+    least what rank 2 must send and take in at 50 GB/s (2.097 ms, hand), and reports."""
+    spec = "flat:hosts=2,host-rate=900GB/s"
+    run = _simulate(
+        tmp_path,
+        "uneven",
+        *("--fabric", spec, "--ranks", "3", "--ranks-per-host", "2", "--bytes", "100M"),
+        *("--algorithm", algorithm),
+    )
+    t = json.loads((run / "simulate.json").read_text())["results"][0]["time_s"]
+    assert t >= 104857600 / 50e9
+    assert _report(tmp_path, run).returncode == 0
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

@@ -92,16 +92,22 @@ BOUND_RTOL = 1e-9
 
 
 def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) -> float:
-    """No engine may be faster: ``alpha`` + the larger of two byte terms + the hop latency
-    of its NIC's links when no rank shares a host (``latency=False``: without it, for a
-    run whose links' delays were set apart from the fabric's). 0 for one rank or no bytes.
-    ``sums``: the fabric's :class:`LinkSums`, to reuse over many jobs on one fabric.
+    """No engine may be faster: ``alpha`` + the largest of three byte terms + the hop
+    latency of its NIC's links when no rank shares a host (``latency=False``: without it,
+    for a run whose links' delays were set apart from the fabric's). 0 for one rank or no
+    bytes. ``sums``: the fabric's :class:`LinkSums`, to reuse over many jobs on one fabric.
 
-    - a rank's: the bytes the collective makes each rank send (nccl-tests' busbw factor x
-      ``nbytes``: 2(p-1)/p for allreduce) at the most the rank can push (every link out of
-      its endpoint's node, plus ``host_rate`` to each other rank of its host);
-    - a group's (:func:`cut_s`): the bytes that must cross the boundary of each host, leaf,
-      unit or pod at the rate of the links that cross it (a host's scale-up links stay
+    A rank pushes at most ``push`` (every link out of its endpoint's node, plus
+    ``host_rate`` to each other rank of its host). The terms:
+
+    - all the ranks': the bytes the collective sends in all, at least nccl-tests' busbw
+      factor x ``nbytes`` x p (2(p-1) x ``nbytes`` for allreduce: each element is a one-way
+      gossip among p ranks, which takes 2(p-1) messages; (p-1) x ``nbytes`` for the
+      others), at the sum of the ranks' ``push``;
+    - each rank's: what must leave it or reach it (:func:`_needs` of a group of one) at its
+      own ``push``;
+    - each group's (:func:`cut_s`): the bytes that must cross the boundary of each host,
+      leaf, unit or pod at the rate of the links that cross it (a host's scale-up links stay
       inside it; a leaf's uplinks carry what leaves the hosts under it)."""
     from dist_logreg.collective import algorithms
 
@@ -109,7 +115,8 @@ def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) 
     if p < 2 or job.nbytes <= 0:
         return 0.0
     sums = sums or LinkSums.of(job.fabric.topology)
-    factor = algorithms.BUSBW_FACTORS[algorithms.get(job.algorithm).collective](p)
+    kind = algorithms.get(job.algorithm).collective
+    factor = algorithms.BUSBW_FACTORS[kind](p)
     topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
     up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
     # every link out of (and into) the endpoint's node: a NIC of two ports, sprayed, or the
@@ -120,8 +127,42 @@ def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) 
     push = nic + job.fabric.host_rate * share
     hops = topo.link_latency[up].min() + topo.link_latency[down].min()
     hops = 0.0 if share.any() or not latency else hops
-    wire = max(factor * job.nbytes / push.min(), cut_s(job, sums))
+    total = (p - 1) * job.nbytes if kind == "broadcast" else factor * job.nbytes * p
+    one = np.ones(p)
+    wire = max(
+        total / push.sum(),
+        _slowest(kind, *_needs(kind, one / p, p), job.nbytes, push, push),
+        cut_s(job, sums),
+    )
     return float(job.fabric.alpha + wire + hops)
+
+
+def _needs(kind: str, f: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a group holding the fraction ``f`` of the ``p`` ranks must send out and take
+    in, as fractions of ``nbytes``: allreduce 1 and 1 (every element's sum needs the
+    group's part, and the group needs the sum); reduce-scatter (p-k)/p and k/p; allgather
+    k/p and (p-k)/p; alltoall k(p-k)/p both ways; broadcast 1 in (the root's group aside)."""
+    from dist_logreg.collective import algorithms
+
+    return {
+        algorithms.ALLREDUCE: (np.ones_like(f), np.ones_like(f)),
+        "reduce-scatter": (1 - f, f),
+        "allgather": (f, 1 - f),
+        "alltoall": (f * (1 - f) * p, f * (1 - f) * p),
+        "broadcast": (np.zeros_like(f), np.ones_like(f)),
+    }[kind]
+
+
+def _slowest(kind, need_out, need_in, nbytes, egress, ingress) -> float:
+    """The longest time any group takes to move what it must at its rates (broadcast: the
+    least, the root's group unknown); 0 where a group has no link (the fabric's error)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_out = np.where(need_out > 0, need_out * nbytes / egress, 0.0)
+        t_in = np.where(need_in > 0, need_in * nbytes / ingress, 0.0)
+    t = np.maximum(t_out, t_in)
+    if t.size == 0 or not np.isfinite(t).all():
+        return 0.0
+    return float(t.min() if kind == "broadcast" else t.max())
 
 
 #: The groups of endpoints whose boundaries :func:`cut_s` holds a job to (where the
@@ -192,12 +233,8 @@ def _owners(topo, group: np.ndarray) -> np.ndarray | None:
 def cut_s(job: Job, sums: LinkSums | None = None) -> float:
     """The least time the bytes that must leave or enter a group of endpoints (a host, a
     leaf, a unit, a pod: :class:`LinkSums`) take at the rate of the links that cross its
-    boundary, the slowest group's at any level (0 where no group holds some but not all
-    ranks). A group with ``k`` of the ``p`` ranks must send out (and take in), as fractions
-    of ``nbytes``: allreduce 1 and 1 (every element's sum needs the group's part, and the
-    group needs the sum); reduce-scatter (p-k)/p and k/p; allgather k/p and (p-k)/p;
-    alltoall k(p-k)/p both ways; broadcast 1 into every group but the root's (the least over
-    the groups, the root unknown here)."""
+    boundary (:func:`_needs`), the slowest group's at any level (0 where no group holds
+    some but not all ranks)."""
     from dist_logreg.collective import algorithms
 
     topo, p = job.fabric.topology, job.ranks
@@ -205,25 +242,12 @@ def cut_s(job: Job, sums: LinkSums | None = None) -> float:
     sums = sums or LinkSums.of(topo)
     kind = algorithms.get(job.algorithm).collective
     worst = 0.0
-    for _, group, egress_all, ingress_all in sums.cuts:
+    for _, group, egress, ingress in sums.cuts:
         groups, k = np.unique(group[ep], return_counts=True)
-        if groups.size < 2:
-            continue
-        egress, ingress, f = egress_all[groups], ingress_all[groups], k / p
-        need_out, need_in = {
-            algorithms.ALLREDUCE: (np.ones_like(f), np.ones_like(f)),
-            "reduce-scatter": (1 - f, f),
-            "allgather": (f, 1 - f),
-            "alltoall": (f * (1 - f) * p, f * (1 - f) * p),
-            "broadcast": (np.zeros_like(f), np.ones_like(f)),
-        }[kind]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_out = np.where(need_out > 0, need_out * job.nbytes / egress, 0.0)
-            t_in = np.where(need_in > 0, need_in * job.nbytes / ingress, 0.0)
-        t = np.maximum(t_out, t_in)
-        if not np.isfinite(t).all():
-            continue  # a group with no link out: the fabric's own error, not this bound's
-        worst = max(worst, float(t.min() if kind == "broadcast" else t.max()))
+        if groups.size > 1:
+            need = _needs(kind, k / p, p)
+            t = _slowest(kind, *need, job.nbytes, egress[groups], ingress[groups])
+            worst = max(worst, t)
     return worst
 
 
