@@ -161,6 +161,41 @@ def test_an_uneven_host_runs_and_reports(tmp_path, algorithm):
     assert _report(tmp_path, run).returncode == 0
 
 
+@pytest.mark.parametrize(
+    "scenario, fabric, k, bound",
+    [  # H-H3 (eighth attack): the bound of the fabric the row ran on, the scenario applied
+        # each leaf's two uplinks 100x slower (2 x 0.5 GB/s): 100 MiB out of a leaf, 104.86 ms,
+        # + alpha 5 us + two 1 us hops = 104.864608 ms (hand)
+        ("degrade:factor=100,class=leaf-up", "", 0.05, "0.104865"),
+        # spine 0 failed: one 12.5 GB/s uplink a leaf left: 8.388608 + 0.007 ms (hand)
+        ("fail:spine=0", ",oversubscription=8", 0.4, "0.00839561"),
+    ],
+)
+def test_a_scenario_row_is_held_to_the_fabric_it_ran_on(tmp_path, scenario, fabric, k, bound):
+    spec = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4" + fabric
+    run = _simulate(
+        tmp_path,
+        "sc",
+        *("--fabric", spec, "--ranks", "8", "--bytes", "100M", "--scenario", scenario),
+    )
+    assert _report(tmp_path, run).returncode == 0
+    line = one_line(_report(tmp_path, _edit(run, _faster(1 / k))))
+    assert f"time_s_seeds[0]: expected at least {bound} s" in line, line
+
+
+def test_a_scenario_block_that_is_not_its_spec_is_refused(tmp_path):
+    spec = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4"
+    run = _simulate(
+        tmp_path,
+        "sc",
+        *("--fabric", spec, "--ranks", "8", "--bytes", "1M"),
+        *("--scenario", "degrade:factor=100,class=leaf-up"),
+    )
+    edit = lambda d: d["scenario"].update(factor=1.0)  # noqa: E731
+    line = one_line(_report(tmp_path, _edit(run, edit)))
+    assert "scenario.factor: expected 100 (what its spec" in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

@@ -184,7 +184,7 @@ class LinkSums:
 
     @classmethod
     def of(cls, topo) -> LinkSums:
-        src, dst, rate = topo.link_src, topo.link_dst, topo.link_rate
+        src, dst, rate = topo.link_src, topo.link_dst, _live_rates(topo)
         nodes = len(topo.node_names)
         out = np.bincount(src, weights=rate, minlength=nodes)
         into = np.bincount(dst, weights=rate, minlength=nodes)
@@ -204,6 +204,21 @@ class LinkSums:
             ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)
             cuts.append((level, group, egress[:size], ingress[:size]))
         return cls(out, into, cuts)
+
+
+def _live_rates(topo) -> np.ndarray:
+    """The links' rates, 0 for a failed leaf-spine cable (``--scenario fail``: the Clos
+    topology keeps its links and routes around the dead ones, ``alive``)."""
+    rate = np.array(topo.link_rate, dtype=float)
+    alive = getattr(topo, "alive", None)
+    if alive is None:
+        return rate
+    ups = topo.ecmp_groups()[0].reshape(alive.shape)[~alive]  # (leaf, spine) -> its uplink
+    src, dst = topo.link_src, topo.link_dst
+    for u in ups:
+        rate[u] = 0.0
+        rate[(src == dst[u]) & (dst == src[u])] = 0.0  # and its way down
+    return rate
 
 
 def _owners(topo, group: np.ndarray) -> np.ndarray | None:

@@ -25,6 +25,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim.fabric import Fabric, parse_fabric
 from dist_logreg.sim.job import BOUND_RTOL, Job, LinkSums, lower_bound_s
 from dist_logreg.sim.placement import place
+from dist_logreg.sim.scenario import apply_fabric, parse_scenario
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
@@ -39,15 +40,61 @@ _REBUILT = ("default", "derived", "preset")
 def check(doc: dict) -> None:
     """:class:`schema.Invalid` for a fabric block that is not what its spec builds, or a
     row whose time (any seed's) is below the job's lower bound."""
-    built: dict[int, tuple[Fabric, LinkSums]] = {}
+    fabrics: dict[int, Fabric] = {}
+    built: dict[tuple, tuple[Fabric, LinkSums]] = {}
     placement = doc.get("placement") or {}
     for i, r in enumerate(doc["results"]):
         where = f"results[{i}]"
         block, name = _block_of(doc, r, where)
-        if id(block) not in built:
-            fab = rebuild(block, name)
-            built[id(block)] = fab, LinkSums.of(fab.topology)
-        _row(*built[id(block)], r, placement, where)
+        if id(block) not in fabrics:
+            fabrics[id(block)] = rebuild(block, name)
+        text = _scenario_of(doc, r, where)
+        if (id(block), text) not in built:  # the fabric as the row ran on it
+            fab = _with_scenario(fabrics[id(block)], text, where)
+            built[id(block), text] = fab, LinkSums.of(fab.topology)
+        _row(*built[id(block), text], r, placement, where)
+
+
+def _scenario_of(doc: dict, r: dict, where: str) -> str:
+    """The row's scenario spec (a sweep row's own, else the file's), the file's block
+    checked against what its spec parses to."""
+    text = r.get("scenario")
+    if text is None:
+        block = doc.get("scenario")
+        if block is None:
+            return "none"
+        if not isinstance(block, dict) or not isinstance(block.get("spec"), str):
+            raise schema.Invalid(
+                "scenario", f"expected the scenario simulate writes, got {block!r}"
+            )
+        text = block["spec"]
+        want = _parse_scenario(text, "scenario").describe()
+        for key in sorted(set(want) | set(block)):
+            if not _same(block.get(key, "(none)"), want.get(key, "(none)")):
+                raise _bad(
+                    f"scenario.{key}",
+                    f"expected {_text(want.get(key, '(none)'))} (what its spec {text!r} "
+                    f"says), got {_text(block.get(key, '(none)'))}",
+                )
+    if not isinstance(text, str):
+        raise schema.Invalid(f"{where}.scenario", f"expected a scenario spec, got {text!r}")
+    _parse_scenario(text, f"{where}.scenario")
+    return text
+
+
+def _parse_scenario(text: str, where: str):
+    try:
+        return parse_scenario(text)
+    except UsageError as exc:
+        raise schema.Invalid(where, f"expected a scenario simulate runs: {exc}") from None
+
+
+def _with_scenario(fab: Fabric, text: str, where: str) -> Fabric:
+    """The fabric with the scenario's links degraded, failed or shared, as simulate ran."""
+    try:
+        return apply_fabric(parse_scenario(text), fab)
+    except (UsageError, ValueError, KeyError, IndexError) as exc:
+        raise schema.Invalid(where, f"expected a scenario this fabric runs: {exc}") from None
 
 
 def _block_of(doc: dict, r: dict, where: str) -> tuple[dict, str]:
