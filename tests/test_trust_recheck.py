@@ -196,6 +196,32 @@ def test_a_scenario_block_that_is_not_its_spec_is_refused(tmp_path):
     assert "scenario.factor: expected 100 (what its spec" in line, line
 
 
+def test_a_neighbour_job_is_held_to_its_own_bound(tmp_path):
+    """The second job of a neighbour row (4 ranks, one a host, a ring of 1 MiB on 50 GB/s
+    links): 1.5 x 1048576 B / 5e10 B/s + alpha 5 us + two 1 us hops = 38.457 us at least
+    (hand); its times alone and together edited 1000x faster (its slowdown unchanged) are
+    refused, and a neighbour of another size than its scenario says."""
+    spec = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4"
+    run = _simulate(
+        tmp_path,
+        "nb",
+        *("--fabric", spec, "--ranks", "4", "--bytes", "1M", "--algorithm", "ring"),
+        *("--scenario", "neighbour:ranks=4", "--exact"),
+    )
+    assert _report(tmp_path, run).returncode == 0
+
+    def faster(d):
+        nb = d["results"][0]["jobs"]["neighbour"]
+        nb["alone_s"] /= 1000
+        nb["together_s"] /= 1000
+
+    line = one_line(_report(tmp_path, _edit(run, faster)))
+    assert "jobs.neighbour.alone_s: expected at least 3.84573e-05 s" in line, line
+    edit = lambda d: d["results"][0]["jobs"]["neighbour"].update(bytes=1)  # noqa: E731
+    line = one_line(_report(tmp_path, _edit(run, edit)))
+    assert "jobs.neighbour.bytes: expected 1.04858e+06 (what the scenario" in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

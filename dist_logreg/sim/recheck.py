@@ -25,7 +25,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim.fabric import Fabric, parse_fabric
 from dist_logreg.sim.job import BOUND_RTOL, Job, LinkSums, lower_bound_s
 from dist_logreg.sim.placement import place
-from dist_logreg.sim.scenario import apply_fabric, parse_scenario
+from dist_logreg.sim.scenario import apply_fabric, parse_scenario, place_neighbour
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
@@ -52,7 +52,7 @@ def check(doc: dict) -> None:
         if (id(block), text) not in built:  # the fabric as the row ran on it
             fab = _with_scenario(fabrics[id(block)], text, where)
             built[id(block), text] = fab, LinkSums.of(fab.topology)
-        _row(*built[id(block), text], r, placement, where)
+        _row(*built[id(block), text], r, placement, where, text)
 
 
 def _scenario_of(doc: dict, r: dict, where: str) -> str:
@@ -170,7 +170,7 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
             )
 
 
-def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str) -> None:
+def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str, text: str) -> None:
     p, seeds = r["ranks"], r["time_s_seeds"]
     try:
         scheduled = algorithms.get(r["algorithm"]).phases is not None
@@ -189,24 +189,68 @@ def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str) -> N
     first = r.get("placement-seed", placement.get("placement_seed", 0))
     options = (r.get("packet") or {}).get("options") or {}
     latency = not (options.get("link_delay") or r.get("link-delay"))
-    draws = min(len(seeds), SEED_CAP) if mode == "random" else 1
-    bounds = []
+    sc = parse_scenario(text)
+    redrawn = mode == "random" or sc.values.get("placement") == "random"
+    draws = min(len(seeds), SEED_CAP) if redrawn else 1
+    bounds, placed = [], []
     for i in range(draws):
         try:
-            host_of = place(p, fab, int(per_host), str(mode), int(first) + i)
-            job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
+            placed.append(place(p, fab, int(per_host), str(mode), int(first) + i))
+            job = Job(fab, placed[-1], r["algorithm"], int(r["bytes"]))
             bounds.append(lower_bound_s(job, latency=latency, sums=sums))
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
-        bound = bounds[i] if i < len(bounds) else min(bounds)
-        if t < bound * (1 - RTOL):
+        _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
+    if isinstance(r.get("jobs"), dict):
+        _neighbour(fab, sums, r, sc, placed, latency, where)
+
+
+def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
+    """A neighbour row's second job: what its scenario says it was, never faster alone or
+    together than its own bound (the least over the seeds' placements: ``jobs`` is the
+    median seed's)."""
+    if sc.kind != "neighbour":
+        raise schema.Invalid(
+            f"{where}.jobs", f"expected jobs only with a neighbour, got {sc.spec!r}"
+        )
+    nb, v = r["jobs"].get("neighbour"), sc.values
+    if not isinstance(nb, dict):
+        raise schema.Invalid(f"{where}.jobs.neighbour", f"expected the second job, got {nb!r}")
+    want = {
+        "ranks": v["ranks"],
+        "algorithm": v["algorithm"] or r["algorithm"],
+        "bytes": v["bytes"] if v["bytes"] is not None else r["bytes"],
+    }
+    for key, value in want.items():
+        if not _same(nb.get(key), value):
             raise _bad(
-                f"{where}.time_s_seeds[{i}]",
-                f"expected at least {bound:.6g} s (the job's lower bound on this fabric: "
-                "alpha + the bytes a rank, a host, a leaf or a pod must send at its links' "
-                f"rate + hop latency), got {t:.6g}",
+                f"{where}.jobs.neighbour.{key}",
+                f"expected {_text(value)} (what the scenario {sc.spec!r} runs), got "
+                f"{_text(nb.get(key))}",
             )
+    bounds = []
+    for i, host_of in enumerate(placed):
+        try:
+            hosts = place_neighbour(sc, fab, host_of, i)
+            job = Job(fab, hosts, want["algorithm"], int(want["bytes"]))
+            bounds.append(lower_bound_s(job, latency=latency, sums=sums))
+        except (UsageError, ValueError, TypeError, KeyError) as exc:
+            raise schema.Invalid(
+                f"{where}.jobs.neighbour", f"expected a job simulate runs: {exc}"
+            ) from None
+    for key in ("alone_s", "together_s"):
+        _at_least(f"{where}.jobs.neighbour.{key}", nb.get(key), min(bounds))
+
+
+def _at_least(where: str, t, bound: float) -> None:
+    if not _finite(t) or t < bound * (1 - RTOL):
+        raise _bad(
+            where,
+            f"expected at least {bound:.6g} s (the job's lower bound on this fabric: "
+            "alpha + the bytes a rank, a host, a leaf or a pod must send at its links' "
+            f"rate + hop latency), got {_text(t)}",
+        )
 
 
 def _finite(v) -> bool:
