@@ -222,6 +222,42 @@ def test_a_neighbour_job_is_held_to_its_own_bound(tmp_path):
     assert "jobs.neighbour.bytes: expected 1.04858e+06 (what the scenario" in line, line
 
 
+@pytest.fixture(scope="module")
+def step_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("step")
+    return _simulate(
+        tmp,
+        "wl",
+        *("--fabric", "flat:hosts=2", "--ranks", "2", "--algorithm", "ring"),
+        *("--workload", "params=1e6,buckets=1M,forward=1ms,backward=2ms"),
+    )
+
+
+@pytest.mark.parametrize(
+    "key, edit, want",
+    [  # 4 MB of fp32 in buckets of 1 MiB (3 x 1048576 + 854272 B), 2 ranks, 50 GB/s links:
+        # a ring of b bytes is at least b / 5e10 + alpha 5 us + two 1 us hops (hand)
+        ("rows[0].comm_s", lambda s: s["rows"][0].update(comm_s=5e-5), "0.000108"),
+        # the last bucket (854272 B) is ready when backward ends: 3 ms + 24.0854 us
+        ("rows[0].step_s", lambda s: s["rows"][0].update(step_s=3.00001e-3), "0.00302409"),
+        (
+            "timeline.buckets[0]",
+            lambda s: s["timeline"]["buckets"][0].update(
+                end_s=s["timeline"]["buckets"][0]["start_s"] + 1e-6
+            ),
+            "2.79715e-05",
+        ),
+    ],
+)
+def test_a_step_is_held_to_its_buckets_bounds(tmp_path, step_run, key, edit, want):
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((step_run / "simulate.json").read_text())
+    assert _report(tmp_path, folder).returncode == 0
+    line = one_line(_report(tmp_path, _edit(folder, lambda d: edit(d["step"]))))
+    assert f"step.{key}: expected at least {want} s" in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

@@ -14,6 +14,7 @@ Raises :class:`~dist_logreg.schema.Invalid` naming the key and both values.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from dist_logreg.sim.fabric import Fabric, parse_fabric
 from dist_logreg.sim.job import BOUND_RTOL, Job, LinkSums, lower_bound_s
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, parse_scenario, place_neighbour
+from dist_logreg.sim.workload import MAX_BUCKETS, Workload, collectives, parse_workload
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
@@ -39,20 +41,44 @@ _REBUILT = ("default", "derived", "preset")
 
 def check(doc: dict) -> None:
     """:class:`schema.Invalid` for a fabric block that is not what its spec builds, or a
-    row whose time (any seed's) is below the job's lower bound."""
-    fabrics: dict[int, Fabric] = {}
-    built: dict[tuple, tuple[Fabric, LinkSums]] = {}
-    placement = doc.get("placement") or {}
+    row whose time (any seed's) is below the job's lower bound, or a step whose
+    communication is below its buckets' bounds (:func:`_steps`)."""
+    runs = _Runs(doc)
     for i, r in enumerate(doc["results"]):
         where = f"results[{i}]"
-        block, name = _block_of(doc, r, where)
-        if id(block) not in fabrics:
-            fabrics[id(block)] = rebuild(block, name)
-        text = _scenario_of(doc, r, where)
-        if (id(block), text) not in built:  # the fabric as the row ran on it
-            fab = _with_scenario(fabrics[id(block)], text, where)
-            built[id(block), text] = fab, LinkSums.of(fab.topology)
-        _row(*built[id(block), text], r, placement, where, text)
+        _row(*runs.of(r, where), r, runs.placement, where)
+    _steps(doc, runs)
+
+
+class _Runs:
+    """The fabric each row ran on (its block rebuilt once, its scenario applied once)."""
+
+    def __init__(self, doc: dict):
+        self.doc, self.placement = doc, doc.get("placement") or {}
+        self.fabrics: dict[int, Fabric] = {}
+        self.built: dict[tuple, tuple[Fabric, LinkSums]] = {}
+
+    def of(self, r: dict, where: str) -> tuple[Fabric, LinkSums, str]:
+        block, name = _block_of(self.doc, r, where)
+        if id(block) not in self.fabrics:
+            self.fabrics[id(block)] = rebuild(block, name)
+        text = _scenario_of(self.doc, r, where)
+        if (id(block), text) not in self.built:  # the fabric as the row ran on it
+            fab = _with_scenario(self.fabrics[id(block)], text, where)
+            self.built[id(block), text] = fab, LinkSums.of(fab.topology)
+        return (*self.built[id(block), text], text)
+
+    def bounds(self, r: dict, where: str, jobs: dict) -> dict:
+        """``{(collective, bytes): the least bound over the seeds' placements}`` of the
+        row ``r``'s rank count on its fabric, for each job of ``jobs``."""
+        fab, sums, text = self.of(r, where)
+        seeds = [0.0] * int(self.placement.get("seeds", 1) or 1)
+        placed = _placements(fab, r, self.placement, seeds, parse_scenario(text), where)
+        out = {}
+        for coll, nbytes in jobs:
+            job = [Job(fab, h, coll, int(nbytes)) for h in placed]
+            out[coll, nbytes] = min(lower_bound_s(j, sums=sums) for j in job)
+        return out
 
 
 def _scenario_of(doc: dict, r: dict, where: str) -> str:
@@ -170,33 +196,19 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
             )
 
 
-def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str, text: str) -> None:
+def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where: str) -> None:
     p, seeds = r["ranks"], r["time_s_seeds"]
-    try:
-        scheduled = algorithms.get(r["algorithm"]).phases is not None
-    except (ValueError, TypeError) as exc:
-        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
-    if not scheduled:  # the MPI library's choice: simulate has no schedule to replay
-        choices = ", ".join(algorithms.scheduled_keys())
-        raise schema.Invalid(
-            f"{where}.algorithm",
-            f"expected one simulate runs ({choices}), got {r['algorithm']!r}",
-        )
+    _scheduled(r["algorithm"], f"{where}.algorithm")
     if p < 2 or r["bytes"] <= 0:
         return
-    per_host = r.get("ranks-per-host", placement.get("ranks_per_host", 1))
-    mode = r.get("placement", placement.get("mode", "packed"))
-    first = r.get("placement-seed", placement.get("placement_seed", 0))
     options = (r.get("packet") or {}).get("options") or {}
     latency = not (options.get("link_delay") or r.get("link-delay"))
     sc = parse_scenario(text)
-    redrawn = mode == "random" or sc.values.get("placement") == "random"
-    draws = min(len(seeds), SEED_CAP) if redrawn else 1
-    bounds, placed = [], []
-    for i in range(draws):
+    placed = _placements(fab, r, placement, seeds, sc, where)
+    bounds = []
+    for host_of in placed:
         try:
-            placed.append(place(p, fab, int(per_host), str(mode), int(first) + i))
-            job = Job(fab, placed[-1], r["algorithm"], int(r["bytes"]))
+            job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
             bounds.append(lower_bound_s(job, latency=latency, sums=sums))
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
@@ -204,6 +216,34 @@ def _row(fab: Fabric, sums: LinkSums, r: dict, placement: dict, where: str, text
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
     if isinstance(r.get("jobs"), dict):
         _neighbour(fab, sums, r, sc, placed, latency, where)
+
+
+def _scheduled(name, where: str) -> None:
+    """A ``schema.Invalid`` unless simulate has a schedule for the algorithm ``name``."""
+    try:
+        scheduled = algorithms.get(name).phases is not None
+    except (ValueError, TypeError) as exc:
+        raise schema.Invalid(where, f"{exc}") from None
+    if not scheduled:  # the MPI library's choice: simulate has no schedule to replay
+        choices = ", ".join(algorithms.scheduled_keys())
+        raise schema.Invalid(where, f"expected one simulate runs ({choices}), got {name!r}")
+
+
+def _placements(fab, r: dict, placement: dict, seeds, sc, where: str) -> list:
+    """The first job's endpoints for each seed whose placement differs (random: the
+    first :data:`SEED_CAP` seeds; else one)."""
+    per_host = r.get("ranks-per-host", placement.get("ranks_per_host", 1))
+    mode = r.get("placement", placement.get("mode", "packed"))
+    first = r.get("placement-seed", placement.get("placement_seed", 0))
+    redrawn = mode == "random" or sc.values.get("placement") == "random"
+    draws = min(len(seeds), SEED_CAP) if redrawn else 1
+    try:
+        return [
+            place(r["ranks"], fab, int(per_host), str(mode), int(first) + i)
+            for i in range(max(draws, 1))
+        ]
+    except (UsageError, ValueError, TypeError, KeyError) as exc:
+        raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
 
 
 def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
@@ -271,3 +311,83 @@ def _text(v) -> str:
 
 def _bad(where: str, message: str) -> schema.Invalid:
     return schema.Invalid(where, f"{message} (a file that breaks physics)")
+
+
+def _steps(doc: dict, runs: _Runs) -> None:
+    """A ``step`` block's rows and timeline held to their buckets' bounds, on the fabric
+    each row ran on: ``comm_s`` (every bucket's collectives, each alone) at least the sum
+    of their bounds; ``step_s`` at least ``compute_s`` + the last bucket's first collective
+    (it is ready when backward ends), + every bucket's with no overlap; each timeline
+    collective at least its own. A sweep row of a workload other than the block's is held
+    to its spec's buckets (a workload file since moved: not held)."""
+    step = doc.get("step")
+    if not isinstance(step, dict):
+        return
+    head = _workload(step.get("workload"), "step.workload")
+    for i, row in enumerate(step.get("rows") or []):
+        where = f"step.rows[{i}]"
+        tag = row.get("workload")
+        w = head if tag is None or tag == head.spec else _workload_of(tag, where)
+        if w is None or row.get("ranks", 0) < 2:
+            continue
+        coll = _collectives(w, row.get("algorithm"), where)
+        sizes = w.sizes()
+        jobs = {(c, b) for c in coll for b in set(sizes)}
+        bound = runs.bounds(row, where, jobs)
+        comm = sum(bound[c, b] for c in coll for b in sizes)
+        _at_least(f"{where}.comm_s", row.get("comm_s"), comm)
+        hidden = bound[coll[0], sizes[-1]] if w.overlap else sum(bound[coll[0], b] for b in sizes)
+        _at_least(f"{where}.step_s", row.get("step_s"), row["compute_s"] + hidden)
+    timeline = step.get("timeline")
+    if isinstance(timeline, dict) and timeline.get("ranks", 0) >= 2:
+        row = {"ranks": timeline["ranks"]}
+        entries = timeline.get("buckets") or []
+        jobs = {(x["collective"], x["bytes"]) for x in entries}
+        for c, _ in jobs:
+            _scheduled(c, "step.timeline.collective")
+        bound = runs.bounds(row, "step.timeline", jobs)
+        for j, x in enumerate(entries):
+            spent = x["end_s"] - x["start_s"]
+            _at_least(f"step.timeline.buckets[{j}]", spent, bound[x["collective"], x["bytes"]])
+
+
+def _workload(block, where: str):
+    """The workload a ``step.workload`` block describes (its own numbers, which the step
+    ran with), its bucket count and bytes checked; a ``schema.Invalid`` if it is not one."""
+    if not isinstance(block, dict):
+        raise schema.Invalid(where, f"expected the step's workload, got {block!r}")
+    names = [f.name for f in dataclasses.fields(Workload)]
+    try:
+        w = Workload(**{k: block[k] for k in names if k in block})
+        sizes = w.sizes()
+    except (TypeError, ValueError) as exc:
+        raise schema.Invalid(where, f"expected a workload simulate runs: {exc}") from None
+    if len(sizes) > MAX_BUCKETS or any(not _finite(b) or b < 1 for b in sizes):
+        raise schema.Invalid(where, f"expected 1 to {MAX_BUCKETS} buckets of >= 1 B")
+    for key, want in (("buckets", len(sizes)), ("gradient_bytes", sum(sizes))):
+        if not _same(block.get(key), want):
+            raise _bad(f"{where}.{key}", f"expected {want} (its buckets), got {block.get(key)!r}")
+    return w
+
+
+def _workload_of(spec, where: str):
+    """A sweep row's workload from its spec; None where that names a file no longer there."""
+    if not isinstance(spec, str):
+        raise schema.Invalid(f"{where}.workload", f"expected a workload spec, got {spec!r}")
+    try:
+        return parse_workload(spec)
+    except UsageError as exc:
+        if Path(spec).suffix in (".toml", ".json") and not Path(spec).exists():
+            return None
+        raise schema.Invalid(f"{where}.workload", f"expected one simulate runs: {exc}") from None
+
+
+def _collectives(w, algorithm, where: str) -> tuple:
+    _scheduled(algorithm, f"{where}.algorithm")
+    try:
+        coll = collectives(w, algorithm)
+    except UsageError as exc:
+        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
+    for c in coll:
+        _scheduled(c, f"{where}.algorithm")
+    return coll
