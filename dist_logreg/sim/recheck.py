@@ -68,16 +68,21 @@ class _Runs:
             self.built[id(block), text] = fab, LinkSums.of(fab.topology)
         return (*self.built[id(block), text], text)
 
-    def bounds(self, r: dict, where: str, jobs: dict) -> dict:
-        """``{(collective, bytes): the least bound over the seeds' placements}`` of the
-        row ``r``'s rank count on its fabric, for each job of ``jobs``."""
+    def bounds(self, r: dict, where: str, colls) -> dict:
+        """``{collective: (a, c)}``: a collective of ``b`` bytes on the row ``r``'s ranks
+        and fabric takes at least ``a + c b`` s whatever the seed's placement (the bound is
+        alpha and hops + a rate term linear in the bytes; the least of each over the
+        placements)."""
         fab, sums, text = self.of(r, where)
         seeds = [0.0] * int(self.placement.get("seeds", 1) or 1)
         placed = _placements(fab, r, self.placement, seeds, parse_scenario(text), where)
-        out = {}
-        for coll, nbytes in jobs:
-            job = [Job(fab, h, coll, int(nbytes)) for h in placed]
-            out[coll, nbytes] = min(lower_bound_s(j, sums=sums) for j in job)
+        out, big = {}, 1 << 30
+        for coll in colls:
+            ends = [
+                [lower_bound_s(Job(fab, h, coll, n), sums=sums) for n in (1, big)] for h in placed
+            ]
+            c = min((hi - lo) / (big - 1) for lo, hi in ends)
+            out[coll] = max(min(lo - (hi - lo) / (big - 1) for lo, hi in ends), 0.0), max(c, 0.0)
         return out
 
 
@@ -332,23 +337,24 @@ def _steps(doc: dict, runs: _Runs) -> None:
             continue
         coll = _collectives(w, row.get("algorithm"), where)
         sizes = w.sizes()
-        jobs = {(c, b) for c in coll for b in set(sizes)}
-        bound = runs.bounds(row, where, jobs)
-        comm = sum(bound[c, b] for c in coll for b in sizes)
+        bound, n, total = runs.bounds(row, where, coll), len(sizes), sum(sizes)
+        comm = sum(a * n + c * total for a, c in bound.values())
         _at_least(f"{where}.comm_s", row.get("comm_s"), comm)
-        hidden = bound[coll[0], sizes[-1]] if w.overlap else sum(bound[coll[0], b] for b in sizes)
+        a, c = bound[coll[0]]
+        hidden = a + c * sizes[-1] if w.overlap else a * n + c * total
         _at_least(f"{where}.step_s", row.get("step_s"), row["compute_s"] + hidden)
     timeline = step.get("timeline")
     if isinstance(timeline, dict) and timeline.get("ranks", 0) >= 2:
         row = {"ranks": timeline["ranks"]}
         entries = timeline.get("buckets") or []
-        jobs = {(x["collective"], x["bytes"]) for x in entries}
-        for c, _ in jobs:
+        colls = {x["collective"] for x in entries}
+        for c in colls:
             _scheduled(c, "step.timeline.collective")
-        bound = runs.bounds(row, "step.timeline", jobs)
+        bound = runs.bounds(row, "step.timeline", colls)
         for j, x in enumerate(entries):
+            a, c = bound[x["collective"]]
             spent = x["end_s"] - x["start_s"]
-            _at_least(f"step.timeline.buckets[{j}]", spent, bound[x["collective"], x["bytes"]])
+            _at_least(f"step.timeline.buckets[{j}]", spent, a + c * x["bytes"])
 
 
 def _workload(block, where: str):
