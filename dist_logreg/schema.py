@@ -50,6 +50,22 @@ def is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def same(a, b) -> bool:
+    """Whether the value ``a`` read from a file is ``b`` (a number to 12 significant digits;
+    a bool only a bool; ``b`` may be a numpy scalar)."""
+    b = b.item() if hasattr(b, "item") else b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is bool and type(b) is bool and a == b
+    if is_number(a) and is_number(b) and math.isfinite(a):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+def shown(v) -> str:
+    """A value for a message: a finite number with ``:g``, anything else as ``repr``."""
+    return f"{v:g}" if is_number(v) and math.isfinite(v) else repr(v)
+
+
 def number(low: float = 0.0, high: float = math.inf, what: str = "a number", above=False):
     """A finite JSON number in ``[low, high]`` (``above``: ``> low``); bools are refused."""
 

@@ -258,6 +258,41 @@ def test_a_step_is_held_to_its_buckets_bounds(tmp_path, step_run, key, edit, wan
     assert f"step.{key}: expected at least {want} s" in line, line
 
 
+def test_each_step_pays_the_path_between_its_ranks(tmp_path):
+    """H-H4 (eighth attack): two ranks under two leaves joined by one spine, alpha 0, links
+    of 50 us: every message crosses four links (200 us), a ring's two dependent steps 400
+    us at least (hand); the run with its times and ideal x 0.55 was drawn (the floor
+    counted two links a step)."""
+    spec = "leaf-spine:leaves=2,spines=1,hosts-per-leaf=1,alpha=0,link-latency=50us"
+    run = _simulate(
+        tmp_path, "hop", *("--fabric", spec, "--ranks", "2", "--bytes", "1", "--algorithm", "ring")
+    )
+    assert _report(tmp_path, run).returncode == 0
+
+    def edit(d):
+        _faster(1 / 0.55)(d)
+        d["results"][0]["ideal_s"] = d["results"][0]["time_s"]
+
+    line = one_line(_report(tmp_path, _edit(run, edit)))
+    assert "time_s_seeds[0]: expected at least 0.0004 s" in line, line
+
+
+def test_a_scattered_placement_is_redrawn_per_seed(tmp_path):
+    """Each seed scatters the ranks anew (here: 2 ranks in one pod or two, 4 or 6 links
+    apart): each seed is held to its own placement's bound, and the run reports."""
+    spec = "clos3:pods=2,leaves-per-pod=4,spines-per-pod=2,hosts-per-leaf=2,super-spines=4"
+    run = _simulate(
+        tmp_path,
+        "sc",
+        *("--fabric", spec, "--ranks", "2", "--bytes", "1", "--algorithm", "rabenseifner"),
+        *("--placement", "scatter", "--placement-seed", "4", "--seeds", "6"),
+    )
+    seeds = json.loads((run / "simulate.json").read_text())["results"][0]["time_s_seeds"]
+    assert len(set(seeds)) > 1  # the seeds' placements differ
+    r = _report(tmp_path, run)
+    assert r.returncode == 0, r.stderr
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

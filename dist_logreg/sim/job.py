@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -283,3 +284,62 @@ def check_result(job: Job, result: Result, engine: str = "") -> Result:
             "bytes every rank must send at its links' rate + hop latency) (a bug)"
         )
     return result
+
+
+def latency_floor_s(job: Job, latency: bool = True, closest: float | None = None) -> float:
+    """No engine finishes before its dependent steps have each paid ``alpha`` and crossed
+    the shortest path between two of the job's ranks (``latency=False``: alpha alone). The
+    steps: the closed form's latency count (2(p-1) for a ring, log2 p for recursive
+    doubling), at least ceil(log2 p) (a step at most doubles the ranks a rank's data has
+    reached); without a closed form, that. 0 for one rank. ``closest``: the job's
+    :func:`closest_pair_s`, if known."""
+    from dist_logreg.collective import algorithms
+
+    p = job.ranks
+    if p < 2:
+        return 0.0
+    alg = algorithms.get(job.algorithm)
+    low = math.ceil(math.log2(p))
+    form = alg.closed_form
+    steps = low if not form or alg.library else max(float(form(p)[0]), low)
+    near = (closest_pair_s(job) if closest is None else closest) if latency else 0.0
+    return steps * (job.fabric.alpha + near)
+
+
+def closest_pair_s(job: Job) -> float:
+    """The least latency between two of the job's ranks: 0 if two share an endpoint; two
+    of the least links at a node two endpoints share (a rail host's GPUs: up to the
+    scale-up switch and back); else the shortest path between two of their nodes (one
+    Dijkstra from them all, links as undirected edges of their latency)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    topo = job.fabric.topology
+    ep = np.asarray(job.host_of, dtype=np.int64)
+    if np.unique(ep).size < ep.size:
+        return 0.0
+    src, dst, lat = topo.link_src, topo.link_dst, np.asarray(topo.link_latency, dtype=float)
+    node = src[topo.endpoint_up[ep]]
+    nodes, count = np.unique(node, return_counts=True)
+    best = np.inf
+    if (count > 1).any():  # two endpoints on one node
+        shared = nodes[count > 1]
+        touching = np.isin(src, shared) | np.isin(dst, shared)
+        best = 2 * lat[touching].min()
+    if nodes.size > 1:
+        n = len(topo.node_names)
+        a, b = np.minimum(src, dst), np.maximum(src, dst)
+        order = np.lexsort((lat, b, a))  # the least latency of each pair of nodes
+        first = np.ones(order.size, bool)
+        first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+        keep = order[first]
+        tiny = np.finfo(float).tiny  # csgraph drops explicit zeros: a 0 s link stays a link
+        graph = csr_matrix((lat[keep] + tiny, (a[keep], b[keep])), shape=(n, n))
+        dist, _, source = dijkstra(
+            graph, directed=False, indices=nodes, min_only=True, return_predecessors=True
+        )
+        ends = source[a[keep]] != source[b[keep]]
+        if ends.any():
+            k = keep[ends]
+            best = min(best, float((dist[a[k]] + lat[k] + dist[b[k]]).min()))
+    return 0.0 if not np.isfinite(best) else float(best)

@@ -1,15 +1,11 @@
-"""A ``simulate.json`` held to the engines' own bound, for ``dist-logreg report``.
-
-``report/`` never imports ``sim/``: ``cli/`` hands :func:`check` to the report's reader.
-Each fabric block is rebuilt the way ``simulate`` built it (its spec; a fabric file's or an
-emulated cluster's keys from the block's ``params``; a cost model's alpha as 0, since a
-fitted alpha is per size segment) and must agree with that fabric key by key, shape and
-counts included: a block edited to make a fabric faster than its spec, or holding keys its
-kind has not, is refused. Each row's every seed is then held to
-:func:`~dist_logreg.sim.job.lower_bound_s` of its own placement, the function every engine's
-result is checked against as it is made.
-
-Raises :class:`~dist_logreg.schema.Invalid` naming the key and both values.
+"""A ``simulate.json`` held to the engines' own bounds, for ``dist-logreg report`` (``cli/``
+hands it :func:`check`: ``report/`` never imports ``sim/``). Each fabric block is rebuilt as
+``simulate`` built it (its spec; a fabric file's or a cluster's keys from ``params``; a cost
+model's alpha as 0: a fitted alpha is per size segment) and must agree with it key by key,
+shape and counts included; each row's every seed, a neighbour's job and a step's buckets
+are held to ``job.lower_bound_s`` and ``job.latency_floor_s`` of their placements on the
+fabric they ran on (the scenario applied). A :class:`~dist_logreg.schema.Invalid` names
+the key and both values.
 """
 
 from __future__ import annotations
@@ -18,13 +14,18 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
-
 from dist_logreg import schema
 from dist_logreg.collective import algorithms
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.fabric import Fabric, parse_fabric
-from dist_logreg.sim.job import BOUND_RTOL, Job, LinkSums, lower_bound_s
+from dist_logreg.sim.job import (
+    BOUND_RTOL,
+    Job,
+    LinkSums,
+    closest_pair_s,
+    latency_floor_s,
+    lower_bound_s,
+)
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, parse_scenario, place_neighbour
 from dist_logreg.sim.workload import MAX_BUCKETS, Workload, collectives, parse_workload
@@ -34,6 +35,8 @@ RTOL = max(BOUND_RTOL, 1e-9)
 #: A random placement is redrawn per seed: the first this many seeds get their own bound,
 #: the rest the least of those.
 SEED_CAP = 32
+#: The closest pair of a placement's ranks (s), for the rows of one :func:`check`.
+_CLOSEST: dict = {}
 #: Where a value in ``params`` came from, when the rebuild takes it from the spec text or
 #: recomputes it instead of reading it from the block.
 _REBUILT = ("default", "derived", "preset")
@@ -44,6 +47,7 @@ def check(doc: dict) -> None:
     row whose time (any seed's) is below the job's lower bound, or a step whose
     communication is below its buckets' bounds (:func:`_steps`)."""
     runs = _Runs(doc)
+    _CLOSEST.clear()
     for i, r in enumerate(doc["results"]):
         where = f"results[{i}]"
         _row(*runs.of(r, where), r, runs.placement, where)
@@ -101,11 +105,11 @@ def _scenario_of(doc: dict, r: dict, where: str) -> str:
         text = block["spec"]
         want = _parse_scenario(text, "scenario").describe()
         for key in sorted(set(want) | set(block)):
-            if not _same(block.get(key, "(none)"), want.get(key, "(none)")):
+            if not schema.same(block.get(key, "(none)"), want.get(key, "(none)")):
                 raise _bad(
                     f"scenario.{key}",
-                    f"expected {_text(want.get(key, '(none)'))} (what its spec {text!r} "
-                    f"says), got {_text(block.get(key, '(none)'))}",
+                    f"expected {schema.shown(want.get(key, '(none)'))} (what its spec {text!r} "
+                    f"says), got {schema.shown(block.get(key, '(none)'))}",
                 )
     if not isinstance(text, str):
         raise schema.Invalid(f"{where}.scenario", f"expected a scenario spec, got {text!r}")
@@ -180,10 +184,11 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
             continue
         got = params[key].get("value") if key in params else "(no such key)"
         want = fab.values.get(key, "(no such key)")
-        if not _same(got, want):
+        if not schema.same(got, want):
             raise _bad(
                 f"{name}.params.{key}",
-                f"expected {_text(want)} (what the spec {spec!r} builds), got {_text(got)}",
+                f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
+                f"{schema.shown(got)}",
             )
     switches = int((fab.topology.node_tier > 0).sum())
     counts = {"hosts": fab.hosts, "links": fab.links, "switches": switches}
@@ -194,10 +199,11 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
     keys = sorted(set(shape) | set(got_shape))
     pairs += [(f"shape.{k}", got_shape.get(k, "(none)"), shape.get(k, "(none)")) for k in keys]
     for key, got, want in pairs:
-        if not _same(got, want):
+        if not schema.same(got, want):
             raise _bad(
                 f"{name}.{key}",
-                f"expected {_text(want)} (what the spec {spec!r} builds), got {_text(got)}",
+                f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
+                f"{schema.shown(got)}",
             )
 
 
@@ -214,7 +220,12 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     for host_of in placed:
         try:
             job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
-            bounds.append(lower_bound_s(job, latency=latency, sums=sums))
+            key = id(fab), host_of.tobytes()  # a placement's closest pair, once a check
+            if key not in _CLOSEST:
+                _CLOSEST[key] = closest_pair_s(job)
+            near = _CLOSEST[key]
+            floor = latency_floor_s(job, latency, near)  # its dependent steps' alpha and hops
+            bounds.append(max(lower_bound_s(job, latency=latency, sums=sums), floor))
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
@@ -235,12 +246,12 @@ def _scheduled(name, where: str) -> None:
 
 
 def _placements(fab, r: dict, placement: dict, seeds, sc, where: str) -> list:
-    """The first job's endpoints for each seed whose placement differs (random: the
+    """The first job's endpoints for each seed whose placement differs (random, scatter: the
     first :data:`SEED_CAP` seeds; else one)."""
     per_host = r.get("ranks-per-host", placement.get("ranks_per_host", 1))
     mode = r.get("placement", placement.get("mode", "packed"))
     first = r.get("placement-seed", placement.get("placement_seed", 0))
-    redrawn = mode == "random" or sc.values.get("placement") == "random"
+    redrawn = mode in ("random", "scatter") or sc.values.get("placement") == "random"
     draws = min(len(seeds), SEED_CAP) if redrawn else 1
     try:
         return [
@@ -268,11 +279,11 @@ def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
         "bytes": v["bytes"] if v["bytes"] is not None else r["bytes"],
     }
     for key, value in want.items():
-        if not _same(nb.get(key), value):
+        if not schema.same(nb.get(key), value):
             raise _bad(
                 f"{where}.jobs.neighbour.{key}",
-                f"expected {_text(value)} (what the scenario {sc.spec!r} runs), got "
-                f"{_text(nb.get(key))}",
+                f"expected {schema.shown(value)} (what the scenario {sc.spec!r} runs), got "
+                f"{schema.shown(nb.get(key))}",
             )
     bounds = []
     for i, host_of in enumerate(placed):
@@ -294,24 +305,12 @@ def _at_least(where: str, t, bound: float) -> None:
             where,
             f"expected at least {bound:.6g} s (the job's lower bound on this fabric: "
             "alpha + the bytes a rank, a host, a leaf or a pod must send at its links' "
-            f"rate + hop latency), got {_text(t)}",
+            f"rate + hop latency), got {schema.shown(t)}",
         )
 
 
 def _finite(v) -> bool:
     return schema.is_number(v) and math.isfinite(v)
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, (bool, np.bool_)):
-        return isinstance(a, bool) and bool(b) == a and isinstance(b, (bool, np.bool_))
-    if _finite(a) and isinstance(b, (int, float, np.integer, np.floating)):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
-    return a == b
-
-
-def _text(v) -> str:
-    return f"{float(v):g}" if _finite(v) and not isinstance(v, bool) else repr(v)
 
 
 def _bad(where: str, message: str) -> schema.Invalid:
@@ -371,7 +370,7 @@ def _workload(block, where: str):
     if len(sizes) > MAX_BUCKETS or any(not _finite(b) or b < 1 for b in sizes):
         raise schema.Invalid(where, f"expected 1 to {MAX_BUCKETS} buckets of >= 1 B")
     for key, want in (("buckets", len(sizes)), ("gradient_bytes", sum(sizes))):
-        if not _same(block.get(key), want):
+        if not schema.same(block.get(key), want):
             raise _bad(f"{where}.{key}", f"expected {want} (its buckets), got {block.get(key)!r}")
     return w
 
