@@ -78,7 +78,7 @@ class _Runs:
         alpha and hops + a rate term linear in the bytes; the least of each over the
         placements)."""
         fab, sums, text = self.of(r, where)
-        seeds = [0.0] * int(self.placement.get("seeds", 1) or 1)
+        seeds = [0.0] * int(r.get("seeds", self.placement.get("seeds", 1)) or 1)
         placed = _placements(fab, r, self.placement, seeds, parse_scenario(text), where)
         out, big = {}, 1 << 30
         for coll in colls:
