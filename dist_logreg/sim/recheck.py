@@ -78,7 +78,10 @@ class _Runs:
         alpha and hops + a rate term linear in the bytes; the least of each over the
         placements)."""
         fab, sums, text = self.of(r, where)
-        seeds = [0.0] * int(r.get("seeds", self.placement.get("seeds", 1)) or 1)
+        n = r.get("seeds", self.placement.get("seeds", 1))
+        if not (schema.is_number(n) and 1 <= n <= 10**6 and n == int(n)):
+            raise schema.Invalid(f"{where}.seeds", f"expected a whole number of seeds, got {n!r}")
+        seeds = [0.0] * int(n)
         placed = _placements(fab, r, self.placement, seeds, parse_scenario(text), where)
         out, big = {}, 1 << 30
         for coll in colls:
