@@ -101,11 +101,9 @@ def _scenario_of(doc: dict, r: dict, where: str) -> str:
         block = doc.get("scenario")
         if block is None:
             return "none"
-        if not isinstance(block, dict) or not isinstance(block.get("spec"), str):
-            raise schema.Invalid(
-                "scenario", f"expected the scenario simulate writes, got {block!r}"
-            )
-        text = block["spec"]
+        text = block.get("spec") if isinstance(block, dict) else None
+        if not isinstance(text, str):
+            raise schema.Invalid("scenario", f"expected the scenario simulate writes: {block!r}")
         want = _parse_scenario(text, "scenario").describe()
         for key in sorted(set(want) | set(block)):
             if not schema.same(block.get(key, "(none)"), want.get(key, "(none)")):
