@@ -61,6 +61,16 @@ def same(a, b) -> bool:
     return a == b
 
 
+def is_finite(v) -> bool:
+    """A JSON number (not a bool) that is finite."""
+    return is_number(v) and math.isfinite(v)
+
+
+def unphysical(where: str, message: str) -> Invalid:
+    """The :class:`Invalid` of a file whose numbers no simulation or run could give."""
+    return Invalid(where, f"{message} (a file that breaks physics)")
+
+
 def shown(v) -> str:
     """A value for a message: a finite number with ``:g``, anything else as ``repr``."""
     return f"{v:g}" if is_number(v) and math.isfinite(v) else repr(v)

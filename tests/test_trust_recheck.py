@@ -277,6 +277,37 @@ def test_each_step_pays_the_path_between_its_ranks(tmp_path):
     assert "time_s_seeds[0]: expected at least 0.0004 s" in line, line
 
 
+def test_each_step_pays_the_path_of_its_own_messages(tmp_path):
+    """H-H5 (eighth attack): 4 ranks packed 2 a leaf, alpha 0, links of 50 us: every one of
+    the ring's 6 dependent steps carries a message across the spine (4 links, 200 us), so
+    1200 us at least; recursive doubling's first step stays in the leaf (2 links), its second
+    crosses (4): 300 us (hand). The rows at 0.6 and 0.7 of that were drawn (the floor took
+    the closest pair each step); the longest chain of dependent messages now holds them."""
+    spec = "leaf-spine:leaves=2,spines=1,hosts-per-leaf=2,alpha=0,link-latency=50us"
+    run = _simulate(
+        tmp_path,
+        "hop4",
+        *("--fabric", spec, "--ranks", "4", "--bytes", "1"),
+        *("--algorithm", "ring,recursive-doubling"),
+    )
+    assert _report(tmp_path, run).returncode == 0
+
+    def slower(k, row):
+        def edit(d):
+            r = d["results"][row]
+            r.update(time_s=r["time_s"] * k, time_s_worst=r["time_s_worst"] * k, ideal_s=0.0)
+            r["time_s_seeds"] = [t * k for t in r["time_s_seeds"]]
+            r.update(algbw=r["algbw"] / k, busbw=r["busbw"] / k, ratio_to_ideal=1.0)
+
+        return edit
+
+    line = one_line(_report(tmp_path, _edit(run, slower(0.6, 0))))
+    assert "results[0].time_s_seeds[0]: expected at least 0.0012 s" in line, line
+    _edit(run, slower(1 / 0.6, 0))
+    line = one_line(_report(tmp_path, _edit(run, slower(0.7, 1))))
+    assert "results[1].time_s_seeds[0]: expected at least 0.0003 s" in line, line
+
+
 def test_a_scattered_placement_is_redrawn_per_seed(tmp_path):
     """Each seed scatters the ranks anew (here: 2 ranks in one pod or two, 4 or 6 links
     apart): each seed is held to its own placement's bound, and the run reports."""

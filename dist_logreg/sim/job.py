@@ -26,6 +26,8 @@ Example::
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -343,3 +345,32 @@ def closest_pair_s(job: Job) -> float:
             k = keep[ends]
             best = min(best, float((dist[a[k]] + lat[k] + dist[b[k]]).min()))
     return 0.0 if not np.isfinite(best) else float(best)
+
+
+#: :func:`critical_path_s` plays at most this many messages (a ring at 316 ranks).
+CRITICAL_MESSAGES = 200_000
+#: What "infinitely fast" is to :func:`critical_path_s` (B/s).
+_FAST = 1e30
+
+
+def critical_path_s(job: Job, latency: bool = True) -> float | None:
+    """The job's dependency graph played event by event with every link and host
+    infinitely fast and every message eager: the longest chain of messages that wait on
+    each other, each paying alpha and its path's latency (``latency=False``: alpha alone).
+    No engine is faster (bandwidth, sharing, rendezvous and phases only add). None above
+    :data:`CRITICAL_MESSAGES` messages."""
+    from dist_logreg.sim import exact
+
+    p = job.ranks
+    if p < 2:
+        return 0.0
+    if exact._steps(job.algorithm, p) * p > CRITICAL_MESSAGES:
+        return None
+    topo = copy.copy(job.fabric.topology)
+    topo.link_rate = np.full(len(topo.link_rate), _FAST)
+    if not latency:
+        topo.link_latency = np.zeros(len(topo.link_latency))
+    fab = dataclasses.replace(job.fabric, topology=topo, host_rate=_FAST, gamma=0.0)
+    eager = exact.ExactOptions(eager_limit=exact.EAGER, eager_limit_host=exact.EAGER)
+    fast = Job(fab, job.host_of, job.algorithm, job.nbytes, exact=True, options=eager)
+    return float(exact.simulate(fast, np.asarray(job.host_of, dtype=np.int64))["time_s"])

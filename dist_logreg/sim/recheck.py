@@ -11,7 +11,6 @@ the key and both values.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from dist_logreg import schema
@@ -23,6 +22,7 @@ from dist_logreg.sim.job import (
     Job,
     LinkSums,
     closest_pair_s,
+    critical_path_s,
     latency_floor_s,
     lower_bound_s,
 )
@@ -35,8 +35,10 @@ RTOL = max(BOUND_RTOL, 1e-9)
 #: A random placement is redrawn per seed: the first this many seeds get their own bound,
 #: the rest the least of those.
 SEED_CAP = 32
-#: The closest pair of a placement's ranks (s), for the rows of one :func:`check`.
+#: A placement's closest pair of ranks and an algorithm's critical path on it (s), for the
+#: rows of one :func:`check`, at most :data:`CRITICAL_RUNS` of them.
 _CLOSEST: dict = {}
+CRITICAL_RUNS = 256
 #: Where a value in ``params`` came from, when the rebuild takes it from the spec text or
 #: recomputes it instead of reading it from the block.
 _REBUILT = ("default", "derived", "preset")
@@ -107,7 +109,7 @@ def _scenario_of(doc: dict, r: dict, where: str) -> str:
         want = _parse_scenario(text, "scenario").describe()
         for key in sorted(set(want) | set(block)):
             if not schema.same(block.get(key, "(none)"), want.get(key, "(none)")):
-                raise _bad(
+                raise schema.unphysical(
                     f"scenario.{key}",
                     f"expected {schema.shown(want.get(key, '(none)'))} (what its spec {text!r} "
                     f"says), got {schema.shown(block.get(key, '(none)'))}",
@@ -155,7 +157,7 @@ def rebuild(block: dict, name: str = "fabric") -> Fabric:
         if not isinstance(p, dict) or not isinstance(p.get("source", ""), str):
             raise schema.Invalid(f"{name}.params.{key}", f"expected {{value, source}}, got {p!r}")
         v = p.get("value")
-        if not (v is None or isinstance(v, (bool, str)) or _finite(v)):
+        if not (v is None or isinstance(v, (bool, str)) or schema.is_finite(v)):
             raise schema.Invalid(f"{name}.params.{key}", f"expected a finite value, got {v!r}")
     base = spec.split(" = ", 1)[1] if " = " in spec else spec  # cluster:NAME = its preset
     from_block = Path(base).suffix in (".json", ".toml") or base.lower().startswith("cluster:")
@@ -186,7 +188,7 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
         got = params[key].get("value") if key in params else "(no such key)"
         want = fab.values.get(key, "(no such key)")
         if not schema.same(got, want):
-            raise _bad(
+            raise schema.unphysical(
                 f"{name}.params.{key}",
                 f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
                 f"{schema.shown(got)}",
@@ -201,7 +203,7 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
     pairs += [(f"shape.{k}", got_shape.get(k, "(none)"), shape.get(k, "(none)")) for k in keys]
     for key, got, want in pairs:
         if not schema.same(got, want):
-            raise _bad(
+            raise schema.unphysical(
                 f"{name}.{key}",
                 f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
                 f"{schema.shown(got)}",
@@ -224,9 +226,12 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
             key = id(fab), host_of.tobytes()  # a placement's closest pair, once a check
             if key not in _CLOSEST:
                 _CLOSEST[key] = closest_pair_s(job)
-            near = _CLOSEST[key]
-            floor = latency_floor_s(job, latency, near)  # its dependent steps' alpha and hops
+            floor = latency_floor_s(job, latency, _CLOSEST[key])  # steps' alpha and hops
             bounds.append(max(lower_bound_s(job, latency=latency, sums=sums), floor))
+            key = (*key, r["algorithm"], latency)  # the longest chain, if few messages
+            if key not in _CLOSEST and len(_CLOSEST) < CRITICAL_RUNS:
+                _CLOSEST[key] = critical_path_s(job, latency)
+            bounds[-1] = max(bounds[-1], _CLOSEST.get(key) or 0.0)
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
@@ -281,7 +286,7 @@ def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
     }
     for key, value in want.items():
         if not schema.same(nb.get(key), value):
-            raise _bad(
+            raise schema.unphysical(
                 f"{where}.jobs.neighbour.{key}",
                 f"expected {schema.shown(value)} (what the scenario {sc.spec!r} runs), got "
                 f"{schema.shown(nb.get(key))}",
@@ -301,21 +306,13 @@ def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
 
 
 def _at_least(where: str, t, bound: float) -> None:
-    if not _finite(t) or t < bound * (1 - RTOL):
-        raise _bad(
+    if not schema.is_finite(t) or t < bound * (1 - RTOL):
+        raise schema.unphysical(
             where,
             f"expected at least {bound:.6g} s (the job's lower bound on this fabric: "
             "alpha + the bytes a rank, a host, a leaf or a pod must send at its links' "
             f"rate + hop latency), got {schema.shown(t)}",
         )
-
-
-def _finite(v) -> bool:
-    return schema.is_number(v) and math.isfinite(v)
-
-
-def _bad(where: str, message: str) -> schema.Invalid:
-    return schema.Invalid(where, f"{message} (a file that breaks physics)")
 
 
 def _steps(doc: dict, runs: _Runs) -> None:
@@ -368,11 +365,13 @@ def _workload(block, where: str):
         sizes = w.sizes()
     except (TypeError, ValueError) as exc:
         raise schema.Invalid(where, f"expected a workload simulate runs: {exc}") from None
-    if len(sizes) > MAX_BUCKETS or any(not _finite(b) or b < 1 for b in sizes):
+    if len(sizes) > MAX_BUCKETS or any(not schema.is_finite(b) or b < 1 for b in sizes):
         raise schema.Invalid(where, f"expected 1 to {MAX_BUCKETS} buckets of >= 1 B")
     for key, want in (("buckets", len(sizes)), ("gradient_bytes", sum(sizes))):
         if not schema.same(block.get(key), want):
-            raise _bad(f"{where}.{key}", f"expected {want} (its buckets), got {block.get(key)!r}")
+            raise schema.unphysical(
+                f"{where}.{key}", f"expected {want} (its buckets), got {block.get(key)!r}"
+            )
     return w
 
 
