@@ -2,11 +2,18 @@
 E-M5), each a test that failed before its fix."""
 
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from tests.helpers import run_mpi, train_cmd
+from tests.test_sim_packet import needs_ns3
 
 # --- G-M1: --resume with fewer --steps than a completed run ---------------------------------
 
@@ -52,3 +59,145 @@ def test_resume_never_rewinds_a_completed_run_into_a_summary_of_zeros(tmp_path, 
     got = np.append(model["coef"].ravel(), model["intercept"].ravel())
     # the same trajectory at the same world size: bitwise the checkpoint's parameters
     np.testing.assert_array_equal(got, params10)
+
+
+# --- F-M1, E-M3: SIGTERM follows Ctrl-C's path: one line, exit 143 -------------------------
+
+
+def _term_after(cmd, cwd, ready, timeout=180, env=None):
+    """Start ``cmd``; once ``ready(stderr so far)`` holds (the command is at work), send it
+    SIGTERM. Returns ``(exit status, stderr, seconds from the signal to the exit)``."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, seen = time.monotonic() + timeout, ""
+        while not ready(seen, cwd) and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 0.2)[0]:
+                seen += os.read(proc.stderr.fileno(), 4096).decode()
+            assert proc.poll() is None, seen
+        assert ready(seen, cwd), seen
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        rest = proc.communicate(timeout=120)[1].decode()
+        return proc.returncode, seen + rest, time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+SIM = [sys.executable, "-m", "dist_logreg", "simulate", "--seeds", "5000", "--out", "o"]
+SLOW = {  # each runs minutes: the estimate line comes after its first seed
+    "flow": ["--fabric", "fat-tree:k=16", "--ranks", "1024", "--algorithm", "rabenseifner"],
+    "exact": ["--fabric", "fat-tree:k=8", "--ranks", "128", "--algorithm", "ring", "--exact"],
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("engine", sorted(SLOW))
+def test_sigterm_stops_simulate_with_one_line_and_143(tmp_path, engine):
+    """Attack F-M1: SIGTERM (kill, timeout, a batch system) ended simulate with 143 and no
+    line at all; Ctrl-C gave one line. Now the same line, with the signal's name."""
+    cmd = [*SIM, *SLOW[engine], "--bytes", "1M", "--placement", "random"]
+    code, err, took = _term_after(cmd, tmp_path, lambda seen, _: "about" in seen)
+    assert code == 143, err[-800:]
+    assert "Traceback" not in err
+    # the last line (the progress line before it ends in a carriage return, not a newline)
+    assert err.endswith("dist-logreg simulate: interrupted (SIGTERM); nothing written\n")
+    assert err.count("interrupted") == 1
+    assert took < 30  # within a second on a quiet machine; generous under load
+    assert not (tmp_path / "o" / "simulate.json").exists()
+
+
+GRID = """\
+fabric = ["leaf-spine:leaves=8,spines=4,hosts-per-leaf=32"]
+ranks = [64, 128, 256]
+algorithm = ["ring", "rabenseifner"]
+bytes = ["1M", "64M"]
+seeds = 400
+"""
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_stops_a_serial_sweep_with_one_line_and_its_points_kept(tmp_path):
+    """Attack F-M1 (and attack 5's L3): SIGTERM to a serial ``simulate --sweep --out`` kept
+    the partial file but printed no line; the docs promised the line of the MPI sweep."""
+    (tmp_path / "g.toml").write_text(GRID)
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--sweep", "g.toml", "--out", "o"]
+
+    def a_point_done(seen, cwd):  # inside the sweep: a point's partial file written
+        return bool(list((cwd / "o").glob("*.partial*")))
+
+    code, err, _ = _term_after(cmd, tmp_path, a_point_done)
+    assert code == 143, err[-800:]
+    assert "Traceback" not in err
+    line = "dist-logreg simulate: interrupted (SIGTERM); finished points kept in o (--resume)"
+    assert err.endswith(line + "\n") and err.count("interrupted") == 1
+    assert list((tmp_path / "o").glob("*.partial*"))
+
+
+def test_sigterm_while_report_draws_says_sigterm_and_exits_143(tmp_path, monkeypatch):
+    """Attack E-M3: SIGTERM while ``report`` drew exited 130 saying ``(SIGINT)``."""
+    from dist_logreg.report import plots
+    from tests.test_trust_report3 import dl, sim_dir
+
+    save = plots.save
+
+    def save_then_terminate(fig, path):
+        save(fig, path)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at once: never reached
+
+    monkeypatch.setattr(plots, "save", save_then_terminate)
+    out = tmp_path / "o"
+    r = dl("report", str(sim_dir(tmp_path)), "--out", str(out))
+    assert r.returncode == 143, r.stderr
+    assert r.stderr.strip().splitlines() == ["dist-logreg: interrupted (SIGTERM); nothing done"]
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+
+
+def test_sigterm_while_report_moves_its_files_in_finishes_and_says_sigterm(tmp_path, monkeypatch):
+    """SIGTERM between two renames: held until every file is in place, as Ctrl-C is, then
+    said with its own name and status (before: it unwound in the middle of the move)."""
+    from dist_logreg.cli import report as cli_report
+    from tests.test_trust_report3 import dl, sim_dir
+
+    calls = []
+    real = cli_report.write_output
+
+    def write_then_sigterm(*a, **k):
+        real(*a, **k)
+        if not calls:
+            os.kill(os.getpid(), signal.SIGTERM)
+        calls.append(a[0])
+
+    monkeypatch.setattr(cli_report, "write_output", write_then_sigterm)
+    out = tmp_path / "o"
+    r = dl("report", str(sim_dir(tmp_path)), "--out", str(out))
+    assert r.returncode == 143, r.stderr
+    assert f"interrupted (SIGTERM) after the report was written to {out}/" in r.stderr
+    assert sorted(p.name for p in calls) == sorted(os.listdir(out))
+
+
+@needs_ns3
+def test_sigterm_stops_a_packet_run_within_seconds_with_one_line(tmp_path):
+    """SIGTERM during ns-3's run: the driver stops it as it stops on Ctrl-C (its handler,
+    set for the run, takes both), and the line names SIGTERM. Without that, the command
+    line's SIGTERM handler waited for ns-3 to return (a minute here)."""
+    from tests.test_trust_packet import FABRIC, _env
+
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--engine", "packet"]
+    cmd += ["--fabric", FABRIC, "--ranks", "4", "--bytes", "2GB", "--algorithm", "ring"]
+    cmd += ["--out", "o"]
+    started = []
+
+    def in_ns3(seen, cwd):  # one run of minutes; ns-3 loads in about 20 s, then runs
+        if "estimated before ns-3 loads" in seen and not started:
+            started.append(time.monotonic())
+        return bool(started) and time.monotonic() - started[0] > 40
+
+    code, err, took = _term_after(cmd, tmp_path, in_ns3, timeout=300, env=_env())
+    assert code == 143, err[-2000:]
+    assert err.endswith("dist-logreg simulate: interrupted (SIGTERM); nothing written\n"), err
+    assert took < 15.0, took
+    assert not (tmp_path / "o" / "simulate.json").exists()

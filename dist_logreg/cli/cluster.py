@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from dist_logreg.cli.guard import run_plain, say
+from dist_logreg.cli.guard import (
+    interrupt_name,
+    interrupt_status,
+    run_plain,
+    say,
+    sigterm_as_sigint,
+)
 from dist_logreg.errors import UsageError
 from dist_logreg.units import parse_bytes, parse_rate, rate_bits
 
@@ -348,27 +353,19 @@ def cmd(args: argparse.Namespace) -> int:
             cluster.down(args.name, say=say)
         return 0
 
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _terminated)
     try:
-        return run_plain(body)
+        with sigterm_as_sigint():
+            return run_plain(body)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback
         end_children()
-        signum = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
         what = "every process it started was ended"
         if args.action == "set":  # held while the links and the state change (change.py)
             what = getattr(exc, "note", "nothing changed")
         print(
-            f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
-            + what,
+            f"dist-logreg cluster {args.action}: interrupted ({interrupt_name(exc)}); " + what,
             file=sys.stderr,
             flush=True,
         )
-        return 128 + signum
+        return interrupt_status(exc)
     finally:
         end_children()
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _terminated(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")

@@ -27,7 +27,13 @@ from dist_logreg.cli import (
     supervise,
     train,
 )
-from dist_logreg.cli.guard import broken_pipe, run_guarded
+from dist_logreg.cli.guard import (
+    broken_pipe,
+    interrupt_name,
+    interrupt_status,
+    run_guarded,
+    sigterm_as_sigint,
+)
 from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
 from dist_logreg.errors import exit_status_help
@@ -76,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
     except BrokenPipeError:
         return broken_pipe()
-    except KeyboardInterrupt:  # Ctrl-C before a sub-command's own handler (parsing): no traceback
-        print("dist-logreg: interrupted (SIGINT); nothing done", file=sys.stderr, flush=True)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM past a sub-command's own handler
+        print(
+            f"dist-logreg: interrupted ({interrupt_name(exc)}); nothing done",
+            file=sys.stderr,
+            flush=True,
+        )
+        return interrupt_status(exc)
     return status
 
 
@@ -110,7 +120,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _main(argv: list[str] | None) -> int:
     args = _parse(argv)
     if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
-        return args.func(args)
+        with sigterm_as_sigint():  # SIGTERM: the one line and exit 143, as Ctrl-C's 130
+            return args.func(args)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
     limit_blas_threads()
