@@ -201,3 +201,56 @@ def test_sigterm_stops_a_packet_run_within_seconds_with_one_line(tmp_path):
     assert err.endswith("dist-logreg simulate: interrupted (SIGTERM); nothing written\n"), err
     assert took < 15.0, took
     assert not (tmp_path / "o" / "simulate.json").exists()
+
+
+# --- F-M6: SIGTERM to the ranks of mpirun ... train / bench ----------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (mpirun's ranks)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_sigterm_to_the_ranks_of_train_ends_them_with_a_line_and_143(tmp_path, n):
+    """Attack F-M6: SIGTERM (mpirun's forward of a Ctrl-C, a batch system) ended every rank
+    of ``train`` with no line. Now each rank it reaches says so and aborts the job with 143
+    (mpirun's own status after a Ctrl-C to it stays 1: prterun's, see docs/bad-input.md)."""
+    from tests.helpers import BIN, mpi_env
+
+    cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe"]
+    cmd += train_cmd(*TRAIN[:6], "--steps", "2000000", "--out", str(tmp_path / "o"))
+    proc = subprocess.Popen(
+        cmd,
+        env=mpi_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert "model:" in "".join(proc.stdout.readline() for _ in range(2))  # in the loop
+        time.sleep(1.0)
+        for pid in _children(proc.pid):
+            os.kill(pid, signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 143, err[-2000:]
+    lines = [x for x in err.splitlines() if x.startswith("dist-logreg")]
+    assert lines and "Traceback" not in err, err[-2000:]
+    for line in lines:
+        assert line.endswith(f"of {n}: interrupted (SIGTERM); aborting all ranks"), err

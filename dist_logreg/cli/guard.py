@@ -107,8 +107,13 @@ def run_guarded(comm, body) -> int:
             if size > 1:
                 comm.Abort(EXIT_BROKEN_PIPE)
             return broken_pipe()
+        status = EXIT_UNEXPECTED
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line, no traceback
             what = "interrupted"
+            if interrupt_name(exc) == "SIGTERM":  # mpirun's forward, a batch system
+                what, status = "interrupted (SIGTERM)", interrupt_status(exc)
+                with contextlib.suppress(ValueError):  # a second one (the abort's) ends it
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
         else:
             traceback.print_exc(file=sys.stderr)
             what = printable(f"{type(exc).__name__}: {exc}")
@@ -118,5 +123,5 @@ def run_guarded(comm, body) -> int:
             flush=True,
         )
         if size > 1:
-            comm.Abort(EXIT_UNEXPECTED)
-        return EXIT_UNEXPECTED
+            comm.Abort(status)
+        return status

@@ -134,8 +134,10 @@ def _main(argv: list[str] | None) -> int:
 
     comm = MPI.COMM_WORLD
     dog.attach(comm)
-    # the sub-command arms the watchdog around its own collectives
-    status = run_guarded(comm, lambda: args.func(comm, args, dog))
+    # the sub-command arms the watchdog around its own collectives; SIGTERM (mpirun's
+    # forward of a Ctrl-C, a batch system) ends the ranks with rank 0's one line
+    with sigterm_as_sigint():
+        status = run_guarded(comm, lambda: args.func(comm, args, dog))
     dog.attach(None)  # no communicator to abort through once finalizing
     with dog.phase("MPI shutdown (MPI_Finalize)"):
         finalize_mpi(MPI)
