@@ -254,3 +254,60 @@ def test_sigterm_to_the_ranks_of_train_ends_them_with_a_line_and_143(tmp_path, n
     assert lines and "Traceback" not in err, err[-2000:]
     for line in lines:
         assert line.endswith(f"of {n}: interrupted (SIGTERM); aborting all ranks"), err
+
+
+# --- F-M2, F-M3: packet options without effect, and ports below two packets of the MTU -----
+
+PACKET = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "64K"]
+PACKET += ["--algorithm", "ring", "--engine", "packet"]
+
+
+def _refused(*args) -> str:
+    from tests.test_model_cli import dl
+
+    r = dl(*args)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr and "stopped where ns-3" not in r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "extra, want",
+    [
+        # F-M2: ns-3 ran 24 s with no RED at all, and said 0 ECN marks
+        (["--ecn-max", "200K"], "--ecn-max: only read with --ecn K; drop it, or add --ecn K"),
+        (["--ecn-pmax", "0.5"], "--ecn-pmax: only read with --ecn-max KMAX"),
+        (["--ecn", "65K", "--ecn-pmax", "0.5"], "--ecn-pmax: only read with --ecn-max KMAX"),
+        # F-M3: the least --queue / --buffer held no full packet at the default MTU 9000
+        (["--queue", "3000"], "--queue: expected at least 18000 bytes (two full packets at "),
+        (["--queue", "17999"], "the fabric's MTU of 9000 B"),
+        (["--buffer", "6000", "--buffer-alpha", "1"], "at least 36000 bytes"),
+        (["--buffer", "35999"], "must hold 18000 bytes, two full packets at the fabric's MTU"),
+    ],
+)
+def test_packet_options_refused_before_ns3(extra, want):
+    assert want in _refused(*PACKET, *extra)
+
+
+def test_the_least_port_follows_the_fabric_mtu():
+    """Two full packets of the fabric's own MTU (2 x 9000 by default, 2 x 2000 at
+    ``mtu=2000``): the bound is computed, not a constant; PFC's thresholds bound a port
+    instead of --queue."""
+    from types import SimpleNamespace
+
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.packet_floor import check_port_bytes
+    from dist_logreg.sim.packet_options import parse_options
+
+    for mtu in (2000, 4000, 9000):
+        fab = SimpleNamespace(mtu=mtu)
+        check_port_bytes(fab, parse_options({"queue": str(2 * mtu)}))  # exactly two: runs
+        check_port_bytes(fab, parse_options({"buffer": str(4 * mtu), "buffer_alpha": "1"}))
+        with pytest.raises(UsageError, match=f"at least {2 * mtu} bytes"):
+            check_port_bytes(fab, parse_options({"queue": str(2 * mtu - 1)}))
+        with pytest.raises(UsageError, match=f"at least {4 * mtu} bytes"):
+            check_port_bytes(fab, parse_options({"buffer": str(4 * mtu - 1)}))
+    check_port_bytes(SimpleNamespace(mtu=9000), parse_options({"queue": "3000", "pfc": "on"}))
+    line = _refused(*PACKET[:2], "flat:hosts=4,mtu=1500", *PACKET[3:], "--queue", "2999")
+    assert "expected 3000 <= queue bytes" in line  # the floor whatever the MTU stays
