@@ -311,3 +311,24 @@ def test_the_least_port_follows_the_fabric_mtu():
     check_port_bytes(SimpleNamespace(mtu=9000), parse_options({"queue": "3000", "pfc": "on"}))
     line = _refused(*PACKET[:2], "flat:hosts=4,mtu=1500", *PACKET[3:], "--queue", "2999")
     assert "expected 3000 <= queue bytes" in line  # the floor whatever the MTU stays
+
+
+# --- E-M1: no raw matplotlib warning on stderr ------------------------------------------------
+
+
+def test_a_figure_too_small_for_its_labels_is_saved_without_a_raw_warning(tmp_path):
+    """Attack E-M1: a report at the bounds it accepts (20,000 rows, 200 series) printed
+    matplotlib's ``UserWarning: Tight layout not applied`` on stderr, twice. Reproduced
+    here with a title taller than the figure; other warnings still show."""
+    import warnings
+
+    from dist_logreg.report import plots
+
+    fig, ax = plots.figure("\n".join(["a title line"] * 40))
+    ax.plot([1, 2], [1, 2])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plots.save(fig, tmp_path / "a.png")
+        warnings.warn("another warning", UserWarning, stacklevel=1)
+    assert (tmp_path / "a.png").stat().st_size > 0
+    assert [str(w.message) for w in seen] == ["another warning"]
