@@ -332,3 +332,77 @@ def test_a_figure_too_small_for_its_labels_is_saved_without_a_raw_warning(tmp_pa
         warnings.warn("another warning", UserWarning, stacklevel=1)
     assert (tmp_path / "a.png").stat().st_size > 0
     assert [str(w.message) for w in seen] == ["another warning"]
+
+
+# --- E-M5: cluster set's value edges (no live cluster: the checks and the change line) ------
+
+
+def test_cluster_loss_0_says_none_in_the_change_line():
+    """Attack E-M5: ``cluster set --loss 0`` said ``loss none -> 0.0`` (help: "0 removes
+    it"); the state then holds no loss, and the line says so."""
+    from dist_logreg.ops.cluster import change
+    from tests.test_cluster_units import fabric_state
+
+    c = fabric_state()
+    assert change._update(c, change.Change(loss_pct=0.0)) == []  # no loss before or after
+    c = fabric_state()
+    c.spec.loss_pct, c.spec.loss_links = 1.0, {"h0": 0.5}
+    what = change._update(c, change.Change(loss_pct=0.0, loss_links={"h0": 0.0}))
+    assert what == ["loss 1.0 -> none", "loss-link h0 0.5 -> none"]
+    assert c.spec.loss_pct is None and c.spec.loss_links == {}
+    what = change._update(c, change.Change(loss_pct=0.5))
+    assert what == ["loss none -> 0.5"]
+
+
+def test_cluster_rate_too_fast_prints_its_bucket_short():
+    """Attack E-M5: ``--rate 1e300mbit`` printed a 300-digit default bucket."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops.cluster.validate import check_link_values
+
+    with pytest.raises(UsageError) as e:
+        check_link_values(
+            rates={"--rate": "1e300mbit"},
+            loss_pct=None,
+            loss_links={},
+            link_ids=["h0"],
+            burst=None,
+            queue=None,
+            mtu=1500,
+        )
+    # 1e300 Mbit/s x 20 us (the default bucket) / 8 = 2.5e300 bytes
+    assert "its default bucket (2.5e+300 bytes) is over tc's limit" in str(e.value)
+    assert len(str(e.value)) < 250
+
+
+@pytest.mark.parametrize("action", ["set", "up"])
+def test_cluster_loss_takes_a_percent_sign_and_names_a_bad_value(action, capsys):
+    """Attack E-M5: ``--loss 5%`` gave argparse's raw ``invalid float value: '5%'``."""
+    from dist_logreg.cli.main import build_parser
+
+    args = build_parser().parse_args(["cluster", action, "--loss", "5%", "--loss-link", "h0=1%"])
+    assert args.loss == 5.0 and args.loss_link == [("h0", 1.0)]
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["cluster", action, "--loss", "5x"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --loss: expected a percentage such as 1 or 0.5%, got '5x'" in err
+    assert "invalid float value" not in err
+
+
+def test_cluster_loss_below_nfts_resolution_is_refused():
+    """Attack E-M5: ``--loss 1e-300`` was recorded but not applied (nft drops in parts per
+    million); refused as ``--rate 1e-300mbit`` is (already so when this was checked)."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops.cluster.validate import check_link_values
+
+    for pct, links in ((1e-300, {}), (None, {"h0": 0.00004})):
+        with pytest.raises(UsageError, match=r"at least 0.0001 % \(1 part per million"):
+            check_link_values(
+                rates={},
+                loss_pct=pct,
+                loss_links=links,
+                link_ids=["h0"],
+                burst=None,
+                queue=None,
+                mtu=1500,
+            )

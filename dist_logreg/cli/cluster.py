@@ -29,11 +29,21 @@ examples (as root):
 """
 
 
+def _pct(text: str) -> float:
+    """A loss in percent, ``0.5`` or ``0.5%`` (checked against nft's range later)."""
+    try:
+        return float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage such as 1 or 0.5%, got {text!r}"
+        ) from None
+
+
 def _loss_link(text: str) -> tuple[str, float]:
     link, _, pct = text.partition("=")
     try:
-        return link, float(pct)
-    except ValueError:
+        return link, _pct(pct)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected LINK=PCT such as l0-s1=1, got {text!r}"
         ) from None
@@ -144,7 +154,7 @@ def _shaping_arguments(c_up) -> None:
     )
     c_up.add_argument(
         "--loss",
-        type=float,
+        type=_pct,
         metavar="PCT",
         help="every link drops PCT percent of its frames, each direction (nftables "
         "`numgen random`, needs nft; a path of k links loses about k x PCT percent)",
@@ -174,7 +184,7 @@ def _set_parser(clsub, name_help: str) -> None:
     c_set.add_argument("--burst", metavar="BYTES", help="token bucket of every shaper")
     c_set.add_argument("--queue", metavar="BYTES", help="queue limit of every switch port")
     c_set.add_argument(
-        "--loss", type=float, metavar="PCT", help="every link, each direction (0 removes it)"
+        "--loss", type=_pct, metavar="PCT", help="every link, each direction (0 removes it)"
     )
     c_set.add_argument(
         "--loss-link",
