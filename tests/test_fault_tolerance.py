@@ -258,7 +258,10 @@ def test_resume_after_completion_changes_nothing(tmp_path, reference, n):
 
 def test_resume_with_fewer_steps_continues_from_a_checkpoint_before_them(tmp_path):
     args = [*RUN, "--out", str(tmp_path), "--checkpoint-every", "10"]
-    assert run_mpi(2, train_cmd(*args), timeout=60).returncode == 0  # 40 steps
+    # killed at step 35 of 40 (checkpoints at 10, 20, 30); a run that completed more steps
+    # is not rewound without --force (tests/test_trust_attack8m.py)
+    died = run_mpi(2, train_cmd(*args, "--inject-fault", "kill:rank=1:step=35"), timeout=60)
+    assert died.returncode != 0
     again = run_mpi(2, train_cmd(*args, "--steps", "25", "--resume"), timeout=60)
     assert again.returncode == 0, again.stderr
     assert "(after step 20)" in again.stdout and "past the run's last step (25)" in again.stdout

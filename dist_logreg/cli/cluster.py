@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from dist_logreg.cli.guard import run_plain, say
+from dist_logreg.cli.guard import (
+    interrupt_name,
+    interrupt_status,
+    run_plain,
+    say,
+    sigterm_as_sigint,
+)
 from dist_logreg.errors import UsageError
 from dist_logreg.units import parse_bytes, parse_rate, rate_bits
 
@@ -24,11 +29,21 @@ examples (as root):
 """
 
 
+def _pct(text: str) -> float:
+    """A loss in percent, ``0.5`` or ``0.5%`` (checked against nft's range later)."""
+    try:
+        return float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage such as 1 or 0.5%, got {text!r}"
+        ) from None
+
+
 def _loss_link(text: str) -> tuple[str, float]:
     link, _, pct = text.partition("=")
     try:
-        return link, float(pct)
-    except ValueError:
+        return link, _pct(pct)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected LINK=PCT such as l0-s1=1, got {text!r}"
         ) from None
@@ -139,7 +154,7 @@ def _shaping_arguments(c_up) -> None:
     )
     c_up.add_argument(
         "--loss",
-        type=float,
+        type=_pct,
         metavar="PCT",
         help="every link drops PCT percent of its frames, each direction (nftables "
         "`numgen random`, needs nft; a path of k links loses about k x PCT percent)",
@@ -169,7 +184,7 @@ def _set_parser(clsub, name_help: str) -> None:
     c_set.add_argument("--burst", metavar="BYTES", help="token bucket of every shaper")
     c_set.add_argument("--queue", metavar="BYTES", help="queue limit of every switch port")
     c_set.add_argument(
-        "--loss", type=float, metavar="PCT", help="every link, each direction (0 removes it)"
+        "--loss", type=_pct, metavar="PCT", help="every link, each direction (0 removes it)"
     )
     c_set.add_argument(
         "--loss-link",
@@ -348,27 +363,19 @@ def cmd(args: argparse.Namespace) -> int:
             cluster.down(args.name, say=say)
         return 0
 
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _terminated)
     try:
-        return run_plain(body)
+        with sigterm_as_sigint():
+            return run_plain(body)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback
         end_children()
-        signum = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
         what = "every process it started was ended"
         if args.action == "set":  # held while the links and the state change (change.py)
             what = getattr(exc, "note", "nothing changed")
         print(
-            f"dist-logreg cluster {args.action}: interrupted ({signal.Signals(signum).name}); "
-            + what,
+            f"dist-logreg cluster {args.action}: interrupted ({interrupt_name(exc)}); " + what,
             file=sys.stderr,
             flush=True,
         )
-        return 128 + signum
+        return interrupt_status(exc)
     finally:
         end_children()
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _terminated(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")

@@ -8,7 +8,7 @@ import json
 import sys
 
 from dist_logreg.cli import model_bounds as bounds
-from dist_logreg.cli.guard import run_plain, say
+from dist_logreg.cli.guard import interrupt_name, interrupt_status, run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
 
 MODEL_EPILOG = """\
@@ -169,29 +169,30 @@ def _fabric_arguments(p) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    """``model fit|predict``; Ctrl-C (SIGINT) is one line and exit 130, as ``simulate``."""
+    """``model fit|predict``; Ctrl-C or SIGTERM: one line and exit 130 or 143, as simulate."""
     try:
         return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        name = interrupt_name(exc)
         if args.action == "fit" and getattr(args, "wrote", False):  # the model is whole
             print(
-                f"dist-logreg model fit: interrupted (SIGINT) after {args.out} was written "
+                f"dist-logreg model fit: interrupted ({name}) after {args.out} was written "
                 "whole; it stands, exit 0 (only the summary's printing was cut short)",
                 file=sys.stderr,
                 flush=True,
             )
             return 0
         print(
-            f"dist-logreg model {args.action}: interrupted (SIGINT); nothing written",
+            f"dist-logreg model {args.action}: interrupted ({name}); nothing written",
             file=sys.stderr,
             flush=True,
         )
-        return 130
+        return interrupt_status(exc)
 
 
 @contextlib.contextmanager
 def _sigint_held():
-    """SIGINT waits until the block ends (main thread only), then is raised."""
+    """SIGINT and SIGTERM wait until the block ends (main thread only), then are raised."""
     import signal
     import threading
 
@@ -199,13 +200,15 @@ def _sigint_held():
         yield
         return
     got = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in sigs}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if got:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt("SIGTERM") if got[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 @contextlib.contextmanager

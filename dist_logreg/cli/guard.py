@@ -6,8 +6,11 @@ MPI sub-commands run under :func:`run_guarded`; the plain ones (supervise, clust
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from dist_logreg.errors import EXIT_UNEXPECTED, RunError, UsageError
@@ -34,6 +37,39 @@ def broken_pipe() -> int:
     except (OSError, ValueError):
         pass
     return EXIT_BROKEN_PIPE
+
+
+def interrupt_name(exc: KeyboardInterrupt) -> str:
+    """Which signal raised ``exc``: ``SIGTERM`` (raised by :func:`sigterm_as_sigint`'s
+    handler, which names it) or ``SIGINT`` (Ctrl-C: Python's own ``KeyboardInterrupt``)."""
+    return "SIGTERM" if exc.args[:1] == ("SIGTERM",) else "SIGINT"
+
+
+def interrupt_status(exc: KeyboardInterrupt) -> int:
+    """The exit status of a command ``exc`` interrupted: 128 + the signal's number, as a
+    shell reports a process the signal ended (130 for SIGINT, 143 for SIGTERM)."""
+    return 128 + signal.Signals[interrupt_name(exc)].value
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@contextlib.contextmanager
+def sigterm_as_sigint():
+    """SIGTERM (``kill``, ``timeout``, a batch system, mpirun's forward of a Ctrl-C) unwinds
+    the block as Ctrl-C does, as ``KeyboardInterrupt("SIGTERM")``, so every handler of
+    Ctrl-C prints its one line with the signal's name (:func:`interrupt_name`) and exits
+    with its status (:func:`interrupt_status`). Only the main thread can set a handler:
+    elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def say(text: str) -> None:
@@ -71,8 +107,13 @@ def run_guarded(comm, body) -> int:
             if size > 1:
                 comm.Abort(EXIT_BROKEN_PIPE)
             return broken_pipe()
+        status = EXIT_UNEXPECTED
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line, no traceback
             what = "interrupted"
+            if interrupt_name(exc) == "SIGTERM":  # mpirun's forward, a batch system
+                what, status = "interrupted (SIGTERM)", interrupt_status(exc)
+                with contextlib.suppress(ValueError):  # a second one (the abort's) ends it
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
         else:
             traceback.print_exc(file=sys.stderr)
             what = printable(f"{type(exc).__name__}: {exc}")
@@ -82,5 +123,5 @@ def run_guarded(comm, body) -> int:
             flush=True,
         )
         if size > 1:
-            comm.Abort(EXIT_UNEXPECTED)
-        return EXIT_UNEXPECTED
+            comm.Abort(status)
+        return status

@@ -27,7 +27,13 @@ from dist_logreg.cli import (
     supervise,
     train,
 )
-from dist_logreg.cli.guard import broken_pipe, run_guarded
+from dist_logreg.cli.guard import (
+    broken_pipe,
+    interrupt_name,
+    interrupt_status,
+    run_guarded,
+    sigterm_as_sigint,
+)
 from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
 from dist_logreg.errors import exit_status_help
@@ -76,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
     except BrokenPipeError:
         return broken_pipe()
-    except KeyboardInterrupt:  # Ctrl-C before a sub-command's own handler (parsing): no traceback
-        print("dist-logreg: interrupted (SIGINT); nothing done", file=sys.stderr, flush=True)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM past a sub-command's own handler
+        print(
+            f"dist-logreg: interrupted ({interrupt_name(exc)}); nothing done",
+            file=sys.stderr,
+            flush=True,
+        )
+        return interrupt_status(exc)
     return status
 
 
@@ -110,7 +120,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _main(argv: list[str] | None) -> int:
     args = _parse(argv)
     if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
-        return args.func(args)
+        with sigterm_as_sigint():  # SIGTERM: the one line and exit 143, as Ctrl-C's 130
+            return args.func(args)
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
     limit_blas_threads()
@@ -123,8 +134,10 @@ def _main(argv: list[str] | None) -> int:
 
     comm = MPI.COMM_WORLD
     dog.attach(comm)
-    # the sub-command arms the watchdog around its own collectives
-    status = run_guarded(comm, lambda: args.func(comm, args, dog))
+    # the sub-command arms the watchdog around its own collectives; SIGTERM (mpirun's
+    # forward of a Ctrl-C, a batch system) ends the ranks with rank 0's one line
+    with sigterm_as_sigint():
+        status = run_guarded(comm, lambda: args.func(comm, args, dog))
     dog.attach(None)  # no communicator to abort through once finalizing
     with dog.phase("MPI shutdown (MPI_Finalize)"):
         finalize_mpi(MPI)

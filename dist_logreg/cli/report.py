@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from dist_logreg.cli.guard import run_plain, say
+from dist_logreg.cli.guard import run_plain, say, sigterm_as_sigint
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.files import check_output, write_output
 from dist_logreg.units import parse_bit_rate
@@ -97,11 +98,12 @@ def cmd(args: argparse.Namespace) -> int:
         say(f"  {len(pngs)} plot(s): {', '.join(pngs)}")
         if late:
             print(
-                f"dist-logreg report: interrupted (SIGINT) after the report was written to {out}/",
+                f"dist-logreg report: interrupted ({late.name}) after the report was written "
+                f"to {out}/",
                 file=sys.stderr,
                 flush=True,
             )
-            return 130
+            return 128 + late.value
         return 0
 
     return run_plain(body)
@@ -138,12 +140,13 @@ def _probe(out) -> None:
         raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
 
 
-def staged(out, force: bool, draw) -> tuple[list, bool]:
+def staged(out, force: bool, draw) -> tuple[list, signal.Signals | None]:
     """``draw(folder)`` into a hidden folder inside ``out``, then each file into ``out``
     through the one writer (temporary file, rename; a link at a final name is never
     followed): a failure or Ctrl-C while drawing leaves nothing (a folder made here is
-    removed). Returns the final paths, and whether SIGINT came while they were moved in
-    (the move itself is not interrupted: the report is whole)."""
+    removed). Returns the final paths, and the signal (SIGINT or SIGTERM) that came while
+    they were moved in, if one did (the move itself is not interrupted: the report is
+    whole)."""
     made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -157,34 +160,38 @@ def staged(out, force: bool, draw) -> tuple[list, bool]:
             raise UsageError(f"--out {out}: cannot write there: {why}") from None
         raise
     done = False
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGTERM, _terminated) if main else None  # kill: as Ctrl-C
     try:
-        files = draw(stage)
+        with sigterm_as_sigint():  # kill, timeout: as Ctrl-C (nothing half-written left)
+            files = draw(stage)
         finals = [out / f.name for f in files]
         for f in finals:  # all checked before the first is moved
             check_output(f, "--out", force)
-        # Ctrl-C while the files are moved in is noted, not raised: the report is whole. A
-        # Python handler (run in the main thread whichever thread the signal lands on), not
-        # a signal mask (per thread: a BLAS or plotting thread would still take it)
-        late = []
-        held = signal.signal(signal.SIGINT, lambda *_: late.append(1)) if main else None
-        try:
+        # Ctrl-C or SIGTERM while the files are moved in is noted, not raised: the report
+        # is whole. A Python handler (run in the main thread whichever thread the signal
+        # lands on), not a signal mask (per thread: a BLAS or plotting thread would take it)
+        with _held() as late:
             for f, final in zip(files, finals, strict=True):
                 write_output(final, f.read_bytes(), "--out", force)
             done = True
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, held)
-        return finals, bool(late)
+        return finals, (signal.Signals(late[0]) if late else None)
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, before)
         shutil.rmtree(stage, ignore_errors=True)
         if made and not done:
             shutil.rmtree(out, ignore_errors=True)
 
 
-def _terminated(signum, frame):
-    """SIGTERM while a report is drawn: unwind as Ctrl-C does (nothing half-written left)."""
-    raise KeyboardInterrupt("SIGTERM")
+@contextlib.contextmanager
+def _held():
+    """SIGINT and SIGTERM noted (in the list yielded), not raised, until the block ends
+    (the main thread only: elsewhere no handler can be set)."""
+    late: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda signum, frame: late.append(signum)) for s in sigs}
+    try:
+        yield late
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

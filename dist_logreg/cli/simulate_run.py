@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg import schema
+from dist_logreg.cli.guard import interrupt_name, interrupt_status
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import costfile
 from dist_logreg.errors import UsageError
@@ -76,13 +77,14 @@ def progress_printer(points: int, seeds: int, stream=None, lines: bool = True):
 
 
 def run(args) -> int:
-    """``simulate``; Ctrl-C (SIGINT) stops it with one line, exit 130, nothing written."""
+    """``simulate``; Ctrl-C (SIGINT) or SIGTERM stops it with one line, exit 130 or 143,
+    nothing written."""
     try:
         return _run(args)
-    except KeyboardInterrupt:
-        msg = "dist-logreg simulate: interrupted (SIGINT); nothing written"
+    except KeyboardInterrupt as exc:
+        msg = f"dist-logreg simulate: interrupted ({interrupt_name(exc)}); nothing written"
         print(msg, file=sys.stderr, flush=True)
-        return 130
+        return interrupt_status(exc)
 
 
 def _run(args) -> int:

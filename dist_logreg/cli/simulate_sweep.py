@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import signal
 import sys
 import time
 import tomllib
 from pathlib import Path
 
+from dist_logreg.cli.guard import interrupt_name, interrupt_status, sigterm_as_sigint
 from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
 from dist_logreg.record.progress import status_line
@@ -182,17 +182,16 @@ def run_sweep(args) -> int:
     given_twice(args, axes)
     points = expand(axes)
     comm, rank, size = world()
-    previous = None
-    if comm is not None:  # Open MPI's mpirun passes a Ctrl-C on to the ranks as SIGTERM
-        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return _sweep(args, axes, points, comm, rank, size)
+        # SIGTERM as Ctrl-C: Open MPI's mpirun passes a Ctrl-C on to the ranks as SIGTERM
+        with sigterm_as_sigint():
+            return _sweep(args, axes, points, comm, rank, size)
     except KeyboardInterrupt as exc:
         kept = f"; finished points kept in {args.out} (--resume)" if args.out else ""
-        name = "SIGTERM" if "SIGTERM" in str(exc) else "SIGINT"
+        name = interrupt_name(exc)
         if rank == 0:
             print(f"dist-logreg simulate: interrupted ({name}){kept}", file=sys.stderr, flush=True)
-        return 130 if name == "SIGINT" else 143
+        return interrupt_status(exc)
     except UsageError:
         if rank == 0 or comm is None:
             raise
@@ -205,14 +204,6 @@ def run_sweep(args) -> int:
         traceback.print_exc()
         comm.Abort(1)  # one rank's bug must not leave the others waiting
         return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _terminated(signum, frame):
-    """SIGTERM (mpirun's forward of a Ctrl-C): stop as Ctrl-C stops a serial sweep."""
-    raise KeyboardInterrupt("SIGTERM")
 
 
 def _sweep(args, axes, points, comm, rank, size) -> int:

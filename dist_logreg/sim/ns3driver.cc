@@ -49,10 +49,11 @@ void Reset(uint32_t seed) {
   RunSeed() = seed;
 }
 
-// Ctrl-C during Run: the handler (installed for the run only) raises the flag, and
-// Net::CheckInterrupt, a periodic event, stops the simulator when it sees it.
+// Ctrl-C (or SIGTERM) during Run: the handler (installed for the run only) sets the flag to
+// the signal's number, and Net::CheckInterrupt, a periodic event, stops the simulator when it
+// sees it.
 volatile std::sig_atomic_t g_interrupted = 0;
-inline void OnSigint(int) { g_interrupted = 1; }
+inline void OnSigint(int sig) { g_interrupted = sig; }
 
 class Net {
  public:
@@ -68,7 +69,8 @@ class Net {
   std::vector<double> linkPausedS;
   double t0 = -1.0;
   int64_t nDone = 0;
-  bool interrupted = false;  // Run stopped by SIGINT
+  bool interrupted = false;  // Run stopped by SIGINT or SIGTERM
+  int interruptedBy = 0;     // which: the signal's number
 
   // The transport's defaults must be set already: the internet stack reads them here.
   Net(int nNodes, int nLinks, uint32_t mtu, Transport* transport)
@@ -252,16 +254,19 @@ class Net {
     Simulator::ScheduleNow([this]() { m_tr->Open(m_nodes, m_ends, [this]() { Begin(); }); });
     Simulator::Stop(Seconds(stopAt));
     g_interrupted = 0;
-    struct sigaction sa = {}, old = {};
+    struct sigaction sa = {}, old = {}, oldTerm = {};
     sa.sa_handler = OnSigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    sigaction(SIGTERM, &sa, &oldTerm);
     m_wallAt = std::chrono::steady_clock::now();
     m_checkStep = 1e-6;
     Simulator::Schedule(Seconds(m_checkStep), [this]() { CheckInterrupt(); });
     Simulator::Run();
     sigaction(SIGINT, &old, nullptr);
+    sigaction(SIGTERM, &oldTerm, nullptr);
     interrupted = g_interrupted != 0;
+    interruptedBy = g_interrupted;
     for (size_t l = 0; l < m_qd.size(); ++l) {
       if (!m_qd[l]) continue;
       const QueueDisc::Stats& st = m_qd[l]->GetStats();
@@ -283,7 +288,7 @@ class Net {
   }
 
  private:
-  // Every few milliseconds of wall time: stop if SIGINT came. The simulated step between
+  // Every few milliseconds of wall time: stop if SIGINT or SIGTERM came. The simulated step between
   // checks doubles while checks come under 10 ms of wall time apart and halves above 50 ms
   // (at most 1 s simulated: a drained run still ends at stopAt).
   void CheckInterrupt() {

@@ -36,6 +36,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from signal import SIGTERM
 
 import numpy as np
 
@@ -308,10 +309,10 @@ def run(net, transfers, transport=None, sample_every_s=0.0, stop_s=3600.0, seed=
         float(net.host_rate),
     )
     start = time.perf_counter()
-    sim.Run(float(sample_every_s), float(stop_s))  # SIGINT stops it within a second
+    sim.Run(float(sample_every_s), float(stop_s))  # SIGINT, SIGTERM stop it within a second
     wall = time.perf_counter() - start
-    if sim.interrupted:
-        raise KeyboardInterrupt
+    if sim.interrupted:  # SIGTERM named, as the command line's handler names it
+        raise KeyboardInterrupt("SIGTERM") if sim.interruptedBy == SIGTERM else KeyboardInterrupt
     return _collect(sim, len(net.link_src), wall, record.counters)
 
 

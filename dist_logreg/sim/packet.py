@@ -251,10 +251,11 @@ class PacketEngine:
 
     def prepare(self, job):
         """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
-        from dist_logreg.sim.packet_floor import check_link_rates
+        from dist_logreg.sim.packet_floor import check_link_rates, check_port_bytes
 
         opts = parse_options(job.options)  # the CLI's typed object passes as it is
         check_link_rates(job.fabric, opts.transport)  # before ns-3: a transport must connect
+        check_port_bytes(job.fabric, opts)  # and a port must hold two packets
         host_of = np.asarray(job.host_of, dtype=np.int64)
         g = messages(job.algorithm, host_of.size, int(job.nbytes), job.node_of())
         tr = transfers_of(job.fabric, host_of, g)

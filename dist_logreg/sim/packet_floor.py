@@ -1,5 +1,5 @@
-"""The packet engine's floor on link rates, and its one delay per cable, checked before
-ns-3 is loaded.
+"""The packet engine's floor on link rates and on a switch port's bytes (two full packets
+of the fabric's MTU), and its one delay per cable, checked before ns-3 is loaded.
 
 Below about 1 Mbit/s a transport cannot get going in ns-3: a TCP handshake at 8 bit/s
 takes minutes, ns-3 retries the SYN at 3, 6, 12, ... s (6 tries) and then ends the whole
@@ -52,3 +52,26 @@ def check_one_delay_per_cable(fab, lat: np.ndarray, link_names) -> None:
                 "engine's cables have one delay for both directions: give both the same "
                 f"(e.g. --link-delay {cls[0]}=D --link-delay {cls[1]}=D)"
             )
+
+
+def check_port_bytes(fab, opts) -> None:
+    """A switch port that cannot hold two full packets of the fabric's MTU (``--queue``, or
+    a port's share of ``--buffer``) drops every packet: ns-3 ran for tens of seconds, then
+    blamed loss. ``UsageError`` naming the option, the least it takes and the MTU."""
+    mtu = int(fab.mtu)
+    need = 2 * mtu
+    if opts.buffer:
+        share = opts.buffer_alpha / (1 + opts.buffer_alpha)
+        least = -(-need // share) if share else float("inf")
+        if opts.buffer < least:
+            raise UsageError(
+                f"--buffer: expected 0 (off: each port its --queue) or at least {least:.0f} "
+                f"bytes (a port alone takes --buffer-alpha/(1+alpha) = {share:g} of it, and "
+                f"must hold {need} bytes, two full packets at the fabric's MTU of {mtu} B), "
+                f"got {opts.buffer}"
+            )
+    elif opts.pfc != "on" and opts.queue < need:  # under PFC the thresholds bound a port
+        raise UsageError(
+            f"--queue: expected at least {need} bytes (two full packets at the fabric's MTU "
+            f"of {mtu} B; mtu= in --fabric sets it), got {opts.queue}"
+        )

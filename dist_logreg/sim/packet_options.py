@@ -295,8 +295,24 @@ def parse_options(options: dict | PacketOptions) -> PacketOptions:
 
 
 #: The options read only beside another one switched on: ``{key: the one it tunes}``.
-_TUNES = {"buffer_alpha": "buffer", "pfc_xoff": "pfc", "pfc_xon": "pfc", "pfc_headroom": "pfc"}
-#: The least a port must hold (as ``--queue``): two full packets.
+_TUNES = {
+    "buffer_alpha": "buffer",
+    "pfc_xoff": "pfc",
+    "pfc_xon": "pfc",
+    "pfc_headroom": "pfc",
+    "ecn_max": "ecn",
+    "ecn_pmax": "ecn_max",
+}
+#: How each of those is switched on, as the message says it.
+_SWITCHES = {
+    "buffer": "--buffer BYTES",
+    "pfc": "--pfc on",
+    "ecn": "--ecn K",
+    "ecn_max": "--ecn-max KMAX",
+}
+#: The least a port must hold whatever the MTU (as ``--queue``): two full packets at MTU
+#: 1500; the packet engine holds it to two packets of the fabric's own MTU before ns-3
+#: (:func:`dist_logreg.sim.packet_floor.check_port_bytes`).
 MIN_PORT_BYTES = 3000
 
 
@@ -306,10 +322,12 @@ def _unread(given: dict) -> None:
     on = {
         "buffer": o.size(given.get("buffer"), "--buffer") > 0,
         "pfc": str(given.get("pfc", "off")).strip().lower() == "on",
+        "ecn": o.size(given.get("ecn"), "--ecn") > 0,
+        "ecn_max": o.size(given.get("ecn_max"), "--ecn-max") > 0,
     }
     for key, tuned in _TUNES.items():
         if key in given and not on[tuned]:
-            switch = "--pfc on" if tuned == "pfc" else "--buffer BYTES"
+            switch = _SWITCHES[tuned]
             raise UsageError(f"{_flag_of(key)}: only read with {switch}; drop it, or add {switch}")
     if "pfc_xoff" in given and "pfc_xon" not in given:  # the default xon, not given
         xon = {f.name: f.default for f in dataclasses.fields(PacketOptions)}["pfc_xon"]
@@ -332,7 +350,8 @@ def _check_buffer(opts: PacketOptions) -> None:
         raise UsageError(
             f"--buffer: expected 0 (off: each port its --queue) or at least {need:.0f} bytes "
             f"(a port alone takes --buffer-alpha/(1+alpha) = {share:g} of it, and must hold "
-            f"{MIN_PORT_BYTES} bytes, two full packets, as --queue), got {opts.buffer}"
+            f"{MIN_PORT_BYTES} bytes, as --queue: two full packets at MTU 1500, more at a "
+            f"larger MTU), got {opts.buffer}"
         )
 
 

@@ -323,29 +323,56 @@ def _resume_point(
     from step 0: a fresh run, which may not replace the results in ``out_dir`` without
     ``force`` (a supervised restart's attempts belong to one run and are merged).
     """
-    error, found, done, notes = None, None, False, []
+    error, found, done, notes, rewound = None, None, False, [], False
     if comm.Get_rank() == 0:
         try:
             found, notes = ckpt.newest_usable(ckpt_dir, expected, steps, reporter.warn)
         except ckpt.CheckpointError as exc:
             error = UsageError(f"--resume: {exc}")
-        if error is None and found is None and attempt() == 0:
+        completed = _completed_steps(out_dir)
+        if error is None and found is not None and _past(completed, steps):
+            # a rewind of a completed run: its results would give way to those of a
+            # shorter tail (at --steps = the checkpoint's step, a run of zero steps)
+            error = _refuse_rewind(out_dir, completed, steps, force)
+            found, rewound = None, True  # --force: the first --steps steps, from step 0
+            notes = [f"--force: the run of {completed} steps is replaced"]
+        if error is None and found is None and (attempt() == 0 or rewound):
             try:
                 error = refuse_fresh_start(out_dir, force)
             except OSError as exc:
                 error = UsageError(f"--out {out_dir}: cannot replace its results: {exc}")
         if found is not None and found.step == steps:
-            done = _completed_steps(out_dir) == steps
+            done = completed == steps
     raise_together(comm, error)
     found, done = comm.bcast((found, done), root=0)
     extra = f" ({'; '.join(notes)})" if notes else ""
-    if not done:
-        reporter.say(
-            f"resuming from {found.path} (after step {found.step}){extra}"
-            if found
-            else f"--resume: no usable checkpoint in {ckpt_dir}; starting from step 0{extra}"
-        )
+    if done:
+        return found, done
+    if found:
+        reporter.say(f"resuming from {found.path} (after step {found.step}){extra}")
+    elif rewound:
+        reporter.say(f"--resume: starting from step 0{extra}")
+    else:
+        reporter.say(f"--resume: no usable checkpoint in {ckpt_dir}; starting from step 0{extra}")
     return found, done
+
+
+def _past(completed, steps: int) -> bool:
+    """Whether a completed run of ``completed`` steps went past ``steps``."""
+    return isinstance(completed, int) and not isinstance(completed, bool) and completed > steps
+
+
+def _refuse_rewind(out_dir: Path, completed: int, steps: int, force: bool):
+    """``--resume`` with fewer ``--steps`` than the completed run in ``out_dir``: a
+    ``UsageError`` naming both counts, or with ``force`` None (the run starts over)."""
+    if force:
+        return None
+    return UsageError(
+        f"--resume: --out {out_dir} holds a run that completed {completed} steps, and "
+        f"--steps {steps} would replace its summary and model with those of step {steps}; "
+        f"expected --steps {completed} or more, a new --out, or --force to run its first "
+        f"{steps} steps again from step 0 (its checkpoints stay)"
+    )
 
 
 def _completed_steps(out_dir: Path) -> int | None:

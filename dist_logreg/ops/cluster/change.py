@@ -244,9 +244,10 @@ def _update(c: Cluster, ch: Change) -> list[str]:
     note("uplink-rate", s.uplink_rate, ch.uplink_rate)
     note("burst", c.burst or "default", ch.burst)
     note("queue", c.queue or "default", ch.queue)
-    note("loss", s.loss_pct, ch.loss_pct)
+    if ch.loss_pct is not None:  # 0 removes the loss: "-> none", as the state then holds
+        note("loss", _loss(s.loss_pct), _loss(ch.loss_pct))
     for k, v in sorted(ch.loss_links.items()):
-        note(f"loss-link {k}", s.loss_links.get(k), v)
+        note(f"loss-link {k}", _loss(s.loss_links.get(k)), _loss(v))
     note("hash", s.hash, ch.hash)
     s.rate = ch.rate or s.rate
     s.uplink_rate = ch.uplink_rate or s.uplink_rate
@@ -260,6 +261,11 @@ def _update(c: Cluster, ch: Change) -> list[str]:
     if ch.hash is not None:
         s.hash = ch.hash
     return what
+
+
+def _loss(pct: float | None):
+    """A loss as the change line shows it: ``none`` for no loss (None or 0)."""
+    return pct if pct else "none"
 
 
 def _enact(c: Cluster, ch: Change | None) -> list[str]:

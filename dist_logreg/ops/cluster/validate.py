@@ -91,7 +91,7 @@ def check_link_values(
             if v > TC_U32:
                 most = TC_U32 * 8 / (1e-3 if key == "--queue" else 20e-6) / 1e6
                 raise UsageError(
-                    f"{what} {rate}: its default {name} ({v} bytes) is over tc's limit of "
+                    f"{what} {rate}: its default {name} ({v:.4g} bytes) is over tc's limit of "
                     f"{TC_U32}; expected a rate up to {most:.0f}mbit, or a smaller {key}"
                 )
         shapers |= {(what, rate, b, q), (what, rate, b, nic_queue(mtu))}
