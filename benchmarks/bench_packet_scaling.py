@@ -1,6 +1,7 @@
 """How the packet engine's wall time grows with hosts and bytes (sets the refusal estimate).
 
 Run:  python benchmarks/bench_packet_scaling.py [--hosts 4,8,16] [--bytes 4M,16M]
+          [--tcp-timestamps on|off]
 
 Ring allreduce on a flat 10G fabric, one rank per host. Prints per case the simulated
 time, the wall time of the ns-3 run alone (not the 20 s import), the packet-hops it moved
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--bytes", default="4M,16M")
     ap.add_argument("--algorithm", default="ring")
     ap.add_argument("--fabric", default="flat:hosts={h},rate=10G")
+    ap.add_argument("--tcp-timestamps", default=None, choices=("on", "off"), help="TCP's option")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args()
     t = time.perf_counter()
@@ -45,12 +47,13 @@ def main() -> None:
     for h in [int(x) for x in args.hosts.split(",")]:
         fab = parse_fabric(args.fabric.format(h=h))
         for nb in [parse_bytes(x) for x in args.bytes.split(",")]:
-            job = Job(fab, place(h, fab), args.algorithm, nb)
+            opts = {"tcp_timestamps": args.tcp_timestamps} if args.tcp_timestamps else {}
+            job = Job(fab, place(h, fab), args.algorithm, nb, options=opts)
             _, _, tr, g, est = eng.prepare(job)
             cpu = time.process_time()
             r = eng.run(job)
             cpu = time.process_time() - cpu
-            seg = fab.mtu - Tcp.header_bytes
+            seg = fab.mtu - Tcp(**opts).header_bytes
             hops = np.array([len(p) if p is not None else 2 for p in tr.conn_path])[tr.msg_conn]
             ph = float((np.ceil(g.nbytes / seg) * hops).sum())
             wall = r.extra["packet"]["wall_s"]

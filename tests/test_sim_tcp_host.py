@@ -74,3 +74,22 @@ def test_dctcp_holds_the_switch_queue_in_the_papers_band(flows, ns3):  # noqa: F
     assert q_min <= q[steady].mean() <= q_max
     ups = 2 * np.arange(1, flows + 1)
     assert (res.link_peak[ups] <= max(2 * MTU, rate * 1e-3) + MTU).all()
+
+
+@needs_ns3
+def test_the_timestamp_option_costs_12_bytes_of_every_segment(ns3):  # noqa: F811
+    """One flow of N bytes: with the option a segment carries MTU - 52 bytes of payload,
+    without it MTU - 40 (IPv4 20 + TCP 20 + the option's 10 and 2 of padding, RFC 7323),
+    and every packet takes 2 more of PPP on the wire. The sender's link carries the payload,
+    each segment's headers, and the two handshake packets it sends (SYN, ACK: each 12 bytes
+    longer with the option); the run's end comes before any FIN."""
+    nbytes = 1 << 20
+    tr = _incast(ns3, 1, nbytes)
+    up = 2  # host 1's link to the switch
+    sent = {}
+    for ts, header in (("on", 52), ("off", 40)):
+        res = ns3.run(_net(ns3, 2, 125e6), tr, Tcp("cubic", tcp_timestamps=ts))
+        assert res.complete and res.conn_rx[0] == nbytes
+        assert Tcp(tcp_timestamps=ts).header_bytes == header
+        sent[ts] = res.link_bytes[up] - nbytes - -(-nbytes // (MTU - header)) * (header + 2)
+    assert sent["on"] - sent["off"] == 2 * 12

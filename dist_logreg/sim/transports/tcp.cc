@@ -90,9 +90,10 @@ class TcpTransport : public Transport {
   // `type`: the congestion control's ns-3 TypeId name (ns3::TcpCubic, ...). Sets the TCP
   // defaults every socket of the run takes: construct after Reset, before the Net.
   // `tsq`: seconds of its pacing rate a socket may keep in its host's NIC queue (0: no
-  // limit); `wireSegment`: a full segment's bytes in that queue.
+  // limit); `wireSegment`: a full segment's bytes in that queue; `timestamps`: the
+  // timestamp option (RFC 7323) on every segment, as Linux sends it.
   TcpTransport(const std::string& type, uint32_t segment, uint32_t buffer, double minRto,
-               bool ecn, double tsq = 0, uint32_t wireSegment = 0)
+               bool ecn, double tsq = 0, uint32_t wireSegment = 0, bool timestamps = true)
       : m_tsq(tsq), m_wireSegment(wireSegment) {
     Config::SetDefault("ns3::TcpL4Protocol::SocketType",
                        TypeIdValue(TypeId::LookupByName(type)));
@@ -112,6 +113,9 @@ class TcpTransport : public Transport {
     // doubling on a leaf-spine, 1 MiB buffers); NewReno-style recovery does not stall
     Config::SetDefault("ns3::TcpSocketBase::Sack", BooleanValue(false));
     Config::SetDefault("ns3::TcpSocketBase::UseEcn", StringValue(ecn ? "On" : "Off"));
+    // Off: no option to write and parse on every segment and ACK (ns-3 builds it as an
+    // object through its factory, three times per packet received); RTT from ACK times
+    Config::SetDefault("ns3::TcpSocketBase::Timestamp", BooleanValue(timestamps));
   }
 
   void Port(uint32_t node, Ptr<QueueDisc> q, double rate) override {
