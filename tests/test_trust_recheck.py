@@ -295,7 +295,8 @@ def test_each_step_pays_the_path_of_its_own_messages(tmp_path):
     def slower(k, row):
         def edit(d):
             r = d["results"][row]
-            r.update(time_s=r["time_s"] * k, time_s_worst=r["time_s_worst"] * k, ideal_s=0.0)
+            r.update(time_s=r["time_s"] * k, time_s_worst=r["time_s_worst"] * k)
+            r["ideal_s"] *= k
             r["time_s_seeds"] = [t * k for t in r["time_s_seeds"]]
             r.update(algbw=r["algbw"] / k, busbw=r["busbw"] / k, ratio_to_ideal=1.0)
 
@@ -322,6 +323,39 @@ def test_a_scattered_placement_is_redrawn_per_seed(tmp_path):
     assert len(set(seeds)) > 1  # the seeds' placements differ
     r = _report(tmp_path, run)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_ideal_below_the_host_links_is_refused(tmp_path, leaf_spine):
+    """H-H6 (eighth attack): ideal_s is the non-blocking fabric's time (only the hosts'
+    links finite): a ring of 1 MiB on 4 ranks, one a host, 50 GB/s links, at least 1.5 x
+    1048576 B / 5e10 B/s + two 1 us hops (alpha 0) = 33.457 us (hand); 1 us is refused."""
+    folder = tmp_path / "ls"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((leaf_spine / "simulate.json").read_text())
+
+    def edit(d):
+        d["results"][0].update(ideal_s=1e-6, ratio_to_ideal=d["results"][0]["time_s"] / 1e-6)
+
+    line = one_line(_report(tmp_path, _edit(folder, edit)))
+    assert "results[0].ideal_s: expected at least 3.34573e-05 s" in line, line
+
+
+@pytest.mark.parametrize(
+    "key, edit, want",
+    [  # H-H7 (eighth attack): a step row is what its workload and its own times give
+        ("compute_s", {"compute_s": 3e-4}, "expected 0.003 "),  # forward 1 ms + backward 2 ms
+        ("efficiency", {"efficiency": 50.0}, "expected 1 "),  # the fewest ranks: 1 by definition
+        ("comm_fraction", {"comm_fraction": 1e-4}, "(what its workload and times give)"),
+    ],
+)
+def test_a_step_row_is_what_its_workload_gives(tmp_path, step_run, key, edit, want):
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((step_run / "simulate.json").read_text())
+    line = one_line(_report(tmp_path, _edit(folder, lambda d: d["step"]["rows"][0].update(edit))))
+    assert f"step.rows[0].{key}: {want}" in line or (
+        f"step.rows[0].{key}: expected" in line and want in line
+    ), line
 
 
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):

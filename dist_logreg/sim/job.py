@@ -94,11 +94,15 @@ def job_phases(job: Job) -> list:
 BOUND_RTOL = 1e-9
 
 
-def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) -> float:
+def lower_bound_s(
+    job: Job, latency: bool = True, sums: LinkSums | None = None, levels=None
+) -> float:
     """No engine may be faster: ``alpha`` + the largest of three byte terms + the hop
     latency of its NIC's links when no rank shares a host (``latency=False``: without it,
     for a run whose links' delays were set apart from the fabric's). 0 for one rank or no
-    bytes. ``sums``: the fabric's :class:`LinkSums`, to reuse over many jobs on one fabric.
+    bytes. ``sums``: the fabric's :class:`LinkSums`, to reuse over many jobs on one fabric;
+    ``levels``: the groups whose cuts count (default all; ``("host",)``: a non-blocking
+    fabric's, where only the hosts' links are finite).
 
     A rank pushes at most ``push`` (every link out of its endpoint's node, plus
     ``host_rate`` to each other rank of its host). The terms:
@@ -135,7 +139,7 @@ def lower_bound_s(job: Job, latency: bool = True, sums: LinkSums | None = None) 
     wire = max(
         total / push.sum(),
         _slowest(kind, *_needs(kind, one / p, p), job.nbytes, push, push),
-        cut_s(job, sums),
+        cut_s(job, sums, levels),
     )
     return float(job.fabric.alpha + wire + hops)
 
@@ -248,7 +252,7 @@ def _owners(topo, group: np.ndarray) -> np.ndarray | None:
     return owner
 
 
-def cut_s(job: Job, sums: LinkSums | None = None) -> float:
+def cut_s(job: Job, sums: LinkSums | None = None, levels=None) -> float:
     """The least time the bytes that must leave or enter a group of endpoints (a host, a
     leaf, a unit, a pod: :class:`LinkSums`) take at the rate of the links that cross its
     boundary (:func:`_needs`), the slowest group's at any level (0 where no group holds
@@ -260,7 +264,9 @@ def cut_s(job: Job, sums: LinkSums | None = None) -> float:
     sums = sums or LinkSums.of(topo)
     kind = algorithms.get(job.algorithm).collective
     worst = 0.0
-    for _, group, egress, ingress in sums.cuts:
+    for level, group, egress, ingress in sums.cuts:
+        if levels is not None and level not in levels:
+            continue
         groups, k = np.unique(group[ep], return_counts=True)
         if groups.size > 1:
             need = _needs(kind, k / p, p)

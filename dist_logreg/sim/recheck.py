@@ -10,7 +10,7 @@ the key and both values.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 from pathlib import Path
 
 from dist_logreg import schema
@@ -27,8 +27,9 @@ from dist_logreg.sim.job import (
     lower_bound_s,
 )
 from dist_logreg.sim.placement import place
-from dist_logreg.sim.scenario import apply_fabric, parse_scenario, place_neighbour
-from dist_logreg.sim.workload import MAX_BUCKETS, Workload, collectives, parse_workload
+from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario, place_neighbour
+from dist_logreg.sim.step import block_workload, check_rows, spec_workload
+from dist_logreg.sim.workload import collectives
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
@@ -236,6 +237,9 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
+    ideal = [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]  # hosts' links only
+    ideal = min(lower_bound_s(j, latency, sums, ("host",)) for j in ideal)
+    _at_least(f"{where}.ideal_s", r["ideal_s"], ideal)
     if isinstance(r.get("jobs"), dict):
         _neighbour(fab, sums, r, sc, placed, latency, where)
 
@@ -325,11 +329,30 @@ def _steps(doc: dict, runs: _Runs) -> None:
     step = doc.get("step")
     if not isinstance(step, dict):
         return
-    head = _workload(step.get("workload"), "step.workload")
-    for i, row in enumerate(step.get("rows") or []):
+    head = block_workload(step.get("workload"), "step.workload")
+
+    rows, bases = step.get("rows") or [], {}
+    first = runs.of(rows[0], "step.rows[0]")[2] if rows else "none"
+
+    def workload_of(i: int, row: dict):
+        """The row's workload (a sweep row's own), its scenario applied: from its spec; as
+        the block says where that is no spec (``--run``) and the row's scenario is the
+        block's; None where neither is known."""
+        where, tag = f"step.rows[{i}]", row.get("workload")
+        spec, text = head.spec if tag is None else tag, runs.of(row, where)[2]
+        if spec not in bases:  # a sweep's workload must parse; the block's may not (--run)
+            bases[spec] = None
+            with contextlib.suppress(*([schema.Invalid] if tag is None else [])):
+                bases[spec] = spec_workload(spec, where)
+        if bases[spec] is not None:
+            with contextlib.suppress(UsageError):
+                return apply_workload(parse_scenario(text), bases[spec], row.get("ranks", 0))
+            return None
+        return head if spec == head.spec and text == first else None
+
+    for i, row in enumerate(rows):
         where = f"step.rows[{i}]"
-        tag = row.get("workload")
-        w = head if tag is None or tag == head.spec else _workload_of(tag, where)
+        w = workload_of(i, row)
         if w is None or row.get("ranks", 0) < 2:
             continue
         coll = _collectives(w, row.get("algorithm"), where)
@@ -340,6 +363,7 @@ def _steps(doc: dict, runs: _Runs) -> None:
         a, c = bound[coll[0]]
         hidden = a + c * sizes[-1] if w.overlap else a * n + c * total
         _at_least(f"{where}.step_s", row.get("step_s"), row["compute_s"] + hidden)
+    check_rows(rows, workload_of)  # after the bounds: an edited time is named as such
     timeline = step.get("timeline")
     if isinstance(timeline, dict) and timeline.get("ranks", 0) >= 2:
         row = {"ranks": timeline["ranks"]}
@@ -352,39 +376,6 @@ def _steps(doc: dict, runs: _Runs) -> None:
             a, c = bound[x["collective"]]
             spent = x["end_s"] - x["start_s"]
             _at_least(f"step.timeline.buckets[{j}]", spent, a + c * x["bytes"])
-
-
-def _workload(block, where: str):
-    """The workload a ``step.workload`` block describes (its own numbers, which the step
-    ran with), its bucket count and bytes checked; a ``schema.Invalid`` if it is not one."""
-    if not isinstance(block, dict):
-        raise schema.Invalid(where, f"expected the step's workload, got {block!r}")
-    names = [f.name for f in dataclasses.fields(Workload)]
-    try:
-        w = Workload(**{k: block[k] for k in names if k in block})
-        sizes = w.sizes()
-    except (TypeError, ValueError) as exc:
-        raise schema.Invalid(where, f"expected a workload simulate runs: {exc}") from None
-    if len(sizes) > MAX_BUCKETS or any(not schema.is_finite(b) or b < 1 for b in sizes):
-        raise schema.Invalid(where, f"expected 1 to {MAX_BUCKETS} buckets of >= 1 B")
-    for key, want in (("buckets", len(sizes)), ("gradient_bytes", sum(sizes))):
-        if not schema.same(block.get(key), want):
-            raise schema.unphysical(
-                f"{where}.{key}", f"expected {want} (its buckets), got {block.get(key)!r}"
-            )
-    return w
-
-
-def _workload_of(spec, where: str):
-    """A sweep row's workload from its spec; None where that names a file no longer there."""
-    if not isinstance(spec, str):
-        raise schema.Invalid(f"{where}.workload", f"expected a workload spec, got {spec!r}")
-    try:
-        return parse_workload(spec)
-    except UsageError as exc:
-        if Path(spec).suffix in (".toml", ".json") and not Path(spec).exists():
-            return None
-        raise schema.Invalid(f"{where}.workload", f"expected one simulate runs: {exc}") from None
 
 
 def _collectives(w, algorithm, where: str) -> tuple:

@@ -12,9 +12,14 @@ backward pass without; ready times are spread uniformly over the backward pass b
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from pathlib import Path
 
-from dist_logreg.sim.workload import SYNCS, Workload, collectives
+from dist_logreg import schema
+from dist_logreg.errors import UsageError
+from dist_logreg.sim.workload import MAX_BUCKETS, SYNCS, Workload, collectives, parse_workload
 
 STEP_UNITS = {
     "step_s": "s (forward + max(backward end, last collective end) + optimizer [+ allgathers])",
@@ -226,3 +231,68 @@ _SKIP = {
     "packet",
     "phase_sync_s",
 }
+
+
+# --- reading a step block back (``report``, through ``sim/recheck.py``) ---------------------
+
+
+def block_workload(block, where: str) -> Workload:
+    """The workload a ``step.workload`` block describes (its own numbers, which the step
+    ran with), its bucket count and bytes checked; a ``schema.Invalid`` if it is not one."""
+    if not isinstance(block, dict):
+        raise schema.Invalid(where, f"expected the step's workload, got {block!r}")
+    names = [f.name for f in dataclasses.fields(Workload)]
+    try:
+        w = Workload(**{k: block[k] for k in names if k in block})
+        sizes = w.sizes()
+    except (TypeError, ValueError) as exc:
+        raise schema.Invalid(where, f"expected a workload simulate runs: {exc}") from None
+    if len(sizes) > MAX_BUCKETS or any(not schema.is_finite(b) or b < 1 for b in sizes):
+        raise schema.Invalid(where, f"expected 1 to {MAX_BUCKETS} buckets of >= 1 B")
+    for key, want in (("buckets", len(sizes)), ("gradient_bytes", sum(sizes))):
+        if not schema.same(block.get(key), want):
+            raise schema.unphysical(
+                f"{where}.{key}", f"expected {want} (its buckets), got {block.get(key)!r}"
+            )
+    return w
+
+
+def spec_workload(spec, where: str) -> Workload | None:
+    """A sweep row's workload from its spec; None where that names a file no longer there."""
+    if not isinstance(spec, str):
+        raise schema.Invalid(f"{where}.workload", f"expected a workload spec, got {spec!r}")
+    try:
+        return parse_workload(spec)
+    except UsageError as exc:
+        if Path(spec).suffix in (".toml", ".json") and not Path(spec).exists():
+            return None
+        raise schema.Invalid(f"{where}.workload", f"expected one simulate runs: {exc}") from None
+
+
+def check_rows(rows: list[dict], workload_of) -> None:
+    """:class:`schema.Invalid` for a step row that is not what its workload
+    (``workload_of(i, row)``; None: not known) and its own times give: ``compute_s`` its
+    forward + backward + optimizer at its ranks, ``buckets`` its count, ``exposed_s`` and
+    ``comm_fraction`` from ``step_s`` and ``compute_s``, ``efficiency`` as
+    :func:`efficiency` gives it over the rows (a sweep's ``slowdown`` set aside)."""
+    again = [{k: v for k, v in r.items() if k != "slowdown"} for r in rows]
+    efficiency(again)
+    for i, row in enumerate(rows):
+        step, compute = row["step_s"], row["compute_s"]
+        exposed = max(0.0, step - compute)
+        w, want = workload_of(i, row), {}
+        if w is not None:
+            want.update(compute_s=sum(w.compute(row["ranks"])), buckets=len(w.sizes()))
+        want.update(exposed_s=exposed, comm_fraction=exposed / step if step > 0 else 0.0)
+        want["efficiency"] = again[i]["efficiency"]
+        for key, value in want.items():
+            got = row.get(key)
+            if not (
+                schema.is_finite(got)
+                and math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-12 * step)
+            ):
+                raise schema.unphysical(
+                    f"step.rows[{i}].{key}",
+                    f"expected {value:g} (what its workload and times give), got "
+                    f"{schema.shown(got)}",
+                )
