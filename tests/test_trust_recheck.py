@@ -358,6 +358,14 @@ def test_a_step_row_is_what_its_workload_gives(tmp_path, step_run, key, edit, wa
     ), line
 
 
+def test_a_step_row_without_its_scaling_is_one_line(tmp_path, step_run):
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((step_run / "simulate.json").read_text())
+    line = one_line(_report(tmp_path, _edit(folder, lambda d: d["step"]["rows"][0].pop("scaling"))))
+    assert "step.rows[0].scaling: expected weak or strong, got None" in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

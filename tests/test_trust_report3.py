@@ -63,8 +63,10 @@ STEP = {
             "compute_s": 3e-3,
             "comm_s": 1e-4,
             "exposed_s": 1e-4,
-            "comm_fraction": 0.03,
+            "comm_fraction": 1e-4 / 3.1e-3,
             "efficiency": 1.0,
+            "buckets": 1,
+            "scaling": "weak",
         }
     ],
     "timeline": {

@@ -275,6 +275,11 @@ def check_rows(rows: list[dict], workload_of) -> None:
     forward + backward + optimizer at its ranks, ``buckets`` its count, ``exposed_s`` and
     ``comm_fraction`` from ``step_s`` and ``compute_s``, ``efficiency`` as
     :func:`efficiency` gives it over the rows (a sweep's ``slowdown`` set aside)."""
+    for i, row in enumerate(rows):
+        if row.get("scaling") not in ("weak", "strong"):
+            raise schema.Invalid(
+                f"step.rows[{i}].scaling", f"expected weak or strong, got {row.get('scaling')!r}"
+            )
     again = [{k: v for k, v in r.items() if k != "slowdown"} for r in rows]
     efficiency(again)
     for i, row in enumerate(rows):
