@@ -345,7 +345,7 @@ def test_an_ideal_below_the_host_links_is_refused(tmp_path, leaf_spine):
     [  # H-H7 (eighth attack): a step row is what its workload and its own times give
         ("compute_s", {"compute_s": 3e-4}, "expected 0.003 "),  # forward 1 ms + backward 2 ms
         ("efficiency", {"efficiency": 50.0}, "expected 1 "),  # the fewest ranks: 1 by definition
-        ("comm_fraction", {"comm_fraction": 1e-4}, "(what its workload and times give)"),
+        ("comm_fraction", {"comm_fraction": 1e-4}, "(what its workload and the results give)"),
     ],
 )
 def test_a_step_row_is_what_its_workload_gives(tmp_path, step_run, key, edit, want):
@@ -356,6 +356,34 @@ def test_a_step_row_is_what_its_workload_gives(tmp_path, step_run, key, edit, wa
     assert f"step.rows[0].{key}: {want}" in line or (
         f"step.rows[0].{key}: expected" in line and want in line
     ), line
+
+
+@pytest.mark.parametrize(
+    "key, edit",
+    [  # H-H8 (eighth attack): the timeline is the step's schedule, replayed from the results
+        # bucket 1 started when ready, overlapping bucket 0 on the same links at solo speed
+        (
+            "buckets[1].start_s",
+            lambda b: b[1].update(
+                start_s=b[1]["ready_s"], end_s=b[1]["end_s"] - (b[1]["start_s"] - b[1]["ready_s"])
+            ),
+        ),
+        ("buckets[0].ready_s", lambda b: b[0].update(ready_s=0.0)),  # before the forward pass
+    ],
+)
+def test_a_timeline_is_the_steps_schedule(tmp_path, key, edit):
+    folder = _simulate(  # a backward of 10 us: the buckets queue behind each other
+        tmp_path,
+        "wlq",
+        *("--fabric", "flat:hosts=2", "--ranks", "2", "--algorithm", "ring"),
+        *("--workload", "params=1e6,buckets=1M,forward=1ms,backward=10us"),
+    )
+    buckets = json.loads((folder / "simulate.json").read_text())["step"]["timeline"]["buckets"]
+    assert buckets[1]["start_s"] > buckets[1]["ready_s"]  # bucket 1 waited for bucket 0
+    line = one_line(
+        _report(tmp_path, _edit(folder, lambda d: edit(d["step"]["timeline"]["buckets"])))
+    )
+    assert f"step.timeline.{key}: expected" in line, line
 
 
 def test_a_step_row_without_its_scaling_is_one_line(tmp_path, step_run):

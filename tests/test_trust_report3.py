@@ -55,15 +55,16 @@ STEP = {
         **{"spec": "params=256,forward=1ms,backward=2ms", "gradient_bytes": 1024, "buckets": 1},
         **{"forward_s": 1e-3, "backward_s": 2e-3},
     },
+    # the one bucket is ready when backward ends (3 ms) and its ring takes ROW's time T
     "rows": [
         {
             "ranks": 4,
             "algorithm": "ring",
-            "step_s": 3.1e-3,
+            "step_s": 3e-3 + T,
             "compute_s": 3e-3,
-            "comm_s": 1e-4,
-            "exposed_s": 1e-4,
-            "comm_fraction": 1e-4 / 3.1e-3,
+            "comm_s": T,
+            "exposed_s": (3e-3 + T) - 3e-3,
+            "comm_fraction": ((3e-3 + T) - 3e-3) / (3e-3 + T),
             "efficiency": 1.0,
             "buckets": 1,
             "scaling": "weak",
@@ -79,7 +80,7 @@ STEP = {
                 "bytes": 1024,
                 "ready_s": 3e-3,
                 "start_s": 3e-3,
-                "end_s": 3.1e-3,
+                "end_s": 3e-3 + T,
             }
         ],
     },

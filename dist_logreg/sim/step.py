@@ -269,12 +269,15 @@ def spec_workload(spec, where: str) -> Workload | None:
         raise schema.Invalid(f"{where}.workload", f"expected one simulate runs: {exc}") from None
 
 
-def check_rows(rows: list[dict], workload_of) -> None:
-    """:class:`schema.Invalid` for a step row that is not what its workload
-    (``workload_of(i, row)``; None: not known) and its own times give: ``compute_s`` its
-    forward + backward + optimizer at its ranks, ``buckets`` its count, ``exposed_s`` and
-    ``comm_fraction`` from ``step_s`` and ``compute_s``, ``efficiency`` as
-    :func:`efficiency` gives it over the rows (a sweep's ``slowdown`` set aside)."""
+def check_rows(step: dict, results: list[dict], workload_of) -> None:
+    """:class:`schema.Invalid` for a step row or timeline that is not what its workload
+    (``workload_of(i, row)``; None: not known) and the file's ``results`` give, as
+    :func:`step_doc` made them: each row's ``step_s``, ``comm_s``, ``compute_s``,
+    ``buckets`` from its buckets' collectives' times (the results rows of its point),
+    ``exposed_s`` and ``comm_fraction`` from those, ``efficiency`` as :func:`efficiency`
+    gives it over the rows (a sweep's ``slowdown`` set aside); the timeline's every bucket
+    as :func:`step_row` schedules it."""
+    rows = step.get("rows") or []
     for i, row in enumerate(rows):
         if row.get("scaling") not in ("weak", "strong"):
             raise schema.Invalid(
@@ -282,22 +285,58 @@ def check_rows(rows: list[dict], workload_of) -> None:
             )
     again = [{k: v for k, v in r.items() if k != "slowdown"} for r in rows]
     efficiency(again)
+    times = {(r.get("point"), r["algorithm"], r["bytes"], r["ranks"]): r["time_s"] for r in results}
     for i, row in enumerate(rows):
-        step, compute = row["step_s"], row["compute_s"]
-        exposed = max(0.0, step - compute)
+        step_s, compute = row["step_s"], row["compute_s"]
+        exposed = max(0.0, step_s - compute)
         w, want = workload_of(i, row), {}
         if w is not None:
-            want.update(compute_s=sum(w.compute(row["ranks"])), buckets=len(w.sizes()))
-        want.update(exposed_s=exposed, comm_fraction=exposed / step if step > 0 else 0.0)
+            mine, _ = _replay(w, row, times, f"step.rows[{i}]")
+            want.update({k: mine[k] for k in ("compute_s", "buckets", "comm_s", "step_s")})
+        want.update(exposed_s=exposed, comm_fraction=exposed / step_s if step_s > 0 else 0.0)
         want["efficiency"] = again[i]["efficiency"]
-        for key, value in want.items():
-            got = row.get(key)
-            if not (
-                schema.is_finite(got)
-                and math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-12 * step)
-            ):
-                raise schema.unphysical(
-                    f"step.rows[{i}].{key}",
-                    f"expected {value:g} (what its workload and times give), got "
-                    f"{schema.shown(got)}",
-                )
+        _agree(f"step.rows[{i}]", row, want, step_s)
+    timeline = step.get("timeline")
+    w = workload_of(0, rows[0]) if rows and isinstance(timeline, dict) else None
+    if w is not None:
+        tl = {**timeline, "point": rows[0].get("point")}
+        _, buckets = _replay(w, tl, times, "step.timeline")
+        got = timeline.get("buckets") or []
+        if len(got) != len(buckets):
+            raise schema.unphysical(
+                "step.timeline.buckets", f"expected {len(buckets)} (its workload's), got {len(got)}"
+            )
+        for j, (x, y) in enumerate(zip(got, buckets, strict=True)):
+            _agree(f"step.timeline.buckets[{j}]", x, y, y["end_s"])
+
+
+def _replay(w: Workload, row: dict, times: dict, where: str) -> tuple[dict, list]:
+    """:func:`step_row` of ``row``'s ranks and algorithm from the results' times."""
+
+    def time_of(c: str, b: int) -> float:
+        key = (row.get("point"), c, b, row.get("ranks"))
+        if key not in times:
+            raise schema.Invalid(where, f"expected a results row of {c}, {b} B at {key[3]} ranks")
+        return times[key]
+
+    try:
+        return step_row(w, row.get("ranks"), row.get("algorithm"), time_of)
+    except (UsageError, TypeError, ValueError) as exc:
+        raise schema.Invalid(where, f"expected a step simulate runs: {exc}") from None
+
+
+def _agree(where: str, got: dict, want: dict, scale: float) -> None:
+    for key, value in want.items():
+        have = got.get(key)
+        same = (
+            schema.is_finite(have)
+            and math.isclose(have, value, rel_tol=1e-9, abs_tol=1e-12 * scale)
+            if schema.is_number(value)
+            else have == value
+        )
+        if not same:
+            raise schema.unphysical(
+                f"{where}.{key}",
+                f"expected {schema.shown(value)} (what its workload and the results give), "
+                f"got {schema.shown(have)}",
+            )
