@@ -146,3 +146,18 @@ def plain_python(code: str, timeout: float = 600):
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (mpirun's ranks), from ``/proc``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from dist_logreg.errors import UsageError
-from tests.helpers import run_mpi
+from tests.helpers import children_of, run_mpi
 
 NS3 = all(importlib.util.find_spec(m) is not None for m in ("ns", "cppyy"))
 
@@ -366,20 +366,6 @@ seeds = 400
 """
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
 @pytest.mark.parametrize("n", [2, 3])
 def test_sweep_ranks_stop_on_sigterm_with_one_line(tmp_path, n):
     """D24: Open MPI's mpirun passes a Ctrl-C on to the ranks as SIGTERM (after SIGCONT),
@@ -410,7 +396,7 @@ def test_sweep_ranks_stop_on_sigterm_with_one_line(tmp_path, n):
         while time.monotonic() < deadline and not list((tmp_path / "o").glob("*.partial*")):
             assert proc.poll() is None, proc.communicate()[1][-800:]
             time.sleep(0.2)
-        for pid in _children(proc.pid):
+        for pid in children_of(proc.pid):
             os.kill(pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:

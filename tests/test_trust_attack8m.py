@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import run_mpi, train_cmd
+from tests.helpers import children_of, run_mpi, train_cmd
 from tests.test_sim_packet import needs_ns3
 
 # --- G-M1: --resume with fewer --steps than a completed run ---------------------------------
@@ -206,21 +206,6 @@ def test_sigterm_stops_a_packet_run_within_seconds_with_one_line(tmp_path):
 # --- F-M6: SIGTERM to the ranks of mpirun ... train / bench ----------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (mpirun's ranks)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_sigterm_to_the_ranks_of_train_ends_them_with_a_line_and_143(tmp_path, n):
@@ -242,7 +227,7 @@ def test_sigterm_to_the_ranks_of_train_ends_them_with_a_line_and_143(tmp_path, n
     try:
         assert "model:" in "".join(proc.stdout.readline() for _ in range(2))  # in the loop
         time.sleep(1.0)
-        for pid in _children(proc.pid):
+        for pid in children_of(proc.pid):
             os.kill(pid, signal.SIGTERM)
         err = proc.communicate(timeout=120)[1]
     finally:

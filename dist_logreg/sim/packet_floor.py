@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.packet_options import check_buffer_share
 from dist_logreg.units import format_link_rate
 
 #: The slowest link (bits/s) the packet engine runs.
@@ -61,15 +62,8 @@ def check_port_bytes(fab, opts) -> None:
     mtu = int(fab.mtu)
     need = 2 * mtu
     if opts.buffer:
-        share = opts.buffer_alpha / (1 + opts.buffer_alpha)
-        least = -(-need // share) if share else float("inf")
-        if opts.buffer < least:
-            raise UsageError(
-                f"--buffer: expected 0 (off: each port its --queue) or at least {least:.0f} "
-                f"bytes (a port alone takes --buffer-alpha/(1+alpha) = {share:g} of it, and "
-                f"must hold {need} bytes, two full packets at the fabric's MTU of {mtu} B), "
-                f"got {opts.buffer}"
-            )
+        why = f"two full packets at the fabric's MTU of {mtu} B"
+        check_buffer_share(opts, need, why)
     elif opts.pfc != "on" and opts.queue < need:  # under PFC the thresholds bound a port
         raise UsageError(
             f"--queue: expected at least {need} bytes (two full packets at the fabric's MTU "

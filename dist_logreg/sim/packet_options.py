@@ -342,16 +342,23 @@ def _unread(given: dict) -> None:
 def _check_buffer(opts: PacketOptions) -> None:
     """A shared buffer from which a port alone cannot take two full packets drops every
     packet: refused before ns-3 (it ran 24 s, then blamed loss)."""
+    check_buffer_share(
+        opts, MIN_PORT_BYTES, "as --queue: two full packets at MTU 1500, more at a larger MTU"
+    )
+
+
+def check_buffer_share(opts: PacketOptions, need: int, why: str) -> None:
+    """``UsageError`` unless a port alone may take ``need`` bytes of ``--buffer`` (its share:
+    --buffer-alpha / (1 + alpha)); ``why``: what ``need`` is, for the message."""
     if not opts.buffer:
         return
     share = opts.buffer_alpha / (1 + opts.buffer_alpha)
-    need = -(-MIN_PORT_BYTES // share) if share else float("inf")
-    if opts.buffer < need:
+    least = -(-need // share) if share else float("inf")
+    if opts.buffer < least:
         raise UsageError(
-            f"--buffer: expected 0 (off: each port its --queue) or at least {need:.0f} bytes "
+            f"--buffer: expected 0 (off: each port its --queue) or at least {least:.0f} bytes "
             f"(a port alone takes --buffer-alpha/(1+alpha) = {share:g} of it, and must hold "
-            f"{MIN_PORT_BYTES} bytes, as --queue: two full packets at MTU 1500, more at a "
-            f"larger MTU), got {opts.buffer}"
+            f"{need} bytes, {why}), got {opts.buffer}"
         )
 
 
