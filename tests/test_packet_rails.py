@@ -21,9 +21,10 @@ import pytest
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim import packet_graph
+from dist_logreg.sim.bounds import check_result, lower_bound_s
 from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
-from dist_logreg.sim.job import Job, check_result, lower_bound_s
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 
 HAVE_NS3 = all(importlib.util.find_spec(m) is not None for m in ("ns", "cppyy"))

@@ -8,9 +8,10 @@ import pytest
 
 from dist_logreg.collective.algorithms import BUSBW_FACTORS, get, scheduled_keys
 from dist_logreg.sim import runner
+from dist_logreg.sim.bounds import check_result, lower_bound_s
 from dist_logreg.sim.engine import get_engine
 from dist_logreg.sim.fabric import parse_fabric
-from dist_logreg.sim.job import Job, Result, check_result, lower_bound_s
+from dist_logreg.sim.job import Job, Result
 from dist_logreg.sim.messages import messages
 from dist_logreg.sim.placement import place
 from tests.test_sim_packet import needs_ns3

@@ -1,6 +1,6 @@
 """G-H3 (the seventh attack on issue 29) and its class: ``report`` rebuilds each
 ``simulate.json`` fabric from its spec (``sim/recheck.py``) and holds every seed of every
-row to the engines' own lower bound (``sim/job.py``), so a file edited to make its fabric
+row to the engines' own lower bound (``sim/bounds.py``), so a file edited to make its fabric
 faster, or its times faster than the fabric allows, is refused; the host-boundary term of
 that bound, by hand."""
 
@@ -121,8 +121,9 @@ def test_the_engines_bound_counts_a_rail_hosts_nics_not_its_scale_up():
     """16 ranks on two 8-GPU rail hosts (alpha and latency 0): a rank's own links (8 x 450
     GB/s scale-up, 8 x 50 GB/s NICs, PXN, + 7 x host-rate) allow 0.42 us for a ring of
     1 MiB; the 1 MiB that must leave a host over its 8 NICs of 50 GB/s take 2.62144 us."""
+    from dist_logreg.sim.bounds import lower_bound_s
     from dist_logreg.sim.fabric import parse_fabric
-    from dist_logreg.sim.job import Job, lower_bound_s
+    from dist_logreg.sim.job import Job
     from dist_logreg.sim.placement import place
 
     fab = parse_fabric("rail:hosts-per-unit=2,spines=2,alpha=0,link-latency=0")
@@ -441,8 +442,9 @@ def test_a_fabric_file_gone_and_a_cost_model_still_report(tmp_path):
     ],
 )
 def test_host_cut_by_hand(algorithm, want):
+    from dist_logreg.sim.bounds import cut_s
     from dist_logreg.sim.fabric import parse_fabric
-    from dist_logreg.sim.job import Job, cut_s
+    from dist_logreg.sim.job import Job
     from dist_logreg.sim.placement import place
 
     fab = parse_fabric("flat:hosts=4,rate=800G")

@@ -138,7 +138,7 @@ def check(path: Path, doc, job_bound=None) -> dict:
     return doc
 
 
-#: Relative slack of :func:`physics`: the engines' own (``sim.job.BOUND_RTOL``) and JSON's
+#: Relative slack of :func:`physics`: the engines' own (``sim.bounds.BOUND_RTOL``) and JSON's
 #: 17 significant digits leave far less.
 RTOL = 1e-6
 
@@ -157,7 +157,7 @@ def _synchronous(doc, row) -> bool:
 
 
 def physics(doc) -> None:
-    """:class:`schema.Invalid` for a row no engine could give (``sim.job.check_result``
+    """:class:`schema.Invalid` for a row no engine could give (``sim.bounds.check_result``
     holds every engine to this): the median seed outside its seeds' range; in
     phase-synchronous mode a time below the non-blocking ideal (each phase waits for its
     slowest flow, which the ideal only speeds up; event by event a rank may run ahead of

@@ -16,7 +16,8 @@ in a fresh interpreter and checks).
 ``placement``         ranks on endpoints (packed, random, spread, scatter)
 ``messages``          the messages of one allreduce and what each waits for
 ``maxmin``            max-min fair sharing of links by flows (progressive filling)
-``job``               what every engine takes and gives: ``Job``, ``Result``, ``Engine``; the bounds
+``job``               what every engine takes and gives: ``Job``, ``Result``, ``Engine``
+``bounds``            what no engine's result may break: lower bounds, cuts, latency floors
 ``engine``            the engine table: one record per engine, ``get_engine``
 ``flow``              the flow engine: phase-synchronous, or ``--exact`` through ``exact``
 ``exact``             the flow engine's ``--exact`` mode: the dependency graph, event by event

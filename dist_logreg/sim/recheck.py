@@ -3,7 +3,7 @@ hands it :func:`check`: ``report/`` never imports ``sim/``). Each fabric block i
 ``simulate`` built it (its spec; a fabric file's or a cluster's keys from ``params``; a cost
 model's alpha as 0: a fitted alpha is per size segment) and must agree with it key by key,
 shape and counts included; each row's every seed, a neighbour's job and a step's buckets
-are held to ``job.lower_bound_s`` and ``job.latency_floor_s`` of their placements on the
+are held to ``bounds.lower_bound_s`` and ``bounds.latency_floor_s`` of their placements on the
 fabric they ran on (the scenario applied). A :class:`~dist_logreg.schema.Invalid` names
 the key and both values.
 """
@@ -16,16 +16,16 @@ from pathlib import Path
 from dist_logreg import schema
 from dist_logreg.collective import algorithms
 from dist_logreg.errors import UsageError
-from dist_logreg.sim.fabric import Fabric, parse_fabric
-from dist_logreg.sim.job import (
+from dist_logreg.sim.bounds import (
     BOUND_RTOL,
-    Job,
     LinkSums,
     closest_pair_s,
     critical_path_s,
     latency_floor_s,
     lower_bound_s,
 )
+from dist_logreg.sim.fabric import Fabric, parse_fabric
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario, place_neighbour
 from dist_logreg.sim.step import block_workload, check_rows, spec_workload

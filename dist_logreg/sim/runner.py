@@ -15,7 +15,8 @@ import numpy as np
 
 from dist_logreg.collective import algorithms
 from dist_logreg.sim import engine as engines
-from dist_logreg.sim.job import Job, check_result
+from dist_logreg.sim.bounds import check_result
+from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.spec import key_info
 
