@@ -395,6 +395,47 @@ def test_a_step_row_without_its_scaling_is_one_line(tmp_path, step_run):
     assert "step.rows[0].scaling: expected weak or strong, got None" in line, line
 
 
+def test_a_neighbour_rows_first_job_and_start_are_held(tmp_path):
+    """I-H1, I-H2 (ninth attack): the first job alone is held to its own bound (a ring of
+    1 MiB on 4 ranks, one a host: 6 dependent steps x (alpha 5 us + two 1 us links) = 42 us,
+    above its bytes' 38.457 us, hand), and the neighbour starts when its scenario says."""
+    spec = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4"
+    run = _simulate(
+        tmp_path,
+        "nb",
+        *("--fabric", spec, "--ranks", "4", "--bytes", "1M", "--algorithm", "ring"),
+        *("--scenario", "neighbour:ranks=4", "--exact"),
+    )
+
+    def alone(d):
+        r = d["results"][0]
+        r["alone_s"] = r["jobs"]["first"]["alone_s"] = 1e-6
+        r["slowdown"] = r["jobs"]["first"]["slowdown"] = r["time_s"] / 1e-6
+
+    original = (run / "simulate.json").read_text()
+    line = one_line(_report(tmp_path, _edit(run, alone)))
+    assert "jobs.first.alone_s: expected at least 4.2e-05 s" in line, line
+    (run / "simulate.json").write_text(original)
+    late = lambda d: d["results"][0]["jobs"]["neighbour"].update(start_s=1.0)  # noqa: E731
+    line = one_line(_report(tmp_path, _edit(run, late)))
+    assert "jobs.neighbour.start_s: expected 0 (what the scenario" in line, line
+
+
+def test_a_link_class_is_busy_at_least_its_bytes_need(tmp_path):
+    """I-H3 (ninth attack): 8 ranks, 4 under each leaf, one 12.5 GB/s uplink a leaf: all of
+    100 MiB leaves each leaf over its uplink, 8.39 ms of a row's time: a leaf-up
+    utilisation of 0.001 is refused (at most 10 % below the bytes' need is let through)."""
+    spec = "leaf-spine:leaves=2,spines=1,hosts-per-leaf=4,oversubscription=16"
+    run = _simulate(tmp_path, "u", "--fabric", spec, "--ranks", "8", "--bytes", "100M")
+
+    def idle(d):
+        for c in d["results"][0]["links"].values():
+            c.update(max_util=0.001, mean_util=0.001)
+
+    line = one_line(_report(tmp_path, _edit(run, idle)))
+    assert "results[0].links." in line and ".max_util: expected at least" in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

@@ -117,7 +117,7 @@ class LinkSums:
 
     out: np.ndarray
     into: np.ndarray
-    cuts: list  # [(level, group of each endpoint, egress per group, ingress per group)]
+    cuts: list  # [(level, group of each endpoint, egress, ingress per group, node's group)]
 
     @classmethod
     def of(cls, topo) -> LinkSums:
@@ -139,7 +139,7 @@ class LinkSums:
             leaving, entering = crossing & (owner[src] >= 0), crossing & (owner[dst] >= 0)
             egress = np.bincount(owner[src][leaving], weights=rate[leaving], minlength=size)
             ingress = np.bincount(owner[dst][entering], weights=rate[entering], minlength=size)
-            cuts.append((level, group, egress[:size], ingress[:size]))
+            cuts.append((level, group, egress[:size], ingress[:size], owner))
         return cls(out, into, cuts)
 
 
@@ -194,7 +194,7 @@ def cut_s(job: Job, sums: LinkSums | None = None, levels=None) -> float:
     sums = sums or LinkSums.of(topo)
     kind = algorithms.get(job.algorithm).collective
     worst = 0.0
-    for level, group, egress, ingress in sums.cuts:
+    for level, group, egress, ingress, _ in sums.cuts:
         if levels is not None and level not in levels:
             continue
         groups, k = np.unique(group[ep], return_counts=True)
@@ -310,3 +310,45 @@ def critical_path_s(job: Job, latency: bool = True) -> float | None:
     eager = exact.ExactOptions(eager_limit=exact.EAGER, eager_limit_host=exact.EAGER)
     fast = Job(fab, job.host_of, job.algorithm, job.nbytes, exact=True, options=eager)
     return float(exact.simulate(fast, np.asarray(job.host_of, dtype=np.int64))["time_s"])
+
+
+def busy_floor_s(job: Job, sums: LinkSums | None = None) -> dict[str, float]:
+    """Per link class, the least time its busiest link is busy: what must leave (enter) a
+    group of endpoints (:func:`cut_s`'s needs) crosses the links out of (into) it, so the
+    busiest of them carries at least the need over their summed rate; where those links
+    are all of one class, that class's busiest link is busy at least that long."""
+    from dist_logreg.collective import algorithms
+
+    topo, p = job.fabric.topology, job.ranks
+    ep = np.asarray(job.host_of, dtype=np.int64)
+    sums = sums or LinkSums.of(topo)
+    kind = algorithms.get(job.algorithm).collective
+    src, dst, cls = topo.link_src, topo.link_dst, np.asarray(topo.link_class, dtype=np.int64)
+    floor = np.zeros(len(topo.class_names))
+    for _, group, egress, ingress, owner in sums.cuts:
+        groups, k = np.unique(group[ep], return_counts=True)
+        if groups.size < 2 or p < 2 or job.nbytes <= 0:
+            continue
+        for need, rate, side in zip(
+            _needs(kind, k / p, p), (egress, ingress), (src, dst), strict=True
+        ):
+            crossing = (owner[src] != owner[dst]) & (owner[side] >= 0)
+            g = owner[side][crossing]
+            lo = np.full(rate.size, cls.max() + 1, dtype=np.int64)
+            hi = np.full(rate.size, -1, dtype=np.int64)
+            np.minimum.at(lo, g, cls[crossing])
+            np.maximum.at(hi, g, cls[crossing])
+            one = (lo[groups] == hi[groups]) & (rate[groups] > 0) & (need > 0)
+            t = need[one] * job.nbytes / rate[groups][one]
+            np.maximum.at(floor, lo[groups][one], t)
+    return {topo.class_names[c]: float(t) for c, t in enumerate(floor) if t > 0}
+
+
+def ideal_floor_s(job: Job, latency: bool = True) -> float:
+    """No engine's ``ideal_s`` (the fabric with only its edge links finite,
+    ``Fabric.edge_links``) is faster: :func:`lower_bound_s` of the job on that fabric, its
+    other links infinitely fast and no group's cut (a leaf's uplinks are not finite there)."""
+    topo = copy.copy(job.fabric.topology)
+    topo.link_rate = np.where(job.fabric.edge_links(), topo.link_rate, _FAST)
+    fab = dataclasses.replace(job.fabric, topology=topo)
+    return lower_bound_s(dataclasses.replace(job, fabric=fab), latency, levels=())

@@ -14,13 +14,14 @@ import contextlib
 from pathlib import Path
 
 from dist_logreg import schema
-from dist_logreg.collective import algorithms
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.bounds import (
     BOUND_RTOL,
     LinkSums,
+    busy_floor_s,
     closest_pair_s,
     critical_path_s,
+    ideal_floor_s,
     latency_floor_s,
     lower_bound_s,
 )
@@ -28,11 +29,19 @@ from dist_logreg.sim.fabric import Fabric, parse_fabric
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario, place_neighbour
-from dist_logreg.sim.step import block_workload, check_rows, spec_workload
-from dist_logreg.sim.workload import collectives
+from dist_logreg.sim.step import (
+    block_workload,
+    check_rows,
+    collectives_of,
+    scheduled,
+    spec_workload,
+)
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
+#: Relative slack of a link class's utilisation: the engines' busy time over time_s parts
+#: from the bytes / rate it must carry by up to 2.3 % (seen: reduce-scatter, --exact).
+UTIL_RTOL = 0.1
 #: A random placement is redrawn per seed: the first this many seeds get their own bound,
 #: the rest the least of those.
 SEED_CAP = 32
@@ -213,7 +222,7 @@ def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
 
 def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where: str) -> None:
     p, seeds = r["ranks"], r["time_s_seeds"]
-    _scheduled(r["algorithm"], f"{where}.algorithm")
+    scheduled(r["algorithm"], f"{where}.algorithm")
     if p < 2 or r["bytes"] <= 0:
         return
     options = (r.get("packet") or {}).get("options") or {}
@@ -237,22 +246,20 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
-    ideal = [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]  # hosts' links only
-    ideal = min(lower_bound_s(j, latency, sums, ("host",)) for j in ideal)
-    _at_least(f"{where}.ideal_s", r["ideal_s"], ideal)
+    jobs = [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]
+    _at_least(f"{where}.ideal_s", r["ideal_s"], min(ideal_floor_s(j, latency) for j in jobs))
+    busy = [busy_floor_s(j, sums) for j in jobs]  # the busiest link of a class, at least
+    for cls in set.intersection(*(set(b) for b in busy)) & set(r.get("links") or {}):
+        least = min(b[cls] for b in busy) / r["time_s"] if r["time_s"] > 0 else 0.0
+        got = r["links"][cls].get("max_util") if isinstance(r["links"][cls], dict) else None
+        if not schema.is_finite(got) or got < least * (1 - UTIL_RTOL):
+            raise schema.unphysical(
+                f"{where}.links.{cls}.max_util",
+                f"expected at least {least:.6g} (the bytes that must cross these links at "
+                f"their rate, over time_s), got {schema.shown(got)}",
+            )
     if isinstance(r.get("jobs"), dict):
-        _neighbour(fab, sums, r, sc, placed, latency, where)
-
-
-def _scheduled(name, where: str) -> None:
-    """A ``schema.Invalid`` unless simulate has a schedule for the algorithm ``name``."""
-    try:
-        scheduled = algorithms.get(name).phases is not None
-    except (ValueError, TypeError) as exc:
-        raise schema.Invalid(where, f"{exc}") from None
-    if not scheduled:  # the MPI library's choice: simulate has no schedule to replay
-        choices = ", ".join(algorithms.scheduled_keys())
-        raise schema.Invalid(where, f"expected one simulate runs ({choices}), got {name!r}")
+        _neighbour(fab, sums, r, sc, placed, latency, where, min(bounds))
 
 
 def _placements(fab, r: dict, placement: dict, seeds, sc, where: str) -> list:
@@ -272,10 +279,11 @@ def _placements(fab, r: dict, placement: dict, seeds, sc, where: str) -> list:
         raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
 
 
-def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
-    """A neighbour row's second job: what its scenario says it was, never faster alone or
-    together than its own bound (the least over the seeds' placements: ``jobs`` is the
-    median seed's)."""
+def _neighbour(fab, sums, r, sc, placed, latency, where, first: float) -> None:
+    """A neighbour row's jobs: the second what its scenario says it was (its start too),
+    the first starting at 0; neither faster alone or together than its own bound (the
+    least over the seeds' placements: ``jobs`` is the median seed's; ``first``: the first
+    job's)."""
     if sc.kind != "neighbour":
         raise schema.Invalid(
             f"{where}.jobs", f"expected jobs only with a neighbour, got {sc.spec!r}"
@@ -287,7 +295,14 @@ def _neighbour(fab, sums, r, sc, placed, latency, where) -> None:
         "ranks": v["ranks"],
         "algorithm": v["algorithm"] or r["algorithm"],
         "bytes": v["bytes"] if v["bytes"] is not None else r["bytes"],
+        "start_s": v["start_s"],
     }
+    one = r["jobs"].get("first") if isinstance(r["jobs"].get("first"), dict) else {}
+    if not schema.same(one.get("start_s"), 0.0):
+        got = schema.shown(one.get("start_s"))
+        raise schema.unphysical(f"{where}.jobs.first.start_s", f"expected 0, got {got}")
+    for key in ("alone_s", "together_s"):
+        _at_least(f"{where}.jobs.first.{key}", one.get(key), first)
     for key, value in want.items():
         if not schema.same(nb.get(key), value):
             raise schema.unphysical(
@@ -355,7 +370,7 @@ def _steps(doc: dict, runs: _Runs) -> None:
         w = workload_of(i, row)
         if w is None or row.get("ranks", 0) < 2:
             continue
-        coll = _collectives(w, row.get("algorithm"), where)
+        coll = collectives_of(w, row.get("algorithm"), where)
         sizes = w.sizes()
         bound, n, total = runs.bounds(row, where, coll), len(sizes), sum(sizes)
         comm = sum(a * n + c * total for a, c in bound.values())
@@ -369,21 +384,10 @@ def _steps(doc: dict, runs: _Runs) -> None:
         entries = timeline.get("buckets") or []
         colls = {x["collective"] for x in entries}
         for c in colls:
-            _scheduled(c, "step.timeline.collective")
+            scheduled(c, "step.timeline.collective")
         bound = runs.bounds(row, "step.timeline", colls)
         for j, x in enumerate(entries):
             a, c = bound[x["collective"]]
             spent = x["end_s"] - x["start_s"]
             _at_least(f"step.timeline.buckets[{j}]", spent, a + c * x["bytes"])
     check_rows(step, doc["results"], workload_of)  # after the bounds: a time named as such
-
-
-def _collectives(w, algorithm, where: str) -> tuple:
-    _scheduled(algorithm, f"{where}.algorithm")
-    try:
-        coll = collectives(w, algorithm)
-    except UsageError as exc:
-        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
-    for c in coll:
-        _scheduled(c, f"{where}.algorithm")
-    return coll

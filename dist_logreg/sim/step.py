@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from dist_logreg import schema
+from dist_logreg.collective import algorithms
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.workload import MAX_BUCKETS, SYNCS, Workload, collectives, parse_workload
 
@@ -340,3 +341,27 @@ def _agree(where: str, got: dict, want: dict, scale: float) -> None:
                 f"expected {schema.shown(value)} (what its workload and the results give), "
                 f"got {schema.shown(have)}",
             )
+
+
+def scheduled(name, where: str) -> None:
+    """A ``schema.Invalid`` unless simulate has a schedule for the algorithm ``name``."""
+    try:
+        scheduled = algorithms.get(name).phases is not None
+    except (ValueError, TypeError) as exc:
+        raise schema.Invalid(where, f"{exc}") from None
+    if not scheduled:  # the MPI library's choice: simulate has no schedule to replay
+        choices = ", ".join(algorithms.scheduled_keys())
+        raise schema.Invalid(where, f"expected one simulate runs ({choices}), got {name!r}")
+
+
+def collectives_of(w, algorithm, where: str) -> tuple:
+    """The collectives a step of ``w`` runs with ``algorithm``, each one simulate has a
+    schedule for; a ``schema.Invalid`` naming ``where`` if not."""
+    scheduled(algorithm, f"{where}.algorithm")
+    try:
+        coll = collectives(w, algorithm)
+    except UsageError as exc:
+        raise schema.Invalid(f"{where}.algorithm", f"{exc}") from None
+    for c in coll:
+        scheduled(c, f"{where}.algorithm")
+    return coll
