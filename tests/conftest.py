@@ -52,3 +52,19 @@ def reference(tmp_path_factory):
         assert r.returncode == 0, r.stderr
         out[n] = load_model(d)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_python_sets_it():
+    """Every test starts with Python's own Ctrl-C handler (a library that ignores SIGINT
+    in this process would make an in-process Ctrl-C a no-op, and its children inherit the
+    ignore: two Ctrl-C tests waited out their timeouts in a whole-suite run), and one that
+    changes it gets it back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    if before in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if signal.getsignal(signal.SIGINT) is not before and before is not None:
+        signal.signal(signal.SIGINT, before)

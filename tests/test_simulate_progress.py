@@ -62,7 +62,13 @@ def test_ctrl_c_stops_a_large_sweep_with_one_line_and_nothing_written(tmp_path):
         "--out",
         str(out),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(  # Ctrl-C as a terminal's: SIGINT not ignored in the child
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline, seen = time.monotonic() + 120, ""
         while "about" not in seen and time.monotonic() < deadline:  # the estimate: mid-sweep
