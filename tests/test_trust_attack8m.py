@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers import children_of, run_mpi, train_cmd
 from tests.test_sim_packet import needs_ns3
+from tests.test_trust_packet import HAVE_NS3
 
 # --- G-M1: --resume with fewer --steps than a completed run ---------------------------------
 
@@ -264,11 +265,18 @@ def _refused(*args) -> str:
         (["--ecn-max", "200K"], "--ecn-max: only read with --ecn K; drop it, or add --ecn K"),
         (["--ecn-pmax", "0.5"], "--ecn-pmax: only read with --ecn-max KMAX"),
         (["--ecn", "65K", "--ecn-pmax", "0.5"], "--ecn-pmax: only read with --ecn-max KMAX"),
-        # F-M3: the least --queue / --buffer held no full packet at the default MTU 9000
-        (["--queue", "3000"], "--queue: expected at least 18000 bytes (two full packets at "),
-        (["--queue", "17999"], "the fabric's MTU of 9000 B"),
-        (["--buffer", "6000", "--buffer-alpha", "1"], "at least 36000 bytes"),
-        (["--buffer", "35999"], "must hold 18000 bytes, two full packets at the fabric's MTU"),
+        # F-M3: the least --queue / --buffer held no full packet at the default MTU 9000 (the
+        # fabric's MTU is read where the packet engine prepares, after it finds ns-3; without
+        # the extra, ns-3's own line comes first: the bound itself is tested below without it)
+        *[
+            pytest.param(*case, marks=pytest.mark.skipif(not HAVE_NS3, reason="needs ns-3"))
+            for case in (
+                (["--queue", "3000"], "--queue: expected at least 18000 bytes (two full packets"),
+                (["--queue", "17999"], "the fabric's MTU of 9000 B"),
+                (["--buffer", "6000", "--buffer-alpha", "1"], "at least 36000 bytes"),
+                (["--buffer", "35999"], "must hold 18000 bytes, two full packets at the fabric's"),
+            )
+        ],
     ],
 )
 def test_packet_options_refused_before_ns3(extra, want):
