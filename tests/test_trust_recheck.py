@@ -436,6 +436,64 @@ def test_a_link_class_is_busy_at_least_its_bytes_need(tmp_path):
     assert "results[0].links." in line and ".max_util: expected at least" in line, line
 
 
+def test_a_link_class_mean_is_held_too(tmp_path):
+    """I-H7 (ninth attack): all 8 hosts hold a rank of a 100 MiB allreduce through one
+    12.5 GB/s uplink a leaf: the leaf uplinks' mean busy share is at least 0.57 of the
+    row's time; 0.001 is refused (the mean is held to 45 % of its bytes' need at least)."""
+    spec = "leaf-spine:leaves=2,spines=1,hosts-per-leaf=4,oversubscription=16"
+    run = _simulate(tmp_path, "m", "--fabric", spec, "--ranks", "8", "--bytes", "100M")
+
+    def idle(d):
+        for c in d["results"][0]["links"].values():
+            c.update(mean_util=0.001)
+
+    line = one_line(_report(tmp_path, _edit(run, idle)))
+    assert ".mean_util: expected at least" in line, line
+
+
+@pytest.fixture(scope="module")
+def packet_run(tmp_path_factory):
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    tmp = tmp_path_factory.mktemp("pk")
+    return _simulate(
+        tmp,
+        "pk",
+        *("--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "2M", "--algorithm", "ring"),
+        *("--engine", "packet"),
+    )
+
+
+def _first_fast(p):
+    p["message_done_s"][0] = p["message_start_s"][0] + 1e-9  # 512 KiB in 1 ns
+
+
+@pytest.mark.parametrize(
+    "key, edit",
+    [  # I-H4..I-H6, I-H8 (ninth attack): a TCP run's packet block against its own physics
+        ("message_done_s[0]: expected at least", _first_fast),
+        ("pause_frames: expected 0 (options.pfc is off)", lambda p: p.update(pause_frames=5)),
+        (  # every peak raised together (the row's too), as the attack did
+            "peak_queue_bytes: expected at most the bytes that reached the port",
+            lambda p: [
+                x.update(peak_queue_bytes=1 << 26)
+                for x in [p, *p["links_detail"]]
+                if "peak_queue_bytes" in x
+            ],
+        ),
+    ],
+)
+def test_a_packet_block_is_held_to_its_physics(tmp_path, packet_run, key, edit):
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((packet_run / "simulate.json").read_text())
+    assert _report(tmp_path, folder).returncode == 0
+    line = one_line(_report(tmp_path, _edit(folder, lambda d: edit(d["results"][0]["packet"]))))
+    assert key in line, line
+
+
 def test_an_algorithm_simulate_never_runs_is_refused(tmp_path, leaf_spine):
     """F-M5: the MPI library's choice has no schedule; simulate refuses it, so a row of it
     is an edited file."""

@@ -220,7 +220,63 @@ def _packet_relations(r: dict, where: str, fastest: float) -> None:
         _at_most(
             [x.get("paused_s") or 0.0], t, f"{where}.links_detail[{i}].paused_s", "time_s_worst"
         )
+    _pauses_and_queues(packet, where)
     _messages(packet, where, r)
+    _message_time(packet, where, r, fastest)
+
+
+#: A packet on the wire at most (a 9000 B MTU's frame and its headers), B.
+_FRAME = 9216
+
+
+def _pauses_and_queues(packet: dict, where: str) -> None:
+    """Without PFC no PAUSE is sent and no sender stands paused; a port never queues more
+    than the bytes that reached it (its wire bytes, its drops' frames and one in service)."""
+    off = (packet.get("options") or {}).get("pfc") == "off"
+    details = [x for x in packet.get("links_detail") or [] if isinstance(x, dict)]
+    if off:
+        paused = [("pause_frames", packet.get("pause_frames") or 0)]
+        for i, x in enumerate(details):
+            paused += [(f"links_detail[{i}].{k}", x.get(k) or 0) for k in ("pauses", "paused_s")]
+        for key, v in paused:
+            if v:
+                raise _bad(f"{where}.{key}", f"expected 0 (options.pfc is off), got {v!r}")
+    reached = {}
+    for i, x in enumerate(details):
+        wire, drops = x.get("wire_bytes"), x.get("drops") or 0
+        if schema.is_number(wire) and schema.is_number(drops):
+            reached[x.get("link")] = wire + (drops + 1) * _FRAME
+            if schema.is_number(x.get("peak_queue_bytes")):
+                what = "the bytes that reached the port"
+                _at_most(
+                    [x["peak_queue_bytes"]],
+                    reached[x.get("link")],
+                    f"{where}.links_detail[{i}].peak_queue_bytes",
+                    what,
+                )
+    for k, v in ((packet.get("queue") or {}).get("links") or {}).items():
+        if k in reached:
+            _at_most(v, reached[k], f"{where}.queue.links.{k}", "the bytes that reached the port")
+
+
+def _message_time(packet: dict, where: str, r: dict, fastest: float) -> None:
+    """The messages' times together at least all the bytes the collective sends (2(p-1) x
+    bytes for an allreduce, one-way gossip; (p-1) x bytes for the others) at the fastest
+    link: no message is delivered faster than its bytes cross a link."""
+    from dist_logreg.collective.algorithms import BUSBW_FACTORS, get
+
+    done, start = packet.get("message_done_s", []), packet.get("message_start_s")
+    if not done or start is None or min(done) < 0 or not fastest or r["ranks"] < 2:
+        return
+    p, kind = r["ranks"], get(r["algorithm"]).collective
+    total = (p - 1) * r["bytes"] if kind == "broadcast" else BUSBW_FACTORS[kind](p) * p * r["bytes"]
+    spent, least = sum(d - s for d, s in zip(done, start, strict=True)), total / fastest
+    if spent < least * (1 - RTOL):
+        raise _bad(
+            f"{where}.message_done_s",
+            f"expected the messages' times to add up to at least {least:g} s (the {total:g} "
+            f"B the collective sends, at the fastest link), got {spent:g}",
+        )
 
 
 def _bytes_moved(r: dict, messages: int) -> float:

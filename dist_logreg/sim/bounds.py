@@ -312,11 +312,12 @@ def critical_path_s(job: Job, latency: bool = True) -> float | None:
     return float(exact.simulate(fast, np.asarray(job.host_of, dtype=np.int64))["time_s"])
 
 
-def busy_floor_s(job: Job, sums: LinkSums | None = None) -> dict[str, float]:
-    """Per link class, the least time its busiest link is busy: what must leave (enter) a
-    group of endpoints (:func:`cut_s`'s needs) crosses the links out of (into) it, so the
-    busiest of them carries at least the need over their summed rate; where those links
-    are all of one class, that class's busiest link is busy at least that long."""
+def busy_floor_s(job: Job, sums: LinkSums | None = None) -> dict[str, tuple[float, float]]:
+    """Per link class, the least time its busiest link is busy and the least mean busy time
+    of its links: what must leave (enter) a group of endpoints (:func:`cut_s`'s needs)
+    crosses the links out of (into) it, so the busiest of them carries at least the need
+    over their summed rate, and the class's links together at least every such group's
+    need; where a group's crossing links are all of one class, that class."""
     from dist_logreg.collective import algorithms
 
     topo, p = job.fabric.topology, job.ranks
@@ -324,24 +325,32 @@ def busy_floor_s(job: Job, sums: LinkSums | None = None) -> dict[str, float]:
     sums = sums or LinkSums.of(topo)
     kind = algorithms.get(job.algorithm).collective
     src, dst, cls = topo.link_src, topo.link_dst, np.asarray(topo.link_class, dtype=np.int64)
-    floor = np.zeros(len(topo.class_names))
+    n_cls = len(topo.class_names)
+    floor, total = np.zeros(n_cls), np.zeros(n_cls)
     for _, group, egress, ingress, owner in sums.cuts:
         groups, k = np.unique(group[ep], return_counts=True)
         if groups.size < 2 or p < 2 or job.nbytes <= 0:
             continue
-        for need, rate, side in zip(
-            _needs(kind, k / p, p), (egress, ingress), (src, dst), strict=True
-        ):
+        level = np.zeros(n_cls)
+        sides = zip(_needs(kind, k / p, p), (egress, ingress), (src, dst), strict=True)
+        for need, rate, side in sides:
             crossing = (owner[src] != owner[dst]) & (owner[side] >= 0)
             g = owner[side][crossing]
-            lo = np.full(rate.size, cls.max() + 1, dtype=np.int64)
+            lo = np.full(rate.size, n_cls, dtype=np.int64)
             hi = np.full(rate.size, -1, dtype=np.int64)
             np.minimum.at(lo, g, cls[crossing])
             np.maximum.at(hi, g, cls[crossing])
             one = (lo[groups] == hi[groups]) & (rate[groups] > 0) & (need > 0)
-            t = need[one] * job.nbytes / rate[groups][one]
-            np.maximum.at(floor, lo[groups][one], t)
-    return {topo.class_names[c]: float(t) for c, t in enumerate(floor) if t > 0}
+            np.maximum.at(floor, lo[groups][one], need[one] * job.nbytes / rate[groups][one])
+            np.add.at(level, lo[groups][one], need[one] * job.nbytes)
+        total = np.maximum(total, level)  # one level's groups are disjoint; levels overlap
+    fastest = np.zeros(n_cls)
+    np.maximum.at(fastest, cls, _live_rates(topo))
+    count = np.bincount(cls, minlength=n_cls)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(fastest > 0, total / (fastest * np.maximum(count, 1)), 0.0)
+    names = topo.class_names
+    return {names[c]: (float(floor[c]), float(mean[c])) for c in range(n_cls) if floor[c] > 0}
 
 
 def ideal_floor_s(job: Job, latency: bool = True) -> float:
@@ -352,3 +361,17 @@ def ideal_floor_s(job: Job, latency: bool = True) -> float:
     topo.link_rate = np.where(job.fabric.edge_links(), topo.link_rate, _FAST)
     fab = dataclasses.replace(job.fabric, topology=topo)
     return lower_bound_s(dataclasses.replace(job, fabric=fab), latency, levels=())
+
+
+def message_floor_s(job: Job, sums: LinkSums | None = None) -> float:
+    """No message of the job arrives sooner after its start than its bytes take at the
+    most any rank can push (every link out of its node, plus ``host_rate`` to each other
+    rank of a host): the least of its messages (:func:`~.messages.messages`)."""
+    from dist_logreg.sim.messages import messages
+
+    if job.ranks < 2 or job.nbytes <= 0:
+        return 0.0
+    sums = sums or LinkSums.of(job.fabric.topology)
+    g = messages(job.algorithm, job.ranks, job.nbytes, job.node_of())
+    push = float(sums.out.max()) + job.fabric.host_rate * (job.ranks - 1)
+    return float(np.min(g.nbytes)) / push if g.size else 0.0
