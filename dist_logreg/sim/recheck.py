@@ -55,9 +55,8 @@ _REBUILT = ("default", "derived", "preset")
 
 
 def check(doc: dict) -> None:
-    """:class:`schema.Invalid` for a fabric block that is not what its spec builds, or a
-    row whose time (any seed's) is below the job's lower bound, or a step whose
-    communication is below its buckets' bounds (:func:`_steps`)."""
+    """:class:`schema.Invalid` for a fabric block not what its spec builds, a row (any seed)
+    below the job's bounds, a step not what its buckets and results give (:func:`_steps`)."""
     runs = _Runs(doc)
     _CLOSEST.clear()
     for i, r in enumerate(doc["results"]):
@@ -249,9 +248,10 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     jobs = [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]
     _at_least(f"{where}.ideal_s", r["ideal_s"], min(ideal_floor_s(j, latency) for j in jobs))
     busy = [busy_floor_s(j, sums) for j in jobs]  # the busiest link of a class, at least
+    span = max(r["time_s"], r.get("phase_sync_s") or 0.0)  # --exact's links: over its phases
     for cls in set.intersection(*(set(b) for b in busy)) & set(r.get("links") or {}):
         for i, key in enumerate(("max_util", "mean_util")):
-            least = min(b[cls][i] for b in busy) / r["time_s"] if r["time_s"] > 0 else 0.0
+            least = min(b[cls][i] for b in busy) / span if span > 0 else 0.0
             got = r["links"][cls].get(key) if isinstance(r["links"][cls], dict) else None
             if not schema.is_finite(got) or got < least * (1 - UTIL_RTOL) * (0.5 if i else 1):
                 raise schema.unphysical(
