@@ -228,10 +228,9 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     latency = not (options.get("link_delay") or r.get("link-delay"))
     sc = parse_scenario(text)
     placed = _placements(fab, r, placement, seeds, sc, where)
-    bounds = []
-    for host_of in placed:
+    bounds, jobs = [], [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]
+    for host_of, job in zip(placed, jobs, strict=True):
         try:
-            job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
             key = id(fab), host_of.tobytes()  # a placement's closest pair, once a check
             if key not in _CLOSEST:
                 _CLOSEST[key] = closest_pair_s(job)
@@ -245,7 +244,6 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
     for i, t in enumerate(seeds):
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
-    jobs = [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]
     _at_least(f"{where}.ideal_s", r["ideal_s"], min(ideal_floor_s(j, latency) for j in jobs))
     busy = [busy_floor_s(j, sums) for j in jobs]  # the busiest link of a class, at least
     span = max(r["time_s"], r.get("phase_sync_s") or 0.0)  # --exact's links: over its phases
