@@ -470,6 +470,25 @@ def _first_fast(p):
     p["message_done_s"][0] = p["message_start_s"][0] + 1e-9  # 512 KiB in 1 ns
 
 
+def test_a_message_is_held_to_its_hosts_link_not_a_switchs(tmp_path, packet_run):
+    """Tenth attack J-H1: the floor of a message divided its bytes by the busiest node's
+    links (the switch's four) plus host_rate for every other rank; a rank alone on its host
+    pushes at most its one link: a ring step's 512 KiB at the host link's rate."""
+    data = json.loads((packet_run / "simulate.json").read_text())
+    rate = data["fabric"]["shape"]["rate"]  # the host link, bytes/s
+    floor = (2 << 20) / 4 / rate
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    (folder / "simulate.json").write_text(json.dumps(data))
+
+    def half(d):
+        p = d["results"][0]["packet"]
+        p["message_done_s"][0] = p["message_start_s"][0] + floor / 2
+
+    line = one_line(_report(tmp_path, _edit(folder, half)))
+    assert "message_done_s[0]: expected at least" in line, line
+
+
 @pytest.mark.parametrize(
     "key, edit",
     [  # I-H4..I-H6, I-H8 (ninth attack): a TCP run's packet block against its own physics

@@ -54,14 +54,9 @@ def lower_bound_s(
     sums = sums or LinkSums.of(job.fabric.topology)
     kind = algorithms.get(job.algorithm).collective
     factor = algorithms.BUSBW_FACTORS[kind](p)
+    push, share = _push(job, sums)
     topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
     up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
-    # every link out of (and into) the endpoint's node: a NIC of two ports, sprayed, or the
-    # other NICs of a rail host (PXN) carry a rank's bytes too
-    nic = np.maximum(sums.out[topo.link_src[up]], sums.into[topo.link_dst[down]])
-    _, where, per_host = np.unique(topo.endpoint_host[ep], return_inverse=True, return_counts=True)
-    share = per_host[where] - 1
-    push = nic + job.fabric.host_rate * share
     hops = topo.link_latency[up].min() + topo.link_latency[down].min()
     hops = 0.0 if share.any() or not latency else hops
     total = (p - 1) * job.nbytes if kind == "broadcast" else factor * job.nbytes * p
@@ -72,6 +67,19 @@ def lower_bound_s(
         cut_s(job, sums, levels),
     )
     return float(job.fabric.alpha + wire + hops)
+
+
+def _push(job: Job, sums: LinkSums) -> tuple[np.ndarray, np.ndarray]:
+    """Per rank: the most it can push or take (every link out of and into its endpoint's
+    node: a NIC of two ports, sprayed, or the other NICs of a rail host (PXN) carry a
+    rank's bytes too; plus ``host_rate`` to each other rank of its host), and how many other
+    ranks share its host."""
+    topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
+    up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
+    nic = np.maximum(sums.out[topo.link_src[up]], sums.into[topo.link_dst[down]])
+    _, where, per_host = np.unique(topo.endpoint_host[ep], return_inverse=True, return_counts=True)
+    share = per_host[where] - 1
+    return nic + job.fabric.host_rate * share, share
 
 
 def _needs(kind: str, f: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -365,13 +373,13 @@ def ideal_floor_s(job: Job, latency: bool = True) -> float:
 
 def message_floor_s(job: Job, sums: LinkSums | None = None) -> float:
     """No message of the job arrives sooner after its start than its bytes take at the
-    most any rank can push (every link out of its node, plus ``host_rate`` to each other
-    rank of a host): the least of its messages (:func:`~.messages.messages`)."""
+    most any of its ranks can push (:func:`_push`: the links of its endpoint's node, plus
+    ``host_rate`` to each other rank of its host; not a switch's): the least of its
+    messages (:func:`~.messages.messages`)."""
     from dist_logreg.sim.messages import messages
 
     if job.ranks < 2 or job.nbytes <= 0:
         return 0.0
     sums = sums or LinkSums.of(job.fabric.topology)
     g = messages(job.algorithm, job.ranks, job.nbytes, job.node_of())
-    push = float(sums.out.max()) + job.fabric.host_rate * (job.ranks - 1)
-    return float(np.min(g.nbytes)) / push if g.size else 0.0
+    return float(np.min(g.nbytes)) / float(_push(job, sums)[0].max()) if g.size else 0.0
