@@ -345,7 +345,7 @@ def _resume_point(
         if error is None and own and _past(completed, steps):
             # a rewind of a completed run: its results would give way to those of a
             # shorter tail (at --steps = the checkpoint's step, a run of zero steps), or,
-            # its checkpoints all past --steps (--keep-last), to those of a fresh start
+            # its checkpoints all past --steps (--keep-checkpoints), to those of a fresh start
             error = refuse_rewind(out_dir, completed, steps, force, asked)
             found, rewound = None, True  # --force: the first --steps steps, from step 0
             notes = [f"--force: the run of {completed} steps is replaced"]
