@@ -22,22 +22,38 @@
 import os
 import signal
 
+#: Set in every rank by mpirun (Open MPI, PMIx, MPICH) before MPI starts.
+LAUNCHER_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+
+
+def launched() -> bool:
+    """Whether this process is a rank that a launcher (mpirun) started."""
+    return any(v in os.environ for v in LAUNCHER_RANK_VARS)
+
 
 def _interrupted_while_loading(signum, frame) -> None:  # pragma: no cover - a signal
-    """Ctrl-C while the command line loads (numpy, the parsers: the first 0.3 s or more):
-    one line and 130, as any sub-command's own handler gives, never an import traceback."""
-    os.write(2, b"dist-logreg: interrupted (SIGINT) while starting; nothing done\n")
-    os._exit(130)
+    """Ctrl-C or SIGTERM while the command line loads (numpy, the parsers: the first 0.3 s
+    or more): one line and 128 + the signal, as any sub-command's own handler gives, never
+    an import traceback nor a silent death."""
+    name = b"SIGTERM" if signum == signal.SIGTERM else b"SIGINT"
+    os.write(2, b"dist-logreg: interrupted (" + name + b") while starting; nothing done\n")
+    os._exit(128 + signum)
 
 
-try:  # the main thread of a process (a thread importing the package cannot set handlers)
-    _before = signal.signal(signal.SIGINT, _interrupted_while_loading)
-except ValueError:
-    _before = None
+# SIGTERM too, except in a rank of mpirun: mpirun ends the other ranks with SIGTERM when
+# one fails, and they leave the line to that rank (cli/guard.py takes it in a sub-command)
+_SIGNALS = (signal.SIGINT,) if launched() else (signal.SIGINT, signal.SIGTERM)
+_before = {}
+for _signum in _SIGNALS:
+    try:  # the main thread of a process (a thread importing the package cannot set handlers)
+        _before[_signum] = signal.signal(_signum, _interrupted_while_loading)
+    except ValueError:
+        break
 try:
     from dist_logreg.cli.main import main
 finally:
-    if _before is not None:
-        signal.signal(signal.SIGINT, _before)
+    for _signum, _handler in _before.items():
+        if _handler is not None:  # None: a handler set outside Python, which cannot be restored
+            signal.signal(_signum, _handler)
 
-__all__ = ["main"]
+__all__ = ["LAUNCHER_RANK_VARS", "launched", "main"]

@@ -11,15 +11,18 @@ own (``cli/train.py``, ``cli/bench.py``, ...).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 
 from dist_logreg import __version__
 from dist_logreg.cli import (
+    LAUNCHER_RANK_VARS,
     bench,
     cluster,
     cost_model,
+    launched,
     predict,
     report,
     scale,
@@ -92,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-#: Set in every rank by mpirun (Open MPI, PMIx, MPICH) before MPI starts.
-LAUNCHER_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
 #: How long a rank other than 0 waits before exiting on a command-line error.
 QUIET_RANK_EXIT_DELAY_S = 2.0
 
@@ -118,10 +119,31 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parse(argv)
-    if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
-        with sigterm_as_sigint():  # SIGTERM: the one line and exit 143, as Ctrl-C's 130
-            return args.func(args)
+    # SIGTERM: the one line and exit 143, as Ctrl-C's 130, from the start (a serial bench
+    # or train in MPI_Init died of it with no line); a rank of mpirun takes it in its
+    # sub-command only: mpirun ends the other ranks with SIGTERM when one fails (rank 0's
+    # bad flag, say), and they leave the line to that rank (see dist_logreg.cli)
+    with contextlib.nullcontext() if launched() else sigterm_as_sigint():
+        args = _parse(argv)
+        if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
+            with sigterm_as_sigint():  # SIGTERM: the one line and exit 143, as Ctrl-C's 130
+                return args.func(args)
+        MPI, dog = _start_mpi(args)
+        comm = MPI.COMM_WORLD
+        dog.attach(comm)
+        # the sub-command arms the watchdog around its own collectives; SIGTERM (mpirun's
+        # forward of a Ctrl-C, a batch system) ends the ranks with rank 0's one line
+        with sigterm_as_sigint():
+            status = run_guarded(comm, lambda: args.func(comm, args, dog))
+    dog.attach(None)  # no communicator to abort through once finalizing
+    with dog.phase("MPI shutdown (MPI_Finalize)"):
+        finalize_mpi(MPI)
+    dog.close()
+    return status
+
+
+def _start_mpi(args: argparse.Namespace):
+    """The MPI environment (threads, algorithm), the watchdog, MPI_Init: ``(MPI, dog)``."""
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
     limit_blas_threads()
@@ -130,16 +152,4 @@ def _main(argv: list[str] | None) -> int:
     # for every rank, so one rank stopped there would otherwise hang the others forever.
     dog = start_watchdog(peek(args, "comm_timeout"))
     with dog.phase("MPI start-up (MPI_Init)"):
-        MPI = init_mpi()  # starts MPI: after the environment is final
-
-    comm = MPI.COMM_WORLD
-    dog.attach(comm)
-    # the sub-command arms the watchdog around its own collectives; SIGTERM (mpirun's
-    # forward of a Ctrl-C, a batch system) ends the ranks with rank 0's one line
-    with sigterm_as_sigint():
-        status = run_guarded(comm, lambda: args.func(comm, args, dog))
-    dog.attach(None)  # no communicator to abort through once finalizing
-    with dog.phase("MPI shutdown (MPI_Finalize)"):
-        finalize_mpi(MPI)
-    dog.close()
-    return status
+        return init_mpi(), dog  # starts MPI: after the environment is final

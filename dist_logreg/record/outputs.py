@@ -100,6 +100,23 @@ def refuse_fresh_start(path: Path, force: bool) -> UsageError | None:
     return _refuse_or_clear(path, True)
 
 
+def refuse_rewind(out_dir: Path, completed: int, steps: int, force: bool, asked=""):
+    """``--resume`` with fewer ``--steps`` (or ``--epochs``: ``asked``) than the completed
+    run in ``out_dir``: a ``UsageError`` naming both counts, or with ``force`` None (the
+    run starts over)."""
+    if force:
+        return None
+    asked = asked or f"--steps {steps}"
+    more = f"--steps {completed}" if asked.startswith("--steps") else f"{completed} steps"
+    how = "" if asked.startswith("--steps") else " (--steps, and --epochs that make as many)"
+    return UsageError(
+        f"--resume: --out {out_dir} holds a run that completed {completed} steps, and "
+        f"{asked} would replace its summary and model with those of step {steps}; "
+        f"expected {more} or more{how}, a new --out, or --force to run its first "
+        f"{steps} steps again from step 0 (its checkpoints stay)"
+    )
+
+
 def held_results(path: Path) -> list[str]:
     """The result files (and ``partial/`` records) of a run in ``path``."""
     if not path.is_dir():

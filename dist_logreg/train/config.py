@@ -345,6 +345,16 @@ def total_steps(cfg: TrainConfig, n_samples: int, steps_per_epoch: int | None = 
     return min(bounds) if bounds else DEFAULT_STEPS
 
 
+def steps_asked(cfg: TrainConfig, n_samples: int, steps_per_epoch: int | None = None) -> str:
+    """The option that set a resolved ``cfg.steps``, for a message: ``--steps N``, or
+    ``--epochs E (N steps)`` where the epochs' bound is the one the run reaches."""
+    if cfg.epochs is not None:
+        bound = total_steps(dataclasses.replace(cfg, steps=None), n_samples, steps_per_epoch)
+        if bound == cfg.steps:
+            return f"--epochs {cfg.epochs:g} ({cfg.steps} steps)"
+    return f"--steps {cfg.steps}"
+
+
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain dict of the configuration, for ``config.json``."""
     return dataclasses.asdict(cfg)

@@ -26,6 +26,7 @@ from dist_logreg.record.outputs import (
     PartialMetrics,
     prepare_out_dir,
     refuse_fresh_start,
+    refuse_rewind,
     rescue,
     write_outputs,
 )
@@ -35,7 +36,7 @@ from dist_logreg.record.sync import sync_block
 from dist_logreg.record.trace import clock_offset, clock_sync, write_trace
 from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import cost_model
-from dist_logreg.train.config import TrainConfig, to_dict
+from dist_logreg.train.config import TrainConfig, steps_asked, to_dict
 from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.prepare import summary_keys
@@ -90,7 +91,7 @@ def _run(comm, args: argparse.Namespace, dog) -> int:
     out = _output_dir(comm, begin.cfg, dog)
     # resume: the newest compatible checkpoint, or step 0; the checkpointer
     expected = _trajectory(begin)
-    start_point, done = _resume(comm, begin.cfg, expected, out, dog, reporter)
+    start_point, done = _resume(comm, begin, expected, out, dog, reporter)
     if done:
         reporter.say(
             f"nothing to do: the run in {out.dir} already completed its {begin.cfg.steps} "
@@ -163,13 +164,22 @@ def _checkpoint_dir(cfg: TrainConfig, out: _Out) -> Path:
     return Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out.dir / "checkpoints"
 
 
-def _resume(comm, cfg: TrainConfig, expected: dict, out: _Out, dog, reporter):
+def _resume(comm, begin, expected: dict, out: _Out, dog, reporter):
     """Collective: ``(checkpoint to start from or None, whether nothing is left to do)``."""
+    cfg = begin.cfg
     if not cfg.resume:
         return None, False
+    asked = steps_asked(cfg, begin.ds.n_total, begin.plan.steps_per_epoch)
     with dog.phase("finding the resume point (rank 0, then bcast)"):
         return _resume_point(
-            comm, _checkpoint_dir(cfg, out), expected, cfg.steps, out.dir, reporter, cfg.force
+            comm,
+            _checkpoint_dir(cfg, out),
+            expected,
+            cfg.steps,
+            out.dir,
+            reporter,
+            cfg.force,
+            asked,
         )
 
 
@@ -313,7 +323,7 @@ def _write(cfg, out: _Out, summary, traffic, per_rank, result, predict, first, p
 
 
 def _resume_point(
-    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter, force=False
+    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter, force=False, asked=""
 ) -> tuple[ckpt.Checkpoint | None, bool]:
     """Collective: rank 0 finds the newest compatible checkpoint at or before ``steps``.
 
@@ -322,6 +332,7 @@ def _resume_point(
     resume must leave as they are. A ``--resume`` by hand that finds no checkpoint starts
     from step 0: a fresh run, which may not replace the results in ``out_dir`` without
     ``force`` (a supervised restart's attempts belong to one run and are merged).
+    ``asked`` names the option that set ``steps`` (``--epochs 0.5 (10 steps)``) in errors.
     """
     error, found, done, notes, rewound = None, None, False, [], False
     if comm.Get_rank() == 0:
@@ -330,10 +341,12 @@ def _resume_point(
         except ckpt.CheckpointError as exc:
             error = UsageError(f"--resume: {exc}")
         completed = _completed_steps(out_dir)
-        if error is None and found is not None and _past(completed, steps):
+        own = found is not None or ckpt.candidates(ckpt_dir, ckpt.run_id(expected))
+        if error is None and own and _past(completed, steps):
             # a rewind of a completed run: its results would give way to those of a
-            # shorter tail (at --steps = the checkpoint's step, a run of zero steps)
-            error = _refuse_rewind(out_dir, completed, steps, force)
+            # shorter tail (at --steps = the checkpoint's step, a run of zero steps), or,
+            # its checkpoints all past --steps (--keep-checkpoints), to those of a fresh start
+            error = refuse_rewind(out_dir, completed, steps, force, asked)
             found, rewound = None, True  # --force: the first --steps steps, from step 0
             notes = [f"--force: the run of {completed} steps is replaced"]
         if error is None and found is None and (attempt() == 0 or rewound):
@@ -360,19 +373,6 @@ def _resume_point(
 def _past(completed, steps: int) -> bool:
     """Whether a completed run of ``completed`` steps went past ``steps``."""
     return isinstance(completed, int) and not isinstance(completed, bool) and completed > steps
-
-
-def _refuse_rewind(out_dir: Path, completed: int, steps: int, force: bool):
-    """``--resume`` with fewer ``--steps`` than the completed run in ``out_dir``: a
-    ``UsageError`` naming both counts, or with ``force`` None (the run starts over)."""
-    if force:
-        return None
-    return UsageError(
-        f"--resume: --out {out_dir} holds a run that completed {completed} steps, and "
-        f"--steps {steps} would replace its summary and model with those of step {steps}; "
-        f"expected --steps {completed} or more, a new --out, or --force to run its first "
-        f"{steps} steps again from step 0 (its checkpoints stay)"
-    )
 
 
 def _completed_steps(out_dir: Path) -> int | None:
