@@ -489,6 +489,30 @@ def test_a_message_is_held_to_its_hosts_link_not_a_switchs(tmp_path, packet_run)
     assert "message_done_s[0]: expected at least" in line, line
 
 
+def test_a_sweeps_rail_packet_row_is_held_to_its_own_fabric(tmp_path, packet_run):
+    """Tenth attack J-H2: a genuine packet sweep over a leaf-spine and a rail fabric was
+    refused: the rail row's two GPUs of one host talk over the scale-up links (450 GB/s),
+    and its messages were held to the first fabric's fastest link (100 GB/s)."""
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(
+        'fabric = ["leaf-spine:leaves=2,spines=1,hosts-per-leaf=2",'
+        ' "rail:hosts-per-unit=2,units=1,rails=2,gpus-per-host=2,spines=1"]\n'
+        'ranks = 2\nbytes = "1M"\nalgorithm = "ring"\nengine = "packet"\ntransport = "roce"\n'
+    )
+    out = _simulate(tmp_path, "sw", "--sweep", str(toml))
+    doc = json.loads((out / "simulate.json").read_text())
+    rail = [r for r in doc["results"] if r["fabric"].startswith("rail")]
+    # each of its two messages moves 1 MiB / 2 faster than the leaf-spine's host link could
+    spent = sum(
+        d - s
+        for d, s in zip(
+            *(rail[0]["packet"][k] for k in ("message_done_s", "message_start_s")), strict=True
+        )
+    )
+    assert spent < 2 * (1 << 20) / 100e9, spent  # what the old check asked for
+    assert _report(tmp_path, out).returncode == 0
+
+
 @pytest.mark.parametrize(
     "key, edit",
     [  # I-H4..I-H6, I-H8 (ninth attack): a TCP run's packet block against its own physics

@@ -59,9 +59,11 @@ def relations(doc) -> None:
     twice (every key the same)."""
     _drawable(doc)
     first: dict = {}
-    fastest = _fastest_link(doc.get("fabric"))
     floor = simfloor.Floor(doc)
     for i, r in enumerate(doc["results"]):
+        # a sweep row's own fabric's (the first fabric's held a rail row's scale-up to the
+        # leaf-spine's host link: J-H2, tenth attack); one the file lacks is refused below
+        fastest = _fastest_link(simfloor.fabric_of(doc, r) or doc.get("fabric"))
         _row_relations(r, f"results[{i}]", fastest)
         floor.check(r, f"results[{i}]")
         j = first.setdefault(json.dumps(r, sort_keys=True), i)
