@@ -267,6 +267,11 @@ def _refused(*args) -> str:
         (["--ecn-max", "200K"], "--ecn-max: only read with --ecn K; drop it, or add --ecn K"),
         (["--ecn-pmax", "0.5"], "--ecn-pmax: only read with --ecn-max KMAX"),
         (["--ecn", "65K", "--ecn-pmax", "0.5"], "--ecn-pmax: only read with --ecn-max KMAX"),
+        # tenth attack J-M1: written as ack_every 0 and run as 1 (an ACK every 0 packets)
+        (
+            ["--transport", "roce", "--ack-every", "0"],
+            "--ack-every: expected a whole number from 1 to",
+        ),
         # F-M3: the least --queue / --buffer held no full packet at the default MTU 9000 (the
         # fabric's MTU is read where the packet engine prepares, after it finds ns-3; without
         # the extra, ns-3's own line comes first: the bound itself is tested below without it)

@@ -181,15 +181,21 @@ def fraction(value, flag: str) -> float:
     return x
 
 
-def count(value, flag: str, most: int = 100_000) -> int:
-    """A whole number from 0 to ``most`` (queue samples: each is a row of every link)."""
+def count(value, flag: str, most: int = 100_000, least: int = 0) -> int:
+    """A whole number from ``least`` to ``most`` (queue samples: each is a row of every
+    link)."""
     try:
         n = int(value)
     except (TypeError, ValueError):
         n = -1
-    if not 0 <= n <= most:
-        raise UsageError(f"{flag}: expected a whole number from 0 to {most}, got {value!r}")
+    if not least <= n <= most:
+        raise UsageError(f"{flag}: expected a whole number from {least} to {most}, got {value!r}")
     return n
+
+
+def count_from_one(value, flag: str) -> int:
+    """:func:`count` from 1 (``--ack-every``: an ACK every 0 packets is none)."""
+    return count(value, flag, least=1)
 
 
 def pairs(read_value: Callable) -> Callable:

@@ -26,6 +26,7 @@ from dist_logreg.sim.options import (
     bit_rate,
     choice,
     count,
+    count_from_one,
     duration,
     fraction,
     option,
@@ -71,7 +72,12 @@ class Roce:
         metavar="TIME",
     )
     ack_every: int = option(
-        16, "--ack-every", count, "RoCE: the receiver ACKs every N packets", show=str, metavar="N"
+        16,
+        "--ack-every",
+        count_from_one,
+        "RoCE: the receiver ACKs every N packets",
+        show=str,
+        metavar="N",
     )
     dcqcn_g: float = option(
         1 / 256, "--dcqcn-g", fraction, "DCQCN: alpha's gain g", show=str, metavar="G"
