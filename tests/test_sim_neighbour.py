@@ -199,7 +199,7 @@ def test_the_exact_estimate_counts_the_workloads_buckets_not_bytes(tmp_path):
     work = tmp_path / "w.json"
     work.write_text(json.dumps({"bucket-sizes": ["1M", "2M", "3M", "4M"], "forward": "1ms"}))
     args = ("--fabric", "flat:hosts=16384", "--ranks", "16384", "--algorithm", "ring")
-    out = cli(*args, "--bytes", "1M", "--exact", "--workload", str(work))
+    out = cli(*args, "--exact", "--workload", str(work))  # --bytes: refused with it (J-M2)
     assert out.returncode == 2, out.stderr
     assert "4 size(s)" in out.stderr and "expected at most 3600 s" in out.stderr, out.stderr
 

@@ -513,6 +513,78 @@ def test_a_sweeps_rail_packet_row_is_held_to_its_own_fabric(tmp_path, packet_run
     assert _report(tmp_path, out).returncode == 0
 
 
+def _port_over_its_queue(p):
+    """J-H3: one switch port at 2 MiB in its samples, its detail and the row's peak: under
+    the bytes that reached it (3 MiB of a 4-rank 2 MiB ring), over its 1 MiB drop-tail."""
+    assert p["options"]["queue"] == 1 << 20 and p["options"]["pfc"] == "off"
+    port = next(iter(p["queue"]["links"]))  # the file's queue series: switch ports only
+    (detail,) = [x for x in p["links_detail"] if x["link"] == port]
+    assert detail["wire_bytes"] > 2 << 20
+    p["queue"]["links"][port] = [2 << 20] * len(p["queue"]["links"][port])
+    detail["peak_queue_bytes"] = p["peak_queue_bytes"] = 2 << 20
+
+
+def _qp_over_its_nic(p):
+    """J-H5: a queue pair between two hosts paced at 1.5 x the host link (the fabric's
+    host-rate, 100 GB/s between ranks of one host, is faster still: the old bound)."""
+    p["rates"] = {"0>1": {"t_s": [0.0], "bytes_per_s": [1.5 * 50e9]}}
+
+
+@pytest.mark.parametrize(
+    "key, edit",
+    [
+        (
+            "peak_queue_bytes: expected at most 1.06658e+06 B (a switch port's own",
+            _port_over_its_queue,
+        ),
+        ("rates.0>1.bytes_per_s: expected at most 5e+10 B/s", _qp_over_its_nic),
+    ],
+)
+def test_a_packet_row_is_held_to_its_ports_and_nics(tmp_path, packet_run, key, edit):
+    """Tenth attack J-H3, J-H5 (a flat fabric of 400G host links and a host-rate of
+    100 GB/s, TCP, 1 MiB ports)."""
+    data = json.loads((packet_run / "simulate.json").read_text())
+    assert data["fabric"]["shape"]["rate"] == 50e9
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    (folder / "simulate.json").write_text(json.dumps(data))
+    line = one_line(_report(tmp_path, _edit(folder, lambda d: edit(d["results"][0]["packet"]))))
+    assert key in line, line
+
+
+@pytest.fixture(scope="module")
+def rail_host(tmp_path_factory):
+    """Four GPUs of one rail host: a ring of 100 MiB over their 450 GB/s scale-up links."""
+    spec = "rail:hosts-per-unit=2,units=2,rails=2,gpus-per-host=4,spines=1"
+    args = ("--fabric", spec, "--ranks", "4", "--bytes", "100M", "--algorithm", "ring")
+    return _simulate(tmp_path_factory.mktemp("rail"), "rail", *args)
+
+
+@pytest.mark.parametrize("key", ["max_util", "mean_util"])
+def test_a_gpus_own_links_are_held_busy(tmp_path, rail_host, key):
+    """Tenth attack J-H4: a rank whose links are of two classes (a rail GPU's scale-up link
+    and its NIC, on its host's one node) had no floor: every class drawn 0.1 % busy. Each
+    GPU must send its 100 MiB over its own scale-up link (the only path to the others):
+    busiest >= 0.9 x 100 MiB / 450 GB/s / time; the class's 16 links (4 hosts x 4 GPUs)
+    together >= 0.45 x 4 x 100 MiB / (16 x 450 GB/s) / time."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((rail_host / "simulate.json").read_text())
+    time_s = json.loads((folder / "simulate.json").read_text())["results"][0]["time_s"]
+    least = {
+        "max_util": 0.9 * (100 << 20) / 450e9 / time_s,
+        "mean_util": 0.45 * 4 * (100 << 20) / (16 * 450e9) / time_s,
+    }[key]
+
+    def idle(d):
+        for x in d["results"][0]["links"].values():
+            x[key] = min(x[key], 0.001)
+            x["mean_util"] = min(x["mean_util"], x["max_util"])
+
+    line = one_line(_report(tmp_path, _edit(folder, idle)))
+    assert f"links.scaleup-up.{key}: expected at least {least:.6g}" in line, line
+
+
 @pytest.mark.parametrize(
     "key, edit",
     [  # I-H4..I-H6, I-H8 (ninth attack): a TCP run's packet block against its own physics

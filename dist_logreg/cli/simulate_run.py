@@ -153,6 +153,11 @@ def plan(args) -> Plan:
         raise UsageError(
             "--bytes: not read with --run (the run's own bytes per call are simulated); drop it"
         )
+    if getattr(args, "workload", None) and args.bytes is not None:
+        raise UsageError(
+            "--bytes: not read with --workload (its buckets' bytes are simulated: params=, "
+            "dtype= and buckets=, or bucket-sizes); drop it"
+        )
     if args.bytes is None:
         args.bytes = list(DEFAULT_BYTES)
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two

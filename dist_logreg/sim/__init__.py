@@ -18,6 +18,7 @@ in a fresh interpreter and checks).
 ``maxmin``            max-min fair sharing of links by flows (progressive filling)
 ``job``               what every engine takes and gives: ``Job``, ``Result``, ``Engine``
 ``bounds``            what no engine's result may break: lower bounds, cuts, latency floors
+``busy``              how busy each link class must have been (a file's link utilisation)
 ``engine``            the engine table: one record per engine, ``get_engine``
 ``flow``              the flow engine: phase-synchronous, or ``--exact`` through ``exact``
 ``exact``             the flow engine's ``--exact`` mode: the dependency graph, event by event

@@ -5,8 +5,8 @@
 - :func:`lower_bound_s`: alpha + the largest of the bytes terms (all ranks', each rank's,
   each group's: :func:`cut_s` over hosts, leaves, units, pods, :class:`LinkSums`) + hops.
 - :func:`latency_floor_s`, :func:`closest_pair_s`, :func:`critical_path_s`: the dependent
-  steps' alpha and path latency, for ``report``'s check of a file (``sim/recheck.py``).
-- :func:`busy_floor_s`: the least busy time of the busiest link of each link class.
+  steps' alpha and path latency, for ``report``'s check of a file (``sim/recheck.py``;
+  its links' busy time: ``sim/busy.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def lower_bound_s(
     sums = sums or LinkSums.of(job.fabric.topology)
     kind = algorithms.get(job.algorithm).collective
     factor = algorithms.BUSBW_FACTORS[kind](p)
-    push, share = _push(job, sums)
+    push, share = push_rates(job, sums)
     topo, ep = job.fabric.topology, np.asarray(job.host_of, dtype=np.int64)
     up, down = topo.endpoint_up[ep], topo.endpoint_down[ep]
     hops = topo.link_latency[up].min() + topo.link_latency[down].min()
@@ -69,7 +69,7 @@ def lower_bound_s(
     return float(job.fabric.alpha + wire + hops)
 
 
-def _push(job: Job, sums: LinkSums) -> tuple[np.ndarray, np.ndarray]:
+def push_rates(job: Job, sums: LinkSums) -> tuple[np.ndarray, np.ndarray]:
     """Per rank: the most it can push or take (every link out of and into its endpoint's
     node: a NIC of two ports, sprayed, or the other NICs of a rail host (PXN) carry a
     rank's bytes too; plus ``host_rate`` to each other rank of its host), and how many other
@@ -320,47 +320,6 @@ def critical_path_s(job: Job, latency: bool = True) -> float | None:
     return float(exact.simulate(fast, np.asarray(job.host_of, dtype=np.int64))["time_s"])
 
 
-def busy_floor_s(job: Job, sums: LinkSums | None = None) -> dict[str, tuple[float, float]]:
-    """Per link class, the least time its busiest link is busy and the least mean busy time
-    of its links: what must leave (enter) a group of endpoints (:func:`cut_s`'s needs)
-    crosses the links out of (into) it, so the busiest of them carries at least the need
-    over their summed rate, and the class's links together at least every such group's
-    need; where a group's crossing links are all of one class, that class."""
-    from dist_logreg.collective import algorithms
-
-    topo, p = job.fabric.topology, job.ranks
-    ep = np.asarray(job.host_of, dtype=np.int64)
-    sums = sums or LinkSums.of(topo)
-    kind = algorithms.get(job.algorithm).collective
-    src, dst, cls = topo.link_src, topo.link_dst, np.asarray(topo.link_class, dtype=np.int64)
-    n_cls = len(topo.class_names)
-    floor, total = np.zeros(n_cls), np.zeros(n_cls)
-    for _, group, egress, ingress, owner in sums.cuts:
-        groups, k = np.unique(group[ep], return_counts=True)
-        if groups.size < 2 or p < 2 or job.nbytes <= 0:
-            continue
-        level = np.zeros(n_cls)
-        sides = zip(_needs(kind, k / p, p), (egress, ingress), (src, dst), strict=True)
-        for need, rate, side in sides:
-            crossing = (owner[src] != owner[dst]) & (owner[side] >= 0)
-            g = owner[side][crossing]
-            lo = np.full(rate.size, n_cls, dtype=np.int64)
-            hi = np.full(rate.size, -1, dtype=np.int64)
-            np.minimum.at(lo, g, cls[crossing])
-            np.maximum.at(hi, g, cls[crossing])
-            one = (lo[groups] == hi[groups]) & (rate[groups] > 0) & (need > 0)
-            np.maximum.at(floor, lo[groups][one], need[one] * job.nbytes / rate[groups][one])
-            np.add.at(level, lo[groups][one], need[one] * job.nbytes)
-        total = np.maximum(total, level)  # one level's groups are disjoint; levels overlap
-    fastest = np.zeros(n_cls)
-    np.maximum.at(fastest, cls, _live_rates(topo))
-    count = np.bincount(cls, minlength=n_cls)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(fastest > 0, total / (fastest * np.maximum(count, 1)), 0.0)
-    names = topo.class_names
-    return {names[c]: (float(floor[c]), float(mean[c])) for c in range(n_cls) if floor[c] > 0}
-
-
 def ideal_floor_s(job: Job, latency: bool = True) -> float:
     """No engine's ``ideal_s`` (the fabric with only its edge links finite,
     ``Fabric.edge_links``) is faster: :func:`lower_bound_s` of the job on that fabric, its
@@ -373,7 +332,7 @@ def ideal_floor_s(job: Job, latency: bool = True) -> float:
 
 def message_floor_s(job: Job, sums: LinkSums | None = None) -> float:
     """No message of the job arrives sooner after its start than its bytes take at the
-    most any of its ranks can push (:func:`_push`: the links of its endpoint's node, plus
+    most any of its ranks can push (:func:`push_rates`: the links of its endpoint's node, plus
     ``host_rate`` to each other rank of its host; not a switch's): the least of its
     messages (:func:`~.messages.messages`)."""
     from dist_logreg.sim.messages import messages
@@ -382,4 +341,4 @@ def message_floor_s(job: Job, sums: LinkSums | None = None) -> float:
         return 0.0
     sums = sums or LinkSums.of(job.fabric.topology)
     g = messages(job.algorithm, job.ranks, job.nbytes, job.node_of())
-    return float(np.min(g.nbytes)) / float(_push(job, sums)[0].max()) if g.size else 0.0
+    return float(np.min(g.nbytes)) / float(push_rates(job, sums)[0].max()) if g.size else 0.0

@@ -1,5 +1,7 @@
 """The packet engine's floor on link rates and on a switch port's bytes (two full packets
-of the fabric's MTU), and its one delay per cable, checked before ns-3 is loaded.
+of the fabric's MTU), and its one delay per cable, checked before ns-3 is loaded; and what
+a packet row of a ``simulate.json`` may hold on the fabric it ran on (:func:`check_row`,
+for ``report``).
 
 Below about 1 Mbit/s a transport cannot get going in ns-3: a TCP handshake at 8 bit/s
 takes minutes, ns-3 retries the SYN at 3, 6, 12, ... s (6 tries) and then ends the whole
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dist_logreg import schema
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.packet_options import check_buffer_share
 from dist_logreg.units import format_link_rate
@@ -69,3 +72,74 @@ def check_port_bytes(fab, opts) -> None:
             f"--queue: expected at least {need} bytes (two full packets at the fabric's MTU "
             f"of {mtu} B; mtu= in --fabric sets it), got {opts.queue}"
         )
+
+
+def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
+    """:class:`schema.Invalid` where a packet row breaks the physics of the fabric it ran on
+    (``jobs``: its job for each placement; ``sums``: the fabric's link sums): a message done
+    sooner after its start than the least message's bytes at what its rank can push; a
+    queue pair paced above what its source rank can push (its node's links); with PFC off,
+    a switch port queueing more than its own bound (``--queue``, or the shared ``--buffer``;
+    a host's NIC queue is its socket backlog, not bounded so)."""
+    from dist_logreg.sim.bounds import message_floor_s, push_rates
+
+    pk = r.get("packet") or {}
+    done, start = pk.get("message_done_s") or [], pk.get("message_start_s") or []
+    each = min(message_floor_s(j, sums) for j in jobs) if done and len(start) == len(done) else 0
+    for k, (d, s) in enumerate(zip(done, start, strict=False)):
+        if d >= 0 and d - s < each * (1 - 1e-9):
+            _over(
+                f"{where}.packet.message_done_s[{k}]",
+                d - s,
+                each,
+                "at least",
+                "s (the least message's bytes at what its rank can push)",
+            )
+    push = np.max([push_rates(j, sums)[0] for j in jobs], axis=0)
+    for name, v in (pk.get("rates") or {}).items():
+        src = str(name).partition(">")[0]
+        most = push[int(src)] if src.isdigit() and int(src) < push.size else 0.0
+        for got in v.get("bytes_per_s") or [] if isinstance(v, dict) else []:
+            if schema.is_number(got) and got > most * (1 + 1e-9):
+                _over(
+                    f"{where}.packet.rates.{name}.bytes_per_s",
+                    got,
+                    most,
+                    "at most",
+                    "B/s (what the QP's source rank can push: its node's links)",
+                )
+    options = pk.get("options") or {}
+    if options.get("pfc") != "off":
+        return  # under PFC the ingresses' thresholds bound a port, not --queue
+    limit = options.get("buffer") or options.get("queue")
+    if not schema.is_number(limit):
+        return
+    names, tier = fab.topology.node_names, fab.node_tier
+    ports = {
+        f"{names[a]}>{names[b]}"
+        for a, b in zip(fab.link_src, fab.link_dst, strict=True)
+        if tier[a] > 0
+    }  # a switch's egress ports
+    most = limit + 2 * int(fab.mtu)  # a frame in service, and its headers
+    queued = [(f"{where}.packet.peak_queue_bytes", pk.get("peak_queue_bytes"))]
+    for i, x in enumerate(pk.get("links_detail") or []):
+        if isinstance(x, dict) and x.get("link") in ports:
+            queued.append(
+                (f"{where}.packet.links_detail[{i}].peak_queue_bytes", x.get("peak_queue_bytes"))
+            )
+    for k, v in ((pk.get("queue") or {}).get("links") or {}).items():
+        queued += [(f"{where}.packet.queue.links.{k}", x) for x in v if k in ports]
+    for key, got in queued:
+        if schema.is_number(got) and got > most:
+            _over(
+                key,
+                got,
+                most,
+                "at most",
+                "B (a switch port's own bound with PFC off: "
+                "options.buffer if set, else options.queue, and a frame in service)",
+            )
+
+
+def _over(where: str, got, bound: float, how: str, what: str) -> None:
+    raise schema.unphysical(where, f"expected {how} {bound:.6g} {what}, got {schema.shown(got)}")

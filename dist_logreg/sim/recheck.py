@@ -15,16 +15,15 @@ from pathlib import Path
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
+from dist_logreg.sim import busy, packet_floor
 from dist_logreg.sim.bounds import (
     BOUND_RTOL,
     LinkSums,
-    busy_floor_s,
     closest_pair_s,
     critical_path_s,
     ideal_floor_s,
     latency_floor_s,
     lower_bound_s,
-    message_floor_s,
 )
 from dist_logreg.sim.fabric import Fabric, parse_fabric
 from dist_logreg.sim.job import Job
@@ -40,9 +39,6 @@ from dist_logreg.sim.step import (
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
-#: A class's busiest link may part 10 % from its bytes' time (2.3 % seen), its mean 55 % (23 %
-#: seen on rail fabrics): the engines' busy times are sums over events and ports.
-UTIL_RTOL = 0.1
 #: A random placement is redrawn per seed: the first this many seeds get their own bound,
 #: the rest the least of those.
 SEED_CAP = 32
@@ -245,23 +241,8 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     for i, t in enumerate(seeds):
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
     _at_least(f"{where}.ideal_s", r["ideal_s"], min(ideal_floor_s(j, latency) for j in jobs))
-    busy = [busy_floor_s(j, sums) for j in jobs]  # the busiest link of a class, at least
-    span = max(r["time_s"], r.get("phase_sync_s") or 0.0)  # --exact's links: over its phases
-    for cls in set.intersection(*(set(b) for b in busy)) & set(r.get("links") or {}):
-        for i, key in enumerate(("max_util", "mean_util")):
-            least = min(b[cls][i] for b in busy) / span if span > 0 else 0.0
-            got = r["links"][cls].get(key) if isinstance(r["links"][cls], dict) else None
-            if not schema.is_finite(got) or got < least * (1 - UTIL_RTOL) * (0.5 if i else 1):
-                raise schema.unphysical(
-                    f"{where}.links.{cls}.{key}",
-                    f"expected at least {least:.6g} (the bytes that must cross these links "
-                    f"at their rate, over time_s), got {schema.shown(got)}",
-                )
-    pk = r.get("packet") or {}  # each message at least the least one's bytes' time
-    done, start = pk.get("message_done_s") or [], pk.get("message_start_s") or []
-    each = min(message_floor_s(j, sums) for j in jobs) if done and len(start) == len(done) else 0
-    for k, (d, s) in enumerate(zip(done, start, strict=False)):
-        _at_least(f"{where}.packet.message_done_s[{k}]", d - s if d >= 0 else each, each)
+    busy.check_links(jobs, sums, r, where)
+    packet_floor.check_row(fab, jobs, sums, r, where)
     if isinstance(r.get("jobs"), dict):
         _neighbour(fab, sums, r, sc, placed, latency, where, min(bounds))
 

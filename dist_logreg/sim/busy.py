@@ -1,0 +1,203 @@
+"""How busy each link class must have been: a ``simulate.json`` row's link utilisation held
+to the bytes that must cross its links (``report``'s check, through :mod:`.recheck`).
+
+What must leave (enter) a group of endpoints (an endpoint's node, a host, a leaf's hosts,
+a unit, a pod: :func:`.bounds.cut_s`'s needs) crosses the links out of (into) it, whatever
+the engine. A link busy ``u`` of the time ``T`` carries at most ``u`` x its rate x ``T``,
+so:
+
+- where a group's crossing links are all of one class, that class's busiest link is busy at
+  least the need over their summed rate, and the class's links together carry at least
+  every such group's need (its mean);
+- where they are of several classes (a rail GPU: its scale-up link and its NIC), the classes
+  share the need: the sum over them of each one's busiest utilisation x the group's crossing
+  rate of that class is at least the need / ``T`` (and of each one's mean x all its links'
+  rate, at least every group's need at that level).
+
+The engines' busy times part from bytes / rate by up to 2.3 % and their means on rail
+fabrics by up to 23 %: a row is held to 90 % of a busiest link's floor and 45 % of a mean's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dist_logreg import schema
+from dist_logreg.sim.bounds import LinkSums, _live_rates, _needs
+from dist_logreg.sim.job import Job
+
+#: Slack under a busiest link's floor (the engines' busy-time sums), and a mean's share of it.
+UTIL_RTOL = 0.1
+MEAN_SHARE = 0.5
+
+
+@dataclass
+class Floors:
+    """A job's floors on its links' busy time (seconds at ``T`` = 1 s: divide by the time)."""
+
+    single: dict = field(default_factory=dict)  # class -> (busiest link's, the class's mean)
+    shared: list = field(default_factory=list)  # ({class: rate}, bytes, "max_util"/"mean_util")
+
+
+def floors(job: Job, sums: LinkSums | None = None) -> Floors:
+    """The job's :class:`Floors` on its fabric (the module's docstring says which)."""
+    from dist_logreg.collective import algorithms
+
+    topo, p, out = job.fabric.topology, job.ranks, Floors()
+    if p < 2 or job.nbytes <= 0:
+        return out
+    sums = sums or LinkSums.of(topo)
+    kind = algorithms.get(job.algorithm).collective
+    src, dst, cls = topo.link_src, topo.link_dst, np.asarray(topo.link_class, dtype=np.int64)
+    n_cls, rates = len(topo.class_names), _live_rates(topo)
+    fastest, count = np.zeros(n_cls), np.bincount(cls, minlength=n_cls)
+    np.maximum.at(fastest, cls, rates)
+    floor, total = np.zeros(n_cls), np.zeros(n_cls)
+    names = topo.class_names
+    node = topo.link_src[topo.endpoint_up]  # each endpoint's node: a group of its own too
+    mine = np.full(len(topo.node_names), -1, dtype=np.int64)
+    mine[node] = node
+    for _, group, _, _, owner in [*sums.cuts, ("node", node, None, None, mine)]:
+        groups, k = np.unique(group[np.asarray(job.host_of, dtype=np.int64)], return_counts=True)
+        if groups.size < 2:
+            continue
+        level = np.zeros(n_cls)
+        for need, side in zip(_needs(kind, k / p, p), (src, dst), strict=True):
+            crossing = (owner[src] != owner[dst]) & (owner[side] >= 0)
+            by = np.zeros((int(group.max()) + 1, n_cls))  # per group, per class: its rate
+            np.add.at(by, (owner[side][crossing], cls[crossing]), rates[crossing])
+            by, need = by[groups], need * job.nbytes
+            one = (np.count_nonzero(by, axis=1) == 1) & (need > 0)
+            for g in np.flatnonzero(one):
+                c = int(np.flatnonzero(by[g])[0])
+                floor[c], level[c] = max(floor[c], need[g] / by[g, c]), level[c] + need[g]
+            several = np.flatnonzero((np.count_nonzero(by, axis=1) > 1) & (need > 0))
+            for g in several:
+                share = {names[c]: float(by[g, c]) for c in np.flatnonzero(by[g])}
+                out.shared.append((share, float(need[g]), "max_util"))
+            if several.size:  # every group's need, over all the classes' links
+                used = {names[c]: float(fastest[c] * count[c]) for c in np.unique(cls[crossing])}
+                out.shared.append((used, float(need[need > 0].sum()), "mean_util"))
+        total = np.maximum(total, level)  # one level's groups are disjoint; levels overlap
+    out.shared += _rank_floors(job, kind, fastest * count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(fastest > 0, total / (fastest * np.maximum(count, 1)), 0.0)
+    out.single = {names[c]: (float(floor[c]), float(mean[c])) for c in range(n_cls) if floor[c]}
+    return out
+
+
+def _rank_floors(job: Job, kind: str, capacity: np.ndarray) -> list:
+    """Each endpoint's own (its ranks'): what must leave (enter) it crosses the first (last)
+    links of its paths to (from) the job's other endpoints, every path sprayed (a GPU's
+    scale-up link and its NIC, which share its host's node); and all the endpoints' over
+    those links' classes. None over :data:`PAIRS` pairs of endpoints, or where two of them
+    reach each other without a link (``host_rate``)."""
+    ep = np.asarray(job.host_of, dtype=np.int64)
+    eps, k = np.unique(ep, return_counts=True)
+    ends = _end_links(job.fabric, eps)
+    if ends is None:
+        return []
+    topo = job.fabric.topology
+    out, rates, names = [], _live_rates(topo), topo.class_names
+    cls = np.asarray(topo.link_class, dtype=np.int64)
+    for need, links in zip(_needs(kind, k / job.ranks, job.ranks), ends, strict=True):
+        used: set = set()
+        for e in range(eps.size):
+            share: dict = {}
+            for link in links[e]:
+                share[names[cls[link]]] = share.get(names[cls[link]], 0.0) + rates[link]
+                used.add(int(cls[link]))
+            if need[e] > 0 and share:
+                out.append((share, float(need[e] * job.nbytes), "max_util"))
+        whole = {names[c]: float(capacity[c]) for c in sorted(used)}
+        if whole and need.sum() > 0:
+            out.append((whole, float(need.sum() * job.nbytes), "mean_util"))
+    return out
+
+
+#: The most ordered pairs of endpoints whose sprayed paths give each its own links.
+PAIRS = 16_384
+_ENDS: dict = {}
+
+
+def _end_links(fab, eps: np.ndarray):
+    """Per endpoint of ``eps``, the links its paths to the others leave its node by and
+    those the others' paths enter it by (two lists of sets); None where there are too many
+    pairs or two endpoints have no link between them."""
+    n, topo = eps.size, fab.topology
+    if n < 2 or n * (n - 1) > PAIRS:
+        return None
+    key = (id(topo), repr(fab.ecmp), eps.tobytes())
+    if key not in _ENDS:
+        if len(_ENDS) > 256:
+            _ENDS.clear()
+        s, d = np.nonzero(~np.eye(n, dtype=bool))
+        spray = dataclasses.replace(fab.ecmp, hash="spray", pinned={})
+        m = topo.route_many(eps[s], eps[d], np.zeros(s.size, dtype=np.int64), spray).tocsr()
+        node = topo.link_src[topo.endpoint_up[eps]]
+        ends: tuple | None = ([set() for _ in range(n)], [set() for _ in range(n)])
+        for f in range(s.size):
+            links = m.indices[m.indptr[f] : m.indptr[f + 1]]
+            first = links[topo.link_src[links] == node[s[f]]]
+            last = links[topo.link_dst[links] == node[d[f]]]
+            if not first.size or not last.size:
+                ends = None  # two endpoints over host_rate: no link holds their bytes
+                break
+            ends[0][s[f]].update(first.tolist())
+            ends[1][d[f]].update(last.tolist())
+        _ENDS[key] = ends
+    return _ENDS[key]
+
+
+def check_links(jobs: list, sums: LinkSums, r: dict, where: str) -> None:
+    """:class:`schema.Invalid` where a row's ``links`` carry less than its jobs' floors
+    (``jobs``: one per placement its seeds ran on; the links are one of them: the least of
+    their single-class floors, and the shared floors of at least one of them). ``--exact``
+    rows' links are its phase-synchronous run's: over ``phase_sync_s``."""
+    links = r.get("links") if isinstance(r.get("links"), dict) else {}
+    span = max(r["time_s"], r.get("phase_sync_s") or 0.0)
+    if span <= 0:
+        return
+    each = [floors(j, sums) for j in jobs]
+    for cls in set.intersection(*(set(f.single) for f in each)) & set(links):
+        for i, key in enumerate(("max_util", "mean_util")):
+            least = min(f.single[cls][i] for f in each) / span
+            least *= (1 - UTIL_RTOL) * (MEAN_SHARE if i else 1)
+            got = links[cls].get(key) if isinstance(links[cls], dict) else None
+            if not schema.is_finite(got) or got < least:
+                raise _short(f"{where}.links.{cls}.{key}", least, got)
+    problems = [_shared(f, links, span, where) for f in each]
+    if all(problems):
+        raise problems[0]
+
+
+def _shared(f: Floors, links: dict, span: float, where: str) -> schema.Invalid | None:
+    for share, need, key in f.shared:
+        got = [links.get(c) for c in share]
+        if not all(isinstance(x, dict) and schema.is_finite(x.get(key)) for x in got):
+            continue  # a class the row does not list: the single floors hold what it lists
+        carried = sum(x[key] * rate for x, rate in zip(got, share.values(), strict=True))
+        least = need / span * (1 - UTIL_RTOL) * (MEAN_SHARE if key == "mean_util" else 1)
+        if carried < least:
+            first = max(share, key=share.get)
+            return _short(
+                f"{where}.links.{first}.{key}",
+                least / sum(share.values()),
+                links[first][key],
+                f" (with {', '.join(c for c in share if c != first)}: together they carry "
+                f"at least {least:.6g} B/s, got {carried:.6g})"
+                if len(share) > 1
+                else "",
+            )
+    return None
+
+
+def _short(where: str, least: float, got, also: str = "") -> schema.Invalid:
+    return schema.unphysical(
+        where,
+        f"expected at least {least:.6g} (the bytes that must cross these links at their "
+        f"rate, over time_s){also}, got {schema.shown(got)}",
+    )
