@@ -28,7 +28,7 @@ in a fresh interpreter and checks).
 ``packet_graph``      the fabric as the packet network's graph (rails: a node per GPU, port, NIC)
 ``options``           typed options that carry their flag, reader and help (one default each)
 ``packet_options``    the packet engine's options (pure: ``--help`` without ns-3)
-``packet_floor``      the packet engine's floor on link rates (a transport must connect)
+``packet_floor``      the packet engine's floors (rates, ports, its clock); a packet row's physics
 ``transports``        the packet engine's transports: their table, one module each (TCP)
 ``ns3net``            the packet engine's network layer: dependent transfers over ns-3
 ``ns3driver``         loads the packet engine's C++ (``ns3driver.cc``, ``.h``) through cppyy

@@ -130,8 +130,8 @@ def _end_links(fab, eps: np.ndarray):
     n, topo = eps.size, fab.topology
     if n < 2 or n * (n - 1) > PAIRS:
         return None
-    key = (id(topo), repr(fab.ecmp), eps.tobytes())
-    if key not in _ENDS:
+    key = (id(topo), repr(fab.ecmp), eps.tobytes())  # the entry keeps topo alive: its id
+    if key not in _ENDS or _ENDS[key][0] is not topo:
         if len(_ENDS) > 256:
             _ENDS.clear()
         s, d = np.nonzero(~np.eye(n, dtype=bool))
@@ -148,8 +148,20 @@ def _end_links(fab, eps: np.ndarray):
                 break
             ends[0][s[f]].update(first.tolist())
             ends[1][d[f]].update(last.tolist())
-        _ENDS[key] = ends
-    return _ENDS[key]
+        _ENDS[key] = topo, ends
+    return _ENDS[key][1]
+
+
+def links_of(fab, eps: np.ndarray) -> set | None:
+    """Every link a job on the endpoints ``eps`` may use (each pair's paths, sprayed); None
+    over :data:`PAIRS` pairs."""
+    eps = np.unique(np.asarray(eps, dtype=np.int64))
+    if eps.size * (eps.size - 1) > PAIRS:
+        return None
+    s, d = np.nonzero(~np.eye(eps.size, dtype=bool))
+    spray = dataclasses.replace(fab.ecmp, hash="spray", pinned={})
+    m = fab.topology.route_many(eps[s], eps[d], np.zeros(s.size, dtype=np.int64), spray)
+    return set(m.tocsr().indices.tolist())
 
 
 def check_links(jobs: list, sums: LinkSums, r: dict, where: str) -> None:

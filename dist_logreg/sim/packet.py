@@ -49,7 +49,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim import flow, ns3net, packet_graph
 from dist_logreg.sim.job import Result, job_phases
 from dist_logreg.sim.messages import messages
-from dist_logreg.sim.packet_floor import check_one_delay_per_cable
+from dist_logreg.sim.packet_floor import check_one_delay_per_cable, check_resolved, utilisation
 from dist_logreg.sim.packet_options import PacketOptions, parse_options, vars_of
 from dist_logreg.sim.transports import table as transports
 
@@ -279,10 +279,12 @@ class PacketEngine:
         every = max(every, 1e-9) if every else 0.0  # ns-3's step: below it, +0 forever
         stop = max(60.0, 1e4 * fl["time_s"])
         stop += 16 * g.size * float(np.max(net.link_latency, initial=0.0))  # --link-delay
+        check_resolved(fl["time_s"], host_of.size)  # the flow engine's time first: before ns-3 runs
         res = ns3net.run(net, tr, opts.transport_options, every, stop, seed=int(job.seed))
         if not res.complete:
             raise UsageError(_unfinished(res, tr, host_of, stop))
         time_s = float(np.max(res.msg_done + g.reduce * job.fabric.gamma)) if g.size else 0.0
+        check_resolved(time_s, host_of.size)
         detail = summarize(job, res, tr, g, time_s)
         options = vars_of(opts)
         detail.update(
@@ -302,7 +304,7 @@ class PacketEngine:
             bottleneck=fl["bottleneck"],
             max_flows_per_uplink=fl["max_flows_per_uplink"],
             collisions=fl["collisions"],
-            links=_utilisation(job.fabric, res.link_bytes[: job.fabric.links], time_s),
+            links=utilisation(job.fabric, res.link_bytes[: job.fabric.links], time_s),
             messages=res.msg_done,
             extra=extra,
         )
@@ -323,16 +325,6 @@ def _unfinished(res: ns3net.PacketRun, tr, host_of, stop: float) -> str:
         f"the simulated time limit of {stop:.4g} s ({'; '.join(named)}{more}); the collective "
         "cannot finish: lower --loss / --loss-link or check the queues"
     )
-
-
-def _utilisation(fab, link_bytes, time_s) -> dict:
-    util = link_bytes / (fab.link_rate * max(time_s, 1e-300))
-    out = {}
-    for c, name in enumerate(fab.class_names):
-        mine = util[fab.link_class == c]
-        if mine.size:
-            out[name] = {"max_util": float(mine.max()), "mean_util": float(mine.mean())}
-    return out
 
 
 def summarize(job, res: ns3net.PacketRun, tr, g, time_s: float) -> dict:

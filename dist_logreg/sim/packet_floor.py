@@ -1,7 +1,7 @@
 """The packet engine's floor on link rates and on a switch port's bytes (two full packets
 of the fabric's MTU), and its one delay per cable, checked before ns-3 is loaded; and what
 a packet row of a ``simulate.json`` may hold on the fabric it ran on (:func:`check_row`,
-for ``report``).
+for ``report``); what ns-3's clock (whole nanoseconds) resolves.
 
 Below about 1 Mbit/s a transport cannot get going in ns-3: a TCP handshake at 8 bit/s
 takes minutes, ns-3 retries the SYN at 3, 6, 12, ... s (6 tries) and then ends the whole
@@ -16,6 +16,7 @@ import numpy as np
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.bounds import clock_slack_s
 from dist_logreg.sim.packet_options import check_buffer_share
 from dist_logreg.units import format_link_rate
 
@@ -74,27 +75,54 @@ def check_port_bytes(fab, opts) -> None:
         )
 
 
+def check_resolved(time_s: float, ranks: int) -> None:
+    """``UsageError`` for a collective too short for ns-3's clock (whole nanoseconds, each
+    hop's delays rounded: :func:`.bounds.clock_slack_s`): its time, busbw and link
+    utilisation would be the rounding's, not the fabric's."""
+    least = clock_slack_s("packet", ranks)
+    if ranks > 1 and time_s < least:
+        raise UsageError(
+            f"--engine packet: the collective takes {time_s * 1e9:.3g} ns, under what ns-3's "
+            f"clock (whole nanoseconds, each hop rounded) resolves at {ranks} ranks "
+            f"({least * 1e9:.3g} ns): give the links a latency (link-latency=), more --bytes, "
+            "or use --engine flow"
+        )
+
+
+def utilisation(fab, link_bytes, time_s) -> dict:
+    """Per link class, its busiest and mean link's busy time / the collective's time."""
+    # at most 1: ns-3's clock is whole nanoseconds, so a time under a few ns is rounded
+    # down (a 1 B job at 0 s) and bytes / (rate x time) would pass what a link carries
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(link_bytes > 0, np.minimum(link_bytes / (fab.link_rate * time_s), 1.0), 0)
+    out = {}
+    for c, name in enumerate(fab.class_names):
+        mine = util[fab.link_class == c]
+        if mine.size:
+            out[name] = {"max_util": float(mine.max()), "mean_util": float(mine.mean())}
+    return out
+
+
 def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
     """:class:`schema.Invalid` where a packet row breaks the physics of the fabric it ran on
     (``jobs``: its job for each placement; ``sums``: the fabric's link sums): a message done
-    sooner after its start than the least message's bytes at what its rank can push; a
-    queue pair paced above what its source rank can push (its node's links); with PFC off,
-    a switch port queueing more than its own bound (``--queue``, or the shared ``--buffer``;
-    a host's NIC queue is its socket backlog, not bounded so)."""
-    from dist_logreg.sim.bounds import message_floor_s, push_rates
+    sooner after its start than its bytes take at what its sender can push (less the
+    engine's 1 ns clock); a queue pair paced above what its source rank can push (its
+    node's links); a packet lost with no loss set; a switch port queueing more than its
+    own bound with PFC off (``--queue``, or the shared ``--buffer``; a host's NIC queue is
+    its socket backlog, not bounded so), or more than could have reached it by the sample
+    (its switch's links in, from 0 s) or than it could still send by the end."""
+    from dist_logreg.sim.bounds import message_floors_s, push_rates
 
     pk = r.get("packet") or {}
     done, start = pk.get("message_done_s") or [], pk.get("message_start_s") or []
-    each = min(message_floor_s(j, sums) for j in jobs) if done and len(start) == len(done) else 0
-    for k, (d, s) in enumerate(zip(done, start, strict=False)):
-        if d >= 0 and d - s < each * (1 - 1e-9):
-            _over(
-                f"{where}.packet.message_done_s[{k}]",
-                d - s,
-                each,
-                "at least",
-                "s (the least message's bytes at what its rank can push)",
-            )
+    floors = [message_floors_s(j, sums) for j in jobs]
+    if done and len(start) == len(done) and all(f.size == len(done) for f in floors):
+        least = np.min(floors, axis=0)
+        for k, (d, s) in enumerate(zip(done, start, strict=True)):
+            if d >= 0 and d - s < least[k] * (1 - 1e-9) - NS:
+                what = "s (its bytes at what its sender can push)"
+                _over(f"{where}.packet.message_done_s[{k}]", d - s, least[k], "at least", what)
     push = np.max([push_rates(j, sums)[0] for j in jobs], axis=0)
     for name, v in (pk.get("rates") or {}).items():
         src = str(name).partition(">")[0]
@@ -108,37 +136,93 @@ def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
                     "at most",
                     "B/s (what the QP's source rank can push: its node's links)",
                 )
+    _lost(pk, where)
+    _queues(fab, sums, r, pk, where)
+
+
+#: The packet engine's clock: its times are whole nanoseconds.
+NS = 1e-9
+
+
+def _lost(pk: dict, where: str) -> None:
     options = pk.get("options") or {}
-    if options.get("pfc") != "off":
-        return  # under PFC the ingresses' thresholds bound a port, not --queue
-    limit = options.get("buffer") or options.get("queue")
-    if not schema.is_number(limit):
+    if options.get("loss") or options.get("loss_link") or "loss" not in options:
         return
+    lost = [("lost", pk.get("lost"))]
+    lost += [(f"links_detail[{i}].lost", x.get("lost")) for i, x in enumerate(_details(pk))]
+    for key, got in lost:
+        if got:
+            raise schema.unphysical(
+                f"{where}.packet.{key}",
+                f"expected 0 (options.loss is 0 and no --loss-link), got {schema.shown(got)}",
+            )
+
+
+def _details(pk: dict) -> list:
+    return [x for x in pk.get("links_detail") or [] if isinstance(x, dict)]
+
+
+def _queues(fab, sums, r: dict, pk: dict, where: str) -> None:
     names, tier = fab.topology.node_names, fab.node_tier
-    ports = {
-        f"{names[a]}>{names[b]}"
-        for a, b in zip(fab.link_src, fab.link_dst, strict=True)
-        if tier[a] > 0
-    }  # a switch's egress ports
-    most = limit + 2 * int(fab.mtu)  # a frame in service, and its headers
+    pairs = zip(fab.link_src, fab.link_dst, strict=True)
+    link = {f"{names[a]}>{names[b]}": i for i, (a, b) in enumerate(pairs)}
+    ports = {k for k, i in link.items() if tier[fab.link_src[i]] > 0}  # a switch's egress
+    slack, end = 2 * int(fab.mtu) + 2 * _FRAME, r.get("time_s_worst")
+    q = pk.get("queue") or {}
+    times = q.get("t_s") or []
+    for k, v in (q.get("links") or {}).items():
+        if k not in ports or len(v) != len(times):
+            continue
+        i = link[k]
+        into, rate = float(sums.into[fab.link_src[i]]), float(fab.link_rate[i])
+        for t, got in zip(times, v, strict=True):
+            if not (schema.is_number(got) and schema.is_number(t)):
+                continue
+            most = into * t + slack  # what reached its switch by t
+            if schema.is_number(end):
+                most = min(most, rate * max(end - t, 0.0) + DRAIN * _FRAME)  # sent by the end
+            if got > most:
+                _over(
+                    f"{where}.packet.queue.links.{k}",
+                    got,
+                    most,
+                    "at most",
+                    "B at "
+                    f"{t:.6g} s (what reached its switch since 0 s at its links' rate, "
+                    "and what its link can still send by the collective's end)",
+                )
+    options = pk.get("options") or {}
+    limit = options.get("buffer") or options.get("queue")
+    if options.get("pfc") != "off" or not schema.is_number(limit):
+        return  # under PFC the ingresses' thresholds bound a port, not --queue
     queued = [(f"{where}.packet.peak_queue_bytes", pk.get("peak_queue_bytes"))]
-    for i, x in enumerate(pk.get("links_detail") or []):
-        if isinstance(x, dict) and x.get("link") in ports:
+    for i, x in enumerate(_details(pk)):
+        if x.get("link") in ports:
             queued.append(
                 (f"{where}.packet.links_detail[{i}].peak_queue_bytes", x.get("peak_queue_bytes"))
             )
-    for k, v in ((pk.get("queue") or {}).get("links") or {}).items():
-        queued += [(f"{where}.packet.queue.links.{k}", x) for x in v if k in ports]
+    queued += [
+        (f"{where}.packet.queue.links.{k}", x)
+        for k, v in (q.get("links") or {}).items()
+        if k in ports
+        for x in v
+    ]
     for key, got in queued:
-        if schema.is_number(got) and got > most:
+        if schema.is_number(got) and got > limit + slack:
             _over(
                 key,
                 got,
-                most,
+                limit + slack,
                 "at most",
-                "B (a switch port's own bound with PFC off: "
-                "options.buffer if set, else options.queue, and a frame in service)",
+                "B (a switch port's own bound with PFC "
+                "off: options.buffer if set, else options.queue, and a frame in service)",
             )
+
+
+#: A packet on the wire at most (a 9000 B MTU's frame and its headers), B; what may still
+#: sit in a port at the collective's end, in frames (ACKs, a go-back-N tail's copies).
+_FRAME = 9216
+DRAIN = 16
 
 
 def _over(where: str, got, bound: float, how: str, what: str) -> None:

@@ -19,6 +19,7 @@ from dist_logreg.sim import busy, packet_floor
 from dist_logreg.sim.bounds import (
     BOUND_RTOL,
     LinkSums,
+    clock_slack_s,
     closest_pair_s,
     critical_path_s,
     ideal_floor_s,
@@ -228,19 +229,23 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     for host_of, job in zip(placed, jobs, strict=True):
         try:
             key = id(fab), host_of.tobytes()  # a placement's closest pair, once a check
-            if key not in _CLOSEST:
-                _CLOSEST[key] = closest_pair_s(job)
-            floor = latency_floor_s(job, latency, _CLOSEST[key])  # steps' alpha and hops
+            if _CLOSEST.get(key, (None,))[0] is not fab:  # the entry keeps fab (its id) alive
+                _CLOSEST[key] = fab, closest_pair_s(job)
+            floor = latency_floor_s(job, latency, _CLOSEST[key][1])  # steps' alpha and hops
             bounds.append(max(lower_bound_s(job, latency=latency, sums=sums), floor))
             key = (*key, r["algorithm"], latency)  # the longest chain, if few messages
-            if key not in _CLOSEST and len(_CLOSEST) < CRITICAL_RUNS:
-                _CLOSEST[key] = critical_path_s(job, latency)
-            bounds[-1] = max(bounds[-1], _CLOSEST.get(key) or 0.0)
+            if _CLOSEST.get(key, (None,))[0] is not fab and len(_CLOSEST) < CRITICAL_RUNS:
+                _CLOSEST[key] = fab, critical_path_s(job, latency)
+            hit = _CLOSEST.get(key, (None, None))
+            bounds[-1] = max(bounds[-1], (hit[0] is fab and hit[1]) or 0.0)
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
+    slack = clock_slack_s("packet" if "packet" in r else "", p)  # ns-3's whole nanoseconds
+    bounds = [max(b - slack, 0.0) for b in bounds]
     for i, t in enumerate(seeds):
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
-    _at_least(f"{where}.ideal_s", r["ideal_s"], min(ideal_floor_s(j, latency) for j in jobs))
+    ideal = min(ideal_floor_s(j, latency) for j in jobs)
+    _at_least(f"{where}.ideal_s", r["ideal_s"], max(ideal - slack, 0.0))
     busy.check_links(jobs, sums, r, where)
     packet_floor.check_row(fab, jobs, sums, r, where)
     if isinstance(r.get("jobs"), dict):
@@ -295,10 +300,12 @@ def _neighbour(fab, sums, r, sc, placed, latency, where, first: float) -> None:
                 f"expected {schema.shown(value)} (what the scenario {sc.spec!r} runs), got "
                 f"{schema.shown(nb.get(key))}",
             )
-    bounds = []
+    bounds, apart = [], []
     for i, host_of in enumerate(placed):
         try:
             hosts = place_neighbour(sc, fab, host_of, i)
+            mine, theirs = busy.links_of(fab, host_of), busy.links_of(fab, hosts)
+            apart.append(mine is not None and theirs is not None and not mine & theirs)
             job = Job(fab, hosts, want["algorithm"], int(want["bytes"]))
             bounds.append(lower_bound_s(job, latency=latency, sums=sums))
         except (UsageError, ValueError, TypeError, KeyError) as exc:
@@ -307,6 +314,15 @@ def _neighbour(fab, sums, r, sc, placed, latency, where, first: float) -> None:
             ) from None
     for key in ("alone_s", "together_s"):
         _at_least(f"{where}.jobs.neighbour.{key}", nb.get(key), min(bounds))
+    late = schema.is_number(one.get("together_s")) and want["start_s"] >= one["together_s"]
+    for name, job in (("first", one), ("neighbour", nb)):  # sharing no time or no link
+        if (all(apart) or late) and not schema.same(job.get("together_s"), job.get("alone_s")):
+            why = "they share no link" if all(apart) else "the neighbour starts after it ends"
+            raise schema.unphysical(
+                f"{where}.jobs.{name}.together_s",
+                f"expected its alone_s {schema.shown(job.get('alone_s'))} ({why}), got "
+                f"{schema.shown(job.get('together_s'))}",
+            )
 
 
 def _at_least(where: str, t, bound: float) -> None:
