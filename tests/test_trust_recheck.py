@@ -626,6 +626,41 @@ def test_two_jobs_that_share_no_link_are_not_slowed(tmp_path):
     assert "(they share no link)" in line, line
 
 
+def _slower(factor):
+    def edit(d):  # consistent: the row's times, bandwidths and slowdowns with it
+        r = d["results"][0]
+        first = r["jobs"]["first"]
+        first["together_s"] = t = factor * first["alone_s"]
+        first["slowdown"] = r["slowdown"] = factor
+        k = t / r["time_s"]
+        r["time_s"] = r["time_s_worst"] = t
+        r["time_s_seeds"] = [t]
+        r["algbw"] /= k
+        r["busbw"] /= k
+        r["ratio_to_ideal"] = t / r["ideal_s"]
+
+    return edit
+
+
+def test_a_job_that_ends_alone_before_its_neighbour_starts_is_not_slowed(tmp_path):
+    """Eleventh attack K-H1: the first job (64 us alone) drawn 2 ms together with a
+    neighbour starting at 1 ms: the rule compared the start with the edited together time.
+    The two share leaf 1's links, so only the time rule holds them."""
+    out = _simulate(
+        tmp_path,
+        "nb",
+        *("--fabric", "leaf-spine:leaves=3,spines=1,hosts-per-leaf=2", "--ranks", "3"),
+        *("--exact", "--bytes", "1M", "--algorithm", "ring"),
+        *("--scenario", "neighbour:ranks=3,start=1ms"),
+    )
+    assert _report(tmp_path, out).returncode == 0
+    alone = json.loads((out / "simulate.json").read_text())["results"][0]["jobs"]["first"]
+    assert alone["alone_s"] < 1e-3
+    line = one_line(_report(tmp_path, _edit(out, _slower(2e-3 / alone["alone_s"]))))
+    assert "jobs.first.together_s: expected its alone_s" in line, line
+    assert "(the neighbour starts after it ends alone)" in line, line
+
+
 @pytest.mark.parametrize(
     "args",
     [  # J-H10: two ranks a host, 1 B: the intra-host messages done at their start (in ns)
@@ -655,7 +690,8 @@ def test_a_packet_run_in_the_engines_nanoseconds_reports(tmp_path, args):
 def test_a_packet_run_shorter_than_the_engines_clock_is_refused(tmp_path):
     """Tenth attack J-H11: 1 B at 1600G with no latency: 0 s in ns-3's whole nanoseconds,
     below the job's bound, and a ZeroDivisionError traceback naming it. Refused with one
-    line, before ns-3 runs (the flow engine's 0.005 ns is under its 2 x 2 x 32 ns)."""
+    line, before ns-3 runs: the flow engine's 0.005 ns is under 1 ns x 2 a link of the
+    leaf-spine's longest path (4 links, and one) for each of the ring's 2 steps: 20 ns."""
     from tests.test_trust_packet import HAVE_NS3
 
     if not HAVE_NS3:
@@ -666,8 +702,69 @@ def test_a_packet_run_shorter_than_the_engines_clock_is_refused(tmp_path):
         *("--fabric", fabric, "--bytes", "1", "--algorithm", "ring", "--out", str(tmp_path / "o")),
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "under what ns-3's clock" in one_line(r) and "(128 ns)" in r.stderr, r.stderr
+    assert "under what ns-3's clock" in one_line(r) and "(20 ns)" in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_packet_row_is_held_to_its_chains_rounding_not_more(tmp_path):
+    """Eleventh attack K-H3: the clock's slack was 64 ns x p (2 us at 32 ranks), so a 1 B
+    recursive doubling over two leaves drawn at 0.82 x its time passed. Its 5 steps each
+    pay two 200 ns links (four across the spine): at least 2.4 us; the slack is now 1 ns
+    x 2 x (4 links + 1) a step, 50 ns."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    out = _simulate(
+        tmp_path,
+        "rd",
+        *("--engine", "packet", "--ranks", "32", "--bytes", "1"),
+        *("--fabric", "leaf-spine:leaves=2,spines=1,hosts-per-leaf=16,link-latency=200ns,alpha=0"),
+        *("--algorithm", "recursive-doubling"),
+    )
+    assert _report(tmp_path, out).returncode == 0
+
+    def faster(d):
+        r = d["results"][0]
+        assert r["time_s"] >= 2.4e-6 - 50e-9
+        k = r["time_s"] / 2.0e-6
+        _faster(k)(d)  # and every time of the packet block, the links as busy over less time
+        for key in ("message_start_s", "message_done_s"):
+            r["packet"][key] = [t / k for t in r["packet"][key]]
+        r["packet"]["queue"]["t_s"] = [t / k for t in r["packet"]["queue"]["t_s"]]
+        for x in r["links"].values():
+            x.update({u: min(x[u] * k, 1.0) for u in ("max_util", "mean_util")})
+
+    line = one_line(_report(tmp_path, _edit(out, faster)))
+    assert "time_s_seeds[0]: expected at least 2.35e-06 s" in line, line
+
+
+def test_a_packet_row_without_its_start_times_is_held_from_0s(tmp_path, packet_run):
+    """Eleventh attack K-H2: with ``message_start_s`` gone every message floor was
+    skipped: each message is held to its floor from the collective's start."""
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((packet_run / "simulate.json").read_text())
+
+    def nostart(d):
+        p = d["results"][0]["packet"]
+        del p["message_start_s"]
+        p["message_done_s"][0] = 2e-9
+
+    line = one_line(_report(tmp_path, _edit(folder, nostart)))
+    assert "message_done_s[0]: expected at least" in line, line
+
+
+def test_a_flow_row_builds_no_packet_messages(monkeypatch, leaf_spine):
+    """Eleventh attack K-H4: every row's packet message floors were built, packet or not:
+    a flow ring of 8192 ranks (134 M messages) ended in a MemoryError traceback."""
+    from dist_logreg.sim import bounds, recheck
+
+    def boom(*_):
+        raise AssertionError("built a flow row's packet messages")
+
+    monkeypatch.setattr(bounds, "message_floors_s", boom)
+    recheck.check(json.loads((leaf_spine / "simulate.json").read_text()))
 
 
 @pytest.fixture(scope="module")

@@ -268,7 +268,8 @@ def _message_time(packet: dict, where: str, r: dict, fastest: float) -> None:
     from dist_logreg.collective.algorithms import BUSBW_FACTORS, get
 
     done, start = packet.get("message_done_s", []), packet.get("message_start_s")
-    if not done or start is None or min(done) < 0 or not fastest or r["ranks"] < 2:
+    start = [0.0] * len(done) if start is None else start  # none given: from the start
+    if not done or len(start) != len(done) or min(done) < 0 or not fastest or r["ranks"] < 2:
         return
     p, kind = r["ranks"], get(r["algorithm"]).collective
     total = (p - 1) * r["bytes"] if kind == "broadcast" else BUSBW_FACTORS[kind](p) * p * r["bytes"]

@@ -279,12 +279,12 @@ class PacketEngine:
         every = max(every, 1e-9) if every else 0.0  # ns-3's step: below it, +0 forever
         stop = max(60.0, 1e4 * fl["time_s"])
         stop += 16 * g.size * float(np.max(net.link_latency, initial=0.0))  # --link-delay
-        check_resolved(fl["time_s"], host_of.size)  # the flow engine's time first: before ns-3 runs
+        check_resolved(fl["time_s"], job)  # the flow engine's time first: before ns-3 runs
         res = ns3net.run(net, tr, opts.transport_options, every, stop, seed=int(job.seed))
         if not res.complete:
             raise UsageError(_unfinished(res, tr, host_of, stop))
         time_s = float(np.max(res.msg_done + g.reduce * job.fabric.gamma)) if g.size else 0.0
-        check_resolved(time_s, host_of.size)
+        check_resolved(time_s, job)
         detail = summarize(job, res, tr, g, time_s)
         options = vars_of(opts)
         detail.update(

@@ -75,17 +75,16 @@ def check_port_bytes(fab, opts) -> None:
         )
 
 
-def check_resolved(time_s: float, ranks: int) -> None:
+def check_resolved(time_s: float, job) -> None:
     """``UsageError`` for a collective too short for ns-3's clock (whole nanoseconds, each
     hop's delays rounded: :func:`.bounds.clock_slack_s`): its time, busbw and link
     utilisation would be the rounding's, not the fabric's."""
-    least = clock_slack_s("packet", ranks)
-    if ranks > 1 and time_s < least:
+    least = clock_slack_s(job, "packet")
+    if job.ranks > 1 and time_s < least:
         raise UsageError(
             f"--engine packet: the collective takes {time_s * 1e9:.3g} ns, under what ns-3's "
-            f"clock (whole nanoseconds, each hop rounded) resolves at {ranks} ranks "
-            f"({least * 1e9:.3g} ns): give the links a latency (link-latency=), more --bytes, "
-            "or use --engine flow"
+            f"clock (whole nanoseconds, each hop rounded) resolves for it ({least * 1e9:.3g} "
+            "ns): give the links a latency (link-latency=), more --bytes, or use --engine flow"
         )
 
 
@@ -115,8 +114,11 @@ def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
     from dist_logreg.sim.bounds import message_floors_s, push_rates
 
     pk = r.get("packet") or {}
-    done, start = pk.get("message_done_s") or [], pk.get("message_start_s") or []
-    floors = [message_floors_s(j, sums) for j in jobs]
+    if not pk:
+        return  # a flow row: nothing of the packet engine's (and no messages built)
+    done, start = pk.get("message_done_s") or [], pk.get("message_start_s")
+    start = [0.0] * len(done) if start is None else start  # none given: from the start
+    floors = [message_floors_s(j, sums) for j in jobs] if done else []
     if done and len(start) == len(done) and all(f.size == len(done) for f in floors):
         least = np.min(floors, axis=0)
         for k, (d, s) in enumerate(zip(done, start, strict=True)):
@@ -146,7 +148,7 @@ NS = 1e-9
 
 def _lost(pk: dict, where: str) -> None:
     options = pk.get("options") or {}
-    if options.get("loss") or options.get("loss_link") or "loss" not in options:
+    if options.get("loss") or options.get("loss_link"):  # none named: no loss (K-M1)
         return
     lost = [("lost", pk.get("lost"))]
     lost += [(f"links_detail[{i}].lost", x.get("lost")) for i, x in enumerate(_details(pk))]

@@ -240,7 +240,7 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
             bounds[-1] = max(bounds[-1], (hit[0] is fab and hit[1]) or 0.0)
         except (UsageError, ValueError, TypeError, KeyError) as exc:
             raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
-    slack = clock_slack_s("packet" if "packet" in r else "", p)  # ns-3's whole nanoseconds
+    slack = clock_slack_s(jobs[0], "packet" if "packet" in r else "")  # ns-3's nanoseconds
     bounds = [max(b - slack, 0.0) for b in bounds]
     for i, t in enumerate(seeds):
         _at_least(f"{where}.time_s_seeds[{i}]", t, bounds[i] if i < len(bounds) else min(bounds))
@@ -314,10 +314,10 @@ def _neighbour(fab, sums, r, sc, placed, latency, where, first: float) -> None:
             ) from None
     for key in ("alone_s", "together_s"):
         _at_least(f"{where}.jobs.neighbour.{key}", nb.get(key), min(bounds))
-    late = schema.is_number(one.get("together_s")) and want["start_s"] >= one["together_s"]
+    late = schema.is_number(one.get("alone_s")) and want["start_s"] >= one["alone_s"]
     for name, job in (("first", one), ("neighbour", nb)):  # sharing no time or no link
         if (all(apart) or late) and not schema.same(job.get("together_s"), job.get("alone_s")):
-            why = "they share no link" if all(apart) else "the neighbour starts after it ends"
+            why = "they share no link" if all(apart) else "the neighbour starts after it ends alone"
             raise schema.unphysical(
                 f"{where}.jobs.{name}.together_s",
                 f"expected its alone_s {schema.shown(job.get('alone_s'))} ({why}), got "
