@@ -128,7 +128,8 @@ def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
     push = np.max([push_rates(j, sums)[0] for j in jobs], axis=0)
     for name, v in (pk.get("rates") or {}).items():
         src = str(name).partition(">")[0]
-        most = push[int(src)] if src.isdigit() and int(src) < push.size else 0.0
+        # the engine's "i>j"; another name: the most any rank can push
+        most = push[int(src)] if src.isdigit() and int(src) < push.size else push.max()
         for got in v.get("bytes_per_s") or [] if isinstance(v, dict) else []:
             if schema.is_number(got) and got > most * (1 + 1e-9):
                 _over(
