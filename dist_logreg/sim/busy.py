@@ -70,10 +70,10 @@ def floors(job: Job, sums: LinkSums | None = None) -> Floors:
             by = np.zeros((int(group.max()) + 1, n_cls))  # per group, per class: its rate
             np.add.at(by, (owner[side][crossing], cls[crossing]), rates[crossing])
             by, need = by[groups], need * job.nbytes
-            one = (np.count_nonzero(by, axis=1) == 1) & (need > 0)
-            for g in np.flatnonzero(one):
-                c = int(np.flatnonzero(by[g])[0])
-                floor[c], level[c] = max(floor[c], need[g] / by[g, c]), level[c] + need[g]
+            one = np.flatnonzero((np.count_nonzero(by, axis=1) == 1) & (need > 0))
+            c = np.argmax(by[one] > 0, axis=1)  # each such group's one class (vectorised:
+            np.maximum.at(floor, c, need[one] / by[one, c])  # 8192 hosts were a slow loop)
+            np.add.at(level, c, need[one])
             several = np.flatnonzero((np.count_nonzero(by, axis=1) > 1) & (need > 0))
             for g in several:
                 share = {names[c]: float(by[g, c]) for c in np.flatnonzero(by[g])}
