@@ -134,9 +134,7 @@ def _end_links(fab, eps: np.ndarray):
     if key not in _ENDS or _ENDS[key][0] is not topo:
         if len(_ENDS) > 256:
             _ENDS.clear()
-        s, d = np.nonzero(~np.eye(n, dtype=bool))
-        spray = dataclasses.replace(fab.ecmp, hash="spray", pinned={})
-        m = topo.route_many(eps[s], eps[d], np.zeros(s.size, dtype=np.int64), spray).tocsr()
+        s, d, m = _sprayed(fab, eps)
         node = topo.link_src[topo.endpoint_up[eps]]
         ends: tuple | None = ([set() for _ in range(n)], [set() for _ in range(n)])
         for f in range(s.size):
@@ -158,10 +156,16 @@ def links_of(fab, eps: np.ndarray) -> set | None:
     eps = np.unique(np.asarray(eps, dtype=np.int64))
     if eps.size * (eps.size - 1) > PAIRS:
         return None
+    return set(_sprayed(fab, eps)[2].indices.tolist())
+
+
+def _sprayed(fab, eps: np.ndarray) -> tuple:
+    """Every ordered pair of ``eps`` (sources, destinations) and their paths, every path
+    sprayed (the links any hash could give them), as a CSR flow x link matrix."""
     s, d = np.nonzero(~np.eye(eps.size, dtype=bool))
     spray = dataclasses.replace(fab.ecmp, hash="spray", pinned={})
-    m = fab.topology.route_many(eps[s], eps[d], np.zeros(s.size, dtype=np.int64), spray)
-    return set(m.tocsr().indices.tolist())
+    keys = np.zeros(s.size, dtype=np.int64)
+    return s, d, fab.topology.route_many(eps[s], eps[d], keys, spray).tocsr()
 
 
 def check_links(jobs: list, sums: LinkSums, r: dict, where: str) -> None:
