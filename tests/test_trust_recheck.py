@@ -869,3 +869,36 @@ def test_host_cut_by_hand(algorithm, want):
     assert cut_s(job) == pytest.approx(want * (1 << 20) / 100e9, rel=1e-12)
     one_host = Job(fab, place(2, fab, 2), algorithm, 1 << 20)
     assert cut_s(one_host) == 0.0  # nothing leaves a host that holds every rank
+
+
+@pytest.fixture(scope="module")
+def lossy_link_run(tmp_path_factory):
+    """RoCE on 4 hosts with 1% loss on one link only (host1>leaf0): a genuine run."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "2M", "--algorithm", "ring"]
+    args += ["--engine", "packet", "--transport", "roce", "--loss-link", "host1>leaf0=1"]
+    return _simulate(tmp_path_factory.mktemp("lossy"), "lossy", *args)
+
+
+def _lost_moved(p):
+    """The lost packets of host1>leaf0 written on host0>leaf0, which --loss-link spares."""
+    by = {x["link"]: x for x in p["links_detail"]}
+    assert by["host1>leaf0"]["lost"] > 0 and by["host0>leaf0"]["lost"] == 0
+    by["host0>leaf0"]["lost"], by["host1>leaf0"]["lost"] = by["host1>leaf0"]["lost"], 0
+
+
+def test_packets_are_lost_only_on_the_links_loss_link_names(tmp_path, lossy_link_run):
+    """Eleventh attack K-M1: with --loss-link alone, lost packets on a link it does not name
+    were accepted. The genuine file is accepted; the moved count is refused, naming it."""
+    assert _report(tmp_path, lossy_link_run).returncode == 0
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    (folder / "simulate.json").write_text((lossy_link_run / "simulate.json").read_text())
+    line = one_line(
+        _report(tmp_path, _edit(folder, lambda d: _lost_moved(d["results"][0]["packet"])))
+    )
+    assert "links_detail[0].lost: expected 0 on 'host0>leaf0'" in line, line
+    assert "--loss-link names another link" in line, line

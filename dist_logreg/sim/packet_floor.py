@@ -139,7 +139,7 @@ def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
                     "at most",
                     "B/s (what the QP's source rank can push: its node's links)",
                 )
-    _lost(pk, where)
+    _lost(fab, pk, where)
     _queues(fab, sums, r, pk, where)
 
 
@@ -147,17 +147,45 @@ def check_row(fab, jobs: list, sums, r: dict, where: str) -> None:
 NS = 1e-9
 
 
-def _lost(pk: dict, where: str) -> None:
+def _lost(fab, pk: dict, where: str) -> None:
+    """No packet lost on a link that no loss applies to: none set, none lost anywhere; with
+    ``--loss-link`` alone, only on the links (or classes) it names (K-M1)."""
+    from dist_logreg.sim.packet import _per_link, link_names
+
     options = pk.get("options") or {}
-    if options.get("loss") or options.get("loss_link"):  # none named: no loss (K-M1)
-        return
-    lost = [("lost", pk.get("lost"))]
-    lost += [(f"links_detail[{i}].lost", x.get("lost")) for i, x in enumerate(_details(pk))]
-    for key, got in lost:
+    if options.get("loss"):
+        return  # every link may lose
+    named = options.get("loss_link") or {}
+    if not isinstance(named, dict) or not all(
+        isinstance(k, str) and schema.is_number(v) and 0 <= v <= 1 for k, v in named.items()
+    ):
+        raise schema.Invalid(
+            f"{where}.packet.options.loss_link: expected {{link class or link: fraction "
+            f"0..1}}, got {schema.shown(named)}"
+        )
+    try:
+        loss = _per_link(fab, named, 0.0, "loss-link")
+    except UsageError:
+        raise schema.Invalid(
+            f"{where}.packet.options.loss_link: expected link classes ("
+            f"{', '.join(fab.class_names)}) or links of the row's fabric, got "
+            f"{schema.shown(sorted(named))}"
+        ) from None
+    index = {n: i for i, n in enumerate(link_names(fab))}
+    why = "options.loss is 0 and no --loss-link"
+    if not named:
+        got = pk.get("lost")
         if got:
             raise schema.unphysical(
-                f"{where}.packet.{key}",
-                f"expected 0 (options.loss is 0 and no --loss-link), got {schema.shown(got)}",
+                f"{where}.packet.lost", f"expected 0 ({why}), got {schema.shown(got)}"
+            )
+    for i, x in enumerate(_details(pk)):
+        got, k = x.get("lost"), index.get(x.get("link"))
+        if got and (k is None or loss[k] == 0):
+            what = why if not named else "options.loss is 0 and --loss-link names another link"
+            raise schema.unphysical(
+                f"{where}.packet.links_detail[{i}].lost",
+                f"expected 0 on {schema.shown(x.get('link'))} ({what}), got {schema.shown(got)}",
             )
 
 
