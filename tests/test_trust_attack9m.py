@@ -15,7 +15,8 @@ from tests.helpers import ROOT, WORLD_SIZES, run_mpi, train_cmd
 
 #: A real signal at a chosen moment of the real entry point (the console script's): a
 #: hook sends it to the process itself, so the moment does not depend on the machine's load.
-#: ``when`` is ``import`` (while ``dist_logreg.cli`` loads) or ``mpi`` (as MPI starts).
+#: ``when`` is ``import`` (while ``dist_logreg.cli`` loads), ``mpi`` (as MPI starts) or
+#: ``end`` (the sub-command done, as the process is about to exit).
 HOOK = """\
 import importlib.abc, os, signal, sys
 when, signum, sys.argv = sys.argv[1], int(sys.argv[2]), ["dist-logreg", *sys.argv[3:]]
@@ -27,7 +28,7 @@ class Hook(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Hook())
-from dist_logreg.cli import main
+from dist_logreg.cli import entry
 
 if when == "mpi":
     cli_main = sys.modules["dist_logreg.cli.main"]
@@ -38,7 +39,17 @@ if when == "mpi":
         return real()
 
     cli_main.init_mpi = init_mpi
-sys.exit(main())
+if when == "end":  # the sub-command is done (its files written, its lines printed)
+    cli_main = sys.modules["dist_logreg.cli.main"]
+    done = cli_main._main
+
+    def _main(*a):
+        status = done(*a)
+        os.kill(os.getpid(), signum)
+        return status
+
+    cli_main._main = _main
+entry()
 """
 
 
@@ -185,3 +196,20 @@ def test_resume_without_checkpoints_still_asks_for_them(tmp_path):
     assert run_mpi(1, train_cmd(*args, "--steps", "20"), 120).returncode == 0
     r = run_mpi(1, train_cmd(*args, "--epochs", "0.25", "--resume"), 120)
     assert r.returncode == 2 and "no usable checkpoint to continue from" in r.stderr, r.stderr
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("command", ["simulate", "bench"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_once_the_command_is_done_is_dropped(tmp_path, command, signum):
+    """Eleventh attack K-L1: SIGTERM just after ``model fit`` wrote its file ended it with
+    143 and no line (the handlers were put back before the exit: the default action); a
+    Ctrl-C there said "nothing done" after the work was. The work is complete: exit 0, its
+    output whole, no line about an interrupt."""
+    r = _signalled(tmp_path, "end", signum, *COMMANDS[command])
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "interrupted" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    if command == "bench":
+        assert json.loads((tmp_path / "o.json").read_text())["records"]
+    else:
+        assert "time" in r.stdout

@@ -50,10 +50,10 @@ for _signum in _SIGNALS:
     except ValueError:
         break
 try:
-    from dist_logreg.cli.main import main
+    from dist_logreg.cli.main import entry, main
 finally:
     for _signum, _handler in _before.items():
         if _handler is not None:  # None: a handler set outside Python, which cannot be restored
             signal.signal(_signum, _handler)
 
-__all__ = ["LAUNCHER_RANK_VARS", "launched", "main"]
+__all__ = ["LAUNCHER_RANK_VARS", "entry", "launched", "main"]

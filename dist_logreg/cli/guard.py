@@ -72,6 +72,13 @@ def sigterm_as_sigint():
         signal.signal(signal.SIGTERM, previous)
 
 
+def hold_signals() -> None:
+    """Block SIGINT and SIGTERM for the rest of the process (the main thread: a command that
+    is done and exits; blocked signals still pending at exit are dropped)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 

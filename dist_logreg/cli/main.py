@@ -32,6 +32,7 @@ from dist_logreg.cli import (
 )
 from dist_logreg.cli.guard import (
     broken_pipe,
+    hold_signals,
     interrupt_name,
     interrupt_status,
     run_guarded,
@@ -77,10 +78,20 @@ def limit_blas_threads() -> None:
         threadpool_limits(limits=int(value), user_api="blas")  # stays for the process
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Every sub-command; a reader of stdout that went away (``| head``) ends it quietly."""
+def entry() -> None:
+    """The ``dist-logreg`` command and ``python -m dist_logreg``: :func:`main`, then exit.
+    Once the sub-command is done, a SIGINT or SIGTERM is held and dropped at exit: its work
+    is complete (a ``model fit`` sent SIGTERM just after it wrote its file ended with 143
+    and no line, mpirun's default, since the handlers were put back before the exit: K-L1)."""
+    sys.exit(main(hold_at_end=True))
+
+
+def main(argv: list[str] | None = None, hold_at_end: bool = False) -> int:
+    """Every sub-command; a reader of stdout that went away (``| head``) ends it quietly.
+    ``hold_at_end``: block SIGINT and SIGTERM once it is done, for a process that then
+    exits (:func:`entry`; never in a process that goes on: its children inherit the mask)."""
     try:
-        status = _main(argv)
+        status = _main(argv, hold_at_end)
         if sys.stdout is not None:  # None: started with stdout closed (``>&-``)
             sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
     except BrokenPipeError:
@@ -118,7 +129,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         sys.stderr = saved
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, hold_at_end: bool) -> int:
     # SIGTERM: the one line and exit 143, as Ctrl-C's 130, from the start (a serial bench
     # or train in MPI_Init died of it with no line); a rank of mpirun takes it in its
     # sub-command only: mpirun ends the other ranks with SIGTERM when one fails (rank 0's
@@ -127,7 +138,10 @@ def _main(argv: list[str] | None) -> int:
         args = _parse(argv)
         if not args.mpi:  # model, report, scale, supervise, cluster: not MPI processes
             with sigterm_as_sigint():  # SIGTERM: the one line and exit 143, as Ctrl-C's 130
-                return args.func(args)
+                status = args.func(args)
+                if hold_at_end:
+                    hold_signals()
+                return status
         MPI, dog = _start_mpi(args)
         comm = MPI.COMM_WORLD
         dog.attach(comm)
@@ -139,6 +153,8 @@ def _main(argv: list[str] | None) -> int:
     with dog.phase("MPI shutdown (MPI_Finalize)"):
         finalize_mpi(MPI)
     dog.close()
+    if hold_at_end:
+        hold_signals()
     return status
 
 
