@@ -69,6 +69,18 @@ def regular_file(path: str | Path, what: str) -> Path:
     return path
 
 
+def once(pairs) -> dict:
+    """``json.loads``'s ``object_pairs_hook``: an object with a key twice is refused
+    (``ValueError``), where JSON would keep the last silently (``"steps": NaN, "steps": 40``
+    read as 40: twelfth attack, L-M2)."""
+    doc = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"expected each key once in an object, got {key!r} twice")
+        doc[key] = value
+    return doc
+
+
 def read_json(path: str | Path, what: str) -> Any:
     """The JSON document in the regular file ``path``; errors name ``what`` and the path.
 
@@ -79,7 +91,7 @@ def read_json(path: str | Path, what: str) -> Any:
     where = f"{what} {path}"
     path = regular_file(path, what)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(), object_pairs_hook=once)
     except OSError as exc:
         raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, RecursionError, ValueError) as exc:

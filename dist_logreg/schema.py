@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dist_logreg.errors import UsageError
-from dist_logreg.files import regular_file
+from dist_logreg.files import once, regular_file
 
 #: A checker: ``checker(value, where)``; raises :class:`Invalid` (``where``, what was expected).
 Checker = Callable[[Any, str], None]
@@ -202,7 +202,7 @@ def read(path, what: str, max_bytes: int = MAX_FILE_BYTES):
             raise UsageError(
                 f"{what} {path}: expected at most {max_bytes} bytes of JSON, got {size}"
             )
-        return json.loads(path.read_bytes())
+        return json.loads(path.read_bytes(), object_pairs_hook=once)
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

@@ -302,6 +302,7 @@ def _resume(args, partial, comm) -> dict:
     if partial is not None and partial.files():
         if args.resume:
             done = partial.load()
+            _check_points(partial, done)
         elif not args.force:
             raise UsageError(
                 f"--out {args.out}: a partial sweep is there ({partial.files()[0].name}): "
@@ -316,6 +317,18 @@ def _resume(args, partial, comm) -> dict:
         elif not args.resume:
             partial.path.unlink(missing_ok=True)
     return done
+
+
+def _check_points(partial, done: dict) -> None:
+    """Each finished point as ``report`` holds a ``simulate.json``: its schema, its physics
+    and the simulator's own bound on its fabric (a point that is not a result, or that is
+    1000x faster than its links, was taken into the sweep's output: L-H3, L-H4)."""
+    from dist_logreg.report.simulate import check
+    from dist_logreg.sim.recheck import check as job_bound
+
+    for i in sorted(done):
+        f = partial.sources[i]
+        check(f, done[i], job_bound, name=f"--resume {f}: done.{i}")
 
 
 def _gather(comm, mine: dict) -> dict:

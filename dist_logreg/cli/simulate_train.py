@@ -7,6 +7,7 @@ from pathlib import Path
 from dist_logreg import schema
 from dist_logreg.collective.algorithms import MPI
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.workload import MAX_BUCKETS
 
 #: The keys of a train run's ``summary.json`` that ``simulate --run`` reads, with bounds.
 SUMMARY = schema.table(
@@ -43,6 +44,11 @@ def read_run(path) -> dict:
         raise UsageError(
             f"--run {f}: allreduce.bytes / allreduce.calls: expected 1 to "
             f"{MAX_BYTES_PER_CALL} bytes per call, got {nbytes!r} / {calls} = {per_call}"
+        )
+    if round(calls / steps) > MAX_BUCKETS:  # a step's buckets, built one by one (L-H1, L-H2)
+        raise UsageError(
+            f"--run {f}: allreduce.calls / steps: expected at most {MAX_BUCKETS:,} allreduce "
+            f"calls a step (the buckets a workload may have), got {calls} / {steps}"
         )
     return {
         "path": str(path),

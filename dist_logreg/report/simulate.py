@@ -122,11 +122,12 @@ def read(path: Path) -> dict:
     return check(path, schema.read(path, "simulate.json"))
 
 
-def check(path: Path, doc, job_bound=None) -> dict:
+def check(path: Path, doc, job_bound=None, name: str | None = None) -> dict:
     """``doc`` if it is a ``simulate.json`` every key of which the report can show, and
     whose numbers keep to physics (:func:`physics`; ``job_bound(doc)``: the simulator's own
-    bound on each row, its fabric rebuilt, which ``cli/`` passes in)."""
-    name = f"simulate.json {path}"
+    bound on each row, its fabric rebuilt, which ``cli/`` passes in); ``name`` begins the
+    error's line (default ``simulate.json PATH``)."""
+    name = name or f"simulate.json {path}"
     schema.check(doc, SCHEMA, name)
     try:
         physics(doc)

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
+from dist_logreg.files import once
 from dist_logreg.sim.values import (  # noqa: F401  (read through spec by callers)
     BOUNDS,
     HASHES,
@@ -211,15 +212,6 @@ def _split(spec: str) -> tuple[str, dict]:
 MAX_FILE_BYTES = 1 << 20
 
 
-def _unique(pairs) -> dict:
-    doc = {}
-    for key, value in pairs:
-        if key in doc:
-            raise ValueError(f"key {key!r} given twice")
-        doc[key] = value
-    return doc
-
-
 def _read_file(path: Path) -> tuple[str, dict]:
     try:
         if path.exists() and not path.is_file():
@@ -232,7 +224,7 @@ def _read_file(path: Path) -> tuple[str, dict]:
         if path.suffix == ".toml":
             doc = tomllib.loads(text)
         else:
-            doc = json.loads(text, object_pairs_hook=_unique)
+            doc = json.loads(text, object_pairs_hook=once)
     except (
         OSError,
         UnicodeDecodeError,

@@ -88,6 +88,7 @@ class Partial:
         self.out, self.key, self.points = Path(out), key, points
         self.path = self.out / (PARTIAL if rank == 0 else f"{PARTIAL}.{rank}")
         self.done: dict[int, dict] = {}
+        self.sources: dict[int, Path] = {}  # the file :meth:`load` read each point from
 
     def files(self) -> list[Path]:
         return sorted(self.out.glob(PARTIAL + "*")) if self.out.is_dir() else []
@@ -131,6 +132,7 @@ class Partial:
                     f"got {doc.get('grid')!r} (another grid; start over with --force)"
                 )
             found.update({int(i): d for i, d in doc["done"].items()})
+            self.sources.update({int(i): f for i in doc["done"]})
         return found
 
     def save(self, entries: dict[int, dict]) -> None:

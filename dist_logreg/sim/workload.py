@@ -278,7 +278,7 @@ def _pairs(text: str, spec: str) -> dict:
 
 
 def _file(path: Path) -> dict:
-    from dist_logreg.files import regular_file
+    from dist_logreg.files import once, regular_file
 
     regular_file(path, "--workload")  # a FIFO or a device would block
     if path.stat().st_size > MAX_FILE_BYTES:
@@ -288,16 +288,29 @@ def _file(path: Path) -> dict:
         )
     try:
         raw = path.read_text()
-        doc = tomllib.loads(raw) if path.suffix == ".toml" else json.loads(raw)
+        doc = (
+            tomllib.loads(raw)
+            if path.suffix == ".toml"
+            else json.loads(raw, object_pairs_hook=once)
+        )
     except OSError as exc:
         raise UsageError(f"--workload {path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+    except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:  # L-H5: nested deep
         raise UsageError(
             f"--workload {path}: expected {path.suffix[1:].upper()}, got ({exc})"
         ) from None
     if not isinstance(doc, dict):
         raise UsageError(f"--workload {path}: expected a table of keys, got {type(doc).__name__}")
-    return {str(k).replace("_", "-").lower(): v for k, v in doc.items()}
+    out: dict = {}
+    for k, v in doc.items():
+        key = str(k).replace("_", "-").lower()
+        if key in out:  # params and PARAMS: one was dropped (L-M1)
+            raise UsageError(
+                f"--workload {path}: {key}: expected each key once (keys ignore case), got "
+                f"{k!r} again"
+            )
+        out[key] = v
+    return out
 
 
 def collectives(w: Workload, algorithm: str) -> tuple[str, ...]:
