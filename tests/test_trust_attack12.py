@@ -9,6 +9,7 @@ import pytest
 from dist_logreg.cli import simulate_sweep
 from dist_logreg.cli.main import main as cli_main_fn
 from dist_logreg.sim.sweep import PARTIAL
+from tests.helpers import WORLD_SIZES, run_mpi, train_cmd
 from tests.test_model_cli import dl
 from tests.test_trust_report import one_line
 
@@ -189,3 +190,108 @@ def test_a_summary_with_a_key_twice_is_refused(tmp_path):
     line = one_line(dl(*SIM, "--run", str(run)))
     assert f"--run {run / 'summary.json'}" in line, line
     assert "expected each key once in an object, got 'steps' twice" in line, line
+
+
+# --- L-H10, L-H11, L-H12: a checkpoint or model.npz that is a FIFO, or whose member's
+# header claims more than the member holds -------------------------------------------------
+
+
+def _lying_member(path, member: str) -> None:
+    """``path`` rewritten with ``member``.npy's header claiming 2^40 float64 (8 TiB) over 64
+    bytes of data: numpy allocated the header's shape before reading."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    d = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }"
+    d = d + " " * (118 - len(d) - 1) + "\n"
+    header = b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode()
+    members[f"{member}.npy"] = header + b"\0" * 64
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+
+
+def _checkpoints(tmp_path):
+    import numpy as np
+
+    from dist_logreg.train import checkpoint as ckpt
+    from tests.test_checkpoint import META
+
+    for step in (10, 20):
+        ckpt.save(tmp_path, step, np.arange(5.0) * step, -np.arange(5.0), META, 10)
+    return ckpt, META, tmp_path / "ckpt-00000020.npz"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["fifo", "header"])
+def test_a_checkpoint_that_is_a_fifo_or_lies_in_its_header_is_skipped(tmp_path, how):
+    """Twelfth attack L-H10 (``train --resume`` hung forever on a FIFO named like the newest
+    checkpoint), L-H11 (a header of 2^40 floats: a MemoryError traceback, exit 1, which
+    supervise restarted). Now the checkpoint is unreadable, named, and the previous one
+    is taken, as for any corrupted checkpoint."""
+    import os
+
+    ckpt, meta, newest = _checkpoints(tmp_path)
+    if how == "fifo":
+        newest.unlink()
+        os.mkfifo(newest)
+        words = "expected a regular file, got a FIFO"
+    else:
+        _lying_member(newest, "params")
+        words = "params: expected an array of plain numbers that its"
+    with pytest.raises(ckpt.CheckpointError, match="unreadable") as exc:
+        ckpt.load(newest)
+    assert words in str(exc.value), exc.value
+    assert how == "fifo" or "(8,796,093,022,208 B)" in str(exc.value), exc.value
+    warned = []
+    got, _ = ckpt.newest_usable(tmp_path, meta["trajectory"], 100, warned.append)
+    assert got.step == 10 and "ckpt-00000020.npz" in warned[0] and words in warned[0], warned
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["fifo", "header"])
+def test_a_model_that_is_a_fifo_or_lies_in_its_header_is_one_line(tmp_path, how):
+    """Twelfth attack L-H12: ``predict --model DIR`` hung on a FIFO as model.npz, and a
+    header of 2^40 floats was a MemoryError traceback."""
+    import os
+
+    import numpy as np
+
+    from dist_logreg.errors import UsageError
+    from dist_logreg.train.predict import load_model
+
+    model = tmp_path / "model.npz"
+    np.savez(model, coef=np.arange(4.0), intercept=np.array(0.5))
+    assert load_model(tmp_path)[1] is not None  # the genuine one loads
+    if how == "fifo":
+        model.unlink()
+        os.mkfifo(model)
+        words = "expected a regular file, got a FIFO"
+    else:
+        _lying_member(model, "coef")
+        words = "coef: expected an array of plain numbers that its"
+    with pytest.raises(UsageError) as exc:
+        load_model(tmp_path)
+    assert str(exc.value).startswith(f"--model {model}: ") and words in str(exc.value), exc.value
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_train_resume_past_a_fifo_checkpoint_ends(tmp_path, n):
+    """L-H10 end to end: ``mpirun -n N train --resume`` with the newest checkpoint replaced by
+    a FIFO hung forever; now it warns, names it, and resumes from the one before."""
+    import os
+
+    out = tmp_path / "run"
+    run = ["--samples", "2000", "--features", "8", "--batch-size", "64"]
+    run += ["--checkpoint-every", "10", "--out", str(out)]
+    r = run_mpi(n, train_cmd(*run, "--steps", "40"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    newest = sorted((out / "checkpoints").glob("ckpt-00000040-*.npz"))[0]
+    newest.unlink()
+    os.mkfifo(newest)
+    r = run_mpi(n, train_cmd(*run, "--steps", "50", "--resume"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{newest.name}: unreadable: expected a regular file, got a FIFO" in r.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 50

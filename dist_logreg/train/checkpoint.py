@@ -26,12 +26,12 @@ import os
 import re
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dist_logreg.errors import UsageError
 from dist_logreg.train.config import DEFAULT_FEATURES
 
 FORMAT = 1
@@ -173,17 +173,14 @@ def clean_temporary(directory: Path, run: str) -> list[Path]:
 
 def load(path: Path) -> Checkpoint:
     """Read and verify one checkpoint; ``CheckpointError`` says what is wrong with it."""
+    from dist_logreg.train.readers import npz_arrays
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"params", "velocity", "meta", "checksum"} - set(z.files)
-            if missing:
-                raise CheckpointError(f"{path.name}: missing arrays {sorted(missing)}")
-            params, velocity = z["params"], z["velocity"]
-            meta_json, checksum = str(z["meta"]), str(z["checksum"])
-    except CheckpointError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CheckpointError(f"{path.name}: unreadable (truncated or corrupted?): {exc}") from None
+        z = npz_arrays(path, "checkpoint", ("params", "velocity", "meta", "checksum"))
+        params, velocity = z["params"], z["velocity"]
+        meta_json, checksum = str(z["meta"]), str(z["checksum"])
+    except UsageError as exc:  # a FIFO; a member whose header claims more than it holds
+        raise CheckpointError(f"{path.name}: unreadable: {str(exc).partition(': ')[2]}") from None
     if _digest(meta_json, params, velocity) != checksum:
         raise CheckpointError(f"{path.name}: checksum mismatch (corrupted)")
     try:

@@ -25,18 +25,14 @@ from dist_logreg.train.config import FIELDS, RENAMED, TrainConfig
 
 def load_model(model_dir: Path):
     """``(model, params, training config)`` from a run's output directory."""
+    from dist_logreg.train.readers import npz_arrays
+
     path = model_dir / "model.npz" if model_dir.is_dir() else model_dir
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"coef", "intercept"} - set(z.files)
-            if missing:
-                raise UsageError(f"--model {path}: expected arrays coef and intercept")
-            coef, intercept = z["coef"], z["intercept"]
-            classes = z["classes"] if "classes" in z.files else None
-    except FileNotFoundError:
-        raise UsageError(f"--model {path}: not found (expected a run's --out directory)") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise UsageError(f"--model {path}: not a readable model.npz ({exc})") from None
+    if not os.path.lexists(path):
+        raise UsageError(f"--model {path}: not found (expected a run's --out directory)")
+    # a regular file (a FIFO hung), each member's header held to what it holds (L-H12)
+    z = npz_arrays(path, "--model", ("coef", "intercept"), ("classes",))
+    coef, intercept, classes = z["coef"], z["intercept"], z.get("classes")
     problem = check_arrays(coef, intercept, classes)
     if problem:
         raise UsageError(f"--model {path}: {problem}")
