@@ -295,3 +295,63 @@ def test_train_resume_past_a_fifo_checkpoint_ends(tmp_path, n):
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{newest.name}: unreadable: expected a regular file, got a FIFO" in r.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 50
+
+
+# --- L-H8, L-H9: a training run's summary.json, config.json and traffic.json --------------
+
+
+def _set(doc: dict, dotted: str, value) -> None:
+    *head, last = dotted.split(".")
+    for k in head:
+        doc = doc[k]
+    doc[last] = value
+
+
+#: 20 calls of 1048 B, the fastest in 100 us: at most 2 x 20,960 B / 100 us = 0.42 GB/s
+_BUSY = {
+    "algorithm": "ring",
+    "bytes": 20960,
+    "latency_s": {"min": 1e-4, "p50": 3e-4},
+    "busbw_GBps": {"p50": 1e6},
+}
+
+
+@pytest.mark.parametrize(
+    "file, key, value, words",
+    [
+        ("summary.json", "final_loss", "x", "final_loss: expected a finite loss >= 0"),
+        ("summary.json", "final_loss", -0.537, "final_loss: expected a finite loss >= 0"),
+        ("summary.json", "final_accuracy", 7.19, "final_accuracy: expected a fraction >= 0"),
+        ("summary.json", "final_accuracy", float("nan"), "final_accuracy: expected a fraction"),
+        ("summary.json", "steps", -40, "steps: expected a whole number of steps from 0"),
+        ("summary.json", "allreduce", [1], "allreduce: expected an object, got list"),
+        ("summary.json", "allreduce.latency_s", "fast", "allreduce.latency_s: expected an object"),
+        ("summary.json", "allreduce.latency_s.p50", -4.64e-06, "latency_s.p50: expected a finite"),
+        ("summary.json", "allreduce.busbw_GBps.p50", 1e300, "busbw_GBps.p50: expected a finite"),
+        ("summary.json", "allreduce", _BUSY, "busbw_GBps.p50: expected at most 0.4192 GB/s"),
+        ("summary.json", "allreduce.latency_s.p99", 1e-9, "latency_s.p99: expected at least p50"),
+        ("summary.json", "comm_fraction.median", 1.5, "comm_fraction.median: expected a fraction"),
+        ("summary.json", "run", [1], "run: expected an object, got list"),
+        ("config.json", "", [1], "config.json: expected an object, got list"),
+        ("traffic.json", "", [1], "traffic.json: expected an object, got list"),
+        ("traffic.json", "bytes", [[1, 2]], "traffic.json: bytes: expected a 2 x 2 matrix of 2"),
+    ],
+)
+def test_a_training_runs_files_are_read_through_their_schema(tmp_path, file, key, value, words):
+    """Twelfth attack L-H8 (tracebacks: a str loss, a list for allreduce, run, config.json or
+    traffic.json) and L-H9 (a loss of -0.537, an accuracy of 719 %, a latency of -4.64 us, a
+    busbw of 1e300 GB/s drawn with exit 0)."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)
+    path = run / file
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    if key:
+        _set(doc, key, value)
+    else:
+        doc = value
+    path.write_text(json.dumps(doc))
+    genuine = write_train_run(tmp_path / "ok", p=2, late_rank=1)
+    assert dl("report", str(genuine), "--out", str(tmp_path / "a")).returncode == 0
+    line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+    assert f"{path}: " in line and words in line, line
