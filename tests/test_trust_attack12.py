@@ -43,7 +43,7 @@ def _faster(point):
     r["algbw"] *= 1000
 
 
-def _nan(point):
+def _nan_time(point):
     point["results"][0]["time_s"] = float("nan")
 
 
@@ -55,7 +55,7 @@ def _nan(point):
             "done.0: expected keys format, engine",
         ),  # L-H3: a point that is no result
         (lambda p: p.update(results=[1]), "done.0: results[0]: expected"),
-        (_nan, "done.0: results[0].time_s: expected"),  # L-H3: json.loads takes NaN
+        (_nan_time, "done.0: results[0].time_s: expected"),  # L-H3: json.loads takes NaN
         (_faster, "done.0: results[0]."),  # L-H4: 1000x its links' time
     ],
 )
@@ -355,3 +355,123 @@ def test_a_training_runs_files_are_read_through_their_schema(tmp_path, file, key
     assert dl("report", str(genuine), "--out", str(tmp_path / "a")).returncode == 0
     line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
     assert f"{path}: " in line and words in line, line
+
+
+def _rewrite(path, edit) -> None:
+    """A checkpoint edited and its checksum recomputed, as a hand-edited file would be."""
+    import numpy as np
+
+    from dist_logreg.train.checkpoint import _digest
+
+    with np.load(path, allow_pickle=False) as z:
+        params, velocity = z["params"].copy(), z["velocity"].copy()
+        meta = json.loads(str(z["meta"]))
+    edit(meta, params)
+    text = json.dumps(meta, sort_keys=True)
+    checksum = np.array(_digest(text, params, velocity))
+    np.savez(path, params=params, velocity=velocity, meta=np.array(text), checksum=checksum)
+
+
+def _nan(meta, params):
+    params[:] = float("nan")
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda m, p: m.update(step=10**12), "meta.step 1000000000000 differs from its name's"),
+        (lambda m, p: m.update(step=-5), "meta.step: expected a whole number >= 0, got -5"),
+        (lambda m, p: m.update(step=20.5), "meta.step: expected a whole number >= 0, got 20.5"),
+        (_nan, "params: expected finite numbers, got nan or inf"),
+    ],
+)
+def test_a_checkpoint_is_held_to_its_name_and_finite_numbers(tmp_path, edit, words):
+    """Twelfth attack L-H15: a checkpoint named step 40 whose metadata said 10^12 was resumed
+    "after step 10^12" and the finished run's summary replaced by one of zeros, exit 0;
+    L-M5: NaN parameters or a step of -5 ended as "training diverged" (exit 4, which
+    supervise never restarts). Each is now an unusable checkpoint; the previous one is used."""
+    ckpt, meta, newest = _checkpoints(tmp_path)
+    _rewrite(newest, edit)
+    with pytest.raises(ckpt.CheckpointError, match="ckpt-00000020.npz") as exc:
+        ckpt.load(newest)
+    assert words in str(exc.value), exc.value
+    warned = []
+    got, _ = ckpt.newest_usable(tmp_path, meta["trajectory"], 100, warned.append)
+    assert got.step == 10 and words in warned[0], warned
+
+
+@pytest.mark.parametrize("beta", [0.0, 1e-300])
+def test_a_model_file_with_no_bandwidth_cost_is_refused(tmp_path, beta):
+    """Twelfth attack L-H14: ``model fit`` refuses a beta of 0 (an infinite bandwidth), but a
+    model file holding one predicted 1 GiB allreduced in 6.9 us (155,396 GB/s), exit 0. The
+    reader holds what the fit writes: beta at least 1e-15 s/B (a link of 1 PB/s)."""
+    from dist_logreg.collective import costfile
+    from tests.test_costmodel import one_segment_model
+
+    model = one_segment_model()
+    name = next(iter(model["algorithms"]))
+    model["algorithms"][name]["segments"][0]["inter"]["beta_s_per_byte"] = beta
+    path = tmp_path / "m.json"
+    costfile.save(model, path)
+    args = ["--model", str(path), "--ranks", "2", "--bytes", "1G", "--algorithm", name]
+    line = one_line(dl("model", "predict", *args))
+    assert f"model file {path}: algorithms.{name}.segments[0].inter.beta_s_per_byte: " in line
+    assert "expected at least 1e-15 s/B" in line, line
+
+
+@pytest.fixture(scope="module")
+def roce_lossy(tmp_path_factory):
+    """A genuine RoCE run with selective retransmission at 1 % loss: packets lost and
+    retransmitted."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    out = tmp_path_factory.mktemp("roce") / "p"
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2", "--ranks", "4"]
+    args += ["--bytes", "64K", "--algorithm", "ring", "--engine", "packet"]
+    args += ["--transport", "roce", "--retransmit", "selective", "--loss", "1", "--rto", "100us"]
+    r = dl("simulate", *args, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _first_lossy(p):
+    return next(x for x in p["links_detail"] if x["lost"])
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda p: p.update(lost=3000), "packet.lost: expected the links' lost packets"),
+        (lambda p: p.update(timeouts=-2), "packet.timeouts: expected a whole number from 0"),
+        (lambda p: p.update(retransmitted_bytes=-25340), "retransmitted_bytes: expected a whole"),
+        (lambda p: p.update(nacks=-1), "packet.nacks: expected a whole number from 0"),
+        (lambda p: _first_lossy(p).update(wire_bytes=39), "lost: expected at most 0.975 (the link"),
+    ],
+)
+def test_a_packet_rows_counts_are_whole_and_its_lost_packets_its_links(
+    tmp_path, roce_lossy, edit, words
+):
+    """Twelfth attack L-H13: 3,000 (or 100,000) lost packets in a job of some 50 packets, and
+    -2 timeouts, -25,340 retransmitted bytes, -1 NACKs were drawn, exit 0."""
+    assert dl("report", str(roce_lossy), "--out", str(tmp_path / "a")).returncode == 0
+    doc = json.loads((roce_lossy / "simulate.json").read_text())
+    p = doc["results"][0]["packet"]
+    assert p["lost"] > 0 and p["retransmitted_packets"] > 0  # the case itself
+    edit(p)
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(tmp_path / "e"), "--out", str(tmp_path / "o")))
+    assert words in line, line
+
+
+def test_a_roce_rows_retransmissions_are_shown(tmp_path, roce_lossy):
+    """Twelfth attack L-M3: the counts table showed "-" (none) for a RoCE row's
+    retransmissions; it reads retransmitted_packets where there is no TCP count."""
+    p = json.loads((roce_lossy / "simulate.json").read_text())["results"][0]["packet"]
+    assert dl("report", str(roce_lossy), "--out", str(tmp_path / "a")).returncode == 0
+    md = (tmp_path / "a" / "report.md").read_text()
+    row = next(x for x in md.splitlines() if x.startswith("| ring 64 KiB, roce"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:5] == [str(p["drops"]), str(p["lost"]), str(p["retransmitted_packets"])]

@@ -83,6 +83,12 @@ def load(path: str | Path) -> dict:
 MAX_PARAM = 1.0
 
 
+#: The least beta a model may hold: a link of 1 PB/s (NVLink's is about 1 ns per KB); a fit
+#: of 0 is refused by ``model fit``, and a file of 0 predicted 1 GiB in 6.9 us (twelfth
+#: attack, L-H14).
+MIN_BETA = 1e-15
+
+
 def param_problem(v, key: str) -> str | None:
     """What is wrong with one parameter (seconds per message or per byte), or None."""
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
@@ -104,6 +110,11 @@ def _check_links(seg, key: str) -> str | None:
         for name in ("alpha_s", "beta_s_per_byte"):
             if why := param_problem(v[name], f"{key}.{link}.{name}"):
                 return why
+        if v["beta_s_per_byte"] < MIN_BETA:  # what model fit refuses to write (L-H14)
+            return (
+                f"{key}.{link}.beta_s_per_byte: expected at least {MIN_BETA:g} s/B (a link "
+                f"of at most 1 PB/s; 0 is an infinite bandwidth), got {v['beta_s_per_byte']!r}"
+            )
     return None
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dist_logreg.collective import algorithms
-from dist_logreg.collective.costfile import COLUMNS, FORMAT, VERSION, segment_of
+from dist_logreg.collective.costfile import COLUMNS, FORMAT, MIN_BETA, VERSION, segment_of
 from dist_logreg.collective.schedule import Placement, Step, shape
 from dist_logreg.errors import UsageError
 
@@ -241,14 +241,15 @@ class _Problem:
 
 
 def _zero_beta(algs: dict, breakpoints) -> str | None:
-    """Why a fit that came out with ``beta = 0`` (an infinite bandwidth) cannot stand, or
-    None: the span rule passed, but the times did not grow with the size (at the rule's
+    """Why a fit that came out with ``beta = 0``, or below the least a model file may hold
+    (:data:`.costfile.MIN_BETA`, 1 PB/s: an infinite bandwidth), cannot stand, or None:
+    the span rule passed, but the times did not grow with the size (at the rule's
     boundary, or with noise), so the non-negative fit put beta at its bound."""
     edges = ["0", *[str(b) for b in breakpoints], "inf"]
     for name, doc in algs.items():
         for k, seg in enumerate(doc["segments"]):
             for link, par in seg.items():
-                if par is not None and not par["beta_s_per_byte"] > 0:
+                if par is not None and not par["beta_s_per_byte"] >= MIN_BETA:
                     return (
                         f"cannot identify beta (seconds per byte) of {name} in size segment "
                         f"{k} [{edges[k]}, {edges[k + 1]}) B: the fit gives {link} beta = "

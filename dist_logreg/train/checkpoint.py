@@ -185,12 +185,22 @@ def load(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path.name}: checksum mismatch (corrupted)")
     try:
         meta = json.loads(meta_json)
-        step = int(meta["step"])
+        step = meta["step"]
         features = meta.get("trajectory", {}).get("features")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path.name}: malformed metadata ({exc})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path.name}: format {meta.get('format')}, expected {FORMAT}")
+    # the step its name says, which the search for one at or before the run's end read (a
+    # meta.step of 10^12 under a name of step 40 was resumed "after step 10^12", and the
+    # finished run's summary replaced by one of zeros: twelfth attack, L-H15)
+    named = NAME.match(path.name)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path.name}: meta.step: expected a whole number >= 0, got {step!r}")
+    if named and step != int(named.group(1)):
+        raise CheckpointError(
+            f"{path.name}: meta.step {step} differs from its name's step {int(named.group(1))}"
+        )
     # A checksum only proves the file is what was written, not that it fits: check shapes.
     for name, a in (("params", params), ("velocity", velocity)):
         if a.ndim != 1 or a.dtype.kind != "f" or (features is not None and a.size != features + 1):
@@ -198,6 +208,8 @@ def load(path: Path) -> Checkpoint:
                 f"{path.name}: expected {name} of shape ({features} + 1,) floats for "
                 f"{features} features, got shape {a.shape} {a.dtype}"
             )
+        if not np.isfinite(a).all():  # resumed, it "diverged" at once: exit 4 (L-M5)
+            raise CheckpointError(f"{path.name}: {name}: expected finite numbers, got nan or inf")
     return Checkpoint(step, params, velocity, meta, path)
 
 
