@@ -81,7 +81,12 @@ def once(pairs) -> dict:
     return doc
 
 
-def read_json(path: str | Path, what: str) -> Any:
+#: The largest JSON file the tool reads whole (a bench file of 5,000 algorithms is ~10 MB):
+#: a 4 GB one was read into memory, a ``MemoryError`` traceback (twelfth attack, L-H19).
+MAX_FILE_BYTES = 256 << 20
+
+
+def read_json(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> Any:
     """The JSON document in the regular file ``path``; errors name ``what`` and the path.
 
     One line for each way it fails: ``{what} {path}: not found`` (and the other
@@ -91,6 +96,9 @@ def read_json(path: str | Path, what: str) -> Any:
     where = f"{what} {path}"
     path = regular_file(path, what)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UsageError(f"{where}: expected at most {max_bytes} bytes of JSON, got {size}")
         return json.loads(path.read_text(), object_pairs_hook=once)
     except OSError as exc:
         raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None

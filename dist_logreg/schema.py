@@ -26,12 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 from dist_logreg.errors import UsageError
-from dist_logreg.files import once, regular_file
+from dist_logreg.files import MAX_FILE_BYTES, once, regular_file
 
 #: A checker: ``checker(value, where)``; raises :class:`Invalid` (``where``, what was expected).
 Checker = Callable[[Any, str], None]
-#: Files the tool reads are results and maps of megabytes; anything larger is refused.
-MAX_FILE_BYTES = 256 << 20
 
 
 class Invalid(Exception):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -475,3 +477,144 @@ def test_a_roce_rows_retransmissions_are_shown(tmp_path, roce_lossy):
     row = next(x for x in md.splitlines() if x.startswith("| ring 64 KiB, roce"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:5] == [str(p["drops"]), str(p["lost"]), str(p["retransmitted_packets"])]
+
+
+# --- L-H18, L-H19, L-H20, L-H22, L-H23, L-H24 ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (b'\xff\xfe{"step":0}\n', "line 41: expected a JSON object ("),
+        (b"[" * 100000 + b"]" * 100000 + b"\n", "line 41: expected a JSON object ("),
+    ],
+)
+def test_a_jsonl_line_not_utf8_or_nested_deep_is_one_line(tmp_path, text, words):
+    """Twelfth attack L-H18: a byte that is not UTF-8, or a line nested 100,000 deep, in a
+    run's metrics.jsonl was a UnicodeDecodeError or RecursionError traceback."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)  # 20 steps x 2 ranks: 40 lines
+    with (run / "metrics.jsonl").open("ab") as fh:
+        fh.write(text)
+    line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+    assert f"{run / 'metrics.jsonl'} {words}" in line, line
+
+
+def _huge(path, size: int) -> None:
+    """A sparse file of ``size`` bytes: nothing is written to the disk."""
+    with path.open("wb") as fh:
+        fh.truncate(size)
+
+
+@pytest.mark.parametrize("name", ["summary.json", "config.json", "metrics.jsonl"])
+def test_a_run_file_too_large_is_refused_before_it_is_read(tmp_path, name):
+    """Twelfth attack L-H18, L-H19: a 4 GB summary.json, config.json or metrics.jsonl was
+    read whole (a MemoryError traceback under a memory limit)."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)
+    _huge(run / name, 4 << 30)
+    line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+    assert (
+        str(run / name) in line
+        and "expected at most" in line
+        and "4294967296" in line.replace(",", "")
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["model", "fit", "{f}", "--out", "{d}/m.json"],
+        ["report", "{f}", "--out", "{d}/rep"],
+        ["model", "predict", "--model", "{f}", "--ranks", "2", "--bytes", "1K"],
+        ["simulate", "--fabric", "flat:hosts=2", "--ranks", "2", "--cost-model", "{f}"],
+    ],
+)
+def test_a_json_input_too_large_is_refused_before_it_is_read(tmp_path, command):
+    """Twelfth attack L-H22: a 4 GB bench or model file was read whole by model fit, report,
+    model predict and simulate --cost-model (MemoryError traceback)."""
+    f = tmp_path / "big.json"
+    _huge(f, 4 << 30)
+    args = [a.format(f=f, d=tmp_path) for a in command]
+    line = one_line(dl(*args))
+    assert str(f) in line and "expected at most 268435456 bytes of JSON, got 4294967296" in line
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (("time_s", "compute", -1.0), "time_s.compute: expected a finite number of seconds >= 0"),
+        (("time_s", "compute", float("nan")), "time_s.compute: expected a finite number"),
+        (("allreduce", "bytes_per_call", -88), "allreduce.bytes_per_call: expected a whole"),
+        (("allreduce", "bytes_per_call", 1e300), "allreduce.bytes_per_call: expected a whole"),
+        (("allreduce", "calls_per_step", -3), "allreduce.calls_per_step: expected a number"),
+        (("time_s", "data", "x"), "time_s.data: expected a finite number of seconds"),
+        ((None, "world_size", 0), "world_size: expected a number of ranks from 1"),
+    ],
+)
+def test_model_predict_run_reads_the_summary_through_a_schema(tmp_path, edit, words):
+    """Twelfth attack L-H20: ``model predict --run`` checked only that three values convert
+    with float(): a compute of -1 s, NaN, a message of -88 B or 1e300 B, 0 ranks were
+    predicted from (exit 0), a string was a TypeError traceback."""
+    from dist_logreg.collective import costfile
+    from tests.test_costmodel import one_segment_model
+
+    model = tmp_path / "m.json"
+    costfile.save(one_segment_model(), model)
+    name = next(iter(one_segment_model()["algorithms"]))
+    summary = {
+        "world_size": 2,
+        "steps_run": 40,
+        "allreduce": {
+            "algorithm": name,
+            "bytes_per_call": 88,
+            "calls_per_step": 1.0,
+            "latency_s": {"p50": 1e-5},
+        },
+        "time_s": {"data": 0.001, "compute": 0.003, "update": 0.001},
+        "comm_fraction": {"median": 0.5},
+        "placement": {"host_of_rank": [0, 0]},
+    }
+    run = tmp_path / "run"
+    run.mkdir()
+    args = ["model", "predict", "--model", str(model), "--run", str(run), "--ranks", "4"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert dl(*args).returncode == 0  # the genuine shape predicts
+    block, key, value = edit
+    (summary[block] if block else summary)[key] = value
+    (run / "summary.json").write_text(json.dumps(summary))
+    line = one_line(dl(*args))
+    assert f"--run {run / 'summary.json'}: {words}" in line, line
+
+
+@pytest.mark.parametrize(
+    "option, key",
+    [("--sweep", "ranks"), ("--workload", "params"), ("--config", "steps")],
+)
+def test_a_toml_file_nested_deep_is_one_line(tmp_path, option, key):
+    """Twelfth attack L-H23: TOML nested 5,000 deep as --sweep, --workload or train
+    --config was a RecursionError traceback (tomllib recurses per level)."""
+    f = tmp_path / "deep.toml"
+    f.write_text(f"{key} = " + "[" * 5000 + "]" * 5000 + "\n")
+    if option == "--config":
+        r = subprocess.run(
+            [sys.executable, "-m", "dist_logreg", "train", "--config", str(f)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    else:
+        r = dl("simulate", *SIM[1:], option, str(f))
+    line = one_line(r)
+    assert str(f) in line and "RecursionError" not in r.stderr, line
+
+
+def test_a_neighbour_of_zero_bytes_is_refused(tmp_path):
+    """Twelfth attack L-H24: ``--scenario neighbour:ranks=4,bytes=0`` ran (30 us "to move 0
+    B") into a simulate.json that report refused; refused as --bytes 0 is."""
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4", "--ranks", "4"]
+    args += ["--bytes", "1M", "--algorithm", "ring", "--exact"]
+    line = one_line(dl("simulate", *args, "--scenario", "neighbour:ranks=4,bytes=0"))
+    assert "--scenario neighbour:ranks=4,bytes=0: bytes: expected at least 1 byte per rank" in line

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from dist_logreg.cli.guard import interrupt_name, interrupt_status, sigterm_as_sigint
 from dist_logreg.errors import UsageError
-from dist_logreg.files import regular_file
+from dist_logreg.files import MAX_FILE_BYTES, regular_file
 from dist_logreg.record.progress import status_line
 from dist_logreg.sim.sweep import Partial, expand, grid_key, varying
 
@@ -79,10 +79,15 @@ def read_grid(path: str, parser) -> dict[str, list]:
     """The axes of the sweep file ``path``: ``{option: [values]}`` (checked)."""
     f = regular_file(path, "--sweep")
     try:
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise UsageError(
+                f"--sweep {path}: expected at most {MAX_FILE_BYTES} bytes of TOML, got "
+                f"{f.stat().st_size}"
+            )
         raw = tomllib.loads(f.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--sweep {path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nested 5,000 deep: L-H23
         raise UsageError(f"--sweep {path}: expected TOML, got a file that is not ({exc})") from None
     options = _options(parser)
     axes = {}

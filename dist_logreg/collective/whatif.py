@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from dist_logreg import schema
 from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
@@ -256,16 +257,45 @@ def format_trust(rep: dict) -> list[str]:
     return lines
 
 
+_SECONDS = schema.number(0.0, 1e9, "a finite number of seconds")
+#: What ``model predict --run`` reads of a train run's ``summary.json``, with bounds: before,
+#: three values had only to convert with ``float()``, and a compute of -1 s, NaN, a message
+#: of -88 B or 1e300 B, 0 ranks were predicted from, exit 0 (twelfth attack, L-H20).
+SUMMARY = schema.table(
+    {
+        "world_size": schema.count(1, 10**6, "a number of ranks"),
+        "steps_run": schema.count(0, 10**12, "a whole number of steps"),
+        "allreduce": schema.table(
+            {
+                "algorithm": schema.text(),
+                "bytes_per_call": schema.count(1, 1 << 40, "a whole number of bytes"),
+                "latency_s": schema.table({"p50": _SECONDS}),
+            },
+            {"calls_per_step": schema.number(0.0, 1 << 21, "a number of calls a step")},
+        ),
+        "time_s": schema.table({k: _SECONDS for k in ("data", "compute", "update")}),
+    },
+    {
+        "comm_fraction": schema.table({}, {"median": schema.number(0.0, 1.0, "a fraction")}),
+        "placement": schema.table(
+            {}, {"host_of_rank": schema.items(schema.count(0, 10**6, "a host index"))}
+        ),
+    },
+    "a train run's summary (an object)",
+)
+
+
 def read_summary(run_dir: str) -> dict:
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         raise UsageError(f"--run {run_dir}: no summary.json there (a finished train --out DIR)")
-    s = read_json(path, "--run")
-    try:
-        for need in (s["allreduce"]["bytes_per_call"], s["time_s"]["compute"], s["steps_run"]):
-            float(need)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--run {path}: not a readable train summary ({exc!r})") from None
+    s = schema.check(read_json(path, "--run"), SUMMARY, f"--run {path}")
+    hosts = (s.get("placement") or {}).get("host_of_rank")
+    if hosts is not None and len(hosts) != s["world_size"]:
+        raise UsageError(
+            f"--run {path}: placement.host_of_rank: expected {s['world_size']} hosts (one per "
+            f"rank of world_size), got {len(hosts)}"
+        )
     return s
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
-from dist_logreg.files import read_json
+from dist_logreg.files import once, read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
 
@@ -400,6 +400,11 @@ def check_value(c: str, v, world_size: int) -> str | None:
     return None
 
 
+#: The largest steps.jsonl or metrics.jsonl the report reads (its rows become arrays in
+#: memory): a million steps of 8 ranks at about 150 B a line.
+MAX_JSONL_BYTES = 2 << 30
+
+
 def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30):
     """The columns of a JSON-lines file as float arrays (NaN where a line lacks a key).
 
@@ -408,14 +413,20 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30)
     """
     if not path.is_file():
         return None
+    size = path.stat().st_size
+    if size > MAX_JSONL_BYTES:  # a 4 GB line was read into memory (L-H18)
+        raise UsageError(
+            f"{path}: expected at most {MAX_JSONL_BYTES:,} B of JSON lines, got {size:,}"
+        )
     cols: dict[str, list] = {c: [] for c in columns}
-    with path.open() as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
+                rec = json.loads(raw.decode("utf-8"), object_pairs_hook=once)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                # a byte that is not UTF-8, or nesting too deep, was a traceback (L-H18)
                 raise UsageError(f"{path} line {n}: expected a JSON object ({exc})") from None
             if not isinstance(rec, dict) or "step" not in rec or "rank" not in rec:
                 raise UsageError(f"{path} line {n}: expected an object with step and rank")

@@ -160,11 +160,14 @@ def _neighbour(text: str, pairs: dict) -> dict:
     if alg is not None and not (table.known(alg) and table.get(alg).phases):
         raise _bad(text, "algorithm", "an algorithm with a schedule (see --algorithm)", alg)
     where = f"--scenario {text}"
+    nbytes = o.size(pairs["bytes"], f"{where}: bytes") if "bytes" in pairs else None
+    if nbytes == 0:  # as --bytes: 30 us "to move 0 B", a file report refused (L-H24)
+        raise _bad(text, "bytes", "at least 1 byte per rank", pairs["bytes"])
     return {
         "ranks": int(ranks),
         "placement": placement,
         "algorithm": alg,
-        "bytes": o.size(pairs["bytes"], f"{where}: bytes") if "bytes" in pairs else None,
+        "bytes": nbytes,
         "start_s": o.duration(pairs.get("start", "0"), f"{where}: start"),
         "seed": int(seed),
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
-from dist_logreg.files import regular_file
+from dist_logreg.files import MAX_FILE_BYTES, regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, RENAMED, TrainConfig
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 from dist_logreg.train.syncmode import SYNCS
@@ -123,6 +123,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a flat TOML file of config keys (names as in ``TrainConfig``; dashes allowed)."""
     path = regular_file(path, "config file")  # a FIFO would block open() forever
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise UsageError(
+                f"config file {path}: expected at most {MAX_FILE_BYTES} bytes of TOML, got "
+                f"{path.stat().st_size}"
+            )
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
     except FileNotFoundError:
@@ -134,7 +139,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             f"config file {path}: expected UTF-8 text (TOML), got byte "
             f"0x{exc.object[exc.start]:02x} at offset {exc.start}"
         ) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nested 5,000 deep: L-H23
         raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
     values = {}
     for key, value in raw.items():
