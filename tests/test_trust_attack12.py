@@ -618,3 +618,23 @@ def test_a_neighbour_of_zero_bytes_is_refused(tmp_path):
     args += ["--bytes", "1M", "--algorithm", "ring", "--exact"]
     line = one_line(dl("simulate", *args, "--scenario", "neighbour:ranks=4,bytes=0"))
     assert "--scenario neighbour:ranks=4,bytes=0: bytes: expected at least 1 byte per rank" in line
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_train_resume_with_a_fifo_as_the_runs_summary_ends(tmp_path, n):
+    """Found beside the twelfth attack: ``train --resume`` read ``--out``'s summary.json (to
+    see whether a completed run would be rewound) with a plain read: a FIFO there hung
+    every rank. It is read as every JSON file is (a regular file, bounded)."""
+    import os
+
+    out = tmp_path / "run"
+    run = ["--samples", "2000", "--features", "8", "--batch-size", "64"]
+    run += ["--checkpoint-every", "10", "--out", str(out)]
+    r = run_mpi(n, train_cmd(*run, "--steps", "20"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (out / "summary.json").unlink()
+    os.mkfifo(out / "summary.json")
+    r = run_mpi(n, train_cmd(*run, "--steps", "30", "--resume"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 30

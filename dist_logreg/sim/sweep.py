@@ -110,7 +110,7 @@ class Partial:
             try:
                 doc = json.loads(f.read_text())
                 ok = doc.get("format") == PARTIAL_FORMAT
-            except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+            except (OSError, ValueError, AttributeError, UnicodeDecodeError, RecursionError):
                 ok = False
             if not ok:
                 raise UsageError(f"--resume: {f}: expected a sweep's partial file, got another")

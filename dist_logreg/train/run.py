@@ -9,7 +9,6 @@ by its phase), so no rank waits forever, from start-up to the last write.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from dist_logreg.bench.cost import host_names
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
 from dist_logreg.errors import RunError, UsageError, raise_together
+from dist_logreg.files import read_json
 from dist_logreg.protocol import history, report
 from dist_logreg.record import provenance
 from dist_logreg.record.console import Reporter
@@ -377,9 +377,9 @@ def _past(completed, steps: int) -> bool:
 
 def _completed_steps(out_dir: Path) -> int | None:
     """Steps of the completed run whose outputs are in ``out_dir`` (None: none there)."""
-    try:
-        summary = json.loads((out_dir / "summary.json").read_text())
-    except (OSError, ValueError):
+    try:  # a regular file of bounded size (a FIFO there hung train --resume)
+        summary = read_json(out_dir / "summary.json", "--out")
+    except UsageError:
         return None
     if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
         return None

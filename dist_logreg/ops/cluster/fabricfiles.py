@@ -35,6 +35,7 @@ import math
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
+from dist_logreg.files import MAX_FILE_BYTES, once, regular_file
 
 LINKS_SCHEMA = "dist-logreg/links/1"
 FLOWS_SCHEMA = "dist-logreg/flows/1"
@@ -61,11 +62,17 @@ def write_flows(path: Path, head: dict, maps: list[dict]) -> None:
 
 
 def _load(path: Path, schema: str, key: str) -> tuple[dict, list]:
+    regular_file(path, "file")  # a FIFO would block the read
     try:
-        doc = json.loads(Path(path).read_text())
+        if Path(path).stat().st_size > MAX_FILE_BYTES:
+            raise UsageError(
+                f"{path}: expected at most {MAX_FILE_BYTES} bytes of JSON, got "
+                f"{Path(path).stat().st_size}"
+            )
+        doc = json.loads(Path(path).read_text(), object_pairs_hook=once)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
