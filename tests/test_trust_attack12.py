@@ -638,3 +638,19 @@ def test_train_resume_with_a_fifo_as_the_runs_summary_ends(tmp_path, n):
     r = run_mpi(n, train_cmd(*run, "--steps", "30", "--resume"), timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["steps"] == 30
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_a_fifo_as_the_labels_of_a_sparse_npz_is_one_line(tmp_path, n):
+    """Found beside the twelfth attack: ``--data X.npz,y.npy`` (a scipy sparse matrix and its
+    labels) opened both without checking they are regular files: a FIFO hung every rank."""
+    import os
+
+    sp = pytest.importorskip("scipy.sparse")
+    sp.save_npz(tmp_path / "X.npz", sp.random(100, 8, density=0.3, format="csr", random_state=0))
+    os.mkfifo(tmp_path / "y.npy")
+    data = f"{tmp_path / 'X.npz'},{tmp_path / 'y.npy'}"
+    r = run_mpi(n, train_cmd("--data", data, "--steps", "5", "--batch-size", "10"), timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert f"data file {tmp_path / 'y.npy'}: expected a regular file, got a FIFO" in r.stderr

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import regular_file
 
 SUFFIXES = (".svm", ".libsvm", ".svmlight")
 INSTALL = "pip install 'dist-logreg[sparse]'"
@@ -262,6 +263,9 @@ def load_svmlight(comm, path: str, dtype: str, n_features: int | None):
 def load_npz(x_path: Path, y_path: Path | None, dtype: str, n_features: int | None):
     """A ``scipy.sparse.save_npz`` archive as ``(X, y)``; labels in its array y or ``y_path``."""
     sp, _ = require(f"data file {x_path} (scipy sparse .npz)")
+    for path in (x_path, y_path):  # a FIFO would block every rank (found beside L-H10)
+        if path is not None:
+            regular_file(path, "data file")
     try:
         X = sp.csr_array(sp.load_npz(x_path), dtype=dtype)
         if y_path is not None:
@@ -279,6 +283,11 @@ def load_npz(x_path: Path, y_path: Path | None, dtype: str, n_features: int | No
     except (OSError, ValueError, EOFError, KeyError) as exc:
         raise UsageError(
             f"data file {x_path}: not a readable sparse .npz archive ({exc})"
+        ) from None
+    except MemoryError:  # a member's header may claim any shape
+        raise UsageError(
+            f"data file {x_path}: expected a sparse .npz that fits in memory (each rank "
+            "loads it whole)"
         ) from None
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
