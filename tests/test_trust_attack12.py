@@ -90,7 +90,8 @@ def test_resume_takes_a_genuine_point(interrupted):
 def test_simulate_run_refuses_more_calls_a_step_than_a_workload_has_buckets(tmp_path, calls):
     """Twelfth attack L-H1, L-H2: a summary.json of 10^15 8-byte allreduce calls in one step
     built a tuple of them (MemoryError traceback); 3 million ran 45 s into a 582 MB
-    simulate.json that report then refused (more than 2,097,152 buckets). Now refused first."""
+    simulate.json that report then refused (more than the 2,097,152 buckets of then). Now refused
+    first, at the bound a workload has."""
     run = tmp_path / "run"
     run.mkdir()
     summary = {
@@ -103,7 +104,7 @@ def test_simulate_run_refuses_more_calls_a_step_than_a_workload_has_buckets(tmp_
     args = ["--run", str(run), "--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", "ring"]
     line = one_line(dl("simulate", *args, "--out", str(tmp_path / "o")))
     assert (
-        f"--run {run / 'summary.json'}: allreduce.calls / steps: expected at most 2,097,152" in line
+        f"--run {run / 'summary.json'}: allreduce.calls / steps: expected at most 262,144" in line
     )
     assert f"got {calls} / 1" in line, line
     assert not (tmp_path / "o").exists()
@@ -654,3 +655,69 @@ def test_a_fifo_as_the_labels_of_a_sparse_npz_is_one_line(tmp_path, n):
     r = run_mpi(n, train_cmd("--data", data, "--steps", "5", "--batch-size", "10"), timeout=120)
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert f"data file {tmp_path / 'y.npy'}: expected a regular file, got a FIFO" in r.stderr
+
+
+def _as_limit(gib: int):
+    def limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (gib << 30, gib << 30))
+
+    return limit
+
+
+@pytest.mark.timeout(600)
+def test_a_workload_at_its_bucket_bound_is_simulated_and_reported_in_bounded_memory(tmp_path):
+    """Twelfth attack L-H25: a workload of 2,000,000 buckets (then within the bound) wrote a
+    353 MB simulate.json whose report died of MemoryError after 3 min 40 s under 6 GB. The
+    bound is now 262,144 buckets a step, and the report draws the step's timeline as one
+    artist per collective (two per bucket took 1.8 GB at 65,536): both commands run at the
+    bound under a 3 GiB address-space limit; one bucket more is refused."""
+    w = tmp_path / "w.json"
+    w.write_text(json.dumps({"bucket-sizes": [8] * 262_144}))
+    base = [sys.executable, "-m", "dist_logreg"]
+    sim = [*base, "simulate", "--fabric", "flat:hosts=2", "--ranks", "2", "--algorithm", "ring"]
+    r = subprocess.run(
+        [*sim, "--workload", str(w), "--out", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        preexec_fn=_as_limit(3),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(
+        [*base, "report", str(tmp_path / "s"), "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        preexec_fn=_as_limit(3),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "rep" / "1-sim-step.png").stat().st_size > 0
+    w.write_text(json.dumps({"bucket-sizes": [8] * 262_145}))
+    line = one_line(dl("simulate", *SIM[1:], "--workload", str(w)))
+    assert "262,144" in line, line
+
+
+@pytest.mark.parametrize(
+    "collective, factor, want",
+    [("allreduce", 2.0, 4 / 3), ("broadcast", 2.0, 1.0), ("allgather", 4 / 3, 2 / 3)],
+)
+def test_a_bench_records_busbw_factor_is_its_collectives(tmp_path, collective, factor, want):
+    """Twelfth attack L-H26: the busbw check took the factor from the record itself, so an
+    allreduce at 3 ranks given factor 2 (not 2(p-1)/p = 4/3), its busbw scaled to match,
+    was drawn at 1.5 x the measured busbw. The genuine factor is accepted."""
+    from tests.fake_runs import write_bench
+
+    path = write_bench(tmp_path / "b.json", p=3)
+    doc = json.loads(path.read_text())
+    for rec in doc["records"]:
+        rec["collective"], rec["busbw_factor"] = collective, want
+        rec["busbw"] = rec["algbw"] * want
+    path.write_text(json.dumps(doc))
+    assert dl("report", str(path), "--out", str(tmp_path / "a")).returncode == 0
+    rec = doc["records"][1]
+    rec["busbw_factor"], rec["busbw"] = factor, rec["algbw"] * factor
+    path.write_text(json.dumps(doc))
+    line = one_line(dl("report", str(path), "--out", str(tmp_path / "o")))
+    assert f"record 1: busbw_factor: expected {want:g} (nccl-tests' factor of {collective}" in line

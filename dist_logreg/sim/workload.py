@@ -54,8 +54,11 @@ PRESETS = {
     "resnet50": "params=25.6M,dtype=fp32,buckets=25M,forward=30ms,backward=60ms",
 }
 _SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-#: At most this many buckets a step (DDP's 25 MB buckets of a 10T-parameter model: 1.6e6).
-MAX_BUCKETS = 1 << 21
+#: At most this many buckets a step (DDP's 25 MB buckets of a 3T-parameter bf16 model:
+#: 262,144). Each is a row of one step's timeline in simulate.json: at this bound the file is
+#: 46 MB and its report takes 7 s and 0.6 GB; 2,097,152 wrote 353 MB that report could not
+#: take in 6 GB (twelfth attack, L-H25).
+MAX_BUCKETS = 1 << 18
 #: A forward, backward or optimizer pass of at most this long (11.6 days; a report's bound).
 MAX_SECONDS = 1e6
 #: ``strong=P0`` of at most this many ranks (the compute scales as P0 / ranks).
