@@ -245,3 +245,56 @@ FABRIC_BOUNDS = {
     "nic-efficiency": (1e-3, 1.0),
     "hash-seed": (0, 2**32 - 1),
 }
+
+
+# --- flows.json: the flow maps `cluster run` writes (ops/cluster/fabricfiles.py), read by
+# `simulate --flows` (sim/from_cluster.py) and `report` (a flows.json of lists and a spine
+# of 3.5 was drawn: twelfth attack, L-H27) ------------------------------------------------
+
+#: The schema ``cluster run`` writes (:mod:`dist_logreg.ops.cluster.fabricfiles`); a file
+#: without ``schema`` is the older single map (its ``flows`` at the top).
+FLOWS_SCHEMA = "dist-logreg/flows/1"
+_FLOW_PORT = count(0, 65535, "a port")
+_FLOW_RANKS = items(count(0, 10**6, "a rank"), 0, 10**6, "a list of ranks")
+_FLOW = table(
+    {
+        "src": text(),
+        "dst": text(),
+        "bytes": number(0.0, 1e18, "a finite number of bytes"),
+        "spine": optional(text()),
+    },
+    {  # what cluster run also writes: checked when present (a NaN port was taken)
+        "sport": _FLOW_PORT,
+        "dport": _FLOW_PORT,
+        "packets": count(0, 10**18, "a whole number of packets"),
+        "src_ranks": _FLOW_RANKS,
+        "dst_ranks": _FLOW_RANKS,
+    },
+    what="a flow (an object)",
+)
+_FLOWS = items(_FLOW, 0, 10**6, "a list of flows")
+#: The file's own keys besides its flows: checked when present.
+_FLOWS_HEAD = {
+    "hash": text("l3", "l4"),
+    "ranks_per_host": count(1, 10**6, "a number of ranks per host"),
+    "tcp_links": count(0, 10**9, "a number of TCP connections"),
+}
+FLOWS_FILE = table(
+    {"schema": text(FLOWS_SCHEMA), "maps": items(table({"flows": _FLOWS}))},
+    _FLOWS_HEAD,
+)
+FLOWS_FILE_OLD = table({"flows": _FLOWS}, _FLOWS_HEAD)
+
+
+def flows_of(doc, name: str = "flows.json") -> list:
+    """Every flow of a checked ``flows.json`` document (all its maps); ``name`` (the file)
+    starts every error."""
+    if not isinstance(doc, dict):
+        raise UsageError(
+            f"{name}: expected a flows.json of `cluster run` (an object with schema "
+            f"{FLOWS_SCHEMA!r}), got a {type(doc).__name__}"
+        )
+    if "schema" in doc:
+        check(doc, FLOWS_FILE, name)
+        return [f for m in doc["maps"] for f in m["flows"]]
+    return check(doc, FLOWS_FILE_OLD, name)["flows"]

@@ -721,3 +721,44 @@ def test_a_bench_records_busbw_factor_is_its_collectives(tmp_path, collective, f
     path.write_text(json.dumps(doc))
     line = one_line(dl("report", str(path), "--out", str(tmp_path / "o")))
     assert f"record 1: busbw_factor: expected {want:g} (nccl-tests' factor of {collective}" in line
+
+
+def _bad_flow(doc):
+    f = doc["maps"][0]["flows"][0]
+    f.update(src=["h0"], dst={"a": 1}, sport="p", dport=-1, spine=3.5)
+
+
+def _way(doc):
+    link = doc["links"][0]
+    name = next(iter(link["directions"]))
+    link["directions"][name]["way"] = ["x"]
+
+
+@pytest.mark.parametrize(
+    "name, edit, words",
+    [
+        ("flows.json", _bad_flow, "maps[0].flows[0].src: expected a string, got ['h0']"),
+        ("links.json", _way, "].way: expected up or down, got ['x']"),
+        ("links.json", None, "expected JSON, got a file that is not (maximum recursion"),
+    ],
+)
+def test_a_runs_cluster_files_are_read_through_their_schema(tmp_path, name, edit, words):
+    """Twelfth attack L-H27: report read a run's links.json and flows.json with its own
+    checks: nested deep, a RecursionError traceback; a flow of lists and objects with a
+    spine of 3.5, or a direction's way ["x"], drawn as is. flows.json is read through the
+    file kind's one schema, as simulate --flows reads it."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)
+    assert dl("report", str(run), "--out", str(tmp_path / "a")).returncode == 0
+    path = run / name
+    if edit is None:
+        path.write_text(
+            '{"schema": "dist-logreg/links/1", "links": ' + "[" * 100000 + "]" * 100000 + "}"
+        )
+    else:
+        doc = json.loads(path.read_text())
+        edit(doc)
+        path.write_text(json.dumps(doc))
+    line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+    assert str(path) in line and words in line, line

@@ -66,53 +66,9 @@ def spec_of(state: dict, extra: str = "") -> tuple[str, dict, list]:
     return preset, over, spines
 
 
-#: The schema ``cluster run`` writes (:mod:`dist_logreg.ops.cluster.fabricfiles`); a file
-#: without ``schema`` is the older single map (its ``flows`` at the top).
-FLOWS_SCHEMA = "dist-logreg/flows/1"
-_PORT = schema.count(0, 65535, "a port")
-_RANKS = schema.items(schema.count(0, 10**6, "a rank"), 0, 10**6, "a list of ranks")
-_FLOW = schema.table(
-    {
-        "src": schema.text(),
-        "dst": schema.text(),
-        "bytes": schema.number(0.0, 1e18, "a finite number of bytes"),
-        "spine": schema.optional(schema.text()),
-    },
-    {  # what cluster run also writes: checked when present (a NaN port was taken)
-        "sport": _PORT,
-        "dport": _PORT,
-        "packets": schema.count(0, 10**18, "a whole number of packets"),
-        "src_ranks": _RANKS,
-        "dst_ranks": _RANKS,
-    },
-    what="a flow (an object)",
-)
-_FLOWS = schema.items(_FLOW, 0, 10**6, "a list of flows")
-#: The file's own keys besides its flows: checked when present.
-_HEAD = {
-    "hash": schema.text("l3", "l4"),
-    "ranks_per_host": schema.count(1, 10**6, "a number of ranks per host"),
-    "tcp_links": schema.count(0, 10**9, "a number of TCP connections"),
-}
-SCHEMA = schema.table(
-    {"schema": schema.text(FLOWS_SCHEMA), "maps": schema.items(schema.table({"flows": _FLOWS}))},
-    _HEAD,
-)
-OLD_SCHEMA = schema.table({"flows": _FLOWS}, _HEAD)
-
-
-def flows_of(doc, name: str = "flows.json") -> list:
-    """Every flow of a checked ``flows.json`` document (all its maps); ``name`` (the file)
-    starts every error."""
-    if not isinstance(doc, dict):
-        raise UsageError(
-            f"{name}: expected a flows.json of `cluster run` (an object with schema "
-            f"{FLOWS_SCHEMA!r}), got a {type(doc).__name__}"
-        )
-    if "schema" in doc:
-        schema.check(doc, SCHEMA, name)
-        return [f for m in doc["maps"] for f in m["flows"]]
-    return schema.check(doc, OLD_SCHEMA, name)["flows"]
+#: ``flows.json``'s schema is the file kind's one (:mod:`dist_logreg.schema`), which
+#: ``report`` reads it with too.
+FLOWS_SCHEMA, flows_of = schema.FLOWS_SCHEMA, schema.flows_of
 
 
 def _index(name: str, where: str, what: str, high: int, names: str) -> int:

@@ -34,6 +34,7 @@ import json
 import math
 from pathlib import Path
 
+from dist_logreg import schema
 from dist_logreg.errors import UsageError
 from dist_logreg.files import MAX_FILE_BYTES, once, regular_file
 
@@ -61,7 +62,7 @@ def write_flows(path: Path, head: dict, maps: list[dict]) -> None:
     _write(path, {"schema": FLOWS_SCHEMA, **head, "maps": maps})
 
 
-def _load(path: Path, schema: str, key: str) -> tuple[dict, list]:
+def _load(path: Path, kind: str, key: str) -> tuple[dict, list]:
     regular_file(path, "file")  # a FIFO would block the read
     try:
         if Path(path).stat().st_size > MAX_FILE_BYTES:
@@ -74,10 +75,10 @@ def _load(path: Path, schema: str, key: str) -> tuple[dict, list]:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != schema:
+    if not isinstance(doc, dict) or doc.get("schema") != kind:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(
-            f"{path}: expected a `cluster run` file with schema {schema!r}, got {got!r}"
+            f"{path}: expected a `cluster run` file with schema {kind!r}, got {got!r}"
         )
     items = doc.get(key)
     if not isinstance(items, list):
@@ -104,6 +105,8 @@ def read_links(path: Path) -> list[dict]:
             missing = [k for k in DIRECTION_KEYS if not isinstance(d, dict) or k not in d]
             if missing:
                 raise UsageError(f"{path}: {where}: expected keys {', '.join(missing)}")
+            if d["way"] not in ("up", "down"):  # ["x"] was drawn as a direction (L-H27)
+                raise UsageError(f"{path}: {where}.way: expected up or down, got {d['way']!r}")
             rows.append(
                 {
                     "name": str(link.get("id")),
@@ -118,7 +121,8 @@ def read_links(path: Path) -> list[dict]:
 
 def read_flows(path: Path) -> list[dict]:
     """``[{"label", "flows": [...], "collisions", "imbalance"}]``, every flow checked."""
-    _, maps = _load(path, FLOWS_SCHEMA, "maps")
+    doc, maps = _load(path, FLOWS_SCHEMA, "maps")
+    schema.flows_of(doc, str(path))  # the file kind's one schema, as simulate --flows reads it
     out = []
     for m, fmap in enumerate(maps):
         flows = fmap.get("flows") if isinstance(fmap, dict) else None
