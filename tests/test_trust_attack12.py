@@ -762,3 +762,84 @@ def test_a_runs_cluster_files_are_read_through_their_schema(tmp_path, name, edit
         path.write_text(json.dumps(doc))
     line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
     assert str(path) in line and words in line, line
+
+
+def _summary(folder, calls: int, nbytes: int):
+    folder.mkdir()
+    doc = {
+        "steps": 10,
+        "world_size": 2,
+        "allreduce": {"calls": 10 * calls, "bytes": float(10 * calls * nbytes)},
+        "time_s": {"compute": 0.01},
+    }
+    (folder / "summary.json").write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.mark.parametrize("scenarios", [None, '["none", "straggler:rank=0,factor=2"]'])
+def test_a_sweep_over_runs_records_each_points_workload(tmp_path, scenarios):
+    """Twelfth attack L-H28 (a genuine output refused): a sweep with a ``run`` axis kept the
+    first run's workload in its step block, so report held the second run's rows (other
+    buckets) to it. Each point's workload is recorded (``step.workloads``) and each row is
+    held to its own: the genuine file is accepted, a row edited is not."""
+    a, b = _summary(tmp_path / "a", 1, 88), _summary(tmp_path / "b", 2, 40)
+    grid = tmp_path / "g.toml"
+    text = f'fabric = "flat:hosts=4"\nrun = ["{a}", "{b}"]\nranks = [2, 4]\nalgorithm = "ring"\n'
+    grid.write_text(text + (f"scenario = {scenarios}\n" if scenarios else ""))
+    assert dl("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s")).returncode == 0
+    doc = json.loads((tmp_path / "s" / "simulate.json").read_text())
+    assert {w["buckets"] for w in doc["step"]["workloads"]} == {1, 2}
+    assert dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r")).returncode == 0
+    row = next(r for r in doc["step"]["rows"] if r["run"] == str(b))
+    assert row["buckets"] == 2
+    row["buckets"] = 1  # the first run's count
+    (tmp_path / "s" / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "o")))
+    assert ".buckets: expected 2" in line, line
+
+
+def _faster(doc: dict, k: float) -> None:
+    """Every time of a packet row k times shorter, and what follows from them with it (as a
+    forger keeps a file agreeing with itself)."""
+    for r in doc["results"]:
+        for key in ("time_s", "time_s_worst", "ideal_s"):
+            r[key] /= k
+        r["time_s_seeds"] = [t / k for t in r["time_s_seeds"]]
+        r["algbw"] *= k
+        r["busbw"] *= k
+        for c in r.get("links", {}).values():
+            c["max_util"] = min(1.0, c["max_util"] * k)
+            c["mean_util"] = min(1.0, c["mean_util"] * k)
+        p = r["packet"]
+        for key in ("message_start_s", "message_done_s"):
+            p[key] = [t / k if t >= 0 else t for t in p[key]]
+        p["queue"]["t_s"] = [t / k for t in p["queue"]["t_s"]]
+        for v in (p.get("rates") or {}).values():
+            v["t_s"] = [t / k for t in v["t_s"]]
+            v["bytes_per_s"] = [b * k for b in v["bytes_per_s"]]
+        for x in p.get("links_detail", []):
+            x["paused_s"] = x.get("paused_s", 0.0) / k
+        if "flow_phase_sync_s" in p:
+            p["flow_phase_sync_s"] /= k
+
+
+def test_a_packet_row_with_link_delays_is_held_to_them(tmp_path):
+    """Twelfth attack L-H29: a packet row naming any --link-delay had every hop dropped from
+    its floors, so a genuine run told "host-up=1us, host-down=1us" (the fabric's own 1 us)
+    was accepted 1.5 x faster. The floors now use the named delays."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2", "--ranks", "4"]
+    args += ["--bytes", "64K", "--algorithm", "ring", "--engine", "packet", "--transport", "roce"]
+    args += ["--link-delay", "host-up=1us", "--link-delay", "host-down=1us"]
+    out = tmp_path / "p"
+    assert dl("simulate", *args, "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "a")).returncode == 0  # genuine
+    doc = json.loads((out / "simulate.json").read_text())
+    assert doc["results"][0]["packet"]["options"]["link_delay"]  # the case itself
+    _faster(doc, 1.5)
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
+    assert "results[0]" in line and "expected at least" in line, line

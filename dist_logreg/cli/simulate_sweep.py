@@ -360,6 +360,16 @@ def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> di
     slowdown(head["results"], "time_s")  # against the same point with scenario none
     if steps:
         head["step"] = {**steps[0], "rows": [r for s in steps for r in s["rows"]]}
+        # each point's workload, where they differ (a run axis: the first run's buckets
+        # described every run's rows, and report refused the file: twelfth attack, L-H28)
+        blocks = []
+        for s in steps:
+            text = (s["rows"][0].get("scenario") or "none") if s["rows"] else "none"
+            block = {**s["workload"], "scenario": text}
+            if block not in blocks:
+                blocks.append(block)
+        if len(blocks) > 1:
+            head["step"]["workloads"] = blocks
         efficiency(head["step"]["rows"])  # across the points: against the fewest ranks
         slowdown(head["step"]["rows"], "step_s")
     head["sweep"] = {

@@ -88,6 +88,10 @@ class Floor:
         lat = [values[k] for k in ("link-latency", "scaleup-latency") if k in values]
         delays = ((r.get("packet") or {}).get("options") or {}).get("link_delay")
         one = ranks_per_host(self.doc, r) == 1
+        if delays and isinstance(delays, dict):  # a packet row's --link-delay: the least
+            named = [v for v in delays.values() if isinstance(v, int | float) and v >= 0]
+            lat = [*lat, *named] if len(named) == len(delays) else []  # (L-H29)
+            delays = None
         hop = 2 * min(lat) if lat and one and not delays else 0.0
         floor = steps * (alpha + hop)
         t = min([r["time_s"], *r["time_s_seeds"]])

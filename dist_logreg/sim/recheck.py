@@ -45,6 +45,31 @@ RTOL = max(BOUND_RTOL, 1e-9)
 SEED_CAP = 32
 #: A placement's closest pair of ranks and critical path (s), one check's (CRITICAL_RUNS).
 _CLOSEST: dict = {}
+#: The fabrics with a row's --link-delay applied, kept (the caches above key on their ids).
+_DELAYED: dict = {}
+
+
+def _delayed(fab: Fabric, delays: dict, where: str) -> Fabric:
+    """``fab`` with a packet row's ``options.link_delay`` (seconds by class or link), as the
+    packet engine ran it (:func:`.packet.delayed`)."""
+    from types import SimpleNamespace
+
+    from dist_logreg.sim.packet import delayed
+
+    if not all(isinstance(k, str) and schema.is_finite(v) and v >= 0 for k, v in delays.items()):
+        raise schema.Invalid(
+            f"{where}.packet.options.link_delay",
+            f"expected {{link class or link: seconds >= 0}}, got {schema.shown(delays)}",
+        )
+    key = (id(fab), tuple(sorted(delays.items())))
+    if _DELAYED.get(key, (None,))[0] is not fab:
+        try:
+            _DELAYED[key] = fab, delayed(fab, SimpleNamespace(link_delay=dict(delays)))
+        except UsageError as exc:
+            raise schema.Invalid(f"{where}.packet.options.link_delay", str(exc)) from None
+    return _DELAYED[key][1]
+
+
 CRITICAL_RUNS = 256
 #: Where a value in ``params`` came from, when the rebuild takes it from the spec text or
 #: recomputes it instead of reading it from the block.
@@ -222,7 +247,12 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     if p < 2 or r["bytes"] <= 0:
         return
     options = (r.get("packet") or {}).get("options") or {}
-    latency = not (options.get("link_delay") or r.get("link-delay"))
+    delays = options.get("link_delay")
+    latency = not (delays or r.get("link-delay"))
+    if delays and isinstance(delays, dict) and not r.get("link-delay"):
+        # the links' latency as the row ran them: its named delays, the fabric's elsewhere
+        # (any --link-delay dropped every hop from the floors: twelfth attack, L-H29)
+        fab, latency = _delayed(fab, delays, where), True
     sc = parse_scenario(text)
     placed = _placements(fab, r, placement, seeds, sc, where)
     bounds, jobs = [], [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]
@@ -356,6 +386,8 @@ def _steps(doc: dict, runs: _Runs) -> None:
         block's; None where neither is known."""
         where, tag = f"step.rows[{i}]", row.get("workload")
         spec, text = head.spec if tag is None else tag, runs.of(row, where)[2]
+        if tag is None and isinstance(row.get("run"), str):  # a sweep's run axis: its own
+            spec = f"--run {row['run']}"
         if spec not in bases:  # a sweep's workload must parse; the block's may not (--run)
             bases[spec] = None
             with contextlib.suppress(*([schema.Invalid] if tag is None else [])):
@@ -364,6 +396,12 @@ def _steps(doc: dict, runs: _Runs) -> None:
             with contextlib.suppress(UsageError):
                 return apply_workload(parse_scenario(text), bases[spec], row.get("ranks", 0))
             return None
+        for k, block in enumerate(step.get("workloads") or []):  # a sweep's, one per point
+            if isinstance(block, dict) and (block.get("spec"), block.get("scenario")) == (
+                spec,
+                text,
+            ):
+                return block_workload(block, f"step.workloads[{k}]")
         return head if spec == head.spec and text == first else None
 
     for i, row in enumerate(rows):

@@ -77,9 +77,7 @@ def _load(path: Path, kind: str, key: str) -> tuple[dict, list]:
         raise UsageError(f"{path}: expected JSON, got a file that is not ({exc})") from None
     if not isinstance(doc, dict) or doc.get("schema") != kind:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise UsageError(
-            f"{path}: expected a `cluster run` file with schema {kind!r}, got {got!r}"
-        )
+        raise UsageError(f"{path}: expected a `cluster run` file with schema {kind!r}, got {got!r}")
     items = doc.get(key)
     if not isinstance(items, list):
         raise UsageError(f"{path}: expected a list {key!r}, got {type(items).__name__}")
