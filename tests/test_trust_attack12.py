@@ -843,3 +843,28 @@ def test_a_packet_row_with_link_delays_is_held_to_them(tmp_path):
     (out / "simulate.json").write_text(json.dumps(doc))
     line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
     assert "results[0]" in line and "expected at least" in line, line
+
+
+@pytest.mark.parametrize(
+    "job, key, value, words",
+    [
+        ("first", "ranks", 4000, "jobs.first.ranks: expected the row's ranks 4"),
+        ("first", "bytes", 65536000, "jobs.first.bytes: expected the row's bytes 65536"),
+        ("first", "hosts", 4000, "jobs.first.hosts: expected 1 to the fabric's 8 hosts"),
+        ("neighbour", "hosts", 4000, "jobs.neighbour.hosts: expected 1 to the fabric's 8 hosts"),
+    ],
+)
+def test_a_neighbour_rows_first_job_is_the_row(tmp_path, job, key, value, words):
+    """Twelfth attack L-H31: a neighbour row's first job of 4000 ranks on 4000 hosts of an
+    8-host fabric, its bytes x 1000, was accepted and its ranks shown."""
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4", "--ranks", "4"]
+    args += ["--bytes", "64K", "--exact", "--scenario", "neighbour:ranks=4,algorithm=ring,bytes=1M"]
+    out = tmp_path / "n"
+    assert dl("simulate", *args, "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "a")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    for r in doc["results"]:
+        r["jobs"][job][key] = value
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
+    assert words in line, line

@@ -81,6 +81,23 @@ def physics(doc) -> None:
                     f"expected together_s / alone_s = {want:g}, got {j['slowdown']:g}",
                 )
         first = r["jobs"]["first"]
+        for key in ("ranks", "bytes", "algorithm"):  # the row's own job (4000 ranks drawn
+            if key in first and first[key] != r[key]:  # on 8 hosts: twelfth attack, L-H31)
+                raise schema.Invalid(
+                    f"results[{i}].jobs.first.{key}",
+                    f"expected the row's {key} {r[key]!r}, got {first[key]!r}",
+                )
+        fabrics = [f for f in doc.get("fabrics") or [doc.get("fabric")] if isinstance(f, dict)]
+        hosts = max(
+            (f.get("hosts") for f in fabrics if isinstance(f.get("hosts"), int)), default=None
+        )
+        for name in JOBS:
+            got = r["jobs"][name].get("hosts")
+            if isinstance(hosts, int) and isinstance(got, int) and not 1 <= got <= hosts:
+                raise schema.Invalid(
+                    f"results[{i}].jobs.{name}.hosts",
+                    f"expected 1 to the fabric's {hosts} hosts, got {got}",
+                )
         for key, mine in (("time_s", "together_s"), ("alone_s", "alone_s"), ("slowdown", None)):
             if _differ(r[key], first[mine or key]):
                 raise schema.Invalid(
