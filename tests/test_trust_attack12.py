@@ -868,3 +868,20 @@ def test_a_neighbour_rows_first_job_is_the_row(tmp_path, job, key, value, words)
     (out / "simulate.json").write_text(json.dumps(doc))
     line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
     assert words in line, line
+
+
+def test_flows_on_a_fabric_of_two_planes_is_one_line(tmp_path):
+    """Twelfth attack L-H30: ``--flows`` on a two-plane rail fabric put a pinned spine past
+    the fabric's links (ValueError traceback); one plane runs as before."""
+    flows = tmp_path / "f.json"
+    flow = {"src": "h0", "dst": "h2", "bytes": 1000, "spine": "s1"}
+    flows.write_text(
+        json.dumps({"schema": "dist-logreg/flows/1", "hash": "l4", "maps": [{"flows": [flow]}]})
+    )
+    rail = "rail:hosts-per-unit=2,units=2,rails=1,gpus-per-host=1,spines=2,nic-ports=2,dual-tor=yes"
+    args = ["--flows", str(flows), "--ranks", "4", "--bytes", "1M"]
+    args += ["--algorithm", "recursive-doubling"]
+    assert dl("simulate", "--fabric", rail, *args).returncode == 0
+    line = one_line(dl("simulate", "--fabric", rail + ",planes=2", *args))
+    assert f"--flows {flows}: a flow map pins each flow to a spine of a one-plane" in line, line
+    assert "planes=2" in line

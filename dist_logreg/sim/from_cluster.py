@@ -87,6 +87,13 @@ def pinned(flows_doc, spine_names=None, fab=None, name: str = "flows.json") -> d
     flows = flows_of(flows_doc, name)
     hosts = fab.hosts if fab is not None else -1
     shape = getattr(fab.topology, "shape", None) if fab is not None else None
+    planes = int(getattr(shape, "planes", 1) or 1)
+    if planes > 1:  # a spine index was put past the links: a traceback (twelfth attack, L-H30)
+        raise UsageError(
+            f"{name}: a flow map pins each flow to a spine of a one-plane fabric (an emulated "
+            f"cluster's); this fabric has planes={planes}, whose spines a flow's plane "
+            "decides: expected planes=1, or no --flows"
+        )
     n_spines = int(getattr(shape, "spines", 0)) if fab is not None else -1
     host_names = f"h0..h{hosts - 1}, {hosts} hosts" if hosts > 0 else "h0, h1, ..."
     order = list(spine_names) if spine_names else None
