@@ -885,3 +885,46 @@ def test_flows_on_a_fabric_of_two_planes_is_one_line(tmp_path):
     line = one_line(dl("simulate", "--fabric", rail + ",planes=2", *args))
     assert f"--flows {flows}: a flow map pins each flow to a spine of a one-plane" in line, line
     assert "planes=2" in line
+
+
+def _paused_link(p):
+    return next(x for x in p["links_detail"] if x["pauses"])
+
+
+def _many_pauses(p):
+    """200 frames on one paused link (and in the row's total): 790 KB at xoff - xon = 10 KiB
+    make at most 2 x (2 + 77) = 158."""
+    x = _paused_link(p)
+    p["pause_frames"] += 200 - x["pauses"]
+    x["pauses"] = 200
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda p: p.update(pause_frames=16000), "pause_frames: expected the links' PAUSE"),
+        (lambda p: _paused_link(p).update(pauses=-2), ".pauses: expected a whole number from 0"),
+        (_many_pauses, ".pauses: expected at most 158.463 (a PAUSE and a RESUME for every"),
+    ],
+)
+def test_a_packet_rows_pauses_are_its_links_and_their_bytes(tmp_path, edit, words):
+    """Twelfth attack L-H13 (PFC): a genuine run with 16 PAUSEs was drawn with 16,000, or
+    with -2 on a link."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    args = ["--fabric", "leaf-spine:leaves=2,spines=1,hosts-per-leaf=4,oversubscription=4"]
+    args += ["--ranks", "8", "--bytes", "256K", "--algorithm", "recursive-doubling"]
+    args += ["--engine", "packet", "--transport", "roce", "--pfc", "on"]
+    args += ["--pfc-xoff", "20K", "--pfc-xon", "10K", "--cc", "none"]
+    out = tmp_path / "p"
+    assert dl("simulate", *args, "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "a")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    p = doc["results"][0]["packet"]
+    assert p["pause_frames"] > 0 and _paused_link(p)["wire_bytes"] == 790848  # the case
+    edit(p)
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
+    assert words in line, line

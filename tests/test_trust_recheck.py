@@ -552,6 +552,12 @@ def test_a_packet_row_is_held_to_its_ports_and_nics(tmp_path, packet_run, key, e
     assert key in line, line
 
 
+def _paused_five(p):
+    """I-H6: five PAUSE frames with PFC off, on a link and in the row's total (the report
+    holds the total to its links': L-H13)."""
+    p["pause_frames"] = p["links_detail"][0]["pauses"] = 5
+
+
 def _lost_five(p):
     """J-H9: five packets lost on a link, the row's total saying so too (the report holds
     the total to its links': L-H13), where no loss is set."""
@@ -798,7 +804,7 @@ def test_a_gpus_own_links_are_held_busy(tmp_path, rail_host, key):
     "key, edit",
     [  # I-H4..I-H6, I-H8 (ninth attack): a TCP run's packet block against its own physics
         ("message_done_s[0]: expected at least", _first_fast),
-        ("pause_frames: expected 0 (options.pfc is off)", lambda p: p.update(pause_frames=5)),
+        ("pause_frames: expected 0 (options.pfc is off)", _paused_five),
         (  # every peak raised together (the row's too), as the attack did
             "peak_queue_bytes: expected at most the bytes that reached the port",
             lambda p: [

@@ -266,9 +266,11 @@ _FRAME = 9216
 
 
 def _lost(packet: dict, where: str) -> None:
-    """The row's lost packets are its links' (every lossy link carried bytes, so it is in
-    ``links_detail``), and a link loses at most the packets it carried (each at least 40 B
-    of headers): 3,000 lost in a job of 50 packets was drawn (twelfth attack, L-H13)."""
+    """The row's lost packets and PAUSE frames are its links' (a lossy or paused link
+    carried bytes, so it is in ``links_detail``), a link loses at most the packets it
+    carried (each at least 40 B of headers) and pauses at most once for every xoff - xon it
+    carried: 3,000 lost in a job of 50 packets, 16,000 PAUSEs, were drawn (twelfth attack,
+    L-H13)."""
     details = [x for x in packet.get("links_detail") or [] if isinstance(x, dict)]
     lost = packet.get("lost")
     if details and isinstance(lost, int):
@@ -278,6 +280,31 @@ def _lost(packet: dict, where: str) -> None:
                 f"{where}.lost",
                 f"expected the links' lost packets, {on_links} (links_detail[*].lost), got {lost}",
             )
+    frames = packet.get("pause_frames")
+    if details and isinstance(frames, int):
+        on_links = sum(x.get("pauses") or 0 for x in details)
+        if frames != on_links:
+            raise _bad(
+                f"{where}.pause_frames",
+                f"expected the links' PAUSE and RESUME frames, {on_links} "
+                f"(links_detail[*].pauses), got {frames}",
+            )
+    options = packet.get("options") or {}
+    xoff, xon = options.get("pfc_xoff"), options.get("pfc_xon")
+    cycle = xoff - xon if _num(xoff) and _num(xon) and xoff > xon else 0
+    for i, x in enumerate(details):
+        # a PAUSE, then a RESUME, once its ingress filled past xoff from under xon: each
+        # cycle takes xoff - xon bytes arriving on the link (16,000 frames drawn on links
+        # that carried 800 KB at xoff 20 KiB, xon 10 KiB: L-H13); not with a shared
+        # buffer, whose dynamic threshold may lie below xoff
+        if cycle and not options.get("buffer") and isinstance(x.get("pauses"), int):
+            most = 2 * (2 + (x.get("wire_bytes") or 0) / cycle)
+            if x["pauses"] > most:
+                raise _bad(
+                    f"{where}.links_detail[{i}].pauses",
+                    f"expected at most {most:g} (a PAUSE and a RESUME for every xoff - xon = "
+                    f"{cycle:g} B the link carried), got {x['pauses']}",
+                )
     for i, x in enumerate(details):
         most = (x.get("wire_bytes") or 0) / 40
         if (x.get("lost") or 0) > most:
