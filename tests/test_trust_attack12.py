@@ -928,3 +928,36 @@ def test_a_packet_rows_pauses_are_its_links_and_their_bytes(tmp_path, edit, word
     (out / "simulate.json").write_text(json.dumps(doc))
     line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
     assert words in line, line
+
+
+@pytest.mark.parametrize("block, value", [("results", 1000.0), ("step", 0.001), ("results", 1.0)])
+def test_a_sweeps_slowdown_is_its_time_over_its_twins(tmp_path, block, value):
+    """Twelfth attack L-M11: a sweep's ``slowdown`` (a row's time over the same row's with
+    scenario none) was not checked: 0, 0.001 and 1000 were drawn."""
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        'fabric = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4"\nranks = [4, 8]\n'
+        'algorithm = "ring"\nworkload = "params=1e6,buckets=1M,forward=1ms,backward=2ms"\n'
+        'scenario = ["none", "straggler:rank=0,factor=2", "degrade:class=leaf-up,factor=4"]\n'
+    )
+    out = tmp_path / "s"
+    assert dl("simulate", "--sweep", str(grid), "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "a")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    rows = doc["results"] if block == "results" else doc["step"]["rows"]
+    rows[-1]["slowdown"] = value
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
+    where = "results" if block == "results" else "step.rows"
+    assert f"{where}[{len(rows) - 1}].slowdown: expected its" in line, line
+
+
+def test_report_refuses_a_run_given_twice(tmp_path):
+    """Twelfth attack L-M7: ``report t1 t1 t1/summary.json`` drew one run compared with
+    itself as three (model fit refuses a bench file given twice)."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "t1", p=2, late_rank=1)
+    line = one_line(dl("report", str(run), str(run / "summary.json"), "--out", str(tmp_path / "o")))
+    assert f"RUN {run / 'summary.json'}: given twice (also as {run})" in line, line
+    assert not (tmp_path / "o").exists()

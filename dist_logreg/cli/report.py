@@ -83,6 +83,14 @@ def cmd(args: argparse.Namespace) -> int:
 
         # bad input fails here; a simulate.json held to the simulator's own bound too
         runs = [load(p, job_bound) for p in args.runs]
+        seen: dict = {}
+        for given, run in zip(args.runs, runs, strict=True):  # a run against itself (L-M7)
+            key = Path(run.path).resolve()
+            if key in seen:
+                raise UsageError(
+                    f"RUN {given}: given twice (also as {seen[key]}); expected each run once"
+                )
+            seen[key] = given
         from dist_logreg.report.build import build
 
         def draw(stage: Path) -> list:  # a packet simulate.json's plots: in its section
