@@ -961,3 +961,21 @@ def test_report_refuses_a_run_given_twice(tmp_path):
     line = one_line(dl("report", str(run), str(run / "summary.json"), "--out", str(tmp_path / "o")))
     assert f"RUN {run / 'summary.json'}: given twice (also as {run})" in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_run_names_the_summarys_keys_when_compute_is_too_long(tmp_path):
+    """Twelfth attack L-M8: a summary whose compute, strong scaled, passes 11.6 days a pass
+    was refused naming a --workload key the user never gave."""
+    run = tmp_path / "s4"
+    run.mkdir()
+    summary = {
+        "steps": 1,
+        "world_size": 10**6,
+        "allreduce": {"calls": 1, "bytes": 88.0},
+        "time_s": {"compute": 1e9},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    args = ["--run", str(run), "--fabric", "flat:hosts=4", "--ranks", "2", "--algorithm", "ring"]
+    line = one_line(dl("simulate", *args))
+    assert f"--run {run}/summary.json: time_s.compute / steps / 2 x world_size / ranks" in line
+    assert "--workload" not in line, line

@@ -105,6 +105,12 @@ class Workload:
         """Refuse a pass that ``strong`` scales past MAX_SECONDS at one of ``ranks``."""
         for p in ranks:
             for what, s in zip(("forward", "backward", "optimizer"), self.compute(p), strict=True):
+                if s > MAX_SECONDS and self.spec.startswith("--run "):  # its file's keys (L-M8)
+                    raise UsageError(
+                        f"{self.spec}/summary.json: time_s.compute / steps / 2 x world_size / "
+                        f"ranks = {s:.3g} s a {what} pass at {p} ranks (the run's compute, "
+                        f"strong scaled); expected at most {MAX_SECONDS:g} s (11.6 days)"
+                    )
                 if s > MAX_SECONDS:
                     raise UsageError(
                         f"{_where(self.spec, 'strong')}: {what} x strong / ranks = {s:.3g} s "
