@@ -979,3 +979,26 @@ def test_simulate_run_names_the_summarys_keys_when_compute_is_too_long(tmp_path)
     line = one_line(dl("simulate", *args))
     assert f"--run {run}/summary.json: time_s.compute / steps / 2 x world_size / ranks" in line
     assert "--workload" not in line, line
+
+
+def test_a_list_with_an_empty_item_is_refused():
+    """Twelfth attack L-L3: ``--bytes 1,,2`` was read as ``1,2``."""
+    r = subprocess.run(
+        [sys.executable, "-m", "dist_logreg", "simulate", *SIM[1:3], "--ranks", "4"]
+        + ["--bytes", "1,,2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "expected a comma-separated list with no empty item" in r.stderr
+
+
+def test_a_sweeps_partial_file_has_the_results_mode(interrupted):
+    """Twelfth attack L-L7: a sweep's partial file was mode 0600 (a colleague resuming a
+    shared folder could not read it); it is written as every result is (umask applied)."""
+    import os
+
+    _, out = interrupted
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out / PARTIAL).stat().st_mode & 0o777 == 0o666 & ~mask

@@ -56,7 +56,11 @@ class _Once(argparse.Action):
 
 def _list(kind):
     def parse(text: str) -> list:
-        items = [x.strip() for x in text.split(",") if x.strip()]
+        items = [x.strip() for x in text.split(",")] if text.strip() else []
+        if "" in items:  # 1,,2 was read as 1,2 (twelfth attack, L-L3)
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list with no empty item, got {text!r}"
+            )
         if not items:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
         return [kind(x) for x in items]
