@@ -272,22 +272,16 @@ def _lost(packet: dict, where: str) -> None:
     carried: 3,000 lost in a job of 50 packets, 16,000 PAUSEs, were drawn (twelfth attack,
     L-H13)."""
     details = [x for x in packet.get("links_detail") or [] if isinstance(x, dict)]
-    lost = packet.get("lost")
-    if details and isinstance(lost, int):
-        on_links = sum(x.get("lost") or 0 for x in details)
-        if lost != on_links:
+    for total, each, what in (
+        ("lost", "lost", "lost packets"),
+        ("pause_frames", "pauses", "PAUSE and RESUME frames"),
+    ):
+        got = packet.get(total)
+        on_links = sum(x.get(each) or 0 for x in details)
+        if details and isinstance(got, int) and got != on_links:
             raise _bad(
-                f"{where}.lost",
-                f"expected the links' lost packets, {on_links} (links_detail[*].lost), got {lost}",
-            )
-    frames = packet.get("pause_frames")
-    if details and isinstance(frames, int):
-        on_links = sum(x.get("pauses") or 0 for x in details)
-        if frames != on_links:
-            raise _bad(
-                f"{where}.pause_frames",
-                f"expected the links' PAUSE and RESUME frames, {on_links} "
-                f"(links_detail[*].pauses), got {frames}",
+                f"{where}.{total}",
+                f"expected the links' {what}, {on_links} (links_detail[*].{each}), got {got}",
             )
     options = packet.get("options") or {}
     xoff, xon = options.get("pfc_xoff"), options.get("pfc_xon")
