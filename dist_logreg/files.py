@@ -20,6 +20,7 @@ Pure Python (no numpy, no MPI), so every layer can use it, the supervisor includ
   refusing ``/tmp`` on systems where that is a link. What the rule protects holds there:
   the output file's own name is never a link followed, and nothing in the folder is
   replaced without ``--force``.
+  :func:`output_parts`: the same for a file written in parts (``predict``'s CSV).
   :func:`distinct_outputs`: two options naming one file are refused.
 """
 
@@ -239,13 +240,27 @@ def write_output(path: str | Path, data: str | bytes, what: str, force: bool = F
     ``os.link``, which fails if a file appeared there meanwhile. ``UsageError`` (one line)
     on any failure; no temporary file is left behind.
     """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with output_parts(path, what, force, mode="wb") as fh:
+        fh.write(raw)
+
+
+@contextlib.contextmanager
+def output_parts(path: str | Path, what: str, force: bool = False, mode: str = "w"):
+    """:func:`write_output` for a file written in parts (``predict``'s CSV, rank by rank):
+    yields a file open (``mode``) on a temporary file in ``path``'s folder, which takes the
+    final name when the block ends and is removed when it raises or is interrupted (a
+    SIGTERM halfway leaves nothing under the final name). An ``OSError``, in the block or
+    at the rename, becomes one ``UsageError`` line; other exceptions pass unchanged.
+    """
     path = Path(path)
     try:
         if force and os.path.lexists(path):
-            mode = os.lstat(path).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-                raise UsageError(f"{what} {path}: expected a new file name, got {_kind(mode)}")
-        write_atomically(path, data, replace=force)
+            mode_now = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode_now) or stat.S_ISLNK(mode_now)):
+                raise UsageError(f"{what} {path}: expected a new file name, got {_kind(mode_now)}")
+        with _atomic(path, replace=force, mode=mode) as fh:
+            yield fh
     except FileExistsError:
         raise UsageError(
             f"{what} {path}: the file exists (written meanwhile?); expected a new file name, "
@@ -259,12 +274,21 @@ def write_atomically(path: str | Path, data: str | bytes, replace: bool = True) 
     """:func:`write_output` without the checks: ``OSError`` propagates (a caller that
     rescues results on a full disk catches it); ``replace=False``: ``FileExistsError`` if
     ``path`` exists."""
-    path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    with _atomic(path, replace, "wb") as fh:
+        fh.write(raw)
+
+
+@contextlib.contextmanager
+def _atomic(path: str | Path, replace: bool, mode: str):
+    """A temporary file beside ``path``, renamed to it when the block ends (``replace``:
+    ``os.replace``, else ``os.link``, ``FileExistsError`` if ``path`` exists), removed on
+    any exception, an interrupt included."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
         os.chmod(tmp, 0o666 & ~_umask())
         if replace:
             os.replace(tmp, path)

@@ -44,7 +44,16 @@ def add_parser(sub) -> None:
         "run's training data",
     )
     p.add_argument(
-        "--out", metavar="FILE.csv", help="where the CSV goes (default: standard output)"
+        "--out",
+        metavar="FILE.csv",
+        help="where the CSV goes (default: standard output): a new file, written whole or "
+        "not at all (a temporary file beside it, renamed once every row is in)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file (default: refuse, so one prediction never "
+        "overwrites another's results; a symbolic link there is replaced, not followed)",
     )
     p.add_argument(
         "--format",

@@ -60,6 +60,12 @@ def add_parser(sub) -> None:
         "--out", metavar="DIR", help="where the runs and the table go (default: runs/scale-<time>)"
     )
     sc.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier sweep in --out: its scale.json and scale.txt, and each "
+        "pP/ run's results (passed on as train --force; default: refuse, before the first run)",
+    )
+    sc.add_argument(
         "--cost-model",
         "--model",
         dest="model",
@@ -139,6 +145,7 @@ def cmd(args: argparse.Namespace) -> int:
             args.label,
             args.timeout,
             say=say,
+            force=args.force,
         )
 
     return run_plain(body)

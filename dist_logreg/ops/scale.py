@@ -38,7 +38,7 @@ from dist_logreg.collective import costfile
 from dist_logreg.collective.closed_form import model_time, why_not
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import EXIT_USAGE, UsageError
-from dist_logreg.files import read_json
+from dist_logreg.files import check_output, read_json, write_json, write_output
 from dist_logreg.ops.cluster.jobs import mpirun_command
 from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
@@ -266,12 +266,17 @@ def run(
     label: str = "",
     timeout: float | None = None,
     say=print,
+    force: bool = False,
 ) -> int:
-    """Run the sweep; returns 0, or the first failing run's exit status."""
+    """Run the sweep; returns 0, or the first failing run's exit status. ``force``: replace
+    an earlier sweep in ``out`` (:func:`check_out`), each run through ``train --force``."""
     if train_argv[:1] == ["train"]:
         train_argv = train_argv[1:]
     model = read_model(model_path)
     settings = train_settings(train_argv)
+    check_out(out, ranks, force)  # before the first run, not after the last
+    if force and "--force" not in train_argv:
+        train_argv = [*train_argv, "--force"]  # each pP run's earlier results replaced too
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")  # ranks may outnumber cores
@@ -295,7 +300,7 @@ def run(
         points.append(point)
     tabulate(points, mode, model)
     table = format_table(points, mode, label or f"train {shlex.join(train_argv)}")
-    (out / "scale.txt").write_text(table + "\n")
+    say(table)
     doc = {
         "mode": mode,
         "label": label,
@@ -306,10 +311,43 @@ def run(
         "strong) + the model's allreduce time, via ops/scale.py predict_allreduce_s",
         "points": points,
     }
-    (out / "scale.json").write_text(json.dumps(doc, indent=2) + "\n")
-    say(table)
+    # the one writer: whole or not at all, a link at the name replaced, never followed
+    write_output(out / "scale.txt", table + "\n", "--out", force)
+    write_json(out / "scale.json", doc, "--out", force)
     say(f"dist-logreg scale: wrote {out / 'scale.txt'} and {out / 'scale.json'}")
     return status
+
+
+#: The files a sweep writes in its ``--out`` (besides each run's ``pP/``).
+SCALE_FILES = ("scale.json", "scale.txt")
+
+
+def check_out(out: Path, ranks: list[int], force: bool) -> None:
+    """Before the first run: ``UsageError`` if ``out`` holds an earlier sweep (its
+    ``scale.json`` or ``scale.txt``, or anything in a ``pP/`` of these world sizes: a run's
+    results, which its train would refuse) and not ``force``; then each file the sweep
+    writes goes through the shared checker (files.check_output: no link followed, no FIFO,
+    device or folder at the name)."""
+    if out.is_dir():
+        held = [n for n in SCALE_FILES if (out / n).is_file() and not (out / n).is_symlink()]
+        held += [f"p{p}" for p in ranks if _used(out / f"p{p}")]
+        if held and not force:
+            raise UsageError(
+                f"--out {out}: holds an earlier scale run ({', '.join(held)}); expected a new "
+                "directory or --force"
+            )
+    for name in SCALE_FILES:
+        check_output(out / name, "--out", force)
+
+
+def _used(path: Path) -> bool:
+    """Whether ``path`` is taken: anything there but an empty folder."""
+    if not os.path.lexists(path):
+        return False
+    try:
+        return path.is_symlink() or not path.is_dir() or any(path.iterdir())
+    except OSError:
+        return True
 
 
 def _run_once(cmd: list[str], env: dict, timeout: float | None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
-from dist_logreg.files import MAX_FILE_BYTES, regular_file
+from dist_logreg.files import MAX_FILE_BYTES, read_json, regular_file
 from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, RENAMED, TrainConfig
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 from dist_logreg.train.syncmode import SYNCS
@@ -141,21 +141,47 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         ) from None
     except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nested 5,000 deep: L-H23
         raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
+    return config_values(raw, f"config file {path}")
+
+
+def config_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The settings of a flat mapping of config keys (a TOML file, a run's ``config.json``),
+    each key known (old names and dashes allowed) and of its field's type; ``UsageError``
+    "WHERE: key 'k': expected int, got 'x'" else. The bounds are :func:`resolve`'s."""
     values = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         name = RENAMED.get(name, name)
         if name not in FIELDS:
             raise UsageError(
-                f"config file {path}: unknown key {key!r}; expected one of "
-                f"{', '.join(sorted(FIELDS))}"
+                f"{where}: unknown key {key!r}; expected one of {', '.join(sorted(FIELDS))}"
             )
-        values[name] = _check_type(name, value, f"config file {path}: key {key!r}")
+        values[name] = _check_type(name, value, f"{where}: key {key!r}")
     return values
+
+
+def read_saved(path: str | Path) -> TrainConfig:
+    """A run's ``config.json`` (what ``train`` saved), read as ``--config`` reads a file:
+    every key known and of its type (JSON's ``null`` where the setting may be unset), then
+    :func:`resolve`'s bounds. One ``UsageError`` line naming ``config file PATH``, the key
+    and the value (a file edited since, or damaged)."""
+    where = f"config file {path}"
+    raw = read_json(path, "config file")
+    if not isinstance(raw, dict):
+        raise UsageError(
+            f"{where}: expected a JSON object of a run's settings, got {type(raw).__name__}"
+        )
+    try:
+        return resolve(config_values(raw, where), {})
+    except UsageError as exc:
+        text = str(exc)
+        raise UsageError(text if text.startswith(where) else f"{where}: {text}") from None
 
 
 def _check_type(name: str, value: Any, where: str) -> Any:
     types = _expected_type(name)
+    if value is None and "None" in str(FIELDS[name].type):  # JSON's null: unset
+        return value
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in types)
         raise UsageError(f"{where}: expected {expected}, got {value!r}")

@@ -8,6 +8,7 @@ accuracy are added up with one small allreduce and printed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import os
@@ -17,14 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
-from dist_logreg.files import read_json
+from dist_logreg.files import check_output, output_parts
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
-from dist_logreg.train.config import FIELDS, RENAMED, TrainConfig
+from dist_logreg.train.options import read_saved
 
 
-def load_model(model_dir: Path):
-    """``(model, params, training config)`` from a run's output directory."""
+def load_model(model_dir: Path, config: bool = True):
+    """``(model, params, training config)`` from a run's output directory; the config
+    (``config.json`` beside ``model.npz``, read as ``train --config`` reads a file:
+    options.read_saved) is None where there is none, or where ``config`` is False (the rows
+    come from ``--data``: the run's settings are not read)."""
     from dist_logreg.train.readers import npz_arrays
 
     path = model_dir / "model.npz" if model_dir.is_dir() else model_dir
@@ -38,12 +42,16 @@ def load_model(model_dir: Path):
         raise UsageError(f"--model {path}: {problem}")
     mdl, params = models.from_arrays(coef.astype(np.float64), intercept.astype(np.float64), classes)
     cfg = None
-    config = path.parent / "config.json"
-    if config.is_file():
-        saved = read_json(config, "config file")
-        saved = {RENAMED.get(k, k): v for k, v in saved.items()}
-        cfg = TrainConfig(**{k: v for k, v in saved.items() if k in FIELDS})
+    saved = config_path(model_dir)
+    if config and os.path.lexists(saved):  # a FIFO or folder there: refused by its reader
+        cfg = read_saved(saved)  # each key's type and bounds: a damaged file is one line
     return mdl, params, cfg
+
+
+def config_path(model: Path) -> Path:
+    """The ``config.json`` of the run whose ``--model`` is ``model`` (its folder, or its
+    ``model.npz``)."""
+    return (model if model.is_dir() else model.parent) / "config.json"
 
 
 def _finite(name: str, a: np.ndarray) -> str | None:
@@ -194,9 +202,25 @@ def class_index(y: np.ndarray, classes: np.ndarray, first: int, where: str) -> n
 
 def run(comm, args) -> int:
     """Collective: predict, write the CSV (rank 0, row order), print loss and accuracy."""
+    from dist_logreg.train.startup import check_synthetic_memory, ranks_sharing_memory
+
+    local = ranks_sharing_memory(comm)  # collective: before any rank may fail
     error, loaded = None, None
     try:
-        loaded = load_model(Path(args.model))
+        loaded = load_model(Path(args.model), config=not args.data)
+        cfg = loaded[2]
+        if cfg is not None and not cfg.data:  # the run's synthetic set, built again
+            try:
+                check_synthetic_memory(
+                    dataclasses.replace(cfg, dtype="float64"),
+                    local,
+                    "smaller samples or features there (or classes, for a K-class set), "
+                    "or --data with the rows to predict",
+                )
+            except UsageError as exc:
+                raise UsageError(f"config file {config_path(Path(args.model))}: {exc}") from None
+        if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
+            check_output(args.out, "--out", getattr(args, "force", False))
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
@@ -208,8 +232,9 @@ def run(comm, args) -> int:
     error, idx = None, None
     try:
         if X.shape[1] != mdl.n_features:
+            where = f"data {spec}" if spec else "the run's synthetic data (its config.json)"
             raise UsageError(
-                f"data {spec}: expected {mdl.n_features} features (the model's), got {X.shape[1]}"
+                f"{where}: expected {mdl.n_features} features (the model's), got {X.shape[1]}"
             )
         if y is not None:
             idx = class_index(y, np.asarray(mdl.classes), first, f"data {spec}")
@@ -223,7 +248,7 @@ def run(comm, args) -> int:
     if idx is not None:
         sums[:] = mdl.loss_terms(scores, idx).sum(), np.count_nonzero(predicted == idx), idx.size
     sums = comm.allreduce(sums)
-    _write(comm, args.out, mdl, predicted, proba)
+    _write(comm, args.out, getattr(args, "force", False), mdl, predicted, proba)
     if comm.Get_rank() == 0:
         stream = sys.stdout if args.out else sys.stderr
         where = f" -> {args.out}" if args.out else ""
@@ -234,44 +259,76 @@ def run(comm, args) -> int:
     return 0
 
 
-def _write(comm, out: str | None, mdl, predicted, proba) -> None:
-    """Rank 0 writes the header and every rank's rows in rank (= row) order."""
-    size, rank = comm.Get_size(), comm.Get_rank()
+def _write(comm, out: str | None, force: bool, mdl, predicted, proba) -> None:
+    """Rank 0 writes the header and every rank's rows in rank (= row) order: to standard
+    output, or to a temporary file beside ``out`` that takes its name once every row is in
+    (files.output_parts: an interrupt or a failure leaves nothing under ``out``)."""
+    rank = comm.Get_rank()
     counts = comm.allgather(predicted.size)  # LIBSVM parts follow lines, not n/p
-    classes = np.asarray(mdl.classes)
-    error, fh = None, None
-    if rank == 0:
-        try:
-            fh = open(out, "w") if out else sys.stdout  # noqa: SIM115 - closed below
-            fh.write(",".join(["label", *(f"p_{c}" for c in classes.tolist())]) + "\n")
-        except OSError as exc:
-            error = UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}")
-    raise_together(comm, error)
-    K = proba.shape[1]
+    error = None
     if rank != 0:
         comm.Send(np.ascontiguousarray(predicted), dest=0, tag=1)
         comm.Send(np.ascontiguousarray(proba, dtype=np.float64), dest=0, tag=2)
     else:
-        for r in range(size):
-            if r == 0:
-                part_pred, part_proba = predicted, proba
-            else:
-                m = counts[r]
-                part_pred, part_proba = np.empty(m, np.int64), np.empty((m, K))
-                comm.Recv(part_pred, source=r, tag=1)
-                comm.Recv(part_proba, source=r, tag=2)
-            if error is None:
-                try:
-                    table = np.column_stack([classes[part_pred], part_proba])
-                    fmt = ["%d" if np.issubdtype(classes.dtype, np.integer) else "%g"]
-                    np.savetxt(fh, table, fmt=fmt + ["%.10g"] * K, delimiter=",")
-                except BrokenPipeError:  # `predict ... | head`: the reader has what it wanted
-                    fh = _devnull_stdout()
-                except OSError as exc:
-                    error = RunError(f"--out {out}: writing failed: {exc.strerror or exc}")
-        if out and fh is not None:
-            fh.close()
+        try:
+            with contextlib.ExitStack() as stack:
+                fh = sys.stdout
+                if out:
+                    try:
+                        fh = stack.enter_context(output_parts(out, "--out", force))
+                    except UsageError as exc:  # the parts are received all the same
+                        fh, error = None, exc
+                error = _rows(comm, fh, out, mdl, predicted, proba, counts) or error
+                if error is not None:
+                    raise error  # the temporary file is removed, nothing takes the name
+        except RunError as exc:
+            error = exc
     raise_together(comm, error)
+
+
+def _rows(comm, fh, out: str | None, mdl, predicted, proba, counts) -> RunError | None:
+    """Rank 0: receive every rank's rows in order and write them to ``fh`` (None: receive
+    only); the first write error, or None. Every part is received even after a failure, so
+    no rank is left waiting in its ``Send``."""
+    classes = np.asarray(mdl.classes)
+    K = proba.shape[1]
+    error = None
+    if fh is not None:
+        try:
+            fh.write(",".join(["label", *(f"p_{c}" for c in classes.tolist())]) + "\n")
+        except BrokenPipeError:  # `predict ... | head`: the reader has what it wanted
+            fh = _devnull_stdout()
+        except OSError as exc:
+            error = RunError(f"--out {out}: writing failed: {exc.strerror or exc}")
+    for r in range(comm.Get_size()):
+        if r == 0:
+            part_pred, part_proba = predicted, proba
+        else:
+            m = counts[r]
+            part_pred, part_proba = np.empty(m, np.int64), np.empty((m, K))
+            comm.Recv(part_pred, source=r, tag=1)
+            comm.Recv(part_proba, source=r, tag=2)
+        if error is None and fh is not None:
+            try:
+                table = np.column_stack([classes[part_pred], part_proba])
+                fmt = ["%d" if np.issubdtype(classes.dtype, np.integer) else "%g"]
+                np.savetxt(fh, table, fmt=fmt + ["%.10g"] * K, delimiter=",")
+            except BrokenPipeError:
+                fh = _devnull_stdout()
+            except OSError as exc:
+                error = RunError(
+                    f"--out {out or '(standard output)'}: writing failed: {exc.strerror or exc}"
+                )
+    if error is None and fh is not None:
+        try:
+            fh.flush()  # a full disk shows here, before the rename
+        except BrokenPipeError:
+            _devnull_stdout()
+        except OSError as exc:
+            error = RunError(
+                f"--out {out or '(standard output)'}: writing failed: {exc.strerror or exc}"
+            )
+    return error
 
 
 def _devnull_stdout():

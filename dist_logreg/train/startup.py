@@ -70,14 +70,7 @@ def start(comm, args, watchdog, say=None) -> Start:
             from mpi4py import MPI
 
             mpi_record = mpi_algorithm_record(cfg.mpi_algorithm, MPI.Get_library_version())
-        if not cfg.data:
-            features = cfg.features or DEFAULT_FEATURES
-            check_memory(
-                cfg.samples * (features + 1) * np.dtype(cfg.dtype).itemsize,
-                f"the synthetic data set ({cfg.samples} x {features} {cfg.dtype})",
-                "a smaller --samples or --features, or --dtype float32",
-                local,
-            )
+        check_synthetic_memory(cfg, local)
     except UsageError as exc:
         error = exc
     with watchdog.phase("start-up agreement on the configuration (allgather)"):
@@ -215,6 +208,42 @@ def ranks_sharing_memory(comm) -> int:
     """Collective: how many ranks run on this rank's machine (they share its memory)."""
     ids = comm.allgather(machine_id())
     return max(ranks_on_this_node(), ids.count(ids[comm.Get_rank()]))
+
+
+def synthetic_bytes(cfg: TrainConfig) -> int:
+    """Bytes a rank allocates to build the synthetic set of ``cfg`` (no ``--data``): its
+    rows and labels, and for a K-class set (``--classes K``) the true weights (K x
+    features) and a block's scores (prepare.synthetic_classes: about four arrays of
+    ``SYNTH_BLOCK`` x K)."""
+    features = cfg.features or DEFAULT_FEATURES
+    total = cfg.samples * (features + 1) * np.dtype(cfg.dtype).itemsize
+    if cfg.classes:
+        block = min(cfg.samples, data_mod.SYNTH_BLOCK)
+        total += 8 * cfg.classes * (features + 4 * block)
+    return total
+
+
+def check_synthetic_memory(
+    cfg: TrainConfig,
+    local: int | None,
+    advice: str | None = None,
+) -> None:
+    """``UsageError`` before the synthetic set of ``cfg`` is built, if this machine's ranks
+    could not hold it (:func:`check_memory`); nothing with ``--data``. ``train`` at start-up
+    and ``predict`` (the run's own rows, from its ``config.json``) both check here."""
+    if cfg.data:
+        return
+    features = cfg.features or DEFAULT_FEATURES
+    kind = f", {cfg.classes} classes" if cfg.classes else ""
+    if advice is None:
+        classes = " (or --classes)" if cfg.classes else ""
+        advice = f"a smaller --samples or --features{classes}, or --dtype float32"
+    check_memory(
+        synthetic_bytes(cfg),
+        f"the synthetic data set ({cfg.samples} x {features} {cfg.dtype}{kind})",
+        advice,
+        local,
+    )
 
 
 def check_memory(per_rank: int, what: str, advice: str, local: int | None = None) -> None:
