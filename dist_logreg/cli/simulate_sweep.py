@@ -26,7 +26,7 @@ from dist_logreg.cli.guard import interrupt_name, interrupt_status, sigterm_as_s
 from dist_logreg.errors import UsageError
 from dist_logreg.files import MAX_FILE_BYTES, regular_file
 from dist_logreg.record.progress import status_line
-from dist_logreg.sim.sweep import Partial, expand, grid_key, varying
+from dist_logreg.sim.sweep import Partial, combine, expand, grid_key, varying
 
 #: Options a sweep file may not set: they say where and how the sweep itself writes.
 NOT_KEYS = {"sweep", "resume", "out", "json", "force", "help", "simulate_parser"}
@@ -344,42 +344,6 @@ def _gather(comm, mine: dict) -> dict:
     for part in got or []:
         out.update(part)
     return out
-
-
-def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> dict:
-    """One ``simulate.json`` of the points' documents, in the points' order."""
-    head = dict(docs[0])
-    fabrics = {}
-    for d in docs:
-        fabrics.setdefault(d["fabric"]["spec"], d["fabric"])
-    head["fabrics"] = list(fabrics.values())
-    head["results"] = [r for d in docs for r in d["results"]]
-    steps = [d["step"] for d in docs if "step" in d]
-    from dist_logreg.sim.step import efficiency, slowdown
-
-    slowdown(head["results"], "time_s")  # against the same point with scenario none
-    if steps:
-        head["step"] = {**steps[0], "rows": [r for s in steps for r in s["rows"]]}
-        # each point's workload, where they differ (a run axis: the first run's buckets
-        # described every run's rows, and report refused the file: twelfth attack, L-H28)
-        blocks = []
-        for s in steps:
-            text = (s["rows"][0].get("scenario") or "none") if s["rows"] else "none"
-            block = {**s["workload"], "scenario": text}
-            if block not in blocks:
-                blocks.append(block)
-        if len(blocks) > 1:
-            head["step"]["workloads"] = blocks
-        efficiency(head["step"]["rows"])  # across the points: against the fewest ranks
-        slowdown(head["step"]["rows"], "step_s")
-    head["sweep"] = {
-        "file": Path(file).name,
-        "points": len(docs),
-        "axes": {k: [str(x) for x in v] for k, v in axes.items()},
-        "mpi_ranks": size,
-    }
-    head["wall_s"] = time.perf_counter() - t0
-    return head
 
 
 def _announce(file, axes, points, done, size) -> None:

@@ -3,6 +3,7 @@
 ================  ==========================================================================
 ``runs``          read what runs left behind: a training output directory or a bench JSON
 ``benchfile``     a bench JSON's schema (every key the report reads) and its records' relations
+``trainfile``     a training run's summary.json, config.json, traffic.json: schema, relations
 ``analysis``      the numbers behind the plots and tables (pure numpy)
 ``plots``         the figures of training runs (matplotlib, Agg)
 ``netplots``      the figures of bench sweeps and of the fabric

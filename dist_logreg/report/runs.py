@@ -23,6 +23,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import once, read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
+from dist_logreg.report.trainfile import CONFIG, check_summary, traffic_schema
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = (
@@ -188,7 +189,7 @@ def _load_train(path: Path) -> TrainRun:
     traffic = None
     if (path / "traffic.json").is_file():
         traffic = read_json(path / "traffic.json", "run file")
-        schema.check(traffic, _traffic(p), str(path / "traffic.json"))
+        schema.check(traffic, traffic_schema(p), str(path / "traffic.json"))
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
     if (path / "links.json").is_file():
@@ -211,131 +212,6 @@ def _load_train(path: Path) -> TrainRun:
     # else: a run started afresh (no --resume) continues no earlier attempt: what a dead
     # run left in partial/ is another run's, never merged into this one's steps
     return run
-
-
-def _flag(v, where) -> None:
-    if not isinstance(v, bool):
-        raise schema.Invalid(where, f"expected true or false, got {schema.shown(v)}")
-
-
-def _string(v, where) -> None:
-    """Any string: a tag is the user's, escaped where it is written (a newline too)."""
-    if not isinstance(v, str):
-        raise schema.Invalid(where, f"expected a string, got {schema.shown(v)}")
-
-
-_S = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))  # MAX_SECONDS
-_FRACTION = schema.optional(schema.number(0.0, 1.0, "a fraction"))
-_GBPS = schema.optional(schema.number(0.0, 1e7, "a finite number of GB/s"))
-_STEPS = schema.optional(schema.count(0, 10**12, "a whole number of steps"))
-#: What ``report`` reads of a training run's ``summary.json`` (the other keys are kept
-#: unread), with bounds; :func:`check_summary` holds the numbers to each other. Before, only
-#: ``world_size`` was checked: a loss of -0.5, an accuracy of 719 %, a latency of -4.6 us and
-#: a busbw of 1e300 GB/s were drawn, and a list for ``allreduce`` was a traceback (twelfth
-#: attack, L-H8, L-H9).
-SUMMARY = schema.table(
-    {"world_size": schema.count(1, 10**7, "a number of ranks")},
-    {
-        "steps": _STEPS,
-        "steps_run": _STEPS,
-        "final_loss": schema.optional(schema.number(0.0, 1e300, "a finite loss")),
-        "final_accuracy": _FRACTION,
-        "allreduce": schema.optional(
-            schema.table(
-                {},
-                {
-                    "algorithm": schema.optional(schema.text()),
-                    "predicted_s": _S,
-                    "calls_per_step": schema.optional(schema.number(0.0, 1e15, "a number")),
-                    "bytes": schema.optional(schema.number(0.0, 1e21, "bytes")),
-                    "latency_s": schema.optional(
-                        schema.table({}, {k: _S for k in ("min", "p50", "mean", "p99", "max")})
-                    ),
-                    "busbw_GBps": schema.optional(schema.table({}, {"p50": _GBPS})),
-                    "algbw_GBps": schema.optional(schema.table({}, {"p50": _GBPS})),
-                },
-            )
-        ),
-        "comm_fraction": schema.optional(
-            schema.table({}, {k: _FRACTION for k in ("min", "median", "max")})
-        ),
-        "step_time_s": schema.optional(schema.table({}, {"p50": _S, "p99": _S})),
-        "run": schema.optional(
-            schema.table(
-                {},
-                {
-                    "tag": schema.optional(_string),
-                    "hosts": schema.optional(
-                        schema.items(
-                            schema.table(
-                                {"name": schema.text()},
-                                {"ranks": schema.items(schema.count(0, 10**7, "a rank"))},
-                            )
-                        )
-                    ),
-                },
-            )
-        ),
-    },
-    "a run summary (an object)",
-)
-#: What ``report`` reads of ``config.json``.
-CONFIG = schema.table(
-    {}, {"tag": schema.optional(_string), "resume": schema.optional(_flag)}, "an object"
-)
-
-
-def _traffic(p: int):
-    """``traffic.json`` of a run of ``p`` ranks: a p x p matrix of bytes where observed."""
-    row = schema.items(schema.number(0.0, 1e18, "a finite number of bytes"), p, p, "a row")
-    return schema.table(
-        {},
-        {
-            "algorithm": schema.optional(schema.text()),
-            "observed": schema.optional(_flag),
-            "bytes": schema.optional(schema.items(row, p, p, f"a {p} x {p} matrix")),
-            "note": schema.optional(schema.text()),
-        },
-        "an object",
-    )
-
-
-def check_summary(summary: dict, world_size: int, path: Path) -> None:
-    """``summary.json`` through :data:`SUMMARY`, and its numbers against each other: the
-    latency's spread in order, the busbw within what the run's bytes give at the fastest
-    call (2 x all its bytes / the least latency: an allreduce's factor is below 2), the
-    steps run within the steps, each host's ranks within the world."""
-    schema.check(summary, SUMMARY, str(path))
-    a = summary.get("allreduce") or {}
-    lat = a.get("latency_s") or {}
-    try:
-        order = [k for k in ("min", "p50", "p99", "max") if lat.get(k) is not None]
-        for x, y in zip(order, order[1:], strict=False):
-            if lat[x] > lat[y] * (1 + 1e-9):
-                raise schema.unphysical(
-                    f"allreduce.latency_s.{y}",
-                    f"expected at least {x} {lat[x]:g} s, got {lat[y]:g}",
-                )
-        least, bw = lat.get("min"), (a.get("busbw_GBps") or {}).get("p50")
-        nbytes = a.get("bytes")  # the whole run's: at least any one call's
-        if bw and least and nbytes is not None and bw * 1e9 > 2 * nbytes / least * (1 + 1e-9):
-            raise schema.unphysical(
-                "allreduce.busbw_GBps.p50",
-                f"expected at most {2 * nbytes / least / 1e9:g} GB/s (2 x the run's "
-                f"allreduce.bytes {nbytes:g} B over the least latency {least:g} s), got {bw:g}",
-            )
-        run, done = summary.get("steps"), summary.get("steps_run")
-        if run is not None and done is not None and done > run:
-            raise schema.Invalid("steps_run", f"expected at most steps {run}, got {done}")
-        for i, h in enumerate((summary.get("run") or {}).get("hosts") or []):
-            for r in h.get("ranks", []):
-                if r >= world_size:
-                    raise schema.Invalid(
-                        f"run.hosts[{i}].ranks",
-                        f"expected ranks below world_size {world_size}, got {r}",
-                    )
-    except schema.Invalid as exc:
-        raise UsageError(f"{path}: {exc}") from None
 
 
 def with_dead_attempts(path: Path, steps, world_size: int):

@@ -83,8 +83,9 @@ def relations(doc) -> None:
         # a sweep row's own fabric's (the first fabric's held a rail row's scale-up to the
         # leaf-spine's host link: J-H2, tenth attack); one the file lacks is refused below
         fabric = simfloor.fabric_of(doc, r) or doc.get("fabric")
-        fastest = _fastest_link(fabric)
-        _row_relations(r, f"results[{i}]", fastest, _gamma(doc, r, fabric) * r["bytes"])
+        fastest = simfloor.fastest_link(fabric)
+        reduce_s = simfloor.gamma_of(doc, r, fabric) * r["bytes"]
+        _row_relations(r, f"results[{i}]", fastest, reduce_s)
         floor.check(r, f"results[{i}]")
         j = first.setdefault(json.dumps(r, sort_keys=True), i)
         if j != i:
@@ -174,37 +175,8 @@ def _row_relations(r: dict, where: str, fastest: float, reduce_s: float) -> None
         _packet_relations(r, f"{where}.packet", fastest, reduce_s)
 
 
-def _gamma(doc, r: dict, fabric) -> float:
-    """The row's gamma, s/B: its algorithm's in the file's cost model, else its fabric's."""
-    model = doc.get("cost_model")
-    per = model.get("gamma_s_per_byte") if isinstance(model, dict) else None
-    if isinstance(per, dict) and _num(per.get(r["algorithm"])):
-        return per[r["algorithm"]]
-    params = fabric.get("params") if isinstance(fabric, dict) else None
-    gamma = params.get("gamma") if isinstance(params, dict) else None
-    value = gamma.get("value") if isinstance(gamma, dict) else None
-    return value if _num(value) else 0.0
-
-
 def _g(x: float) -> str:
     return f"{x:g}"
-
-
-def _fastest_link(fabric) -> float:
-    """What one connection may be paced at, B/s: the fastest link rate the file's fabric
-    block names, times the NIC ports (and planes) a sprayed connection spreads over (a
-    rail fabric's NIC of two ports paces a sprayed QP at both); inf where it names none."""
-    rates, ports = [], 1.0
-    if isinstance(fabric, dict):
-        shape, params = fabric.get("shape") or {}, fabric.get("params") or {}
-        rates += [v for k, v in shape.items() if k.endswith("rate") and _num(v)]
-        rates += [
-            p["value"]
-            for p in params.values()
-            if isinstance(p, dict) and p.get("unit") == "B/s" and _num(p.get("value"))
-        ]
-        ports = simfloor.nic_ports(params)
-    return max(rates) * ports if rates else float("inf")
 
 
 def _num(v) -> bool:

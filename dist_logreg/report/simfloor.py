@@ -33,6 +33,10 @@ def _num(v) -> bool:
     return schema.is_number(v) and math.isfinite(v)
 
 
+def _positive(v) -> bool:
+    return _num(v) and v > 0
+
+
 def nic_ports(params) -> float:
     """The links a sprayed connection spreads over at its NIC: ``nic-ports`` x ``planes``
     of the fabric's parameters (1 where it has neither): a rank's bytes go out on each."""
@@ -225,3 +229,32 @@ def ranks_per_host(doc: dict, r: dict) -> int:
     if not (schema.is_number(k) and k >= 1 and k == int(k)):
         raise schema.Invalid("ranks-per-host", f"expected a whole number of ranks >= 1, got {k!r}")
     return int(k)
+
+
+def fastest_link(fabric) -> float:
+    """What one connection may be paced at, B/s: the fastest link rate the file's fabric
+    block names, times the NIC ports (and planes) a sprayed connection spreads over (a
+    rail fabric's NIC of two ports paces a sprayed QP at both); inf where it names none."""
+    rates, ports = [], 1.0
+    if isinstance(fabric, dict):
+        shape, params = fabric.get("shape") or {}, fabric.get("params") or {}
+        rates += [v for k, v in shape.items() if k.endswith("rate") and _positive(v)]
+        rates += [
+            p["value"]
+            for p in params.values()
+            if isinstance(p, dict) and p.get("unit") == "B/s" and _positive(p.get("value"))
+        ]
+        ports = nic_ports(params)
+    return max(rates) * ports if rates else float("inf")
+
+
+def gamma_of(doc, r: dict, fabric) -> float:
+    """The row's gamma, s/B: its algorithm's in the file's cost model, else its fabric's."""
+    model = doc.get("cost_model")
+    per = model.get("gamma_s_per_byte") if isinstance(model, dict) else None
+    if isinstance(per, dict) and _positive(per.get(r["algorithm"])):
+        return per[r["algorithm"]]
+    params = fabric.get("params") if isinstance(fabric, dict) else None
+    gamma = params.get("gamma") if isinstance(params, dict) else None
+    value = gamma.get("value") if isinstance(gamma, dict) else None
+    return value if _positive(value) else 0.0

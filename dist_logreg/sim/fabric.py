@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from dist_logreg import schema
 from dist_logreg.collective import costfile
 from dist_logreg.errors import UsageError
 from dist_logreg.sim import from_cluster
@@ -198,3 +200,73 @@ def cost_model_fabrics(fab: Fabric, model: dict, label):
         return cache[key]
 
     return fabric_for
+
+
+# --- a simulate.json's fabric block, rebuilt (``report``, through ``sim/recheck.py``) ------
+
+#: Where a value in ``params`` came from, when the rebuild takes it from the spec text or
+#: recomputes it instead of reading it from the block.
+_REBUILT = ("default", "derived", "preset")
+
+
+def rebuild(block: dict, name: str = "fabric") -> Fabric:
+    """The fabric ``block`` describes, rebuilt; :class:`schema.Invalid` where the block
+    disagrees with it (a key, the shape, the counts) or no fabric can be built from it."""
+    spec, params = block.get("spec"), block.get("params")
+    if not isinstance(spec, str) or not isinstance(params, dict) or not params:
+        raise schema.Invalid(f"{name}", "expected a spec and its params, as simulate writes")
+    for key, p in params.items():
+        if not isinstance(p, dict) or not isinstance(p.get("source", ""), str):
+            raise schema.Invalid(f"{name}.params.{key}", f"expected {{value, source}}, got {p!r}")
+        v = p.get("value")
+        if not (v is None or isinstance(v, (bool, str)) or schema.is_finite(v)):
+            raise schema.Invalid(f"{name}.params.{key}", f"expected a finite value, got {v!r}")
+    base = spec.split(" = ", 1)[1] if " = " in spec else spec  # cluster:NAME = its preset
+    from_block = Path(base).suffix in (".json", ".toml") or base.lower().startswith("cluster:")
+    if from_block:  # a fabric file (perhaps gone) or a cluster's: its keys are in params
+        base = f"{(params.get('topology') or {}).get('value')}:"
+    model = {k for k, p in params.items() if p["source"].startswith("cost model")}
+    over = {}
+    for key, p in params.items():
+        src = p["source"]
+        if key == "topology" or src.startswith(_REBUILT) or (src == "spec" and not from_block):
+            continue
+        over[key] = (0.0, src) if key in model else (p.get("value"), src)
+    try:
+        fab = parse_fabric(base, **over)
+    except (UsageError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise schema.Invalid(f"{name}.spec", f"expected a fabric simulate builds: {exc}") from None
+    _agree(name, block, fab, model)
+    return fab
+
+
+def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
+    """Every key of ``params`` as the rebuilt fabric has it (a cost model's alpha and gamma
+    aside), and the block's counts and shape as it builds them."""
+    params, spec = block["params"], block["spec"]
+    for key in sorted(set(params) | set(fab.values)):
+        if key in model:
+            continue
+        got = params[key].get("value") if key in params else "(no such key)"
+        want = fab.values.get(key, "(no such key)")
+        if not schema.same(got, want):
+            raise schema.unphysical(
+                f"{name}.params.{key}",
+                f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
+                f"{schema.shown(got)}",
+            )
+    switches = int((fab.topology.node_tier > 0).sum())
+    counts = {"hosts": fab.hosts, "links": fab.links, "switches": switches}
+    shape, got_shape = fab.topology.describe(), block.get("shape")
+    if not isinstance(got_shape, dict):
+        raise schema.Invalid(f"{name}.shape", f"expected the fabric's shape, got {got_shape!r}")
+    pairs = [(k, block.get(k, "(no such key)"), v) for k, v in counts.items()]
+    keys = sorted(set(shape) | set(got_shape))
+    pairs += [(f"shape.{k}", got_shape.get(k, "(none)"), shape.get(k, "(none)")) for k in keys]
+    for key, got, want in pairs:
+        if not schema.same(got, want):
+            raise schema.unphysical(
+                f"{name}.{key}",
+                f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
+                f"{schema.shown(got)}",
+            )

@@ -39,7 +39,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib.util
 
@@ -49,7 +48,13 @@ from dist_logreg.errors import UsageError
 from dist_logreg.sim import flow, ns3net, packet_graph
 from dist_logreg.sim.job import Result, job_phases
 from dist_logreg.sim.messages import messages
-from dist_logreg.sim.packet_floor import check_one_delay_per_cable, check_resolved, utilisation
+from dist_logreg.sim.packet_floor import (  # noqa: F401  (delayed: read through packet)
+    check_resolved,
+    delayed,
+    link_names,
+    per_link,
+    utilisation,
+)
 from dist_logreg.sim.packet_options import PacketOptions, parse_options, vars_of
 from dist_logreg.sim.transports import table as transports
 
@@ -62,44 +67,6 @@ if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") i
 #: twice TCP's, for a loaded machine.
 WALL_PER_PACKET_HOP = 40e-6
 QUEUE_LINKS = 16  # queue time series kept for this many ports (the highest peaks)
-
-
-def link_names(fab) -> list:
-    names = fab.topology.node_names
-    pairs = zip(fab.link_src.tolist(), fab.link_dst.tolist(), strict=True)
-    return [f"{names[a]}>{names[b]}" for a, b in pairs]
-
-
-def _per_link(fab, mapping: dict, default, what: str) -> np.ndarray:
-    """A value per directed link from ``{class or link name: value}`` (the others
-    ``default``: one value, or one per link)."""
-    out = np.array(np.broadcast_to(np.asarray(default, dtype=float), (fab.links,)))
-    names = link_names(fab)
-    for key, value in mapping.items():
-        if key in fab.class_names:
-            out[fab.link_class == fab.class_names.index(key)] = value
-            continue
-        a, sep, b = key.partition("-")  # a-b: both directions of one cable
-        wanted = {key} if not sep else {f"{a}>{b}", f"{b}>{a}"}
-        hit = [i for i, n in enumerate(names) if n in wanted]
-        if not hit:
-            raise UsageError(
-                f"--{what}: expected a link class ({', '.join(fab.class_names)}) or a link "
-                f"such as {names[0]}, got {key!r}"
-            )
-        out[hit] = value
-    return out
-
-
-def delayed(fab, opts: PacketOptions):
-    """``fab`` with ``--link-delay``'s delays, every other link its own: what ns-3 runs, so
-    the ideal and the job's lower bound are computed with the same delays."""
-    if not opts.link_delay:
-        return fab
-    topo = copy.copy(fab.topology)
-    topo.link_latency = lat = _per_link(fab, opts.link_delay, fab.link_latency, "link-delay")
-    check_one_delay_per_cable(fab, lat, link_names)
-    return dataclasses.replace(fab, topology=topo)
 
 
 def network_of(fab, opts: PacketOptions) -> ns3net.Network:
@@ -137,7 +104,7 @@ def network_of(fab, opts: PacketOptions) -> ns3net.Network:
         pfc_xoff=opts.pfc_xoff,
         pfc_xon=opts.pfc_xon,
         pfc_headroom=np.full(lat.size, opts.pfc_headroom) if opts.pfc_headroom else None,
-        loss=np.concatenate([_per_link(fab, opts.loss_link, opts.loss, "loss-link"), extra]),
+        loss=np.concatenate([per_link(fab, opts.loss_link, opts.loss, "loss-link"), extra]),
         mtu=int(fab.mtu),
         host_rate=float(fab.host_rate),
         hash_seed=int(fab.hash_seed),
@@ -259,7 +226,7 @@ class PacketEngine:
         host_of = np.asarray(job.host_of, dtype=np.int64)
         g = messages(job.algorithm, host_of.size, int(job.nbytes), job.node_of())
         tr = transfers_of(job.fabric, host_of, g)
-        loss = float(np.max(_per_link(job.fabric, opts.loss_link, opts.loss, "loss-link")))
+        loss = float(np.max(per_link(job.fabric, opts.loss_link, opts.loss, "loss-link")))
         est = estimate_wall_s(job.fabric, tr, opts.transport_options.header_bytes, loss)
         if est > opts.max_wall:
             lossy = f" at {loss:.4g} loss per link (resent ~1/(1-p)^hops times)" if loss else ""

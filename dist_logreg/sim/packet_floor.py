@@ -12,6 +12,9 @@ and RoCE's timers. The flow engine has no handshake and takes any rate.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
 
 from dist_logreg import schema
@@ -57,6 +60,67 @@ def check_one_delay_per_cable(fab, lat: np.ndarray, link_names) -> None:
                 "engine's cables have one delay for both directions: give both the same "
                 f"(e.g. --link-delay {cls[0]}=D --link-delay {cls[1]}=D)"
             )
+
+
+def link_names(fab) -> list:
+    names = fab.topology.node_names
+    pairs = zip(fab.link_src.tolist(), fab.link_dst.tolist(), strict=True)
+    return [f"{names[a]}>{names[b]}" for a, b in pairs]
+
+
+def per_link(fab, mapping: dict, default, what: str) -> np.ndarray:
+    """A value per directed link from ``{class or link name: value}`` (the others
+    ``default``: one value, or one per link)."""
+    out = np.array(np.broadcast_to(np.asarray(default, dtype=float), (fab.links,)))
+    names = link_names(fab)
+    for key, value in mapping.items():
+        if key in fab.class_names:
+            out[fab.link_class == fab.class_names.index(key)] = value
+            continue
+        a, sep, b = key.partition("-")  # a-b: both directions of one cable
+        wanted = {key} if not sep else {f"{a}>{b}", f"{b}>{a}"}
+        hit = [i for i, n in enumerate(names) if n in wanted]
+        if not hit:
+            raise UsageError(
+                f"--{what}: expected a link class ({', '.join(fab.class_names)}) or a link "
+                f"such as {names[0]}, got {key!r}"
+            )
+        out[hit] = value
+    return out
+
+
+def delayed(fab, opts):
+    """``fab`` with ``--link-delay``'s delays, every other link its own: what ns-3 runs, so
+    the ideal and the job's lower bound are computed with the same delays."""
+    if not opts.link_delay:
+        return fab
+    topo = copy.copy(fab.topology)
+    topo.link_latency = lat = per_link(fab, opts.link_delay, fab.link_latency, "link-delay")
+    check_one_delay_per_cable(fab, lat, link_names)
+    return dataclasses.replace(fab, topology=topo)
+
+
+#: The fabrics with a row's --link-delay applied, kept (``recheck``'s caches key on their ids).
+_DELAYED: dict = {}
+
+
+def row_delayed(fab, delays: dict, where: str):
+    """``fab`` with a packet row's ``options.link_delay`` (seconds by class or link), as the
+    packet engine ran it (:func:`delayed`), for ``report`` (``sim/recheck.py``)."""
+    from types import SimpleNamespace
+
+    if not all(isinstance(k, str) and schema.is_finite(v) and v >= 0 for k, v in delays.items()):
+        raise schema.Invalid(
+            f"{where}.packet.options.link_delay",
+            f"expected {{link class or link: seconds >= 0}}, got {schema.shown(delays)}",
+        )
+    key = (id(fab), tuple(sorted(delays.items())))
+    if _DELAYED.get(key, (None,))[0] is not fab:
+        try:
+            _DELAYED[key] = fab, delayed(fab, SimpleNamespace(link_delay=dict(delays)))
+        except UsageError as exc:
+            raise schema.Invalid(f"{where}.packet.options.link_delay", str(exc)) from None
+    return _DELAYED[key][1]
 
 
 def check_port_bytes(fab, opts) -> None:
@@ -150,8 +214,6 @@ NS = 1e-9
 def _lost(fab, pk: dict, where: str) -> None:
     """No packet lost on a link that no loss applies to: none set, none lost anywhere; with
     ``--loss-link`` alone, only on the links (or classes) it names (K-M1)."""
-    from dist_logreg.sim.packet import _per_link, link_names
-
     options = pk.get("options") or {}
     if options.get("loss"):
         return  # every link may lose
@@ -164,7 +226,7 @@ def _lost(fab, pk: dict, where: str) -> None:
             f"0..1}}, got {schema.shown(named)}"
         )
     try:
-        loss = _per_link(fab, named, 0.0, "loss-link")
+        loss = per_link(fab, named, 0.0, "loss-link")
     except UsageError:
         raise schema.Invalid(
             f"{where}.packet.options.loss_link: expected link classes ("

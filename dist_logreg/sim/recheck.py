@@ -11,7 +11,6 @@ the key and both values.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
@@ -26,16 +25,16 @@ from dist_logreg.sim.bounds import (
     latency_floor_s,
     lower_bound_s,
 )
-from dist_logreg.sim.fabric import Fabric, parse_fabric
+from dist_logreg.sim.fabric import Fabric, rebuild
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario, place_neighbour
 from dist_logreg.sim.step import (
     block_workload,
     check_rows,
+    check_slowdowns,
     collectives_of,
     scheduled,
-    slowdown,
     spec_workload,
 )
 
@@ -46,35 +45,7 @@ RTOL = max(BOUND_RTOL, 1e-9)
 SEED_CAP = 32
 #: A placement's closest pair of ranks and critical path (s), one check's (CRITICAL_RUNS).
 _CLOSEST: dict = {}
-#: The fabrics with a row's --link-delay applied, kept (the caches above key on their ids).
-_DELAYED: dict = {}
-
-
-def _delayed(fab: Fabric, delays: dict, where: str) -> Fabric:
-    """``fab`` with a packet row's ``options.link_delay`` (seconds by class or link), as the
-    packet engine ran it (:func:`.packet.delayed`)."""
-    from types import SimpleNamespace
-
-    from dist_logreg.sim.packet import delayed
-
-    if not all(isinstance(k, str) and schema.is_finite(v) and v >= 0 for k, v in delays.items()):
-        raise schema.Invalid(
-            f"{where}.packet.options.link_delay",
-            f"expected {{link class or link: seconds >= 0}}, got {schema.shown(delays)}",
-        )
-    key = (id(fab), tuple(sorted(delays.items())))
-    if _DELAYED.get(key, (None,))[0] is not fab:
-        try:
-            _DELAYED[key] = fab, delayed(fab, SimpleNamespace(link_delay=dict(delays)))
-        except UsageError as exc:
-            raise schema.Invalid(f"{where}.packet.options.link_delay", str(exc)) from None
-    return _DELAYED[key][1]
-
-
 CRITICAL_RUNS = 256
-#: Where a value in ``params`` came from, when the rebuild takes it from the spec text or
-#: recomputes it instead of reading it from the block.
-_REBUILT = ("default", "derived", "preset")
 
 
 def check(doc: dict) -> None:
@@ -86,32 +57,10 @@ def check(doc: dict) -> None:
         where = f"results[{i}]"
         _row(*runs.of(r, where), r, runs.placement, where)
     _steps(doc, runs)
-    _slowdowns(doc["results"], "time_s", "results")
+    check_slowdowns(doc["results"], "time_s", "results")
     step = doc.get("step")
     if isinstance(step, dict) and isinstance(step.get("rows"), list):
-        _slowdowns(step["rows"], "step_s", "step.rows")
-
-
-def _slowdowns(rows: list, value: str, where: str) -> None:
-    """A sweep row's ``slowdown`` is its ``value`` over its twin's with scenario none, as
-    the sweep gave it (0, 0.001 and 1000 were drawn: twelfth attack, L-M11); a neighbour
-    row's own is its jobs' (``report/neighbour.py``)."""
-    again = [{k: v for k, v in r.items() if k != "slowdown"} for r in rows]
-    try:
-        slowdown(again, value)
-    except (TypeError, KeyError, ZeroDivisionError):
-        return  # the rows' own checks name what is wrong with them
-    for i, (r, mine) in enumerate(zip(rows, again, strict=True)):
-        if "jobs" in r or ("slowdown" not in r and "slowdown" not in mine):
-            continue
-        want, got = mine.get("slowdown"), r.get("slowdown")
-        if want is None or not schema.is_number(got) or abs(got - want) > RTOL * max(want, 1e-12):
-            raise schema.unphysical(
-                f"{where}[{i}].slowdown",
-                f"expected its {value} over its twin's with scenario none"
-                + (f" ({want:g})" if want is not None else " (it has none)")
-                + f", got {schema.shown(got)}",
-            )
+        check_slowdowns(step["rows"], "step_s", "step.rows")
 
 
 class _Runs:
@@ -205,69 +154,6 @@ def _block_of(doc: dict, r: dict, where: str) -> tuple[dict, str]:
     raise schema.Invalid(f"{where}.fabric", f"expected one of the file's fabrics, got {spec!r}")
 
 
-def rebuild(block: dict, name: str = "fabric") -> Fabric:
-    """The fabric ``block`` describes, rebuilt; :class:`schema.Invalid` where the block
-    disagrees with it (a key, the shape, the counts) or no fabric can be built from it."""
-    spec, params = block.get("spec"), block.get("params")
-    if not isinstance(spec, str) or not isinstance(params, dict) or not params:
-        raise schema.Invalid(f"{name}", "expected a spec and its params, as simulate writes")
-    for key, p in params.items():
-        if not isinstance(p, dict) or not isinstance(p.get("source", ""), str):
-            raise schema.Invalid(f"{name}.params.{key}", f"expected {{value, source}}, got {p!r}")
-        v = p.get("value")
-        if not (v is None or isinstance(v, (bool, str)) or schema.is_finite(v)):
-            raise schema.Invalid(f"{name}.params.{key}", f"expected a finite value, got {v!r}")
-    base = spec.split(" = ", 1)[1] if " = " in spec else spec  # cluster:NAME = its preset
-    from_block = Path(base).suffix in (".json", ".toml") or base.lower().startswith("cluster:")
-    if from_block:  # a fabric file (perhaps gone) or a cluster's: its keys are in params
-        base = f"{(params.get('topology') or {}).get('value')}:"
-    model = {k for k, p in params.items() if p["source"].startswith("cost model")}
-    over = {}
-    for key, p in params.items():
-        src = p["source"]
-        if key == "topology" or src.startswith(_REBUILT) or (src == "spec" and not from_block):
-            continue
-        over[key] = (0.0, src) if key in model else (p.get("value"), src)
-    try:
-        fab = parse_fabric(base, **over)
-    except (UsageError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        raise schema.Invalid(f"{name}.spec", f"expected a fabric simulate builds: {exc}") from None
-    _agree(name, block, fab, model)
-    return fab
-
-
-def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
-    """Every key of ``params`` as the rebuilt fabric has it (a cost model's alpha and gamma
-    aside), and the block's counts and shape as it builds them."""
-    params, spec = block["params"], block["spec"]
-    for key in sorted(set(params) | set(fab.values)):
-        if key in model:
-            continue
-        got = params[key].get("value") if key in params else "(no such key)"
-        want = fab.values.get(key, "(no such key)")
-        if not schema.same(got, want):
-            raise schema.unphysical(
-                f"{name}.params.{key}",
-                f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
-                f"{schema.shown(got)}",
-            )
-    switches = int((fab.topology.node_tier > 0).sum())
-    counts = {"hosts": fab.hosts, "links": fab.links, "switches": switches}
-    shape, got_shape = fab.topology.describe(), block.get("shape")
-    if not isinstance(got_shape, dict):
-        raise schema.Invalid(f"{name}.shape", f"expected the fabric's shape, got {got_shape!r}")
-    pairs = [(k, block.get(k, "(no such key)"), v) for k, v in counts.items()]
-    keys = sorted(set(shape) | set(got_shape))
-    pairs += [(f"shape.{k}", got_shape.get(k, "(none)"), shape.get(k, "(none)")) for k in keys]
-    for key, got, want in pairs:
-        if not schema.same(got, want):
-            raise schema.unphysical(
-                f"{name}.{key}",
-                f"expected {schema.shown(want)} (what the spec {spec!r} builds), got "
-                f"{schema.shown(got)}",
-            )
-
-
 def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where: str) -> None:
     p, seeds = r["ranks"], r["time_s_seeds"]
     scheduled(r["algorithm"], f"{where}.algorithm")
@@ -279,7 +165,7 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
     if delays and isinstance(delays, dict) and not r.get("link-delay"):
         # the links' latency as the row ran them: its named delays, the fabric's elsewhere
         # (any --link-delay dropped every hop from the floors: twelfth attack, L-H29)
-        fab, latency = _delayed(fab, delays, where), True
+        fab, latency = packet_floor.row_delayed(fab, delays, where), True
     sc = parse_scenario(text)
     placed = _placements(fab, r, placement, seeds, sc, where)
     bounds, jobs = [], [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]

@@ -213,6 +213,28 @@ def slowdown(rows: list[dict], value: str) -> None:
             r["slowdown"] = r[value] / base if base > 0 else 1.0
 
 
+def check_slowdowns(rows: list, value: str, where: str) -> None:
+    """A sweep row's ``slowdown`` is its ``value`` over its twin's with scenario none, as
+    the sweep gave it (0, 0.001 and 1000 were drawn: twelfth attack, L-M11); a neighbour
+    row's own is its jobs' (``report/neighbour.py``)."""
+    again = [{k: v for k, v in r.items() if k != "slowdown"} for r in rows]
+    try:
+        slowdown(again, value)
+    except (TypeError, KeyError, ZeroDivisionError):
+        return  # the rows' own checks name what is wrong with them
+    for i, (r, mine) in enumerate(zip(rows, again, strict=True)):
+        if "jobs" in r or ("slowdown" not in r and "slowdown" not in mine):
+            continue
+        want, got = mine.get("slowdown"), r.get("slowdown")
+        if want is None or not schema.is_number(got) or abs(got - want) > 1e-9 * max(want, 1e-12):
+            raise schema.unphysical(
+                f"{where}[{i}].slowdown",
+                f"expected its {value} over its twin's with scenario none"
+                + (f" ({want:g})" if want is not None else " (it has none)")
+                + f", got {schema.shown(got)}",
+            )
+
+
 #: What a row's twin may differ in besides its numbers: the scenario, and per-seed numbers.
 _SKIP = {
     "scenario",

@@ -1,0 +1,136 @@
+"""A training run's own files as ``report`` reads them: what it shows of ``summary.json``,
+``config.json`` and ``traffic.json``, through a schema with bounds, the summary's numbers
+held to each other (as :mod:`.benchfile` does for a bench JSON). Before, only
+``world_size`` was checked (twelfth attack, L-H8, L-H9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dist_logreg import schema
+from dist_logreg.errors import UsageError
+
+
+def _flag(v, where) -> None:
+    if not isinstance(v, bool):
+        raise schema.Invalid(where, f"expected true or false, got {schema.shown(v)}")
+
+
+def _string(v, where) -> None:
+    """Any string: a tag is the user's, escaped where it is written (a newline too)."""
+    if not isinstance(v, str):
+        raise schema.Invalid(where, f"expected a string, got {schema.shown(v)}")
+
+
+_S = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))  # MAX_SECONDS
+_FRACTION = schema.optional(schema.number(0.0, 1.0, "a fraction"))
+_GBPS = schema.optional(schema.number(0.0, 1e7, "a finite number of GB/s"))
+_STEPS = schema.optional(schema.count(0, 10**12, "a whole number of steps"))
+#: What ``report`` reads of a training run's ``summary.json`` (the other keys are kept
+#: unread), with bounds; :func:`check_summary` holds the numbers to each other. Before, only
+#: ``world_size`` was checked: a loss of -0.5, an accuracy of 719 %, a latency of -4.6 us and
+#: a busbw of 1e300 GB/s were drawn, and a list for ``allreduce`` was a traceback (twelfth
+#: attack, L-H8, L-H9).
+SUMMARY = schema.table(
+    {"world_size": schema.count(1, 10**7, "a number of ranks")},
+    {
+        "steps": _STEPS,
+        "steps_run": _STEPS,
+        "final_loss": schema.optional(schema.number(0.0, 1e300, "a finite loss")),
+        "final_accuracy": _FRACTION,
+        "allreduce": schema.optional(
+            schema.table(
+                {},
+                {
+                    "algorithm": schema.optional(schema.text()),
+                    "predicted_s": _S,
+                    "calls_per_step": schema.optional(schema.number(0.0, 1e15, "a number")),
+                    "bytes": schema.optional(schema.number(0.0, 1e21, "bytes")),
+                    "latency_s": schema.optional(
+                        schema.table({}, {k: _S for k in ("min", "p50", "mean", "p99", "max")})
+                    ),
+                    "busbw_GBps": schema.optional(schema.table({}, {"p50": _GBPS})),
+                    "algbw_GBps": schema.optional(schema.table({}, {"p50": _GBPS})),
+                },
+            )
+        ),
+        "comm_fraction": schema.optional(
+            schema.table({}, {k: _FRACTION for k in ("min", "median", "max")})
+        ),
+        "step_time_s": schema.optional(schema.table({}, {"p50": _S, "p99": _S})),
+        "run": schema.optional(
+            schema.table(
+                {},
+                {
+                    "tag": schema.optional(_string),
+                    "hosts": schema.optional(
+                        schema.items(
+                            schema.table(
+                                {"name": schema.text()},
+                                {"ranks": schema.items(schema.count(0, 10**7, "a rank"))},
+                            )
+                        )
+                    ),
+                },
+            )
+        ),
+    },
+    "a run summary (an object)",
+)
+#: What ``report`` reads of ``config.json``.
+CONFIG = schema.table(
+    {}, {"tag": schema.optional(_string), "resume": schema.optional(_flag)}, "an object"
+)
+
+
+def traffic_schema(p: int):
+    """``traffic.json`` of a run of ``p`` ranks: a p x p matrix of bytes where observed."""
+    row = schema.items(schema.number(0.0, 1e18, "a finite number of bytes"), p, p, "a row")
+    return schema.table(
+        {},
+        {
+            "algorithm": schema.optional(schema.text()),
+            "observed": schema.optional(_flag),
+            "bytes": schema.optional(schema.items(row, p, p, f"a {p} x {p} matrix")),
+            "note": schema.optional(schema.text()),
+        },
+        "an object",
+    )
+
+
+def check_summary(summary: dict, world_size: int, path: Path) -> None:
+    """``summary.json`` through :data:`SUMMARY`, and its numbers against each other: the
+    latency's spread in order, the busbw within what the run's bytes give at the fastest
+    call (2 x all its bytes / the least latency: an allreduce's factor is below 2), the
+    steps run within the steps, each host's ranks within the world."""
+    schema.check(summary, SUMMARY, str(path))
+    a = summary.get("allreduce") or {}
+    lat = a.get("latency_s") or {}
+    try:
+        order = [k for k in ("min", "p50", "p99", "max") if lat.get(k) is not None]
+        for x, y in zip(order, order[1:], strict=False):
+            if lat[x] > lat[y] * (1 + 1e-9):
+                raise schema.unphysical(
+                    f"allreduce.latency_s.{y}",
+                    f"expected at least {x} {lat[x]:g} s, got {lat[y]:g}",
+                )
+        least, bw = lat.get("min"), (a.get("busbw_GBps") or {}).get("p50")
+        nbytes = a.get("bytes")  # the whole run's: at least any one call's
+        if bw and least and nbytes is not None and bw * 1e9 > 2 * nbytes / least * (1 + 1e-9):
+            raise schema.unphysical(
+                "allreduce.busbw_GBps.p50",
+                f"expected at most {2 * nbytes / least / 1e9:g} GB/s (2 x the run's "
+                f"allreduce.bytes {nbytes:g} B over the least latency {least:g} s), got {bw:g}",
+            )
+        run, done = summary.get("steps"), summary.get("steps_run")
+        if run is not None and done is not None and done > run:
+            raise schema.Invalid("steps_run", f"expected at most steps {run}, got {done}")
+        for i, h in enumerate((summary.get("run") or {}).get("hosts") or []):
+            for r in h.get("ranks", []):
+                if r >= world_size:
+                    raise schema.Invalid(
+                        f"run.hosts[{i}].ranks",
+                        f"expected ranks below world_size {world_size}, got {r}",
+                    )
+    except schema.Invalid as exc:
+        raise UsageError(f"{path}: {exc}") from None
