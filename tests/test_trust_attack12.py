@@ -1002,3 +1002,28 @@ def test_a_sweeps_partial_file_has_the_results_mode(interrupted):
     mask = os.umask(0)
     os.umask(mask)
     assert (out / PARTIAL).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_predict_without_data_takes_every_row_of_a_sharded_run(tmp_path, n):
+    """Found beside the twelfth attack: ``predict --model DIR`` (no --data) of a run trained
+    with ``--sampling sharded`` built each rank's shard and then took its slice of it again:
+    a 1000-row run was predicted as 500 rows at 2 ranks, with exit 0. Every row, at 1, 2
+    and 3 ranks."""
+    out = tmp_path / "run"
+    run = ["--samples", "1000", "--features", "8", "--batch-size", "64", "--steps", "5"]
+    r = run_mpi(2, train_cmd(*run, "--sampling", "sharded", "--out", str(out)), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    predict = [
+        str(train_cmd()[0]),
+        "predict",
+        "--model",
+        str(out),
+        "--out",
+        str(tmp_path / "p.csv"),
+    ]
+    r = run_mpi(n, predict, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "predict: 1000 rows" in r.stdout + r.stderr
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 1000

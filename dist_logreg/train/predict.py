@@ -170,10 +170,18 @@ def my_rows(comm, spec: str | None, fmt: str, label_column, d: int, cfg):
     try:
         if spec:
             X, y = _read(spec, d, label_column)
+        elif cfg is not None and cfg.data and "{rank}" in cfg.data:
+            raise UsageError(
+                f"--data: expected the rows to predict: the run read a file per rank "
+                f"(--data {cfg.data}), which its config cannot join again"
+            )
         elif cfg is not None:
             from dist_logreg.train.prepare import training_rows  # the run's own data
 
-            ds = training_rows(comm, dataclasses.replace(cfg, dtype="float64"))
+            # every row once: a sharded run's shards are slices of one set, and each rank
+            # took its slice of its own shard again (1000 rows predicted as 500 at 2 ranks)
+            whole = dataclasses.replace(cfg, dtype="float64", sampling="global")
+            ds = training_rows(comm, whole)
             X, y = ds.X, ds.y
         else:
             raise UsageError("--data: expected a data file (the model has no config.json)")
