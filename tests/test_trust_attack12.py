@@ -1027,3 +1027,31 @@ def test_predict_without_data_takes_every_row_of_a_sharded_run(tmp_path, n):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "predict: 1000 rows" in r.stdout + r.stderr
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 1000
+
+
+@pytest.mark.parametrize(
+    "other, key",
+    [
+        (["--fabric", "flat:hosts=4,rate=800G", "--ranks", "2"], "fabric.spec"),
+        (["--fabric", "flat:hosts=4", "--ranks", "3"], "results[0].ranks"),
+    ],
+)
+def test_resume_refuses_a_point_that_is_not_the_grids(interrupted, tmp_path, other, key):
+    """Thirteenth attack M-H3: a finished point of another job (an 800G fabric's, a point of
+    3 ranks) spliced into a partial file was taken as the grid's point 0: a sweep of
+    flat:hosts=4 wrote a 97.96 GB/s busbw row (50 GB/s host links), exit 0."""
+    grid, out = interrupted
+    r = dl(
+        "simulate", *other, "--algorithm", "ring", "--bytes", "64K", "--out", str(tmp_path / "x")
+    )
+    assert r.returncode == 0, r.stderr
+    alien = json.loads((tmp_path / "x" / "simulate.json").read_text())
+    for row in alien["results"]:
+        row["point"] = 0
+    alien.pop("wall_s", None)
+    doc = json.loads((out / PARTIAL).read_text())
+    doc["done"]["0"] = alien
+    (out / PARTIAL).write_text(json.dumps(doc))
+    line = one_line(dl("simulate", "--sweep", str(grid), "--out", str(out), "--resume"))
+    assert f"done.0: {key}: expected grid point 0 of {grid}" in line, line
+    assert not (out / "simulate.json").exists()

@@ -26,7 +26,7 @@ from dist_logreg.cli.guard import interrupt_name, interrupt_status, sigterm_as_s
 from dist_logreg.errors import UsageError
 from dist_logreg.files import MAX_FILE_BYTES, regular_file
 from dist_logreg.record.progress import status_line
-from dist_logreg.sim.sweep import Partial, combine, expand, grid_key, varying
+from dist_logreg.sim.sweep import Partial, combine, expand, grid_key, other_point, varying
 
 #: Options a sweep file may not set: they say where and how the sweep itself writes.
 NOT_KEYS = {"sweep", "resume", "out", "json", "force", "help", "simulate_parser"}
@@ -223,7 +223,7 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
     if args.out is not None:
         make_out(Path(args.out))  # after every check: a refused sweep leaves no folder
         partial = Partial(Path(args.out), grid_key(points), len(points), rank)
-    done = _resume(args, partial, comm)
+    done = _resume(args, partial, comm, axes, points)
     todo = [i for i in range(len(points)) if i not in done]
     mine = todo[rank::size]
     if rank == 0:
@@ -300,14 +300,14 @@ def table(out: list[str], doc: dict, axes: dict) -> list[str]:
     return done
 
 
-def _resume(args, partial, comm) -> dict:
+def _resume(args, partial, comm, axes=None, points=None) -> dict:
     """The points an interrupted sweep finished (``--resume``); a partial sweep found without
     ``--resume`` or ``--force`` is refused, with ``--force`` removed."""
     done = {}
     if partial is not None and partial.files():
         if args.resume:
             done = partial.load()
-            _check_points(partial, done)
+            _check_points(partial, done, args, axes, points)
         elif not args.force:
             raise UsageError(
                 f"--out {args.out}: a partial sweep is there ({partial.files()[0].name}): "
@@ -324,16 +324,32 @@ def _resume(args, partial, comm) -> dict:
     return done
 
 
-def _check_points(partial, done: dict) -> None:
+def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
     """Each finished point as ``report`` holds a ``simulate.json``: its schema, its physics
     and the simulator's own bound on its fabric (a point that is not a result, or that is
-    1000x faster than its links, was taken into the sweep's output: L-H3, L-H4)."""
+    1000x faster than its links, was taken into the sweep's output: L-H3, L-H4); and the
+    grid's point it says it is: its fabric, engine, mode, each row's ranks, algorithm, bytes
+    and axes (a point of an 800G fabric was spliced into a sweep of 400G: M-H3)."""
     from dist_logreg.report.simulate import check
     from dist_logreg.sim.recheck import check as job_bound
 
+    options = _options(args.simulate_parser)
     for i in sorted(done):
-        f = partial.sources[i]
-        check(f, done[i], job_bound, name=f"--resume {f}: done.{i}")
+        f, doc = partial.sources[i], done[i]
+        name = f"--resume {f}: done.{i}"
+        check(f, doc, job_bound, name=name)
+        want = point_args(args, options, points[i])
+        listed = {
+            k: [x for v in getattr(want, options[k].dest) for x in options[k].type(str(v))]
+            for k in LISTED
+        }
+        tags = {k: points[i][k] for k in varying(axes) if k not in LISTED}
+        engine, exact = want.engine or "flow", bool(getattr(want, "exact", False))
+        if (key := other_point(doc, i, str(want.fabric), engine, exact, listed, tags)) is not None:
+            raise UsageError(
+                f"{name}: {key}: expected grid point {i} of {args.sweep} "
+                f"({points[i]}), got another point's (start over with --force)"
+            )
 
 
 def _gather(comm, mine: dict) -> dict:

@@ -173,3 +173,26 @@ def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> di
     }
     head["wall_s"] = time.perf_counter() - t0
     return head
+
+
+def other_point(doc: dict, i: int, fabric: str, engine: str, exact: bool, listed, tags):
+    """The first key where a finished point's document is not the grid's point ``i`` (its
+    ``fabric`` spec, ``engine``, mode, each row's ``listed`` ranks, algorithm and bytes and
+    its axes' ``tags``), or None: a point of an 800G fabric was spliced into a sweep of
+    400G by ``--resume`` (thirteenth attack, M-H3)."""
+    if doc["fabric"]["spec"] != fabric:
+        return "fabric.spec"
+    if doc["engine"] != engine:
+        return "engine"
+    if engine == "flow" and (doc["mode"] == "phase-synchronous") == exact:
+        return "mode"  # (the packet engine is event by event whatever --exact says)
+    for j, r in enumerate(doc["results"]):
+        if r.get("point") != i:
+            return f"results[{j}].point"
+        for key, want in listed.items():
+            if r.get(key) not in want:
+                return f"results[{j}].{key}"
+        for key, value in tags.items():
+            if r.get(key) != value:
+                return f"results[{j}].{key}"
+    return None
