@@ -1055,3 +1055,95 @@ def test_resume_refuses_a_point_that_is_not_the_grids(interrupted, tmp_path, oth
     line = one_line(dl("simulate", "--sweep", str(grid), "--out", str(out), "--resume"))
     assert f"done.0: {key}: expected grid point 0 of {grid}" in line, line
     assert not (out / "simulate.json").exists()
+
+
+# --- the thirteenth attack: a training run's numbers held to each other (M-H1, M-H2) -------
+
+
+@pytest.fixture(scope="module")
+def train_run(tmp_path_factory):
+    """A genuine 2-rank run: 40 steps of one 88 B allreduce."""
+    out = tmp_path_factory.mktemp("t") / "t1"
+    run = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "40"]
+    r = run_mpi(2, train_cmd(*run, "--checkpoint-every", "10", "--out", str(out)), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    return shutil.copytree(run, tmp_path / "copy")
+
+
+def _summary_edit(tmp_path, run, edit):
+    path = run / "summary.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    return one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+
+
+def _latency_near_its_least(d):
+    """The latency p50 moved down beside an unchanged busbw (still above its least)."""
+    lat = d["allreduce"]["latency_s"]
+    assert lat["p50"] > 2 * lat["min"]  # the case: the run's calls spread
+    lat["p50"] = 1.05 * lat["min"]
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda d: d["allreduce"]["busbw_GBps"].update(p50=4.0), "busbw_GBps.p50: expected"),
+        (_latency_near_its_least, "busbw_GBps.p50: expected"),
+        (lambda d: d["comm_fraction"].update(median=0.001), "comm_fraction.median: expected"),
+        (lambda d: d.update(final_loss=0.001), "final_loss: expected at least"),
+    ],
+)
+def test_a_runs_headline_numbers_are_held_to_each_other(tmp_path, train_run, edit, words):
+    """Thirteenth attack M-H1: a busbw 216 x what its 88 B calls give at their latency, a
+    latency p50 moved beside its busbw, a comm fraction of 0.1 % for a run 58 % in its
+    allreduce, a log-loss of 0.001 at 71.9 % accuracy were drawn, exit 0."""
+    assert dl("report", str(train_run), "--out", str(tmp_path / "a")).returncode == 0
+    line = _summary_edit(tmp_path, _copy(train_run, tmp_path), edit)
+    assert words in line, line
+
+
+def _jsonl_edit(run, name: str, key: str, value) -> None:
+    path = run / name
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[3][key] = value
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize(
+    "name, key, value, words",
+    [
+        ("steps.jsonl", "batch_loss", -5, "batch_loss: expected a finite log-loss >= 0"),
+        ("steps.jsonl", "compute_s", 1e5, "compute_s: expected at most the longest rank's"),
+        ("steps.jsonl", "step", 99999, "step: expected below the run's 40 steps"),
+        ("metrics.jsonl", "seconds", 0, "seconds: expected a call of at least 1 ns"),
+        ("metrics.jsonl", "seconds", 1e-12, "seconds: expected a call of at least 1 ns"),
+        ("metrics.jsonl", "bytes", 1e18, "bytes: expected at most the 3520 B the run sent"),
+    ],
+)
+def test_a_runs_rows_are_held_to_its_summary(tmp_path, train_run, name, key, value, words):
+    """Thirteenth attack M-H2: a batch loss of -5, a call of 0 s or 1 ps, 1 EB in one call of
+    an 88 B run, a 28-hour step of a 17 ms run, a step 99999 of a 40-step run were drawn."""
+    run = _copy(train_run, tmp_path)
+    _jsonl_edit(run, name, key, value)
+    line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+    assert f"{run / name}" in line and words in line, line
+
+
+@pytest.mark.timeout(400)
+def test_report_takes_a_run_resumed_at_another_world_size(tmp_path, train_run):
+    """Found beside M-H2 (a genuine output refused): a 2-rank run resumed at 1 rank keeps
+    the first attempt's rows of rank 1, which report refused as a rank outside the world."""
+    run = _copy(train_run, tmp_path)
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "50"]
+    r = run_mpi(1, train_cmd(*args, "--checkpoint-every", "10", "--out", str(run), "--resume"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((run / "summary.json").read_text())["world_size"] == 1
+    r = dl("report", str(run), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr

@@ -184,6 +184,11 @@ def _load_train(path: Path) -> TrainRun:
             f"{path / 'summary.json'}: world_size: expected an integer >= 1, got {p!r}"
         )
     check_summary(summary, p, path / "summary.json")
+    # a run resumed at another world size keeps the earlier rows: their ranks are theirs
+    # (a 2-rank run resumed at 1 rank was refused for its rank 1: found beside M-H2)
+    earlier = (
+        summary.get("resumed_from_step") if isinstance(summary.get("resumed_from_step"), int) else 0
+    )
     config = read_json(path / "config.json", "run file") if (path / "config.json").is_file() else {}
     schema.check(config, CONFIG, str(path / "config.json"))
     traffic = None
@@ -201,17 +206,52 @@ def _load_train(path: Path) -> TrainRun:
         tag,
         summary,
         config,
-        _read_jsonl(path / "steps.jsonl", STEP_COLUMNS, p),
-        _read_jsonl(path / "metrics.jsonl", CALL_COLUMNS, p),
+        _read_jsonl(path / "steps.jsonl", STEP_COLUMNS, p, earlier),
+        _read_jsonl(path / "metrics.jsonl", CALL_COLUMNS, p, earlier),
         traffic,
         links,
         flows,
     )
+    _within_summary(path, run, summary, earlier)
     if config.get("resume") is not False or run.steps is None:
         run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
     # else: a run started afresh (no --resume) continues no earlier attempt: what a dead
     # run left in partial/ is another run's, never merged into this one's steps
     return run
+
+
+def _within_summary(path: Path, run, summary: dict, earlier: int) -> None:
+    """The rows of ``steps.jsonl`` and ``metrics.jsonl`` within the summary's run: a step
+    below its steps, a call's bytes within all it sent, and (a run not resumed) each
+    phase of a step within the longest rank's total (a step 99999 of a 40-step run, 1 EB
+    in one 88 B call, a 28-hour step of a 17 ms run were drawn: thirteenth attack, M-H2)."""
+    steps, a = summary.get("steps"), summary.get("allreduce") or {}
+    most = ((summary.get("time_s_per_rank") or {}).get("total") or {}).get("max")
+    for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
+        if table is None or not table["step"].size:
+            continue
+        where = path / name
+        if isinstance(steps, int) and table["step"].max() >= steps:
+            raise UsageError(
+                f"{where}: step: expected below the run's {steps} steps (summary.json), got "
+                f"{int(table['step'].max())}"
+            )
+        if name == "metrics.jsonl" and not earlier and schema.is_finite(a.get("bytes")):
+            got = np.nanmax(table["bytes"]) if np.isfinite(table["bytes"]).any() else 0.0
+            if got > a["bytes"]:
+                raise UsageError(
+                    f"{where}: bytes: expected at most the {a['bytes']:g} B the run sent "
+                    f"(summary.json allreduce.bytes), got {got:g}"
+                )
+        if name == "steps.jsonl" and not earlier and schema.is_finite(most):
+            for c in ("data_s", "compute_s", "comm_s", "update_s"):
+                col = table[c][np.isfinite(table[c])]
+                if col.size and col.max() > most * (1 + 1e-6) + 1e-6:
+                    raise UsageError(
+                        f"{where}: {c}: expected at most the longest rank's whole run, "
+                        f"{most:g} s (summary.json time_s_per_rank.total.max), got "
+                        f"{col.max():g}"
+                    )
 
 
 def with_dead_attempts(path: Path, steps, world_size: int):
@@ -271,6 +311,11 @@ def check_value(c: str, v, world_size: int) -> str | None:
             return f"{c}: expected {want}, got {v!r}"
         if abs(v) > MAX_SECONDS and c != "bytes":
             return f"{c}: expected at most {MAX_SECONDS:g} s, got {v!r}"
+        if c == "seconds" and v < 1e-9:  # a call of 0 s or 1 ps was drawn (M-H2)
+            return f"seconds: expected a call of at least 1 ns (the clock's), got {v!r}"
+    elif c == "batch_loss":  # a log-loss: a loss of -5 was drawn (M-H2)
+        if not _is_number(v) or not math.isfinite(v) or v < 0:
+            return f"batch_loss: expected a finite log-loss >= 0, got {v!r}"
     elif not _is_number(v):
         return f"{c}: expected a number, got {v!r}"
     return None
@@ -281,7 +326,7 @@ def check_value(c: str, v, world_size: int) -> str | None:
 MAX_JSONL_BYTES = 2 << 30
 
 
-def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30):
+def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30, earlier: int = 0):
     """The columns of a JSON-lines file as float arrays (NaN where a line lacks a key).
 
     Every value is checked (:func:`check_value`): a bad one is a ``UsageError`` naming the
@@ -306,9 +351,11 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30)
                 raise UsageError(f"{path} line {n}: expected a JSON object ({exc})") from None
             if not isinstance(rec, dict) or "step" not in rec or "rank" not in rec:
                 raise UsageError(f"{path} line {n}: expected an object with step and rank")
+            step = rec.get("step")
+            ranks = 10**7 if isinstance(step, int) and step < earlier else world_size
             for c in columns:
                 v = rec.get(c)
-                if v is not None and (why := check_value(c, v, world_size)):
+                if v is not None and (why := check_value(c, v, ranks)):
                     raise UsageError(f"{path} line {n}: {why}")
                 cols[c].append(np.nan if v is None else v)
     return {c: np.asarray(v, dtype=np.float64) for c, v in cols.items()}

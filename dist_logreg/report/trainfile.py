@@ -5,6 +5,7 @@ held to each other (as :mod:`.benchfile` does for a bench JSON). Before, only
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from dist_logreg import schema
@@ -122,6 +123,8 @@ def check_summary(summary: dict, world_size: int, path: Path) -> None:
                 f"expected at most {2 * nbytes / least / 1e9:g} GB/s (2 x the run's "
                 f"allreduce.bytes {nbytes:g} B over the least latency {least:g} s), got {bw:g}",
             )
+        _uniform_calls(a, lat, world_size)
+        _fractions(summary)
         run, done = summary.get("steps"), summary.get("steps_run")
         if run is not None and done is not None and done > run:
             raise schema.Invalid("steps_run", f"expected at most steps {run}, got {done}")
@@ -134,3 +137,55 @@ def check_summary(summary: dict, world_size: int, path: Path) -> None:
                     )
     except schema.Invalid as exc:
         raise UsageError(f"{path}: {exc}") from None
+
+
+def _uniform_calls(a: dict, lat: dict, p: int) -> None:
+    """Where every call moved the same bytes (one uncompressed allreduce a step, ``bytes``
+    = ``bytes_per_call`` x ``calls``), the busbw p50 is the median over calls of 2(p-1)/p
+    x bytes / latency: at least that over the latency p50 (the median of reciprocals is
+    at least the reciprocal of the median) and at most that over the least latency (a
+    busbw 216 x what 88 B in 4.76 us give, or a latency p50 moved beside an unchanged
+    busbw, was drawn: thirteenth attack, M-H1)."""
+    per, calls, total = a.get("bytes_per_call"), a.get("calls"), a.get("bytes")
+    bw, mid, least = (a.get("busbw_GBps") or {}).get("p50"), lat.get("p50"), lat.get("min")
+    numbers = (per, calls, total, bw, mid, least)
+    if p < 2 or not all(schema.is_finite(x) and x > 0 for x in numbers) or per * calls != total:
+        return
+    if a.get("bucket_bytes") or a.get("calls_per_step") != 1 or a.get("compress") != "none":
+        return  # buckets of several sizes (64 B and 88 B: their median is no call's)
+    factor = 2 * (p - 1) / p
+    low, high = factor * per / mid / 1e9, factor * per / least / 1e9
+    if not low * (1 - 1e-6) <= bw <= high * (1 + 1e-6):
+        raise schema.unphysical(
+            "allreduce.busbw_GBps.p50",
+            f"expected {low:g} to {high:g} GB/s (2(p-1)/p x bytes_per_call {per:g} B over "
+            f"the latency p50 {mid:g} s and its least {least:g} s), got {bw:g}",
+        )
+
+
+def _fractions(summary: dict) -> None:
+    """The median rank's comm fraction within what the ranks' comm and total times allow,
+    and the loss at least ln 2 for every sample the accuracy says is misclassified (its
+    true class had at most half the probability): a comm fraction of 0.1 % for a run 58 %
+    in its allreduce, a log-loss of 0.001 at 71.9 % accuracy, were drawn (M-H1)."""
+    per = summary.get("time_s_per_rank") or {}
+    comm, total = per.get("comm") or {}, per.get("total") or {}
+    frac = (summary.get("comm_fraction") or {}).get("median")
+    got = [comm.get("min"), comm.get("max"), total.get("min"), total.get("max"), frac]
+    if all(schema.is_finite(x) for x in got) and total["min"] > 0:
+        low, high = comm["min"] / total["max"], comm["max"] / total["min"]
+        if not low * (1 - 1e-6) <= frac <= high * (1 + 1e-6):
+            raise schema.unphysical(
+                "comm_fraction.median",
+                f"expected {low:g} to {high:g} (time_s_per_rank's comm over its total), "
+                f"got {frac:g}",
+            )
+    loss, acc = summary.get("final_loss"), summary.get("final_accuracy")
+    if schema.is_finite(loss) and schema.is_finite(acc):
+        least = (1 - acc) * math.log(2)
+        if loss < least * (1 - 1e-6):
+            raise schema.unphysical(
+                "final_loss",
+                f"expected at least {least:g} (ln 2 for each of the {1 - acc:.4g} of the "
+                f"samples final_accuracy says are misclassified), got {loss:g}",
+            )
