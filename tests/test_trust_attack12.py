@@ -1147,3 +1147,24 @@ def test_report_takes_a_run_resumed_at_another_world_size(tmp_path, train_run):
     assert json.loads((run / "summary.json").read_text())["world_size"] == 1
     r = dl("report", str(run), "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+@pytest.mark.parametrize("name", ["metrics.jsonl", "steps.jsonl"])
+def test_train_resume_does_not_append_through_a_link(tmp_path, train_run, n, name):
+    """Thirteenth attack M-H7: ``train --resume`` appended its lines to the file a symbolic
+    link at ``--out/metrics.jsonl`` (or ``steps.jsonl``) named, outside ``--out``. Refused
+    before training, the file outside untouched."""
+    run = _copy(train_run, tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("ORIG\n")
+    (run / name).unlink()
+    (run / name).symlink_to(victim)
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "50"]
+    r = run_mpi(n, train_cmd(*args, "--checkpoint-every", "10", "--out", str(run), "--resume"))
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert (
+        f"--out {run}: {name}: expected a regular file (or none), got a symbolic link" in r.stderr
+    )
+    assert victim.read_text() == "ORIG\n"

@@ -52,6 +52,7 @@ def prepare_out_dir(
             if fresh:
                 error = _refuse_or_clear(path, force)
             path.mkdir(parents=True, exist_ok=True)
+            error = error or _not_files(path)
             probe = path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -66,6 +67,21 @@ def prepare_out_dir(
 
 
 _ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _not_files(path: Path) -> UsageError | None:
+    """A result's name in ``--out`` that is a symbolic link, FIFO or folder: the logs a run
+    appends to are opened by name, so a resumed run appended its lines to the file a link
+    named, outside ``--out`` (thirteenth attack, M-H7), and a FIFO would block."""
+    for name in RESULT_FILES:
+        p = path / name
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            kind = "a symbolic link (it is not followed)" if p.is_symlink() else "not a file"
+            return UsageError(
+                f"--out {path}: {name}: expected a regular file (or none), got {kind}; remove "
+                "it, or give a new directory"
+            )
+    return None
 
 
 def _refuse_or_clear(path: Path, force: bool) -> UsageError | None:
