@@ -1168,3 +1168,48 @@ def test_train_resume_does_not_append_through_a_link(tmp_path, train_run, n, nam
         f"--out {run}: {name}: expected a regular file (or none), got a symbolic link" in r.stderr
     )
     assert victim.read_text() == "ORIG\n"
+
+
+SWALLOWED = """\
+import os, signal, sys
+sys.argv = ["dist-logreg", "report", *sys.argv[1:]]
+from dist_logreg.cli import entry
+import dist_logreg.report.build as build
+
+real = build.build
+
+
+class Dies:
+    def __del__(self):  # a SIGTERM lands here, as in a weakref callback of matplotlib's
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+
+
+def draw(*a, **k):
+    Dies()
+    return real(*a, **k)
+
+
+build.build = draw
+entry()
+"""
+
+
+def test_a_sigterm_swallowed_in_a_del_still_stops_report(tmp_path):
+    """Thirteenth attack M-H6: a SIGTERM that landed in a ``__del__`` or weakref callback
+    while report drew was printed as "Exception ignored" and lost: the report finished,
+    exit 0. Now it stops as any SIGTERM does: one line, 143, nothing in --out."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)
+    out = tmp_path / "o"
+    r = subprocess.run(
+        [sys.executable, "-c", SWALLOWED, str(run), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
+    assert "interrupted (SIGTERM)" in r.stderr
+    assert not out.exists()

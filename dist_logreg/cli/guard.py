@@ -51,7 +51,18 @@ def interrupt_status(exc: KeyboardInterrupt) -> int:
     return 128 + signal.Signals[interrupt_name(exc)].value
 
 
+#: SIGTERMs taken by :func:`_terminated`: one raised inside a ``__del__`` or a weakref
+#: callback (matplotlib makes many) is printed as "ignored" and lost, so a block that must
+#: not finish after one compares this count (:func:`terminations`; thirteenth attack, M-H6).
+_TERMINATIONS = [0]
+
+
+def terminations() -> int:
+    return _TERMINATIONS[0]
+
+
 def _terminated(signum, frame):
+    _TERMINATIONS[0] += 1
     raise KeyboardInterrupt("SIGTERM")
 
 

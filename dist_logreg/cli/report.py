@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from dist_logreg.cli.guard import run_plain, say, sigterm_as_sigint
+from dist_logreg.cli.guard import run_plain, say, sigterm_as_sigint, terminations
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.files import check_output, write_output
 from dist_logreg.units import parse_bit_rate
@@ -169,8 +169,11 @@ def staged(out, force: bool, draw) -> tuple[list, signal.Signals | None]:
         raise
     done = False
     try:
+        mark = terminations()
         with sigterm_as_sigint():  # kill, timeout: as Ctrl-C (nothing half-written left)
             files = draw(stage)
+            if terminations() > mark:  # one swallowed where it landed (a __del__): M-H6
+                raise KeyboardInterrupt("SIGTERM")
         finals = [out / f.name for f in files]
         for f in finals:  # all checked before the first is moved
             check_output(f, "--out", force)
