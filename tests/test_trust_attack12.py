@@ -1213,3 +1213,40 @@ def test_a_sigterm_swallowed_in_a_del_still_stops_report(tmp_path):
     assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
     assert "interrupted (SIGTERM)" in r.stderr
     assert not out.exists()
+
+
+def _wire_x40(p):
+    for x in p["links_detail"]:
+        x["wire_bytes"] *= 40
+
+
+def _peak_90k(p):
+    port = next(x for x in p["links_detail"] if x["link"].startswith("leaf"))
+    port["peak_queue_bytes"] = p["peak_queue_bytes"] = 90000
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (_wire_x40, "wire_bytes: expected at most"),
+        (_peak_90k, "peak_queue_bytes: expected at most 56912 B (a switch port's own bound"),
+    ],
+)
+def test_a_packet_rows_links_are_held_to_their_rate_and_share(tmp_path, edit, words):
+    """Thirteenth attack M-H4: a peak queue of 90,000 B on ports whose share of a 60 KiB
+    buffer (alpha 0.5) is 20 KiB, and every link's wire bytes x 40 (63 GB/s on a 50 GB/s
+    link), were drawn, exit 0."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    args = ["--engine", "packet", "--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "64K"]
+    args += ["--algorithm", "ring", "--queue", "20K", "--buffer", "60K", "--buffer-alpha", "0.5"]
+    out = tmp_path / "p"
+    assert dl("simulate", *args, "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "a")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    edit(doc["results"][0]["packet"])
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
+    assert words in line, line

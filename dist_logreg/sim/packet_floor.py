@@ -284,8 +284,23 @@ def _queues(fab, sums, r: dict, pk: dict, where: str) -> None:
                     f"{t:.6g} s (what reached its switch since 0 s at its links' rate, "
                     "and what its link can still send by the collective's end)",
                 )
+    for j, x in enumerate(_details(pk)):  # wire bytes x 40 drawn: 63 GB/s on 50 (M-H4)
+        i, got = link.get(x.get("link")), x.get("wire_bytes")
+        if i is not None and schema.is_number(got) and schema.is_number(end):
+            most = float(fab.link_rate[i]) * end * (1 + 1e-6) + DRAIN * _FRAME
+            if got > most:
+                _over(
+                    f"{where}.packet.links_detail[{j}].wire_bytes",
+                    got,
+                    most,
+                    "at most",
+                    "B (the link's rate over the collective's time_s_worst)",
+                )
     options = pk.get("options") or {}
     limit = options.get("buffer") or options.get("queue")
+    alpha = options.get("buffer_alpha")
+    if options.get("buffer") and schema.is_number(alpha) and alpha > 0:
+        limit = options["buffer"] * alpha / (1 + alpha)  # a port's dynamic share (M-H4)
     if options.get("pfc") != "off" or not schema.is_number(limit):
         return  # under PFC the ingresses' thresholds bound a port, not --queue
     queued = [(f"{where}.packet.peak_queue_bytes", pk.get("peak_queue_bytes"))]
