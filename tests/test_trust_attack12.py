@@ -1151,23 +1151,32 @@ def test_report_takes_a_run_resumed_at_another_world_size(tmp_path, train_run):
 
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("n", WORLD_SIZES)
-@pytest.mark.parametrize("name", ["metrics.jsonl", "steps.jsonl"])
+@pytest.mark.parametrize("name", ["metrics.jsonl", "steps.jsonl", "partial"])
 def test_train_resume_does_not_append_through_a_link(tmp_path, train_run, n, name):
     """Thirteenth attack M-H7: ``train --resume`` appended its lines to the file a symbolic
-    link at ``--out/metrics.jsonl`` (or ``steps.jsonl``) named, outside ``--out``. Refused
-    before training, the file outside untouched."""
+    link at ``--out/metrics.jsonl`` (or ``steps.jsonl``) named, outside ``--out``, and the
+    ranks' records went into the folder a link at ``partial`` named. Refused before
+    training, what the link names untouched."""
+    import shutil
+
     run = _copy(train_run, tmp_path)
     victim = tmp_path / "victim"
-    victim.write_text("ORIG\n")
-    (run / name).unlink()
+    if name == "partial":
+        victim.mkdir()
+        shutil.rmtree(run / name, ignore_errors=True)
+    else:
+        victim.write_text("ORIG\n")
+        (run / name).unlink()
     (run / name).symlink_to(victim)
     args = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "50"]
     r = run_mpi(n, train_cmd(*args, "--checkpoint-every", "10", "--out", str(run), "--resume"))
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert (
-        f"--out {run}: {name}: expected a regular file (or none), got a symbolic link" in r.stderr
-    )
-    assert victim.read_text() == "ORIG\n"
+    kind = "a folder" if name == "partial" else "a regular file"
+    assert f"--out {run}: {name}: expected {kind} (or none), got a symbolic link" in r.stderr
+    if name == "partial":
+        assert list(victim.iterdir()) == []
+    else:
+        assert victim.read_text() == "ORIG\n"
 
 
 SWALLOWED = """\
@@ -1250,3 +1259,28 @@ def test_a_packet_rows_links_are_held_to_their_rate_and_share(tmp_path, edit, wo
     (out / "simulate.json").write_text(json.dumps(doc))
     line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
     assert words in line, line
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda m: m[0].__setitem__(0, 5000), "bytes[0][0]: expected 0 (a rank sends nothing"),
+        (lambda m: m[0].__setitem__(1, 10**15), "bytes[0]: expected at most 60000 B sent by"),
+    ],
+)
+def test_a_runs_traffic_is_held_to_what_it_allreduced(tmp_path, edit, words):
+    """Thirteenth attack M-H5: 1 PB from rank 0 to rank 1 in a run of 136 B calls, and a
+    rank sending 5000 B to itself, were drawn. The fake run: a 2-rank ring of 20 steps,
+    1000 B a step each way; its summary says 20,000 B allreduced (log2 2 + 2 = 3 x that)."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)
+    s = json.loads((run / "summary.json").read_text())
+    s["allreduce"]["bytes"] = 20000
+    (run / "summary.json").write_text(json.dumps(s))
+    assert dl("report", str(run), "--out", str(tmp_path / "a")).returncode == 0
+    t = json.loads((run / "traffic.json").read_text())
+    edit(t["bytes"])
+    (run / "traffic.json").write_text(json.dumps(t))
+    line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
+    assert f"{run / 'traffic.json'}: {words}" in line, line

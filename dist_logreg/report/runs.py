@@ -23,7 +23,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import once, read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
-from dist_logreg.report.trainfile import CONFIG, check_summary, traffic_schema
+from dist_logreg.report.trainfile import CONFIG, check_summary, check_traffic, traffic_schema
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = (
@@ -195,6 +195,7 @@ def _load_train(path: Path) -> TrainRun:
     if (path / "traffic.json").is_file():
         traffic = read_json(path / "traffic.json", "run file")
         schema.check(traffic, traffic_schema(p), str(path / "traffic.json"))
+        check_traffic(traffic, summary, path / "traffic.json")
     tag = (summary.get("run") or {}).get("tag") or config.get("tag") or path.name
     links = flows = None
     if (path / "links.json").is_file():

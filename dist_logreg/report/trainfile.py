@@ -189,3 +189,26 @@ def _fractions(summary: dict) -> None:
                 f"expected at least {least:g} (ln 2 for each of the {1 - acc:.4g} of the "
                 f"samples final_accuracy says are misclassified), got {loss:g}",
             )
+
+
+def check_traffic(traffic: dict, summary: dict, path: Path) -> None:
+    """An observed traffic matrix within the run: no rank sends to itself, and no rank more
+    than (ceil(log2 p) + 2) x the payload it allreduced (recursive doubling sends its
+    vector log2 p times, a ring 2(p-1)/p times): 1 PB from rank 0 in a run of 136 B
+    calls, and 5000 B from a rank to itself, were drawn (thirteenth attack, M-H5)."""
+    matrix = traffic.get("bytes") if traffic.get("observed") else None
+    sent, p = (summary.get("allreduce") or {}).get("bytes"), summary["world_size"]
+    if not isinstance(matrix, list) or not matrix:
+        return
+    for i, row in enumerate(matrix):
+        if row[i]:
+            raise UsageError(
+                f"{path}: bytes[{i}][{i}]: expected 0 (a rank sends nothing to itself), "
+                f"got {row[i]:g}"
+            )
+        most = (math.ceil(math.log2(max(p, 2))) + 2) * sent if schema.is_finite(sent) else None
+        if most is not None and sum(row) > most:
+            raise UsageError(
+                f"{path}: bytes[{i}]: expected at most {most:g} B sent by rank {i} ((ceil(log2 "
+                f"p) + 2) x the {sent:g} B it allreduced, summary.json), got {sum(row):g}"
+            )
