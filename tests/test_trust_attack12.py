@@ -140,15 +140,17 @@ def test_report_takes_a_packet_run_that_reduces_after_its_last_message(tmp_path,
 @pytest.mark.parametrize(
     "edit, words",
     [
-        ({"time_s_p50": 0.0}, "time_s_p50: expected at least time_s_min"),
-        ({"time_s_p50": 0.0, "time_s_p99": 0.0}, "time_s_p50: expected at least time_s_min"),
-        ({"time_s_max": 0.0}, "time_s_max: expected at least time_s_min"),
-        ({"time_s_min": None, "time_s_max": 0.0}, "time_s: expected the mean, between"),
+        ({"time_s_p50": 0.0}, "time_s_p50: expected a finite number of seconds >= 1e-09"),
+        ({"time_s_p50": 2e-9}, "time_s_p50: expected at least time_s_min"),
+        ({"time_s_max": 2e-9}, "time_s_max: expected at least time_s_min"),
+        ({"time_s_min": None, "time_s_max": 2e-9}, "time_s: expected the mean, between"),
+        ({"time_s_min": 0.0}, "time_s_min: expected a finite number of seconds >= 1e-09"),
     ],
 )
 def test_a_bench_spread_of_zero_is_held_to_its_order(tmp_path, edit, words):
     """Twelfth attack L-H7: the spread's order skipped a 0 (falsy), so a p50, p99 or max of
-    0 s beside a min of 6.7 us was drawn; each is a value like any other."""
+    0 s beside a min of 6.7 us was drawn; each is a value like any other, and a call's time
+    is at least the clock's 1 ns (a time_s_min of 0: thirteenth attack, M-M5)."""
     from tests.fake_runs import write_bench
 
     path = write_bench(tmp_path / "b.json")
@@ -1284,3 +1286,16 @@ def test_a_runs_traffic_is_held_to_what_it_allreduced(tmp_path, edit, words):
     (run / "traffic.json").write_text(json.dumps(t))
     line = one_line(dl("report", str(run), "--out", str(tmp_path / "o")))
     assert f"{run / 'traffic.json'}: {words}" in line, line
+
+
+def test_an_allreduce_rows_busbw_is_its_own_factors(tmp_path):
+    """Thirteenth attack M-M2: an allreduce row's busbw halved passed as a reduce-scatter's
+    ((p-1)/p); each row is held to its own collective's factor."""
+    out = tmp_path / "s"
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "1M", "--algorithm", "ring"]
+    assert dl("simulate", *args, "--out", str(out)).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    doc["results"][0]["busbw"] /= 2
+    (out / "simulate.json").write_text(json.dumps(doc))
+    line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
+    assert "results[0].busbw: expected bytes / time_s x its collective's factor" in line, line

@@ -137,7 +137,11 @@ PACKET = {"queue": {"t_s": [0.0, 1e-6], "links": {"host-up": [1.0, 2.0, 3.0]}}}
             "results[0].packet.queue.links.host-up: expected 2 values (one per t_s), got 3",
         ),
         # D4: numbers that contradict each other or physics
-        (row(busbw=9e9), False, "results[0].busbw: expected bytes / time_s x 2(p-1)/p"),
+        (
+            row(busbw=9e9),
+            False,
+            "results[0].busbw: expected bytes / time_s x its collective's factor, 2(p-1)/p",
+        ),
         (
             lambda d: d["results"][0].update(
                 time_s=0.0, time_s_worst=0.0, time_s_seeds=[0.0], ideal_s=0.0

@@ -148,11 +148,18 @@ def _row_relations(r: dict, where: str, fastest: float, reduce_s: float) -> None
     if t <= 0 and n > 0 and p > 1:
         raise _bad(f"{where}.time_s", f"expected more than 0 s for {n} B at {p} ranks, got {t:g}")
     factors = [2 * (p - 1) / p, (p - 1) / p]
+    from dist_logreg.collective.algorithms import BUSBW_FACTORS, get, known
+
+    if known(r["algorithm"]) and get(r["algorithm"]).collective in BUSBW_FACTORS:
+        # its own collective's factor only: an allreduce row's busbw halved passed as a
+        # reduce-scatter's (thirteenth attack, M-M2)
+        factors = [BUSBW_FACTORS[get(r["algorithm"]).collective](p)]
     expect = [n / t * f for f in factors] if t > 0 else [0.0]
     if not any(abs(busbw - e) <= RTOL * e for e in expect):
         raise _bad(
             f"{where}.busbw",
-            f"expected bytes / time_s x 2(p-1)/p or (p-1)/p ({' or '.join(map(_g, expect))} "
+            f"expected bytes / time_s x its collective's factor, 2(p-1)/p for an allreduce, "
+            f"(p-1)/p for its halves ({' or '.join(map(_g, expect))} "
             f"B/s for {n} B in {t:g} s at {p} ranks), got {busbw:g}",
         )
     worst, seeds = r["time_s_worst"], r["time_s_seeds"]
