@@ -154,7 +154,7 @@ def test_fabric_files_are_read_by_the_module_that_writes_them(tmp_path):
         (
             "flows.json",
             {"schema": fabricfiles.FLOWS_SCHEMA, "maps": [{"flows": [{"src": 1}]}]},
-            "maps[0].flows[0]: expected keys dst",
+            "maps[0].flows[0].src: expected a string, got 1",
         ),
     ],
 )
