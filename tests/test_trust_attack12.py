@@ -628,7 +628,8 @@ def test_a_neighbour_of_zero_bytes_is_refused(tmp_path):
 def test_train_resume_with_a_fifo_as_the_runs_summary_ends(tmp_path, n):
     """Found beside the twelfth attack: ``train --resume`` read ``--out``'s summary.json (to
     see whether a completed run would be rewound) with a plain read: a FIFO there hung
-    every rank. It is read as every JSON file is (a regular file, bounded)."""
+    every rank. It is read as every JSON file is (a regular file, bounded), and the run is
+    refused before training, as any non-file at a result's name is (M-H7)."""
     import os
 
     out = tmp_path / "run"
@@ -639,8 +640,8 @@ def test_train_resume_with_a_fifo_as_the_runs_summary_ends(tmp_path, n):
     (out / "summary.json").unlink()
     os.mkfifo(out / "summary.json")
     r = run_mpi(n, train_cmd(*run, "--steps", "30", "--resume"), timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads((out / "summary.json").read_text())["steps"] == 30
+    assert r.returncode == 2, r.stderr[-2000:]  # refused, as any non-file at a result's name
+    assert f"--out {out}: summary.json: expected a regular file (or none), got a FIFO" in r.stderr
 
 
 @pytest.mark.timeout(300)
@@ -1299,3 +1300,30 @@ def test_an_allreduce_rows_busbw_is_its_own_factors(tmp_path):
     (out / "simulate.json").write_text(json.dumps(doc))
     line = one_line(dl("report", str(out), "--out", str(tmp_path / "o")))
     assert "results[0].busbw: expected bytes / time_s x its collective's factor" in line, line
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,oversubscription=٣"],
+            "oversubscription: expected a positive number",
+        ),
+        (
+            ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2,oversubscription=1_000"],
+            "oversubscription: expected a positive number",
+        ),
+        (
+            ["--fabric", "flat:hosts=4", "--scenario", "background:fraction=٠.٥"],
+            "fraction: expected a number",
+        ),
+        (["--fabric", "flat:hosts=4", "--seeds", "٣"], "expected a whole number >= 1"),
+        (["--fabric", "flat:hosts=4", "--placement-seed", "٣"], "expected a whole number >= 0"),
+    ],
+)
+def test_numbers_are_plain_ascii(args, words):
+    """Thirteenth attack M-M4: Python's int() and float() take Arabic-Indic digits and
+    underscores, and several options did (``oversubscription=٣``, ``1_000``, ``--seeds ٣``)."""
+    cmd = [sys.executable, "-m", "dist_logreg", "simulate", *args, "--ranks", "2", "--bytes", "1K"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and words in r.stderr, r.stderr[-1000:]

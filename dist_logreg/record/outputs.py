@@ -81,7 +81,13 @@ def _not_files(path: Path) -> UsageError | None:
     for name in RESULT_FILES:
         p = path / name
         if p.is_symlink() or (p.exists() and not p.is_file()):
-            kind = "a symbolic link (it is not followed)" if p.is_symlink() else "not a file"
+            kind = (
+                "a symbolic link (it is not followed)"
+                if p.is_symlink()
+                else "a folder"
+                if p.is_dir()
+                else "a FIFO, device or socket (it would block)"
+            )
             return UsageError(
                 f"--out {path}: {name}: expected a regular file (or none), got {kind}; remove "
                 "it, or give a new directory"

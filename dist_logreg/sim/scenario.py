@@ -41,6 +41,7 @@ import re
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.sim.values import plain_float
 
 KINDS = ("none", "straggler", "degrade", "fail", "background", "neighbour")
 #: Where a neighbour's ranks go among the endpoints the first job leaves free.
@@ -62,10 +63,7 @@ def _bad(spec: str, key: str, want: str, got) -> UsageError:
 
 
 def _positive(spec: str, key: str, text, low: float = 0.0, high: float = 1e9) -> float:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        v = float("nan")
+    v = plain_float(text)  # ASCII digits only (M-M4)
     if not low < v <= high:
         raise _bad(spec, key, f"a number > {low:g} and at most {high:g}", text)
     return v

@@ -35,13 +35,21 @@ def count(text, key: str, low: int = 1) -> int:
     return int(t)
 
 
+#: A plain decimal number in ASCII: Python's float() also takes Arabic-Indic digits and
+#: underscores (``oversubscription=٣``, ``1_000``: thirteenth attack, M-M4).
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def plain_float(text) -> float:
+    """``float(text)`` for a plain ASCII decimal number, else NaN."""
+    t = str(text).strip()
+    return float(t) if PLAIN_NUMBER.fullmatch(t) else float("nan")
+
+
 def positive(text, key: str) -> float:
     t = re.sub(r":\s*1$", "", str(text).strip())  # "2:1" means 2
-    try:
-        value = float(t)
-    except ValueError:
-        value = 0.0
-    if not 0.0 < value < float("inf"):
+    value = plain_float(t)
+    if not 0.0 < value < float("inf"):  # NaN fails too
         raise UsageError(f"fabric spec: {key}: expected a positive number such as 2, got {text!r}")
     return value
 
