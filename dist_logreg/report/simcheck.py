@@ -12,6 +12,7 @@ import json
 import math
 
 from dist_logreg import schema
+from dist_logreg.collective.algorithms import BUSBW_FACTORS, get, known
 from dist_logreg.report import simfloor
 from dist_logreg.report.simfloor import RTOL, _bad
 
@@ -148,12 +149,9 @@ def _row_relations(r: dict, where: str, fastest: float, reduce_s: float) -> None
     if t <= 0 and n > 0 and p > 1:
         raise _bad(f"{where}.time_s", f"expected more than 0 s for {n} B at {p} ranks, got {t:g}")
     factors = [2 * (p - 1) / p, (p - 1) / p]
-    from dist_logreg.collective.algorithms import BUSBW_FACTORS, get, known
-
-    if known(r["algorithm"]) and get(r["algorithm"]).collective in BUSBW_FACTORS:
-        # its own collective's factor only: an allreduce row's busbw halved passed as a
-        # reduce-scatter's (thirteenth attack, M-M2)
-        factors = [BUSBW_FACTORS[get(r["algorithm"]).collective](p)]
+    kind = get(r["algorithm"]).collective if known(r["algorithm"]) else None
+    if kind in BUSBW_FACTORS:  # its own only: an allreduce's halved passed (M-M2)
+        factors = [BUSBW_FACTORS[kind](p)]
     expect = [n / t * f for f in factors] if t > 0 else [0.0]
     if not any(abs(busbw - e) <= RTOL * e for e in expect):
         raise _bad(
@@ -322,8 +320,6 @@ def _message_time(packet: dict, where: str, r: dict, fastest: float) -> None:
     """The messages' times together at least all the bytes the collective sends (2(p-1) x
     bytes for an allreduce, one-way gossip; (p-1) x bytes for the others) at the fastest
     link: no message is delivered faster than its bytes cross a link."""
-    from dist_logreg.collective.algorithms import BUSBW_FACTORS, get
-
     done, start = packet.get("message_done_s", []), packet.get("message_start_s")
     start = [0.0] * len(done) if start is None else start  # none given: from the start
     if not done or len(start) != len(done) or min(done) < 0 or not fastest or r["ranks"] < 2:
