@@ -150,24 +150,9 @@ def _check_record(rec: dict) -> str | None:
     return None
 
 
-def _once(where: str):
-    """A JSON object hook refusing a key given twice (``json`` keeps the last silently)."""
-
-    def hook(pairs):
-        seen = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise UsageError(f"{where}: expected each key once in an object, got {k!r} twice")
-            seen.add(k)
-        return dict(pairs)
-
-    return hook
-
-
 def _load_bench(path: Path, job_bound=None) -> BenchRun:
-    raw = read_json(path, "run file")
+    raw = read_json(path, "run file")  # a key given twice is refused there (files.once)
     if simulate.is_simulate(raw):
-        json.loads(path.read_text(), object_pairs_hook=_once(f"simulate.json {path}"))
         return simulate.load(path, raw, job_bound)
     doc = bench_records(raw, f"bench JSON {path}")
     tag = (doc.get("run") or {}).get("tag") or path.stem
