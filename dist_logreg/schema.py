@@ -121,6 +121,16 @@ def text(*choices: str):
     return chk
 
 
+def flag():
+    """``true`` or ``false`` (not a number)."""
+
+    def chk(v, where):
+        if not isinstance(v, bool):
+            raise Invalid(where, f"expected true or false, got {_got(v)}")
+
+    return chk
+
+
 def anything(v, where) -> None:
     """Any value (kept, not read)."""
 

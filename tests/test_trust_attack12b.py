@@ -312,3 +312,26 @@ def test_train_estimates_a_k_class_synthetic_set_before_building_it(tmp_path):
     line = error_line(r)
     assert "the synthetic data set (100 x 8 float64, 1000000000 classes) needs" in line
     assert "expected a smaller --samples or --features (or --classes)" in line
+
+
+# --- left by the thirteenth attack: predict --data F --out F --force (the data replaced) ---
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_predict_refuses_to_write_over_its_own_data(run_dir, tmp_path, n):
+    """Before: ``--data d.csv --out d.csv --force`` predicted, then replaced the data with
+    the predictions, exit 0. Every rank refuses together (a pair's file too, a link to it)."""
+    data = tmp_path / "d.csv"
+    data.write_text("".join(f"{i % 2},{i},{-i},{2 * i},1\n" for i in range(10)))
+    before = data.read_bytes()
+    line = error_line(predict("--model", run_dir, "--data", data, "--out", data, "--force", n=n))
+    assert f"--out {data}: the data file it predicts ({data})" in line
+    assert data.read_bytes() == before
+    X, y = tmp_path / "X.npy", tmp_path / "y.npy"
+    np.save(X, np.ones((4, D))), np.save(y, np.zeros(4))
+    link = tmp_path / "ylink"
+    link.symlink_to(y)
+    r = predict("--model", run_dir, "--data", f"{X},{y}", "--out", link, "--force", n=n)
+    assert "the data file it predicts" in error_line(r)
+    assert np.load(y).tolist() == [0.0] * 4

@@ -50,7 +50,7 @@ SIM = {
 STEP = {
     # one bucket of 1 KiB (256 fp32 parameters), as simulate describes it
     "workload": {
-        **{"params": 256.0, "dtype_bytes": 4, "bucket_bytes": 25000000, "optimizer_s": 0.0},
+        **{"params": 256.0, "dtype_bytes": 4, "bucket_bytes": 25 << 20, "optimizer_s": 0.0},
         **{"overlap": True, "sync": "allreduce", "strong": 0, "bucket_sizes": []},
         **{"spec": "params=256,forward=1ms,backward=2ms", "gradient_bytes": 1024, "buckets": 1},
         **{"forward_s": 1e-3, "backward_s": 2e-3},

@@ -240,7 +240,7 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
     if fabric_for:
         note_cost_model(doc, fabric_for, args.cost_model)
     if train:
-        from dist_logreg.cli.simulate_train import predict_steps
+        from dist_logreg.sim.workload import predict_steps
 
         doc["run"] = predict_steps(train, doc["results"])
     if scenario.kind != "none":
@@ -257,7 +257,7 @@ def _workload(args, train):
         return parse_workload(spec)
     if train is None:
         return None
-    from dist_logreg.cli.simulate_train import run_workload
+    from dist_logreg.sim.workload import run_workload
 
     return run_workload(train)
 

@@ -46,6 +46,7 @@ PACKET = schema.table(
     {  # what packetplots reads besides
         "options": schema.table({}, {"ecn": schema.count(0), "tcp": schema.text()}),
         "transport_label": schema.text(),
+        "flow_phase_sync_s": _SECONDS,
         "pause_frames": schema.count(0),
         "drops": schema.count(0),  # the counts the report's packet table shows
         "lost": schema.count(0),

@@ -249,8 +249,12 @@ def fastest_link(fabric) -> float:
 
 
 def gamma_of(doc, r: dict, fabric) -> float:
-    """The row's gamma, s/B: its algorithm's in the file's cost model, else its fabric's."""
+    """The row's gamma, s/B: its algorithm's in its cost model (a sweep's: the one the row
+    names), else its fabric's."""
     model = doc.get("cost_model")
+    for other in doc.get("cost_models") or ():
+        if isinstance(other, dict) and other.get("path") == r.get("cost-model"):
+            model = other
     per = model.get("gamma_s_per_byte") if isinstance(model, dict) else None
     if isinstance(per, dict) and _positive(per.get(r["algorithm"])):
         return per[r["algorithm"]]
@@ -258,3 +262,23 @@ def gamma_of(doc, r: dict, fabric) -> float:
     gamma = params.get("gamma") if isinstance(params, dict) else None
     value = gamma.get("value") if isinstance(gamma, dict) else None
     return value if _positive(value) else 0.0
+
+
+def check_ideal(r: dict, i: int) -> None:
+    """``ratio_to_ideal`` is ``time_s / ideal_s`` (1 at an ideal of 0), and the ideal of an
+    ``--exact`` or packet row, its phase-synchronous run's, at most that run's time (each
+    phase on the edge links alone is no slower): "time 85 us, ideal 8.5 ms" was drawn
+    (thirteenth attack, M-M1). A phase-synchronous row's time is held to it in ``physics``."""
+    t, ideal, ratio = r["time_s"], r["ideal_s"], r.get("ratio_to_ideal")
+    want = t / ideal if ideal > 0 else 1.0
+    if ratio is not None and not (_num(ratio) and math.isclose(ratio, want, rel_tol=RTOL)):
+        raise _bad(
+            f"results[{i}].ratio_to_ideal", f"expected time_s / ideal_s {want:g}, got {ratio!r}"
+        )
+    sync = r.get("phase_sync_s", (r.get("packet") or {}).get("flow_phase_sync_s"))
+    if _num(sync) and ideal > sync * (1 + RTOL):
+        raise _bad(
+            f"results[{i}].ideal_s",
+            f"expected at most the row's phase-synchronous time {sync:g} s (the ideal is that "
+            f"run's with only the edge links finite), got {ideal:g}",
+        )

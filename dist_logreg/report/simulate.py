@@ -56,6 +56,7 @@ RESULT = schema.table(
     {
         "algbw": _RATE,
         "ratio_to_ideal": schema.number(),
+        "phase_sync_s": _SECONDS,
         "packet": _PACKET,
         # a sweep's tags of a row (the report groups rows by them)
         "fabric": schema.text(),
@@ -167,6 +168,7 @@ def physics(doc) -> None:
     neighbour.physics(doc)
     for i, r in enumerate(doc["results"]):
         push = simfloor.host_push(doc, r)
+        simfloor.check_ideal(r, i)
         t, seeds = r["time_s"], r["time_s_seeds"]
         if not min(seeds) * (1 - RTOL) <= t <= r["time_s_worst"] * (1 + RTOL):
             raise schema.Invalid(

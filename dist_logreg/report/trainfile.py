@@ -12,11 +12,6 @@ from dist_logreg import schema
 from dist_logreg.errors import UsageError
 
 
-def _flag(v, where) -> None:
-    if not isinstance(v, bool):
-        raise schema.Invalid(where, f"expected true or false, got {schema.shown(v)}")
-
-
 def _string(v, where) -> None:
     """Any string: a tag is the user's, escaped where it is written (a newline too)."""
     if not isinstance(v, str):
@@ -80,7 +75,7 @@ SUMMARY = schema.table(
 )
 #: What ``report`` reads of ``config.json``.
 CONFIG = schema.table(
-    {}, {"tag": schema.optional(_string), "resume": schema.optional(_flag)}, "an object"
+    {}, {"tag": schema.optional(_string), "resume": schema.optional(schema.flag())}, "an object"
 )
 
 
@@ -91,7 +86,7 @@ def traffic_schema(p: int):
         {},
         {
             "algorithm": schema.optional(schema.text()),
-            "observed": schema.optional(_flag),
+            "observed": schema.optional(schema.flag()),
             "bytes": schema.optional(schema.items(row, p, p, f"a {p} x {p} matrix")),
             "note": schema.optional(schema.text()),
         },

@@ -236,11 +236,11 @@ def rebuild(block: dict, name: str = "fabric") -> Fabric:
         fab = parse_fabric(base, **over)
     except (UsageError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise schema.Invalid(f"{name}.spec", f"expected a fabric simulate builds: {exc}") from None
-    _agree(name, block, fab, model)
+    agree(name, block, fab, model)
     return fab
 
 
-def _agree(name: str, block: dict, fab: Fabric, model: set) -> None:
+def agree(name: str, block: dict, fab: Fabric, model: set) -> None:
     """Every key of ``params`` as the rebuilt fabric has it (a cost model's alpha and gamma
     aside), and the block's counts and shape as it builds them."""
     params, spec = block["params"], block["spec"]

@@ -30,6 +30,7 @@ from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario, place_neighbour
 from dist_logreg.sim.step import (
+    agree,
     block_workload,
     check_rows,
     check_slowdowns,
@@ -37,6 +38,7 @@ from dist_logreg.sim.step import (
     scheduled,
     spec_workload,
 )
+from dist_logreg.sim.workload import MAX_BUCKETS, predict_steps, run_workload
 
 #: Relative slack: the engines' own (``BOUND_RTOL``) and JSON's 17 significant digits.
 RTOL = max(BOUND_RTOL, 1e-9)
@@ -46,6 +48,28 @@ SEED_CAP = 32
 #: A placement's closest pair of ranks and critical path (s), one check's (CRITICAL_RUNS).
 _CLOSEST: dict = {}
 CRITICAL_RUNS = 256
+
+
+_S = schema.number(0.0, 1e12, "a finite number of seconds")
+_PREDICTION = {"algorithm": schema.text(), "ranks": schema.count(1, 10**7, "ranks")}
+_PREDICTION |= dict.fromkeys(("compute_s", "comm_s", "step_s"), _S)
+#: ``simulate --run``'s ``run`` block: the train run's numbers and the step they predict.
+RUN_BLOCK = schema.table(
+    {
+        "path": schema.text(),
+        "world_size": schema.count(1, 10**6, "a number of ranks"),
+        "steps": schema.count(1, 10**12, "a whole number of steps"),
+        "calls_per_step": schema.number(0.0, MAX_BUCKETS, "calls a step", above=True),
+        "bytes_per_call": schema.count(1, 1 << 40, "a whole number of bytes"),
+        "compute_s_per_step": _S,
+        "overlapped": schema.flag(),
+        "predictions": schema.items(
+            schema.table({**_PREDICTION, "comm_fraction": schema.number(0.0, 1.0, "a fraction")}),
+            1,
+        ),
+        "assumption": schema.text(),
+    }
+)
 
 
 def check(doc: dict) -> None:
@@ -286,11 +310,14 @@ def _steps(doc: dict, runs: _Runs) -> None:
     collective at least its own. A sweep row of a workload other than the block's is held
     to its spec's buckets (a workload file since moved: not held)."""
     step = doc.get("step")
+    run = _run_block(doc)
     if not isinstance(step, dict):
         return
     head = block_workload(step.get("workload"), "step.workload")
 
     rows, bases = step.get("rows") or [], {}
+    if run is not None:  # its buckets and compute, as simulate --run built the step
+        bases[f"--run {doc['run']['path']}"] = run
     first = runs.of(rows[0], "step.rows[0]")[2] if rows else "none"
 
     def workload_of(i: int, row: dict):
@@ -317,6 +344,9 @@ def _steps(doc: dict, runs: _Runs) -> None:
                 return block_workload(block, f"step.workloads[{k}]")
         return head if spec == head.spec and text == first else None
 
+    own = workload_of(0, rows[0]) if rows else None
+    if own is not None and own is not head:  # what the timeline draws (L-M10)
+        agree("step.workload", head.describe(), own.describe(), 1.0)
     for i, row in enumerate(rows):
         where = f"step.rows[{i}]"
         w = workload_of(i, row)
@@ -343,3 +373,23 @@ def _steps(doc: dict, runs: _Runs) -> None:
             spent = x["end_s"] - x["start_s"]
             _at_least(f"step.timeline.buckets[{j}]", spent, a + c * x["bytes"])
     check_rows(step, doc["results"], workload_of)  # after the bounds: a time named as such
+
+
+def _run_block(doc: dict):
+    """``simulate --run``'s ``run`` block held to the file (thirteenth attack, M-M3): its
+    numbers bounded, its predictions what they and the results' times give
+    (:func:`predict_steps`; a sweep's: its first point's rows); its workload, or None."""
+    run = doc.get("run")
+    if run is None:
+        return None
+    RUN_BLOCK(run, "run")
+    preds, results = run["predictions"], doc["results"]
+    if len(preds) > len(results) or ("sweep" not in doc and len(preds) != len(results)):
+        raise schema.unphysical(
+            "run.predictions", f"expected one per results row ({len(results)}), got {len(preds)}"
+        )
+    mine = {k: v for k, v in run.items() if k not in ("predictions", "assumption")}
+    want = predict_steps(mine, results[: len(preds)])["predictions"]
+    for i, (got, w) in enumerate(zip(preds, want, strict=True)):
+        agree(f"run.predictions[{i}]", got, w, w["step_s"])
+    return run_workload(run)

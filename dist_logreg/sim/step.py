@@ -318,7 +318,7 @@ def check_rows(step: dict, results: list[dict], workload_of) -> None:
             want.update({k: mine[k] for k in ("compute_s", "buckets", "comm_s", "step_s")})
         want.update(exposed_s=exposed, comm_fraction=exposed / step_s if step_s > 0 else 0.0)
         want["efficiency"] = again[i]["efficiency"]
-        _agree(f"step.rows[{i}]", row, want, step_s)
+        agree(f"step.rows[{i}]", row, want, step_s)
     timeline = step.get("timeline")
     w = workload_of(0, rows[0]) if rows and isinstance(timeline, dict) else None
     if w is not None:
@@ -330,7 +330,7 @@ def check_rows(step: dict, results: list[dict], workload_of) -> None:
                 "step.timeline.buckets", f"expected {len(buckets)} (its workload's), got {len(got)}"
             )
         for j, (x, y) in enumerate(zip(got, buckets, strict=True)):
-            _agree(f"step.timeline.buckets[{j}]", x, y, y["end_s"])
+            agree(f"step.timeline.buckets[{j}]", x, y, y["end_s"])
 
 
 def _replay(w: Workload, row: dict, times: dict, where: str) -> tuple[dict, list]:
@@ -348,7 +348,7 @@ def _replay(w: Workload, row: dict, times: dict, where: str) -> tuple[dict, list
         raise schema.Invalid(where, f"expected a step simulate runs: {exc}") from None
 
 
-def _agree(where: str, got: dict, want: dict, scale: float) -> None:
+def agree(where: str, got: dict, want: dict, scale: float) -> None:
     for key, value in want.items():
         have = got.get(key)
         same = (

@@ -147,6 +147,7 @@ def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> di
         fabrics.setdefault(d["fabric"]["spec"], d["fabric"])
     head["fabrics"] = list(fabrics.values())
     head["results"] = [r for d in docs for r in d["results"]]
+    _cost_models(head, docs)
     steps = [d["step"] for d in docs if "step" in d]
     from dist_logreg.sim.step import efficiency, slowdown
 
@@ -173,6 +174,22 @@ def combine(file: str, axes: dict, docs: list[dict], size: int, t0: float) -> di
     }
     head["wall_s"] = time.perf_counter() - t0
     return head
+
+
+def _cost_models(head: dict, docs: list[dict]) -> None:
+    """A cost-model axis: every point's model in ``cost_models`` (each row names its own by
+    its ``cost-model`` tag), and the fabrics' alpha and gamma null, "per row": the first
+    point's were recorded for every row (twelfth attack, L-M6)."""
+    models = {d["cost_model"]["path"]: d["cost_model"] for d in docs if "cost_model" in d}
+    if len(models) < 2:
+        return
+    head["cost_models"] = list(models.values())
+    head["fabrics"] = [json.loads(json.dumps(f)) for f in head["fabrics"]]  # not the point's
+    for block in head["fabrics"]:
+        for key in ("alpha", "gamma"):
+            param = block["params"][key]
+            param["value"], param["source"] = None, "cost model of each row (cost_models)"
+    head["fabric"] = next(f for f in head["fabrics"] if f["spec"] == head["fabric"]["spec"])
 
 
 def other_point(doc: dict, i: int, fabric: str, engine: str, exact: bool, listed, tags):

@@ -22,8 +22,8 @@ def size(n: float) -> str:
 
 def _param(key: str, p: dict) -> str:
     v, unit = p["value"], p["unit"]
-    if v is None:
-        text = "per algorithm"
+    if v is None:  # one per algorithm of a cost model; a sweep's cost-model axis: per row
+        text = "per row" if "each row" in str(p.get("source")) else "per algorithm"
     elif unit == "B/s":
         text = f"{v * 8 / 1e9:g} Gbit/s ({v / 1e9:g} GB/s)"
     elif unit == "s":

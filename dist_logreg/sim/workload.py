@@ -333,3 +333,52 @@ def collectives(w: Workload, algorithm: str) -> tuple[str, ...]:
         )
     rs, ag = HALVES[algorithm]
     return (f"reduce-scatter/{rs}", f"allgather/{ag}")
+
+
+# --- a train run's step (``simulate --run RUN``) ---------------------------------------
+
+
+def predict_steps(run: dict, results: list) -> dict:
+    """Per result: step = compute x world/P (the global batch split over P ranks) + comm."""
+    preds = []
+    for r in results:
+        compute = run["compute_s_per_step"] * run["world_size"] / r["ranks"]
+        comm = run["calls_per_step"] * r["time_s"]
+        preds.append(
+            {
+                "algorithm": r["algorithm"],
+                "ranks": r["ranks"],
+                "compute_s": compute,
+                "comm_s": comm,
+                "step_s": compute + comm,
+                "comm_fraction": comm / (compute + comm) if compute + comm else 0.0,
+            }
+        )
+    return {
+        **run,
+        "predictions": preds,
+        "assumption": "compute per step scales as world_size / P (the same global batch)",
+    }
+
+
+def run_workload(run: dict):
+    """The run as a workload: its buckets (``calls_per_step`` of ``bytes_per_call``) and its
+    measured compute, split evenly between the forward pass (the margins, X w) and the
+    backward pass (the gradient, r X, block by block: the buckets), on one global batch
+    (``strong``: the compute scales as world_size / P)."""
+    calls = max(1, int(round(run["calls_per_step"])))
+    half = run["compute_s_per_step"] / 2
+    sizes = (run["bytes_per_call"],) * calls
+    return Workload(
+        params=float(sum(sizes)),
+        dtype_bytes=1,
+        bucket_bytes=run["bytes_per_call"],
+        forward_s=half,
+        backward_s=half,
+        # the trainer posts each bucket's allreduce as soon as it is made; it overlaps the next
+        # block's compute only with --allreduce mpi (a non-blocking Iallreduce)
+        overlap=calls > 1 and run.get("overlapped", False),
+        strong=run["world_size"],
+        bucket_sizes=sizes,
+        spec=f"--run {run['path']}",
+    )
