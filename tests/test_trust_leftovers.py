@@ -170,3 +170,51 @@ def test_a_cost_model_axis_records_each_rows_model(tmp_path):
     t = {row["cost-model"]: row["time_s"] for row in doc["results"]}
     assert t[str(paths[1])] - t[str(paths[0])] == pytest.approx(6 * 27e-6, rel=1e-6)
     assert dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r")).returncode == 0
+
+
+# --- the lows ------------------------------------------------------------------------------
+
+
+def test_a_small_wall_time_estimate_is_shown_in_its_unit():
+    """M-L1: ``--max-wall 1ms`` read "about 0.0 h of wall time (0 s > --max-wall 0 s)"."""
+    from dist_logreg.sim.packet import _wall
+
+    assert _wall(0.077) == "77 ms" and _wall(12.0) == "12 s"
+    assert _wall(9000.0) == "2.5 h"  # hours from 6 minutes, as before
+
+
+@pytest.mark.parametrize("value", ["2T", "0", "x"])
+def test_a_neighbours_bytes_are_bounded_as_bytes_is(value):
+    """L-L5: ``neighbour:...,bytes=2T`` was refused as over "ns-3's limit" (no ns-3 there)
+    while saying 0 is allowed (0 was then refused by report: L-H24)."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.scenario import parse_scenario
+
+    with pytest.raises(UsageError) as exc:
+        parse_scenario(f"neighbour:ranks=4,bytes={value}")
+    assert "bytes: expected 1 byte to 1T bytes per rank (as --bytes)" in str(exc.value)
+    assert "ns-3" not in str(exc.value)
+    assert parse_scenario("neighbour:ranks=4,bytes=1T").values["bytes"] == 1 << 40
+
+
+@pytest.mark.parametrize("name", ["config.json", "traffic.json", "links.json", "flows.json"])
+def test_a_runs_optional_file_that_is_a_fifo_is_named(tmp_path, name):
+    """L-L6: a FIFO config.json was skipped silently (every other file of a run said so)."""
+    import os
+
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "run")
+    (run / name).unlink(missing_ok=True)
+    os.mkfifo(run / name)
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2
+    assert f"{run / name}: expected a regular file, got a FIFO" in one_line(r)
+
+
+def test_an_empty_config_file_is_refused(tmp_path):
+    """M-L2: ``train --config empty.json`` (0 bytes) trained 200 steps with every default."""
+    (tmp_path / "empty.json").write_text("")
+    r = dl("train", "--config", str(tmp_path / "empty.json"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and not (tmp_path / "o").exists()
+    assert "expected at least one setting (key = value, TOML), got none" in one_line(r)

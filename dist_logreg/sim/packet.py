@@ -57,6 +57,7 @@ from dist_logreg.sim.packet_floor import (  # noqa: F401  (delayed: read through
 )
 from dist_logreg.sim.packet_options import PacketOptions, parse_options, vars_of
 from dist_logreg.sim.transports import table as transports
+from dist_logreg.units import format_seconds
 
 if importlib.util.find_spec("ns") is None or importlib.util.find_spec("cppyy") is None:
     raise ImportError("the ns3 package is not installed")
@@ -196,6 +197,12 @@ def estimate_wall_s(
     return float(pkts.sum() * WALL_PER_PACKET_HOP)
 
 
+def _wall(s: float) -> str:
+    """An estimate of wall time: hours from 6 minutes, else in its own unit (a 77 ms run
+    read "0.0 h ... (0 s > --max-wall 0 s)": thirteenth attack, M-L1)."""
+    return f"{s / 3600:.1f} h" if s >= 360 else format_seconds(s, ".3g")
+
+
 class PacketEngine:
     """ns-3: queues, drops, ECN, congestion control; tens of hosts."""
 
@@ -231,8 +238,8 @@ class PacketEngine:
         if est > opts.max_wall:
             lossy = f" at {loss:.4g} loss per link (resent ~1/(1-p)^hops times)" if loss else ""
             raise UsageError(
-                f"--engine packet: this run would take about {est / 3600:.1f} h of wall time"
-                f"{lossy} ({est:.0f} s > --max-wall {opts.max_wall:.0f} s); use the flow "
+                f"--engine packet: this run would take about {_wall(est)} of wall time"
+                f"{lossy} ({est:.3g} s > --max-wall {opts.max_wall:.3g} s); use the flow "
                 "engine, fewer ranks, fewer bytes or less loss"
             )
         return opts, network_of(job.fabric, opts), tr, g, est

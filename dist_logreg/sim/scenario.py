@@ -42,6 +42,7 @@ import numpy as np
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.values import plain_float
+from dist_logreg.units import parse_bytes
 
 KINDS = ("none", "straggler", "degrade", "fail", "background", "neighbour")
 #: Where a neighbour's ranks go among the endpoints the first job leaves free.
@@ -158,9 +159,14 @@ def _neighbour(text: str, pairs: dict) -> dict:
     if alg is not None and not (table.known(alg) and table.get(alg).phases):
         raise _bad(text, "algorithm", "an algorithm with a schedule (see --algorithm)", alg)
     where = f"--scenario {text}"
-    nbytes = o.size(pairs["bytes"], f"{where}: bytes") if "bytes" in pairs else None
-    if nbytes == 0:  # as --bytes: 30 us "to move 0 B", a file report refused (L-H24)
-        raise _bad(text, "bytes", "at least 1 byte per rank", pairs["bytes"])
+    nbytes = None
+    if "bytes" in pairs:  # as --bytes: 1 B (0: 30 us "to move 0 B", L-H24) to 1 TiB a rank
+        try:
+            nbytes = parse_bytes(str(pairs["bytes"]))
+        except UsageError:
+            nbytes = -1
+        if not 1 <= nbytes <= 1 << 40:
+            raise _bad(text, "bytes", "1 byte to 1T bytes per rank (as --bytes)", pairs["bytes"])
     return {
         "ranks": int(ranks),
         "placement": placement,

@@ -155,6 +155,12 @@ def _allreduce_of(w: Workload, collective: str) -> list[str]:
     return [a for a in HALVES if collectives(w, a)[0] == collective]
 
 
+def _ms(s: float) -> str:
+    """A column of the step table: 12 wide, and a space before it however long (a step of
+    1000 s ran into its neighbours: twelfth attack, L-L4)."""
+    return " " + f"{s * 1e3:.3f}ms".rjust(11)
+
+
 def step_lines(step: dict) -> list[str]:
     """The console table of a ``step`` block."""
     w = step["workload"]
@@ -168,9 +174,9 @@ def step_lines(step: dict) -> list[str]:
     for r in step["rows"]:
         what = f"{r['workload']} " if "workload" in r else ""
         out.append(
-            f"{what + r['algorithm']:<22}{r['ranks']:>7}{r['step_s'] * 1e3:>10.3f}ms"
-            f"{r['compute_s'] * 1e3:>10.3f}ms{r['comm_s'] * 1e3:>10.3f}ms"
-            f"{r['exposed_s'] * 1e3:>10.3f}ms{100 * r['comm_fraction']:>7.1f}%"
+            f"{what + r['algorithm']:<22}{r['ranks']:>7}"
+            + "".join(_ms(r[k]) for k in ("step_s", "compute_s", "comm_s", "exposed_s"))
+            + f"{100 * r['comm_fraction']:>7.1f}%"
             f"{r['efficiency']:>7.2f}"
         )
     return out

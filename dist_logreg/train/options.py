@@ -141,6 +141,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         ) from None
     except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nested 5,000 deep: L-H23
         raise UsageError(f"config file {path}: malformed TOML: {exc}") from None
+    if not raw:  # an empty file ran every default (thirteenth attack, M-L2): not meant
+        raise UsageError(
+            f"config file {path}: expected at least one setting (key = value, TOML), got none"
+        )
     return config_values(raw, f"config file {path}")
 
 
