@@ -218,3 +218,14 @@ def test_an_empty_config_file_is_refused(tmp_path):
     r = dl("train", "--config", str(tmp_path / "empty.json"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and not (tmp_path / "o").exists()
     assert "expected at least one setting (key = value, TOML), got none" in one_line(r)
+
+
+def test_the_step_tables_columns_stay_apart_at_any_length():
+    """L-L4: ``4126001.017ms     0.595ms126000.720ms126000.423ms`` (3 million calls a step)."""
+    from dist_logreg.sim.step import step_lines
+
+    w = {"spec": "s", "buckets": 1, "gradient_bytes": 8, "sync": "allreduce", "overlap": True}
+    row = {"algorithm": "ring", "ranks": 4, "comm_fraction": 1.0, "efficiency": 1.0}
+    row |= {"step_s": 4126.001017, "compute_s": 5.95e-4, "comm_s": 126.00072, "exposed_s": 126.0}
+    line = step_lines({"workload": w, "rows": [row]})[-1]
+    assert line.split()[2:6] == ["4126001.017ms", "0.595ms", "126000.720ms", "126000.000ms"]
