@@ -107,6 +107,17 @@ def test_supervise_restarts_on_fewer_ranks(tmp_path, reference):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "-n 2" in r.stdout.split("attempt 2 of")[1].splitlines()[0]
     np.testing.assert_allclose(model(tmp_path), reference[3], rtol=1e-12, atol=1e-14)
+    # the dead 3-rank attempt's rows name rank 2 of a run now at 2 ranks: reported (it was
+    # refused, "rank: expected a rank from 0 to 1": fourteenth attack, P-H1)
+    assert list((tmp_path / "partial").glob("steps-attempt1-*-rank2.jsonl"))
+    rep = subprocess.run(
+        [str(BIN / "dist-logreg"), "report", str(tmp_path), "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=mpi_env(),
+    )
+    assert rep.returncode == 0, rep.stderr[-2000:]
 
 
 @pytest.mark.parametrize("n", [2, 3])

@@ -252,7 +252,10 @@ def with_dead_attempts(path: Path, steps, world_size: int):
     ``partial/steps-attempt<a>-*.jsonl`` (steps no later attempt ran), and which attempt ran
     which steps."""
     parts = sorted((path / "partial").glob("steps-attempt*-rank*.jsonl"))
-    dead = [_read_jsonl(f, STEP_COLUMNS, world_size) for f in parts]
+    # a dead attempt ran at its own world size (supervise --min-ranks resumes on fewer
+    # ranks): its rows name its ranks, as a resumed run's earlier rows do (fourteenth
+    # attack, P-H1)
+    dead = [_read_jsonl(f, STEP_COLUMNS, world_size, earlier=1 << 62) for f in parts]
     dead = [d for d in dead if d is not None and d["step"].size]
     done = set() if steps is None else set(steps["step"].tolist())
     keep = [{c: v[~np.isin(d["step"], list(done))] for c, v in d.items()} for d in dead]
