@@ -339,9 +339,13 @@ def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
         name = f"--resume {f}: done.{i}"
         check(f, doc, job_bound, name=name)
         want = point_args(args, options, points[i])
+        # a step's rows are its buckets' collectives (no --bytes, a sharded sync's halves):
+        # only their ranks are the point's (a workload sweep could not resume: P-H2)
+        step = getattr(want, "workload", None) or getattr(want, "run", None)
         listed = {
             k: [x for v in getattr(want, options[k].dest) for x in options[k].type(str(v))]
-            for k in LISTED
+            for k in (("ranks",) if step else LISTED)
+            if getattr(want, options[k].dest) is not None
         }
         tags = {k: points[i][k] for k in varying(axes) if k not in LISTED}
         engine, exact = want.engine or "flow", bool(getattr(want, "exact", False))
