@@ -1181,7 +1181,7 @@ def test_train_resume_does_not_append_through_a_link(tmp_path, train_run, n, nam
 
 
 SWALLOWED = """\
-import os, signal, sys
+import os, signal, sys, weakref
 sys.argv = ["dist-logreg", "report", *sys.argv[1:]]
 from dist_logreg.cli import entry
 import dist_logreg.report.build as build
@@ -1223,6 +1223,9 @@ def test_a_sigterm_swallowed_in_a_del_still_stops_report(tmp_path):
     assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
     assert "interrupted (SIGTERM)" in r.stderr
     assert not out.exists()
+    # and only that line: "Exception ignored in ... Traceback ... KeyboardInterrupt: SIGTERM"
+    # came before it (fourteenth attack, P-H4)
+    assert r.stderr.strip().splitlines() == ["dist-logreg: interrupted (SIGTERM); nothing done"]
 
 
 def _wire_x40(p):

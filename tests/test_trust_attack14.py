@@ -8,6 +8,7 @@ import pytest
 
 from dist_logreg.cli import simulate_sweep
 from dist_logreg.cli.main import main as cli_main_fn
+from tests.helpers import WORLD_SIZES, run_mpi, train_cmd
 from tests.test_model_cli import dl
 
 #: 30 steps of one 152 B allreduce at 2 ranks, 30 us of compute a step (simulate --run reads it)
@@ -50,3 +51,47 @@ def test_an_interrupted_step_sweep_resumes(tmp_path, monkeypatch, kind):
     doc = json.loads((out / "simulate.json").read_text())
     assert sorted({row["point"] for row in doc["results"]}) == [0, 1, 2, 3]
     assert dl("report", str(out), "--out", str(tmp_path / "rep")).returncode == 0
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+@pytest.mark.parametrize(
+    "name, target", [("trace.json", "file"), ("trace.json", "dangling"), ("checkpoints", "folder")]
+)
+def test_train_never_writes_through_a_link_at_trace_or_checkpoints(tmp_path, n, name, target):
+    """P-H3: ``--trace`` wrote trace.json through a link in ``--out`` (the file it named
+    overwritten, or one created outside ``--out``), and checkpoints went into (and old
+    ones were deleted from) the folder a link at ``--out/checkpoints`` named. Refused
+    before training, on every rank; what the link names untouched."""
+    out, victim = tmp_path / "o", tmp_path / "victim"
+    out.mkdir()
+    if target == "file":
+        victim.write_text("ORIG\n")
+    elif target == "folder":
+        victim.mkdir()
+    (out / name).symlink_to(victim)
+    args = ["--samples", "500", "--features", "4", "--batch-size", "32", "--steps", "20"]
+    args += ["--trace", "--checkpoint-every", "5", "--out", str(out)]
+    r = run_mpi(n, train_cmd(*args), timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    kind = "a folder" if name == "checkpoints" else "a regular file"
+    linked = f"--out {out}: {name}: expected {kind} (or none), got a symbolic link"
+    held = f"--out {out}: holds another run's results (trace.json)"  # a link to a file: a result
+    assert (held if target == "file" else linked) in r.stderr
+    if target == "file":
+        assert victim.read_text() == "ORIG\n"
+    elif target == "folder":
+        assert list(victim.iterdir()) == []
+    else:
+        assert not victim.exists()
+
+
+def test_trace_json_is_written_whole_by_rename(tmp_path):
+    """The trace goes to a temporary file renamed over its name: never through a link."""
+    from dist_logreg.record.trace import write_trace
+
+    victim = tmp_path / "victim"
+    victim.write_text("ORIG\n")
+    (tmp_path / "trace.json").symlink_to(victim)
+    write_trace(tmp_path / "trace.json", [], "ring", False)
+    assert victim.read_text() == "ORIG\n" and not (tmp_path / "trace.json").is_symlink()

@@ -13,7 +13,13 @@ import threading
 import time
 from pathlib import Path
 
-from dist_logreg.cli.guard import run_plain, say, sigterm_as_sigint, terminations
+from dist_logreg.cli.guard import (
+    interrupted_since,
+    run_plain,
+    say,
+    sigterm_as_sigint,
+    terminations,
+)
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.files import check_output, write_output
 from dist_logreg.units import parse_bit_rate
@@ -172,8 +178,8 @@ def staged(out, force: bool, draw) -> tuple[list, signal.Signals | None]:
         mark = terminations()
         with sigterm_as_sigint():  # kill, timeout: as Ctrl-C (nothing half-written left)
             files = draw(stage)
-            if terminations() > mark:  # one swallowed where it landed (a __del__): M-H6
-                raise KeyboardInterrupt("SIGTERM")
+            if (exc := interrupted_since(mark)) is not None:  # one a __del__ swallowed: M-H6
+                raise exc
         finals = [out / f.name for f in files]
         for f in finals:  # all checked before the first is moved
             check_output(f, "--out", force)

@@ -30,6 +30,7 @@ RESULT_FILES = (
     "metrics.jsonl",
     "steps.jsonl",
     "eval.jsonl",
+    "trace.json",  # --trace's (a link there was written through: fourteenth attack, P-H3)
 )
 
 
@@ -73,11 +74,13 @@ def _not_files(path: Path) -> UsageError | None:
     """A result's name in ``--out`` that is a symbolic link, FIFO or folder: the logs a run
     appends to are opened by name, so a resumed run appended its lines to the file a link
     named, outside ``--out`` (thirteenth attack, M-H7), and a FIFO would block."""
-    if (path / "partial").is_symlink():  # the ranks' records went where it pointed
-        return UsageError(
-            f"--out {path}: partial: expected a folder (or none), got a symbolic link (it is "
-            "not followed); remove it, or give a new directory"
-        )
+    for folder in ("partial", "checkpoints"):  # the ranks' records, the default checkpoints
+        if (path / folder).is_symlink():  # went where it pointed (checkpoints: P-H3)
+            return UsageError(
+                f"--out {path}: {folder}: expected a folder (or none), got a symbolic link "
+                "(it is not followed); remove it, or give a new directory"
+                + ("; --checkpoint-dir keeps checkpoints elsewhere" if folder != "partial" else "")
+            )
     for name in RESULT_FILES:
         p = path / name
         if p.is_symlink() or (p.exists() and not p.is_file()):

@@ -15,6 +15,8 @@ from time import perf_counter_ns
 
 import numpy as np
 
+from dist_logreg.files import write_atomically
+
 ROUNDS = 16
 
 
@@ -124,5 +126,5 @@ def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool
             )
     sync = clock_sync(per_rank)
     doc = {"traceEvents": events, "displayTimeUnit": "ns", "otherData": {"clock_sync": sync}}
-    path.write_text(json.dumps(doc))
+    write_atomically(path, json.dumps(doc))  # whole or not at all, never through a link
     return sync
