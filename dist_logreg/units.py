@@ -19,6 +19,7 @@ Errors name the option or key: ``--link-rate: expected a rate such as ..., got '
 
 from __future__ import annotations
 
+import argparse
 import re
 
 from dist_logreg.errors import UsageError
@@ -38,6 +39,45 @@ _TIME = re.compile(_NUMBER + r"\s*(ns|us|µs|ms|s|min|h)?", re.IGNORECASE)
 RATE_EXAMPLES = "25G, 400Gbit/s, 100mbit (bits/s) or 50GB/s (bytes/s)"
 BYTE_RATE_EXAMPLES = "50GB/s, 800MB/s (bytes/s) or 400G (bits/s)"
 TIME_EXAMPLES = "2us, 500ns or 1e-6 (seconds)"
+
+
+#: A plain decimal number in ASCII: Python's float() and int() also take Arabic-Indic digits
+#: and underscores (``oversubscription=٣``, ``--steps ١٢``, ``1_000``: thirteenth attack,
+#: M-M4; fourteenth, P-M1).
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def plain_float(text) -> float:
+    """``float(text)`` for a plain ASCII decimal number, else NaN."""
+    t = str(text).strip()
+    return float(t) if PLAIN_NUMBER.fullmatch(t) else float("nan")
+
+
+def plain_int(text) -> int | None:
+    """``int(text)`` for a whole number in ASCII digits (an int as it is), else None."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    t = str(text).strip()
+    return int(t) if _PLAIN_WHOLE.fullmatch(t) and len(t) <= 40 else None
+
+
+def whole_arg(text: str) -> int:
+    """An argparse ``type``: a whole number in ASCII digits (``int`` takes ``١٢``, ``1_0``)."""
+    n = plain_int(text)
+    if n is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number (ASCII digits), got {text!r}")
+    return n
+
+
+def number_arg(text: str) -> float:
+    """An argparse ``type``: a plain decimal number in ASCII (``float`` takes ``٠.٥``, ``inf``)."""
+    x = plain_float(text)
+    if x != x:
+        raise argparse.ArgumentTypeError(
+            f"expected a number (ASCII decimal, such as 0.5 or 1e-4), got {text!r}"
+        )
+    return x
 
 
 def _refuse(name: str | None, noun: str, examples: str, text) -> UsageError:

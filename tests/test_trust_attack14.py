@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from dist_logreg.cli import simulate_sweep
 from dist_logreg.cli.main import main as cli_main_fn
-from tests.helpers import WORLD_SIZES, run_mpi, train_cmd
+from tests.helpers import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
 from tests.test_model_cli import dl
 
 #: 30 steps of one 152 B allreduce at 2 ranks, 30 us of compute a step (simulate --run reads it)
@@ -95,3 +96,54 @@ def test_trace_json_is_written_whole_by_rename(tmp_path):
     (tmp_path / "trace.json").symlink_to(victim)
     write_trace(tmp_path / "trace.json", [], "ring", False)
     assert victim.read_text() == "ORIG\n" and not (tmp_path / "trace.json").is_symlink()
+
+
+@pytest.mark.parametrize(
+    "cmd, words",
+    [
+        (
+            ["train", "--steps", "١٢"],
+            "argument --steps: expected a whole number (ASCII digits), got '١٢'",
+        ),
+        (["train", "--steps", "1_0"], "argument --steps: expected a whole number (ASCII digits)"),
+        (["train", "--batch-size", "٦٤"], "argument --batch-size: expected a whole number"),
+        (["train", "--lr", "٠.٥"], "argument --lr: expected a number (ASCII decimal"),
+        (["train", "--l2", "1_0e-4"], "argument --l2: expected a number (ASCII decimal"),
+        (["bench", "--iters", "٥"], "argument --iters: expected a whole number (ASCII digits)"),
+        (["supervise", "--restarts", "٣", "--", "true"], "argument --restarts: expected a whole"),
+    ],
+)
+def test_numbers_on_the_command_line_are_ascii(tmp_path, cmd, words):
+    """P-M1: ``train --steps ١٢`` trained 12 steps, exit 0 (Python's int() and float() take
+    any script's digits and underscores), against docs/bad-input.md's M-M4 row."""
+    out = [] if cmd[0] == "supervise" else ["--out", str(tmp_path / "o")]
+    r = subprocess.run(
+        [str(BIN / "dist-logreg"), *cmd[:3], *out, *cmd[3:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=mpi_env(),
+    )
+    assert r.returncode == 2 and words in r.stderr, r.stderr[-1000:]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag", ["--queue-samples", "--ack-every", "--dcqcn-stages"])
+def test_the_packet_engines_counts_are_ascii(flag):
+    """P-M1: ``--queue-samples ٥``, ``--ack-every ٥``, ``--dcqcn-stages ٣`` were taken."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim import options as o
+
+    for text in ("٥", "1_0", "5.0"):
+        with pytest.raises(UsageError, match=f"{flag}: expected a whole number"):
+            o.count(text, flag)
+    assert o.count("5", flag) == 5 and o.count(7, flag) == 7
+
+
+def test_a_buffers_alpha_is_ascii():
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.packet_options import _alpha
+
+    with pytest.raises(UsageError, match="--buffer-alpha: expected a number above 0"):
+        _alpha("٠.٥", "--buffer-alpha")
+    assert _alpha("0.5", "--buffer-alpha") == 0.5

@@ -8,7 +8,7 @@ from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
 from dist_logreg.files import check_output, distinct_outputs
-from dist_logreg.units import parse_bytes
+from dist_logreg.units import parse_bytes, whole_arg
 
 BENCH_EPILOG = """\
 examples (--oversubscribe: more ranks than cores, as on a laptop):
@@ -81,7 +81,7 @@ def _what_to_measure(bench) -> None:
     )
     bench.add_argument(
         "--window",
-        type=int,
+        type=whole_arg,
         default=64,
         help="for --p2p bw/bibw: messages in flight per iteration (default: 64, as OSU)",
     )
@@ -100,21 +100,23 @@ def _sizes_and_timing(bench) -> None:
         "--min-bytes, e.g. 1M, 64M (default: 64M)",
     )
     bench.add_argument(
-        "--factor", type=int, default=2, help="size multiplier between rows (default: 2)"
+        "--factor", type=whole_arg, default=2, help="size multiplier between rows (default: 2)"
     )
     bench.add_argument(
         "--dtype", choices=("float32", "float64"), default="float64", help="element type"
     )
-    bench.add_argument("--warmup", type=int, default=5, help="untimed calls per size (default: 5)")
+    bench.add_argument(
+        "--warmup", type=whole_arg, default=5, help="untimed calls per size (default: 5)"
+    )
     bench.add_argument(
         "--iters",
-        type=int,
+        type=whole_arg,
         default=50,
         help="timed calls per size and repeat, scaled down above 1 MiB (default: 50)",
     )
     bench.add_argument(
         "--repeats",
-        type=int,
+        type=whole_arg,
         default=1,
         metavar="R",
         help="independent timed loops per size (each after a barrier); with R >= 2 the "
@@ -127,7 +129,7 @@ def _placement_and_outputs(bench) -> None:
     """Where the ranks sit, the MPI library's algorithm, the outputs, the cost model."""
     bench.add_argument(
         "--ranks-per-node",
-        type=int,
+        type=whole_arg,
         metavar="K",
         help="for a topology-aware algorithm ("
         + ", ".join(a.name for a in table.of() if a.topology_aware)

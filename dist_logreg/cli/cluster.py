@@ -13,7 +13,7 @@ from dist_logreg.cli.guard import (
     sigterm_as_sigint,
 )
 from dist_logreg.errors import UsageError
-from dist_logreg.units import parse_bytes, parse_rate, rate_bits
+from dist_logreg.units import number_arg, parse_bytes, parse_rate, rate_bits, whole_arg
 
 CLUSTER_EPILOG = """\
 examples (as root):
@@ -51,7 +51,9 @@ def _loss_link(text: str) -> tuple[str, float]:
 
 def _up_parser(clsub, name_help: str) -> None:
     c_up = clsub.add_parser("up", help="create the hosts, links, bridges and routers")
-    c_up.add_argument("--hosts", type=int, default=2, help="emulated hosts in all (default: 2)")
+    c_up.add_argument(
+        "--hosts", type=whole_arg, default=2, help="emulated hosts in all (default: 2)"
+    )
     c_up.add_argument(
         "--topology",
         choices=("flat", "two-tier", "leaf-spine"),
@@ -62,12 +64,12 @@ def _up_parser(clsub, name_help: str) -> None:
     )
     c_up.add_argument(
         "--leaves",
-        type=int,
+        type=whole_arg,
         default=2,
         help="two-tier, leaf-spine: leaves (default: 2); hosts are spread evenly",
     )
     c_up.add_argument(
-        "--spines", type=int, default=2, help="leaf-spine: spine routers (default: 2)"
+        "--spines", type=whole_arg, default=2, help="leaf-spine: spine routers (default: 2)"
     )
     c_up.add_argument(
         "--hash",
@@ -85,7 +87,7 @@ def _up_parser(clsub, name_help: str) -> None:
     )
     c_up.add_argument(
         "--calibrate-seconds",
-        type=float,
+        type=number_arg,
         default=2.0,
         metavar="S",
         help="length of each calibration measurement (default: 2)",
@@ -131,14 +133,14 @@ def _shaping_arguments(c_up) -> None:
     )
     c_up.add_argument(
         "--delay",
-        type=float,
+        type=number_arg,
         metavar="MS",
         help="added one-way delay on host links: needs netem, which this kernel lacks, so it is "
         "refused; delay is a packet-level simulator option (simulate --engine packet)",
     )
     c_up.add_argument(
         "--mtu",
-        type=int,
+        type=whole_arg,
         default=9000,
         metavar="BYTES",
         help="MTU of every veth and bridge, 576 to 65535 (default: 9000, jumbo frames as AI "
@@ -277,11 +279,15 @@ def add_parser(sub) -> None:
         "--out runs/<program>-<time>.",
     )
     c_run.add_argument(
-        "--ranks-per-host", type=int, default=1, metavar="R", help="ranks per host (default: 1)"
+        "--ranks-per-host",
+        type=whole_arg,
+        default=1,
+        metavar="R",
+        help="ranks per host (default: 1)",
     )
     c_run.add_argument(
         "--tcp-links",
-        type=int,
+        type=whole_arg,
         default=4,
         metavar="N",
         help="Open MPI's btl_tcp_links (default: 4). Meant to open N TCP connections per "

@@ -10,6 +10,7 @@ import sys
 from dist_logreg.cli import model_bounds as bounds
 from dist_logreg.cli.guard import interrupt_name, interrupt_status, run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
+from dist_logreg.units import whole_arg
 
 MODEL_EPILOG = """\
 examples:
@@ -61,7 +62,7 @@ def _fit_arguments(f) -> None:
     )
     f.add_argument(
         "--segments",
-        type=int,
+        type=whole_arg,
         metavar="N",
         help="exactly N size segments, breakpoints found from the data (default: 1-3, as "
         "many as pay for their parameters)",

@@ -6,7 +6,7 @@ import argparse
 
 from dist_logreg.cli.guard import run_plain, say
 from dist_logreg.errors import UsageError, exit_status_help
-from dist_logreg.units import parse_timeout
+from dist_logreg.units import parse_timeout, whole_arg
 
 SUPERVISE_EPILOG = """\
 example:
@@ -36,11 +36,11 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sup.add_argument(
-        "--restarts", type=int, default=3, metavar="K", help="restarts at most (default: 3)"
+        "--restarts", type=whole_arg, default=3, metavar="K", help="restarts at most (default: 3)"
     )
     sup.add_argument(
         "--min-ranks",
-        type=int,
+        type=whole_arg,
         metavar="M",
         help="restart on one rank fewer each time, but not below M (default: same ranks)",
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.spec import seconds as spec_seconds
-from dist_logreg.units import parse_bit_rate, parse_bytes, tc_rate
+from dist_logreg.units import parse_bit_rate, parse_bytes, plain_int, tc_rate
 
 
 @dataclass(frozen=True)
@@ -184,11 +184,8 @@ def fraction(value, flag: str) -> float:
 def count(value, flag: str, most: int = 100_000, least: int = 0) -> int:
     """A whole number from ``least`` to ``most`` (queue samples: each is a row of every
     link)."""
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = -1
-    if not least <= n <= most:
+    n = plain_int(value)  # ASCII digits (int() took --ack-every ٥: fourteenth attack, P-M1)
+    if n is None or not least <= n <= most:
         raise UsageError(f"{flag}: expected a whole number from {least} to {most}, got {value!r}")
     return n
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from dist_logreg.errors import UsageError
 from dist_logreg.sim import options as o
 from dist_logreg.sim.transports import table as transports
+from dist_logreg.units import plain_float
 
 
 def _readers() -> list[str]:
@@ -41,10 +42,7 @@ _PREFIX = "packet_"
 
 def _alpha(value, flag: str) -> float:
     """A dynamic threshold's alpha: a number above 0, at most 64."""
-    try:
-        alpha = float(value)
-    except (TypeError, ValueError):
-        alpha = -1.0
+    alpha = value if isinstance(value, float) else plain_float(value)  # ASCII (P-M1)
     if not 0.0 < alpha <= 64.0:
         raise UsageError(f"{flag}: expected a number above 0, at most 64, got {value!r}")
     return alpha

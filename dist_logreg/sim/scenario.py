@@ -41,8 +41,7 @@ import re
 import numpy as np
 
 from dist_logreg.errors import UsageError
-from dist_logreg.sim.values import plain_float
-from dist_logreg.units import parse_bytes
+from dist_logreg.units import parse_bytes, plain_float
 
 KINDS = ("none", "straggler", "degrade", "fail", "background", "neighbour")
 #: Where a neighbour's ranks go among the endpoints the first job leaves free.

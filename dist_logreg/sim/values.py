@@ -11,6 +11,7 @@ import re
 
 from dist_logreg import schema, units
 from dist_logreg.errors import UsageError
+from dist_logreg.units import plain_float
 
 HASHES = ("l3", "l4", "spray")
 
@@ -33,17 +34,6 @@ def count(text, key: str, low: int = 1) -> int:
     if not re.fullmatch(r"[0-9]{1,30}", t) or int(t) < low:  # isdigit() would take a superscript
         raise UsageError(f"fabric spec: {key}: expected a whole number >= {low}, got {text!r}")
     return int(t)
-
-
-#: A plain decimal number in ASCII: Python's float() also takes Arabic-Indic digits and
-#: underscores (``oversubscription=٣``, ``1_000``: thirteenth attack, M-M4).
-PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def plain_float(text) -> float:
-    """``float(text)`` for a plain ASCII decimal number, else NaN."""
-    t = str(text).strip()
-    return float(t) if PLAIN_NUMBER.fullmatch(t) else float("nan")
 
 
 def positive(text, key: str) -> float:

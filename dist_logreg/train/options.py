@@ -19,6 +19,7 @@ from dist_logreg.train.config import DTYPES, FIELDS, FORMATS, RENAMED, TrainConf
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 from dist_logreg.train.syncmode import SYNCS
 from dist_logreg.train.validation import validate
+from dist_logreg.units import number_arg, whole_arg
 
 _CHOICES = {
     "dtype": DTYPES,
@@ -62,7 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if annotation == "bool":
             kwargs["action"] = "store_true"
         else:
-            kwargs["type"] = float if "float" in annotation else int if "int" in annotation else str
+            # ASCII numbers: int() and float() took --steps ١٢, --lr ٠.٥ (fourteenth attack, P-M1)
+            kwargs["type"] = (
+                number_arg if "float" in annotation else whole_arg if "int" in annotation else str
+            )
         if name in _CHOICES:
             choices = _CHOICES[name]
             kwargs["choices"] = choices() if callable(choices) else choices
