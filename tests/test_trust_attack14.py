@@ -27,14 +27,18 @@ def _grid(tmp_path, kind: str) -> str:
             (tmp_path / name).mkdir()
             (tmp_path / name / "summary.json").write_text(json.dumps(SUMMARY))
         return f'run = ["{tmp_path / "t1"}", "{tmp_path / "t2"}"]\nranks = [2, 4]\n'
+    if kind == "scenario":  # P-H6: a point of scenario none alone was refused its slowdown
+        return 'ranks = [2, 4]\nbytes = "64K"\nscenario = ["none", "background:fraction=0.25"]\n'
     w = "params=1e6,dtype=bf16,buckets=256K,forward=1ms,backward=2ms"
     return f'workload = ["{w}", "{w},sync=sharded"]\nranks = [2, 4]\nexact = true\n'
 
 
-@pytest.mark.parametrize("kind", ["workload", "run"])
-def test_an_interrupted_step_sweep_resumes(tmp_path, monkeypatch, kind):
+@pytest.mark.parametrize("kind", ["workload", "run", "scenario"])
+def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch, kind):
     """P-H2: ``--resume`` of a ``--workload`` or ``--run`` sweep: ``TypeError: 'NoneType'
-    object is not iterable`` (no --bytes to hold the rows to), the points never resumable."""
+    object is not iterable`` (no --bytes to hold the rows to), the points never resumable.
+    P-H6: a sweep with ``scenario = ["none", ...]``: its own partial file refused
+    ("results[0].slowdown: expected ... (1), got None"): a slowdown only the whole sweep has."""
     grid, out = tmp_path / "g.toml", tmp_path / "out"
     grid.write_text('fabric = "flat:hosts=4"\nalgorithm = "ring"\n' + _grid(tmp_path, kind))
     real = simulate_sweep.run_point
@@ -147,3 +151,23 @@ def test_a_buffers_alpha_is_ascii():
     with pytest.raises(UsageError, match="--buffer-alpha: expected a number above 0"):
         _alpha("٠.٥", "--buffer-alpha")
     assert _alpha("0.5", "--buffer-alpha") == 0.5
+
+
+@pytest.mark.parametrize(
+    "value, words", [(-5, "from 1 to"), (0.03, "from 1 to"), (3, "expected world_size 2, got 3")]
+)
+def test_a_runs_provenance_world_size_is_its_own(tmp_path, value, words):
+    """P-H5: ``run.world_size`` -5 (or 0.03, 1e300, 300) was printed in "Where each run came
+    from" beside a 2-rank run, exit 0; the genuine one is accepted."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r", p=2, late_rank=1)
+    s = json.loads((run / "summary.json").read_text())
+    s.setdefault("run", {})["world_size"] = 2
+    (run / "summary.json").write_text(json.dumps(s))
+    assert dl("report", str(run), "--out", str(tmp_path / "ok")).returncode == 0
+    s["run"]["world_size"] = value
+    (run / "summary.json").write_text(json.dumps(s))
+    r = dl("report", str(run), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "summary.json: run.world_size: expected" in r.stderr
+    assert words in r.stderr

@@ -26,7 +26,16 @@ from dist_logreg.cli.guard import interrupt_name, interrupt_status, sigterm_as_s
 from dist_logreg.errors import UsageError
 from dist_logreg.files import MAX_FILE_BYTES, regular_file
 from dist_logreg.record.progress import status_line
-from dist_logreg.sim.sweep import Partial, combine, expand, grid_key, other_point, varying
+from dist_logreg.sim.sweep import (
+    Partial,
+    alone,
+    combine,
+    expand,
+    gather,
+    grid_key,
+    other_point,
+    varying,
+)
 
 #: Options a sweep file may not set: they say where and how the sweep itself writes.
 NOT_KEYS = {"sweep", "resume", "out", "json", "force", "help", "simulate_parser"}
@@ -248,7 +257,7 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
         raise UsageError(
             f"--sweep {args.sweep}: point {failed[0]} {points[failed[0]]}: {failed[1]}"
         )
-    finished = _gather(comm, partial.done if partial else done)
+    finished = gather(comm, partial.done if partial else done)
     if rank != 0:
         return 0
     finished.update(done)
@@ -337,7 +346,7 @@ def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
     for i in sorted(done):
         f, doc = partial.sources[i], done[i]
         name = f"--resume {f}: done.{i}"
-        check(f, doc, job_bound, name=name)
+        check(f, alone(doc), job_bound, name=name)
         want = point_args(args, options, points[i])
         # a step's rows are its buckets' collectives (no --bytes, a sharded sync's halves):
         # only their ranks are the point's (a workload sweep could not resume: P-H2)
@@ -354,16 +363,6 @@ def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
                 f"{name}: {key}: expected grid point {i} of {args.sweep} "
                 f"({points[i]}), got another point's (start over with --force)"
             )
-
-
-def _gather(comm, mine: dict) -> dict:
-    if comm is None:
-        return dict(mine)
-    got = comm.gather(mine, root=0)  # one control message per rank, at the end
-    out = {}
-    for part in got or []:
-        out.update(part)
-    return out
 
 
 def _announce(file, axes, points, done, size) -> None:

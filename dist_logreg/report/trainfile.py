@@ -22,6 +22,20 @@ _S = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))  # M
 _FRACTION = schema.optional(schema.number(0.0, 1.0, "a fraction"))
 _GBPS = schema.optional(schema.number(0.0, 1e7, "a finite number of GB/s"))
 _STEPS = schema.optional(schema.count(0, 10**12, "a whole number of steps"))
+_TEXT = schema.optional(schema.text())
+#: A BLAS library as the provenance table shows it: its API, version and threads.
+_BLAS = schema.optional(
+    schema.items(
+        schema.table(
+            {},
+            {
+                "internal_api": _TEXT,
+                "version": _TEXT,
+                "num_threads": schema.optional(schema.count(1, 10**5, "a number of threads")),
+            },
+        )
+    )
+)
 #: What ``report`` reads of a training run's ``summary.json`` (the other keys are kept
 #: unread), with bounds; :func:`check_summary` holds the numbers to each other. Before, only
 #: ``world_size`` was checked: a loss of -0.5, an accuracy of 719 %, a latency of -4.6 us and
@@ -59,6 +73,12 @@ SUMMARY = schema.table(
                 {},
                 {
                     "tag": schema.optional(_string),
+                    # what the provenance table prints (P-H5: a world size of -5 was shown)
+                    "world_size": schema.count(1, 10**7, "a number of ranks"),
+                    **dict.fromkeys(("started_utc", "dist_logreg_version", "numpy"), _TEXT),
+                    "command_line": schema.optional(schema.items(_string)),
+                    "mpi": schema.optional(schema.table({}, {"library": _TEXT})),
+                    "blas": schema.optional(schema.table({}, {"libraries": _BLAS})),
                     "hosts": schema.optional(
                         schema.items(
                             schema.table(
@@ -123,6 +143,9 @@ def check_summary(summary: dict, world_size: int, path: Path) -> None:
         run, done = summary.get("steps"), summary.get("steps_run")
         if run is not None and done is not None and done > run:
             raise schema.Invalid("steps_run", f"expected at most steps {run}, got {done}")
+        given = (summary.get("run") or {}).get("world_size", world_size)
+        if given != world_size:  # the final attempt's, as world_size is
+            raise schema.Invalid("run.world_size", f"expected world_size {world_size}, got {given}")
         for i, h in enumerate((summary.get("run") or {}).get("hosts") or []):
             for r in h.get("ranks", []):
                 if r >= world_size:

@@ -14,6 +14,7 @@ byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -213,3 +214,29 @@ def other_point(doc: dict, i: int, fabric: str, engine: str, exact: bool, listed
             if r.get(key) != value:
                 return f"results[{j}].{key}"
     return None
+
+
+def gather(comm, mine: dict) -> dict:
+    """Rank 0: every rank's finished points (``comm`` None: a serial sweep's own)."""
+    if comm is None:
+        return dict(mine)
+    got = comm.gather(mine, root=0)  # one control message per rank, at the end
+    out = {}
+    for part in got or []:
+        out.update(part)
+    return out
+
+
+def alone(doc: dict) -> dict:
+    """A finished point as :func:`combine` gives its rows with no other point: its rows of
+    scenario none their own twins (slowdown 1), so report's check of a whole file holds
+    for it (a sweep with ``scenario = ["none", ...]`` could not resume: fourteenth attack,
+    P-H6). A copy; a point too damaged for it is left for the check to name."""
+    from dist_logreg.sim.step import slowdown
+
+    mine = json.loads(json.dumps(doc))
+    with contextlib.suppress(TypeError, KeyError, AttributeError, ZeroDivisionError):
+        slowdown(mine["results"], "time_s")
+        if isinstance(mine.get("step"), dict):
+            slowdown(mine["step"]["rows"], "step_s")
+    return mine
