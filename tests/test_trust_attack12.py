@@ -620,7 +620,8 @@ def test_a_neighbour_of_zero_bytes_is_refused(tmp_path):
     args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4", "--ranks", "4"]
     args += ["--bytes", "1M", "--algorithm", "ring", "--exact"]
     line = one_line(dl("simulate", *args, "--scenario", "neighbour:ranks=4,bytes=0"))
-    assert "--scenario neighbour:ranks=4,bytes=0: bytes: expected at least 1 byte per rank" in line
+    words = "bytes: expected 1 byte to 1T bytes per rank (as --bytes)"
+    assert f"--scenario neighbour:ranks=4,bytes=0: {words}" in line
 
 
 @pytest.mark.timeout(400)

@@ -171,3 +171,105 @@ def test_a_runs_provenance_world_size_is_its_own(tmp_path, value, words):
     r = dl("report", str(run), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "summary.json: run.world_size: expected" in r.stderr
     assert words in r.stderr
+
+
+@pytest.mark.parametrize(
+    "other, key",
+    [
+        (["--placement", "random", "--placement-seed", "5"], "scenario"),  # no scenario
+        (["--scenario", "degrade:factor=10,class=host-up"], "placement.mode"),  # packed
+        (
+            ["--scenario", "degrade:factor=10,class=host-up", "--placement", "random"],
+            "placement.placement_seed",
+        ),
+    ],
+)
+def test_resume_refuses_a_point_of_another_setting(tmp_path, monkeypatch, other, key):
+    """P-H7: a point of no scenario spliced into a sweep whose every point degrades its host
+    links 10x wrote a row 10x faster than its links (48 GB/s on 5 GB/s), exit 0: only the
+    axes that vary were compared. The setting every point shares is compared too."""
+    fab = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4"
+    grid, out = tmp_path / "g.toml", tmp_path / "out"
+    grid.write_text(
+        f'fabric = "{fab}"\nranks = [4, 8]\nbytes = "64K"\nalgorithm = "ring"\n'
+        'scenario = "degrade:factor=10,class=host-up"\nplacement = "random"\n'
+        "placement-seed = 5\n"
+    )
+    real = simulate_sweep.run_point
+
+    def stop_at_one(*a):
+        if a[3] == 1:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(simulate_sweep, "run_point", stop_at_one)
+    assert cli_main_fn(["simulate", "--sweep", str(grid), "--out", str(out)]) == 130
+    monkeypatch.setattr(simulate_sweep, "run_point", real)
+    args = ["--fabric", fab, "--ranks", "4", "--bytes", "64K", "--algorithm", "ring", *other]
+    assert dl("simulate", *args, "--out", str(tmp_path / "x")).returncode == 0
+    doc = json.loads((tmp_path / "x" / "simulate.json").read_text())
+    for r in doc["results"]:
+        r.update(point=0)
+    part = out / "simulate.json.partial"
+    held = json.loads(part.read_text())
+    held["done"]["0"] = doc
+    part.write_text(json.dumps(held))
+    r = dl("simulate", "--sweep", str(grid), "--out", str(out), "--resume")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"done.0: {key}: expected grid point 0" in r.stderr
+    assert not (out / "simulate.json").exists()
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_model_fit_never_writes_over_a_bench_file_it_fits(tmp_path, force):
+    """P-M3: ``model fit b.json --out b.json --force`` replaced the bench file with the
+    model, exit 0. Refused with or without --force, the file untouched."""
+    from tests.fake_runs import write_bench
+
+    bench = write_bench(tmp_path / "b.json")
+    before = bench.read_bytes()
+    r = dl("model", "fit", str(bench), "--out", str(bench), *force)
+    assert r.returncode == 2 and f"--out {bench}: a bench file it fits ({bench})" in r.stderr
+    assert bench.read_bytes() == before
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_simulate_refuses_a_training_runs_folder(tmp_path, force):
+    """P-M2: ``simulate --out RUN`` wrote simulate.json beside a training run's results, and
+    ``report RUN`` then showed only the training run, without a word."""
+    from tests.fake_runs import write_train_run
+
+    run = write_train_run(tmp_path / "r")
+    r = dl("simulate", "--fabric", "flat:hosts=4", "--ranks", "2", "--out", str(run), *force)
+    assert r.returncode == 2 and "holds a training run's results (summary.json" in r.stderr
+    assert not (run / "simulate.json").exists()
+
+
+@pytest.mark.parametrize(
+    "value, sizes",
+    [("1234", [1234]), ("1M+4M", [1 << 20, 4 << 20]), (["64000", 100], [64000, 100])],
+)
+def test_bucket_sizes_are_read_whole(value, sizes):
+    """P-H8: ``bucket-sizes=1234`` was read character by character: buckets of 1, 2, 3 and
+    4 B (10 B of gradient), exit 0."""
+    from dist_logreg.sim.workload import _read
+
+    w = _read({"forward": "1ms", "backward": "2ms", "bucket-sizes": value}, "w")
+    assert w.sizes() == sizes
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ([], "expected a list of byte counts"),
+        ("0+100", "expected buckets of at least 1 byte"),
+        ([0, 100], "expected buckets of at least 1 byte"),
+    ],
+)
+def test_bad_bucket_sizes_are_one_line(value, words):
+    """P-H8, P-L2: a bucket of 0 B was a row of 0 B; an empty list said "None parameters"."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.workload import _read
+
+    with pytest.raises(UsageError, match=f"--workload w: bucket-sizes: {words}"):
+        _read({"forward": "1ms", "backward": "2ms", "bucket-sizes": value}, "w")

@@ -175,20 +175,16 @@ def cmd(args: argparse.Namespace) -> int:
         return run_plain(lambda: fit(args) if args.action == "fit" else predict(args))
     except KeyboardInterrupt as exc:
         name = interrupt_name(exc)
-        if args.action == "fit" and getattr(args, "wrote", False):  # the model is whole
-            print(
-                f"dist-logreg model fit: interrupted ({name}) after {args.out} was written "
-                "whole; it stands, exit 0 (only the summary's printing was cut short)",
-                file=sys.stderr,
-                flush=True,
-            )
-            return 0
+        wrote = args.action == "fit" and getattr(args, "wrote", False)  # the model is whole
         print(
-            f"dist-logreg model {args.action}: interrupted ({name}); nothing written",
+            f"dist-logreg model fit: interrupted ({name}) after {args.out} was written whole; "
+            "it stands, exit 0 (only the summary's printing was cut short)"
+            if wrote
+            else f"dist-logreg model {args.action}: interrupted ({name}); nothing written",
             file=sys.stderr,
             flush=True,
         )
-        return interrupt_status(exc)
+        return 0 if wrote else interrupt_status(exc)
 
 
 @contextlib.contextmanager
@@ -247,7 +243,7 @@ def _cluster(name: str | None) -> dict | None:
 
 def fit(args) -> int:
     from dist_logreg.collective.benchfit import fit_records, format_fit, read_bench
-    from dist_logreg.files import check_output, write_output
+    from dist_logreg.files import check_output, not_an_input, write_output
     from dist_logreg.units import parse_bytes, parse_link_rate
 
     if args.segments is not None and not 1 <= args.segments <= 4:
@@ -259,6 +255,7 @@ def fit(args) -> int:
     if args.link_rate:
         parse_link_rate(args.link_rate)
     with _made_folders(args.out):  # a refused fit leaves no empty folder behind
+        not_an_input(args.out, args.bench, "a bench file it fits")
         check_output(args.out, "--out", args.force)  # before the fit, not after it is printed
         model = fit_records(
             read_bench(args.bench), bps, args.segments, _cluster(args.cluster), args.link_rate

@@ -346,6 +346,13 @@ def _check_out(out: str, force: bool = False) -> None:
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
     if Path(out).is_dir():
+        from dist_logreg.record.outputs import held_results
+
+        if held := held_results(Path(out)):  # report DIR read one of the two (P-M2)
+            raise UsageError(
+                f"--out {out}: holds a training run's results ({', '.join(held[:3])}); "
+                "expected a directory of its own (report of it would read only one of them)"
+            )
         check_output(Path(out) / "simulate.json", "--out", force)
     else:  # made when the results are written: a run refused later leaves no empty folder
         _check_new_folder(Path(out))

@@ -34,6 +34,7 @@ from dist_logreg.sim.sweep import (
     gather,
     grid_key,
     other_point,
+    point_setting,
     varying,
 )
 
@@ -358,7 +359,8 @@ def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
         }
         tags = {k: points[i][k] for k in varying(axes) if k not in LISTED}
         engine, exact = want.engine or "flow", bool(getattr(want, "exact", False))
-        if (key := other_point(doc, i, str(want.fabric), engine, exact, listed, tags)) is not None:
+        setting = point_setting(want, engine)
+        if key := other_point(doc, i, str(want.fabric), engine, exact, listed, tags, setting):
             raise UsageError(
                 f"{name}: {key}: expected grid point {i} of {args.sweep} "
                 f"({points[i]}), got another point's (start over with --force)"

@@ -193,13 +193,39 @@ def _cost_models(head: dict, docs: list[dict]) -> None:
     head["fabric"] = next(f for f in head["fabrics"] if f["spec"] == head["fabric"]["spec"])
 
 
-def other_point(doc: dict, i: int, fabric: str, engine: str, exact: bool, listed, tags):
+def point_setting(want, engine: str) -> dict:
+    """What every row of a grid's point (its ``simulate`` arguments, ``want``) shares, as
+    its simulate.json records it (:func:`other_point`'s ``setting``)."""
+    from dist_logreg.sim import packet_options
+    from dist_logreg.sim.scenario import parse_scenario
+
+    sc = parse_scenario(getattr(want, "scenario", None) or "none")
+    opts = packet_options.from_args(want, engine)
+    keys = ("placement", "ranks_per_host", "placement_seed", "seeds")
+    return {
+        "scenario": None if sc.kind == "none" else sc.spec,
+        "placement": dict(zip(("mode", *keys[1:]), (getattr(want, k) for k in keys), strict=True)),
+        "packet": None if opts is None else json.loads(json.dumps(packet_options.vars_of(opts))),
+    }
+
+
+def other_point(doc: dict, i: int, fabric: str, engine: str, exact: bool, listed, tags, setting):
     """The first key where a finished point's document is not the grid's point ``i`` (its
     ``fabric`` spec, ``engine``, mode, each row's ``listed`` ranks, algorithm and bytes and
-    its axes' ``tags``), or None: a point of an 800G fabric was spliced into a sweep of
-    400G by ``--resume`` (thirteenth attack, M-H3)."""
+    its axes' ``tags``; the ``setting`` every point shares: its scenario's spec, placement
+    block and packet options), or None: a point of an 800G fabric was spliced into a sweep
+    of 400G by ``--resume`` (thirteenth attack, M-H3), a point of no scenario into a sweep
+    of degraded links (fourteenth, P-H7)."""
     if doc["fabric"]["spec"] != fabric:
         return "fabric.spec"
+    if (doc.get("scenario") or {}).get("spec") != setting["scenario"]:
+        return "scenario"
+    for key, value in setting["placement"].items():
+        if doc["placement"].get(key) != value:
+            return f"placement.{key}"
+    for j, r in enumerate(doc["results"]):
+        if "packet" in r and r["packet"].get("options") != setting["packet"]:
+            return f"results[{j}].packet.options"
     if doc["engine"] != engine:
         return "engine"
     if engine == "flow" and (doc["mode"] == "phase-synchronous") == exact:

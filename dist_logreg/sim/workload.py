@@ -162,10 +162,7 @@ def _read(pairs: dict, name: str) -> Workload:
             raise UsageError(f"{_where(name, key)}: expected one of the keys {', '.join(known)}")
     get = pairs.get
     if "bucket-sizes" in pairs:
-        sizes = tuple(
-            int(units.parse_bytes(str(b), _where(name, "bucket-sizes")))
-            for b in get("bucket-sizes")
-        )
+        sizes = _bucket_sizes(get("bucket-sizes"), name)
         params, dtype = float(sum(sizes)), 1
     else:
         sizes = ()
@@ -220,6 +217,22 @@ def _read(pairs: dict, name: str) -> Workload:
         sizes,
         name,
     )
+
+
+def _bucket_sizes(value, name: str) -> tuple:
+    """``bucket-sizes``: a list of byte counts (a file's), or in a spec one text of them
+    joined by ``+`` (``1M+4M``), each at least 1 byte. A text was read character by
+    character: ``1234`` was buckets of 1, 2, 3 and 4 B (fourteenth attack, P-H8)."""
+    where = _where(name, "bucket-sizes")
+    items = value.split("+") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise UsageError(
+            f"{where}: expected a list of byte counts (in a spec: 1M+4M), got {value!r}"
+        )
+    sizes = tuple(int(units.parse_bytes(str(b).strip(), where)) for b in items)
+    if min(sizes) < 1:
+        raise UsageError(f"{where}: expected buckets of at least 1 byte, got {value!r}")
+    return sizes
 
 
 def _buckets(pairs: dict, name: str, params: float, dtype: int, sizes: tuple) -> int:

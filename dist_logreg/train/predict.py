@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
-from dist_logreg.files import check_output, output_parts
+from dist_logreg.files import check_output, not_an_input, output_parts
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
 from dist_logreg.train.options import read_saved
@@ -208,17 +208,6 @@ def class_index(y: np.ndarray, classes: np.ndarray, first: int, where: str) -> n
     return idx
 
 
-def _not_an_input(out: str, data: str | None) -> None:
-    """``--out`` naming the data it predicts (a file of an ``X,y`` pair too) is refused, even
-    with ``--force``: the predictions replaced the data they were made of."""
-    for part in (data or "").split(","):
-        if part and os.path.realpath(part) == os.path.realpath(out):
-            raise UsageError(
-                f"--out {out}: the data file it predicts ({part}); expected another file "
-                "name (the predictions would replace their data)"
-            )
-
-
 def run(comm, args) -> int:
     """Collective: predict, write the CSV (rank 0, row order), print loss and accuracy."""
     from dist_logreg.train.startup import check_synthetic_memory, ranks_sharing_memory
@@ -239,8 +228,9 @@ def run(comm, args) -> int:
             except UsageError as exc:
                 raise UsageError(f"config file {config_path(Path(args.model))}: {exc}") from None
         if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
+            data = args.data or (cfg.data if cfg is not None else None) or ""
+            not_an_input(args.out, data.split(","), "the data file it predicts")
             check_output(args.out, "--out", getattr(args, "force", False))
-            _not_an_input(args.out, args.data or (cfg.data if cfg is not None else None))
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
