@@ -273,3 +273,46 @@ def test_bad_bucket_sizes_are_one_line(value, words):
 
     with pytest.raises(UsageError, match=f"--workload w: bucket-sizes: {words}"):
         _read({"forward": "1ms", "backward": "2ms", "bucket-sizes": value}, "w")
+
+
+@pytest.fixture(scope="module")
+def train_run(tmp_path_factory):
+    """A genuine 2-rank run: 40 steps of one 88 B allreduce."""
+    out = tmp_path_factory.mktemp("t") / "t1"
+    run = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "40"]
+    r = run_mpi(2, train_cmd(*run, "--out", str(out)), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def _jsonl_edit(run, tmp_path, name, line, key, value):
+    import shutil
+
+    copy = shutil.copytree(run, tmp_path / "copy")
+    rows = (copy / name).read_text().splitlines()
+    rec = json.loads(rows[line])
+    rec[key] = value
+    rows[line] = json.dumps(rec)
+    (copy / name).write_text("\n".join(rows) + "\n")
+    return dl("report", str(copy), "--out", str(tmp_path / "o"))
+
+
+@pytest.mark.parametrize(
+    "name, key, value, words",
+    [
+        ("metrics.jsonl", "seconds", 1e5, "seconds: expected at most"),
+        ("metrics.jsonl", "seconds", 0.5, "summary.json allreduce.latency_s.max"),
+        ("metrics.jsonl", "start_aligned_s", -1e5, "start_aligned_s: expected within the run"),
+        ("steps.jsonl", "comm_s", 0.5, "time_s_per_rank.comm.max"),
+        ("steps.jsonl", "compute_s", 0.5, "time_s_per_rank.compute.max"),
+    ],
+)
+def test_a_runs_rows_are_held_to_its_summary_phase_by_phase(
+    train_run, tmp_path, name, key, value, words
+):
+    """P-H9: a call of 1e5 s (28 hours) in a run of milliseconds, and a step whose comm phase
+    alone was twice its rank's whole comm, were drawn, exit 0. The genuine run reports."""
+    assert dl("report", str(train_run), "--out", str(tmp_path / "g")).returncode == 0
+    r = _jsonl_edit(train_run, tmp_path, name, 5, key, value)
+    assert r.returncode == 2, r.stdout[-500:]
+    assert f"{name}: {key}: expected" in r.stderr and words in r.stderr

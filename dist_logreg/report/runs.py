@@ -213,6 +213,10 @@ def _load_train(path: Path) -> TrainRun:
     return run
 
 
+#: A step's phases in ``steps.jsonl``, each a key of ``time_s_per_rank`` without ``_s``.
+PHASES_S = ("data_s", "compute_s", "comm_s", "update_s")
+
+
 def _within_summary(path: Path, run, summary: dict, earlier: int) -> None:
     """The rows of ``steps.jsonl`` and ``metrics.jsonl`` within the summary's run: a step
     below its steps, a call's bytes within all it sent, and (a run not resumed) each
@@ -236,14 +240,31 @@ def _within_summary(path: Path, run, summary: dict, earlier: int) -> None:
                     f"{where}: bytes: expected at most the {a['bytes']:g} B the run sent "
                     f"(summary.json allreduce.bytes), got {got:g}"
                 )
-        if name == "steps.jsonl" and not earlier and schema.is_finite(most):
-            for c in ("data_s", "compute_s", "comm_s", "update_s"):
+        if earlier:
+            continue  # the summary is the last attempt's: the rows before it are not in it
+        per_rank = summary.get("time_s_per_rank") or {}
+        bounds = {c: ((per_rank.get(c[:-2]) or {}).get("max"), c[:-2]) for c in PHASES_S}
+        if name == "metrics.jsonl":  # a call of 28 h in a 9 ms run was drawn (P-H9)
+            bounds = {"seconds": ((a.get("latency_s") or {}).get("max"), "allreduce.latency_s")}
+        for c, (top, key) in bounds.items():
+            top = top if schema.is_finite(top) else most if c in PHASES_S else None
+            key = key if top is not most else "total"
+            col = table[c][np.isfinite(table[c])]
+            if schema.is_finite(top) and col.size and col.max() > top * (1 + 1e-6) + 1e-9:
+                raise UsageError(
+                    f"{where}: {c}: expected at most {top:g} s (summary.json "
+                    f"{'time_s_per_rank.' if c in PHASES_S else ''}{key}.max: a step's phase "
+                    f"within its rank's whole run of it, a call within the longest), got "
+                    f"{col.max():g}"
+                )
+        if name == "metrics.jsonl" and schema.is_finite(most):
+            for c in ("start_s", "start_aligned_s"):  # within the run (clocks apart: 1 s)
                 col = table[c][np.isfinite(table[c])]
-                if col.size and col.max() > most * (1 + 1e-6) + 1e-6:
+                if col.size and not (-most - 1 <= col.min() and col.max() <= 2 * most + 1):
                     raise UsageError(
-                        f"{where}: {c}: expected at most the longest rank's whole run, "
-                        f"{most:g} s (summary.json time_s_per_rank.total.max), got "
-                        f"{col.max():g}"
+                        f"{where}: {c}: expected within the run ({most:g} s, summary.json "
+                        f"time_s_per_rank.total.max, and 1 s of clock offset), got "
+                        f"{col.min():g} to {col.max():g}"
                     )
 
 
