@@ -22,7 +22,8 @@ SUMMARY = schema.table(
             {"algorithm": schema.optional(schema.text())},
         ),
         "time_s": schema.table({"compute": schema.number(0.0, 1e9, "a finite number of s")}),
-    }
+    },
+    {"steps_run": schema.optional(schema.count(0, 10**12, "a whole number of steps"))},
 )
 #: One allreduce of more than this is not a logistic regression's gradient (1 TiB).
 MAX_BYTES_PER_CALL = 1 << 40
@@ -37,8 +38,15 @@ def read_run(path) -> dict:
             f"--run {path}: expected a train --out directory with summary.json, found none"
         )
     s = schema.check(schema.read(f, "--run"), SUMMARY, f"--run {f}")
-    steps, world = s["steps"], s["world_size"]
+    # the calls and compute are this attempt's: a resumed run's over the steps it ran
+    # (over all its steps: "0.333 allreduce(s) per step", fifteenth attack, Q-H1)
+    steps, world = s.get("steps_run") or s["steps"], s["world_size"]
     calls, nbytes = s["allreduce"]["calls"], s["allreduce"]["bytes"]
+    if calls % steps:  # each step makes its buckets' allreduces: a whole number of them
+        raise UsageError(
+            f"--run {f}: allreduce.calls / steps_run: expected a whole number of allreduce "
+            f"calls a step, got {calls} / {steps}"
+        )
     per_call = int(round(nbytes / calls))
     if not 1 <= per_call <= MAX_BYTES_PER_CALL:
         raise UsageError(
