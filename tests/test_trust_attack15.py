@@ -40,3 +40,44 @@ def test_calls_that_are_not_whole_a_step_are_refused(tmp_path, summary):
     assert "allreduce.calls / steps_run: expected a whole number of allreduce calls a step" in (
         r.stderr
     )
+
+
+def _peak_zero(p):
+    p["peak_queue_bytes"] = 0
+
+
+def _peak_half(p):
+    p["peak_queue_bytes"] //= 2
+
+
+def _nic_below(p):
+    p["peak_host_nic_bytes"] = 0
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (_peak_zero, "packet.peak_queue_bytes: expected"),
+        (_peak_half, "packet.peak_queue_bytes: expected"),
+        (_nic_below, "packet.links_detail[0].peak_queue_bytes: expected at most"),
+    ],
+)
+def test_a_packet_rows_peak_is_its_busiest_ports(tmp_path, edit, key):
+    """Q-H2: a row's peak queue of 0 B (or half) was tabled beside its own switch ports'
+    peaks of 9000 B in links_detail and a queue plot of 5944 B on one of them, exit 0."""
+    from tests.test_trust_packet import HAVE_NS3
+
+    if not HAVE_NS3:
+        pytest.skip("ns-3 not installed: pip install -e '.[packet]'")
+    args = ["--engine", "packet", "--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"]
+    args += ["--ranks", "4", "--bytes", "256K", "--algorithm", "rabenseifner"]
+    out = tmp_path / "p"
+    assert dl("simulate", *args, "--out", str(out)).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    pk = doc["results"][0]["packet"]
+    assert pk["peak_queue_bytes"] > 0 and pk["peak_host_nic_bytes"] > 0  # the case itself
+    assert dl("report", str(out), "--out", str(tmp_path / "a")).returncode == 0
+    edit(pk)
+    (out / "simulate.json").write_text(json.dumps(doc))
+    r = dl("report", str(out), "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and f"results[0].{key}" in r.stderr, r.stderr[-1000:]

@@ -262,6 +262,7 @@ def _queues(fab, sums, r: dict, pk: dict, where: str) -> None:
     ports = {k for k, i in link.items() if tier[fab.link_src[i]] > 0}  # a switch's egress
     slack, end = 2 * int(fab.mtu) + 2 * _FRAME, r.get("time_s_worst")
     q = pk.get("queue") or {}
+    _peaks(pk, q, ports, where)
     times = q.get("t_s") or []
     for k, v in (q.get("links") or {}).items():
         if k not in ports or len(v) != len(times):
@@ -325,6 +326,27 @@ def _queues(fab, sums, r: dict, pk: dict, where: str) -> None:
                 "B (a switch port's own bound with PFC "
                 "off: options.buffer if set, else options.queue, and a frame in service)",
             )
+
+
+def _peaks(pk: dict, q: dict, ports: set, where: str) -> None:
+    """``peak_queue_bytes`` is the largest switch port's peak (``links_detail``: every port
+    that queued sent), no port's queue sample above it; a host link's peak within
+    ``peak_host_nic_bytes`` (a peak of 0 B was tabled beside ports of 9000 B: Q-H2)."""
+    detail = [(x.get("link"), x.get("peak_queue_bytes")) for x in _details(pk)]
+    got, nic = pk.get("peak_queue_bytes"), pk.get("peak_host_nic_bytes")
+    if not all(schema.is_number(v) for _, v in detail) or not schema.is_number(got):
+        return  # the schema names a value that is no number
+    want = max((v for k, v in detail if k in ports), default=0)
+    seen = [x for k, v in (q.get("links") or {}).items() if k in ports for x in v]
+    if got != want or any(schema.is_number(x) and x > got for x in seen):
+        raise schema.unphysical(
+            f"{where}.packet.peak_queue_bytes",
+            f"expected {want} B (its switch ports' largest peak in links_detail, and no "
+            f"queue sample above it), got {schema.shown(got)}",
+        )
+    host = max((v for k, v in detail if k not in ports), default=0)
+    if schema.is_number(nic) and host > nic:
+        _over(f"{where}.packet.peak_host_nic_bytes", nic, host, "at least", "B (links_detail)")
 
 
 #: A packet on the wire at most (a 9000 B MTU's frame and its headers), B; what may still
