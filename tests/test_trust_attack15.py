@@ -81,3 +81,23 @@ def test_a_packet_rows_peak_is_its_busiest_ports(tmp_path, edit, key):
     (out / "simulate.json").write_text(json.dumps(doc))
     r = dl("report", str(out), "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and f"results[0].{key}" in r.stderr, r.stderr[-1000:]
+
+
+@pytest.mark.parametrize("value", [float("nan"), -1.0, "abc"])
+def test_every_workload_of_a_sweep_over_runs_is_held_to_the_schema(tmp_path, value):
+    """Q-M1: ``step.workloads[0].forward_s`` NaN, -1 or a string was accepted (only a
+    workload some row's bound needed was read)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _run(tmp_path / name, steps_run=20)
+    grid = tmp_path / "g.toml"
+    runs = f'["{tmp_path / "a" / "t"}", "{tmp_path / "b" / "t"}"]'
+    grid.write_text(f'fabric = "flat:hosts=8"\nranks = [2, 4]\nrun = {runs}\nalgorithm = "ring"\n')
+    out = tmp_path / "s"
+    assert dl("simulate", "--sweep", str(grid), "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "r0")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    doc["step"]["workloads"][0]["forward_s"] = value
+    (out / "simulate.json").write_text(json.dumps(doc))
+    r = dl("report", str(out), "--out", str(tmp_path / "r1"))
+    assert r.returncode == 2 and "step.workloads[0].forward_s: expected" in r.stderr

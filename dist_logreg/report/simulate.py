@@ -91,18 +91,20 @@ _STEP_ROW = schema.table(
     what="a step row (an object)",
 )
 #: ``simulate --workload``'s block: the step per rank count, one step's timeline.
+_WORKLOAD = schema.table(
+    {"spec": schema.text(), "buckets": schema.count(1)},
+    {"forward_s": _SECONDS, "backward_s": _SECONDS, "optimizer_s": _SECONDS},
+)
 STEP = schema.table(
     {
-        "workload": schema.table(
-            {"spec": schema.text(), "buckets": schema.count(1)},
-            {"forward_s": _SECONDS, "backward_s": _SECONDS},
-        ),
+        "workload": _WORKLOAD,
         "rows": schema.items(_STEP_ROW, 1, 10**6, "a list of step rows"),
         "timeline": schema.table(
             {"ranks": schema.count(1), "buckets": schema.items(_SPAN, 1, 10**7, "a list")},
             {"algorithm": schema.text()},
         ),
-    }
+    },
+    {"workloads": schema.items(_WORKLOAD, 1, 10**6, "a list of workloads")},  # Q-M1
 )
 #: ``simulate.json``: what :func:`dist_logreg.sim.runner.sweep` writes, as the report reads it.
 SCHEMA = schema.table(
