@@ -316,3 +316,21 @@ def test_a_runs_rows_are_held_to_its_summary_phase_by_phase(
     r = _jsonl_edit(train_run, tmp_path, name, 5, key, value)
     assert r.returncode == 2, r.stdout[-500:]
     assert f"{name}: {key}: expected" in r.stderr and words in r.stderr
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_a_resumed_bucketed_run_writes_its_trace(tmp_path, n):
+    """P-H10: ``train --trace --bucket-bytes N --resume`` indexed the resumed steps' arrays
+    by the step number: an IndexError after the last step, the summary never written."""
+    out = tmp_path / "tr"
+    args = ["--samples", "2000", "--features", "16", "--batch-size", "64"]
+    args += ["--checkpoint-every", "10", "--bucket-bytes", "64", "--trace", "--out", str(out)]
+    assert run_mpi(n, train_cmd(*args, "--steps", "20"), timeout=120).returncode == 0
+    r = run_mpi(n, train_cmd(*args, "--steps", "40", "--resume"), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["resumed_from_step"] == 20
+    events = json.loads((out / "trace.json").read_text())["traceEvents"]
+    steps = {e["args"]["step"] for e in events if e.get("name") == "compute+buckets"}
+    assert steps == set(range(20, 40))

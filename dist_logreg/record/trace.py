@@ -91,7 +91,10 @@ def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool
                 "args": {"name": "allreduce"},
             },
         ]
-        for step, (t0, t1, t2, t3, t4) in enumerate(r["marks"].tolist(), r["first_step"]):
+        # this run's arrays start at its first step (a resumed run's: past 0; indexing them
+        # by the step number was an IndexError after the run: fourteenth attack, P-H10)
+        for i, (t0, t1, t2, t3, t4) in enumerate(r["marks"].tolist()):
+            step = i + r["first_step"]
             span(rank, 0, "data", t0, t1, off, {"step": step})
             if bucketed:
                 span(
@@ -101,7 +104,7 @@ def write_trace(path: Path, per_rank: list[dict], algorithm: str, bucketed: bool
                     t1,
                     t3,
                     off,
-                    {"step": step, "exposed_comm_us": int(r["comm_ns"][step]) / 1e3},
+                    {"step": step, "exposed_comm_us": int(r["comm_ns"][i]) / 1e3},
                 )
             else:
                 span(rank, 0, "compute", t1, t2, off, {"step": step})
