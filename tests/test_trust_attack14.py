@@ -334,3 +334,17 @@ def test_a_resumed_bucketed_run_writes_its_trace(tmp_path, n):
     events = json.loads((out / "trace.json").read_text())["traceEvents"]
     steps = {e["args"]["step"] for e in events if e.get("name") == "compute+buckets"}
     assert steps == set(range(20, 40))
+
+
+def test_a_scenarios_factor_and_scales_ranks_are_ascii():
+    """P-M1 (the rest): ``straggler:factor=٢`` and ``scale --ranks ١,2`` were taken."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops.scale import parse_ranks
+    from dist_logreg.sim.scenario import parse_scenario
+
+    with pytest.raises(UsageError, match="factor: expected a number from 1 to 1e6"):
+        parse_scenario("straggler:rank=1,factor=٢")
+    assert parse_scenario("straggler:rank=1,factor=2").values["factor"] == 2.0
+    with pytest.raises(UsageError, match="--ranks: expected increasing positive integers"):
+        parse_ranks("١,2")
+    assert parse_ranks("1,2,4") == [1, 2, 4]

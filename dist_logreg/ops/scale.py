@@ -43,14 +43,13 @@ from dist_logreg.ops.cluster.jobs import mpirun_command
 from dist_logreg.ops.supervise import kill_group, start_group
 from dist_logreg.train.config import TrainConfig
 from dist_logreg.train.options import add_arguments, load_toml
+from dist_logreg.units import plain_int
 
 
 def parse_ranks(text: str) -> list[int]:
     """``"1,2,4,8"`` -> ``[1, 2, 4, 8]`` (distinct, increasing)."""
-    try:
-        ranks = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        ranks = []
+    ranks = [plain_int(part) for part in text.split(",") if part.strip()]  # ASCII (P-M1)
+    ranks = [] if None in ranks else ranks
     if not ranks or min(ranks) < 1 or ranks != sorted(set(ranks)):
         raise UsageError(
             f"--ranks: expected increasing positive integers separated by commas "

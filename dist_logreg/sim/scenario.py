@@ -77,10 +77,7 @@ def _whole(text) -> bool:
 
 def _factor(text: str, value) -> float:
     """A straggler's or a degraded link's factor: 1 (as is) to 10^6 times slower."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
+    v = plain_float(value)  # ASCII digits only: factor=٢ was taken (P-M1)
     if not 1.0 <= v <= 1e6:
         raise _bad(text, "factor", "a number from 1 to 1e6 (how many times slower)", value)
     return v
