@@ -308,3 +308,25 @@ def flows_of(doc, name: str = "flows.json") -> list:
         check(doc, FLOWS_FILE, name)
         return [f for m in doc["maps"] for f in m["flows"]]
     return check(doc, FLOWS_FILE_OLD, name)["flows"]
+
+
+# --- simulate.json's blocks a sweep and a cost model add (fifteenth attack, Q-M5) ------------
+
+#: A cost model's alpha (s) and gamma (s/B) per algorithm, as a run under it took them.
+COST_MODEL = table(
+    {"path": text()},
+    {
+        "alpha_s": mapping(number(0.0, 1.0, "an alpha in seconds (0 to 1)")),
+        "gamma_s_per_byte": mapping(number(0.0, 1e-3, "a gamma in s/B (0 to 1e-3)")),
+    },
+)
+#: ``simulate --sweep``'s own block: the grid, as it ran.
+SWEEP = table(
+    {},
+    {
+        "file": text(),
+        "points": count(1, 100_000, "a number of points"),
+        "axes": mapping(items(text(), 1, 100_000, "a list of values")),
+        "mpi_ranks": count(1, 10**6, "a number of MPI ranks"),
+    },
+)

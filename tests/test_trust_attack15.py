@@ -101,3 +101,98 @@ def test_every_workload_of_a_sweep_over_runs_is_held_to_the_schema(tmp_path, val
     (out / "simulate.json").write_text(json.dumps(doc))
     r = dl("report", str(out), "--out", str(tmp_path / "r1"))
     assert r.returncode == 2 and "step.workloads[0].forward_s: expected" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        ["none", "Straggler:Factor=2"],
+        ["NONE", "straggler:factor=2"],
+        ["none", " straggler:factor=2"],
+    ],
+)
+def test_a_sweeps_scenarios_are_written_as_simulate_spells_them(tmp_path, spelled):
+    """Q-H3: a sweep over ``NONE`` or ``Straggler:Factor=2`` (which simulate reads) wrote
+    those spellings into its rows, and report refused its own file."""
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        f'fabric = "flat:hosts=4"\nranks = [4]\nscenario = {json.dumps(spelled)}\n'
+        'workload = "params=1K,forward=1ms"\nalgorithm = "ring"\n'
+    )
+    assert dl("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s")).returncode == 0
+    rows = json.loads((tmp_path / "s" / "simulate.json").read_text())["results"]
+    assert [r["scenario"] for r in rows] == ["none", "straggler:factor=2"]
+    assert all("slowdown" in r for r in rows)  # "none" is the twin the others are held to
+    r = dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("where", ["grid", "command line"])
+def test_resume_refuses_when_a_file_the_grid_names_changed(tmp_path, monkeypatch, where):
+    """Q-H4: a fabric file edited between the interrupt and --resume: the rows of two fabrics
+    under one fabric block (400G, then 10G links), exit 0."""
+    from dist_logreg.cli import simulate_sweep
+    from dist_logreg.cli.main import main as cli_main_fn
+
+    fab = tmp_path / "fab.json"
+    fab.write_text('{"topology": "flat", "hosts": 4}\n')
+    grid, out = tmp_path / "g.toml", tmp_path / "out"
+    text = 'ranks = 4\nalgorithm = "ring"\nbytes = ["64K", "1M"]\n'
+    grid.write_text(text + (f'fabric = "{fab}"\n' if where == "grid" else ""))
+    extra = ["--fabric", str(fab)] if where != "grid" else []
+    real = simulate_sweep.run_point
+
+    def stop_at_one(*a):
+        if a[3] == 1:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(simulate_sweep, "run_point", stop_at_one)
+    assert cli_main_fn(["simulate", "--sweep", str(grid), "--out", str(out), *extra]) == 130
+    monkeypatch.setattr(simulate_sweep, "run_point", real)
+    fab.write_text('{"topology": "flat", "hosts": 4, "rate": "10G"}\n')
+    r = dl("simulate", "--sweep", str(grid), "--out", str(out), "--resume", *extra)
+    assert r.returncode == 2 and "a file it names changed since" in r.stderr, r.stderr
+    assert not (out / "simulate.json").exists()
+
+
+def _sweep_edit(d, where, value):
+    *path, last = where
+    for k in path:
+        d = d[k]
+    d[last] = value
+
+
+@pytest.mark.parametrize(
+    "where, value, key",
+    [
+        (("fabrics", 0, "params", "mtu", "value"), -9000, "fabrics[0]: expected the file's fabric"),
+        (("sweep", "points"), -32, "sweep.points: expected"),
+        (("sweep", "mpi_ranks"), 0.5, "sweep.mpi_ranks: expected"),
+        (("cost_models", 0, "gamma_s_per_byte", "ring"), -2e-11, "cost_models[0].gamma_s_per_byte"),
+        (("cost_models", 1, "alpha_s", "ring"), "fast", "cost_models[1].alpha_s.ring"),
+    ],
+)
+def test_a_sweeps_own_blocks_are_bounded(tmp_path, where, value, key):
+    """Q-M5: a sweep's ``fabrics[0]`` (beside its ``fabric``), ``sweep`` and ``cost_models``
+    blocks took values no run writes (an MTU of -9000, -32 points, a negative gamma that
+    lowered the floor the rows are held to)."""
+    from tests.test_simulate_attack import _model
+
+    paths = []
+    for name, alpha in (("a", 3e-6), ("b", 30e-6)):
+        (tmp_path / name).mkdir()
+        paths.append(str(_model(tmp_path / name, {"ring": alpha})))
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        f'fabric = "flat:hosts=4"\ncost-model = {json.dumps(paths)}\nranks = 4\n'
+        'algorithm = "ring"\nbytes = "1K"\n'
+    )
+    out = tmp_path / "s"
+    assert dl("simulate", "--sweep", str(grid), "--out", str(out)).returncode == 0
+    assert dl("report", str(out), "--out", str(tmp_path / "r0")).returncode == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    _sweep_edit(doc, where, value)
+    (out / "simulate.json").write_text(json.dumps(doc))
+    r = dl("report", str(out), "--out", str(tmp_path / "r1"))
+    assert r.returncode == 2 and key in r.stderr, r.stderr

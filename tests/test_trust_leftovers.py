@@ -154,20 +154,23 @@ def test_a_cost_model_axis_records_each_rows_model(tmp_path):
     paths = []
     for name, alpha in (("a", 3e-6), ("b", 30e-6)):
         (tmp_path / name).mkdir()
-        paths.append(_model(tmp_path / name, {"ring": alpha}))
+        paths.append(_model(tmp_path / name, {"ring": alpha, "recursive-doubling": alpha / 3}))
     grid = tmp_path / "g.toml"
     grid.write_text(
         f'fabric = "flat:hosts=4"\ncost-model = ["{paths[0]}", "{paths[1]}"]\nranks = 4\n'
-        'algorithm = "ring"\nbytes = "1K"\n'
+        'algorithm = ["ring", "recursive-doubling"]\nbytes = "1K"\n'
     )
     r = dl("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s"))
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "s" / "simulate.json").read_text())
-    got = {m["path"]: m["alpha_s"]["ring"] for m in doc["cost_models"]}
-    assert got == {str(paths[0]): 3e-6, str(paths[1]): 30e-6}
+    got = {m["path"]: m["alpha_s"] for m in doc["cost_models"]}  # every algorithm's (Q-M4)
+    assert got == {
+        str(paths[0]): {"ring": 3e-6, "recursive-doubling": 1e-6},
+        str(paths[1]): {"ring": 30e-6, "recursive-doubling": 10e-6},
+    }
     alpha = doc["fabric"]["params"]["alpha"]
     assert alpha["value"] is None and "each row" in alpha["source"]
-    t = {row["cost-model"]: row["time_s"] for row in doc["results"]}
+    t = {row["cost-model"]: row["time_s"] for row in doc["results"] if row["algorithm"] == "ring"}
     assert t[str(paths[1])] - t[str(paths[0])] == pytest.approx(6 * 27e-6, rel=1e-6)
     assert dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r")).returncode == 0
 

@@ -20,6 +20,7 @@ from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.sim import engine as engine_table
 from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
+from dist_logreg.sim.scenario import canonical as canonical_scenario
 
 EPILOG = """\
 examples:
@@ -195,6 +196,7 @@ def _step_and_sweep(p) -> None:
     a(
         "--scenario",
         metavar="SPEC",
+        type=canonical_scenario,  # as simulate writes it (a sweep's rows: Q-H3)
         action=_Once,
         help="one thing gone wrong: none, straggler:factor=K[,rank=R], "
         "degrade:factor=K,class=CLASS|link=A-B, fail:link=leafL-spineS[+...]|spine=S, "

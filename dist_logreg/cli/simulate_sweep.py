@@ -26,17 +26,7 @@ from dist_logreg.cli.guard import interrupt_name, interrupt_status, sigterm_as_s
 from dist_logreg.errors import UsageError
 from dist_logreg.files import MAX_FILE_BYTES, regular_file
 from dist_logreg.record.progress import status_line
-from dist_logreg.sim.sweep import (
-    Partial,
-    alone,
-    combine,
-    expand,
-    gather,
-    grid_key,
-    other_point,
-    point_setting,
-    varying,
-)
+from dist_logreg.sim import sweep as grid
 
 #: Options a sweep file may not set: they say where and how the sweep itself writes.
 NOT_KEYS = {"sweep", "resume", "out", "json", "force", "help", "simulate_parser"}
@@ -171,7 +161,9 @@ def run_point(base, options, axes, index: int, point: dict) -> dict:
     _required(args)
     doc = simulate_doc(args, progress=lambda *a: None)
     tag = {"point": index, "fabric": doc["fabric"]["spec"]}
-    tag.update({k: point[k] for k in varying(axes) if k not in ("ranks", "algorithm", "bytes")})
+    tag.update(
+        {k: point[k] for k in grid.varying(axes) if k not in ("ranks", "algorithm", "bytes")}
+    )
     doc["results"] = [{**tag, **r} for r in doc["results"]]
     if "step" in doc:
         doc["step"]["rows"] = [{**tag, **r} for r in doc["step"]["rows"]]
@@ -195,7 +187,7 @@ def run_sweep(args) -> int:
     """``simulate --sweep FILE``; under mpirun every rank calls it."""
     axes = read_grid(args.sweep, args.simulate_parser)
     given_twice(args, axes)
-    points = expand(axes)
+    points = grid.expand(axes)
     comm, rank, size = world()
     try:
         # SIGTERM as Ctrl-C: Open MPI's mpirun passes a Ctrl-C on to the ranks as SIGTERM
@@ -232,7 +224,8 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
     check_points(args, _options(args.simulate_parser), points)
     if args.out is not None:
         make_out(Path(args.out))  # after every check: a refused sweep leaves no folder
-        partial = Partial(Path(args.out), grid_key(points), len(points), rank)
+        named = [getattr(args, k, None) for k in ("fabric", "workload", "cost_model", "run")]
+        partial = grid.Partial(Path(args.out), grid.grid_key(points, named), len(points), rank)
     done = _resume(args, partial, comm, axes, points)
     todo = [i for i in range(len(points)) if i not in done]
     mine = todo[rank::size]
@@ -258,11 +251,11 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
         raise UsageError(
             f"--sweep {args.sweep}: point {failed[0]} {points[failed[0]]}: {failed[1]}"
         )
-    finished = gather(comm, partial.done if partial else done)
+    finished = grid.gather(comm, partial.done if partial else done)
     if rank != 0:
         return 0
     finished.update(done)
-    doc = combine(args.sweep, axes, [finished[i] for i in range(len(points))], size, t0)
+    doc = grid.combine(args.sweep, axes, [finished[i] for i in range(len(points))], size, t0)
     text = to_json(doc)
     if args.out is not None:
         from dist_logreg.cli.simulate_run import _write
@@ -283,7 +276,7 @@ def table(out: list[str], doc: dict, axes: dict) -> list[str]:
     """The console lines ``out`` of ``doc`` with a column in front of the results table for
     each axis that varies besides ranks, algorithm and bytes (fabric, placement, workload,
     scenario...); fabrics by number (``F1``...), named under the table."""
-    keys = [k for k in varying(axes) if k not in IN_TABLE]
+    keys = [k for k in grid.varying(axes) if k not in IN_TABLE]
     rows = doc["results"]
     if not keys or len(out) < 3:
         return out
@@ -347,7 +340,7 @@ def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
     for i in sorted(done):
         f, doc = partial.sources[i], done[i]
         name = f"--resume {f}: done.{i}"
-        check(f, alone(doc), job_bound, name=name)
+        check(f, grid.alone(doc), job_bound, name=name)
         want = point_args(args, options, points[i])
         # a step's rows are its buckets' collectives (no --bytes, a sharded sync's halves):
         # only their ranks are the point's (a workload sweep could not resume: P-H2)
@@ -357,10 +350,10 @@ def _check_points(partial, done: dict, args, axes: dict, points: list) -> None:
             for k in (("ranks",) if step else LISTED)
             if getattr(want, options[k].dest) is not None
         }
-        tags = {k: points[i][k] for k in varying(axes) if k not in LISTED}
+        tags = {k: points[i][k] for k in grid.varying(axes) if k not in LISTED}
         engine, exact = want.engine or "flow", bool(getattr(want, "exact", False))
-        setting = point_setting(want, engine)
-        if key := other_point(doc, i, str(want.fabric), engine, exact, listed, tags, setting):
+        setting = grid.point_setting(want, engine)
+        if key := grid.other_point(doc, i, str(want.fabric), engine, exact, listed, tags, setting):
             raise UsageError(
                 f"{name}: {key}: expected grid point {i} of {args.sweep} "
                 f"({points[i]}), got another point's (start over with --force)"

@@ -183,9 +183,12 @@ def slows_only(scenario) -> bool:
         return True
     if isinstance(scenario, dict):
         kind, factor = scenario.get("kind"), scenario.get("factor", 1.0)
-    else:
-        kind, _, rest = str(scenario).partition(":")
-        pairs = dict(x.partition("=")[::2] for x in rest.split(",") if x)
+    else:  # a sweep row's spec, as simulate spells it (and an older file's spelling)
+        kind, _, rest = str(scenario).strip().partition(":")
+        kind = kind.strip().lower()
+        pairs = {
+            k.strip().lower(): v.strip() for k, _, v in (x.partition("=") for x in rest.split(","))
+        }
         try:
             factor = float(pairs.get("factor", 1.0))
         except ValueError:

@@ -116,7 +116,8 @@ SCHEMA = schema.table(
         "placement": schema.table({"mode": schema.text(), "seeds": schema.count(1)}),
         "results": schema.items(RESULT, 1, 10**6, "a list of results"),
     },
-    {"step": STEP, "wall_s": schema.optional(_SECONDS)},
+    {"step": STEP, "wall_s": schema.optional(_SECONDS), "sweep": schema.SWEEP}
+    | {"cost_model": schema.COST_MODEL, "cost_models": schema.items(schema.COST_MODEL, 2)},
 )
 
 

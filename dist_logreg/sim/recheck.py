@@ -77,6 +77,10 @@ def check(doc: dict) -> None:
     below the job's bounds, a step not what its buckets and results give (:func:`_steps`)."""
     runs = _Runs(doc)
     _CLOSEST.clear()
+    head = doc.get("fabric") or {}
+    for j, block in enumerate(doc.get("fabrics") or []):  # a sweep's: its rows read "fabric"
+        if isinstance(block, dict) and block.get("spec") == head.get("spec") and block != head:
+            raise schema.Invalid(f"fabrics[{j}]", "expected the file's fabric block (its spec's)")
     for i, r in enumerate(doc["results"]):
         where = f"results[{i}]"
         _row(*runs.of(r, where), r, runs.placement, where)

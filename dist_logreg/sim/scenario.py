@@ -83,9 +83,21 @@ def _factor(text: str, value) -> float:
     return v
 
 
+def canonical(spec: str) -> str:
+    """The spelling ``simulate`` writes: the kind and the keys in lower case, no blanks
+    around them (``NONE``, ``Straggler:Factor=2``, `` straggler:...`` were run, then their
+    sweep's rows refused by report: fifteenth attack, Q-H3). Nothing is checked here."""
+    kind, _, rest = str(spec).strip().partition(":")
+    items = []
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        items.append(f"{key.strip().lower().replace('_', '-')}={value.strip()}" if eq else item)
+    return kind.strip().lower() + (":" + ",".join(items) if items else "")
+
+
 def parse_scenario(spec: str | None) -> Scenario:
     """``--scenario SPEC`` (None or ``none``: nothing happens)."""
-    text = (spec or "none").strip()
+    text = canonical(spec or "none")
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind not in KINDS:

@@ -52,9 +52,18 @@ def expand(axes: dict[str, list]) -> list[dict]:
     ]
 
 
-def grid_key(points: list[dict]) -> str:
-    """A digest of the points in order: two grids with the same key run the same runs."""
-    text = json.dumps(points, sort_keys=True, separators=(",", ":"), default=str)
+def grid_key(points: list[dict], named=()) -> str:
+    """A digest of the points in order, and of what every file they (or ``named``, the
+    command line's options) name holds: two grids with the same key run the same runs (a
+    fabric file edited between an interrupt and ``--resume`` spliced points of two fabrics
+    into one file: fifteenth attack, Q-H4)."""
+    held = {}
+    for v in [x for p in points for x in p.values()] + list(named):
+        if isinstance(v, str) and 0 < len(v) < 4096 and v not in held:
+            f = Path(v) / "summary.json" if Path(v).is_dir() else Path(v)  # a run: its summary
+            if f.is_file() and f.stat().st_size <= 64 << 20:
+                held[v] = hashlib.sha256(f.read_bytes()).hexdigest()
+    text = json.dumps([points, held], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -115,7 +124,8 @@ class Partial:
             if doc.get("grid") != self.key:
                 raise UsageError(
                     f"--resume: {f}: grid: expected {self.key} (this --sweep file's points), "
-                    f"got {doc.get('grid')!r} (another grid; start over with --force)"
+                    f"got {doc.get('grid')!r} (another grid, or a file it names changed since; "
+                    "start over with --force)"
                 )
             found.update({int(i): d for i, d in doc["done"].items()})
             self.sources.update({int(i): f for i in doc["done"]})
@@ -181,7 +191,13 @@ def _cost_models(head: dict, docs: list[dict]) -> None:
     """A cost-model axis: every point's model in ``cost_models`` (each row names its own by
     its ``cost-model`` tag), and the fabrics' alpha and gamma null, "per row": the first
     point's were recorded for every row (twelfth attack, L-M6)."""
-    models = {d["cost_model"]["path"]: d["cost_model"] for d in docs if "cost_model" in d}
+    models: dict = {}
+    for m in (d["cost_model"] for d in docs if "cost_model" in d):  # every algorithm (Q-M4)
+        mine = models.setdefault(
+            m["path"], {"path": m["path"], "alpha_s": {}, "gamma_s_per_byte": {}}
+        )
+        for key in ("alpha_s", "gamma_s_per_byte"):
+            mine[key].update(m[key])
     if len(models) < 2:
         return
     head["cost_models"] = list(models.values())
