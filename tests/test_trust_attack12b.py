@@ -335,3 +335,14 @@ def test_predict_refuses_to_write_over_its_own_data(run_dir, tmp_path, n):
     r = predict("--model", run_dir, "--data", f"{X},{y}", "--out", link, "--force", n=n)
     assert "the data file it predicts" in error_line(r)
     assert np.load(y).tolist() == [0.0] * 4
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["model.npz", "config.json"])
+def test_predict_never_writes_over_its_model(run_dir, rows, name):
+    """Fifteenth attack Q-M7: ``predict --out RUN/model.npz --force`` replaced the model it
+    read with its CSV."""
+    before = (run_dir / name).read_bytes()
+    r = predict("--model", run_dir, "--data", rows, "--out", run_dir / name, "--force")
+    assert f"the model it predicts with ({run_dir / name})" in error_line(r)
+    assert (run_dir / name).read_bytes() == before

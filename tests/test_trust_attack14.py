@@ -348,3 +348,29 @@ def test_a_scenarios_factor_and_scales_ranks_are_ascii():
     with pytest.raises(UsageError, match="--ranks: expected increasing positive integers"):
         parse_ranks("١,2")
     assert parse_ranks("1,2,4") == [1, 2, 4]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_path, n):
+    """P-M4: every checkpoint failed with a warning and the run ended 0 with none."""
+    (tmp_path / "cfile").write_text("x\n")
+    args = ["--samples", "500", "--features", "4", "--batch-size", "32", "--steps", "10"]
+    args += ["--checkpoint-every", "5", "--checkpoint-dir", str(tmp_path / "cfile")]
+    r = run_mpi(n, train_cmd(*args, "--out", str(tmp_path / "o")), timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"--checkpoint-dir {tmp_path / 'cfile'}: expected a directory" in r.stderr
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_a_bad_val_data_is_named_as_such(tmp_path, n):
+    """P-M5: ``--val-data foo.txt`` was refused as ``--data foo.txt`` (the run had none)."""
+    (tmp_path / "foo.txt").write_text("")
+    args = ["--samples", "200", "--features", "4", "--batch-size", "32", "--steps", "5"]
+    args += ["--val-data", str(tmp_path / "foo.txt"), "--out", str(tmp_path / "o")]
+    r = run_mpi(n, train_cmd(*args), timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"--val-data {tmp_path / 'foo.txt'}: expected a .npz or .csv file" in r.stderr
+    assert "--data" not in r.stderr.replace("--val-data", "")

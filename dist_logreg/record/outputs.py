@@ -35,7 +35,12 @@ RESULT_FILES = (
 
 
 def prepare_out_dir(
-    comm, requested: str | None, attempt: int = 1, fresh: bool = False, force: bool = False
+    comm,
+    requested: str | None,
+    attempt: int = 1,
+    fresh: bool = False,
+    force: bool = False,
+    checkpoints: str | None = None,
 ) -> tuple[Path, int]:
     """Collective: rank 0 picks (default ``runs/train-<time>``) and creates the output directory.
 
@@ -53,7 +58,7 @@ def prepare_out_dir(
             if fresh:
                 error = _refuse_or_clear(path, force)
             path.mkdir(parents=True, exist_ok=True)
-            error = error or _not_files(path)
+            error = error or _not_files(path) or _a_folder(checkpoints)
             probe = path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -68,6 +73,18 @@ def prepare_out_dir(
 
 
 _ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _a_folder(checkpoints: str | None) -> UsageError | None:
+    """``--checkpoint-dir`` that is there but no folder (a file, a FIFO, /dev/null): every
+    checkpoint failed with a warning and the run ended 0 with none (fourteenth attack,
+    P-M4); refused before training."""
+    if checkpoints and os.path.lexists(checkpoints) and not os.path.isdir(checkpoints):
+        return UsageError(
+            f"--checkpoint-dir {checkpoints}: expected a directory (or none: it is made), "
+            "got a file"
+        )
+    return None
 
 
 def _not_files(path: Path) -> UsageError | None:

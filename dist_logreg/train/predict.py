@@ -230,6 +230,9 @@ def run(comm, args) -> int:
         if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
             data = args.data or (cfg.data if cfg is not None else None) or ""
             not_an_input(args.out, data.split(","), "the data file it predicts")
+            model = Path(args.model)  # nor the model, its config (Q-M7)
+            run = [model / "model.npz", model / "config.json"] if model.is_dir() else [model]
+            not_an_input(args.out, run, "the model it predicts with")
             check_output(args.out, "--out", getattr(args, "force", False))
     except UsageError as exc:
         error = exc

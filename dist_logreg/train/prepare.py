@@ -123,7 +123,12 @@ def prepare(comm, cfg: TrainConfig, say=None) -> Prepared:
 
 def held_out(comm, cfg: TrainConfig, n_features: int, info) -> data_mod.Dataset:
     """Collective: the ``--val-data`` rows, checked against the training features and labels."""
-    val = load_any(comm, cfg.val_data, cfg.dtype, cfg.format, cfg.label_column, n_features)
+    try:
+        val = load_any(comm, cfg.val_data, cfg.dtype, cfg.format, cfg.label_column, n_features)
+    except UsageError as exc:  # the readers name --data: a bad --val-data was named so (P-M5)
+        text = str(exc)
+        text = text[len("--data ") :] if text.startswith("--data ") else f"{cfg.val_data}: {text}"
+        raise UsageError(f"--val-data {text}") from None
     error = None
     try:
         if val.n_features != n_features:

@@ -142,7 +142,12 @@ def _output_dir(comm, cfg: TrainConfig, dog) -> _Out:
     """Collective: the output directory (made by rank 0), this attempt, the run block."""
     with dog.phase("creating the output directory (rank 0, then bcast)"):
         out_dir, run_no = prepare_out_dir(
-            comm, cfg.out, attempt() + 1, fresh=not cfg.resume, force=cfg.force
+            comm,
+            cfg.out,
+            attempt() + 1,
+            fresh=not cfg.resume,
+            force=cfg.force,
+            checkpoints=cfg.checkpoint_dir,
         )
     if comm.Get_rank() == 0:
         report(attempt=run_no)  # its number in --out (partial/metrics-attempt<a>-*)
