@@ -374,3 +374,15 @@ def test_a_bad_val_data_is_named_as_such(tmp_path, n):
     assert r.returncode == 2, r.stderr[-2000:]
     assert f"--val-data {tmp_path / 'foo.txt'}: expected a .npz or .csv file" in r.stderr
     assert "--data" not in r.stderr.replace("--val-data", "")
+
+
+def test_scale_refuses_up_front_what_train_would_refuse(tmp_path):
+    """P-M7: ``scale --ranks 100000`` started mpirun -n 100000 and sat silent (train refuses
+    a global batch below the world size only once all its ranks are up)."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops import scale
+
+    train = ["train", "--samples", "500", "--features", "4", "--batch-size", "32"]
+    with pytest.raises(UsageError, match="100000 ranks need a global batch of at least 100000"):
+        scale.run(train, [1, 100000], "strong", tmp_path / "o", ["false"])
+    assert not (tmp_path / "o").exists()

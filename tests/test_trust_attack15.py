@@ -196,3 +196,22 @@ def test_a_sweeps_own_blocks_are_bounded(tmp_path, where, value, key):
     (out / "simulate.json").write_text(json.dumps(doc))
     r = dl("report", str(out), "--out", str(tmp_path / "r1"))
     assert r.returncode == 2 and key in r.stderr, r.stderr
+
+
+def test_a_sweeps_report_names_each_rows_point(tmp_path):
+    """Q-M6, P-M6: a sweep's rows of two workloads were tabled under the first's heading,
+    with no column saying which workload, scenario or fabric a row was."""
+    w = ["params=1M,forward=1ms,backward=2ms", "params=4M,buckets=1M,forward=1ms,backward=2ms"]
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        f'fabric = ["flat:hosts=8", "fat-tree:k=4"]\nranks = 8\nalgorithm = "ring"\n'
+        f'workload = {json.dumps(w)}\nscenario = ["none", "straggler:factor=2"]\n'
+    )
+    assert dl("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s")).returncode == 0
+    assert dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r")).returncode == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| fabric | workload | scenario | algorithm | ranks | step |" in md
+    assert "| fabric | workload | scenario | algorithm | ranks | bytes |" in md
+    step = md.split("### Training step")[1].split("###")[0]
+    assert f"Training step: {w[0]}" not in md and all(x in step for x in w)
+    assert step.count("| fat-tree:k=4 |") == 4 and step.count("| flat:hosts=8 |") == 4

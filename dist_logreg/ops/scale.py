@@ -273,6 +273,13 @@ def run(
         train_argv = train_argv[1:]
     model = read_model(model_path)
     settings = train_settings(train_argv)
+    for p in ranks:  # what train refuses once its p ranks are up (100,000 sat silent: P-M7)
+        batch = settings["batch_size"] * p // ranks[0] if mode == "weak" else settings["batch_size"]
+        if isinstance(batch, int) and batch < p:
+            raise UsageError(
+                f"--ranks: {p} ranks need a global batch of at least {p} rows (train refuses "
+                f"less); its --batch-size is {batch} at {p} ranks ({mode} scaling)"
+            )
     check_out(out, ranks, force)  # before the first run, not after the last
     if force and "--force" not in train_argv:
         train_argv = [*train_argv, "--force"]  # each pP run's earlier results replaced too

@@ -211,3 +211,37 @@ def predicted_vs_measured(series: dict[str, dict], title: str):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     return fig
+
+
+SPAN_KEYS = ("ready_s", "start_s", "end_s")
+
+
+def step_timeline(step: dict):
+    """One step: the compute, each bucket's collective from its start to its end (a tick
+    where it was ready), one row per bucket, the first ready at the top."""
+    tl, w = step["timeline"], step["workload"]
+    spans = tl["buckets"]
+    fig, ax = figure(f"One step, {tl['ranks']} ranks, {tl.get('algorithm', '')}: {w['spec']}"[:110])
+    step = max(x["end_s"] for x in spans)
+    fwd, bwd = w.get("forward_s", 0.0), w.get("backward_s", 0.0)
+    ax.axvspan(0, fwd * 1e3, color="0.85", label="forward")
+    ax.axvspan(fwd * 1e3, (fwd + bwd) * 1e3, color="0.7", label="backward")
+    from matplotlib.collections import LineCollection
+
+    names = list(dict.fromkeys(x["collective"] for x in spans))
+    # one artist per collective and one for the ticks, not two per bucket: 65,536 buckets
+    # took a minute and 1.8 GB as 131,072 lines (twelfth attack, L-H25)
+    row = np.arange(len(spans), dtype=float)
+    ms = {k: np.array([x[k] for x in spans], dtype=float) * 1e3 for k in SPAN_KEYS}
+    which = np.array([names.index(x["collective"]) for x in spans])
+    for j, n in enumerate(names):
+        mine = which == j
+        segs = np.stack([ms["start_s"][mine], row[mine], ms["end_s"][mine], row[mine]], axis=1)
+        ax.add_collection(LineCollection(segs.reshape(-1, 2, 2), colors=f"C{j % 10}", lw=2))
+        ax.plot([], [], color=f"C{j % 10}", lw=2, label=n)
+    ax.plot(ms["ready_s"], row, "|", color="k", ms=3, linestyle="none")
+    ax.set_ylim(len(spans) - 0.5, -0.5)
+    ax.set_xlim(0, max(step, fwd + bwd) * 1e3 * 1.02)
+    ax.set_xlabel("time in the step (ms)"), ax.set_ylabel("bucket (first ready on top)")
+    ax.legend(fontsize=7, loc="upper right")
+    return fig

@@ -230,6 +230,13 @@ def _time_vs_ranks(run: SimRun):
 SWEEP_TAGS = ("fabric", "workload", "scenario")
 
 
+def swept(doc: dict) -> list[str]:
+    """A sweep's keys that vary besides ranks, algorithm and bytes: a column each in the
+    tables (rows of two workloads were shown under the first's name: P-M6, Q-M6)."""
+    axes = (doc.get("sweep") or {}).get("axes") or {}
+    return [k for k, v in axes.items() if len(v) > 1 and k not in ("ranks", "algorithm", "bytes")]
+
+
 def _series(run: SimRun) -> dict:
     """Rows by (algorithm, bytes, and a sweep's fabric, workload and scenario)."""
     out: dict = {}
@@ -279,6 +286,7 @@ def section(b, run: SimRun, prefix: str) -> Section:
         f"fabric {d['fabric']['spec']} ({d['fabric']['hosts']} hosts); placement "
         f"{d['placement']['mode']}, {d['placement']['seeds']} seed(s); "
         f"engine {d['engine']}, {d['mode']}"
+        + "".join(f"; fabric {f['spec']} ({f['hosts']} hosts)" for f in d.get("fabrics", [])[1:])
     )
     sec.items.append(
         b.image(
@@ -298,8 +306,10 @@ def section(b, run: SimRun, prefix: str) -> Section:
     )
     if "step" in d:
         _step_items(b, run, prefix, sec)
+    tags = swept(d)
     rows = [
         [
+            *(str(r.get(k, "")) for k in tags),
             r["algorithm"],
             str(r["ranks"]),
             format_bytes(r["bytes"], "g"),
@@ -315,6 +325,7 @@ def section(b, run: SimRun, prefix: str) -> Section:
         Table(
             "Simulated allreduce",
             [
+                *tags,
                 "algorithm",
                 "ranks",
                 "bytes",
@@ -333,55 +344,21 @@ def section(b, run: SimRun, prefix: str) -> Section:
     return sec
 
 
-SPAN_KEYS = ("ready_s", "start_s", "end_s")
-
-
-def _timeline(run: SimRun):
-    """One step: the compute, each bucket's collective from its start to its end (a tick
-    where it was ready), one row per bucket, the first ready at the top."""
-    tl, w = run.doc["step"]["timeline"], run.doc["step"]["workload"]
-    spans = tl["buckets"]
-    fig, ax = plots.figure(
-        f"One step, {tl['ranks']} ranks, {tl.get('algorithm', '')}: {w['spec']}"[:110]
-    )
-    step = max(x["end_s"] for x in spans)
-    fwd, bwd = w.get("forward_s", 0.0), w.get("backward_s", 0.0)
-    ax.axvspan(0, fwd * 1e3, color="0.85", label="forward")
-    ax.axvspan(fwd * 1e3, (fwd + bwd) * 1e3, color="0.7", label="backward")
-    from matplotlib.collections import LineCollection
-
-    names = list(dict.fromkeys(x["collective"] for x in spans))
-    # one artist per collective and one for the ticks, not two per bucket: 65,536 buckets
-    # took a minute and 1.8 GB as 131,072 lines (twelfth attack, L-H25)
-    row = np.arange(len(spans), dtype=float)
-    ms = {k: np.array([x[k] for x in spans], dtype=float) * 1e3 for k in SPAN_KEYS}
-    which = np.array([names.index(x["collective"]) for x in spans])
-    for j, n in enumerate(names):
-        mine = which == j
-        segs = np.stack([ms["start_s"][mine], row[mine], ms["end_s"][mine], row[mine]], axis=1)
-        ax.add_collection(LineCollection(segs.reshape(-1, 2, 2), colors=f"C{j % 10}", lw=2))
-        ax.plot([], [], color=f"C{j % 10}", lw=2, label=n)
-    ax.plot(ms["ready_s"], row, "|", color="k", ms=3, linestyle="none")
-    ax.set_ylim(len(spans) - 0.5, -0.5)
-    ax.set_xlim(0, max(step, fwd + bwd) * 1e3 * 1.02)
-    ax.set_xlabel("time in the step (ms)"), ax.set_ylabel("bucket (first ready on top)")
-    ax.legend(fontsize=7, loc="upper right")
-    return fig
-
-
 def _step_items(b, run: SimRun, prefix: str, sec: Section) -> None:
     """The step's timeline and its table (``simulate --workload``)."""
     step = run.doc["step"]
     sec.items.append(
         b.image(
-            _timeline(run),
+            plots.step_timeline(run.doc["step"]),
             f"{prefix}sim-step.png",
             "One training step, bucket by bucket",
             "grey: compute; a line: a bucket's collective from start to end; tick: ready",
         )
     )
+    tags = swept(run.doc)
     rows = [
         [
+            *(str(r.get(k, "")) for k in tags),
             r["algorithm"],
             str(r["ranks"]),
             format_seconds(r["step_s"], ".3f"),
@@ -393,5 +370,8 @@ def _step_items(b, run: SimRun, prefix: str, sec: Section) -> None:
         ]
         for r in step["rows"]
     ]
-    head = ["algorithm", "ranks", "step", "compute", "comm", "exposed", "comm %", "efficiency"]
-    sec.items.append(Table(f"Training step: {step['workload']['spec']}", head, rows))
+    head = [*tags, "algorithm", "ranks", "step", "compute", "comm", "exposed", "comm %"]
+    title = "Training step: " + (
+        "each row's (the columns)" if {"workload", "run"} & set(tags) else step["workload"]["spec"]
+    )
+    sec.items.append(Table(title, [*head, "efficiency"], rows))
