@@ -346,3 +346,21 @@ def test_predict_never_writes_over_its_model(run_dir, rows, name):
     r = predict("--model", run_dir, "--data", rows, "--out", run_dir / name, "--force")
     assert f"the model it predicts with ({run_dir / name})" in error_line(r)
     assert (run_dir / name).read_bytes() == before
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("n", WORLD_SIZES)
+def test_predict_of_a_run_that_read_a_file_per_rank_says_so(tmp_path, n):
+    """Fourteenth attack P-M8: ``predict --model RUN`` of a run trained on ``part-{rank}.npz``
+    opened that name unexpanded ("data file part-{rank}.npz: not a readable .npz archive")
+    instead of saying why it cannot predict without --data."""
+    d = tmp_path / "t1"
+    d.mkdir()
+    np.savez(d / "model.npz", coef=np.array([1.0, -2.0, 0.5, 0.25]), intercept=np.array(0.1))
+    cfg = TrainConfig(
+        batch_size=20, steps=5, out=str(d), data="part-{rank}.npz", sampling="sharded"
+    )
+    (d / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    line = error_line(predict("--model", d, "--out", tmp_path / "p.csv", n=n, cwd=tmp_path))
+    assert "--data: expected the rows to predict: the run read a file per rank" in line
+    assert "(--data part-{rank}.npz), which its config cannot join again" in line

@@ -170,11 +170,6 @@ def my_rows(comm, spec: str | None, fmt: str, label_column, d: int, cfg):
     try:
         if spec:
             X, y = _read(spec, d, label_column)
-        elif cfg is not None and cfg.data and "{rank}" in cfg.data:
-            raise UsageError(
-                f"--data: expected the rows to predict: the run read a file per rank "
-                f"(--data {cfg.data}), which its config cannot join again"
-            )
         elif cfg is not None:
             from dist_logreg.train.prepare import training_rows  # the run's own data
 
@@ -217,6 +212,11 @@ def run(comm, args) -> int:
     try:
         loaded = load_model(Path(args.model), config=not args.data)
         cfg = loaded[2]
+        if cfg is not None and cfg.data and "{rank}" in cfg.data:  # before it is opened (P-M8)
+            raise UsageError(
+                f"--data: expected the rows to predict: the run read a file per rank "
+                f"(--data {cfg.data}), which its config cannot join again"
+            )
         if cfg is not None and not cfg.data:  # the run's synthetic set, built again
             try:
                 check_synthetic_memory(
