@@ -386,3 +386,13 @@ def test_scale_refuses_up_front_what_train_would_refuse(tmp_path):
     with pytest.raises(UsageError, match="100000 ranks need a global batch of at least 100000"):
         scale.run(train, [1, 100000], "strong", tmp_path / "o", ["false"])
     assert not (tmp_path / "o").exists()
+
+
+def test_divergence_advice_names_the_penalty_when_it_is_the_cause():
+    """P-L3: ``--l2 1e308`` diverged with "try a smaller --lr than 0.5" only."""
+    from types import SimpleNamespace
+
+    from dist_logreg.train.step import advice
+
+    assert advice(SimpleNamespace(lr=0.5, l2=1e308)).endswith("or a smaller --l2 than 1e+308")
+    assert advice(SimpleNamespace(lr=0.5, l2=1e-4)) == "try a smaller --lr than 0.5"

@@ -38,7 +38,7 @@ from dist_logreg.train.evaluate import evaluate
 from dist_logreg.train.faults import NoWatchdog, inject, parse_fault, planned
 from dist_logreg.train.sampling import BatchPlan, make_plan
 from dist_logreg.train.shards import agree_shards
-from dist_logreg.train.step import AllreduceStep, SgdState, bucket_ranges
+from dist_logreg.train.step import AllreduceStep, SgdState, advice, bucket_ranges
 from dist_logreg.train.validation import validate
 
 __all__ = ["MARKS", "PHASES", "TrainResult", "bucket_ranges", "check_replicas", "train"]
@@ -249,7 +249,7 @@ def _finish(comm, mdl, ds, state: SgdState, cfg, steps, checkpointer, dog) -> di
         raise Diverged(
             f"after the last step ({steps}): the final "
             f"{'model' if not np.isfinite(params).all() else 'loss'} is not finite (the "
-            f"parameters overflowed); training diverged (try a smaller --lr than {cfg.lr})"
+            f"parameters overflowed); training diverged ({advice(cfg)})"
             + good_state_note(checkpointer)
         )
     return final

@@ -232,5 +232,5 @@ class ShardedStep:
         end = clock()
         self.dog.disarm()
         if not np.isfinite(sync.full.sum()):  # after the allgather: the same bits everywhere
-            diverged(step, sync.full, self.cfg.lr, self.checkpointer)
+            diverged(step, sync.full, self.cfg, self.checkpointer)
         return (t0, t1, t2, end - sync.last_update_ns, end), sync.last_comm_ns, loss

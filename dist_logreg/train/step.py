@@ -78,7 +78,7 @@ class AllreduceStep:
             t1, t2, t3, in_comm = self._bucketed(state.params, rows, step)
         self.dog.disarm()
         if not math.isfinite(self.buf.sum()):  # the reduced buffer is the same on every rank
-            diverged(step, self.buf, self.cfg.lr, self.checkpointer)
+            diverged(step, self.buf, self.cfg, self.checkpointer)
         loss = self._update(state)
         return (t0, t1, t2, t3, perf_counter_ns()), in_comm, loss
 
@@ -117,13 +117,21 @@ class AllreduceStep:
         return float(buf[-2] / count)
 
 
-def diverged(step, buf, lr, checkpointer) -> None:
+def diverged(step, buf, cfg, checkpointer) -> None:
     """NaN/inf in the reduced gradient or loss: name the last good state, stop all ranks."""
     what = "loss" if not math.isfinite(buf[-2]) else "gradient"
     raise Diverged(
         f"step {step}: the global batch {what} is not finite (nan or inf); training "
-        f"diverged (try a smaller --lr than {lr})" + good_state_note(checkpointer)
+        f"diverged ({advice(cfg)})" + good_state_note(checkpointer)
     )
+
+
+def advice(cfg) -> str:
+    """What to lower: the learning rate, and the L2 penalty where lr x l2 >= 1 (each step
+    then scales the weights by 1 - lr x l2, away from 0: --l2 1e308 was told to lower
+    --lr: fourteenth attack, P-L3)."""
+    l2 = f" or a smaller --l2 than {cfg.l2:g}" if cfg.lr * cfg.l2 >= 1 else ""
+    return f"try a smaller --lr than {cfg.lr}{l2}"
 
 
 def bucket_ranges(n: int, d: int, bucket_elems: int) -> list[tuple[int, int]] | None:
