@@ -133,6 +133,22 @@ def write_json(path: Path, obj: Any, what: str | None = None, force: bool = True
         write_output(path, text, what, force=force)
 
 
+def check_new_folder(out: Path) -> None:
+    """``UsageError`` unless the folder ``out`` (not there yet) can be made: its nearest
+    existing ancestor a folder this process may write in, on a writable file system."""
+    if os.path.lexists(out):
+        raise UsageError(f"--out {out}: cannot write there: a symbolic link to nothing")
+    up = out.absolute().parent
+    while not os.path.lexists(up):
+        up = up.parent
+    if not up.is_dir():
+        raise UsageError(f"--out {out}: cannot write there: {up} is not a directory")
+    if os.statvfs(up).f_flag & os.ST_RDONLY:
+        raise UsageError(f"--out {out}: cannot write there: Read-only file system")
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write there: Permission denied ({up})")
+
+
 def check_writable(path: str | Path, what: str) -> None:
     """``UsageError`` unless a file can be created at ``path`` (its folder is made)."""
     path = Path(path)

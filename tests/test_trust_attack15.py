@@ -215,3 +215,27 @@ def test_a_sweeps_report_names_each_rows_point(tmp_path):
     step = md.split("### Training step")[1].split("###")[0]
     assert f"Training step: {w[0]}" not in md and all(x in step for x in w)
     assert step.count("| fat-tree:k=4 |") == 4 and step.count("| flat:hosts=8 |") == 4
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_clusters_state_that_is_no_file_is_one_line(tmp_path, kind):
+    """Q-H5: ``--fabric cluster:NAME`` read state.json whole, unchecked: a FIFO hung, a link
+    to /dev/zero was a MemoryError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "c1").mkdir()
+    state = tmp_path / "c1" / "state.json"
+    os.mkfifo(state) if kind == "fifo" else state.symlink_to("/dev/zero")
+    env = {**os.environ, "DIST_LOGREG_CLUSTER_STATE": str(tmp_path)}
+    args = ["simulate", "--fabric", "cluster:c1", "--ranks", "2", "--bytes", "1K"]
+    r = subprocess.run(
+        [sys.executable, "-m", "dist_logreg", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert r.returncode == 2, r.stderr[-1000:]
+    assert f"{state}: expected a regular file" in r.stderr and "Traceback" not in r.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from dist_logreg.cli.guard import interrupt_name, interrupt_status
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import costfile
 from dist_logreg.errors import UsageError
-from dist_logreg.files import check_output, regular_file, write_output
+from dist_logreg.files import check_new_folder, check_output, regular_file, write_output
 from dist_logreg.record.progress import status_line
 from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
@@ -247,7 +246,24 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         doc["scenario"] = scenario.describe()
     if work is not None:
         doc["step"] = step_doc(apply_workload(scenario, work, min(args.ranks)), doc["results"])
+    _within_report(doc)
     return doc
+
+
+def _within_report(doc: dict) -> None:
+    """One set of bounds: no time the report refuses (over 10^12 s: 1 TiB at 8 bit/s was
+    written, then refused by report: fifteenth attack, Q-H7)."""
+    from dist_logreg.report.simulate import MAX_SECONDS
+
+    rows = [("results", r.get("time_s_worst", 0.0)) for r in doc["results"]]
+    rows += [("step", r["step_s"]) for r in (doc.get("step") or {}).get("rows", [])]
+    for what, t in rows:
+        if t > MAX_SECONDS:
+            raise UsageError(
+                f"simulate: a {'collective' if what == 'results' else 'training step'} of "
+                f"{t:.3g} s, over the {MAX_SECONDS:g} s (31,700 years) a result may take; "
+                "expected faster links (rate=), fewer --bytes, or shorter passes"
+            )
 
 
 def _workload(args, train):
@@ -355,23 +371,7 @@ def _check_out(out: str, force: bool = False) -> None:
             )
         check_output(Path(out) / "simulate.json", "--out", force)
     else:  # made when the results are written: a run refused later leaves no empty folder
-        _check_new_folder(Path(out))
-
-
-def _check_new_folder(out: Path) -> None:
-    """``UsageError`` unless the folder ``out`` (not there yet) can be made: its nearest
-    existing ancestor a folder this process may write in, on a writable file system."""
-    if os.path.lexists(out):
-        raise UsageError(f"--out {out}: cannot write there: a symbolic link to nothing")
-    up = out.absolute().parent
-    while not os.path.lexists(up):
-        up = up.parent
-    if not up.is_dir():
-        raise UsageError(f"--out {out}: cannot write there: {up} is not a directory")
-    if os.statvfs(up).f_flag & os.ST_RDONLY:
-        raise UsageError(f"--out {out}: cannot write there: Read-only file system")
-    if not os.access(up, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: cannot write there: Permission denied ({up})")
+        check_new_folder(Path(out))
 
 
 def make_out(out: Path) -> None:

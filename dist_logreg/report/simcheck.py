@@ -52,6 +52,7 @@ PACKET = schema.table(
         "lost": schema.count(0),
         "retransmissions": schema.count(0),
         "peak_queue_bytes": schema.count(0, 2**32),
+        "peak_host_nic_bytes": schema.count(0, 2**40),
         # the transports' counts: whole numbers >= 0 (-2 timeouts were taken: L-H13)
         **{k: schema.count(0) for k in _COUNTS},
         "links_detail": schema.items(

@@ -40,6 +40,15 @@ _RATE = schema.number(0.0, 1e18, "a finite number of B/s")
 #: divides a link's bytes by its rate and the time; checked up to :data:`RTOL`).
 _FRACTION = schema.number(0.0, 1.0 + 1e-6, "a utilisation (busy time / time)")
 _UTIL = schema.table({"max_util": _FRACTION, "mean_util": _FRACTION})
+
+
+def _whole_flows(v, where) -> None:
+    """A count the engines write as a float (``1.0``): whole, from 0."""
+    schema.number(0.0, 1e9, "a number of flows")(v, where)
+    if v != int(v):
+        raise schema.Invalid(where, f"expected a whole number of flows, got {v!r}")
+
+
 RESULT = schema.table(
     {
         "algorithm": schema.text(),
@@ -57,6 +66,9 @@ RESULT = schema.table(
         "algbw": _RATE,
         "ratio_to_ideal": schema.number(),
         "phase_sync_s": _SECONDS,
+        # not drawn, but no engine writes them negative or fractional (Q-M2)
+        "cross_leaf_bytes": schema.number(0.0, 1e21, "a finite number of bytes"),
+        "max_flows_per_uplink": _whole_flows,
         "packet": _PACKET,
         # a sweep's tags of a row (the report groups rows by them)
         "fabric": schema.text(),

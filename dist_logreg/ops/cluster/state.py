@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
+from dist_logreg.files import read_json
 from dist_logreg.units import rate_bits
 
 STATE_ROOT = Path(os.environ.get("DIST_LOGREG_CLUSTER_STATE", "/run/dist-logreg"))
@@ -118,18 +119,11 @@ def load(name: str) -> Cluster:
     """The state of cluster ``name``; a clear error when it is not up."""
     check_name(name)
     path = STATE_ROOT / name / "state.json"
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(
-            f"cluster {name!r} is not up (no {path}); `dist-logreg cluster up` first"
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"cluster {name!r}: cannot read {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-        raise UsageError(
-            f"cluster {name!r}: unreadable {path} ({exc}); `cluster down` it"
-        ) from None
+    if not os.path.lexists(path):
+        raise UsageError(f"cluster {name!r} is not up (no {path}); `dist-logreg cluster up` first")
+    # a regular file of bounded size, read once (a FIFO hung, a link to /dev/zero was a
+    # MemoryError: fifteenth attack, Q-H5)
+    raw = read_json(path, f"cluster {name!r}: state")
     check_state(path, raw)
     known = {f.name for f in fields(Spec)}
     unknown = sorted(set(raw["spec"]) - known)
