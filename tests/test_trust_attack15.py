@@ -239,3 +239,23 @@ def test_a_clusters_state_that_is_no_file_is_one_line(tmp_path, kind):
     )
     assert r.returncode == 2, r.stderr[-1000:]
     assert f"{state}: expected a regular file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_sharded_run_is_not_simulated_as_allreduces(tmp_path):
+    """Q-H8: a ``--sync sharded`` run (a reduce-scatter and an allgather a step, counted as
+    two calls) was simulated and predicted as two allreduces a step: twice its comm."""
+    from dist_logreg.collective.whatif import read_summary
+    from dist_logreg.errors import UsageError
+
+    run = _run(tmp_path, steps_run=20, sync={"mode": "sharded"})
+    r = dl("simulate", "--run", str(run), "--fabric", "flat:hosts=4", "--ranks", "2")
+    assert r.returncode == 2 and "sync.mode: sharded (a reduce-scatter and an allgather" in (
+        r.stderr
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(steps_run=20, allreduce={**summary["allreduce"], "bytes_per_call": 88})
+    summary["allreduce"]["latency_s"] = {"p50": 1e-5}
+    summary["time_s"] = {"data": 1e-4, "compute": 1e-4, "update": 1e-5}
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UsageError, match="sync.mode: sharded"):
+        read_summary(str(run))

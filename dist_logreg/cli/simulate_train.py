@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dist_logreg import schema
 from dist_logreg.collective.algorithms import MPI
+from dist_logreg.collective.whatif import allreduce_steps
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.workload import MAX_BUCKETS
 
@@ -38,6 +39,7 @@ def read_run(path) -> dict:
             f"--run {path}: expected a train --out directory with summary.json, found none"
         )
     s = schema.check(schema.read(f, "--run"), SUMMARY, f"--run {f}")
+    allreduce_steps(s, f)
     # the calls and compute are this attempt's: a resumed run's over the steps it ran
     # (over all its steps: "0.333 allreduce(s) per step", fifteenth attack, Q-H1)
     steps, world = s.get("steps_run") or s["steps"], s["world_size"]

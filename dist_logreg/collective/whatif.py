@@ -285,11 +285,25 @@ SUMMARY = schema.table(
 )
 
 
+def allreduce_steps(s: dict, path) -> None:
+    """``UsageError`` for a run whose steps were not allreduces: ``--sync sharded`` makes a
+    reduce-scatter and an allgather a step, which its summary counts as two calls (they
+    were predicted as two allreduces, twice its comm: fifteenth attack, Q-H8)."""
+    mode = (s.get("sync") or {}).get("mode") if isinstance(s.get("sync"), dict) else None
+    if mode == "sharded":
+        raise UsageError(
+            f"--run {path}: sync.mode: sharded (a reduce-scatter and an allgather a step, not "
+            "allreduces); expected an allreduce run, or simulate its step with --workload "
+            "...,sync=sharded"
+        )
+
+
 def read_summary(run_dir: str) -> dict:
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         raise UsageError(f"--run {run_dir}: no summary.json there (a finished train --out DIR)")
     s = schema.check(read_json(path, "--run"), SUMMARY, f"--run {path}")
+    allreduce_steps(s, path)
     hosts = (s.get("placement") or {}).get("host_of_rank")
     if hosts is not None and len(hosts) != s["world_size"]:
         raise UsageError(
