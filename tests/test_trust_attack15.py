@@ -259,3 +259,34 @@ def test_a_sharded_run_is_not_simulated_as_allreduces(tmp_path):
     (run / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(UsageError, match="sync.mode: sharded"):
         read_summary(str(run))
+
+
+def test_the_rails_benchmarks_free_scale_up_is_a_fabric_simulate_takes():
+    """Q-M9: ``scaleup-rate=1000TB/s`` (docs/rails.md, benchmarks/bench_rails.py) was over
+    the spec's bound of 1e14 B/s: the benchmark behind the rails table could not run."""
+    import re
+    from pathlib import Path
+
+    from dist_logreg.sim.fabric import parse_fabric
+
+    text = (Path(__file__).parent.parent / "benchmarks" / "bench_rails.py").read_text()
+    free = re.search(r'FREE_SCALEUP = "([^"]+)"', text).group(1)
+    fab = parse_fabric(f"rail:hosts-per-unit=4,units=2,spines=2,{free}")
+    assert fab.values["scaleup-rate"] == 100e12
+    assert free in (Path(__file__).parent.parent / "docs" / "rails.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dangling", "device"])
+def test_a_run_whose_summary_is_no_file_is_named(tmp_path, kind):
+    """Q-M8: "a directory without either" for a summary.json that is a FIFO, a dangling link
+    or a link to /dev/zero: the file was never named."""
+    import os
+
+    run = tmp_path / "r"
+    run.mkdir()
+    s = run / "summary.json"
+    {"fifo": lambda: os.mkfifo(s), "dangling": lambda: s.symlink_to(tmp_path / "gone")}.get(
+        kind, lambda: s.symlink_to("/dev/zero")
+    )()
+    r = dl("report", str(run), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and f"{s}:" in r.stderr and "without either" not in r.stderr

@@ -97,7 +97,14 @@ def load(path: str | Path, job_bound=None) -> TrainRun | BenchRun:
                 f"RUN {path}: a symbolic link to {os.readlink(path)!r}, which does not exist"
             )
     if path.is_dir():
-        if not (path / "summary.json").is_file():
+        summary = path / "summary.json"
+        if summary.is_symlink() and not summary.exists():  # named, not "without either" (Q-M8)
+            raise UsageError(
+                f"RUN {summary}: a symbolic link to {os.readlink(summary)!r}, which does not exist"
+            )
+        if os.path.lexists(summary) and not summary.is_file():
+            read_json(summary, "run file")  # a FIFO, a device, a folder: its own line
+        if not summary.is_file():
             raise UsageError(
                 f"RUN {path}: expected a training output directory (with summary.json), a "
                 "simulate output directory (with simulate.json) or a bench JSON file, got a "
