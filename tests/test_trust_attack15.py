@@ -290,3 +290,14 @@ def test_a_run_whose_summary_is_no_file_is_named(tmp_path, kind):
     )()
     r = dl("report", str(run), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and f"{s}:" in r.stderr and "without either" not in r.stderr
+
+
+def test_the_console_tables_columns_stay_apart_at_any_length():
+    """Q-L1: ``1 TiB1099511627776.00 s1099511627776.00 s    1.00 B/s...``"""
+    from dist_logreg.sim.text import lines
+
+    args = ["--fabric", "flat:hosts=2,rate=16bit", "--ranks", "2", "--bytes", "500G"]
+    r = dl("simulate", *args, "--algorithm", "ring", "--json")
+    doc = json.loads(r.stdout)
+    row = next(x for x in lines(doc) if x.startswith("ring"))
+    assert "500 GiB 268435456000.00 s 268435456000.00 s " in row

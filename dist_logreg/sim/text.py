@@ -100,9 +100,10 @@ def lines(doc: dict) -> list[str]:
     ]
     for r in doc["results"]:
         out.append(
-            f"{r['algorithm']:<{w}}{r['ranks']:>6}{size(r['bytes']):>10}{seconds(r['time_s']):>13}"
-            f"{seconds(r['time_s_worst']):>11}{bandwidth(r['busbw']):>12}"
-            f"{seconds(r['ideal_s']):>11}"
+            # a blank before each column however long it is (Q-L1: 1 TiB at 8 bit/s ran on)
+            f"{r['algorithm']:<{w}}{r['ranks']:>6}{' ' + size(r['bytes']):>10}"
+            f"{' ' + seconds(r['time_s']):>13}{' ' + seconds(r['time_s_worst']):>11}"
+            f"{' ' + bandwidth(r['busbw']):>12}{' ' + seconds(r['ideal_s']):>11}"
             f"{r['ratio_to_ideal']:>8.2f}  {r['bottleneck']:<12}{r['max_flows_per_uplink']:>12.4g}"
         )
         if "packet" in r:  # the packet engine (ns-3): what the network did
