@@ -161,3 +161,21 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 out.append(int(entry))
     return out
+
+
+def interrupt_sweep(monkeypatch, argv: list[str], at: int) -> None:
+    """``dist-logreg simulate --sweep ...`` (``argv``) in this process, Ctrl-C as point ``at``
+    starts: its finished points are kept in ``--out`` (asserts exit 130)."""
+    from dist_logreg.cli import simulate_sweep
+    from dist_logreg.cli.main import main
+
+    real = simulate_sweep.run_point
+
+    def stop(*a):
+        if a[3] == at:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(simulate_sweep, "run_point", stop)
+    assert main(["simulate", *argv]) == 130
+    monkeypatch.setattr(simulate_sweep, "run_point", real)

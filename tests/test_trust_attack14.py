@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 
-from dist_logreg.cli import simulate_sweep
-from dist_logreg.cli.main import main as cli_main_fn
-from tests.helpers import BIN, WORLD_SIZES, mpi_env, run_mpi, train_cmd
+from tests.helpers import BIN, WORLD_SIZES, interrupt_sweep, mpi_env, run_mpi, train_cmd
 from tests.test_model_cli import dl
 
 #: 30 steps of one 152 B allreduce at 2 ranks, 30 us of compute a step (simulate --run reads it)
@@ -41,16 +39,7 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch, kind):
     ("results[0].slowdown: expected ... (1), got None"): a slowdown only the whole sweep has."""
     grid, out = tmp_path / "g.toml", tmp_path / "out"
     grid.write_text('fabric = "flat:hosts=4"\nalgorithm = "ring"\n' + _grid(tmp_path, kind))
-    real = simulate_sweep.run_point
-
-    def stop_at_two(*a):
-        if a[3] == 2:
-            raise KeyboardInterrupt
-        return real(*a)
-
-    monkeypatch.setattr(simulate_sweep, "run_point", stop_at_two)
-    assert cli_main_fn(["simulate", "--sweep", str(grid), "--out", str(out)]) == 130
-    monkeypatch.setattr(simulate_sweep, "run_point", real)
+    interrupt_sweep(monkeypatch, ["--sweep", str(grid), "--out", str(out)], 2)
     r = dl("simulate", "--sweep", str(grid), "--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads((out / "simulate.json").read_text())
@@ -195,16 +184,7 @@ def test_resume_refuses_a_point_of_another_setting(tmp_path, monkeypatch, other,
         'scenario = "degrade:factor=10,class=host-up"\nplacement = "random"\n'
         "placement-seed = 5\n"
     )
-    real = simulate_sweep.run_point
-
-    def stop_at_one(*a):
-        if a[3] == 1:
-            raise KeyboardInterrupt
-        return real(*a)
-
-    monkeypatch.setattr(simulate_sweep, "run_point", stop_at_one)
-    assert cli_main_fn(["simulate", "--sweep", str(grid), "--out", str(out)]) == 130
-    monkeypatch.setattr(simulate_sweep, "run_point", real)
+    interrupt_sweep(monkeypatch, ["--sweep", str(grid), "--out", str(out)], 1)
     args = ["--fabric", fab, "--ranks", "4", "--bytes", "64K", "--algorithm", "ring", *other]
     assert dl("simulate", *args, "--out", str(tmp_path / "x")).returncode == 0
     doc = json.loads((tmp_path / "x" / "simulate.json").read_text())

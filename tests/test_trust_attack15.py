@@ -131,8 +131,7 @@ def test_a_sweeps_scenarios_are_written_as_simulate_spells_them(tmp_path, spelle
 def test_resume_refuses_when_a_file_the_grid_names_changed(tmp_path, monkeypatch, where):
     """Q-H4: a fabric file edited between the interrupt and --resume: the rows of two fabrics
     under one fabric block (400G, then 10G links), exit 0."""
-    from dist_logreg.cli import simulate_sweep
-    from dist_logreg.cli.main import main as cli_main_fn
+    from tests.helpers import interrupt_sweep
 
     fab = tmp_path / "fab.json"
     fab.write_text('{"topology": "flat", "hosts": 4}\n')
@@ -140,16 +139,7 @@ def test_resume_refuses_when_a_file_the_grid_names_changed(tmp_path, monkeypatch
     text = 'ranks = 4\nalgorithm = "ring"\nbytes = ["64K", "1M"]\n'
     grid.write_text(text + (f'fabric = "{fab}"\n' if where == "grid" else ""))
     extra = ["--fabric", str(fab)] if where != "grid" else []
-    real = simulate_sweep.run_point
-
-    def stop_at_one(*a):
-        if a[3] == 1:
-            raise KeyboardInterrupt
-        return real(*a)
-
-    monkeypatch.setattr(simulate_sweep, "run_point", stop_at_one)
-    assert cli_main_fn(["simulate", "--sweep", str(grid), "--out", str(out), *extra]) == 130
-    monkeypatch.setattr(simulate_sweep, "run_point", real)
+    interrupt_sweep(monkeypatch, ["--sweep", str(grid), "--out", str(out), *extra], 1)
     fab.write_text('{"topology": "flat", "hosts": 4, "rate": "10G"}\n')
     r = dl("simulate", "--sweep", str(grid), "--out", str(out), "--resume", *extra)
     assert r.returncode == 2 and "a file it names changed since" in r.stderr, r.stderr

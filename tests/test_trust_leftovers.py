@@ -78,17 +78,8 @@ def test_an_edited_run_block_is_refused(run_out, tmp_path, edit, key):
 def step_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("step") / "s"
     spec = "params=1e6,buckets=256K,forward=1ms,backward=2ms,overlap=yes"
-    r = dl(
-        "simulate",
-        "--fabric",
-        "flat:hosts=4",
-        "--ranks",
-        "4",
-        "--workload",
-        spec,
-        "--out",
-        str(out),
-    )
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--workload", spec]
+    r = dl("simulate", *args, "--out", str(out))
     assert r.returncode == 0, r.stderr
     return out
 
