@@ -71,7 +71,11 @@ def whole_arg(text: str) -> int:
 
 
 def number_arg(text: str) -> float:
-    """An argparse ``type``: a plain decimal number in ASCII (``float`` takes ``٠.٥``, ``inf``)."""
+    """An argparse ``type``: a plain decimal number in ASCII (``float`` takes ``٠.٥``); ``inf``
+    and ``nan`` pass, for the option's own bound to name them."""
+    word = str(text).strip().lower().lstrip("+-")
+    if word in ("inf", "infinity", "nan"):  # ASCII words: the option's own check names them
+        return float(str(text).strip())
     x = plain_float(text)
     if x != x:
         raise argparse.ArgumentTypeError(
