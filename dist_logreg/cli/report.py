@@ -21,7 +21,7 @@ from dist_logreg.cli.guard import (
     terminations,
 )
 from dist_logreg.errors import UsageError, exit_status_help
-from dist_logreg.files import check_output, write_output
+from dist_logreg.files import check_output, not_an_input, write_output
 from dist_logreg.units import parse_bit_rate
 
 REPORT_EPILOG = """\
@@ -84,6 +84,10 @@ def cmd(args: argparse.Namespace) -> int:
         out = (
             Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")
         )
+        for run in args.runs:  # a bench JSON named report.json in --out was replaced (R-M1)
+            name = Path(run).name
+            if name in REPORT_FILES or name.endswith(".png"):
+                not_an_input(out / name, [run], "a run it reports")
         check_out(out, args.force)  # before any work
         from dist_logreg.sim.recheck import check as job_bound
 

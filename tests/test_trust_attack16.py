@@ -1,0 +1,55 @@
+"""Defects of issue 29's sixteenth attack (R-...), each a test that failed before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_model_cli import dl
+
+
+def _summary(calls: int, per_call: int) -> dict:
+    """20 steps at 2 ranks reducing 8024 B a step in ``calls`` calls, the median ``per_call``."""
+    return {
+        "world_size": 2,
+        "steps_run": 20,
+        "allreduce": {
+            "algorithm": "ring",
+            "bytes_per_call": per_call,
+            "calls_per_step": float(calls),
+            "bytes_per_step": 8024,
+            "latency_s": {"p50": 1e-4},
+        },
+        "time_s": {"data": 1e-3, "compute": 2e-3, "update": 1e-4},
+    }
+
+
+def test_a_bucketed_runs_comm_is_priced_on_the_bytes_its_steps_carried(tmp_path):
+    """R-H1: a run of 3 buckets a step (3600 + 3600 + 824 B) was priced as 3 x the median
+    call (10,800 B, +35 %); with no per-message cost it must equal the one-bucket run's."""
+    from dist_logreg.collective import costfile
+    from dist_logreg.collective.schedule import Placement
+    from dist_logreg.collective.whatif import run_fraction
+    from tests.test_simulate_attack import _model
+
+    model = costfile.load(_model(tmp_path, {"ring": 0.0}))
+    place = Placement(tuple(range(8)))
+    one = run_fraction(model, _summary(1, 8024), place)
+    three = run_fraction(model, _summary(3, 3600), place)
+    assert three["predicted_comm_s_per_step"] == pytest.approx(one["predicted_comm_s_per_step"])
+    assert three["bytes_per_call"] * three["calls_per_step"] == pytest.approx(8024)
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_report_never_writes_over_a_run_it_reports(tmp_path, force):
+    """R-M1: ``report X/report.json --out X --force`` replaced the bench JSON it read with its
+    own report.json."""
+    from tests.fake_runs import write_bench
+
+    (tmp_path / "x").mkdir()
+    bench = write_bench(tmp_path / "x" / "report.json")
+    before = bench.read_bytes()
+    r = dl("report", str(bench), "--out", str(tmp_path / "x"), *force)
+    assert r.returncode == 2 and f"a run it reports ({bench})" in r.stderr
+    assert bench.read_bytes() == before and json.loads(before)
