@@ -53,3 +53,16 @@ def test_report_never_writes_over_a_run_it_reports(tmp_path, force):
     r = dl("report", str(bench), "--out", str(tmp_path / "x"), *force)
     assert r.returncode == 2 and f"a run it reports ({bench})" in r.stderr
     assert bench.read_bytes() == before and json.loads(before)
+
+
+@pytest.mark.parametrize("hash_", ["spray", "qp:3"])
+def test_a_sprayed_fabrics_output_is_reported(tmp_path, hash_):
+    """R-H2: with spraying (or queue pairs hashed apart) a flow's parts cross the uplinks, so
+    the worst uplink carries 0.5 (or 2/3) of a flow: report refused every such output."""
+    fab = f"leaf-spine:leaves=2,spines=2,hosts-per-leaf=4,hash={hash_}"
+    args = ["--fabric", fab, "--ranks", "8", "--bytes", "1M", "--algorithm", "ring"]
+    assert dl("simulate", *args, "--out", str(tmp_path / "s")).returncode == 0
+    row = json.loads((tmp_path / "s" / "simulate.json").read_text())["results"][0]
+    assert row["max_flows_per_uplink"] != int(row["max_flows_per_uplink"])  # the case itself
+    r = dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
