@@ -66,3 +66,36 @@ def test_a_sprayed_fabrics_output_is_reported(tmp_path, hash_):
     assert row["max_flows_per_uplink"] != int(row["max_flows_per_uplink"])  # the case itself
     r = dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "read, text, words",
+    [
+        ("percent", "0.８", "--x: expected a loss in percent"),
+        ("fraction", "0.８", "--x: expected a number in (0, 1]"),
+        ("fraction", "1/٢٥٦", "--x: expected a number in (0, 1]"),
+    ],
+)
+def test_the_packet_engines_numbers_are_ascii(read, text, words):
+    """R-M2: ``--loss 0.８``, ``--ecn-pmax 0.８``, ``--dcqcn-g 0.８``, ``--loss-link leaf-up=٣``
+    were read as the numbers they look like."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim import options as o
+
+    with pytest.raises(UsageError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        getattr(o, read)(text, "--x")
+    assert o.percent("0.8", "--x") == pytest.approx(0.008) and o.fraction("1/256", "--x") == 1 / 256
+
+
+def test_a_fault_and_a_label_column_are_ascii(tmp_path):
+    """R-M2: ``--inject-fault kill:rank=0:step=٣`` and ``--label-column ٣`` were taken."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.train.faults import parse_fault
+    from dist_logreg.train.readers import _label_index
+
+    with pytest.raises(UsageError, match="--inject-fault: expected integers"):
+        parse_fault("kill:rank=0:step=٣")
+    assert parse_fault("stall:rank=0:step=1:seconds=3").seconds == 3.0
+    with pytest.raises(UsageError, match="--label-column ٣: expected a header name or index"):
+        _label_index(tmp_path / "x.csv", ["a", "b", "c", "d"], "٣", False)
+    assert _label_index(tmp_path / "x.csv", ["a", "b", "c", "d"], "3", False) == 3

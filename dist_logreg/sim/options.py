@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.spec import seconds as spec_seconds
-from dist_logreg.units import parse_bit_rate, parse_bytes, plain_int, tc_rate
+from dist_logreg.units import parse_bit_rate, parse_bytes, plain_float, plain_int, tc_rate
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,7 @@ def percent(value, flag: str) -> float:
     """A probability: a float as it is; text (or an int) in percent, ``0 <= PCT < 100``."""
     if isinstance(value, float):
         return value
-    try:
-        pct = float(str(value).strip().rstrip("%"))
-    except ValueError:
-        pct = -1.0
+    pct = plain_float(str(value).strip().rstrip("%"))  # ASCII (--loss 0.８: R-M2)
     if not 0.0 <= pct < 100.0:
         raise UsageError(f"{flag}: expected a loss in percent, 0 <= PCT < 100, got {value!r}")
     return pct / 100.0
@@ -169,11 +166,9 @@ def bit_rate(value, flag: str) -> float:
 def fraction(value, flag: str) -> float:
     """A number in (0, 1]: a float or text (``0.01``, ``1/256``)."""
     text = str(value).strip()
-    try:
-        num, _, den = text.partition("/")
-        x = float(num) / float(den) if den else float(num)
-    except (ValueError, ZeroDivisionError):
-        x = -1.0
+    num, _, den = text.partition("/")
+    x, d = plain_float(num), plain_float(den) if den else 1.0  # ASCII (--ecn-pmax 0.８)
+    x = x / d if d == d and d != 0 else float("nan")
     if not 0.0 < x <= 1.0:
         raise UsageError(
             f"{flag}: expected a number in (0, 1] such as 0.01 or 1/256, got {value!r}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from dist_logreg.errors import EXIT_COMM_TIMEOUT, UsageError
 from dist_logreg.protocol import ATTEMPT_VAR
+from dist_logreg.units import plain_float, plain_int
 
 FAULT_FORMS = "kill:rank=R:step=N or stall:rank=R:step=N:seconds=S"
 
@@ -44,15 +45,14 @@ def parse_fault(text: str) -> Fault:
     need = {"kill": {"rank", "step"}, "stall": {"rank", "step", "seconds"}}.get(kind)
     if need is None or set(fields) != need:
         raise UsageError(f"--inject-fault: expected {FAULT_FORMS}, got {text!r}")
-    try:
-        fault = Fault(
-            kind, int(fields["rank"]), int(fields["step"]), float(fields.get("seconds", 0))
-        )
-    except ValueError:
+    rank, step = plain_int(fields["rank"]), plain_int(fields["step"])  # ASCII (R-M2)
+    seconds = plain_float(fields.get("seconds", "0"))
+    if rank is None or step is None or seconds != seconds:
         raise UsageError(
             f"--inject-fault: expected integers for rank and step and a number "
             f"of seconds, got {text!r}"
-        ) from None
+        )
+    fault = Fault(kind, rank, step, seconds)
     if not math.isfinite(fault.seconds):  # nan would pass the test below; inf never wakes
         raise UsageError(f"--inject-fault: expected a finite number of seconds, got {text!r}")
     if fault.rank < 0 or fault.step < 0 or fault.seconds < 0:

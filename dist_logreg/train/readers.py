@@ -23,6 +23,7 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import regular_file
 from dist_logreg.train import sparse
 from dist_logreg.train.dataset import Dataset
+from dist_logreg.units import plain_int
 
 
 @dataclass(frozen=True)
@@ -302,8 +303,9 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
         return len(names) - 1
     if label_column in names and has_header:
         return names.index(label_column)
-    if label_column.lstrip("-").isdigit() and -len(names) <= int(label_column) < len(names):
-        return int(label_column) % len(names)
+    index = plain_int(label_column)  # ASCII digits (--label-column ٣ was column 3: R-M2)
+    if index is not None and -len(names) <= index < len(names):
+        return index % len(names)
     raise UsageError(
         f"--label-column {label_column}: expected a header name or index of "
         f"{path}, which has columns {names}"
