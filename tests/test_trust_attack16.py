@@ -99,3 +99,46 @@ def test_a_fault_and_a_label_column_are_ascii(tmp_path):
     with pytest.raises(UsageError, match="--label-column ٣: expected a header name or index"):
         _label_index(tmp_path / "x.csv", ["a", "b", "c", "d"], "٣", False)
     assert _label_index(tmp_path / "x.csv", ["a", "b", "c", "d"], "3", False) == 3
+
+
+@pytest.mark.parametrize("flag", ["--fabric", "--workload", "--cost-model"])
+def test_simulate_never_writes_over_a_file_it_reads(tmp_path, flag):
+    """R-M1: ``simulate --fabric D/simulate.json --out D --force`` (or a workload or cost model
+    file of that name) replaced the file it read with its results."""
+    from tests.test_simulate_attack import _model
+
+    d = tmp_path / "d"
+    d.mkdir()
+    f = d / "simulate.json"
+    if flag == "--cost-model":
+        f.write_text(_model(tmp_path, {"ring": 1e-6}).read_text())
+    else:
+        body = '{"topology": "flat", "hosts": 4}' if flag == "--fabric" else '{"params": "1M"}'
+        f.write_text(body)
+    before = f.read_bytes()
+    args = {"--fabric": [], "--workload": ["--fabric", "flat:hosts=4"]}.get(
+        flag, ["--fabric", "flat:hosts=4"]
+    )
+    r = dl("simulate", *args, flag, str(f), "--ranks", "4", "--out", str(d), "--force")
+    assert r.returncode == 2 and f"a file it reads ({f})" in r.stderr, r.stderr
+    assert f.read_bytes() == before
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_train_never_writes_over_its_data(tmp_path, n):
+    """R-M1: ``train --data D/model.npz --out D --force`` replaced its data with the model."""
+    import numpy as np
+
+    from tests.helpers import run_mpi, train_cmd
+
+    d = tmp_path / "d"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(d / "model.npz", X=rng.random((60, 4)), y=(np.arange(60) % 2).astype(float))
+    before = (d / "model.npz").read_bytes()
+    args = ["--data", str(d / "model.npz"), "--batch-size", "12", "--steps", "3"]
+    r = run_mpi(n, train_cmd(*args, "--out", str(d), "--force"), timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"a file it reads ({d / 'model.npz'})" in r.stderr
+    assert (d / "model.npz").read_bytes() == before

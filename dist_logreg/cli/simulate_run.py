@@ -16,7 +16,13 @@ from dist_logreg.cli.guard import interrupt_name, interrupt_status
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective import costfile
 from dist_logreg.errors import UsageError
-from dist_logreg.files import check_new_folder, check_output, regular_file, write_output
+from dist_logreg.files import (
+    check_new_folder,
+    check_output,
+    not_an_input,
+    regular_file,
+    write_output,
+)
 from dist_logreg.record.progress import status_line
 from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
@@ -93,7 +99,7 @@ def _run(args) -> int:
     if getattr(args, "resume", False):
         raise UsageError("--resume: goes with --sweep FILE (a sweep's partial results)")
     if args.out is not None:
-        _check_out(args.out, getattr(args, "force", False))
+        _check_out(args.out, getattr(args, "force", False), args)
     doc = simulate_doc(args, progress_lines=not args.json)
     text = to_json(doc)
     if args.out is not None:
@@ -246,24 +252,10 @@ def simulate_doc(args, progress_lines: bool = True, progress=None) -> dict:
         doc["scenario"] = scenario.describe()
     if work is not None:
         doc["step"] = step_doc(apply_workload(scenario, work, min(args.ranks)), doc["results"])
-    _within_report(doc)
+    from dist_logreg.report.simulate import within_bounds
+
+    within_bounds(doc)  # one set of bounds with report's (Q-H7)
     return doc
-
-
-def _within_report(doc: dict) -> None:
-    """One set of bounds: no time the report refuses (over 10^12 s: 1 TiB at 8 bit/s was
-    written, then refused by report: fifteenth attack, Q-H7)."""
-    from dist_logreg.report.simulate import MAX_SECONDS
-
-    rows = [("results", r.get("time_s_worst", 0.0)) for r in doc["results"]]
-    rows += [("step", r["step_s"]) for r in (doc.get("step") or {}).get("rows", [])]
-    for what, t in rows:
-        if t > MAX_SECONDS:
-            raise UsageError(
-                f"simulate: a {'collective' if what == 'results' else 'training step'} of "
-                f"{t:.3g} s, over the {MAX_SECONDS:g} s (31,700 years) a result may take; "
-                "expected faster links (rate=), fewer --bytes, or shorter passes"
-            )
 
 
 def _workload(args, train):
@@ -354,11 +346,16 @@ def _check_packet_sweep(args, fab, fabric_for, algs, sizes, options) -> None:
         )
 
 
-def _check_out(out: str, force: bool = False) -> None:
+def _check_out(out: str, force: bool = False, args=None) -> None:
     """Before simulating: ``--out`` must name a directory, new or existing, not a file, and
-    ``simulate.json`` there must be new (or ``--force``) and never a link (files.check_output)."""
+    ``simulate.json`` there must be new (or ``--force``), never a link (files.check_output),
+    never a file it reads (``args``' fabric, workload, cost model: R-M1)."""
     if not out.strip():
         raise UsageError("--out: expected a directory name, got ''")
+    reads = [getattr(args, k, None) for k in ("fabric", "workload", "cost_model", "flows")]
+    not_an_input(
+        Path(out) / "simulate.json", [x for x in reads if isinstance(x, str)], "a file it reads"
+    )
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
     if Path(out).is_dir():

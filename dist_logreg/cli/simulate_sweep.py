@@ -220,7 +220,7 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
         raise UsageError("--sweep: --out DIR is required with --resume and under mpirun")
     partial = None
     if args.out is not None:
-        _check_out(args.out, args.force)
+        _check_out(args.out, args.force, args)
     check_points(args, _options(args.simulate_parser), points)
     if args.out is not None:
         make_out(Path(args.out))  # after every check: a refused sweep leaves no folder

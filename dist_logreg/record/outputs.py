@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
-from dist_logreg.files import strict_json, write_atomically, write_json
+from dist_logreg.files import not_an_input, strict_json, write_atomically, write_json
 from dist_logreg.record.result import PHASES, TrainResult
 from dist_logreg.record.stragglers import step_predictions
 
@@ -41,6 +41,7 @@ def prepare_out_dir(
     fresh: bool = False,
     force: bool = False,
     checkpoints: str | None = None,
+    reads=(),
 ) -> tuple[Path, int]:
     """Collective: rank 0 picks (default ``runs/train-<time>``) and creates the output directory.
 
@@ -55,7 +56,8 @@ def prepare_out_dir(
     if comm.Get_rank() == 0:
         path = Path(requested) if requested else _default_out_dir()
         try:
-            if fresh:
+            error = _an_input(path, reads)  # --data RUN/model.npz --force was replaced (R-M1)
+            if fresh and error is None:
                 error = _refuse_or_clear(path, force)
             path.mkdir(parents=True, exist_ok=True)
             error = error or _not_files(path) or _a_folder(checkpoints)
@@ -73,6 +75,17 @@ def prepare_out_dir(
 
 
 _ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+
+
+def _an_input(path: Path, reads) -> UsageError | None:
+    """A file the run reads (``--data``, ``--val-data``; a pair's file) at a result's name."""
+    parts = [x for r in reads if r for x in str(r).split(",")]
+    for name in RESULT_FILES:
+        try:
+            not_an_input(path / name, parts, "a file it reads")
+        except UsageError as exc:
+            return exc
+    return None
 
 
 def _a_folder(checkpoints: str | None) -> UsageError | None:

@@ -167,6 +167,20 @@ def _synchronous(doc, row) -> bool:
     )
 
 
+def within_bounds(doc: dict) -> None:
+    """``simulate``'s check before it writes: no time the report refuses (over 10^12 s: 1 TiB
+    at 8 bit/s was written, then refused by report: fifteenth attack, Q-H7)."""
+    rows = [("results", r.get("time_s_worst", 0.0)) for r in doc["results"]]
+    rows += [("step", r["step_s"]) for r in (doc.get("step") or {}).get("rows", [])]
+    for what, t in rows:
+        if t > MAX_SECONDS:
+            raise UsageError(
+                f"simulate: a {'collective' if what == 'results' else 'training step'} of "
+                f"{t:.3g} s, over the {MAX_SECONDS:g} s (31,700 years) a result may take; "
+                "expected faster links (rate=), fewer --bytes, or shorter passes"
+            )
+
+
 def physics(doc) -> None:
     """:class:`schema.Invalid` for a row no engine could give (``sim.bounds.check_result``
     holds every engine to this): the median seed outside its seeds' range; in

@@ -148,6 +148,7 @@ def _output_dir(comm, cfg: TrainConfig, dog) -> _Out:
             fresh=not cfg.resume,
             force=cfg.force,
             checkpoints=cfg.checkpoint_dir,
+            reads=(cfg.data, cfg.val_data),
         )
     if comm.Get_rank() == 0:
         report(attempt=run_no)  # its number in --out (partial/metrics-attempt<a>-*)
