@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -142,3 +143,19 @@ def test_train_never_writes_over_its_data(tmp_path, n):
     assert r.returncode == 2, r.stderr[-2000:]
     assert f"a file it reads ({d / 'model.npz'})" in r.stderr
     assert (d / "model.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_scale_never_runs_train_through_a_link(tmp_path, force):
+    """R-H5: ``scale --out D --force`` ran train in ``D/p1``, a link to a folder outside D:
+    six files written there, exit 0."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.ops import scale
+
+    (tmp_path / "d").mkdir(), (tmp_path / "outside").mkdir()
+    (tmp_path / "d" / "p1").symlink_to(tmp_path / "outside")
+    train = ["train", "--samples", "500", "--features", "4", "--batch-size", "32"]
+    words = "p1: expected a folder (or none), got a symbolic" if force else "scale run (p1)"
+    with pytest.raises(UsageError, match=re.escape(words)):
+        scale.run(train, [1], "strong", tmp_path / "d", ["false"], force=bool(force))
+    assert list((tmp_path / "outside").iterdir()) == []

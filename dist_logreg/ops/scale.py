@@ -344,6 +344,14 @@ def check_out(out: Path, ranks: list[int], force: bool) -> None:
             )
     for name in SCALE_FILES:
         check_output(out / name, "--out", force)
+    for p in ranks:  # each size's train --out: never followed (a run was written outside: R-H5)
+        run = out / f"p{p}"
+        if run.is_symlink() or (os.path.lexists(run) and not run.is_dir()):
+            raise UsageError(
+                f"--out {run}: expected a folder (or none), got "
+                f"{'a symbolic link (it is not followed)' if run.is_symlink() else 'a file'}; "
+                "remove it, or give a new directory"
+            )
 
 
 def _used(path: Path) -> bool:
