@@ -159,3 +159,51 @@ def test_scale_never_runs_train_through_a_link(tmp_path, force):
     with pytest.raises(UsageError, match=re.escape(words)):
         scale.run(train, [1], "strong", tmp_path / "d", ["false"], force=bool(force))
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def cross_leaf(tmp_path_factory):
+    out = tmp_path_factory.mktemp("s") / "s"
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4", "--ranks", "8"]
+    assert dl("simulate", *args, "--bytes", "1M", "--out", str(out)).returncode == 0
+    return out
+
+
+def _edited(src, tmp_path, edit):
+    doc = json.loads((src / "simulate.json").read_text())
+    edit(doc)
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "simulate.json").write_text(json.dumps(doc))
+    return dl("report", str(tmp_path / "e"), "--out", str(tmp_path / "r"))
+
+
+def _two_x_faster(d):
+    for r in d["results"]:
+        for k in ("time_s", "time_s_worst", "ideal_s"):
+            r[k] /= 2
+        r["time_s_seeds"] = [t / 2 for t in r["time_s_seeds"]]
+        r["algbw"] *= 2
+        r["busbw"] *= 2
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: (d["placement"].update(ranks_per_host=8), _two_x_faster(d)), ".links: expected"),
+        (lambda d: d["placement"].update(seeds=1000), ".time_s_seeds: expected 1000 seeds, got 1"),
+    ],
+)
+def test_a_rows_placement_is_the_one_it_ran_on(cross_leaf, tmp_path, edit, key):
+    """R-H3: ``ranks_per_host`` 1 -> 8 put every rank on one host and dropped every floor: a
+    ring twice as fast as its links allow, beside links 45 % busy, was tabled. R-H4:
+    "placement packed, 1000 seed(s)" above rows of one seed each."""
+    assert dl("report", str(cross_leaf), "--out", str(tmp_path / "g")).returncode == 0
+    r = _edited(cross_leaf, tmp_path, edit)
+    assert r.returncode == 2 and f"results[0]{key}" in r.stderr, r.stderr
+
+
+def test_a_rail_host_of_one_job_is_reported(tmp_path):
+    """The R-H3 check leaves a rail host's own scale-up links to it (8 GPUs of one host)."""
+    args = ["--fabric", "superpod-h100:units=1", "--ranks", "8", "--bytes", "1M"]
+    assert dl("simulate", *args, "--out", str(tmp_path / "s")).returncode == 0
+    assert dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r")).returncode == 0

@@ -217,3 +217,21 @@ def _short(where: str, least: float, got, also: str = "") -> schema.Invalid:
         f"expected at least {least:.6g} (the bytes that must cross these links at their "
         f"rate, over time_s){also}, got {schema.shown(got)}",
     )
+
+
+def check_one_host(job: Job, r: dict, where: str) -> None:
+    """A job whose ranks share one host sends nothing on a link: its row's links idle and
+    its bottleneck the host (an edited ranks_per_host put 8 ranks on one host, every floor
+    gone, beside links 45 % busy: sixteenth attack, R-H3)."""
+    if np.unique(job.node_of()).size > 1:
+        return
+    inside = ("scaleup",)  # a rail host's scale-up domain is inside it (its GPUs' links)
+    links = (r.get("links") or {}).items()
+    busy = [k for k, u in links if (u or {}).get("max_util", 0) > 0 and not k.startswith(inside)]
+    neck = str(r.get("bottleneck"))
+    if busy or not (neck == "host-internal" or neck.startswith(inside)):
+        raise schema.unphysical(
+            f"{where}.links",
+            f"expected every link out of the host idle, the bottleneck inside it (its ranks on one "
+            f"host, as its placement says), got {busy or r.get('bottleneck')}",
+        )
