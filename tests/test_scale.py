@@ -145,12 +145,36 @@ def test_scale_usage_errors(tmp_path, args, message):
 
 @pytest.mark.e2e
 def test_scale_stops_at_a_run_that_rejects_its_input(tmp_path):
+    # train refuses its flags at 2 ranks (no rank 2 to stall); 3 ranks never start
+    train = ["train", "--samples", "10", "--batch-size", "4", "--steps", "2"]
+    train += ["--inject-fault", "stall:rank=1:step=0:seconds=0"]
+    r = dist_logreg(
+        "scale", "--ranks", "2,3", "--oversubscribe", "--out", str(tmp_path), "--", *train
+    )
+    assert r.returncode == 0, r.stdout + r.stderr  # rank 1 exists at 2 and 3 ranks
+    r = dist_logreg(
+        "scale",
+        "--ranks",
+        "2,3",
+        "--oversubscribe",
+        "--out",
+        str(tmp_path / "b"),
+        "--",
+        *train[:-1],
+        "stall:rank=2:step=0:seconds=0",
+    )
+    assert r.returncode == 2  # rank 2 at 2 ranks: a usage error, and 3 ranks never start
+    doc = json.loads((tmp_path / "b" / "scale.json").read_text())
+    assert [p["world_size"] for p in doc["points"]] == [2]
+    assert doc["points"][0]["exit"] == 2 and "failed (exit status 2)" in r.stdout
+
+
+def test_scale_refuses_a_batch_below_a_world_size_before_any_run(tmp_path):
+    """Fourteenth attack P-M7: train refuses a global batch below its world size only once
+    every rank is up (100,000 ranks sat silent); scale refuses it before the first run."""
     train = ["train", "--samples", "10", "--batch-size", "2", "--steps", "2"]
     r = dist_logreg(
-        "scale", "--ranks", "1,3,4", "--oversubscribe", "--out", str(tmp_path), "--", *train
+        "scale", "--ranks", "1,3,4", "--oversubscribe", "--out", str(tmp_path / "o"), "--", *train
     )
-    assert r.returncode == 2  # batch 2 < 3 ranks: a usage error, and 4 ranks never start
-    doc = json.loads((tmp_path / "scale.json").read_text())
-    assert [p["world_size"] for p in doc["points"]] == [1, 3]
-    assert doc["points"][1]["exit"] == 2 and "failed (exit status 2)" in r.stdout
-    assert "speedup" in doc["points"][0]  # the runs that worked are still tabulated
+    assert r.returncode == 2 and "3 ranks need a global batch of at least 3 rows" in r.stderr
+    assert not (tmp_path / "o").exists()

@@ -262,7 +262,7 @@ def _queues(fab, sums, r: dict, pk: dict, where: str) -> None:
     ports = {k for k, i in link.items() if tier[fab.link_src[i]] > 0}  # a switch's egress
     slack, end = 2 * int(fab.mtu) + 2 * _FRAME, r.get("time_s_worst")
     q = pk.get("queue") or {}
-    _peaks(pk, q, ports, where)
+    _peaks(pk, q, ports, set(link), where)
     times = q.get("t_s") or []
     for k, v in (q.get("links") or {}).items():
         if k not in ports or len(v) != len(times):
@@ -328,14 +328,16 @@ def _queues(fab, sums, r: dict, pk: dict, where: str) -> None:
             )
 
 
-def _peaks(pk: dict, q: dict, ports: set, where: str) -> None:
+def _peaks(pk: dict, q: dict, ports: set, known: set, where: str) -> None:
     """``peak_queue_bytes`` is the largest switch port's peak (``links_detail``: every port
     that queued sent), no port's queue sample above it; a host link's peak within
     ``peak_host_nic_bytes`` (a peak of 0 B was tabled beside ports of 9000 B: Q-H2)."""
     detail = [(x.get("link"), x.get("peak_queue_bytes")) for x in _details(pk)]
     got, nic = pk.get("peak_queue_bytes"), pk.get("peak_host_nic_bytes")
-    if not all(schema.is_number(v) for _, v in detail) or not schema.is_number(got):
-        return  # the schema names a value that is no number
+    if not all(schema.is_number(v) and k in known for k, v in detail):
+        return  # a value that is no number (the schema names it), a link of another fabric
+    if not schema.is_number(got):
+        return
     want = max((v for k, v in detail if k in ports), default=0)
     seen = [x for k, v in (q.get("links") or {}).items() if k in ports for x in v]
     if got != want or any(schema.is_number(x) and x > got for x in seen):
