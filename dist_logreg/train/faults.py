@@ -46,8 +46,11 @@ def parse_fault(text: str) -> Fault:
     if need is None or set(fields) != need:
         raise UsageError(f"--inject-fault: expected {FAULT_FORMS}, got {text!r}")
     rank, step = plain_int(fields["rank"]), plain_int(fields["step"])  # ASCII (R-M2)
-    seconds = plain_float(fields.get("seconds", "0"))
-    if rank is None or step is None or seconds != seconds:
+    text_s = str(fields.get("seconds", "0")).strip()  # inf and nan: named as not finite below
+    seconds = (
+        float(text_s) if text_s.lower().lstrip("+-") in ("inf", "nan") else plain_float(text_s)
+    )
+    if rank is None or step is None or (seconds != seconds and text_s.lower() != "nan"):
         raise UsageError(
             f"--inject-fault: expected integers for rank and step and a number "
             f"of seconds, got {text!r}"
