@@ -207,3 +207,13 @@ def test_a_rail_host_of_one_job_is_reported(tmp_path):
     args = ["--fabric", "superpod-h100:units=1", "--ranks", "8", "--bytes", "1M"]
     assert dl("simulate", *args, "--out", str(tmp_path / "s")).returncode == 0
     assert dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r")).returncode == 0
+
+
+@pytest.mark.parametrize("value", [-1, 0.5])
+def test_a_sweep_rows_point_is_a_grid_index(tmp_path, value):
+    """R-M3 (in part): a sweep row's ``point`` of -1 or 0.5 was taken."""
+    grid = tmp_path / "g.toml"
+    grid.write_text('fabric = "flat:hosts=4"\nranks = [2, 4]\nalgorithm = "ring"\nbytes = "1K"\n')
+    assert dl("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s")).returncode == 0
+    r = _edited(tmp_path / "s", tmp_path, lambda d: d["results"][0].update(point=value))
+    assert r.returncode == 2 and "results[0].point: expected a grid point's index" in r.stderr

@@ -65,6 +65,7 @@ RESULT = schema.table(
         "max_flows_per_uplink": schema.number(0.0, 1e9, "a number of flows"),
         "packet": _PACKET,
         # a sweep's tags of a row (the report groups rows by them)
+        "point": schema.count(0, 100_000, "a grid point's index"),  # -1 or 0.5 taken (R-M3)
         "fabric": schema.text(),
         "workload": schema.text(),
         "scenario": schema.text(),
