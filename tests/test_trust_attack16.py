@@ -8,6 +8,8 @@ import re
 import pytest
 
 from tests.test_model_cli import dl
+from tests.test_trust_leftovers import _edited
+from tests.test_trust_recheck import _faster
 
 
 def _summary(calls: int, per_call: int) -> dict:
@@ -169,27 +171,10 @@ def cross_leaf(tmp_path_factory):
     return out
 
 
-def _edited(src, tmp_path, edit):
-    doc = json.loads((src / "simulate.json").read_text())
-    edit(doc)
-    (tmp_path / "e").mkdir()
-    (tmp_path / "e" / "simulate.json").write_text(json.dumps(doc))
-    return dl("report", str(tmp_path / "e"), "--out", str(tmp_path / "r"))
-
-
-def _two_x_faster(d):
-    for r in d["results"]:
-        for k in ("time_s", "time_s_worst", "ideal_s"):
-            r[k] /= 2
-        r["time_s_seeds"] = [t / 2 for t in r["time_s_seeds"]]
-        r["algbw"] *= 2
-        r["busbw"] *= 2
-
-
 @pytest.mark.parametrize(
     "edit, key",
     [
-        (lambda d: (d["placement"].update(ranks_per_host=8), _two_x_faster(d)), ".links: expected"),
+        (lambda d: (d["placement"].update(ranks_per_host=8), _faster(2)(d)), ".links: expected"),
         (lambda d: d["placement"].update(seeds=1000), ".time_s_seeds: expected 1000 seeds, got 1"),
     ],
 )
