@@ -285,3 +285,13 @@ def check_ideal(r: dict, i: int) -> None:
             f"expected at most the row's phase-synchronous time {sync:g} s (the ideal is that "
             f"run's with only the edge links finite), got {ideal:g}",
         )
+
+
+def check_seeds(doc: dict, r: dict, i: int) -> None:
+    """A row has one time per seed of its placement block (a sweep row: its own seeds):
+    "placement packed, 1000 seed(s)" was shown over rows of one (sixteenth attack, R-H4)."""
+    want = r.get("seeds", (doc.get("placement") or {}).get("seeds"))
+    if len(r["time_s_seeds"]) != want:
+        raise schema.Invalid(
+            f"results[{i}].time_s_seeds", f"expected {want} seeds, got {len(r['time_s_seeds'])}"
+        )
