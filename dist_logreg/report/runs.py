@@ -250,12 +250,13 @@ def _within_summary(path: Path, run, summary: dict, earlier: int) -> None:
         if earlier:
             continue  # the summary is the last attempt's: the rows before it are not in it
         per_rank = summary.get("time_s_per_rank") or {}
-        bounds = {c: ((per_rank.get(c[:-2]) or {}).get("max"), c[:-2]) for c in PHASES_S}
+        bounds = {}  # column: (its most, the summary's key that says so)
+        for c in PHASES_S:  # a phase within its rank's total of it, else the longest rank's
+            top = (per_rank.get(c[:-2]) or {}).get("max")
+            bounds[c] = (top, c[:-2]) if schema.is_finite(top) else (most, "total")
         if name == "metrics.jsonl":  # a call of 28 h in a 9 ms run was drawn (P-H9)
             bounds = {"seconds": ((a.get("latency_s") or {}).get("max"), "allreduce.latency_s")}
         for c, (top, key) in bounds.items():
-            top = top if schema.is_finite(top) else most if c in PHASES_S else None
-            key = key if top is not most else "total"
             col = table[c][np.isfinite(table[c])]
             if schema.is_finite(top) and col.size and col.max() > top * (1 + 1e-6) + 1e-9:
                 raise UsageError(

@@ -192,7 +192,8 @@ def physics(doc) -> None:
     neighbour.physics(doc)
     for i, r in enumerate(doc["results"]):
         push = simfloor.host_push(doc, r)
-        simfloor.check_ideal(r, i), simfloor.check_seeds(doc, r, i)
+        simfloor.check_ideal(r, i)
+        simfloor.check_seeds(doc, r, i)
         t, seeds = r["time_s"], r["time_s_seeds"]
         if not min(seeds) * (1 - RTOL) <= t <= r["time_s_worst"] * (1 + RTOL):
             raise schema.Invalid(
