@@ -233,14 +233,16 @@ def _refuse_device_link(path: Path, what: str) -> None:
     )
 
 
-def not_an_input(out: str | Path, inputs, noun: str = "a file it reads") -> None:
+def not_an_input(
+    out: str | Path, inputs, noun: str = "a file it reads", flag: str = "--out"
+) -> None:
     """``UsageError`` if ``out`` names one of ``inputs`` (a link to one too), even with
     ``--force``: the output would replace what it was made of (``predict --data d --out d``,
     ``model fit b.json --out b.json``: fourteenth attack, P-M3)."""
     for path in inputs:
         if path and os.path.realpath(path) == os.path.realpath(out):
             raise UsageError(
-                f"--out {out}: {noun} ({path}); expected another file name (the output would "
+                f"{flag} {out}: {noun} ({path}); expected another file name (the output would "
                 "replace its input)"
             )
 

@@ -338,13 +338,19 @@ def test_predict_refuses_to_write_over_its_own_data(run_dir, tmp_path, n):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("name", ["model.npz", "config.json"])
-def test_predict_never_writes_over_its_model(run_dir, rows, name):
+@pytest.mark.parametrize("name", ["model.npz", "config.json", "summary.json"])
+@pytest.mark.parametrize("as_file", [False, True])
+def test_predict_never_writes_over_its_model(run_dir, rows, name, as_file):
     """Fifteenth attack Q-M7: ``predict --out RUN/model.npz --force`` replaced the model it
-    read with its CSV."""
+    read with its CSV; seventeenth, S-M3: ``--model RUN/model.npz --out RUN/config.json``
+    (or ``summary.json``) replaced the run's config (summary)."""
+    if name == "summary.json":  # the fixture's run has none: a run that completed has one
+        (run_dir / name).write_text("{}")
     before = (run_dir / name).read_bytes()
-    r = predict("--model", run_dir, "--data", rows, "--out", run_dir / name, "--force")
-    assert f"the model it predicts with ({run_dir / name})" in error_line(r)
+    model = run_dir / "model.npz" if as_file else run_dir
+    r = predict("--model", model, "--data", rows, "--out", run_dir / name, "--force")
+    noun = "the model it predicts with" if name == "model.npz" else "a file of the run it"
+    assert f"{noun}" in error_line(r) and f"({run_dir / name})" in error_line(r)
     assert (run_dir / name).read_bytes() == before
 
 

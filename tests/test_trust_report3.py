@@ -35,7 +35,8 @@ ROW = {
     "algbw": 1024 / T,
     "busbw": 1024 / T * 1.5,
     "bottleneck": "host-up",
-    "links": {"host-up": {"max_util": 0.5, "mean_util": 0.25}},
+    # a ring rank sends 2 x 3/4 x 1024 = 1536 B: 0.003072 of a 400 Gbit/s link for 10 us
+    "links": {"host-up": {"max_util": 0.003072, "mean_util": 0.003072}},
 }
 SIM = {
     "format": "dist-logreg simulate",

@@ -7,7 +7,7 @@ import argparse
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COLLECTIVES, IMPLEMENTATIONS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError, exit_status_help, raise_together
-from dist_logreg.files import check_output, distinct_outputs
+from dist_logreg.files import check_output, distinct_outputs, not_an_input
 from dist_logreg.units import parse_bytes, whole_arg
 
 BENCH_EPILOG = """\
@@ -209,7 +209,8 @@ def cmd(comm, args: argparse.Namespace, watchdog=None) -> int:
         if comm.Get_rank() == 0:  # rank 0 writes them: fail now, not after the sweep
             distinct_outputs({"--out": args.out, "--csv": args.csv, "--fit": args.fit})
             for flag, path in (("--out", args.out), ("--csv", args.csv), ("--fit", args.fit)):
-                if path:
+                if path:  # never over the cost model it reads (seventeenth attack, S-M4)
+                    not_an_input(path, [args.model], "the cost model it reads", flag)
                     check_output(path, flag, args.force)
     except UsageError as exc:
         error = exc

@@ -23,7 +23,13 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import once, read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
-from dist_logreg.report.trainfile import CONFIG, check_summary, check_traffic, traffic_schema
+from dist_logreg.report.trainfile import (
+    CONFIG,
+    check_summary,
+    check_traffic,
+    traffic_schema,
+    within_summary,
+)
 
 #: Columns of ``steps.jsonl`` and ``metrics.jsonl`` kept as arrays (absent ones: NaN).
 STEP_COLUMNS = (
@@ -212,68 +218,12 @@ def _load_train(path: Path) -> TrainRun:
         links,
         flows,
     )
-    _within_summary(path, run, summary, earlier)
+    within_summary(path, run, summary, earlier)
     if config.get("resume") is not False or run.steps is None:
         run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
     # else: a run started afresh (no --resume) continues no earlier attempt: what a dead
     # run left in partial/ is another run's, never merged into this one's steps
     return run
-
-
-#: A step's phases in ``steps.jsonl``, each a key of ``time_s_per_rank`` without ``_s``.
-PHASES_S = ("data_s", "compute_s", "comm_s", "update_s")
-
-
-def _within_summary(path: Path, run, summary: dict, earlier: int) -> None:
-    """The rows of ``steps.jsonl`` and ``metrics.jsonl`` within the summary's run: a step
-    below its steps, a call's bytes within all it sent, and (a run not resumed) each
-    phase of a step within the longest rank's total (a step 99999 of a 40-step run, 1 EB
-    in one 88 B call, a 28-hour step of a 17 ms run were drawn: thirteenth attack, M-H2)."""
-    steps, a = summary.get("steps"), summary.get("allreduce") or {}
-    most = ((summary.get("time_s_per_rank") or {}).get("total") or {}).get("max")
-    for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
-        if table is None or not table["step"].size:
-            continue
-        where = path / name
-        if isinstance(steps, int) and table["step"].max() >= steps:
-            raise UsageError(
-                f"{where}: step: expected below the run's {steps} steps (summary.json), got "
-                f"{int(table['step'].max())}"
-            )
-        if name == "metrics.jsonl" and not earlier and schema.is_finite(a.get("bytes")):
-            got = np.nanmax(table["bytes"]) if np.isfinite(table["bytes"]).any() else 0.0
-            if got > a["bytes"]:
-                raise UsageError(
-                    f"{where}: bytes: expected at most the {a['bytes']:g} B the run sent "
-                    f"(summary.json allreduce.bytes), got {got:g}"
-                )
-        if earlier:
-            continue  # the summary is the last attempt's: the rows before it are not in it
-        per_rank = summary.get("time_s_per_rank") or {}
-        bounds = {}  # column: (its most, the summary's key that says so)
-        for c in PHASES_S:  # a phase within its rank's total of it, else the longest rank's
-            top = (per_rank.get(c[:-2]) or {}).get("max")
-            bounds[c] = (top, c[:-2]) if schema.is_finite(top) else (most, "total")
-        if name == "metrics.jsonl":  # a call of 28 h in a 9 ms run was drawn (P-H9)
-            bounds = {"seconds": ((a.get("latency_s") or {}).get("max"), "allreduce.latency_s")}
-        for c, (top, key) in bounds.items():
-            col = table[c][np.isfinite(table[c])]
-            if schema.is_finite(top) and col.size and col.max() > top * (1 + 1e-6) + 1e-9:
-                raise UsageError(
-                    f"{where}: {c}: expected at most {top:g} s (summary.json "
-                    f"{'time_s_per_rank.' if c in PHASES_S else ''}{key}.max: a step's phase "
-                    f"within its rank's whole run of it, a call within the longest), got "
-                    f"{col.max():g}"
-                )
-        if name == "metrics.jsonl" and schema.is_finite(most):
-            for c in ("start_s", "start_aligned_s"):  # within the run (clocks apart: 1 s)
-                col = table[c][np.isfinite(table[c])]
-                if col.size and not (-most - 1 <= col.min() and col.max() <= 2 * most + 1):
-                    raise UsageError(
-                        f"{where}: {c}: expected within the run ({most:g} s, summary.json "
-                        f"time_s_per_rank.total.max, and 1 s of clock offset), got "
-                        f"{col.min():g} to {col.max():g}"
-                    )
 
 
 def with_dead_attempts(path: Path, steps, world_size: int):

@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dist_logreg import schema
+from dist_logreg.errors import UsageError
 from dist_logreg.sim.bounds import LinkSums, _live_rates, _needs
-from dist_logreg.sim.job import Job
+from dist_logreg.sim.job import Job, job_phases
 
 #: Slack under a busiest link's floor (the engines' busy-time sums), and a mean's share of it.
 UTIL_RTOL = 0.1
 MEAN_SHARE = 0.5
+#: Slack over a flow row's host links' ceiling (the file's printed digits).
+CEIL_RTOL = 1e-6
 
 
 @dataclass
@@ -219,7 +222,65 @@ def _short(where: str, least: float, got, also: str = "") -> schema.Invalid:
     )
 
 
-def check_one_host(job: Job, r: dict, where: str) -> None:
+def check_placement(fab, placed: list, r: dict, kind: str, where: str) -> None:
+    """A row's links held to what its placement lets cross them (an edited ranks_per_host
+    lowered every floor beside links that carried the job as first placed: sixteenth
+    attack, R-H3): every rank on one host leaves the links idle; a flow row's links out of
+    the hosts carry no more than the bytes its flows send between hosts."""
+    _check_one_host(Job(fab, placed[0], r["algorithm"], 1), r, where)
+    if "packet" not in r and "jobs" not in r and kind not in ("neighbour", "background"):
+        _check_ceiling(fab, placed, r, where)
+
+
+def _check_ceiling(fab, placed: list, r: dict, where: str) -> None:
+    """A flow engine's link utilisation is its bytes over its rate and the phase-synchronous
+    time: the class of the links out of the hosts (where no other class leaves them and its
+    rates are one) carries at most every phase's flows between two hosts at the phase's
+    largest flow, summed over the placements its seeds ran on."""
+    topo = fab.topology
+    src, dst = np.asarray(topo.link_src), np.asarray(topo.link_dst)
+    cls, rates = np.asarray(topo.link_class, dtype=np.int64), _live_rates(topo)
+    hosts = np.zeros(len(topo.node_names), dtype=bool)
+    hosts[src[topo.endpoint_up]] = True
+    out = hosts[src] & ~hosts[dst]
+    first = np.unique(cls[out])
+    got = (r.get("links") or {}).get(topo.class_names[first[0]]) if first.size == 1 else None
+    span = r.get("phase_sync_s") or r["time_s"]
+    mine = rates[cls == first[0]] if first.size == 1 else rates[:0]
+    if (
+        not isinstance(got, dict)
+        or not schema.is_finite(got.get("mean_util"))
+        or np.count_nonzero(out) != mine.size  # the class has links inside the fabric too
+        or not mine.size
+        or np.ptp(mine) > 0
+        or not (schema.is_finite(span) and span > 0)
+    ):
+        return
+    carried = got["mean_util"] * mine.size * mine[0] * span
+    most = 0.0
+    for host_of in placed:
+        job = Job(fab, host_of, r["algorithm"], int(r["bytes"]))
+        try:
+            steps = job_phases(job)
+        except (ValueError, UsageError):
+            return
+        node = src[topo.endpoint_up[np.asarray(host_of, dtype=np.int64)]]
+        sent = sum(
+            ph.repeat * float(ph.frac.max()) * np.count_nonzero(node[ph.src] != node[ph.dst])
+            for ph in steps
+            if ph.src.size
+        )
+        most = max(most, sent * job.nbytes)
+    if carried > most * (1 + CEIL_RTOL) + 1.0:
+        raise schema.unphysical(
+            f"{where}.links.{topo.class_names[first[0]]}.mean_util",
+            f"expected at most {most / (mine.size * mine[0] * span):.6g} (the bytes its "
+            f"placement sends between hosts, over these links' rate and time_s), got "
+            f"{got['mean_util']:.6g}",
+        )
+
+
+def _check_one_host(job: Job, r: dict, where: str) -> None:
     """A job whose ranks share one host sends nothing on a link: its row's links idle and
     its bottleneck the host (an edited ranks_per_host put 8 ranks on one host, every floor
     gone, beside links 45 % busy: sixteenth attack, R-H3)."""

@@ -196,7 +196,7 @@ def _row(fab: Fabric, sums: LinkSums, text: str, r: dict, placement: dict, where
         fab, latency = packet_floor.row_delayed(fab, delays, where), True
     sc = parse_scenario(text)
     placed = _placements(fab, r, placement, seeds, sc, where)
-    busy.check_one_host(Job(fab, placed[0], r["algorithm"], 1), r, where)  # R-H3
+    busy.check_placement(fab, placed, r, sc.kind, where)  # R-H3
     bounds, jobs = [], [Job(fab, h, r["algorithm"], int(r["bytes"])) for h in placed]
     for host_of, job in zip(placed, jobs, strict=True):
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
-from dist_logreg.files import check_output, not_an_input, output_parts
+from dist_logreg.files import check_output, not_an_input, output_parts, read_json
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
 from dist_logreg.train.options import read_saved
@@ -189,6 +189,34 @@ def my_rows(comm, spec: str | None, fmt: str, label_column, d: int, cfg):
     return part, None if y is None else np.asarray(y[lo:hi]), lo, n
 
 
+def _found(data: str | None) -> None:
+    """The run's data files (its config.json's ``data``) exist from this folder: a relative
+    path is read from where predict runs (seventeenth attack, S-M1)."""
+    missing = [x for x in (data or "").split(",") if x and not Path(x).exists()]
+    if missing:
+        raise UsageError(
+            f"the run's data {missing[0]} (its config.json's data): not found from this folder "
+            "(a relative path is read from the folder predict runs in); expected --data PATH, "
+            "or predict run from the folder train ran in"
+        )
+
+
+def same_rows(model: Path, cfg, n: int) -> None:
+    """The run's data read again holds the training rows its ``summary.json`` records (a
+    file of the same name elsewhere was predicted silently: seventeenth attack, S-M1)."""
+    try:
+        got = read_json(model / "summary.json", "summary.json")["data"]["samples"]
+    except (UsageError, OSError, KeyError, TypeError):
+        return  # no summary (a run that died): nothing to hold the rows to
+    train = n - (round(cfg.val_fraction * n) if cfg.val_fraction else 0)
+    if isinstance(got, int) and not isinstance(got, bool) and got >= 1 and train != got:
+        raise UsageError(
+            f"the run's data {cfg.data} (its config.json's data): expected the {got} training "
+            f"rows its summary.json records, got {train}{' of ' + str(n) if train != n else ''}"
+            " (another file of that name?); expected --data with the rows to predict"
+        )
+
+
 def class_index(y: np.ndarray, classes: np.ndarray, first: int, where: str) -> np.ndarray:
     """Labels as indices into the model's classes; ``UsageError`` names the first stranger."""
     idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
@@ -217,6 +245,8 @@ def run(comm, args) -> int:
                 f"--data: expected the rows to predict: the run read a file per rank "
                 f"(--data {cfg.data}), which its config cannot join again"
             )
+        if cfg is not None and not args.data:
+            _found(cfg.data)
         if cfg is not None and not cfg.data:  # the run's synthetic set, built again
             try:
                 check_synthetic_memory(
@@ -230,9 +260,11 @@ def run(comm, args) -> int:
         if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
             data = args.data or (cfg.data if cfg is not None else None) or ""
             not_an_input(args.out, data.split(","), "the data file it predicts")
-            model = Path(args.model)  # nor the model, its config (Q-M7)
-            run = [model / "model.npz", model / "config.json"] if model.is_dir() else [model]
-            not_an_input(args.out, run, "the model it predicts with")
+            model = Path(args.model)  # nor the model, its config (Q-M7), its summary, also
+            folder = model if model.is_dir() else model.parent  # when --model is the file
+            not_an_input(args.out, [folder / "model.npz", model], "the model it predicts with")
+            run = [folder / "config.json", folder / "summary.json"]  # (S-M3)
+            not_an_input(args.out, run, "a file of the run it predicts with")
             check_output(args.out, "--out", getattr(args, "force", False))
     except UsageError as exc:
         error = exc
@@ -244,10 +276,13 @@ def run(comm, args) -> int:
     X, y, first, n = my_rows(comm, spec, fmt, column, mdl.n_features, cfg)
     error, idx = None, None
     try:
+        if not args.data and cfg is not None and cfg.data and Path(args.model).is_dir():
+            same_rows(Path(args.model), cfg, n)
         if X.shape[1] != mdl.n_features:
             where = f"data {spec}" if spec else "the run's synthetic data (its config.json)"
             raise UsageError(
                 f"{where}: expected {mdl.n_features} features (the model's), got {X.shape[1]}"
+                + (" besides its label column" if y is not None else "")  # R-L1
             )
         if y is not None:
             idx = class_index(y, np.asarray(mdl.classes), first, f"data {spec}")

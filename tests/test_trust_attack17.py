@@ -1,0 +1,77 @@
+"""Issue 29, the seventeenth attack: each test fails before its fix (the IDs are the
+attack's, S- on training and its readers, T- on the simulator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import BIN, run_mpi, train_cmd
+from tests.test_model_cli import bench_file, model_file  # noqa: F401 (fixtures)
+
+
+def dl(*args: str, cwd=None):
+    """``dist-logreg ARGS`` at one rank (train and predict start MPI: not in this process)."""
+    return run_mpi(1, [str(BIN / "dist-logreg"), *args], timeout=120, cwd=cwd)
+
+
+def _npz(path, rows: int, seed: int) -> None:
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(rows, 5))
+    np.savez(path, X=X, y=(X[:, 0] > 0).astype(float))
+
+
+def test_predict_of_a_run_reads_its_own_data_or_says_why_not(tmp_path):
+    """S-M1: ``predict --model RUN`` from another folder predicted whatever ``d.npz`` was
+    there (50 rows of another set, against the 480 training rows the summary records), and
+    without one said "not a readable .npz archive"."""
+    _npz(tmp_path / "d.npz", 600, 1)
+    args = ["--data", "d.npz", "--batch-size", "32", "--steps", "3", "--val-fraction", "0.2"]
+    assert run_mpi(1, train_cmd(*args, "--out", "run"), timeout=120, cwd=tmp_path).returncode == 0
+    r = dl("predict", "--model", "run", "--out", "p.csv", cwd=tmp_path)
+    assert r.returncode == 0 and "600 rows" in r.stdout, r.stderr  # the run's own data
+    (tmp_path / "other").mkdir()
+    r = dl("predict", "--model", "../run", "--out", "p.csv", cwd=tmp_path / "other")
+    assert r.returncode == 2 and "data d.npz (its config.json's data): not found from" in r.stderr
+    _npz(tmp_path / "other" / "d.npz", 50, 5)
+    r = dl("predict", "--model", "../run", "--out", "p.csv", cwd=tmp_path / "other")
+    words = "expected the 480 training rows its summary.json records, got 40 of 50"
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert not (tmp_path / "other" / "p.csv").exists()
+
+
+def test_a_calls_start_may_follow_the_runs_evaluations():
+    """S-H1: a genuine run with ``--eval-every`` (40 evaluations of 500,000 held-out rows,
+    2 s, beside a loop of 20 ms) was refused: its calls start after the evaluations, which
+    the loop's total leaves out. Its rows, as train wrote them, by hand."""
+    from types import SimpleNamespace
+
+    from dist_logreg.errors import UsageError
+    from dist_logreg.report.trainfile import within_summary
+
+    nan = np.full(2, np.nan)
+    calls = {"step": np.array([0, 39]), "bytes": np.array([72.0, 72.0]), "seconds": nan}
+    calls |= {"start_s": np.array([0.0, 1.885]), "start_aligned_s": nan}
+    run = SimpleNamespace(steps=None, calls=calls)
+    summary = {"steps": 40, "time_s_per_rank": {"total": {"max": 0.0196}}}
+    summary |= {"allreduce": {"bytes": 2880.0}, "validation": {"eval_time_s": 2.02}}
+    within_summary(Path("ev"), run, summary, 0)  # 1.885 s: within 0.0196 + 2.02 s
+    calls["start_s"][1] = 9.0  # past twice the loop and its evaluations, and 1 s
+    with pytest.raises(UsageError, match="start_s: expected within the run"):
+        within_summary(Path("ev"), run, summary, 0)
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--out", "--fit"])
+def test_bench_never_writes_over_the_cost_model_it_reads(model_file, tmp_path, flag):  # noqa: F811
+    """S-M4: ``bench --cost-model m.json --csv m.json --force`` (or ``--out``, ``--fit``)
+    replaced the cost model it read with its CSV."""
+    m = tmp_path / "m.json"
+    m.write_bytes(model_file.read_bytes())
+    args = ["bench", "--allreduce", "ring", "--min-bytes", "1K", "--max-bytes", "4K"]
+    args += ["--iters", "2", "--cost-model", str(m), flag, str(m), "--force"]
+    r = dl(*args, cwd=tmp_path)
+    words = f"{flag} {m}: the cost model it reads ({m}); expected another file name"
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert m.read_bytes() == model_file.read_bytes()
