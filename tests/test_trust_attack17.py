@@ -3,6 +3,7 @@ attack's, S- on training and its readers, T- on the simulator)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,36 @@ def test_bench_never_writes_over_the_cost_model_it_reads(model_file, tmp_path, f
     words = f"{flag} {m}: the cost model it reads ({m}); expected another file name"
     assert r.returncode == 2 and words in r.stderr, r.stderr
     assert m.read_bytes() == model_file.read_bytes()
+
+
+def test_a_run_that_died_twice_lists_every_attempt(tmp_path):
+    """S-M2: a run killed at step 25, resumed from step 20 and killed at 25 again, then
+    resumed to the end, was reported as "2 attempts" (the second, whose steps the third ran
+    again, left out) beside a summary.json of 3."""
+    args = ["--samples", "4000", "--features", "16", "--batch-size", "64", "--steps", "60"]
+    args += ["--checkpoint-every", "10", "--flush-every", "5", "--out", str(tmp_path / "k")]
+    kill = ["--inject-fault", "kill:rank=1:step=25"]
+    for extra in (kill, [*kill, "--resume"], ["--resume"]):
+        run_mpi(2, train_cmd(*args, *extra), timeout=120)
+    summary = json.loads((tmp_path / "k" / "summary.json").read_text())
+    assert summary["attempts"]["count"] == 3
+    r = dl("report", str(tmp_path / "k"), "--out", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "3 attempts (resumed from checkpoints): attempt 1: steps 0..24 (died" in text
+    assert "attempt 2: steps 20..24 (died; a later attempt ran its steps again)" in text
+    assert "attempt 3: steps 20..59" in text
+
+
+@pytest.mark.parametrize("key, value", [("max", 0), ("min", 99.0), ("median", -1.0)])
+def test_a_ranks_times_are_in_order(tmp_path, key, value):
+    """S-H2: ``time_s_per_rank.total.max`` edited to 0 was a ZeroDivisionError traceback."""
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "3"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    doc = json.loads((run / "summary.json").read_text())
+    doc["time_s_per_rank"]["total"][key] = value
+    (run / "summary.json").write_text(json.dumps(doc))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    words = "summary.json: time_s_per_rank.total: expected min <= median <= max, got"
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -40,7 +40,13 @@ def train_section(b: Builder, run: TrainRun, prefix: str) -> Section:
             f"{len(run.attempts)} attempts (resumed from checkpoints): "
             + "; ".join(
                 f"attempt {a['attempt']}: steps {a['first']}..{a['last']}"
-                + ("" if a["completed"] else " (died; its rows saved up to its last flush)")
+                + (
+                    ""
+                    if a["completed"]
+                    else " (died; a later attempt ran its steps again)"
+                    if a.get("superseded")
+                    else " (died; its rows saved up to its last flush)"
+                )
                 for a in run.attempts
             )
         )

@@ -245,17 +245,18 @@ def with_dead_attempts(path: Path, steps, world_size: int):
     order = np.lexsort((merged["rank"], merged["step"]))
     merged = {c: v[order] for c, v in merged.items()}
     completed = set() if steps is None else set(steps["attempt"][~np.isnan(steps["attempt"])])
-    attempts = []
-    for a in sorted(set(merged["attempt"][~np.isnan(merged["attempt"])].tolist())):
-        mine = merged["step"][merged["attempt"] == a]
-        attempts.append(
-            {
-                "attempt": int(a),
-                "first": int(mine.min()),
-                "last": int(mine.max()),
-                "completed": a in completed,
-            }
-        )
+    ran: dict = {}  # every attempt's steps, a dead one's too where a later one ran them all
+    for t in ([steps] if steps is not None else []) + dead:  # (seventeenth attack, S-M2)
+        for a in set(t["attempt"][~np.isnan(t["attempt"])].tolist()):
+            mine = t["step"][t["attempt"] == a]
+            lo, hi = ran.get(a, (mine.min(), mine.max()))
+            ran[a] = min(lo, mine.min()), max(hi, mine.max())
+    shown = set(merged["attempt"][~np.isnan(merged["attempt"])].tolist())
+    attempts = [
+        {"attempt": int(a), "first": int(lo), "last": int(hi), "completed": a in completed}
+        | ({} if a in shown else {"superseded": True})
+        for a, (lo, hi) in sorted(ran.items())
+    ]
     return merged, attempts
 
 

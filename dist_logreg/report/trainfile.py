@@ -189,10 +189,16 @@ def _fractions(summary: dict) -> None:
     true class had at most half the probability): a comm fraction of 0.1 % for a run 58 %
     in its allreduce, a log-loss of 0.001 at 71.9 % accuracy, were drawn (M-H1)."""
     per = summary.get("time_s_per_rank") or {}
+    for key, stats in per.items():  # a max of 0 under a min was a ZeroDivisionError (S-H2)
+        got = [stats.get(k) for k in ("min", "median", "max")] if isinstance(stats, dict) else []
+        if all(schema.is_finite(x) for x in got) and not got[0] <= got[1] <= got[2]:
+            raise schema.Invalid(
+                f"time_s_per_rank.{key}", f"expected min <= median <= max, got {got}"
+            )
     comm, total = per.get("comm") or {}, per.get("total") or {}
     frac = (summary.get("comm_fraction") or {}).get("median")
     got = [comm.get("min"), comm.get("max"), total.get("min"), total.get("max"), frac]
-    if all(schema.is_finite(x) for x in got) and total["min"] > 0:
+    if all(schema.is_finite(x) for x in got) and total["min"] > 0 and total["max"] > 0:
         low, high = comm["min"] / total["max"], comm["max"] / total["min"]
         if not low * (1 - 1e-6) <= frac <= high * (1 + 1e-6):
             raise schema.unphysical(
