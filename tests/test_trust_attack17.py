@@ -109,3 +109,78 @@ def test_a_ranks_times_are_in_order(tmp_path, key, value):
     r = dl("report", str(run), "--out", str(tmp_path / "r"))
     words = "summary.json: time_s_per_rank.total: expected min <= median <= max, got"
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _last_row(path: Path, **edit) -> None:
+    lines = path.read_text().splitlines()
+    lines[-1] = json.dumps({**json.loads(lines[-1]), **edit})
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    "name, edit, words",
+    [
+        ("metrics.jsonl", {"seconds": 1e5}, "seconds: expected at most"),
+        ("metrics.jsonl", {"bytes": 1e18}, "bytes: expected at most"),
+        ("steps.jsonl", {"comm_s": 1e5}, "comm_s: expected at most"),
+    ],
+)
+def test_a_resumed_runs_own_rows_are_held_to_its_summary(tmp_path, name, edit, words):
+    """S-H3: in a run resumed from step 20, a call of 1e5 s (1 EB, a 28-hour step) in the
+    resumed steps was drawn: every bound was skipped once the run had resumed."""
+    run = tmp_path / "a"
+    args = ["--samples", "2000", "--features", "16", "--batch-size", "64"]
+    args += ["--checkpoint-every", "10", "--out", str(run)]
+    assert run_mpi(1, train_cmd(*args, "--steps", "20"), timeout=120).returncode == 0
+    assert run_mpi(1, train_cmd(*args, "--steps", "40", "--resume"), timeout=120).returncode == 0
+    assert dl("report", str(run), "--out", str(tmp_path / "g")).returncode == 0
+    _last_row(run / name, **edit)
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and f"{name}: {words}" in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def flat_sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("s") / "s"
+    args = ["--fabric", "flat:hosts=8,rate=100G", "--ranks", "2,5", "--bytes", "1K"]
+    assert (
+        run_mpi(1, [str(BIN / "dist-logreg"), "simulate", *args, "--out", str(out)]).returncode == 0
+    )
+    return out
+
+
+def _set(*path, value):
+    def edit(doc):
+        for key in path[:-1]:
+            doc = doc[key]
+        doc[path[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [  # T-H2: a KeyError, an AttributeError
+        (_set("fabric", "params", "alpha", value=5e-6), "fabric.params.alpha: expected {value"),
+        (_set("fabric", "shape", value=5), "fabric.shape: expected the fabric's shape, got 5"),
+        # T-H3: an OverflowError
+        (
+            _set("placement", "ranks_per_host", value=1e20),
+            "whole number of ranks from 1 to 1000000",
+        ),
+        (_set("placement", "ranks_per_host", value=2**63), "ranks from 1 to 1000000, got 92"),
+    ],
+)
+def test_a_simulate_json_edited_is_one_line(flat_sim, tmp_path, edit, words):
+    from tests.test_trust_leftovers import _edited
+
+    r = _edited(flat_sim, tmp_path, edit)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_params_entry_without_its_source_is_read(flat_sim, tmp_path):
+    """T-H2: an entry without ``source`` was a KeyError; it is a value of no stated source."""
+    from tests.test_trust_leftovers import _edited
+
+    r = _edited(flat_sim, tmp_path, lambda d: d["fabric"]["params"]["alpha"].pop("source"))
+    assert r.returncode == 0, r.stderr

@@ -331,7 +331,7 @@ def _set(value, *path):
         (_halves("reduce-scatter/warp-drive"), "unknown reduce-scatter algorithm 'warp-drive'"),
         (_drop("fabric", "params"), "fabric.params: expected the fabric's parameters"),
         (_set("1us", "fabric", "params", "link-latency", "value"), "link-latency"),
-        (_set("1", "placement", "ranks_per_host"), "expected a whole number of ranks >= 1"),
+        (_set("1", "placement", "ranks_per_host"), "expected a whole number of ranks from 1 to"),
         (
             _set(
                 {"value": 1e300, "unit": "B/s", "source": "derived"},

@@ -57,10 +57,10 @@ class Floor:
             if isinstance(b, dict) and isinstance(b.get("spec"), str)
         }
         self.per_host = (doc.get("placement") or {}).get("ranks_per_host", 1)
-        if not (_num(self.per_host) and self.per_host >= 1 and self.per_host == int(self.per_host)):
+        if not _whole_per_host(self.per_host):  # 1e20 was an OverflowError (T-H3)
             raise schema.Invalid(
                 "placement.ranks_per_host",
-                f"expected a whole number of ranks >= 1, got {self.per_host!r}",
+                f"expected a whole number of ranks from 1 to {MAX_PER_HOST}, got {self.per_host!r}",
             )
 
     def check(self, r: dict, where: str) -> None:
@@ -134,7 +134,10 @@ def _values(fabric: dict) -> dict:
     params = fabric.get("params")
     if not isinstance(params, dict) or not params:
         raise schema.Invalid("fabric.params", f"expected the fabric's parameters, got {params!r}")
-    values = {k: (p.get("value") if isinstance(p, dict) else p) for k, p in params.items()}
+    for key, p in params.items():  # a bare 5e-6 or a number as its source (T-H2)
+        if not isinstance(p, dict) or not isinstance(p.get("source", ""), str):
+            raise schema.Invalid(f"fabric.params.{key}", f"expected {{value, source}}, got {p!r}")
+    values = {k: p.get("value") for k, p in params.items()}
     values["alpha-source"] = (params.get("alpha") or {}).get("source", "")
     hosts = fabric.get("hosts") if _num(fabric.get("hosts")) else 1
     for key, v in values.items():
@@ -152,7 +155,10 @@ def _values(fabric: dict) -> dict:
             raise schema.Invalid(
                 f"fabric.params.{key}", f"expected a number of seconds, got {values.get(key)!r}"
             )
-    shape_rate = (fabric.get("shape") or {}).get("rate")
+    shape = fabric.get("shape")
+    if not isinstance(shape, dict):  # a shape of 5 was an AttributeError (T-H2)
+        raise schema.Invalid("fabric.shape", f"expected the fabric's shape, got {shape!r}")
+    shape_rate = shape.get("rate")
     low, high = schema.FABRIC_BOUNDS["rate"]
     if shape_rate is not None and not (_num(shape_rate) and low <= shape_rate <= high):
         raise _bad(
@@ -229,9 +235,20 @@ def ranks_per_host(doc: dict, r: dict) -> int:
     """Ranks a host of row ``r`` holds: the row's own (a sweep over ``ranks-per-host``
     records it per row), else the file's placement; a whole number >= 1, or refused."""
     k = r.get("ranks-per-host", (doc.get("placement") or {}).get("ranks_per_host", 1))
-    if not (schema.is_number(k) and k >= 1 and k == int(k)):
-        raise schema.Invalid("ranks-per-host", f"expected a whole number of ranks >= 1, got {k!r}")
+    if not _whole_per_host(k):
+        raise schema.Invalid(
+            "ranks-per-host",
+            f"expected a whole number of ranks from 1 to {MAX_PER_HOST}, got {k!r}",
+        )
     return int(k)
+
+
+#: The most ranks a host holds (simulate's ``--ranks-per-host`` bound).
+MAX_PER_HOST = 1_000_000
+
+
+def _whole_per_host(k) -> bool:
+    return schema.is_number(k) and 1 <= k <= MAX_PER_HOST and k == int(k)
 
 
 def fastest_link(fabric) -> float:

@@ -251,6 +251,8 @@ def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
     in one 88 B call, a 28-hour step of a 17 ms run were drawn: thirteenth attack, M-H2)."""
     steps, a = summary.get("steps"), summary.get("allreduce") or {}
     most = ((summary.get("time_s_per_rank") or {}).get("total") or {}).get("max")
+    if earlier and _ran_twice(run.steps, earlier):
+        return  # a resume that fell back past completed steps: both runs' rows are there
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
         if table is None or not table["step"].size:
             continue
@@ -260,15 +262,18 @@ def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
                 f"{where}: step: expected below the run's {steps} steps (summary.json), got "
                 f"{int(table['step'].max())}"
             )
-        if name == "metrics.jsonl" and not earlier and schema.is_finite(a.get("bytes")):
+        # a resumed run's summary is its last attempt's: its rows held to it, not those
+        # before it (a call of 1e5 s in the resumed steps was drawn: seventeenth, S-H3)
+        table = {c: v[table["step"] >= earlier] for c, v in table.items()}
+        if not table["step"].size:
+            continue
+        if name == "metrics.jsonl" and schema.is_finite(a.get("bytes")):
             got = np.nanmax(table["bytes"]) if np.isfinite(table["bytes"]).any() else 0.0
             if got > a["bytes"]:
                 raise UsageError(
                     f"{where}: bytes: expected at most the {a['bytes']:g} B the run sent "
                     f"(summary.json allreduce.bytes), got {got:g}"
                 )
-        if earlier:
-            continue  # the summary is the last attempt's: the rows before it are not in it
         per_rank = summary.get("time_s_per_rank") or {}
         bounds = {}  # column: (its most, the summary's key that says so)
         for c in PHASES_S:  # a phase within its rank's total of it, else the longest rank's
@@ -303,3 +308,12 @@ def _calls_within(where: Path, table: dict, most: float, summary: dict) -> None:
                 f"time_s_per_rank.total.max, {evals:g} s of validation.eval_time_s, and 1 s of "
                 f"clock offset), got {col.min():g} to {col.max():g}"
             )
+
+
+def _ran_twice(steps, earlier: int) -> bool:
+    """Whether a rank's step from ``earlier`` on is in ``steps.jsonl`` twice."""
+    if steps is None or not steps["step"].size:
+        return False
+    mine = steps["step"] >= earlier
+    keys = steps["step"][mine].astype(np.int64) * (1 << 32) + steps["rank"][mine].astype(np.int64)
+    return bool(np.unique(keys).size < keys.size)

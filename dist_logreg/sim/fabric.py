@@ -225,10 +225,10 @@ def rebuild(block: dict, name: str = "fabric") -> Fabric:
     from_block = Path(base).suffix in (".json", ".toml") or base.lower().startswith("cluster:")
     if from_block:  # a fabric file (perhaps gone) or a cluster's: its keys are in params
         base = f"{(params.get('topology') or {}).get('value')}:"
-    model = {k for k, p in params.items() if p["source"].startswith("cost model")}
+    model = {k for k, p in params.items() if p.get("source", "").startswith("cost model")}
     over = {}
     for key, p in params.items():
-        src = p["source"]
+        src = p.get("source", "")
         if key == "topology" or src.startswith(_REBUILT) or (src == "spec" and not from_block):
             continue
         over[key] = (0.0, src) if key in model else (p.get("value"), src)
