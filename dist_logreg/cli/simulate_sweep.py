@@ -196,6 +196,10 @@ def run_sweep(args) -> int:
     except KeyboardInterrupt as exc:
         kept = f"; finished points kept in {args.out} (--resume)" if args.out else ""
         name = interrupt_name(exc)
+        if comm is not None and size > 1:  # the others waited forever (T-H1): abort them
+            at = f"{kept}; rank {rank} of {size}, aborting all ranks"
+            print(f"dist-logreg simulate: interrupted ({name}){at}", file=sys.stderr, flush=True)
+            comm.Abort(interrupt_status(exc))
         if rank == 0:
             print(f"dist-logreg simulate: interrupted ({name}){kept}", file=sys.stderr, flush=True)
         return interrupt_status(exc)
