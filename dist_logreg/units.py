@@ -161,14 +161,17 @@ def parse_seconds(text, name: str, *, examples: str = TIME_EXAMPLES) -> float:
 
 
 def parse_timeout(text, name: str) -> float:
-    """A time > 0 that ends something (``30``, ``90s``, ``2min``), in seconds."""
+    """A time that ends something (``30``, ``90s``, ``2min``), in seconds: 1 ms to 10^6 s
+    (1e-300 killed every run at once and blamed the launcher; 1e300 is no limit:
+    seventeenth attack, S-M8)."""
     try:
         value = parse_seconds(text, name)
     except UsageError:
         value = 0.0
-    if not value > 0:
+    if not 1e-3 <= value <= 1e6:
         raise UsageError(
-            f"{name}: expected a finite number of seconds > 0 (e.g. 30, 90s, 2min), got {text!r}"
+            f"{name}: expected a number of seconds from 0.001 to 1e+06 (e.g. 30, 90s, 2min), "
+            f"got {text!r}"
         )
     return value
 

@@ -263,7 +263,7 @@ def test_bad_grace_is_usage():
         text=True,
         timeout=30,
     )
-    assert r.returncode == 2 and "--grace: expected a finite number of seconds > 0" in r.stderr
+    assert r.returncode == 2 and "--grace: expected a number of seconds from 0.001 to" in r.stderr
 
 
 def test_status_file_protocol(tmp_path, monkeypatch):

@@ -223,3 +223,94 @@ def test_a_signal_to_one_rank_of_a_sweep_ends_the_job(tmp_path, n):
     words = "interrupted (SIGTERM); finished points kept in o (--resume); rank "
     assert words in err and f" of {n}, aborting all ranks" in err, err[-800:]
     assert "Traceback" not in err, err[-800:]
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (("residuals", "rows", float("nan")), "residuals.rows: expected a whole number"),
+        (("residuals", "rows", -3), "residuals.rows: expected a whole number"),
+        (("residuals", "median_rel", 1e300), "residuals.median_rel: expected a relative error"),
+        (("residuals", "median_rel", 50.0), "residuals.median_rel: expected at most max_rel"),
+        (("gamma", "overhead_s", -5.0), "gamma[0].overhead_s: expected a finite number >= 0"),
+        (("gamma", "sizes", "x"), "gamma[0].sizes: expected a whole number of sizes"),
+    ],
+)
+def test_a_cost_models_residuals_are_checked(model_file, tmp_path, edit, words):  # noqa: F811
+    """S-H4: ``model predict`` of a model whose residuals say ``rows`` NaN, -3, or a median
+    of 1e300 above its worst printed "over nan measurements" and a 300-digit percent."""
+    from tests.test_model_cli import dl as here
+
+    doc = json.loads(model_file.read_text())
+    block, key, value = edit
+    if block == "gamma":
+        doc["gamma"][0][key] = value
+    else:
+        doc["algorithms"]["ring"]["residuals"][key] = value
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps(doc))
+    r = here("model", "predict", "--model", str(m), "--ranks", "8", "--bytes", "1M")
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert here("model", "predict", "--model", str(model_file), "--ranks", "8").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [  # S-H5: an OverflowError before the config was read; S-M7: a stall in MPI_Init
+        (["--comm-timeout", "1e300"], "--comm-timeout: expected 0 (off) or 0.1 to 1e+06 seconds"),
+        (["--comm-timeout", "1e-300"], "--comm-timeout: expected 0 (off) or 0.1 to 1e+06"),
+        # S-H6: an OverflowError in time.sleep, mid-run
+        (["--inject-fault", "stall:rank=0:step=1:seconds=1e10"], "a stall of at most 1e+06 s"),
+    ],
+)
+def test_train_bounds_its_waits(tmp_path, extra, words):
+    args = ["--samples", "500", "--features", "4", "--batch-size", "32", "--steps", "3"]
+    r = run_mpi(1, train_cmd(*args, "--out", str(tmp_path / "o"), *extra), timeout=120)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_run_scale_times_out_is_named_with_a_status_of_the_table(tmp_path):
+    """S-M8: a run ``scale --timeout`` killed was "failed (exit status -9)" and scale's
+    own status 247 ((-9) & 0xff); a timeout of 1e-300 s was taken."""
+    from tests.test_scale import dist_logreg
+
+    train = ["train", "--samples", "20000", "--features", "256", "--batch-size", "1024"]
+    train += ["--steps", "100000"]  # minutes: killed after 3 s
+    r = dist_logreg("scale", "--ranks", "1", "--timeout", "3", "--out", str(tmp_path / "a"),
+                    "--", *train)  # fmt: skip
+    assert r.returncode == 137, r.stderr
+    assert "the run at 1 rank(s) took longer than --timeout 3 s; killed (exit status 137)" in (
+        r.stdout + r.stderr
+    )
+    r = dist_logreg("scale", "--ranks", "1", "--timeout", "1e-300", "--out", str(tmp_path / "b"),
+                    "--", *train)  # fmt: skip
+    assert r.returncode == 2 and "--timeout: expected a number of seconds from 0.001" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "first, second", [("batch-size", "batch_size"), ("batch_size", "batch-size")]
+)
+def test_a_train_config_key_spelled_two_ways_is_refused(first, second):
+    """S-M5: ``batch-size = 16`` and ``batch_size = 32`` in one config: the later won."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.train.options import config_values
+
+    with pytest.raises(UsageError, match=f"key '{second}': given twice, spelled two ways"):
+        config_values({"steps": 3, first: 16, second: 32}, "config file c.toml")
+    assert config_values({"steps": 3, first: 16}, "c")["batch_size"] == 16
+
+
+@pytest.mark.parametrize("key, value", [("dtype_bytes", 1e300), ("dtype_bytes", 10**30)])
+def test_a_step_workloads_gradient_is_counted_before_it_is_listed(tmp_path, key, value):
+    """Found by fuzzing report beside the attack: a step block's ``dtype_bytes`` of 1e300
+    was an ``OverflowError`` traceback (the buckets listed one by one; a small bucket would
+    have listed 10^290 of them)."""
+    from tests.test_trust_leftovers import _edited
+
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--workload"]
+    args += ["params=1e6,forward=1ms,backward=2ms"]
+    cmd = [str(BIN / "dist-logreg"), "simulate", *args, "--out", str(tmp_path / "s")]
+    assert run_mpi(1, cmd).returncode == 0
+    r = _edited(tmp_path / "s", tmp_path, _set("step", "workload", key, value=value))
+    words = "step.workload: expected a workload simulate runs: a gradient of"
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr

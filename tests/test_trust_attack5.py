@@ -46,6 +46,8 @@ def _edit(**over):
     def edit(d):
         d["fabric"] = fabric_block("flat:hosts=4,alpha=0.5us,link-latency=0.25us,rate=100G")
         d["results"][0]["packet"] = _block(**over)
+        # 1536 B a rank at 100 Gbit/s for 10 us: 0.012288 of a host link
+        d["results"][0]["links"] = {"host-up": {"max_util": 0.012288, "mean_util": 0.012288}}
 
     return edit
 

@@ -239,7 +239,7 @@ def test_scale_refuses_a_timeout_that_is_not_positive(tmp_path, value):
         "--steps",
         "2",
     )
-    assert "--timeout: expected a finite number of seconds > 0" in one_line(r)
+    assert "--timeout: expected a number of seconds from 0.001 to 1e+06" in one_line(r)
 
 
 # --- rank counts -------------------------------------------------------------------------

@@ -151,9 +151,10 @@ def run_guarded(comm, body) -> int:
             return broken_pipe()
         status = EXIT_UNEXPECTED
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line, no traceback
-            what = "interrupted"
+            # named, and 128 + its number, as every command (a Ctrl-C was exit 1, which
+            # supervise takes for a crash to restart: seventeenth attack, S-M6)
+            what, status = f"interrupted ({interrupt_name(exc)})", interrupt_status(exc)
             if interrupt_name(exc) == "SIGTERM":  # mpirun's forward, a batch system
-                what, status = "interrupted (SIGTERM)", interrupt_status(exc)
                 with contextlib.suppress(ValueError):  # a second one (the abort's) ends it
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
         else:

@@ -139,6 +139,13 @@ def check(doc: dict) -> str | None:
             return f"gamma[{k}]: expected an object with s_per_byte, got {g!r:.40}"
         if why := param_problem(g.get("s_per_byte"), f"gamma[{k}].s_per_byte"):
             return why
+        over, sizes = g.get("overhead_s"), g.get("sizes")  # (S-H4's neighbours)
+        if over is not None and (why := param_problem(over, f"gamma[{k}].overhead_s")):
+            return why
+        if sizes is not None and not (isinstance(sizes, int) and not isinstance(sizes, bool)):
+            return f"gamma[{k}].sizes: expected a whole number of sizes >= 0, got {sizes!r}"
+        if sizes is not None and sizes < 0:
+            return f"gamma[{k}].sizes: expected a whole number of sizes >= 0, got {sizes!r}"
     algs = doc.get("algorithms")
     if not isinstance(algs, dict) or not algs:
         return f"algorithms: expected an object of fits by algorithm name, got {algs!r:.40}"
@@ -153,14 +160,40 @@ def check(doc: dict) -> str | None:
                 return why
         if all(seg.get(link) is None for seg in segs for link in LINKS):
             return f"algorithms.{name}.segments: expected fitted parameters, got none"
-        res = alg.get("residuals")
-        for key in ("median_rel", "max_rel") if isinstance(res, dict) else ():
-            v = res.get(key)
-            if v is not None and not (isinstance(v, (int, float)) and 0 <= v < math.inf):
-                return (
-                    f"algorithms.{name}.residuals.{key}: expected a finite number >= 0, got {v!r}"  # noqa: E501
-                )
+        if why := _check_residuals(alg.get("residuals"), f"algorithms.{name}.residuals"):
+            return why
     return _check_source(doc.get("source"))
+
+
+def _check_residuals(res, key: str) -> str | None:
+    """A fit's residuals as ``model fit`` writes them: its median and worst relative error
+    (median <= worst) over a whole number of rows ("over nan measurements", a median of
+    1e300 above the worst were printed: seventeenth attack, S-H4)."""
+    if res is None:
+        return None
+    if not isinstance(res, dict):
+        return f"{key}: expected an object of median_rel, max_rel and rows, got {res!r:.40}"
+    for name in ("median_rel", "max_rel"):
+        v = res.get(name)
+        if v is not None and not (_plain(v) and 0 <= v <= MAX_REL):
+            return f"{key}.{name}: expected a relative error from 0 to {MAX_REL:g}, got {v!r}"
+    low, high = res.get("median_rel"), res.get("max_rel")
+    if low is not None and high is not None and low > high:
+        return f"{key}.median_rel: expected at most max_rel {high!r}, got {low!r}"
+    rows = res.get("rows")
+    if rows is not None and not (isinstance(rows, int) and not isinstance(rows, bool)):
+        return f"{key}.rows: expected a whole number of measurements >= 1, got {rows!r}"
+    if rows is not None and not 1 <= rows <= 10**9:
+        return f"{key}.rows: expected a whole number of measurements >= 1, got {rows!r}"
+    return None
+
+
+#: The largest relative residual a fit may report (1e6 x its measurement).
+MAX_REL = 1e6
+
+
+def _plain(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_source(src) -> str | None:

@@ -294,8 +294,14 @@ def run(
         say(f"dist-logreg scale: {p} rank(s): {shlex.join(cmd)}")
         started = time.monotonic()
         rc = _run_once(cmd, env, timeout)
-        if rc != 0:
-            say(f"dist-logreg scale: the run at {p} rank(s) failed (exit status {rc})")
+        if rc != 0:  # a signal's status as a shell gives it (-9 was exit 247: S-M8)
+            rc = 128 - rc if rc < 0 else rc
+            why = (
+                f"took longer than --timeout {timeout:g} s; killed (exit status {rc})"
+                if rc == TIMED_OUT
+                else f"failed (exit status {rc})"
+            )
+            say(f"dist-logreg scale: the run at {p} rank(s) {why}")
             points.append({"world_size": p, "exit": rc, "out": str(run_dir)})
             status = status or rc
             if rc == EXIT_USAGE:  # bad input fails the same way at every size
@@ -364,6 +370,10 @@ def _used(path: Path) -> bool:
         return True
 
 
+#: A run ``--timeout`` killed: the status of a process killed by SIGKILL.
+TIMED_OUT = 128 + signal.SIGKILL
+
+
 def _run_once(cmd: list[str], env: dict, timeout: float | None) -> int:
     """One run in its own process group: a timeout or Ctrl-C ends the launcher and ranks."""
     proc = start_group(cmd, env, "scale")
@@ -371,7 +381,7 @@ def _run_once(cmd: list[str], env: dict, timeout: float | None) -> int:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
-        return -signal.SIGKILL
+        return TIMED_OUT
     except KeyboardInterrupt:
         kill_group(proc)
         raise

@@ -273,8 +273,12 @@ def block_workload(block, where: str) -> Workload:
     names = [f.name for f in dataclasses.fields(Workload)]
     try:
         w = Workload(**{k: block[k] for k in names if k in block})
+        total = float(w.params) * float(w.dtype_bytes)  # counted before they are listed: a
+        many = total / w.bucket_bytes if w.bucket_bytes and w.bucket_bytes > 0 else 1.0
+        if not (math.isfinite(total) and many <= MAX_BUCKETS):  # dtype of 1e300 (fuzzed)
+            raise ValueError(f"a gradient of {total:g} B in up to {MAX_BUCKETS} buckets")
         sizes = w.sizes()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise schema.Invalid(where, f"expected a workload simulate runs: {exc}") from None
     if len(sizes) > MAX_BUCKETS or any(not schema.is_finite(b) or b < 1 for b in sizes):
         raise schema.Invalid(where, f"expected 1 to {MAX_BUCKETS} buckets of >= 1 B")

@@ -60,7 +60,17 @@ def parse_fault(text: str) -> Fault:
         raise UsageError(f"--inject-fault: expected a finite number of seconds, got {text!r}")
     if fault.rank < 0 or fault.step < 0 or fault.seconds < 0:
         raise UsageError(f"--inject-fault: expected non-negative values, got {text!r}")
+    if fault.seconds > MAX_WAIT_S:  # 1e10 s was an OverflowError in time.sleep (S-H6)
+        raise UsageError(
+            f"--inject-fault: expected a stall of at most {MAX_WAIT_S:g} seconds, got {text!r}"
+        )
     return fault
+
+
+#: The longest stall or timeout, s (11.6 days: a run's longest measured span elsewhere), and
+#: the shortest timeout (MPI_Init alone takes a good part of it).
+MAX_WAIT_S = 1e6
+MIN_TIMEOUT_S = 0.1
 
 
 def attempt() -> int:
@@ -202,6 +212,6 @@ def start_watchdog(timeout) -> Watchdog | NoWatchdog:
     """A watchdog for ``--comm-timeout`` as given (before validation: anything but a
     positive finite number of seconds means none; validation reports bad values later)."""
     number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-    if number and math.isfinite(timeout) and timeout > 0:
+    if number and math.isfinite(timeout) and MIN_TIMEOUT_S <= timeout <= MAX_WAIT_S:
         return Watchdog(None, float(timeout))
     return NoWatchdog()

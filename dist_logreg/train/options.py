@@ -156,7 +156,7 @@ def config_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
     """The settings of a flat mapping of config keys (a TOML file, a run's ``config.json``),
     each key known (old names and dashes allowed) and of its field's type; ``UsageError``
     "WHERE: key 'k': expected int, got 'x'" else. The bounds are :func:`resolve`'s."""
-    values = {}
+    values, spelled = {}, {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         name = RENAMED.get(name, name)
@@ -164,6 +164,12 @@ def config_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
             raise UsageError(
                 f"{where}: unknown key {key!r}; expected one of {', '.join(sorted(FIELDS))}"
             )
+        if name in spelled:  # batch-size and batch_size: the later won (S-M5)
+            raise UsageError(
+                f"{where}: key {key!r}: given twice, spelled two ways ({spelled[name]!r} = "
+                f"{raw[spelled[name]]!r} and {key!r} = {value!r}); expected one"
+            )
+        spelled[name] = key
         values[name] = _check_type(name, value, f"{where}: key {key!r}")
     return values
 

@@ -160,7 +160,11 @@ def _records(cfg: TrainConfig) -> None:
     need(cfg.log_every >= 0, "--log-every", "an integer >= 0", cfg.log_every)
     need(cfg.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", cfg.checkpoint_every)
     need(cfg.keep_checkpoints >= 1, "--keep-checkpoints", "an integer >= 1", cfg.keep_checkpoints)
-    need(cfg.comm_timeout >= 0, "--comm-timeout", "a number of seconds >= 0", cfg.comm_timeout)
+    from dist_logreg.train.faults import MAX_WAIT_S, MIN_TIMEOUT_S
+
+    t = cfg.comm_timeout  # 1e300 was an OverflowError, 1e-300 a stall in MPI_Init (S-H5, S-M7)
+    what = f"0 (off) or {MIN_TIMEOUT_S:g} to {MAX_WAIT_S:g} seconds"
+    need(t == 0 or MIN_TIMEOUT_S <= t <= MAX_WAIT_S, "--comm-timeout", what, t)
     if cfg.inject_fault is not None:
         from dist_logreg.train.faults import parse_fault
 
