@@ -314,3 +314,43 @@ def test_a_step_workloads_gradient_is_counted_before_it_is_listed(tmp_path, key,
     r = _edited(tmp_path / "s", tmp_path, _set("step", "workload", key, value=value))
     words = "step.workload: expected a workload simulate runs: a gradient of"
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+GRID = 'fabric = "flat:hosts=8,rate=100G"\nranks = [4, 8]\nalgorithm = "ring"\nbytes = "1K"\n'
+
+
+@pytest.mark.parametrize("name", ["simulate.json", "simulate.json.partial"])
+def test_a_sweep_never_writes_over_its_grid(tmp_path, name):
+    """T-M1: ``simulate --sweep D/simulate.json --out D --force`` replaced the grid with its
+    output (``D/simulate.json.partial``: deleted with the partial files)."""
+    from tests.test_model_cli import dl as here
+
+    grid = tmp_path / name
+    grid.write_text(GRID)
+    r = here("simulate", "--sweep", str(grid), "--out", str(tmp_path), "--force")
+    assert r.returncode == 2 and f"({grid}); expected another file name" in r.stderr, r.stderr
+    assert grid.read_text() == GRID
+
+
+@pytest.mark.parametrize("link", ["leaf\u0660-spine1", "leaf1-spine\u0660+leaf1-spine1"])
+def test_a_failed_cables_digits_are_ascii(link):
+    """T-M2: ``fail:link=leaf٠-spine1`` was read as leaf0."""
+    from tests.test_model_cli import dl as here
+
+    args = ["--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4", "--ranks", "8"]
+    r = here("simulate", *args, "--bytes", "1K", "--scenario", f"fail:link={link}")
+    assert r.returncode == 2 and "link: expected leafL-spineS cables" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [("rate = nan", "rate: expected a rate"), ("hosts = 4.0", "hosts: expected a whole")],
+)
+def test_a_fabric_files_bad_value_names_the_file(tmp_path, line, words):
+    """T-M3: a bad value in a fabric file said ``fabric spec:`` (which file, in a sweep?)."""
+    from tests.test_model_cli import dl as here
+
+    body = 'topology = "flat"\n' + ("" if line.startswith("hosts") else "hosts = 4\n") + line
+    (tmp_path / "f.toml").write_text(body + "\n")
+    r = here("simulate", "--fabric", str(tmp_path / "f.toml"), "--ranks", "4", "--bytes", "1K")
+    assert r.returncode == 2 and f"fabric file {tmp_path / 'f.toml'}: {words}" in r.stderr

@@ -353,9 +353,11 @@ def _check_out(out: str, force: bool = False, args=None) -> None:
     if not out.strip():
         raise UsageError("--out: expected a directory name, got ''")
     reads = [getattr(args, k, None) for k in ("fabric", "workload", "cost_model", "flows")]
-    not_an_input(
-        Path(out) / "simulate.json", [x for x in reads if isinstance(x, str)], "a file it reads"
-    )
+    grid = getattr(args, "sweep", None)  # its grid, and a partial file's name (T-M1)
+    reads = [x for x in [*reads, grid] if isinstance(x, str)]
+    not_an_input(Path(out) / "simulate.json", reads, "a file it reads")
+    if grid and Path(grid).name.startswith("simulate.json.partial"):
+        not_an_input(Path(out) / Path(grid).name, [grid], "the --sweep grid, at a partial's name")
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
     if Path(out).is_dir():

@@ -74,7 +74,7 @@ def prepare_out_dir(
     return Path(where), attempt
 
 
-_ATTEMPT = re.compile(r"^metrics-attempt(\d+)-")
+_ATTEMPT = re.compile(r"^metrics-attempt([0-9]+)-")
 
 
 def _an_input(path: Path, reads) -> UsageError | None:

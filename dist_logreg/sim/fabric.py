@@ -127,7 +127,18 @@ class Fabric:
 
 
 def parse_fabric(spec: str, **overrides) -> Fabric:
-    """The fabric ``spec`` describes; ``overrides``: ``key=(value, source)`` that win."""
+    """The fabric ``spec`` describes; ``overrides``: ``key=(value, source)`` that win. A
+    fabric file's bad value names the file (it said "fabric spec:": T-M3)."""
+    try:
+        return _parse_fabric(spec, **overrides)
+    except UsageError as exc:
+        text, head = str(exc), "fabric spec: "
+        if Path(spec.strip()).suffix.lower() in (".json", ".toml") and text.startswith(head):
+            raise UsageError(f"fabric file {spec.strip()}: {text[len(head) :]}") from None
+        raise
+
+
+def _parse_fabric(spec: str, **overrides) -> Fabric:
     values, source = parse_spec(spec, **overrides)
     values = dict(values)
     if "qps" in values:

@@ -287,7 +287,7 @@ def _cables(sc: Scenario, fab) -> list[tuple[int, int]]:
         return [(pod * sh.leaves + i, local) for i in range(sh.leaves)]
     out = []
     for cable in sc.values["link"].split("+"):
-        m = re.fullmatch(r"leaf(\d+)-spine(\d+)", cable.strip())
+        m = re.fullmatch(r"leaf([0-9]+)-spine([0-9]+)", cable.strip())  # ASCII (T-M2)
         if not m or int(m.group(1)) >= sh.n_leaves or int(m.group(2)) >= sh.pods * sh.spines:
             raise _bad(sc.spec, "link", "leafL-spineS cables of the fabric", cable)
         leaf, spine = int(m.group(1)), int(m.group(2))

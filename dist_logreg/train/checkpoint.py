@@ -36,7 +36,7 @@ from dist_logreg.train.config import DEFAULT_FEATURES
 
 FORMAT = 1
 #: ``ckpt-<step>-<run>.npz``; files without the run part come from older versions.
-NAME = re.compile(r"^ckpt-(\d{8})(?:-([0-9a-f]{12}))?\.npz$")
+NAME = re.compile(r"^ckpt-([0-9]{8})(?:-([0-9a-f]{12}))?\.npz$")
 #: Settings that decide the trajectory: a checkpoint is refused if any differs.
 TRAJECTORY_KEYS = (
     "batch_size",
