@@ -354,3 +354,40 @@ def test_a_fabric_files_bad_value_names_the_file(tmp_path, line, words):
     (tmp_path / "f.toml").write_text(body + "\n")
     r = here("simulate", "--fabric", str(tmp_path / "f.toml"), "--ranks", "4", "--bytes", "1K")
     assert r.returncode == 2 and f"fabric file {tmp_path / 'f.toml'}: {words}" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def lossy_packet(tmp_path_factory):
+    from tests.test_trust_packet import needs_ns3  # noqa: F401 (skips without ns-3)
+
+    pytest.importorskip("ns")
+    out = tmp_path_factory.mktemp("p") / "p"
+    args = ["--fabric", "flat:hosts=4", "--ranks", "2", "--bytes", "1K", "--engine", "packet"]
+    args += ["--transport", "roce", "--loss-link", "host-up=1"]
+    cmd = [str(BIN / "dist-logreg"), "simulate", *args, "--out", str(out)]
+    r = run_mpi(1, cmd, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [  # T-H5: the check's own exception was built wrongly (a TypeError)
+        (
+            lambda d: d["results"][0]["packet"]["options"]["loss_link"].update({"host-up": -1}),
+            "packet.options.loss_link: expected {link class or link: fraction 0..1}",
+        ),
+        # T-H6: a string among the message start times (a TypeError)
+        (
+            lambda d: d["results"][0]["packet"]["message_start_s"].__setitem__(0, "x"),
+            "packet.message_start_s[0]: expected a finite number of seconds",
+        ),
+    ],
+)
+def test_a_packet_rows_edited_options_and_times_are_one_line(lossy_packet, tmp_path, edit, words):
+    from tests.test_trust_leftovers import _edited
+
+    assert run_mpi(1, [str(BIN / "dist-logreg"), "report", str(lossy_packet), "--out",
+                       str(tmp_path / "g")]).returncode == 0  # fmt: skip
+    r = _edited(lossy_packet, tmp_path, edit)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -44,6 +44,7 @@ PACKET = schema.table(
         "message_done_s": schema.items(schema.number(-1.0, 1e6)),
     },
     {  # what packetplots reads besides
+        "message_start_s": schema.items(_SECONDS),  # a string was a TypeError (T-H6)
         "options": schema.table({}, {"ecn": schema.count(0), "tcp": schema.text()}),
         "transport_label": schema.text(),
         "flow_phase_sync_s": _SECONDS,

@@ -221,17 +221,17 @@ def _lost(fab, pk: dict, where: str) -> None:
     if not isinstance(named, dict) or not all(
         isinstance(k, str) and schema.is_number(v) and 0 <= v <= 1 for k, v in named.items()
     ):
-        raise schema.Invalid(
-            f"{where}.packet.options.loss_link: expected {{link class or link: fraction "
-            f"0..1}}, got {schema.shown(named)}"
+        raise schema.Invalid(  # (a message alone, no key: a TypeError, T-H5)
+            f"{where}.packet.options.loss_link",
+            f"expected {{link class or link: fraction 0..1}}, got {schema.shown(named)}",
         )
     try:
         loss = per_link(fab, named, 0.0, "loss-link")
     except UsageError:
         raise schema.Invalid(
-            f"{where}.packet.options.loss_link: expected link classes ("
-            f"{', '.join(fab.class_names)}) or links of the row's fabric, got "
-            f"{schema.shown(sorted(named))}"
+            f"{where}.packet.options.loss_link",
+            f"expected link classes ({', '.join(fab.class_names)}) or links of the row's "
+            f"fabric, got {schema.shown(sorted(named))}",
         ) from None
     index = {n: i for i, n in enumerate(link_names(fab))}
     why = "options.loss is 0 and no --loss-link"
