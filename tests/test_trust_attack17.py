@@ -391,3 +391,50 @@ def test_a_packet_rows_edited_options_and_times_are_one_line(lossy_packet, tmp_p
                        str(tmp_path / "g")]).returncode == 0  # fmt: skip
     r = _edited(lossy_packet, tmp_path, edit)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [  # T-M5: each was reported with exit 0
+        (_set("results", 0, "collisions", value=-1), "collisions: expected a number of coll"),
+        (_set("results", 0, "collisions", value=1e300), "collisions: expected a number of coll"),
+        (
+            lambda d: d["results"][0]["links"]["host-up"].update(max_util=0.5),
+            "links.host-up.max_util: expected at most",
+        ),
+        (_set("results", 0, "cross_leaf_bytes", value=2**63), "cross_leaf_bytes: expected at most"),
+        (_set("placement", "placement_seed", value=-1), "placement.placement_seed: expected a s"),
+        (_set("placement", "placement_seed", value=0.5), "placement.placement_seed: expected a s"),
+        (_set("fabric", "pinned_paths", value="x"), "fabric.pinned_paths: expected a number"),
+    ],
+)
+def test_a_flow_rows_edited_counts_are_refused(flat_sim, tmp_path, edit, words):
+    from tests.test_trust_leftovers import _edited
+
+    r = _edited(flat_sim, tmp_path, edit)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def test_an_exact_rows_phase_synchronous_time_holds_its_links(tmp_path):
+    """T-M5: an ``--exact`` row's ``phase_sync_s`` edited to 0.5 s beside 3.5 ms was taken
+    (its links' utilisation is over that time: the bytes they carried grew with it)."""
+    from tests.test_trust_leftovers import _edited
+
+    args = ["--fabric", "flat:hosts=8,rate=100G", "--ranks", "8", "--bytes", "1M", "--exact"]
+    cmd = [str(BIN / "dist-logreg"), "simulate", *args, "--out", str(tmp_path / "s")]
+    assert run_mpi(1, cmd).returncode == 0
+    r = _edited(tmp_path / "s", tmp_path, _set("results", 0, "phase_sync_s", value=0.5))
+    assert r.returncode == 2 and "links.host-up.mean_util: expected at most" in r.stderr
+
+
+def test_simulate_run_refuses_a_run_of_no_steps(tmp_path):
+    """T-M6: ``steps_run: 0`` was taken as all the run's steps (Q-H1's numbers again)."""
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "3"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    doc = json.loads((run / "summary.json").read_text())
+    doc["steps_run"] = 0
+    (run / "summary.json").write_text(json.dumps(doc))
+    cmd = [str(BIN / "dist-logreg"), "simulate", "--fabric", "flat:hosts=4", "--ranks", "2"]
+    r = run_mpi(1, [*cmd, "--run", str(run)])
+    assert r.returncode == 2 and "steps_run: expected a whole number of steps >= 1" in r.stderr

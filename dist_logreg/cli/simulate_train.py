@@ -42,6 +42,11 @@ def read_run(path) -> dict:
     allreduce_steps(s, f)
     # the calls and compute are this attempt's: a resumed run's over the steps it ran
     # (over all its steps: "0.333 allreduce(s) per step", fifteenth attack, Q-H1)
+    if s.get("steps_run") == 0:  # taken as all its steps: Q-H1's numbers again (T-M6)
+        raise UsageError(
+            f"--run {f}: steps_run: expected a whole number of steps >= 1 (its last attempt's "
+            "measurements), got 0"
+        )
     steps, world = s.get("steps_run") or s["steps"], s["world_size"]
     calls, nbytes = s["allreduce"]["calls"], s["allreduce"]["bytes"]
     if calls % steps:  # each step makes its buckets' allreduces: a whole number of them

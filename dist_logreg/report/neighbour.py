@@ -44,7 +44,7 @@ _JOB = schema.table(
         "together_s": _SECONDS,
         "slowdown": _SLOWDOWN,
     },
-    {"placement": schema.text()},
+    {"placement": schema.text("packed", "random", "spread", "scatter")},  # "x" (T-M5)
     "a job (an object)",
 )
 #: The optional keys a result row has with a neighbour.

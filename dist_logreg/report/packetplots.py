@@ -20,7 +20,91 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_logreg import schema
 from dist_logreg.units import format_bytes
+
+#: The bounds of :mod:`~dist_logreg.report.simulate` (``MAX_SECONDS``, B/s).
+_SECONDS = schema.number(0.0, 1e6, "a finite number of seconds")
+_RATE = schema.number(0.0, 1e18, "a finite number of B/s")
+#: A packet row: its queue series, message times, and what the plots label and draw.
+_COUNTS = (
+    "retransmitted_packets",
+    "retransmitted_bytes",
+    "timeouts",
+    "nacks",
+    "cnps",
+    "ecn_marks",
+    "headroom_drops",
+)
+_LINK_COUNTS = ("wire_bytes", "drops", "ecn_marks", "lost", "pauses", "headroom_drops")
+_BYTES = schema.count(0, 2**40, "a whole number of bytes")
+_FRACTION = schema.number(0.0, 1.0, "a fraction from 0 to 1")
+_TIMER = schema.number(0.0, 1e6, "a finite number of seconds")
+_BPS = schema.number(0.0, 1e15, "a rate in B/s")
+#: A packet row's options as simulate records them, each within what its flag accepts (a
+#: loss of NaN or "x", a queue of 0 or 1e300 were taken: seventeenth attack, T-M5).
+OPTIONS = schema.table(
+    {},
+    {
+        **{k: schema.text() for k in ("transport", "pfc", "retransmit", "cc", "tcp")},
+        "tcp_timestamps": schema.text(),
+        "queue": schema.count(1, 2**32, "a queue in bytes"),
+        **{k: _BYTES for k in ("ecn", "ecn_max", "pfc_xoff", "pfc_xon", "pfc_headroom")},
+        **{k: _BYTES for k in ("buffer", "dcqcn_bytes")},
+        "buffer_alpha": schema.number(0.0, 1e6, "a dynamic-threshold alpha"),
+        **{k: _FRACTION for k in ("ecn_pmax", "dcqcn_g")},
+        "loss": schema.number(0.0, 1.0, "a loss fraction from 0 to 1"),
+        "loss_link": schema.mapping(schema.number(0.0, 1.0, "a loss fraction from 0 to 1")),
+        "link_delay": schema.mapping(_TIMER),
+        "queue_samples": schema.count(0, 10**7),
+        **{k: _TIMER for k in ("max_wall", "rto", "min_rto", "tsq", "dcqcn_timer")},
+        "cnp_interval": _TIMER,
+        "ack_every": schema.count(1, 100_000),
+        "dcqcn_stages": schema.count(0, 10**6),
+        **{k: _BPS for k in ("dcqcn_rai", "dcqcn_rhai", "dcqcn_min_rate")},
+    },
+)
+PACKET = schema.table(
+    {
+        "queue": schema.table(
+            {
+                "t_s": schema.items(_SECONDS),
+                # a port's queue in bytes: ns-3's queue sizes are 32-bit
+                "links": schema.mapping(
+                    schema.items(schema.number(0.0, 2.0**32, "a queue in bytes (0 to 2^32)"))
+                ),
+            }
+        ),
+        "message_done_s": schema.items(schema.number(-1.0, 1e6)),
+    },
+    {  # what packetplots reads besides
+        "message_start_s": schema.items(_SECONDS),  # a string was a TypeError (T-H6)
+        "options": OPTIONS,
+        "transport_label": schema.text(),
+        "flow_phase_sync_s": _SECONDS,
+        "pause_frames": schema.count(0),
+        "drops": schema.count(0),  # the counts the report's packet table shows
+        "lost": schema.count(0),
+        "retransmissions": schema.count(0),
+        "peak_queue_bytes": schema.count(0, 2**32),
+        "peak_host_nic_bytes": schema.count(0, 2**40),
+        # the transports' counts: whole numbers >= 0 (-2 timeouts were taken: L-H13)
+        **{k: schema.count(0) for k in _COUNTS},
+        "links_detail": schema.items(
+            schema.table(
+                {"link": schema.text()},
+                {
+                    "paused_s": schema.optional(_SECONDS),
+                    "peak_queue_bytes": schema.count(0, 2**32),
+                    **{k: schema.count(0) for k in _LINK_COUNTS},
+                },
+            )
+        ),
+        "rates": schema.mapping(
+            schema.table({"t_s": schema.items(_SECONDS), "bytes_per_s": schema.items(_RATE)})
+        ),
+    },
+)
 
 MAX_PANELS = 6
 MAX_LINES = 4

@@ -14,62 +14,47 @@ import math
 from dist_logreg import schema
 from dist_logreg.collective.algorithms import BUSBW_FACTORS, get, known
 from dist_logreg.report import simfloor
+from dist_logreg.report.neighbour import _SECONDS
 from dist_logreg.report.simfloor import RTOL, _bad
 
-#: The bounds of :mod:`~dist_logreg.report.simulate` (``MAX_SECONDS``, B/s).
-_SECONDS = schema.number(0.0, 1e6, "a finite number of seconds")
-_RATE = schema.number(0.0, 1e18, "a finite number of B/s")
-#: A packet row: its queue series, message times, and what the plots label and draw.
-_COUNTS = (
-    "retransmitted_packets",
-    "retransmitted_bytes",
-    "timeouts",
-    "nacks",
-    "cnps",
-    "ecn_marks",
-    "headroom_drops",
-)
-_LINK_COUNTS = ("wire_bytes", "drops", "ecn_marks", "lost", "pauses", "headroom_drops")
-PACKET = schema.table(
+_SPAN = schema.table(
     {
-        "queue": schema.table(
-            {
-                "t_s": schema.items(_SECONDS),
-                # a port's queue in bytes: ns-3's queue sizes are 32-bit
-                "links": schema.mapping(
-                    schema.items(schema.number(0.0, 2.0**32, "a queue in bytes (0 to 2^32)"))
-                ),
-            }
-        ),
-        "message_done_s": schema.items(schema.number(-1.0, 1e6)),
+        "bucket": schema.count(0),
+        "collective": schema.text(),
+        "bytes": schema.count(1, 1 << 50, "a whole number of bytes"),
+        "ready_s": _SECONDS,
+        "start_s": _SECONDS,
+        "end_s": _SECONDS,
     },
-    {  # what packetplots reads besides
-        "message_start_s": schema.items(_SECONDS),  # a string was a TypeError (T-H6)
-        "options": schema.table({}, {"ecn": schema.count(0), "tcp": schema.text()}),
-        "transport_label": schema.text(),
-        "flow_phase_sync_s": _SECONDS,
-        "pause_frames": schema.count(0),
-        "drops": schema.count(0),  # the counts the report's packet table shows
-        "lost": schema.count(0),
-        "retransmissions": schema.count(0),
-        "peak_queue_bytes": schema.count(0, 2**32),
-        "peak_host_nic_bytes": schema.count(0, 2**40),
-        # the transports' counts: whole numbers >= 0 (-2 timeouts were taken: L-H13)
-        **{k: schema.count(0) for k in _COUNTS},
-        "links_detail": schema.items(
-            schema.table(
-                {"link": schema.text()},
-                {
-                    "paused_s": schema.optional(_SECONDS),
-                    "peak_queue_bytes": schema.count(0, 2**32),
-                    **{k: schema.count(0) for k in _LINK_COUNTS},
-                },
-            )
-        ),
-        "rates": schema.mapping(
-            schema.table({"t_s": schema.items(_SECONDS), "bytes_per_s": schema.items(_RATE)})
+    what="a bucket's span (an object)",
+)
+_STEP_ROW = schema.table(
+    {
+        "ranks": schema.count(1, 10**7, "a number of ranks"),
+        "algorithm": schema.text(),
+        "step_s": _SECONDS,
+        "compute_s": _SECONDS,
+        "comm_s": _SECONDS,
+        "exposed_s": _SECONDS,
+        "comm_fraction": schema.number(0.0, 1.0, "a fraction"),
+        "efficiency": schema.number(0.0, 1e6, "a ratio"),
+    },
+    what="a step row (an object)",
+)
+_WORKLOAD = schema.table(
+    {"spec": schema.text(), "buckets": schema.count(1)},
+    {"forward_s": _SECONDS, "backward_s": _SECONDS, "optimizer_s": _SECONDS},
+)
+STEP = schema.table(
+    {
+        "workload": _WORKLOAD,
+        "rows": schema.items(_STEP_ROW, 1, 10**6, "a list of step rows"),
+        "timeline": schema.table(
+            {"ranks": schema.count(1), "buckets": schema.items(_SPAN, 1, 10**7, "a list")},
+            {"algorithm": schema.text()},
         ),
     },
+    {"workloads": schema.items(_WORKLOAD, 1, 10**6, "a list of workloads")},  # Q-M1
 )
 
 

@@ -12,8 +12,9 @@ from dist_logreg import schema
 from dist_logreg.errors import UsageError
 from dist_logreg.report import neighbour, packetplots, plots, simfloor
 from dist_logreg.report.document import Section, Table
-from dist_logreg.report.simcheck import PACKET as _PACKET
-from dist_logreg.report.simcheck import relations
+from dist_logreg.report.neighbour import _SECONDS, MAX_SECONDS
+from dist_logreg.report.packetplots import PACKET as _PACKET
+from dist_logreg.report.simcheck import STEP, relations
 from dist_logreg.units import format_byte_rate, format_bytes, format_seconds
 
 FORMAT = "dist-logreg simulate"
@@ -31,10 +32,6 @@ class SimRun:
         return {}
 
 
-#: A simulated duration beyond this is not a number any engine writes (31,700 years; a
-#: collective of the largest bytes over the slowest rate a fabric spec allows stays below).
-MAX_SECONDS = 1e12
-_SECONDS = schema.number(0.0, MAX_SECONDS, "a finite number of seconds")
 _RATE = schema.number(0.0, 1e18, "a finite number of B/s")
 #: Busy time over the collective's time: no link is busier than all the time (every engine
 #: divides a link's bytes by its rate and the time; checked up to :data:`RTOL`).
@@ -63,6 +60,7 @@ RESULT = schema.table(
         "cross_leaf_bytes": schema.number(0.0, 1e21, "a finite number of bytes"),
         # flows a link carries, from 0 (sprayed flows count in parts: 0.5 is genuine, R-H2)
         "max_flows_per_uplink": schema.number(0.0, 1e9, "a number of flows"),
+        "collisions": schema.number(0.0, 1e9, "a number of collisions"),  # NaN taken (T-M5)
         "packet": _PACKET,
         # a sweep's tags of a row (the report groups rows by them)
         "point": schema.count(0, 100_000, "a grid point's index"),  # -1 or 0.5 taken (R-M3)
@@ -73,54 +71,20 @@ RESULT = schema.table(
     },
     "a result (an object)",
 )
-_SPAN = schema.table(
-    {
-        "bucket": schema.count(0),
-        "collective": schema.text(),
-        "bytes": schema.count(1, 1 << 50, "a whole number of bytes"),
-        "ready_s": _SECONDS,
-        "start_s": _SECONDS,
-        "end_s": _SECONDS,
-    },
-    what="a bucket's span (an object)",
-)
-_STEP_ROW = schema.table(
-    {
-        "ranks": schema.count(1, 10**7, "a number of ranks"),
-        "algorithm": schema.text(),
-        "step_s": _SECONDS,
-        "compute_s": _SECONDS,
-        "comm_s": _SECONDS,
-        "exposed_s": _SECONDS,
-        "comm_fraction": schema.number(0.0, 1.0, "a fraction"),
-        "efficiency": schema.number(0.0, 1e6, "a ratio"),
-    },
-    what="a step row (an object)",
-)
-#: ``simulate --workload``'s block: the step per rank count, one step's timeline.
-_WORKLOAD = schema.table(
-    {"spec": schema.text(), "buckets": schema.count(1)},
-    {"forward_s": _SECONDS, "backward_s": _SECONDS, "optimizer_s": _SECONDS},
-)
-STEP = schema.table(
-    {
-        "workload": _WORKLOAD,
-        "rows": schema.items(_STEP_ROW, 1, 10**6, "a list of step rows"),
-        "timeline": schema.table(
-            {"ranks": schema.count(1), "buckets": schema.items(_SPAN, 1, 10**7, "a list")},
-            {"algorithm": schema.text()},
-        ),
-    },
-    {"workloads": schema.items(_WORKLOAD, 1, 10**6, "a list of workloads")},  # Q-M1
-)
 #: ``simulate.json``: what :func:`dist_logreg.sim.runner.sweep` writes, as the report reads it.
 SCHEMA = schema.table(
     {
         "format": schema.text(FORMAT),
         "engine": schema.text(),
         "mode": schema.text(),
-        "fabric": schema.table({"spec": schema.text(), "hosts": schema.count(1)}),
-        "placement": schema.table({"mode": schema.text(), "seeds": schema.count(1)}),
+        "fabric": schema.table(
+            {"spec": schema.text(), "hosts": schema.count(1)},
+            {"pinned_paths": schema.count(0, 10**8, "a number of pinned flows")},  # (T-M5)
+        ),
+        "placement": schema.table(
+            {"mode": schema.text(), "seeds": schema.count(1)},
+            {"placement_seed": schema.count(0, 2**62, "a seed")},  # -1, 0.5 taken (T-M5)
+        ),
         "results": schema.items(RESULT, 1, 10**6, "a list of results"),
     },
     {"step": STEP, "wall_s": schema.optional(_SECONDS), "sweep": schema.SWEEP}
