@@ -438,3 +438,17 @@ def test_simulate_run_refuses_a_run_of_no_steps(tmp_path):
     cmd = [str(BIN / "dist-logreg"), "simulate", "--fabric", "flat:hosts=4", "--ranks", "2"]
     r = run_mpi(1, [*cmd, "--run", str(run)])
     assert r.returncode == 2 and "steps_run: expected a whole number of steps >= 1" in r.stderr
+
+
+def test_simulate_run_says_which_of_its_two_steps_overlaps(tmp_path):
+    """T-M4: for an overlapped (``--allreduce mpi``, bucketed) run, ``simulate --run``
+    printed the run block's step (compute + comm) and the step table's (buckets overlapped
+    with backward), 26 % apart, with nothing saying which is which."""
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "50", "--steps", "5", "--bucket-bytes", "160"]
+    r = run_mpi(2, train_cmd(*args, "--allreduce", "mpi", "--out", str(run)), timeout=120)
+    assert r.returncode == 0, r.stderr
+    cmd = [str(BIN / "dist-logreg"), "simulate", "--fabric", "flat:hosts=8", "--ranks", "2,8"]
+    r = run_mpi(1, [*cmd, "--algorithm", "ring", "--run", str(run)])
+    assert r.returncode == 0, r.stderr
+    assert "(each bucket's allreduce after the compute, none hidden: the step table's" in r.stdout

@@ -142,4 +142,9 @@ def run_lines(run: dict) -> list[str]:
             f"{seconds(p['compute_s'])} (measured, x {run['world_size']}/{p['ranks']}) + comm "
             f"{seconds(p['comm_s'])} (simulated); comm fraction {p['comm_fraction']:.1%}"
         )
+    if run.get("overlapped") and run.get("calls_per_step", 1) > 1:  # two answers (T-M4)
+        out.append(
+            "  (each bucket's allreduce after the compute, none hidden: the step table's "
+            "rows overlap the buckets with the backward pass, as the run did)"
+        )
     return out
