@@ -124,4 +124,4 @@ def test_bench_fits_a_model_that_bench_and_train_then_use(tmp_path):
     # another --out: train refuses one holding another run's results (issue 29)
     r = run_mpi(2, train_cmd(*BASE, "--model", str(model), "--out", str(out) + "2"), timeout=60)
     assert r.returncode == 2
-    assert "--model: the cost model has no fit for 'mpi'; it has ring" in r.stderr
+    assert "--cost-model: the cost model has no fit for 'mpi'; it has ring" in r.stderr

@@ -452,3 +452,24 @@ def test_simulate_run_says_which_of_its_two_steps_overlaps(tmp_path):
     r = run_mpi(1, [*cmd, "--algorithm", "ring", "--run", str(run)])
     assert r.returncode == 0, r.stderr
     assert "(each bucket's allreduce after the compute, none hidden: the step table's" in r.stdout
+
+
+def test_a_cost_model_file_is_checked_at_one_rank(tmp_path):
+    """S-L2: ``train --cost-model FIFO`` (or a missing file) at one rank was "ignored" with
+    exit 0, where two ranks refuse it."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    for model, words in (("fifo", "got a FIFO"), ("none.json", "not found")):
+        cmd = train_cmd(*args, "--out", str(tmp_path / "o"), "--cost-model", str(tmp_path / model))
+        r = run_mpi(1, cmd, timeout=120)
+        assert r.returncode == 2 and "--cost-model: model file" in r.stderr and words in r.stderr
+
+
+def test_simulate_out_names_a_device_as_one(tmp_path):
+    """T-L2: ``--out /dev/null`` was "a file"."""
+    from tests.test_model_cli import dl as here
+
+    r = here("simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--out", "/dev/null")
+    assert r.returncode == 2 and "got a device, FIFO or socket" in r.stderr

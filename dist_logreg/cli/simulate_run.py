@@ -358,8 +358,9 @@ def _check_out(out: str, force: bool = False, args=None) -> None:
     not_an_input(Path(out) / "simulate.json", reads, "a file it reads")
     if grid and Path(grid).name.startswith("simulate.json.partial"):
         not_an_input(Path(out) / Path(grid).name, [grid], "the --sweep grid, at a partial's name")
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out}: expected a directory (new or existing), got a file")
+    if Path(out).exists() and not Path(out).is_dir():  # /dev/null was "a file" (T-L2)
+        kind = "a file" if Path(out).is_file() else "a device, FIFO or socket"
+        raise UsageError(f"--out {out}: expected a directory (new or existing), got {kind}")
     if Path(out).is_dir():
         from dist_logreg.record.outputs import held_results
 

@@ -20,20 +20,21 @@ AUTO_WARMUP, AUTO_ITERS = 2, 10
 
 def prepare(comm, cfg, payload: int, say) -> dict | None:
     """Collective: the model every rank uses for this run, or None without ``--model``."""
-    if not cfg.cost_model or comm.Get_size() < 2:
-        if cfg.cost_model:
-            say("--model: one rank, no communication to model; ignored")
+    if not cfg.cost_model:
         return None
-    if cfg.cost_model == "auto":
+    if cfg.cost_model == "auto" and comm.Get_size() > 1:
         return auto(comm, cfg, payload, say)
     error, model = None, None
-    if comm.Get_rank() == 0:
-        try:
+    if comm.Get_rank() == 0 and cfg.cost_model != "auto":  # checked at one rank too: a
+        try:  # missing or FIFO file was "ignored" with exit 0 (seventeenth attack, S-L2)
             model = costfile.load(cfg.cost_model)
             costfile.algorithm_params(model, cfg.allreduce)
         except UsageError as exc:
-            error = UsageError(f"--model: {exc}")
+            error = UsageError(f"--cost-model: {exc}")
     raise_together(comm, error)
+    if comm.Get_size() < 2:
+        say("--cost-model: one rank, no communication to model; ignored")
+        return None
     return comm.bcast(model, root=0)
 
 
@@ -56,7 +57,7 @@ def auto(comm, cfg, payload: int, say) -> dict:
             model = fit_records(records, segments=1)
             model["source"]["auto"] = "train --model auto: a sweep on the run's own ranks"
         except UsageError as exc:
-            error = UsageError(f"--model auto: {exc}")
+            error = UsageError(f"--cost-model auto: {exc}")
     raise_together(comm, error)
     model = comm.bcast(model, root=0)
     res = model["algorithms"][cfg.allreduce]["residuals"]
