@@ -275,6 +275,8 @@ def block_workload(block, where: str) -> Workload:
         w = Workload(**{k: block[k] for k in names if k in block})
         total = float(w.params) * float(w.dtype_bytes)  # counted before they are listed: a
         many = total / w.bucket_bytes if w.bucket_bytes and w.bucket_bytes > 0 else 1.0
+        if w.bucket_sizes:  # its own list (bucket-sizes=1M,buckets=1 is 1 bucket: V-H1)
+            many = len(w.bucket_sizes)
         if not (math.isfinite(total) and many <= MAX_BUCKETS):  # dtype of 1e300 (fuzzed)
             raise ValueError(f"a gradient of {total:g} B in up to {MAX_BUCKETS} buckets")
         sizes = w.sizes()
