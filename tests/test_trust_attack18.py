@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.helpers import BIN, run_mpi, train_cmd
+from tests.test_model_cli import bench_file, model_file  # noqa: F401 (fixtures)
 
 
 def dl(*args: str, cwd=None):
@@ -25,3 +26,121 @@ def test_a_workload_of_its_own_bucket_sizes_is_reported(tmp_path, spec):
     assert r.returncode == 0, r.stderr
     r = dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
     assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A 2-rank run killed at step 25 (its rows to step 24 in partial/), resumed from 20."""
+    out = tmp_path_factory.mktemp("r") / "run"
+    args = ["--samples", "2000", "--features", "16", "--batch-size", "64", "--steps", "60"]
+    args += ["--checkpoint-every", "10", "--flush-every", "5", "--out", str(out)]
+    run_mpi(2, train_cmd(*args, "--inject-fault", "kill:rank=1:step=25"), timeout=120)
+    assert run_mpi(2, train_cmd(*args, "--resume"), timeout=120).returncode == 0
+    return out
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _rows(path, edit) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    edit(rows)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_resumed_run_is_reported(resumed, tmp_path):
+    assert dl("report", str(resumed), "--out", str(tmp_path / "r")).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("comm_s", 900000.0, "comm_s: expected at most"),
+        ("rank", 9999999, "rank: expected 0 (its file's)"),
+        ("step", 10**15, "step: expected below the run's 60 steps"),
+    ],
+)
+def test_a_dead_attempts_rows_are_held_to_the_run(resumed, tmp_path, key, value, words):
+    """U-H1: a dead attempt's rows in partial/ were held to nothing: a 10-day step, step
+    10^15, rank 9,999,999 were drawn."""
+    run = _copy(resumed, tmp_path)
+    part = run / "partial" / "steps-attempt1-from0-rank0.jsonl"
+    _rows(part, lambda rows: rows[5].update({key: value}))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and words in r.stderr and "steps-attempt1" in r.stderr, r.stderr
+
+
+def test_a_repeated_line_switches_off_no_bound(resumed, tmp_path):
+    """U-H2: one line of a resumed run's steps.jsonl repeated skipped every bound: a call of
+    99,999 s drawn."""
+    run = _copy(resumed, tmp_path)
+    lines = (run / "steps.jsonl").read_text().splitlines()
+    (run / "steps.jsonl").write_text("\n".join([*lines, lines[0]]) + "\n")
+    _rows(run / "metrics.jsonl", lambda rows: rows[3].update(seconds=99999.0))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "metrics.jsonl: seconds: expected at most" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [  # U-H3: 10^30 lifted every bound; U-H5: a traceback in the S-H2 check
+        (lambda s: s.update(resumed_from_step=10**30), "resumed_from_step: expected a"),
+        (lambda s: s.update(resumed_from_step=59), "resumed_from_step: expected a step below"),
+        (lambda s: s["time_s_per_rank"].update(total=5), "time_s_per_rank.total: expected an"),
+        (lambda s: s.update(time_s_per_rank=7), "time_s_per_rank: expected an object"),
+    ],
+)
+def test_a_summarys_resume_and_rank_times_are_checked(resumed, tmp_path, edit, words):
+    run = _copy(resumed, tmp_path)
+    doc = json.loads((run / "summary.json").read_text())
+    edit(doc)
+    (run / "summary.json").write_text(json.dumps(doc))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_step_of_null_is_one_line(resumed, tmp_path):
+    """U-H6: ``"step": null`` in a resumed run's steps.jsonl was a ValueError traceback."""
+    run = _copy(resumed, tmp_path)
+    _rows(run / "steps.jsonl", lambda rows: rows[0].update(step=None))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    words = "steps.jsonl line 1: expected an object with a whole step and rank"
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "empty-svm"])
+def test_predict_reads_regular_data_with_rows(tmp_path, kind):
+    """U-H4: ``predict --data`` of a FIFO hung, of a link to /dev/zero grew without bound;
+    U-M3: of an empty LIBSVM file it predicted "0 rows" with exit 0."""
+    import os
+
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    data = tmp_path / ("d.svm" if kind == "empty-svm" else "d.csv")
+    if kind == "fifo":
+        os.mkfifo(data)
+    elif kind == "zero":
+        data.symlink_to("/dev/zero")
+    else:
+        data.write_text("")
+    r = dl("predict", "--model", str(run), "--data", str(data), "--out", str(tmp_path / "p.csv"))
+    words = "expected at least one row" if kind == "empty-svm" else "expected a regular file"
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def test_a_calls_prediction_is_held_to_the_runs_model(tmp_path, model_file):  # noqa: F811
+    """U-H7: a call's ``predicted_s`` of 900,000 s beside the run's 6 us prediction was drawn
+    as the model's line."""
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "16", "--batch-size", "64", "--steps", "10"]
+    args += ["--cost-model", str(model_file), "--allreduce", "ring", "--out", str(run)]
+    assert run_mpi(2, train_cmd(*args), timeout=120).returncode == 0
+    assert dl("report", str(run), "--out", str(tmp_path / "g")).returncode == 0
+    _rows(run / "metrics.jsonl", lambda rows: rows[7].update(predicted_s=900000.0))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "metrics.jsonl: predicted_s: expected at most" in r.stderr

@@ -27,6 +27,7 @@ from dist_logreg.report.trainfile import (
     CONFIG,
     check_summary,
     check_traffic,
+    earlier_within,
     traffic_schema,
     within_summary,
 )
@@ -220,13 +221,13 @@ def _load_train(path: Path) -> TrainRun:
     )
     within_summary(path, run, summary, earlier)
     if config.get("resume") is not False or run.steps is None:
-        run.steps, run.attempts = with_dead_attempts(path, run.steps, p)
+        run.steps, run.attempts = with_dead_attempts(path, run.steps, p, summary)
     # else: a run started afresh (no --resume) continues no earlier attempt: what a dead
     # run left in partial/ is another run's, never merged into this one's steps
     return run
 
 
-def with_dead_attempts(path: Path, steps, world_size: int):
+def with_dead_attempts(path: Path, steps, world_size: int, summary: dict | None = None):
     """``steps.jsonl``'s columns with the rows that attempts which died saved in
     ``partial/steps-attempt<a>-*.jsonl`` (steps no later attempt ran), and which attempt ran
     which steps."""
@@ -235,6 +236,13 @@ def with_dead_attempts(path: Path, steps, world_size: int):
     # ranks): its rows name its ranks, as a resumed run's earlier rows do (fourteenth
     # attack, P-H1)
     dead = [_read_jsonl(f, STEP_COLUMNS, world_size, earlier=1 << 62) for f in parts]
+    for f, d in zip(parts, dead, strict=True):  # held to the run (a 10-day step, step
+        if d is None or not d["step"].size:  # 10^15, rank 9,999,999 were drawn: U-H1)
+            continue
+        rank = re.search(r"-rank([0-9]+)\.jsonl$", f.name)
+        if rank and (d["rank"] != int(rank.group(1))).any():
+            raise UsageError(f"{f}: rank: expected {rank.group(1)} (its file's), got another")
+        earlier_within(f, d, summary or {})
     dead = [d for d in dead if d is not None and d["step"].size]
     done = set() if steps is None else set(steps["step"].tolist())
     keep = [{c: v[~np.isin(d["step"], list(done))] for c, v in d.items()} for d in dead]
@@ -325,8 +333,11 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30,
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 # a byte that is not UTF-8, or nesting too deep, was a traceback (L-H18)
                 raise UsageError(f"{path} line {n}: expected a JSON object ({exc})") from None
-            if not isinstance(rec, dict) or "step" not in rec or "rank" not in rec:
-                raise UsageError(f"{path} line {n}: expected an object with step and rank")
+            if not isinstance(rec, dict) or not all(  # "step": null was a ValueError (U-H6)
+                isinstance(rec.get(k), int) and not isinstance(rec.get(k), bool)
+                for k in ("step", "rank")
+            ):
+                raise UsageError(f"{path} line {n}: expected an object with a whole step and rank")
             step = rec.get("step")
             ranks = 10**7 if isinstance(step, int) and step < earlier else world_size
             for c in columns:

@@ -70,6 +70,13 @@ SUMMARY = schema.table(
             schema.table({}, {k: _FRACTION for k in ("min", "median", "max")})
         ),
         "step_time_s": schema.optional(schema.table({}, {"p50": _S, "p99": _S})),
+        # each phase's min, median, max over the ranks (a number there, or a list, was a
+        # traceback in the S-H2 check: eighteenth attack, U-H5)
+        "time_s_per_rank": schema.optional(
+            schema.mapping(schema.table({}, {k: _S for k in ("min", "median", "max")}))
+        ),
+        # a run resumed from a step below its steps (10^30 lifted every bound: U-H3)
+        "resumed_from_step": schema.optional(schema.count(0, 10**12, "a step")),
         "run": schema.optional(
             schema.table(
                 {},
@@ -145,6 +152,16 @@ def check_summary(summary: dict, world_size: int, path: Path) -> None:
         run, done = summary.get("steps"), summary.get("steps_run")
         if run is not None and done is not None and done > run:
             raise schema.Invalid("steps_run", f"expected at most steps {run}, got {done}")
+        back = summary.get("resumed_from_step")  # (U-H3)
+        if (
+            run is not None
+            and back is not None
+            and (back >= max(run, 1) or back + (done or 0) > run)
+        ):
+            raise schema.Invalid(
+                "resumed_from_step",
+                f"expected a step below steps {run} (with steps_run {done}), got {back}",
+            )
         given = (summary.get("run") or {}).get("world_size", world_size)
         if given != world_size:  # the final attempt's, as world_size is
             raise schema.Invalid("run.world_size", f"expected world_size {world_size}, got {given}")
@@ -246,52 +263,84 @@ PHASES_S = ("data_s", "compute_s", "comm_s", "update_s")
 
 def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
     """The rows of ``steps.jsonl`` and ``metrics.jsonl`` within the summary's run: a step
-    below its steps, a call's bytes within all it sent, and (a run not resumed) each
-    phase of a step within the longest rank's total (a step 99999 of a 40-step run, 1 EB
-    in one 88 B call, a 28-hour step of a 17 ms run were drawn: thirteenth attack, M-H2)."""
-    steps, a = summary.get("steps"), summary.get("allreduce") or {}
-    most = ((summary.get("time_s_per_rank") or {}).get("total") or {}).get("max")
-    if earlier and _ran_twice(run.steps, earlier):
-        return  # a resume that fell back past completed steps: both runs' rows are there
+    below its steps, a call's bytes within all it sent, and each phase of a step within the
+    longest rank's total (a step 99999 of a 40-step run, 1 EB in one 88 B call, a 28-hour
+    step of a 17 ms run were drawn: thirteenth attack, M-H2). A resumed run's summary is its
+    last attempt's: the rows before ``earlier`` (and every row, where a resume that fell
+    back past completed steps left them twice) are held to :data:`LOOSE` of it, as a dead
+    attempt's rows are (:func:`earlier_within`; they were held to nothing: eighteenth
+    attack, U-H1, U-H2)."""
+    twice = bool(earlier) and _ran_twice(run.steps, earlier)
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
         if table is None or not table["step"].size:
             continue
-        where = path / name
-        if isinstance(steps, int) and table["step"].max() >= steps:
+        own = table["step"] >= earlier if not twice else np.zeros(table["step"].size, bool)
+        mine = {c: v[own] for c, v in table.items()}
+        held(path / name, mine, summary, 1.0, 0.0)
+        if name == "metrics.jsonl" and mine["step"].size:
+            most = ((summary.get("time_s_per_rank") or {}).get("total") or {}).get("max")
+            if schema.is_finite(most):
+                _calls_within(path / name, mine, most, summary)
+        held(path / name, {c: v[~own] for c, v in table.items()}, summary, *LOOSE)
+
+
+#: What an earlier attempt's row may take beside the last attempt's bounds (another world
+#: size, another machine's load): 100 x, and 60 s more.
+LOOSE = (100.0, 60.0)
+
+
+def earlier_within(where: Path, table: dict, summary: dict) -> None:
+    """A dead attempt's rows (``partial/``): held to :data:`LOOSE` of the summary's."""
+    held(where, table, summary, *LOOSE)
+
+
+def held(where: Path, table: dict, summary: dict, factor: float, plus: float) -> None:
+    """``table``'s rows within the summary's run: a step below its steps, a call's bytes
+    within all the run sent, a phase (a call) within ``factor`` x its longest rank's total
+    of it (the longest call) + ``plus`` s."""
+    if table is None or not table["step"].size:
+        return
+    steps, a = summary.get("steps"), summary.get("allreduce") or {}
+    if isinstance(steps, int) and table["step"].max() >= steps:
+        raise UsageError(
+            f"{where}: step: expected below the run's {steps} steps (summary.json), got "
+            f"{int(table['step'].max())}"
+        )
+    if "bytes" in table and schema.is_finite(a.get("bytes")):
+        got = np.nanmax(table["bytes"]) if np.isfinite(table["bytes"]).any() else 0.0
+        if got > a["bytes"]:
             raise UsageError(
-                f"{where}: step: expected below the run's {steps} steps (summary.json), got "
-                f"{int(table['step'].max())}"
+                f"{where}: bytes: expected at most the {a['bytes']:g} B the run sent "
+                f"(summary.json allreduce.bytes), got {got:g}"
             )
-        # a resumed run's summary is its last attempt's: its rows held to it, not those
-        # before it (a call of 1e5 s in the resumed steps was drawn: seventeenth, S-H3)
-        table = {c: v[table["step"] >= earlier] for c, v in table.items()}
-        if not table["step"].size:
+    per_rank = summary.get("time_s_per_rank") or {}
+    most = (per_rank.get("total") or {}).get("max")
+    bounds = {}  # column: (its most, the summary's key that says so)
+    for c in PHASES_S:  # a phase within its rank's total of it, else the longest rank's
+        top = (per_rank.get(c[:-2]) if isinstance(per_rank, dict) else None) or {}
+        top = top.get("max") if isinstance(top, dict) else None
+        key = f"time_s_per_rank.{c[:-2]}.max"
+        bounds[c] = (top, key) if schema.is_finite(top) else (most, "time_s_per_rank.total.max")
+    if "seconds" in table:  # a call of 28 h in a 9 ms run was drawn (P-H9)
+        bounds = {"seconds": ((a.get("latency_s") or {}).get("max"), "allreduce.latency_s.max")}
+    model = summary.get("cost_model") if isinstance(summary.get("cost_model"), dict) else {}
+    per, calls = model.get("predicted_s"), a.get("calls_per_step")
+    if "predicted_s" in table and schema.is_finite(per) and per > 0:  # 10^6 s drawn (U-H7)
+        calls = calls if schema.is_finite(calls) and calls >= 1 else 1.0
+        bounds["predicted_s"] = (100 * per * calls + 1e-3, "cost_model.predicted_s x 100 x calls")
+    for c, (top, key) in bounds.items():
+        col = table[c][np.isfinite(table[c])]
+        if not (schema.is_finite(top) and col.size):
             continue
-        if name == "metrics.jsonl" and schema.is_finite(a.get("bytes")):
-            got = np.nanmax(table["bytes"]) if np.isfinite(table["bytes"]).any() else 0.0
-            if got > a["bytes"]:
-                raise UsageError(
-                    f"{where}: bytes: expected at most the {a['bytes']:g} B the run sent "
-                    f"(summary.json allreduce.bytes), got {got:g}"
-                )
-        per_rank = summary.get("time_s_per_rank") or {}
-        bounds = {}  # column: (its most, the summary's key that says so)
-        for c in PHASES_S:  # a phase within its rank's total of it, else the longest rank's
-            top = (per_rank.get(c[:-2]) or {}).get("max")
-            bounds[c] = (top, c[:-2]) if schema.is_finite(top) else (most, "total")
-        if name == "metrics.jsonl":  # a call of 28 h in a 9 ms run was drawn (P-H9)
-            bounds = {"seconds": ((a.get("latency_s") or {}).get("max"), "allreduce.latency_s")}
-        for c, (top, key) in bounds.items():
-            col = table[c][np.isfinite(table[c])]
-            if schema.is_finite(top) and col.size and col.max() > top * (1 + 1e-6) + 1e-9:
-                raise UsageError(
-                    f"{where}: {c}: expected at most {top:g} s (summary.json "
-                    f"{'time_s_per_rank.' if c in PHASES_S else ''}{key}.max: a step's phase "
-                    f"within its rank's whole run of it, a call within the longest), got "
-                    f"{col.max():g}"
-                )
-        if name == "metrics.jsonl" and schema.is_finite(most):
-            _calls_within(where, table, most, summary)
+        bound = factor * top * (1 + 1e-6) + 1e-9 + plus
+        if col.max() > bound:
+            also = f"{factor:g} x " if factor != 1 else ""
+            raise UsageError(
+                f"{where}: {c}: expected at most {bound:g} s ({also}summary.json {key}"
+                f"{f' + {plus:g} s, an earlier attempt' if plus else ''}: a step's phase "
+                f"within its rank's whole run of it, a call within the longest), got "
+                f"{col.max():g}"
+            )
 
 
 def _calls_within(where: Path, table: dict, most: float, summary: dict) -> None:

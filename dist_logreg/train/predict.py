@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
-from dist_logreg.files import check_output, not_an_input, output_parts, read_json
+from dist_logreg.files import check_output, not_an_input, output_parts, read_json, regular_file
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
 from dist_logreg.train.options import read_saved
@@ -247,6 +247,9 @@ def run(comm, args) -> int:
             )
         if cfg is not None and not args.data:
             _found(cfg.data)
+        for part in (args.data or (cfg.data if cfg else None) or "").split(","):
+            if part and not Path(part).is_dir():  # a FIFO hung, /dev/zero grew (U-H4)
+                regular_file(part, "data file")
         if cfg is not None and not cfg.data:  # the run's synthetic set, built again
             try:
                 check_synthetic_memory(
@@ -276,6 +279,8 @@ def run(comm, args) -> int:
     X, y, first, n = my_rows(comm, spec, fmt, column, mdl.n_features, cfg)
     error, idx = None, None
     try:
+        if n == 0:  # an empty LIBSVM file predicted "0 rows" with exit 0 (U-M3)
+            raise UsageError(f"data file {spec}: expected at least one row to predict, got none")
         if not args.data and cfg is not None and cfg.data and Path(args.model).is_dir():
             same_rows(Path(args.model), cfg, n)
         if X.shape[1] != mdl.n_features:
