@@ -330,3 +330,21 @@ SWEEP = table(
         "mpi_ranks": count(1, 10**6, "a number of MPI ranks"),
     },
 )
+
+
+def _a_string(v, where):
+    if not isinstance(v, str):  # any string: Open MPI's own version ends in a NUL
+        raise Invalid(where, f"expected a string, got {_got(v)}")
+
+
+#: A bench record's typed fields besides its measurements, as ``model fit`` and ``report``
+#: read them (a dtype of 5, hosts of 7, a count of {} were tracebacks: eighteenth attack,
+#: U-H12, U-H13).
+BENCH_FIELDS = {
+    "dtype": text("float32", "float64"),
+    "count": count(0, 1 << 50, "a whole number of elements"),
+    "hosts": items(text(), 0, 10**7, "a list of host names"),
+    "host_of_rank": items(count(0, 10**7, "a host number"), 1, 10**7, "a list of hosts"),
+    "ranks_per_node": optional(count(1, 10**7, "a number of ranks")),
+    "mpi_library": optional(_a_string),
+}

@@ -144,3 +144,77 @@ def test_a_calls_prediction_is_held_to_the_runs_model(tmp_path, model_file):  # 
     _rows(run / "metrics.jsonl", lambda rows: rows[7].update(predicted_s=900000.0))
     r = dl("report", str(run), "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "metrics.jsonl: predicted_s: expected at most" in r.stderr
+
+
+@pytest.mark.parametrize("key", ["median_rel", "max_rel", "rows"])
+def test_a_cost_models_residuals_are_whole(model_file, tmp_path, key):  # noqa: F811
+    """U-H14: a residual of null was let through by the seventeenth attack's check, then a
+    TypeError traceback in model predict."""
+    from tests.test_model_cli import dl as here
+
+    doc = json.loads(model_file.read_text())
+    doc["algorithms"]["ring"]["residuals"][key] = None
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    r = here("model", "predict", "--model", str(tmp_path / "m.json"), "--ranks", "8")
+    assert r.returncode == 2 and f"residuals.{key}: expected" in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def genuine_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("b") / "b.json"
+    args = ["bench", "--allreduce", "ring", "--min-bytes", "1K", "--max-bytes", "64K"]
+    r = run_mpi(2, [str(BIN / "dist-logreg"), *args, "--iters", "3", "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("dtype", 5, "dtype: expected one of float32, float64, got 5"),
+        ("hosts", 7, "hosts: expected a list of host names"),
+        ("ranks_per_node", "x", "ranks_per_node: expected a number of ranks"),
+        ("host_of_rank", [10**30, 0], "host_of_rank[0]: expected a host number"),
+        ("count", {}, "count: expected a whole number of elements"),
+    ],
+)
+@pytest.mark.parametrize("command", ["fit", "report"])
+def test_a_bench_records_fields_are_typed(genuine_bench, tmp_path, key, value, words, command):
+    """U-H12, U-H13: a bench record's dtype 5, hosts 7, ranks_per_node "x", a host of 10^30,
+    a count of {} were tracebacks in model fit and report."""
+    from tests.test_model_cli import dl as here
+
+    doc = json.loads(genuine_bench.read_text())
+    doc["records"][0][key] = value
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    if command == "fit":
+        r = here("model", "fit", str(tmp_path / "b.json"), "--out", str(tmp_path / "m.json"))
+    else:
+        r = here("report", str(tmp_path / "b.json"), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_scale_of_a_run_killed_by_sigkill_is_one_line(tmp_path):
+    """U-H8: a run that died of SIGKILL (137) under ``scale`` with no ``--timeout`` was a
+    TypeError traceback (the seventeenth attack's fix formatted the absent timeout)."""
+    from tests.test_scale import dist_logreg
+
+    train = ["train", "--samples", "600", "--features", "5", "--batch-size", "60", "--steps", "8"]
+    train += ["--inject-fault", "kill:rank=0:step=2"]
+    r = dist_logreg("scale", "--ranks", "1", "--out", str(tmp_path / "s"), "--", *train)
+    assert r.returncode == 137 and "failed (exit status 137)" in r.stdout + r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_rows_attempt_and_the_summarys_validation_are_checked(resumed, tmp_path):
+    """U-H11: a row's ``attempt`` of 1e300 (or -1) was listed as an attempt in full; U-H9: a
+    ``validation`` of 0.5 was an AttributeError traceback."""
+    run = _copy(resumed, tmp_path)
+    _rows(run / "steps.jsonl", lambda rows: rows[0].update(attempt=1e300))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "line 1: attempt: expected a whole number" in r.stderr
+    _rows(run / "steps.jsonl", lambda rows: rows[0].update(attempt=3))
+    doc = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**doc, "validation": 0.5}))
+    r = dl("report", str(run), "--out", str(tmp_path / "r2"))
+    assert r.returncode == 2 and "validation: expected" in r.stderr and "Traceback" not in r.stderr

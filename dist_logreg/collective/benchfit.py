@@ -15,7 +15,7 @@ from dist_logreg.collective.costfit import Sample, fit
 from dist_logreg.collective.schedule import Placement
 from dist_logreg.errors import UsageError
 from dist_logreg.files import read_json
-from dist_logreg.schema import given_twice
+from dist_logreg.schema import BENCH_FIELDS, Invalid, given_twice
 from dist_logreg.units import format_bit_rate, format_seconds, parse_link_rate
 
 
@@ -111,6 +111,12 @@ def check_record(r: dict) -> str | None:
             return f"{key}: expected at most {MAX_SECONDS:g} s for one call, got {v!r}"
         if key == "time_s" and v < MIN_SECONDS:  # no call is faster than the clock's tick
             return f"time_s: expected at least 1 ns for one call, got {v!r}"
+    for key, checker in BENCH_FIELDS.items():
+        if key in r:
+            try:
+                checker(r[key], key)
+            except Invalid as exc:
+                return str(exc)
     n = _number(r["bytes"])
     if n is None or not 1 <= n <= MAX_BYTES or n != int(n):
         return f"bytes: expected a whole number of bytes from 1 to 2^50, got {r['bytes']!r}"

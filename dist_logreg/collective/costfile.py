@@ -169,21 +169,21 @@ def _check_residuals(res, key: str) -> str | None:
     """A fit's residuals as ``model fit`` writes them: its median and worst relative error
     (median <= worst) over a whole number of rows ("over nan measurements", a median of
     1e300 above the worst were printed: seventeenth attack, S-H4)."""
-    if res is None:
+    if res is None or res == {}:  # not recorded (as model predict says)
         return None
     if not isinstance(res, dict):
         return f"{key}: expected an object of median_rel, max_rel and rows, got {res!r:.40}"
-    for name in ("median_rel", "max_rel"):
+    for name in ("median_rel", "max_rel"):  # both, as model fit writes them (null: U-H14)
         v = res.get(name)
-        if v is not None and not (_plain(v) and 0 <= v <= MAX_REL):
+        if not (_plain(v) and 0 <= v <= MAX_REL):
             return f"{key}.{name}: expected a relative error from 0 to {MAX_REL:g}, got {v!r}"
     low, high = res.get("median_rel"), res.get("max_rel")
     if low is not None and high is not None and low > high:
         return f"{key}.median_rel: expected at most max_rel {high!r}, got {low!r}"
     rows = res.get("rows")
-    if rows is not None and not (isinstance(rows, int) and not isinstance(rows, bool)):
+    if not (isinstance(rows, int) and not isinstance(rows, bool)):
         return f"{key}.rows: expected a whole number of measurements >= 1, got {rows!r}"
-    if rows is not None and not 1 <= rows <= 10**9:
+    if not 1 <= rows <= 10**9:
         return f"{key}.rows: expected a whole number of measurements >= 1, got {rows!r}"
     return None
 

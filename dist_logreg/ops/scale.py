@@ -294,11 +294,12 @@ def run(
         say(f"dist-logreg scale: {p} rank(s): {shlex.join(cmd)}")
         started = time.monotonic()
         rc = _run_once(cmd, env, timeout)
+        late = rc is None  # its --timeout ended it (not a SIGKILL of its own: U-H8)
         if rc != 0:  # a signal's status as a shell gives it (-9 was exit 247: S-M8)
-            rc = 128 - rc if rc < 0 else rc
+            rc = TIMED_OUT if late else 128 - rc if rc < 0 else rc
             why = (
                 f"took longer than --timeout {timeout:g} s; killed (exit status {rc})"
-                if rc == TIMED_OUT
+                if late
                 else f"failed (exit status {rc})"
             )
             say(f"dist-logreg scale: the run at {p} rank(s) {why}")
@@ -374,14 +375,15 @@ def _used(path: Path) -> bool:
 TIMED_OUT = 128 + signal.SIGKILL
 
 
-def _run_once(cmd: list[str], env: dict, timeout: float | None) -> int:
-    """One run in its own process group: a timeout or Ctrl-C ends the launcher and ranks."""
+def _run_once(cmd: list[str], env: dict, timeout: float | None) -> int | None:
+    """One run in its own process group: a timeout or Ctrl-C ends the launcher and ranks
+    (None: the timeout did)."""
     proc = start_group(cmd, env, "scale")
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
-        return TIMED_OUT
+        return None
     except KeyboardInterrupt:
         kill_group(proc)
         raise

@@ -58,6 +58,7 @@ RECORD = schema.table(
         "busbw_factor": schema.number(0.0, 2.0, "a factor"),
         "wrong": schema.optional(schema.count(0)),
         "world_size": schema.count(1, 10**7, "a number of ranks"),
+        **schema.BENCH_FIELDS,
     },
     "a record (an object)",
 )

@@ -297,6 +297,9 @@ def check_value(c: str, v, world_size: int) -> str | None:
             return f"{c}: expected at most {MAX_SECONDS:g} s, got {v!r}"
         if c == "seconds" and v < 1e-9:  # a call of 0 s or 1 ps was drawn (M-H2)
             return f"seconds: expected a call of at least 1 ns (the clock's), got {v!r}"
+    elif c == "attempt":  # -1, 0.5, 1e300 were listed as attempts (U-H11)
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 10**6:
+            return f"attempt: expected a whole number from 1 to 1000000, got {v!r}"
     elif c == "batch_loss":  # a log-loss: a loss of -5 was drawn (M-H2)
         if not _is_number(v) or not math.isfinite(v) or v < 0:
             return f"batch_loss: expected a finite log-loss >= 0, got {v!r}"

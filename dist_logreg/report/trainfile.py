@@ -75,6 +75,18 @@ SUMMARY = schema.table(
         "time_s_per_rank": schema.optional(
             schema.mapping(schema.table({}, {k: _S for k in ("min", "median", "max")}))
         ),
+        # its held-out evaluations (a number there was a traceback: U-H9)
+        "validation": schema.optional(
+            schema.table(
+                {},
+                {
+                    "loss": schema.optional(schema.number(0.0, 1e300, "a finite loss")),
+                    **{k: _FRACTION for k in ("accuracy", "auc")},
+                    "eval_time_s": _S,
+                    "history": schema.optional(schema.items(schema.table({}, {}))),
+                },
+            )
+        ),
         # a run resumed from a step below its steps (10^30 lifted every bound: U-H3)
         "resumed_from_step": schema.optional(schema.count(0, 10**12, "a step")),
         "run": schema.optional(
