@@ -218,3 +218,23 @@ def test_a_rows_attempt_and_the_summarys_validation_are_checked(resumed, tmp_pat
     (run / "summary.json").write_text(json.dumps({**doc, "validation": 0.5}))
     r = dl("report", str(run), "--out", str(tmp_path / "r2"))
     assert r.returncode == 2 and "validation: expected" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_refuses_weights_whose_logits_overflow_and_never_writes_a_runs_file(tmp_path):
+    """U-H15: a ``coef`` of 1e308 wrote nan probabilities with exit 0 (numpy's raw warning
+    beside); U-M6: ``--out RUN/steps.jsonl --force`` replaced the run's own measurements."""
+    import numpy as np
+
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    before = (run / "steps.jsonl").read_bytes()
+    r = dl("predict", "--model", str(run), "--out", str(run / "steps.jsonl"), "--force")
+    assert r.returncode == 2 and "a file of the run it predicts with" in r.stderr, r.stderr
+    assert (run / "steps.jsonl").read_bytes() == before
+    z = dict(np.load(run / "model.npz"))
+    z["coef"] = np.full(z["coef"].shape, 1e308)
+    np.savez(run / "model.npz", **z)
+    r = dl("predict", "--model", str(run), "--out", str(tmp_path / "p.csv"))
+    assert r.returncode == 2 and "expected weights whose logits stay finite" in r.stderr
+    assert "RuntimeWarning" not in r.stderr and not (tmp_path / "p.csv").exists()

@@ -19,6 +19,7 @@ import numpy as np
 
 from dist_logreg.errors import RunError, UsageError, raise_together
 from dist_logreg.files import check_output, not_an_input, output_parts, read_json, regular_file
+from dist_logreg.record.outputs import RESULT_FILES
 from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
 from dist_logreg.train.options import read_saved
@@ -266,7 +267,7 @@ def run(comm, args) -> int:
             model = Path(args.model)  # nor the model, its config (Q-M7), its summary, also
             folder = model if model.is_dir() else model.parent  # when --model is the file
             not_an_input(args.out, [folder / "model.npz", model], "the model it predicts with")
-            run = [folder / "config.json", folder / "summary.json"]  # (S-M3)
+            run = [folder / n for n in ("config.json", *RESULT_FILES)]  # (S-M3, U-M6)
             not_an_input(args.out, run, "a file of the run it predicts with")
             check_output(args.out, "--out", getattr(args, "force", False))
     except UsageError as exc:
@@ -294,8 +295,15 @@ def run(comm, args) -> int:
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
-    scores = mdl.scores(X, params)
-    proba = mdl.proba(X, params)
+    with np.errstate(over="ignore", invalid="ignore"):  # a coef of 1e308 wrote nan (U-H15)
+        scores, proba = mdl.scores(X, params), mdl.proba(X, params)
+    error = None
+    if not (np.isfinite(scores).all() and np.isfinite(proba).all()):
+        error = UsageError(
+            f"--model {args.model}: expected weights whose logits stay finite on these rows, "
+            f"got {np.count_nonzero(~np.isfinite(scores))} logit(s) that overflow"
+        )
+    raise_together(comm, error)
     predicted = mdl.predict_index(scores).astype(np.int64)
     sums = np.zeros(3)
     if idx is not None:
