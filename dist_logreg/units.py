@@ -214,3 +214,9 @@ def format_byte_rate(b: float, spec: str = ".2f") -> str:
     """``2.5e6`` B/s -> ``"2.50 MB/s"`` (decimal); down to B/s, so a small rate never reads 0."""
     units = (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3), ("B/s", 1.0))
     return _scaled(b, units, spec)
+
+
+def format_loss(v: float) -> str:
+    """A loss as the console prints it: 6 decimals, or 6 significant digits above 10^6 (a
+    diverging run's loss of 9.6e262 was printed with 263 digits: eighteenth attack, U-M1)."""
+    return f"{v:.6f}" if abs(v) < 1e6 else f"{v:.6g}"

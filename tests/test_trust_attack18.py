@@ -238,3 +238,35 @@ def test_predict_refuses_weights_whose_logits_overflow_and_never_writes_a_runs_f
     r = dl("predict", "--model", str(run), "--out", str(tmp_path / "p.csv"))
     assert r.returncode == 2 and "expected weights whose logits stay finite" in r.stderr
     assert "RuntimeWarning" not in r.stderr and not (tmp_path / "p.csv").exists()
+
+
+def test_predict_refuses_nonfinite_features_and_prints_a_huge_loss_shortly(tmp_path):
+    """U-H16: ``predict --data`` with a NaN or inf feature wrote nan probabilities with exit
+    0 (train refuses the same file); a feature of 1e308 printed a log-loss of 307 digits."""
+    import numpy as np
+
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "5", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    X = np.random.default_rng(1).normal(size=(10, 5))
+    y = (X[:, 0] > 0).astype(int)
+    X[2, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", X=X, y=y)
+    r = dl("predict", "--model", str(run), "--data", str(tmp_path / "nan.npz"))
+    assert r.returncode == 2 and "expected finite features, got X[2, 1] = nan" in r.stderr
+    X[2, 1], X[3, 0] = 0.0, 1e308
+    np.savez(tmp_path / "big.npz", X=X, y=y)
+    r = dl("predict", "--model", str(run), "--data", str(tmp_path / "big.npz"))
+    if r.returncode == 0:  # the logit stays finite: a huge, finite loss, printed short
+        line = r.stderr.strip().splitlines()[-1]  # (the rows go to stdout)
+        assert "log-loss" in line and len(line) < 200 and "e+" in line, line
+    else:  # or it overflows: refused
+        assert r.returncode == 2 and "logits stay finite" in r.stderr
+
+
+def test_a_diverging_runs_loss_is_printed_shortly(tmp_path):
+    """U-M1: ``train --lr 1e30`` printed a batch loss and a final loss of 263 digits."""
+    args = ["--samples", "500", "--features", "8", "--batch-size", "32", "--steps", "5"]
+    r = run_mpi(1, train_cmd(*args, "--lr", "1e30", "--out", str(tmp_path / "o")), timeout=120)
+    text = r.stdout + r.stderr
+    assert "loss" in text and max(len(line) for line in text.splitlines()) < 200, text[-600:]

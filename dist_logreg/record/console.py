@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from dist_logreg.protocol import report
 from dist_logreg.record.progress import bar_for
-from dist_logreg.units import format_byte_rate, format_seconds
+from dist_logreg.units import format_byte_rate, format_loss, format_seconds
 from dist_logreg.units import format_bytes as _bytes
 
 
@@ -113,9 +113,8 @@ class Reporter:
 
     def progress(self, step: int, steps: int, loss: float, samples_per_s: float) -> None:
         width = len(str(steps))
-        line = (
-            f"  step {step:>{width}}/{steps}  batch loss {loss:.6f}  {samples_per_s:,.0f} samples/s"
-        )
+        shown = format_loss(loss)
+        line = f"  step {step:>{width}}/{steps}  batch loss {shown}  {samples_per_s:,.0f} samples/s"
         if self.bar is None:
             self.say(line)
         else:
@@ -131,7 +130,7 @@ class Reporter:
         """A progress line for the held-out rows (loss without the penalty term)."""
         auc = f"  auc {m['auc']:.4f}" if m.get("auc") is not None else ""
         self.say(
-            f"  step {step:>{len(str(steps))}}/{steps}  held-out loss {m['loss']:.6f}  "
+            f"  step {step:>{len(str(steps))}}/{steps}  held-out loss {format_loss(m['loss'])}  "
             f"accuracy {100 * m['accuracy']:.2f}%{auc}"
         )
 
@@ -153,7 +152,7 @@ def _validation_lines(s: dict) -> list[str]:
         return []
     auc = f"   auc {v['auc']:.4f}" if v.get("auc") is not None else ""
     return [
-        f"  held-out loss   {v['loss']:.6f}  (mean log-loss)   accuracy "
+        f"  held-out loss   {format_loss(v['loss'])}  (mean log-loss)   accuracy "
         f"{100 * v['accuracy']:.2f}%{auc}"
     ]
 
@@ -172,7 +171,8 @@ def format_summary(s: dict, out_dir: Path) -> str:
     lines = [
         f"done: {s['world_size']} rank(s), {s['steps']} steps ({s['epochs']:.2f} epochs), "
         f"{s['samples_per_s']:,.0f} samples/s",
-        f"  final loss      {s['final_loss']:.6f}  (objective on all {s['data']['samples']} "
+        f"  final loss      {format_loss(s['final_loss'])}  (objective on all "
+        f"{s['data']['samples']} "
         f"training rows)   accuracy {100 * s['final_accuracy']:.2f}%",
         *_validation_lines(s),
         f"  allreduce [{label}]  {a['calls']} calls/rank x {_bytes(a['bytes_per_call'])}"

@@ -99,7 +99,7 @@ def _scan(ds: Dataset, lo: int, hi: int, k: int) -> UsageError | None:
     labels = "0 or 1" if k == 2 else f"0..{k - 1}"
     for start in range(lo, hi, SCAN_BLOCK):
         stop = min(start + SCAN_BLOCK, hi)
-        bad = _first_nonfinite(ds.X[start:stop])
+        bad = first_nonfinite(ds.X[start:stop])
         if bad is not None:
             row, col, value = bad
             return UsageError(
@@ -117,7 +117,7 @@ def _scan(ds: Dataset, lo: int, hi: int, k: int) -> UsageError | None:
     return None
 
 
-def _first_nonfinite(block) -> tuple[int, int, float] | None:
+def first_nonfinite(block) -> tuple[int, int, float] | None:
     if sparse.is_sparse(block):
         return sparse.first_nonfinite(block)
     xb = np.asarray(block)

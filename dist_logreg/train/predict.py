@@ -9,7 +9,6 @@ accuracy are added up with one small allreduce and printed.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import os
 import sys
@@ -20,9 +19,11 @@ import numpy as np
 from dist_logreg.errors import RunError, UsageError, raise_together
 from dist_logreg.files import check_output, not_an_input, output_parts, read_json, regular_file
 from dist_logreg.record.outputs import RESULT_FILES
-from dist_logreg.train import data as data_mod
 from dist_logreg.train import models, sparse
+from dist_logreg.train.data import first_nonfinite
 from dist_logreg.train.options import read_saved
+from dist_logreg.train.readers import rows_maybe_labeled
+from dist_logreg.units import format_loss
 
 
 def load_model(model_dir: Path, config: bool = True):
@@ -105,61 +106,6 @@ def check_arrays(coef: np.ndarray, intercept: np.ndarray, classes) -> str | None
     return None
 
 
-def _read(spec: str, d: int, label_column):
-    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict."""
-    path = Path(spec)
-    if path.suffix.lower() == ".npy" and "," not in spec:
-        return _npy(path), None
-    if path.is_dir() and not (path / "y.npy").exists():
-        return _npy(path / "X.npy"), None
-    if path.suffix.lower() == ".npz" and "," not in spec:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                unlabeled = "y" not in z.files
-                if unlabeled and "X" in z.files:
-                    return np.asarray(z["X"]), None
-                if unlabeled and "format" in z.files:
-                    sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
-                    return sp.csr_array(sp.load_npz(path)), None
-        except (OSError, ValueError, EOFError) as exc:
-            raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
-    if path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
-        try:
-            X = np.loadtxt(path, delimiter=",", skiprows=_csv_header(path), ndmin=2)
-        except ValueError as exc:
-            raise UsageError(f"data file {path}: expected numbers in every cell: {exc}") from None
-        return X, None
-    ds = data_mod.load(spec, "float64", label_column)
-    return ds.X, ds.y
-
-
-def _npy(path: Path):
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise UsageError(f"data file {path}: not found") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"data file {path}: not a readable .npy array ({exc})") from None
-
-
-def _csv_width(path: Path) -> int:
-    try:
-        with path.open(newline="") as fh:
-            return len(next(csv.reader(fh), []))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"data file {path}: cannot read: {exc}") from None
-
-
-def _csv_header(path: Path) -> int:
-    with path.open(newline="") as fh:
-        first = next(csv.reader(fh), [])
-    try:
-        [float(c) for c in first]
-    except ValueError:
-        return 1  # a header row
-    return 0
-
-
 def my_rows(comm, spec: str | None, fmt: str, label_column, d: int, cfg):
     """Collective: ``(X, y or None, first_row, n_rows)`` of this rank's share of the data."""
     size, rank = comm.Get_size(), comm.Get_rank()
@@ -170,7 +116,7 @@ def my_rows(comm, spec: str | None, fmt: str, label_column, d: int, cfg):
     error = None
     try:
         if spec:
-            X, y = _read(spec, d, label_column)
+            X, y = rows_maybe_labeled(spec, d, label_column)
         elif cfg is not None:
             from dist_logreg.train.prepare import training_rows  # the run's own data
 
@@ -282,6 +228,11 @@ def run(comm, args) -> int:
     try:
         if n == 0:  # an empty LIBSVM file predicted "0 rows" with exit 0 (U-M3)
             raise UsageError(f"data file {spec}: expected at least one row to predict, got none")
+        if (bad := first_nonfinite(X)) is not None:  # nan written with exit 0 (U-H16)
+            raise UsageError(
+                f"data {spec}: expected finite features, got X[{first + bad[0]}, {bad[1]}] = "
+                f"{bad[2]}"
+            )
         if not args.data and cfg is not None and cfg.data and Path(args.model).is_dir():
             same_rows(Path(args.model), cfg, n)
         if X.shape[1] != mdl.n_features:
@@ -315,7 +266,8 @@ def run(comm, args) -> int:
         where = f" -> {args.out}" if args.out else ""
         line = f"predict: {n} rows, {mdl.kind} model ({mdl.n_classes} classes){where}"
         if sums[2]:
-            line += f"; log-loss {sums[0] / sums[2]:.6f}  accuracy {100 * sums[1] / sums[2]:.2f}%"
+            loss, accuracy = format_loss(sums[0] / sums[2]), 100 * sums[1] / sums[2]
+            line += f"; log-loss {loss}  accuracy {accuracy:.2f}%"
         print(line, file=stream, flush=True)
     return 0
 

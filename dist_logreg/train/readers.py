@@ -310,3 +310,61 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
         f"--label-column {label_column}: expected a header name or index of "
         f"{path}, which has columns {names}"
     )
+
+
+# --- predict's rows: labels optional ------------------------------------------------------
+
+
+def rows_maybe_labeled(spec: str, d: int, label_column):
+    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict."""
+    path = Path(spec)
+    if path.suffix.lower() == ".npy" and "," not in spec:
+        return _npy(path), None
+    if path.is_dir() and not (path / "y.npy").exists():
+        return _npy(path / "X.npy"), None
+    if path.suffix.lower() == ".npz" and "," not in spec:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                unlabeled = "y" not in z.files
+                if unlabeled and "X" in z.files:
+                    return np.asarray(z["X"]), None
+                if unlabeled and "format" in z.files:
+                    sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
+                    return sp.csr_array(sp.load_npz(path)), None
+        except (OSError, ValueError, EOFError) as exc:
+            raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
+    if path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
+        try:
+            X = np.loadtxt(path, delimiter=",", skiprows=_csv_header(path), ndmin=2)
+        except ValueError as exc:
+            raise UsageError(f"data file {path}: expected numbers in every cell: {exc}") from None
+        return X, None
+    ds = load(spec, "float64", label_column)
+    return ds.X, ds.y
+
+
+def _npy(path: Path):
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"data file {path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"data file {path}: not a readable .npy array ({exc})") from None
+
+
+def _csv_width(path: Path) -> int:
+    try:
+        with path.open(newline="") as fh:
+            return len(next(csv.reader(fh), []))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"data file {path}: cannot read: {exc}") from None
+
+
+def _csv_header(path: Path) -> int:
+    with path.open(newline="") as fh:
+        first = next(csv.reader(fh), [])
+    try:
+        [float(c) for c in first]
+    except ValueError:
+        return 1  # a header row
+    return 0
