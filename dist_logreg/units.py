@@ -220,3 +220,16 @@ def format_loss(v: float) -> str:
     """A loss as the console prints it: 6 decimals, or 6 significant digits above 10^6 (a
     diverging run's loss of 9.6e262 was printed with 263 digits: eighteenth attack, U-M1)."""
     return f"{v:.6f}" if abs(v) < 1e6 else f"{v:.6g}"
+
+
+#: The link rates a ceiling or a prediction may take, bit/s (1 B/s to 100 TB/s): model
+#: predict's; report's --link-rate of 1e300 drew a ceiling of 1e+291 Gbit/s (U-H17).
+LINK_RATE_BOUNDS = (8.0, 8e14)
+
+
+def bounded_link_rate(text, name: str) -> float:
+    """:func:`parse_bit_rate` within :data:`LINK_RATE_BOUNDS`, or ``UsageError``."""
+    bits, (low, high) = parse_bit_rate(text, name), LINK_RATE_BOUNDS
+    if not low <= bits <= high:
+        raise UsageError(f"{name}: expected {low:g} to {high:g} bit/s, got {text!r}")
+    return bits

@@ -270,3 +270,32 @@ def test_a_diverging_runs_loss_is_printed_shortly(tmp_path):
     r = run_mpi(1, train_cmd(*args, "--lr", "1e30", "--out", str(tmp_path / "o")), timeout=120)
     text = r.stdout + r.stderr
     assert "loss" in text and max(len(line) for line in text.splitlines()) < 200, text[-600:]
+
+
+def test_reports_link_rate_is_bounded(genuine_bench, tmp_path):
+    """U-H17: ``report --link-rate 1e300`` (or a bench file's ``link_rate`` "1e300") drew a
+    ceiling of 1e+291 Gbit/s; model predict refuses the same."""
+    from tests.test_model_cli import dl as here
+
+    for rate in ("1e300", "1e-300gbit"):
+        r = here("report", str(genuine_bench), "--link-rate", rate, "--out", str(tmp_path / "r"))
+        assert r.returncode == 2 and "--link-rate: expected 8 to 8e+14 bit/s" in r.stderr
+    doc = json.loads(genuine_bench.read_text())
+    (tmp_path / "b.json").write_text(json.dumps({**doc, "link_rate": "1e300"}))
+    r = here("report", str(tmp_path / "b.json"), "--out", str(tmp_path / "r2"))
+    assert r.returncode == 2 and "link_rate: expected 8 to 8e+14 bit/s" in r.stderr
+
+
+@pytest.mark.parametrize("calls", [1e-300, 0])
+def test_model_predict_run_needs_a_call_a_step(model_file, tmp_path, calls):  # noqa: F811
+    """U-H19: ``calls_per_step`` of 1e-300 printed a 290-digit time, 0 "predicted 0.0 s"."""
+    from tests.test_model_cli import dl as here
+
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    doc = json.loads((run / "summary.json").read_text())
+    doc["allreduce"]["calls_per_step"] = calls
+    (run / "summary.json").write_text(json.dumps(doc))
+    r = here("model", "predict", "--model", str(model_file), "--run", str(run), "--ranks", "8")
+    assert r.returncode == 2 and "calls_per_step: expected a number of calls a step" in r.stderr

@@ -22,7 +22,7 @@ from dist_logreg.cli.guard import (
 )
 from dist_logreg.errors import UsageError, exit_status_help
 from dist_logreg.files import check_output, not_an_input, write_output
-from dist_logreg.units import parse_bit_rate
+from dist_logreg.units import bounded_link_rate
 
 REPORT_EPILOG = """\
 examples:
@@ -80,7 +80,7 @@ def cmd(args: argparse.Namespace) -> int:
     def body() -> int:
         from dist_logreg.report.runs import load
 
-        link_rate = args.link_rate and parse_bit_rate(args.link_rate, "--link-rate")
+        link_rate = args.link_rate and bounded_link_rate(args.link_rate, "--link-rate")
         out = (
             Path(args.out) if args.out else Path("reports") / time.strftime("report-%Y%m%d-%H%M%S")
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dist_logreg import schema
 from dist_logreg.collective.algorithms import BUSBW_FACTORS
 from dist_logreg.errors import UsageError
-from dist_logreg.units import rate_bits
+from dist_logreg.units import bounded_link_rate, rate_bits
 
 #: A collective's time per call is at least this (a nanosecond: no call, no network, is faster).
 MIN_SECONDS = 1e-9
@@ -23,6 +23,14 @@ _SPREAD = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))
 _CALL = schema.optional(schema.number(MIN_SECONDS, 1e6, "a finite number of seconds"))
 _GBPS = schema.number(0.0, 1e9, "a finite number of GB/s")
 _RATE = schema.number(0.0, 1e15, "a finite rate in bit/s", above=True)
+
+
+def _link_rate(v, where):
+    """The bench file's link rate: a rate within :data:`units.LINK_RATE_BOUNDS` (U-H17)."""
+    try:
+        bounded_link_rate(v, where)
+    except UsageError as exc:
+        raise schema.Invalid(where, str(exc).split(": ", 1)[-1]) from None
 
 
 def _rate_value(v, where):
@@ -90,7 +98,7 @@ TOP = schema.table(
     {},
     {
         "run": schema.optional(RUN),
-        "link_rate": schema.optional(schema.text()),
+        "link_rate": schema.optional(_link_rate),
         "link_rate_bps": schema.optional(_RATE),
     },
 )
