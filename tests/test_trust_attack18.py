@@ -299,3 +299,18 @@ def test_model_predict_run_needs_a_call_a_step(model_file, tmp_path, calls):  # 
     (run / "summary.json").write_text(json.dumps(doc))
     r = here("model", "predict", "--model", str(model_file), "--run", str(run), "--ranks", "8")
     assert r.returncode == 2 and "calls_per_step: expected a number of calls a step" in r.stderr
+
+
+@pytest.mark.parametrize("name, key", [("metrics.jsonl", "seconds"), ("steps.jsonl", "compute_s")])
+def test_the_rows_before_a_resume_are_held_too(tmp_path, name, key):
+    """U-H18: a run completed at 20 steps, then resumed to 30: its first 20 steps' rows were
+    held to nothing (a 900,000 s call and compute phase drawn)."""
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "16", "--batch-size", "64"]
+    args += ["--checkpoint-every", "10", "--out", str(run)]
+    assert run_mpi(1, train_cmd(*args, "--steps", "20"), timeout=120).returncode == 0
+    assert run_mpi(1, train_cmd(*args, "--steps", "30", "--resume"), timeout=120).returncode == 0
+    assert dl("report", str(run), "--out", str(tmp_path / "g")).returncode == 0
+    _rows(run / name, lambda rows: rows[3].update({key: 900000.0}))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and f"{name}: {key}: expected at most" in r.stderr, r.stderr
