@@ -314,3 +314,14 @@ def test_the_rows_before_a_resume_are_held_too(tmp_path, name, key):
     _rows(run / name, lambda rows: rows[3].update({key: 900000.0}))
     r = dl("report", str(run), "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and f"{name}: {key}: expected at most" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--dcqcn-rai", "--dcqcn-rhai", "--dcqcn-min-rate"])
+def test_dcqcns_rates_are_bounded(flag):
+    """Found by running every option at hostile values beside the attack: a DCQCN rate of
+    1e300 bit/s was run (the rates had no bound but > 0)."""
+    from tests.test_model_cli import dl as here
+
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--engine", "packet"]
+    r = here("simulate", *args, "--transport", "roce", flag, "1e300")
+    assert r.returncode == 2 and f"{flag}: expected 8 to 8e+14 bit/s" in r.stderr, r.stderr

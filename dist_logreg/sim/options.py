@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 
 from dist_logreg.errors import UsageError
 from dist_logreg.sim.spec import seconds as spec_seconds
-from dist_logreg.units import parse_bit_rate, parse_bytes, plain_float, plain_int, tc_rate
+from dist_logreg.units import (
+    LINK_RATE_BOUNDS,
+    parse_bit_rate,
+    parse_bytes,
+    plain_float,
+    plain_int,
+    tc_rate,
+)
 
 
 @dataclass(frozen=True)
@@ -159,8 +166,15 @@ def _wall(value, flag: str) -> float:
 
 
 def bit_rate(value, flag: str) -> float:
-    """Bits/s: a float as it is; text such as ``40mbit``, ``25G``."""
-    return float(value) if isinstance(value, float) else parse_bit_rate(value, flag)
+    """Bits/s: a float as it is; text such as ``40mbit``, ``25G``; within
+    :data:`~dist_logreg.units.LINK_RATE_BOUNDS` (``--dcqcn-min-rate 1e300`` was run)."""
+    rate, (low, high) = (
+        float(value) if isinstance(value, float) else parse_bit_rate(value, flag),
+        LINK_RATE_BOUNDS,
+    )
+    if not low <= rate <= high:
+        raise UsageError(f"{flag}: expected {low:g} to {high:g} bit/s, got {value!r}")
+    return rate
 
 
 def fraction(value, flag: str) -> float:
