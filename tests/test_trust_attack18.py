@@ -325,3 +325,10 @@ def test_dcqcns_rates_are_bounded(flag):
     args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--engine", "packet"]
     r = here("simulate", *args, "--transport", "roce", flag, "1e300")
     assert r.returncode == 2 and f"{flag}: expected 8 to 8e+14 bit/s" in r.stderr, r.stderr
+
+
+def test_a_resumed_runs_header_counts_all_its_steps(resumed, tmp_path):
+    """U-M7: a 60-step run resumed from step 20 was headed "2 rank(s), 40 steps"."""
+    assert dl("report", str(resumed), "--out", str(tmp_path / "r")).returncode == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "2 rank(s), 60 steps (40 of them in its last attempt, from step 20)" in text

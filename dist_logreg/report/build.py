@@ -32,7 +32,13 @@ def train_section(b: Builder, run: TrainRun, prefix: str) -> Section:
     sec = Section(f"Training run: {run.tag}")
     s = run.summary
     sec.notes.append(
-        f"{s['world_size']} rank(s), {s.get('steps_run', s.get('steps'))} steps, allreduce "
+        f"{s['world_size']} rank(s), {s.get('steps', s.get('steps_run'))} steps"
+        + (  # a resumed run's steps, not its last attempt's alone (U-M7)
+            f" ({s['steps_run']} of them in its last attempt, from step {s['resumed_from_step']})"
+            if s.get("resumed_from_step") and s.get("steps_run") is not None
+            else ""
+        )
+        + ", allreduce "
         f"{(s.get('allreduce') or {}).get('algorithm', '?')}, output directory {run.path}"
     )
     if len(run.attempts) > 1:
