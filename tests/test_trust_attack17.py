@@ -111,6 +111,16 @@ def test_a_ranks_times_are_in_order(tmp_path, key, value):
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def completed_then_resumed(run: Path, first: int, total: int) -> Path:
+    """A serial run of ``first`` steps (checkpoints every 10), resumed to ``total``."""
+    args = ["--samples", "2000", "--features", "16", "--batch-size", "64"]
+    args += ["--checkpoint-every", "10", "--out", str(run)]
+    assert run_mpi(1, train_cmd(*args, "--steps", str(first)), timeout=120).returncode == 0
+    resumed = train_cmd(*args, "--steps", str(total), "--resume")
+    assert run_mpi(1, resumed, timeout=120).returncode == 0
+    return run
+
+
 def _last_row(path: Path, **edit) -> None:
     lines = path.read_text().splitlines()
     lines[-1] = json.dumps({**json.loads(lines[-1]), **edit})
@@ -128,11 +138,7 @@ def _last_row(path: Path, **edit) -> None:
 def test_a_resumed_runs_own_rows_are_held_to_its_summary(tmp_path, name, edit, words):
     """S-H3: in a run resumed from step 20, a call of 1e5 s (1 EB, a 28-hour step) in the
     resumed steps was drawn: every bound was skipped once the run had resumed."""
-    run = tmp_path / "a"
-    args = ["--samples", "2000", "--features", "16", "--batch-size", "64"]
-    args += ["--checkpoint-every", "10", "--out", str(run)]
-    assert run_mpi(1, train_cmd(*args, "--steps", "20"), timeout=120).returncode == 0
-    assert run_mpi(1, train_cmd(*args, "--steps", "40", "--resume"), timeout=120).returncode == 0
+    run = completed_then_resumed(tmp_path / "a", 20, 40)
     assert dl("report", str(run), "--out", str(tmp_path / "g")).returncode == 0
     _last_row(run / name, **edit)
     r = dl("report", str(run), "--out", str(tmp_path / "r"))

@@ -305,11 +305,9 @@ def test_model_predict_run_needs_a_call_a_step(model_file, tmp_path, calls):  # 
 def test_the_rows_before_a_resume_are_held_too(tmp_path, name, key):
     """U-H18: a run completed at 20 steps, then resumed to 30: its first 20 steps' rows were
     held to nothing (a 900,000 s call and compute phase drawn)."""
-    run = tmp_path / "run"
-    args = ["--samples", "2000", "--features", "16", "--batch-size", "64"]
-    args += ["--checkpoint-every", "10", "--out", str(run)]
-    assert run_mpi(1, train_cmd(*args, "--steps", "20"), timeout=120).returncode == 0
-    assert run_mpi(1, train_cmd(*args, "--steps", "30", "--resume"), timeout=120).returncode == 0
+    from tests.test_trust_attack17 import completed_then_resumed
+
+    run = completed_then_resumed(tmp_path / "run", 20, 30)
     assert dl("report", str(run), "--out", str(tmp_path / "g")).returncode == 0
     _rows(run / name, lambda rows: rows[3].update({key: 900000.0}))
     r = dl("report", str(run), "--out", str(tmp_path / "r"))
