@@ -108,7 +108,7 @@ def test_a_step_of_null_is_one_line(resumed, tmp_path):
     run = _copy(resumed, tmp_path)
     _rows(run / "steps.jsonl", lambda rows: rows[0].update(step=None))
     r = dl("report", str(run), "--out", str(tmp_path / "r"))
-    words = "steps.jsonl line 1: expected an object with a whole step and rank"
+    words = "steps.jsonl line 1: step: expected a whole number >= 0, got None"
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 

@@ -336,16 +336,13 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30,
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 # a byte that is not UTF-8, or nesting too deep, was a traceback (L-H18)
                 raise UsageError(f"{path} line {n}: expected a JSON object ({exc})") from None
-            if not isinstance(rec, dict) or not all(  # "step": null was a ValueError (U-H6)
-                isinstance(rec.get(k), int) and not isinstance(rec.get(k), bool)
-                for k in ("step", "rank")
-            ):
-                raise UsageError(f"{path} line {n}: expected an object with a whole step and rank")
+            if not isinstance(rec, dict) or "step" not in rec or "rank" not in rec:
+                raise UsageError(f"{path} line {n}: expected an object with step and rank")
             step = rec.get("step")
             ranks = 10**7 if isinstance(step, int) and step < earlier else world_size
             for c in columns:
-                v = rec.get(c)
-                if v is not None and (why := check_value(c, v, ranks)):
+                v = rec.get(c)  # a step or rank of null too (a ValueError: U-H6)
+                if (v is not None or c in ("step", "rank")) and (why := check_value(c, v, ranks)):
                     raise UsageError(f"{path} line {n}: {why}")
                 cols[c].append(np.nan if v is None else v)
     return {c: np.asarray(v, dtype=np.float64) for c, v in cols.items()}
