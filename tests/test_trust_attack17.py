@@ -108,6 +108,8 @@ def test_a_ranks_times_are_in_order(tmp_path, key, value):
     (run / "summary.json").write_text(json.dumps(doc))
     r = dl("report", str(run), "--out", str(tmp_path / "r"))
     words = "summary.json: time_s_per_rank.total: expected min <= median <= max, got"
+    if value < 0:  # refused by the summary's schema first (the eighteenth attack's U-H5)
+        words = "summary.json: time_s_per_rank.total.median: expected a finite number of"
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
@@ -381,7 +383,7 @@ def lossy_packet(tmp_path_factory):
     [  # T-H5: the check's own exception was built wrongly (a TypeError)
         (
             lambda d: d["results"][0]["packet"]["options"]["loss_link"].update({"host-up": -1}),
-            "packet.options.loss_link: expected {link class or link: fraction 0..1}",
+            "packet.options.loss_link.host-up: expected a loss fraction >= 0 and at most 1",
         ),
         # T-H6: a string among the message start times (a TypeError)
         (

@@ -38,7 +38,7 @@ _COUNTS = (
 )
 _LINK_COUNTS = ("wire_bytes", "drops", "ecn_marks", "lost", "pauses", "headroom_drops")
 _BYTES = schema.count(0, 2**40, "a whole number of bytes")
-_FRACTION = schema.number(0.0, 1.0, "a fraction from 0 to 1")
+_FRACTION = schema.number(0.0, 1.0, "a fraction")
 _TIMER = schema.number(0.0, 1e6, "a finite number of seconds")
 _BPS = schema.number(0.0, 1e15, "a rate in B/s")
 #: A packet row's options as simulate records them, each within what its flag accepts (a
@@ -53,8 +53,8 @@ OPTIONS = schema.table(
         **{k: _BYTES for k in ("buffer", "dcqcn_bytes")},
         "buffer_alpha": schema.number(0.0, 1e6, "a dynamic-threshold alpha"),
         **{k: _FRACTION for k in ("ecn_pmax", "dcqcn_g")},
-        "loss": schema.number(0.0, 1.0, "a loss fraction from 0 to 1"),
-        "loss_link": schema.mapping(schema.number(0.0, 1.0, "a loss fraction from 0 to 1")),
+        "loss": schema.number(0.0, 1.0, "a loss fraction"),
+        "loss_link": schema.mapping(schema.number(0.0, 1.0, "a loss fraction")),
         "link_delay": schema.mapping(_TIMER),
         "queue_samples": schema.count(0, 10**7),
         **{k: _TIMER for k in ("max_wall", "rto", "min_rto", "tsq", "dcqcn_timer")},
