@@ -330,3 +330,56 @@ def test_a_resumed_runs_header_counts_all_its_steps(resumed, tmp_path):
     assert dl("report", str(resumed), "--out", str(tmp_path / "r")).returncode == 0
     text = (tmp_path / "r" / "report.md").read_text()
     assert "2 rank(s), 60 steps (40 of them in its last attempt, from step 20)" in text
+
+
+def test_a_fabric_params_entry_without_a_value_is_one_line(tmp_path):
+    """V-H2: a ``fabric.params.hash`` of ``{}`` was an AttributeError traceback."""
+    from tests.test_trust_attack17 import _set
+    from tests.test_trust_leftovers import _edited
+
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "1K", "--out"]
+    assert dl("simulate", *args, str(tmp_path / "s")).returncode == 0
+    r = _edited(tmp_path / "s", tmp_path, _set("fabric", "params", "hash", value={}))
+    assert r.returncode == 2 and "fabric.params.hash: expected a value" in r.stderr, r.stderr
+
+
+def test_simulate_refuses_more_series_than_report_draws(tmp_path):
+    """V-H3: 14 algorithms x 15 sizes ran (1.5 s) into a file report refused (210 > 200)."""
+    from dist_logreg.collective.algorithms import INTER_SPELLINGS, scheduled_keys
+
+    sizes = ",".join(f"{1 << k}K" for k in range(15))
+    algs = ",".join([*scheduled_keys(), *INTER_SPELLINGS][:14])
+    r = dl("simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", algs,
+           "--bytes", sizes, "--out", str(tmp_path / "s"))  # fmt: skip
+    assert r.returncode == 2 and "--algorithm x --bytes: expected at most 200 series" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_long_spec_or_path_is_one_line(tmp_path):
+    """V-H4: a sweep with a workload spec of 255+ characters was ``OSError: File name too
+    long`` (it was tried as a file name); ``--out`` of such a name too."""
+    spec = "bucket-sizes=" + "+".join(["64K"] * 60) + ",forward=1ms,backward=2ms"
+    (tmp_path / "g.toml").write_text(
+        'fabric = "flat:hosts=4"\nranks = [2, 4]\nalgorithm = ["ring"]\n'
+    )
+    r = dl("simulate", "--sweep", str(tmp_path / "g.toml"), "--workload", spec, "--out",
+           str(tmp_path / "s"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    long = str(tmp_path / ("a" * 300))
+    r = dl("simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--out", long)
+    assert r.returncode == 2 and "a path the file system refuses as too long" in r.stderr
+
+
+@pytest.mark.parametrize("value", [None, 0])
+def test_a_step_workloads_bucket_sizes_are_a_list(tmp_path, value):
+    """V-H5: ``step.workload.bucket_sizes`` of null (or 0) was a TypeError traceback."""
+    from tests.test_trust_attack17 import _set
+    from tests.test_trust_leftovers import _edited
+
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "50", "--steps", "3", "--bucket-bytes", "160"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    sim = ["--fabric", "flat:hosts=8", "--ranks", "2,4", "--algorithm", "ring", "--run", str(run)]
+    assert dl("simulate", *sim, "--out", str(tmp_path / "s")).returncode == 0
+    r = _edited(tmp_path / "s", tmp_path, _set("step", "workload", "bucket_sizes", value=value))
+    assert r.returncode == 2 and "bucket_sizes: expected a list of byte counts" in r.stderr

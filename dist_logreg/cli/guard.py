@@ -7,6 +7,7 @@ MPI sub-commands run under :func:`run_guarded`; the plain ones (supervise, clust
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -127,6 +128,16 @@ def run_plain(body) -> int:
         return exc.exit_status
 
 
+def too_long(exc: OSError) -> str:
+    """The line for a path the file system refuses as too long."""
+    name = str(exc.filename)
+    shown = name if len(name) <= 80 else f"{name[:40]}...{name[-20:]} ({len(name)} characters)"
+    return (
+        f"{shown}: a path the file system refuses as too long (at most 255 bytes a part); "
+        "expected a shorter one"
+    )
+
+
 def run_guarded(comm, body) -> int:
     """Run ``body`` so that no rank is ever left waiting (docs/design.md invariant 5).
 
@@ -150,7 +161,9 @@ def run_guarded(comm, body) -> int:
                 comm.Abort(EXIT_BROKEN_PIPE)
             return broken_pipe()
         status = EXIT_UNEXPECTED
-        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line, no traceback
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # bad input (V-H4)
+            what, status = too_long(exc), 2
+        elif isinstance(exc, KeyboardInterrupt):  # Ctrl-C is not a bug: one line
             # named, and 128 + its number, as every command (a Ctrl-C was exit 1, which
             # supervise takes for a crash to restart: seventeenth attack, S-M6)
             what, status = f"interrupted ({interrupt_name(exc)})", interrupt_status(exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -37,6 +38,7 @@ from dist_logreg.cli.guard import (
     interrupt_status,
     run_guarded,
     sigterm_as_sigint,
+    too_long,
 )
 from dist_logreg.comm.mpi_start import finalize_mpi, init_mpi
 from dist_logreg.comm.mpilib import force_mpi_algorithm
@@ -96,6 +98,11 @@ def main(argv: list[str] | None = None, hold_at_end: bool = False) -> int:
             sys.stdout.flush()  # here, where a BrokenPipeError can still be caught
     except BrokenPipeError:
         return broken_pipe()
+    except OSError as exc:  # a path part of 255+ bytes: any command's, one line (V-H4)
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"dist-logreg: error: {too_long(exc)}", file=sys.stderr, flush=True)
+        return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM past a sub-command's own handler
         print(
             f"dist-logreg: interrupted ({interrupt_name(exc)}); nothing done",

@@ -24,6 +24,7 @@ from dist_logreg.files import (
     write_output,
 )
 from dist_logreg.record.progress import status_line
+from dist_logreg.report.simcheck import MAX_SERIES
 from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
@@ -167,6 +168,8 @@ def plan(args) -> Plan:
         args.bytes = list(DEFAULT_BYTES)
     for key in ("algorithm", "ranks", "bytes"):  # ring,ring: one row, not two
         setattr(args, key, list(dict.fromkeys(getattr(args, key))))
+    if (n := len(args.algorithm) * len(args.bytes)) > MAX_SERIES:  # report refused (V-H3)
+        raise UsageError(f"--algorithm x --bytes: expected at most {MAX_SERIES} series, got {n}")
     for alg in args.algorithm:
         if not (table.known(alg) and table.get(alg).phases):  # reduce-scatter/ring too
             choices = table.scheduled_keys() + table.INTER_SPELLINGS

@@ -232,6 +232,8 @@ def rebuild(block: dict, name: str = "fabric") -> Fabric:
         v = p.get("value")
         if not (v is None or isinstance(v, (bool, str)) or schema.is_finite(v)):
             raise schema.Invalid(f"{name}.params.{key}", f"expected a finite value, got {v!r}")
+        if v is None and key not in ("alpha", "gamma"):  # null: a cost model's, per algorithm
+            raise schema.Invalid(f"{name}.params.{key}", f"expected a value, got {p!r}")  # V-H2
     base = spec.split(" = ", 1)[1] if " = " in spec else spec  # cluster:NAME = its preset
     from_block = Path(base).suffix in (".json", ".toml") or base.lower().startswith("cluster:")
     if from_block:  # a fabric file (perhaps gone) or a cluster's: its keys are in params

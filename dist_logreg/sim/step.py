@@ -271,6 +271,11 @@ def block_workload(block, where: str) -> Workload:
     if not isinstance(block, dict):
         raise schema.Invalid(where, f"expected the step's workload, got {block!r}")
     names = [f.name for f in dataclasses.fields(Workload)]
+    if not isinstance(block.get("bucket_sizes", []), list):  # null was a TypeError (V-H5)
+        raise schema.Invalid(
+            f"{where}.bucket_sizes",
+            f"expected a list of byte counts, got {block['bucket_sizes']!r}",
+        )
     try:
         w = Workload(**{k: block[k] for k in names if k in block})
         total = float(w.params) * float(w.dtype_bytes)  # counted before they are listed: a

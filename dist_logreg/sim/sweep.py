@@ -60,9 +60,12 @@ def grid_key(points: list[dict], named=()) -> str:
     held = {}
     for v in [x for p in points for x in p.values()] + list(named):
         if isinstance(v, str) and 0 < len(v) < 4096 and v not in held:
-            f = Path(v) / "summary.json" if Path(v).is_dir() else Path(v)  # a run: its summary
-            if f.is_file() and f.stat().st_size <= 64 << 20:
-                held[v] = hashlib.sha256(f.read_bytes()).hexdigest()
+            try:  # a spec of 255+ characters is no file name (ENAMETOOLONG: V-H4)
+                f = Path(v) / "summary.json" if Path(v).is_dir() else Path(v)  # a run's summary
+                if f.is_file() and f.stat().st_size <= 64 << 20:
+                    held[v] = hashlib.sha256(f.read_bytes()).hexdigest()
+            except OSError:
+                continue
     text = json.dumps([points, held], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
