@@ -213,9 +213,14 @@ def test_a_signal_to_one_rank_of_a_sweep_ends_the_job(tmp_path, n):
     cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", sys.executable, "-m"]
     cmd += ["dist_logreg", "simulate", "--sweep", "g.toml", "--out", "o"]
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=mpi_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        cmd,
+        cwd=tmp_path,
+        env=mpi_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300  # a point finished: MPI started, handlers set
         while time.monotonic() < deadline and not list((tmp_path / "o").glob("*.partial*")):
@@ -284,14 +289,16 @@ def test_a_run_scale_times_out_is_named_with_a_status_of_the_table(tmp_path):
 
     train = ["train", "--samples", "20000", "--features", "256", "--batch-size", "1024"]
     train += ["--steps", "100000"]  # minutes: killed after 3 s
-    r = dist_logreg("scale", "--ranks", "1", "--timeout", "3", "--out", str(tmp_path / "a"),
-                    "--", *train)  # fmt: skip
+    r = dist_logreg(
+        "scale", "--ranks", "1", "--timeout", "3", "--out", str(tmp_path / "a"), "--", *train
+    )
     assert r.returncode == 137, r.stderr
     assert "the run at 1 rank(s) took longer than --timeout 3 s; killed (exit status 137)" in (
         r.stdout + r.stderr
     )
-    r = dist_logreg("scale", "--ranks", "1", "--timeout", "1e-300", "--out", str(tmp_path / "b"),
-                    "--", *train)  # fmt: skip
+    r = dist_logreg(
+        "scale", "--ranks", "1", "--timeout", "1e-300", "--out", str(tmp_path / "b"), "--", *train
+    )
     assert r.returncode == 2 and "--timeout: expected a number of seconds from 0.001" in r.stderr
 
 
@@ -395,8 +402,12 @@ def lossy_packet(tmp_path_factory):
 def test_a_packet_rows_edited_options_and_times_are_one_line(lossy_packet, tmp_path, edit, words):
     from tests.test_trust_leftovers import _edited
 
-    assert run_mpi(1, [str(BIN / "dist-logreg"), "report", str(lossy_packet), "--out",
-                       str(tmp_path / "g")]).returncode == 0  # fmt: skip
+    assert (
+        run_mpi(
+            1, [str(BIN / "dist-logreg"), "report", str(lossy_packet), "--out", str(tmp_path / "g")]
+        ).returncode
+        == 0
+    )
     r = _edited(lossy_packet, tmp_path, edit)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 

@@ -21,8 +21,14 @@ def test_a_workload_of_its_own_bucket_sizes_is_reported(tmp_path, spec):
     """V-H1: the bucket count (a fix of the seventeenth attack's) was the gradient over
     ``buckets`` where the workload lists its own sizes: 1 bucket counted as 1,048,576."""
     args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", "ring"]
-    r = dl("simulate", *args, "--workload", f"{spec},forward=1ms,backward=1ms", "--out",
-           str(tmp_path / "s"))  # fmt: skip
+    r = dl(
+        "simulate",
+        *args,
+        "--workload",
+        f"{spec},forward=1ms,backward=1ms",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert r.returncode == 0, r.stderr
     r = dl("report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
     assert r.returncode == 0, r.stderr
@@ -349,8 +355,19 @@ def test_simulate_refuses_more_series_than_report_draws(tmp_path):
 
     sizes = ",".join(f"{1 << k}K" for k in range(15))
     algs = ",".join([*scheduled_keys(), *INTER_SPELLINGS][:14])
-    r = dl("simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--algorithm", algs,
-           "--bytes", sizes, "--out", str(tmp_path / "s"))  # fmt: skip
+    r = dl(
+        "simulate",
+        "--fabric",
+        "flat:hosts=4",
+        "--ranks",
+        "4",
+        "--algorithm",
+        algs,
+        "--bytes",
+        sizes,
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert r.returncode == 2 and "--algorithm x --bytes: expected at most 200 series" in r.stderr
     assert not (tmp_path / "s").exists()
 
@@ -362,8 +379,15 @@ def test_a_long_spec_or_path_is_one_line(tmp_path):
     (tmp_path / "g.toml").write_text(
         'fabric = "flat:hosts=4"\nranks = [2, 4]\nalgorithm = ["ring"]\n'
     )
-    r = dl("simulate", "--sweep", str(tmp_path / "g.toml"), "--workload", spec, "--out",
-           str(tmp_path / "s"))  # fmt: skip
+    r = dl(
+        "simulate",
+        "--sweep",
+        str(tmp_path / "g.toml"),
+        "--workload",
+        spec,
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert r.returncode == 0, r.stderr
     long = str(tmp_path / ("a" * 300))
     r = dl("simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--out", long)

@@ -36,6 +36,7 @@ in a fresh interpreter and checks).
 ``recheck``           a ``simulate.json`` held to the engines' bound, its fabric rebuilt
 ``workload``          ``--workload``: a training step's gradient, buckets and compute (presets)
 ``step``              one training step: the buckets' collectives on one stream against compute
+``stepcheck``         a step block read back (``report``): its rows replayed from their times
 ``scenario``          ``--scenario``: a straggler, a degraded or failed link, background traffic
 ``sweep``             a ``--sweep`` grid: its points in order, its key, its partial file
 ``text``              the console table and parameter list of ``simulate``

@@ -29,11 +29,11 @@ from dist_logreg.sim.fabric import Fabric, rebuild
 from dist_logreg.sim.job import Job
 from dist_logreg.sim.placement import place
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario, place_neighbour
-from dist_logreg.sim.step import (
+from dist_logreg.sim.step import check_slowdowns
+from dist_logreg.sim.stepcheck import (
     agree,
     block_workload,
     check_rows,
-    check_slowdowns,
     collectives_of,
     scheduled,
     spec_workload,

@@ -164,11 +164,14 @@ def config_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
             raise UsageError(
                 f"{where}: unknown key {key!r}; expected one of {', '.join(sorted(FIELDS))}"
             )
-        if name in spelled:  # batch-size and batch_size: the later won (S-M5)
-            raise UsageError(
+        before = raw[spelled[name]] if name in spelled else None
+        if before is not None and value is not None and before != value:  # (S-M5)
+            raise UsageError(  # batch-size = 16 and batch_size = 32: the later won
                 f"{where}: key {key!r}: given twice, spelled two ways ({spelled[name]!r} = "
-                f"{raw[spelled[name]]!r} and {key!r} = {value!r}); expected one"
+                f"{before!r} and {key!r} = {value!r}); expected one"
             )
+        if value is None and before is not None:
+            continue  # null beside a value (a saved cost_model of null, an old run's model)
         spelled[name] = key
         values[name] = _check_type(name, value, f"{where}: key {key!r}")
     return values

@@ -178,44 +178,53 @@ def class_index(y: np.ndarray, classes: np.ndarray, first: int, where: str) -> n
     return idx
 
 
+def _inputs(comm, args, local):
+    """The model, its weights and the run's config, every input and output checked before
+    any row is read (``UsageError``)."""
+    from dist_logreg.train.startup import check_synthetic_memory
+
+    loaded = load_model(Path(args.model), config=not args.data)
+    cfg = loaded[2]
+    if cfg is not None and cfg.data and "{rank}" in cfg.data:  # before it is opened (P-M8)
+        raise UsageError(
+            f"--data: expected the rows to predict: the run read a file per rank "
+            f"(--data {cfg.data}), which its config cannot join again"
+        )
+    if cfg is not None and not args.data:
+        _found(cfg.data)
+    for part in (args.data or (cfg.data if cfg else None) or "").split(","):
+        if part and not Path(part).is_dir():  # a FIFO hung, /dev/zero grew (U-H4)
+            regular_file(part, "data file")
+    if cfg is not None and not cfg.data:  # the run's synthetic set, built again
+        try:
+            check_synthetic_memory(
+                dataclasses.replace(cfg, dtype="float64"),
+                local,
+                "smaller samples or features there (or classes, for a K-class set), "
+                "or --data with the rows to predict",
+            )
+        except UsageError as exc:
+            raise UsageError(f"config file {config_path(Path(args.model))}: {exc}") from None
+    if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
+        data = args.data or (cfg.data if cfg is not None else None) or ""
+        not_an_input(args.out, data.split(","), "the data file it predicts")
+        model = Path(args.model)  # nor the model, its config (Q-M7), its summary, also
+        folder = model if model.is_dir() else model.parent  # when --model is the file
+        not_an_input(args.out, [folder / "model.npz", model], "the model it predicts with")
+        run = [folder / n for n in ("config.json", *RESULT_FILES)]  # (S-M3, U-M6)
+        not_an_input(args.out, run, "a file of the run it predicts with")
+        check_output(args.out, "--out", getattr(args, "force", False))
+    return loaded
+
+
 def run(comm, args) -> int:
     """Collective: predict, write the CSV (rank 0, row order), print loss and accuracy."""
-    from dist_logreg.train.startup import check_synthetic_memory, ranks_sharing_memory
+    from dist_logreg.train.startup import ranks_sharing_memory
 
     local = ranks_sharing_memory(comm)  # collective: before any rank may fail
     error, loaded = None, None
     try:
-        loaded = load_model(Path(args.model), config=not args.data)
-        cfg = loaded[2]
-        if cfg is not None and cfg.data and "{rank}" in cfg.data:  # before it is opened (P-M8)
-            raise UsageError(
-                f"--data: expected the rows to predict: the run read a file per rank "
-                f"(--data {cfg.data}), which its config cannot join again"
-            )
-        if cfg is not None and not args.data:
-            _found(cfg.data)
-        for part in (args.data or (cfg.data if cfg else None) or "").split(","):
-            if part and not Path(part).is_dir():  # a FIFO hung, /dev/zero grew (U-H4)
-                regular_file(part, "data file")
-        if cfg is not None and not cfg.data:  # the run's synthetic set, built again
-            try:
-                check_synthetic_memory(
-                    dataclasses.replace(cfg, dtype="float64"),
-                    local,
-                    "smaller samples or features there (or classes, for a K-class set), "
-                    "or --data with the rows to predict",
-                )
-            except UsageError as exc:
-                raise UsageError(f"config file {config_path(Path(args.model))}: {exc}") from None
-        if args.out and comm.Get_rank() == 0:  # rank 0 writes it: fail now, not after
-            data = args.data or (cfg.data if cfg is not None else None) or ""
-            not_an_input(args.out, data.split(","), "the data file it predicts")
-            model = Path(args.model)  # nor the model, its config (Q-M7), its summary, also
-            folder = model if model.is_dir() else model.parent  # when --model is the file
-            not_an_input(args.out, [folder / "model.npz", model], "the model it predicts with")
-            run = [folder / n for n in ("config.json", *RESULT_FILES)]  # (S-M3, U-M6)
-            not_an_input(args.out, run, "a file of the run it predicts with")
-            check_output(args.out, "--out", getattr(args, "force", False))
+        loaded = _inputs(comm, args, local)
     except UsageError as exc:
         error = exc
     raise_together(comm, error)
