@@ -407,3 +407,12 @@ def test_a_step_workloads_bucket_sizes_are_a_list(tmp_path, value):
     assert dl("simulate", *sim, "--out", str(tmp_path / "s")).returncode == 0
     r = _edited(tmp_path / "s", tmp_path, _set("step", "workload", "bucket_sizes", value=value))
     assert r.returncode == 2 and "bucket_sizes: expected a list of byte counts" in r.stderr
+
+
+def test_a_csv_of_a_header_only_is_one_line(tmp_path):
+    """U-M2: a CSV of a header only printed numpy's raw UserWarning with a source path and
+    said "expected 6 columns, got 1"."""
+    (tmp_path / "h.csv").write_text("a,b,c,d,e,y\n")
+    r = run_mpi(1, train_cmd("--data", str(tmp_path / "h.csv"), "--out", str(tmp_path / "o")))
+    assert r.returncode == 2 and "expected at least one row under its header" in r.stderr
+    assert "UserWarning" not in r.stderr

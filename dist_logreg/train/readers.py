@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -264,16 +265,20 @@ def _load_csv(path: Path, dtype: str, label_column: str | None) -> Dataset:
     names = [c.strip() for c in first] if has_header else [str(i) for i in range(len(first))]
     label = _label_index(path, names, label_column, has_header)
     try:
-        table = np.loadtxt(
-            path,
-            delimiter=",",
-            skiprows=int(has_header),
-            dtype=np.float64,
-            ndmin=2,
-            encoding="utf-8-sig",
-        )
+        with warnings.catch_warnings():  # no rows: numpy's raw UserWarning (U-M2)
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(
+                path,
+                delimiter=",",
+                skiprows=int(has_header),
+                dtype=np.float64,
+                ndmin=2,
+                encoding="utf-8-sig",
+            )
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"data file {path}: expected numbers in every CSV cell: {exc}") from None
+    if not table.size:
+        raise UsageError(f"data file {path}: expected at least one row under its header, got none")
     if table.shape[1] != len(names):
         raise UsageError(f"data file {path}: expected {len(names)} columns, got {table.shape[1]}")
     if table.shape[1] < 2:
