@@ -416,3 +416,17 @@ def test_a_csv_of_a_header_only_is_one_line(tmp_path):
     r = run_mpi(1, train_cmd("--data", str(tmp_path / "h.csv"), "--out", str(tmp_path / "o")))
     assert r.returncode == 2 and "expected at least one row under its header" in r.stderr
     assert "UserWarning" not in r.stderr
+
+
+@pytest.mark.parametrize("key", ["min", "p50"])
+def test_a_summarys_call_of_no_time_is_refused(resumed, tmp_path, key):
+    """U-M8: a summary's allreduce latency of 0 s was taken and printed "0 s"."""
+    run = _copy(resumed, tmp_path)
+    doc = json.loads((run / "summary.json").read_text())
+    doc["allreduce"]["latency_s"][key] = 0.0
+    (run / "summary.json").write_text(json.dumps(doc))
+    r = dl("report", str(run), "--out", str(tmp_path / "r"))
+    assert (
+        r.returncode == 2
+        and f"latency_s.{key}: expected a finite number of seconds (1 ns" in r.stderr
+    )

@@ -21,6 +21,8 @@ def _string(v, where) -> None:
 
 
 _S = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))  # MAX_SECONDS
+#: A call or a step: at least the clock's 1 ns (as a metrics row's ``seconds``).
+_CALL = schema.optional(schema.number(1e-9, 1e6, "a finite number of seconds (1 ns or more)"))
 _FRACTION = schema.optional(schema.number(0.0, 1.0, "a fraction"))
 _GBPS = schema.optional(schema.number(0.0, 1e7, "a finite number of GB/s"))
 _STEPS = schema.optional(schema.count(0, 10**12, "a whole number of steps"))
@@ -58,8 +60,8 @@ SUMMARY = schema.table(
                     "predicted_s": _S,
                     "calls_per_step": schema.optional(schema.number(0.0, 1e15, "a number")),
                     "bytes": schema.optional(schema.number(0.0, 1e21, "bytes")),
-                    "latency_s": schema.optional(
-                        schema.table({}, {k: _S for k in ("min", "p50", "mean", "p99", "max")})
+                    "latency_s": schema.optional(  # a call of 0 s was printed "0 s" (U-M8)
+                        schema.table({}, {k: _CALL for k in ("min", "p50", "mean", "p99", "max")})
                     ),
                     "busbw_GBps": schema.optional(schema.table({}, {"p50": _GBPS})),
                     "algbw_GBps": schema.optional(schema.table({}, {"p50": _GBPS})),
@@ -69,7 +71,7 @@ SUMMARY = schema.table(
         "comm_fraction": schema.optional(
             schema.table({}, {k: _FRACTION for k in ("min", "median", "max")})
         ),
-        "step_time_s": schema.optional(schema.table({}, {"p50": _S, "p99": _S})),
+        "step_time_s": schema.optional(schema.table({}, {"p50": _CALL, "p99": _CALL})),
         # each phase's min, median, max over the ranks (a number there, or a list, was a
         # traceback in the S-H2 check: eighteenth attack, U-H5)
         "time_s_per_rank": schema.optional(
