@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import BIN, run_mpi, train_cmd
 from tests.test_model_cli import bench_file, model_file  # noqa: F401 (fixtures)
+from tests.test_trust_attack17 import lossy_packet  # noqa: F401 (a fixture)
 
 
 def dl(*args: str, cwd=None):
@@ -430,3 +431,20 @@ def test_a_summarys_call_of_no_time_is_refused(resumed, tmp_path, key):
         r.returncode == 2
         and f"latency_s.{key}: expected a finite number of seconds (1 ns" in r.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda d: d["results"][0].update(algorithm="x"), "algorithm: unknown allreduce algo"),
+        (lambda d: d["results"][0]["packet"]["options"].update(buffer="x"), "options.buffer: "),
+        (lambda d: d["results"][0]["packet"]["options"].update(rto=-1), "options.rto: expected"),
+    ],
+)
+def test_a_packet_rows_algorithm_and_options_are_checked(lossy_packet, tmp_path, edit, words):  # noqa: F811
+    """V-H6: a packet row's unknown algorithm was a ValueError traceback; V-H7, V-M3: its
+    options were unchecked (a buffer of "x" a TypeError, an rto of -1 taken)."""
+    from tests.test_trust_leftovers import _edited
+
+    r = _edited(lossy_packet, tmp_path, edit)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr

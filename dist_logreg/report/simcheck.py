@@ -12,7 +12,7 @@ import json
 import math
 
 from dist_logreg import schema
-from dist_logreg.collective.algorithms import BUSBW_FACTORS, get, known
+from dist_logreg.collective.algorithms import BUSBW_FACTORS, get
 from dist_logreg.report import simfloor
 from dist_logreg.report.neighbour import _SECONDS
 from dist_logreg.report.simfloor import RTOL, _bad
@@ -137,7 +137,10 @@ def _row_relations(r: dict, where: str, fastest: float, reduce_s: float) -> None
     if t <= 0 and n > 0 and p > 1:
         raise _bad(f"{where}.time_s", f"expected more than 0 s for {n} B at {p} ranks, got {t:g}")
     factors = [2 * (p - 1) / p, (p - 1) / p]
-    kind = get(r["algorithm"]).collective if known(r["algorithm"]) else None
+    try:  # a packet row's was a ValueError traceback (V-H6)
+        kind = get(r["algorithm"]).collective
+    except (ValueError, TypeError) as exc:
+        raise schema.Invalid(f"{where}.algorithm", str(exc).strip('"')) from None
     if kind in BUSBW_FACTORS:  # its own only: an allreduce's halved passed (M-M2)
         factors = [BUSBW_FACTORS[kind](p)]
     expect = [n / t * f for f in factors] if t > 0 else [0.0]
