@@ -448,3 +448,17 @@ def test_a_packet_rows_algorithm_and_options_are_checked(lossy_packet, tmp_path,
 
     r = _edited(lossy_packet, tmp_path, edit)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_sweep_files_huge_float_is_read_as_the_flags_text(tmp_path):
+    """V-M2: ``placement-seed = 1e300`` in a sweep file ran with a 301-digit seed, where
+    ``--placement-seed 1e300`` is refused."""
+    from tests.test_model_cli import dl as here
+
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        'fabric = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"\nranks = [2, 4]\n'
+        'algorithm = ["ring"]\nbytes = ["1K"]\nplacement = "random"\nplacement-seed = 1e300\n'
+    )
+    r = here("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s"))
+    assert r.returncode == 2 and "placement-seed: expected a whole number >= 0" in r.stderr

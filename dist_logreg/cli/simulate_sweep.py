@@ -63,7 +63,8 @@ def _values(name: str, key: str, value, action) -> list:
             continue
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             raise UsageError(f"{where}: expected a string or a number, got {v!r}")
-        text = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        whole = isinstance(v, float) and v.is_integer() and abs(v) < 2**53  # 1e300 (V-M2)
+        text = str(int(v)) if whole else str(v)
         try:
             got = action.type(text) if action.type else text
         except (argparse.ArgumentTypeError, ValueError, UsageError) as exc:
