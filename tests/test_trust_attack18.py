@@ -462,3 +462,33 @@ def test_a_sweep_files_huge_float_is_read_as_the_flags_text(tmp_path):
     )
     r = here("simulate", "--sweep", str(grid), "--out", str(tmp_path / "s"))
     assert r.returncode == 2 and "placement-seed: expected a whole number >= 0" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def step_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("w") / "s"
+    grid = out.parent / "g.toml"
+    grid.write_text(
+        'fabric = ["flat:hosts=4", "flat:hosts=8"]\nranks = [2, 4]\nalgorithm = ["ring"]\n'
+        'workload = ["params=1e6,forward=1ms,backward=2ms"]\nranks-per-host = [1, 2]\n'
+    )
+    assert dl("simulate", "--sweep", str(grid), "--out", str(out)).returncode == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [  # V-H8: a TypeError; V-H9: an OverflowError
+        (lambda d: d.update(fabrics=5), "fabrics: expected a list, got int 5"),
+        (
+            lambda d: d["step"]["rows"][0].update({"ranks-per-host": 1e300}),
+            "step.rows[0].ranks-per-host: expected a number of ranks from 1 to 1000000",
+        ),
+    ],
+)
+def test_a_step_sweeps_fabrics_and_row_placement_are_checked(step_sweep, tmp_path, edit, words):
+    from tests.test_trust_leftovers import _edited
+
+    assert dl("report", str(step_sweep), "--out", str(tmp_path / "g")).returncode == 0
+    r = _edited(step_sweep, tmp_path, edit)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -39,6 +39,7 @@ _STEP_ROW = schema.table(
         "comm_fraction": schema.number(0.0, 1.0, "a fraction"),
         "efficiency": schema.number(0.0, 1e6, "a ratio"),
     },
+    {"ranks-per-host": schema.count(1, 10**6, "a number of ranks")},  # 1e300 (V-H9)
     what="a step row (an object)",
 )
 _WORKLOAD = schema.table(

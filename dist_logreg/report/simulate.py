@@ -88,6 +88,7 @@ SCHEMA = schema.table(
         "results": schema.items(RESULT, 1, 10**6, "a list of results"),
     },
     {"step": STEP, "wall_s": schema.optional(_SECONDS), "sweep": schema.SWEEP}
+    | {"fabrics": schema.items(schema.table({"spec": schema.text()}), 1, 10**5)}  # (V-H8)
     | {"cost_model": schema.COST_MODEL, "cost_models": schema.items(schema.COST_MODEL, 2)},
 )
 

@@ -237,7 +237,7 @@ def _placements(fab, r: dict, placement: dict, seeds, sc, where: str) -> list:
             place(r["ranks"], fab, int(per_host), str(mode), int(first) + i)
             for i in range(max(draws, 1))
         ]
-    except (UsageError, ValueError, TypeError, KeyError) as exc:
+    except (UsageError, ValueError, TypeError, KeyError, OverflowError) as exc:  # (V-H9)
         raise schema.Invalid(where, f"expected a job simulate runs: {exc}") from None
 
 
