@@ -179,3 +179,36 @@ def interrupt_sweep(monkeypatch, argv: list[str], at: int) -> None:
     monkeypatch.setattr(simulate_sweep, "run_point", stop)
     assert main(["simulate", *argv]) == 130
     monkeypatch.setattr(simulate_sweep, "run_point", real)
+
+
+def signal_sweep(tmp_path: Path, n: int, grid: str, pick) -> tuple[int, str]:
+    """``mpirun -n n dist-logreg simulate --sweep`` of ``grid`` in ``tmp_path``; once a point
+    has finished (MPI started, the handlers set), SIGTERM to the ranks ``pick`` chooses of
+    mpirun's children. Returns mpirun's status and its stderr; a hang fails after 180 s."""
+    import time
+
+    (tmp_path / "g.toml").write_text(grid)
+    cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", sys.executable, "-m"]
+    cmd += ["dist_logreg", "simulate", "--sweep", "g.toml", "--out", "o"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=mpi_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not list((tmp_path / "o").glob("*.partial*")):
+            assert proc.poll() is None, proc.communicate()[1][-800:]
+            time.sleep(0.2)
+        for pid in pick(children_of(proc.pid)):
+            os.kill(pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return proc.returncode, err

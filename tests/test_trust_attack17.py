@@ -200,39 +200,12 @@ def test_a_signal_to_one_rank_of_a_sweep_ends_the_job(tmp_path, n):
     """T-H1: SIGTERM to one rank of ``mpirun -n 2 ... simulate --sweep`` left it waiting in
     MPI_Finalize and the others in their allgather, forever (nothing printed, a SIGTERM to
     mpirun no help). The rank now says so and aborts the job; the points stay (--resume)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    from tests.helpers import children_of, mpi_env
+    from tests.helpers import signal_sweep
     from tests.test_trust_attack3b import GRID
 
-    (tmp_path / "g.toml").write_text(GRID)
-    cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", sys.executable, "-m"]
-    cmd += ["dist_logreg", "simulate", "--sweep", "g.toml", "--out", "o"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=mpi_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300  # a point finished: MPI started, handlers set
-        while time.monotonic() < deadline and not list((tmp_path / "o").glob("*.partial*")):
-            assert proc.poll() is None, proc.communicate()[1][-800:]
-            time.sleep(0.2)
-        os.kill(max(children_of(proc.pid)), signal.SIGTERM)  # one rank only
-        out, err = proc.communicate(timeout=180)  # before the fix: never
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode != 0, err[-800:]
+    status, err = signal_sweep(tmp_path, n, GRID, lambda ranks: [max(ranks)])  # one rank
+    assert status != 0, err[-800:]
     words = "interrupted (SIGTERM); finished points kept in o (--resume); rank "
     assert words in err and f" of {n}, aborting all ranks" in err, err[-800:]
     assert "Traceback" not in err, err[-800:]

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from dist_logreg.errors import UsageError
-from tests.helpers import children_of, run_mpi
+from tests.helpers import run_mpi
 
 NS3 = all(importlib.util.find_spec(m) is not None for m in ("ns", "cppyy"))
 
@@ -226,7 +226,6 @@ def test_link_latency_with_no_inter_host_fit_is_refused(one_host_model, hosts_mo
 
 
 def _simulate(*args, timeout=300):
-    import subprocess
 
     cmd = [sys.executable, "-m", "dist_logreg", "simulate", "--ranks", "2", "--bytes", "1K"]
     return subprocess.run(
@@ -372,38 +371,10 @@ def test_sweep_ranks_stop_on_sigterm_with_one_line(tmp_path, n):
     which ended them with no line. Each rank now stops as the serial sweep stops on Ctrl-C:
     rank 0's line, the finished points kept, exit 143 (128 + SIGTERM). mpirun's own status
     after a Ctrl-C stays 1 (it stops forwarding the ranks' output and exits 1 itself)."""
-    import signal
-    import time
+    from tests.helpers import signal_sweep
 
-    from tests.helpers import BIN, mpi_env
-
-    (tmp_path / "g.toml").write_text(GRID)
-    cmd = [str(BIN / "mpirun"), "-n", str(n), "--oversubscribe", sys.executable, "-m"]
-    cmd += ["dist_logreg", "simulate", "--sweep", "g.toml", "--out", "o"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=mpi_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        # inside the sweep, whatever the load: a point finished (its partial file written),
-        # so MPI started and the handlers are set long before
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not list((tmp_path / "o").glob("*.partial*")):
-            assert proc.poll() is None, proc.communicate()[1][-800:]
-            time.sleep(0.2)
-        for pid in children_of(proc.pid):
-            os.kill(pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 143, err[-800:]
+    status, err = signal_sweep(tmp_path, n, GRID, lambda ranks: ranks)  # every rank
+    assert status == 143, err[-800:]
     assert "dist-logreg simulate: interrupted (SIGTERM); finished points kept in o" in err
     assert "Traceback" not in err
 
