@@ -25,9 +25,10 @@ from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
 from dist_logreg.report.trainfile import (
     CONFIG,
+    LOOSE,
     check_summary,
     check_traffic,
-    earlier_within,
+    held,
     traffic_schema,
     within_summary,
 )
@@ -242,7 +243,7 @@ def with_dead_attempts(path: Path, steps, world_size: int, summary: dict | None 
         rank = re.search(r"-rank([0-9]+)\.jsonl$", f.name)
         if rank and (d["rank"] != int(rank.group(1))).any():
             raise UsageError(f"{f}: rank: expected {rank.group(1)} (its file's), got another")
-        earlier_within(f, d, summary or {})
+        held(f, d, summary or {}, *LOOSE)  # 100 x the last attempt's bounds, + 60 s
     dead = [d for d in dead if d is not None and d["step"].size]
     done = set() if steps is None else set(steps["step"].tolist())
     keep = [{c: v[~np.isin(d["step"], list(done))] for c, v in d.items()} for d in dead]

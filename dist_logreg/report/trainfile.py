@@ -282,7 +282,7 @@ def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
     step of a 17 ms run were drawn: thirteenth attack, M-H2). A resumed run's summary is its
     last attempt's: the rows before ``earlier`` (and every row, where a resume that fell
     back past completed steps left them twice) are held to :data:`LOOSE` of it, as a dead
-    attempt's rows are (:func:`earlier_within`; they were held to nothing: eighteenth
+    attempt's rows in ``partial/`` are (they were held to nothing: eighteenth
     attack, U-H1, U-H2)."""
     twice = bool(earlier) and _ran_twice(run.steps, earlier)
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
@@ -301,11 +301,6 @@ def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
 #: What an earlier attempt's row may take beside the last attempt's bounds (another world
 #: size, another machine's load): 100 x, and 60 s more.
 LOOSE = (100.0, 60.0)
-
-
-def earlier_within(where: Path, table: dict, summary: dict) -> None:
-    """A dead attempt's rows (``partial/``): held to :data:`LOOSE` of the summary's."""
-    held(where, table, summary, *LOOSE)
 
 
 def held(where: Path, table: dict, summary: dict, factor: float, plus: float) -> None:
@@ -331,8 +326,7 @@ def held(where: Path, table: dict, summary: dict, factor: float, plus: float) ->
     most = (per_rank.get("total") or {}).get("max")
     bounds = {}  # column: (its most, the summary's key that says so)
     for c in PHASES_S:  # a phase within its rank's total of it, else the longest rank's
-        top = (per_rank.get(c[:-2]) if isinstance(per_rank, dict) else None) or {}
-        top = top.get("max") if isinstance(top, dict) else None
+        top = (per_rank.get(c[:-2]) or {}).get("max")  # blocks: the summary's schema
         key = f"time_s_per_rank.{c[:-2]}.max"
         bounds[c] = (top, key) if schema.is_finite(top) else (most, "time_s_per_rank.total.max")
     if "seconds" in table:  # a call of 28 h in a 9 ms run was drawn (P-H9)
