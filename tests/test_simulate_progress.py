@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from dist_logreg.cli.simulate_run import ANNOUNCE_S, progress_printer
+from dist_logreg.record.progress import ANNOUNCE_S, progress_printer
 from dist_logreg.sim.fabric import parse_fabric
 from dist_logreg.sim.runner import sweep
 

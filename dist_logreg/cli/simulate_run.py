@@ -23,11 +23,12 @@ from dist_logreg.files import (
     regular_file,
     write_output,
 )
-from dist_logreg.record.progress import status_line
+from dist_logreg.record.progress import progress_printer
 from dist_logreg.report.simcheck import MAX_SERIES
 from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
+from dist_logreg.sim.placement import check_slots
 from dist_logreg.sim.runner import note_cost_model, sweep
 from dist_logreg.sim.scenario import apply_fabric, apply_workload, parse_scenario
 from dist_logreg.sim.step import neighbour_lines, step_doc, step_lines
@@ -49,37 +50,6 @@ def resolve_fabric(args):
         flows = schema.read(args.flows, "--flows")
     name = f"--flows {args.flows}"
     return resolve(args.fabric, cluster_state=state, flows=flows, flows_name=name)
-
-
-#: A sweep estimated longer than this says so (from its first seed) before going on.
-ANNOUNCE_S = 60.0
-
-
-def progress_printer(points: int, seeds: int, stream=None, lines: bool = True):
-    """``progress(done, total, elapsed)`` over runs (points x seeds): after the first run,
-    an estimate when the sweep will take over :data:`ANNOUNCE_S`; then (``lines``) a line
-    at most every second once it has run 2 s."""
-    last = [0.0]
-
-    def progress(done: int, total: int, elapsed: float) -> None:
-        out = stream or sys.stderr
-        if done == 1 and elapsed * total > ANNOUNCE_S:
-            print(
-                f"simulate: about {elapsed * total:,.0f} s for {total} runs ({points} "
-                f"point(s) x {seeds} seed(s)), estimated from the first seed's {elapsed:.2f} s",
-                file=out,
-                flush=True,
-            )
-        if lines and elapsed > 2.0 and (elapsed - last[0] >= 1.0 or done == total):
-            last[0] = elapsed
-            status_line(
-                out,
-                f"simulate: {done}/{total} runs ({points} point(s) x {seeds} seed(s)), "
-                f"{elapsed:.1f} s",
-                done == total,
-            )
-
-    return progress
 
 
 def run(args) -> int:
@@ -179,6 +149,8 @@ def plan(args) -> Plan:
     fab, spec_text = resolve_fabric(args)
     scenario = parse_scenario(getattr(args, "scenario", None))
     fab = apply_fabric(scenario, fab)
+    for ranks in args.ranks:  # a sweep's point too big for its fabric: before any run (T-L1)
+        check_slots(ranks, fab, args.ranks_per_host)
     neighbour = scenario if scenario.kind == "neighbour" else None
     if neighbour and not (args.exact and args.engine == "flow"):
         raise UsageError(

@@ -11,6 +11,7 @@ same host). ``DIST_LOGREG_PROGRESS=bar|lines`` overrides the guess.
 from __future__ import annotations
 
 import os
+import sys
 
 PROGRESS_VAR = "DIST_LOGREG_PROGRESS"
 #: Set in every rank by Open MPI / PMIx launchers (mpirun, srun with PMIx).
@@ -99,3 +100,34 @@ def status_line(stream, text: str, last: bool = False) -> None:
     else:
         stream.write(f"{text}\n")
     stream.flush()
+
+
+#: A sweep estimated longer than this says so (from its first seed) before going on.
+ANNOUNCE_S = 60.0
+
+
+def progress_printer(points: int, seeds: int, stream=None, lines: bool = True):
+    """``progress(done, total, elapsed)`` over runs (points x seeds): after the first run,
+    an estimate when the sweep will take over :data:`ANNOUNCE_S`; then (``lines``) a line
+    at most every second once it has run 2 s."""
+    last = [0.0]
+
+    def progress(done: int, total: int, elapsed: float) -> None:
+        out = stream or sys.stderr
+        if done == 1 and elapsed * total > ANNOUNCE_S:
+            print(
+                f"simulate: about {elapsed * total:,.0f} s for {total} runs ({points} "
+                f"point(s) x {seeds} seed(s)), estimated from the first seed's {elapsed:.2f} s",
+                file=out,
+                flush=True,
+            )
+        if lines and elapsed > 2.0 and (elapsed - last[0] >= 1.0 or done == total):
+            last[0] = elapsed
+            status_line(
+                out,
+                f"simulate: {done}/{total} runs ({points} point(s) x {seeds} seed(s)), "
+                f"{elapsed:.1f} s",
+                done == total,
+            )
+
+    return progress

@@ -33,6 +33,13 @@ def _too_many(ranks: int, fabric, ranks_per_host: int, slots: int) -> UsageError
     return UsageError(f"--ranks: the fabric has {what}, got {ranks} ranks{need}")
 
 
+def check_slots(ranks: int, fabric, ranks_per_host: int = 1) -> None:
+    """``UsageError`` when ``ranks`` do not fit the fabric's endpoints (a sweep checks
+    every point with it before the first runs)."""
+    if ranks_per_host >= 1 and ranks > (slots := fabric.endpoints * ranks_per_host):
+        raise _too_many(ranks, fabric, ranks_per_host, slots)
+
+
 def place(
     ranks: int, fabric, ranks_per_host: int = 1, mode: str = "packed", seed: int = 0
 ) -> np.ndarray:
@@ -44,9 +51,7 @@ def place(
         raise UsageError(
             f"expected ranks >= 1 and ranks per host >= 1, got {ranks} and {ranks_per_host}"
         )
-    slots = fabric.endpoints * ranks_per_host
-    if ranks > slots:
-        raise _too_many(ranks, fabric, ranks_per_host, slots)
+    check_slots(ranks, fabric, ranks_per_host)
     r = np.arange(ranks, dtype=np.int64)
     if mode == "packed":
         return r // ranks_per_host
