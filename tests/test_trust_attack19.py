@@ -3,7 +3,12 @@ its fix."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from dist_logreg.cli.main import main as cli_main
+from tests.helpers import BIN, run_mpi, train_cmd
 
 
 def test_a_sweep_point_too_big_for_its_fabric_is_refused_before_any_runs(tmp_path, capsys):
@@ -19,3 +24,91 @@ def test_a_sweep_point_too_big_for_its_fabric_is_refused_before_any_runs(tmp_pat
     assert "point 1" in err and "2 slots, got 4 ranks" in err
     assert "1/2 points" not in err  # nothing ran
     assert not (tmp_path / "o").exists()
+
+
+def _unlabeled(tmp_path, kind):
+    """A file of predict's unlabeled rows (4 features) that is not what it should be."""
+    import io
+    import os
+    import zipfile
+
+    import numpy as np
+
+    if kind == "huge-header":  # a 192 B member whose header claims 8 TB
+        buf = io.BytesIO()
+        header = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+        np.lib.format.write_array_header_1_0(buf, header)
+        with zipfile.ZipFile(tmp_path / "x.npz", "w") as z:
+            z.writestr("X.npy", buf.getvalue() + b"\0" * 64)
+        return tmp_path / "x.npz"
+    if kind == "fifo-in-folder":
+        (tmp_path / "d").mkdir()
+        os.mkfifo(tmp_path / "d" / "X.npy")
+        return tmp_path / "d"
+    arrays = {
+        "complex-npz": np.ones((2, 4)) * (1 + 5j),
+        "complex-npy": np.ones((2, 4)) * (1 + 5j),
+        "strings": np.array([["a", "b", "c", "d"]]),
+        "one-dimension": np.ones(4),
+        "three-dimensions": np.ones((2, 2, 4)),
+    }
+    if kind.endswith("npz") or kind == "strings":
+        np.savez(tmp_path / "x.npz", X=arrays[kind])
+        return tmp_path / "x.npz"
+    np.save(tmp_path / "x.npy", arrays[kind])
+    return tmp_path / "x.npy"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("huge-header", "X: expected an array of plain numbers that its 192 B member holds"),
+        ("fifo-in-folder", "X.npy: expected a regular file, got a FIFO"),
+        ("complex-npz", "expected real numbers in X, got dtype complex128"),
+        ("complex-npy", "expected real numbers in X, got dtype complex128"),
+        ("strings", "expected numeric X, got dtype <U1"),
+        ("one-dimension", "expected X with 2 dimensions (rows, features), got shape (4,)"),
+        ("three-dimensions", "expected X with 2 dimensions (rows, features), got shape (2, 2, 4)"),
+    ],
+)
+def test_predicts_unlabeled_rows_get_the_labeled_ones_checks(tmp_path, kind, words):
+    """X-H2, X-H3, X-H4, X-H5, X-M1: an unlabeled ``.npz``/``.npy``/folder skipped the
+    labeled forms' checks: an 8 TB ``MemoryError`` traceback, a hang on a FIFO, complex
+    features cast to real with exit 0, string or 1-D features a traceback, a 3-D X "got 2"
+    features."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.train.readers import rows_maybe_labeled
+
+    with pytest.raises(UsageError, match=re.escape(words)):
+        rows_maybe_labeled(str(_unlabeled(tmp_path, kind)), 4, None)
+
+
+def test_predict_reads_every_row_of_a_headerless_csv_with_a_byte_order_mark(tmp_path):
+    """X-H1: a spreadsheet's byte-order mark made the first row a "header": 2 predictions
+    of 3 rows, each row i of the output row i+1 of the input, exit 0."""
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    rows = "0.1,0.2,0.3,0.4\n0.5,0.6,0.7,0.8\n0.9,1.0,1.1,1.2\n"
+    (tmp_path / "bom.csv").write_text(rows, encoding="utf-8-sig")
+    (tmp_path / "plain.csv").write_text(rows)
+    out = {}
+    for name in ("bom", "plain"):
+        r = run_mpi(
+            1,
+            [
+                str(BIN / "dist-logreg"),
+                "predict",
+                "--model",
+                str(run),
+                "--data",
+                str(tmp_path / f"{name}.csv"),
+                "--out",
+                str(tmp_path / f"{name}-p.csv"),
+            ],
+            timeout=120,
+        )
+        assert r.returncode == 0 and "3 rows" in r.stdout, r.stdout + r.stderr
+        out[name] = (tmp_path / f"{name}-p.csv").read_text()
+    assert out["bom"] == out["plain"]

@@ -170,18 +170,23 @@ def npz_arrays(path: Path, what: str, names, optional=(), most_bytes=None) -> di
     return out
 
 
-def _check_shapes(X: np.ndarray, y: np.ndarray, where: str) -> None:
+def _check_shapes(X: np.ndarray, y: np.ndarray | None, where: str) -> None:
+    """X of 2 dimensions and (when given) y of 1, as many rows, real numbers in both, at
+    least one row and one feature (predict's unlabeled rows too: a 1-D, string or complex
+    X was a traceback or a silent cast, nineteenth attack X-H3, X-H4)."""
     if X.ndim != 2:
         raise UsageError(
             f"{where}: expected X with 2 dimensions (rows, features), got shape {X.shape}"
         )
-    if y.ndim != 1:
+    if y is not None and y.ndim != 1:
         raise UsageError(f"{where}: expected y with 1 dimension (rows,), got shape {y.shape}")
-    if X.shape[0] != y.shape[0]:
+    if y is not None and X.shape[0] != y.shape[0]:
         raise UsageError(
             f"{where}: X and y differ in length: X has {X.shape[0]} rows, y has {y.shape[0]}"
         )
     for name, a in (("X", X), ("y", y)):
+        if a is None:
+            continue
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             raise UsageError(f"{where}: expected numeric {name}, got dtype {a.dtype}")
         if np.issubdtype(a.dtype, np.complexfloating):  # a cast would drop the imaginary part
@@ -321,55 +326,78 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
 
 
 def rows_maybe_labeled(spec: str, d: int, label_column):
-    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict."""
+    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict. The
+    unlabeled forms get the labeled ones' checks: regular files only (a FIFO in a folder
+    hung: X-H5), a member's header against its bytes (X-H2), X's shape and dtype (X-H3,
+    X-H4), a CSV's byte-order mark not taken for a header (X-H1)."""
     path = Path(spec)
+    X = None
     if path.suffix.lower() == ".npy" and "," not in spec:
-        return _npy(path), None
-    if path.is_dir() and not (path / "y.npy").exists():
-        return _npy(path / "X.npy"), None
-    if path.suffix.lower() == ".npz" and "," not in spec:
+        X, where = _npy(path), f"data file {path}"
+    elif path.is_dir() and not (path / "y.npy").exists():
+        X, where = _npy(path / "X.npy"), f"data file {path / 'X.npy'}"
+    elif path.suffix.lower() == ".npz" and "," not in spec:
+        members = _npz_members(path)
+        if "y" not in members and "X" in members:
+            X = npz_arrays(path, "data file", ["X"])["X"]
+            where = f"data file {path}"
+        elif "y" not in members and "format" in members:
+            sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
+            try:
+                return sp.csr_array(sp.load_npz(path)), None
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise UsageError(f"data file {path}: not a readable .npz ({exc})") from None
+    elif path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
         try:
-            with np.load(path, allow_pickle=False) as z:
-                unlabeled = "y" not in z.files
-                if unlabeled and "X" in z.files:
-                    return np.asarray(z["X"]), None
-                if unlabeled and "format" in z.files:
-                    sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
-                    return sp.csr_array(sp.load_npz(path)), None
-        except (OSError, ValueError, EOFError) as exc:
-            raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
-    if path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
-        try:
-            X = np.loadtxt(path, delimiter=",", skiprows=_csv_header(path), ndmin=2)
-        except ValueError as exc:
+            with warnings.catch_warnings():  # no rows: numpy's raw UserWarning
+                warnings.simplefilter("ignore", UserWarning)
+                X = np.loadtxt(
+                    regular_file(path, "data file"),
+                    delimiter=",",
+                    skiprows=_csv_header(path),
+                    ndmin=2,
+                    encoding="utf-8-sig",
+                )
+        except (ValueError, UnicodeDecodeError) as exc:
             raise UsageError(f"data file {path}: expected numbers in every cell: {exc}") from None
+        where = f"data file {path}"
+    if X is not None:
+        _check_shapes(X, None, where)
         return X, None
     ds = load(spec, "float64", label_column)
     return ds.X, ds.y
 
 
 def _npy(path: Path):
+    path = regular_file(path, "data file")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise UsageError(f"data file {path}: not found") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"data file {path}: not a readable .npy array ({exc})") from None
 
 
-def _csv_width(path: Path) -> int:
+def _npz_members(path: Path) -> set[str]:
+    """The array names of the ``.npz`` at ``path`` (nothing read but its directory)."""
+    path = regular_file(path, "data file")
     try:
-        with path.open(newline="") as fh:
-            return len(next(csv.reader(fh), []))
-    except (OSError, UnicodeDecodeError) as exc:
+        with zipfile.ZipFile(path) as z:
+            return {n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
+
+
+def _first_row(path: Path) -> list[str]:
+    try:  # utf-8-sig: a byte-order mark is not part of the first cell (X-H1)
+        with regular_file(path, "data file").open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageError(f"data file {path}: cannot read: {exc}") from None
 
 
+def _csv_width(path: Path) -> int:
+    return len(_first_row(path))
+
+
 def _csv_header(path: Path) -> int:
-    with path.open(newline="") as fh:
-        first = next(csv.reader(fh), [])
-    try:
-        [float(c) for c in first]
-    except ValueError:
-        return 1  # a header row
-    return 0
+    """1 when the first row is a header (not all numbers), else 0."""
+    return 0 if all(_is_number(c) for c in _first_row(path)) else 1
