@@ -112,3 +112,63 @@ def test_predict_reads_every_row_of_a_headerless_csv_with_a_byte_order_mark(tmp_
         assert r.returncode == 0 and "3 rows" in r.stdout, r.stdout + r.stderr
         out[name] = (tmp_path / f"{name}-p.csv").read_text()
     assert out["bom"] == out["plain"]
+
+
+def test_epochs_whose_steps_overflow_are_bounded_not_a_traceback():
+    """X-H7: ``--epochs 1e308`` made inf steps, an ``OverflowError`` traceback even beside
+    ``--steps 3``; the epochs' bound is now at most 2^62 steps (which the memory estimate
+    refuses), and ``--steps`` bounds the run first when it is tighter."""
+    from dist_logreg.train.config import TrainConfig, total_steps
+
+    assert total_steps(TrainConfig(batch_size=16, steps=3, epochs=1e308), 200) == 3
+    assert total_steps(TrainConfig(batch_size=16, steps=None, epochs=1e308), 200) == 2**62
+    assert total_steps(TrainConfig(batch_size=16, steps=None, epochs=2.0), 200) == 24  # 2 x 12
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_resume_never_appends_to_a_link_or_fifo_planted_in_partial(tmp_path, kind):
+    """X-H8: a link at the resumed run's next ``partial/steps-attempt2-...`` name got its 40
+    step rows appended to the file it named, outside ``--out`` (then the link was removed);
+    a FIFO there blocked the run forever. Refused before training."""
+    import os
+
+    out, outside = tmp_path / "run", tmp_path / "outside.txt"
+    args = ["--samples", "4000", "--features", "8", "--batch-size", "64", "--steps", "60"]
+    args += ["--checkpoint-every", "10", "--flush-every", "5", "--out", str(out)]
+    run_mpi(1, train_cmd(*args, "--inject-fault", "kill:rank=0:step=25"), timeout=120)
+    assert (out / "partial" / "steps-attempt1-from0-rank0.jsonl").is_file()
+    outside.write_text("precious\n")
+    planted = out / "partial" / "steps-attempt2-from20-rank0.jsonl"
+    planted.symlink_to(outside) if kind == "link" else os.mkfifo(planted)
+    r = run_mpi(1, train_cmd(*args, "--resume"), timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "partial/steps-attempt2-from20-rank0.jsonl: expected a regular file" in r.stderr
+    assert outside.read_text() == "precious\n"
+
+
+def test_a_record_planted_in_partial_while_the_run_goes_on_is_not_followed(tmp_path):
+    """X-H8, the same link made after the run's checks: the rows are not written through
+    it (a warning, as any failed save of partial records)."""
+    import numpy as np
+
+    from dist_logreg.record.outputs import PartialMetrics
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    (tmp_path / "partial").mkdir()
+    warned = []
+    pm = PartialMetrics(tmp_path, 0, 0, warned.append, attempt=1)
+    pm.steps_path.symlink_to(outside)
+    marks = np.zeros((2, 5), dtype=np.int64)
+    pm.flush(_NoCalls(), 2, marks, np.zeros(2, dtype=np.int64), np.zeros(2))
+    assert outside.read_text() == "precious\n" and warned, warned
+
+
+class _NoCalls:
+    """An allreduce that recorded no call."""
+
+    @staticmethod
+    def records():
+        import numpy as np
+
+        return {"ns": np.zeros(0)}

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +75,9 @@ def prepare_out_dir(
     return Path(where), attempt
 
 
-_ATTEMPT = re.compile(r"^metrics-attempt([0-9]+)-")
+#: A ranks' record in ``partial/``, either kind (a ``steps-`` name alone did not move a run
+#: to the next attempt, so it appended to a file planted there: nineteenth attack, X-H8).
+_ATTEMPT = re.compile(r"^(?:metrics|steps)-attempt([0-9]+)-")
 
 
 def _an_input(path: Path, reads) -> UsageError | None:
@@ -111,7 +114,8 @@ def _not_files(path: Path) -> UsageError | None:
                 "(it is not followed); remove it, or give a new directory"
                 + ("; --checkpoint-dir keeps checkpoints elsewhere" if folder != "partial" else "")
             )
-    for name in RESULT_FILES:
+    names = [*RESULT_FILES, *(f"partial/{n}" for n in _partial_names(path))]
+    for name in names:  # a record in partial/ too: appended to by name (X-H8)
         p = path / name
         if p.is_symlink() or (p.exists() and not p.is_file()):
             kind = (
@@ -300,7 +304,7 @@ class PartialMetrics:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for path, new in ((self.path, lines), (self.steps_path, rows)):
                 if new:
-                    with path.open("a") as fh:
+                    with _append(path) as fh:
                         fh.writelines(new)
         except OSError as exc:
             self.warn(f"could not save partial metrics to {self.path}: {exc.strerror or exc}")
@@ -324,6 +328,16 @@ class PartialMetrics:
         self.steps_path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.path.parent.rmdir()  # only if no other run's files are left
+
+
+def _append(path: Path):
+    """``path`` opened to append text: never through a link, never a FIFO or device (one
+    planted in ``partial/`` while the run went on: X-H8), an ``OSError`` instead."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path}: not a regular file")
+    return os.fdopen(fd, "a")
 
 
 def rescue(summary: dict, result: TrainResult, error: OSError) -> Path:

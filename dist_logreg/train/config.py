@@ -341,7 +341,9 @@ def total_steps(cfg: TrainConfig, n_samples: int, steps_per_epoch: int | None = 
     if cfg.steps is not None:
         bounds.append(cfg.steps)
     if cfg.epochs is not None:
-        bounds.append(max(1, int(cfg.epochs * per_epoch)))
+        # 1e308 epochs made inf steps, an OverflowError traceback (X-H7): at most 2^62,
+        # which the memory estimate refuses unless --steps bounds the run first
+        bounds.append(max(1, int(min(cfg.epochs * per_epoch, 2.0**62))))
     return min(bounds) if bounds else DEFAULT_STEPS
 
 
