@@ -172,3 +172,31 @@ class _NoCalls:
         import numpy as np
 
         return {"ns": np.zeros(0)}
+
+
+def test_rows_before_a_resume_name_an_attempts_ranks(tmp_path):
+    """X-H6 (U-H18's rank part): a row before the resume could name any rank up to 10^7,
+    and a 2-rank run's report listed rank 9,999,999 as a straggler. Each step's ranks there
+    are now 0 to k - 1; a 3-rank run resumed at 2 ranks keeps its 3 ranks' rows."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64"]
+    args += ["--checkpoint-every", "10", "--out", str(run)]
+    assert run_mpi(3, train_cmd(*args, "--steps", "20"), timeout=120).returncode == 0
+    r = run_mpi(2, train_cmd(*args, "--steps", "30", "--resume"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (run / "steps.jsonl").read_text().splitlines()]
+    assert {r["rank"] for r in rows if r["step"] == 5} == {0, 1, 2}  # the earlier world
+    here = [str(BIN / "dist-logreg"), "report"]
+    assert run_mpi(1, [*here, str(run), "--out", str(tmp_path / "r0")], timeout=120).returncode == 0
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    for row in rows:
+        if row["step"] == 5 and row["rank"] == 2:
+            row["rank"] = 9_999_999
+    (edited / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run_mpi(1, [*here, str(edited), "--out", str(tmp_path / "r1")], timeout=120)
+    words = "steps.jsonl: rank: expected step 5's ranks (before the resume at step 20) to be 0 to 2"
+    assert r.returncode == 2 and words in r.stderr, r.stderr

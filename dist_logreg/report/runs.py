@@ -221,11 +221,36 @@ def _load_train(path: Path) -> TrainRun:
         flows,
     )
     within_summary(path, run, summary, earlier)
+    for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
+        earlier_ranks(path / name, table, earlier)
     if config.get("resume") is not False or run.steps is None:
         run.steps, run.attempts = with_dead_attempts(path, run.steps, p, summary)
     # else: a run started afresh (no --resume) continues no earlier attempt: what a dead
     # run left in partial/ is another run's, never merged into this one's steps
     return run
+
+
+def earlier_ranks(where: Path, table, earlier: int) -> None:
+    """The rows before a resume name an earlier attempt's ranks, whose world size is not
+    recorded: each step's ranks must be 0 to k - 1, as every attempt's are (a row of rank
+    9,999,999 in a 2-rank run was drawn as a straggler: nineteenth attack, X-H6)."""
+    if table is None or not earlier:
+        return
+    mine = table["step"] < earlier
+    steps, ranks = table["step"][mine].astype(np.int64), table["rank"][mine].astype(np.int64)
+    if not steps.size:
+        return
+    pairs = np.unique(steps * (1 << 32) + ranks)
+    each, first, count = np.unique(pairs >> 32, return_index=True, return_counts=True)
+    top = np.maximum.reduceat(pairs & 0xFFFFFFFF, first)
+    if (bad := np.flatnonzero(top + 1 != count)).size:
+        s = int(each[bad[0]])
+        got = (pairs[(pairs >> 32) == s] & 0xFFFFFFFF).tolist()
+        shown = ", ".join(map(str, got[:5])) + (", ..." if len(got) > 5 else "")
+        raise UsageError(
+            f"{where}: rank: expected step {s}'s ranks (before the resume at step {earlier}) "
+            f"to be 0 to {int(count[bad[0]]) - 1}, as an attempt's are, got {shown}"
+        )
 
 
 def with_dead_attempts(path: Path, steps, world_size: int, summary: dict | None = None):
