@@ -19,14 +19,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 from dist_logreg.errors import UsageError
-from dist_logreg.files import MAX_FILE_BYTES, once, regular_file
+from dist_logreg.files import MAX_FILE_BYTES, loads, regular_file
 
 #: A checker: ``checker(value, where)``; raises :class:`Invalid` (``where``, what was expected).
 Checker = Callable[[Any, str], None]
@@ -48,20 +47,29 @@ def is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _finite(v) -> bool:
+    """``math.isfinite`` that takes an integer too large for a float (JSON's integers have
+    no bound: 400 digits were an ``OverflowError`` traceback, nineteenth attack W-H2)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def same(a, b) -> bool:
     """Whether the value ``a`` read from a file is ``b`` (a number to 12 significant digits;
     a bool only a bool; ``b`` may be a numpy scalar)."""
     b = b.item() if hasattr(b, "item") else b
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is bool and type(b) is bool and a == b
-    if is_number(a) and is_number(b) and math.isfinite(a):
+    if is_number(a) and is_number(b) and _finite(a):
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
     return a == b
 
 
 def is_finite(v) -> bool:
     """A JSON number (not a bool) that is finite."""
-    return is_number(v) and math.isfinite(v)
+    return is_number(v) and _finite(v)
 
 
 def unphysical(where: str, message: str) -> Invalid:
@@ -71,14 +79,14 @@ def unphysical(where: str, message: str) -> Invalid:
 
 def shown(v) -> str:
     """A value for a message: a finite number with ``:g``, anything else as ``repr``."""
-    return f"{v:g}" if is_number(v) and math.isfinite(v) else repr(v)
+    return f"{v:g}" if is_number(v) and _finite(v) else _got(v)
 
 
 def number(low: float = 0.0, high: float = math.inf, what: str = "a number", above=False):
     """A finite JSON number in ``[low, high]`` (``above``: ``> low``); bools are refused."""
 
     def chk(v, where):
-        ok = is_number(v) and math.isfinite(v) and (v > low if above else v >= low)
+        ok = is_number(v) and _finite(v) and (v > low if above else v >= low)
         if not ok or v > high:
             bound = f"{'>' if above else '>='} {low:g}" + (
                 f" and at most {high:g}" if high < math.inf else ""
@@ -210,7 +218,7 @@ def read(path, what: str, max_bytes: int = MAX_FILE_BYTES):
             raise UsageError(
                 f"{what} {path}: expected at most {max_bytes} bytes of JSON, got {size}"
             )
-        return json.loads(path.read_bytes(), object_pairs_hook=once)
+        return loads(path.read_bytes())
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

@@ -9,6 +9,7 @@ import pytest
 
 from dist_logreg.cli.main import main as cli_main
 from tests.helpers import BIN, run_mpi, train_cmd
+from tests.test_model_cli import bench_file, model_file  # noqa: F401 (fixtures)
 
 
 def test_a_sweep_point_too_big_for_its_fabric_is_refused_before_any_runs(tmp_path, capsys):
@@ -200,3 +201,89 @@ def test_rows_before_a_resume_name_an_attempts_ranks(tmp_path):
     r = run_mpi(1, [*here, str(edited), "--out", str(tmp_path / "r1")], timeout=120)
     words = "steps.jsonl: rank: expected step 5's ranks (before the resume at step 20) to be 0 to 2"
     assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def test_integers_beyond_a_float_are_refused_naming_the_key(tmp_path, capsys):
+    """W-H2: JSON's integers have no bound; one of 400 digits passed the number checks'
+    type test and was an ``OverflowError`` traceback in ``report``, ``simulate --flows``,
+    ``--cost-model`` and ``model predict``. Read as a float (inf), it is refused by key."""
+    import json
+
+    from dist_logreg.files import loads
+
+    assert loads("[4611686018427387904, " + "9" * 400 + "]") == [2**62, float("inf")]
+    sim = tmp_path / "s"
+    args = ["--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "64K", "--algorithm", "ring"]
+    assert cli_main(["simulate", *args, "--out", str(sim)]) == 0
+    doc = json.loads((sim / "simulate.json").read_text())
+    text = json.dumps(doc).replace(
+        f'"time_s": {json.dumps(doc["results"][0]["time_s"])}', '"time_s": 1' + "0" * 400, 1
+    )
+    (sim / "simulate.json").write_text(text)
+    capsys.readouterr()
+    assert cli_main(["report", str(sim), "--out", str(tmp_path / "r")]) == 2
+    assert "results[0].time_s: expected a finite number of seconds" in capsys.readouterr().err
+    flows = tmp_path / "flows.json"
+    flows.write_text(
+        '{"schema": "dist-logreg/flows/1", "maps": [{"flows": [{"src": "h0", "dst": "h2", '
+        '"spine": "s1", "bytes": 1' + "0" * 400 + "}]}]}"
+    )
+    fabric = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"
+    line = ["simulate", "--fabric", fabric, "--ranks", "4", "--bytes", "1K", "--flows", str(flows)]
+    assert cli_main(line) == 2
+    assert "maps[0].flows[0].bytes: expected a finite number" in capsys.readouterr().err
+
+
+def test_a_cost_models_integer_beyond_a_float_is_refused(tmp_path, model_file):  # noqa: F811
+    """W-H2 in ``model.json``: ``alpha_s`` of 10^400 was an ``OverflowError`` traceback in
+    ``simulate --cost-model`` and ``model predict``."""
+    from dist_logreg.collective import costfile
+    from dist_logreg.errors import UsageError
+
+    text = model_file.read_text()
+    alpha = re.search(r'"alpha_s": ([0-9.eE+-]+)', text)
+    edited = tmp_path / "m.json"
+    edited.write_text(text[: alpha.start(1)] + "1" + "0" * 400 + text[alpha.end(1) :])
+    with pytest.raises(UsageError, match=r"alpha_s: expected a finite number >= 0, got inf"):
+        costfile.load(edited)
+
+
+def test_a_placement_seed_report_refuses_is_refused_by_simulate(tmp_path, capsys):
+    """W-H3: ``--placement-seed`` above 2^62 was written with exit 0 and refused by
+    ``report``; W-M2: a scenario's seed past its bound was "expected a whole number >= 0"."""
+    args = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4", "--bytes", "1K"]
+    with pytest.raises(SystemExit) as exc:
+        cli_main([*args, "--placement-seed", str(2**62 + 1), "--out", str(tmp_path / "s")])
+    assert exc.value.code == 2 and not (tmp_path / "s").exists()
+    assert f"expected a whole number from 0 to {2**62}" in capsys.readouterr().err
+    assert cli_main([*args, "--placement-seed", str(2**62), "--out", str(tmp_path / "s")]) == 0
+    assert cli_main(["report", str(tmp_path / "s"), "--out", str(tmp_path / "r")]) == 0
+    bad = "background:permutation=0.5,seed=99999999999999999999999"
+    args = ["simulate", "--fabric", "leaf-spine:leaves=2,spines=2,hosts-per-leaf=4"]
+    assert cli_main([*args, "--ranks", "4", "--bytes", "64K", "--scenario", bad]) == 2
+    assert "seed: expected a whole number from 0 to 2147483647" in capsys.readouterr().err
+
+
+def test_simulate_never_writes_more_rows_than_report_draws(tmp_path, capsys):
+    """W-H4: 3,000 rank counts x 8 algorithms were 24,000 rows written with exit 0, which
+    ``report`` refuses (20,000); a sweep of 20,800 one-row points the same."""
+    from dist_logreg.report.simcheck import MAX_ROWS
+
+    ranks = ",".join(str(i) for i in range(2, 2 + MAX_ROWS // 8 + 1))  # 2,501 counts x 8
+    algs = "ring,recursive-doubling,rabenseifner,rabenseifner-far,hierarchical"
+    algs += ",hierarchical-2d,reduce-scatter/ring,allgather/ring"
+    args = ["simulate", "--fabric", "flat:hosts=2600", "--bytes", "1", "--algorithm", algs]
+    assert cli_main([*args, "--ranks", ranks, "--out", str(tmp_path / "s")]) == 2
+    assert f"expected at most {MAX_ROWS:,} rows (what report draws), got 20,008" in (
+        capsys.readouterr().err
+    )
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        f'fabric = "flat:hosts=2600"\nbytes = "1"\nalgorithm = {algs.split(",")!r}\n'
+        f"ranks = [{ranks}]\n".replace("'", '"')
+    )
+    assert cli_main(["simulate", "--sweep", str(grid), "--out", str(tmp_path / "w")]) == 2
+    assert "rows in all (what report draws), got 20,008 over 20,008 points" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()

@@ -24,7 +24,7 @@ from dist_logreg.files import (
     write_output,
 )
 from dist_logreg.record.progress import progress_printer
-from dist_logreg.report.simcheck import MAX_SERIES
+from dist_logreg.report.simcheck import MAX_ROWS, MAX_SERIES
 from dist_logreg.sim import exact as exact_mode
 from dist_logreg.sim import packet_options
 from dist_logreg.sim.fabric import cost_model_fabrics, resolve
@@ -175,6 +175,11 @@ def plan(args) -> Plan:
         work.check_ranks(args.ranks)  # strong= scales the compute: bounded at every count
         sizes = sorted(set(work.sizes()))
         algs = list(dict.fromkeys(c for a in args.algorithm for c in collectives(work, a)))
+    if (rows := len(args.ranks) * len(algs) * len(sizes)) > MAX_ROWS:  # report's (W-H4)
+        raise UsageError(
+            f"--ranks x --algorithm x --bytes: expected at most {MAX_ROWS:,} rows (what report "
+            f"draws), got {rows:,}"
+        )
     if scenario.kind == "straggler" and work is None:
         raise UsageError(f"--scenario {scenario.spec}: a straggler slows a step: give --workload")
     return Plan(fab, spec_text, scenario, neighbour, fabric_for, options, sizes, algs, train, work)

@@ -138,14 +138,22 @@ def check_points(args, options, points: list[dict]) -> None:
     """Read and check every point's options before the first runs (``UsageError`` naming
     the point): a conflict at the last point was found after the others had run."""
     from dist_logreg.cli.simulate_run import plan
+    from dist_logreg.report.simcheck import MAX_ROWS
 
+    rows = 0
     for i, point in enumerate(points):
         pa = point_args(args, options, point)
         try:
             _required(pa)
-            plan(pa)
+            p = plan(pa)
         except UsageError as exc:
             raise UsageError(f"--sweep {args.sweep}: point {i} {point}: {exc}") from None
+        rows += len(pa.ranks) * len(p.algs) * len(p.sizes)
+    if rows > MAX_ROWS:  # the file report would refuse, after the whole sweep (W-H4)
+        raise UsageError(
+            f"--sweep {args.sweep}: expected at most {MAX_ROWS:,} rows in all (what report "
+            f"draws), got {rows:,} over {len(points):,} points"
+        )
 
 
 def _required(args) -> None:
@@ -219,7 +227,8 @@ def run_sweep(args) -> int:
 
 
 def _sweep(args, axes, points, comm, rank, size) -> int:
-    from dist_logreg.cli.simulate_run import _check_out, lines, make_out, step_text, to_json
+    from dist_logreg.cli.simulate_run import _check_out, make_out, step_text, to_json
+    from dist_logreg.sim.text import lines, sweep_table
 
     if args.out is None and (args.resume or comm is not None):
         raise UsageError("--sweep: --out DIR is required with --resume and under mpirun")
@@ -267,47 +276,17 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
 
         _write(Path(args.out), text, True)
         partial.remove()
-    print(text if args.json else "\n".join(table(lines(doc), doc, axes) + step_text(doc)))
+    print(
+        text
+        if args.json
+        else "\n".join(sweep_table(lines(doc), doc, grid.varying(axes)) + step_text(doc))
+    )
     if args.out and not args.json:
         print(f"wrote {Path(args.out) / 'simulate.json'}")
     return 0
 
 
 #: The axes the collectives' table has columns of already.
-IN_TABLE = ("ranks", "algorithm", "bytes")
-
-
-def table(out: list[str], doc: dict, axes: dict) -> list[str]:
-    """The console lines ``out`` of ``doc`` with a column in front of the results table for
-    each axis that varies besides ranks, algorithm and bytes (fabric, placement, workload,
-    scenario...); fabrics by number (``F1``...), named under the table."""
-    keys = [k for k in grid.varying(axes) if k not in IN_TABLE]
-    rows = doc["results"]
-    if not keys or len(out) < 3:
-        return out
-    specs = list(dict.fromkeys(r["fabric"] for r in rows))
-    cell = lambda r, k: (  # noqa: E731
-        f"F{specs.index(r['fabric']) + 1}" if k == "fabric" else str(r.get(k, ""))
-    )
-    width = {k: max(len(k), *(len(cell(r, k)) for r in rows)) + 2 for k in keys}
-    blank = " " * sum(width.values())
-    head = "".join(f"{k:<{width[k]}}" for k in keys)
-    done, n, inside = list(out[:2]) + [head + out[2]], 0, True
-    for line in out[3:]:
-        if inside and line.startswith("busbw ="):  # the table's footnote: its end
-            inside = False
-            if "fabric" in keys:
-                done += [f"F{i + 1} = {spec}" for i, spec in enumerate(specs)]
-        if not inside:
-            done.append(line)
-        elif not line.startswith(" ") and n < len(rows):  # a result's row
-            done.append("".join(f"{cell(rows[n], k):<{width[k]}}" for k in keys) + line)
-            n += 1
-        else:  # its packet or phase-synchronous line
-            done.append(blank + line)
-    return done
-
-
 def _resume(args, partial, comm, axes=None, points=None) -> dict:
     """The points an interrupted sweep finished (``--resume``); a partial sweep found without
     ``--resume`` or ``--force`` is refused, with ``--force`` removed."""

@@ -9,7 +9,6 @@ the line and what was expected.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -20,7 +19,7 @@ import numpy as np
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
-from dist_logreg.files import once, read_json
+from dist_logreg.files import loads, read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
 from dist_logreg.report.trainfile import (
@@ -358,7 +357,7 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30,
             if not raw.strip():
                 continue
             try:
-                rec = json.loads(raw.decode("utf-8"), object_pairs_hook=once)
+                rec = loads(raw.decode("utf-8"))
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 # a byte that is not UTF-8, or nesting too deep, was a traceback (L-H18)
                 raise UsageError(f"{path} line {n}: expected a JSON object ({exc})") from None

@@ -128,7 +128,7 @@ def parse_scenario(spec: str | None) -> Scenario:
     if kind == "straggler":
         rank = pairs.get("rank", "0")
         if not _whole(rank):
-            raise _bad(text, "rank", "a rank (a whole number >= 0)", rank)
+            raise _bad(text, "rank", "a rank (a whole number from 0 to 2147483647)", rank)
         values["rank"] = int(rank)
     if kind == "degrade":
         if ("class" in pairs) == ("link" in pairs):
@@ -143,7 +143,7 @@ def parse_scenario(spec: str | None) -> Scenario:
         values[key] = _positive(text, key, pairs.get(key), 0.0, 0.99)
         seed = pairs.get("seed", "0")
         if not _whole(seed):
-            raise _bad(text, "seed", "a whole number >= 0", seed)
+            raise _bad(text, "seed", "a whole number from 0 to 2147483647", seed)
         values["seed"] = int(seed)
     if kind == "neighbour":
         values.update(_neighbour(text, pairs))
@@ -159,7 +159,7 @@ def _neighbour(text: str, pairs: dict) -> dict:
     if not _whole(ranks) or int(ranks) < 1:
         raise _bad(text, "ranks", "a whole number of ranks >= 1", pairs.get("ranks"))
     if not _whole(seed):
-        raise _bad(text, "seed", "a whole number >= 0", seed)
+        raise _bad(text, "seed", "a whole number from 0 to 2147483647", seed)
     placement = pairs.get("placement", "packed").lower()
     if placement not in NEIGHBOUR_PLACEMENTS:
         raise _bad(text, "placement", f"one of {', '.join(NEIGHBOUR_PLACEMENTS)}", placement)

@@ -12,14 +12,13 @@ value: ``fabric spec: rate: expected a link rate such as 100G or 400G, got 'fast
 from __future__ import annotations
 
 import importlib
-import json
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
-from dist_logreg.files import once
+from dist_logreg.files import loads
 from dist_logreg.sim.values import (  # noqa: F401  (read through spec by callers)
     BOUNDS,
     HASHES,
@@ -224,7 +223,7 @@ def _read_file(path: Path) -> tuple[str, dict]:
         if path.suffix == ".toml":
             doc = tomllib.loads(text)
         else:
-            doc = json.loads(text, object_pairs_hook=once)
+            doc = loads(text)
     except (
         OSError,
         UnicodeDecodeError,

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from dist_logreg.errors import UsageError
-from dist_logreg.files import write_atomically
+from dist_logreg.files import loads, write_atomically
 
 #: The axes that lead the order of the points (the rest follow by name).
 FIRST = ("fabric", "ranks", "algorithm", "bytes", "workload", "scenario")
@@ -106,7 +106,7 @@ class Partial:
                     f"--resume: {f}: expected a partial file of at most {MAX_PARTIAL_BYTES:,} B"
                 )
             try:
-                doc = json.loads(f.read_text())
+                doc = loads(f.read_text())
                 ok = doc.get("format") == PARTIAL_FORMAT
             except (OSError, ValueError, AttributeError, UnicodeDecodeError, RecursionError):
                 ok = False

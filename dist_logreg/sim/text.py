@@ -148,3 +148,38 @@ def run_lines(run: dict) -> list[str]:
             "rows overlap the buckets with the backward pass, as the run did)"
         )
     return out
+
+
+IN_TABLE = ("ranks", "algorithm", "bytes")
+
+
+def sweep_table(out: list[str], doc: dict, varying: list[str]) -> list[str]:
+    """A sweep's console lines: ``out`` (:func:`lines` of ``doc``) with a column in front of
+    the results table for each axis in ``varying`` besides ranks, algorithm and bytes
+    (fabric, placement, workload, scenario...); fabrics by number (``F1``...), named under
+    the table."""
+    keys = [k for k in varying if k not in IN_TABLE]
+    rows = doc["results"]
+    if not keys or len(out) < 3:
+        return out
+    specs = list(dict.fromkeys(r["fabric"] for r in rows))
+    cell = lambda r, k: (  # noqa: E731
+        f"F{specs.index(r['fabric']) + 1}" if k == "fabric" else str(r.get(k, ""))
+    )
+    width = {k: max(len(k), *(len(cell(r, k)) for r in rows)) + 2 for k in keys}
+    blank = " " * sum(width.values())
+    head = "".join(f"{k:<{width[k]}}" for k in keys)
+    done, n, inside = list(out[:2]) + [head + out[2]], 0, True
+    for line in out[3:]:
+        if inside and line.startswith("busbw ="):  # the table's footnote: its end
+            inside = False
+            if "fabric" in keys:
+                done += [f"F{i + 1} = {spec}" for i, spec in enumerate(specs)]
+        if not inside:
+            done.append(line)
+        elif not line.startswith(" ") and n < len(rows):  # a result's row
+            done.append("".join(f"{cell(rows[n], k):<{width[k]}}" for k in keys) + line)
+            n += 1
+        else:  # its packet or phase-synchronous line
+            done.append(blank + line)
+    return done

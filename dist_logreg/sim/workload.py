@@ -29,7 +29,6 @@ bucket i-1's)`` (overlap) or after the backward pass (no overlap); the step ends
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from dataclasses import asdict, dataclass
@@ -300,7 +299,7 @@ def _pairs(text: str, spec: str) -> dict:
 
 
 def _file(path: Path) -> dict:
-    from dist_logreg.files import once, regular_file
+    from dist_logreg.files import loads, regular_file
 
     regular_file(path, "--workload")  # a FIFO or a device would block
     if path.stat().st_size > MAX_FILE_BYTES:
@@ -310,11 +309,7 @@ def _file(path: Path) -> dict:
         )
     try:
         raw = path.read_text()
-        doc = (
-            tomllib.loads(raw)
-            if path.suffix == ".toml"
-            else json.loads(raw, object_pairs_hook=once)
-        )
+        doc = tomllib.loads(raw) if path.suffix == ".toml" else loads(raw)
     except OSError as exc:
         raise UsageError(f"--workload {path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:  # L-H5: nested deep

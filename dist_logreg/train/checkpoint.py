@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_logreg.errors import UsageError
+from dist_logreg.files import loads
 from dist_logreg.train.config import DEFAULT_FEATURES
 
 FORMAT = 1
@@ -184,7 +185,7 @@ def load(path: Path) -> Checkpoint:
     if _digest(meta_json, params, velocity) != checksum:
         raise CheckpointError(f"{path.name}: checksum mismatch (corrupted)")
     try:
-        meta = json.loads(meta_json)
+        meta = loads(meta_json)
         step = meta["step"]
         features = meta.get("trajectory", {}).get("features")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

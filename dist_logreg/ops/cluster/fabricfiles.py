@@ -36,7 +36,7 @@ from pathlib import Path
 
 from dist_logreg import schema
 from dist_logreg.errors import UsageError
-from dist_logreg.files import MAX_FILE_BYTES, once, regular_file
+from dist_logreg.files import MAX_FILE_BYTES, loads, regular_file
 
 LINKS_SCHEMA = "dist-logreg/links/1"
 FLOWS_SCHEMA = "dist-logreg/flows/1"
@@ -70,7 +70,7 @@ def _load(path: Path, kind: str, key: str) -> tuple[dict, list]:
                 f"{path}: expected at most {MAX_FILE_BYTES} bytes of JSON, got "
                 f"{Path(path).stat().st_size}"
             )
-        doc = json.loads(Path(path).read_text(), object_pairs_hook=once)
+        doc = loads(Path(path).read_text())
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
