@@ -287,3 +287,37 @@ def test_simulate_never_writes_more_rows_than_report_draws(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize(
+    "tag, words", [("x" * 201, "of at most 200 characters"), ("x\x1b[2Jy", "without control")]
+)
+def test_a_tag_is_a_short_label_without_control_characters(tag, words):
+    """X-H14: a 1 MB tag was taken and its run's report ran past 110 s at 1.1 GB; X-M3: an
+    ESC in a tag was copied raw into report.md and report.html."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.train.config import TrainConfig
+    from dist_logreg.train.validation import validate
+
+    with pytest.raises(UsageError, match=f"--tag: expected a label {words}"):
+        validate(TrainConfig(tag=tag))
+    validate(TrainConfig(tag="ring 1 Gbit/s, 4 ranks"))
+
+
+@pytest.mark.parametrize(
+    "tag, words", [("x" * 1_000_000, "1,000,000 characters"), ("x\x1by", "without control")]
+)
+def test_report_refuses_a_runs_huge_or_escaping_tag(tmp_path, tag, words):
+    """X-H14, X-M3 in ``report``: a summary's ``run.tag`` of 1 MB, or with an ESC."""
+    import json
+
+    run = tmp_path / "run"
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    doc = json.loads((run / "summary.json").read_text())
+    doc["run"]["tag"] = tag
+    (run / "summary.json").write_text(json.dumps(doc))
+    r = run_mpi(
+        1, [str(BIN / "dist-logreg"), "report", str(run), "--out", str(tmp_path / "r")], timeout=120
+    )
+    assert r.returncode == 2 and "run.tag: expected" in r.stderr and words in r.stderr, r.stderr

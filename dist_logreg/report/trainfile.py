@@ -15,9 +15,19 @@ from dist_logreg.errors import UsageError
 
 
 def _string(v, where) -> None:
-    """Any string: a tag is the user's, escaped where it is written (a newline too)."""
-    if not isinstance(v, str):
-        raise schema.Invalid(where, f"expected a string, got {schema.shown(v)}")
+    """Any string of at most 4,096 characters (a path's most): 1 MB of a tag took report
+    past 110 s and 1.1 GB (X-H14)."""
+    if not isinstance(v, str) or len(v) > 4096:
+        got = schema.shown(v) if not isinstance(v, str) else f"{len(v):,} characters"
+        raise schema.Invalid(where, f"expected a string of at most 4096 characters, got {got}")
+
+
+def _tag(v, where) -> None:
+    """A run's label, as train takes it: no control character (an ESC acted in report.md:
+    X-M3), at most 4,096 characters."""
+    _string(v, where)
+    if schema.has_control(v):
+        raise schema.Invalid(where, f"expected a label without control characters, got {v[:57]!r}")
 
 
 _S = schema.optional(schema.number(0.0, 1e6, "a finite number of seconds"))  # MAX_SECONDS
@@ -95,7 +105,7 @@ SUMMARY = schema.table(
             schema.table(
                 {},
                 {
-                    "tag": schema.optional(_string),
+                    "tag": schema.optional(_tag),
                     # what the provenance table prints (P-H5: a world size of -5 was shown)
                     "world_size": schema.count(1, 10**7, "a number of ranks"),
                     **dict.fromkeys(("started_utc", "dist_logreg_version", "numpy"), _TEXT),
@@ -118,7 +128,7 @@ SUMMARY = schema.table(
 )
 #: What ``report`` reads of ``config.json``.
 CONFIG = schema.table(
-    {}, {"tag": schema.optional(_string), "resume": schema.optional(schema.flag())}, "an object"
+    {}, {"tag": schema.optional(_tag), "resume": schema.optional(schema.flag())}, "an object"
 )
 
 

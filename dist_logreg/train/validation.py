@@ -13,9 +13,13 @@ from typing import Any
 from dist_logreg.collective import algorithms as table
 from dist_logreg.collective.algorithms import COMPRESSORS, MPI_ALGORITHMS
 from dist_logreg.errors import UsageError
+from dist_logreg.schema import has_control
 from dist_logreg.train.config import DTYPES, FORMATS, TrainConfig, total_steps
 from dist_logreg.train.sampling import SAMPLINGS, SHUFFLES
 from dist_logreg.train.syncmode import SYNCS, refusal
+
+#: The longest ``--tag``: a label, in a plot's legend and a file name.
+MAX_TAG = 200
 
 
 def validate(cfg: TrainConfig, world_size: int | None = None, n_samples: int | None = None) -> None:
@@ -78,6 +82,10 @@ def _numbers(cfg: TrainConfig) -> None:
         if value is not None:
             need(value.strip() != "", _flag(name), "a non-empty value", value)
     need(cfg.seed >= 0, "--seed", "an integer >= 0 (numpy seeds are non-negative)", cfg.seed)
+    if cfg.tag is not None:  # a label: 1 MB of it took report past 110 s, 1.1 GB (X-H14);
+        shown = cfg.tag if len(cfg.tag) <= 60 else cfg.tag[:57] + "..."  # ESC acted (X-M3)
+        need(len(cfg.tag) <= MAX_TAG, "--tag", f"a label of at most {MAX_TAG} characters", shown)
+        need(not has_control(cfg.tag), "--tag", "a label without control characters", shown)
     need(cfg.samples >= 1, "--samples", "an integer >= 1", cfg.samples)
     if cfg.features is not None:
         need(cfg.features >= 1, "--features", "an integer >= 1", cfg.features)
