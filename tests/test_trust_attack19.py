@@ -321,3 +321,47 @@ def test_report_refuses_a_runs_huge_or_escaping_tag(tmp_path, tag, words):
         1, [str(BIN / "dist-logreg"), "report", str(run), "--out", str(tmp_path / "r")], timeout=120
     )
     assert r.returncode == 2 and "run.tag: expected" in r.stderr and words in r.stderr, r.stderr
+
+
+def _bad_sparse(tmp_path, kind):
+    import numpy as np
+    import scipy.sparse as sp
+
+    X = sp.random(50, 6, density=0.5, format="csr", random_state=0)
+    arrays = {"data": X.data, "indices": X.indices, "indptr": X.indptr.copy()}
+    if kind == "indices":
+        arrays["indices"] = X.indices + 100
+    elif kind == "negative":
+        arrays["indices"] = X.indices - 10
+    elif kind == "indptr":
+        arrays["indptr"][5] = 10**6
+    else:
+        arrays["data"] = X.data * 1j
+    path = tmp_path / f"{kind}.npz"
+    np.savez(path, format=np.array("csr"), shape=np.array([50, 6]), **arrays)
+    np.save(tmp_path / "y.npy", (np.arange(50) % 2).astype(float))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("indices", "expected a well-formed sparse matrix"),
+        ("negative", "expected a well-formed sparse matrix"),
+        ("indptr", "expected a well-formed sparse matrix"),
+        ("complex", "expected real numbers in X, got dtype complex128"),
+    ],
+)
+def test_a_sparse_matrixs_structure_and_dtype_are_checked(tmp_path, kind, words):
+    """X-H15: indices out of range or a broken indptr were heap corruption (SIGABRT), a
+    segmentation fault, a loss of 6e222 with exit 0, and predictions from memory outside
+    the arrays; X-H16: complex values were cast to real with scipy's raw warning."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.train import sparse
+    from dist_logreg.train.readers import rows_maybe_labeled
+
+    path = _bad_sparse(tmp_path, kind)
+    with pytest.raises(UsageError, match=re.escape(words)):
+        sparse.load_npz(path, tmp_path / "y.npy", "float64", None)
+    with pytest.raises(UsageError, match=re.escape(words)):
+        rows_maybe_labeled(str(path), 6, None)

@@ -344,7 +344,9 @@ def rows_maybe_labeled(spec: str, d: int, label_column):
         elif "y" not in members and "format" in members:
             sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
             try:
-                return sp.csr_array(sp.load_npz(path)), None
+                return sp.csr_array(
+                    sparse.checked_matrix(sp.load_npz(path), f"data file {path}")
+                ), None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise UsageError(f"data file {path}: not a readable .npz ({exc})") from None
     elif path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:

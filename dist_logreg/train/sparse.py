@@ -260,6 +260,27 @@ def load_svmlight(comm, path: str, dtype: str, n_features: int | None):
     return sp.csr_array((data, indices, indptr), shape=(n, X.shape[1])), y_all.astype(dtype)
 
 
+def checked_matrix(m, where: str):
+    """A scipy sparse matrix ``m`` read from a file, checked before anything indexes it: real
+    numbers (complex ones were cast silently: nineteenth attack, X-H16), indices within its
+    shape and a sorted ``indptr`` (out of range, they were heap corruption, a segmentation
+    fault, or probabilities read from memory outside the arrays: X-H15)."""
+    if not (np.issubdtype(m.dtype, np.number) or m.dtype == np.bool_) or np.issubdtype(
+        m.dtype, np.complexfloating
+    ):
+        raise UsageError(f"{where}: expected real numbers in X, got dtype {m.dtype}")
+    try:
+        if hasattr(m, "check_format"):  # csr, csc, bsr
+            m.check_format(full_check=True)
+        elif m.format == "coo":
+            for axis, idx in enumerate(m.coords):
+                if idx.size and (idx.min() < 0 or idx.max() >= m.shape[axis]):
+                    raise ValueError(f"an index of axis {axis} outside 0 to {m.shape[axis] - 1}")
+    except ValueError as exc:
+        raise UsageError(f"{where}: expected a well-formed sparse matrix, got {exc}") from None
+    return m
+
+
 def load_npz(x_path: Path, y_path: Path | None, dtype: str, n_features: int | None):
     """A ``scipy.sparse.save_npz`` archive as ``(X, y)``; labels in its array y or ``y_path``."""
     sp, _ = require(f"data file {x_path} (scipy sparse .npz)")
@@ -267,7 +288,7 @@ def load_npz(x_path: Path, y_path: Path | None, dtype: str, n_features: int | No
         if path is not None:
             regular_file(path, "data file")
     try:
-        X = sp.csr_array(sp.load_npz(x_path), dtype=dtype)
+        X = sp.csr_array(checked_matrix(sp.load_npz(x_path), f"data file {x_path}"), dtype=dtype)
         if y_path is not None:
             y = np.load(y_path, allow_pickle=False)
         else:
