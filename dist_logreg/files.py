@@ -330,7 +330,7 @@ def _atomic(path: str | Path, replace: bool, mode: str):
     ``os.replace``, else ``os.link``, ``FileExistsError`` if ``path`` exists), removed on
     any exception, an interrupt included."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh

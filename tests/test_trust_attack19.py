@@ -365,3 +365,24 @@ def test_a_sparse_matrixs_structure_and_dtype_are_checked(tmp_path, kind, words)
         sparse.load_npz(path, tmp_path / "y.npy", "float64", None)
     with pytest.raises(UsageError, match=re.escape(words)):
         rows_maybe_labeled(str(path), 6, None)
+
+
+def test_a_long_tag_or_name_makes_no_file_name_too_long(tmp_path):
+    """X-H18: a multi-run report of a run tagged with 250 characters (or named so: the tag
+    defaults to the folder's name) was refused for a plot name of its own making; X-L4: a
+    legal 250-byte ``--out`` name was refused for its temporary file's name."""
+    from dist_logreg.files import write_atomically
+    from dist_logreg.report.runs import slug
+
+    assert len(slug("t" * 250)) == 60 and slug("t" * 250) != slug("t" * 249)
+    assert slug("ring 1 Gbit/s") == "ring-1-Gbit-s"
+    runs = []
+    for name in ("d" * 240, "short"):
+        runs.append(tmp_path / name)
+        args = ["--samples", "300", "--features", "4", "--batch-size", "16", "--steps", "3"]
+        assert run_mpi(1, train_cmd(*args, "--out", str(runs[-1])), timeout=120).returncode == 0
+    cmd = [str(BIN / "dist-logreg"), "report", *map(str, runs), "--out", str(tmp_path / "r")]
+    r = run_mpi(1, cmd, timeout=120)
+    assert r.returncode == 0, r.stderr
+    write_atomically(tmp_path / ("p" * 250), "x")
+    assert (tmp_path / ("p" * 250)).read_text() == "x"

@@ -374,8 +374,15 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], world_size: int = 1 << 30,
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a tag: ``"ring 1 Gbit/s"`` -> ``"ring-1-Gbit-s"``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+    """A file-name-safe form of a tag: ``"ring 1 Gbit/s"`` -> ``"ring-1-Gbit-s"``; at most
+    60 characters (a longer one ends in 8 hex digits of its hash): a 250-character tag made
+    a plot name past the file system's 255 bytes (nineteenth attack, X-H18)."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+    if len(out) > 60:
+        import hashlib
+
+        out = out[:51] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return out
 
 
 def unique_tags(runs: list) -> None:
