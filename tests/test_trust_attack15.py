@@ -234,7 +234,7 @@ def test_a_clusters_state_that_is_no_file_is_one_line(tmp_path, kind):
 def test_a_sharded_run_is_not_simulated_as_allreduces(tmp_path):
     """Q-H8: a ``--sync sharded`` run (a reduce-scatter and an allgather a step, counted as
     two calls) was simulated and predicted as two allreduces a step: twice its comm."""
-    from dist_logreg.collective.whatif import read_summary
+    from dist_logreg.cli.simulate_train import read_summary
     from dist_logreg.errors import UsageError
 
     run = _run(tmp_path, steps_run=20, sync={"mode": "sharded"})

@@ -386,3 +386,38 @@ def test_a_long_tag_or_name_makes_no_file_name_too_long(tmp_path):
     assert r.returncode == 0, r.stderr
     write_atomically(tmp_path / ("p" * 250), "x")
     assert (tmp_path / ("p" * 250)).read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("steps_run", 0, "steps_run: expected a whole number of steps >= 1"),
+        ("allreduce.bytes_per_step", 1e9, "allreduce.bytes_per_step: expected allreduce.bytes"),
+        ("allreduce.calls_per_step", 1000, "allreduce.calls_per_step: expected allreduce.calls"),
+        ("allreduce.latency_s.p50", 0.5, "allreduce.latency_s.p50: expected at most time_s.total"),
+        ("time_s.data", 1000, "time_s.data: expected at most time_s.total"),
+    ],
+)
+def test_model_predict_reads_a_run_whose_numbers_agree(tmp_path, key, value, words):
+    """X-H11, X-H12: ``model predict --run`` predicted from a summary whose ``steps_run`` was
+    0 (its whole time one step's), whose calls and bytes a step were not the run's over its
+    steps, whose p50 or a phase was longer than the run."""
+    import json
+
+    from dist_logreg.cli.simulate_train import read_summary
+    from dist_logreg.errors import UsageError
+
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "30"]
+    cmd = train_cmd(*args, "--allreduce", "ring", "--out", str(run))
+    assert run_mpi(2, cmd, timeout=120).returncode == 0
+    read_summary(str(run))  # the genuine run
+    doc = json.loads((run / "summary.json").read_text())
+    *parents, last = key.split(".")
+    node = doc
+    for k in parents:
+        node = node[k]
+    node[last] = value
+    (run / "summary.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match=re.escape(words)):
+        read_summary(str(run))

@@ -363,6 +363,7 @@ def _unread(args) -> None:
 
 
 def predict(args) -> int:
+    from dist_logreg.cli.simulate_train import read_summary
     from dist_logreg.collective import costfile, whatif
     from dist_logreg.units import parse_link_rate
 
@@ -385,7 +386,7 @@ def predict(args) -> int:
     for name in names:
         costfile.algorithm_params(model, name)
     if args.run:
-        summary = whatif.read_summary(args.run)
+        summary = read_summary(args.run)
         name = names[0] if args.algorithm else None
         scaling = args.scaling or "strong"
         rep = whatif.run_fraction(model, summary, place, rate, scaling, name)

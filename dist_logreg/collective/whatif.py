@@ -9,13 +9,9 @@ reduction (gamma); the fastest algorithm per size and the crossovers; and, given
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
-from dist_logreg import schema
 from dist_logreg.collective import algorithms, costfile
 from dist_logreg.collective.schedule import Placement
-from dist_logreg.errors import UsageError
-from dist_logreg.files import read_json
 from dist_logreg.units import format_bytes, format_link_rate, format_seconds
 
 
@@ -255,66 +251,6 @@ def format_trust(rep: dict) -> list[str]:
     )
     lines += [f"warning: extrapolation: {w}" for w in rep["trust"]["extrapolation"]]
     return lines
-
-
-_SECONDS = schema.number(0.0, 1e9, "a finite number of seconds")
-#: What ``model predict --run`` reads of a train run's ``summary.json``, with bounds: before,
-#: three values had only to convert with ``float()``, and a compute of -1 s, NaN, a message
-#: of -88 B or 1e300 B, 0 ranks were predicted from, exit 0 (twelfth attack, L-H20).
-SUMMARY = schema.table(
-    {
-        "world_size": schema.count(1, 10**6, "a number of ranks"),
-        "steps_run": schema.count(0, 10**12, "a whole number of steps"),
-        "allreduce": schema.table(
-            {
-                "algorithm": schema.text(),
-                "bytes_per_call": schema.count(1, 1 << 40, "a whole number of bytes"),
-                "latency_s": schema.table({"p50": _SECONDS}),
-            },
-            {
-                # each step makes at least one (1e-300 printed 290 digits, 0 "0.0 s": U-H19)
-                "calls_per_step": schema.number(1.0, 1 << 21, "a number of calls a step"),
-                "bytes_per_step": schema.number(0.0, 1e18, "a number of bytes a step"),
-            },
-        ),
-        "time_s": schema.table({k: _SECONDS for k in ("data", "compute", "update")}),
-    },
-    {
-        "comm_fraction": schema.table({}, {"median": schema.number(0.0, 1.0, "a fraction")}),
-        "placement": schema.table(
-            {}, {"host_of_rank": schema.items(schema.count(0, 10**6, "a host index"))}
-        ),
-    },
-    "a train run's summary (an object)",
-)
-
-
-def allreduce_steps(s: dict, path) -> None:
-    """``UsageError`` for a run whose steps were not allreduces: ``--sync sharded`` makes a
-    reduce-scatter and an allgather a step, which its summary counts as two calls (they
-    were predicted as two allreduces, twice its comm: fifteenth attack, Q-H8)."""
-    mode = (s.get("sync") or {}).get("mode") if isinstance(s.get("sync"), dict) else None
-    if mode == "sharded":
-        raise UsageError(
-            f"--run {path}: sync.mode: sharded (a reduce-scatter and an allgather a step, not "
-            "allreduces); expected an allreduce run, or simulate its step with --workload "
-            "...,sync=sharded"
-        )
-
-
-def read_summary(run_dir: str) -> dict:
-    path = Path(run_dir) / "summary.json"
-    if not path.exists():
-        raise UsageError(f"--run {run_dir}: no summary.json there (a finished train --out DIR)")
-    s = schema.check(read_json(path, "--run"), SUMMARY, f"--run {path}")
-    allreduce_steps(s, path)
-    hosts = (s.get("placement") or {}).get("host_of_rank")
-    if hosts is not None and len(hosts) != s["world_size"]:
-        raise UsageError(
-            f"--run {path}: placement.host_of_rank: expected {s['world_size']} hosts (one per "
-            f"rank of world_size), got {len(hosts)}"
-        )
-    return s
 
 
 def run_fraction(
