@@ -421,3 +421,23 @@ def test_model_predict_reads_a_run_whose_numbers_agree(tmp_path, key, value, wor
     (run / "summary.json").write_text(json.dumps(doc))
     with pytest.raises(UsageError, match=re.escape(words)):
         read_summary(str(run))
+
+
+def test_a_sweep_resumed_with_other_options_is_refused(tmp_path, monkeypatch, capsys):
+    """W-H7: a sweep interrupted under ``--exact --eager-limit 1K`` and resumed with
+    ``--eager-limit 1M`` kept the old points beside the new ones in one file (one point
+    111.89 us in it, 139.84 us under the new setting), exit 0. The options are in the
+    grid's key; the same options resume it."""
+    from tests.helpers import interrupt_sweep
+
+    grid, out = tmp_path / "g.toml", tmp_path / "s"
+    grid.write_text(
+        'fabric = "leaf-spine:leaves=2,spines=2,hosts-per-leaf=2"\nranks = [2, 3, 4]\n'
+        'algorithm = ["ring"]\nbytes = ["64K"]\nexact = true\n'
+    )
+    args = ["--sweep", str(grid), "--out", str(out)]
+    interrupt_sweep(monkeypatch, [*args, "--eager-limit", "1K"], 2)
+    capsys.readouterr()
+    assert cli_main(["simulate", *args, "--eager-limit", "1M", "--resume"]) == 2
+    assert "grid: expected" in capsys.readouterr().err
+    assert cli_main(["simulate", *args, "--eager-limit", "1K", "--resume"]) == 0

@@ -226,6 +226,16 @@ def run_sweep(args) -> int:
         return 1
 
 
+#: Options that change no point's result: a resume may give them anew.
+_NOT_RESULTS = {"command", "json", "out", "force", "sweep", "resume", "mpi", "packet_max_wall"}
+
+
+def _what_runs(args) -> dict:
+    """The command line's options that shape the results (the grid key holds them)."""
+    plain = (str, int, float, bool, list, tuple, type(None))
+    return {k: v for k, v in vars(args).items() if k not in _NOT_RESULTS and isinstance(v, plain)}
+
+
 def _sweep(args, axes, points, comm, rank, size) -> int:
     from dist_logreg.cli.simulate_run import _check_out, make_out, step_text, to_json
     from dist_logreg.sim.text import lines, sweep_table
@@ -239,7 +249,8 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
     if args.out is not None:
         make_out(Path(args.out))  # after every check: a refused sweep leaves no folder
         named = [getattr(args, k, None) for k in ("fabric", "workload", "cost_model", "run")]
-        partial = grid.Partial(Path(args.out), grid.grid_key(points, named), len(points), rank)
+        key = grid.grid_key(points, named, _what_runs(args))
+        partial = grid.Partial(Path(args.out), key, len(points), rank)
     done = _resume(args, partial, comm, axes, points)
     todo = [i for i in range(len(points)) if i not in done]
     mine = todo[rank::size]

@@ -52,11 +52,12 @@ def expand(axes: dict[str, list]) -> list[dict]:
     ]
 
 
-def grid_key(points: list[dict], named=()) -> str:
-    """A digest of the points in order, and of what every file they (or ``named``, the
-    command line's options) name holds: two grids with the same key run the same runs (a
-    fabric file edited between an interrupt and ``--resume`` spliced points of two fabrics
-    into one file: fifteenth attack, Q-H4)."""
+def grid_key(points: list[dict], named=(), options: dict | None = None) -> str:
+    """A digest of the points in order, of the command line's ``options`` (their values),
+    and of what every file they (or ``named``) name holds: two grids with the same key run
+    the same runs (a fabric file edited between an interrupt and ``--resume`` spliced points
+    of two fabrics into one file: fifteenth attack, Q-H4; another ``--eager-limit`` kept
+    the old points beside the new: nineteenth attack, W-H7)."""
     held = {}
     for v in [x for p in points for x in p.values()] + list(named):
         if isinstance(v, str) and 0 < len(v) < 4096 and v not in held:
@@ -66,7 +67,9 @@ def grid_key(points: list[dict], named=()) -> str:
                     held[v] = hashlib.sha256(f.read_bytes()).hexdigest()
             except OSError:
                 continue
-    text = json.dumps([points, held], sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(
+        [points, held, options or {}], sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -127,8 +130,8 @@ class Partial:
             if doc.get("grid") != self.key:
                 raise UsageError(
                     f"--resume: {f}: grid: expected {self.key} (this --sweep file's points), "
-                    f"got {doc.get('grid')!r} (another grid, or a file it names changed since; "
-                    "start over with --force)"
+                    f"got {doc.get('grid')!r} (another grid, other options, or a file it "
+                    "names changed since; start over with --force)"
                 )
             found.update({int(i): d for i, d in doc["done"].items()})
             self.sources.update({int(i): f for i in doc["done"]})
