@@ -441,3 +441,36 @@ def test_a_sweep_resumed_with_other_options_is_refused(tmp_path, monkeypatch, ca
     assert cli_main(["simulate", *args, "--eager-limit", "1M", "--resume"]) == 2
     assert "grid: expected" in capsys.readouterr().err
     assert cli_main(["simulate", *args, "--eager-limit", "1K", "--resume"]) == 0
+
+
+def test_a_packet_fabric_too_big_to_route_is_refused(monkeypatch):
+    """W-H1: 2 ranks on a 20,000-host fabric built hosts x links routing arrays: 4.5 GB in
+    75 s, then a ``MemoryError`` traceback (and up to 1,048,576 hosts were accepted)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim import exact, packet
+
+    monkeypatch.setattr(exact, "memory_limit", lambda: 22 << 30)
+    big = SimpleNamespace(hosts=20_000, nodes=20_001, link_src=np.zeros(40_000))
+    with pytest.raises(UsageError, match=r"routing this fabric's 20,000 hosts .* needs about"):
+        packet.check_routing_memory(big)
+    packet.check_routing_memory(SimpleNamespace(hosts=64, nodes=70, link_src=np.zeros(140)))
+
+
+def test_queue_samples_report_could_not_read_are_refused():
+    """W-H6: 56 packet rows of 100,000 queue samples wrote 310 MB (3.4 GB of memory) with
+    exit 0, which ``report`` refuses (256 MiB); one row of them is about 40 MiB."""
+    from dist_logreg.cli.simulate_run import check_samples_bytes, samples_bytes
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.fabric import resolve
+    from dist_logreg.sim.packet_options import PacketOptions
+
+    fab, _ = resolve("leaf-spine:leaves=2,spines=2,hosts-per-leaf=2")
+    opts = PacketOptions(queue_samples=100_000)
+    with pytest.raises(UsageError, match="--queue-samples: 56 row"):
+        check_samples_bytes(samples_bytes(fab, 56, opts), "56 row(s) of samples")
+    check_samples_bytes(samples_bytes(fab, 1, opts), "1 row(s) of samples")
+    assert samples_bytes(fab, 56, PacketOptions(queue_samples=0)) == 0.0

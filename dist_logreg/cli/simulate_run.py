@@ -290,6 +290,27 @@ def _check_exact(args, algs, sizes, neighbour=None) -> None:
 PACKET_ANNOUNCE_S = 10.0
 
 
+def samples_bytes(fab, rows: int, options) -> float:
+    """About how many bytes of ``simulate.json`` the queue samples of ``rows`` packet rows
+    take: each row samples every link, each number at most about 24 B of JSON."""
+    samples = packet_options.parse_options(options).queue_samples
+    return rows * (samples * 1.1 + 2) * (len(fab.link_src) + 1) * 24 if samples else 0.0
+
+
+def check_samples_bytes(need: float, what: str) -> None:
+    """Refuse queue samples that would make ``simulate.json`` larger than ``report`` reads
+    (310 MB were written with exit 0, 3.4 GB of memory, and refused by report: nineteenth
+    attack, W-H6)."""
+    from dist_logreg.files import MAX_FILE_BYTES
+
+    if need > MAX_FILE_BYTES:
+        raise UsageError(
+            f"--queue-samples: {what} would make about {need / 2**20:,.0f} MiB of "
+            f"simulate.json, over the {MAX_FILE_BYTES >> 20} MiB report reads; expected fewer "
+            "samples, rows or links"
+        )
+
+
 def _check_packet_sweep(args, fab, fabric_for, algs, sizes, options) -> None:
     """Refuse a packet sweep whose runs together exceed ``--max-wall``, before the first:
     the engine estimates each run (and refuses one over the limit), but a sweep of many
@@ -308,6 +329,7 @@ def _check_packet_sweep(args, fab, fabric_for, algs, sizes, options) -> None:
                 host_of = place(p, f, args.ranks_per_host, args.placement, args.placement_seed)
                 est = eng.prepare(Job(f, host_of, alg, n, options=options))[-1]
                 points, total, worst = points + 1, total + est * args.seeds, max(worst, est)
+    check_samples_bytes(samples_bytes(fab, points, options), f"{points} row(s) of samples")
     about = f"{total / 3600:.1f} h ({total:.0f} s)" if total >= 360 else f"{total:.3g} s"
     if PACKET_ANNOUNCE_S < total <= limit:  # said before ns-3 loads: nothing else prints
         print(

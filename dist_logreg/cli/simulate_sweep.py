@@ -137,10 +137,10 @@ def given_twice(args, axes: dict) -> None:
 def check_points(args, options, points: list[dict]) -> None:
     """Read and check every point's options before the first runs (``UsageError`` naming
     the point): a conflict at the last point was found after the others had run."""
-    from dist_logreg.cli.simulate_run import plan
+    from dist_logreg.cli.simulate_run import check_samples_bytes, plan, samples_bytes
     from dist_logreg.report.simcheck import MAX_ROWS
 
-    rows = 0
+    rows, samples = 0, 0.0
     for i, point in enumerate(points):
         pa = point_args(args, options, point)
         try:
@@ -148,7 +148,11 @@ def check_points(args, options, points: list[dict]) -> None:
             p = plan(pa)
         except UsageError as exc:
             raise UsageError(f"--sweep {args.sweep}: point {i} {point}: {exc}") from None
-        rows += len(pa.ranks) * len(p.algs) * len(p.sizes)
+        here = len(pa.ranks) * len(p.algs) * len(p.sizes)
+        rows += here
+        if pa.engine == "packet":
+            samples += samples_bytes(p.fab, here, p.options)
+    check_samples_bytes(samples, f"{len(points):,} points' samples")
     if rows > MAX_ROWS:  # the file report would refuse, after the whole sweep (W-H4)
         raise UsageError(
             f"--sweep {args.sweep}: expected at most {MAX_ROWS:,} rows in all (what report "
