@@ -474,3 +474,24 @@ def test_queue_samples_report_could_not_read_are_refused():
         check_samples_bytes(samples_bytes(fab, 56, opts), "56 row(s) of samples")
     check_samples_bytes(samples_bytes(fab, 1, opts), "1 row(s) of samples")
     assert samples_bytes(fab, 56, PacketOptions(queue_samples=0)) == 0.0
+
+
+@pytest.mark.parametrize("value, words", [(0, "expected 1"), (0.5, "a whole number of bytes")])
+def test_a_traffic_matrix_is_held_to_the_bytes_counted_on_the_wire(tmp_path, value, words):
+    """X-H10: a 2-rank ring run's ``traffic.json`` edited to rank 0 sending 0 (or 0.5) B was
+    drawn beside a summary that counted 1760 B from every rank."""
+    import json
+
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "20"]
+    cmd = train_cmd(*args, "--allreduce", "ring", "--out", str(run))
+    assert run_mpi(2, cmd, timeout=120).returncode == 0
+    here = [str(BIN / "dist-logreg"), "report", str(run)]
+    assert run_mpi(1, [*here, "--out", str(tmp_path / "r0")], timeout=120).returncode == 0
+    doc = json.loads((run / "traffic.json").read_text())
+    doc["bytes"][0][1] = value
+    (run / "traffic.json").write_text(json.dumps(doc))
+    r = run_mpi(1, [*here, "--out", str(tmp_path / "r1")], timeout=120)
+    assert r.returncode == 2 and "traffic.json: bytes[0]" in r.stderr and words in r.stderr, (
+        r.stderr
+    )

@@ -23,10 +23,10 @@ def _string(v, where) -> None:
 
 
 def _tag(v, where) -> None:
-    """A run's label, as train takes it: no control character (an ESC acted in report.md:
-    X-M3), at most 4,096 characters."""
+    """A run's label: no control character but a newline or tab (written as spaces; an ESC
+    acted in report.md: X-M3), at most 4,096 characters."""
     _string(v, where)
-    if schema.has_control(v):
+    if schema.has_control(v.replace("\n", " ").replace("\t", " ")):  # written as spaces
         raise schema.Invalid(where, f"expected a label without control characters, got {v[:57]!r}")
 
 
@@ -134,7 +134,7 @@ CONFIG = schema.table(
 
 def traffic_schema(p: int):
     """``traffic.json`` of a run of ``p`` ranks: a p x p matrix of bytes where observed."""
-    row = schema.items(schema.number(0.0, 1e18, "a finite number of bytes"), p, p, "a row")
+    row = schema.items(schema.count(0, 10**18, "a whole number of bytes"), p, p, "a row")
     return schema.table(
         {},
         {
@@ -273,12 +273,26 @@ def check_traffic(traffic: dict, summary: dict, path: Path) -> None:
                 f"{path}: bytes[{i}][{i}]: expected 0 (a rank sends nothing to itself), "
                 f"got {row[i]:g}"
             )
+        if (why := _wire(sum(row), summary)) is not None:
+            raise UsageError(f"{path}: bytes[{i}]: expected {why} sent by rank {i}, got {sum(row)}")
         most = (math.ceil(math.log2(max(p, 2))) + 2) * sent if schema.is_finite(sent) else None
         if most is not None and sum(row) > most:
             raise UsageError(
                 f"{path}: bytes[{i}]: expected at most {most:g} B sent by rank {i} ((ceil(log2 "
                 f"p) + 2) x the {sent:g} B it allreduced, summary.json), got {sum(row):g}"
             )
+
+
+def _wire(sent: int, summary: dict) -> str | None:
+    """What a rank's row of the matrix must sum to where the summary counted every rank's
+    bytes on the wire (``allreduce.wire_bytes_per_rank``), or None: a ring run's rank 0
+    sending 0.5 B beside 1760 B counted was drawn (nineteenth attack, X-H10)."""
+    a = summary.get("allreduce") or {}
+    wire = a.get("wire_bytes_per_rank") if a.get("wire_bytes_observed") is True else None
+    lo, hi = (wire.get("min"), wire.get("max")) if isinstance(wire, dict) else (None, None)
+    if not (schema.is_finite(lo) and schema.is_finite(hi)) or lo - 0.5 <= sent <= hi + 0.5:
+        return None
+    return f"{lo:g} to {hi:g} B (summary.json allreduce.wire_bytes_per_rank, counted)"
 
 
 #: A step's phases in ``steps.jsonl``, each a key of ``time_s_per_rank`` without ``_s``.
