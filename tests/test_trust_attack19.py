@@ -79,7 +79,7 @@ def test_predicts_unlabeled_rows_get_the_labeled_ones_checks(tmp_path, kind, wor
     features cast to real with exit 0, string or 1-D features a traceback, a 3-D X "got 2"
     features."""
     from dist_logreg.errors import UsageError
-    from dist_logreg.train.readers import rows_maybe_labeled
+    from dist_logreg.train.data import rows_maybe_labeled
 
     with pytest.raises(UsageError, match=re.escape(words)):
         rows_maybe_labeled(str(_unlabeled(tmp_path, kind)), 4, None)
@@ -358,7 +358,7 @@ def test_a_sparse_matrixs_structure_and_dtype_are_checked(tmp_path, kind, words)
     the arrays; X-H16: complex values were cast to real with scipy's raw warning."""
     from dist_logreg.errors import UsageError
     from dist_logreg.train import sparse
-    from dist_logreg.train.readers import rows_maybe_labeled
+    from dist_logreg.train.data import rows_maybe_labeled
 
     path = _bad_sparse(tmp_path, kind)
     with pytest.raises(UsageError, match=re.escape(words)):
@@ -495,3 +495,19 @@ def test_a_traffic_matrix_is_held_to_the_bytes_counted_on_the_wire(tmp_path, val
     assert r.returncode == 2 and "traffic.json: bytes[0]" in r.stderr and words in r.stderr, (
         r.stderr
     )
+
+
+def test_a_resume_with_nothing_to_run_and_no_results_is_refused(tmp_path):
+    """X-H13: a completed run whose ``summary.json`` is gone (a kill between its final
+    writes), resumed at the same ``--steps``, ran zero steps and wrote a summary of zeros
+    ("0 samples/s") that report refused. Refused, and a larger --steps goes on from it."""
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64"]
+    args += ["--checkpoint-every", "10", "--out", str(run)]
+    assert run_mpi(1, train_cmd(*args, "--steps", "30"), timeout=120).returncode == 0
+    (run / "summary.json").unlink()
+    r = run_mpi(1, train_cmd(*args, "--steps", "30", "--resume"), timeout=120)
+    assert r.returncode == 2 and "summary.json is missing or unreadable" in r.stderr, r.stderr
+    assert not (run / "summary.json").exists()
+    r = run_mpi(1, train_cmd(*args, "--steps", "40", "--resume"), timeout=120)
+    assert r.returncode == 0 and "after step 30" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -230,14 +230,14 @@ def run_sweep(args) -> int:
         return 1
 
 
-#: Options that change no point's result: a resume may give them anew.
-_NOT_RESULTS = {"command", "json", "out", "force", "sweep", "resume", "mpi", "packet_max_wall"}
+#: The command's options that change no point's result: a resume may give them anew.
+_NOT_RESULTS = {"help", "json", "out", "force", "sweep", "resume", "packet_max_wall"}
 
 
 def _what_runs(args) -> dict:
-    """The command line's options that shape the results (the grid key holds them)."""
-    plain = (str, int, float, bool, list, tuple, type(None))
-    return {k: v for k, v in vars(args).items() if k not in _NOT_RESULTS and isinstance(v, plain)}
+    """The command's options that shape the results (the grid key holds them)."""
+    dests = {a.dest for a in args.simulate_parser._actions} - _NOT_RESULTS
+    return {k: getattr(args, k, None) for k in sorted(dests)}
 
 
 def _sweep(args, axes, points, comm, rank, size) -> int:

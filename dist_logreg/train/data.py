@@ -10,12 +10,25 @@ communicator as an argument. Each rank's shard of the rows is cut in
 
 from __future__ import annotations
 
+import csv
+import warnings
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import regular_file
 from dist_logreg.train import sparse
 from dist_logreg.train.dataset import Dataset
-from dist_logreg.train.readers import is_collective, load, reader_for
+from dist_logreg.train.readers import (
+    check_shapes,
+    is_collective,
+    is_number_text,
+    load,
+    npz_arrays,
+    reader_for,
+)
 from dist_logreg.train.sampling import GlobalBatches, rank_slice
 
 __all__ = [  # the readers' and the batch order's names, used through this module
@@ -126,3 +139,86 @@ def first_nonfinite(block) -> tuple[int, int, float] | None:
         return None
     row, col = np.argwhere(~finite)[0]
     return int(row), int(col), xb[row, col]
+
+
+# --- predict's rows: labels optional ------------------------------------------------------
+
+
+def rows_maybe_labeled(spec: str, d: int, label_column):
+    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict. The
+    unlabeled forms get the labeled ones' checks: regular files only (a FIFO in a folder
+    hung: X-H5), a member's header against its bytes (X-H2), X's shape and dtype (X-H3,
+    X-H4), a CSV's byte-order mark not taken for a header (X-H1)."""
+    path = Path(spec)
+    X = None
+    if path.suffix.lower() == ".npy" and "," not in spec:
+        X, where = _npy(path), f"data file {path}"
+    elif path.is_dir() and not (path / "y.npy").exists():
+        X, where = _npy(path / "X.npy"), f"data file {path / 'X.npy'}"
+    elif path.suffix.lower() == ".npz" and "," not in spec:
+        members = _npz_members(path)
+        if "y" not in members and "X" in members:
+            X = npz_arrays(path, "data file", ["X"])["X"]
+            where = f"data file {path}"
+        elif "y" not in members and "format" in members:
+            sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
+            try:
+                return sp.csr_array(
+                    sparse.checked_matrix(sp.load_npz(path), f"data file {path}")
+                ), None
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise UsageError(f"data file {path}: not a readable .npz ({exc})") from None
+    elif path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
+        try:
+            with warnings.catch_warnings():  # no rows: numpy's raw UserWarning
+                warnings.simplefilter("ignore", UserWarning)
+                X = np.loadtxt(
+                    regular_file(path, "data file"),
+                    delimiter=",",
+                    skiprows=_csv_header(path),
+                    ndmin=2,
+                    encoding="utf-8-sig",
+                )
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UsageError(f"data file {path}: expected numbers in every cell: {exc}") from None
+        where = f"data file {path}"
+    if X is not None:
+        check_shapes(X, None, where)
+        return X, None
+    ds = load(spec, "float64", label_column)
+    return ds.X, ds.y
+
+
+def _npy(path: Path):
+    path = regular_file(path, "data file")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"data file {path}: not a readable .npy array ({exc})") from None
+
+
+def _npz_members(path: Path) -> set[str]:
+    """The array names of the ``.npz`` at ``path`` (nothing read but its directory)."""
+    path = regular_file(path, "data file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
+
+
+def _first_row(path: Path) -> list[str]:
+    try:  # utf-8-sig: a byte-order mark is not part of the first cell (X-H1)
+        with regular_file(path, "data file").open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"data file {path}: cannot read: {exc}") from None
+
+
+def _csv_width(path: Path) -> int:
+    return len(_first_row(path))
+
+
+def _csv_header(path: Path) -> int:
+    """1 when the first row is a header (not all numbers), else 0."""
+    return 0 if all(is_number_text(c) for c in _first_row(path)) else 1

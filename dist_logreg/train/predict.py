@@ -20,9 +20,8 @@ from dist_logreg.errors import RunError, UsageError, raise_together
 from dist_logreg.files import check_output, not_an_input, output_parts, read_json, regular_file
 from dist_logreg.record.outputs import RESULT_FILES
 from dist_logreg.train import models, sparse
-from dist_logreg.train.data import first_nonfinite
+from dist_logreg.train.data import first_nonfinite, rows_maybe_labeled
 from dist_logreg.train.options import read_saved
-from dist_logreg.train.readers import rows_maybe_labeled
 from dist_logreg.units import format_loss
 
 

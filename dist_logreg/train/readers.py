@@ -170,7 +170,7 @@ def npz_arrays(path: Path, what: str, names, optional=(), most_bytes=None) -> di
     return out
 
 
-def _check_shapes(X: np.ndarray, y: np.ndarray | None, where: str) -> None:
+def check_shapes(X: np.ndarray, y: np.ndarray | None, where: str) -> None:
     """X of 2 dimensions and (when given) y of 1, as many rows, real numbers in both, at
     least one row and one feature (predict's unlabeled rows too: a 1-D, string or complex
     X was a traceback or a silent cast, nineteenth attack X-H3, X-H4)."""
@@ -207,7 +207,7 @@ def _load_npy_pair(x_path: Path, y_path: Path, dtype: str) -> Dataset:
         except (OSError, ValueError) as exc:
             raise _read_error(path, exc, ".npy array") from None
     X, y = arrays
-    _check_shapes(X, y, f"data files {x_path}, {y_path}")
+    check_shapes(X, y, f"data files {x_path}, {y_path}")
     # y is small (one number per row): load it, in the training dtype.
     return Dataset(X, np.asarray(y, dtype=dtype), f"{x_path},{y_path}")
 
@@ -246,7 +246,7 @@ def _load_npz(path: Path, dtype: str) -> Dataset:
                 f"data file {path}: expected member {name} to be a .npy array, got "
                 f"{len(a)} bytes of something else"
             )
-    _check_shapes(X, y, f"data file {path}")
+    check_shapes(X, y, f"data file {path}")
     return Dataset(np.ascontiguousarray(X, dtype=dtype), np.asarray(y, dtype=dtype), str(path))
 
 
@@ -259,7 +259,7 @@ def _load_csv(path: Path, dtype: str, label_column: str | None) -> Dataset:
         raise _read_error(path, exc, "CSV file") from None
     if first is None:
         raise UsageError(f"data file {path}: empty CSV file")
-    numeric = [_is_number(cell) for cell in first]
+    numeric = [is_number_text(cell) for cell in first]
     if any(numeric) and not all(numeric):  # neither a header nor a row: a typo in row 1
         bad = numeric.index(False)
         raise UsageError(
@@ -293,11 +293,11 @@ def _load_csv(path: Path, dtype: str, label_column: str | None) -> Dataset:
         )
     y = table[:, label]
     X = np.delete(table, label, axis=1)
-    _check_shapes(X, y, f"data file {path}")
+    check_shapes(X, y, f"data file {path}")
     return Dataset(np.ascontiguousarray(X, dtype=dtype), y.astype(dtype), str(path))
 
 
-def _is_number(text: str) -> bool:
+def is_number_text(text: str) -> bool:
     try:
         float(text)
     except ValueError:
@@ -320,86 +320,3 @@ def _label_index(path: Path, names: list[str], label_column: str | None, has_hea
         f"--label-column {label_column}: expected a header name or index of "
         f"{path}, which has columns {names}"
     )
-
-
-# --- predict's rows: labels optional ------------------------------------------------------
-
-
-def rows_maybe_labeled(spec: str, d: int, label_column):
-    """A whole non-LIBSVM file as ``(X, y or None)``: labels are optional for predict. The
-    unlabeled forms get the labeled ones' checks: regular files only (a FIFO in a folder
-    hung: X-H5), a member's header against its bytes (X-H2), X's shape and dtype (X-H3,
-    X-H4), a CSV's byte-order mark not taken for a header (X-H1)."""
-    path = Path(spec)
-    X = None
-    if path.suffix.lower() == ".npy" and "," not in spec:
-        X, where = _npy(path), f"data file {path}"
-    elif path.is_dir() and not (path / "y.npy").exists():
-        X, where = _npy(path / "X.npy"), f"data file {path / 'X.npy'}"
-    elif path.suffix.lower() == ".npz" and "," not in spec:
-        members = _npz_members(path)
-        if "y" not in members and "X" in members:
-            X = npz_arrays(path, "data file", ["X"])["X"]
-            where = f"data file {path}"
-        elif "y" not in members and "format" in members:
-            sp, _ = sparse.require(f"data file {path} (scipy sparse .npz)")
-            try:
-                return sp.csr_array(
-                    sparse.checked_matrix(sp.load_npz(path), f"data file {path}")
-                ), None
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                raise UsageError(f"data file {path}: not a readable .npz ({exc})") from None
-    elif path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
-        try:
-            with warnings.catch_warnings():  # no rows: numpy's raw UserWarning
-                warnings.simplefilter("ignore", UserWarning)
-                X = np.loadtxt(
-                    regular_file(path, "data file"),
-                    delimiter=",",
-                    skiprows=_csv_header(path),
-                    ndmin=2,
-                    encoding="utf-8-sig",
-                )
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"data file {path}: expected numbers in every cell: {exc}") from None
-        where = f"data file {path}"
-    if X is not None:
-        _check_shapes(X, None, where)
-        return X, None
-    ds = load(spec, "float64", label_column)
-    return ds.X, ds.y
-
-
-def _npy(path: Path):
-    path = regular_file(path, "data file")
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"data file {path}: not a readable .npy array ({exc})") from None
-
-
-def _npz_members(path: Path) -> set[str]:
-    """The array names of the ``.npz`` at ``path`` (nothing read but its directory)."""
-    path = regular_file(path, "data file")
-    try:
-        with zipfile.ZipFile(path) as z:
-            return {n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"data file {path}: not a readable .npz archive ({exc})") from None
-
-
-def _first_row(path: Path) -> list[str]:
-    try:  # utf-8-sig: a byte-order mark is not part of the first cell (X-H1)
-        with regular_file(path, "data file").open(newline="", encoding="utf-8-sig") as fh:
-            return next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"data file {path}: cannot read: {exc}") from None
-
-
-def _csv_width(path: Path) -> int:
-    return len(_first_row(path))
-
-
-def _csv_header(path: Path) -> int:
-    """1 when the first row is a header (not all numbers), else 0."""
-    return 0 if all(_is_number(c) for c in _first_row(path)) else 1

@@ -17,16 +17,13 @@ import numpy as np
 from dist_logreg.bench.cost import host_names
 from dist_logreg.comm.registry import make_allreduce
 from dist_logreg.comm.wrappers import Instrumented
-from dist_logreg.errors import RunError, UsageError, raise_together
-from dist_logreg.files import read_json
+from dist_logreg.errors import RunError, raise_together
 from dist_logreg.protocol import history, report
 from dist_logreg.record import provenance
 from dist_logreg.record.console import Reporter
 from dist_logreg.record.outputs import (
     PartialMetrics,
     prepare_out_dir,
-    refuse_fresh_start,
-    refuse_rewind,
     rescue,
     write_outputs,
 )
@@ -41,7 +38,7 @@ from dist_logreg.train.faults import attempt, parse_fault, start_watchdog
 from dist_logreg.train.loop import train
 from dist_logreg.train.prepare import summary_keys
 from dist_logreg.train.sharded import ShardedSync
-from dist_logreg.train.startup import start
+from dist_logreg.train.startup import resume_point, start
 
 
 def run(comm, args: argparse.Namespace, watchdog=None) -> int:
@@ -177,7 +174,7 @@ def _resume(comm, begin, expected: dict, out: _Out, dog, reporter):
         return None, False
     asked = steps_asked(cfg, begin.ds.n_total, begin.plan.steps_per_epoch)
     with dog.phase("finding the resume point (rank 0, then bcast)"):
-        return _resume_point(
+        return resume_point(
             comm,
             _checkpoint_dir(cfg, out),
             expected,
@@ -326,70 +323,6 @@ def _write(cfg, out: _Out, summary, traffic, per_rank, result, predict, first, p
             f"the model and summary were saved to {saved} instead"
         )
     return None
-
-
-def _resume_point(
-    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter, force=False, asked=""
-) -> tuple[ckpt.Checkpoint | None, bool]:
-    """Collective: rank 0 finds the newest compatible checkpoint at or before ``steps``.
-
-    Returns it (the same on every rank) and whether there is nothing to do: the checkpoint
-    is at the last step and ``out_dir`` holds the outputs of that completed run, which a
-    resume must leave as they are. A ``--resume`` by hand that finds no checkpoint starts
-    from step 0: a fresh run, which may not replace the results in ``out_dir`` without
-    ``force`` (a supervised restart's attempts belong to one run and are merged).
-    ``asked`` names the option that set ``steps`` (``--epochs 0.5 (10 steps)``) in errors.
-    """
-    error, found, done, notes, rewound = None, None, False, [], False
-    if comm.Get_rank() == 0:
-        try:
-            found, notes = ckpt.newest_usable(ckpt_dir, expected, steps, reporter.warn)
-        except ckpt.CheckpointError as exc:
-            error = UsageError(f"--resume: {exc}")
-        completed = _completed_steps(out_dir)
-        own = found is not None or ckpt.candidates(ckpt_dir, ckpt.run_id(expected))
-        if error is None and own and _past(completed, steps):
-            # a rewind of a completed run: its results would give way to those of a
-            # shorter tail (at --steps = the checkpoint's step, a run of zero steps), or,
-            # its checkpoints all past --steps (--keep-checkpoints), to those of a fresh start
-            error = refuse_rewind(out_dir, completed, steps, force, asked)
-            found, rewound = None, True  # --force: the first --steps steps, from step 0
-            notes = [f"--force: the run of {completed} steps is replaced"]
-        if error is None and found is None and (attempt() == 0 or rewound):
-            try:
-                error = refuse_fresh_start(out_dir, force)
-            except OSError as exc:
-                error = UsageError(f"--out {out_dir}: cannot replace its results: {exc}")
-        if found is not None and found.step == steps:
-            done = completed == steps
-    raise_together(comm, error)
-    found, done = comm.bcast((found, done), root=0)
-    extra = f" ({'; '.join(notes)})" if notes else ""
-    if done:
-        return found, done
-    if found:
-        reporter.say(f"resuming from {found.path} (after step {found.step}){extra}")
-    elif rewound:
-        reporter.say(f"--resume: starting from step 0{extra}")
-    else:
-        reporter.say(f"--resume: no usable checkpoint in {ckpt_dir}; starting from step 0{extra}")
-    return found, done
-
-
-def _past(completed, steps: int) -> bool:
-    """Whether a completed run of ``completed`` steps went past ``steps``."""
-    return isinstance(completed, int) and not isinstance(completed, bool) and completed > steps
-
-
-def _completed_steps(out_dir: Path) -> int | None:
-    """Steps of the completed run whose outputs are in ``out_dir`` (None: none there)."""
-    try:  # a regular file of bounded size (a FIFO there hung train --resume)
-        summary = read_json(out_dir / "summary.json", "--out")
-    except UsageError:
-        return None
-    if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
-        return None
-    return summary.get("steps")
 
 
 def _buckets(cfg: TrainConfig, buffer_elements: int) -> int:

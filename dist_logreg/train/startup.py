@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,13 @@ import numpy as np
 from dist_logreg.collective import algorithms as table
 from dist_logreg.comm.mpilib import mpi_algorithm_record
 from dist_logreg.errors import UsageError, raise_together
+from dist_logreg.files import read_json
+from dist_logreg.record.outputs import refuse_fresh_start, refuse_rewind
+from dist_logreg.train import checkpoint as ckpt
 from dist_logreg.train import data as data_mod
 from dist_logreg.train.config import DEFAULT_FEATURES, TrainConfig, to_dict, total_steps
 from dist_logreg.train.data import check_values
+from dist_logreg.train.faults import attempt
 from dist_logreg.train.options import flag_values, load_toml, resolve
 from dist_logreg.train.prepare import Prepared, prepare
 from dist_logreg.train.sampling import BatchPlan, make_plan
@@ -259,3 +264,76 @@ def check_memory(per_rank: int, what: str, advice: str, local: int | None = None
             f"machine = {format_bytes(per_rank * local)}, but {format_bytes(available)} of "
             f"memory is available; expected {advice}"
         )
+
+
+def resume_point(
+    comm, ckpt_dir: Path, expected: dict, steps: int, out_dir: Path, reporter, force=False, asked=""
+) -> tuple[ckpt.Checkpoint | None, bool]:
+    """Collective: rank 0 finds the newest compatible checkpoint at or before ``steps``.
+
+    Returns it (the same on every rank) and whether there is nothing to do: the checkpoint
+    is at the last step and ``out_dir`` holds the outputs of that completed run, which a
+    resume must leave as they are. A ``--resume`` by hand that finds no checkpoint starts
+    from step 0: a fresh run, which may not replace the results in ``out_dir`` without
+    ``force`` (a supervised restart's attempts belong to one run and are merged).
+    ``asked`` names the option that set ``steps`` (``--epochs 0.5 (10 steps)``) in errors.
+    """
+    error, found, done, notes, rewound = None, None, False, [], False
+    if comm.Get_rank() == 0:
+        try:
+            found, notes = ckpt.newest_usable(ckpt_dir, expected, steps, reporter.warn)
+        except ckpt.CheckpointError as exc:
+            error = UsageError(f"--resume: {exc}")
+        completed = _completed_steps(out_dir)
+        own = found is not None or ckpt.candidates(ckpt_dir, ckpt.run_id(expected))
+        if error is None and own and _past(completed, steps):
+            # a rewind of a completed run: its results would give way to those of a
+            # shorter tail (at --steps = the checkpoint's step, a run of zero steps), or,
+            # its checkpoints all past --steps (--keep-checkpoints), to those of a fresh start
+            error = refuse_rewind(out_dir, completed, steps, force, asked)
+            found, rewound = None, True  # --force: the first --steps steps, from step 0
+            notes = [f"--force: the run of {completed} steps is replaced"]
+        if error is None and found is None and (attempt() == 0 or rewound):
+            try:
+                error = refuse_fresh_start(out_dir, force)
+            except OSError as exc:
+                error = UsageError(f"--out {out_dir}: cannot replace its results: {exc}")
+        if error is None and found is not None and found.step == steps and completed is None:
+            # nothing to run, and no results: a run of zero steps wrote a summary of zeros
+            # (0 samples/s) that report refused (nineteenth attack, X-H13)
+            error = UsageError(
+                f"--resume: the newest checkpoint is at step {steps}, --steps (nothing left to "
+                f"run), but {out_dir / 'summary.json'} is missing or unreadable (the run ended "
+                f"while writing its results?); expected --steps above {steps} to go on from "
+                "it, or a new --out"
+            )
+        if found is not None and found.step == steps:
+            done = completed == steps
+    raise_together(comm, error)
+    found, done = comm.bcast((found, done), root=0)
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    if done:
+        return found, done
+    if found:
+        reporter.say(f"resuming from {found.path} (after step {found.step}){extra}")
+    elif rewound:
+        reporter.say(f"--resume: starting from step 0{extra}")
+    else:
+        reporter.say(f"--resume: no usable checkpoint in {ckpt_dir}; starting from step 0{extra}")
+    return found, done
+
+
+def _past(completed, steps: int) -> bool:
+    """Whether a completed run of ``completed`` steps went past ``steps``."""
+    return isinstance(completed, int) and not isinstance(completed, bool) and completed > steps
+
+
+def _completed_steps(out_dir: Path) -> int | None:
+    """Steps of the completed run whose outputs are in ``out_dir`` (None: none there)."""
+    try:  # a regular file of bounded size (a FIFO there hung train --resume)
+        summary = read_json(out_dir / "summary.json", "--out")
+    except UsageError:
+        return None
+    if not (out_dir / "model.npz").is_file() or not isinstance(summary, dict):
+        return None
+    return summary.get("steps")
