@@ -1320,7 +1320,10 @@ def test_an_allreduce_rows_busbw_is_its_own_factors(tmp_path):
             "fraction: expected a number",
         ),
         (["--fabric", "flat:hosts=4", "--seeds", "٣"], "expected a whole number >= 1"),
-        (["--fabric", "flat:hosts=4", "--placement-seed", "٣"], "expected a whole number from 0 to"),
+        (
+            ["--fabric", "flat:hosts=4", "--placement-seed", "٣"],
+            "expected a whole number from 0 to",
+        ),
     ],
 )
 def test_numbers_are_plain_ascii(args, words):
