@@ -75,6 +75,25 @@ def train_cmd(*args: str) -> list[str]:
     return [str(BIN / "dist-logreg"), "train", *args]
 
 
+def tiny_run(out: Path, **edits) -> Path:
+    """A 2-step serial train run of 200 rows x 4 features in ``out``, its ``summary.json``
+    then edited: ``edits`` maps a dotted key (``run__tag`` for ``run.tag``) to a value."""
+    import json
+
+    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+    assert run_mpi(1, train_cmd(*args, "--out", str(out)), timeout=120).returncode == 0
+    if edits:
+        doc = json.loads((out / "summary.json").read_text())
+        for key, value in edits.items():
+            *parents, last = key.split("__")
+            node = doc
+            for k in parents:
+                node = node[k]
+            node[last] = value
+        (out / "summary.json").write_text(json.dumps(doc))
+    return out
+
+
 #: The run the fault-tolerance and supervise tests kill, resume and compare (40 steps, with
 #: momentum, so that resuming must restore the velocity too).
 FAULT_RUN = [

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import BIN, run_mpi, train_cmd
+from tests.helpers import BIN, run_mpi, tiny_run, train_cmd
 from tests.test_model_cli import bench_file, model_file  # noqa: F401 (fixtures)
 from tests.test_trust_attack17 import lossy_packet  # noqa: F401 (a fixture)
 
@@ -298,12 +298,7 @@ def test_model_predict_run_needs_a_call_a_step(model_file, tmp_path, calls):  # 
     """U-H19: ``calls_per_step`` of 1e-300 printed a 290-digit time, 0 "predicted 0.0 s"."""
     from tests.test_model_cli import dl as here
 
-    run = tmp_path / "run"
-    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
-    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
-    doc = json.loads((run / "summary.json").read_text())
-    doc["allreduce"]["calls_per_step"] = calls
-    (run / "summary.json").write_text(json.dumps(doc))
+    run = tiny_run(tmp_path / "run", allreduce__calls_per_step=calls)
     r = here("model", "predict", "--model", str(model_file), "--run", str(run), "--ranks", "8")
     assert r.returncode == 2 and "calls_per_step: expected a number of calls a step" in r.stderr
 

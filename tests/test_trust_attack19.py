@@ -8,7 +8,7 @@ import re
 import pytest
 
 from dist_logreg.cli.main import main as cli_main
-from tests.helpers import BIN, run_mpi, train_cmd
+from tests.helpers import BIN, run_mpi, tiny_run, train_cmd
 from tests.test_model_cli import bench_file, model_file  # noqa: F401 (fixtures)
 
 
@@ -309,14 +309,7 @@ def test_a_tag_is_a_short_label_without_control_characters(tag, words):
 )
 def test_report_refuses_a_runs_huge_or_escaping_tag(tmp_path, tag, words):
     """X-H14, X-M3 in ``report``: a summary's ``run.tag`` of 1 MB, or with an ESC."""
-    import json
-
-    run = tmp_path / "run"
-    args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
-    assert run_mpi(1, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
-    doc = json.loads((run / "summary.json").read_text())
-    doc["run"]["tag"] = tag
-    (run / "summary.json").write_text(json.dumps(doc))
+    run = tiny_run(tmp_path / "run", run__tag=tag)
     r = run_mpi(
         1, [str(BIN / "dist-logreg"), "report", str(run), "--out", str(tmp_path / "r")], timeout=120
     )
