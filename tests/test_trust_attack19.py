@@ -504,3 +504,18 @@ def test_a_resume_with_nothing_to_run_and_no_results_is_refused(tmp_path):
     assert not (run / "summary.json").exists()
     r = run_mpi(1, train_cmd(*args, "--steps", "40", "--resume"), timeout=120)
     assert r.returncode == 0 and "after step 30" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("key", ["run", "workload", "scenario", "cost-model", "sweep"])
+def test_an_empty_path_or_spec_is_refused_not_taken_as_absent(tmp_path, capsys, key):
+    """W-M1: ``--run ""`` (an unset ``$RUN``) silently gave a collective table instead of the
+    step prediction, ``--cost-model ""`` the default alpha, ``--sweep ""`` one simulate; so
+    did ``run = ""`` in a sweep file."""
+    args = ["simulate", "--fabric", "flat:hosts=4", "--ranks", "4"]
+    assert cli_main([*args, f"--{key}", ""]) == 2
+    assert f"--{key}: expected" in capsys.readouterr().err
+    if key != "sweep":
+        grid = tmp_path / "g.toml"
+        grid.write_text(f'fabric = "flat:hosts=4"\nranks = 4\n{key} = ""\n')
+        assert cli_main(["simulate", "--sweep", str(grid), "--out", str(tmp_path / "o")]) == 2
+        assert f"--{key}: expected a path or a spec, got ''" in capsys.readouterr().err

@@ -275,11 +275,17 @@ def _what_to_simulate(p) -> None:
     )
 
 
+def _no_empty_sweep(value: str) -> int:
+    raise UsageError(f"--sweep: expected the path of a TOML grid, got {value!r}")
+
+
 def cmd(args: argparse.Namespace) -> int:
     """The ``simulate`` sub-command: a plain process (bad input exits 2, with one line);
     ``--sweep`` under mpirun: one rank of the sweep."""
     from dist_logreg.cli.guard import run_plain
 
+    if args.sweep is not None and not args.sweep.strip():  # "" ran one simulate (W-M1)
+        return run_plain(lambda: _no_empty_sweep(args.sweep))
     if args.sweep:
         from dist_logreg.cli.simulate_sweep import run_sweep
 

@@ -88,7 +88,12 @@ def step_text(doc) -> list[str]:
 
 def to_json(doc) -> str:
     """``simulate.json``'s text: never Infinity or NaN (not JSON)."""
-    _check_finite(doc)
+    for r in doc["results"]:
+        for k in ("time_s", "ideal_s", "busbw"):
+            if not np.isfinite(r[k]):
+                raise RuntimeError(
+                    f"simulate: {r['algorithm']} {r['bytes']} B: {k} is {r[k]} (a bug)"
+                )
     try:
         return json.dumps(doc, indent=1, allow_nan=False)
     except ValueError as exc:
@@ -120,6 +125,9 @@ class Plan:
 def plan(args) -> Plan:
     """Read and check every option of ``args`` (``UsageError``), nothing simulated: a
     sweep checks each point with it before the first runs."""
+    for key in ("run", "workload", "scenario", "cost_model"):  # "" was "not given" (W-M1)
+        if isinstance(v := getattr(args, key, None), str) and not v.strip():
+            raise UsageError(f"--{key.replace('_', '-')}: expected a path or a spec, got {v!r}")
     if args.run and getattr(args, "workload", None):
         raise UsageError(
             "--workload and --run: give one (--run takes the run's own buckets and measured "
@@ -387,12 +395,3 @@ def make_out(out: Path) -> None:
 def _write(out: Path, text: str, force: bool = False) -> None:
     make_out(out)
     write_output(out / "simulate.json", text + "\n", "--out", force)
-
-
-def _check_finite(doc) -> None:
-    for r in doc["results"]:
-        for k in ("time_s", "ideal_s", "busbw"):
-            if not np.isfinite(r[k]):
-                raise RuntimeError(
-                    f"simulate: {r['algorithm']} {r['bytes']} B: {k} is {r[k]} (a bug)"
-                )
