@@ -519,3 +519,16 @@ def test_an_empty_path_or_spec_is_refused_not_taken_as_absent(tmp_path, capsys, 
         grid.write_text(f'fabric = "flat:hosts=4"\nranks = 4\n{key} = ""\n')
         assert cli_main(["simulate", "--sweep", str(grid), "--out", str(tmp_path / "o")]) == 2
         assert f"--{key}: expected a path or a spec, got ''" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--dcqcn-timer", "--cnp-interval"])
+def test_dcqcn_options_with_its_congestion_control_off_are_refused(flag):
+    """W-M4: ``--cc none --dcqcn-timer 1us`` ran as without it, exit 0 (every other option
+    an unset switch leaves unread is refused)."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.packet_options import parse_options
+
+    key = flag[2:].replace("-", "_")
+    with pytest.raises(UsageError, match=f"{flag}: only read with --cc dcqcn"):
+        parse_options({"transport": "roce", "cc": "none", key: "1us"})
+    parse_options({"transport": "roce", "cc": "dcqcn", key: "1us"})

@@ -327,6 +327,11 @@ def _unread(given: dict) -> None:
         if key in given and not on[tuned]:
             switch = _SWITCHES[tuned]
             raise UsageError(f"{_flag_of(key)}: only read with {switch}; drop it, or add {switch}")
+    dcqcn = [k for k in given if k.startswith("dcqcn_") or k == "cnp_interval"]
+    if dcqcn and str(given.get("cc", "dcqcn")).strip().lower() == "none":  # ignored (W-M4)
+        raise UsageError(
+            f"{_flag_of(dcqcn[0])}: only read with --cc dcqcn; drop it, or drop --cc none"
+        )
     if "pfc_xoff" in given and "pfc_xon" not in given:  # the default xon, not given
         xon = {f.name: f.default for f in dataclasses.fields(PacketOptions)}["pfc_xon"]
         xoff = o.size(given["pfc_xoff"], "--pfc-xoff")
