@@ -532,3 +532,15 @@ def test_dcqcn_options_with_its_congestion_control_off_are_refused(flag):
     with pytest.raises(UsageError, match=f"{flag}: only read with --cc dcqcn"):
         parse_options({"transport": "roce", "cc": "none", key: "1us"})
     parse_options({"transport": "roce", "cc": "dcqcn", key: "1us"})
+
+
+@pytest.mark.parametrize("key", ["params=1M", "dtype=bf16"])
+def test_a_workload_of_bucket_sizes_takes_no_params_or_dtype(key):
+    """W-M5: ``params=1M,bucket-sizes=1K+1K`` simulated a 2 KB gradient for a 1M-parameter
+    model, ``params`` silently dropped."""
+    from dist_logreg.errors import UsageError
+    from dist_logreg.sim.workload import parse_workload
+
+    with pytest.raises(UsageError, match="give bucket-sizes or"):
+        parse_workload(f"{key},bucket-sizes=1K+1K,forward=1ms,backward=1ms")
+    parse_workload("bucket-sizes=1K+1K,buckets=1,forward=1ms,backward=1ms")
