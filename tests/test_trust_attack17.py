@@ -176,7 +176,7 @@ def _set(*path, value):
             _set("placement", "ranks_per_host", value=1e20),
             "whole number of ranks from 1 to 1000000",
         ),
-        (_set("placement", "ranks_per_host", value=2**63), "ranks from 1 to 1000000, got 92"),
+        (_set("placement", "ranks_per_host", value=2**63), "ranks from 1 to 1000000, got 9.2"),
     ],
 )
 def test_a_simulate_json_edited_is_one_line(flat_sim, tmp_path, edit, words):

@@ -544,3 +544,27 @@ def test_a_workload_of_bucket_sizes_takes_no_params_or_dtype(key):
     with pytest.raises(UsageError, match="give bucket-sizes or"):
         parse_workload(f"{key},bucket-sizes=1K+1K,forward=1ms,backward=1ms")
     parse_workload("bucket-sizes=1K+1K,buckets=1,forward=1ms,backward=1ms")
+
+
+def test_a_steps_arrivals_are_held_to_its_calls(tmp_path):
+    """X-H9: one ``start_aligned_s`` edited to -1 drew rank 1 a second late in an 11.7 ms run;
+    the first rank's call cannot end before the last rank's starts, so a step's arrivals lie
+    within its longest call (plus the clocks' error and 1 ms)."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    args = ["--samples", "2000", "--features", "8", "--batch-size", "64", "--steps", "30"]
+    assert run_mpi(2, train_cmd(*args, "--out", str(run)), timeout=120).returncode == 0
+    here = [str(BIN / "dist-logreg"), "report"]
+    assert run_mpi(1, [*here, str(run), "--out", str(tmp_path / "r0")], timeout=120).returncode == 0
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    lines = (edited / "metrics.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    row["start_aligned_s"] = -1.0
+    lines[0] = json.dumps(row)
+    (edited / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    r = run_mpi(1, [*here, str(edited), "--out", str(tmp_path / "r1")], timeout=120)
+    words = f"start_aligned_s: expected step {row['step']}'s ranks to arrive within"
+    assert r.returncode == 2 and words in r.stderr, r.stderr

@@ -6,6 +6,7 @@ Every function takes a :class:`~dist_logreg.report.runs.TrainRun` or
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,12 @@ def _grid(col: dict[str, np.ndarray], value: np.ndarray, how: str = "sum"):
         seen = np.zeros_like(m, dtype=bool)
         seen[ri, si] = True
         m[~seen] = np.nan
-    else:
+    else:  # "min" or "max"
+        sign = 1.0 if how == "min" else -1.0
         m = np.full((ranks.size, steps.size), np.inf)
-        np.minimum.at(m, (ri, si), value)
+        np.minimum.at(m, (ri, si), sign * np.asarray(value, dtype=float))
         m[np.isinf(m)] = np.nan
+        m *= sign
     return steps.astype(int), ranks.astype(int), m
 
 
@@ -92,6 +95,39 @@ class Lateness:
                 }
             )
         return sorted(rows, key=lambda r: (-r["max_s"], -r["mean_s"]))
+
+
+def arrivals_within(where, calls, summary: dict, earlier: int, twice: bool) -> None:
+    """``UsageError`` for a step whose ranks arrived further apart than its calls lasted: the
+    first rank's call cannot end before the last rank's starts, so the spread of a step's
+    first arrivals is at most its longest call, plus both clocks' alignment error, 1 ms and
+    100 ppm of drift (one ``start_aligned_s`` of -1 drew a rank 1 s late in an 11.7 ms run:
+    nineteenth attack, X-H9). Only the summary's own attempt's rows (not where a resume
+    left two runs' rows of a step)."""
+    if calls is None or twice or np.isnan(calls["start_aligned_s"]).all():
+        return
+    own = calls["step"] >= earlier
+    c = {k: v[own] for k, v in calls.items()}
+    if not c["step"].size:
+        return
+    errors = (summary.get("clock_sync") or {}).get("error_ns")
+    ok = isinstance(errors, list) and all(isinstance(e, int | float) for e in errors)
+    err = min(max((abs(e) for e in errors), default=0) * 1e-9, 1.0) if ok else 1.0
+    steps, ranks, arrival = _grid(c, c["start_aligned_s"], how="min")
+    longest = _grid(c, c["seconds"], how="max")[2]
+    with warnings.catch_warnings():  # a step of no aligned start: NaN, never refused
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanmax(arrival, axis=0) - np.nanmin(arrival, axis=0)
+        drift = 1e-4 * np.nanmax(np.abs(arrival), axis=0)
+        bound = np.nanmax(longest, axis=0) + 2 * err + 1e-3 + drift
+    if (bad := np.flatnonzero(spread > bound)).size:
+        k = int(bad[0])
+        late = int(ranks[np.nanargmax(arrival[:, k])])
+        raise UsageError(
+            f"{where}: start_aligned_s: expected step {int(steps[k])}'s ranks to arrive within "
+            f"{bound[k]:.3g} s of each other (its longest call, the clocks' error, 1 ms), got "
+            f"rank {late} {spread[k]:.3g} s after the first"
+        )
 
 
 def lateness(run) -> Lateness:

@@ -22,12 +22,14 @@ from dist_logreg.errors import UsageError
 from dist_logreg.files import loads, read_json
 from dist_logreg.ops.cluster import fabricfiles
 from dist_logreg.report import benchfile, simulate
+from dist_logreg.report.analysis import arrivals_within
 from dist_logreg.report.trainfile import (
     CONFIG,
     LOOSE,
     check_summary,
     check_traffic,
     held,
+    ran_twice,
     traffic_schema,
     within_summary,
 )
@@ -220,6 +222,8 @@ def _load_train(path: Path) -> TrainRun:
         flows,
     )
     within_summary(path, run, summary, earlier)
+    twice = bool(earlier) and ran_twice(run.steps, earlier)
+    arrivals_within(path / "metrics.jsonl", run.calls, summary, earlier, twice)
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
         earlier_ranks(path / name, table, earlier)
     if config.get("resume") is not False or run.steps is None:

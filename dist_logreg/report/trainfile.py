@@ -308,7 +308,7 @@ def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
     back past completed steps left them twice) are held to :data:`LOOSE` of it, as a dead
     attempt's rows in ``partial/`` are (they were held to nothing: eighteenth
     attack, U-H1, U-H2)."""
-    twice = bool(earlier) and _ran_twice(run.steps, earlier)
+    twice = bool(earlier) and ran_twice(run.steps, earlier)
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
         if table is None or not table["step"].size:
             continue
@@ -391,7 +391,7 @@ def _calls_within(where: Path, table: dict, most: float, summary: dict) -> None:
             )
 
 
-def _ran_twice(steps, earlier: int) -> bool:
+def ran_twice(steps, earlier: int) -> bool:
     """Whether a rank's step from ``earlier`` on is in ``steps.jsonl`` twice."""
     if steps is None or not steps["step"].size:
         return False
