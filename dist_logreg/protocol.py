@@ -62,3 +62,60 @@ def history() -> list[dict]:
     except ValueError:
         return []
     return past if isinstance(past, list) else []
+
+
+#: The marker a run keeps in its ``--out`` while it runs: "pid host start-ticks", made with
+#: O_EXCL. Two runs started into one new ``--out`` both ended 0, the last to finish having
+#: replaced the other's results (a run writes nothing there until it ends: nineteenth
+#: attack, X-H17).
+RUNNING = ".running"
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc), "" when unknown: a pid
+    reused by another process is not the run that wrote the marker."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    return fields[19] if len(fields) > 19 and fields[0] not in "ZX" else ""  # a zombie: gone
+
+
+def claim(folder: Path) -> str | None:
+    """Mark ``folder`` as this process's run's; or, where a live run on this host holds it,
+    what that run is (``pid N on HOST``). A marker of a process that is gone (killed, or on
+    another host: not checked) is replaced."""
+    import socket
+
+    host, pid = socket.gethostname(), os.getpid()
+    marker = folder / RUNNING
+    for _ in range(2):
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            try:
+                other_pid, other_host, ticks = marker.read_text()[:200].split()
+                other = int(other_pid)
+            except (OSError, ValueError):
+                other, other_host, ticks = -1, "", ""
+            if other_host == host and other != pid and ticks and _started(other) == ticks:
+                return f"pid {other} on {other_host}"
+            marker.unlink(missing_ok=True)  # stale: its run is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{pid} {host} {_started(pid)}\n")
+        import atexit
+
+        atexit.register(release, folder)  # a run that fails leaves no live marker
+        return None
+    return None
+
+
+def release(folder: Path) -> None:
+    """Remove this process's marker from ``folder`` (another's stays)."""
+    marker = folder / RUNNING
+    try:
+        if marker.read_text()[:200].split()[0] == str(os.getpid()):
+            marker.unlink()
+    except (OSError, IndexError):
+        pass

@@ -3,6 +3,7 @@ its fix."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -568,3 +569,34 @@ def test_a_steps_arrivals_are_held_to_its_calls(tmp_path):
     r = run_mpi(1, [*here, str(edited), "--out", str(tmp_path / "r1")], timeout=120)
     words = f"start_aligned_s: expected step {row['step']}'s ranks to arrive within"
     assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def test_a_folder_a_live_run_writes_is_refused_to_a_second_run(tmp_path):
+    """X-H17: two runs started into one new ``--out`` both ended 0; the last to finish had
+    silently replaced the other's results (a run writes nothing there until it ends, so the
+    second saw an empty folder). A live run's marker refuses the second, ``--force`` too; a
+    marker whose process is gone is replaced."""
+    import socket
+    import subprocess
+    import sys
+
+    from dist_logreg.protocol import RUNNING, _started, claim, release
+
+    out = tmp_path / "run"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / RUNNING).write_text(f"{other.pid} {socket.gethostname()} {_started(other.pid)}\n")
+        assert claim(out) == f"pid {other.pid} on {socket.gethostname()}"
+        args = ["--samples", "200", "--features", "4", "--batch-size", "20", "--steps", "2"]
+        for extra in ([], ["--force"]):
+            r = run_mpi(1, train_cmd(*args, "--out", str(out), *extra), timeout=120)
+            assert r.returncode == 2 and f"another run (pid {other.pid}" in r.stderr, r.stderr
+    finally:
+        other.kill()
+        other.wait()
+    assert claim(out) is None and (out / RUNNING).read_text().split()[0] == str(os.getpid())
+    release(out)
+    assert not (out / RUNNING).exists()
+    assert run_mpi(1, train_cmd(*args, "--out", str(out)), timeout=120).returncode == 0
+    assert (out / "summary.json").is_file() and not (out / RUNNING).exists()

@@ -19,6 +19,7 @@ import numpy as np
 
 from dist_logreg.errors import UsageError, raise_together
 from dist_logreg.files import not_an_input, strict_json, write_atomically, write_json
+from dist_logreg.protocol import claim, release
 from dist_logreg.record.result import PHASES, TrainResult
 from dist_logreg.record.stragglers import step_predictions
 
@@ -58,10 +59,17 @@ def prepare_out_dir(
         path = Path(requested) if requested else _default_out_dir()
         try:
             error = _an_input(path, reads)  # --data RUN/model.npz --force was replaced (R-M1)
+            path.mkdir(parents=True, exist_ok=True)
+            if error is None and (other := claim(path)):  # before --force clears (X-H17)
+                error = UsageError(
+                    f"--out {path}: another run ({other}) is writing there; expected a "
+                    "directory of its own (or wait until that run ends)"
+                )
             if fresh and error is None:
                 error = _refuse_or_clear(path, force)
-            path.mkdir(parents=True, exist_ok=True)
             error = error or _not_files(path) or _a_folder(checkpoints)
+            if error is not None:
+                release(path)  # refused: not this run's folder (another's marker stays)
             probe = path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -265,6 +273,8 @@ def write_outputs(
                 if pred is not None:
                     rec["predicted_s"] = float(pred[i])
                 fh.write(strict_json(rec) + "\n")
+
+    release(out_dir)  # the run is written: another may use the folder
 
 
 class PartialMetrics:
