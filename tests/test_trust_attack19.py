@@ -600,3 +600,16 @@ def test_a_folder_a_live_run_writes_is_refused_to_a_second_run(tmp_path):
     assert not (out / RUNNING).exists()
     assert run_mpi(1, train_cmd(*args, "--out", str(out)), timeout=120).returncode == 0
     assert (out / "summary.json").is_file() and not (out / RUNNING).exists()
+
+
+@pytest.mark.parametrize("host_rate, neck", [("10GB/s", "host-internal"), ("100GB/s", "host-up")])
+def test_the_bottleneck_is_the_slower_of_a_hosts_inside_and_its_link(host_rate, neck):
+    """W-H5: 2 ranks a host on 2 hosts, a ring whose intra-host flows (10 GB/s) are slower
+    than the 400G host link (50 GB/s) was bound by host-rate (busbw 9.97 GB/s) and named
+    ``host-up`` (20 % busy); with host-rate 100 GB/s the link bounds it."""
+    from dist_logreg.sim.fabric import resolve
+    from dist_logreg.sim.runner import sweep
+
+    fab, spec = resolve(f"flat:hosts=2,host-rate={host_rate}")
+    doc = sweep(fab, spec, [4], ["ring"], [64 << 20], per_host=2)
+    assert doc["results"][0]["bottleneck"] == neck

@@ -332,7 +332,7 @@ def run(**kw):
     [  # D9: keys the report reads, of the wrong type or unbounded
         (rec(time_s_p50="x"), "record 0: time_s_p50: expected a finite number of seconds"),
         (rec(time_s_ci95=[1, 2]), "record 0: time_s_ci95: expected a finite number of seconds"),
-        (rec(bytes=10**400), "record 0: bytes: expected a whole number of bytes from 1 to"),
+        (rec(bytes=10**400), "record 0: bytes: expected a whole number of bytes"),
         (top(link_rate_bps="abc"), "link_rate_bps: expected a finite rate in bit/s > 0"),
         (top(link_rate_bps=[1]), "link_rate_bps: expected a finite rate in bit/s > 0"),
         (top(run=[1]), "run: expected an object (the run block) or null, got list [1]"),
