@@ -613,3 +613,12 @@ def test_the_bottleneck_is_the_slower_of_a_hosts_inside_and_its_link(host_rate, 
     fab, spec = resolve(f"flat:hosts=2,host-rate={host_rate}")
     doc = sweep(fab, spec, [4], ["ring"], [64 << 20], per_host=2)
     assert doc["results"][0]["bottleneck"] == neck
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b"])
+def test_a_cluster_fabrics_bad_name_names_the_fabric(capsys, name):
+    """W-M7: ``--fabric cluster:../x`` was refused naming ``--name``, an option simulate
+    does not have."""
+    args = ["simulate", "--fabric", f"cluster:{name}", "--ranks", "4", "--bytes", "1K"]
+    assert cli_main(args) == 2
+    assert f"--fabric cluster:{name}: NAME: expected 1-8 lower-case" in capsys.readouterr().err

@@ -43,7 +43,7 @@ def resolve_fabric(args):
         from dist_logreg.ops.cluster import state as cluster_state
 
         name = args.fabric.split(":", 1)[1].partition(",")[0].strip()
-        state = dataclasses.asdict(cluster_state.load(name))
+        state = dataclasses.asdict(cluster_state.load(name, f"--fabric {args.fabric}: NAME"))
     if args.flows is not None:
         if not args.flows.strip():  # "" was silently no flow map at all
             raise UsageError(f"--flows: expected the path of a flows.json, got {args.flows!r}")

@@ -115,9 +115,9 @@ class Cluster:
         raise KeyError(link_id)
 
 
-def load(name: str) -> Cluster:
+def load(name: str, flag: str = "--name") -> Cluster:
     """The state of cluster ``name``; a clear error when it is not up."""
-    check_name(name)
+    check_name(name, flag)
     path = STATE_ROOT / name / "state.json"
     if not os.path.lexists(path):
         raise UsageError(f"cluster {name!r} is not up (no {path}); `dist-logreg cluster up` first")
@@ -213,10 +213,11 @@ def check_state(path: Path, raw) -> None:
         raise bad("changes", "a list", raw.get("changes"))
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, flag: str = "--name") -> None:
+    """``UsageError`` naming ``flag`` (``--fabric cluster:NAME`` names its own: W-M7)."""
     if not NAME_RE.fullmatch(name):
         raise UsageError(
-            "--name: expected 1-8 lower-case letters and digits starting with a letter "
+            f"{flag}: expected 1-8 lower-case letters and digits starting with a letter "
             f"(it prefixes every interface name, at most 15 characters), got {name!r}"
         )
 
