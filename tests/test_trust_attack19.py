@@ -445,13 +445,13 @@ def test_a_packet_fabric_too_big_to_route_is_refused(monkeypatch):
     import numpy as np
 
     from dist_logreg.errors import UsageError
-    from dist_logreg.sim import exact, packet
+    from dist_logreg.sim import exact, packet_floor
 
     monkeypatch.setattr(exact, "memory_limit", lambda: 22 << 30)
     big = SimpleNamespace(hosts=20_000, nodes=20_001, link_src=np.zeros(40_000))
     with pytest.raises(UsageError, match=r"routing this fabric's 20,000 hosts .* needs about"):
-        packet.check_routing_memory(big)
-    packet.check_routing_memory(SimpleNamespace(hosts=64, nodes=70, link_src=np.zeros(140)))
+        packet_floor.check_routing_memory(big)
+    packet_floor.check_routing_memory(SimpleNamespace(hosts=64, nodes=70, link_src=np.zeros(140)))
 
 
 def test_queue_samples_report_could_not_read_are_refused():

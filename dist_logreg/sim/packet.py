@@ -70,25 +70,6 @@ WALL_PER_PACKET_HOP = 40e-6
 QUEUE_LINKS = 16  # queue time series kept for this many ports (the highest peaks)
 
 
-def check_routing_memory(net) -> None:
-    """Refuse a fabric whose routing tables would not fit: every host of it is routed (its
-    shortest paths from every node, hosts x links arrays), whatever ranks the job has; 2
-    ranks on 20,000 hosts grew 4.5 GB in 75 s to a ``MemoryError`` traceback (nineteenth
-    attack, W-H1). The estimate is 2.5 x the arrays (measured 3.5 GB at 5,000 hosts)."""
-    from dist_logreg.sim.exact import memory_limit
-
-    hosts, nodes, links = int(net.hosts), int(net.nodes), len(net.link_src)
-    need = 2.5 * hosts * (links * 17 + nodes * 24)
-    limit = memory_limit()
-    if limit is not None and need > limit / 2:
-        raise UsageError(
-            f"--engine packet: routing this fabric's {hosts:,} hosts ({links:,} links) needs "
-            f"about {need / 2**30:.1f} GiB, over half the {limit / 2**30:.1f} GiB this process "
-            "may take; expected a smaller fabric (every host of it is routed, whatever the "
-            "ranks), or the flow engine"
-        )
-
-
 def network_of(fab, opts: PacketOptions) -> ns3net.Network:
     """The fabric as an ns-3 description: same links, rates and latencies (on the rail
     family with a node per GPU, its port and each NIC: :mod:`.packet_graph`).
@@ -244,7 +225,11 @@ class PacketEngine:
 
     def prepare(self, job):
         """(options, network, transfers, graph, estimate) of a job; refuses a run too long."""
-        from dist_logreg.sim.packet_floor import check_link_rates, check_port_bytes
+        from dist_logreg.sim.packet_floor import (
+            check_link_rates,
+            check_port_bytes,
+            check_routing_memory,
+        )
 
         opts = parse_options(job.options)  # the CLI's typed object passes as it is
         check_link_rates(job.fabric, opts.transport)  # before ns-3: a transport must connect
@@ -262,7 +247,7 @@ class PacketEngine:
                 "engine, fewer ranks, fewer bytes or less loss"
             )
         net = network_of(job.fabric, opts)
-        check_routing_memory(net)
+        check_routing_memory(net)  # before ns-3 builds it
         return opts, net, tr, g, est
 
     def run(self, job):
