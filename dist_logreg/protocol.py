@@ -102,8 +102,12 @@ def claim(folder: Path) -> str | None:
                 return f"pid {other} on {other_host}"
             marker.unlink(missing_ok=True)  # stale: its run is gone
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{pid} {host} {_started(pid)}\n")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{pid} {host} {_started(pid)}\n")
+        except OSError:  # a full disk: no marker (the run's own writes say what failed)
+            marker.unlink(missing_ok=True)
+            return None
         import atexit
 
         atexit.register(release, folder)  # a run that fails leaves no live marker

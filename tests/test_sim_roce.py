@@ -163,7 +163,7 @@ def test_roce_options_parse_from_text():
         {
             "transport": "roce",
             "retransmit": "selective",
-            "cc": "none",
+            "cc": "dcqcn",
             "rto": "4ms",
             "dcqcn_g": "1/16",
             "dcqcn_rai": "5mbit",
@@ -171,5 +171,5 @@ def test_roce_options_parse_from_text():
             "ecn_max": "200K",
         }
     )
-    assert (o.retransmit, o.cc, o.rto, o.dcqcn_g) == ("selective", "none", 0.004, 1 / 16)
+    assert (o.retransmit, o.cc, o.rto, o.dcqcn_g) == ("selective", "dcqcn", 0.004, 1 / 16)
     assert o.dcqcn_rai == 5e6 and (o.ecn, o.ecn_max) == (5 << 10, 200 << 10)

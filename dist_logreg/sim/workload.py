@@ -161,12 +161,8 @@ def _read(pairs: dict, name: str) -> Workload:
             raise UsageError(f"{_where(name, key)}: expected one of the keys {', '.join(known)}")
     get = pairs.get
     if "bucket-sizes" in pairs:
-        for key in ("params", "dtype"):  # silently dropped: a 2 KB gradient for 1M (W-M5)
-            if key in pairs:
-                raise UsageError(
-                    f"{_where(name, key)}: give bucket-sizes or {key}, not both (bucket-sizes "
-                    "lists the gradient's buckets instead of params, dtype and buckets)"
-                )
+        if both := [k for k in ("params", "dtype") if k in pairs]:  # one was dropped (W-M5)
+            raise UsageError(f"{_where(name, both[0])}: give bucket-sizes or {both[0]}, not both")
         sizes = _bucket_sizes(get("bucket-sizes"), name)
         params, dtype = float(sum(sizes)), 1
     else:
