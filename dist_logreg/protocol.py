@@ -12,8 +12,10 @@ a launch failure, not a lost rank.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import socket
 from pathlib import Path
 
 #: Which attempt of a supervised run this is (0 or absent: the first, or unsupervised).
@@ -85,8 +87,6 @@ def claim(folder: Path) -> str | None:
     """Mark ``folder`` as this process's run's; or, where a live run on this host holds it,
     what that run is (``pid N on HOST``). A marker of a process that is gone (killed, or on
     another host: not checked) is replaced."""
-    import socket
-
     host, pid = socket.gethostname(), os.getpid()
     marker = folder / RUNNING
     for _ in range(2):
@@ -108,8 +108,6 @@ def claim(folder: Path) -> str | None:
         except OSError:  # a full disk: no marker (the run's own writes say what failed)
             marker.unlink(missing_ok=True)
             return None
-        import atexit
-
         atexit.register(release, folder)  # a run that fails leaves no live marker
         return None
     return None

@@ -252,8 +252,7 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
     check_points(args, _options(args.simulate_parser), points)
     if args.out is not None:
         make_out(Path(args.out))  # after every check: a refused sweep leaves no folder
-        named = [getattr(args, k, None) for k in ("fabric", "workload", "cost_model", "run")]
-        key = grid.grid_key(points, named, _what_runs(args))
+        key = grid.grid_key(points, _what_runs(args))
         partial = grid.Partial(Path(args.out), key, len(points), rank)
     done = _resume(args, partial, comm, axes, points)
     todo = [i for i in range(len(points)) if i not in done]
@@ -301,7 +300,6 @@ def _sweep(args, axes, points, comm, rank, size) -> int:
     return 0
 
 
-#: The axes the collectives' table has columns of already.
 def _resume(args, partial, comm, axes=None, points=None) -> dict:
     """The points an interrupted sweep finished (``--resume``); a partial sweep found without
     ``--resume`` or ``--force`` is refused, with ``--force`` removed."""

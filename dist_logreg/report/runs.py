@@ -9,6 +9,7 @@ the line and what was expected.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -29,7 +30,6 @@ from dist_logreg.report.trainfile import (
     check_summary,
     check_traffic,
     held,
-    ran_twice,
     traffic_schema,
     within_summary,
 )
@@ -221,8 +221,7 @@ def _load_train(path: Path) -> TrainRun:
         links,
         flows,
     )
-    within_summary(path, run, summary, earlier)
-    twice = bool(earlier) and ran_twice(run.steps, earlier)
+    twice = within_summary(path, run, summary, earlier)
     arrivals_within(path / "metrics.jsonl", run.calls, summary, earlier, twice)
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
         earlier_ranks(path / name, table, earlier)
@@ -383,8 +382,6 @@ def slug(text: str) -> str:
     a plot name past the file system's 255 bytes (nineteenth attack, X-H18)."""
     out = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
     if len(out) > 60:
-        import hashlib
-
         out = out[:51] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
     return out
 

@@ -299,15 +299,14 @@ def _wire(sent: int, summary: dict) -> str | None:
 PHASES_S = ("data_s", "compute_s", "comm_s", "update_s")
 
 
-def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
+def within_summary(path: Path, run, summary: dict, earlier: int) -> bool:
     """The rows of ``steps.jsonl`` and ``metrics.jsonl`` within the summary's run: a step
     below its steps, a call's bytes within all it sent, and each phase of a step within the
     longest rank's total (a step 99999 of a 40-step run, 1 EB in one 88 B call, a 28-hour
     step of a 17 ms run were drawn: thirteenth attack, M-H2). A resumed run's summary is its
     last attempt's: the rows before ``earlier`` (and every row, where a resume that fell
     back past completed steps left them twice) are held to :data:`LOOSE` of it, as a dead
-    attempt's rows in ``partial/`` are (they were held to nothing: eighteenth
-    attack, U-H1, U-H2)."""
+    attempt's rows in ``partial/`` are (held to nothing before: U-H1, U-H2); True if so."""
     twice = bool(earlier) and ran_twice(run.steps, earlier)
     for name, table in (("steps.jsonl", run.steps), ("metrics.jsonl", run.calls)):
         if table is None or not table["step"].size:
@@ -320,6 +319,7 @@ def within_summary(path: Path, run, summary: dict, earlier: int) -> None:
             if schema.is_finite(most):
                 _calls_within(path / name, mine, most, summary)
         held(path / name, {c: v[~own] for c, v in table.items()}, summary, *LOOSE)
+    return twice
 
 
 #: What an earlier attempt's row may take beside the last attempt's bounds (another world

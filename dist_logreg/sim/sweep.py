@@ -52,14 +52,14 @@ def expand(axes: dict[str, list]) -> list[dict]:
     ]
 
 
-def grid_key(points: list[dict], named=(), options: dict | None = None) -> str:
+def grid_key(points: list[dict], options: dict | None = None) -> str:
     """A digest of the points in order, of the command line's ``options`` (their values),
-    and of what every file they (or ``named``) name holds: two grids with the same key run
+    and of what every file either names holds: two grids with the same key run
     the same runs (a fabric file edited between an interrupt and ``--resume`` spliced points
     of two fabrics into one file: fifteenth attack, Q-H4; another ``--eager-limit`` kept
     the old points beside the new: nineteenth attack, W-H7)."""
     held = {}
-    for v in [x for p in points for x in p.values()] + list(named):
+    for v in [x for p in points for x in p.values()] + list((options or {}).values()):
         if isinstance(v, str) and 0 < len(v) < 4096 and v not in held:
             try:  # a spec of 255+ characters is no file name (ENAMETOOLONG: V-H4)
                 f = Path(v) / "summary.json" if Path(v).is_dir() else Path(v)  # a run's summary

@@ -168,7 +168,7 @@ def rows_maybe_labeled(spec: str, d: int, label_column):
                 ), None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise UsageError(f"data file {path}: not a readable .npz ({exc})") from None
-    elif path.suffix.lower() == ".csv" and label_column is None and _csv_width(path) == d:
+    elif path.suffix.lower() == ".csv" and label_column is None and len(_first_row(path)) == d:
         try:
             with warnings.catch_warnings():  # no rows: numpy's raw UserWarning
                 warnings.simplefilter("ignore", UserWarning)
@@ -213,10 +213,6 @@ def _first_row(path: Path) -> list[str]:
             return next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageError(f"data file {path}: cannot read: {exc}") from None
-
-
-def _csv_width(path: Path) -> int:
-    return len(_first_row(path))
 
 
 def _csv_header(path: Path) -> int:
